@@ -1,0 +1,26 @@
+"""tbptt_online: an online truncated-BPTT forecaster over many series (no HTTP here).
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> f = Forecaster(ForecasterConfig(hidden_size=8, k1=4, k2=8))
+>>> rs = f.observe_many([("a", 1.0), ("b", [2.0]), ("a", None)])
+>>> [(r.series, r.step) for r in rs]
+[('a', 1), ('b', 1), ('a', 2)]
+"""
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.forecaster import Forecaster
+from tbptt_online.results import Forecast, Prediction, SeriesStats, StepResult, UpdateRecord, UpdateStats
+from tbptt_online.view import ForecasterView
+
+__all__ = [
+    "Forecast",
+    "Forecaster",
+    "ForecasterConfig",
+    "ForecasterView",
+    "Prediction",
+    "SeriesStats",
+    "StepResult",
+    "UpdateRecord",
+    "UpdateStats",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,126 @@
+"""ForecasterConfig: the typed, validated hyperparameters of one model.
+
+A frozen dataclass (nanoGPT style). Every field is checked at construction and a
+bad value raises ``ValueError`` naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+CELLS = ("gru", "lstm", "rnn")
+MODES = ("stateful", "stateless")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LOSSES = ("gaussian", "mse")
+DTYPES = ("float32", "float64")
+
+
+def _bad(field: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"{field}={value!r} is invalid: {allowed}")
+
+
+def _check_int(field: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(field, value, "must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise _bad(field, value, f"must be an integer {bound}")
+
+
+def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _bad(field, value, f"must be one of {', '.join(choices)}")
+
+
+def _check_real(field: str, value: Any, low: float, *, strict: bool, high: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(field, value, "must be a finite number")
+    if (value <= low if strict else value < low) or (high is not None and value >= high):
+        op = ">" if strict else ">="
+        upper = "" if high is None else f" and < {high}"
+        raise _bad(field, value, f"must be {op} {low}{upper}")
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """Hyperparameters of a :class:`~tbptt_online.Forecaster`.
+
+    ``k1`` is the number of steps of a series between two updates, ``k2`` the number
+    of steps the backward pass replays (choose it from the longest period in the data).
+    ``history_size`` is how many observations each series retains (default: ``k2`` in
+    stateful mode, ``4 * k2`` in stateless mode, where windows are sampled from it).
+
+    >>> ForecasterConfig(k1=4, k2=16).resolved_history_size
+    16
+    >>> ForecasterConfig(k1=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: k1=0 is invalid: must be an integer >= 1
+    """
+
+    cell: str = "gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    n_features: int = 1
+    k1: int = 8
+    k2: int = 32
+    mode: str = "stateful"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    clip_norm: float | None = 1.0
+    loss: str = "gaussian"
+    normalize: bool = True
+    seed: int = 0
+    dtype: str = "float32"
+    replay_batch: int = 32
+    history_size: int | None = None
+    interval_level: float = 0.9
+
+    def __post_init__(self) -> None:
+        _check_choice("cell", self.cell, CELLS)
+        _check_int("hidden_size", self.hidden_size, 1, 4096)
+        _check_int("num_layers", self.num_layers, 1, 8)
+        _check_int("n_features", self.n_features, 1, 1024)
+        _check_int("k1", self.k1, 1, 100_000)
+        _check_int("k2", self.k2, 1, 100_000)
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_real("lr", self.lr, 0.0, strict=False)
+        if self.clip_norm is not None:
+            _check_real("clip_norm", self.clip_norm, 0.0, strict=True)
+        _check_choice("loss", self.loss, LOSSES)
+        if not isinstance(self.normalize, bool):
+            raise _bad("normalize", self.normalize, "must be true or false")
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_int("replay_batch", self.replay_batch, 1, 1_000_000)
+        if self.history_size is not None:
+            _check_int("history_size", self.history_size, self.k2, 1_000_000)
+        _check_real("interval_level", self.interval_level, 0.0, strict=True, high=1.0)
+
+    @property
+    def resolved_history_size(self) -> int:
+        """Observations retained per series: never fewer than ``k2``."""
+        if self.history_size is not None:
+            return self.history_size
+        return self.k2 if self.mode == "stateful" else 4 * self.k2
+
+    @property
+    def output_size(self) -> int:
+        """Width of ``predict``'s output: the mean, plus a variance head for gaussian."""
+        return 2 * self.n_features if self.loss == "gaussian" else self.n_features
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
+        """Build from a plain mapping; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}: allowed are {sorted(known)}")
+        return cls(**data)

@@ -1,0 +1,150 @@
+"""The TBPTT engine: replay a window from a detached state, backpropagate, clip, step.
+
+This file holds the project's only ``.backward()``. Everything about *which* windows
+to replay (stateful anchors, stateless samples) is decided by the caller; the engine
+only knows the rule for one batch of windows aligned at their last step:
+
+    loss = mean over windows i of  sum over the last m steps s of  L_s
+
+where ``L_s`` is the loss of ``predict(h_{s-1})`` against ``x_s``, and ``h`` starts
+from a state that carries no gradient (the truncation).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from typing import Any
+
+import torch
+from torch import nn
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.losses import step_loss
+from tbptt_online.network import RecurrentNetwork, State, select_rows
+from tbptt_online.results import UpdateRecord, UpdateStats
+
+RECENT_RECORDS = 256
+
+
+def _build_optimizer(params: list[nn.Parameter], config: ForecasterConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr)
+    return torch.optim.Adam(params, lr=config.lr)
+
+
+class TBPTTEngine:
+    """Owns the optimizer and the update counters of one network."""
+
+    def __init__(self, network: RecurrentNetwork, config: ForecasterConfig) -> None:
+        self.network = network
+        self.config = config
+        self.params = [p for p in network.parameters() if p.requires_grad]
+        self.optimizer = _build_optimizer(self.params, config)
+        self.attempts = 0
+        self.skipped = 0
+        self.recent: deque[UpdateRecord] = deque(maxlen=RECENT_RECORDS)
+
+    @property
+    def updates(self) -> int:
+        """Updates that changed the weights."""
+        return self.attempts - self.skipped
+
+    def stats(self) -> UpdateStats:
+        last = self.recent[-1] if self.recent else None
+        return UpdateStats(
+            updates=self.updates,
+            skipped=self.skipped,
+            last_loss=None if last is None else last.loss,
+            last_grad_norm=None if last is None else last.grad_norm,
+        )
+
+    def window_loss(
+        self, start: State, x: torch.Tensor, mask: torch.Tensor, active_from: torch.Tensor, loss_steps: int
+    ) -> torch.Tensor:
+        """The scalar loss of a batch of windows (differentiable in the weights only).
+
+        start [B, layers, H] (or (h, c)): the state before each window's first value,
+            already detached: the gradient stops here (the truncation).
+        x, mask [L, B, d]: the windows, aligned at their last step; row i is real from
+            ``active_from[i]`` on and padding before (its state stays ``start`` there).
+        loss_steps m: the losses of the last m steps of every window are summed.
+        """
+        net, kind = self.network, self.config.loss
+        length, batch = x.shape[0], x.shape[1]
+        padded = bool((active_from > 0).any())
+        h = start
+        per_window = x.new_zeros(batch)  # [B]
+        for j in range(length):
+            if j >= length - loss_steps:
+                per_window = per_window + step_loss(net.predict(h), x[j], mask[j], kind)
+            if j < length - 1:  # the last value's own state is never needed by a loss
+                h_next = net.advance(x[j], h)
+                h = select_rows(active_from <= j, h_next, h) if padded else h_next
+        return per_window.mean()
+
+    def replay_update(
+        self, start: State, x: torch.Tensor, mask: torch.Tensor, active_from: torch.Tensor, loss_steps: int
+    ) -> UpdateRecord:
+        """One update: loss of the windows, backward, clip, optimizer step.
+
+        A non-finite loss, gradient norm or resulting weight skips the update and
+        leaves weights and optimizer state exactly as they were.
+        """
+        self.attempts += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = self.window_loss(start, x, mask, active_from, loss_steps)
+            loss_value = float(loss.detach())
+            grad_norm = math.nan
+            ok = math.isfinite(loss_value)
+            if ok:
+                loss.backward()  # the only backward pass of the project
+                grads = [p.grad for p in self.params if p.grad is not None]
+                if self.config.clip_norm is not None:
+                    norm = nn.utils.clip_grad_norm_(self.params, self.config.clip_norm, error_if_nonfinite=False)
+                else:
+                    norm = nn.utils.get_total_norm(grads)
+                grad_norm = float(norm)
+                ok = math.isfinite(grad_norm)
+        if ok:
+            ok = self._guarded_step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if not ok:
+            self.skipped += 1
+        record = UpdateRecord(self.attempts, loss_value, grad_norm, x.shape[1], skipped=not ok)
+        self.recent.append(record)
+        return record
+
+    def _guarded_step(self) -> bool:
+        """Step, and undo it if any weight became non-finite (weights never hold NaN)."""
+        saved_params = [p.detach().clone() for p in self.params]
+        saved_state = copy.deepcopy(self.optimizer.state_dict())  # tensors copied, not shared
+        self.optimizer.step()
+        if all(bool(torch.isfinite(p).all()) for p in self.params):
+            return True
+        with torch.no_grad():
+            for p, saved in zip(self.params, saved_params, strict=True):
+                p.copy_(saved)
+        self.optimizer.load_state_dict(saved_state)
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "attempts": self.attempts,
+            "skipped": self.skipped,
+            "recent": [[r.index, r.loss, r.grad_norm, r.n_windows, r.skipped] for r in self.recent],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.attempts = int(state["attempts"])
+        self.skipped = int(state["skipped"])
+        self.recent.clear()
+        for index, loss, grad_norm, n_windows, skipped in state["recent"]:
+            self.recent.append(UpdateRecord(int(index), float(loss), float(grad_norm), int(n_windows), bool(skipped)))
+

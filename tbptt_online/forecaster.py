@@ -1,0 +1,303 @@
+"""Forecaster: one set of weights shared by any number of named series, learning online.
+
+Within ``observe(x_t)`` of a series: the state advances with the weights in force,
+then the update runs if due, then the new one-step forecast is made with the
+(possibly updated) weights. Stateful mode updates a series at each step t that is
+a multiple of k1, replaying its last min(t, k2) values from the stored, detached
+live state ``ĥ_{t-k2}`` with the current weights and summing the losses of the last
+m = min(k1, k2) steps. Series due at the same tick share one replay, whose loss is
+the mean over those series of their window sums. Stateless mode trains every k1
+observations of the model on ``replay_batch`` windows of length k2 sampled from all
+retained history, each from the fresh initial state (loss: the mean of the window
+sums of all k2 steps), and forecasts from a fresh state run over the last k2 values.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.engine import TBPTTEngine
+from tbptt_online.intervals import predictive, to_units, z_value
+from tbptt_online.network import RecurrentNetwork, run_window, select_rows
+from tbptt_online.normalizer import std, welford_update
+from tbptt_online.results import Prediction, StepResult, UpdateStats
+from tbptt_online.sampler import UniformWindowSampler, WindowSampler
+from tbptt_online.scoring import SCORE_FIELDS, score_step
+from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore
+from tbptt_online.values import Value, format_row, parse_values
+from tbptt_online.view import ForecasterView
+
+FORMAT_VERSION = 1
+
+
+def _check_name(series: Any, index: int) -> str:
+    if not isinstance(series, str) or not 0 < len(series) <= MAX_NAME_LENGTH:
+        raise ValueError(
+            f"observation {index}: series {series!r} is invalid: must be a non-empty string "
+            f"of at most {MAX_NAME_LENGTH} characters"
+        )
+    return series
+
+
+class Forecaster:
+    """An online TBPTT(k1, k2) forecaster over many series.
+
+    >>> f = Forecaster(ForecasterConfig(hidden_size=8, k1=2, k2=4, seed=0))
+    >>> for v in [1.0, 2.0, 3.0, 4.0]:
+    ...     r = f.observe("sensor-1", v)
+    >>> r.step, r.updated, f.update_stats().updates
+    (4, True, 2)
+    >>> fc = f.forecast("sensor-1", horizon=3, level=0.9)
+    >>> len(fc.mean), fc.lower[0] < fc.mean[0] < fc.upper[0]
+    (3, True)
+    >>> g = Forecaster.from_state_dict(f.state_dict())
+    >>> g.observe("sensor-1", 5.0) == f.observe("sensor-1", 5.0)
+    True
+    """
+
+    def __init__(self, config: ForecasterConfig, sampler: WindowSampler | None = None) -> None:
+        if not isinstance(config, ForecasterConfig):
+            raise ValueError(f"config={config!r} is invalid: must be a ForecasterConfig")
+        self.config = config
+        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.manual_seed(config.seed)
+            self.network = RecurrentNetwork(config).to(self.dtype)
+        self.engine = TBPTTEngine(self.network, config)
+        self.store = SeriesStore(config, self.dtype)
+        self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
+        self.observations = 0  # values consumed by the model, all series together
+        self._frozen: tuple[int, RecurrentNetwork] | None = None
+
+    # -- reading ------------------------------------------------------------------
+    @property
+    def series(self) -> list[str]:
+        return list(self.store.slots)
+
+    def update_stats(self) -> UpdateStats:
+        return self.engine.stats()
+
+    def view(self) -> ForecasterView:
+        """A consistent read-only snapshot (cheap: weights are copied once per update)."""
+        attempts = self.engine.attempts
+        if self._frozen is None or self._frozen[0] != attempts:
+            frozen = copy.deepcopy(self.network).requires_grad_(False)
+            self._frozen = (attempts, frozen)
+        return ForecasterView(
+            self.config, self._frozen[1], dict(self.store.tensors), dict(self.store.slots), self.engine.updates
+        )
+
+    def forecast(self, series: str, horizon: int = 1, level: float | None = None):
+        """Multi-step forecast with intervals; never mutates any state (see ForecasterView)."""
+        return self.view().forecast(series, horizon, level)
+
+    def series_stats(self, series: str):
+        return self.view().series_stats(series)
+
+    # -- observing ----------------------------------------------------------------
+    def observe(self, series: str, value: Value) -> StepResult:
+        return self.observe_many([(series, value)])[0]
+
+    def observe_many(self, items: Iterable[tuple[str, Value]]) -> list[StepResult]:
+        """Observe values of many series; results come back in the order given.
+
+        The k-th value of each series in ``items`` goes into tick k: one batched
+        forward per tick, each series' own order kept. Everything is validated
+        before anything is applied: a bad element raises ``ValueError`` naming its
+        index and nothing changes.
+        """
+        items = list(items)
+        names = [_check_name(item[0], i) for i, item in enumerate(items)]
+        raw = parse_values([item[1] for item in items], self.config.n_features)  # [N, d] float64
+        ticks: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):
+            k = seen.get(name, 0)
+            seen[name] = k + 1
+            if k == len(ticks):
+                ticks.append([])
+            ticks[k].append(i)
+        new = [name for name in seen if name not in self.store.slots]
+        if new:
+            self._add_series(new)
+        results: list[StepResult | None] = [None] * len(items)
+        for tick in ticks:
+            slots = torch.tensor([self.store.slots[names[i]] for i in tick], dtype=torch.int64)
+            rows = torch.tensor(tick, dtype=torch.int64)
+            for i, result in zip(tick, self._tick(slots, raw[rows], [names[i] for i in tick]), strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def forget(self, series: str) -> None:
+        """Drop a series and everything the model keeps for it (the weights stay)."""
+        self.store.remove(series)
+
+    def _add_series(self, names: list[str]) -> None:
+        slots = self.store.add(names)
+        with torch.no_grad():
+            state = self.network.initial_state(len(names))
+            self.store.put(slots, next_pred=self.network.predict(state))  # the forecast of value 1
+
+    def _tick(self, slots: torch.Tensor, raw: torch.Tensor, names: list[str]) -> list[StepResult]:
+        """Consume one value of each of B distinct series: raw [B, d] float64, NaN = missing."""
+        cfg, st, d = self.config, self.store, self.config.n_features
+        z = z_value(cfg.interval_level)
+        mask = ~torch.isnan(raw)  # [B, d]
+        prev_pred = st.get("next_pred", slots)  # [B, p] served after the last value
+        scores = {k: st.get(k, slots) for k in SCORE_FIELDS}
+        norm_old = tuple(st.get(k, slots) for k in ("norm_count", "norm_mean", "norm_m2"))
+        mean_n, sd_n = predictive(prev_pred, d, scores["resid_sq"], scores["score_n"])
+        made = to_units(mean_n, sd_n, z, norm_old if cfg.normalize else None)  # [B, d] x3
+
+        if cfg.normalize:
+            count, centre, m2 = welford_update(*norm_old, raw, mask)
+            x = (raw - centre) / std(count, m2)  # normalised with the stats including it
+            st.put(slots, norm_count=count, norm_mean=centre, norm_m2=m2)
+        else:
+            x = raw
+        x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
+        residual = torch.where(mask, x - mean_n, torch.zeros_like(x))
+        last_value = st.get("last_value", slots)
+        scores = score_step(scores, raw, mask, *made, last_value, residual)
+        steps = st.get("steps", slots) + 1  # [B] t after this value
+        st.put(slots, last_value=torch.where(mask, raw, last_value), steps=steps, **scores)
+        ring = (steps - 1) % cfg.resolved_history_size  # [B] where step t lives
+        st.put_at("hist_x", (slots, ring), x)
+        st.put_at("hist_mask", (slots, ring), mask)
+
+        updated = torch.zeros(len(slots), dtype=torch.bool)
+        if cfg.mode == "stateful":
+            with torch.no_grad():
+                carried = self.network.advance(x.to(self.dtype), st.state("carried", slots))  # ĥ_t
+            st.put_state("carried", slots, carried)
+            self._store_anchors(slots, steps)
+            updated = steps % cfg.k1 == 0
+            if bool(updated.any()):
+                self._update_stateful(slots[updated], steps[updated])
+        else:
+            due = (self.observations + len(slots)) // cfg.k1 - self.observations // cfg.k1
+            ran = any([self._update_stateless() for _ in range(due)])
+            updated = torch.full((len(slots),), ran)
+            self._refresh_stateless(slots, steps)
+        self.observations += len(slots)
+
+        with torch.no_grad():
+            next_pred = self.network.predict(st.state("carried", slots))  # [B, p] with updated weights
+        st.put(slots, next_pred=next_pred)
+        mean_n, sd_n = predictive(next_pred, d, scores["resid_sq"], scores["score_n"])
+        norm_new = tuple(st.get(k, slots) for k in ("norm_count", "norm_mean", "norm_m2"))
+        nxt = to_units(mean_n, sd_n, z, norm_new if cfg.normalize else None)
+        return self._results(names, steps, raw, made, nxt, updated)
+
+    def _results(self, names, steps, raw, made, nxt, updated) -> list[StepResult]:
+        as_lists = [t.tolist() for t in (raw, *made, *nxt)]
+        count = self.engine.updates
+        return [
+            StepResult(
+                series=name,
+                step=step,
+                value=format_row(as_lists[0][i]),
+                forecast_made=Prediction(*(format_row(as_lists[k][i]) for k in (1, 2, 3))),
+                forecast_next=Prediction(*(format_row(as_lists[k][i]) for k in (4, 5, 6))),
+                updated=up,
+                update_count=count,
+            )
+            for i, (name, step, up) in enumerate(zip(names, steps.tolist(), updated.tolist(), strict=True))
+        ]
+
+    # -- stateful -----------------------------------------------------------------
+    def _store_anchors(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
+        """Keep ĥ_s where a future window will start: s = t - k2 for a t that is a
+        multiple of k1, i.e. (s + k2) % k1 == 0; it is used at t = s + k2."""
+        k1, k2 = self.config.k1, self.config.k2
+        due = (steps + k2) % k1 == 0
+        if bool(due.any()):
+            which = (steps[due] + k2) // k1 % self.store.anchors  # [n] ring index j % A
+            self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
+
+    def _update_stateful(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
+        """One replay for every series due: windows of min(t, k2) values aligned at t."""
+        k1, k2, r = self.config.k1, self.config.k2, self.config.resolved_history_size
+        lengths = steps.clamp(max=k2)  # [B] w = min(t, k2)
+        length = int(lengths.max())
+        offsets = torch.arange(length - 1, -1, -1)  # [L] steps back from t
+        step_of = steps[None, :] - offsets[:, None]  # [L, B] the step each row holds (<1: padding)
+        ring = (step_of - 1) % r
+        x = self.store.tensors["hist_x"][slots[None, :], ring]  # [L, B, d]
+        mask = self.store.tensors["hist_mask"][slots[None, :], ring] & (step_of >= 1)[..., None]
+        batch = len(slots)
+        # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
+        # stored from a no-grad forward): the value crosses the boundary, the gradient not.
+        anchor = self.store.state("anchor", slots, steps // k1 % self.store.anchors)
+        start = select_rows(steps > k2, anchor, self.network.initial_state(batch))  # t <= k2: h_0
+        self.engine.replay_update(start, x, mask, length - lengths, min(k1, k2))
+
+    # -- stateless ----------------------------------------------------------------
+    def _update_stateless(self) -> bool:
+        cfg, st = self.config, self.store
+        steps = st.tensors["steps"]
+        live = torch.zeros_like(steps, dtype=torch.bool)
+        live[torch.tensor(list(st.slots.values()), dtype=torch.int64)] = True
+        slots, ends = self.sampler(torch.where(live, steps, 0), cfg.resolved_history_size, cfg.k2, cfg.replay_batch)
+        if len(slots) == 0:
+            return False
+        step_of = ends[None, :] - torch.arange(cfg.k2 - 1, -1, -1)[:, None]  # [k2, n]
+        ring = (step_of - 1) % cfg.resolved_history_size
+        x = st.tensors["hist_x"][slots[None, :], ring]  # [k2, n, d]
+        mask = st.tensors["hist_mask"][slots[None, :], ring]
+        start = self.network.initial_state(len(slots))  # every window from the fresh state
+        record = self.engine.replay_update(start, x, mask, torch.zeros(len(slots), dtype=torch.int64), cfg.k2)
+        return not record.skipped
+
+    def _refresh_stateless(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
+        """Carried state := a fresh state run over the last min(t, k2) values."""
+        k2, r = self.config.k2, self.config.resolved_history_size
+        lengths = steps.clamp(max=k2)
+        length = int(lengths.max())
+        step_of = steps[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
+        x = self.store.tensors["hist_x"][slots[None, :], (step_of - 1) % r]  # [L, B, d]
+        with torch.no_grad():
+            state = run_window(self.network, self.network.initial_state(len(slots)), x, length - lengths)
+        self.store.put_state("carried", slots, state)
+
+    # -- persistence --------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-identically: tensors and plain values only,
+        so it loads with ``torch.load(weights_only=True)``."""
+        sampler_state = self.sampler.generator.get_state() if hasattr(self.sampler, "generator") else None
+        return {
+            "format": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "network": {k: v.clone() for k, v in self.network.state_dict().items()},
+            "engine": copy.deepcopy(self.engine.state_dict()),
+            "store": self.store.state_dict(),
+            "observations": self.observations,
+            "sampler": sampler_state,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], sampler: WindowSampler | None = None) -> Forecaster:
+        if state.get("format") != FORMAT_VERSION:
+            raise ValueError(f"format={state.get('format')!r} is invalid: expected {FORMAT_VERSION}")
+        forecaster = cls(ForecasterConfig.from_dict(state["config"]), sampler)
+        forecaster.load_state(state)
+        return forecaster
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load a state dict of a forecaster with the same config (ValueError otherwise)."""
+        config = ForecasterConfig.from_dict(state["config"])
+        if config != self.config:
+            raise ValueError(f"config {config} does not match this forecaster's {self.config}")
+        self.network.load_state_dict(state["network"])
+        self.engine.load_state_dict(copy.deepcopy(state["engine"]))
+        self.store.load_state_dict(state["store"])
+        self.observations = int(state["observations"])
+        if state["sampler"] is not None and hasattr(self.sampler, "generator"):
+            self.sampler.generator.set_state(state["sampler"])
+        self._frozen = None
+

@@ -1,0 +1,151 @@
+"""SeriesStore: every series' private state, one row per series in shared tensors.
+
+A series owns a *slot* (a row index). Each field is a tensor whose first dimension
+is the capacity (C), so a tick of B series is one gather and one scatter, never a
+Python loop over series. Fields (d features, p outputs, R retained steps,
+A anchors, layers x H the state):
+
+- ``carried_h`` (+ ``carried_c`` for lstm) [C, layers, H]: the live carried state
+- ``anchor_h`` (+ ``anchor_c``) [C, A, layers, H]: detached states where windows start
+- ``steps`` [C] int64: values consumed; ``hist_x`` [C, R, d], ``hist_mask`` [C, R, d]:
+  the ring of normalised inputs (step s at row (s - 1) % R) and which were observed
+- ``norm_count``, ``norm_mean``, ``norm_m2`` [C, d] float64: the normaliser
+- ``next_pred`` [C, p]: the one-step forecast served after the last value
+- ``last_value`` [C, d] float64 and the score sums of ``scoring.SCORE_FIELDS``
+
+Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
+consistent snapshot that later ticks cannot change (copy-on-write by construction).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.network import State
+from tbptt_online.scoring import SCORE_FIELDS
+
+MAX_NAME_LENGTH = 200
+
+
+class SeriesStore:
+    def __init__(self, config: ForecasterConfig, dtype: torch.dtype, capacity: int = 16) -> None:
+        self.config = config
+        self.dtype = dtype
+        self.lstm = config.cell == "lstm"
+        self.anchors = config.k2 // config.k1 + 1 if config.mode == "stateful" else 0
+        self.slots: dict[str, int] = {}
+        self.names: list[str | None] = []
+        self.free: list[int] = []
+        self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
+
+    # -- layout -----------------------------------------------------------------
+    def _blank(self, n: int) -> dict[str, torch.Tensor]:
+        cfg, dt, f64 = self.config, self.dtype, torch.float64
+        d, layers, hid = cfg.n_features, cfg.num_layers, cfg.hidden_size
+        r = cfg.resolved_history_size
+        out = {
+            "carried_h": torch.zeros(n, layers, hid, dtype=dt),
+            "steps": torch.zeros(n, dtype=torch.int64),
+            "hist_x": torch.zeros(n, r, d, dtype=dt),
+            "hist_mask": torch.zeros(n, r, d, dtype=torch.bool),
+            "norm_count": torch.zeros(n, d, dtype=f64),
+            "norm_mean": torch.zeros(n, d, dtype=f64),
+            "norm_m2": torch.zeros(n, d, dtype=f64),
+            "next_pred": torch.zeros(n, cfg.output_size, dtype=dt),
+            "last_value": torch.full((n, d), math.nan, dtype=f64),
+        }
+        out.update({name: torch.zeros(n, d, dtype=f64) for name in SCORE_FIELDS})
+        if self.anchors:
+            out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)
+        if self.lstm:
+            out["carried_c"] = torch.zeros_like(out["carried_h"])
+            if self.anchors:
+                out["anchor_c"] = torch.zeros_like(out["anchor_h"])
+        return out
+
+    @property
+    def capacity(self) -> int:
+        return self.tensors["steps"].shape[0]
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    # -- names and slots --------------------------------------------------------
+    def slot_of(self, name: str) -> int:
+        try:
+            return self.slots[name]
+        except KeyError:
+            raise ValueError(f"series {name!r} is unknown") from None
+
+    def add(self, names: list[str]) -> torch.Tensor:
+        """Give each new name a fresh slot (reset to the blank state); returns the slots."""
+        taken = []
+        for name in names:
+            slot = self.free.pop() if self.free else len(self.names)
+            if slot == len(self.names):
+                self.names.append(name)
+            else:
+                self.names[slot] = name
+            self.slots[name] = slot
+            taken.append(slot)
+        slots = torch.tensor(taken, dtype=torch.int64)
+        if len(self.names) > self.capacity:
+            grown = max(len(self.names), 2 * self.capacity)
+            extra = self._blank(grown - self.capacity)
+            self.tensors = {k: torch.cat([v, extra[k]]) for k, v in self.tensors.items()}
+        self.put(slots, **self._blank(len(taken)))  # a reused slot forgets its last owner
+        return slots
+
+    def remove(self, name: str) -> None:
+        slot = self.slot_of(name)
+        del self.slots[name]
+        self.names[slot] = None
+        self.free.append(slot)
+
+    # -- rows -------------------------------------------------------------------
+    def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:
+        return self.tensors[field][slots]
+
+    def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
+        """Write rows into new tensors (out of place: snapshots keep the old ones)."""
+        for field, value in rows.items():
+            self.tensors[field] = self.tensors[field].index_copy(0, slots, value.to(self.tensors[field].dtype))
+
+    def put_at(self, field: str, index: tuple[torch.Tensor, ...], value: torch.Tensor) -> None:
+        """Write ``value`` at an advanced index (out of place), e.g. (slots, ring positions)."""
+        self.tensors[field] = self.tensors[field].index_put(index, value.to(self.tensors[field].dtype))
+
+    def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
+        """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""
+        h = self.tensors[f"{prefix}_h"][(slots, *more)]
+        return (h, self.tensors[f"{prefix}_c"][(slots, *more)]) if self.lstm else h
+
+    def put_state(self, prefix: str, slots: torch.Tensor, state: State, *more: torch.Tensor) -> None:
+        parts = zip(("h", "c"), state, strict=True) if self.lstm else [("h", state)]
+        for part, value in parts:
+            self.put_at(f"{prefix}_{part}", (slots, *more), value.detach())
+
+    # -- persistence ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "free": list(self.free), "tensors": dict(self.tensors)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        expected = self._blank(0)
+        tensors = state["tensors"]
+        if set(tensors) != set(expected):
+            raise ValueError(f"series state has fields {sorted(tensors)}, expected {sorted(expected)}")
+        for key, blank in expected.items():
+            t = tensors[key]
+            if t.dtype != blank.dtype or t.shape[1:] != blank.shape[1:]:
+                raise ValueError(
+                    f"series state field {key!r} has shape {tuple(t.shape)} {t.dtype}, "
+                    f"expected (*, {', '.join(map(str, blank.shape[1:]))}) {blank.dtype}"
+                )
+        self.names = list(state["names"])
+        self.free = [int(i) for i in state["free"]]
+        self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
+        self.tensors = dict(tensors)

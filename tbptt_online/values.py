@@ -1,0 +1,66 @@
+"""Observation values in and out: a float (d = 1), a list of d floats, or None.
+
+Parsing is where bad input is caught, before anything is applied: a non-number, an
+infinity or the wrong number of features raises ``ValueError`` naming the index.
+``None`` or NaN marks a missing value (a whole value or one feature of it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+Value = float | Sequence[float | None] | None
+
+
+def _row(value: Any, d: int, index: int) -> list[float]:
+    if value is None:
+        return [math.nan] * d
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        items: Sequence[Any] = [value]
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items = value
+    else:
+        raise ValueError(f"observation {index}: value {value!r} is not a number, a list of numbers or null")
+    if len(items) != d:
+        raise ValueError(f"observation {index}: value has {len(items)} feature(s), expected n_features={d}")
+    row = []
+    for item in items:
+        if item is None:
+            row.append(math.nan)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            if math.isinf(item):
+                raise ValueError(f"observation {index}: value {value!r} is infinite; only finite numbers or null")
+            row.append(float(item))
+        else:
+            raise ValueError(f"observation {index}: feature {item!r} is not a number or null")
+    return row
+
+
+def parse_values(values: Sequence[Value], d: int) -> torch.Tensor:
+    """Values -> ``[B, d]`` float64 with NaN where missing.
+
+    >>> parse_values([1.5, None, [2]], 1)
+    tensor([[1.5000],
+            [   nan],
+            [2.0000]], dtype=torch.float64)
+    >>> parse_values([float("inf")], 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: observation 0: value inf is infinite; only finite numbers or null
+    """
+    if d == 1 and all(type(v) is float for v in values):
+        # Fast path for the common univariate stream: one C-level conversion.
+        out = torch.tensor(values, dtype=torch.float64).reshape(-1, 1)
+        if not bool(torch.isinf(out).any()):
+            return out
+    return torch.tensor([_row(v, d, i) for i, v in enumerate(values)], dtype=torch.float64).reshape(-1, d)
+
+
+def format_row(row: Sequence[float]) -> float | None | list[float | None]:
+    """The inverse convention: a float when d = 1, a list otherwise; NaN -> None."""
+    clean = [None if math.isnan(x) else x for x in row]
+    return clean[0] if len(clean) == 1 else clean

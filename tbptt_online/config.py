@@ -58,7 +58,7 @@ class ForecasterConfig:
     >>> ForecasterConfig(k1=0)
     Traceback (most recent call last):
     ...
-    ValueError: k1=0 is invalid: must be an integer >= 1
+    ValueError: k1=0 is invalid: must be an integer in [1, 100000]
     """
 
     cell: str = "gru"

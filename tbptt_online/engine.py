@@ -147,4 +147,3 @@ class TBPTTEngine:
         self.recent.clear()
         for index, loss, grad_norm, n_windows, skipped in state["recent"]:
             self.recent.append(UpdateRecord(int(index), float(loss), float(grad_norm), int(n_windows), bool(skipped)))
-

@@ -112,8 +112,7 @@ class Forecaster:
         index and nothing changes.
         """
         items = list(items)
-        names = [_check_name(item[0], i) for i, item in enumerate(items)]
-        raw = parse_values([item[1] for item in items], self.config.n_features)  # [N, d] float64
+        names, raw = self.validate(items)
         ticks: list[list[int]] = []
         seen: dict[str, int] = {}
         for i, name in enumerate(names):
@@ -132,6 +131,15 @@ class Forecaster:
             for i, result in zip(tick, self._tick(slots, raw[rows], [names[i] for i in tick]), strict=True):
                 results[i] = result
         return results  # type: ignore[return-value]
+
+    def validate(self, items: list[tuple[str, Value]]) -> tuple[list[str], torch.Tensor]:
+        """Check observations without applying them: the names, and the values as
+        ``[N, d]`` float64 (NaN = missing). Raises ``ValueError`` naming the index."""
+        for i, item in enumerate(items):
+            if not isinstance(item, tuple | list) or len(item) != 2:
+                raise ValueError(f"observation {i}: {item!r} is not a (series, value) pair")
+        names = [_check_name(item[0], i) for i, item in enumerate(items)]
+        return names, parse_values([item[1] for item in items], self.config.n_features)
 
     def forget(self, series: str) -> None:
         """Drop a series and everything the model keeps for it (the weights stay)."""
@@ -300,4 +308,3 @@ class Forecaster:
         if state["sampler"] is not None and hasattr(self.sampler, "generator"):
             self.sampler.generator.set_state(state["sampler"])
         self._frozen = None
-

@@ -27,9 +27,10 @@ def step_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind
     mse: (x - mean)^2. A missing feature (mask False) contributes exactly zero, also
     to the gradient (``where`` rather than a product, so a NaN target cannot leak).
 
-    >>> pred = torch.tensor([[1.0, 0.0]])          # mean 1, variance softplus(0) + 1e-6
-    >>> step_loss(pred, torch.tensor([[3.0]]), torch.tensor([[True]]), "mse")
+    >>> step_loss(torch.tensor([[1.0]]), torch.tensor([[3.0]]), torch.tensor([[True]]), "mse")
     tensor([4.])
+    >>> step_loss(torch.tensor([[1.0]]), torch.tensor([[3.0]]), torch.tensor([[False]]), "mse")
+    tensor([0.])
     """
     d = target.shape[1]
     mean, var = split_prediction(pred, d)

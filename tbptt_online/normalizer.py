@@ -15,7 +15,7 @@ def welford_update(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fold ``x`` [B, d] into the statistics where ``mask``; returns new tensors.
 
-    >>> c, m, s = torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    >>> c, m, s = (torch.zeros(1, 1, dtype=torch.float64) for _ in range(3))
     >>> for v in (2.0, 4.0, 9.0):
     ...     c, m, s = welford_update(c, m, s, torch.tensor([[v]], dtype=torch.float64), torch.tensor([[True]]))
     >>> m.item(), std(c, s).item()

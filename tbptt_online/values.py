@@ -60,7 +60,7 @@ def parse_values(values: Sequence[Value], d: int) -> torch.Tensor:
     return torch.tensor([_row(v, d, i) for i, v in enumerate(values)], dtype=torch.float64).reshape(-1, d)
 
 
-def format_row(row: Sequence[float]) -> float | None | list[float | None]:
+def format_row(row: Sequence[float]) -> float | list[float | None] | None:
     """The inverse convention: a float when d = 1, a list otherwise; NaN -> None."""
     clean = [None if math.isnan(x) else x for x in row]
     return clean[0] if len(clean) == 1 else clean

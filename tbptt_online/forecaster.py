@@ -25,11 +25,11 @@ from tbptt_online.engine import TBPTTEngine
 from tbptt_online.intervals import predictive, to_units, z_value
 from tbptt_online.network import RecurrentNetwork, run_window, select_rows
 from tbptt_online.normalizer import std, welford_update
-from tbptt_online.results import Prediction, StepResult, UpdateStats
+from tbptt_online.results import StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import SCORE_FIELDS, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore
-from tbptt_online.values import Value, format_row, parse_values
+from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView
 
 FORMAT_VERSION = 1
@@ -103,13 +103,13 @@ class Forecaster:
     def observe(self, series: str, value: Value) -> StepResult:
         return self.observe_many([(series, value)])[0]
 
-    def observe_many(self, items: Iterable[tuple[str, Value]]) -> list[StepResult]:
+    def observe_many(self, items: Iterable[tuple[str, Value]]) -> StepResults:
         """Observe values of many series; results come back in the order given.
 
         The k-th value of each series in ``items`` goes into tick k: one batched
         forward per tick, each series' own order kept. Everything is validated
         before anything is applied: a bad element raises ``ValueError`` naming its
-        index and nothing changes.
+        index and nothing changes. The results are built lazily (see StepResults).
         """
         items = list(items)
         names, raw = self.validate(items)
@@ -124,13 +124,16 @@ class Forecaster:
         new = [name for name in seen if name not in self.store.slots]
         if new:
             self._add_series(new)
-        results: list[StepResult | None] = [None] * len(items)
-        for tick in ticks:
+        if len(ticks) == 1:  # the common case: every series once, results in the order given
+            slots = torch.tensor([self.store.slots[name] for name in names], dtype=torch.int64)
+            return StepResults([self._tick(slots, raw, names)])
+        columns, positions = [], [(0, 0)] * len(items)
+        for k, tick in enumerate(ticks):
             slots = torch.tensor([self.store.slots[names[i]] for i in tick], dtype=torch.int64)
-            rows = torch.tensor(tick, dtype=torch.int64)
-            for i, result in zip(tick, self._tick(slots, raw[rows], [names[i] for i in tick]), strict=True):
-                results[i] = result
-        return results  # type: ignore[return-value]
+            columns.append(self._tick(slots, raw[torch.tensor(tick)], [names[i] for i in tick]))
+            for row, i in enumerate(tick):
+                positions[i] = (k, row)
+        return StepResults(columns, positions)
 
     def validate(self, items: list[tuple[str, Value]]) -> tuple[list[str], torch.Tensor]:
         """Check observations without applying them: the names, and the values as
@@ -151,7 +154,7 @@ class Forecaster:
             state = self.network.initial_state(len(names))
             self.store.put(slots, next_pred=self.network.predict(state))  # the forecast of value 1
 
-    def _tick(self, slots: torch.Tensor, raw: torch.Tensor, names: list[str]) -> list[StepResult]:
+    def _tick(self, slots: torch.Tensor, raw: torch.Tensor, names: list[str]) -> TickColumns:
         """Consume one value of each of B distinct series: raw [B, d] float64, NaN = missing."""
         cfg, st, d = self.config, self.store, self.config.n_features
         z = z_value(cfg.interval_level)
@@ -200,23 +203,7 @@ class Forecaster:
         mean_n, sd_n = predictive(next_pred, d, scores["resid_sq"], scores["score_n"])
         norm_new = tuple(st.get(k, slots) for k in ("norm_count", "norm_mean", "norm_m2"))
         nxt = to_units(mean_n, sd_n, z, norm_new if cfg.normalize else None)
-        return self._results(names, steps, raw, made, nxt, updated)
-
-    def _results(self, names, steps, raw, made, nxt, updated) -> list[StepResult]:
-        as_lists = [t.tolist() for t in (raw, *made, *nxt)]
-        count = self.engine.updates
-        return [
-            StepResult(
-                series=name,
-                step=step,
-                value=format_row(as_lists[0][i]),
-                forecast_made=Prediction(*(format_row(as_lists[k][i]) for k in (1, 2, 3))),
-                forecast_next=Prediction(*(format_row(as_lists[k][i]) for k in (4, 5, 6))),
-                updated=up,
-                update_count=count,
-            )
-            for i, (name, step, up) in enumerate(zip(names, steps.tolist(), updated.tolist(), strict=True))
-        ]
+        return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
 
     # -- stateful -----------------------------------------------------------------
     def _store_anchors(self, slots: torch.Tensor, steps: torch.Tensor) -> None:

@@ -6,8 +6,14 @@ model has one feature, a list of floats otherwise, ``None`` where missing.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
+
+import torch
+
+from tbptt_online.values import format_row
 
 Row = Any  # float | None | list[float | None]
 
@@ -81,3 +87,76 @@ class UpdateStats:
     skipped: int
     last_loss: float | None
     last_grad_norm: float | None
+
+
+class TickColumns:
+    """The results of one tick as columns (tensors), turned into lists on first read."""
+
+    def __init__(
+        self,
+        names: list[str],
+        steps: torch.Tensor,
+        updated: torch.Tensor,
+        update_count: int,
+        columns: tuple[torch.Tensor, ...],
+    ) -> None:
+        self.names = names
+        self._tensors = (steps, updated, *columns)  # columns: value, made (mean, lower, upper), next (x3)
+        self._lists: list[list[Any]] | None = None
+        self.update_count = update_count
+
+    def row(self, i: int) -> StepResult:
+        if self._lists is None:
+            self._lists = [_column(t) for t in self._tensors]  # one C-level tolist per column
+        steps, updated, value, *preds = self._lists
+        v = value[i]
+        return StepResult(
+            series=self.names[i],
+            step=steps[i],
+            value=format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v),
+            forecast_made=Prediction(preds[0][i], preds[1][i], preds[2][i]),
+            forecast_next=Prediction(preds[3][i], preds[4][i], preds[5][i]),
+            updated=updated[i],
+            update_count=self.update_count,
+        )
+
+
+def _column(t: torch.Tensor) -> list[Any]:
+    """[B] or [B, 1] -> a flat list (d = 1 values are floats); [B, d] -> nested lists."""
+    return t.tolist() if t.dim() == 1 or t.shape[1] > 1 else t[:, 0].tolist()
+
+
+class StepResults(Sequence[StepResult]):
+    """The results of ``observe_many`` in the order given, built lazily: a caller that
+    reads none of them (a high-rate feeder) pays nothing for them."""
+
+    def __init__(self, ticks: list[TickColumns], positions: list[tuple[int, int]] | None = None) -> None:
+        self._ticks = ticks
+        self._positions = positions  # output index -> (tick, row); None: one tick, in order
+
+    def __len__(self) -> int:
+        if self._positions is None:
+            return len(self._ticks[0].names) if self._ticks else 0
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, index: int) -> StepResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[StepResult]: ...
+    def __getitem__(self, index: int | slice) -> StepResult | list[StepResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"result index {index} out of range")
+        if self._positions is None:
+            return self._ticks[0].row(index)
+        tick, row = self._positions[index]
+        return self._ticks[tick].row(row)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"StepResults({list(self)!r})"

@@ -8,12 +8,14 @@ infinity or the wrong number of features raises ``ValueError`` naming the index.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 Value = float | Sequence[float | None] | None
+MAX_FLOAT = sys.float_info.max
 
 
 def _row(value: Any, d: int, index: int) -> list[float]:
@@ -32,6 +34,11 @@ def _row(value: Any, d: int, index: int) -> list[float]:
         if item is None:
             row.append(math.nan)
         elif isinstance(item, int | float) and not isinstance(item, bool):
+            if isinstance(item, int) and abs(item) > MAX_FLOAT:  # fix: float(10**400) raised OverflowError
+                raise ValueError(
+                    f"observation {index}: feature is an integer of {item.bit_length()} bits, beyond the float "
+                    "range; only finite numbers or null"
+                )
             if math.isinf(item):
                 raise ValueError(f"observation {index}: value {value!r} is infinite; only finite numbers or null")
             row.append(float(item))

@@ -14,7 +14,7 @@ import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.intervals import predictive, to_units, z_value
-from tbptt_online.network import RecurrentNetwork
+from tbptt_online.network import RecurrentNetwork, State, run_window
 from tbptt_online.results import Forecast, SeriesStats
 from tbptt_online.values import format_row
 
@@ -65,6 +65,8 @@ class ForecasterView:
         resid_sq, score_n = self.tensors["resid_sq"][slot], self.tensors["score_n"][slot]
         h = self.tensors["carried_h"][slot]  # [1, layers, H]
         state = (h, self.tensors["carried_c"][slot]) if self.config.cell == "lstm" else h
+        if self.config.mode == "stateless":
+            state = self._fresh_state(slot)
         means, lowers, uppers = [], [], []
         with torch.no_grad():
             for k in range(1, horizon + 1):
@@ -77,6 +79,18 @@ class ForecasterView:
                 state = self.network.advance(pred[:, :d], state)  # feed back its own mean
         step = int(self.tensors["steps"][slot])
         return Forecast(series, horizon, level, means, lowers, uppers, step, self.update_count)
+
+    def _fresh_state(self, slot: torch.Tensor) -> State:
+        """Stateless: a fresh state run over the series' last min(t, k2) values with the
+        weights of this view. (Fix: the carried state was run with the weights of the
+        series' own last tick, so after an update caused by other series it was stale
+        and the forecast mixed old and new weights.)"""
+        k2, r = self.config.k2, self.config.resolved_history_size
+        t = int(self.tensors["steps"][slot])
+        ring = (torch.arange(t - min(t, k2) + 1, t + 1) - 1) % r  # [w] where steps t-w+1 .. t live
+        x = self.tensors["hist_x"][slot][0, ring][:, None, :]  # [w, 1, d]
+        with torch.no_grad():
+            return run_window(self.network, self.network.initial_state(1), x, torch.zeros(1, dtype=torch.int64))
 
     def series_stats(self, series: str) -> SeriesStats:
         """Prequential accuracy so far (errors summed over features, then divided)."""

@@ -1,0 +1,218 @@
+"""The truncation wall: how long must k2 be to learn a dependency of known length P?
+
+Two streams whose only predictive dependency is P = 20 steps long (see
+``benchmarks.wall_streams``), learnt online with k2 in {5, 10, 20, 40} and k1 = k2 // 2,
+in stateful and stateless mode, every run with the same observation budget (S series
+fed in T ticks). The score is the prequential error of the one-step forecasts over
+the last 25 % of the ticks, beside the best possible predictor and one that ignores
+the dependency. ``gap closed`` = (ignorant - model) / (ignorant - best): 0 for a model
+no better than ignoring the dependency, 1 for the best possible.
+
+    python -m benchmarks.truncation_wall            # full size, a few minutes on 2 cores
+    python -m benchmarks.truncation_wall --smoke --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import time
+from typing import Any
+
+import torch
+
+from benchmarks import report
+from benchmarks.wall_streams import best_and_ignorant, delayed_echo, seasonal_random_walk
+from tbptt_online import Forecaster, ForecasterConfig
+
+PERIOD = 20
+K2_VALUES = (5, 10, 20, 40)
+MODES = ("stateful", "stateless")
+STREAMS = {"seasonal_random_walk": seasonal_random_walk, "delayed_echo": delayed_echo}
+SCORED_SHARE = 0.25  # the final quarter of the ticks
+# The library's defaults but a larger step size, so that something can be learnt within
+# a budget of minutes; the same for every run.
+BASE = ForecasterConfig(cell="gru", hidden_size=64, optimizer="adam", lr=1e-2, loss="gaussian", seed=0)
+FULL = {"n_series": 8, "ticks": 8000}
+SMOKE = {"n_series": 2, "ticks": 60}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    stream: str
+    mode: str
+    k2: int
+    n_series: int
+    ticks: int
+
+    @property
+    def config(self) -> ForecasterConfig:
+        n_features = 2 if self.stream == "delayed_echo" else 1
+        return dataclasses.replace(BASE, mode=self.mode, k2=self.k2, k1=max(1, self.k2 // 2), n_features=n_features)
+
+
+def _errors(forecasts: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    err = forecasts - truth  # [T', S]
+    return {"rmse": float(err.pow(2).mean().sqrt()), "mae": float(err.abs().mean())}
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Learn one stream online with one (mode, k2); score the final quarter."""
+    torch.set_num_threads(1)  # two jobs share the two cores
+    x = STREAMS[job.stream](job.ticks, job.n_series, PERIOD, seed=0)  # [T, S, d]
+    scored = 1 if job.stream == "delayed_echo" else 0  # the feature that is scored
+    forecaster = Forecaster(job.config)
+    names = [f"{job.stream}-{i}" for i in range(job.n_series)]
+    made = torch.empty(job.ticks, job.n_series, dtype=torch.float64)  # [T, S] forecast before each value
+    started = time.perf_counter()
+    for t in range(job.ticks):
+        values = x[t, :, 0].tolist() if x.shape[2] == 1 else x[t].tolist()
+        results = forecaster.observe_many(list(zip(names, values, strict=True)))
+        means = [r.forecast_made.mean for r in results]
+        made[t] = torch.tensor([m if scored == 0 else m[scored] for m in means], dtype=torch.float64)
+    seconds = time.perf_counter() - started
+    first = job.ticks - max(1, int(SCORED_SHARE * job.ticks))
+    truth = x[first:, :, scored]
+    best, ignorant = (f[first:] for f in best_and_ignorant(job.stream, x, PERIOD))
+    model, best_err, ignorant_err = _errors(made[first:], truth), _errors(best, truth), _errors(ignorant, truth)
+    gap = ignorant_err["rmse"] - best_err["rmse"]
+    stats = forecaster.update_stats()
+    return {
+        **dataclasses.asdict(job),
+        "k1": job.config.k1,
+        "observations": job.ticks * job.n_series,
+        "updates": stats.updates,
+        "skipped_updates": stats.skipped,
+        "windows_per_update": job.n_series if job.mode == "stateful" else job.config.replay_batch,
+        "model": model,
+        "best": best_err,
+        "ignorant": ignorant_err,
+        "gap_closed": (ignorant_err["rmse"] - model["rmse"]) / gap,
+        "seconds": round(seconds, 1),
+    }
+
+
+def run_all(jobs: list[Job], workers: int) -> list[dict[str, Any]]:
+    # Stateless runs cost more (replay_batch windows every k1 observations): start them first.
+    ordered = sorted(jobs, key=lambda j: (j.mode != "stateless", -j.k2))
+    if workers == 1:
+        rows = [run_job(job) for job in ordered]
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            rows = pool.map(run_job, ordered, chunksize=1)
+    order = {(s, m, k): i for i, (s, m, k) in enumerate((s, m, k) for s in STREAMS for m in MODES for k in K2_VALUES)}
+    return sorted(rows, key=lambda r: order[(r["stream"], r["mode"], r["k2"])])
+
+
+def plot(rows: list[dict[str, Any]], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    titles = {
+        "seasonal_random_walk": f"(a) seasonal random walk, P = {PERIOD}",
+        "delayed_echo": f"(b) delayed echo (feature 2), P = {PERIOD}",
+    }
+    for ax, stream in zip(axes, STREAMS, strict=True):
+        mine = [r for r in rows if r["stream"] == stream]
+        for mode, marker in zip(MODES, ("o", "s"), strict=True):
+            points = [r for r in mine if r["mode"] == mode]
+            ax.plot([r["k2"] for r in points], [r["model"]["rmse"] for r in points], marker=marker, label=mode)
+        ax.axhline(mine[0]["best"]["rmse"], color="green", linestyle="--", label="best (value P steps back)")
+        label = "last value" if stream == "seasonal_random_walk" else "running mean"
+        ax.axhline(mine[0]["ignorant"]["rmse"], color="red", linestyle="--", label=f"ignores P ({label})")
+        ax.axvline(PERIOD, color="grey", linestyle=":", label="k2 = P")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(K2_VALUES), [str(k) for k in K2_VALUES])
+        if stream == "seasonal_random_walk":
+            ax.set_yscale("log")
+        ax.set_xlabel("k2 (k1 = k2 // 2)")
+        ax.set_ylabel("RMSE, last 25 % of the stream")
+        ax.set_title(titles[stream])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = report.arguments(__doc__.splitlines()[0], argv)
+    info = report.machine("benchmarks.truncation_wall", argv)
+    budget = SMOKE if args.smoke else FULL
+    started = time.perf_counter()
+    jobs = [Job(s, m, k, **budget) for s in STREAMS for m in MODES for k in K2_VALUES]
+    rows = run_all(jobs, workers=1 if args.smoke else min(2, info["cores"] or 1))
+    payload = {
+        "benchmark": "truncation_wall",
+        "smoke": args.smoke,
+        "machine": info,
+        "period": PERIOD,
+        "budget": {**budget, "observations_per_run": budget["n_series"] * budget["ticks"]},
+        "scored_share": SCORED_SHARE,
+        "config_base": BASE.to_dict(),
+        "rows": rows,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(rows, args.out / "truncation_wall.png")
+    markdown = render(payload)
+    report.write(args.out, "truncation_wall", payload, markdown)
+    print(markdown)
+    return payload
+
+
+def render(payload: dict[str, Any]) -> str:
+    b = payload["budget"]
+    table = [
+        [
+            r["stream"],
+            r["mode"],
+            r["k2"],
+            r["k1"],
+            r["updates"],
+            r["windows_per_update"],
+            r["model"]["rmse"],
+            r["best"]["rmse"],
+            r["ignorant"]["rmse"],
+            r["gap_closed"],
+            r["seconds"],
+        ]
+        for r in payload["rows"]
+    ]
+    return "\n".join(
+        [
+            "## The truncation wall",
+            "",
+            report.machine_line(payload["machine"]),
+            "",
+            f"P = {payload['period']}; every run: {b['n_series']} series x {b['ticks']:,} ticks = "
+            f"{b['observations_per_run']:,} observations; GRU hidden 64, Adam lr {payload['config_base']['lr']}, "
+            "gaussian loss, normalised inputs; k1 = k2 // 2. RMSE over the last 25 % of the ticks, all series. "
+            "Best: the value P steps back. Ignores P: the last value (a), the running mean (b).",
+            "",
+            report.markdown_table(
+                [
+                    "stream",
+                    "mode",
+                    "k2",
+                    "k1",
+                    "updates",
+                    "windows/update",
+                    "RMSE",
+                    "best RMSE",
+                    "ignores-P RMSE",
+                    "gap closed",
+                    "seconds",
+                ],
+                table,
+            ),
+            "",
+            "![error against k2](truncation_wall.png)",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Admission: what of one request a micro-batch will apply, decided before anything is.
+
+Each request (a *job*) is checked on its own against the model's state plus the
+jobs already admitted to the same micro-batch, so a bad job fails alone and
+atomically while the others go ahead:
+
+1. the library's validation (names, numbers, dimension) -> 422 naming the index;
+2. the per-series timestamp rule, in order: a later timestamp is new; the same
+   timestamp with the same value is an idempotent repeat (it gets the first
+   result and is not applied again); an older one, or the same with another
+   value, is 409 naming the index;
+3. the cap on series per model -> 409 naming the index of the first series too many.
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> from service.observation import Observation
+>>> batch = BatchAdmission(Forecaster(ForecasterConfig(hidden_size=4)), marks={}, max_series=10)
+>>> batch.admit([Observation("a", 1.0, 10.0), Observation("a", 1.0, 10.0)])  # the repeat points at element 0
+[0, 0]
+>>> batch.admit([Observation("a", 2.0, 9.0)])
+Traceback (most recent call last):
+...
+service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older than its last timestamp 10.0
+>>> [o.value for o in batch.merged]
+[1.0]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from service.errors import Conflict, Unprocessable
+from service.observation import Observation
+from tbptt_online import Forecaster, StepResult
+from tbptt_online.results import Row
+from tbptt_online.values import format_row
+
+_INDEX = re.compile(r"^observation (\d+):")  # the library names the bad element this way
+
+
+@dataclass(frozen=True)
+class SeriesMark:
+    """A series' last timestamped observation: its timestamp, value (as the library
+    formats it) and result, or, while its batch is pending, its place in the batch."""
+
+    timestamp: float
+    value: Row
+    result: StepResult | None = None
+    pending: int = -1
+
+
+Source = int | StepResult  # where an element's result comes from: the merged batch, or a known result
+
+
+class BatchAdmission:
+    """Collects the admitted jobs of one micro-batch into one merged list of observations."""
+
+    def __init__(self, forecaster: Forecaster, marks: Mapping[str, SeriesMark], max_series: int) -> None:
+        self.forecaster = forecaster
+        self.marks = marks
+        self.max_series = max_series
+        self.merged: list[Observation] = []
+        self._staged_marks: dict[str, SeriesMark] = {}
+        self._new_series: set[str] = set()
+
+    def _last_mark(self, series: str, job_marks: dict[str, SeriesMark]) -> SeriesMark | None:
+        for marks in (job_marks, self._staged_marks, self.marks):
+            mark = marks.get(series)
+            if mark is not None:
+                return mark
+        return None
+
+    def admit(self, observations: list[Observation]) -> list[Source]:
+        """Admit one job whole, or raise ``ApiError`` and change nothing.
+
+        Returns, per element, the index in ``merged`` of the observation that
+        produces its result (its own, or the one it repeats), or the stored result
+        of an earlier batch that it repeats.
+        """
+        try:
+            _, raw = self.forecaster.validate([(o.series, o.value) for o in observations])
+        except ValueError as error:
+            found = _INDEX.match(str(error))
+            raise Unprocessable(str(error), **({"index": int(found.group(1))} if found else {})) from None
+        values = [format_row(row) for row in raw.tolist()]  # NaN -> None: equal values compare equal
+        known = self.forecaster.store.slots
+        job_marks: dict[str, SeriesMark] = {}
+        job_series: set[str] = set()
+        staged: list[Observation] = []
+        sources: list[Source] = []
+        for i, (obs, value) in enumerate(zip(observations, values, strict=True)):
+            if obs.timestamp is not None:
+                mark = self._last_mark(obs.series, job_marks)
+                if mark is not None and obs.timestamp == mark.timestamp and value == mark.value:
+                    sources.append(mark.result if mark.result is not None else mark.pending)
+                    continue  # an idempotent repeat: nothing is learned twice
+                if mark is not None and obs.timestamp < mark.timestamp:
+                    raise Conflict(
+                        f"observation {i}: timestamp {obs.timestamp} of series {obs.series!r} is older than "
+                        f"its last timestamp {mark.timestamp}",
+                        index=i,
+                    )
+                if mark is not None and obs.timestamp == mark.timestamp:
+                    raise Conflict(
+                        f"observation {i}: series {obs.series!r} already has value {mark.value!r} at timestamp "
+                        f"{mark.timestamp}; {value!r} differs (a repeat must carry the same value)",
+                        index=i,
+                    )
+                job_marks[obs.series] = SeriesMark(obs.timestamp, value, pending=len(self.merged) + len(staged))
+            if obs.series not in known and obs.series not in self._new_series and obs.series not in job_series:
+                job_series.add(obs.series)
+                if len(known) + len(self._new_series) + len(job_series) > self.max_series:
+                    raise Conflict(
+                        f"observation {i}: series {obs.series!r} would be new, but the model already holds "
+                        f"{len(known) + len(self._new_series)} series; max_series_per_model={self.max_series}",
+                        index=i,
+                    )
+            sources.append(len(self.merged) + len(staged))
+            staged.append(obs)
+        self.merged.extend(staged)
+        self._staged_marks.update(job_marks)
+        self._new_series |= job_series
+        return sources

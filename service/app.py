@@ -1,0 +1,108 @@
+"""The app factory: settings in, a FastAPI app out, its models owned by its lifespan.
+
+At start the lifespan creates the model registry and loads the state in the
+background (``restore``: by default, create the model ``default`` from
+settings); ``/readyz`` answers 503 and ``/v1`` routes 503 until that is done.
+At shutdown every model worker drains the jobs already queued, then stops.
+
+>>> import asyncio, tempfile, httpx
+>>> async def first_step(state_dir: str) -> int:
+...     app = create_app(Settings(state_dir=state_dir, default_model={"hidden_size": 4}))
+...     async with app.router.lifespan_context(app):
+...         await app.state.loading  # the background load of the state
+...         transport = httpx.ASGITransport(app=app)
+...         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+...             response = await client.post("/v1/models/default/observations", json={"series": "a", "value": 1.0})
+...     return response.json()["results"][0]["step"]
+>>> with tempfile.TemporaryDirectory() as state_dir:
+...     asyncio.run(first_step(state_dir))
+1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.auth import ApiKeyMiddleware
+from service.body_limit import BodyLimitMiddleware
+from service.error_responses import install_error_handlers
+from service.journal import Journal, NullJournal
+from service.metrics import ServiceMetrics
+from service.registry import ForecasterFactory, ModelRegistry
+from service.routes import dashboard, operations, v1
+from service.settings import Settings
+from tbptt_online import Forecaster, __version__
+
+logger = logging.getLogger("service.app")
+Restore = Callable[[ModelRegistry], Awaitable[None]]
+
+
+async def create_default_model(registry: ModelRegistry) -> None:
+    """The default ``restore``: a fresh model named ``default`` configured from settings."""
+    await registry.create("default", registry.settings.default_config())
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    journal: Journal | None = None,
+    restore: Restore = create_default_model,
+    forecaster_factory: ForecasterFactory = Forecaster,
+) -> FastAPI:
+    """Build the service. ``journal`` records each batch before it is applied;
+    ``restore`` fills the registry at start (recovery plugs in here)."""
+    settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+
+    async def load(app: FastAPI, registry: ModelRegistry) -> None:
+        try:
+            await restore(registry)
+        except Exception as error:  # kept visible: logged, and /readyz reports it with 503
+            logger.exception("loading the service state failed")
+            app.state.load_error = f"loading the state failed: {error!r}"
+            return
+        app.state.ready = True
+        logger.info("state loaded: models %s", registry.names())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        registry = ModelRegistry(
+            settings,
+            journal=journal if journal is not None else NullJournal(),
+            metrics=metrics,
+            forecaster_factory=forecaster_factory,
+        )
+        app.state.registry = registry
+        app.state.loading = asyncio.create_task(load(app, registry))
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            app.state.loading.cancel()
+            await asyncio.gather(app.state.loading, return_exceptions=True)
+            await registry.close()  # drain: every queued observation is applied first
+
+    app = FastAPI(
+        title="tbptt-online",
+        version=__version__,
+        description="Online forecasting: observations in, TBPTT-trained recurrent forecasts out.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.ready = False
+    app.state.load_error = None
+    install_error_handlers(app)
+    app.include_router(v1)
+    app.include_router(operations.router)
+    app.include_router(dashboard.router)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)  # outermost: nothing runs unauthenticated
+    return app

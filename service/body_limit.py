@@ -1,0 +1,62 @@
+"""BodyLimitMiddleware: refuse request bodies over ``max_body_bytes`` with 413.
+
+A pure ASGI middleware: it refuses a declared ``Content-Length`` over the limit
+without reading anything, and otherwise counts the bytes as they stream in
+(chunked bodies declare no length), raising :class:`BodyTooLarge` from
+``receive`` once the count passes the limit. FastAPI re-raises HTTP exceptions
+met while reading a body, so the app's handler answers 413; the middleware
+answers itself if the exception reaches it before any response started.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds max_body_bytes={limit}")
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            status, detail = (
+                (413, BodyTooLarge(self.limit).detail) if declared.isdigit() else (400, "bad Content-Length")
+            )
+            await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            return
+
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge as error:
+            if started:
+                raise
+            await JSONResponse({"detail": error.detail}, status_code=413)(scope, receive, send)

@@ -1,0 +1,77 @@
+"""How errors become responses: always ``{"detail": "<message naming the problem>", ...}``.
+
+Request validation errors (FastAPI's 422) are rewritten from pydantic's list into
+one message naming the field, plus ``index`` when an observation is at fault and
+the full ``errors`` list.
+
+>>> describe_location(("body", "batch", "observations", 3, "value"))
+('observations[3].value', 3)
+>>> describe_location(("query", "horizon"))
+('horizon', None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import JSONResponse
+
+from service.errors import ApiError, NotReady
+
+_SOURCES = ("body", "query", "path", "header", "cookie")
+_BODY_TAGS = ("batch", "single")  # the discriminated union of the observations body
+
+
+def describe_location(loc: Sequence[Any]) -> tuple[str, int | None]:
+    """A readable field path, and the index of the observation it lies in (if any)."""
+    parts = list(loc)
+    source = parts.pop(0) if parts and parts[0] in _SOURCES else ""
+    index = None
+    if source == "body" and parts and parts[0] in _BODY_TAGS:
+        index = 0 if parts.pop(0) == "single" else None
+    text = ""
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            if index is None and i > 0 and parts[i - 1] == "observations":
+                index = part
+        else:
+            text += f".{part}" if text else str(part)
+    return text or source or "request", index
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        position = error["loc"][-1] if len(error["loc"]) > 1 else "?"
+        return f"malformed JSON body at character {position}: {reason}"
+    where, _ = describe_location(error.get("loc", ()))
+    return f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    body: dict[str, Any] = {"detail": _message(errors[0]) if errors else "invalid request"}
+    if errors and errors[0].get("type") != "json_invalid":
+        _, index = describe_location(errors[0].get("loc", ()))
+        if index is not None:
+            body["index"] = index
+    body["errors"] = [
+        {"loc": list(map(str, e.get("loc", ()))), "msg": _message(e), "type": e.get("type")} for e in errors
+    ]
+    return JSONResponse(body, status_code=422)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    headers = {"Retry-After": "1"} if isinstance(exc, NotReady) else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ApiError, _api_error)

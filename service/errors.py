@@ -1,0 +1,53 @@
+"""Errors the service answers with, and the storage error a journal may raise.
+
+An :class:`ApiError` carries its HTTP status, a ``detail`` message naming the
+problem and optional extra fields (``index`` of the bad observation, ...). It is
+raised wherever the problem is found (a route, the model worker) and rendered as
+``{"detail": ..., **extra}`` by the app's exception handler.
+
+>>> e = Unprocessable("observation 2: value has 2 feature(s), expected n_features=1", index=2)
+>>> e.status_code, e.body()
+(422, {'detail': 'observation 2: value has 2 feature(s), expected n_features=1', 'index': 2})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StorageFullError(OSError):
+    """Raised by a journal that cannot record a batch (disk full): the batch is refused (507)."""
+
+
+class ApiError(Exception):
+    status_code = 500
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, **self.extra}
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+class Conflict(ApiError):
+    """The request is well formed but contradicts the model's state (timestamps, caps, names)."""
+
+    status_code = 409
+
+
+class Unprocessable(ApiError):
+    status_code = 422
+
+
+class InsufficientStorage(ApiError):
+    status_code = 507
+
+
+class NotReady(ApiError):
+    status_code = 503

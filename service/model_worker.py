@@ -1,0 +1,298 @@
+"""ModelWorker: the one thread that owns a model's Forecaster and applies its observations.
+
+Requests never touch the forecaster. An observation request becomes a *job* in the
+worker's queue and awaits an asyncio future. The worker takes a job, keeps
+collecting more for up to ``max_wait_s`` or ``max_observations`` (dynamic
+batching, as in Triton), admits each job on its own (``admission``: a bad one
+fails alone and nothing of it is applied), records the merged batch in the
+journal, applies it with ONE ``observe_many`` (the library keeps each series'
+order: its k-th value in the batch goes into tick k), publishes a new snapshot
+and settles the futures on their event loop.
+
+Readers (forecasts, series statistics, model info) use ``snapshot``: an atomic
+reference to a :class:`ModelSnapshot` holding a ``ForecasterView``, a consistent
+read-only moment of the model. They share no lock with the worker, so a forecast
+never waits for an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from service.admission import BatchAdmission, SeriesMark, Source
+from service.errors import ApiError, InsufficientStorage, NotFound, StorageFullError
+from service.journal import Journal, NullJournal
+from service.metrics import ServiceMetrics
+from service.observation import Observation
+from service.recent_results import RecentResults
+from tbptt_online import Forecaster, ForecasterView, StepResult, UpdateStats
+
+logger = logging.getLogger("service.model_worker")
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """What readers see of a model: one moment, never half an update."""
+
+    view: ForecasterView
+    updates: UpdateStats
+    observations: int  # values consumed by the model, all series together
+    series_count: int
+    marks: Mapping[str, SeriesMark]  # last timestamped observation per series
+
+    @cached_property
+    def sorted_series(self) -> list[str]:
+        return sorted(self.view.slots)
+
+
+@dataclass(frozen=True)
+class ObserveOutcome:
+    results: list[StepResult]  # one per observation of the request, in its order
+    update_count: int  # the model's update counter after the batch
+
+
+@dataclass
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _ObserveJob(_Job):
+    observations: list[Observation]
+
+
+@dataclass
+class _ForgetJob(_Job):
+    series: str
+
+
+_STOP = object()
+
+
+class ModelWorker:
+    """Owns one Forecaster; ``start()`` its thread, ``stop()`` + ``join()`` to drain and end it.
+
+    >>> import asyncio
+    >>> from tbptt_online import ForecasterConfig
+    >>> worker = ModelWorker("m", Forecaster(ForecasterConfig(hidden_size=4)), metrics=ServiceMetrics())
+    >>> worker.start()
+    >>> outcome = asyncio.run(worker.observe([Observation("a", 1.0), Observation("a", 2.0)]))
+    >>> [r.step for r in outcome.results], worker.snapshot.series_count
+    ([1, 2], 1)
+    >>> worker.stop(); worker.join()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        forecaster: Forecaster,
+        *,
+        metrics: ServiceMetrics,
+        journal: Journal | None = None,
+        max_series: int = 100_000,
+        max_batch_observations: int = 10_000,
+        max_wait_s: float = 0.002,
+    ) -> None:
+        self.name = name
+        self.forecaster = forecaster
+        self.metrics = metrics
+        self.journal: Journal = journal if journal is not None else NullJournal()
+        self.max_series = max_series
+        self.max_batch_observations = max_batch_observations
+        self.max_wait_s = max_wait_s
+        self._marks: dict[str, SeriesMark] = {}
+        self.recent = RecentResults()  # what the dashboard draws: values beside the forecasts made for them
+        self._marks_changed = True  # copied into the next snapshot only when changed
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._carried: _ObserveJob | None = None  # a job that did not fit the last batch
+        self._closed = False
+        self._submit_lock = threading.Lock()  # no job may enter the queue after _STOP
+        self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
+        self._snapshot = self._take_snapshot()
+
+    # -- the reader's side (any thread) ------------------------------------------------
+    @property
+    def snapshot(self) -> ModelSnapshot:
+        return self._snapshot  # one attribute read: atomic, no lock shared with the worker
+
+    @property
+    def queued_jobs(self) -> int:
+        return self._queue.qsize()
+
+    # -- the requester's side (the event loop) ------------------------------------------
+    async def observe(self, observations: list[Observation]) -> ObserveOutcome:
+        """Apply one request's observations atomically; raises ``ApiError`` naming the problem."""
+        loop = asyncio.get_running_loop()
+        job = _ObserveJob(loop, loop.create_future(), observations)
+        self._submit(job)
+        return await job.future
+
+    async def forget(self, series: str) -> None:
+        loop = asyncio.get_running_loop()
+        job = _ForgetJob(loop, loop.create_future(), series)
+        self._submit(job)
+        await job.future
+
+    def _submit(self, job: _Job) -> None:
+        with self._submit_lock:
+            if self._closed:
+                raise NotFound(f"model {self.name!r} is unknown (it was deleted or the service is stopping)")
+            self._queue.put(job)
+
+    # -- life cycle ------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Refuse new jobs; the thread drains those already queued, then ends."""
+        with self._submit_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the one state-changing path (live batches and journal replay alike) ---------------
+    def apply(self, observations: Sequence[Observation]) -> list[StepResult]:
+        """Apply one admitted batch: one ``observe_many`` and the series' timestamp marks.
+
+        Call it from the worker thread, or before ``start()`` (recovery replays the
+        journal's batches through it, in order); then ``publish()``.
+        """
+        results = self.forecaster.observe_many([(o.series, o.value) for o in observations])
+        for obs, result in zip(observations, results, strict=True):
+            if obs.timestamp is not None:
+                self._marks[obs.series] = SeriesMark(obs.timestamp, result.value, result)
+                self._marks_changed = True
+        self.recent.record(observations, results)
+        return results
+
+    def publish(self) -> None:
+        """Make the forecaster's current state what readers see."""
+        self._snapshot = self._take_snapshot()
+
+    def _take_snapshot(self) -> ModelSnapshot:
+        f = self.forecaster
+        marks = dict(self._marks) if self._marks_changed else self._snapshot.marks
+        self._marks_changed = False
+        return ModelSnapshot(f.view(), f.update_stats(), f.observations, len(f.store), marks)
+
+    # -- the worker thread ------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            job = self._carried or self._queue.get()
+            self._carried = None
+            if job is _STOP:
+                return
+            if isinstance(job, _ForgetJob):
+                self._forget(job)
+                continue
+            batch, interrupting = self._collect(job)
+            try:
+                self._process(batch)
+            except Exception as error:  # a bug must not hang the requesters or kill the thread
+                logger.exception("applying a batch of model %r failed", self.name)
+                self.publish()
+                for failed in batch:
+                    self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
+            if interrupting is _STOP:
+                return
+            if interrupting is not None:
+                self._forget(interrupting)
+
+    def _collect(self, first: _ObserveJob) -> tuple[list[_ObserveJob], Any]:
+        """More jobs for this batch, until the wait or the size runs out; a non-observe job ends it."""
+        batch, size = [first], len(first.observations)
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_batch_observations:
+            try:
+                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if not isinstance(job, _ObserveJob):
+                return batch, job
+            if size + len(job.observations) > self.max_batch_observations:
+                self._carried = job  # it starts the next batch
+                break
+            batch.append(job)
+            size += len(job.observations)
+        return batch, None
+
+    def _process(self, jobs: list[_ObserveJob]) -> None:
+        admission = BatchAdmission(self.forecaster, self._marks, self.max_series)
+        admitted: list[tuple[_ObserveJob, list[Source]]] = []
+        for job in jobs:
+            try:
+                admitted.append((job, admission.admit(job.observations)))
+            except ApiError as error:
+                self._fail(job, error)
+        merged = admission.merged
+        results: list[StepResult] = []
+        if merged:
+            try:
+                self.journal.append(self.name, merged)
+            except StorageFullError as error:
+                for job, _ in admitted:
+                    self._fail(
+                        job, InsufficientStorage(f"the journal cannot record this batch ({error}); nothing was applied")
+                    )
+                return
+            except Exception as error:  # reported to every requester and logged, not hidden
+                logger.exception("journal append failed for model %r", self.name)
+                for job, _ in admitted:
+                    self._fail(job, ApiError(f"the journal failed ({error!r}); nothing was applied"))
+                return
+            attempts_before = self.forecaster.engine.attempts
+            started = time.perf_counter()
+            results = self.apply(merged)
+            self.publish()
+            self.metrics.record_batch(
+                self.name,
+                requests=len(admitted),
+                observations=len(merged),
+                seconds=time.perf_counter() - started,
+                updated=self.forecaster.engine.attempts > attempts_before,
+            )
+        update_count = self.forecaster.engine.updates
+        for job, sources in admitted:
+            outcome = [results[s] if isinstance(s, int) else s for s in sources]
+            self._settle(job, ObserveOutcome(outcome, update_count), None)
+
+    def _forget(self, job: _ForgetJob) -> None:
+        if job.series not in self.forecaster.store.slots:
+            self._settle(job, None, NotFound(f"series {job.series!r} is unknown in model {self.name!r}"))
+            return
+        self.forecaster.forget(job.series)
+        self.recent.forget(job.series)
+        if self._marks.pop(job.series, None) is not None:
+            self._marks_changed = True
+        self.publish()
+        self._settle(job, None, None)
+
+    def _fail(self, job: _Job, error: ApiError) -> None:
+        self.metrics.record_rejection(self.name, error.status_code)
+        self._settle(job, None, error)
+
+    @staticmethod
+    def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
+        def settle() -> None:
+            if job.future.done():  # the requester went away (cancelled); the batch still counts
+                return
+            if error is None:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(error)
+
+        if not job.loop.is_closed():
+            job.loop.call_soon_threadsafe(settle)

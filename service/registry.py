@@ -1,0 +1,114 @@
+"""ModelRegistry: the service's models by name, each owned by its ModelWorker.
+
+Creating a model builds its Forecaster off the event loop; deleting one stops its
+worker after the jobs already queued are applied (drain), as does ``close()`` for
+every model at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import Conflict, NotFound
+from service.journal import Journal
+from service.metrics import ServiceMetrics
+from service.model_worker import ModelSnapshot, ModelWorker
+from service.observation import Observation
+from service.settings import Settings
+from tbptt_online import Forecaster, ForecasterConfig
+
+ForecasterFactory = Callable[[ForecasterConfig], Forecaster]
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal: Journal,
+        metrics: ServiceMetrics,
+        forecaster_factory: ForecasterFactory = Forecaster,
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.metrics = metrics
+        self.forecaster_factory = forecaster_factory
+        self._workers: dict[str, ModelWorker] = {}
+        self._reserved: set[str] = set()  # names being created (the build runs off the loop)
+        metrics.watch_models(self.snapshots)
+
+    def names(self) -> list[str]:
+        return list(self._workers)
+
+    def snapshots(self) -> dict[str, ModelSnapshot]:
+        return {name: worker.snapshot for name, worker in list(self._workers.items())}
+
+    def get(self, name: str) -> ModelWorker:
+        worker = self._workers.get(name)
+        if worker is None:
+            raise NotFound(f"model {name!r} is unknown")
+        return worker
+
+    async def create(self, name: str, config: ForecasterConfig) -> ModelWorker:
+        """A new model with a fresh Forecaster: 409 if the name is taken or max_models is reached."""
+        if name in self._workers or name in self._reserved:
+            raise Conflict(f"model {name!r} already exists")
+        if len(self._workers) + len(self._reserved) >= self.settings.max_models:
+            raise Conflict(f"the service holds max_models={self.settings.max_models} models; delete one first")
+        self._reserved.add(name)
+        try:
+            worker = await run_in_threadpool(lambda: self.build_worker(name, self.forecaster_factory(config)))
+        finally:
+            self._reserved.discard(name)
+        self.register(worker)
+        return worker
+
+    def add(self, name: str, forecaster: Forecaster, replay: Iterable[Sequence[Observation]] = ()) -> ModelWorker:
+        """``build_worker`` then ``register``: for callers off the event loop (recovery)."""
+        worker = self.build_worker(name, forecaster, replay)
+        self.register(worker)
+        return worker
+
+    def build_worker(
+        self, name: str, forecaster: Forecaster, replay: Iterable[Sequence[Observation]] = ()
+    ) -> ModelWorker:
+        """A worker around ``forecaster``, after applying ``replay``'s batches in order (recovery
+        from a journal); not started. Runs torch work: call it off the event loop."""
+        s = self.settings
+        worker = ModelWorker(
+            name,
+            forecaster,
+            metrics=self.metrics,
+            journal=self.journal,
+            max_series=s.max_series_per_model,
+            max_batch_observations=s.microbatch_max_observations,
+            max_wait_s=s.microbatch_max_wait_ms / 1000.0,
+        )
+        for batch in replay:
+            worker.apply(batch)
+        worker.publish()
+        return worker
+
+    def register(self, worker: ModelWorker) -> None:
+        """Start a built worker and serve its model under its name (409 if the name is taken)."""
+        if worker.name in self._workers:
+            raise Conflict(f"model {worker.name!r} already exists")
+        worker.start()
+        self._workers[worker.name] = worker
+
+    async def delete(self, name: str) -> None:
+        worker = self.get(name)
+        del self._workers[name]  # new requests get 404 from here on
+        worker.stop()
+        await run_in_threadpool(worker.join)
+        self.metrics.forget_model(name)
+
+    async def close(self) -> None:
+        """Stop every worker once the jobs already queued are applied."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            await run_in_threadpool(worker.join)

@@ -1,0 +1,51 @@
+"""GET /v1/models/{model}/series/{series}/forecast: a multi-step forecast with intervals.
+
+Computed in a worker thread from the model's latest published snapshot, so it
+never waits for an update in progress and the event loop runs no torch work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from service.deps import MetricsDep, ModelDep, SettingsDep
+from service.errors import NotFound, Unprocessable
+from service.schemas import ERROR_RESPONSES, ForecastOut
+from service.strict_json import StrictJSONRoute
+
+router = APIRouter(tags=["forecasts"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
+
+
+@router.get("/models/{model}/series/{series:path}/forecast", response_model=ForecastOut)
+async def get_forecast(
+    series: str,
+    worker: ModelDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
+    level: Annotated[float | None, Query(gt=0, lt=1, description="Interval level (default: the model's).")] = None,
+) -> dict:
+    if horizon > settings.max_horizon:
+        raise Unprocessable(f"horizon={horizon} is over max_horizon={settings.max_horizon}")
+    snapshot = worker.snapshot  # one consistent moment, whatever the worker does next
+    if series not in snapshot.view.slots:
+        raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
+    started = time.perf_counter()
+    forecast = await run_in_threadpool(snapshot.view.forecast, series, horizon, level)
+    metrics.record_forecast(worker.name, time.perf_counter() - started)
+    return {
+        "model": worker.name,
+        "series": series,
+        "horizon": horizon,
+        "level": forecast.level,
+        "step": forecast.step,
+        "update_count": forecast.update_count,
+        "forecast": [
+            {"step": k + 1, "mean": forecast.mean[k], "lower": forecast.lower[k], "upper": forecast.upper[k]}
+            for k in range(horizon)
+        ],
+    }

@@ -1,0 +1,59 @@
+"""Settings: every knob of the service, read from ``TBPTT_*`` environment variables.
+
+>>> s = Settings(host="127.0.0.1", port=9000, default_model={"hidden_size": 16})
+>>> s.port, s.default_config().hidden_size
+(9000, 16)
+>>> try:
+...     Settings(default_model={"k1": 0})
+... except ValueError as error:
+...     print(error.errors()[0]["msg"])
+Value error, k1=0 is invalid: must be an integer in [1, 100000]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tbptt_online import ForecasterConfig
+
+
+class Settings(BaseSettings):
+    """The service's configuration (env prefix ``TBPTT_``; ``default_model`` is JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="TBPTT_", extra="forbid", validate_default=True)
+
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 inside a container).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    state_dir: Path = Field(Path("./state"), description="Directory for the service's durable state.")
+    api_key: str | None = Field(
+        None, min_length=1, description="When set, every route but /healthz and /readyz needs 'Bearer <key>'."
+    )
+    default_model: dict[str, Any] = Field(
+        default_factory=dict,
+        description="ForecasterConfig fields of the model named 'default' created at start ({} = library defaults).",
+    )
+    max_batch_observations: int = Field(5000, ge=1, le=1_000_000, description="Observations per request at most.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
+    max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
+    max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")
+    max_horizon: int = Field(1000, ge=1, le=1_000_000, description="Largest forecast horizon (422 beyond).")
+    microbatch_max_observations: int = Field(
+        10_000, ge=1, description="A micro-batch stops collecting requests once it holds this many observations."
+    )
+    microbatch_max_wait_ms: float = Field(
+        2.0, ge=0.0, le=1000.0, description="How long a micro-batch waits for more requests after its first."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log verbosity.")
+
+    @field_validator("default_model")
+    @classmethod
+    def _valid_forecaster_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        ForecasterConfig.from_dict(value)  # ValueError names the field, the value and what is allowed
+        return value
+
+    def default_config(self) -> ForecasterConfig:
+        return ForecasterConfig.from_dict(self.default_model)

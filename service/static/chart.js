@@ -1,0 +1,137 @@
+// ForecastChart: a hand-written SVG chart of one series (no library, no build step).
+// Draws the observed values, the one-step forecasts made for them with their interval band,
+// and the multi-step forecast ahead with its band, on a shared x axis of series steps.
+// Each observed point is a <circle data-step data-value> so tests (and curious users) can find it.
+"use strict";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const MARGIN = { top: 14, right: 16, bottom: 28, left: 56 };
+
+function svgElement(name, attributes = {}, parent = null) {
+  const element = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  if (parent) parent.appendChild(element);
+  return element;
+}
+
+// Round tick positions covering [low, high]: steps of 1, 2 or 5 times a power of ten.
+function niceTicks(low, high, count) {
+  if (!(high > low)) return [low];
+  const raw = (high - low) / Math.max(count, 1);
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || raw;
+  const ticks = [];
+  for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) ticks.push(Number(t.toFixed(10)));
+  return ticks;
+}
+
+function formatNumber(value) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "–";
+  const size = Math.abs(value);
+  if (size !== 0 && (size >= 1e5 || size < 1e-3)) return value.toExponential(2);
+  return Number(value.toPrecision(4)).toString();
+}
+
+// Split points into runs without missing y (a gap breaks the line rather than bridging it).
+function runs(points, key) {
+  const out = [];
+  let current = [];
+  for (const p of points) {
+    if (p[key] === null || p[key] === undefined || !Number.isFinite(p[key])) {
+      if (current.length) out.push(current);
+      current = [];
+    } else current.push(p);
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
+class ForecastChart {
+  constructor(container) {
+    this.container = container;
+  }
+
+  // data: {observed: [{x, y}], made: [{x, mean, lower, upper}], ahead: [{x, mean, lower, upper}], now: x}
+  draw(data) {
+    const width = Math.max(this.container.clientWidth, 300);
+    const height = Math.max(this.container.clientHeight, 200);
+    const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
+    const all = [...data.observed, ...data.made, ...data.ahead];
+    const xs = all.map((p) => p.x);
+    const ys = [];
+    for (const p of data.observed) ys.push(p.y);
+    for (const p of [...data.made, ...data.ahead]) ys.push(p.mean, p.lower, p.upper);
+    const finite = ys.filter((y) => y !== null && y !== undefined && Number.isFinite(y));
+    if (!xs.length || !finite.length) {
+      svgElement("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }, svg).textContent =
+        "no observations yet";
+      this.container.replaceChildren(svg);
+      return;
+    }
+    let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+    if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
+    let [y0, y1] = [Math.min(...finite), Math.max(...finite)];
+    const pad = (y1 - y0) * 0.06 || Math.abs(y0) * 0.1 || 1;
+    [y0, y1] = [y0 - pad, y1 + pad];
+    const plotW = width - MARGIN.left - MARGIN.right;
+    const plotH = height - MARGIN.top - MARGIN.bottom;
+    const sx = (x) => MARGIN.left + ((x - x0) / (x1 - x0)) * plotW;
+    const sy = (y) => MARGIN.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+
+    const grid = svgElement("g", { class: "grid" }, svg);
+    const axis = svgElement("g", { class: "axis" }, svg);
+    for (const t of niceTicks(y0, y1, 6)) {
+      svgElement("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: sy(t), y2: sy(t) }, grid);
+      const label = svgElement("text", { x: MARGIN.left - 6, y: sy(t) + 4, "text-anchor": "end" }, axis);
+      label.textContent = formatNumber(t);
+    }
+    for (const t of niceTicks(x0, x1, 8).filter((t) => Number.isInteger(t))) {
+      svgElement("line", { x1: sx(t), x2: sx(t), y1: height - MARGIN.bottom, y2: height - MARGIN.bottom + 4 }, axis);
+      const label = svgElement("text", { x: sx(t), y: height - 8, "text-anchor": "middle" }, axis);
+      label.textContent = String(t);
+    }
+    svgElement("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: height - MARGIN.bottom,
+                         y2: height - MARGIN.bottom }, axis);
+
+    const band = (points, cls) => {
+      for (const run of runs(points, "lower")) {
+        const upper = run.filter((p) => Number.isFinite(p.upper));
+        if (upper.length !== run.length) continue;
+        const top = run.map((p) => `${sx(p.x)},${sy(p.upper)}`);
+        const bottom = run.slice().reverse().map((p) => `${sx(p.x)},${sy(p.lower)}`);
+        svgElement("polygon", { points: [...top, ...bottom].join(" "), class: cls }, svg);
+      }
+    };
+    const line = (points, key, cls) => {
+      for (const run of runs(points, key)) {
+        svgElement("polyline", { points: run.map((p) => `${sx(p.x)},${sy(p[key])}`).join(" "), class: cls }, svg);
+      }
+    };
+    band(data.made, "made-band");
+    band(data.ahead, "ahead-band");
+    line(data.made, "mean", "made-line");
+    line(data.observed, "y", "observed-line");
+    line(data.ahead, "mean", "ahead-line");
+    if (Number.isFinite(data.now)) {
+      svgElement("line", { x1: sx(data.now), x2: sx(data.now), y1: MARGIN.top, y2: height - MARGIN.bottom,
+                           class: "now" }, svg);
+    }
+    const dots = svgElement("g", { class: "observed-dots" }, svg);
+    const radius = data.observed.length > 150 ? 1.5 : 2.5;
+    for (const p of data.observed) {
+      if (p.y === null || !Number.isFinite(p.y)) continue;
+      const dot = svgElement("circle", { cx: sx(p.x), cy: sy(p.y), r: radius, class: "observed-dot",
+                                         "data-step": p.x, "data-value": p.y }, dots);
+      svgElement("title", {}, dot).textContent = `step ${p.x}: ${formatNumber(p.y)}`;
+    }
+    const last = data.observed[data.observed.length - 1];
+    if (last) {
+      svg.setAttribute("data-last-step", String(last.x));
+      svg.setAttribute("data-last-value", String(last.y));
+    }
+    this.container.replaceChildren(svg);
+  }
+}
+
+window.ForecastChart = ForecastChart;
+window.formatNumber = formatNumber;

@@ -1,0 +1,271 @@
+// The dashboard: lists models and series, and for the chosen series polls the /v1 API for its recent
+// values with the forecasts made for them, the forecast ahead, its prequential error and the model's
+// update statistics. The selection lives in the URL hash (#model=default&series=web-1), settings and
+// the API key in local storage. Everything shown comes from the API; the page holds no data of its own.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const enc = encodeURIComponent;
+const state = { model: null, series: null, names: [], nextOffset: null, feature: 0, nFeatures: 1,
+                loss: [], timer: null, polls: 0, busy: false };
+
+// ---- talking to the API --------------------------------------------------------------------------
+async function api(path) {
+  const headers = { accept: "application/json" };
+  const key = localStorage.getItem("tbptt.apiKey");
+  if (key) headers.authorization = `Bearer ${key}`;
+  const response = await fetch(path, { headers, cache: "no-store" });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON: keep the status text */ }
+    const error = new Error(`${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+function setStatus(text, kind) {
+  const status = $("status");
+  status.textContent = text;
+  status.className = `status ${kind || ""}`;
+}
+
+function settings() {
+  const number = (id, fallback) => { const v = Number($(id).value); return Number.isFinite(v) && v > 0 ? v : fallback; };
+  return { horizon: Math.round(number("horizon", 24)), level: number("level", 0.9),
+           history: Math.round(number("history", 200)), interval: number("interval", 2) };
+}
+
+// ---- selection (kept in the URL hash) ------------------------------------------------------------
+function readHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  state.model = params.get("model");
+  state.series = params.get("series");
+}
+
+function writeHash() {
+  const params = new URLSearchParams();
+  if (state.model) params.set("model", state.model);
+  if (state.series) params.set("series", state.series);
+  history.replaceState(null, "", `#${params.toString()}`);
+}
+
+function listItem(label, count, selected, onClick) {
+  const item = document.createElement("li");
+  item.textContent = label;
+  item.title = label;
+  if (count !== null) {
+    const badge = document.createElement("span");
+    badge.className = "count";
+    badge.textContent = count;
+    item.appendChild(badge);
+  }
+  if (selected) item.classList.add("selected");
+  item.addEventListener("click", onClick);
+  return item;
+}
+
+async function refreshModels() {
+  const { models } = await api("/v1/models");
+  if (!models.some((m) => m.name === state.model)) {
+    state.model = (models.find((m) => m.name === "default") || models[0] || {}).name || null;
+    state.series = null;
+  }
+  $("models").replaceChildren(...models.map((m) => listItem(m.name, `${m.series_count} series`,
+    m.name === state.model, () => selectModel(m.name))));
+}
+
+async function refreshSeries(append = false) {
+  if (!state.model) return;
+  const offset = append ? state.nextOffset : 0;
+  const page = await api(`/v1/models/${enc(state.model)}/series?offset=${offset}&limit=200`);
+  state.names = append ? [...state.names, ...page.series] : page.series;
+  state.nextOffset = page.next_offset;
+  $("series-total").textContent = `(${page.total})`;
+  $("series-more").hidden = page.next_offset === null;
+  if (!state.series || (!append && !state.names.includes(state.series) && page.next_offset === null)) {
+    state.series = state.names[0] || null;
+  }
+  renderSeriesList();
+  writeHash();
+}
+
+function renderSeriesList() {
+  const filter = $("series-filter").value.trim().toLowerCase();
+  const shown = state.names.filter((name) => name.toLowerCase().includes(filter));
+  $("series").replaceChildren(...shown.map((name) => listItem(name, null, name === state.series,
+    () => selectSeries(name))));
+}
+
+function selectModel(name) {
+  state.model = name;
+  state.series = null;
+  state.loss = [];
+  refreshAll();
+}
+
+function selectSeries(name) {
+  state.series = name;
+  state.feature = 0;
+  renderSeriesList();
+  writeHash();
+  poll();
+}
+
+// ---- rendering -----------------------------------------------------------------------------------
+function pick(value) {  // one feature of a value: a number, or the chosen entry of a list
+  if (Array.isArray(value)) return value[Math.min(state.feature, value.length - 1)] ?? null;
+  return value ?? null;
+}
+
+function fill(list, rows) {
+  list.replaceChildren();
+  for (const [label, value, cls] of rows) {
+    const term = document.createElement("dt");
+    term.textContent = label;
+    const detail = document.createElement("dd");
+    detail.textContent = value;
+    if (cls) detail.className = cls;
+    list.append(term, detail);
+  }
+}
+
+function renderAccuracy(stats) {
+  const ratio = stats.mae !== null && stats.naive_mae ? stats.mae / stats.naive_mae : null;
+  const last = stats.last_timestamp === null ? "–" : new Date(stats.last_timestamp * 1000).toISOString().replace(".000Z", "Z");
+  const coverage = stats.coverage === null ? "–" : `${(100 * stats.coverage).toFixed(1)}% (target ${Math.round(100 * stats.interval_level)}%)`;
+  fill($("accuracy"), [
+    ["values", String(stats.count)], ["last timestamp", last],
+    ["MAE", formatNumber(stats.mae)], ["naive MAE", formatNumber(stats.naive_mae)],
+    ["MAE / naive", ratio === null ? "–" : ratio.toFixed(3), ratio === null ? "" : ratio < 1 ? "good" : "bad"],
+    ["RMSE", formatNumber(stats.rmse)], ["naive RMSE", formatNumber(stats.naive_rmse)],
+    ["interval coverage", coverage],
+  ]);
+}
+
+function renderUpdates(info) {
+  const u = info.updates;
+  if (u.last_loss !== null && (!state.loss.length || state.loss[state.loss.length - 1][0] !== u.updates)) {
+    state.loss.push([u.updates, u.last_loss]);
+    state.loss = state.loss.slice(-200);
+  }
+  const c = info.config;
+  fill($("updates"), [
+    ["updates", String(u.updates)], ["skipped", String(u.skipped), u.skipped ? "bad" : ""],
+    ["last loss", formatNumber(u.last_loss)], ["last gradient norm", formatNumber(u.last_grad_norm)],
+    ["observations", String(info.observations)], ["series", String(info.series_count)],
+    ["network", `${c.cell} ${c.hidden_size}×${c.num_layers}, k1=${c.k1}, k2=${c.k2}, lr=${c.lr}`],
+  ]);
+  const spark = $("loss-spark");
+  spark.replaceChildren();
+  const losses = state.loss.map(([, loss]) => loss).filter(Number.isFinite);
+  if (losses.length > 1) {
+    const [lo, hi] = [Math.min(...losses), Math.max(...losses)];
+    const points = losses.map((loss, i) => `${(200 * i) / (losses.length - 1)},${38 - (34 * (loss - lo)) / (hi - lo || 1)}`);
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", points.join(" "));
+    spark.appendChild(line);
+  }
+}
+
+function renderFeatureChoice(nFeatures) {
+  const select = $("feature");
+  select.parentElement.hidden = nFeatures < 2;
+  if (select.options.length !== nFeatures) {
+    select.replaceChildren(...Array.from({ length: nFeatures }, (_, i) => new Option(String(i), String(i))));
+  }
+  select.value = String(state.feature);
+}
+
+function renderForecast(forecast, recent) {
+  const observed = recent.observations.map((o) => ({ x: o.step, y: pick(o.value) }));
+  const made = recent.observations.map((o) => ({ x: o.step, mean: pick(o.forecast_made.mean),
+    lower: pick(o.forecast_made.lower), upper: pick(o.forecast_made.upper) }));
+  const ahead = forecast.forecast.map((f) => ({ x: forecast.step + f.step, mean: pick(f.mean),
+    lower: pick(f.lower), upper: pick(f.upper) }));
+  state.chart.draw({ observed, made, ahead, now: forecast.step });
+  const body = $("forecast-table").tBodies[0];
+  body.replaceChildren(...ahead.map((p, i) => {
+    const row = document.createElement("tr");
+    for (const cell of [`+${i + 1}`, formatNumber(p.mean), formatNumber(p.lower), formatNumber(p.upper)]) {
+      const td = document.createElement("td");
+      td.textContent = cell;
+      row.appendChild(td);
+    }
+    return row;
+  }));
+}
+
+// ---- polling -------------------------------------------------------------------------------------
+async function poll() {
+  if (state.busy) return;
+  state.busy = true;
+  try {
+    if (state.polls % 5 === 0) {
+      await refreshModels();
+      await refreshSeries();
+    }
+    state.polls += 1;
+    if (!state.model || !state.series) {
+      $("title").textContent = state.model ? `${state.model}: no series yet` : "No models";
+      $("subtitle").textContent = "POST observations to see them here.";
+      state.chart.draw({ observed: [], made: [], ahead: [], now: NaN });
+      setStatus("live", "ok");
+      return;
+    }
+    const s = settings();
+    const base = `/v1/models/${enc(state.model)}`;
+    const series = `${base}/series/${enc(state.series)}`;
+    const [info, stats, recent, forecast] = await Promise.all([
+      api(base), api(series), api(`${series}/recent?limit=${s.history}`),
+      api(`${series}/forecast?horizon=${s.horizon}&level=${s.level}`),
+    ]);
+    state.nFeatures = info.config.n_features;
+    renderFeatureChoice(state.nFeatures);
+    $("title").textContent = `${state.model} / ${state.series}`;
+    $("subtitle").textContent = `step ${forecast.step} · forecast from update ${forecast.update_count} · `
+      + `${Math.round(100 * forecast.level)}% intervals`;
+    renderForecast(forecast, recent);
+    renderAccuracy(stats);
+    renderUpdates(info);
+    setStatus(`live · ${new Date().toLocaleTimeString()}`, "ok");
+  } catch (error) {
+    if (error.status === 404) state.polls = 0;  // the model or series went away: reload the lists next time
+    setStatus(error.status === 401 ? "401: enter the API key" : error.message, "error");
+  } finally {
+    state.busy = false;
+  }
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(async () => { await poll(); schedule(); }, settings().interval * 1000);
+}
+
+function refreshAll() {
+  state.polls = 0;
+  poll();
+}
+
+function init() {
+  state.chart = new ForecastChart($("chart"));
+  readHash();
+  for (const id of ["horizon", "level", "history", "interval"]) {
+    const saved = localStorage.getItem(`tbptt.${id}`);
+    if (saved) $(id).value = saved;
+    $(id).addEventListener("change", () => { localStorage.setItem(`tbptt.${id}`, $(id).value); poll(); });
+  }
+  $("api-key").value = localStorage.getItem("tbptt.apiKey") || "";
+  $("api-key").addEventListener("change", () => { localStorage.setItem("tbptt.apiKey", $("api-key").value); refreshAll(); });
+  $("settings").addEventListener("submit", (event) => event.preventDefault());
+  $("series-filter").addEventListener("input", renderSeriesList);
+  $("series-more").addEventListener("click", () => refreshSeries(true));
+  $("feature").addEventListener("change", () => { state.feature = Number($("feature").value); poll(); });
+  window.addEventListener("hashchange", () => { readHash(); refreshAll(); });
+  window.addEventListener("resize", () => poll());
+  refreshAll();
+  schedule();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,182 @@
+"""Calls: each operation of the service API as one request description plus its decoder.
+
+The sync :class:`~tbptt_online.client.Client` and the :class:`~tbptt_online.client.AsyncClient`
+both send these, so the two twins cannot drift apart. A call is *idempotent* when
+sending it twice has the effect of sending it once: GETs, and observation batches
+in which every element carries a timestamp (the server answers a repeated
+``(series, timestamp, value)`` with the first result and learns nothing twice).
+Only idempotent calls are retried.
+
+>>> call = observe("default", [{"series": "cpu", "value": 0.5, "timestamp": 1700000000}])
+>>> call.method, call.path, call.idempotent
+('POST', '/v1/models/default/observations', True)
+>>> observe("default", [{"series": "cpu", "value": 0.5}]).idempotent
+False
+>>> encode_observation(("cpu", float("nan"), datetime(2024, 1, 1)))
+{'series': 'cpu', 'value': None, 'timestamp': '2024-01-01T00:00:00+00:00'}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from tbptt_online.client.errors import error_for_status
+from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
+
+Timestamp = float | int | str | datetime | None
+ObservationLike = Mapping[str, Any] | Sequence[Any]  # {"series", "value", "timestamp"?} or (series, value[, ts])
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    decode: Callable[[Any], Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None  # JSON-ready, or None for no body
+    idempotent: bool = False
+
+    def request_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``httpx.Client.request`` (strict JSON: NaN was turned into null)."""
+        args: dict[str, Any] = {"method": self.method, "url": self.path}
+        if self.params:
+            args["params"] = self.params
+        if self.body is not None:
+            args["content"] = json.dumps(self.body, allow_nan=False, separators=(",", ":")).encode()
+            args["headers"] = {"content-type": "application/json"}
+        return args
+
+    def result(self, response: httpx.Response) -> Any:
+        """The decoded result of a success, or the :class:`ApiError` of anything else."""
+        if response.is_success:
+            return self.decode(response.json() if response.content else None)
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        raise error_for_status(response.status_code, body)
+
+
+def _segment(name: str) -> str:
+    """A model or series name as one URL path segment ('/' and spaces escaped)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name {name!r} is invalid: must be a non-empty string")
+    return quote(name, safe="")
+
+
+def _model_path(model: str) -> str:
+    return f"/v1/models/{_segment(model)}"
+
+
+def _series_path(model: str, series: str) -> str:
+    return f"{_model_path(model)}/series/{_segment(series)}"
+
+
+def _ignore(_: Any) -> None:
+    return None
+
+
+def encode_value(value: Any) -> Any:
+    """A number, a list of numbers or None, as JSON: NaN becomes None (missing); infinities are refused."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:  # numpy scalars and the like
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"value {value!r} is invalid: must be a number, a list of numbers or None") from None
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        raise ValueError(f"value {value!r} is invalid: must be finite (use None or NaN for a missing value)")
+    return value
+
+
+def encode_timestamp(timestamp: Timestamp) -> float | int | str | None:
+    """Unix seconds pass through; a ``datetime`` becomes ISO-8601 (a naive one is taken as UTC)."""
+    if isinstance(timestamp, datetime):
+        return (timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)).isoformat()
+    if timestamp is None or isinstance(timestamp, str):
+        return timestamp
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
+        raise ValueError(f"timestamp {timestamp!r} is invalid: must be unix seconds, ISO-8601 text or a datetime")
+    return timestamp
+
+
+def encode_observation(item: ObservationLike) -> dict[str, Any]:
+    """One observation as the JSON the service takes (the timestamp left out when None)."""
+    if isinstance(item, Mapping):
+        series, value, timestamp = item["series"], item.get("value"), item.get("timestamp")
+    elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) in (2, 3):
+        series, value, timestamp = item[0], item[1], (item[2] if len(item) == 3 else None)
+    else:
+        raise ValueError(f"observation {item!r} is invalid: must be a mapping or a (series, value[, timestamp]) tuple")
+    out: dict[str, Any] = {"series": series, "value": encode_value(value)}
+    if timestamp is not None:
+        out["timestamp"] = encode_timestamp(timestamp)
+    return out
+
+
+def observe(model: str, observations: list[dict[str, Any]]) -> Call:
+    """POST one batch of already-encoded observations; decodes to a list of results."""
+    return Call(
+        "POST",
+        f"{_model_path(model)}/observations",
+        lambda data: [ObservationResult.from_json(r) for r in data["results"]],
+        body={"observations": observations},
+        idempotent=all("timestamp" in o for o in observations),
+    )
+
+
+def forecast(model: str, series: str, horizon: int, level: float | None) -> Call:
+    params: dict[str, Any] = {"horizon": horizon}
+    if level is not None:
+        params["level"] = level
+    return Call("GET", f"{_series_path(model, series)}/forecast", Forecast.from_json, params, idempotent=True)
+
+
+def create_model(name: str, config: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/models", ModelInfo.from_json, body={"name": name, "config": config})
+
+
+def list_models() -> Call:
+    return Call("GET", "/v1/models", lambda data: [_model_info(m) for m in data["models"]], idempotent=True)
+
+
+def _model_info(item: Any) -> ModelInfo | str:
+    return ModelInfo.from_json(item) if isinstance(item, dict) else item
+
+
+def get_model(model: str) -> Call:
+    return Call("GET", _model_path(model), ModelInfo.from_json, idempotent=True)
+
+
+def delete_model(model: str) -> Call:
+    return Call("DELETE", _model_path(model), _ignore)
+
+
+def list_series(model: str, offset: int, limit: int) -> Call:
+    params = {"offset": offset, "limit": limit}
+    return Call("GET", f"{_model_path(model)}/series", SeriesPage.from_json, params, idempotent=True)
+
+
+def series_stats(model: str, series: str) -> Call:
+    return Call("GET", _series_path(model, series), SeriesStats.from_json, idempotent=True)
+
+
+def delete_series(model: str, series: str) -> Call:
+    return Call("DELETE", _series_path(model, series), _ignore)
+
+
+def health(path: str) -> Call:
+    return Call("GET", path, lambda data: data, idempotent=True)

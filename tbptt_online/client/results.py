@@ -1,0 +1,182 @@
+"""Typed results of the client: frozen dataclasses built from the service's JSON.
+
+Values follow the service's convention: a float for a model with one feature, a
+list of floats for several, ``None`` where missing. Unknown JSON fields are
+ignored, so a newer server does not break an older client.
+
+>>> r = ObservationResult.from_json({"series": "cpu", "step": 3, "timestamp": 1700000060.0, "value": 0.5,
+...     "forecast_made": {"mean": 0.4, "lower": 0.1, "upper": 0.7},
+...     "forecast_next": {"mean": 0.5, "lower": 0.2, "upper": 0.8}, "updated": False, "update_count": 7})
+>>> r.step, r.forecast_made.mean, r.forecast_made.contains(r.value)
+(3, 0.4, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Row = Any  # float | None | list[float | None]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A forecast's mean with its central interval ``[lower, upper]``."""
+
+    mean: Row
+    lower: Row
+    upper: Row
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Interval:
+        return cls(data["mean"], data["lower"], data["upper"])
+
+    def contains(self, value: Row) -> bool | None:
+        """Whether a one-feature ``value`` lies inside the interval (None if either is missing)."""
+        if value is None or self.lower is None or self.upper is None or isinstance(value, list):
+            return None
+        return self.lower <= value <= self.upper
+
+
+@dataclass(frozen=True)
+class ObservationResult:
+    """What the service answered for one observation."""
+
+    series: str
+    step: int  # the series' step count after this value
+    timestamp: float | None  # unix seconds, as the server stored it
+    value: Row
+    forecast_made: Interval  # the one-step forecast that had been made for this value
+    forecast_next: Interval  # the new one-step forecast, made after it
+    updated: bool  # whether an update of the weights ran at this step
+    update_count: int  # the model's updates so far
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ObservationResult:
+        return cls(
+            series=data["series"],
+            step=data["step"],
+            timestamp=data.get("timestamp"),
+            value=data.get("value"),
+            forecast_made=Interval.from_json(data["forecast_made"]),
+            forecast_next=Interval.from_json(data["forecast_next"]),
+            updated=bool(data.get("updated", False)),
+            update_count=data["update_count"],
+        )
+
+
+@dataclass(frozen=True)
+class ForecastStep:
+    step: int  # 1 = the next value
+    mean: Row
+    lower: Row
+    upper: Row
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A multi-step forecast with its interval at ``level``."""
+
+    model: str
+    series: str
+    horizon: int
+    level: float
+    step: int  # the series' step count the forecast was made from
+    update_count: int  # the model's update counter the forecast was made from
+    steps: list[ForecastStep]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Forecast:
+        steps = [ForecastStep(s["step"], s["mean"], s["lower"], s["upper"]) for s in data["forecast"]]
+        fields = ("model", "series", "horizon", "level", "step", "update_count")
+        return cls(steps=steps, **{name: data[name] for name in fields})
+
+    @property
+    def mean(self) -> list[Row]:
+        return [s.mean for s in self.steps]
+
+    @property
+    def lower(self) -> list[Row]:
+        return [s.lower for s in self.steps]
+
+    @property
+    def upper(self) -> list[Row]:
+        return [s.upper for s in self.steps]
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """Counters over a model's weight updates."""
+
+    updates: int
+    skipped: int
+    last_loss: float | None
+    last_grad_norm: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UpdateStats:
+        return cls(data["updates"], data["skipped"], data.get("last_loss"), data.get("last_grad_norm"))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    config: dict[str, Any]
+    series_count: int
+    observations: int
+    updates: UpdateStats
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        updates = UpdateStats.from_json(data["updates"])
+        return cls(data["name"], dict(data["config"]), data["series_count"], data["observations"], updates)
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """Prequential accuracy of one series: the model's one-step errors against the naive
+    last-value forecast's, and how often values fell inside the served interval."""
+
+    series: str
+    count: int
+    last_timestamp: float | None
+    mae: float | None
+    rmse: float | None
+    naive_mae: float | None
+    naive_rmse: float | None
+    coverage: float | None
+    interval_level: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeriesStats:
+        optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage")
+        return cls(
+            series=data["series"],
+            count=data["count"],
+            interval_level=data["interval_level"],
+            **{name: data.get(name) for name in optional},
+        )
+
+    @property
+    def relative_mae(self) -> float | None:
+        """MAE over the naive MAE: below 1 means the model beats "same as last value"."""
+        if self.mae is None or not self.naive_mae:
+            return None
+        return self.mae / self.naive_mae
+
+
+@dataclass(frozen=True)
+class SeriesPage:
+    """One page of a model's series names; ``next_offset`` is None on the last page."""
+
+    series: list[str]
+    total: int
+    next_offset: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeriesPage:
+        return cls([_series_name(s) for s in data["series"]], data["total"], data.get("next_offset"))
+
+
+def _series_name(item: Any) -> str:
+    return item["series"] if isinstance(item, dict) else item

@@ -1,0 +1,46 @@
+"""Settings from TBPTT_* environment variables: defaults, JSON for the default model, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+from tbptt_online import ForecasterConfig
+
+
+def test_defaults_are_documented_and_safe() -> None:
+    s = Settings()
+    assert (s.host, s.port, s.state_dir, s.api_key) == ("127.0.0.1", 8000, Path("state"), None)
+    assert s.default_config() == ForecasterConfig()
+    assert s.max_batch_observations <= s.microbatch_max_observations
+    assert all(field.description for field in Settings.model_fields.values())
+
+
+def test_environment_variables_are_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TBPTT_PORT", "9123")
+    monkeypatch.setenv("TBPTT_DEFAULT_MODEL", '{"cell": "lstm", "hidden_size": 16}')
+    monkeypatch.setenv("TBPTT_MICROBATCH_MAX_WAIT_MS", "0.5")
+    monkeypatch.setenv("TBPTT_API_KEY", "k")
+    s = Settings()
+    assert (s.port, s.microbatch_max_wait_ms, s.api_key) == (9123, 0.5, "k")
+    assert s.default_config() == ForecasterConfig(cell="lstm", hidden_size=16)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("TBPTT_PORT", "70000", "port"),
+        ("TBPTT_DEFAULT_MODEL", '{"k1": 0}', "k1=0 is invalid"),
+        ("TBPTT_DEFAULT_MODEL", '{"hidden": 8}', "unknown config field(s) ['hidden']"),
+        ("TBPTT_MAX_BODY_BYTES", "10", "max_body_bytes"),
+        ("TBPTT_LOG_LEVEL", "loud", "log_level"),
+        ("TBPTT_API_KEY", "", "api_key"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch, variable, value, fragment) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        Settings()

@@ -1,0 +1,270 @@
+"""tbptt_online.client against the real service: the async twin in-process (lifespan included), the sync
+client against a real ``tbptt-online serve`` process on 127.0.0.1, retries only where idempotent."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.settings import Settings
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.client import (
+    ApiError,
+    AsyncClient,
+    Client,
+    Conflict,
+    NotFound,
+    TransportFailure,
+    Unauthorized,
+    Unprocessable,
+)
+from tests.service.conftest import SMALL_MODEL, ServerProcess, free_port
+from tests.service.live_server import running_server
+
+PACKAGE = Path(__file__).resolve().parents[2] / "tbptt_online"
+T0 = 1_700_000_000
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def in_process_app(tmp_path: Path, **settings: str) -> AsyncIterator[httpx.ASGITransport]:
+    app = create_app(Settings(state_dir=tmp_path / "state", default_model=SMALL_MODEL, **settings))
+    async with app.router.lifespan_context(app):
+        await app.state.loading
+        yield httpx.ASGITransport(app=app)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server process for this module's sync tests."""
+    with running_server(tmp_path_factory.mktemp("client-server")) as server:
+        yield server
+
+
+class FlakyTransport(httpx.BaseTransport):
+    """Wraps a real transport: the first ``fail`` requests fail as ``mode`` says, then all pass through.
+
+    ``connect``: the request never reaches the server; ``lost``: the server applies it and the answer is
+    lost on the way back; ``503``: a 503 answer without reaching the server.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, fail: int, mode: str) -> None:
+        self.inner, self.fail, self.mode, self.requests = inner, fail, mode, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.requests > self.fail:
+            return self.inner.handle_request(request)
+        if self.mode == "connect":
+            raise httpx.ConnectError("connection refused", request=request)
+        if self.mode == "lost":
+            response = self.inner.handle_request(request)
+            response.read()  # the server applied it ...
+            response.close()
+            raise httpx.ReadError("connection reset after the request was sent", request=request)
+        return httpx.Response(503, json={"detail": "the service is still loading its state"}, request=request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class CountingAsyncTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, fail_with_503: int = 0) -> None:
+        self.inner, self.fail_with_503, self.requests = inner, fail_with_503, []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        if len(self.requests) <= self.fail_with_503:
+            return httpx.Response(503, json={"detail": "loading"}, request=request)
+        return await self.inner.handle_async_request(request)
+
+
+# -- the package boundary ---------------------------------------------------------------------------
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_client_package_imports_only_httpx_and_the_standard_library() -> None:
+    for path in sorted((PACKAGE / "client").glob("*.py")):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            allowed = top in sys.stdlib_module_names or top == "httpx" or name.startswith("tbptt_online.client")
+            assert allowed, f"{path.name} imports {name}"
+
+
+def test_no_core_module_imports_the_client() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        assert not any(n.startswith("tbptt_online.client") for n in imported_modules(path)), path.name
+
+
+# -- the async twin, in-process ---------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_async_client_results_match_the_library_fed_the_same_stream(tmp_path: Path) -> None:
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    values = [1.0, 2.5, None, 3.5, 3.0, 4.5, 4.0, 5.5, 5.0]
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        first = await client.observe("default", "a", values[0], timestamp=T0)
+        rest = await client.observe_many("default", [("a", v, T0 + 60 * i) for i, v in enumerate(values) if i], 3)
+        forecast = await client.forecast("default", "a", horizon=4, level=0.8)
+        stats = await client.series_stats("default", "a")
+        info = await client.get_model("default")
+    expected = reference.observe_many([("a", v) for v in values])
+    got = [first, *rest]
+    assert [r.step for r in got] == [e.step for e in expected] == list(range(1, 10))
+    assert [r.forecast_made.mean for r in got] == [e.forecast_made.mean for e in expected]
+    assert [r.forecast_next.upper for r in got] == [e.forecast_next.upper for e in expected]
+    assert [r.timestamp for r in got] == [float(T0 + 60 * i) for i in range(9)]
+    fc = reference.forecast("a", horizon=4, level=0.8)
+    assert (forecast.mean, forecast.lower, forecast.upper) == (fc.mean, fc.lower, fc.upper)
+    assert [s.step for s in forecast.steps] == [1, 2, 3, 4] and forecast.step == 9
+    ref_stats = reference.series_stats("a")
+    assert (stats.count, stats.mae, stats.naive_rmse) == (9, ref_stats.mae, ref_stats.naive_rmse)
+    assert stats.last_timestamp == float(T0 + 480)
+    assert info.updates.updates == reference.update_stats().updates == 2 and info.observations == 9
+
+
+@pytest.mark.anyio
+async def test_observe_many_sends_one_request_per_batch_in_order(tmp_path: Path) -> None:
+    async with in_process_app(tmp_path) as app:
+        counting = CountingAsyncTransport(app)
+        async with AsyncClient("http://service", transport=counting) as client:
+            items = ({"series": f"s{i % 3}", "value": float(i)} for i in range(10))  # a generator, chunked lazily
+            results = await client.observe_many("default", items, batch_size=4)
+    assert [m for m, _ in counting.requests] == ["POST"] * 3
+    assert [(r.series, r.value) for r in results] == [(f"s{i % 3}", float(i)) for i in range(10)]
+    assert [r.step for r in results] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]
+
+
+@pytest.mark.anyio
+async def test_models_and_series_can_be_created_listed_paged_and_deleted(tmp_path: Path) -> None:
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        created = await client.create_model("small", hidden_size=4, k1=2, k2=4)
+        assert (created.name, created.config["hidden_size"], created.series_count) == ("small", 4, 0)
+        assert sorted(m.name for m in await client.list_models()) == ["default", "small"]
+        await client.observe_many("small", [(f"host/{i:02d}", 1.0) for i in range(7)])  # '/' in a series name
+        page = await client.list_series("small", offset=0, limit=3)
+        assert (page.series, page.total, page.next_offset) == (["host/00", "host/01", "host/02"], 7, 3)
+        assert [name async for name in client.iter_series("small", page_size=2)] == [f"host/{i:02d}" for i in range(7)]
+        assert (await client.series_stats("small", "host/03")).count == 1
+        await client.delete_series("small", "host/03")
+        with pytest.raises(NotFound, match="host/03"):
+            await client.series_stats("small", "host/03")
+        await client.delete_model("small")
+        with pytest.raises(NotFound) as error:
+            await client.get_model("small")
+    assert error.value.status_code == 404 and "small" in error.value.detail
+
+
+@pytest.mark.anyio
+async def test_refusals_raise_typed_errors_with_the_server_message_and_index(tmp_path: Path) -> None:
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        await client.observe("default", "a", 1.0, timestamp=T0 + 60)
+        with pytest.raises(Conflict) as older:
+            await client.observe_many("default", [("b", 1.0, T0), ("a", 2.0, T0)])
+        with pytest.raises(Unprocessable) as wrong_dimension:
+            await client.observe_many("default", [("c", 1.0), ("c", [1.0, 2.0])])
+        with pytest.raises(Conflict):
+            await client.create_model("default")
+        assert (await client.series_stats("default", "a")).count == 1  # nothing of the refused batches applied
+        with pytest.raises(NotFound):
+            await client.series_stats("default", "b")
+    assert older.value.status_code == 409 and older.value.index == 1 and "older" in older.value.detail
+    assert wrong_dimension.value.index == 1 and "feature" in wrong_dimension.value.detail
+
+
+def test_values_that_json_cannot_carry_are_refused_or_mapped_before_sending() -> None:
+    with Client("http://127.0.0.1:9") as client, pytest.raises(ValueError, match="must be finite"):
+        client.observe("default", "a", float("inf"))
+
+
+@pytest.mark.anyio
+async def test_503_is_retried_for_reads_and_not_for_untimestamped_observations(tmp_path: Path) -> None:
+    async with in_process_app(tmp_path) as app:
+        reads = CountingAsyncTransport(app, fail_with_503=2)
+        async with AsyncClient("http://service", transport=reads, retries=3, backoff=0) as client:
+            assert (await client.get_model("default")).name == "default"
+        writes = CountingAsyncTransport(app, fail_with_503=1)
+        async with AsyncClient("http://service", transport=writes, retries=3, backoff=0) as client:
+            with pytest.raises(ApiError) as refused:
+                await client.observe("default", "a", 1.0)  # no timestamp: not idempotent, sent once
+        missing = CountingAsyncTransport(app)
+        async with AsyncClient("http://service", transport=missing, retries=3, backoff=0) as client:
+            with pytest.raises(NotFound):
+                await client.forecast("default", "nope")
+    assert len(reads.requests) == 3 and len(writes.requests) == 1 and len(missing.requests) == 1
+    assert refused.value.status_code == 503
+
+
+# -- the sync client, against a real server process --------------------------------------------------
+def test_sync_client_talks_to_a_real_server(live_server: ServerProcess) -> None:
+    with Client(live_server.base_url) as client:
+        assert client.ready()
+        results = client.observe_many("default", [("cpu", 10.0 + i, T0 + 60 * i) for i in range(6)], batch_size=4)
+        assert [r.step for r in results] == [1, 2, 3, 4, 5, 6]
+        forecast = client.forecast("default", "cpu", horizon=3)
+        assert forecast.step == 6 and len(forecast.mean) == 3 and forecast.level == 0.9
+        assert all(lo <= m <= hi for m, lo, hi in zip(forecast.mean, forecast.lower, forecast.upper, strict=True))
+        assert client.series_stats("default", "cpu").count == 6
+
+
+@pytest.mark.parametrize("mode", ["connect", "lost", "503"])
+def test_timestamped_observations_are_retried_and_applied_exactly_once(live_server: ServerProcess, mode: str) -> None:
+    flaky = FlakyTransport(httpx.HTTPTransport(), fail=2, mode=mode)
+    series = f"retry-{mode}"
+    with Client(live_server.base_url, transport=flaky, retries=3, backoff=0) as client:
+        result = client.observe("default", series, 4.2, timestamp=T0)
+    with Client(live_server.base_url) as client:
+        again = client.observe("default", series, 4.2, timestamp=T0)  # the server's idempotent answer
+        assert client.series_stats("default", series).count == 1  # even with 'lost', applied once
+    assert flaky.requests == 3 and result.step == 1 and again == result
+
+
+def test_an_untimestamped_observation_is_never_resent(live_server: ServerProcess) -> None:
+    flaky = FlakyTransport(httpx.HTTPTransport(), fail=1, mode="lost")
+    with (
+        Client(live_server.base_url, transport=flaky, retries=3, backoff=0) as client,
+        pytest.raises(TransportFailure, match="ReadError"),
+    ):
+        client.observe("default", "untimed", 1.0)
+    with Client(live_server.base_url) as client:
+        assert client.series_stats("default", "untimed").count == 1  # applied once; the client did not resend it
+    assert flaky.requests == 1
+
+
+def test_an_unreachable_server_raises_transport_failure_after_the_retries() -> None:
+    flaky = FlakyTransport(httpx.HTTPTransport(), fail=10, mode="connect")
+    with Client(f"http://127.0.0.1:{free_port()}", transport=flaky, retries=2, backoff=0) as client:
+        assert not client.ready()
+        with pytest.raises(TransportFailure, match="ConnectError"):
+            client.forecast("default", "cpu")
+    assert flaky.requests == 1 + 3  # ready() once, then the first try and two retries
+
+
+@pytest.mark.anyio
+async def test_the_api_key_is_sent_as_a_bearer_token(tmp_path: Path) -> None:
+    async with in_process_app(tmp_path, api_key="s3cret") as app:
+        async with AsyncClient("http://service", transport=app) as anonymous:
+            with pytest.raises(Unauthorized) as refused:
+                await anonymous.list_models()
+        async with AsyncClient("http://service", transport=app, api_key="s3cret") as client:
+            assert [m.name for m in await client.list_models()] == ["default"]
+    assert refused.value.status_code == 401 and "API key" in refused.value.detail

@@ -1,0 +1,99 @@
+"""Reading never writes, and a checkpoint continues the stream bit for bit."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tests.tbptt_online.snapshots import assert_identical, snapshot
+from tests.tbptt_online.streams import staggered_ticks
+
+
+def config_for(**overrides) -> ForecasterConfig:
+    base = dict(hidden_size=6, k1=2, k2=5, optimizer="adam", lr=0.01, clip_norm=1.0, seed=2, replay_batch=4)
+    base.update(overrides)
+    return ForecasterConfig(**base)
+
+
+def stream(n_ticks: int, d: int = 1):
+    return staggered_ticks([0, 1, 3], n_ticks, d=d, missing=[(0, 3), (1, 5), (2, 2), (0, 9)])
+
+
+def feed(f: Forecaster, ticks) -> list:
+    return [r for tick in ticks for r in f.observe_many(tick)]
+
+
+@pytest.mark.parametrize("loss", ["gaussian", "mse"])
+@pytest.mark.parametrize("mode", ["stateful", "stateless"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_forecast_leaves_every_tensor_bit_identical(cell, mode, loss):
+    f, twin = (
+        Forecaster(config_for(cell=cell, mode=mode, loss=loss)),
+        Forecaster(config_for(cell=cell, mode=mode, loss=loss)),
+    )
+    ticks = stream(16)
+    feed(f, ticks[:10])
+    feed(twin, ticks[:10])
+    assert f.update_stats().updates > 0
+    before = snapshot(f)
+    rng = torch.get_rng_state()
+    for name in f.series:
+        for horizon, level in ((1, None), (7, 0.5), (3, 0.99)):
+            f.forecast(name, horizon=horizon, level=level)
+        f.series_stats(name)
+    f.update_stats()
+    f.view().forecast("s0", 2)
+    assert_identical(snapshot(f), before)
+    assert torch.equal(torch.get_rng_state(), rng)  # nor the global RNG
+    # and nothing hidden changed either: it continues exactly like a twin that never forecast
+    assert_identical(feed(f, ticks[10:]), feed(twin, ticks[10:]))
+    assert_identical(snapshot(f), snapshot(twin))
+
+
+@pytest.mark.parametrize("via", ["memory", "torch.save"])
+@pytest.mark.parametrize("mode", ["stateful", "stateless"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_state_dict_round_trip_continues_the_stream_bit_identically(cell, mode, via):
+    config = config_for(cell=cell, mode=mode, dtype="float32")
+    f = Forecaster(config)
+    ticks = stream(24)
+    feed(f, ticks[:11])
+    f.forget("s2")  # a free slot travels too
+    state = f.state_dict()
+    if via == "torch.save":
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        state = torch.load(buffer, weights_only=True)  # tensors and plain values only
+    saved = snapshot(f)
+    g = Forecaster.from_state_dict(state)
+    assert_identical(snapshot(g), saved)
+    rest = [[item for item in tick if item[0] != "s1" or i % 3] for i, tick in enumerate(ticks[11:])]
+    rest[2].append(("s3", 1.0))  # a new series reuses the freed slot
+    updates = f.update_stats().updates
+    assert_identical(feed(f, rest), feed(g, rest))
+    assert f.update_stats().updates > updates  # the continuation holds updates
+    assert_identical(snapshot(f), snapshot(g))
+    for name in f.series:
+        assert_identical(f.forecast(name, horizon=4), g.forecast(name, horizon=4))
+    # the checkpoint itself was not changed by either copy continuing
+    h = Forecaster.from_state_dict(state)
+    assert_identical(snapshot(h), saved)
+    feed(h, rest)
+    assert_identical(snapshot(h), snapshot(f))
+
+
+def test_load_state_rejects_another_config_and_format():
+    f = Forecaster(config_for())
+    f.observe("a", 1.0)
+    state = f.state_dict()
+    other = Forecaster(config_for(hidden_size=7))
+    with pytest.raises(ValueError, match="does not match"):
+        other.load_state(state)
+    with pytest.raises(ValueError, match="format"):
+        Forecaster.from_state_dict({**state, "format": 99})
+    with pytest.raises(ValueError, match="unknown config field"):
+        Forecaster.from_state_dict({**state, "config": {**state["config"], "colour": "red"}})

@@ -1,0 +1,196 @@
+"""Bad configs and bad input raise ValueError naming the field and the value; a bad
+batch changes nothing; a non-finite update is skipped, counted and never reaches
+the weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tests.tbptt_online.snapshots import assert_identical, snapshot
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("k1", 0), ("k1", -3), ("k1", 1.5), ("k1", True), ("k2", 0), ("k2", "8"),
+        ("cell", "transformer"), ("cell", None), ("mode", "online"), ("optimizer", "rmsprop"),
+        ("loss", "mae"), ("dtype", "float16"), ("lr", -0.1), ("lr", math.nan), ("lr", math.inf),
+        ("clip_norm", 0.0), ("clip_norm", -1.0), ("hidden_size", 0), ("num_layers", 0),
+        ("n_features", 0), ("replay_batch", 0), ("seed", -1), ("normalize", "yes"),
+        ("interval_level", 1.0), ("interval_level", 0.0), ("history_size", 3),
+    ],
+)  # fmt: skip
+def test_bad_config_raises_naming_field_and_value(field, value):
+    with pytest.raises(ValueError) as info:
+        ForecasterConfig(**{"k1": 2, "k2": 4, field: value})
+    message = str(info.value)
+    assert field in message and repr(value) in message, message
+
+
+def test_config_allows_k2_below_k1_and_rejects_a_non_config():
+    assert ForecasterConfig(k1=5, k2=2).k2 == 2  # the documented cheap variant
+    with pytest.raises(ValueError, match="config"):
+        Forecaster({"k1": 2})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def forecaster() -> Forecaster:
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=3, n_features=3))
+    for i in range(5):
+        f.observe_many([("a", [1.0 * i, 2.0, 3.0]), ("b", [0.0, None, 1.0 * i])])
+    return f
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([1.0, 2.0], "n_features=3"),
+        (1.0, "n_features=3"),
+        ([1.0, math.inf, 2.0], "infinite"),
+        ([-math.inf, 1.0, 2.0], "infinite"),
+        ([1.0, "2", 3.0], "'2'"),
+        ([1.0, True, 3.0], "True"),
+        ("1,2,3", "'1,2,3'"),
+        ({"x": 1.0}, "{'x': 1.0}"),
+        ([1.0, [2.0], 3.0], r"\[2.0\]"),
+        ([1.0, 10**400, 3.0], "feature"),  # an int too big for a float
+    ],
+)
+def test_bad_value_raises_naming_it_and_changes_nothing(forecaster, value, expected):
+    before = snapshot(forecaster)
+    with pytest.raises(ValueError, match=expected):
+        forecaster.observe("a", value)
+    assert_identical(snapshot(forecaster), before)
+
+
+@pytest.mark.parametrize("name", ["", 5, None, "x" * 201])
+def test_bad_series_name_raises(forecaster, name):
+    with pytest.raises(ValueError, match="series"):
+        forecaster.observe(name, [1.0, 2.0, 3.0])
+
+
+def test_batch_with_one_bad_element_changes_nothing(forecaster):
+    before, names = snapshot(forecaster), forecaster.series
+    batch = [
+        ("a", [1.0, 2.0, 3.0]),
+        ("new", [1.0, 1.0, 1.0]),
+        ("b", None),
+        ("a", [1.0, math.inf, 0.0]),
+        ("b", [0.0] * 3),
+    ]
+    with pytest.raises(ValueError, match="observation 3"):
+        forecaster.observe_many(batch)
+    with pytest.raises(ValueError, match="observation 1"):
+        forecaster.observe_many([("a", None), ("b", 1.0, 2.0)])  # not a pair
+    with pytest.raises(ValueError, match="observation 2"):
+        forecaster.observe_many([("a", None), ("new", None), ("", None)])
+    assert_identical(snapshot(forecaster), before)
+    assert forecaster.series == names  # "new" was not added
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"series": "nope"}, "'nope'"),
+        ({"horizon": 0}, "horizon=0"),
+        ({"horizon": -2}, "horizon=-2"),
+        ({"horizon": 1.5}, "horizon=1.5"),
+        ({"horizon": True}, "horizon=True"),
+        ({"level": 0.0}, "level=0.0"),
+        ({"level": 1.0}, "level=1.0"),
+        ({"level": 1.5}, "level=1.5"),
+        ({"level": math.nan}, "level=nan"),
+        ({"level": "0.9"}, "level='0.9'"),
+        ({"level": True}, "level=True"),
+    ],
+)
+def test_bad_forecast_request_raises_naming_it(forecaster, kwargs, expected):
+    before = snapshot(forecaster)
+    args = {"series": "a", "horizon": 2, **kwargs}
+    with pytest.raises(ValueError, match=expected):
+        forecaster.forecast(**args)
+    assert_identical(snapshot(forecaster), before)
+
+
+def test_unknown_series_for_stats_raises(forecaster):
+    with pytest.raises(ValueError, match="'ghost'"):
+        forecaster.series_stats("ghost")
+
+
+# -- non-finite updates ---------------------------------------------------------------
+def weights(f: Forecaster) -> dict[str, torch.Tensor]:
+    return {k: p.detach().clone() for k, p in f.network.named_parameters()}
+
+
+def all_finite(f: Forecaster) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in f.network.parameters())
+
+
+def test_overflowing_loss_skips_the_update_and_is_counted():
+    # float32 without normalisation: (1e30 - mean)^2 overflows, the loss is inf
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=2, loss="mse", normalize=False, dtype="float32"))
+    for v in (0.1, 0.2, 0.3, 0.4):
+        f.observe("a", v)
+    assert f.update_stats() == f.update_stats().__class__(
+        2, 0, f.update_stats().last_loss, f.update_stats().last_grad_norm
+    )
+    before, optimizer = weights(f), snapshot(f)["optimizer"]
+    f.observe("a", 1e30)
+    r = f.observe("a", 0.5)  # t = 6: the window holds the huge value
+    stats = f.update_stats()
+    assert (stats.updates, stats.skipped) == (2, 1) and r.update_count == 2
+    assert not math.isfinite(stats.last_loss)
+    assert_identical(weights(f), before)
+    assert_identical(snapshot(f)["optimizer"], optimizer)  # Adam's moments untouched too
+    assert all_finite(f) and math.isfinite(f.forecast("a", 3).mean[-1])
+    for v in (0.6, 0.7):  # once the value has left the window, learning resumes
+        f.observe("a", v)
+    assert f.update_stats().updates == 3 and all_finite(f)
+
+
+def test_non_finite_gradient_skips_the_update():
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=3, normalize=False, dtype="float64"))
+    for v in (0.1, 0.2):
+        f.observe("a", v)
+    before, optimizer = weights(f), snapshot(f)["optimizer"]
+    # an honest non-finite gradient with a finite loss: poison one parameter's gradient
+    handle = f.network.head.bias.register_hook(lambda g: g * math.inf)
+    f.observe("a", 0.3)
+    f.observe("a", 0.4)  # t = 4: an update is due
+    handle.remove()
+    stats = f.update_stats()
+    assert (stats.updates, stats.skipped) == (1, 1)
+    assert math.isfinite(stats.last_loss) and not math.isfinite(stats.last_grad_norm)
+    assert_identical(weights(f), before)
+    assert_identical(snapshot(f)["optimizer"], optimizer)
+    f.observe("a", 0.5)
+    f.observe("a", 0.6)
+    assert f.update_stats().updates == 2 and all_finite(f)
+
+
+def test_step_that_would_make_a_weight_infinite_is_undone():
+    # finite loss and gradient, but lr * gradient overflows float32: the step is rolled back
+    config = ForecasterConfig(
+        hidden_size=4,
+        k1=2,
+        k2=2,
+        loss="mse",
+        normalize=False,
+        dtype="float32",
+        optimizer="sgd",
+        lr=3e38,
+        clip_norm=None,
+    )
+    f = Forecaster(config)
+    before = weights(f)
+    f.observe("a", 100.0)
+    f.observe("a", 120.0)
+    stats = f.update_stats()
+    assert (stats.updates, stats.skipped) == (0, 1)
+    assert math.isfinite(stats.last_loss) and math.isfinite(stats.last_grad_norm)
+    assert_identical(weights(f), before)
+    assert all_finite(f)

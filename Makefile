@@ -24,5 +24,12 @@ lint: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest
 
+# Every benchmark at full size (about 10 minutes on 2 cores), results under benchmarks/results/.
+bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m benchmarks.throughput
+	$(PY) -m benchmarks.accuracy
+	$(PY) -m benchmarks.truncation_wall
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -66,5 +66,6 @@ def contenders(period: int, tuned: ForecasterConfig | None = None) -> dict[str, 
         "ours stateless (defaults)": lambda: OurForecaster(ForecasterConfig(mode="stateless")),
     }
     if tuned is not None:
-        made["ours stateful (TUNED on these data)"] = lambda: OurForecaster(tuned)
+        label = f"ours {tuned.mode} k1={tuned.k1} lr={tuned.lr:g} (TUNED on these series)"
+        made[label] = lambda: OurForecaster(tuned)
     return made

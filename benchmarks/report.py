@@ -21,11 +21,16 @@ import torch
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark has: ``--smoke`` and ``--out``."""
+    made = argparse.ArgumentParser(description=description)
+    made.add_argument("--smoke", action="store_true", help="a size of seconds (CI), not the published one")
+    made.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"folder for JSON and markdown ({RESULTS_DIR})")
+    return made
+
+
 def arguments(description: str, argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--smoke", action="store_true", help="a size of seconds (CI), not the published one")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"folder for JSON and markdown ({RESULTS_DIR})")
-    return parser.parse_args(argv)
+    return parser(description).parse_args(argv)
 
 
 def machine(module: str, argv: list[str] | None) -> dict[str, Any]:
@@ -57,6 +62,8 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
         if value is None:
             return "-"
         if isinstance(value, float):
+            if abs(value) >= 1e7:
+                return f"{value:.2e}"  # e.g. a model that diverged
             return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 0.01 else f"{value:.3f}"
         if isinstance(value, int):
             return f"{value:,}" if abs(value) >= 10_000 else str(value)

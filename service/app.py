@@ -1,9 +1,14 @@
 """The app factory: settings in, a FastAPI app out, its models owned by its lifespan.
 
 At start the lifespan creates the model registry and loads the state in the
-background (``restore``: by default, create the model ``default`` from
-settings); ``/readyz`` answers 503 and ``/v1`` routes 503 until that is done.
-At shutdown every model worker drains the jobs already queued, then stops.
+background; ``/readyz`` answers 503 and ``/v1`` routes 503 until that is done.
+By default (``durable``) the state is :class:`~service.durability.Durability`'s:
+every change is journaled to ``state_dir/events.sqlite3`` before it is made, and
+loading recovers the newest valid checkpoint plus the log after it. With
+``durable=False``, or a ``journal`` or ``restore`` given by the caller, the state
+lives in memory (``restore`` defaults to creating the model ``default``).
+At shutdown every model worker drains the jobs already queued, then stops; a
+durable app then writes a final checkpoint.
 
 >>> import asyncio, tempfile, httpx
 >>> async def first_step(state_dir: str) -> int:
@@ -30,6 +35,7 @@ from fastapi import FastAPI
 
 from service.auth import ApiKeyMiddleware
 from service.body_limit import BodyLimitMiddleware
+from service.durability import Durability
 from service.error_responses import install_error_handlers
 from service.journal import Journal, NullJournal
 from service.metrics import ServiceMetrics
@@ -51,17 +57,20 @@ def create_app(
     settings: Settings | None = None,
     *,
     journal: Journal | None = None,
-    restore: Restore = create_default_model,
+    restore: Restore | None = None,
     forecaster_factory: ForecasterFactory = Forecaster,
 ) -> FastAPI:
-    """Build the service. ``journal`` records each batch before it is applied;
-    ``restore`` fills the registry at start (recovery plugs in here)."""
+    """Build the service. ``journal`` records each change before it is made;
+    ``restore`` fills the registry at start. Neither given and ``settings.durable``:
+    the event log and checkpoints of ``settings.state_dir`` (recovery)."""
     settings = settings if settings is not None else Settings()
     metrics = ServiceMetrics()
+    durability = Durability(settings) if journal is None and restore is None and settings.durable else None
+    load_state: Restore = durability.restore if durability is not None else restore or create_default_model
 
     async def load(app: FastAPI, registry: ModelRegistry) -> None:
         try:
-            await restore(registry)
+            await load_state(registry)
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")
             app.state.load_error = f"loading the state failed: {error!r}"
@@ -72,9 +81,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        if durability is not None:
+            await asyncio.to_thread(durability.open)
         registry = ModelRegistry(
             settings,
-            journal=journal if journal is not None else NullJournal(),
+            journal=durability.journal if durability is not None else journal or NullJournal(),
             metrics=metrics,
             forecaster_factory=forecaster_factory,
         )
@@ -86,7 +97,11 @@ def create_app(
             app.state.ready = False
             app.state.loading.cancel()
             await asyncio.gather(app.state.loading, return_exceptions=True)
+            if durability is not None:
+                await durability.stop_checkpoints()
             await registry.close()  # drain: every queued observation is applied first
+            if durability is not None:
+                await durability.close(registry)  # the final checkpoint, then the log is closed
 
     app = FastAPI(
         title="tbptt-online",
@@ -95,6 +110,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.durability = durability
     app.state.metrics = metrics
     app.state.ready = False
     app.state.load_error = None

@@ -1,4 +1,5 @@
-"""ApiKeyMiddleware: when an API key is set, every route but the probes needs it.
+"""ApiKeyMiddleware: when an API key is set, every route but the probes and the
+dashboard's static page needs it.
 
 A pure ASGI middleware, so it covers every path (the docs and unknown paths
 included) before routing. The key is compared in constant time.
@@ -11,7 +12,8 @@ import secrets
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+OPEN_PREFIXES = ("/static/",)  # the dashboard's files hold no data; the page sends the key to /v1 itself
 
 
 class ApiKeyMiddleware:
@@ -24,8 +26,12 @@ class ApiKeyMiddleware:
         scheme, _, token = header.partition(b" ")
         return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.key)
 
+    @staticmethod
+    def _open(path: str) -> bool:
+        return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
+        if scope["type"] != "http" or self._open(scope["path"]) or self._authorized(scope):
             await self.app(scope, receive, send)
             return
         refusal = JSONResponse(

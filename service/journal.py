@@ -1,35 +1,79 @@
-"""The journal hook: where a model worker records a batch before applying it.
+"""The journal hook: where the service records a change before it makes it.
 
-A worker calls ``journal.append(model, observations)`` with the merged batch of
-one micro-batch, in apply order, *before* it changes the model; if that raises
+A model worker calls ``journal.append(model, observations)`` with the merged batch
+of one micro-batch, in apply order, *before* it changes the model; if that raises
 :class:`~service.errors.StorageFullError` the batch's requests get 507 and nothing
 is applied. Replaying the appended batches, in order, through
 ``ModelWorker.apply`` reproduces the same ticks. Each model has its own worker
 thread, so ``append`` may be called from several threads at once.
 
-The default keeps nothing (state lives in memory only); a write-ahead log with
-the same method makes the service durable.
+The other changes of the service's state (a model created or deleted, a series
+forgotten, a checkpoint imported) go through ``record(model, kind, payload)``,
+also before they are made. Both return the record's sequence number in the log
+(``None`` for a journal that keeps no log): recovery uses it to skip what a
+checkpoint already holds.
+
+The default keeps nothing (state lives in memory only); :class:`service.log_journal.LogJournal`
+writes both to the event log and makes the service durable. A journal with
+``append`` alone (a test's recorder) still works: :func:`with_changes` gives it a
+``record`` that keeps nothing.
 
 >>> from service.observation import Observation
->>> NullJournal().append("default", [Observation("a", 1.0, 1700000000.0)])
+>>> journal = with_changes(NullJournal())
+>>> journal.append("default", [Observation("a", 1.0, 1700000000.0)]), journal.record("default", "forget_series", {})
+(None, None)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.observation import Observation
 
+# The kinds of change records, as the event log stores them.
+CREATE_MODEL = "create_model"
+OBSERVE = "observe"
+FORGET_SERIES = "forget_series"
+DELETE_MODEL = "delete_model"
+IMPORT_CHECKPOINT = "import_checkpoint"
+
 
 class Journal(Protocol):
-    def append(self, model: str, observations: Sequence[Observation]) -> None:
+    def append(self, model: str, observations: Sequence[Observation]) -> int | None:
         """Record one batch durably, or raise (``StorageFullError``: the batch is refused with 507)."""
         ...
 
 
-class NullJournal:
-    """A journal that records nothing: the default when no durable log is configured."""
+class ChangeJournal(Journal, Protocol):
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
+        """Record one other change durably, or raise (``StorageFullError``: refused with 507)."""
+        ...
 
-    def append(self, model: str, observations: Sequence[Observation]) -> None:
+
+class NullJournal:
+    """A journal that records nothing: state lives in memory only."""
+
+    def append(self, model: str, observations: Sequence[Observation]) -> int | None:
         return None
+
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
+        return None
+
+
+class _BatchesOnly:
+    """A journal with ``append`` alone: its batches are recorded, other changes are not."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def append(self, model: str, observations: Sequence[Observation]) -> int | None:
+        return self.journal.append(model, observations)
+
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
+        return None
+
+
+def with_changes(journal: Journal) -> ChangeJournal:
+    """``journal`` itself when it records changes, else a wrapper whose ``record`` keeps nothing."""
+    return journal if callable(getattr(journal, "record", None)) else _BatchesOnly(journal)  # type: ignore[return-value]

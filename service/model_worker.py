@@ -13,6 +13,11 @@ Readers (forecasts, series statistics, model info) use ``snapshot``: an atomic
 reference to a :class:`ModelSnapshot` holding a ``ForecasterView``, a consistent
 read-only moment of the model. They share no lock with the worker, so a forecast
 never waits for an update.
+
+Every other change of the model (forget a series, import a checkpoint, delete the
+model) and a checkpoint's capture of its state also run on the worker thread, as
+jobs in the same queue: each change is journaled before it is made, and ``seq``
+(the last log record the model's state includes) stays exact for recovery.
 """
 
 from __future__ import annotations
@@ -22,41 +27,22 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from service.admission import BatchAdmission, SeriesMark, Source
 from service.errors import ApiError, InsufficientStorage, NotFound, StorageFullError
-from service.journal import Journal, NullJournal
+from service.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
 from service.metrics import ServiceMetrics
+from service.model_snapshot import ModelSnapshot, ObserveOutcome
+from service.model_state import ModelState
 from service.observation import Observation
 from service.recent_results import RecentResults
-from tbptt_online import Forecaster, ForecasterView, StepResult, UpdateStats
+from tbptt_online import Forecaster, StepResult
 
 logger = logging.getLogger("service.model_worker")
-
-
-@dataclass(frozen=True)
-class ModelSnapshot:
-    """What readers see of a model: one moment, never half an update."""
-
-    view: ForecasterView
-    updates: UpdateStats
-    observations: int  # values consumed by the model, all series together
-    series_count: int
-    marks: Mapping[str, SeriesMark]  # last timestamped observation per series
-
-    @cached_property
-    def sorted_series(self) -> list[str]:
-        return sorted(self.view.slots)
-
-
-@dataclass(frozen=True)
-class ObserveOutcome:
-    results: list[StepResult]  # one per observation of the request, in its order
-    update_count: int  # the model's update counter after the batch
+T = TypeVar("T")
 
 
 @dataclass
@@ -71,8 +57,9 @@ class _ObserveJob(_Job):
 
 
 @dataclass
-class _ForgetJob(_Job):
-    series: str
+class _CallJob(_Job):
+    run: Callable[[], Any]  # runs on the worker thread between two batches
+    ends_thread: bool = False  # the model's last job (deletion): the thread ends once it succeeds
 
 
 _STOP = object()
@@ -105,7 +92,8 @@ class ModelWorker:
         self.name = name
         self.forecaster = forecaster
         self.metrics = metrics
-        self.journal: Journal = journal if journal is not None else NullJournal()
+        self.journal = with_changes(journal if journal is not None else NullJournal())
+        self.seq = 0  # the last event-log record this model's state includes (0: none or no log)
         self.max_series = max_series
         self.max_batch_observations = max_batch_observations
         self.max_wait_s = max_wait_s
@@ -137,15 +125,27 @@ class ModelWorker:
         return await job.future
 
     async def forget(self, series: str) -> None:
-        loop = asyncio.get_running_loop()
-        job = _ForgetJob(loop, loop.create_future(), series)
-        self._submit(job)
-        await job.future
+        await self.call(lambda: self._forget(series))
 
-    def _submit(self, job: _Job) -> None:
+    def call(self, run: Callable[[], T], *, ends_thread: bool = False) -> asyncio.Future[T]:
+        """Queue ``run`` to run on the worker thread after the jobs already queued (call it on the
+        event loop). ``ends_thread``: refuse new jobs from now on and end the thread once ``run``
+        succeeds; when it raises, the worker goes on as before."""
+        loop = asyncio.get_running_loop()
+        job = _CallJob(loop, loop.create_future(), run, ends_thread)
+        self._submit(job, closing=ends_thread)
+        return job.future
+
+    async def retire(self) -> None:
+        """Delete the model: apply the jobs already queued, journal the deletion (507 when the journal
+        is full: the model goes on), end the thread."""
+        await self.call(lambda: self.record_change(DELETE_MODEL, {}), ends_thread=True)
+
+    def _submit(self, job: _Job, closing: bool = False) -> None:
         with self._submit_lock:
             if self._closed:
                 raise NotFound(f"model {self.name!r} is unknown (it was deleted or the service is stopping)")
+            self._closed = closing
             self._queue.put(job)
 
     # -- life cycle ------------------------------------------------------------------
@@ -163,7 +163,7 @@ class ModelWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    # -- the one state-changing path (live batches and journal replay alike) ---------------
+    # -- the state-changing paths (live jobs and journal replay alike) ----------------------
     def apply(self, observations: Sequence[Observation]) -> list[StepResult]:
         """Apply one admitted batch: one ``observe_many`` and the series' timestamp marks.
 
@@ -177,6 +177,27 @@ class ModelWorker:
                 self._marks_changed = True
         self.recent.record(observations, results)
         return results
+
+    def apply_forget(self, series: str) -> None:
+        """Forget a series (call it like ``apply``)."""
+        self.forecaster.forget(series)
+        self.recent.forget(series)
+        if self._marks.pop(series, None) is not None:
+            self._marks_changed = True
+
+    def load(self, forecaster: Forecaster, marks: Mapping[str, SeriesMark], seq: int) -> None:
+        """Make ``forecaster`` and ``marks`` the model's state, which includes log record ``seq``
+        (call it like ``apply``). The recent values shown beside forecasts start afresh."""
+        self.forecaster = forecaster
+        self._marks = dict(marks)
+        self._marks_changed = True
+        self.recent = RecentResults()
+        self.seq = seq
+
+    def capture(self) -> ModelState:
+        """The model's complete state (call it on the worker thread, through ``call``, or when the
+        thread is not running). Cheap: the series' tensors are shared, never written in place."""
+        return ModelState(self.name, self.seq, self.forecaster.state_dict(), dict(self._marks))
 
     def publish(self) -> None:
         """Make the forecaster's current state what readers see."""
@@ -195,8 +216,9 @@ class ModelWorker:
             self._carried = None
             if job is _STOP:
                 return
-            if isinstance(job, _ForgetJob):
-                self._forget(job)
+            if isinstance(job, _CallJob):
+                if self._call(job) and job.ends_thread:
+                    return
                 continue
             batch, interrupting = self._collect(job)
             try:
@@ -206,10 +228,8 @@ class ModelWorker:
                 self.publish()
                 for failed in batch:
                     self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
-            if interrupting is _STOP:
-                return
             if interrupting is not None:
-                self._forget(interrupting)
+                self._carried = interrupting  # handled by the next turn of the loop
 
     def _collect(self, first: _ObserveJob) -> tuple[list[_ObserveJob], Any]:
         """More jobs for this batch, until the wait or the size runs out; a non-observe job ends it."""
@@ -241,21 +261,16 @@ class ModelWorker:
         results: list[StepResult] = []
         if merged:
             try:
-                self.journal.append(self.name, merged)
-            except StorageFullError as error:
+                seq = self._journaled(lambda: self.journal.append(self.name, merged), "batch", "applied")
+            except ApiError as error:
                 for job, _ in admitted:
-                    self._fail(
-                        job, InsufficientStorage(f"the journal cannot record this batch ({error}); nothing was applied")
-                    )
-                return
-            except Exception as error:  # reported to every requester and logged, not hidden
-                logger.exception("journal append failed for model %r", self.name)
-                for job, _ in admitted:
-                    self._fail(job, ApiError(f"the journal failed ({error!r}); nothing was applied"))
+                    self._fail(job, error)
                 return
             attempts_before = self.forecaster.engine.attempts
             started = time.perf_counter()
             results = self.apply(merged)
+            if seq is not None:
+                self.seq = seq
             self.publish()
             self.metrics.record_batch(
                 self.name,
@@ -269,16 +284,46 @@ class ModelWorker:
             outcome = [results[s] if isinstance(s, int) else s for s in sources]
             self._settle(job, ObserveOutcome(outcome, update_count), None)
 
-    def _forget(self, job: _ForgetJob) -> None:
-        if job.series not in self.forecaster.store.slots:
-            self._settle(job, None, NotFound(f"series {job.series!r} is unknown in model {self.name!r}"))
-            return
-        self.forecaster.forget(job.series)
-        self.recent.forget(job.series)
-        if self._marks.pop(job.series, None) is not None:
-            self._marks_changed = True
+    def _call(self, job: _CallJob) -> bool:
+        """Run a job's function and settle its future; True when it succeeded."""
+        try:
+            result = job.run()
+        except Exception as error:
+            if not isinstance(error, ApiError):  # a bug: reported to the requester and logged, not hidden
+                logger.exception("a job of model %r failed", self.name)
+                error = ApiError(f"internal error: {error!r}")
+            if job.ends_thread:
+                with self._submit_lock:
+                    self._closed = False  # the model goes on
+            self._settle(job, None, error)
+            return False
+        self._settle(job, result, None)
+        return True
+
+    def _forget(self, series: str) -> None:
+        if series not in self.forecaster.store.slots:
+            raise NotFound(f"series {series!r} is unknown in model {self.name!r}")
+        seq = self.record_change(FORGET_SERIES, {"series": series})
+        self.apply_forget(series)
+        self.seq = seq
         self.publish()
-        self._settle(job, None, None)
+
+    def record_change(self, kind: str, payload: dict[str, Any]) -> int:
+        """Journal a change before making it (on the worker thread): the seq the model's state
+        includes once it is made; ``InsufficientStorage`` (507) when the journal is full."""
+        seq = self._journaled(lambda: self.journal.record(self.name, kind, payload), "change", "changed")
+        return seq if seq is not None else self.seq
+
+    def _journaled(self, write: Callable[[], int | None], what: str, done: str) -> int | None:
+        """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``ApiError``
+        (500) when it fails otherwise; either way nothing was done."""
+        try:
+            return write()
+        except StorageFullError as error:
+            raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
+        except Exception as error:  # reported to every requester and logged, not hidden
+            logger.exception("the journal failed for model %r", self.name)
+            raise ApiError(f"the journal failed ({error!r}); nothing was {done}") from None
 
     def _fail(self, job: _Job, error: ApiError) -> None:
         self.metrics.record_rejection(self.name, error.status_code)

@@ -1,18 +1,21 @@
 """ModelRegistry: the service's models by name, each owned by its ModelWorker.
 
-Creating a model builds its Forecaster off the event loop; deleting one stops its
-worker after the jobs already queued are applied (drain), as does ``close()`` for
-every model at shutdown.
+Creating a model builds its Forecaster off the event loop, then journals the
+creation before the model is served; deleting one applies the jobs already queued
+(drain), journals the deletion and stops its worker; ``close()`` drains and stops
+every worker at shutdown. ``lock`` orders creations and deletions with the start of
+a checkpoint, so a checkpoint holds exactly the models its log position says.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import Conflict, NotFound
-from service.journal import Journal
+from service.errors import Conflict, InsufficientStorage, NotFound, StorageFullError
+from service.journal import CREATE_MODEL, Journal, with_changes
 from service.metrics import ServiceMetrics
 from service.model_worker import ModelSnapshot, ModelWorker
 from service.observation import Observation
@@ -32,15 +35,19 @@ class ModelRegistry:
         forecaster_factory: ForecasterFactory = Forecaster,
     ) -> None:
         self.settings = settings
-        self.journal = journal
+        self.journal = with_changes(journal)
         self.metrics = metrics
         self.forecaster_factory = forecaster_factory
         self._workers: dict[str, ModelWorker] = {}
         self._reserved: set[str] = set()  # names being created (the build runs off the loop)
+        self.lock = asyncio.Lock()  # held while a model is created or deleted, and while a checkpoint starts
         metrics.watch_models(self.snapshots)
 
     def names(self) -> list[str]:
         return list(self._workers)
+
+    def workers(self) -> list[ModelWorker]:
+        return list(self._workers.values())
 
     def snapshots(self) -> dict[str, ModelSnapshot]:
         return {name: worker.snapshot for name, worker in list(self._workers.items())}
@@ -52,7 +59,8 @@ class ModelRegistry:
         return worker
 
     async def create(self, name: str, config: ForecasterConfig) -> ModelWorker:
-        """A new model with a fresh Forecaster: 409 if the name is taken or max_models is reached."""
+        """A new model with a fresh Forecaster: 409 if the name is taken or max_models is reached,
+        507 if the journal cannot record the creation."""
         if name in self._workers or name in self._reserved:
             raise Conflict(f"model {name!r} already exists")
         if len(self._workers) + len(self._reserved) >= self.settings.max_models:
@@ -60,9 +68,18 @@ class ModelRegistry:
         self._reserved.add(name)
         try:
             worker = await run_in_threadpool(lambda: self.build_worker(name, self.forecaster_factory(config)))
+            async with self.lock:
+                payload = {"config": config.to_dict()}
+                try:
+                    seq = await run_in_threadpool(self.journal.record, name, CREATE_MODEL, payload)
+                except StorageFullError as error:
+                    raise InsufficientStorage(
+                        f"the journal cannot record this change ({error}); nothing was changed"
+                    ) from None
+                worker.seq = seq or 0
+                self.register(worker)
         finally:
             self._reserved.discard(name)
-        self.register(worker)
         return worker
 
     def add(self, name: str, forecaster: Forecaster, replay: Iterable[Sequence[Observation]] = ()) -> ModelWorker:
@@ -99,9 +116,12 @@ class ModelRegistry:
         self._workers[worker.name] = worker
 
     async def delete(self, name: str) -> None:
-        worker = self.get(name)
-        del self._workers[name]  # new requests get 404 from here on
-        worker.stop()
+        """Apply the model's queued jobs, journal its deletion (507 when the journal is full: the
+        model stays), stop it. Its requests get 404 from the moment the deletion is queued."""
+        async with self.lock:
+            worker = self.get(name)
+            await worker.retire()
+            del self._workers[name]
         await run_in_threadpool(worker.join)
         self.metrics.forget_model(name)
 

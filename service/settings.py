@@ -47,6 +47,29 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(
         2.0, ge=0.0, le=1000.0, description="How long a micro-batch waits for more requests after its first."
     )
+    durable: bool = Field(
+        True,
+        description="Journal every change to state_dir/events.sqlite3 and checkpoint to state_dir/checkpoints "
+        "(false: state in memory only, lost at exit).",
+    )
+    log_sync: Literal["batch", "interval"] = Field(
+        "batch",
+        description="batch: fsync the event log before each batch is acknowledged (survives power loss); "
+        "interval: fsync every log_sync_interval_ms (survives a process crash; a power loss may lose that interval).",
+    )
+    log_sync_interval_ms: int = Field(100, ge=1, le=60_000, description="The fsync period of log_sync=interval.")
+    log_max_bytes: int | None = Field(
+        None, ge=65_536, description="Cap on the event log's size (507 beyond, until a checkpoint prunes it)."
+    )
+    checkpoint_interval_s: float = Field(
+        60.0, ge=0.0, description="Checkpoint every model this often when something changed (0: never by time)."
+    )
+    checkpoint_every_observations: int = Field(
+        100_000, ge=0, description="Checkpoint once this many observations were logged since the last (0: never)."
+    )
+    checkpoints_kept: int = Field(
+        3, ge=1, le=1000, description="Checkpoint files kept (the log is kept from the oldest one on)."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log verbosity.")
 
     @field_validator("default_model")

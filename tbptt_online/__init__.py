@@ -7,10 +7,36 @@
 [('a', 1), ('b', 1), ('a', 2)]
 """
 
-from tbptt_online.config import ForecasterConfig
-from tbptt_online.forecaster import Forecaster
-from tbptt_online.results import Forecast, Prediction, SeriesStats, StepResult, UpdateRecord, UpdateStats
-from tbptt_online.view import ForecasterView
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Exports load on first use, so ``tbptt_online.client`` (httpx only) never imports torch.
+_EXPORTS = {
+    "Forecast": "results",
+    "Forecaster": "forecaster",
+    "ForecasterConfig": "config",
+    "ForecasterView": "view",
+    "Prediction": "results",
+    "SeriesStats": "results",
+    "StepResult": "results",
+    "UpdateRecord": "results",
+    "UpdateStats": "results",
+}
+
+if TYPE_CHECKING:
+    from tbptt_online.config import ForecasterConfig
+    from tbptt_online.forecaster import Forecaster
+    from tbptt_online.results import Forecast, Prediction, SeriesStats, StepResult, UpdateRecord, UpdateStats
+    from tbptt_online.view import ForecasterView
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tbptt_online' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tbptt_online.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "Forecast",

@@ -21,7 +21,7 @@ def split_prediction(pred: torch.Tensor, n_features: int) -> tuple[torch.Tensor,
 
 
 def step_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """Loss of one step per row: ``[B]``, the mean over the d features of the observed ones.
+    """Loss of one step per row: ``[B]``, the sum over the observed features divided by d.
 
     gaussian: 0.5 * (log var + (x - mean)^2 / var), the NLL without its constant;
     mse: (x - mean)^2. A missing feature (mask False) contributes exactly zero, also

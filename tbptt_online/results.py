@@ -36,7 +36,7 @@ class StepResult:
     value: Row  # as received (None where missing)
     forecast_made: Prediction  # what had been forecast for this value, before it arrived
     forecast_next: Prediction  # the new one-step forecast, made after any update
-    updated: bool  # whether an update of the weights ran at this step
+    updated: bool  # an update ran at this step (a non-finite one is skipped: see UpdateStats.skipped)
     update_count: int  # the model's updates so far, after this step
 
 

@@ -1,0 +1,144 @@
+"""ModelState: everything a checkpoint keeps of one model, and its plain (checkpointable) form.
+
+A model's state is its Forecaster's ``state_dict()`` (weights, optimizer, normalisers,
+carried states, histories, counters, random generator state, config), the worker's
+per-series marks (the last timestamp and its result: a retried observation is still
+recognised after a restart) and ``seq``, the last log record the state includes.
+The plain form holds tensors and plain values only (``torch.load(weights_only=True)``).
+
+One model's state is also what ``GET /v1/models/{model}/checkpoint`` exports: the
+checkpoint encoding of :mod:`service.checkpoints` around ``{"format": 1, "model": ...}``.
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> f = Forecaster(ForecasterConfig(hidden_size=4))
+>>> r = f.observe("a", 1.0)
+>>> state = ModelState("m", 7, f.state_dict(), {"a": SeriesMark(60.0, r.value, r)})
+>>> back = decode_model_checkpoint(encode_model_checkpoint(state))
+>>> back.name, back.seq, back.marks["a"] == state.marks["a"], back.config.hidden_size
+('m', 7, True, 4)
+>>> config_mismatch(ForecasterConfig(hidden_size=4), ForecasterConfig(hidden_size=8, k1=2))
+'hidden_size is 4 in the checkpoint, 8 in the model; k1 is 8 in the checkpoint, 2 in the model'
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.admission import SeriesMark
+from service.checkpoints import decode_checkpoint, encode_checkpoint
+from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelState:
+    name: str
+    seq: int  # the last event-log record this state includes (0: none)
+    forecaster: dict[str, Any]  # Forecaster.state_dict()
+    marks: Mapping[str, SeriesMark]
+
+    @property
+    def config(self) -> ForecasterConfig:
+        return ForecasterConfig.from_dict(self.forecaster["config"])
+
+    def build(self, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster) -> Forecaster:
+        """A forecaster from ``factory`` holding this state (ValueError when the state does not fit)."""
+        forecaster = factory(self.config)
+        forecaster.load_state(self.forecaster)
+        return forecaster
+
+
+def _result_row(result: StepResult) -> list[Any]:
+    made, nxt = result.forecast_made, result.forecast_next
+    return [result.step, result.value, made.mean, made.lower, made.upper, nxt.mean, nxt.lower, nxt.upper]
+
+
+def to_plain(state: ModelState) -> dict[str, Any]:
+    """The checkpointable form: marks as columns (one list per field, not one object per series)."""
+    marks = state.marks
+    results = [mark.result for mark in marks.values()]
+    return {
+        "name": state.name,
+        "seq": state.seq,
+        "forecaster": state.forecaster,
+        "marks": {
+            "series": list(marks),
+            "timestamps": [mark.timestamp for mark in marks.values()],
+            "results": [_result_row(r) for r in results],  # type: ignore[arg-type]
+            "updated": [r.updated for r in results],  # type: ignore[union-attr]
+            "update_count": [r.update_count for r in results],  # type: ignore[union-attr]
+        },
+    }
+
+
+def from_plain(plain: Any) -> ModelState:
+    """Back from :func:`to_plain`; ``ValueError`` naming what is missing or malformed."""
+    try:
+        name, seq, forecaster, marks = plain["name"], plain["seq"], plain["forecaster"], plain["marks"]
+        columns = [marks[key] for key in ("series", "timestamps", "results", "updated", "update_count")]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"the model state lacks {error}: not a model checkpoint") from None
+    if (
+        not isinstance(name, str)
+        or isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or not isinstance(forecaster, dict)
+    ):
+        raise ValueError("the model state's name, seq or forecaster has the wrong type")
+    if len({len(column) for column in columns}) != 1:
+        raise ValueError("the model state's marks have columns of different lengths")
+    rebuilt: dict[str, SeriesMark] = {}
+    for series, timestamp, row, updated, update_count in zip(*columns, strict=True):
+        step, value, *predictions = row
+        result = StepResult(
+            series, step, value, Prediction(*predictions[:3]), Prediction(*predictions[3:]), updated, update_count
+        )
+        rebuilt[series] = SeriesMark(timestamp, value, result)
+    return ModelState(name, seq, forecaster, rebuilt)
+
+
+def encode_model_checkpoint(state: ModelState) -> bytes:
+    """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see service.checkpoints)."""
+    return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": to_plain(state)})
+
+
+def decode_model_checkpoint(data: bytes) -> ModelState:
+    """Verify and read exported bytes: ``CorruptCheckpointError`` (a ``ValueError``) or ``ValueError`` says why."""
+    state = decode_checkpoint(data).state
+    if state.get("format") != FORMAT_VERSION or "model" not in state:
+        raise ValueError(f"not a model checkpoint: format={state.get('format')!r}, keys {sorted(state)}")
+    found = from_plain(state["model"])
+    try:
+        found.config  # noqa: B018 - validated here, so a bad config is a clear 422
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the checkpoint's config is invalid: {error}") from None
+    return found
+
+
+def config_mismatch(found: ForecasterConfig, expected: ForecasterConfig) -> str | None:
+    """``None`` when equal, else each differing field with both values."""
+    pairs = [(f.name, getattr(found, f.name), getattr(expected, f.name)) for f in dataclasses.fields(ForecasterConfig)]
+    differences = [f"{name} is {a!r} in the checkpoint, {b!r} in the model" for name, a, b in pairs if a != b]
+    return "; ".join(differences) or None
+
+
+def import_payload(data: bytes) -> dict[str, Any]:
+    """The event-log payload of an imported checkpoint: its exact bytes (base64), replayed as they came."""
+    return {"checkpoint": base64.b64encode(data).decode("ascii")}
+
+
+def read_import(
+    data: bytes, config: ForecasterConfig, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster
+) -> tuple[ModelState, Forecaster]:
+    """Exported bytes checked for a model with ``config``: the state and a forecaster holding it.
+    ``ValueError`` says what is wrong (a bad checksum, a truncated file, another config)."""
+    state = decode_model_checkpoint(data)
+    mismatch = config_mismatch(state.config, config)
+    if mismatch is not None:
+        raise ValueError(f"the checkpoint's config differs from the model's: {mismatch}")
+    return state, state.build(factory)

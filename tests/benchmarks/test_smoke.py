@@ -1,0 +1,82 @@
+"""Each benchmark script runs end to end at its smoke size, as CI runs it, and writes its outputs.
+
+The scripts run as separate processes (``python -m benchmarks.NAME --smoke --out DIR``)
+into a temporary folder, so the published results under benchmarks/results/ stay as they are.
+Speed is never asserted here: only that the outputs exist and say what they should.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_smoke(name: str, out: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    markdown = (out / f"{name}.md").read_text()
+    assert markdown.strip() in done.stdout  # the table printed is the table written
+    payload = json.loads((out / f"{name}.json").read_text())
+    assert payload["smoke"] is True
+    assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"]
+    return payload
+
+
+def test_throughput_smoke_measures_every_way_and_counts_memory(tmp_path):
+    payload = run_smoke("throughput", tmp_path)
+    ways = {(r["way"], r["series"], r["threads"]) for r in payload["rows"]}
+    assert {("training", 1, 1), ("forward-only", 1, 2), ("naive", 1, 1)} <= ways
+    assert all(r["obs_per_s"] > 0 and r["observations"] == r["series"] * r["ticks"] for r in payload["rows"])
+    assert all(r["updates"] == 0 for r in payload["rows"] if r["way"] == "forward-only")
+    assert all(r["updates"] > 0 for r in payload["rows"] if r["way"] == "training")
+    stateful = payload["memory"]["stateful"]
+    assert stateful["bytes_per_series_row"] == sum(stateful["fields"].values())
+    # carried [1, 64] + anchors [k2 // k1 + 1 = 5, 1, 64] float32, history [32, 1] float32 + bool at least
+    assert stateful["bytes_per_series_row"] > (64 + 5 * 64 + 32) * 4 + 32
+    assert len(payload["targets"]) == 4
+    assert 0 < payload["profiles"]["single series, training"]["share_in_torch_calls"] < 1
+
+
+def test_accuracy_smoke_scores_every_contender_on_every_series(tmp_path):
+    payload = run_smoke("accuracy", tmp_path)
+    datasets = {r["dataset"] for r in payload["rows"]}
+    assert datasets == {"airline", "waterflow", "co2", "elnino"}
+    models_per_dataset = {d: [r["model"] for r in payload["rows"] if r["dataset"] == d] for d in datasets}
+    for models in models_per_dataset.values():
+        assert models[0] == "naive last value"
+        assert "ours stateful (defaults)" in models and "ours stateless (defaults)" in models
+        assert any(m.startswith("river SNARIMAX") for m in models) and any(m.startswith("river HoltW") for m in models)
+    naive_rows = [r for r in payload["rows"] if r["model"] == "naive last value"]
+    assert all(r["mae_over_naive"] == 1.0 for r in naive_rows)
+
+
+def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):
+    payload = run_smoke("truncation_wall", tmp_path)
+    runs = {(r["stream"], r["mode"], r["k2"], r["k1"]) for r in payload["rows"]}
+    streams, modes = ("seasonal_random_walk", "delayed_echo"), ("stateful", "stateless")
+    assert runs == {(s, m, k2, k2 // 2) for s in streams for m in modes for k2 in (5, 10, 20, 40)}
+    budget, n_series = payload["budget"]["observations_per_run"], payload["budget"]["n_series"]
+    same_budget = [r for r in payload["rows"] if r["run"] in ("stateful", "stateless")]
+    assert len(same_budget) == 16 and all(r["observations"] == budget for r in same_budget)
+    for longer in (r for r in payload["rows"] if r["run"] not in ("stateful", "stateless")):
+        stateless = next(
+            r for r in same_budget if (r["stream"], r["k2"], r["mode"]) == (longer["stream"], longer["k2"], "stateless")
+        )
+        assert longer["observations"] == n_series * budget
+        # stateful: one update every k1 ticks; stateless: one every k1 observations once windows exist
+        assert longer["updates"] == longer["ticks"] // longer["k1"] == budget // longer["k1"]
+        assert budget // longer["k1"] - n_series * longer["k2"] <= stateless["updates"] <= budget // longer["k1"]
+    assert all(r["best"]["rmse"] == 0.0 for r in payload["rows"] if r["stream"] == "delayed_echo")
+    png = (tmp_path / "truncation_wall.png").read_bytes()
+    assert png.startswith(b"\x89PNG")

@@ -1,0 +1,73 @@
+"""``tbptt-online serve`` with test-only switches that make the crash windows findable.
+
+Run as ``python faulty_server.py`` with ``FAULT_DIR`` in the environment (a directory the test
+shares with this process); everything else is the real service, configured by ``TBPTT_*``.
+
+- Every record appended to the event log is also written to ``FAULT_DIR/tap.jsonl`` once it has
+  committed: the test's reference run replays them, including those a checkpoint later pruned (a
+  record a kill cut off between the commit and the tap is still in the log when the test reads it).
+- While ``FAULT_DIR/slow-updates`` exists, each TBPTT update, once its optimizer step is taken,
+  creates ``FAULT_DIR/updating``, holds still for half a second, and removes it: a ``kill -9``
+  while ``updating`` exists lands in the middle of an update.
+- While ``FAULT_DIR/slow-checkpoints`` exists, checkpoint files are written 1 KiB at a time with
+  20 ms pauses: a ``kill -9`` while a ``.checkpoint-*.tmp`` file exists lands in a checkpoint write.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import service.checkpoints
+from service.cli import main
+from service.event_log import EventLog
+from tbptt_online.engine import TBPTTEngine
+
+
+def install(fault_dir: Path) -> None:
+    """Patch the service in this process (only when run as a script: importing this module changes nothing)."""
+    append, guarded_step = EventLog.append, TBPTTEngine._guarded_step
+    tap_lock = threading.Lock()
+
+    def tapped_append(self: EventLog, model: str, kind: str, payload: Any) -> int:
+        seq = append(self, model, kind, payload)
+        line = orjson.dumps({"seq": seq, "model": model, "kind": kind, "payload": payload}) + b"\n"
+        with tap_lock, (fault_dir / "tap.jsonl").open("ab") as tap:
+            tap.write(line)
+        return seq
+
+    def held_step(self: TBPTTEngine) -> bool:
+        stepped = guarded_step(self)
+        if (fault_dir / "slow-updates").exists():
+            marker = fault_dir / "updating"
+            marker.touch()
+            time.sleep(0.5)
+            marker.unlink(missing_ok=True)
+        return stepped
+
+    class SlowCheckpointWrites:
+        """``os`` as service.checkpoints sees it, with ``write`` slowed while switched on."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        def write(self, fd: int, data: Any) -> int:
+            if (fault_dir / "slow-checkpoints").exists():
+                time.sleep(0.02)
+                return os.write(fd, data[:1024])
+            return os.write(fd, data)
+
+    EventLog.append = tapped_append
+    TBPTTEngine._guarded_step = held_step
+    service.checkpoints.os = SlowCheckpointWrites()
+
+
+if __name__ == "__main__":
+    install(Path(os.environ["FAULT_DIR"]))
+    sys.exit(main(["serve"]))

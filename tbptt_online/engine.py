@@ -12,7 +12,6 @@ from a state that carries no gradient (the truncation).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from typing import Any
@@ -73,18 +72,23 @@ class TBPTTEngine:
             ``active_from[i]`` on and padding before (its state stays ``start`` there).
         loss_steps m: the losses of the last m steps of every window are summed.
         """
-        net, kind = self.network, self.config.loss
-        length, batch = x.shape[0], x.shape[1]
+        net = self.network
+        length, batch, d = x.shape
         padded = bool((active_from > 0).any())
         h = start
-        per_window = x.new_zeros(batch)  # [B]
+        scored: list[torch.Tensor] = []  # top-layer h_{s-1} of each scored step, [B, layers, H] each
         for j in range(length):
             if j >= length - loss_steps:
-                per_window = per_window + step_loss(net.predict(h), x[j], mask[j], kind)
+                scored.append(h[0] if isinstance(h, tuple) else h)
             if j < length - 1:  # the last value's own state is never needed by a loss
                 h_next = net.advance(x[j], h)
                 h = select_rows(active_from <= j, h_next, h) if padded else h_next
-        return per_window.mean()
+        # One predict and one loss over all scored steps at once: [m * B, ...], step-major.
+        pred = net.predict(torch.cat(scored))  # [m * B, p]
+        targets = x[length - loss_steps :].reshape(-1, d)  # [m * B, d]
+        observed = mask[length - loss_steps :].reshape(-1, d)
+        losses = step_loss(pred, targets, observed, self.config.loss).view(loss_steps, batch)  # [m, B]
+        return losses.sum(dim=0).mean()  # window sums [B], then their mean
 
     def replay_update(
         self, start: State, x: torch.Tensor, mask: torch.Tensor, active_from: torch.Tensor, loss_steps: int
@@ -121,15 +125,20 @@ class TBPTTEngine:
 
     def _guarded_step(self) -> bool:
         """Step, and undo it if any weight became non-finite (weights never hold NaN)."""
-        saved_params = [p.detach().clone() for p in self.params]
-        saved_state = copy.deepcopy(self.optimizer.state_dict())  # tensors copied, not shared
+        with torch.no_grad():
+            saved_params = [p.detach().clone() for p in self.params]
+        saved_state = {  # the optimizer's per-parameter state, its tensors copied (not shared)
+            param: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+            for param, state in self.optimizer.state.items()
+        }
         self.optimizer.step()
-        if all(bool(torch.isfinite(p).all()) for p in self.params):
+        if bool(torch.isfinite(torch.cat([p.detach().reshape(-1) for p in self.params])).all()):
             return True
         with torch.no_grad():
             for p, saved in zip(self.params, saved_params, strict=True):
                 p.copy_(saved)
-        self.optimizer.load_state_dict(saved_state)
+        self.optimizer.state.clear()  # a defaultdict: clear + update keeps its type
+        self.optimizer.state.update(saved_state)
         return False
 
     def state_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from tbptt_online.network import RecurrentNetwork, run_window, select_rows
 from tbptt_online.normalizer import std, welford_update
 from tbptt_online.results import StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
-from tbptt_online.scoring import SCORE_FIELDS, score_step
+from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView
@@ -72,6 +72,7 @@ class Forecaster:
         self.store = SeriesStore(config, self.dtype)
         self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
         self.observations = 0  # values consumed by the model, all series together
+        self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
         self._frozen: tuple[int, RecurrentNetwork] | None = None
 
     # -- reading ------------------------------------------------------------------
@@ -157,31 +158,31 @@ class Forecaster:
     def _tick(self, slots: torch.Tensor, raw: torch.Tensor, names: list[str]) -> TickColumns:
         """Consume one value of each of B distinct series: raw [B, d] float64, NaN = missing."""
         cfg, st, d = self.config, self.store, self.config.n_features
-        z = z_value(cfg.interval_level)
         mask = ~torch.isnan(raw)  # [B, d]
         prev_pred = st.get("next_pred", slots)  # [B, p] served after the last value
-        scores = {k: st.get(k, slots) for k in SCORE_FIELDS}
-        norm_old = tuple(st.get(k, slots) for k in ("norm_count", "norm_mean", "norm_m2"))
-        mean_n, sd_n = predictive(prev_pred, d, scores["resid_sq"], scores["score_n"])
-        made = to_units(mean_n, sd_n, z, norm_old if cfg.normalize else None)  # [B, d] x3
+        stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
+        count, centre, m2 = stats[:, STAT["norm_count"]], stats[:, STAT["norm_mean"]], stats[:, STAT["norm_m2"]]
+        scale = std(count, m2) if cfg.normalize else None
+        mean_n, sd_n = predictive(prev_pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
+        made = to_units(mean_n, sd_n, self._z, None if scale is None else (centre, scale))  # [B, d] x3
 
-        if cfg.normalize:
-            count, centre, m2 = welford_update(*norm_old, raw, mask)
-            x = (raw - centre) / std(count, m2)  # normalised with the stats including it
-            st.put(slots, norm_count=count, norm_mean=centre, norm_m2=m2)
+        if scale is not None:
+            count, centre, m2 = welford_update(count, centre, m2, raw, mask)
+            scale = std(count, m2)
+            x = (raw - centre) / scale  # normalised with the stats including it
         else:
             x = raw
         x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
         residual = torch.where(mask, x - mean_n, torch.zeros_like(x))
-        last_value = st.get("last_value", slots)
-        scores = score_step(scores, raw, mask, *made, last_value, residual)
+        scores = score_step(stats, raw, mask, *made, residual)  # [B, 8, d]
+        last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
+        stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
         steps = st.get("steps", slots) + 1  # [B] t after this value
-        st.put(slots, last_value=torch.where(mask, raw, last_value), steps=steps, **scores)
+        st.put(slots, stats=stats, steps=steps)
         ring = (steps - 1) % cfg.resolved_history_size  # [B] where step t lives
         st.put_at("hist_x", (slots, ring), x)
         st.put_at("hist_mask", (slots, ring), mask)
 
-        updated = torch.zeros(len(slots), dtype=torch.bool)
         if cfg.mode == "stateful":
             with torch.no_grad():
                 carried = self.network.advance(x.to(self.dtype), st.state("carried", slots))  # ĥ_t
@@ -200,9 +201,8 @@ class Forecaster:
         with torch.no_grad():
             next_pred = self.network.predict(st.state("carried", slots))  # [B, p] with updated weights
         st.put(slots, next_pred=next_pred)
-        mean_n, sd_n = predictive(next_pred, d, scores["resid_sq"], scores["score_n"])
-        norm_new = tuple(st.get(k, slots) for k in ("norm_count", "norm_mean", "norm_m2"))
-        nxt = to_units(mean_n, sd_n, z, norm_new if cfg.normalize else None)
+        mean_n, sd_n = predictive(next_pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
+        nxt = to_units(mean_n, sd_n, self._z, None if scale is None else (centre, scale))
         return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
 
     # -- stateful -----------------------------------------------------------------

@@ -13,7 +13,6 @@ from statistics import NormalDist
 import torch
 
 from tbptt_online.losses import split_prediction
-from tbptt_online.normalizer import std
 
 
 def z_value(level: float) -> float:
@@ -36,12 +35,11 @@ def to_units(
     mean: torch.Tensor,
     sd: torch.Tensor,
     z: float,
-    normaliser: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    normaliser: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean, lower, upper) ``[B, d]`` in the series' units; ``normaliser`` is
-    (count, mean, m2) or None when the model does not normalise."""
+    (centre, scale) or None when the model does not normalise."""
     if normaliser is not None:
-        count, centre, m2 = normaliser
-        scale = std(count, m2)
+        centre, scale = normaliser
         mean, sd = mean * scale + centre, sd * scale
     return mean, mean - z * sd, mean + z * sd

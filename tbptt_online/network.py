@@ -61,18 +61,23 @@ class RecurrentNetwork(nn.Module):
                 hs.append(h_l)
                 cs.append(c_l)
                 inp = h_l
-            return (torch.stack(hs, dim=1), torch.stack(cs, dim=1))  # [B, layers, H] x2
+            return (_stack(hs), _stack(cs))  # [B, layers, H] x2
         hs = []
         inp = x
         for layer, cell in enumerate(self.cells):
             inp = cell(inp, state[:, layer])  # [B, H]
             hs.append(inp)
-        return torch.stack(hs, dim=1)  # [B, layers, H]
+        return _stack(hs)  # [B, layers, H]
 
     def predict(self, state: State) -> torch.Tensor:
         """Forecast of the next value from ``state``: [B, p], p = d (mse) or 2d (gaussian)."""
         h = state[0] if isinstance(state, tuple) else state
         return self.head(h[:, -1])  # top layer [B, H] -> [B, p]
+
+
+def _stack(layers: list[torch.Tensor]) -> torch.Tensor:
+    """[B, H] per layer -> [B, layers, H] (one layer: a view, no copy)."""
+    return layers[0].unsqueeze(1) if len(layers) == 1 else torch.stack(layers, dim=1)
 
 
 def select_rows(active: torch.Tensor, new: State, old: State) -> State:

@@ -1,15 +1,23 @@
-"""Prequential (forecast, then learn) scoring of one-step forecasts, vectorised.
+"""Per-series running statistics in one float64 tensor: the normaliser and the scores.
 
-Every sum is a float64 tensor ``[B, d]`` in the series' own units: the error of the
+A series' statistics are one ``[F, d]`` block (rows named by ``STAT_FIELDS``), so a
+tick reads and writes them with one gather and one scatter. The scores are
+prequential (forecast, then learn) sums in the series' own units: the error of the
 forecast that was served for a value, of the naive last-value forecast, and whether
 the value fell inside the served interval.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-SCORE_FIELDS = (
+STAT_FIELDS = (
+    "norm_count",  # the normaliser (Welford): observed values
+    "norm_mean",
+    "norm_m2",
+    "last_value",  # the last observed value (NaN before any): the naive forecast
     "score_n",  # forecasts scored (observed features only)
     "abs_err",
     "sq_err",
@@ -19,33 +27,45 @@ SCORE_FIELDS = (
     "covered",  # values inside [lower, upper]
     "resid_sq",  # squared normalised residual: the interval of a point (mse) forecast
 )
+STAT = {name: i for i, name in enumerate(STAT_FIELDS)}
+SCORES = STAT["score_n"]  # the score rows are STAT_FIELDS[SCORES:]
+
+
+def blank_stats(n: int, d: int) -> torch.Tensor:
+    """``[n, F, d]``: zeros, and NaN for ``last_value`` (no value seen yet)."""
+    stats = torch.zeros(n, len(STAT_FIELDS), d, dtype=torch.float64)
+    stats[:, STAT["last_value"]] = math.nan
+    return stats
 
 
 def score_step(
-    scores: dict[str, torch.Tensor],
+    stats: torch.Tensor,
     value: torch.Tensor,
     mask: torch.Tensor,
     mean: torch.Tensor,
     lower: torch.Tensor,
     upper: torch.Tensor,
-    last_value: torch.Tensor,
     norm_residual: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """Return the sums with one step folded in (all inputs ``[B, d]``, float64)."""
-    m = mask.to(torch.float64)
+) -> torch.Tensor:
+    """The score rows ``[B, 8, d]`` with one step folded in (inputs ``[B, d]`` float64,
+    ``stats`` the series' ``[B, F, d]`` block before the step)."""
+    last_value = stats[:, STAT["last_value"]]
     has_last = mask & ~torch.isnan(last_value)
-    n = has_last.to(torch.float64)
     zero = torch.zeros_like(value)
     err = torch.where(mask, (value - mean).abs(), zero)
     naive_err = torch.where(has_last, (value - last_value).abs(), zero)
     inside = mask & (value >= lower) & (value <= upper)
-    return {
-        "score_n": scores["score_n"] + m,
-        "abs_err": scores["abs_err"] + err,
-        "sq_err": scores["sq_err"] + err**2,
-        "naive_n": scores["naive_n"] + n,
-        "naive_abs_err": scores["naive_abs_err"] + naive_err,
-        "naive_sq_err": scores["naive_sq_err"] + naive_err**2,
-        "covered": scores["covered"] + inside.to(torch.float64),
-        "resid_sq": scores["resid_sq"] + torch.where(mask, norm_residual**2, zero),
-    }
+    increments = torch.stack(  # [B, 8, d] in the order of STAT_FIELDS[SCORES:]
+        [
+            mask.to(torch.float64),
+            err,
+            err**2,
+            has_last.to(torch.float64),
+            naive_err,
+            naive_err**2,
+            inside.to(torch.float64),
+            torch.where(mask, norm_residual**2, zero),
+        ],
+        dim=1,
+    )
+    return stats[:, SCORES:] + increments

@@ -9,9 +9,9 @@ A anchors, layers x H the state):
 - ``anchor_h`` (+ ``anchor_c``) [C, A, layers, H]: detached states where windows start
 - ``steps`` [C] int64: values consumed; ``hist_x`` [C, R, d], ``hist_mask`` [C, R, d]:
   the ring of normalised inputs (step s at row (s - 1) % R) and which were observed
-- ``norm_count``, ``norm_mean``, ``norm_m2`` [C, d] float64: the normaliser
+- ``stats`` [C, F, d] float64: the normaliser, the last value and the score sums,
+  one row per name of ``scoring.STAT_FIELDS``
 - ``next_pred`` [C, p]: the one-step forecast served after the last value
-- ``last_value`` [C, d] float64 and the score sums of ``scoring.SCORE_FIELDS``
 
 Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
 consistent snapshot that later ticks cannot change (copy-on-write by construction).
@@ -19,14 +19,13 @@ consistent snapshot that later ticks cannot change (copy-on-write by constructio
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import State
-from tbptt_online.scoring import SCORE_FIELDS
+from tbptt_online.scoring import blank_stats
 
 MAX_NAME_LENGTH = 200
 
@@ -44,7 +43,7 @@ class SeriesStore:
 
     # -- layout -----------------------------------------------------------------
     def _blank(self, n: int) -> dict[str, torch.Tensor]:
-        cfg, dt, f64 = self.config, self.dtype, torch.float64
+        cfg, dt = self.config, self.dtype
         d, layers, hid = cfg.n_features, cfg.num_layers, cfg.hidden_size
         r = cfg.resolved_history_size
         out = {
@@ -52,13 +51,9 @@ class SeriesStore:
             "steps": torch.zeros(n, dtype=torch.int64),
             "hist_x": torch.zeros(n, r, d, dtype=dt),
             "hist_mask": torch.zeros(n, r, d, dtype=torch.bool),
-            "norm_count": torch.zeros(n, d, dtype=f64),
-            "norm_mean": torch.zeros(n, d, dtype=f64),
-            "norm_m2": torch.zeros(n, d, dtype=f64),
+            "stats": blank_stats(n, d),
             "next_pred": torch.zeros(n, cfg.output_size, dtype=dt),
-            "last_value": torch.full((n, d), math.nan, dtype=f64),
         }
-        out.update({name: torch.zeros(n, d, dtype=f64) for name in SCORE_FIELDS})
         if self.anchors:
             out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)
         if self.lstm:
@@ -113,11 +108,17 @@ class SeriesStore:
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
         """Write rows into new tensors (out of place: snapshots keep the old ones)."""
         for field, value in rows.items():
-            self.tensors[field] = self.tensors[field].index_copy(0, slots, value.to(self.tensors[field].dtype))
+            current = self.tensors[field]
+            if value.dtype != current.dtype:
+                value = value.to(current.dtype)
+            self.tensors[field] = current.index_copy(0, slots, value)
 
     def put_at(self, field: str, index: tuple[torch.Tensor, ...], value: torch.Tensor) -> None:
         """Write ``value`` at an advanced index (out of place), e.g. (slots, ring positions)."""
-        self.tensors[field] = self.tensors[field].index_put(index, value.to(self.tensors[field].dtype))
+        current = self.tensors[field]
+        if value.dtype != current.dtype:
+            value = value.to(current.dtype)
+        self.tensors[field] = current.index_put(index, value)
 
     def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
         """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""

@@ -15,7 +15,9 @@ import torch
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.intervals import predictive, to_units, z_value
 from tbptt_online.network import RecurrentNetwork, State, run_window
+from tbptt_online.normalizer import std
 from tbptt_online.results import Forecast, SeriesStats
+from tbptt_online.scoring import STAT
 from tbptt_online.values import format_row
 
 
@@ -48,10 +50,12 @@ class ForecasterView:
             raise ValueError(f"series {series!r} is unknown")
         return torch.tensor([self.slots[series]])
 
-    def normaliser(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    def normaliser(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(centre, scale) ``[B, d]`` of the series' normaliser, None if the model has none."""
         if not self.config.normalize:
             return None
-        return tuple(self.tensors[k][slots] for k in ("norm_count", "norm_mean", "norm_m2"))  # type: ignore[return-value]
+        stats = self.tensors["stats"][slots]  # [B, F, d]
+        return stats[:, STAT["norm_mean"]], std(stats[:, STAT["norm_count"]], stats[:, STAT["norm_m2"]])
 
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Roll the model forward ``horizon`` steps from a copy of the carried state,
@@ -62,7 +66,8 @@ class ForecasterView:
         slot = self._slot(series)
         d, z = self.config.n_features, z_value(level)
         norm = self.normaliser(slot)
-        resid_sq, score_n = self.tensors["resid_sq"][slot], self.tensors["score_n"][slot]
+        stats = self.tensors["stats"][slot]  # [1, F, d]
+        resid_sq, score_n = stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]]
         h = self.tensors["carried_h"][slot]  # [1, layers, H]
         state = (h, self.tensors["carried_c"][slot]) if self.config.cell == "lstm" else h
         if self.config.mode == "stateless":
@@ -95,8 +100,9 @@ class ForecasterView:
     def series_stats(self, series: str) -> SeriesStats:
         """Prequential accuracy so far (errors summed over features, then divided)."""
         slot = self._slot(series)
-        t = {k: float(self.tensors[k][slot].sum()) for k in ("score_n", "abs_err", "sq_err", "covered")}
-        naive = {k: float(self.tensors[k][slot].sum()) for k in ("naive_n", "naive_abs_err", "naive_sq_err")}
+        sums = self.tensors["stats"][slot][0].sum(dim=1).tolist()  # [F]: summed over features
+        t = {k: sums[STAT[k]] for k in ("score_n", "abs_err", "sq_err", "covered")}
+        naive = {k: sums[STAT[k]] for k in ("naive_n", "naive_abs_err", "naive_sq_err")}
 
         def ratio(num: float, den: float, root: bool = False) -> float | None:
             if den == 0:

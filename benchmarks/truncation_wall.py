@@ -119,16 +119,23 @@ def plot(rows: list[dict[str, Any]], path: Any) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.4))
     titles = {
         "seasonal_random_walk": f"(a) seasonal random walk, P = {PERIOD}",
         "delayed_echo": f"(b) delayed echo (feature 2), P = {PERIOD}",
     }
     for ax, stream in zip(axes, STREAMS, strict=True):
         mine = [r for r in rows if r["stream"] == stream]
-        for (run, _, _), style in zip(RUNS, ("o-", "s-", "^:"), strict=True):
+        label = "last value" if stream == "seasonal_random_walk" else "running mean"
+        for (run, _, longer), colour, marker in zip(RUNS, ("C0", "C1", "C4"), "os^", strict=True):
             points = [r for r in mine if r["run"] == run]
-            ax.plot([r["k2"] for r in points], [r["model"]["rmse"] for r in points], style, label=run)
+            style = ":" if longer else "-"
+            ax.plot([r["k2"] for r in points], [r["model"]["rmse"] for r in points], style, marker=marker, color=colour)
+            ax.plot([], [], style, marker=marker, color=colour, label=run)
+            if longer:  # scored later in a longer stream: (a)'s baselines differ, so draw them apart
+                if stream == "seasonal_random_walk":
+                    ax.axhline(points[0]["ignorant"]["rmse"], color=colour, linestyle="--", label=f"{label}, that run")
+                continue
             for r in points:  # how many updates each point had: the budget is in observations
                 ax.annotate(
                     f"{r['updates']} upd.",
@@ -136,10 +143,11 @@ def plot(rows: list[dict[str, Any]], path: Any) -> None:
                     fontsize=7,
                     xytext=(4, 4),
                     textcoords="offset points",
+                    color=colour,
                 )
-        ax.axhline(mine[0]["best"]["rmse"], color="green", linestyle="--", label="best (value P steps back)")
-        label = "last value" if stream == "seasonal_random_walk" else "running mean"
-        ax.axhline(mine[0]["ignorant"]["rmse"], color="red", linestyle="--", label=f"ignores P ({label})")
+        first = next(r for r in mine if r["run"] == RUNS[0][0])
+        ax.axhline(first["best"]["rmse"], color="green", linestyle="--", label="best (value P steps back)")
+        ax.axhline(first["ignorant"]["rmse"], color="red", linestyle="--", label=f"ignores P ({label})")
         ax.axvline(PERIOD, color="grey", linestyle=":", label="k2 = P")
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(K2_VALUES), [str(k) for k in K2_VALUES])
@@ -148,7 +156,7 @@ def plot(rows: list[dict[str, Any]], path: Any) -> None:
         ax.set_xlabel("k2 (k1 = k2 // 2)")
         ax.set_ylabel("RMSE, last 25 % of the stream")
         ax.set_title(titles[stream])
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

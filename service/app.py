@@ -85,7 +85,7 @@ def create_app(
             await asyncio.to_thread(durability.open)
         registry = ModelRegistry(
             settings,
-            journal=durability.journal if durability is not None else journal or NullJournal(),
+            journal=(durability.journal if durability is not None else journal) or NullJournal(),
             metrics=metrics,
             forecaster_factory=forecaster_factory,
         )

@@ -24,6 +24,8 @@ def get_metrics(request: Request) -> ServiceMetrics:
 def get_registry(request: Request) -> ModelRegistry:
     """The models, once the state is loaded (503 before)."""
     if not request.app.state.ready:
+        if request.app.state.load_error is not None:  # it will not become ready: say why
+            raise NotReady(f"the service is not serving: {request.app.state.load_error}")
         raise NotReady("the service is still loading its state; retry shortly")
     return request.app.state.registry
 

@@ -10,7 +10,7 @@ a checkpoint, so a checkpoint holds exactly the models its log position says.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +18,6 @@ from service.errors import Conflict, InsufficientStorage, NotFound, StorageFullE
 from service.journal import CREATE_MODEL, Journal, with_changes
 from service.metrics import ServiceMetrics
 from service.model_worker import ModelSnapshot, ModelWorker
-from service.observation import Observation
 from service.settings import Settings
 from tbptt_online import Forecaster, ForecasterConfig
 
@@ -82,17 +81,9 @@ class ModelRegistry:
             self._reserved.discard(name)
         return worker
 
-    def add(self, name: str, forecaster: Forecaster, replay: Iterable[Sequence[Observation]] = ()) -> ModelWorker:
-        """``build_worker`` then ``register``: for callers off the event loop (recovery)."""
-        worker = self.build_worker(name, forecaster, replay)
-        self.register(worker)
-        return worker
-
-    def build_worker(
-        self, name: str, forecaster: Forecaster, replay: Iterable[Sequence[Observation]] = ()
-    ) -> ModelWorker:
-        """A worker around ``forecaster``, after applying ``replay``'s batches in order (recovery
-        from a journal); not started. Runs torch work: call it off the event loop."""
+    def build_worker(self, name: str, forecaster: Forecaster) -> ModelWorker:
+        """A worker around ``forecaster``, not started (recovery applies the log's records to it
+        first: :mod:`service.rebuild`). Runs torch work: call it off the event loop."""
         s = self.settings
         worker = ModelWorker(
             name,
@@ -103,9 +94,6 @@ class ModelRegistry:
             max_batch_observations=s.microbatch_max_observations,
             max_wait_s=s.microbatch_max_wait_ms / 1000.0,
         )
-        for batch in replay:
-            worker.apply(batch)
-        worker.publish()
         return worker
 
     def register(self, worker: ModelWorker) -> None:

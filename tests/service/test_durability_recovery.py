@@ -240,8 +240,25 @@ async def test_the_state_directory_holds_the_log_and_the_checkpoints(make_settin
     settings = make_settings()
     async with serve(create_app(settings)):
         pass
-    assert sorted(p.name for p in Path(settings.state_dir).iterdir()) == ["checkpoints", "events.sqlite3"]
+    assert sorted(p.name for p in Path(settings.state_dir).iterdir()) == ["checkpoints", "events.sqlite3", "lock"]
     assert [p.name for p in (settings.state_dir / "checkpoints").iterdir()] == [f"checkpoint-{1:016d}.ckpt"]
     with EventLog(settings.state_dir / "events.sqlite3") as log:
         assert list(log.records()) == []  # pruned through the shutdown's checkpoint
         assert log.last_seq() == 1  # the creation of the model 'default'
+
+
+async def test_a_second_app_on_the_same_state_directory_refuses_to_start(make_settings, serve) -> None:
+    settings = make_settings(**NO_TIMER)
+    async with serve(create_app(settings)) as first:
+        await feed(first, 0, 2)
+        second_app = create_app(settings)
+        async with serve(second_app) as second:
+            ready = await second.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["detail"].startswith(
+                "loading the state failed: StateDirectoryInUse('the state directory is in use by another process"
+            )
+            assert (await second.get("/v1/models")).status_code == 503
+        await feed(first, 2, 1)  # the first goes on, alone
+    async with serve(create_app(settings)) as client:  # once the first stopped, the directory is free
+        assert (await client.get("/v1/models/default/series/a")).json()["count"] == 3

@@ -1,0 +1,85 @@
+"""A server the HTTP benchmark starts: a child process on 127.0.0.1, ready when its /readyz says 200.
+
+Its output goes to a log file (shown when it fails); ``stop`` sends SIGTERM and waits
+(SIGKILL only after ``grace_s``), so no server outlives the benchmark. ``cpu_seconds``
+reads the process's user + system time from /proc (None where there is no /proc).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    >>> 0 < free_port() < 65536
+    True
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, command: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
+        self.command, self.env, self.port, self.log_path = command, env, port, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
+        self.stop_seconds: float | None = None
+
+    def __enter__(self) -> ServerProcess:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"the server exited while starting:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        raise TimeoutError(f"the server was not ready within {timeout_s} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        if self.process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in ticks
+
+    def stop(self, grace_s: float = 60.0) -> int | None:
+        """SIGTERM, then wait up to ``grace_s`` (SIGKILL after); the exit code."""
+        if self.process is None or self.exit_code is not None:
+            return self.exit_code
+        started = time.perf_counter()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.exit_code = self.process.wait(timeout=10.0)
+        self.stop_seconds = time.perf_counter() - started
+        return self.exit_code
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

@@ -1,0 +1,59 @@
+"""The HTTP benchmark runs end to end at its smoke size, as CI runs it: two real servers, a client process.
+
+Speed is never asserted: only that every phase ran without an error, that the load reached
+the model (its observation count is what the client saw acknowledged) and that both
+servers were stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_http_load_smoke_drives_service_and_bare_app_and_stops_both(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http_load", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "http_load.md").read_text().strip() in done.stdout  # the table printed is the table written
+    payload = json.loads((tmp_path / "http_load.json").read_text())
+    assert payload["smoke"] is True and payload["machine"]["cores"] >= 1 and payload["machine"]["torch"]
+    service, bare, size = payload["service"], payload["bare"], payload["size"]
+
+    phases = {r["phase"]: r for r in service["phases"]}
+    assert list(phases) == ["fill", "batch ingest", "forecast GET alone", "single POST + forecast GET"]
+    assert [r["phase"] for r in bare["phases"]] == ["batch ingest", "single POST + forecast GET"]
+    for run in service["phases"] + bare["phases"]:
+        for workload in run["workloads"].values():
+            assert workload["failure_count"] == 0, workload["failures"]
+            assert set(workload["statuses"]) == {"200"}
+            assert workload["requests_in_window"] > 0
+            assert workload["latency_ms"]["p50"] <= workload["latency_ms"]["p99"] <= workload["latency_ms"]["max"]
+
+    # the fill is bounded by count: exactly fill_ticks values for every series
+    fill = phases["fill"]["workloads"]["batch"]
+    assert fill["acknowledged_observations"] == size["fill_ticks"] * size["series"]
+    model = service["model_after"]
+    assert model["observations"] == service["acknowledged_observations"] > fill["acknowledged_observations"]
+    assert model["series_count"] == size["series"] and model["updates"]["updates"] > 0  # training was on
+    assert model["config"]["hidden_size"] == 64 and (model["config"]["k1"], model["config"]["k2"]) == (8, 32)
+    assert service["settings"]["log_sync"] in ("batch", "interval")
+
+    assert service["exit_code"] in (0, -signal.SIGTERM) and bare["exit_code"] in (0, -signal.SIGTERM)
+    assert [t["target"] for t in payload["targets"]] == [
+        "batch ingest obs/s, training on",
+        "single POST req/s, 64 clients",
+        "single POST p99 ms",
+        "forecast GET p99 ms during single POSTs",
+    ]

@@ -7,29 +7,35 @@ TORCH_PIN := torch==2.13.0
 
 .PHONY: run test lint bench clean
 
+# The service and library: CPU torch pinned here (pyproject only gives a range).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PIN)  # the CPU build; pyproject only gives a range
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# Tests, lint and the benchmarks' baselines (river, statsmodels, matplotlib).
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
 
 run: $(VENV)/.installed
 	$(VENV)/bin/tbptt-online serve
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 test: lint
 	$(PY) -m pytest
 
-# Every benchmark at full size (about 10 minutes on 2 cores), results under benchmarks/results/.
-bench: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[bench]'
+# Every benchmark at full size (about 15 minutes on 2 cores), results under benchmarks/results/.
+bench: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.accuracy
 	$(PY) -m benchmarks.truncation_wall
+	$(PY) -m benchmarks.http_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -83,14 +83,18 @@ class BatchAdmission:
         except ValueError as error:
             found = _INDEX.match(str(error))
             raise Unprocessable(str(error), **({"index": int(found.group(1))} if found else {})) from None
-        values = [format_row(row) for row in raw.tolist()]  # NaN -> None: equal values compare equal
+        # Only a timestamped element is compared with a mark: its value as the library formats it
+        # (NaN -> None: equal values compare equal); a batch without timestamps formats none.
+        rows = raw.tolist() if any(o.timestamp is not None for o in observations) else None
         known = self.forecaster.store.slots
         job_marks: dict[str, SeriesMark] = {}
         job_series: set[str] = set()
         staged: list[Observation] = []
         sources: list[Source] = []
-        for i, (obs, value) in enumerate(zip(observations, values, strict=True)):
+        for i, obs in enumerate(observations):
             if obs.timestamp is not None:
+                assert rows is not None
+                value = format_row(rows[i])
                 mark = self._last_mark(obs.series, job_marks)
                 if mark is not None and obs.timestamp == mark.timestamp and value == mark.value:
                     sources.append(mark.result if mark.result is not None else mark.pending)

@@ -31,6 +31,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 
 from service.auth import ApiKeyMiddleware
@@ -79,7 +80,7 @@ def create_app(
         logger.info("state loaded: models %s", registry.names())
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         if durability is not None:
             await asyncio.to_thread(durability.open)
@@ -102,6 +103,16 @@ def create_app(
             await registry.close()  # drain: every queued observation is applied first
             if durability is not None:
                 await durability.close(registry)  # the final checkpoint, then the log is closed
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(settings.torch_threads)  # process-wide: the workers' and forecasts' threads too
+        try:
+            async with serving(app):
+                yield
+        finally:
+            torch.set_num_threads(threads_before)  # an app in a longer-lived process (tests) leaves it as it was
 
     app = FastAPI(
         title="tbptt-online",

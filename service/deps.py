@@ -1,4 +1,8 @@
-"""Per-request resources, injected with ``Annotated[..., Depends(...)]``."""
+"""Per-request resources, injected with ``Annotated[..., Depends(...)]``.
+
+Each is ``async def``: they only read attributes, and FastAPI would run a plain
+``def`` dependency in its threadpool (one thread hop per dependency per request).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ from service.registry import ModelRegistry
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     """The models, once the state is loaded (503 before)."""
     if not request.app.state.ready:
         if request.app.state.load_error is not None:  # it will not become ready: say why
@@ -33,7 +37,7 @@ def get_registry(request: Request) -> ModelRegistry:
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 
 
-def get_model(model: str, registry: RegistryDep) -> ModelWorker:
+async def get_model(model: str, registry: RegistryDep) -> ModelWorker:
     return registry.get(model)  # 404 naming the model when unknown
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from service.admission import SeriesMark
+from service.admission import SeriesMark, Source
 from tbptt_online import ForecasterView, StepResult, UpdateStats
 
 
@@ -27,5 +27,14 @@ class ModelSnapshot:
 
 @dataclass(frozen=True)
 class ObserveOutcome:
-    results: list[StepResult]  # one per observation of the request, in its order
+    """What one observation request gets back: its elements' results, as references into the
+    results of the micro-batch that applied it (``StepResult`` s are built only when asked for)."""
+
+    batch: Sequence[StepResult]  # the results of the whole merged micro-batch (lazy StepResults)
+    sources: list[Source]  # per element of the request: its index in batch, or the earlier result it repeats
     update_count: int  # the model's update counter after the batch
+
+    @cached_property
+    def results(self) -> list[StepResult]:
+        """One per observation of the request, in its order."""
+        return [self.batch[s] if isinstance(s, int) else s for s in self.sources]

@@ -40,6 +40,7 @@ from service.model_state import ModelState
 from service.observation import Observation
 from service.recent_results import RecentResults
 from tbptt_online import Forecaster, StepResult
+from tbptt_online.results import StepResults
 
 logger = logging.getLogger("service.model_worker")
 T = TypeVar("T")
@@ -164,18 +165,23 @@ class ModelWorker:
             self._thread.join(timeout)
 
     # -- the state-changing paths (live jobs and journal replay alike) ----------------------
-    def apply(self, observations: Sequence[Observation]) -> list[StepResult]:
+    def apply(self, observations: Sequence[Observation]) -> StepResults:
         """Apply one admitted batch: one ``observe_many`` and the series' timestamp marks.
 
         Call it from the worker thread, or before ``start()`` (recovery replays the
-        journal's batches through it, in order); then ``publish()``.
+        journal's batches through it, in order); then ``publish()``. The results come
+        back lazy, their ticks' lists already built here (``recent`` reads them), so
+        that no torch work is left for whoever reads them on the event loop.
         """
         results = self.forecaster.observe_many([(o.series, o.value) for o in observations])
-        for obs, result in zip(observations, results, strict=True):
-            if obs.timestamp is not None:
+        for i, obs in enumerate(observations):
+            if obs.timestamp is not None:  # only these need a StepResult of their own (idempotent repeats)
+                result = results[i]
                 self._marks[obs.series] = SeriesMark(obs.timestamp, result.value, result)
                 self._marks_changed = True
         self.recent.record(observations, results)
+        for tick in results.ticks:
+            tick.lists()  # built once, on this thread (a no-op when ``recent`` did it)
         return results
 
     def apply_forget(self, series: str) -> None:
@@ -258,7 +264,7 @@ class ModelWorker:
             except ApiError as error:
                 self._fail(job, error)
         merged = admission.merged
-        results: list[StepResult] = []
+        results: Sequence[StepResult] = ()
         if merged:
             try:
                 seq = self._journaled(lambda: self.journal.append(self.name, merged), "batch", "applied")
@@ -281,8 +287,7 @@ class ModelWorker:
             )
         update_count = self.forecaster.engine.updates
         for job, sources in admitted:
-            outcome = [results[s] if isinstance(s, int) else s for s in sources]
-            self._settle(job, ObserveOutcome(outcome, update_count), None)
+            self._settle(job, ObserveOutcome(results, sources, update_count), None)
 
     def _call(self, job: _CallJob) -> bool:
         """Run a job's function and settle its future; True when it succeeded."""

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice, repeat
 from typing import Any
 
 from service.observation import Observation
 from tbptt_online import StepResult
-from tbptt_online.results import Prediction
+from tbptt_online.results import Prediction, StepResults
 
 DEFAULT_CAPACITY = 500
 
@@ -49,20 +49,22 @@ class RecentResults:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity={capacity!r} is invalid: must be an integer >= 1")
         self.capacity = capacity
-        self._rings: dict[str, deque[RecentPoint]] = {}
+        # Per series, its last values as plain tuples (step, timestamp, value, mean, lower, upper):
+        # cheap to record for every observation; RecentPoints are built only for what is read.
+        self._rings: dict[str, deque[tuple[Any, ...]]] = {}
         self._lock = threading.Lock()
 
     def record(self, observations: Sequence[Observation], results: Sequence[StepResult]) -> None:
         """Append one applied batch (``results[i]`` is the result of ``observations[i]``)."""
-        points = [
-            (obs.series, RecentPoint(result.step, obs.timestamp, result.value, result.forecast_made))
-            for obs, result in zip(observations, results, strict=True)
-        ]
+        if len(observations) != len(results):
+            raise ValueError(f"{len(observations)} observations but {len(results)} results")
+        points = _points(observations, results)
         with self._lock:
+            rings, capacity = self._rings, self.capacity
             for series, point in points:
-                ring = self._rings.get(series)
+                ring = rings.get(series)
                 if ring is None:
-                    ring = self._rings[series] = deque(maxlen=self.capacity)
+                    ring = rings[series] = deque(maxlen=capacity)
                 ring.append(point)
 
     def forget(self, series: str) -> None:
@@ -75,4 +77,41 @@ class RecentResults:
             ring = self._rings.get(series)
             if ring is None:
                 return []
-            return list(islice(ring, max(len(ring) - limit, 0), None))
+            rows = list(islice(ring, max(len(ring) - limit, 0), None))
+        return [
+            RecentPoint(step, timestamp, value, Prediction(mean, lower, upper))
+            for step, timestamp, value, mean, lower, upper in rows
+        ]
+
+
+def _points(observations: Sequence[Observation], results: Sequence[StepResult]) -> Iterable[tuple[str, tuple]]:
+    """(series, point tuple) per observation, each series' in its order. From a batch's
+    ``StepResults``: straight from each tick's lists (a series' k-th value is in tick k),
+    no ``StepResult`` built."""
+    if not isinstance(results, StepResults):
+        made = [r.forecast_made for r in results]
+        return [
+            (obs.series, (r.step, obs.timestamp, r.value, m.mean, m.lower, m.upper))
+            for obs, r, m in zip(observations, results, made, strict=True)
+        ]
+    stamps: dict[int, list[float | None]] = {}  # id(tick) -> its rows' timestamps, when any was given
+    for i, obs in enumerate(observations):
+        if obs.timestamp is not None:
+            tick, row = results.locate(i)
+            stamps.setdefault(id(tick), [None] * len(tick.names))[row] = obs.timestamp
+    return chain.from_iterable(
+        zip(
+            c.names,
+            zip(
+                c.steps,
+                stamps.get(id(tick)) or repeat(None),
+                c.values,
+                c.made_mean,
+                c.made_lower,
+                c.made_upper,
+                strict=False,  # repeat(None) is endless; the lists are one tick's rows each
+            ),
+            strict=True,
+        )
+        for tick, c in ((tick, tick.lists()) for tick in results.ticks)
+    )

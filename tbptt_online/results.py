@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import torch
 
@@ -89,6 +89,23 @@ class UpdateStats:
     last_grad_norm: float | None
 
 
+class TickLists(NamedTuple):
+    """One tick's results as plain lists (row ``i`` is one series), JSON-ready: what a
+    caller that turns many results into its own records reads instead of ``StepResult`` s."""
+
+    names: list[str]
+    steps: list[int]
+    updated: list[bool]
+    values: list[Row]  # as received, NaN -> None (format_row)
+    made_mean: list[Row]  # forecast_made: what had been forecast for the value
+    made_lower: list[Row]
+    made_upper: list[Row]
+    next_mean: list[Row]  # forecast_next: the new one-step forecast
+    next_lower: list[Row]
+    next_upper: list[Row]
+    update_count: int
+
+
 class TickColumns:
     """The results of one tick as columns (tensors), turned into lists on first read."""
 
@@ -102,22 +119,27 @@ class TickColumns:
     ) -> None:
         self.names = names
         self._tensors = (steps, updated, *columns)  # columns: value, made (mean, lower, upper), next (x3)
-        self._lists: list[list[Any]] | None = None
+        self._lists: TickLists | None = None
         self.update_count = update_count
 
-    def row(self, i: int) -> StepResult:
+    def lists(self) -> TickLists:
+        """The columns as lists, built once (one C-level ``tolist`` per column)."""
         if self._lists is None:
-            self._lists = [_column(t) for t in self._tensors]  # one C-level tolist per column
-        steps, updated, value, *preds = self._lists
-        v = value[i]
+            steps, updated, value, *preds = [_column(t) for t in self._tensors]
+            values = [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in value]
+            self._lists = TickLists(self.names, steps, updated, values, *preds, self.update_count)
+        return self._lists
+
+    def row(self, i: int) -> StepResult:
+        c = self.lists()
         return StepResult(
-            series=self.names[i],
-            step=steps[i],
-            value=format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v),
-            forecast_made=Prediction(preds[0][i], preds[1][i], preds[2][i]),
-            forecast_next=Prediction(preds[3][i], preds[4][i], preds[5][i]),
-            updated=updated[i],
-            update_count=self.update_count,
+            series=c.names[i],
+            step=c.steps[i],
+            value=c.values[i],
+            forecast_made=Prediction(c.made_mean[i], c.made_lower[i], c.made_upper[i]),
+            forecast_next=Prediction(c.next_mean[i], c.next_lower[i], c.next_upper[i]),
+            updated=c.updated[i],
+            update_count=c.update_count,
         )
 
 
@@ -128,7 +150,17 @@ def _column(t: torch.Tensor) -> list[Any]:
 
 class StepResults(Sequence[StepResult]):
     """The results of ``observe_many`` in the order given, built lazily: a caller that
-    reads none of them (a high-rate feeder) pays nothing for them."""
+    reads none of them (a high-rate feeder) pays nothing for them. A caller that turns
+    many of them into its own records reads the ticks' plain lists instead (``locate``).
+
+    >>> from tbptt_online import Forecaster, ForecasterConfig
+    >>> results = Forecaster(ForecasterConfig(hidden_size=4)).observe_many([("a", 1.0), ("b", None), ("a", 2.0)])
+    >>> tick, row = results.locate(2)  # a's second value ran in the second tick
+    >>> row, tick.lists().names[row], tick.lists().steps[row], results[2].step
+    (0, 'a', 2, 2)
+    >>> results.ticks[0].lists().values
+    [1.0, None]
+    """
 
     def __init__(self, ticks: list[TickColumns], positions: list[tuple[int, int]] | None = None) -> None:
         self._ticks = ticks
@@ -154,6 +186,18 @@ class StepResults(Sequence[StepResult]):
             return self._ticks[0].row(index)
         tick, row = self._positions[index]
         return self._ticks[tick].row(row)
+
+    @property
+    def ticks(self) -> list[TickColumns]:
+        """The ticks in the order they ran (a series' k-th value of the batch is in tick k)."""
+        return self._ticks
+
+    def locate(self, index: int) -> tuple[TickColumns, int]:
+        """The tick holding result ``index`` (0 <= index < len) and its row there; builds no result."""
+        if self._positions is None:
+            return self._ticks[0], index
+        tick, row = self._positions[index]
+        return self._ticks[tick], row
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)

@@ -52,6 +52,8 @@ class ForecasterConfig:
     of steps the backward pass replays (choose it from the longest period in the data).
     ``history_size`` is how many observations each series retains (default: ``k2`` in
     stateful mode, ``4 * k2`` in stateless mode, where windows are sampled from it).
+    ``residual``: the mean head predicts the change from the last input, so an untrained
+    model starts at the naive last-value forecast and learns what improves on it.
 
     >>> ForecasterConfig(k1=4, k2=16).resolved_history_size
     16
@@ -78,6 +80,7 @@ class ForecasterConfig:
     replay_batch: int = 32
     history_size: int | None = None
     interval_level: float = 0.9
+    residual: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("cell", self.cell, CELLS)
@@ -92,8 +95,9 @@ class ForecasterConfig:
         if self.clip_norm is not None:
             _check_real("clip_norm", self.clip_norm, 0.0, strict=True)
         _check_choice("loss", self.loss, LOSSES)
-        if not isinstance(self.normalize, bool):
-            raise _bad("normalize", self.normalize, "must be true or false")
+        for flag in ("normalize", "residual"):
+            if not isinstance(getattr(self, flag), bool):
+                raise _bad(flag, getattr(self, flag), "must be true or false")
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_choice("dtype", self.dtype, DTYPES)
         _check_int("replay_batch", self.replay_batch, 1, 1_000_000)
@@ -107,6 +111,12 @@ class ForecasterConfig:
         if self.history_size is not None:
             return self.history_size
         return self.k2 if self.mode == "stateful" else 4 * self.k2
+
+    @property
+    def ring_size(self) -> int:
+        """Slots of a series' history ring: the retained values plus the one before the
+        oldest (the base of the residual head's first forecast in a window)."""
+        return self.resolved_history_size + 1
 
     @property
     def output_size(self) -> int:

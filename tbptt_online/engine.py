@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.losses import step_loss
+from tbptt_online.losses import shift_mean, step_loss
 from tbptt_online.network import RecurrentNetwork, State, select_rows
 from tbptt_online.results import UpdateRecord, UpdateStats
 
@@ -62,7 +62,13 @@ class TBPTTEngine:
         )
 
     def window_loss(
-        self, start: State, x: torch.Tensor, mask: torch.Tensor, active_from: torch.Tensor, loss_steps: int
+        self,
+        start: State,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        active_from: torch.Tensor,
+        loss_steps: int,
+        base: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The scalar loss of a batch of windows (differentiable in the weights only).
 
@@ -71,6 +77,8 @@ class TBPTTEngine:
         x, mask [L, B, d]: the windows, aligned at their last step; row i is real from
             ``active_from[i]`` on and padding before (its state stays ``start`` there).
         loss_steps m: the losses of the last m steps of every window are summed.
+        base [m, B, d]: added to the mean of those m forecasts (the residual head's last
+            input before each scored value), or None.
         """
         net = self.network
         length, batch, d = x.shape
@@ -85,13 +93,21 @@ class TBPTTEngine:
                 h = select_rows(active_from <= j, h_next, h) if padded else h_next
         # One predict and one loss over all scored steps at once: [m * B, ...], step-major.
         pred = net.predict(torch.cat(scored))  # [m * B, p]
+        if base is not None:
+            pred = shift_mean(pred, base.reshape(-1, d))
         targets = x[length - loss_steps :].reshape(-1, d)  # [m * B, d]
         observed = mask[length - loss_steps :].reshape(-1, d)
         losses = step_loss(pred, targets, observed, self.config.loss).view(loss_steps, batch)  # [m, B]
         return losses.sum(dim=0).mean()  # window sums [B], then their mean
 
     def replay_update(
-        self, start: State, x: torch.Tensor, mask: torch.Tensor, active_from: torch.Tensor, loss_steps: int
+        self,
+        start: State,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        active_from: torch.Tensor,
+        loss_steps: int,
+        base: torch.Tensor | None = None,
     ) -> UpdateRecord:
         """One update: loss of the windows, backward, clip, optimizer step.
 
@@ -101,7 +117,7 @@ class TBPTTEngine:
         self.attempts += 1
         self.optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            loss = self.window_loss(start, x, mask, active_from, loss_steps)
+            loss = self.window_loss(start, x, mask, active_from, loss_steps, base)
             loss_value = float(loss.detach())
             grad_norm = math.nan
             ok = math.isfinite(loss_value)

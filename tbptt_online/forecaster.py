@@ -23,6 +23,7 @@ import torch
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
 from tbptt_online.intervals import predictive, to_units, z_value
+from tbptt_online.losses import shift_mean
 from tbptt_online.network import RecurrentNetwork, run_window, select_rows
 from tbptt_online.normalizer import std, welford_update
 from tbptt_online.results import StepResult, StepResults, TickColumns, UpdateStats
@@ -179,7 +180,7 @@ class Forecaster:
         stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
         steps = st.get("steps", slots) + 1  # [B] t after this value
         st.put(slots, stats=stats, steps=steps)
-        ring = (steps - 1) % cfg.resolved_history_size  # [B] where step t lives
+        ring = (steps - 1) % cfg.ring_size  # [B] where step t lives
         st.put_at("hist_x", (slots, ring), x)
         st.put_at("hist_mask", (slots, ring), mask)
 
@@ -200,6 +201,8 @@ class Forecaster:
 
         with torch.no_grad():
             next_pred = self.network.predict(st.state("carried", slots))  # [B, p] with updated weights
+        if cfg.residual:
+            next_pred = shift_mean(next_pred, x.to(next_pred.dtype))  # the change from x_t
         st.put(slots, next_pred=next_pred)
         mean_n, sd_n = predictive(next_pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
         nxt = to_units(mean_n, sd_n, self._z, None if scale is None else (centre, scale))
@@ -215,22 +218,33 @@ class Forecaster:
             which = (steps[due] + k2) // k1 % self.store.anchors  # [n] ring index j % A
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 
+    def _window(
+        self, slots: torch.Tensor, last: torch.Tensor, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``length`` values of each series ending at step ``last`` [B], from the ring:
+        x and mask [L, B, d] (mask False before step 1: padding), and base [L, B, d], the
+        input before each value (0 before step 2: the residual head's base)."""
+        step_of = last[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
+        r = self.config.ring_size
+        hist_x, hist_mask = self.store.tensors["hist_x"], self.store.tensors["hist_mask"]
+        x = hist_x[slots[None, :], (step_of - 1) % r]  # [L, B, d]
+        mask = hist_mask[slots[None, :], (step_of - 1) % r] & (step_of >= 1)[..., None]
+        base = hist_x[slots[None, :], (step_of - 2) % r] * (step_of >= 2)[..., None]  # x_{s-1}
+        return x, mask, base
+
     def _update_stateful(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
         """One replay for every series due: windows of min(t, k2) values aligned at t."""
-        k1, k2, r = self.config.k1, self.config.k2, self.config.resolved_history_size
+        k1, k2 = self.config.k1, self.config.k2
+        m = min(k1, k2)
         lengths = steps.clamp(max=k2)  # [B] w = min(t, k2)
         length = int(lengths.max())
-        offsets = torch.arange(length - 1, -1, -1)  # [L] steps back from t
-        step_of = steps[None, :] - offsets[:, None]  # [L, B] the step each row holds (<1: padding)
-        ring = (step_of - 1) % r
-        x = self.store.tensors["hist_x"][slots[None, :], ring]  # [L, B, d]
-        mask = self.store.tensors["hist_mask"][slots[None, :], ring] & (step_of >= 1)[..., None]
-        batch = len(slots)
+        x, mask, base = self._window(slots, steps, length)
         # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
         # stored from a no-grad forward): the value crosses the boundary, the gradient not.
         anchor = self.store.state("anchor", slots, steps // k1 % self.store.anchors)
-        start = select_rows(steps > k2, anchor, self.network.initial_state(batch))  # t <= k2: h_0
-        self.engine.replay_update(start, x, mask, length - lengths, min(k1, k2))
+        start = select_rows(steps > k2, anchor, self.network.initial_state(len(slots)))  # t <= k2: h_0
+        base = base[length - m :] if self.config.residual else None
+        self.engine.replay_update(start, x, mask, length - lengths, m, base)
 
     # -- stateless ----------------------------------------------------------------
     def _update_stateless(self) -> bool:
@@ -242,21 +256,17 @@ class Forecaster:
         slots, ends = self.sampler(torch.where(live, steps, 0), cfg.resolved_history_size, cfg.k2, cfg.replay_batch)
         if len(slots) == 0:
             return False
-        step_of = ends[None, :] - torch.arange(cfg.k2 - 1, -1, -1)[:, None]  # [k2, n]
-        ring = (step_of - 1) % cfg.resolved_history_size
-        x = st.tensors["hist_x"][slots[None, :], ring]  # [k2, n, d]
-        mask = st.tensors["hist_mask"][slots[None, :], ring]
+        x, mask, base = self._window(slots, ends, cfg.k2)  # [k2, n, d] each
         start = self.network.initial_state(len(slots))  # every window from the fresh state
-        self.engine.replay_update(start, x, mask, torch.zeros(len(slots), dtype=torch.int64), cfg.k2)
+        zeros = torch.zeros(len(slots), dtype=torch.int64)
+        self.engine.replay_update(start, x, mask, zeros, cfg.k2, base if cfg.residual else None)
         return True  # ran (a non-finite one is skipped and counted, as in stateful mode)
 
     def _refresh_stateless(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
         """Carried state := a fresh state run over the last min(t, k2) values."""
-        k2, r = self.config.k2, self.config.resolved_history_size
-        lengths = steps.clamp(max=k2)
+        lengths = steps.clamp(max=self.config.k2)
         length = int(lengths.max())
-        step_of = steps[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
-        x = self.store.tensors["hist_x"][slots[None, :], (step_of - 1) % r]  # [L, B, d]
+        x, _, _ = self._window(slots, steps, length)
         with torch.no_grad():
             state = run_window(self.network, self.network.initial_state(len(slots)), x, length - lengths)
         self.store.put_state("carried", slots, state)

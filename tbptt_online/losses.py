@@ -20,6 +20,13 @@ def split_prediction(pred: torch.Tensor, n_features: int) -> tuple[torch.Tensor,
     return mean, F.softplus(pred[:, n_features:]) + MIN_VARIANCE  # variance > 0 always
 
 
+def shift_mean(pred: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """``pred`` [B, p] with ``base`` [B, d] added to its mean columns (the residual head:
+    the network predicts the change from the last input)."""
+    d = base.shape[1]
+    return torch.cat([pred[:, :d] + base, pred[:, d:]], dim=1)
+
+
 def step_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     """Loss of one step per row: ``[B]``, the sum over the observed features divided by d.
 

@@ -2,8 +2,8 @@
 
 A series owns a *slot* (a row index). Each field is a tensor whose first dimension
 is the capacity (C), so a tick of B series is one gather and one scatter, never a
-Python loop over series. Fields (d features, p outputs, R retained steps,
-A anchors, layers x H the state):
+Python loop over series. Fields (d features, p outputs,
+A anchors, layers x H the state, R = ``config.ring_size``):
 
 - ``carried_h`` (+ ``carried_c`` for lstm) [C, layers, H]: the live carried state
 - ``anchor_h`` (+ ``anchor_c``) [C, A, layers, H]: detached states where windows start
@@ -45,7 +45,7 @@ class SeriesStore:
     def _blank(self, n: int) -> dict[str, torch.Tensor]:
         cfg, dt = self.config, self.dtype
         d, layers, hid = cfg.n_features, cfg.num_layers, cfg.hidden_size
-        r = cfg.resolved_history_size
+        r = cfg.ring_size
         out = {
             "carried_h": torch.zeros(n, layers, hid, dtype=dt),
             "steps": torch.zeros(n, dtype=torch.int64),

@@ -14,6 +14,7 @@ import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.intervals import predictive, to_units, z_value
+from tbptt_online.losses import shift_mean
 from tbptt_online.network import RecurrentNetwork, State, run_window
 from tbptt_online.normalizer import std
 from tbptt_online.results import Forecast, SeriesStats
@@ -59,7 +60,8 @@ class ForecasterView:
 
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Roll the model forward ``horizon`` steps from a copy of the carried state,
-        feeding back its own means; nothing of the forecaster changes."""
+        feeding back its own means (with the residual head, each step's mean is the
+        change added to the value fed before it); nothing of the forecaster changes."""
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"horizon={horizon!r} is invalid: must be an integer >= 1")
         level = check_level(self.config.interval_level if level is None else level)
@@ -72,25 +74,29 @@ class ForecasterView:
         state = (h, self.tensors["carried_c"][slot]) if self.config.cell == "lstm" else h
         if self.config.mode == "stateless":
             state = self._fresh_state(slot)
+        t = int(self.tensors["steps"][slot])
+        last = self.tensors["hist_x"][slot][:, (t - 1) % self.config.ring_size]  # [1, d] x_t, normalised
         means, lowers, uppers = [], [], []
         with torch.no_grad():
             for k in range(1, horizon + 1):
                 pred = self.network.predict(state)  # [1, p]
+                if self.config.residual:
+                    pred = shift_mean(pred, last)
+                    last = pred[:, :d]
                 mean, sd = predictive(pred, d, resid_sq, score_n, step=k)
                 m, lo, hi = to_units(mean, sd, z, norm)
                 means.append(format_row(m[0].tolist()))
                 lowers.append(format_row(lo[0].tolist()))
                 uppers.append(format_row(hi[0].tolist()))
                 state = self.network.advance(pred[:, :d], state)  # feed back its own mean
-        step = int(self.tensors["steps"][slot])
-        return Forecast(series, horizon, level, means, lowers, uppers, step, self.update_count)
+        return Forecast(series, horizon, level, means, lowers, uppers, t, self.update_count)
 
     def _fresh_state(self, slot: torch.Tensor) -> State:
         """Stateless: a fresh state run over the series' last min(t, k2) values with the
         weights of this view. (Fix: the carried state was run with the weights of the
         series' own last tick, so after an update caused by other series it was stale
         and the forecast mixed old and new weights.)"""
-        k2, r = self.config.k2, self.config.resolved_history_size
+        k2, r = self.config.k2, self.config.ring_size
         t = int(self.tensors["steps"][slot])
         ring = (torch.arange(t - min(t, k2) + 1, t + 1) - 1) % r  # [w] where steps t-w+1 .. t live
         x = self.tensors["hist_x"][slot][0, ring][:, None, :]  # [w, 1, d]

@@ -80,18 +80,30 @@ def truncated_window_loss(
     targets: Sequence[torch.Tensor],
     m: int,
     kind: str,
+    bases: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Σ of the last m step losses of a window: h starts at ``start`` (taken as is:
     the caller decides whether it is detached); ``inputs`` x_s [1, d] are what the
-    live forward consumed, ``targets`` [d] what L_s is scored against (NaN = missing)."""
+    live forward consumed, ``targets`` [d] what L_s is scored against (NaN = missing);
+    ``bases`` [1, d] per position: the residual head's x_{s-1}, added to the mean."""
     h = start
     total = inputs[0].new_zeros(())
     n = len(inputs)
     for j, (x, target) in enumerate(zip(inputs, targets, strict=True)):
         if j >= n - m:
-            total = total + oracle_step_loss(network.predict(h), target, kind)
+            pred = network.predict(h)
+            if bases is not None:
+                d = target.shape[0]
+                pred = torch.cat([pred[:, :d] + bases[j], pred[:, d:]], dim=1)
+            total = total + oracle_step_loss(pred, target, kind)
         h = network.advance(x, h)
     return total
+
+
+def previous_inputs(inputs: Sequence[torch.Tensor], lo: int, hi: int) -> list[torch.Tensor]:
+    """x_{s-1} for the window inputs[lo:hi] (x_0 = 0: nothing came before the first value)."""
+    before = inputs[lo - 1] if lo >= 1 else torch.zeros_like(inputs[0])
+    return [before, *inputs[lo : hi - 1]]
 
 
 def max_abs_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
@@ -159,6 +171,16 @@ class StreamOracle:
         with torch.no_grad():
             return self.net.predict(h)
 
+    def _serve(self, h: Any, last_input: torch.Tensor) -> torch.Tensor:
+        """The served forecast [1, p]: with the residual head, the change added to x_t."""
+        pred = self._predict(h)
+        if not self.cfg.residual:
+            return pred
+        return torch.cat([pred[:, : self.d] + last_input, pred[:, self.d :]], dim=1)
+
+    def _bases(self, trace: SeriesTrace, lo: int, hi: int) -> list[torch.Tensor] | None:
+        return previous_inputs(trace.inputs, lo, hi) if self.cfg.residual else None
+
     def _scale(self, trace: SeriesTrace) -> tuple[list[float], list[float]]:
         columns = [[row[i] for row in trace.observed if not math.isnan(row[i])] for i in range(self.d)]
         pairs = [direct_scale(c) for c in columns]
@@ -196,7 +218,7 @@ class StreamOracle:
             trace = self.series[name]
             if self.cfg.mode == "stateless":
                 trace.states.append(self._fresh_run(trace, trace.t))
-            trace.served = self._predict(trace.states[-1])  # with the updated weights
+            trace.served = self._serve(trace.states[-1], trace.inputs[-1])  # with the updated weights
 
     def _stateful_update(self, names: list[str]) -> None:
         k1, k2 = self.cfg.k1, self.cfg.k2
@@ -210,8 +232,11 @@ class StreamOracle:
             trace, t = self.series[name], self.series[name].t
             first = max(0, t - k2)  # the window holds x_{first+1} .. x_t
             start = detach_state(trace.states[first])  # stopgrad(ĥ_{t-k2}); ĥ_0 = h_0
+            bases = self._bases(trace, first, t)
             sums.append(
-                truncated_window_loss(self.net, start, trace.inputs[first:], trace.targets[first:], m, self.cfg.loss)
+                truncated_window_loss(
+                    self.net, start, trace.inputs[first:], trace.targets[first:], m, self.cfg.loss, bases
+                )
             )
         self.records.append(sgd_step(self.net, sum(sums) / len(sums), self.cfg.lr))
 
@@ -230,8 +255,11 @@ class StreamOracle:
                 assert k2 <= end <= trace.t
                 h0 = self.net.initial_state(1)
                 lo = end - k2
+                bases = self._bases(trace, lo, end)
                 sums.append(
-                    truncated_window_loss(self.net, h0, trace.inputs[lo:end], trace.targets[lo:end], k2, self.cfg.loss)
+                    truncated_window_loss(
+                        self.net, h0, trace.inputs[lo:end], trace.targets[lo:end], k2, self.cfg.loss, bases
+                    )
                 )
             self.records.append(sgd_step(self.net, sum(sums) / len(sums), self.cfg.lr))
 

@@ -67,11 +67,11 @@ def test_forecaster_stores_inputs_normalised_with_the_statistics_including_them(
 
 
 def constant_forecaster(loss: str, normalize: bool) -> Forecaster:
-    """Zero weights, lr = 0: every state stays 0, so every normalised forecast is the
-    head's bias: mean 1.0 and (gaussian) variance exactly softplus(raw) + 1e-6 = 1."""
+    """Zero weights, lr = 0, no residual head: every state stays 0, so every normalised
+    forecast is the head's bias: mean 1.0 and (gaussian) variance softplus(raw) + 1e-6 = 1."""
     config = ForecasterConfig(
         hidden_size=3, k1=2, k2=3, loss=loss, normalize=normalize, optimizer="sgd", lr=0.0, clip_norm=None,
-        dtype="float64", interval_level=0.9,
+        dtype="float64", interval_level=0.9, residual=False,
     )  # fmt: skip
     f = Forecaster(config)
     with torch.no_grad():

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tests.tbptt_online.oracle import StreamOracle, detach_state, max_abs_diff, truncated_window_loss
+from tests.tbptt_online.oracle import (
+    StreamOracle,
+    detach_state,
+    max_abs_diff,
+    previous_inputs,
+    truncated_window_loss,
+)
 from tests.tbptt_online.streams import staggered_ticks
 
 TOL = 1e-10
@@ -192,9 +198,9 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
     calls = []
     original = f.engine.replay_update
 
-    def recording(start, x, mask, active_from, loss_steps):
-        calls.append((start, x.clone(), mask.clone(), active_from.clone(), loss_steps))
-        return original(start, x, mask, active_from, loss_steps)
+    def recording(start, x, mask, active_from, loss_steps, base):
+        calls.append((start, x.clone(), mask.clone(), active_from.clone(), loss_steps, base))
+        return original(start, x, mask, active_from, loss_steps, base)
 
     monkeypatch.setattr(f.engine, "replay_update", recording)
     for tick in stream_for(k1, k2, 3, missing=[(0, 3)]):
@@ -204,8 +210,9 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
         assert len(calls) == (1 if oracle.last_due else 0)
         if not calls:
             continue
-        start, x, mask, active_from, loss_steps = calls[0]
+        start, x, mask, active_from, loss_steps, base = calls[0]
         assert loss_steps == min(k1, k2)
+        assert base is not None and base.shape == (loss_steps, *x.shape[1:])  # the residual head's x_{s-1}
         parts = start if isinstance(start, tuple) else (start,)
         assert all(p.grad_fn is None and not p.requires_grad for p in parts)  # the truncation
         for row, name in enumerate(oracle.last_due):
@@ -222,3 +229,12 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
             assert not bool(mask[:a, row].any())  # padding is never scored
             observed = ~torch.isnan(torch.stack(trace.targets[first:]))
             assert torch.equal(mask[a:, row], observed)
+            previous = torch.cat(previous_inputs(trace.inputs, first, trace.t)[-loss_steps:])  # [m, d]
+            assert float((base[:, row] - previous).abs().max()) <= TOL
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize(("k1", "k2"), [(1, 5), (3, 7), (5, 2)])
+def test_level_head_updates_equal_oracle(k1, k2, cell):
+    """residual=False: the mean head predicts the level itself (no x_{s-1} added)."""
+    assert_follows_oracle(exact_config(cell=cell, k1=k1, k2=k2, residual=False), stream_for(k1, k2, 3))

@@ -39,6 +39,7 @@ class ServingReplay:
             self.h = net_before.initial_state(1)
             self.pred = net_before.predict(self.h)  # [1, p] the forecast of value 1
         self.observed: list[list[float]] = []
+        self.last = torch.zeros(1, self.d, dtype=next(net_before.parameters()).dtype)  # x_0 = 0
         self.resid_sq = [0.0] * self.d
         self.scored = [0] * self.d
 
@@ -83,17 +84,26 @@ class ServingReplay:
                 self.scored[i] += 1
                 fed.append(x)
         dtype = next(net_before.parameters()).dtype
+        x = torch.tensor([fed], dtype=dtype)  # [1, d]
         with torch.no_grad():
-            self.h = net_before.advance(torch.tensor([fed], dtype=dtype), self.h)
-            self.pred = net_after.predict(self.h)
+            self.h = net_before.advance(x, self.h)
+            self.pred = self.shifted(net_after.predict(self.h), x)
+        self.last = x
         return made, self.prediction(self.pred, self.z)
+
+    def shifted(self, pred: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The residual head: the mean is the change added to the last input."""
+        if not self.cfg.residual:
+            return pred
+        return torch.cat([pred[:, : self.d] + last, pred[:, self.d :]], dim=1)
 
     def rollout(self, net: torch.nn.Module, horizon: int, level: float):
         z = NormalDist().inv_cdf(0.5 + level / 2)
-        h, out = self.h, []
+        h, out, last = self.h, [], self.last
         with torch.no_grad():
             for k in range(1, horizon + 1):
-                pred = net.predict(h)
+                pred = self.shifted(net.predict(h), last)
+                last = pred[:, : self.d]
                 out.append(self.prediction(pred, z, step=k))
                 h = net.advance(pred[:, : self.d], h)  # its own mean, normalised units
         return out

@@ -11,7 +11,7 @@ import httpx
 
 from service.model_state import decode_model_checkpoint, to_plain
 
-from .test_recovery import assert_bitwise_equal
+from .bitwise import assert_bitwise_equal
 
 
 async def model_state(client: httpx.AsyncClient, model: str = "default") -> dict[str, Any]:

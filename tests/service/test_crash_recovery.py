@@ -23,8 +23,8 @@ from service.event_log import EventLog
 from service.model_state import decode_model_checkpoint
 from tbptt_online import Forecaster, ForecasterConfig
 
+from .bitwise import assert_bitwise_equal
 from .conftest import SMALL_MODEL
-from .test_recovery import assert_bitwise_equal
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 URL = "/v1/models/default/observations"

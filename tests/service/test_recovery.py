@@ -7,37 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from service.checkpoints import CheckpointStore
 from service.event_log import EventLog, LogRecord
 from service.recovery import RecoveryError, recover
 from tbptt_online import Forecaster, ForecasterConfig
 
+from .bitwise import assert_bitwise_equal
+
 CONFIGS = {
     "alpha": ForecasterConfig(hidden_size=8, k1=2, k2=5, seed=1),
     "beta": ForecasterConfig(cell="lstm", hidden_size=6, k1=3, k2=4, mode="stateless", replay_batch=4, n_features=2),
 }
-
-
-def assert_bitwise_equal(a: Any, b: Any, where: str = "state") -> None:
-    """Nested containers equal, every tensor equal bit for bit."""
-    assert type(a) is type(b), where
-    if isinstance(a, dict):
-        assert list(a) == list(b), where
-        for key in a:
-            assert_bitwise_equal(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_bitwise_equal(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert (a.dtype, a.shape) == (b.dtype, b.shape), where
-        assert torch.equal(a.contiguous().flatten().view(torch.uint8), b.contiguous().flatten().view(torch.uint8)), (
-            where
-        )
-    else:
-        assert a == b, where
 
 
 class Registry:

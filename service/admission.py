@@ -27,10 +27,10 @@ service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older tha
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from service.errors import Conflict, Unprocessable
+from service.errors import ApiError, Conflict, Unprocessable
 from service.observation import Observation
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
@@ -71,6 +71,33 @@ class BatchAdmission:
                 return mark
         return None
 
+    def admit_all(self, jobs: list[list[Observation]]) -> list[list[Source] | ApiError]:
+        """``admit`` each job in order: its sources, or the ``ApiError`` that refused it.
+
+        The library validates all the jobs' values in one call when they are all valid
+        (the common case): its torch work runs once per micro-batch, not once per job.
+        """
+        everything = [obs for job in jobs for obs in job]
+        try:
+            _, raw = self.forecaster.validate([(o.series, o.value) for o in everything])
+        except ValueError:  # some job is bad: each is validated on its own, to refuse it alone
+            return [self._refusal_or(lambda job=job: self.admit(job)) for job in jobs]
+        rows = raw.tolist() if any(o.timestamp is not None for o in everything) else None
+        outcomes: list[list[Source] | ApiError] = []
+        start = 0
+        for job in jobs:
+            job_rows = None if rows is None else rows[start : start + len(job)]
+            outcomes.append(self._refusal_or(lambda job=job, job_rows=job_rows: self._admit_valid(job, job_rows)))
+            start += len(job)
+        return outcomes
+
+    @staticmethod
+    def _refusal_or(admit: Callable[[], list[Source]]) -> list[Source] | ApiError:
+        try:
+            return admit()
+        except ApiError as error:
+            return error
+
     def admit(self, observations: list[Observation]) -> list[Source]:
         """Admit one job whole, or raise ``ApiError`` and change nothing.
 
@@ -83,44 +110,51 @@ class BatchAdmission:
         except ValueError as error:
             found = _INDEX.match(str(error))
             raise Unprocessable(str(error), **({"index": int(found.group(1))} if found else {})) from None
-        # Only a timestamped element is compared with a mark: its value as the library formats it
-        # (NaN -> None: equal values compare equal); a batch without timestamps formats none.
         rows = raw.tolist() if any(o.timestamp is not None for o in observations) else None
-        known = self.forecaster.store.slots
+        return self._admit_valid(observations, rows)
+
+    def _admit_valid(self, observations: list[Observation], rows: list[list[float]] | None) -> list[Source]:
+        """``admit`` for a job whose values the library accepted; ``rows``: its values as the
+        library parsed them, needed only when an element carries a timestamp (else None).
+
+        Only a timestamped element is compared with a mark: its value as the library formats
+        it (NaN -> None: equal values compare equal)."""
+        known, new_series, base = self.forecaster.store.slots, self._new_series, len(self.merged)
         job_marks: dict[str, SeriesMark] = {}
         job_series: set[str] = set()
         staged: list[Observation] = []
         sources: list[Source] = []
         for i, obs in enumerate(observations):
-            if obs.timestamp is not None:
+            series, _, timestamp = obs
+            if timestamp is not None:
                 assert rows is not None
                 value = format_row(rows[i])
-                mark = self._last_mark(obs.series, job_marks)
-                if mark is not None and obs.timestamp == mark.timestamp and value == mark.value:
+                mark = self._last_mark(series, job_marks)
+                if mark is not None and timestamp == mark.timestamp and value == mark.value:
                     sources.append(mark.result if mark.result is not None else mark.pending)
                     continue  # an idempotent repeat: nothing is learned twice
-                if mark is not None and obs.timestamp < mark.timestamp:
+                if mark is not None and timestamp < mark.timestamp:
                     raise Conflict(
-                        f"observation {i}: timestamp {obs.timestamp} of series {obs.series!r} is older than "
+                        f"observation {i}: timestamp {timestamp} of series {series!r} is older than "
                         f"its last timestamp {mark.timestamp}",
                         index=i,
                     )
-                if mark is not None and obs.timestamp == mark.timestamp:
+                if mark is not None and timestamp == mark.timestamp:
                     raise Conflict(
-                        f"observation {i}: series {obs.series!r} already has value {mark.value!r} at timestamp "
+                        f"observation {i}: series {series!r} already has value {mark.value!r} at timestamp "
                         f"{mark.timestamp}; {value!r} differs (a repeat must carry the same value)",
                         index=i,
                     )
-                job_marks[obs.series] = SeriesMark(obs.timestamp, value, pending=len(self.merged) + len(staged))
-            if obs.series not in known and obs.series not in self._new_series and obs.series not in job_series:
-                job_series.add(obs.series)
-                if len(known) + len(self._new_series) + len(job_series) > self.max_series:
+                job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged))
+            if series not in known and series not in new_series and series not in job_series:
+                job_series.add(series)
+                if len(known) + len(new_series) + len(job_series) > self.max_series:
                     raise Conflict(
-                        f"observation {i}: series {obs.series!r} would be new, but the model already holds "
-                        f"{len(known) + len(self._new_series)} series; max_series_per_model={self.max_series}",
+                        f"observation {i}: series {series!r} would be new, but the model already holds "
+                        f"{len(known) + len(new_series)} series; max_series_per_model={self.max_series}",
                         index=i,
                     )
-            sources.append(len(self.merged) + len(staged))
+            sources.append(base + len(staged))
             staged.append(obs)
         self.merged.extend(staged)
         self._staged_marks.update(job_marks)

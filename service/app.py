@@ -1,7 +1,9 @@
 """The app factory: settings in, a FastAPI app out, its models owned by its lifespan.
 
-At start the lifespan creates the model registry and loads the state in the
-background; ``/readyz`` answers 503 and ``/v1`` routes 503 until that is done.
+At start the lifespan sets torch's thread count (``torch_threads``, restored at the
+end), starts the forecast thread (:class:`~service.forecast_runner.ForecastRunner`),
+creates the model registry and loads the state in the background; ``/readyz``
+answers 503 and ``/v1`` routes 503 until that is done.
 By default (``durable``) the state is :class:`~service.durability.Durability`'s:
 every change is journaled to ``state_dir/events.sqlite3`` before it is made, and
 loading recovers the newest valid checkpoint plus the log after it. With
@@ -38,10 +40,11 @@ from service.auth import ApiKeyMiddleware
 from service.body_limit import BodyLimitMiddleware
 from service.durability import Durability
 from service.error_responses import install_error_handlers
+from service.forecast_runner import ForecastRunner
 from service.journal import Journal, NullJournal
 from service.metrics import ServiceMetrics
 from service.registry import ForecasterFactory, ModelRegistry
-from service.routes import dashboard, operations, v1
+from service.routes import add_v1_routes, dashboard, operations
 from service.settings import Settings
 from tbptt_online import Forecaster, __version__
 
@@ -91,6 +94,8 @@ def create_app(
             forecaster_factory=forecaster_factory,
         )
         app.state.registry = registry
+        app.state.forecasts = ForecastRunner()
+        app.state.forecasts.start()
         app.state.loading = asyncio.create_task(load(app, registry))
         try:
             yield
@@ -98,6 +103,7 @@ def create_app(
             app.state.ready = False
             app.state.loading.cancel()
             await asyncio.gather(app.state.loading, return_exceptions=True)
+            await asyncio.to_thread(app.state.forecasts.stop)  # the forecasts already asked for are answered
             if durability is not None:
                 await durability.stop_checkpoints()
             await registry.close()  # drain: every queued observation is applied first
@@ -126,7 +132,7 @@ def create_app(
     app.state.ready = False
     app.state.load_error = None
     install_error_handlers(app)
-    app.include_router(v1)
+    add_v1_routes(app)
     app.include_router(operations.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -22,7 +22,10 @@ class ApiKeyMiddleware:
         self.key = api_key.encode()
 
     def _authorized(self, scope: Scope) -> bool:
-        header = dict(scope["headers"]).get(b"authorization", b"")
+        header = b""
+        for name, value in scope["headers"]:  # the last one counts
+            if name == b"authorization":
+                header = value
         scheme, _, token = header.partition(b" ")
         return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.key)
 

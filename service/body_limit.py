@@ -1,8 +1,9 @@
 """BodyLimitMiddleware: refuse request bodies over ``max_body_bytes`` with 413.
 
 A pure ASGI middleware: it refuses a declared ``Content-Length`` over the limit
-without reading anything, and otherwise counts the bytes as they stream in
-(chunked bodies declare no length), raising :class:`BodyTooLarge` from
+without reading anything, passes a declared length within it straight on (the HTTP
+server delivers exactly that many bytes), and otherwise counts the bytes as they
+stream in (chunked bodies declare no length), raising :class:`BodyTooLarge` from
 ``receive`` once the count passes the limit. FastAPI re-raises HTTP exceptions
 met while reading a body, so the app's handler answers 413; the middleware
 answers itself if the exception reaches it before any response started.
@@ -29,12 +30,18 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = None
+        for name, value in scope["headers"]:  # the last one counts, as dict(scope["headers"]) would have it
+            if name == b"content-length":
+                declared = value
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             status, detail = (
                 (413, BodyTooLarge(self.limit).detail) if declared.isdigit() else (400, "bad Content-Length")
             )
             await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            return
+        if declared is not None:  # within the limit, and the server reads no more than it declares
+            await self.app(scope, receive, send)
             return
 
         received = 0

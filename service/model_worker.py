@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import torch
+
 from service.admission import BatchAdmission, SeriesMark, Source
 from service.errors import ApiError, InsufficientStorage, NotFound, StorageFullError
 from service.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
@@ -217,6 +219,10 @@ class ModelWorker:
 
     # -- the worker thread ------------------------------------------------------------
     def _run(self) -> None:
+        # OpenMP keeps its thread count per thread: take the process's (the app sets it at start),
+        # or this thread's torch work runs with OpenMP's default (all cores: many times slower
+        # on a busy machine).
+        torch.set_num_threads(torch.get_num_threads())
         while True:
             job = self._carried or self._queue.get()
             self._carried = None
@@ -258,11 +264,11 @@ class ModelWorker:
     def _process(self, jobs: list[_ObserveJob]) -> None:
         admission = BatchAdmission(self.forecaster, self._marks, self.max_series)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
-        for job in jobs:
-            try:
-                admitted.append((job, admission.admit(job.observations)))
-            except ApiError as error:
-                self._fail(job, error)
+        for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
+            if isinstance(outcome, ApiError):
+                self._fail(job, outcome)
+            else:
+                admitted.append((job, outcome))
         merged = admission.merged
         results: Sequence[StepResult] = ()
         if merged:
@@ -286,8 +292,7 @@ class ModelWorker:
                 updated=self.forecaster.engine.attempts > attempts_before,
             )
         update_count = self.forecaster.engine.updates
-        for job, sources in admitted:
-            self._settle(job, ObserveOutcome(results, sources, update_count), None)
+        self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
 
     def _call(self, job: _CallJob) -> bool:
         """Run a job's function and settle its future; True when it succeeded."""
@@ -334,15 +339,27 @@ class ModelWorker:
         self.metrics.record_rejection(self.name, error.status_code)
         self._settle(job, None, error)
 
-    @staticmethod
-    def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
-        def settle() -> None:
-            if job.future.done():  # the requester went away (cancelled); the batch still counts
-                return
-            if error is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(error)
+    @classmethod
+    def _settle(cls, job: _Job, result: Any, error: BaseException | None) -> None:
+        cls._settle_all([(job, result, error)])
 
-        if not job.loop.is_closed():
-            job.loop.call_soon_threadsafe(settle)
+    @staticmethod
+    def _settle_all(settlements: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        """Settle the jobs' futures on their loops: one wake-up of each loop for them all (each
+        wake-up is a write to the loop's self-pipe, and a GIL hand-over to a busy loop)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+        for settlement in settlements:
+            by_loop.setdefault(settlement[0].loop, []).append(settlement)
+
+        def settle(group: list[tuple[_Job, Any, BaseException | None]]) -> None:
+            for job, result, error in group:
+                if job.future.done():  # the requester went away (cancelled); the batch still counts
+                    continue
+                if error is None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(error)
+
+        for loop, group in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(settle, group)

@@ -51,9 +51,11 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=1024,
-        description="torch's intra-op threads (torch.set_num_threads at app start, for the whole process). 1 by "
-        "default: the model worker's small per-tick ops gain little from more, and extra threads compete with the "
-        "event loop for the cores (measured 1.4x to 8x slower batch ingest with 2 threads on 2 cores).",
+        description="torch's intra-op threads, for the whole process: torch.set_num_threads at app start and in "
+        "each thread the service starts for torch work; 'serve' also sets OMP_NUM_THREADS to it before torch loads "
+        "(so every other thread gets it too). 1 by default: the model worker's small per-tick ops gain little from "
+        "more, and extra threads compete with the event loop for the cores (2 threads on 2 cores made batch ingest "
+        "1.4x to 8x slower, and a forecast in a thread that kept OpenMP's default took 80 ms instead of 1 ms).",
     )
     durable: bool = Field(
         True,

@@ -17,14 +17,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import ModelDep, RegistryDep
+from service.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from service.errors import Unprocessable
 from service.journal import IMPORT_CHECKPOINT
 from service.model_state import encode_model_checkpoint, import_payload, read_import
 from service.routes.models import model_info
 from service.schemas import ERROR_RESPONSES, ModelInfo
 
-router = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix=V1_PREFIX, dependencies=V1_DEPENDENCIES, tags=["models"], responses=ERROR_RESPONSES)
 MEDIA_TYPE = "application/octet-stream"
 
 

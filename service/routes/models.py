@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.deps import ModelDep, RegistryDep
+from service.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from service.errors import Unprocessable
 from service.model_worker import ModelWorker
 from service.schemas import ERROR_RESPONSES, ModelCreate, ModelInfo, ModelList
 from service.strict_json import StrictJSONRoute
 from tbptt_online import ForecasterConfig
 
-router = APIRouter(tags=["models"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
+router = APIRouter(
+    prefix=V1_PREFIX,
+    dependencies=V1_DEPENDENCIES,
+    tags=["models"],
+    responses=ERROR_RESPONSES,
+    route_class=StrictJSONRoute,
+)
 
 
 def model_info(worker: ModelWorker) -> dict:

@@ -9,22 +9,26 @@ is built straight from the batch's result lists and encoded by orjson: no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
-from service.deps import ModelDep, SettingsDep
+from service.deps import V1_PREFIX, ModelDep
 from service.errors import Unprocessable
 from service.model_snapshot import ObserveOutcome
 from service.observation import Observation
-from service.schemas import ERROR_RESPONSES, ObservationBatchIn, ObservationsBody, ObservationsOut
+from service.observation_body import ObservationsBodyIn
+from service.schemas import ERROR_RESPONSES, ObservationsOut
+from service.settings import Settings
 from service.strict_json import StrictJSONRoute
 from tbptt_online import Prediction, StepResult
-from tbptt_online.results import StepResults, TickColumns, TickLists
+from tbptt_online.results import StepResults, TickColumns
 
-router = APIRouter(tags=["observations"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
+# No router-level readiness dependency: ModelDep checks it (one dependency per request less).
+router = APIRouter(prefix=V1_PREFIX, tags=["observations"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 def _prediction(p: Prediction) -> dict:
@@ -47,35 +51,58 @@ def step_result_out(result: StepResult, timestamp: float | None) -> dict:
 def results_out(outcome: ObserveOutcome, observations: list[Observation]) -> list[dict[str, Any]]:
     """One ``StepResultOut`` dict per observation, read from the batch's tick lists (the worker
     built them); an idempotent repeat of an earlier batch answers with the result it repeats."""
-    batch, out = outcome.batch, []
-    tick: TickColumns | None = None
-    c: TickLists | None = None
-    for obs, source in zip(observations, outcome.sources, strict=True):
-        if not isinstance(source, int) or not isinstance(batch, StepResults):
-            out.append(step_result_out(source if not isinstance(source, int) else batch[source], obs.timestamp))
-            continue
-        where, i = batch.locate(source)
-        if where is not tick:
-            tick, c = where, where.lists()
-        assert c is not None
-        out.append(
-            {
-                "series": c.names[i],
-                "step": c.steps[i],
-                "timestamp": obs.timestamp,
-                "value": c.values[i],
-                "forecast_made": {"mean": c.made_mean[i], "lower": c.made_lower[i], "upper": c.made_upper[i]},
-                "forecast_next": {"mean": c.next_mean[i], "lower": c.next_lower[i], "upper": c.next_upper[i]},
-                "updated": c.updated[i],
-                "update_count": c.update_count,
-            }
-        )
-    return out
+    batch = outcome.batch
+    if not isinstance(batch, StepResults):  # nothing was applied: every element repeats a known result
+        return [_out(batch, source, obs.timestamp) for obs, source in zip(observations, outcome.sources, strict=True)]
+    if len(batch.ticks) != 1:  # a series more than once in the micro-batch: rows spread over ticks
+        return [
+            _row_out(*batch.locate(source), obs.timestamp)
+            if type(source) is int
+            else step_result_out(source, obs.timestamp)
+            for obs, source in zip(observations, outcome.sources, strict=True)
+        ]
+    c = batch.ticks[0].lists()  # the common case: row i of the one tick is element i of the batch
+    names, steps, updated, values = c.names, c.steps, c.updated, c.values
+    made_mean, made_lower, made_upper = c.made_mean, c.made_lower, c.made_upper
+    next_mean, next_lower, next_upper, update_count = c.next_mean, c.next_lower, c.next_upper, c.update_count
+    return [
+        {
+            "series": names[i],
+            "step": steps[i],
+            "timestamp": obs.timestamp,
+            "value": values[i],
+            "forecast_made": {"mean": made_mean[i], "lower": made_lower[i], "upper": made_upper[i]},
+            "forecast_next": {"mean": next_mean[i], "lower": next_lower[i], "upper": next_upper[i]},
+            "updated": updated[i],
+            "update_count": update_count,
+        }
+        if type(i) is int
+        else step_result_out(i, obs.timestamp)
+        for obs, i in zip(observations, outcome.sources, strict=True)
+    ]
+
+
+def _out(batch: Sequence[StepResult], source: int | StepResult, timestamp: float | None) -> dict[str, Any]:
+    return step_result_out(batch[source] if type(source) is int else source, timestamp)
+
+
+def _row_out(tick: TickColumns, i: int, timestamp: float | None) -> dict[str, Any]:
+    c = tick.lists()
+    return {
+        "series": c.names[i],
+        "step": c.steps[i],
+        "timestamp": timestamp,
+        "value": c.values[i],
+        "forecast_made": {"mean": c.made_mean[i], "lower": c.made_lower[i], "upper": c.made_upper[i]},
+        "forecast_next": {"mean": c.next_mean[i], "lower": c.next_lower[i], "upper": c.next_upper[i]},
+        "updated": c.updated[i],
+        "update_count": c.update_count,
+    }
 
 
 @router.post("/models/{model}/observations", response_model=ObservationsOut)
 async def post_observations(
-    body: Annotated[ObservationsBody, Body()], worker: ModelDep, settings: SettingsDep
+    body: Annotated[ObservationsBodyIn, Body()], worker: ModelDep, request: Request
 ) -> Response:
     """Apply ``{series, value, timestamp?}`` or ``{observations: [...]}`` atomically, in order.
 
@@ -83,12 +110,12 @@ async def post_observations(
     forecast and the model's update counter. A repeated timestamp with the same
     value returns the first result and learns nothing twice.
     """
-    items = body.observations if isinstance(body, ObservationBatchIn) else [body]
-    if len(items) > settings.max_batch_observations:
+    settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
+    observations: list[Observation] = body  # type: ignore[assignment]  # documented as ObservationsBody
+    if len(observations) > settings.max_batch_observations:
         raise Unprocessable(
-            f"observations has {len(items)} elements; max_batch_observations={settings.max_batch_observations}"
+            f"observations has {len(observations)} elements; max_batch_observations={settings.max_batch_observations}"
         )
-    observations = [item.to_observation() for item in items]
     outcome = await worker.observe(observations)
     payload = {"results": results_out(outcome, observations), "update_count": outcome.update_count}
     return Response(orjson.dumps(payload), media_type="application/json")

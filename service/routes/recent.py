@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from service.deps import ModelDep
+from service.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from service.errors import NotFound
 from service.recent_results import DEFAULT_CAPACITY
 from service.schemas import ERROR_RESPONSES, PredictionOut, Row
 
-router = APIRouter(tags=["series"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix=V1_PREFIX, dependencies=V1_DEPENDENCIES, tags=["series"], responses=ERROR_RESPONSES)
 
 
 class RecentPointOut(BaseModel):

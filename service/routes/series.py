@@ -7,12 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import ModelDep
+from service.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from service.errors import NotFound
 from service.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
 from service.strict_json import StrictJSONRoute
 
-router = APIRouter(tags=["series"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
+router = APIRouter(
+    prefix=V1_PREFIX,
+    dependencies=V1_DEPENDENCIES,
+    tags=["series"],
+    responses=ERROR_RESPONSES,
+    route_class=StrictJSONRoute,
+)
 
 
 @router.get("/models/{model}/series", response_model=SeriesList)

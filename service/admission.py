@@ -27,7 +27,7 @@ service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older tha
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.errors import ApiError, Conflict, Unprocessable
@@ -78,25 +78,27 @@ class BatchAdmission:
         (the common case): its torch work runs once per micro-batch, not once per job.
         """
         everything = [obs for job in jobs for obs in job]
+        rows: list[list[float]] | None = None
         try:
             _, raw = self.forecaster.validate([(o.series, o.value) for o in everything])
         except ValueError:  # some job is bad: each is validated on its own, to refuse it alone
-            return [self._refusal_or(lambda job=job: self.admit(job)) for job in jobs]
-        rows = raw.tolist() if any(o.timestamp is not None for o in everything) else None
+            valid = False
+        else:
+            valid = True
+            if any(o.timestamp is not None for o in everything):
+                rows = raw.tolist()
         outcomes: list[list[Source] | ApiError] = []
         start = 0
         for job in jobs:
-            job_rows = None if rows is None else rows[start : start + len(job)]
-            outcomes.append(self._refusal_or(lambda job=job, job_rows=job_rows: self._admit_valid(job, job_rows)))
+            try:
+                if valid:
+                    outcomes.append(self._admit_valid(job, None if rows is None else rows[start : start + len(job)]))
+                else:
+                    outcomes.append(self.admit(job))
+            except ApiError as error:
+                outcomes.append(error)
             start += len(job)
         return outcomes
-
-    @staticmethod
-    def _refusal_or(admit: Callable[[], list[Source]]) -> list[Source] | ApiError:
-        try:
-            return admit()
-        except ApiError as error:
-            return error
 
     def admit(self, observations: list[Observation]) -> list[Source]:
         """Admit one job whole, or raise ``ApiError`` and change nothing.

@@ -3,7 +3,7 @@
 Each is ``async def``: they only read attributes, and FastAPI would run a plain
 ``def`` dependency in its threadpool (one thread hop per dependency per request).
 The hot routes (observations, forecasts) use ``ModelDep`` alone, which checks
-readiness itself, and read the settings and metrics off ``request.app.state``.
+readiness itself, and read the settings off ``request.app.state`` (the metrics off the worker).
 """
 
 from __future__ import annotations

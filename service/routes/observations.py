@@ -1,5 +1,7 @@
 """POST /v1/models/{model}/observations: ingest one observation or a batch.
 
+The body is validated by :mod:`service.observation_body` (a plain body straight
+into ``Observation`` s, anything else through ``ObservationsBody`` and its errors).
 The request is queued to the model's worker and answered once its batch is
 applied (read-your-writes): a GET right after the response sees it. The answer
 is built straight from the batch's result lists and encoded by orjson: no

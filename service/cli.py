@@ -49,15 +49,6 @@ def serve(args: argparse.Namespace) -> int:
     # (a pause every request would wait for).
     gc.collect()
     gc.freeze()
-    if os.environ.get("EXP_GCLOG"):  # EXPERIMENT
-        import sys, time
-        st = {}
-        def cb(phase, info):
-            if phase == "start": st["t"] = time.perf_counter()
-            elif info["generation"] >= 1:
-                d = (time.perf_counter() - st["t"]) * 1e3
-                if d > 2: print(f"GC {time.time():.1f} gen{info['generation']} {d:.1f} ms", file=sys.stderr, flush=True)
-        gc.callbacks.append(cb)
     uvicorn.run(
         app,
         host=settings.host,

@@ -69,3 +69,27 @@ def test_recent_results_keep_at_most_capacity_per_series() -> None:
     assert [p.step for p in recent.read("y", limit=2)] == [9, 10]
     with pytest.raises(ValueError, match="capacity=0 is invalid"):
         RecentResults(capacity=0)
+
+
+def test_recent_results_keep_every_field_exactly_with_several_features_and_wrap_around() -> None:
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, n_features=2))
+    recent, plain = RecentResults(capacity=3), RecentResults(capacity=3)
+    expected: dict[str, list[tuple]] = {"x": [], "y": []}
+    for i in range(7):
+        batch = [
+            Observation("x", [float(i), None if i % 2 else -float(i)], T0 + i if i % 3 else None),
+            Observation("y", None),
+            Observation("x", [0.5, 0.25]),  # a second value of x in the same batch: a second tick
+        ]
+        results = forecaster.observe_many([(o.series, o.value) for o in batch])
+        recent.record(batch, results)
+        plain.record(batch, list(results))  # plain StepResults, not the lazy columns
+        for obs, result in zip(batch, results, strict=True):
+            expected[obs.series].append((result.step, obs.timestamp, result.value, result.forecast_made))
+    for series in ("x", "y"):
+        want = expected[series][-3:]
+        for store in (recent, plain):
+            got = [(p.step, p.timestamp, p.value, p.forecast_made) for p in store.read(series, limit=10)]
+            assert got == want
+            assert [p.step for p in store.read(series, limit=2)] == [w[0] for w in want[-2:]]
+    assert want[-1][2] == [None, None]  # y: a missing value of two features

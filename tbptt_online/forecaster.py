@@ -29,7 +29,7 @@ from tbptt_online.normalizer import std, welford_update
 from tbptt_online.results import StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, score_step
-from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore
+from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView
 
@@ -218,27 +218,13 @@ class Forecaster:
             which = (steps[due] + k2) // k1 % self.store.anchors  # [n] ring index j % A
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 
-    def _window(
-        self, slots: torch.Tensor, last: torch.Tensor, length: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The ``length`` values of each series ending at step ``last`` [B], from the ring:
-        x and mask [L, B, d] (mask False before step 1: padding), and base [L, B, d], the
-        input before each value (0 before step 2: the residual head's base)."""
-        step_of = last[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
-        r = self.config.ring_size
-        hist_x, hist_mask = self.store.tensors["hist_x"], self.store.tensors["hist_mask"]
-        x = hist_x[slots[None, :], (step_of - 1) % r]  # [L, B, d]
-        mask = hist_mask[slots[None, :], (step_of - 1) % r] & (step_of >= 1)[..., None]
-        base = hist_x[slots[None, :], (step_of - 2) % r] * (step_of >= 2)[..., None]  # x_{s-1}
-        return x, mask, base
-
     def _update_stateful(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
         """One replay for every series due: windows of min(t, k2) values aligned at t."""
         k1, k2 = self.config.k1, self.config.k2
         m = min(k1, k2)
         lengths = steps.clamp(max=k2)  # [B] w = min(t, k2)
         length = int(lengths.max())
-        x, mask, base = self._window(slots, steps, length)
+        x, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
         # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
         # stored from a no-grad forward): the value crosses the boundary, the gradient not.
         anchor = self.store.state("anchor", slots, steps // k1 % self.store.anchors)
@@ -256,7 +242,7 @@ class Forecaster:
         slots, ends = self.sampler(torch.where(live, steps, 0), cfg.resolved_history_size, cfg.k2, cfg.replay_batch)
         if len(slots) == 0:
             return False
-        x, mask, base = self._window(slots, ends, cfg.k2)  # [k2, n, d] each
+        x, mask, base = window(self.store.tensors, self.config.ring_size, slots, ends, cfg.k2)  # [k2, n, d] each
         start = self.network.initial_state(len(slots))  # every window from the fresh state
         zeros = torch.zeros(len(slots), dtype=torch.int64)
         self.engine.replay_update(start, x, mask, zeros, cfg.k2, base if cfg.residual else None)
@@ -266,7 +252,7 @@ class Forecaster:
         """Carried state := a fresh state run over the last min(t, k2) values."""
         lengths = steps.clamp(max=self.config.k2)
         length = int(lengths.max())
-        x, _, _ = self._window(slots, steps, length)
+        x, _, _ = window(self.store.tensors, self.config.ring_size, slots, steps, length)
         with torch.no_grad():
             state = run_window(self.network, self.network.initial_state(len(slots)), x, length - lengths)
         self.store.put_state("carried", slots, state)

@@ -150,3 +150,18 @@ class SeriesStore:
         self.free = [int(i) for i in state["free"]]
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
         self.tensors = dict(tensors)
+
+
+def window(
+    tensors: dict[str, torch.Tensor], ring_size: int, slots: torch.Tensor, last: torch.Tensor, length: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``length`` values of each series ending at step ``last`` [B], read from the
+    history ring of ``tensors`` (a store's, or a snapshot's): x and mask [L, B, d] (mask
+    False before step 1: padding), and base [L, B, d], the input before each value (0
+    before step 2: the residual head's base)."""
+    step_of = last[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
+    hist_x, hist_mask = tensors["hist_x"], tensors["hist_mask"]
+    x = hist_x[slots[None, :], (step_of - 1) % ring_size]  # [L, B, d]
+    mask = hist_mask[slots[None, :], (step_of - 1) % ring_size] & (step_of >= 1)[..., None]
+    base = hist_x[slots[None, :], (step_of - 2) % ring_size] * (step_of >= 2)[..., None]  # x_{s-1}
+    return x, mask, base

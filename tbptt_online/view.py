@@ -19,6 +19,7 @@ from tbptt_online.network import RecurrentNetwork, State, run_window
 from tbptt_online.normalizer import std
 from tbptt_online.results import Forecast, SeriesStats
 from tbptt_online.scoring import STAT
+from tbptt_online.series_store import window
 from tbptt_online.values import format_row
 
 
@@ -96,10 +97,8 @@ class ForecasterView:
         weights of this view. (Fix: the carried state was run with the weights of the
         series' own last tick, so after an update caused by other series it was stale
         and the forecast mixed old and new weights.)"""
-        k2, r = self.config.k2, self.config.ring_size
-        t = int(self.tensors["steps"][slot])
-        ring = (torch.arange(t - min(t, k2) + 1, t + 1) - 1) % r  # [w] where steps t-w+1 .. t live
-        x = self.tensors["hist_x"][slot][0, ring][:, None, :]  # [w, 1, d]
+        steps = self.tensors["steps"][slot]  # [1]
+        x, _, _ = window(self.tensors, self.config.ring_size, slot, steps, min(int(steps), self.config.k2))  # [w, 1, d]
         with torch.no_grad():
             return run_window(self.network, self.network.initial_state(1), x, torch.zeros(1, dtype=torch.int64))
 

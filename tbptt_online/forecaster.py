@@ -15,25 +15,28 @@ sums of all k2 steps), and forecasts from a fresh state run over the last k2 val
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
-from tbptt_online.intervals import predictive, to_units, z_value
+from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
-from tbptt_online.network import RecurrentNetwork, run_window, select_rows
+from tbptt_online.network import RecurrentNetwork, State, select_rows
 from tbptt_online.normalizer import std, welford_update
-from tbptt_online.results import StepResult, StepResults, TickColumns, UpdateStats
+from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
+from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.values import Value, parse_values
-from tbptt_online.view import ForecasterView
+from tbptt_online.view import ForecasterView, ForecastRequest
 
 FORMAT_VERSION = 1
+_PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
 
 
 def _check_name(series: Any, index: int) -> str:
@@ -94,9 +97,13 @@ class Forecaster:
             self.config, self._frozen[1], dict(self.store.tensors), dict(self.store.slots), self.engine.updates
         )
 
-    def forecast(self, series: str, horizon: int = 1, level: float | None = None):
+    def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Multi-step forecast with intervals; never mutates any state (see ForecasterView)."""
         return self.view().forecast(series, horizon, level)
+
+    def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[Forecast | ValueError]:
+        """Many forecasts with one batched rollout; a bad request fails alone (see ForecasterView)."""
+        return self.view().forecast_many(requests)
 
     def series_stats(self, series: str):
         return self.view().series_stats(series)
@@ -115,6 +122,12 @@ class Forecaster:
         """
         items = list(items)
         names, raw = self.validate(items)
+        slots_of, distinct = self.store.slots, set(names)
+        if not slots_of.keys() >= distinct:  # C-level check; new names in order of appearance
+            self._add_series([name for name in dict.fromkeys(names) if name not in slots_of])
+        if names and len(distinct) == len(names):  # the common case: every series once, in the order given
+            slots = torch.tensor(list(map(slots_of.__getitem__, names)), dtype=torch.int64)
+            return StepResults([self._tick(slots, raw, names)])
         ticks: list[list[int]] = []
         seen: dict[str, int] = {}
         for i, name in enumerate(names):
@@ -123,15 +136,9 @@ class Forecaster:
             if k == len(ticks):
                 ticks.append([])
             ticks[k].append(i)
-        new = [name for name in seen if name not in self.store.slots]
-        if new:
-            self._add_series(new)
-        if len(ticks) == 1:  # the common case: every series once, results in the order given
-            slots = torch.tensor([self.store.slots[name] for name in names], dtype=torch.int64)
-            return StepResults([self._tick(slots, raw, names)])
         columns, positions = [], [(0, 0)] * len(items)
         for k, tick in enumerate(ticks):
-            slots = torch.tensor([self.store.slots[names[i]] for i in tick], dtype=torch.int64)
+            slots = torch.tensor([slots_of[names[i]] for i in tick], dtype=torch.int64)
             columns.append(self._tick(slots, raw[torch.tensor(tick)], [names[i] for i in tick]))
             for row, i in enumerate(tick):
                 positions[i] = (k, row)
@@ -140,11 +147,18 @@ class Forecaster:
     def validate(self, items: list[tuple[str, Value]]) -> tuple[list[str], torch.Tensor]:
         """Check observations without applying them: the names, and the values as
         ``[N, d]`` float64 (NaN = missing). Raises ``ValueError`` naming the index."""
-        for i, item in enumerate(items):
-            if not isinstance(item, tuple | list) or len(item) != 2:
-                raise ValueError(f"observation {i}: {item!r} is not a (series, value) pair")
-        names = [_check_name(item[0], i) for i, item in enumerate(items)]
-        return names, parse_values([item[1] for item in items], self.config.n_features)
+        # C-level passes (map, set) over the batch; the per-element loops below run only
+        # to find and name the first bad element (or to accept subclasses of tuple / str).
+        if not (set(map(type, items)) <= _PAIR_TYPES and set(map(len, items)) <= {2}):
+            for i, item in enumerate(items):
+                if not isinstance(item, tuple | list) or len(item) != 2:
+                    raise ValueError(f"observation {i}: {item!r} is not a (series, value) pair")
+        names = list(map(itemgetter(0), items))
+        if names and not (
+            set(map(type, names)) <= {str} and min(map(len, names)) > 0 and max(map(len, names)) <= MAX_NAME_LENGTH
+        ):
+            names = [_check_name(name, i) for i, name in enumerate(names)]
+        return names, parse_values(list(map(itemgetter(1), items)), self.config.n_features)
 
     def forget(self, series: str) -> None:
         """Drop a series and everything the model keeps for it (the weights stay)."""
@@ -154,39 +168,49 @@ class Forecaster:
         slots = self.store.add(names)
         with torch.no_grad():
             state = self.network.initial_state(len(names))
-            self.store.put(slots, next_pred=self.network.predict(state))  # the forecast of value 1
+            self._serve(slots, self.network.predict(state), self.store.get("stats", slots))  # the forecast of value 1
+
+    def _serve(
+        self, slots: torch.Tensor, pred: torch.Tensor, stats: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Store the one-step forecast ``pred`` [B, p] made with the series' ``stats`` [B, F, d]
+        (and their std ``scale``, computed here when not given): raw, and as served."""
+        if scale is None and self.config.normalize:
+            scale = std(stats[:, STAT["norm_count"]], stats[:, STAT["norm_m2"]])
+        served = served_rows(pred, self.config.n_features, stats, self._z, scale if self.config.normalize else None)
+        self.store.put(slots, next_pred=pred, served=served)
+        return served  # [B, 4, d]
 
     def _tick(self, slots: torch.Tensor, raw: torch.Tensor, names: list[str]) -> TickColumns:
         """Consume one value of each of B distinct series: raw [B, d] float64, NaN = missing."""
-        cfg, st, d = self.config, self.store, self.config.n_features
+        cfg, st = self.config, self.store
         mask = ~torch.isnan(raw)  # [B, d]
-        prev_pred = st.get("next_pred", slots)  # [B, p] served after the last value
+        mean_n, *made = st.get("served", slots).unbind(1)  # [B, d] each: what was served for this value
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
         count, centre, m2 = stats[:, STAT["norm_count"]], stats[:, STAT["norm_mean"]], stats[:, STAT["norm_m2"]]
-        scale = std(count, m2) if cfg.normalize else None
-        mean_n, sd_n = predictive(prev_pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
-        made = to_units(mean_n, sd_n, self._z, None if scale is None else (centre, scale))  # [B, d] x3
-
-        if scale is not None:
+        scale = None
+        if cfg.normalize:
             count, centre, m2 = welford_update(count, centre, m2, raw, mask)
-            scale = std(count, m2)
+            scale = std(count, m2)  # [B, d]
             x = (raw - centre) / scale  # normalised with the stats including it
         else:
             x = raw
         x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
-        residual = torch.where(mask, x - mean_n, torch.zeros_like(x))
+        residual = torch.where(mask, x - mean_n, 0.0)
         scores = score_step(stats, raw, mask, *made, residual)  # [B, 8, d]
         last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
         stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
-        steps = st.get("steps", slots) + 1  # [B] t after this value
+        before = st.get("steps", slots)  # [B] t - 1
+        steps = before + 1  # [B] t after this value
         st.put(slots, stats=stats, steps=steps)
-        ring = (steps - 1) % cfg.ring_size  # [B] where step t lives
+        ring = before % cfg.ring_size  # [B] where step t lives: (t - 1) % R
+        x = x.to(self.dtype)  # [B, d] the network's input, as the history keeps it
         st.put_at("hist_x", (slots, ring), x)
         st.put_at("hist_mask", (slots, ring), mask)
 
         if cfg.mode == "stateful":
             with torch.no_grad():
-                carried = self.network.advance(x.to(self.dtype), st.state("carried", slots))  # ĥ_t
+                carried = self.network.advance(x, st.state("carried", slots))  # ĥ_t
             st.put_state("carried", slots, carried)
             self._store_anchors(slots, steps)
             updated = steps % cfg.k1 == 0
@@ -196,16 +220,14 @@ class Forecaster:
             due = (self.observations + len(slots)) // cfg.k1 - self.observations // cfg.k1
             ran = any([self._update_stateless() for _ in range(due)])
             updated = torch.full((len(slots),), ran)
-            self._refresh_stateless(slots, steps)
+            carried = self._refresh_stateless(slots)
         self.observations += len(slots)
 
-        with torch.no_grad():
-            next_pred = self.network.predict(st.state("carried", slots))  # [B, p] with updated weights
+        with torch.no_grad():  # an update changed the weights, never the carried state
+            next_pred = self.network.predict(carried)  # [B, p] with updated weights
         if cfg.residual:
-            next_pred = shift_mean(next_pred, x.to(next_pred.dtype))  # the change from x_t
-        st.put(slots, next_pred=next_pred)
-        mean_n, sd_n = predictive(next_pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
-        nxt = to_units(mean_n, sd_n, self._z, None if scale is None else (centre, scale))
+            next_pred = shift_mean(next_pred, x)  # the change from x_t
+        nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
         return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
 
     # -- stateful -----------------------------------------------------------------
@@ -248,14 +270,12 @@ class Forecaster:
         self.engine.replay_update(start, x, mask, zeros, cfg.k2, base if cfg.residual else None)
         return True  # ran (a non-finite one is skipped and counted, as in stateful mode)
 
-    def _refresh_stateless(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
-        """Carried state := a fresh state run over the last min(t, k2) values."""
-        lengths = steps.clamp(max=self.config.k2)
-        length = int(lengths.max())
-        x, _, _ = window(self.store.tensors, self.config.ring_size, slots, steps, length)
+    def _refresh_stateless(self, slots: torch.Tensor) -> State:
+        """Carried state := a fresh state run over the last min(t, k2) values (returned)."""
         with torch.no_grad():
-            state = run_window(self.network, self.network.initial_state(len(slots)), x, length - lengths)
+            state = fresh_state(self.network, self.store.tensors, self.config.ring_size, self.config.k2, slots)
         self.store.put_state("carried", slots, state)
+        return state
 
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -288,6 +308,9 @@ class Forecaster:
         self.network.load_state_dict(state["network"])
         self.engine.load_state_dict(copy.deepcopy(state["engine"]))
         self.store.load_state_dict(state["store"])
+        live = torch.tensor(list(self.store.slots.values()), dtype=torch.int64)
+        with torch.no_grad():  # the derived rows: the served forecasts, from what was saved
+            self._serve(live, self.store.get("next_pred", live), self.store.get("stats", live))
         self.observations = int(state["observations"])
         if state["sampler"] is not None and hasattr(self.sampler, "generator"):
             self.sampler.generator.set_state(state["sampler"])

@@ -13,6 +13,7 @@ from statistics import NormalDist
 import torch
 
 from tbptt_online.losses import split_prediction
+from tbptt_online.scoring import STAT
 
 
 def z_value(level: float) -> float:
@@ -21,25 +22,44 @@ def z_value(level: float) -> float:
 
 
 def predictive(
-    pred: torch.Tensor, d: int, resid_sq: torch.Tensor, score_n: torch.Tensor, step: int = 1
+    pred: torch.Tensor, d: int, resid_sq: torch.Tensor, score_n: torch.Tensor, widen: float | torch.Tensor = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation ``[B, d]`` (float64, normalised units) of ``pred``."""
+    """Mean and standard deviation ``[..., B, d]`` (float64, normalised units) of ``pred``
+    ``[..., B, p]``; ``resid_sq`` and ``score_n`` are ``[B, d]``. ``widen``: sqrt(k) at step
+    k of a multi-step forecast (a float, or a tensor broadcasting against the result, e.g.
+    ``[H, 1, 1]``), applied to the mse interval only."""
     mean, var = split_prediction(pred.to(torch.float64), d)
     if var is not None:
         return mean, var.sqrt()
-    sd = torch.where(score_n > 0, (resid_sq / score_n.clamp(min=1.0)).sqrt(), torch.ones_like(resid_sq))
-    return mean, sd * step**0.5
+    sd = torch.where(score_n > 0, (resid_sq / score_n.clamp(min=1.0)).sqrt(), 1.0)
+    return mean, sd if isinstance(widen, float) and widen == 1.0 else sd * widen
+
+
+def widening(horizon: int) -> torch.Tensor:
+    """``[H, 1, 1]`` float64: sqrt(k) for k = 1 .. H (the random-walk approximation)."""
+    return torch.tensor([k**0.5 for k in range(1, horizon + 1)], dtype=torch.float64).view(-1, 1, 1)
 
 
 def to_units(
     mean: torch.Tensor,
     sd: torch.Tensor,
-    z: float,
+    z: float | torch.Tensor,
     normaliser: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mean, lower, upper) ``[B, d]`` in the series' units; ``normaliser`` is
-    (centre, scale) or None when the model does not normalise."""
+    """(mean, lower, upper) ``[..., B, d]`` in the series' units; ``normaliser`` is
+    (centre, scale) ``[B, d]`` or None when the model does not normalise; ``z`` a float
+    or a tensor broadcasting against ``mean`` (one quantile per row: ``[B, 1]``)."""
     if normaliser is not None:
         centre, scale = normaliser
         mean, sd = mean * scale + centre, sd * scale
     return mean, mean - z * sd, mean + z * sd
+
+
+def served_rows(pred: torch.Tensor, d: int, stats: torch.Tensor, z: float, scale: torch.Tensor | None) -> torch.Tensor:
+    """A one-step forecast ``pred`` [B, p] as it is served: ``[B, 4, d]`` float64, the rows
+    of ``series_store.SERVED`` (its normalised mean, then mean, lower, upper in units).
+    ``stats`` [B, F, d]: the series' statistics it is made with; ``scale`` their std, or
+    None when the model does not normalise."""
+    mean, sd = predictive(pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
+    units = to_units(mean, sd, z, None if scale is None else (stats[:, STAT["norm_mean"]], scale))
+    return torch.stack([mean, *units], dim=1)

@@ -13,11 +13,11 @@ MIN_VARIANCE = 1e-6
 
 
 def split_prediction(pred: torch.Tensor, n_features: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Mean ``[B, d]`` and variance ``[B, d]`` (``None`` for a point forecast)."""
-    mean = pred[:, :n_features]
-    if pred.shape[1] == n_features:
+    """Mean ``[..., B, d]`` and variance ``[..., B, d]`` (``None`` for a point forecast)."""
+    mean = pred[..., :n_features]
+    if pred.shape[-1] == n_features:
         return mean, None
-    return mean, F.softplus(pred[:, n_features:]) + MIN_VARIANCE  # variance > 0 always
+    return mean, F.softplus(pred[..., n_features:]) + MIN_VARIANCE  # variance > 0 always
 
 
 def shift_mean(pred: torch.Tensor, base: torch.Tensor) -> torch.Tensor:

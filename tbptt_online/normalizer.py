@@ -24,12 +24,12 @@ def welford_update(
     new_count = count + mask.to(count.dtype)
     safe_x = torch.where(mask, x, mean)  # a missing value leaves the statistics alone
     delta = safe_x - mean
-    new_mean = mean + torch.where(mask, delta / new_count.clamp(min=1.0), torch.zeros_like(delta))
-    new_m2 = m2 + torch.where(mask, delta * (safe_x - new_mean), torch.zeros_like(delta))
+    new_mean = mean + torch.where(mask, delta / new_count.clamp(min=1.0), 0.0)
+    new_m2 = m2 + torch.where(mask, delta * (safe_x - new_mean), 0.0)
     return new_count, new_mean, new_m2
 
 
 def std(count: torch.Tensor, m2: torch.Tensor) -> torch.Tensor:
     """Sample standard deviation; 1.0 while the scale is unknown (n < 2 or all equal)."""
     var = m2 / (count - 1.0).clamp(min=1.0)
-    return torch.where((count >= 2) & (var > 0), var.sqrt(), torch.ones_like(var))
+    return torch.where((count >= 2) & (var > 0), var.sqrt(), 1.0)

@@ -51,9 +51,8 @@ def score_step(
     ``stats`` the series' ``[B, F, d]`` block before the step)."""
     last_value = stats[:, STAT["last_value"]]
     has_last = mask & ~torch.isnan(last_value)
-    zero = torch.zeros_like(value)
-    err = torch.where(mask, (value - mean).abs(), zero)
-    naive_err = torch.where(has_last, (value - last_value).abs(), zero)
+    err = torch.where(mask, (value - mean).abs(), 0.0)
+    naive_err = torch.where(has_last, (value - last_value).abs(), 0.0)
     inside = mask & (value >= lower) & (value <= upper)
     increments = torch.stack(  # [B, 8, d] in the order of STAT_FIELDS[SCORES:]
         [
@@ -64,7 +63,7 @@ def score_step(
             naive_err,
             naive_err**2,
             inside.to(torch.float64),
-            torch.where(mask, norm_residual**2, zero),
+            torch.where(mask, norm_residual**2, 0.0),
         ],
         dim=1,
     )

@@ -12,6 +12,10 @@ A anchors, layers x H the state, R = ``config.ring_size``):
 - ``stats`` [C, F, d] float64: the normaliser, the last value and the score sums,
   one row per name of ``scoring.STAT_FIELDS``
 - ``next_pred`` [C, p]: the one-step forecast served after the last value
+- ``served`` [C, 4, d] float64, *derived*: that forecast as served (rows ``SERVED``: its
+  normalised mean, and mean, lower, upper in the series' units), kept so that the next
+  value is scored without recomputing it. Not saved: ``Forecaster.load_state`` rebuilds
+  it from ``next_pred`` and ``stats``; the row of a slot that holds no series is blank.
 
 Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
 consistent snapshot that later ticks cannot change (copy-on-write by construction).
@@ -28,6 +32,8 @@ from tbptt_online.network import State
 from tbptt_online.scoring import blank_stats
 
 MAX_NAME_LENGTH = 200
+SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
+DERIVED = ("served",)  # fields rebuilt on load, not saved
 
 
 class SeriesStore:
@@ -53,6 +59,7 @@ class SeriesStore:
             "hist_mask": torch.zeros(n, r, d, dtype=torch.bool),
             "stats": blank_stats(n, d),
             "next_pred": torch.zeros(n, cfg.output_size, dtype=dt),
+            "served": torch.zeros(n, len(SERVED), d, dtype=torch.float64),
         }
         if self.anchors:
             out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)
@@ -100,6 +107,8 @@ class SeriesStore:
         del self.slots[name]
         self.names[slot] = None
         self.free.append(slot)
+        blank = self._blank(1)
+        self.put(torch.tensor([slot]), **{field: blank[field] for field in DERIVED})  # as a load would leave it
 
     # -- rows -------------------------------------------------------------------
     def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:
@@ -132,10 +141,12 @@ class SeriesStore:
 
     # -- persistence ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "free": list(self.free), "tensors": dict(self.tensors)}
+        tensors = {k: v for k, v in self.tensors.items() if k not in DERIVED}
+        return {"names": list(self.names), "free": list(self.free), "tensors": tensors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        expected = self._blank(0)
+        """Load saved fields; the derived ones come back blank (the caller rebuilds them)."""
+        expected = {k: v for k, v in self._blank(0).items() if k not in DERIVED}
         tensors = state["tensors"]
         if set(tensors) != set(expected):
             raise ValueError(f"series state has fields {sorted(tensors)}, expected {sorted(expected)}")
@@ -149,7 +160,11 @@ class SeriesStore:
         self.names = list(state["names"])
         self.free = [int(i) for i in state["free"]]
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
-        self.tensors = dict(tensors)
+        capacity = tensors["steps"].shape[0]
+        self.tensors = {  # in the order of a fresh store; derived fields blank (zeros)
+            k: torch.zeros(capacity, *v.shape[1:], dtype=v.dtype) if k in DERIVED else tensors[k]
+            for k, v in self._blank(0).items()
+        }
 
 
 def window(

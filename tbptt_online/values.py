@@ -59,11 +59,9 @@ def parse_values(values: Sequence[Value], d: int) -> torch.Tensor:
     ...
     ValueError: observation 0: value inf is infinite; only finite numbers or null
     """
-    if d == 1 and all(type(v) is float for v in values):
-        # Fast path for the common univariate stream: one C-level conversion.
-        out = torch.tensor(values, dtype=torch.float64).reshape(-1, 1)
-        if not bool(torch.isinf(out).any()):
-            return out
+    if d == 1 and set(map(type, values)) <= {float} and not (math.inf in values or -math.inf in values):
+        # Fast path for the common univariate stream: C-level checks and one conversion.
+        return torch.tensor(values, dtype=torch.float64).reshape(-1, 1)
     return torch.tensor([_row(v, d, i) for i, v in enumerate(values)], dtype=torch.float64).reshape(-1, d)
 
 

@@ -9,18 +9,20 @@ an update, and reading it never changes anything.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.intervals import predictive, to_units, z_value
-from tbptt_online.losses import shift_mean
-from tbptt_online.network import RecurrentNetwork, State, run_window
+from tbptt_online.intervals import predictive, to_units, widening, z_value
+from tbptt_online.network import RecurrentNetwork
 from tbptt_online.normalizer import std
-from tbptt_online.results import Forecast, SeriesStats
+from tbptt_online.results import Forecast, Row, SeriesStats
+from tbptt_online.rollout import fresh_state, roll_out
 from tbptt_online.scoring import STAT
-from tbptt_online.series_store import window
 from tbptt_online.values import format_row
+
+ForecastRequest = tuple[str, int] | tuple[str, int, float | None]  # (series, horizon[, level])
 
 
 def check_level(level: float) -> float:
@@ -52,55 +54,99 @@ class ForecasterView:
             raise ValueError(f"series {series!r} is unknown")
         return torch.tensor([self.slots[series]])
 
-    def normaliser(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(centre, scale) ``[B, d]`` of the series' normaliser, None if the model has none."""
-        if not self.config.normalize:
-            return None
-        stats = self.tensors["stats"][slots]  # [B, F, d]
-        return stats[:, STAT["norm_mean"]], std(stats[:, STAT["norm_count"]], stats[:, STAT["norm_m2"]])
-
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Roll the model forward ``horizon`` steps from a copy of the carried state,
         feeding back its own means (with the residual head, each step's mean is the
-        change added to the value fed before it); nothing of the forecaster changes."""
+        change added to the value fed before it); nothing of the forecaster changes.
+        ``level``: the intervals' level (default: the config's ``interval_level``).
+        Raises ``ValueError`` naming a bad argument or an unknown series.
+
+        >>> from tbptt_online import Forecaster, ForecasterConfig
+        >>> f = Forecaster(ForecasterConfig(hidden_size=8, seed=0))
+        >>> for v in [1.0, 3.0, 2.0]:
+        ...     r = f.observe("a", v)
+        >>> fc = f.view().forecast("a", horizon=2, level=0.8)
+        >>> fc.step, len(fc.mean), fc.lower[1] < fc.mean[1] < fc.upper[1], fc.mean[0] == r.forecast_next.mean
+        (3, 2, True, True)
+        """
+        result = self.forecast_many([(series, horizon, level)])[0]
+        if isinstance(result, ValueError):
+            raise result
+        return result
+
+    def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[Forecast | ValueError]:
+        """Answer many forecast requests ``(series, horizon)`` or ``(series, horizon, level)``
+        with one batched rollout to the largest horizon (each answer cut to its own).
+
+        Returns one element per request, in order: its ``Forecast``, or the ``ValueError``
+        that ``forecast`` would raise for it (an unknown series, a bad horizon or level, a
+        malformed request), so a bad request fails alone. A series may appear in several
+        requests. Each answer equals ``forecast(*request)`` to rounding only: a batch of
+        rows runs other BLAS kernels than a single row (bit for bit in a batch of one;
+        within 1e-12 relative in float64; a float32 model differs by float32 rounding,
+        compounded over the steps). Nothing of the forecaster changes.
+
+        >>> from tbptt_online import Forecaster, ForecasterConfig
+        >>> f = Forecaster(ForecasterConfig(hidden_size=8, seed=0, dtype="float64"))
+        >>> _ = f.observe_many([("a", 1.0), ("b", 5.0), ("a", 2.0), ("b", 4.0)])
+        >>> view = f.view()
+        >>> out = view.forecast_many([("a", 3), ("b", 1, 0.5), ("ghost", 2), ("a", 0)])
+        >>> [len(x.mean) if isinstance(x, Forecast) else str(x) for x in out]
+        [3, 1, "series 'ghost' is unknown", 'horizon=0 is invalid: must be an integer >= 1']
+        >>> abs(out[0].mean[2] - view.forecast("a", 3).mean[2]) < 1e-12
+        True
+        """
+        answers: dict[int, Forecast | ValueError] = {}
+        valid: list[tuple[int, str, int, float]] = []  # (request index, series, horizon, level)
+        for i, request in enumerate(requests):
+            try:
+                valid.append((i, *self._check_request(request)))
+            except ValueError as error:
+                answers[i] = error
+        if valid:
+            answers.update(zip((i for i, *_ in valid), self._forecasts(valid), strict=True))
+        return [answers[i] for i in range(len(requests))]
+
+    def _check_request(self, request: object) -> tuple[str, int, float]:
+        if not isinstance(request, tuple | list) or not 2 <= len(request) <= 3:
+            raise ValueError(f"request {request!r} is invalid: must be (series, horizon) or (series, horizon, level)")
+        series, horizon, *rest = request
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"horizon={horizon!r} is invalid: must be an integer >= 1")
-        level = check_level(self.config.interval_level if level is None else level)
-        slot = self._slot(series)
-        d, z = self.config.n_features, z_value(level)
-        norm = self.normaliser(slot)
-        stats = self.tensors["stats"][slot]  # [1, F, d]
-        resid_sq, score_n = stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]]
-        h = self.tensors["carried_h"][slot]  # [1, layers, H]
-        state = (h, self.tensors["carried_c"][slot]) if self.config.cell == "lstm" else h
-        if self.config.mode == "stateless":
-            state = self._fresh_state(slot)
-        t = int(self.tensors["steps"][slot])
-        last = self.tensors["hist_x"][slot][:, (t - 1) % self.config.ring_size]  # [1, d] x_t, normalised
-        means, lowers, uppers = [], [], []
-        with torch.no_grad():
-            for k in range(1, horizon + 1):
-                pred = self.network.predict(state)  # [1, p]
-                if self.config.residual:
-                    pred = shift_mean(pred, last)
-                    last = pred[:, :d]
-                mean, sd = predictive(pred, d, resid_sq, score_n, step=k)
-                m, lo, hi = to_units(mean, sd, z, norm)
-                means.append(format_row(m[0].tolist()))
-                lowers.append(format_row(lo[0].tolist()))
-                uppers.append(format_row(hi[0].tolist()))
-                state = self.network.advance(pred[:, :d], state)  # feed back its own mean
-        return Forecast(series, horizon, level, means, lowers, uppers, t, self.update_count)
+        level = check_level(self.config.interval_level if not rest or rest[0] is None else rest[0])
+        if not isinstance(series, str) or series not in self.slots:
+            raise ValueError(f"series {series!r} is unknown")
+        return series, horizon, level
 
-    def _fresh_state(self, slot: torch.Tensor) -> State:
-        """Stateless: a fresh state run over the series' last min(t, k2) values with the
-        weights of this view. (Fix: the carried state was run with the weights of the
-        series' own last tick, so after an update caused by other series it was stale
-        and the forecast mixed old and new weights.)"""
-        steps = self.tensors["steps"][slot]  # [1]
-        x, _, _ = window(self.tensors, self.config.ring_size, slot, steps, min(int(steps), self.config.k2))  # [w, 1, d]
-        with torch.no_grad():
-            return run_window(self.network, self.network.initial_state(1), x, torch.zeros(1, dtype=torch.int64))
+    def _forecasts(self, requests: list[tuple[int, str, int, float]]) -> list[Forecast]:
+        """One rollout of B rows (one per request) to the largest horizon H."""
+        cfg, tensors, d = self.config, self.tensors, self.config.n_features
+        slots = torch.tensor([self.slots[series] for _, series, _, _ in requests], dtype=torch.int64)  # [B]
+        horizon = max(h for _, _, h, _ in requests)
+        steps = tensors["steps"][slots]  # [B]
+        stats = tensors["stats"][slots]  # [B, F, d]
+        with torch.inference_mode():  # nothing here is ever differentiated; only lists leave
+            if cfg.mode == "stateless":  # a fresh run with this view's weights (see fresh_state)
+                state = fresh_state(self.network, tensors, cfg.ring_size, cfg.k2, slots)
+            else:
+                h = tensors["carried_h"][slots]  # [B, layers, H] a copy (advanced indexing)
+                state = (h, tensors["carried_c"][slots]) if cfg.cell == "lstm" else h
+            last = tensors["hist_x"][slots, (steps - 1) % cfg.ring_size]  # [B, d] x_t, normalised
+            preds = roll_out(self.network, state, last, horizon, cfg.residual)  # [H, B, p]
+            resid_sq, score_n = stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]]  # [B, d] each
+            widen = widening(horizon) if cfg.loss == "mse" else 1.0  # only the mse interval widens
+            mean, sd = predictive(preds, d, resid_sq, score_n, widen)  # [H, B, d] each
+            levels = {level for *_, level in requests}
+            z = z_value(levels.pop()) if len(levels) == 1 else _quantiles([level for *_, level in requests])
+            norm = None
+            if cfg.normalize:
+                norm = stats[:, STAT["norm_mean"]], std(stats[:, STAT["norm_count"]], stats[:, STAT["norm_m2"]])
+            rows = _by_row(torch.stack(to_units(mean, sd, z, norm)), d)  # per request: mean, lower, upper
+        t = steps.tolist()
+        return [
+            Forecast(series, h, level, *(column[:h] for column in rows[b]), t[b], self.update_count)
+            for b, (_, series, h, level) in enumerate(requests)
+        ]
 
     def series_stats(self, series: str) -> SeriesStats:
         """Prequential accuracy so far (errors summed over features, then divided)."""
@@ -124,3 +170,18 @@ class ForecasterView:
             coverage=ratio(t["covered"], t["score_n"]),
             interval_level=self.config.interval_level,
         )
+
+
+def _quantiles(levels: list[float]) -> torch.Tensor:
+    """``[B, 1]`` float64: the interval quantile of each row's level."""
+    return torch.tensor([z_value(level) for level in levels], dtype=torch.float64)[:, None]
+
+
+def _by_row(units: torch.Tensor, d: int) -> list[list[list[Row]]]:
+    """``[3, H, B, d]`` (mean, lower, upper) -> per row b, per part, its H steps in the
+    convention of ``format_row`` (a float when d = 1, a list otherwise, NaN -> None), with
+    one C-level ``tolist``."""
+    by_row = units.permute(2, 0, 1, 3)  # [B, 3, H, d]
+    if not bool(torch.isnan(by_row).any()):
+        return by_row[..., 0].tolist() if d == 1 else by_row.tolist()
+    return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online import Forecaster, ForecasterConfig, network
 from tests.tbptt_online.oracle import (
     StreamOracle,
     detach_state,
@@ -238,3 +238,13 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
 def test_level_head_updates_equal_oracle(k1, k2, cell):
     """residual=False: the mean head predicts the level itself (no x_{s-1} added)."""
     assert_follows_oracle(exact_config(cell=cell, k1=k1, k2=k2, residual=False), stream_for(k1, k2, 3))
+
+
+@pytest.mark.parametrize("max_rows", [0, 1000])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, monkeypatch):
+    # Replays without padding run as one sequence op up to SEQUENCE_OP_MAX_ROWS rows, as a
+    # loop of steps above: force each way for every replay (padded ones always loop).
+    monkeypatch.setattr(network, "SEQUENCE_OP_MAX_ROWS", max_rows)
+    config = exact_config(cell=cell, k1=2, k2=5, num_layers=2)
+    assert_follows_oracle(config, stream_for(2, 5, n_series=3))

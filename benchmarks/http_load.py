@@ -19,6 +19,11 @@ client saw acknowledged, or the run fails.
     python -m benchmarks.http_load                 # full size, about 2 minutes
     python -m benchmarks.http_load --smoke --out /tmp/bench
     python -m benchmarks.http_load --env TBPTT_LOG_SYNC=interval
+    python -m benchmarks.http_load --part single --out /tmp/h  # only the single POSTs and forecasts, no bare app
+
+``--part single`` (for a quicker look, about 30 s): the fill covers the single POSTs'
+series only, then the forecasts alone and the single POSTs + forecasts; no batch
+ingest, no bare app, so the batch-ingest rows and the targets on them stay empty.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -85,17 +90,26 @@ TARGETS = [  # (name, phase, workload, metric, goal, at most?)
 ]
 
 
-def phases(size: Size) -> dict[str, Phase]:
+PARTS = ("all", "single")
+
+
+def phases(size: Size, part: str = "all") -> dict[str, Phase]:
+    """The service's phases, in order; ``part="single"``: a fill of the single POSTs' series only, no batch ingest."""
+    if part == "single":
+        size = replace(size, series=size.single_series, batch=min(size.batch, size.single_series), batch_connections=1)
     batch = Workload("batch", "post_batch", size.batch_connections, size.series, batch=size.batch)
     single = Workload("single", "post_single", size.single_connections, size.single_series)
     forecast = Workload("forecast", "get_forecast", size.forecast_connections, size.single_series, horizon=HORIZON)
     fill_requests = size.fill_ticks * max(1, size.series // size.batch // size.batch_connections)
-    return {
+    chosen = {
         "fill": Phase([batch], 0.0, size.fill_s, fill_requests),  # fill_ticks values per series, or fill_s
         "batch ingest": Phase([batch], size.warmup_s, size.batch_s, MAX_REQUESTS),
         "forecast GET alone": Phase([forecast], size.warmup_s, size.forecast_alone_s, MAX_REQUESTS),
         "single POST + forecast GET": Phase([single, forecast], size.warmup_s, size.mixed_s, MAX_REQUESTS),
     }
+    if part == "single":
+        del chosen["batch ingest"]
+    return chosen
 
 
 def run_load(server: ServerProcess, name: str, phase: Phase) -> dict[str, Any]:
@@ -134,13 +148,13 @@ def effective_settings(env: dict[str, str]) -> dict[str, Any]:
     return {key: getattr(settings, key) for key in REPORTED_SETTINGS}
 
 
-def measure_service(size: Size, overrides: dict[str, str], workdir: Path) -> dict[str, Any]:
+def measure_service(size: Size, overrides: dict[str, str], workdir: Path, part: str = "all") -> dict[str, Any]:
     port = free_port()
     env = server_env(port, workdir / "state", overrides)
     command = [sys.executable, "-m", "service.cli", "serve"]
     with ServerProcess(command, env, port, workdir / "service.log") as server:
         server.wait_ready()
-        results = [run_load(server, name, phase) for name, phase in phases(size).items()]
+        results = [run_load(server, name, phase) for name, phase in phases(size, part).items()]
         info = httpx.get(f"{server.url}/v1/models/default", timeout=30.0).json()
     acknowledged = sum(w["acknowledged_observations"] for r in results for w in r["workloads"].values())
     if server.exit_code not in GRACEFUL_EXIT or info["observations"] != acknowledged:
@@ -150,7 +164,7 @@ def measure_service(size: Size, overrides: dict[str, str], workdir: Path) -> dic
         )
     fill = results[0]["workloads"]["batch"]["acknowledged_observations"]
     return {
-        "fill_values_per_series": fill / size.series,
+        "fill_values_per_series": fill / (size.single_series if part == "single" else size.series),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in effective_settings(env).items()},
         "env_overrides": overrides,
         "phases": results,
@@ -185,14 +199,15 @@ def metric(run: dict[str, Any], phase: str, workload: str, name: str) -> float |
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     made = report.parser(__doc__.splitlines()[0])
     made.add_argument("--env", action="append", default=[], metavar="TBPTT_X=V", help="a service setting")
+    made.add_argument("--part", choices=PARTS, default="all", help="single: the single POSTs and forecasts only")
     args = made.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.env)
     info = report.machine("benchmarks.http_load", argv)
     size = SMOKE if args.smoke else FULL
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="http-load-") as workdir:
-        service = measure_service(size, overrides, Path(workdir))
-        bare = measure_bare(size, Path(workdir))
+        service = measure_service(size, overrides, Path(workdir), args.part)
+        bare = measure_bare(size, Path(workdir)) if args.part == "all" else {"phases": [], "exit_code": None}
     targets = []
     for name, phase, workload, key, goal, at_most in TARGETS:
         measured = metric(service, phase, workload, key)
@@ -201,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {
         "benchmark": "http_load",
         "smoke": args.smoke,
+        "part": args.part,
         "machine": info,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "model": MODEL,

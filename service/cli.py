@@ -74,6 +74,9 @@ def serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Off above "info", where its lines are dropped anyway: uvicorn would still build each one
+        # (client address, quoted path) on the event loop, per request.
+        access_log=settings.log_level in ("info", "debug"),
         timeout_graceful_shutdown=30,  # SIGTERM: in-flight requests get this long, then the workers drain
     )
     return 0

@@ -14,10 +14,14 @@ as lists. orjson writes NaN and ±inf as null: validate numbers before appending
 
 How hard it syncs (``sync``):
 
-- ``"batch"``: ``PRAGMA synchronous=FULL``. Each ``append`` is one transaction whose
-  commit fsyncs the WAL before ``append`` returns. A record whose append returned
-  survives a process crash (``kill -9``) *and* an OS crash or power loss (as far as the
-  disk honours fsync). Cost: one fsync per append (per merged batch, not per observation).
+- ``"batch"``: a record whose ``append`` returned survives a process crash (``kill -9``)
+  *and* an OS crash or power loss (as far as the disk honours fsync). Each commit
+  writes the WAL into the OS page cache (``PRAGMA synchronous=NORMAL``), then the
+  :class:`~service.wal_sync.WalSyncer` thread fsyncs the WAL; ``append`` waits for it.
+  ``write`` + ``durable`` split the two, so the caller can work while the fsync runs
+  (one fsync serves every record waiting: group commit). Cost: about one fsync per
+  append (per merged batch, not per observation). An fsync that fails fails this
+  record's ``durable`` and every later ``write`` (see ``WalSyncer``).
 - ``"interval"``: ``PRAGMA synchronous=NORMAL``. A commit writes the WAL into the OS
   page cache without fsync; a background thread fsyncs the WAL every
   ``sync_interval_ms`` when something was appended. A record whose append returned
@@ -52,12 +56,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
 from service.errors import StorageFullError
+from service.wal_sync import WalSyncer
 
 SYNC_MODES = ("batch", "interval")
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
@@ -126,7 +132,7 @@ class EventLog:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise OSError(errno.EINVAL, f"event log {self.path}: journal_mode=WAL refused (got {mode!r})")
-            self._conn.execute(f"PRAGMA synchronous={'FULL' if sync == 'batch' else 'NORMAL'}")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # batch mode: WalSyncer fsyncs each commit
             if max_bytes is not None:
                 page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
                 self._conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
@@ -139,6 +145,7 @@ class EventLog:
             raise
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
+        self._fsyncs = WalSyncer(Path(f"{self.path}-wal")) if sync == "batch" else None
         if sync == "interval":
             self._syncer = threading.Thread(
                 target=self._sync_periodically, args=(sync_interval_ms / 1000.0,), name="event-log-sync", daemon=True
@@ -152,12 +159,22 @@ class EventLog:
         Raises ``StorageFullError`` when the disk or ``max_bytes`` is full (the record
         is then absent), ``TypeError`` for a payload orjson cannot encode.
         """
+        seq = self.write(model, kind, payload)
+        if self._fsyncs is not None:
+            self._fsyncs.sync_here()  # nothing to overlap: no hand-over to the fsync thread
+        return seq
+
+    def write(self, model: str, kind: str, payload: Any) -> int:
+        """``append`` without waiting for the fsync: the record survives a process crash when
+        this returns, a power loss (batch mode) once ``durable(seq)`` is done."""
         for field, value in (("model", model), ("kind", kind)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{field}={value!r} is invalid: must be a non-empty string")
         data = orjson.dumps(payload)
         with self._lock:
             self._check_open()
+            if self._fsyncs is not None and self._fsyncs.failure is not None:
+                raise self._fsyncs.failure
             if self._sync_error is not None:
                 error, self._sync_error = self._sync_error, None
                 raise error
@@ -172,6 +189,16 @@ class EventLog:
                 raise _translate(exc, self.path) from exc
             self._dirty = True
             return int(cursor.lastrowid)
+
+    def durable(self, seq: int) -> Future[None]:
+        """Done once the record ``seq`` (written before this call) is as durable as ``sync``
+        promises: batch mode, after an fsync of the WAL; interval mode, at once (its promise
+        is the process crash, which ``write`` already keeps). Raises the fsync's error."""
+        if self._fsyncs is None:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return self._fsyncs.request()
 
     def prune(self, through_seq: int) -> int:
         """Delete every record with ``seq <= through_seq``; return how many went.
@@ -189,7 +216,8 @@ class EventLog:
                 raise _translate(exc, self.path) from exc
 
     def sync(self) -> None:
-        """Fsync the WAL now (interval mode: what the background thread does; batch mode: a no-op)."""
+        """Fsync the WAL now (interval mode: what the background thread does; batch mode: what
+        each append already waited for)."""
         with self._lock:
             self._check_open()
             self._fsync_wal()
@@ -199,6 +227,8 @@ class EventLog:
         if self._syncer is not None:
             self._stop.set()
             self._syncer.join()
+        if self._fsyncs is not None:
+            self._fsyncs.close()  # the fsyncs already asked for are done first
         with self._lock:
             if self._closed:
                 return

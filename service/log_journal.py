@@ -5,7 +5,8 @@ An ``observe`` record holds one merged micro-batch exactly as the worker applies
 runs the same batched ticks. The other kinds (``create_model``, ``forget_series``,
 ``delete_model``, ``import_checkpoint``) hold the payload the service gives them.
 Every append is durable (per the log's ``sync``) before it returns, and returns the
-record's seq.
+record's seq; ``begin_append`` returns once the record is written, with a
+``wait_durable`` for its fsync.
 
 >>> import tempfile, pathlib
 >>> from service.event_log import EventLog
@@ -26,13 +27,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from service.event_log import EventLog
-from service.journal import OBSERVE
+from service.journal import OBSERVE, PendingAppend
 from service.observation import Observation
 
 
 def observations_of(payload: dict[str, Any]) -> list[Observation]:
     """The batch of an ``observe`` record's payload, in its order."""
     return [Observation(series, value, timestamp) for series, value, timestamp in payload["items"]]
+
+
+def _payload(observations: Sequence[Observation]) -> dict[str, Any]:
+    return {"items": [[o.series, o.value, o.timestamp] for o in observations]}
 
 
 class LogJournal:
@@ -44,10 +49,17 @@ class LogJournal:
         self.on_observed = on_observed
 
     def append(self, model: str, observations: Sequence[Observation]) -> int:
-        seq = self.log.append(model, OBSERVE, {"items": [[o.series, o.value, o.timestamp] for o in observations]})
+        seq = self.log.append(model, OBSERVE, _payload(observations))
         if self.on_observed is not None:
             self.on_observed(len(observations))
         return seq
+
+    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        """Write the batch's record; ``wait_durable()`` waits for the log's fsync (batch mode)."""
+        seq = self.log.write(model, OBSERVE, _payload(observations))
+        if self.on_observed is not None:
+            self.on_observed(len(observations))
+        return PendingAppend(seq, self.log.durable(seq).result)
 
     def record(self, model: str, kind: str, payload: dict[str, Any]) -> int:
         return self.log.append(model, kind, payload)

@@ -4,10 +4,13 @@ Requests never touch the forecaster. An observation request becomes a *job* in t
 worker's queue and awaits an asyncio future. The worker takes a job, keeps
 collecting more for up to ``max_wait_s`` or ``max_observations`` (dynamic
 batching, as in Triton), admits each job on its own (``admission``: a bad one
-fails alone and nothing of it is applied), records the merged batch in the
+fails alone and nothing of it is applied), writes the merged batch to the
 journal, applies it with ONE ``observe_many`` (the library keeps each series'
-order: its k-th value in the batch goes into tick k), publishes a new snapshot
-and settles the futures on their event loop.
+order: its k-th value in the batch goes into tick k) while the journal's fsync
+runs, waits for that fsync, then publishes a new snapshot and settles the futures
+on their event loop: nothing is seen or acknowledged before it is durable. A batch
+whose fsync fails is answered with the error, and the model accepts no more changes
+(it holds a batch the log may not): a restart recovers what the log holds.
 
 Readers (forecasts, series statistics, model info) use ``snapshot``: an atomic
 reference to a :class:`ModelSnapshot` holding a ``ForecasterView``, a consistent
@@ -105,6 +108,7 @@ class ModelWorker:
         self._marks_changed = True  # copied into the next snapshot only when changed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._carried: _ObserveJob | None = None  # a job that did not fit the last batch
+        self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self._closed = False
         self._submit_lock = threading.Lock()  # no job may enter the queue after _STOP
         self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
@@ -167,8 +171,9 @@ class ModelWorker:
             self._thread.join(timeout)
 
     # -- the state-changing paths (live jobs and journal replay alike) ----------------------
-    def apply(self, observations: Sequence[Observation]) -> StepResults:
-        """Apply one admitted batch: one ``observe_many`` and the series' timestamp marks.
+    def apply(self, observations: Sequence[Observation], *, record_recent: bool = True) -> StepResults:
+        """Apply one admitted batch: one ``observe_many``, the series' timestamp marks and (unless
+        ``record_recent`` is False: the caller records them later) the recent values.
 
         Call it from the worker thread, or before ``start()`` (recovery replays the
         journal's batches through it, in order); then ``publish()``. The results come
@@ -181,7 +186,8 @@ class ModelWorker:
                 result = results[i]
                 self._marks[obs.series] = SeriesMark(obs.timestamp, result.value, result)
                 self._marks_changed = True
-        self.recent.record(observations, results)
+        if record_recent:
+            self.recent.record(observations, results)
         for tick in results.ticks:
             tick.lists()  # built once, on this thread (a no-op when ``recent`` did it)
         return results
@@ -262,6 +268,10 @@ class ModelWorker:
         return batch, None
 
     def _process(self, jobs: list[_ObserveJob]) -> None:
+        if self._unsynced is not None:
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
         admission = BatchAdmission(self.forecaster, self._marks, self.max_series)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
         for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
@@ -273,22 +283,34 @@ class ModelWorker:
         results: Sequence[StepResult] = ()
         if merged:
             try:
-                seq = self._journaled(lambda: self.journal.append(self.name, merged), "batch", "applied")
+                pending = self._journaled(lambda: self.journal.begin_append(self.name, merged), "batch", "applied")
             except ApiError as error:
                 for job, _ in admitted:
                     self._fail(job, error)
                 return
             attempts_before = self.forecaster.engine.attempts
             started = time.perf_counter()
-            results = self.apply(merged)
-            if seq is not None:
-                self.seq = seq
+            results = self.apply(merged, record_recent=False)  # the record is written; its fsync runs meanwhile
+            seconds = time.perf_counter() - started
+            if pending.seq is not None:
+                self.seq = pending.seq
+            try:
+                self._journaled(pending.wait_durable, "batch", "acknowledged")
+            except ApiError as error:  # applied, but not known to be durable: nothing more is accepted
+                self._unsynced = type(error)(
+                    f"the event log could not confirm a batch as durable ({error.detail}); this model accepts "
+                    "no more changes until the service restarts (recovery replays what the log holds)"
+                )
+                for job, _ in admitted:
+                    self._fail(job, self._unsynced)
+                return
+            self.recent.record(merged, results)  # readers see the batch only once it is durable
             self.publish()
             self.metrics.record_batch(
                 self.name,
                 requests=len(admitted),
                 observations=len(merged),
-                seconds=time.perf_counter() - started,
+                seconds=seconds,
                 updated=self.forecaster.engine.attempts > attempts_before,
             )
         update_count = self.forecaster.engine.updates
@@ -321,10 +343,12 @@ class ModelWorker:
     def record_change(self, kind: str, payload: dict[str, Any]) -> int:
         """Journal a change before making it (on the worker thread): the seq the model's state
         includes once it is made; ``InsufficientStorage`` (507) when the journal is full."""
+        if self._unsynced is not None:
+            raise self._unsynced
         seq = self._journaled(lambda: self.journal.record(self.name, kind, payload), "change", "changed")
         return seq if seq is not None else self.seq
 
-    def _journaled(self, write: Callable[[], int | None], what: str, done: str) -> int | None:
+    def _journaled(self, write: Callable[[], T], what: str, done: str) -> T:
         """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``ApiError``
         (500) when it fails otherwise; either way nothing was done."""
         try:

@@ -55,7 +55,7 @@ def _value(value: Any) -> Any:
     return _number(value)
 
 
-def _plain_body(raw: Any) -> list[Observation] | None:
+def plain_observations(raw: Any) -> list[Observation] | None:
     """The observations of a plain, valid body; None when it needs the full validation."""
     if type(raw) is not dict:
         return None
@@ -88,7 +88,7 @@ def _plain_body(raw: Any) -> list[Observation] | None:
 
 
 def _validate(raw: Any, handler: ValidatorFunctionWrapHandler) -> list[Observation]:
-    plain = _plain_body(raw)
+    plain = plain_observations(raw)
     if plain is not None:
         return plain
     body = handler(raw)  # ObservationsBody: its errors, or the rarer valid shapes (ISO timestamps)

@@ -2,6 +2,9 @@
 
 The body is validated by :mod:`service.observation_body` (a plain body straight
 into ``Observation`` s, anything else through ``ObservationsBody`` and its errors).
+A plain JSON body takes the route's fast path (:mod:`service.fast_route`): checked
+and answered without FastAPI's generic handling, which cost more than the route's
+own work; everything else, errors included, goes through FastAPI as before.
 The request is queued to the model's worker and answered once its batch is
 applied (read-your-writes): a GET right after the response sees it. The answer
 is built straight from the batch's result lists and encoded by orjson: no
@@ -18,19 +21,18 @@ import orjson
 from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
-from service.deps import V1_PREFIX, ModelDep
+from service.deps import V1_PREFIX, ModelDep, serving_registry
 from service.errors import Unprocessable
+from service.fast_route import fast_path
 from service.model_snapshot import ObserveOutcome
+from service.model_worker import ModelWorker
 from service.observation import Observation
-from service.observation_body import ObservationsBodyIn
+from service.observation_body import ObservationsBodyIn, plain_observations
 from service.schemas import ERROR_RESPONSES, ObservationsOut
 from service.settings import Settings
-from service.strict_json import StrictJSONRoute
+from service.strict_json import StrictJSONRequest
 from tbptt_online import Prediction, StepResult
 from tbptt_online.results import StepResults, TickColumns
-
-# No router-level readiness dependency: ModelDep checks it (one dependency per request less).
-router = APIRouter(prefix=V1_PREFIX, tags=["observations"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 def _prediction(p: Prediction) -> dict:
@@ -102,6 +104,53 @@ def _row_out(tick: TickColumns, i: int, timestamp: float | None) -> dict[str, An
     }
 
 
+async def ingest(worker: ModelWorker, observations: list[Observation], settings: Settings) -> Response:
+    """Apply a request's validated observations and answer with their results (both paths)."""
+    if len(observations) > settings.max_batch_observations:
+        raise Unprocessable(
+            f"observations has {len(observations)} elements; max_batch_observations={settings.max_batch_observations}"
+        )
+    outcome = await worker.observe(observations)
+    payload = {"results": results_out(outcome, observations), "update_count": outcome.update_count}
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+async def post_plain_observations(request: StrictJSONRequest) -> Response | None:
+    """The fast path: a JSON body of the plain shape (``plain_observations``); None for anything
+    else, which FastAPI's full handler validates and answers (errors included)."""
+    body = await request.body()
+    if not body or not declares_json(request.scope["headers"]):
+        return None
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    observations = plain_observations(raw)
+    if observations is None:
+        return None
+    worker = serving_registry(request).get(request.path_params["model"])  # 503 / 404, as ModelDep
+    return await ingest(worker, observations, request.app.state.settings)
+
+
+def declares_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the last Content-Type header is plain ``application/json`` (FastAPI reads the body as
+    JSON for more types, ``+json`` ones and parameters: those take its full path)."""
+    declared = None
+    for name, value in headers:
+        if name == b"content-type":
+            declared = value
+    return declared is not None and declared.lower() == b"application/json"
+
+
+# No router-level readiness dependency: the route checks it (ModelDep, or the fast path itself).
+router = APIRouter(
+    prefix=V1_PREFIX,
+    tags=["observations"],
+    responses=ERROR_RESPONSES,
+    route_class=fast_path(post_plain_observations),
+)
+
+
 @router.post("/models/{model}/observations", response_model=ObservationsOut)
 async def post_observations(
     body: Annotated[ObservationsBodyIn, Body()], worker: ModelDep, request: Request
@@ -112,12 +161,5 @@ async def post_observations(
     forecast and the model's update counter. A repeated timestamp with the same
     value returns the first result and learns nothing twice.
     """
-    settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
     observations: list[Observation] = body  # type: ignore[assignment]  # documented as ObservationsBody
-    if len(observations) > settings.max_batch_observations:
-        raise Unprocessable(
-            f"observations has {len(observations)} elements; max_batch_observations={settings.max_batch_observations}"
-        )
-    outcome = await worker.observe(observations)
-    payload = {"results": results_out(outcome, observations), "update_count": outcome.update_count}
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return await ingest(worker, observations, request.app.state.settings)

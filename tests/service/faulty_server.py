@@ -3,9 +3,10 @@
 Run as ``python faulty_server.py`` with ``FAULT_DIR`` in the environment (a directory the test
 shares with this process); everything else is the real service, configured by ``TBPTT_*``.
 
-- Every record appended to the event log is also written to ``FAULT_DIR/tap.jsonl`` once it has
-  committed: the test's reference run replays them, including those a checkpoint later pruned (a
-  record a kill cut off between the commit and the tap is still in the log when the test reads it).
+- Every record written to the event log (``EventLog.write``, which ``append`` goes through) is
+  also written to ``FAULT_DIR/tap.jsonl`` once it has committed: the test's reference run
+  replays them, including those a checkpoint later pruned (a record a kill cut off between the
+  commit and the tap is still in the log when the test reads it).
 - While ``FAULT_DIR/slow-updates`` exists, each TBPTT update, once its optimizer step is taken,
   creates ``FAULT_DIR/updating``, holds still for half a second, and removes it: a ``kill -9``
   while ``updating`` exists lands in the middle of an update.
@@ -32,11 +33,11 @@ from tbptt_online.engine import TBPTTEngine
 
 def install(fault_dir: Path) -> None:
     """Patch the service in this process (only when run as a script: importing this module changes nothing)."""
-    append, guarded_step = EventLog.append, TBPTTEngine._guarded_step
+    write, guarded_step = EventLog.write, TBPTTEngine._guarded_step
     tap_lock = threading.Lock()
 
-    def tapped_append(self: EventLog, model: str, kind: str, payload: Any) -> int:
-        seq = append(self, model, kind, payload)
+    def tapped_write(self: EventLog, model: str, kind: str, payload: Any) -> int:
+        seq = write(self, model, kind, payload)
         line = orjson.dumps({"seq": seq, "model": model, "kind": kind, "payload": payload}) + b"\n"
         with tap_lock, (fault_dir / "tap.jsonl").open("ab") as tap:
             tap.write(line)
@@ -63,7 +64,7 @@ def install(fault_dir: Path) -> None:
                 return os.write(fd, data[:1024])
             return os.write(fd, data)
 
-    EventLog.append = tapped_append
+    EventLog.write = tapped_write
     TBPTTEngine._guarded_step = held_step
     service.checkpoints.os = SlowCheckpointWrites()
 

@@ -108,7 +108,7 @@ async def test_every_change_is_refused_with_507_while_the_log_cannot_record_it(m
         def full_disk(model: str, kind: str, payload: object) -> int:
             raise StorageFullError(errno.ENOSPC, "No space left on device")
 
-        log.append = full_disk  # the disk is full from here on
+        log.write = full_disk  # the disk is full from here on (append writes through it too)
         refused = {
             "observe": await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": T0 + 3}),
             "create": await client.post("/v1/models", json={"name": "other", "config": SMALL_MODEL}),
@@ -124,7 +124,7 @@ async def test_every_change_is_refused_with_507_while_the_log_cannot_record_it(m
         for name, state in before.items():
             assert_same_state(await model_state(client, name), state)  # forecasts served, nothing changed
 
-        del log.append  # room again: the same requests now succeed
+        del log.write  # room again: the same requests now succeed
         assert (await client.delete("/v1/models/spare")).status_code == 204
         assert (await client.delete("/v1/models/default/series/b")).status_code == 204
         crashed = crash_copy(settings.state_dir, tmp_path / "crashed")

@@ -83,11 +83,54 @@ def test_last_seq_of_a_new_log_is_zero(tmp_path):
         assert list(log.records()) == []
 
 
-def test_sync_mode_sets_the_sqlite_synchronous_level_in_wal_mode(tmp_path):
-    for sync, level in (("batch", 2), ("interval", 1)):  # 2 = FULL, 1 = NORMAL
+def test_both_modes_commit_in_wal_mode_without_sqlites_own_fsync(tmp_path):
+    for sync in ("batch", "interval"):  # batch mode fsyncs the WAL itself (WalSyncer), after each commit
         with EventLog(tmp_path / f"{sync}.db", sync=sync) as log:
-            assert log._conn.execute("PRAGMA synchronous").fetchone()[0] == level
+            assert log._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
             assert log._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_batch_mode_append_returns_after_an_fsync_of_the_wal_that_holds_the_record(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+    synced_sizes: list[int] = []  # the WAL's size at each fsync of it
+    real_fsync = os.fsync
+
+    def watching_fsync(fd):
+        real_fsync(fd)
+        if os.path.exists(f"{path}-wal") and os.fstat(fd).st_ino == _inode(Path(f"{path}-wal")):
+            synced_sizes.append(os.fstat(fd).st_size)
+
+    with EventLog(path, sync="batch") as log:
+        monkeypatch.setattr(os, "fsync", watching_fsync)
+        for i in range(3):
+            before = len(synced_sizes)
+            log.append("m", "observe", {"i": i})
+            assert len(synced_sizes) > before  # an fsync of the WAL ran before append returned
+            assert synced_sizes[-1] == os.path.getsize(f"{path}-wal")  # ... with the record in it
+        seq = log.write("m", "observe", {"i": 3})  # written, not yet synced ...
+        log.durable(seq).result(timeout=30)  # ... until this is done
+        assert synced_sizes[-1] == os.path.getsize(f"{path}-wal")
+        assert [r.payload for r in log.records()] == [{"i": i} for i in range(4)]
+
+
+def test_batch_mode_failed_fsync_fails_its_record_and_every_later_write(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+
+    def full_fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with EventLog(path, sync="batch") as log:
+        log.append("m", "observe", 1)
+        monkeypatch.setattr(os, "fsync", full_fsync)
+        seq = log.write("m", "observe", 2)
+        with pytest.raises(StorageFullError, match="fsync failed"):
+            log.durable(seq).result(timeout=30)
+        monkeypatch.undo()  # a later fsync would prove nothing about the pages the failed one dropped
+        with pytest.raises(StorageFullError, match="fsync failed"):
+            log.append("m", "observe", 3)
+        with pytest.raises(StorageFullError, match="fsync failed"):
+            log.durable(seq).result(timeout=30)
+        assert [r.payload for r in log.records()] == [1, 2]  # 2 was written: a restart replays it
 
 
 def _inode(path: Path) -> int:
@@ -108,7 +151,8 @@ def test_interval_mode_fsyncs_the_wal_in_the_background(tmp_path, monkeypatch):
     with EventLog(path, sync="interval", sync_interval_ms=5) as log:
         log.append("m", "observe", 1)
         assert synced.wait(timeout=30), "the background thread never fsynced the WAL"
-        assert log._dirty is False
+        with log._lock:  # held by the thread through its fsync and bookkeeping
+            assert log._dirty is False
 
 
 def test_interval_mode_background_fsync_failure_is_raised_by_the_next_append(tmp_path, monkeypatch):

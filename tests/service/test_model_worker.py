@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from service.errors import ApiError, Conflict, InsufficientStorage, NotFound, StorageFullError, Unprocessable
+from service.journal import PendingAppend
 from service.metrics import ServiceMetrics
 from service.model_worker import ModelWorker
 from service.observation import Observation
@@ -188,3 +189,67 @@ async def test_stop_drains_queued_jobs_then_refuses_new_ones() -> None:
     assert [o.results[0].step for o in outcomes] == list(range(2, 12))
     with pytest.raises(NotFound, match="model 'm' is unknown"):
         await worker.observe([Observation("a", 1.0)])
+
+
+class SlowSyncJournal:
+    """Writes at once; each batch's ``wait_durable`` blocks until the test releases it (or fails then)."""
+
+    def __init__(self) -> None:
+        self.written = threading.Event()
+        self.release = threading.Event()
+        self.fail_with: Exception | None = None
+        self.changes: list[str] = []
+
+    def append(self, model: str, observations: Sequence[Observation]) -> int:
+        raise AssertionError("the worker writes batches with begin_append")
+
+    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        self.written.set()
+
+        def wait_durable() -> None:
+            assert self.release.wait(30)
+            if self.fail_with is not None:
+                raise self.fail_with
+
+        return PendingAppend(7, wait_durable)
+
+    def record(self, model: str, kind: str, payload: dict) -> int:
+        self.changes.append(kind)
+        return 8
+
+
+async def test_a_batch_is_computed_while_its_record_syncs_but_seen_and_answered_only_once_durable() -> None:
+    journal = SlowSyncJournal()
+    worker = ModelWorker("m", Forecaster(CONFIG), metrics=ServiceMetrics(), journal=journal)
+    worker.start()
+    answer = asyncio.ensure_future(worker.observe([Observation("a", 1.0, 1.0)]))
+    await until(lambda: worker.forecaster.observations == 1)  # applied while the fsync is pending ...
+    await asyncio.sleep(0.05)
+    assert not answer.done()  # ... but not answered,
+    assert worker.snapshot.observations == 0 and worker.recent.read("a", 10) == []  # nor seen
+    journal.release.set()
+    outcome = await answer
+    worker.stop()
+    worker.join()
+    assert outcome.results[0].step == 1
+    assert (worker.snapshot.observations, worker.seq, len(worker.recent.read("a", 10))) == (1, 7, 1)
+
+
+async def test_a_failed_sync_answers_the_batch_with_the_error_and_the_model_then_refuses_changes() -> None:
+    journal = SlowSyncJournal()
+    journal.fail_with = StorageFullError("fsync failed: No space left on device")
+    journal.release.set()
+    worker = ModelWorker("m", Forecaster(CONFIG), metrics=ServiceMetrics(), journal=journal)
+    worker.start()
+    with pytest.raises(InsufficientStorage) as failed:
+        await worker.observe([Observation("a", 1.0, 1.0)])
+    assert "could not confirm a batch as durable" in failed.value.detail and "restarts" in failed.value.detail
+    journal.fail_with = None
+    with pytest.raises(InsufficientStorage) as refused:  # the retry is not taken for a known repeat
+        await worker.observe([Observation("a", 1.0, 1.0)])
+    with pytest.raises(InsufficientStorage):
+        await worker.forget("a")
+    worker.stop()
+    worker.join()
+    assert refused.value.detail == failed.value.detail
+    assert worker.snapshot.observations == 0 and journal.changes == []  # nothing unconfirmed was published

@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from service.observation import Observation
-from service.observation_body import _plain_body, observations_of
+from service.observation_body import observations_of, plain_observations
 from service.schemas import ObservationBatchIn, ObservationsBody
 from tbptt_online.series_store import MAX_NAME_LENGTH
 
@@ -75,8 +75,8 @@ def outcome(validate: Any, raw: Any) -> Any:
 
 
 @pytest.mark.parametrize("raw", PLAIN, ids=range(len(PLAIN)))
-def test_a_plain_body_takes_the_fast_path_and_gives_what_the_schema_gives(raw: Any) -> None:
-    fast = _plain_body(raw)
+def test_aplain_observations_takes_the_fast_path_and_gives_what_the_schema_gives(raw: Any) -> None:
+    fast = plain_observations(raw)
     assert fast is not None
     assert fast == through_schema(raw) == observations_of(raw)
     assert [type(o.value) for o in fast] == [type(o.value) for o in through_schema(raw)]  # 2 -> 2.0, not 2
@@ -84,7 +84,7 @@ def test_a_plain_body_takes_the_fast_path_and_gives_what_the_schema_gives(raw: A
 
 @pytest.mark.parametrize("raw", UNUSUAL, ids=range(len(UNUSUAL)))
 def test_any_other_body_goes_through_the_schema_with_the_same_errors(raw: Any) -> None:
-    assert _plain_body(raw) is None
+    assert plain_observations(raw) is None
     expected = outcome(through_schema, raw)
     got = outcome(observations_of, raw)
     if isinstance(expected, list) and expected and isinstance(expected[0], dict):
@@ -105,7 +105,7 @@ def test_random_bodies_get_the_same_answer_both_ways() -> None:
                 element["series"] = rng.choice(["a", "b", ""])
             elements.append(element)
         raw: Any = {"observations": elements} if rng.random() < 0.5 else elements[0]
-        fast = _plain_body(raw)
+        fast = plain_observations(raw)
         expected = outcome(through_schema, raw)
         if fast is not None:
             assert fast == expected, raw

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.naive_tbptt import NaiveSeriesModel
-from benchmarks.wall_streams import best_and_ignorant, delayed_echo, seasonal_random_walk
+from benchmarks.wall_streams import best_and_ignorant, delayed_echo, seasonal_ar, seasonal_random_walk
 from tbptt_online import Forecaster, ForecasterConfig
 
 
@@ -47,3 +47,18 @@ def test_best_predictor_errors_are_the_noise_and_zero():
     best, ignorant = best_and_ignorant("delayed_echo", echo, 5)
     assert torch.equal(best[5:], echo[5:, :, 1])  # exact: feature 2 is known P ticks ahead
     assert torch.allclose(ignorant[3], echo[:3, :, 1].mean(dim=0))  # the mean of what was seen before t
+
+
+def test_seasonal_ar_steps_one_period_by_phi_and_its_noise():
+    x = seasonal_ar(ticks=103, n_series=2, period=10, seed=7, phi=0.9)  # not a multiple of the period
+    noise = torch.randn(103, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert torch.allclose(x[:10, :, 0], noise[:10] / (1 - 0.81) ** 0.5)  # started from the stationary law
+    assert torch.allclose(x[10:, :, 0] - 0.9 * x[:-10, :, 0], noise[10:])
+
+
+def test_seasonal_ar_baselines_are_phi_times_the_lag_and_the_running_mean():
+    x = seasonal_ar(ticks=30, n_series=2, period=5, seed=3, phi=0.5)
+    best, ignorant = best_and_ignorant("seasonal_ar", x, period=5, phi=0.5)
+    assert best[:5].isnan().all() and torch.allclose(best[5:], 0.5 * x[:-5, :, 0])
+    assert ignorant[0].isnan().all()
+    assert torch.allclose(ignorant[12], x[:12, :, 0].mean(dim=0))

@@ -64,11 +64,13 @@ def test_accuracy_smoke_scores_every_contender_on_every_series(tmp_path):
 def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):
     payload = run_smoke("truncation_wall", tmp_path)
     runs = {(r["stream"], r["mode"], r["k2"], r["k1"]) for r in payload["rows"]}
-    streams, modes = ("seasonal_random_walk", "delayed_echo"), ("stateful", "stateless")
+    streams, modes = ("seasonal_random_walk", "seasonal_ar", "delayed_echo"), ("stateful", "stateless")
     assert runs == {(s, m, k2, k2 // 2) for s in streams for m in modes for k2 in (5, 10, 20, 40)}
     budget, n_series = payload["budget"]["observations_per_run"], payload["budget"]["n_series"]
     same_budget = [r for r in payload["rows"] if r["run"] in ("stateful", "stateless")]
-    assert len(same_budget) == 16 and all(r["observations"] == budget for r in same_budget)
+    assert len(same_budget) == 24 and all(r["observations"] == budget for r in same_budget)
+    longer_streams = {r["stream"] for r in payload["rows"] if r["run"] not in ("stateful", "stateless")}
+    assert len(payload["rows"]) == 32 and longer_streams == {"seasonal_ar", "delayed_echo"}
     for longer in (r for r in payload["rows"] if r["run"] not in ("stateful", "stateless")):
         stateless = next(
             r for r in same_budget if (r["stream"], r["k2"], r["mode"]) == (longer["stream"], longer["k2"], "stateless")

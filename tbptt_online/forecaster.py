@@ -94,7 +94,7 @@ class Forecaster:
             frozen = copy.deepcopy(self.network).requires_grad_(False)
             self._frozen = (attempts, frozen)
         return ForecasterView(
-            self.config, self._frozen[1], dict(self.store.tensors), dict(self.store.slots), self.engine.updates
+            self.config, self._frozen[1], self.store.snapshot(), self.store.slots, self.engine.updates
         )
 
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
@@ -125,6 +125,7 @@ class Forecaster:
         slots_of, distinct = self.store.slots, set(names)
         if not slots_of.keys() >= distinct:  # C-level check; new names in order of appearance
             self._add_series([name for name in dict.fromkeys(names) if name not in slots_of])
+            slots_of = self.store.slots  # adding replaced the dict (snapshots keep the old one)
         if names and len(distinct) == len(names):  # the common case: every series once, in the order given
             slots = torch.tensor(list(map(slots_of.__getitem__, names)), dtype=torch.int64)
             return StepResults([self._tick(slots, raw, names)])

@@ -19,6 +19,11 @@ A anchors, layers x H the state, R = ``config.ring_size``):
 
 Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
 consistent snapshot that later ticks cannot change (copy-on-write by construction).
+The exception is the ``PRIVATE`` fields (the anchors): only updates read them, never a
+forecast, so ``snapshot()`` leaves them out and they are written in place (at 10,000
+series they are 70 % of the bytes: copying them on every tick cost more than the tick's
+own work). ``state_dict`` copies them. ``slots`` is replaced, never changed, when
+series come and go, so a snapshot shares it without a copy.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tbptt_online.scoring import blank_stats
 MAX_NAME_LENGTH = 200
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
 DERIVED = ("served",)  # fields rebuilt on load, not saved
+PRIVATE = ("anchor_h", "anchor_c")  # read by updates only: in no snapshot, written in place
 
 
 class SeriesStore:
@@ -85,15 +91,16 @@ class SeriesStore:
 
     def add(self, names: list[str]) -> torch.Tensor:
         """Give each new name a fresh slot (reset to the blank state); returns the slots."""
-        taken = []
+        taken, slots_of = [], dict(self.slots)  # a new dict: snapshots keep the old one
         for name in names:
             slot = self.free.pop() if self.free else len(self.names)
             if slot == len(self.names):
                 self.names.append(name)
             else:
                 self.names[slot] = name
-            self.slots[name] = slot
+            slots_of[name] = slot
             taken.append(slot)
+        self.slots = slots_of
         slots = torch.tensor(taken, dtype=torch.int64)
         if len(self.names) > self.capacity:
             grown = max(len(self.names), 2 * self.capacity)
@@ -104,7 +111,7 @@ class SeriesStore:
 
     def remove(self, name: str) -> None:
         slot = self.slot_of(name)
-        del self.slots[name]
+        self.slots = {other: i for other, i in self.slots.items() if other != name}  # snapshots keep the old one
         self.names[slot] = None
         self.free.append(slot)
         blank = self._blank(1)
@@ -114,20 +121,33 @@ class SeriesStore:
     def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:
         return self.tensors[field][slots]
 
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """The fields a forecast may read, as they are now; later ticks replace them, never
+        change them (the ``PRIVATE`` ones, which they do change, are left out)."""
+        return {k: v for k, v in self.tensors.items() if k not in PRIVATE}
+
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
-        """Write rows into new tensors (out of place: snapshots keep the old ones)."""
+        """Write rows into new tensors (out of place: snapshots keep the old ones; in place for
+        the ``PRIVATE`` fields, which no snapshot holds)."""
         for field, value in rows.items():
             current = self.tensors[field]
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
-            self.tensors[field] = current.index_copy(0, slots, value)
+            if field in PRIVATE:
+                current.index_copy_(0, slots, value)
+            else:
+                self.tensors[field] = current.index_copy(0, slots, value)
 
     def put_at(self, field: str, index: tuple[torch.Tensor, ...], value: torch.Tensor) -> None:
-        """Write ``value`` at an advanced index (out of place), e.g. (slots, ring positions)."""
+        """Write ``value`` at an advanced index, e.g. (slots, ring positions): out of place, or
+        in place for the ``PRIVATE`` fields."""
         current = self.tensors[field]
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
-        self.tensors[field] = current.index_put(index, value)
+        if field in PRIVATE:
+            current.index_put_(index, value)
+        else:
+            self.tensors[field] = current.index_put(index, value)
 
     def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
         """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""
@@ -141,7 +161,9 @@ class SeriesStore:
 
     # -- persistence ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        tensors = {k: v for k, v in self.tensors.items() if k not in DERIVED}
+        # The PRIVATE fields are copied: later ticks write them in place, and the state may be
+        # saved on another thread (the service's checkpoints).
+        tensors = {k: v.clone() if k in PRIVATE else v for k, v in self.tensors.items() if k not in DERIVED}
         return {"names": list(self.names), "free": list(self.free), "tensors": tensors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,7 +184,11 @@ class SeriesStore:
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
         capacity = tensors["steps"].shape[0]
         self.tensors = {  # in the order of a fresh store; derived fields blank (zeros)
-            k: torch.zeros(capacity, *v.shape[1:], dtype=v.dtype) if k in DERIVED else tensors[k]
+            k: torch.zeros(capacity, *v.shape[1:], dtype=v.dtype)
+            if k in DERIVED
+            else tensors[k].clone()  # PRIVATE fields are written in place: never the caller's tensor
+            if k in PRIVATE
+            else tensors[k]
             for k, v in self._blank(0).items()
         }
 

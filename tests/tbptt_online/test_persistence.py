@@ -97,3 +97,27 @@ def test_load_state_rejects_another_config_and_format():
         Forecaster.from_state_dict({**state, "format": 99})
     with pytest.raises(ValueError, match="unknown config field"):
         Forecaster.from_state_dict({**state, "config": {**state["config"], "colour": "red"}})
+
+
+@pytest.mark.parametrize("mode", ["stateful", "stateless"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_view_is_unchanged_while_its_forecaster_keeps_learning(cell, mode):
+    f = Forecaster(config_for(cell=cell, mode=mode))
+    ticks = stream(30)
+    feed(f, ticks[:12])
+    view = f.view()
+    names = view.series()
+    tensors = {k: v.clone() for k, v in view.tensors.items()}
+    slots = dict(view.slots)
+    forecasts = [view.forecast(name, horizon=3) for name in names]
+    stats = [view.series_stats(name) for name in names]
+    assert not {"anchor_h", "anchor_c"} & set(view.tensors)  # written in place: never in a view
+    updates = f.update_stats().updates
+    feed(f, ticks[12:])
+    f.observe("new", 2.0)  # a new series replaces the slots dict ...
+    f.forget(names[0])  # ... and so does a forgotten one
+    assert f.update_stats().updates > updates  # the owner's updates wrote the anchors in place
+    assert_identical(view.tensors, tensors)
+    assert view.slots == slots
+    assert_identical([view.forecast(name, horizon=3) for name in names], forecasts)
+    assert_identical([view.series_stats(name) for name in names], stats)

@@ -138,8 +138,11 @@ def select_rows(active: torch.Tensor, new, old):
 
 # Up to this many rows, a window without padding runs as one sequence op rather than a
 # loop of steps: measured on the CPU (GRU, hidden 64, 32 steps, forward and backward),
-# 17 % faster for 1 row, 9 % for 16, 3 % for 32, and 40 % slower for 10,000 rows.
-SEQUENCE_OP_MAX_ROWS = 16
+# 17 % faster for 1 row, 9 % for 16, 3 % for 32, even at 64, and 40 % slower for 10,000
+# rows. At 64 it is 2 Python calls instead of ~100, which matters where other threads
+# want the GIL: in the service's HTTP benchmark (updates of ~64 series at a time) the
+# single-POST p99 was 54 / 56 ms with 64 against 65 / 66 ms with 16 (runs interleaved).
+SEQUENCE_OP_MAX_ROWS = 64
 
 
 def _one_sequence_op(x: torch.Tensor, active_from: torch.Tensor) -> bool:

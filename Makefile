@@ -30,7 +30,7 @@ lint: $(VENV)/.dev-installed
 test: lint
 	$(PY) -m pytest
 
-# Every benchmark at full size (about 15 minutes on 2 cores), results under benchmarks/results/.
+# Every benchmark at full size (about 8 minutes on 2 cores), results under benchmarks/results/.
 bench: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.accuracy

@@ -1,4 +1,5 @@
-"""A server the HTTP benchmark starts: a child process on 127.0.0.1, ready when its /readyz says 200.
+"""A server process on 127.0.0.1, ready when its /readyz says 200 (the HTTP benchmark's, and the
+tests' real servers).
 
 Its output goes to a log file (shown when it fails); ``stop`` sends SIGTERM and waits
 (SIGKILL only after ``grace_s``), so no server outlives the benchmark. ``cpu_seconds``
@@ -37,9 +38,13 @@ class ServerProcess:
         self.exit_code: int | None = None
         self.stop_seconds: float | None = None
 
-    def __enter__(self) -> ServerProcess:
+    def start(self) -> None:
+        """Start the command (its output to ``log_path``); ``stop()`` must follow."""
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:

@@ -7,28 +7,13 @@ servers were stopped.
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.smoke import run_smoke
 
 
 def test_http_load_smoke_drives_service_and_bare_app_and_stops_both(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http_load", "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "http_load.md").read_text().strip() in done.stdout  # the table printed is the table written
-    payload = json.loads((tmp_path / "http_load.json").read_text())
-    assert payload["smoke"] is True and payload["machine"]["cores"] >= 1 and payload["machine"]["torch"]
+    payload = run_smoke("http_load", tmp_path)  # also: the table printed is the table written, smoke size
     service, bare, size = payload["service"], payload["bare"], payload["size"]
 
     phases = {r["phase"]: r for r in service["phases"]}

@@ -7,30 +7,7 @@ Speed is never asserted here: only that the outputs exist and say what they shou
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_smoke(name: str, out: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    markdown = (out / f"{name}.md").read_text()
-    assert markdown.strip() in done.stdout  # the table printed is the table written
-    payload = json.loads((out / f"{name}.json").read_text())
-    assert payload["smoke"] is True
-    assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"]
-    return payload
+from tests.benchmarks.smoke import run_smoke
 
 
 def test_throughput_smoke_measures_every_way_and_counts_memory(tmp_path):

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -18,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from benchmarks.server_process import ServerProcess, free_port
 from service.app import create_app
 from service.settings import Settings
 
@@ -76,48 +73,6 @@ def client_for(
     return build
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """A real ``tbptt-online serve`` (or any command) on 127.0.0.1:port; stopped by the fixture."""
-
-    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log = log
-        self._log_file = log.open("wb")
-        self.process = subprocess.Popen(command, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready after {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> int:
-        """SIGTERM (graceful), then the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log_file.close()
-        return self.process.returncode
-
-
 def console_script(name: str) -> str:
     """The installed console script, found next to this interpreter first."""
     found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -147,6 +102,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         server = ServerProcess(
             command or [console_script("tbptt-online"), "serve"], env, port, tmp_path / f"server-{port}.log"
         )
+        server.start()
         started.append(server)
         server.wait_ready()
         return server

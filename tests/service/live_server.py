@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .conftest import SMALL_MODEL, ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port
+
+from .conftest import SMALL_MODEL
 
 
 @contextmanager
@@ -26,9 +28,10 @@ def running_server(state_dir: Path, **settings_env: str) -> Iterator[ServerProce
     env.update(settings_env)
     env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir / "state")})
     server = ServerProcess([sys.executable, "-m", "service.cli", "serve"], env, port, state_dir / "server.log")
+    server.start()
     try:
         server.wait_ready()
         yield server
     finally:
         code = server.stop()
-    assert code in (0, -signal.SIGTERM), f"server exited with {code}:\n{server.log.read_text()}"
+    assert code in (0, -signal.SIGTERM), f"server exited with {code}:\n{server.log_path.read_text()}"

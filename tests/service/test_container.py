@@ -111,11 +111,11 @@ def test_the_container_command_serves_the_app(start_server, tmp_path) -> None:
     check = [part.replace(":8000/", f":{server.port}/") for part in check]
     assert subprocess.run(check, timeout=30).returncode == 0
     assert state_dir.is_dir()
-    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         posted = client.post("/v1/models/default/observations", json={"series": "a", "value": 1.0})
         assert posted.status_code == 200 and posted.json()["results"][0]["step"] == 1
         info = client.get("/v1/models/default").json()
         assert info["config"]["hidden_size"] == json.loads(environment["TBPTT_DEFAULT_MODEL"])["hidden_size"]
     assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once it has shut down cleanly
-    assert "Application shutdown complete" in server.log.read_text()
+    assert "Application shutdown complete" in server.log_path.read_text()

@@ -128,7 +128,7 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_observation(start
                 "TBPTT_LOG_SYNC": "interval" if round_ % 2 else "batch",
             }  # a crash loses nothing in either
             server = await anyio.to_thread.run_sync(lambda e=round_env: start_server(FAULTY_SERVER, e, state_dir))
-            link.url = server.base_url
+            link.url = server.url
             link.up.set()
             if window == "checkpoint write":
                 (fault_dir / "slow-checkpoints").touch()
@@ -150,15 +150,15 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_observation(start
                 (fault_dir / switch).unlink(missing_ok=True)
             read_log(state_dir / "events.sqlite3", records)
             last_seq_at_kill.append(max(records))
-            logs.append(server.log)
+            logs.append(server.log_path)
 
         server = await anyio.to_thread.run_sync(lambda: start_server(FAULTY_SERVER, env, state_dir))
-        link.url = server.base_url
+        link.url = server.url
         link.up.set()
         await asyncio.sleep(1.0)
         stop.set()
         await asyncio.gather(*tasks)
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             names = [n for names in clients for n in names]
             counts = {n: (await http.get(f"/v1/models/default/series/{n}")).json()["count"] for n in names}
             forecasts = {
@@ -223,7 +223,7 @@ async def test_sigterm_finishes_requests_in_flight_and_writes_a_final_checkpoint
 
     async def client(names: list[str], seed: int) -> None:
         nxt = dict.fromkeys(names, 0)
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             for i in range(10_000):
                 body = [{"series": n, "value": value_at(n, nxt[n]), "timestamp": T0 + nxt[n]} for n in names]
                 key = seed * 100_000 + i
@@ -252,7 +252,7 @@ async def test_sigterm_finishes_requests_in_flight_and_writes_a_final_checkpoint
     code = await anyio.to_thread.run_sync(server.process.wait)
     assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it shut down gracefully
     assert caught_in_flight and all(outcomes[key] == 200 for key in caught_in_flight)  # finished, not dropped
-    log_text = server.log.read_text()
+    log_text = server.log_path.read_text()
     final = re.search(r"checkpoint \S+checkpoint-\d+\.ckpt written", log_text)
     assert final and log_text.index("Shutting down") < final.start()  # the final checkpoint, after the drain
     with EventLog(state_dir / "events.sqlite3") as log:
@@ -261,7 +261,7 @@ async def test_sigterm_finishes_requests_in_flight_and_writes_a_final_checkpoint
 
     (fault_dir / "slow-updates").unlink()
     restarted = await anyio.to_thread.run_sync(lambda: start_server(FAULTY_SERVER, env, state_dir))
-    async with httpx.AsyncClient(base_url=restarted.base_url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=restarted.url, timeout=60) as http:
         for name, count in acked.items():
             assert (await http.get(f"/v1/models/default/series/{name}")).json()["count"] == count
-    assert f"replayed 0 log record(s) up to seq {last}" in restarted.log.read_text()
+    assert f"replayed 0 log record(s) up to seq {last}" in restarted.log_path.read_text()

@@ -102,7 +102,7 @@ def artifact_path(tmp_path: Path) -> Path:
 def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
     browser, server: ServerProcess, tmp_path: Path
 ) -> None:
-    with Client(server.base_url) as client:
+    with Client(server.url) as client:
         client.observe_many("default", [("sensor-1", 20 + 5 * math.sin(i / 4), T0 + 60 * i) for i in range(60)])
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     problems: list[str] = []
@@ -112,13 +112,13 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")  # poll every half second
     try:
-        page.goto(f"{server.base_url}/#model=default&series=sensor-1")
+        page.goto(f"{server.url}/#model=default&series=sensor-1")
         page.wait_for_selector('#chart svg[data-last-step="60"]', timeout=15_000)
         assert page.locator("#chart circle.observed-dot").count() == 60
         assert page.locator("#series li.selected").inner_text() == "sensor-1"
         assert page.locator("#forecast-table tbody tr").count() == 24  # the default horizon
 
-        with Client(server.base_url) as client:
+        with Client(server.url) as client:
             posted = client.observe("default", "sensor-1", 31.25, timestamp=T0 + 60 * 60)
         page.wait_for_selector('#chart circle[data-step="61"][data-value="31.25"]', timeout=15_000)
         assert posted.step == 61

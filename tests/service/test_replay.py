@@ -77,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def model(server: ServerProcess, request: pytest.FixtureRequest) -> str:
     """A fresh model (SMALL_MODEL) for each test, named after it."""
     name = "m-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
-    with Client(server.base_url) as client:
+    with Client(server.url) as client:
         client.create_model(name, **SMALL_MODEL)
     return name
 
@@ -89,9 +89,9 @@ def test_an_interrupted_replay_resumed_feeds_every_row_exactly_once(
     source = source_of(write_csv(tmp_path / "metrics.csv", with_time), with_time)
     total = len(SERIES) * ROWS_PER_SERIES
     interrupting = InterruptingTransport(posts_before=3)
-    with Client(server.base_url, transport=interrupting, retries=0) as client, pytest.raises(TransportFailure):
+    with Client(server.url, transport=interrupting, retries=0) as client, pytest.raises(TransportFailure):
         replay(client, source, model, batch_size=7, progress=False)
-    with Client(server.base_url) as client:
+    with Client(server.url) as client:
         resumed = replay(client, source, model, batch_size=7, progress=False)
         client.create_model(f"{model}-ref", **SMALL_MODEL)
         reference = replay(client, source, f"{model}-ref", batch_size=7, progress=False)
@@ -105,7 +105,7 @@ def test_an_interrupted_replay_resumed_feeds_every_row_exactly_once(
 
 def test_a_finished_replay_run_again_sends_nothing(server: ServerProcess, model: str, tmp_path: Path) -> None:
     source = source_of(write_csv(tmp_path / "metrics.csv"))
-    with Client(server.base_url) as client:
+    with Client(server.url) as client:
         first = replay(client, source, model, batch_size=50, progress=False)
         again = replay(client, source, model, batch_size=50, progress=False)
     assert (again.sent, again.skipped) == (0, first.sent)
@@ -117,7 +117,7 @@ def test_a_row_the_server_refuses_is_reported_with_its_line(server: ServerProces
     path.write_text(
         "timestamp,host,cpu\n100,a,1.0\n160,a,2.0\n220,b,3.0\n160,b,9.0\n"  # line 5: b goes back in time
     )
-    with Client(server.base_url) as client:
+    with Client(server.url) as client:
         with pytest.raises(ReplayError, match=r"bad\.csv, line 5: .*409.*older") as error:
             replay(client, source_of(path), model, batch_size=2, progress=False)
         assert client.list_series(model).series == ["a"]  # the refused batch (lines 4-5) was not applied
@@ -130,7 +130,7 @@ def test_a_malformed_cell_stops_the_replay_before_anything_is_sent(
 ) -> None:
     path = tmp_path / "typo.csv"
     path.write_text("timestamp,host,cpu\n100,a,1.0\n160,a,2.0\n220,a,abc\n")
-    with Client(server.base_url) as client:
+    with Client(server.url) as client:
         with pytest.raises(ValueError, match=r"typo\.csv, line 4, column 'cpu': 'abc' is invalid"):
             replay(client, source_of(path), model, progress=False)
         assert client.list_series(model).total == 0  # the whole file is checked first
@@ -154,7 +154,7 @@ def test_replay_and_forecast_commands_print_the_error_table_and_the_forecast(
     server: ServerProcess, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_csv(tmp_path / "metrics.csv")
-    common = ["--url", server.base_url]
+    common = ["--url", server.url]
     replay_args = [str(path), "--series-column", "host", "--time-column", "timestamp", "--value-column", "cpu"]
     args = parse(["replay", *replay_args, "--model", model, "--batch-size", "40", "--no-progress", *common])
     assert args.handler(args) == 0

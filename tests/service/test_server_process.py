@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 async def test_a_real_server_applies_concurrent_clients_once_and_in_order(start_server) -> None:
     server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": json.dumps(FROZEN), "TBPTT_MICROBATCH_MAX_WAIT_MS": "5"})
     all_streams = make_streams(seed=5, clients=6, series_per_client=2, length=16)
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         per_client = await asyncio.gather(*(run_client(client, s, seed=20 + i) for i, s in enumerate(all_streams)))
         counts = {
             name: (await client.get(f"/v1/models/default/series/{name}")).json()["count"]
@@ -41,7 +41,7 @@ async def test_a_real_server_applies_concurrent_clients_once_and_in_order(start_
             assert counts[name] == len(values)
     assert 'tbptt_observations_total{model="default"} 192.0' in metrics  # 6 x 2 x 16, retries excluded
     assert server.stop() in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in server.log.read_text()
+    assert "Application shutdown complete" in server.log_path.read_text()
 
 
 async def test_a_real_server_refuses_a_streamed_body_over_the_limit(start_server) -> None:
@@ -52,7 +52,7 @@ async def test_a_real_server_refuses_a_streamed_body_over_the_limit(start_server
         for start in range(0, len(body), 1024):
             yield body[start : start + 1024]
 
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         response = await client.post(
             "/v1/models/default/observations", content=chunks(), headers={"content-type": "application/json"}
         )

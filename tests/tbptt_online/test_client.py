@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.server_process import ServerProcess, free_port
 from service.app import create_app
 from service.settings import Settings
 from tbptt_online import Forecaster, ForecasterConfig
@@ -25,7 +26,7 @@ from tbptt_online.client import (
     Unauthorized,
     Unprocessable,
 )
-from tests.service.conftest import SMALL_MODEL, ServerProcess, free_port
+from tests.service.conftest import SMALL_MODEL
 from tests.service.live_server import running_server
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tbptt_online"
@@ -216,7 +217,7 @@ async def test_503_is_retried_for_reads_and_not_for_untimestamped_observations(t
 
 # -- the sync client, against a real server process --------------------------------------------------
 def test_sync_client_talks_to_a_real_server(live_server: ServerProcess) -> None:
-    with Client(live_server.base_url) as client:
+    with Client(live_server.url) as client:
         assert client.ready()
         results = client.observe_many("default", [("cpu", 10.0 + i, T0 + 60 * i) for i in range(6)], batch_size=4)
         assert [r.step for r in results] == [1, 2, 3, 4, 5, 6]
@@ -230,9 +231,9 @@ def test_sync_client_talks_to_a_real_server(live_server: ServerProcess) -> None:
 def test_timestamped_observations_are_retried_and_applied_exactly_once(live_server: ServerProcess, mode: str) -> None:
     flaky = FlakyTransport(httpx.HTTPTransport(), fail=2, mode=mode)
     series = f"retry-{mode}"
-    with Client(live_server.base_url, transport=flaky, retries=3, backoff=0) as client:
+    with Client(live_server.url, transport=flaky, retries=3, backoff=0) as client:
         result = client.observe("default", series, 4.2, timestamp=T0)
-    with Client(live_server.base_url) as client:
+    with Client(live_server.url) as client:
         again = client.observe("default", series, 4.2, timestamp=T0)  # the server's idempotent answer
         assert client.series_stats("default", series).count == 1  # even with 'lost', applied once
     assert flaky.requests == 3 and result.step == 1 and again == result
@@ -241,11 +242,11 @@ def test_timestamped_observations_are_retried_and_applied_exactly_once(live_serv
 def test_an_untimestamped_observation_is_never_resent(live_server: ServerProcess) -> None:
     flaky = FlakyTransport(httpx.HTTPTransport(), fail=1, mode="lost")
     with (
-        Client(live_server.base_url, transport=flaky, retries=3, backoff=0) as client,
+        Client(live_server.url, transport=flaky, retries=3, backoff=0) as client,
         pytest.raises(TransportFailure, match="ReadError"),
     ):
         client.observe("default", "untimed", 1.0)
-    with Client(live_server.base_url) as client:
+    with Client(live_server.url) as client:
         assert client.series_stats("default", "untimed").count == 1  # applied once; the client did not resend it
     assert flaky.requests == 1
 

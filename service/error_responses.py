@@ -1,8 +1,8 @@
 """How errors become responses: always ``{"detail": "<message naming the problem>", ...}``.
 
 Request validation errors (FastAPI's 422) are rewritten from pydantic's list into
-one message naming the field, plus ``index`` when an observation is at fault and
-the full ``errors`` list.
+one message naming the field, plus ``index`` when an observation is at fault, the
+first ``MAX_LISTED_ERRORS`` of pydantic's ``errors`` and their total ``error_count``.
 
 >>> describe_location(("body", "batch", "observations", 3, "value"))
 ('observations[3].value', 3)
@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from service.errors import ApiError, NotReady
 
+MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 _SOURCES = ("body", "query", "path", "header", "cookie")
 _BODY_TAGS = ("batch", "single")  # the discriminated union of the observations body
 
@@ -61,8 +62,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         if index is not None:
             body["index"] = index
     body["errors"] = [
-        {"loc": list(map(str, e.get("loc", ()))), "msg": _message(e), "type": e.get("type")} for e in errors
+        {"loc": list(map(str, e.get("loc", ()))), "msg": _message(e), "type": e.get("type")}
+        for e in errors[:MAX_LISTED_ERRORS]
     ]
+    body["error_count"] = len(errors)
     return JSONResponse(body, status_code=422)
 
 

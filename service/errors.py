@@ -12,7 +12,22 @@ raised wherever the problem is found (a route, the model worker) and rendered as
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 4, 4
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
+
+
+def quoted(value: Any) -> str:
+    """A bad value as an error message shows it: ``repr`` cut short in length and depth, so a
+    1,000-deep list is no ``RecursionError`` (a 500) and a 10^6-element one no 8 MB message.
+
+    >>> quoted([[[[1.0]]]]), quoted(list(range(10**6))), quoted("x" * 100)[:12]
+    ('[[[...]]]', '[0, 1, 2, 3, ...]', "'xxxxxxxxxxx")
+    """
+    return _SHORT.repr(value)
 
 
 class StorageFullError(OSError):

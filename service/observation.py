@@ -19,6 +19,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from service.errors import quoted
 from tbptt_online.values import Value
 
 
@@ -36,14 +37,16 @@ def parse_timestamp(raw: Any) -> float:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         seconds = float(raw)
         if not math.isfinite(seconds):
-            raise ValueError(f"timestamp {raw!r} is invalid: must be a finite number")
+            raise ValueError(f"timestamp {quoted(raw)} is invalid: must be a finite number")
         return seconds
     if isinstance(raw, str):
         try:
             moment = datetime.fromisoformat(raw)
         except ValueError:
-            raise ValueError(f"timestamp {raw!r} is invalid: must be unix seconds or an ISO-8601 date-time") from None
+            raise ValueError(
+                f"timestamp {quoted(raw)} is invalid: must be unix seconds or an ISO-8601 date-time"
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
-    raise ValueError(f"timestamp {raw!r} is invalid: must be unix seconds or an ISO-8601 date-time")
+    raise ValueError(f"timestamp {quoted(raw)} is invalid: must be unix seconds or an ISO-8601 date-time")

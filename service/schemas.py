@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
+from service.errors import quoted
 from service.observation import Observation, parse_timestamp
 from tbptt_online.series_store import MAX_NAME_LENGTH
 
@@ -30,13 +31,13 @@ Row = float | list[float | None] | None  # as the library formats values: a floa
 
 def _finite(item: Any, value: Any) -> float:
     if isinstance(item, bool) or not isinstance(item, int | float):
-        raise ValueError(f"{value!r} is not a number, a list of numbers or null")
+        raise ValueError(f"{quoted(value)} is not a number, a list of numbers or null")
     try:
         number = float(item)
     except OverflowError:
-        raise ValueError(f"{value!r} is too large for a 64-bit float") from None
+        raise ValueError(f"{quoted(value)} is too large for a 64-bit float") from None
     if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not finite; only finite numbers or null")
+        raise ValueError(f"{quoted(value)} is not finite; only finite numbers or null")
     return number
 
 

@@ -14,8 +14,22 @@ from typing import Any
 CELLS = ("gru", "lstm", "rnn")
 MODES = ("stateful", "stateless")
 OPTIMIZERS = ("sgd", "adam", "adamw")
-LOSSES = ("gaussian", "mse")
+LOSSES = ("gaussian", "mse", "absolute")
 DTYPES = ("float32", "float64")
+MAX_LEVEL = 1 - 1e-9  # an interval level closer to 1 has no finite quantile in float64
+
+
+def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
+    """``season_length``: "auto", None, an int or a list of at most two ints in [2, max_season_length],
+    kept as a sorted tuple."""
+    if value is None or value == "auto":
+        return value
+    items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(items, list | tuple) or not 1 <= len(items) <= 2:
+        raise _bad("season_length", value, 'must be "auto", null, an integer or a list of one or two integers')
+    for item in items:
+        _check_int("season_length", item, 2, longest)
+    return tuple(sorted(items))
 
 
 def _bad(field: str, value: Any, allowed: str) -> ValueError:
@@ -81,6 +95,11 @@ class ForecasterConfig:
     history_size: int | None = None
     interval_level: float = 0.9
     residual: bool = True
+    hybrid: bool = True
+    season_length: int | list[int] | tuple[int, ...] | str | None = "auto"
+    max_season_length: int = 336
+    calibrated_horizon: int = 12
+    warmup_updates: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice("cell", self.cell, CELLS)
@@ -104,6 +123,15 @@ class ForecasterConfig:
         if self.history_size is not None:
             _check_int("history_size", self.history_size, self.k2, 1_000_000)
         _check_real("interval_level", self.interval_level, 0.0, strict=True, high=1.0)
+        if self.interval_level > MAX_LEVEL:  # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite)
+            raise _bad("interval_level", self.interval_level, f"must be in (0, {MAX_LEVEL}]")
+        if not isinstance(self.hybrid, bool):
+            raise _bad("hybrid", self.hybrid, "must be true or false")
+        _check_int("max_season_length", self.max_season_length, 2, 10_000)
+        _check_int("calibrated_horizon", self.calibrated_horizon, 1, 1_000)
+        object.__setattr__(self, "season_length", _season_length(self.season_length, self.max_season_length))
+        if self.warmup_updates is not None:
+            _check_int("warmup_updates", self.warmup_updates, 0, self.k2)
 
     @property
     def resolved_history_size(self) -> int:
@@ -122,6 +150,33 @@ class ForecasterConfig:
     def output_size(self) -> int:
         """Width of ``predict``'s output: the mean, plus a variance head for gaussian."""
         return 2 * self.n_features if self.loss == "gaussian" else self.n_features
+
+    @property
+    def input_size(self) -> int:
+        """Width of the network's input: the value, or the hybrid's features of each feature."""
+        from tbptt_online.hybrid import FEATURES
+
+        return FEATURES * self.n_features if self.hybrid else self.n_features
+
+    @property
+    def resolved_warmup_updates(self) -> int:
+        """Stateful mode updates at every value up to this step (default: ``k2``, at most 32)."""
+        if self.warmup_updates is not None:
+            return self.warmup_updates
+        return min(self.k2, 32) if self.mode == "stateful" else 0
+
+    @property
+    def season_table_size(self) -> int:
+        """Seasonal indices kept per season: the longest season that can be used."""
+        if self.season_length == "auto":
+            return self.max_season_length
+        return max([2, *(self.season_length or ())])
+
+    @property
+    def values_ring_size(self) -> int:
+        """Raw values kept per series by the hybrid: three of the longest season (enough to
+        find it and to difference twice by it), or 32 without seasons."""
+        return 3 * self.season_table_size + 3 if self.season_length else 32
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -67,6 +67,7 @@ class TBPTTEngine:
         self,
         start: State,
         x: torch.Tensor,
+        y: torch.Tensor,
         mask: torch.Tensor,
         active_from: torch.Tensor,
         loss_steps: int,
@@ -76,20 +77,21 @@ class TBPTTEngine:
 
         start [B, layers, H] (or (h, c)): the state before each window's first value,
             already detached: the gradient stops here (the truncation).
-        x, mask [L, B, d]: the windows, aligned at their last step; row i is real from
+        x [L, B, i]: the inputs fed; y, mask [L, B, d]: the targets the forecasts are
+            scored against. Windows are aligned at their last step; row i is real from
             ``active_from[i]`` on and padding before (its state stays ``start`` there).
         loss_steps m: the losses of the last m steps of every window are summed.
         base [m, B, d]: added to the mean of those m forecasts (the residual head's last
             input before each scored value), or None.
         """
         net = self.network
-        length, batch, d = x.shape
+        length, batch, d = y.shape
         hidden = states_before(net, start, x, active_from, length - loss_steps)  # [m, B, H] h_{s-1} per scored s
         # One predict and one loss over all scored steps at once: [m * B, ...], step-major.
         pred = net.predict_top(hidden.reshape(loss_steps * batch, -1))  # [m * B, p]
         if base is not None:
             pred = shift_mean(pred, base.reshape(-1, d))
-        targets = x[length - loss_steps :].reshape(-1, d)  # [m * B, d]
+        targets = y[length - loss_steps :].reshape(-1, d)  # [m * B, d]
         observed = mask[length - loss_steps :].reshape(-1, d)
         losses = step_loss(pred, targets, observed, self.config.loss).view(loss_steps, batch)  # [m, B]
         return losses.sum(dim=0).mean()  # window sums [B], then their mean
@@ -98,6 +100,7 @@ class TBPTTEngine:
         self,
         start: State,
         x: torch.Tensor,
+        y: torch.Tensor,
         mask: torch.Tensor,
         active_from: torch.Tensor,
         loss_steps: int,
@@ -111,7 +114,7 @@ class TBPTTEngine:
         self.attempts += 1
         self.optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            loss = self.window_loss(start, x, mask, active_from, loss_steps, base)
+            loss = self.window_loss(start, x, y, mask, active_from, loss_steps, base)
             loss_value = float(loss.detach())
             grad_norm = math.nan
             ok = math.isfinite(loss_value)

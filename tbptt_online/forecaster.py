@@ -15,12 +15,14 @@ sums of all k2 steps), and forecasts from a fresh state run over the last k2 val
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
 import torch
 
+from tbptt_online import experts, hybrid
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
 from tbptt_online.intervals import served_rows, z_value
@@ -35,8 +37,20 @@ from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the hybrid (experts, combination, calibration) and the warm-up updates
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
+
+
+def loss_steps(steps: torch.Tensor, k1: int, k2: int, warmup: int) -> torch.Tensor:
+    """m_t [B]: the steps an update at step t (t due: t <= warmup or t % k1 == 0) scores, the
+    steps since the previous update, at most k2: 1 during the warm-up (every value updates),
+    then min(k1, k2, t - warmup). Every loss is scored once when k2 >= k1.
+
+    >>> loss_steps(torch.tensor([1, 5, 8, 16, 24]), k1=8, k2=32, warmup=5).tolist()
+    [1, 1, 3, 8, 8]
+    """
+    since = torch.where(steps <= warmup, 1, torch.minimum(torch.full_like(steps, k1), steps - warmup))
+    return since.clamp(max=k2)
 
 
 def _check_name(series: Any, index: int) -> str:
@@ -77,6 +91,7 @@ class Forecaster:
         self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
         self.observations = 0  # values consumed by the model, all series together
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
+        self._hybrid_fields = [k for k in self.store.tensors if k.startswith(hybrid.PREFIXES)]
         self._frozen: tuple[int, RecurrentNetwork] | None = None
 
     # -- reading ------------------------------------------------------------------
@@ -167,6 +182,9 @@ class Forecaster:
 
     def _add_series(self, names: list[str]) -> None:
         slots = self.store.add(names)
+        if self.config.hybrid:  # nothing is known of a new series: no forecast of its first value
+            self.store.put(slots, served=torch.full((len(names), 4, self.config.n_features), math.nan))
+            return
         with torch.no_grad():
             state = self.network.initial_state(len(names))
             self._serve(slots, self.network.predict(state), self.store.get("stats", slots))  # the forecast of value 1
@@ -193,28 +211,35 @@ class Forecaster:
         if cfg.normalize:
             count, centre, m2 = welford_update(count, centre, m2, raw, mask)
             scale = std(count, m2)  # [B, d]
-            x = (raw - centre) / scale  # normalised with the stats including it
-        else:
-            x = raw
-        x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
-        residual = torch.where(mask, x - mean_n, 0.0)
-        scores = score_step(stats, raw, mask, *made, residual)  # [B, 8, d]
-        last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
-        stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
         before = st.get("steps", slots)  # [B] t - 1
         steps = before + 1  # [B] t after this value
+        rows = None
+        if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
+            rows = {k: st.get(k, slots) for k in self._hybrid_fields}
+            x, y, target_mask = self._hybrid_step(rows, raw, mask, made[0], stats, steps)
+            residual = y
+        else:
+            x = (raw - centre) / scale if cfg.normalize else raw  # normalised with the stats including it
+            x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
+            y, target_mask = x, mask
+            residual = torch.where(mask, x - mean_n, 0.0)
+        scored = mask & ~torch.isnan(made[0])  # the first value of a hybrid series had no forecast
+        scores = score_step(stats, raw, scored, *made, residual)  # [B, 8, d]
+        last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
+        stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
         st.put(slots, stats=stats, steps=steps)
         ring = before % cfg.ring_size  # [B] where step t lives: (t - 1) % R
-        x = x.to(self.dtype)  # [B, d] the network's input, as the history keeps it
+        x = x.to(self.dtype)  # [B, i] the network's input, as the history keeps it
         st.put_at("hist_x", (slots, ring), x)
-        st.put_at("hist_mask", (slots, ring), mask)
+        st.put_at("hist_y", (slots, ring), y.to(self.dtype))
+        st.put_at("hist_mask", (slots, ring), target_mask)
 
         if cfg.mode == "stateful":
             with torch.no_grad():
                 carried = self.network.advance(x, st.state("carried", slots))  # ĥ_t
             st.put_state("carried", slots, carried)
             self._store_anchors(slots, steps)
-            updated = steps % cfg.k1 == 0
+            updated = (steps % cfg.k1 == 0) | (steps <= cfg.resolved_warmup_updates)
             if bool(updated.any()):
                 self._update_stateful(slots[updated], steps[updated])
         else:
@@ -226,10 +251,71 @@ class Forecaster:
 
         with torch.no_grad():  # an update changed the weights, never the carried state
             next_pred = self.network.predict(carried)  # [B, p] with updated weights
-        if cfg.residual:
-            next_pred = shift_mean(next_pred, x)  # the change from x_t
-        nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
+        if rows is not None:
+            nxt = self._hybrid_serve(rows, slots, steps, next_pred).unbind(1)[1:]
+        else:
+            if cfg.residual:
+                next_pred = shift_mean(next_pred, x)  # the change from x_t
+            nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
         return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
+
+    # -- hybrid -------------------------------------------------------------------
+    def _hybrid_step(
+        self,
+        rows: dict[str, torch.Tensor],
+        raw: torch.Tensor,
+        mask: torch.Tensor,
+        made: torch.Tensor,
+        stats: torch.Tensor,
+        steps: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score, advance the experts, look for seasons; the network's input [B, F * d], its
+        target [B, d] and where the target is defined (see hybrid.py)."""
+        cfg = self.config
+        fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
+        y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
+        hybrid.score(rows, y, mask, steps, cfg.interval_level)
+        target, defined = hybrid.network_target(rows, y, mask)
+        experts.advance(rows, y, mask, steps)
+        self._seasons(rows, steps)
+        base = hybrid.base_forecast(rows, steps)  # [B, d]
+        rows["n_base"], rows["n_scale"] = base, experts.local_scale(rows)
+        return hybrid.network_input(rows, y, steps, target, base), target, defined
+
+    def _seasons(self, rows: dict[str, torch.Tensor], steps: torch.Tensor) -> None:
+        """Look for seasons at the detection steps ("auto"), or set the configured ones."""
+        cfg = self.config
+        if cfg.season_length is None:
+            return
+        if cfg.season_length == "auto":
+            due = hybrid.detection_due(steps)
+        else:
+            longest = max(cfg.season_length)
+            due = (steps == 1) | (steps == 2 * longest)
+        for at in torch.unique(steps[due]).tolist():
+            which = due & (steps == at)
+            idx = which.nonzero().squeeze(1)
+            part = {k: v[idx] for k, v in rows.items()}
+            if cfg.season_length == "auto":
+                hybrid.detect(part, steps[idx], cfg.season_table_size)
+            else:
+                periods = torch.tensor(list(cfg.season_length) + [0] * (2 - len(cfg.season_length)))
+                hybrid.set_seasons(part, steps[idx], periods.expand(len(idx), cfg.n_features, 2), torch.ones(len(idx), dtype=torch.bool))
+            for key, value in part.items():
+                rows[key] = rows[key].index_put((idx,), value)
+
+    def _hybrid_serve(
+        self, rows: dict[str, torch.Tensor], slots: torch.Tensor, steps: torch.Tensor, pred: torch.Tensor
+    ) -> torch.Tensor:
+        """Store the network's correction ``pred`` [B, p], combine, remember the origin's
+        forecasts; store and return the served one-step forecast [B, 4, d]."""
+        d = self.config.n_features
+        rows["n_correction"] = pred[:, :d].to(torch.float64)
+        every, mean = hybrid.members(rows, steps, self.config.calibrated_horizon)  # [B, Hc, E, d], [B, Hc, d]
+        hybrid.remember(rows, steps, every, mean)
+        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
+        self.store.put(slots, next_pred=pred, served=served, **rows)
+        return served
 
     # -- stateful -----------------------------------------------------------------
     def _store_anchors(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
@@ -242,18 +328,22 @@ class Forecaster:
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 
     def _update_stateful(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
-        """One replay for every series due: windows of min(t, k2) values aligned at t."""
+        """One replay for every series due: windows of min(t, k2) values aligned at t, each
+        scoring its last m_t steps (the steps since its previous update, see loss_steps)."""
         k1, k2 = self.config.k1, self.config.k2
-        m = min(k1, k2)
         lengths = steps.clamp(max=k2)  # [B] w = min(t, k2)
         length = int(lengths.max())
-        x, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
+        scored = loss_steps(steps, k1, k2, self.config.resolved_warmup_updates)  # [B] m_t
+        m = int(scored.max())
+        x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
+        # a row scoring fewer than m steps has its earlier ones left out of the loss
+        mask = mask & (torch.arange(length)[:, None] >= length - scored[None, :])[..., None]
         # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
         # stored from a no-grad forward): the value crosses the boundary, the gradient not.
         anchor = self.store.state("anchor", slots, steps // k1 % self.store.anchors)
         start = select_rows(steps > k2, anchor, self.network.initial_state(len(slots)))  # t <= k2: h_0
-        base = base[length - m :] if self.config.residual else None
-        self.engine.replay_update(start, x, mask, length - lengths, m, base)
+        base = base[length - m :] if self.config.residual and not self.config.hybrid else None
+        self.engine.replay_update(start, x, y, mask, length - lengths, m, base)
 
     # -- stateless ----------------------------------------------------------------
     def _update_stateless(self) -> bool:
@@ -265,10 +355,10 @@ class Forecaster:
         slots, ends = self.sampler(torch.where(live, steps, 0), cfg.resolved_history_size, cfg.k2, cfg.replay_batch)
         if len(slots) == 0:
             return False
-        x, mask, base = window(self.store.tensors, self.config.ring_size, slots, ends, cfg.k2)  # [k2, n, d] each
+        x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, ends, cfg.k2)  # [k2, n, .]
         start = self.network.initial_state(len(slots))  # every window from the fresh state
         zeros = torch.zeros(len(slots), dtype=torch.int64)
-        self.engine.replay_update(start, x, mask, zeros, cfg.k2, base if cfg.residual else None)
+        self.engine.replay_update(start, x, y, mask, zeros, cfg.k2, base if cfg.residual and not cfg.hybrid else None)
         return True  # ran (a non-finite one is skipped and counted, as in stateful mode)
 
     def _refresh_stateless(self, slots: torch.Tensor) -> State:
@@ -277,6 +367,15 @@ class Forecaster:
             state = fresh_state(self.network, self.store.tensors, self.config.ring_size, self.config.k2, slots)
         self.store.put_state("carried", slots, state)
         return state
+
+    def _rebuild_hybrid_served(self, slots: torch.Tensor) -> None:
+        """The served one-step forecasts, recomputed from the saved state as the tick made them."""
+        rows = {k: self.store.get(k, slots) for k in self._hybrid_fields}
+        steps = self.store.get("steps", slots)
+        _, mean = hybrid.members(rows, steps, 1)
+        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
+        served = torch.where((steps == 0)[:, None, None], math.nan, served)  # no value yet: no forecast
+        self.store.put(slots, served=served)
 
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -295,6 +394,12 @@ class Forecaster:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], sampler: WindowSampler | None = None) -> Forecaster:
+        if state.get("format") == 1:
+            raise ValueError(
+                "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
+                f"version (format {FORMAT_VERSION}): its model has no experts' state and learned under another update "
+                "rule. Re-create the model and send its series again."
+            )
         if state.get("format") != FORMAT_VERSION:
             raise ValueError(f"format={state.get('format')!r} is invalid: expected {FORMAT_VERSION}")
         forecaster = cls(ForecasterConfig.from_dict(state["config"]), sampler)
@@ -311,7 +416,10 @@ class Forecaster:
         self.store.load_state_dict(state["store"])
         live = torch.tensor(list(self.store.slots.values()), dtype=torch.int64)
         with torch.no_grad():  # the derived rows: the served forecasts, from what was saved
-            self._serve(live, self.store.get("next_pred", live), self.store.get("stats", live))
+            if self.config.hybrid:
+                self._rebuild_hybrid_served(live)
+            else:
+                self._serve(live, self.store.get("next_pred", live), self.store.get("stats", live))
         self.observations = int(state["observations"])
         if state["sampler"] is not None and hasattr(self.sampler, "generator"):
             self.sampler.generator.set_state(state["sampler"])

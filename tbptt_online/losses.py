@@ -31,7 +31,7 @@ def step_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind
     """Loss of one step per row: ``[B]``, the sum over the observed features divided by d.
 
     gaussian: 0.5 * (log var + (x - mean)^2 / var), the NLL without its constant;
-    mse: (x - mean)^2. A missing feature (mask False) contributes exactly zero, also
+    mse: (x - mean)^2; absolute: |x - mean| (twice the pinball loss of the median). A missing feature (mask False) contributes exactly zero, also
     to the gradient (``where`` rather than a product, so a NaN target cannot leak).
 
     >>> step_loss(torch.tensor([[1.0]]), torch.tensor([[3.0]]), torch.tensor([[True]]), "mse")
@@ -42,7 +42,10 @@ def step_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind
     d = target.shape[1]
     mean, var = split_prediction(pred, d)
     safe_target = torch.where(mask, target, mean.detach())  # [B, d]; missing -> zero error
-    sq = (safe_target - mean) ** 2
-    per_feature = sq if var is None else 0.5 * (torch.log(var) + sq / var)
+    if kind == "absolute":
+        per_feature = (safe_target - mean).abs()
+    else:
+        sq = (safe_target - mean) ** 2
+        per_feature = sq if var is None else 0.5 * (torch.log(var) + sq / var)
     per_feature = torch.where(mask, per_feature, torch.zeros_like(per_feature))
     return per_feature.sum(dim=1) / d

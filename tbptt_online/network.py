@@ -39,9 +39,12 @@ class RecurrentNetwork(nn.Module):
         self.hidden_size = config.hidden_size
         self.num_layers = config.num_layers
         cell_class = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}[config.cell]
-        sizes = [config.n_features] + [config.hidden_size] * (config.num_layers - 1)
+        sizes = [config.input_size] + [config.hidden_size] * (config.num_layers - 1)
         self.cells = nn.ModuleList(cell_class(size, config.hidden_size) for size in sizes)
         self.head = nn.Linear(config.hidden_size, config.output_size)
+        if config.hybrid:  # the hybrid's correction starts at 0: an untrained model serves the experts' forecast
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def _zeros(self, batch: int) -> torch.Tensor:
         weight = self.head.weight

@@ -32,14 +32,20 @@ from typing import Any
 
 import torch
 
+from tbptt_online import hybrid
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.hybrid import ORIGIN_RING
 from tbptt_online.network import State
 from tbptt_online.scoring import blank_stats
 
 MAX_NAME_LENGTH = 200
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
 DERIVED = ("served",)  # fields rebuilt on load, not saved
-PRIVATE = ("anchor_h", "anchor_c")  # read by updates only: in no snapshot, written in place
+PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no snapshot, written in place
+# The hybrid's large fields (a forecast reads them): written in place, except that the first
+# write after a snapshot (or a state_dict) copies the field first, so what was handed out
+# never changes (copy on write: a tick that follows no snapshot copies nothing).
+IN_PLACE = ("x_raw", "x_season", "x_ar_p", "c_loss")
 
 
 class SeriesStore:
@@ -52,6 +58,7 @@ class SeriesStore:
         self.names: list[str | None] = []
         self.free: list[int] = []
         self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
+        self.handed_out: set[str] = set()  # IN_PLACE fields a snapshot holds: copied before the next write
 
     # -- layout -----------------------------------------------------------------
     def _blank(self, n: int) -> dict[str, torch.Tensor]:
@@ -61,12 +68,17 @@ class SeriesStore:
         out = {
             "carried_h": torch.zeros(n, layers, hid, dtype=dt),
             "steps": torch.zeros(n, dtype=torch.int64),
-            "hist_x": torch.zeros(n, r, d, dtype=dt),
+            "hist_x": torch.zeros(n, r, cfg.input_size, dtype=dt),  # what the network was fed
+            "hist_y": torch.zeros(n, r, d, dtype=dt),  # what its forecast was scored against
             "hist_mask": torch.zeros(n, r, d, dtype=torch.bool),
             "stats": blank_stats(n, d),
             "next_pred": torch.zeros(n, cfg.output_size, dtype=dt),
             "served": torch.zeros(n, len(SERVED), d, dtype=torch.float64),
         }
+        if cfg.hybrid:
+            out.update(
+                hybrid.fields(n, d, cfg.values_ring_size, cfg.season_table_size, cfg.calibrated_horizon)
+            )
         if self.anchors:
             out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)
         if self.lstm:
@@ -124,6 +136,7 @@ class SeriesStore:
     def snapshot(self) -> dict[str, torch.Tensor]:
         """The fields a forecast may read, as they are now; later ticks replace them, never
         change them (the ``PRIVATE`` ones, which they do change, are left out)."""
+        self.handed_out.update(k for k in IN_PLACE if k in self.tensors)
         return {k: v for k, v in self.tensors.items() if k not in PRIVATE}
 
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
@@ -133,8 +146,8 @@ class SeriesStore:
             current = self.tensors[field]
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
-            if field in PRIVATE:
-                current.index_copy_(0, slots, value)
+            if field in PRIVATE or field in IN_PLACE:
+                self._writable(field).index_copy_(0, slots, value)
             else:
                 self.tensors[field] = current.index_copy(0, slots, value)
 
@@ -144,10 +157,17 @@ class SeriesStore:
         current = self.tensors[field]
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
-        if field in PRIVATE:
-            current.index_put_(index, value)
+        if field in PRIVATE or field in IN_PLACE:
+            self._writable(field).index_put_(index, value)
         else:
             self.tensors[field] = current.index_put(index, value)
+
+    def _writable(self, field: str) -> torch.Tensor:
+        """The field's tensor, copied first if a snapshot holds it (copy on write)."""
+        if field in self.handed_out:
+            self.tensors[field] = self.tensors[field].clone()
+            self.handed_out.discard(field)
+        return self.tensors[field]
 
     def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
         """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""
@@ -164,6 +184,7 @@ class SeriesStore:
         # The PRIVATE fields are copied: later ticks write them in place, and the state may be
         # saved on another thread (the service's checkpoints).
         tensors = {k: v.clone() if k in PRIVATE else v for k, v in self.tensors.items() if k not in DERIVED}
+        self.handed_out.update(k for k in IN_PLACE if k in self.tensors)
         return {"names": list(self.names), "free": list(self.free), "tensors": tensors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -191,18 +212,20 @@ class SeriesStore:
             else tensors[k]
             for k, v in self._blank(0).items()
         }
+        self.handed_out = {k for k in IN_PLACE if k in self.tensors}  # the caller's: copied before a write
 
 
 def window(
     tensors: dict[str, torch.Tensor], ring_size: int, slots: torch.Tensor, last: torch.Tensor, length: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``length`` values of each series ending at step ``last`` [B], read from the
-    history ring of ``tensors`` (a store's, or a snapshot's): x and mask [L, B, d] (mask
-    False before step 1: padding), and base [L, B, d], the input before each value (0
-    before step 2: the residual head's base)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``length`` steps of each series ending at step ``last`` [B], read from the
+    history ring of ``tensors`` (a store's, or a snapshot's): the inputs x [L, B, i], the
+    targets y and mask [L, B, d] (mask False before step 1: padding), and base [L, B, d],
+    the target before each step (0 before step 2: the residual head's base)."""
     step_of = last[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
-    hist_x, hist_mask = tensors["hist_x"], tensors["hist_mask"]
-    x = hist_x[slots[None, :], (step_of - 1) % ring_size]  # [L, B, d]
+    hist_x, hist_y, hist_mask = tensors["hist_x"], tensors["hist_y"], tensors["hist_mask"]
+    x = hist_x[slots[None, :], (step_of - 1) % ring_size]  # [L, B, i]
+    y = hist_y[slots[None, :], (step_of - 1) % ring_size]  # [L, B, d]
     mask = hist_mask[slots[None, :], (step_of - 1) % ring_size] & (step_of >= 1)[..., None]
-    base = hist_x[slots[None, :], (step_of - 2) % ring_size] * (step_of >= 2)[..., None]  # x_{s-1}
-    return x, mask, base
+    base = hist_y[slots[None, :], (step_of - 2) % ring_size] * (step_of >= 2)[..., None]  # y_{s-1}
+    return x, y, mask, base

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
-from tbptt_online.config import ForecasterConfig
+from tbptt_online import calibration, experts, hybrid
+from tbptt_online.config import MAX_LEVEL, ForecasterConfig
 from tbptt_online.intervals import predictive, to_units, widening, z_value
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.normalizer import std
@@ -26,8 +27,9 @@ ForecastRequest = tuple[str, int] | tuple[str, int, float | None]  # (series, ho
 
 
 def check_level(level: float) -> float:
-    if isinstance(level, bool) or not isinstance(level, int | float) or not 0.0 < level < 1.0:
-        raise ValueError(f"level={level!r} is invalid: must be a number in (0, 1)")
+    # fix: a level within 1e-16 of 1 has no finite quantile (it failed a whole batch of forecasts)
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0.0 < level <= MAX_LEVEL:
+        raise ValueError(f"level={level!r} is invalid: must be a number in (0, {MAX_LEVEL}]")
     return float(level)
 
 
@@ -126,6 +128,9 @@ class ForecasterView:
         steps = tensors["steps"][slots]  # [B]
         stats = tensors["stats"][slots]  # [B, F, d]
         with torch.inference_mode():  # nothing here is ever differentiated; only lists leave
+            if cfg.hybrid:
+                rows = _hybrid_forecasts(tensors, slots, steps, horizon, [level for *_, level in requests], cfg)
+                return self._answers(requests, rows, steps)
             if cfg.mode == "stateless":  # a fresh run with this view's weights (see fresh_state)
                 state = fresh_state(self.network, tensors, cfg.ring_size, cfg.k2, slots)
             else:
@@ -134,7 +139,7 @@ class ForecasterView:
             last = tensors["hist_x"][slots, (steps - 1) % cfg.ring_size]  # [B, d] x_t, normalised
             preds = roll_out(self.network, state, last, horizon, cfg.residual)  # [H, B, p]
             resid_sq, score_n = stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]]  # [B, d] each
-            widen = widening(horizon) if cfg.loss == "mse" else 1.0  # only the mse interval widens
+            widen = widening(horizon) if cfg.loss != "gaussian" else 1.0  # only a point forecast's interval widens
             mean, sd = predictive(preds, d, resid_sq, score_n, widen)  # [H, B, d] each
             levels = {level for *_, level in requests}
             z = z_value(levels.pop()) if len(levels) == 1 else _quantiles([level for *_, level in requests])
@@ -142,6 +147,9 @@ class ForecasterView:
             if cfg.normalize:
                 norm = stats[:, STAT["norm_mean"]], std(stats[:, STAT["norm_count"]], stats[:, STAT["norm_m2"]])
             rows = _by_row(torch.stack(to_units(mean, sd, z, norm)), d)  # per request: mean, lower, upper
+        return self._answers(requests, rows, steps)
+
+    def _answers(self, requests: list[tuple[int, str, int, float]], rows: list, steps: torch.Tensor) -> list[Forecast]:
         t = steps.tolist()
         return [
             Forecast(series, h, level, *(column[:h] for column in rows[b]), t[b], self.update_count)
@@ -170,6 +178,24 @@ class ForecasterView:
             coverage=ratio(t["covered"], t["score_n"]),
             interval_level=self.config.interval_level,
         )
+
+
+def _hybrid_forecasts(
+    tensors: dict[str, torch.Tensor],
+    slots: torch.Tensor,
+    steps: torch.Tensor,
+    horizon: int,
+    levels: list[float],
+    cfg: ForecasterConfig,
+) -> list[list[list[Row]]]:
+    """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row."""
+    rows = {k: v[slots] for k, v in tensors.items() if k.startswith(hybrid.PREFIXES)}
+    _, mean = hybrid.members(rows, steps, horizon)  # [B, H, d]
+    tracked = z_value(cfg.interval_level)
+    ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
+    half = calibration.half_widths(rows["c_q"], horizon, experts.local_scale(rows), ratio, tracked)
+    units = torch.stack([mean, mean - half, mean + half]).transpose(1, 2)  # [3, H, B, d]
+    return _by_row(units, cfg.n_features)
 
 
 def _quantiles(levels: list[float]) -> torch.Tensor:

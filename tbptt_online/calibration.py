@@ -1,0 +1,54 @@
+"""Intervals calibrated online at every horizon from the prequential errors.
+
+Per series, feature and horizon h, ``q_h`` tracks the ``level`` quantile of the absolute
+error of the served forecast made h steps before each value (adaptive conformal
+inference on the log scale, Gibbs & Candès 2021): after each scored target,
+
+    q_h <- q_h * exp(RATE * (1{|y - F| > q_h} - (1 - level)))
+
+so that the share of values outside ``F +- q_h`` is driven to ``1 - level``. The first
+scored error sets ``q_h = 2 |error|``; before any, ``q_h`` is taken from the shorter
+horizons (``q_1 sqrt(h)``), or from the local scale (``z sqrt(h) scale``). Another level
+``L`` is served as ``q_h z(L) / z(level)``; a horizon past the tracked ones as
+``q_H sqrt(h / H)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+RATE = 0.1
+FIRST = 2.0  # the first scored error sets q = FIRST * |error|
+
+
+def fold(q: torch.Tensor, error: torch.Tensor, scored: torch.Tensor, level: float, floor: torch.Tensor) -> torch.Tensor:
+    """q [B, H, d] after the absolute errors ``error`` [B, H, d] where ``scored``; ``floor``
+    [B, d] > 0 keeps q positive (a flat series).
+
+    >>> q = fold(torch.tensor([[[1.0]]]), torch.tensor([[[2.0]]]), torch.tensor([[[True]]]), 0.9, torch.ones(1, 1) * 1e-9)
+    >>> round(q.item(), 6) == round(math.exp(0.1 * 0.9), 6)
+    True
+    """
+    miss = (error > q).to(q.dtype)
+    stepped = q * torch.exp(RATE * (miss - (1.0 - level)))
+    started = torch.where(q > 0, stepped, FIRST * error)
+    return torch.where(scored, torch.maximum(started, floor[:, None]), q)
+
+
+def half_widths(q: torch.Tensor, horizon: int, scale: torch.Tensor, ratio: torch.Tensor, z: float) -> torch.Tensor:
+    """[B, H, d] half-widths for horizons 1..``horizon`` from q [B, Hq, d] (0 = not yet
+    tracked); ``ratio`` [B, 1, 1] or a float tensor: z(level asked) / z(level tracked);
+    ``scale`` [B, d] the local scale for a series with nothing scored; z: the tracked
+    level's normal quantile."""
+    tracked = q.shape[1]
+    h = torch.arange(1, horizon + 1, dtype=q.dtype).view(1, -1, 1)  # [1, H, 1]
+    first = q[:, :1]  # [B, 1, d]
+    fallback = torch.where(first > 0, first * h.sqrt(), z * scale[:, None] * h.sqrt())  # [B, H, d]
+    known = q[:, : min(horizon, tracked)]
+    if horizon > tracked:
+        beyond = q[:, -1:] * (h[:, tracked:] / tracked).sqrt()  # [B, H - Hq, d]
+        known = torch.cat([known, torch.where(beyond > 0, beyond, 0.0)], dim=1)
+    return torch.where(known > 0, known, fallback) * ratio
+

@@ -1,0 +1,279 @@
+"""The simple forecasters that stand beside the network: what a series gets from the start.
+
+Eleven experts per series and feature, all vectorised over series (rows ``[B, ...]``):
+
+- ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
+- additive exponential smoothing in the series' units: three levels (alpha 0.1, 0.3, 0.7)
+  and one damped trend (alpha 0.3, beta 0.1, phi 0.9), all plus up to two seasonal
+  components (Taylor's double-seasonal Holt-Winters; gamma 0.15) measured against the
+  alpha-0.3 level;
+- the same four in log units, i.e. multiplicative (``log_*``): active only while every
+  value of the series has been positive (the choice is made by the data, per series);
+- ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
+  series, z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}), on the lags 1, 2, 3, m, m + 1
+  of z: the SARIMA-like linear expert that follows short-term dynamics.
+
+The state of a series lives in the ``FIELDS`` rows of the series store. ``advance`` folds
+one value in; ``paths`` forecasts every expert ``H`` steps ahead without changing
+anything; ``reseason`` re-estimates the seasonal components when a season is found.
+The raw values ring holds value ``s`` (1-based step) at row ``(s - 1) % R``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NAMES = (
+    "naive",
+    "seasonal_naive",
+    "smooth_0.1",
+    "smooth_0.3",
+    "smooth_0.7",
+    "damped_trend",
+    "log_smooth_0.1",
+    "log_smooth_0.3",
+    "log_smooth_0.7",
+    "log_damped_trend",
+    "ar",
+)
+N_EXPERTS = len(NAMES)
+ALPHAS = (0.1, 0.3, 0.7, 0.3)  # the three levels, then the damped trend's level
+BETA, PHI, GAMMA = 0.1, 0.9, 0.15
+REFERENCE = 1  # seasonal indices are measured against the alpha-0.3 level
+SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
+AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
+AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
+AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spike cannot blow it up)
+
+
+def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor]:
+    """Blank rows for ``n`` series: [n, ...] each (see the module docstring)."""
+    f64 = torch.float64
+    return {
+        "x_raw": torch.zeros(n, ring, d, dtype=f64),  # the last R values (imputed where missing)
+        "x_period": torch.zeros(n, d, 2, dtype=torch.int64),  # season lengths, 0 = none
+        "x_scale": torch.zeros(n, d, dtype=f64),  # the local scale (0 = unknown)
+        "x_level": torch.zeros(n, 2, 4, d, dtype=f64),  # [units | log] x the four levels
+        "x_trend": torch.zeros(n, 2, d, dtype=f64),
+        "x_season": torch.zeros(n, 2, 2, d, max_season, dtype=f64),  # [units | log] x season 1, 2
+        "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0: log experts on
+        "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),
+        "x_ar_p": AR_PRIOR * torch.eye(AR_ORDER, dtype=f64).expand(n, d, AR_ORDER, AR_ORDER).clone(),
+    }
+
+
+def local_scale(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, d] the scale errors are measured in: the local scale, or 1e-9 relative to the
+    level while it is 0 (a flat series), never 0."""
+    level = rows["x_level"][:, 0, REFERENCE].abs()
+    return torch.maximum(rows["x_scale"], 1e-9 * (level + 1.0))
+
+
+def _ring_at(ring: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """Values at steps ``step`` [B, K, d] (1-based, >= 1) of the raw ring [B, R, d]: [B, K, d]."""
+    return torch.gather(ring, 1, (step - 1) % ring.shape[1])
+
+
+def _seasonal(season: torch.Tensor, period: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """The seasonal components at step ``step`` [B, K]: season [B, 2, 2, d, M], period [B, d, 2]
+    -> [B, K, 2 (space), d], the sum of both seasons (0 where a season is absent)."""
+    b, _, _, d, max_season = season.shape
+    total = season.new_zeros(b, step.shape[1], 2, d)
+    for j in range(2):
+        m = period[:, :, j]  # [B, d]
+        phase = step[:, :, None] % m.clamp(min=1)[:, None, :]  # [B, K, d]
+        index = phase.clamp(max=max_season - 1)[:, None, :, :].expand(b, 2, -1, -1)  # [B, 2, K, d]
+        table = season[:, :, j].transpose(2, 3)  # [B, 2, M, d]
+        value = torch.gather(table, 2, index).permute(0, 2, 1, 3)  # [B, K, 2, d]
+        total = total + torch.where((m > 0)[:, None, None, :], value, 0.0)
+    return total
+
+
+def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor) -> None:
+    """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
+    the rows, replacing their tensors (the caller writes them back to the store)."""
+    first = (step == 1)[:, None]  # [B, 1]
+    positive = rows["x_positive"] & (y > 0)
+    u = torch.stack([y, torch.where(y > 0, y, 1.0).log()], dim=1)  # [B, 2, d] units, log units
+    ring = rows["x_raw"]
+    previous = _ring_at(ring, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
+    change = torch.where(mask & ~first, (y - previous).abs(), 0.0)
+    scale = rows["x_scale"]
+    scale = torch.where(mask & ~first, torch.where(scale > 0, SCALE_DECAY * scale + (1 - SCALE_DECAY) * change, change), scale)
+    rows["x_raw"] = ring.index_put((torch.arange(len(step)), (step - 1) % ring.shape[1]), y)
+
+    # smoothing: levels and trend from the deseasonalised value, then the seasons
+    period, season = rows["x_period"], rows["x_season"]
+    s_now = torch.zeros_like(u)  # [B, 2, d] per season j below
+    parts = []
+    for j in range(2):
+        one = torch.zeros_like(period)
+        one[:, :, j] = period[:, :, j]
+        parts.append(_seasonal(season, one, step[:, None])[:, 0])  # [B, 2, d]
+        s_now = s_now + parts[-1]
+    level, trend = rows["x_level"], rows["x_trend"]  # [B, 2, 4, d], [B, 2, d]
+    alphas = torch.tensor(ALPHAS, dtype=y.dtype).view(1, 1, 4, 1)
+    prior = torch.cat([level[:, :, :3], (level[:, :, 3] + PHI * trend)[:, :, None]], dim=2)
+    new_level = alphas * (u - s_now)[:, :, None] + (1 - alphas) * prior
+    new_trend = BETA * (new_level[:, :, 3] - level[:, :, 3]) + (1 - BETA) * PHI * trend
+    new_level = torch.where(first[:, :, None, None], u[:, :, None].expand_as(new_level), new_level)
+    new_trend = torch.where(first[:, :, None], 0.0, new_trend)
+    reference = new_level[:, :, REFERENCE]  # [B, 2, d]
+    updated = season
+    rest = parts[1]
+    for j in range(2):
+        m = period[:, :, j]  # [B, d]
+        if not bool((m > 0).any()):
+            continue
+        value = GAMMA * (u - reference - rest) + (1 - GAMMA) * parts[j]  # [B, 2, d]
+        phase = (step[:, None] % m.clamp(min=1)).clamp(max=season.shape[-1] - 1)  # [B, d]
+        b_idx, d_idx = torch.meshgrid(torch.arange(len(step)), torch.arange(y.shape[1]), indexing="ij")
+        for space in range(2):
+            current = updated[b_idx, space, j, d_idx, phase]  # [B, d]
+            new = torch.where(m > 0, value[:, space], current)
+            updated = updated.index_put((b_idx, torch.full_like(b_idx, space), torch.full_like(b_idx, j), d_idx, phase), new)
+        rest = value  # the second season is measured against the updated first one
+    rows.update(x_level=new_level, x_trend=new_trend, x_season=updated, x_scale=scale, x_positive=positive)
+    _advance_ar(rows, mask, step)
+
+
+def _z_at(ring: torch.Tensor, period: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """z at steps ``at`` [B, K, d] from the raw ring, and whether it could be formed (every
+    value it needs is at a step >= 1 and still in the ring)."""
+    m = period[:, None, :, 0]  # [B, 1, d]
+    seasonal = m > 0
+    deepest = at - 1 - torch.where(seasonal, m, 0)
+    ok = (deepest >= 1) & (deepest > at.amax(dim=1, keepdim=True) - ring.shape[1])
+    safe = lambda s: _ring_at(ring, s.clamp(min=1))  # noqa: E731
+    z = safe(at) - safe(at - 1)
+    z = z - torch.where(seasonal, safe(at - m) - safe(at - m - 1), 0.0)
+    return torch.where(ok, z, 0.0), ok
+
+
+def _ar_lags(period: torch.Tensor) -> torch.Tensor:
+    """[B, 1, K, d]: the lags 1, 2, 3, m, m + 1 of the AR's inputs (the last two 0: unused,
+    where there is no season)."""
+    m = period[:, :, 0]  # [B, d]
+    fixed = torch.tensor([1, 2, 3], dtype=torch.int64).view(1, 3, 1).expand(len(m), 3, m.shape[1])
+    return torch.cat([fixed, m[:, None], (m + 1)[:, None]], dim=1)  # [B, K, d]
+
+
+def _advance_ar(rows: dict[str, torch.Tensor], mask: torch.Tensor, step: torch.Tensor) -> None:
+    """One recursive-least-squares step on z_t (normalised by the local scale)."""
+    ring, period = rows["x_raw"], rows["x_period"]
+    lags = _ar_lags(period)  # [B, K, d]
+    scale = local_scale(rows)[:, None, :]  # [B, 1, d]
+    z_t, ok_t = _z_at(ring, period, step[:, None, None].expand(-1, 1, mask.shape[1]))
+    inputs, ok = _z_at(ring, period, step[:, None, None] - lags)  # [B, K, d]
+    used = (lags > 0) & (period[:, None, :, 0] > 0) | (torch.arange(AR_ORDER).view(1, -1, 1) < 3)
+    phi = torch.where(used & ok, inputs / scale, 0.0).clamp(-AR_CLAMP, AR_CLAMP).transpose(1, 2)  # [B, d, K]
+    target = (z_t[:, 0] / scale[:, 0]).clamp(-AR_CLAMP, AR_CLAMP)  # [B, d]
+    theta, p = rows["x_ar"], rows["x_ar_p"]  # [B, d, K], [B, d, K, K]
+    p_phi = (p * phi[:, :, None, :]).sum(-1)  # [B, d, K]
+    gain = p_phi / (AR_FORGET + (phi * p_phi).sum(-1, keepdim=True))
+    error = (target - (theta * phi).sum(-1)).clamp(-AR_CLAMP, AR_CLAMP)
+    new_theta = theta + gain * error[..., None]
+    new_p = (p - gain[..., :, None] * p_phi[..., None, :]) / AR_FORGET
+    trace = new_p.diagonal(dim1=-2, dim2=-1).sum(-1)  # [B, d]
+    new_p = new_p * (AR_MAX_TRACE / trace).clamp(max=1.0)[..., None, None]
+    fine = (mask & ok_t[:, 0] & (ok.all(dim=1) | (period[:, :, 0] == 0)))[..., None]  # [B, d, 1]
+    fine = fine & torch.isfinite(new_theta).all(-1, keepdim=True) & torch.isfinite(new_p).flatten(2).all(-1)[..., None]
+    rows["x_ar"] = torch.where(fine, new_theta, theta)
+    rows["x_ar_p"] = torch.where(fine[..., None], new_p, p)
+
+
+def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 11,
+    in the order of ``NAMES``). Reads the rows, changes nothing."""
+    ring, period = rows["x_raw"], rows["x_period"]
+    b, _, d = ring.shape
+    h = torch.arange(1, horizon + 1, dtype=torch.int64)  # [H]
+    ahead = step[:, None] + h[None, :]  # [B, H] steps t + h
+    last = _ring_at(ring, step[:, None, None].expand(-1, 1, d).clamp(min=1))  # [B, 1, d] y_t
+    naive = last.expand(b, horizon, d)
+    m = period[:, None, :, 0]  # [B, 1, d]
+    back = ahead[:, :, None] - m * torch.div(h[None, :, None] + m - 1, m.clamp(min=1), rounding_mode="floor")
+    usable = (m > 0) & (back >= 1) & (back > step[:, None, None] - ring.shape[1])
+    seasonal_naive = torch.where(usable, _ring_at(ring, back.clamp(min=1)), naive)
+    season = _seasonal(rows["x_season"], period, ahead)  # [B, H, 2, d]
+    level, trend = rows["x_level"], rows["x_trend"]  # [B, 2, 4, d], [B, 2, d]
+    damped = torch.cumsum(PHI ** h.to(torch.float64), 0).view(1, horizon, 1, 1)  # sum_{i<=h} phi^i
+    smooth = torch.cat(
+        [level[:, None, :, :3] + season[:, :, :, None], (level[:, None, :, 3] + damped * trend[:, None] + season)[:, :, :, None]],
+        dim=3,
+    )  # [B, H, 2, 4, d]
+    units = smooth[:, :, 0]
+    logs = torch.where(rows["x_positive"][:, None, None], smooth[:, :, 1].clamp(max=700.0).exp(), units)
+    ar = _ar_path(rows, step, horizon)
+    return torch.cat([naive[:, :, None], seasonal_naive[:, :, None], units, logs, ar[:, :, None]], dim=2)
+
+
+def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
+    """The AR expert's forecasts [B, H, d]: z rolled forward with its own predictions."""
+    ring, period, theta = rows["x_raw"], rows["x_period"], rows["x_ar"]
+    b, r, d = ring.shape
+    m = period[:, :, 0]  # [B, d]
+    seasonal = m > 0
+    depth = int(2 * m.max()) + 6 if b else 6  # values of the past the recursion can reach
+    past_steps = (step[:, None, None] - torch.arange(depth - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
+    ys = torch.cat([_ring_at(ring, past_steps.clamp(min=1)), ring.new_zeros(b, horizon, d)], dim=1)  # oldest first
+    zs = torch.cat([_z_at(ring, period, past_steps)[0], ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth + H, d]
+    scale = local_scale(rows)  # [B, d]
+    lags = _ar_lags(period)  # [B, K, d]
+    used = ((lags > 0) & seasonal[:, None]) | (torch.arange(AR_ORDER).view(1, -1, 1) < 3)
+    season_back = torch.stack([m, m + 1], dim=1)  # [B, 2, d]
+    for n in range(depth, depth + horizon):  # fill step t + (n - depth + 1) of the buffers
+        phi = torch.where(used, torch.gather(zs, 1, (n - lags).clamp(0, n - 1)), 0.0) / scale[:, None]  # [B, K, d]
+        z_next = (theta * phi.clamp(-AR_CLAMP, AR_CLAMP).transpose(1, 2)).sum(-1).clamp(-AR_CLAMP, AR_CLAMP) * scale
+        back = torch.gather(ys, 1, (n - season_back).clamp(0, n - 1))  # [B, 2, d] y_{s-m}, y_{s-m-1}
+        ys[:, n] = ys[:, n - 1] + torch.where(seasonal, back[:, 0] - back[:, 1], 0.0) + z_next
+        zs[:, n] = z_next
+    return ys[:, depth:]
+
+
+def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor) -> None:
+    """Set new season lengths ``periods`` [B, d, 2] and re-estimate, from the values in the
+    ring, the seasonal components (the mean deviation of each phase from its cycle's mean,
+    season 1 first, season 2 on what is left), the levels (the last cycle's deseasonalised
+    mean), trend 0 and a fresh AR."""
+    ring = rows["x_raw"]
+    b, r, d = ring.shape
+    max_season = rows["x_season"].shape[-1]
+    n = int(step.clamp(max=r).min())  # the rows reseasoned together have the same count
+    values = _ring_at(ring, (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d))
+    season = torch.zeros_like(rows["x_season"])
+    logs = torch.where(values > 0, values, 1.0).log()
+    for space, u in enumerate((values, logs)):
+        rest = u.clone()  # [B, n, d]
+        for j in range(2):
+            for bi in range(b):
+                for di in range(d):
+                    m = int(periods[bi, di, j])
+                    if m <= 0 or m > max_season or n < 2 * m:
+                        continue
+                    cycles = n // m
+                    tail = rest[bi, n - cycles * m :, di].view(cycles, m)  # oldest cycle first
+                    table = (tail - tail.mean(dim=1, keepdim=True)).mean(dim=0)  # [m] by position
+                    first_step = int(step[bi]) - cycles * m + 1  # the step of tail[0, 0]
+                    phases = (first_step + torch.arange(m)) % m
+                    season[bi, space, j, di, phases] = table
+                    rest[bi, :, di] -= table[(torch.arange(n) + (int(step[bi]) - n + 1 - first_step)) % m]
+        deseasonalised = rest  # [B, n, d]
+        span = int(max(1, periods[:, :, 0].max())) if b else 1
+        rows["x_level"][:, space] = deseasonalised[:, -min(span, n) :].mean(dim=1)[:, None].expand(-1, 4, -1)
+    rows["x_trend"] = torch.zeros_like(rows["x_trend"])
+    rows["x_season"] = season
+    rows["x_period"] = periods.clone()
+    rows["x_ar"] = torch.zeros_like(rows["x_ar"])
+    rows["x_ar_p"] = AR_PRIOR * torch.eye(AR_ORDER, dtype=torch.float64).expand_as(rows["x_ar_p"]).clone()
+
+
+def log_share_allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, E, d] which experts may take weight: the log experts only while the series has been
+    positive, the seasonal naive only with a season."""
+    b, d = rows["x_positive"].shape
+    active = torch.ones(b, N_EXPERTS, d, dtype=torch.bool)
+    active[:, 6:10] = rows["x_positive"][:, None]
+    active[:, 1] = rows["x_period"][:, :, 0] > 0
+    return active
+

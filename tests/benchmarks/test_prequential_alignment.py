@@ -64,3 +64,60 @@ def test_seasonal_naive_is_exact_on_a_repeating_shape_beyond_one_period():
 def test_warmup_must_leave_values_to_score():
     with pytest.raises(ValueError, match="warmup=5"):
         evaluate(LastValue(), [1.0] * 5, warmup=5, horizon=1)
+
+
+class Band:
+    """The last value with the fixed interval [last - 1, last + 1] at every horizon."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.levels: list[float] = []
+
+    def learn_one(self, y: float) -> None:
+        self.last = y
+
+    def forecast(self, horizon: int) -> list[float]:
+        raise AssertionError("a level was asked: forecast_interval must be called instead")
+
+    def forecast_interval(self, horizon: int, level: float) -> tuple[list[float], list[float], list[float]]:
+        self.levels.append(level)
+        assert self.last is not None
+        return [self.last] * horizon, [self.last - 1.0] * horizon, [self.last + 1.0] * horizon
+
+
+class FixedInterval(LastValue):
+    """Any mean, and the interval [2, 4] whatever it has seen."""
+
+    def forecast_interval(self, horizon: int, level: float) -> tuple[list[float], list[float], list[float]]:
+        return self.forecast(horizon), [2.0] * horizon, [4.0] * horizon
+
+
+def test_hand_computed_coverage_of_a_band_around_the_last_value():
+    # Origins t = 1..5 (t + 2 <= 7). h=1: |y[t] - y[t-1]| <= 1 at t = 1 (1, a bound), 3 (0), 5 (0.5): 3 of 5.
+    # h=2: |y[t+1] - y[t-1]| = 3, 2, 3, 3.5, 1: only t = 5: 1 of 5.
+    band, values = Band(), [0.0, 1.0, 3.0, 3.0, 6.0, 6.5, 7.0]
+    scores = evaluate(band, values, warmup=1, horizon=2, level=0.8, coverage_horizons=(1, 2))
+    assert scores["horizon_origins"] == 5
+    assert scores["coverage"] == [3 / 5, 1 / 5]
+    assert band.levels == [0.8] * 6  # asked at every scored value t = 1..6, with the level given
+    assert scores["one_step_mae"] == pytest.approx((1 + 2 + 0 + 3 + 0.5 + 0.5) / 6)  # the interval's mean is scored
+
+
+def test_coverage_of_a_fixed_interval_is_the_share_of_targets_inside_it():
+    values = [0.0, 2.0, 5.0, 3.0, 4.0, 1.0, 2.5, 9.0, 3.5, 4.0]
+    scores = evaluate(FixedInterval(), values, warmup=2, horizon=3, level=0.9, coverage_horizons=(1, 3))
+    # Origins t = 2..7. h=1 targets y[2..7] = 5, 3, 4, 1, 2.5, 9: 3 inside [2, 4];
+    # h=3 targets y[4..9] = 4, 1, 2.5, 9, 3.5, 4: 4 inside.
+    assert scores["horizon_origins"] == 6
+    assert scores["coverage"] == [3 / 6, 4 / 6]
+
+
+def test_no_level_no_coverage_and_horizons_beyond_the_forecast_are_refused():
+    assert evaluate(LastValue(), [1.0, 2.0, 3.0], warmup=1, horizon=1)["coverage"] is None
+    with pytest.raises(ValueError, match=r"coverage_horizons=\[1, 13\]"):
+        evaluate(FixedInterval(), [1.0] * 20, warmup=1, horizon=12, level=0.9, coverage_horizons=(1, 13))
+
+
+def test_seasonal_naive_of_period_one_is_the_naive_last_value():
+    values = [float(v * v % 11) for v in range(30)]
+    assert evaluate(SeasonalNaive(period=1), values, 3, 12) == evaluate(LastValue(), values, 3, 12)

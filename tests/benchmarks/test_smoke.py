@@ -7,7 +7,11 @@ Speed is never asserted here: only that the outputs exist and say what they shou
 
 from __future__ import annotations
 
-from tests.benchmarks.smoke import run_smoke
+import json
+import subprocess
+import sys
+
+from tests.benchmarks.smoke import ROOT, run_smoke
 
 
 def test_throughput_smoke_measures_every_way_and_counts_memory(tmp_path):
@@ -27,15 +31,40 @@ def test_throughput_smoke_measures_every_way_and_counts_memory(tmp_path):
 
 def test_accuracy_smoke_scores_every_contender_on_every_series(tmp_path):
     payload = run_smoke("accuracy", tmp_path)
-    datasets = {r["dataset"] for r in payload["rows"]}
-    assert datasets == {"airline", "waterflow", "co2", "elnino"}
-    models_per_dataset = {d: [r["model"] for r in payload["rows"] if r["dataset"] == d] for d in datasets}
-    for models in models_per_dataset.values():
-        assert models[0] == "naive last value"
-        assert "ours stateful (defaults)" in models and "ours stateless (defaults)" in models
-        assert any(m.startswith("river SNARIMAX") for m in models) and any(m.startswith("river HoltW") for m in models)
-    naive_rows = [r for r in payload["rows"] if r["model"] == "naive last value"]
-    assert all(r["mae_over_naive"] == 1.0 for r in naive_rows)
+    names = ["airline", "co2", "elnino", "waterflow", "sunspots", "nile", "elec_equip", "trump_approval"]
+    assert [d["name"] for d in payload["datasets"]] == [*names, "server_metrics"]
+    hosts = [s["name"] for s in payload["streams"] if s["dataset"] == "server_metrics"]
+    assert hosts == [f"server_metrics/{h}" for h in ("batch-1", "db-1", "web-1", "web-2")]
+    for stream in payload["series"]:
+        rows = [r for r in payload["rows"] if r["stream"] == stream["name"]]
+        assert rows[0]["family"] == "naive" and [r["family"] for r in rows].count("ours") == 1
+        assert sum(r["family"] == "river HoltWinters" for r in rows) >= 4
+        assert sum(r["family"] == "river SNARIMAX" for r in rows) >= 12
+        (ours,) = [r for r in rows if r["family"] == "ours"]
+        assert ours["config"] == "defaults" and len(ours["coverage"]) == 3
+        assert all(0.0 <= c <= 1.0 for c in ours["coverage"])
+        assert all(r["coverage"] is None for r in rows if r["family"] != "ours")  # river gives no intervals
+    assert payload["config_overrides"] == {} and payload["coverage_horizons"] == [1, 6, 12]
+    assert all(d["ratio"]["one_step"]["naive"] == 1.0 for d in payload["datasets"])
+    assert payload["tally"]["datasets"] == 9
+
+
+def test_accuracy_runs_a_subset_of_datasets_with_our_config_overridden(tmp_path):
+    command = ["--smoke", "--out", str(tmp_path), "--only", "nile,airline", "--config", '{"lr": 0.01}']
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.accuracy", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads((tmp_path / "accuracy.json").read_text())
+    assert [d["name"] for d in payload["datasets"]] == ["nile", "airline"]
+    assert payload["config_overrides"] == {"lr": 0.01} and payload["config_ours"]["lr"] == 0.01
+    assert {r["config"] for r in payload["rows"] if r["family"] == "ours"} == {"custom"}
+    assert "(NOT the defaults)" in (tmp_path / "accuracy.md").read_text()
 
 
 def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):

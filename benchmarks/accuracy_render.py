@@ -1,0 +1,138 @@
+"""The accuracy benchmark's markdown: ratios to naive per dataset, coverage, geometric means, tally."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import report
+from benchmarks.accuracy_summary import COLUMNS, RIVER_BEST, covered_ok, verdicts
+from benchmarks.contenders import HOLT_WINTERS, OURS, SEASONAL_NAIVE, SNARIMAX
+
+METRIC_TITLES = {"one_step": "one step", "horizon": "h=1..{horizon}"}
+
+
+def render(payload: dict[str, Any]) -> str:
+    horizon, level = payload["horizon"], payload["level"]
+    overrides = payload["config_overrides"]
+    ours = "`ForecasterConfig()` defaults" if not overrides else f"`ForecasterConfig(**{overrides})` (NOT the defaults)"
+    lines = [
+        "## Accuracy on real series (prequential: forecast, then learn)",
+        "",
+        report.machine_line(payload["machine"]),
+        "",
+        f"Scored after a warm-up of 10 % of each series (at least one period). One step: the MAE of the forecast "
+        f"made just before each value. h=1..{horizon}: the MAE of the forecasts made before a value of the next "
+        f"{horizon} values, averaged over the horizons. Every figure is the MAE divided by the naive last value's "
+        f"(same metric, same stream). river's HoltWinters and SNARIMAX are given the true period and run over a grid; "
+        f"each column shows the grid's best configuration **on that stream and metric, chosen in hindsight** "
+        f"(optimistic for river). Ours: {ours}, one config for all series. server_metrics: the mean over its hosts "
+        f"(each host's river best chosen on that host).",
+        "",
+    ]
+    lines += [f"- {s['name']}: {s['source']}; {s['values']} values, period {s['period']}" for s in payload["series"]]
+    for metric, title in METRIC_TITLES.items():
+        lines += ["", f"### MAE / naive MAE, {title.format(horizon=horizon)}", "", ratio_table(payload, metric)]
+    lines += ["", f"### Interval coverage of ours at level {level:.0%} (flagged: more than 5 points off)", ""]
+    lines.append(coverage_table(payload))
+    lines += ["", "### Geometric mean over datasets of MAE / naive MAE", ""]
+    means = payload["tally"]["geometric_mean"]
+    lines.append(
+        report.markdown_table(
+            ["", *COLUMNS], [[title.format(horizon=horizon), *means[m].values()] for m, title in METRIC_TITLES.items()]
+        )
+    )
+    lines += ["", tally_lines(payload), "", timing_line(payload)]
+    return "\n".join(lines)
+
+
+def ratio_table(payload: dict[str, Any], metric: str) -> str:
+    rows = []
+    for dataset in payload["datasets"]:
+        members = [s for s in payload["streams"] if s["dataset"] == dataset["name"]]
+        if len(members) > 1:
+            rows += [ratio_row(s, metric, judged=False) for s in members]
+        rows.append(ratio_row(dataset, metric, judged=True, level=payload["level"]))
+    headers = [
+        "dataset",
+        "n",
+        "P",
+        "naive MAE",
+        "seasonal naive",
+        "HoltWinters best",
+        "SNARIMAX best",
+        "river best",
+        "ours",
+    ]
+    return report.markdown_table([*headers, "ours <= river best", "ours < naive", "ours < s. naive"], rows)
+
+
+def ratio_row(summary: dict[str, Any], metric: str, judged: bool, level: float = 0.9) -> list[Any]:
+    ratio, config = summary["ratio"][metric], summary["best_config"][metric]
+    name = summary["name"] if summary["streams"] == 1 else f"**{summary['name']}** (mean of {summary['streams']})"
+    row = [
+        name,
+        round(summary["values"]),
+        summary["period"],
+        summary["naive_mae"][metric],
+        ratio[SEASONAL_NAIVE],
+        f"{ratio[HOLT_WINTERS]:.3f} ({config[HOLT_WINTERS]})",
+        f"{ratio[SNARIMAX]:.3f} ({config[SNARIMAX]})",
+        ratio[RIVER_BEST],
+        ratio[OURS],
+    ]
+    if not judged:
+        return [*row, "", "", ""]
+    verdict = verdicts(summary, level)
+    keys = (f"le_river_best_{metric}", f"lt_naive_{metric}", f"lt_seasonal_naive_{metric}")
+    return [*row, *("yes" if verdict[key] else "**no**" for key in keys)]
+
+
+def coverage_table(payload: dict[str, Any]) -> str:
+    level, horizons = payload["level"], payload["coverage_horizons"]
+
+    def cell(value: float) -> str:
+        return f"{value:.1%}" if covered_ok(value, level) else f"**{value:.1%}** (off)"
+
+    rows = []
+    for dataset in payload["datasets"]:
+        members = [s for s in payload["streams"] if s["dataset"] == dataset["name"]]
+        shown = (members if len(members) > 1 else []) + [dataset]
+        for summary in shown:
+            name = summary["name"] if summary["streams"] == 1 else f"**{summary['name']}** (mean)"
+            rows.append([name, *(cell(c) for c in summary["coverage"])])
+    return report.markdown_table(["dataset", *(f"h={h}" for h in horizons)], rows)
+
+
+def tally_lines(payload: dict[str, Any]) -> str:
+    tally, n = payload["tally"], payload["tally"]["datasets"]
+    need = "" if n != 9 else " (target: at least 7 of 9)"
+    return "\n".join(
+        [
+            "### Acceptance tally (issue 10)",
+            "",
+            f"- ours <= river best, one step: {tally['le_river_best_one_step']} of {n}",
+            f"- ours <= river best, h=1..{payload['horizon']}: {tally['le_river_best_horizon']} of {n}",
+            f"- ours <= river best on both: {tally['le_river_best_both']} of {n}{need}",
+            f"- ours < naive on both: {tally['lt_naive_both']} of {n} (target: all)",
+            f"- ours < seasonal naive on both: {tally['lt_seasonal_naive_both']} of {n} (target: all)",
+            f"- coverage within 5 points of {payload['level']:.0%} at h={payload['coverage_horizons']}: "
+            f"{tally['coverage_ok']} of {n} (target: all)",
+        ]
+    )
+
+
+def timing_line(payload: dict[str, Any]) -> str:
+    seconds = payload["seconds_per_family"]
+    failed = [r for r in payload["rows"] if r["error"] is not None]
+    streams, grids = payload["series"], []
+    for family in (HOLT_WINTERS, SNARIMAX):
+        sizes = [sum(r["family"] == family and r["stream"] == s["name"] for r in payload["rows"]) for s in streams]
+        grids.append(f"{family} {min(sizes)}" + (f" to {max(sizes)}" if max(sizes) > min(sizes) else ""))
+    return (
+        f"Configurations per stream: {', '.join(grids)} (fewer without a season, or with a value <= 0: "
+        f"no multiplicative Holt-Winters; see `benchmarks/contenders.py`). {len(failed)} runs "
+        "failed or diverged and were left out of the best (listed in the JSON with their error). "
+        "Seconds per contender family: "
+        + ", ".join(f"{family} {s}" for family, s in seconds.items())
+        + f"; wall {payload['wall_seconds']} s."
+    )

@@ -28,7 +28,7 @@ VOLUME ["/var/lib/tbptt-online"]
 EXPOSE 8000
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
 
 # SIGTERM (docker stop) lets uvicorn finish in-flight requests; the model workers then drain.
 STOPSIGNAL SIGTERM

@@ -46,6 +46,7 @@ from service.metrics import ServiceMetrics
 from service.registry import ForecasterFactory, ModelRegistry
 from service.routes import add_v1_routes, dashboard, operations
 from service.settings import Settings
+from service.state_lock import StateDirectoryLock
 from tbptt_online import Forecaster, __version__
 
 logger = logging.getLogger("service.app")
@@ -63,13 +64,17 @@ def create_app(
     journal: Journal | None = None,
     restore: Restore | None = None,
     forecaster_factory: ForecasterFactory = Forecaster,
+    state_lock: StateDirectoryLock | None = None,
 ) -> FastAPI:
     """Build the service. ``journal`` records each change before it is made;
     ``restore`` fills the registry at start. Neither given and ``settings.durable``:
-    the event log and checkpoints of ``settings.state_dir`` (recovery)."""
+    the event log and checkpoints of ``settings.state_dir`` (recovery), whose lock is
+    ``state_lock`` when the caller took it already (``serve`` does, before binding), else
+    taken at start (``StateDirectoryInUse`` fails the startup)."""
     settings = settings if settings is not None else Settings()
     metrics = ServiceMetrics()
-    durability = Durability(settings) if journal is None and restore is None and settings.durable else None
+    durable = journal is None and restore is None and settings.durable
+    durability = Durability(settings, state_lock) if durable else None
     load_state: Restore = durability.restore if durability is not None else restore or create_default_model
 
     async def load(app: FastAPI, registry: ModelRegistry) -> None:

@@ -14,10 +14,12 @@ import argparse
 import gc
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 from service.cli_tools import add_forecast_command, add_replay_command
 from service.settings import Settings
+from service.state_lock import StateDirectoryInUse, StateDirectoryLock
 
 
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
@@ -56,6 +58,13 @@ def freeze_the_modules(settings: Settings) -> None:
 def serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key) for key in ("host", "port", "state_dir", "log_level")}
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    state_lock = None
+    if settings.durable:  # before anything else, the port included: a second server on a directory must not start
+        try:
+            state_lock = StateDirectoryLock(settings.state_dir).acquire()
+        except StateDirectoryInUse as error:
+            print(f"tbptt-online serve: {error}", file=sys.stderr)
+            return 1
     # Before torch is first imported: OpenMP reads its thread count once, and a thread that did not
     # call torch.set_num_threads itself (the model workers, the forecast and executor threads) runs
     # with that count, not with what the main thread set (2 threads on 2 busy cores: a forecast
@@ -67,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    app = create_app(settings, state_lock=state_lock)
     freeze_the_modules(settings)
     uvicorn.run(
         app,

@@ -4,12 +4,14 @@
 every change is appended there before it is made and acknowledged.
 ``state_dir/checkpoints/`` holds the ``checkpoints_kept`` newest checkpoints
 (:class:`~service.checkpoints.CheckpointStore`). ``state_dir/lock`` is held
-(``flock``) by the one process that uses the directory: a second one on the same
-directory would interleave its records with the first's, so it refuses to start
-(``/readyz`` 503 saying why); the kernel releases the lock when a process dies,
-even by ``kill -9``. The app's lifespan calls:
+(:class:`~service.state_lock.StateDirectoryLock`) by the one process that uses the
+directory: a second one on the same directory would interleave its records with the
+first's, so it refuses to start (``open`` raises ``StateDirectoryInUse``: the app's
+startup fails and ``serve`` exits non-zero, before binding its port). The app's
+lifespan calls:
 
-- ``open()``: take the lock, open the log and the checkpoint store; ``journal`` is then ready;
+- ``open()``: take the lock (unless the caller passed one it holds), open the log and the
+  checkpoint store; ``journal`` is then ready;
 - ``restore(registry)`` (the app's ``restore`` hook, run in the background while
   ``/readyz`` answers 503): load the newest valid checkpoint, replay the log after
   it (:func:`service.recovery.recover`), serve the rebuilt models, create the model
@@ -23,9 +25,7 @@ even by ``kill -9``. The app's lifespan calls:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 
 from service.checkpointer import Checkpointer
 from service.checkpoints import CheckpointStore
@@ -35,38 +35,28 @@ from service.rebuild import StateRebuild
 from service.recovery import RecoveryReport, recover
 from service.registry import ModelRegistry
 from service.settings import Settings
+from service.state_lock import LOCK_NAME, StateDirectoryInUse, StateDirectoryLock
 
 logger = logging.getLogger("service.durability")
 LOG_NAME = "events.sqlite3"
 CHECKPOINTS_DIR = "checkpoints"
-LOCK_NAME = "lock"
-
-
-class StateDirectoryInUse(RuntimeError):
-    """Another process holds the state directory's lock."""
+__all__ = ["CHECKPOINTS_DIR", "LOCK_NAME", "LOG_NAME", "Durability", "StateDirectoryInUse"]
 
 
 class Durability:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lock: StateDirectoryLock | None = None) -> None:
         self.settings = settings
+        self.lock = lock if lock is not None else StateDirectoryLock(settings.state_dir)
         self.log: EventLog | None = None
         self.store: CheckpointStore | None = None
         self.journal: LogJournal | None = None
         self.checkpointer: Checkpointer | None = None
         self.report: RecoveryReport | None = None  # set once the state is recovered
         self._recovering: asyncio.Task[RecoveryReport] | None = None
-        self._lock_fd: int | None = None
 
     def open(self) -> None:
         s = self.settings
-        s.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(s.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return  # restore() says why; nothing here is opened
-        self._lock_fd = fd
+        self.lock.acquire()  # StateDirectoryInUse: nothing here is opened, and the app does not start
         self.store = CheckpointStore(s.state_dir / CHECKPOINTS_DIR, keep=s.checkpoints_kept)
         self.log = EventLog(
             s.state_dir / LOG_NAME, sync=s.log_sync, sync_interval_ms=s.log_sync_interval_ms, max_bytes=s.log_max_bytes
@@ -75,9 +65,6 @@ class Durability:
         self.journal = LogJournal(self.log, on_observed=self.checkpointer.note_observed)
 
     async def restore(self, registry: ModelRegistry) -> None:
-        if self._lock_fd is None:
-            path = self.settings.state_dir / LOCK_NAME
-            raise StateDirectoryInUse(f"the state directory is in use by another process (it holds {path})")
         assert self.log is not None and self.store is not None and self.checkpointer is not None, "open() first"
         rebuild = StateRebuild(registry)
         # Shielded: a shutdown during recovery waits for the thread (in close) instead of closing the log under it.
@@ -115,6 +102,4 @@ class Durability:
         finally:
             if self.log is not None:
                 await asyncio.to_thread(self.log.close)
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the lock
-                self._lock_fd = None
+            self.lock.release()

@@ -89,7 +89,8 @@ def test_dockerfile_and_compose_agree_with_each_other_and_the_app(monkeypatch: p
     docker_check = json.loads(instruction("HEALTHCHECK")[0].split("CMD", 1)[1].strip())
     assert service["healthcheck"]["test"] == ["CMD", *docker_check]
     url = httpx.URL(healthcheck_url(docker_check))
-    assert (url.host, url.port, url.path) == ("127.0.0.1", int(port), "/healthz")
+    # readiness, not liveness: a server that is up but not serving (still loading, or failed to) is unhealthy
+    assert (url.host, url.port, url.path) == ("127.0.0.1", int(port), "/readyz")
     assert "get" in create_app(Settings()).openapi()["paths"][url.path]  # the app serves that path
 
     for key, value in environment.items():

@@ -83,8 +83,8 @@ async def test_metrics_report_ingestion_updates_and_forecasts(client_for) -> Non
     assert ("tbptt_last_loss", model) in got and got[("tbptt_last_grad_norm", model)] > 0
 
 
-async def test_two_apps_in_one_process_keep_separate_metrics(client_for) -> None:
-    async with client_for() as first, client_for() as second:
+async def test_two_apps_in_one_process_keep_separate_metrics(client_for, tmp_path) -> None:
+    async with client_for() as first, client_for(state_dir=tmp_path / "second") as second:  # one directory each
         await first.post("/v1/models/default/observations", json={"series": "a", "value": 1.0})
         first_metrics = samples((await first.get("/metrics")).text)
         second_metrics = samples((await second.get("/metrics")).text)

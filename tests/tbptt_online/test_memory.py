@@ -1,0 +1,64 @@
+"""The memory estimate (built on the meta device) against what a real Forecaster allocates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig, ForecasterView
+from tbptt_online.memory import estimate_bytes, footprint
+
+
+def real_bytes(f: Forecaster, view: ForecasterView) -> int:
+    """What the forecaster and a view published before its last tick hold: parameters, gradients,
+    optimizer state, the view's frozen weights and the series tensors of both (all rows, as
+    allocated; a storage the two share counted once)."""
+    params = list(f.network.parameters())
+    grads = [p.grad for p in params if p.grad is not None]
+    moments = [v for state in f.engine.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
+    tensors = params + grads + moments + list(view.network.parameters())
+    tensors += list(f.store.tensors.values()) + list(view.tensors.values())
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+CONFIGS = [
+    {"hidden_size": 16, "k1": 2, "k2": 4},
+    {"cell": "lstm", "hidden_size": 8, "num_layers": 2, "n_features": 3, "k1": 2, "k2": 6, "dtype": "float64"},
+    {"cell": "rnn", "hidden_size": 8, "mode": "stateless", "k1": 2, "k2": 4, "optimizer": "sgd"},
+    {"hidden_size": 4, "k1": 2, "k2": 4, "history_size": 500, "n_features": 4},
+]
+
+
+@pytest.mark.parametrize("fields", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("n_series", [1, 16, 40])
+def test_the_estimate_is_within_a_factor_of_two_of_what_a_forecaster_allocates(fields, n_series) -> None:
+    config = ForecasterConfig.from_dict(fields)
+    f = Forecaster(config)
+    for step in range(6):  # past k1: an update ran, so gradients and the optimizer's moments exist
+        f.observe_many([(f"s{i}", [0.1 * step + i] * config.n_features) for i in range(n_series)])
+    view = f.view()  # what a service publishes; the next tick replaces the tensors it holds
+    f.observe_many([(f"s{i}", [1.0] * config.n_features) for i in range(n_series)])
+    assert f.update_stats().updates > 0
+    real, estimate = real_bytes(f, view), estimate_bytes(config, n_series)
+    assert real / 2 <= estimate <= 2 * real, (real, estimate)
+
+
+def test_the_issue_configs_are_estimated_without_allocating_them() -> None:
+    before = torch.random.get_rng_state()
+    wide_history = estimate_bytes(ForecasterConfig(history_size=100_000, n_features=128), 0)
+    huge_history = estimate_bytes(ForecasterConfig(history_size=1_000_000, n_features=1024), 0)
+    huge_network = estimate_bytes(ForecasterConfig(hidden_size=4096, num_layers=8, n_features=1024), 0)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global generator was not used
+    assert wide_history > 2 * 16 * 100_000 * 128 * 4  # 16 rows of a 100,000 x 128 float32 ring, live and viewed
+    assert huge_history > 1e11
+    assert huge_network > 6e9  # ~767 M parameters, with gradients, Adam's moments and the frozen copy
+
+
+def test_footprint_grows_linearly_with_series_past_the_initial_rows() -> None:
+    config = ForecasterConfig(hidden_size=8)
+    fp = footprint(config)
+    assert estimate_bytes(config, 0) == estimate_bytes(config, fp.initial_rows)
+    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.per_series_bytes
+    budget = estimate_bytes(config, 500)
+    assert fp.max_series(budget) == 500 and fp.max_series(fp.bytes_for(0) - 1) == -1

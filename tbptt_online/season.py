@@ -1,0 +1,268 @@
+"""Season lengths of many series at once, from the autocorrelation of their prefix.
+
+Per row: fill gaps by linear interpolation; difference once (a trend becomes a constant, a
+random-walk level white noise); winsorise; take the periodogram of the tapered differences
+with ``torch.fft.rfft`` zero-padded past 2n (its inverse is the linear autocorrelation) and
+*whiten* it: divide by its own smooth background (a Gaussian-smoothed log periodogram,
+refitted with lines clipped so that a season does not lift its own background). Whitening
+is what lets a smooth long season show: differencing alone shrinks a season of period P by
+2 sin(pi / P) against the noise (0.13 at P = 48: invisible at SNR 1), while a season's
+harmonics are narrow lines above the local background whatever the noise's colour. The
+inverse FFT of the whitened periodogram is an autocorrelation ``r`` where only lines leave
+peaks; for white noise its sd at lag k is known exactly from the taper (about 1 / sqrt(n - k)).
+
+Rules, each with the case that made it:
+
+* a peak: a local maximum of ``r`` that tops +-k/4 lags (not a wiggle on the broad hill of a
+  long sine) and rises above the lowest of r at k/4, k/2, 3k/4 by a threshold (not a crest);
+* significant: ``r[k] > max(R_FLOOR, Z_PEAK * sd(k))``, Z_PEAK = 4 over up to n / 3 lags:
+  white noise, random walks and AR(1) report a season in about 1 % of rows or less;
+* the first season: the strongest significant peak P* vouches for the peaks P of which it
+  is a near-multiple with ``r[P] >= FAMILY_RATIO * r[P*]``; the smallest wins (a season 12
+  has peaks of equal height at 12, 24, 36: 12, not 24), placed by least squares on its comb
+  of peaks at multiples (52.18 weekly: 52);
+* a further season: the strongest significant peak that is no near-divisor of one found and
+  stands above that season's comb in the autocorrelation of the *level* (the periodogram
+  divided by the differencing gain, not whitened, so a weekend's lower level counts):
+  ``level[P2] > max(level[P2 - P1], level[P2 + P1]) + margin``; so a daily 48 with a weekly
+  pattern gives [48, 336], a pure season 12 never gives 24, 36 or 48.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+R_FLOOR = 0.2  # the smallest autocorrelation taken for a season, however long the series
+Z_PEAK = 4.0  # significance of a peak, in white-noise standard deviations of r at its lag
+PROMINENCE = 1.0  # a peak rises this many thresholds above the lowest of r at k/4, k/2, 3k/4
+FAMILY_RATIO = 0.5  # a divisor of the strongest peak must reach this fraction of its height
+Z_EXCESS = 2.5  # a further season must clear the comb of one found by this many sds of a difference...
+EXCESS_FLOOR = 0.1  # ...and by at least this much
+MULTIPLE_TOL = 0.1  # near-multiple: within 1 + 10 % of the longer (the broad top of a noisy sine wanders)
+MIN_LENGTH = 8  # shorter rows get no season
+MIN_CYCLES = 2.5  # never a period with fewer cycles than this in the data
+BLOCK_BINS = 4.0  # the background is computed on blocks of this many independent frequency bins (1 / m)
+SMOOTH_BLOCKS = 3  # and smoothed over +-3 blocks, three times: a Gaussian of sd ~ 14 bins
+LINE_LOG = 1.0  # the background is refitted to the log periodogram clipped at background + 1.0
+TAPER = 0.25  # the tapered fraction of the differenced row (cosine ends)
+WINSOR = 3.0  # differences beyond this many robust sds (1.4826 MAD) are cut (spikes, level shifts)
+
+
+def _fill_gaps(values: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation over NaN per row ``[B, n]``, the ends held at the nearest value."""
+    b, n = values.shape
+    finite = torch.isfinite(values)
+    idx = torch.arange(n, device=values.device).expand(b, n)
+    prev = torch.where(finite, idx, -1).cummax(dim=1).values  # [B, n] last finite index at or before t
+    nxt = torch.where(finite, idx, n).flip(1).cummin(dim=1).values.flip(1)  # [B, n] first at or after t
+    prev, nxt = torch.where(prev >= 0, prev, nxt), torch.where(nxt < n, nxt, prev)  # an end takes the other side
+    safe = torch.where(finite, values, 0.0)
+    lo, hi = safe.gather(1, prev.clamp(0, n - 1)), safe.gather(1, nxt.clamp(0, n - 1))
+    span = (nxt - prev).clamp(min=1).to(values.dtype)
+    return torch.where(finite, values, lo + (hi - lo) * (idx - prev).clamp(min=0).to(values.dtype) / span)
+
+
+def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Of the rows ``values`` [B, n]: the whitened autocorrelation ``r`` and that of the level
+    (``[B, m]`` float32 each, m = n - 1, lag 0 = 1); ``[B]`` bool, the row can carry a season
+    (two finite values, not constant, not a straight line); ``[m]`` the standard deviation
+    of ``r`` at each lag for white noise.
+
+    >>> t = torch.arange(120, dtype=torch.float64)
+    >>> r, level, ok, null_sd = autocorrelations(torch.sin(2 * torch.pi * t / 10)[None])
+    >>> ok.item(), r[0, 10].item() > 0.8, int(r[0, 2:15].argmax()) + 2, round(null_sd[10].item(), 2)
+    (True, True, 10, 0.1)
+    """
+    x = values.to(torch.float64)
+    finite = torch.isfinite(x)
+    gappy = ~finite.all(dim=1)
+    if gappy.any():  # only rows with a gap pay for the interpolation
+        x = x.clone()
+        x[gappy] = _fill_gaps(x[gappy])
+    d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
+    d = d - d.mean(dim=1, keepdim=True)
+    mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
+    ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > 1e-9 * x.abs().amax(dim=1))  # not constant, not a line
+    mad = 1.4826 * d.abs().median(dim=1, keepdim=True).values  # a robust scale: spikes do not inflate it
+    spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
+    d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
+    m = d.shape[1]
+    size = 1 << (2 * m - 1).bit_length()  # >= 2m: the inverse is the linear autocorrelation
+    taper = _tukey(m, d)  # [m] cosine ends: less leakage from a strong line into its own background
+    spec = torch.fft.rfft(d * taper, n=size)  # [B, F] complex, F = size / 2 + 1
+    power = spec.real.square() + spec.imag.square()  # the periodogram
+    power[:, 0] = power[:, 1]  # the mean was removed: borrow a neighbour so the log stays finite
+    log_p = (power + 1e-6 * power.mean(dim=1, keepdim=True) + 1e-30).log()
+    block = 1 << round(math.log2(BLOCK_BINS * size / m))  # padded bins per block, a power of two dividing F - 1
+    background = _background(log_p, block)
+    for _ in range(2):  # lines must not lift their own background: clip them to it and smooth again
+        background = _background(torch.minimum(log_p, background + LINE_LOG), block)
+    white = (log_p - background).exp()
+    white[:, 0] = 0.0  # no mean
+    freq = torch.arange(power.shape[1], dtype=power.dtype, device=power.device) / size
+    gain = (2 * torch.sin(torch.pi * freq)).square().clamp(min=(2 * math.sin(math.pi / m)) ** 2)  # of the difference
+    acf = torch.fft.irfft(torch.stack([white, power / gain]), n=size)[..., :m]  # [2, B, m]; the second: the level's
+    acf_w = torch.fft.irfft(torch.fft.rfft(taper, n=size).abs().square(), n=size)[:m]  # [m] the taper's own
+    acf_w2 = torch.fft.irfft(torch.fft.rfft(taper.square(), n=size).abs().square(), n=size)[:m]
+    acf = acf * (acf_w[0] / acf_w) / acf[..., :1].clamp(min=1e-30)  # undo the taper's fall with the lag
+    null_sd = acf_w2.clamp(min=0).sqrt() / acf_w  # [m]
+    acf = torch.where(ok[:, None], acf, 0.0)
+    return acf[0], acf[1], ok, null_sd
+
+
+def _tukey(m: int, like: torch.Tensor) -> torch.Tensor:
+    """``[m]`` a window flat in the middle with cosine ends, ``TAPER`` of its length in all."""
+    t = (torch.arange(m, dtype=like.dtype, device=like.device) + 0.5) / m
+    edge = (torch.minimum(t, 1 - t) / (TAPER / 2)).clamp(max=1.0)
+    return 0.5 - 0.5 * torch.cos(torch.pi * edge)
+
+
+def _background(log_p: torch.Tensor, block: int) -> torch.Tensor:
+    """``[B, F]``: ``log_p`` averaged over blocks of ``block`` bins, smoothed by three passes
+    of a box of +-``SMOOTH_BLOCKS`` blocks (a Gaussian-like kernel: one box would ring and
+    leave false peaks in the autocorrelation), and interpolated back to every bin."""
+    b, f = log_p.shape
+    coarse = log_p[:, : f - 1].reshape(b, -1, block).mean(dim=2)  # [B, (F - 1) / block]; Nyquist left out
+    half = min(SMOOTH_BLOCKS, coarse.shape[1] - 2)  # reflection needs room
+    if half < 1:  # a very short row: one flat background
+        return log_p.mean(dim=1, keepdim=True).expand(b, f)
+    for _ in range(3):
+        padded = torch.nn.functional.pad(coarse[:, None], (half + 1, half), mode="reflect")[:, 0]
+        csum = padded.cumsum(dim=1)
+        coarse = (csum[:, 2 * half + 1 :] - csum[:, : -2 * half - 1]) / (2 * half + 1)
+    fine = torch.nn.functional.interpolate(coarse[:, None], scale_factor=block, mode="linear", align_corners=False)
+    return torch.nn.functional.pad(fine, (0, 1), mode="replicate")[:, 0]  # [B, F]: Nyquist as its neighbour
+
+
+def _window_max(r: torch.Tensor, half: int) -> torch.Tensor:
+    """``[R, m]``: the largest of ``r`` within +-``half`` lags."""
+    return torch.nn.functional.max_pool1d(r[:, None], 2 * half + 1, stride=1, padding=half)[:, 0]
+
+
+def _smallest_of_family(members: torch.Tensor, sig: torch.Tensor, r: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """``[R, 1]``: the strongest of the peaks ``sig`` [R, m], P*, divided by j, where P* / j is
+    the smallest of the peaks ``members`` with P* a near-multiple of it and ``r >= FAMILY_RATIO * r[P*]``."""
+    best = torch.where(sig, r, -math.inf).argmax(dim=1, keepdim=True)  # [R, 1]
+    best_pos, best_r = pos.gather(1, best), r.gather(1, best)
+    family = members & _near_multiple(best_pos, pos, 1) & (r >= FAMILY_RATIO * best_r)  # P* vouches for them
+    first = pos.gather(1, torch.where(family, pos, math.inf).argmin(dim=1, keepdim=True))
+    return best_pos / (best_pos / first).round().clamp(min=1)  # the longer peak places the period better
+
+
+def _near_multiple(long: torch.Tensor, short: torch.Tensor, min_ratio: int, slack: float = 0.0) -> torch.Tensor:
+    """``long`` within ``max(1 + MULTIPLE_TOL * long, slack * short)`` of j * ``short``, j >= ``min_ratio``."""
+    j = (long / short.clamp(min=1e-9)).round()
+    tol = torch.maximum(1.0 + MULTIPLE_TOL * long, slack * short)
+    return (j >= min_ratio) & ((long - j * short).abs() <= tol)
+
+
+def detect_periods(
+    values: torch.Tensor, max_periods: int = 2, min_period: int = 2, max_period: int | None = None
+) -> torch.Tensor:
+    """Season lengths of each row, strongest first, 0 = none.
+
+    Parameters
+    ----------
+    values
+        ``[B, n]`` float, one row per series: its last n values in time order, NaN = missing.
+    max_periods
+        How many seasons to report per row (the width of the result).
+    min_period
+        The shortest period considered (at least 2).
+    max_period
+        The longest; default ``n // 3`` (three cycles in the data), and never more than
+        ``n / 2.5``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, max_periods]`` int64. White noise, a random walk, a trend, a constant, a row
+        shorter than 8 or with fewer than two finite values give zeros.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> t = torch.arange(240, dtype=torch.float64)
+    >>> monthly = torch.sin(2 * torch.pi * t / 12) + 0.01 * t + 0.5 * torch.randn(240, generator=g, dtype=torch.float64)
+    >>> noise = torch.randn(240, generator=g, dtype=torch.float64)
+    >>> detect_periods(torch.stack([monthly, noise])).tolist()
+    [[12, 0], [0, 0]]
+    """
+    if values.dim() != 2:
+        raise ValueError(f"values must be [B, n], got shape {tuple(values.shape)}")
+    if max_periods < 1:
+        raise ValueError(f"max_periods must be >= 1, got {max_periods}")
+    if min_period < 2:
+        raise ValueError(f"min_period must be >= 2, got {min_period}")
+    b, n = values.shape
+    if max_period is not None and max_period < min_period:
+        raise ValueError(f"max_period must be >= min_period = {min_period}, got {max_period}")
+    out = torch.zeros(b, max_periods, dtype=torch.int64, device=values.device)
+    top = min(n // 3 if max_period is None else max_period, math.floor(n / MIN_CYCLES), n - 3)
+    if b == 0 or n < MIN_LENGTH or top < min_period:
+        return out
+    r, level, ok, null_sd = autocorrelations(values)  # [B, m] each
+    m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
+    threshold = torch.clamp(Z_PEAK * null_sd[:m], min=R_FLOOR)  # [m]
+    live = (ok & (r[:, min_period : top + 1] > threshold[min_period : top + 1]).any(dim=1)).nonzero().squeeze(1)
+    out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_period, top, max_periods)
+    return out
+
+
+def _seasons(
+    r: torch.Tensor,
+    level: torch.Tensor,
+    null_sd: torch.Tensor,
+    threshold: torch.Tensor,
+    min_period: int,
+    top: int,
+    max_periods: int,
+) -> torch.Tensor:
+    """The rules of the module docstring on rows ``r``, ``level`` [R, m] that cross the
+    threshold somewhere: ``[R, max_periods]`` int64."""
+    m = top + 2  # peaks need lags up to top + 1; only the comb test reads ``level`` further, up to 2 top + 1
+    r, threshold, reach_level = r[:, :m].contiguous(), threshold[:m], level.shape[1] - 1
+    b = r.shape[0]
+    lags = torch.arange(m, dtype=r.dtype, device=r.device)
+    left, right = r.roll(1, dims=1), r.roll(-1, dims=1)
+    curve = left - 2 * r + right
+    shift = torch.where(curve < 0, 0.5 * (left - right) / curve.clamp(max=-1e-12), 0.0).clamp(-0.5, 0.5)
+    pos = lags + shift  # [R, m] the refined position of a peak at each lag (a parabola through three)
+    quarter = (lags * torch.tensor([[0.25], [0.5], [0.75]], dtype=r.dtype, device=r.device)).round().long()
+    trough = r[:, quarter.view(-1)].view(b, 3, m).amin(dim=1)  # [R, m] lowest of r at k/4, k/2, 3k/4
+    hill = r - trough > PROMINENCE * threshold  # a season's peak rises from a trough, not from a crest
+    reach = (lags / 4 + 1).log2().floor().long()  # [m] a peak at k tops +-(2^reach - 1) ~ k / 4 lags
+    tops = [r]  # tops[i]: the largest of r within +-(2^i - 1) lags, each from the last by two shifts
+    for i in range(int(reach.max())):
+        low = torch.nn.functional.pad(tops[-1], (1 << i, 0), value=-math.inf)[:, :m]
+        high = torch.nn.functional.pad(tops[-1], (0, 1 << i), value=-math.inf)[:, 1 << i :]
+        tops.append(torch.maximum(tops[-1], torch.maximum(low, high)))
+    on_top = r >= torch.stack(tops).gather(0, reach.expand(b, m)[None]).squeeze(0)  # not a wiggle on a hill
+    in_range = (lags >= min_period) & (lags <= top)
+    peak = in_range & (r > left) & (r >= right) & on_top & hill  # [R, m]
+    sig = peak & (r > threshold)  # significant peaks
+    first = _smallest_of_family(peak, sig, r, pos)  # [R, 1]
+    j = torch.where(peak & _near_multiple(pos, first, 1), (pos / first).round(), 0.0)  # [R, m] its comb of peaks
+    first = (j * pos).sum(dim=1, keepdim=True) / j.square().sum(dim=1, keepdim=True).clamp(min=1.0)  # least squares
+    chosen = [torch.where(sig.any(dim=1, keepdim=True), first, 0.0)]  # [R, 1] each
+    near3 = _window_max(level, 1)  # [R, m] the comb test reads the level's autocorrelation: weekly levels show there
+    for _ in range(1, max_periods):
+        allowed = peak.clone()
+        for c in chosen:
+            has = c > 0
+            allowed &= ~(has & _near_multiple(c, pos, 1))  # a divisor of a season (or itself) adds nothing
+            allowed &= ~(has & ((pos - c).abs() <= c / 4))  # another top of the same broad hill
+            below = near3.gather(1, (pos - c).abs().round().long().clamp(0, reach_level))  # [R, m] the comb of c
+            beyond = (pos + c).round().long().clamp(0, reach_level)
+            margin = torch.clamp(Z_EXCESS * math.sqrt(2) * null_sd[beyond], min=EXCESS_FLOOR)
+            above = torch.maximum(below, near3.gather(1, beyond)) + margin
+            allowed &= ~has | (near3.gather(1, pos.round().long().clamp(0, reach_level)) > above)  # stands above it
+        got = (allowed & sig).any(dim=1, keepdim=True) & (chosen[-1] > 0)
+        period = _smallest_of_family(allowed, allowed & sig, r, pos)
+        base = chosen[0].round()
+        on_comb = _near_multiple(period, base, 2, slack=0.25)
+        period = torch.where(on_comb, (period / base).round() * base, period)  # 336 = 7 * 48 exactly
+        chosen.append(torch.where(got, period, 0.0))
+    return torch.cat(chosen, dim=1).nan_to_num(0.0).clamp(0, top).round().to(torch.int64)

@@ -1,0 +1,199 @@
+"""Season detection against series whose seasons are known: synthetic seasons of every shape
+under noise, trend and a wandering level; double seasons; series with none; real series."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tbptt_online.season import detect_periods
+
+SEEDS = range(20)
+
+
+def seasonal(period: float, n: int, kind: str, seed: int, level_step: float = 0.05) -> np.ndarray:
+    """A season of unit variance, white noise of unit variance (SNR 1), a linear trend and a
+    random-walk level."""
+    rng = np.random.default_rng(seed)
+    phase = np.arange(n) / period + rng.random()
+    season = {
+        "sine": np.sin(2 * np.pi * phase),
+        "square": np.sign(np.sin(2 * np.pi * phase)),
+        "sawtooth": 2 * (phase % 1.0) - 1,
+    }[kind]
+    season = season / season.std()
+    trend = 0.01 * np.arange(n)
+    return season + rng.normal(size=n) + trend + np.cumsum(rng.normal(scale=level_step, size=n))
+
+
+def double_seasonal(day: int, weeks: int, seed: int) -> np.ndarray:
+    """A daily profile whose amplitude and shape differ by day of the week (weekends low and
+    flatter), plus noise and a slow level: seasons ``day`` and ``7 * day``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(day * 7 * weeks)
+    hour, weekday = (t % day) / day, (t // day) % 7
+    amplitude = np.array([1.0, 1.2, 0.9, 1.1, 1.0, 0.4, 0.2])[weekday]
+    second = np.array([0.3, 0.3, 0.3, 0.3, 0.3, 0.8, 1.0])[weekday]
+    profile = amplitude * np.sin(2 * np.pi * hour) + second * np.sin(4 * np.pi * hour) + 1.5 * amplitude
+    return profile + 0.5 * rng.normal(size=t.size) + np.cumsum(rng.normal(scale=0.02, size=t.size))
+
+
+def detect(rows: list[np.ndarray] | np.ndarray, **kwargs: int) -> torch.Tensor:
+    return detect_periods(torch.tensor(np.asarray(rows), dtype=torch.float64), **kwargs)
+
+
+@pytest.mark.parametrize("period", [4, 7, 12, 24, 48, 52.18])
+@pytest.mark.parametrize("kind", ["square", "sawtooth"])
+def test_a_non_sinusoidal_season_under_noise_trend_and_level_is_found_exactly(period, kind):
+    n = max(240, math.ceil(10 * period))  # ten cycles
+    found = detect([seasonal(period, n, kind, seed) for seed in SEEDS])
+    exact = (found[:, 0] == round(period)).sum().item()  # 52.18 -> 52: a fractional season is rounded
+    assert exact >= 18, found[:, 0].tolist()
+    assert (found[:, 1] == 0).all(), found.tolist()  # one season: its multiples are not a second
+
+
+@pytest.mark.parametrize(("period", "tolerance"), [(4, 0), (7, 0), (12, 0), (24, 1), (48, 2), (52.18, 2)])
+def test_a_sine_season_under_noise_trend_and_level_is_found(period, tolerance):
+    # a sine's autocorrelation peak is broad: at SNR 1 its top wanders by a lag or two at long periods
+    n = max(240, math.ceil(10 * period))
+    found = detect([seasonal(period, n, "sine", seed) for seed in SEEDS])
+    close = ((found[:, 0] - round(period)).abs() <= tolerance).sum().item()
+    assert close >= 18, found[:, 0].tolist()
+    assert (found[:, 0] != 0).all() and (found[:, 0] < 1.5 * period).all(), found[:, 0].tolist()  # never a multiple
+
+
+def test_a_season_twelve_is_not_reported_as_its_multiples():
+    t = np.arange(600)
+    rows = [
+        np.sign(np.sin(2 * np.pi * t / 12 + seed)) + np.random.default_rng(seed).normal(size=t.size) for seed in SEEDS
+    ]
+    rows += [
+        np.sin(2 * np.pi * t / 12 + seed) + 0.1 * np.random.default_rng(seed).normal(size=t.size) for seed in SEEDS
+    ]
+    found = detect(rows, max_periods=3)
+    assert found.tolist() == [[12, 0, 0]] * len(rows)
+
+
+@pytest.mark.parametrize(("day", "weeks"), [(24, 6), (48, 4)])  # 1,008 and 1,344 values
+def test_a_weekly_pattern_on_a_daily_season_is_a_second_season(day, weeks):
+    found = detect([double_seasonal(day, weeks, seed=seed) for seed in SEEDS])
+    assert (found[:, 0] == day).all(), found.tolist()
+    assert (found[:, 1] == 7 * day).sum().item() >= 16, found.tolist()
+    assert ((found[:, 1] == 0) | (found[:, 1] == 7 * day)).all(), found.tolist()
+
+
+def test_the_same_daily_season_without_a_weekly_pattern_has_no_second_season():
+    rng = np.random.default_rng(3)
+    t = np.arange(48 * 7 * 4)
+    hour = (t % 48) / 48
+    rows = [np.sin(2 * np.pi * hour) + 0.3 * np.sin(4 * np.pi * hour) + 0.5 * rng.normal(size=t.size) for _ in SEEDS]
+    assert detect(rows).tolist() == [[48, 0]] * len(rows)
+
+
+@pytest.mark.parametrize("n", [100, 200, 512])
+def test_white_noise_random_walks_and_ar1_rarely_report_a_season(n):
+    rng = np.random.default_rng(n)
+    noise = rng.normal(size=(200, n))
+    walk = np.cumsum(rng.normal(size=(200, n)), axis=1)
+    ar1 = np.zeros((200, n))
+    for i in range(1, n):
+        ar1[:, i] = 0.8 * ar1[:, i - 1] + noise[:, i]
+    for rows in (noise, walk, ar1):
+        assert (detect(rows)[:, 0] > 0).float().mean().item() <= 0.05
+
+
+def test_trend_constant_short_and_empty_rows_have_no_season():
+    t = np.arange(300, dtype=np.float64)
+    rows = [0.37 * t + 5.0, np.full(300, 4.2), np.zeros(300), -2.0 * t]
+    assert detect(rows).tolist() == [[0, 0]] * 4
+    short = np.sign(np.sin(2 * np.pi * np.arange(7) / 2))
+    assert detect([short]).tolist() == [[0, 0]]  # n < 8
+    nan = np.full(300, np.nan)
+    nan[10] = 1.0
+    assert detect([nan]).tolist() == [[0, 0]]  # fewer than two finite values
+    assert detect_periods(torch.zeros(0, 50, dtype=torch.float64)).shape == (0, 2)
+
+
+def test_gaps_inside_and_at_the_ends_are_interpolated():
+    values = seasonal(12, 240, "sawtooth", seed=1)
+    gappy = values.copy()
+    rng = np.random.default_rng(1)
+    gappy[rng.choice(240, size=30, replace=False)] = np.nan  # scattered gaps
+    gappy[100:106] = np.nan  # one long gap
+    gappy[:3] = np.nan
+    gappy[-2:] = np.nan
+    assert detect([values, gappy]).tolist() == [[12, 0], [12, 0]]
+
+
+def test_spikes_and_a_level_shift_do_not_hide_the_season():
+    rows = []
+    for seed in SEEDS:
+        values, rng = seasonal(12, 240, "sine", seed), np.random.default_rng(seed)
+        values[rng.choice(240, size=4, replace=False)] += 100 * rng.choice([-1, 1], size=4)  # 100-sd spikes
+        values[150:] += 30  # and a level shift
+        rows.append(values)
+    found = detect(rows)
+    assert (found[:, 0] == 12).sum().item() >= 16, found.tolist()
+
+
+def test_a_mixed_batch_gives_each_row_what_it_gets_alone():
+    n = 480
+    rows = [
+        seasonal(12, n, "sine", 1),
+        np.random.default_rng(2).normal(size=n),
+        seasonal(7, n, "square", 3),
+        np.cumsum(np.random.default_rng(4).normal(size=n)),
+        0.5 * np.arange(n, dtype=np.float64),
+        np.full(n, 3.0),
+        double_seasonal(24, 3, 5)[:n],
+        seasonal(52.18, n, "sawtooth", 6),
+    ]
+    rows[2][50:60] = np.nan
+    together = detect(rows)
+    alone = torch.cat([detect([row]) for row in rows])
+    assert together.tolist() == alone.tolist()
+    assert together[:6, 0].tolist() == [12, 0, 7, 0, 0, 0] and together[7, 0].item() == 52
+
+
+def test_the_period_range_is_respected():
+    values = seasonal(12, 240, "square", seed=2)
+    assert detect([values], min_period=13)[0, 0].item() in (0, 24, 36)  # never 12 itself
+    assert detect([values], max_period=11)[0, 0].item() in (0, 2, 3, 4, 6)
+    assert detect([values], max_periods=1).shape == (1, 1)
+    assert detect([values[:30]]).tolist() == [[0, 0]]  # 2.5 cycles of 12 need 30 values: max_period is 10
+    two_cycles = np.sign(np.sin(2 * np.pi * np.arange(40) / 20 + 0.3))  # clean, but only two cycles of 20
+    assert detect([two_cycles], max_period=40).tolist() == [[0, 0]]  # n / 2.5 = 16 caps max_period
+    assert detect([np.tile(two_cycles, 2)], max_period=40).tolist() == [[20, 0]]  # four cycles are enough
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"max_periods": 0}, "max_periods"), ({"min_period": 1}, "min_period"), ({"max_period": 1}, "max_period")],
+)
+def test_bad_arguments_raise_naming_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        detect_periods(torch.zeros(2, 50, dtype=torch.float64), **kwargs)
+    with pytest.raises(ValueError, match="shape"):
+        detect_periods(torch.zeros(50, dtype=torch.float64))
+
+
+def test_river_airline_passengers_is_monthly():
+    datasets = pytest.importorskip("river.datasets")
+    values = [float(y) for _, y in datasets.AirlinePassengers()]
+    assert detect([values]).tolist() == [[12, 0]]
+    assert detect([values[:72]]).tolist() == [[12, 0]]  # six years are enough
+
+
+def test_statsmodels_series():
+    sm = pytest.importorskip("statsmodels.datasets")
+    weekly = sm.co2.load_pandas().data["co2"]
+    monthly = weekly.resample("MS").mean().interpolate(method="linear")
+    assert detect([monthly.to_numpy()]).tolist() == [[12, 0]]
+    assert detect([weekly.interpolate(method="linear").bfill().to_numpy()[:520]])[0, 0].item() == 52  # 52.18
+    sunspots = sm.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    assert detect([sunspots])[0, 0].item() in (10, 11)  # the solar cycle, about 11 years
+    nile = sm.nile.load_pandas().data["volume"].to_numpy()
+    assert detect([nile]).tolist() == [[0, 0]]

@@ -9,7 +9,8 @@ atomically while the others go ahead:
    timestamp with the same value is an idempotent repeat (it gets the first
    result and is not applied again); an older one, or the same with another
    value, is 409 naming the index;
-3. the cap on series per model -> 409 naming the index of the first series too many.
+3. the cap on series per model, and the memory budgets (``series_limit``, asked once per
+   batch, only when it adds a series) -> 409 naming the index of the first series too many.
 
 >>> from tbptt_online import Forecaster, ForecasterConfig
 >>> from service.observation import Observation
@@ -27,10 +28,11 @@ service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older tha
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from service.errors import ApiError, Conflict, Unprocessable
+from service.memory_budget import SeriesLimit
 from service.observation import Observation
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
@@ -56,13 +58,28 @@ Source = int | StepResult  # where an element's result comes from: the merged ba
 class BatchAdmission:
     """Collects the admitted jobs of one micro-batch into one merged list of observations."""
 
-    def __init__(self, forecaster: Forecaster, marks: Mapping[str, SeriesMark], max_series: int) -> None:
+    def __init__(
+        self,
+        forecaster: Forecaster,
+        marks: Mapping[str, SeriesMark],
+        max_series: int,
+        series_limit: Callable[[], SeriesLimit] | None = None,
+    ) -> None:
         self.forecaster = forecaster
         self.marks = marks
         self.max_series = max_series
+        self._series_limit = series_limit
+        self._limit: SeriesLimit | None = None
         self.merged: list[Observation] = []
         self._staged_marks: dict[str, SeriesMark] = {}
         self._new_series: set[str] = set()
+
+    def limit(self) -> SeriesLimit:
+        """The most series the model may hold (asked once per batch, when a series is new)."""
+        if self._limit is None:
+            own = SeriesLimit(self.max_series, f"max_series_per_model={self.max_series}")
+            self._limit = own if self._series_limit is None else min(own, self._series_limit(), key=lambda x: x.count)
+        return self._limit
 
     def _last_mark(self, series: str, job_marks: dict[str, SeriesMark]) -> SeriesMark | None:
         for marks in (job_marks, self._staged_marks, self.marks):
@@ -150,10 +167,11 @@ class BatchAdmission:
                 job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged))
             if series not in known and series not in new_series and series not in job_series:
                 job_series.add(series)
-                if len(known) + len(new_series) + len(job_series) > self.max_series:
+                limit = self.limit()
+                if len(known) + len(new_series) + len(job_series) > limit.count:
                     raise Conflict(
                         f"observation {i}: series {series!r} would be new, but the model already holds "
-                        f"{len(known) + len(new_series)} series; max_series_per_model={self.max_series}",
+                        f"{len(known) + len(new_series)} series; {limit.reason}",
                         index=i,
                     )
             sources.append(base + len(staged))

@@ -71,6 +71,16 @@ def serve(args: argparse.Namespace) -> int:
     # took 80 ms instead of 1 ms).
     os.environ["OMP_NUM_THREADS"] = str(settings.torch_threads)
 
+    from service.errors import ApiError
+    from service.memory_budget import MemoryBudget  # imports torch: after OMP_NUM_THREADS is set
+
+    budget = MemoryBudget(settings.max_model_bytes, settings.max_process_bytes)
+    try:  # a default model that cannot fit is a clear startup error, not a server that never gets ready
+        budget.check_model(settings.default_config(), others_bytes=0)
+    except ApiError as error:
+        print(f"tbptt-online serve: TBPTT_DEFAULT_MODEL: {error.detail}", file=sys.stderr)
+        return 2
+
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app
 
     from service.app import create_app

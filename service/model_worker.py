@@ -39,6 +39,7 @@ import torch
 from service.admission import BatchAdmission, SeriesMark, Source
 from service.errors import ApiError, InsufficientStorage, NotFound, StorageFullError
 from service.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
+from service.memory_budget import SeriesLimit
 from service.metrics import ServiceMetrics
 from service.model_snapshot import ModelSnapshot, ObserveOutcome
 from service.model_state import ModelState
@@ -101,6 +102,9 @@ class ModelWorker:
         self.journal = with_changes(journal if journal is not None else NullJournal())
         self.seq = 0  # the last event-log record this model's state includes (0: none or no log)
         self.max_series = max_series
+        # How many series the model may hold now (the registry's memory budgets), asked only for
+        # a batch that adds series; None: max_series alone.
+        self.series_limit: Callable[[], SeriesLimit] | None = None
         self.max_batch_observations = max_batch_observations
         self.max_wait_s = max_wait_s
         self._marks: dict[str, SeriesMark] = {}
@@ -272,7 +276,7 @@ class ModelWorker:
             for job in jobs:
                 self._fail(job, self._unsynced)
             return
-        admission = BatchAdmission(self.forecaster, self._marks, self.max_series)
+        admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
         for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
             if isinstance(outcome, ApiError):

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.errors import Conflict, InsufficientStorage, NotFound, StorageFullError
 from service.journal import CREATE_MODEL, Journal, with_changes
+from service.memory_budget import MemoryBudget, SeriesLimit
 from service.metrics import ServiceMetrics
 from service.model_worker import ModelSnapshot, ModelWorker
 from service.settings import Settings
@@ -38,7 +39,8 @@ class ModelRegistry:
         self.metrics = metrics
         self.forecaster_factory = forecaster_factory
         self._workers: dict[str, ModelWorker] = {}
-        self._reserved: set[str] = set()  # names being created (the build runs off the loop)
+        self._reserved: dict[str, int] = {}  # names being created (the build runs off the loop), their bytes
+        self.budget = MemoryBudget(settings.max_model_bytes, settings.max_process_bytes)
         self.lock = asyncio.Lock()  # held while a model is created or deleted, and while a checkpoint starts
         metrics.watch_models(self.snapshots)
 
@@ -51,6 +53,20 @@ class ModelRegistry:
     def snapshots(self) -> dict[str, ModelSnapshot]:
         return {name: worker.snapshot for name, worker in list(self._workers.items())}
 
+    def bytes_in_use(self, excluding: str | None = None) -> int:
+        """The memory estimate of every model (those being created included), ``excluding`` one."""
+        total = sum(size for name, size in list(self._reserved.items()) if name != excluding)
+        for worker in list(self._workers.values()):
+            if worker.name != excluding:
+                snapshot = worker.snapshot  # one atomic read: any thread may ask
+                total += self.budget.estimate(snapshot.view.config, snapshot.series_count)
+        return total
+
+    def series_limit(self, worker: ModelWorker) -> SeriesLimit:
+        """How many series ``worker``'s model may hold now (its worker thread asks, for a batch adding some)."""
+        others = self.bytes_in_use(excluding=worker.name)
+        return self.budget.series_limit(worker.forecaster.config, others, self.settings.max_series_per_model)
+
     def get(self, name: str) -> ModelWorker:
         worker = self._workers.get(name)
         if worker is None:
@@ -59,12 +75,14 @@ class ModelRegistry:
 
     async def create(self, name: str, config: ForecasterConfig) -> ModelWorker:
         """A new model with a fresh Forecaster: 409 if the name is taken or max_models is reached,
-        507 if the journal cannot record the creation."""
+        422/409 if its memory estimate does not fit the budgets (checked before anything is built
+        or journaled), 507 if the journal cannot record the creation."""
         if name in self._workers or name in self._reserved:
             raise Conflict(f"model {name!r} already exists")
         if len(self._workers) + len(self._reserved) >= self.settings.max_models:
             raise Conflict(f"the service holds max_models={self.settings.max_models} models; delete one first")
-        self._reserved.add(name)
+        self.budget.check_model(config, self.bytes_in_use())
+        self._reserved[name] = self.budget.estimate(config, 0)
         try:
             worker = await run_in_threadpool(lambda: self.build_worker(name, self.forecaster_factory(config)))
             async with self.lock:
@@ -78,7 +96,7 @@ class ModelRegistry:
                 worker.seq = seq or 0
                 self.register(worker)
         finally:
-            self._reserved.discard(name)
+            self._reserved.pop(name, None)
         return worker
 
     def build_worker(self, name: str, forecaster: Forecaster) -> ModelWorker:
@@ -94,6 +112,7 @@ class ModelRegistry:
             max_batch_observations=s.microbatch_max_observations,
             max_wait_s=s.microbatch_max_wait_ms / 1000.0,
         )
+        worker.series_limit = lambda: self.series_limit(worker)
         return worker
 
     def register(self, worker: ModelWorker) -> None:

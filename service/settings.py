@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
     max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
     max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")
+    max_model_bytes: int = Field(
+        2**30,
+        ge=1024,
+        description="Memory one model may hold, by the library's estimate (tbptt_online.memory): a config that does "
+        "not fit is refused at creation (422), a batch that would add a series past it is refused (409).",
+    )
+    max_process_bytes: int = Field(
+        4 * 2**30,
+        ge=1024,
+        description="Memory all the models together may hold, by the same estimate (409 past it: a new model, or a "
+        "batch adding series).",
+    )
     max_horizon: int = Field(1000, ge=1, le=1_000_000, description="Largest forecast horizon (422 beyond).")
     microbatch_max_observations: int = Field(
         10_000, ge=1, description="A micro-batch stops collecting requests once it holds this many observations."

@@ -91,7 +91,13 @@ class Checkpointer:
                 logger.exception("writing a checkpoint failed; the event log keeps every record")
 
     async def checkpoint(self, registry: ModelRegistry) -> int | None:
-        """Write a checkpoint now unless nothing was logged since the last; its seq, or None."""
+        """Write a checkpoint now unless nothing was logged since the last; its seq, or None.
+        None too while a model is quarantined: a checkpoint would leave it out and prune the
+        records that the next start needs to report it (or rebuild it)."""
+        quarantined = sorted([*registry.quarantined, *(w.name for w in registry.workers() if w.quarantined)])
+        if quarantined:
+            logger.warning("no checkpoint while model(s) %s are quarantined", quarantined)
+            return None
         async with self._writing:
             async with registry.lock:
                 seq = await asyncio.to_thread(self.log.last_seq)

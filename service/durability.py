@@ -74,6 +74,9 @@ class Durability:
         report = await asyncio.shield(self._recovering)
         for worker in rebuild.finish():
             registry.register(worker)
+        for name, reason in rebuild.quarantined.items():
+            logger.error("model %r is quarantined: %s", name, reason)
+            registry.quarantine(name, reason)
         if report.checkpoint_seq is None and report.last_seq == 0:  # a new state directory
             await registry.create("default", self.settings.default_config())
         self.report = report
@@ -94,7 +97,8 @@ class Durability:
         if self._recovering is not None:
             await asyncio.gather(self._recovering, return_exceptions=True)
         try:
-            if self.report is not None and self.checkpointer is not None:
+            quarantined = registry.quarantined or any(worker.quarantined for worker in registry.workers())
+            if self.report is not None and self.checkpointer is not None and not quarantined:
                 try:
                     await asyncio.to_thread(self.checkpointer.write_final, registry.workers())
                 except Exception:  # the log still holds every record: the next start replays them

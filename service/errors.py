@@ -66,3 +66,13 @@ class InsufficientStorage(ApiError):
 
 class NotReady(ApiError):
     status_code = 503
+
+
+class Quarantined(ApiError):
+    """The model's state could not be rebuilt from the log (or a batch failed to apply): it refuses
+    every request, saying why, until it is deleted."""
+
+    status_code = 503
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model {name!r} is quarantined: {reason}; delete it to start it afresh")

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import torch
 
 from service.admission import BatchAdmission, SeriesMark, Source
-from service.errors import ApiError, InsufficientStorage, NotFound, StorageFullError
+from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
 from service.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
 from service.memory_budget import SeriesLimit
 from service.metrics import ServiceMetrics
@@ -113,6 +113,7 @@ class ModelWorker:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._carried: _ObserveJob | None = None  # a job that did not fit the last batch
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
+        self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False
         self._submit_lock = threading.Lock()  # no job may enter the queue after _STOP
         self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
@@ -294,7 +295,12 @@ class ModelWorker:
                 return
             attempts_before = self.forecaster.engine.attempts
             started = time.perf_counter()
-            results = self.apply(merged, record_recent=False)  # the record is written; its fsync runs meanwhile
+            try:
+                results = self.apply(merged, record_recent=False)  # the record is written; its fsync runs meanwhile
+            except Exception as error:  # the log holds a batch the model could not apply: its state is unknown
+                self.quarantined = f"a journaled batch (log seq {pending.seq}) failed to apply: {error!r}"
+                self._unsynced = Quarantined(self.name, self.quarantined)
+                raise  # answered 500 by _run; every later change gets 503, and a restart quarantines it
             seconds = time.perf_counter() - started
             if pending.seq is not None:
                 self.seq = pending.seq

@@ -7,7 +7,10 @@ records after it (those its worker applied before its state was captured), and
 ``apply`` skips a model's records at or below its own ``seq``. Every other record
 goes through the same path the live service used (``ModelWorker.apply`` for a
 batch), so the ticks are the same. A record that does not fit (a batch for a model
-that does not exist, a series that is not there) raises: recovery refuses to start.
+that does not exist, a series that is not there, a batch the model cannot apply)
+*quarantines* that model alone: it is left out, with the reason in ``quarantined``, its
+later records are skipped (a ``delete_model`` record lifts the quarantine), and the
+other models recover. A model whose checkpointed state cannot load is quarantined too.
 """
 
 from __future__ import annotations
@@ -32,19 +35,40 @@ class StateRebuild:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self.workers: dict[str, ModelWorker] = {}
+        self.quarantined: dict[str, str] = {}  # model name -> why its state could not be rebuilt
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a checkpoint's state: ``{"format": 1, "models": [model state, ...]}``."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format={state.get('format')!r} is invalid: expected {CHECKPOINT_FORMAT}")
         for plain in state["models"]:
-            model = from_plain(plain)
-            forecaster = model.build(self.registry.forecaster_factory)
-            worker = self.registry.build_worker(model.name, forecaster)
-            worker.load(forecaster, model.marks, model.seq)
+            try:
+                model = from_plain(plain)
+                forecaster = model.build(self.registry.forecaster_factory)
+                worker = self.registry.build_worker(model.name, forecaster)
+                worker.load(forecaster, model.marks, model.seq)
+            except Exception as error:
+                name = plain.get("name") if isinstance(plain, dict) else None
+                if not isinstance(name, str):
+                    raise  # not even its name: the checkpoint is refused whole
+                self.quarantined[name] = f"its checkpointed state failed to load: {error}"
+                continue
             self.workers[model.name] = worker
 
     def apply(self, record: LogRecord) -> None:
+        """Apply one record; one that fails quarantines its model (the others go on)."""
+        name = record.model
+        if name in self.quarantined:
+            if record.kind == DELETE_MODEL:
+                del self.quarantined[name]  # deleted: the name is free again
+            return
+        try:
+            self._apply(record)
+        except Exception as error:
+            self.workers.pop(name, None)
+            self.quarantined[name] = f"log record seq {record.seq} ({record.kind}) failed to apply: {error}"
+
+    def _apply(self, record: LogRecord) -> None:
         name, payload = record.model, record.payload
         worker = self.workers.get(name)
         if record.kind == CREATE_MODEL:

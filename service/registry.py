@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import Conflict, InsufficientStorage, NotFound, StorageFullError
-from service.journal import CREATE_MODEL, Journal, with_changes
+from service.errors import Conflict, InsufficientStorage, NotFound, Quarantined, StorageFullError
+from service.journal import CREATE_MODEL, DELETE_MODEL, Journal, with_changes
 from service.memory_budget import MemoryBudget, SeriesLimit
 from service.metrics import ServiceMetrics
 from service.model_worker import ModelSnapshot, ModelWorker
@@ -41,6 +41,9 @@ class ModelRegistry:
         self._workers: dict[str, ModelWorker] = {}
         self._reserved: dict[str, int] = {}  # names being created (the build runs off the loop), their bytes
         self.budget = MemoryBudget(settings.max_model_bytes, settings.max_process_bytes)
+        # Models whose state recovery could not rebuild, and why: every request to one gets 503 saying
+        # so, and no checkpoint is written while any is here (the log keeps its records for a restart).
+        self.quarantined: dict[str, str] = {}
         self.lock = asyncio.Lock()  # held while a model is created or deleted, and while a checkpoint starts
         metrics.watch_models(self.snapshots)
 
@@ -70,8 +73,14 @@ class ModelRegistry:
     def get(self, name: str) -> ModelWorker:
         worker = self._workers.get(name)
         if worker is None:
+            if name in self.quarantined:
+                raise Quarantined(name, self.quarantined[name])
             raise NotFound(f"model {name!r} is unknown")
         return worker
+
+    def quarantine(self, name: str, reason: str) -> None:
+        """Hold ``name`` as quarantined (recovery could not rebuild it)."""
+        self.quarantined[name] = reason
 
     async def create(self, name: str, config: ForecasterConfig) -> ModelWorker:
         """A new model with a fresh Forecaster: 409 if the name is taken or max_models is reached,
@@ -79,6 +88,8 @@ class ModelRegistry:
         or journaled), 507 if the journal cannot record the creation."""
         if name in self._workers or name in self._reserved:
             raise Conflict(f"model {name!r} already exists")
+        if name in self.quarantined:
+            raise Conflict(f"model {name!r} exists but is quarantined ({self.quarantined[name]}); delete it first")
         if len(self._workers) + len(self._reserved) >= self.settings.max_models:
             raise Conflict(f"the service holds max_models={self.settings.max_models} models; delete one first")
         self.budget.check_model(config, self.bytes_in_use())
@@ -126,11 +137,22 @@ class ModelRegistry:
         """Apply the model's queued jobs, journal its deletion (507 when the journal is full: the
         model stays), stop it. Its requests get 404 from the moment the deletion is queued."""
         async with self.lock:
+            if name in self.quarantined and name not in self._workers:
+                await self._delete_quarantined(name)
+                return
             worker = self.get(name)
             await worker.retire()
             del self._workers[name]
         await run_in_threadpool(worker.join)
         self.metrics.forget_model(name)
+
+    async def _delete_quarantined(self, name: str) -> None:
+        """Journal the deletion of a quarantined model (recovery then skips its records for good)."""
+        try:
+            await run_in_threadpool(self.journal.record, name, DELETE_MODEL, {})
+        except StorageFullError as error:
+            raise InsufficientStorage(f"the journal cannot record this change ({error}); nothing was changed") from None
+        del self.quarantined[name]
 
     async def close(self) -> None:
         """Stop every worker once the jobs already queued are applied."""

@@ -131,8 +131,14 @@ class ModelInfo(BaseModel):
     updates: UpdateStatsOut
 
 
+class QuarantinedModel(BaseModel):
+    name: str
+    reason: str = Field(description="Why recovery could not rebuild its state; it answers 503 until deleted.")
+
+
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    quarantined: list[QuarantinedModel] = Field(default_factory=list)
 
 
 class PredictionOut(BaseModel):

@@ -51,7 +51,8 @@ async def create_model(body: ModelCreate, registry: RegistryDep, response: Respo
 
 @router.get("/models", response_model=ModelList)
 async def list_models(registry: RegistryDep) -> dict:
-    return {"models": [model_info(registry.get(name)) for name in registry.names()]}
+    quarantined = [{"name": name, "reason": reason} for name, reason in registry.quarantined.items()]
+    return {"models": [model_info(registry.get(name)) for name in registry.names()], "quarantined": quarantined}
 
 
 @router.get("/models/{model}", response_model=ModelInfo)
@@ -61,7 +62,10 @@ async def get_model(worker: ModelDep) -> dict:
 
 
 @router.delete("/models/{model}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_model(worker: ModelDep, registry: RegistryDep) -> Response:
-    """Delete a model once the observations already queued for it are applied."""
-    await registry.delete(worker.name)
+async def delete_model(model: str, registry: RegistryDep) -> Response:
+    """Delete a model once the observations already queued for it are applied (a quarantined
+    model too: the way to start it afresh)."""
+    if model not in registry.quarantined:
+        registry.get(model)  # 404 when unknown
+    await registry.delete(model)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,7 +22,10 @@ async def readyz(request: Request) -> JSONResponse:
     """200 once the state is loaded and the models accept requests; 503 before."""
     state = request.app.state
     if state.ready:
-        return JSONResponse({"status": "ready"})
+        quarantined = state.registry.quarantined
+        return JSONResponse(
+            {"status": "ready", "quarantined": dict(quarantined)} if quarantined else {"status": "ready"}
+        )
     if state.load_error is not None:
         return JSONResponse({"status": "failed", "detail": state.load_error}, status_code=503)
     body = {"status": "loading", "detail": "the service is still loading its state"}

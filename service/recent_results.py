@@ -119,13 +119,12 @@ class RecentResults:
             row = ordered[offset : offset + width]
             timestamp = row[1]
             if d == 1:
-                value = None if math.isnan(row[2]) else row[2]
-                made = Prediction(row[3], row[4], row[5])
+                value, *made_parts = (None if math.isnan(x) else x for x in row[2:6])
+                made = Prediction(*made_parts)  # None: no forecast was made (a series' first value)
             else:
                 value = [None if math.isnan(x) else x for x in row[2 : 2 + d]]
-                made = Prediction(
-                    list(row[2 + d : 2 + 2 * d]), list(row[2 + 2 * d : 2 + 3 * d]), list(row[2 + 3 * d :])
-                )
+                parts = [[None if math.isnan(x) else x for x in row[2 + k * d : 2 + (k + 1) * d]] for k in (1, 2, 3)]
+                made = Prediction(*parts)
             points.append(RecentPoint(int(row[0]), None if math.isnan(timestamp) else timestamp, value, made))
         return points
 
@@ -175,15 +174,18 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
                 c.steps,
                 stamps.get(id(tick)) or repeat(_NAN),
                 [_NAN if v is None else v for v in c.values],
-                c.made_mean,
-                c.made_lower,
-                c.made_upper,
+                *(_floats(column) for column in (c.made_mean, c.made_lower, c.made_upper)),
                 strict=False,  # repeat(_NAN) is endless; the lists are one tick's rows each
             ),
             strict=True,
         )
         for tick, c in ticks
     )
+
+
+def _floats(column: list) -> list:
+    """A d = 1 column with None (no forecast: a hybrid series' first value) as NaN."""
+    return [_NAN if x is None else x for x in column] if None in column else column
 
 
 def _prediction(p: Prediction) -> tuple[Any, Any, Any]:
@@ -194,6 +196,7 @@ def _row(step: int, timestamp: float | None, value: Any, mean: Any, lower: Any, 
     """One observation as floats: step, timestamp, then value, mean, lower, upper (d each; NaN: none)."""
     stamp = _NAN if timestamp is None else timestamp
     if d == 1:
-        return (step, stamp, _NAN if value is None else value, mean, lower, upper)
+        return (step, stamp, *(_NAN if x is None else x for x in (value, mean, lower, upper)))
     values = [_NAN] * d if value is None else [_NAN if x is None else x for x in value]
-    return (step, stamp, *values, *mean, *lower, *upper)
+    made = [_NAN if x is None else x for part in (mean, lower, upper) for x in part]
+    return (step, stamp, *values, *made)

@@ -186,6 +186,12 @@ class SeriesList(BaseModel):
     next_offset: int | None
 
 
+class MemberOut(BaseModel):
+    name: str = Field(description="A member of the hybrid's combination (an expert, or 'network').")
+    mae: float | None = Field(description="Its one-step MAE so far (None until scored).")
+    weight: float = Field(description="Its weight in the one-step forecast now.")
+
+
 class SeriesStatsOut(BaseModel):
     series: str
     count: int
@@ -196,6 +202,11 @@ class SeriesStatsOut(BaseModel):
     naive_rmse: float | None
     coverage: float | None
     interval_level: float
+    seasons: list[int] = Field(default_factory=list, description="Season lengths in use ([] = none found yet).")
+    multiplicative: bool | None = Field(
+        default=None, description="Whether the log (multiplicative) members are on: every value so far > 0."
+    )
+    members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
 
 
 class ErrorOut(BaseModel):

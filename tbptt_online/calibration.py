@@ -15,7 +15,7 @@ horizons (``q_1 sqrt(h)``), or from the local scale (``z sqrt(h) scale``). Anoth
 
 from __future__ import annotations
 
-import math
+import math  # noqa: F401 (the doctests)
 
 import torch
 
@@ -27,7 +27,8 @@ def fold(q: torch.Tensor, error: torch.Tensor, scored: torch.Tensor, level: floa
     """q [B, H, d] after the absolute errors ``error`` [B, H, d] where ``scored``; ``floor``
     [B, d] > 0 keeps q positive (a flat series).
 
-    >>> q = fold(torch.tensor([[[1.0]]]), torch.tensor([[[2.0]]]), torch.tensor([[[True]]]), 0.9, torch.ones(1, 1) * 1e-9)
+    >>> one = torch.ones(1, 1, 1)
+    >>> q = fold(one, 2 * one, one > 0, 0.9, torch.full((1, 1), 1e-9))  # a miss: q grows
     >>> round(q.item(), 6) == round(math.exp(0.1 * 0.9), 6)
     True
     """
@@ -51,4 +52,3 @@ def half_widths(q: torch.Tensor, horizon: int, scale: torch.Tensor, ratio: torch
         beyond = q[:, -1:] * (h[:, tracked:] / tracked).sqrt()  # [B, H - Hq, d]
         known = torch.cat([known, torch.where(beyond > 0, beyond, 0.0)], dim=1)
     return torch.where(known > 0, known, fallback) * ratio
-

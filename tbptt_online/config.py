@@ -160,10 +160,11 @@ class ForecasterConfig:
 
     @property
     def resolved_warmup_updates(self) -> int:
-        """Stateful mode updates at every value up to this step (default: ``k2``, at most 32)."""
-        if self.warmup_updates is not None:
-            return self.warmup_updates
-        return min(self.k2, 32) if self.mode == "stateful" else 0
+        """Stateful mode updates at every value up to this step (default: ``k2``, at most 32);
+        stateless mode has no warm-up (its updates do not belong to one series)."""
+        if self.mode != "stateful":
+            return 0
+        return min(self.k2, 32) if self.warmup_updates is None else self.warmup_updates
 
     @property
     def season_table_size(self) -> int:

@@ -23,27 +23,30 @@ from __future__ import annotations
 
 import torch
 
+GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
+ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
+BETA, PHI = 0.1, 0.98  # the trend: smoothing and (slight) damping
+SPACES = ("", "log_")
+VARIANTS = [(space, gamma) for space in SPACES for gamma in GAMMAS]  # V = 4: [units | log] x gamma
 NAMES = (
     "naive",
     "seasonal_naive",
-    "smooth_0.1",
-    "smooth_0.3",
-    "smooth_0.7",
-    "damped_trend",
-    "log_smooth_0.1",
-    "log_smooth_0.3",
-    "log_smooth_0.7",
-    "log_damped_trend",
+    *[
+        f"{space}{kind}_g{gamma}"
+        for space, gamma in VARIANTS
+        for kind in ("level_a0.2", "level_a0.5", "level_a0.8", "trend_a0.2")
+    ],
     "ar",
 )
 N_EXPERTS = len(NAMES)
-ALPHAS = (0.1, 0.3, 0.7, 0.3)  # the three levels, then the damped trend's level
-BETA, PHI, GAMMA = 0.1, 0.9, 0.15
-REFERENCE = 1  # seasonal indices are measured against the alpha-0.3 level
+REFERENCE = 1  # a family's seasonal indices are measured against its alpha-0.5 level
 SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
 AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
 AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spike cannot blow it up)
+N_VARIANTS = len(VARIANTS)
+LOG_VARIANTS = slice(2, 4)
+LOG_EXPERTS = slice(2 + 4 * 2, 2 + 4 * 4)  # the experts of the log variants
 
 
 def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor]:
@@ -53,9 +56,9 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         "x_raw": torch.zeros(n, ring, d, dtype=f64),  # the last R values (imputed where missing)
         "x_period": torch.zeros(n, d, 2, dtype=torch.int64),  # season lengths, 0 = none
         "x_scale": torch.zeros(n, d, dtype=f64),  # the local scale (0 = unknown)
-        "x_level": torch.zeros(n, 2, 4, d, dtype=f64),  # [units | log] x the four levels
-        "x_trend": torch.zeros(n, 2, d, dtype=f64),
-        "x_season": torch.zeros(n, 2, 2, d, max_season, dtype=f64),  # [units | log] x season 1, 2
+        "x_level": torch.zeros(n, N_VARIANTS, 4, d, dtype=f64),  # per variant: the four levels
+        "x_trend": torch.zeros(n, N_VARIANTS, d, dtype=f64),
+        "x_season": torch.zeros(n, N_VARIANTS, 2, d, max_season, dtype=f64),  # per variant: season 1, 2
         "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0: log experts on
         "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),
         "x_ar_p": AR_PRIOR * torch.eye(AR_ORDER, dtype=f64).expand(n, d, AR_ORDER, AR_ORDER).clone(),
@@ -75,16 +78,16 @@ def _ring_at(ring: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
 
 
 def _seasonal(season: torch.Tensor, period: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """The seasonal components at step ``step`` [B, K]: season [B, 2, 2, d, M], period [B, d, 2]
-    -> [B, K, 2 (space), d], the sum of both seasons (0 where a season is absent)."""
-    b, _, _, d, max_season = season.shape
-    total = season.new_zeros(b, step.shape[1], 2, d)
+    """The seasonal components at step ``step`` [B, K]: season [B, V, 2, d, M], period [B, d, 2]
+    -> [B, K, V, d], the sum of both seasons (0 where a season is absent)."""
+    b, v, _, d, max_season = season.shape
+    total = season.new_zeros(b, step.shape[1], v, d)
     for j in range(2):
         m = period[:, :, j]  # [B, d]
         phase = step[:, :, None] % m.clamp(min=1)[:, None, :]  # [B, K, d]
-        index = phase.clamp(max=max_season - 1)[:, None, :, :].expand(b, 2, -1, -1)  # [B, 2, K, d]
-        table = season[:, :, j].transpose(2, 3)  # [B, 2, M, d]
-        value = torch.gather(table, 2, index).permute(0, 2, 1, 3)  # [B, K, 2, d]
+        index = phase.clamp(max=max_season - 1)[:, None, :, :].expand(b, v, -1, -1)  # [B, V, K, d]
+        table = season[:, :, j].transpose(2, 3)  # [B, V, M, d]
+        value = torch.gather(table, 2, index).permute(0, 2, 1, 3)  # [B, K, V, d]
         total = total + torch.where((m > 0)[:, None, None, :], value, 0.0)
     return total
 
@@ -93,45 +96,46 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     the rows, replacing their tensors (the caller writes them back to the store)."""
     first = (step == 1)[:, None]  # [B, 1]
-    positive = rows["x_positive"] & (y > 0)
-    u = torch.stack([y, torch.where(y > 0, y, 1.0).log()], dim=1)  # [B, 2, d] units, log units
+    positive = rows["x_positive"] & ((y > 0) | ~mask)  # an imputed value decides nothing
+    logs = torch.where(y > 0, y, 1.0).log()
+    u = torch.stack([y, y, logs, logs], dim=1)  # [B, V, d] each variant's value: units or log units
     ring = rows["x_raw"]
     previous = _ring_at(ring, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
     change = torch.where(mask & ~first, (y - previous).abs(), 0.0)
     scale = rows["x_scale"]
-    scale = torch.where(mask & ~first, torch.where(scale > 0, SCALE_DECAY * scale + (1 - SCALE_DECAY) * change, change), scale)
+    decayed = SCALE_DECAY * scale + (1 - SCALE_DECAY) * change
+    scale = torch.where(mask & ~first, torch.where(scale > 0, decayed, change), scale)
     rows["x_raw"] = ring.index_put((torch.arange(len(step)), (step - 1) % ring.shape[1]), y)
 
     # smoothing: levels and trend from the deseasonalised value, then the seasons
     period, season = rows["x_period"], rows["x_season"]
-    s_now = torch.zeros_like(u)  # [B, 2, d] per season j below
-    parts = []
+    parts = []  # each season's component now [B, V, d]
     for j in range(2):
         one = torch.zeros_like(period)
         one[:, :, j] = period[:, :, j]
-        parts.append(_seasonal(season, one, step[:, None])[:, 0])  # [B, 2, d]
-        s_now = s_now + parts[-1]
-    level, trend = rows["x_level"], rows["x_trend"]  # [B, 2, 4, d], [B, 2, d]
+        parts.append(_seasonal(season, one, step[:, None])[:, 0])
+    s_now = parts[0] + parts[1]
+    level, trend = rows["x_level"], rows["x_trend"]  # [B, V, 4, d], [B, V, d]
     alphas = torch.tensor(ALPHAS, dtype=y.dtype).view(1, 1, 4, 1)
     prior = torch.cat([level[:, :, :3], (level[:, :, 3] + PHI * trend)[:, :, None]], dim=2)
     new_level = alphas * (u - s_now)[:, :, None] + (1 - alphas) * prior
     new_trend = BETA * (new_level[:, :, 3] - level[:, :, 3]) + (1 - BETA) * PHI * trend
     new_level = torch.where(first[:, :, None, None], u[:, :, None].expand_as(new_level), new_level)
     new_trend = torch.where(first[:, :, None], 0.0, new_trend)
-    reference = new_level[:, :, REFERENCE]  # [B, 2, d]
+    reference = new_level[:, :, REFERENCE]  # [B, V, d]
+    gammas = torch.tensor(GAMMAS * len(SPACES), dtype=y.dtype).view(1, -1, 1)  # [1, V, 1]
     updated = season
     rest = parts[1]
+    b_idx, d_idx = torch.meshgrid(torch.arange(len(step)), torch.arange(y.shape[1]), indexing="ij")  # [B, d]
     for j in range(2):
         m = period[:, :, j]  # [B, d]
         if not bool((m > 0).any()):
             continue
-        value = GAMMA * (u - reference - rest) + (1 - GAMMA) * parts[j]  # [B, 2, d]
+        value = gammas * (u - reference - rest) + (1 - gammas) * parts[j]  # [B, V, d]
         phase = (step[:, None] % m.clamp(min=1)).clamp(max=season.shape[-1] - 1)  # [B, d]
-        b_idx, d_idx = torch.meshgrid(torch.arange(len(step)), torch.arange(y.shape[1]), indexing="ij")
-        for space in range(2):
-            current = updated[b_idx, space, j, d_idx, phase]  # [B, d]
-            new = torch.where(m > 0, value[:, space], current)
-            updated = updated.index_put((b_idx, torch.full_like(b_idx, space), torch.full_like(b_idx, j), d_idx, phase), new)
+        for v in range(N_VARIANTS):
+            at = (b_idx, torch.full_like(b_idx, v), torch.full_like(b_idx, j), d_idx, phase)
+            updated = updated.index_put(at, torch.where(m > 0, value[:, v], updated[at]))
         rest = value  # the second season is measured against the updated first one
     rows.update(x_level=new_level, x_trend=new_trend, x_season=updated, x_scale=scale, x_positive=positive)
     _advance_ar(rows, mask, step)
@@ -195,23 +199,25 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     back = ahead[:, :, None] - m * torch.div(h[None, :, None] + m - 1, m.clamp(min=1), rounding_mode="floor")
     usable = (m > 0) & (back >= 1) & (back > step[:, None, None] - ring.shape[1])
     seasonal_naive = torch.where(usable, _ring_at(ring, back.clamp(min=1)), naive)
-    season = _seasonal(rows["x_season"], period, ahead)  # [B, H, 2, d]
-    level, trend = rows["x_level"], rows["x_trend"]  # [B, 2, 4, d], [B, 2, d]
+    season = _seasonal(rows["x_season"], period, ahead)  # [B, H, V, d]
+    level, trend = rows["x_level"], rows["x_trend"]  # [B, V, 4, d], [B, V, d]
     damped = torch.cumsum(PHI ** h.to(torch.float64), 0).view(1, horizon, 1, 1)  # sum_{i<=h} phi^i
-    smooth = torch.cat(
-        [level[:, None, :, :3] + season[:, :, :, None], (level[:, None, :, 3] + damped * trend[:, None] + season)[:, :, :, None]],
-        dim=3,
-    )  # [B, H, 2, 4, d]
-    units = smooth[:, :, 0]
-    logs = torch.where(rows["x_positive"][:, None, None], smooth[:, :, 1].clamp(max=700.0).exp(), units)
+    levels = level[:, None, :, :3] + season[:, :, :, None]  # [B, H, V, 3, d]
+    trended = (level[:, None, :, 3] + damped * trend[:, None] + season)[:, :, :, None]  # [B, H, V, 1, d]
+    smooth = torch.cat([levels, trended], dim=3)  # [B, H, V, 4, d]
+    units = smooth[:, :, :2].flatten(2, 3)  # [B, H, 8, d]
+    logs = smooth[:, :, 2:].flatten(2, 3).clamp(max=700.0).exp()
+    logs = torch.where(rows["x_positive"][:, None, None], logs, units)
     ar = _ar_path(rows, step, horizon)
-    return torch.cat([naive[:, :, None], seasonal_naive[:, :, None], units, logs, ar[:, :, None]], dim=2)
+    return torch.cat(
+        [naive[:, :, None], seasonal_naive[:, :, None], units, logs, ar[:, :, None]], dim=2
+    )  # [B, H, E, d]
 
 
 def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
     """The AR expert's forecasts [B, H, d]: z rolled forward with its own predictions."""
     ring, period, theta = rows["x_raw"], rows["x_period"], rows["x_ar"]
-    b, r, d = ring.shape
+    b, _, d = ring.shape
     m = period[:, :, 0]  # [B, d]
     seasonal = m > 0
     depth = int(2 * m.max()) + 6 if b else 6  # values of the past the recursion can reach
@@ -243,7 +249,8 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     values = _ring_at(ring, (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d))
     season = torch.zeros_like(rows["x_season"])
     logs = torch.where(values > 0, values, 1.0).log()
-    for space, u in enumerate((values, logs)):
+    for variant, (space, _) in enumerate(VARIANTS):
+        u = logs if space else values
         rest = u.clone()  # [B, n, d]
         for j in range(2):
             for bi in range(b):
@@ -256,11 +263,11 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
                     table = (tail - tail.mean(dim=1, keepdim=True)).mean(dim=0)  # [m] by position
                     first_step = int(step[bi]) - cycles * m + 1  # the step of tail[0, 0]
                     phases = (first_step + torch.arange(m)) % m
-                    season[bi, space, j, di, phases] = table
+                    season[bi, variant, j, di, phases] = table
                     rest[bi, :, di] -= table[(torch.arange(n) + (int(step[bi]) - n + 1 - first_step)) % m]
         deseasonalised = rest  # [B, n, d]
         span = int(max(1, periods[:, :, 0].max())) if b else 1
-        rows["x_level"][:, space] = deseasonalised[:, -min(span, n) :].mean(dim=1)[:, None].expand(-1, 4, -1)
+        rows["x_level"][:, variant] = deseasonalised[:, -min(span, n) :].mean(dim=1)[:, None].expand(-1, 4, -1)
     rows["x_trend"] = torch.zeros_like(rows["x_trend"])
     rows["x_season"] = season
     rows["x_period"] = periods.clone()
@@ -273,7 +280,6 @@ def log_share_allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     positive, the seasonal naive only with a season."""
     b, d = rows["x_positive"].shape
     active = torch.ones(b, N_EXPERTS, d, dtype=torch.bool)
-    active[:, 6:10] = rows["x_positive"][:, None]
+    active[:, LOG_EXPERTS] = rows["x_positive"][:, None]
     active[:, 1] = rows["x_period"][:, :, 0] > 0
     return active
-

@@ -68,8 +68,8 @@ class Forecaster:
     >>> f = Forecaster(ForecasterConfig(hidden_size=8, k1=2, k2=4, seed=0))
     >>> for v in [1.0, 2.0, 3.0, 4.0]:
     ...     r = f.observe("sensor-1", v)
-    >>> r.step, r.updated, f.update_stats().updates
-    (4, True, 2)
+    >>> r.step, r.updated, f.update_stats().updates  # the warm-up: every value updates up to step k2
+    (4, True, 4)
     >>> fc = f.forecast("sensor-1", horizon=3, level=0.9)
     >>> len(fc.mean), fc.lower[0] < fc.mean[0] < fc.upper[0]
     (3, True)
@@ -92,6 +92,7 @@ class Forecaster:
         self.observations = 0  # values consumed by the model, all series together
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
         self._hybrid_fields = [k for k in self.store.tensors if k.startswith(hybrid.PREFIXES)]
+        self._paths: torch.Tensor | None = None  # the experts' forecasts of this tick (hybrid)
         self._frozen: tuple[int, RecurrentNetwork] | None = None
 
     # -- reading ------------------------------------------------------------------
@@ -278,7 +279,8 @@ class Forecaster:
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
         self._seasons(rows, steps)
-        base = hybrid.base_forecast(rows, steps)  # [B, d]
+        self._paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d], kept for serving
+        base = hybrid.base_forecast(rows, self._paths)  # [B, d]
         rows["n_base"], rows["n_scale"] = base, experts.local_scale(rows)
         return hybrid.network_input(rows, y, steps, target, base), target, defined
 
@@ -300,7 +302,12 @@ class Forecaster:
                 hybrid.detect(part, steps[idx], cfg.season_table_size)
             else:
                 periods = torch.tensor(list(cfg.season_length) + [0] * (2 - len(cfg.season_length)))
-                hybrid.set_seasons(part, steps[idx], periods.expand(len(idx), cfg.n_features, 2), torch.ones(len(idx), dtype=torch.bool))
+                hybrid.set_seasons(
+                    part,
+                    steps[idx],
+                    periods.expand(len(idx), cfg.n_features, 2),
+                    torch.ones(len(idx), dtype=torch.bool),
+                )
             for key, value in part.items():
                 rows[key] = rows[key].index_put((idx,), value)
 
@@ -311,7 +318,8 @@ class Forecaster:
         forecasts; store and return the served one-step forecast [B, 4, d]."""
         d = self.config.n_features
         rows["n_correction"] = pred[:, :d].to(torch.float64)
-        every, mean = hybrid.members(rows, steps, self.config.calibrated_horizon)  # [B, Hc, E, d], [B, Hc, d]
+        paths, self._paths = self._paths, None
+        every, mean = hybrid.members(rows, steps, self.config.calibrated_horizon, paths)  # [B, Hc, E, d], [B, Hc, d]
         hybrid.remember(rows, steps, every, mean)
         served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
         self.store.put(slots, next_pred=pred, served=served, **rows)
@@ -336,8 +344,9 @@ class Forecaster:
         scored = loss_steps(steps, k1, k2, self.config.resolved_warmup_updates)  # [B] m_t
         m = int(scored.max())
         x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
-        # a row scoring fewer than m steps has its earlier ones left out of the loss
-        mask = mask & (torch.arange(length)[:, None] >= length - scored[None, :])[..., None]
+        # a row scoring fewer than m steps has its earlier ones among the last m left out of the loss
+        at = torch.arange(length)[:, None]  # [L, 1]
+        mask = mask & ((at >= length - scored[None, :]) | (at < length - m))[..., None]
         # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
         # stored from a no-grad forward): the value crosses the boundary, the gradient not.
         anchor = self.store.state("anchor", slots, steps // k1 % self.store.anchors)

@@ -46,7 +46,9 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # discounted losses per horizon
         "c_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
-        "c_origin": torch.zeros(n, horizons, horizons, N_MEMBERS + 1, d, dtype=f64),  # [origin % Hc, h-1, member]
+        # [origin % Hc, h - 1, member (then the served)]: float32 halves the hybrid's largest field; only
+        # errors are read from it (a value past float32's range scores as an infinite, i.e. capped, error)
+        "c_origin": torch.zeros(n, horizons, horizons, N_MEMBERS + 1, d, dtype=torch.float32),
         "c_member_abs": torch.zeros(n, N_MEMBERS, d, dtype=f64),  # one-step absolute errors, summed
         "c_member_n": torch.zeros(n, d, dtype=f64),
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
@@ -112,10 +114,14 @@ def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([simple, torch.ones_like(simple[:, :1])], dim=1)
 
 
-def members(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+def members(
+    rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, paths: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every member's forecasts ``[B, H, E, d]`` and their combination ``[B, H, d]`` (the
-    served mean), from the rows as they are (the network's correction included)."""
-    paths = experts.paths(rows, step, horizon)  # [B, H, 11, d]
+    served mean), from the rows as they are (the network's correction included); ``paths``:
+    the experts' forecasts when already made (``experts.paths`` of these rows)."""
+    if paths is None:
+        paths = experts.paths(rows, step, horizon)  # [B, H, E - 1, d]
     ok = allowed(rows)
     loss, count = rows["c_loss"], rows["c_count"]
     base = combination.combine(paths, combination.weights(loss[:, :, :-1], count, ok[:, :-1]))  # [B, H, d]
@@ -124,15 +130,17 @@ def members(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> 
     return every, combination.combine(every, combination.weights(loss, count, ok))
 
 
-def base_forecast(rows: dict[str, torch.Tensor], step: torch.Tensor) -> torch.Tensor:
-    """[B, d]: the experts' combination for the next value (what the network corrects)."""
-    paths = experts.paths(rows, step, 1)
+def base_forecast(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> torch.Tensor:
+    """[B, d]: the experts' combination for the next value (what the network corrects), from
+    their ``paths`` [B, H, E - 1, d]."""
     ok = experts.log_share_allowed(rows)
     w = combination.weights(rows["c_loss"][:, :1, :-1], rows["c_count"][:, :1], ok)
-    return combination.combine(paths, w)[:, 0]
+    return combination.combine(paths[:, :1], w)[:, 0]
 
 
-def network_target(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def network_target(
+    rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's target for this value [B, d] (the base's error in units of the scale it
     was made with) and where it is defined (observed, and a base existed)."""
     base, scale = rows["n_base"], rows["n_scale"]
@@ -178,7 +186,8 @@ def remember(rows: dict[str, torch.Tensor], step: torch.Tensor, every: torch.Ten
     ring = rows["c_origin"]
     b, horizons = ring.shape[:2]
     rows["c_origin"] = ring.index_put(
-        (torch.arange(b), step % horizons), torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2)
+        (torch.arange(b), step % horizons),
+        torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2).to(torch.float32),
     )
 
 

@@ -31,8 +31,9 @@ def step_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind
     """Loss of one step per row: ``[B]``, the sum over the observed features divided by d.
 
     gaussian: 0.5 * (log var + (x - mean)^2 / var), the NLL without its constant;
-    mse: (x - mean)^2; absolute: |x - mean| (twice the pinball loss of the median). A missing feature (mask False) contributes exactly zero, also
-    to the gradient (``where`` rather than a product, so a NaN target cannot leak).
+    mse: (x - mean)^2; absolute: |x - mean| (twice the median's pinball loss). A missing
+    feature (mask False) contributes exactly zero, also to the gradient (``where`` rather
+    than a product, so a NaN target cannot leak).
 
     >>> step_loss(torch.tensor([[1.0]]), torch.tensor([[3.0]]), torch.tensor([[True]]), "mse")
     tensor([4.])

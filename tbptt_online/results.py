@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
 import torch
@@ -55,8 +55,19 @@ class Forecast:
 
 
 @dataclass(frozen=True)
+class MemberStats:
+    """One member of the hybrid's combination: its one-step MAE so far and its weight now."""
+
+    name: str
+    mae: float | None
+    weight: float
+
+
+@dataclass(frozen=True)
 class SeriesStats:
-    """Prequential accuracy of one series (None until something was scored)."""
+    """Prequential accuracy of one series (None until something was scored). With the hybrid:
+    the season lengths in use (first feature; [] = none), whether the log (multiplicative)
+    members are on, and each member's one-step MAE and weight (first feature)."""
 
     series: str
     count: int
@@ -66,6 +77,9 @@ class SeriesStats:
     naive_rmse: float | None
     coverage: float | None
     interval_level: float
+    seasons: list[int] = field(default_factory=list)
+    multiplicative: bool | None = None
+    members: list[MemberStats] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,10 @@ class TickColumns:
         if self._lists is None:
             steps, updated, value, *preds = [_column(t) for t in self._tensors]
             values = [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in value]
+            if bool(torch.isnan(torch.stack(self._tensors[3:])).any()):  # no forecast yet (a hybrid's first value)
+                preds = [
+                    [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in p] for p in preds
+                ]
             self._lists = TickLists(self.names, steps, updated, values, *preds, self.update_count)
         return self._lists
 

@@ -76,9 +76,7 @@ class SeriesStore:
             "served": torch.zeros(n, len(SERVED), d, dtype=torch.float64),
         }
         if cfg.hybrid:
-            out.update(
-                hybrid.fields(n, d, cfg.values_ring_size, cfg.season_table_size, cfg.calibrated_horizon)
-            )
+            out.update(hybrid.fields(n, d, cfg.values_ring_size, cfg.season_table_size, cfg.calibrated_horizon))
         if self.anchors:
             out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)
         if self.lstm:

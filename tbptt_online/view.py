@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import torch
 
-from tbptt_online import calibration, experts, hybrid
+from tbptt_online import calibration, combination, experts, hybrid
 from tbptt_online.config import MAX_LEVEL, ForecasterConfig
 from tbptt_online.intervals import predictive, to_units, widening, z_value
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.normalizer import std
-from tbptt_online.results import Forecast, Row, SeriesStats
+from tbptt_online.results import Forecast, MemberStats, Row, SeriesStats
 from tbptt_online.rollout import fresh_state, roll_out
 from tbptt_online.scoring import STAT
 from tbptt_online.values import format_row
@@ -168,6 +168,7 @@ class ForecasterView:
                 return None
             return math.sqrt(num / den) if root else num / den
 
+        extra = self._hybrid_stats(slot) if self.config.hybrid else {}
         return SeriesStats(
             series=series,
             count=int(self.tensors["steps"][slot]),
@@ -177,7 +178,20 @@ class ForecasterView:
             naive_rmse=ratio(naive["naive_sq_err"], naive["naive_n"], root=True),
             coverage=ratio(t["covered"], t["score_n"]),
             interval_level=self.config.interval_level,
+            **extra,
         )
+
+    def _hybrid_stats(self, slot: torch.Tensor) -> dict:
+        """Seasons, the log members' state and each member's MAE and weight (first feature)."""
+        rows = {k: v[slot] for k, v in self.tensors.items() if k.startswith(hybrid.PREFIXES)}
+        w = combination.weights(rows["c_loss"][:, :1], rows["c_count"][:, :1], hybrid.allowed(rows))[0, 0, :, 0]
+        n = float(rows["c_member_n"][0, 0])
+        mae = (rows["c_member_abs"][0, :, 0] / n).tolist() if n > 0 else [None] * len(hybrid.MEMBERS)
+        return {
+            "seasons": [int(m) for m in rows["x_period"][0, 0].tolist() if m > 0],
+            "multiplicative": bool(rows["x_positive"][0, 0]),
+            "members": [MemberStats(*item) for item in zip(hybrid.MEMBERS, mae, w.tolist(), strict=True)],
+        }
 
 
 def _hybrid_forecasts(

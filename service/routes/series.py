@@ -52,6 +52,9 @@ async def get_series(series: str, worker: ModelDep) -> dict:
         "naive_rmse": stats.naive_rmse,
         "coverage": stats.coverage,
         "interval_level": stats.interval_level,
+        "seasons": stats.seasons,
+        "multiplicative": stats.multiplicative,
+        "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in stats.members],
     }
 
 

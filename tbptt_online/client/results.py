@@ -146,14 +146,19 @@ class SeriesStats:
     naive_rmse: float | None
     coverage: float | None
     interval_level: float
+    seasons: tuple[int, ...] = ()  # the season lengths in use
+    multiplicative: bool | None = None  # the log members on (every value so far > 0)
+    members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
-        optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage")
+        optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage", "multiplicative")
         return cls(
             series=data["series"],
             count=data["count"],
             interval_level=data["interval_level"],
+            seasons=tuple(data.get("seasons") or ()),
+            members=tuple((m["name"], m.get("mae"), m["weight"]) for m in data.get("members") or ()),
             **{name: data.get(name) for name in optional},
         )
 

@@ -6,11 +6,15 @@ truncated window itself and differentiates it with ``torch.autograd.grad``. Only
 the network's one-step ``advance`` / ``predict`` (the model's definition, not the
 training rule) are reused, on a private deep copy of the initial weights.
 
-The rule (issue 2): at step t of a series with t % k1 == 0, m = min(k1, k2),
+The rule (issue 2, warm-up from issue 10): at step t of a series with t % k1 == 0 or
+t <= W (the warm-up), m_t = the steps since the series' previous update (at most k2),
 
-    g_t = ∇θ  Σ_{s = t-m+1 .. t}  L_s(θ_t ; h_{t-k2} = stopgrad(ĥ_{t-k2}))   (h_0 if t <= k2)
+    g_t = ∇θ  Σ_{s = t-m_t+1 .. t}  L_s(θ_t ; h_{t-k2} = stopgrad(ĥ_{t-k2}))   (h_0 if t <= k2)
 
-series due at the same tick share one step on the mean of their window sums.
+series due at the same tick share one step on the mean of their window sums. With the
+hybrid (issue 10) the inputs x_s and the targets differ: they are data the library makes
+before the network sees them (the experts' features and error), and the oracle takes
+them as given (``tick(..., given=...)``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ def oracle_step_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> tor
         if kind == "gaussian":
             var = torch.logaddexp(pred[0, d + i], pred.new_zeros(())) + MIN_VARIANCE  # exact softplus
             total = total + 0.5 * (torch.log(var) + (x - mu) ** 2 / var)
+        elif kind == "absolute":
+            total = total + torch.abs(x - mu)
         else:
             total = total + (x - mu) ** 2
     return total / d
@@ -139,6 +145,7 @@ class SeriesTrace:
         self.served = served  # [1, p] predict(ĥ_t) after the tick: the forecast of x_{t+1}
         self.observed: list[list[float]] = []  # raw observed values per feature (for the scale)
         self.scale_before: tuple[list[float], list[float]] = ([], [])  # (centres, stds) before the last value
+        self.last_update = 0  # the step of the series' previous update (0: none yet)
 
     @property
     def t(self) -> int:
@@ -174,19 +181,26 @@ class StreamOracle:
     def _serve(self, h: Any, last_input: torch.Tensor) -> torch.Tensor:
         """The served forecast [1, p]: with the residual head, the change added to x_t."""
         pred = self._predict(h)
-        if not self.cfg.residual:
+        if not self.cfg.residual or self.cfg.hybrid:  # the hybrid's output is a correction: nothing added
             return pred
         return torch.cat([pred[:, : self.d] + last_input, pred[:, self.d :]], dim=1)
 
     def _bases(self, trace: SeriesTrace, lo: int, hi: int) -> list[torch.Tensor] | None:
-        return previous_inputs(trace.inputs, lo, hi) if self.cfg.residual else None
+        return previous_inputs(trace.inputs, lo, hi) if self.cfg.residual and not self.cfg.hybrid else None
 
     def _scale(self, trace: SeriesTrace) -> tuple[list[float], list[float]]:
         columns = [[row[i] for row in trace.observed if not math.isnan(row[i])] for i in range(self.d)]
         pairs = [direct_scale(c) for c in columns]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
-    def tick(self, items: Sequence[tuple[str, Any]], draw: Callable[[], list[tuple[str, int]]] | None = None) -> None:
+    def tick(
+        self,
+        items: Sequence[tuple[str, Any]],
+        draw: Callable[[], list[tuple[str, int]]] | None = None,
+        given: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> None:
+        """One tick; ``given``: per series (x [1, i], target [d] with NaN where undefined), the
+        hybrid's input and target, used as they are instead of the normalised value."""
         names = [name for name, _ in items]
         assert len(set(names)) == len(names), "a tick holds distinct series"
         dtype = next(self.net.parameters()).dtype
@@ -206,8 +220,11 @@ class StreamOracle:
             served_mean = trace.served[0, : self.d].tolist()
             fed = [mu if math.isnan(v) else v for v, mu in zip(target, served_mean, strict=True)]
             x = torch.tensor([fed], dtype=dtype)  # [1, d]; a missing feature: the served forecast mean
+            target = torch.tensor(target, dtype=dtype)
+            if given is not None:
+                x, target = given[name]
             trace.inputs.append(x)
-            trace.targets.append(torch.tensor(target, dtype=dtype))
+            trace.targets.append(target)
             if self.cfg.mode == "stateful":
                 trace.states.append(self._advance(x, trace.states[-1]))  # ĥ_t with the weights in force
         if self.cfg.mode == "stateful":
@@ -222,14 +239,16 @@ class StreamOracle:
 
     def _stateful_update(self, names: list[str]) -> None:
         k1, k2 = self.cfg.k1, self.cfg.k2
-        m = min(k1, k2)
-        due = [n for n in names if self.series[n].t % k1 == 0]
+        warmup = self.cfg.resolved_warmup_updates
+        due = [n for n in names if self.series[n].t % k1 == 0 or self.series[n].t <= warmup]
         self.last_due = due
         if not due:
             return
         sums = []
         for name in due:
             trace, t = self.series[name], self.series[name].t
+            m = min(t - trace.last_update, k2)  # the losses since the previous update
+            trace.last_update = t
             first = max(0, t - k2)  # the window holds x_{first+1} .. x_t
             start = detach_state(trace.states[first])  # stopgrad(ĥ_{t-k2}); ĥ_0 = h_0
             bases = self._bases(trace, first, t)

@@ -140,7 +140,7 @@ async def test_async_client_results_match_the_library_fed_the_same_stream(tmp_pa
     ref_stats = reference.series_stats("a")
     assert (stats.count, stats.mae, stats.naive_rmse) == (9, ref_stats.mae, ref_stats.naive_rmse)
     assert stats.last_timestamp == float(T0 + 480)
-    assert info.updates.updates == reference.update_stats().updates == 2 and info.observations == 9
+    assert info.updates.updates == reference.update_stats().updates > 0 and info.observations == 9
 
 
 @pytest.mark.anyio

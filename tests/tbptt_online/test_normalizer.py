@@ -51,7 +51,7 @@ def test_std_is_one_until_the_scale_is_known():
 
 
 def test_forecaster_stores_inputs_normalised_with_the_statistics_including_them():
-    f = Forecaster(ForecasterConfig(hidden_size=4, k1=3, k2=8, dtype="float64", normalize=True))
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=3, k2=8, dtype="float64", normalize=True, hybrid=False))
     values = [10.0, 12.0, None, 9.0, 15.0, 11.0]
     observed = []
     for t, v in enumerate(values, start=1):
@@ -71,7 +71,7 @@ def constant_forecaster(loss: str, normalize: bool) -> Forecaster:
     forecast is the head's bias: mean 1.0 and (gaussian) variance softplus(raw) + 1e-6 = 1."""
     config = ForecasterConfig(
         hidden_size=3, k1=2, k2=3, loss=loss, normalize=normalize, optimizer="sgd", lr=0.0, clip_norm=None,
-        dtype="float64", interval_level=0.9, residual=False,
+        dtype="float64", interval_level=0.9, residual=False, hybrid=False,
     )  # fmt: skip
     f = Forecaster(config)
     with torch.no_grad():

@@ -25,7 +25,7 @@ K1_K2 = [(1, 1), (1, 5), (4, 4), (2, 5), (3, 7), (5, 2)]
 def exact_config(**overrides) -> ForecasterConfig:
     base = dict(
         hidden_size=5, k1=2, k2=5, optimizer="sgd", lr=0.05, clip_norm=None, loss="gaussian",
-        normalize=False, dtype="float64", seed=3,
+        normalize=False, dtype="float64", seed=3, hybrid=False, warmup_updates=0,
     )  # fmt: skip
     base.update(overrides)
     return ForecasterConfig(**base)
@@ -198,9 +198,9 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
     calls = []
     original = f.engine.replay_update
 
-    def recording(start, x, mask, active_from, loss_steps, base):
+    def recording(start, x, y, mask, active_from, loss_steps, base):
         calls.append((start, x.clone(), mask.clone(), active_from.clone(), loss_steps, base))
-        return original(start, x, mask, active_from, loss_steps, base)
+        return original(start, x, y, mask, active_from, loss_steps, base)
 
     monkeypatch.setattr(f.engine, "replay_update", recording)
     for tick in stream_for(k1, k2, 3, missing=[(0, 3)]):
@@ -248,3 +248,64 @@ def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, mon
     monkeypatch.setattr(network, "SEQUENCE_OP_MAX_ROWS", max_rows)
     config = exact_config(cell=cell, k1=2, k2=5, num_layers=2)
     assert_follows_oracle(config, stream_for(2, 5, n_series=3))
+
+
+# -- the warm-up (issue 10): every value updates up to step W, then every k1 -----------------
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize(("k1", "k2", "warmup"), [(2, 5, 5), (3, 7, 4), (4, 4, 4), (5, 2, 2), (3, 6, 1)])
+def test_warmup_updates_equal_oracle(k1, k2, warmup, cell):
+    """Updates at every step t <= W, then at multiples of k1, each scoring the steps since the
+    series' previous update (the oracle counts them itself): every loss is used once."""
+    config = exact_config(cell=cell, k1=k1, k2=k2, warmup_updates=warmup)
+    oracle = assert_follows_oracle(config, stream_for(k1, k2, 3, missing=[(0, 2)]))
+    assert len(oracle.records) >= warmup  # one per warm-up tick at least
+
+
+# -- the hybrid (issue 10): the network learns the experts' error from their features ------
+def hybrid_config(**overrides) -> ForecasterConfig:
+    return exact_config(**{"hybrid": True, "loss": "absolute", "warmup_updates": None, "season_length": 4, **overrides})
+
+
+def fed_at_this_tick(f: Forecaster, names: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """What the library fed the network at each series' newest step, and its target (NaN where
+    undefined), read from its history ring."""
+    st, ring = f.store.tensors, f.config.ring_size
+    given = {}
+    for name in names:
+        slot = f.store.slots[name]
+        row = int(st["steps"][slot] - 1) % ring
+        target = torch.where(st["hist_mask"][slot, row], st["hist_y"][slot, row], math.nan)
+        given[name] = (st["hist_x"][slot, row][None].clone(), target.clone())
+    return given
+
+
+def assert_hybrid_follows_oracle(config: ForecasterConfig, ticks) -> StreamOracle:
+    f = Forecaster(config)
+    oracle = StreamOracle(f.network, config)
+    for i, tick in enumerate(ticks):
+        f.observe_many(tick)
+        oracle.tick(tick, given=fed_at_this_tick(f, [name for name, _ in tick]))
+        diff = max_abs_diff(f.network, oracle.net)
+        assert diff <= TOL, f"tick {i}: weights differ from the oracle by {diff:.3e}"
+        assert f.update_stats().updates == len(oracle.records)
+        for name, _ in tick:  # the network's correction of the next value, as the library stored it
+            got = f.store.tensors["n_correction"][f.store.slots[name]]
+            want = oracle.series[name].served[0, : config.n_features]
+            assert float((got - want).abs().max()) <= TOL, (i, name)
+    assert len(oracle.records) >= 2 and sum(norm > 0 for _, norm in oracle.records) >= 2
+    assert f.store.tensors["x_period"][0, 0, 0] == 4  # the experts ran with the configured season
+    return oracle
+
+
+@pytest.mark.parametrize("loss", ["absolute", "gaussian"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize(("k1", "k2"), [(2, 5), (3, 3), (5, 2)])
+def test_hybrid_updates_equal_oracle(k1, k2, cell, loss):
+    config = hybrid_config(cell=cell, k1=k1, k2=k2, loss=loss)
+    assert_hybrid_follows_oracle(config, stream_for(k1, k2, 3, missing=[(0, 3), (2, 6)]))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_hybrid_multivariate_updates_equal_oracle(cell):
+    config = hybrid_config(cell=cell, k1=2, k2=5, n_features=2, num_layers=2)
+    assert_hybrid_follows_oracle(config, stream_for(2, 5, 3, d=2, missing=[(1, 5)], partial=[(0, 4, 1)]))

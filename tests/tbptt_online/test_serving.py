@@ -112,7 +112,7 @@ class ServingReplay:
 def config_for(**overrides) -> ForecasterConfig:
     base = dict(
         hidden_size=6, k1=3, k2=5, optimizer="adam", lr=0.01, clip_norm=1.0, normalize=True, dtype="float64",
-        seed=1,
+        seed=1, hybrid=False, warmup_updates=0,
     )  # fmt: skip
     base.update(overrides)
     return ForecasterConfig(**base)

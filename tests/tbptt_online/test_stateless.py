@@ -43,7 +43,7 @@ class ScriptedSampler:
 def stateless_config(**overrides) -> ForecasterConfig:
     base = dict(
         mode="stateless", hidden_size=5, k1=3, k2=4, replay_batch=3, history_size=6, optimizer="sgd", lr=0.05,
-        clip_norm=None, loss="gaussian", normalize=False, dtype="float64", seed=5,
+        clip_norm=None, loss="gaussian", normalize=False, dtype="float64", seed=5, hybrid=False,
     )  # fmt: skip
     base.update(overrides)
     return ForecasterConfig(**base)

@@ -132,7 +132,11 @@ def all_finite(f: Forecaster) -> bool:
 
 def test_overflowing_loss_skips_the_update_and_is_counted():
     # float32 without normalisation: (1e30 - mean)^2 overflows, the loss is inf
-    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=2, loss="mse", normalize=False, dtype="float32"))
+    f = Forecaster(
+        ForecasterConfig(
+            hidden_size=4, k1=2, k2=2, loss="mse", normalize=False, dtype="float32", hybrid=False, warmup_updates=0
+        )
+    )
     for v in (0.1, 0.2, 0.3, 0.4):
         f.observe("a", v)
     assert f.update_stats() == f.update_stats().__class__(
@@ -153,7 +157,9 @@ def test_overflowing_loss_skips_the_update_and_is_counted():
 
 
 def test_non_finite_gradient_skips_the_update():
-    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=3, normalize=False, dtype="float64"))
+    f = Forecaster(
+        ForecasterConfig(hidden_size=4, k1=2, k2=3, normalize=False, dtype="float64", hybrid=False, warmup_updates=0)
+    )
     for v in (0.1, 0.2):
         f.observe("a", v)
     before, optimizer = weights(f), snapshot(f)["optimizer"]
@@ -184,6 +190,8 @@ def test_step_that_would_make_a_weight_infinite_is_undone():
         optimizer="sgd",
         lr=3e38,
         clip_norm=None,
+        hybrid=False,
+        warmup_updates=0,
     )
     f = Forecaster(config)
     before = weights(f)

@@ -85,7 +85,7 @@ class ForecasterConfig:
     k2: int = 32
     mode: str = "stateful"
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 3e-3
     clip_norm: float | None = 1.0
     loss: str = "gaussian"
     normalize: bool = True
@@ -186,7 +186,9 @@ class ForecasterConfig:
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
         """Build from a plain mapping; unknown keys are an error naming them."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown config field(s) {unknown}: allowed are {sorted(known)}")
+        unknown = set(data) - known
+        if unknown:  # fix: a million unknown keys made a 2 MB error; name the first few
+            named = sorted(unknown, key=str)[:5]
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise ValueError(f"unknown config field(s) {named}{more}: allowed are {sorted(known)}")
         return cls(**data)

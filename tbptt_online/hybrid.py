@@ -85,19 +85,43 @@ def detection_due(step: torch.Tensor) -> torch.Tensor:
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
     """Look for seasons in the values in the ring (all rows have the same step) and
-    re-estimate the components of the rows whose seasons changed."""
+    re-estimate the components of the rows whose seasons changed. A found season may be a
+    divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
+    naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
     from tbptt_online.season import detect_periods
 
     ring = rows["x_raw"]
     b, r, d = ring.shape
     n = min(int(step[0]), r)
     back = (step[:, None] - torch.arange(n - 1, -1, -1)[None, :] - 1) % r  # [B, n] ring rows, oldest first
-    values = torch.gather(ring, 1, back[:, :, None].expand(-1, -1, d))  # [B, n, d]
-    found = detect_periods(values.transpose(1, 2).reshape(b * d, n), max_periods=2, max_period=min(n // 3, max_season))
+    values = torch.gather(ring, 1, back[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
+    found = detect_periods(values, max_periods=2, max_period=min(n // 3, max_season))  # [B * d, 2]
+    found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
     found = found.view(b, d, 2)
     changed = (found != rows["x_period"]).any(dim=2).any(dim=1)  # [B]
     if bool(changed.any()):
         set_seasons(rows, step, found, changed)
+
+
+MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower
+
+
+def _best_multiple(values: torch.Tensor, period: torch.Tensor, longest: int) -> torch.Tensor:
+    """[R]: per row of ``values`` [R, n], the season (a multiple k * period <= longest) whose
+    seasonal-naive mean absolute error on the changes y_t - y_{t-1} (free of a trend) is
+    lowest, preferring the shorter unless a longer one is better by the factor MULTIPLE_GAIN."""
+    best = period.clone()
+    for row in (period > 0).nonzero().squeeze(1).tolist():
+        p = int(period[row])
+        y = values[row]
+        y = y[~torch.isnan(y)].diff()
+        errors = {k * p: float((y[k * p :] - y[: -k * p]).abs().mean()) for k in range(1, longest // p + 1)}
+        chosen = p
+        for m in sorted(errors):
+            if errors[m] < MULTIPLE_GAIN * errors[chosen]:
+                chosen = m
+        best[row] = chosen
+    return best
 
 
 def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor, which: torch.Tensor) -> None:

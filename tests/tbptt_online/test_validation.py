@@ -202,3 +202,11 @@ def test_step_that_would_make_a_weight_infinite_is_undone():
     assert math.isfinite(stats.last_loss) and math.isfinite(stats.last_grad_norm)
     assert_identical(weights(f), before)
     assert all_finite(f)
+
+
+def test_many_unknown_config_fields_are_named_a_few_at_a_time():
+    # fix (issue 11): 10^6 unknown keys made a 2 MB error body; the message names five and counts the rest
+    with pytest.raises(ValueError) as error:
+        ForecasterConfig.from_dict({f"unknown{i}": 1 for i in range(100_000)})
+    message = str(error.value)
+    assert "and 99995 more" in message and len(message) < 1_000

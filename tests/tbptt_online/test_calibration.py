@@ -1,0 +1,130 @@
+"""The per-horizon interval quantiles (calibration.py): the update by hand, the fallbacks,
+and the coverage they reach on long streams of i.i.d. errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tbptt_online import calibration
+from tbptt_online.calibration import FIRST, RATE
+
+f64 = torch.float64
+
+
+def fold_one(q: float, error: float, level: float = 0.9, scored: bool = True, floor: float = 1e-9) -> float:
+    out = calibration.fold(
+        torch.tensor([[[q]]], dtype=f64),
+        torch.tensor([[[error]]], dtype=f64),
+        torch.tensor([[[scored]]]),
+        level,
+        torch.tensor([[floor]], dtype=f64),
+    )
+    return out.item()
+
+
+def widths(q: list[float], horizon: int, scale: float = 2.0, ratio: float = 1.0, z: float = 1.5) -> list[float]:
+    out = calibration.half_widths(
+        torch.tensor(q, dtype=f64).view(1, -1, 1),
+        horizon,
+        torch.tensor([[scale]], dtype=f64),
+        torch.tensor(ratio, dtype=f64),
+        z,
+    )
+    return out.flatten().tolist()
+
+
+def test_a_miss_grows_q_by_exp_rate_times_level():
+    assert fold_one(1.0, 2.0, level=0.9) == pytest.approx(math.exp(RATE * 0.9), rel=1e-15)
+    assert fold_one(3.0, 5.0, level=0.5) == pytest.approx(3.0 * math.exp(RATE * 0.5), rel=1e-15)
+
+
+def test_a_hit_shrinks_q_by_exp_rate_times_one_minus_level_and_the_boundary_is_a_hit():
+    assert fold_one(1.0, 0.5, level=0.9) == pytest.approx(math.exp(-RATE * 0.1), rel=1e-15)
+    assert fold_one(1.0, 1.0, level=0.9) == pytest.approx(math.exp(-RATE * 0.1), rel=1e-15)  # |e| <= q is inside
+
+
+def test_a_miss_and_a_hit_in_proportion_level_to_one_minus_level_leave_q_where_it_was():
+    q = 2.0
+    for error in [5.0] + [0.1] * 9:  # level 0.9: one miss in ten
+        q = fold_one(q, error, level=0.9)
+    assert q == pytest.approx(2.0, rel=1e-14)
+
+
+def test_the_first_scored_error_sets_twice_its_size():
+    assert FIRST == 2.0
+    assert fold_one(0.0, 0.3) == pytest.approx(0.6, rel=1e-15)
+    assert fold_one(0.0, 0.0, floor=1e-6) == 1e-6  # a perfect first forecast: the floor, never 0
+
+
+def test_the_floor_keeps_q_positive():
+    assert fold_one(1e-12, 0.0, floor=1e-6) == 1e-6
+
+
+def test_an_unscored_horizon_is_left_as_it_was():
+    assert fold_one(0.0, 5.0, scored=False) == 0.0
+    assert fold_one(1.25, 5.0, scored=False) == 1.25
+
+
+def test_nothing_tracked_falls_back_to_z_times_the_scale_times_sqrt_h():
+    assert widths([0.0, 0.0, 0.0], 3, scale=2.0, z=1.5) == pytest.approx([3.0 * math.sqrt(h) for h in (1, 2, 3)])
+
+
+def test_untracked_horizons_fall_back_to_q1_times_sqrt_h():
+    assert widths([0.5, 0.0, 0.0], 3) == pytest.approx([0.5, 0.5 * math.sqrt(2), 0.5 * math.sqrt(3)], rel=1e-15)
+    assert widths([1.0, 0.0, 3.0], 3) == pytest.approx([1.0, math.sqrt(2), 3.0], rel=1e-15)  # a gap in the middle
+
+
+def test_horizons_past_the_tracked_ones_grow_as_qH_sqrt_h_over_H():
+    assert widths([1.0, 2.0, 3.0], 5) == pytest.approx(
+        [1.0, 2.0, 3.0, 3.0 * math.sqrt(4 / 3), 3.0 * math.sqrt(5 / 3)], rel=1e-15
+    )
+    assert widths([1.0, 2.0, 3.0], 2) == [1.0, 2.0]  # fewer asked than tracked
+    # the last tracked horizon not known yet: past it, q_1 sqrt(h), here never above q_2
+    assert widths([1.0, 2.0, 0.0], 4) == [1.0, 2.0, 2.0, 2.0]
+    assert widths([1.0, 0.5, 0.0], 4) == pytest.approx([1.0, 1.0, math.sqrt(3), 2.0], rel=1e-15)
+
+
+def test_a_longer_horizon_is_never_narrower_than_a_shorter_one():
+    assert widths([3.0, 1.0, 2.0, 4.0], 4) == [3.0, 3.0, 3.0, 4.0]
+    # past the tracked horizons: q_H sqrt(h / H) once it passes the widest before
+    grown = [2 * math.sqrt(7 / 3), 2 * math.sqrt(8 / 3)]  # q_3 sqrt(h / 3) > 3 from h = 7 on
+    assert widths([1.0, 3.0, 2.0], 8) == pytest.approx([1.0, 3.0, 3.0, 3.0, 3.0, 3.0, *grown], rel=1e-15)
+
+
+def test_another_level_scales_every_width_by_the_ratio():
+    assert widths([1.0, 2.0], 3, ratio=2.0) == pytest.approx([2.0, 4.0, 2 * 2.0 * math.sqrt(3 / 2)], rel=1e-15)
+    assert widths([0.0], 2, scale=1.0, ratio=0.5, z=2.0) == pytest.approx([1.0, math.sqrt(2)], rel=1e-15)
+
+
+def coverage(errors: torch.Tensor, level: float) -> torch.Tensor:
+    """Feed ``errors`` [N, S] (S independent streams) one at a time, prequentially: the share of
+    ``|e| <= q`` with q as it stood before each error, per stream."""
+    n, streams = errors.shape
+    q = torch.zeros(1, 1, streams, dtype=f64)
+    inside = torch.zeros(streams, dtype=f64)
+    counted = 0
+    scored = torch.ones(1, 1, streams, dtype=torch.bool)
+    floor = torch.full((1, streams), 1e-9, dtype=f64)
+    for i in range(n):
+        e = errors[i].abs().view(1, 1, -1)
+        if i >= 50:  # q started from the first error; a short burn-in
+            inside += (e <= q).flatten().to(f64)
+            counted += 1
+        q = calibration.fold(q, e, scored, level, floor)
+    return inside / counted
+
+
+@pytest.mark.parametrize(("law", "level"), [("laplace", 0.9), ("normal", 0.9), ("laplace", 0.5), ("normal", 0.95)])
+def test_iid_errors_are_covered_at_the_level_within_two_points(law, level):
+    generator = torch.Generator().manual_seed(11)
+    shape = (2000, 6)  # 6 streams of 2,000 errors, each stream judged on its own
+    if law == "normal":
+        errors = 3.0 * torch.randn(shape, generator=generator, dtype=f64)
+    else:
+        u = torch.rand(shape, generator=generator, dtype=f64) - 0.5
+        errors = -0.7 * u.sign() * torch.log1p(-2 * u.abs())
+    covered = coverage(errors, level)
+    assert bool(((covered - level).abs() <= 0.02).all()), covered.tolist()

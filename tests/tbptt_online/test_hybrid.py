@@ -1,0 +1,351 @@
+"""The hybrid forecaster (hybrid.py) through the Forecaster: the network member of an
+untrained model is the experts' combination, what is served is what a forecast says,
+seasons are found, members are scored and weighted as written, intervals are calibrated
+per horizon, checkpoints continue bit for bit, and bad settings are refused by name."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig, combination, experts, hybrid
+from tests.tbptt_online.snapshots import assert_identical, snapshot
+
+f64 = torch.float64
+
+
+def config_for(**overrides) -> ForecasterConfig:
+    base = dict(hidden_size=4, dtype="float64", seed=3, k1=4, k2=8, lr=0.01, max_season_length=24)
+    base.update(overrides)
+    return ForecasterConfig(**base)
+
+
+def seasonal(n: int, period: int = 12, noise: float = 0.0, seed: int = 0, level: float = 10.0) -> list[float]:
+    rng = random.Random(seed)
+    shape = [math.sin(2 * math.pi * p / period) + 0.5 * (p == 0) for p in range(period)]  # not a pure sine
+    return [level + 3.0 * shape[t % period] + noise * rng.gauss(0.0, 1.0) for t in range(1, n + 1)]
+
+
+def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    view = f.view()
+    slot = torch.tensor([view.slots[series]])
+    rows = {k: v[slot] for k, v in view.tensors.items() if k.startswith(hybrid.PREFIXES)}
+    return rows, view.tensors["steps"][slot]
+
+
+def hand_weights(loss: list[float], count: float, allowed: list[bool]) -> list[float]:
+    """EWA weights in plain Python: exp(-eta A_e / min A) over the members allowed."""
+    if count == 0:
+        k = sum(allowed)
+        return [1.0 / k if ok else 0.0 for ok in allowed]
+    average = [x / count for x in loss]
+    best = min(a for a, ok in zip(average, allowed, strict=True) if ok)
+    raw = [math.exp(-combination.ETA * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
+    return [r / sum(raw) for r in raw]
+
+
+# -- the network member and the served combination ---------------------------------------
+
+
+@pytest.mark.parametrize("season_length", [4, None])
+def test_an_untrained_network_member_is_exactly_the_experts_combination(season_length):
+    f = Forecaster(config_for(lr=0.0, season_length=season_length))
+    values = seasonal(20, period=4, noise=0.3)
+    for step, value in enumerate(values, 1):
+        f.observe("a", value)
+        if step % 3 and step != len(values):
+            continue
+        rows, steps = rows_of(f, "a")
+        assert rows["n_correction"].abs().max().item() == 0.0
+        horizon = 15  # past the calibrated horizon (12): the last horizon's weights hold
+        every, _ = hybrid.members(rows, steps, horizon)  # [1, H, E, 1]
+        paths = experts.paths(rows, steps, horizon)
+        w = combination.weights(rows["c_loss"][:, :, :-1], rows["c_count"], experts.log_share_allowed(rows))
+        base = combination.combine(paths, w)  # [1, H, 1]
+        assert torch.equal(every[:, :, -1], base), step
+        assert torch.equal(every[:, :, :-1], paths)
+    assert f.update_stats().updates > 0  # the updates ran; with lr = 0 they change nothing
+
+
+def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
+    f = Forecaster(config_for(season_length=4))
+    values = seasonal(24, period=4, noise=0.5, seed=1)
+    for value in values:
+        f.observe("a", value)
+    rows, steps = rows_of(f, "a")
+    every, _ = hybrid.members(rows, steps, 14)
+    allowed = hybrid.allowed(rows)[0, :, 0].tolist()
+    mean = f.forecast("a", 14).mean
+    for h in range(1, 15):
+        k = min(h, 12) - 1  # horizons past 12 take the weights of horizon 12
+        w = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed)
+        members = every[0, h - 1, :, 0].tolist()
+        assert mean[h - 1] == pytest.approx(sum(wi * fi for wi, fi in zip(w, members, strict=True)), rel=1e-12)
+
+
+def mixed_ticks(n: int) -> list[list[tuple[str, float | None]]]:
+    """Three series entering at ticks 0, 2 and 5, with gaps; "c" crosses zero (log members off)."""
+    ticks = []
+    for i in range(n):
+        tick: list[tuple[str, float | None]] = [("a", 10.0 + 3 * math.sin(i / 2) + (i % 3))]
+        if i >= 2:
+            tick.append(("b", None if i in (4, 9, 10) else 100.0 + 5 * math.cos(i / 3)))
+        if i >= 5:
+            tick.append(("c", math.sin(i) - 0.2 * (i % 4) if i != 7 else None))
+        ticks.append(tick)
+    return ticks
+
+
+def as_tuple(p) -> tuple:
+    return (p.mean, p.lower, p.upper)
+
+
+@pytest.mark.parametrize("season_length", [4, "auto"])
+def test_the_served_one_step_forecast_equals_forecast_of_one_step(season_length):
+    f = Forecaster(config_for(season_length=season_length))
+    served = {}
+    for tick in mixed_ticks(30):  # "a" reaches step 24: "auto" looks for a season
+        for result in f.observe_many(tick):
+            if result.series in served:  # what was made for this value is what had been served
+                assert_identical(as_tuple(result.forecast_made), served[result.series])
+            served[result.series] = as_tuple(result.forecast_next)
+            one = f.forecast(result.series, 1)
+            assert_identical(served[result.series], (one.mean[0], one.lower[0], one.upper[0]))
+    assert f.series_stats("c").multiplicative is False
+
+
+def test_forecast_many_equals_lone_forecasts():
+    f = Forecaster(config_for(season_length=4))
+    for tick in mixed_ticks(20):
+        f.observe_many(tick)
+    requests = [("a", 12), ("b", 3, 0.5), ("c", 20), ("a", 1, 0.99), ("b", 15, None)]
+    many = f.forecast_many(requests)
+    assert_identical(many, [f.forecast(*request) for request in requests])
+
+
+# -- seasons -----------------------------------------------------------------------------
+
+
+def test_auto_finds_a_clean_season_of_twelve():
+    f = Forecaster(config_for(season_length="auto", max_season_length=48))
+    values = seasonal(48, period=12)
+    for value in values[:23]:
+        f.observe("a", value)
+    assert f.series_stats("a").seasons == []  # nothing looked for before step 24
+    for value in values[23:]:
+        f.observe("a", value)
+    stats = f.series_stats("a")
+    assert stats.seasons == [12]
+    assert stats.multiplicative is True
+    names = [m.name for m in stats.members]
+    assert stats.members[names.index("seasonal_naive")].weight > 0
+
+
+def test_auto_finds_no_season_in_noise():
+    f = Forecaster(config_for(season_length="auto", max_season_length=48))
+    rng = random.Random(5)
+    for _ in range(48):
+        f.observe("a", rng.gauss(0.0, 1.0))
+    stats = f.series_stats("a")
+    assert stats.seasons == []
+    names = [m.name for m in stats.members]
+    assert stats.members[names.index("seasonal_naive")].weight == 0.0  # no season: never weighted
+
+
+def test_a_configured_season_is_reported_from_the_first_value():
+    f = Forecaster(config_for(season_length=[7, 3]))
+    f.observe("a", 1.0)
+    assert f.series_stats("a").seasons == [3, 7]
+
+
+# -- members' scores and weights ---------------------------------------------------------
+
+
+def test_members_mae_equals_a_hand_recomputation_and_weights_sum_to_one():
+    m = 4
+    rng = random.Random(8)
+    # integers: a member's forecast of one is stored in float32 exactly, so the sums are exact
+    values = [float(rng.randint(1, 40) + 10 * (t % m == 0)) for t in range(1, 31)]
+    values[20] = -3.0  # a value <= 0: the log members are off from here
+    f = Forecaster(config_for(season_length=m))
+    results = [f.observe("a", value) for value in values]
+    stats = f.series_stats("a")
+    by_name = {member.name: member for member in stats.members}
+    assert list(by_name) == [*experts.NAMES, "network"]
+    naive = [abs(values[t] - values[t - 1]) for t in range(1, len(values))]
+    assert by_name["naive"].mae == sum(naive) / len(naive)
+    # seasonal naive: the value m steps back, the last value while none exists
+    snaive = [abs(values[t] - values[t - m if t >= m else t - 1]) for t in range(1, len(values))]
+    assert by_name["seasonal_naive"].mae == sum(snaive) / len(snaive)
+    assert sum(member.weight for member in stats.members) == pytest.approx(1.0, rel=1e-12)
+    assert all(member.weight >= 0 for member in stats.members)
+    assert stats.multiplicative is False
+    assert [member.weight for name, member in by_name.items() if name.startswith("log_")] == [0.0] * 8
+    # the served forecast's own MAE: what forecast_made said against each value
+    served = [abs(r.value - r.forecast_made.mean) for r in results[1:]]
+    assert stats.mae == pytest.approx(sum(served) / len(served), rel=1e-12)
+    assert stats.count == len(values)
+
+
+def test_weights_in_series_stats_are_the_one_step_weights_by_hand():
+    f = Forecaster(config_for(season_length=4))
+    for value in seasonal(20, period=4, noise=0.4, seed=2):
+        f.observe("a", value)
+    rows, _ = rows_of(f, "a")
+    allowed = hybrid.allowed(rows)[0, :, 0].tolist()
+    expected = hand_weights(rows["c_loss"][0, 0, :, 0].tolist(), rows["c_count"][0, 0, 0].item(), allowed)
+    assert [m.weight for m in f.series_stats("a").members] == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hybrid.score (tbptt_online/hybrid.py, score) zeroes non-finite errors: a member whose "
+    "forecast overflowed float32 in c_origin (stored as inf) is scored as perfect, not capped",
+)
+def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one():
+    rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1)
+    rows["x_scale"][:] = 1.0
+    rows["c_q"][:] = 1.0
+    made = torch.zeros(hybrid.N_MEMBERS + 1)
+    made[0] = math.inf  # the naive member forecast 1e300 at step 1: stored as inf in float32
+    made[-1] = math.inf  # and so did the served combination
+    made[1:-1] = 2.0
+    rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature]
+    hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), torch.tensor([2]), 0.9)
+    # documented in hybrid.fields: "a value past float32's range scores as an infinite, i.e. capped, error"
+    assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP
+    assert rows["c_q"][0, 0, 0].item() > 1.0  # the served forecast missed: its interval must widen
+
+
+# -- intervals ---------------------------------------------------------------------------
+
+
+HORIZONS = (1, 6, 12)
+
+
+@pytest.fixture(scope="module")
+def long_stream_coverage() -> dict[int, float]:
+    """Coverage of the 90 % intervals at h = 1, 6, 12 on two series of 1,000 values (a season of
+    12 under noise) observed together, measured as the accuracy benchmark does: at each origin
+    past a warm-up, forecast 12 steps, then check each target when it comes. (The one long
+    computation of this file: run once, judged by the tests below.)"""
+    f = Forecaster(config_for(season_length=12, k1=16, k2=16))
+    n, warmup, longest = 1000, 100, max(HORIZONS)
+    streams = {name: seasonal(n, period=12, noise=0.6, seed=seed) for seed, name in enumerate(("a", "b"))}
+    inside = dict.fromkeys(HORIZONS, 0)
+    origins = 0
+    for t in range(n):
+        if t >= warmup and t + longest <= n:
+            for name, made in zip(streams, f.forecast_many([(name, longest) for name in streams]), strict=True):
+                origins += 1
+                for h in HORIZONS:
+                    inside[h] += made.lower[h - 1] <= streams[name][t + h - 1] <= made.upper[h - 1]
+        f.observe_many([(name, values[t]) for name, values in streams.items()])
+    return {h: inside[h] / origins for h in HORIZONS}
+
+
+def test_one_step_interval_coverage_on_a_long_stream_is_the_level(long_stream_coverage):
+    assert abs(long_stream_coverage[1] - 0.9) <= 0.02, long_stream_coverage
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="calibration.half_widths (tbptt_online/calibration.py, `widths.cummax(dim=1)`) widens every "
+    "horizon to the widest shorter one, also where q_h is well estimated: on this stationary stream "
+    "h=6 and h=12 over-cover (0.93-0.94 and 0.94-0.95 over seeds; 0.90 without the running maximum)",
+)
+def test_interval_coverage_on_a_long_stationary_stream_is_within_three_points_at_every_horizon(long_stream_coverage):
+    # issue 10 asks for 5 points on real series; on a long stationary stream a calibrated interval
+    # lands within about 1 (measured: 0.899-0.906 at every horizon without the running maximum)
+    assert all(abs(c - 0.9) <= 0.03 for c in long_stream_coverage.values()), long_stream_coverage
+
+
+def test_intervals_widen_with_the_horizon_on_a_random_walk():
+    f = Forecaster(config_for(season_length=None))
+    rng = random.Random(4)
+    y = 50.0
+    for _ in range(150):
+        y += rng.gauss(0.0, 1.0)
+        f.observe("a", y)
+    made = f.forecast("a", 24)
+    width = [u - lo for lo, u in zip(made.lower, made.upper, strict=True)]
+    # sqrt(6) = 2.4 and sqrt(12) = 3.5 for a random walk; 1 if nothing widened (each q_h is a noisy estimate)
+    assert width[5] > 1.5 * width[0] and width[11] > 2.0 * width[0] and width[11] > width[5], width
+    assert all(w >= width[11] for w in width[12:])  # past the calibrated horizon: q_12 sqrt(h / 12) at least
+    wider = f.forecast("a", 24, level=0.99)
+    assert all(u - lo > w for lo, u, w in zip(wider.lower, wider.upper, width, strict=True))
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+def round_trip(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize(
+    ("season_length", "shift"),
+    [("auto", -10.0), ([3, 6], 0.0)],
+    ids=["auto, season detected, log members off", "two configured seasons, log members on"],
+)
+def test_a_checkpoint_continues_bit_identically_with_the_hybrid_state(season_length, shift):
+    f = Forecaster(config_for(season_length=season_length))
+    values = [v + shift for v in seasonal(40, period=4, noise=0.2, seed=6)]
+    for value in values[:25]:  # "auto" looked at step 24 (and will again at 36)
+        f.observe("a", value)
+    stats = f.series_stats("a")
+    assert stats.seasons == ([4] if season_length == "auto" else [3, 6])
+    assert stats.multiplicative is (shift == 0.0)
+    g = Forecaster.from_state_dict(round_trip(f.state_dict()))
+    assert_identical(snapshot(g), snapshot(f))
+    rest = [[("a", None if i == 3 else v)] + ([("new", v / 2)] if i > 5 else []) for i, v in enumerate(values[25:])]
+    assert_identical([f.observe_many(tick) for tick in rest], [g.observe_many(tick) for tick in rest])
+    assert_identical(snapshot(g), snapshot(f))
+    assert_identical(f.forecast("a", 14), g.forecast("a", 14))
+    assert_identical(f.series_stats("a"), g.series_stats("a"))
+
+
+def test_a_checkpoint_of_format_1_is_refused_saying_so():
+    f = Forecaster(config_for())
+    f.observe("a", 1.0)
+    state = f.state_dict()
+    assert state["format"] == 2
+    with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
+        Forecaster.from_state_dict({**state, "format": 1})
+    with pytest.raises(ValueError, match="format=None is invalid: expected 2"):
+        Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(season_length=0), r"season_length=0 is invalid: must be an integer in \[2, 336\]"),
+        (dict(season_length=1), r"season_length=1 is invalid: must be an integer in \[2, 336\]"),
+        (dict(season_length=337), r"season_length=337 is invalid: must be an integer in \[2, 336\]"),
+        (dict(season_length=30, max_season_length=24), r"season_length=30 is invalid: must be an integer in \[2, 24\]"),
+        (dict(season_length=[12, 24, 48]), r"season_length=\[12, 24, 48\] is invalid: must be \"auto\""),
+        (dict(season_length=[]), r"season_length=\[\] is invalid"),
+        (dict(season_length="hourly"), r"season_length='hourly' is invalid: must be \"auto\", null"),
+        (dict(season_length=[12, "24"]), r"season_length='24' is invalid: must be an integer"),
+        (dict(season_length=12.0), r"season_length=12.0 is invalid"),
+        (dict(season_length=True), r"season_length=True is invalid"),
+    ],
+)
+def test_a_bad_season_length_is_refused_naming_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ForecasterConfig(**kwargs)
+
+
+@pytest.mark.parametrize(("given", "kept"), [("auto", "auto"), (None, None), (12, (12,)), ([48, 12], (12, 48))])
+def test_a_good_season_length_is_kept_sorted(given, kept):
+    assert ForecasterConfig(season_length=given).season_length == kept

@@ -2,7 +2,10 @@
 
 Own time is the time spent in a function itself; the share "inside torch calls" adds
 up the own time of torch's C functions and torch's Python modules. cProfile slows
-Python code more than C code, so the Python shares read a little high.
+Python code more than C code, so the Python shares read a little high. With
+``forecast_horizon`` each tick also asks every series of the tick for a forecast of
+that horizon (``forecast`` for one series, ``forecast_many`` for more), as a client
+that observes and then reads the forecast does.
 """
 
 from __future__ import annotations
@@ -19,18 +22,31 @@ if TYPE_CHECKING:
     from benchmarks.throughput import TickStream
 
 
-def profile_observe(config: ForecasterConfig, stream: TickStream, warmup: int, ticks: int, top: int = 12) -> dict:
-    """cProfile of ``observe_many`` over ``ticks`` ticks of ``stream``, after ``warmup`` ticks."""
+def profile_observe(
+    config: ForecasterConfig,
+    stream: TickStream,
+    warmup: int,
+    ticks: int,
+    top: int = 12,
+    forecast_horizon: int | None = None,
+) -> dict:
+    """cProfile of ``observe_many`` (and the forecasts, with ``forecast_horizon``) over
+    ``ticks`` ticks of ``stream``, after ``warmup`` ticks."""
     torch.set_num_threads(1)
     forecaster = Forecaster(config)
     for _ in range(warmup):
         forecaster.observe_many(stream.next_items())
     n_series = len(stream.names)
     batches = [stream.next_items() for _ in range(ticks)]
+    requests = [(name, forecast_horizon) for name in stream.names] if forecast_horizon else []
     profiler = cProfile.Profile()
     profiler.enable()
     for items in batches:
         forecaster.observe_many(items)
+        if len(requests) == 1:
+            forecaster.forecast(*requests[0])
+        elif requests:
+            forecaster.forecast_many(requests)
     profiler.disable()
     stats = pstats.Stats(profiler).stats  # (file, line, name) -> (calls, prim, own, cumulative, callers)
     total = sum(own for _, _, own, _, _ in stats.values())
@@ -42,6 +58,8 @@ def profile_observe(config: ForecasterConfig, stream: TickStream, warmup: int, t
     return {
         "series": n_series,
         "ticks": ticks,
+        "warmup": warmup,
+        "forecast_horizon": forecast_horizon,
         "seconds_profiled": total,
         "share_in_torch_calls": torch_own / total,
         "top_own_time": [_entry(k, v, total) for k, v in by_own],

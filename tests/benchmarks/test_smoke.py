@@ -10,23 +10,67 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.benchmarks.smoke import ROOT, run_smoke
 
 
-def test_throughput_smoke_measures_every_way_and_counts_memory(tmp_path):
-    payload = run_smoke("throughput", tmp_path)
+@pytest.fixture(scope="module")
+def throughput(tmp_path_factory) -> tuple[dict, Path]:
+    """One smoke run of the throughput benchmark (about half a minute), read by the tests below."""
+    out = tmp_path_factory.mktemp("throughput")
+    return run_smoke("throughput", out), out
+
+
+def test_throughput_smoke_measures_every_way_and_counts_memory(throughput):
+    payload, _ = throughput
     ways = {(r["way"], r["series"], r["threads"]) for r in payload["rows"]}
-    assert {("training", 1, 1), ("forward-only", 1, 2), ("naive", 1, 1)} <= ways
+    assert {("training", 1, 1), ("training", 20, 2), ("forward-only", 1, 2), ("naive", 1, 1)} <= ways
+    assert ("training, every result read", 20, 1) in ways
     assert all(r["obs_per_s"] > 0 and r["observations"] == r["series"] * r["ticks"] for r in payload["rows"])
     assert all(r["updates"] == 0 for r in payload["rows"] if r["way"] == "forward-only")
     assert all(r["updates"] > 0 for r in payload["rows"] if r["way"] == "training")
+    assert payload["config_training"]["hybrid"] is True  # the library's defaults
+    assert payload["config_forward_only"]["k1"] == 100_000 and payload["config_forward_only"]["warmup_updates"] == 0
     stateful = payload["memory"]["stateful"]
     assert stateful["bytes_per_series_row"] == sum(stateful["fields"].values())
-    # carried [1, 64] + anchors [k2 // k1 + 1 = 5, 1, 64] float32, history [32, 1] float32 + bool at least
-    assert stateful["bytes_per_series_row"] > (64 + 5 * 64 + 32) * 4 + 32
-    assert len(payload["targets"]) == 4
+    # the hybrid's seasonal tables alone: 4 variants x 2 seasons x 336 phases, float64
+    assert stateful["fields"]["x_season"] == 4 * 2 * 336 * 8
+    assert stateful["bytes_per_series_row"] > payload["memory"]["baseline"]["bytes_per_series_row"] > 0
+    assert len(payload["targets"]) == 6
     assert 0 < payload["profiles"]["single series, training"]["share_in_torch_calls"] < 1
+    assert payload["profiles"]["single series, observe + forecast(12)"]["forecast_horizon"] == 12
+
+
+def test_throughput_smoke_runs_the_old_main_side_by_side(throughput):
+    payload, out = throughput
+    baseline = payload["baseline"]
+    runs = baseline["runs"]
+    assert list(runs) == ["baseline, before", "new defaults", "new library, old network-only config", "baseline, after"]
+    # each run imported its own library: the old one from the exported commit, the new one from this checkout
+    assert runs["baseline, before"]["library"].startswith(baseline["baseline_path"])
+    assert runs["new defaults"]["library"] == str(ROOT / "tbptt_online")
+    assert runs["baseline, before"]["config"]["lr"] == 1e-3 and "hybrid" not in runs["baseline, before"]["config"]
+    assert runs["new library, old network-only config"]["config"]["hybrid"] is False
+    for run in runs.values():
+        assert {(r["series"], r["threads"]) for r in run["rows"] if r["way"] == "training"} == {
+            (n, t) for n in (1, 20) for t in (1, 2)
+        }
+        assert all(r["updates"] > 0 for r in run["rows"])
+    for name in ("new defaults", "baseline, before", "baseline, after"):
+        latency = runs[name]["latency"]
+        assert latency["horizon"] == 12 and latency["observe_and_forecast"]["n"] == 20
+        both = latency["observe_and_forecast"]
+        assert 0 < both["median_ms"] <= both["p90_ms"] <= both["p99_ms"] <= both["max_ms"]
+    assert runs["new defaults"]["latency"]["detection_steps"] == [36, 48]  # after 30 untimed steps
+    for ratio in payload["ratios"]:
+        assert ratio["new_over_old"] == ratio["new_obs_per_s"] / ratio["old_obs_per_s"]
+    (target,) = [t for t in payload["targets"] if t["target"].startswith("training at 10,000 series: new")]
+    assert target["goal"] == 0.8 and target["measured"] > 0
+    markdown = (out / "throughput.md").read_text()
+    assert "new / old" in markdown and baseline["baseline_commit"] in markdown
 
 
 def test_accuracy_smoke_scores_every_contender_on_every_series(tmp_path):

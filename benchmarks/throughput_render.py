@@ -1,0 +1,222 @@
+"""The markdown of ``benchmarks.throughput``: side by side, latency, this checkout's other ways, memory, profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import report
+
+
+def render(payload: dict[str, Any]) -> str:
+    info, baseline = payload["machine"], payload["baseline"]
+    commit = baseline["baseline_commit"]
+    parts = [
+        "## Throughput and latency: the new defaults against the old main, side by side",
+        "",
+        report.machine_line(info)
+        + f"; load average at the end {payload['load_average_at_end'][0]} (other processes on the machine slow "
+        "the 2-thread runs most).",
+        "",
+        *_side_by_side(payload, commit),
+        "",
+        *_latency(baseline["runs"], commit),
+        "",
+        report.markdown_table(
+            ["target", "goal", "measured (each way at its best thread setting)", "met"],
+            [[t["target"], float(t["goal"]), t["measured"], "yes" if t["met"] else "no"] for t in payload["targets"]],
+        ),
+        "",
+        *_this_checkout(payload),
+        "",
+        *_memory(payload["memory"], commit),
+    ]
+    for name, prof in payload["profiles"].items():
+        parts += ["", *_profile(name, prof)]
+    return "\n".join(parts)
+
+
+def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
+    runs = payload["baseline"]["runs"]
+    network_only = {
+        (r["way"], r["series"], r["threads"]): r["obs_per_s"]
+        for r in runs["new library, old network-only config"]["rows"]
+    }
+    table = []
+    for r in payload["ratios"]:
+        key = (r["way"], r["series"], r["threads"])
+        new_row = next(x for x in runs["new defaults"]["rows"] if (x["way"], x["series"], x["threads"]) == key)
+        olds = [
+            next(x["obs_per_s"] for x in runs[name]["rows"] if (x["way"], x["series"], x["threads"]) == key)
+            for name in ("baseline, before", "baseline, after")
+        ]
+        table.append(
+            [
+                r["way"],
+                r["series"],
+                r["threads"],
+                f"{new_row['steps'][0]}-{new_row['steps'][1]}",
+                r["new_obs_per_s"],
+                ", ".join(map(str, new_row["detection_steps"])) or "none",
+                r["new_obs_per_s_without_detection"],
+                f"{olds[0]:,.0f} / {olds[1]:,.0f}",
+                r["new_over_old"],
+                network_only.get(key),
+            ]
+        )
+    return [
+        f"Training, one `observe_many` call per tick of all series. New: this checkout's `ForecasterConfig()` (the "
+        f"hybrid). Old: `ForecasterConfig()` of main at `{commit}` (network-only: GRU 64, k1 8, k2 32, Adam "
+        "lr 1e-3, gaussian), from its own library in its own process, run before and after the new one (the ratio "
+        "is against their mean). Both run the steps before the first timed one untimed (at full size 48: the "
+        "hybrid's warm-up updates at steps 1-32 and its season detections at 24, 36, 48); the timed ticks are the "
+        "steps shown, season detection ticks included in the new obs/s and left out of the next column. "
+        "Values: standard normal (no season is found). The last "
+        "column runs the old network-only config (`hybrid=False, warmup_updates=0, lr=1e-3`) on the new library.",
+        "",
+        report.markdown_table(
+            [
+                "way",
+                "series",
+                "threads",
+                "timed steps",
+                "new obs/s",
+                "detection steps timed",
+                "new obs/s without them",
+                "old obs/s (before / after)",
+                "new / old",
+                "new library, network-only config",
+            ],
+            table,
+        ),
+    ]
+
+
+def _latency(runs: dict[str, Any], commit: str) -> list[str]:
+    table = []
+    for name in ("new defaults", "baseline, before", "baseline, after"):
+        lat = runs[name]["latency"]
+        both = lat["observe_and_forecast"]
+        table.append(
+            [
+                name,
+                both["n"],
+                both["median_ms"],
+                both["p90_ms"],
+                both["p99_ms"],
+                both["max_ms"],
+                lat["observe"]["median_ms"],
+                lat["forecast"]["median_ms"],
+                lat["steps_with_an_update"].get("median_ms"),
+                lat["steps_without_an_update"].get("p99_ms"),
+                len(lat["detection_steps"]),
+            ]
+        )
+    lat = runs["new defaults"]["latency"]
+    return [
+        f"Single series, one `observe` + `forecast(horizon={lat['horizon']})` per step, one thread, after "
+        f"{lat['warmup_steps']} untimed steps; stream 10 + 3 sin(2 pi t / 24) + N(0, 0.5^2). Old: main at "
+        f"`{commit}`. Milliseconds. New: detections at steps {lat['detection_steps']} took "
+        f"{lat['detection_step_ms']} ms (they are in the figures).",
+        "",
+        report.markdown_table(
+            [
+                "library",
+                "steps",
+                "median",
+                "p90",
+                "p99",
+                "max",
+                "observe median",
+                "forecast median",
+                "median of steps with an update",
+                "p99 of steps without",
+                "detection steps",
+            ],
+            table,
+        ),
+    ]
+
+
+def _this_checkout(payload: dict[str, Any]) -> list[str]:
+    rows, warmups = payload["rows"], {s["warmup"] for s in payload["forward_only_sizes"].values()}
+    keys = sorted({(r["series"], r["threads"]) for r in rows})
+
+    def get(way: str, key: tuple[int, int]) -> float | None:
+        return next((r["obs_per_s"] for r in rows if r["way"] == way and (r["series"], r["threads"]) == key), None)
+
+    table = []
+    for key in keys:
+        train, naive = get("training", key), get("naive", key)
+        ratio = None if naive is None or train is None else train / naive
+        table.append([key[0], key[1], train, get("training, every result read", key), get("forward-only", key)])
+        table[-1] += [naive, ratio]
+    return [
+        "The new defaults alone. Forward-only: k1 = 100,000 and `warmup_updates=0` (no update falls due; the "
+        f"library has no switch), after {', '.join(map(str, sorted(warmups)))} untimed ticks; season detections "
+        "(72, 96, ...) run in the timed ticks. Naive: one network-only model per series, one call per value, "
+        "replay of k2 values and a "
+        "backward every k1 steps (no experts: not the same work as the hybrid). `observe_many` builds its "
+        "StepResults lazily: the training column reads none, the next one reads all (1 thread).",
+        "",
+        report.markdown_table(
+            [
+                "series",
+                "threads",
+                "training obs/s",
+                "same, every StepResult read",
+                "forward-only obs/s",
+                "naive obs/s",
+                "training / naive",
+            ],
+            table,
+        ),
+    ]
+
+
+def _memory(memory: dict[str, Any], commit: str) -> list[str]:
+    table = [
+        [
+            f"new defaults, {mode}",
+            m["bytes_per_series_row"],
+            m["allocated_bytes_per_series"],
+            m["weights_bytes_shared"],
+        ]
+        for mode, m in ((k, memory[k]) for k in ("stateful", "stateless"))
+    ]
+    old = memory["baseline"]
+    table.append([f"old main `{commit}`, stateful", old["bytes_per_series_row"], old["allocated_bytes_per_series"]])
+    table[-1].append(old["weights_bytes_shared"])
+    fields = sorted(memory["stateful"]["fields"].items(), key=lambda kv: kv[1], reverse=True)[:6]
+    return [
+        f"Memory per series at {memory['series']:,} series (bytes of one row of the store's tensors; allocated "
+        "includes the spare capacity of the doubling growth). The hybrid keeps its experts' state (raw values "
+        "ring, seasonal tables of the longest season for every variant), the combination's losses and the "
+        "origins' forecasts per series. Largest fields (new, stateful): "
+        + ", ".join(f"`{k}` {v:,} B" for k, v in fields)
+        + ".",
+        "",
+        report.markdown_table(
+            ["model", "bytes per series", "allocated bytes / series", "shared weights bytes"],
+            table,
+        ),
+    ]
+
+
+def _profile(name: str, prof: dict[str, Any]) -> list[str]:
+    return [
+        f"Profile, {name} (cProfile, 1 thread, {prof['ticks']} ticks after {prof['warmup']}; "
+        f"{100 * prof['share_in_torch_calls']:.0f} % of own time inside torch calls):",
+        "",
+        report.markdown_table(
+            ["function (top own time)", "calls", "own %", "cumulative %"],
+            [[e["function"], e["calls"], e["own_pct"], e["cumulative_pct"]] for e in prof["top_own_time"][:8]],
+        ),
+        "",
+        report.markdown_table(
+            ["library function (top cumulative)", "calls", "own %", "cumulative %"],
+            [
+                [e["function"], e["calls"], e["own_pct"], e["cumulative_pct"]]
+                for e in prof["top_library_cumulative"][:10]
+            ],
+        ),
+    ]

@@ -25,6 +25,7 @@ from service.fast_route import fast_path
 from service.model_worker import ModelWorker
 from service.schemas import ERROR_RESPONSES, ForecastOut
 from service.settings import Settings
+from tbptt_online.config import MAX_LEVEL
 
 _HORIZON = re.compile(rb"[1-9][0-9]{0,8}")
 _LEVEL = re.compile(rb"0\.[0-9]{1,17}")
@@ -36,6 +37,7 @@ def plain_query(query: bytes) -> tuple[int, float | None] | None:
 
     >>> plain_query(b"horizon=12&level=0.8"), plain_query(b""), plain_query(b"horizon=012"), plain_query(b"level=0.0")
     ((12, 0.8), (1, None), None, None)
+    >>> plain_query(b"level=0.9999999999999999")  # over MAX_LEVEL: the full path answers 422
     """
     horizon, level = 1, None
     if not query:
@@ -48,7 +50,7 @@ def plain_query(query: bytes) -> tuple[int, float | None] | None:
         seen.add(name)
         if name == b"horizon" and _HORIZON.fullmatch(raw):
             horizon = int(raw)
-        elif name == b"level" and _LEVEL.fullmatch(raw) and 0.0 < float(raw) < 1.0:
+        elif name == b"level" and _LEVEL.fullmatch(raw) and 0.0 < float(raw) <= MAX_LEVEL:
             level = float(raw)
         else:
             return None
@@ -62,11 +64,16 @@ async def forecast_response(
     settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
     if horizon > settings.max_horizon:
         raise Unprocessable(f"horizon={horizon} is over max_horizon={settings.max_horizon}")
+    if level is not None and not 0.0 < level <= MAX_LEVEL:  # both paths refuse it before; kept as the rule's home
+        raise Unprocessable(f"level={level!r} is invalid: must be in (0, {MAX_LEVEL}]")
     snapshot = worker.snapshot  # one consistent moment, whatever the worker does next
     if series not in snapshot.view.slots:
         raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
     started = time.perf_counter()
-    forecast = await request.app.state.forecasts.forecast(snapshot.view, series, horizon, level)
+    try:
+        forecast = await request.app.state.forecasts.forecast(snapshot.view, series, horizon, level)
+    except ValueError as error:  # the library's refusal of this request alone (the others of its batch are answered)
+        raise Unprocessable(str(error)) from None
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)
     payload = {
         "model": worker.name,
@@ -107,6 +114,9 @@ async def get_forecast(
     worker: ModelDep,
     request: Request,
     horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
-    level: Annotated[float | None, Query(gt=0, lt=1, description="Interval level (default: the model's).")] = None,
+    level: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_LEVEL, description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's)."),
+    ] = None,
 ) -> Response:
     return await forecast_response(request, worker, series, horizon, level)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 from service.admission import SeriesMark
 from service.checkpoints import decode_checkpoint, encode_checkpoint
 from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
+from tbptt_online.state_check import MAX_COUNT, check_state
 
 FORMAT_VERSION = 1
 
@@ -90,16 +92,44 @@ def from_plain(plain: Any) -> ModelState:
         or not isinstance(forecaster, dict)
     ):
         raise ValueError("the model state's name, seq or forecaster has the wrong type")
-    if len({len(column) for column in columns}) != 1:
+    if not all(isinstance(column, list) for column in columns) or len({len(column) for column in columns}) != 1:
         raise ValueError("the model state's marks have columns of different lengths")
     rebuilt: dict[str, SeriesMark] = {}
-    for series, timestamp, row, updated, update_count in zip(*columns, strict=True):
+    for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
+        _check_mark(i, series, timestamp, row, updated, update_count, rebuilt)
         step, value, *predictions = row
         result = StepResult(
             series, step, value, Prediction(*predictions[:3]), Prediction(*predictions[3:]), updated, update_count
         )
         rebuilt[series] = SeriesMark(timestamp, value, result)
     return ModelState(name, seq, forecaster, rebuilt)
+
+
+def _is_row(value: Any) -> bool:
+    """A value or prediction as the library formats it: a number, None, or a list of those."""
+    if isinstance(value, list):
+        return all(item is None or (isinstance(item, int | float) and not isinstance(item, bool)) for item in value)
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _check_mark(i: int, series: Any, timestamp: Any, row: Any, updated: Any, count: Any, seen: Mapping) -> None:
+    """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise)."""
+    if not isinstance(series, str) or series in seen:
+        raise ValueError(f"marks.series[{i}]={series!r} is invalid: must be a series name, once")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
+        raise ValueError(f"marks.timestamps[{i}]={timestamp!r} is invalid: must be a finite number (unix seconds)")
+    if not isinstance(row, list) or len(row) != 8:
+        raise ValueError(f"marks.results[{i}] is invalid: must be [step, value, 3 numbers made, 3 numbers next]")
+    step = row[0]
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= MAX_COUNT:
+        raise ValueError(f"marks.results[{i}][0]={step!r} is invalid: must be a step in [1, {MAX_COUNT}]")
+    for j, item in enumerate(row[1:], start=1):
+        if not _is_row(item):
+            raise ValueError(f"marks.results[{i}][{j}] is invalid: must be a number, null or a list of them")
+    if not isinstance(updated, bool):
+        raise ValueError(f"marks.updated[{i}]={updated!r} is invalid: must be true or false")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+        raise ValueError(f"marks.update_count[{i}]={count!r} is invalid: must be an integer in [0, {MAX_COUNT}]")
 
 
 def encode_model_checkpoint(state: ModelState) -> bytes:
@@ -141,4 +171,12 @@ def read_import(
     mismatch = config_mismatch(state.config, config)
     if mismatch is not None:
         raise ValueError(f"the checkpoint's config differs from the model's: {mismatch}")
-    return state, state.build(factory)
+    check_state(state.forecaster)  # every field's meaning, not just its shape (issue 11 defect 6)
+    live = {name for name in state.forecaster["store"]["names"] if name is not None}
+    for i, series in enumerate(state.marks):
+        if series not in live:
+            raise ValueError(f"marks.series[{i}]={series!r} is invalid: the checkpoint holds no such series")
+    try:
+        return state, state.build(factory)
+    except (TypeError, KeyError, IndexError, RuntimeError) as error:  # checked above; kept a 422 if a case slipped
+        raise ValueError(f"the checkpoint's state does not load: {error!r}") from None

@@ -1,0 +1,290 @@
+"""check_state: a ``Forecaster.state_dict()`` checked for meaning, not just for shape.
+
+``Forecaster.load_state`` trusts its input: it checks the store's field names, dtypes and
+shapes, and loads anything else as it comes (NaN weights, a negative step counter, a
+free-slot list naming a live series, a name that is not a string...), which then breaks
+the model later, far from its cause. A state from outside (an imported checkpoint) is
+checked here first; each problem is a ``ValueError`` naming the field, the value and
+what is allowed.
+
+What is checked:
+
+- ``format`` and ``config`` (``ForecasterConfig.from_dict``);
+- ``network``: the names, dtypes and shapes of a network of that config; every weight finite;
+- ``engine``: the optimizer's hyperparameters equal the config's (``param_groups``), its
+  per-weight state has the weights' dtype and shape, is finite, second moments are >= 0,
+  its step counts are whole numbers in [0, attempts]; ``attempts``, ``skipped`` and the
+  ``recent`` records are counts in [0, 2^53] (a record not skipped has a finite loss);
+- ``store``: ``names`` are distinct strings (or None for a free slot), ``free`` lists
+  exactly the free slots, once each; every tensor has its field's dtype and shape
+  with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
+  counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53,
+  season lengths within ``max_season_length``;
+- ``observations`` a count, ``sampler`` None or a CPU generator state.
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> f = Forecaster(ForecasterConfig(hidden_size=4))
+>>> _ = f.observe_many([("a", 1.0), ("b", 2.0), ("a", 1.5)])
+>>> state = f.state_dict()
+>>> check_state(state)
+>>> state["store"]["free"] = [0]
+>>> check_state(state)
+Traceback (most recent call last):
+...
+ValueError: store.free[0]=0 is invalid: slot 0 holds the live series 'a'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.engine import TBPTTEngine
+from tbptt_online.network import RecurrentNetwork
+from tbptt_online.scoring import STAT
+from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore
+
+MAX_COUNT = 2**53  # a counter past it no longer counts by one in a float64 (and no stream gets there)
+STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", "sampler")
+# Store fields where NaN has a meaning: the field, or for ``stats`` the rows by name (scoring.STAT_FIELDS).
+NAN_ALLOWED: dict[str, tuple[str, ...] | None] = {
+    "n_base": None,  # NaN: no forecast yet
+    "stats": ("last_value",),  # NaN: no value yet
+}
+# c_origin is float32: a forecast past float32's range is kept as an infinite (capped) error.
+INF_ALLOWED = ("c_origin",)
+NON_NEGATIVE = ("steps", "c_count", "c_q", "c_loss", "c_member_abs", "c_member_n", "x_scale")
+NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
+NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq")
+SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
+MOMENTS = {"Adam": ("exp_avg", *SECOND_MOMENTS), "AdamW": ("exp_avg", *SECOND_MOMENTS), "SGD": ("momentum_buffer",)}
+
+
+def _bad(field: str, value: Any, allowed: str) -> ValueError:
+    text = repr(value)
+    return ValueError(f"{field}={text if len(text) <= 60 else text[:57] + '...'} is invalid: {allowed}")
+
+
+def check_state(state: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first field of ``state`` (a ``Forecaster.state_dict()``)
+    whose value a forecaster could not hold; return None when every field makes sense."""
+    from tbptt_online.forecaster import FORMAT_VERSION  # at call time: forecaster imports the library whole
+
+    _keys(state, STATE_KEYS, "state")
+    if state["format"] != FORMAT_VERSION or isinstance(state["format"], bool):
+        raise _bad("format", state["format"], f"must be {FORMAT_VERSION}")
+    try:
+        config = ForecasterConfig.from_dict(state["config"])
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"config: {error}") from None
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # shapes and dtypes only, nothing allocated
+        network = RecurrentNetwork(config).to(dtype)
+        engine = TBPTTEngine(network, config)
+        blank = SeriesStore(config, dtype).tensors
+    weights = network.state_dict()
+    _check_network(state["network"], weights)
+    _check_engine(state["engine"], engine, [weights[name] for name, _ in network.named_parameters()])
+    _check_store(state["store"], blank, config)
+    _count("observations", state["observations"])
+    _check_sampler(state["sampler"])
+
+
+def _keys(value: Any, expected: tuple[str, ...] | list[str], field: str) -> None:
+    if not isinstance(value, dict):
+        raise _bad(field, type(value).__name__, "must be a dict")
+    missing = [k for k in expected if k not in value]
+    extra = [k for k in value if k not in expected]
+    if missing or extra:
+        raise ValueError(f"{field} is invalid: missing keys {missing}, unexpected keys {extra[:5]}")
+
+
+def _count(field: str, value: Any, high: int = MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise _bad(field, value, f"must be an integer in [0, {high}]")
+    return value
+
+
+def _tensor(field: str, value: Any, like: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    """``value`` is a dense CPU tensor of ``like``'s dtype and shape (``rows`` rows, when given)."""
+    if not isinstance(value, torch.Tensor):
+        raise _bad(field, type(value).__name__, f"must be a {like.dtype} tensor")
+    shape = tuple(like.shape) if rows is None else (rows, *like.shape[1:])
+    if value.layout != torch.strided or value.device.type != "cpu":
+        raise ValueError(f"{field} is invalid: a {value.layout} tensor on {value.device}, expected a dense CPU tensor")
+    if value.dtype != like.dtype:
+        raise ValueError(f"{field} is invalid: dtype {value.dtype}, expected {like.dtype}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"{field} is invalid: shape {tuple(value.shape)}, expected {shape}")
+    return value
+
+
+def _finite(field: str, value: torch.Tensor) -> None:
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        where = (~torch.isfinite(value)).nonzero()[0].tolist()
+        raise ValueError(f"{field} is invalid: holds {value[tuple(where)].item()} at {where}; must be finite")
+
+
+def _check_network(network: Any, expected: dict[str, torch.Tensor]) -> None:
+    _keys(network, list(expected), "network")
+    for name, like in expected.items():
+        _finite(f"network[{name!r}]", _tensor(f"network[{name!r}]", network[name], like))
+
+
+def _check_engine(engine: Any, reference: TBPTTEngine, params: list[torch.Tensor]) -> None:
+    _keys(engine, ("optimizer", "attempts", "skipped", "recent"), "engine")
+    attempts = _count("engine.attempts", engine["attempts"])
+    if _count("engine.skipped", engine["skipped"]) > attempts:
+        raise _bad("engine.skipped", engine["skipped"], f"must be at most engine.attempts={attempts}")
+    _check_optimizer(engine["optimizer"], reference.optimizer, params, attempts)
+    recent = engine["recent"]
+    limit = reference.recent.maxlen or 0
+    if not isinstance(recent, list) or len(recent) > limit:
+        raise _bad("engine.recent", type(recent).__name__, f"must be a list of at most {limit} records")
+    for i, record in enumerate(recent):
+        where = f"engine.recent[{i}]"
+        if not isinstance(record, list | tuple) or len(record) != 5:
+            raise _bad(where, record, "must be [index, loss, grad_norm, n_windows, skipped]")
+        index, loss, grad_norm, n_windows, skipped = record
+        _count(f"{where}[0]", index, attempts)
+        _count(f"{where}[3]", n_windows)
+        if not isinstance(skipped, bool):
+            raise _bad(f"{where}[4]", skipped, "must be true or false")
+        for j, number in ((1, loss), (2, grad_norm)):
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise _bad(f"{where}[{j}]", number, "must be a number")
+            if not skipped and not math.isfinite(number):
+                raise _bad(f"{where}[{j}]", number, "must be finite for an update that was not skipped")
+
+
+def _check_optimizer(saved: Any, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], attempts: int) -> None:
+    _keys(saved, ("state", "param_groups"), "engine.optimizer")
+    expected_groups = optimizer.state_dict()["param_groups"]
+    groups = saved["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(expected_groups):
+        raise _bad("engine.optimizer.param_groups", groups, f"must be a list of {len(expected_groups)} group(s)")
+    for g, (group, expected) in enumerate(zip(groups, expected_groups, strict=True)):
+        _keys(group, list(expected), f"engine.optimizer.param_groups[{g}]")
+        for key, value in expected.items():
+            if key in ("fused", "foreach"):  # the implementation: the loading engine sets its own
+                if value is not None and not isinstance(value, bool):
+                    raise _bad(f"engine.optimizer.param_groups[{g}].{key}", value, "must be true, false or null")
+            elif group[key] != value or type(group[key]) is not type(value):
+                raise _bad(f"engine.optimizer.param_groups[{g}].{key}", group[key], f"must be {value!r} (the config's)")
+    per_param = saved["state"]
+    if not isinstance(per_param, dict):
+        raise _bad("engine.optimizer.state", type(per_param).__name__, "must be a dict")
+    moments = MOMENTS.get(type(optimizer).__name__)
+    for index, entry in per_param.items():
+        where = f"engine.optimizer.state[{index!r}]"
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(params):
+            raise _bad("engine.optimizer.state key", index, f"must be a weight index in [0, {len(params) - 1}]")
+        if not isinstance(entry, dict) or not all(isinstance(k, str) for k in entry):
+            raise _bad(where, type(entry).__name__, "must be a dict of named tensors")
+        for key, value in entry.items():
+            if key == "step":
+                _check_step(f"{where}.step", value, attempts)
+            elif moments is not None and key not in moments:
+                raise ValueError(f"{where} is invalid: unexpected key {key!r}; expected step and {list(moments)}")
+            elif value is not None or key != "momentum_buffer":
+                _finite(f"{where}.{key}", _tensor(f"{where}.{key}", value, params[index]))
+                if key in SECOND_MOMENTS and bool((value < 0).any()):
+                    raise ValueError(f"{where}.{key} is invalid: holds negative values; a second moment is >= 0")
+
+
+def _check_step(field: str, value: Any, attempts: int) -> None:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or not (value.is_floating_point() or value.dtype == torch.int64):
+            raise ValueError(
+                f"{field} is invalid: a {value.dtype} tensor of shape {tuple(value.shape)}, expected a scalar"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+        raise _bad(field, value, "must be a whole number")
+    if not 0 <= value <= attempts:
+        raise _bad(field, value, f"must be in [0, engine.attempts={attempts}]")
+
+
+def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterConfig) -> None:
+    _keys(store, ("names", "free", "tensors"), "store")
+    names, free = store["names"], store["free"]
+    if not isinstance(names, list):
+        raise _bad("store.names", type(names).__name__, "must be a list")
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH:
+            raise _bad(f"store.names[{i}]", name, f"must be a string of 1 to {MAX_NAME_LENGTH} characters or null")
+        if name in seen:
+            raise _bad(f"store.names[{i}]", name, "names a series held by another slot too")
+        seen.add(name)
+    if not isinstance(free, list):
+        raise _bad("store.free", type(free).__name__, "must be a list")
+    for i, slot in enumerate(free):
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot < len(names):
+            raise _bad(f"store.free[{i}]", slot, f"must be a slot in [0, {len(names) - 1}]")
+        if names[slot] is not None:
+            raise _bad(f"store.free[{i}]", slot, f"slot {slot} holds the live series {names[slot]!r}")
+    if len(set(free)) != len(free):
+        raise _bad("store.free", free, "lists a slot twice")
+    unlisted = [i for i, name in enumerate(names) if name is None and i not in set(free)]
+    if unlisted:
+        raise _bad(f"store.names[{unlisted[0]}]", None, "a free slot must be listed in store.free")
+    tensors = store["tensors"]
+    _keys(tensors, [k for k in blank if k not in DERIVED], "store.tensors")
+    rows = tensors["steps"].shape[0] if isinstance(tensors["steps"], torch.Tensor) and tensors["steps"].dim() else 0
+    if rows < len(names):
+        raise ValueError(f"store.tensors['steps'] is invalid: {rows} rows for {len(names)} slots")
+    for key in tensors:
+        _check_store_tensor(
+            f"store.tensors[{key!r}]", key, _tensor(f"store.tensors[{key!r}]", tensors[key], blank[key], rows), config
+        )
+
+
+def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
+    if value.is_floating_point():
+        bad = torch.isinf(value) if key in INF_ALLOWED else ~torch.isfinite(value)
+        if key in NAN_ALLOWED:
+            rows = NAN_ALLOWED[key]
+            bad = torch.isinf(value)
+            if rows is not None:  # NaN only in the named rows of dim 1
+                nan_ok = torch.zeros(value.shape[1], dtype=torch.bool)
+                nan_ok[[STAT[name] for name in rows]] = True
+                bad |= torch.isnan(value) & ~nan_ok.view(1, -1, *([1] * (value.dim() - 2)))
+        if bool(bad.any()):
+            where = bad.nonzero()[0].tolist()
+            raise ValueError(f"{field} is invalid: holds {value[tuple(where)].item()} at {where}; not allowed there")
+    if key in NON_NEGATIVE and bool((value < 0).any()):
+        raise ValueError(f"{field} is invalid: holds negative values; must be >= 0")
+    if key == "steps" and bool((value > MAX_COUNT).any()):
+        raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
+    if key == "x_period" and bool(((value < 0) | (value > config.max_season_length)).any()):
+        raise ValueError(f"{field} is invalid: a season length outside [0, {config.max_season_length}]")
+    if key == "stats":
+        for name in NON_NEGATIVE_STATS:
+            if bool((value[:, STAT[name]] < 0).any()):
+                raise ValueError(f"{field} is invalid: row {name!r} holds negative values; must be >= 0")
+
+
+def _check_sampler(sampler: Any) -> None:
+    if sampler is None:
+        return
+    expected = torch.Generator().get_state()
+    if not isinstance(sampler, torch.Tensor) or sampler.dtype != expected.dtype or sampler.shape != expected.shape:
+        found = (
+            f"a {sampler.dtype} tensor of shape {tuple(sampler.shape)}"
+            if isinstance(sampler, torch.Tensor)
+            else f"a {type(sampler).__name__}"
+        )
+        raise ValueError(
+            f"sampler is invalid: {found}; must be null or a {expected.dtype} tensor of shape "
+            f"{tuple(expected.shape)} (a generator state)"
+        )
+    try:
+        torch.Generator().set_state(sampler)
+    except RuntimeError as error:
+        raise ValueError(f"sampler is invalid: {error}") from None

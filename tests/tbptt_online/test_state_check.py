@@ -1,0 +1,165 @@
+"""check_state: every state a forecaster writes passes; each field that means nothing is named."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.scoring import STAT
+from tbptt_online.state_check import MAX_COUNT, check_state
+
+CONFIGS = [
+    {},
+    {"cell": "lstm", "n_features": 2, "mode": "stateless", "k1": 2},
+    {"cell": "rnn", "hybrid": False, "optimizer": "sgd", "k1": 1},
+    {"optimizer": "adamw", "k1": 1, "dtype": "float64", "loss": "gaussian"},
+]
+
+
+def _trained(overrides: dict[str, Any], n: int = 120) -> Forecaster:
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, **overrides))
+    rng = random.Random(0)
+    d = forecaster.config.n_features
+
+    def value(t: int) -> float | None:
+        return None if rng.random() < 0.1 else 5 * math.sin(t / 4) + rng.gauss(0, 1)
+
+    for t in range(n):
+        forecaster.observe_many([(s, value(t) if d == 1 else [value(t), value(t)]) for s in "abc"])
+    forecaster.observe("fresh", None if d == 1 else [None, None])  # a series with no value yet
+    forecaster.forget("b")  # names: a, None (free), c, fresh
+    return forecaster
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, Any]:
+    return _trained({}).state_dict()
+
+
+@pytest.mark.parametrize("overrides", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+def test_every_state_a_forecaster_writes_passes(overrides) -> None:
+    state = _trained(overrides).state_dict()
+    check_state(state)
+    Forecaster.from_state_dict(state)  # and it loads
+
+
+def test_a_new_forecasters_state_passes() -> None:
+    check_state(Forecaster(ForecasterConfig(hidden_size=4)).state_dict())
+
+
+def _set_tensor(path: Callable[[dict], dict], key: Any, index: Any, value: float) -> Callable[[dict], None]:
+    def mutate(state: dict) -> None:
+        tensor = path(state)[key].clone()
+        tensor[index] = value
+        path(state)[key] = tensor
+
+    return mutate
+
+
+def _set(path: Callable[[dict], Any], key: Any, value: Any) -> Callable[[dict], None]:
+    def mutate(state: dict) -> None:
+        path(state)[key] = value
+
+    return mutate
+
+
+def _first_param_state(state: dict) -> dict:
+    return next(iter(state["engine"]["optimizer"]["state"].values()))
+
+
+def _tensors(state: dict) -> dict:
+    return state["store"]["tensors"]
+
+
+def _store(state: dict) -> dict:
+    return state["store"]
+
+
+MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
+    "nan weight": (_set_tensor(lambda s: s["network"], "head.weight", (0, 0), math.nan), "network['head.weight']"),
+    "inf weight": (_set_tensor(lambda s: s["network"], "head.bias", 0, math.inf), "network['head.bias']"),
+    "weight of another dtype": (
+        lambda s: s["network"].__setitem__("head.bias", s["network"]["head.bias"].double()),
+        "network['head.bias']",
+    ),
+    "weight of another shape": (
+        lambda s: s["network"].__setitem__("head.bias", torch.zeros(3)),
+        "network['head.bias']",
+    ),
+    "nan first moment": (_set_tensor(_first_param_state, "exp_avg", 0, math.nan), ".exp_avg"),
+    "negative second moment": (_set_tensor(_first_param_state, "exp_avg_sq", 0, -1.0), ".exp_avg_sq"),
+    "negative optimizer step": (_set(_first_param_state, "step", torch.tensor(-3.0)), ".step"),
+    "optimizer step 2^62": (_set(_first_param_state, "step", torch.tensor(2.0**62)), ".step"),
+    "changed learning rate": (
+        _set(lambda s: s["engine"]["optimizer"]["param_groups"][0], "lr", 1e9),
+        "param_groups[0].lr",
+    ),
+    "negative attempts": (_set(lambda s: s["engine"], "attempts", -1), "engine.attempts"),
+    "attempts 2^62": (_set(lambda s: s["engine"], "attempts", 2**62), "engine.attempts"),
+    "skipped over attempts": (_set(lambda s: s["engine"], "skipped", 10**6), "engine.skipped"),
+    "negative observations": (_set(lambda s: s, "observations", -5), "observations"),
+    "observations as a string": (_set(lambda s: s, "observations", "12"), "observations"),
+    "free slot naming a live series": (_set(_store, "free", [0, 1]), "store.free[0]"),
+    "free slot out of range": (_set(_store, "free", [1, 99]), "store.free[1]"),
+    "free slot listed twice": (_set(_store, "free", [1, 1]), "store.free"),
+    "a free slot not listed": (_set(_store, "free", []), "store.names[1]"),
+    "name not a string": (lambda s: s["store"]["names"].__setitem__(0, 7), "store.names[0]"),
+    "name held twice": (lambda s: s["store"]["names"].__setitem__(0, "c"), "store.names[2]"),
+    "negative step counter": (_set_tensor(_tensors, "steps", 0, -4), "store.tensors['steps']"),
+    "step counter 2^62": (_set_tensor(_tensors, "steps", 0, 2**62), "store.tensors['steps']"),
+    "nan carried state": (_set_tensor(_tensors, "carried_h", (0, 0, 0), math.nan), "store.tensors['carried_h']"),
+    "inf in the history": (_set_tensor(_tensors, "hist_x", (0, 0, 0), -math.inf), "store.tensors['hist_x']"),
+    "nan in a score": (_set_tensor(_tensors, "stats", (0, STAT["abs_err"], 0), math.nan), "store.tensors['stats']"),
+    "inf last value": (_set_tensor(_tensors, "stats", (0, STAT["last_value"], 0), math.inf), "store.tensors['stats']"),
+    "negative count": (_set_tensor(_tensors, "stats", (0, STAT["norm_count"], 0), -1.0), "row 'norm_count'"),
+    "inf base forecast": (_set_tensor(_tensors, "n_base", (0, 0), math.inf), "store.tensors['n_base']"),
+    "season past the longest": (_set_tensor(_tensors, "x_period", (0, 0, 0), 10**6), "store.tensors['x_period']"),
+    "store tensor of another dtype": (
+        lambda s: _tensors(s).__setitem__("hist_x", _tensors(s)["hist_x"].double()),
+        "store.tensors['hist_x']",
+    ),
+    "store tensor with too few rows": (
+        lambda s: _tensors(s).__setitem__("c_q", _tensors(s)["c_q"][:2]),
+        "store.tensors['c_q']",
+    ),
+    "sampler not a generator state": (_set(lambda s: s, "sampler", torch.zeros(3)), "sampler"),
+    "a loss of an update not skipped is nan": (
+        lambda s: s["engine"]["recent"].__setitem__(0, [1, math.nan, 1.0, 1, False]),
+        "engine.recent[0][1]",
+    ),
+    "unknown config field": (_set(lambda s: s["config"], "colour", "red"), "config"),
+    "another format": (_set(lambda s: s, "format", 99), "format"),
+    "a missing key": (lambda s: s.pop("engine"), "state"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_field_that_means_nothing_is_named(state, case) -> None:
+    mutate, field = MALFORMED[case]
+    broken = copy.deepcopy(state)
+    mutate(broken)
+    with pytest.raises(ValueError) as raised:
+        check_state(broken)
+    assert field in str(raised.value), str(raised.value)
+
+
+def test_nan_is_allowed_where_it_means_something(state) -> None:
+    assert bool(_tensors(state)["n_base"].isnan().any())  # the fresh series: no forecast yet
+    assert bool(_tensors(state)["stats"][:, STAT["last_value"]].isnan().any())  # free and fresh rows: no value yet
+    check_state(state)
+
+
+def test_counts_up_to_2_to_the_53_pass(state) -> None:
+    big = copy.deepcopy(state)
+    big["observations"] = MAX_COUNT
+    check_state(big)
+    big["observations"] = MAX_COUNT + 1
+    with pytest.raises(ValueError, match="observations"):
+        check_state(big)

@@ -10,7 +10,7 @@ so that the share of values outside ``F +- q_h`` is driven to ``1 - level``. The
 scored error sets ``q_h = 2 |error|``; before any, ``q_h`` is taken from the shorter
 horizons (``q_1 sqrt(h)``), or from the local scale (``z sqrt(h) scale``). Another level
 ``L`` is served as ``q_h z(L) / z(level)``; a horizon past the tracked ones as
-``q_H sqrt(h / H)``.
+``q_H sqrt(h / H)``. A half-width is at least ``SLACK`` of the widest at a shorter horizon.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math  # noqa: F401 (the doctests)
 import torch
 
 RATE = 0.2
-MONOTONE = True
+SLACK = 0.85  # a horizon's half-width is at least this share of the widest shorter horizon's
 FIRST = 2.0  # the first scored error sets q = FIRST * |error|
 
 
@@ -53,6 +53,7 @@ def half_widths(q: torch.Tensor, horizon: int, scale: torch.Tensor, ratio: torch
         beyond = q[:, -1:] * (h[:, tracked:] / tracked).sqrt()  # [B, H - Hq, d]
         known = torch.cat([known, torch.where(beyond > 0, beyond, 0.0)], dim=1)
     widths = torch.where(known > 0, known, fallback)
-    if MONOTONE:  # a longer horizon is never surer than a shorter one: few errors scored at a long
-        widths = widths.cummax(dim=1).values  # horizon (a young series) must not make its interval narrower
+    # A longer horizon is never surer than a shorter one: each q_h is a noisy estimate, and a
+    # young series' few errors at a long horizon must not make its interval narrower.
+    widths = torch.maximum(widths, SLACK * widths.cummax(dim=1).values)
     return widths * ratio

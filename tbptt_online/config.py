@@ -87,7 +87,7 @@ class ForecasterConfig:
     optimizer: str = "adam"
     lr: float = 3e-3
     clip_norm: float | None = 1.0
-    loss: str = "gaussian"
+    loss: str = "absolute"
     normalize: bool = True
     seed: int = 0
     dtype: str = "float32"

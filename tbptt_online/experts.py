@@ -60,6 +60,8 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         "x_trend": torch.zeros(n, N_VARIANTS, d, dtype=f64),
         "x_season": torch.zeros(n, N_VARIANTS, 2, d, max_season, dtype=f64),  # per variant: season 1, 2
         "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0: log experts on
+        "x_seen": torch.zeros(n, d, dtype=torch.bool),  # a value was observed (the smoothing has started)
+        "x_last_observed": torch.zeros(n, d, dtype=torch.bool),  # the last value was observed
         "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),
         "x_ar_p": AR_PRIOR * torch.eye(AR_ORDER, dtype=f64).expand(n, d, AR_ORDER, AR_ORDER).clone(),
     }
@@ -95,16 +97,17 @@ def _seasonal(season: torch.Tensor, period: torch.Tensor, step: torch.Tensor) ->
 def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     the rows, replacing their tensors (the caller writes them back to the store)."""
-    first = (step == 1)[:, None]  # [B, 1]
+    first = mask & ~rows["x_seen"]  # [B, d] the first observed value: the smoothing starts from it
+    both = mask & rows["x_last_observed"]  # a change of the scale is one between two observed values
     positive = rows["x_positive"] & ((y > 0) | ~mask)  # an imputed value decides nothing
     logs = torch.where(y > 0, y, 1.0).log()
     u = torch.stack([y, y, logs, logs], dim=1)  # [B, V, d] each variant's value: units or log units
     ring = rows["x_raw"]
     previous = _ring_at(ring, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
-    change = torch.where(mask & ~first, (y - previous).abs(), 0.0)
+    change = torch.where(both, (y - previous).abs(), 0.0)
     scale = rows["x_scale"]
     decayed = SCALE_DECAY * scale + (1 - SCALE_DECAY) * change
-    scale = torch.where(mask & ~first, torch.where(scale > 0, decayed, change), scale)
+    scale = torch.where(both, torch.where(scale > 0, decayed, change), scale)
     rows["x_raw"] = ring.index_put((torch.arange(len(step)), (step - 1) % ring.shape[1]), y)
 
     # smoothing: levels and trend from the deseasonalised value, then the seasons
@@ -120,8 +123,8 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     prior = torch.cat([level[:, :, :3], (level[:, :, 3] + PHI * trend)[:, :, None]], dim=2)
     new_level = alphas * (u - s_now)[:, :, None] + (1 - alphas) * prior
     new_trend = BETA * (new_level[:, :, 3] - level[:, :, 3]) + (1 - BETA) * PHI * trend
-    new_level = torch.where(first[:, :, None, None], u[:, :, None].expand_as(new_level), new_level)
-    new_trend = torch.where(first[:, :, None], 0.0, new_trend)
+    new_level = torch.where(first[:, None, None], u[:, :, None].expand_as(new_level), new_level)
+    new_trend = torch.where(first[:, None], 0.0, new_trend)
     reference = new_level[:, :, REFERENCE]  # [B, V, d]
     gammas = torch.tensor(GAMMAS * len(SPACES), dtype=y.dtype).view(1, -1, 1)  # [1, V, 1]
     updated = season
@@ -138,6 +141,7 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
             updated = updated.index_put(at, torch.where(m > 0, value[:, v], updated[at]))
         rest = value  # the second season is measured against the updated first one
     rows.update(x_level=new_level, x_trend=new_trend, x_season=updated, x_scale=scale, x_positive=positive)
+    rows.update(x_seen=rows["x_seen"] | mask, x_last_observed=mask)
     _advance_ar(rows, mask, step)
 
 
@@ -265,9 +269,11 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
                     phases = (first_step + torch.arange(m)) % m
                     season[bi, variant, j, di, phases] = table
                     rest[bi, :, di] -= table[(torch.arange(n) + (int(step[bi]) - n + 1 - first_step)) % m]
-        deseasonalised = rest  # [B, n, d]
-        span = int(max(1, periods[:, :, 0].max())) if b else 1
-        rows["x_level"][:, variant] = deseasonalised[:, -min(span, n) :].mean(dim=1)[:, None].expand(-1, 4, -1)
+        # the level: the mean of each row's last first-season (or last value) of deseasonalised values
+        span = periods[:, :, 0].clamp(min=1, max=n)  # [B, d]
+        last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
+        level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]
+        rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
     rows["x_trend"] = torch.zeros_like(rows["x_trend"])
     rows["x_season"] = season
     rows["x_period"] = periods.clone()

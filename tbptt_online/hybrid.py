@@ -67,10 +67,14 @@ def score(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, st
     h = torch.arange(1, horizons + 1)
     origin = step[:, None] - h[None, :]  # [B, Hc] the step each forecast of y_t was made after
     made = ring[torch.arange(b)[:, None], origin % horizons, (h - 1)[None, :]]  # [B, Hc, E + 1, d]
-    scored = (origin >= 1)[:, :, None] & mask[:, None, :]  # [B, Hc, d]
-    error = (y[:, None, None] - made).abs()  # [B, Hc, E + 1, d]
-    error = torch.where(scored[:, :, None] & torch.isfinite(error), error, 0.0)
+    # scored: a forecast was made then, and something had been observed before it was made
+    scored = (origin >= 1)[:, :, None] & mask[:, None, :] & rows["x_seen"][:, None, :]  # [B, Hc, d]
     scale = experts.local_scale(rows)
+    error = (y[:, None, None] - made).abs()  # [B, Hc, E + 1, d]
+    # a forecast past float32's range (stored as inf) is an error at the cap, not a perfect forecast
+    capped = combination.CAP * scale[:, None, None]
+    error = torch.where(torch.isfinite(error), error, capped)
+    error = torch.where(scored[:, :, None], error, 0.0)
     rows["c_loss"], rows["c_count"] = combination.fold(rows["c_loss"], rows["c_count"], error[:, :, :-1], scored, scale)
     rows["c_q"] = calibration.fold(rows["c_q"], error[:, :, -1], scored, level, 1e-6 * scale)
     one = scored[:, 0]  # [B, d]
@@ -168,7 +172,7 @@ def network_target(
     """The network's target for this value [B, d] (the base's error in units of the scale it
     was made with) and where it is defined (observed, and a base existed)."""
     base, scale = rows["n_base"], rows["n_scale"]
-    defined = mask & torch.isfinite(base)
+    defined = mask & torch.isfinite(base) & rows["x_seen"]  # (rows before this value: seen before it)
     target = torch.where(defined, (y - base) / scale, 0.0).clamp(-CLAMP, CLAMP)
     return target, defined
 

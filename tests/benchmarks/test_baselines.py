@@ -12,7 +12,17 @@ from tbptt_online import Forecaster, ForecasterConfig
 def test_naive_baseline_computes_what_the_library_computes_on_one_series():
     # Same weights, no normalisation: the per-series loop and the batched library must give the
     # same forecasts step by step, updates included, so the speed ratio compares like with like.
-    config = ForecasterConfig(hidden_size=16, k1=3, k2=7, normalize=False, residual=False, seed=3)  # the level head
+    config = ForecasterConfig(  # the network-only forecaster with the level head, as the naive loop
+        hidden_size=16,
+        k1=3,
+        k2=7,
+        normalize=False,
+        residual=False,
+        seed=3,
+        hybrid=False,
+        warmup_updates=0,
+        loss="gaussian",
+    )
     forecaster = Forecaster(config)
     naive = NaiveSeriesModel(hidden_size=16, k1=3, k2=7, lr=config.lr)
     naive.cell.load_state_dict(forecaster.network.cells[0].state_dict())

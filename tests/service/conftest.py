@@ -19,7 +19,7 @@ from service.app import create_app
 from service.settings import Settings
 
 # A small model that learns (k1 = 4) and runs fast.
-SMALL_MODEL: dict[str, Any] = {"hidden_size": 8, "k1": 4, "k2": 8, "dtype": "float64", "seed": 3}
+SMALL_MODEL: dict[str, Any] = {"hidden_size": 8, "k1": 4, "k2": 8, "dtype": "float64", "seed": 3, "warmup_updates": 0}
 
 
 @pytest.fixture

@@ -82,16 +82,18 @@ def test_horizons_past_the_tracked_ones_grow_as_qH_sqrt_h_over_H():
         [1.0, 2.0, 3.0, 3.0 * math.sqrt(4 / 3), 3.0 * math.sqrt(5 / 3)], rel=1e-15
     )
     assert widths([1.0, 2.0, 3.0], 2) == [1.0, 2.0]  # fewer asked than tracked
-    # the last tracked horizon not known yet: past it, q_1 sqrt(h), here never above q_2
-    assert widths([1.0, 2.0, 0.0], 4) == [1.0, 2.0, 2.0, 2.0]
-    assert widths([1.0, 0.5, 0.0], 4) == pytest.approx([1.0, 1.0, math.sqrt(3), 2.0], rel=1e-15)
+    # the last tracked horizon not known yet: q_1 sqrt(h), kept at least SLACK of the widest before
+    assert widths([1.0, 2.0, 0.0], 4) == pytest.approx([1.0, 2.0, math.sqrt(3), 2.0], rel=1e-15)
+    assert widths([1.0, 4.0, 0.0], 4) == pytest.approx([1.0, 4.0, calibration.SLACK * 4.0, 4.0 * calibration.SLACK])
 
 
-def test_a_longer_horizon_is_never_narrower_than_a_shorter_one():
-    assert widths([3.0, 1.0, 2.0, 4.0], 4) == [3.0, 3.0, 3.0, 4.0]
-    # past the tracked horizons: q_H sqrt(h / H) once it passes the widest before
-    grown = [2 * math.sqrt(7 / 3), 2 * math.sqrt(8 / 3)]  # q_3 sqrt(h / 3) > 3 from h = 7 on
-    assert widths([1.0, 3.0, 2.0], 8) == pytest.approx([1.0, 3.0, 3.0, 3.0, 3.0, 3.0, *grown], rel=1e-15)
+def test_a_longer_horizon_keeps_at_least_slack_times_the_widest_shorter_one():
+    slack = calibration.SLACK
+    assert widths([3.0, 1.0, 2.9, 4.0], 4) == pytest.approx([3.0, 3.0 * slack, 2.9, 4.0], rel=1e-15)
+    # past the tracked horizons: q_H sqrt(h / H), lifted to SLACK times the widest before
+    got = widths([1.0, 3.0, 1.0], 5)
+    want = [1.0, 3.0, 3.0 * slack, max(math.sqrt(4 / 3), 3.0 * slack), max(math.sqrt(5 / 3), 3.0 * slack)]
+    assert got == pytest.approx(want, rel=1e-15)
 
 
 def test_another_level_scales_every_width_by_the_ratio():

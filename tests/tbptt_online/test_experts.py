@@ -273,11 +273,6 @@ def test_a_spike_of_1e300_leaves_every_state_finite():
     assert all(math.isfinite(v) for v in fc.mean + fc.lower + fc.upper)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="experts.reseason (tbptt_online/experts.py, the `span` line) averages every row's level over "
-    "the longest first season of the whole batch, so a row's state depends on the rows reseasoned with it",
-)
 def test_reseason_gives_a_row_in_a_batch_what_it_gets_alone():
     trending = [0.5 * t + (t % 4) for t in range(1, 25)]  # season 4 on a trend
     other = [math.sin(2 * math.pi * t / 12) for t in range(1, 25)]  # season 12
@@ -293,11 +288,6 @@ def test_reseason_gives_a_row_in_a_batch_what_it_gets_alone():
     assert both["x_level"][0, 0, :, 0].tolist() == pytest.approx([12.75] * 4, rel=1e-12)  # got 10.75: 12 values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="experts.advance (tbptt_online/experts.py, `first = (step == 1)`) starts every level, and the "
-    "scale's first change, from the imputed first value (0.0 when nothing is known) when that value is missing",
-)
 def test_a_missing_first_value_does_not_start_the_experts_at_zero():
     f = Forecaster(small_config(season_length=None, lr=0.0))
     for value in [None] + [1000.0] * 6:  # a constant series after a leading gap

@@ -204,6 +204,7 @@ def test_weights_in_series_stats_are_the_one_step_weights_by_hand():
 def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one():
     rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1)
     rows["x_scale"][:] = 1.0
+    rows["x_seen"][:] = True  # a value was observed before the forecast was made
     rows["c_q"][:] = 1.0
     made = torch.zeros(hybrid.N_MEMBERS + 1)
     made[0] = math.inf  # the naive member forecast 1e300 at step 1: stored as inf in float32

@@ -6,6 +6,8 @@ only knows the rule for one batch of windows aligned at their last step:
 
     loss = mean over windows i of  sum over the last m steps s of  L_s
 
+(windows whose sum is not finite are left out of the mean, unless all are)
+
 where ``L_s`` is the loss of ``predict(h_{s-1})`` against ``x_s``, and ``h`` starts
 from a state that carries no gradient (the truncation).
 """
@@ -94,7 +96,14 @@ class TBPTTEngine:
         targets = y[length - loss_steps :].reshape(-1, d)  # [m * B, d]
         observed = mask[length - loss_steps :].reshape(-1, d)
         losses = step_loss(pred, targets, observed, self.config.loss).view(loss_steps, batch)  # [m, B]
-        return losses.sum(dim=0).mean()  # window sums [B], then their mean
+        sums = losses.sum(dim=0)  # [B] window sums
+        # A window whose sum is not finite (a series with values past what the network's dtype
+        # holds) is left out, so it cannot cost the other series their update; all of them
+        # non-finite: the mean is NaN and the update is skipped.
+        finite = torch.isfinite(sums.detach())
+        if bool(finite.all()) or not bool(finite.any()):
+            return sums.mean()
+        return torch.where(finite, sums, 0.0).sum() / finite.sum()
 
     def replay_update(
         self,

@@ -210,3 +210,17 @@ def test_many_unknown_config_fields_are_named_a_few_at_a_time():
         ForecasterConfig.from_dict({f"unknown{i}": 1 for i in range(100_000)})
     message = str(error.value)
     assert "and 99995 more" in message and len(message) < 1_000
+
+
+def test_a_series_with_huge_values_does_not_cost_the_others_their_update():
+    # fix (issue 11, defect 5): a non-finite window sum of one series made the shared loss non-finite,
+    # so every series due at that tick lost its update; now that window alone is left out
+    config = ForecasterConfig(
+        hidden_size=4, k1=2, k2=2, loss="mse", normalize=False, dtype="float32", hybrid=False, warmup_updates=0
+    )
+    f = Forecaster(config)
+    for t in range(1, 9):
+        f.observe_many([("calm", 0.1 * t), ("huge", 1e30 * t)])  # (1e30)^2 overflows float32: an inf loss
+    stats = f.update_stats()
+    assert (stats.updates, stats.skipped) == (4, 0) and math.isfinite(stats.last_loss)
+    assert all_finite(f)

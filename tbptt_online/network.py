@@ -24,7 +24,8 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 class RecurrentNetwork(nn.Module):
     """GRU, LSTM or Elman (tanh) cells stacked ``num_layers`` deep, plus a linear head.
 
-    >>> net = RecurrentNetwork(ForecasterConfig(cell="lstm", hidden_size=8, n_features=2, hybrid=False, loss="gaussian"))
+    >>> config = ForecasterConfig(cell="lstm", hidden_size=8, n_features=2, hybrid=False, loss="gaussian")
+    >>> net = RecurrentNetwork(config)
     >>> state = net.initial_state(3)
     >>> [tuple(t.shape) for t in state]
     [(3, 1, 8), (3, 1, 8)]

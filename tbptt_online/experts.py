@@ -1,13 +1,14 @@
 """The simple forecasters that stand beside the network: what a series gets from the start.
 
-Eleven experts per series and feature, all vectorised over series (rows ``[B, ...]``):
+Nineteen experts per series and feature (``NAMES``), all vectorised over series (rows
+``[B, ...]``):
 
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
-- additive exponential smoothing in the series' units: three levels (alpha 0.1, 0.3, 0.7)
-  and one damped trend (alpha 0.3, beta 0.1, phi 0.9), all plus up to two seasonal
-  components (Taylor's double-seasonal Holt-Winters; gamma 0.15) measured against the
-  alpha-0.3 level;
-- the same four in log units, i.e. multiplicative (``log_*``): active only while every
+- additive exponential smoothing in the series' units, in two seasonal families (gamma
+  0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
+  0.1, damping 0.98), all plus up to two seasonal components (Taylor's double-seasonal
+  Holt-Winters) measured against the family's alpha-0.5 level;
+- the same eight in log units, i.e. multiplicative (``log_*``): active only while every
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
   series, z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}), on the lags 1, 2, 3, m, m + 1
@@ -191,7 +192,7 @@ def _advance_ar(rows: dict[str, torch.Tensor], mask: torch.Tensor, step: torch.T
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 11,
+    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 19,
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     ring, period = rows["x_raw"], rows["x_period"]
     b, _, d = ring.shape

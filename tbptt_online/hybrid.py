@@ -10,10 +10,10 @@ Per series and feature, each value ``y_t``:
    served forecast's error into the interval quantile of that horizon (``calibration``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``);
-3. forecasts: the experts' paths ``[Hc, 11]``, their combination (the **base**), and the
+3. forecasts: the experts' paths ``[Hc, 19]``, their combination (the **base**), and the
    network's member ``base + c * scale``, where ``c`` is the network's output (a
    correction in units of the local scale; 0 for an untrained model, whose last layer
-   starts at zero); the served forecast is the combination of all 12 members.
+   starts at zero); the served forecast is the combination of all 20 members.
 
 The network is fed ``FEATURES`` values per feature (the base's last error, the last
 change, the base's next step, the values one and two seasons back and one second

@@ -36,15 +36,18 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from service.allowed_methods import AllowedMethodsMiddleware
 from service.auth import ApiKeyMiddleware
 from service.body_limit import BodyLimitMiddleware
+from service.body_timeout import BodyTimeoutMiddleware
 from service.durability import Durability
 from service.error_responses import install_error_handlers
 from service.forecast_runner import ForecastRunner
 from service.journal import Journal, NullJournal
 from service.metrics import ServiceMetrics
+from service.openapi_security import declare_bearer_security
 from service.registry import ForecasterFactory, ModelRegistry
-from service.routes import add_v1_routes, dashboard, operations
+from service.routes import add_v1_routes, dashboard, docs, operations
 from service.settings import Settings
 from service.state_lock import StateDirectoryLock
 from tbptt_online import Forecaster, __version__
@@ -130,6 +133,8 @@ def create_app(
         version=__version__,
         description="Online forecasting: observations in, TBPTT-trained recurrent forecasts out.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: service.routes.docs, with assets served here (no CDN)
+        redoc_url=None,
         # FastAPI's native OpenTelemetry off: the service reports Prometheus metrics (/metrics), and asking
         # whether a tracer, meter or logger provider is configured cost ~3 % of the event loop per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -143,7 +148,11 @@ def create_app(
     add_v1_routes(app)
     app.include_router(operations.router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
+    app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)  # outermost: nothing runs unauthenticated
+        declare_bearer_security(app)
     return app

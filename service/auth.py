@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
-OPEN_PREFIXES = ("/static/",)  # the dashboard's files hold no data; the page sends the key to /v1 itself
+# the dashboard's files and the docs pages' assets hold no data; the dashboard sends the key to /v1 itself
+OPEN_PREFIXES = ("/static/", "/docs-assets/")
 
 
 class ApiKeyMiddleware:

@@ -75,6 +75,15 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """An unexpected exception (a bug): 500 with the error body, and ``Connection: close``, because
+    the server closes the connection after it (Starlette re-raises the exception to it, which logs
+    the traceback)."""
+    detail = f"internal error ({type(exc).__name__}); the server's log has the details"
+    return JSONResponse({"detail": detail}, status_code=500, headers={"Connection": "close"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Exception, _internal_error)  # Starlette's ServerErrorMiddleware calls it

@@ -39,7 +39,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.strict_json import StrictJSONRequest
+from service.strict_json import StrictJSONRequest, check_json_content_type
 
 FastHandler = Callable[[StrictJSONRequest], Awaitable[Response | None]]
 
@@ -51,8 +51,11 @@ def fast_path(handler: FastHandler) -> type[APIRoute]:
     class FastPathRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             full = super().get_route_handler()
+            json_body = self.body_field is not None
 
             async def route_handler(request: Request) -> Response:
+                if json_body:
+                    check_json_content_type(request.scope["headers"])
                 strict = StrictJSONRequest(request.scope, request.receive)
                 response = await handler(strict)
                 return response if response is not None else await full(strict)

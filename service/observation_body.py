@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 
 from service.observation import Observation
-from service.schemas import ObservationBatchIn, ObservationsBody
+from service.schemas import RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
 from tbptt_online.series_store import MAX_NAME_LENGTH
 
 _NOT_PLAIN = object()
@@ -73,7 +73,11 @@ def plain_observations(raw: Any) -> list[Observation] | None:
         if len(element) != (3 if "timestamp" in element else 2):  # no other key
             return None
         series, value = element["series"], element["value"]
-        if type(series) is not str or not 0 < len(series) <= MAX_NAME_LENGTH:
+        if (
+            type(series) is not str
+            or not 0 < len(series) <= MAX_NAME_LENGTH
+            or series.endswith(RESERVED_SERIES_SUFFIXES)
+        ):
             return None
         if type(value) is not float or not isfinite(value):  # the common case needs no more checks
             value = _value(value)

@@ -19,13 +19,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
 from service.errors import quoted
 from service.observation import Observation, parse_timestamp
 from tbptt_online.series_store import MAX_NAME_LENGTH
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
+# in a route's suffix could not be read back, so it is refused when written.
+RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
 Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
 
 
@@ -47,6 +50,15 @@ def _check_value(value: Any) -> float | list[float | None] | None:
     if isinstance(value, list):
         return [None if item is None else _finite(item, value) for item in value]
     return _finite(value, value)
+
+
+def _check_series(name: str) -> str:
+    if name.endswith(RESERVED_SERIES_SUFFIXES):
+        raise ValueError(
+            f"{quoted(name)} ends in {name[name.rfind('/') :]!r}: a series name must not end in "
+            f"{' or '.join(map(repr, RESERVED_SERIES_SUFFIXES))} (its routes could not tell it from the suffix)"
+        )
+    return name
 
 
 def _check_timestamp(value: Any) -> float | None:
@@ -83,7 +95,11 @@ TimestampIn = Annotated[
 class ObservationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    series: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    series: Annotated[str, AfterValidator(_check_series)] = Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="The series' name: 1 to 200 characters, not ending in '/forecast' or '/recent'.",
+    )
     value: ValueIn
     timestamp: TimestampIn = None
 
@@ -224,4 +240,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         503: "Still loading state",
         507: "The journal cannot record the batch (disk full)",
     }.items()
+}
+JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorOut, "description": "The body is declared as something else than JSON (Content-Type)"}
 }

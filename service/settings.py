@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
     max_batch_observations: int = Field(5000, ge=1, le=1_000_000, description="Observations per request at most.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
+    body_timeout_s: float = Field(
+        30.0, gt=0.0, le=3600.0, description="A request body must arrive within this many seconds (408 beyond)."
+    )
     max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
     max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")
     max_model_bytes: int = Field(

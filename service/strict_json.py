@@ -4,6 +4,18 @@ Python's ``json`` accepts ``NaN``, ``Infinity`` and ``1e400`` (read as infinity)
 orjson refuses all three, so non-finite numbers are malformed JSON (422) before
 any validation runs. Its ``JSONDecodeError`` is the stdlib's, so FastAPI reports
 it as a ``json_invalid`` validation error with the position.
+
+A route with a JSON body refuses a body declared as anything but JSON with 415 naming
+the type, or saying it is missing (``curl -d`` sends ``application/x-www-form-urlencoded``,
+and a body without the header is not read as JSON either: FastAPI answered "Input should
+be a valid dictionary", index 0).
+
+>>> try:
+...     check_json_content_type([(b"content-type", b"application/x-www-form-urlencoded")])
+... except UnsupportedMediaType as error:
+...     print(error.status_code, error.detail[:60])
+415 Content-Type 'application/x-www-form-urlencoded' is not JSON
+>>> check_json_content_type([(b"content-type", b"application/json; charset=utf-8")])
 """
 
 from __future__ import annotations
@@ -16,6 +28,32 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.errors import ApiError
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+
+
+def check_json_content_type(headers: list[tuple[bytes, bytes]]) -> None:
+    """``UnsupportedMediaType`` (415) unless the last Content-Type is JSON (``application/json`` or
+    ``application/*+json``, parameters allowed), as FastAPI reads a body as JSON."""
+    declared = None
+    for name, value in headers:  # the last one counts
+        if name == b"content-type":
+            declared = value
+    if declared is None:  # FastAPI's strict content type: such a body is not read as JSON
+        raise UnsupportedMediaType(
+            "the body has no Content-Type: send it as JSON with 'Content-Type: application/json'"
+        )
+    kind = declared.partition(b";")[0].strip().lower()
+    if kind == b"application/json" or (kind.startswith(b"application/") and kind.endswith(b"+json")):
+        return
+    raise UnsupportedMediaType(
+        f"Content-Type {declared.decode('latin-1')!r} is not JSON: send the body as JSON with "
+        "'Content-Type: application/json'"
+    )
+
 
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
@@ -27,8 +65,11 @@ class StrictJSONRequest(Request):
 class StrictJSONRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        json_body = self.body_field is not None
 
         async def strict_handler(request: Request) -> Response:
+            if json_body:
+                check_json_content_type(request.scope["headers"])
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict_handler

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from service.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from service.errors import Unprocessable
 from service.model_worker import ModelWorker
-from service.schemas import ERROR_RESPONSES, ModelCreate, ModelInfo, ModelList
+from service.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ModelCreate, ModelInfo, ModelList
 from service.strict_json import StrictJSONRoute
 from tbptt_online import ForecasterConfig
 
@@ -37,7 +37,7 @@ def model_info(worker: ModelWorker) -> dict:
     }
 
 
-@router.post("/models", status_code=status.HTTP_201_CREATED, response_model=ModelInfo)
+@router.post("/models", status_code=status.HTTP_201_CREATED, response_model=ModelInfo, responses=JSON_BODY_RESPONSES)
 async def create_model(body: ModelCreate, registry: RegistryDep, response: Response) -> dict:
     """Create a model; ``config`` holds ForecasterConfig fields (409 if the name is taken)."""
     try:

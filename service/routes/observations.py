@@ -28,7 +28,7 @@ from service.model_snapshot import ObserveOutcome
 from service.model_worker import ModelWorker
 from service.observation import Observation
 from service.observation_body import ObservationsBodyIn, plain_observations
-from service.schemas import ERROR_RESPONSES, ObservationsOut
+from service.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ObservationsOut
 from service.settings import Settings
 from service.strict_json import StrictJSONRequest
 from tbptt_online import Prediction, StepResult
@@ -177,7 +177,7 @@ router = APIRouter(
 )
 
 
-@router.post("/models/{model}/observations", response_model=ObservationsOut)
+@router.post("/models/{model}/observations", response_model=ObservationsOut, responses=JSON_BODY_RESPONSES)
 async def post_observations(
     body: Annotated[ObservationsBodyIn, Body()], worker: ModelDep, request: Request
 ) -> Response:

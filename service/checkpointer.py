@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from service.checkpoints import CheckpointStore
 from service.event_log import EventLog
+from service.journal import DEFAULT_TORCH_THREADS
 from service.model_state import ModelState, to_plain
 from service.model_worker import ModelWorker
 from service.rebuild import CHECKPOINT_FORMAT
@@ -40,9 +41,15 @@ class Checkpointer:
     """``start()`` on the event loop once the state is recovered; ``stop()`` lets a running write finish."""
 
     def __init__(
-        self, log: EventLog, store: CheckpointStore, interval_s: float = 60.0, every_observations: int = 100_000
+        self,
+        log: EventLog,
+        store: CheckpointStore,
+        interval_s: float = 60.0,
+        every_observations: int = 100_000,
+        torch_threads: int = DEFAULT_TORCH_THREADS,
     ) -> None:
         self.log = log
+        self.torch_threads = torch_threads  # the count the models compute with: replays after it use it
         self.store = store
         self.interval_s = interval_s
         self.every_observations = every_observations
@@ -120,7 +127,12 @@ class Checkpointer:
 
     def _write(self, seq: int, states: Sequence[ModelState]) -> None:
         started = time.perf_counter()
-        path = self.store.write(seq, {"format": CHECKPOINT_FORMAT, "models": [to_plain(s) for s in states]})
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "models": [to_plain(s) for s in states],
+            "torch_threads": self.torch_threads,
+        }
+        path = self.store.write(seq, state)
         self.last_seq = seq
         oldest = self.store.oldest_kept_seq()
         pruned = self.log.prune(oldest) if oldest is not None else 0

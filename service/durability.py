@@ -14,7 +14,9 @@ lifespan calls:
   checkpoint store; ``journal`` is then ready;
 - ``restore(registry)`` (the app's ``restore`` hook, run in the background while
   ``/readyz`` answers 503): load the newest valid checkpoint, replay the log after
-  it (:func:`service.recovery.recover`), serve the rebuilt models, create the model
+  it (:func:`service.recovery.recover`, at the torch thread counts the log and the
+  checkpoint record; a ``torch_threads`` record is appended when this process computes
+  with another count than the log's last), serve the rebuilt models, create the model
   ``default`` if the state directory is new, then start the checkpointer. A
   ``RecoveryError`` leaves the service unready, saying why;
 - ``close(registry)`` at shutdown, after the workers drained: stop the
@@ -27,9 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import torch
+
 from service.checkpointer import Checkpointer
 from service.checkpoints import CheckpointStore
 from service.event_log import EventLog
+from service.journal import DEFAULT_TORCH_THREADS, PROCESS_RECORD, TORCH_THREADS
 from service.log_journal import LogJournal
 from service.rebuild import StateRebuild
 from service.recovery import RecoveryReport, recover
@@ -61,17 +66,21 @@ class Durability:
         self.log = EventLog(
             s.state_dir / LOG_NAME, sync=s.log_sync, sync_interval_ms=s.log_sync_interval_ms, max_bytes=s.log_max_bytes
         )
-        self.checkpointer = Checkpointer(self.log, self.store, s.checkpoint_interval_s, s.checkpoint_every_observations)
+        self.checkpointer = Checkpointer(
+            self.log, self.store, s.checkpoint_interval_s, s.checkpoint_every_observations, s.torch_threads
+        )
         self.journal = LogJournal(self.log, on_observed=self.checkpointer.note_observed)
 
     async def restore(self, registry: ModelRegistry) -> None:
         assert self.log is not None and self.store is not None and self.checkpointer is not None, "open() first"
         rebuild = StateRebuild(registry)
         # Shielded: a shutdown during recovery waits for the thread (in close) instead of closing the log under it.
-        self._recovering = asyncio.ensure_future(
-            asyncio.to_thread(recover, self.store, self.log, rebuild.restore, rebuild.apply)
-        )
+        self._recovering = asyncio.ensure_future(asyncio.to_thread(self._recover, rebuild))
         report = await asyncio.shield(self._recovering)
+        if rebuild.threads_in_force != self.settings.torch_threads:  # what this process's records are computed with
+            await asyncio.to_thread(
+                self.log.append, PROCESS_RECORD, TORCH_THREADS, {"torch_threads": self.settings.torch_threads}
+            )
         for worker in rebuild.finish():
             registry.register(worker)
         for name, reason in rebuild.quarantined.items():
@@ -81,6 +90,17 @@ class Durability:
             await registry.create("default", self.settings.default_config())
         self.report = report
         self.checkpointer.start(registry, checkpoint_now=report.replayed > 0)  # the next start replays less
+
+    def _recover(self, rebuild: StateRebuild) -> RecoveryReport:
+        """``recover`` on this (the calling) thread, at the thread counts the log records; then the
+        service's own count (``torch.set_num_threads`` also sets the count threads started later
+        take, the model workers' among them)."""
+        assert self.log is not None and self.store is not None
+        try:
+            rebuild.use_threads(DEFAULT_TORCH_THREADS)  # until the checkpoint or a record says otherwise
+            return recover(self.store, self.log, rebuild.restore, rebuild.apply)
+        finally:
+            torch.set_num_threads(self.settings.torch_threads)
 
     async def checkpoint(self, registry: ModelRegistry) -> int | None:
         """Write a checkpoint now (the checkpointer does it on its own every interval)."""

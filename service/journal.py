@@ -47,6 +47,12 @@ OBSERVE = "observe"
 FORGET_SERIES = "forget_series"
 DELETE_MODEL = "delete_model"
 IMPORT_CHECKPOINT = "import_checkpoint"
+# The torch thread count the records after it were computed with: a replay is bit-identical
+# only at that count (the matrix kernels split their work by it). Its model is PROCESS_RECORD,
+# which no model can be named (names start with a letter or digit).
+TORCH_THREADS = "torch_threads"
+PROCESS_RECORD = "*"
+DEFAULT_TORCH_THREADS = 1  # the count of a log without a TORCH_THREADS record (the setting's default)
 
 
 def _already_durable() -> None:

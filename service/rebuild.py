@@ -11,6 +11,13 @@ that does not exist, a series that is not there, a batch the model cannot apply)
 *quarantines* that model alone: it is left out, with the reason in ``quarantined``, its
 later records are skipped (a ``delete_model`` record lifts the quarantine), and the
 other models recover. A model whose checkpointed state cannot load is quarantined too.
+
+The replay runs at the torch thread count the records were computed with (the
+checkpoint's ``torch_threads``, then each ``torch_threads`` record; a log without one was
+written at ``DEFAULT_TORCH_THREADS``): the matrix kernels split their sums by the thread
+count, so another count would give other roundings, not the state that was acknowledged.
+``torch.set_num_threads`` holds for the calling thread (the recovery's), which is where
+``restore`` and ``apply`` run; ``threads_in_force`` says the count the log ended with.
 """
 
 from __future__ import annotations
@@ -18,8 +25,18 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import torch
+
 from service.event_log import LogRecord
-from service.journal import CREATE_MODEL, DELETE_MODEL, FORGET_SERIES, IMPORT_CHECKPOINT, OBSERVE
+from service.journal import (
+    CREATE_MODEL,
+    DEFAULT_TORCH_THREADS,
+    DELETE_MODEL,
+    FORGET_SERIES,
+    IMPORT_CHECKPOINT,
+    OBSERVE,
+    TORCH_THREADS,
+)
 from service.log_journal import observations_of
 from service.model_state import from_plain, read_import
 from service.model_worker import ModelWorker
@@ -36,11 +53,20 @@ class StateRebuild:
         self.registry = registry
         self.workers: dict[str, ModelWorker] = {}
         self.quarantined: dict[str, str] = {}  # model name -> why its state could not be rebuilt
+        self.threads_in_force = DEFAULT_TORCH_THREADS  # what the records so far were computed with
+
+    def use_threads(self, count: Any) -> None:
+        """Replay what follows at ``count`` torch threads (on the calling thread)."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"torch_threads={count!r} is invalid: must be an integer >= 1")
+        self.threads_in_force = count
+        torch.set_num_threads(count)
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a checkpoint's state: ``{"format": 1, "models": [model state, ...]}``."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format={state.get('format')!r} is invalid: expected {CHECKPOINT_FORMAT}")
+        self.use_threads(state.get("torch_threads", DEFAULT_TORCH_THREADS))
         for plain in state["models"]:
             try:
                 model = from_plain(plain)
@@ -58,6 +84,9 @@ class StateRebuild:
     def apply(self, record: LogRecord) -> None:
         """Apply one record; one that fails quarantines its model (the others go on)."""
         name = record.model
+        if record.kind == TORCH_THREADS:  # the process's, not a model's: never quarantines anything
+            self.use_threads(record.payload["torch_threads"])
+            return
         if name in self.quarantined:
             if record.kind == DELETE_MODEL:
                 del self.quarantined[name]  # deleted: the name is free again

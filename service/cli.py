@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from service.cli_models import add_models_command
 from service.cli_tools import add_forecast_command, add_replay_command
 from service.settings import Settings
 from service.state_lock import StateDirectoryInUse, StateDirectoryLock
@@ -105,6 +106,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_serve_command,
     add_replay_command,
     add_forecast_command,
+    add_models_command,
 ]
 
 

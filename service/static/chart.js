@@ -1,6 +1,7 @@
 // ForecastChart: a hand-written SVG chart of one series (no library, no build step).
 // Draws the observed values, the one-step forecasts made for them with their interval band,
-// and the multi-step forecast ahead with its band, on a shared x axis of series steps.
+// and the multi-step forecast ahead with its band, on a shared x axis of series steps, labelled
+// with the time of each step (UTC) when the series' values carry timestamps (data.timeOf).
 // Each observed point is a <circle data-step data-value> so tests (and curious users) can find it.
 "use strict";
 
@@ -23,6 +24,15 @@ function niceTicks(low, high, count) {
   const ticks = [];
   for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) ticks.push(Number(t.toFixed(10)));
   return ticks;
+}
+
+// A label for unix time t, as precise as the axis' span needs (UTC).
+function formatTime(t, span) {
+  const iso = new Date(t * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
+  if (span <= 120) return iso.slice(11, 19); // HH:MM:SS
+  if (span <= 2 * 86400) return iso.slice(11, 16); // HH:MM
+  if (span <= 120 * 86400) return iso.slice(5, 10); // MM-DD
+  return iso.slice(0, 7); // YYYY-MM
 }
 
 function formatNumber(value) {
@@ -51,7 +61,8 @@ class ForecastChart {
     this.container = container;
   }
 
-  // data: {observed: [{x, y}], made: [{x, mean, lower, upper}], ahead: [{x, mean, lower, upper}], now: x}
+  // data: {observed: [{x, y}], made: [{x, mean, lower, upper}], ahead: [{x, mean, lower, upper}], now: x,
+  //        timeOf: optional step -> unix time (null when unknown): the x labels are then times}
   draw(data) {
     const width = Math.max(this.container.clientWidth, 300);
     const height = Math.max(this.container.clientHeight, 200);
@@ -85,10 +96,15 @@ class ForecastChart {
       const label = svgElement("text", { x: MARGIN.left - 6, y: sy(t) + 4, "text-anchor": "end" }, axis);
       label.textContent = formatNumber(t);
     }
+    const timeOf = data.timeOf || (() => null);
+    const [t0, t1] = [timeOf(x0), timeOf(x1)];
+    const timed = Number.isFinite(t0) && Number.isFinite(t1) && t1 > t0;
+    svg.setAttribute("data-x-axis", timed ? "time" : "step");
     for (const t of niceTicks(x0, x1, 8).filter((t) => Number.isInteger(t))) {
       svgElement("line", { x1: sx(t), x2: sx(t), y1: height - MARGIN.bottom, y2: height - MARGIN.bottom + 4 }, axis);
-      const label = svgElement("text", { x: sx(t), y: height - 8, "text-anchor": "middle" }, axis);
-      label.textContent = String(t);
+      const label = svgElement("text", { x: sx(t), y: height - 8, "text-anchor": "middle", class: "x-label" }, axis);
+      const time = timed ? timeOf(t) : null;
+      label.textContent = Number.isFinite(time) ? formatTime(time, t1 - t0) : String(t);
     }
     svgElement("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: height - MARGIN.bottom,
                          y2: height - MARGIN.bottom }, axis);
@@ -122,7 +138,9 @@ class ForecastChart {
       if (p.y === null || !Number.isFinite(p.y)) continue;
       const dot = svgElement("circle", { cx: sx(p.x), cy: sy(p.y), r: radius, class: "observed-dot",
                                          "data-step": p.x, "data-value": p.y }, dots);
-      svgElement("title", {}, dot).textContent = `step ${p.x}: ${formatNumber(p.y)}`;
+      const time = timeOf(p.x);
+      const when = Number.isFinite(time) ? ` (${new Date(time * 1000).toISOString().replace(".000Z", "Z")})` : "";
+      svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}`;
     }
     const last = data.observed[data.observed.length - 1];
     if (last) {

@@ -178,13 +178,30 @@ function renderFeatureChoice(nFeatures) {
   select.value = String(state.feature);
 }
 
+// step -> unix time from the recent values' timestamps: interpolated between them, extrapolated
+// past them with the median spacing of the last ones (the forecast ahead); null without timestamps.
+function stepClock(observations) {
+  const known = observations.filter((o) => Number.isFinite(o.timestamp)).map((o) => [o.step, o.timestamp]);
+  if (known.length < 2) return null;
+  const gaps = known.slice(1).map(([s, t], i) => (t - known[i][1]) / (s - known[i][0])).slice(-20).sort((a, b) => a - b);
+  const spacing = gaps[Math.floor(gaps.length / 2)];
+  return (step) => {
+    const [first, last] = [known[0], known[known.length - 1]];
+    if (step <= first[0]) return first[1] + (step - first[0]) * spacing;
+    if (step >= last[0]) return last[1] + (step - last[0]) * spacing;
+    const i = known.findIndex(([s]) => s >= step);
+    const [[sa, ta], [sb, tb]] = [known[i - 1], known[i]];
+    return ta + ((step - sa) / (sb - sa)) * (tb - ta);
+  };
+}
+
 function renderForecast(forecast, recent) {
   const observed = recent.observations.map((o) => ({ x: o.step, y: pick(o.value) }));
   const made = recent.observations.map((o) => ({ x: o.step, mean: pick(o.forecast_made.mean),
     lower: pick(o.forecast_made.lower), upper: pick(o.forecast_made.upper) }));
   const ahead = forecast.forecast.map((f) => ({ x: forecast.step + f.step, mean: pick(f.mean),
     lower: pick(f.lower), upper: pick(f.upper) }));
-  state.chart.draw({ observed, made, ahead, now: forecast.step });
+  state.chart.draw({ observed, made, ahead, now: forecast.step, timeOf: stepClock(recent.observations) });
   const body = $("forecast-table").tBodies[0];
   body.replaceChildren(...ahead.map((p, i) => {
     const row = document.createElement("tr");

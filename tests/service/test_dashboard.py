@@ -132,3 +132,27 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
     print(f"dashboard screenshot: {screenshot}")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert problems == []
+
+
+def _x_axis(browser, server: ServerProcess, series: str, last_step: int) -> tuple[str | None, list[str]]:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")
+    try:
+        page.goto(f"{server.url}/#model=default&series={series}")
+        page.wait_for_selector(f'#chart svg[data-last-step="{last_step}"]', timeout=15_000)
+        return page.locator("#chart svg").get_attribute("data-x-axis"), page.locator(
+            "#chart text.x-label"
+        ).all_text_contents()
+    finally:
+        page.close()
+
+
+def test_the_x_axis_shows_time_when_the_values_carry_timestamps(browser, server: ServerProcess) -> None:
+    with Client(server.url) as client:  # one value a minute for an hour, from 2024-03-01T00:00:00Z
+        client.observe_many("default", [("timed", float(i % 7), T0 + 60 * i) for i in range(60)])
+        client.observe_many("default", [("untimed", float(i % 7)) for i in range(30)])
+    kind, labels = _x_axis(browser, server, "timed", 60)
+    assert kind == "time" and labels, labels
+    assert all(re.fullmatch(r"0[01]:[0-5]\d", label) for label in labels), labels  # HH:MM within the hour or so
+    kind, labels = _x_axis(browser, server, "untimed", 30)
+    assert kind == "step" and all(label.isdigit() for label in labels), labels

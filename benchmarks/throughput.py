@@ -21,7 +21,7 @@ tick (what a service batch does). Only that call is timed; the values are made b
   falls due, asserted); the naive loop (``benchmarks.naive_tbptt``: one network-only
   model per series, one call per value); memory per series; cProfile of the tick.
 
-    python -m benchmarks.throughput            # full size, about 14 minutes on 2 busy cores
+    python -m benchmarks.throughput            # full size, 15-20 minutes on 2 busy cores
     python -m benchmarks.throughput --smoke --out /tmp/bench
 """
 
@@ -61,7 +61,7 @@ HORIZON = 12
 # ticks pass the hybrid's warm-up updates (steps 1-32) and its first detections (24, 36, 48);
 # tick counts are multiples of k1 = 8, so every timed window holds the same number of updates.
 # Few ticks at 1 and 100 series: on a busy machine a 2-thread tick of a few series can take 100 ms
-# (the full run took 19 minutes on 2 busy cores with twice these counts; now about 14).
+# (twice these counts took 19 minutes on 2 cores at load 4-7; these took 21 minutes at load 5-9).
 FULL_SIDE_BY_SIDE = "1:48:200,100:48:80,10000:48:32"
 SMOKE_SIDE_BY_SIDE = "1:24:8,20:24:8"
 FULL_LATENCY, SMOKE_LATENCY = "200:2000", "30:20"

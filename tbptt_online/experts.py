@@ -97,7 +97,8 @@ def _seasonal(season: torch.Tensor, period: torch.Tensor, step: torch.Tensor) ->
 
 def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
-    the rows, replacing their tensors (the caller writes them back to the store)."""
+    the rows (the caller's copies, gathered from the store: the values ring is written in
+    place, the other fields replaced; the caller writes them back to the store)."""
     first = mask & ~rows["x_seen"]  # [B, d] the first observed value: the smoothing starts from it
     both = mask & rows["x_last_observed"]  # a change of the scale is one between two observed values
     positive = rows["x_positive"] & ((y > 0) | ~mask)  # an imputed value decides nothing
@@ -109,7 +110,7 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     scale = rows["x_scale"]
     decayed = SCALE_DECAY * scale + (1 - SCALE_DECAY) * change
     scale = torch.where(both, torch.where(scale > 0, decayed, change), scale)
-    rows["x_raw"] = ring.index_put((torch.arange(len(step)), (step - 1) % ring.shape[1]), y)
+    ring.index_put_((torch.arange(len(step)), (step - 1) % ring.shape[1]), y)  # the rows are the caller's copies
 
     # smoothing: levels and trend from the deseasonalised value, then the seasons
     period, season = rows["x_period"], rows["x_season"]
@@ -130,16 +131,20 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     gammas = torch.tensor(GAMMAS * len(SPACES), dtype=y.dtype).view(1, -1, 1)  # [1, V, 1]
     updated = season
     rest = parts[1]
-    b_idx, d_idx = torch.meshgrid(torch.arange(len(step)), torch.arange(y.shape[1]), indexing="ij")  # [B, d]
+    b, v = len(step), N_VARIANTS
+    b_idx = torch.arange(b).view(-1, 1, 1).expand(b, v, y.shape[1])  # [B, V, d] index tensors
+    v_idx = torch.arange(v).view(1, -1, 1).expand(b, v, y.shape[1])
+    d_idx = torch.arange(y.shape[1]).view(1, 1, -1).expand(b, v, y.shape[1])
     for j in range(2):
         m = period[:, :, j]  # [B, d]
         if not bool((m > 0).any()):
             continue
+        if updated is season:  # one copy of the table, then written in place (not one copy per write)
+            updated = season.clone()
         value = gammas * (u - reference - rest) + (1 - gammas) * parts[j]  # [B, V, d]
         phase = (step[:, None] % m.clamp(min=1)).clamp(max=season.shape[-1] - 1)  # [B, d]
-        for v in range(N_VARIANTS):
-            at = (b_idx, torch.full_like(b_idx, v), torch.full_like(b_idx, j), d_idx, phase)
-            updated = updated.index_put(at, torch.where(m > 0, value[:, v], updated[at]))
+        at = (b_idx, v_idx, torch.full_like(b_idx, j), d_idx, phase[:, None, :].expand(b, v, -1))
+        updated.index_put_(at, torch.where((m > 0)[:, None, :], value, updated[at]))
         rest = value  # the second season is measured against the updated first one
     rows.update(x_level=new_level, x_trend=new_trend, x_season=updated, x_scale=scale, x_positive=positive)
     rows.update(x_seen=rows["x_seen"] | mask, x_last_observed=mask)

@@ -213,7 +213,7 @@ def remember(rows: dict[str, torch.Tensor], step: torch.Tensor, every: torch.Ten
     """Keep this origin's forecasts (members and served) [B, Hc, E, d], [B, Hc, d] for scoring."""
     ring = rows["c_origin"]
     b, horizons = ring.shape[:2]
-    rows["c_origin"] = ring.index_put(
+    ring.index_put_(  # in place: the rows are the caller's copies
         (torch.arange(b), step % horizons),
         torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2).to(torch.float32),
     )

@@ -14,9 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_smoke(name: str, out: Path) -> dict:
+def run_smoke(name: str, out: Path, *more: str) -> dict:
+    """``more``: further options of the script (e.g. ``--only``)."""
     done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--out", str(out), *more],
         cwd=ROOT,
         capture_output=True,
         text=True,

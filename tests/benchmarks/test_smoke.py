@@ -7,9 +7,6 @@ Speed is never asserted here: only that the outputs exist and say what they shou
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -94,17 +91,7 @@ def test_accuracy_smoke_scores_every_contender_on_every_series(tmp_path):
 
 
 def test_accuracy_runs_a_subset_of_datasets_with_our_config_overridden(tmp_path):
-    command = ["--smoke", "--out", str(tmp_path), "--only", "nile,airline", "--config", '{"lr": 0.01}']
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.accuracy", *command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    payload = json.loads((tmp_path / "accuracy.json").read_text())
+    payload = run_smoke("accuracy", tmp_path, "--only", "nile,airline", "--config", '{"lr": 0.01}')
     assert [d["name"] for d in payload["datasets"]] == ["nile", "airline"]
     assert payload["config_overrides"] == {"lr": 0.01} and payload["config_ours"]["lr"] == 0.01
     assert {r["config"] for r in payload["rows"] if r["family"] == "ours"} == {"custom"}

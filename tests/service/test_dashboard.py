@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from docs.make_tour import CHROMIUM_ARGS  # the flags a closed network needs (see docs/make_tour.py)
 from service.routes.dashboard import STATIC_DIR
 from tbptt_online.client import Client
 
@@ -25,15 +26,6 @@ from .conftest import ServerProcess
 from .live_server import running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 T0 = 1_709_251_200  # 2024-03-01T00:00:00Z
 
 

@@ -8,7 +8,10 @@ fails alone and nothing of it is applied), writes the merged batch to the
 journal, applies it with ONE ``observe_many`` (the library keeps each series'
 order: its k-th value in the batch goes into tick k) while the journal's fsync
 runs, waits for that fsync, then publishes a new snapshot and settles the futures
-on their event loop: nothing is seen or acknowledged before it is durable. A batch
+on their event loop: nothing is seen or acknowledged before it is durable. When the
+jobs collected include long ones (several values of a series: several ticks), the
+short ones go first in their own batch and the rest right after
+(:mod:`service.fair_batches`), so a single observation never waits for many ticks. A batch
 whose fsync fails is answered with the error, and the model accepts no more changes
 (it holds a batch the log may not): a restart recovers what the log holds.
 
@@ -38,6 +41,7 @@ import torch
 
 from service.admission import BatchAdmission, SeriesMark, Source
 from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
+from service.fair_batches import short_first
 from service.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
 from service.memory_budget import SeriesLimit
 from service.metrics import ServiceMetrics
@@ -112,6 +116,7 @@ class ModelWorker:
         self._marks_changed = True  # copied into the next snapshot only when changed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._carried: _ObserveJob | None = None  # a job that did not fit the last batch
+        self._held: list[_ObserveJob] = []  # jobs the last batch set aside (long ones): the next batch
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False
@@ -235,15 +240,21 @@ class ModelWorker:
         # on a busy machine).
         torch.set_num_threads(torch.get_num_threads())
         while True:
-            job = self._carried or self._queue.get()
-            self._carried = None
-            if job is _STOP:
-                return
-            if isinstance(job, _CallJob):
-                if self._call(job) and job.ends_thread:
+            interrupting = None
+            if self._held:  # what the last batch set aside (service.fair_batches): now, in its order
+                batch, self._held = self._held, []
+            else:
+                job = self._carried or self._queue.get()
+                self._carried = None
+                if job is _STOP:
                     return
-                continue
-            batch, interrupting = self._collect(job)
+                if isinstance(job, _CallJob):
+                    if self._call(job) and job.ends_thread:
+                        return
+                    continue
+                batch, interrupting = self._collect(job)
+                now, later = short_first([[o.series for o in j.observations] for j in batch])
+                batch, self._held = [batch[i] for i in now], [batch[i] for i in later]
             try:
                 self._process(batch)
             except Exception as error:  # a bug must not hang the requesters or kill the thread

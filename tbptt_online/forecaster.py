@@ -91,7 +91,10 @@ class Forecaster:
         self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
         self.observations = 0  # values consumed by the model, all series together
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
-        self._hybrid_fields = [k for k in self.store.tensors if k.startswith(hybrid.PREFIXES)]
+        # the ring of past forecasts is read and written entry by entry, never gathered whole
+        self._hybrid_fields = [
+            k for k in self.store.tensors if k.startswith(hybrid.PREFIXES) and k not in hybrid.ORIGIN_RING
+        ]
         self._paths: torch.Tensor | None = None  # the experts' forecasts of this tick (hybrid)
         self._frozen: tuple[int, RecurrentNetwork] | None = None
 
@@ -217,7 +220,7 @@ class Forecaster:
         rows = None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
             rows = {k: st.get(k, slots) for k in self._hybrid_fields}
-            x, y, target_mask = self._hybrid_step(rows, raw, mask, made[0], stats, steps)
+            x, y, target_mask = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y
         else:
             x = (raw - centre) / scale if cfg.normalize else raw  # normalised with the stats including it
@@ -264,6 +267,7 @@ class Forecaster:
     def _hybrid_step(
         self,
         rows: dict[str, torch.Tensor],
+        slots: torch.Tensor,
         raw: torch.Tensor,
         mask: torch.Tensor,
         made: torch.Tensor,
@@ -275,7 +279,8 @@ class Forecaster:
         cfg = self.config
         fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
         y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
-        hybrid.score(rows, y, mask, steps, cfg.interval_level)
+        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 1, d]
+        hybrid.score(rows, y, mask, steps, cfg.interval_level, made_before)
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
         self._seasons(rows, steps)
@@ -320,7 +325,8 @@ class Forecaster:
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         paths, self._paths = self._paths, None
         every, mean = hybrid.members(rows, steps, self.config.calibrated_horizon, paths)  # [B, Hc, E, d], [B, Hc, d]
-        hybrid.remember(rows, steps, every, mean)
+        entries = hybrid.origin_entries(every, mean, self.config.calibrated_horizon)
+        self.store.put_at("c_origin", (slots, steps % self.config.calibrated_horizon), entries)
         served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
         self.store.put(slots, next_pred=pred, served=served, **rows)
         return served

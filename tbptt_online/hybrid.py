@@ -60,13 +60,22 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
 ORIGIN_RING = ("c_origin",)  # read by the next values' scoring only, never by a forecast
 
 
-def score(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor, level: float):
-    """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles."""
-    ring = rows["c_origin"]  # [B, Hc, Hc, E + 1, d]
-    b, horizons = ring.shape[:2]
+def score(
+    rows: dict[str, torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    step: torch.Tensor,
+    level: float,
+    made: torch.Tensor | None = None,
+):
+    """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles.
+    ``made``: the forecasts of this value made at the origins before it (``past_forecasts``),
+    or None to read them from ``rows["c_origin"]``."""
+    if made is None:
+        made = past_forecasts(rows["c_origin"], torch.arange(len(step)), step)  # [B, Hc, E + 1, d]
+    horizons = made.shape[1]
     h = torch.arange(1, horizons + 1)
     origin = step[:, None] - h[None, :]  # [B, Hc] the step each forecast of y_t was made after
-    made = ring[torch.arange(b)[:, None], origin % horizons, (h - 1)[None, :]]  # [B, Hc, E + 1, d]
     # scored: a forecast was made then, and something had been observed before it was made
     scored = (origin >= 1)[:, :, None] & mask[:, None, :] & rows["x_seen"][:, None, :]  # [B, Hc, d]
     scale = experts.local_scale(rows)
@@ -209,14 +218,26 @@ def network_input(
     return torch.stack(columns, dim=2).clamp(-CLAMP, CLAMP).reshape(b, FEATURES * d)  # [B, F * d], per feature
 
 
+def past_forecasts(ring: torch.Tensor, rows: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """The forecasts of step ``step`` [B] made h = 1 .. Hc steps before, read from the ring of
+    past forecasts ``ring`` [N, Hc, Hc, E + 1, d] at rows ``rows`` [B] (only these entries are
+    read: a tick never copies whole rings): [B, Hc, E + 1, d]."""
+    horizons = ring.shape[1]
+    h = torch.arange(1, horizons + 1)
+    origin = step[:, None] - h[None, :]  # [B, Hc]
+    return ring[rows[:, None], origin % horizons, (h - 1)[None, :]]
+
+
+def origin_entries(every: torch.Tensor, served: torch.Tensor, horizons: int) -> torch.Tensor:
+    """[B, Hc, E + 1, d] float32: this origin's forecasts (members, then served) for the ring."""
+    return torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2).to(torch.float32)
+
+
 def remember(rows: dict[str, torch.Tensor], step: torch.Tensor, every: torch.Tensor, served: torch.Tensor) -> None:
     """Keep this origin's forecasts (members and served) [B, Hc, E, d], [B, Hc, d] for scoring."""
     ring = rows["c_origin"]
     b, horizons = ring.shape[:2]
-    ring.index_put_(  # in place: the rows are the caller's copies
-        (torch.arange(b), step % horizons),
-        torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2).to(torch.float32),
-    )
+    ring.index_put_((torch.arange(b), step % horizons), origin_entries(every, served, horizons))  # the caller's copy
 
 
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid

@@ -75,7 +75,7 @@ def local_scale(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.maximum(rows["x_scale"], 1e-9 * (level + 1.0))
 
 
-def _ring_at(ring: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+def ring_at(ring: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """Values at steps ``step`` [B, K, d] (1-based, >= 1) of the raw ring [B, R, d]: [B, K, d]."""
     return torch.gather(ring, 1, (step - 1) % ring.shape[1])
 
@@ -105,7 +105,7 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     logs = torch.where(y > 0, y, 1.0).log()
     u = torch.stack([y, y, logs, logs], dim=1)  # [B, V, d] each variant's value: units or log units
     ring = rows["x_raw"]
-    previous = _ring_at(ring, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
+    previous = ring_at(ring, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
     change = torch.where(both, (y - previous).abs(), 0.0)
     scale = rows["x_scale"]
     decayed = SCALE_DECAY * scale + (1 - SCALE_DECAY) * change
@@ -158,7 +158,7 @@ def _z_at(ring: torch.Tensor, period: torch.Tensor, at: torch.Tensor) -> tuple[t
     seasonal = m > 0
     deepest = at - 1 - torch.where(seasonal, m, 0)
     ok = (deepest >= 1) & (deepest > at.amax(dim=1, keepdim=True) - ring.shape[1])
-    safe = lambda s: _ring_at(ring, s.clamp(min=1))  # noqa: E731
+    safe = lambda s: ring_at(ring, s.clamp(min=1))  # noqa: E731
     z = safe(at) - safe(at - 1)
     z = z - torch.where(seasonal, safe(at - m) - safe(at - m - 1), 0.0)
     return torch.where(ok, z, 0.0), ok
@@ -203,12 +203,12 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     b, _, d = ring.shape
     h = torch.arange(1, horizon + 1, dtype=torch.int64)  # [H]
     ahead = step[:, None] + h[None, :]  # [B, H] steps t + h
-    last = _ring_at(ring, step[:, None, None].expand(-1, 1, d).clamp(min=1))  # [B, 1, d] y_t
+    last = ring_at(ring, step[:, None, None].expand(-1, 1, d).clamp(min=1))  # [B, 1, d] y_t
     naive = last.expand(b, horizon, d)
     m = period[:, None, :, 0]  # [B, 1, d]
     back = ahead[:, :, None] - m * torch.div(h[None, :, None] + m - 1, m.clamp(min=1), rounding_mode="floor")
     usable = (m > 0) & (back >= 1) & (back > step[:, None, None] - ring.shape[1])
-    seasonal_naive = torch.where(usable, _ring_at(ring, back.clamp(min=1)), naive)
+    seasonal_naive = torch.where(usable, ring_at(ring, back.clamp(min=1)), naive)
     season = _seasonal(rows["x_season"], period, ahead)  # [B, H, V, d]
     level, trend = rows["x_level"], rows["x_trend"]  # [B, V, 4, d], [B, V, d]
     damped = torch.cumsum(PHI ** h.to(torch.float64), 0).view(1, horizon, 1, 1)  # sum_{i<=h} phi^i
@@ -232,7 +232,7 @@ def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) ->
     seasonal = m > 0
     depth = int(2 * m.max()) + 6 if b else 6  # values of the past the recursion can reach
     past_steps = (step[:, None, None] - torch.arange(depth - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
-    ys = torch.cat([_ring_at(ring, past_steps.clamp(min=1)), ring.new_zeros(b, horizon, d)], dim=1)  # oldest first
+    ys = torch.cat([ring_at(ring, past_steps.clamp(min=1)), ring.new_zeros(b, horizon, d)], dim=1)  # oldest first
     zs = torch.cat([_z_at(ring, period, past_steps)[0], ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth + H, d]
     scale = local_scale(rows)  # [B, d]
     lags = _ar_lags(period)  # [B, K, d]
@@ -256,7 +256,7 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     b, r, d = ring.shape
     max_season = rows["x_season"].shape[-1]
     n = int(step.clamp(max=r).min())  # the rows reseasoned together have the same count
-    values = _ring_at(ring, (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d))
+    values = ring_at(ring, (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d))
     season = torch.zeros_like(rows["x_season"])
     logs = torch.where(values > 0, values, 1.0).log()
     for variant, (space, _) in enumerate(VARIANTS):

@@ -95,7 +95,6 @@ class Forecaster:
         self._hybrid_fields = [
             k for k in self.store.tensors if k.startswith(hybrid.PREFIXES) and k not in hybrid.ORIGIN_RING
         ]
-        self._paths: torch.Tensor | None = None  # the experts' forecasts of this tick (hybrid)
         self._frozen: tuple[int, RecurrentNetwork] | None = None
 
     # -- reading ------------------------------------------------------------------
@@ -220,7 +219,7 @@ class Forecaster:
         rows = None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
             rows = {k: st.get(k, slots) for k in self._hybrid_fields}
-            x, y, target_mask = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
+            x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y
         else:
             x = (raw - centre) / scale if cfg.normalize else raw  # normalised with the stats including it
@@ -256,7 +255,7 @@ class Forecaster:
         with torch.no_grad():  # an update changed the weights, never the carried state
             next_pred = self.network.predict(carried)  # [B, p] with updated weights
         if rows is not None:
-            nxt = self._hybrid_serve(rows, slots, steps, next_pred).unbind(1)[1:]
+            nxt = self._hybrid_serve(rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
         else:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
@@ -273,9 +272,10 @@ class Forecaster:
         made: torch.Tensor,
         stats: torch.Tensor,
         steps: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         """Score, advance the experts, look for seasons; the network's input [B, F * d], its
-        target [B, d] and where the target is defined (see hybrid.py)."""
+        target [B, d], where the target is defined, and the experts' paths [B, Hc, E - 1, d]
+        and their combination [B, Hc, d] (see hybrid.py), which the serving reuses."""
         cfg = self.config
         fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
         y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
@@ -284,10 +284,10 @@ class Forecaster:
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
         self._seasons(rows, steps)
-        self._paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d], kept for serving
-        base = hybrid.base_forecast(rows, self._paths)  # [B, d]
-        rows["n_base"], rows["n_scale"] = base, experts.local_scale(rows)
-        return hybrid.network_input(rows, y, steps, target, base), target, defined
+        paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d]
+        base = hybrid.base_path(rows, paths)  # [B, Hc, d]
+        rows["n_base"], rows["n_scale"] = base[:, 0], experts.local_scale(rows)
+        return hybrid.network_input(rows, y, steps, target, base[:, 0]), target, defined, paths, base
 
     def _seasons(self, rows: dict[str, torch.Tensor], steps: torch.Tensor) -> None:
         """Look for seasons at the detection steps ("auto"), or set the configured ones."""
@@ -317,16 +317,23 @@ class Forecaster:
                 rows[key] = rows[key].index_put((idx,), value)
 
     def _hybrid_serve(
-        self, rows: dict[str, torch.Tensor], slots: torch.Tensor, steps: torch.Tensor, pred: torch.Tensor
+        self,
+        rows: dict[str, torch.Tensor],
+        slots: torch.Tensor,
+        steps: torch.Tensor,
+        pred: torch.Tensor,
+        paths: torch.Tensor,
+        base: torch.Tensor,
     ) -> torch.Tensor:
-        """Store the network's correction ``pred`` [B, p], combine, remember the origin's
-        forecasts; store and return the served one-step forecast [B, 4, d]."""
+        """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
+        ``base``, remember the origin's forecasts; store and return the served one-step
+        forecast [B, 4, d]."""
         d = self.config.n_features
         rows["n_correction"] = pred[:, :d].to(torch.float64)
-        paths, self._paths = self._paths, None
-        every, mean = hybrid.members(rows, steps, self.config.calibrated_horizon, paths)  # [B, Hc, E, d], [B, Hc, d]
-        entries = hybrid.origin_entries(every, mean, self.config.calibrated_horizon)
-        self.store.put_at("c_origin", (slots, steps % self.config.calibrated_horizon), entries)
+        horizons = self.config.calibrated_horizon
+        every, mean = hybrid.members(rows, steps, horizons, paths, base)  # [B, Hc, E, d], [B, Hc, d]
+        entries = hybrid.origin_entries(every, mean, horizons)
+        self.store.put_at("c_origin", (slots, steps % horizons), entries)
         served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
         self.store.put(slots, next_pred=pred, served=served, **rows)
         return served
@@ -388,9 +395,7 @@ class Forecaster:
         rows = {k: self.store.get(k, slots) for k in self._hybrid_fields}
         steps = self.store.get("steps", slots)
         _, mean = hybrid.members(rows, steps, 1)
-        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
-        served = torch.where((steps == 0)[:, None, None], math.nan, served)  # no value yet: no forecast
-        self.store.put(slots, served=served)
+        self.store.put(slots, served=hybrid.served_rows(rows, mean[:, 0], self.config.interval_level))
 
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

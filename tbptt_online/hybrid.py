@@ -29,6 +29,8 @@ import math
 import torch
 
 from tbptt_online import calibration, combination, experts
+from tbptt_online.intervals import z_value
+from tbptt_online.season import detect_periods
 
 FEATURES = 8
 CLAMP = 10.0
@@ -66,13 +68,11 @@ def score(
     mask: torch.Tensor,
     step: torch.Tensor,
     level: float,
-    made: torch.Tensor | None = None,
+    made: torch.Tensor,
 ):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles.
-    ``made``: the forecasts of this value made at the origins before it (``past_forecasts``),
-    or None to read them from ``rows["c_origin"]``."""
-    if made is None:
-        made = past_forecasts(rows["c_origin"], torch.arange(len(step)), step)  # [B, Hc, E + 1, d]
+    ``made`` [B, Hc, E + 1, d]: the forecasts of this value made at the origins before it
+    (``past_forecasts``)."""
     horizons = made.shape[1]
     h = torch.arange(1, horizons + 1)
     origin = step[:, None] - h[None, :]  # [B, Hc] the step each forecast of y_t was made after
@@ -101,13 +101,11 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
     re-estimate the components of the rows whose seasons changed. A found season may be a
     divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
     naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
-    from tbptt_online.season import detect_periods
-
     ring = rows["x_raw"]
     b, r, d = ring.shape
     n = min(int(step[0]), r)
-    back = (step[:, None] - torch.arange(n - 1, -1, -1)[None, :] - 1) % r  # [B, n] ring rows, oldest first
-    values = torch.gather(ring, 1, back[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
+    at = step[:, None] - torch.arange(n - 1, -1, -1)[None, :]  # [B, n] the last n steps, oldest first
+    values = experts.ring_at(ring, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
     found = detect_periods(values, max_periods=2, max_period=min(n // 3, max_season))  # [B * d, 2]
     found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
     found = found.view(b, d, 2)
@@ -152,27 +150,30 @@ def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def members(
-    rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, paths: torch.Tensor | None = None
+    rows: dict[str, torch.Tensor],
+    step: torch.Tensor,
+    horizon: int,
+    paths: torch.Tensor | None = None,
+    base: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every member's forecasts ``[B, H, E, d]`` and their combination ``[B, H, d]`` (the
-    served mean), from the rows as they are (the network's correction included); ``paths``:
-    the experts' forecasts when already made (``experts.paths`` of these rows)."""
+    served mean), from the rows as they are (the network's correction included); ``paths``
+    and ``base``: the experts' forecasts and their combination when already made
+    (``experts.paths`` and ``base_path`` of these rows)."""
     if paths is None:
         paths = experts.paths(rows, step, horizon)  # [B, H, E - 1, d]
-    ok = allowed(rows)
-    loss, count = rows["c_loss"], rows["c_count"]
-    base = combination.combine(paths, combination.weights(loss[:, :, :-1], count, ok[:, :-1]))  # [B, H, d]
+    if base is None:
+        base = base_path(rows, paths)
     network = base + (rows["n_correction"] * experts.local_scale(rows))[:, None]
     every = torch.cat([paths, network[:, :, None]], dim=2)
-    return every, combination.combine(every, combination.weights(loss, count, ok))
+    return every, combination.combine(every, combination.weights(rows["c_loss"], rows["c_count"], allowed(rows)))
 
 
-def base_forecast(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> torch.Tensor:
-    """[B, d]: the experts' combination for the next value (what the network corrects), from
-    their ``paths`` [B, H, E - 1, d]."""
+def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> torch.Tensor:
+    """[B, H, d]: the experts' combination (what the network corrects) from their ``paths``
+    [B, H, E - 1, d]."""
     ok = experts.log_share_allowed(rows)
-    w = combination.weights(rows["c_loss"][:, :1, :-1], rows["c_count"][:, :1], ok)
-    return combination.combine(paths[:, :1], w)[:, 0]
+    return combination.combine(paths, combination.weights(rows["c_loss"][:, :, :-1], rows["c_count"], ok))
 
 
 def network_target(
@@ -198,11 +199,10 @@ def network_input(
     def value_at(back: torch.Tensor) -> torch.Tensor:  # y at step t + 1 - back [B, d], 0 rel. when unknown
         at = step[:, None] + 1 - back
         known = (back > 0) & (at >= 1) & (at > step[:, None] - r)
-        got = torch.gather(ring, 1, ((at - 1) % r)[:, None].clamp(min=0)).squeeze(1)
-        return torch.where(known, (got - y) / scale, 0.0)
+        return torch.where(known, (experts.ring_at(ring, at[:, None])[:, 0] - y) / scale, 0.0)
 
     m1, m2 = period[:, :, 0], period[:, :, 1]
-    previous = torch.gather(ring, 1, ((step - 2) % r)[:, None, None].expand(-1, 1, d)).squeeze(1)
+    previous = experts.ring_at(ring, (step - 1)[:, None, None].expand(-1, 1, d))[:, 0]  # y_{t-1}
     phase = 2 * math.pi * ((step[:, None] + 1) % m1.clamp(min=1)) / m1.clamp(min=1)
     seasonal = m1 > 0
     columns = [
@@ -233,13 +233,6 @@ def origin_entries(every: torch.Tensor, served: torch.Tensor, horizons: int) -> 
     return torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2).to(torch.float32)
 
 
-def remember(rows: dict[str, torch.Tensor], step: torch.Tensor, every: torch.Tensor, served: torch.Tensor) -> None:
-    """Keep this origin's forecasts (members and served) [B, Hc, E, d], [B, Hc, d] for scoring."""
-    ring = rows["c_origin"]
-    b, horizons = ring.shape[:2]
-    ring.index_put_((torch.arange(b), step % horizons), origin_entries(every, served, horizons))  # the caller's copy
-
-
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid
 
 
@@ -248,9 +241,3 @@ def served_rows(rows: dict[str, torch.Tensor], mean: torch.Tensor, level: float)
     mean, mean, lower, upper: the hybrid's mean is in units already)."""
     half = calibration.half_widths(rows["c_q"], 1, experts.local_scale(rows), torch.ones(()), z_value(level))[:, 0]
     return torch.stack([mean, mean, mean - half, mean + half], dim=1)
-
-
-def z_value(level: float) -> float:
-    from tbptt_online.intervals import z_value as normal_quantile
-
-    return normal_quantile(level)

@@ -211,7 +211,9 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     made[-1] = math.inf  # and so did the served combination
     made[1:-1] = 2.0
     rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature]
-    hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), torch.tensor([2]), 0.9)
+    step = torch.tensor([2])
+    made_before = hybrid.past_forecasts(rows["c_origin"], torch.arange(1), step)
+    hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), step, 0.9, made_before)
     # documented in hybrid.fields: "a value past float32's range scores as an infinite, i.e. capped, error"
     assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP
     assert rows["c_q"][0, 0, 0].item() > 1.0  # the served forecast missed: its interval must widen

@@ -10,7 +10,11 @@ connections, each bounded by time and count.
    (after a fill of ``fill_ticks`` values per series, so that every update replays a full
    k2 window, or as many as ``fill_s`` allows: the count reached is reported);
 2. single-observation POSTs from 64 connections, while
-3. 4 more connections GET 12-step forecasts (also measured alone, before).
+3. 4 more connections GET 12-step forecasts (also measured alone, before);
+4. mixed load: single-observation POSTs from 32 connections beside connections streaming
+   batches that hold 10 values per series (each such batch is 10 ticks of the model; the
+   service applies the short requests first, ``service/host/fair_batches.py``), to other
+   series (the same single POSTs are also measured alone, before).
 
 Then ``benchmarks.bare_app`` (routes that do nothing, served by uvicorn the same way)
 gets the same load. The model's observation count must equal the observations the
@@ -20,10 +24,13 @@ client saw acknowledged, or the run fails.
     python -m benchmarks.http_load --smoke --out /tmp/bench
     python -m benchmarks.http_load --env TBPTT_LOG_SYNC=interval
     python -m benchmarks.http_load --part single --out /tmp/h  # only the single POSTs and forecasts, no bare app
+    python -m benchmarks.http_load --part mixed --out /tmp/h   # only the mixed load (4.), no bare app
 
 ``--part single`` (for a quicker look, about 30 s): the fill covers the single POSTs'
 series only, then the forecasts alone and the single POSTs + forecasts; no batch
 ingest, no bare app, so the batch-ingest rows and the targets on them stay empty.
+``--part mixed`` (about 40 s): a fill of the single POSTs' and the long batches' series,
+then the single POSTs alone and the mixed load; no bare app.
 """
 
 from __future__ import annotations
@@ -75,40 +82,64 @@ class Size:
     forecast_alone_s: float
     mixed_s: float
     warmup_s: float
+    mixed_single_connections: int  # the mixed load (4.): single POSTs over the single_series ...
+    mixed_batch_connections: int  # ... beside these connections' long batches
+    mixed_batch: int  # observations per long batch
+    mixed_values_per_series: int  # values of each series in one long batch (that many ticks)
+    mixed_series: int  # series the long batches go to, after the single_series (already filled)
 
 
-FULL = Size(10_000, 1_000, 10, 40, 60.0, 10.0, 64, 1_000, 4, 5.0, 10.0, 2.0)
-SMOKE = Size(200, 100, 2, 3, 60.0, 1.0, 64, 50, 2, 0.5, 1.0, 0.3)
+FULL = Size(10_000, 1_000, 10, 40, 60.0, 10.0, 64, 1_000, 4, 5.0, 10.0, 2.0, 32, 2, 1_000, 10, 1_000)
+SMOKE = Size(200, 100, 2, 3, 60.0, 1.0, 64, 50, 2, 0.5, 1.0, 0.3, 32, 1, 100, 10, 100)
 GRACEFUL_EXIT = (0, -signal.SIGTERM)  # uvicorn re-raises the SIGTERM it handled, once shut down
 MAX_REQUESTS = 1_000_000  # the count bound; time ends every measured phase long before it
 
+MIXED = "single POST + batches of 10 values per series"
+MIXED_ALONE = "single POST alone, as many clients as in the mixed load"
 TARGETS = [  # (name, phase, workload, metric, goal, at most?)
     ("batch ingest obs/s, training on", "batch ingest", "batch", "observations_per_s", 50_000, False),
     ("single POST req/s, 64 clients", "single POST + forecast GET", "single", "requests_per_s", 2_500, False),
     ("single POST p99 ms", "single POST + forecast GET", "single", "p99", 50, True),
     ("forecast GET p99 ms during single POSTs", "single POST + forecast GET", "forecast", "p99", 20, True),
+    ("single POST p99 ms beside batches of 10 values per series", MIXED, "single", "p99", 100, True),
 ]
 
 
-PARTS = ("all", "single")
+PARTS = ("all", "single", "mixed")
 
 
 def phases(size: Size, part: str = "all") -> dict[str, Phase]:
-    """The service's phases, in order; ``part="single"``: a fill of the single POSTs' series only, no batch ingest."""
-    if part == "single":
-        size = replace(size, series=size.single_series, batch=min(size.batch, size.single_series), batch_connections=1)
+    """The service's phases, in order; ``part="single"``: a fill of the single POSTs' series only, no batch ingest;
+    ``part="mixed"``: a fill of the single POSTs' and the long batches' series, then the mixed load."""
+    if part != "all":
+        series = size.single_series + (size.mixed_series if part == "mixed" else 0)
+        size = replace(size, series=series, batch=min(size.batch, series), batch_connections=1)
     batch = Workload("batch", "post_batch", size.batch_connections, size.series, batch=size.batch)
     single = Workload("single", "post_single", size.single_connections, size.single_series)
     forecast = Workload("forecast", "get_forecast", size.forecast_connections, size.single_series, horizon=HORIZON)
+    mixed_single = replace(single, connections=size.mixed_single_connections)
+    long_batch = Workload(
+        "batch",
+        "post_batch",
+        size.mixed_batch_connections,
+        size.mixed_series,
+        batch=size.mixed_batch,
+        values_per_series=size.mixed_values_per_series,
+        first_series=size.single_series,
+    )
     fill_requests = size.fill_ticks * max(1, size.series // size.batch // size.batch_connections)
     chosen = {
         "fill": Phase([batch], 0.0, size.fill_s, fill_requests),  # fill_ticks values per series, or fill_s
         "batch ingest": Phase([batch], size.warmup_s, size.batch_s, MAX_REQUESTS),
         "forecast GET alone": Phase([forecast], size.warmup_s, size.forecast_alone_s, MAX_REQUESTS),
         "single POST + forecast GET": Phase([single, forecast], size.warmup_s, size.mixed_s, MAX_REQUESTS),
+        MIXED_ALONE: Phase([mixed_single], size.warmup_s, size.mixed_s, MAX_REQUESTS),
+        MIXED: Phase([mixed_single, long_batch], size.warmup_s, size.mixed_s, MAX_REQUESTS),
     }
     if part == "single":
-        del chosen["batch ingest"]
+        del chosen["batch ingest"], chosen[MIXED_ALONE], chosen[MIXED]
+    if part == "mixed":
+        chosen = {name: chosen[name] for name in ("fill", MIXED_ALONE, MIXED)}
     return chosen
 
 
@@ -163,8 +194,9 @@ def measure_service(size: Size, overrides: dict[str, str], workdir: Path, part: 
             f"{acknowledged} acknowledged:\n{server.log_tail()}"
         )
     fill = results[0]["workloads"]["batch"]["acknowledged_observations"]
+    filled = {"all": size.series, "single": size.single_series, "mixed": size.single_series + size.mixed_series}
     return {
-        "fill_values_per_series": fill / (size.single_series if part == "single" else size.series),
+        "fill_values_per_series": fill / filled[part],
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in effective_settings(env).items()},
         "env_overrides": overrides,
         "phases": results,
@@ -179,7 +211,7 @@ def measure_bare(size: Size, workdir: Path) -> dict[str, Any]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
     command = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port)]
-    chosen = {k: v for k, v in phases(size).items() if k in ("batch ingest", "single POST + forecast GET")}
+    chosen = {k: v for k, v in phases(size).items() if k in ("batch ingest", "single POST + forecast GET", MIXED)}
     with ServerProcess(command, env, port, workdir / "bare.log") as server:
         server.wait_ready()
         results = [run_load(server, name, phase) for name, phase in chosen.items()]
@@ -258,6 +290,14 @@ def render(payload: dict[str, Any]) -> str:
         row("forecast GET p50 ms, alone", "forecast GET alone", "forecast", "p50"),
         row("forecast GET p99 ms, alone", "forecast GET alone", "forecast", "p99"),
         row("fill obs/s (first values of fresh series)", "fill", "batch", "observations_per_s"),
+        row(f"mixed: single POST req/s, {size['mixed_single_connections']} clients", MIXED, "single", "requests_per_s"),
+        row("mixed: single POST p50 ms", MIXED, "single", "p50"),
+        row("mixed: single POST p99 ms", MIXED, "single", "p99", TARGETS[4][0]),
+        row("the same single POSTs alone: req/s", MIXED_ALONE, "single", "requests_per_s"),
+        row("the same single POSTs alone: p50 ms", MIXED_ALONE, "single", "p50"),
+        row("the same single POSTs alone: p99 ms", MIXED_ALONE, "single", "p99"),
+        row("mixed: long batches obs/s", MIXED, "batch", "observations_per_s"),
+        row("mixed: long batch POST p99 ms", MIXED, "batch", "p99"),
     ]
     per_phase = []
     for server, run in (("service", service), ("bare", bare)):
@@ -284,6 +324,12 @@ def render(payload: dict[str, Any]) -> str:
         f"{size['batch_s']} s measured. Single POSTs: {size['single_connections']} connections over "
         f"{size['single_series']:,} series, with {size['forecast_connections']} connections of forecast GETs "
         f"(horizon {HORIZON}) at the same time, {size['mixed_s']} s measured after {size['warmup_s']} s warm-up. "
+        f"Mixed load: {size['mixed_single_connections']} connections of single POSTs over the same "
+        f"{size['single_series']:,} series beside {size['mixed_batch_connections']} connections posting "
+        f"{size['mixed_batch']:,} observations at a time, {size['mixed_values_per_series']} values of each of "
+        f"{size['mixed_batch'] // size['mixed_values_per_series']:,} series (so {size['mixed_values_per_series']} "
+        f"ticks), over {size['mixed_series']:,} other series, {size['mixed_s']} s measured; and before it the "
+        "same single POSTs alone. "
         "Latencies are the client's, from writing the request to reading the last byte of the response.",
         "",
         report.markdown_table(["measurement", "service", "bare FastAPI (ceiling)", "target", "met"], headline),

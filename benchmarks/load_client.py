@@ -39,9 +39,17 @@ class Workload:
     """``connections`` closed-loop clients of one kind against model ``model``.
 
     post_single: connection c posts ``{series, value}`` to series c, c + connections, ...
-    post_batch: ``batch`` observations per request; the ``series`` are cut into slices of
-    ``batch`` and connection c cycles over slices c, c + connections, ... (so concurrent
-    batches hold different series). get_forecast: ``horizon`` steps of series c, ...
+    post_batch: ``batch`` observations per request, ``values_per_series`` of each series
+    (``batch // values_per_series`` series, tick by tick: every series' first value, then
+    every series' second...); the ``series`` are cut into slices of that many and connection
+    c cycles over slices c, c + connections, ... (so concurrent batches hold different
+    series). get_forecast: ``horizon`` steps of series c, ... Series are numbered from
+    ``first_series``.
+
+    >>> maker = RequestMaker(Workload("b", "post_batch", 1, 4, batch=4, values_per_series=2), "h", 1, 0)
+    >>> request, count = maker.request(0, 1)
+    >>> count, [o["series"] for o in orjson.loads(request[request.index(b"{") :])["observations"]]
+    (4, ['series-2', 'series-3', 'series-2', 'series-3'])
     """
 
     name: str
@@ -51,6 +59,8 @@ class Workload:
     batch: int = 1
     horizon: int = 12
     model: str = "default"
+    values_per_series: int = 1  # post_batch: each series' values in one request (that many ticks)
+    first_series: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,25 +96,29 @@ class RequestMaker:
         self.workload = workload
         self.head = f"Host: {host}:{port}\r\nUser-Agent: benchmarks.load_client\r\n"
         self.random = random.Random(seed)
-        n_slices = max(1, workload.series // workload.batch)
+        self.per_request = max(1, workload.batch // workload.values_per_series)  # series in one batch
+        n_slices = max(1, workload.series // self.per_request)
         self.units = n_slices if workload.kind == "post_batch" else workload.series
 
     def request(self, connection: int, round_: int) -> tuple[bytes, int]:
         """The request of ``connection``'s ``round_``-th turn and how many observations it carries."""
         w = self.workload
         unit = (connection + round_ * w.connections) % self.units
+        first = w.first_series + unit * self.per_request
         if w.kind == "get_forecast":
-            path = f"/v1/models/{w.model}/series/{series_name(unit)}/forecast?horizon={w.horizon}"
+            path = f"/v1/models/{w.model}/series/{series_name(w.first_series + unit)}/forecast?horizon={w.horizon}"
             return f"GET {path} HTTP/1.1\r\n{self.head}\r\n".encode(), 0
         if w.kind == "post_single":
-            body = orjson.dumps({"series": series_name(unit), "value": self.random.gauss(0.0, 1.0)})
+            body = orjson.dumps({"series": series_name(w.first_series + unit), "value": self.random.gauss(0.0, 1.0)})
             count = 1
         else:
-            first = unit * w.batch
+            names = [series_name(i) for i in range(first, first + self.per_request)]
             observations = [
-                {"series": series_name(i), "value": self.random.gauss(0.0, 1.0)} for i in range(first, first + w.batch)
+                {"series": name, "value": self.random.gauss(0.0, 1.0)}
+                for _ in range(w.values_per_series)
+                for name in names
             ]
-            body, count = orjson.dumps({"observations": observations}), w.batch
+            body, count = orjson.dumps({"observations": observations}), len(observations)
         head = (
             f"POST /v1/models/{w.model}/observations HTTP/1.1\r\n{self.head}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -17,8 +17,16 @@ def test_http_load_smoke_drives_service_and_bare_app_and_stops_both(tmp_path):
     service, bare, size = payload["service"], payload["bare"], payload["size"]
 
     phases = {r["phase"]: r for r in service["phases"]}
-    assert list(phases) == ["fill", "batch ingest", "forecast GET alone", "single POST + forecast GET"]
-    assert [r["phase"] for r in bare["phases"]] == ["batch ingest", "single POST + forecast GET"]
+    mixed = "single POST + batches of 10 values per series"
+    assert list(phases) == [
+        "fill",
+        "batch ingest",
+        "forecast GET alone",
+        "single POST + forecast GET",
+        "single POST alone, as many clients as in the mixed load",
+        mixed,
+    ]
+    assert [r["phase"] for r in bare["phases"]] == ["batch ingest", "single POST + forecast GET", mixed]
     for run in service["phases"] + bare["phases"]:
         for workload in run["workloads"].values():
             assert workload["failure_count"] == 0, workload["failures"]
@@ -41,4 +49,9 @@ def test_http_load_smoke_drives_service_and_bare_app_and_stops_both(tmp_path):
         "single POST req/s, 64 clients",
         "single POST p99 ms",
         "forecast GET p99 ms during single POSTs",
+        "single POST p99 ms beside batches of 10 values per series",
     ]
+    # the mixed load's long batches: 10 values of each series, so 10 ticks per request
+    long_batch = phases[mixed]["workloads"]["batch"]
+    assert long_batch["workload"]["values_per_series"] == 10 and long_batch["acknowledged_observations"] > 0
+    assert phases[mixed]["workloads"]["single"]["workload"]["connections"] == 32

@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-# Tests, lint and the benchmarks' baselines (river, statsmodels, matplotlib).
+# Tests, lint, the benchmarks' baselines (river, statsmodels, matplotlib) and Ray (the cluster).
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[dev,bench,cluster]'
 	touch $@
 
 run: $(VENV)/.installed

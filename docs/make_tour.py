@@ -2,7 +2,7 @@
 
 It does what the tour tells a new user to do, for real: starts ``tbptt-online serve`` on 127.0.0.1 on a
 free port with a fresh state directory (the embedded defaults, no ``TBPTT_*`` of the calling
-environment), runs the tour's replay command as the README shows it (plus ``--url`` for the port), and
+environment), runs the tour's feed command as the README shows it (plus ``--url`` for the port), and
 writes what it prints to ``docs/tour_output.txt``; then it screenshots the dashboard on host ``web-1``
 with 48 steps ahead into ``docs/dashboard.png`` (headless Debian ``chromium`` driven by playwright, as
 ``tests/service/test_dashboard.py`` does) and stops the server by its PID (SIGTERM).
@@ -53,10 +53,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def replay_arguments(csv: Path) -> list[str]:
-    """The tour's replay command after ``tbptt-online``, as the README shows it."""
+def feed_arguments(csv: Path) -> list[str]:
+    """The tour's feed command after ``tbptt-online``, as the README shows it."""
     columns = ["--series-column", "host", "--time-column", "timestamp", "--value-column", "cpu_percent"]
-    return ["replay", str(csv), *columns]
+    return ["feed", str(csv), *columns]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class HostFigures:
 
 @dataclass(frozen=True)
 class Tour:
-    table: str  # what the replay command printed
+    table: str  # what the feed command printed
     hosts: dict[str, HostFigures]
     screenshot: Path | None
 
@@ -153,7 +153,7 @@ def screenshot_dashboard(url: str, series: str, steps: int, path: Path, horizon:
 
 
 def make_tour(csv: Path, out: Path, *, screenshot: bool = True, horizon: int = HORIZON) -> Tour:
-    """Serve, replay ``csv`` (relative paths from the repository root), measure, screenshot, stop.
+    """Serve, feed ``csv`` (relative paths from the repository root), measure, screenshot, stop.
 
     Writes ``out/tour_output.txt`` and, with ``screenshot``, ``out/dashboard.png``.
     """
@@ -168,10 +168,10 @@ def make_tour(csv: Path, out: Path, *, screenshot: bool = True, horizon: int = H
             server.wait_ready()
             assert server.process is not None
             print(f"server pid {server.process.pid} on {server.url}, state in {scratch}/state", file=sys.stderr)
-            command = [*prefix, *replay_arguments(csv), "--url", server.url]
+            command = [*prefix, *feed_arguments(csv), "--url", server.url]
             done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
-                raise RuntimeError(f"replay failed ({done.returncode}):\n{done.stderr}\n{server.log_tail()}")
+                raise RuntimeError(f"feed failed ({done.returncode}):\n{done.stderr}\n{server.log_tail()}")
             table = done.stdout
             (out / "tour_output.txt").write_text(table)
             with Client(server.url) as client:
@@ -214,7 +214,7 @@ def report(tour: Tour) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--csv", type=Path, default=TOUR_CSV, help="the CSV to replay (default: %(default)s)")
+    parser.add_argument("--csv", type=Path, default=TOUR_CSV, help="the CSV to feed (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where the files go (default: docs/)")
     parser.add_argument("--no-screenshot", action="store_true", help="skip the dashboard screenshot")
     args = parser.parse_args(argv)

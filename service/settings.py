@@ -77,6 +77,19 @@ class Settings(BaseSettings):
         description="Journal every change to state_dir/events.sqlite3 and checkpoint to state_dir/checkpoints "
         "(false: state in memory only, lost at exit).",
     )
+    log_url: str | None = Field(
+        None,
+        min_length=1,
+        description="Where the event log lives: unset, state_dir/events.sqlite3 (the embedded default); a "
+        "postgresql:// URL, the log stream log_stream in that database (for a cluster: every node reaches it, and a "
+        "writer from an older epoch is refused). Checkpoints stay in state_dir/checkpoints either way.",
+    )
+    log_stream: str = Field(
+        "default",
+        min_length=1,
+        max_length=200,
+        description="The log stream of this process in a PostgreSQL log (one per shard); unused with SQLite.",
+    )
     log_sync: Literal["batch", "interval"] = Field(
         "batch",
         description="batch: fsync the event log before each batch is acknowledged (survives power loss); "
@@ -96,6 +109,13 @@ class Settings(BaseSettings):
         3, ge=1, le=1000, description="Checkpoint files kept (the log is kept from the oldest one on)."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log verbosity.")
+
+    @field_validator("log_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"log_url={value!r} is invalid: must start with postgresql:// (or be unset for SQLite)")
+        return value
 
     @field_validator("default_model")
     @classmethod

@@ -1,4 +1,4 @@
-"""``docs/make_tour.py`` end to end on three days of the tour's file: a real server, the replay command,
+"""``docs/make_tour.py`` end to end on three days of the tour's file: a real server, the feed command,
 the per-host figures and (where Debian's ``chromium`` and playwright are installed) the screenshot."""
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -14,8 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
 from benchmarks.server_process import ServerProcess, free_port
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 # A small model that learns (k1 = 4) and runs fast.
@@ -110,3 +112,28 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """One throwaway PostgreSQL server for the session (127.0.0.1, a free port, stopped by its PID).
+    Skipped where PostgreSQL is not installed, except in CI (``CI`` set), which must install it."""
+    if postgres_bin_dir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: CI must install it (apt-get install -y postgresql)")
+        pytest.skip("no PostgreSQL on this machine (apt-get install -y postgresql); CI requires it")
+    with TemporaryPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: TemporaryPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's server, with a database of this test's own (dropped after it)."""
+    import psycopg
+
+    name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    with psycopg.connect(postgres.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres.url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -5,7 +5,7 @@ shares with this process); everything else is the real service, configured by ``
 
 - Every record written to the event log (``EventLog.write``, which ``append`` goes through) is
   also written to ``FAULT_DIR/tap.jsonl`` once it has committed: the test's reference run
-  replays them, including those a checkpoint later pruned (a record a kill cut off between the
+  feeds them to a library Forecaster, including those a checkpoint later pruned (a record a kill cut off between the
   commit and the tap is still in the log when the test reads it).
 - While ``FAULT_DIR/slow-updates`` exists, each TBPTT update, once its optimizer step is taken,
   creates ``FAULT_DIR/updating``, holds still for half a second, and removes it: a ``kill -9``
@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
-import service.checkpoints
-from service.cli import main
-from service.event_log import EventLog
+import service.storage.checkpoints
+from service.cli.main import main
+from service.storage.event_log import EventLog
 from tbptt_online.engine import TBPTTEngine
 
 
@@ -53,7 +53,7 @@ def install(fault_dir: Path) -> None:
         return stepped
 
     class SlowCheckpointWrites:
-        """``os`` as service.checkpoints sees it, with ``write`` slowed while switched on."""
+        """``os`` as service.storage.checkpoints sees it, with ``write`` slowed while switched on."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(os, name)
@@ -66,7 +66,7 @@ def install(fault_dir: Path) -> None:
 
     EventLog.write = tapped_write
     TBPTTEngine._guarded_step = held_step
-    service.checkpoints.os = SlowCheckpointWrites()
+    service.storage.checkpoints.os = SlowCheckpointWrites()
 
 
 if __name__ == "__main__":

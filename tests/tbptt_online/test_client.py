@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from benchmarks.server_process import ServerProcess, free_port
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.client import (

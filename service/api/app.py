@@ -1,0 +1,158 @@
+"""The app factory: settings in, a FastAPI app out, its models owned by its lifespan.
+
+At start the lifespan sets torch's thread count (``torch_threads``, restored at the
+end), starts the forecast thread (:class:`~service.host.forecast_runner.ForecastRunner`),
+creates the model registry and loads the state in the background; ``/readyz``
+answers 503 and ``/v1`` routes 503 until that is done.
+By default (``durable``) the state is :class:`~service.host.durability.Durability`'s:
+every change is journaled to ``state_dir/events.sqlite3`` before it is made, and
+loading recovers the newest valid checkpoint plus the log after it. With
+``durable=False``, or a ``journal`` or ``restore`` given by the caller, the state
+lives in memory (``restore`` defaults to creating the model ``default``).
+At shutdown every model worker drains the jobs already queued, then stops; a
+durable app then writes a final checkpoint.
+
+>>> import asyncio, tempfile, httpx
+>>> async def first_step(state_dir: str) -> int:
+...     app = create_app(Settings(state_dir=state_dir, default_model={"hidden_size": 4}))
+...     async with app.router.lifespan_context(app):
+...         await app.state.loading  # the background load of the state
+...         transport = httpx.ASGITransport(app=app)
+...         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+...             response = await client.post("/v1/models/default/observations", json={"series": "a", "value": 1.0})
+...     return response.json()["results"][0]["step"]
+>>> with tempfile.TemporaryDirectory() as state_dir:
+...     asyncio.run(first_step(state_dir))
+1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+
+from service.api.allowed_methods import AllowedMethodsMiddleware
+from service.api.auth import ApiKeyMiddleware
+from service.api.body_limit import BodyLimitMiddleware
+from service.api.body_timeout import BodyTimeoutMiddleware
+from service.api.error_responses import install_error_handlers
+from service.api.openapi_security import declare_bearer_security
+from service.api.routes import add_v1_routes, dashboard, docs, operations
+from service.host.durability import Durability
+from service.host.forecast_runner import ForecastRunner
+from service.host.metrics import ServiceMetrics
+from service.host.registry import ForecasterFactory, ModelRegistry
+from service.settings import Settings
+from service.storage.journal import Journal, NullJournal
+from service.storage.state_lock import StateDirectoryLock
+from tbptt_online import Forecaster, __version__
+
+logger = logging.getLogger("service.api.app")
+Restore = Callable[[ModelRegistry], Awaitable[None]]
+
+
+async def create_default_model(registry: ModelRegistry) -> None:
+    """The default ``restore``: a fresh model named ``default`` configured from settings."""
+    await registry.create("default", registry.settings.default_config())
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    journal: Journal | None = None,
+    restore: Restore | None = None,
+    forecaster_factory: ForecasterFactory = Forecaster,
+    state_lock: StateDirectoryLock | None = None,
+) -> FastAPI:
+    """Build the service. ``journal`` records each change before it is made;
+    ``restore`` fills the registry at start. Neither given and ``settings.durable``:
+    the event log and checkpoints of ``settings.state_dir`` (recovery), whose lock is
+    ``state_lock`` when the caller took it already (``serve`` does, before binding), else
+    taken at start (``StateDirectoryInUse`` fails the startup)."""
+    settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+    durable = journal is None and restore is None and settings.durable
+    durability = Durability(settings, state_lock) if durable else None
+    load_state: Restore = durability.restore if durability is not None else restore or create_default_model
+
+    async def load(app: FastAPI, registry: ModelRegistry) -> None:
+        try:
+            await load_state(registry)
+        except Exception as error:  # kept visible: logged, and /readyz reports it with 503
+            logger.exception("loading the service state failed")
+            app.state.load_error = f"loading the state failed: {error!r}"
+            return
+        app.state.ready = True
+        logger.info("state loaded: models %s", registry.names())
+
+    @asynccontextmanager
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        if durability is not None:
+            await asyncio.to_thread(durability.open)
+        registry = ModelRegistry(
+            settings,
+            journal=(durability.journal if durability is not None else journal) or NullJournal(),
+            metrics=metrics,
+            forecaster_factory=forecaster_factory,
+        )
+        app.state.registry = registry
+        app.state.forecasts = ForecastRunner()
+        app.state.forecasts.start()
+        app.state.loading = asyncio.create_task(load(app, registry))
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            app.state.loading.cancel()
+            await asyncio.gather(app.state.loading, return_exceptions=True)
+            await asyncio.to_thread(app.state.forecasts.stop)  # the forecasts already asked for are answered
+            if durability is not None:
+                await durability.stop_checkpoints()
+            await registry.close()  # drain: every queued observation is applied first
+            if durability is not None:
+                await durability.close(registry)  # the final checkpoint, then the log is closed
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(settings.torch_threads)  # process-wide: the workers' and forecasts' threads too
+        try:
+            async with serving(app):
+                yield
+        finally:
+            torch.set_num_threads(threads_before)  # an app in a longer-lived process (tests) leaves it as it was
+
+    app = FastAPI(
+        title="tbptt-online",
+        version=__version__,
+        description="Online forecasting: observations in, TBPTT-trained recurrent forecasts out.",
+        lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: service.api.routes.docs, with assets served here (no CDN)
+        redoc_url=None,
+        # FastAPI's native OpenTelemetry off: the service reports Prometheus metrics (/metrics), and asking
+        # whether a tracer, meter or logger provider is configured cost ~3 % of the event loop per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.settings = settings
+    app.state.durability = durability
+    app.state.metrics = metrics
+    app.state.ready = False
+    app.state.load_error = None
+    install_error_handlers(app)
+    add_v1_routes(app)
+    app.include_router(operations.router)
+    app.include_router(dashboard.router)
+    app.include_router(docs.router)
+    app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)  # outermost: nothing runs unauthenticated
+        declare_bearer_security(app)
+    return app

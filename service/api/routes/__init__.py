@@ -1,0 +1,24 @@
+"""The API's routes: ``/v1`` resources (models, observations, forecasts, series) and the
+operations probes (``/healthz``, ``/readyz``, ``/metrics``).
+
+Each ``/v1`` module's router carries the prefix and the readiness dependency itself, so
+that its routes can join the app's own route list flat (``add_v1_routes``): an included
+router is one more level that FastAPI matches on every request, twice.
+"""
+
+from fastapi import FastAPI
+
+from service.api.routes import checkpoints, dashboard, forecasts, models, observations, operations, recent, series
+
+# The order routes are matched in: the hot paths first; forecast and recent before
+# series, whose '/series/{series:path}' would swallow '.../forecast' and '.../recent'.
+V1_ROUTERS = (observations.router, forecasts.router, models.router, checkpoints.router, recent.router, series.router)
+
+
+def add_v1_routes(app: FastAPI) -> None:
+    """Append every ``/v1`` route to ``app``'s own routes, in matching order."""
+    for router in V1_ROUTERS:
+        app.router.routes.extend(router.routes)
+
+
+__all__ = ["add_v1_routes", "dashboard", "operations"]

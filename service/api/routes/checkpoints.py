@@ -1,0 +1,65 @@
+"""/v1/models/{model}/checkpoint: download a model's checkpoint, or restore one.
+
+The file is the checksummed checkpoint encoding of :mod:`service.storage.checkpoints` around
+one model's complete state (:mod:`service.host.model_state`): weights, optimizer,
+normalisers, carried states, histories, counters, random generator state, config
+and the per-series marks that keep retries idempotent. It is read back with
+``torch.load(weights_only=True)`` only, after its checksum is verified.
+
+A restore is refused with 422 when the file is damaged or was written by a model
+with another config (the message names each differing field). An accepted one is
+journaled (the file's bytes) before it replaces the model's state, after the
+observations already queued, so recovery after a crash applies it in order.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
+from service.api.routes.models import model_info
+from service.api.schemas import ERROR_RESPONSES, ModelInfo
+from service.errors import Unprocessable
+from service.host.model_state import encode_model_checkpoint, import_payload, read_import
+from service.storage.journal import IMPORT_CHECKPOINT
+
+router = APIRouter(prefix=V1_PREFIX, dependencies=V1_DEPENDENCIES, tags=["models"], responses=ERROR_RESPONSES)
+MEDIA_TYPE = "application/octet-stream"
+
+
+@router.get(
+    "/models/{model}/checkpoint",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPE: {}}, "description": "The model's checkpoint file."}},
+)
+async def download_checkpoint(worker: ModelDep) -> Response:
+    """The model's complete state at one moment between two batches."""
+    state = await worker.call(worker.capture)  # on the worker thread: never half a batch
+    data = await run_in_threadpool(encode_model_checkpoint, state)
+    disposition = f'attachment; filename="{worker.name}-{state.seq}.ckpt"'
+    return Response(data, media_type=MEDIA_TYPE, headers={"content-disposition": disposition})
+
+
+@router.post(
+    "/models/{model}/checkpoint",
+    response_model=ModelInfo,
+    openapi_extra={"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+)
+async def restore_checkpoint(request: Request, worker: ModelDep, registry: RegistryDep) -> dict:
+    """Replace the model's state by a downloaded checkpoint's (same config: 422 otherwise)."""
+    data = await request.body()
+    config = worker.snapshot.view.config
+    try:
+        state, forecaster = await run_in_threadpool(read_import, data, config, registry.forecaster_factory)
+    except ValueError as error:
+        raise Unprocessable(f"checkpoint: {error}") from None
+    payload = import_payload(data)
+
+    def install() -> None:  # on the worker thread, after the jobs already queued
+        seq = worker.record_change(IMPORT_CHECKPOINT, payload)  # journaled first: 507 when full
+        worker.load(forecaster, state.marks, seq)
+        worker.publish()
+
+    await worker.call(install)
+    return model_info(worker)

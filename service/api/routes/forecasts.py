@@ -1,0 +1,122 @@
+"""GET /v1/models/{model}/series/{series}/forecast: a multi-step forecast with intervals.
+
+Computed on the app's forecast thread (:class:`~service.host.forecast_runner.ForecastRunner`,
+batched with the other forecasts waiting at the same moment) from the model's latest
+published snapshot, so it never waits for an update in progress
+and the event loop runs no torch work. The answer is encoded by orjson straight from the
+forecast's lists (``ForecastOut`` documents it). A query of plain ``horizon`` and
+``level`` takes the route's fast path (:mod:`service.api.fast_route`); anything else,
+errors included, goes through FastAPI's validation as before.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from service.api.deps import V1_PREFIX, ModelDep, serving_registry
+from service.api.fast_route import fast_path
+from service.api.schemas import ERROR_RESPONSES, ForecastOut
+from service.errors import NotFound, Unprocessable
+from service.host.model_worker import ModelWorker
+from service.settings import Settings
+from tbptt_online.config import MAX_LEVEL
+
+_HORIZON = re.compile(rb"[1-9][0-9]{0,8}")
+_LEVEL = re.compile(rb"0\.[0-9]{1,17}")
+
+
+def plain_query(query: bytes) -> tuple[int, float | None] | None:
+    """``horizon`` and ``level`` from a query string holding nothing else, each at most once, in
+    plain digits (``horizon=12&level=0.8``); None for anything else (FastAPI's full path).
+
+    >>> plain_query(b"horizon=12&level=0.8"), plain_query(b""), plain_query(b"horizon=012"), plain_query(b"level=0.0")
+    ((12, 0.8), (1, None), None, None)
+    >>> plain_query(b"level=0.9999999999999999")  # over MAX_LEVEL: the full path answers 422
+    """
+    horizon, level = 1, None
+    if not query:
+        return horizon, level
+    seen = set()
+    for pair in query.split(b"&"):
+        name, _, raw = pair.partition(b"=")
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == b"horizon" and _HORIZON.fullmatch(raw):
+            horizon = int(raw)
+        elif name == b"level" and _LEVEL.fullmatch(raw) and 0.0 < float(raw) <= MAX_LEVEL:
+            level = float(raw)
+        else:
+            return None
+    return horizon, level
+
+
+async def forecast_response(
+    request: Request, worker: ModelWorker, series: str, horizon: int, level: float | None
+) -> Response:
+    """Compute a forecast from the model's latest snapshot and answer it (both paths)."""
+    settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
+    if horizon > settings.max_horizon:
+        raise Unprocessable(f"horizon={horizon} is over max_horizon={settings.max_horizon}")
+    if level is not None and not 0.0 < level <= MAX_LEVEL:  # both paths refuse it before; kept as the rule's home
+        raise Unprocessable(f"level={level!r} is invalid: must be in (0, {MAX_LEVEL}]")
+    snapshot = worker.snapshot  # one consistent moment, whatever the worker does next
+    if series not in snapshot.view.slots:
+        raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
+    started = time.perf_counter()
+    try:
+        forecast = await request.app.state.forecasts.forecast(snapshot.view, series, horizon, level)
+    except ValueError as error:  # the library's refusal of this request alone (the others of its batch are answered)
+        raise Unprocessable(str(error)) from None
+    worker.metrics.record_forecast(worker.name, time.perf_counter() - started)
+    payload = {
+        "model": worker.name,
+        "series": series,
+        "horizon": horizon,
+        "level": forecast.level,
+        "step": forecast.step,
+        "update_count": forecast.update_count,
+        "forecast": [
+            {"step": k + 1, "mean": forecast.mean[k], "lower": forecast.lower[k], "upper": forecast.upper[k]}
+            for k in range(horizon)
+        ],
+    }
+    return Response(orjson.dumps(payload), media_type="application/json")  # ForecastOut documents it
+
+
+async def get_plain_forecast(request: Request) -> Response | None:
+    """The fast path: a query of plain ``horizon`` / ``level`` (``plain_query``); None for anything
+    else, which FastAPI's full handler validates and answers (errors included)."""
+    query = plain_query(request.scope["query_string"])
+    if query is None:
+        return None
+    params = request.path_params
+    worker = serving_registry(request).get(params["model"])  # 503 / 404, as ModelDep
+    return await forecast_response(request, worker, params["series"], *query)
+
+
+# No router-level readiness dependency: the route checks it (ModelDep, or the fast path itself).
+# No StrictJSONRoute: a GET has no body to parse.
+router = APIRouter(
+    prefix=V1_PREFIX, tags=["forecasts"], responses=ERROR_RESPONSES, route_class=fast_path(get_plain_forecast)
+)
+
+
+@router.get("/models/{model}/series/{series:path}/forecast", response_model=ForecastOut)
+async def get_forecast(
+    series: str,
+    worker: ModelDep,
+    request: Request,
+    horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
+    level: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_LEVEL, description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's)."),
+    ] = None,
+) -> Response:
+    return await forecast_response(request, worker, series, horizon, level)

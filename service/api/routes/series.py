@@ -1,0 +1,65 @@
+"""/v1/models/{model}/series: list (paged), read statistics, forget."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
+from service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
+from service.api.strict_json import StrictJSONRoute
+from service.errors import NotFound
+
+router = APIRouter(
+    prefix=V1_PREFIX,
+    dependencies=V1_DEPENDENCIES,
+    tags=["series"],
+    responses=ERROR_RESPONSES,
+    route_class=StrictJSONRoute,
+)
+
+
+@router.get("/models/{model}/series", response_model=SeriesList)
+async def list_series(
+    worker: ModelDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict:
+    """Series names in sorted order, ``limit`` at a time from ``offset``."""
+    snapshot = worker.snapshot
+    names = await run_in_threadpool(lambda: snapshot.sorted_series)  # sorting 100k names stays off the loop
+    end = offset + limit
+    return {"series": names[offset:end], "total": len(names), "next_offset": end if end < len(names) else None}
+
+
+@router.get("/models/{model}/series/{series:path}", response_model=SeriesStatsOut)
+async def get_series(series: str, worker: ModelDep) -> dict:
+    """Count, last timestamp and prequential accuracy (MAE/RMSE vs the naive forecast, coverage)."""
+    snapshot = worker.snapshot
+    if series not in snapshot.view.slots:
+        raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
+    stats = await run_in_threadpool(snapshot.view.series_stats, series)
+    mark = snapshot.marks.get(series)
+    return {
+        "series": series,
+        "count": stats.count,
+        "last_timestamp": None if mark is None else mark.timestamp,
+        "mae": stats.mae,
+        "rmse": stats.rmse,
+        "naive_mae": stats.naive_mae,
+        "naive_rmse": stats.naive_rmse,
+        "coverage": stats.coverage,
+        "interval_level": stats.interval_level,
+        "seasons": stats.seasons,
+        "multiplicative": stats.multiplicative,
+        "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in stats.members],
+    }
+
+
+@router.delete("/models/{model}/series/{series:path}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_series(series: str, worker: ModelDep) -> Response:
+    """Forget a series and everything the model keeps for it (the weights stay)."""
+    await worker.forget(series)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,246 @@
+"""The JSON shapes of the API (requests checked here; responses documented here).
+
+Numbers are checked strictly: a value is a finite JSON number, a list of them
+(``null`` for a missing feature) or ``null``; strings and booleans are refused,
+not coerced. (JSON ``NaN``/``Infinity`` never get this far: the body parser
+refuses them as malformed JSON.)
+
+>>> ObservationIn.model_validate({"series": "a", "value": [1, None], "timestamp": "1970-01-01T00:01:00Z"})
+ObservationIn(series='a', value=[1.0, None], timestamp=60.0)
+>>> try:
+...     ObservationIn.model_validate({"series": "a", "value": "1.5"})
+... except ValueError as error:
+...     print(error.errors()[0]["msg"])
+Value error, '1.5' is not a number, a list of numbers or null
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
+
+from service.errors import quoted
+from service.storage.observation import Observation, parse_timestamp
+from tbptt_online.series_store import MAX_NAME_LENGTH
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
+# in a route's suffix could not be read back, so it is refused when written.
+RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
+Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
+
+
+def _finite(item: Any, value: Any) -> float:
+    if isinstance(item, bool) or not isinstance(item, int | float):
+        raise ValueError(f"{quoted(value)} is not a number, a list of numbers or null")
+    try:
+        number = float(item)
+    except OverflowError:
+        raise ValueError(f"{quoted(value)} is too large for a 64-bit float") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{quoted(value)} is not finite; only finite numbers or null")
+    return number
+
+
+def _check_value(value: Any) -> float | list[float | None] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [None if item is None else _finite(item, value) for item in value]
+    return _finite(value, value)
+
+
+def _check_series(name: str) -> str:
+    if name.endswith(RESERVED_SERIES_SUFFIXES):
+        raise ValueError(
+            f"{quoted(name)} ends in {name[name.rfind('/') :]!r}: a series name must not end in "
+            f"{' or '.join(map(repr, RESERVED_SERIES_SUFFIXES))} (its routes could not tell it from the suffix)"
+        )
+    return name
+
+
+def _check_timestamp(value: Any) -> float | None:
+    return None if value is None else parse_timestamp(value)
+
+
+ValueIn = Annotated[
+    Any,
+    BeforeValidator(_check_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "null"}]}},
+                {"type": "null"},
+            ],
+            "description": "A number (n_features = 1), a list of n_features numbers (null = missing), or null.",
+        }
+    ),
+]
+TimestampIn = Annotated[
+    Any,
+    BeforeValidator(_check_timestamp),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}, {"type": "null"}],
+            "description": "Unix seconds or ISO-8601; must increase per series (a repeat with the same value "
+            "is idempotent). Returned as unix seconds.",
+        }
+    ),
+]
+
+
+class ObservationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    series: Annotated[str, AfterValidator(_check_series)] = Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="The series' name: 1 to 200 characters, not ending in '/forecast' or '/recent'.",
+    )
+    value: ValueIn
+    timestamp: TimestampIn = None
+
+    def to_observation(self) -> Observation:
+        return Observation(self.series, self.value, self.timestamp)
+
+
+class ObservationBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[ObservationIn] = Field(min_length=1)
+
+
+def _body_kind(body: Any) -> str:
+    return "batch" if isinstance(body, dict) and "observations" in body else "single"
+
+
+ObservationsBody = Annotated[
+    Annotated[ObservationBatchIn, Tag("batch")] | Annotated[ObservationIn, Tag("single")],
+    Discriminator(_body_kind),
+]
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN, description="Letters, digits, '_', '.', '-'; at most 64.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="ForecasterConfig fields; those left out take the library's defaults."
+    )
+
+
+class UpdateStatsOut(BaseModel):
+    updates: int
+    skipped: int
+    last_loss: float | None
+    last_grad_norm: float | None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    config: dict[str, Any]
+    series_count: int
+    observations: int
+    updates: UpdateStatsOut
+
+
+class QuarantinedModel(BaseModel):
+    name: str
+    reason: str = Field(description="Why recovery could not rebuild its state; it answers 503 until deleted.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+    quarantined: list[QuarantinedModel] = Field(default_factory=list)
+
+
+class PredictionOut(BaseModel):
+    mean: Row
+    lower: Row
+    upper: Row
+
+
+class StepResultOut(BaseModel):
+    series: str
+    step: int = Field(description="The series' step count after this value.")
+    timestamp: float | None
+    value: Row
+    forecast_made: PredictionOut = Field(description="What had been forecast for this value before it arrived.")
+    forecast_next: PredictionOut = Field(description="The new one-step forecast, made after any update.")
+    updated: bool
+    update_count: int
+
+
+class ObservationsOut(BaseModel):
+    results: list[StepResultOut]
+    update_count: int = Field(description="The model's update counter after the batch that applied the request.")
+
+
+class ForecastStep(BaseModel):
+    step: int
+    mean: Row
+    lower: Row
+    upper: Row
+
+
+class ForecastOut(BaseModel):
+    model: str
+    series: str
+    horizon: int
+    level: float
+    step: int = Field(description="The series' step count the forecast was made from.")
+    update_count: int = Field(description="The model's update counter the forecast was made from.")
+    forecast: list[ForecastStep]
+
+
+class SeriesList(BaseModel):
+    series: list[str]
+    total: int
+    next_offset: int | None
+
+
+class MemberOut(BaseModel):
+    name: str = Field(description="A member of the hybrid's combination (an expert, or 'network').")
+    mae: float | None = Field(description="Its one-step MAE so far (None until scored).")
+    weight: float = Field(description="Its weight in the one-step forecast now.")
+
+
+class SeriesStatsOut(BaseModel):
+    series: str
+    count: int
+    last_timestamp: float | None
+    mae: float | None
+    rmse: float | None
+    naive_mae: float | None
+    naive_rmse: float | None
+    coverage: float | None
+    interval_level: float
+    seasons: list[int] = Field(default_factory=list, description="Season lengths in use ([] = none found yet).")
+    multiplicative: bool | None = Field(
+        default=None, description="Whether the log (multiplicative) members are on: every value so far > 0."
+    )
+    members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in {
+        401: "Missing or wrong API key",
+        404: "Unknown model or series",
+        409: "Conflicts with the model's state (timestamps, caps, names)",
+        413: "Body over max_body_bytes",
+        422: "Invalid input (the body names the problem and the element index)",
+        503: "Still loading state",
+        507: "The journal cannot record the batch (disk full)",
+    }.items()
+}
+JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorOut, "description": "The body is declared as something else than JSON (Content-Type)"}
+}

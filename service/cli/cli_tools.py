@@ -1,0 +1,178 @@
+"""The users' subcommands of ``tbptt-online``: ``feed`` a CSV into a server, print a ``forecast``.
+
+Both talk to a running server through :class:`tbptt_online.client.Client` (``--url``,
+default ``$TBPTT_URL`` or http://127.0.0.1:8000; ``--api-key``, default ``$TBPTT_API_KEY``).
+Each ``add_*_command`` adds its parser with a ``handler(args) -> int`` (see ``service.cli.main``).
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="tbptt-online")
+>>> commands = parser.add_subparsers(dest="command")
+>>> add_feed_command(commands); add_forecast_command(commands)
+>>> args = parser.parse_args(["forecast", "default", "web-1", "--horizon", "6"])
+>>> args.model, args.series, args.horizon, args.level
+('default', 'web-1', 6, None)
+>>> args = parser.parse_args(["feed", "data/server_metrics.csv", "--series-column", "host",
+...                           "--time-column", "timestamp", "--value-column", "cpu_percent"])
+>>> args.model, args.value_column, args.batch_size
+('default', ['cpu_percent'], 500)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from service.cli.csv_feed import FeedError, feed, format_report, format_table
+from service.cli.csv_source import CsvSource
+from tbptt_online.client import Client, ClientError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+FEED_EXAMPLE = """\
+example (the sample file that ships with the repository):
+  tbptt-online feed data/server_metrics.csv --series-column host \\
+      --time-column timestamp --value-column cpu_percent
+
+Rows the server already holds are skipped (by timestamp, or by count when the
+file has no time column), so after an interruption (Ctrl-C, a lost connection)
+running the same command again sends only the rest: nothing is fed twice.
+"""
+
+FORECAST_EXAMPLE = """\
+example:
+  tbptt-online forecast default web-1 --horizon 12 --level 0.8
+"""
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--url",
+        default=os.environ.get("TBPTT_URL", DEFAULT_URL),
+        help="base URL of the running service (default: $TBPTT_URL or %(default)s)",
+    )
+    server.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get("TBPTT_API_KEY"),
+        help="bearer API key, if the server needs one (default: $TBPTT_API_KEY)",
+    )
+    server.add_argument(
+        "--timeout", metavar="SECONDS", type=float, default=30.0, help="seconds per request (default: %(default)s)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be an integer >= 1")
+    return number
+
+
+def add_feed_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "feed",
+        help="stream a CSV file into a running server, with progress, resumable",
+        description="Stream the rows of a CSV file, in order, into a running server as batches of\n"
+        "observations; at the end print each series' prequential error (model vs naive).",
+        epilog=FEED_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE.csv", help="CSV file with a header row")
+    parser.add_argument("--model", default="default", help="model to feed (default: the model named 'default')")
+    columns = parser.add_argument_group("columns")
+    which = columns.add_mutually_exclusive_group(required=True)
+    which.add_argument("--series-column", metavar="COLUMN", help="column holding each row's series name")
+    which.add_argument("--series", metavar="NAME", help="one series name for every row (a file of one series)")
+    columns.add_argument(
+        "--value-column",
+        metavar="COLUMN",
+        action="append",
+        required=True,
+        help="column holding the value; repeat it for a multi-feature value",
+    )
+    columns.add_argument(
+        "--time-column",
+        metavar="COLUMN",
+        help="column of unix seconds or ISO-8601 times, increasing per series "
+        "(recommended: it makes batches idempotent, so they are retried safely)",
+    )
+    sending = parser.add_argument_group("sending")
+    sending.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=_positive_int,
+        default=500,
+        help="rows per request, at most the server's TBPTT_MAX_BATCH_OBSERVATIONS (default: %(default)s)",
+    )
+    sending.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    _add_server_options(parser)
+    parser.set_defaults(handler=run_feed)
+
+
+def run_feed(args: argparse.Namespace) -> int:
+    try:
+        source = CsvSource.from_path(
+            args.file,
+            value_columns=args.value_column,
+            series_column=args.series_column,
+            series_name=args.series,
+            time_column=args.time_column,
+        )
+        with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
+            report = feed(client, source, args.model, batch_size=args.batch_size, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to send the rest (nothing is sent twice)", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, FeedError, ClientError) as error:
+        print(f"tbptt-online feed: error: {error}", file=sys.stderr)
+        return 1
+    print(format_report(report, args.model))
+    return 0
+
+
+def add_forecast_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "forecast",
+        help="print a multi-step forecast of one series as a table",
+        description="Print the next H values of a series forecast by a model, each with its\n"
+        "central interval at LEVEL.",
+        epilog=FORECAST_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="model name (the service starts with 'default')")
+    parser.add_argument("series", metavar="SERIES", help="series name")
+    parser.add_argument(
+        "--horizon", metavar="H", type=_positive_int, default=12, help="steps ahead (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--level", metavar="LEVEL", type=float, help="interval level in (0, 1) (default: the model's, e.g. 0.9)"
+    )
+    _add_server_options(parser)
+    parser.set_defaults(handler=run_forecast)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def run_forecast(args: argparse.Namespace) -> int:
+    try:
+        with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
+            forecast = client.forecast(args.model, args.series, horizon=args.horizon, level=args.level)
+    except (ValueError, ClientError) as error:
+        print(f"tbptt-online forecast: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"model {forecast.model!r}, series {forecast.series!r}: {forecast.horizon} steps after step "
+        f"{forecast.step} (model updates: {forecast.update_count}), {forecast.level:.0%} interval"
+    )
+    rows = [("step", "mean", "lower", "upper")]
+    rows += [(f"+{s.step}", _cell(s.mean), _cell(s.lower), _cell(s.upper)) for s in forecast.steps]
+    print("\n".join(format_table(rows)))
+    return 0

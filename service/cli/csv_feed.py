@@ -1,0 +1,184 @@
+"""Feed a CSV into a running server: batches, a progress bar, resume without double-feeding.
+
+Before sending, the file is read once (every cell checked, rows counted per series)
+and the server is asked what it already holds of each series. Rows it holds are
+skipped: with a time column, every row at or before the series' ``last_timestamp``;
+without one, the series' first ``count`` rows. An interrupted feed run again
+therefore sends only the rest. A batch whose answer was lost (the connection broke
+after the server applied it) is also harmless when rows carry timestamps: the
+server answers a repeated ``(series, timestamp, value)`` with its first result and
+learns nothing twice, which is also why the client may retry those batches.
+
+At the end the prequential error of each series (the model's one-step forecasts,
+each made before its value arrived, against the naive last-value forecast) is read
+back from the server and printed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from tqdm import tqdm
+
+from service.cli.csv_source import CsvRow, CsvSource
+from tbptt_online.client import ApiError, Client, SeriesStats
+
+
+class FeedError(Exception):
+    """The server refused a row: the message names the file's line and the server's reason."""
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What the server already holds of one series."""
+
+    count: int = 0
+    last_timestamp: float | None = None
+
+    def holds(self, row: CsvRow, rank: int) -> bool:
+        """Whether ``row``, the series' ``rank``-th row (0-based) in the file, is already there."""
+        if row.seconds is not None and self.last_timestamp is not None:
+            return row.seconds <= self.last_timestamp
+        return rank < self.count  # untimed rows: the server holds the first `count` of them
+
+
+@dataclass
+class FeedReport:
+    rows: int = 0  # rows in the file
+    sent: int = 0  # rows posted by this run
+    skipped: int = 0  # rows the server already held
+    series: list[str] = field(default_factory=list)  # in order of first appearance
+    stats: list[SeriesStats] = field(default_factory=list)
+
+
+def survey(source: CsvSource) -> dict[str, int]:
+    """Rows per series, in order of first appearance; reading it all checks every cell first."""
+    counts: dict[str, int] = {}
+    for row in source.rows():
+        counts[row.series] = counts.get(row.series, 0) + 1
+    return counts
+
+
+def resume_points(client: Client, model: str, names: list[str]) -> dict[str, ResumePoint]:
+    """The server's count and last timestamp of each of ``names`` that it already holds."""
+    held = set(client.iter_series(model)).intersection(names)
+    points = {}
+    for name in names:
+        if name in held:
+            stats = client.series_stats(model, name)
+            points[name] = ResumePoint(stats.count, stats.last_timestamp)
+    return points
+
+
+def pending(source: CsvSource, points: dict[str, ResumePoint], on_skip: Callable[[], None]) -> Iterator[CsvRow]:
+    """The rows the server does not hold yet, in file order."""
+    ranks: dict[str, int] = {}
+    for row in source.rows():
+        rank = ranks.get(row.series, 0)
+        ranks[row.series] = rank + 1
+        point = points.get(row.series)
+        if point is not None and point.holds(row, rank):
+            on_skip()
+            continue
+        yield row
+
+
+def feed(
+    client: Client,
+    source: CsvSource,
+    model: str,
+    batch_size: int = 500,
+    progress: bool = True,
+    progress_file: IO[str] | None = None,
+) -> FeedReport:
+    """Send the rows the server does not hold, ``batch_size`` per request; then read the statistics."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid: must be an integer >= 1")
+    counts = survey(source)
+    report = FeedReport(rows=sum(counts.values()), series=list(counts))
+    client.get_model(model)  # a clear NotFound before anything else when the model does not exist
+    points = resume_points(client, model, report.series)
+    bar = tqdm(
+        total=report.rows,
+        unit="obs",
+        desc=f"feed -> {model}",
+        disable=not progress,
+        file=progress_file or sys.stderr,
+        dynamic_ncols=True,
+    )
+
+    def skip() -> None:
+        report.skipped += 1
+        bar.update(1)
+
+    with bar:
+        batch: list[CsvRow] = []
+        for row in pending(source, points, skip):
+            batch.append(row)
+            if len(batch) == batch_size:
+                _send(client, model, batch, source.name)
+                report.sent += len(batch)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            _send(client, model, batch, source.name)
+            report.sent += len(batch)
+            bar.update(len(batch))
+    report.stats = [client.series_stats(model, name) for name in report.series]
+    return report
+
+
+def _send(client: Client, model: str, batch: list[CsvRow], name: str) -> None:
+    try:
+        client.observe_many(model, [row.observation() for row in batch], batch_size=len(batch))
+    except ApiError as error:
+        if error.index is not None and 0 <= error.index < len(batch):
+            where = f"line {batch[error.index].line}"
+        else:
+            where = f"lines {batch[0].line}-{batch[-1].line}"
+        message = f"{name}, {where}: the server refused the batch ({error}); nothing of it was applied"
+        raise FeedError(message) from error
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def format_report(report: FeedReport, model: str) -> str:
+    """The prequential error table: model vs naive per series, and all series count-weighted."""
+    header = ("series", "count", "MAE", "naive MAE", "MAE/naive", "RMSE", "naive RMSE", "coverage")
+    lines = [header]
+    for s in report.stats:
+        coverage = "-" if s.coverage is None else f"{s.coverage:.1%} (target {s.interval_level:.0%})"
+        errors = (s.mae, s.naive_mae, s.relative_mae, s.rmse, s.naive_rmse)
+        lines.append((s.series, str(s.count), *(_number(e) for e in errors), coverage))
+    scored = [s for s in report.stats if s.mae is not None and s.naive_mae and s.count > 0]
+    if len(scored) > 1:
+        total = sum(s.count for s in scored)
+        mae = sum(s.count * s.mae for s in scored) / total
+        naive = sum(s.count * s.naive_mae for s in scored) / total
+        lines.append(("all (weighted)", str(total), _number(mae), _number(naive), _number(mae / naive), "", "", ""))
+    return "\n".join([_summary(report, model), *format_table(lines)])
+
+
+def format_table(lines: list[tuple[str, ...]]) -> list[str]:
+    """Columns padded to their widest cell: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in lines
+    ]
+
+
+def _summary(report: FeedReport, model: str) -> str:
+    return (
+        f"model {model!r}: {report.rows} rows in the file, {report.sent} sent, {report.skipped} already on the "
+        f"server (skipped).\nPrequential one-step error (each forecast made before its value arrived); "
+        f"MAE/naive < 1 beats repeating the last value:"
+    )

@@ -1,0 +1,127 @@
+"""``tbptt-online``: the command line. ``serve`` runs the HTTP service with uvicorn.
+
+Each subcommand is a function that adds its parser and a ``handler(args) -> int``;
+a new one (``feed``, ``forecast``, ...) is one more entry in ``COMMANDS``.
+
+>>> args = build_parser().parse_args(["serve", "--port", "9001"])
+>>> args.command, args.port, args.host
+('serve', 9001, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from service.cli.cli_tools import add_feed_command, add_forecast_command
+from service.cli.models import add_models_command
+from service.settings import Settings
+from service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
+
+
+def add_serve_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("serve", help="run the HTTP service (settings from TBPTT_* variables)")
+    parser.add_argument("--host", help="interface to listen on (overrides TBPTT_HOST)")
+    parser.add_argument("--port", type=int, help="TCP port (overrides TBPTT_PORT)")
+    parser.add_argument("--state-dir", help="state directory (overrides TBPTT_STATE_DIR)")
+    parser.add_argument("--log-level", help="log level (overrides TBPTT_LOG_LEVEL)")
+    parser.set_defaults(handler=serve)
+
+
+def freeze_the_modules(settings: Settings) -> None:
+    """Put the objects of every module the service will use out of the garbage collector's sight.
+
+    The modules (torch, FastAPI, pydantic, and the ~800 that torch imports on the first
+    update: its optimizers pull in sympy) hold some 300,000 objects that live as long as
+    the process; a full collection visited them all, 30 to 200 ms on every thread's time
+    and several times a second under load. A throwaway forecaster of the default model's
+    kind runs an update, a forecast and a checkpoint's ``state_dict`` first, so that those
+    imports happen now, then ``gc.freeze()`` moves everything alive to the permanent
+    generation (after a collection, so that no garbage is frozen with it).
+    """
+    from tbptt_online import Forecaster, ForecasterConfig
+
+    config = settings.default_config().to_dict() | {"hidden_size": 2, "k1": 2, "k2": 2}
+    warm = Forecaster(ForecasterConfig.from_dict(config))
+    for value in range(4):
+        warm.observe("warm-up", [0.5 * value] * warm.config.n_features)
+    warm.forecast("warm-up", 2)
+    warm.series_stats("warm-up")
+    warm.state_dict()
+    gc.collect()
+    gc.freeze()
+
+
+def serve(args: argparse.Namespace) -> int:
+    overrides = {key: getattr(args, key) for key in ("host", "port", "state_dir", "log_level")}
+    settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    state_lock = None
+    if settings.durable:  # before anything else, the port included: a second server on a directory must not start
+        try:
+            state_lock = StateDirectoryLock(settings.state_dir).acquire()
+        except StateDirectoryInUse as error:
+            print(f"tbptt-online serve: {error}", file=sys.stderr)
+            return 1
+    # Before torch is first imported: OpenMP reads its thread count once, and a thread that did not
+    # call torch.set_num_threads itself (the model workers, the forecast and executor threads) runs
+    # with that count, not with what the main thread set (2 threads on 2 busy cores: a forecast
+    # took 80 ms instead of 1 ms).
+    os.environ["OMP_NUM_THREADS"] = str(settings.torch_threads)
+
+    from service.errors import ApiError
+    from service.host.memory_budget import MemoryBudget  # imports torch: after OMP_NUM_THREADS is set
+
+    budget = MemoryBudget(settings.max_model_bytes, settings.max_process_bytes)
+    try:  # a default model that cannot fit is a clear startup error, not a server that never gets ready
+        budget.check_model(settings.default_config(), others_bytes=0)
+    except ApiError as error:
+        print(f"tbptt-online serve: TBPTT_DEFAULT_MODEL: {error.detail}", file=sys.stderr)
+        return 2
+
+    import uvicorn  # imported here: other subcommands need neither uvicorn nor the app
+
+    from service.api.app import create_app
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, state_lock=state_lock)
+    freeze_the_modules(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # Off above "info", where its lines are dropped anyway: uvicorn would still build each one
+        # (client address, quoted path) on the event loop, per request.
+        access_log=settings.log_level in ("info", "debug"),
+        timeout_graceful_shutdown=30,  # SIGTERM: in-flight requests get this long, then the workers drain
+    )
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_serve_command,
+    add_feed_command,
+    add_forecast_command,
+    add_models_command,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tbptt-online", description="Online TBPTT forecasting service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add_command in COMMANDS:
+        add_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

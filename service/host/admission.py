@@ -1,0 +1,182 @@
+"""Admission: what of one request a micro-batch will apply, decided before anything is.
+
+Each request (a *job*) is checked on its own against the model's state plus the
+jobs already admitted to the same micro-batch, so a bad job fails alone and
+atomically while the others go ahead:
+
+1. the library's validation (names, numbers, dimension) -> 422 naming the index;
+2. the per-series timestamp rule, in order: a later timestamp is new; the same
+   timestamp with the same value is an idempotent repeat (it gets the first
+   result and is not applied again); an older one, or the same with another
+   value, is 409 naming the index;
+3. the cap on series per model, and the memory budgets (``series_limit``, asked once per
+   batch, only when it adds a series) -> 409 naming the index of the first series too many.
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> from service.storage.observation import Observation
+>>> batch = BatchAdmission(Forecaster(ForecasterConfig(hidden_size=4)), marks={}, max_series=10)
+>>> batch.admit([Observation("a", 1.0, 10.0), Observation("a", 1.0, 10.0)])  # the repeat points at element 0
+[0, 0]
+>>> batch.admit([Observation("a", 2.0, 9.0)])
+Traceback (most recent call last):
+...
+service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older than its last timestamp 10.0
+>>> [o.value for o in batch.merged]
+[1.0]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from service.errors import ApiError, Conflict, Unprocessable
+from service.host.memory_budget import SeriesLimit
+from service.storage.observation import Observation
+from tbptt_online import Forecaster, StepResult
+from tbptt_online.results import Row
+from tbptt_online.values import format_row
+
+_INDEX = re.compile(r"^observation (\d+):")  # the library names the bad element this way
+
+
+@dataclass(frozen=True)
+class SeriesMark:
+    """A series' last timestamped observation: its timestamp, value (as the library
+    formats it) and result, or, while its batch is pending, its place in the batch."""
+
+    timestamp: float
+    value: Row
+    result: StepResult | None = None
+    pending: int = -1
+
+
+Source = int | StepResult  # where an element's result comes from: the merged batch, or a known result
+
+
+class BatchAdmission:
+    """Collects the admitted jobs of one micro-batch into one merged list of observations."""
+
+    def __init__(
+        self,
+        forecaster: Forecaster,
+        marks: Mapping[str, SeriesMark],
+        max_series: int,
+        series_limit: Callable[[], SeriesLimit] | None = None,
+    ) -> None:
+        self.forecaster = forecaster
+        self.marks = marks
+        self.max_series = max_series
+        self._series_limit = series_limit
+        self._limit: SeriesLimit | None = None
+        self.merged: list[Observation] = []
+        self._staged_marks: dict[str, SeriesMark] = {}
+        self._new_series: set[str] = set()
+
+    def limit(self) -> SeriesLimit:
+        """The most series the model may hold (asked once per batch, when a series is new)."""
+        if self._limit is None:
+            own = SeriesLimit(self.max_series, f"max_series_per_model={self.max_series}")
+            self._limit = own if self._series_limit is None else min(own, self._series_limit(), key=lambda x: x.count)
+        return self._limit
+
+    def _last_mark(self, series: str, job_marks: dict[str, SeriesMark]) -> SeriesMark | None:
+        for marks in (job_marks, self._staged_marks, self.marks):
+            mark = marks.get(series)
+            if mark is not None:
+                return mark
+        return None
+
+    def admit_all(self, jobs: list[list[Observation]]) -> list[list[Source] | ApiError]:
+        """``admit`` each job in order: its sources, or the ``ApiError`` that refused it.
+
+        The library validates all the jobs' values in one call when they are all valid
+        (the common case): its torch work runs once per micro-batch, not once per job.
+        """
+        everything = [obs for job in jobs for obs in job]
+        rows: list[list[float]] | None = None
+        try:
+            _, raw = self.forecaster.validate([(o.series, o.value) for o in everything])
+        except ValueError:  # some job is bad: each is validated on its own, to refuse it alone
+            valid = False
+        else:
+            valid = True
+            if any(o.timestamp is not None for o in everything):
+                rows = raw.tolist()
+        outcomes: list[list[Source] | ApiError] = []
+        start = 0
+        for job in jobs:
+            try:
+                if valid:
+                    outcomes.append(self._admit_valid(job, None if rows is None else rows[start : start + len(job)]))
+                else:
+                    outcomes.append(self.admit(job))
+            except ApiError as error:
+                outcomes.append(error)
+            start += len(job)
+        return outcomes
+
+    def admit(self, observations: list[Observation]) -> list[Source]:
+        """Admit one job whole, or raise ``ApiError`` and change nothing.
+
+        Returns, per element, the index in ``merged`` of the observation that
+        produces its result (its own, or the one it repeats), or the stored result
+        of an earlier batch that it repeats.
+        """
+        try:
+            _, raw = self.forecaster.validate([(o.series, o.value) for o in observations])
+        except ValueError as error:
+            found = _INDEX.match(str(error))
+            raise Unprocessable(str(error), **({"index": int(found.group(1))} if found else {})) from None
+        rows = raw.tolist() if any(o.timestamp is not None for o in observations) else None
+        return self._admit_valid(observations, rows)
+
+    def _admit_valid(self, observations: list[Observation], rows: list[list[float]] | None) -> list[Source]:
+        """``admit`` for a job whose values the library accepted; ``rows``: its values as the
+        library parsed them, needed only when an element carries a timestamp (else None).
+
+        Only a timestamped element is compared with a mark: its value as the library formats
+        it (NaN -> None: equal values compare equal)."""
+        known, new_series, base = self.forecaster.store.slots, self._new_series, len(self.merged)
+        job_marks: dict[str, SeriesMark] = {}
+        job_series: set[str] = set()
+        staged: list[Observation] = []
+        sources: list[Source] = []
+        for i, obs in enumerate(observations):
+            series, _, timestamp = obs
+            if timestamp is not None:
+                assert rows is not None
+                value = format_row(rows[i])
+                mark = self._last_mark(series, job_marks)
+                if mark is not None and timestamp == mark.timestamp and value == mark.value:
+                    sources.append(mark.result if mark.result is not None else mark.pending)
+                    continue  # an idempotent repeat: nothing is learned twice
+                if mark is not None and timestamp < mark.timestamp:
+                    raise Conflict(
+                        f"observation {i}: timestamp {timestamp} of series {series!r} is older than "
+                        f"its last timestamp {mark.timestamp}",
+                        index=i,
+                    )
+                if mark is not None and timestamp == mark.timestamp:
+                    raise Conflict(
+                        f"observation {i}: series {series!r} already has value {mark.value!r} at timestamp "
+                        f"{mark.timestamp}; {value!r} differs (a repeat must carry the same value)",
+                        index=i,
+                    )
+                job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged))
+            if series not in known and series not in new_series and series not in job_series:
+                job_series.add(series)
+                limit = self.limit()
+                if len(known) + len(new_series) + len(job_series) > limit.count:
+                    raise Conflict(
+                        f"observation {i}: series {series!r} would be new, but the model already holds "
+                        f"{len(known) + len(new_series)} series; {limit.reason}",
+                        index=i,
+                    )
+            sources.append(base + len(staged))
+            staged.append(obs)
+        self.merged.extend(staged)
+        self._staged_marks.update(job_marks)
+        self._new_series |= job_series
+        return sources

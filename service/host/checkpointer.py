@@ -1,0 +1,147 @@
+"""Checkpointer: a checkpoint of every model every N seconds or N observations, then the log pruned.
+
+A checkpoint is cut at one log position without stopping the service:
+
+1. holding the registry's lock (no model is created or deleted meanwhile), read the
+   log's last seq S and queue a *capture* job to every model's worker;
+2. each worker captures its state between two batches, on its own thread: every
+   record of that model up to S was appended by that same thread before the capture
+   job was queued, so it is applied; a batch appended after S may be too, and the
+   model's own ``seq`` says so (recovery skips a model's records up to its ``seq``);
+3. a thread serialises the states and writes the file (``CheckpointStore.write``:
+   temporary file, fsync, rename, fsync of the directory), then prunes the log
+   through the oldest checkpoint kept.
+
+Ingestion pauses only for the capture (a ``state_dict()`` whose series tensors are
+shared, not copied: the library never writes them in place); the encoding and the
+disk writes run off the workers and off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from service.host.model_state import ModelState, to_plain
+from service.host.model_worker import ModelWorker
+from service.host.rebuild import CHECKPOINT_FORMAT
+from service.host.registry import ModelRegistry
+from service.storage.checkpoints import CheckpointStore
+from service.storage.journal import DEFAULT_TORCH_THREADS
+from service.storage.log_store import LogStore
+
+logger = logging.getLogger("service.host.checkpointer")
+
+
+class Checkpointer:
+    """``start()`` on the event loop once the state is recovered; ``stop()`` lets a running write finish."""
+
+    def __init__(
+        self,
+        log: LogStore,
+        store: CheckpointStore,
+        interval_s: float = 60.0,
+        every_observations: int = 100_000,
+        torch_threads: int = DEFAULT_TORCH_THREADS,
+    ) -> None:
+        self.log = log
+        self.torch_threads = torch_threads  # the count the models compute with: recoveries from it use it
+        self.store = store
+        self.interval_s = interval_s
+        self.every_observations = every_observations
+        seqs = store.seqs()
+        self.last_seq: int | None = seqs[-1] if seqs else None  # of the newest checkpoint written
+        self._observed = 0  # since the last checkpoint started
+        self._requested = False
+        self._count_lock = threading.Lock()  # note_observed runs on the worker threads
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # one checkpoint at a time
+
+    def note_observed(self, count: int) -> None:
+        """``count`` observations were logged (any thread); wakes the checkpointer at ``every_observations``."""
+        with self._count_lock:
+            self._observed += count
+            wake = 0 < self.every_observations <= self._observed and not self._requested
+            self._requested = self._requested or wake
+        if wake and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._due.set)
+
+    def start(self, registry: ModelRegistry, checkpoint_now: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(registry))
+        if checkpoint_now:
+            self._due.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self, registry: ModelRegistry) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), timeout=self.interval_s or None)
+            if self._stopping:
+                return
+            self._due.clear()
+            try:
+                await self.checkpoint(registry)
+            except Exception:  # the log still holds everything: report it and try again next time
+                logger.exception("writing a checkpoint failed; the event log keeps every record")
+
+    async def checkpoint(self, registry: ModelRegistry) -> int | None:
+        """Write a checkpoint now unless nothing was logged since the last; its seq, or None.
+        None too while a model is quarantined: a checkpoint would leave it out and prune the
+        records that the next start needs to report it (or rebuild it)."""
+        quarantined = sorted([*registry.quarantined, *(w.name for w in registry.workers() if w.quarantined)])
+        if quarantined:
+            logger.warning("no checkpoint while model(s) %s are quarantined", quarantined)
+            return None
+        async with self._writing:
+            async with registry.lock:
+                seq = await asyncio.to_thread(self.log.last_seq)
+                with self._count_lock:
+                    self._observed, self._requested = 0, False
+                captures = [worker.call(worker.capture) for worker in registry.workers()]
+            states = await asyncio.gather(*captures)
+            if seq == self.last_seq:
+                return None
+            await asyncio.to_thread(self._write, seq, states)
+            return seq
+
+    def write_final(self, workers: Sequence[ModelWorker]) -> int | None:
+        """The checkpoint at shutdown, of workers whose threads have ended (every job applied)."""
+        seq = self.log.last_seq()
+        if seq == self.last_seq:
+            return None
+        self._write(seq, [worker.capture() for worker in workers])
+        return seq
+
+    def _write(self, seq: int, states: Sequence[ModelState]) -> None:
+        started = time.perf_counter()
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "models": [to_plain(s) for s in states],
+            "torch_threads": self.torch_threads,
+        }
+        path = self.store.write(seq, state)
+        self.last_seq = seq
+        oldest = self.store.oldest_kept_seq()
+        pruned = self.log.prune(oldest) if oldest is not None else 0
+        logger.info(
+            "checkpoint %s written (%d model(s), log seq %d) in %.3f s; %d log record(s) pruned through seq %s",
+            path,
+            len(states),
+            seq,
+            time.perf_counter() - started,
+            pruned,
+            oldest,
+        )

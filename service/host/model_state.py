@@ -1,0 +1,182 @@
+"""ModelState: everything a checkpoint keeps of one model, and its plain (checkpointable) form.
+
+A model's state is its Forecaster's ``state_dict()`` (weights, optimizer, normalisers,
+carried states, histories, counters, random generator state, config), the worker's
+per-series marks (the last timestamp and its result: a retried observation is still
+recognised after a restart) and ``seq``, the last log record the state includes.
+The plain form holds tensors and plain values only (``torch.load(weights_only=True)``).
+
+One model's state is also what ``GET /v1/models/{model}/checkpoint`` exports: the
+checkpoint encoding of :mod:`service.storage.checkpoints` around ``{"format": 1, "model": ...}``.
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> f = Forecaster(ForecasterConfig(hidden_size=4))
+>>> r = f.observe("a", 1.0)
+>>> state = ModelState("m", 7, f.state_dict(), {"a": SeriesMark(60.0, r.value, r)})
+>>> back = decode_model_checkpoint(encode_model_checkpoint(state))
+>>> back.name, back.seq, back.marks["a"] == state.marks["a"], back.config.hidden_size
+('m', 7, True, 4)
+>>> config_mismatch(ForecasterConfig(hidden_size=4), ForecasterConfig(hidden_size=8, k1=2))
+'hidden_size is 4 in the checkpoint, 8 in the model; k1 is 8 in the checkpoint, 2 in the model'
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.host.admission import SeriesMark
+from service.storage.checkpoints import decode_checkpoint, encode_checkpoint
+from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
+from tbptt_online.state_check import MAX_COUNT, check_state
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelState:
+    name: str
+    seq: int  # the last event-log record this state includes (0: none)
+    forecaster: dict[str, Any]  # Forecaster.state_dict()
+    marks: Mapping[str, SeriesMark]
+
+    @property
+    def config(self) -> ForecasterConfig:
+        return ForecasterConfig.from_dict(self.forecaster["config"])
+
+    def build(self, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster) -> Forecaster:
+        """A forecaster from ``factory`` holding this state (ValueError when the state does not fit)."""
+        forecaster = factory(self.config)
+        forecaster.load_state(self.forecaster)
+        return forecaster
+
+
+def _result_row(result: StepResult) -> list[Any]:
+    made, nxt = result.forecast_made, result.forecast_next
+    return [result.step, result.value, made.mean, made.lower, made.upper, nxt.mean, nxt.lower, nxt.upper]
+
+
+def to_plain(state: ModelState) -> dict[str, Any]:
+    """The checkpointable form: marks as columns (one list per field, not one object per series)."""
+    marks = state.marks
+    results = [mark.result for mark in marks.values()]
+    return {
+        "name": state.name,
+        "seq": state.seq,
+        "forecaster": state.forecaster,
+        "marks": {
+            "series": list(marks),
+            "timestamps": [mark.timestamp for mark in marks.values()],
+            "results": [_result_row(r) for r in results],  # type: ignore[arg-type]
+            "updated": [r.updated for r in results],  # type: ignore[union-attr]
+            "update_count": [r.update_count for r in results],  # type: ignore[union-attr]
+        },
+    }
+
+
+def from_plain(plain: Any) -> ModelState:
+    """Back from :func:`to_plain`; ``ValueError`` naming what is missing or malformed."""
+    try:
+        name, seq, forecaster, marks = plain["name"], plain["seq"], plain["forecaster"], plain["marks"]
+        columns = [marks[key] for key in ("series", "timestamps", "results", "updated", "update_count")]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"the model state lacks {error}: not a model checkpoint") from None
+    if (
+        not isinstance(name, str)
+        or isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or not isinstance(forecaster, dict)
+    ):
+        raise ValueError("the model state's name, seq or forecaster has the wrong type")
+    if not all(isinstance(column, list) for column in columns) or len({len(column) for column in columns}) != 1:
+        raise ValueError("the model state's marks have columns of different lengths")
+    rebuilt: dict[str, SeriesMark] = {}
+    for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
+        _check_mark(i, series, timestamp, row, updated, update_count, rebuilt)
+        step, value, *predictions = row
+        result = StepResult(
+            series, step, value, Prediction(*predictions[:3]), Prediction(*predictions[3:]), updated, update_count
+        )
+        rebuilt[series] = SeriesMark(timestamp, value, result)
+    return ModelState(name, seq, forecaster, rebuilt)
+
+
+def _is_row(value: Any) -> bool:
+    """A value or prediction as the library formats it: a number, None, or a list of those."""
+    if isinstance(value, list):
+        return all(item is None or (isinstance(item, int | float) and not isinstance(item, bool)) for item in value)
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _check_mark(i: int, series: Any, timestamp: Any, row: Any, updated: Any, count: Any, seen: Mapping) -> None:
+    """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise)."""
+    if not isinstance(series, str) or series in seen:
+        raise ValueError(f"marks.series[{i}]={series!r} is invalid: must be a series name, once")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
+        raise ValueError(f"marks.timestamps[{i}]={timestamp!r} is invalid: must be a finite number (unix seconds)")
+    if not isinstance(row, list) or len(row) != 8:
+        raise ValueError(f"marks.results[{i}] is invalid: must be [step, value, 3 numbers made, 3 numbers next]")
+    step = row[0]
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= MAX_COUNT:
+        raise ValueError(f"marks.results[{i}][0]={step!r} is invalid: must be a step in [1, {MAX_COUNT}]")
+    for j, item in enumerate(row[1:], start=1):
+        if not _is_row(item):
+            raise ValueError(f"marks.results[{i}][{j}] is invalid: must be a number, null or a list of them")
+    if not isinstance(updated, bool):
+        raise ValueError(f"marks.updated[{i}]={updated!r} is invalid: must be true or false")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+        raise ValueError(f"marks.update_count[{i}]={count!r} is invalid: must be an integer in [0, {MAX_COUNT}]")
+
+
+def encode_model_checkpoint(state: ModelState) -> bytes:
+    """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see service.storage.checkpoints)."""
+    return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": to_plain(state)})
+
+
+def decode_model_checkpoint(data: bytes) -> ModelState:
+    """Verify and read exported bytes: ``CorruptCheckpointError`` (a ``ValueError``) or ``ValueError`` says why."""
+    state = decode_checkpoint(data).state
+    if state.get("format") != FORMAT_VERSION or "model" not in state:
+        raise ValueError(f"not a model checkpoint: format={state.get('format')!r}, keys {sorted(state)}")
+    found = from_plain(state["model"])
+    try:
+        found.config  # noqa: B018 - validated here, so a bad config is a clear 422
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the checkpoint's config is invalid: {error}") from None
+    return found
+
+
+def config_mismatch(found: ForecasterConfig, expected: ForecasterConfig) -> str | None:
+    """``None`` when equal, else each differing field with both values."""
+    pairs = [(f.name, getattr(found, f.name), getattr(expected, f.name)) for f in dataclasses.fields(ForecasterConfig)]
+    differences = [f"{name} is {a!r} in the checkpoint, {b!r} in the model" for name, a, b in pairs if a != b]
+    return "; ".join(differences) or None
+
+
+def import_payload(data: bytes) -> dict[str, Any]:
+    """The event-log payload of an imported checkpoint: its exact bytes (base64), applied again as they came."""
+    return {"checkpoint": base64.b64encode(data).decode("ascii")}
+
+
+def read_import(
+    data: bytes, config: ForecasterConfig, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster
+) -> tuple[ModelState, Forecaster]:
+    """Exported bytes checked for a model with ``config``: the state and a forecaster holding it.
+    ``ValueError`` says what is wrong (a bad checksum, a truncated file, another config)."""
+    state = decode_model_checkpoint(data)
+    mismatch = config_mismatch(state.config, config)
+    if mismatch is not None:
+        raise ValueError(f"the checkpoint's config differs from the model's: {mismatch}")
+    check_state(state.forecaster)  # every field's meaning, not just its shape (issue 11 defect 6)
+    live = {name for name in state.forecaster["store"]["names"] if name is not None}
+    for i, series in enumerate(state.marks):
+        if series not in live:
+            raise ValueError(f"marks.series[{i}]={series!r} is invalid: the checkpoint holds no such series")
+    try:
+        return state, state.build(factory)
+    except (TypeError, KeyError, IndexError, RuntimeError) as error:  # checked above; kept a 422 if a case slipped
+        raise ValueError(f"the checkpoint's state does not load: {error!r}") from None

@@ -1,0 +1,410 @@
+"""ModelWorker: the one thread that owns a model's Forecaster and applies its observations.
+
+Requests never touch the forecaster. An observation request becomes a *job* in the
+worker's queue and awaits an asyncio future. The worker takes a job, keeps
+collecting more for up to ``max_wait_s`` or ``max_observations`` (dynamic
+batching, as in Triton), admits each job on its own (``admission``: a bad one
+fails alone and nothing of it is applied), writes the merged batch to the
+journal, applies it with ONE ``observe_many`` (the library keeps each series'
+order: its k-th value in the batch goes into tick k) while the journal's fsync
+runs, waits for that fsync, then publishes a new snapshot and settles the futures
+on their event loop: nothing is seen or acknowledged before it is durable. When the
+jobs collected include long ones (several values of a series: several ticks), the
+short ones go first in their own batch and the rest right after
+(:mod:`service.host.fair_batches`), so a single observation never waits for many ticks. A batch
+whose fsync fails is answered with the error, and the model accepts no more changes
+(it holds a batch the log may not): a restart recovers what the log holds.
+
+Readers (forecasts, series statistics, model info) use ``snapshot``: an atomic
+reference to a :class:`ModelSnapshot` holding a ``ForecasterView``, a consistent
+read-only moment of the model. They share no lock with the worker, so a forecast
+never waits for an update.
+
+Every other change of the model (forget a series, import a checkpoint, delete the
+model) and a checkpoint's capture of its state also run on the worker thread, as
+jobs in the same queue: each change is journaled before it is made, and ``seq``
+(the last log record the model's state includes) stays exact for recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
+from service.host.admission import BatchAdmission, SeriesMark, Source
+from service.host.fair_batches import short_first
+from service.host.memory_budget import SeriesLimit
+from service.host.metrics import ServiceMetrics
+from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
+from service.host.model_state import ModelState
+from service.host.recent_results import RecentResults
+from service.storage.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
+from service.storage.observation import Observation
+from tbptt_online import Forecaster, StepResult
+from tbptt_online.results import StepResults
+
+logger = logging.getLogger("service.host.model_worker")
+T = TypeVar("T")
+
+
+@dataclass
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _ObserveJob(_Job):
+    observations: list[Observation]
+
+
+@dataclass
+class _CallJob(_Job):
+    run: Callable[[], Any]  # runs on the worker thread between two batches
+    ends_thread: bool = False  # the model's last job (deletion): the thread ends once it succeeds
+
+
+_STOP = object()
+
+
+class ModelWorker:
+    """Owns one Forecaster; ``start()`` its thread, ``stop()`` + ``join()`` to drain and end it.
+
+    >>> import asyncio
+    >>> from tbptt_online import ForecasterConfig
+    >>> worker = ModelWorker("m", Forecaster(ForecasterConfig(hidden_size=4)), metrics=ServiceMetrics())
+    >>> worker.start()
+    >>> outcome = asyncio.run(worker.observe([Observation("a", 1.0), Observation("a", 2.0)]))
+    >>> [r.step for r in outcome.results], worker.snapshot.series_count
+    ([1, 2], 1)
+    >>> worker.stop(); worker.join()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        forecaster: Forecaster,
+        *,
+        metrics: ServiceMetrics,
+        journal: Journal | None = None,
+        max_series: int = 100_000,
+        max_batch_observations: int = 10_000,
+        max_wait_s: float = 0.002,
+    ) -> None:
+        self.name = name
+        self.forecaster = forecaster
+        self.metrics = metrics
+        self.journal = with_changes(journal if journal is not None else NullJournal())
+        self.seq = 0  # the last event-log record this model's state includes (0: none or no log)
+        self.max_series = max_series
+        # How many series the model may hold now (the registry's memory budgets), asked only for
+        # a batch that adds series; None: max_series alone.
+        self.series_limit: Callable[[], SeriesLimit] | None = None
+        self.max_batch_observations = max_batch_observations
+        self.max_wait_s = max_wait_s
+        self._marks: dict[str, SeriesMark] = {}
+        self.recent = RecentResults()  # what the dashboard draws: values beside the forecasts made for them
+        self._marks_changed = True  # copied into the next snapshot only when changed
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._carried: _ObserveJob | None = None  # a job that did not fit the last batch
+        self._held: list[_ObserveJob] = []  # jobs the last batch set aside (long ones): the next batch
+        self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
+        self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
+        self._closed = False
+        self._submit_lock = threading.Lock()  # no job may enter the queue after _STOP
+        self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
+        self._snapshot = self._take_snapshot()
+
+    # -- the reader's side (any thread) ------------------------------------------------
+    @property
+    def snapshot(self) -> ModelSnapshot:
+        return self._snapshot  # one attribute read: atomic, no lock shared with the worker
+
+    @property
+    def queued_jobs(self) -> int:
+        return self._queue.qsize()
+
+    # -- the requester's side (the event loop) ------------------------------------------
+    async def observe(self, observations: list[Observation]) -> ObserveOutcome:
+        """Apply one request's observations atomically; raises ``ApiError`` naming the problem."""
+        loop = asyncio.get_running_loop()
+        job = _ObserveJob(loop, loop.create_future(), observations)
+        self._submit(job)
+        return await job.future
+
+    async def forget(self, series: str) -> None:
+        await self.call(lambda: self._forget(series))
+
+    def call(self, run: Callable[[], T], *, ends_thread: bool = False) -> asyncio.Future[T]:
+        """Queue ``run`` to run on the worker thread after the jobs already queued (call it on the
+        event loop). ``ends_thread``: refuse new jobs from now on and end the thread once ``run``
+        succeeds; when it raises, the worker goes on as before."""
+        loop = asyncio.get_running_loop()
+        job = _CallJob(loop, loop.create_future(), run, ends_thread)
+        self._submit(job, closing=ends_thread)
+        return job.future
+
+    async def retire(self) -> None:
+        """Delete the model: apply the jobs already queued, journal the deletion (507 when the journal
+        is full: the model goes on), end the thread."""
+        await self.call(lambda: self.record_change(DELETE_MODEL, {}), ends_thread=True)
+
+    def _submit(self, job: _Job, closing: bool = False) -> None:
+        with self._submit_lock:
+            if self._closed:
+                raise NotFound(f"model {self.name!r} is unknown (it was deleted or the service is stopping)")
+            self._closed = closing
+            self._queue.put(job)
+
+    # -- life cycle ------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Refuse new jobs; the thread drains those already queued, then ends."""
+        with self._submit_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the state-changing paths (live jobs and journal recovery alike) ----------------------
+    def apply(self, observations: Sequence[Observation], *, record_recent: bool = True) -> StepResults:
+        """Apply one admitted batch: one ``observe_many``, the series' timestamp marks and (unless
+        ``record_recent`` is False: the caller records them later) the recent values.
+
+        Call it from the worker thread, or before ``start()`` (recovery applies the
+        journal's batches through it, in order); then ``publish()``. The results come
+        back lazy, their ticks' lists already built here (``recent`` reads them), so
+        that no torch work is left for whoever reads them on the event loop.
+        """
+        results = self.forecaster.observe_many([(o.series, o.value) for o in observations])
+        for i, obs in enumerate(observations):
+            if obs.timestamp is not None:  # only these need a StepResult of their own (idempotent repeats)
+                result = results[i]
+                self._marks[obs.series] = SeriesMark(obs.timestamp, result.value, result)
+                self._marks_changed = True
+        if record_recent:
+            self.recent.record(observations, results)
+        for tick in results.ticks:
+            tick.lists()  # built once, on this thread (a no-op when ``recent`` did it)
+        return results
+
+    def apply_forget(self, series: str) -> None:
+        """Forget a series (call it like ``apply``)."""
+        self.forecaster.forget(series)
+        self.recent.forget(series)
+        if self._marks.pop(series, None) is not None:
+            self._marks_changed = True
+
+    def load(self, forecaster: Forecaster, marks: Mapping[str, SeriesMark], seq: int) -> None:
+        """Make ``forecaster`` and ``marks`` the model's state, which includes log record ``seq``
+        (call it like ``apply``). The recent values shown beside forecasts start afresh."""
+        self.forecaster = forecaster
+        self._marks = dict(marks)
+        self._marks_changed = True
+        self.recent = RecentResults()
+        self.seq = seq
+
+    def capture(self) -> ModelState:
+        """The model's complete state (call it on the worker thread, through ``call``, or when the
+        thread is not running). Cheap: the series' tensors are shared, never written in place."""
+        return ModelState(self.name, self.seq, self.forecaster.state_dict(), dict(self._marks))
+
+    def publish(self) -> None:
+        """Make the forecaster's current state what readers see."""
+        self._snapshot = self._take_snapshot()
+
+    def _take_snapshot(self) -> ModelSnapshot:
+        f = self.forecaster
+        marks = dict(self._marks) if self._marks_changed else self._snapshot.marks
+        self._marks_changed = False
+        return ModelSnapshot(f.view(), f.update_stats(), f.observations, len(f.store), marks)
+
+    # -- the worker thread ------------------------------------------------------------
+    def _run(self) -> None:
+        # OpenMP keeps its thread count per thread: take the process's (the app sets it at start),
+        # or this thread's torch work runs with OpenMP's default (all cores: many times slower
+        # on a busy machine).
+        torch.set_num_threads(torch.get_num_threads())
+        while True:
+            interrupting = None
+            if self._held:  # what the last batch set aside (service.host.fair_batches): now, in its order
+                batch, self._held = self._held, []
+            else:
+                job = self._carried or self._queue.get()
+                self._carried = None
+                if job is _STOP:
+                    return
+                if isinstance(job, _CallJob):
+                    if self._call(job) and job.ends_thread:
+                        return
+                    continue
+                batch, interrupting = self._collect(job)
+                now, later = short_first([[o.series for o in j.observations] for j in batch])
+                batch, self._held = [batch[i] for i in now], [batch[i] for i in later]
+            try:
+                self._process(batch)
+            except Exception as error:  # a bug must not hang the requesters or kill the thread
+                logger.exception("applying a batch of model %r failed", self.name)
+                self.publish()
+                for failed in batch:
+                    self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
+            if interrupting is not None:
+                self._carried = interrupting  # handled by the next turn of the loop
+
+    def _collect(self, first: _ObserveJob) -> tuple[list[_ObserveJob], Any]:
+        """More jobs for this batch, until the wait or the size runs out; a non-observe job ends it."""
+        batch, size = [first], len(first.observations)
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_batch_observations:
+            try:
+                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if not isinstance(job, _ObserveJob):
+                return batch, job
+            if size + len(job.observations) > self.max_batch_observations:
+                self._carried = job  # it starts the next batch
+                break
+            batch.append(job)
+            size += len(job.observations)
+        return batch, None
+
+    def _process(self, jobs: list[_ObserveJob]) -> None:
+        if self._unsynced is not None:
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
+        admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
+        admitted: list[tuple[_ObserveJob, list[Source]]] = []
+        for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
+            if isinstance(outcome, ApiError):
+                self._fail(job, outcome)
+            else:
+                admitted.append((job, outcome))
+        merged = admission.merged
+        results: Sequence[StepResult] = ()
+        if merged:
+            try:
+                pending = self._journaled(lambda: self.journal.begin_append(self.name, merged), "batch", "applied")
+            except ApiError as error:
+                for job, _ in admitted:
+                    self._fail(job, error)
+                return
+            attempts_before = self.forecaster.engine.attempts
+            started = time.perf_counter()
+            try:
+                results = self.apply(merged, record_recent=False)  # the record is written; its fsync runs meanwhile
+            except Exception as error:  # the log holds a batch the model could not apply: its state is unknown
+                self.quarantined = f"a journaled batch (log seq {pending.seq}) failed to apply: {error!r}"
+                self._unsynced = Quarantined(self.name, self.quarantined)
+                raise  # answered 500 by _run; every later change gets 503, and a restart quarantines it
+            seconds = time.perf_counter() - started
+            if pending.seq is not None:
+                self.seq = pending.seq
+            try:
+                self._journaled(pending.wait_durable, "batch", "acknowledged")
+            except ApiError as error:  # applied, but not known to be durable: nothing more is accepted
+                self._unsynced = type(error)(
+                    f"the event log could not confirm a batch as durable ({error.detail}); this model accepts "
+                    "no more changes until the service restarts (recovery applies what the log holds)"
+                )
+                for job, _ in admitted:
+                    self._fail(job, self._unsynced)
+                return
+            self.recent.record(merged, results)  # readers see the batch only once it is durable
+            self.publish()
+            self.metrics.record_batch(
+                self.name,
+                requests=len(admitted),
+                observations=len(merged),
+                seconds=seconds,
+                updated=self.forecaster.engine.attempts > attempts_before,
+            )
+        update_count = self.forecaster.engine.updates
+        self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
+
+    def _call(self, job: _CallJob) -> bool:
+        """Run a job's function and settle its future; True when it succeeded."""
+        try:
+            result = job.run()
+        except Exception as error:
+            if not isinstance(error, ApiError):  # a bug: reported to the requester and logged, not hidden
+                logger.exception("a job of model %r failed", self.name)
+                error = ApiError(f"internal error: {error!r}")
+            if job.ends_thread:
+                with self._submit_lock:
+                    self._closed = False  # the model goes on
+            self._settle(job, None, error)
+            return False
+        self._settle(job, result, None)
+        return True
+
+    def _forget(self, series: str) -> None:
+        if series not in self.forecaster.store.slots:
+            raise NotFound(f"series {series!r} is unknown in model {self.name!r}")
+        seq = self.record_change(FORGET_SERIES, {"series": series})
+        self.apply_forget(series)
+        self.seq = seq
+        self.publish()
+
+    def record_change(self, kind: str, payload: dict[str, Any]) -> int:
+        """Journal a change before making it (on the worker thread): the seq the model's state
+        includes once it is made; ``InsufficientStorage`` (507) when the journal is full."""
+        if self._unsynced is not None:
+            raise self._unsynced
+        seq = self._journaled(lambda: self.journal.record(self.name, kind, payload), "change", "changed")
+        return seq if seq is not None else self.seq
+
+    def _journaled(self, write: Callable[[], T], what: str, done: str) -> T:
+        """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``ApiError``
+        (500) when it fails otherwise; either way nothing was done."""
+        try:
+            return write()
+        except StorageFullError as error:
+            raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
+        except Exception as error:  # reported to every requester and logged, not hidden
+            logger.exception("the journal failed for model %r", self.name)
+            raise ApiError(f"the journal failed ({error!r}); nothing was {done}") from None
+
+    def _fail(self, job: _Job, error: ApiError) -> None:
+        self.metrics.record_rejection(self.name, error.status_code)
+        self._settle(job, None, error)
+
+    @classmethod
+    def _settle(cls, job: _Job, result: Any, error: BaseException | None) -> None:
+        cls._settle_all([(job, result, error)])
+
+    @staticmethod
+    def _settle_all(settlements: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        """Settle the jobs' futures on their loops: one wake-up of each loop for them all (each
+        wake-up is a write to the loop's self-pipe, and a GIL hand-over to a busy loop)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+        for settlement in settlements:
+            by_loop.setdefault(settlement[0].loop, []).append(settlement)
+
+        def settle(group: list[tuple[_Job, Any, BaseException | None]]) -> None:
+            for job, result, error in group:
+                if job.future.done():  # the requester went away (cancelled); the batch still counts
+                    continue
+                if error is None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(error)
+
+        for loop, group in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(settle, group)

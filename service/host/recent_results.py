@@ -1,0 +1,202 @@
+"""RecentResults: the last few observations of each series with the forecast made for each.
+
+The dashboard draws them: each value next to the one-step forecast (and interval)
+that the model had served for it before it arrived. A model's worker records every
+applied batch here (``record``, on the worker thread) and forgets a deleted series;
+routes read it from the event loop (``read``). One short lock guards the rings: a
+reader copies at most ``capacity`` rows and never waits for a forward step or an
+update, only for another copy. Nothing here is durable: after a restart the rings
+refill from the journal's recovery (which goes through the same ``apply``).
+
+Each series' ring is one ``array('d')`` of rows (step, timestamp, value, forecast
+mean, lower, upper; NaN where a timestamp or a value is absent), not a Python object
+per value: with 10,000 series the rings hold millions of values, and a garbage
+collector pass that visited each of them took 50 ms and more, several times a
+second, on every thread's time.
+
+>>> from service.storage.observation import Observation
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> f = Forecaster(ForecasterConfig(hidden_size=4))
+>>> obs = [Observation("a", 1.0, 60.0), Observation("a", 2.0, 120.0), Observation("a", 3.0, 180.0)]
+>>> recent = RecentResults(capacity=2)
+>>> recent.record(obs, f.observe_many([(o.series, o.value) for o in obs]))
+>>> [(p.step, p.timestamp, p.value) for p in recent.read("a", limit=10)]
+[(2, 120.0, 2.0), (3, 180.0, 3.0)]
+>>> recent.forget("a"); recent.read("a", limit=10)
+[]
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+from typing import Any
+
+from service.storage.observation import Observation
+from tbptt_online import StepResult
+from tbptt_online.results import Prediction, StepResults
+
+DEFAULT_CAPACITY = 500
+_NAN = math.nan
+
+
+@dataclass(frozen=True)
+class RecentPoint:
+    step: int
+    timestamp: float | None
+    value: Any  # as the library formats it: float, list, or None (missing)
+    forecast_made: Prediction  # served for this value before it arrived
+
+
+class _Ring:
+    """One series' last values: up to ``capacity`` rows of floats, the oldest at row ``start``."""
+
+    __slots__ = ("count", "rows", "start")
+
+    def __init__(self) -> None:
+        self.rows = array("d")
+        self.start = 0
+        self.count = 0
+
+
+class RecentResults:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity={capacity!r} is invalid: must be an integer >= 1")
+        self.capacity = capacity
+        self._rings: dict[str, _Ring] = {}
+        self._features: int | None = None  # values per observation (the model's n_features), from the first batch
+        self._lock = threading.Lock()
+
+    def record(self, observations: Sequence[Observation], results: Sequence[StepResult]) -> None:
+        """Append one applied batch (``results[i]`` is the result of ``observations[i]``)."""
+        if len(observations) != len(results):
+            raise ValueError(f"{len(observations)} observations but {len(results)} results")
+        if not results:
+            return
+        features = _features_of(results)
+        if self._features is None:
+            self._features = features
+        elif features != self._features:
+            raise ValueError(f"results with {features} feature(s), expected {self._features}")
+        rows = _rows(observations, results, features)
+        width, capacity = 2 + 4 * features, self.capacity
+        with self._lock:
+            rings = self._rings
+            for series, row in rows:
+                ring = rings.get(series)
+                if ring is None:
+                    ring = rings[series] = _Ring()
+                if ring.count < capacity:
+                    ring.rows.extend(row)
+                    ring.count += 1
+                else:  # full: the new row replaces the oldest
+                    at = ring.start * width
+                    ring.rows[at : at + width] = array("d", row)
+                    ring.start = (ring.start + 1) % capacity
+
+    def forget(self, series: str) -> None:
+        with self._lock:
+            self._rings.pop(series, None)
+
+    def read(self, series: str, limit: int) -> list[RecentPoint]:
+        """The last ``limit`` points of ``series``, oldest first ([] for an unknown series)."""
+        with self._lock:
+            ring = self._rings.get(series)
+            if ring is None or self._features is None:
+                return []
+            d = self._features
+            width = 2 + 4 * d
+            at = ring.start * width
+            ordered = ring.rows[at:] + ring.rows[:at]  # a copy, oldest first
+        n = min(max(limit, 0), len(ordered) // width)
+        points = []
+        for offset in range(len(ordered) - n * width, len(ordered), width):
+            row = ordered[offset : offset + width]
+            timestamp = row[1]
+            if d == 1:
+                value, *made_parts = (None if math.isnan(x) else x for x in row[2:6])
+                made = Prediction(*made_parts)  # None: no forecast was made (a series' first value)
+            else:
+                value = [None if math.isnan(x) else x for x in row[2 : 2 + d]]
+                parts = [[None if math.isnan(x) else x for x in row[2 + k * d : 2 + (k + 1) * d]] for k in (1, 2, 3)]
+                made = Prediction(*parts)
+            points.append(RecentPoint(int(row[0]), None if math.isnan(timestamp) else timestamp, value, made))
+        return points
+
+
+def _features_of(results: Sequence[StepResult]) -> int:
+    lists = results.ticks[0].lists() if isinstance(results, StepResults) else None
+    mean = lists.made_mean[0] if lists is not None else results[0].forecast_made.mean
+    return len(mean) if isinstance(mean, list) else 1
+
+
+def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d: int) -> Iterable[tuple[str, Any]]:
+    """(series, row of floats) per observation, each series' in its order. From a batch's
+    ``StepResults``: straight from each tick's lists (a series' k-th value is in tick k),
+    no ``StepResult`` built."""
+    if not isinstance(results, StepResults):
+        return [
+            (obs.series, _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), d))
+            for obs, r in zip(observations, results, strict=True)
+        ]
+    stamps: dict[int, list[float]] = {}  # id(tick) -> its rows' timestamps (NaN: none), when any was given
+    for i, obs in enumerate(observations):
+        if obs.timestamp is not None:
+            tick, row = results.locate(i)
+            stamps.setdefault(id(tick), [_NAN] * len(tick.names))[row] = obs.timestamp
+    ticks = ((tick, tick.lists()) for tick in results.ticks)
+    if d != 1:
+        return chain.from_iterable(
+            (
+                (series, _row(step, timestamp, value, mean, lower, upper, d))
+                for series, step, timestamp, value, mean, lower, upper in zip(
+                    c.names,
+                    c.steps,
+                    stamps.get(id(tick)) or repeat(None),
+                    c.values,
+                    c.made_mean,
+                    c.made_lower,
+                    c.made_upper,
+                    strict=False,  # repeat(None) is endless; the lists are one tick's rows each
+                )
+            )
+            for tick, c in ticks
+        )
+    return chain.from_iterable(
+        zip(
+            c.names,
+            zip(
+                c.steps,
+                stamps.get(id(tick)) or repeat(_NAN),
+                [_NAN if v is None else v for v in c.values],
+                *(_floats(column) for column in (c.made_mean, c.made_lower, c.made_upper)),
+                strict=False,  # repeat(_NAN) is endless; the lists are one tick's rows each
+            ),
+            strict=True,
+        )
+        for tick, c in ticks
+    )
+
+
+def _floats(column: list) -> list:
+    """A d = 1 column with None (no forecast: a hybrid series' first value) as NaN."""
+    return [_NAN if x is None else x for x in column] if None in column else column
+
+
+def _prediction(p: Prediction) -> tuple[Any, Any, Any]:
+    return p.mean, p.lower, p.upper
+
+
+def _row(step: int, timestamp: float | None, value: Any, mean: Any, lower: Any, upper: Any, d: int) -> tuple:
+    """One observation as floats: step, timestamp, then value, mean, lower, upper (d each; NaN: none)."""
+    stamp = _NAN if timestamp is None else timestamp
+    if d == 1:
+        return (step, stamp, *(_NAN if x is None else x for x in (value, mean, lower, upper)))
+    values = [_NAN] * d if value is None else [_NAN if x is None else x for x in value]
+    made = [_NAN if x is None else x for part in (mean, lower, upper) for x in part]
+    return (step, stamp, *values, *made)

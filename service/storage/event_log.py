@@ -1,0 +1,305 @@
+"""EventLog: the write-ahead log of what the service accepted, on SQLite in WAL mode.
+
+Every accepted change of a model (a created model, a merged batch of observations,
+a deleted series, ...) is appended here *before* it is applied and acknowledged;
+recovery applies the records after the newest valid checkpoint. One table::
+
+    events(seq INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT, kind TEXT, payload BLOB, created_at REAL)
+
+``seq`` is assigned in commit order, starts at 1, never goes back and is never reused
+(AUTOINCREMENT keeps the high-water mark in ``sqlite_sequence`` even after ``prune``);
+a failed append rolls back, so the sequence has no gaps. ``payload`` is any value
+orjson encodes (dicts, lists, str, numbers, None); it comes back decoded, with tuples
+as lists. orjson writes NaN and ±inf as null: validate numbers before appending.
+
+How hard it syncs (``sync``):
+
+- ``"batch"``: a record whose ``append`` returned survives a process crash (``kill -9``)
+  *and* an OS crash or power loss (as far as the disk honours fsync). Each commit
+  writes the WAL into the OS page cache (``PRAGMA synchronous=NORMAL``), then the
+  :class:`~service.storage.wal_sync.WalSyncer` thread fsyncs the WAL; ``append`` waits for it.
+  ``write`` + ``durable`` split the two, so the caller can work while the fsync runs
+  (one fsync serves every record waiting: group commit). Cost: about one fsync per
+  append (per merged batch, not per observation). An fsync that fails fails this
+  record's ``durable`` and every later ``write`` (see ``WalSyncer``).
+- ``"interval"``: ``PRAGMA synchronous=NORMAL``. A commit writes the WAL into the OS
+  page cache without fsync; a background thread fsyncs the WAL every
+  ``sync_interval_ms`` when something was appended. A record whose append returned
+  survives a process crash (the kernel holds the write); an OS crash or power loss
+  may lose the records appended in the last ``sync_interval_ms`` (never a record
+  before the last completed sync, and never the log's consistency: WAL frames are
+  checksummed and a torn tail is ignored on open).
+
+In both modes a crash in the middle of an append (a torn WAL frame) leaves the
+committed prefix intact: SQLite ignores WAL frames after the last valid commit frame.
+
+A full disk, or the optional ``max_bytes`` cap on the log's size, raises
+:class:`service.errors.StorageFullError` (an ``OSError`` with ``errno.ENOSPC``) from
+``append`` and leaves the log valid without that record.
+
+>>> import tempfile, pathlib
+>>> with tempfile.TemporaryDirectory() as d, EventLog(pathlib.Path(d) / "events.db") as log:
+...     log.append("default", "observe", {"items": [["a", 1.5], ["b", None]]})
+...     log.append("default", "forget_series", {"series": "b"})
+...     [(r.seq, r.kind, r.payload) for r in log.records(after_seq=0)]
+1
+2
+[(1, 'observe', {'items': [['a', 1.5], ['b', None]]}), (2, 'forget_series', {'series': 'b'})]
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from service.errors import StorageFullError
+from service.storage.wal_sync import WalSyncer
+
+SYNC_MODES = ("batch", "interval")
+_SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_PAGE_ROWS = 1000  # records read per query while iterating (the lock is released between pages)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+
+log = logging.getLogger(__name__)
+
+
+class LogRecord(NamedTuple):
+    seq: int
+    model: str
+    kind: str
+    payload: Any
+    created_at: float  # unix time of the append
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> Exception:
+    """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == _SQLITE_FULL:
+        return StorageFullError(errno.ENOSPC, f"event log {path} is full: {exc}")
+    return exc
+
+
+class EventLog:
+    """A thread-safe, append-only log of ``(seq, model, kind, payload)`` records.
+
+    ``sync`` is ``"batch"`` or ``"interval"`` (see the module docstring for what each
+    survives); ``sync_interval_ms`` is the fsync period of ``"interval"``; ``max_bytes``
+    caps the database's size (appends beyond it raise ``StorageFullError``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sync: str = "batch",
+        sync_interval_ms: int = 100,
+        max_bytes: int | None = None,
+    ) -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync={sync!r} is invalid: must be one of {', '.join(SYNC_MODES)}")
+        if isinstance(sync_interval_ms, bool) or not isinstance(sync_interval_ms, int) or sync_interval_ms < 1:
+            raise ValueError(f"sync_interval_ms={sync_interval_ms!r} is invalid: must be an integer >= 1")
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+            raise ValueError(f"max_bytes={max_bytes!r} is invalid: must be a positive integer or None")
+        self.path = Path(path)
+        self.sync_mode = sync
+        self._lock = threading.Lock()
+        self._dirty = False  # appended since the last fsync (interval mode)
+        self._sync_error: OSError | None = None  # a failed background fsync, raised by the next append
+        self._closed = False
+        # One connection shared under self._lock: SQLite has a single writer anyway, and
+        # autocommit (isolation_level=None) makes each INSERT its own transaction.
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise OSError(errno.EINVAL, f"event log {self.path}: journal_mode=WAL refused (got {mode!r})")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # batch mode: WalSyncer fsyncs each commit
+            if max_bytes is not None:
+                page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+                self._conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
+            self._conn.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise _translate(exc, self.path) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+        self._fsyncs = WalSyncer(Path(f"{self.path}-wal")) if sync == "batch" else None
+        if sync == "interval":
+            self._syncer = threading.Thread(
+                target=self._sync_periodically, args=(sync_interval_ms / 1000.0,), name="event-log-sync", daemon=True
+            )
+            self._syncer.start()
+
+    # -- writing ------------------------------------------------------------------
+    def append(self, model: str, kind: str, payload: Any) -> int:
+        """Append one record and return its seq, durable per ``sync`` when this returns.
+
+        Raises ``StorageFullError`` when the disk or ``max_bytes`` is full (the record
+        is then absent), ``TypeError`` for a payload orjson cannot encode.
+        """
+        seq = self.write(model, kind, payload)
+        if self._fsyncs is not None:
+            self._fsyncs.sync_here()  # nothing to overlap: no hand-over to the fsync thread
+        return seq
+
+    def write(self, model: str, kind: str, payload: Any) -> int:
+        """``append`` without waiting for the fsync: the record survives a process crash when
+        this returns, a power loss (batch mode) once ``durable(seq)`` is done."""
+        for field, value in (("model", model), ("kind", kind)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{field}={value!r} is invalid: must be a non-empty string")
+        data = orjson.dumps(payload)
+        with self._lock:
+            self._check_open()
+            if self._fsyncs is not None and self._fsyncs.failure is not None:
+                raise self._fsyncs.failure
+            if self._sync_error is not None:
+                error, self._sync_error = self._sync_error, None
+                raise error
+            try:
+                cursor = self._conn.execute(
+                    "INSERT INTO events (model, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                    (model, kind, data, time.time()),
+                )
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:  # SQLite usually rolled back already; make sure
+                    self._conn.rollback()
+                raise _translate(exc, self.path) from exc
+            self._dirty = True
+            return int(cursor.lastrowid)
+
+    def durable(self, seq: int) -> Future[None]:
+        """Done once the record ``seq`` (written before this call) is as durable as ``sync``
+        promises: batch mode, after an fsync of the WAL; interval mode, at once (its promise
+        is the process crash, which ``write`` already keeps). Raises the fsync's error."""
+        if self._fsyncs is None:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return self._fsyncs.request()
+
+    def prune(self, through_seq: int) -> int:
+        """Delete every record with ``seq <= through_seq``; return how many went.
+
+        Call it with ``CheckpointStore.oldest_kept_seq()``: the records after the
+        oldest kept checkpoint stay, so recovery can still start from any kept checkpoint.
+        """
+        with self._lock:
+            self._check_open()
+            try:
+                return self._conn.execute("DELETE FROM events WHERE seq <= ?", (int(through_seq),)).rowcount
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise _translate(exc, self.path) from exc
+
+    def sync(self) -> None:
+        """Fsync the WAL now (interval mode: what the background thread does; batch mode: what
+        each append already waited for)."""
+        with self._lock:
+            self._check_open()
+            self._fsync_wal()
+
+    def close(self) -> None:
+        """Stop the sync thread, fsync what is pending, close the database. Idempotent."""
+        if self._syncer is not None:
+            self._stop.set()
+            self._syncer.join()
+        if self._fsyncs is not None:
+            self._fsyncs.close()  # the fsyncs already asked for are done first
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._fsync_wal()
+            finally:
+                self._closed = True
+                self._conn.close()  # the last connection checkpoints the WAL into the database
+
+    # -- reading ------------------------------------------------------------------
+    def records(self, after_seq: int = 0) -> Iterator[LogRecord]:
+        """The records with ``seq > after_seq`` in seq order (read page by page)."""
+        last = int(after_seq)
+        while True:
+            with self._lock:
+                self._check_open()
+                rows = self._conn.execute(
+                    "SELECT seq, model, kind, payload, created_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, _PAGE_ROWS),
+                ).fetchall()
+            for seq, model, kind, payload, created_at in rows:
+                yield LogRecord(seq, model, kind, orjson.loads(payload), created_at)
+            if len(rows) < _PAGE_ROWS:
+                return
+            last = rows[-1][0]
+
+    def last_seq(self) -> int:
+        """The highest seq ever appended (0 for a new log), also after ``prune``."""
+        with self._lock:
+            self._check_open()
+            row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    # -- internals ------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"event log {self.path} is closed")
+
+    def _fsync_wal(self) -> None:
+        """Caller holds the lock. The WAL is the only file with unsynced commits in NORMAL
+        mode: SQLite syncs the database itself around every checkpoint."""
+        if not self._dirty:
+            return
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # nothing written since the WAL was last checkpointed away
+            self._dirty = False
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise StorageFullError(errno.ENOSPC, f"event log {self.path}: fsync failed: {exc}") from exc
+            raise
+        finally:
+            os.close(fd)
+        self._dirty = False
+
+    def _sync_periodically(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    self._fsync_wal()
+                except OSError as exc:  # kept, and raised by the next append: it must not go unseen
+                    log.error("event log %s: background fsync failed: %s", self.path, exc)
+                    self._sync_error = exc
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

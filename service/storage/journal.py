@@ -1,0 +1,119 @@
+"""The journal hook: where the service records a change before it makes it.
+
+A model worker calls ``journal.append(model, observations)`` with the merged batch
+of one micro-batch, in apply order, *before* it changes the model; if that raises
+:class:`~service.errors.StorageFullError` the batch's requests get 507 and nothing
+is applied. Applying the appended batches again, in order, through
+``ModelWorker.apply`` reproduces the same ticks. Each model has its own worker
+thread, so ``append`` may be called from several threads at once.
+
+The other changes of the service's state (a model created or deleted, a series
+forgotten, a checkpoint imported) go through ``record(model, kind, payload)``,
+also before they are made. Both return the record's sequence number in the log
+(``None`` for a journal that keeps no log): recovery uses it to skip what a
+checkpoint already holds.
+
+A journal may also offer ``begin_append(model, observations) -> PendingAppend``: the
+record is written (it survives a process crash) when it returns, and
+``wait_durable()`` blocks until it is as durable as ``append`` makes it (the
+event log's fsync), raising what ``append`` would raise. The worker computes the batch
+in between and acknowledges it only after ``wait_durable()``, so the fsync and the
+model's work overlap.
+
+The default keeps nothing (state lives in memory only); :class:`service.storage.log_journal.LogJournal`
+writes both to the event log and makes the service durable. A journal with
+``append`` alone (a test's recorder) still works: :func:`with_changes` gives it a
+``record`` that keeps nothing and a ``begin_append`` that is its ``append``.
+
+>>> from service.storage.observation import Observation
+>>> journal = with_changes(NullJournal())
+>>> journal.append("default", [Observation("a", 1.0, 1700000000.0)]), journal.record("default", "forget_series", {})
+(None, None)
+>>> pending = journal.begin_append("default", [Observation("a", 2.0, 1700000001.0)])
+>>> pending.seq, pending.wait_durable()
+(None, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from service.storage.observation import Observation
+
+# The kinds of change records, as the event log stores them.
+CREATE_MODEL = "create_model"
+OBSERVE = "observe"
+FORGET_SERIES = "forget_series"
+DELETE_MODEL = "delete_model"
+IMPORT_CHECKPOINT = "import_checkpoint"
+# The torch thread count the records after it were computed with: a recovery is bit-identical
+# only at that count (the matrix kernels split their work by it). Its model is PROCESS_RECORD,
+# which no model can be named (names start with a letter or digit).
+TORCH_THREADS = "torch_threads"
+PROCESS_RECORD = "*"
+DEFAULT_TORCH_THREADS = 1  # the count of a log without a TORCH_THREADS record (the setting's default)
+
+
+def _already_durable() -> None:
+    return None
+
+
+class PendingAppend(NamedTuple):
+    """A batch's record, written; ``wait_durable()`` returns once it is durable (or raises)."""
+
+    seq: int | None
+    wait_durable: Callable[[], None] = _already_durable
+
+
+class Journal(Protocol):
+    def append(self, model: str, observations: Sequence[Observation]) -> int | None:
+        """Record one batch durably, or raise (``StorageFullError``: the batch is refused with 507)."""
+        ...
+
+
+class ChangeJournal(Journal, Protocol):
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
+        """Record one other change durably, or raise (``StorageFullError``: refused with 507)."""
+        ...
+
+    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        """``append`` in two steps: written when this returns, durable after ``wait_durable()``."""
+        ...
+
+
+class NullJournal:
+    """A journal that records nothing: state lives in memory only."""
+
+    def append(self, model: str, observations: Sequence[Observation]) -> int | None:
+        return None
+
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
+        return None
+
+    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        return PendingAppend(None)
+
+
+class _Completed:
+    """A journal given ``begin_append`` (its ``append``, durable at once) and, without a
+    ``record`` of its own, a ``record`` that keeps nothing."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def append(self, model: str, observations: Sequence[Observation]) -> int | None:
+        return self.journal.append(model, observations)
+
+    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        return PendingAppend(self.journal.append(model, observations))
+
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
+        record = getattr(self.journal, "record", None)
+        return record(model, kind, payload) if callable(record) else None
+
+
+def with_changes(journal: Journal) -> ChangeJournal:
+    """``journal`` itself when it has ``record`` and ``begin_append``, else a wrapper that adds them."""
+    complete = all(callable(getattr(journal, name, None)) for name in ("record", "begin_append"))
+    return journal if complete else _Completed(journal)  # type: ignore[return-value]

@@ -1,0 +1,65 @@
+"""LogJournal: the service's journal written to a :class:`~service.storage.log_store.LogStore`.
+
+An ``observe`` record holds one merged micro-batch exactly as the worker applies it,
+``{"items": [[series, value, timestamp], ...]}``, so applying the records in order
+runs the same batched ticks. The other kinds (``create_model``, ``forget_series``,
+``delete_model``, ``import_checkpoint``) hold the payload the service gives them.
+Every append is durable (per the log's ``sync``) before it returns, and returns the
+record's seq; ``begin_append`` returns once the record is written, with a
+``wait_durable`` for its fsync.
+
+>>> import tempfile, pathlib
+>>> from service.storage.event_log import EventLog
+>>> with tempfile.TemporaryDirectory() as d, EventLog(pathlib.Path(d) / "events.sqlite3") as log:
+...     journal = LogJournal(log)
+...     journal.record("m", "create_model", {"config": {}})
+...     journal.append("m", [Observation("a", 1.5, 60.0), Observation("b", [1.0, None])])
+...     batch = observations_of(list(log.records())[-1].payload)
+1
+2
+>>> batch[1]
+Observation(series='b', value=[1.0, None], timestamp=None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from service.storage.journal import OBSERVE, PendingAppend
+from service.storage.log_store import LogStore
+from service.storage.observation import Observation
+
+
+def observations_of(payload: dict[str, Any]) -> list[Observation]:
+    """The batch of an ``observe`` record's payload, in its order."""
+    return [Observation(series, value, timestamp) for series, value, timestamp in payload["items"]]
+
+
+def _payload(observations: Sequence[Observation]) -> dict[str, Any]:
+    return {"items": [[o.series, o.value, o.timestamp] for o in observations]}
+
+
+class LogJournal:
+    """Appends batches and changes to ``log``; ``on_observed(n)`` hears of each batch of n observations
+    once it is recorded (the checkpointer counts them)."""
+
+    def __init__(self, log: LogStore, on_observed: Callable[[int], None] | None = None) -> None:
+        self.log = log
+        self.on_observed = on_observed
+
+    def append(self, model: str, observations: Sequence[Observation]) -> int:
+        seq = self.log.append(model, OBSERVE, _payload(observations))
+        if self.on_observed is not None:
+            self.on_observed(len(observations))
+        return seq
+
+    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        """Write the batch's record; ``wait_durable()`` waits for the log's fsync (batch mode)."""
+        seq = self.log.write(model, OBSERVE, _payload(observations))
+        if self.on_observed is not None:
+            self.on_observed(len(observations))
+        return PendingAppend(seq, self.log.durable(seq).result)
+
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> int:
+        return self.log.append(model, kind, payload)

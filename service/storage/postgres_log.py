@@ -1,0 +1,236 @@
+"""PostgresLog: the write-ahead log as one *stream* of records in PostgreSQL, with epoch fencing.
+
+The same contract as :class:`~service.storage.event_log.EventLog` (see
+:mod:`service.storage.log_store`), for a cluster: every node reaches the database, and several
+writers (one per shard) share it, each on its own stream with its own seq. Two tables::
+
+    log_streams(stream TEXT PRIMARY KEY, epoch BIGINT, last_seq BIGINT)
+    log_events(stream TEXT, seq BIGINT, epoch BIGINT, model TEXT, kind TEXT, payload BYTEA,
+               created_at DOUBLE PRECISION, PRIMARY KEY (stream, seq))
+
+**Epochs.** Opening a ``PostgresLog`` takes the stream's next epoch (``epoch + 1``, committed at
+once): from then on an append or a prune carrying an older epoch changes nothing and raises
+:class:`~service.storage.log_store.FencedWriter`. Each append is one statement that bumps
+``last_seq`` *only where the stream's epoch is still the writer's* and inserts the record with
+that seq; the row lock it takes makes a takeover wait for an append in flight, so once a new
+incarnation holds its epoch, no older writer (a zombie after a partition, a process Ray thought
+dead) can add a record after it. Seqs have no gaps: a failed statement rolls back whole.
+
+**Durability.** Each append commits before it returns, at the server's ``synchronous_commit``
+(on by default: the commit record is flushed to the server's WAL), so ``durable(seq)`` is done
+at once. A connection that fails during an append leaves it unknown whether the record
+committed: the log then refuses every later append (``OSError``), so the writer's state can
+never run ahead of or behind its log; a restart recovers what the log holds.
+
+Payloads are stored as orjson bytes, exactly as the SQLite log stores them, so a recovery
+reads the same values from either.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import psycopg
+
+from service.storage.event_log import LogRecord
+from service.storage.log_store import FencedWriter
+
+_PAGE_ROWS = 1000
+_SCHEMA_LOCK = 7_364_021  # pg_advisory_xact_lock key: shards starting together create the tables once
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS log_streams (
+        stream TEXT PRIMARY KEY,
+        epoch BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS log_events (
+        stream TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        epoch BIGINT NOT NULL,
+        model TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (stream, seq)
+    )""",
+)
+_TAKE_EPOCH = """
+    INSERT INTO log_streams (stream, epoch, last_seq) VALUES (%s, 1, 0)
+    ON CONFLICT (stream) DO UPDATE SET epoch = log_streams.epoch + 1
+    RETURNING epoch
+"""
+# One statement, so one transaction: the seq is taken and the record written only where this
+# writer's epoch is still the stream's; nothing is written (no seq used) otherwise.
+_APPEND = """
+    WITH next AS (
+        UPDATE log_streams SET last_seq = last_seq + 1
+        WHERE stream = %(stream)s AND epoch = %(epoch)s
+        RETURNING last_seq
+    )
+    INSERT INTO log_events (stream, seq, epoch, model, kind, payload, created_at)
+    SELECT %(stream)s, last_seq, %(epoch)s, %(model)s, %(kind)s, %(payload)s, %(created_at)s FROM next
+    RETURNING seq
+"""
+_PRUNE = """
+    DELETE FROM log_events
+    WHERE stream = %(stream)s AND seq <= %(through)s
+      AND EXISTS (SELECT 1 FROM log_streams WHERE stream = %(stream)s AND epoch = %(epoch)s)
+"""
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, for messages and logs.
+
+    >>> display_url("postgresql://tbptt:secret@db:5432/tbptt")
+    'postgresql://tbptt@db:5432/tbptt'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}@" if parts.username else ""
+    return parts._replace(netloc=f"{user}{netloc}").geturl()
+
+
+class PostgresLog:
+    """The log stream ``stream`` in the database at ``url`` (a libpq URL or DSN), opened as a new
+    writer epoch. Thread-safe (one connection, used under a lock)."""
+
+    def __init__(self, url: str, stream: str = "default", connect_timeout_s: float = 10.0) -> None:
+        if not isinstance(stream, str) or not stream:
+            raise ValueError(f"stream={stream!r} is invalid: must be a non-empty string")
+        self.url = url
+        self.stream = stream
+        self.path = f"{display_url(url)} (stream {stream!r})"
+        self._lock = threading.Lock()
+        self._broken: OSError | None = None
+        self._closed = False
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout_s)))
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in _SCHEMA:
+                    self._conn.execute(statement)
+            self.epoch: int = self._conn.execute(_TAKE_EPOCH, (stream,)).fetchone()[0]
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- writing ------------------------------------------------------------------
+    def append(self, model: str, kind: str, payload: Any) -> int:
+        """Append one record and return its seq; committed (durable) when this returns.
+
+        Raises ``FencedWriter`` when a newer epoch owns the stream (nothing written), ``OSError``
+        when the database could not be reached (whether it committed is then unknown, and every
+        later append raises too).
+        """
+        for field, value in (("model", model), ("kind", kind)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{field}={value!r} is invalid: must be a non-empty string")
+        data = orjson.dumps(payload)
+        with self._lock:
+            self._check_writable()
+            params = {
+                "stream": self.stream,
+                "epoch": self.epoch,
+                "model": model,
+                "kind": kind,
+                "payload": data,
+                "created_at": time.time(),
+            }
+            try:
+                row = self._conn.execute(_APPEND, params).fetchone()
+            except psycopg.OperationalError as exc:  # the commit may or may not have happened
+                self._broken = OSError(errno.EIO, f"event log {self.path}: the database connection failed: {exc}")
+                raise self._broken from exc
+            if row is None:
+                raise self._fenced()
+            return int(row[0])
+
+    def write(self, model: str, kind: str, payload: Any) -> int:
+        """The same as ``append``: a commit is already as durable as this store promises."""
+        return self.append(model, kind, payload)
+
+    def durable(self, seq: int) -> Future[None]:
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    def prune(self, through_seq: int) -> int:
+        """Delete this stream's records with ``seq <= through_seq``; ``FencedWriter`` (nothing
+        deleted) from a superseded epoch."""
+        with self._lock:
+            self._check_writable()
+            params = {"stream": self.stream, "through": int(through_seq), "epoch": self.epoch}
+            deleted = self._conn.execute(_PRUNE, params).rowcount
+            if deleted == 0 and self._current_epoch() != self.epoch:
+                raise self._fenced()
+            return deleted
+
+    def sync(self) -> None:
+        """Nothing to do: every append committed before it returned."""
+
+    def close(self) -> None:
+        """Close the connection (the epoch stays taken: a reopen takes the next). Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    # -- reading ------------------------------------------------------------------
+    def records(self, after_seq: int = 0) -> Iterator[LogRecord]:
+        """This stream's records with ``seq > after_seq`` in seq order (read page by page)."""
+        last = int(after_seq)
+        while True:
+            with self._lock:
+                self._check_open()
+                rows = self._conn.execute(
+                    "SELECT seq, model, kind, payload, created_at FROM log_events "
+                    "WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    (self.stream, last, _PAGE_ROWS),
+                ).fetchall()
+            for seq, model, kind, payload, created_at in rows:
+                yield LogRecord(int(seq), model, kind, orjson.loads(payload), created_at)
+            if len(rows) < _PAGE_ROWS:
+                return
+            last = int(rows[-1][0])
+
+    def last_seq(self) -> int:
+        """The highest seq ever appended to this stream (0 for a new one), also after ``prune``."""
+        with self._lock:
+            self._check_open()
+            row = self._conn.execute("SELECT last_seq FROM log_streams WHERE stream = %s", (self.stream,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    # -- internals ------------------------------------------------------------------
+    def _current_epoch(self) -> int:
+        row = self._conn.execute("SELECT epoch FROM log_streams WHERE stream = %s", (self.stream,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _fenced(self) -> FencedWriter:
+        return FencedWriter(
+            f"event log {self.path}: this writer's epoch {self.epoch} was superseded by epoch "
+            f"{self._current_epoch()}; a newer incarnation owns the stream, nothing was written"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"event log {self.path} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._broken is not None:
+            raise self._broken
+
+    def __enter__(self) -> PostgresLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,150 @@
+"""The dashboard: its files are served (and open without the API key), and in headless Chromium against
+a real server the page loads with no console errors and a POSTed observation appears on the chart.
+
+The browser test needs Debian's ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` package (its
+driver only: no browser is downloaded). Without them it is skipped, except in CI (``CI`` set), where it
+fails instead. Its screenshot is saved as ``dashboard.png`` in ``$TEST_ARTIFACTS_DIR`` when that is
+set, else in the test's pytest tmp dir (the path is printed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docs.make_tour import CHROMIUM_ARGS  # the flags a closed network needs (see docs/make_tour.py)
+from service.api.routes.dashboard import STATIC_DIR
+from tbptt_online.client import Client
+
+from ..conftest import ServerProcess
+from ..live_server import running_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+T0 = 1_709_251_200  # 2024-03-01T00:00:00Z
+
+
+# -- the files --------------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_the_page_and_every_file_it_references_are_served(client_for) -> None:
+    async with client_for() as client:
+        page = await client.get("/")
+        html = page.text
+        referenced = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+        files = {path: await client.get(path) for path in referenced}
+        missing = await client.get("/static/nope.js")
+        escape = await client.get("/static/..%2Fapp.py")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert sorted(referenced) == ["/static/chart.js", "/static/dashboard.css", "/static/dashboard.js"]
+    for path, response in files.items():
+        assert response.status_code == 200, path
+        assert response.content == (STATIC_DIR / Path(path).name).read_bytes()
+    assert files["/static/chart.js"].headers["content-type"].startswith("text/javascript")
+    assert missing.status_code == 404 and missing.json() == {"detail": "static file 'nope.js' does not exist"}
+    assert escape.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_the_page_opens_without_the_api_key_but_its_data_does_not(client_for) -> None:
+    async with client_for(api_key="s3cret") as client:
+        page = await client.get("/")
+        script = await client.get("/static/dashboard.js")
+        data = await client.get("/v1/models")
+        with_key = await client.get("/v1/models", headers={"authorization": "Bearer s3cret"})
+    assert (page.status_code, script.status_code) == (200, 200)
+    assert (data.status_code, with_key.status_code) == (401, 200)
+
+
+# -- in a real browser ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the playwright package is not installed (pip install -e '.[dev]'); CI requires it")
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: CI must install it (apt-get install -y chromium)")
+        pytest.skip("no chromium on this machine (apt-get install -y chromium); CI requires it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with running_server(tmp_path_factory.mktemp("dashboard-server")) as server:
+        yield server
+
+
+def artifact_path(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "dashboard.png"
+
+
+def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
+    browser, server: ServerProcess, tmp_path: Path
+) -> None:
+    with Client(server.url) as client:
+        client.observe_many("default", [("sensor-1", 20 + 5 * math.sin(i / 4), T0 + 60 * i) for i in range(60)])
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")  # poll every half second
+    try:
+        page.goto(f"{server.url}/#model=default&series=sensor-1")
+        page.wait_for_selector('#chart svg[data-last-step="60"]', timeout=15_000)
+        assert page.locator("#chart circle.observed-dot").count() == 60
+        assert page.locator("#series li.selected").inner_text() == "sensor-1"
+        assert page.locator("#forecast-table tbody tr").count() == 24  # the default horizon
+
+        with Client(server.url) as client:
+            posted = client.observe("default", "sensor-1", 31.25, timestamp=T0 + 60 * 60)
+        page.wait_for_selector('#chart circle[data-step="61"][data-value="31.25"]', timeout=15_000)
+        assert posted.step == 61
+        assert page.locator("#chart svg").get_attribute("data-last-value") == "31.25"
+        assert page.locator("#accuracy").inner_text().split("\n")[:2] == ["values", "61"]
+        page.wait_for_timeout(600)  # one more poll: nothing may fail while the page keeps refreshing
+        screenshot = artifact_path(tmp_path)
+        page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+    print(f"dashboard screenshot: {screenshot}")
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert problems == []
+
+
+def _x_axis(browser, server: ServerProcess, series: str, last_step: int) -> tuple[str | None, list[str]]:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")
+    try:
+        page.goto(f"{server.url}/#model=default&series={series}")
+        page.wait_for_selector(f'#chart svg[data-last-step="{last_step}"]', timeout=15_000)
+        return page.locator("#chart svg").get_attribute("data-x-axis"), page.locator(
+            "#chart text.x-label"
+        ).all_text_contents()
+    finally:
+        page.close()
+
+
+def test_the_x_axis_shows_time_when_the_values_carry_timestamps(browser, server: ServerProcess) -> None:
+    with Client(server.url) as client:  # one value a minute for an hour, from 2024-03-01T00:00:00Z
+        client.observe_many("default", [("timed", float(i % 7), T0 + 60 * i) for i in range(60)])
+        client.observe_many("default", [("untimed", float(i % 7)) for i in range(30)])
+    kind, labels = _x_axis(browser, server, "timed", 60)
+    assert kind == "time" and labels, labels
+    assert all(re.fullmatch(r"0[01]:[0-5]\d", label) for label in labels), labels  # HH:MM within the hour or so
+    kind, labels = _x_axis(browser, server, "untimed", 30)
+    assert kind == "step" and all(label.isdigit() for label in labels), labels

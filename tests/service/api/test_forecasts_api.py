@@ -1,0 +1,67 @@
+"""GET .../series/{series}/forecast: the library's forecast, with the step and update counter it came from."""
+
+from __future__ import annotations
+
+import pytest
+
+from tbptt_online import Forecaster, ForecasterConfig
+
+from ..conftest import SMALL_MODEL
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+
+
+async def test_forecast_equals_the_library_forecast(client_for) -> None:
+    values = [0.5, 1.0, 0.0, 1.5, 1.0, 2.0, 1.0, 2.5, 2.0]
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    reference.observe_many([("s", v) for v in values])
+    expected = reference.forecast("s", horizon=4, level=0.8)
+    async with client_for() as client:
+        await client.post(URL, json={"observations": [{"series": "s", "value": v} for v in values]})
+        response = await client.get("/v1/models/default/series/s/forecast", params={"horizon": 4, "level": 0.8})
+    assert response.status_code == 200
+    assert response.json() == {
+        "model": "default",
+        "series": "s",
+        "horizon": 4,
+        "level": 0.8,
+        "step": 9,
+        "update_count": 2,
+        "forecast": [
+            {"step": k + 1, "mean": expected.mean[k], "lower": expected.lower[k], "upper": expected.upper[k]}
+            for k in range(4)
+        ],
+    }
+
+
+async def test_level_defaults_to_the_models_interval_level(client_for) -> None:
+    async with client_for() as client:
+        await client.post(URL, json={"series": "s", "value": 1.0})
+        response = await client.get("/v1/models/default/series/s/forecast")
+    assert (response.json()["level"], response.json()["horizon"], len(response.json()["forecast"])) == (0.9, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"horizon": 6}, "horizon=6 is over max_horizon=5"),
+        ({"horizon": 0}, "horizon: Input should be greater than or equal to 1"),
+        ({"horizon": "two"}, "horizon: Input should be a valid integer"),
+        ({"level": 1.0}, "level: Input should be less than or equal to 0.999999999"),
+        ({"level": "nan"}, "level: Input should be"),
+    ],
+)
+async def test_bad_forecast_parameters_are_422(client_for, params, fragment) -> None:
+    async with client_for(max_horizon=5) as client:
+        await client.post(URL, json={"series": "s", "value": 1.0})
+        response = await client.get("/v1/models/default/series/s/forecast", params=params)
+    assert response.status_code == 422
+    assert fragment in response.json()["detail"]
+
+
+async def test_forecast_of_an_unknown_series_is_404(client_for) -> None:
+    async with client_for() as client:
+        response = await client.get("/v1/models/default/series/ghost/forecast")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "series 'ghost' is unknown in model 'default'"}

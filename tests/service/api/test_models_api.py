@@ -1,0 +1,98 @@
+"""/v1/models: the default model, create / list / read / delete, and their refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from tbptt_online import ForecasterConfig
+
+from ..conftest import SMALL_MODEL
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_default_model_exists_at_start_with_the_settings_config(client_for) -> None:
+    async with client_for() as client:
+        response = await client.get("/v1/models/default")
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "default",
+        "config": ForecasterConfig.from_dict(SMALL_MODEL).to_dict(),
+        "series_count": 0,
+        "observations": 0,
+        "updates": {"updates": 0, "skipped": 0, "last_loss": None, "last_grad_norm": None},
+    }
+
+
+async def test_create_list_read_and_delete_a_model(client_for) -> None:
+    async with client_for() as client:
+        response = await client.post("/v1/models", json={"name": "lstm-2", "config": {"cell": "lstm", "n_features": 2}})
+        assert response.status_code == 201
+        assert response.headers["location"] == "/v1/models/lstm-2"
+        expected_config = ForecasterConfig(cell="lstm", n_features=2).to_dict()  # the rest: library defaults
+        assert response.json()["config"] == expected_config
+        names = [m["name"] for m in (await client.get("/v1/models")).json()["models"]]
+        assert names == ["default", "lstm-2"]
+        observed = await client.post("/v1/models/lstm-2/observations", json={"series": "x", "value": [1.0, 2.0]})
+        assert observed.status_code == 200
+        info = (await client.get("/v1/models/lstm-2")).json()
+        assert (info["series_count"], info["observations"], info["config"]) == (1, 1, expected_config)
+        assert (await client.delete("/v1/models/lstm-2")).status_code == 204
+        assert (await client.get("/v1/models/lstm-2")).status_code == 404
+        gone = await client.post("/v1/models/lstm-2/observations", json={"series": "x", "value": [1.0, 2.0]})
+        assert gone.status_code == 404
+        assert gone.json() == {"detail": "model 'lstm-2' is unknown"}
+        assert [m["name"] for m in (await client.get("/v1/models")).json()["models"]] == ["default"]
+
+
+async def test_update_statistics_follow_the_updates(client_for) -> None:
+    async with client_for() as client:
+        body = {"observations": [{"series": "a", "value": float(i % 3)} for i in range(8)]}  # k1 = 4: two updates
+        assert (await client.post("/v1/models/default/observations", json=body)).status_code == 200
+        updates = (await client.get("/v1/models/default")).json()["updates"]
+    assert updates["updates"] == 2 and updates["skipped"] == 0
+    assert isinstance(updates["last_loss"], float) and updates["last_grad_norm"] > 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"name": "default"}, 409, "model 'default' already exists"),
+        ({"name": "m", "config": {"k1": 0}}, 422, "config: k1=0 is invalid: must be an integer in [1, 100000]"),
+        ({"name": "m", "config": {"cell": "transformer"}}, 422, "cell='transformer' is invalid"),
+        ({"name": "m", "config": {"hidden": 8}}, 422, "unknown config field(s) ['hidden']"),
+        ({"name": "bad name!"}, 422, "name: String should match pattern"),
+        ({"config": {}}, 422, "name: Field required"),
+    ],
+)
+async def test_bad_model_creation_is_refused_and_changes_nothing(client_for, body, status, fragment) -> None:
+    async with client_for() as client:
+        response = await client.post("/v1/models", json=body)
+        assert response.status_code == status
+        assert fragment in response.json()["detail"]
+        assert [m["name"] for m in (await client.get("/v1/models")).json()["models"]] == ["default"]
+
+
+async def test_max_models_is_409(client_for) -> None:
+    async with client_for(max_models=2) as client:
+        assert (await client.post("/v1/models", json={"name": "second"})).status_code == 201
+        response = await client.post("/v1/models", json={"name": "third"})
+        assert response.status_code == 409
+        assert response.json() == {"detail": "the service holds max_models=2 models; delete one first"}
+        assert (await client.delete("/v1/models/second")).status_code == 204
+        assert (await client.post("/v1/models", json={"name": "third"})).status_code == 201
+
+
+async def test_unknown_model_is_404_everywhere(client_for) -> None:
+    async with client_for() as client:
+        for method, path in [
+            ("GET", "/v1/models/nope"),
+            ("DELETE", "/v1/models/nope"),
+            ("GET", "/v1/models/nope/series"),
+            ("GET", "/v1/models/nope/series/a"),
+            ("GET", "/v1/models/nope/series/a/forecast"),
+            ("DELETE", "/v1/models/nope/series/a"),
+        ]:
+            response = await client.request(method, path)
+            assert response.status_code == 404, path
+            assert response.json() == {"detail": "model 'nope' is unknown"}

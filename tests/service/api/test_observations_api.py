@@ -1,0 +1,255 @@
+"""POST /v1/models/{model}/observations: results as the library computes them, timestamps, atomic refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from service.api.app import create_app
+from service.errors import StorageFullError
+from tbptt_online import Forecaster, ForecasterConfig, StepResult
+
+from ..conftest import SMALL_MODEL
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+
+
+def as_json(result: StepResult, timestamp: float | None = None) -> dict[str, Any]:
+    """What the API must answer for a library StepResult."""
+
+    def prediction(p: Any) -> dict[str, Any]:
+        return {"mean": p.mean, "lower": p.lower, "upper": p.upper}
+
+    return {
+        "series": result.series,
+        "step": result.step,
+        "timestamp": timestamp,
+        "value": result.value,
+        "forecast_made": prediction(result.forecast_made),
+        "forecast_next": prediction(result.forecast_next),
+        "updated": result.updated,
+        "update_count": result.update_count,
+    }
+
+
+async def state_of(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Everything a refused request must leave as it was: counts, per-series stats and forecasts."""
+    info = (await client.get("/v1/models/default")).json()
+    names = (await client.get("/v1/models/default/series", params={"limit": 1000})).json()["series"]
+    series = {}
+    for name in names:
+        stats = (await client.get(f"/v1/models/default/series/{name}")).json()
+        forecast = (await client.get(f"/v1/models/default/series/{name}/forecast", params={"horizon": 3})).json()
+        series[name] = (stats, forecast)
+    return {"info": info, "series": series}
+
+
+async def test_single_observations_return_what_the_library_returns(client_for) -> None:
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    async with client_for() as client:
+        for value in [1.0, 2.5, 2.0, 3.5, 3.0, None, 4.5]:
+            response = await client.post(URL, json={"series": "a", "value": value})
+            assert response.status_code == 200
+            expected = reference.observe("a", value)
+            assert response.json() == {"results": [as_json(expected)], "update_count": expected.update_count}
+    assert reference.update_stats().updates == 1  # the comparison covered an update
+
+
+async def test_a_batch_keeps_each_series_order_like_observe_many(client_for) -> None:
+    items = [("a", 1.0), ("b", 10.0), ("a", 2.0), ("c", 5.0), ("a", 3.0), ("b", 11.0), ("a", 4.0), ("a", 5.0)]
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    async with client_for() as client:
+        body = {"observations": [{"series": s, "value": v} for s, v in items]}
+        response = await client.post(URL, json=body)
+    assert response.status_code == 200
+    assert response.json()["results"] == [as_json(r) for r in reference.observe_many(items)]
+    assert [r["step"] for r in response.json()["results"]] == [1, 1, 2, 1, 3, 2, 4, 5]
+
+
+async def test_multivariate_values_and_missing_features(client_for) -> None:
+    model = {**SMALL_MODEL, "n_features": 2}
+    reference = Forecaster(ForecasterConfig.from_dict(model))
+    async with client_for(default_model=model) as client:
+        values = [[1.0, 2.0], [1.5, None], None, [2.0, 3.0]]
+        for value in values:
+            response = await client.post(URL, json={"series": "m", "value": value})
+            assert response.status_code == 200
+            assert response.json()["results"] == [as_json(reference.observe("m", value))]
+
+
+async def test_read_your_writes(client_for) -> None:
+    async with client_for() as client:
+        for step in range(1, 6):
+            assert (await client.post(URL, json={"series": "a", "value": float(step)})).status_code == 200
+            assert (await client.get("/v1/models/default/series/a")).json()["count"] == step
+            forecast = (await client.get("/v1/models/default/series/a/forecast")).json()
+            assert forecast["step"] == step
+
+
+async def test_repeated_timestamp_with_the_same_value_is_idempotent(client_for) -> None:
+    async with client_for() as client:
+        await client.post(URL, json={"series": "a", "value": 2.0, "timestamp": 99})
+        first = await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": 100})
+        before = await state_of(client)
+        # The same moment, written as ISO-8601 and as an integer value: still the same observation.
+        again = await client.post(URL, json={"series": "a", "value": 1, "timestamp": "1970-01-01T00:01:40Z"})
+        after = await state_of(client)
+    assert again.status_code == 200
+    assert again.json()["results"] == first.json()["results"]  # the first result, not a new step
+    assert after == before  # nothing learned twice
+    assert after["series"]["a"][0]["count"] == 2
+    assert after["series"]["a"][0]["last_timestamp"] == 100.0
+
+
+@pytest.mark.parametrize(
+    ("second", "fragment"),
+    [
+        ({"value": 5.0, "timestamp": 99}, "older than its last timestamp 100.0"),
+        ({"value": 5.0, "timestamp": 100}, "already has value 1.0 at timestamp 100.0"),
+    ],
+    ids=["older", "same-time-other-value"],
+)
+async def test_timestamp_conflicts_are_409_and_change_nothing(client_for, second, fragment) -> None:
+    async with client_for() as client:
+        await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": 100})
+        before = await state_of(client)
+        response = await client.post(URL, json={"series": "a", **second})
+        assert response.status_code == 409
+        assert fragment in response.json()["detail"]
+        assert response.json()["index"] == 0
+        assert await state_of(client) == before
+
+
+async def test_timestamp_rule_applies_in_order_within_a_batch(client_for) -> None:
+    async with client_for() as client:
+        repeat = {"series": "a", "value": 1.0, "timestamp": 10}
+        response = await client.post(URL, json={"observations": [repeat, repeat, {"series": "b", "value": 3.0}]})
+        assert response.status_code == 200
+        results = response.json()["results"]
+        assert results[0] == results[1] and results[0]["step"] == 1  # the repeat got the first result
+        before = await state_of(client)
+        later_then_older = [
+            {"series": "a", "value": 2.0, "timestamp": 12},
+            {"series": "a", "value": 3.0, "timestamp": 11},
+        ]
+        response = await client.post(URL, json={"observations": [{"series": "b", "value": 4.0}, *later_then_older]})
+        assert response.status_code == 409
+        assert response.json()["index"] == 2
+        assert await state_of(client) == before  # the batch is atomic: b's value was not applied either
+
+
+BAD_BODIES = [
+    ('{"series": "a", "value": NaN}', "malformed JSON", None),
+    ('{"series": "a", "value": Infinity}', "malformed JSON", None),
+    ('{"observations": [{"series": "a", "value": 1}, {"series": "a", "value": -Infinity}]}', "malformed JSON", None),
+    ('{"series": "a", "value": 1e400}', "malformed JSON", None),
+    ('{"series": "a", "value": 1' + "0" * 400 + "}", "malformed JSON", None),
+    ('{"series": "a", "value": ', "malformed JSON", None),
+    ('{"series": "a", "value": "1.5"}', "value: '1.5' is not a number", 0),
+    ('{"series": "a", "value": true}', "value: True is not a number", 0),
+    ('{"observations": [{"series": "a", "value": 1}, {"series": "a", "value": [1, "x"]}]}', "observations[1].value", 1),
+    ('{"observations": [{"series": "a", "value": 1}, {"series": "b"}]}', "observations[1].value: Field required", 1),
+    ('{"observations": [{"series": "a", "value": 1}, {"series": "", "value": 1}]}', "observations[1].series", 1),
+    ('{"observations": [{"series": "a", "value": 1, "colour": "red"}]}', "observations[0].colour", 0),
+    ('{"observations": [{"series": "a", "value": 1, "timestamp": "soon"}]}', "timestamp 'soon' is invalid", 0),
+    ('{"observations": []}', "observations: List should have at least 1 item", None),
+    ("[1, 2]", "Input should be a valid dictionary", 0),
+    ("", "body: Field required", None),
+]
+
+
+@pytest.mark.parametrize(("body", "fragment", "index"), BAD_BODIES)
+async def test_bad_bodies_are_422_naming_the_problem_and_change_nothing(client_for, body, fragment, index) -> None:
+    async with client_for() as client:
+        await client.post(URL, json={"observations": [{"series": "a", "value": 1.0}, {"series": "b", "value": 2.0}]})
+        before = await state_of(client)
+        response = await client.post(URL, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422
+        assert fragment in response.json()["detail"]
+        assert response.json().get("index") == index
+        assert await state_of(client) == before
+
+
+async def test_wrong_dimension_fails_the_whole_batch_naming_its_index(client_for) -> None:
+    async with client_for() as client:
+        await client.post(URL, json={"series": "a", "value": 1.0})
+        before = await state_of(client)
+        body = {
+            "observations": [
+                {"series": "a", "value": 2.0},
+                {"series": "new", "value": 3.0},
+                {"series": "a", "value": [1, 2]},
+            ]
+        }
+        response = await client.post(URL, json=body)
+        assert response.status_code == 422
+        assert response.json() == {"detail": "observation 2: value has 2 feature(s), expected n_features=1", "index": 2}
+        assert await state_of(client) == before
+
+
+async def test_more_observations_than_max_batch_observations_is_422(client_for) -> None:
+    async with client_for(max_batch_observations=3) as client:
+        body = {"observations": [{"series": "a", "value": float(i)} for i in range(4)]}
+        response = await client.post(URL, json=body)
+        assert response.status_code == 422
+        assert response.json()["detail"] == "observations has 4 elements; max_batch_observations=3"
+        assert (await client.get("/v1/models/default")).json()["observations"] == 0
+
+
+async def test_more_series_than_the_cap_is_409_and_changes_nothing(client_for) -> None:
+    async with client_for(max_series_per_model=3) as client:
+        await client.post(URL, json={"observations": [{"series": "a", "value": 1.0}, {"series": "b", "value": 1.0}]})
+        before = await state_of(client)
+        body = {
+            "observations": [
+                {"series": "a", "value": 2.0},
+                {"series": "c", "value": 1.0},
+                {"series": "d", "value": 1.0},
+            ]
+        }
+        response = await client.post(URL, json=body)
+        assert response.status_code == 409
+        assert response.json()["index"] == 2
+        assert "max_series_per_model=3" in response.json()["detail"]
+        assert await state_of(client) == before
+        # Within the cap, and for known series, the model keeps accepting.
+        assert (await client.post(URL, json={"series": "c", "value": 1.0})).status_code == 200
+        assert (await client.post(URL, json={"series": "a", "value": 2.0})).status_code == 200
+        assert (await client.post(URL, json={"series": "d", "value": 1.0})).status_code == 409
+
+
+async def test_unknown_model_is_404(client_for) -> None:
+    async with client_for() as client:
+        response = await client.post("/v1/models/nope/observations", json={"series": "a", "value": 1.0})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "model 'nope' is unknown"}
+
+
+class FillingJournal:
+    """Records batches until ``full``, then refuses them as a full disk would."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+    def append(self, model: str, observations: Any) -> None:
+        if self.full:
+            raise StorageFullError("No space left on device")
+
+
+async def test_a_full_journal_answers_507_applies_nothing_and_forecasts_go_on(make_settings, serve) -> None:
+    journal = FillingJournal()
+    async with serve(create_app(make_settings(), journal=journal)) as client:
+        await client.post(URL, json={"series": "a", "value": 1.0})
+        before = await state_of(client)
+        journal.full = True
+        response = await client.post(
+            URL, json={"observations": [{"series": "a", "value": 2.0}, {"series": "b", "value": 1.0}]}
+        )
+        assert response.status_code == 507
+        assert response.json() == {
+            "detail": "the journal cannot record this batch (No space left on device); nothing was applied"
+        }
+        assert await state_of(client) == before  # forecasts and statistics are still served, unchanged

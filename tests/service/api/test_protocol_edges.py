@@ -1,0 +1,175 @@
+"""Issue 11 defect 9 and a new user's first POST: the HTTP edges.
+
+A body that stops arriving gets 408 (not a connection held forever), a 500 says
+``Connection: close``, ``OPTIONS`` and 405 name every method of a path, the OpenAPI of a
+keyed service declares its bearer scheme and 401s, a series name that its routes could not
+read back is refused, and a body declared as something else than JSON gets 415 naming it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+from service.api.app import create_app
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+
+
+def _read_response(sock: socket.socket, timeout_s: float) -> tuple[bytes, bool]:
+    """What the server sent until it closed the connection (True) or ``timeout_s`` passed (False)."""
+    sock.settimeout(timeout_s)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return data, False
+    return data, True
+
+
+@pytest.mark.parametrize("path", [URL, "/v1/models"])
+def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(start_server, path) -> None:
+    server = start_server(settings_env={"TBPTT_BODY_TIMEOUT_S": "1"})
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        sock.sendall(head.encode() + b'{"series":')  # 10 of the 100 bytes declared, then nothing
+        started = time.monotonic()
+        data, closed = _read_response(sock, timeout_s=20)
+        waited = time.monotonic() - started
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b"connection: close" in data.lower() and b"body_timeout_s=1" in data
+    assert closed and 0.9 < waited < 10, waited
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+async def test_an_unexpected_error_answers_500_with_connection_close(make_settings) -> None:
+    app = create_app(make_settings())
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.router.add_api_route("/broken", broken, methods=["GET"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a server logs it and goes on
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            response = await client.get("/broken")
+    assert response.status_code == 500
+    assert response.headers["connection"] == "close"
+    assert response.json() == {"detail": "internal error (RuntimeError); the server's log has the details"}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/models", "GET, OPTIONS, POST"),
+        ("/v1/models/default", "DELETE, GET, OPTIONS"),
+        ("/v1/models/default/checkpoint", "GET, OPTIONS, POST"),
+        ("/v1/models/default/series/s", "DELETE, GET, OPTIONS"),
+        ("/v1/models/default/observations", "OPTIONS, POST"),
+    ],
+)
+async def test_options_and_405_name_every_method_of_a_path(client_for, path, allowed) -> None:
+    async with client_for() as client:
+        options = await client.options(path)
+        put = await client.put(path, json={})
+        get = await client.get("/v1/models")  # other requests pass unchanged
+    assert (options.status_code, options.headers["allow"], options.content) == (204, allowed, b"")
+    assert (put.status_code, put.headers["allow"]) == (405, allowed)
+    assert get.status_code == 200 and "allow" not in get.headers
+
+
+async def test_options_of_an_unknown_path_is_404(client_for) -> None:
+    async with client_for() as client:
+        response = await client.options("/nowhere")
+    assert response.status_code == 404
+
+
+async def test_a_keyed_service_declares_its_bearer_scheme_and_401s(client_for) -> None:
+    async with client_for(api_key="k3y") as client:
+        spec = (await client.get("/openapi.json", headers={"authorization": "Bearer k3y"})).json()
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The service's API key (TBPTT_API_KEY).",
+    }
+    protected = [(p, m) for p, ops in spec["paths"].items() for m in ops if p not in ("/healthz", "/readyz", "/")]
+    assert ("/v1/models", "post") in protected and ("/metrics", "get") in protected
+    for path, method in protected:
+        operation = spec["paths"][path][method]
+        assert operation["security"] == [{"bearer": []}], (path, method)
+        assert "401" in operation["responses"], (path, method)
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+async def test_a_service_without_a_key_declares_no_scheme(client_for) -> None:
+    async with client_for() as client:
+        spec = (await client.get("/openapi.json")).json()
+    assert "securitySchemes" not in spec.get("components", {})
+    assert "security" not in spec["paths"]["/v1/models"]["post"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"series": "cpu/forecast", "value": 1.0},  # the fast path's shape
+        {"observations": [{"series": "ok", "value": 1.0}, {"series": "a/b/recent", "value": 2.0}]},
+        {"series": "cpu/forecast", "value": 1.0, "timestamp": "2024-01-01T00:00:00Z"},  # pydantic's path
+    ],
+)
+async def test_a_series_name_ending_in_a_route_suffix_is_refused(client_for, body) -> None:
+    async with client_for() as client:
+        response = await client.post(URL, json=body)
+        listed = (await client.get("/v1/models/default/series")).json()
+    assert response.status_code == 422, response.text
+    assert "must not end in '/forecast' or '/recent'" in response.json()["detail"]
+    assert listed["total"] == 0
+
+
+async def test_a_series_name_with_a_suffix_inside_reads_back(client_for) -> None:
+    async with client_for() as client:
+        posted = await client.post(URL, json={"series": "host/forecast/cpu", "value": 1.0})
+        stats = await client.get("/v1/models/default/series/host/forecast/cpu")
+        forecast = await client.get("/v1/models/default/series/host/forecast/cpu/forecast")
+        recent = await client.get("/v1/models/default/series/host/forecast/cpu/recent")
+    assert posted.status_code == 200
+    assert (stats.status_code, stats.json()["series"]) == (200, "host/forecast/cpu")
+    assert (forecast.status_code, forecast.json()["series"]) == (200, "host/forecast/cpu")
+    assert recent.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        (URL, b'{"series": "a", "value": 1.0}'),
+        (URL, b"series=a&value=1.0"),
+        ("/v1/models", b'{"name": "m"}'),
+    ],
+)
+async def test_a_body_declared_as_a_form_gets_415_naming_the_content_type(client_for, path, content) -> None:
+    async with client_for() as client:  # what `curl -d` sends
+        response = await client.post(
+            path, content=content, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+    assert response.status_code == 415, response.text
+    assert response.json() == {
+        "detail": "Content-Type 'application/x-www-form-urlencoded' is not JSON: send the body as JSON with "
+        "'Content-Type: application/json'"
+    }
+
+
+async def test_a_body_without_a_content_type_gets_415_saying_it_is_missing(client_for) -> None:
+    async with client_for() as client:
+        response = await client.post(URL, content=b'{"series": "a", "value": 1.0}')
+        charset = await client.post(
+            URL, content=b'{"series": "a", "value": 1.0}', headers={"content-type": "application/json; charset=utf-8"}
+        )
+    assert (response.status_code, response.json()) == (
+        415,
+        {"detail": "the body has no Content-Type: send it as JSON with 'Content-Type: application/json'"},
+    )
+    assert charset.status_code == 200, charset.text

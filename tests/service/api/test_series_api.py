@@ -1,0 +1,78 @@
+"""/v1/models/{model}/series: paged listing, statistics as the library computes them, forgetting."""
+
+from __future__ import annotations
+
+import pytest
+
+from tbptt_online import Forecaster, ForecasterConfig
+
+from ..conftest import SMALL_MODEL
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+
+
+async def test_listing_is_sorted_and_paged(client_for) -> None:
+    names = ["e", "b", "d", "a", "c"]
+    async with client_for() as client:
+        await client.post(URL, json={"observations": [{"series": n, "value": 1.0} for n in names]})
+        pages, offset = [], 0
+        while offset is not None:
+            page = (await client.get("/v1/models/default/series", params={"offset": offset, "limit": 2})).json()
+            assert page["total"] == 5
+            pages.append(page["series"])
+            offset = page["next_offset"]
+        assert pages == [["a", "b"], ["c", "d"], ["e"]]
+        assert (await client.get("/v1/models/default/series", params={"limit": 0})).status_code == 422
+
+
+async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_for) -> None:
+    values = [1.0, 2.0, 1.5, 3.0, 2.5, 2.0, 4.0]
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    for v in values:
+        reference.observe("site/1", v)
+    expected = reference.series_stats("site/1")
+    async with client_for() as client:
+        for i, v in enumerate(values):
+            await client.post(URL, json={"series": "site/1", "value": v, "timestamp": f"2024-05-01T00:0{i}:00Z"})
+        response = await client.get("/v1/models/default/series/site/1")
+    assert response.status_code == 200
+    assert response.json() == {
+        "series": "site/1",
+        "count": 7,
+        "last_timestamp": 1714521960.0,  # 2024-05-01T00:06:00Z
+        "mae": expected.mae,
+        "rmse": expected.rmse,
+        "naive_mae": expected.naive_mae,
+        "naive_rmse": expected.naive_rmse,
+        "coverage": expected.coverage,
+        "interval_level": 0.9,
+        "seasons": expected.seasons,
+        "multiplicative": expected.multiplicative,
+        "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in expected.members],
+    }
+    assert len(expected.members) == 20 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
+
+
+async def test_deleting_a_series_forgets_it_and_its_timestamps(client_for) -> None:
+    async with client_for() as client:
+        await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": 50})
+        await client.post(URL, json={"series": "b", "value": 1.0})
+        assert (await client.delete("/v1/models/default/series/a")).status_code == 204
+        assert (await client.get("/v1/models/default/series/a")).status_code == 404
+        assert (await client.get("/v1/models/default/series/a/forecast")).status_code == 404
+        assert (await client.get("/v1/models/default/series")).json()["series"] == ["b"]
+        missing = await client.delete("/v1/models/default/series/a")
+        assert missing.status_code == 404
+        assert missing.json() == {"detail": "series 'a' is unknown in model 'default'"}
+        # A new series under the old name starts from scratch: step 1, and an earlier timestamp is fine.
+        again = await client.post(URL, json={"series": "a", "value": 2.0, "timestamp": 10})
+        assert again.status_code == 200 and again.json()["results"][0]["step"] == 1
+        assert (await client.get("/v1/models/default/series/b")).json()["count"] == 1
+
+
+async def test_unknown_series_is_404(client_for) -> None:
+    async with client_for() as client:
+        response = await client.get("/v1/models/default/series/ghost")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "series 'ghost' is unknown in model 'default'"}

@@ -1,0 +1,190 @@
+"""service.cli.csv_feed and the feed/forecast commands, against a real server process: an interrupted
+feed resumed sends every row exactly once, and ends where an uninterrupted feed ends."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.cli import main as cli
+from service.cli.cli_tools import add_feed_command, add_forecast_command
+from service.cli.csv_feed import FeedError, feed
+from service.cli.csv_source import CsvSource
+from tbptt_online.client import Client, TransportFailure
+
+from ..conftest import SMALL_MODEL, ServerProcess
+from ..live_server import running_server
+
+SERIES = ("web-1", "web-2", "db-1")
+ROWS_PER_SERIES = 30
+START = datetime(2024, 3, 4, tzinfo=UTC)
+
+
+def write_csv(path: Path, with_time: bool = True) -> Path:
+    """Hourly rows of three hosts interleaved by time; one missing cell."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["timestamp", "host", "cpu"] if with_time else ["host", "cpu"])
+        for t in range(ROWS_PER_SERIES):
+            for j, host in enumerate(SERIES):
+                value = "" if (t, j) == (7, 1) else f"{20 + 5 * j + (t % 6) * 1.5 + 0.1 * t:.2f}"
+                stamp = (START + timedelta(hours=t)).isoformat().replace("+00:00", "Z")
+                writer.writerow([stamp, host, value] if with_time else [host, value])
+    return path
+
+
+def source_of(path: Path, with_time: bool = True) -> CsvSource:
+    return CsvSource.from_path(
+        path, value_columns=["cpu"], series_column="host", time_column="timestamp" if with_time else None
+    )
+
+
+class InterruptingTransport(httpx.BaseTransport):
+    """Passes ``posts_before`` observation POSTs; the next one reaches the server, is applied, and its
+    answer is lost (the connection breaks): the worst moment to be interrupted."""
+
+    def __init__(self, posts_before: int) -> None:
+        self.inner, self.posts_before, self.posts = httpx.HTTPTransport(), posts_before, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST":
+            self.posts += 1
+            if self.posts > self.posts_before:
+                response.read()
+                response.close()
+                raise httpx.ReadError("connection reset by peer", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with running_server(tmp_path_factory.mktemp("feed-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def model(server: ServerProcess, request: pytest.FixtureRequest) -> str:
+    """A fresh model (SMALL_MODEL) for each test, named after it."""
+    name = "m-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    with Client(server.url) as client:
+        client.create_model(name, **SMALL_MODEL)
+    return name
+
+
+@pytest.mark.parametrize("with_time", [True, False], ids=["by-timestamp", "by-count"])
+def test_an_interrupted_feed_resumed_feeds_every_row_exactly_once(
+    server: ServerProcess, model: str, tmp_path: Path, with_time: bool
+) -> None:
+    source = source_of(write_csv(tmp_path / "metrics.csv", with_time), with_time)
+    total = len(SERIES) * ROWS_PER_SERIES
+    interrupting = InterruptingTransport(posts_before=3)
+    with Client(server.url, transport=interrupting, retries=0) as client, pytest.raises(TransportFailure):
+        feed(client, source, model, batch_size=7, progress=False)
+    with Client(server.url) as client:
+        resumed = feed(client, source, model, batch_size=7, progress=False)
+        client.create_model(f"{model}-ref", **SMALL_MODEL)
+        reference = feed(client, source, f"{model}-ref", batch_size=7, progress=False)
+        info = client.get_model(model)
+    assert (resumed.skipped, resumed.sent, resumed.rows) == (4 * 7, total - 4 * 7, total)  # 4th batch: answer lost
+    assert info.observations == total and info.series_count == len(SERIES)
+    assert [s.count for s in resumed.stats] == [ROWS_PER_SERIES] * len(SERIES)
+    assert (reference.skipped, reference.sent) == (0, total)
+    assert resumed.stats == reference.stats  # same batches in the same order: the same model, bit for bit
+
+
+def test_a_finished_feed_run_again_sends_nothing(server: ServerProcess, model: str, tmp_path: Path) -> None:
+    source = source_of(write_csv(tmp_path / "metrics.csv"))
+    with Client(server.url) as client:
+        first = feed(client, source, model, batch_size=50, progress=False)
+        again = feed(client, source, model, batch_size=50, progress=False)
+    assert (again.sent, again.skipped) == (0, first.sent)
+    assert again.stats == first.stats
+
+
+def test_a_row_the_server_refuses_is_reported_with_its_line(server: ServerProcess, model: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "timestamp,host,cpu\n100,a,1.0\n160,a,2.0\n220,b,3.0\n160,b,9.0\n"  # line 5: b goes back in time
+    )
+    with Client(server.url) as client:
+        with pytest.raises(FeedError, match=r"bad\.csv, line 5: .*409.*older") as error:
+            feed(client, source_of(path), model, batch_size=2, progress=False)
+        assert client.list_series(model).series == ["a"]  # the refused batch (lines 4-5) was not applied
+        assert client.series_stats(model, "a").count == 2
+    assert "nothing of it was applied" in str(error.value)
+
+
+def test_a_malformed_cell_stops_the_feed_before_anything_is_sent(
+    server: ServerProcess, model: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "typo.csv"
+    path.write_text("timestamp,host,cpu\n100,a,1.0\n160,a,2.0\n220,a,abc\n")
+    with Client(server.url) as client:
+        with pytest.raises(ValueError, match=r"typo\.csv, line 4, column 'cpu': 'abc' is invalid"):
+            feed(client, source_of(path), model, progress=False)
+        assert client.list_series(model).total == 0  # the whole file is checked first
+    path.write_text("timestamp,host,cpu\n100,a\n")
+    with pytest.raises(ValueError, match=r"line 2, column 'cpu': None is invalid: the row has fewer cells"):
+        list(source_of(path).rows())
+    path.write_text("time,host,cpu\n100,a,1.0\n")
+    with pytest.raises(ValueError, match=r"column\(s\) \['timestamp'\] not found; the header has"):
+        list(source_of(path).rows())
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tbptt-online")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_feed_command(commands)
+    add_forecast_command(commands)
+    return parser.parse_args(argv)
+
+
+def test_feed_and_forecast_commands_print_the_error_table_and_the_forecast(
+    server: ServerProcess, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(tmp_path / "metrics.csv")
+    common = ["--url", server.url]
+    feed_args = [str(path), "--series-column", "host", "--time-column", "timestamp", "--value-column", "cpu"]
+    args = parse(["feed", *feed_args, "--model", model, "--batch-size", "40", "--no-progress", *common])
+    assert args.handler(args) == 0
+    printed = capsys.readouterr().out
+    assert (
+        f"{len(SERIES) * ROWS_PER_SERIES} rows in the file, {len(SERIES) * ROWS_PER_SERIES} sent, 0 already" in printed
+    )
+    header, *rows = printed.splitlines()[2:]
+    assert header.split()[:5] == ["series", "count", "MAE", "naive", "MAE"]
+    assert [row.split()[:2] for row in rows[:3]] == [[name, str(ROWS_PER_SERIES)] for name in SERIES]
+    assert rows[3].startswith("all (weighted)")
+
+    args = parse(["forecast", model, "db-1", "--horizon", "5", "--level", "0.8", *common])
+    assert args.handler(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "series 'db-1': 5 steps after step 30" in lines[0] and "80% interval" in lines[0]
+    assert lines[1].split() == ["step", "mean", "lower", "upper"]
+    steps = [line.split() for line in lines[2:]]
+    assert [s[0] for s in steps] == ["+1", "+2", "+3", "+4", "+5"]
+    assert all(float(lo) <= float(m) <= float(hi) for _, m, lo, hi in steps)
+
+    args = parse(["forecast", model, "no-such-host", *common])
+    assert args.handler(args) == 1
+    assert "404: series 'no-such-host' is unknown" in capsys.readouterr().err
+
+
+def test_the_console_script_offers_feed_and_forecast(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    for command in ("feed", "forecast"):
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([command, "--help"])
+        assert done.value.code == 0
+        assert f"usage: tbptt-online {command}" in capsys.readouterr().out

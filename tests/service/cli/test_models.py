@@ -1,0 +1,40 @@
+"""``tbptt-online models list|show|create|delete`` against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service.cli.main import main
+
+
+def test_models_are_created_listed_shown_and_deleted(start_server, capsys: pytest.CaptureFixture[str]) -> None:
+    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+    url = ["--url", server.url]
+
+    assert main(["models", "create", "web", "--set", "hidden_size=8", "--set", "cell=lstm", *url]) == 0
+    created = capsys.readouterr().out
+    assert created.startswith("created model 'web'\n") and '"cell": "lstm"' in created
+
+    assert main(["models", "list", *url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["model", "series", "observations", "updates", "skipped"]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["default", "web"]
+
+    assert main(["models", "show", "web", *url]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["name"], shown["config"]["hidden_size"], shown["series_count"]) == ("web", 8, 0)
+
+    assert main(["models", "delete", "web", *url]) == 0
+    assert capsys.readouterr().out == "deleted model 'web'\n"
+    assert main(["models", "show", "web", *url]) == 1
+    assert "model 'web'" in capsys.readouterr().err
+
+
+def test_a_bad_config_is_reported_with_the_servers_reason(start_server, capsys) -> None:
+    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+    assert main(["models", "create", "m", "--set", "k1=0", "--url", server.url]) == 1
+    assert "k1" in capsys.readouterr().err
+    assert main(["models", "create", "m", "--set", "oops", "--url", server.url]) == 1
+    assert "--set 'oops' is invalid: must be FIELD=VALUE" in capsys.readouterr().err

@@ -1,0 +1,50 @@
+"""A micro-batch's jobs admitted together give what admitting them one by one gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import ApiError, Conflict, Unprocessable
+from service.host.admission import BatchAdmission
+from service.storage.observation import Observation
+from tbptt_online import Forecaster, ForecasterConfig
+
+
+def one_by_one(forecaster: Forecaster, jobs: list[list[Observation]]) -> tuple[list, list]:
+    admission = BatchAdmission(forecaster, marks={}, max_series=3)
+    outcomes = []
+    for job in jobs:
+        try:
+            outcomes.append(admission.admit(job))
+        except ApiError as error:
+            outcomes.append(error)
+    return outcomes, admission.merged
+
+
+def described(outcomes: list) -> list:
+    return [(type(o).__name__, o.body()) if isinstance(o, ApiError) else o for o in outcomes]
+
+
+@pytest.mark.parametrize(
+    "bad_job",
+    [
+        [Observation("a", 0.5, 5.0)],  # valid values, refused by the timestamp rule (one library validation)
+        [Observation("b", [1.0, 2.0])],  # a value the library refuses (each job validated on its own)
+        [Observation("c", 1.0), Observation("d", 1.0)],  # a fourth series over max_series=3
+    ],
+    ids=["older-timestamp", "bad-value", "too-many-series"],
+)
+def test_admitting_jobs_together_refuses_the_bad_one_alone(bad_job: list[Observation]) -> None:
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    jobs = [
+        [Observation("a", 1.0, 10.0), Observation("b", 2.0)],
+        bad_job,
+        [Observation("a", 1.0, 10.0), Observation("a", 3.0, 20.0)],  # an idempotent repeat, then a new value
+    ]
+    together = BatchAdmission(forecaster, marks={}, max_series=3)
+    outcomes = together.admit_all(jobs)
+    expected, expected_merged = one_by_one(forecaster, jobs)
+    assert described(outcomes) == described(expected)
+    assert together.merged == expected_merged
+    assert isinstance(outcomes[1], Conflict | Unprocessable)
+    assert outcomes[0] == [0, 1] and outcomes[2] == [0, 2]  # the repeat points at the first job's element

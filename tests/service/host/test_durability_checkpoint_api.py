@@ -1,0 +1,79 @@
+"""GET/POST /v1/models/{model}/checkpoint: a model's complete state out and back in, checked (checksum,
+config) and journaled so that recovery applies it."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.api.app import create_app
+from service.host.model_state import decode_model_checkpoint
+
+from ..conftest import SMALL_MODEL
+from ..state_probe import assert_same_state, crash_copy, model_state
+from .test_durability_recovery import NO_TIMER, T0, feed, value_at
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_downloaded_checkpoint_restores_the_same_state_elsewhere(make_settings, serve, tmp_path) -> None:
+    settings = make_settings(**NO_TIMER)
+    async with serve(create_app(settings)) as client:
+        await feed(client, 0, 10)
+        download = await client.get("/v1/models/default/checkpoint")
+        assert download.status_code == 200
+        assert download.headers["content-type"] == "application/octet-stream"
+        assert download.headers["content-disposition"].startswith('attachment; filename="default-')
+        assert decode_model_checkpoint(download.content).name == "default"
+        original = await model_state(client)
+
+        assert (await client.post("/v1/models", json={"name": "copy", "config": SMALL_MODEL})).status_code == 201
+        await client.post("/v1/models/copy/observations", json={"series": "z", "value": 5.0})  # replaced below
+        restored = await client.post("/v1/models/copy/checkpoint", content=download.content)
+        assert restored.status_code == 200
+        assert restored.json()["name"] == "copy" and restored.json()["observations"] == 30
+        assert_same_state(await model_state(client, "copy"), original)
+
+        last = {"series": "a", "value": value_at(9, "a"), "timestamp": T0 + 9}
+        in_copy = await client.post("/v1/models/copy/observations", json=last)  # a retry reaching the copy
+        in_original = await client.post("/v1/models/default/observations", json=last)
+        assert in_copy.json() == in_original.json()  # the marks travelled: recognised, nothing learned twice
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        expected = await model_state(client, "copy")
+
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        assert recovered.state.durability.report.applied > 0  # the restore came back from the log
+        assert_same_state(await model_state(client, "copy"), expected)
+
+
+async def test_a_damaged_or_foreign_checkpoint_is_refused_with_422_naming_why(client_for) -> None:
+    async with client_for() as client:
+        await feed(client, 0, 3)
+        data = (await client.get("/v1/models/default/checkpoint")).content
+        bigger = {**SMALL_MODEL, "hidden_size": 16, "k1": 2}
+        assert (await client.post("/v1/models", json={"name": "bigger", "config": bigger})).status_code == 201
+        before = await model_state(client, "bigger")
+
+        foreign = await client.post("/v1/models/bigger/checkpoint", content=data)
+        flipped = await client.post(
+            "/v1/models/default/checkpoint", content=data[:-10] + bytes([data[-10] ^ 1]) + data[-9:]
+        )
+        truncated = await client.post("/v1/models/default/checkpoint", content=data[:100])
+        garbage = await client.post("/v1/models/default/checkpoint", content=b"not a checkpoint at all, clearly: " * 4)
+        unknown = await client.get("/v1/models/nope/checkpoint")
+
+        assert (foreign.status_code, foreign.json()) == (
+            422,
+            {
+                "detail": "checkpoint: the checkpoint's config differs from the model's: hidden_size is 8 in the "
+                "checkpoint, 16 in the model; k1 is 4 in the checkpoint, 2 in the model"
+            },
+        )
+        assert (flipped.status_code, flipped.json()["detail"]) == (
+            422,
+            "checkpoint: checksum mismatch: the payload's sha256 differs from the header's",
+        )
+        assert truncated.status_code == 422 and truncated.json()["detail"].startswith("checkpoint: truncated")
+        assert garbage.status_code == 422 and garbage.json()["detail"].startswith("checkpoint: not a checkpoint")
+        assert unknown.status_code == 404
+        assert_same_state(await model_state(client, "bigger"), before)

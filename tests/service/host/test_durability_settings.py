@@ -1,0 +1,64 @@
+"""The durability settings: read from TBPTT_* variables, validated, and used by the app's log."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.api.app import create_app
+from service.settings import Settings
+
+from .test_durability_recovery import feed
+
+pytestmark = pytest.mark.anyio
+
+
+def test_the_durability_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.durable, defaults.log_sync, defaults.log_max_bytes, defaults.checkpoints_kept) == (
+        True,
+        "batch",
+        None,
+        3,
+    )
+    for key, value in {
+        "DURABLE": "false",
+        "LOG_SYNC": "interval",
+        "LOG_SYNC_INTERVAL_MS": "25",
+        "LOG_MAX_BYTES": "1048576",
+        "CHECKPOINT_INTERVAL_S": "2.5",
+        "CHECKPOINT_EVERY_OBSERVATIONS": "500",
+        "CHECKPOINTS_KEPT": "5",
+    }.items():
+        monkeypatch.setenv(f"TBPTT_{key}", value)
+    s = Settings()
+    assert (s.durable, s.log_sync, s.log_sync_interval_ms, s.log_max_bytes) == (False, "interval", 25, 1_048_576)
+    assert (s.checkpoint_interval_s, s.checkpoint_every_observations, s.checkpoints_kept) == (2.5, 500, 5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("log_sync", "sometimes"), ("log_sync_interval_ms", 0), ("checkpoints_kept", 0), ("checkpoint_interval_s", -1)],
+)
+def test_bad_durability_settings_are_refused_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: value})
+
+
+async def test_the_app_logs_with_the_configured_sync(make_settings, serve) -> None:
+    app = create_app(make_settings(log_sync="interval", log_sync_interval_ms=10))
+    async with serve(app) as client:
+        for value in (1.0, 2.0):
+            await client.post("/v1/models/default/observations", json={"series": "a", "value": value})
+        assert app.state.durability.log.sync_mode == "interval"
+        assert app.state.durability.log.last_seq() == 3  # the model's creation, then each request's batch
+
+
+async def test_a_state_in_memory_keeps_nothing_on_disk(make_settings, serve) -> None:
+    settings = make_settings(durable=False)
+    async with serve(create_app(settings)) as client:
+        await feed(client, 0, 3)
+        assert (await client.get("/v1/models/default/series/a")).json()["count"] == 3
+    assert list(settings.state_dir.iterdir()) == []
+    async with serve(create_app(settings)) as client:
+        assert (await client.get("/v1/models/default")).json()["series_count"] == 0

@@ -1,0 +1,135 @@
+"""A full disk through the real app: ingestion and every other change answer 507 and nothing is
+applied that the log did not record; forecasts go on; a checkpoint that prunes the log makes room;
+a checkpoint that cannot be written loses nothing (the log keeps every record)."""
+
+from __future__ import annotations
+
+import errno
+from collections import Counter
+
+import pytest
+
+from service.api.app import create_app
+from service.errors import StorageFullError
+from tbptt_online import Forecaster, ForecasterConfig
+
+from ..conftest import SMALL_MODEL
+from ..state_probe import assert_same_state, crash_copy, model_state
+from .test_durability_recovery import NO_TIMER, feed
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+T0 = 1_700_000_000
+SERIES = [f"sensor-{i:03d}-on-the-third-floor" for i in range(40)]
+
+
+def batch_at(t: int) -> dict:
+    return {
+        "observations": [{"series": s, "value": float((t + i) % 7), "timestamp": T0 + t} for i, s in enumerate(SERIES)]
+    }
+
+
+async def test_a_full_log_answers_507_applies_nothing_and_forecasts_go_on(make_settings, serve, tmp_path) -> None:
+    settings = make_settings(**NO_TIMER, log_max_bytes=65_536)
+    app = create_app(settings)
+    acknowledged: Counter[str] = Counter()
+    async with serve(app) as client:
+        for t in range(500):
+            response = await client.post(URL, json=batch_at(t))
+            if response.status_code == 507:
+                break
+            assert response.status_code == 200, response.text
+            acknowledged.update(SERIES)
+        else:
+            pytest.fail("the log never filled up")
+        assert response.json()["detail"].startswith("the journal cannot record this batch ([Errno 28] event log ")
+        assert response.json()["detail"].endswith("is full: database or disk is full); nothing was applied")
+        full_at = t
+        before = await model_state(client)  # forecasts and statistics are still served while full
+
+        retry = await client.post(URL, json=batch_at(full_at))
+        assert retry.status_code == 507
+        assert_same_state(await model_state(client), before)  # nothing of the refused batches was applied
+
+        await app.state.durability.checkpoint(app.state.registry)  # prunes the log: its pages are free again
+        assert (await client.post(URL, json=batch_at(full_at))).status_code == 200
+        acknowledged.update(SERIES)
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        expected = await model_state(client)
+
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        got = await model_state(client)
+        assert_same_state(got, expected)
+        assert {name: series["stats"]["count"] for name, series in got["series"].items()} == acknowledged
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    for t in range(full_at + 1):
+        reference.observe_many([(o["series"], o["value"]) for o in batch_at(t)["observations"]])
+    assert got["series"][SERIES[5]]["forecast"]["forecast"][0]["mean"] == reference.forecast(SERIES[5]).mean[0]
+
+
+async def test_a_checkpoint_that_cannot_be_written_loses_nothing(make_settings, serve, tmp_path, caplog) -> None:
+    settings = make_settings(**NO_TIMER)
+    app = create_app(settings)
+    async with serve(app) as client:
+        await feed(client, 0, 3)
+        first = await app.state.durability.checkpoint(app.state.registry)
+        await feed(client, 3, 3)
+        store = app.state.durability.store
+
+        def full_disk(seq: int, state: dict) -> None:
+            raise StorageFullError(errno.ENOSPC, "checkpoint not written: No space left on device")
+
+        store.write = full_disk
+        with pytest.raises(StorageFullError):
+            await app.state.durability.checkpoint(app.state.registry)
+        assert store.seqs() == [first]
+        assert len(list(app.state.durability.log.records(after_seq=first))) > 0  # not pruned
+        assert (await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": T0 + 6})).status_code == 200
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        expected = await model_state(client)
+        del store.write
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        assert recovered.state.durability.report.checkpoint_seq == first
+        assert_same_state(await model_state(client), expected)
+
+
+async def test_every_change_is_refused_with_507_while_the_log_cannot_record_it(make_settings, serve, tmp_path) -> None:
+    settings = make_settings(**NO_TIMER)
+    app = create_app(settings)
+    async with serve(app) as client:
+        await feed(client, 0, 3)
+        assert (await client.post("/v1/models", json={"name": "spare", "config": SMALL_MODEL})).status_code == 201
+        exported = (await client.get("/v1/models/spare/checkpoint")).content
+        before = {m: await model_state(client, m) for m in ("default", "spare")}
+        log = app.state.durability.log
+
+        def full_disk(model: str, kind: str, payload: object) -> int:
+            raise StorageFullError(errno.ENOSPC, "No space left on device")
+
+        log.write = full_disk  # the disk is full from here on (append writes through it too)
+        refused = {
+            "observe": await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": T0 + 3}),
+            "create": await client.post("/v1/models", json={"name": "other", "config": SMALL_MODEL}),
+            "forget": await client.delete("/v1/models/default/series/b"),
+            "delete": await client.delete("/v1/models/spare"),
+            "restore": await client.post("/v1/models/default/checkpoint", content=exported),
+        }
+        assert {what: r.status_code for what, r in refused.items()} == dict.fromkeys(refused, 507)
+        assert refused["forget"].json() == {
+            "detail": "the journal cannot record this change ([Errno 28] No space left on device); nothing was changed"
+        }
+        assert [m["name"] for m in (await client.get("/v1/models")).json()["models"]] == ["default", "spare"]
+        for name, state in before.items():
+            assert_same_state(await model_state(client, name), state)  # forecasts served, nothing changed
+
+        del log.write  # room again: the same requests now succeed
+        assert (await client.delete("/v1/models/spare")).status_code == 204
+        assert (await client.delete("/v1/models/default/series/b")).status_code == 204
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        expected = await model_state(client)
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        assert [m["name"] for m in (await client.get("/v1/models")).json()["models"]] == ["default"]
+        assert_same_state(await model_state(client), expected)

@@ -1,0 +1,116 @@
+"""Memory budgets (issue 11, defect 1): a model is created, and grows by new series, only while the
+library's memory estimate fits max_model_bytes and max_process_bytes; nothing refused is journaled."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from service.api.app import create_app
+from service.storage.observation import Observation
+from tbptt_online import ForecasterConfig
+from tbptt_online.memory import estimate_bytes, footprint
+
+from ..conftest import SMALL_MODEL, console_script
+
+pytestmark = pytest.mark.anyio
+ISSUE_CONFIGS = [
+    {"history_size": 100_000, "n_features": 128},
+    {"history_size": 1_000_000, "n_features": 1024},
+    {"hidden_size": 4096, "num_layers": 8, "n_features": 1024},
+]
+
+
+class RecordingJournal:
+    """Every change the service journals, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, Any]] = []
+
+    def append(self, model: str, observations: Sequence[Observation]) -> None:
+        self.records.append((model, "observe", list(observations)))
+
+    def record(self, model: str, kind: str, payload: dict[str, Any]) -> None:
+        self.records.append((model, kind, payload))
+
+
+@pytest.mark.parametrize("config", ISSUE_CONFIGS, ids=["wide-history", "huge-history", "huge-network"])
+async def test_a_model_over_the_per_model_budget_is_refused_before_it_is_built_or_journaled(
+    make_settings, serve, config
+) -> None:
+    journal = RecordingJournal()
+    async with serve(create_app(make_settings(), journal=journal)) as client:
+        journaled_before = len(journal.records)
+        response = await client.post("/v1/models", json={"name": "big", "config": config})
+        assert response.status_code == 422
+        assert "max_model_bytes=1073741824" in response.json()["detail"]
+        assert (await client.get("/v1/models/big")).status_code == 404
+    assert len(journal.records) == journaled_before  # nothing journaled
+
+
+async def test_a_model_that_does_not_fit_beside_the_others_is_refused_with_409(client_for) -> None:
+    small = ForecasterConfig.from_dict(SMALL_MODEL)
+    budget = estimate_bytes(small, 0) * 2 + 1000  # room for two empty small models
+    async with client_for(max_process_bytes=budget) as client:
+        assert (await client.post("/v1/models", json={"name": "second", "config": SMALL_MODEL})).status_code == 201
+        third = await client.post("/v1/models", json={"name": "third", "config": SMALL_MODEL})
+        assert third.status_code == 409
+        assert f"max_process_bytes={budget}" in third.json()["detail"]
+        await client.delete("/v1/models/second")  # freeing memory makes room
+        assert (await client.post("/v1/models", json={"name": "third", "config": SMALL_MODEL})).status_code == 201
+
+
+async def test_a_batch_adding_series_past_the_model_budget_is_refused_before_it_is_journaled(
+    make_settings, serve
+) -> None:
+    fp = footprint(ForecasterConfig.from_dict(SMALL_MODEL))
+    budget = fp.bytes_for(40)  # room for 40 series exactly
+    journal = RecordingJournal()
+    url = "/v1/models/default/observations"
+    async with serve(create_app(make_settings(max_model_bytes=budget), journal=journal)) as client:
+        allowed = 40
+        first = [{"series": f"s{i}", "value": 1.0} for i in range(allowed)]
+        assert (await client.post(url, json={"observations": first})).status_code == 200
+        journaled = len(journal.records)
+        over = [{"series": "s0", "value": 2.0}, {"series": "one-too-many", "value": 1.0}]
+        response = await client.post(url, json={"observations": over})
+        assert response.status_code == 409
+        body = response.json()
+        assert body["index"] == 1
+        assert f"max_model_bytes={budget} allows {allowed} series" in body["detail"]
+        assert len(journal.records) == journaled  # refused before the journal
+        info = (await client.get("/v1/models/default")).json()
+        assert (info["series_count"], info["observations"]) == (allowed, allowed)  # nothing of it applied
+        known = await client.post(url, json={"series": "s1", "value": 3.0})  # known series still stream
+        assert known.status_code == 200
+
+
+def test_serve_refuses_a_default_model_over_the_budget_with_a_clear_error(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
+    env.update(
+        {
+            "TBPTT_STATE_DIR": str(tmp_path / "state"),
+            "TBPTT_PORT": "1",  # never bound: it exits first
+            "TBPTT_DEFAULT_MODEL": json.dumps({"hidden_size": 4096, "num_layers": 8, "n_features": 1024}),
+        }
+    )
+    done = subprocess.run(
+        [console_script("tbptt-online"), "serve"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "TBPTT_DEFAULT_MODEL: config: a model of this config needs about" in done.stderr
+    assert "max_model_bytes=1073741824" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_an_app_whose_default_model_is_over_the_budget_is_not_ready_and_says_why(make_settings, serve) -> None:
+    settings = make_settings(default_model={"history_size": 1_000_000, "n_features": 1024})
+    async with serve(create_app(settings)) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert "max_model_bytes=1073741824" in ready.json()["detail"]

@@ -1,0 +1,95 @@
+"""GET /v1/models/{model}/series/{series}/recent: the last values with the forecasts made for them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service.host.recent_results import RecentResults
+from service.storage.observation import Observation
+from tbptt_online import Forecaster, ForecasterConfig
+
+pytestmark = pytest.mark.anyio
+T0 = 1_700_000_000.0
+
+
+async def post(client: httpx.AsyncClient, observations: list[dict]) -> list[dict]:
+    response = await client.post("/v1/models/default/observations", json={"observations": observations})
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+async def test_recent_gives_each_value_with_the_forecast_made_for_it(client_for) -> None:
+    async with client_for() as client:
+        sent = [{"series": "a", "value": v, "timestamp": T0 + 60 * i} for i, v in enumerate([1.0, 2.5, None, 3.5])]
+        results = await post(client, sent)
+        results += await post(client, [{"series": "a", "value": 4.0}, {"series": "b", "value": 9.0}])
+        response = await client.get("/v1/models/default/series/a/recent")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["model"], body["series"]) == ("default", "a")
+    expected = [
+        {"step": r["step"], "timestamp": r["timestamp"], "value": r["value"], "forecast_made": r["forecast_made"]}
+        for r in results
+        if r["series"] == "a"
+    ]
+    assert body["observations"] == expected
+    assert [o["step"] for o in expected] == [1, 2, 3, 4, 5] and expected[-1]["timestamp"] is None
+
+
+async def test_recent_returns_the_last_limit_values_oldest_first(client_for) -> None:
+    async with client_for() as client:
+        await post(client, [{"series": "s", "value": float(i)} for i in range(12)])
+        body = (await client.get("/v1/models/default/series/s/recent", params={"limit": 3})).json()
+        too_many = await client.get("/v1/models/default/series/s/recent", params={"limit": 100_000})
+    assert [(o["step"], o["value"]) for o in body["observations"]] == [(10, 9.0), (11, 10.0), (12, 11.0)]
+    assert too_many.status_code == 422
+
+
+async def test_recent_of_a_deleted_or_unknown_series_is_404(client_for) -> None:
+    async with client_for() as client:
+        await post(client, [{"series": "gone", "value": 1.0}, {"series": "gone", "value": 2.0}])
+        assert (await client.delete("/v1/models/default/series/gone")).status_code == 204
+        deleted = await client.get("/v1/models/default/series/gone/recent")
+        unknown_model = await client.get("/v1/models/nope/series/gone/recent")
+        await post(client, [{"series": "gone", "value": 5.0}])  # the name again: a new series, a new history
+        fresh = (await client.get("/v1/models/default/series/gone/recent")).json()["observations"]
+    assert deleted.status_code == 404 and "gone" in deleted.json()["detail"]
+    assert unknown_model.status_code == 404 and "nope" in unknown_model.json()["detail"]
+    assert [(o["step"], o["value"]) for o in fresh] == [(1, 5.0)]
+
+
+def test_recent_results_keep_at_most_capacity_per_series() -> None:
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    recent = RecentResults(capacity=4)
+    for i in range(10):
+        batch = [Observation("x", float(i)), Observation("y", float(-i))]
+        recent.record(batch, forecaster.observe_many([(o.series, o.value) for o in batch]))
+    assert [p.value for p in recent.read("x", limit=100)] == [6.0, 7.0, 8.0, 9.0]
+    assert [p.step for p in recent.read("y", limit=2)] == [9, 10]
+    with pytest.raises(ValueError, match="capacity=0 is invalid"):
+        RecentResults(capacity=0)
+
+
+def test_recent_results_keep_every_field_exactly_with_several_features_and_wrap_around() -> None:
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, n_features=2))
+    recent, plain = RecentResults(capacity=3), RecentResults(capacity=3)
+    expected: dict[str, list[tuple]] = {"x": [], "y": []}
+    for i in range(7):
+        batch = [
+            Observation("x", [float(i), None if i % 2 else -float(i)], T0 + i if i % 3 else None),
+            Observation("y", None),
+            Observation("x", [0.5, 0.25]),  # a second value of x in the same batch: a second tick
+        ]
+        results = forecaster.observe_many([(o.series, o.value) for o in batch])
+        recent.record(batch, results)
+        plain.record(batch, list(results))  # plain StepResults, not the lazy columns
+        for obs, result in zip(batch, results, strict=True):
+            expected[obs.series].append((result.step, obs.timestamp, result.value, result.forecast_made))
+    for series in ("x", "y"):
+        want = expected[series][-3:]
+        for store in (recent, plain):
+            got = [(p.step, p.timestamp, p.value, p.forecast_made) for p in store.read(series, limit=10)]
+            assert got == want
+            assert [p.step for p in store.read(series, limit=2)] == [w[0] for w in want[-2:]]
+    assert want[-1][2] == [None, None]  # y: a missing value of two features

@@ -1,0 +1,290 @@
+"""EventLog: round trips, order, prune, sync modes, threads, a torn WAL tail, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from service.storage import event_log
+from service.storage.event_log import EventLog, StorageFullError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(params=["batch", "interval"])
+def sync(request) -> str:
+    return request.param
+
+
+def test_append_returns_consecutive_seqs_and_payloads_round_trip_exactly(tmp_path, sync):
+    payloads = [
+        {"items": [["a", 0.1], ["b", None], ["a", [1e-300, -0.0, 123456789.123456789]]]},
+        {"series": "ünïcode ✓", "n": 2**62},
+        [1, "two", 3.5, None, True],
+        "plain",
+    ]
+    with EventLog(tmp_path / "events.db", sync=sync) as log:
+        seqs = [log.append("m1", f"kind{i}", p) for i, p in enumerate(payloads)]
+        got = list(log.records())
+    assert seqs == [1, 2, 3, 4]
+    assert [(r.seq, r.model, r.kind, r.payload) for r in got] == [
+        (s, "m1", f"kind{i}", p) for i, (s, p) in enumerate(zip(seqs, payloads, strict=True))
+    ]
+    assert repr(got[0].payload["items"][2][1][1]) == "-0.0"  # the sign bit of zero survives too
+
+
+def test_records_after_seq_are_the_later_ones_in_order_across_pages(tmp_path, monkeypatch):
+    monkeypatch.setattr(event_log, "_PAGE_ROWS", 3)  # force several pages
+    with EventLog(tmp_path / "events.db", sync="interval") as log:
+        for i in range(11):
+            log.append("m", "observe", {"i": i})
+        assert [r.payload["i"] for r in log.records(after_seq=4)] == list(range(4, 11))
+        assert [r.seq for r in log.records(after_seq=0)] == list(range(1, 12))
+        assert list(log.records(after_seq=11)) == []
+
+
+def test_records_survive_close_and_reopen(tmp_path, sync):
+    path = tmp_path / "events.db"
+    with EventLog(path, sync=sync) as log:
+        for i in range(5):
+            log.append(f"m{i % 2}", "observe", {"i": i})
+    with EventLog(path, sync=sync) as log:
+        assert [(r.seq, r.model, r.payload["i"]) for r in log.records()] == [(i + 1, f"m{i % 2}", i) for i in range(5)]
+        assert log.append("m0", "observe", {"i": 5}) == 6
+
+
+def test_prune_deletes_through_seq_and_seqs_are_never_reused(tmp_path):
+    path = tmp_path / "events.db"
+    with EventLog(path) as log:
+        for i in range(5):
+            log.append("m", "observe", i)
+        assert log.prune(3) == 3
+        assert [r.seq for r in log.records()] == [4, 5]
+        assert log.prune(5) == 2
+        assert list(log.records()) == []
+        assert log.last_seq() == 5
+        assert log.append("m", "observe", 5) == 6
+    with EventLog(path) as log:
+        assert log.last_seq() == 6
+        assert log.append("m", "observe", 6) == 7
+        assert [r.payload for r in log.records()] == [5, 6]
+
+
+def test_last_seq_of_a_new_log_is_zero(tmp_path):
+    with EventLog(tmp_path / "events.db") as log:
+        assert log.last_seq() == 0
+        assert list(log.records()) == []
+
+
+def test_both_modes_commit_in_wal_mode_without_sqlites_own_fsync(tmp_path):
+    for sync in ("batch", "interval"):  # batch mode fsyncs the WAL itself (WalSyncer), after each commit
+        with EventLog(tmp_path / f"{sync}.db", sync=sync) as log:
+            assert log._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+            assert log._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_batch_mode_append_returns_after_an_fsync_of_the_wal_that_holds_the_record(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+    synced_sizes: list[int] = []  # the WAL's size at each fsync of it
+    real_fsync = os.fsync
+
+    def watching_fsync(fd):
+        real_fsync(fd)
+        if os.path.exists(f"{path}-wal") and os.fstat(fd).st_ino == _inode(Path(f"{path}-wal")):
+            synced_sizes.append(os.fstat(fd).st_size)
+
+    with EventLog(path, sync="batch") as log:
+        monkeypatch.setattr(os, "fsync", watching_fsync)
+        for i in range(3):
+            before = len(synced_sizes)
+            log.append("m", "observe", {"i": i})
+            assert len(synced_sizes) > before  # an fsync of the WAL ran before append returned
+            assert synced_sizes[-1] == os.path.getsize(f"{path}-wal")  # ... with the record in it
+        seq = log.write("m", "observe", {"i": 3})  # written, not yet synced ...
+        log.durable(seq).result(timeout=30)  # ... until this is done
+        assert synced_sizes[-1] == os.path.getsize(f"{path}-wal")
+        assert [r.payload for r in log.records()] == [{"i": i} for i in range(4)]
+
+
+def test_batch_mode_failed_fsync_fails_its_record_and_every_later_write(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+
+    def full_fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with EventLog(path, sync="batch") as log:
+        log.append("m", "observe", 1)
+        monkeypatch.setattr(os, "fsync", full_fsync)
+        seq = log.write("m", "observe", 2)
+        with pytest.raises(StorageFullError, match="fsync failed"):
+            log.durable(seq).result(timeout=30)
+        monkeypatch.undo()  # a later fsync would prove nothing about the pages the failed one dropped
+        with pytest.raises(StorageFullError, match="fsync failed"):
+            log.append("m", "observe", 3)
+        with pytest.raises(StorageFullError, match="fsync failed"):
+            log.durable(seq).result(timeout=30)
+        assert [r.payload for r in log.records()] == [1, 2]  # 2 was written: a restart recovers it
+
+
+def _inode(path: Path) -> int:
+    return os.stat(path).st_ino
+
+
+def test_interval_mode_fsyncs_the_wal_in_the_background(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+    synced = threading.Event()
+    real_fsync = os.fsync
+
+    def watching_fsync(fd):
+        real_fsync(fd)
+        if os.fstat(fd).st_ino == _inode(Path(f"{path}-wal")):
+            synced.set()
+
+    monkeypatch.setattr(os, "fsync", watching_fsync)
+    with EventLog(path, sync="interval", sync_interval_ms=5) as log:
+        log.append("m", "observe", 1)
+        assert synced.wait(timeout=30), "the background thread never fsynced the WAL"
+        with log._lock:  # held by the thread through its fsync and bookkeeping
+            assert log._dirty is False
+
+
+def test_interval_mode_background_fsync_failure_is_raised_by_the_next_append(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+    failed = threading.Event()
+
+    def full_fsync(fd):
+        failed.set()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with EventLog(path, sync="interval", sync_interval_ms=5) as log:
+        monkeypatch.setattr(os, "fsync", full_fsync)
+        log.append("m", "observe", 1)
+        assert failed.wait(timeout=30)
+        with pytest.raises(StorageFullError):
+            log.append("m", "observe", 2)
+        monkeypatch.undo()
+        assert log.append("m", "observe", 3) == 2
+        assert [r.payload for r in log.records()] == [1, 3]
+
+
+def test_concurrent_appends_from_threads_are_each_present_exactly_once(tmp_path, sync):
+    n_threads, per_thread = 6, 40 if sync == "interval" else 15
+    returned: dict[int, list[int]] = {}
+    start = threading.Barrier(n_threads)
+    with EventLog(tmp_path / "events.db", sync=sync) as log:
+
+        def writer(t: int) -> None:
+            start.wait()
+            returned[t] = [log.append(f"model-{t}", "observe", {"t": t, "i": i}) for i in range(per_thread)]
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(n_threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        records = list(log.records())
+    total = n_threads * per_thread
+    assert [r.seq for r in records] == list(range(1, total + 1))  # no gap, no duplicate
+    assert sorted((r.payload["t"], r.payload["i"]) for r in records) == [
+        (t, i) for t in range(n_threads) for i in range(per_thread)
+    ]
+    by_seq = {r.seq: r for r in records}
+    for t, seqs in returned.items():
+        assert seqs == sorted(seqs)  # one thread's appends keep its order
+        assert [by_seq[s].payload for s in seqs] == [{"t": t, "i": i} for i in range(per_thread)]
+        assert all(by_seq[s].model == f"model-{t}" for s in seqs)
+
+
+_CRASHING_WRITER = """
+import os, sys
+from service.storage.event_log import EventLog
+log = EventLog(sys.argv[1], sync="batch")
+for i in range(5):
+    log.append("m", "observe", {"i": i, "pad": "x" * 100})
+os._exit(0)  # a crash: no close, the WAL stays as the last commit left it
+"""
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_torn_last_wal_frame_keeps_the_committed_prefix(tmp_path, damage):
+    path = tmp_path / "events.db"
+    subprocess.run([sys.executable, "-c", _CRASHING_WRITER, str(path)], cwd=REPO, check=True, timeout=120)
+    wal = Path(f"{path}-wal")
+    size = wal.stat().st_size
+    page_size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+    frame = 24 + page_size
+    assert size > 32 + 5 * frame  # the five commits are still only in the WAL
+    tear_at = size - frame // 2  # the middle of the last frame, the last commit's commit frame
+    if damage == "truncate":
+        os.truncate(wal, tear_at)
+    else:
+        with open(wal, "r+b") as f:
+            f.seek(tear_at)
+            f.write(os.urandom(size - tear_at))
+    with EventLog(path) as log:
+        assert [r.payload["i"] for r in log.records()] == [0, 1, 2, 3]
+        assert log.last_seq() == 4
+        assert log.append("m", "observe", {"i": 4}) == 5
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_full_log_raises_storage_full_and_loses_nothing_written_before(tmp_path):
+    path = tmp_path / "events.db"
+    written = []
+    with EventLog(path, max_bytes=64 * 1024) as log:  # sqlite's max_page_count: a real SQLITE_FULL
+        with pytest.raises(StorageFullError) as caught:
+            for i in range(10_000):
+                log.append("m", "observe", {"i": i, "pad": "x" * 500})
+                written.append(i)
+        assert caught.value.errno == errno.ENOSPC
+        assert 0 < len(written) < 10_000
+        assert [r.payload["i"] for r in log.records()] == written
+        assert log.last_seq() == len(written)
+        log.prune(len(written) // 2)  # freed pages are reused: the log accepts records again
+        assert log.append("m", "observe", {"i": "after"}) == len(written) + 1
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with EventLog(path) as log:
+        payloads = [r.payload["i"] for r in log.records()]
+    assert payloads == [*written[len(written) // 2 :], "after"]
+
+
+def test_a_payload_orjson_cannot_encode_raises_type_error_and_appends_nothing(tmp_path):
+    with EventLog(tmp_path / "events.db") as log:
+        with pytest.raises(TypeError):
+            log.append("m", "observe", {"value": object()})
+        assert log.last_seq() == 0
+        assert log.append("m", "observe", 1) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"sync": "sometimes"}, "sync='sometimes'"),
+        ({"sync_interval_ms": 0}, "sync_interval_ms=0"),
+        ({"max_bytes": -1}, "max_bytes=-1"),
+    ],
+)
+def test_bad_settings_raise_value_error_naming_them(tmp_path, kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        EventLog(tmp_path / "events.db", **kwargs)
+
+
+def test_bad_model_or_kind_and_use_after_close_raise_value_error(tmp_path):
+    log = EventLog(tmp_path / "events.db")
+    with pytest.raises(ValueError, match="model=''"):
+        log.append("", "observe", 1)
+    with pytest.raises(ValueError, match="kind=None"):
+        log.append("m", None, 1)
+    log.close()
+    log.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        log.append("m", "observe", 1)

@@ -1,0 +1,117 @@
+"""PostgresLog against a real PostgreSQL server: the log-store contract it shares with the SQLite
+EventLog (same records back, gapless seqs, prune keeps the high-water mark), independent streams,
+epoch fencing (an older writer can append nothing), and a lost connection that refuses later appends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from service.storage.event_log import EventLog
+from service.storage.log_store import FencedWriter, LogStore
+from service.storage.postgres_log import PostgresLog
+
+RECORDS = [
+    ("default", "observe", {"items": [["a", 1.5, None], ["b", None, 1700000000.25]]}),
+    ("m2", "create_model", {"config": {"hidden_size": 8, "dtype": "float64"}}),
+    ("default", "forget_series", {"series": "b"}),
+    ("default", "observe", {"items": [["é/ü", -0.1, 1.0e-300]]}),
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogStore]:
+    if request.param == "sqlite":
+        with EventLog(tmp_path / "events.sqlite3") as log:
+            yield log
+    else:
+        with PostgresLog(request.getfixturevalue("postgres_url"), stream="s") as log:
+            yield log
+
+
+def test_records_come_back_in_order_with_gapless_seqs(store: LogStore) -> None:
+    assert store.last_seq() == 0 and list(store.records()) == []
+    seqs = [store.append(*record) for record in RECORDS]
+    assert seqs == [1, 2, 3, 4]
+    got = [(r.seq, r.model, r.kind, r.payload) for r in store.records()]
+    assert got == [(seq, *record) for seq, record in zip(seqs, RECORDS, strict=True)]
+    assert [r.seq for r in store.records(after_seq=2)] == [3, 4]
+    assert store.last_seq() == 4
+
+
+def test_prune_deletes_through_a_seq_and_keeps_the_high_water_mark(store: LogStore) -> None:
+    for record in RECORDS:
+        store.append(*record)
+    assert store.prune(3) == 3
+    assert [r.seq for r in store.records()] == [4]
+    assert store.prune(4) == 1
+    assert store.last_seq() == 4 and list(store.records()) == []
+    assert store.append("default", "observe", {"items": []}) == 5  # never reused
+
+
+def test_a_failed_append_leaves_no_gap(store: LogStore) -> None:
+    store.append("default", "observe", {"items": []})
+    with pytest.raises(TypeError):
+        store.append("default", "observe", {"items": [object()]})  # orjson cannot encode it
+    assert store.append("default", "observe", {"items": []}) == 2
+
+
+def test_the_two_stores_hold_the_same_records(tmp_path: Path, postgres_url: str) -> None:
+    with EventLog(tmp_path / "events.sqlite3") as sqlite, PostgresLog(postgres_url) as pg:
+        for record in RECORDS:
+            assert sqlite.append(*record) == pg.append(*record)
+        strip = [(r.seq, r.model, r.kind, r.payload) for r in sqlite.records()]
+        assert strip == [(r.seq, r.model, r.kind, r.payload) for r in pg.records()]
+
+
+def test_streams_are_independent(postgres_url: str) -> None:
+    with PostgresLog(postgres_url, stream="shard-0") as a, PostgresLog(postgres_url, stream="shard-1") as b:
+        assert [a.append("m", "k", 1), a.append("m", "k", 2), b.append("n", "k", 3)] == [1, 2, 1]
+        assert [r.payload for r in a.records()] == [1, 2] and [r.payload for r in b.records()] == [3]
+        assert (a.last_seq(), b.last_seq()) == (2, 1)
+
+
+def test_each_opening_takes_the_next_epoch(postgres_url: str) -> None:
+    with PostgresLog(postgres_url, stream="s") as first:
+        pass
+    with PostgresLog(postgres_url, stream="s") as second, PostgresLog(postgres_url, stream="other") as other:
+        assert (first.epoch, second.epoch, other.epoch) == (1, 2, 1)
+
+
+def test_a_writer_from_an_older_epoch_cannot_append_or_prune(postgres_url: str) -> None:
+    with PostgresLog(postgres_url, stream="s") as old:
+        assert old.append("m", "observe", {"items": [["a", 1.0, None]]}) == 1
+        with PostgresLog(postgres_url, stream="s") as new:  # a new incarnation takes over
+            assert new.epoch == old.epoch + 1
+            with pytest.raises(FencedWriter, match=r"epoch 1 was superseded by epoch 2"):
+                old.append("m", "observe", {"items": [["a", 2.0, None]]})
+            with pytest.raises(FencedWriter):
+                old.write("m", "observe", {"items": [["a", 3.0, None]]})
+            with pytest.raises(FencedWriter):
+                old.prune(1)
+            assert new.last_seq() == 1  # nothing of the old writer's tries was written
+            assert [(r.seq, r.payload) for r in new.records()] == [(1, {"items": [["a", 1.0, None]]})]
+            assert new.append("m", "observe", {"items": [["a", 4.0, None]]}) == 2  # the owner goes on
+            with pytest.raises(FencedWriter):
+                old.append("m", "observe", {"items": [["a", 5.0, None]]})
+            assert [r.seq for r in new.records()] == [1, 2]
+
+
+def test_a_lost_connection_refuses_every_later_append(postgres_url: str) -> None:
+    with PostgresLog(postgres_url, stream="s") as log:
+        assert log.append("m", "k", 1) == 1
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            terminated = admin.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t"
+            ).fetchone()[0]
+        assert terminated == 1
+        with pytest.raises(OSError, match="connection failed"):
+            log.append("m", "k", 2)
+        with pytest.raises(OSError, match="connection failed"):
+            log.append("m", "k", 3)  # unknown whether anything committed: the writer must restart
+    with PostgresLog(postgres_url, stream="s") as restarted:
+        assert [r.payload for r in restarted.records()] == [1]

@@ -5,7 +5,7 @@ free port with a fresh state directory (the embedded defaults, no ``TBPTT_*`` of
 environment), runs the tour's feed command as the README shows it (plus ``--url`` for the port), and
 writes what it prints to ``docs/tour_output.txt``; then it screenshots the dashboard on host ``web-1``
 with 48 steps ahead into ``docs/dashboard.png`` (headless Debian ``chromium`` driven by playwright, as
-``tests/service/test_dashboard.py`` does) and stops the server by its PID (SIGTERM).
+``tests/service/api/test_dashboard.py`` does) and stops the server by its PID (SIGTERM).
 
 It also prints, per host, the one-step MAE/naive (the target of issue 10 is <= 0.8 on every host) and
 whether the forecast ahead follows the daily cycle: the correlation of the first day of the forecast

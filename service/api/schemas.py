@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
+from service.api.config_schema import config_json_schema
 from service.errors import quoted
 from service.storage.observation import Observation, parse_timestamp
 from tbptt_online.series_store import MAX_NAME_LENGTH
@@ -127,9 +128,8 @@ class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=MODEL_NAME_PATTERN, description="Letters, digits, '_', '.', '-'; at most 64.")
-    config: dict[str, Any] = Field(
-        default_factory=dict, description="ForecasterConfig fields; those left out take the library's defaults."
-    )
+    # the library checks the values; the schema names the fields (an unknown one is refused)
+    config: Annotated[dict[str, Any], WithJsonSchema(config_json_schema())] = Field(default_factory=dict)
 
 
 class UpdateStatsOut(BaseModel):

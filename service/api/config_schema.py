@@ -1,0 +1,56 @@
+"""The JSON schema of a model's ``config`` in the OpenAPI, read off ``ForecasterConfig``'s fields.
+
+The service refuses a config field the library does not know (422 naming it), so the schema
+says which fields there are (``additionalProperties: false``), each with its JSON type, its
+choices where it has a fixed set, and its default. The library still checks every value
+(ranges, and rules between fields such as k1 <= k2, and the memory budgets): a config the
+schema allows can be refused with 422 naming the field.
+
+>>> schema = config_json_schema()
+>>> schema["additionalProperties"], schema["properties"]["cell"]["enum"]
+(False, ['gru', 'lstm', 'rnn'])
+>>> schema["properties"]["clip_norm"]["anyOf"], schema["properties"]["season_length"]["default"]
+([{'type': 'number'}, {'type': 'null'}], 'auto')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tbptt_online import ForecasterConfig
+from tbptt_online.config import CELLS, DTYPES, LOSSES, MODES, OPTIMIZERS
+
+JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "None": "null"}
+CHOICES = {"cell": CELLS, "mode": MODES, "optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES}
+
+
+def field_schema(name: str, annotation: str, default: Any) -> dict[str, Any]:
+    """One field: its choices, or its JSON type(s) (any value where a part of the type has no JSON
+    name, e.g. ``list[int]``: the library checks it), and its default."""
+    schema: dict[str, Any]
+    if name in CHOICES:
+        schema = {"enum": list(CHOICES[name])}
+    else:
+        parts = [part.strip() for part in annotation.split("|")]
+        if all(part in JSON_TYPES for part in parts):
+            types = [{"type": JSON_TYPES[part]} for part in parts]
+            schema = types[0] if len(types) == 1 else {"anyOf": types}
+        else:
+            schema = {}
+    if default is not dataclasses.MISSING:
+        schema["default"] = default
+    return schema
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The ``config`` object of ``POST /v1/models``: ForecasterConfig's fields, no others."""
+    properties = {
+        f.name: field_schema(f.name, str(f.type), f.default) for f in dataclasses.fields(ForecasterConfig) if f.init
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "description": "ForecasterConfig fields; those left out take the library's defaults.",
+    }

@@ -1,0 +1,30 @@
+"""The OpenAPI's ``config`` of ``POST /v1/models`` says which fields there are (schemathesis found a
+schema-valid request refused: the schema allowed any key, the service refuses unknown ones)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tbptt_online import ForecasterConfig
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_openapi_config_lists_forecaster_config_fields_and_no_others(client_for) -> None:
+    async with client_for() as client:
+        spec = (await client.get("/openapi.json")).json()
+        refused = await client.post("/v1/models", json={"name": "m", "config": {"hidden_sise": 8}})
+        created = await client.post("/v1/models", json={"name": "m", "config": {"cell": "lstm", "clip_norm": None}})
+    body = spec["components"]["schemas"]["ModelCreate"]["properties"]["config"]
+    assert body["type"] == "object" and body["additionalProperties"] is False
+    fields = {f.name: f for f in dataclasses.fields(ForecasterConfig)}
+    assert set(body["properties"]) == set(fields)
+    assert body["properties"]["hidden_size"] == {"type": "integer", "default": 64}
+    assert body["properties"]["optimizer"]["enum"] == ["sgd", "adam", "adamw"]
+    assert body["properties"]["clip_norm"]["anyOf"] == [{"type": "number"}, {"type": "null"}]
+    assert all(p.get("default") == fields[name].default for name, p in body["properties"].items())
+    # what the schema refuses the service refuses, naming the field; what it allows is built
+    assert refused.status_code == 422 and "hidden_sise" in refused.text
+    assert created.status_code == 201, created.text

@@ -51,13 +51,17 @@ def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor) -> t
     >>> round(w[0, 0, 1, 0].item() / w[0, 0, 0, 0].item(), 6) == round(math.exp(-ETA * 0.1), 6)
     True
     """
-    average = loss / count.clamp(min=1e-12)[:, :, None]  # [B, H, E, d]
-    allowed = allowed[:, None].expand_as(average)
-    best = torch.where(allowed, average, torch.inf).amin(dim=2, keepdim=True)  # [B, H, 1, d]
-    logits = -ETA * average / best.clamp(min=1e-12)
-    logits = torch.where((count > 0)[:, :, None], logits, 0.0)  # nothing scored yet: equal weights
-    logits = torch.where(allowed, logits, -torch.inf)
-    return torch.softmax(logits, dim=2)
+    return torch.softmax(logits(loss, count, allowed), dim=2)
+
+
+def logits(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """``[B, H, E, d]``: ``-eta A_e / min A`` (the count N is shared by the members of a horizon,
+    so A_e / min A = L_e / min L), 0 where nothing is scored yet, -inf where not allowed."""
+    allowed = allowed[:, None]  # [B, 1, E, d]
+    best = torch.where(allowed, loss, torch.inf).amin(dim=2, keepdim=True)  # [B, H, 1, d]
+    floor = 1e-12 * count.clamp(min=1e-12)[:, :, None]  # min A >= 1e-12 (a flat series' zero losses)
+    factor = torch.where((count > 0)[:, :, None], -ETA / torch.maximum(best, floor), 0.0)  # [B, H, 1, d]
+    return torch.where(allowed, loss * factor, -torch.inf)
 
 
 def combine(forecasts: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -14,10 +14,14 @@ Nineteen experts per series and feature (``NAMES``), all vectorised over series 
   series, z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}), on the lags 1, 2, 3, m, m + 1
   of z: the SARIMA-like linear expert that follows short-term dynamics.
 
-The state of a series lives in the ``FIELDS`` rows of the series store. ``advance`` folds
-one value in; ``paths`` forecasts every expert ``H`` steps ahead without changing
-anything; ``reseason`` re-estimates the seasonal components when a season is found.
-The raw values ring holds value ``s`` (1-based step) at row ``(s - 1) % R``.
+The state of a series lives in the ``fields`` of the series store. The functions take
+``rows``: the B rows' copies of the small fields, gathered from the store, and the
+``SHARED`` fields (the values ring and the seasonal tables, most of the bytes) as the
+store's whole tensors ``[C, ...]``, read and written in place at ``rows["slot"]`` [B]
+only where a value is touched (a tick never copies them). ``advance`` folds one value in;
+``paths`` forecasts every expert ``H`` steps ahead without changing anything;
+``reseason`` re-estimates the seasonal components when a season is found. The raw values
+ring holds value ``s`` (1-based step) at position ``(s - 1) % R`` of a row.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spik
 N_VARIANTS = len(VARIANTS)
 LOG_VARIANTS = slice(2, 4)
 LOG_EXPERTS = slice(2 + 4 * 2, 2 + 4 * 4)  # the experts of the log variants
+SHARED = ("x_raw", "x_season")  # in ``rows``: the store's whole tensors, indexed at rows["slot"]
 
 
 def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor]:
@@ -75,50 +80,66 @@ def local_scale(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.maximum(rows["x_scale"], 1e-9 * (level + 1.0))
 
 
-def ring_at(ring: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """Values at steps ``step`` [B, K, d] (1-based, >= 1) of the raw ring [B, R, d]: [B, K, d]."""
-    return torch.gather(ring, 1, (step - 1) % ring.shape[1])
+def subset(rows: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The rows ``which`` (indices into the B rows) of ``rows``: the shared fields stay whole."""
+    return {k: v if k in SHARED else v[which] for k, v in rows.items()}
 
 
-def _seasonal(season: torch.Tensor, period: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """The seasonal components at step ``step`` [B, K]: season [B, V, 2, d, M], period [B, d, 2]
-    -> [B, K, V, d], the sum of both seasons (0 where a season is absent)."""
-    b, v, _, d, max_season = season.shape
-    total = season.new_zeros(b, step.shape[1], v, d)
-    for j in range(2):
+def own(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The rows' own copies (what the caller writes back to the store): all but the shared
+    fields and the slots."""
+    return {k: v for k, v in rows.items() if k not in SHARED and k != "slot"}
+
+
+def ring_at(ring: torch.Tensor, slot: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """Values at steps ``step`` [B, K, d] (1-based, >= 1) of the raw ring [C, R, d] (contiguous)
+    at the rows ``slot`` [B]: [B, K, d]."""
+    _, r, d = ring.shape
+    flat = (slot[:, None, None] * r + (step - 1) % r) * d + torch.arange(d)  # [B, K, d] into ring.view(-1)
+    return torch.take(ring, flat)
+
+
+def _seasonal(
+    season: torch.Tensor, slot: torch.Tensor, period: torch.Tensor, step: torch.Tensor, which: tuple[int, ...] = (0, 1)
+) -> torch.Tensor:
+    """The seasonal components at step ``step`` [B, K]: season [C, V, 2, d, M] at rows ``slot``
+    [B], period [B, d, 2] -> [B, K, V, d], the sum of the seasons ``which`` (0 where absent)."""
+    _, v, _, d, max_season = season.shape
+    total = season.new_zeros(len(slot), step.shape[1], v, d)
+    variant = torch.arange(v).view(1, 1, -1, 1)
+    feature = torch.arange(d).view(1, 1, 1, -1)
+    for j in which:
         m = period[:, :, j]  # [B, d]
-        phase = step[:, :, None] % m.clamp(min=1)[:, None, :]  # [B, K, d]
-        index = phase.clamp(max=max_season - 1)[:, None, :, :].expand(b, v, -1, -1)  # [B, V, K, d]
-        table = season[:, :, j].transpose(2, 3)  # [B, V, M, d]
-        value = torch.gather(table, 2, index).permute(0, 2, 1, 3)  # [B, K, V, d]
+        if not bool((m > 0).any()):
+            continue
+        phase = (step[:, :, None] % m.clamp(min=1)[:, None, :]).clamp(max=max_season - 1)  # [B, K, d]
+        # flat index into season.view(-1) of [slot, variant, j, feature, phase]: [B, K, V, d]
+        row = ((slot.view(-1, 1, 1, 1) * v + variant) * 2 + j) * d + feature
+        value = torch.take(season, row * max_season + phase[:, :, None, :])
         total = total + torch.where((m > 0)[:, None, None, :], value, 0.0)
     return total
 
 
 def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
-    the rows (the caller's copies, gathered from the store: the values ring is written in
-    place, the other fields replaced; the caller writes them back to the store)."""
+    the rows: the shared fields (values ring, seasonal tables) are written in place at the
+    rows' slots, the rows' own copies replaced (the caller writes those back)."""
     first = mask & ~rows["x_seen"]  # [B, d] the first observed value: the smoothing starts from it
     both = mask & rows["x_last_observed"]  # a change of the scale is one between two observed values
     positive = rows["x_positive"] & ((y > 0) | ~mask)  # an imputed value decides nothing
     logs = torch.where(y > 0, y, 1.0).log()
     u = torch.stack([y, y, logs, logs], dim=1)  # [B, V, d] each variant's value: units or log units
-    ring = rows["x_raw"]
-    previous = ring_at(ring, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
+    ring, slot = rows["x_raw"], rows["slot"]
+    previous = ring_at(ring, slot, (step - 1).clamp(min=1)[:, None, None].expand(-1, 1, y.shape[1]))[:, 0]  # [B, d]
     change = torch.where(both, (y - previous).abs(), 0.0)
     scale = rows["x_scale"]
     decayed = SCALE_DECAY * scale + (1 - SCALE_DECAY) * change
     scale = torch.where(both, torch.where(scale > 0, decayed, change), scale)
-    ring.index_put_((torch.arange(len(step)), (step - 1) % ring.shape[1]), y)  # the rows are the caller's copies
+    ring.index_put_((slot, (step - 1) % ring.shape[1]), y)  # in place: the store's tensor (copied on write)
 
     # smoothing: levels and trend from the deseasonalised value, then the seasons
     period, season = rows["x_period"], rows["x_season"]
-    parts = []  # each season's component now [B, V, d]
-    for j in range(2):
-        one = torch.zeros_like(period)
-        one[:, :, j] = period[:, :, j]
-        parts.append(_seasonal(season, one, step[:, None])[:, 0])
+    parts = [_seasonal(season, slot, period, step[:, None], (j,))[:, 0] for j in range(2)]  # [B, V, d] each
     s_now = parts[0] + parts[1]
     level, trend = rows["x_level"], rows["x_trend"]  # [B, V, 4, d], [B, V, d]
     alphas = torch.tensor(ALPHAS, dtype=y.dtype).view(1, 1, 4, 1)
@@ -129,36 +150,35 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     new_trend = torch.where(first[:, None], 0.0, new_trend)
     reference = new_level[:, :, REFERENCE]  # [B, V, d]
     gammas = torch.tensor(GAMMAS * len(SPACES), dtype=y.dtype).view(1, -1, 1)  # [1, V, 1]
-    updated = season
     rest = parts[1]
-    b, v = len(step), N_VARIANTS
-    b_idx = torch.arange(b).view(-1, 1, 1).expand(b, v, y.shape[1])  # [B, V, d] index tensors
-    v_idx = torch.arange(v).view(1, -1, 1).expand(b, v, y.shape[1])
-    d_idx = torch.arange(y.shape[1]).view(1, 1, -1).expand(b, v, y.shape[1])
+    b, v, d = len(step), N_VARIANTS, y.shape[1]
+    b_idx = slot.view(-1, 1, 1).expand(b, v, d)  # [B, V, d] index tensors
+    v_idx = torch.arange(v).view(1, -1, 1).expand(b, v, d)
+    d_idx = torch.arange(d).view(1, 1, -1).expand(b, v, d)
     for j in range(2):
         m = period[:, :, j]  # [B, d]
         if not bool((m > 0).any()):
             continue
-        if updated is season:  # one copy of the table, then written in place (not one copy per write)
-            updated = season.clone()
         value = gammas * (u - reference - rest) + (1 - gammas) * parts[j]  # [B, V, d]
         phase = (step[:, None] % m.clamp(min=1)).clamp(max=season.shape[-1] - 1)  # [B, d]
         at = (b_idx, v_idx, torch.full_like(b_idx, j), d_idx, phase[:, None, :].expand(b, v, -1))
-        updated.index_put_(at, torch.where((m > 0)[:, None, :], value, updated[at]))
+        season.index_put_(at, torch.where((m > 0)[:, None, :], value, season[at]))  # in place, one phase
         rest = value  # the second season is measured against the updated first one
-    rows.update(x_level=new_level, x_trend=new_trend, x_season=updated, x_scale=scale, x_positive=positive)
+    rows.update(x_level=new_level, x_trend=new_trend, x_scale=scale, x_positive=positive)
     rows.update(x_seen=rows["x_seen"] | mask, x_last_observed=mask)
     _advance_ar(rows, mask, step)
 
 
-def _z_at(ring: torch.Tensor, period: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """z at steps ``at`` [B, K, d] from the raw ring, and whether it could be formed (every
-    value it needs is at a step >= 1 and still in the ring)."""
+def _z_at(
+    ring: torch.Tensor, slot: torch.Tensor, period: torch.Tensor, at: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """z at steps ``at`` [B, K, d] from the raw ring at rows ``slot``, and whether it could be
+    formed (every value it needs is at a step >= 1 and still in the ring)."""
     m = period[:, None, :, 0]  # [B, 1, d]
     seasonal = m > 0
     deepest = at - 1 - torch.where(seasonal, m, 0)
     ok = (deepest >= 1) & (deepest > at.amax(dim=1, keepdim=True) - ring.shape[1])
-    safe = lambda s: ring_at(ring, s.clamp(min=1))  # noqa: E731
+    safe = lambda s: ring_at(ring, slot, s.clamp(min=1))  # noqa: E731
     z = safe(at) - safe(at - 1)
     z = z - torch.where(seasonal, safe(at - m) - safe(at - m - 1), 0.0)
     return torch.where(ok, z, 0.0), ok
@@ -177,8 +197,9 @@ def _advance_ar(rows: dict[str, torch.Tensor], mask: torch.Tensor, step: torch.T
     ring, period = rows["x_raw"], rows["x_period"]
     lags = _ar_lags(period)  # [B, K, d]
     scale = local_scale(rows)[:, None, :]  # [B, 1, d]
-    z_t, ok_t = _z_at(ring, period, step[:, None, None].expand(-1, 1, mask.shape[1]))
-    inputs, ok = _z_at(ring, period, step[:, None, None] - lags)  # [B, K, d]
+    slot = rows["slot"]
+    z_t, ok_t = _z_at(ring, slot, period, step[:, None, None].expand(-1, 1, mask.shape[1]))
+    inputs, ok = _z_at(ring, slot, period, step[:, None, None] - lags)  # [B, K, d]
     used = (lags > 0) & (period[:, None, :, 0] > 0) | (torch.arange(AR_ORDER).view(1, -1, 1) < 3)
     phi = torch.where(used & ok, inputs / scale, 0.0).clamp(-AR_CLAMP, AR_CLAMP).transpose(1, 2)  # [B, d, K]
     target = (z_t[:, 0] / scale[:, 0]).clamp(-AR_CLAMP, AR_CLAMP)  # [B, d]
@@ -199,17 +220,17 @@ def _advance_ar(rows: dict[str, torch.Tensor], mask: torch.Tensor, step: torch.T
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
     """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 19,
     in the order of ``NAMES``). Reads the rows, changes nothing."""
-    ring, period = rows["x_raw"], rows["x_period"]
-    b, _, d = ring.shape
+    ring, slot, period = rows["x_raw"], rows["slot"], rows["x_period"]
+    b, d = len(slot), ring.shape[2]
     h = torch.arange(1, horizon + 1, dtype=torch.int64)  # [H]
     ahead = step[:, None] + h[None, :]  # [B, H] steps t + h
-    last = ring_at(ring, step[:, None, None].expand(-1, 1, d).clamp(min=1))  # [B, 1, d] y_t
+    last = ring_at(ring, slot, step[:, None, None].expand(-1, 1, d).clamp(min=1))  # [B, 1, d] y_t
     naive = last.expand(b, horizon, d)
     m = period[:, None, :, 0]  # [B, 1, d]
     back = ahead[:, :, None] - m * torch.div(h[None, :, None] + m - 1, m.clamp(min=1), rounding_mode="floor")
     usable = (m > 0) & (back >= 1) & (back > step[:, None, None] - ring.shape[1])
-    seasonal_naive = torch.where(usable, ring_at(ring, back.clamp(min=1)), naive)
-    season = _seasonal(rows["x_season"], period, ahead)  # [B, H, V, d]
+    seasonal_naive = torch.where(usable, ring_at(ring, slot, back.clamp(min=1)), naive)
+    season = _seasonal(rows["x_season"], slot, period, ahead)  # [B, H, V, d]
     level, trend = rows["x_level"], rows["x_trend"]  # [B, V, 4, d], [B, V, d]
     damped = torch.cumsum(PHI ** h.to(torch.float64), 0).view(1, horizon, 1, 1)  # sum_{i<=h} phi^i
     levels = level[:, None, :, :3] + season[:, :, :, None]  # [B, H, V, 3, d]
@@ -226,14 +247,14 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
 
 def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
     """The AR expert's forecasts [B, H, d]: z rolled forward with its own predictions."""
-    ring, period, theta = rows["x_raw"], rows["x_period"], rows["x_ar"]
-    b, _, d = ring.shape
+    ring, slot, period, theta = rows["x_raw"], rows["slot"], rows["x_period"], rows["x_ar"]
+    b, d = len(slot), ring.shape[2]
     m = period[:, :, 0]  # [B, d]
     seasonal = m > 0
     depth = int(2 * m.max()) + 6 if b else 6  # values of the past the recursion can reach
     past_steps = (step[:, None, None] - torch.arange(depth - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
-    ys = torch.cat([ring_at(ring, past_steps.clamp(min=1)), ring.new_zeros(b, horizon, d)], dim=1)  # oldest first
-    zs = torch.cat([_z_at(ring, period, past_steps)[0], ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth + H, d]
+    ys = torch.cat([ring_at(ring, slot, past_steps.clamp(min=1)), ring.new_zeros(b, horizon, d)], dim=1)  # oldest 1st
+    zs = torch.cat([_z_at(ring, slot, period, past_steps)[0], ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth+H, d]
     scale = local_scale(rows)  # [B, d]
     lags = _ar_lags(period)  # [B, K, d]
     used = ((lags > 0) & seasonal[:, None]) | (torch.arange(AR_ORDER).view(1, -1, 1) < 3)
@@ -252,12 +273,13 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     ring, the seasonal components (the mean deviation of each phase from its cycle's mean,
     season 1 first, season 2 on what is left), the levels (the last cycle's deseasonalised
     mean), trend 0 and a fresh AR."""
-    ring = rows["x_raw"]
-    b, r, d = ring.shape
+    ring, slot = rows["x_raw"], rows["slot"]
+    b, r, d = len(slot), ring.shape[1], ring.shape[2]
     max_season = rows["x_season"].shape[-1]
     n = int(step.clamp(max=r).min())  # the rows reseasoned together have the same count
-    values = ring_at(ring, (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d))
-    season = torch.zeros_like(rows["x_season"])
+    past = (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
+    values = ring_at(ring, slot, past)  # [B, n, d]
+    season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)
     logs = torch.where(values > 0, values, 1.0).log()
     for variant, (space, _) in enumerate(VARIANTS):
         u = logs if space else values
@@ -281,7 +303,7 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
         level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]
         rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
     rows["x_trend"] = torch.zeros_like(rows["x_trend"])
-    rows["x_season"] = season
+    rows["x_season"][slot] = season  # in place: the store's tensor (copied on write)
     rows["x_period"] = periods.clone()
     rows["x_ar"] = torch.zeros_like(rows["x_ar"])
     rows["x_ar_p"] = AR_PRIOR * torch.eye(AR_ORDER, dtype=torch.float64).expand_as(rows["x_ar_p"]).clone()

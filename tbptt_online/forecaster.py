@@ -91,10 +91,6 @@ class Forecaster:
         self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
         self.observations = 0  # values consumed by the model, all series together
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
-        # the ring of past forecasts is read and written entry by entry, never gathered whole
-        self._hybrid_fields = [
-            k for k in self.store.tensors if k.startswith(hybrid.PREFIXES) and k not in hybrid.ORIGIN_RING
-        ]
         self._frozen: tuple[int, RecurrentNetwork] | None = None
 
     # -- reading ------------------------------------------------------------------
@@ -107,6 +103,8 @@ class Forecaster:
 
     def view(self) -> ForecasterView:
         """A consistent read-only snapshot (cheap: weights are copied once per update)."""
+        if self.config.hybrid:  # its forecasts never run the network: the correction is in the state
+            return ForecasterView(self.config, None, self.store.snapshot(), self.store.slots, self.engine.updates)
         attempts = self.engine.attempts
         if self._frozen is None or self._frozen[0] != attempts:
             frozen = copy.deepcopy(self.network).requires_grad_(False)
@@ -186,7 +184,9 @@ class Forecaster:
     def _add_series(self, names: list[str]) -> None:
         slots = self.store.add(names)
         if self.config.hybrid:  # nothing is known of a new series: no forecast of its first value
-            self.store.put(slots, served=torch.full((len(names), 4, self.config.n_features), math.nan))
+            d, horizons = self.config.n_features, self.config.calibrated_horizon
+            nothing = dict(served=torch.full((len(names), 4, d), math.nan))
+            self.store.put(slots, served_path=torch.full((len(names), horizons, d), math.nan), **nothing)
             return
         with torch.no_grad():
             state = self.network.initial_state(len(names))
@@ -218,7 +218,9 @@ class Forecaster:
         steps = before + 1  # [B] t after this value
         rows = None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
-            rows = {k: st.get(k, slots) for k in self._hybrid_fields}
+            for field in experts.SHARED:  # written in place at these rows by the tick (copied if handed out)
+                st.writable(field)
+            rows = hybrid.rows_at(st.tensors, slots)
             x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y
         else:
@@ -285,9 +287,9 @@ class Forecaster:
         experts.advance(rows, y, mask, steps)
         self._seasons(rows, steps)
         paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d]
-        base = hybrid.base_path(rows, paths)  # [B, Hc, d]
-        rows["n_base"], rows["n_scale"] = base[:, 0], experts.local_scale(rows)
-        return hybrid.network_input(rows, y, steps, target, base[:, 0]), target, defined, paths, base
+        base = hybrid.base_path(rows, paths)  # the experts' combination [B, Hc, d] and the members' weights
+        rows["n_base"], rows["n_scale"] = base.path[:, 0], experts.local_scale(rows)
+        return hybrid.network_input(rows, y, steps, target, base.path[:, 0]), target, defined, paths, base
 
     def _seasons(self, rows: dict[str, torch.Tensor], steps: torch.Tensor) -> None:
         """Look for seasons at the detection steps ("auto"), or set the configured ones."""
@@ -302,7 +304,7 @@ class Forecaster:
         for at in torch.unique(steps[due]).tolist():
             which = due & (steps == at)
             idx = which.nonzero().squeeze(1)
-            part = {k: v[idx] for k, v in rows.items()}
+            part = experts.subset(rows, idx)
             if cfg.season_length == "auto":
                 hybrid.detect(part, steps[idx], cfg.season_table_size)
             else:
@@ -313,7 +315,7 @@ class Forecaster:
                     periods.expand(len(idx), cfg.n_features, 2),
                     torch.ones(len(idx), dtype=torch.bool),
                 )
-            for key, value in part.items():
+            for key, value in experts.own(part).items():
                 rows[key] = rows[key].index_put((idx,), value)
 
     def _hybrid_serve(
@@ -323,7 +325,7 @@ class Forecaster:
         steps: torch.Tensor,
         pred: torch.Tensor,
         paths: torch.Tensor,
-        base: torch.Tensor,
+        base: hybrid.Base,
     ) -> torch.Tensor:
         """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
         ``base``, remember the origin's forecasts; store and return the served one-step
@@ -335,7 +337,7 @@ class Forecaster:
         entries = hybrid.origin_entries(every, mean, horizons)
         self.store.put_at("c_origin", (slots, steps % horizons), entries)
         served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
-        self.store.put(slots, next_pred=pred, served=served, **rows)
+        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
         return served
 
     # -- stateful -----------------------------------------------------------------
@@ -391,11 +393,13 @@ class Forecaster:
         return state
 
     def _rebuild_hybrid_served(self, slots: torch.Tensor) -> None:
-        """The served one-step forecasts, recomputed from the saved state as the tick made them."""
-        rows = {k: self.store.get(k, slots) for k in self._hybrid_fields}
+        """The served forecasts (one step, and the path to the calibrated horizon), recomputed
+        from the saved state as the tick made them."""
+        rows = hybrid.rows_at(self.store.tensors, slots)
         steps = self.store.get("steps", slots)
-        _, mean = hybrid.members(rows, steps, 1)
-        self.store.put(slots, served=hybrid.served_rows(rows, mean[:, 0], self.config.interval_level))
+        _, mean = hybrid.members(rows, steps, self.config.calibrated_horizon)  # [B, Hc, d]
+        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
+        self.store.put(slots, served=served, served_path=mean)
 
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

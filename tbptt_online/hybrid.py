@@ -10,10 +10,12 @@ Per series and feature, each value ``y_t``:
    served forecast's error into the interval quantile of that horizon (``calibration``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``);
-3. forecasts: the experts' paths ``[Hc, 19]``, their combination (the **base**), and the
-   network's member ``base + c * scale``, where ``c`` is the network's output (a
-   correction in units of the local scale; 0 for an untrained model, whose last layer
-   starts at zero); the served forecast is the combination of all 20 members.
+3. forecasts: the experts' paths ``[Hc, 19]``, the weights of all 20 members (computed
+   once), the experts' share of them renormalised (the **base**), and the network's
+   member ``base + c * scale``, where ``c`` is the network's output (a correction in
+   units of the local scale; 0 for an untrained model, whose last layer starts at zero);
+   the served forecast is the combination of all 20 members, i.e. ``base + w_net * c *
+   scale``: the correction counts as much as the network has earned.
 
 The network is fed ``FEATURES`` values per feature (the base's last error, the last
 change, the base's next step, the values one and two seasons back and one second
@@ -25,6 +27,7 @@ last value and in units of the local scale, clamped to +-``CLAMP``; its target a
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -60,6 +63,18 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
 
 
 ORIGIN_RING = ("c_origin",)  # read by the next values' scoring only, never by a forecast
+
+
+def rows_at(tensors: dict[str, torch.Tensor], slots: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The hybrid's ``rows`` for ``slots`` [B] of a store's (or a snapshot's) tensors: its own
+    fields gathered, the shared ones whole (``experts.SHARED``), and ``slot``."""
+    rows = {
+        k: v if k in experts.SHARED else v[slots]
+        for k, v in tensors.items()
+        if k.startswith(PREFIXES) and k not in ORIGIN_RING
+    }
+    rows["slot"] = slots
+    return rows
 
 
 def score(
@@ -101,11 +116,11 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
     re-estimate the components of the rows whose seasons changed. A found season may be a
     divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
     naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
-    ring = rows["x_raw"]
-    b, r, d = ring.shape
+    ring, slot = rows["x_raw"], rows["slot"]
+    b, r, d = len(slot), ring.shape[1], ring.shape[2]
     n = min(int(step[0]), r)
     at = step[:, None] - torch.arange(n - 1, -1, -1)[None, :]  # [B, n] the last n steps, oldest first
-    values = experts.ring_at(ring, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
+    values = experts.ring_at(ring, slot, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
     found = detect_periods(values, max_periods=2, max_period=min(n // 3, max_season))  # [B * d, 2]
     found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
     found = found.view(b, d, 2)
@@ -137,10 +152,11 @@ def _best_multiple(values: torch.Tensor, period: torch.Tensor, longest: int) -> 
 
 def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor, which: torch.Tensor) -> None:
     """Give the rows ``which`` [B] the seasons ``periods`` [B, d, 2] (re-estimated from the ring)."""
-    part = {k: v[which] for k, v in rows.items() if k.startswith("x_")}
-    experts.reseason(part, step[which], periods[which])
-    for key, value in part.items():
-        rows[key] = rows[key].index_put((which.nonzero().squeeze(1),), value)
+    idx = which.nonzero().squeeze(1)
+    part = experts.subset({k: v for k, v in rows.items() if k.startswith("x_") or k == "slot"}, idx)
+    experts.reseason(part, step[idx], periods[idx])
+    for key, value in experts.own(part).items():
+        rows[key] = rows[key].index_put((idx,), value)
 
 
 def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -149,31 +165,45 @@ def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([simple, torch.ones_like(simple[:, :1])], dim=1)
 
 
+class Base(NamedTuple):
+    """The experts' combination ``path`` [B, H, d] (what the network corrects) and the
+    ``weights`` [B, Hc, E, d] of all members (the network's last) it comes from."""
+
+    path: torch.Tensor
+    weights: torch.Tensor
+
+
 def members(
     rows: dict[str, torch.Tensor],
     step: torch.Tensor,
     horizon: int,
     paths: torch.Tensor | None = None,
-    base: torch.Tensor | None = None,
+    base: Base | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every member's forecasts ``[B, H, E, d]`` and their combination ``[B, H, d]`` (the
     served mean), from the rows as they are (the network's correction included); ``paths``
-    and ``base``: the experts' forecasts and their combination when already made
-    (``experts.paths`` and ``base_path`` of these rows)."""
+    and ``base``: the experts' forecasts and ``base_path`` of these rows when already made."""
     if paths is None:
         paths = experts.paths(rows, step, horizon)  # [B, H, E - 1, d]
     if base is None:
         base = base_path(rows, paths)
-    network = base + (rows["n_correction"] * experts.local_scale(rows))[:, None]
+    network = base.path + (rows["n_correction"] * experts.local_scale(rows))[:, None]
     every = torch.cat([paths, network[:, :, None]], dim=2)
-    return every, combination.combine(every, combination.weights(rows["c_loss"], rows["c_count"], allowed(rows)))
+    return every, combination.combine(every, base.weights)
 
 
-def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> torch.Tensor:
-    """[B, H, d]: the experts' combination (what the network corrects) from their ``paths``
-    [B, H, E - 1, d]."""
-    ok = experts.log_share_allowed(rows)
-    return combination.combine(paths, combination.weights(rows["c_loss"][:, :, :-1], rows["c_count"], ok))
+def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
+    """The base from the experts' ``paths`` [B, H, E - 1, d]: their share of the served
+    combination, renormalised (the weights of all members, the network's included, are
+    computed once per tick)."""
+    logits = combination.logits(rows["c_loss"], rows["c_count"], allowed(rows))  # [B, Hc, E, d]
+    w = torch.softmax(logits, dim=2)
+    total = w[:, :, :-1].sum(dim=2, keepdim=True)  # the experts' share [B, Hc, 1, d]
+    share = w[:, :, :-1] / total
+    tiny = total < 1e-200  # the network took (nearly) all the weight: the softmax of the experts' own logits
+    if bool(tiny.any()):
+        share = torch.where(tiny, torch.softmax(logits[:, :, :-1], dim=2), share)
+    return Base(combination.combine(paths, share), w)
 
 
 def network_target(
@@ -192,17 +222,17 @@ def network_input(
 ) -> torch.Tensor:
     """[B, FEATURES * d]: what the network is fed after value ``y`` of step ``step`` (rows
     already advanced), ``base`` [B, d] the base's forecast of the next value."""
-    ring, period = rows["x_raw"], rows["x_period"]
-    b, r, d = ring.shape
+    ring, slot, period = rows["x_raw"], rows["slot"], rows["x_period"]
+    b, r, d = len(slot), ring.shape[1], ring.shape[2]
     scale = experts.local_scale(rows)
 
     def value_at(back: torch.Tensor) -> torch.Tensor:  # y at step t + 1 - back [B, d], 0 rel. when unknown
         at = step[:, None] + 1 - back
         known = (back > 0) & (at >= 1) & (at > step[:, None] - r)
-        return torch.where(known, (experts.ring_at(ring, at[:, None])[:, 0] - y) / scale, 0.0)
+        return torch.where(known, (experts.ring_at(ring, slot, at[:, None])[:, 0] - y) / scale, 0.0)
 
     m1, m2 = period[:, :, 0], period[:, :, 1]
-    previous = experts.ring_at(ring, (step - 1)[:, None, None].expand(-1, 1, d))[:, 0]  # y_{t-1}
+    previous = experts.ring_at(ring, slot, (step - 1)[:, None, None].expand(-1, 1, d))[:, 0]  # y_{t-1}
     phase = 2 * math.pi * ((step[:, None] + 1) % m1.clamp(min=1)) / m1.clamp(min=1)
     seasonal = m1 > 0
     columns = [

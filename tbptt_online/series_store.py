@@ -16,6 +16,9 @@ A anchors, layers x H the state, R = ``config.ring_size``):
   normalised mean, and mean, lower, upper in the series' units), kept so that the next
   value is scored without recomputing it. Not saved: ``Forecaster.load_state`` rebuilds
   it from ``next_pred`` and ``stats``; the row of a slot that holds no series is blank.
+- ``served_path`` [C, Hc, d] float64, *derived* (the hybrid): the served mean at horizons
+  1 .. ``calibrated_horizon`` made after the last value, so that a forecast up to that
+  horizon is read, not recomputed (rebuilt on load from the saved state, as the tick made it).
 
 Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
 consistent snapshot that later ticks cannot change (copy-on-write by construction).
@@ -40,7 +43,7 @@ from tbptt_online.scoring import blank_stats
 
 MAX_NAME_LENGTH = 200
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
-DERIVED = ("served",)  # fields rebuilt on load, not saved
+DERIVED = ("served", "served_path")  # fields rebuilt on load, not saved
 PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no snapshot, written in place
 # The hybrid's large fields (a forecast reads them): written in place, except that the first
 # write after a snapshot (or a state_dict) copies the field first, so what was handed out
@@ -77,6 +80,7 @@ class SeriesStore:
         }
         if cfg.hybrid:
             out.update(hybrid.fields(n, d, cfg.values_ring_size, cfg.season_table_size, cfg.calibrated_horizon))
+            out["served_path"] = torch.zeros(n, cfg.calibrated_horizon, d, dtype=torch.float64)
         if self.anchors:
             out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)
         if self.lstm:
@@ -125,7 +129,8 @@ class SeriesStore:
         self.names[slot] = None
         self.free.append(slot)
         blank = self._blank(1)
-        self.put(torch.tensor([slot]), **{field: blank[field] for field in DERIVED})  # as a load would leave it
+        derived = {field: blank[field] for field in DERIVED if field in blank}
+        self.put(torch.tensor([slot]), **derived)  # as a load would leave it
 
     # -- rows -------------------------------------------------------------------
     def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:
@@ -145,7 +150,7 @@ class SeriesStore:
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
             if field in PRIVATE or field in IN_PLACE:
-                self._writable(field).index_copy_(0, slots, value)
+                self.writable(field).index_copy_(0, slots, value)
             else:
                 self.tensors[field] = current.index_copy(0, slots, value)
 
@@ -156,11 +161,11 @@ class SeriesStore:
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
         if field in PRIVATE or field in IN_PLACE:
-            self._writable(field).index_put_(index, value)
+            self.writable(field).index_put_(index, value)
         else:
             self.tensors[field] = current.index_put(index, value)
 
-    def _writable(self, field: str) -> torch.Tensor:
+    def writable(self, field: str) -> torch.Tensor:
         """The field's tensor, copied first if a snapshot holds it (copy on write)."""
         if field in self.handed_out:
             self.tensors[field] = self.tensors[field].clone()

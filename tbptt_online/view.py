@@ -1,9 +1,10 @@
 """ForecasterView: one consistent, read-only moment of a forecaster.
 
-It holds a frozen copy of the weights and a shallow copy of the series tensors
-(which the store never writes in place), so it can serve forecasts and statistics
-from another thread while the forecaster observes and updates: it never sees half
-an update, and reading it never changes anything.
+It holds a frozen copy of the weights (none for the hybrid, whose forecasts never run
+the network: its correction is part of the series' state) and a shallow copy of the
+series tensors (which the store copies before writing in place), so it can serve
+forecasts and statistics from another thread while the forecaster observes and
+updates: it never sees half an update, and reading it never changes anything.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class ForecasterView:
     def __init__(
         self,
         config: ForecasterConfig,
-        network: RecurrentNetwork,
+        network: RecurrentNetwork | None,
         tensors: dict[str, torch.Tensor],
         slots: dict[str, int],
         update_count: int,
@@ -202,9 +203,14 @@ def _hybrid_forecasts(
     levels: list[float],
     cfg: ForecasterConfig,
 ) -> list[list[list[Row]]]:
-    """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row."""
-    rows = {k: v[slots] for k, v in tensors.items() if k.startswith(hybrid.PREFIXES)}
-    _, mean = hybrid.members(rows, steps, horizon)  # [B, H, d]
+    """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row:
+    up to the calibrated horizon the path the last tick served, past it the members again."""
+    if horizon <= cfg.calibrated_horizon:
+        rows = {k: tensors[k][slots] for k in ("c_q", "x_level", "x_scale")}  # what the widths need
+        mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
+    else:
+        rows = hybrid.rows_at(tensors, slots)
+        _, mean = hybrid.members(rows, steps, horizon)  # [B, H, d]
     tracked = z_value(cfg.interval_level)
     ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
     half = calibration.half_widths(rows["c_q"], horizon, experts.local_scale(rows), ratio, tracked)

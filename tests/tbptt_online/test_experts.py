@@ -21,6 +21,7 @@ def blank(periods: tuple[int, int] = (0, 0), ring: int = 40, max_season: int = 8
     """The rows of one series with one feature, its season lengths set (tables at 0)."""
     rows = experts.fields(1, 1, ring, max_season)
     rows["x_period"][0, 0] = torch.tensor(periods)
+    rows["slot"] = torch.arange(1)  # the shared fields' row: a store of one series
     return rows
 
 
@@ -279,11 +280,12 @@ def test_reseason_gives_a_row_in_a_batch_what_it_gets_alone():
     rows_a, rows_b = blank(ring=40, max_season=16), blank(ring=40, max_season=16)
     feed(rows_a, trending)
     feed(rows_b, other)
-    alone = {k: v.clone() for k, v in rows_a.items()}
+    alone = {k: v.clone() for k, v in rows_a.items()}  # the shared fields too: a store of its own
     experts.reseason(alone, torch.tensor([24]), torch.tensor([[[4, 0]]]))
     # alone: the mean of the last cycle of 4 deseasonalised values, 0.5 * 22.5 (the trend) + 1.5 (the season's mean)
     assert alone["x_level"][0, 0, :, 0].tolist() == pytest.approx([12.75] * 4, rel=1e-12)
-    both = {k: torch.cat([rows_a[k], rows_b[k]]) for k in rows_a}
+    both = {k: torch.cat([rows_a[k], rows_b[k]]) for k in rows_a if k != "slot"}
+    both["slot"] = torch.arange(2)
     experts.reseason(both, torch.tensor([24, 24]), torch.tensor([[[4, 0]], [[12, 0]]]))
     assert both["x_level"][0, 0, :, 0].tolist() == pytest.approx([12.75] * 4, rel=1e-12)  # got 10.75: 12 values
 

@@ -33,8 +33,7 @@ def seasonal(n: int, period: int = 12, noise: float = 0.0, seed: int = 0, level:
 def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     view = f.view()
     slot = torch.tensor([view.slots[series]])
-    rows = {k: v[slot] for k, v in view.tensors.items() if k.startswith(hybrid.PREFIXES)}
-    return rows, view.tensors["steps"][slot]
+    return hybrid.rows_at(view.tensors, slot), view.tensors["steps"][slot]
 
 
 def hand_weights(loss: list[float], count: float, allowed: list[bool]) -> list[float]:
@@ -62,11 +61,13 @@ def test_an_untrained_network_member_is_exactly_the_experts_combination(season_l
         rows, steps = rows_of(f, "a")
         assert rows["n_correction"].abs().max().item() == 0.0
         horizon = 15  # past the calibrated horizon (12): the last horizon's weights hold
-        every, _ = hybrid.members(rows, steps, horizon)  # [1, H, E, 1]
+        every, served = hybrid.members(rows, steps, horizon)  # [1, H, E, 1], [1, H, 1]
         paths = experts.paths(rows, steps, horizon)
-        w = combination.weights(rows["c_loss"][:, :, :-1], rows["c_count"], experts.log_share_allowed(rows))
-        base = combination.combine(paths, w)  # [1, H, 1]
-        assert torch.equal(every[:, :, -1], base), step
+        w = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))  # all members'
+        share = w[:, :, :-1] / w[:, :, :-1].sum(dim=2, keepdim=True)  # the experts' share, renormalised
+        base = combination.combine(paths, share)  # [1, H, 1]
+        assert torch.allclose(every[:, :, -1], base, rtol=1e-13, atol=0), step
+        assert torch.allclose(served, base, rtol=1e-13, atol=0), step  # c = 0: serving the base itself
         assert torch.equal(every[:, :, :-1], paths)
     assert f.update_stats().updates > 0  # the updates ran; with lr = 0 they change nothing
 

@@ -16,7 +16,8 @@ def real_bytes(f: Forecaster, view: ForecasterView) -> int:
     params = list(f.network.parameters())
     grads = [p.grad for p in params if p.grad is not None]
     moments = [v for state in f.engine.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
-    tensors = params + grads + moments + list(view.network.parameters())
+    frozen = list(view.network.parameters()) if view.network is not None else []  # the hybrid's view holds none
+    tensors = params + grads + moments + frozen
     tensors += list(f.store.tensors.values()) + list(view.tensors.values())
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
     return sum(storages.values())

@@ -285,18 +285,19 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
         u = logs if space else values
         rest = u.clone()  # [B, n, d]
         for j in range(2):
-            for bi in range(b):
-                for di in range(d):
-                    m = int(periods[bi, di, j])
-                    if m <= 0 or m > max_season or n < 2 * m:
-                        continue
-                    cycles = n // m
-                    tail = rest[bi, n - cycles * m :, di].view(cycles, m)  # oldest cycle first
-                    table = (tail - tail.mean(dim=1, keepdim=True)).mean(dim=0)  # [m] by position
-                    first_step = int(step[bi]) - cycles * m + 1  # the step of tail[0, 0]
-                    phases = (first_step + torch.arange(m)) % m
-                    season[bi, variant, j, di, phases] = table
-                    rest[bi, :, di] -= table[(torch.arange(n) + (int(step[bi]) - n + 1 - first_step)) % m]
+            m_all = periods[:, :, j]  # [B, d]
+            for m in torch.unique(m_all).tolist():  # the (row, feature) pairs of one season length together
+                if m <= 0 or m > max_season or n < 2 * m:
+                    continue
+                bi, di = (m_all == m).nonzero(as_tuple=True)  # [G] each
+                cycles = n // m
+                tail = rest[bi, n - cycles * m :, di].view(-1, cycles, m)  # [G, cycles, m] oldest cycle first
+                table = (tail - tail.mean(dim=2, keepdim=True)).mean(dim=1)  # [G, m] by position
+                first_step = step[bi] - cycles * m + 1  # [G] the step of tail[:, 0, 0]
+                phases = (first_step[:, None] + torch.arange(m)) % m  # [G, m]
+                season[bi[:, None], variant, j, di[:, None], phases] = table
+                shift = (step[bi] - n + 1 - first_step)[:, None]  # [G, 1]: the position of the ring's first value
+                rest[bi, :, di] -= torch.gather(table, 1, (torch.arange(n) + shift) % m)  # [G, n]
         # the level: the mean of each row's last first-season (or last value) of deseasonalised values
         span = periods[:, :, 0].clamp(min=1, max=n)  # [B, d]
         last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]

@@ -137,7 +137,19 @@ def _best_multiple(values: torch.Tensor, period: torch.Tensor, longest: int) -> 
     seasonal-naive mean absolute error on the changes y_t - y_{t-1} (free of a trend) is
     lowest, preferring the shorter unless a longer one is better by the factor MULTIPLE_GAIN."""
     best = period.clone()
-    for row in (period > 0).nonzero().squeeze(1).tolist():
+    gappy = torch.isnan(values).any(dim=1)  # [R] rows with a gap: their changes are taken one row at a time
+    for p in torch.unique(period[(period > 0) & ~gappy]).tolist():  # the rows of one period together
+        rows = ((period == p) & ~gappy).nonzero().squeeze(1)  # [G]
+        changes = values[rows].diff(dim=1)  # [G, n - 1]
+        chosen = torch.full_like(rows, p)
+        chosen_error = (changes[:, p:] - changes[:, :-p]).abs().mean(dim=1)  # [G]
+        for m in range(2 * p, longest + 1, p):  # the shorter first: a longer one must beat the chosen
+            error = (changes[:, m:] - changes[:, :-m]).abs().mean(dim=1)
+            better = error < MULTIPLE_GAIN * chosen_error
+            chosen = torch.where(better, m, chosen)
+            chosen_error = torch.where(better, error, chosen_error)
+        best[rows] = chosen
+    for row in ((period > 0) & gappy).nonzero().squeeze(1).tolist():
         p = int(period[row])
         y = values[row]
         y = y[~torch.isnan(y)].diff()

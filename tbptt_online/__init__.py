@@ -21,11 +21,13 @@ _EXPORTS = {
     "Prediction": "results",
     "SeriesStats": "results",
     "StepResult": "results",
+    "TruncationReport": "advisor",
     "UpdateRecord": "results",
     "UpdateStats": "results",
 }
 
 if TYPE_CHECKING:
+    from tbptt_online.advisor import TruncationReport
     from tbptt_online.config import ForecasterConfig
     from tbptt_online.forecaster import Forecaster
     from tbptt_online.results import Forecast, Prediction, SeriesStats, StepResult, UpdateRecord, UpdateStats
@@ -46,6 +48,7 @@ __all__ = [
     "Prediction",
     "SeriesStats",
     "StepResult",
+    "TruncationReport",
     "UpdateRecord",
     "UpdateStats",
 ]

@@ -63,7 +63,13 @@ class ForecasterConfig:
     """Hyperparameters of a :class:`~tbptt_online.Forecaster`.
 
     ``k1`` is the number of steps of a series between two updates, ``k2`` the number
-    of steps the backward pass replays (choose it from the longest period in the data).
+    of steps the backward pass replays (choose it from the longest period in the data;
+    ``tbptt_online.advisor`` says whether it is long enough), or ``"adaptive"``: each
+    update's window is the smallest in [``k2_min``, ``k2_max``] (steps of ``k1``) whose
+    estimated relative truncation bias is below ``truncation_bias`` (stateful mode only).
+    Every ``probe_every`` updates (0: never) a probe measures the gradient's reach over
+    ``probe_length`` steps (default twice the longest window). ``guards``: the instability
+    guards (see guards.py).
     ``history_size`` is how many observations each series retains (default: ``k2`` in
     stateful mode, ``4 * k2`` in stateless mode, where windows are sampled from it).
     ``residual``: the mean head predicts the change from the last input, so an untrained
@@ -82,7 +88,7 @@ class ForecasterConfig:
     num_layers: int = 1
     n_features: int = 1
     k1: int = 8
-    k2: int = 32
+    k2: int | str = 32
     mode: str = "stateful"
     optimizer: str = "adam"
     lr: float = 3e-3
@@ -100,6 +106,12 @@ class ForecasterConfig:
     max_season_length: int = 336
     calibrated_horizon: int = 12
     warmup_updates: int | None = None
+    k2_min: int = 8
+    k2_max: int = 128
+    truncation_bias: float = 0.1
+    probe_every: int = 64
+    probe_length: int | None = None
+    guards: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("cell", self.cell, CELLS)
@@ -107,8 +119,11 @@ class ForecasterConfig:
         _check_int("num_layers", self.num_layers, 1, 8)
         _check_int("n_features", self.n_features, 1, 1024)
         _check_int("k1", self.k1, 1, 100_000)
-        _check_int("k2", self.k2, 1, 100_000)
         _check_choice("mode", self.mode, MODES)
+        if self.k2 == "adaptive":
+            self._check_adaptive()
+        else:
+            _check_int("k2", self.k2, 1, 100_000)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_real("lr", self.lr, 0.0, strict=False)
         if self.clip_norm is not None:
@@ -121,7 +136,7 @@ class ForecasterConfig:
         _check_choice("dtype", self.dtype, DTYPES)
         _check_int("replay_batch", self.replay_batch, 1, 1_000_000)
         if self.history_size is not None:
-            _check_int("history_size", self.history_size, self.k2, 1_000_000)
+            _check_int("history_size", self.history_size, self.max_window, 1_000_000)
         _check_real("interval_level", self.interval_level, 0.0, strict=True, high=1.0)
         if self.interval_level > MAX_LEVEL:  # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite)
             raise _bad("interval_level", self.interval_level, f"must be in (0, {MAX_LEVEL}]")
@@ -131,14 +146,59 @@ class ForecasterConfig:
         _check_int("calibrated_horizon", self.calibrated_horizon, 1, 1_000)
         object.__setattr__(self, "season_length", _season_length(self.season_length, self.max_season_length))
         if self.warmup_updates is not None:
-            _check_int("warmup_updates", self.warmup_updates, 0, self.k2)
+            _check_int("warmup_updates", self.warmup_updates, 0, self.min_window)
+        _check_real("truncation_bias", self.truncation_bias, 0.0, strict=True)
+        _check_int("probe_every", self.probe_every, 0, 1_000_000)
+        if self.probe_length is not None:
+            _check_int("probe_length", self.probe_length, 2, 4096)
+        if not isinstance(self.guards, bool):
+            raise _bad("guards", self.guards, "must be true or false")
+
+    def _check_adaptive(self) -> None:
+        if self.mode != "stateful":
+            raise _bad("k2", self.k2, 'adaptive truncation needs mode="stateful" (stateless windows have one length)')
+        _check_int("k2_min", self.k2_min, 1, 100_000)
+        _check_int("k2_max", self.k2_max, self.k2_min, 100_000)
+        if (self.k2_max - self.k2_min) % self.k1:
+            raise _bad(
+                "k2_max",
+                self.k2_max,
+                f"must be k2_min + a multiple of k1 (k2_min={self.k2_min}, k1={self.k1}): "
+                "windows start where a state is kept",
+            )
+
+    # -- truncation ------------------------------------------------------------------
+    @property
+    def adaptive(self) -> bool:
+        """``k2="adaptive"``: each update's window is chosen in [k2_min, k2_max] (see truncation.py)."""
+        return self.k2 == "adaptive"
+
+    @property
+    def max_window(self) -> int:
+        """The longest window an update replays: k2, or k2_max when adaptive."""
+        return self.k2_max if self.adaptive else self.k2  # type: ignore[return-value]
+
+    @property
+    def min_window(self) -> int:
+        """The shortest window an update replays: k2, or k2_min when adaptive."""
+        return self.k2_min if self.adaptive else self.k2  # type: ignore[return-value]
+
+    @property
+    def window_candidates(self) -> list[int]:
+        """The windows an update may use: k2, or k2_min, k2_min + k1, ... k2_max."""
+        return list(range(self.min_window, self.max_window + 1, self.k1))
+
+    @property
+    def resolved_probe_length(self) -> int:
+        """K_p, the truncation probe's window: twice the longest update window unless set."""
+        return self.probe_length if self.probe_length is not None else 2 * self.max_window
 
     @property
     def resolved_history_size(self) -> int:
         """Observations retained per series: never fewer than ``k2``."""
         if self.history_size is not None:
             return self.history_size
-        return self.k2 if self.mode == "stateful" else 4 * self.k2
+        return self.max_window if self.mode == "stateful" else 4 * self.max_window
 
     @property
     def ring_size(self) -> int:
@@ -164,7 +224,7 @@ class ForecasterConfig:
         stateless mode has no warm-up (its updates do not belong to one series)."""
         if self.mode != "stateful":
             return 0
-        return min(self.k2, 32) if self.warmup_updates is None else self.warmup_updates
+        return min(self.min_window, 32) if self.warmup_updates is None else self.warmup_updates
 
     @property
     def season_table_size(self) -> int:

@@ -1,7 +1,8 @@
 """The TBPTT engine: replay a window from a detached state, backpropagate, clip, step.
 
-This file holds the project's only ``.backward()``. Everything about *which* windows
-to replay (stateful anchors, stateless samples) is decided by the caller; the engine
+This file holds the project's only ``.backward()`` (and the truncation probe's
+``torch.autograd.grad``, which reads gradients of states and never touches the weights).
+Everything about *which* windows to replay (stateful anchors, stateless samples) is decided by the caller; the engine
 only knows the rule for one batch of windows aligned at their last step:
 
     loss = mean over windows i of  sum over the last m steps s of  L_s
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.losses import shift_mean, step_loss
 from tbptt_online.network import RecurrentNetwork, State, states_before
 from tbptt_online.results import UpdateRecord, UpdateStats
@@ -39,6 +41,43 @@ def _build_optimizer(params: list[nn.Parameter], config: ForecasterConfig) -> to
     return torch.optim.Adam(params, lr=config.lr, fused=True)
 
 
+def state_gradient_norms(
+    network: Any, start: State, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str
+) -> torch.Tensor:
+    """The gradient's reach: ``|| dL_t / dh_{t-k} ||`` for k = 1 .. K per window, [K, B].
+
+    start [B, layers, H] (or (h, c)): h_{t-K}, the state before the window; x [K - 1, B, i]:
+    the inputs x_{t-K+1} .. x_{t-1}; y, mask [B, d]: the target of the last step t, whose loss
+    ``L_t`` is that of ``predict(h_{t-1})``. Row k - 1 is lag k (row K - 1: the start). The
+    norm is over every layer's state (lstm: h and c together). ``network`` is anything with
+    ``unstack`` / ``step`` / ``top`` / ``predict_top`` (a RecurrentNetwork, or a test's linear
+    one). The weights' ``.grad`` are not touched: only the states are differentiated.
+    """
+    with torch.enable_grad():
+        layers = network.unstack(start)
+        layers = [tuple(t.detach().requires_grad_() for t in s) if isinstance(s, tuple) else s.detach().requires_grad_()
+                  for s in layers]  # fmt: skip
+        states = [layers]  # states[j]: h_{t-K+j}, per layer
+        for j in range(x.shape[0]):
+            layers = network.step(x[j], layers)
+            states.append(layers)
+        pred = network.predict_top(network.top(layers))  # [B, p] the forecast of y_t from h_{t-1}
+        total = step_loss(pred, y, mask, loss).sum()  # rows are independent: each gets its own gradient
+        flat = [t for layers in states for s in layers for t in (s if isinstance(s, tuple) else (s,))]
+        if not total.requires_grad:
+            return torch.zeros(len(states), y.shape[0], dtype=torch.float64)
+        grads = torch.autograd.grad(total, flat, allow_unused=True)
+    per_state = len(flat) // len(states)
+    squares = torch.stack(
+        [
+            sum((g.detach().double().pow(2).sum(1) if g is not None else torch.zeros(y.shape[0], dtype=torch.float64))
+                for g in grads[j * per_state : (j + 1) * per_state])
+            for j in range(len(states))
+        ]
+    )  # [K, B], row j: h_{t-K+j}  # fmt: skip
+    return squares.sqrt().flip(0)  # row k - 1: lag k
+
+
 class TBPTTEngine:
     """Owns the optimizer and the update counters of one network."""
 
@@ -50,6 +89,7 @@ class TBPTTEngine:
         self.attempts = 0
         self.skipped = 0
         self.recent: deque[UpdateRecord] = deque(maxlen=RECENT_RECORDS)
+        self.guard = InstabilityGuard(self.params)
 
     @property
     def updates(self) -> int:
@@ -63,6 +103,9 @@ class TBPTTEngine:
             skipped=self.skipped,
             last_loss=None if last is None else last.loss,
             last_grad_norm=None if last is None else last.grad_norm,
+            last_window=None if last is None else last.window,
+            lr=self.config.lr * self.guard.lr_scale,
+            **self.guard.counts,
         )
 
     def window_loss(
@@ -114,14 +157,20 @@ class TBPTTEngine:
         active_from: torch.Tensor,
         loss_steps: int,
         base: torch.Tensor | None = None,
+        window: int | None = None,
     ) -> UpdateRecord:
         """One update: loss of the windows, backward, clip, optimizer step.
 
         A non-finite loss, gradient norm or resulting weight skips the update and
-        leaves weights and optimizer state exactly as they were.
+        leaves weights and optimizer state exactly as they were. With ``config.guards``
+        a gradient far above its running median is clipped to that median, and a loss
+        trending up rolls the weights back (see guards.py). ``window``: the length of
+        the replayed windows, recorded (default: x's length).
         """
         self.attempts += 1
         self.optimizer.zero_grad(set_to_none=True)
+        guards = self.config.guards
+        exploded = False
         with torch.enable_grad():
             loss = self.window_loss(start, x, y, mask, active_from, loss_steps, base)
             loss_value = float(loss.detach())
@@ -136,14 +185,58 @@ class TBPTTEngine:
                     norm = nn.utils.get_total_norm(grads)
                 grad_norm = float(norm)
                 ok = math.isfinite(grad_norm)
+                if ok and guards and grad_norm > self.guard.explosion_limit():
+                    exploded = True  # clip harder: to the running median of the accepted norms
+                    applied = min(grad_norm, self.config.clip_norm or math.inf)  # the norm after clipping
+                    with torch.no_grad():
+                        torch._foreach_mul_(grads, min(1.0, self.guard.median_norm() / applied))
         if ok:
             ok = self._guarded_step()
         self.optimizer.zero_grad(set_to_none=True)
         if not ok:
             self.skipped += 1
-        record = UpdateRecord(self.attempts, loss_value, grad_norm, x.shape[1], skipped=not ok)
+        elif guards:
+            observed = y[-loss_steps:][mask[-loss_steps:]]
+            target_range = float(observed.abs().max()) if observed.numel() else 0.0
+            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded):
+                self.rollback()
+            elif self.guard.healthy():
+                self.keep_good()
+        used = x.shape[0] if window is None else window
+        record = UpdateRecord(self.attempts, loss_value, grad_norm, x.shape[1], skipped=not ok, window=used)
         self.recent.append(record)
         return record
+
+    # -- the guards' answers ----------------------------------------------------------
+    def keep_good(self) -> None:
+        """Keep the current weights and optimizer state as the last good copy."""
+        self.guard.keep_good(self.params, _clone_state(self.optimizer.state_dict()["state"]), self.attempts)
+
+    def rollback(self) -> None:
+        """Weights and optimizer state back to the last good copy; the learning rate backs off."""
+        good = self.guard.good
+        with torch.no_grad():
+            for p, saved in zip(self.params, good["params"], strict=True):
+                p.copy_(saved)
+        groups = self.optimizer.state_dict()["param_groups"]
+        self._load_optimizer({"state": _clone_state(good["optimizer"]), "param_groups": groups})
+        self.guard.after_rollback()
+        self._set_lr()
+
+    def reset_learning_rate(self) -> None:
+        """Undo the guards' back-offs: the configured learning rate again."""
+        self.guard.lr_scale = 1.0
+        self._set_lr()
+
+    def _set_lr(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * self.guard.lr_scale
+
+    def _load_optimizer(self, state: dict[str, Any]) -> None:
+        fused = [group["fused"] for group in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(state)
+        for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
+            group["fused"] = flag  # the implementation is this engine's, not the saver's
 
     def _guarded_step(self) -> bool:
         """Step, and undo it if any weight became non-finite (weights never hold NaN)."""
@@ -168,16 +261,17 @@ class TBPTTEngine:
             "optimizer": self.optimizer.state_dict(),
             "attempts": self.attempts,
             "skipped": self.skipped,
-            "recent": [[r.index, r.loss, r.grad_norm, r.n_windows, r.skipped] for r in self.recent],
+            "recent": [[r.index, r.loss, r.grad_norm, r.n_windows, r.skipped, r.window] for r in self.recent],
+            "guard": self.guard.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        fused = [group["fused"] for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
-            group["fused"] = flag  # the implementation is this engine's, not the saver's
+        self._load_optimizer(state["optimizer"])
         self.attempts = int(state["attempts"])
         self.skipped = int(state["skipped"])
         self.recent.clear()
-        for index, loss, grad_norm, n_windows, skipped in state["recent"]:
-            self.recent.append(UpdateRecord(int(index), float(loss), float(grad_norm), int(n_windows), bool(skipped)))
+        for index, loss, grad_norm, n_windows, skipped, window in state["recent"]:
+            self.recent.append(
+                UpdateRecord(int(index), float(loss), float(grad_norm), int(n_windows), bool(skipped), int(window))
+            )
+        self.guard.load_state_dict(state["guard"])

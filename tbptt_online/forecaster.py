@@ -23,17 +23,20 @@ from typing import Any
 import torch
 
 from tbptt_online import experts, hybrid
+from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.engine import TBPTTEngine
+from tbptt_online.engine import TBPTTEngine, state_gradient_norms
 from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
 from tbptt_online.network import RecurrentNetwork, State, select_rows
 from tbptt_online.normalizer import std, welford_update
+from tbptt_online.probe import TruncationProbe
 from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
+from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
@@ -88,10 +91,11 @@ class Forecaster:
             self.network = RecurrentNetwork(config).to(self.dtype)
         self.engine = TBPTTEngine(self.network, config)
         self.store = SeriesStore(config, self.dtype)
+        self.probe = TruncationProbe(config, self.dtype)
         self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
         self.observations = 0  # values consumed by the model, all series together
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
-        self._frozen: tuple[int, RecurrentNetwork] | None = None
+        self._frozen: tuple[tuple[int, int], RecurrentNetwork] | None = None
 
     # -- reading ------------------------------------------------------------------
     @property
@@ -105,7 +109,7 @@ class Forecaster:
         """A consistent read-only snapshot (cheap: weights are copied once per update)."""
         if self.config.hybrid:  # its forecasts never run the network: the correction is in the state
             return ForecasterView(self.config, None, self.store.snapshot(), self.store.slots, self.engine.updates)
-        attempts = self.engine.attempts
+        attempts = (self.engine.attempts, self.engine.guard.counts["rollbacks"])  # a roll-back changes the weights too
         if self._frozen is None or self._frozen[0] != attempts:
             frozen = copy.deepcopy(self.network).requires_grad_(False)
             self._frozen = (attempts, frozen)
@@ -123,6 +127,11 @@ class Forecaster:
 
     def series_stats(self, series: str):
         return self.view().series_stats(series)
+
+    def truncation(self) -> TruncationReport:
+        """The truncation advisor's report: the gradient's reach, the data's dependency
+        length, and whether k2 is long enough (see advisor.py); changes nothing."""
+        return advise(self)
 
     # -- observing ----------------------------------------------------------------
     def observe(self, series: str, value: Value) -> StepResult:
@@ -179,10 +188,17 @@ class Forecaster:
 
     def forget(self, series: str) -> None:
         """Drop a series and everything the model keeps for it (the weights stay)."""
+        slot = self.store.slot_of(series)
         self.store.remove(series)
+        self.probe.drop(slot)
+
+    def reset_learning_rate(self) -> None:
+        """Undo the instability guards' learning-rate back-offs (the configured ``lr`` again)."""
+        self.engine.reset_learning_rate()
 
     def _add_series(self, names: list[str]) -> None:
         slots = self.store.add(names)
+        self.probe.follow(slots)
         if self.config.hybrid:  # nothing is known of a new series: no forecast of its first value
             d, horizons = self.config.n_features, self.config.calibrated_horizon
             nothing = dict(served=torch.full((len(names), 4, d), math.nan))
@@ -230,6 +246,7 @@ class Forecaster:
             residual = torch.where(mask, x - mean_n, 0.0)
         scored = mask & ~torch.isnan(made[0])  # the first value of a hybrid series had no forecast
         scores = score_step(stats, raw, scored, *made, residual)  # [B, 8, d]
+        diverged = cfg.guards and not cfg.hybrid and self._prequential_diverges(raw, made[0], stats, scored)
         last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
         stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
         st.put(slots, stats=stats, steps=steps)
@@ -239,23 +256,38 @@ class Forecaster:
         st.put_at("hist_y", (slots, ring), y.to(self.dtype))
         st.put_at("hist_mask", (slots, ring), target_mask)
 
+        attempts = self.engine.attempts
         if cfg.mode == "stateful":
+            before = st.state("carried", slots)  # ĥ_{t-1}
+            if cfg.probe_every:
+                self.probe.record(slots, x, y, target_mask, before)
             with torch.no_grad():
-                carried = self.network.advance(x, st.state("carried", slots))  # ĥ_t
+                carried = self.network.advance(x, before)  # ĥ_t
             st.put_state("carried", slots, carried)
             self._store_anchors(slots, steps)
             updated = (steps % cfg.k1 == 0) | (steps <= cfg.resolved_warmup_updates)
             if bool(updated.any()):
                 self._update_stateful(slots[updated], steps[updated])
         else:
+            if cfg.probe_every:
+                self.probe.record(slots, x, y, target_mask, None)
             due = (self.observations + len(slots)) // cfg.k1 - self.observations // cfg.k1
             ran = any([self._update_stateless() for _ in range(due)])
             updated = torch.full((len(slots),), ran)
             carried = self._refresh_stateless(slots)
         self.observations += len(slots)
+        if cfg.probe_every and self.engine.attempts // cfg.probe_every > attempts // cfg.probe_every:
+            self.probe_truncation()
 
         with torch.no_grad():  # an update changed the weights, never the carried state
+            if diverged:  # served far worse than the naive forecast: back to the good weights
+                self.engine.rollback()
             next_pred = self.network.predict(carried)  # [B, p] with updated weights
+            if cfg.guards and bool((next_pred[:, : cfg.n_features].abs() > self.engine.guard.blowup_limit()).any()):
+                # a forecast blow-up: the weights go back to the last good copy, the forecasts are made again
+                self.engine.guard.counts["blowups"] += 1
+                self.engine.rollback()
+                next_pred = self.network.predict(carried)
         if rows is not None:
             nxt = self._hybrid_serve(rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
         else:
@@ -263,6 +295,18 @@ class Forecaster:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
             nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
         return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
+
+    def _prequential_diverges(
+        self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, scored: torch.Tensor
+    ) -> bool:
+        """Fold the tick's served and naive absolute errors into the guard (see guards.py)."""
+        naive = stats[:, STAT["last_value"]]  # [B, d] the value before this one (NaN: none yet)
+        both = scored & ~torch.isnan(naive)
+        if not bool(both.any()):
+            return False
+        error = float((raw - made).abs()[both].mean())
+        naive_error = float((raw - naive).abs()[both].mean())
+        return self.engine.guard.served(error, naive_error)
 
     # -- hybrid -------------------------------------------------------------------
     def _hybrid_step(
@@ -342,19 +386,21 @@ class Forecaster:
 
     # -- stateful -----------------------------------------------------------------
     def _store_anchors(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
-        """Keep ĥ_s where a future window will start: s = t - k2 for a t that is a
-        multiple of k1, i.e. (s + k2) % k1 == 0; it is used at t = s + k2."""
-        k1, k2 = self.config.k1, self.config.k2
-        due = (steps + k2) % k1 == 0
+        """Keep ĥ_s where a future window will start: s = t - K for a t that is a multiple
+        of k1 and a window K in k2 (adaptive: k2_min, k2_min + k1, ... k2_max), i.e.
+        (s + K) % k1 == 0 for the shortest K; it is used at t = s + K."""
+        k1, base = self.config.k1, self.config.min_window
+        due = (steps + base) % k1 == 0
         if bool(due.any()):
-            which = (steps[due] + k2) // k1 % self.store.anchors  # [n] ring index j % A
+            which = (steps[due] + base) // k1 % self.store.anchors  # [n] ring index j % A
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 
     def _update_stateful(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
-        """One replay for every series due: windows of min(t, k2) values aligned at t, each
-        scoring its last m_t steps (the steps since its previous update, see loss_steps)."""
-        k1, k2 = self.config.k1, self.config.k2
-        lengths = steps.clamp(max=k2)  # [B] w = min(t, k2)
+        """One replay for every series due: windows of min(t, K) values aligned at t, each
+        scoring its last m_t steps (the steps since its previous update, see loss_steps);
+        K = k2, or the adaptive window the last probe chose."""
+        k1, k2 = self.config.k1, self.probe.window if self.config.adaptive else self.config.k2
+        lengths = steps.clamp(max=k2)  # [B] w = min(t, K)
         length = int(lengths.max())
         scored = loss_steps(steps, k1, k2, self.config.resolved_warmup_updates)  # [B] m_t
         m = int(scored.max())
@@ -364,10 +410,34 @@ class Forecaster:
         mask = mask & ((at >= length - scored[None, :]) | (at < length - m))[..., None]
         # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
         # stored from a no-grad forward): the value crosses the boundary, the gradient not.
-        anchor = self.store.state("anchor", slots, steps // k1 % self.store.anchors)
-        start = select_rows(steps > k2, anchor, self.network.initial_state(len(slots)))  # t <= k2: h_0
+        back = (k2 - self.config.min_window) // k1  # anchors between ĥ_{t-K} and ĥ_{t-k2_min}
+        anchor = self.store.state("anchor", slots, (steps // k1 - back) % self.store.anchors)
+        start = select_rows(steps > k2, anchor, self.network.initial_state(len(slots)))  # t <= K: h_0
         base = base[length - m :] if self.config.residual and not self.config.hybrid else None
-        self.engine.replay_update(start, x, y, mask, length - lengths, m, base)
+        self.engine.replay_update(start, x, y, mask, length - lengths, m, base, window=k2)
+
+    # -- the truncation probe -------------------------------------------------------
+    def probe_truncation(self) -> bool:
+        """Measure the gradient's reach on the followed series' full windows (the weights are
+        not touched), fold it into the advisor's statistics, look for the data's longest lag,
+        and in adaptive mode choose the window of the next updates. False when no followed
+        series holds a full window yet."""
+        cfg, probe = self.config, self.probe
+        windows = probe.full_windows()
+        if windows is None:
+            return False
+        start, x, y, mask = windows
+        if cfg.mode == "stateless":  # stateless windows start at h_0
+            start = self.network.initial_state(y.shape[0])
+        norms = state_gradient_norms(self.network, start, x, y, mask, cfg.loss)  # [K_p, n]
+        probe.update_phi(norms.mean(dim=1), y.shape[0])
+        values, _ = probe.targets()
+        live = probe.tensors["slots"] >= 0
+        probe.tensors["lags"][live] = longest_lag(values, max_lag=probe.lag_memory // 3)
+        if cfg.adaptive:
+            phi = probe.tensors["phi"]
+            probe.window = adaptive_window(phi, fit_decay(phi), cfg.window_candidates, cfg.truncation_bias)
+        return True
 
     # -- stateless ----------------------------------------------------------------
     def _update_stateless(self) -> bool:
@@ -414,6 +484,7 @@ class Forecaster:
             "store": self.store.state_dict(),
             "observations": self.observations,
             "sampler": sampler_state,
+            "probe": self.probe.state_dict(),
         }
 
     @classmethod
@@ -445,6 +516,7 @@ class Forecaster:
             else:
                 self._serve(live, self.store.get("next_pred", live), self.store.get("stats", live))
         self.observations = int(state["observations"])
+        self.probe.load_state_dict(state["probe"])
         if state["sampler"] is not None and hasattr(self.sampler, "generator"):
             self.sampler.generator.set_state(state["sampler"])
         self._frozen = None

@@ -91,6 +91,7 @@ class UpdateRecord:
     grad_norm: float
     n_windows: int
     skipped: bool  # a non-finite loss, gradient or result: the weights were left as they were
+    window: int = 0  # K_t: the length of the replayed windows (k2, or the adaptive choice)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ class UpdateStats:
     skipped: int
     last_loss: float | None
     last_grad_norm: float | None
+    last_window: int | None = None  # K_t of the last update
+    lr: float | None = None  # the learning rate in force (the guards may have backed it off)
+    explosions: int = 0  # gradients clipped harder (far above their running median)
+    divergences: int = 0  # loss trends up: rolled back
+    blowups: int = 0  # forecasts beyond a sane multiple of the targets: rolled back
+    rollbacks: int = 0  # weights restored to the last good copy (divergences + blow-ups)
 
 
 class TickLists(NamedTuple):

@@ -56,7 +56,7 @@ class SeriesStore:
         self.config = config
         self.dtype = dtype
         self.lstm = config.cell == "lstm"
-        self.anchors = config.k2 // config.k1 + 1 if config.mode == "stateful" else 0
+        self.anchors = config.max_window // config.k1 + 1 if config.mode == "stateful" else 0
         self.slots: dict[str, int] = {}
         self.names: list[str | None] = []
         self.free: list[int] = []

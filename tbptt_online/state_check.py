@@ -20,6 +20,11 @@ What is checked:
   with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
   counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53,
   season lengths within ``max_season_length``;
+- ``engine.guard`` (guards.py): finite norms and losses, counts, a learning-rate scale in
+  [MIN_LR_SCALE, 1] that the optimizer's ``lr`` equals times the config's, a finite good
+  copy of the weights' shapes;
+- ``probe`` (probe.py): the fields of a probe of that config, finite, slots in range, the
+  adaptive window one of the config's candidates;
 - ``observations`` a count, ``sampler`` None or a CPU generator state.
 
 >>> from tbptt_online import Forecaster, ForecasterConfig
@@ -43,12 +48,14 @@ import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
+from tbptt_online.guards import COUNTERS, LOSS_WINDOW, MIN_LR_SCALE, NORM_MEMORY
 from tbptt_online.network import RecurrentNetwork
+from tbptt_online.probe import TruncationProbe
 from tbptt_online.scoring import STAT
 from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore
 
 MAX_COUNT = 2**53  # a counter past it no longer counts by one in a float64 (and no stream gets there)
-STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", "sampler")
+STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", "sampler", "probe")
 # Store fields where NaN has a meaning: the field, or for ``stats`` the rows by name (scoring.STAT_FIELDS).
 NAN_ALLOWED: dict[str, tuple[str, ...] | None] = {
     "n_base": None,  # NaN: no forecast yet
@@ -85,12 +92,15 @@ def check_state(state: dict[str, Any]) -> None:
         network = RecurrentNetwork(config).to(dtype)
         engine = TBPTTEngine(network, config)
         blank = SeriesStore(config, dtype).tensors
+    probe = TruncationProbe(config, dtype)  # small: real tensors, to compare shapes and dtypes
     weights = network.state_dict()
+    params = [weights[name] for name, _ in network.named_parameters()]
     _check_network(state["network"], weights)
-    _check_engine(state["engine"], engine, [weights[name] for name, _ in network.named_parameters()])
+    _check_engine(state["engine"], engine, params)
     _check_store(state["store"], blank, config)
     _count("observations", state["observations"])
     _check_sampler(state["sampler"])
+    _check_probe(state["probe"], probe, config, len(state["store"]["names"]))
 
 
 def _keys(value: Any, expected: tuple[str, ...] | list[str], field: str) -> None:
@@ -135,22 +145,24 @@ def _check_network(network: Any, expected: dict[str, torch.Tensor]) -> None:
 
 
 def _check_engine(engine: Any, reference: TBPTTEngine, params: list[torch.Tensor]) -> None:
-    _keys(engine, ("optimizer", "attempts", "skipped", "recent"), "engine")
+    _keys(engine, ("optimizer", "attempts", "skipped", "recent", "guard"), "engine")
     attempts = _count("engine.attempts", engine["attempts"])
     if _count("engine.skipped", engine["skipped"]) > attempts:
         raise _bad("engine.skipped", engine["skipped"], f"must be at most engine.attempts={attempts}")
-    _check_optimizer(engine["optimizer"], reference.optimizer, params, attempts)
+    lr_scale = _check_guard(engine["guard"], reference, params, attempts)
+    _check_optimizer(engine["optimizer"], reference.optimizer, params, attempts, reference.config.lr * lr_scale)
     recent = engine["recent"]
     limit = reference.recent.maxlen or 0
     if not isinstance(recent, list) or len(recent) > limit:
         raise _bad("engine.recent", type(recent).__name__, f"must be a list of at most {limit} records")
     for i, record in enumerate(recent):
         where = f"engine.recent[{i}]"
-        if not isinstance(record, list | tuple) or len(record) != 5:
-            raise _bad(where, record, "must be [index, loss, grad_norm, n_windows, skipped]")
-        index, loss, grad_norm, n_windows, skipped = record
+        if not isinstance(record, list | tuple) or len(record) != 6:
+            raise _bad(where, record, "must be [index, loss, grad_norm, n_windows, skipped, window]")
+        index, loss, grad_norm, n_windows, skipped, window = record
         _count(f"{where}[0]", index, attempts)
         _count(f"{where}[3]", n_windows)
+        _count(f"{where}[5]", window, 100_000)
         if not isinstance(skipped, bool):
             raise _bad(f"{where}[4]", skipped, "must be true or false")
         for j, number in ((1, loss), (2, grad_norm)):
@@ -160,28 +172,104 @@ def _check_engine(engine: Any, reference: TBPTTEngine, params: list[torch.Tensor
                 raise _bad(f"{where}[{j}]", number, "must be finite for an update that was not skipped")
 
 
-def _check_optimizer(saved: Any, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], attempts: int) -> None:
-    _keys(saved, ("state", "param_groups"), "engine.optimizer")
+def _check_guard(guard: Any, reference: TBPTTEngine, params: list[torch.Tensor], attempts: int) -> float:
+    """The guards' state; returns its learning-rate scale."""
+    _keys(
+        guard,
+        ("norms", "losses", "best", "rise", "counts", "lr_scale", "target_range", "quiet", "served_error", "good"),
+        "engine.guard",
+    )
+    for key, limit in (("norms", NORM_MEMORY), ("losses", LOSS_WINDOW - 1), ("best", 2), ("served_error", 3)):
+        values = guard[key]
+        if not isinstance(values, list) or len(values) > (limit or 0):
+            raise _bad(f"engine.guard.{key}", type(values).__name__, f"must be a list of at most {limit} numbers")
+        for i, v in enumerate(values):
+            number = not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+            if not number or (key == "norms" and v < 0):
+                raise _bad(f"engine.guard.{key}[{i}]", v, "must be a finite number (a norm >= 0)")
+    _keys(guard["counts"], COUNTERS, "engine.guard.counts")
+    for key in COUNTERS:
+        _count(f"engine.guard.counts.{key}", guard["counts"][key], attempts)
+    scale = guard["lr_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, float) or not MIN_LR_SCALE <= scale <= 1.0:
+        raise _bad("engine.guard.lr_scale", scale, f"must be a float in [{MIN_LR_SCALE}, 1]")
+    if isinstance(guard["rise"], bool) or not isinstance(guard["rise"], float) or math.isnan(guard["rise"]):
+        raise _bad("engine.guard.rise", guard["rise"], "must be a number")
+    target = guard["target_range"]
+    if isinstance(target, bool) or not isinstance(target, int | float) or not math.isfinite(target) or target < 0:
+        raise _bad("engine.guard.target_range", target, "must be a finite number >= 0")
+    _count("engine.guard.quiet", guard["quiet"], attempts)
+    good = guard["good"]
+    _keys(good, ("params", "optimizer", "at"), "engine.guard.good")
+    _count("engine.guard.good.at", good["at"], attempts)
+    if not isinstance(good["params"], list) or len(good["params"]) != len(params):
+        kind = type(good["params"]).__name__
+        raise _bad("engine.guard.good.params", kind, f"must be a list of {len(params)} tensors")
+    for i, (value, like) in enumerate(zip(good["params"], params, strict=True)):
+        _finite(f"engine.guard.good.params[{i}]", _tensor(f"engine.guard.good.params[{i}]", value, like))
+    _check_optimizer(
+        {"state": good["optimizer"], "param_groups": reference.optimizer.state_dict()["param_groups"]},
+        reference.optimizer,
+        params,
+        attempts,
+        reference.config.lr,
+        "engine.guard.good.optimizer",
+    )
+    return scale
+
+
+def _check_probe(probe: Any, reference: TruncationProbe, config: ForecasterConfig, n_slots: int) -> None:
+    _keys(probe, ("tensors", "probes", "windows", "window"), "probe")
+    _count("probe.probes", probe["probes"])
+    _count("probe.windows", probe["windows"])
+    if probe["window"] not in config.window_candidates:
+        raise _bad("probe.window", probe["window"], f"must be one of {config.window_candidates}")
+    tensors = probe["tensors"]
+    _keys(tensors, list(reference.tensors), "probe.tensors")
+    for key, like in reference.tensors.items():
+        value = _tensor(f"probe.tensors[{key!r}]", tensors[key], like)
+        if key != "values":  # values: NaN where nothing was observed
+            _finite(f"probe.tensors[{key!r}]", value)
+        elif bool(torch.isinf(value).any()):
+            raise ValueError("probe.tensors['values'] is invalid: holds an infinity")
+        if key == "slots" and bool(((value < -1) | (value >= max(n_slots, 1))).any()):
+            raise ValueError(f"probe.tensors['slots'] is invalid: a slot outside [-1, {n_slots - 1}]")
+        if key in ("count", "lags", "phi") and bool((value < 0).any()):
+            raise ValueError(f"probe.tensors[{key!r}] is invalid: holds negative values; must be >= 0")
+
+
+def _check_optimizer(
+    saved: Any,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.Tensor],
+    attempts: int,
+    lr: float,
+    name: str = "engine.optimizer",
+) -> None:
+    _keys(saved, ("state", "param_groups"), name)
     expected_groups = optimizer.state_dict()["param_groups"]
     groups = saved["param_groups"]
     if not isinstance(groups, list) or len(groups) != len(expected_groups):
-        raise _bad("engine.optimizer.param_groups", groups, f"must be a list of {len(expected_groups)} group(s)")
+        raise _bad(f"{name}.param_groups", groups, f"must be a list of {len(expected_groups)} group(s)")
     for g, (group, expected) in enumerate(zip(groups, expected_groups, strict=True)):
-        _keys(group, list(expected), f"engine.optimizer.param_groups[{g}]")
+        _keys(group, list(expected), f"{name}.param_groups[{g}]")
         for key, value in expected.items():
             if key in ("fused", "foreach"):  # the implementation: the loading engine sets its own
                 if value is not None and not isinstance(value, bool):
-                    raise _bad(f"engine.optimizer.param_groups[{g}].{key}", value, "must be true, false or null")
+                    raise _bad(f"{name}.param_groups[{g}].{key}", value, "must be true, false or null")
+            elif key == "lr":  # the config's, times the guards' back-off
+                if isinstance(group[key], bool) or not isinstance(group[key], int | float) or group[key] != lr:
+                    raise _bad(f"{name}.param_groups[{g}].lr", group[key], f"must be {lr!r} (config lr x lr_scale)")
             elif group[key] != value or type(group[key]) is not type(value):
-                raise _bad(f"engine.optimizer.param_groups[{g}].{key}", group[key], f"must be {value!r} (the config's)")
+                raise _bad(f"{name}.param_groups[{g}].{key}", group[key], f"must be {value!r} (the config's)")
     per_param = saved["state"]
     if not isinstance(per_param, dict):
-        raise _bad("engine.optimizer.state", type(per_param).__name__, "must be a dict")
+        raise _bad(f"{name}.state", type(per_param).__name__, "must be a dict")
     moments = MOMENTS.get(type(optimizer).__name__)
     for index, entry in per_param.items():
-        where = f"engine.optimizer.state[{index!r}]"
+        where = f"{name}.state[{index!r}]"
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(params):
-            raise _bad("engine.optimizer.state key", index, f"must be a weight index in [0, {len(params) - 1}]")
+            raise _bad(f"{name}.state key", index, f"must be a weight index in [0, {len(params) - 1}]")
         if not isinstance(entry, dict) or not all(isinstance(k, str) for k in entry):
             raise _bad(where, type(entry).__name__, "must be a dict of named tensors")
         for key, value in entry.items():

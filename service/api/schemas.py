@@ -137,6 +137,30 @@ class UpdateStatsOut(BaseModel):
     skipped: int
     last_loss: float | None
     last_grad_norm: float | None
+    last_window: int | None = Field(None, description="K_t: the window of the last update (k2, or the adaptive one).")
+    lr: float | None = Field(None, description="The learning rate in force (the guards may have backed it off).")
+    explosions: int = Field(0, description="Updates whose gradient was clipped harder (far above its running median).")
+    divergences: int = Field(0, description="Loss or served error trending up: rolled back.")
+    blowups: int = Field(0, description="Forecasts beyond a sane multiple of the targets: rolled back.")
+    rollbacks: int = Field(0, description="Weights restored to the last good copy.")
+
+
+class TruncationOut(BaseModel):
+    k1: int
+    k2: int | str
+    window: int = Field(description="The window the updates use now.")
+    probe_length: int
+    probes: int
+    reach: list[float] = Field(description="Mean ||dL_t/dh_{t-k}||, k = 1 .. probe_length ([] before a probe).")
+    decay_rate: float | None
+    relative_bias: float | None = Field(description="Of the window in force; null before a probe or when unbounded.")
+    dependencies: dict[str, int] = Field(description="Followed series -> longest significant lag (0: none).")
+    seasons: dict[int, int] = Field(description="First season length -> series (hybrid; 0: none).")
+    recommended_k2: int
+    cost_ratio: float
+    extra_bytes_per_series: int
+    verdict: str
+    recent_windows: list[int]
 
 
 class ModelInfo(BaseModel):

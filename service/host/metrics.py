@@ -119,6 +119,22 @@ class _ModelStateCollector:
             "tbptt_last_grad_norm", "Gradient norm (before clipping) of the latest update attempt.", labels=["model"]
         )
         series = GaugeMetricFamily("tbptt_series", "Series held by the model.", labels=["model"])
+        guard = CounterMetricFamily(
+            "tbptt_guard_events", "Instability guards that fired, by kind (guards.py).", labels=["model", "kind"]
+        )
+        lr = GaugeMetricFamily(
+            "tbptt_learning_rate", "Learning rate in force (after the guards' back-offs).", labels=["model"]
+        )
+        window = GaugeMetricFamily("tbptt_truncation_window", "K_t: the window of the last update.", labels=["model"])
+        bias = GaugeMetricFamily(
+            "tbptt_truncation_relative_bias",
+            "Estimated relative truncation bias of the window in force.",
+            labels=["model"],
+        )
+        recommended = GaugeMetricFamily("tbptt_truncation_recommended_k2", "The advisor's k2.", labels=["model"])
+        dependency = GaugeMetricFamily(
+            "tbptt_dependency_length", "Longest significant lag over the followed series.", labels=["model"]
+        )
         models = GaugeMetricFamily("tbptt_models", "Models held by the service.")
         snapshots = dict(self.snapshots())
         for name, snapshot in snapshots.items():
@@ -130,5 +146,17 @@ class _ModelStateCollector:
             if stats.last_grad_norm is not None:
                 grad.add_metric([name], stats.last_grad_norm)
             series.add_metric([name], snapshot.series_count)
+            for kind in ("explosions", "divergences", "blowups", "rollbacks"):
+                guard.add_metric([name, kind], getattr(stats, kind))
+            if stats.lr is not None:
+                lr.add_metric([name], stats.lr)
+            if stats.last_window is not None:
+                window.add_metric([name], stats.last_window)
+            report = getattr(snapshot, "truncation", None)
+            if report is not None:
+                if report.relative_bias is not None:
+                    bias.add_metric([name], report.relative_bias)
+                recommended.add_metric([name], report.recommended_k2)
+                dependency.add_metric([name], max(report.dependencies.values(), default=0))
         models.add_metric([], len(snapshots))
-        yield from (updates, skipped, loss, grad, series, models)
+        yield from (updates, skipped, loss, grad, series, guard, lr, window, bias, recommended, dependency, models)

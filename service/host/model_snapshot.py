@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from service.host.admission import SeriesMark, Source
-from tbptt_online import ForecasterView, StepResult, UpdateStats
+from tbptt_online import ForecasterView, StepResult, TruncationReport, UpdateStats
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class ModelSnapshot:
     observations: int  # values consumed by the model, all series together
     series_count: int
     marks: Mapping[str, SeriesMark]  # last timestamped observation per series
+    truncation: TruncationReport | None = None  # the truncation advisor's report (made when the probes move)
 
     @cached_property
     def sorted_series(self) -> list[str]:

@@ -47,7 +47,14 @@ from service.host.metrics import ServiceMetrics
 from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
 from service.host.model_state import ModelState
 from service.host.recent_results import RecentResults
-from service.storage.journal import DELETE_MODEL, FORGET_SERIES, Journal, NullJournal, with_changes
+from service.storage.journal import (
+    DELETE_MODEL,
+    FORGET_SERIES,
+    RESET_LEARNING_RATE,
+    Journal,
+    NullJournal,
+    with_changes,
+)
 from service.storage.observation import Observation
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import StepResults
@@ -144,6 +151,16 @@ class ModelWorker:
     async def forget(self, series: str) -> None:
         await self.call(lambda: self._forget(series))
 
+    async def reset_learning_rate(self) -> None:
+        """Undo the instability guards' learning-rate back-offs (journaled first, like a forget)."""
+        await self.call(self._reset_learning_rate)
+
+    def _reset_learning_rate(self) -> None:
+        seq = self.record_change(RESET_LEARNING_RATE, {})
+        self.forecaster.reset_learning_rate()
+        self.seq = seq
+        self.publish()
+
     def call(self, run: Callable[[], T], *, ends_thread: bool = False) -> asyncio.Future[T]:
         """Queue ``run`` to run on the worker thread after the jobs already queued (call it on the
         event loop). ``ends_thread``: refuse new jobs from now on and end the thread once ``run``
@@ -231,7 +248,11 @@ class ModelWorker:
         f = self.forecaster
         marks = dict(self._marks) if self._marks_changed else self._snapshot.marks
         self._marks_changed = False
-        return ModelSnapshot(f.view(), f.update_stats(), f.observations, len(f.store), marks)
+        previous = getattr(self, "_snapshot", None)
+        truncation = previous.truncation if previous is not None else None
+        if truncation is None or truncation.probes != f.probe.probes:  # the advisor's report moves with the probes
+            truncation = f.truncation()
+        return ModelSnapshot(f.view(), f.update_stats(), f.observations, len(f.store), marks, truncation)
 
     # -- the worker thread ------------------------------------------------------------
     def _run(self) -> None:

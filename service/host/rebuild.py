@@ -38,6 +38,7 @@ from service.storage.journal import (
     FORGET_SERIES,
     IMPORT_CHECKPOINT,
     OBSERVE,
+    RESET_LEARNING_RATE,
     TORCH_THREADS,
 )
 from service.storage.log_journal import observations_of
@@ -118,6 +119,8 @@ class StateRebuild:
             worker.apply(observations_of(payload))
         elif record.kind == FORGET_SERIES:
             worker.apply_forget(payload["series"])
+        elif record.kind == RESET_LEARNING_RATE:
+            worker.forecaster.reset_learning_rate()
         elif record.kind == IMPORT_CHECKPOINT:
             data = base64.b64decode(payload["checkpoint"], validate=True)
             model, forecaster = read_import(data, worker.forecaster.config, self.registry.forecaster_factory)

@@ -47,6 +47,7 @@ OBSERVE = "observe"
 FORGET_SERIES = "forget_series"
 DELETE_MODEL = "delete_model"
 IMPORT_CHECKPOINT = "import_checkpoint"
+RESET_LEARNING_RATE = "reset_learning_rate"  # the guards' back-offs undone (issue 12)
 # The torch thread count the records after it were computed with: a recovery is bit-identical
 # only at that count (the matrix kernels split their work by it). Its model is PROCESS_RECORD,
 # which no model can be named (names start with a letter or digit).

@@ -6,10 +6,12 @@ truncated window itself and differentiates it with ``torch.autograd.grad``. Only
 the network's one-step ``advance`` / ``predict`` (the model's definition, not the
 training rule) are reused, on a private deep copy of the initial weights.
 
-The rule (issue 2, warm-up from issue 10): at step t of a series with t % k1 == 0 or
-t <= W (the warm-up), m_t = the steps since the series' previous update (at most k2),
+The rule (issue 2, warm-up from issue 10, K_t from issue 12): at step t of a series with
+t % k1 == 0 or t <= W (the warm-up), K_t the update's window (k2, or the adaptive choice,
+which the caller sets in ``window``), m_t = the steps since the series' previous update
+(at most K_t),
 
-    g_t = ∇θ  Σ_{s = t-m_t+1 .. t}  L_s(θ_t ; h_{t-k2} = stopgrad(ĥ_{t-k2}))   (h_0 if t <= k2)
+    g_t = ∇θ  Σ_{s = t-m_t+1 .. t}  L_s(θ_t ; h_{t-K_t} = stopgrad(ĥ_{t-K_t}))   (h_0 if t <= K_t)
 
 series due at the same tick share one step on the mean of their window sums. With the
 hybrid (issue 10) the inputs x_s and the targets differ: they are data the library makes
@@ -168,6 +170,7 @@ class StreamOracle:
         self.observations = 0
         self.records: list[tuple[float, float]] = []  # (loss, grad norm) of every update
         self.last_due: list[str] = []
+        self.window: int | None = None  # K_t of the next stateful update (None: the config's k2)
 
     # the network's definition, run without a graph
     def _advance(self, x: torch.Tensor, h: Any) -> Any:
@@ -238,7 +241,7 @@ class StreamOracle:
             trace.served = self._serve(trace.states[-1], trace.inputs[-1])  # with the updated weights
 
     def _stateful_update(self, names: list[str]) -> None:
-        k1, k2 = self.cfg.k1, self.cfg.k2
+        k1, k2 = self.cfg.k1, self.cfg.k2 if self.window is None else self.window  # K_t
         warmup = self.cfg.resolved_warmup_updates
         due = [n for n in names if self.series[n].t % k1 == 0 or self.series[n].t <= warmup]
         self.last_due = due

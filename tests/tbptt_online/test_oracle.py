@@ -25,7 +25,7 @@ K1_K2 = [(1, 1), (1, 5), (4, 4), (2, 5), (3, 7), (5, 2)]
 def exact_config(**overrides) -> ForecasterConfig:
     base = dict(
         hidden_size=5, k1=2, k2=5, optimizer="sgd", lr=0.05, clip_norm=None, loss="gaussian",
-        normalize=False, dtype="float64", seed=3, hybrid=False, warmup_updates=0,
+        normalize=False, dtype="float64", seed=3, hybrid=False, warmup_updates=0, guards=False,
     )  # fmt: skip
     base.update(overrides)
     return ForecasterConfig(**base)
@@ -157,6 +157,31 @@ def test_one_observe_many_call_puts_the_kth_value_of_each_series_in_tick_k(k1, k
         assert last[name].step == t and abs(last[name].forecast_next.mean - mean) <= TOL
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize(("k1", "k2_min", "k2_max"), [(2, 3, 7), (3, 2, 8), (1, 1, 4)])
+def test_varying_windows_k_t_equal_oracle_with_k_t_from_the_record(k1, k2_min, k2_max, cell):
+    """k2="adaptive": each update's window K_t is recorded; the oracle, told K_t from the
+    record, replays from ĥ_{t-K_t} and agrees to 1e-10. K_t is set here in a cycle over the
+    candidates (the adaptive choice itself is tested in test_truncation.py), so that every
+    window length starts at its kept state, also right after a change of K."""
+    config = exact_config(cell=cell, k1=k1, k2="adaptive", k2_min=k2_min, k2_max=k2_max, probe_every=0)
+    f = Forecaster(config)
+    oracle = StreamOracle(f.network, config)
+    candidates = config.window_candidates
+    used = set()
+    for i, tick in enumerate(stream_for(k1, k2_max, 3, missing=[(0, 3)]) * 2):
+        f.probe.window = candidates[(i * 7) % len(candidates)]
+        before = f.engine.attempts
+        f.observe_many(tick)
+        if f.engine.attempts > before:
+            oracle.window = f.engine.recent[-1].window  # K_t, from the record
+            used.add(oracle.window)
+        oracle.tick(tick)
+        assert max_abs_diff(f.network, oracle.net) <= TOL, f"tick {i}: K_t={oracle.window}"
+        assert f.update_stats().updates == len(oracle.records)
+    assert used == set(candidates) and len(oracle.records) >= 8
+
+
 # -- the truncation ------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize(("k1", "k2"), K1_K2)
@@ -198,9 +223,9 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
     calls = []
     original = f.engine.replay_update
 
-    def recording(start, x, y, mask, active_from, loss_steps, base):
+    def recording(start, x, y, mask, active_from, loss_steps, base, window=None):
         calls.append((start, x.clone(), mask.clone(), active_from.clone(), loss_steps, base))
-        return original(start, x, y, mask, active_from, loss_steps, base)
+        return original(start, x, y, mask, active_from, loss_steps, base, window)
 
     monkeypatch.setattr(f.engine, "replay_update", recording)
     for tick in stream_for(k1, k2, 3, missing=[(0, 3)]):

@@ -82,6 +82,10 @@ def _store(state: dict) -> dict:
     return state["store"]
 
 
+def _probe(state: dict) -> dict:
+    return state["probe"]["tensors"]
+
+
 MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "nan weight": (_set_tensor(lambda s: s["network"], "head.weight", (0, 0), math.nan), "network['head.weight']"),
     "inf weight": (_set_tensor(lambda s: s["network"], "head.bias", 0, math.inf), "network['head.bias']"),
@@ -131,9 +135,26 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     ),
     "sampler not a generator state": (_set(lambda s: s, "sampler", torch.zeros(3)), "sampler"),
     "a loss of an update not skipped is nan": (
-        lambda s: s["engine"]["recent"].__setitem__(0, [1, math.nan, 1.0, 1, False]),
+        lambda s: s["engine"]["recent"].__setitem__(0, [1, math.nan, 1.0, 1, False, 32]),
         "engine.recent[0][1]",
     ),
+    "a record without its window": (
+        lambda s: s["engine"]["recent"].__setitem__(0, [1, 0.5, 1.0, 1, False]),
+        "engine.recent[0]",
+    ),
+    "a learning-rate scale above 1": (_set(lambda s: s["engine"]["guard"], "lr_scale", 2.0), "engine.guard.lr_scale"),
+    "a backed-off scale the optimizer does not follow": (
+        _set(lambda s: s["engine"]["guard"], "lr_scale", 0.5),
+        "param_groups[0].lr",
+    ),
+    "nan in the good copy": (
+        _set_tensor(lambda s: s["engine"]["guard"]["good"]["params"], 0, (0, 0), math.nan),
+        "engine.guard.good.params[0]",
+    ),
+    "a negative guard count": (_set(lambda s: s["engine"]["guard"]["counts"], "rollbacks", -1), "rollbacks"),
+    "nan in the probe's reach": (_set_tensor(_probe, "phi", 0, math.nan), "probe.tensors['phi']"),
+    "a probe slot out of range": (_set_tensor(_probe, "slots", 0, 99), "probe.tensors['slots']"),
+    "an adaptive window a fixed config cannot use": (_set(lambda s: s["probe"], "window", 7), "probe.window"),
     "unknown config field": (_set(lambda s: s["config"], "colour", "red"), "config"),
     "another format": (_set(lambda s: s, "format", 99), "format"),
     "a missing key": (lambda s: s.pop("engine"), "state"),

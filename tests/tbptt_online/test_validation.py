@@ -139,9 +139,7 @@ def test_overflowing_loss_skips_the_update_and_is_counted():
     )
     for v in (0.1, 0.2, 0.3, 0.4):
         f.observe("a", v)
-    assert f.update_stats() == f.update_stats().__class__(
-        2, 0, f.update_stats().last_loss, f.update_stats().last_grad_norm
-    )
+    assert (f.update_stats().updates, f.update_stats().skipped) == (2, 0)
     before, optimizer = weights(f), snapshot(f)["optimizer"]
     f.observe("a", 1e30)
     r = f.observe("a", 0.5)  # t = 6: the window holds the huge value

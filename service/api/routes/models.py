@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from fastapi import APIRouter, Response, status
 
 from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
-from service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ModelCreate, ModelInfo, ModelList
+from service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ModelCreate, ModelInfo, ModelList, TruncationOut
 from service.api.strict_json import StrictJSONRoute
 from service.errors import Unprocessable
 from service.host.model_worker import ModelWorker
-from tbptt_online import ForecasterConfig
+from tbptt_online import ForecasterConfig, TruncationReport
 
 router = APIRouter(
     prefix=V1_PREFIX,
@@ -22,19 +25,20 @@ router = APIRouter(
 
 def model_info(worker: ModelWorker) -> dict:
     snapshot = worker.snapshot
-    stats = snapshot.updates
     return {
         "name": worker.name,
         "config": snapshot.view.config.to_dict(),
         "series_count": snapshot.series_count,
         "observations": snapshot.observations,
-        "updates": {
-            "updates": stats.updates,
-            "skipped": stats.skipped,
-            "last_loss": stats.last_loss,
-            "last_grad_norm": stats.last_grad_norm,
-        },
+        "updates": dataclasses.asdict(snapshot.updates),
     }
+
+
+def truncation_info(report: TruncationReport) -> dict:
+    info = dataclasses.asdict(report)
+    if info["relative_bias"] is not None and not math.isfinite(info["relative_bias"]):
+        info["relative_bias"] = None  # unbounded: JSON has no infinity (the verdict says it)
+    return info
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED, response_model=ModelInfo, responses=JSON_BODY_RESPONSES)
@@ -58,6 +62,23 @@ async def list_models(registry: RegistryDep) -> dict:
 @router.get("/models/{model}", response_model=ModelInfo)
 async def get_model(worker: ModelDep) -> dict:
     """Config, counts and update statistics, from the model's latest snapshot."""
+    return model_info(worker)
+
+
+@router.get("/models/{model}/truncation", response_model=TruncationOut)
+async def get_truncation(worker: ModelDep) -> dict:
+    """The truncation advisor: the gradient's reach, the data's dependency length, whether k2 is
+    long enough and what a longer one would cost (from the model's latest snapshot)."""
+    report = worker.snapshot.truncation
+    if report is None:  # a snapshot published before the advisor existed: made now, on the worker thread
+        report = await worker.call(worker.forecaster.truncation)
+    return truncation_info(report)
+
+
+@router.post("/models/{model}/reset-learning-rate", response_model=ModelInfo)
+async def reset_learning_rate(worker: ModelDep) -> dict:
+    """Undo the instability guards' learning-rate back-offs: the configured ``lr`` again (journaled)."""
+    await worker.reset_learning_rate()
     return model_info(worker)
 
 

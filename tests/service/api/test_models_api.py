@@ -20,8 +20,12 @@ async def test_the_default_model_exists_at_start_with_the_settings_config(client
         "config": ForecasterConfig.from_dict(SMALL_MODEL).to_dict(),
         "series_count": 0,
         "observations": 0,
-        "updates": {"updates": 0, "skipped": 0, "last_loss": None, "last_grad_norm": None},
-    }
+        "updates": {
+            "updates": 0, "skipped": 0, "last_loss": None, "last_grad_norm": None, "last_window": None,
+            "lr": ForecasterConfig.from_dict(SMALL_MODEL).lr, "explosions": 0, "divergences": 0, "blowups": 0,
+            "rollbacks": 0,
+        },
+    }  # fmt: skip
 
 
 async def test_create_list_read_and_delete_a_model(client_for) -> None:

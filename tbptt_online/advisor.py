@@ -1,0 +1,171 @@
+"""The truncation advisor: is k2 long enough for this model's data, and what would more cost?
+
+Two measurements meet (see truncation.py and probe.py):
+
+- the **data's dependency length** D of each followed series: the longest lag at which its
+  (pre-whitened) values are significantly correlated with themselves; with the hybrid also
+  the seasons it found per series (context: the experts model those, and the network is
+  fed the values one and two seasons back);
+- the **gradient's reach**: the relative truncation bias of the window in force, from the
+  probe's norms and their geometric decay (Aicher, Foti & Fox, 2019).
+
+A window of K steps lets every loss it scores see D steps back when K >= D + m, m =
+min(k1, K) the losses an update scores (the earliest of them sits m - 1 steps before the
+window's end). The verdict names the window that meets both (the data's need and a bias
+below ``truncation_bias``), its cost per update (the replay's length ratio) and its memory
+per series (``memory.footprint``).
+
+>>> report = advise_values(torch.zeros(2, 50, 1), ForecasterConfig(k1=8, k2=32))
+>>> report.recommended_k2, report.verdict
+(32, 'k2 = 32 is long enough for what was found: no dependency found in 2 series.')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.memory import footprint
+from tbptt_online.season import detect_periods
+from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
+
+
+@dataclass(frozen=True)
+class TruncationReport:
+    """What the advisor found for one model (or one CSV). JSON-ready."""
+
+    k1: int
+    k2: int | str
+    window: int  # the window the updates use now (k2, or the adaptive choice)
+    probe_length: int
+    probes: int  # probes run so far
+    reach: list[float]  # mean || dL_t / dh_{t-k} ||, k = 1 .. probe_length ([] before a probe)
+    decay_rate: float | None  # beta of the geometric fit
+    relative_bias: float | None  # of the window in force (None before a probe; inf: no decay)
+    dependencies: dict[str, int]  # followed series -> its longest significant lag (0: none)
+    seasons: dict[int, int]  # first season length -> number of series (hybrid; 0: none found)
+    recommended_k2: int
+    cost_ratio: float  # per update, recommended window over the one in force
+    extra_bytes_per_series: int
+    verdict: str
+    recent_windows: list[int] = field(default_factory=list)  # K_t of the last updates
+
+
+def advise(forecaster) -> TruncationReport:
+    """The advisor's report on a Forecaster (reads its probe and store; changes nothing)."""
+    cfg, probe = forecaster.config, forecaster.probe
+    phi = probe.tensors["phi"]
+    fit = fit_decay(phi) if probe.probes else None
+    bias = relative_bias(phi, fit, probe.window) if fit is not None else None
+    gradient_window = None
+    if fit is not None and bias is not None and not bias < cfg.truncation_bias:
+        top = max(4 * cfg.max_window, probe.length)
+        gradient_window = adaptive_window(phi, fit, list(range(cfg.k1, top + 1, cfg.k1)), cfg.truncation_bias)
+    names = {slot: name for name, slot in forecaster.store.slots.items()}
+    lags = {
+        names[int(slot)]: int(lag)
+        for slot, lag in zip(probe.tensors["slots"].tolist(), probe.tensors["lags"].tolist(), strict=True)
+        if slot >= 0 and int(slot) in names
+    }
+    seasons: dict[int, int] = {}
+    if cfg.hybrid and "x_period" in forecaster.store.tensors and forecaster.store.slots:
+        live = torch.tensor(list(forecaster.store.slots.values()), dtype=torch.int64)
+        seasons = dict(Counter(forecaster.store.tensors["x_period"][live, 0, 0].tolist()))
+    return _report(
+        cfg,
+        probe.window,
+        lags if probe.probes else {},
+        seasons,
+        probes=probe.probes,
+        reach=phi.tolist() if probe.probes else [],
+        decay=None if fit is None else fit.beta,
+        bias=bias,
+        gradient_window=gradient_window,
+        recent=[r.window for r in list(forecaster.engine.recent)[-32:]],
+    )
+
+
+def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[str] | None = None) -> TruncationReport:
+    """The data side of the advice, offline: ``values`` [B, n, d] (NaN = missing), one row per
+    series, against ``config``'s k1 and k2. No network: nothing about the gradient's reach."""
+    b, n, _ = values.shape
+    names = names or [f"series {i}" for i in range(b)]
+    lags = longest_lag(values, max_lag=max(1, n // 3))
+    periods = detect_periods(values[:, :, 0].double(), max_periods=1, max_period=min(n // 3, config.max_season_length))
+    seasons = dict(Counter(periods[:, 0].tolist()))
+    return _report(config, config.min_window, dict(zip(names, lags.tolist(), strict=True)), seasons)
+
+
+def _report(
+    cfg: ForecasterConfig,
+    window: int,
+    lags: dict[str, int],
+    seasons: dict[int, int],
+    probes: int = 0,
+    reach: list[float] | None = None,
+    decay: float | None = None,
+    bias: float | None = None,
+    gradient_window: int | None = None,
+    recent: list[int] | None = None,
+) -> TruncationReport:
+    k1 = cfg.k1
+    found = [lag for lag in lags.values() if lag > 0]
+    longest = max(found, default=0)
+    need = longest + min(k1, window) if longest else 0  # every scored loss sees `longest` steps back
+    data_window = k1 * math.ceil(need / k1) if need else 0
+    recommended = max(window, data_window, gradient_window or 0)
+    short_of_data = [lag for lag in found if lag + min(k1, window) > window]
+    name = "k2" if not cfg.adaptive else "the adaptive window"
+    parts = []
+    if short_of_data:
+        worst = max(short_of_data)
+        parts.append(
+            f"{name} = {window} is too short for the dependency of {worst} steps found in {len(short_of_data)} of "
+            f"{len(lags)} series: with k1 = {k1} a window needs {worst + min(k1, window)} steps for every scored loss "
+            f"to reach it, so patterns longer than {window - min(k1, window) + 1} steps cannot be learned"
+        )
+    if gradient_window is not None and bias is not None:
+        shown = "unbounded (the gradient does not decay within the probe)" if math.isinf(bias) else f"{bias:.2f}"
+        parts.append(
+            f"the estimated relative truncation bias of {name} = {window} is {shown}, "
+            f"above truncation_bias = {cfg.truncation_bias}"
+        )
+    extra = 0
+    ratio = recommended / window
+    if recommended > window:
+        longer = dataclasses.replace(cfg, k2=recommended, history_size=None, warmup_updates=None)
+        extra = footprint(longer).per_series_bytes - footprint(cfg).per_series_bytes
+        verdict = "; ".join(parts) + (
+            f". k2 = {recommended} would cost {ratio:.1f}x per update and {extra / 1000:.1f} KB more per series."
+        )
+    else:
+        what = (
+            f"the longest dependency found is {longest} steps ({len(found)} of {len(lags)} series)"
+            if found
+            else f"no dependency found in {len(lags)} series"
+        )
+        if bias is not None:
+            what += f", the estimated relative truncation bias {bias:.3f} (< {cfg.truncation_bias})"
+        verdict = f"{name} = {window} is long enough for what was found: {what}."
+    return TruncationReport(
+        k1=k1,
+        k2=cfg.k2,
+        window=window,
+        probe_length=cfg.resolved_probe_length,
+        probes=probes,
+        reach=reach or [],
+        decay_rate=decay,
+        relative_bias=bias,
+        dependencies=lags,
+        seasons={int(k): int(v) for k, v in seasons.items()},
+        recommended_k2=recommended,
+        cost_ratio=ratio,
+        extra_bytes_per_series=extra,
+        verdict=verdict,
+        recent_windows=recent or [],
+    )

@@ -1,0 +1,194 @@
+"""Instability guards: what the engine watches beyond a non-finite update, and how it answers.
+
+- **Gradient explosion**: an update's gradient norm (before clipping) above
+  ``EXPLOSION_FACTOR`` times the median of the last ``NORM_MEMORY`` accepted updates' (once
+  ``MIN_HISTORY`` are known). Answer: the update is clipped harder, to that median.
+- **Loss divergence**: the updates' losses per scored step, in blocks of ``LOSS_WINDOW``: a
+  block's mean has risen above the best block's since the last roll-back by more than
+  ``DIVERGENCE_RISE`` times (|the best mean| + its standard deviation): for a positive loss
+  with little noise, about a quadrupling (a Gaussian NLL may be negative, hence not a
+  ratio). Answer: the weights and
+  the optimizer's state roll back to the last good copy and the learning rate backs off
+  (times ``BACKOFF``, never below ``MIN_LR_SCALE`` of the configured one).
+- **Prequential divergence** (checked by the forecaster on every tick, ``hybrid=False``): an
+  exponential mean (weight ``PREQUENTIAL_WEIGHT``) of the served one-step forecasts' absolute
+  errors above ``PREQUENTIAL_RATIO`` times that of the naive last-value forecast, after
+  ``PREQUENTIAL_MIN`` ticks: a model far worse than doing nothing (a learning rate of 10).
+  Answer: roll-back and back-off. (The hybrid's combination already weighs a bad network out.)
+- **Forecast blow-up** (checked by the forecaster on every tick's new forecasts): a network
+  output beyond ``BLOWUP_FACTOR`` times the largest target the updates have seen (at least
+  1). Answer: the same roll-back and back-off, and the tick's forecasts are made again with
+  the good weights.
+
+The good copy is taken at construction and then every ``GOOD_EVERY`` accepted updates
+during which no guard fired and the loss did not trend up; it is part of the state dict
+(a checkpoint restores it). ``Forecaster.reset_learning_rate`` undoes the back-offs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import torch
+
+EXPLOSION_FACTOR = 10.0
+NORM_MEMORY = 64
+MIN_HISTORY = 16
+LOSS_WINDOW = 8
+DIVERGENCE_RISE = 3.0
+HEALTHY_RISE = 0.5  # a good copy is taken only while the last block's loss has risen less than this
+BLOWUP_FACTOR = 20.0
+BACKOFF = 0.3
+MIN_LR_SCALE = 1e-4
+GOOD_EVERY = 32
+PREQUENTIAL_WEIGHT = 0.05
+PREQUENTIAL_RATIO = 4.0
+PREQUENTIAL_MIN = 50
+COUNTERS = ("explosions", "divergences", "blowups", "rollbacks")
+
+
+class InstabilityGuard:
+    """The guards' memory: recent norms and losses, counters, the learning-rate scale and the good copy."""
+
+    def __init__(self, params: list[torch.nn.Parameter]) -> None:
+        self.norms: deque[float] = deque(maxlen=NORM_MEMORY)
+        self.losses: list[float] = []  # the block being filled
+        self.best: list[float] = []  # [mean, sd] of the best complete block since the last roll-back
+        self.rise = 0.0  # the last complete block's rise over the best (see trend)
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.lr_scale = 1.0
+        self.target_range = 0.0  # the largest |target| an update has seen
+        self.quiet = 0  # accepted updates since a guard last fired or a good copy was taken
+        self.served_error = [0.0, 0.0, 0.0]  # exponential means of |served error|, |naive error|; ticks
+        self.good: dict[str, Any] = {"params": [p.detach().clone() for p in params], "optimizer": {}, "at": 0}
+
+    # -- checks -----------------------------------------------------------------------
+    def explosion_limit(self) -> float:
+        """The norm above which an update's gradient is an explosion (inf while too little is known)."""
+        if len(self.norms) < MIN_HISTORY:
+            return math.inf
+        return EXPLOSION_FACTOR * _median(self.norms)
+
+    def median_norm(self) -> float:
+        return _median(self.norms)
+
+    def trend(self) -> float:
+        """The last complete block's mean loss over the best block's, in units of (|best mean| +
+        its standard deviation); 0 while fewer than two blocks are known."""
+        return self.rise
+
+    def _close_block(self) -> None:
+        mean = sum(self.losses) / len(self.losses)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in self.losses) / (len(self.losses) - 1))
+        self.losses = []
+        if not self.best:
+            self.best = [mean, sd]
+            return
+        scale = abs(self.best[0]) + self.best[1]
+        rise = mean - self.best[0]
+        self.rise = rise / scale if scale > 0 else (math.inf if rise > 0 else 0.0)
+        if mean < self.best[0]:
+            self.best = [mean, sd]
+
+    def blowup_limit(self) -> float:
+        """The network output beyond which a forecast has blown up (inf while too little is known)."""
+        if len(self.norms) < MIN_HISTORY:
+            return math.inf
+        return BLOWUP_FACTOR * max(1.0, self.target_range)
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def accepted(self, grad_norm: float, loss_per_step: float, target_range: float, exploded: bool) -> bool:
+        """Record an applied update; True when the loss now diverges (the caller rolls back)."""
+        if not exploded:
+            self.norms.append(grad_norm)
+        self.losses.append(loss_per_step)
+        self.target_range = max(self.target_range, target_range)
+        self.quiet = 0 if exploded else self.quiet + 1
+        if exploded:
+            self.counts["explosions"] += 1
+        if len(self.losses) < LOSS_WINDOW:
+            return False
+        self._close_block()
+        if self.rise > DIVERGENCE_RISE:
+            self.counts["divergences"] += 1
+            return True
+        return False
+
+    def healthy(self) -> bool:
+        return (
+            self.quiet >= GOOD_EVERY
+            and self.trend() < HEALTHY_RISE
+            and self.served_error[0] <= 2 * self.served_error[1] + 1e-12
+        )
+
+    def served(self, error: float, naive_error: float) -> bool:
+        """Fold one tick's mean absolute errors in; True when the model diverges from the naive forecast."""
+        model, naive, ticks = self.served_error
+        w = max(PREQUENTIAL_WEIGHT, 1.0 / (ticks + 1))  # the plain mean until 1 / (ticks + 1) < the weight
+        self.served_error = [(1 - w) * model + w * error, (1 - w) * naive + w * naive_error, ticks + 1]
+        if ticks + 1 >= PREQUENTIAL_MIN and self.served_error[0] > PREQUENTIAL_RATIO * self.served_error[1] > 0:
+            self.counts["divergences"] += 1
+            return True
+        return False
+
+    def keep_good(self, params: list[torch.nn.Parameter], optimizer_state: dict[int, dict[str, Any]], at: int) -> None:
+        self.good = {"params": [p.detach().clone() for p in params], "optimizer": optimizer_state, "at": at}
+        self.quiet = 0
+
+    def after_rollback(self) -> None:
+        self.counts["rollbacks"] += 1
+        self.lr_scale = max(MIN_LR_SCALE, self.lr_scale * BACKOFF)
+        self.losses, self.best, self.rise = [], [], 0.0
+        self.served_error = [0.0, 0.0, 0.0]
+        self.quiet = 0
+
+    # -- persistence ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "norms": list(self.norms),
+            "losses": list(self.losses),
+            "best": list(self.best),
+            "rise": self.rise,
+            "counts": dict(self.counts),
+            "lr_scale": self.lr_scale,
+            "target_range": self.target_range,
+            "quiet": self.quiet,
+            "served_error": list(self.served_error),
+            "good": {
+                "params": [p.clone() for p in self.good["params"]],
+                "optimizer": _clone_state(self.good["optimizer"]),
+                "at": self.good["at"],
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.norms = deque((float(v) for v in state["norms"]), maxlen=NORM_MEMORY)
+        self.losses = [float(v) for v in state["losses"]]
+        self.best = [float(v) for v in state["best"]]
+        self.rise = float(state["rise"])
+        self.counts = {k: int(state["counts"][k]) for k in COUNTERS}
+        self.lr_scale = float(state["lr_scale"])
+        self.target_range = float(state["target_range"])
+        self.quiet = int(state["quiet"])
+        self.served_error = [float(v) for v in state["served_error"]]
+        good = state["good"]
+        self.good = {
+            "params": [p.clone() for p in good["params"]],
+            "optimizer": _clone_state(good["optimizer"]),
+            "at": int(good["at"]),
+        }
+
+
+def _median(values: deque[float]) -> float:
+    items = sorted(values)
+    return items[len(items) // 2] if items else math.nan
+
+
+def _clone_state(state: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """An optimizer's per-weight state (by weight index), its tensors copied."""
+    return {
+        int(i): {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in entry.items()}
+        for i, entry in state.items()
+    }

@@ -1,0 +1,146 @@
+"""TruncationProbe: the few series the truncation advisor follows, and what it measured.
+
+The probe follows up to ``PROBE_SERIES`` series (the first to arrive; a forgotten one's row
+goes to the next new series). For each it keeps, in rings of its own (not in the series
+store, so that no other series pays for them):
+
+- the last ``probe_length`` steps (K_p) of what the network was fed and scored against,
+  with the live state before each (so a probe window starts at the true ĥ_{t-K_p});
+- the last ``LAG_MEMORY`` targets, where the data's dependency length is looked for
+  (``truncation.longest_lag``).
+
+Every ``probe_every`` updates the engine measures the gradient's reach on the full windows
+(``engine.state_gradient_norms``, weights untouched) and the advisor's statistics move:
+``phi`` (an exponential mean over probes, weight ``PROBE_WEIGHT`` on the newest), the decay
+fit, and in adaptive mode the window K the next updates use. All of it is in
+``state_dict`` (tensors and plain numbers), so a round trip continues bit-identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.network import State
+
+PROBE_SERIES = 8
+PROBE_WEIGHT = 0.3  # phi <- (1 - w) phi + w phi_new
+LAG_MEMORY_MIN = 200  # targets kept per followed series for the lag search (at least 4 K_p)
+
+
+class TruncationProbe:
+    def __init__(self, config: ForecasterConfig, dtype: torch.dtype) -> None:
+        self.config = config
+        self.length = config.resolved_probe_length
+        self.lag_memory = max(LAG_MEMORY_MIN, 4 * self.length)
+        p, k, d, i = PROBE_SERIES, self.length, config.n_features, config.input_size
+        layers, hid = config.num_layers, config.hidden_size
+        self.lstm = config.cell == "lstm"
+        self.tensors: dict[str, torch.Tensor] = {
+            "slots": torch.full((p,), -1, dtype=torch.int64),  # the store slot followed by each row (-1: none)
+            "count": torch.zeros(p, dtype=torch.int64),  # steps recorded since the row was taken
+            "x": torch.zeros(p, k, i, dtype=dtype),  # ring: step s at (s - 1) % K_p
+            "y": torch.zeros(p, k, d, dtype=dtype),
+            "mask": torch.zeros(p, k, d, dtype=torch.bool),
+            "start_h": torch.zeros(p, k, layers, hid, dtype=dtype),  # the live state before step s
+            "values": torch.full((p, self.lag_memory, d), torch.nan, dtype=torch.float64),  # targets, a ring
+            "phi": torch.zeros(k, dtype=torch.float64),  # mean || dL_t / dh_{t-k} ||, k = 1 .. K_p
+            "lags": torch.zeros(p, dtype=torch.int64),  # the longest significant lag per row (last probe)
+        }
+        if self.lstm:
+            self.tensors["start_c"] = torch.zeros_like(self.tensors["start_h"])
+        self.probes = 0  # probes run
+        self.windows = 0  # windows in the last probe
+        self.window = config.k2_min if config.adaptive else config.k2  # the window the next update uses
+
+    # -- following series -----------------------------------------------------------
+    def follow(self, slots: torch.Tensor) -> None:
+        """Give free rows to new series (their slots), in order."""
+        t = self.tensors
+        free = (t["slots"] < 0).nonzero().squeeze(1).tolist()
+        for row, slot in zip(free, slots.tolist(), strict=False):
+            t["slots"][row] = slot
+            t["count"][row] = 0
+            t["values"][row] = torch.nan
+
+    def drop(self, slot: int) -> None:
+        self.tensors["slots"][self.tensors["slots"] == slot] = -1
+
+    def record(
+        self, slots: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, before: State | None
+    ) -> None:
+        """One tick of B series: x [B, i], y and mask [B, d] (y NaN-free), ``before`` the live
+        state before x (None in stateless mode, where windows start at h_0)."""
+        t = self.tensors
+        match = slots[:, None] == t["slots"][None, :]  # [B, P]
+        if not bool(match.any()):
+            return
+        tick_rows, rows = match.nonzero(as_tuple=True)
+        at = t["count"][rows] % self.length
+        t["x"][rows, at] = x[tick_rows].to(t["x"].dtype)
+        t["y"][rows, at] = y[tick_rows].to(t["y"].dtype)
+        t["mask"][rows, at] = mask[tick_rows]
+        if before is not None:
+            h = before[0] if self.lstm else before
+            t["start_h"][rows, at] = h[tick_rows].to(t["start_h"].dtype)
+            if self.lstm:
+                t["start_c"][rows, at] = before[1][tick_rows].to(t["start_c"].dtype)
+        seen = torch.where(mask[tick_rows], y[tick_rows].double(), torch.nan)
+        t["values"][rows, t["count"][rows] % self.lag_memory] = seen
+        t["count"][rows] += 1
+
+    def full_windows(self) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The probe windows of the rows holding K_p steps whose last target is observed:
+        start [n, layers, H] (or (h, c)), x [K_p - 1, n, i], y and mask [n, d]; None if none."""
+        t = self.tensors
+        ready = (t["slots"] >= 0) & (t["count"] >= self.length)
+        last = (t["count"] - 1) % self.length
+        ready &= t["mask"][torch.arange(PROBE_SERIES), last].any(1)
+        rows = ready.nonzero().squeeze(1)
+        if len(rows) == 0:
+            return None
+        order = (t["count"][rows, None] + torch.arange(self.length)[None, :]) % self.length  # [n, K_p] oldest first
+        x = t["x"][rows[:, None], order]  # [n, K_p, i]
+        start_h = t["start_h"][rows, order[:, 0]]
+        start: State = (start_h, t["start_c"][rows, order[:, 0]]) if self.lstm else start_h
+        return start, x[:, :-1].transpose(0, 1), t["y"][rows, order[:, -1]], t["mask"][rows, order[:, -1]]
+
+    def targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The followed rows' kept targets, oldest first [n, lag_memory, d], and their slots [n]."""
+        t = self.tensors
+        rows = (t["slots"] >= 0).nonzero().squeeze(1)
+        order = (t["count"][rows, None] + torch.arange(self.lag_memory)[None, :]) % self.lag_memory
+        return t["values"][rows[:, None], order], t["slots"][rows]
+
+    def update_phi(self, phi_new: torch.Tensor, n_windows: int) -> None:
+        phi = self.tensors["phi"]
+        phi_new = phi_new.double()
+        self.tensors["phi"] = phi_new if self.probes == 0 else (1 - PROBE_WEIGHT) * phi + PROBE_WEIGHT * phi_new
+        self.probes += 1
+        self.windows = n_windows
+
+    # -- persistence ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "tensors": {k: v.clone() for k, v in self.tensors.items()},
+            "probes": self.probes,
+            "windows": self.windows,
+            "window": self.window,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        tensors = state["tensors"]
+        if set(tensors) != set(self.tensors):
+            raise ValueError(f"probe state has fields {sorted(tensors)}, expected {sorted(self.tensors)}")
+        for key, blank in self.tensors.items():
+            if tensors[key].dtype != blank.dtype or tensors[key].shape != blank.shape:
+                raise ValueError(
+                    f"probe state field {key!r} has shape {tuple(tensors[key].shape)} {tensors[key].dtype}, "
+                    f"expected {tuple(blank.shape)} {blank.dtype}"
+                )
+        self.tensors = {k: v.clone() for k, v in tensors.items()}
+        self.probes = int(state["probes"])
+        self.windows = int(state["windows"])
+        self.window = int(state["window"])

@@ -1,0 +1,165 @@
+"""The gradient's reach and the truncation bias (Aicher, Foti & Fox, UAI 2019).
+
+A probe (``probe.py``) measures, on windows longer than the update's, the norm of the
+gradient of the loss at a window's last step t with respect to the states before it:
+
+    phi_k = mean over windows of || dL_t / dh_{t-k} ||,   k = 1 .. K_p
+
+(lag 1 is the state ``predict`` reads; lag K_p the window's start). A window of K steps
+(start h_{t-K}) holds the transitions that made h_{t-1} .. h_{t-K+1}, so what truncation at
+K leaves out is the gradient through lags >= K. Following the paper, the norms decay
+geometrically past a lag tau, ``phi_k ~ phi_tau * beta^(k - tau)``; beta is fitted by least
+squares on log phi_k over k in [tau, K_p] (tau = the middle of the probe window), and
+
+    tail(K)  = sum_{k=K}^{tau-1} phi_k + phi_tau / (1 - beta)     (K < tau)
+             = phi_tau * beta^(K - tau) / (1 - beta)                (K >= tau)
+    lower    = max_K ( sum_{k<K} phi_k - tail(K) )   a lower bound on the gradient's size
+    bias(K)  = tail(K) / lower                       the relative truncation bias
+
+(infinite when beta >= 1 or lower <= 0: the gradient does not decay within the probe).
+The adaptive window is the smallest candidate K with bias(K) < delta (the largest when
+none is), the paper's rule.
+
+>>> phi = torch.tensor([0.5 ** (k - 1) for k in range(1, 17)], dtype=torch.float64)
+>>> fit = fit_decay(phi)
+>>> round(fit.beta, 6), fit.tau
+(0.5, 8)
+>>> round(relative_bias(phi, fit, 4), 4)  # tail 2 * 0.5^3 = 0.25 over lower 2 - 0 (K -> inf)
+0.125
+>>> adaptive_window(phi, fit, [2, 4, 6, 8], delta=0.1)
+6
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+LOG_FLOOR = -50.0  # log norms below this are zero for the fit (as the paper's code does)
+
+
+@dataclass(frozen=True)
+class DecayFit:
+    """The geometric decay of the gradient norms: phi_k ~ phi_tau * beta^(k - tau) for k >= tau."""
+
+    beta: float
+    tau: int  # 1-based lag where the geometric model starts
+    phi_tau: float
+
+
+def fit_decay(phi: torch.Tensor) -> DecayFit:
+    """Least squares of log phi_k on k over k in [tau, K_p], tau = ceil(K_p / 2) (lags 1-based).
+
+    ``phi`` [K_p] float: the mean gradient norms at lags 1..K_p. Norms that are zero (log
+    below ``LOG_FLOOR``) are left out; with fewer than two left the gradient is gone by tau:
+    beta = 0.
+    """
+    n = int(phi.shape[0])
+    tau = max(1, math.ceil(n / 2))
+    lags = torch.arange(tau, n + 1, dtype=torch.float64)
+    logs = torch.log(phi[tau - 1 :].to(torch.float64).clamp(min=1e-300))
+    keep = logs > LOG_FLOOR
+    phi_tau = float(phi[tau - 1])
+    if int(keep.sum()) < 2:
+        return DecayFit(0.0, tau, phi_tau)
+    x, y = lags[keep] - lags[keep].mean(), logs[keep] - logs[keep].mean()
+    slope = float((x * y).sum() / (x * x).sum())
+    return DecayFit(math.exp(slope), tau, phi_tau)
+
+
+def tail(phi: torch.Tensor, fit: DecayFit, window: int) -> float:
+    """The gradient norm a window of ``window`` steps leaves out: the sum over lags >= window."""
+    if fit.phi_tau == 0.0 and fit.beta == 0.0:
+        return float(phi[window - 1 : fit.tau - 1].sum()) if window < fit.tau else 0.0
+    if fit.beta >= 1.0:
+        return math.inf
+    beyond = fit.phi_tau / (1.0 - fit.beta)
+    if window >= fit.tau:
+        return fit.phi_tau * fit.beta ** (window - fit.tau) / (1.0 - fit.beta)
+    return float(phi[window - 1 : fit.tau - 1].sum()) + beyond
+
+
+def lower_bound(phi: torch.Tensor, fit: DecayFit) -> float:
+    """max over K in 1..K_p of (sum of phi_k for k < K) - tail(K): a lower bound on the total."""
+    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), phi.to(torch.float64).cumsum(0)])  # [K_p + 1]
+    best = -math.inf
+    for window in range(1, int(phi.shape[0]) + 1):
+        best = max(best, float(cumulative[window - 1]) - tail(phi, fit, window))
+    return best
+
+
+def relative_bias(phi: torch.Tensor, fit: DecayFit, window: int) -> float:
+    """bias(window) = tail(window) / lower (infinite when the lower bound is not positive)."""
+    lower = lower_bound(phi, fit)
+    if not lower > 0.0:
+        return math.inf
+    return tail(phi, fit, window) / lower
+
+
+def adaptive_window(phi: torch.Tensor, fit: DecayFit, candidates: Sequence[int], delta: float) -> int:
+    """The smallest candidate window whose relative bias is below ``delta``; the largest when none is."""
+    lower = lower_bound(phi, fit)
+    if lower > 0.0:
+        for window in candidates:
+            if tail(phi, fit, window) / lower < delta:
+                return window
+    return candidates[-1]
+
+
+def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.Tensor:
+    """The longest lag at which a series is significantly correlated with itself (any of its
+    first ``features`` features with any of them) that many steps before, leaving out lags
+    that are multiples (within one step) of a shorter significant lag.
+
+    ``values`` [B, n, d] float (NaN = missing), oldest first. Per row and feature the values
+    are pre-whitened by their own AR(1) (``e_s = x_s - rho x_{s-1}``, rho the lag-1
+    autocorrelation clipped to [0, 1]: a random walk is differenced, white noise kept), so
+    that persistence alone does not count as a long dependency; then
+    r_ij(k) = corr(e_i[s], e_j[s - k]) for k = 1 .. ``max_lag``, significant when
+    |r| > max(0.2, 4 / sqrt(pairs)). Returns [B] int64, 0 where no lag is significant.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> noise = torch.randn(1, 201, 1, generator=g, dtype=torch.float64)
+    >>> echo = torch.cat([noise[:, 20:], noise[:, :-20]], dim=2)  # feature 2 = feature 1, 20 steps before
+    >>> walk = noise.cumsum(dim=1)
+    >>> longest_lag(torch.cat([echo[:, :, :1], walk[:, 20:]]), 60).tolist(), longest_lag(echo, 60).tolist()
+    ([0, 0], [20])
+    """
+    b, n, d = values.shape
+    d = min(d, features)
+    out = torch.zeros(b, dtype=torch.int64)
+    if n < 8:
+        return out
+    x = values[:, :, :d].to(torch.float64)
+    ok = torch.isfinite(x)
+    count = ok.sum(1, keepdim=True).clamp(min=1)
+    centred = torch.where(ok, x - torch.where(ok, x, 0.0).sum(1, keepdim=True) / count, 0.0)  # [B, n, d]
+    pair = ok[:, 1:] & ok[:, :-1]
+    rho = (centred[:, 1:] * centred[:, :-1] * pair).sum(1, keepdim=True) / centred.pow(2).sum(1, keepdim=True).clamp(
+        min=1e-300
+    )
+    e = centred[:, 1:] - rho.clamp(0.0, 1.0) * centred[:, :-1]  # [B, n - 1, d] the AR(1) residuals
+    e = torch.where(pair, e, 0.0)
+    sd = (e.pow(2).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1)).sqrt()
+    z = torch.where(sd > 0, e / sd.clamp(min=1e-300), 0.0)
+    m = z.shape[1]
+    hits = []
+    for lag in range(1, min(max_lag, m - 8) + 1):
+        pairs = (pair[:, lag:, :, None] & pair[:, :-lag, None, :]).sum(1)  # [B, d, d]
+        r = torch.einsum("bsi,bsj->bij", z[:, lag:], z[:, :-lag]) / pairs.clamp(min=1)
+        threshold = torch.clamp(4.0 / pairs.clamp(min=1).sqrt(), min=0.2)
+        hits.append(((r.abs() > threshold) & (pairs >= 8)).flatten(1).any(1))  # [B]
+    if not hits:
+        return out
+    significant = torch.stack(hits, dim=1)  # [B, lags]
+    for row in range(b):
+        lags = (significant[row].nonzero().squeeze(1) + 1).tolist()
+        kept: list[int] = []
+        for lag in lags:  # shortest first: a lag within one step of a multiple of a kept one is its echo
+            if not any(k >= 4 and lag >= 2 * k - 1 and min(lag % k, k - lag % k) <= 1 for k in kept):
+                kept.append(lag)
+        out[row] = max(kept, default=0)
+    return out

@@ -1,0 +1,99 @@
+"""The instability guards, each triggered by an injected fault: the model recovers, and no NaN
+is ever stored (``check_state`` passes: it refuses a non-finite weight, moment or series field)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.state_check import check_state
+
+
+def value(t: int, i: int) -> float:
+    return 5 * math.sin(2 * math.pi * t / 12 + i) + 0.5 * math.cos(0.7 * t * i)
+
+
+def run(f: Forecaster, ticks: range, n: int = 4) -> list[float]:
+    """Feed the ticks; the mean absolute error of the served one-step forecasts per tick."""
+    errors = []
+    for t in ticks:
+        results = f.observe_many([(f"s{i}", value(t, i)) for i in range(n)])
+        made = [abs(r.forecast_made.mean - r.value) for r in results if r.forecast_made.mean is not None]
+        errors.append(sum(made) / max(1, len(made)))
+    return errors
+
+
+def weights(f: Forecaster) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in f.network.parameters()]
+
+
+def test_a_huge_input_spike_is_clipped_to_the_running_median() -> None:
+    def build(guards: bool) -> Forecaster:
+        config = ForecasterConfig(
+            hidden_size=8, k1=2, k2=4, hybrid=False, normalize=False, loss="mse", optimizer="sgd", lr=1e-3,
+            clip_norm=None, guards=guards,
+        )  # fmt: skip
+        return Forecaster(config)
+
+    changes = {}
+    for guards in (True, False):
+        f = build(guards)
+        run(f, range(100), n=2)
+        before = weights(f)
+        f.observe_many([("s0", 1e4), ("s1", value(100, 1))])
+        f.observe_many([("s0", value(101, 0)), ("s1", value(101, 1))])  # t = 102: the window holds the spike
+        changes[guards] = math.sqrt(sum(float((a - b).pow(2).sum()) for a, b in zip(weights(f), before, strict=True)))
+        if guards:
+            stats = f.update_stats()
+            assert stats.explosions >= 1 and stats.rollbacks == 0
+            median = f.engine.guard.median_norm()
+            assert changes[True] <= 1e-3 * median * 1.0001  # one SGD step of a gradient clipped to the median
+            errors = run(f, range(102, 200), n=2)
+            assert sum(errors[-20:]) / 20 < 2.0  # still forecasting the series (amplitude 5)
+            check_state(f.state_dict())
+    assert changes[False] > 100 * changes[True]  # unguarded, the spike's gradient moves the weights
+
+
+def test_a_learning_rate_of_10_is_rolled_back_and_backed_off_until_the_model_forecasts() -> None:
+    errors = {}
+    for guards in (True, False):
+        f = Forecaster(ForecasterConfig(hidden_size=16, k1=2, k2=8, hybrid=False, lr=10.0, guards=guards))
+        errors[guards] = run(f, range(800))
+        if guards:
+            stats = f.update_stats()
+            assert stats.divergences >= 1 and stats.rollbacks >= 3 and stats.lr <= 0.271
+            check_state(f.state_dict())
+            f.reset_learning_rate()  # the user undoes the back-off
+            assert f.update_stats().lr == 10.0 and f.engine.optimizer.param_groups[0]["lr"] == 10.0
+    late = {g: sum(e[-100:]) / 100 for g, e in errors.items()}
+    assert late[True] < late[False] / 3, late
+
+
+def test_weights_scaled_by_100_roll_back_to_the_last_good_copy() -> None:
+    for hybrid in (False, True):
+        f = Forecaster(ForecasterConfig(hidden_size=16, k1=2, k2=8, hybrid=hybrid))
+        healthy = run(f, range(300))
+        good_at = f.engine.guard.good["at"]
+        assert good_at > 0  # a good copy was taken along the way
+        with torch.no_grad():
+            for p in f.network.parameters():
+                p.mul_(100)
+        after = run(f, range(300, 400))
+        stats = f.update_stats()
+        assert stats.rollbacks >= 1 and stats.blowups + stats.divergences >= 1, stats
+        assert all(math.isfinite(e) for e in after)
+        assert sum(after[-20:]) / 20 < 2 * sum(healthy[-20:]) / 20 + 0.05, (hybrid, healthy[-5:], after[-5:])
+        check_state(f.state_dict())
+
+
+def test_the_guards_state_round_trips_bit_identically_after_a_roll_back() -> None:
+    f = Forecaster(ForecasterConfig(hidden_size=8, k1=2, k2=8, hybrid=False, lr=10.0))
+    run(f, range(300))
+    assert f.update_stats().rollbacks >= 1
+    g = Forecaster.from_state_dict(f.state_dict())
+    assert run(f, range(300, 400)) == run(g, range(300, 400))
+    assert f.update_stats() == g.update_stats()
+    for p, q in zip(f.network.parameters(), g.network.parameters(), strict=True):
+        assert torch.equal(p, q)

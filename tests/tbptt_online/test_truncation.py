@@ -1,0 +1,189 @@
+"""The truncation advisor's measurements against ground truth: the gradient's reach of a linear
+RNN (closed form), the paper's decay fit and bias on exact geometric norms, the adaptive rule
+on the statistics a forecaster recorded, and a probe that never touches the weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.engine import state_gradient_norms
+from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
+
+
+class LinearNetwork:
+    """h_s = W h_{s-1} + U x_s, forecast a . h_{s-1} + b: dL_t/dh_{t-k} = (W^T)^(k-1) dL_t/dh_{t-1}."""
+
+    def __init__(self, w: torch.Tensor, u: torch.Tensor, a: torch.Tensor, b: float) -> None:
+        self.w, self.u, self.a, self.b = w, u, a, b
+
+    def unstack(self, state: torch.Tensor) -> list[torch.Tensor]:
+        return [state[:, 0]]
+
+    def step(self, x: torch.Tensor, layers: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [layers[0] @ self.w.T + x @ self.u.T]
+
+    def top(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        return layers[-1]
+
+    def predict_top(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.a[:, None] + self.b
+
+
+def test_reach_of_a_linear_rnn_equals_its_closed_form() -> None:
+    g = torch.Generator().manual_seed(0)
+    hidden, batch, window = 5, 3, 9
+    w = 0.2 * torch.randn(hidden, hidden, generator=g, dtype=torch.float64)  # contracting
+    u = torch.randn(hidden, 2, generator=g, dtype=torch.float64)
+    a = torch.randn(hidden, generator=g, dtype=torch.float64)
+    net = LinearNetwork(w, u, a, 0.3)
+    start = torch.randn(batch, 1, hidden, generator=g, dtype=torch.float64)
+    x = torch.randn(window - 1, batch, 2, generator=g, dtype=torch.float64)  # x_{t-K+1} .. x_{t-1}
+    y = torch.randn(batch, 1, generator=g, dtype=torch.float64)
+    mask = torch.ones(batch, 1, dtype=torch.bool)
+
+    norms = state_gradient_norms(net, start, x, y, mask, "mse")  # [K, B]
+
+    h = start[:, 0]
+    for j in range(window - 1):
+        h = h @ w.T + x[j] @ u.T  # h_{t-1} at the end
+    error = (h @ a + 0.3) - y[:, 0]  # [B]
+    grad = 2 * error[:, None] * a[None, :]  # dL_t/dh_{t-1} for (y - a.h - b)^2
+    expected = []
+    for _ in range(window):
+        expected.append(grad.norm(dim=1))
+        grad = grad @ w  # one more lag: (W^T)^(k-1) applied to each row
+    assert torch.allclose(norms, torch.stack(expected), rtol=1e-12, atol=0)
+    assert bool((norms[0] > norms[-1]).all())  # the check can fail: the reach decays here
+
+
+def test_geometric_reach_gives_back_its_rate_and_the_papers_bias() -> None:
+    rho, hidden, window = 0.8, 4, 20
+    net = LinearNetwork(
+        rho * torch.eye(hidden, dtype=torch.float64),
+        torch.ones(hidden, 1, dtype=torch.float64),
+        torch.ones(hidden, dtype=torch.float64),
+        0.0,
+    )
+    start = torch.ones(2, 1, hidden, dtype=torch.float64)
+    x = torch.zeros(window - 1, 2, 1, dtype=torch.float64)
+    y = torch.tensor([[3.0], [-1.0]], dtype=torch.float64)
+    phi = state_gradient_norms(net, start, x, y, torch.ones(2, 1, dtype=torch.bool), "mse").mean(dim=1)
+    fit = fit_decay(phi)
+    assert fit.beta == pytest.approx(rho, rel=1e-10) and fit.tau == 10
+    # Hand computation: phi_k = c rho^(k-1); the lags a window of K leaves out sum to c rho^(K-1) / (1 - rho);
+    # the lower bound is the best (sum_{k<K} phi_k - tail(K)) = c (1 - 2 rho^(K-1)) / (1 - rho), at K = 20.
+    c = float(phi[0])
+    lower = c * (1 - 2 * rho**19) / (1 - rho)
+    for k in (3, 10, 15):
+        assert relative_bias(phi, fit, k) == pytest.approx(c * rho ** (k - 1) / (1 - rho) / lower, rel=1e-9)
+    # the smallest window whose bias is below 0.1: rho^(K-1) < 0.1 (1 - 2 rho^19) -> K = 12
+    assert adaptive_window(phi, fit, list(range(1, 21)), 0.1) == 12
+
+
+def test_a_reach_that_does_not_decay_has_unbounded_bias() -> None:
+    phi = torch.ones(12, dtype=torch.float64)
+    assert fit_decay(phi).beta == pytest.approx(1.0)
+    assert math.isinf(relative_bias(phi, fit_decay(phi), 6))
+    assert adaptive_window(phi, fit_decay(phi), [2, 4, 8], 0.1) == 8  # none bounded: the largest
+
+
+def _independent_rule(phi: list[float], candidates: list[int], delta: float) -> int:
+    """The paper's rule written out again (tau = ceil(K_p / 2), OLS on the logs from tau, the
+    tail summed term by term to 100,000 lags, the lower bound by trying every K)."""
+    n = len(phi)
+    tau = math.ceil(n / 2)
+    xs = list(range(tau, n + 1))
+    ys = [math.log(phi[k - 1]) for k in xs]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    beta = math.exp(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs))
+    assert beta < 1
+
+    def norm(k: int) -> float:
+        return phi[k - 1] if k < tau else phi[tau - 1] * beta ** (k - tau)
+
+    def left_out(window: int) -> float:
+        return sum(norm(k) for k in range(window, 100_000))
+
+    lower = max(sum(phi[: window - 1]) - left_out(window) for window in range(1, n + 1))
+    return next((w for w in candidates if left_out(w) / lower < delta), candidates[-1])
+
+
+def test_adaptive_windows_follow_the_papers_rule_on_the_recorded_statistics() -> None:
+    config = ForecasterConfig(
+        hidden_size=8, k1=2, k2="adaptive", k2_min=2, k2_max=12, probe_every=3, hybrid=False, truncation_bias=0.05
+    )
+    f = Forecaster(config)
+    windows, chosen = [], []
+    for t in range(160):
+        f.observe_many([(f"s{i}", math.sin(0.3 * t + i) + 0.1 * math.cos(1.7 * t)) for i in range(3)])
+        probes = f.probe.probes
+        if probes and (not chosen or chosen[-1][0] != probes):
+            phi = f.probe.tensors["phi"].tolist()
+            chosen.append((probes, f.probe.window, _independent_rule(phi, config.window_candidates, 0.05)))
+    windows = [r.window for r in f.engine.recent]
+    assert len(chosen) >= 10
+    assert all(mine == expected for _, mine, expected in chosen), chosen
+    assert set(windows) <= set(config.window_candidates)
+
+
+def test_the_probe_never_changes_the_weights_nor_the_forecasts() -> None:
+    base = dict(hidden_size=8, k1=2, k2=6, cell="lstm", seed=1)
+    probed = Forecaster(ForecasterConfig(probe_every=1, **base))
+    plain = Forecaster(ForecasterConfig(probe_every=0, **base))
+    for t in range(60):
+        items = [(f"s{i}", 3 * math.sin(0.4 * t + i) + 0.2 * t) for i in range(4)]
+        assert probed.observe_many(items) == plain.observe_many(items)
+    assert probed.probe.probes >= 20 and float(probed.probe.tensors["phi"].sum()) > 0
+    for p, q in zip(probed.network.parameters(), plain.network.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_the_echo_lag_is_found_in_the_followed_series() -> None:
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(400, 3, generator=g, dtype=torch.float64)
+    f = Forecaster(ForecasterConfig(hidden_size=8, k1=5, k2=10, n_features=2, hybrid=False, probe_every=10))
+    for t in range(20, 400):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - 20, i])]) for i in range(3)])
+    assert f.probe.tensors["lags"][:3].tolist() == [20, 20, 20]
+    white = torch.randn(2, 300, 1, generator=g, dtype=torch.float64)
+    assert longest_lag(white, max_lag=100).tolist() == [0, 0]
+
+
+def test_probe_and_adaptive_state_round_trip_bit_identically() -> None:
+    config = ForecasterConfig(hidden_size=8, k1=2, k2="adaptive", k2_min=2, k2_max=10, probe_every=4)
+    f = Forecaster(config)
+
+    def items(t: int) -> list[tuple[str, float]]:
+        return [(f"s{i}", math.sin(0.5 * t + i) * 10 + t * 0.1) for i in range(3)]
+
+    for t in range(80):
+        f.observe_many(items(t))
+    g = Forecaster.from_state_dict(f.state_dict())
+    for t in range(80, 160):
+        assert f.observe_many(items(t)) == g.observe_many(items(t))
+    assert f.probe.probes > 10
+    assert torch.equal(f.probe.tensors["phi"], g.probe.tensors["phi"]) and f.probe.window == g.probe.window
+    assert [r.window for r in f.engine.recent] == [r.window for r in g.engine.recent]
+    for p, q in zip(f.network.parameters(), g.network.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize(("k2", "too_short"), [(10, True), (20, True), (40, False)])
+def test_the_advisor_flags_k2_up_to_the_echo_period_and_passes_twice_it(k2, too_short) -> None:
+    period, g = 20, torch.Generator().manual_seed(5)
+    noise = torch.randn(320, 3, generator=g, dtype=torch.float64)
+    config = ForecasterConfig(hidden_size=8, k1=k2 // 2, k2=k2, n_features=2, hybrid=False, probe_every=5)
+    f = Forecaster(config)
+    for t in range(period, 320):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - period, i])]) for i in range(3)])
+    report = f.truncation()
+    assert report.probes > 0 and report.dependencies == {"e0": 20, "e1": 20, "e2": 20}
+    assert ("too short for the dependency of 20 steps found in 3 of 3 series" in report.verdict) == too_short
+    assert (report.recommended_k2 > k2) == too_short, report.verdict
+    if too_short:
+        assert report.recommended_k2 >= 20 + config.k1 and report.extra_bytes_per_series > 0
+        assert f"{report.recommended_k2 / k2:.1f}x per update" in report.verdict

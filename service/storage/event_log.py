@@ -90,6 +90,37 @@ class LogRecord(NamedTuple):
     created_at: float  # unix time of the append
 
 
+class UnreadablePayload:
+    """The payload of a record whose bytes are not JSON (a damaged log). Reading any of its fields
+    raises, naming the record, so applying it fails like any record that cannot apply, and recovery
+    quarantines its model alone; iterating the log goes on past it.
+
+    >>> payload = decode_payload(7, b"\\x00{")
+    >>> payload["items"]  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the payload of log record seq 7 is not valid JSON (...)
+    """
+
+    def __init__(self, seq: int, reason: str) -> None:
+        self.seq, self.reason = seq, reason
+
+    def __getitem__(self, key: Any) -> Any:
+        raise ValueError(f"the payload of log record seq {self.seq} is not valid JSON ({self.reason})")
+
+    def __repr__(self) -> str:
+        return f"UnreadablePayload(seq={self.seq}, reason={self.reason!r})"
+
+
+def decode_payload(seq: int, raw: bytes) -> Any:
+    """A record's stored bytes, decoded; an :class:`UnreadablePayload` when they are not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        log.error("log record seq %d cannot be decoded: %s", seq, error)
+        return UnreadablePayload(seq, str(error))
+
+
 def _translate(exc: sqlite3.Error, path: Path) -> Exception:
     """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -250,7 +281,7 @@ class EventLog:
                     (last, _PAGE_ROWS),
                 ).fetchall()
             for seq, model, kind, payload, created_at in rows:
-                yield LogRecord(seq, model, kind, orjson.loads(payload), created_at)
+                yield LogRecord(seq, model, kind, decode_payload(seq, payload), created_at)
             if len(rows) < _PAGE_ROWS:
                 return
             last = rows[-1][0]

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 
-from service.storage.event_log import LogRecord
+from service.storage.event_log import LogRecord, decode_payload
 from service.storage.log_store import FencedWriter
 
 _PAGE_ROWS = 1000
@@ -197,7 +197,7 @@ class PostgresLog:
                     (self.stream, last, _PAGE_ROWS),
                 ).fetchall()
             for seq, model, kind, payload, created_at in rows:
-                yield LogRecord(int(seq), model, kind, orjson.loads(payload), created_at)
+                yield LogRecord(int(seq), model, kind, decode_payload(int(seq), payload), created_at)
             if len(rows) < _PAGE_ROWS:
                 return
             last = int(rows[-1][0])

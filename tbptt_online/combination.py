@@ -30,8 +30,8 @@ def fold(
     """Discount and add one target's absolute errors.
 
     loss [B, H, E, d], count [B, H, d]; error [B, H, E, d] absolute errors of the members'
-    forecasts of that target made h steps before; scored [B, H, d]: which horizons had a
-    forecast to score (and an observed target); scale [B, d] > 0.
+    forecasts of that target made h steps before (a non-finite one counts as the cap); scored
+    [B, H, d]: which horizons had a forecast to score (and an observed target); scale [B, d] > 0.
 
     >>> loss, count = fold(torch.zeros(1, 1, 2, 1), torch.zeros(1, 1, 1), torch.tensor([[[[1.0], [3.0]]]]),
     ...                    torch.tensor([[[True]]]), torch.tensor([[2.0]]))
@@ -39,7 +39,8 @@ def fold(
     ([0.5, 1.5], [1.0])
     """
     on = scored[:, :, None]  # [B, H, 1, d]
-    new_loss = torch.where(on, DISCOUNT * loss + (error / scale[:, None, None]).clamp(max=CAP), loss)
+    capped = torch.fmin(error / scale[:, None, None], torch.tensor(CAP, dtype=error.dtype))  # NaN, inf -> CAP
+    new_loss = torch.where(on, DISCOUNT * loss + capped, loss)
     return new_loss, torch.where(scored, DISCOUNT * count + 1.0, count)
 
 

@@ -95,15 +95,20 @@ def score(
     scored = (origin >= 1)[:, :, None] & mask[:, None, :] & rows["x_seen"][:, None, :]  # [B, Hc, d]
     scale = experts.local_scale(rows)
     error = (y[:, None, None] - made).abs()  # [B, Hc, E + 1, d]
-    # a forecast past float32's range (stored as inf) is an error at the cap, not a perfect forecast
-    capped = combination.CAP * scale[:, None, None]
-    error = torch.where(torch.isfinite(error), error, capped)
-    error = torch.where(scored[:, :, None], error, 0.0)
+    # a non-finite error (a forecast past float32's range is stored as inf) is an error at the cap,
+    # not a perfect forecast: fold caps the members' (and only reads the scored ones), here the rest
+    served = _capped(error[:, :, -1], scale[:, None])  # [B, Hc, d]
+    one_step = _capped(error[:, 0, :-1], scale[:, None])  # [B, E, d]
     rows["c_loss"], rows["c_count"] = combination.fold(rows["c_loss"], rows["c_count"], error[:, :, :-1], scored, scale)
-    rows["c_q"] = calibration.fold(rows["c_q"], error[:, :, -1], scored, level, 1e-6 * scale)
+    rows["c_q"] = calibration.fold(rows["c_q"], served, scored, level, 1e-6 * scale)
     one = scored[:, 0]  # [B, d]
-    rows["c_member_abs"] = rows["c_member_abs"] + torch.where(one[:, None], error[:, 0, :-1], 0.0)
+    rows["c_member_abs"] = rows["c_member_abs"] + torch.where(one[:, None], one_step, 0.0)
     rows["c_member_n"] = rows["c_member_n"] + one.to(torch.float64)
+
+
+def _capped(error: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``error`` with a non-finite entry replaced by ``CAP * scale`` (broadcast)."""
+    return torch.where(torch.isfinite(error), error, combination.CAP * scale)
 
 
 def detection_due(step: torch.Tensor) -> torch.Tensor:
@@ -264,15 +269,20 @@ def past_forecasts(ring: torch.Tensor, rows: torch.Tensor, step: torch.Tensor) -
     """The forecasts of step ``step`` [B] made h = 1 .. Hc steps before, read from the ring of
     past forecasts ``ring`` [N, Hc, Hc, E + 1, d] at rows ``rows`` [B] (only these entries are
     read: a tick never copies whole rings): [B, Hc, E + 1, d]."""
-    horizons = ring.shape[1]
+    _, horizons, _, members, d = ring.shape
     h = torch.arange(1, horizons + 1)
     origin = step[:, None] - h[None, :]  # [B, Hc]
-    return ring[rows[:, None], origin % horizons, (h - 1)[None, :]]
+    entry = (rows[:, None] * horizons + origin % horizons) * horizons + (h - 1)[None, :]  # [B, Hc] into [N*Hc*Hc]
+    return ring.reshape(-1, members, d).index_select(0, entry.flatten()).view(len(rows), horizons, members, d)
 
 
 def origin_entries(every: torch.Tensor, served: torch.Tensor, horizons: int) -> torch.Tensor:
     """[B, Hc, E + 1, d] float32: this origin's forecasts (members, then served) for the ring."""
-    return torch.cat([every[:, :horizons], served[:, :horizons, None]], dim=2).to(torch.float32)
+    b, _, members, d = every.shape
+    entries = torch.empty(b, horizons, members + 1, d, dtype=torch.float32)
+    entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
+    entries[:, :, members] = served[:, :horizons]
+    return entries
 
 
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid

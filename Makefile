@@ -30,12 +30,13 @@ lint: $(VENV)/.dev-installed
 test: lint
 	$(PY) -m pytest
 
-# Every benchmark at full size (about 8 minutes on 2 cores), results under benchmarks/results/.
+# Every benchmark at full size (about 10 minutes on 2 cores), results under benchmarks/results/.
 bench: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.accuracy
 	$(PY) -m benchmarks.truncation_wall
 	$(PY) -m benchmarks.http_load
+	$(PY) -m benchmarks.feed_one_series
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

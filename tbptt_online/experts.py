@@ -252,9 +252,22 @@ def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) ->
     m = period[:, :, 0]  # [B, d]
     seasonal = m > 0
     depth = int(2 * m.max()) + 6 if b else 6  # values of the past the recursion can reach
-    past_steps = (step[:, None, None] - torch.arange(depth - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
-    ys = torch.cat([ring_at(ring, slot, past_steps.clamp(min=1)), ring.new_zeros(b, horizon, d)], dim=1)  # oldest 1st
-    zs = torch.cat([_z_at(ring, slot, period, past_steps)[0], ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth+H, d]
+    longest = int(m.max()) if b else 0
+    # one read of the ring: the depth values and the m + 1 before them, which their z needs (oldest first)
+    span = depth + longest + 1
+    read = (step[:, None, None] - torch.arange(span - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)  # [B, span, d]
+    values = ring_at(ring, slot, read.clamp(min=1))  # [B, span, d], as _z_at reads them (clamped)
+    past_steps = read[:, longest + 1 :]  # [B, depth, d]
+    at = torch.arange(longest + 1, span).view(1, -1, 1)  # [1, depth, 1] their positions in ``values``
+    z = values[:, longest + 1 :] - values[:, longest : span - 1]  # the change at each past step
+    back = torch.gather(values, 1, (at - m[:, None]).expand(b, -1, d)) - torch.gather(
+        values, 1, (at - m[:, None] - 1).expand(b, -1, d)
+    )  # the change one season before
+    z = z - torch.where(seasonal[:, None], back, 0.0)
+    deepest = past_steps - 1 - torch.where(seasonal, m, 0)[:, None]
+    formed = (deepest >= 1) & (deepest > step[:, None, None] - ring.shape[1])  # as in _z_at
+    ys = torch.cat([values[:, longest + 1 :], ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth + H, d] oldest 1st
+    zs = torch.cat([torch.where(formed, z, 0.0), ring.new_zeros(b, horizon, d)], dim=1)  # [B, depth + H, d]
     scale = local_scale(rows)  # [B, d]
     lags = _ar_lags(period)  # [B, K, d]
     used = ((lags > 0) & seasonal[:, None]) | (torch.arange(AR_ORDER).view(1, -1, 1) < 3)

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="ForecasterConfig fields of the model named 'default' created at start ({} = library defaults).",
     )
+    create_default_model: bool = Field(
+        True,
+        description="Create the model 'default' when the state is new (a cluster's shards: only the shard that owns "
+        "the name does).",
+    )
     max_batch_observations: int = Field(5000, ge=1, le=1_000_000, description="Observations per request at most.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
     body_timeout_s: float = Field(

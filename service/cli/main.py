@@ -29,6 +29,14 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, help="TCP port (overrides TBPTT_PORT)")
     parser.add_argument("--state-dir", help="state directory (overrides TBPTT_STATE_DIR)")
     parser.add_argument("--log-level", help="log level (overrides TBPTT_LOG_LEVEL)")
+    parser.add_argument("--log", dest="log_url", help="a postgresql:// event log (overrides TBPTT_LOG_URL)")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="serve as the front of a cluster: the models live in --shards Ray actors (needs --log postgresql://...; "
+        "--state-dir is then the checkpoints' directory, shared by every node)",
+    )
+    parser.add_argument("--shards", type=int, default=2, help="shards of the cluster (with --ray; default 2)")
     parser.set_defaults(handler=serve)
 
 
@@ -57,8 +65,12 @@ def freeze_the_modules(settings: Settings) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    overrides = {key: getattr(args, key) for key in ("host", "port", "state_dir", "log_level")}
+    overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    if getattr(args, "ray", None):
+        from service.cli.cluster import serve_front
+
+        return serve_front(settings, args.ray, args.shards)
     state_lock = None
     if settings.durable:  # before anything else, the port included: a second server on a directory must not start
         try:

@@ -101,7 +101,8 @@ class Durability:
         for name, reason in rebuild.quarantined.items():
             logger.error("model %r is quarantined: %s", name, reason)
             registry.quarantine(name, reason)
-        if report.checkpoint_seq is None and report.last_seq == 0:  # a new state directory
+        new_state = report.checkpoint_seq is None and report.last_seq == 0
+        if new_state and self.settings.create_default_model:
             await registry.create("default", self.settings.default_config())
         self.report = report
         self.checkpointer.start(registry, checkpoint_now=report.applied > 0)  # the next start applies less

@@ -1,0 +1,168 @@
+"""The cluster's front: a stateless HTTP tier that routes each request to the shard owning its model.
+
+No model lives here. A request about a model (``/v1/models/{model}/...``, or ``POST /v1/models``
+naming it in its body) goes to ``shard_of(model)``; ``GET /v1/models`` asks every shard and merges
+the lists (sorted by name: the shards do not know each other's creation order); the rest (the
+dashboard, the OpenAPI document, ``/metrics``, ``/readyz``) goes to shard 0. The shards run
+today's app, so answers, status codes and error bodies are the in-process service's, byte for byte.
+
+Requests for one shard that arrive within ``coalesce_ms`` of each other travel in one call (an
+actor call costs milliseconds: one per request would cap the throughput), with a fresh
+idempotency key; a call that fails because the shard is down (a process or a node lost) is
+retried with the *same* key until ``retry_s`` runs out, so the shard applies it at most once.
+
+``call(index, key, requests)`` is the transport: a Ray actor call in the cluster
+(:mod:`service.host.ray_shards`), or a direct call on an in-process
+:class:`~service.host.shard.ShardHost` in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
+
+logger = logging.getLogger("service.api.front")
+ShardCall = Callable[[int, str, list[ForwardedRequest]], Awaitable[list[ForwardedResponse]]]
+MODELS_PREFIX = "/v1/models/"
+HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+class ShardUnavailable(Exception):
+    """A shard did not answer within the retry window."""
+
+
+class Coalescer:
+    """The requests bound for one shard, gathered for ``wait_s`` after the first, then sent as one call."""
+
+    def __init__(self, index: int, call: ShardCall, wait_s: float, retry_s: float, retryable: tuple[type, ...]):
+        self.index, self.call, self.wait_s, self.retry_s, self.retryable = index, call, wait_s, retry_s, retryable
+        self._pending: list[tuple[ForwardedRequest, asyncio.Future[ForwardedResponse]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.calls = 0  # calls made (a retry is not counted again)
+
+    async def send(self, request: ForwardedRequest) -> ForwardedResponse:
+        future: asyncio.Future[ForwardedResponse] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_soon())
+        return await future
+
+    async def _flush_soon(self) -> None:
+        if self.wait_s > 0:
+            await asyncio.sleep(self.wait_s)
+        batch, self._pending, self._flushing = self._pending, [], None
+        self.calls += 1
+        try:
+            responses = await self._call_with_retries(uuid.uuid4().hex, [request for request, _ in batch])
+        except Exception as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), response in zip(batch, responses, strict=True):
+            if not future.done():
+                future.set_result(response)
+
+    async def _call_with_retries(self, key: str, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
+        deadline = time.monotonic() + self.retry_s
+        pause = 0.05
+        while True:
+            try:
+                return await self.call(self.index, key, requests)
+            except self.retryable as error:  # the shard is restarting: the same key, so at most once
+                if time.monotonic() + pause > deadline:
+                    raise ShardUnavailable(
+                        f"shard {self.index} did not answer within {self.retry_s} s: {error}"
+                    ) from error
+                logger.warning("shard %d unavailable (%s); retrying call %s", self.index, type(error).__name__, key)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+
+def model_of(method: str, path: str, body: bytes) -> str | None:
+    """The model a request is about, or None (it goes to shard 0, or to all for the list)."""
+    if path.startswith(MODELS_PREFIX):
+        return unquote(path[len(MODELS_PREFIX) :].split("/", 1)[0].split("?", 1)[0])
+    if method == "POST" and path.split("?", 1)[0] == "/v1/models":
+        try:
+            name = orjson.loads(body).get("name")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return name if isinstance(name, str) else None
+    return None
+
+
+def create_front(
+    call: ShardCall,
+    shards: int,
+    coalesce_ms: float = 2.0,
+    retry_s: float = 60.0,
+    retryable: tuple[type, ...] = (),
+) -> Starlette:
+    """The front's ASGI app over ``shards`` shards reached through ``call``; ``retryable`` are the
+    transport's errors that mean "the shard is down, try again" (Ray's actor errors)."""
+    coalescers = [Coalescer(i, call, coalesce_ms / 1000.0, retry_s, retryable) for i in range(shards)]
+
+    async def forward(request: Request) -> Response:
+        body = await request.body()
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
+        forwarded = ForwardedRequest(request.method, path, headers, body)
+        try:
+            if request.method == "GET" and request.url.path == "/v1/models":
+                return await list_everywhere(forwarded)
+            model = model_of(request.method, request.url.path, body)
+            index = 0 if model is None else shard_of(model, shards)
+            answer = await coalescers[index].send(forwarded)
+        except ShardUnavailable as error:
+            return JSONResponse({"detail": str(error)}, status_code=503)
+        return respond(answer)
+
+    async def list_everywhere(request: ForwardedRequest) -> Response:
+        answers = await asyncio.gather(*(c.send(request) for c in coalescers))
+        failed = next((a for a in answers if a.status != 200), None)
+        if failed is not None:  # 401 and the like: the same on every shard
+            return respond(failed)
+        merged: dict[str, list[Any]] = {"models": [], "quarantined": []}
+        for answer in answers:
+            part = orjson.loads(answer.body)
+            merged["models"] += part["models"]
+            merged["quarantined"] += part.get("quarantined", [])
+        merged["models"].sort(key=lambda m: m["name"])
+        merged["quarantined"].sort(key=lambda m: m["name"])
+        return Response(orjson.dumps(merged), media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", forward, methods=methods)])
+    app.state.coalescers = coalescers
+    return app
+
+
+def respond(answer: ForwardedResponse) -> Response:
+    headers = {}
+    response = Response(answer.body, status_code=answer.status)
+    for key, value in answer.headers:
+        if key.lower() in HOP_HEADERS:
+            continue
+        if key.lower() in headers:
+            response.headers.append(key, value)
+        else:
+            response.headers[key] = value
+            headers[key.lower()] = True
+    return response

@@ -1,0 +1,36 @@
+"""``tbptt-online serve --ray ADDRESS --shards N --log postgresql://...``: a front of the cluster.
+
+Connects to the Ray cluster at ``ADDRESS``, finds the shard actors by name (creating the missing
+ones: the first front to start creates them, every later one finds them), waits until each has
+recovered, then serves the HTTP API with uvicorn on ``--host``/``--port``. Run one per node, or
+several on one node on different ports: they hold no state.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from service.settings import Settings
+
+
+def serve_front(settings: Settings, address: str, shards: int) -> int:
+    if settings.log_url is None:
+        print("tbptt-online serve: --ray needs --log postgresql://... (or TBPTT_LOG_URL)", file=sys.stderr)
+        return 2
+    if shards < 1:
+        print(f"tbptt-online serve: --shards {shards} is invalid: must be at least 1", file=sys.stderr)
+        return 2
+    import ray
+    import uvicorn
+
+    from service.api.front import create_front
+    from service.host.ray_shards import NAMESPACE, RETRYABLE, ray_call, shard_actors
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+    handles = shard_actors(shards, settings.model_dump(mode="json"))
+    ray.get([handle.ready.remote() for handle in handles])  # each recovered (its constructor ran)
+    app = create_front(ray_call(handles), shards, retryable=RETRYABLE)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    return 0

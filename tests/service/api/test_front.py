@@ -1,0 +1,155 @@
+"""The cluster's front over two in-process shards (PostgreSQL log, no Ray): every model has one owner,
+the same requests get the same status codes and bodies as the in-process service, concurrent requests
+for a shard travel in one call, and a call retried with its key is answered without applying twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from service.api.app import create_app
+from service.api.front import create_front
+from service.host.shard import ForwardedRequest, ShardHost, shard_of
+from service.settings import Settings
+
+from ..conftest import SMALL_MODEL
+from ..host.test_durability_recovery import NO_TIMER
+
+pytestmark = pytest.mark.anyio
+MODELS = ("default", "alpha", "beta", "gamma")  # shards 1, 0, 1, 0 of 2
+T0 = 1_700_000_000
+
+
+class Flaky(Exception):
+    """The transport's "shard down" error, raised once by a test."""
+
+
+def requests() -> list[tuple[str, str, object]]:
+    """A session touching every route kind and several errors."""
+    steps: list[tuple[str, str, object]] = [
+        ("POST", "/v1/models", {"name": m, "config": SMALL_MODEL}) for m in MODELS[1:]
+    ]
+    steps += [("POST", "/v1/models", {"name": "alpha", "config": SMALL_MODEL})]  # 409: exists
+    for t in range(6):
+        for m in MODELS:
+            body = {
+                "observations": [
+                    {"series": s, "value": (t * 3 + len(m) + ord(s)) % 7 / 2.0, "timestamp": T0 + t} for s in ("x", "y")
+                ]
+            }
+            steps.append(("POST", f"/v1/models/{m}/observations", body))
+    steps += [
+        ("POST", "/v1/models/alpha/observations", {"series": "x", "value": 1.0, "timestamp": T0}),  # older: 409
+        ("POST", "/v1/models/alpha/observations", {"series": "x", "value": "high"}),  # 422
+        ("POST", "/v1/models/nope/observations", {"series": "x", "value": 1.0}),  # 404
+        ("GET", "/v1/models/beta/series/x/forecast?horizon=4&level=0.9", None),
+        ("GET", "/v1/models/gamma/series/y", None),
+        ("GET", "/v1/models/gamma/series", None),
+        ("GET", "/v1/models/default", None),
+        ("DELETE", "/v1/models/beta/series/y", None),
+        ("GET", "/v1/models/beta/series/y", None),  # 404 now
+        ("DELETE", "/v1/models/gamma", None),
+        ("GET", "/v1/models", None),
+    ]
+    return steps
+
+
+async def answers(client: httpx.AsyncClient) -> list[tuple[int, bytes]]:
+    got = []
+    for method, path, body in requests():
+        response = await client.request(method, path, json=body)
+        got.append((response.status_code, response.content))
+    return got
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[tuple[list[ShardHost], httpx.AsyncClient]]:
+    base = Settings(state_dir=tmp_path / "shared", default_model=SMALL_MODEL, log_url=postgres_url, **NO_TIMER)
+    hosts = [ShardHost(i, 2, base.model_dump()) for i in range(2)]
+
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        return await asyncio.to_thread(hosts[index].handle, key, batch)
+
+    front = create_front(call, shards=2)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://front") as client:
+            yield hosts, client
+    finally:
+        for host in hosts:
+            await asyncio.to_thread(host.close)
+
+
+async def test_the_front_answers_exactly_as_the_in_process_service(cluster, make_settings, serve) -> None:
+    hosts, front = cluster
+    async with serve(create_app(make_settings(**NO_TIMER))) as alone:
+        expected = await answers(alone)
+    got = await answers(front)
+    assert [status for status, _ in got] == [status for status, _ in expected]
+    assert got[:-1] == expected[:-1]  # every body byte for byte, but the list of models:
+    listed, listed_alone = orjson.loads(got[-1][1]), orjson.loads(expected[-1][1])
+    assert [m["name"] for m in listed["models"]] == ["alpha", "beta", "default"]  # sorted by name: the shards'
+    listed_alone["models"].sort(key=lambda m: m["name"])  # creation order is not known across them
+    assert listed == listed_alone
+    for index, host in enumerate(hosts):  # each model lives on its shard only
+        owned = sorted(host.app.state.registry.names())
+        assert owned == sorted(m for m in MODELS if m != "gamma" and shard_of(m, 2) == index)
+
+
+async def test_concurrent_requests_for_a_shard_travel_in_one_call(cluster) -> None:
+    _, front = cluster
+    index = shard_of("default", 2)
+    before = front._transport.app.state.coalescers[index].calls
+
+    async def post(i: int) -> int:
+        body = {"series": f"s{i}", "value": float(i), "timestamp": T0}
+        return (await front.post("/v1/models/default/observations", json=body)).status_code
+
+    assert await asyncio.gather(*(post(i) for i in range(20))) == [200] * 20
+    calls = front._transport.app.state.coalescers[index].calls - before
+    assert 1 <= calls < 20  # coalesced (how many calls depends on scheduling, never one per request)
+    assert (await front.get("/v1/models/default")).json()["series_count"] == 20
+
+
+async def test_a_call_retried_with_its_key_applies_once(cluster) -> None:
+    hosts, _ = cluster
+    index = shard_of("default", 2)
+    request = ForwardedRequest(
+        "POST", "/v1/models/default/observations", [("content-type", "application/json")], b'{"series":"r","value":1.5}'
+    )
+    first = await asyncio.to_thread(hosts[index].handle, "key-1", [request])
+    again = await asyncio.to_thread(hosts[index].handle, "key-1", [request])  # a front that lost the reply
+    other = await asyncio.to_thread(hosts[index].handle, "key-2", [request])
+    assert first == again and first[0].status == 200
+    assert other[0].status == 200 and other != first  # a new key is a new observation
+    stats = await asyncio.to_thread(
+        hosts[index].handle, "key-3", [ForwardedRequest("GET", "/v1/models/default/series/r", [], b"")]
+    )
+    assert stats[0].status == 200 and b'"count":2' in stats[0].body
+
+
+async def test_a_front_retries_a_failed_call_with_the_same_key(tmp_path, postgres_url) -> None:
+    base = Settings(state_dir=tmp_path / "shared", default_model=SMALL_MODEL, log_url=postgres_url, **NO_TIMER)
+    host = ShardHost(0, 1, base.model_dump())
+    keys: list[str] = []
+
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        keys.append(key)
+        result = await asyncio.to_thread(host.handle, key, batch)
+        if len(keys) == 1:
+            raise Flaky("the reply was lost")  # applied, but the front does not know
+        return result
+
+    front = create_front(call, shards=1, retryable=(Flaky,))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://front") as client:
+            response = await client.post("/v1/models/default/observations", json={"series": "z", "value": 2.0})
+            assert response.status_code == 200
+            assert (await client.get("/v1/models/default/series/z")).json()["count"] == 1  # once, not twice
+    finally:
+        await asyncio.to_thread(host.close)
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2]

@@ -1,0 +1,218 @@
+"""The cluster for real: PostgreSQL, a Ray head and 2 worker nodes (``ray.cluster_utils.Cluster``, token
+authentication on), 2 shard actors, 2 front processes (``tbptt-online serve --ray``). Every model has
+one owner; the fronts answer as the in-process service does; a SIGKILLed shard process and a lost
+worker node each fail over with every acknowledged observation kept exactly once. Every process
+started here is stopped here (the fronts and PostgreSQL by their PIDs, the Ray nodes by the cluster)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from benchmarks.postgres_server import TemporaryPostgres
+from benchmarks.server_process import ServerProcess, free_port
+from service.api.app import create_app
+from service.host.shard import ForwardedRequest, shard_of
+from service.storage.postgres_log import PostgresLog
+
+from .api.test_front import MODELS, requests
+from .conftest import SMALL_MODEL
+from .host.test_durability_recovery import NO_TIMER
+
+# Token authentication for the test's cluster: read by Ray when it is first imported, so set before it.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from service.host.ray_shards import NAMESPACE, actor_name  # noqa: E402
+
+SHARDS = 2
+T0 = 1_700_000_000
+
+
+class Running:
+    def __init__(self, cluster: Cluster, postgres: TemporaryPostgres, fronts: list[ServerProcess], workers: list):
+        self.cluster, self.postgres, self.fronts, self.workers = cluster, postgres, fronts, workers
+
+    def actor(self, index: int):
+        return ray.get_actor(actor_name(index), namespace=NAMESPACE)
+
+    def shard_call(self, index: int, method: str, path: str) -> tuple[int, bytes]:
+        key = secrets.token_hex(8)
+        answer = ray.get(self.actor(index).handle.remote(key, [ForwardedRequest(method, path, [], b"")]))[0]
+        return answer.status, answer.body
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    if os.environ.get("CI") is None and not Path("/usr/local/bin/initdb").exists():
+        from benchmarks.postgres_server import postgres_bin_dir
+
+        if postgres_bin_dir() is None:
+            pytest.skip("no PostgreSQL on this machine; CI requires it")
+    shared = tmp_path_factory.mktemp("cluster")
+    postgres = TemporaryPostgres()
+    postgres.start()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False},
+    )
+    fronts: list[ServerProcess] = []
+    try:
+        workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
+        cluster.wait_for_nodes()
+        cluster.connect(namespace=NAMESPACE)
+        env = {
+            **os.environ,
+            "TBPTT_DEFAULT_MODEL": json.dumps(SMALL_MODEL),
+            "TBPTT_CHECKPOINT_INTERVAL_S": "0",
+            "TBPTT_CHECKPOINT_EVERY_OBSERVATIONS": "0",
+            "OMP_NUM_THREADS": "1",
+        }
+        for i in range(2):
+            port = free_port()
+            command = [sys.executable, "-m", "service.cli", "serve", "--ray", cluster.address, "--shards", str(SHARDS)]
+            command += ["--log", postgres.url, "--state-dir", str(shared / "checkpoints"), "--port", str(port)]
+            fronts.append(ServerProcess(command, env, port, shared / f"front-{i}.log"))
+            fronts[-1].start()
+        for front in fronts:
+            front.wait_ready(timeout_s=240)
+        yield Running(cluster, postgres, fronts, workers)
+    finally:
+        for front in fronts:
+            front.stop(grace_s=10)
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+        postgres.stop()
+
+
+def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owner(
+    running: Running, make_settings, tmp_path
+) -> None:
+    import asyncio
+
+    async def alone() -> list[tuple[int, bytes]]:
+        app = create_app(make_settings(**NO_TIMER))
+        async with app.router.lifespan_context(app):
+            await app.state.loading
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+                return [((r := await client.request(m, p, json=b)).status_code, r.content) for m, p, b in requests()]
+
+    expected = asyncio.run(alone())
+    got = []
+    for i, (method, path, body) in enumerate(requests()):  # the two fronts take turns
+        response = httpx.request(method, running.fronts[i % 2].url + path, json=body, timeout=60)
+        got.append((response.status_code, response.content))
+    assert got[:-1] == expected[:-1]
+    listed, listed_alone = orjson.loads(got[-1][1]), orjson.loads(expected[-1][1])
+    listed_alone["models"].sort(key=lambda m: m["name"])
+    assert got[-1][0] == 200 and listed == listed_alone
+    for index in range(SHARDS):  # each shard holds exactly the models that hash to it
+        status, body = running.shard_call(index, "GET", "/v1/models")
+        owned = sorted(m["name"] for m in orjson.loads(body)["models"])
+        assert status == 200 and owned == sorted(m for m in MODELS if m != "gamma" and shard_of(m, SHARDS) == index)
+
+
+def stream(url_of, model: str, series: str, stop: threading.Event, acknowledged: list[tuple[int, float]]) -> None:
+    """Timestamped observations, each retried until acknowledged; (timestamp, acknowledged at) kept."""
+    t = 0
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            body = {"series": series, "value": float(t % 13) / 4.0, "timestamp": T0 + t}
+            give_up = time.monotonic() + 120
+            while True:
+                try:
+                    response = client.post(f"{url_of(t)}/v1/models/{model}/observations", json=body)
+                    if response.status_code == 200:
+                        break
+                    assert response.status_code == 503, response.text  # a shard down: retried; nothing else
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > give_up:
+                    return  # the test fails on the acknowledgements it did not get
+                time.sleep(0.05)
+            acknowledged.append((t, time.monotonic()))
+            t += 1
+
+
+def failover(running: Running, model: str, kill) -> float:
+    """Stream into ``model`` from 2 clients (one per front), ``kill()`` its shard, stream on; every
+    acknowledged observation is applied exactly once. The seconds from the start of the kill to the
+    first write acknowledged after it ended."""
+    created = httpx.post(f"{running.fronts[0].url}/v1/models", json={"name": model, "config": SMALL_MODEL}, timeout=60)
+    assert created.status_code in (201, 409), created.text  # 409: an earlier test made it
+    stop = threading.Event()
+    acks: dict[str, list[tuple[int, float]]] = {"s0": [], "s1": []}
+    threads = [
+        threading.Thread(target=stream, args=(lambda t, i=i: running.fronts[(t + i) % 2].url, model, s, stop, acks[s]))
+        for i, s in enumerate(acks)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(2.0)
+        kill_started = time.monotonic()
+        kill()  # returns once the processes are gone (remove_node waits for them)
+        killed_at = time.monotonic()
+        deadline = killed_at + 60
+        while time.monotonic() < deadline and not any(at > killed_at + 0.001 for a in acks.values() for _, at in a):
+            time.sleep(0.05)
+        first_after = min((at for a in acks.values() for _, at in a if at > killed_at), default=None)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert first_after is not None, "no write was acknowledged within 60 s of the kill"
+    with PostgresLog(running.postgres.url, stream=f"shard-{shard_of(model, SHARDS)}") as log:
+        logged: dict[str, list[float]] = {s: [] for s in acks}
+        for record in log.records():
+            if record.model == model and record.kind == "observe":
+                for series, _, timestamp in record.payload["items"]:
+                    if series in logged:
+                        logged[series].append(timestamp)
+    for series, acked in acks.items():
+        assert len(acked) > 5 and [t for t, _ in acked] == list(range(len(acked)))  # every one acknowledged
+        # The log after the newest checkpoint (the restart checkpoints and prunes): in order, once each.
+        assert sorted(logged[series]) == logged[series] and len(set(logged[series])) == len(logged[series])
+        assert set(logged[series]) <= {T0 + t for t, _ in acked}
+        status, body = running.shard_call(shard_of(model, SHARDS), "GET", f"/v1/models/{model}/series/{series}")
+        stats = orjson.loads(body)
+        assert status == 200 and stats["count"] == len(acked)  # every acknowledged observation, exactly once
+        assert stats["last_timestamp"] == T0 + len(acked) - 1
+    return first_after - kill_started
+
+
+def test_a_killed_shard_process_fails_over_without_losing_an_acknowledged_write(running: Running) -> None:
+    index = shard_of("alpha", SHARDS)
+    pid = ray.get(running.actor(index).pid.remote())
+    seconds = failover(running, "alpha", lambda: os.kill(pid, signal.SIGKILL))
+    print(f"failover after SIGKILL of the shard process: {seconds:.2f} s")
+    assert ray.get(running.actor(index).pid.remote()) != pid  # a new incarnation
+    assert seconds < 30
+
+
+def test_a_lost_worker_node_fails_over_without_losing_an_acknowledged_write(running: Running) -> None:
+    index = shard_of("delta", SHARDS)
+    node_id = ray.get(running.actor(index).__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
+    node = next(w for w in running.workers if w.node_id == node_id)
+    pid = ray.get(running.actor(index).pid.remote())
+    seconds = failover(running, "delta", lambda: running.cluster.remove_node(node, allow_graceful=False))
+    print(f"failover after the loss of the shard's node: {seconds:.2f} s")
+    moved_to = ray.get(running.actor(index).__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
+    assert moved_to != node_id and ray.get(running.actor(index).pid.remote()) != pid  # restarted elsewhere
+    assert seconds < 90

@@ -36,11 +36,11 @@ from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
+from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
-FORMAT_VERSION = 2  # 2: the hybrid (experts, combination, calibration) and the warm-up updates
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
 
 
@@ -489,20 +489,15 @@ class Forecaster:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], sampler: WindowSampler | None = None) -> Forecaster:
-        if state.get("format") == 1:
-            raise ValueError(
-                "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
-                f"version (format {FORMAT_VERSION}): its model has no experts' state and learned under another update "
-                "rule. Re-create the model and send its series again."
-            )
-        if state.get("format") != FORMAT_VERSION:
-            raise ValueError(f"format={state.get('format')!r} is invalid: expected {FORMAT_VERSION}")
+        state = current_state(state)  # an older format migrated, or ValueError saying why not (state_format.py)
         forecaster = cls(ForecasterConfig.from_dict(state["config"]), sampler)
         forecaster.load_state(state)
         return forecaster
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Load a state dict of a forecaster with the same config (ValueError otherwise)."""
+        """Load a state dict of a forecaster with the same config (ValueError otherwise); an
+        older format is migrated first (state_format.py)."""
+        state = current_state(state)
         config = ForecasterConfig.from_dict(state["config"])
         if config != self.config:
             raise ValueError(f"config {config} does not match this forecaster's {self.config}")

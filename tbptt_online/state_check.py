@@ -9,7 +9,8 @@ what is allowed.
 
 What is checked:
 
-- ``format`` and ``config`` (``ForecasterConfig.from_dict``);
+- ``format`` (an older one is migrated first, see state_format.py) and ``config``
+  (``ForecasterConfig.from_dict``);
 - ``network``: the names, dtypes and shapes of a network of that config; every weight finite;
 - ``engine``: the optimizer's hyperparameters equal the config's (``param_groups``), its
   per-weight state has the weights' dtype and shape, is finite, second moments are >= 0,
@@ -53,6 +54,7 @@ from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import TruncationProbe
 from tbptt_online.scoring import STAT
 from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore
+from tbptt_online.state_format import FORMAT_VERSION, current_state
 
 MAX_COUNT = 2**53  # a counter past it no longer counts by one in a float64 (and no stream gets there)
 STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", "sampler", "probe")
@@ -78,8 +80,8 @@ def _bad(field: str, value: Any, allowed: str) -> ValueError:
 def check_state(state: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first field of ``state`` (a ``Forecaster.state_dict()``)
     whose value a forecaster could not hold; return None when every field makes sense."""
-    from tbptt_online.forecaster import FORMAT_VERSION  # at call time: forecaster imports the library whole
-
+    if isinstance(state, dict) and "format" in state:
+        state = current_state(state)  # an older format is checked as it loads: migrated (state_format.py)
     _keys(state, STATE_KEYS, "state")
     if state["format"] != FORMAT_VERSION or isinstance(state["format"], bool):
         raise _bad("format", state["format"], f"must be {FORMAT_VERSION}")

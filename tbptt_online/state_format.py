@@ -1,0 +1,102 @@
+"""The state dict's format, and the migration of older formats to the current one.
+
+- format 1: tbptt-online 0.1 (network-only forecasts): refused, it learned under another rule.
+- format 2: the hybrid (experts, combination, calibration) and the warm-up updates.
+- format 3: the truncation probe (``probe``), the instability guards (``engine.guard``), the
+  window K_t of each recent update (``engine.recent[i][5]``) and the config fields
+  ``k2_min``, ``k2_max``, ``truncation_bias``, ``probe_every``, ``probe_length``, ``guards``.
+
+A format-2 state written before the probe and the guards existed is migrated, exactly: every
+saved field is kept as it was, and what was never measured starts as it would for a model
+built at that moment — the config's new fields take their defaults, the probe follows the
+first ``PROBE_SERIES`` live series (by slot) with nothing recorded yet, the guards have no
+history (their running median fills over the next updates), the learning rate is the
+configured one, the last good copy is the saved weights and optimizer state, and the old
+updates' windows are 0 (not recorded). Until a guard fires, the migrated model learns and
+forecasts bit for bit as the version that wrote the state would have (the probe changes no
+weight). A format-2 state that already has those keys (written by the version that added
+them, before the number moved on) is the current format.
+
+>>> from tbptt_online import Forecaster, ForecasterConfig
+>>> f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=False))
+>>> _ = f.observe("a", 1.0)
+>>> old = f.state_dict()
+>>> old["format"], old["engine"]["recent"] = 2, [r[:5] for r in old["engine"]["recent"]]
+>>> del old["probe"], old["engine"]["guard"]
+>>> new = current_state(old)
+>>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
+(3, 1.0, 0, 0)
+>>> current_state({"format": 7})
+Traceback (most recent call last):
+...
+ValueError: format=7 is invalid: this version reads formats 2 and 3 (it writes 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tbptt_online.config import ForecasterConfig
+from tbptt_online.guards import InstabilityGuard, _clone_state
+from tbptt_online.network import RecurrentNetwork
+from tbptt_online.probe import PROBE_SERIES, TruncationProbe
+
+FORMAT_VERSION = 3
+BEFORE_GUARDS = 2
+
+
+def current_state(state: Any) -> Any:
+    """``state`` in the current format: itself when it is, a migrated copy of a format-2 state
+    (the input is not changed), ``ValueError`` saying why for a format this version cannot read
+    or a format-2 state too malformed to migrate. Not a dict: returned as it is."""
+    if not isinstance(state, dict):
+        return state
+    found = state.get("format")
+    if found == FORMAT_VERSION and not isinstance(found, bool):
+        return state
+    if found == 1 and not isinstance(found, bool):
+        raise ValueError(
+            "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
+            f"version (format {FORMAT_VERSION}): its model has no experts' state and learned under another update "
+            "rule. Re-create the model and send its series again."
+        )
+    if found != BEFORE_GUARDS or isinstance(found, bool):
+        raise ValueError(
+            f"format={found!r} is invalid: this version reads formats {BEFORE_GUARDS} and {FORMAT_VERSION} "
+            f"(it writes {FORMAT_VERSION})"
+        )
+    if "probe" in state:  # written by the version that added the probe, still numbered 2
+        return {**state, "format": FORMAT_VERSION}
+    try:
+        return _migrate(state)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+        raise ValueError(
+            f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
+            f"cannot be migrated to format {FORMAT_VERSION}: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _migrate(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-2 state written before the probe and the guards: those start fresh (module doc)."""
+    config = ForecasterConfig.from_dict(state["config"])  # the new fields at their defaults
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    engine = dict(state["engine"])
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        names = [name for name, _ in RecurrentNetwork(config).named_parameters()]
+    params = [state["network"][name] for name in names]
+    guard = InstabilityGuard(params)
+    guard.keep_good(params, _clone_state(engine["optimizer"]["state"]), int(engine["attempts"]))
+    engine["guard"] = guard.state_dict()
+    engine["recent"] = [[*record, 0] if len(record) == 5 else record for record in engine["recent"]]
+    probe = TruncationProbe(config, dtype)
+    live = [slot for slot, name in enumerate(state["store"]["names"]) if name is not None]
+    probe.follow(torch.tensor(live[:PROBE_SERIES], dtype=torch.int64))
+    return {
+        **state,
+        "format": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "engine": engine,
+        "probe": probe.state_dict(),
+    }

@@ -1,0 +1,115 @@
+"""Format-2 states written before the truncation probe and the instability guards: migrated exactly.
+
+``data/format2_before_guards.pt`` was written by the library at c56a363 (the parent of the
+commit that added the probe and the guards; ``data/make_format2.py`` says how): for a network
+and a hybrid model, the state after 60 ticks of three series, and every result that version
+gave over the next 120 ticks.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.state_check import check_state
+from tbptt_online.state_format import FORMAT_VERSION, current_state
+
+FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
+SERIES = ("a", "b", "c")
+
+
+def value(series: int, t: int) -> float:  # as data/make_format2.py
+    return 10.0 * (series + 1) + 3.0 * math.sin(2 * math.pi * t / 12) + math.sin(1.7 * t * (series + 2))
+
+
+def continue_from(forecaster: Forecaster, start: int, ticks: int) -> torch.Tensor:
+    rows = []
+    for t in range(start, start + ticks):
+        for r in forecaster.observe_many([(s, value(i, t)) for i, s in enumerate(SERIES)]):
+            rows.append([r.forecast_next.mean, r.forecast_next.lower, r.forecast_next.upper, float(r.updated)])
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def old_states() -> dict:
+    return torch.load(FIXTURE, weights_only=True)
+
+
+@pytest.mark.parametrize("kind", ["network", "hybrid"])
+def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote_it(old_states, kind):
+    saved = old_states[kind]
+    state = saved["state"]
+    assert state["format"] == 2 and "probe" not in state and "guard" not in state["engine"]
+    check_state(state)  # an imported checkpoint is checked as it will load: migrated
+    forecaster = Forecaster.from_state_dict(state)
+    after = continue_from(forecaster, 60, 120)
+    assert torch.equal(after, saved["after"])  # bit for bit, every forecast and interval
+    assert forecaster.engine.updates == saved["updates"]
+    stats = forecaster.update_stats()
+    assert (stats.explosions, stats.divergences, stats.blowups, stats.rollbacks) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["network", "hybrid"])
+def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest(old_states, kind):
+    state = old_states[kind]["state"]
+    before = {k: v.clone() for k, v in state["network"].items()}
+    migrated = current_state(state)
+    assert migrated["format"] == FORMAT_VERSION == 3
+    assert state["format"] == 2 and "probe" not in state  # the input is left as it was
+    guard = migrated["engine"]["guard"]
+    assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
+    assert guard["good"]["at"] == state["engine"]["attempts"]
+    forecaster = Forecaster.from_state_dict(state)
+    names = [name for name, _ in forecaster.network.named_parameters()]
+    for good, name in zip(guard["good"]["params"], names, strict=True):
+        assert torch.equal(good, before[name])  # the last good copy: the saved weights
+    assert guard["good"]["optimizer"].keys() == state["engine"]["optimizer"]["state"].keys()
+    assert [r[5] for r in migrated["engine"]["recent"]] == [0] * len(state["engine"]["recent"])  # not recorded
+    assert [r[:5] for r in migrated["engine"]["recent"]] == state["engine"]["recent"]
+    assert forecaster.probe.tensors["slots"][:3].tolist() == [0, 1, 2] and forecaster.probe.probes == 0
+    assert forecaster.config == ForecasterConfig.from_dict(state["config"])  # the new fields at their defaults
+    for key in ("store", "observations", "sampler"):
+        assert migrated[key] is state[key]
+    again = Forecaster.from_state_dict(forecaster.state_dict())  # written back in the current format
+    assert forecaster.state_dict()["format"] == 3
+    assert torch.equal(continue_from(again, 60, 8), continue_from(forecaster, 60, 8))
+
+
+def test_a_format_2_state_that_has_the_probe_is_read_as_it_is():
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=False, probe_every=2))
+    continue_from(forecaster, 0, 30)
+    state = forecaster.state_dict()
+    assert forecaster.probe.probes > 0
+    state["format"] = 2  # as 43e0739 wrote it: the probe and the guards, numbered 2
+    copy = Forecaster.from_state_dict(state)
+    assert torch.equal(copy.probe.tensors["phi"], forecaster.probe.tensors["phi"])
+    assert torch.equal(continue_from(copy, 30, 10), continue_from(forecaster, 30, 10))
+
+
+def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
+    state = dict(old_states["network"]["state"])
+    state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
+    with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
+        Forecaster.from_state_dict(state)
+    with pytest.raises(ValueError, match="cannot be migrated to format 3: KeyError"):
+        check_state(state)
+
+
+@pytest.mark.parametrize(
+    ("found", "message"),
+    [
+        (1, "format=1 is a checkpoint of tbptt-online 0.1"),
+        (4, "format=4 is invalid: this version reads formats 2 and 3"),
+    ],
+)
+def test_formats_it_cannot_read_are_refused_naming_why(found, message):
+    state = Forecaster(ForecasterConfig(hidden_size=4)).state_dict()
+    state["format"] = found
+    with pytest.raises(ValueError, match=message):
+        Forecaster.from_state_dict(state)
+    with pytest.raises(ValueError, match=message):
+        check_state(state)

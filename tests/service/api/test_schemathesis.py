@@ -26,6 +26,7 @@ from tests.service.live_server import running_server
 # per operation and generation mode: about 40 s for the module on 2 loaded cores; a deeper pass:
 # SCHEMATHESIS_EXAMPLES=200 python -m pytest tests/service/api/test_schemathesis.py
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "8"))
+pytestmark = pytest.mark.timeout(120 + 2 * MAX_EXAMPLES)  # 8 examples: 136 s, three times a run on a loaded machine
 BUDGET_ENV = {  # a generated model config is refused past these (422/409), never built at a GB scale
     "TBPTT_MAX_MODEL_BYTES": str(20 * 2**20),
     "TBPTT_MAX_PROCESS_BYTES": str(200 * 2**20),

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from service.cli.advise import add_advise_command
 from service.cli.cli_tools import add_feed_command, add_forecast_command
 from service.cli.models import add_models_command
 from service.settings import Settings
@@ -119,6 +120,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_feed_command,
     add_forecast_command,
     add_models_command,
+    add_advise_command,
 ]
 
 

@@ -1,0 +1,145 @@
+"""``tbptt-online advise FILE.csv``: the truncation advisor on a CSV, offline (no server, no network).
+
+The file is read as ``feed`` reads it (:class:`service.cli.csv_source.CsvSource`: the same
+columns, missing cells, checks); each series' values, in file order, go to
+:func:`tbptt_online.advisor.advise_values`, which finds each series' dependency length (the
+longest significant lag of its pre-whitened values) and its season, and says whether the k1
+and k2 given (default: the library's) are long enough, what it recommends, and what that
+costs (per update, in backpropagation steps per observation, and in memory per series).
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="tbptt-online")
+>>> add_advise_command(parser.add_subparsers(dest="command"))
+>>> args = parser.parse_args(["advise", "data/server_metrics.csv", "--series-column", "host",
+...                           "--value-column", "cpu_percent", "--k2", "16"])
+>>> args.k1, args.k2, args.json
+(8, 16, False)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from service.cli.csv_source import CsvSource
+from tbptt_online.advisor import TruncationReport, advise_values
+from tbptt_online.config import ForecasterConfig
+
+ADVISE_EXAMPLE = """\
+example (the sample file that ships with the repository):
+  tbptt-online advise data/server_metrics.csv --series-column host --value-column cpu_percent --k2 16
+"""
+
+
+def _positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be an integer >= 1")
+    return number
+
+
+def add_advise_command(commands: argparse._SubParsersAction) -> None:
+    defaults = ForecasterConfig()
+    parser = commands.add_parser(
+        "advise",
+        help="read a CSV offline and recommend k1 and k2 (the truncation advisor)",
+        description="Read a CSV file (the columns as for feed) and say whether k1 and k2 are long\n"
+        "enough for the dependencies in its series, what to use instead and what that costs.",
+        epilog=ADVISE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE.csv", help="CSV file with a header row")
+    columns = parser.add_argument_group("columns")
+    which = columns.add_mutually_exclusive_group(required=True)
+    which.add_argument("--series-column", metavar="COLUMN", help="column holding each row's series name")
+    which.add_argument("--series", metavar="NAME", help="one series name for every row (a file of one series)")
+    columns.add_argument(
+        "--value-column",
+        metavar="COLUMN",
+        action="append",
+        required=True,
+        help="column holding the value; repeat it for a multi-feature value",
+    )
+    columns.add_argument("--time-column", metavar="COLUMN", help="column of times (checked; rows stay in file order)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--k1", type=_positive_int, default=defaults.k1, help="steps between updates (%(default)s)")
+    model.add_argument("--k2", type=_positive_int, default=defaults.k2, help="steps replayed (%(default)s)")
+    model.add_argument(
+        "--config",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="further ForecasterConfig fields for the memory figures, e.g. '{\"hidden_size\": 32}'",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(handler=run_advise)
+
+
+def read_series(source: CsvSource) -> tuple[list[str], torch.Tensor]:
+    """Each series' values in file order: the names (first appearance) and [B, n, d] float64,
+    n the longest series, shorter ones NaN-padded at the start (their values end together)."""
+    values: dict[str, list[list[float]]] = defaultdict(list)
+    for row in source.rows():
+        cells = row.value if isinstance(row.value, list) else [row.value]
+        values[row.series].append([math.nan if v is None else v for v in cells])
+    if not values:
+        raise ValueError(f"{source.name}: no rows")
+    names = list(values)
+    n, d = max(len(v) for v in values.values()), len(source.value_columns)
+    out = torch.full((len(names), n, d), math.nan, dtype=torch.float64)
+    for row, name in enumerate(names):
+        out[row, n - len(values[name]) :] = torch.tensor(values[name], dtype=torch.float64)
+    return names, out
+
+
+def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, list[str], torch.Tensor]:
+    source = CsvSource.from_path(
+        args.file,
+        value_columns=args.value_column,
+        series_column=args.series_column,
+        series_name=args.series,
+        time_column=args.time_column,
+    )
+    names, values = read_series(source)
+    fields: dict[str, Any] = {"n_features": values.shape[2], **args.config, "k1": args.k1, "k2": args.k2}
+    config = ForecasterConfig.from_dict(fields)
+    return advise_values(values, config, names), names, values
+
+
+def format_advice(report: TruncationReport, names: list[str], values: torch.Tensor, file: str) -> str:
+    k1, k2, best = report.k1, report.window, report.recommended_k2
+    lags = ", ".join(f"{name} {lag}" for name, lag in report.dependencies.items())
+    seasons = ", ".join(f"{period or 'none'}: {count}" for period, count in sorted(report.seasons.items()))
+    counts = torch.isfinite(values).any(2).sum(1)  # rows with at least one value
+    return "\n".join(
+        [
+            f"{file}: {len(names)} series, {int(counts.min())} to {int(counts.max())} values each, "
+            f"{values.shape[2]} feature(s)",
+            f"dependency length (longest significant lag; 0: none): {lags}",
+            f"season found (length: series): {seasons}",
+            f"given:       k1 = {k1}, k2 = {k2}: {k2 / k1:.1f} backpropagation steps per observation",
+            f"recommended: k1 = {k1}, k2 = {best}: {best / k1:.1f} backpropagation steps per observation, "
+            f"{report.cost_ratio:.1f}x per update, {report.extra_bytes_per_series / 1000:.1f} KB more per series",
+            f"verdict: {report.verdict}",
+        ]
+    )
+
+
+def run_advise(args: argparse.Namespace) -> int:
+    try:
+        report, names, values = advise_file(args)
+    except (OSError, ValueError, TypeError) as error:
+        print(f"tbptt-online advise: error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        print(format_advice(report, names, values, args.file))
+    return 0

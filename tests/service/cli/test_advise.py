@@ -1,0 +1,67 @@
+"""``tbptt-online advise FILE.csv``: the truncation advisor on a CSV read offline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from service.cli import main as cli
+
+
+def write_echo(path: Path, lag: int = 20, values: int = 300) -> Path:
+    """Two series of two features each: ``echo`` (feature 2 is feature 1 ``lag`` steps before)
+    and ``noise`` (independent), interleaved by time as a feed file is; one cell missing."""
+    rng = random.Random(3)
+    first = [rng.gauss(0.0, 1.0) for _ in range(values + lag)]
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["t", "name", "x", "x_before"])
+        for t in range(values):
+            echo = [f"{first[t + lag]:.6f}", f"{first[t]:.6f}"]
+            writer.writerow([t, "echo", *(["", echo[1]] if t == 100 else echo)])
+            writer.writerow([t, "noise", f"{rng.gauss(0.0, 1.0):.6f}", f"{rng.gauss(0.0, 1.0):.6f}"])
+    return path
+
+
+ARGS = ["--series-column", "name", "--value-column", "x", "--value-column", "x_before", "--time-column", "t"]
+
+
+def test_a_k2_shorter_than_the_echo_is_flagged_with_the_window_that_reaches_it(tmp_path, capsys) -> None:
+    path = write_echo(tmp_path / "echo.csv")
+    assert cli.main(["advise", str(path), *ARGS, "--k1", "4", "--k2", "16", "--config", '{"hidden_size": 8}']) == 0
+    out = capsys.readouterr().out
+    assert "2 series, 300 to 300 values each, 2 feature(s)" in out  # the missing cell is a value still
+    assert "echo 20, noise 0" in out
+    # every loss an update scores (the last k1 = 4 of the window) must see 20 steps back: 24
+    assert "recommended: k1 = 4, k2 = 24: 6.0 backpropagation steps per observation, 1.5x per update" in out
+    assert "k2 = 16 is too short for the dependency of 20 steps found in 1 of 2 series" in out
+
+
+def test_a_k2_long_enough_is_kept_and_json_gives_the_whole_report(tmp_path, capsys) -> None:
+    path = write_echo(tmp_path / "echo.csv")
+    assert cli.main(["advise", str(path), *ARGS, "--k1", "4", "--k2", "32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dependencies"] == {"echo": 20, "noise": 0}
+    assert (report["k1"], report["k2"], report["recommended_k2"], report["cost_ratio"]) == (4, 32, 32, 1.0)
+    assert report["extra_bytes_per_series"] == 0 and report["verdict"].startswith("k2 = 32 is long enough")
+
+
+def test_a_bad_cell_or_config_is_an_error_naming_it(tmp_path, capsys) -> None:
+    path = tmp_path / "typo.csv"
+    path.write_text("t,name,x\n0,a,1.0\n1,a,abc\n")
+    assert cli.main(["advise", str(path), "--series-column", "name", "--value-column", "x"]) == 1
+    assert "typo.csv, line 3, column 'x': 'abc' is invalid" in capsys.readouterr().err
+    path.write_text("t,name,x\n0,a,1.0\n")
+    assert cli.main(["advise", str(path), "--series", "a", "--value-column", "x", "--config", '{"k3": 1}']) == 1
+    assert "unknown config field(s) ['k3']" in capsys.readouterr().err
+
+
+def test_the_console_script_offers_advise(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.build_parser().parse_args(["advise", "--help"])
+    assert done.value.code == 0
+    assert "usage: tbptt-online advise" in capsys.readouterr().out

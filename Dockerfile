@@ -14,7 +14,9 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY tbptt_online ./tbptt_online
 COPY service ./service
-RUN pip install .
+# EXTRAS="[cluster]" adds Ray (the cluster profile of docker-compose.yml builds it so)
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS}"
 
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tbptt \
     && mkdir -p /var/lib/tbptt-online \

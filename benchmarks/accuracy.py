@@ -28,10 +28,11 @@ import torch
 from benchmarks import report
 from benchmarks.accuracy_render import render
 from benchmarks.accuracy_summary import dataset_summary, stream_summary, tally
-from benchmarks.contenders import OURS, contenders
+from benchmarks.contenders import OURS, OurForecaster, contenders
 from benchmarks.prequential import evaluate
 from benchmarks.real_series import LOADERS, RealSeries, all_series
 from tbptt_online import ForecasterConfig
+from tbptt_online.guards import COUNTERS
 
 HORIZON = 12
 WARMUP_SHARE = 0.10
@@ -53,8 +54,9 @@ def score_stream(series: RealSeries, ours: ForecasterConfig) -> list[dict[str, A
         started = time.perf_counter()
         level = LEVEL if contender.intervals else None
         error = None
+        model = contender.make()
         try:
-            scores = evaluate(contender.make(), series.values, warmup, HORIZON, level, COVERAGE_HORIZONS)
+            scores = evaluate(model, series.values, warmup, HORIZON, level, COVERAGE_HORIZONS)
         except ArithmeticError as failure:  # e.g. a multiplicative season dividing by zero
             if contender.family == OURS:
                 raise
@@ -78,10 +80,19 @@ def score_stream(series: RealSeries, ours: ForecasterConfig) -> list[dict[str, A
                 "horizon_mae": scores.get("horizon_mae"),
                 "coverage": scores.get("coverage"),
                 "error": error,
+                "guards": guard_counts(model),
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )
     return rows
+
+
+def guard_counts(model: Any) -> dict[str, int] | None:
+    """Ours: how often each instability guard fired on the stream (None for the others)."""
+    if not isinstance(model, OurForecaster):
+        return None
+    stats = model.forecaster.update_stats()
+    return {name: getattr(stats, name) for name in COUNTERS}
 
 
 def finite_checked(scores: dict[str, Any]) -> list[float]:

@@ -158,6 +158,7 @@ class TBPTTEngine:
         loss_steps: int,
         base: torch.Tensor | None = None,
         window: int | None = None,
+        settled: bool = True,
     ) -> UpdateRecord:
         """One update: loss of the windows, backward, clip, optimizer step.
 
@@ -165,7 +166,9 @@ class TBPTTEngine:
         leaves weights and optimizer state exactly as they were. With ``config.guards``
         a gradient far above its running median is clipped to that median, and a loss
         trending up rolls the weights back (see guards.py). ``window``: the length of
-        the replayed windows, recorded (default: x's length).
+        the replayed windows, recorded (default: x's length). ``settled``: False for an
+        update of a series still in its warm-up, whose loss is not a steady level to
+        compare later losses with (the guards' loss blocks leave it out).
         """
         self.attempts += 1
         self.optimizer.zero_grad(set_to_none=True)
@@ -198,7 +201,7 @@ class TBPTTEngine:
         elif guards:
             observed = y[-loss_steps:][mask[-loss_steps:]]
             target_range = float(observed.abs().max()) if observed.numel() else 0.0
-            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded):
+            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded, settled):
                 self.rollback()
             elif self.guard.healthy():
                 self.keep_good()

@@ -414,7 +414,8 @@ class Forecaster:
         anchor = self.store.state("anchor", slots, (steps // k1 - back) % self.store.anchors)
         start = select_rows(steps > k2, anchor, self.network.initial_state(len(slots)))  # t <= K: h_0
         base = base[length - m :] if self.config.residual and not self.config.hybrid else None
-        self.engine.replay_update(start, x, y, mask, length - lengths, m, base, window=k2)
+        settled = bool((steps > self.config.resolved_warmup_updates).all())  # no series in its warm-up
+        self.engine.replay_update(start, x, y, mask, length - lengths, m, base, window=k2, settled=settled)
 
     # -- the truncation probe -------------------------------------------------------
     def probe_truncation(self) -> bool:

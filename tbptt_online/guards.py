@@ -99,11 +99,18 @@ class InstabilityGuard:
         return BLOWUP_FACTOR * max(1.0, self.target_range)
 
     # -- bookkeeping ------------------------------------------------------------------
-    def accepted(self, grad_norm: float, loss_per_step: float, target_range: float, exploded: bool) -> bool:
-        """Record an applied update; True when the loss now diverges (the caller rolls back)."""
+    def accepted(
+        self, grad_norm: float, loss_per_step: float, target_range: float, exploded: bool, settled: bool = True
+    ) -> bool:
+        """Record an applied update; True when the loss now diverges (the caller rolls back).
+        An update not ``settled`` (a series in its warm-up) adds no loss to the blocks: its
+        loss is that of a network barely started on a window still growing, and a block of
+        them set as the best made a later, ordinary loss look like a divergence (co2: a
+        warm-up block of 0.026 per step, the next ones 0.94, rolled back at step 95)."""
         if not exploded:
             self.norms.append(grad_norm)
-        self.losses.append(loss_per_step)
+        if settled:
+            self.losses.append(loss_per_step)
         self.target_range = max(self.target_range, target_range)
         self.quiet = 0 if exploded else self.quiet + 1
         if exploded:

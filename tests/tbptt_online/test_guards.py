@@ -8,6 +8,7 @@ import math
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.guards import InstabilityGuard
 from tbptt_online.state_check import check_state
 
 
@@ -97,3 +98,16 @@ def test_the_guards_state_round_trips_bit_identically_after_a_roll_back() -> Non
     assert f.update_stats() == g.update_stats()
     for p, q in zip(f.network.parameters(), g.network.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_a_warm_up_block_is_not_the_level_later_losses_are_judged_by() -> None:
+    """co2 (benchmarks.accuracy) was rolled back at step 95: the warm-up's block of losses (0.026
+    per step) was the best block, the first blocks after it (0.94) a "divergence"."""
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    warm, settled = InstabilityGuard(params), InstabilityGuard(params)
+    fired = {}
+    for guard, in_warmup in ((warm, True), (settled, False)):
+        first = [guard.accepted(1.0, 0.026, 1.0, False, settled=not in_warmup) for _ in range(8)]
+        fired[in_warmup] = any(first + [guard.accepted(1.0, 0.94 + 0.01 * (i % 2), 1.0, False) for i in range(16)])
+    assert not fired[True] and warm.counts["divergences"] == 0  # the warm-up left out: no roll-back
+    assert fired[False] and settled.counts["divergences"] >= 1  # the same losses all settled: judged a rise

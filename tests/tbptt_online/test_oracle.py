@@ -223,9 +223,9 @@ def test_library_replays_start_from_the_detached_live_state(k1, k2, cell, monkey
     calls = []
     original = f.engine.replay_update
 
-    def recording(start, x, y, mask, active_from, loss_steps, base, window=None):
+    def recording(start, x, y, mask, active_from, loss_steps, base, window=None, settled=True):
         calls.append((start, x.clone(), mask.clone(), active_from.clone(), loss_steps, base))
-        return original(start, x, y, mask, active_from, loss_steps, base, window)
+        return original(start, x, y, mask, active_from, loss_steps, base, window, settled)
 
     monkeypatch.setattr(f.engine, "replay_update", recording)
     for tick in stream_for(k1, k2, 3, missing=[(0, 3)]):

@@ -36,6 +36,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.accuracy
 	$(PY) -m benchmarks.truncation_wall
 	$(PY) -m benchmarks.http_load
+	$(PY) -m benchmarks.cluster_load
 	$(PY) -m benchmarks.feed_one_series
 
 clean:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -33,6 +34,7 @@ import httpx
 from service.settings import Settings
 
 KEYS_REMEMBERED = 10_000
+logger = logging.getLogger("service.host.shard")
 
 
 def shard_of(model: str, shards: int) -> int:
@@ -128,7 +130,18 @@ class ShardHost:
                 with self._answers_lock:
                     self._answers.pop(key, None)  # nothing answered: a retry runs it
                 answer.set_exception(error)
+            self._exit_if_log_broken()
         return answer.result()
+
+    def _exit_if_log_broken(self) -> None:
+        """A log connection lost during an append leaves it unknown whether the record committed, and
+        the log refuses every later change: only a restart (a new epoch, recovery) mends that, so
+        the process ends itself once this answer is out (Ray restarts the actor)."""
+        durability = getattr(self.app.state, "durability", None)
+        broken = getattr(getattr(durability, "log", None), "broken", None)
+        if broken is not None:
+            logger.error("shard %d: %s; exiting for a restart", self.index, broken)
+            threading.Timer(0.2, os._exit, args=(1,)).start()
 
     async def _handle_all(self, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
         return list(await asyncio.gather(*(self._handle_one(request) for request in requests)))

@@ -112,7 +112,12 @@ class PostgresLog:
         self._lock = threading.Lock()
         self._broken: OSError | None = None
         self._closed = False
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout_s)))
+        self._conn = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=max(1, round(connect_timeout_s)),
+            application_name=f"tbptt-online {stream}"[:63],  # who holds which stream, in pg_stat_activity
+        )
         try:
             with self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -173,6 +178,11 @@ class PostgresLog:
             if deleted == 0 and self._current_epoch() != self.epoch:
                 raise self._fenced()
             return deleted
+
+    @property
+    def broken(self) -> OSError | None:
+        """Why every append now fails (a connection lost during one), or None: the writer should restart."""
+        return self._broken
 
     def sync(self) -> None:
         """Nothing to do: every append committed before it returned."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psycopg
 import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres
@@ -33,6 +34,9 @@ from .host.test_durability_recovery import NO_TIMER
 # Token authentication for the test's cluster: read by Ray when it is first imported, so set before it.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+# A lost node declared dead after 3 missed 1 s health checks (Ray's default: 5 x 3 s), as in docker-compose.yml.
+os.environ.setdefault("RAY_health_check_period_ms", "1000")
+os.environ.setdefault("RAY_health_check_failure_threshold", "3")
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 from ray.cluster_utils import Cluster  # noqa: E402
 
@@ -127,13 +131,16 @@ def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owne
         assert status == 200 and owned == sorted(m for m in MODELS if m != "gamma" and shard_of(m, SHARDS) == index)
 
 
-def stream(url_of, model: str, series: str, stop: threading.Event, acknowledged: list[tuple[int, float]]) -> None:
-    """Timestamped observations, each retried until acknowledged; (timestamp, acknowledged at) kept."""
+def stream(
+    url_of, model: str, series: str, stop: threading.Event, acknowledged: list[tuple[int, float, float]]
+) -> None:
+    """Timestamped observations, each retried until acknowledged; (step, first sent at, acknowledged at) kept."""
     t = 0
     with httpx.Client(timeout=30) as client:
         while not stop.is_set():
             body = {"series": series, "value": float(t % 13) / 4.0, "timestamp": T0 + t}
-            give_up = time.monotonic() + 120
+            sent = time.monotonic()
+            give_up = sent + 120
             while True:
                 try:
                     response = client.post(f"{url_of(t)}/v1/models/{model}/observations", json=body)
@@ -145,18 +152,18 @@ def stream(url_of, model: str, series: str, stop: threading.Event, acknowledged:
                 if time.monotonic() > give_up:
                     return  # the test fails on the acknowledgements it did not get
                 time.sleep(0.05)
-            acknowledged.append((t, time.monotonic()))
+            acknowledged.append((t, sent, time.monotonic()))
             t += 1
 
 
 def failover(running: Running, model: str, kill) -> float:
     """Stream into ``model`` from 2 clients (one per front), ``kill()`` its shard, stream on; every
     acknowledged observation is applied exactly once. The seconds from the start of the kill to the
-    first write acknowledged after it ended."""
+    acknowledgement of the first request sent after it ended."""
     created = httpx.post(f"{running.fronts[0].url}/v1/models", json={"name": model, "config": SMALL_MODEL}, timeout=60)
     assert created.status_code in (201, 409), created.text  # 409: an earlier test made it
     stop = threading.Event()
-    acks: dict[str, list[tuple[int, float]]] = {"s0": [], "s1": []}
+    acks: dict[str, list[tuple[int, float, float]]] = {"s0": [], "s1": []}
     threads = [
         threading.Thread(target=stream, args=(lambda t, i=i: running.fronts[(t + i) % 2].url, model, s, stop, acks[s]))
         for i, s in enumerate(acks)
@@ -169,15 +176,19 @@ def failover(running: Running, model: str, kill) -> float:
         kill()  # returns once the processes are gone (remove_node waits for them)
         killed_at = time.monotonic()
         deadline = killed_at + 60
-        while time.monotonic() < deadline and not any(at > killed_at + 0.001 for a in acks.values() for _, at in a):
+
+        def first_after() -> float | None:  # the first acknowledgement of a request sent after the kill
+            return min((at for a in acks.values() for _, sent, at in a if sent > killed_at), default=None)
+
+        while time.monotonic() < deadline and first_after() is None:
             time.sleep(0.05)
-        first_after = min((at for a in acks.values() for _, at in a if at > killed_at), default=None)
+        recovered_at = first_after()
         time.sleep(1.0)
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=120)
-    assert first_after is not None, "no write was acknowledged within 60 s of the kill"
+    assert recovered_at is not None, "no write was acknowledged within 60 s of the kill"
     with PostgresLog(running.postgres.url, stream=f"shard-{shard_of(model, SHARDS)}") as log:
         logged: dict[str, list[float]] = {s: [] for s in acks}
         for record in log.records():
@@ -186,15 +197,15 @@ def failover(running: Running, model: str, kill) -> float:
                     if series in logged:
                         logged[series].append(timestamp)
     for series, acked in acks.items():
-        assert len(acked) > 5 and [t for t, _ in acked] == list(range(len(acked)))  # every one acknowledged
+        assert len(acked) > 5 and [t for t, _, _ in acked] == list(range(len(acked)))  # every one acknowledged
         # The log after the newest checkpoint (the restart checkpoints and prunes): in order, once each.
         assert sorted(logged[series]) == logged[series] and len(set(logged[series])) == len(logged[series])
-        assert set(logged[series]) <= {T0 + t for t, _ in acked}
+        assert set(logged[series]) <= {T0 + t for t, _, _ in acked}
         status, body = running.shard_call(shard_of(model, SHARDS), "GET", f"/v1/models/{model}/series/{series}")
         stats = orjson.loads(body)
         assert status == 200 and stats["count"] == len(acked)  # every acknowledged observation, exactly once
         assert stats["last_timestamp"] == T0 + len(acked) - 1
-    return first_after - kill_started
+    return recovered_at - kill_started
 
 
 def test_a_killed_shard_process_fails_over_without_losing_an_acknowledged_write(running: Running) -> None:
@@ -216,3 +227,27 @@ def test_a_lost_worker_node_fails_over_without_losing_an_acknowledged_write(runn
     moved_to = ray.get(running.actor(index).__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
     assert moved_to != node_id and ray.get(running.actor(index).pid.remote()) != pid  # restarted elsewhere
     assert seconds < 90
+
+
+def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: Running) -> None:
+    index = shard_of("alpha", SHARDS)
+    pid = ray.get(running.actor(index).pid.remote())
+    with psycopg.connect(running.postgres.url, autocommit=True) as admin:
+        terminated = admin.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s) AS t",
+            (f"tbptt-online shard-{index}",),
+        ).fetchone()[0]
+    assert terminated == 1
+    url = f"{running.fronts[0].url}/v1/models/alpha/observations"
+    before = orjson.loads(running.shard_call(index, "GET", "/v1/models/alpha/series/s9")[1]).get("count", 0)
+    body = {"series": "s9", "value": 1.25, "timestamp": T0 + 10_000}
+    first = httpx.post(url, json=body, timeout=60)
+    assert first.status_code == 500 and "connection failed" in first.json()["detail"]  # nothing acknowledged
+    deadline = time.monotonic() + 60
+    while (again := httpx.post(url, json=body, timeout=60)).status_code != 200:  # the same observation, retried
+        assert again.status_code in (500, 503) and time.monotonic() < deadline, again.text
+        time.sleep(0.2)
+    assert ray.get(running.actor(index).pid.remote()) != pid  # it restarted
+    status, stats = running.shard_call(index, "GET", "/v1/models/alpha/series/s9")
+    assert status == 200 and orjson.loads(stats)["count"] == before + 1  # applied once

@@ -134,37 +134,51 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
         set_seasons(rows, step, found, changed)
 
 
-MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower
+MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...
+Z_MULTIPLE = 2.33  # ...and the paired improvement is significant (one-sided 1 %): not noise of a short sample
 
 
 def _best_multiple(values: torch.Tensor, period: torch.Tensor, longest: int) -> torch.Tensor:
     """[R]: per row of ``values`` [R, n], the season (a multiple k * period <= longest) whose
-    seasonal-naive mean absolute error on the changes y_t - y_{t-1} (free of a trend) is
-    lowest, preferring the shorter unless a longer one is better by the factor MULTIPLE_GAIN."""
+    seasonal-naive absolute error on the changes y_t - y_{t-1} (free of a trend) is lowest,
+    preferring the shorter: a longer one is taken when, over the changes both can forecast,
+    its mean error is below MULTIPLE_GAIN of the chosen one's and the paired improvement is
+    significant (``_longer_wins``). Rows of one period are decided together; a row with a
+    gap on its own (its changes without the gaps)."""
     best = period.clone()
     gappy = torch.isnan(values).any(dim=1)  # [R] rows with a gap: their changes are taken one row at a time
-    for p in torch.unique(period[(period > 0) & ~gappy]).tolist():  # the rows of one period together
-        rows = ((period == p) & ~gappy).nonzero().squeeze(1)  # [G]
-        changes = values[rows].diff(dim=1)  # [G, n - 1]
+    groups = [((period == p) & ~gappy).nonzero().squeeze(1) for p in torch.unique(period[(period > 0) & ~gappy])]
+    groups += [torch.tensor([row]) for row in ((period > 0) & gappy).nonzero().squeeze(1).tolist()]
+    for rows in groups:  # [G]
+        p = int(period[rows[0]])
+        values_g = values[rows]
+        if len(rows) == 1:
+            values_g = values_g[:, ~torch.isnan(values_g[0])]
+        changes = values_g.diff(dim=1)  # [G, L]
         chosen = torch.full_like(rows, p)
-        chosen_error = (changes[:, p:] - changes[:, :-p]).abs().mean(dim=1)  # [G]
         for m in range(2 * p, longest + 1, p):  # the shorter first: a longer one must beat the chosen
-            error = (changes[:, m:] - changes[:, :-m]).abs().mean(dim=1)
-            better = error < MULTIPLE_GAIN * chosen_error
-            chosen = torch.where(better, m, chosen)
-            chosen_error = torch.where(better, error, chosen_error)
+            chosen = torch.where(_longer_wins(changes, chosen, m), m, chosen)
         best[rows] = chosen
-    for row in ((period > 0) & gappy).nonzero().squeeze(1).tolist():
-        p = int(period[row])
-        y = values[row]
-        y = y[~torch.isnan(y)].diff()
-        errors = {k * p: float((y[k * p :] - y[: -k * p]).abs().mean()) for k in range(1, longest // p + 1)}
-        chosen = p
-        for m in sorted(errors):
-            if errors[m] < MULTIPLE_GAIN * errors[chosen]:
-                chosen = m
-        best[row] = chosen
     return best
+
+
+def _longer_wins(changes: torch.Tensor, chosen: torch.Tensor, m: int) -> torch.Tensor:
+    """[G] bool: per row of ``changes`` [G, L], whether the seasonal naive of lag ``m`` beats
+    that of lag ``chosen`` [G] (< m) on the changes both forecast (t >= m): mean absolute
+    error below MULTIPLE_GAIN of the chosen one's, and the paired differences' mean above
+    Z_MULTIPLE standard errors."""
+    g, length = changes.shape
+    n = length - m
+    if n < 2:
+        return torch.zeros(g, dtype=torch.bool)
+    now = changes[:, m:]  # [G, n]
+    longer = (now - changes[:, :n]).abs()
+    at = torch.arange(m, length)[None, :] - chosen[:, None]  # [G, n] t - chosen
+    shorter = (now - torch.gather(changes, 1, at)).abs()
+    gain = shorter - longer
+    standard_error = gain.std(dim=1) / math.sqrt(n)
+    significant = gain.mean(dim=1) > Z_MULTIPLE * standard_error
+    return (longer.mean(dim=1) < MULTIPLE_GAIN * shorter.mean(dim=1)) & significant
 
 
 def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor, which: torch.Tensor) -> None:

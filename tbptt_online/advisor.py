@@ -141,7 +141,8 @@ def _report(
         longer = dataclasses.replace(cfg, k2=recommended, history_size=None, warmup_updates=None)
         extra = footprint(longer).per_series_bytes - footprint(cfg).per_series_bytes
         verdict = "; ".join(parts) + (
-            f". k2 = {recommended} would cost {ratio:.1f}x per update and {extra / 1000:.1f} KB more per series."
+            f". k2 = {recommended} would cost {ratio:.1f}x per update and {abs(extra) / 1000:.1f} KB "
+            f"{'more' if extra >= 0 else 'less'} per series."
         )
     else:
         what = (

@@ -37,7 +37,7 @@ from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.state_format import FORMAT_VERSION, current_state
-from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag
+from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
@@ -434,10 +434,15 @@ class Forecaster:
         probe.update_phi(norms.mean(dim=1), y.shape[0])
         values, _ = probe.targets()
         live = probe.tensors["slots"] >= 0
+        previous = probe.tensors["lags"].clone()  # [P] the lags of the previous probe
         probe.tensors["lags"][live] = longest_lag(values, max_lag=probe.lag_memory // 3)
         if cfg.adaptive:
-            phi = probe.tensors["phi"]
-            probe.window = adaptive_window(phi, fit_decay(phi), cfg.window_candidates, cfg.truncation_bias)
+            phi, candidates = probe.tensors["phi"], cfg.window_candidates
+            gradient = adaptive_window(phi, fit_decay(phi), candidates, cfg.truncation_bias)
+            # The bias measures what the current weights reach, short before they learn anything
+            # long: the window also covers the dependency the data showed at two probes running.
+            dependency = int(confirmed_lags(previous, probe.tensors["lags"]).max())
+            probe.window = max(gradient, data_window(dependency, cfg.k1, candidates))
         return True
 
     # -- stateless ----------------------------------------------------------------

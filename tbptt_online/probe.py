@@ -64,6 +64,7 @@ class TruncationProbe:
             t["slots"][row] = slot
             t["count"][row] = 0
             t["values"][row] = torch.nan
+            t["lags"][row] = 0  # a new series: no lag found yet (nor one of the row's previous series)
 
     def drop(self, slot: int) -> None:
         self.tensors["slots"][self.tensors["slots"] == slot] = -1

@@ -18,7 +18,11 @@ squares on log phi_k over k in [tau, K_p] (tau = the middle of the probe window)
 
 (infinite when beta >= 1 or lower <= 0: the gradient does not decay within the probe).
 The adaptive window is the smallest candidate K with bias(K) < delta (the largest when
-none is), the paper's rule.
+none is), the paper's rule, raised to cover the data's dependency (``data_window``): the
+probe measures how far back the *current* weights reach, and a network that has never
+seen a gradient through lag D has no reason to carry anything D steps (an untrained GRU's
+norms have all but vanished by lag 10), so on the bias alone the window would stay at
+``k2_min`` below a dependency it can then never learn.
 
 >>> phi = torch.tensor([0.5 ** (k - 1) for k in range(1, 17)], dtype=torch.float64)
 >>> fit = fit_decay(phi)
@@ -28,6 +32,8 @@ none is), the paper's rule.
 0.125
 >>> adaptive_window(phi, fit, [2, 4, 6, 8], delta=0.1)
 6
+>>> data_window(20, k1=10, candidates=[10, 20, 30, 40]), data_window(0, 10, [10, 20])
+(30, 10)
 """
 
 from __future__ import annotations
@@ -107,6 +113,28 @@ def adaptive_window(phi: torch.Tensor, fit: DecayFit, candidates: Sequence[int],
             if tail(phi, fit, window) / lower < delta:
                 return window
     return candidates[-1]
+
+
+def data_window(dependency: int, k1: int, candidates: Sequence[int]) -> int:
+    """The smallest candidate K in which every loss an update scores sees ``dependency`` steps
+    back: K >= dependency + min(k1, K) (the earliest of the min(k1, K) scored losses sits that
+    many steps before the window's end); the largest when none is, the first when no
+    dependency is known (0)."""
+    if dependency <= 0:
+        return candidates[0]
+    return next((w for w in candidates if w >= dependency + min(k1, w)), candidates[-1])
+
+
+def confirmed_lags(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Per followed row, the lag found at two successive probes (within one step; the shorter
+    of the two), else 0: one spurious long lag in one probe's search does not make every
+    update pay for it. ``previous``, ``current`` [P] int64, 0 where none was found.
+
+    >>> confirmed_lags(torch.tensor([20, 20, 0, 176]), torch.tensor([21, 0, 20, 20])).tolist()
+    [20, 0, 0, 0]
+    """
+    agree = (previous > 0) & (current > 0) & ((current - previous).abs() <= 1)
+    return torch.where(agree, torch.minimum(previous, current), 0)
 
 
 def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The truncation advisor's measurements against ground truth: the gradient's reach of a linear
 RNN (closed form), the paper's decay fit and bias on exact geometric norms, the adaptive rule
-on the statistics a forecaster recorded, and a probe that never touches the weights."""
+on the statistics a forecaster recorded (raised to the data's confirmed dependency), and a
+probe that never touches the weights."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.engine import state_gradient_norms
-from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
+from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
 
 
 class LinearNetwork:
@@ -117,17 +118,52 @@ def test_adaptive_windows_follow_the_papers_rule_on_the_recorded_statistics() ->
         hidden_size=8, k1=2, k2="adaptive", k2_min=2, k2_max=12, probe_every=3, hybrid=False, truncation_bias=0.05
     )
     f = Forecaster(config)
-    windows, chosen = [], []
+    windows, chosen, lags = [], [], [[0] * 8]
     for t in range(160):
         f.observe_many([(f"s{i}", math.sin(0.3 * t + i) + 0.1 * math.cos(1.7 * t)) for i in range(3)])
         probes = f.probe.probes
         if probes and (not chosen or chosen[-1][0] != probes):
             phi = f.probe.tensors["phi"].tolist()
-            chosen.append((probes, f.probe.window, _independent_rule(phi, config.window_candidates, 0.05)))
+            lags.append(f.probe.tensors["lags"].tolist())
+            # the data's floor by hand: a lag found at two probes running, K >= lag + min(k1, K)
+            both = [min(a, b) for a, b in zip(lags[-2], lags[-1], strict=True) if a and b and abs(a - b) <= 1]
+            floor = next((w for w in config.window_candidates if w >= max(both, default=0) + min(2, w)), 12)
+            expected = max(_independent_rule(phi, config.window_candidates, 0.05), floor)
+            chosen.append((probes, f.probe.window, expected))
     windows = [r.window for r in f.engine.recent]
     assert len(chosen) >= 10
     assert all(mine == expected for _, mine, expected in chosen), chosen
     assert set(windows) <= set(config.window_candidates)
+
+
+def test_the_adaptive_window_grows_to_the_echo_an_untrained_network_cannot_reach() -> None:
+    """The echo's feature 2 is feature 1 from 20 steps before. The young network's gradient has
+    all but vanished by lag 10 (the paper's rule alone stays at 10), but the data's lag,
+    found at two probes running, raises the window to 25 = 20 + k1: every scored loss sees it."""
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(420, 3, generator=g, dtype=torch.float64)
+    config = ForecasterConfig(
+        hidden_size=8, k1=5, k2="adaptive", k2_min=5, k2_max=40, n_features=2, hybrid=False, probe_every=10
+    )
+    f = Forecaster(config)
+    seen = []  # (probes, the paper's window on the probe's norms, the window in force)
+    for t in range(20, 420):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - 20, i])]) for i in range(3)])
+        if f.probe.probes and (not seen or seen[-1][0] != f.probe.probes):
+            phi = f.probe.tensors["phi"]
+            seen.append(
+                (f.probe.probes, adaptive_window(phi, fit_decay(phi), config.window_candidates, 0.1), f.probe.window)
+            )
+    assert len(seen) >= 3 and all(paper <= 10 for _, paper, _ in seen), seen
+    assert [window for _, _, window in seen[1:]] == [25] * (len(seen) - 1), seen
+    assert f.engine.recent[-1].window == 25 and "long enough" in f.truncation().verdict
+
+
+def test_the_data_window_needs_the_dependency_confirmed_and_covers_every_scored_loss() -> None:
+    assert confirmed_lags(torch.tensor([0, 20, 176, 21]), torch.tensor([20, 20, 20, 20])).tolist() == [0, 20, 0, 20]
+    candidates = list(range(10, 81, 10))
+    assert [data_window(d, 10, candidates) for d in (0, 5, 20, 21, 70, 500)] == [10, 20, 30, 40, 80, 80]
+    assert data_window(20, 30, [10, 40, 70]) == 70  # K >= 20 + min(30, K): 40 is short of 50
 
 
 def test_the_probe_never_changes_the_weights_nor_the_forecasts() -> None:

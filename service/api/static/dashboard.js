@@ -1,6 +1,6 @@
 // The dashboard: lists models and series, and for the chosen series polls the /v1 API for its recent
 // values with the forecasts made for them, the forecast ahead, its prequential error and the model's
-// update statistics. The selection lives in the URL hash (#model=default&series=web-1), settings and
+// update statistics, the truncation advisor and the guards. The selection lives in the URL hash (#model=default&series=web-1), settings and
 // the API key in local storage. Everything shown comes from the API; the page holds no data of its own.
 "use strict";
 
@@ -10,11 +10,11 @@ const state = { model: null, series: null, names: [], nextOffset: null, feature:
                 loss: [], timer: null, polls: 0, busy: false };
 
 // ---- talking to the API --------------------------------------------------------------------------
-async function api(path) {
+async function api(path, method = "GET") {
   const headers = { accept: "application/json" };
   const key = localStorage.getItem("tbptt.apiKey");
   if (key) headers.authorization = `Bearer ${key}`;
-  const response = await fetch(path, { headers, cache: "no-store" });
+  const response = await fetch(path, { method, headers, cache: "no-store" });
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON: keep the status text */ }
@@ -169,6 +169,47 @@ function renderUpdates(info) {
   }
 }
 
+// The advisor's window K in use, its relative truncation bias, the k2 it recommends and why; the
+// guards' counts and the learning rate in force as a share of the configured one.
+function renderTruncation(report, info) {
+  const c = info.config;
+  const u = info.updates;
+  const range = c.k2 === "adaptive" ? `adaptive ${c.k2_min}–${c.k2_max}` : `k2 = ${c.k2}`;
+  const bias = report.relative_bias === null ? (report.probes ? "unbounded" : "– (no probe yet)")
+    : report.relative_bias.toPrecision(3);
+  const short = report.recommended_k2 > report.window;
+  const cost = short ? ` (${report.cost_ratio.toFixed(1)}× per update)` : "";
+  fill($("truncation"), [
+    ["window K in use", `${report.window} (${range}, k1 = ${report.k1})`],
+    ["relative truncation bias", bias, report.relative_bias !== null && report.relative_bias >= c.truncation_bias ? "bad" : ""],
+    ["recommended k2", `${report.recommended_k2}${cost}`, short ? "bad" : "good"],
+    ["probes", String(report.probes)],
+  ]);
+  const verdict = $("truncation-verdict");
+  verdict.textContent = report.verdict;
+  verdict.className = `verdict ${short ? "bad" : "good"}`;
+  const scale = u.lr !== null && c.lr ? u.lr / c.lr : null;
+  fill($("guards"), [
+    ["explosions (clipped)", String(u.explosions), u.explosions ? "bad" : ""],
+    ["divergences", String(u.divergences), u.divergences ? "bad" : ""],
+    ["blow-ups", String(u.blowups), u.blowups ? "bad" : ""],
+    ["roll-backs", String(u.rollbacks), u.rollbacks ? "bad" : ""],
+    ["learning-rate scale", scale === null ? "–" : `${scale.toPrecision(3)} (lr ${u.lr.toPrecision(3)} of ${c.lr})`,
+      scale !== null && scale < 1 ? "bad" : ""],
+  ]);
+  $("reset-lr").disabled = scale === null || scale >= 1;
+}
+
+async function resetLearningRate() {
+  if (!state.model) return;
+  try {
+    await api(`/v1/models/${enc(state.model)}/reset-learning-rate`, "POST");
+    await poll();
+  } catch (error) {
+    setStatus(error.message, "error");
+  }
+}
+
 function renderFeatureChoice(nFeatures) {
   const select = $("feature");
   select.parentElement.hidden = nFeatures < 2;
@@ -234,9 +275,9 @@ async function poll() {
     const s = settings();
     const base = `/v1/models/${enc(state.model)}`;
     const series = `${base}/series/${enc(state.series)}`;
-    const [info, stats, recent, forecast] = await Promise.all([
+    const [info, stats, recent, forecast, truncation] = await Promise.all([
       api(base), api(series), api(`${series}/recent?limit=${s.history}`),
-      api(`${series}/forecast?horizon=${s.horizon}&level=${s.level}`),
+      api(`${series}/forecast?horizon=${s.horizon}&level=${s.level}`), api(`${base}/truncation`),
     ]);
     state.nFeatures = info.config.n_features;
     renderFeatureChoice(state.nFeatures);
@@ -246,6 +287,7 @@ async function poll() {
     renderForecast(forecast, recent);
     renderAccuracy(stats);
     renderUpdates(info);
+    renderTruncation(truncation, info);
     setStatus(`live · ${new Date().toLocaleTimeString()}`, "ok");
   } catch (error) {
     if (error.status === 404) state.polls = 0;  // the model or series went away: reload the lists next time
@@ -278,6 +320,7 @@ function init() {
   $("settings").addEventListener("submit", (event) => event.preventDefault());
   $("series-filter").addEventListener("input", renderSeriesList);
   $("series-more").addEventListener("click", () => refreshSeries(true));
+  $("reset-lr").addEventListener("click", resetLearningRate);
   $("feature").addEventListener("change", () => { state.feature = Number($("feature").value); poll(); });
   window.addEventListener("hashchange", () => { readHash(); refreshAll(); });
   window.addEventListener("resize", () => poll());

@@ -1,5 +1,6 @@
 """The dashboard: its files are served (and open without the API key), and in headless Chromium against
-a real server the page loads with no console errors and a POSTed observation appears on the chart.
+a real server the page loads with no console errors, a POSTed observation appears on the chart, and the
+truncation card shows the advisor's and the guards' values and resets the learning rate.
 
 The browser test needs Debian's ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` package (its
 driver only: no browser is downloaded). Without them it is skipped, except in CI (``CI`` set), where it
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from docs.make_tour import CHROMIUM_ARGS  # the flags a closed network needs (see docs/make_tour.py)
@@ -148,3 +151,56 @@ def test_the_x_axis_shows_time_when_the_values_carry_timestamps(browser, server:
     assert all(re.fullmatch(r"0[01]:[0-5]\d", label) for label in labels), labels  # HH:MM within the hour or so
     kind, labels = _x_axis(browser, server, "untimed", 30)
     assert kind == "step" and all(label.isdigit() for label in labels), labels
+
+
+def _terms(page, list_id: str) -> dict[str, str]:
+    """A rendered <dl>'s terms and their values."""
+    terms = page.locator(f"#{list_id} dt").all_inner_texts()
+    return dict(zip(terms, page.locator(f"#{list_id} dd").all_inner_texts(), strict=True))
+
+
+def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_learning_rate(
+    browser, server: ServerProcess
+) -> None:
+    """A network-only model with lr = 10 on the echo of 20 steps: the guards back its rate off and
+    roll it back, the advisor flags k2 = 8 as too short; the card shows the values the API gives,
+    and its button puts the configured rate back."""
+    rng = random.Random(5)
+    noise = [rng.gauss(0.0, 1.0) for _ in range(420)]
+    config = {"hidden_size": 8, "k1": 2, "k2": 8, "n_features": 2, "hybrid": False, "lr": 10.0, "probe_every": 8}
+    with Client(server.url) as client:
+        client.create_model("hot", **config)
+        for start in range(20, 420, 100):
+            items = [(f"e{i}", [noise[t - i], noise[t - i - 20]]) for t in range(start, start + 100) for i in range(3)]
+            client.observe_many("hot", items)
+    with httpx.Client(base_url=server.url) as http:
+        report = http.get("/v1/models/hot/truncation").json()
+        updates = http.get("/v1/models/hot").json()["updates"]
+    assert report["probes"] > 0 and report["recommended_k2"] > 8 and "too short" in report["verdict"]
+    assert updates["rollbacks"] >= 1 and updates["lr"] < 10.0
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")
+    try:
+        page.goto(f"{server.url}/#model=hot&series=e0")
+        page.wait_for_selector("#truncation dd", timeout=15_000)
+        card, guards = _terms(page, "truncation"), _terms(page, "guards")
+        verdict = page.locator("#truncation-verdict").inner_text()
+        disabled_before = page.locator("#reset-lr").is_disabled()
+        page.locator("#reset-lr").click()
+        page.wait_for_function(
+            "document.querySelector('#guards').innerText.includes('1.00 (lr 10.0 of 10)')", timeout=15_000
+        )
+        disabled_after = page.locator("#reset-lr").is_disabled()
+    finally:
+        page.close()
+    assert card["window K in use"] == "8 (k2 = 8, k1 = 2)"
+    assert card["recommended k2"] == f"{report['recommended_k2']} ({report['cost_ratio']:.1f}× per update)"
+    bias = report["relative_bias"]
+    assert card["relative truncation bias"] == ("unbounded" if bias is None else f"{bias:#.3g}".rstrip("."))
+    assert card["probes"] == str(report["probes"]) and verdict == report["verdict"]
+    assert guards["roll-backs"] == str(updates["rollbacks"]) and guards["divergences"] == str(updates["divergences"])
+    assert guards["learning-rate scale"].startswith(f"{updates['lr'] / 10.0:#.3g}")
+    assert not disabled_before and disabled_after  # enabled while backed off, disabled once reset
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/v1/models/hot").json()["updates"]["lr"] == 10.0

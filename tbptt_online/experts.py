@@ -250,14 +250,17 @@ def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) ->
 def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor) -> None:
     """Set new season lengths ``periods`` [B, d, 2] and re-estimate, from the values in the
     ring, the seasonal components (the mean deviation of each phase from its cycle's mean,
-    season 1 first, season 2 on what is left), the levels (the last cycle's deseasonalised
-    mean), trend 0 and a fresh AR."""
+    less the trend's ramp inside the cycle; season 1 first, season 2 on what is left), the
+    trend (the change of the first season's cycle means per step, as Holt-Winters is
+    classically initialised; 0 without a season), the levels (the last cycle's
+    deseasonalised mean, carried by the trend from the cycle's middle to now) and a fresh AR."""
     ring = rows["x_raw"]
     b, r, d = ring.shape
     max_season = rows["x_season"].shape[-1]
     n = int(step.clamp(max=r).min())  # the rows reseasoned together have the same count
     values = ring_at(ring, (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d))
     season = torch.zeros_like(rows["x_season"])
+    trend = torch.zeros_like(rows["x_trend"])  # [B, V, d]
     logs = torch.where(values > 0, values, 1.0).log()
     for variant, (space, _) in enumerate(VARIANTS):
         u = logs if space else values
@@ -270,7 +273,12 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
                         continue
                     cycles = n // m
                     tail = rest[bi, n - cycles * m :, di].view(cycles, m)  # oldest cycle first
-                    table = (tail - tail.mean(dim=1, keepdim=True)).mean(dim=0)  # [m] by position
+                    means = tail.mean(dim=1, keepdim=True)  # [cycles, 1]
+                    if j == 0:  # the trend: the change of the cycles' means per step (a ramp inside a cycle
+                        # is the trend's, not the season's)
+                        trend[bi, variant, di] = (means[-1, 0] - means[0, 0]) / ((cycles - 1) * m)
+                    ramp = trend[bi, variant, di] * (torch.arange(m, dtype=tail.dtype) - (m - 1) / 2)
+                    table = (tail - means - ramp).mean(dim=0)  # [m] by position
                     first_step = int(step[bi]) - cycles * m + 1  # the step of tail[0, 0]
                     phases = (first_step + torch.arange(m)) % m
                     season[bi, variant, j, di, phases] = table
@@ -278,9 +286,10 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
         # the level: the mean of each row's last first-season (or last value) of deseasonalised values
         span = periods[:, :, 0].clamp(min=1, max=n)  # [B, d]
         last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
-        level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]
+        level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
+        level = level + trend[:, variant] * (span - 1).to(rest.dtype) / 2  # carried to now
         rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
-    rows["x_trend"] = torch.zeros_like(rows["x_trend"])
+    rows["x_trend"] = trend
     rows["x_season"] = season
     rows["x_period"] = periods.clone()
     rows["x_ar"] = torch.zeros_like(rows["x_ar"])

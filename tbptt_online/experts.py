@@ -7,7 +7,9 @@ Nineteen experts per series and feature (``NAMES``), all vectorised over series 
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
   0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
   0.1, damping 0.98), all plus up to two seasonal components (Taylor's double-seasonal
-  Holt-Winters) measured against the family's alpha-0.5 level;
+  Holt-Winters) measured against the family's trend level (standard Holt-Winters measures
+  the season against the level that follows the trend: a level without a trend lags
+  behind it, and the lag would leak into the seasonal indices);
 - the same eight in log units, i.e. multiplicative (``log_*``): active only while every
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
@@ -40,7 +42,7 @@ NAMES = (
     "ar",
 )
 N_EXPERTS = len(NAMES)
-REFERENCE = 1  # a family's seasonal indices are measured against its alpha-0.5 level
+REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)
 SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
 AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)

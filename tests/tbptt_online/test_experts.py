@@ -33,7 +33,7 @@ def feed(rows: dict[str, torch.Tensor], values: list[float | None], first_step: 
 
 class HandHoltWinters:
     """One variant's Holt-Winters by hand: levels at ALPHAS (the last one with a damped trend),
-    up to two additive seasons updated against the alpha-0.5 level, the second one against
+    up to two additive seasons updated against the trend's level, the second one against
     what the updated first one leaves (in log units: the same on log y)."""
 
     def __init__(self, gamma: float, periods: tuple[int, int], log: bool) -> None:
@@ -75,7 +75,7 @@ class HandHoltWinters:
 
 
 def test_the_constants_are_the_documented_ones():
-    assert ALPHAS[REFERENCE] == 0.5
+    assert REFERENCE == 3 and ALPHAS[REFERENCE] == 0.2  # the trend's level
     assert experts.NAMES[:2] == ("naive", "seasonal_naive") and experts.NAMES[-1] == "ar"
     assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 1
 

@@ -37,7 +37,24 @@ from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.values import Value, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
-FORMAT_VERSION = 2  # 2: the hybrid (experts, combination, calibration) and the warm-up updates
+FORMAT_VERSION = 3  # 2: the hybrid (experts, combination, calibration) and the warm-up updates; 3: the
+# ring of past forecasts also keeps the half-width served with each (format 2 is migrated: see migrate_state)
+
+
+def migrate_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A state dict of format 2 as format 3 (a shallow copy; others are returned as they are):
+    its ring of past forecasts gains the served half-widths' slot, 0 = unknown, so the next
+    ``calibrated_horizon`` values judge their misses against the current interval, as format 2 did."""
+    if state.get("format") != 2 or not isinstance(state.get("store"), dict):
+        return state
+    tensors = state["store"].get("tensors")
+    if not isinstance(tensors, dict) or not isinstance(tensors.get("c_origin"), torch.Tensor):
+        return {**state, "format": FORMAT_VERSION}  # not a hybrid's store: nothing else changed
+    ring = tensors["c_origin"]
+    padded = torch.cat([ring, ring.new_zeros(*ring.shape[:3], 1, *ring.shape[4:])], dim=3)
+    return {**state, "format": FORMAT_VERSION, "store": {**state["store"], "tensors": {**tensors, "c_origin": padded}}}
+
+
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
 
 
@@ -279,7 +296,7 @@ class Forecaster:
         cfg = self.config
         fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
         y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
-        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 1, d]
+        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 2, d]
         hybrid.score(rows, y, mask, steps, cfg.interval_level, made_before)
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
@@ -332,7 +349,7 @@ class Forecaster:
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
         every, mean = hybrid.members(rows, steps, horizons, paths, base)  # [B, Hc, E, d], [B, Hc, d]
-        entries = hybrid.origin_entries(every, mean, horizons)
+        entries = hybrid.origin_entries(rows, every, mean, horizons, self.config.interval_level)
         self.store.put_at("c_origin", (slots, steps % horizons), entries)
         served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
         self.store.put(slots, next_pred=pred, served=served, **rows)
@@ -414,6 +431,7 @@ class Forecaster:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], sampler: WindowSampler | None = None) -> Forecaster:
+        state = migrate_state(state)
         if state.get("format") == 1:
             raise ValueError(
                 "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
@@ -428,6 +446,7 @@ class Forecaster:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Load a state dict of a forecaster with the same config (ValueError otherwise)."""
+        state = migrate_state(state)
         config = ForecasterConfig.from_dict(state["config"])
         if config != self.config:
             raise ValueError(f"config {config} does not match this forecaster's {self.config}")

@@ -71,9 +71,10 @@ def _bad(field: str, value: Any, allowed: str) -> ValueError:
 def check_state(state: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first field of ``state`` (a ``Forecaster.state_dict()``)
     whose value a forecaster could not hold; return None when every field makes sense."""
-    from tbptt_online.forecaster import FORMAT_VERSION  # at call time: forecaster imports the library whole
+    from tbptt_online.forecaster import FORMAT_VERSION, migrate_state  # at call time: forecaster imports the library
 
     _keys(state, STATE_KEYS, "state")
+    state = migrate_state(state)  # format 2 is checked as the format 3 it loads as
     if state["format"] != FORMAT_VERSION or isinstance(state["format"], bool):
         raise _bad("format", state["format"], f"must be {FORMAT_VERSION}")
     try:

@@ -7,7 +7,9 @@ Nineteen experts per series and feature (``NAMES``), all vectorised over series 
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
   0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
   0.1, damping 0.98), all plus up to two seasonal components (Taylor's double-seasonal
-  Holt-Winters) measured against the family's alpha-0.5 level;
+  Holt-Winters) measured against the family's trend level (standard Holt-Winters measures
+  the season against the level that follows the trend: a level without a trend lags
+  behind it, and the lag would leak into the seasonal indices);
 - the same eight in log units, i.e. multiplicative (``log_*``): active only while every
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
@@ -44,7 +46,7 @@ NAMES = (
     "ar",
 )
 N_EXPERTS = len(NAMES)
-REFERENCE = 1  # a family's seasonal indices are measured against its alpha-0.5 level
+REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)
 SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
 AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
@@ -284,8 +286,10 @@ def _ar_path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) ->
 def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor) -> None:
     """Set new season lengths ``periods`` [B, d, 2] and re-estimate, from the values in the
     ring, the seasonal components (the mean deviation of each phase from its cycle's mean,
-    season 1 first, season 2 on what is left), the levels (the last cycle's deseasonalised
-    mean), trend 0 and a fresh AR."""
+    less the trend's ramp inside the cycle; season 1 first, season 2 on what is left), the
+    trend (the change of the first season's cycle means per step, as Holt-Winters is
+    classically initialised; 0 without a season), the levels (the last cycle's
+    deseasonalised mean, carried by the trend from the cycle's middle to now) and a fresh AR."""
     ring, slot = rows["x_raw"], rows["slot"]
     b, r, d = len(slot), ring.shape[1], ring.shape[2]
     max_season = rows["x_season"].shape[-1]
@@ -293,6 +297,7 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     past = (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
     values = ring_at(ring, slot, past)  # [B, n, d]
     season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)
+    trend = torch.zeros_like(rows["x_trend"])  # [B, V, d]
     logs = torch.where(values > 0, values, 1.0).log()
     for variant, (space, _) in enumerate(VARIANTS):
         u = logs if space else values
@@ -305,7 +310,12 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
                 bi, di = (m_all == m).nonzero(as_tuple=True)  # [G] each
                 cycles = n // m
                 tail = rest[bi, n - cycles * m :, di].view(-1, cycles, m)  # [G, cycles, m] oldest cycle first
-                table = (tail - tail.mean(dim=2, keepdim=True)).mean(dim=1)  # [G, m] by position
+                means = tail.mean(dim=2, keepdim=True)  # [G, cycles, 1]
+                if j == 0:  # the trend: the change of the cycles' means per step (a ramp inside a cycle
+                    # is the trend's, not the season's)
+                    trend[bi, variant, di] = (means[:, -1, 0] - means[:, 0, 0]) / ((cycles - 1) * m)
+                ramp = trend[bi, variant, di][:, None, None] * (torch.arange(m, dtype=tail.dtype) - (m - 1) / 2)
+                table = (tail - means - ramp).mean(dim=1)  # [G, m] by position
                 first_step = step[bi] - cycles * m + 1  # [G] the step of tail[:, 0, 0]
                 phases = (first_step[:, None] + torch.arange(m)) % m  # [G, m]
                 season[bi[:, None], variant, j, di[:, None], phases] = table
@@ -314,9 +324,10 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
         # the level: the mean of each row's last first-season (or last value) of deseasonalised values
         span = periods[:, :, 0].clamp(min=1, max=n)  # [B, d]
         last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
-        level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]
+        level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
+        level = level + trend[:, variant] * (span - 1).to(rest.dtype) / 2  # carried to now
         rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
-    rows["x_trend"] = torch.zeros_like(rows["x_trend"])
+    rows["x_trend"] = trend
     rows["x_season"][slot] = season  # in place: the store's tensor (copied on write)
     rows["x_period"] = periods.clone()
     rows["x_ar"] = torch.zeros_like(rows["x_ar"])

@@ -325,7 +325,7 @@ class Forecaster:
         cfg = self.config
         fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
         y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
-        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 1, d]
+        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 2, d]
         hybrid.score(rows, y, mask, steps, cfg.interval_level, made_before)
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
@@ -378,7 +378,7 @@ class Forecaster:
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
         every, mean = hybrid.members(rows, steps, horizons, paths, base)  # [B, Hc, E, d], [B, Hc, d]
-        entries = hybrid.origin_entries(every, mean, horizons)
+        entries = hybrid.origin_entries(rows, every, mean, horizons, self.config.interval_level)
         self.store.put_at("c_origin", (slots, steps % horizons), entries)
         served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
         self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))

@@ -51,9 +51,10 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # discounted losses per horizon
         "c_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
-        # [origin % Hc, h - 1, member (then the served)]: float32 halves the hybrid's largest field; only
-        # errors are read from it (a value past float32's range scores as an infinite, i.e. capped, error)
-        "c_origin": torch.zeros(n, horizons, horizons, N_MEMBERS + 1, d, dtype=torch.float32),
+        # [origin % Hc, h - 1, member (then the served, then the half-width served with it at the tracked
+        # level; 0: unknown)]: float32 halves the hybrid's largest field; only errors are read from it (a
+        # value past float32's range scores as an infinite, i.e. capped, error)
+        "c_origin": torch.zeros(n, horizons, horizons, N_MEMBERS + 2, d, dtype=torch.float32),
         "c_member_abs": torch.zeros(n, N_MEMBERS, d, dtype=f64),  # one-step absolute errors, summed
         "c_member_n": torch.zeros(n, d, dtype=f64),
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
@@ -86,21 +87,22 @@ def score(
     made: torch.Tensor,
 ):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles.
-    ``made`` [B, Hc, E + 1, d]: the forecasts of this value made at the origins before it
-    (``past_forecasts``)."""
+    ``made`` [B, Hc, E + 2, d]: the forecasts of this value made at the origins before it
+    and the half-widths served with them (``past_forecasts``)."""
     horizons = made.shape[1]
     h = torch.arange(1, horizons + 1)
     origin = step[:, None] - h[None, :]  # [B, Hc] the step each forecast of y_t was made after
     # scored: a forecast was made then, and something had been observed before it was made
     scored = (origin >= 1)[:, :, None] & mask[:, None, :] & rows["x_seen"][:, None, :]  # [B, Hc, d]
     scale = experts.local_scale(rows)
-    error = (y[:, None, None] - made).abs()  # [B, Hc, E + 1, d]
+    served_half = made[:, :, -1].to(torch.float64)  # [B, Hc, d] the half-width served with each (0: unknown)
+    error = (y[:, None, None] - made[:, :, :-1]).abs()  # [B, Hc, E + 1, d]
     # a non-finite error (a forecast past float32's range is stored as inf) is an error at the cap,
     # not a perfect forecast: fold caps the members' (and only reads the scored ones), here the rest
     served = _capped(error[:, :, -1], scale[:, None])  # [B, Hc, d]
     one_step = _capped(error[:, 0, :-1], scale[:, None])  # [B, E, d]
     rows["c_loss"], rows["c_count"] = combination.fold(rows["c_loss"], rows["c_count"], error[:, :, :-1], scored, scale)
-    rows["c_q"] = calibration.fold(rows["c_q"], served, scored, level, 1e-6 * scale)
+    rows["c_q"] = calibration.fold(rows["c_q"], served, scored, level, 1e-6 * scale, served_half)
     one = scored[:, 0]  # [B, d]
     rows["c_member_abs"] = rows["c_member_abs"] + torch.where(one[:, None], one_step, 0.0)
     rows["c_member_n"] = rows["c_member_n"] + one.to(torch.float64)
@@ -281,8 +283,8 @@ def network_input(
 
 def past_forecasts(ring: torch.Tensor, rows: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """The forecasts of step ``step`` [B] made h = 1 .. Hc steps before, read from the ring of
-    past forecasts ``ring`` [N, Hc, Hc, E + 1, d] at rows ``rows`` [B] (only these entries are
-    read: a tick never copies whole rings): [B, Hc, E + 1, d]."""
+    past forecasts ``ring`` [N, Hc, Hc, E + 2, d] at rows ``rows`` [B] (only these entries are
+    read: a tick never copies whole rings): [B, Hc, E + 2, d] (members, served, its half-width)."""
     _, horizons, _, members, d = ring.shape
     h = torch.arange(1, horizons + 1)
     origin = step[:, None] - h[None, :]  # [B, Hc]
@@ -290,12 +292,17 @@ def past_forecasts(ring: torch.Tensor, rows: torch.Tensor, step: torch.Tensor) -
     return ring.reshape(-1, members, d).index_select(0, entry.flatten()).view(len(rows), horizons, members, d)
 
 
-def origin_entries(every: torch.Tensor, served: torch.Tensor, horizons: int) -> torch.Tensor:
-    """[B, Hc, E + 1, d] float32: this origin's forecasts (members, then served) for the ring."""
+def origin_entries(
+    rows: dict[str, torch.Tensor], every: torch.Tensor, served: torch.Tensor, horizons: int, level: float
+) -> torch.Tensor:
+    """[B, Hc, E + 2, d] float32: this origin's forecasts (members, then served) and the
+    half-widths served with them at the tracked ``level`` (from the rows' ``c_q``), for the ring."""
+    half = calibration.half_widths(rows["c_q"], horizons, experts.local_scale(rows), torch.ones(()), z_value(level))
     b, _, members, d = every.shape
-    entries = torch.empty(b, horizons, members + 1, d, dtype=torch.float32)
+    entries = torch.empty(b, horizons, members + 2, d, dtype=torch.float32)
     entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
     entries[:, :, members] = served[:, :horizons]
+    entries[:, :, members + 1] = half
     return entries
 
 

@@ -15,8 +15,12 @@ Rules, each with the case that made it:
 
 * a peak: a local maximum of ``r`` that tops +-k/4 lags (not a wiggle on the broad hill of a
   long sine) and rises above the lowest of r at k/4, k/2, 3k/4 by a threshold (not a crest);
-* significant: ``r[k] > max(R_FLOOR, Z_PEAK * sd(k))``, Z_PEAK = 4 over up to n / 3 lags:
-  white noise, random walks and AR(1) report a season in about 1 % of rows or less;
+* significant: ``r[k] > max(R_FLOOR, z * sd(k))``, z the one-sided Bonferroni quantile for
+  ``FALSE_RATE`` = 1 % over the L lags tested (``z_peak``: 3.1 for the 11 lags of a 36-value
+  prefix, 4.0 for 335): the evidence asked grows with the number of candidates, so a short
+  prefix is not held to the bar of a long one (a monthly season 12 shows at 36 values, not
+  48); white noise, random walks and AR(1) report a season in 0 to 2 % of rows at every
+  length from 24 to 576 values (up to 5 % for an integrated AR(1) of 0.9, a smooth wander);
 * the first season: the strongest significant peak P* vouches for the peaks P of which it
   is a near-multiple with ``r[P] >= FAMILY_RATIO * r[P*]``; the smallest wins (a season 12
   has peaks of equal height at 12, 24, 36: 12, not 24), placed by least squares on its comb
@@ -31,11 +35,12 @@ Rules, each with the case that made it:
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import torch
 
 R_FLOOR = 0.2  # the smallest autocorrelation taken for a season, however long the series
-Z_PEAK = 4.0  # significance of a peak, in white-noise standard deviations of r at its lag
+FALSE_RATE = 0.01  # significance of a peak: a white-noise row shows one this often, over all the lags tested
 PROMINENCE = 1.0  # a peak rises this many thresholds above the lowest of r at k/4, k/2, 3k/4
 FAMILY_RATIO = 0.5  # a divisor of the strongest peak must reach this fraction of its height
 Z_EXCESS = 2.5  # a further season must clear the comb of one found by this many sds of a difference...
@@ -48,6 +53,17 @@ SMOOTH_BLOCKS = 3  # and smoothed over +-3 blocks, three times: a Gaussian of sd
 LINE_LOG = 1.0  # the background is refitted to the log periodogram clipped at background + 1.0
 TAPER = 0.25  # the tapered fraction of the differenced row (cosine ends)
 WINSOR = 3.0  # differences beyond this many robust sds (1.4826 MAD) are cut (spikes, level shifts)
+
+
+def z_peak(lags: int) -> float:
+    """The significance of a peak, in white-noise standard deviations of ``r`` at its lag,
+    when ``lags`` lags are tested: Bonferroni at ``FALSE_RATE`` (one-sided), so that the
+    evidence asked grows with the number of candidates, not with the series' length alone.
+
+    >>> round(z_peak(11), 2), round(z_peak(335), 2)
+    (3.12, 4.01)
+    """
+    return NormalDist().inv_cdf(1.0 - FALSE_RATE / max(lags, 1))
 
 
 def _fill_gaps(values: torch.Tensor) -> torch.Tensor:
@@ -205,7 +221,7 @@ def detect_periods(
         return out
     r, level, ok, null_sd = autocorrelations(values)  # [B, m] each
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
-    threshold = torch.clamp(Z_PEAK * null_sd[:m], min=R_FLOOR)  # [m]
+    threshold = torch.clamp(z_peak(top - min_period + 1) * null_sd[:m], min=R_FLOOR)  # [m]
     live = (ok & (r[:, min_period : top + 1] > threshold[min_period : top + 1]).any(dim=1)).nonzero().squeeze(1)
     out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_period, top, max_periods)
     return out

@@ -4,7 +4,13 @@
 - format 2: the hybrid (experts, combination, calibration) and the warm-up updates.
 - format 3: the truncation probe (``probe``), the instability guards (``engine.guard``), the
   window K_t of each recent update (``engine.recent[i][5]``) and the config fields
-  ``k2_min``, ``k2_max``, ``truncation_bias``, ``probe_every``, ``probe_length``, ``guards``.
+  ``k2_min``, ``k2_max``, ``truncation_bias``, ``probe_every``, ``probe_length``, ``guards``;
+  and the hybrid's ring of past forecasts keeps the half-width served with each forecast
+  (``c_origin`` [C, Hc, Hc, E + 2, d]: members, served, its half-width).
+
+A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
+slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
+misses against the interval in force, as before.
 
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
@@ -40,6 +46,7 @@ import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
+from tbptt_online.hybrid import N_MEMBERS
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 
@@ -55,7 +62,7 @@ def current_state(state: Any) -> Any:
         return state
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
-        return state
+        return _with_served_widths(state)
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
             "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
@@ -68,9 +75,9 @@ def current_state(state: Any) -> Any:
             f"(it writes {FORMAT_VERSION})"
         )
     if "probe" in state:  # written by the version that added the probe, still numbered 2
-        return {**state, "format": FORMAT_VERSION}
+        return _with_served_widths({**state, "format": FORMAT_VERSION})
     try:
-        return _migrate(state)
+        return _with_served_widths(_migrate(state))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
@@ -100,3 +107,15 @@ def _migrate(state: dict[str, Any]) -> dict[str, Any]:
         "engine": engine,
         "probe": probe.state_dict(),
     }
+
+
+def _with_served_widths(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` whose hybrid ring of past forecasts has the served half-widths' slot (a copy
+    with a slot of zeros, 0 = unknown, when it has none; itself otherwise)."""
+    store = state.get("store")
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    ring = tensors.get("c_origin") if isinstance(tensors, dict) else None
+    if not isinstance(ring, torch.Tensor) or ring.dim() != 5 or ring.shape[3] != N_MEMBERS + 1:
+        return state
+    padded = torch.cat([ring, ring.new_zeros(*ring.shape[:3], 1, ring.shape[4])], dim=3)
+    return {**state, "store": {**store, "tensors": {**tensors, "c_origin": padded}}}

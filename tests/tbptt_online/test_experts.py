@@ -34,7 +34,7 @@ def feed(rows: dict[str, torch.Tensor], values: list[float | None], first_step: 
 
 class HandHoltWinters:
     """One variant's Holt-Winters by hand: levels at ALPHAS (the last one with a damped trend),
-    up to two additive seasons updated against the alpha-0.5 level, the second one against
+    up to two additive seasons updated against the trend's level, the second one against
     what the updated first one leaves (in log units: the same on log y)."""
 
     def __init__(self, gamma: float, periods: tuple[int, int], log: bool) -> None:
@@ -76,7 +76,7 @@ class HandHoltWinters:
 
 
 def test_the_constants_are_the_documented_ones():
-    assert ALPHAS[REFERENCE] == 0.5
+    assert REFERENCE == 3 and ALPHAS[REFERENCE] == 0.2  # the trend's level
     assert experts.NAMES[:2] == ("naive", "seasonal_naive") and experts.NAMES[-1] == "ar"
     assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 1
 
@@ -134,26 +134,37 @@ def test_seasonal_naive_is_the_last_value_until_a_season_back_exists():
     assert paths == [7.0, 7.0, 5.0, 7.0, 7.0, 7.0]
 
 
-def test_reseason_estimates_each_phase_as_its_mean_deviation_from_the_cycle_mean():
+def test_reseason_estimates_each_phase_as_its_mean_deviation_from_the_cycle_mean_less_the_trend():
     m = 4
     values = [10.0, 14.0, 9.0, 7.0, 12.0, 16.0, 11.0, 9.0, 13.0, 15.0]  # 10 values: the last 2 cycles count
     rows = blank((0, 0), max_season=8)
     feed(rows, values)
     experts.reseason(rows, torch.tensor([10]), torch.tensor([[[m, 0]]]))
-    # the cycles: steps 3..6 = [9, 7, 12, 16] (mean 11) and 7..10 = [11, 9, 13, 15] (mean 12)
-    deviation = {3: (-2 + -1) / 2, 4: (-4 + -3) / 2, 5: (1 + 1) / 2, 6: (5 + 3) / 2}  # by step of the first cycle
+    # the cycles: steps 3..6 = [9, 7, 12, 16] (mean 11) and 7..10 = [11, 9, 13, 15] (mean 12): a trend of
+    # (12 - 11) / 4 per step, whose ramp inside a cycle, (i - 1.5) / 4 at position i, is not the season's
+    slope = (12 - 11) / 4
+    ramp = [slope * (i - 1.5) for i in range(4)]
+    cycles = zip([9, 7, 12, 16], [11, 9, 13, 15], strict=True)
+    deviation = {3 + i: ((c1 - 11) + (c2 - 12)) / 2 - ramp[i] for i, (c1, c2) in enumerate(cycles)}
     table = rows["x_season"][0, 0, 0, 0, :m].tolist()
     assert table == pytest.approx([deviation[3 + (p - 3) % m] for p in range(m)], rel=1e-15)
     assert rows["x_period"][0, 0].tolist() == [m, 0]
-    # the level: the last cycle's deseasonalised mean; trend and AR start afresh
+    # the level: the last cycle's deseasonalised mean carried by the trend from its middle to now; the
+    # trend: the cycles' means' change per step; the AR starts afresh
     last_cycle = [11 - deviation[3], 9 - deviation[4], 13 - deviation[5], 15 - deviation[6]]
-    assert rows["x_level"][0, 0, :, 0].tolist() == pytest.approx([sum(last_cycle) / 4] * 4, rel=1e-15)
-    assert rows["x_trend"].abs().max().item() == 0.0 and rows["x_ar"].abs().max().item() == 0.0
+    level = sum(last_cycle) / 4 + slope * 1.5
+    assert rows["x_level"][0, 0, :, 0].tolist() == pytest.approx([level] * 4, rel=1e-15)
+    assert rows["x_trend"][0, 0, 0].item() == pytest.approx(slope, rel=1e-15)
+    assert rows["x_ar"].abs().max().item() == 0.0
     # the log variants measure the same in log units
     logs = [math.log(v) for v in values[2:]]
-    log_table = [(logs[i] - sum(logs[:4]) / 4 + logs[4 + i] - sum(logs[4:]) / 4) / 2 for i in range(4)]
+    log_slope = (sum(logs[4:]) - sum(logs[:4])) / 4 / 4
+    log_table = [
+        (logs[i] - sum(logs[:4]) / 4 + logs[4 + i] - sum(logs[4:]) / 4) / 2 - log_slope * (i - 1.5) for i in range(4)
+    ]
     by_phase = rows["x_season"][0, 2, 0, 0, :m].tolist()
     assert [by_phase[(3 + i) % m] for i in range(4)] == pytest.approx(log_table, rel=1e-12)
+    assert rows["x_trend"][0, 2, 0].item() == pytest.approx(log_slope, rel=1e-12)
 
 
 def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_take_no_weight():
@@ -282,12 +293,14 @@ def test_reseason_gives_a_row_in_a_batch_what_it_gets_alone():
     feed(rows_b, other)
     alone = {k: v.clone() for k, v in rows_a.items()}  # the shared fields too: a store of its own
     experts.reseason(alone, torch.tensor([24]), torch.tensor([[[4, 0]]]))
-    # alone: the mean of the last cycle of 4 deseasonalised values, 0.5 * 22.5 (the trend) + 1.5 (the season's mean)
-    assert alone["x_level"][0, 0, :, 0].tolist() == pytest.approx([12.75] * 4, rel=1e-12)
+    # alone: the mean of the last cycle of 4 deseasonalised values, 0.5 * 22.5 (the trend) + 1.5 (the season's
+    # mean), carried by the trend 0.5 from the cycle's middle (step 22.5) to step 24: 13.5, the trend found exactly
+    assert alone["x_level"][0, 0, :, 0].tolist() == pytest.approx([13.5] * 4, rel=1e-12)
+    assert alone["x_trend"][0, 0, 0].item() == pytest.approx(0.5, rel=1e-12)
     both = {k: torch.cat([rows_a[k], rows_b[k]]) for k in rows_a if k != "slot"}
     both["slot"] = torch.arange(2)
     experts.reseason(both, torch.tensor([24, 24]), torch.tensor([[[4, 0]], [[12, 0]]]))
-    assert both["x_level"][0, 0, :, 0].tolist() == pytest.approx([12.75] * 4, rel=1e-12)  # got 10.75: 12 values
+    assert both["x_level"][0, 0, :, 0].tolist() == pytest.approx([13.5] * 4, rel=1e-12)  # got 10.75: 12 values
 
 
 def test_a_missing_first_value_does_not_start_the_experts_at_zero():

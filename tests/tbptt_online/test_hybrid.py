@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, combination, experts, hybrid
+from tbptt_online.state_check import check_state
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 f64 = torch.float64
@@ -253,10 +254,10 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     rows["x_scale"][:] = 1.0
     rows["x_seen"][:] = True  # a value was observed before the forecast was made
     rows["c_q"][:] = 1.0
-    made = torch.zeros(hybrid.N_MEMBERS + 1)
+    made = torch.zeros(hybrid.N_MEMBERS + 2)  # the members, the served, the half-width served with it
     made[0] = math.inf  # the naive member forecast 1e300 at step 1: stored as inf in float32
-    made[-1] = math.inf  # and so did the served combination
-    made[1:-1] = 2.0
+    made[-2] = math.inf  # and so did the served combination
+    made[1:-2] = 2.0
     rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature]
     step = torch.tensor([2])
     made_before = hybrid.past_forecasts(rows["c_origin"], torch.arange(1), step)
@@ -360,6 +361,23 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
         Forecaster.from_state_dict({**state, "format": 1})
     with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 and 3"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
+
+
+def test_a_checkpoint_of_format_2_is_migrated_its_served_widths_unknown():
+    f = Forecaster(config_for())
+    for v in [1.0, 2.0, 1.5, 3.0, 2.5]:
+        f.observe("a", v)
+    state = f.state_dict()
+    ring = state["store"]["tensors"]["c_origin"]
+    old = {**state, "format": 2, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
+    old["store"]["tensors"]["c_origin"] = ring[:, :, :, :-1].clone()  # format 2 had no half-widths' slot
+    check_state(old)  # checked as the format 3 it loads as
+    g = Forecaster.from_state_dict(old)
+    migrated = g.state_dict()["store"]["tensors"]["c_origin"]
+    assert torch.equal(migrated[:, :, :, :-1], ring[:, :, :, :-1])
+    assert migrated[:, :, :, -1].abs().max().item() == 0.0  # unknown: judged against the current q
+    assert g.forecast("a", 3).mean == f.forecast("a", 3).mean
+    g.observe("a", 2.0)  # and it goes on
 
 
 # -- configuration -----------------------------------------------------------------------

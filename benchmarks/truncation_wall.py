@@ -13,7 +13,8 @@ weights memorise its slowly drifting shape), so it tests no truncation, and the 
 better spent on the streams that do. The score is the prequential error of the one-step
 forecasts over the last 25 % of the ticks, beside the best possible predictor and one that
 ignores the dependency. ``gap closed`` = (ignorant - model) / (ignorant - best): 0 for a
-model no better than ignoring the dependency, 1 for the best possible.
+model no better than ignoring the dependency, 1 for the best possible. Part (c)
+(``benchmarks.truncation_adaptive``): the truncation advisor and ``k2="adaptive"`` on the echo.
 
     python -m benchmarks.truncation_wall            # full size, about 8 minutes on 2 cores
     python -m benchmarks.truncation_wall --smoke --out /tmp/bench"""
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 
 from benchmarks import report
+from benchmarks import truncation_adaptive as part_c
 from benchmarks.wall_streams import best_and_ignorant, delayed_echo, seasonal_ar, seasonal_random_walk
 from tbptt_online import Forecaster, ForecasterConfig
 
@@ -114,25 +116,40 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
-def run_all(jobs: list[Job], workers: int) -> list[dict[str, Any]]:
-    # Stateless runs cost more (replay_batch windows every k1 observations): start them first.
-    ordered = sorted(jobs, key=lambda j: (-j.ticks * j.n_series, -j.k2))
+def run_any(job: Job | part_c.EchoJob) -> dict[str, Any]:
+    return run_job(job) if isinstance(job, Job) else part_c.run_echo_job(job, SCORED_SHARE)
+
+
+def run_all(jobs: list[Job], echo_jobs: list[part_c.EchoJob], workers: int) -> tuple[list[dict], list[dict]]:
+    """The wall's rows in the order of ``jobs``, part (c)'s in the order of ``echo_jobs``."""
+
+    # The longest runs first (stateless: replay_batch windows every k1 observations).
+    def cost(job: Job | part_c.EchoJob) -> tuple[int, int]:
+        if isinstance(job, Job):
+            return (-job.ticks * job.n_series * (4 if job.mode == "stateless" else 1), -job.k2)
+        return (-job.ticks * job.n_series * 2, 0)
+
+    ordered = sorted([*jobs, *echo_jobs], key=cost)
     if workers == 1:
-        rows = [run_job(job) for job in ordered]
+        done = [run_any(job) for job in ordered]
     else:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            rows = pool.map(run_job, ordered, chunksize=1)
+            done = pool.map(run_any, ordered, chunksize=1)
+    rows = [r for r in done if "stream" in r]
     order = [(job.stream, job.run, job.k2) for job in jobs]
-    return sorted(rows, key=lambda r: order.index((r["stream"], r["run"], r["k2"])))
+    echo = sorted((r for r in done if "stream" not in r), key=lambda r: [j.k2 for j in echo_jobs].index(r["k2"]))
+    return sorted(rows, key=lambda r: order.index((r["stream"], r["run"], r["k2"]))), echo
 
 
-def plot(rows: list[dict[str, Any]], path: Any) -> None:
+def plot(rows: list[dict[str, Any]], echo: list[dict[str, Any]], path: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, axes = plt.subplots(1, len(STREAMS), figsize=(16, 5.6))
+    fig, all_axes = plt.subplots(1, len(STREAMS) + 1, figsize=(21, 5.8))
+    axes = all_axes[: len(STREAMS)]
+    part_c.plot(all_axes[-1], echo, PERIOD)
     titles = {
         "seasonal_random_walk": f"(a) seasonal random walk, P = {PERIOD}",
         "seasonal_ar": f"(a') seasonal AR, phi = {PHI}, P = {PERIOD}",
@@ -180,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = report.parser(__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, help=f"series per run (default {FULL['n_series']})")
     parser.add_argument("--ticks", type=int, help=f"ticks per run (default {FULL['ticks']})")
+    parser.add_argument("--echo-ticks", type=int, help=f"ticks per run of part (c) (default {part_c.FULL['ticks']})")
     args = parser.parse_args(argv)
     info = report.machine("benchmarks.truncation_wall", argv)
     budget = dict(SMOKE if args.smoke else FULL)
@@ -192,7 +210,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not longer or s in STREAMS_WITH_LONGER_RUN
         for k in K2_VALUES
     ]
-    rows = run_all(jobs, workers=1 if args.smoke else min(2, info["cores"] or 1))
+    echo_budget = dict(part_c.SMOKE if args.smoke else part_c.FULL)
+    if args.echo_ticks is not None:
+        echo_budget["ticks"] = args.echo_ticks
+    echo_jobs = part_c.jobs(echo_budget["n_series"], echo_budget["ticks"], PERIOD, BASE)
+    rows, echo = run_all(jobs, echo_jobs, workers=1 if args.smoke else min(2, info["cores"] or 1))
     payload = {
         "benchmark": "truncation_wall",
         "smoke": args.smoke,
@@ -203,10 +225,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "scored_share": SCORED_SHARE,
         "config_base": BASE.to_dict(),
         "rows": rows,
+        "adaptive": {
+            "budget": echo_budget,
+            "config": {"k1": part_c.K1, **part_c.ADAPTIVE},
+            "rows": echo,
+            "acceptance": part_c.acceptance(echo, PERIOD),
+        },
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(rows, args.out / "truncation_wall.png")
+    plot(rows, echo, args.out / "truncation_wall.png")
     markdown = render(payload)
     report.write(args.out, "truncation_wall", payload, markdown)
     print(markdown)
@@ -262,9 +290,37 @@ def render(payload: dict[str, Any]) -> str:
                 table,
             ),
             "",
+            *render_adaptive(payload),
+            "",
             "![error against k2](truncation_wall.png)",
         ]
     )
+
+
+def render_adaptive(payload: dict[str, Any]) -> list[str]:
+    part = payload["adaptive"]
+    b, c, ok = part["budget"], part["config"], part["acceptance"]
+    headers, body = part_c.table(part["rows"])
+    verdicts = [f"- k2 = {r['k2']}: {r['advisor']['verdict']}" for r in part["rows"]]
+    return [
+        f"### (c) The advisor and adaptive truncation on the delayed echo (P = {payload['period']})",
+        "",
+        f"Stateful, {b['n_series']} series x {b['ticks']:,} ticks, k1 = {c['k1']} for every run; adaptive: "
+        f"k2_min = {c['k2_min']}, k2_max = {c['k2_max']}, truncation_bias = {c['truncation_bias']}. "
+        "Backprop steps: the length of each replayed window times the windows, summed over the updates.",
+        "",
+        report.markdown_table(headers, body),
+        "",
+        f"Acceptance, as measured: the advisor flags k2 <= P as too short: {ok['flags_k2_up_to_P_as_too_short']}; "
+        f"k2 = 2P long enough: {ok['k2_2P_sufficient']}; adaptive RMSE / fixed 2P = "
+        f"{ok['adaptive_rmse_over_fixed_2P']:.3f} (within 10 %: {ok['adaptive_within_10_percent']}); backprop steps "
+        f"{ok['adaptive_steps_over_fixed_2P']:.2f}x, wall time {ok['adaptive_seconds_over_fixed_2P']:.2f}x "
+        "of fixed 2P's.",
+        "",
+        "The advisor's verdicts at the end of each run:",
+        "",
+        *verdicts,
+    ]
 
 
 if __name__ == "__main__":

@@ -99,6 +99,26 @@ def display_url(url: str) -> str:
     return parts._replace(netloc=f"{user}{netloc}").geturl()
 
 
+def read_stream(url: str, stream: str, after_seq: int = 0) -> list[LogRecord]:
+    """The records of ``stream`` after ``after_seq``, read without taking an epoch (a reader never
+    fences the writer, as opening a :class:`PostgresLog` would)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('log_events') IS NOT NULL").fetchone()[0]
+        rows = (
+            conn.execute(
+                "SELECT seq, model, kind, payload, created_at FROM log_events WHERE stream = %s AND seq > %s "
+                "ORDER BY seq",
+                (stream, int(after_seq)),
+            ).fetchall()
+            if exists
+            else []
+        )
+    return [
+        LogRecord(int(seq), model, kind, decode_payload(int(seq), payload), at)
+        for seq, model, kind, payload, at in rows
+    ]
+
+
 class PostgresLog:
     """The log stream ``stream`` in the database at ``url`` (a libpq URL or DSN), opened as a new
     writer epoch. Thread-safe (one connection, used under a lock)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
 import sys
@@ -15,19 +16,23 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
 import psycopg
 import pytest
 
-from benchmarks.postgres_server import TemporaryPostgres
+from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
 from benchmarks.server_process import ServerProcess, free_port
 from service.api.app import create_app
+from service.host.model_state import decode_model_checkpoint
 from service.host.shard import ForwardedRequest, shard_of
-from service.storage.postgres_log import PostgresLog
+from service.storage.postgres_log import read_stream
+from tbptt_online import Forecaster, ForecasterConfig
 
 from .api.test_front import MODELS, requests
+from .bitwise import assert_bitwise_equal
 from .conftest import SMALL_MODEL
 from .host.test_durability_recovery import NO_TIMER
 
@@ -44,6 +49,9 @@ from service.host.ray_shards import NAMESPACE, actor_name  # noqa: E402
 
 SHARDS = 2
 T0 = 1_700_000_000
+# Kills in the random-kill test: 3 in make test (about 1.5 min on 2 busy cores), the issue's 10 with
+# CLUSTER_FAULT_KILLS=10 (about 5 min here).
+KILLS = int(os.environ.get("CLUSTER_FAULT_KILLS", "3"))
 
 
 class Running:
@@ -61,11 +69,10 @@ class Running:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    if os.environ.get("CI") is None and not Path("/usr/local/bin/initdb").exists():
-        from benchmarks.postgres_server import postgres_bin_dir
-
-        if postgres_bin_dir() is None:
-            pytest.skip("no PostgreSQL on this machine; CI requires it")
+    if postgres_bin_dir() is None:  # as the postgres fixture: CI must have it
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: CI must install it (apt-get install -y postgresql)")
+        pytest.skip("no PostgreSQL on this machine (apt-get install -y postgresql); CI requires it")
     shared = tmp_path_factory.mktemp("cluster")
     postgres = TemporaryPostgres()
     postgres.start()
@@ -156,10 +163,18 @@ def stream(
             t += 1
 
 
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+
 def failover(running: Running, model: str, kill) -> float:
     """Stream into ``model`` from 2 clients (one per front), ``kill()`` its shard, stream on; every
     acknowledged observation is applied exactly once. The seconds from the start of the kill to the
-    acknowledgement of the first request sent after it ended."""
+    acknowledgement of the first request sent once the shard's process was gone."""
     created = httpx.post(f"{running.fronts[0].url}/v1/models", json={"name": model, "config": SMALL_MODEL}, timeout=60)
     assert created.status_code in (201, 409), created.text  # 409: an earlier test made it
     stop = threading.Event()
@@ -172,8 +187,12 @@ def failover(running: Running, model: str, kill) -> float:
         thread.start()
     try:
         time.sleep(2.0)
+        pid = ray.get(running.actor(shard_of(model, SHARDS)).pid.remote())
         kill_started = time.monotonic()
-        kill()  # returns once the processes are gone (remove_node waits for them)
+        kill()
+        while process_exists(pid):  # a process of a removed node may still answer for a moment
+            assert time.monotonic() < kill_started + 30, f"shard process {pid} still alive 30 s after the kill"
+            time.sleep(0.01)
         killed_at = time.monotonic()
         deadline = killed_at + 60
 
@@ -189,13 +208,12 @@ def failover(running: Running, model: str, kill) -> float:
         for thread in threads:
             thread.join(timeout=120)
     assert recovered_at is not None, "no write was acknowledged within 60 s of the kill"
-    with PostgresLog(running.postgres.url, stream=f"shard-{shard_of(model, SHARDS)}") as log:
-        logged: dict[str, list[float]] = {s: [] for s in acks}
-        for record in log.records():
-            if record.model == model and record.kind == "observe":
-                for series, _, timestamp in record.payload["items"]:
-                    if series in logged:
-                        logged[series].append(timestamp)
+    logged: dict[str, list[float]] = {s: [] for s in acks}
+    for record in read_stream(running.postgres.url, f"shard-{shard_of(model, SHARDS)}"):  # a reader: no fencing
+        if record.model == model and record.kind == "observe":
+            for series, _, timestamp in record.payload["items"]:
+                if series in logged:
+                    logged[series].append(timestamp)
     for series, acked in acks.items():
         assert len(acked) > 5 and [t for t, _, _ in acked] == list(range(len(acked)))  # every one acknowledged
         # The log after the newest checkpoint (the restart checkpoints and prunes): in order, once each.
@@ -251,3 +269,89 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
     assert ray.get(running.actor(index).pid.remote()) != pid  # it restarted
     status, stats = running.shard_call(index, "GET", "/v1/models/alpha/series/s9")
     assert status == 200 and orjson.loads(stats)["count"] == before + 1  # applied once
+
+
+class Tapped(NamedTuple):
+    seq: int
+    model: str
+    kind: str
+    payload: Any
+
+
+@pytest.mark.timeout(900)
+def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_forecaster_reaches(
+    running: Running,
+) -> None:
+    """SIGKILL the shard KILLS times at random moments while 2 clients stream and retry; a tap reads the
+    shard's log as it grows (checkpoints prune it): every acknowledged observation is journaled once,
+    and the model equals, bit for bit, a library Forecaster fed the journaled batches in order."""
+    model, index = "kappa", shard_of("kappa", SHARDS)
+    stream_name = f"shard-{index}"
+    created = httpx.post(f"{running.fronts[0].url}/v1/models", json={"name": model, "config": SMALL_MODEL}, timeout=60)
+    assert created.status_code == 201, created.text
+    records: dict[int, Any] = {
+        r.seq: Tapped(r.seq, r.model, r.kind, r.payload) for r in read_stream(running.postgres.url, stream_name)
+    }
+    stop, tapping = threading.Event(), threading.Event()
+
+    def tap() -> None:  # every record, before a restart's checkpoint prunes it (a restart takes seconds)
+        with psycopg.connect(running.postgres.url, autocommit=True) as conn:
+            while not tapping.is_set():
+                rows = conn.execute(
+                    "SELECT seq, model, kind, payload FROM log_events WHERE stream = %s AND seq > %s ORDER BY seq",
+                    (stream_name, max(records, default=0)),
+                ).fetchall()
+                for seq, name, kind, payload in rows:
+                    records[seq] = Tapped(seq, name, kind, orjson.loads(payload))
+                time.sleep(0.2)
+
+    acks: dict[str, list[tuple[int, float, float]]] = {"s0": [], "s1": []}
+    threads = [threading.Thread(target=tap)] + [
+        threading.Thread(target=stream, args=(lambda t, i=i: running.fronts[(t + i) % 2].url, model, s, stop, acks[s]))
+        for i, s in enumerate(acks)
+    ]
+    for thread in threads:
+        thread.start()
+    chance = random.Random(13)
+    failovers = []
+    try:
+        for _ in range(KILLS):
+            time.sleep(chance.uniform(0.2, 2.0))
+            pid = ray.get(running.actor(index).pid.remote())
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            while not any(sent > killed_at for a in acks.values() for _, sent, _ in a):
+                assert time.monotonic() < killed_at + 60, "no write acknowledged within 60 s of a kill"
+                time.sleep(0.05)
+            failovers.append(min(at for a in acks.values() for _, sent, at in a if sent > killed_at) - killed_at)
+            print(f"kill {len(failovers)}: failover {failovers[-1]:.2f} s", flush=True)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads[1:]:
+            thread.join(timeout=150)
+        time.sleep(0.5)
+        tapping.set()
+        threads[0].join(timeout=30)
+    print(f"{KILLS} kills: failover s min {min(failovers):.2f} max {max(failovers):.2f}, all {failovers}")
+
+    assert sorted(records) == list(range(min(records), max(records) + 1))  # the tap missed no record since the start
+    ours = [records[seq] for seq in sorted(records) if records[seq].model == model]
+    assert [r.kind for r in ours].count("create_model") == 1
+    observe = [r for r in ours if r.kind == "observe"]
+    journaled = [(series, ts) for r in observe for series, _, ts in r.payload["items"]]
+    assert len(journaled) == len(set(journaled))  # none twice
+    for series, acked in acks.items():
+        assert len(acked) > KILLS and [t for t, _, _ in acked] == list(range(len(acked)))
+        assert {(series, float(T0 + t)) for t, _, _ in acked} <= set(journaled)  # every acknowledged one
+
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    for r in observe:  # the same batches, in the same order, through the library without any crash
+        reference.observe_many([(series, value) for series, value, _ in r.payload["items"]])
+    status, body = running.shard_call(index, "GET", f"/v1/models/{model}/checkpoint")
+    assert status == 200
+    assert_bitwise_equal(decode_model_checkpoint(body).forecaster, reference.state_dict())
+    for series in acks:
+        status, body = running.shard_call(index, "GET", f"/v1/models/{model}/series/{series}/forecast?horizon=3")
+        got, want = orjson.loads(body)["forecast"], reference.forecast(series, horizon=3)
+        assert status == 200 and [s["mean"] for s in got] == want.mean and [s["upper"] for s in got] == want.upper

@@ -12,7 +12,7 @@ import pytest
 
 from service.storage.event_log import EventLog
 from service.storage.log_store import FencedWriter, LogStore
-from service.storage.postgres_log import PostgresLog
+from service.storage.postgres_log import PostgresLog, read_stream
 
 RECORDS = [
     ("default", "observe", {"items": [["a", 1.5, None], ["b", None, 1700000000.25]]}),
@@ -115,3 +115,14 @@ def test_a_lost_connection_refuses_every_later_append(postgres_url: str) -> None
             log.append("m", "k", 3)  # unknown whether anything committed: the writer must restart
     with PostgresLog(postgres_url, stream="s") as restarted:
         assert [r.payload for r in restarted.records()] == [1]
+
+
+def test_a_reader_sees_the_records_and_never_fences_the_writer(postgres_url: str) -> None:
+    assert read_stream(postgres_url, "s") == []  # no tables yet
+    with PostgresLog(postgres_url, stream="s") as log:
+        for record in RECORDS:
+            log.append(*record)
+        got = read_stream(postgres_url, "s", after_seq=1)
+        assert [(r.seq, r.model, r.kind, r.payload) for r in got] == [(i + 2, *r) for i, r in enumerate(RECORDS[1:])]
+        assert log.append("default", "observe", {"items": []}) == 5  # still the owner
+        assert log.epoch == 1

@@ -35,6 +35,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.accuracy
 	$(PY) -m benchmarks.truncation_wall
+	$(PY) -m benchmarks.advisor_overhead
 	$(PY) -m benchmarks.http_load
 	$(PY) -m benchmarks.cluster_load
 	$(PY) -m benchmarks.feed_one_series

@@ -15,6 +15,7 @@ the adaptive run reaches the RMSE of fixed k2 = 2P within 10 % at no more than i
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -93,7 +94,9 @@ def run_echo_job(job: EchoJob, scored_share: float) -> dict[str, Any]:
         "window_at_probes": windows,
         "advisor": {
             "window": report.window,
-            "relative_bias": report.relative_bias,
+            # JSON has no infinity: an unbounded bias (no decay within the probe) is None and flagged
+            "relative_bias": None if report.relative_bias == math.inf else report.relative_bias,
+            "bias_unbounded": report.relative_bias == math.inf,
             "recommended_k2": report.recommended_k2,
             "dependencies": sorted(set(report.dependencies.values())),
             "too_short": report.recommended_k2 > report.window,
@@ -165,9 +168,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
                 r["rmse"]["model"],
                 r["gap_closed"],
                 r["seconds"],
-                "unbounded"
-                if a["relative_bias"] is not None and a["relative_bias"] == float("inf")
-                else a["relative_bias"],
+                "unbounded" if a["bias_unbounded"] else a["relative_bias"],
                 a["recommended_k2"],
                 "yes" if a["too_short"] else "no",
             ]

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from service.cli.cli_tools import add_csv_columns, csv_source, positive_int
 from service.cli.csv_source import CsvSource
 from tbptt_online.advisor import TruncationReport, advise_values
 from tbptt_online.config import ForecasterConfig
@@ -36,13 +37,6 @@ ADVISE_EXAMPLE = """\
 example (the sample file that ships with the repository):
   tbptt-online advise data/server_metrics.csv --series-column host --value-column cpu_percent --k2 16
 """
-
-
-def _positive_int(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be an integer >= 1")
-    return number
 
 
 def add_advise_command(commands: argparse._SubParsersAction) -> None:
@@ -56,21 +50,10 @@ def add_advise_command(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE.csv", help="CSV file with a header row")
-    columns = parser.add_argument_group("columns")
-    which = columns.add_mutually_exclusive_group(required=True)
-    which.add_argument("--series-column", metavar="COLUMN", help="column holding each row's series name")
-    which.add_argument("--series", metavar="NAME", help="one series name for every row (a file of one series)")
-    columns.add_argument(
-        "--value-column",
-        metavar="COLUMN",
-        action="append",
-        required=True,
-        help="column holding the value; repeat it for a multi-feature value",
-    )
-    columns.add_argument("--time-column", metavar="COLUMN", help="column of times (checked; rows stay in file order)")
+    add_csv_columns(parser, "column of times (checked; rows stay in file order)")
     model = parser.add_argument_group("model")
-    model.add_argument("--k1", type=_positive_int, default=defaults.k1, help="steps between updates (%(default)s)")
-    model.add_argument("--k2", type=_positive_int, default=defaults.k2, help="steps replayed (%(default)s)")
+    model.add_argument("--k1", type=positive_int, default=defaults.k1, help="steps between updates (%(default)s)")
+    model.add_argument("--k2", type=positive_int, default=defaults.k2, help="steps replayed (%(default)s)")
     model.add_argument(
         "--config",
         type=json.loads,
@@ -100,13 +83,7 @@ def read_series(source: CsvSource) -> tuple[list[str], torch.Tensor]:
 
 
 def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, list[str], torch.Tensor]:
-    source = CsvSource.from_path(
-        args.file,
-        value_columns=args.value_column,
-        series_column=args.series_column,
-        series_name=args.series,
-        time_column=args.time_column,
-    )
+    source = csv_source(args)
     names, values = read_series(source)
     fields: dict[str, Any] = {"n_features": values.shape[2], **args.config, "k1": args.k1, "k2": args.k2}
     config = ForecasterConfig.from_dict(fields)

@@ -63,11 +63,38 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     number = int(text)
     if number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be an integer >= 1")
     return number
+
+
+def add_csv_columns(parser: argparse.ArgumentParser, time_help: str) -> None:
+    """The CSV's columns, as ``feed`` and ``advise`` read them (``csv_source`` opens the file)."""
+    columns = parser.add_argument_group("columns")
+    which = columns.add_mutually_exclusive_group(required=True)
+    which.add_argument("--series-column", metavar="COLUMN", help="column holding each row's series name")
+    which.add_argument("--series", metavar="NAME", help="one series name for every row (a file of one series)")
+    columns.add_argument(
+        "--value-column",
+        metavar="COLUMN",
+        action="append",
+        required=True,
+        help="column holding the value; repeat it for a multi-feature value",
+    )
+    columns.add_argument("--time-column", metavar="COLUMN", help=time_help)
+
+
+def csv_source(args: argparse.Namespace) -> CsvSource:
+    """The CSV named by ``args`` (``file`` and the arguments of ``add_csv_columns``)."""
+    return CsvSource.from_path(
+        args.file,
+        value_columns=args.value_column,
+        series_column=args.series_column,
+        series_name=args.series,
+        time_column=args.time_column,
+    )
 
 
 def add_feed_command(commands: argparse._SubParsersAction) -> None:
@@ -81,28 +108,16 @@ def add_feed_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("file", metavar="FILE.csv", help="CSV file with a header row")
     parser.add_argument("--model", default="default", help="model to feed (default: the model named 'default')")
-    columns = parser.add_argument_group("columns")
-    which = columns.add_mutually_exclusive_group(required=True)
-    which.add_argument("--series-column", metavar="COLUMN", help="column holding each row's series name")
-    which.add_argument("--series", metavar="NAME", help="one series name for every row (a file of one series)")
-    columns.add_argument(
-        "--value-column",
-        metavar="COLUMN",
-        action="append",
-        required=True,
-        help="column holding the value; repeat it for a multi-feature value",
-    )
-    columns.add_argument(
-        "--time-column",
-        metavar="COLUMN",
-        help="column of unix seconds or ISO-8601 times, increasing per series "
+    add_csv_columns(
+        parser,
+        "column of unix seconds or ISO-8601 times, increasing per series "
         "(recommended: it makes batches idempotent, so they are retried safely)",
     )
     sending = parser.add_argument_group("sending")
     sending.add_argument(
         "--batch-size",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=500,
         help="rows per request, at most the server's TBPTT_MAX_BATCH_OBSERVATIONS (default: %(default)s)",
     )
@@ -113,13 +128,7 @@ def add_feed_command(commands: argparse._SubParsersAction) -> None:
 
 def run_feed(args: argparse.Namespace) -> int:
     try:
-        source = CsvSource.from_path(
-            args.file,
-            value_columns=args.value_column,
-            series_column=args.series_column,
-            series_name=args.series,
-            time_column=args.time_column,
-        )
+        source = csv_source(args)
         with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
             report = feed(client, source, args.model, batch_size=args.batch_size, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -144,7 +153,7 @@ def add_forecast_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("model", metavar="MODEL", help="model name (the service starts with 'default')")
     parser.add_argument("series", metavar="SERIES", help="series name")
     parser.add_argument(
-        "--horizon", metavar="H", type=_positive_int, default=12, help="steps ahead (default: %(default)s)"
+        "--horizon", metavar="H", type=positive_int, default=12, help="steps ahead (default: %(default)s)"
     )
     parser.add_argument(
         "--level", metavar="LEVEL", type=float, help="interval level in (0, 1) (default: the model's, e.g. 0.9)"

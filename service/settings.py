@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(
         2.0, ge=0.0, le=1000.0, description="How long a micro-batch waits for more requests after its first."
     )
+    long_batch_chunk_ticks: int = Field(
+        1,
+        ge=1,
+        le=1_000_000,
+        description="A batch holding a request of several values of a series (several ticks of the model) is "
+        "applied this many ticks at a time; the short requests that arrive meanwhile go between two chunks "
+        "(a single observation waits for one chunk, not for the whole batch).",
+    )
     torch_threads: int = Field(
         1,
         ge=1,

@@ -11,7 +11,15 @@ runs, waits for that fsync, then publishes a new snapshot and settles the future
 on their event loop: nothing is seen or acknowledged before it is durable. When the
 jobs collected include long ones (several values of a series: several ticks), the
 short ones go first in their own batch and the rest right after
-(:mod:`service.host.fair_batches`), so a single observation never waits for many ticks. A batch
+(:mod:`service.host.fair_batches`). A batch that includes a long request and holds more than
+``chunk_ticks`` ticks is not applied in one call: it is journaled whole, once, and applied
+``chunk_ticks`` ticks at a time (:mod:`service.host.chunked_run`), each chunk journaled as a
+small record before it is applied; between two chunks, the short requests that arrived
+meanwhile and hold none of the batch's series (nor of a request waiting behind it) are
+applied as a batch of their own and answered, so a single observation waits for one chunk,
+not for every tick of a long batch. Every other job that arrives meanwhile (a long one, one
+of the same series, a call) waits, in order, until the long batch is done; its requests are
+answered once all of it is applied and durable. A batch
 whose fsync fails is answered with the error, and the model accepts no more changes
 (it holds a batch the log may not): a restart recovers what the log holds.
 
@@ -33,6 +41,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,7 +50,8 @@ import torch
 
 from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
 from service.host.admission import BatchAdmission, SeriesMark, Source
-from service.host.fair_batches import short_first
+from service.host.chunked_run import ChunkedRun
+from service.host.fair_batches import short_first, ticks
 from service.host.memory_budget import SeriesLimit
 from service.host.metrics import ServiceMetrics
 from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
@@ -53,6 +63,7 @@ from service.storage.journal import (
     RESET_LEARNING_RATE,
     Journal,
     NullJournal,
+    PendingAppend,
     with_changes,
 )
 from service.storage.observation import Observation
@@ -106,6 +117,7 @@ class ModelWorker:
         max_series: int = 100_000,
         max_batch_observations: int = 10_000,
         max_wait_s: float = 0.002,
+        chunk_ticks: int = 1,
     ) -> None:
         self.name = name
         self.forecaster = forecaster
@@ -118,12 +130,14 @@ class ModelWorker:
         self.series_limit: Callable[[], SeriesLimit] | None = None
         self.max_batch_observations = max_batch_observations
         self.max_wait_s = max_wait_s
+        self.chunk_ticks = chunk_ticks  # ticks of a long batch applied between two looks at the queue
         self._marks: dict[str, SeriesMark] = {}
         self.recent = RecentResults()  # what the dashboard draws: values beside the forecasts made for them
         self._marks_changed = True  # copied into the next snapshot only when changed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._carried: _ObserveJob | None = None  # a job that did not fit the last batch
-        self._held: list[_ObserveJob] = []  # jobs the last batch set aside (long ones): the next batch
+        self._waiting: deque[Any] = deque()  # jobs taken from the queue and set aside: they go first, in order
+        self._chunked: ChunkedRun | None = None  # a long batch being applied a chunk at a time
+        self._chunked_jobs: list[tuple[_ObserveJob, list[Source]]] = []  # its requests (none after a recovery)
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False
@@ -138,7 +152,7 @@ class ModelWorker:
 
     @property
     def queued_jobs(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._waiting)
 
     # -- the requester's side (the event loop) ------------------------------------------
     async def observe(self, observations: list[Observation]) -> ObserveOutcome:
@@ -219,6 +233,35 @@ class ModelWorker:
             tick.lists()  # built once, on this thread (a no-op when ``recent`` did it)
         return results
 
+    @property
+    def unfinished(self) -> ChunkedRun | None:
+        """The long batch being applied a chunk at a time, if any (recovery may leave one: the
+        worker's thread finishes it before anything else of its series)."""
+        return self._chunked
+
+    def begin_chunked(self, observations: Sequence[Observation], seq: int | None) -> None:
+        """Take a long batch journaled whole as record ``seq``, to apply with ``apply_chunk``
+        (call it like ``apply``). Nothing is applied yet."""
+        if self._chunked is not None:
+            raise ValueError(f"a chunked batch (log seq {self._chunked.seq}) is not finished")
+        self._chunked = ChunkedRun(observations, seq)
+
+    def apply_chunk(self, request: int | None, ticks: int, *, record_recent: bool = True) -> StepResults:
+        """Apply the next ``ticks`` ticks of the chunked batch journaled as record ``request``
+        (call it like ``apply``); the batch is done once none remain."""
+        run = self._chunked
+        if run is None or run.seq != request:
+            held = "none" if run is None else f"log seq {run.seq}"
+            raise ValueError(f"a chunk of batch log seq {request} came, but the chunked batch being applied is {held}")
+        if not 1 <= ticks <= run.remaining:
+            raise ValueError(f"a chunk of {ticks} ticks came, but batch log seq {request} has {run.remaining} left")
+        chunk = run.chunk(ticks)
+        results = self.apply(chunk, record_recent=record_recent)
+        run.done(results)
+        if run.remaining == 0:
+            self._chunked = None
+        return results
+
     def apply_forget(self, series: str) -> None:
         """Forget a series (call it like ``apply``)."""
         self.forecaster.forget(series)
@@ -237,7 +280,10 @@ class ModelWorker:
 
     def capture(self) -> ModelState:
         """The model's complete state (call it on the worker thread, through ``call``, or when the
-        thread is not running). Cheap: the series' tensors are shared, never written in place."""
+        thread is not running). Cheap: the series' tensors are shared, never written in place.
+        Refused while a long batch is half applied (the worker runs captures only between them)."""
+        if self._chunked is not None:
+            raise RuntimeError(f"model {self.name!r} is half way through batch log seq {self._chunked.seq}")
         return ModelState(self.name, self.seq, self.forecaster.state_dict(), dict(self._marks))
 
     def publish(self) -> None:
@@ -261,48 +307,97 @@ class ModelWorker:
         # on a busy machine).
         torch.set_num_threads(torch.get_num_threads())
         while True:
-            interrupting = None
-            if self._held:  # what the last batch set aside (service.host.fair_batches): now, in its order
-                batch, self._held = self._held, []
-            else:
-                job = self._carried or self._queue.get()
-                self._carried = None
-                if job is _STOP:
+            if self._chunked is not None:  # a long batch: one chunk, then what may go between two
+                self._guarded([job for job, _ in self._chunked_jobs], self._next_chunk)
+                if self._chunked is not None:
+                    self._between_chunks()
+                continue
+            job = self._take()
+            if job is _STOP:
+                return
+            if isinstance(job, _CallJob):
+                if self._call(job) and job.ends_thread:
                     return
-                if isinstance(job, _CallJob):
-                    if self._call(job) and job.ends_thread:
-                        return
-                    continue
-                batch, interrupting = self._collect(job)
-                now, later = short_first([[o.series for o in j.observations] for j in batch])
-                batch, self._held = [batch[i] for i in now], [batch[i] for i in later]
-            try:
-                self._process(batch)
-            except Exception as error:  # a bug must not hang the requesters or kill the thread
-                logger.exception("applying a batch of model %r failed", self.name)
-                self.publish()
-                for failed in batch:
-                    self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
-            if interrupting is not None:
-                self._carried = interrupting  # handled by the next turn of the loop
+                continue
+            batch = self._collect(job)
+            now, later = short_first([[o.series for o in j.observations] for j in batch])
+            for part in ([batch[i] for i in now], [batch[i] for i in later]):
+                if part:  # the short ones first (service.host.fair_batches), then the rest
+                    self._guarded(part, lambda part=part: self._process(part))
 
-    def _collect(self, first: _ObserveJob) -> tuple[list[_ObserveJob], Any]:
-        """More jobs for this batch, until the wait or the size runs out; a non-observe job ends it."""
+    def _take(self, timeout: float | None = None) -> Any:
+        """The next job: those set aside first, then the queue's (``queue.Empty`` after ``timeout``)."""
+        if self._waiting:
+            return self._waiting.popleft()
+        return self._queue.get(timeout=timeout)
+
+    def _guarded(self, jobs: list[_ObserveJob], work: Callable[[], None]) -> None:
+        """``work()``; a bug must not hang the requesters or kill the thread: they are answered 500."""
+        try:
+            work()
+        except Exception as error:
+            logger.exception("applying a batch of model %r failed", self.name)
+            if self._chunked is not None and self._chunked_jobs and self._chunked_jobs[0][0] in jobs:
+                self._chunked, self._chunked_jobs = None, []  # (applying failed: the model is quarantined)
+            self.publish()
+            for failed in jobs:
+                self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
+
+    def _collect(self, first: _ObserveJob) -> list[_ObserveJob]:
+        """More jobs for this batch, until the wait or the size runs out; a non-observe job ends it
+        (it and a job that does not fit are set aside: they come next)."""
         batch, size = [first], len(first.observations)
         deadline = time.monotonic() + self.max_wait_s
         while size < self.max_batch_observations:
             try:
-                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                job = self._take(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if not isinstance(job, _ObserveJob):
-                return batch, job
-            if size + len(job.observations) > self.max_batch_observations:
-                self._carried = job  # it starts the next batch
+            if not isinstance(job, _ObserveJob) or size + len(job.observations) > self.max_batch_observations:
+                self._waiting.appendleft(job)
                 break
             batch.append(job)
             size += len(job.observations)
-        return batch, None
+        return batch
+
+    def _between_chunks(self) -> None:
+        """Between two chunks of a long batch: the short requests that arrived meanwhile (one value
+        per series) and hold none of the series of the long batch or of a job waiting behind it go
+        now, as one batch; every other job waits, in arrival order, until the long batch is done
+        (a call job, and everything after it: a forget or an import must see the batch whole)."""
+        assert self._chunked is not None
+        behind = set(self._chunked.series)  # series whose next values must wait for the long batch
+        closed = False  # a call job waits: everything after it waits too
+        for waiting in self._waiting:
+            if isinstance(waiting, _ObserveJob):
+                behind.update(o.series for o in waiting.observations)
+            else:
+                closed = True
+        now: list[_ObserveJob] = []
+        size = 0
+        while size < self.max_batch_observations:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            series = [o.series for o in job.observations] if isinstance(job, _ObserveJob) else None
+            if (
+                series is not None
+                and not closed
+                and ticks(series) <= 1
+                and behind.isdisjoint(series)
+                and size + len(series) <= self.max_batch_observations
+            ):
+                now.append(job)
+                size += len(series)
+                continue
+            self._waiting.append(job)
+            if series is None:
+                closed = True
+            else:
+                behind.update(series)
+        if now:
+            self._guarded(now, lambda: self._process(now))
 
     def _process(self, jobs: list[_ObserveJob]) -> None:
         if self._unsynced is not None:
@@ -317,6 +412,9 @@ class ModelWorker:
             else:
                 admitted.append((job, outcome))
         merged = admission.merged
+        if merged and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
+            self._begin_chunked(merged, admitted)
+            return
         results: Sequence[StepResult] = ()
         if merged:
             try:
@@ -330,33 +428,111 @@ class ModelWorker:
             try:
                 results = self.apply(merged, record_recent=False)  # the record is written; its fsync runs meanwhile
             except Exception as error:  # the log holds a batch the model could not apply: its state is unknown
-                self.quarantined = f"a journaled batch (log seq {pending.seq}) failed to apply: {error!r}"
-                self._unsynced = Quarantined(self.name, self.quarantined)
-                raise  # answered 500 by _run; every later change gets 503, and a restart quarantines it
+                self._quarantine(pending.seq, error)
+                raise  # answered 500 by _guarded; every later change gets 503, and a restart quarantines it
             seconds = time.perf_counter() - started
             if pending.seq is not None:
                 self.seq = pending.seq
-            try:
-                self._journaled(pending.wait_durable, "batch", "acknowledged")
-            except ApiError as error:  # applied, but not known to be durable: nothing more is accepted
-                self._unsynced = type(error)(
-                    f"the event log could not confirm a batch as durable ({error.detail}); this model accepts "
-                    "no more changes until the service restarts (recovery applies what the log holds)"
-                )
-                for job, _ in admitted:
-                    self._fail(job, self._unsynced)
+            if not self._wait_durable(pending, [job for job, _ in admitted]):
                 return
             self.recent.record(merged, results)  # readers see the batch only once it is durable
             self.publish()
-            self.metrics.record_batch(
-                self.name,
-                requests=len(admitted),
-                observations=len(merged),
-                seconds=seconds,
-                updated=self.forecaster.engine.attempts > attempts_before,
-            )
+            self._record_batch(len(admitted), len(merged), seconds, attempts_before)
         update_count = self.forecaster.engine.updates
         self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
+
+    @staticmethod
+    def _long(jobs: list[_ObserveJob]) -> bool:
+        """Whether a request holds several values of a series (only such batches are chunked)."""
+        return any(ticks([o.series for o in job.observations]) > 1 for job in jobs)
+
+    def _begin_chunked(self, merged: list[Observation], admitted: list[tuple[_ObserveJob, list[Source]]]) -> None:
+        """Journal a long batch whole; ``_next_chunk`` applies it, a chunk at a time."""
+        try:
+            pending = self._journaled(lambda: self.journal.begin_chunked(self.name, merged), "batch", "applied")
+        except ApiError as error:
+            for job, _ in admitted:
+                self._fail(job, error)
+            return
+        self.begin_chunked(merged, pending.seq)  # durable with its first chunk's record (the log is in order)
+        self._chunked_jobs = admitted
+        if pending.seq is not None:
+            self.seq = pending.seq
+
+    def _next_chunk(self) -> None:
+        """Journal and apply the long batch's next chunk, publish it once durable; answer the
+        batch's requests with its last."""
+        run, jobs = self._chunked, [job for job, _ in self._chunked_jobs]
+        assert run is not None
+        if self._unsynced is not None:
+            self._chunked, self._chunked_jobs = None, []  # the log holds it: a restart finishes it
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
+        count = min(self.chunk_ticks, run.remaining)
+        chunk = run.chunk(count)
+        try:
+            pending = self._journaled(
+                lambda: self.journal.begin_chunk(self.name, run.seq, count, chunk), "chunk", "applied"
+            )
+        except ApiError as error:  # the batch is in the log, half applied: nothing may come between
+            self._unsynced = type(error)(
+                f"{error.detail}; batch log seq {run.seq} is journaled but only partly applied: this model accepts "
+                "no more changes until the service restarts (recovery applies the whole batch)"
+            )
+            self._chunked, self._chunked_jobs = None, []
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
+        attempts_before = self.forecaster.engine.attempts
+        started = time.perf_counter()
+        try:
+            results = self.apply_chunk(run.seq, count, record_recent=False)  # its fsync runs meanwhile
+        except Exception as error:
+            self._quarantine(pending.seq, error)
+            raise
+        seconds = time.perf_counter() - started
+        if pending.seq is not None:
+            self.seq = pending.seq
+        if not self._wait_durable(pending, jobs):
+            self._chunked, self._chunked_jobs = None, []
+            return
+        self.recent.record(chunk, results)
+        self.publish()
+        finished = run.remaining == 0
+        self._record_batch(len(jobs) if finished else 0, len(chunk), seconds, attempts_before)
+        if finished:
+            outcomes, update_count = run.results(), self.forecaster.engine.updates
+            admitted, self._chunked_jobs = self._chunked_jobs, []
+            self._settle_all(
+                [(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in admitted]
+            )
+
+    def _quarantine(self, seq: int | None, error: Exception) -> None:
+        """A journaled batch or chunk failed to apply: the model's state is unknown."""
+        self.quarantined = f"a journaled batch (log seq {seq}) failed to apply: {error!r}"
+        self._unsynced = Quarantined(self.name, self.quarantined)
+
+    def _wait_durable(self, pending: PendingAppend, jobs: list[_ObserveJob]) -> bool:
+        """Wait for a record's fsync; when it fails, the jobs are answered with the error, the
+        model accepts no more changes, and False."""
+        try:
+            self._journaled(pending.wait_durable, "batch", "acknowledged")
+        except ApiError as error:  # applied, but not known to be durable: nothing more is accepted
+            self._unsynced = type(error)(
+                f"the event log could not confirm a batch as durable ({error.detail}); this model accepts "
+                "no more changes until the service restarts (recovery applies what the log holds)"
+            )
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return False
+        return True
+
+    def _record_batch(self, requests: int, observations: int, seconds: float, attempts_before: int) -> None:
+        updated = self.forecaster.engine.attempts > attempts_before
+        self.metrics.record_batch(
+            self.name, requests=requests, observations=observations, seconds=seconds, updated=updated
+        )
 
     def _call(self, job: _CallJob) -> bool:
         """Run a job's function and settle its future; True when it succeeded."""

@@ -6,7 +6,12 @@ checkpoint is cut at one log position, but a model's state may already hold a fe
 records after it (those its worker applied before its state was captured), and
 ``apply`` skips a model's records at or below its own ``seq``. Every other record
 goes through the same path the live service used (``ModelWorker.apply`` for a
-batch), so the ticks are the same. A record that does not fit (a batch for a model
+batch), so the ticks are the same. A long batch applied a few ticks at a time is an
+``observe_chunked`` record and the ``observe_chunk`` records that applied it, interleaved with
+other batches as the live worker applied them: they are applied in that order. One whose last
+chunk the log does not hold (a crash between two chunks) is left to the model's worker, which
+applies and journals the rest first, as it would have; it was journaled whole, so
+it is applied whole, exactly once, like any logged batch. A record that does not fit (a batch for a model
 that does not exist, a series that is not there, a batch the model cannot apply)
 *quarantines* that model alone: it is left out, with the reason in ``quarantined``, its
 later records are skipped (a ``delete_model`` record lifts the quarantine), and the
@@ -38,6 +43,8 @@ from service.storage.journal import (
     FORGET_SERIES,
     IMPORT_CHECKPOINT,
     OBSERVE,
+    OBSERVE_CHUNK,
+    OBSERVE_CHUNKED,
     RESET_LEARNING_RATE,
     TORCH_THREADS,
 )
@@ -115,8 +122,14 @@ class StateRebuild:
             raise ValueError(f"model {name!r} does not exist")
         if record.seq <= worker.seq:
             return  # this model's checkpointed state includes the record
+        if worker.unfinished is not None and record.kind not in (OBSERVE, OBSERVE_CHUNK):
+            raise ValueError(f"a {record.kind} record came while batch log seq {worker.unfinished.seq} is half applied")
         if record.kind == OBSERVE:
             worker.apply(observations_of(payload))
+        elif record.kind == OBSERVE_CHUNKED:
+            worker.begin_chunked(observations_of(payload), record.seq)
+        elif record.kind == OBSERVE_CHUNK:
+            worker.apply_chunk(payload["request"], payload["ticks"])
         elif record.kind == FORGET_SERIES:
             worker.apply_forget(payload["series"])
         elif record.kind == RESET_LEARNING_RATE:

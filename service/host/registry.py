@@ -122,6 +122,7 @@ class ModelRegistry:
             max_series=s.max_series_per_model,
             max_batch_observations=s.microbatch_max_observations,
             max_wait_s=s.microbatch_max_wait_ms / 1000.0,
+            chunk_ticks=s.long_batch_chunk_ticks,
         )
         worker.series_limit = lambda: self.series_limit(worker)
         return worker

@@ -20,6 +20,14 @@ event log's fsync), raising what ``append`` would raise. The worker computes the
 in between and acknowledges it only after ``wait_durable()``, so the fsync and the
 model's work overlap.
 
+A batch of many ticks may be applied a few ticks at a time, with other batches in between
+(:mod:`service.host.chunked_run`): ``begin_chunked(model, observations)`` writes the whole
+batch once, as an ``observe_chunked`` record that applies nothing by itself, and each chunk
+applied later is a small ``observe_chunk`` record, ``begin_chunk(model, request, ticks)``:
+"the next ``ticks`` ticks of the batch journaled as record ``request``, applied here". The
+log then holds the order in which ticks were actually applied, and a recovery that finds a
+batch not finished finishes it (the worker applies and journals the rest first).
+
 The default keeps nothing (state lives in memory only); :class:`service.storage.log_journal.LogJournal`
 writes both to the event log and makes the service durable. A journal with
 ``append`` alone (a test's recorder) still works: :func:`with_changes` gives it a
@@ -44,6 +52,8 @@ from service.storage.observation import Observation
 # The kinds of change records, as the event log stores them.
 CREATE_MODEL = "create_model"
 OBSERVE = "observe"
+OBSERVE_CHUNKED = "observe_chunked"  # a whole batch, applied by the observe_chunk records after it
+OBSERVE_CHUNK = "observe_chunk"  # {"request": seq of the observe_chunked record, "ticks": n}: n more ticks applied
 FORGET_SERIES = "forget_series"
 DELETE_MODEL = "delete_model"
 IMPORT_CHECKPOINT = "import_checkpoint"
@@ -82,6 +92,15 @@ class ChangeJournal(Journal, Protocol):
         """``append`` in two steps: written when this returns, durable after ``wait_durable()``."""
         ...
 
+    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        """Write a batch that its ``begin_chunk`` records apply, a chunk of ticks at a time."""
+        ...
+
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
+        """Write that the next ``ticks`` ticks of the chunked batch ``request`` (their observations:
+        ``chunk``) are applied now."""
+        ...
+
 
 class NullJournal:
     """A journal that records nothing: state lives in memory only."""
@@ -95,10 +114,18 @@ class NullJournal:
     def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
         return PendingAppend(None)
 
+    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        return PendingAppend(None)
+
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
+        return PendingAppend(None)
+
 
 class _Completed:
-    """A journal given ``begin_append`` (its ``append``, durable at once) and, without a
-    ``record`` of its own, a ``record`` that keeps nothing."""
+    """A journal given what it lacks: ``begin_append`` (its ``append``, durable at once), a
+    ``record`` that keeps nothing, a ``begin_chunked`` that keeps nothing and ``begin_chunk``
+    (the chunk's observations as one ``begin_append``: a recorder sees each chunk as a batch,
+    in the order the model applied them)."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -107,7 +134,16 @@ class _Completed:
         return self.journal.append(model, observations)
 
     def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
-        return PendingAppend(self.journal.append(model, observations))
+        own = getattr(self.journal, "begin_append", None)
+        return own(model, observations) if callable(own) else PendingAppend(self.journal.append(model, observations))
+
+    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        own = getattr(self.journal, "begin_chunked", None)
+        return own(model, observations) if callable(own) else PendingAppend(None)
+
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
+        own = getattr(self.journal, "begin_chunk", None)
+        return own(model, request, ticks, chunk) if callable(own) else self.begin_append(model, chunk)
 
     def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
         record = getattr(self.journal, "record", None)
@@ -115,6 +151,7 @@ class _Completed:
 
 
 def with_changes(journal: Journal) -> ChangeJournal:
-    """``journal`` itself when it has ``record`` and ``begin_append``, else a wrapper that adds them."""
-    complete = all(callable(getattr(journal, name, None)) for name in ("record", "begin_append"))
+    """``journal`` itself when it has every method of ``ChangeJournal``, else a wrapper that adds those it lacks."""
+    needed = ("record", "begin_append", "begin_chunked", "begin_chunk")
+    complete = all(callable(getattr(journal, name, None)) for name in needed)
     return journal if complete else _Completed(journal)  # type: ignore[return-value]

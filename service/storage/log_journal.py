@@ -2,7 +2,9 @@
 
 An ``observe`` record holds one merged micro-batch exactly as the worker applies it,
 ``{"items": [[series, value, timestamp], ...]}``, so applying the records in order
-runs the same batched ticks. The other kinds (``create_model``, ``forget_series``,
+runs the same batched ticks. A long batch applied a few ticks at a time is an
+``observe_chunked`` record (the same payload) and one ``observe_chunk`` record per chunk,
+``{"request": seq, "ticks": n}``, where it was applied. The other kinds (``create_model``, ``forget_series``,
 ``delete_model``, ``import_checkpoint``) hold the payload the service gives them.
 Every append is durable (per the log's ``sync``) before it returns, and returns the
 record's seq; ``begin_append`` returns once the record is written, with a
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from service.storage.journal import OBSERVE, PendingAppend
+from service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKED, PendingAppend
 from service.storage.log_store import LogStore
 from service.storage.observation import Observation
 
@@ -56,7 +58,20 @@ class LogJournal:
 
     def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
         """Write the batch's record; ``wait_durable()`` waits for the log's fsync (batch mode)."""
-        seq = self.log.write(model, OBSERVE, _payload(observations))
+        return self._begin(model, OBSERVE, observations)
+
+    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+        """Write a batch that ``observe_chunk`` records apply later, a few ticks at a time."""
+        return self._begin(model, OBSERVE_CHUNKED, observations)
+
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
+        """Write that ``ticks`` more ticks of the chunked batch ``request`` are applied now (the
+        record names them; their observations, ``chunk``, are in the batch's record)."""
+        seq = self.log.write(model, OBSERVE_CHUNK, {"request": request, "ticks": ticks})
+        return PendingAppend(seq, self.log.durable(seq).result)
+
+    def _begin(self, model: str, kind: str, observations: Sequence[Observation]) -> PendingAppend:
+        seq = self.log.write(model, kind, _payload(observations))
         if self.on_observed is not None:
             self.on_observed(len(observations))
         return PendingAppend(seq, self.log.durable(seq).result)

@@ -104,8 +104,9 @@ async def test_the_journal_records_a_batch_before_it_is_applied() -> None:
     await worker.observe([Observation("b", 1.0)])
     worker.stop()
     worker.join()
-    assert journal.consumed_at_append == [0, 2]
-    assert journal.batches == [[Observation("a", 1.0), Observation("a", 2.0)], [Observation("b", 1.0)]]
+    # a's two values are two ticks: applied one tick at a time (chunk_ticks=1), each journaled first
+    assert journal.consumed_at_append == [0, 1, 2]
+    assert journal.batches == [[Observation("a", 1.0)], [Observation("a", 2.0)], [Observation("b", 1.0)]]
 
 
 async def test_a_full_journal_refuses_the_batch_with_507_and_applies_nothing() -> None:

@@ -48,20 +48,25 @@ def test_a_batch_applied_in_chunks_of_ticks_is_the_batch_applied_at_once_bit_for
 
 
 class GatedForecaster(Forecaster):
-    """Notes the series of each ``observe_many`` it runs; the calls numbered in ``holds`` (1-based)
-    wait, once entered, until ``release`` is set."""
+    """Notes the series of each ``observe_many`` it runs; the calls numbered in ``holds`` (1-based,
+    counting only the calls holding series ``watch`` when it is given) wait, once entered, until
+    ``release`` is set."""
 
-    def __init__(self, config: ForecasterConfig, holds: tuple[int, ...] = ()) -> None:
+    def __init__(self, config: ForecasterConfig, holds: tuple[int, ...] = (), watch: str | None = None) -> None:
         super().__init__(config)
         self.calls: list[list[str]] = []
         self.holds = holds
+        self.watch = watch
+        self.watched = 0
         self.entered = threading.Event()
         self.release = threading.Event()
 
     def observe_many(self, items: Any, *args: Any, **kwargs: Any) -> Any:
         items = list(items)
         self.calls.append([item[0] for item in items])
-        if len(self.calls) in self.holds:
+        counted = self.watch is None or self.watch in self.calls[-1]
+        self.watched += counted
+        if counted and self.watched in self.holds:
             self.entered.set()
             self.release.wait()
             self.entered.clear()

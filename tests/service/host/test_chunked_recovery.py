@@ -1,0 +1,141 @@
+"""Issue 11 defect 8, the durability side: a long batch applied a chunk of ticks at a time, with a
+short request between two chunks, survives a crash between two chunks. The log holds the batch
+once and where each chunk went; recovery applies them in that order and the recovered worker
+applies (and journals) the rest, so the state is the uncrashed run's bit for bit and the
+request, untimestamped, is applied exactly once. A checkpoint asked for meanwhile holds the
+batch whole."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from service.api.app import create_app
+from service.host.model_worker import ModelWorker
+from service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKED
+from tbptt_online import Forecaster, ForecasterConfig
+
+from ..state_probe import assert_same_state, crash_copy, model_state
+from .test_chunked_batches import GatedForecaster, queued
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+URL = "/v1/models/default/observations"
+T0 = 1_700_000_000
+NO_TIMER = {"checkpoint_interval_s": 0.0, "checkpoint_every_observations": 0}
+LONG = [{"series": f"x{i}", "value": round(0.3 * t - 0.2 * i, 3)} for t in range(6) for i in range(3)]  # 6 ticks
+
+
+class Gate:
+    """A forecaster factory whose model holds its 2nd and 3rd calls holding series x0 (the long
+    batch's 2nd and 3rd chunks) until released."""
+
+    def __init__(self) -> None:
+        self.forecaster: GatedForecaster | None = None
+
+    def __call__(self, config: ForecasterConfig) -> Forecaster:
+        self.forecaster = GatedForecaster(config, holds=(2, 3), watch="x0")
+        return self.forecaster
+
+    async def entered(self) -> None:
+        assert self.forecaster is not None
+        await asyncio.to_thread(self.forecaster.entered.wait)
+
+    def release(self) -> None:
+        assert self.forecaster is not None
+        self.forecaster.release.set()
+
+
+async def feed(client: httpx.AsyncClient, start: int, count: int) -> None:
+    for t in range(start, start + count):
+        body = {
+            "observations": [
+                {"series": s, "value": (t * 7 + i) % 5 / 2, "timestamp": T0 + t} for i, s in enumerate("abc")
+            ]
+        }
+        assert (await client.post(URL, json=body)).status_code == 200
+
+
+def records_of(app: Any) -> list[Any]:
+    return list(app.state.durability.log.records())
+
+
+async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_applies_the_batch_once(
+    make_settings, serve, tmp_path
+) -> None:
+    settings = make_settings(**NO_TIMER)
+    gate = Gate()
+    app = create_app(settings, forecaster_factory=gate)
+    async with serve(app) as client:
+        await feed(client, 0, 3)
+        await app.state.durability.checkpoint(app.state.registry)  # recovery: this checkpoint, then the log
+        worker: ModelWorker = app.state.registry.get("default")
+        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}))
+        await gate.entered()  # the 2nd chunk is being applied
+        short = asyncio.ensure_future(client.post(URL, json={"series": "a", "value": 4.5, "timestamp": T0 + 3}))
+        await queued(worker, 1)
+        gate.release()
+        assert (await short).status_code == 200  # between the 2nd and 3rd chunks
+        await gate.entered()  # the 3rd chunk: its record is written, the kill comes now
+        assert not long.done()
+        at_crash = records_of(app)
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        gate.release()
+        assert (await long).status_code == 200
+        expected = await model_state(client)
+        assert [r["step"] for r in (await long).json()["results"]] == [t + 1 for t in range(6) for _ in range(3)]
+
+    # What the log held at the crash: the batch once, three chunks, the short request between.
+    batch = next(r for r in at_crash if r.kind == OBSERVE_CHUNKED)
+    tail = [(r.kind, r.payload.get("ticks")) for r in at_crash if r.seq > batch.seq]
+    assert tail == [(OBSERVE_CHUNK, 1), (OBSERVE_CHUNK, 1), (OBSERVE, None), (OBSERVE_CHUNK, 1)]
+
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        assert recovered.state.durability.report.last_seq == at_crash[-1].seq
+        assert_same_state(await model_state(client), expected)  # the download waits for the rest of the batch
+        for series in ("x0", "x1", "x2"):  # untimestamped, applied once: no tick twice, none lost
+            assert (await client.get(f"/v1/models/default/series/{series}")).json()["count"] == 6
+        written = [r for r in records_of(recovered) if r.seq > at_crash[-1].seq and r.kind != "torch_threads"]
+        assert [(r.kind, r.payload["request"], r.payload["ticks"]) for r in written] == [
+            (OBSERVE_CHUNK, batch.seq, 1)
+        ] * 3  # the recovered worker journaled the rest of the batch, a chunk at a time
+        again = crash_copy(crashed, tmp_path / "again")
+    for newer in sorted((again / "checkpoints").iterdir())[1:]:  # recover from the first checkpoint: the whole log
+        newer.unlink()
+
+    replayed = create_app(settings.model_copy(update={"state_dir": again}))
+    async with serve(replayed) as client:
+        assert replayed.state.durability.report.applied > len(tail) + 3
+        assert_same_state(await model_state(client), expected)
+
+
+async def test_a_checkpoint_asked_for_during_a_long_batch_holds_it_whole(make_settings, serve, tmp_path) -> None:
+    settings = make_settings(**NO_TIMER)
+    gate = Gate()
+    app = create_app(settings, forecaster_factory=gate)
+    async with serve(app) as client:
+        await feed(client, 0, 2)
+        worker: ModelWorker = app.state.registry.get("default")
+        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}))
+        await gate.entered()
+        checkpointing = asyncio.ensure_future(app.state.durability.checkpoint(app.state.registry))
+        await queued(worker, 1)  # the capture waits behind the batch
+        gate.release()
+        await gate.entered()
+        gate.release()
+        assert (await long).status_code == 200
+        seq = await checkpointing
+        last_chunk = max(r.seq for r in records_of(app) if r.kind == OBSERVE_CHUNK)
+        assert worker.seq == last_chunk > seq  # captured after the batch's last chunk
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        expected = await model_state(client)
+
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        report = recovered.state.durability.report
+        assert (report.checkpoint_seq, report.applied) == (seq, last_chunk - seq)  # records skipped: in the state
+        assert_same_state(await model_state(client), expected)
+        assert (await client.get("/v1/models/default/series/x1")).json()["count"] == 6

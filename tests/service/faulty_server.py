@@ -10,6 +10,10 @@ shares with this process); everything else is the real service, configured by ``
 - While ``FAULT_DIR/slow-updates`` exists, each TBPTT update, once its optimizer step is taken,
   creates ``FAULT_DIR/updating``, holds still for half a second, and removes it: a ``kill -9``
   while ``updating`` exists lands in the middle of an update.
+- While ``FAULT_DIR/slow-chunks`` exists, each chunk of a long batch (``ModelWorker.apply_chunk``),
+  once its record is written, creates ``FAULT_DIR/chunking``, holds still for half a second before
+  it is applied, and removes it: a ``kill -9`` while ``chunking`` exists lands between two chunks
+  of a batch (some applied, the rest not).
 - While ``FAULT_DIR/slow-checkpoints`` exists, checkpoint files are written 1 KiB at a time with
   20 ms pauses: a ``kill -9`` while a ``.checkpoint-*.tmp`` file exists lands in a checkpoint write.
 """
@@ -27,13 +31,14 @@ import orjson
 
 import service.storage.checkpoints
 from service.cli.main import main
+from service.host.model_worker import ModelWorker
 from service.storage.event_log import EventLog
 from tbptt_online.engine import TBPTTEngine
 
 
 def install(fault_dir: Path) -> None:
     """Patch the service in this process (only when run as a script: importing this module changes nothing)."""
-    write, guarded_step = EventLog.write, TBPTTEngine._guarded_step
+    write, guarded_step, apply_chunk = EventLog.write, TBPTTEngine._guarded_step, ModelWorker.apply_chunk
     tap_lock = threading.Lock()
 
     def tapped_write(self: EventLog, model: str, kind: str, payload: Any) -> int:
@@ -52,6 +57,14 @@ def install(fault_dir: Path) -> None:
             marker.unlink(missing_ok=True)
         return stepped
 
+    def held_chunk(self: ModelWorker, *args: Any, **kwargs: Any) -> Any:
+        if (fault_dir / "slow-chunks").exists():
+            marker = fault_dir / "chunking"
+            marker.touch()
+            time.sleep(0.5)
+            marker.unlink(missing_ok=True)
+        return apply_chunk(self, *args, **kwargs)
+
     class SlowCheckpointWrites:
         """``os`` as service.storage.checkpoints sees it, with ``write`` slowed while switched on."""
 
@@ -66,6 +79,7 @@ def install(fault_dir: Path) -> None:
 
     EventLog.write = tapped_write
     TBPTTEngine._guarded_step = held_step
+    ModelWorker.apply_chunk = held_chunk
     service.storage.checkpoints.os = SlowCheckpointWrites()
 
 

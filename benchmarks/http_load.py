@@ -13,8 +13,9 @@ connections, each bounded by time and count.
 3. 4 more connections GET 12-step forecasts (also measured alone, before);
 4. mixed load: single-observation POSTs from 32 connections beside connections streaming
    batches that hold 10 values per series (each such batch is 10 ticks of the model; the
-   service applies the short requests first, ``service/host/fair_batches.py``), to other
-   series (the same single POSTs are also measured alone, before).
+   service applies it ``TBPTT_LONG_BATCH_CHUNK_TICKS`` ticks at a time and the short requests
+   between two chunks, ``service/host/chunked_run.py``), to other series (the same single
+   POSTs are also measured alone, before).
 
 Then ``benchmarks.bare_app`` (routes that do nothing, served by uvicorn the same way)
 gets the same load. The model's observation count must equal the observations the
@@ -30,7 +31,8 @@ client saw acknowledged, or the run fails.
 series only, then the forecasts alone and the single POSTs + forecasts; no batch
 ingest, no bare app, so the batch-ingest rows and the targets on them stay empty.
 ``--part mixed`` (about 40 s): a fill of the single POSTs' and the long batches' series,
-then the single POSTs alone and the mixed load; no bare app.
+then the single POSTs alone and the mixed load; no bare app. A part writes its own files
+(``http_load_single.*``, ``http_load_mixed.*``), not the whole run's ``http_load.*``.
 """
 
 from __future__ import annotations
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     markdown = render(payload)
-    report.write(args.out, "http_load", payload, markdown)
+    report.write(args.out, "http_load" if args.part == "all" else f"http_load_{args.part}", payload, markdown)
     print(markdown)
     return payload
 

@@ -1,4 +1,4 @@
-"""short_first: a micro-batch's requests of one value per series go before the long ones.
+"""short_first and between_chunks: requests of one value per series do not wait for long ones.
 
 A request holding k values of one series is k ticks of the model (the library keeps each
 series' order: its k-th value goes to tick k), and a merged batch is answered when its
@@ -13,7 +13,12 @@ series), and the rest (the long ones, and the short ones that must stay behind a
 of the same series) are the next batch, as they came. Each series' values keep their
 order; the model's ticks are journaled as applied, so a recovery is the same. The worker
 alternates: a batch that set requests aside is followed by those requests at once, so a
-long request waits for at most one short batch, and a short one for at most one long batch.
+long request waits for at most one short batch.
+
+A long batch is then applied a few ticks at a time (:mod:`service.host.chunked_run`); between
+two of its chunks, ``between_chunks`` picks the requests that arrived meanwhile and may go at
+once: one value per series, none of the series the long batch or a request waiting behind it
+holds, and nothing after a call (a forget, an import, a capture: those see the batch whole).
 
 >>> short_first([["a"] * 10, ["b"], ["c", "d"], ["a"], ["b", "b"], ["e"]])
 ([1, 2, 5], [0, 3, 4])
@@ -52,3 +57,29 @@ def short_first(requests: Sequence[Sequence[str]]) -> tuple[list[int], list[int]
     if not now:
         return later, []
     return now, later
+
+
+def between_chunks(busy: set[str], closed: bool, arrivals: Sequence[Sequence[str] | None], limit: int) -> list[int]:
+    """The indices of ``arrivals`` (each a request's series, or None for a call) to apply before a
+    long batch's next chunk; the others wait until it is done, in order. ``busy``: the series of
+    the long batch and of the requests already waiting; ``closed``: a call waits already;
+    ``limit``: the most values to pick.
+
+    >>> between_chunks({"a"}, False, [["a"], ["b"], ["c", "c"], ["c"], ["b", "d"], None, ["e"]], 10)
+    [1, 4]
+    >>> between_chunks(set(), True, [["b"]], 10), between_chunks(set(), False, [["b"], ["c", "d"], ["e"]], 2)
+    ([], [0, 2])
+    """
+    busy = set(busy)
+    picked: list[int] = []
+    size = 0
+    for i, series in enumerate(arrivals):
+        if series is None:
+            closed = True
+            continue
+        if not closed and ticks(series) <= 1 and busy.isdisjoint(series) and size + len(series) <= limit:
+            picked.append(i)
+            size += len(series)
+        else:
+            busy.update(series)  # its series' later values wait behind it
+    return picked

@@ -51,7 +51,7 @@ import torch
 from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
 from service.host.admission import BatchAdmission, SeriesMark, Source
 from service.host.chunked_run import ChunkedRun
-from service.host.fair_batches import short_first, ticks
+from service.host.fair_batches import between_chunks, short_first, ticks
 from service.host.memory_budget import SeriesLimit
 from service.host.metrics import ServiceMetrics
 from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
@@ -361,41 +361,25 @@ class ModelWorker:
         return batch
 
     def _between_chunks(self) -> None:
-        """Between two chunks of a long batch: the short requests that arrived meanwhile (one value
-        per series) and hold none of the series of the long batch or of a job waiting behind it go
-        now, as one batch; every other job waits, in arrival order, until the long batch is done
-        (a call job, and everything after it: a forget or an import must see the batch whole)."""
+        """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
+        (:func:`service.host.fair_batches.between_chunks`) are applied as one batch; the others
+        wait, in arrival order, until the long batch is done."""
         assert self._chunked is not None
-        behind = set(self._chunked.series)  # series whose next values must wait for the long batch
-        closed = False  # a call job waits: everything after it waits too
+        busy = set(self._chunked.series)
         for waiting in self._waiting:
             if isinstance(waiting, _ObserveJob):
-                behind.update(o.series for o in waiting.observations)
-            else:
-                closed = True
-        now: list[_ObserveJob] = []
-        size = 0
-        while size < self.max_batch_observations:
+                busy.update(o.series for o in waiting.observations)
+        closed = any(not isinstance(waiting, _ObserveJob) for waiting in self._waiting)
+        arrivals: list[Any] = []
+        while True:
             try:
-                job = self._queue.get_nowait()
+                arrivals.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-            series = [o.series for o in job.observations] if isinstance(job, _ObserveJob) else None
-            if (
-                series is not None
-                and not closed
-                and ticks(series) <= 1
-                and behind.isdisjoint(series)
-                and size + len(series) <= self.max_batch_observations
-            ):
-                now.append(job)
-                size += len(series)
-                continue
-            self._waiting.append(job)
-            if series is None:
-                closed = True
-            else:
-                behind.update(series)
+        series = [[o.series for o in job.observations] if isinstance(job, _ObserveJob) else None for job in arrivals]
+        picked = set(between_chunks(busy, closed, series, self.max_batch_observations))
+        self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
+        now = [job for i, job in enumerate(arrivals) if i in picked]
         if now:
             self._guarded(now, lambda: self._process(now))
 

@@ -5,8 +5,9 @@ puts a series' k-th value of the batch into tick k). Applied in one call, every 
 that arrives meanwhile waits for all k ticks (issue 11, defect 8: a single POST waited
 seconds behind batches of 10 values per series). A ``ChunkedRun`` splits the batch into
 its ticks, exactly as ``observe_many`` would, and hands them out ``chunk(n)`` ticks at a
-time; the worker applies each chunk with its own ``observe_many`` and lets short requests
-of other series go in between.
+time; the worker applies each chunk with its own ``observe_many``, the short requests of other
+series that arrived meanwhile in the same call after the chunk's values (a tick costs about
+as much for one series as for a hundred), and the log records each call as it ran.
 
 Why chunks are bit-identical to the whole: a series present in tick t is present in every
 tick before it, so tick 0 holds every series of the batch, in order of first appearance
@@ -26,10 +27,10 @@ ticks), indexed like the merged batch, once every tick is applied.
 [('a', 0.0), ('b', 1.0), ('c', 4.0), ('a', 2.0), ('b', 5.0)]
 >>> from tbptt_online import Forecaster, ForecasterConfig
 >>> f = Forecaster(ForecasterConfig(hidden_size=4))
->>> run.done(f.observe_many([(o.series, o.value) for o in run.chunk(2)]))
+>>> run.done(f.observe_many([(o.series, o.value) for o in run.chunk(2)]), 2)
 >>> run.remaining, [(o.series, o.value) for o in run.chunk(2)]
 (1, [('a', 3.0)])
->>> run.done(f.observe_many([(o.series, o.value) for o in run.chunk(2)]))
+>>> run.done(f.observe_many([(o.series, o.value) for o in [*run.chunk(1), Observation("d", 1.0)]]), 1)
 >>> results = run.results()
 >>> [(r.series, r.step) for r in results]
 [('a', 1), ('b', 1), ('a', 2), ('a', 3), ('c', 1), ('b', 2)]
@@ -77,10 +78,12 @@ class ChunkedRun:
         """The next ``ticks`` ticks' observations (fewer at the end), in tick order."""
         return [self.observations[i] for tick in self.ticks[self.applied : self.applied + ticks] for i in tick]
 
-    def done(self, results: StepResults) -> None:
-        """The chunk just handed out was applied with these results (one column per tick)."""
-        self._columns.extend(results.ticks)
-        self.applied += len(results.ticks)
+    def done(self, results: StepResults, ticks: int) -> None:
+        """The chunk of ``ticks`` ticks just handed out was applied by the call with these results
+        (its first ``ticks`` ticks; the call may hold other series' values after the chunk's: their
+        rows come after the chunk's in each tick, and in ticks of their own after them)."""
+        self._columns.extend(results.ticks[:ticks])
+        self.applied += ticks
 
     def results(self) -> StepResults:
         """Every tick's results, indexed like the batch (call it once nothing remains)."""

@@ -138,6 +138,8 @@ class ModelWorker:
         self._waiting: deque[Any] = deque()  # jobs taken from the queue and set aside: they go first, in order
         self._chunked: ChunkedRun | None = None  # a long batch being applied a chunk at a time
         self._chunked_jobs: list[tuple[_ObserveJob, list[Source]]] = []  # its requests (none after a recovery)
+        self._riders: list[tuple[_ObserveJob, list[Source]]] = []  # short requests applied with its next chunk
+        self._rider_items: list[Observation] = []  # their admitted observations, merged
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False
@@ -246,9 +248,12 @@ class ModelWorker:
             raise ValueError(f"a chunked batch (log seq {self._chunked.seq}) is not finished")
         self._chunked = ChunkedRun(observations, seq)
 
-    def apply_chunk(self, request: int | None, ticks: int, *, record_recent: bool = True) -> StepResults:
-        """Apply the next ``ticks`` ticks of the chunked batch journaled as record ``request``
-        (call it like ``apply``); the batch is done once none remain."""
+    def apply_chunk(
+        self, request: int | None, ticks: int, extra: Sequence[Observation] = (), *, record_recent: bool = True
+    ) -> StepResults:
+        """Apply the next ``ticks`` ticks of the chunked batch journaled as record ``request``, and
+        in the same ``observe_many`` after them ``extra`` (short requests of other series), (call it
+        like ``apply``); the results of that call. The batch is done once no tick remains."""
         run = self._chunked
         if run is None or run.seq != request:
             held = "none" if run is None else f"log seq {run.seq}"
@@ -256,8 +261,8 @@ class ModelWorker:
         if not 1 <= ticks <= run.remaining:
             raise ValueError(f"a chunk of {ticks} ticks came, but batch log seq {request} has {run.remaining} left")
         chunk = run.chunk(ticks)
-        results = self.apply(chunk, record_recent=record_recent)
-        run.done(results)
+        results = self.apply([*chunk, *extra], record_recent=record_recent)
+        run.done(results, ticks)
         if run.remaining == 0:
             self._chunked = None
         return results
@@ -308,7 +313,7 @@ class ModelWorker:
         torch.set_num_threads(torch.get_num_threads())
         while True:
             if self._chunked is not None:  # a long batch: one chunk, then what may go between two
-                self._guarded([job for job, _ in self._chunked_jobs], self._next_chunk)
+                self._guarded([job for job, _ in self._chunked_jobs + self._riders], self._next_chunk)
                 if self._chunked is not None:
                     self._between_chunks()
                 continue
@@ -339,6 +344,7 @@ class ModelWorker:
             logger.exception("applying a batch of model %r failed", self.name)
             if self._chunked is not None and self._chunked_jobs and self._chunked_jobs[0][0] in jobs:
                 self._chunked, self._chunked_jobs = None, []  # (applying failed: the model is quarantined)
+            self._riders, self._rider_items = [], []
             self.publish()
             for failed in jobs:
                 self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
@@ -362,7 +368,8 @@ class ModelWorker:
 
     def _between_chunks(self) -> None:
         """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
-        (:func:`service.host.fair_batches.between_chunks`) are applied as one batch; the others
+        (:func:`service.host.fair_batches.between_chunks`) are admitted to ride with its next chunk
+        (one ``observe_many``: a tick costs much the same for 1 series as for 100); the others
         wait, in arrival order, until the long batch is done."""
         assert self._chunked is not None
         busy = set(self._chunked.series)
@@ -381,13 +388,23 @@ class ModelWorker:
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]
         if now:
-            self._guarded(now, lambda: self._process(now))
+            self._guarded(now, lambda: self._admit_riders(now))
 
-    def _process(self, jobs: list[_ObserveJob]) -> None:
+    def _admit_riders(self, jobs: list[_ObserveJob]) -> None:
         if self._unsynced is not None:
             for job in jobs:
                 self._fail(job, self._unsynced)
             return
+        admitted, merged = self._admit(jobs)
+        if merged:
+            self._riders, self._rider_items = admitted, merged
+        else:  # only repeats of known results
+            self._settle_all(
+                [(job, ObserveOutcome((), s, self.forecaster.engine.updates), None) for job, s in admitted]
+            )
+
+    def _admit(self, jobs: list[_ObserveJob]) -> tuple[list[tuple[_ObserveJob, list[Source]]], list[Observation]]:
+        """The jobs admitted (the others answered with their error) and their merged observations."""
         admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
         for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
@@ -395,7 +412,14 @@ class ModelWorker:
                 self._fail(job, outcome)
             else:
                 admitted.append((job, outcome))
-        merged = admission.merged
+        return admitted, admission.merged
+
+    def _process(self, jobs: list[_ObserveJob]) -> None:
+        if self._unsynced is not None:
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
+        admitted, merged = self._admit(jobs)
         if merged and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
             self._begin_chunked(merged, admitted)
             return
@@ -444,10 +468,12 @@ class ModelWorker:
             self.seq = pending.seq
 
     def _next_chunk(self) -> None:
-        """Journal and apply the long batch's next chunk, publish it once durable; answer the
-        batch's requests with its last."""
-        run, jobs = self._chunked, [job for job, _ in self._chunked_jobs]
+        """Journal and apply the long batch's next chunk with the short requests riding on it,
+        publish once durable, answer those; answer the batch's requests with its last chunk."""
+        run, riders, extra = self._chunked, self._riders, self._rider_items
         assert run is not None
+        self._riders, self._rider_items = [], []
+        jobs = [job for job, _ in self._chunked_jobs + riders]
         if self._unsynced is not None:
             self._chunked, self._chunked_jobs = None, []  # the log holds it: a restart finishes it
             for job in jobs:
@@ -457,7 +483,7 @@ class ModelWorker:
         chunk = run.chunk(count)
         try:
             pending = self._journaled(
-                lambda: self.journal.begin_chunk(self.name, run.seq, count, chunk), "chunk", "applied"
+                lambda: self.journal.begin_chunk(self.name, run.seq, count, chunk, extra), "chunk", "applied"
             )
         except ApiError as error:  # the batch is in the log, half applied: nothing may come between
             self._unsynced = type(error)(
@@ -471,7 +497,7 @@ class ModelWorker:
         attempts_before = self.forecaster.engine.attempts
         started = time.perf_counter()
         try:
-            results = self.apply_chunk(run.seq, count, record_recent=False)  # its fsync runs meanwhile
+            results = self.apply_chunk(run.seq, count, extra, record_recent=False)  # its fsync runs meanwhile
         except Exception as error:
             self._quarantine(pending.seq, error)
             raise
@@ -481,16 +507,20 @@ class ModelWorker:
         if not self._wait_durable(pending, jobs):
             self._chunked, self._chunked_jobs = None, []
             return
-        self.recent.record(chunk, results)
+        self.recent.record([*chunk, *extra], results)
         self.publish()
         finished = run.remaining == 0
-        self._record_batch(len(jobs) if finished else 0, len(chunk), seconds, attempts_before)
+        done = self._chunked_jobs if finished else []
+        self._record_batch(len(done) + len(riders), len(chunk) + len(extra), seconds, attempts_before)
+        update_count = self.forecaster.engine.updates
+        settled = [  # a rider's results follow the chunk's in the call
+            (job, ObserveOutcome(results, [s + len(chunk) if isinstance(s, int) else s for s in sources], update_count))
+            for job, sources in riders
+        ]
         if finished:
-            outcomes, update_count = run.results(), self.forecaster.engine.updates
-            admitted, self._chunked_jobs = self._chunked_jobs, []
-            self._settle_all(
-                [(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in admitted]
-            )
+            outcomes, self._chunked_jobs = run.results(), []
+            settled += [(job, ObserveOutcome(outcomes, sources, update_count)) for job, sources in done]
+        self._settle_all([(job, outcome, None) for job, outcome in settled])
 
     def _quarantine(self, seq: int | None, error: Exception) -> None:
         """A journaled batch or chunk failed to apply: the model's state is unknown."""

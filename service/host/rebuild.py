@@ -129,7 +129,8 @@ class StateRebuild:
         elif record.kind == OBSERVE_CHUNKED:
             worker.begin_chunked(observations_of(payload), record.seq)
         elif record.kind == OBSERVE_CHUNK:
-            worker.apply_chunk(payload["request"], payload["ticks"])
+            extra = observations_of(payload) if "items" in payload else ()  # short requests in the same call
+            worker.apply_chunk(payload["request"], payload["ticks"], extra)
         elif record.kind == FORGET_SERIES:
             worker.apply_forget(payload["series"])
         elif record.kind == RESET_LEARNING_RATE:

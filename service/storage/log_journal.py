@@ -4,8 +4,10 @@ An ``observe`` record holds one merged micro-batch exactly as the worker applies
 ``{"items": [[series, value, timestamp], ...]}``, so applying the records in order
 runs the same batched ticks. A long batch applied a few ticks at a time is an
 ``observe_chunked`` record (the same payload) and one ``observe_chunk`` record per chunk,
-``{"request": seq, "ticks": n}``, where it was applied. The other kinds (``create_model``, ``forget_series``,
-``delete_model``, ``import_checkpoint``) hold the payload the service gives them.
+``{"request": seq, "ticks": n}``, where it was applied, with ``"items"`` when short requests
+of other series were applied in the same call after the chunk's ticks. The other kinds
+(``create_model``, ``forget_series``, ``delete_model``, ``import_checkpoint``) hold the payload
+the service gives them.
 Every append is durable (per the log's ``sync``) before it returns, and returns the
 record's seq; ``begin_append`` returns once the record is written, with a
 ``wait_durable`` for its fsync.
@@ -64,10 +66,18 @@ class LogJournal:
         """Write a batch that ``observe_chunk`` records apply later, a few ticks at a time."""
         return self._begin(model, OBSERVE_CHUNKED, observations)
 
-    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
+    def begin_chunk(
+        self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation], extra: Sequence[Observation]
+    ) -> PendingAppend:
         """Write that ``ticks`` more ticks of the chunked batch ``request`` are applied now (the
-        record names them; their observations, ``chunk``, are in the batch's record)."""
-        seq = self.log.write(model, OBSERVE_CHUNK, {"request": request, "ticks": ticks})
+        record names them: their observations, ``chunk``, are in the batch's record), with
+        ``extra`` after them in the same call (the record holds those in full, as ``items``)."""
+        payload: dict[str, Any] = {"request": request, "ticks": ticks}
+        if extra:
+            payload["items"] = _payload(extra)["items"]
+        seq = self.log.write(model, OBSERVE_CHUNK, payload)
+        if extra and self.on_observed is not None:
+            self.on_observed(len(extra))
         return PendingAppend(seq, self.log.durable(seq).result)
 
     def _begin(self, model: str, kind: str, observations: Sequence[Observation]) -> PendingAppend:

@@ -1,6 +1,6 @@
 """Issue 11 defect 8, the worker's side: a long batch (many values per series: many ticks) is
 applied a chunk of ticks at a time, and the short requests that arrive meanwhile are applied and
-answered between two chunks. Checked on the order in which the model computes, and against the
+answered with the next chunk. Checked on the order in which the model computes, and against the
 library fed the same chunks, bit for bit."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_a_batch_applied_in_chunks_of_ticks_is_the_batch_applied_at_once_bit_for
 
     run = ChunkedRun(batch, seq=1)
     while run.remaining:
-        run.done(chunked.observe_many([(o.series, o.value) for o in run.chunk(chunk)]))
+        run.done(chunked.observe_many([(o.series, o.value) for o in run.chunk(chunk)]), min(chunk, run.remaining))
     assert whole.update_stats().updates > 0
     assert_bitwise_equal(chunked.state_dict(), whole.state_dict())
     assert list(run.results()) == list(expected)  # every element's result, in the batch's order
@@ -80,7 +80,7 @@ async def queued(worker: ModelWorker, count: int) -> None:
 
 
 async def test_a_short_request_is_answered_while_a_long_one_is_still_being_applied() -> None:
-    forecaster = GatedForecaster(LEARNING, holds=(1, 3))  # the long request's first two chunks
+    forecaster = GatedForecaster(LEARNING, holds=(1, 3))  # the long request's first and third chunks
     worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0)
     worker.start()
     try:
@@ -90,7 +90,7 @@ async def test_a_short_request_is_answered_while_a_long_one_is_still_being_appli
         await queued(worker, 1)
         forecaster.release.set()
         short = await short_job
-        await asyncio.to_thread(forecaster.entered.wait)  # the long request's second chunk is held
+        await asyncio.to_thread(forecaster.entered.wait)  # the long request's third chunk is held
         assert not long_job.done()  # the short one was answered before the long one's last tick
         applied_when_answered = worker.snapshot.observations
         forecaster.release.set()
@@ -98,16 +98,18 @@ async def test_a_short_request_is_answered_while_a_long_one_is_still_being_appli
     finally:
         worker.stop()
         worker.join()
-    assert forecaster.calls == [["x0", "x1", "x2"], ["s"], *[["x0", "x1", "x2"]] * 5]  # the short between chunks
-    assert applied_when_answered == 4  # one tick of the long request, and the short one
+    x = ["x0", "x1", "x2"]
+    assert forecaster.calls == [x, [*x, "s"], *[x] * 4]  # the short one rode with the second chunk
+    assert applied_when_answered == 7  # two ticks of the long request, and the short one
 
-    # The library fed the same chunks in the same order: the same results, bit for bit.
+    # The library fed the same calls in the same order: the same results, bit for bit.
     reference = Forecaster(LEARNING)
-    chunks = [long_request(["x0", "x1", "x2"], 6)[3 * t : 3 * t + 3] for t in range(6)]
-    expected_long = reference.observe_many([(o.series, o.value) for o in chunks[0]])[:]
-    expected_short = reference.observe_many([("s", 2.5)])[:]
-    for chunk in chunks[1:]:
-        expected_long += reference.observe_many([(o.series, o.value) for o in chunk])[:]
+    chunks = [[(o.series, o.value) for o in long_request(x, 6)[3 * t : 3 * t + 3]] for t in range(6)]
+    expected_long = reference.observe_many(chunks[0])[:]
+    second = reference.observe_many([*chunks[1], ("s", 2.5)])[:]
+    expected_long, expected_short = expected_long + second[:3], second[3:]
+    for chunk in chunks[2:]:
+        expected_long += reference.observe_many(chunk)[:]
     assert short.results == expected_short
     assert long.results == expected_long
     assert [r.step for r in long.results] == [t + 1 for t in range(6) for _ in range(3)]
@@ -123,7 +125,7 @@ async def test_each_series_keeps_its_order_and_calls_wait_for_the_long_batch() -
         await asyncio.to_thread(forecaster.entered.wait)
         arrivals = [
             [Observation("a", 9.0)],  # a single of the long batch's series: behind it
-            [Observation("c", 1.0)],  # another series: between two chunks
+            [Observation("c", 1.0)],  # another series: with the next chunk
             [Observation("c", 2.0), Observation("d", 1.0)],  # c again, short: between too, after c's first
             [Observation("e", 1.0), Observation("e", 2.0)],  # long: waits for the long batch to finish
             [Observation("d", 2.0)],  # d again: free of the long batch, between too, after d's first
@@ -148,8 +150,7 @@ async def test_each_series_keeps_its_order_and_calls_wait_for_the_long_batch() -
         worker.join()
     assert forecaster.calls == [
         ["a", "b"],  # the long batch's first tick
-        ["c", "c", "d", "d"],  # what arrived and may go between: one batch (c and d: two ticks each)
-        ["a", "b"],
+        ["a", "b", "c", "c", "d", "d"],  # its second, with what arrived and may go (c and d: two ticks each)
         ["a", "b"],  # the long batch's last tick
         ["a"],  # then, in arrival order, what waited: a's single,
         ["e"],  # e's long request, a chunk at a time

@@ -15,7 +15,7 @@ import pytest
 
 from service.api.app import create_app
 from service.host.model_worker import ModelWorker
-from service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKED
+from service.storage.journal import OBSERVE_CHUNK, OBSERVE_CHUNKED
 from tbptt_online import Forecaster, ForecasterConfig
 
 from ..state_probe import assert_same_state, crash_copy, model_state
@@ -29,14 +29,14 @@ LONG = [{"series": f"x{i}", "value": round(0.3 * t - 0.2 * i, 3)} for t in range
 
 
 class Gate:
-    """A forecaster factory whose model holds its 2nd and 3rd calls holding series x0 (the long
-    batch's 2nd and 3rd chunks) until released."""
+    """A forecaster factory whose model holds its 2nd and 4th calls holding series x0 (the long
+    batch's 2nd and 4th chunks) until released."""
 
     def __init__(self) -> None:
         self.forecaster: GatedForecaster | None = None
 
     def __call__(self, config: ForecasterConfig) -> Forecaster:
-        self.forecaster = GatedForecaster(config, holds=(2, 3), watch="x0")
+        self.forecaster = GatedForecaster(config, holds=(2, 4), watch="x0")
         return self.forecaster
 
     async def entered(self) -> None:
@@ -77,8 +77,8 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
         short = asyncio.ensure_future(client.post(URL, json={"series": "a", "value": 4.5, "timestamp": T0 + 3}))
         await queued(worker, 1)
         gate.release()
-        assert (await short).status_code == 200  # between the 2nd and 3rd chunks
-        await gate.entered()  # the 3rd chunk: its record is written, the kill comes now
+        assert (await short).status_code == 200  # applied with the 3rd chunk
+        await gate.entered()  # the 4th chunk: its record is written, the kill comes now
         assert not long.done()
         at_crash = records_of(app)
         crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
@@ -87,10 +87,11 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
         expected = await model_state(client)
         assert [r["step"] for r in (await long).json()["results"]] == [t + 1 for t in range(6) for _ in range(3)]
 
-    # What the log held at the crash: the batch once, three chunks, the short request between.
+    # What the log held at the crash: the batch once, four chunks, the short request with the 3rd.
     batch = next(r for r in at_crash if r.kind == OBSERVE_CHUNKED)
-    tail = [(r.kind, r.payload.get("ticks")) for r in at_crash if r.seq > batch.seq]
-    assert tail == [(OBSERVE_CHUNK, 1), (OBSERVE_CHUNK, 1), (OBSERVE, None), (OBSERVE_CHUNK, 1)]
+    tail = [(r.kind, r.payload["ticks"], r.payload.get("items")) for r in at_crash if r.seq > batch.seq]
+    plain, with_short = (OBSERVE_CHUNK, 1, None), (OBSERVE_CHUNK, 1, [["a", 4.5, T0 + 3]])
+    assert tail == [plain, plain, with_short, plain]
 
     recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
     async with serve(recovered) as client:
@@ -101,14 +102,14 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
         written = [r for r in records_of(recovered) if r.seq > at_crash[-1].seq and r.kind != "torch_threads"]
         assert [(r.kind, r.payload["request"], r.payload["ticks"]) for r in written] == [
             (OBSERVE_CHUNK, batch.seq, 1)
-        ] * 3  # the recovered worker journaled the rest of the batch, a chunk at a time
+        ] * 2  # the recovered worker journaled the rest of the batch, a chunk at a time
         again = crash_copy(crashed, tmp_path / "again")
     for newer in sorted((again / "checkpoints").iterdir())[1:]:  # recover from the first checkpoint: the whole log
         newer.unlink()
 
     replayed = create_app(settings.model_copy(update={"state_dir": again}))
     async with serve(replayed) as client:
-        assert replayed.state.durability.report.applied > len(tail) + 3
+        assert replayed.state.durability.report.applied > len(tail) + 2
         assert_same_state(await model_state(client), expected)
 
 

@@ -83,8 +83,9 @@ def replay(records: dict[int, dict], config: dict[str, Any]) -> Forecaster:
         elif kind == "observe_chunked":
             runs[seq] = ChunkedRun(observations_of(payload), seq)
         elif kind == "observe_chunk":
-            run = runs[payload["request"]]
-            run.done(reference.observe_many([(o.series, o.value) for o in run.chunk(payload["ticks"])]))
+            run, extra = runs[payload["request"]], observations_of(payload) if "items" in payload else []
+            chunk = [*run.chunk(payload["ticks"]), *extra]  # short requests applied in the same call
+            run.done(reference.observe_many([(o.series, o.value) for o in chunk]), payload["ticks"])
     assert all(run.remaining == 0 for run in runs.values())  # every batch finished
     return reference
 
@@ -158,7 +159,7 @@ async def test_sigkill_between_chunks_of_long_batches_loses_nothing_and_recovers
         assert acked[name] == [(t, t + 1) for t in range(len(acked[name]))], name
         assert counts[name] == len(acked[name]) > 0, name
     assert sorted(records) == list(range(1, len(records) + 1))
-    batches = [r for r in records.values() if r["kind"] in ("observe", "observe_chunked")]
+    batches = [r for r in records.values() if "items" in r["payload"]]  # observe, chunked, chunks with riders
     journaled = [(s, ts) for r in batches for s, _, ts in r["payload"]["items"]]
     assert len(journaled) == len(set(journaled)) == sum(counts.values())  # none twice, none lost
     # A batch whose chunks straddle a kill: the next server finished it.
@@ -168,6 +169,7 @@ async def test_sigkill_between_chunks_of_long_batches_loses_nothing_and_recovers
             chunks[r["payload"]["request"]].append(seq)
     straddling = [b for b, seqs in chunks.items() if any(b <= k < max(seqs) for k in last_seq_at_kill)]
     assert straddling, "no kill landed inside a long batch"
+    assert any("items" in r["payload"] for r in records.values() if r["kind"] == "observe_chunk")  # riders
 
     reference = replay(records, LEARNING)
     assert reference.update_stats().updates > 10

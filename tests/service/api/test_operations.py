@@ -70,9 +70,11 @@ async def test_metrics_report_ingestion_updates_and_forecasts(client_for) -> Non
     got = samples(response.text)
     model = (("model", "default"),)
     assert got[("tbptt_observations_total", model)] == 8
-    assert got[("tbptt_batches_total", model)] == 1
+    # 4 values per series: 4 ticks, applied one tick per call of the model (a long batch's chunks,
+    # TBPTT_LONG_BATCH_CHUNK_TICKS=1); each call is a batch, the request counted once, with its last
+    assert got[("tbptt_batches_total", model)] == 4
     assert got[("tbptt_batch_observations_sum", model)] == 8
-    assert got[("tbptt_batch_requests_count", model)] == 1
+    assert got[("tbptt_batch_requests_count", model)] == 4 and got[("tbptt_batch_requests_sum", model)] == 1
     assert got[("tbptt_rejected_requests_total", (("model", "default"), ("status", "422")))] == 1
     assert got[("tbptt_update_seconds_count", (("model", "default"), ("updated", "true")))] == 1
     assert got[("tbptt_forecast_seconds_count", model)] == 1

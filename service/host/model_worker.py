@@ -39,7 +39,15 @@ from typing import Any, TypeVar
 
 import torch
 
-from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
+from service.errors import (
+    ApiError,
+    InsufficientStorage,
+    LogDown,
+    LogUnavailable,
+    NotFound,
+    Quarantined,
+    StorageFullError,
+)
 from service.host.admission import BatchAdmission, SeriesMark, Source
 from service.host.fair_batches import short_first
 from service.host.memory_budget import SeriesLimit
@@ -391,12 +399,16 @@ class ModelWorker:
         return seq if seq is not None else self.seq
 
     def _journaled(self, write: Callable[[], T], what: str, done: str) -> T:
-        """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``ApiError``
-        (500) when it fails otherwise; either way nothing was done."""
+        """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``LogDown``
+        (503) when its log cannot be reached, ``ApiError`` (500) when it fails otherwise; either way
+        nothing was done."""
         try:
             return write()
         except StorageFullError as error:
             raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
+        except LogUnavailable as error:
+            logger.error("the journal of model %r cannot reach its log: %s", self.name, error)
+            raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
         except Exception as error:  # reported to every requester and logged, not hidden
             logger.exception("the journal failed for model %r", self.name)
             raise ApiError(f"the journal failed ({error!r}); nothing was {done}") from None

@@ -47,8 +47,10 @@ from service.errors import (
     NotFound,
     Quarantined,
     StorageFullError,
+    Unprocessable,
 )
 from service.host.admission import BatchAdmission, SeriesMark, Source
+from service.host.applied_keys import AppliedKeys, KeyedAnswer, digest_of
 from service.host.fair_batches import short_first
 from service.host.memory_budget import SeriesLimit
 from service.host.metrics import ServiceMetrics
@@ -63,6 +65,7 @@ from service.storage.journal import (
     NullJournal,
     with_changes,
 )
+from service.storage.log_journal import observations_of
 from service.storage.observation import Observation
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import StepResults
@@ -80,6 +83,8 @@ class _Job:
 @dataclass
 class _ObserveJob(_Job):
     observations: list[Observation]
+    key: str | None = None  # the request's Idempotency-Key (service.host.applied_keys)
+    digest: str = ""  # its content, as the key is tied to it (set on the worker thread)
 
 
 @dataclass
@@ -127,6 +132,7 @@ class ModelWorker:
         self.max_batch_observations = max_batch_observations
         self.max_wait_s = max_wait_s
         self._marks: dict[str, SeriesMark] = {}
+        self.keys = AppliedKeys()  # the recent requests' idempotency keys and answers
         self.recent = RecentResults()  # what the dashboard draws: values beside the forecasts made for them
         self._marks_changed = True  # copied into the next snapshot only when changed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -149,10 +155,11 @@ class ModelWorker:
         return self._queue.qsize()
 
     # -- the requester's side (the event loop) ------------------------------------------
-    async def observe(self, observations: list[Observation]) -> ObserveOutcome:
-        """Apply one request's observations atomically; raises ``ApiError`` naming the problem."""
+    async def observe(self, observations: list[Observation], key: str | None = None) -> ObserveOutcome:
+        """Apply one request's observations atomically; raises ``ApiError`` naming the problem. A
+        request whose ``key`` the model knows gets the first answer to that key, and nothing is applied."""
         loop = asyncio.get_running_loop()
-        job = _ObserveJob(loop, loop.create_future(), observations)
+        job = _ObserveJob(loop, loop.create_future(), observations, key)
         self._submit(job)
         return await job.future
 
@@ -227,6 +234,19 @@ class ModelWorker:
             tick.lists()  # built once, on this thread (a no-op when ``recent`` did it)
         return results
 
+    def apply_record(self, payload: dict[str, Any]) -> None:
+        """Apply an ``observe`` record's batch (recovery; call it like ``apply``) and remember the
+        answers of the keys journaled with it, as the live batch did: a key's element that repeated
+        an earlier batch's result is journaled as its series, whose mark holds that result before
+        the batch is applied."""
+        observations = observations_of(payload)
+        keys = payload.get("keys", ())
+        earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
+        results = self.apply(observations)
+        for key, digest, sources in keys:
+            answer = [results[s] if type(s) is int else earlier[s] for s in sources]
+            self.keys.remember(key, digest, answer, self.forecaster.engine.updates)  # type: ignore[arg-type]
+
     def apply_forget(self, series: str) -> None:
         """Forget a series (call it like ``apply``)."""
         self.forecaster.forget(series)
@@ -234,9 +254,20 @@ class ModelWorker:
         if self._marks.pop(series, None) is not None:
             self._marks_changed = True
 
-    def load(self, forecaster: Forecaster, marks: Mapping[str, SeriesMark], seq: int) -> None:
-        """Make ``forecaster`` and ``marks`` the model's state, which includes log record ``seq``
-        (call it like ``apply``). The recent values shown beside forecasts start afresh."""
+    def load(
+        self,
+        forecaster: Forecaster,
+        marks: Mapping[str, SeriesMark],
+        seq: int,
+        keys: Sequence[tuple[str, KeyedAnswer]] | None = None,
+    ) -> None:
+        """Make ``forecaster`` and ``marks`` (and ``keys``, unless None: an imported checkpoint keeps
+        the model's own) the model's state, which includes log record ``seq`` (call it like
+        ``apply``). The recent values shown beside forecasts start afresh."""
+        if keys is not None:
+            self.keys = AppliedKeys()
+            for key, answer in keys:
+                self.keys.remember(key, answer.digest, answer.results, answer.update_count)
         self.forecaster = forecaster
         self._marks = dict(marks)
         self._marks_changed = True
@@ -246,7 +277,9 @@ class ModelWorker:
     def capture(self) -> ModelState:
         """The model's complete state (call it on the worker thread, through ``call``, or when the
         thread is not running). Cheap: the series' tensors are shared, never written in place."""
-        return ModelState(self.name, self.seq, self.forecaster.state_dict(), dict(self._marks))
+        return ModelState(
+            self.name, self.seq, self.forecaster.state_dict(), dict(self._marks), tuple(self.keys.items())
+        )
 
     def publish(self) -> None:
         """Make the forecaster's current state what readers see."""
@@ -312,11 +345,35 @@ class ModelWorker:
             size += len(job.observations)
         return batch, None
 
+    def _answer_known_keys(self, jobs: list[_ObserveJob]) -> list[_ObserveJob]:
+        """Answer the jobs whose key the model knows (their first answer; 422 for another request
+        under a known key); the rest, to apply. A key twice in one batch: the second waits for the next."""
+        fresh: list[_ObserveJob] = []
+        seen: set[str] = set()
+        for job in jobs:
+            if job.key is None:
+                fresh.append(job)
+                continue
+            job.digest = job.digest or digest_of(job.observations)
+            known = self.keys.get(job.key)
+            if known is not None and known.digest != job.digest:
+                self._fail(job, Unprocessable(f"Idempotency-Key {job.key!r} was used for another request"))
+            elif known is not None:
+                sources: list[Source] = list(range(len(known.results)))
+                self._settle(job, ObserveOutcome(known.results, sources, known.update_count), None)
+            elif job.key in seen:
+                self._held.append(job)
+            else:
+                seen.add(job.key)
+                fresh.append(job)
+        return fresh
+
     def _process(self, jobs: list[_ObserveJob]) -> None:
         if self._unsynced is not None:
             for job in jobs:
                 self._fail(job, self._unsynced)
             return
+        jobs = self._answer_known_keys(jobs)
         admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
         for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
@@ -326,9 +383,14 @@ class ModelWorker:
                 admitted.append((job, outcome))
         merged = admission.merged
         results: Sequence[StepResult] = ()
+        keyed = [(job, sources) for job, sources in admitted if job.key is not None]
+        # A key's sources as journaled: a place in the batch, or the series whose earlier result it repeats.
+        keys = [[job.key, job.digest, [s if type(s) is int else s.series for s in sources]] for job, sources in keyed]
         if merged:
             try:
-                pending = self._journaled(lambda: self.journal.begin_append(self.name, merged), "batch", "applied")
+                begin = self.journal.begin_append
+                write = (lambda: begin(self.name, merged, keys)) if keys else (lambda: begin(self.name, merged))
+                pending = self._journaled(write, "batch", "applied")
             except ApiError as error:
                 for job, _ in admitted:
                     self._fail(job, error)
@@ -364,6 +426,9 @@ class ModelWorker:
                 updated=self.forecaster.engine.attempts > attempts_before,
             )
         update_count = self.forecaster.engine.updates
+        for job, sources in keyed:  # durable: a retry of the request is answered, never applied again
+            answer = [results[s] if type(s) is int else s for s in sources]
+            self.keys.remember(job.key, job.digest, answer, update_count)  # type: ignore[arg-type]
         self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
 
     def _call(self, job: _CallJob) -> bool:

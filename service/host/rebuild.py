@@ -41,7 +41,6 @@ from service.storage.journal import (
     RESET_LEARNING_RATE,
     TORCH_THREADS,
 )
-from service.storage.log_journal import observations_of
 from tbptt_online import ForecasterConfig
 
 CHECKPOINT_FORMAT = 1
@@ -73,7 +72,7 @@ class StateRebuild:
                 model = from_plain(plain)
                 forecaster = model.build(self.registry.forecaster_factory)
                 worker = self.registry.build_worker(model.name, forecaster)
-                worker.load(forecaster, model.marks, model.seq)
+                worker.load(forecaster, model.marks, model.seq, model.keys)
             except Exception as error:
                 name = plain.get("name") if isinstance(plain, dict) else None
                 if not isinstance(name, str):
@@ -116,7 +115,7 @@ class StateRebuild:
         if record.seq <= worker.seq:
             return  # this model's checkpointed state includes the record
         if record.kind == OBSERVE:
-            worker.apply(observations_of(payload))
+            worker.apply_record(payload)  # the batch, and the answers of the keys journaled with it
         elif record.kind == FORGET_SERIES:
             worker.apply_forget(payload["series"])
         elif record.kind == RESET_LEARNING_RATE:

@@ -36,8 +36,11 @@ def observations_of(payload: dict[str, Any]) -> list[Observation]:
     return [Observation(series, value, timestamp) for series, value, timestamp in payload["items"]]
 
 
-def _payload(observations: Sequence[Observation]) -> dict[str, Any]:
-    return {"items": [[o.series, o.value, o.timestamp] for o in observations]}
+def _payload(observations: Sequence[Observation], keys: list[Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"items": [[o.series, o.value, o.timestamp] for o in observations]}
+    if keys:  # the idempotency keys of the requests merged into the batch (service.host.applied_keys)
+        payload["keys"] = keys
+    return payload
 
 
 class LogJournal:
@@ -54,9 +57,11 @@ class LogJournal:
             self.on_observed(len(observations))
         return seq
 
-    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
-        """Write the batch's record; ``wait_durable()`` waits for the log's fsync (batch mode)."""
-        seq = self.log.write(model, OBSERVE, _payload(observations))
+    def begin_append(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
+        """Write the batch's record (with ``keys``); ``wait_durable()`` waits for the log's fsync (batch mode)."""
+        seq = self.log.write(model, OBSERVE, _payload(observations, keys))
         if self.on_observed is not None:
             self.on_observed(len(observations))
         return PendingAppend(seq, self.log.durable(seq).result)

@@ -92,7 +92,8 @@ def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
         for key, digest, count, size in zip(keys, digests, counts, sizes, strict=True):
             if not isinstance(key, str) or not isinstance(digest, str) or isinstance(count, bool):
                 raise ValueError(f"key {key!r} is malformed")
-            out.append((key, KeyedAnswer(digest, tuple(results[start : start + size]), int(count))))
+            answer = KeyedAnswer(digest, tuple(results[start : start + size]), tuple(range(size)), int(count))
+            out.append((key, answer))
             start += size
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise ValueError(f"the model state's idempotency keys are invalid: {error}") from None

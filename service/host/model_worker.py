@@ -244,8 +244,8 @@ class ModelWorker:
         earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
         results = self.apply(observations)
         for key, digest, sources in keys:
-            answer = [results[s] if type(s) is int else earlier[s] for s in sources]
-            self.keys.remember(key, digest, answer, self.forecaster.engine.updates)  # type: ignore[arg-type]
+            places = [s if type(s) is int else earlier[s] for s in sources]
+            self.keys.remember(key, digest, results, places, self.forecaster.engine.updates)  # type: ignore[arg-type]
 
     def apply_forget(self, series: str) -> None:
         """Forget a series (call it like ``apply``)."""
@@ -267,7 +267,7 @@ class ModelWorker:
         if keys is not None:
             self.keys = AppliedKeys()
             for key, answer in keys:
-                self.keys.remember(key, answer.digest, answer.results, answer.update_count)
+                self.keys.remember(key, answer.digest, answer.batch, answer.sources, answer.update_count)
         self.forecaster = forecaster
         self._marks = dict(marks)
         self._marks_changed = True
@@ -359,8 +359,7 @@ class ModelWorker:
             if known is not None and known.digest != job.digest:
                 self._fail(job, Unprocessable(f"Idempotency-Key {job.key!r} was used for another request"))
             elif known is not None:
-                sources: list[Source] = list(range(len(known.results)))
-                self._settle(job, ObserveOutcome(known.results, sources, known.update_count), None)
+                self._settle(job, ObserveOutcome(known.batch, list(known.sources), known.update_count), None)
             elif job.key in seen:
                 self._held.append(job)
             else:
@@ -427,8 +426,7 @@ class ModelWorker:
             )
         update_count = self.forecaster.engine.updates
         for job, sources in keyed:  # durable: a retry of the request is answered, never applied again
-            answer = [results[s] if type(s) is int else s for s in sources]
-            self.keys.remember(job.key, job.digest, answer, update_count)  # type: ignore[arg-type]
+            self.keys.remember(job.key, job.digest, results, sources, update_count)  # type: ignore[arg-type]
         self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
 
     def _call(self, job: _CallJob) -> bool:

@@ -52,6 +52,7 @@ from service.errors import (
 from service.host.admission import BatchAdmission, SeriesMark, Source
 from service.host.applied_keys import AppliedKeys, KeyedAnswer, digest_of
 from service.host.fair_batches import short_first
+from service.host.guard_log import log_guard_events
 from service.host.memory_budget import SeriesLimit
 from service.host.metrics import ServiceMetrics
 from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
@@ -293,7 +294,10 @@ class ModelWorker:
         truncation = previous.truncation if previous is not None else None
         if truncation is None or truncation.probes != f.probe.probes:  # the advisor's report moves with the probes
             truncation = f.truncation()
-        return ModelSnapshot(f.view(), f.update_stats(), f.observations, len(f.store), marks, truncation)
+        stats = f.update_stats()
+        if previous is not None:
+            log_guard_events(self.name, previous.updates, stats)
+        return ModelSnapshot(f.view(), stats, f.observations, len(f.store), marks, truncation)
 
     # -- the worker thread ------------------------------------------------------------
     def _run(self) -> None:

@@ -273,6 +273,34 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
     assert status == 200 and orjson.loads(stats)["count"] == before + 1  # applied once
 
 
+def test_an_untimestamped_batch_retried_with_its_key_after_a_kill_applies_once(running: Running) -> None:
+    """The call is acknowledged, the shard's process is SIGKILLed (its memory of the key gone), the call
+    is re-sent with the same key (a front that lost the reply): the restarted shard answers it with the
+    first answer from its journaled key, and the batch counts once."""
+    model = "alpha"
+    index = shard_of(model, SHARDS)
+    created = httpx.post(f"{running.fronts[0].url}/v1/models", json={"name": model, "config": SMALL_MODEL}, timeout=60)
+    assert created.status_code in (201, 409), created.text  # 409: an earlier test made it
+    body = {"observations": [{"series": "untimed", "value": v} for v in (0.25, 0.5, 0.75)]}
+    post = ForwardedRequest(
+        "POST", f"/v1/models/{model}/observations", [("content-type", "application/json")], orjson.dumps(body)
+    )
+    status, stats = running.shard_call(index, "GET", f"/v1/models/{model}/series/untimed")
+    before = orjson.loads(stats)["count"] if status == 200 else 0
+    key = secrets.token_hex(8)
+    first = ray.get(running.actor(index).handle.remote(key, [post]), timeout=60)[0]
+    assert first.status == 200, first.body
+    pid = ray.get(running.actor(index).pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    while process_exists(pid):
+        time.sleep(0.01)
+    again = ray.get(running.actor(index).handle.remote(key, [post]), timeout=120)[0]  # waits for the restart
+    assert ray.get(running.actor(index).pid.remote()) != pid  # a new process: the key came from the log
+    assert again.status == 200 and again.body == first.body  # the first answer, byte for byte
+    status, stats = running.shard_call(index, "GET", f"/v1/models/{model}/series/untimed")
+    assert status == 200 and orjson.loads(stats)["count"] == before + 3  # applied once
+
+
 class Tapped(NamedTuple):
     seq: int
     model: str

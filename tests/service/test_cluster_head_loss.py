@@ -5,7 +5,10 @@ the loss answered and not applied again. The old worker node's shard processes o
 while (their raylet waits ``RAY_gcs_rpc_server_reconnect_timeout_s`` for it, 5 s here, Ray's default
 60 s) and hold their state directories: the new shards' recoveries fail until they are gone, and are
 retried. Every process started here is stopped here (fronts and PostgreSQL by PID, Ray nodes by the
-clusters)."""
+clusters).
+
+It starts two Ray clusters, 66-79 s on this 2-core machine under load: more than ``make test``'s budget
+for a fault test, so it runs when asked: ``CLUSTER_HEAD_LOSS=1 pytest tests/service/test_cluster_head_loss.py``."""
 
 from __future__ import annotations
 
@@ -81,6 +84,10 @@ def snapshot(url: str) -> dict[str, object]:
     return seen
 
 
+@pytest.mark.skipif(
+    os.environ.get("CLUSTER_HEAD_LOSS") != "1",
+    reason="two Ray clusters (66-79 s here): run with CLUSTER_HEAD_LOSS=1",
+)
 @pytest.mark.timeout(600)
 def test_a_new_cluster_recovers_everything_acknowledged_after_the_head_is_lost(
     postgres: TemporaryPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

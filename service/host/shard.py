@@ -164,11 +164,11 @@ class ShardHost:
     def handle(self, key: str, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
         """Answer ``requests`` (run concurrently through the app), or the answers already given to
         ``key``. Thread-safe: calls from several fronts run at once."""
-        serving = self._serving
-        if serving is None:  # not remembered under the key: nothing ran, a retry runs it
-            return [self._unavailable() for _ in requests]
         with self._answers_lock:
             answer = self._answers.get(key)
+            serving = self._serving
+            if answer is None and serving is None:  # not remembered under the key: nothing ran, a retry runs it
+                return [self._unavailable() for _ in requests]
             owner = answer is None
             if owner:
                 answer = self._answers[key] = Future()
@@ -176,6 +176,7 @@ class ShardHost:
                     self._answers.popitem(last=False)
         assert answer is not None
         if owner:
+            assert serving is not None
             try:
                 answer.set_result(self._run(serving.handle_all(key, requests)))
             except BaseException as error:

@@ -312,7 +312,7 @@ class Tapped(NamedTuple):
 def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_forecaster_reaches(
     running: Running,
 ) -> None:
-    """SIGKILL the shard KILLS times at random moments (every third time its whole node) while 2 clients
+    """SIGKILL the shard KILLS times at random moments (every third time its whole node) while 4 clients
     stream and retry; a tap reads the shard's log as it grows (checkpoints prune it): every acknowledged
     observation is journaled once, and the model equals, bit for bit, a library Forecaster fed the
     journaled batches in order."""
@@ -336,7 +336,7 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
                     records[seq] = Tapped(seq, name, kind, orjson.loads(payload))
                 time.sleep(0.2)
 
-    acks: dict[str, list[tuple[int, float, float]]] = {"s0": [], "s1": []}
+    acks: dict[str, list[tuple[int, float, float]]] = {f"s{i}": [] for i in range(4)}  # 4 clients, 2 per front
     threads = [threading.Thread(target=tap)] + [
         threading.Thread(target=stream, args=(lambda t, i=i: running.fronts[(t + i) % 2].url, model, s, stop, acks[s]))
         for i, s in enumerate(acks)

@@ -57,6 +57,7 @@ class TemporaryPostgres:
         self.url = f"postgresql://{user}@127.0.0.1:{self.port}/postgres"
         self.directory: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self._as_user: dict[str, str] = {}
 
     @property
     def log_path(self) -> Path:
@@ -78,12 +79,17 @@ class TemporaryPostgres:
             capture_output=True,
             **as_user,
         )
-        with self.log_path.open("wb") as log:
+        self._as_user = as_user
+        self._launch(timeout_s)
+
+    def _launch(self, timeout_s: float) -> None:
+        assert self.directory is not None
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
                     str(self.bin_dir / "postgres"),
                     "-D",
-                    str(data),
+                    str(self.directory / "data"),
                     "-p",
                     str(self.port),
                     "-c",
@@ -95,9 +101,17 @@ class TemporaryPostgres:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                **as_user,
+                **self._as_user,
             )
         self._wait_ready(timeout_s)
+
+    def halt(self, grace_s: float = 30.0) -> None:
+        """Stop the server (fast shutdown) and keep its data: ``resume`` serves it again, same port."""
+        self._shut_down(grace_s)
+
+    def resume(self, timeout_s: float = 60.0) -> None:
+        """Serve the data a ``halt`` kept, on the same port."""
+        self._launch(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:
         import psycopg  # the cluster's dependency; only needed once a server runs
@@ -123,6 +137,12 @@ class TemporaryPostgres:
 
     def stop(self, grace_s: float = 30.0) -> None:
         """Fast shutdown (SIGINT to our postgres PID), SIGKILL after ``grace_s``; the directory removed."""
+        self._shut_down(grace_s)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def _shut_down(self, grace_s: float) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -131,9 +151,6 @@ class TemporaryPostgres:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
 
     def __enter__(self) -> TemporaryPostgres:
         self.start()

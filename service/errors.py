@@ -34,6 +34,11 @@ class StorageFullError(OSError):
     """Raised by a journal that cannot record a batch (disk full): the batch is refused (507)."""
 
 
+class LogUnavailable(OSError):
+    """Raised by a journal whose log cannot be reached (its database is down, its connection lost):
+    the change is refused (503) and nothing of it is applied."""
+
+
 class ApiError(Exception):
     status_code = 500
 
@@ -65,6 +70,12 @@ class InsufficientStorage(ApiError):
 
 
 class NotReady(ApiError):
+    status_code = 503
+
+
+class LogDown(ApiError):
+    """The journal's log cannot be reached: nothing was applied; retry once it is back."""
+
     status_code = 503
 
 

@@ -2,8 +2,9 @@
 
 No model lives here. A request about a model (``/v1/models/{model}/...``, or ``POST /v1/models``
 naming it in its body) goes to ``shard_of(model)``; ``GET /v1/models`` asks every shard and merges
-the lists (sorted by name: the shards do not know each other's creation order); the rest (the
-dashboard, the OpenAPI document, ``/metrics``, ``/readyz``) goes to shard 0. The shards run
+the lists (sorted by name: the shards do not know each other's creation order); ``GET /metrics``
+asks every shard and merges their samples (:mod:`service.api.metrics_merge`); the rest (the
+dashboard, the OpenAPI document, ``/readyz``) goes to shard 0. The shards run
 today's app, so answers, status codes and error bodies are the in-process service's, byte for byte.
 
 Requests for one shard that arrive within ``coalesce_ms`` of each other travel in one call (an
@@ -32,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.api.metrics_merge import merge_expositions
+from service.host.metrics import CONTENT_TYPE
 from service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
 
 logger = logging.getLogger("service.api.front")
@@ -124,6 +127,8 @@ def create_front(
         try:
             if request.method == "GET" and request.url.path == "/v1/models":
                 return await list_everywhere(forwarded)
+            if request.method == "GET" and request.url.path == "/metrics":
+                return await metrics_everywhere(forwarded)
             model = model_of(request.method, request.url.path, body)
             index = 0 if model is None else shard_of(model, shards)
             answer = await coalescers[index].send(forwarded)
@@ -144,6 +149,17 @@ def create_front(
         merged["models"].sort(key=lambda m: m["name"])
         merged["quarantined"].sort(key=lambda m: m["name"])
         return Response(orjson.dumps(merged), media_type="application/json")
+
+    async def metrics_everywhere(request: ForwardedRequest) -> Response:
+        answers = await asyncio.gather(*(c.send(request) for c in coalescers), return_exceptions=True)
+        refused = next((a for a in answers if isinstance(a, ForwardedResponse) and a.status == 401), None)
+        if refused is not None:  # a missing or wrong API key: the same on every shard
+            return respond(refused)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, ShardUnavailable):
+                raise answer
+        texts = [a.body if isinstance(a, ForwardedResponse) and a.status == 200 else None for a in answers]
+        return Response(merge_expositions(texts), media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -30,7 +30,8 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     handles = shard_actors(shards, settings.model_dump(mode="json"))
-    ray.get([handle.ready.remote() for handle in handles])  # each recovered (its constructor ran)
+    ray.get([handle.ready.remote() for handle in handles])  # each made its first recovery attempt (a shard
+    # whose attempt failed answers 503 with the reason while it retries)
     app = create_front(ray_call(handles), shards, retryable=RETRYABLE)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
     return 0

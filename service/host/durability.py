@@ -69,6 +69,7 @@ class Durability:
     def __init__(self, settings: Settings, lock: StateDirectoryLock | None = None) -> None:
         self.settings = settings
         self.lock = lock if lock is not None else StateDirectoryLock(settings.state_dir)
+        self._own_lock = lock is None  # taken by open(): given back by it when the rest fails
         self.log: LogStore | None = None
         self.store: CheckpointStore | None = None
         self.journal: LogJournal | None = None
@@ -79,8 +80,13 @@ class Durability:
     def open(self) -> None:
         s = self.settings
         self.lock.acquire()  # StateDirectoryInUse: nothing here is opened, and the app does not start
-        self.store = CheckpointStore(s.state_dir / CHECKPOINTS_DIR, keep=s.checkpoints_kept)
-        self.log = open_log(s)
+        try:
+            self.store = CheckpointStore(s.state_dir / CHECKPOINTS_DIR, keep=s.checkpoints_kept)
+            self.log = open_log(s)
+        except BaseException:  # the log's database unreachable, say: a later attempt must find the lock free
+            if self._own_lock:
+                self.lock.release()
+            raise
         self.checkpointer = Checkpointer(
             self.log, self.store, s.checkpoint_interval_s, s.checkpoint_every_observations, s.torch_threads
         )
@@ -134,7 +140,10 @@ class Durability:
             await asyncio.gather(self._recovering, return_exceptions=True)
         try:
             quarantined = registry.quarantined or any(worker.quarantined for worker in registry.workers())
-            if self.report is not None and self.checkpointer is not None and not quarantined:
+            # A log broken during an append may hold a record the models do not: a checkpoint cut at
+            # the log's end would claim it; the next start recovers from the log as it is instead.
+            broken = getattr(self.log, "broken", None) is not None
+            if self.report is not None and self.checkpointer is not None and not quarantined and not broken:
                 try:
                     await asyncio.to_thread(self.checkpointer.write_final, registry.workers())
                 except Exception:  # the log still holds every record: the next start recovers them

@@ -60,7 +60,8 @@ def short_first(requests: Sequence[Sequence[str]]) -> tuple[list[int], list[int]
 
 
 def between_chunks(busy: set[str], closed: bool, arrivals: Sequence[Sequence[str] | None], limit: int) -> list[int]:
-    """The indices of ``arrivals`` (each a request's series, or None for a call) to apply before a
+    """The indices of ``arrivals`` (each a request's series, or None for a call or a request with an
+    idempotency key, whose answer is journaled with a batch of its own) to apply with a
     long batch's next chunk; the others wait until it is done, in order. ``busy``: the series of
     the long batch and of the requests already waiting; ``closed``: a call waits already;
     ``limit``: the most values to pick.

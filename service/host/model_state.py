@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.host.admission import SeriesMark
+from service.host.applied_keys import KeyedAnswer
 from service.storage.checkpoints import decode_checkpoint, encode_checkpoint
 from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
 from tbptt_online.state_check import MAX_COUNT, check_state
@@ -43,6 +44,7 @@ class ModelState:
     seq: int  # the last event-log record this state includes (0: none)
     forecaster: dict[str, Any]  # Forecaster.state_dict()
     marks: Mapping[str, SeriesMark]
+    keys: tuple[tuple[str, KeyedAnswer], ...] = ()  # the recent idempotency keys and answers, oldest first
 
     @property
     def config(self) -> ForecasterConfig:
@@ -60,11 +62,52 @@ def _result_row(result: StepResult) -> list[Any]:
     return [result.step, result.value, made.mean, made.lower, made.upper, nxt.mean, nxt.lower, nxt.upper]
 
 
+def _keys_plain(keys: tuple[tuple[str, KeyedAnswer], ...]) -> dict[str, Any]:
+    """The keys as columns: one entry per key, their results one after the other (``sizes`` each)."""
+    results = [r for _, answer in keys for r in answer.results]
+    return {
+        "keys": [key for key, _ in keys],
+        "digests": [answer.digest for _, answer in keys],
+        "update_counts": [answer.update_count for _, answer in keys],
+        "sizes": [len(answer.results) for _, answer in keys],
+        "series": [r.series for r in results],
+        "results": [_result_row(r) for r in results],
+        "updated": [r.updated for r in results],
+        "update_count": [r.update_count for r in results],
+    }
+
+
+def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
+    """Back from :func:`_keys_plain`; ``ValueError`` naming what is malformed."""
+    try:
+        keys, digests, counts, sizes = (plain[k] for k in ("keys", "digests", "update_counts", "sizes"))
+        rows = list(zip(plain["series"], plain["results"], plain["updated"], plain["update_count"], strict=True))
+        if not len(keys) == len(digests) == len(counts) == len(sizes) or sum(sizes) != len(rows):
+            raise ValueError("columns of different lengths")
+        results = [
+            StepResult(series, row[0], row[1], Prediction(*row[2:5]), Prediction(*row[5:8]), updated, count)
+            for series, row, updated, count in rows
+        ]
+        out, start = [], 0
+        for key, digest, count, size in zip(keys, digests, counts, sizes, strict=True):
+            if not isinstance(key, str) or not isinstance(digest, str) or isinstance(count, bool):
+                raise ValueError(f"key {key!r} is malformed")
+            answer = KeyedAnswer(digest, tuple(results[start : start + size]), tuple(range(size)), int(count))
+            out.append((key, answer))
+            start += size
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"the model state's idempotency keys are invalid: {error}") from None
+    return tuple(out)
+
+
 def to_plain(state: ModelState) -> dict[str, Any]:
-    """The checkpointable form: marks as columns (one list per field, not one object per series)."""
+    """The checkpointable form: marks as columns (one list per field, not one object per series);
+    the idempotency keys, when there are any, likewise."""
     marks = state.marks
     results = [mark.result for mark in marks.values()]
+    keys = {"keys": _keys_plain(state.keys)} if state.keys else {}
     return {
+        **keys,
         "name": state.name,
         "seq": state.seq,
         "forecaster": state.forecaster,
@@ -102,7 +145,8 @@ def from_plain(plain: Any) -> ModelState:
             series, step, value, Prediction(*predictions[:3]), Prediction(*predictions[3:]), updated, update_count
         )
         rebuilt[series] = SeriesMark(timestamp, value, result)
-    return ModelState(name, seq, forecaster, rebuilt)
+    keys = _keys_from_plain(plain["keys"]) if "keys" in plain else ()
+    return ModelState(name, seq, forecaster, rebuilt, keys)
 
 
 def _is_row(value: Any) -> bool:
@@ -133,8 +177,10 @@ def _check_mark(i: int, series: Any, timestamp: Any, row: Any, updated: Any, cou
 
 
 def encode_model_checkpoint(state: ModelState) -> bytes:
-    """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see service.storage.checkpoints)."""
-    return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": to_plain(state)})
+    """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see service.storage.checkpoints):
+    the model's state without its idempotency keys (another model importing it has requests of its own)."""
+    plain = to_plain(dataclasses.replace(state, keys=()))
+    return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": plain})
 
 
 def decode_model_checkpoint(data: bytes) -> ModelState:

@@ -48,10 +48,21 @@ from typing import Any, TypeVar
 
 import torch
 
-from service.errors import ApiError, InsufficientStorage, NotFound, Quarantined, StorageFullError
+from service.errors import (
+    ApiError,
+    InsufficientStorage,
+    LogDown,
+    LogUnavailable,
+    NotFound,
+    Quarantined,
+    StorageFullError,
+    Unprocessable,
+)
 from service.host.admission import BatchAdmission, SeriesMark, Source
+from service.host.applied_keys import AppliedKeys, KeyedAnswer, digest_of
 from service.host.chunked_run import ChunkedRun
 from service.host.fair_batches import between_chunks, short_first, ticks
+from service.host.guard_log import log_guard_events
 from service.host.memory_budget import SeriesLimit
 from service.host.metrics import ServiceMetrics
 from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
@@ -66,6 +77,7 @@ from service.storage.journal import (
     PendingAppend,
     with_changes,
 )
+from service.storage.log_journal import observations_of
 from service.storage.observation import Observation
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import StepResults
@@ -83,6 +95,8 @@ class _Job:
 @dataclass
 class _ObserveJob(_Job):
     observations: list[Observation]
+    key: str | None = None  # the request's Idempotency-Key (service.host.applied_keys)
+    digest: str = ""  # its content, as the key is tied to it (set on the worker thread)
 
 
 @dataclass
@@ -132,6 +146,7 @@ class ModelWorker:
         self.max_wait_s = max_wait_s
         self.chunk_ticks = chunk_ticks  # ticks of a long batch applied between two looks at the queue
         self._marks: dict[str, SeriesMark] = {}
+        self.keys = AppliedKeys()  # the recent requests' idempotency keys and answers
         self.recent = RecentResults()  # what the dashboard draws: values beside the forecasts made for them
         self._marks_changed = True  # copied into the next snapshot only when changed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -157,10 +172,11 @@ class ModelWorker:
         return self._queue.qsize() + len(self._waiting)
 
     # -- the requester's side (the event loop) ------------------------------------------
-    async def observe(self, observations: list[Observation]) -> ObserveOutcome:
-        """Apply one request's observations atomically; raises ``ApiError`` naming the problem."""
+    async def observe(self, observations: list[Observation], key: str | None = None) -> ObserveOutcome:
+        """Apply one request's observations atomically; raises ``ApiError`` naming the problem. A
+        request whose ``key`` the model knows gets the first answer to that key, and nothing is applied."""
         loop = asyncio.get_running_loop()
-        job = _ObserveJob(loop, loop.create_future(), observations)
+        job = _ObserveJob(loop, loop.create_future(), observations, key)
         self._submit(job)
         return await job.future
 
@@ -267,6 +283,19 @@ class ModelWorker:
             self._chunked = None
         return results
 
+    def apply_record(self, payload: dict[str, Any]) -> None:
+        """Apply an ``observe`` record's batch (recovery; call it like ``apply``) and remember the
+        answers of the keys journaled with it, as the live batch did: a key's element that repeated
+        an earlier batch's result is journaled as its series, whose mark holds that result before
+        the batch is applied."""
+        observations = observations_of(payload)
+        keys = payload.get("keys", ())
+        earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
+        results = self.apply(observations)
+        for key, digest, sources in keys:
+            places = [s if type(s) is int else earlier[s] for s in sources]
+            self.keys.remember(key, digest, results, places, self.forecaster.engine.updates)  # type: ignore[arg-type]
+
     def apply_forget(self, series: str) -> None:
         """Forget a series (call it like ``apply``)."""
         self.forecaster.forget(series)
@@ -274,9 +303,20 @@ class ModelWorker:
         if self._marks.pop(series, None) is not None:
             self._marks_changed = True
 
-    def load(self, forecaster: Forecaster, marks: Mapping[str, SeriesMark], seq: int) -> None:
-        """Make ``forecaster`` and ``marks`` the model's state, which includes log record ``seq``
-        (call it like ``apply``). The recent values shown beside forecasts start afresh."""
+    def load(
+        self,
+        forecaster: Forecaster,
+        marks: Mapping[str, SeriesMark],
+        seq: int,
+        keys: Sequence[tuple[str, KeyedAnswer]] | None = None,
+    ) -> None:
+        """Make ``forecaster`` and ``marks`` (and ``keys``, unless None: an imported checkpoint keeps
+        the model's own) the model's state, which includes log record ``seq`` (call it like
+        ``apply``). The recent values shown beside forecasts start afresh."""
+        if keys is not None:
+            self.keys = AppliedKeys()
+            for key, answer in keys:
+                self.keys.remember(key, answer.digest, answer.batch, answer.sources, answer.update_count)
         self.forecaster = forecaster
         self._marks = dict(marks)
         self._marks_changed = True
@@ -289,7 +329,9 @@ class ModelWorker:
         Refused while a long batch is half applied (the worker runs captures only between them)."""
         if self._chunked is not None:
             raise RuntimeError(f"model {self.name!r} is half way through batch log seq {self._chunked.seq}")
-        return ModelState(self.name, self.seq, self.forecaster.state_dict(), dict(self._marks))
+        return ModelState(
+            self.name, self.seq, self.forecaster.state_dict(), dict(self._marks), tuple(self.keys.items())
+        )
 
     def publish(self) -> None:
         """Make the forecaster's current state what readers see."""
@@ -303,7 +345,10 @@ class ModelWorker:
         truncation = previous.truncation if previous is not None else None
         if truncation is None or truncation.probes != f.probe.probes:  # the advisor's report moves with the probes
             truncation = f.truncation()
-        return ModelSnapshot(f.view(), f.update_stats(), f.observations, len(f.store), marks, truncation)
+        stats = f.update_stats()
+        if previous is not None:
+            log_guard_events(self.name, previous.updates, stats)
+        return ModelSnapshot(f.view(), stats, f.observations, len(f.store), marks, truncation)
 
     # -- the worker thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -383,12 +428,38 @@ class ModelWorker:
                 arrivals.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        series = [[o.series for o in job.observations] if isinstance(job, _ObserveJob) else None for job in arrivals]
+        # a call, or a request with an idempotency key (applied in batches of its own, whole): None, it waits
+        series = [
+            [o.series for o in job.observations] if isinstance(job, _ObserveJob) and job.key is None else None
+            for job in arrivals
+        ]
         picked = set(between_chunks(busy, closed, series, self.max_batch_observations))
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]
         if now:
             self._guarded(now, lambda: self._admit_riders(now))
+
+    def _answer_known_keys(self, jobs: list[_ObserveJob]) -> list[_ObserveJob]:
+        """Answer the jobs whose key the model knows (their first answer; 422 for another request
+        under a known key); the rest, to apply. A key twice in one batch: the second waits for the next."""
+        fresh: list[_ObserveJob] = []
+        seen: set[str] = set()
+        for job in jobs:
+            if job.key is None:
+                fresh.append(job)
+                continue
+            job.digest = job.digest or digest_of(job.observations)
+            known = self.keys.get(job.key)
+            if known is not None and known.digest != job.digest:
+                self._fail(job, Unprocessable(f"Idempotency-Key {job.key!r} was used for another request"))
+            elif known is not None:
+                self._settle(job, ObserveOutcome(known.batch, list(known.sources), known.update_count), None)
+            elif job.key in seen:
+                self._waiting.append(job)
+            else:
+                seen.add(job.key)
+                fresh.append(job)
+        return fresh
 
     def _admit_riders(self, jobs: list[_ObserveJob]) -> None:
         if self._unsynced is not None:
@@ -405,6 +476,7 @@ class ModelWorker:
 
     def _admit(self, jobs: list[_ObserveJob]) -> tuple[list[tuple[_ObserveJob, list[Source]]], list[Observation]]:
         """The jobs admitted (the others answered with their error) and their merged observations."""
+        jobs = self._answer_known_keys(jobs)
         admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
         for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
@@ -420,13 +492,19 @@ class ModelWorker:
                 self._fail(job, self._unsynced)
             return
         admitted, merged = self._admit(jobs)
-        if merged and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
+        unkeyed = all(job.key is None for job, _ in admitted)  # keyed requests' answers are journaled whole
+        if merged and unkeyed and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
             self._begin_chunked(merged, admitted)
             return
         results: Sequence[StepResult] = ()
+        keyed = [(job, sources) for job, sources in admitted if job.key is not None]
+        # A key's sources as journaled: a place in the batch, or the series whose earlier result it repeats.
+        keys = [[job.key, job.digest, [s if type(s) is int else s.series for s in sources]] for job, sources in keyed]
         if merged:
             try:
-                pending = self._journaled(lambda: self.journal.begin_append(self.name, merged), "batch", "applied")
+                begin = self.journal.begin_append
+                write = (lambda: begin(self.name, merged, keys)) if keys else (lambda: begin(self.name, merged))
+                pending = self._journaled(write, "batch", "applied")
             except ApiError as error:
                 for job, _ in admitted:
                     self._fail(job, error)
@@ -447,6 +525,8 @@ class ModelWorker:
             self.publish()
             self._record_batch(len(admitted), len(merged), seconds, attempts_before)
         update_count = self.forecaster.engine.updates
+        for job, sources in keyed:  # durable: a retry of the request is answered, never applied again
+            self.keys.remember(job.key, job.digest, results, sources, update_count)  # type: ignore[arg-type]
         self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
 
     @staticmethod
@@ -581,12 +661,16 @@ class ModelWorker:
         return seq if seq is not None else self.seq
 
     def _journaled(self, write: Callable[[], T], what: str, done: str) -> T:
-        """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``ApiError``
-        (500) when it fails otherwise; either way nothing was done."""
+        """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``LogDown``
+        (503) when its log cannot be reached, ``ApiError`` (500) when it fails otherwise; either way
+        nothing was done."""
         try:
             return write()
         except StorageFullError as error:
             raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
+        except LogUnavailable as error:
+            logger.error("the journal of model %r cannot reach its log: %s", self.name, error)
+            raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
         except Exception as error:  # reported to every requester and logged, not hidden
             logger.exception("the journal failed for model %r", self.name)
             raise ApiError(f"the journal failed ({error!r}); nothing was {done}") from None

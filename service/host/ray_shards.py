@@ -3,11 +3,13 @@
 ``tbptt-shard-{i}`` in the namespace ``tbptt`` holds a :class:`~service.host.shard.ShardHost`
 (``max_restarts=-1``: Ray restarts it on any node after its process or node is lost; its
 constructor takes a new epoch of the shard's log stream, which fences the lost incarnation,
-and recovers). Detached: it outlives the front that created it, and every front (several
-uvicorn processes, one per node) finds the same actor by name, so each model has exactly one
-writer in the cluster. ``max_concurrency`` lets calls from several fronts run at once (the
-shard's app micro-batches them together); ``max_task_retries=-1`` makes Ray re-send a call that
-was in flight when the actor died, which the call's idempotency key makes harmless.
+and recovers; a recovery that fails is retried by the shard itself, in the background, since
+Ray restarts a process that dies but not a constructor that fails). Detached: it outlives the
+front that created it, and every front (several uvicorn processes, one per node) finds the same
+actor by name, so each model has exactly one writer in the cluster. ``max_concurrency`` lets
+calls from several fronts run at once (the shard's app micro-batches them together);
+``max_task_retries=-1`` makes Ray re-send a call that was in flight when the actor died, which
+the call's idempotency key makes harmless (also to a restarted actor: the keys are journaled).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class StateRebuild:
                 model = from_plain(plain)
                 forecaster = model.build(self.registry.forecaster_factory)
                 worker = self.registry.build_worker(model.name, forecaster)
-                worker.load(forecaster, model.marks, model.seq)
+                worker.load(forecaster, model.marks, model.seq, model.keys)
             except Exception as error:
                 name = plain.get("name") if isinstance(plain, dict) else None
                 if not isinstance(name, str):
@@ -125,7 +125,7 @@ class StateRebuild:
         if worker.unfinished is not None and record.kind not in (OBSERVE, OBSERVE_CHUNK):
             raise ValueError(f"a {record.kind} record came while batch log seq {worker.unfinished.seq} is half applied")
         if record.kind == OBSERVE:
-            worker.apply(observations_of(payload))
+            worker.apply_record(payload)  # the batch, and the answers of the keys journaled with it
         elif record.kind == OBSERVE_CHUNKED:
             worker.begin_chunked(observations_of(payload), record.seq)
         elif record.kind == OBSERVE_CHUNK:

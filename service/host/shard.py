@@ -23,17 +23,19 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future
-from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import httpx
+import orjson
 
+from service.host.shard_app import ForwardedRequest, ForwardedResponse, ShardApp
 from service.settings import Settings
 
 KEYS_REMEMBERED = 10_000
+FIRST_PAUSE_S, LAST_PAUSE_S = 0.5, 10.0  # the back-off between recovery attempts
 logger = logging.getLogger("service.host.shard")
 
 
@@ -44,19 +46,6 @@ def shard_of(model: str, shards: int) -> int:
     [1, 1, 1, 3]
     """
     return int.from_bytes(hashlib.sha256(model.encode()).digest()[:8], "big") % shards
-
-
-class ForwardedRequest(NamedTuple):
-    method: str
-    path: str  # with the query string, if any
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class ForwardedResponse(NamedTuple):
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
 
 
 def shard_settings(base: Settings, index: int, shards: int) -> Settings:
@@ -73,40 +62,100 @@ def shard_settings(base: Settings, index: int, shards: int) -> Settings:
 
 class ShardHost:
     """Shard ``index`` of ``shards``, built from ``settings`` (a dict of Settings fields: it crosses
-    process boundaries). Blocks until recovered; ``RuntimeError`` when the state cannot be loaded."""
+    process boundaries). The constructor makes the first recovery attempt; when it fails, the
+    shard answers 503 with the reason and retries in the background (``ready()`` says when)."""
 
     def __init__(self, index: int, shards: int, settings: dict[str, Any]) -> None:
-        from service.api.app import create_app  # the app is what a shard runs; imported where it starts
-
         self.index, self.shards = index, shards
         self.settings = shard_settings(Settings(**settings), index, shards)
-        self.app = create_app(self.settings)
+        self.incarnations = 0  # apps started (recovered) so far: 1 + the restarts in place
+        self.attempts = 0  # recovery attempts so far, failed ones included
+        self._serving: ShardApp | None = None
+        self._down = "starting"  # why nothing is served, while _serving is None
         self._answers: OrderedDict[str, Future[list[ForwardedResponse]]] = OrderedDict()
         self._answers_lock = threading.Lock()
+        self._mending: threading.Thread | None = None
+        self._mending_lock = threading.Lock()
+        self._closing = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"shard-{index}-loop", daemon=True)
         self._thread.start()
-        self._stack = AsyncExitStack()
-        self._client: httpx.AsyncClient | None = None
-        self._run(self._start())
+        if not self._start_incarnation():
+            self._mend(broken=None)
+
+    @property
+    def app(self) -> Any:
+        """The app serving now (``RuntimeError`` while none is)."""
+        serving = self._serving
+        if serving is None:
+            raise RuntimeError(f"shard {self.index} is not serving: {self._down}")
+        return serving.app
 
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    async def _start(self) -> None:
-        await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
-        await self.app.state.loading  # recovery: the newest checkpoint, then the log stream after it
-        if not getattr(self.app.state, "ready", False):
-            error = getattr(self.app.state, "load_error", "not ready")
-            await self._stack.aclose()
-            raise RuntimeError(f"shard {self.index}: {error}")
-        transport = httpx.ASGITransport(app=self.app)
-        self._client = await self._stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://shard", timeout=None)
-        )
+    def _start_incarnation(self) -> bool:
+        """One recovery attempt: True when a new app serves."""
+        self.attempts += 1
+        candidate = ShardApp(self.index, self.settings)
+        try:
+            self._run(candidate.start())
+        except Exception as error:
+            self._down = f"its recovery failed (attempt {self.attempts}): {error}"
+            logger.error("shard %d: %s", self.index, self._down)
+            return False
+        self.incarnations += 1
+        self._serving = candidate
+        return True
+
+    def _mend(self, broken: ShardApp | None) -> None:
+        """Start the background mending (once at a time): wait for the log's database when ``broken``
+        is the app whose log broke, restart in place, and retry recovery until it succeeds."""
+        with self._mending_lock:
+            if self._mending is not None and self._mending.is_alive():
+                return
+            if broken is not None:
+                logger.error("shard %d: %s; restarting once the database answers", self.index, broken.log_broken)
+            self._mending = threading.Thread(target=self._mend_now, args=(broken,), name=f"shard-{self.index}-mend")
+            self._mending.daemon = True
+            self._mending.start()
+
+    def _mend_now(self, broken: ShardApp | None) -> None:
+        pause = FIRST_PAUSE_S
+        if broken is not None:
+            from service.storage.postgres_log import unreachable
+
+            assert self.settings.log_url is not None  # only a PostgreSQL log breaks this way
+            while (why := unreachable(self.settings.log_url)) is not None:  # reads go on meanwhile
+                logger.warning("shard %d: its log is unreachable (%s); retry in %.1f s", self.index, why, pause)
+                if self._closing.wait(pause):
+                    return
+                pause = min(pause * 2, LAST_PAUSE_S)
+            self._down = "restarting after its log connection was lost"
+            self._serving = None
+            logger.warning("shard %d: the log's database answers again; restarting in place", self.index)
+            self._run(broken.close())
+            pause = FIRST_PAUSE_S
+        else:  # the constructor's attempt failed a moment ago
+            if self._closing.wait(pause):
+                return
+            pause = min(pause * 2, LAST_PAUSE_S)
+        while not self._start_incarnation():
+            logger.warning("shard %d: recovery retried in %.1f s", self.index, pause)
+            if self._closing.wait(pause):
+                return
+            pause = min(pause * 2, LAST_PAUSE_S)
 
     def ready(self) -> bool:
-        return bool(getattr(self.app.state, "ready", False))
+        serving = self._serving
+        return serving is not None and bool(getattr(serving.app.state, "ready", False))
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Whether the shard serves within ``timeout_s`` (a test's wait for the background recovery)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.ready()
 
     def pid(self) -> int:
         """The process the shard runs in (a fault test kills it)."""
@@ -117,6 +166,9 @@ class ShardHost:
         ``key``. Thread-safe: calls from several fronts run at once."""
         with self._answers_lock:
             answer = self._answers.get(key)
+            serving = self._serving
+            if answer is None and serving is None:  # not remembered under the key: nothing ran, a retry runs it
+                return [self._unavailable() for _ in requests]
             owner = answer is None
             if owner:
                 answer = self._answers[key] = Future()
@@ -124,40 +176,34 @@ class ShardHost:
                     self._answers.popitem(last=False)
         assert answer is not None
         if owner:
+            assert serving is not None
             try:
-                answer.set_result(self._run(self._handle_all(requests)))
+                answer.set_result(self._run(serving.handle_all(key, requests)))
             except BaseException as error:
                 with self._answers_lock:
                     self._answers.pop(key, None)  # nothing answered: a retry runs it
                 answer.set_exception(error)
-            self._exit_if_log_broken()
+            if serving.log_broken is not None:
+                self._mend(broken=serving)
         return answer.result()
 
-    def _exit_if_log_broken(self) -> None:
-        """A log connection lost during an append leaves it unknown whether the record committed, and
-        the log refuses every later change: only a restart (a new epoch, recovery) mends that, so
-        the process ends itself once this answer is out (Ray restarts the actor)."""
-        durability = getattr(self.app.state, "durability", None)
-        broken = getattr(getattr(durability, "log", None), "broken", None)
-        if broken is not None:
-            logger.error("shard %d: %s; exiting for a restart", self.index, broken)
-            threading.Timer(0.2, os._exit, args=(1,)).start()
-
-    async def _handle_all(self, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
-        return list(await asyncio.gather(*(self._handle_one(request) for request in requests)))
-
-    async def _handle_one(self, request: ForwardedRequest) -> ForwardedResponse:
-        assert self._client is not None
-        response = await self._client.request(
-            request.method, request.path, headers=request.headers, content=request.body
-        )
-        return ForwardedResponse(response.status_code, list(response.headers.multi_items()), response.content)
+    def _unavailable(self) -> ForwardedResponse:
+        body = orjson.dumps({"detail": f"shard {self.index} is not serving: {self._down}; retry later"})
+        headers = [("content-type", "application/json"), ("retry-after", "1")]
+        return ForwardedResponse(503, headers, body)
 
     def close(self) -> None:
-        """Drain and stop the app (the final checkpoint), then the loop."""
+        """Stop the mending, drain and stop the app (the final checkpoint), then the loop. Idempotent."""
+        if self._loop.is_closed():
+            return
+        self._closing.set()
+        if self._mending is not None:
+            self._mending.join()
         try:
-            self._run(self._stack.aclose())
+            if self._serving is not None:
+                self._run(self._serving.close())
         finally:
+            self._serving = None
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()

@@ -13,12 +13,14 @@ also before they are made. Both return the record's sequence number in the log
 (``None`` for a journal that keeps no log): recovery uses it to skip what a
 checkpoint already holds.
 
-A journal may also offer ``begin_append(model, observations) -> PendingAppend``: the
+A journal may also offer ``begin_append(model, observations, keys=None) -> PendingAppend``: the
 record is written (it survives a process crash) when it returns, and
 ``wait_durable()`` blocks until it is as durable as ``append`` makes it (the
 event log's fsync), raising what ``append`` would raise. The worker computes the batch
 in between and acknowledges it only after ``wait_durable()``, so the fsync and the
-model's work overlap.
+model's work overlap. ``keys`` (given only when some request of the batch carried an
+idempotency key) go into the record with the batch: ``[[key, digest, sources], ...]``
+(:mod:`service.host.applied_keys`), so a recovery knows which requests it applied.
 
 A batch of many ticks may be applied a few ticks at a time, with other batches in between
 (:mod:`service.host.chunked_run`): ``begin_chunked(model, observations)`` writes the whole
@@ -90,7 +92,9 @@ class ChangeJournal(Journal, Protocol):
         """Record one other change durably, or raise (``StorageFullError``: refused with 507)."""
         ...
 
-    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+    def begin_append(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
         """``append`` in two steps: written when this returns, durable after ``wait_durable()``."""
         ...
 
@@ -115,7 +119,9 @@ class NullJournal:
     def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
         return None
 
-    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+    def begin_append(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
         return PendingAppend(None)
 
     def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
@@ -139,9 +145,13 @@ class _Completed:
     def append(self, model: str, observations: Sequence[Observation]) -> int | None:
         return self.journal.append(model, observations)
 
-    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+    def begin_append(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
         own = getattr(self.journal, "begin_append", None)
-        return own(model, observations) if callable(own) else PendingAppend(self.journal.append(model, observations))
+        if callable(own):
+            return own(model, observations, keys) if keys else own(model, observations)
+        return PendingAppend(self.journal.append(model, observations))  # a recorder keeps no keys
 
     def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
         own = getattr(self.journal, "begin_chunked", None)

@@ -40,8 +40,11 @@ def observations_of(payload: dict[str, Any]) -> list[Observation]:
     return [Observation(series, value, timestamp) for series, value, timestamp in payload["items"]]
 
 
-def _payload(observations: Sequence[Observation]) -> dict[str, Any]:
-    return {"items": [[o.series, o.value, o.timestamp] for o in observations]}
+def _payload(observations: Sequence[Observation], keys: list[Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"items": [[o.series, o.value, o.timestamp] for o in observations]}
+    if keys:  # the idempotency keys of the requests merged into the batch (service.host.applied_keys)
+        payload["keys"] = keys
+    return payload
 
 
 class LogJournal:
@@ -58,9 +61,11 @@ class LogJournal:
             self.on_observed(len(observations))
         return seq
 
-    def begin_append(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
-        """Write the batch's record; ``wait_durable()`` waits for the log's fsync (batch mode)."""
-        return self._begin(model, OBSERVE, observations)
+    def begin_append(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
+        """Write the batch's record (with ``keys``); ``wait_durable()`` waits for the log's fsync (batch mode)."""
+        return self._begin(model, OBSERVE, observations, keys)
 
     def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
         """Write a batch that ``observe_chunk`` records apply later, a few ticks at a time."""
@@ -80,8 +85,10 @@ class LogJournal:
             self.on_observed(len(extra))
         return PendingAppend(seq, self.log.durable(seq).result)
 
-    def _begin(self, model: str, kind: str, observations: Sequence[Observation]) -> PendingAppend:
-        seq = self.log.write(model, kind, _payload(observations))
+    def _begin(
+        self, model: str, kind: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
+        seq = self.log.write(model, kind, _payload(observations, keys))
         if self.on_observed is not None:
             self.on_observed(len(observations))
         return PendingAppend(seq, self.log.durable(seq).result)

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 
+from service.errors import LogUnavailable
 from service.storage.event_log import LogRecord, decode_payload
 from service.storage.log_store import FencedWriter
 
@@ -99,6 +100,16 @@ def display_url(url: str) -> str:
     return parts._replace(netloc=f"{user}{netloc}").geturl()
 
 
+def unreachable(url: str, timeout_s: float = 2.0) -> str | None:
+    """Why the database at ``url`` cannot be reached now, or None when it answers a query."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout_s))) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        return f"{display_url(url)}: {str(error).strip()}"
+    return None
+
+
 def read_stream(url: str, stream: str, after_seq: int = 0) -> list[LogRecord]:
     """The records of ``stream`` after ``after_seq``, read without taking an epoch (a reader never
     fences the writer, as opening a :class:`PostgresLog` would)."""
@@ -130,7 +141,7 @@ class PostgresLog:
         self.stream = stream
         self.path = f"{display_url(url)} (stream {stream!r})"
         self._lock = threading.Lock()
-        self._broken: OSError | None = None
+        self._broken: LogUnavailable | None = None
         self._closed = False
         self._conn = psycopg.connect(
             url,
@@ -152,9 +163,9 @@ class PostgresLog:
     def append(self, model: str, kind: str, payload: Any) -> int:
         """Append one record and return its seq; committed (durable) when this returns.
 
-        Raises ``FencedWriter`` when a newer epoch owns the stream (nothing written), ``OSError``
-        when the database could not be reached (whether it committed is then unknown, and every
-        later append raises too).
+        Raises ``FencedWriter`` when a newer epoch owns the stream (nothing written),
+        ``LogUnavailable`` (an ``OSError``) when the database could not be reached (whether it
+        committed is then unknown, and every later append raises too).
         """
         for field, value in (("model", model), ("kind", kind)):
             if not isinstance(value, str) or not value:
@@ -173,7 +184,9 @@ class PostgresLog:
             try:
                 row = self._conn.execute(_APPEND, params).fetchone()
             except psycopg.OperationalError as exc:  # the commit may or may not have happened
-                self._broken = OSError(errno.EIO, f"event log {self.path}: the database connection failed: {exc}")
+                self._broken = LogUnavailable(
+                    errno.EIO, f"event log {self.path}: the database connection failed: {str(exc).strip()}"
+                )
                 raise self._broken from exc
             if row is None:
                 raise self._fenced()
@@ -200,7 +213,7 @@ class PostgresLog:
             return deleted
 
     @property
-    def broken(self) -> OSError | None:
+    def broken(self) -> LogUnavailable | None:
         """Why every append now fails (a connection lost during one), or None: the writer should restart."""
         return self._broken
 

@@ -113,10 +113,29 @@ def check_count(count: int, settings: Settings) -> None:
         )
 
 
-async def ingest(worker: ModelWorker, observations: list[Observation], settings: Settings) -> Response:
-    """Apply a request's validated observations and answer with their results (both paths)."""
+MAX_KEY_LENGTH = 255
+
+
+def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's ``Idempotency-Key`` (the last one sent), or None; 422 when it is empty or too long."""
+    key = None
+    for name, value in headers:
+        if name == b"idempotency-key":
+            key = value
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise Unprocessable(f"Idempotency-Key is invalid: must be 1 to {MAX_KEY_LENGTH} characters, got {len(key)}")
+    return key.decode("latin-1")
+
+
+async def ingest(
+    worker: ModelWorker, observations: list[Observation], settings: Settings, key: str | None = None
+) -> Response:
+    """Apply a request's validated observations and answer with their results (both paths); a
+    request whose ``key`` the model knows gets the first answer to it, and nothing is applied."""
     check_count(len(observations), settings)
-    outcome = await worker.observe(observations)
+    outcome = await worker.observe(observations, key)
     payload = {"results": results_out(outcome, observations), "update_count": outcome.update_count}
     return Response(orjson.dumps(payload), media_type="application/json")
 
@@ -140,7 +159,7 @@ async def post_plain_observations(request: StrictJSONRequest) -> Response | None
     if observations is None:
         return None
     worker = serving_registry(request).get(request.path_params["model"])  # 503 / 404, as ModelDep
-    return await ingest(worker, observations, request.app.state.settings)
+    return await ingest(worker, observations, request.app.state.settings, idempotency_key(headers))
 
 
 def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -185,7 +204,9 @@ async def post_observations(
 
     Per observation: the forecast that had been made for it, the new one-step
     forecast and the model's update counter. A repeated timestamp with the same
-    value returns the first result and learns nothing twice.
+    value returns the first result and learns nothing twice; so does a request repeated
+    with the same ``Idempotency-Key`` header (timestamped or not, also after a restart).
     """
     observations: list[Observation] = body  # type: ignore[assignment]  # documented as ObservationsBody
-    return await ingest(worker, observations, request.app.state.settings)
+    key = idempotency_key(request.scope["headers"])
+    return await ingest(worker, observations, request.app.state.settings, key)

@@ -153,3 +153,62 @@ async def test_a_front_retries_a_failed_call_with_the_same_key(tmp_path, postgre
     finally:
         await asyncio.to_thread(host.close)
     assert len(keys) == 3 and keys[0] == keys[1] != keys[2]
+
+
+def samples(exposition: bytes) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(exposition.decode())
+        for s in family.samples
+    ]
+
+
+async def test_metrics_through_the_front_cover_every_shard(cluster) -> None:
+    hosts, front = cluster
+    assert (await front.post("/v1/models", json={"name": "alpha", "config": SMALL_MODEL})).status_code == 201
+    for model, count in (("alpha", 3), ("default", 2)):  # shards 0 and 1
+        body = {"observations": [{"series": "x", "value": float(i)} for i in range(count)]}
+        assert (await front.post(f"/v1/models/{model}/observations", json=body)).status_code == 200
+    response = await front.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    merged = samples(response.content)
+    keys = [(name, labels) for name, labels, _ in merged]
+    assert len(keys) == len(set(keys))  # no series twice
+    value = {(name, labels): v for name, labels, v in merged}
+    assert value[("tbptt_observations_total", (("model", "alpha"),))] == 3.0  # shard 0's
+    assert value[("tbptt_observations_total", (("model", "default"),))] == 2.0  # shard 1's
+    assert value[("tbptt_models", ())] == 2.0  # one model on each shard, summed
+    assert value[("tbptt_shard_up", (("shard", "0"),))] == value[("tbptt_shard_up", (("shard", "1"),))] == 1.0
+    own = [
+        samples((await asyncio.to_thread(host.handle, f"m{i}", [ForwardedRequest("GET", "/metrics", [], b"")]))[0].body)
+        for i, host in enumerate(hosts)
+    ]
+    # Every shard's series is in the merge, with its value (the models' are disjoint; the rest summed).
+    for name, labels, v in own[0] + own[1]:
+        if name.endswith("_created"):
+            assert value[(name, labels)] <= v
+        elif any(k == "model" for k, _ in labels):
+            assert value[(name, labels)] == v
+    assert set(keys) == {(n, lb) for n, lb, _ in own[0] + own[1]} | {
+        ("tbptt_shard_up", (("shard", "0"),)),
+        ("tbptt_shard_up", (("shard", "1"),)),
+    }
+
+
+async def test_metrics_leave_out_a_shard_that_is_down_and_say_so(cluster) -> None:
+    hosts, _ = cluster
+
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        if index == 1:
+            raise Flaky("shard 1 is down")
+        return await asyncio.to_thread(hosts[index].handle, key, batch)
+
+    front = create_front(call, shards=2, retry_s=0.2, retryable=(Flaky,))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://front") as client:
+        response = await client.get("/metrics")
+    value = {(name, labels): v for name, labels, v in samples(response.content)}
+    assert response.status_code == 200
+    assert value[("tbptt_shard_up", (("shard", "0"),))] == 1.0 and value[("tbptt_shard_up", (("shard", "1"),))] == 0.0
+    assert value[("tbptt_models", ())] == 0.0  # shard 0 holds no model ("default" is shard 1's)

@@ -1,0 +1,81 @@
+"""ShardApp: one incarnation of a shard's app, and the requests a front forwards to it.
+
+The app is today's service (``create_app``) run on the shard's event loop and reached through an
+in-memory ASGI client. Each forwarded request of a call with key ``K`` goes in with the header
+``Idempotency-Key: K/i`` (``i`` its place in the call) unless its client sent one: an observation
+request is journaled with its key, so a retry after a restart is answered, not applied again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import NamedTuple
+
+import httpx
+
+from service.settings import Settings
+
+IDEMPOTENCY_KEY = "idempotency-key"
+
+
+class ForwardedRequest(NamedTuple):
+    method: str
+    path: str  # with the query string, if any
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class ForwardedResponse(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class ShardApp:
+    """One incarnation of a shard's app: started (recovered) on ``loop``, answering, closed."""
+
+    def __init__(self, index: int, settings: Settings) -> None:
+        from service.api.app import create_app  # the app is what a shard runs; imported where it starts
+
+        self.index = index
+        self.app = create_app(settings)
+        self._stack = AsyncExitStack()
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        """Start the app and recover its state; ``RuntimeError`` naming why it could not."""
+        try:
+            await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
+            await self.app.state.loading  # recovery: the newest checkpoint, then the log stream after it
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        if not getattr(self.app.state, "ready", False):
+            error = getattr(self.app.state, "load_error", "not ready")
+            await self._stack.aclose()
+            raise RuntimeError(f"shard {self.index}: {error}")
+        transport = httpx.ASGITransport(app=self.app)
+        self._client = await self._stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://shard", timeout=None)
+        )
+
+    @property
+    def log_broken(self) -> OSError | None:
+        """Why the app's log refuses every change (a connection lost during an append), or None."""
+        durability = getattr(self.app.state, "durability", None)
+        return getattr(getattr(durability, "log", None), "broken", None)
+
+    async def handle_all(self, key: str, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
+        return list(await asyncio.gather(*(self._handle_one(f"{key}/{i}", r) for i, r in enumerate(requests))))
+
+    async def _handle_one(self, key: str, request: ForwardedRequest) -> ForwardedResponse:
+        assert self._client is not None
+        headers = request.headers
+        if not any(name.lower() == IDEMPOTENCY_KEY for name, _ in headers):  # the client's own key wins
+            headers = [*headers, (IDEMPOTENCY_KEY, key)]
+        response = await self._client.request(request.method, request.path, headers=headers, content=request.body)
+        return ForwardedResponse(response.status_code, list(response.headers.multi_items()), response.content)
+
+    async def close(self) -> None:
+        await self._stack.aclose()

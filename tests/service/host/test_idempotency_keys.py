@@ -1,0 +1,104 @@
+"""Idempotency keys: a request repeated with its ``Idempotency-Key`` is answered with its first answer and
+applied once, timestamped or not, also after a crash: the key is journaled with its batch (SQLite and
+PostgreSQL logs alike) and kept in checkpoints, and recovery rebuilds its answer bit for bit. A shard's
+call retried after its process was lost (a second incarnation recovering from the same PostgreSQL
+stream) is answered, not applied twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from service.api.app import create_app
+from service.host.shard import ForwardedRequest, ShardHost
+from service.settings import Settings
+
+from ..conftest import SMALL_MODEL
+from ..state_probe import crash_copy
+from .test_durability_recovery import NO_TIMER, T0
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+BATCH = {"observations": [{"series": "a", "value": 1.0}, {"series": "b", "value": 2.0}, {"series": "a", "value": 3.0}]}
+
+
+async def count(client: httpx.AsyncClient, series: str) -> int:
+    return (await client.get(f"/v1/models/default/series/{series}")).json()["count"]
+
+
+async def test_a_request_repeated_with_its_key_is_answered_and_applied_once(client_for) -> None:
+    async with client_for(**NO_TIMER) as client:
+        first = await client.post(URL, json=BATCH, headers={"Idempotency-Key": "k1"})
+        again = await client.post(URL, json=BATCH, headers={"Idempotency-Key": "k1"})
+        assert first.status_code == 200 and again.status_code == 200 and again.content == first.content
+        assert (await count(client, "a"), await count(client, "b")) == (2, 1)  # once, not twice
+        other = await client.post(URL, json={"series": "a", "value": 9.0}, headers={"Idempotency-Key": "k1"})
+        assert other.status_code == 422 and other.json() == {
+            "detail": "Idempotency-Key 'k1' was used for another request"
+        }
+        empty = await client.post(URL, json=BATCH, headers={"Idempotency-Key": ""})
+        assert empty.status_code == 422 and "Idempotency-Key is invalid" in empty.json()["detail"]
+        assert (await client.post(URL, json=BATCH)).status_code == 200  # no key: a new request
+        assert (await count(client, "a"), await count(client, "b")) == (4, 2)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "sqlite":
+        return {}
+    return {"log_url": request.getfixturevalue("postgres_url")}
+
+
+async def test_keys_survive_a_crash_from_a_checkpoint_and_from_the_log(
+    tmp_path: Path, serve, log_settings: dict[str, Any]
+) -> None:
+    settings = Settings(state_dir=tmp_path / "state", default_model=SMALL_MODEL, **log_settings, **NO_TIMER)
+    app = create_app(settings)
+    async with serve(app) as client:
+        assert (await client.post(URL, json={"series": "c", "value": 0.5, "timestamp": T0})).status_code == 200
+        k1 = await client.post(URL, json=BATCH, headers={"Idempotency-Key": "k1"})
+        await app.state.durability.checkpoint(app.state.registry)  # k1 in the checkpoint
+        # k2 after it, in the log: an untimestamped value, and a repeat of an earlier batch's timestamp.
+        body = {"observations": [{"series": "c", "value": 0.5, "timestamp": T0}, {"series": "a", "value": 5.0}]}
+        k2 = await client.post(URL, json=body, headers={"Idempotency-Key": "k2"})
+        assert k1.status_code == k2.status_code == 200
+        counts = {s: await count(client, s) for s in "abc"}
+        assert counts == {"a": 3, "b": 1, "c": 1}
+        copy = crash_copy(settings.state_dir, tmp_path / "crashed")  # as a kill -9 leaves it
+        # The second incarnation recovers while the first still runs (a PostgreSQL stream: it fences it).
+        async with serve(create_app(settings.model_copy(update={"state_dir": copy}))) as recovered:
+            assert (await recovered.post(URL, json=BATCH, headers={"Idempotency-Key": "k1"})).content == k1.content
+            assert (await recovered.post(URL, json=body, headers={"Idempotency-Key": "k2"})).content == k2.content
+            assert {s: await count(recovered, s) for s in "abc"} == counts  # nothing applied twice
+            other = await recovered.post(URL, json=body, headers={"Idempotency-Key": "k1"})
+            assert other.status_code == 422
+            assert (await recovered.post(URL, json=BATCH, headers={"Idempotency-Key": "k3"})).status_code == 200
+            assert await count(recovered, "a") == 5
+
+
+def test_a_shard_call_retried_after_its_process_was_lost_is_answered_not_applied(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    base = Settings(state_dir=tmp_path / "one", default_model=SMALL_MODEL, log_url=postgres_url, **NO_TIMER)
+    post = ForwardedRequest("POST", URL, [("content-type", "application/json")], orjson.dumps(BATCH))
+    stats = ForwardedRequest("GET", "/v1/models/default/series/a", [], b"")
+    lost = ShardHost(0, 1, base.model_dump())  # acknowledges the call, then "dies" (its reply never arrives)
+    try:
+        first = lost.handle("call-1", [post])[0]
+        assert first.status == 200
+        # Ray restarts the shard (a new process: none of the old one's memory) and re-sends the call.
+        restarted = ShardHost(0, 1, base.model_copy(update={"state_dir": tmp_path / "two"}).model_dump())
+        try:
+            again = restarted.handle("call-1", [post])[0]
+            assert again.status == 200 and again.body == first.body  # the first answer, bit for bit
+            assert orjson.loads(restarted.handle("stats", [stats])[0].body)["count"] == 2  # applied once
+            fenced = lost.handle("call-2", [post])[0]  # the old incarnation can append nothing more
+            assert fenced.status == 500 and "superseded" in orjson.loads(fenced.body)["detail"]
+        finally:
+            restarted.close()
+    finally:
+        lost.close()

@@ -1,0 +1,119 @@
+"""A shard stays up through its log's database: a recovery that fails is retried with a back-off (503
+naming the reason meanwhile), and PostgreSQL stopped as a whole refuses writes with 503 while the
+forecasts answer from memory; once it is back the shard restarts in place and loses nothing acknowledged.
+In-process :class:`ShardHost` s on real PostgreSQL servers (no Ray)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+
+from benchmarks.postgres_server import TemporaryPostgres
+from service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
+from service.settings import Settings
+from service.storage.postgres_log import read_stream
+
+from ..conftest import SMALL_MODEL
+from .test_durability_recovery import NO_TIMER, T0
+
+JSON = [("content-type", "application/json")]
+
+
+def call(host: ShardHost, method: str, path: str, body: object = None) -> ForwardedResponse:
+    request = ForwardedRequest(method, path, JSON if body is not None else [], orjson.dumps(body) if body else b"")
+    return host.handle(f"{method}-{path}-{time.monotonic_ns()}", [request])[0]
+
+
+def observe(host: ShardHost, series: str, value: float, timestamp: float | None = None) -> ForwardedResponse:
+    body = {"series": series, "value": value} | ({"timestamp": timestamp} if timestamp is not None else {})
+    return call(host, "POST", "/v1/models/default/observations", body)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[TemporaryPostgres]:
+    """A server of this test's own: it is stopped and started again."""
+    server = TemporaryPostgres()
+    try:
+        server.start()
+    except FileNotFoundError:
+        pytest.skip("no PostgreSQL on this machine (apt-get install -y postgresql); CI requires it")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_failed_recovery_is_retried_until_it_succeeds(tmp_path: Path, postgres_url: str) -> None:
+    late = postgres_url + "_late"  # a database that does not exist yet: the first recovery attempt fails
+    settings = Settings(state_dir=tmp_path, default_model=SMALL_MODEL, log_url=late, **NO_TIMER)
+    host = ShardHost(0, 1, settings.model_dump())
+    try:
+        assert not host.ready() and host.attempts == 1 and host.incarnations == 0
+        refused = observe(host, "a", 1.0)
+        assert refused.status == 503
+        detail = orjson.loads(refused.body)["detail"]
+        assert "shard 0 is not serving: its recovery failed (attempt 1)" in detail and "_late" in detail
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {late.rsplit('/', 1)[1]}")
+        try:
+            assert host.wait_ready(timeout_s=30), "the shard did not recover once its database existed"
+            assert host.attempts >= 2 and host.incarnations == 1
+            assert observe(host, "a", 1.0).status == 200  # the refused one was not applied: count 1
+            assert orjson.loads(call(host, "GET", "/v1/models/default/series/a").body)["count"] == 1
+        finally:
+            host.close()
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE {late.rsplit('/', 1)[1]} WITH (FORCE)")
+    finally:
+        host.close()
+
+
+def test_postgres_down_refuses_writes_with_503_serves_forecasts_and_loses_nothing(
+    tmp_path: Path, own_postgres: TemporaryPostgres
+) -> None:
+    settings = Settings(state_dir=tmp_path, default_model=SMALL_MODEL, log_url=own_postgres.url, **NO_TIMER)
+    host = ShardHost(0, 1, settings.model_dump())
+    try:
+        for t in range(5):  # acknowledged: timestamped ones and untimestamped ones
+            assert observe(host, "a", t / 2.0, T0 + t).status == 200
+            assert observe(host, "b", t / 3.0).status == 200
+        forecast_path = "/v1/models/default/series/a/forecast?horizon=3"
+        before = call(host, "GET", forecast_path)
+        assert before.status == 200
+
+        own_postgres.halt()
+        for _ in range(2):  # the first finds the connection gone; the next, the log already broken
+            refused = observe(host, "b", 9.0)
+            detail = orjson.loads(refused.body)["detail"]
+            assert refused.status == 503, refused.body
+            assert "the database connection failed" in detail and f"127.0.0.1:{own_postgres.port}" in detail
+            assert "nothing was applied" in detail
+        assert call(host, "GET", forecast_path) == before  # reads answer from memory, unchanged
+        stats = orjson.loads(call(host, "GET", "/v1/models/default/series/b").body)
+        assert stats["count"] == 5
+        time.sleep(1.0)
+        assert host.incarnations == 1  # no restart while the database is down
+
+        own_postgres.resume()
+        deadline = time.monotonic() + 30
+        while host.incarnations < 2 or not host.ready():  # restarted in place, a new epoch, recovered
+            assert time.monotonic() < deadline, "the shard did not restart once PostgreSQL was back"
+            time.sleep(0.05)
+        after = call(host, "GET", forecast_path)
+        assert after.status == 200 and orjson.loads(after.body)["forecast"] == orjson.loads(before.body)["forecast"]
+        for series, count in (("a", 5), ("b", 5)):  # every acknowledged observation, the refused ones not
+            assert orjson.loads(call(host, "GET", f"/v1/models/default/series/{series}").body)["count"] == count
+        assert observe(host, "b", 9.0).status == 200  # writes resume
+        assert orjson.loads(call(host, "GET", "/v1/models/default/series/b").body)["count"] == 6
+        assert host.app.state.durability.log.epoch == 2
+    finally:
+        host.close()
+    # seq 1 created the model, 2-11 the 10 acknowledged batches (pruned by the restart's checkpoint),
+    # 12 the write after: none of the refused ones took a seq.
+    records = [(r.seq, r.kind, r.payload["items"]) for r in read_stream(own_postgres.url, "shard-0")]
+    assert records == [(12, "observe", [["b", 9.0, None]])]

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 
-from service.api.schemas import RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
+from service.api.schemas import DOT_SEGMENT_NAMES, RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
 from service.storage.observation import Observation
 from tbptt_online.series_store import MAX_NAME_LENGTH
 
@@ -77,6 +77,7 @@ def plain_observations(raw: Any) -> list[Observation] | None:
             type(series) is not str
             or not 0 < len(series) <= MAX_NAME_LENGTH
             or series.endswith(RESERVED_SERIES_SUFFIXES)
+            or series in DOT_SEGMENT_NAMES
         ):
             return None
         if type(value) is not float or not isfinite(value):  # the common case needs no more checks

@@ -30,6 +30,10 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
 # in a route's suffix could not be read back, so it is refused when written.
 RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
+# A name that is a whole dot segment is removed from a URL by every client (RFC 3986's dot-segment
+# removal, browsers even for '%2E'): '/series/./forecast' is read as '/series/forecast', the
+# forecast of another series. Refused when written, as the suffixes are.
+DOT_SEGMENT_NAMES = frozenset({".", ".."})
 Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
 
 
@@ -54,6 +58,11 @@ def _check_value(value: Any) -> float | list[float | None] | None:
 
 
 def _check_series(name: str) -> str:
+    if name in DOT_SEGMENT_NAMES:
+        raise ValueError(
+            f"{quoted(name)} is a URL dot segment: a series name must not be '.' or '..' (clients remove "
+            "such a segment from its routes, which would read another resource)"
+        )
     if name.endswith(RESERVED_SERIES_SUFFIXES):
         raise ValueError(
             f"{quoted(name)} ends in {name[name.rfind('/') :]!r}: a series name must not end in "
@@ -99,7 +108,7 @@ class ObservationIn(BaseModel):
     series: Annotated[str, AfterValidator(_check_series)] = Field(
         min_length=1,
         max_length=MAX_NAME_LENGTH,
-        description="The series' name: 1 to 200 characters, not ending in '/forecast' or '/recent'.",
+        description="The series' name: 1 to 200 characters, not ending in '/forecast' or '/recent', not '.' or '..'.",
     )
     value: ValueIn
     timestamp: TimestampIn = None

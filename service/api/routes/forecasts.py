@@ -22,6 +22,7 @@ from starlette.responses import Response
 from service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from service.api.fast_route import fast_path
 from service.api.schemas import ERROR_RESPONSES, ForecastOut
+from service.api.series_path import SERIES
 from service.errors import NotFound, Unprocessable
 from service.host.model_worker import ModelWorker
 from service.settings import Settings
@@ -108,7 +109,7 @@ router = APIRouter(
 )
 
 
-@router.get("/models/{model}/series/{series:path}/forecast", response_model=ForecastOut)
+@router.get("/models/{model}/series/" + SERIES + "/forecast", response_model=ForecastOut)
 async def get_forecast(
     series: str,
     worker: ModelDep,

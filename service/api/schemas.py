@@ -25,6 +25,7 @@ from service.api.config_schema import config_json_schema
 from service.errors import quoted
 from service.storage.observation import Observation, parse_timestamp
 from tbptt_online.series_store import MAX_NAME_LENGTH
+from tbptt_online.values import MAX_ABS_VALUE
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
@@ -46,6 +47,8 @@ def _finite(item: Any, value: Any) -> float:
         raise ValueError(f"{quoted(value)} is too large for a 64-bit float") from None
     if not math.isfinite(number):
         raise ValueError(f"{quoted(value)} is not finite; only finite numbers or null")
+    if abs(number) > MAX_ABS_VALUE:  # fix: 1e308 then -1e308 made the series serve null forever
+        raise ValueError(f"{quoted(value)} is out of range: a value's magnitude must be at most {MAX_ABS_VALUE:g}")
     return number
 
 
@@ -81,11 +84,20 @@ ValueIn = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number"},
-                {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "null"}]}},
+                {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
+                {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
+                            {"type": "null"},
+                        ]
+                    },
+                },
                 {"type": "null"},
             ],
-            "description": "A number (n_features = 1), a list of n_features numbers (null = missing), or null.",
+            "description": "A number (n_features = 1), a list of n_features numbers (null = missing), or null; "
+            f"a number's magnitude is at most {MAX_ABS_VALUE:g}.",
         }
     ),
 ]

@@ -117,7 +117,12 @@ async def get_forecast(
     horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
     level: Annotated[
         float | None,
-        Query(gt=0, le=MAX_LEVEL, description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's)."),
+        Query(
+            gt=0,
+            le=MAX_LEVEL,
+            allow_inf_nan=False,  # fix: level=nan was told "less than or equal to 0.999999999"
+            description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's).",
+        ),
     ] = None,
 ) -> Response:
     return await forecast_response(request, worker, series, horizon, level)

@@ -103,3 +103,12 @@ async def test_a_model_at_the_smallest_level_serves_forecasts_past_its_calibrate
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     narrow, wide = ([step["upper"] - step["lower"] for step in r.json()["forecast"]] for r in responses)
     assert all(0 <= n < w for n, w in zip(narrow, wide, strict=True)), (narrow, wide)
+
+
+@pytest.mark.parametrize("level", ["nan", "NaN", "inf", "-inf"])
+async def test_a_level_that_is_no_finite_number_is_named_so(client_for, level) -> None:
+    async with client_for() as client:  # fix: nan was told "Input should be less than or equal to 0.999999999"
+        await _with_values(client)
+        response = await client.get(f"{FORECAST}?horizon=2&level={level}")
+    assert response.status_code == 422
+    assert response.json()["detail"] == "level: Input should be a finite number"

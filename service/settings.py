@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     max_batch_observations: int = Field(5000, ge=1, le=1_000_000, description="Observations per request at most.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
     max_checkpoint_bytes: int = Field(
-        512 * 1024 * 1024,
+        256 * 1024 * 1024,
         ge=1024,
         description="Body size limit of a checkpoint import, POST /v1/models/{model}/checkpoint (413 beyond): a "
         "model's export is its whole state, about 48 KB a series with the defaults.",

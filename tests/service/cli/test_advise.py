@@ -99,3 +99,18 @@ def test_an_unreadable_file_is_an_error_naming_it_not_a_traceback(tmp_path, caps
     err = capsys.readouterr().err
     assert re.search(f"^tbptt-online advise: error: .*{message}", err), err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[1]", "'[1]' is invalid: must be a JSON object"),  # was "'list' object is not a mapping"
+        ("nope", "'nope' is invalid: not JSON (Expecting value"),  # was "invalid loads value: 'nope'"
+    ],
+)
+def test_a_config_that_is_no_json_object_is_named(tmp_path, capsys, config, message) -> None:
+    path = write_echo(tmp_path / "echo.csv", values=30)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["advise", str(path), *ARGS, "--config", config])
+    assert exit_.value.code == 2  # argparse's usage error
+    assert f"argument --config: {message}" in capsys.readouterr().err

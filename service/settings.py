@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     )
     max_batch_observations: int = Field(5000, ge=1, le=1_000_000, description="Observations per request at most.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
+    max_checkpoint_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Body size limit of a checkpoint import, POST /v1/models/{model}/checkpoint (413 beyond): a "
+        "model's export is its whole state, about 48 KB a series with the defaults.",
+    )
     body_timeout_s: float = Field(
         30.0, gt=0.0, le=3600.0, description="A request body must arrive within this many seconds (408 beyond)."
     )

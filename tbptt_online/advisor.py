@@ -96,7 +96,11 @@ def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[st
     b, n, _ = values.shape
     names = names or [f"series {i}" for i in range(b)]
     lags = longest_lag(values, max_lag=max(1, n // 3))
-    periods = detect_periods(values[:, :, 0].double(), max_periods=1, max_period=min(n // 3, config.max_season_length))
+    longest_season = min(n // 3, config.max_season_length)
+    if longest_season >= 2:
+        periods = detect_periods(values[:, :, 0].double(), max_periods=1, max_period=longest_season)
+    else:  # fix: under 6 values no season of 2 or more can be tested (detect_periods refused it: max_period 0)
+        periods = torch.zeros(b, 1, dtype=torch.int64)
     seasons = dict(Counter(periods[:, 0].tolist()))
     return _report(config, config.min_window, dict(zip(names, lags.tolist(), strict=True)), seasons)
 

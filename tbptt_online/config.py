@@ -17,6 +17,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("gaussian", "mse", "absolute")
 DTYPES = ("float32", "float64")
 MAX_LEVEL = 1 - 1e-9  # an interval level closer to 1 has no finite quantile in float64
+# The smallest model interval level: below about 1.1e-16 its normal quantile is 0 in float64, and
+# every other level's interval is scaled by the ratio of quantiles (a division by zero).
+MIN_LEVEL = 1e-9
 
 
 def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
@@ -138,8 +141,9 @@ class ForecasterConfig:
         if self.history_size is not None:
             _check_int("history_size", self.history_size, self.max_window, 1_000_000)
         _check_real("interval_level", self.interval_level, 0.0, strict=True, high=1.0)
-        if self.interval_level > MAX_LEVEL:  # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite)
-            raise _bad("interval_level", self.interval_level, f"must be in (0, {MAX_LEVEL}]")
+        # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite); 1e-320 to a quantile of 0
+        if not MIN_LEVEL <= self.interval_level <= MAX_LEVEL:
+            raise _bad("interval_level", self.interval_level, f"must be in [{MIN_LEVEL}, {MAX_LEVEL}]")
         if not isinstance(self.hybrid, bool):
             raise _bad("hybrid", self.hybrid, "must be true or false")
         _check_int("max_season_length", self.max_season_length, 2, 10_000)

@@ -16,6 +16,15 @@ import torch
 
 Value = float | Sequence[float | None] | None
 MAX_FLOAT = sys.float_info.max
+# The largest magnitude a value may have for every config to stay finite: a float32 network fed
+# raw values (hybrid=False, normalize=False) needs them well inside float32's 3.4e38, and a pair
+# of values of opposite sign near float64's limit (1e308, -1e308) made the hybrid's changes
+# infinite, after which the series served null forever. Measured (GRU and LSTM, every loss, hybrid
+# or not, normalised or raw, 1 and 64 features): alternating +-1e38 left every forecast finite,
+# +-1e100 did not for the raw float32 network; tests/tbptt_online/test_values_range.py checks the bound.
+# The service refuses a value beyond it (422); the library itself accepts any finite value, so
+# that a log journaled before the bound existed still replays.
+MAX_ABS_VALUE = 1e36
 
 
 def _row(value: Any, d: int, index: int) -> list[float]:

@@ -151,7 +151,11 @@ def create_app(
     app.include_router(docs.router)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_checkpoint_bytes=settings.max_checkpoint_bytes,
+    )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)  # outermost: nothing runs unauthenticated
         declare_bearer_security(app)

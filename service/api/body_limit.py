@@ -1,5 +1,10 @@
 """BodyLimitMiddleware: refuse request bodies over ``max_body_bytes`` with 413.
 
+A checkpoint import (``POST /v1/models/{model}/checkpoint``) has its own, larger limit,
+``max_checkpoint_bytes``: a model's export is its whole state (about 48 KB a series with the
+defaults), so under the JSON bodies' 4 MiB a model of 120 series could not take back its own
+export (413).
+
 A pure ASGI middleware: it refuses a declared ``Content-Length`` over the limit
 without reading anything, passes a declared length within it straight on (the HTTP
 server delivers exactly that many bytes), and otherwise counts the bytes as they
@@ -11,32 +16,43 @@ answers itself if the exception reaches it before any response started.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+CHECKPOINT_IMPORT = re.compile(r"/v1/models/[^/]+/checkpoint")  # POST: the body is a checkpoint file
+
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds max_body_bytes={limit}")
+    def __init__(self, limit: int, setting: str = "max_body_bytes") -> None:
+        super().__init__(413, f"request body exceeds {setting}={limit}")
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_checkpoint_bytes: int | None = None) -> None:
         self.app = app
-        self.limit = max_body_bytes
+        self.body_limit = max_body_bytes
+        self.checkpoint_limit = max_body_bytes if max_checkpoint_bytes is None else max_checkpoint_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "POST" and CHECKPOINT_IMPORT.fullmatch(scope["path"]):
+            await self._limited(scope, receive, send, self.checkpoint_limit, "max_checkpoint_bytes")
+        else:
+            await self._limited(scope, receive, send, self.body_limit, "max_body_bytes")
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
         declared = None
         for name, value in scope["headers"]:  # the last one counts, as dict(scope["headers"]) would have it
             if name == b"content-length":
                 declared = value
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             status, detail = (
-                (413, BodyTooLarge(self.limit).detail) if declared.isdigit() else (400, "bad Content-Length")
+                (413, BodyTooLarge(limit, setting).detail) if declared.isdigit() else (400, "bad Content-Length")
             )
             await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
             return
@@ -52,8 +68,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit, setting)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -28,9 +28,10 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 
-from service.api.schemas import RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
+from service.api.schemas import DOT_SEGMENT_NAMES, RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
 from service.storage.observation import Observation
 from tbptt_online.series_store import MAX_NAME_LENGTH
+from tbptt_online.values import MAX_ABS_VALUE
 
 _NOT_PLAIN = object()
 
@@ -45,14 +46,20 @@ def _number(item: Any) -> Any:
     return _NOT_PLAIN
 
 
+def _feature(item: Any) -> Any:
+    """A value's number within MAX_ABS_VALUE, or _NOT_PLAIN (pydantic's path names the problem)."""
+    number = _number(item)
+    return number if number is _NOT_PLAIN or -MAX_ABS_VALUE <= number <= MAX_ABS_VALUE else _NOT_PLAIN
+
+
 def _value(value: Any) -> Any:
     """A value as ``ObservationIn`` gives it (None, a float, a list of floats or None), or _NOT_PLAIN."""
     if value is None:
         return None
     if type(value) is list:
-        features = [None if item is None else _number(item) for item in value]
+        features = [None if item is None else _feature(item) for item in value]
         return _NOT_PLAIN if _NOT_PLAIN in features else features
-    return _number(value)
+    return _feature(value)
 
 
 def plain_observations(raw: Any) -> list[Observation] | None:
@@ -77,9 +84,10 @@ def plain_observations(raw: Any) -> list[Observation] | None:
             type(series) is not str
             or not 0 < len(series) <= MAX_NAME_LENGTH
             or series.endswith(RESERVED_SERIES_SUFFIXES)
+            or series in DOT_SEGMENT_NAMES
         ):
             return None
-        if type(value) is not float or not isfinite(value):  # the common case needs no more checks
+        if type(value) is not float or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # the common case: no more checks
             value = _value(value)
             if value is _NOT_PLAIN:
                 return None

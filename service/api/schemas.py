@@ -25,11 +25,16 @@ from service.api.config_schema import config_json_schema
 from service.errors import quoted
 from service.storage.observation import Observation, parse_timestamp
 from tbptt_online.series_store import MAX_NAME_LENGTH
+from tbptt_online.values import MAX_ABS_VALUE
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
 # in a route's suffix could not be read back, so it is refused when written.
 RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
+# A name that is a whole dot segment is removed from a URL by every client (RFC 3986's dot-segment
+# removal, browsers even for '%2E'): '/series/./forecast' is read as '/series/forecast', the
+# forecast of another series. Refused when written, as the suffixes are.
+DOT_SEGMENT_NAMES = frozenset({".", ".."})
 Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
 
 
@@ -42,6 +47,8 @@ def _finite(item: Any, value: Any) -> float:
         raise ValueError(f"{quoted(value)} is too large for a 64-bit float") from None
     if not math.isfinite(number):
         raise ValueError(f"{quoted(value)} is not finite; only finite numbers or null")
+    if abs(number) > MAX_ABS_VALUE:  # fix: 1e308 then -1e308 made the series serve null forever
+        raise ValueError(f"{quoted(value)} is out of range: a value's magnitude must be at most {MAX_ABS_VALUE:g}")
     return number
 
 
@@ -54,6 +61,11 @@ def _check_value(value: Any) -> float | list[float | None] | None:
 
 
 def _check_series(name: str) -> str:
+    if name in DOT_SEGMENT_NAMES:
+        raise ValueError(
+            f"{quoted(name)} is a URL dot segment: a series name must not be '.' or '..' (clients remove "
+            "such a segment from its routes, which would read another resource)"
+        )
     if name.endswith(RESERVED_SERIES_SUFFIXES):
         raise ValueError(
             f"{quoted(name)} ends in {name[name.rfind('/') :]!r}: a series name must not end in "
@@ -72,11 +84,20 @@ ValueIn = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number"},
-                {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "null"}]}},
+                {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
+                {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
+                            {"type": "null"},
+                        ]
+                    },
+                },
                 {"type": "null"},
             ],
-            "description": "A number (n_features = 1), a list of n_features numbers (null = missing), or null.",
+            "description": "A number (n_features = 1), a list of n_features numbers (null = missing), or null; "
+            f"a number's magnitude is at most {MAX_ABS_VALUE:g}.",
         }
     ),
 ]
@@ -99,7 +120,7 @@ class ObservationIn(BaseModel):
     series: Annotated[str, AfterValidator(_check_series)] = Field(
         min_length=1,
         max_length=MAX_NAME_LENGTH,
-        description="The series' name: 1 to 200 characters, not ending in '/forecast' or '/recent'.",
+        description="The series' name: 1 to 200 characters, not ending in '/forecast' or '/recent', not '.' or '..'.",
     )
     value: ValueIn
     timestamp: TimestampIn = None

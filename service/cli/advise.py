@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from service.cli.cli_tools import add_csv_columns, csv_source, positive_int
+from service.cli.cli_tools import add_csv_columns, csv_source, json_object, positive_int
 from service.cli.csv_source import CsvSource
 from tbptt_online.advisor import TruncationReport, advise_values
 from tbptt_online.config import ForecasterConfig
@@ -56,7 +56,7 @@ def add_advise_command(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--k2", type=positive_int, default=defaults.k2, help="steps replayed (%(default)s)")
     model.add_argument(
         "--config",
-        type=json.loads,
+        type=json_object,  # fix: '[1]' failed later with "'list' object is not a mapping"
         default={},
         metavar="JSON",
         help="further ForecasterConfig fields for the memory figures, e.g. '{\"hidden_size\": 32}'",

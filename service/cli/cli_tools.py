@@ -20,8 +20,10 @@ Each ``add_*_command`` adds its parser with a ``handler(args) -> int`` (see ``se
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from typing import Any
 
 from service.cli.csv_feed import FeedError, feed, format_report, format_table
 from service.cli.csv_source import CsvSource
@@ -68,6 +70,25 @@ def positive_int(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be an integer >= 1")
     return number
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """An argument holding one JSON object (``--config``), or a message naming what it is instead.
+
+    >>> json_object('{"hidden_size": 32}')
+    {'hidden_size': 32}
+    >>> json_object("[1]")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: '[1]' is invalid: must be a JSON object, e.g. '{"hidden_size": 32}'
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be a JSON object, e.g. '{{\"hidden_size\": 32}}'")
+    return value
 
 
 def add_csv_columns(parser: argparse.ArgumentParser, time_help: str) -> None:

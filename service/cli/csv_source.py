@@ -82,18 +82,27 @@ class CsvSource:
         return cls(lambda: path.open(newline="", encoding="utf-8-sig"), name=str(path), **columns)
 
     def _check_header(self, header: list[str] | None) -> None:
+        if header is None:
+            raise ValueError(f"{self.name}: the file is empty; it needs a header row naming its columns")
         wanted = [*self.value_columns, self.series_column, self.time_column]
-        absent = [c for c in wanted if c is not None and c not in (header or [])]
+        absent = [c for c in wanted if c is not None and c not in header]
         if absent:
             raise ValueError(f"{self.name}: column(s) {absent} not found; the header has {header}")
 
     def rows(self) -> Iterator[CsvRow]:
-        """Every row, in file order (the file is opened anew on each call)."""
+        """Every row, in file order (the file is opened anew on each call). What the csv module
+        or the text decoding refuses (a cell over its field size limit, bytes that are not UTF-8)
+        is a ``ValueError`` naming the file and the line, as a bad cell is."""
         with self.open_file() as file:
             reader = csv.DictReader(file)
-            self._check_header(reader.fieldnames)
-            for record in reader:
-                yield self._row(reader.line_num, record)
+            try:
+                self._check_header(reader.fieldnames)
+                for record in reader:
+                    yield self._row(reader.line_num, record)
+            except csv.Error as error:  # fix: escaped as a traceback (e.g. a cell of over 131,072 characters)
+                raise ValueError(f"{self.name}, line {reader.line_num + 1}: unreadable CSV: {error}") from None
+            except UnicodeDecodeError as error:  # fix: the message named neither the file nor the line
+                raise ValueError(f"{self.name}: not UTF-8 text ({error.reason}); save the file as UTF-8") from None
 
     def _cell_error(self, line: int, column: str, text: Any, allowed: str) -> ValueError:
         return ValueError(f"{self.name}, line {line}, column {column!r}: {text!r} is invalid: {allowed}")

@@ -14,8 +14,12 @@ import argparse
 import gc
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from service.cli.advise import add_advise_command
 from service.cli.cli_tools import add_feed_command, add_forecast_command
@@ -65,9 +69,37 @@ def freeze_the_modules(settings: Settings) -> None:
     gc.freeze()
 
 
+def settings_error(error: ValidationError | SettingsError) -> str:
+    """What is wrong with the settings, one line per field, naming its variable (and option).
+
+    >>> try:
+    ...     Settings(port=99999)
+    ... except ValidationError as error:
+    ...     print(settings_error(error))
+    TBPTT_PORT (--port) = 99999: Input should be less than or equal to 65535
+    """
+    if isinstance(error, SettingsError):  # a complex field's JSON: pydantic-settings names the field
+        field = re.search(r'field "(\w+)"', str(error))
+        name = f"TBPTT_{field[1].upper()}" if field else "a setting"
+        return f"{name}: not valid JSON ({error.__cause__ or error})"
+    lines = []
+    for item in error.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else "settings"
+        option = f" (--{field.replace('_', '-')})" if field in SERVE_OPTIONS else ""
+        lines.append(f"TBPTT_{field.upper()}{option} = {item['input']!r:.80}: {item['msg']}")
+    return "; ".join(lines)
+
+
+SERVE_OPTIONS = ("host", "port", "state_dir", "log_level")
+
+
 def serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
-    settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    try:  # fix: a bad setting (TBPTT_MAX_BODY_BYTES=abc, --port 99999, TBPTT_DEFAULT_MODEL='{bad') was a traceback
+        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except (ValidationError, SettingsError) as error:
+        print(f"tbptt-online serve: error: {settings_error(error)}", file=sys.stderr)
+        return 2
     if getattr(args, "ray", None):
         from service.cli.cluster import serve_front
 
@@ -78,6 +110,9 @@ def serve(args: argparse.Namespace) -> int:
             state_lock = StateDirectoryLock(settings.state_dir).acquire()
         except StateDirectoryInUse as error:
             print(f"tbptt-online serve: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:  # fix: an unusable --state-dir was a traceback
+            print(f"tbptt-online serve: error: state directory {str(settings.state_dir)!r}: {error}", file=sys.stderr)
             return 1
     # Before torch is first imported: OpenMP reads its thread count once, and a thread that did not
     # call torch.set_num_threads itself (the model workers, the forecast and executor threads) runs

@@ -70,7 +70,10 @@ def _json_or_text(text: str) -> Any:
 
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
     """The config ``create`` sends: ``--config`` first, then each ``--set`` (ValueError when malformed)."""
-    config = json.loads(args.config) if args.config else {}
+    try:
+        config = json.loads(args.config) if args.config else {}
+    except json.JSONDecodeError as error:  # fix: said "Expecting value: line 1 column 1 (char 0)", naming no option
+        raise ValueError(f"--config {args.config!r} is invalid: not JSON ({error})") from None
     if not isinstance(config, dict):
         raise ValueError(f"--config {args.config!r} is invalid: must be a JSON object")
     for item in args.set:

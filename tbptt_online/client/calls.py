@@ -66,9 +66,17 @@ class Call:
 
 
 def _segment(name: str) -> str:
-    """A model or series name as one URL path segment ('/' and spaces escaped)."""
+    """A model or series name as one URL path segment ('/' and spaces escaped; a name that is
+    '.' or '..' as '%2E' and '%2E%2E', which httpx sends as they are: a literal dot segment is
+    removed from the URL, and '/series/./forecast' would ask for the series 'forecast').
+
+    >>> _segment("web 1/cpu"), _segment(".."), _segment("a.b")
+    ('web%201%2Fcpu', '%2E%2E', 'a.b')
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name {name!r} is invalid: must be a non-empty string")
+    if name in (".", ".."):
+        return "%2E" * len(name)
     return quote(name, safe="")
 
 

@@ -176,6 +176,19 @@ async def test_models_and_series_can_be_created_listed_paged_and_deleted(tmp_pat
 
 
 @pytest.mark.anyio
+async def test_a_series_named_as_a_dot_segment_is_asked_for_by_its_name(tmp_path: Path) -> None:
+    # '/series/./forecast' is '/series/forecast' once a URL's dot segments are removed: the client
+    # asked for the series 'forecast' (its statistics, decoded as a forecast) instead of '.'
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        await client.observe_many("default", [("forecast", 1.0), ("forecast", 2.0)])
+        with pytest.raises(NotFound, match=r"series '\.' is unknown"):
+            await client.forecast("default", ".", horizon=2)
+        with pytest.raises(NotFound, match=r"series '\.\.' is unknown"):
+            await client.series_stats("default", "..")
+        assert (await client.series_stats("default", "forecast")).count == 2
+
+
+@pytest.mark.anyio
 async def test_refusals_raise_typed_errors_with_the_server_message_and_index(tmp_path: Path) -> None:
     async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
         await client.observe("default", "a", 1.0, timestamp=T0 + 60)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.advisor import advise_values
 from tbptt_online.engine import state_gradient_norms
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
 
@@ -223,3 +224,14 @@ def test_the_advisor_flags_k2_up_to_the_echo_period_and_passes_twice_it(k2, too_
     if too_short:
         assert report.recommended_k2 >= 20 + config.k1 and report.extra_bytes_per_series > 0
         assert f"{report.recommended_k2 / k2:.1f}x per update" in report.verdict
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6])
+def test_the_offline_advice_on_series_too_short_for_a_season_finds_none(n) -> None:
+    values = torch.arange(2 * n, dtype=torch.float64).reshape(2, n, 1) % 3  # [B = 2, n, d = 1]
+    report = advise_values(values, ForecasterConfig(k1=4, k2=8), ["a", "b"])
+    assert report.dependencies == {"a": 0, "b": 0} and report.seasons == {0: 2}
+    assert (report.recommended_k2, report.verdict) == (
+        8,
+        "k2 = 8 is long enough for what was found: no dependency found in 2 series.",
+    )

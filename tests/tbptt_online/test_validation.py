@@ -21,7 +21,7 @@ from tests.tbptt_online.snapshots import assert_identical, snapshot
         ("loss", "mae"), ("dtype", "float16"), ("lr", -0.1), ("lr", math.nan), ("lr", math.inf),
         ("clip_norm", 0.0), ("clip_norm", -1.0), ("hidden_size", 0), ("num_layers", 0),
         ("n_features", 0), ("replay_batch", 0), ("seed", -1), ("normalize", "yes"),
-        ("interval_level", 1.0), ("interval_level", 0.0), ("history_size", 3),
+        ("interval_level", 1.0), ("interval_level", 0.0), ("interval_level", 1e-320), ("history_size", 3),
     ],
 )  # fmt: skip
 def test_bad_config_raises_naming_field_and_value(field, value):

@@ -7,7 +7,9 @@ and the per-series marks that keep retries idempotent. It is read back with
 ``torch.load(weights_only=True)`` only, after its checksum is verified.
 
 A restore is refused with 422 when the file is damaged or was written by a model
-with another config (the message names each differing field). An accepted one is
+with another config (the message names each differing field), and with 409 when it holds
+more series than the model may hold here (``max_series_per_model`` or the memory budgets,
+as a batch adding series is: an import must not be a way around them). An accepted one is
 journaled (the file's bytes) before it replaces the model's state, after the
 observations already queued, so recovery after a crash applies it in order.
 """
@@ -20,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from service.api.routes.models import model_info
 from service.api.schemas import ERROR_RESPONSES, ModelInfo
-from service.errors import Unprocessable
+from service.errors import Conflict, Unprocessable
 from service.host.model_state import encode_model_checkpoint, import_payload, read_import
 from service.storage.journal import IMPORT_CHECKPOINT
 
@@ -57,6 +59,12 @@ async def restore_checkpoint(request: Request, worker: ModelDep, registry: Regis
     payload = import_payload(data)
 
     def install() -> None:  # on the worker thread, after the jobs already queued
+        limit = registry.series_limit(worker)  # beside the other models as they are now
+        if len(forecaster.store) > limit.count:  # fix: a model limited to 5 series took 60 this way
+            raise Conflict(
+                f"checkpoint: it holds {len(forecaster.store)} series and this model may hold {max(limit.count, 0)} "
+                f"here ({limit.reason}); nothing was imported"
+            )
         seq = worker.record_change(IMPORT_CHECKPOINT, payload)  # journaled first: 507 when full
         worker.load(forecaster, state.marks, seq)
         worker.publish()

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from service.api.fast_route import fast_path
 from service.api.schemas import ERROR_RESPONSES, ForecastOut
+from service.api.series_path import SERIES
 from service.errors import NotFound, Unprocessable
 from service.host.model_worker import ModelWorker
 from service.settings import Settings
@@ -108,7 +109,7 @@ router = APIRouter(
 )
 
 
-@router.get("/models/{model}/series/{series:path}/forecast", response_model=ForecastOut)
+@router.get("/models/{model}/series/" + SERIES + "/forecast", response_model=ForecastOut)
 async def get_forecast(
     series: str,
     worker: ModelDep,
@@ -116,7 +117,12 @@ async def get_forecast(
     horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
     level: Annotated[
         float | None,
-        Query(gt=0, le=MAX_LEVEL, description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's)."),
+        Query(
+            gt=0,
+            le=MAX_LEVEL,
+            allow_inf_nan=False,  # fix: level=nan was told "less than or equal to 0.999999999"
+            description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's).",
+        ),
     ] = None,
 ) -> Response:
     return await forecast_response(request, worker, series, horizon, level)

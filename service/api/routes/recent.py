@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from service.api.schemas import ERROR_RESPONSES, PredictionOut, Row
+from service.api.series_path import SERIES
 from service.errors import NotFound
 from service.host.recent_results import DEFAULT_CAPACITY
 
@@ -34,7 +35,7 @@ class RecentOut(BaseModel):
     observations: list[RecentPointOut] = Field(description="Oldest first.")
 
 
-@router.get("/models/{model}/series/{series:path}/recent", response_model=RecentOut)
+@router.get("/models/{model}/series/" + SERIES + "/recent", response_model=RecentOut)
 async def get_recent(
     series: str,
     worker: ModelDep,

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
+from service.api.series_path import SERIES
 from service.api.strict_json import StrictJSONRoute
 from service.errors import NotFound
 
@@ -34,7 +35,7 @@ async def list_series(
     return {"series": names[offset:end], "total": len(names), "next_offset": end if end < len(names) else None}
 
 
-@router.get("/models/{model}/series/{series:path}", response_model=SeriesStatsOut)
+@router.get("/models/{model}/series/" + SERIES, response_model=SeriesStatsOut)
 async def get_series(series: str, worker: ModelDep) -> dict:
     """Count, last timestamp and prequential accuracy (MAE/RMSE vs the naive forecast, coverage)."""
     snapshot = worker.snapshot
@@ -58,7 +59,7 @@ async def get_series(series: str, worker: ModelDep) -> dict:
     }
 
 
-@router.delete("/models/{model}/series/{series:path}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete("/models/{model}/series/" + SERIES, status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_series(series: str, worker: ModelDep) -> Response:
     """Forget a series and everything the model keeps for it (the weights stay)."""
     await worker.forget(series)

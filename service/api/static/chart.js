@@ -26,9 +26,18 @@ function niceTicks(low, high, count) {
   return ticks;
 }
 
-// A label for unix time t, as precise as the axis' span needs (UTC).
+// The unix seconds a JavaScript Date can hold (8.64e15 ms either side of 1970): past them
+// toISOString throws, and timestamps sent in microseconds (1.7e15) stopped the whole page.
+const DATE_LIMIT_S = 8.64e12;
+
+// Unix time t as ISO-8601 (UTC), or null when no Date can show it.
+function isoTime(t) {
+  return Number.isFinite(t) && Math.abs(t) <= DATE_LIMIT_S ? new Date(t * 1000).toISOString() : null;
+}
+
+// A label for unix time t, as precise as the axis' span needs (UTC); t within DATE_LIMIT_S.
 function formatTime(t, span) {
-  const iso = new Date(t * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
+  const iso = isoTime(t); // YYYY-MM-DDTHH:MM:SS.sssZ
   if (span <= 120) return iso.slice(11, 19); // HH:MM:SS
   if (span <= 2 * 86400) return iso.slice(11, 16); // HH:MM
   if (span <= 120 * 86400) return iso.slice(5, 10); // MM-DD
@@ -98,7 +107,7 @@ class ForecastChart {
     }
     const timeOf = data.timeOf || (() => null);
     const [t0, t1] = [timeOf(x0), timeOf(x1)];
-    const timed = Number.isFinite(t0) && Number.isFinite(t1) && t1 > t0;
+    const timed = isoTime(t0) !== null && isoTime(t1) !== null && t1 > t0; // else the axis shows steps
     svg.setAttribute("data-x-axis", timed ? "time" : "step");
     for (const t of niceTicks(x0, x1, 8).filter((t) => Number.isInteger(t))) {
       svgElement("line", { x1: sx(t), x2: sx(t), y1: height - MARGIN.bottom, y2: height - MARGIN.bottom + 4 }, axis);
@@ -139,7 +148,8 @@ class ForecastChart {
       const dot = svgElement("circle", { cx: sx(p.x), cy: sy(p.y), r: radius, class: "observed-dot",
                                          "data-step": p.x, "data-value": p.y }, dots);
       const time = timeOf(p.x);
-      const when = Number.isFinite(time) ? ` (${new Date(time * 1000).toISOString().replace(".000Z", "Z")})` : "";
+      const iso = isoTime(time);
+      const when = iso === null ? "" : ` (${iso.replace(".000Z", "Z")})`;
       svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}`;
     }
     const last = data.observed[data.observed.length - 1];

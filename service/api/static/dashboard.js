@@ -133,7 +133,8 @@ function fill(list, rows) {
 
 function renderAccuracy(stats) {
   const ratio = stats.mae !== null && stats.naive_mae ? stats.mae / stats.naive_mae : null;
-  const last = stats.last_timestamp === null ? "–" : new Date(stats.last_timestamp * 1000).toISOString().replace(".000Z", "Z");
+  const iso = isoTime(stats.last_timestamp); // null past a Date's range: the number as sent
+  const last = stats.last_timestamp === null ? "–" : iso === null ? String(stats.last_timestamp) : iso.replace(".000Z", "Z");
   const coverage = stats.coverage === null ? "–" : `${(100 * stats.coverage).toFixed(1)}% (target ${Math.round(100 * stats.interval_level)}%)`;
   fill($("accuracy"), [
     ["values", String(stats.count)], ["last timestamp", last],

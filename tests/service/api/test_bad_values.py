@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tbptt_online.values import MAX_ABS_VALUE
+
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
 JSON = {"content-type": "application/json"}
@@ -48,3 +50,50 @@ async def test_a_long_bad_value_is_quoted_short(client_for, field: str) -> None:
     assert response.status_code == 422
     assert response.json()["detail"].startswith(f"{field}: ")
     assert len(response.content) < 2000  # was 8 MB: the whole value repeated in the message
+
+
+@pytest.mark.parametrize(
+    ("body", "quoted"),
+    [
+        ({"series": "a", "value": 1e308}, "1e+308"),  # the fast path's shape
+        ({"series": "a", "value": -1e37, "timestamp": "2024-01-01T00:00:00Z"}, "-1e+37"),  # pydantic's path
+        ({"observations": [{"series": "b", "value": 1.0}, {"series": "a", "value": [2.0]}]}, None),  # control
+        (
+            {"observations": [{"series": "b", "value": 1.0}, {"series": "a", "value": 10**300}]},
+            "observations[1].value: 1e+300",
+        ),
+    ],
+    ids=["single", "iso-timestamp", "control", "batch-int"],
+)
+async def test_a_value_beyond_the_magnitude_bound_is_refused_and_the_series_keeps_serving(
+    client_for, body, quoted
+) -> None:
+    # Fix: 1e308 then -1e308 were accepted and the series served null forever (its state held NaN),
+    # and its model's exported checkpoint was refused on import (NaN in carried_h).
+    async with client_for() as client:
+        first = await client.post(URL, json={"series": "a", "value": 1.0})
+        response = await client.post(URL, json=body)
+        opposite = await client.post(URL, json={"series": "a", "value": -1e308})
+        forecast = (await client.get("/v1/models/default/series/a/forecast?horizon=2")).json()
+        count = (await client.get("/v1/models/default/series/a")).json()["count"]
+    assert first.status_code == 200
+    assert opposite.status_code == 422
+    if quoted is None:
+        assert response.status_code == 200, response.text
+        assert count == 2
+    else:
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert quoted in detail and "is out of range: a value's magnitude must be at most 1e+36" in detail, detail
+        assert count == 1  # nothing of the refused request was applied
+    assert all(step["mean"] is not None and step["upper"] is not None for step in forecast["forecast"]), forecast
+
+
+async def test_a_value_at_the_magnitude_bound_is_accepted(client_for) -> None:
+    async with client_for() as client:
+        responses = [
+            await client.post(URL, json={"series": "a", "value": v}) for v in (MAX_ABS_VALUE, -MAX_ABS_VALUE, 1.0)
+        ]
+        forecast = (await client.get("/v1/models/default/series/a/forecast?horizon=2")).json()
+    assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+    assert all(step["mean"] is not None and step["upper"] is not None for step in forecast["forecast"]), forecast

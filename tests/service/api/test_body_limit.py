@@ -48,3 +48,27 @@ async def test_streamed_body_without_length_is_counted_and_refused(client_for) -
 
         request = client.build_request("POST", URL, content=one_chunk(), headers={"content-type": "application/json"})
         assert (await client.send(request)).status_code == 200
+
+
+async def test_a_checkpoint_import_has_its_own_limit_so_a_model_takes_back_its_export(client_for) -> None:
+    # fix: a model's export is its whole state; under max_body_bytes a model of 120 default series
+    # (a 6 MB file) could not take back its own export (413)
+    batch = {"observations": [{"series": f"s{i}", "value": float(i)} for i in range(3)]}
+    async with client_for(max_body_bytes=LIMIT) as client:
+        assert (await client.post(URL, json=batch)).status_code == 200
+        exported = (await client.get("/v1/models/default/checkpoint")).content
+        assert len(exported) > 50 * LIMIT
+        restored = await client.post("/v1/models/default/checkpoint", content=exported)
+        json_too_big = await client.post(URL, content=big_body(), headers={"content-type": "application/json"})
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["series_count"] == 3
+    assert json_too_big.status_code == 413  # the JSON routes keep max_body_bytes
+
+
+async def test_a_checkpoint_over_its_limit_is_413_naming_the_setting(client_for) -> None:
+    async with client_for(max_checkpoint_bytes=LIMIT) as client:
+        exported = (await client.get("/v1/models/default/checkpoint")).content
+        response = await client.post("/v1/models/default/checkpoint", content=exported)
+    assert len(exported) > LIMIT
+    assert response.status_code == 413
+    assert response.json() == {"detail": f"request body exceeds max_checkpoint_bytes={LIMIT}"}

@@ -204,3 +204,28 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
     assert not disabled_before and disabled_after  # enabled while backed off, disabled once reset
     with httpx.Client(base_url=server.url) as http:
         assert http.get("/v1/models/hot").json()["updates"]["lr"] == 10.0
+
+
+def test_timestamps_past_what_a_date_can_show_leave_the_page_working(browser, server: ServerProcess) -> None:
+    # Microseconds sent as unix seconds (1.7e15) are accepted; the page's toISOString threw on them
+    # ("Invalid time value") and the chart and cards never rendered. The axis now shows steps.
+    micros = T0 * 1_000_000
+    with Client(server.url) as client:
+        client.observe_many("default", [("micros", float(i % 5), micros + 60_000_000 * i) for i in range(30)])
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")
+    try:
+        page.goto(f"{server.url}/#model=default&series=micros")
+        page.wait_for_selector('#chart svg[data-last-step="30"]', timeout=15_000)
+        kind = page.locator("#chart svg").get_attribute("data-x-axis")
+        labels = page.locator("#chart text.x-label").all_text_contents()
+        accuracy = _terms(page, "accuracy")
+        status = page.locator("#status").inner_text()
+    finally:
+        page.close()
+    assert kind == "step" and labels and all(label.isdigit() for label in labels), labels
+    assert accuracy["last timestamp"] == str(micros + 60_000_000 * 29), accuracy  # JavaScript prints it whole
+    assert status.startswith("live"), status
+    assert problems == []

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tbptt_online.config import MAX_LEVEL
+from tbptt_online.config import MAX_LEVEL, MIN_LEVEL
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
@@ -67,8 +67,10 @@ async def test_one_bad_level_does_not_fail_twenty_concurrent_good_forecasts(clie
     assert [r.json()["level"] for r in responses[:10] + responses[11:]] == [float(f"0.{80 + i}") for i in range(20)]
 
 
-@pytest.mark.parametrize("level", [0.9999999999999999, 1.0, 0.0, 0.99999999999])
-async def test_a_model_with_a_level_too_close_to_one_is_refused_with_422(client_for, level) -> None:
+# 1e-320 and 1e-17: a positive level whose quantile is 0 in float64 (a forecast of such a model past
+# its calibrated horizon answered 500, ZeroDivisionError, before the lower bound MIN_LEVEL existed)
+@pytest.mark.parametrize("level", [0.9999999999999999, 1.0, 0.0, 0.99999999999, 1e-320, 1e-17])
+async def test_a_model_with_a_level_too_close_to_one_or_zero_is_refused_with_422(client_for, level) -> None:
     async with client_for() as client:
         response = await client.post("/v1/models", json={"name": "m", "config": {"interval_level": level}})
         listed = (await client.get("/v1/models")).json()["models"]
@@ -88,3 +90,25 @@ async def test_a_model_at_the_largest_level_serves_forecasts(client_for) -> None
     assert created.status_code == 201, created.text
     assert response.status_code == 200, response.text
     assert response.json()["level"] == MAX_LEVEL
+
+
+async def test_a_model_at_the_smallest_level_serves_forecasts_past_its_calibrated_horizon(client_for) -> None:
+    config = {"hidden_size": 4, "interval_level": MIN_LEVEL, "calibrated_horizon": 2}
+    async with client_for() as client:
+        created = await client.post("/v1/models", json={"name": "m", "config": config})
+        for value in (1.0, 2.0, 1.5, 2.5):
+            await client.post("/v1/models/m/observations", json={"series": "s", "value": value})
+        responses = [await client.get(f"/v1/models/m/series/s/forecast?horizon=4{q}") for q in ("", "&level=0.9")]
+    assert created.status_code == 201, created.text
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    narrow, wide = ([step["upper"] - step["lower"] for step in r.json()["forecast"]] for r in responses)
+    assert all(0 <= n < w for n, w in zip(narrow, wide, strict=True)), (narrow, wide)
+
+
+@pytest.mark.parametrize("level", ["nan", "NaN", "inf", "-inf"])
+async def test_a_level_that_is_no_finite_number_is_named_so(client_for, level) -> None:
+    async with client_for() as client:  # fix: nan was told "Input should be less than or equal to 0.999999999"
+        await _with_values(client)
+        response = await client.get(f"{FORECAST}?horizon=2&level={level}")
+    assert response.status_code == 422
+    assert response.json()["detail"] == "level: Input should be a finite number"

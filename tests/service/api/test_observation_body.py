@@ -12,6 +12,7 @@ from service.api.observation_body import observations_of, plain_observations
 from service.api.schemas import ObservationBatchIn, ObservationsBody
 from service.storage.observation import Observation
 from tbptt_online.series_store import MAX_NAME_LENGTH
+from tbptt_online.values import MAX_ABS_VALUE
 
 SCHEMA = TypeAdapter(ObservationsBody)
 
@@ -31,7 +32,8 @@ PLAIN = [
     {"series": "a", "value": -0.0, "timestamp": 1_700_000_000},
     {"series": "a", "value": 1.0, "timestamp": 1.5e9},
     {"series": "a", "value": 1.0, "timestamp": None},
-    {"series": "x" * MAX_NAME_LENGTH, "value": 1e308},
+    {"series": "x" * MAX_NAME_LENGTH, "value": MAX_ABS_VALUE},
+    {"series": "a", "value": [-MAX_ABS_VALUE, 10**36]},
     {"series": "ünï cødé", "value": 3},
     {"observations": [{"series": "a", "value": 1}, {"series": "b", "value": [None], "timestamp": 7}]},
 ]
@@ -47,6 +49,9 @@ UNUSUAL = [  # the fast path passes these on: pydantic refuses them, or accepts 
     {"series": "a", "value": float("inf")},
     {"series": "a", "value": [float("-inf")]},
     {"series": "a", "value": 10**400},
+    {"series": "a", "value": 1e308},  # beyond MAX_ABS_VALUE
+    {"series": "a", "value": [1.0, -1e37]},
+    {"series": "a", "value": 10**37},
     {"series": "a", "value": 1.0, "timestamp": True},
     {"series": "a", "value": 1.0, "timestamp": float("nan")},
     {"series": "a", "value": 1.0, "timestamp": "yesterday"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,51 @@ def test_the_console_script_offers_advise(capsys: pytest.CaptureFixture[str]) ->
         cli.build_parser().parse_args(["advise", "--help"])
     assert done.value.code == 0
     assert "usage: tbptt-online advise" in capsys.readouterr().out
+
+
+def test_a_file_of_very_short_series_gets_a_report_not_an_internal_error(tmp_path, capsys) -> None:
+    # fix: under 6 values a series has no season to test; the advisor's season search refused its
+    # own arguments ("max_period must be >= min_period = 2, got 0")
+    path = tmp_path / "short.csv"
+    path.write_text("t,name,x\n0,a,1.0\n0,b,5.0\n1,a,2.0\n")
+    assert cli.main(["advise", str(path), "--series-column", "name", "--value-column", "x"]) == 0
+    out = capsys.readouterr().out
+    assert "2 series, 1 to 2 values each, 1 feature(s)" in out
+    assert "dependency length (longest significant lag; 0: none): a 0, b 0" in out
+    assert "season found (length: series): none: 2" in out
+    assert "verdict: k2 = 32 is long enough for what was found: no dependency found in 2 series." in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"empty\.csv: the file is empty; it needs a header row naming its columns"),
+        (
+            b"name,x\na,1\na," + b"1" * 200_000 + b"\n",
+            r"empty\.csv, line 3: unreadable CSV: field larger than field limit",
+        ),
+        (b"name,x\n\xe9t\xe9,1\n", r"empty\.csv: not UTF-8 text \(invalid continuation byte\); save the file as UTF-8"),
+    ],
+)
+def test_an_unreadable_file_is_an_error_naming_it_not_a_traceback(tmp_path, capsys, content, message) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    assert cli.main(["advise", str(path), "--series-column", "name", "--value-column", "x"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(f"^tbptt-online advise: error: .*{message}", err), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[1]", "'[1]' is invalid: must be a JSON object"),  # was "'list' object is not a mapping"
+        ("nope", "'nope' is invalid: not JSON (Expecting value"),  # was "invalid loads value: 'nope'"
+    ],
+)
+def test_a_config_that_is_no_json_object_is_named(tmp_path, capsys, config, message) -> None:
+    path = write_echo(tmp_path / "echo.csv", values=30)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["advise", str(path), *ARGS, "--config", config])
+    assert exit_.value.code == 2  # argparse's usage error
+    assert f"argument --config: {message}" in capsys.readouterr().err

@@ -35,3 +35,30 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args([])
     assert exit_info.value.code == 2
     assert "serve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--port", "99999"], {}, "TBPTT_PORT (--port) = 99999: Input should be less than or equal to 65535"),
+        ([], {"TBPTT_MAX_BODY_BYTES": "abc"}, "TBPTT_MAX_BODY_BYTES = 'abc': Input should be a valid integer"),
+        ([], {"TBPTT_DEFAULT_MODEL": "{bad"}, "TBPTT_DEFAULT_MODEL: not valid JSON (Expecting property name"),
+        ([], {"TBPTT_DEFAULT_MODEL": '{"k1": 0}'}, "TBPTT_DEFAULT_MODEL = {'k1': 0}: Value error, k1=0 is invalid"),
+    ],
+    ids=["option", "integer", "json", "config"],
+)
+def test_a_bad_setting_is_a_one_line_error_naming_it(monkeypatch, tmp_path, capsys, argv, env, message) -> None:
+    # fix: each of these was a Python traceback (pydantic's ValidationError or SettingsError)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--state-dir", str(tmp_path / "state"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tbptt-online serve: error: {message}") and err.count("\n") == 1, err
+
+
+def test_an_unusable_state_directory_is_an_error_naming_it(tmp_path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["serve", "--state-dir", str(blocker / "state")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tbptt-online serve: error: state directory '{blocker / 'state'}': "), err

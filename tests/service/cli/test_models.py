@@ -38,3 +38,12 @@ def test_a_bad_config_is_reported_with_the_servers_reason(start_server, capsys) 
     assert "k1" in capsys.readouterr().err
     assert main(["models", "create", "m", "--set", "oops", "--url", server.url]) == 1
     assert "--set 'oops' is invalid: must be FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_a_config_that_is_not_json_is_named_before_anything_is_sent(capsys) -> None:
+    # fix: the error said only "Expecting value: line 1 column 1 (char 0)"; nothing listens on port 9
+    assert main(["models", "create", "m", "--config", "k1=4", "--url", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tbptt-online models create: error: --config 'k1=4' is invalid: not JSON (Expecting value"), (
+        err
+    )

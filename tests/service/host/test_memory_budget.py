@@ -114,3 +114,34 @@ async def test_an_app_whose_default_model_is_over_the_budget_is_not_ready_and_sa
         ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert "max_model_bytes=1073741824" in ready.json()["detail"]
+
+
+@pytest.mark.parametrize("limit", ["max_series_per_model", "max_model_bytes"])
+async def test_an_imported_checkpoint_with_more_series_than_allowed_is_refused_before_it_is_journaled(
+    make_settings, serve, limit
+) -> None:
+    # fix: POST /v1/models/{model}/checkpoint was a way around the series and memory limits (a model
+    # limited to 5 series held 60 after an import of another server's checkpoint, journaled)
+    batch = {"observations": [{"series": f"s{i}", "value": float(i)} for i in range(20)]}
+    async with serve(create_app(make_settings())) as client:
+        assert (await client.post("/v1/models/default/observations", json=batch)).status_code == 200
+        exported = (await client.get("/v1/models/default/checkpoint")).content
+    fp = footprint(ForecasterConfig.from_dict(SMALL_MODEL))  # 16 rows are allocated up front: 17 is a real limit
+    allowed = 5 if limit == "max_series_per_model" else 17
+    limits = {"max_series_per_model": 5} if limit == "max_series_per_model" else {"max_model_bytes": fp.bytes_for(17)}
+    journal = RecordingJournal()
+    async with serve(create_app(make_settings(**limits), journal=journal)) as client:
+        await client.post("/v1/models/default/observations", json={"series": "own", "value": 1.0})
+        journaled_before = len(journal.records)
+        response = await client.post("/v1/models/default/checkpoint", content=exported)
+        journaled_after = len(journal.records)
+        listed = (await client.get("/v1/models/default/series")).json()
+        after = await client.post("/v1/models/default/observations", json={"series": "own", "value": 2.0})
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    assert (
+        detail.startswith(f"checkpoint: it holds 20 series and this model may hold {allowed} here (")
+        and limit in detail
+    )
+    assert journaled_after == journaled_before  # nothing journaled
+    assert listed["series"] == ["own"] and after.status_code == 200  # the model goes on as it was

@@ -9,12 +9,13 @@ Per series and feature, each value ``y_t``:
    errors into the members' discounted losses per horizon (``combination.fold``) and the
    served forecast's error into the interval quantile of that horizon (``calibration``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
-   ``season_length="auto"``, looks for seasons again (``season.detect_periods``);
-3. forecasts: the experts' paths ``[Hc, 19]``, the weights of all 20 members (computed
+   ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
+   finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
+3. forecasts: the experts' paths ``[Hc, 20]``, the weights of all 21 members (computed
    once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
    units of the local scale; 0 for an untrained model, whose last layer starts at zero);
-   the served forecast is the combination of all 20 members, i.e. ``base + w_net * c *
+   the served forecast is the combination of all 21 members, i.e. ``base + w_net * c *
    scale``: the correction counts as much as the network has earned.
 
 The network is fed ``FEATURES`` values per feature (the base's last error, the last
@@ -33,7 +34,8 @@ import torch
 
 from tbptt_online import calibration, combination, experts
 from tbptt_online.intervals import z_value
-from tbptt_online.season import detect_periods
+from tbptt_online.season import detect_periods, fill_gaps
+from tbptt_online.young_season import young_periods
 
 FEATURES = 8
 CLAMP = 10.0
@@ -120,7 +122,9 @@ def detection_due(step: torch.Tensor) -> torch.Tensor:
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
     """Look for seasons in the values in the ring (all rows have the same step) and
-    re-estimate the components of the rows whose seasons changed. A found season may be a
+    re-estimate the components of the rows whose seasons changed. Where the autocorrelation
+    finds none, a season of 2 to 4 cycles may be taken provisionally (``young_periods``: a
+    monthly series serves its season from value 24, not 36). A found season may be a
     divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
     naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
     ring, slot = rows["x_raw"], rows["slot"]
@@ -129,6 +133,9 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
     at = step[:, None] - torch.arange(n - 1, -1, -1)[None, :]  # [B, n] the last n steps, oldest first
     values = experts.ring_at(ring, slot, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
     found = detect_periods(values, max_periods=2, max_period=min(n // 3, max_season))  # [B * d, 2]
+    none = (found[:, 0] == 0).nonzero().squeeze(1)
+    if len(none):  # a season the autocorrelation cannot test yet (2 to 4 cycles): provisional
+        found[none, 0] = young_periods(fill_gaps(values[none]), max_season)
     found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
     found = found.view(b, d, 2)
     changed = (found != rows["x_period"]).any(dim=2).any(dim=1)  # [B]

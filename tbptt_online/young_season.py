@@ -30,7 +30,8 @@ MIN_PAIRS = 8  # fewer changes forecast at a lag than this: not tested
 
 def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     """[R] int64: per row of ``values`` [R, n] (finite), the provisional season (0: none)
-    among lags in [max(MIN_LAG, n // 4), min(n // 2, longest)].
+    among lags in [max(MIN_LAG, n // 4), min(n // 2, longest)]; none once ``n // 3 >=
+    longest`` (the autocorrelation tests every season then).
 
     >>> t = torch.arange(24, dtype=torch.float64)
     >>> monthly = 100 + t + 10 * torch.sin(2 * torch.pi * t / 12) + torch.tensor([0.3, -0.2] * 12)
@@ -41,7 +42,7 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     r, n = values.shape
     out = torch.zeros(r, dtype=torch.int64)
     lo, hi = max(MIN_LAG, n // 4), min(n // 2, longest)
-    if r == 0 or hi < lo:
+    if r == 0 or hi < lo or n // 3 >= longest:
         return out
     changes = values.diff(dim=1)  # [R, L]
     changes = changes - changes.mean(dim=1, keepdim=True)  # a trend is the changes' mean

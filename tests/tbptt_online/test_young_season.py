@@ -31,6 +31,7 @@ def test_the_lags_tested_are_those_of_two_to_four_cycles():
     values = monthly(60, 0.5, 0)[None]  # 60 values: lags 15..30; 12 is the autocorrelation's to find
     assert young_periods(values, 336).item() == 24  # its multiple is the shortest lag tested that fits
     assert young_periods(values, 23).item() == 0  # never past ``longest``
+    assert young_periods(values, 20).item() == 0  # and n // 3 >= longest: the autocorrelation's to find
     assert young_periods(monthly(7, 0.0, 0)[None], 336).item() == 0  # too short: no lag with 8 pairs
 
 

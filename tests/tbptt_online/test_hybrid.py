@@ -407,3 +407,18 @@ def test_a_bad_season_length_is_refused_naming_the_field(kwargs, message):
 @pytest.mark.parametrize(("given", "kept"), [("auto", "auto"), (None, None), (12, (12,)), ([48, 12], (12, 48))])
 def test_a_good_season_length_is_kept_sorted(given, kept):
     assert ForecasterConfig(season_length=given).season_length == kept
+
+
+def test_the_season_placed_one_lag_off_is_moved_to_the_neighbour_whose_seasonal_naive_fits_best():
+    g = torch.Generator().manual_seed(4)
+    t = torch.arange(96, dtype=f64)
+    daily = 50 + 0.2 * t + 10 * torch.sin(2 * math.pi * t / 24) + torch.randn(96, generator=g, dtype=f64)
+    values = torch.stack([daily, daily, daily, torch.zeros(96, dtype=f64)])
+    chosen = hybrid._best_neighbour(values, torch.tensor([25, 23, 24, 0]), 48)
+    assert chosen.tolist() == [24, 24, 24, 0]  # the trend (drift 0.2 a step) does not favour the shorter lag
+    # by hand: the mean |y_t - y_{t-m} - m * drift| over t >= 26 for m = 25, 24, 26, the lowest wins
+    drift = daily.diff().mean()
+    errors = {m: (daily[26:] - daily[26 - m : 96 - m] - m * drift).abs().mean().item() for m in (24, 25, 26)}
+    assert min(errors, key=errors.get) == 24
+    assert hybrid._best_neighbour(values[:1], torch.tensor([23]), 23).tolist() == [23]  # 24 is past longest
+    assert hybrid._best_neighbour(values[:1, :26], torch.tensor([24]), 48).tolist() == [24]  # too short: kept

@@ -58,13 +58,16 @@ def advance(
     phi = _inputs(changes[:, 1:], formed[:, 1:], scale)  # [B, d, K]
     target = (changes[:, 0] / scale).clamp(-CLAMP, CLAMP)  # [B, d]
     theta, p = rows["x_arc"], rows["x_arc_p"]  # [B, d, K], [B, d, K, K]
-    p_phi = (p * phi[:, :, None, :]).sum(-1)  # [B, d, K]
-    gain = p_phi / (FORGET + (phi * p_phi).sum(-1, keepdim=True))
+    p_phi = torch.matmul(p, phi[..., None])[..., 0]  # [B, d, K]: P phi
+    denominator = FORGET + (phi * p_phi).sum(-1, keepdim=True)  # [B, d, 1]
+    gain = p_phi / denominator
     error = (target - (theta * phi).sum(-1)).clamp(-CLAMP, CLAMP)
     new_theta = theta + gain * error[..., None]
-    new_p = (p - gain[..., :, None] * p_phi[..., None, :]) / FORGET
-    trace = new_p.diagonal(dim1=-2, dim2=-1).sum(-1)  # [B, d]
-    new_p = new_p * (MAX_TRACE / trace).clamp(max=1.0)[..., None, None]
+    # P <- (P - gain (P phi)^T) / FORGET, shrunk when its trace passes MAX_TRACE; the trace is
+    # known before the matrix is formed (one pass over P, not four)
+    trace = (p.diagonal(dim1=-2, dim2=-1).sum(-1) - (gain * p_phi).sum(-1)) / FORGET  # [B, d]
+    factor = (MAX_TRACE / trace).clamp(max=1.0) / FORGET
+    new_p = torch.addcmul(p, gain[..., :, None], p_phi[..., None, :], value=-1.0) * factor[..., None, None]
     fine = (mask & formed[:, 0])[..., None]  # [B, d, 1]: the change itself is known (observed now)
     fine = fine & torch.isfinite(new_theta).all(-1, keepdim=True) & torch.isfinite(new_p).flatten(2).all(-1)[..., None]
     rows["x_arc"] = torch.where(fine, new_theta, theta)
@@ -81,12 +84,10 @@ def path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, ring_a
     values = ring_at(ring, slot, at.clamp(min=1))
     formed = (at[:, 1:] >= 1) & (at[:, 1:] > step[:, None, None] - ring.shape[1])
     changes = torch.where(formed, values[:, :-1] - values[:, 1:], 0.0)  # [B, ORDER, d], newest first
-    last = values[:, 0]  # [B, d] y_t
-    out = []
-    for _ in range(horizon):
-        phi = _inputs(changes, torch.ones_like(formed), scale)
-        change = (theta * phi).sum(-1).clamp(-CLAMP, CLAMP) * scale  # [B, d]
-        last = last + change
-        out.append(last)
-        changes = torch.cat([change[:, None], changes[:, :-1]], dim=1)
-    return torch.stack(out, dim=1)
+    # the normalised changes, oldest first, then the H forecast ones: [B, ORDER + H, d]
+    known = (changes / scale[:, None]).clamp(-CLAMP, CLAMP).flip(1)
+    buffer = torch.cat([known, known.new_zeros(len(slot), horizon, d)], dim=1)
+    lags = theta[..., 1:].flip(-1).transpose(1, 2)  # [B, ORDER, d]: the coefficient of each, oldest first
+    for n in range(ORDER, ORDER + horizon):
+        buffer[:, n] = (theta[..., 0] + (lags * buffer[:, n - ORDER : n]).sum(1)).clamp(-CLAMP, CLAMP)
+    return values[:, :1] + torch.cumsum(buffer[:, ORDER:] * scale[:, None], dim=1)  # [B, H, d]

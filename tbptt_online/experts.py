@@ -1,6 +1,6 @@
 """The simple forecasters that stand beside the network: what a series gets from the start.
 
-Nineteen experts per series and feature (``NAMES``), all vectorised over series (rows
+Twenty experts per series and feature (``NAMES``), all vectorised over series (rows
 ``[B, ...]``):
 
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
@@ -14,7 +14,9 @@ Nineteen experts per series and feature (``NAMES``), all vectorised over series 
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
   series, z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}), on the lags 1, 2, 3, m, m + 1
-  of z: the SARIMA-like linear expert that follows short-term dynamics.
+  of z: the SARIMA-like linear expert that follows short-term dynamics;
+- ``ar_changes``: a recursive-least-squares AR of order 12 on the changes alone, with a
+  drift (``ar_changes.py``): an ARIMA(12, 1, 0) for a quasi-cycle no fixed season fits.
 
 The state of a series lives in the ``fields`` of the series store. The functions take
 ``rows``: the B rows' copies of the small fields, gathered from the store, and the
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import torch
 
+from tbptt_online import ar_changes
+
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
 ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
 BETA, PHI = 0.1, 0.98  # the trend: smoothing and (slight) damping
@@ -44,6 +48,7 @@ NAMES = (
         for kind in ("level_a0.2", "level_a0.5", "level_a0.8", "trend_a0.2")
     ],
     "ar",
+    "ar_changes",
 )
 N_EXPERTS = len(NAMES)
 REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)
@@ -72,6 +77,7 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         "x_last_observed": torch.zeros(n, d, dtype=torch.bool),  # the last value was observed
         "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),
         "x_ar_p": AR_PRIOR * torch.eye(AR_ORDER, dtype=f64).expand(n, d, AR_ORDER, AR_ORDER).clone(),
+        **ar_changes.fields(n, d),
     }
 
 
@@ -169,6 +175,7 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     rows.update(x_level=new_level, x_trend=new_trend, x_scale=scale, x_positive=positive)
     rows.update(x_seen=rows["x_seen"] | mask, x_last_observed=mask)
     _advance_ar(rows, mask, step)
+    ar_changes.advance(rows, mask, step, ring_at, local_scale(rows))
 
 
 def _z_at(
@@ -220,7 +227,7 @@ def _advance_ar(rows: dict[str, torch.Tensor], mask: torch.Tensor, step: torch.T
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 19,
+    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 20,
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     ring, slot, period = rows["x_raw"], rows["slot"], rows["x_period"]
     b, d = len(slot), ring.shape[2]
@@ -242,8 +249,9 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     logs = smooth[:, :, 2:].flatten(2, 3).clamp(max=700.0).exp()
     logs = torch.where(rows["x_positive"][:, None, None], logs, units)
     ar = _ar_path(rows, step, horizon)
+    long_ar = ar_changes.path(rows, step, horizon, ring_at, local_scale(rows))
     return torch.cat(
-        [naive[:, :, None], seasonal_naive[:, :, None], units, logs, ar[:, :, None]], dim=2
+        [naive[:, :, None], seasonal_naive[:, :, None], units, logs, ar[:, :, None], long_ar[:, :, None]], dim=2
     )  # [B, H, E, d]
 
 

@@ -9,12 +9,13 @@ Per series and feature, each value ``y_t``:
    errors into the members' discounted losses per horizon (``combination.fold``) and the
    served forecast's error into the interval quantile of that horizon (``calibration``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
-   ``season_length="auto"``, looks for seasons again (``season.detect_periods``);
-3. forecasts: the experts' paths ``[Hc, 19]``, the weights of all 20 members (computed
+   ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
+   finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
+3. forecasts: the experts' paths ``[Hc, 20]``, the weights of all 21 members (computed
    once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
    units of the local scale; 0 for an untrained model, whose last layer starts at zero);
-   the served forecast is the combination of all 20 members, i.e. ``base + w_net * c *
+   the served forecast is the combination of all 21 members, i.e. ``base + w_net * c *
    scale``: the correction counts as much as the network has earned.
 
 The network is fed ``FEATURES`` values per feature (the base's last error, the last
@@ -33,7 +34,8 @@ import torch
 
 from tbptt_online import calibration, combination, experts
 from tbptt_online.intervals import z_value
-from tbptt_online.season import detect_periods
+from tbptt_online.season import detect_periods, fill_gaps
+from tbptt_online.young_season import young_periods
 
 FEATURES = 8
 CLAMP = 10.0
@@ -120,7 +122,9 @@ def detection_due(step: torch.Tensor) -> torch.Tensor:
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
     """Look for seasons in the values in the ring (all rows have the same step) and
-    re-estimate the components of the rows whose seasons changed. A found season may be a
+    re-estimate the components of the rows whose seasons changed. Where the autocorrelation
+    finds none, a season of 2 to 4 cycles may be taken provisionally (``young_periods``: a
+    monthly series serves its season from value 24, not 36). A found season may be a
     divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
     naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
     ring, slot = rows["x_raw"], rows["slot"]
@@ -129,11 +133,42 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
     at = step[:, None] - torch.arange(n - 1, -1, -1)[None, :]  # [B, n] the last n steps, oldest first
     values = experts.ring_at(ring, slot, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
     found = detect_periods(values, max_periods=2, max_period=min(n // 3, max_season))  # [B * d, 2]
+    none = (found[:, 0] == 0).nonzero().squeeze(1)
+    if len(none):  # a season the autocorrelation cannot test yet (2 to 4 cycles): provisional
+        found[none, 0] = young_periods(fill_gaps(values[none]), max_season)
     found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
+    found[:, 0] = _best_neighbour(fill_gaps(values), found[:, 0], min(n // 2, max_season))
     found = found.view(b, d, 2)
     changed = (found != rows["x_period"]).any(dim=2).any(dim=1)  # [B]
     if bool(changed.any()):
         set_seasons(rows, step, found, changed)
+
+
+def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) -> torch.Tensor:
+    """[R]: per row of ``values`` [R, n] (finite) with a season ``period`` [R] > 0, the one of
+    period - 1, period, period + 1 (in [2, longest]) whose seasonal naive forecast with the
+    drift, y_{t-m} + m * mean(change), has the lowest mean absolute error over the values all
+    three forecast; ties go to ``period``. A short sample's autocorrelation has a broad top
+    at a smooth season (r at 24 +- 1 is cos(2 pi / 24) = 0.97 of r at 24 for a daily sine),
+    so its peak's refined position wanders by half a lag and rounds to 23 or 25; one step
+    off misaligns every phase, which the seasonal errors show."""
+    best = period.clone()
+    slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
+    for p in torch.unique(period[period > 0]).tolist():
+        rows = (period == p).nonzero().squeeze(1)
+        candidates = [m for m in (p, p - 1, p + 1) if 2 <= m <= longest]
+        start = max(candidates)
+        if values.shape[1] - start < 2 or len(candidates) < 2:
+            continue
+        now = values[rows, start:]  # [G, k]
+        error = torch.stack(
+            [
+                (now - values[rows, start - m : values.shape[1] - m] - m * slope[rows]).abs().mean(dim=1)
+                for m in candidates
+            ]
+        )  # [3, G]
+        best[rows] = torch.tensor(candidates)[error.argmin(dim=0)]  # the first of equal errors: ``period``
+    return best
 
 
 MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...

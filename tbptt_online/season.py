@@ -66,7 +66,7 @@ def z_peak(lags: int) -> float:
     return NormalDist().inv_cdf(1.0 - FALSE_RATE / max(lags, 1))
 
 
-def _fill_gaps(values: torch.Tensor) -> torch.Tensor:
+def fill_gaps(values: torch.Tensor) -> torch.Tensor:
     """Linear interpolation over NaN per row ``[B, n]``, the ends held at the nearest value."""
     b, n = values.shape
     finite = torch.isfinite(values)
@@ -96,7 +96,7 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     gappy = ~finite.all(dim=1)
     if gappy.any():  # only rows with a gap pay for the interpolation
         x = x.clone()
-        x[gappy] = _fill_gaps(x[gappy])
+        x[gappy] = fill_gaps(x[gappy])
     d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
     d = d - d.mean(dim=1, keepdim=True)
     mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]

@@ -20,7 +20,8 @@ What is checked:
   exactly the free slots, once each; every tensor has its field's dtype and shape
   with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
   counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53,
-  season lengths within ``max_season_length``;
+  season lengths within ``max_season_length``, the AR experts' least-squares P matrices
+  (``x_ar_p``, ``x_arc_p``) with no negative diagonal entry;
 - ``engine.guard`` (guards.py): finite norms and losses, counts, a learning-rate scale in
   [MIN_LR_SCALE, 1] that the optimizer's ``lr`` equals times the config's, a finite good
   copy of the weights' shapes;
@@ -66,6 +67,7 @@ NAN_ALLOWED: dict[str, tuple[str, ...] | None] = {
 # c_origin is float32: a forecast past float32's range is kept as an infinite (capped) error.
 INF_ALLOWED = ("c_origin",)
 NON_NEGATIVE = ("steps", "c_count", "c_q", "c_loss", "c_member_abs", "c_member_n", "x_scale")
+COVARIANCES = ("x_ar_p", "x_arc_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
@@ -352,6 +354,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: holds negative values; must be >= 0")
     if key == "steps" and bool((value > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
+    if key in COVARIANCES and bool((value.diagonal(dim1=-2, dim2=-1) < 0).any()):
+        raise ValueError(f"{field} is invalid: a negative diagonal entry; a least-squares P is positive semi-definite")
     if key == "x_period" and bool(((value < 0) | (value > config.max_season_length)).any()):
         raise ValueError(f"{field} is invalid: a season length outside [0, {config.max_season_length}]")
     if key == "stats":

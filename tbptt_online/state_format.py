@@ -7,10 +7,21 @@
   ``k2_min``, ``k2_max``, ``truncation_bias``, ``probe_every``, ``probe_length``, ``guards``;
   and the hybrid's ring of past forecasts keeps the half-width served with each forecast
   (``c_origin`` [C, Hc, Hc, E + 2, d]: members, served, its half-width).
+- format 4: the hybrid's long AR on the changes (``ar_changes``: the fields ``x_arc``,
+  ``x_arc_p``), a 20th expert, so the members' fields (``c_loss``, ``c_member_abs``,
+  ``c_origin``) gain its column before the network's.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
 misses against the interval in force, as before.
+
+A hybrid state of format 2 or 3 gains the long AR (``_with_changes_ar``): its coefficients
+start at 0 and its P at the prior, as for a new series, and it starts as the worst member
+it could be: its discounted loss at every horizon is the cap times the count
+(``combination.CAP``: every past target an error at the cap), so its weight is 0 (the
+softmax underflows) and the served forecasts stay the old members' until its own errors
+have replaced the cap's (about 400 values); its past forecasts still to be scored are the
+served ones and its one-step MAE in the series' stats starts as the naive's.
 
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
@@ -21,7 +32,7 @@ configured one, the last good copy is the saved weights and optimizer state, and
 updates' windows are 0 (not recorded). Until a guard fires, the migrated model learns and
 forecasts bit for bit as the version that wrote the state would have (the probe changes no
 weight). A format-2 state that already has those keys (written by the version that added
-them, before the number moved on) is the current format.
+them, before the number moved on) is read as format 3.
 
 >>> from tbptt_online import Forecaster, ForecasterConfig
 >>> f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=False))
@@ -31,11 +42,11 @@ them, before the number moved on) is the current format.
 >>> del old["probe"], old["engine"]["guard"]
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(3, 1.0, 0, 0)
+(4, 1.0, 0, 0)
 >>> current_state({"format": 7})
 Traceback (most recent call last):
 ...
-ValueError: format=7 is invalid: this version reads formats 2 and 3 (it writes 3)
+ValueError: format=7 is invalid: this version reads formats 2 to 4 (it writes 4)
 """
 
 from __future__ import annotations
@@ -44,25 +55,37 @@ from typing import Any
 
 import torch
 
+from tbptt_online import ar_changes, experts
+from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
-from tbptt_online.hybrid import N_MEMBERS
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 BEFORE_GUARDS = 2
+BEFORE_CHANGES_AR = 3
+OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
+NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 
 
 def current_state(state: Any) -> Any:
-    """``state`` in the current format: itself when it is, a migrated copy of a format-2 state
-    (the input is not changed), ``ValueError`` saying why for a format this version cannot read
-    or a format-2 state too malformed to migrate. Not a dict: returned as it is."""
+    """``state`` in the current format: itself when it is, a migrated copy of a format-2 or 3
+    state (the input is not changed), ``ValueError`` saying why for a format this version cannot
+    read or an older state too malformed to migrate. Not a dict: returned as it is."""
     if not isinstance(state, dict):
         return state
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
-        return _with_served_widths(state)
+        return state
+    if found == BEFORE_CHANGES_AR and not isinstance(found, bool):
+        try:
+            return _with_changes_ar(_with_served_widths(state))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            raise ValueError(
+                f"format={BEFORE_CHANGES_AR} state (written before the long AR expert) cannot be migrated to format "
+                f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
+            ) from None
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
             "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
@@ -71,13 +94,13 @@ def current_state(state: Any) -> Any:
         )
     if found != BEFORE_GUARDS or isinstance(found, bool):
         raise ValueError(
-            f"format={found!r} is invalid: this version reads formats {BEFORE_GUARDS} and {FORMAT_VERSION} "
+            f"format={found!r} is invalid: this version reads formats {BEFORE_GUARDS} to {FORMAT_VERSION} "
             f"(it writes {FORMAT_VERSION})"
         )
     if "probe" in state:  # written by the version that added the probe, still numbered 2
-        return _with_served_widths({**state, "format": FORMAT_VERSION})
+        return current_state({**state, "format": BEFORE_CHANGES_AR})
     try:
-        return _with_served_widths(_migrate(state))
+        return _with_changes_ar(_with_served_widths(_migrate(state)))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
@@ -102,7 +125,6 @@ def _migrate(state: dict[str, Any]) -> dict[str, Any]:
     probe.follow(torch.tensor(live[:PROBE_SERIES], dtype=torch.int64))
     return {
         **state,
-        "format": FORMAT_VERSION,
         "config": config.to_dict(),
         "engine": engine,
         "probe": probe.state_dict(),
@@ -115,7 +137,35 @@ def _with_served_widths(state: dict[str, Any]) -> dict[str, Any]:
     store = state.get("store")
     tensors = store.get("tensors") if isinstance(store, dict) else None
     ring = tensors.get("c_origin") if isinstance(tensors, dict) else None
-    if not isinstance(ring, torch.Tensor) or ring.dim() != 5 or ring.shape[3] != N_MEMBERS + 1:
+    if not isinstance(ring, torch.Tensor) or ring.dim() != 5 or ring.shape[3] != OLD_MEMBERS + 1:
         return state
     padded = torch.cat([ring, ring.new_zeros(*ring.shape[:3], 1, ring.shape[4])], dim=3)
     return {**state, "store": {**store, "tensors": {**tensors, "c_origin": padded}}}
+
+
+def _with_changes_ar(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-2 or 3 ``state`` (with the served half-widths' slot) in format 4: a hybrid's
+    store gains the long AR's fields and its member's columns (module doc); a copy, the input
+    is not changed."""
+    store = state.get("store")
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "c_loss" not in tensors or "x_arc" in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    loss, count = tensors["c_loss"], tensors["c_count"]  # [C, Hc, E, d], [C, Hc, d]
+    member_abs, ring = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 2, d]
+    if loss.shape[2] != OLD_MEMBERS or member_abs.shape[1] != OLD_MEMBERS or ring.shape[3] != OLD_MEMBERS + 2:
+        raise ValueError(f"format={state['format']} hybrid state has {loss.shape[2]} members, expected {OLD_MEMBERS}")
+    capacity, d = count.shape[0], count.shape[2]
+    at = NEW_EXPERT
+
+    def insert(old: torch.Tensor, column: torch.Tensor, dim: int) -> torch.Tensor:
+        return torch.cat([old.narrow(dim, 0, at), column, old.narrow(dim, at, old.shape[dim] - at)], dim=dim)
+
+    new = {
+        **tensors,
+        **ar_changes.fields(capacity, d),
+        "c_loss": insert(loss, (CAP * count)[:, :, None], 2),  # the worst it could be: weight 0
+        "c_member_abs": insert(member_abs, member_abs[:, :1], 1),  # the naive's (index 0)
+        "c_origin": insert(ring, ring[:, :, :, OLD_MEMBERS : OLD_MEMBERS + 1], 3),  # the served forecasts
+    }
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

@@ -14,6 +14,7 @@ from tbptt_online import Forecaster, ForecasterConfig, experts
 from tbptt_online.experts import ALPHAS, BETA, PHI, REFERENCE, VARIANTS
 
 f64 = torch.float64
+AR = experts.NAMES.index("ar")
 VALUES = [5.0, 7.0, 6.0, 9.0, 8.0, 10.0, 7.5, 11.0, 9.5, 12.0, 10.5, 13.5, 11.0]
 
 
@@ -77,8 +78,8 @@ class HandHoltWinters:
 
 def test_the_constants_are_the_documented_ones():
     assert REFERENCE == 3 and ALPHAS[REFERENCE] == 0.2  # the trend's level
-    assert experts.NAMES[:2] == ("naive", "seasonal_naive") and experts.NAMES[-1] == "ar"
-    assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 1
+    assert experts.NAMES[:2] == ("naive", "seasonal_naive") and experts.NAMES[-2:] == ("ar", "ar_changes")
+    assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 2
 
 
 @pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
@@ -114,7 +115,7 @@ def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(periods):
         back = t + h - m * math.ceil(h / m) if m else t
         assert row[1] == VALUES[back - 1]
         smoothing = [f for hand in hands for f in hand.forecasts(t, h)]
-        assert row[2:-1] == pytest.approx(smoothing, rel=1e-12), h
+        assert row[2:-2] == pytest.approx(smoothing, rel=1e-12), h
 
 
 def test_paths_change_nothing():
@@ -183,7 +184,7 @@ def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_t
 
 
 def test_the_seasonal_naive_takes_no_weight_without_a_season():
-    assert experts.log_share_allowed(blank())[0, :, 0].tolist() == [True, False] + [True] * 17
+    assert experts.log_share_allowed(blank())[0, :, 0].tolist() == [True, False] + [True] * 18
     assert experts.log_share_allowed(blank((4, 0)))[0, 1, 0].item()
 
 
@@ -218,7 +219,7 @@ def test_the_ar_expert_learns_a_noiseless_ar1_of_the_changes_and_rolls_it_forwar
     theta = rows["x_ar"][0, 0].tolist()
     assert theta[3:] == [0.0, 0.0]  # no season: the seasonal lags stay unused
     assert sum(c / a**k for k, c in enumerate(theta[:3])) == pytest.approx(a, abs=1e-5)
-    path = experts.paths(rows, torch.tensor([len(values)]), 8)[0, :, -1, 0].tolist()
+    path = experts.paths(rows, torch.tensor([len(values)]), 8)[0, :, AR, 0].tolist()
     assert path == pytest.approx(hand_ar_path(values, theta, 0, 8), rel=1e-10)
     truth, last = [], values[-1]
     for h in range(1, 9):
@@ -240,7 +241,7 @@ def test_the_ar_expert_with_a_season_differences_by_it_and_rolls_both_forward():
     feed(rows, values)
     theta = rows["x_ar"][0, 0].tolist()
     assert 0.3 < theta[0] < 0.9  # the AR(1) of z is found (its estimate is noisy over ~200 values)
-    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, -1, 0].tolist()
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, AR, 0].tolist()
     assert path == pytest.approx(hand_ar_path(values, theta, m, 12), rel=1e-10)
 
 

@@ -14,6 +14,7 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, combination, experts, hybrid
 from tbptt_online.state_check import check_state
+from tests.tbptt_online.old_formats import as_format_3
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 f64 = torch.float64
@@ -356,10 +357,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 3
+    assert state["format"] == 4
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 and 3"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 4"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -367,17 +368,17 @@ def test_a_checkpoint_of_format_2_is_migrated_its_served_widths_unknown():
     f = Forecaster(config_for())
     for v in [1.0, 2.0, 1.5, 3.0, 2.5]:
         f.observe("a", v)
-    state = f.state_dict()
+    state = as_format_3(f.state_dict())  # without the long AR (format 4)
     ring = state["store"]["tensors"]["c_origin"]
     old = {**state, "format": 2, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
     old["store"]["tensors"]["c_origin"] = ring[:, :, :, :-1].clone()  # format 2 had no half-widths' slot
-    check_state(old)  # checked as the format 3 it loads as
+    check_state(old)  # checked as the format 4 it loads as
     g = Forecaster.from_state_dict(old)
-    migrated = g.state_dict()["store"]["tensors"]["c_origin"]
+    migrated = as_format_3(g.state_dict())["store"]["tensors"]["c_origin"]
     assert torch.equal(migrated[:, :, :, :-1], ring[:, :, :, :-1])
     assert migrated[:, :, :, -1].abs().max().item() == 0.0  # unknown: judged against the current q
-    assert g.forecast("a", 3).mean == f.forecast("a", 3).mean
     g.observe("a", 2.0)  # and it goes on
+    assert g.state_dict()["store"]["tensors"]["c_origin"][0, 6 % 12, 0, -1].item() > 0  # step 6: served with its width
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -406,3 +407,18 @@ def test_a_bad_season_length_is_refused_naming_the_field(kwargs, message):
 @pytest.mark.parametrize(("given", "kept"), [("auto", "auto"), (None, None), (12, (12,)), ([48, 12], (12, 48))])
 def test_a_good_season_length_is_kept_sorted(given, kept):
     assert ForecasterConfig(season_length=given).season_length == kept
+
+
+def test_the_season_placed_one_lag_off_is_moved_to_the_neighbour_whose_seasonal_naive_fits_best():
+    g = torch.Generator().manual_seed(4)
+    t = torch.arange(96, dtype=f64)
+    daily = 50 + 0.2 * t + 10 * torch.sin(2 * math.pi * t / 24) + torch.randn(96, generator=g, dtype=f64)
+    values = torch.stack([daily, daily, daily, torch.zeros(96, dtype=f64)])
+    chosen = hybrid._best_neighbour(values, torch.tensor([25, 23, 24, 0]), 48)
+    assert chosen.tolist() == [24, 24, 24, 0]  # the trend (drift 0.2 a step) does not favour the shorter lag
+    # by hand: the mean |y_t - y_{t-m} - m * drift| over t >= 26 for m = 25, 24, 26, the lowest wins
+    drift = daily.diff().mean()
+    errors = {m: (daily[26:] - daily[26 - m : 96 - m] - m * drift).abs().mean().item() for m in (24, 25, 26)}
+    assert min(errors, key=errors.get) == 24
+    assert hybrid._best_neighbour(values[:1], torch.tensor([23]), 23).tolist() == [23]  # 24 is past longest
+    assert hybrid._best_neighbour(values[:1, :26], torch.tensor([24]), 48).tolist() == [24]  # too short: kept

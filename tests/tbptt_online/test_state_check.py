@@ -125,6 +125,11 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "negative count": (_set_tensor(_tensors, "stats", (0, STAT["norm_count"], 0), -1.0), "row 'norm_count'"),
     "inf base forecast": (_set_tensor(_tensors, "n_base", (0, 0), math.inf), "store.tensors['n_base']"),
     "season past the longest": (_set_tensor(_tensors, "x_period", (0, 0, 0), 10**6), "store.tensors['x_period']"),
+    "negative variance in an AR's P": (_set_tensor(_tensors, "x_ar_p", (0, 0, 1, 1), -1.0), "store.tensors['x_ar_p']"),
+    "negative variance in the long AR's P": (
+        _set_tensor(_tensors, "x_arc_p", (1, 0, 4, 4), -0.5),
+        "store.tensors['x_arc_p']",
+    ),
     "store tensor of another dtype": (
         lambda s: _tensors(s).__setitem__("hist_x", _tensors(s)["hist_x"].double()),
         "store.tensors['hist_x']",

@@ -1,5 +1,6 @@
 """Format-2 states written before the truncation probe and the instability guards: migrated exactly
-(the network-only model continues bit for bit; the hybrid's own rules changed since, see the test).
+(the network-only model continues bit for bit; the hybrid's own rules changed since, see the test);
+format-3 hybrid states gain the long AR expert (format 4) at weight 0.
 
 ``data/format2_before_guards.pt`` was written by the library at c56a363 (the parent of the
 commit that added the probe and the guards; ``data/make_format2.py`` says how): for a network
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid
 from tbptt_online.state_check import check_state
-from tbptt_online.state_format import FORMAT_VERSION, current_state
+from tbptt_online.state_format import FORMAT_VERSION, NEW_EXPERT, OLD_MEMBERS, current_state
+from tests.tbptt_online.old_formats import as_format_3
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -51,8 +53,9 @@ def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote
     if kind == "network":
         assert torch.equal(after, saved["after"])  # bit for bit, every forecast and interval
     else:  # the hybrid's rules changed after c56a363: its intervals (the calibration's miss count and
-        # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick)
-        assert torch.equal(after[:33, 0], saved["after"][:33, 0])  # the means, bit for bit until then
+        # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick);
+        # the long AR joins at weight 0, the sum over one more member rounds apart by at most an ulp
+        assert torch.allclose(after[:33, 0], saved["after"][:33, 0], rtol=4e-16, atol=0)  # the means until then
         assert torch.equal(after[:, 3], saved["after"][:, 3])  # the same updates
         assert torch.allclose(after[:, 0], saved["after"][:, 0], rtol=1e-4, atol=0)
     assert forecaster.engine.updates == saved["updates"]
@@ -65,7 +68,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 3
+    assert migrated["format"] == FORMAT_VERSION == 4
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -82,13 +85,29 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     for key in ("observations", "sampler"):
         assert migrated[key] is state[key]
     tensors, kept = state["store"]["tensors"], migrated["store"]["tensors"]
+    old = [k for k in range(OLD_MEMBERS + 1) if k != NEW_EXPERT]  # the old members' columns
+    ring = [k for k in range(OLD_MEMBERS + 3) if k != NEW_EXPERT]  # and in the ring: then served, half-width
     for key, value in tensors.items():  # every field as saved; the hybrid's ring of past forecasts
-        if key == "c_origin":  # gains the served half-widths' slot, 0 = unknown
-            assert torch.equal(kept[key][:, :, :, :-1], value) and kept[key][:, :, :, -1].abs().max() == 0
+        if key == "c_origin":  # gains the served half-widths' slot, 0 = unknown, and the long AR's column
+            assert torch.equal(kept[key][:, :, :, ring[:-1]], value)  # (written before the half-widths' slot)
+            assert kept[key][:, :, :, -1].abs().max() == 0
+            assert torch.equal(kept[key][:, :, :, NEW_EXPERT], value[:, :, :, OLD_MEMBERS])  # the served ones
+        elif key in ("c_loss", "c_member_abs"):  # the long AR's column: at the cap, and the naive's
+            assert torch.equal(kept[key].index_select(-2, torch.tensor(old)), value)
         else:
             assert kept[key] is value, key
+    if kind == "hybrid":
+        assert torch.equal(kept["c_loss"][:, :, NEW_EXPERT], combination.CAP * tensors["c_count"])
+        assert torch.equal(kept["c_member_abs"][:, NEW_EXPERT], tensors["c_member_abs"][:, 0])
+        assert torch.equal(kept["x_arc"], torch.zeros_like(kept["x_arc"]))
+        assert torch.equal(kept["x_arc_p"][0, 0], ar_changes.PRIOR * torch.eye(ar_changes.K, dtype=torch.float64))
+        rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([0, 1, 2]))
+        weights = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
+        assert weights[:, :, NEW_EXPERT].abs().max() == 0  # it starts with no weight at all
+    else:
+        assert "c_loss" not in kept and "x_arc" not in kept
     again = Forecaster.from_state_dict(forecaster.state_dict())  # written back in the current format
-    assert forecaster.state_dict()["format"] == 3
+    assert forecaster.state_dict()["format"] == 4
     assert torch.equal(continue_from(again, 60, 8), continue_from(forecaster, 60, 8))
 
 
@@ -108,7 +127,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 3: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 4: KeyError"):
         check_state(state)
 
 
@@ -116,7 +135,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (4, "format=4 is invalid: this version reads formats 2 and 3"),
+        (5, "format=5 is invalid: this version reads formats 2 to 4"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -126,3 +145,26 @@ def test_formats_it_cannot_read_are_refused_naming_why(found, message):
         Forecaster.from_state_dict(state)
     with pytest.raises(ValueError, match=message):
         check_state(state)
+
+
+def test_a_format_3_hybrid_state_gains_the_long_ar_at_no_weight():
+    """A format-3 state as the previous version wrote it (the long AR's fields and columns
+    removed): migrated, the old experts go on as they would have, the long AR learns from the
+    next values on and keeps (next to) no weight while its loss comes down from the cap."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_format_3(state)
+    check_state(old)
+    migrated = Forecaster.from_state_dict(old)
+    fresh = Forecaster.from_state_dict(state)
+    continue_from(migrated, 40, 10)
+    continue_from(fresh, 40, 10)
+    rows = hybrid.rows_at(migrated.store.tensors, torch.tensor([0, 1, 2]))
+    weights = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
+    assert weights[:, :, NEW_EXPERT].max() < 1e-100  # still (next to) no weight: its loss started at the cap
+    assert bool((rows["x_arc"].abs().sum(dim=-1) > 0).all())  # and it learns from the new values
+    fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
+    for key in ("x_level", "x_trend", "x_ar", "c_count"):  # the old experts went on as they would have
+        assert torch.equal(rows[key], fresh_rows[key]), key

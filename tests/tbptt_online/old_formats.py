@@ -1,0 +1,24 @@
+"""States as older versions wrote them, made from a current one (for the migration tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tbptt_online import hybrid
+from tbptt_online.state_format import NEW_EXPERT
+
+
+def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 4, a hybrid) as format 3 wrote it: no long AR's fields, no column of
+    its member in ``c_loss``, ``c_member_abs`` and the ring of past forecasts (a copy)."""
+    tensors = dict(state["store"]["tensors"])
+    members = torch.tensor([k for k in range(hybrid.N_MEMBERS) if k != NEW_EXPERT])
+    ring = torch.tensor([k for k in range(hybrid.N_MEMBERS + 2) if k != NEW_EXPERT])
+    for key in ("x_arc", "x_arc_p"):
+        del tensors[key]
+    tensors["c_loss"] = tensors["c_loss"].index_select(2, members)
+    tensors["c_member_abs"] = tensors["c_member_abs"].index_select(1, members)
+    tensors["c_origin"] = tensors["c_origin"].index_select(3, ring)
+    return {**state, "format": 3, "store": {**state["store"], "tensors": tensors}}

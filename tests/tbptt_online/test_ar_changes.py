@@ -1,0 +1,70 @@
+"""The long AR on the changes (ar_changes.py): it learns an exact linear recursion of the
+changes with a drift, and its path is that recursion rolled forward by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tbptt_online import ar_changes, experts
+from tests.tbptt_online.test_experts import blank, feed
+
+LONG_AR = experts.NAMES.index("ar_changes")
+
+
+def oscillating_changes(n: int, period: float = 11.0, drift: float = 0.5) -> list[float]:
+    """Values whose changes are a sine of ``period`` around ``drift``: c_t = 2 cos(w) c_{t-1}
+    - c_{t-2} + drift (2 - 2 cos(w)), an exact recursion of order 2 with a constant."""
+    w = 2 * math.pi / period
+    changes = [drift + 3.0 * math.sin(w * t) for t in range(n)]
+    values = [100.0]
+    for c in changes[1:]:
+        values.append(values[-1] + c)
+    return values
+
+
+def hand_path(values: list[float], theta: list[float], scale: float, horizon: int) -> list[float]:
+    """theta . (1, c_{t-1} / s, ..., c_{t-ORDER} / s) * s, rolled forward."""
+    changes = [values[i] - values[i - 1] for i in range(1, len(values))][-ar_changes.ORDER :][::-1]  # newest first
+    last, out = values[-1], []
+    for _ in range(horizon):
+        c = theta[0] * scale + sum(k * ch for k, ch in zip(theta[1:], changes, strict=True))
+        last += c
+        out.append(last)
+        changes = [c, *changes[:-1]]
+    return out
+
+
+def test_the_constants_are_the_documented_ones():
+    assert ar_changes.K == ar_changes.ORDER + 1 == 13  # a constant and 12 lags
+    rows = ar_changes.fields(2, 1)
+    assert torch.equal(rows["x_arc_p"][1, 0], ar_changes.PRIOR * torch.eye(13, dtype=torch.float64))
+    assert rows["x_arc"].abs().max() == 0
+
+
+def test_it_learns_an_oscillation_of_the_changes_with_a_drift_and_rolls_it_forward():
+    values = oscillating_changes(600)
+    rows = blank(ring=64)
+    feed(rows, values)
+    theta = rows["x_arc"][0, 0].tolist()
+    scale = experts.local_scale(rows)[0, 0].item()
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LONG_AR, 0].tolist()
+    assert path == pytest.approx(hand_path(values, theta, scale, 12), rel=1e-12)
+    truth = oscillating_changes(600 + 12)[600:]
+    # 13 collinear inputs (a sine's lags) for a recursion of order 2: the ridge keeps a small bias
+    assert path == pytest.approx(truth, abs=0.1 * 3.0)  # the changes' amplitude is 3
+    naive_error = sum(abs(t - values[-1]) for t in truth) / 12
+    error = sum(abs(p - t) for p, t in zip(path, truth, strict=True)) / 12
+    assert error < 0.05 * naive_error, (error, naive_error)
+
+
+def test_a_missing_value_teaches_nothing_and_a_young_series_forecasts_its_last_value():
+    rows = blank(ring=64)
+    feed(rows, [5.0])
+    assert experts.paths(rows, torch.tensor([1]), 3)[0, :, LONG_AR, 0].tolist() == [5.0] * 3  # theta = 0
+    feed(rows, [6.0, 7.5, 7.0], first_step=2)
+    before = rows["x_arc"].clone()
+    feed(rows, [None], first_step=5)
+    assert torch.equal(rows["x_arc"], before)

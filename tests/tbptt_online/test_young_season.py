@@ -1,0 +1,57 @@
+"""The provisional season of a young series (young_season.py): found at two cycles where
+the autocorrelation cannot look yet, not found in noise, random walks or trends."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.young_season import young_periods
+
+f64 = torch.float64
+
+
+def monthly(n: int, noise: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n, dtype=f64)
+    shape = torch.tensor([0.0, 1.0, 3.0, 2.0, 1.5, 4.0, 6.0, 6.0, 3.0, -1.0, -4.0, -1.0], dtype=f64)
+    return 100 + 1.5 * t + 3.0 * shape[t.long() % 12] + noise * torch.randn(n, generator=g, dtype=f64)
+
+
+def test_a_monthly_season_is_found_at_two_cycles():
+    rows = torch.stack([monthly(24, 1.0, seed) for seed in range(50)])
+    found = young_periods(rows, 336)
+    assert (found == 12).double().mean().item() >= 0.9
+    assert set(found.tolist()) <= {0, 12}
+
+
+def test_the_lags_tested_are_those_of_two_to_four_cycles():
+    values = monthly(60, 0.5, 0)[None]  # 60 values: lags 15..30; 12 is the autocorrelation's to find
+    assert young_periods(values, 336).item() == 24  # its multiple is the shortest lag tested that fits
+    assert young_periods(values, 23).item() == 0  # never past ``longest``
+    assert young_periods(values, 20).item() == 0  # and n // 3 >= longest: the autocorrelation's to find
+    assert young_periods(monthly(7, 0.0, 0)[None], 336).item() == 0  # too short: no lag with 8 pairs
+
+
+def test_noise_random_walks_and_trends_give_no_season():
+    g = torch.Generator().manual_seed(5)
+    for n in (24, 36, 48, 96, 192):
+        noise = torch.randn(1000, n, generator=g, dtype=f64)
+        walk = noise.cumsum(dim=1)
+        trend = 0.5 * torch.arange(n, dtype=f64) + noise
+        for rows in (noise, walk, trend):
+            assert (young_periods(rows, 336) > 0).double().mean().item() <= 0.01, n
+
+
+def test_a_young_monthly_series_serves_its_season_from_value_24():
+    values = monthly(40, 0.5, 3).tolist()
+    f = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=24))
+    seen = []
+    for v in values:
+        f.observe("a", v)
+        seen.append(f.series_stats("a").seasons)
+    assert seen[22] == [] and seen[23] == [12]  # provisional at 24 values (two cycles)
+    assert seen[-1] == [12]
+    assert math.isfinite(f.forecast("a", 12).mean[-1])

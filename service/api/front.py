@@ -41,6 +41,9 @@ logger = logging.getLogger("service.api.front")
 ShardCall = Callable[[int, str, list[ForwardedRequest]], Awaitable[list[ForwardedResponse]]]
 MODELS_PREFIX = "/v1/models/"
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+# A call to a restarting shard fails at once; the front tries again after 0.05 s, doubling up to this.
+# A longer pause would land after the shard is back (it restarts in about 4 s), adding up to the pause.
+RETRY_PAUSE_MAX_S = 0.25
 
 
 class ShardUnavailable(Exception):
@@ -92,7 +95,7 @@ class Coalescer:
                     ) from error
                 logger.warning("shard %d unavailable (%s); retrying call %s", self.index, type(error).__name__, key)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                pause = min(pause * 2, RETRY_PAUSE_MAX_S)
 
 
 def model_of(method: str, path: str, body: bytes) -> str | None:

@@ -7,7 +7,6 @@ records in their order (batches, chunks, the short batches between them), bit fo
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import defaultdict
 from typing import Any
@@ -22,7 +21,19 @@ from service.storage.log_journal import observations_of
 from tbptt_online import Forecaster, ForecasterConfig
 
 from ..bitwise import assert_bitwise_equal
-from .test_crash_recovery import FAULTY_SERVER, LEARNING, T0, URL, Link, read_log, read_tap, stream, value_at, wait_for
+from .test_crash_recovery import (
+    FAULTY_SERVER,
+    LEARNING,
+    T0,
+    URL,
+    Link,
+    fault_env,
+    read_log,
+    read_tap,
+    stream,
+    value_at,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 TICKS = 4  # values of each series in one long request
@@ -95,14 +106,7 @@ async def test_sigkill_between_chunks_of_long_batches_loses_nothing_and_recovers
 ) -> None:
     state_dir, fault_dir = tmp_path / "state", tmp_path / "faults"
     fault_dir.mkdir()
-    env = {
-        "FAULT_DIR": str(fault_dir),
-        "TBPTT_DEFAULT_MODEL": json.dumps(LEARNING),
-        "TBPTT_CHECKPOINT_EVERY_OBSERVATIONS": "150",
-        "TBPTT_CHECKPOINT_INTERVAL_S": "0.5",
-        "TBPTT_CHECKPOINTS_KEPT": "2",
-        "TBPTT_MICROBATCH_MAX_WAIT_MS": "2",
-    }
+    env = fault_env(fault_dir, checkpoint_every_observations="150", checkpoint_interval_s="0.5", checkpoints_kept="2")
     rng = random.Random(11)
     link, stop = Link(), asyncio.Event()
     acked: dict[str, list] = defaultdict(list)

@@ -5,7 +5,6 @@ acknowledged observation, once, bit for bit as a run without crashes computes it
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import signal
 import sqlite3
@@ -22,7 +21,7 @@ from service.storage.event_log import EventLog
 from tbptt_online import Forecaster, ForecasterConfig
 
 from ..bitwise import assert_bitwise_equal
-from .test_crash_recovery import FAULTY_SERVER, LEARNING, Link, stream
+from .test_crash_recovery import FAULTY_SERVER, LEARNING, Link, fault_env, stream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 VICTIM = "victim"
@@ -58,16 +57,10 @@ async def test_a_poisoned_record_quarantines_its_model_alone_across_sigkills(
 ) -> None:
     state_dir, fault_dir = tmp_path / "state", tmp_path / "faults"
     fault_dir.mkdir()
-    env = {
-        "FAULT_DIR": str(fault_dir),
-        "TBPTT_DEFAULT_MODEL": json.dumps(LEARNING),
-        # no periodic checkpoint: every restart replays the poisoned record (a checkpoint taken after it
-        # would hold the victim's state and never read the record again; one taken while the victim is
-        # quarantined is refused by design, so that its records stay)
-        "TBPTT_CHECKPOINT_EVERY_OBSERVATIONS": "0",
-        "TBPTT_CHECKPOINT_INTERVAL_S": "0",
-        "TBPTT_MICROBATCH_MAX_WAIT_MS": "2",
-    }
+    # no periodic checkpoint: every restart replays the poisoned record (a checkpoint taken after it
+    # would hold the victim's state and never read the record again; one taken while the victim is
+    # quarantined is refused by design, so that its records stay)
+    env = fault_env(fault_dir, checkpoint_every_observations="0", checkpoint_interval_s="0")
     rng = random.Random(11)
     link, stop = Link(), asyncio.Event()
     acked: dict[str, list] = defaultdict(list)

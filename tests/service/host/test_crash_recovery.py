@@ -30,6 +30,19 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 URL = "/v1/models/default/observations"
 T0 = 1_700_000_000
 LEARNING = {**SMALL_MODEL, "lr": 0.01}
+
+
+def fault_env(fault_dir: Path, **settings: str) -> dict[str, str]:
+    """The faulty server's environment: its fault switches in ``fault_dir``, the learning model, a
+    2 ms micro-batch wait, and ``settings`` (``TBPTT_*`` variables, named without the prefix)."""
+    env = {
+        "FAULT_DIR": str(fault_dir),
+        "TBPTT_DEFAULT_MODEL": json.dumps(LEARNING),
+        "TBPTT_MICROBATCH_MAX_WAIT_MS": "2",
+    }
+    return env | {f"TBPTT_{name.upper()}": value for name, value in settings.items()}
+
+
 FAULTY_SERVER = [sys.executable, str(Path(__file__).parent.parent / "faulty_server.py")]
 
 
@@ -105,14 +118,7 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_observation(start
     state_dir, fault_dir = tmp_path / "state", tmp_path / "faults"
     fault_dir.mkdir()
     checkpoints = state_dir / "checkpoints"
-    env = {
-        "FAULT_DIR": str(fault_dir),
-        "TBPTT_DEFAULT_MODEL": json.dumps(LEARNING),
-        "TBPTT_CHECKPOINT_EVERY_OBSERVATIONS": "120",
-        "TBPTT_CHECKPOINT_INTERVAL_S": "0.5",
-        "TBPTT_CHECKPOINTS_KEPT": "2",
-        "TBPTT_MICROBATCH_MAX_WAIT_MS": "2",
-    }
+    env = fault_env(fault_dir, checkpoint_every_observations="120", checkpoint_interval_s="0.5", checkpoints_kept="2")
     rng = random.Random(7)
     link, stop = Link(), asyncio.Event()
     acked: dict[str, list] = defaultdict(list)

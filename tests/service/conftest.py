@@ -114,14 +114,18 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[TemporaryPostgres]:
-    """One throwaway PostgreSQL server for the session (127.0.0.1, a free port, stopped by its PID).
-    Skipped where PostgreSQL is not installed, except in CI (``CI`` set), which must install it."""
+def require_postgres() -> None:
+    """Skip where PostgreSQL is not installed, except in CI (``CI`` set), which must install it."""
     if postgres_bin_dir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed: CI must install it (apt-get install -y postgresql)")
         pytest.skip("no PostgreSQL on this machine (apt-get install -y postgresql); CI requires it")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """One throwaway PostgreSQL server for the session (127.0.0.1, a free port, stopped by its PID)."""
+    require_postgres()
     with TemporaryPostgres() as server:
         yield server
 

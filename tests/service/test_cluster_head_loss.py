@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
+from benchmarks.postgres_server import TemporaryPostgres
 from benchmarks.server_process import ServerProcess, free_port
 from service.host.shard import shard_of
 
-from .conftest import SMALL_MODEL
+from .conftest import SMALL_MODEL, require_postgres
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # as test_cluster: read when Ray is first imported
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
@@ -41,10 +41,7 @@ T0 = 1_700_000_000
 
 @pytest.fixture
 def postgres() -> Iterator[TemporaryPostgres]:
-    if postgres_bin_dir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: CI must install it (apt-get install -y postgresql)")
-        pytest.skip("no PostgreSQL on this machine (apt-get install -y postgresql); CI requires it")
+    require_postgres()
     with TemporaryPostgres() as server:
         yield server
 

@@ -30,6 +30,7 @@ from .test_crash_recovery import (
     fault_env,
     read_log,
     read_tap,
+    stop_clients,
     stream,
     value_at,
     wait_for,
@@ -151,11 +152,7 @@ async def test_sigkill_between_chunks_of_long_batches_loses_nothing_and_recovers
             state = decode_model_checkpoint((await http.get("/v1/models/default/checkpoint")).content)
         server.stop()
     finally:
-        stop.set()
-        link.up.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_clients(stop, link, tasks)
     read_tap(fault_dir / "tap.jsonl", records)
     read_log(state_dir / "events.sqlite3", records)
 

@@ -21,7 +21,7 @@ from service.storage.event_log import EventLog
 from tbptt_online import Forecaster, ForecasterConfig
 
 from ..bitwise import assert_bitwise_equal
-from .test_crash_recovery import FAULTY_SERVER, LEARNING, Link, fault_env, stream
+from .test_crash_recovery import FAULTY_SERVER, LEARNING, Link, fault_env, stop_clients, stream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 VICTIM = "victim"
@@ -109,11 +109,7 @@ async def test_a_poisoned_record_quarantines_its_model_alone_across_sigkills(
             assert (await http.delete(f"/v1/models/{VICTIM}")).status_code == 204
         assert server.stop() in (0, -signal.SIGTERM)
     finally:
-        stop.set()
-        link.up.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_clients(stop, link, tasks)
 
     restarted = await anyio.to_thread.run_sync(lambda: start_server(FAULTY_SERVER, env, state_dir))
     async with httpx.AsyncClient(base_url=restarted.url, timeout=60) as http:

@@ -79,6 +79,15 @@ async def post_until_acknowledged(http: httpx.AsyncClient, link: Link, body: lis
         return response.json()["results"]
 
 
+async def stop_clients(stop: asyncio.Event, link: Link, tasks: list[asyncio.Future]) -> None:
+    """End the streaming clients (one waiting for a server is let go) and wait for them."""
+    stop.set()
+    link.up.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def stream(link: Link, names: list[str], seed: int, acked: dict[str, list], stop: asyncio.Event) -> None:
     """One client: requests holding each of its series at most once, in order, until ``stop``."""
     rng = random.Random(seed)
@@ -174,11 +183,7 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_observation(start
             state = decode_model_checkpoint((await http.get("/v1/models/default/checkpoint")).content)
         assert server.stop() in (0, -signal.SIGTERM)
     finally:
-        stop.set()
-        link.up.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_clients(stop, link, tasks)
     read_tap(fault_dir / "tap.jsonl", records)
     read_log(state_dir / "events.sqlite3", records)
 

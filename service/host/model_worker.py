@@ -462,10 +462,6 @@ class ModelWorker:
         return fresh
 
     def _admit_riders(self, jobs: list[_ObserveJob]) -> None:
-        if self._unsynced is not None:
-            for job in jobs:
-                self._fail(job, self._unsynced)
-            return
         admitted, merged = self._admit(jobs)
         if merged:
             self._riders, self._rider_items = admitted, merged
@@ -475,7 +471,12 @@ class ModelWorker:
             )
 
     def _admit(self, jobs: list[_ObserveJob]) -> tuple[list[tuple[_ObserveJob, list[Source]]], list[Observation]]:
-        """The jobs admitted (the others answered with their error) and their merged observations."""
+        """The jobs admitted (the others answered with their error) and their merged observations;
+        none while the model accepts no changes (every job answered with the reason)."""
+        if self._unsynced is not None:
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return [], []
         jobs = self._answer_known_keys(jobs)
         admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
         admitted: list[tuple[_ObserveJob, list[Source]]] = []
@@ -487,10 +488,6 @@ class ModelWorker:
         return admitted, admission.merged
 
     def _process(self, jobs: list[_ObserveJob]) -> None:
-        if self._unsynced is not None:
-            for job in jobs:
-                self._fail(job, self._unsynced)
-            return
         admitted, merged = self._admit(jobs)
         unkeyed = all(job.key is None for job, _ in admitted)  # keyed requests' answers are journaled whole
         if merged and unkeyed and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:

@@ -34,7 +34,7 @@ import torch
 
 from tbptt_online import calibration, combination, experts
 from tbptt_online.intervals import z_value
-from tbptt_online.season import detect_periods, fill_gaps
+from tbptt_online.season import detect_periods, fill_gaps, significantly_better
 from tbptt_online.young_season import young_periods
 
 FEATURES = 8
@@ -202,8 +202,8 @@ def _best_multiple(values: torch.Tensor, period: torch.Tensor, longest: int) -> 
 def _longer_wins(changes: torch.Tensor, chosen: torch.Tensor, m: int) -> torch.Tensor:
     """[G] bool: per row of ``changes`` [G, L], whether the seasonal naive of lag ``m`` beats
     that of lag ``chosen`` [G] (< m) on the changes both forecast (t >= m): mean absolute
-    error below MULTIPLE_GAIN of the chosen one's, and the paired differences' mean above
-    Z_MULTIPLE standard errors."""
+    error below MULTIPLE_GAIN of the chosen one's, and the paired improvement significant
+    (``season.significantly_better`` at Z_MULTIPLE)."""
     g, length = changes.shape
     n = length - m
     if n < 2:
@@ -212,10 +212,7 @@ def _longer_wins(changes: torch.Tensor, chosen: torch.Tensor, m: int) -> torch.T
     longer = (now - changes[:, :n]).abs()
     at = torch.arange(m, length)[None, :] - chosen[:, None]  # [G, n] t - chosen
     shorter = (now - torch.gather(changes, 1, at)).abs()
-    gain = shorter - longer
-    standard_error = gain.std(dim=1) / math.sqrt(n)
-    significant = gain.mean(dim=1) > Z_MULTIPLE * standard_error
-    return (longer.mean(dim=1) < MULTIPLE_GAIN * shorter.mean(dim=1)) & significant
+    return significantly_better(longer, shorter, MULTIPLE_GAIN, Z_MULTIPLE)
 
 
 def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor, which: torch.Tensor) -> None:

@@ -63,7 +63,35 @@ def z_peak(lags: int) -> float:
     >>> round(z_peak(11), 2), round(z_peak(335), 2)
     (3.12, 4.01)
     """
-    return NormalDist().inv_cdf(1.0 - FALSE_RATE / max(lags, 1))
+    return z_one_sided(FALSE_RATE, lags)
+
+
+def z_one_sided(false_rate: float, tests: int = 1) -> float:
+    """The one-sided normal quantile of ``false_rate`` shared by ``tests`` tests (Bonferroni).
+
+    >>> round(z_one_sided(0.01), 2), round(z_one_sided(0.01, 13), 2)
+    (2.33, 3.17)
+    """
+    return NormalDist().inv_cdf(1.0 - false_rate / max(tests, 1))
+
+
+def significantly_better(candidate: torch.Tensor, incumbent: torch.Tensor, ratio: float, z: float) -> torch.Tensor:
+    """``[R]`` bool: per row of paired absolute errors ``candidate`` and ``incumbent`` ``[R, k]``
+    (the same targets forecast two ways), whether the candidate's mean error is below ``ratio``
+    of the incumbent's *and* the paired improvement ``incumbent - candidate`` has a mean above
+    ``z`` standard errors (one-sided). The ratio asks for a gain worth a change; the paired
+    test, that the gain is not the noise of a short sample. Fewer than two pairs: False.
+
+    >>> inc = torch.tensor([[2.0, 2.1, 1.9, 2.0, 2.2, 1.8]])
+    >>> [significantly_better(share * inc, inc, 0.7, 2.33).item() for share in (0.5, 0.8)]
+    [True, False]
+    """
+    k = candidate.shape[1]
+    if k < 2:
+        return torch.zeros(candidate.shape[0], dtype=torch.bool)
+    gain = incumbent - candidate  # [R, k] paired: the noise shared by both forecasts cancels
+    significant = gain.mean(dim=1) > z * gain.std(dim=1) / math.sqrt(k)
+    return (candidate.mean(dim=1) < ratio * incumbent.mean(dim=1)) & significant
 
 
 def fill_gaps(values: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,9 @@ the autocorrelation found). What it finds is provisional: the next detection dec
 
 from __future__ import annotations
 
-import math
-from statistics import NormalDist
-
 import torch
+
+from tbptt_online.season import significantly_better, z_one_sided
 
 MIN_LAG = 4  # shorter lags: a smooth series' changes repeat at lag 2 or 3 without any season
 GAIN = 0.7  # the seasonal naive of the changes must cut their mean's error by 30 %...
@@ -50,14 +49,10 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     lags = [m for m in range(lo, hi + 1) if length - m >= MIN_PAIRS]
     if not lags:
         return out
-    z = NormalDist().inv_cdf(1.0 - FALSE_RATE / len(lags))
+    z = z_one_sided(FALSE_RATE, len(lags))
     for m in lags:  # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
         now = changes[:, m:]  # [R, k]
-        seasonal = (now - changes[:, :-m]).abs()
-        plain = now.abs()
-        gain = plain - seasonal
-        k = gain.shape[1]
-        significant = gain.mean(dim=1) > z * gain.std(dim=1) / math.sqrt(k)
-        error = seasonal.mean(dim=1) / plain.mean(dim=1).clamp(min=1e-300)
-        out = torch.where((out == 0) & significant & (error < GAIN), m, out)
+        seasonal = (now - changes[:, :-m]).abs()  # c_t ~ c_{t-m}
+        plain = now.abs()  # c_t ~ mean(c) = 0
+        out = torch.where((out == 0) & significantly_better(seasonal, plain, GAIN, z), m, out)
     return out

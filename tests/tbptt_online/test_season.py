@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online.season import detect_periods
+from tbptt_online.season import detect_periods, significantly_better, z_one_sided
 
 SEEDS = range(20)
 
@@ -43,6 +43,20 @@ def double_seasonal(day: int, weeks: int, seed: int) -> np.ndarray:
 
 def detect(rows: list[np.ndarray] | np.ndarray, **kwargs: int) -> torch.Tensor:
     return detect_periods(torch.tensor(np.asarray(rows), dtype=torch.float64), **kwargs)
+
+
+def test_the_paired_test_by_hand():
+    # gains 1, 1, 1, 2: mean 1.25, sd 0.5, standard error 0.25, so 5 standard errors;
+    # mean errors 1 against 2.25: a ratio of 4 / 9
+    candidate = torch.tensor([[1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+    incumbent = torch.tensor([[2.0, 2.0, 2.0, 3.0]], dtype=torch.float64)
+    assert significantly_better(candidate, incumbent, 0.5, 4.99).tolist() == [True]
+    assert significantly_better(candidate, incumbent, 0.5, 5.01).tolist() == [False]  # not significant enough
+    assert significantly_better(candidate, incumbent, 0.44, 4.0).tolist() == [False]  # 4 / 9 > 0.44: gain too small
+    assert significantly_better(incumbent, candidate, 3.0, 0.0).tolist() == [False]  # one-sided: worse never wins
+    assert significantly_better(candidate[:, :1], incumbent[:, :1], 1.0, 0.0).tolist() == [False]  # one pair
+    assert z_one_sided(0.01, 1) == pytest.approx(2.3263, abs=1e-4)
+    assert z_one_sided(0.01, 10) == pytest.approx(3.0902, abs=1e-4)  # Bonferroni: 0.1 % each
 
 
 @pytest.mark.parametrize("period", [4, 7, 12, 24, 48, 52.18])

@@ -13,14 +13,15 @@ of one burst at a long horizon arrive together, and by the time the later ones a
 scored ``q_h`` has already grown, so judging them against it counted too few (TrumpApproval,
 h = 12: 82 % of the served intervals covered while the count saw 90 %). The first
 scored error sets ``q_h = 2 |error|``; before any, ``q_h`` is taken from the shorter
-horizons (``q_1 sqrt(h)``), or from the local scale (``z sqrt(h) scale``). Another level
+horizons (``q_1 sqrt(h)``); before anything is scored (one value seen, or none) there is
+no interval: its bounds are NaN (``None`` in results, ``null`` in the API's JSON). Another level
 ``L`` is served as ``q_h z(L) / z(level)``; a horizon past the tracked ones as
 ``q_H sqrt(h / H)``. A half-width is at least ``SLACK`` of the widest at a shorter horizon.
 """
 
 from __future__ import annotations
 
-import math  # noqa: F401 (the doctests)
+import math
 
 import torch
 
@@ -56,20 +57,28 @@ def fold(
     return torch.where(scored, torch.maximum(started, floor[:, None]), q)
 
 
-def half_widths(q: torch.Tensor, horizon: int, scale: torch.Tensor, ratio: torch.Tensor, z: float) -> torch.Tensor:
+def half_widths(q: torch.Tensor, horizon: int, ratio: torch.Tensor) -> torch.Tensor:
     """[B, H, d] half-widths for horizons 1..``horizon`` from q [B, Hq, d] (0 = not yet
-    tracked); ``ratio`` [B, 1, 1] or a float tensor: z(level asked) / z(level tracked);
-    ``scale`` [B, d] the local scale for a series with nothing scored; z: the tracked
-    level's normal quantile."""
+    tracked); ``ratio`` [B, 1, 1] or a float tensor: z(level asked) / z(level tracked).
+    NaN (no interval) where nothing has been scored at horizon 1: a series with one value
+    or none has no scale, and an interval then would claim a certainty nobody has (it
+    was ``z * 1e-9 * level`` wide before).
+
+    >>> half_widths(torch.tensor([[[0.0], [0.0]]]), 2, torch.ones(())).flatten().tolist()
+    [nan, nan]
+    >>> [round(w, 4) for w in half_widths(torch.tensor([[[1.0], [0.0]]]), 2, torch.ones(())).flatten().tolist()]
+    [1.0, 1.4142]
+    """
     tracked = q.shape[1]
     h = torch.arange(1, horizon + 1, dtype=q.dtype).view(1, -1, 1)  # [1, H, 1]
     first = q[:, :1]  # [B, 1, d]
-    fallback = torch.where(first > 0, first * h.sqrt(), z * scale[:, None] * h.sqrt())  # [B, H, d]
+    # q_1 > 0 from the second value seen (its one-step forecast is then scored): before, no width
+    fallback = torch.where(first > 0, first * h.sqrt(), math.nan)  # [B, H, d]
     known = q[:, : min(horizon, tracked)]
     if horizon > tracked:
         beyond = q[:, -1:] * (h[:, tracked:] / tracked).sqrt()  # [B, H - Hq, d]
         known = torch.cat([known, torch.where(beyond > 0, beyond, 0.0)], dim=1)
-    widths = torch.where(known > 0, known, fallback)
+    widths = torch.where((known > 0) & (first > 0), known, fallback)
     # A longer horizon is never surer than a shorter one: each q_h is a noisy estimate, and a
     # young series' few errors at a long horizon must not make its interval narrower.
     widths = torch.maximum(widths, SLACK * widths.cummax(dim=1).values)

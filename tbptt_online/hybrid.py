@@ -33,7 +33,6 @@ from typing import NamedTuple
 import torch
 
 from tbptt_online import calibration, combination, experts
-from tbptt_online.intervals import z_value
 from tbptt_online.season import detect_periods, fill_gaps, significantly_better
 from tbptt_online.young_season import young_periods
 
@@ -329,7 +328,7 @@ def origin_entries(
 ) -> torch.Tensor:
     """[B, Hc, E + 2, d] float32: this origin's forecasts (members, then served) and the
     half-widths served with them at the tracked ``level`` (from the rows' ``c_q``), for the ring."""
-    half = calibration.half_widths(rows["c_q"], horizons, experts.local_scale(rows), torch.ones(()), z_value(level))
+    half = calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
     b, _, members, d = every.shape
     entries = torch.empty(b, horizons, members + 2, d, dtype=torch.float32)
     entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
@@ -344,5 +343,6 @@ PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid
 def served_rows(rows: dict[str, torch.Tensor], mean: torch.Tensor, level: float) -> torch.Tensor:
     """The one-step forecast as served, ``[B, 4, d]`` (the rows of ``series_store.SERVED``:
     mean, mean, lower, upper: the hybrid's mean is in units already)."""
-    half = calibration.half_widths(rows["c_q"], 1, experts.local_scale(rows), torch.ones(()), z_value(level))[:, 0]
+    half = calibration.half_widths(rows["c_q"], 1, torch.ones(()))[:, 0]  # NaN while nothing is scored
+    mean = torch.where(rows["x_seen"], mean, math.nan)  # nothing observed yet: no forecast
     return torch.stack([mean, mean, mean - half, mean + half], dim=1)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tbptt_online import calibration, combination, experts, hybrid
+from tbptt_online import calibration, combination, hybrid
 from tbptt_online.config import MAX_LEVEL, ForecasterConfig
 from tbptt_online.intervals import predictive, to_units, widening, z_value
 from tbptt_online.network import RecurrentNetwork
@@ -206,14 +206,15 @@ def _hybrid_forecasts(
     """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row:
     up to the calibrated horizon the path the last tick served, past it the members again."""
     if horizon <= cfg.calibrated_horizon:
-        rows = {k: tensors[k][slots] for k in ("c_q", "x_level", "x_scale")}  # what the widths need
+        rows = {k: tensors[k][slots] for k in ("c_q", "x_seen")}  # what the widths and the mask need
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
         _, mean = hybrid.members(rows, steps, horizon)  # [B, H, d]
+    mean = torch.where(rows["x_seen"][:, None], mean, math.nan)  # nothing observed yet: no forecast
     tracked = z_value(cfg.interval_level)
     ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
-    half = calibration.half_widths(rows["c_q"], horizon, experts.local_scale(rows), ratio, tracked)
+    half = calibration.half_widths(rows["c_q"], horizon, ratio)  # [B, H, d], NaN while nothing is scored
     units = torch.stack([mean, mean - half, mean + half]).transpose(1, 2)  # [3, H, B, d]
     return _by_row(units, cfg.n_features)
 

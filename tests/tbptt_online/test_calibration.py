@@ -25,14 +25,8 @@ def fold_one(q: float, error: float, level: float = 0.9, scored: bool = True, fl
     return out.item()
 
 
-def widths(q: list[float], horizon: int, scale: float = 2.0, ratio: float = 1.0, z: float = 1.5) -> list[float]:
-    out = calibration.half_widths(
-        torch.tensor(q, dtype=f64).view(1, -1, 1),
-        horizon,
-        torch.tensor([[scale]], dtype=f64),
-        torch.tensor(ratio, dtype=f64),
-        z,
-    )
+def widths(q: list[float], horizon: int, ratio: float = 1.0) -> list[float]:
+    out = calibration.half_widths(torch.tensor(q, dtype=f64).view(1, -1, 1), horizon, torch.tensor(ratio, dtype=f64))
     return out.flatten().tolist()
 
 
@@ -68,8 +62,10 @@ def test_an_unscored_horizon_is_left_as_it_was():
     assert fold_one(1.25, 5.0, scored=False) == 1.25
 
 
-def test_nothing_tracked_falls_back_to_z_times_the_scale_times_sqrt_h():
-    assert widths([0.0, 0.0, 0.0], 3, scale=2.0, z=1.5) == pytest.approx([3.0 * math.sqrt(h) for h in (1, 2, 3)])
+def test_nothing_scored_at_horizon_one_is_no_interval():
+    # one value seen (or none): no scale, so no width at all rather than one of z * 1e-9 * level
+    assert all(math.isnan(w) for w in widths([0.0, 0.0, 0.0], 3))
+    assert all(math.isnan(w) for w in widths([0.0, 0.0, 2.0], 5, ratio=2.0))  # a longer horizon alone says nothing
 
 
 def test_untracked_horizons_fall_back_to_q1_times_sqrt_h():
@@ -98,7 +94,7 @@ def test_a_longer_horizon_keeps_at_least_slack_times_the_widest_shorter_one():
 
 def test_another_level_scales_every_width_by_the_ratio():
     assert widths([1.0, 2.0], 3, ratio=2.0) == pytest.approx([2.0, 4.0, 2 * 2.0 * math.sqrt(3 / 2)], rel=1e-15)
-    assert widths([0.0], 2, scale=1.0, ratio=0.5, z=2.0) == pytest.approx([1.0, math.sqrt(2)], rel=1e-15)
+    assert widths([2.0], 2, ratio=0.5) == pytest.approx([1.0, math.sqrt(2)], rel=1e-15)
 
 
 def coverage(errors: torch.Tensor, level: float) -> torch.Tensor:

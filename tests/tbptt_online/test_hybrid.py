@@ -12,7 +12,8 @@ import random
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, combination, experts, hybrid
+from tbptt_online import Forecaster, ForecasterConfig, calibration, combination, experts, hybrid
+from tbptt_online.results import Prediction
 from tbptt_online.state_check import check_state
 from tests.tbptt_online.old_formats import as_format_3
 from tests.tbptt_online.snapshots import assert_identical, snapshot
@@ -319,6 +320,27 @@ def test_intervals_widen_with_the_horizon_on_a_random_walk():
     assert all(w >= width[11] for w in width[12:])  # past the calibrated horizon: q_12 sqrt(h / 12) at least
     wider = f.forecast("a", 24, level=0.99)
     assert all(u - lo > w for lo, u, w in zip(wider.lower, wider.upper, width, strict=True))
+
+
+def test_no_interval_before_a_scale_and_no_forecast_before_a_value():
+    # was: a series with one value (or none) served mean +- z * 1e-9 * (|level| + 1), a certainty nobody has
+    f = Forecaster(config_for(season_length=None))
+    one = f.observe("one", 1e6).forecast_next
+    assert one.mean == pytest.approx(1e6, rel=1e-6) and (one.lower, one.upper) == (None, None)
+    assert f.observe("nothing", None).forecast_next == Prediction(None, None, None)
+    for horizon in (3, 30):  # from the served path and, past the calibrated horizon, from the members
+        made = f.forecast("one", horizon, level=0.5)
+        assert made.mean == pytest.approx([1e6] * horizon, rel=1e-6)
+        assert made.lower == made.upper == [None] * horizon
+        assert f.forecast("nothing", horizon).mean == [None] * horizon
+    after = f.observe("nothing", 3.0).forecast_next
+    assert after.mean == pytest.approx(3.0, rel=1e-6) and (after.lower, after.upper) == (None, None)
+    second = f.observe("one", 1e6 + 4.0)  # the first one-step error (4) is scored: q_1 = FIRST * 4
+    assert second.forecast_made.lower is None
+    low, mean, high = second.forecast_next.lower, second.forecast_next.mean, second.forecast_next.upper
+    assert high - mean == pytest.approx(mean - low) and high - mean == pytest.approx(calibration.FIRST * 4.0)
+    later = f.forecast("one", 30)
+    assert all(lo < m < hi for lo, m, hi in zip(later.lower, later.mean, later.upper, strict=True))
 
 
 # -- checkpoints -------------------------------------------------------------------------

@@ -35,6 +35,23 @@ async def test_forecast_equals_the_library_forecast(client_for) -> None:
     }
 
 
+async def test_no_interval_before_a_scale_is_null(client_for) -> None:
+    # one value seen: a mean but no scale, so no interval (was mean +- 1e-9: a certainty nobody has);
+    # nothing seen: no forecast at all. JSON has no NaN: the library's None is null
+    async with client_for() as client:
+        posted = await client.post(
+            URL, json={"observations": [{"series": "s", "value": 2.5}, {"series": "e", "value": None}]}
+        )
+        one = await client.get("/v1/models/default/series/s/forecast", params={"horizon": 2})
+        empty = await client.get("/v1/models/default/series/e/forecast")
+    first, missing = posted.json()["results"]
+    assert first["forecast_next"]["lower"] is None and first["forecast_next"]["upper"] is None
+    assert first["forecast_next"]["mean"] == pytest.approx(2.5)
+    assert missing["forecast_next"] == {"mean": None, "lower": None, "upper": None}
+    assert [(step["lower"], step["upper"]) for step in one.json()["forecast"]] == [(None, None)] * 2
+    assert empty.json()["forecast"] == [{"step": 1, "mean": None, "lower": None, "upper": None}]
+
+
 async def test_level_defaults_to_the_models_interval_level(client_for) -> None:
     async with client_for() as client:
         await client.post(URL, json={"series": "s", "value": 1.0})

@@ -145,28 +145,39 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
 
 def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) -> torch.Tensor:
     """[R]: per row of ``values`` [R, n] (finite) with a season ``period`` [R] > 0, the one of
-    period - 1, period, period + 1 (in [2, longest]) whose seasonal naive forecast with the
-    drift, y_{t-m} + m * mean(change), has the lowest mean absolute error over the values all
-    three forecast; ties go to ``period``. A short sample's autocorrelation has a broad top
-    at a smooth season (r at 24 +- 1 is cos(2 pi / 24) = 0.97 of r at 24 for a daily sine),
-    so its peak's refined position wanders by half a lag and rounds to 23 or 25; one step
-    off misaligns every phase, which the seasonal errors show."""
+    period - 1, period, period + 1 (in [2, longest]) that fits the values best by two
+    measures at once, else ``period``: (a) the seasonal naive forecast one cycle back with
+    the drift, y_{t-m} + m * mean(change), has the lowest mean absolute error over the values
+    all three forecast (local: it follows a wandering level); (b) the seasonal profile has
+    the lowest spread: the values about their straight line (least squares), less their
+    mean at each phase t mod m, as a mean square per degree of freedom (n - m - 2) (global:
+    every cycle at once). A short sample's autocorrelation has a broad top at a smooth
+    season (r at 24 +- 1 is cos(2 pi / 24) = 0.97 of r at 24 for a daily sine), so its
+    peak's refined position wanders by half a lag and rounds to 23 or 25; one step off
+    misaligns every phase. Either measure alone moved a right season by its own noise
+    ((a): server_metrics' web-2, its 24 taken for 23 at value 96; (b): waterflow's 24 for
+    23 from value 576), so a neighbour must win both."""
     best = period.clone()
+    n = values.shape[1]
     slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
+    t = torch.arange(n, dtype=values.dtype) - (n - 1) / 2  # [n] centred time
+    about = values - values.mean(dim=1, keepdim=True) - (values * t).sum(dim=1, keepdim=True) / t.square().sum() * t
     for p in torch.unique(period[period > 0]).tolist():
         rows = (period == p).nonzero().squeeze(1)
-        candidates = [m for m in (p, p - 1, p + 1) if 2 <= m <= longest]
-        start = max(candidates)
-        if values.shape[1] - start < 2 or len(candidates) < 2:
+        candidates = [m for m in (p, p - 1, p + 1) if 2 <= m <= longest and n - m - 2 > 0]
+        if len(candidates) < 2 or candidates[0] != p:
             continue
+        start = max(candidates)
         now = values[rows, start:]  # [G, k]
-        error = torch.stack(
-            [
-                (now - values[rows, start - m : values.shape[1] - m] - m * slope[rows]).abs().mean(dim=1)
-                for m in candidates
-            ]
-        )  # [3, G]
-        best[rows] = torch.tensor(candidates)[error.argmin(dim=0)]  # the first of equal errors: ``period``
+        naive, spread = [], []
+        for m in candidates:
+            naive.append((now - values[rows, start - m : n - m] - m * slope[rows]).abs().mean(dim=1))  # [G]
+            phase = torch.arange(n) % m  # [n]
+            count = torch.bincount(phase, minlength=m).to(values.dtype)  # [m]
+            profile = torch.zeros(len(rows), m, dtype=values.dtype).index_add_(1, phase, about[rows]) / count
+            spread.append((about[rows] - profile[:, phase]).square().sum(dim=1) / (n - m - 2))  # [G]
+        local, overall = torch.stack(naive).argmin(dim=0), torch.stack(spread).argmin(dim=0)  # [G]; ties: ``period``
+        best[rows] = torch.tensor(candidates)[torch.where(local == overall, local, 0)]
     return best
 
 

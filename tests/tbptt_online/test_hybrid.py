@@ -5,20 +5,24 @@ per horizon, checkpoints continue bit for bit, and bad settings are refused by n
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, calibration, combination, experts, hybrid
 from tbptt_online.results import Prediction
+from tbptt_online.season import fill_gaps
 from tbptt_online.state_check import check_state
 from tests.tbptt_online.old_formats import as_format_3
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 f64 = torch.float64
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def config_for(**overrides) -> ForecasterConfig:
@@ -431,16 +435,46 @@ def test_a_good_season_length_is_kept_sorted(given, kept):
     assert ForecasterConfig(season_length=given).season_length == kept
 
 
-def test_the_season_placed_one_lag_off_is_moved_to_the_neighbour_whose_seasonal_naive_fits_best():
+def profile_spread(y: list[float], m: int) -> float:
+    """By hand: the values about their least-squares line, less their mean at each phase t mod m,
+    as a mean square per degree of freedom (n - m - 2)."""
+    n = len(y)
+    t_mean, y_mean = (n - 1) / 2, sum(y) / n
+    slope = sum((t - t_mean) * (v - y_mean) for t, v in enumerate(y)) / sum((t - t_mean) ** 2 for t in range(n))
+    about = [v - y_mean - slope * (t - t_mean) for t, v in enumerate(y)]
+    phase_mean = [sum(about[k::m]) / len(about[k::m]) for k in range(m)]
+    return sum((a - phase_mean[t % m]) ** 2 for t, a in enumerate(about)) / (n - m - 2)
+
+
+def naive_error(y: torch.Tensor, m: int, start: int) -> float:
+    """By hand: the mean |y_t - y_{t-m} - m * drift| over t >= start."""
+    drift = y.diff().mean()
+    return (y[start:] - y[start - m : len(y) - m] - m * drift).abs().mean().item()
+
+
+def test_the_season_placed_one_lag_off_is_moved_to_the_neighbour_that_fits_best_both_ways():
     g = torch.Generator().manual_seed(4)
     t = torch.arange(96, dtype=f64)
     daily = 50 + 0.2 * t + 10 * torch.sin(2 * math.pi * t / 24) + torch.randn(96, generator=g, dtype=f64)
     values = torch.stack([daily, daily, daily, torch.zeros(96, dtype=f64)])
     chosen = hybrid._best_neighbour(values, torch.tensor([25, 23, 24, 0]), 48)
     assert chosen.tolist() == [24, 24, 24, 0]  # the trend (drift 0.2 a step) does not favour the shorter lag
-    # by hand: the mean |y_t - y_{t-m} - m * drift| over t >= 26 for m = 25, 24, 26, the lowest wins
-    drift = daily.diff().mean()
-    errors = {m: (daily[26:] - daily[26 - m : 96 - m] - m * drift).abs().mean().item() for m in (24, 25, 26)}
-    assert min(errors, key=errors.get) == 24
+    for given in (23, 25):  # by hand: of given - 1, given, given + 1, 24 wins both measures
+        near = (given - 1, given, given + 1)
+        spread = {m: profile_spread(daily.tolist(), m) for m in near}
+        naive = {m: naive_error(daily, m, given + 1) for m in near}
+        assert min(spread, key=spread.get) == min(naive, key=naive.get) == 24
     assert hybrid._best_neighbour(values[:1], torch.tensor([23]), 23).tolist() == [23]  # 24 is past longest
     assert hybrid._best_neighbour(values[:1, :26], torch.tensor([24]), 48).tolist() == [24]  # too short: kept
+
+
+def test_a_neighbour_that_wins_one_measure_only_does_not_replace_the_season_found():
+    # server_metrics' web-2 at value 96: the autocorrelation finds 24; one cycle back, 23's seasonal
+    # naive erred less (3.8 against 4.2) and was taken until value 144; its profile is 24's
+    with open(DATA / "server_metrics.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["host"] == "web-2"]
+    y = fill_gaps(torch.tensor([[float(row["cpu_percent"] or "nan") for row in rows[:96]]], dtype=f64))
+    assert hybrid._best_neighbour(y, torch.tensor([24]), 48).tolist() == [24]
+    spread = {m: profile_spread(y[0].tolist(), m) for m in (23, 24, 25)}
+    naive = {m: naive_error(y[0], m, 25) for m in (23, 24, 25)}
+    assert min(spread, key=spread.get) == 24 and min(naive, key=naive.get) == 23

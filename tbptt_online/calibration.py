@@ -26,7 +26,7 @@ import math
 import torch
 
 RATE = 0.4  # with misses judged against the width served, a faster rate (0.2 before) no longer overshoots
-SLACK = 0.85  # a horizon's half-width is at least this share of the widest shorter horizon's
+SLACK = 0.7  # a horizon's half-width is at least this share of the widest shorter horizon's
 FIRST = 2.0  # the first scored error sets q = FIRST * |error|
 
 

@@ -344,7 +344,7 @@ def origin_entries(
     entries = torch.empty(b, horizons, members + 2, d, dtype=torch.float32)
     entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
     entries[:, :, members] = served[:, :horizons]
-    entries[:, :, members + 1] = half
+    entries[:, :, members + 1] = half.nan_to_num(0.0)  # no interval yet (NaN): 0, the ring's "unknown"
     return entries
 
 

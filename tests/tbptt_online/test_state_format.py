@@ -33,7 +33,8 @@ def continue_from(forecaster: Forecaster, start: int, ticks: int) -> torch.Tenso
     rows = []
     for t in range(start, start + ticks):
         for r in forecaster.observe_many([(s, value(i, t)) for i, s in enumerate(SERIES)]):
-            rows.append([r.forecast_next.mean, r.forecast_next.lower, r.forecast_next.upper, float(r.updated)])
+            served = (r.forecast_next.mean, r.forecast_next.lower, r.forecast_next.upper)  # None: no interval yet
+            rows.append([math.nan if v is None else v for v in served] + [float(r.updated)])
     return torch.tensor(rows, dtype=torch.float64)
 
 

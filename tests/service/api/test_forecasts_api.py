@@ -44,12 +44,17 @@ async def test_no_interval_before_a_scale_is_null(client_for) -> None:
         )
         one = await client.get("/v1/models/default/series/s/forecast", params={"horizon": 2})
         empty = await client.get("/v1/models/default/series/e/forecast")
+        await client.post(URL, json={"series": "s", "value": 3.5})
+        recent = await client.get("/v1/models/default/series/s/recent")  # what the dashboard draws
     first, missing = posted.json()["results"]
     assert first["forecast_next"]["lower"] is None and first["forecast_next"]["upper"] is None
     assert first["forecast_next"]["mean"] == pytest.approx(2.5)
     assert missing["forecast_next"] == {"mean": None, "lower": None, "upper": None}
     assert [(step["lower"], step["upper"]) for step in one.json()["forecast"]] == [(None, None)] * 2
     assert empty.json()["forecast"] == [{"step": 1, "mean": None, "lower": None, "upper": None}]
+    made = [point["forecast_made"] for point in recent.json()["observations"]]
+    assert made[0] == {"mean": None, "lower": None, "upper": None}  # the first value: nothing forecast
+    assert made[1]["mean"] == pytest.approx(2.5) and (made[1]["lower"], made[1]["upper"]) == (None, None)
 
 
 async def test_level_defaults_to_the_models_interval_level(client_for) -> None:

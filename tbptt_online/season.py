@@ -89,9 +89,12 @@ def significantly_better(candidate: torch.Tensor, incumbent: torch.Tensor, ratio
     k = candidate.shape[1]
     if k < 2:
         return torch.zeros(candidate.shape[0], dtype=torch.bool)
-    gain = incumbent - candidate  # [R, k] paired: the noise shared by both forecasts cancels
-    significant = gain.mean(dim=1) > z * gain.std(dim=1) / math.sqrt(k)
-    return (candidate.mean(dim=1) < ratio * incumbent.mean(dim=1)) & significant
+    better = candidate.mean(dim=1) < ratio * incumbent.mean(dim=1)  # [R]
+    rows = better.nonzero().squeeze(1)  # the paired test only where the ratio holds (often few rows)
+    if len(rows):
+        gain = incumbent[rows] - candidate[rows]  # [G, k] paired: the noise shared by both forecasts cancels
+        better[rows] = gain.mean(dim=1) > z * gain.std(dim=1) / math.sqrt(k)
+    return better
 
 
 def fill_gaps(values: torch.Tensor) -> torch.Tensor:

@@ -96,11 +96,13 @@ def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
     best = torch.full((r,), math.inf, dtype=values.dtype)
     for m in lags:
         seasonal = _lag_errors(values, m)  # [R, n - m]
-        half = _lag_errors(values, m // 2)[:, m - m // 2 :]  # [R, n - m] the same values, half a cycle back
         error = seasonal.mean(dim=1)
         better = significantly_better(seasonal, line[:, m:], VALUE_GAIN, z) & (error < best)
-        better &= significantly_better(seasonal, half, VALUE_GAIN, z)
-        out, best = torch.where(better, m, out), torch.where(better, error, best)
+        rows = better.nonzero().squeeze(1)  # few: the half-cycle test only where the line's passed
+        if len(rows):
+            half = _lag_errors(values[rows], m // 2)[:, m - m // 2 :]  # [G, n - m] half a cycle back
+            better[rows] = significantly_better(seasonal[rows], half, VALUE_GAIN, z)
+            out, best = torch.where(better, m, out), torch.where(better, error, best)
     return out
 
 

@@ -55,6 +55,15 @@ def test_the_paired_test_by_hand():
     assert significantly_better(candidate, incumbent, 0.44, 4.0).tolist() == [False]  # 4 / 9 > 0.44: gain too small
     assert significantly_better(incumbent, candidate, 3.0, 0.0).tolist() == [False]  # one-sided: worse never wins
     assert significantly_better(candidate[:, :1], incumbent[:, :1], 1.0, 0.0).tolist() == [False]  # one pair
+    # rows are decided each on its own (the paired test runs only on the rows the ratio lets through)
+    g = torch.Generator().manual_seed(2)
+    inc = torch.rand(40, 12, generator=g, dtype=torch.float64) + 1.0
+    cand = inc * torch.rand(40, 1, generator=g, dtype=torch.float64) * 1.2 + 0.1 * torch.rand(40, 12, generator=g)
+    together = significantly_better(cand, inc, 0.7, 2.33)
+    assert together.tolist() == [
+        significantly_better(cand[i : i + 1], inc[i : i + 1], 0.7, 2.33).item() for i in range(40)
+    ]
+    assert 0 < int(together.sum()) < 40
     assert z_one_sided(0.01, 1) == pytest.approx(2.3263, abs=1e-4)
     assert z_one_sided(0.01, 10) == pytest.approx(3.0902, abs=1e-4)  # Bonferroni: 0.1 % each
 

@@ -1,7 +1,9 @@
 """What the library hands back: plain, immutable records (no tensors, JSON-ready).
 
 Values follow the input convention (see ``values.format_row``): a float when the
-model has one feature, a list of floats otherwise, ``None`` where missing.
+model has one feature, a list of floats otherwise, ``None`` where missing. A forecast's
+``lower`` and ``upper`` are ``None`` while its series has no interval yet (the hybrid: one
+value seen, so no scale), and its ``mean`` too while nothing has been observed.
 """
 
 from __future__ import annotations

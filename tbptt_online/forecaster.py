@@ -325,8 +325,7 @@ class Forecaster:
         cfg = self.config
         fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
         y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
-        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 2, d]
-        hybrid.score(rows, y, mask, steps, cfg.interval_level, made_before)
+        hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
         self._seasons(rows, steps)

@@ -110,12 +110,3 @@ def test_each_horizon_row_and_feature_is_weighted_on_its_own():
     w[1, 0, :, 0] = 0.5
     w[0, 1, :, 1] = 0.5
     assert bool((w == 0.5).all())  # every other cell: equal losses, equal weights
-
-
-def test_combine_holds_the_last_horizons_weights_beyond_it():
-    forecasts = torch.tensor([[10.0, 20.0], [11.0, 21.0], [12.0, 22.0], [13.0, 23.0]], dtype=f64).view(1, 4, 2, 1)
-    w = torch.tensor([[0.25, 0.75], [0.5, 0.5]], dtype=f64).view(1, 2, 2, 1)
-    combined = combination.combine(forecasts, w)
-    assert combined.flatten().tolist() == [17.5, 16.0, 17.0, 18.0]
-    # fewer horizons than weights: the first ones
-    assert combination.combine(forecasts[:, :1], w).flatten().tolist() == [17.5]

@@ -119,7 +119,8 @@ def _written(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.n
 
 def detection_due(step: torch.Tensor) -> torch.Tensor:
     """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again."""
-    return torch.isin(step, torch.tensor(DETECT_AT)) | (step % DETECT_EVERY == 0)
+    steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
+    return torch.from_numpy(np.isin(steps, DETECT_AT) | (steps % DETECT_EVERY == 0))
 
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:

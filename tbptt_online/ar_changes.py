@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit
+
+from tbptt_online.compiled import compiled
 
 ORDER = 12  # lags of the changes: about a cycle of a yearly quasi-cycle, a monthly year
 K = ORDER + 1  # and the constant
@@ -39,24 +40,24 @@ def fields(n: int, d: int) -> dict[str, torch.Tensor]:
     }
 
 
-@njit(cache=True)
+@compiled
 def _clamp(x: float) -> float:
     return min(max(x, -CLAMP), CLAMP)
 
 
-@njit(cache=True)
+@compiled
 def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
     """y at step ``step`` (clamped to >= 1) of ring row ``slot`` [R, d], feature k."""
     return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
 
 
-@njit(cache=True)
+@compiled
 def _formed(step: int, t: int, r: int) -> bool:
     """The change at ``step`` (its value and the one before) is known at t: both in the ring."""
     return step - 1 >= 1 and step - 1 > t - r
 
 
-@njit(cache=True)
+@compiled
 def advance(
     theta: np.ndarray, p: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, observed: bool, scale: float
 ) -> None:
@@ -100,7 +101,7 @@ def advance(
         p[b, k] = new_p
 
 
-@njit(cache=True)
+@compiled
 def path(out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, scale: float) -> None:
     """The forecasts ``out`` [H] of steps t + 1 .. t + H: the changes rolled forward with
     their own predictions from the last ORDER changes (theta [B, d, K] at [b, k])."""

@@ -24,14 +24,15 @@ import math
 
 import numpy as np
 import torch
-from numba import njit
+
+from tbptt_online.compiled import compiled
 
 RATE = 0.4  # with misses judged against the width served, a faster rate (0.2 before) no longer overshoots
 SLACK = 0.85  # a horizon's half-width is at least this share of the widest shorter horizon's
 FIRST = 2.0  # the first scored error sets q = FIRST * |error|
 
 
-@njit(cache=True)
+@compiled
 def stepped(q: float, error: float, level: float, floor: float, served: float) -> float:
     """q after one scored absolute error ``error``: a miss judged against the half-width
     ``served`` with the forecast (where 0: against q), the first error setting q; at least
@@ -42,7 +43,7 @@ def stepped(q: float, error: float, level: float, floor: float, served: float) -
     return max(started, floor)
 
 
-@njit(cache=True)
+@compiled
 def _fold(q: np.ndarray, error: np.ndarray, scored: np.ndarray, level: float, floor: np.ndarray, served: np.ndarray):
     n_rows, horizons, d = q.shape
     for b in range(n_rows):

@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 import torch
-from numba import njit
+
+from tbptt_online.compiled import compiled
 
 DISCOUNT = 0.99  # rho: about the last 100 targets count
 ETA = 25.0
@@ -26,7 +27,7 @@ CAP = 50.0  # one target adds at most this (in units of the scale) to a member's
 # scale still unknown in a series' first values, cannot dominate the discounted sums
 
 
-@njit(cache=True)
+@compiled
 def discounted(loss: float, error: float, scale: float) -> float:
     """A member's loss after one scored target: ``rho * L + min(|error| / scale, CAP)`` (a
     non-finite error counts as the cap)."""
@@ -36,7 +37,7 @@ def discounted(loss: float, error: float, scale: float) -> float:
     return DISCOUNT * loss + capped
 
 
-@njit(cache=True)
+@compiled
 def _fold(loss: np.ndarray, count: np.ndarray, error: np.ndarray, scored: np.ndarray, scale: np.ndarray) -> None:
     n_rows, horizons, members, d = loss.shape
     for b in range(n_rows):
@@ -75,7 +76,7 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.numpy())
 
 
-@njit(cache=True)
+@compiled
 def member_logits(loss: np.ndarray, count: float, allowed: np.ndarray, out: np.ndarray) -> None:
     """The logits ``out`` [E] of one series, feature and horizon from the members' losses
     ``loss`` [E], the discounted count and which members may take weight ``allowed`` [E]
@@ -91,7 +92,7 @@ def member_logits(loss: np.ndarray, count: float, allowed: np.ndarray, out: np.n
         out[e] = loss[e] * factor if allowed[e] else -np.inf
 
 
-@njit(cache=True)
+@compiled
 def softmax(x: np.ndarray) -> None:
     """``x`` [n] replaced by its softmax (at least one finite entry)."""
     top = -np.inf
@@ -105,14 +106,14 @@ def softmax(x: np.ndarray) -> None:
         x[e] /= total
 
 
-@njit(cache=True)
+@compiled
 def member_weights(loss: np.ndarray, count: float, allowed: np.ndarray, out: np.ndarray) -> None:
     """The convex weights ``out`` [E]: the softmax of ``member_logits``."""
     member_logits(loss, count, allowed, out)
     softmax(out)
 
 
-@njit(cache=True)
+@compiled
 def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, out: np.ndarray) -> None:
     n_rows, horizons, _, d = loss.shape
     for b in range(n_rows):

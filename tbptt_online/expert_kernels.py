@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from tbptt_online import ar_changes
+from tbptt_online.compiled import compiled
 
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
 ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
@@ -37,25 +37,25 @@ LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is f
 NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
 
 
-@njit(cache=True)
+@compiled
 def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
     """y at step ``step`` (clamped to >= 1) of the ring's row ``slot``, feature ``k``."""
     return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
 
 
-@njit(cache=True)
+@compiled
 def _clamp(x: float) -> float:
     return min(max(x, -AR_CLAMP), AR_CLAMP)
 
 
-@njit(cache=True)
+@compiled
 def local_scale(scale: np.ndarray, level: np.ndarray, b: int, k: int) -> float:
     """The scale errors are measured in: the local scale, or 1e-9 relative to the (units,
     trend's) level while it is 0 (a flat series), never 0."""
     return max(scale[b, k], 1e-9 * (abs(level[b, 0, REFERENCE, k]) + 1.0))
 
 
-@njit(cache=True)
+@compiled
 def _phase(step: int, m: int, max_season: int) -> int:
     return min(step % max(m, 1), max_season - 1)
 
@@ -63,7 +63,7 @@ def _phase(step: int, m: int, max_season: int) -> int:
 # -- the seasonal AR: z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}) on the lags 1, 2, 3, m, m + 1 --
 
 
-@njit(cache=True)
+@compiled
 def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int) -> float:
     """z at step ``s`` from the values (steps clamped to >= 1; m = 0: the change alone)."""
     z = _at(ring, slot, k, s) - _at(ring, slot, k, s - 1)
@@ -72,7 +72,7 @@ def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int) -> float:
     return z
 
 
-@njit(cache=True)
+@compiled
 def _z_formed(s: int, m: int, newest: int, r: int) -> bool:
     """Every value z at step ``s`` needs is at a step >= 1 and in the ring (as seen from the
     newest step of the inputs read together, ``newest``)."""
@@ -80,12 +80,12 @@ def _z_formed(s: int, m: int, newest: int, r: int) -> bool:
     return deepest >= 1 and deepest > newest - r
 
 
-@njit(cache=True)
+@compiled
 def _ar_lags(m: int) -> tuple[int, int, int, int, int]:
     return (1, 2, 3, m, m + 1)
 
 
-@njit(cache=True)
+@compiled
 def _advance_ar(
     theta: np.ndarray,
     p: np.ndarray,
@@ -138,7 +138,7 @@ def _advance_ar(
         p[b, k] = new_p
 
 
-@njit(cache=True)
+@compiled
 def _ar_path(
     out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, m: int, scale: float
 ) -> None:
@@ -170,7 +170,7 @@ def _ar_path(
 # -- the tick ------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@compiled
 def advance(
     slot, step, y, mask, ring, season, period, scale, level, trend, positive, seen, last_observed, ar, ar_p, arc, arc_p
 ) -> None:
@@ -224,7 +224,7 @@ def advance(
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit)
 
 
-@njit(cache=True)
+@compiled
 def paths(out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
     of ``experts.NAMES``); reads the rows, changes nothing."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from tbptt_online import calibration, combination
+from tbptt_online.compiled import compiled
 from tbptt_online.expert_kernels import local_scale
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
@@ -24,22 +24,22 @@ SEASONAL_NAIVE = 1
 LOG_EXPERTS = (10, 18)  # [first, end) of the log variants' experts (experts.LOG_EXPERTS)
 
 
-@njit(cache=True)
+@compiled
 def _clamp(x: float) -> float:
     return min(max(x, -CLAMP), CLAMP)
 
 
-@njit(cache=True)
+@compiled
 def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
     return ring[slot, (step - 1) % ring.shape[1], k]
 
 
-@njit(cache=True)
+@compiled
 def _finite_or(error: float, cap: float) -> float:
     return error if math.isfinite(error) else cap
 
 
-@njit(cache=True)
+@compiled
 def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, member_abs, member_n, interval_level):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the members' losses ``loss`` [B, Hc,
     E, d] and ``count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
@@ -72,7 +72,7 @@ def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, membe
                 member_n[b, k] += 1.0
 
 
-@njit(cache=True)
+@compiled
 def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
     """Which members may take weight [E]: the log experts only while the series has been
     positive, the seasonal naive only with a season, all others (the network too) always."""
@@ -81,7 +81,7 @@ def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
     out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = positive
 
 
-@njit(cache=True)
+@compiled
 def base(paths, loss, count, positive, period, weights, out) -> None:
     """The weights ``weights`` [B, Hc, E, d] of all members (the network last) and the base
     ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their share of the
@@ -116,7 +116,7 @@ def base(paths, loss, count, positive, period, weights, out) -> None:
                 out[b, h, k] = acc
 
 
-@njit(cache=True)
+@compiled
 def serve(paths, base_path, weights, correction, scale, level, every, mean) -> None:
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]) and their combination
@@ -136,7 +136,7 @@ def serve(paths, base_path, weights, correction, scale, level, every, mean) -> N
                 mean[b, h, k] = acc
 
 
-@njit(cache=True)
+@compiled
 def features(slot, step, y, ring, period, scale, level, target, base_next, out) -> None:
     """What the network is fed after value ``y`` [B, d] of step ``step`` (rows already
     advanced), per feature ``FEATURES`` columns of ``out`` [B, FEATURES * d]: the target,
@@ -167,7 +167,7 @@ def features(slot, step, y, ring, period, scale, level, target, base_next, out) 
                 column[6], column[7] = 0.0, 0.0
 
 
-@njit(cache=True)
+@compiled
 def target(y, mask, seen, base_before, scale_before, out, defined) -> None:
     """The network's target for value ``y`` [B, d] into ``out``: the base's error in units of
     the scale it was made with (``base_before``, ``scale_before``), clamped; ``defined``

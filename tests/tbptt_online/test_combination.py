@@ -110,3 +110,9 @@ def test_each_horizon_row_and_feature_is_weighted_on_its_own():
     w[1, 0, :, 0] = 0.5
     w[0, 1, :, 1] = 0.5
     assert bool((w == 0.5).all())  # every other cell: equal losses, equal weights
+
+
+def test_the_compiled_arithmetic_divides_by_zero_as_ieee_754_not_with_an_exception():
+    # numba's default raises ZeroDivisionError inside a tick; the tensor code it replaced gave inf
+    assert combination.discounted(1.0, 2.0, 0.0) == DISCOUNT * 1.0 + CAP  # 2 / 0 = inf: at the cap
+    assert combination.discounted(0.0, 0.0, 0.0) == CAP  # 0 / 0 = NaN: at the cap, not a perfect forecast

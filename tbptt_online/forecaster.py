@@ -377,9 +377,9 @@ class Forecaster:
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
         every, mean = hybrid.members(rows, steps, horizons, paths, base)  # [B, Hc, E, d], [B, Hc, d]
-        entries = hybrid.origin_entries(rows, every, mean, horizons, self.config.interval_level)
-        self.store.put_at("c_origin", (slots, steps % horizons), entries)
-        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
+        half = hybrid.half_widths(rows, horizons, self.config.interval_level)  # [B, Hc, d]
+        self.store.put_at("c_origin", (slots, steps % horizons), hybrid.origin_entries(every, mean, half))
+        served = hybrid.served_rows(mean[:, 0], half[:, 0])
         self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
         return served
 
@@ -473,8 +473,8 @@ class Forecaster:
         rows = hybrid.rows_at(self.store.tensors, slots)
         steps = self.store.get("steps", slots)
         _, mean = hybrid.members(rows, steps, self.config.calibrated_horizon)  # [B, Hc, d]
-        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
-        self.store.put(slots, served=served, served_path=mean)
+        half = hybrid.half_widths(rows, 1, self.config.interval_level)[:, 0]  # [B, d]
+        self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half), served_path=mean)
 
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

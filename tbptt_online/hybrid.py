@@ -120,7 +120,10 @@ def _written(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.n
 def detection_due(step: torch.Tensor) -> torch.Tensor:
     """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again."""
     steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
-    return torch.from_numpy(np.isin(steps, DETECT_AT) | (steps % DETECT_EVERY == 0))
+    return torch.from_numpy((steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0))
+
+
+_DETECT_AT = np.array(DETECT_AT)
 
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
@@ -301,13 +304,17 @@ def network_input(
     return out
 
 
-def origin_entries(
-    rows: dict[str, torch.Tensor], every: torch.Tensor, served: torch.Tensor, horizons: int, level: float
-) -> torch.Tensor:
-    """[B, Hc, E + 2, d] float32: this origin's forecasts (members, then served) and the
-    half-widths served with them at the tracked ``level`` (from the rows' ``c_q``), for the ring."""
-    half = calibration.half_widths(rows["c_q"], horizons, experts.local_scale(rows), torch.ones(()), z_value(level))
+def half_widths(rows: dict[str, torch.Tensor], horizons: int, level: float) -> torch.Tensor:
+    """[B, H, d]: the interval half-widths served at horizons 1 .. ``horizons`` at the tracked
+    ``level`` (from the rows' ``c_q``, ``calibration.half_widths``)."""
+    return calibration.half_widths(rows["c_q"], horizons, experts.local_scale(rows), torch.ones(()), z_value(level))
+
+
+def origin_entries(every: torch.Tensor, served: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """[B, Hc, E + 2, d] float32: this origin's forecasts (members ``every``, then the served
+    mean) and the half-widths ``half`` [B, Hc, d] served with them, for the ring."""
     b, _, members, d = every.shape
+    horizons = half.shape[1]
     entries = torch.empty(b, horizons, members + 2, d, dtype=torch.float32)
     entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
     entries[:, :, members] = served[:, :horizons]
@@ -318,8 +325,8 @@ def origin_entries(
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid
 
 
-def served_rows(rows: dict[str, torch.Tensor], mean: torch.Tensor, level: float) -> torch.Tensor:
+def served_rows(mean: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
     """The one-step forecast as served, ``[B, 4, d]`` (the rows of ``series_store.SERVED``:
-    mean, mean, lower, upper: the hybrid's mean is in units already)."""
-    half = calibration.half_widths(rows["c_q"], 1, experts.local_scale(rows), torch.ones(()), z_value(level))[:, 0]
+    mean, mean, lower, upper: the hybrid's mean is in units already), ``half`` [B, d] its
+    interval's half-width."""
     return torch.stack([mean, mean, mean - half, mean + half], dim=1)

@@ -77,19 +77,31 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 
 @compiled
-def member_logits(loss: np.ndarray, count: float, allowed: np.ndarray, out: np.ndarray) -> None:
-    """The logits ``out`` [E] of one series, feature and horizon from the members' losses
-    ``loss`` [E], the discounted count and which members may take weight ``allowed`` [E]
-    (at least one): ``-eta L_e / min L`` over the allowed ones (the count N is shared by the
-    members of a horizon, so A_e / min A = L_e / min L), 0 before anything is scored, -inf
-    where not allowed; min A >= 1e-12 (a flat series' zero losses)."""
+def member_weights(loss, count, allowed, b, h, k, logits, weights) -> None:
+    """The convex weights ``weights[b, h, :, k]`` of one series, feature and horizon from the
+    members' losses ``loss[b, h, :, k]`` ([B, H, E, d] both), the discounted count
+    ``count[b, h, k]`` and which members may take weight ``allowed`` [E] (at least one):
+    ``softmax(-eta L_e / min L)`` over the allowed ones (the count N is shared by the
+    members of a horizon, so A_e / min A = L_e / min L), equal before anything is scored;
+    min A >= 1e-12 (a flat series' zero losses). The logits are left in ``logits[h]``
+    ([H, E]; -inf where not allowed)."""
+    members = loss.shape[2]
     best = np.inf
-    for e in range(loss.shape[0]):
-        if allowed[e] and loss[e] < best:
-            best = loss[e]
-    factor = -ETA / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
-    for e in range(loss.shape[0]):
-        out[e] = loss[e] * factor if allowed[e] else -np.inf
+    for e in range(members):
+        if allowed[e] and loss[b, h, e, k] < best:
+            best = loss[b, h, e, k]
+    n = count[b, h, k]
+    factor = -ETA / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
+    top = -np.inf
+    for e in range(members):
+        logits[h, e] = loss[b, h, e, k] * factor if allowed[e] else -np.inf
+        top = max(top, logits[h, e])
+    total = 0.0
+    for e in range(members):
+        weights[b, h, e, k] = math.exp(logits[h, e] - top)
+        total += weights[b, h, e, k]
+    for e in range(members):
+        weights[b, h, e, k] /= total
 
 
 @compiled
@@ -107,19 +119,13 @@ def softmax(x: np.ndarray) -> None:
 
 
 @compiled
-def member_weights(loss: np.ndarray, count: float, allowed: np.ndarray, out: np.ndarray) -> None:
-    """The convex weights ``out`` [E]: the softmax of ``member_logits``."""
-    member_logits(loss, count, allowed, out)
-    softmax(out)
-
-
-@compiled
 def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, out: np.ndarray) -> None:
-    n_rows, horizons, _, d = loss.shape
+    n_rows, horizons, members, d = loss.shape
+    logits = np.empty((horizons, members))
     for b in range(n_rows):
-        for h in range(horizons):
-            for k in range(d):
-                member_weights(loss[b, h, :, k], count[b, h, k], allowed[b, :, k], out[b, h, :, k])
+        for k in range(d):
+            for h in range(horizons):
+                member_weights(loss, count, allowed[b, :, k], b, h, k, logits, out)
 
 
 def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:

@@ -96,9 +96,7 @@ def base(paths, loss, count, positive, period, weights, out) -> None:
         for k in range(d):
             _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
             for h in range(horizons):
-                combination.member_logits(loss[b, h, :, k], count[b, h, k], allowed, logits[h])
-                weights[b, h, :, k] = logits[h]
-                combination.softmax(weights[b, h, :, k])
+                combination.member_weights(loss, count, allowed, b, h, k, logits, weights)
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
                 total = 0.0

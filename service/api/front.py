@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import service.api.series_path  # noqa: F401  (registers the 'series_path' convertor)
 from service.api.metrics_merge import merge_expositions
 from service.host.metrics import CONTENT_TYPE
 from service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
@@ -99,10 +100,15 @@ class Coalescer:
 
 
 def model_of(method: str, path: str, body: bytes) -> str | None:
-    """The model a request is about, or None (it goes to shard 0, or to all for the list)."""
+    """The model a request is about, or None (it goes to shard 0, or to all for the list); ``path``
+    is the request's path as the app reads it (percent-decoded, no query).
+
+    >>> model_of("GET", "/v1/models/m1/series/q?x=1/forecast", b""), model_of("POST", "/v1/models", b'{"name": "m2"}')
+    ('m1', 'm2')
+    """
     if path.startswith(MODELS_PREFIX):
-        return unquote(path[len(MODELS_PREFIX) :].split("/", 1)[0].split("?", 1)[0])
-    if method == "POST" and path.split("?", 1)[0] == "/v1/models":
+        return path[len(MODELS_PREFIX) :].split("/", 1)[0]
+    if method == "POST" and path == "/v1/models":
         try:
             name = orjson.loads(body).get("name")
         except (orjson.JSONDecodeError, AttributeError):
@@ -124,15 +130,17 @@ def create_front(
 
     async def forward(request: Request) -> Response:
         body = await request.body()
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        decoded = request.scope["path"]  # what the app reads: a series name's '?', '#', '%' or newline as is
+        query = request.scope["query_string"].decode("latin-1")
+        path = forwarded_path(decoded) + (f"?{query}" if query else "")
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
         forwarded = ForwardedRequest(request.method, path, headers, body)
         try:
-            if request.method == "GET" and request.url.path == "/v1/models":
+            if request.method == "GET" and decoded == "/v1/models":
                 return await list_everywhere(forwarded)
-            if request.method == "GET" and request.url.path == "/metrics":
+            if request.method == "GET" and decoded == "/metrics":
                 return await metrics_everywhere(forwarded)
-            model = model_of(request.method, request.url.path, body)
+            model = model_of(request.method, decoded, body)
             index = 0 if model is None else shard_of(model, shards)
             answer = await coalescers[index].send(forwarded)
         except ShardUnavailable as error:
@@ -168,9 +176,24 @@ def create_front(
         return JSONResponse({"status": "ok"})
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
-    app = Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", forward, methods=methods)])
+    # Every path, a newline in it too: Starlette's 'path' convertor stops at one (404 for a series
+    # named "a\nb"); the routes' own 'series_path' convertor matches any character.
+    everything = Route("/{path:series_path}", forward, methods=methods)
+    app = Starlette(routes=[Route("/healthz", healthz), everything])
     app.state.coalescers = coalescers
     return app
+
+
+def forwarded_path(decoded: str) -> str:
+    """The decoded path ``decoded`` encoded again for the shard's client, which decodes it once: the
+    app there reads ``decoded``, as the in-process app does. A name's '?', '#' or '%' would otherwise
+    be read as a query, a fragment or an escape, and every '.' is escaped so that no client removes a
+    '.' or '..' segment on the way.
+
+    >>> forwarded_path("/v1/models/m/series/q?x=1#%/../y")
+    '/v1/models/m/series/q%3Fx%3D1%23%25/%2E%2E/y'
+    """
+    return quote(decoded, safe="/").replace(".", "%2E")
 
 
 def respond(answer: ForwardedResponse) -> Response:

@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 import service.api.series_path  # noqa: F401  (registers the 'series_path' convertor)
 from service.api.metrics_merge import merge_expositions
+from service.api.strict_json import without_bom
 from service.host.metrics import CONTENT_TYPE
 from service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
 
@@ -110,7 +111,7 @@ def model_of(method: str, path: str, body: bytes) -> str | None:
         return path[len(MODELS_PREFIX) :].split("/", 1)[0]
     if method == "POST" and path == "/v1/models":
         try:
-            name = orjson.loads(body).get("name")
+            name = orjson.loads(without_bom(body)).get("name")  # as the shard reads it
         except (orjson.JSONDecodeError, AttributeError):
             return None
         return name if isinstance(name, str) else None

@@ -140,6 +140,16 @@ async def test_the_front_routes_and_reads_odd_series_names_as_the_in_process_ser
     assert read == list(ODD_NAMES)
 
 
+async def test_a_model_created_with_a_bom_before_its_json_lives_on_its_own_shard(cluster) -> None:
+    hosts, front = cluster
+    assert shard_of("alpha", 2) == 0 and shard_of("beta", 2) == 1
+    for name in ("alpha", "beta"):
+        body = b"\xef\xbb\xbf" + orjson.dumps({"name": name, "config": SMALL_MODEL})
+        created = await front.post("/v1/models", content=body, headers={"content-type": "application/json"})
+        assert created.status_code == 201, created.text
+    assert [sorted(host.app.state.registry.names()) for host in hosts] == [["alpha"], ["beta", "default"]]
+
+
 async def test_concurrent_requests_for_a_shard_travel_in_one_call(cluster) -> None:
     _, front = cluster
     index = shard_of("default", 2)

@@ -2,8 +2,9 @@
 
 Python's ``json`` accepts ``NaN``, ``Infinity`` and ``1e400`` (read as infinity);
 orjson refuses all three, so non-finite numbers are malformed JSON (422) before
-any validation runs. A leading UTF-8 byte order mark is skipped (RFC 8259 lets a parser ignore it). Its ``JSONDecodeError`` is the stdlib's, so FastAPI reports
-it as a ``json_invalid`` validation error with the position.
+any validation runs. Its ``JSONDecodeError`` is the stdlib's, so FastAPI reports
+it as a ``json_invalid`` validation error with the position. A leading UTF-8 byte
+order mark is skipped (RFC 8259 lets a parser ignore it).
 
 A route with a JSON body refuses a body declared as anything but JSON with 415 naming
 the type, or saying it is missing (``curl -d`` sends ``application/x-www-form-urlencoded``,

@@ -108,7 +108,8 @@ def odd_name_requests() -> list[tuple[str, str, object]]:
     """Series whose names hold a newline, a '?', a '%', a '#', a '/': written, then read by every route."""
     steps: list[tuple[str, str, object]] = []
     for t in range(3):
-        body = {"observations": [{"series": s, "value": float(t + i), "timestamp": T0 + t} for i, s in enumerate(ODD_NAMES)]}
+        observations = [{"series": s, "value": float(t + i), "timestamp": T0 + t} for i, s in enumerate(ODD_NAMES)]
+        body = {"observations": observations}
         steps.append(("POST", "/v1/models/default/observations", body))
     for name in ODD_NAMES:
         path = "/v1/models/default/series/" + quote(name, safe="/")

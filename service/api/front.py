@@ -146,7 +146,7 @@ def create_front(
             answer = await coalescers[index].send(forwarded)
         except ShardUnavailable as error:
             return JSONResponse({"detail": str(error)}, status_code=503)
-        return respond(answer)
+        return respond(answer, head=request.method == "HEAD")
 
     async def list_everywhere(request: ForwardedRequest) -> Response:
         answers = await asyncio.gather(*(c.send(request) for c in coalescers))
@@ -197,11 +197,13 @@ def forwarded_path(decoded: str) -> str:
     return quote(decoded, safe="/").replace(".", "%2E")
 
 
-def respond(answer: ForwardedResponse) -> Response:
+def respond(answer: ForwardedResponse, head: bool = False) -> Response:
+    """The shard's answer as the front's response; for a ``HEAD`` (no body) with the shard's
+    ``content-length``: the length of the body a ``GET`` gets, as the in-process app answers."""
     headers = {}
     response = Response(answer.body, status_code=answer.status)
     for key, value in answer.headers:
-        if key.lower() in HOP_HEADERS:
+        if key.lower() in HOP_HEADERS and not (head and key.lower() == "content-length"):
             continue
         if key.lower() in headers:
             response.headers.append(key, value)

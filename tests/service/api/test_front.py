@@ -132,15 +132,17 @@ async def test_the_front_routes_and_reads_odd_series_names_as_the_in_process_ser
         got = []
         for method, path, body in odd_name_requests():
             response = await client.request(method, path, json=body)
-            got.append((response.status_code, response.content))
+            length = response.headers["content-length"] if method == "HEAD" else None  # the GET's
+            got.append((response.status_code, response.content, length))
         return got
 
     async with serve(create_app(make_settings(**NO_TIMER))) as alone:
         expected = await session(alone)
     got = await session(front)
-    assert [status for status, _ in expected] == ODD_STATUSES
+    assert [status for status, _, _ in expected] == ODD_STATUSES
     assert got == expected  # status and body, byte for byte
-    assert [orjson.loads(body)["series"] for _, body in got[4::6]] == list(ODD_NAMES)
+    assert [orjson.loads(body)["series"] for _, body, _ in got[4::6]] == list(ODD_NAMES)
+    assert [int(length) for _, _, length in got[7::6]] == [len(body) for _, body, _ in got[4::6]]
 
 
 async def test_a_model_created_with_a_bom_before_its_json_lives_on_its_own_shard(cluster) -> None:

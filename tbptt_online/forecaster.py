@@ -38,7 +38,7 @@ from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
-from tbptt_online.values import Value, parse_values
+from tbptt_online.values import MAX_ABS_VALUE, Value, format_row, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
@@ -184,7 +184,14 @@ class Forecaster:
             set(map(type, names)) <= {str} and min(map(len, names)) > 0 and max(map(len, names)) <= MAX_NAME_LENGTH
         ):
             names = [_check_name(name, i) for i, name in enumerate(names)]
-        return names, parse_values(list(map(itemgetter(1), items)), self.config.n_features)
+        raw = parse_values(list(map(itemgetter(1), items)), self.config.n_features)  # [N, d]
+        if raw.abs().gt(MAX_ABS_VALUE).any():  # one vectorised check per batch (NaN compares False)
+            i = int(raw.abs().gt(MAX_ABS_VALUE).any(dim=1).nonzero()[0])  # the first bad element, named
+            raise ValueError(
+                f"observation {i}: series {names[i]!r}: value {format_row(raw[i].tolist())!r} is out of range: "
+                f"a value's magnitude must be at most {MAX_ABS_VALUE:g}"
+            )
+        return names, raw
 
     def forget(self, series: str) -> None:
         """Drop a series and everything the model keeps for it (the weights stay)."""

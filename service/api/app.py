@@ -42,7 +42,7 @@ from service.api.body_limit import BodyLimitMiddleware
 from service.api.body_timeout import BodyTimeoutMiddleware
 from service.api.error_responses import install_error_handlers
 from service.api.openapi_security import declare_bearer_security
-from service.api.routes import add_v1_routes, dashboard, docs, operations
+from service.api.routes import add_routes
 from service.host.durability import Durability
 from service.host.forecast_runner import ForecastRunner
 from service.host.metrics import ServiceMetrics
@@ -145,10 +145,7 @@ def create_app(
     app.state.ready = False
     app.state.load_error = None
     install_error_handlers(app)
-    add_v1_routes(app)
-    app.include_router(operations.router)
-    app.include_router(dashboard.router)
-    app.include_router(docs.router)
+    add_routes(app)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(

@@ -12,9 +12,6 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def compiled_kernels() -> None:
-    from tbptt_online import Forecaster, ForecasterConfig
+    from tbptt_online.warm import warm_kernels
 
-    forecaster = Forecaster(ForecasterConfig(season_length=[4]))
-    for step in range(12):  # every kernel: scoring, advance, paths, base, serve, features
-        forecaster.observe("a", 10.0 + step % 4)
-        forecaster.forecast("a", horizon=16)
+    warm_kernels()

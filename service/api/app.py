@@ -51,6 +51,7 @@ from service.settings import Settings
 from service.storage.journal import Journal, NullJournal
 from service.storage.state_lock import StateDirectoryLock
 from tbptt_online import Forecaster, __version__
+from tbptt_online.warm import warm_kernels
 
 logger = logging.getLogger("service.api.app")
 Restore = Callable[[ModelRegistry], Awaitable[None]]
@@ -82,6 +83,10 @@ def create_app(
 
     async def load(app: FastAPI, registry: ModelRegistry) -> None:
         try:
+            # the compiled kernels first (loaded from their cache, or compiled once on a new
+            # machine): no request, and no recovery, waits for them one by one
+            seconds = await asyncio.to_thread(warm_kernels)
+            logger.info("compiled kernels ready in %.1f s", seconds)
             await load_state(registry)
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")

@@ -11,12 +11,17 @@ of ``experts`` differences by the season as well and sees lags 1-3 and m, m + 1 
 
 Its state, per series and feature: the coefficients ``x_arc`` [n, d, K] (K = ORDER + 1,
 the constant first) and the inverse-covariance-like ``x_arc_p`` [n, d, K, K]; it reads
-the values ring of ``experts`` (``ring_at``).
+the values ring of ``experts``. ``advance`` and ``path`` work on one series and feature
+(a row ``b`` of the rows' arrays, feature ``k``): compiled (numba), they are called from
+the experts' kernels, which loop over the rows.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from tbptt_online.compiled import compiled
 
 ORDER = 12  # lags of the changes: about a cycle of a yearly quasi-cycle, a monthly year
 K = ORDER + 1  # and the constant
@@ -35,59 +40,83 @@ def fields(n: int, d: int) -> dict[str, torch.Tensor]:
     }
 
 
-def _inputs(changes: torch.Tensor, formed: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """[B, d, K]: the constant, then the changes ``changes`` [B, ORDER, d] (newest first) in
-    units of ``scale`` [B, d], 0 where not ``formed``, clamped."""
-    lagged = torch.where(formed, changes / scale[:, None], 0.0).clamp(-CLAMP, CLAMP).transpose(1, 2)  # [B, d, ORDER]
-    return torch.cat([torch.ones_like(lagged[..., :1]), lagged], dim=-1)
+@compiled
+def _clamp(x: float) -> float:
+    return min(max(x, -CLAMP), CLAMP)
 
 
+@compiled
+def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
+    """y at step ``step`` (clamped to >= 1) of ring row ``slot`` [R, d], feature k."""
+    return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
+
+
+@compiled
+def _formed(step: int, t: int, r: int) -> bool:
+    """The change at ``step`` (its value and the one before) is known at t: both in the ring."""
+    return step - 1 >= 1 and step - 1 > t - r
+
+
+@compiled
 def advance(
-    rows: dict[str, torch.Tensor], mask: torch.Tensor, step: torch.Tensor, ring_at, scale: torch.Tensor
+    theta: np.ndarray, p: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, observed: bool, scale: float
 ) -> None:
-    """One recursive-least-squares step on the change at step ``step`` [B] (its value just
-    written to the ring), where ``mask`` [B, d] it was observed and the ORDER + 1 changes it
-    needs are in the ring; ``scale`` [B, d] > 0 the local scale."""
-    ring, slot = rows["x_raw"], rows["slot"]
-    d = ring.shape[2]
-    back = torch.arange(0, ORDER + 2).view(1, -1, 1)  # y_t, y_{t-1}, ..., y_{t-ORDER-1}
-    at = (step[:, None, None] - back).expand(-1, -1, d)  # [B, ORDER + 2, d]
-    values = ring_at(ring, slot, at.clamp(min=1))
-    changes = values[:, :-1] - values[:, 1:]  # [B, ORDER + 1, d]: c_t, c_{t-1}, ...
-    formed = (at[:, 1:] >= 1) & (at[:, 1:] > step[:, None, None] - ring.shape[1])  # both values of a change known
-    phi = _inputs(changes[:, 1:], formed[:, 1:], scale)  # [B, d, K]
-    target = (changes[:, 0] / scale).clamp(-CLAMP, CLAMP)  # [B, d]
-    theta, p = rows["x_arc"], rows["x_arc_p"]  # [B, d, K], [B, d, K, K]
-    p_phi = torch.matmul(p, phi[..., None])[..., 0]  # [B, d, K]: P phi
-    denominator = FORGET + (phi * p_phi).sum(-1, keepdim=True)  # [B, d, 1]
+    """One recursive-least-squares step on the change at step ``t`` (its value just written
+    to the ring ``ring`` [C, R, d] at row ``slot``), where it was ``observed`` and the
+    ORDER + 1 changes it needs are in the ring; ``scale`` > 0 the local scale. ``theta``
+    [B, d, K] and ``p`` [B, d, K, K] are updated in place at [b, k] (unchanged where the
+    step is not usable or its result not finite)."""
+    r = ring.shape[1]
+    if not (observed and _formed(t, t, r)):
+        return
+    phi = np.empty(K)  # the constant, then the changes c_{t-1} .. c_{t-ORDER} in units of the scale
+    phi[0] = 1.0
+    for i in range(1, K):
+        s = t - i  # the change at step s: y_s - y_{s-1}
+        phi[i] = _clamp((_at(ring, slot, k, s) - _at(ring, slot, k, s - 1)) / scale) if _formed(s, t, r) else 0.0
+    target = _clamp((_at(ring, slot, k, t) - _at(ring, slot, k, t - 1)) / scale)
+    p_phi = np.zeros(K)  # P phi
+    for i in range(K):
+        for j in range(K):
+            p_phi[i] += p[b, k, i, j] * phi[j]
+    denominator, fitted = FORGET, 0.0
+    for i in range(K):
+        denominator += phi[i] * p_phi[i]
+        fitted += theta[b, k, i] * phi[i]
     gain = p_phi / denominator
-    error = (target - (theta * phi).sum(-1)).clamp(-CLAMP, CLAMP)
-    new_theta = theta + gain * error[..., None]
+    error = _clamp(target - fitted)
+    new_theta = theta[b, k] + gain * error
     # P <- (P - gain (P phi)^T) / FORGET, shrunk when its trace passes MAX_TRACE; the trace is
-    # known before the matrix is formed (one pass over P, not four)
-    trace = (p.diagonal(dim1=-2, dim2=-1).sum(-1) - (gain * p_phi).sum(-1)) / FORGET  # [B, d]
-    factor = (MAX_TRACE / trace).clamp(max=1.0) / FORGET
-    new_p = torch.addcmul(p, gain[..., :, None], p_phi[..., None, :], value=-1.0) * factor[..., None, None]
-    fine = (mask & formed[:, 0])[..., None]  # [B, d, 1]: the change itself is known (observed now)
-    fine = fine & torch.isfinite(new_theta).all(-1, keepdim=True) & torch.isfinite(new_p).flatten(2).all(-1)[..., None]
-    rows["x_arc"] = torch.where(fine, new_theta, theta)
-    rows["x_arc_p"] = torch.where(fine[..., None], new_p, p)
+    # known before the matrix is formed
+    trace = 0.0
+    for i in range(K):
+        trace += p[b, k, i, i] - gain[i] * p_phi[i]
+    factor = min(MAX_TRACE / (trace / FORGET), 1.0) / FORGET
+    new_p = np.empty((K, K))
+    for i in range(K):
+        for j in range(K):
+            new_p[i, j] = (p[b, k, i, j] - gain[i] * p_phi[j]) * factor
+    if np.isfinite(new_theta).all() and np.isfinite(new_p).all():
+        theta[b, k] = new_theta
+        p[b, k] = new_p
 
 
-def path(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, ring_at, scale: torch.Tensor) -> torch.Tensor:
-    """The forecasts [B, H, d] of steps t + 1 .. t + H: the changes rolled forward with
-    their own predictions from the last ORDER changes."""
-    ring, slot, theta = rows["x_raw"], rows["slot"], rows["x_arc"]
-    d = ring.shape[2]
-    back = torch.arange(0, ORDER + 1).view(1, -1, 1)
-    at = (step[:, None, None] - back).expand(-1, -1, d)  # [B, ORDER + 1, d]
-    values = ring_at(ring, slot, at.clamp(min=1))
-    formed = (at[:, 1:] >= 1) & (at[:, 1:] > step[:, None, None] - ring.shape[1])
-    changes = torch.where(formed, values[:, :-1] - values[:, 1:], 0.0)  # [B, ORDER, d], newest first
-    # the normalised changes, oldest first, then the H forecast ones: [B, ORDER + H, d]
-    known = (changes / scale[:, None]).clamp(-CLAMP, CLAMP).flip(1)
-    buffer = torch.cat([known, known.new_zeros(len(slot), horizon, d)], dim=1)
-    lags = theta[..., 1:].flip(-1).transpose(1, 2)  # [B, ORDER, d]: the coefficient of each, oldest first
+@compiled
+def path(out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, scale: float) -> None:
+    """The forecasts ``out`` [H] of steps t + 1 .. t + H: the changes rolled forward with
+    their own predictions from the last ORDER changes (theta [B, d, K] at [b, k])."""
+    r, horizon = ring.shape[1], out.shape[0]
+    buffer = np.zeros(ORDER + horizon)  # the normalised changes, oldest first, then the H forecast ones
+    for j in range(ORDER):
+        s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
+        if _formed(s, t, r):
+            buffer[j] = _clamp((_at(ring, slot, k, s) - _at(ring, slot, k, s - 1)) / scale)
+    total = 0.0
+    last = _at(ring, slot, k, t)
     for n in range(ORDER, ORDER + horizon):
-        buffer[:, n] = (theta[..., 0] + (lags * buffer[:, n - ORDER : n]).sum(1)).clamp(-CLAMP, CLAMP)
-    return values[:, :1] + torch.cumsum(buffer[:, ORDER:] * scale[:, None], dim=1)  # [B, H, d]
+        acc = 0.0
+        for j in range(ORDER):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
+            acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
+        buffer[n] = _clamp(theta[b, k, 0] + acc)
+        total += buffer[n] * scale
+        out[n - ORDER] = last + total

@@ -23,11 +23,35 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from tbptt_online.compiled import compiled
 
 RATE = 0.4  # with misses judged against the width served, a faster rate (0.2 before) no longer overshoots
 SLACK = 0.7  # a horizon's half-width is at least this share of the widest shorter horizon's
 FIRST = 2.0  # the first scored error sets q = FIRST * |error|
+
+
+@compiled
+def stepped(q: float, error: float, level: float, floor: float, served: float) -> float:
+    """q after one scored absolute error ``error``: a miss judged against the half-width
+    ``served`` with the forecast (where 0: against q), the first error setting q; at least
+    ``floor`` > 0 (a flat series)."""
+    judged = served if served > 0 else q
+    miss = 1.0 if error > judged else 0.0
+    started = q * math.exp(RATE * (miss - (1.0 - level))) if q > 0 else FIRST * error
+    return max(started, floor)
+
+
+@compiled
+def _fold(q: np.ndarray, error: np.ndarray, scored: np.ndarray, level: float, floor: np.ndarray, served: np.ndarray):
+    n_rows, horizons, d = q.shape
+    for b in range(n_rows):
+        for h in range(horizons):
+            for k in range(d):
+                if scored[b, h, k]:
+                    q[b, h, k] = stepped(q[b, h, k], error[b, h, k], level, floor[b, k], served[b, h, k])
 
 
 def fold(
@@ -50,11 +74,12 @@ def fold(
     >>> round(q.item(), 6) == round(math.exp(-RATE * 0.1), 6)
     True
     """
-    judged = q if served is None else torch.where(served > 0, served, q)
-    miss = (error > judged).to(q.dtype)
-    stepped = q * torch.exp(RATE * (miss - (1.0 - level)))
-    started = torch.where(q > 0, stepped, FIRST * error)
-    return torch.where(scored, torch.maximum(started, floor[:, None]), q)
+    f64 = torch.float64
+    new_q = q.to(f64, copy=True).contiguous()
+    served = torch.zeros_like(new_q) if served is None else served
+    arrays = [np.ascontiguousarray(t.numpy()) for t in (error.to(f64), scored, floor.to(f64), served.to(f64))]
+    _fold(new_q.numpy(), arrays[0], arrays[1], float(level), arrays[2], arrays[3])
+    return new_q.to(q.dtype)
 
 
 def half_widths(q: torch.Tensor, horizon: int, ratio: torch.Tensor) -> torch.Tensor:

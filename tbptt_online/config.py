@@ -23,8 +23,16 @@ MIN_LEVEL = 1e-9
 
 
 def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
-    """``season_length``: "auto", None, an int or a list of at most two ints in [2, max_season_length],
-    kept as a sorted tuple."""
+    """``season_length``: "auto", None, an int or a list of at most two distinct ints in
+    [2, max_season_length], kept as a sorted tuple (the shorter first).
+
+    >>> _season_length([336, 48], 336)
+    (48, 336)
+    >>> _season_length([2, 2], 336)
+    Traceback (most recent call last):
+    ...
+    ValueError: season_length=[2, 2] is invalid: the two seasons must be distinct periods (one of them is enough)
+    """
     if value is None or value == "auto":
         return value
     items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
@@ -32,6 +40,8 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
         raise _bad("season_length", value, 'must be "auto", null, an integer or a list of one or two integers')
     for item in items:
         _check_int("season_length", item, 2, longest)
+    if len(items) == 2 and items[0] == items[1]:  # fix: [2, 2] was taken (a second season that adds nothing)
+        raise _bad("season_length", value, "the two seasons must be distinct periods (one of them is enough)")
     return tuple(sorted(items))
 
 

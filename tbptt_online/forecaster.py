@@ -38,7 +38,7 @@ from tbptt_online.scoring import STAT, score_step
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
-from tbptt_online.values import Value, parse_values
+from tbptt_online.values import MAX_ABS_VALUE, Value, format_row, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
@@ -184,7 +184,14 @@ class Forecaster:
             set(map(type, names)) <= {str} and min(map(len, names)) > 0 and max(map(len, names)) <= MAX_NAME_LENGTH
         ):
             names = [_check_name(name, i) for i, name in enumerate(names)]
-        return names, parse_values(list(map(itemgetter(1), items)), self.config.n_features)
+        raw = parse_values(list(map(itemgetter(1), items)), self.config.n_features)  # [N, d]
+        if raw.abs().gt(MAX_ABS_VALUE).any():  # one vectorised check per batch (NaN compares False)
+            i = int(raw.abs().gt(MAX_ABS_VALUE).any(dim=1).nonzero()[0])  # the first bad element, named
+            raise ValueError(
+                f"observation {i}: series {names[i]!r}: value {format_row(raw[i].tolist())!r} is out of range: "
+                f"a value's magnitude must be at most {MAX_ABS_VALUE:g}"
+            )
+        return names, raw
 
     def forget(self, series: str) -> None:
         """Drop a series and everything the model keeps for it (the weights stay)."""
@@ -325,8 +332,7 @@ class Forecaster:
         cfg = self.config
         fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
         y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
-        made_before = hybrid.past_forecasts(self.store.tensors["c_origin"], slots, steps)  # [B, Hc, E + 2, d]
-        hybrid.score(rows, y, mask, steps, cfg.interval_level, made_before)
+        hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
         self._seasons(rows, steps)
@@ -378,9 +384,9 @@ class Forecaster:
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
         every, mean = hybrid.members(rows, steps, horizons, paths, base)  # [B, Hc, E, d], [B, Hc, d]
-        entries = hybrid.origin_entries(rows, every, mean, horizons, self.config.interval_level)
-        self.store.put_at("c_origin", (slots, steps % horizons), entries)
-        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
+        half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
+        self.store.put_at("c_origin", (slots, steps % horizons), hybrid.origin_entries(every, mean, half))
+        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
         self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
         return served
 
@@ -474,8 +480,8 @@ class Forecaster:
         rows = hybrid.rows_at(self.store.tensors, slots)
         steps = self.store.get("steps", slots)
         _, mean = hybrid.members(rows, steps, self.config.calibrated_horizon)  # [B, Hc, d]
-        served = hybrid.served_rows(rows, mean[:, 0], self.config.interval_level)
-        self.store.put(slots, served=served, served_path=mean)
+        half = hybrid.half_widths(rows, 1)[:, 0]  # [B, d]
+        self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows["x_seen"]), served_path=mean)
 
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -30,14 +30,16 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from tbptt_online import calibration, combination, experts
+from tbptt_online import calibration, experts
+from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.season import detect_periods, fill_gaps, significantly_better
 from tbptt_online.young_season import young_periods
 
 FEATURES = 8
-CLAMP = 10.0
+CLAMP = kernels.CLAMP  # the network's inputs and target are clamped to +-this (units of the scale)
 N_MEMBERS = experts.N_EXPERTS + 1  # the experts and the network
 MEMBERS = (*experts.NAMES, "network")
 DETECT_AT = (24, 36, 48, 72, 96, 144, 192, 288, 384, 576, 768, 1024)  # then every DETECT_EVERY
@@ -85,38 +87,42 @@ def score(
     mask: torch.Tensor,
     step: torch.Tensor,
     level: float,
-    made: torch.Tensor,
-):
-    """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles.
-    ``made`` [B, Hc, E + 2, d]: the forecasts of this value made at the origins before it
-    and the half-widths served with them (``past_forecasts``)."""
-    horizons = made.shape[1]
-    h = torch.arange(1, horizons + 1)
-    origin = step[:, None] - h[None, :]  # [B, Hc] the step each forecast of y_t was made after
-    # scored: a forecast was made then, and something had been observed before it was made
-    scored = (origin >= 1)[:, :, None] & mask[:, None, :] & rows["x_seen"][:, None, :]  # [B, Hc, d]
-    scale = experts.local_scale(rows)
-    served_half = made[:, :, -1].to(torch.float64)  # [B, Hc, d] the half-width served with each (0: unknown)
-    error = (y[:, None, None] - made[:, :, :-1]).abs()  # [B, Hc, E + 1, d]
-    # a non-finite error (a forecast past float32's range is stored as inf) is an error at the cap,
-    # not a perfect forecast: fold caps the members' (and only reads the scored ones), here the rest
-    served = _capped(error[:, :, -1], scale[:, None])  # [B, Hc, d]
-    one_step = _capped(error[:, 0, :-1], scale[:, None])  # [B, E, d]
-    rows["c_loss"], rows["c_count"] = combination.fold(rows["c_loss"], rows["c_count"], error[:, :, :-1], scored, scale)
-    rows["c_q"] = calibration.fold(rows["c_q"], served, scored, level, 1e-6 * scale, served_half)
-    one = scored[:, 0]  # [B, d]
-    rows["c_member_abs"] = rows["c_member_abs"] + torch.where(one[:, None], one_step, 0.0)
-    rows["c_member_n"] = rows["c_member_n"] + one.to(torch.float64)
+    origin: torch.Tensor,
+) -> None:
+    """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles
+    (``hybrid_kernels.score``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
+    E + 2, d] (read at the rows' slots only); the rows' ``c_*`` copies are updated in place."""
+    kernels.score(
+        *_read(rows["slot"], step, y, mask),
+        *_written(rows, ("x_seen", "x_scale", "x_level")),
+        origin.numpy(),
+        *_written(rows, ("c_loss", "c_count", "c_q", "c_member_abs", "c_member_n")),
+        float(level),
+    )
 
 
-def _capped(error: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``error`` with a non-finite entry replaced by ``CAP * scale`` (broadcast)."""
-    return torch.where(torch.isfinite(error), error, combination.CAP * scale)
+def _read(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """Contiguous numpy arrays of ``tensors`` (read only: a copy where not contiguous)."""
+    return [np.ascontiguousarray(t.numpy()) for t in tensors]
+
+
+def _written(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.ndarray]:
+    """numpy views of the rows' tensors ``names`` (no copy: the kernels write them in place)."""
+    arrays = []
+    for name in names:
+        if not rows[name].is_contiguous():  # a view the kernel would write through to the wrong elements
+            raise ValueError(f"hybrid: the rows' {name} is not contiguous")
+        arrays.append(rows[name].numpy())
+    return arrays
 
 
 def detection_due(step: torch.Tensor) -> torch.Tensor:
     """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again."""
-    return torch.isin(step, torch.tensor(DETECT_AT)) | (step % DETECT_EVERY == 0)
+    steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
+    return torch.from_numpy((steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0))
+
+
+_DETECT_AT = np.array(DETECT_AT)
 
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
@@ -262,23 +268,24 @@ def members(
         paths = experts.paths(rows, step, horizon)  # [B, H, E - 1, d]
     if base is None:
         base = base_path(rows, paths)
-    network = base.path + (rows["n_correction"] * experts.local_scale(rows))[:, None]
-    every = torch.cat([paths, network[:, :, None]], dim=2)
-    return every, combination.combine(every, base.weights)
+    b, h, e, d = paths.shape
+    every = torch.empty(b, h, e + 1, d, dtype=torch.float64)
+    mean = torch.empty(b, h, d, dtype=torch.float64)
+    arrays = _read(paths, base.path, base.weights, rows["n_correction"], rows["x_scale"], rows["x_level"])
+    kernels.serve(*arrays, every.numpy(), mean.numpy())
+    return every, mean
 
 
 def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     """The base from the experts' ``paths`` [B, H, E - 1, d]: their share of the served
     combination, renormalised (the weights of all members, the network's included, are
-    computed once per tick)."""
-    logits = combination.logits(rows["c_loss"], rows["c_count"], allowed(rows))  # [B, Hc, E, d]
-    w = torch.softmax(logits, dim=2)
-    total = w[:, :, :-1].sum(dim=2, keepdim=True)  # the experts' share [B, Hc, 1, d]
-    share = w[:, :, :-1] / total
-    tiny = total < 1e-200  # the network took (nearly) all the weight: the softmax of the experts' own logits
-    if bool(tiny.any()):
-        share = torch.where(tiny, torch.softmax(logits[:, :, :-1], dim=2), share)
-    return Base(combination.combine(paths, share), w)
+    computed once per tick; ``hybrid_kernels.base``)."""
+    b, h, _, d = paths.shape
+    weights = torch.empty(rows["c_loss"].shape, dtype=torch.float64)
+    path = torch.empty(b, h, d, dtype=torch.float64)
+    arrays = _read(paths, rows["c_loss"], rows["c_count"], rows["x_positive"], rows["x_period"])
+    kernels.base(*arrays, weights.numpy(), path.numpy())
+    return Base(path, weights)
 
 
 def network_target(
@@ -286,9 +293,9 @@ def network_target(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's target for this value [B, d] (the base's error in units of the scale it
     was made with) and where it is defined (observed, and a base existed)."""
-    base, scale = rows["n_base"], rows["n_scale"]
-    defined = mask & torch.isfinite(base) & rows["x_seen"]  # (rows before this value: seen before it)
-    target = torch.where(defined, (y - base) / scale, 0.0).clamp(-CLAMP, CLAMP)
+    target, defined = torch.empty_like(y, dtype=torch.float64), torch.empty_like(mask)
+    arrays = _read(y.to(torch.float64), mask, rows["x_seen"], rows["n_base"], rows["n_scale"])
+    kernels.target(*arrays, target.numpy(), defined.numpy())
     return target, defined
 
 
@@ -296,51 +303,25 @@ def network_input(
     rows: dict[str, torch.Tensor], y: torch.Tensor, step: torch.Tensor, target: torch.Tensor, base: torch.Tensor
 ) -> torch.Tensor:
     """[B, FEATURES * d]: what the network is fed after value ``y`` of step ``step`` (rows
-    already advanced), ``base`` [B, d] the base's forecast of the next value."""
-    ring, slot, period = rows["x_raw"], rows["slot"], rows["x_period"]
-    b, r, d = len(slot), ring.shape[1], ring.shape[2]
-    scale = experts.local_scale(rows)
-
-    def value_at(back: torch.Tensor) -> torch.Tensor:  # y at step t + 1 - back [B, d], 0 rel. when unknown
-        at = step[:, None] + 1 - back
-        known = (back > 0) & (at >= 1) & (at > step[:, None] - r)
-        return torch.where(known, (experts.ring_at(ring, slot, at[:, None])[:, 0] - y) / scale, 0.0)
-
-    m1, m2 = period[:, :, 0], period[:, :, 1]
-    previous = experts.ring_at(ring, slot, (step - 1)[:, None, None].expand(-1, 1, d))[:, 0]  # y_{t-1}
-    phase = 2 * math.pi * ((step[:, None] + 1) % m1.clamp(min=1)) / m1.clamp(min=1)
-    seasonal = m1 > 0
-    columns = [
-        target,
-        torch.where((step > 1)[:, None], (y - previous) / scale, 0.0),
-        (base - y) / scale,
-        value_at(m1),
-        value_at(2 * m1),
-        value_at(m2),
-        torch.where(seasonal, phase.sin(), 0.0),
-        torch.where(seasonal, phase.cos(), 0.0),
-    ]
-    return torch.stack(columns, dim=2).clamp(-CLAMP, CLAMP).reshape(b, FEATURES * d)  # [B, F * d], per feature
+    already advanced), ``base`` [B, d] the base's forecast of the next value
+    (``hybrid_kernels.features``)."""
+    out = torch.empty(len(step), FEATURES * y.shape[1], dtype=torch.float64)
+    arrays = _read(rows["slot"], step, y.to(torch.float64), rows["x_raw"], rows["x_period"], rows["x_scale"])
+    kernels.features(*arrays, *_read(rows["x_level"], target, base), out.numpy())
+    return out
 
 
-def past_forecasts(ring: torch.Tensor, rows: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """The forecasts of step ``step`` [B] made h = 1 .. Hc steps before, read from the ring of
-    past forecasts ``ring`` [N, Hc, Hc, E + 2, d] at rows ``rows`` [B] (only these entries are
-    read: a tick never copies whole rings): [B, Hc, E + 2, d] (members, served, its half-width)."""
-    _, horizons, _, members, d = ring.shape
-    h = torch.arange(1, horizons + 1)
-    origin = step[:, None] - h[None, :]  # [B, Hc]
-    entry = (rows[:, None] * horizons + origin % horizons) * horizons + (h - 1)[None, :]  # [B, Hc] into [N*Hc*Hc]
-    return ring.reshape(-1, members, d).index_select(0, entry.flatten()).view(len(rows), horizons, members, d)
+def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
+    """[B, H, d]: the interval half-widths served at horizons 1 .. ``horizons`` at the tracked
+    level (from the rows' ``c_q``, ``calibration.half_widths``); NaN while nothing is scored."""
+    return calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
 
 
-def origin_entries(
-    rows: dict[str, torch.Tensor], every: torch.Tensor, served: torch.Tensor, horizons: int, level: float
-) -> torch.Tensor:
-    """[B, Hc, E + 2, d] float32: this origin's forecasts (members, then served) and the
-    half-widths served with them at the tracked ``level`` (from the rows' ``c_q``), for the ring."""
-    half = calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
+def origin_entries(every: torch.Tensor, served: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """[B, Hc, E + 2, d] float32: this origin's forecasts (members ``every``, then the served
+    mean) and the half-widths ``half`` [B, Hc, d] served with them, for the ring."""
     b, _, members, d = every.shape
+    horizons = half.shape[1]
     entries = torch.empty(b, horizons, members + 2, d, dtype=torch.float32)
     entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
     entries[:, :, members] = served[:, :horizons]
@@ -351,9 +332,10 @@ def origin_entries(
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid
 
 
-def served_rows(rows: dict[str, torch.Tensor], mean: torch.Tensor, level: float) -> torch.Tensor:
+def served_rows(mean: torch.Tensor, half: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     """The one-step forecast as served, ``[B, 4, d]`` (the rows of ``series_store.SERVED``:
-    mean, mean, lower, upper: the hybrid's mean is in units already)."""
-    half = calibration.half_widths(rows["c_q"], 1, torch.ones(()))[:, 0]  # NaN while nothing is scored
-    mean = torch.where(rows["x_seen"], mean, math.nan)  # nothing observed yet: no forecast
+    mean, mean, lower, upper: the hybrid's mean is in units already), ``half`` [B, d] its
+    interval's half-width (NaN: no interval yet), ``seen`` [B, d] whether a value was
+    observed (no forecast before)."""
+    mean = torch.where(seen, mean, math.nan)  # nothing observed yet: no forecast
     return torch.stack([mean, mean, mean - half, mean + half], dim=1)

@@ -22,8 +22,8 @@ MAX_FLOAT = sys.float_info.max
 # infinite, after which the series served null forever. Measured (GRU and LSTM, every loss, hybrid
 # or not, normalised or raw, 1 and 64 features): alternating +-1e38 left every forecast finite,
 # +-1e100 did not for the raw float32 network; tests/tbptt_online/test_values_range.py checks the bound.
-# The service refuses a value beyond it (422); the library itself accepts any finite value, so
-# that a log journaled before the bound existed still replays.
+# Forecaster.validate refuses a value beyond it (ValueError naming the series and the bound), so
+# observe and observe_many do; the service refuses it earlier, in the request's schema (422).
 MAX_ABS_VALUE = 1e36
 
 

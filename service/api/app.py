@@ -42,7 +42,7 @@ from service.api.body_limit import BodyLimitMiddleware
 from service.api.body_timeout import BodyTimeoutMiddleware
 from service.api.error_responses import install_error_handlers
 from service.api.openapi_security import declare_bearer_security
-from service.api.routes import add_v1_routes, dashboard, docs, operations
+from service.api.routes import add_routes
 from service.host.durability import Durability
 from service.host.forecast_runner import ForecastRunner
 from service.host.metrics import ServiceMetrics
@@ -51,6 +51,7 @@ from service.settings import Settings
 from service.storage.journal import Journal, NullJournal
 from service.storage.state_lock import StateDirectoryLock
 from tbptt_online import Forecaster, __version__
+from tbptt_online.warm import warm_kernels
 
 logger = logging.getLogger("service.api.app")
 Restore = Callable[[ModelRegistry], Awaitable[None]]
@@ -82,6 +83,10 @@ def create_app(
 
     async def load(app: FastAPI, registry: ModelRegistry) -> None:
         try:
+            # the compiled kernels first (loaded from their cache, or compiled once on a new
+            # machine): no request, and no recovery, waits for them one by one
+            seconds = await asyncio.to_thread(warm_kernels)
+            logger.info("compiled kernels ready in %.1f s", seconds)
             await load_state(registry)
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")
@@ -145,10 +150,7 @@ def create_app(
     app.state.ready = False
     app.state.load_error = None
     install_error_handlers(app)
-    add_v1_routes(app)
-    app.include_router(operations.router)
-    app.include_router(dashboard.router)
-    app.include_router(docs.router)
+    add_routes(app)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(

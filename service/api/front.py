@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
@@ -33,7 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import service.api.series_path  # noqa: F401  (registers the 'series_path' convertor)
 from service.api.metrics_merge import merge_expositions
+from service.api.strict_json import without_bom
 from service.host.metrics import CONTENT_TYPE
 from service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
 
@@ -99,12 +101,17 @@ class Coalescer:
 
 
 def model_of(method: str, path: str, body: bytes) -> str | None:
-    """The model a request is about, or None (it goes to shard 0, or to all for the list)."""
+    """The model a request is about, or None (it goes to shard 0, or to all for the list); ``path``
+    is the request's path as the app reads it (percent-decoded, no query).
+
+    >>> model_of("GET", "/v1/models/m1/series/q?x=1/forecast", b""), model_of("POST", "/v1/models", b'{"name": "m2"}')
+    ('m1', 'm2')
+    """
     if path.startswith(MODELS_PREFIX):
-        return unquote(path[len(MODELS_PREFIX) :].split("/", 1)[0].split("?", 1)[0])
-    if method == "POST" and path.split("?", 1)[0] == "/v1/models":
+        return path[len(MODELS_PREFIX) :].split("/", 1)[0]
+    if method == "POST" and path == "/v1/models":
         try:
-            name = orjson.loads(body).get("name")
+            name = orjson.loads(without_bom(body)).get("name")  # as the shard reads it
         except (orjson.JSONDecodeError, AttributeError):
             return None
         return name if isinstance(name, str) else None
@@ -124,20 +131,22 @@ def create_front(
 
     async def forward(request: Request) -> Response:
         body = await request.body()
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        decoded = request.scope["path"]  # what the app reads: a series name's '?', '#', '%' or newline as is
+        query = request.scope["query_string"].decode("latin-1")
+        path = forwarded_path(decoded) + (f"?{query}" if query else "")
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
         forwarded = ForwardedRequest(request.method, path, headers, body)
         try:
-            if request.method == "GET" and request.url.path == "/v1/models":
+            if request.method == "GET" and decoded == "/v1/models":
                 return await list_everywhere(forwarded)
-            if request.method == "GET" and request.url.path == "/metrics":
+            if request.method == "GET" and decoded == "/metrics":
                 return await metrics_everywhere(forwarded)
-            model = model_of(request.method, request.url.path, body)
+            model = model_of(request.method, decoded, body)
             index = 0 if model is None else shard_of(model, shards)
             answer = await coalescers[index].send(forwarded)
         except ShardUnavailable as error:
             return JSONResponse({"detail": str(error)}, status_code=503)
-        return respond(answer)
+        return respond(answer, head=request.method == "HEAD")
 
     async def list_everywhere(request: ForwardedRequest) -> Response:
         answers = await asyncio.gather(*(c.send(request) for c in coalescers))
@@ -168,16 +177,33 @@ def create_front(
         return JSONResponse({"status": "ok"})
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
-    app = Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", forward, methods=methods)])
+    # Every path, a newline in it too: Starlette's 'path' convertor stops at one (404 for a series
+    # named "a\nb"); the routes' own 'series_path' convertor matches any character.
+    everything = Route("/{path:series_path}", forward, methods=methods)
+    app = Starlette(routes=[Route("/healthz", healthz), everything])
     app.state.coalescers = coalescers
     return app
 
 
-def respond(answer: ForwardedResponse) -> Response:
+def forwarded_path(decoded: str) -> str:
+    """The decoded path ``decoded`` encoded again for the shard's client, which decodes it once: the
+    app there reads ``decoded``, as the in-process app does. A name's '?', '#' or '%' would otherwise
+    be read as a query, a fragment or an escape, and every '.' is escaped so that no client removes a
+    '.' or '..' segment on the way.
+
+    >>> forwarded_path("/v1/models/m/series/q?x=1#%/../y")
+    '/v1/models/m/series/q%3Fx%3D1%23%25/%2E%2E/y'
+    """
+    return quote(decoded, safe="/").replace(".", "%2E")
+
+
+def respond(answer: ForwardedResponse, head: bool = False) -> Response:
+    """The shard's answer as the front's response; for a ``HEAD`` (no body) with the shard's
+    ``content-length``: the length of the body a ``GET`` gets, as the in-process app answers."""
     headers = {}
     response = Response(answer.body, status_code=answer.status)
     for key, value in answer.headers:
-        if key.lower() in HOP_HEADERS:
+        if key.lower() in HOP_HEADERS and not (head and key.lower() == "content-length"):
             continue
         if key.lower() in headers:
             response.headers.append(key, value)

@@ -3,7 +3,8 @@
 Python's ``json`` accepts ``NaN``, ``Infinity`` and ``1e400`` (read as infinity);
 orjson refuses all three, so non-finite numbers are malformed JSON (422) before
 any validation runs. Its ``JSONDecodeError`` is the stdlib's, so FastAPI reports
-it as a ``json_invalid`` validation error with the position.
+it as a ``json_invalid`` validation error with the position. A leading UTF-8 byte
+order mark is skipped (RFC 8259 lets a parser ignore it).
 
 A route with a JSON body refuses a body declared as anything but JSON with 415 naming
 the type, or saying it is missing (``curl -d`` sends ``application/x-www-form-urlencoded``,
@@ -55,10 +56,23 @@ def check_json_content_type(headers: list[tuple[bytes, bytes]]) -> None:
     )
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(body: bytes) -> bytes:
+    """``body`` without a leading UTF-8 byte order mark, which RFC 8259 (8.1) lets a parser ignore:
+    Windows tools write one (PowerShell's ``Out-File``, Notepad), and orjson refused such a body (422).
+
+    >>> without_bom(UTF8_BOM + b'{"a": 1}'), without_bom(b"{}")
+    (b'{"a": 1}', b'{}')
+    """
+    return body[3:] if body[:3] == UTF8_BOM else body
+
+
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = orjson.loads(await self.body())
+            self._json = orjson.loads(without_bom(await self.body()))
         return self._json
 
 

@@ -13,7 +13,7 @@ costs (per update, in backpropagation steps per observation, and in memory per s
 >>> args = parser.parse_args(["advise", "data/server_metrics.csv", "--series-column", "host",
 ...                           "--value-column", "cpu_percent", "--k2", "16"])
 >>> args.k1, args.k2, args.json
-(8, 16, False)
+(None, 16, False)
 """
 
 from __future__ import annotations
@@ -52,14 +52,16 @@ def add_advise_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("file", metavar="FILE.csv", help="CSV file with a header row")
     add_csv_columns(parser, "column of times (checked; rows stay in file order)")
     model = parser.add_argument_group("model")
-    model.add_argument("--k1", type=positive_int, default=defaults.k1, help="steps between updates (%(default)s)")
-    model.add_argument("--k2", type=positive_int, default=defaults.k2, help="steps replayed (%(default)s)")
+    # None: --config's value, else the library's default (a default here hid --config's k1 and k2)
+    model.add_argument("--k1", type=positive_int, help=f"steps between updates (default: {defaults.k1})")
+    model.add_argument("--k2", type=positive_int, help=f"steps replayed (default: {defaults.k2})")
     model.add_argument(
         "--config",
         type=json_object,  # fix: '[1]' failed later with "'list' object is not a mapping"
         default={},
         metavar="JSON",
-        help="further ForecasterConfig fields for the memory figures, e.g. '{\"hidden_size\": 32}'",
+        help="ForecasterConfig fields (k1 and k2 too; n_features is the file's value columns), e.g. "
+        "'{\"hidden_size\": 32}'",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run_advise)
@@ -82,11 +84,39 @@ def read_series(source: CsvSource) -> tuple[list[str], torch.Tensor]:
     return names, out
 
 
+def advise_config(args: argparse.Namespace, n_features: int) -> ForecasterConfig:
+    """The config advised on: ``--config``'s fields, ``--k1`` and ``--k2`` where given (a value in
+    both that differs is an error naming the two), ``n_features`` the file's value columns.
+    Raises ``ValueError`` naming the field.
+
+    >>> args = argparse.Namespace(config={"k2": 64, "hidden_size": 8}, k1=4, k2=None)
+    >>> config = advise_config(args, n_features=1)
+    >>> config.k1, config.k2, config.hidden_size
+    (4, 64, 8)
+    >>> advise_config(argparse.Namespace(config={"k2": 64}, k1=None, k2=16), n_features=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: --k2 16 and --config's "k2": 64 disagree: give one of them
+    """
+    fields: dict[str, Any] = dict(args.config)
+    for name in ("k1", "k2"):
+        flag = getattr(args, name)
+        if flag is not None and name in fields and fields[name] != flag:
+            raise ValueError(f'--{name} {flag} and --config\'s "{name}": {fields[name]!r} disagree: give one of them')
+        if flag is not None:
+            fields[name] = flag
+    if fields.setdefault("n_features", n_features) != n_features:  # fix: it was taken, and the memory figures with it
+        raise ValueError(
+            f"--config's \"n_features\": {fields['n_features']!r} is not the file's {n_features} value column(s): "
+            "leave it out (it is read from --value-column)"
+        )
+    return ForecasterConfig.from_dict(fields)
+
+
 def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, list[str], torch.Tensor]:
     source = csv_source(args)
     names, values = read_series(source)
-    fields: dict[str, Any] = {"n_features": values.shape[2], **args.config, "k1": args.k1, "k2": args.k2}
-    config = ForecasterConfig.from_dict(fields)
+    config = advise_config(args, values.shape[2])
     return advise_values(values, config, names), names, values
 
 

@@ -31,7 +31,7 @@ from service.host.shard import ForwardedRequest, shard_of
 from service.storage.postgres_log import read_stream
 from tbptt_online import Forecaster, ForecasterConfig
 
-from .api.test_front import MODELS, requests
+from .api.test_front import MODELS, ODD_STATUSES, odd_name_requests, requests
 from .bitwise import assert_bitwise_equal
 from .conftest import SMALL_MODEL
 from .host.test_durability_recovery import NO_TIMER
@@ -136,6 +136,28 @@ def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owne
         status, body = running.shard_call(index, "GET", "/v1/models")
         owned = sorted(m["name"] for m in orjson.loads(body)["models"])
         assert status == 200 and owned == sorted(m for m in MODELS if m != "gamma" and shard_of(m, SHARDS) == index)
+
+
+def test_the_fronts_route_and_read_odd_series_names_as_the_in_process_service(running: Running, make_settings) -> None:
+    # Fix: a series named "a\nb" answered 404 through the front (its catch-all route stopped at the newline)
+    import asyncio
+
+    async def alone() -> list[tuple[int, bytes]]:
+        app = create_app(make_settings(**NO_TIMER))
+        async with app.router.lifespan_context(app):
+            await app.state.loading
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+                steps = odd_name_requests()
+                return [((r := await client.request(m, p, json=b)).status_code, r.content) for m, p, b in steps]
+
+    expected = asyncio.run(alone())
+    got = []
+    for method, path, body in odd_name_requests():
+        response = httpx.request(method, running.fronts[1].url + path, json=body, timeout=60)
+        got.append((response.status_code, response.content))
+    assert [status for status, _ in got] == ODD_STATUSES
+    assert got == expected
 
 
 def stream(

@@ -112,10 +112,7 @@ def test_each_horizon_row_and_feature_is_weighted_on_its_own():
     assert bool((w == 0.5).all())  # every other cell: equal losses, equal weights
 
 
-def test_combine_holds_the_last_horizons_weights_beyond_it():
-    forecasts = torch.tensor([[10.0, 20.0], [11.0, 21.0], [12.0, 22.0], [13.0, 23.0]], dtype=f64).view(1, 4, 2, 1)
-    w = torch.tensor([[0.25, 0.75], [0.5, 0.5]], dtype=f64).view(1, 2, 2, 1)
-    combined = combination.combine(forecasts, w)
-    assert combined.flatten().tolist() == [17.5, 16.0, 17.0, 18.0]
-    # fewer horizons than weights: the first ones
-    assert combination.combine(forecasts[:, :1], w).flatten().tolist() == [17.5]
+def test_the_compiled_arithmetic_divides_by_zero_as_ieee_754_not_with_an_exception():
+    # numba's default raises ZeroDivisionError inside a tick; the tensor code it replaced gave inf
+    assert combination.discounted(1.0, 2.0, 0.0) == DISCOUNT * 1.0 + CAP  # 2 / 0 = inf: at the cap
+    assert combination.discounted(0.0, 0.0, 0.0) == CAP  # 0 / 0 = NaN: at the cap, not a perfect forecast

@@ -72,7 +72,8 @@ def test_an_untrained_network_member_is_exactly_the_experts_combination(season_l
         paths = experts.paths(rows, steps, horizon)
         w = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))  # all members'
         share = w[:, :, :-1] / w[:, :, :-1].sum(dim=2, keepdim=True)  # the experts' share, renormalised
-        base = combination.combine(paths, share)  # [1, H, 1]
+        held = torch.arange(horizon).clamp(max=share.shape[1] - 1)  # past the last horizon its weights
+        base = (paths * share[:, held]).sum(dim=2)  # [1, H, 1]
         assert torch.allclose(every[:, :, -1], base, rtol=1e-13, atol=0), step
         assert torch.allclose(served, base, rtol=1e-13, atol=0), step  # c = 0: serving the base itself
         assert torch.equal(every[:, :, :-1], paths)
@@ -257,6 +258,7 @@ def test_weights_in_series_stats_are_the_one_step_weights_by_hand():
 
 def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one():
     rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1)
+    rows["slot"] = torch.arange(1)  # the rows of a store of one series
     rows["x_scale"][:] = 1.0
     rows["x_seen"][:] = True  # a value was observed before the forecast was made
     rows["c_q"][:] = 1.0
@@ -266,8 +268,7 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     made[1:-2] = 2.0
     rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature]
     step = torch.tensor([2])
-    made_before = hybrid.past_forecasts(rows["c_origin"], torch.arange(1), step)
-    hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), step, 0.9, made_before)
+    hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), step, 0.9, rows["c_origin"])
     # documented in hybrid.fields: "a value past float32's range scores as an infinite, i.e. capped, error"
     assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP
     assert rows["c_q"][0, 0, 0].item() > 1.0  # the served forecast missed: its interval must widen

@@ -55,8 +55,10 @@ def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote
         assert torch.equal(after, saved["after"])  # bit for bit, every forecast and interval
     else:  # the hybrid's rules changed after c56a363: its intervals (the calibration's miss count and
         # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick);
-        # the long AR joins at weight 0, the sum over one more member rounds apart by at most an ulp
-        assert torch.allclose(after[:33, 0], saved["after"][:33, 0], rtol=4e-16, atol=0)  # the means until then
+        # the long AR joins at weight 0; the experts' and the combination's sums, compiled, add in
+        # another order than the tensor code that wrote the fixture: the means until then round apart
+        # (1.5e-11 measured: rounding carried through the recursive least squares)
+        assert torch.allclose(after[:33, 0], saved["after"][:33, 0], rtol=1e-10, atol=0)
         assert torch.equal(after[:, 3], saved["after"][:, 3])  # the same updates
         assert torch.allclose(after[:, 0], saved["after"][:, 0], rtol=1e-4, atol=0)
     assert forecaster.engine.updates == saved["updates"]

@@ -22,6 +22,7 @@ from tests.tbptt_online.snapshots import assert_identical, snapshot
         ("clip_norm", 0.0), ("clip_norm", -1.0), ("hidden_size", 0), ("num_layers", 0),
         ("n_features", 0), ("replay_batch", 0), ("seed", -1), ("normalize", "yes"),
         ("interval_level", 1.0), ("interval_level", 0.0), ("interval_level", 1e-320), ("history_size", 3),
+        ("season_length", [2, 2]), ("season_length", (24, 24)), ("season_length", [2, 3, 4]),
     ],
 )  # fmt: skip
 def test_bad_config_raises_naming_field_and_value(field, value):
@@ -29,6 +30,14 @@ def test_bad_config_raises_naming_field_and_value(field, value):
         ForecasterConfig(**{"k1": 2, "k2": 4, field: value})
     message = str(info.value)
     assert field in message and repr(value) in message, message
+
+
+def test_two_seasons_must_be_distinct_and_are_kept_shorter_first():
+    # Fix: season_length=[2, 2] was accepted (a second season that adds nothing)
+    with pytest.raises(ValueError, match=r"season_length=\[2, 2\] is invalid: the two seasons must be distinct"):
+        ForecasterConfig(season_length=[2, 2])
+    assert ForecasterConfig(season_length=[336, 48]).season_length == (48, 336)
+    assert ForecasterConfig(season_length=[2, 3]).season_length == (2, 3)
 
 
 def test_config_allows_k2_below_k1_and_rejects_a_non_config():
@@ -222,3 +231,36 @@ def test_a_series_with_huge_values_does_not_cost_the_others_their_update():
     stats = f.update_stats()
     assert (stats.updates, stats.skipped) == (4, 0) and math.isfinite(stats.last_loss)
     assert all_finite(f)
+
+
+# -- a value's magnitude (values.MAX_ABS_VALUE) ------------------------------------------------
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ([("a", [1.0, 2.0, 1e308])], r"observation 0: series 'a': value \[1.0, 2.0, 1e\+308\] is out of range"),
+        ([("a", [0.0] * 3), ("b", [None, -1e37, 1.0])], r"observation 1: series 'b': value \[None, -1e\+37, 1.0\]"),
+        ([("b", [0.0] * 3), ("new", [1e300] * 3)], "observation 1: series 'new'"),  # a new series is not added
+    ],
+)
+def test_a_value_beyond_the_bound_raises_naming_the_series_and_the_bound_and_changes_nothing(
+    forecaster, batch, expected
+):
+    # Fix: the library took any finite value (only the service checked the bound): 1e308 then
+    # -1e308 made a series serve null forever.
+    before, names = snapshot(forecaster), forecaster.series
+    with pytest.raises(ValueError, match=expected) as info:
+        forecaster.observe_many(batch)
+    assert "a value's magnitude must be at most 1e+36" in str(info.value)
+    assert_identical(snapshot(forecaster), before)
+    assert forecaster.series == names
+
+
+def test_the_bound_holds_on_the_univariate_fast_path_and_the_bound_itself_is_taken():
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=3))
+    with pytest.raises(ValueError, match=r"observation 2: series 'c': value -1e\+308 is out of range"):
+        f.observe_many([("a", 1.0), ("b", math.nan), ("c", -1e308)])
+    with pytest.raises(ValueError, match=r"series 'a': value 1.0000000000000002e\+36"):
+        f.observe("a", math.nextafter(1e36, math.inf))
+    assert f.series == [] and f.observations == 0
+    assert f.observe("a", 1e36).value == 1e36 and f.observe("a", -1e36).value == -1e36
+    assert f.observe("b", math.nan).step == 1  # a missing value is no magnitude

@@ -2,23 +2,37 @@
 operations probes (``/healthz``, ``/readyz``, ``/metrics``).
 
 Each ``/v1`` module's router carries the prefix and the readiness dependency itself, so
-that its routes can join the app's own route list flat (``add_v1_routes``): an included
-router is one more level that FastAPI matches on every request, twice.
+that its routes can join the app's own route list flat (``add_routes``): an included
+router is one more level that FastAPI matches on every request, twice, and a route
+behind it is not seen by ``AllowedMethodsMiddleware`` (``OPTIONS /healthz`` and
+``HEAD /healthz`` answered 405).
 """
 
 from fastapi import FastAPI
 
-from service.api.routes import checkpoints, dashboard, forecasts, models, observations, operations, recent, series
+from service.api.routes import (
+    checkpoints,
+    dashboard,
+    docs,
+    forecasts,
+    models,
+    observations,
+    operations,
+    recent,
+    series,
+)
 
 # The order routes are matched in: the hot paths first; forecast and recent before
 # series, whose '/series/{series:path}' would swallow '.../forecast' and '.../recent'.
 V1_ROUTERS = (observations.router, forecasts.router, models.router, checkpoints.router, recent.router, series.router)
+OTHER_ROUTERS = (operations.router, dashboard.router, docs.router)
 
 
-def add_v1_routes(app: FastAPI) -> None:
-    """Append every ``/v1`` route to ``app``'s own routes, in matching order."""
-    for router in V1_ROUTERS:
+def add_routes(app: FastAPI) -> None:
+    """Append every route to ``app``'s own routes, in matching order: ``/v1``'s, then the
+    probes, the dashboard and the docs."""
+    for router in (*V1_ROUTERS, *OTHER_ROUTERS):
         app.router.routes.extend(router.routes)
 
 
-__all__ = ["add_v1_routes", "dashboard", "operations"]
+__all__ = ["add_routes"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -98,6 +99,60 @@ async def test_the_front_answers_exactly_as_the_in_process_service(cluster, make
     for index, host in enumerate(hosts):  # each model lives on its shard only
         owned = sorted(host.app.state.registry.names())
         assert owned == sorted(m for m in MODELS if m != "gamma" and shard_of(m, 2) == index)
+
+
+ODD_NAMES = ("a\nb", "q?x=1", "p%41", "h#1", "sp ace", "a.", "x/recent/y", "%")
+
+
+def odd_name_requests(model: str = "odd") -> list[tuple[str, str, object]]:
+    """A model of its own whose series' names hold a newline, a '?', a '%', a '#', a '/': written,
+    then read by every route."""
+    steps: list[tuple[str, str, object]] = [("POST", "/v1/models", {"name": model, "config": SMALL_MODEL})]
+    for t in range(3):
+        observations = [{"series": s, "value": float(t + i), "timestamp": T0 + t} for i, s in enumerate(ODD_NAMES)]
+        steps.append(("POST", f"/v1/models/{model}/observations", {"observations": observations}))
+    for name in ODD_NAMES:
+        path = f"/v1/models/{model}/series/" + quote(name, safe="/")
+        steps += [("GET", path, None), ("GET", path + "/forecast?horizon=2", None), ("GET", path + "/recent", None)]
+        steps += [("HEAD", path, None), ("DELETE", path, None), ("GET", path, None)]  # 404 once deleted
+    return steps
+
+
+ODD_STATUSES = [201, 200, 200, 200] + [200, 200, 200, 200, 204, 404] * len(ODD_NAMES)
+
+
+async def test_the_front_routes_and_reads_odd_series_names_as_the_in_process_service(
+    cluster, make_settings, serve
+) -> None:
+    # Fix: the front's catch-all route stopped at a newline (404), and it forwarded the decoded path,
+    # so a '?', '%' or '#' in a name was read again as a query, an escape or a fragment by the shard.
+    _, front = cluster
+
+    async def session(client: httpx.AsyncClient) -> list[tuple[int, bytes]]:
+        got = []
+        for method, path, body in odd_name_requests():
+            response = await client.request(method, path, json=body)
+            length = response.headers["content-length"] if method == "HEAD" else None  # the GET's
+            got.append((response.status_code, response.content, length))
+        return got
+
+    async with serve(create_app(make_settings(**NO_TIMER))) as alone:
+        expected = await session(alone)
+    got = await session(front)
+    assert [status for status, _, _ in expected] == ODD_STATUSES
+    assert got == expected  # status and body, byte for byte
+    assert [orjson.loads(body)["series"] for _, body, _ in got[4::6]] == list(ODD_NAMES)
+    assert [int(length) for _, _, length in got[7::6]] == [len(body) for _, body, _ in got[4::6]]
+
+
+async def test_a_model_created_with_a_bom_before_its_json_lives_on_its_own_shard(cluster) -> None:
+    hosts, front = cluster
+    assert shard_of("alpha", 2) == 0 and shard_of("beta", 2) == 1
+    for name in ("alpha", "beta"):
+        body = b"\xef\xbb\xbf" + orjson.dumps({"name": name, "config": SMALL_MODEL})
+        created = await front.post("/v1/models", content=body, headers={"content-type": "application/json"})
+        assert created.status_code == 201, created.text
+    assert [sorted(host.app.state.registry.names()) for host in hosts] == [["alpha"], ["beta", "default"]]
 
 
 async def test_concurrent_requests_for_a_shard_travel_in_one_call(cluster) -> None:

@@ -66,11 +66,13 @@ async def test_an_unexpected_error_answers_500_with_connection_close(make_settin
 @pytest.mark.parametrize(
     ("path", "allowed"),
     [
-        ("/v1/models", "GET, OPTIONS, POST"),
-        ("/v1/models/default", "DELETE, GET, OPTIONS"),
-        ("/v1/models/default/checkpoint", "GET, OPTIONS, POST"),
-        ("/v1/models/default/series/s", "DELETE, GET, OPTIONS"),
+        ("/v1/models", "GET, HEAD, OPTIONS, POST"),
+        ("/v1/models/default", "DELETE, GET, HEAD, OPTIONS"),
+        ("/v1/models/default/checkpoint", "GET, HEAD, OPTIONS, POST"),
+        ("/v1/models/default/series/s", "DELETE, GET, HEAD, OPTIONS"),
         ("/v1/models/default/observations", "OPTIONS, POST"),
+        ("/healthz", "GET, HEAD, OPTIONS"),  # was 405: the probes' routes were behind an included router
+        ("/docs", "GET, HEAD, OPTIONS"),
     ],
 )
 async def test_options_and_405_name_every_method_of_a_path(client_for, path, allowed) -> None:
@@ -173,3 +175,64 @@ async def test_a_body_without_a_content_type_gets_415_saying_it_is_missing(clien
         {"detail": "the body has no Content-Type: send it as JSON with 'Content-Type: application/json'"},
     )
     assert charset.status_code == 200, charset.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/readyz", "/metrics", "/", "/docs", "/v1/models", "/v1/models/default", "/v1/models/default/series",
+     "/v1/models/default/series/a", "/v1/models/default/series/a/forecast?horizon=2", "/v1/models/nope"],
+)  # fmt: skip
+async def test_head_answers_as_get_without_the_body(client_for, path) -> None:
+    # Fix: HEAD answered 405 on every GET route (HTTP asks that it be served where GET is)
+    async with client_for(api_key="k3y") as client:
+        key = {"authorization": "Bearer k3y"}
+        assert (await client.post(URL, json={"series": "a", "value": 1.0}, headers=key)).status_code == 200
+        get = await client.get(path, headers=key)
+        head = await client.head(path, headers=key)
+        unauthorized = await client.head("/v1/models")
+    assert head.status_code == get.status_code in (200, 404), get.text
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    if path != "/metrics":  # its counters moved between the two requests
+        assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
+    assert unauthorized.status_code == 401 and unauthorized.content == b""
+
+
+async def test_head_of_a_path_without_get_is_405_naming_its_methods(client_for) -> None:
+    async with client_for() as client:
+        response = await client.head(URL)
+        listed = (await client.get("/v1/models/default")).json()
+    assert (response.status_code, response.headers["allow"]) == (405, "OPTIONS, POST")
+    assert listed["observations"] == 0  # nothing was applied
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        (URL, b'{"series": "a", "value": 1.5}', 200),  # the fast path
+        (URL, b'{"series": "a", "value": 1.5, "timestamp": "2024-01-01T00:00:00Z"}', 200),  # pydantic's path
+        (URL, b'{"observations": [{"series": "a", "value": 1.5}]}', 200),
+        ("/v1/models", b'{"name": "m"}', 201),
+    ],
+)
+async def test_a_json_body_starting_with_a_utf8_bom_is_read(client_for, path, body, status) -> None:
+    # Fix: a leading byte order mark (PowerShell's Out-File writes one) was a 422; RFC 8259 lets a parser ignore it
+    async with client_for() as client:
+        bom = await client.post(path, content=b"\xef\xbb\xbf" + body, headers={"content-type": "application/json"})
+        series = (await client.get("/v1/models/default/series/a")).json() if path == URL else None
+        models = [m["name"] for m in (await client.get("/v1/models")).json()["models"]]
+    assert bom.status_code == status, bom.text
+    if path == URL:
+        assert bom.json()["results"][0]["value"] == 1.5 and series["count"] == 1
+    else:
+        assert models == ["default", "m"]
+
+
+async def test_a_bom_alone_or_inside_the_json_is_still_malformed(client_for) -> None:
+    async with client_for() as client:
+        alone = await client.post(URL, content=b"\xef\xbb\xbf", headers={"content-type": "application/json"})
+        twice = await client.post(
+            URL, content=b"\xef\xbb\xbf\xef\xbb\xbf{}", headers={"content-type": "application/json"}
+        )
+    assert alone.status_code == twice.status_code == 422
+    assert twice.json()["detail"].startswith("malformed JSON body at character 0"), twice.text

@@ -114,3 +114,45 @@ def test_a_config_that_is_no_json_object_is_named(tmp_path, capsys, config, mess
         cli.main(["advise", str(path), *ARGS, "--config", config])
     assert exit_.value.code == 2  # argparse's usage error
     assert f"argument --config: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "k1", "k2"),
+    [
+        (["--config", '{"k2": 64}'], 8, 64),  # was k2 = 32: the flags' defaults replaced --config's k1 and k2
+        (["--config", '{"k1": 4, "k2": 16}'], 4, 16),
+        (["--k1", "2", "--config", '{"k2": 12}'], 2, 12),
+        (["--k2", "12", "--config", '{"k2": 12, "hidden_size": 8}'], 8, 12),  # the same value twice is fine
+        ([], 8, 32),  # the library's defaults
+    ],
+)
+def test_config_k1_and_k2_are_the_ones_advised_on(tmp_path, capsys, flags, k1, k2) -> None:
+    path = write_echo(tmp_path / "echo.csv", values=120)
+    assert cli.main(["advise", str(path), *ARGS, "--json", *flags]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["k1"], report["k2"], report["window"]) == (k1, k2, k2)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--config", '{"k1": 0}'], "k1=0 is invalid"),  # was advised on with k1 = 8, the value unchecked
+        (["--k2", "16", "--config", '{"k2": 64}'], '--k2 16 and --config\'s "k2": 64 disagree'),
+        (["--config", '{"n_features": 3}'], "--config's \"n_features\": 3 is not the file's 2 value column(s)"),
+    ],
+)
+def test_a_config_that_cannot_be_advised_on_is_an_error_naming_it(tmp_path, capsys, flags, message) -> None:
+    path = write_echo(tmp_path / "echo.csv", values=30)
+    assert cli.main(["advise", str(path), *ARGS, *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tbptt-online advise: error: ") and message in err, err
+
+
+def test_memory_figures_follow_the_config(tmp_path, capsys) -> None:
+    path = write_echo(tmp_path / "echo.csv")
+    extra = {}
+    for hidden in (8, 64):
+        config = json.dumps({"hidden_size": hidden, "k1": 4, "k2": 16})
+        assert cli.main(["advise", str(path), *ARGS, "--json", "--config", config]) == 0
+        extra[hidden] = json.loads(capsys.readouterr().out)["extra_bytes_per_series"]
+    assert 0 < extra[8] < extra[64]  # k2 16 -> 24 keeps 8 more steps of a larger state per series

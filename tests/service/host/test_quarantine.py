@@ -107,3 +107,23 @@ async def test_a_journaled_batch_that_fails_to_apply_quarantines_its_model_live_
         ready = (await client.get("/readyz")).json()
         assert ready["quarantined"]["default"].startswith("log record seq 4 (observe) failed to apply: ")
         assert (await client.get("/v1/models/other/series/a")).json()["count"] == 1
+
+
+async def test_a_value_beyond_the_bound_in_an_old_log_quarantines_its_model_and_the_others_serve(
+    make_settings, serve
+) -> None:
+    # The library refuses a value beyond MAX_ABS_VALUE since the bound moved into it: a log journaled
+    # before the service's bound existed cannot replay such a record, and its model alone is quarantined.
+    settings = make_settings(**NO_TIMER)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with EventLog(settings.state_dir / "events.sqlite3") as log:
+        journal = LogJournal(log)
+        journal.record("good", "create_model", {"config": SMALL_MODEL})
+        journal.record("old", "create_model", {"config": SMALL_MODEL})
+        journal.append("good", [Observation("a", 1.0, 1.0)])
+        journal.append("old", [Observation("x", 1.0, 1.0), Observation("y", 1e308, 1.0)])  # seq 4
+    async with serve(create_app(settings)) as client:
+        reason = (await client.get("/readyz")).json()["quarantined"]["old"]
+        assert reason.startswith("log record seq 4 (observe) failed to apply: ")
+        assert "observation 1: series 'y': value 1e+308 is out of range" in reason
+        assert (await client.get("/v1/models/good/series/a")).json()["count"] == 1

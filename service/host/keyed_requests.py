@@ -1,0 +1,83 @@
+"""KeyedRequests: a ModelWorker's handling of idempotency keys (a part of ModelWorker).
+
+A request may carry an ``Idempotency-Key``. The worker answers a request whose key it knows
+with that key's first answer and applies nothing (422 when the key came with another request),
+applies the requests with a new key in a batch of their own, whole (never chunked), journals
+each key with the batch (a place in the batch, or the series whose earlier result an element
+repeats), and remembers each key's answer once the batch is durable. Recovery remembers the
+keys of the records it applies the same way (``apply_record``). The keys and answers
+themselves are kept by :class:`~service.host.applied_keys.AppliedKeys` (``keys``).
+
+A mixin of :class:`~service.host.model_worker.ModelWorker`: its methods run on the worker's
+thread and use the worker's state (the forecaster, the series' marks, the jobs set aside) and
+its settling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from service.errors import Unprocessable
+from service.host.admission import Source
+from service.host.applied_keys import AppliedKeys, digest_of
+from service.host.model_snapshot import ObserveOutcome
+from service.host.worker_jobs import ObserveJob
+from service.storage.log_journal import observations_of
+from tbptt_online import StepResult
+
+
+class KeyedRequests:
+    """The idempotency keys of a ModelWorker's requests (see the module's docstring)."""
+
+    keys: AppliedKeys
+
+    def apply_record(self, payload: dict[str, Any]) -> None:
+        """Apply an ``observe`` record's batch (recovery; call it like ``apply``) and remember the
+        answers of the keys journaled with it, as the live batch did: a key's element that repeated
+        an earlier batch's result is journaled as its series, whose mark holds that result before
+        the batch is applied."""
+        observations = observations_of(payload)
+        keys = payload.get("keys", ())
+        earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
+        results = self.apply(observations)
+        for key, digest, sources in keys:
+            places = [s if type(s) is int else earlier[s] for s in sources]
+            self.keys.remember(key, digest, results, places, self.forecaster.engine.updates)  # type: ignore[arg-type]
+
+    def _answer_known_keys(self, jobs: list[ObserveJob]) -> list[ObserveJob]:
+        """Answer the jobs whose key the model knows (their first answer; 422 for another request
+        under a known key); the rest, to apply. A key twice in one batch: the second waits for the next."""
+        fresh: list[ObserveJob] = []
+        seen: set[str] = set()
+        for job in jobs:
+            if job.key is None:
+                fresh.append(job)
+                continue
+            job.digest = job.digest or digest_of(job.observations)
+            known = self.keys.get(job.key)
+            if known is not None and known.digest != job.digest:
+                self._fail(job, Unprocessable(f"Idempotency-Key {job.key!r} was used for another request"))
+            elif known is not None:
+                self._settle(job, ObserveOutcome(known.batch, list(known.sources), known.update_count), None)
+            elif job.key in seen:
+                self._waiting.append(job)
+            else:
+                seen.add(job.key)
+                fresh.append(job)
+        return fresh
+
+    @staticmethod
+    def _keyed(admitted: list[tuple[ObserveJob, list[Source]]]) -> tuple[list[tuple[ObserveJob, list[Source]]], list]:
+        """The admitted requests that carry a key, and their keys as journaled with the batch: a
+        key's sources are a place in the batch, or the series whose earlier result it repeats."""
+        keyed = [(job, sources) for job, sources in admitted if job.key is not None]
+        keys = [[job.key, job.digest, [s if type(s) is int else s.series for s in sources]] for job, sources in keyed]
+        return keyed, keys
+
+    def _remember_keys(
+        self, keyed: list[tuple[ObserveJob, list[Source]]], results: Sequence[StepResult], update_count: int
+    ) -> None:
+        """Once the batch is durable: a retry of a keyed request is answered, never applied again."""
+        for job, sources in keyed:
+            self.keys.remember(job.key, job.digest, results, sources, update_count)  # type: ignore[arg-type]

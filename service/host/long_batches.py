@@ -1,0 +1,186 @@
+"""LongBatches: how a ModelWorker applies a long batch a chunk at a time (a part of ModelWorker).
+
+A batch that includes a long request (several values of a series: several ticks of the model)
+and holds more than ``chunk_ticks`` ticks is not applied in one call: it is journaled whole,
+once, and applied ``chunk_ticks`` ticks at a time (:mod:`service.host.chunked_run`), each chunk
+journaled as a small record before it is applied; between two chunks, the short requests that
+arrived meanwhile and hold none of the batch's series (nor of a request waiting behind it) are
+applied with the next chunk and answered (:func:`service.host.fair_batches.between_chunks`), so a
+single observation waits for one chunk, not for every tick of a long batch. Every other job that
+arrives meanwhile (a long one, one of the same series, a call) waits, in order, until the long
+batch is done; its requests are answered once all of it is applied and durable. Recovery applies
+the same records through ``begin_chunked`` and ``apply_chunk``.
+
+A mixin of :class:`~service.host.model_worker.ModelWorker`: its methods run on the worker's
+thread and use the worker's state (the forecaster, the journal, the queue and the jobs set aside)
+and its journaling, admission and settling; the long batch's own state is ``_chunked`` (the
+:class:`~service.host.chunked_run.ChunkedRun`), ``_chunked_jobs`` (its requests), ``_riders`` and
+``_rider_items`` (the short requests applied with its next chunk), set up by the worker.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from service.errors import ApiError
+from service.host.admission import Source
+from service.host.chunked_run import ChunkedRun
+from service.host.fair_batches import between_chunks, ticks
+from service.host.model_snapshot import ObserveOutcome
+from service.host.worker_jobs import ObserveJob
+from service.storage.observation import Observation
+from tbptt_online.results import StepResults
+
+
+class LongBatches:
+    """The chunked scheduling of long batches, for ModelWorker (see the module's docstring)."""
+
+    _chunked: ChunkedRun | None
+    _chunked_jobs: list[tuple[ObserveJob, list[Source]]]
+    _riders: list[tuple[ObserveJob, list[Source]]]
+    _rider_items: list[Observation]
+
+    @property
+    def unfinished(self) -> ChunkedRun | None:
+        """The long batch being applied a chunk at a time, if any (recovery may leave one: the
+        worker's thread finishes it before anything else of its series)."""
+        return self._chunked
+
+    def begin_chunked(self, observations: Sequence[Observation], seq: int | None) -> None:
+        """Take a long batch journaled whole as record ``seq``, to apply with ``apply_chunk``
+        (call it like ``apply``). Nothing is applied yet."""
+        if self._chunked is not None:
+            raise ValueError(f"a chunked batch (log seq {self._chunked.seq}) is not finished")
+        self._chunked = ChunkedRun(observations, seq)
+
+    def apply_chunk(
+        self, request: int | None, ticks: int, extra: Sequence[Observation] = (), *, record_recent: bool = True
+    ) -> StepResults:
+        """Apply the next ``ticks`` ticks of the chunked batch journaled as record ``request``, and
+        in the same ``observe_many`` after them ``extra`` (short requests of other series), (call it
+        like ``apply``); the results of that call. The batch is done once no tick remains."""
+        run = self._chunked
+        if run is None or run.seq != request:
+            held = "none" if run is None else f"log seq {run.seq}"
+            raise ValueError(f"a chunk of batch log seq {request} came, but the chunked batch being applied is {held}")
+        if not 1 <= ticks <= run.remaining:
+            raise ValueError(f"a chunk of {ticks} ticks came, but batch log seq {request} has {run.remaining} left")
+        chunk = run.chunk(ticks)
+        results = self.apply([*chunk, *extra], record_recent=record_recent)
+        run.done(results, ticks)
+        if run.remaining == 0:
+            self._chunked = None
+        return results
+
+    def _admit_riders(self, jobs: list[ObserveJob]) -> None:
+        admitted, merged = self._admit(jobs)
+        if merged:
+            self._riders, self._rider_items = admitted, merged
+        else:  # only repeats of known results
+            self._settle_all(
+                [(job, ObserveOutcome((), s, self.forecaster.engine.updates), None) for job, s in admitted]
+            )
+
+    def _between_chunks(self) -> None:
+        """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
+        (:func:`service.host.fair_batches.between_chunks`) are admitted to ride with its next chunk
+        (one ``observe_many``: a tick costs much the same for 1 series as for 100); the others
+        wait, in arrival order, until the long batch is done."""
+        assert self._chunked is not None
+        busy = set(self._chunked.series)
+        for waiting in self._waiting:
+            if isinstance(waiting, ObserveJob):
+                busy.update(o.series for o in waiting.observations)
+        closed = any(not isinstance(waiting, ObserveJob) for waiting in self._waiting)
+        arrivals: list[Any] = []
+        while True:
+            try:
+                arrivals.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        # a call, or a request with an idempotency key (applied in batches of its own, whole): None, it waits
+        series = [
+            [o.series for o in job.observations] if isinstance(job, ObserveJob) and job.key is None else None
+            for job in arrivals
+        ]
+        picked = set(between_chunks(busy, closed, series, self.max_batch_observations))
+        self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
+        now = [job for i, job in enumerate(arrivals) if i in picked]
+        if now:
+            self._guarded(now, lambda: self._admit_riders(now))
+
+    @staticmethod
+    def _long(jobs: list[ObserveJob]) -> bool:
+        """Whether a request holds several values of a series (only such batches are chunked)."""
+        return any(ticks([o.series for o in job.observations]) > 1 for job in jobs)
+
+    def _begin_chunked(self, merged: list[Observation], admitted: list[tuple[ObserveJob, list[Source]]]) -> None:
+        """Journal a long batch whole; ``_next_chunk`` applies it, a chunk at a time."""
+        try:
+            pending = self._journaled(lambda: self.journal.begin_chunked(self.name, merged), "batch", "applied")
+        except ApiError as error:
+            for job, _ in admitted:
+                self._fail(job, error)
+            return
+        self.begin_chunked(merged, pending.seq)  # durable with its first chunk's record (the log is in order)
+        self._chunked_jobs = admitted
+        if pending.seq is not None:
+            self.seq = pending.seq
+
+    def _next_chunk(self) -> None:
+        """Journal and apply the long batch's next chunk with the short requests riding on it,
+        publish once durable, answer those; answer the batch's requests with its last chunk."""
+        run, riders, extra = self._chunked, self._riders, self._rider_items
+        assert run is not None
+        self._riders, self._rider_items = [], []
+        jobs = [job for job, _ in self._chunked_jobs + riders]
+        if self._unsynced is not None:
+            self._chunked, self._chunked_jobs = None, []  # the log holds it: a restart finishes it
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
+        count = min(self.chunk_ticks, run.remaining)
+        chunk = run.chunk(count)
+        try:
+            pending = self._journaled(
+                lambda: self.journal.begin_chunk(self.name, run.seq, count, chunk, extra), "chunk", "applied"
+            )
+        except ApiError as error:  # the batch is in the log, half applied: nothing may come between
+            self._unsynced = type(error)(
+                f"{error.detail}; batch log seq {run.seq} is journaled but only partly applied: this model accepts "
+                "no more changes until the service restarts (recovery applies the whole batch)"
+            )
+            self._chunked, self._chunked_jobs = None, []
+            for job in jobs:
+                self._fail(job, self._unsynced)
+            return
+        attempts_before = self.forecaster.engine.attempts
+        started = time.perf_counter()
+        try:
+            results = self.apply_chunk(run.seq, count, extra, record_recent=False)  # its fsync runs meanwhile
+        except Exception as error:
+            self._quarantine(pending.seq, error)
+            raise
+        seconds = time.perf_counter() - started
+        if pending.seq is not None:
+            self.seq = pending.seq
+        if not self._wait_durable(pending, jobs):
+            self._chunked, self._chunked_jobs = None, []
+            return
+        self.recent.record([*chunk, *extra], results)
+        self.publish()
+        finished = run.remaining == 0
+        done = self._chunked_jobs if finished else []
+        self._record_batch(len(done) + len(riders), len(chunk) + len(extra), seconds, attempts_before)
+        update_count = self.forecaster.engine.updates
+        settled = [  # a rider's results follow the chunk's in the call
+            (job, ObserveOutcome(results, [s + len(chunk) if isinstance(s, int) else s for s in sources], update_count))
+            for job, sources in riders
+        ]
+        if finished:
+            outcomes, self._chunked_jobs = run.results(), []
+            settled += [(job, ObserveOutcome(outcomes, sources, update_count)) for job, sources in done]
+        self._settle_all([(job, outcome, None) for job, outcome in settled])

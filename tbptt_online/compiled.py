@@ -1,0 +1,51 @@
+"""How the library compiles its per-series kernels: one decorator, one set of flags, one cache.
+
+``compiled`` is numba's ``njit`` (no Python objects inside) with
+
+- ``cache=True``: the machine code is written to disk and loaded by later processes
+  instead of compiled again (tens of seconds on a clean checkout, about a second loaded);
+- ``error_model="numpy"``: float arithmetic follows IEEE 754 as the tensor code it
+  replaces did (``x / 0.0`` is inf or NaN, caught where it matters by the finiteness
+  checks of the recursions), instead of raising ``ZeroDivisionError`` inside a tick.
+
+No ``fastmath``: the kernels' results must not depend on how the compiler reorders sums
+(a recovered model replays them bit-identically).
+
+**The cache is keyed by the source of every kernel module** (``KERNEL_MODULES``). numba
+checks only the file of the function it loads, but a kernel inlines the kernels and
+constants it calls from other modules: after ``combination.py`` changed, the cached
+``hybrid_kernels.score`` would still use the old ``DISCOUNT``. So the cache lives in a
+folder named by a digest of all of them: ``$NUMBA_CACHE_DIR/<digest>`` where that
+variable is set (the container image sets it), else ``tbptt_online/__pycache__/numba/<digest>``.
+This module must be imported before any kernel module is (each imports it first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+from numba import njit
+
+KERNEL_MODULES = ("compiled", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
+_PACKAGE = Path(__file__).parent
+
+
+def source_digest(paths: list[Path]) -> str:
+    """16 hex digits of the SHA-256 of the files' bytes, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir() -> str:
+    """Where the kernels' machine code is cached (see the module docstring)."""
+    root = os.environ.get("NUMBA_CACHE_DIR") or str(_PACKAGE / "__pycache__" / "numba")
+    return os.path.join(root, source_digest([_PACKAGE / f"{name}.py" for name in KERNEL_MODULES]))
+
+
+numba.config.CACHE_DIR = cache_dir()  # read by each kernel's cache when it is decorated
+compiled = njit(cache=True, error_model="numpy")

@@ -1,0 +1,270 @@
+"""The experts' recurrences, compiled (numba): one pass over the rows and features of a tick.
+
+``advance`` folds one value into the smoothing state, the local scale, the values ring,
+the seasonal tables and both AR experts of each row; ``paths`` writes every expert's
+forecasts of the next H steps. Both loop over rows ``b`` and features ``k`` in plain
+scalar code: a tick of one series is a few microseconds instead of hundreds of small
+tensor operations, and a tick of 10,000 series makes no temporaries. ``experts`` holds
+their meaning (its module docstring), the fields and the torch-facing calls; the
+constants of the recurrences live here, where the compiled code reads them.
+
+Arrays (numpy views of the store's tensors, shapes as in ``experts.fields``): the rows'
+own copies ``[B, ...]``, written in place; the shared ``ring`` [C, R, d] and ``season``
+[C, V, 2, d, M] at the rows' ``slot`` [B]. The ring holds value ``s`` (1-based step) at
+``(s - 1) % R``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tbptt_online import ar_changes
+from tbptt_online.compiled import compiled
+
+GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
+ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
+BETA, PHI = 0.1, 0.98  # the trend: smoothing and (slight) damping
+V_GAMMAS = GAMMAS * 2  # per variant: [units | log] x gamma
+REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)
+SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
+AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
+AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
+AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spike cannot blow it up)
+LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
+# the experts' positions in ``paths`` (the order of experts.NAMES)
+NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
+
+
+@compiled
+def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
+    """y at step ``step`` (clamped to >= 1) of the ring's row ``slot``, feature ``k``."""
+    return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
+
+
+@compiled
+def _clamp(x: float) -> float:
+    return min(max(x, -AR_CLAMP), AR_CLAMP)
+
+
+@compiled
+def local_scale(scale: np.ndarray, level: np.ndarray, b: int, k: int) -> float:
+    """The scale errors are measured in: the local scale, or 1e-9 relative to the (units,
+    trend's) level while it is 0 (a flat series), never 0."""
+    return max(scale[b, k], 1e-9 * (abs(level[b, 0, REFERENCE, k]) + 1.0))
+
+
+@compiled
+def _phase(step: int, m: int, max_season: int) -> int:
+    return min(step % max(m, 1), max_season - 1)
+
+
+# -- the seasonal AR: z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}) on the lags 1, 2, 3, m, m + 1 --
+
+
+@compiled
+def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int) -> float:
+    """z at step ``s`` from the values (steps clamped to >= 1; m = 0: the change alone)."""
+    z = _at(ring, slot, k, s) - _at(ring, slot, k, s - 1)
+    if m > 0:
+        z -= _at(ring, slot, k, s - m) - _at(ring, slot, k, s - m - 1)
+    return z
+
+
+@compiled
+def _z_formed(s: int, m: int, newest: int, r: int) -> bool:
+    """Every value z at step ``s`` needs is at a step >= 1 and in the ring (as seen from the
+    newest step of the inputs read together, ``newest``)."""
+    deepest = s - 1 - m
+    return deepest >= 1 and deepest > newest - r
+
+
+@compiled
+def _ar_lags(m: int) -> tuple[int, int, int, int, int]:
+    return (1, 2, 3, m, m + 1)
+
+
+@compiled
+def _advance_ar(
+    theta: np.ndarray,
+    p: np.ndarray,
+    ring: np.ndarray,
+    slot: int,
+    b: int,
+    k: int,
+    t: int,
+    observed: bool,
+    m: int,
+    scale: float,
+) -> None:
+    """One recursive-least-squares step on z_t normalised by ``scale`` (``m`` the first
+    season, 0 = none: then the lags m, m + 1 are unused); theta [B, d, K], p [B, d, K, K]
+    updated in place at [b, k] where the step is usable and its result finite."""
+    r, order = ring.shape[1], AR_ORDER
+    if not (observed and _z_formed(t, m, t, r)):
+        return
+    lags = _ar_lags(m)
+    newest = t - 1 if m > 0 else t  # the newest input's step (lag m = 0 reads step t, unused)
+    phi = np.zeros(order)
+    for i in range(order):
+        if i < 3 or m > 0:
+            s = t - lags[i]
+            if not _z_formed(s, m, newest, r):
+                if m > 0:
+                    return  # a seasonal AR needs all its inputs
+                continue
+            phi[i] = _clamp(_z(ring, slot, k, s, m) / scale)
+    target = _clamp(_z(ring, slot, k, t, m) / scale)
+    p_phi = np.zeros(order)
+    for i in range(order):
+        for j in range(order):
+            p_phi[i] += p[b, k, i, j] * phi[j]
+    denominator, fitted = AR_FORGET, 0.0
+    for i in range(order):
+        denominator += phi[i] * p_phi[i]
+        fitted += theta[b, k, i] * phi[i]
+    gain = p_phi / denominator
+    new_theta = theta[b, k] + gain * _clamp(target - fitted)
+    new_p = np.empty((order, order))
+    trace = 0.0
+    for i in range(order):
+        for j in range(order):
+            new_p[i, j] = (p[b, k, i, j] - gain[i] * p_phi[j]) / AR_FORGET
+        trace += new_p[i, i]
+    new_p *= min(AR_MAX_TRACE / trace, 1.0)
+    if np.isfinite(new_theta).all() and np.isfinite(new_p).all():
+        theta[b, k] = new_theta
+        p[b, k] = new_p
+
+
+@compiled
+def _ar_path(
+    out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, m: int, scale: float
+) -> None:
+    """The seasonal AR's forecasts ``out`` [H] of steps t + 1 .. t + H: z rolled forward with
+    its own predictions, and y_s = y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s."""
+    r, horizon = ring.shape[1], out.shape[0]
+    depth = m + 4  # the past values the recursion reaches (lag m + 1 of z, and y_{s-m-1})
+    ys = np.zeros(depth + horizon)  # y at steps t - depth + 1 .., then the forecasts
+    zs = np.zeros(depth + horizon)
+    for i in range(depth):
+        s = t - depth + 1 + i
+        ys[i] = _at(ring, slot, k, s)
+        if _z_formed(s, m, t, r):
+            zs[i] = _z(ring, slot, k, s, m)
+    lags = _ar_lags(m)
+    for n in range(depth, depth + horizon):
+        acc = 0.0
+        for i in range(AR_ORDER):
+            if i < 3 or m > 0:
+                acc += theta[b, k, i] * _clamp(zs[n - lags[i]] / scale)
+        z_next = _clamp(acc) * scale
+        ys[n] = ys[n - 1] + z_next
+        if m > 0:
+            ys[n] += ys[n - m] - ys[n - m - 1]
+        zs[n] = z_next
+    out[:] = ys[depth:]
+
+
+# -- the tick ------------------------------------------------------------------------
+
+
+@compiled
+def advance(
+    slot, step, y, mask, ring, season, period, scale, level, trend, positive, seen, last_observed, ar, ar_p, arc, arc_p
+) -> None:
+    """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
+    each row: the smoothing (levels and the trend from the deseasonalised value, then the
+    seasons against the trend's level), the local scale, the ring, both ARs."""
+    n_rows, d = y.shape
+    r, max_season = ring.shape[1], season.shape[4]
+    u = np.empty(4)
+    parts = np.zeros((2, 4))  # the seasons' components at this step, per variant
+    for b in range(n_rows):
+        s, t = slot[b], step[b]
+        for k in range(d):
+            value, observed = y[b, k], mask[b, k]
+            first = observed and not seen[b, k]  # the smoothing starts from the first observed value
+            if observed and last_observed[b, k]:  # a change of the scale is one between two observed values
+                change = abs(value - _at(ring, s, k, t - 1))
+                old = scale[b, k]
+                scale[b, k] = SCALE_DECAY * old + (1 - SCALE_DECAY) * change if old > 0 else change
+            positive[b, k] = positive[b, k] and (value > 0 or not observed)  # an imputed value decides nothing
+            ring[s, (t - 1) % r, k] = value
+            logged = math.log(value) if value > 0 else 0.0
+            u[0], u[1], u[2], u[3] = value, value, logged, logged  # each variant's value: units, log units
+            m = (period[b, k, 0], period[b, k, 1])
+            phase = (_phase(t, m[0], max_season), _phase(t, m[1], max_season))
+            for j in range(2):
+                for v in range(4):
+                    parts[j, v] = season[s, v, j, k, phase[j]] if m[j] > 0 else 0.0
+            for v in range(4):
+                if first:
+                    level[b, v, :, k] = u[v]
+                    trend[b, v, k] = 0.0
+                else:
+                    deseasoned = u[v] - (parts[0, v] + parts[1, v])
+                    for a in range(3):
+                        level[b, v, a, k] = ALPHAS[a] * deseasoned + (1 - ALPHAS[a]) * level[b, v, a, k]
+                    old_level, old_trend = level[b, v, 3, k], trend[b, v, k]
+                    new_level = ALPHAS[3] * deseasoned + (1 - ALPHAS[3]) * (old_level + PHI * old_trend)
+                    level[b, v, 3, k] = new_level
+                    trend[b, v, k] = BETA * (new_level - old_level) + (1 - BETA) * PHI * old_trend
+                gamma, rest = V_GAMMAS[v], parts[1, v]
+                for j in range(2):  # the second season is measured against the updated first one
+                    if m[j] > 0:
+                        updated = gamma * (u[v] - level[b, v, REFERENCE, k] - rest) + (1 - gamma) * parts[j, v]
+                        season[s, v, j, k, phase[j]] = updated
+                        rest = updated
+            seen[b, k] = seen[b, k] or observed
+            last_observed[b, k] = observed
+            unit = local_scale(scale, level, b, k)
+            _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit)
+            ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit)
+
+
+@compiled
+def paths(out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc) -> None:
+    """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
+    of ``experts.NAMES``); reads the rows, changes nothing."""
+    n_rows, horizon, _, d = out.shape
+    r, max_season = ring.shape[1], season.shape[4]
+    damped = np.empty(horizon)  # sum_{i<=h} phi^i
+    total = 0.0
+    for h in range(horizon):
+        total += PHI ** (h + 1)
+        damped[h] = total
+    seasonal = np.empty(4)
+    for b in range(n_rows):
+        s, t = slot[b], step[b]
+        for k in range(d):
+            last = _at(ring, s, k, t)
+            m = (period[b, k, 0], period[b, k, 1])
+            for h in range(horizon):
+                ahead = t + h + 1
+                out[b, h, NAIVE, k] = last
+                back = ahead - m[0] * ((h + m[0]) // max(m[0], 1))  # the same phase, a whole season back
+                usable = m[0] > 0 and back >= 1 and back > t - r
+                out[b, h, SEASONAL_NAIVE, k] = _at(ring, s, k, back) if usable else last
+                for v in range(4):
+                    seasonal[v] = 0.0
+                    for j in range(2):
+                        if m[j] > 0:
+                            seasonal[v] += season[s, v, j, k, _phase(ahead, m[j], max_season)]
+                for v in range(4):
+                    for a in range(4):
+                        if a < 3:
+                            smooth = level[b, v, a, k] + seasonal[v]
+                        else:  # the damped trend
+                            smooth = level[b, v, a, k] + damped[h] * trend[b, v, k] + seasonal[v]
+                        at = SMOOTH + 4 * v + a
+                        if v < 2:
+                            out[b, h, at, k] = smooth
+                        elif positive[b, k]:  # log units, i.e. multiplicative
+                            out[b, h, at, k] = math.exp(min(smooth, LOG_CAP))
+                        else:  # the series has not been positive: the units expert's forecast
+                            out[b, h, at, k] = out[b, h, at - 8, k]
+            unit = local_scale(scale, level, b, k)
+            _ar_path(out[b, :, AR, k], ar, ring, s, b, k, t, m[0], unit)
+            ar_changes.path(out[b, :, AR_CHANGES, k], arc, ring, s, b, k, t, unit)

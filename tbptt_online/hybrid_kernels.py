@@ -1,0 +1,177 @@
+"""The hybrid's tick, compiled (numba): scoring, the combination's base, the served members,
+and the network's input, one pass over the rows ``b`` and features ``k`` each.
+
+``hybrid`` holds their meaning (its module docstring) and the torch-facing calls; the
+arithmetic of the combination and of the calibration lives in ``combination`` and
+``calibration`` (``discounted``, ``member_weights``, ``stepped``), called from here.
+Arrays are numpy views of the store's tensors: the rows' own copies ``[B, ...]`` (written
+in place), the past forecasts' ring ``origin`` [N, Hc, Hc, E + 2, d] and the values ring
+[C, R, d] read at the rows' ``slot`` [B].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tbptt_online import calibration, combination
+from tbptt_online.compiled import compiled
+from tbptt_online.expert_kernels import local_scale
+
+CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
+SEASONAL_NAIVE = 1
+LOG_EXPERTS = (10, 18)  # [first, end) of the log variants' experts (experts.LOG_EXPERTS)
+
+
+@compiled
+def _clamp(x: float) -> float:
+    return min(max(x, -CLAMP), CLAMP)
+
+
+@compiled
+def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
+    return ring[slot, (step - 1) % ring.shape[1], k]
+
+
+@compiled
+def _finite_or(error: float, cap: float) -> float:
+    return error if math.isfinite(error) else cap
+
+
+@compiled
+def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, member_abs, member_n, interval_level):
+    """Fold value ``y`` [B, d] of step ``step`` [B] into the members' losses ``loss`` [B, Hc,
+    E, d] and ``count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
+    errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
+    before (read from ``origin``) is scored where y_t was observed (``mask``), a forecast was
+    made then (t - h >= 1) and something had been observed before it (``seen``, before this
+    value). A non-finite error (a forecast past float32's range is stored as inf) counts at
+    the cap, not as a perfect forecast."""
+    n_rows, d = y.shape
+    horizons, members = loss.shape[1], loss.shape[2]
+    for b in range(n_rows):
+        s, t = slot[b], step[b]
+        for k in range(d):
+            if not (mask[b, k] and seen[b, k]):
+                continue
+            unit = local_scale(scale, level, b, k)  # the scale before this value
+            cap = combination.CAP * unit
+            for h in range(1, min(horizons, t - 1) + 1):  # origins t - h >= 1
+                made = origin[s, (t - h) % horizons, h - 1]  # [E + 2, d]: members, served, its half-width
+                for e in range(members):
+                    error = abs(y[b, k] - np.float64(made[e, k]))
+                    loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], error, unit)
+                    if h == 1:
+                        member_abs[b, e, k] += _finite_or(error, cap)
+                count[b, h - 1, k] = combination.DISCOUNT * count[b, h - 1, k] + 1.0
+                served = _finite_or(abs(y[b, k] - np.float64(made[members, k])), cap)
+                half = np.float64(made[members + 1, k])
+                q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, 1e-6 * unit, half)
+            if t >= 2:
+                member_n[b, k] += 1.0
+
+
+@compiled
+def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
+    """Which members may take weight [E]: the log experts only while the series has been
+    positive, the seasonal naive only with a season, all others (the network too) always."""
+    out[:] = True
+    out[SEASONAL_NAIVE] = seasonal
+    out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = positive
+
+
+@compiled
+def base(paths, loss, count, positive, period, weights, out) -> None:
+    """The weights ``weights`` [B, Hc, E, d] of all members (the network last) and the base
+    ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their share of the
+    weights, renormalised (where the network took nearly all the weight, by the softmax of
+    the experts' own logits); beyond the last tracked horizon its weights hold."""
+    n_rows, horizon, experts, d = paths.shape
+    horizons, members = loss.shape[1], loss.shape[2]
+    allowed = np.empty(members, dtype=np.bool_)
+    logits = np.empty((horizons, members))
+    share = np.empty(experts)
+    for b in range(n_rows):
+        for k in range(d):
+            _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
+            for h in range(horizons):
+                combination.member_weights(loss, count, allowed, b, h, k, logits, weights)
+            for h in range(horizon):
+                tracked = min(h, horizons - 1)
+                total = 0.0
+                for e in range(experts):
+                    total += weights[b, tracked, e, k]
+                if total < 1e-200:  # the network took (nearly) all the weight
+                    share[:] = logits[tracked, :experts]
+                    combination.softmax(share)
+                else:
+                    for e in range(experts):
+                        share[e] = weights[b, tracked, e, k] / total
+                acc = 0.0
+                for e in range(experts):
+                    acc += paths[b, h, e, k] * share[e]
+                out[b, h, k] = acc
+
+
+@compiled
+def serve(paths, base_path, weights, correction, scale, level, every, mean) -> None:
+    """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
+    network's member ``base + c * scale``, c = ``correction`` [B, d]) and their combination
+    ``mean`` [B, H, d] by ``weights`` [B, Hc, E, d] (beyond Hc the last horizon's)."""
+    n_rows, horizon, experts, d = paths.shape
+    horizons = weights.shape[1]
+    for b in range(n_rows):
+        for k in range(d):
+            unit = local_scale(scale, level, b, k)
+            for h in range(horizon):
+                tracked = min(h, horizons - 1)
+                every[b, h, :experts, k] = paths[b, h, :, k]
+                every[b, h, experts, k] = base_path[b, h, k] + correction[b, k] * unit
+                acc = 0.0
+                for e in range(experts + 1):
+                    acc += every[b, h, e, k] * weights[b, tracked, e, k]
+                mean[b, h, k] = acc
+
+
+@compiled
+def features(slot, step, y, ring, period, scale, level, target, base_next, out) -> None:
+    """What the network is fed after value ``y`` [B, d] of step ``step`` (rows already
+    advanced), per feature ``FEATURES`` columns of ``out`` [B, FEATURES * d]: the target,
+    the last change, the base's next step ``base_next`` [B, d], the values one and two first
+    seasons and one second season before the next step, the next step's phase in the first
+    season (sin, cos); relative to y and in units of the local scale, clamped to +-CLAMP
+    (0 where unknown)."""
+    n_rows, d = y.shape
+    r = ring.shape[1]
+    n_features = out.shape[1] // d
+    for b in range(n_rows):
+        s, t = slot[b], step[b]
+        for k in range(d):
+            unit = local_scale(scale, level, b, k)
+            m1, m2 = period[b, k, 0], period[b, k, 1]
+            column = out[b, k * n_features : (k + 1) * n_features]
+            column[0] = _clamp(target[b, k])
+            column[1] = _clamp((y[b, k] - _at(ring, s, k, t - 1)) / unit) if t > 1 else 0.0
+            column[2] = _clamp((base_next[b, k] - y[b, k]) / unit)
+            for i, back in enumerate((m1, 2 * m1, m2)):  # y at step t + 1 - back
+                at = t + 1 - back
+                known = back > 0 and at >= 1 and at > t - r
+                column[3 + i] = _clamp((_at(ring, s, k, at) - y[b, k]) / unit) if known else 0.0
+            if m1 > 0:
+                phase = 2 * math.pi * ((t + 1) % m1) / m1
+                column[6], column[7] = _clamp(math.sin(phase)), _clamp(math.cos(phase))
+            else:
+                column[6], column[7] = 0.0, 0.0
+
+
+@compiled
+def target(y, mask, seen, base_before, scale_before, out, defined) -> None:
+    """The network's target for value ``y`` [B, d] into ``out``: the base's error in units of
+    the scale it was made with (``base_before``, ``scale_before``), clamped; ``defined``
+    where it exists (observed, a base existed, something was seen before this value)."""
+    n_rows, d = y.shape
+    for b in range(n_rows):
+        for k in range(d):
+            defined[b, k] = mask[b, k] and math.isfinite(base_before[b, k]) and seen[b, k]
+            out[b, k] = _clamp((y[b, k] - base_before[b, k]) / scale_before[b, k]) if defined[b, k] else 0.0

@@ -1,0 +1,30 @@
+"""The kernels' cache (compiled.py): keyed by every kernel module's source, so a change in
+one module is never served by another module's stale machine code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numba
+
+from tbptt_online import compiled
+
+
+def test_the_cache_folder_changes_with_any_kernel_modules_bytes(tmp_path):
+    files = [tmp_path / f"{name}.py" for name in ("a", "b", "c")]
+    for i, path in enumerate(files):
+        path.write_text(f"X = {i}\n")
+    before = compiled.source_digest(files)
+    assert compiled.source_digest(files) == before  # the same sources: the same folder
+    files[1].write_text("X = 10\n")  # a constant another module's kernel inlines
+    assert compiled.source_digest(files) != before
+
+
+def test_every_kernel_module_is_in_the_digest_and_numba_caches_there():
+    package = Path(compiled.__file__).parent
+    with_kernels = {p.stem for p in package.glob("*.py") if "@compiled" in p.read_text()}
+    assert with_kernels <= set(compiled.KERNEL_MODULES)
+    assert compiled.cache_dir() == numba.config.CACHE_DIR
+    assert Path(numba.config.CACHE_DIR).name == compiled.source_digest(
+        [package / f"{name}.py" for name in compiled.KERNEL_MODULES]
+    )

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tbptt_online.compiled import compiled
+from tbptt_online.rls import rls_step
 
 ORDER = 12  # lags of the changes: about a cycle of a yearly quasi-cycle, a monthly year
 K = ORDER + 1  # and the constant
@@ -75,30 +76,7 @@ def advance(
         s = t - i  # the change at step s: y_s - y_{s-1}
         phi[i] = _clamp((_at(ring, slot, k, s) - _at(ring, slot, k, s - 1)) / scale) if _formed(s, t, r) else 0.0
     target = _clamp((_at(ring, slot, k, t) - _at(ring, slot, k, t - 1)) / scale)
-    p_phi = np.zeros(K)  # P phi
-    for i in range(K):
-        for j in range(K):
-            p_phi[i] += p[b, k, i, j] * phi[j]
-    denominator, fitted = FORGET, 0.0
-    for i in range(K):
-        denominator += phi[i] * p_phi[i]
-        fitted += theta[b, k, i] * phi[i]
-    gain = p_phi / denominator
-    error = _clamp(target - fitted)
-    new_theta = theta[b, k] + gain * error
-    # P <- (P - gain (P phi)^T) / FORGET, shrunk when its trace passes MAX_TRACE; the trace is
-    # known before the matrix is formed
-    trace = 0.0
-    for i in range(K):
-        trace += p[b, k, i, i] - gain[i] * p_phi[i]
-    factor = min(MAX_TRACE / (trace / FORGET), 1.0) / FORGET
-    new_p = np.empty((K, K))
-    for i in range(K):
-        for j in range(K):
-            new_p[i, j] = (p[b, k, i, j] - gain[i] * p_phi[j]) * factor
-    if np.isfinite(new_theta).all() and np.isfinite(new_p).all():
-        theta[b, k] = new_theta
-        p[b, k] = new_p
+    rls_step(theta, p, b, k, phi, target, FORGET, MAX_TRACE, CLAMP)
 
 
 @compiled

@@ -29,7 +29,7 @@ from pathlib import Path
 import numba
 from numba import njit
 
-KERNEL_MODULES = ("compiled", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
+KERNEL_MODULES = ("compiled", "rls", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
 _PACKAGE = Path(__file__).parent
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from tbptt_online import ar_changes
 from tbptt_online.compiled import compiled
+from tbptt_online.rls import rls_step
 
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
 ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
@@ -116,26 +117,7 @@ def _advance_ar(
                 continue
             phi[i] = _clamp(_z(ring, slot, k, s, m) / scale)
     target = _clamp(_z(ring, slot, k, t, m) / scale)
-    p_phi = np.zeros(order)
-    for i in range(order):
-        for j in range(order):
-            p_phi[i] += p[b, k, i, j] * phi[j]
-    denominator, fitted = AR_FORGET, 0.0
-    for i in range(order):
-        denominator += phi[i] * p_phi[i]
-        fitted += theta[b, k, i] * phi[i]
-    gain = p_phi / denominator
-    new_theta = theta[b, k] + gain * _clamp(target - fitted)
-    new_p = np.empty((order, order))
-    trace = 0.0
-    for i in range(order):
-        for j in range(order):
-            new_p[i, j] = (p[b, k, i, j] - gain[i] * p_phi[j]) / AR_FORGET
-        trace += new_p[i, i]
-    new_p *= min(AR_MAX_TRACE / trace, 1.0)
-    if np.isfinite(new_theta).all() and np.isfinite(new_p).all():
-        theta[b, k] = new_theta
-        p[b, k] = new_p
+    rls_step(theta, p, b, k, phi, target, AR_FORGET, AR_MAX_TRACE, AR_CLAMP)
 
 
 @compiled

@@ -110,9 +110,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         postgres.stop()
 
 
-def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owner(
-    running: Running, make_settings, tmp_path
-) -> None:
+def in_process_answers(make_settings, steps: list[tuple[str, str, Any]]) -> list[tuple[int, bytes]]:
+    """(status, body) of each (method, path, json body) of ``steps`` on a fresh in-process
+    service: what the fronts must answer."""
     import asyncio
 
     async def alone() -> list[tuple[int, bytes]]:
@@ -121,9 +121,15 @@ def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owne
             await app.state.loading
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-                return [((r := await client.request(m, p, json=b)).status_code, r.content) for m, p, b in requests()]
+                return [((r := await client.request(m, p, json=b)).status_code, r.content) for m, p, b in steps]
 
-    expected = asyncio.run(alone())
+    return asyncio.run(alone())
+
+
+def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owner(
+    running: Running, make_settings, tmp_path
+) -> None:
+    expected = in_process_answers(make_settings, requests())
     got = []
     for i, (method, path, body) in enumerate(requests()):  # the two fronts take turns
         response = httpx.request(method, running.fronts[i % 2].url + path, json=body, timeout=60)
@@ -140,18 +146,7 @@ def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owne
 
 def test_the_fronts_route_and_read_odd_series_names_as_the_in_process_service(running: Running, make_settings) -> None:
     # Fix: a series named "a\nb" answered 404 through the front (its catch-all route stopped at the newline)
-    import asyncio
-
-    async def alone() -> list[tuple[int, bytes]]:
-        app = create_app(make_settings(**NO_TIMER))
-        async with app.router.lifespan_context(app):
-            await app.state.loading
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-                steps = odd_name_requests()
-                return [((r := await client.request(m, p, json=b)).status_code, r.content) for m, p, b in steps]
-
-    expected = asyncio.run(alone())
+    expected = in_process_answers(make_settings, odd_name_requests())
     got = []
     for method, path, body in odd_name_requests():
         response = httpx.request(method, running.fronts[1].url + path, json=body, timeout=60)

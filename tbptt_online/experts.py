@@ -1,7 +1,7 @@
 """The simple forecasters that stand beside the network: what a series gets from the start.
 
-Twenty experts per series and feature (``NAMES``), all vectorised over series (rows
-``[B, ...]``):
+Twenty experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
+(their recurrences compiled in ``expert_kernels``):
 
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
 - additive exponential smoothing in the series' units, in two seasonal families (gamma

@@ -2,10 +2,10 @@
 
 numba compiles a kernel at its first call for the argument types it sees, and loads it
 from the cache (``compiled.py``) in later processes. ``warm_kernels`` makes those first
-calls on a throwaway forecaster, through every kernel entry point with the types the
-library passes (a tick, a forecast past the calibrated horizon, a series' stats), so a
-service is ready only once its first request would not wait for them (tens of seconds
-on a clean checkout, about a second from the cache).
+calls through the library's own wrappers (so with the types a tick passes) on blank rows
+of one series: no forecaster, no network, no random numbers, so it may run beside other
+work (the service runs it beside its recovery) and a service's first request does not
+wait for it (tens of seconds on a clean checkout, under a second from the cache).
 """
 
 from __future__ import annotations
@@ -14,13 +14,27 @@ import time
 
 
 def warm_kernels() -> float:
-    """Run every kernel once; returns the seconds it took."""
-    from tbptt_online import Forecaster, ForecasterConfig  # (torch is imported only here)
+    """Run every kernel once on blank rows; returns the seconds it took."""
+    import torch
+
+    from tbptt_online import combination, experts, hybrid
 
     started = time.perf_counter()
-    forecaster = Forecaster(ForecasterConfig(hidden_size=4, season_length=[4], calibrated_horizon=4))
-    for step in range(12):
-        forecaster.observe("a", 10.0 + step % 4 if step != 5 else None)
-    forecaster.forecast("a", horizon=8)  # past the calibrated horizon: the members again
-    forecaster.series_stats("a")  # the members' weights
+    horizons, d = 2, 1
+    store = hybrid.fields(1, d, ring=8, max_season=4, horizons=horizons)  # a store of one series
+    rows = {k: v if k in experts.SHARED else v.clone() for k, v in store.items() if k.startswith(hybrid.PREFIXES)}
+    rows["slot"] = torch.zeros(1, dtype=torch.int64)
+    y, mask, step = (
+        torch.ones(1, d, dtype=torch.float64),
+        torch.ones(1, d, dtype=torch.bool),
+        torch.ones(1, dtype=torch.int64),
+    )
+    hybrid.score(rows, y, mask, step, 0.9, store["c_origin"])
+    target, _ = hybrid.network_target(rows, y, mask)
+    experts.advance(rows, y, mask, step)
+    paths = experts.paths(rows, step, horizons)
+    base = hybrid.base_path(rows, paths)
+    hybrid.network_input(rows, y, step, target, base.path[:, 0])
+    hybrid.members(rows, step, horizons, paths, base)
+    combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))  # a series' stats
     return time.perf_counter() - started

@@ -83,11 +83,11 @@ def create_app(
 
     async def load(app: FastAPI, registry: ModelRegistry) -> None:
         try:
-            # the compiled kernels first (loaded from their cache, or compiled once on a new
-            # machine): no request, and no recovery, waits for them one by one
-            seconds = await asyncio.to_thread(warm_kernels)
+            # the compiled kernels (loaded from their cache, or compiled once on a new machine)
+            # beside the state's loading: no request waits for them (warm_kernels uses no
+            # forecaster and no random numbers, so it cannot disturb a recovery)
+            seconds, _ = await asyncio.gather(asyncio.to_thread(warm_kernels), load_state(registry))
             logger.info("compiled kernels ready in %.1f s", seconds)
-            await load_state(registry)
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")
             app.state.load_error = f"loading the state failed: {error!r}"

@@ -6,8 +6,9 @@ Per series and feature, each value ``y_t``:
 
 1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's
    and the served combination's, kept in the ``c_origin`` ring), folding their absolute
-   errors into the members' discounted losses per horizon (``combination.fold``) and the
-   served forecast's error into the interval quantile of that horizon (``calibration``);
+   errors into the members' discounted losses per horizon (``combination.discounted``) and the
+   served forecast's error into the interval quantile of that horizon (``calibration.stepped``;
+   both called from ``hybrid_kernels.score``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);

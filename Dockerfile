@@ -21,8 +21,7 @@ RUN pip install ".${EXTRAS}"
 # The hybrid's compiled kernels (numba) are compiled once here, into a cache the service user
 # reads (and may add to), not at the first request of every container.
 ENV NUMBA_CACHE_DIR=/app/.numba-cache
-RUN python -c "from tbptt_online import Forecaster, ForecasterConfig; f = Forecaster(ForecasterConfig()); \
-[(f.observe('a', 10.0 + i % 7), f.forecast('a', 24)) for i in range(40)]"
+RUN python -c "from tbptt_online.warm import warm_kernels; warm_kernels()"
 
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tbptt \
     && mkdir -p /var/lib/tbptt-online \

@@ -55,7 +55,7 @@ from service.host.admission import BatchAdmission, SeriesMark, Source
 from service.host.applied_keys import AppliedKeys, KeyedAnswer
 from service.host.chunked_run import ChunkedRun
 from service.host.fair_batches import short_first, ticks
-from service.host.guard_log import log_guard_events
+from service.host.guard_log import GuardLog
 from service.host.keyed_requests import KeyedRequests
 from service.host.long_batches import LongBatches
 from service.host.memory_budget import SeriesLimit
@@ -276,8 +276,10 @@ class ModelWorker(LongBatches, KeyedRequests):
         if truncation is None or truncation.probes != f.probe.probes:  # the advisor's report moves with the probes
             truncation = f.truncation()
         stats = f.update_stats()
-        if previous is not None:
-            log_guard_events(self.name, previous.updates, stats)
+        if previous is None:
+            self._guard_log = GuardLog(self.name, stats)
+        else:
+            self._guard_log.update(stats)
         return ModelSnapshot(f.view(), stats, f.observations, len(f.store), marks, truncation)
 
     # -- the worker thread ------------------------------------------------------------

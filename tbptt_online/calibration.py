@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, readable
 
 RATE = 0.4  # with misses judged against the width served, a faster rate (0.2 before) no longer overshoots
 SLACK = 0.7  # a horizon's half-width is at least this share of the widest shorter horizon's
@@ -77,7 +77,7 @@ def fold(
     f64 = torch.float64
     new_q = q.to(f64, copy=True).contiguous()
     served = torch.zeros_like(new_q) if served is None else served
-    arrays = [np.ascontiguousarray(t.numpy()) for t in (error.to(f64), scored, floor.to(f64), served.to(f64))]
+    arrays = readable(error.to(f64), scored, floor.to(f64), served.to(f64))
     _fold(new_q.numpy(), arrays[0], arrays[1], float(level), arrays[2], arrays[3])
     return new_q.to(q.dtype)
 

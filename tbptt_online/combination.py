@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, readable
 
 DISCOUNT = 0.99  # rho: about the last 100 targets count
 ETA = 25.0
@@ -71,9 +71,7 @@ def fold(
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
     """A contiguous numpy array of ``tensor`` (float tensors as float64), for reading."""
-    if tensor.is_floating_point():
-        tensor = tensor.to(torch.float64)
-    return np.ascontiguousarray(tensor.numpy())
+    return readable(tensor.to(torch.float64) if tensor.is_floating_point() else tensor)[0]
 
 
 @compiled

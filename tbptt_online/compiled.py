@@ -18,6 +18,10 @@ constants it calls from other modules: after ``combination.py`` changed, the cac
 folder named by a digest of all of them: ``$NUMBA_CACHE_DIR/<digest>`` where that
 variable is set (the container image sets it), else ``tbptt_online/__pycache__/numba/<digest>``.
 This module must be imported before any kernel module is (each imports it first).
+
+``readable`` and ``writable`` hand tensors to the kernels as numpy arrays: a contiguous
+copy where needed for what a kernel reads, the tensor's own memory (never a copy) for what
+it writes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import os
 from pathlib import Path
 
 import numba
+import numpy as np
+import torch
 from numba import njit
 
 KERNEL_MODULES = ("compiled", "rls", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
@@ -49,3 +55,18 @@ def cache_dir() -> str:
 
 numba.config.CACHE_DIR = cache_dir()  # read by each kernel's cache when it is decorated
 compiled = njit(cache=True, error_model="numpy")
+
+
+def readable(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """Contiguous numpy arrays of ``tensors``, for a kernel to read (a copy where not contiguous)."""
+    return [np.ascontiguousarray(t.numpy()) for t in tensors]
+
+
+def writable(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.ndarray]:
+    """numpy views of the rows' tensors ``names`` (no copy: a kernel writes them in place)."""
+    arrays = []
+    for name in names:
+        if not rows[name].is_contiguous():  # a view the kernel would write through to the wrong elements
+            raise ValueError(f"the rows' {name} is not contiguous: a kernel cannot write it in place")
+        arrays.append(rows[name].numpy())
+    return arrays

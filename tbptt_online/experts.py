@@ -30,11 +30,11 @@ ring holds value ``s`` (1-based step) at position ``(s - 1) % R`` of a row.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from tbptt_online import ar_changes
 from tbptt_online import expert_kernels as kernels
+from tbptt_online.compiled import readable, writable
 from tbptt_online.expert_kernels import ALPHAS, AR_ORDER, AR_PRIOR, BETA, GAMMAS, PHI, REFERENCE  # noqa: F401
 
 SPACES = ("", "log_")
@@ -102,28 +102,11 @@ def ring_at(ring: torch.Tensor, slot: torch.Tensor, step: torch.Tensor) -> torch
     return torch.take(ring, flat)
 
 
-def _arrays(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.ndarray]:
-    """numpy views of the rows' tensors ``names`` (no copy: the kernels write them in place)."""
-    arrays = []
-    for name in names:
-        tensor = rows[name]
-        if not tensor.is_contiguous():  # a view the kernel would write through to the wrong elements
-            raise ValueError(f"experts: the rows' {name} is not contiguous")
-        arrays.append(tensor.numpy())
-    return arrays
-
-
 def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     the rows (``expert_kernels.advance``): the rows' own copies and the shared fields (values
     ring, seasonal tables, at the rows' slots) are written in place."""
-    kernels.advance(
-        rows["slot"].contiguous().numpy(),
-        step.contiguous().numpy(),
-        y.to(torch.float64).contiguous().numpy(),
-        mask.contiguous().numpy(),
-        *_arrays(rows, _ADVANCED),
-    )
+    kernels.advance(*readable(rows["slot"], step, y.to(torch.float64), mask), *writable(rows, _ADVANCED))
 
 
 _ADVANCED = (
@@ -138,8 +121,7 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
-    read = [rows[name].contiguous().numpy() for name in _READ]
-    kernels.paths(out.numpy(), rows["slot"].contiguous().numpy(), step.contiguous().numpy(), *read)
+    kernels.paths(out.numpy(), *readable(rows["slot"], step, *(rows[name] for name in _READ)))
     return out
 
 

@@ -36,6 +36,7 @@ import torch
 
 from tbptt_online import calibration, experts
 from tbptt_online import hybrid_kernels as kernels
+from tbptt_online.compiled import readable, writable
 from tbptt_online.season import detect_periods, fill_gaps, significantly_better
 from tbptt_online.young_season import young_periods
 
@@ -94,27 +95,12 @@ def score(
     (``hybrid_kernels.score``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
     E + 2, d] (read at the rows' slots only); the rows' ``c_*`` copies are updated in place."""
     kernels.score(
-        *_read(rows["slot"], step, y, mask),
-        *_written(rows, ("x_seen", "x_scale", "x_level")),
+        *readable(rows["slot"], step, y, mask),
+        *readable(rows["x_seen"], rows["x_scale"], rows["x_level"]),
         origin.numpy(),
-        *_written(rows, ("c_loss", "c_count", "c_q", "c_member_abs", "c_member_n")),
+        *writable(rows, ("c_loss", "c_count", "c_q", "c_member_abs", "c_member_n")),
         float(level),
     )
-
-
-def _read(*tensors: torch.Tensor) -> list[np.ndarray]:
-    """Contiguous numpy arrays of ``tensors`` (read only: a copy where not contiguous)."""
-    return [np.ascontiguousarray(t.numpy()) for t in tensors]
-
-
-def _written(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.ndarray]:
-    """numpy views of the rows' tensors ``names`` (no copy: the kernels write them in place)."""
-    arrays = []
-    for name in names:
-        if not rows[name].is_contiguous():  # a view the kernel would write through to the wrong elements
-            raise ValueError(f"hybrid: the rows' {name} is not contiguous")
-        arrays.append(rows[name].numpy())
-    return arrays
 
 
 def detection_due(step: torch.Tensor) -> torch.Tensor:
@@ -272,7 +258,7 @@ def members(
     b, h, e, d = paths.shape
     every = torch.empty(b, h, e + 1, d, dtype=torch.float64)
     mean = torch.empty(b, h, d, dtype=torch.float64)
-    arrays = _read(paths, base.path, base.weights, rows["n_correction"], rows["x_scale"], rows["x_level"])
+    arrays = readable(paths, base.path, base.weights, rows["n_correction"], rows["x_scale"], rows["x_level"])
     kernels.serve(*arrays, every.numpy(), mean.numpy())
     return every, mean
 
@@ -284,7 +270,7 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     b, h, _, d = paths.shape
     weights = torch.empty(rows["c_loss"].shape, dtype=torch.float64)
     path = torch.empty(b, h, d, dtype=torch.float64)
-    arrays = _read(paths, rows["c_loss"], rows["c_count"], rows["x_positive"], rows["x_period"])
+    arrays = readable(paths, rows["c_loss"], rows["c_count"], rows["x_positive"], rows["x_period"])
     kernels.base(*arrays, weights.numpy(), path.numpy())
     return Base(path, weights)
 
@@ -295,7 +281,7 @@ def network_target(
     """The network's target for this value [B, d] (the base's error in units of the scale it
     was made with) and where it is defined (observed, and a base existed)."""
     target, defined = torch.empty_like(y, dtype=torch.float64), torch.empty_like(mask)
-    arrays = _read(y.to(torch.float64), mask, rows["x_seen"], rows["n_base"], rows["n_scale"])
+    arrays = readable(y.to(torch.float64), mask, rows["x_seen"], rows["n_base"], rows["n_scale"])
     kernels.target(*arrays, target.numpy(), defined.numpy())
     return target, defined
 
@@ -307,8 +293,8 @@ def network_input(
     already advanced), ``base`` [B, d] the base's forecast of the next value
     (``hybrid_kernels.features``)."""
     out = torch.empty(len(step), FEATURES * y.shape[1], dtype=torch.float64)
-    arrays = _read(rows["slot"], step, y.to(torch.float64), rows["x_raw"], rows["x_period"], rows["x_scale"])
-    kernels.features(*arrays, *_read(rows["x_level"], target, base), out.numpy())
+    arrays = readable(rows["slot"], step, y.to(torch.float64), rows["x_raw"], rows["x_period"], rows["x_scale"])
+    kernels.features(*arrays, *readable(rows["x_level"], target, base), out.numpy())
     return out
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, ring_value
 from tbptt_online.rls import rls_step
 
 ORDER = 12  # lags of the changes: about a cycle of a yearly quasi-cycle, a monthly year
@@ -47,9 +47,9 @@ def _clamp(x: float) -> float:
 
 
 @compiled
-def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
-    """y at step ``step`` (clamped to >= 1) of ring row ``slot`` [R, d], feature k."""
-    return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
+def _change(ring: np.ndarray, slot: int, k: int, step: int) -> float:
+    """The change y_s - y_{s-1} at step ``step`` from the values ring."""
+    return ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1)
 
 
 @compiled
@@ -74,8 +74,8 @@ def advance(
     phi[0] = 1.0
     for i in range(1, K):
         s = t - i  # the change at step s: y_s - y_{s-1}
-        phi[i] = _clamp((_at(ring, slot, k, s) - _at(ring, slot, k, s - 1)) / scale) if _formed(s, t, r) else 0.0
-    target = _clamp((_at(ring, slot, k, t) - _at(ring, slot, k, t - 1)) / scale)
+        phi[i] = _clamp(_change(ring, slot, k, s) / scale) if _formed(s, t, r) else 0.0
+    target = _clamp(_change(ring, slot, k, t) / scale)
     rls_step(theta, p, b, k, phi, target, FORGET, MAX_TRACE, CLAMP)
 
 
@@ -88,9 +88,9 @@ def path(out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int
     for j in range(ORDER):
         s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
         if _formed(s, t, r):
-            buffer[j] = _clamp((_at(ring, slot, k, s) - _at(ring, slot, k, s - 1)) / scale)
+            buffer[j] = _clamp(_change(ring, slot, k, s) / scale)
     total = 0.0
-    last = _at(ring, slot, k, t)
+    last = ring_value(ring, slot, k, t)
     for n in range(ORDER, ORDER + horizon):
         acc = 0.0
         for j in range(ORDER):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]

@@ -70,3 +70,10 @@ def writable(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.n
             raise ValueError(f"the rows' {name} is not contiguous: a kernel cannot write it in place")
         arrays.append(rows[name].numpy())
     return arrays
+
+
+@compiled
+def ring_value(ring: np.ndarray, slot: int, k: int, step: int) -> float:
+    """The value at step ``step`` (1-based, clamped to >= 1) of the values ring [C, R, d] at
+    row ``slot``, feature ``k``: step s lives at (s - 1) % R (the kernels' one reader of it)."""
+    return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from tbptt_online import ar_changes
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, ring_value
 from tbptt_online.rls import rls_step
 
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
@@ -36,12 +36,6 @@ AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spik
 LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
 # the experts' positions in ``paths`` (the order of experts.NAMES)
 NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
-
-
-@compiled
-def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
-    """y at step ``step`` (clamped to >= 1) of the ring's row ``slot``, feature ``k``."""
-    return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
 
 
 @compiled
@@ -67,9 +61,9 @@ def _phase(step: int, m: int, max_season: int) -> int:
 @compiled
 def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int) -> float:
     """z at step ``s`` from the values (steps clamped to >= 1; m = 0: the change alone)."""
-    z = _at(ring, slot, k, s) - _at(ring, slot, k, s - 1)
+    z = ring_value(ring, slot, k, s) - ring_value(ring, slot, k, s - 1)
     if m > 0:
-        z -= _at(ring, slot, k, s - m) - _at(ring, slot, k, s - m - 1)
+        z -= ring_value(ring, slot, k, s - m) - ring_value(ring, slot, k, s - m - 1)
     return z
 
 
@@ -132,7 +126,7 @@ def _ar_path(
     zs = np.zeros(depth + horizon)
     for i in range(depth):
         s = t - depth + 1 + i
-        ys[i] = _at(ring, slot, k, s)
+        ys[i] = ring_value(ring, slot, k, s)
         if _z_formed(s, m, t, r):
             zs[i] = _z(ring, slot, k, s, m)
     lags = _ar_lags(m)
@@ -169,7 +163,7 @@ def advance(
             value, observed = y[b, k], mask[b, k]
             first = observed and not seen[b, k]  # the smoothing starts from the first observed value
             if observed and last_observed[b, k]:  # a change of the scale is one between two observed values
-                change = abs(value - _at(ring, s, k, t - 1))
+                change = abs(value - ring_value(ring, s, k, t - 1))
                 old = scale[b, k]
                 scale[b, k] = SCALE_DECAY * old + (1 - SCALE_DECAY) * change if old > 0 else change
             positive[b, k] = positive[b, k] and (value > 0 or not observed)  # an imputed value decides nothing
@@ -221,14 +215,14 @@ def paths(out, slot, step, ring, season, period, scale, level, trend, positive, 
     for b in range(n_rows):
         s, t = slot[b], step[b]
         for k in range(d):
-            last = _at(ring, s, k, t)
+            last = ring_value(ring, s, k, t)
             m = (period[b, k, 0], period[b, k, 1])
             for h in range(horizon):
                 ahead = t + h + 1
                 out[b, h, NAIVE, k] = last
                 back = ahead - m[0] * ((h + m[0]) // max(m[0], 1))  # the same phase, a whole season back
                 usable = m[0] > 0 and back >= 1 and back > t - r
-                out[b, h, SEASONAL_NAIVE, k] = _at(ring, s, k, back) if usable else last
+                out[b, h, SEASONAL_NAIVE, k] = ring_value(ring, s, k, back) if usable else last
                 for v in range(4):
                     seasonal[v] = 0.0
                     for j in range(2):

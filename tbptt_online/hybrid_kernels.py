@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from tbptt_online import calibration, combination
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, ring_value
 from tbptt_online.expert_kernels import local_scale
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
@@ -27,11 +27,6 @@ LOG_EXPERTS = (10, 18)  # [first, end) of the log variants' experts (experts.LOG
 @compiled
 def _clamp(x: float) -> float:
     return min(max(x, -CLAMP), CLAMP)
-
-
-@compiled
-def _at(ring: np.ndarray, slot: int, k: int, step: int) -> float:
-    return ring[slot, (step - 1) % ring.shape[1], k]
 
 
 @compiled
@@ -152,12 +147,12 @@ def features(slot, step, y, ring, period, scale, level, target, base_next, out) 
             m1, m2 = period[b, k, 0], period[b, k, 1]
             column = out[b, k * n_features : (k + 1) * n_features]
             column[0] = _clamp(target[b, k])
-            column[1] = _clamp((y[b, k] - _at(ring, s, k, t - 1)) / unit) if t > 1 else 0.0
+            column[1] = _clamp((y[b, k] - ring_value(ring, s, k, t - 1)) / unit) if t > 1 else 0.0
             column[2] = _clamp((base_next[b, k] - y[b, k]) / unit)
             for i, back in enumerate((m1, 2 * m1, m2)):  # y at step t + 1 - back
                 at = t + 1 - back
                 known = back > 0 and at >= 1 and at > t - r
-                column[3 + i] = _clamp((_at(ring, s, k, at) - y[b, k]) / unit) if known else 0.0
+                column[3 + i] = _clamp((ring_value(ring, s, k, at) - y[b, k]) / unit) if known else 0.0
             if m1 > 0:
                 phase = 2 * math.pi * ((t + 1) % m1) / m1
                 column[6], column[7] = _clamp(math.sin(phase)), _clamp(math.cos(phase))

@@ -36,6 +36,7 @@ AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spik
 LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
 # the experts' positions in ``paths`` (the order of experts.NAMES)
 NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
+LOG_EXPERTS = (SMOOTH + 8, SMOOTH + 16)  # [first, end) of the log variants' experts
 
 
 @compiled
@@ -53,6 +54,24 @@ def local_scale(scale: np.ndarray, level: np.ndarray, b: int, k: int) -> float:
 @compiled
 def _phase(step: int, m: int, max_season: int) -> int:
     return min(step % max(m, 1), max_season - 1)
+
+
+@compiled
+def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool) -> None:
+    """Which experts may take weight, ``out`` [E]: the log experts only while the series has
+    been ``positive``, the seasonal naive only with a season (``seasonal``), the others always."""
+    out[:] = True
+    out[SEASONAL_NAIVE] = seasonal
+    out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = positive
+
+
+@compiled
+def allowed(positive: np.ndarray, period: np.ndarray, out: np.ndarray) -> None:
+    """``allowed_experts`` of each row and feature: ``out`` [B, E, d]."""
+    n_rows, _, d = out.shape
+    for b in range(n_rows):
+        for k in range(d):
+            allowed_experts(out[b, :, k], positive[b, k], period[b, k, 0] > 0)
 
 
 # -- the seasonal AR: z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}) on the lags 1, 2, 3, m, m + 1 --

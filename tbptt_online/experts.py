@@ -53,7 +53,7 @@ NAMES = (
 N_EXPERTS = len(NAMES)
 N_VARIANTS = len(VARIANTS)
 LOG_VARIANTS = slice(2, 4)
-LOG_EXPERTS = slice(2 + 4 * 2, 2 + 4 * 4)  # the experts of the log variants
+LOG_EXPERTS = slice(*kernels.LOG_EXPERTS)  # the experts of the log variants
 SHARED = ("x_raw", "x_season")  # in ``rows``: the store's whole tensors, indexed at rows["slot"]
 
 
@@ -177,10 +177,9 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
 
 
 def log_share_allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
-    """[B, E, d] which experts may take weight: the log experts only while the series has been
-    positive, the seasonal naive only with a season."""
+    """[B, E, d] which experts may take weight (``expert_kernels.allowed_experts``): the log
+    experts only while the series has been positive, the seasonal naive only with a season."""
     b, d = rows["x_positive"].shape
-    active = torch.ones(b, N_EXPERTS, d, dtype=torch.bool)
-    active[:, LOG_EXPERTS] = rows["x_positive"][:, None]
-    active[:, 1] = rows["x_period"][:, :, 0] > 0
+    active = torch.empty(b, N_EXPERTS, d, dtype=torch.bool)
+    kernels.allowed(*readable(rows["x_positive"], rows["x_period"]), active.numpy())
     return active

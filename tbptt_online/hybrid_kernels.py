@@ -17,11 +17,9 @@ import numpy as np
 
 from tbptt_online import calibration, combination
 from tbptt_online.compiled import compiled, ring_value
-from tbptt_online.expert_kernels import local_scale
+from tbptt_online.expert_kernels import allowed_experts, local_scale
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
-SEASONAL_NAIVE = 1
-LOG_EXPERTS = (10, 18)  # [first, end) of the log variants' experts (experts.LOG_EXPERTS)
 
 
 @compiled
@@ -69,11 +67,10 @@ def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, membe
 
 @compiled
 def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
-    """Which members may take weight [E]: the log experts only while the series has been
-    positive, the seasonal naive only with a season, all others (the network too) always."""
-    out[:] = True
-    out[SEASONAL_NAIVE] = seasonal
-    out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = positive
+    """Which members may take weight [E]: the experts' rule (``allowed_experts``), and the
+    network (the last member) always."""
+    allowed_experts(out[:-1], positive, seasonal)
+    out[-1] = True
 
 
 @compiled

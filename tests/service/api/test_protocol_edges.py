@@ -115,23 +115,6 @@ async def test_a_service_without_a_key_declares_no_scheme(client_for) -> None:
     assert "security" not in spec["paths"]["/v1/models"]["post"]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"series": "cpu/forecast", "value": 1.0},  # the fast path's shape
-        {"observations": [{"series": "ok", "value": 1.0}, {"series": "a/b/recent", "value": 2.0}]},
-        {"series": "cpu/forecast", "value": 1.0, "timestamp": "2024-01-01T00:00:00Z"},  # pydantic's path
-    ],
-)
-async def test_a_series_name_ending_in_a_route_suffix_is_refused(client_for, body) -> None:
-    async with client_for() as client:
-        response = await client.post(URL, json=body)
-        listed = (await client.get("/v1/models/default/series")).json()
-    assert response.status_code == 422, response.text
-    assert "must not end in '/forecast' or '/recent'" in response.json()["detail"]
-    assert listed["total"] == 0
-
-
 async def test_a_series_name_with_a_suffix_inside_reads_back(client_for) -> None:
     async with client_for() as client:
         posted = await client.post(URL, json={"series": "host/forecast/cpu", "value": 1.0})

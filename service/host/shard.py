@@ -31,12 +31,12 @@ from typing import Any
 
 import orjson
 
-from service.host.shard_app import ForwardedRequest, ForwardedResponse, ShardApp
-from service.settings import Settings
+from tbptt_service.host.shard_app import ForwardedRequest, ForwardedResponse, ShardApp
+from tbptt_service.settings import Settings
 
 KEYS_REMEMBERED = 10_000
 FIRST_PAUSE_S, LAST_PAUSE_S = 0.5, 10.0  # the back-off between recovery attempts
-logger = logging.getLogger("service.host.shard")
+logger = logging.getLogger("tbptt_service.host.shard")
 
 
 def shard_of(model: str, shards: int) -> int:
@@ -123,7 +123,7 @@ class ShardHost:
     def _mend_now(self, broken: ShardApp | None) -> None:
         pause = FIRST_PAUSE_S
         if broken is not None:
-            from service.storage.postgres_log import unreachable
+            from tbptt_service.storage.postgres_log import unreachable
 
             assert self.settings.log_url is not None  # only a PostgreSQL log breaks this way
             while (why := unreachable(self.settings.log_url)) is not None:  # reads go on meanwhile

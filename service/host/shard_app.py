@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import httpx
 
-from service.settings import Settings
+from tbptt_service.settings import Settings
 
 IDEMPOTENCY_KEY = "idempotency-key"
 
@@ -36,7 +36,7 @@ class ShardApp:
     """One incarnation of a shard's app: started (recovered) on ``loop``, answering, closed."""
 
     def __init__(self, index: int, settings: Settings) -> None:
-        from service.api.app import create_app  # the app is what a shard runs; imported where it starts
+        from tbptt_service.api.app import create_app  # the app is what a shard runs; imported where it starts
 
         self.index = index
         self.app = create_app(settings)

@@ -1,7 +1,7 @@
 """PostgresLog: the write-ahead log as one *stream* of records in PostgreSQL, with epoch fencing.
 
-The same contract as :class:`~service.storage.event_log.EventLog` (see
-:mod:`service.storage.log_store`), for a cluster: every node reaches the database, and several
+The same contract as :class:`~tbptt_service.storage.event_log.EventLog` (see
+:mod:`tbptt_service.storage.log_store`), for a cluster: every node reaches the database, and several
 writers (one per shard) share it, each on its own stream with its own seq. Two tables::
 
     log_streams(stream TEXT PRIMARY KEY, epoch BIGINT, last_seq BIGINT)
@@ -10,7 +10,7 @@ writers (one per shard) share it, each on its own stream with its own seq. Two t
 
 **Epochs.** Opening a ``PostgresLog`` takes the stream's next epoch (``epoch + 1``, committed at
 once): from then on an append or a prune carrying an older epoch changes nothing and raises
-:class:`~service.storage.log_store.FencedWriter`. Each append is one statement that bumps
+:class:`~tbptt_service.storage.log_store.FencedWriter`. Each append is one statement that bumps
 ``last_seq`` *only where the stream's epoch is still the writer's* and inserts the record with
 that seq; the row lock it takes makes a takeover wait for an append in flight, so once a new
 incarnation holds its epoch, no older writer (a zombie after a partition, a process Ray thought
@@ -39,9 +39,9 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 
-from service.errors import LogUnavailable
-from service.storage.event_log import LogRecord, decode_payload
-from service.storage.log_store import FencedWriter
+from tbptt_service.errors import LogUnavailable
+from tbptt_service.storage.event_log import LogRecord, decode_payload
+from tbptt_service.storage.log_store import FencedWriter
 
 _PAGE_ROWS = 1000
 _SCHEMA_LOCK = 7_364_021  # pg_advisory_xact_lock key: shards starting together create the tables once

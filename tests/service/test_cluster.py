@@ -25,11 +25,11 @@ import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
 from benchmarks.server_process import ServerProcess, free_port
-from service.api.app import create_app
-from service.host.model_state import decode_model_checkpoint
-from service.host.shard import ForwardedRequest, shard_of
-from service.storage.postgres_log import read_stream
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.host.model_state import decode_model_checkpoint
+from tbptt_service.host.shard import ForwardedRequest, shard_of
+from tbptt_service.storage.postgres_log import read_stream
 
 from .api.test_front import MODELS, ODD_STATUSES, odd_name_requests, requests
 from .bitwise import assert_bitwise_equal
@@ -45,7 +45,7 @@ os.environ.setdefault("RAY_health_check_failure_threshold", "3")
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from service.host.ray_shards import NAMESPACE, actor_name  # noqa: E402
+from tbptt_service.host.ray_shards import NAMESPACE, actor_name  # noqa: E402
 
 SHARDS = 2
 T0 = 1_700_000_000
@@ -94,7 +94,16 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         }
         for i in range(2):
             port = free_port()
-            command = [sys.executable, "-m", "service.cli", "serve", "--ray", cluster.address, "--shards", str(SHARDS)]
+            command = [
+                sys.executable,
+                "-m",
+                "tbptt_service.cli",
+                "serve",
+                "--ray",
+                cluster.address,
+                "--shards",
+                str(SHARDS),
+            ]
             command += ["--log", postgres.url, "--state-dir", str(shared / "checkpoints"), "--port", str(port)]
             fronts.append(ServerProcess(command, env, port, shared / f"front-{i}.log"))
             fronts[-1].start()

@@ -25,7 +25,7 @@ import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres
 from benchmarks.server_process import ServerProcess, free_port
-from service.host.shard import shard_of
+from tbptt_service.host.shard import shard_of
 
 from .conftest import SMALL_MODEL, require_postgres
 
@@ -62,7 +62,7 @@ def start_front(cluster: Cluster, postgres: TemporaryPostgres, shared: Path, nam
         "OMP_NUM_THREADS": "1",
     }
     port = free_port()
-    command = [sys.executable, "-m", "service.cli", "serve", "--ray", cluster.address, "--shards", str(SHARDS)]
+    command = [sys.executable, "-m", "tbptt_service.cli", "serve", "--ray", cluster.address, "--shards", str(SHARDS)]
     command += ["--log", postgres.url, "--state-dir", str(shared / "checkpoints"), "--port", str(port)]
     front = ServerProcess(command, env, port, shared / f"{name}.log")
     front.start()

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres
-from service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
-from service.settings import Settings
-from service.storage.postgres_log import read_stream
+from tbptt_service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
+from tbptt_service.settings import Settings
+from tbptt_service.storage.postgres_log import read_stream
 
 from ..conftest import SMALL_MODEL
 from .test_durability_recovery import NO_TIMER, T0

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service.storage.event_log import EventLog
-from service.storage.log_store import FencedWriter, LogStore
-from service.storage.postgres_log import PostgresLog, read_stream
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.log_store import FencedWriter, LogStore
+from tbptt_service.storage.postgres_log import PostgresLog, read_stream
 
 RECORDS = [
     ("default", "observe", {"items": [["a", 1.5, None], ["b", None, 1700000000.25]]}),

@@ -15,8 +15,8 @@ tick writes; a snapshot nobody holds any more costs nothing (the store keeps wea
 references).
 
 Reads need no lock against the writing thread: a writer saves a row (the copy, then the
-row's flag) before it changes it, and a reader gathers the rows before it reads the flags,
-so a row changed during the gather is flagged by the time its flags are read.
+row's place) before it changes it, and a reader gathers the rows before it reads the places,
+so a row changed during the gather is marked saved by the time the reader looks.
 
 >>> import torch
 >>> live = torch.arange(6.0).view(3, 2)  # 3 rows
@@ -26,7 +26,7 @@ so a row changed during the gather is flagged by the time its flags are read.
 >>> live[1] = -1.0  # ... then writes it
 >>> rows[torch.tensor([1, 2])].tolist()  # the snapshot still reads row 1 as it was
 [[2.0, 3.0], [4.0, 5.0]]
->>> live[2] = -2.0  # a write without a save: the snapshot would see it (the store always saves)
+>>> live[2] = -2.0  # a write without a save: the snapshot would see it (the store always saves first)
 >>> rows[torch.tensor([2])].tolist()
 [[-2.0, -2.0]]
 """
@@ -37,22 +37,28 @@ import torch
 
 
 class SavedRows:
-    """The rows of ``base`` [C, ...] saved before their first write since a snapshot."""
+    """The rows of ``base`` [C, ...] saved before their first write since a snapshot, packed in
+    the order saved (a snapshot usually sees a few ticks' rows, not the whole field)."""
 
     def __init__(self, base: torch.Tensor) -> None:
         self.base = base
-        self.copy: torch.Tensor | None = None  # [C, ...] like base; only saved rows hold values
-        self.flags = torch.zeros(base.shape[0], dtype=torch.bool)  # [C] which rows are in ``copy``
+        self.copy = base.new_empty((0, *base.shape[1:]))  # [S, ...] the saved rows, packed
+        self.size = 0  # rows of ``copy`` in use
+        self.where = torch.full((base.shape[0],), -1, dtype=torch.int64)  # [C] a row's place in copy, -1: not saved
 
     def save(self, slots: torch.Tensor) -> None:
-        """Keep rows ``slots`` [B] (int64) as they are now, unless kept already."""
-        new = slots[~self.flags[slots]]  # [B'] not saved yet
-        if new.numel() == 0:
+        """Keep rows ``slots`` [B] (int64, distinct) as they are now, unless kept already."""
+        new = slots[self.where[slots] < 0]  # [B'] not saved yet
+        n = new.numel()
+        if n == 0:
             return
-        if self.copy is None:
-            self.copy = torch.empty_like(self.base)  # uninitialised: memory only for the rows written
-        self.copy[new] = self.base[new]
-        self.flags[new] = True  # after the copy: a reader that sees the flag finds the row
+        if self.size + n > self.copy.shape[0]:  # a larger copy (the old one stays valid for a reader holding it)
+            grown = self.base.new_empty((max(2 * self.copy.shape[0], self.size + n, 16), *self.base.shape[1:]))
+            grown[: self.size] = self.copy[: self.size]
+            self.copy = grown
+        self.copy[self.size : self.size + n] = self.base[new]
+        self.where[new] = torch.arange(self.size, self.size + n)  # after the copy: a reader that sees it finds the row
+        self.size += n
 
 
 class AsOfSnapshot:
@@ -65,10 +71,9 @@ class AsOfSnapshot:
     def __getitem__(self, slots: torch.Tensor) -> torch.Tensor:
         if not (isinstance(slots, torch.Tensor) and slots.dim() == 1 and slots.dtype == torch.int64):
             raise TypeError("a snapshot's in-place field is read by rows: a 1-D int64 tensor of slots")
-        rows = self.base[slots]  # [B, ...] a copy, gathered before the flags are read (see above)
-        flagged = self.saved.flags[slots]  # [B]
-        if bool(flagged.any()):
-            copy = self.saved.copy
-            assert copy is not None  # a flag is set only after the copy exists
-            rows[flagged] = copy[slots[flagged]]
+        rows = self.base[slots]  # [B, ...] a copy, gathered before the places are read (see above)
+        where = self.saved.where[slots]  # [B]
+        saved = where >= 0
+        if bool(saved.any()):
+            rows[saved] = self.saved.copy[where[saved]]  # the copy read after the places: it holds them
         return rows

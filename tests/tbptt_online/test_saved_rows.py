@@ -54,7 +54,8 @@ def test_a_tick_after_a_view_writes_in_place_and_saves_only_its_rows() -> None:
     slot_b = f.store.slots["b"]
     for k in IN_PLACE:
         saved = view.tensors[k].saved
-        assert saved.flags.nonzero().flatten().tolist() == [slot_b], k  # only the row the tick wrote
+        assert (saved.where >= 0).nonzero().flatten().tolist() == [slot_b], k  # only the row the tick wrote
+        assert saved.size == 1 and saved.copy.shape[0] <= 16, k  # kept packed: not a whole field's copy
 
 
 def test_a_view_no_longer_held_costs_the_next_tick_nothing() -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 
 logger = logging.getLogger("tbptt_service.host.startup_marks")
+MARKS_KEPT = 100  # a shard whose recovery is retried for hours adds marks at each attempt: the newest are kept
 
 
 def process_started_at() -> float | None:
@@ -35,11 +37,13 @@ def process_started_at() -> float | None:
 
 
 class StartupMarks:
-    """(step, wall-clock time) pairs, the process's start first (when known)."""
+    """(step, wall-clock time) pairs, the process's start first (when known), the newest ``MARKS_KEPT``."""
 
     def __init__(self) -> None:
         started = process_started_at()
-        self.marks: list[tuple[str, float]] = [] if started is None else [("process started", started)]
+        self.marks: deque[tuple[str, float]] = deque(
+            [] if started is None else [("process started", started)], MARKS_KEPT
+        )
 
     def mark(self, step: str, at: float | None = None) -> None:
         self.marks.append((step, time.time() if at is None else at))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tbptt_service.host.startup_marks import StartupMarks
+from tbptt_service.host.startup_marks import MARKS_KEPT, StartupMarks
 
 TICK_S = 0.02  # /proc counts a process's start in 10 ms ticks; the uptime it is set against, in 10 ms too
 
@@ -36,3 +36,11 @@ def test_marks_follow_the_process_start_in_order() -> None:
     assert times == sorted(times) and times[-1] - times[-2] == pytest.approx(1.5, abs=1e-6)
     if Path("/proc/self/stat").exists():
         assert steps[0] == "process started" and times[0] < times[1]
+
+
+def test_only_the_newest_marks_are_kept() -> None:
+    marks = StartupMarks()
+    for attempt in range(MARKS_KEPT + 5):
+        marks.mark(f"attempt {attempt}")
+    assert len(marks.marks) == MARKS_KEPT and marks.marks[-1][0] == f"attempt {MARKS_KEPT + 4}"
+    assert marks.marks[0][0] == "attempt 5"

@@ -129,15 +129,18 @@ def display_url(url: str) -> str:
 
 def unreachable(url: str, timeout_s: float = 2.0) -> str | None:
     """Why the database at ``url`` cannot be reached now, or None when it answers a query."""
+    deadline = StatementDeadline(timeout_s)
     try:
         options = connection_options(timeout_s)
         with (
             psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout_s)), **options) as conn,
-            StatementDeadline(timeout_s).guarding(conn),
+            deadline.guarding(conn),
         ):
             conn.execute("SELECT 1")
     except psycopg.Error as error:
         return f"{display_url(url)}: {str(error).strip()}"
+    finally:
+        deadline.close()
     return None
 
 
@@ -171,20 +174,24 @@ class PostgresLog:
     ) -> None:
         if not isinstance(stream, str) or not stream:
             raise ValueError(f"stream={stream!r} is invalid: must be a non-empty string")
-        self._deadline = StatementDeadline(timeout_s)  # ValueError unless timeout_s > 0
         self.url = url
         self.stream = stream
         self.path = f"{display_url(url)} (stream {stream!r})"
         self._lock = threading.Lock()
         self._broken: LogUnavailable | None = None
         self._closed = False
-        self._conn = psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=max(1, round(connect_timeout_s)),
-            application_name=f"tbptt-online {stream}"[:63],  # who holds which stream, in pg_stat_activity
-            **connection_options(timeout_s),
-        )
+        self._deadline = StatementDeadline(timeout_s)  # ValueError unless timeout_s > 0; a watchdog thread
+        try:
+            self._conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=max(1, round(connect_timeout_s)),
+                application_name=f"tbptt-online {stream}"[:63],  # who holds which stream, in pg_stat_activity
+                **connection_options(timeout_s),
+            )
+        except BaseException:
+            self._deadline.close()
+            raise
         try:
             with self._deadline.guarding(self._conn), self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -194,6 +201,7 @@ class PostgresLog:
                 self.epoch: int = self._conn.execute(_TAKE_EPOCH, (stream,)).fetchone()[0]
         except BaseException:
             self._conn.close()
+            self._deadline.close()
             raise
 
     # -- writing ------------------------------------------------------------------
@@ -271,6 +279,7 @@ class PostgresLog:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                self._deadline.close()
 
     # -- reading ------------------------------------------------------------------
     def records(self, after_seq: int = 0) -> Iterator[LogRecord]:

@@ -24,7 +24,8 @@ never run ahead of or behind its log; a restart recovers what the log holds.
 
 **Timeouts.** Every statement has ``timeout_s`` (5 s by default): the server cancels one that runs
 longer (``statement_timeout``, a lock wait say), and the client cuts the connection of one that
-has no answer by then (:class:`~tbptt_service.storage.statement_deadline.StatementDeadline`: a
+has no answer by then, give or take a quarter of it
+(:class:`~tbptt_service.storage.statement_deadline.StatementDeadline`: a
 partitioned connection or a frozen server, where TCP would wait minutes); an append cut that way
 is treated as a lost connection (unknown whether it committed). TCP keepalives and
 ``tcp_user_timeout`` find a dead peer of an idle connection within about the same time, and

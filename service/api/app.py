@@ -88,6 +88,7 @@ def create_app(
             # forecaster and no random numbers, so it cannot disturb a recovery)
             seconds, _ = await asyncio.gather(asyncio.to_thread(warm_kernels), load_state(registry))
             logger.info("compiled kernels ready in %.1f s", seconds)
+            app.state.kernels_s = seconds
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")
             app.state.load_error = f"loading the state failed: {error!r}"
@@ -149,6 +150,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.ready = False
     app.state.load_error = None
+    app.state.kernels_s = None  # seconds the compiled kernels took to load, once loaded
     install_error_handlers(app)
     add_routes(app)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)

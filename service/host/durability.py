@@ -56,7 +56,7 @@ def open_log(settings: Settings) -> LogStore:
     if settings.log_url is not None:
         from tbptt_service.storage.postgres_log import PostgresLog  # psycopg: only where a cluster log is asked for
 
-        return PostgresLog(settings.log_url, stream=settings.log_stream)
+        return PostgresLog(settings.log_url, stream=settings.log_stream, timeout_s=settings.log_timeout_s)
     return EventLog(
         settings.state_dir / LOG_NAME,
         sync=settings.log_sync,

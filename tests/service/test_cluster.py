@@ -197,6 +197,12 @@ def process_exists(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
 
 
+def startup_breakdown(running: Running, index: int, killed_wall: float) -> str:
+    """The restarted shard's startup marks, in seconds since the kill (where the failover time went)."""
+    marks = ray.get(running.actor(index).__ray_call__.remote(lambda self: self.startup.marks))
+    return "; ".join(f"{step} +{at - killed_wall:.2f}" for step, at in marks)
+
+
 def failover(running: Running, model: str, kill) -> float:
     """Stream into ``model`` from 2 clients (one per front), ``kill()`` its shard, stream on; every
     acknowledged observation is applied exactly once. The seconds from the start of the kill to the
@@ -214,7 +220,7 @@ def failover(running: Running, model: str, kill) -> float:
     try:
         time.sleep(2.0)
         pid = ray.get(running.actor(shard_of(model, SHARDS)).pid.remote())
-        kill_started = time.monotonic()
+        kill_started, kill_wall = time.monotonic(), time.time()
         kill()
         while process_exists(pid):  # a process of a removed node may still answer for a moment
             assert time.monotonic() < kill_started + 30, f"shard process {pid} still alive 30 s after the kill"
@@ -234,6 +240,7 @@ def failover(running: Running, model: str, kill) -> float:
         for thread in threads:
             thread.join(timeout=120)
     assert recovered_at is not None, "no write was acknowledged within 60 s of the kill"
+    print(f"  {startup_breakdown(running, shard_of(model, SHARDS), kill_wall)}")
     logged: dict[str, list[float]] = {s: [] for s in acks}
     for record in read_stream(running.postgres.url, f"shard-{shard_of(model, SHARDS)}"):  # a reader: no fencing
         if record.model == model and record.kind == "observe":
@@ -382,10 +389,10 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
                 )
                 node = next(w for w in running.cluster.worker_nodes if w.node_id == node_id)
                 running.workers.append(running.cluster.add_node(num_cpus=2))  # a node to fail over to
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 running.cluster.remove_node(node, allow_graceful=False)
             else:
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 os.kill(pid, signal.SIGKILL)
             while process_exists(pid):  # measured from a request sent once the shard's process is gone
                 assert time.monotonic() < killed_at + 30, f"shard process {pid} still alive 30 s after the kill"
@@ -396,6 +403,7 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
                 time.sleep(0.05)
             failovers.append(min(at for a in acks.values() for _, sent, at in a if sent > gone_at) - killed_at)
             print(f"kill {len(failovers)} ({what}): failover {failovers[-1]:.2f} s", flush=True)
+            print(f"  {startup_breakdown(running, index, killed_wall)}", flush=True)
         time.sleep(1.0)
     finally:
         stop.set()

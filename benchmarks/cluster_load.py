@@ -39,7 +39,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from benchmarks.postgres_server import TemporaryPostgres
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 
 MODELS = [f"m{i}" for i in range(8)]
 SMALL = {"hidden_size": 16, "k1": 8, "k2": 16, "dtype": "float32", "seed": 1}
@@ -126,9 +126,7 @@ def main() -> None:
 
     port = free_port()
     alone_env = {**env, "TBPTT_STATE_DIR": str(work / "alone"), "TBPTT_PORT": str(port), "TBPTT_LOG_LEVEL": "warning"}
-    with ServerProcess(
-        [sys.executable, "-m", "tbptt_service.cli", "serve"], alone_env, port, work / "alone.log"
-    ) as server:
+    with ServerProcess(serve_command(), alone_env, port, work / "alone.log") as server:
         server.wait_ready()
         results["runs"]["in-process"] = phases(server, args)
     print("in-process", results["runs"]["in-process"], flush=True)
@@ -164,17 +162,8 @@ def main() -> None:
                     host.close()
                 print("call overhead (median ms)", results["call_overhead_ms"], flush=True)
             port = free_port()
-            command = [
-                sys.executable,
-                "-m",
-                "tbptt_service.cli",
-                "serve",
-                "--ray",
-                cluster.address,
-                "--shards",
-                str(shards),
-            ]
-            command += ["--log", log_url, "--state-dir", str(work / database), "--port", str(port)]
+            command = serve_command("--ray", cluster.address, "--shards", str(shards), "--log", log_url)
+            command += ["--state-dir", str(work / database), "--port", str(port)]
             front_env = {**env, "TBPTT_LOG_LEVEL": "warning"}
             with ServerProcess(command, front_env, port, work / f"front-{shards}.log") as front:
                 front.wait_ready(timeout_s=240)

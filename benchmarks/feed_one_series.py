@@ -31,7 +31,7 @@ import httpx
 import torch
 
 from benchmarks import report
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 from tbptt_online import Forecaster, ForecasterConfig
 
 FULL_ROWS, SMOKE_ROWS = 2_000, 60
@@ -73,7 +73,7 @@ def measure_feed(csv: Path, batch: int, workdir: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
     env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(workdir / "state")})
     env["TBPTT_LOG_LEVEL"] = "warning"
-    command = [sys.executable, "-m", "tbptt_service.cli", "serve"]
+    command = serve_command()
     with ServerProcess(command, env, port, workdir / "server.log") as server:
         server.wait_ready()
         feed = [sys.executable, "-m", "tbptt_service.cli", "feed", str(csv), "--series", "s", "--time-column", "t"]

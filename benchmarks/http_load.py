@@ -53,7 +53,7 @@ import httpx
 
 from benchmarks import report
 from benchmarks.load_client import Phase, Workload
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 from tbptt_service.settings import Settings
 
 MODEL = {"cell": "gru", "hidden_size": 64, "k1": 8, "k2": 32, "optimizer": "adam", "mode": "stateful"}
@@ -184,7 +184,7 @@ def effective_settings(env: dict[str, str]) -> dict[str, Any]:
 def measure_service(size: Size, overrides: dict[str, str], workdir: Path, part: str = "all") -> dict[str, Any]:
     port = free_port()
     env = server_env(port, workdir / "state", overrides)
-    command = [sys.executable, "-m", "tbptt_service.cli", "serve"]
+    command = serve_command()
     with ServerProcess(command, env, port, workdir / "service.log") as server:
         server.wait_ready()
         results = [run_load(server, name, phase) for name, phase in phases(size, part).items()]

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 
 from .conftest import SMALL_MODEL
 
@@ -27,7 +26,7 @@ def running_server(state_dir: Path, **settings_env: str) -> Iterator[ServerProce
     env["TBPTT_DEFAULT_MODEL"] = json.dumps(SMALL_MODEL)
     env.update(settings_env)
     env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir / "state")})
-    server = ServerProcess([sys.executable, "-m", "tbptt_service.cli", "serve"], env, port, state_dir / "server.log")
+    server = ServerProcess(serve_command(), env, port, state_dir / "server.log")
     server.start()
     try:
         server.wait_ready()

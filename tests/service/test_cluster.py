@@ -11,7 +11,6 @@ import os
 import random
 import secrets
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import psycopg
 import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_service.api.app import create_app
 from tbptt_service.host.model_state import decode_model_checkpoint
@@ -94,17 +93,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         }
         for i in range(2):
             port = free_port()
-            command = [
-                sys.executable,
-                "-m",
-                "tbptt_service.cli",
-                "serve",
-                "--ray",
-                cluster.address,
-                "--shards",
-                str(SHARDS),
-            ]
-            command += ["--log", postgres.url, "--state-dir", str(shared / "checkpoints"), "--port", str(port)]
+            command = serve_command("--ray", cluster.address, "--shards", str(SHARDS), "--log", postgres.url)
+            command += ["--state-dir", str(shared / "checkpoints"), "--port", str(port)]
             fronts.append(ServerProcess(command, env, port, shared / f"front-{i}.log"))
             fronts[-1].start()
         for front in fronts:

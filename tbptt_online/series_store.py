@@ -48,7 +48,7 @@ PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no 
 # The hybrid's large fields (a forecast reads them): written in place, except that the first
 # write after a snapshot (or a state_dict) copies the field first, so what was handed out
 # never changes (copy on write: a tick that follows no snapshot copies nothing).
-IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss")
+IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
 
 
 class SeriesStore:

@@ -3,22 +3,32 @@ averages (EWA) of the members by their discounted absolute losses, one with a sh
 and one with a long one, and a third EWA over those two.
 
 For member ``e`` at horizon ``h`` of one series and feature, after each scored target, in
-each of the two *combiners* ``i`` (fast: ``rho = DISCOUNT``, slow: ``rho = SLOW_DISCOUNT``),
+each of the two *combiners* ``i``,
 
-    L_ie <- rho_i * L_ie + min(|y - F_e| / scale, CAP),      N_i <- rho_i * N_i + 1,
+    L_ie <- rho_i * L_ie + min(x_e, cap),      N_i <- rho_i * N_i + 1,
 
 and the combiner's weights are ``w_ie ∝ exp(-ETA * L_ie / min_e' L_ie')`` over the members
 allowed to take weight (``L_ie / N_i`` is the discounted mean, and the ratio makes ``ETA``
 free of the series' scale: a member whose loss is 10 % above the best one's gets
-``exp(-ETA / 10)`` of its weight). The fast combiner follows whichever member led over
-about the last 100 targets; the slow one, over about the last 1,000, cannot fall far behind
-the member that is best over the long run (a level plus noise, where the recent leader
-changes by chance). The combiners' own forecasts ``G_i = sum_e w_ie F_e`` are scored alike
-(``rho = META_DISCOUNT``) and weighted ``mu_i ∝ exp(-META_ETA * M_i / min M)``: the served
-weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e`` (online aggregation over several
-discounts, as in Fixed Share over combiners or BOA with several learning rates). Before
-anything is scored at a horizon a combiner's weights are equal. Beyond the last scored
-horizon the weights of that horizon hold.
+``exp(-ETA / 10)`` of its weight).
+
+- The **fast** combiner (``rho = DISCOUNT``, about the last 100 targets) scores errors in
+  units of the local scale, ``x_e = |y - F_e| / scale``, ``cap = CAP``: it follows whichever
+  member led recently, a calm stretch counting as much as a volatile one.
+- The **slow** combiner (``rho = SLOW_DISCOUNT``, about the last 1,000) scores them in the
+  series' units, ``x_e = |y - F_e|``, ``cap = CAP * scale``: what the MAE of a stream
+  measures. It cannot fall far behind the member whose MAE is lowest over the long run,
+  which the fast one can (a level plus noise, where the recent leader changes by chance; a
+  spiky series, where a member good in calm stretches and bad in bursts leads in local
+  scales while losing in MAE).
+- The **mixture**: the combiners' own forecasts ``G_i = sum_e w_ie F_e`` are scored as the
+  slow one scores members (``rho = META_DISCOUNT``) and weighted ``mu_i ∝ exp(-META_ETA *
+  M_i / min M)``; the served weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e``
+  (online aggregation over several discounts, as in Fixed Share over combiners or BOA
+  with several learning rates).
+
+Before anything is scored at a horizon a combiner's (and the mixture's) weights are
+equal. Beyond the last scored horizon the weights of that horizon hold.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from tbptt_online.compiled import compiled, readable
 
 DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
-ETA = 25.0
+ETA = 25.0  # both combiners'
 META_DISCOUNT = 0.999  # rho of the combiners' own losses
 META_ETA = 25.0
 CAP = 50.0  # one target adds at most this (in units of the scale) to a member's loss: a spike, or a
@@ -41,24 +51,35 @@ COMBINERS = 2  # fast, slow
 
 
 @compiled
-def discounted(loss: float, error: float, scale: float, rho: float) -> float:
-    """A member's loss after one scored target: ``rho * L + min(|error| / scale, CAP)`` (a
+def discounted(loss: float, error: float, cap: float, rho: float) -> float:
+    """A member's loss after one scored target: ``rho * L + min(|error|, cap)`` (a
     non-finite error counts as the cap)."""
-    capped = error / scale
-    if not capped < CAP:  # NaN, inf
-        capped = CAP
+    capped = error
+    if not capped < cap:  # NaN, inf
+        capped = cap
     return rho * loss + capped
 
 
 @compiled
-def _fold(loss, count, error, scored, scale, rho) -> None:
+def scored_error(error: float, unit: float, local: bool) -> tuple[float, float]:
+    """A combiner's error and its cap from an absolute error in the series' units and the
+    local scale ``unit``: in local scales (``local``: the fast combiner) or in the series'
+    units (the slow one and the mixture: what MAE measures)."""
+    if local:
+        return error / unit, CAP
+    return error, CAP * unit
+
+
+@compiled
+def _fold(loss, count, error, scored, scale, rho, local) -> None:
     n_rows, horizons, members, d = loss.shape
     for b in range(n_rows):
         for h in range(horizons):
             for k in range(d):
                 if scored[b, h, k]:
                     for e in range(members):
-                        loss[b, h, e, k] = discounted(loss[b, h, e, k], error[b, h, e, k], scale[b, k], rho)
+                        x, cap = scored_error(error[b, h, e, k], scale[b, k], local)
+                        loss[b, h, e, k] = discounted(loss[b, h, e, k], x, cap, rho)
                     count[b, h, k] = rho * count[b, h, k] + 1.0
 
 
@@ -69,8 +90,11 @@ def fold(
     scored: torch.Tensor,
     scale: torch.Tensor,
     rho: float = DISCOUNT,
+    local: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Discount by ``rho`` and add one target's absolute errors (``discounted``).
+    """Discount by ``rho`` and add one target's absolute errors (``discounted``), in units of
+    the local scale (``local``, the fast combiner) or in the series' units capped at ``CAP``
+    local scales (the slow one).
 
     loss [B, H, E, d], count [B, H, d]; error [B, H, E, d] absolute errors of the members'
     forecasts of that target made h steps before (a non-finite one counts as the cap); scored
@@ -83,7 +107,8 @@ def fold(
     """
     f64 = torch.float64
     new_loss, new_count = loss.to(f64, copy=True).contiguous(), count.to(f64, copy=True).contiguous()
-    _fold(new_loss.numpy(), new_count.numpy(), _array(error), _array(scored), _array(scale), float(rho))
+    arrays = _array(error), _array(scored), _array(scale)
+    _fold(new_loss.numpy(), new_count.numpy(), *arrays, float(rho), bool(local))
     return new_loss.to(loss.dtype), new_count.to(count.dtype)
 
 
@@ -122,7 +147,22 @@ _BOTH = np.ones(COMBINERS, dtype=np.bool_)
 
 
 @compiled
-def mixed_weights(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, b, h, k, logits, mu, combiners, weights) -> None:  # fmt: skip
+def mixed_weights(
+    fast_loss,
+    fast_count,
+    slow_loss,
+    slow_count,
+    meta_loss,
+    meta_count,
+    allowed,
+    b,
+    h,
+    k,
+    logits,
+    mu,
+    combiners,
+    weights,
+) -> None:
     """The served weights ``weights`` [E] of one series ``b``, horizon ``h`` and feature ``k``
     (the module docstring): each combiner's weights into ``combiners`` [2, E] (fast, slow; its
     logits into ``logits`` [2, E]) from its losses [B, Hc, E, d] and count [B, Hc, d], their
@@ -174,7 +214,7 @@ def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta:
 
 
 @compiled
-def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu) -> None:  # fmt: skip
+def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu) -> None:
     n_rows, horizons, members, d = fast_loss.shape
     logits = np.empty((COMBINERS + 1, members))
     for b in range(n_rows):

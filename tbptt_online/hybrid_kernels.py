@@ -33,7 +33,26 @@ def _finite_or(error: float, cap: float) -> float:
 
 
 @compiled
-def score(slot, step, y, mask, seen, scale, level, origin, loss, count, slow_loss, slow_count, meta_loss, meta_count, q, member_abs, member_n, interval_level):  # fmt: skip
+def score(
+    slot,
+    step,
+    y,
+    mask,
+    seen,
+    scale,
+    level,
+    origin,
+    loss,
+    count,
+    slow_loss,
+    slow_count,
+    meta_loss,
+    meta_count,
+    q,
+    member_abs,
+    member_n,
+    interval_level,
+):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
     ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
     slow), the losses of the combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
@@ -57,15 +76,18 @@ def score(slot, step, y, mask, seen, scale, level, origin, loss, count, slow_los
                 made = origin[s, (t - h) % horizons, h - 1]  # [E + 4, d]: members, served, half-width, combiners
                 for e in range(members):
                     error = abs(y[b, k] - np.float64(made[e, k]))
-                    loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], error, unit, fast)
-                    slow_loss[b, h - 1, e, k] = combination.discounted(slow_loss[b, h - 1, e, k], error, unit, slow)
+                    x, x_cap = combination.scored_error(error, unit, True)  # in local scales
+                    loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], x, x_cap, fast)
+                    x, x_cap = combination.scored_error(error, unit, False)  # in the series' units
+                    slow_loss[b, h - 1, e, k] = combination.discounted(slow_loss[b, h - 1, e, k], x, x_cap, slow)
                     if h == 1:
                         member_abs[b, e, k] += _finite_or(error, cap)
                 count[b, h - 1, k] = fast * count[b, h - 1, k] + 1.0
                 slow_count[b, h - 1, k] = slow * slow_count[b, h - 1, k] + 1.0
                 for i in range(combination.COMBINERS):
                     error = abs(y[b, k] - np.float64(made[members + 2 + i, k]))
-                    meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], error, unit, meta)
+                    x, x_cap = combination.scored_error(error, unit, False)
+                    meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 served = _finite_or(abs(y[b, k] - np.float64(made[members, k])), cap)
                 half = np.float64(made[members + 1, k])
@@ -83,7 +105,20 @@ def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
 
 
 @compiled
-def base(paths, fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, positive, period, weights, combiners, out) -> None:  # fmt: skip
+def base(
+    paths,
+    fast_loss,
+    fast_count,
+    slow_loss,
+    slow_count,
+    meta_loss,
+    meta_count,
+    positive,
+    period,
+    weights,
+    combiners,
+    out,
+) -> None:
     """The served weights ``weights`` [B, Hc, E, d] of all members (the network last), each
     combiner's ``combiners`` [B, Hc, 2, E, d] (``combination.mixed_weights``) and the base
     ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their share of the

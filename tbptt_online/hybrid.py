@@ -4,16 +4,17 @@ calibrated at every horizon.
 
 Per series and feature, each value ``y_t``:
 
-1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's
-   and the served combination's, kept in the ``c_origin`` ring), folding their absolute
-   errors into the members' discounted losses per horizon (``combination.discounted``) and the
-   served forecast's error into the interval quantile of that horizon (``calibration.stepped``;
-   both called from ``hybrid_kernels.score``);
+1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's,
+   the served combination's and the fast and slow combiners', kept in the ``c_origin``
+   ring), folding the members' absolute errors into both combiners' discounted losses per
+   horizon and the combiners' into the mixture's (``combination.discounted``; see
+   ``combination``), and the served forecast's error into the interval quantile of that
+   horizon (``calibration.stepped``; all called from ``hybrid_kernels.score``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
-3. forecasts: the experts' paths ``[Hc, 20]``, the weights of all 21 members (computed
-   once), the experts' share of them renormalised (the **base**), and the network's
+3. forecasts: the experts' paths ``[Hc, 20]``, the served weights of all 21 members (the
+   two combiners' mixed; computed once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
    units of the local scale; 0 for an untrained model, whose last layer starts at zero);
    the served forecast is the combination of all 21 members, i.e. ``base + w_net * c *

@@ -39,7 +39,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from benchmarks.postgres_server import TemporaryPostgres
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 
 MODELS = [f"m{i}" for i in range(8)]
 SMALL = {"hidden_size": 16, "k1": 8, "k2": 16, "dtype": "float32", "seed": 1}
@@ -94,7 +94,7 @@ def phases(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def call_overhead(shards_handle: Any, host: Any, calls: int = 200) -> dict[str, float]:
-    from service.host.shard import ForwardedRequest
+    from tbptt_service.host.shard import ForwardedRequest
 
     health = [ForwardedRequest("GET", "/healthz", [], b"")]
     timings: dict[str, list[float]] = {"ray_empty": [], "ray_healthz": [], "in_process_healthz": []}
@@ -126,7 +126,7 @@ def main() -> None:
 
     port = free_port()
     alone_env = {**env, "TBPTT_STATE_DIR": str(work / "alone"), "TBPTT_PORT": str(port), "TBPTT_LOG_LEVEL": "warning"}
-    with ServerProcess([sys.executable, "-m", "service.cli", "serve"], alone_env, port, work / "alone.log") as server:
+    with ServerProcess(serve_command(), alone_env, port, work / "alone.log") as server:
         server.wait_ready()
         results["runs"]["in-process"] = phases(server, args)
     print("in-process", results["runs"]["in-process"], flush=True)
@@ -138,9 +138,9 @@ def main() -> None:
         cluster.add_node(num_cpus=8)
         cluster.wait_for_nodes()
         cluster.connect(namespace="tbptt")
-        from service.host.ray_shards import shard_actors
-        from service.host.shard import ShardHost
-        from service.settings import Settings
+        from tbptt_service.host.ray_shards import shard_actors
+        from tbptt_service.host.shard import ShardHost
+        from tbptt_service.settings import Settings
 
         for shards in args.shards:
             database = f"shards_{shards}"
@@ -162,8 +162,8 @@ def main() -> None:
                     host.close()
                 print("call overhead (median ms)", results["call_overhead_ms"], flush=True)
             port = free_port()
-            command = [sys.executable, "-m", "service.cli", "serve", "--ray", cluster.address, "--shards", str(shards)]
-            command += ["--log", log_url, "--state-dir", str(work / database), "--port", str(port)]
+            command = serve_command("--ray", cluster.address, "--shards", str(shards), "--log", log_url)
+            command += ["--state-dir", str(work / database), "--port", str(port)]
             front_env = {**env, "TBPTT_LOG_LEVEL": "warning"}
             with ServerProcess(command, front_env, port, work / f"front-{shards}.log") as front:
                 front.wait_ready(timeout_s=240)

@@ -7,8 +7,8 @@ rows of one series is 500 ticks, each a forward pass of one row (and an update e
 with the service's default model and every other setting the service's default:
 
 1. the library alone: ``Forecaster.observe_many`` over the same values, ``batch`` at a time;
-2. ``python -m service.cli feed FILE --series s --time-column t --value-column v`` (the
-   CLI a user runs) against ``python -m service.cli serve`` on 127.0.0.1, a free port and a
+2. ``python -m tbptt_service.cli feed FILE --series s --time-column t --value-column v`` (the
+   CLI a user runs) against ``python -m tbptt_service.cli serve`` on 127.0.0.1, a free port and a
    temporary state directory.
 
     python -m benchmarks.feed_one_series                  # 2,000 rows, batches of 500
@@ -31,7 +31,7 @@ import httpx
 import torch
 
 from benchmarks import report
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 from tbptt_online import Forecaster, ForecasterConfig
 
 FULL_ROWS, SMOKE_ROWS = 2_000, 60
@@ -73,10 +73,10 @@ def measure_feed(csv: Path, batch: int, workdir: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
     env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(workdir / "state")})
     env["TBPTT_LOG_LEVEL"] = "warning"
-    command = [sys.executable, "-m", "service.cli", "serve"]
+    command = serve_command()
     with ServerProcess(command, env, port, workdir / "server.log") as server:
         server.wait_ready()
-        feed = [sys.executable, "-m", "service.cli", "feed", str(csv), "--series", "s", "--time-column", "t"]
+        feed = [sys.executable, "-m", "tbptt_service.cli", "feed", str(csv), "--series", "s", "--time-column", "t"]
         feed += ["--value-column", "v", "--batch-size", str(batch), "--no-progress", "--url", server.url]
         cpu_before, started = server.cpu_seconds(), time.perf_counter()
         done = subprocess.run(feed, capture_output=True, text=True, timeout=3600, check=False)

@@ -1,6 +1,6 @@
 """HTTP: the service under load from a second process, beside a bare FastAPI app as the ceiling.
 
-The script starts ``python -m service.cli serve`` (uvicorn, 127.0.0.1, a free port, a
+The script starts ``python -m tbptt_service.cli serve`` (uvicorn, 127.0.0.1, a free port, a
 temporary state directory; the default model GRU hidden 64, k1 = 8, k2 = 32, Adam,
 stateful, training on; every other setting the service's default, or ``--env``) and
 drives it with ``benchmarks.load_client`` in a child process: closed-loop keep-alive
@@ -53,8 +53,8 @@ import httpx
 
 from benchmarks import report
 from benchmarks.load_client import Phase, Workload
-from benchmarks.server_process import ServerProcess, free_port
-from service.settings import Settings
+from benchmarks.server_process import ServerProcess, free_port, serve_command
+from tbptt_service.settings import Settings
 
 MODEL = {"cell": "gru", "hidden_size": 64, "k1": 8, "k2": 32, "optimizer": "adam", "mode": "stateful"}
 HORIZON = 12
@@ -184,7 +184,7 @@ def effective_settings(env: dict[str, str]) -> dict[str, Any]:
 def measure_service(size: Size, overrides: dict[str, str], workdir: Path, part: str = "all") -> dict[str, Any]:
     port = free_port()
     env = server_env(port, workdir / "state", overrides)
-    command = [sys.executable, "-m", "service.cli", "serve"]
+    command = serve_command()
     with ServerProcess(command, env, port, workdir / "service.log") as server:
         server.wait_ready()
         results = [run_load(server, name, phase) for name, phase in phases(size, part).items()]
@@ -316,7 +316,7 @@ def render(payload: dict[str, Any]) -> str:
         "",
         report.machine_line(payload["machine"]) + f"; load average at end {payload['load_average_at_end'][0]}",
         "",
-        f"Service: `python -m service.cli serve` (uvicorn, 127.0.0.1), model {json.dumps(payload['model'])}, "
+        f"Service: `python -m tbptt_service.cli serve` (uvicorn, 127.0.0.1), model {json.dumps(payload['model'])}, "
         f"settings: {settings}; environment overrides: {service['env_overrides'] or 'none'}. "
         "Bare: `python -m benchmarks.bare_app` (routes that do nothing, uvicorn the same way). "
         f"Client: {payload['client']}.",

@@ -12,11 +12,17 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+
+def serve_command(*options: str) -> list[str]:
+    """``python -m tbptt_service.cli serve OPTIONS`` with this interpreter."""
+    return [sys.executable, "-m", "tbptt_service.cli", "serve", *options]
 
 
 def free_port() -> int:

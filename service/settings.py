@@ -109,6 +109,14 @@ class Settings(BaseSettings):
         max_length=200,
         description="The log stream of this process in a PostgreSQL log (one per shard); unused with SQLite.",
     )
+    log_timeout_s: float = Field(
+        5.0,
+        gt=0.0,
+        le=600.0,
+        description="A PostgreSQL log's statement timeout: a statement without an answer by then (a partitioned "
+        "connection, a frozen server) has its connection cut, and an append cut so refuses every later one until the "
+        "shard restarts; unused with SQLite.",
+    )
     log_sync: Literal["batch", "interval"] = Field(
         "batch",
         description="batch: fsync the event log before each batch is acknowledged (survives power loss); "

@@ -241,8 +241,8 @@ class Forecaster:
         steps = before + 1  # [B] t after this value
         rows = None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
-            for field in experts.SHARED:  # written in place at these rows by the tick (copied if handed out)
-                st.writable(field)
+            for field in experts.SHARED:  # written in place at these rows by the tick (saved for snapshots first)
+                st.writable(field, slots)
             rows = hybrid.rows_at(st.tensors, slots)
             x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y

@@ -30,6 +30,7 @@ last value and in units of the local scale, clamped to +-``CLAMP``; its target a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +39,7 @@ import torch
 from tbptt_online import calibration, combination, experts
 from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import readable, writable
+from tbptt_online.saved_rows import AsOfSnapshot
 from tbptt_online.season import detect_periods, fill_gaps, significantly_better
 from tbptt_online.young_season import young_periods
 
@@ -79,14 +81,17 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
 ORIGIN_RING = ("c_origin",)  # read by the next values' scoring only, never by a forecast
 
 
-def rows_at(tensors: dict[str, torch.Tensor], slots: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The hybrid's ``rows`` for ``slots`` [B] of a store's (or a snapshot's) tensors: its own
-    fields gathered, the shared ones whole (``experts.SHARED``), and ``slot``."""
-    rows = {
-        k: v if k in experts.SHARED else v[slots]
-        for k, v in tensors.items()
-        if k.startswith(PREFIXES) and k not in ORIGIN_RING
-    }
+def rows_at(tensors: Mapping[str, torch.Tensor | AsOfSnapshot], slots: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The hybrid's ``rows`` for ``slots`` [B] of a store's tensors: its own fields gathered,
+    the shared ones whole (``experts.SHARED``), and ``slot``. Of a snapshot's: every field
+    gathered, the shared ones too (a snapshot reads its in-place fields by rows), and
+    ``slot`` = 0 .. B - 1, their rows in the gathered tables."""
+    fields = {k: v for k, v in tensors.items() if k.startswith(PREFIXES) and k not in ORIGIN_RING}
+    if any(isinstance(fields[k], AsOfSnapshot) for k in experts.SHARED):
+        rows = {k: v[slots] for k, v in fields.items()}  # [B, ...] each
+        rows["slot"] = torch.arange(len(slots))
+        return rows
+    rows = {k: v if k in experts.SHARED else v[slots] for k, v in fields.items()}
     rows["slot"] = slots
     return rows
 

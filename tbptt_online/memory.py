@@ -37,7 +37,7 @@ import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import RecurrentNetwork
-from tbptt_online.series_store import SeriesStore
+from tbptt_online.series_store import PRIVATE, SeriesStore
 
 OPTIMIZER_MOMENTS = {"sgd": 0, "adam": 2, "adamw": 2}  # tensors of the weights' shape each optimizer keeps
 
@@ -97,11 +97,13 @@ def _measure(config: ForecasterConfig) -> Footprint:
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         network = RecurrentNetwork(config).to(dtype)
         store = SeriesStore(config, dtype)
-        shared = store.snapshot()  # what a published view keeps while the store moves on
+        # what a published view keeps while the store moves on, at worst: every field a forecast
+        # reads (the out-of-place ones replaced, the in-place ones' rows saved before their writes)
+        shared = [v for k, v in store.tensors.items() if k not in PRIVATE]
     rows = store.capacity
     return Footprint(
         weight_bytes=_bytes(network.parameters()),
-        per_series_bytes=-(-(_bytes(store.tensors.values()) + _bytes(shared.values())) // rows),  # rounded up
+        per_series_bytes=-(-(_bytes(store.tensors.values()) + _bytes(shared)) // rows),  # rounded up
         initial_rows=rows,
         optimizer_moments=OPTIMIZER_MOMENTS.get(config.optimizer, 2),
     )

@@ -22,6 +22,9 @@ A anchors, layers x H the state, R = ``config.ring_size``):
 
 Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
 consistent snapshot that later ticks cannot change (copy-on-write by construction).
+The hybrid's large fields (``IN_PLACE``) are written in place at the rows a tick
+touches; a snapshot reads them through ``saved_rows.AsOfSnapshot``, and each write first
+saves the rows it changes for every snapshot still held (copy on write by rows).
 The exception is the ``PRIVATE`` fields (the anchors): only updates read them, never a
 forecast, so ``snapshot()`` leaves them out and they are written in place (at 10,000
 series they are 70 % of the bytes: copying them on every tick cost more than the tick's
@@ -31,6 +34,7 @@ series come and go, so a snapshot shares it without a copy.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -39,15 +43,17 @@ from tbptt_online import hybrid
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.hybrid import ORIGIN_RING
 from tbptt_online.network import State
+from tbptt_online.saved_rows import AsOfSnapshot, SavedRows
 from tbptt_online.scoring import blank_stats
 
 MAX_NAME_LENGTH = 200
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
 DERIVED = ("served", "served_path")  # fields rebuilt on load, not saved
 PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no snapshot, written in place
-# The hybrid's large fields (a forecast reads them): written in place, except that the first
-# write after a snapshot (or a state_dict) copies the field first, so what was handed out
-# never changes (copy on write: a tick that follows no snapshot copies nothing).
+# The hybrid's large fields (a forecast reads them): written in place at the rows written.
+# A snapshot reads them as of its making (the rows a write changes are saved for it first,
+# saved_rows.py); a state_dict hands out the whole tensors, copied whole before the next
+# write (checkpoints are rare; a snapshot follows every batch of a service).
 IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
 
 
@@ -61,7 +67,8 @@ class SeriesStore:
         self.names: list[str | None] = []
         self.free: list[int] = []
         self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
-        self.handed_out: set[str] = set()  # IN_PLACE fields a snapshot holds: copied before the next write
+        self.handed_out: set[str] = set()  # IN_PLACE fields a state_dict holds: copied before the next write
+        self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per IN_PLACE field: live snapshots' rows
 
     # -- layout -----------------------------------------------------------------
     def _blank(self, n: int) -> dict[str, torch.Tensor]:
@@ -136,11 +143,19 @@ class SeriesStore:
     def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:
         return self.tensors[field][slots]
 
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """The fields a forecast may read, as they are now; later ticks replace them, never
-        change them (the ``PRIVATE`` ones, which they do change, are left out)."""
-        self.handed_out.update(k for k in IN_PLACE if k in self.tensors)
-        return {k: v for k, v in self.tensors.items() if k not in PRIVATE}
+    def snapshot(self) -> dict[str, torch.Tensor | AsOfSnapshot]:
+        """The fields a forecast may read, as they are now: later ticks replace them, never
+        change them, and the ``IN_PLACE`` ones are read as of now, by rows (``AsOfSnapshot``);
+        the ``PRIVATE`` ones, which no forecast reads, are left out."""
+        out: dict[str, torch.Tensor | AsOfSnapshot] = {}
+        for k, v in self.tensors.items():
+            if k in IN_PLACE:
+                saved = SavedRows(v)
+                self.saving.setdefault(k, []).append(weakref.ref(saved))
+                out[k] = AsOfSnapshot(v, saved)
+            elif k not in PRIVATE:
+                out[k] = v
+        return out
 
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
         """Write rows into new tensors (out of place: snapshots keep the old ones; in place for
@@ -150,7 +165,7 @@ class SeriesStore:
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
             if field in PRIVATE or field in IN_PLACE:
-                self.writable(field).index_copy_(0, slots, value)
+                self.writable(field, slots).index_copy_(0, slots, value)
             else:
                 self.tensors[field] = current.index_copy(0, slots, value)
 
@@ -161,16 +176,27 @@ class SeriesStore:
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
         if field in PRIVATE or field in IN_PLACE:
-            self.writable(field).index_put_(index, value)
+            self.writable(field, index[0]).index_put_(index, value)
         else:
             self.tensors[field] = current.index_put(index, value)
 
-    def writable(self, field: str) -> torch.Tensor:
-        """The field's tensor, copied first if a snapshot holds it (copy on write)."""
+    def writable(self, field: str, slots: torch.Tensor) -> torch.Tensor:
+        """The field's tensor, to be written in place at rows ``slots`` [B] (int64) and
+        nowhere else: their values are saved first for every snapshot still held, and the
+        whole tensor is copied first if a state_dict holds it."""
         if field in self.handed_out:
             self.tensors[field] = self.tensors[field].clone()
             self.handed_out.discard(field)
-        return self.tensors[field]
+        current = self.tensors[field]
+        if field in self.saving:
+            live = []
+            for ref in self.saving[field]:
+                saved = ref()
+                if saved is not None and saved.base is current:  # held, and of this tensor
+                    saved.save(slots)
+                    live.append(ref)
+            self.saving[field] = live
+        return current
 
     def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
         """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""
@@ -207,6 +233,7 @@ class SeriesStore:
         self.free = [int(i) for i in state["free"]]
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
         capacity = tensors["steps"].shape[0]
+        self.saving = {}  # snapshots hold the old tensors, which nothing writes any more
         self.tensors = {  # in the order of a fresh store; derived fields blank (zeros)
             k: torch.zeros(capacity, *v.shape[1:], dtype=v.dtype)
             if k in DERIVED

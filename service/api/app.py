@@ -1,10 +1,10 @@
 """The app factory: settings in, a FastAPI app out, its models owned by its lifespan.
 
 At start the lifespan sets torch's thread count (``torch_threads``, restored at the
-end), starts the forecast thread (:class:`~service.host.forecast_runner.ForecastRunner`),
+end), starts the forecast thread (:class:`~tbptt_service.host.forecast_runner.ForecastRunner`),
 creates the model registry and loads the state in the background; ``/readyz``
 answers 503 and ``/v1`` routes 503 until that is done.
-By default (``durable``) the state is :class:`~service.host.durability.Durability`'s:
+By default (``durable``) the state is :class:`~tbptt_service.host.durability.Durability`'s:
 every change is journaled to ``state_dir/events.sqlite3`` before it is made, and
 loading recovers the newest valid checkpoint plus the log after it. With
 ``durable=False``, or a ``journal`` or ``restore`` given by the caller, the state
@@ -36,24 +36,24 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
-from service.api.allowed_methods import AllowedMethodsMiddleware
-from service.api.auth import ApiKeyMiddleware
-from service.api.body_limit import BodyLimitMiddleware
-from service.api.body_timeout import BodyTimeoutMiddleware
-from service.api.error_responses import install_error_handlers
-from service.api.openapi_security import declare_bearer_security
-from service.api.routes import add_routes
-from service.host.durability import Durability
-from service.host.forecast_runner import ForecastRunner
-from service.host.metrics import ServiceMetrics
-from service.host.registry import ForecasterFactory, ModelRegistry
-from service.settings import Settings
-from service.storage.journal import Journal, NullJournal
-from service.storage.state_lock import StateDirectoryLock
 from tbptt_online import Forecaster, __version__
 from tbptt_online.warm import warm_kernels
+from tbptt_service.api.allowed_methods import AllowedMethodsMiddleware
+from tbptt_service.api.auth import ApiKeyMiddleware
+from tbptt_service.api.body_limit import BodyLimitMiddleware
+from tbptt_service.api.body_timeout import BodyTimeoutMiddleware
+from tbptt_service.api.error_responses import install_error_handlers
+from tbptt_service.api.openapi_security import declare_bearer_security
+from tbptt_service.api.routes import add_routes
+from tbptt_service.host.durability import Durability
+from tbptt_service.host.forecast_runner import ForecastRunner
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.registry import ForecasterFactory, ModelRegistry
+from tbptt_service.settings import Settings
+from tbptt_service.storage.journal import Journal, NullJournal
+from tbptt_service.storage.state_lock import StateDirectoryLock
 
-logger = logging.getLogger("service.api.app")
+logger = logging.getLogger("tbptt_service.api.app")
 Restore = Callable[[ModelRegistry], Awaitable[None]]
 
 
@@ -88,6 +88,7 @@ def create_app(
             # forecaster and no random numbers, so it cannot disturb a recovery)
             seconds, _ = await asyncio.gather(asyncio.to_thread(warm_kernels), load_state(registry))
             logger.info("compiled kernels ready in %.1f s", seconds)
+            app.state.kernels_s = seconds
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")
             app.state.load_error = f"loading the state failed: {error!r}"
@@ -138,7 +139,7 @@ def create_app(
         version=__version__,
         description="Online forecasting: observations in, TBPTT-trained recurrent forecasts out.",
         lifespan=lifespan,
-        docs_url=None,  # /docs and /redoc: service.api.routes.docs, with assets served here (no CDN)
+        docs_url=None,  # /docs and /redoc: tbptt_service.api.routes.docs, with assets served here (no CDN)
         redoc_url=None,
         # FastAPI's native OpenTelemetry off: the service reports Prometheus metrics (/metrics), and asking
         # whether a tracer, meter or logger provider is configured cost ~3 % of the event loop per request.
@@ -149,6 +150,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.ready = False
     app.state.load_error = None
+    app.state.kernels_s = None  # seconds the compiled kernels took to load, once loaded
     install_error_handlers(app)
     add_routes(app)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)

@@ -12,11 +12,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.errors import NotReady
-from service.host.metrics import ServiceMetrics
-from service.host.model_worker import ModelWorker
-from service.host.registry import ModelRegistry
-from service.settings import Settings
+from tbptt_service.errors import NotReady
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.host.registry import ModelRegistry
+from tbptt_service.settings import Settings
 
 
 async def get_settings(request: Request) -> Settings:

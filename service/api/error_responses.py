@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
-from service.errors import ApiError, NotReady
+from tbptt_service.errors import ApiError, NotReady
 
 MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 _SOURCES = ("body", "query", "path", "header", "cookie")

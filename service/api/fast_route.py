@@ -11,7 +11,7 @@ FastAPI's full handler exactly as before, so errors are reported as before and t
 route's OpenAPI documentation is its endpoint's, unchanged. A handler raises
 ``ApiError`` s the way an endpoint does (the app's handlers render them).
 
-Both paths get the same :class:`~service.api.strict_json.StrictJSONRequest` (orjson parsing),
+Both paths get the same :class:`~tbptt_service.api.strict_json.StrictJSONRequest` (orjson parsing),
 so a body the handler read is not read again.
 
 >>> import asyncio, httpx
@@ -39,7 +39,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.strict_json import StrictJSONRequest, check_json_content_type
+from tbptt_service.api.strict_json import StrictJSONRequest, check_json_content_type
 
 FastHandler = Callable[[StrictJSONRequest], Awaitable[Response | None]]
 

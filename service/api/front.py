@@ -3,7 +3,7 @@
 No model lives here. A request about a model (``/v1/models/{model}/...``, or ``POST /v1/models``
 naming it in its body) goes to ``shard_of(model)``; ``GET /v1/models`` asks every shard and merges
 the lists (sorted by name: the shards do not know each other's creation order); ``GET /metrics``
-asks every shard and merges their samples (:mod:`service.api.metrics_merge`); the rest (the
+asks every shard and merges their samples (:mod:`tbptt_service.api.metrics_merge`); the rest (the
 dashboard, the OpenAPI document, ``/readyz``) goes to shard 0. The shards run
 today's app, so answers, status codes and error bodies are the in-process service's, byte for byte.
 
@@ -13,8 +13,8 @@ idempotency key; a call that fails because the shard is down (a process or a nod
 retried with the *same* key until ``retry_s`` runs out, so the shard applies it at most once.
 
 ``call(index, key, requests)`` is the transport: a Ray actor call in the cluster
-(:mod:`service.host.ray_shards`), or a direct call on an in-process
-:class:`~service.host.shard.ShardHost` in tests.
+(:mod:`tbptt_service.host.ray_shards`), or a direct call on an in-process
+:class:`~tbptt_service.host.shard.ShardHost` in tests.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import service.api.series_path  # noqa: F401  (registers the 'series_path' convertor)
-from service.api.metrics_merge import merge_expositions
-from service.api.strict_json import without_bom
-from service.host.metrics import CONTENT_TYPE
-from service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
+import tbptt_service.api.series_path  # noqa: F401  (registers the 'series_path' convertor)
+from tbptt_service.api.metrics_merge import merge_expositions
+from tbptt_service.api.strict_json import without_bom
+from tbptt_service.host.metrics import CONTENT_TYPE
+from tbptt_service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
 
-logger = logging.getLogger("service.api.front")
+logger = logging.getLogger("tbptt_service.api.front")
 ShardCall = Callable[[int, str, list[ForwardedRequest]], Awaitable[list[ForwardedResponse]]]
 MODELS_PREFIX = "/v1/models/"
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}

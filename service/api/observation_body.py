@@ -28,10 +28,10 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 
-from service.api.schemas import DOT_SEGMENT_NAMES, RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
-from service.storage.observation import Observation
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
+from tbptt_service.api.schemas import DOT_SEGMENT_NAMES, RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
+from tbptt_service.storage.observation import Observation
 
 _NOT_PLAIN = object()
 

@@ -1,7 +1,7 @@
 """The OpenAPI of a service with an API key: the bearer scheme, required by every protected operation.
 
-With ``TBPTT_API_KEY`` set, :class:`~service.api.auth.ApiKeyMiddleware` answers 401 on every
-path but the open ones (``service.api.auth.OPEN_PATHS``); the document says so: a
+With ``TBPTT_API_KEY`` set, :class:`~tbptt_service.api.auth.ApiKeyMiddleware` answers 401 on every
+path but the open ones (``tbptt_service.api.auth.OPEN_PATHS``); the document says so: a
 ``bearer`` HTTP security scheme, ``security`` on each protected operation and its 401
 response (the error body). Without a key nothing is protected and nothing is declared.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.api.auth import OPEN_PATHS, OPEN_PREFIXES
+from tbptt_service.api.auth import OPEN_PATHS, OPEN_PREFIXES
 
 SCHEME = "bearer"
 UNAUTHORIZED = {

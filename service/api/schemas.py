@@ -21,11 +21,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
-from service.api.config_schema import config_json_schema
-from service.errors import quoted
-from service.storage.observation import Observation, parse_timestamp
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
+from tbptt_service.api.config_schema import config_json_schema
+from tbptt_service.errors import quoted
+from tbptt_service.storage.observation import Observation, parse_timestamp
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending

@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.errors import ApiError
+from tbptt_service.errors import ApiError
 
 
 class UnsupportedMediaType(ApiError):

@@ -1,5 +1,5 @@
-"""``python -m service.cli serve``: the same as the ``tbptt-online`` console script."""
+"""``python -m tbptt_service.cli serve``: the same as the ``tbptt-online`` console script."""
 
-from service.cli.main import main
+from tbptt_service.cli.main import main
 
 raise SystemExit(main())

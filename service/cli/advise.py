@@ -1,6 +1,6 @@
 """``tbptt-online advise FILE.csv``: the truncation advisor on a CSV, offline (no server, no network).
 
-The file is read as ``feed`` reads it (:class:`service.cli.csv_source.CsvSource`: the same
+The file is read as ``feed`` reads it (:class:`tbptt_service.cli.csv_source.CsvSource`: the same
 columns, missing cells, checks); each series' values, in file order, go to
 :func:`tbptt_online.advisor.advise_values`, which finds each series' dependency length (the
 longest significant lag of its pre-whitened values) and its season, and says whether the k1
@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 
-from service.cli.cli_tools import add_csv_columns, csv_source, json_object, positive_int
-from service.cli.csv_source import CsvSource
 from tbptt_online.advisor import TruncationReport, advise_values
 from tbptt_online.config import ForecasterConfig
+from tbptt_service.cli.cli_tools import add_csv_columns, csv_source, json_object, positive_int
+from tbptt_service.cli.csv_source import CsvSource
 
 ADVISE_EXAMPLE = """\
 example (the sample file that ships with the repository):

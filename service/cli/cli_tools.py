@@ -2,7 +2,7 @@
 
 Both talk to a running server through :class:`tbptt_online.client.Client` (``--url``,
 default ``$TBPTT_URL`` or http://127.0.0.1:8000; ``--api-key``, default ``$TBPTT_API_KEY``).
-Each ``add_*_command`` adds its parser with a ``handler(args) -> int`` (see ``service.cli.main``).
+Each ``add_*_command`` adds its parser with a ``handler(args) -> int`` (see ``tbptt_service.cli.main``).
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="tbptt-online")
@@ -25,9 +25,9 @@ import os
 import sys
 from typing import Any
 
-from service.cli.csv_feed import FeedError, feed, format_report, format_table
-from service.cli.csv_source import CsvSource
 from tbptt_online.client import Client, ClientError
+from tbptt_service.cli.csv_feed import FeedError, feed, format_report, format_table
+from tbptt_service.cli.csv_source import CsvSource
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from service.settings import Settings
+from tbptt_service.settings import Settings
 
 
 def serve_front(settings: Settings, address: str, shards: int) -> int:
@@ -24,8 +24,8 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     import ray
     import uvicorn
 
-    from service.api.front import create_front
-    from service.host.ray_shards import NAMESPACE, RETRYABLE, ray_call, shard_actors
+    from tbptt_service.api.front import create_front
+    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, ray_call, shard_actors
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)

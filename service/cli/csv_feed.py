@@ -24,8 +24,8 @@ from typing import IO
 
 from tqdm import tqdm
 
-from service.cli.csv_source import CsvRow, CsvSource
 from tbptt_online.client import ApiError, Client, SeriesStats
+from tbptt_service.cli.csv_source import CsvRow, CsvSource
 
 
 class FeedError(Exception):

@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from service.cli.advise import add_advise_command
-from service.cli.cli_tools import add_feed_command, add_forecast_command
-from service.cli.models import add_models_command
-from service.settings import Settings
-from service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
+from tbptt_service.cli.advise import add_advise_command
+from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
+from tbptt_service.cli.models import add_models_command
+from tbptt_service.settings import Settings
+from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
 
 
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
@@ -101,7 +101,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tbptt-online serve: error: {settings_error(error)}", file=sys.stderr)
         return 2
     if getattr(args, "ray", None):
-        from service.cli.cluster import serve_front
+        from tbptt_service.cli.cluster import serve_front
 
         return serve_front(settings, args.ray, args.shards)
     state_lock = None
@@ -120,8 +120,8 @@ def serve(args: argparse.Namespace) -> int:
     # took 80 ms instead of 1 ms).
     os.environ["OMP_NUM_THREADS"] = str(settings.torch_threads)
 
-    from service.errors import ApiError
-    from service.host.memory_budget import MemoryBudget  # imports torch: after OMP_NUM_THREADS is set
+    from tbptt_service.errors import ApiError
+    from tbptt_service.host.memory_budget import MemoryBudget  # imports torch: after OMP_NUM_THREADS is set
 
     budget = MemoryBudget(settings.max_model_bytes, settings.max_process_bytes)
     try:  # a default model that cannot fit is a clear startup error, not a server that never gets ready
@@ -132,7 +132,7 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app
 
-    from service.api.app import create_app
+    from tbptt_service.api.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, state_lock=state_lock)

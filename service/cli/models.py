@@ -21,9 +21,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from service.cli.cli_tools import _add_server_options
-from service.cli.csv_feed import format_table
 from tbptt_online.client import Client, ClientError
+from tbptt_service.cli.cli_tools import _add_server_options
+from tbptt_service.cli.csv_feed import format_table
 
 EXAMPLE = """\
 examples:

@@ -1,3 +1,3 @@
 """The model host: owns models (registry, one worker per model, admission, forecasts) and
-rebuilds them from :mod:`service.storage` (checkpoint cuts, recovery). Knows no HTTP.
+rebuilds them from :mod:`tbptt_service.storage` (checkpoint cuts, recovery). Knows no HTTP.
 """

@@ -13,14 +13,14 @@ atomically while the others go ahead:
    batch, only when it adds a series) -> 409 naming the index of the first series too many.
 
 >>> from tbptt_online import Forecaster, ForecasterConfig
->>> from service.storage.observation import Observation
+>>> from tbptt_service.storage.observation import Observation
 >>> batch = BatchAdmission(Forecaster(ForecasterConfig(hidden_size=4)), marks={}, max_series=10)
 >>> batch.admit([Observation("a", 1.0, 10.0), Observation("a", 1.0, 10.0)])  # the repeat points at element 0
 [0, 0]
 >>> batch.admit([Observation("a", 2.0, 9.0)])
 Traceback (most recent call last):
 ...
-service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older than its last timestamp 10.0
+tbptt_service.errors.Conflict: observation 0: timestamp 9.0 of series 'a' is older than its last timestamp 10.0
 >>> [o.value for o in batch.merged]
 [1.0]
 """
@@ -31,12 +31,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from service.errors import ApiError, Conflict, Unprocessable
-from service.host.memory_budget import SeriesLimit
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
 from tbptt_online.values import format_row
+from tbptt_service.errors import ApiError, Conflict, Unprocessable
+from tbptt_service.host.memory_budget import SeriesLimit
+from tbptt_service.storage.observation import Observation
 
 _INDEX = re.compile(r"^observation (\d+):")  # the library names the bad element this way
 

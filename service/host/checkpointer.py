@@ -26,15 +26,15 @@ import threading
 import time
 from collections.abc import Sequence
 
-from service.host.model_state import ModelState, to_plain
-from service.host.model_worker import ModelWorker
-from service.host.rebuild import CHECKPOINT_FORMAT
-from service.host.registry import ModelRegistry
-from service.storage.checkpoints import CheckpointStore
-from service.storage.journal import DEFAULT_TORCH_THREADS
-from service.storage.log_store import LogStore
+from tbptt_service.host.model_state import ModelState, to_plain
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.host.rebuild import CHECKPOINT_FORMAT
+from tbptt_service.host.registry import ModelRegistry
+from tbptt_service.storage.checkpoints import CheckpointStore
+from tbptt_service.storage.journal import DEFAULT_TORCH_THREADS
+from tbptt_service.storage.log_store import LogStore
 
-logger = logging.getLogger("service.host.checkpointer")
+logger = logging.getLogger("tbptt_service.host.checkpointer")
 
 
 class Checkpointer:

@@ -19,7 +19,7 @@ is one ``_tick`` of the library either way; nothing else happens per call.
 ``results()`` gives the whole batch's results (a ``StepResults`` over every chunk's
 ticks), indexed like the merged batch, once every tick is applied.
 
->>> from service.storage.observation import Observation
+>>> from tbptt_service.storage.observation import Observation
 >>> run = ChunkedRun([Observation(s, float(i)) for i, s in enumerate(["a", "b", "a", "a", "c", "b"])], seq=7)
 >>> run.ticks, sorted(run.series)
 ([[0, 1, 4], [2, 5], [3]], ['a', 'b', 'c'])
@@ -40,8 +40,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.storage.observation import Observation
 from tbptt_online.results import StepResults, TickColumns
+from tbptt_service.storage.observation import Observation
 
 
 def tick_plan(observations: Sequence[Observation]) -> list[list[int]]:

@@ -1,12 +1,12 @@
 """Durability: the state directory wired into the app (event log, checkpoints, recovery).
 
-``state_dir/events.sqlite3`` is the write-ahead log (:class:`~service.storage.event_log.EventLog`):
+``state_dir/events.sqlite3`` is the write-ahead log (:class:`~tbptt_service.storage.event_log.EventLog`):
 every change is appended there before it is made and acknowledged. With ``log_url`` set, the log
-is the stream ``log_stream`` in PostgreSQL instead (:class:`~service.storage.postgres_log.PostgresLog`,
+is the stream ``log_stream`` in PostgreSQL instead (:class:`~tbptt_service.storage.postgres_log.PostgresLog`,
 opened as a new writer epoch: an older writer of the stream can append nothing more).
 ``state_dir/checkpoints/`` holds the ``checkpoints_kept`` newest checkpoints
-(:class:`~service.storage.checkpoints.CheckpointStore`). ``state_dir/lock`` is held
-(:class:`~service.storage.state_lock.StateDirectoryLock`) by the one process that uses the
+(:class:`~tbptt_service.storage.checkpoints.CheckpointStore`). ``state_dir/lock`` is held
+(:class:`~tbptt_service.storage.state_lock.StateDirectoryLock`) by the one process that uses the
 directory: a second one on the same directory would interleave its records with the
 first's, so it refuses to start (``open`` raises ``StateDirectoryInUse``: the app's
 startup fails and ``serve`` exits non-zero, before binding its port). The app's
@@ -16,7 +16,7 @@ lifespan calls:
   checkpoint store; ``journal`` is then ready;
 - ``restore(registry)`` (the app's ``restore`` hook, run in the background while
   ``/readyz`` answers 503): load the newest valid checkpoint, apply the log after
-  it (:func:`service.storage.recovery.recover`, at the torch thread counts the log and the
+  it (:func:`tbptt_service.storage.recovery.recover`, at the torch thread counts the log and the
   checkpoint record; a ``torch_threads`` record is appended when this process computes
   with another count than the log's last), serve the rebuilt models, create the model
   ``default`` if the state directory is new, then start the checkpointer. A
@@ -33,19 +33,19 @@ import logging
 
 import torch
 
-from service.host.checkpointer import Checkpointer
-from service.host.rebuild import StateRebuild
-from service.host.registry import ModelRegistry
-from service.settings import Settings
-from service.storage.checkpoints import CheckpointStore
-from service.storage.event_log import EventLog
-from service.storage.journal import DEFAULT_TORCH_THREADS, PROCESS_RECORD, TORCH_THREADS
-from service.storage.log_journal import LogJournal
-from service.storage.log_store import LogStore
-from service.storage.recovery import RecoveryReport, recover
-from service.storage.state_lock import LOCK_NAME, StateDirectoryInUse, StateDirectoryLock
+from tbptt_service.host.checkpointer import Checkpointer
+from tbptt_service.host.rebuild import StateRebuild
+from tbptt_service.host.registry import ModelRegistry
+from tbptt_service.settings import Settings
+from tbptt_service.storage.checkpoints import CheckpointStore
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.journal import DEFAULT_TORCH_THREADS, PROCESS_RECORD, TORCH_THREADS
+from tbptt_service.storage.log_journal import LogJournal
+from tbptt_service.storage.log_store import LogStore
+from tbptt_service.storage.recovery import RecoveryReport, recover
+from tbptt_service.storage.state_lock import LOCK_NAME, StateDirectoryInUse, StateDirectoryLock
 
-logger = logging.getLogger("service.host.durability")
+logger = logging.getLogger("tbptt_service.host.durability")
 LOG_NAME = "events.sqlite3"
 CHECKPOINTS_DIR = "checkpoints"
 __all__ = ["CHECKPOINTS_DIR", "LOCK_NAME", "LOG_NAME", "Durability", "StateDirectoryInUse"]
@@ -54,9 +54,9 @@ __all__ = ["CHECKPOINTS_DIR", "LOCK_NAME", "LOG_NAME", "Durability", "StateDirec
 def open_log(settings: Settings) -> LogStore:
     """The settings' event log: SQLite in the state directory, or a PostgreSQL stream (``log_url``)."""
     if settings.log_url is not None:
-        from service.storage.postgres_log import PostgresLog  # psycopg: only where a cluster log is asked for
+        from tbptt_service.storage.postgres_log import PostgresLog  # psycopg: only where a cluster log is asked for
 
-        return PostgresLog(settings.log_url, stream=settings.log_stream)
+        return PostgresLog(settings.log_url, stream=settings.log_stream, timeout_s=settings.log_timeout_s)
     return EventLog(
         settings.state_dir / LOG_NAME,
         sync=settings.log_sync,

@@ -15,7 +15,7 @@ order; the model's ticks are journaled as applied, so a recovery is the same. Th
 alternates: a batch that set requests aside is followed by those requests at once, so a
 long request waits for at most one short batch.
 
-A long batch is then applied a few ticks at a time (:mod:`service.host.chunked_run`); between
+A long batch is then applied a few ticks at a time (:mod:`tbptt_service.host.chunked_run`); between
 two of its chunks, ``between_chunks`` picks the requests that arrived meanwhile and may go at
 once: one value per series, none of the series the long batch or a request waiting behind it
 holds, and nothing after a call (a forget, an import, a capture: those see the batch whole).

@@ -25,7 +25,7 @@ alone: its error is raised where it is awaited, the others of its batch are answ
 >>> asyncio.run(runner.run(sum, [1]))
 Traceback (most recent call last):
 ...
-service.errors.NotReady: the service is stopping; retry shortly
+tbptt_service.errors.NotReady: the service is stopping; retry shortly
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import torch
 
-from service.errors import NotReady
 from tbptt_online import Forecast, ForecasterView
+from tbptt_service.errors import NotReady
 
 T = TypeVar("T")
 _STOP = object()

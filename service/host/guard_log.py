@@ -30,7 +30,7 @@ from collections.abc import Callable
 from tbptt_online.guards import COUNTERS
 from tbptt_online.results import UpdateStats
 
-logger = logging.getLogger("service.host.guards")
+logger = logging.getLogger("tbptt_service.host.guards")
 INTERVAL_S = 60.0  # at most one line per kind and model in this many seconds
 
 

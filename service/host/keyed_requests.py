@@ -6,9 +6,9 @@ applies the requests with a new key in a batch of their own, whole (never chunke
 each key with the batch (a place in the batch, or the series whose earlier result an element
 repeats), and remembers each key's answer once the batch is durable. Recovery remembers the
 keys of the records it applies the same way (``apply_record``). The keys and answers
-themselves are kept by :class:`~service.host.applied_keys.AppliedKeys` (``keys``).
+themselves are kept by :class:`~tbptt_service.host.applied_keys.AppliedKeys` (``keys``).
 
-A mixin of :class:`~service.host.model_worker.ModelWorker`: its methods run on the worker's
+A mixin of :class:`~tbptt_service.host.model_worker.ModelWorker`: its methods run on the worker's
 thread and use the worker's state (the forecaster, the series' marks, the jobs set aside) and
 its settling.
 """
@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from service.errors import Unprocessable
-from service.host.admission import Source
-from service.host.applied_keys import AppliedKeys, digest_of
-from service.host.model_snapshot import ObserveOutcome
-from service.host.worker_jobs import ObserveJob
-from service.storage.log_journal import observations_of
 from tbptt_online import StepResult
+from tbptt_service.errors import Unprocessable
+from tbptt_service.host.admission import Source
+from tbptt_service.host.applied_keys import AppliedKeys, digest_of
+from tbptt_service.host.model_snapshot import ObserveOutcome
+from tbptt_service.host.worker_jobs import ObserveJob
+from tbptt_service.storage.log_journal import observations_of
 
 
 class KeyedRequests:

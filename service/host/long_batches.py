@@ -2,19 +2,19 @@
 
 A batch that includes a long request (several values of a series: several ticks of the model)
 and holds more than ``chunk_ticks`` ticks is not applied in one call: it is journaled whole,
-once, and applied ``chunk_ticks`` ticks at a time (:mod:`service.host.chunked_run`), each chunk
+once, and applied ``chunk_ticks`` ticks at a time (:mod:`tbptt_service.host.chunked_run`), each chunk
 journaled as a small record before it is applied; between two chunks, the short requests that
 arrived meanwhile and hold none of the batch's series (nor of a request waiting behind it) are
-applied with the next chunk and answered (:func:`service.host.fair_batches.between_chunks`), so a
+applied with the next chunk and answered (:func:`tbptt_service.host.fair_batches.between_chunks`), so a
 single observation waits for one chunk, not for every tick of a long batch. Every other job that
 arrives meanwhile (a long one, one of the same series, a call) waits, in order, until the long
 batch is done; its requests are answered once all of it is applied and durable. Recovery applies
 the same records through ``begin_chunked`` and ``apply_chunk``.
 
-A mixin of :class:`~service.host.model_worker.ModelWorker`: its methods run on the worker's
+A mixin of :class:`~tbptt_service.host.model_worker.ModelWorker`: its methods run on the worker's
 thread and use the worker's state (the forecaster, the journal, the queue and the jobs set aside)
 and its journaling, admission and settling; the long batch's own state is ``_chunked`` (the
-:class:`~service.host.chunked_run.ChunkedRun`), ``_chunked_jobs`` (its requests), ``_riders`` and
+:class:`~tbptt_service.host.chunked_run.ChunkedRun`), ``_chunked_jobs`` (its requests), ``_riders`` and
 ``_rider_items`` (the short requests applied with its next chunk), set up by the worker.
 """
 
@@ -25,14 +25,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from service.errors import ApiError
-from service.host.admission import Source
-from service.host.chunked_run import ChunkedRun
-from service.host.fair_batches import between_chunks, ticks
-from service.host.model_snapshot import ObserveOutcome
-from service.host.worker_jobs import ObserveJob
-from service.storage.observation import Observation
 from tbptt_online.results import StepResults
+from tbptt_service.errors import ApiError
+from tbptt_service.host.admission import Source
+from tbptt_service.host.chunked_run import ChunkedRun
+from tbptt_service.host.fair_batches import between_chunks, ticks
+from tbptt_service.host.model_snapshot import ObserveOutcome
+from tbptt_service.host.worker_jobs import ObserveJob
+from tbptt_service.storage.observation import Observation
 
 
 class LongBatches:
@@ -86,7 +86,7 @@ class LongBatches:
 
     def _between_chunks(self) -> None:
         """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
-        (:func:`service.host.fair_batches.between_chunks`) are admitted to ride with its next chunk
+        (:func:`tbptt_service.host.fair_batches.between_chunks`) are admitted to ride with its next chunk
         (one ``observe_many``: a tick costs much the same for 1 series as for 100); the others
         wait, in arrival order, until the long batch is done."""
         assert self._chunked is not None

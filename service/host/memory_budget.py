@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from service.errors import Conflict, Unprocessable
 from tbptt_online import ForecasterConfig
 from tbptt_online.memory import estimate_bytes, footprint
+from tbptt_service.errors import Conflict, Unprocessable
 
 MB = 1_000_000
 

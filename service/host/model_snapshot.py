@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from service.host.admission import SeriesMark, Source
 from tbptt_online import ForecasterView, StepResult, TruncationReport, UpdateStats
+from tbptt_service.host.admission import SeriesMark, Source
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ recognised after a restart) and ``seq``, the last log record the state includes.
 The plain form holds tensors and plain values only (``torch.load(weights_only=True)``).
 
 One model's state is also what ``GET /v1/models/{model}/checkpoint`` exports: the
-checkpoint encoding of :mod:`service.storage.checkpoints` around ``{"format": 1, "model": ...}``.
+checkpoint encoding of :mod:`tbptt_service.storage.checkpoints` around ``{"format": 1, "model": ...}``.
 
 >>> from tbptt_online import Forecaster, ForecasterConfig
 >>> f = Forecaster(ForecasterConfig(hidden_size=4))
@@ -29,11 +29,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.host.admission import SeriesMark
-from service.host.applied_keys import KeyedAnswer
-from service.storage.checkpoints import decode_checkpoint, encode_checkpoint
 from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
 from tbptt_online.state_check import MAX_COUNT, check_state
+from tbptt_service.host.admission import SeriesMark
+from tbptt_service.host.applied_keys import KeyedAnswer
+from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
 
 FORMAT_VERSION = 1
 
@@ -177,7 +177,7 @@ def _check_mark(i: int, series: Any, timestamp: Any, row: Any, updated: Any, cou
 
 
 def encode_model_checkpoint(state: ModelState) -> bytes:
-    """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see service.storage.checkpoints):
+    """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see tbptt_service.storage.checkpoints):
     the model's state without its idempotency keys (another model importing it has requests of its own)."""
     plain = to_plain(dataclasses.replace(state, keys=()))
     return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": plain})

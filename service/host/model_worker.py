@@ -11,10 +11,10 @@ runs, waits for that fsync, then publishes a new snapshot and settles the future
 on their event loop: nothing is seen or acknowledged before it is durable. When the
 jobs collected include long ones (several values of a series: several ticks), the
 short ones go first in their own batch and the rest right after
-(:mod:`service.host.fair_batches`). A batch that includes a long request and holds more than
+(:mod:`tbptt_service.host.fair_batches`). A batch that includes a long request and holds more than
 ``chunk_ticks`` ticks is applied a chunk at a time, with the short requests that arrive
-meanwhile riding on its chunks (:mod:`service.host.long_batches`). Requests with an
-idempotency key are answered once (:mod:`service.host.keyed_requests`). A batch
+meanwhile riding on its chunks (:mod:`tbptt_service.host.long_batches`). Requests with an
+idempotency key are answered once (:mod:`tbptt_service.host.keyed_requests`). A batch
 whose fsync fails is answered with the error, and the model accepts no more changes
 (it holds a batch the log may not): a restart recovers what the log holds.
 
@@ -42,7 +42,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from service.errors import (
+from tbptt_online import Forecaster, StepResult
+from tbptt_online.results import StepResults
+from tbptt_service.errors import (
     ApiError,
     InsufficientStorage,
     LogDown,
@@ -51,20 +53,20 @@ from service.errors import (
     Quarantined,
     StorageFullError,
 )
-from service.host.admission import BatchAdmission, SeriesMark, Source
-from service.host.applied_keys import AppliedKeys, KeyedAnswer
-from service.host.chunked_run import ChunkedRun
-from service.host.fair_batches import short_first, ticks
-from service.host.guard_log import GuardLog
-from service.host.keyed_requests import KeyedRequests
-from service.host.long_batches import LongBatches
-from service.host.memory_budget import SeriesLimit
-from service.host.metrics import ServiceMetrics
-from service.host.model_snapshot import ModelSnapshot, ObserveOutcome
-from service.host.model_state import ModelState
-from service.host.recent_results import RecentResults
-from service.host.worker_jobs import STOP, CallJob, Job, ObserveJob, settle_all
-from service.storage.journal import (
+from tbptt_service.host.admission import BatchAdmission, SeriesMark, Source
+from tbptt_service.host.applied_keys import AppliedKeys, KeyedAnswer
+from tbptt_service.host.chunked_run import ChunkedRun
+from tbptt_service.host.fair_batches import short_first, ticks
+from tbptt_service.host.guard_log import GuardLog
+from tbptt_service.host.keyed_requests import KeyedRequests
+from tbptt_service.host.long_batches import LongBatches
+from tbptt_service.host.memory_budget import SeriesLimit
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_snapshot import ModelSnapshot, ObserveOutcome
+from tbptt_service.host.model_state import ModelState
+from tbptt_service.host.recent_results import RecentResults
+from tbptt_service.host.worker_jobs import STOP, CallJob, Job, ObserveJob, settle_all
+from tbptt_service.storage.journal import (
     DELETE_MODEL,
     FORGET_SERIES,
     RESET_LEARNING_RATE,
@@ -73,11 +75,9 @@ from service.storage.journal import (
     PendingAppend,
     with_changes,
 )
-from service.storage.observation import Observation
-from tbptt_online import Forecaster, StepResult
-from tbptt_online.results import StepResults
+from tbptt_service.storage.observation import Observation
 
-logger = logging.getLogger("service.host.model_worker")
+logger = logging.getLogger("tbptt_service.host.model_worker")
 T = TypeVar("T")
 
 
@@ -304,7 +304,7 @@ class ModelWorker(LongBatches, KeyedRequests):
             batch = self._collect(job)
             now, later = short_first([[o.series for o in j.observations] for j in batch])
             for part in ([batch[i] for i in now], [batch[i] for i in later]):
-                if part:  # the short ones first (service.host.fair_batches), then the rest
+                if part:  # the short ones first (tbptt_service.host.fair_batches), then the rest
                     self._guarded(part, lambda part=part: self._process(part))
 
     def _take(self, timeout: float | None = None) -> Any:

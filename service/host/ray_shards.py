@@ -1,6 +1,6 @@
 """The shards as Ray actors: one named, detached actor per shard, restarted forever by Ray.
 
-``tbptt-shard-{i}`` in the namespace ``tbptt`` holds a :class:`~service.host.shard.ShardHost`
+``tbptt-shard-{i}`` in the namespace ``tbptt`` holds a :class:`~tbptt_service.host.shard.ShardHost`
 (``max_restarts=-1``: Ray restarts it on any node after its process or node is lost; its
 constructor takes a new epoch of the shard's log stream, which fences the lost incarnation,
 and recovers; a recovery that fails is retried by the shard itself, in the background, since
@@ -19,7 +19,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
+from tbptt_service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
 
 NAMESPACE = "tbptt"
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError)

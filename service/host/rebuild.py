@@ -1,6 +1,6 @@
 """StateRebuild: the service's models rebuilt from a checkpoint and the event-log records after it.
 
-``restore`` and ``apply`` are the two callbacks of :func:`service.storage.recovery.recover`.
+``restore`` and ``apply`` are the two callbacks of :func:`tbptt_service.storage.recovery.recover`.
 Each model in a checkpoint carries ``seq``, the last record its state includes: the
 checkpoint is cut at one log position, but a model's state may already hold a few
 records after it (those its worker applied before its state was captured), and
@@ -32,11 +32,12 @@ from typing import Any
 
 import torch
 
-from service.host.model_state import from_plain, read_import
-from service.host.model_worker import ModelWorker
-from service.host.registry import ModelRegistry
-from service.storage.event_log import LogRecord
-from service.storage.journal import (
+from tbptt_online import ForecasterConfig
+from tbptt_service.host.model_state import from_plain, read_import
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.host.registry import ModelRegistry
+from tbptt_service.storage.event_log import LogRecord
+from tbptt_service.storage.journal import (
     CREATE_MODEL,
     DEFAULT_TORCH_THREADS,
     DELETE_MODEL,
@@ -48,8 +49,7 @@ from service.storage.journal import (
     RESET_LEARNING_RATE,
     TORCH_THREADS,
 )
-from service.storage.log_journal import observations_of
-from tbptt_online import ForecasterConfig
+from tbptt_service.storage.log_journal import observations_of
 
 CHECKPOINT_FORMAT = 1
 

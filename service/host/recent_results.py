@@ -14,7 +14,7 @@ per value: with 10,000 series the rings hold millions of values, and a garbage
 collector pass that visited each of them took 50 ms and more, several times a
 second, on every thread's time.
 
->>> from service.storage.observation import Observation
+>>> from tbptt_service.storage.observation import Observation
 >>> from tbptt_online import Forecaster, ForecasterConfig
 >>> f = Forecaster(ForecasterConfig(hidden_size=4))
 >>> obs = [Observation("a", 1.0, 60.0), Observation("a", 2.0, 120.0), Observation("a", 3.0, 180.0)]
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Any
 
-from service.storage.observation import Observation
 from tbptt_online import StepResult
 from tbptt_online.results import Prediction, StepResults
+from tbptt_service.storage.observation import Observation
 
 DEFAULT_CAPACITY = 500
 _NAN = math.nan

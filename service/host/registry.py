@@ -14,13 +14,13 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import Conflict, InsufficientStorage, NotFound, Quarantined, StorageFullError
-from service.host.memory_budget import MemoryBudget, SeriesLimit
-from service.host.metrics import ServiceMetrics
-from service.host.model_worker import ModelSnapshot, ModelWorker
-from service.settings import Settings
-from service.storage.journal import CREATE_MODEL, DELETE_MODEL, Journal, with_changes
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.errors import Conflict, InsufficientStorage, NotFound, Quarantined, StorageFullError
+from tbptt_service.host.memory_budget import MemoryBudget, SeriesLimit
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_worker import ModelSnapshot, ModelWorker
+from tbptt_service.settings import Settings
+from tbptt_service.storage.journal import CREATE_MODEL, DELETE_MODEL, Journal, with_changes
 
 ForecasterFactory = Callable[[ForecasterConfig], Forecaster]
 
@@ -112,7 +112,7 @@ class ModelRegistry:
 
     def build_worker(self, name: str, forecaster: Forecaster) -> ModelWorker:
         """A worker around ``forecaster``, not started (recovery applies the log's records to it
-        first: :mod:`service.host.rebuild`). Runs torch work: call it off the event loop."""
+        first: :mod:`tbptt_service.host.rebuild`). Runs torch work: call it off the event loop."""
         s = self.settings
         worker = ModelWorker(
             name,

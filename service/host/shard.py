@@ -31,12 +31,13 @@ from typing import Any
 
 import orjson
 
-from service.host.shard_app import ForwardedRequest, ForwardedResponse, ShardApp
-from service.settings import Settings
+from tbptt_service.host.shard_app import ForwardedRequest, ForwardedResponse, ShardApp
+from tbptt_service.host.startup_marks import StartupMarks
+from tbptt_service.settings import Settings
 
 KEYS_REMEMBERED = 10_000
 FIRST_PAUSE_S, LAST_PAUSE_S = 0.5, 10.0  # the back-off between recovery attempts
-logger = logging.getLogger("service.host.shard")
+logger = logging.getLogger("tbptt_service.host.shard")
 
 
 def shard_of(model: str, shards: int) -> int:
@@ -66,6 +67,8 @@ class ShardHost:
     shard answers 503 with the reason and retries in the background (``ready()`` says when)."""
 
     def __init__(self, index: int, shards: int, settings: dict[str, Any]) -> None:
+        self.startup = StartupMarks()  # where a restart's time goes: read by the fault tests
+        self.startup.mark("constructor")
         self.index, self.shards = index, shards
         self.settings = shard_settings(Settings(**settings), index, shards)
         self.incarnations = 0  # apps started (recovered) so far: 1 + the restarts in place
@@ -98,8 +101,9 @@ class ShardHost:
         """One recovery attempt: True when a new app serves."""
         self.attempts += 1
         candidate = ShardApp(self.index, self.settings)
+        self.startup.mark(f"attempt {self.attempts}: app imported and built")
         try:
-            self._run(candidate.start())
+            self._run(candidate.start(on_step=lambda step: self.startup.mark(f"attempt {self.attempts}: {step}")))
         except Exception as error:
             self._down = f"its recovery failed (attempt {self.attempts}): {error}"
             logger.error("shard %d: %s", self.index, self._down)
@@ -123,7 +127,7 @@ class ShardHost:
     def _mend_now(self, broken: ShardApp | None) -> None:
         pause = FIRST_PAUSE_S
         if broken is not None:
-            from service.storage.postgres_log import unreachable
+            from tbptt_service.storage.postgres_log import unreachable
 
             assert self.settings.log_url is not None  # only a PostgreSQL log breaks this way
             while (why := unreachable(self.settings.log_url)) is not None:  # reads go on meanwhile

@@ -9,12 +9,13 @@ request is journaled with its key, so a retry after a restart is answered, not a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import NamedTuple
 
 import httpx
 
-from service.settings import Settings
+from tbptt_service.settings import Settings
 
 IDEMPOTENCY_KEY = "idempotency-key"
 
@@ -36,17 +37,19 @@ class ShardApp:
     """One incarnation of a shard's app: started (recovered) on ``loop``, answering, closed."""
 
     def __init__(self, index: int, settings: Settings) -> None:
-        from service.api.app import create_app  # the app is what a shard runs; imported where it starts
+        from tbptt_service.api.app import create_app  # the app is what a shard runs; imported where it starts
 
         self.index = index
         self.app = create_app(settings)
         self._stack = AsyncExitStack()
         self._client: httpx.AsyncClient | None = None
 
-    async def start(self) -> None:
-        """Start the app and recover its state; ``RuntimeError`` naming why it could not."""
+    async def start(self, on_step: Callable[[str], None] = lambda step: None) -> None:
+        """Start the app and recover its state; ``RuntimeError`` naming why it could not.
+        ``on_step`` hears each step done (the shard's startup marks)."""
         try:
             await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
+            on_step("log opened (a new epoch)")
             await self.app.state.loading  # recovery: the newest checkpoint, then the log stream after it
         except BaseException:
             await self._stack.aclose()
@@ -55,6 +58,9 @@ class ShardApp:
             error = getattr(self.app.state, "load_error", "not ready")
             await self._stack.aclose()
             raise RuntimeError(f"shard {self.index}: {error}")
+        report = getattr(self.app.state.durability, "report", None)
+        applied = "?" if report is None else report.applied
+        on_step(f"recovered ({applied} log records; kernels loaded beside it in {self.app.state.kernels_s:.2f} s)")
         transport = httpx.ASGITransport(app=self.app)
         self._client = await self._stack.enter_async_context(
             httpx.AsyncClient(transport=transport, base_url="http://shard", timeout=None)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service.storage.observation import Observation
+from tbptt_service.storage.observation import Observation
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Job:
 @dataclass
 class ObserveJob(Job):
     observations: list[Observation]
-    key: str | None = None  # the request's Idempotency-Key (service.host.keyed_requests)
+    key: str | None = None  # the request's Idempotency-Key (tbptt_service.host.keyed_requests)
     digest: str = ""  # its content, as the key is tied to it (set on the worker thread)
 
 

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from service.errors import StorageFullError
+from tbptt_service.errors import StorageFullError
 
 MAGIC = b"TBPTTCKP"
 FORMAT_VERSION = 1

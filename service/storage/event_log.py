@@ -17,7 +17,7 @@ How hard it syncs (``sync``):
 - ``"batch"``: a record whose ``append`` returned survives a process crash (``kill -9``)
   *and* an OS crash or power loss (as far as the disk honours fsync). Each commit
   writes the WAL into the OS page cache (``PRAGMA synchronous=NORMAL``), then the
-  :class:`~service.storage.wal_sync.WalSyncer` thread fsyncs the WAL; ``append`` waits for it.
+  :class:`~tbptt_service.storage.wal_sync.WalSyncer` thread fsyncs the WAL; ``append`` waits for it.
   ``write`` + ``durable`` split the two, so the caller can work while the fsync runs
   (one fsync serves every record waiting: group commit). Cost: about one fsync per
   append (per merged batch, not per observation). An fsync that fails fails this
@@ -34,7 +34,7 @@ In both modes a crash in the middle of an append (a torn WAL frame) leaves the
 committed prefix intact: SQLite ignores WAL frames after the last valid commit frame.
 
 A full disk, or the optional ``max_bytes`` cap on the log's size, raises
-:class:`service.errors.StorageFullError` (an ``OSError`` with ``errno.ENOSPC``) from
+:class:`tbptt_service.errors.StorageFullError` (an ``OSError`` with ``errno.ENOSPC``) from
 ``append`` and leaves the log valid without that record.
 
 >>> import tempfile, pathlib
@@ -62,8 +62,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from service.errors import StorageFullError
-from service.storage.wal_sync import WalSyncer
+from tbptt_service.errors import StorageFullError
+from tbptt_service.storage.wal_sync import WalSyncer
 
 SYNC_MODES = ("batch", "interval")
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte

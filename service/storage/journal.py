@@ -2,7 +2,7 @@
 
 A model worker calls ``journal.append(model, observations)`` with the merged batch
 of one micro-batch, in apply order, *before* it changes the model; if that raises
-:class:`~service.errors.StorageFullError` the batch's requests get 507 and nothing
+:class:`~tbptt_service.errors.StorageFullError` the batch's requests get 507 and nothing
 is applied. Applying the appended batches again, in order, through
 ``ModelWorker.apply`` reproduces the same ticks. Each model has its own worker
 thread, so ``append`` may be called from several threads at once.
@@ -20,10 +20,10 @@ event log's fsync), raising what ``append`` would raise. The worker computes the
 in between and acknowledges it only after ``wait_durable()``, so the fsync and the
 model's work overlap. ``keys`` (given only when some request of the batch carried an
 idempotency key) go into the record with the batch: ``[[key, digest, sources], ...]``
-(:mod:`service.host.applied_keys`), so a recovery knows which requests it applied.
+(:mod:`tbptt_service.host.applied_keys`), so a recovery knows which requests it applied.
 
 A batch of many ticks may be applied a few ticks at a time, with other batches in between
-(:mod:`service.host.chunked_run`): ``begin_chunked(model, observations)`` writes the whole
+(:mod:`tbptt_service.host.chunked_run`): ``begin_chunked(model, observations)`` writes the whole
 batch once, as an ``observe_chunked`` record that applies nothing by itself, and each chunk
 applied later is a small ``observe_chunk`` record, ``begin_chunk(model, request, ticks, chunk,
 extra)``: "the next ``ticks`` ticks of the batch journaled as record ``request``, applied here",
@@ -31,12 +31,12 @@ with ``extra``, the short requests applied in the same call after them, in full.
 log then holds the order in which ticks were actually applied, and a recovery that finds a
 batch not finished finishes it (the worker applies and journals the rest first).
 
-The default keeps nothing (state lives in memory only); :class:`service.storage.log_journal.LogJournal`
+The default keeps nothing (state lives in memory only); :class:`tbptt_service.storage.log_journal.LogJournal`
 writes both to the event log and makes the service durable. A journal with
 ``append`` alone (a test's recorder) still works: :func:`with_changes` gives it a
 ``record`` that keeps nothing and a ``begin_append`` that is its ``append``.
 
->>> from service.storage.observation import Observation
+>>> from tbptt_service.storage.observation import Observation
 >>> journal = with_changes(NullJournal())
 >>> journal.append("default", [Observation("a", 1.0, 1700000000.0)]), journal.record("default", "forget_series", {})
 (None, None)
@@ -50,7 +50,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from service.storage.observation import Observation
+from tbptt_service.storage.observation import Observation
 
 # The kinds of change records, as the event log stores them.
 CREATE_MODEL = "create_model"

@@ -1,4 +1,4 @@
-"""LogJournal: the service's journal written to a :class:`~service.storage.log_store.LogStore`.
+"""LogJournal: the service's journal written to a :class:`~tbptt_service.storage.log_store.LogStore`.
 
 An ``observe`` record holds one merged micro-batch exactly as the worker applies it,
 ``{"items": [[series, value, timestamp], ...]}``, so applying the records in order
@@ -13,7 +13,7 @@ record's seq; ``begin_append`` returns once the record is written, with a
 ``wait_durable`` for its fsync.
 
 >>> import tempfile, pathlib
->>> from service.storage.event_log import EventLog
+>>> from tbptt_service.storage.event_log import EventLog
 >>> with tempfile.TemporaryDirectory() as d, EventLog(pathlib.Path(d) / "events.sqlite3") as log:
 ...     journal = LogJournal(log)
 ...     journal.record("m", "create_model", {"config": {}})
@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKED, PendingAppend
-from service.storage.log_store import LogStore
-from service.storage.observation import Observation
+from tbptt_service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKED, PendingAppend
+from tbptt_service.storage.log_store import LogStore
+from tbptt_service.storage.observation import Observation
 
 
 def observations_of(payload: dict[str, Any]) -> list[Observation]:
@@ -42,7 +42,7 @@ def observations_of(payload: dict[str, Any]) -> list[Observation]:
 
 def _payload(observations: Sequence[Observation], keys: list[Any] | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {"items": [[o.series, o.value, o.timestamp] for o in observations]}
-    if keys:  # the idempotency keys of the requests merged into the batch (service.host.applied_keys)
+    if keys:  # the idempotency keys of the requests merged into the batch (tbptt_service.host.applied_keys)
         payload["keys"] = keys
     return payload
 

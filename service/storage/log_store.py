@@ -2,12 +2,12 @@
 
 Two implementations:
 
-- :class:`~service.storage.event_log.EventLog`: SQLite in the state directory (the embedded
+- :class:`~tbptt_service.storage.event_log.EventLog`: SQLite in the state directory (the embedded
   default: one process, no server to run);
-- :class:`~service.storage.postgres_log.PostgresLog`: a stream of records in PostgreSQL (the
+- :class:`~tbptt_service.storage.postgres_log.PostgresLog`: a stream of records in PostgreSQL (the
   cluster: every node reaches it, and a writer is fenced by an epoch).
 
-The contract both keep, and :func:`service.storage.recovery.recover` relies on: ``seq`` starts
+The contract both keep, and :func:`tbptt_service.storage.recovery.recover` relies on: ``seq`` starts
 at 1, grows by exactly 1 per append (a failed append leaves no gap), is never reused (also
 after ``prune``); a record whose ``write`` returned is never lost to a process crash, and is as
 durable as the store promises once ``durable(seq)`` is done; ``records(after_seq)`` yields the
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from service.storage.event_log import LogRecord
+from tbptt_service.storage.event_log import LogRecord
 
 __all__ = ["FencedWriter", "LogRecord", "LogStore"]
 

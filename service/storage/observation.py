@@ -19,8 +19,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from service.errors import quoted
 from tbptt_online.values import Value
+from tbptt_service.errors import quoted
 
 
 class Observation(NamedTuple):

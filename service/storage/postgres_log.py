@@ -1,7 +1,7 @@
 """PostgresLog: the write-ahead log as one *stream* of records in PostgreSQL, with epoch fencing.
 
-The same contract as :class:`~service.storage.event_log.EventLog` (see
-:mod:`service.storage.log_store`), for a cluster: every node reaches the database, and several
+The same contract as :class:`~tbptt_service.storage.event_log.EventLog` (see
+:mod:`tbptt_service.storage.log_store`), for a cluster: every node reaches the database, and several
 writers (one per shard) share it, each on its own stream with its own seq. Two tables::
 
     log_streams(stream TEXT PRIMARY KEY, epoch BIGINT, last_seq BIGINT)
@@ -10,7 +10,7 @@ writers (one per shard) share it, each on its own stream with its own seq. Two t
 
 **Epochs.** Opening a ``PostgresLog`` takes the stream's next epoch (``epoch + 1``, committed at
 once): from then on an append or a prune carrying an older epoch changes nothing and raises
-:class:`~service.storage.log_store.FencedWriter`. Each append is one statement that bumps
+:class:`~tbptt_service.storage.log_store.FencedWriter`. Each append is one statement that bumps
 ``last_seq`` *only where the stream's epoch is still the writer's* and inserts the record with
 that seq; the row lock it takes makes a takeover wait for an append in flight, so once a new
 incarnation holds its epoch, no older writer (a zombie after a partition, a process Ray thought
@@ -21,6 +21,15 @@ dead) can add a record after it. Seqs have no gaps: a failed statement rolls bac
 at once. A connection that fails during an append leaves it unknown whether the record
 committed: the log then refuses every later append (``OSError``), so the writer's state can
 never run ahead of or behind its log; a restart recovers what the log holds.
+
+**Timeouts.** Every statement has ``timeout_s`` (5 s by default): the server cancels one that runs
+longer (``statement_timeout``, a lock wait say), and the client cuts the connection of one that
+has no answer by then, give or take a quarter of it
+(:class:`~tbptt_service.storage.statement_deadline.StatementDeadline`: a
+partitioned connection or a frozen server, where TCP would wait minutes); an append cut that way
+is treated as a lost connection (unknown whether it committed). TCP keepalives and
+``tcp_user_timeout`` find a dead peer of an idle connection within about the same time, and
+connecting gives up after ``connect_timeout_s``.
 
 Payloads are stored as orjson bytes, exactly as the SQLite log stores them, so a recovery
 reads the same values from either.
@@ -39,9 +48,10 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 
-from service.errors import LogUnavailable
-from service.storage.event_log import LogRecord, decode_payload
-from service.storage.log_store import FencedWriter
+from tbptt_service.errors import LogUnavailable
+from tbptt_service.storage.event_log import LogRecord, decode_payload
+from tbptt_service.storage.log_store import FencedWriter
+from tbptt_service.storage.statement_deadline import StatementDeadline
 
 _PAGE_ROWS = 1000
 _SCHEMA_LOCK = 7_364_021  # pg_advisory_xact_lock key: shards starting together create the tables once
@@ -86,6 +96,24 @@ _PRUNE = """
 """
 
 
+def connection_options(timeout_s: float) -> dict[str, Any]:
+    """libpq options that bound every wait of a connection by about ``timeout_s``: the server's
+    ``statement_timeout``, and TCP keepalives plus ``tcp_user_timeout`` for a peer that is gone.
+
+    >>> connection_options(5.0)["options"], connection_options(5.0)["tcp_user_timeout"]
+    ('-c statement_timeout=5000', 5000)
+    """
+    ms = max(1, round(timeout_s * 1000))
+    return {
+        "options": f"-c statement_timeout={ms}",
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(timeout_s / 2)),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": ms,
+    }
+
+
 def display_url(url: str) -> str:
     """``url`` without its password, for messages and logs.
 
@@ -102,11 +130,18 @@ def display_url(url: str) -> str:
 
 def unreachable(url: str, timeout_s: float = 2.0) -> str | None:
     """Why the database at ``url`` cannot be reached now, or None when it answers a query."""
+    deadline = StatementDeadline(timeout_s)
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout_s))) as conn:
+        options = connection_options(timeout_s)
+        with (
+            psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout_s)), **options) as conn,
+            deadline.guarding(conn),
+        ):
             conn.execute("SELECT 1")
     except psycopg.Error as error:
         return f"{display_url(url)}: {str(error).strip()}"
+    finally:
+        deadline.close()
     return None
 
 
@@ -132,9 +167,12 @@ def read_stream(url: str, stream: str, after_seq: int = 0) -> list[LogRecord]:
 
 class PostgresLog:
     """The log stream ``stream`` in the database at ``url`` (a libpq URL or DSN), opened as a new
-    writer epoch. Thread-safe (one connection, used under a lock)."""
+    writer epoch. Thread-safe (one connection, used under a lock). Each statement has ``timeout_s``
+    to answer (see "Timeouts" above)."""
 
-    def __init__(self, url: str, stream: str = "default", connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, stream: str = "default", connect_timeout_s: float = 10.0, timeout_s: float = 5.0
+    ) -> None:
         if not isinstance(stream, str) or not stream:
             raise ValueError(f"stream={stream!r} is invalid: must be a non-empty string")
         self.url = url
@@ -143,20 +181,28 @@ class PostgresLog:
         self._lock = threading.Lock()
         self._broken: LogUnavailable | None = None
         self._closed = False
-        self._conn = psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=max(1, round(connect_timeout_s)),
-            application_name=f"tbptt-online {stream}"[:63],  # who holds which stream, in pg_stat_activity
-        )
+        self._deadline = StatementDeadline(timeout_s)  # ValueError unless timeout_s > 0; a watchdog thread
         try:
-            with self._conn.transaction():
+            self._conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=max(1, round(connect_timeout_s)),
+                application_name=f"tbptt-online {stream}"[:63],  # who holds which stream, in pg_stat_activity
+                **connection_options(timeout_s),
+            )
+        except BaseException:
+            self._deadline.close()
+            raise
+        try:
+            with self._deadline.guarding(self._conn), self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 for statement in _SCHEMA:
                     self._conn.execute(statement)
-            self.epoch: int = self._conn.execute(_TAKE_EPOCH, (stream,)).fetchone()[0]
+            with self._deadline.guarding(self._conn):  # waits for an older writer's append in flight
+                self.epoch: int = self._conn.execute(_TAKE_EPOCH, (stream,)).fetchone()[0]
         except BaseException:
             self._conn.close()
+            self._deadline.close()
             raise
 
     # -- writing ------------------------------------------------------------------
@@ -182,11 +228,18 @@ class PostgresLog:
                 "created_at": time.time(),
             }
             try:
-                row = self._conn.execute(_APPEND, params).fetchone()
+                with self._deadline.guarding(self._conn):
+                    row = self._conn.execute(_APPEND, params).fetchone()
             except psycopg.OperationalError as exc:  # the commit may or may not have happened
-                self._broken = LogUnavailable(
-                    errno.EIO, f"event log {self.path}: the database connection failed: {str(exc).strip()}"
+                why = (
+                    f"the database did not answer within {self._deadline.timeout_s} s (the connection was cut)"
+                    if self._deadline.expired
+                    else f"the database connection failed: {str(exc).strip()}"
                 )
+                # The 503 says nothing was applied (true of the models now); a recovery applies the
+                # record if it committed, so a client's retry must carry its timestamp or key.
+                unknown = "whether this record committed is unknown (a recovery applies it if it did)"
+                self._broken = LogUnavailable(errno.EIO, f"event log {self.path}: {why}; {unknown}")
                 raise self._broken from exc
             if row is None:
                 raise self._fenced()
@@ -207,7 +260,8 @@ class PostgresLog:
         with self._lock:
             self._check_writable()
             params = {"stream": self.stream, "through": int(through_seq), "epoch": self.epoch}
-            deleted = self._conn.execute(_PRUNE, params).rowcount
+            with self._deadline.guarding(self._conn):
+                deleted = self._conn.execute(_PRUNE, params).rowcount
             if deleted == 0 and self._current_epoch() != self.epoch:
                 raise self._fenced()
             return deleted
@@ -226,6 +280,7 @@ class PostgresLog:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                self._deadline.close()
 
     # -- reading ------------------------------------------------------------------
     def records(self, after_seq: int = 0) -> Iterator[LogRecord]:
@@ -234,11 +289,12 @@ class PostgresLog:
         while True:
             with self._lock:
                 self._check_open()
-                rows = self._conn.execute(
-                    "SELECT seq, model, kind, payload, created_at FROM log_events "
-                    "WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
-                    (self.stream, last, _PAGE_ROWS),
-                ).fetchall()
+                with self._deadline.guarding(self._conn):
+                    rows = self._conn.execute(
+                        "SELECT seq, model, kind, payload, created_at FROM log_events "
+                        "WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
+                        (self.stream, last, _PAGE_ROWS),
+                    ).fetchall()
             for seq, model, kind, payload, created_at in rows:
                 yield LogRecord(int(seq), model, kind, decode_payload(int(seq), payload), created_at)
             if len(rows) < _PAGE_ROWS:
@@ -249,7 +305,10 @@ class PostgresLog:
         """The highest seq ever appended to this stream (0 for a new one), also after ``prune``."""
         with self._lock:
             self._check_open()
-            row = self._conn.execute("SELECT last_seq FROM log_streams WHERE stream = %s", (self.stream,)).fetchone()
+            with self._deadline.guarding(self._conn):
+                row = self._conn.execute(
+                    "SELECT last_seq FROM log_streams WHERE stream = %s", (self.stream,)
+                ).fetchone()
         return 0 if row is None else int(row[0])
 
     # -- internals ------------------------------------------------------------------

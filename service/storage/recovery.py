@@ -8,8 +8,8 @@ log's tail (pruned past the checkpoint used, or a log that was lost), or a recor
 that fails to apply.
 
 >>> import tempfile, pathlib
->>> from service.storage.checkpoints import CheckpointStore
->>> from service.storage.event_log import EventLog
+>>> from tbptt_service.storage.checkpoints import CheckpointStore
+>>> from tbptt_service.storage.event_log import EventLog
 >>> with tempfile.TemporaryDirectory() as d:
 ...     store, log = CheckpointStore(pathlib.Path(d) / "checkpoints"), EventLog(pathlib.Path(d) / "events.db")
 ...     totals = {}
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.storage.checkpoints import CheckpointStore, RejectedCheckpoint
-from service.storage.log_store import LogRecord, LogStore
+from tbptt_service.storage.checkpoints import CheckpointStore, RejectedCheckpoint
+from tbptt_service.storage.log_store import LogRecord, LogStore
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
-from service.errors import StorageFullError
+from tbptt_service.errors import StorageFullError
 
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 
 from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
 from benchmarks.server_process import ServerProcess, free_port
-from service.api.app import create_app
-from service.settings import Settings
+from tbptt_service.api.app import create_app
+from tbptt_service.settings import Settings
 
 # A small model that learns (k1 = 4) and runs fast.
 SMALL_MODEL: dict[str, Any] = {"hidden_size": 8, "k1": 4, "k2": 8, "dtype": "float64", "seed": 3, "warmup_updates": 0}

@@ -29,11 +29,11 @@ from typing import Any
 
 import orjson
 
-import service.storage.checkpoints
-from service.cli.main import main
-from service.host.model_worker import ModelWorker
-from service.storage.event_log import EventLog
+import tbptt_service.storage.checkpoints
 from tbptt_online.engine import TBPTTEngine
+from tbptt_service.cli.main import main
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.event_log import EventLog
 
 
 def install(fault_dir: Path) -> None:
@@ -66,7 +66,7 @@ def install(fault_dir: Path) -> None:
         return apply_chunk(self, *args, **kwargs)
 
     class SlowCheckpointWrites:
-        """``os`` as service.storage.checkpoints sees it, with ``write`` slowed while switched on."""
+        """``os`` as tbptt_service.storage.checkpoints sees it, with ``write`` slowed while switched on."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(os, name)
@@ -80,7 +80,7 @@ def install(fault_dir: Path) -> None:
     EventLog.write = tapped_write
     TBPTTEngine._guarded_step = held_step
     ModelWorker.apply_chunk = held_chunk
-    service.storage.checkpoints.os = SlowCheckpointWrites()
+    tbptt_service.storage.checkpoints.os = SlowCheckpointWrites()
 
 
 if __name__ == "__main__":

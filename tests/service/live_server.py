@@ -1,6 +1,6 @@
 """A real ``tbptt-online serve`` process for a whole test module (the users' tools talk to it over TCP).
 
-Started as ``python -m service.cli serve`` with this interpreter, on 127.0.0.1 and a free port, with
+Started as ``python -m tbptt_service.cli serve`` with this interpreter, on 127.0.0.1 and a free port, with
 settings from the environment it is given (TBPTT_* of the calling environment are dropped), and
 stopped (SIGTERM, graceful) by the fixture that started it.
 """
@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.server_process import ServerProcess, free_port
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 
 from .conftest import SMALL_MODEL
 
@@ -27,7 +26,7 @@ def running_server(state_dir: Path, **settings_env: str) -> Iterator[ServerProce
     env["TBPTT_DEFAULT_MODEL"] = json.dumps(SMALL_MODEL)
     env.update(settings_env)
     env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir / "state")})
-    server = ServerProcess([sys.executable, "-m", "service.cli", "serve"], env, port, state_dir / "server.log")
+    server = ServerProcess(serve_command(), env, port, state_dir / "server.log")
     server.start()
     try:
         server.wait_ready()

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from service.host.model_state import decode_model_checkpoint, to_plain
+from tbptt_service.host.model_state import decode_model_checkpoint, to_plain
 
 from .bitwise import assert_bitwise_equal
 

@@ -11,7 +11,6 @@ import os
 import random
 import secrets
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,12 +23,12 @@ import psycopg
 import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres, postgres_bin_dir
-from benchmarks.server_process import ServerProcess, free_port
-from service.api.app import create_app
-from service.host.model_state import decode_model_checkpoint
-from service.host.shard import ForwardedRequest, shard_of
-from service.storage.postgres_log import read_stream
+from benchmarks.server_process import ServerProcess, free_port, serve_command
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.host.model_state import decode_model_checkpoint
+from tbptt_service.host.shard import ForwardedRequest, shard_of
+from tbptt_service.storage.postgres_log import read_stream
 
 from .api.test_front import MODELS, ODD_STATUSES, odd_name_requests, requests
 from .bitwise import assert_bitwise_equal
@@ -45,7 +44,7 @@ os.environ.setdefault("RAY_health_check_failure_threshold", "3")
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from service.host.ray_shards import NAMESPACE, actor_name  # noqa: E402
+from tbptt_service.host.ray_shards import NAMESPACE, actor_name  # noqa: E402
 
 SHARDS = 2
 T0 = 1_700_000_000
@@ -94,8 +93,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         }
         for i in range(2):
             port = free_port()
-            command = [sys.executable, "-m", "service.cli", "serve", "--ray", cluster.address, "--shards", str(SHARDS)]
-            command += ["--log", postgres.url, "--state-dir", str(shared / "checkpoints"), "--port", str(port)]
+            command = serve_command("--ray", cluster.address, "--shards", str(SHARDS), "--log", postgres.url)
+            command += ["--state-dir", str(shared / "checkpoints"), "--port", str(port)]
             fronts.append(ServerProcess(command, env, port, shared / f"front-{i}.log"))
             fronts[-1].start()
         for front in fronts:
@@ -188,6 +187,12 @@ def process_exists(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
 
 
+def startup_breakdown(running: Running, index: int, killed_wall: float) -> str:
+    """The restarted shard's startup marks, in seconds since the kill (where the failover time went)."""
+    marks = ray.get(running.actor(index).__ray_call__.remote(lambda self: self.startup.marks))
+    return "; ".join(f"{step} +{at - killed_wall:.2f}" for step, at in marks)
+
+
 def failover(running: Running, model: str, kill) -> float:
     """Stream into ``model`` from 2 clients (one per front), ``kill()`` its shard, stream on; every
     acknowledged observation is applied exactly once. The seconds from the start of the kill to the
@@ -205,7 +210,7 @@ def failover(running: Running, model: str, kill) -> float:
     try:
         time.sleep(2.0)
         pid = ray.get(running.actor(shard_of(model, SHARDS)).pid.remote())
-        kill_started = time.monotonic()
+        kill_started, kill_wall = time.monotonic(), time.time()
         kill()
         while process_exists(pid):  # a process of a removed node may still answer for a moment
             assert time.monotonic() < kill_started + 30, f"shard process {pid} still alive 30 s after the kill"
@@ -225,6 +230,7 @@ def failover(running: Running, model: str, kill) -> float:
         for thread in threads:
             thread.join(timeout=120)
     assert recovered_at is not None, "no write was acknowledged within 60 s of the kill"
+    print(f"  {startup_breakdown(running, shard_of(model, SHARDS), kill_wall)}")
     logged: dict[str, list[float]] = {s: [] for s in acks}
     for record in read_stream(running.postgres.url, f"shard-{shard_of(model, SHARDS)}"):  # a reader: no fencing
         if record.model == model and record.kind == "observe":
@@ -373,10 +379,10 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
                 )
                 node = next(w for w in running.cluster.worker_nodes if w.node_id == node_id)
                 running.workers.append(running.cluster.add_node(num_cpus=2))  # a node to fail over to
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 running.cluster.remove_node(node, allow_graceful=False)
             else:
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 os.kill(pid, signal.SIGKILL)
             while process_exists(pid):  # measured from a request sent once the shard's process is gone
                 assert time.monotonic() < killed_at + 30, f"shard process {pid} still alive 30 s after the kill"
@@ -387,6 +393,7 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
                 time.sleep(0.05)
             failovers.append(min(at for a in acks.values() for _, sent, at in a if sent > gone_at) - killed_at)
             print(f"kill {len(failovers)} ({what}): failover {failovers[-1]:.2f} s", flush=True)
+            print(f"  {startup_breakdown(running, index, killed_wall)}", flush=True)
         time.sleep(1.0)
     finally:
         stop.set()

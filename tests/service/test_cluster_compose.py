@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from service.cli.main import build_parser
+from tbptt_service.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ("postgres", "ray-head", "ray-worker", "front")

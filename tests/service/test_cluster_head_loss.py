@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ import httpx
 import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres
-from benchmarks.server_process import ServerProcess, free_port
-from service.host.shard import shard_of
+from benchmarks.server_process import ServerProcess, free_port, serve_command
+from tbptt_service.host.shard import shard_of
 
 from .conftest import SMALL_MODEL, require_postgres
 
@@ -62,7 +61,7 @@ def start_front(cluster: Cluster, postgres: TemporaryPostgres, shared: Path, nam
         "OMP_NUM_THREADS": "1",
     }
     port = free_port()
-    command = [sys.executable, "-m", "service.cli", "serve", "--ray", cluster.address, "--shards", str(SHARDS)]
+    command = serve_command("--ray", cluster.address, "--shards", str(SHARDS))
     command += ["--log", postgres.url, "--state-dir", str(shared / "checkpoints"), "--port", str(port)]
     front = ServerProcess(command, env, port, shared / f"{name}.log")
     front.start()

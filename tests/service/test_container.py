@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from service.api.app import create_app
-from service.settings import Settings
+from tbptt_service.api.app import create_app
+from tbptt_service.settings import Settings
 
 from .conftest import console_script
 
@@ -73,7 +73,7 @@ def test_dockerfile_and_compose_agree_with_each_other_and_the_app(monkeypatch: p
     cmd = json.loads(instruction("CMD")[0])
     assert cmd == ["tbptt-online", "serve"] == service["command"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts[cmd[0]] == "service.cli.main:main"
+    assert scripts[cmd[0]] == "tbptt_service.cli.main:main"
 
     environment = service["environment"]
     assert (environment["TBPTT_HOST"], environment["TBPTT_PORT"], environment["TBPTT_STATE_DIR"]) == (

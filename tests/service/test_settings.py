@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
 from tbptt_online import ForecasterConfig
+from tbptt_service.settings import Settings
 
 
 def test_defaults_are_documented_and_safe() -> None:

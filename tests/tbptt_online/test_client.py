@@ -13,8 +13,6 @@ import httpx
 import pytest
 
 from benchmarks.server_process import ServerProcess, free_port
-from service.api.app import create_app
-from service.settings import Settings
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.client import (
     ApiError,
@@ -26,6 +24,8 @@ from tbptt_online.client import (
     Unauthorized,
     Unprocessable,
 )
+from tbptt_service.api.app import create_app
+from tbptt_service.settings import Settings
 from tests.service.conftest import SMALL_MODEL
 from tests.service.live_server import running_server
 

@@ -7,18 +7,21 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, ForecasterView
 from tbptt_online.memory import estimate_bytes, footprint
+from tbptt_online.saved_rows import AsOfSnapshot
 
 
 def real_bytes(f: Forecaster, view: ForecasterView) -> int:
     """What the forecaster and a view published before its last tick hold: parameters, gradients,
     optimizer state, the view's frozen weights and the series tensors of both (all rows, as
-    allocated; a storage the two share counted once)."""
+    allocated, and the rows a view saved; a storage the two share counted once)."""
     params = list(f.network.parameters())
     grads = [p.grad for p in params if p.grad is not None]
     moments = [v for state in f.engine.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
     frozen = list(view.network.parameters()) if view.network is not None else []  # the hybrid's view holds none
     tensors = params + grads + moments + frozen
-    tensors += list(f.store.tensors.values()) + list(view.tensors.values())
+    tensors += list(f.store.tensors.values())
+    for v in view.tensors.values():  # an in-place field: the tensor it was made of, and the rows saved since
+        tensors += [v.base, v.saved.copy] if isinstance(v, AsOfSnapshot) else [v]
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
     return sum(storages.values())
 

@@ -10,7 +10,7 @@ behind it is not seen by ``AllowedMethodsMiddleware`` (``OPTIONS /healthz`` and
 
 from fastapi import FastAPI
 
-from service.api.routes import (
+from tbptt_service.api.routes import (
     checkpoints,
     dashboard,
     docs,

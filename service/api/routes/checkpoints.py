@@ -1,7 +1,7 @@
 """/v1/models/{model}/checkpoint: download a model's checkpoint, or restore one.
 
-The file is the checksummed checkpoint encoding of :mod:`service.storage.checkpoints` around
-one model's complete state (:mod:`service.host.model_state`): weights, optimizer,
+The file is the checksummed checkpoint encoding of :mod:`tbptt_service.storage.checkpoints` around
+one model's complete state (:mod:`tbptt_service.host.model_state`): weights, optimizer,
 normalisers, carried states, histories, counters, random generator state, config
 and the per-series marks that keep retries idempotent. It is read back with
 ``torch.load(weights_only=True)`` only, after its checksum is verified.
@@ -19,12 +19,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
-from service.api.routes.models import model_info
-from service.api.schemas import ERROR_RESPONSES, ModelInfo
-from service.errors import Conflict, Unprocessable
-from service.host.model_state import encode_model_checkpoint, import_payload, read_import
-from service.storage.journal import IMPORT_CHECKPOINT
+from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
+from tbptt_service.api.routes.models import model_info
+from tbptt_service.api.schemas import ERROR_RESPONSES, ModelInfo
+from tbptt_service.errors import Conflict, Unprocessable
+from tbptt_service.host.model_state import encode_model_checkpoint, import_payload, read_import
+from tbptt_service.storage.journal import IMPORT_CHECKPOINT
 
 router = APIRouter(prefix=V1_PREFIX, dependencies=V1_DEPENDENCIES, tags=["models"], responses=ERROR_RESPONSES)
 MEDIA_TYPE = "application/octet-stream"

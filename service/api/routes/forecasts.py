@@ -1,11 +1,11 @@
 """GET /v1/models/{model}/series/{series}/forecast: a multi-step forecast with intervals.
 
-Computed on the app's forecast thread (:class:`~service.host.forecast_runner.ForecastRunner`,
+Computed on the app's forecast thread (:class:`~tbptt_service.host.forecast_runner.ForecastRunner`,
 batched with the other forecasts waiting at the same moment) from the model's latest
 published snapshot, so it never waits for an update in progress
 and the event loop runs no torch work. The answer is encoded by orjson straight from the
 forecast's lists (``ForecastOut`` documents it). A query of plain ``horizon`` and
-``level`` takes the route's fast path (:mod:`service.api.fast_route`); anything else,
+``level`` takes the route's fast path (:mod:`tbptt_service.api.fast_route`); anything else,
 errors included, goes through FastAPI's validation as before.
 """
 
@@ -19,14 +19,14 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from service.api.deps import V1_PREFIX, ModelDep, serving_registry
-from service.api.fast_route import fast_path
-from service.api.schemas import ERROR_RESPONSES, ForecastOut
-from service.api.series_path import SERIES
-from service.errors import NotFound, Unprocessable
-from service.host.model_worker import ModelWorker
-from service.settings import Settings
 from tbptt_online.config import MAX_LEVEL
+from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
+from tbptt_service.api.fast_route import fast_path
+from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastOut
+from tbptt_service.api.series_path import SERIES
+from tbptt_service.errors import NotFound, Unprocessable
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.settings import Settings
 
 _HORIZON = re.compile(rb"[1-9][0-9]{0,8}")
 _LEVEL = re.compile(rb"0\.[0-9]{1,17}")

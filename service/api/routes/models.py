@@ -7,12 +7,19 @@ import math
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
-from service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ModelCreate, ModelInfo, ModelList, TruncationOut
-from service.api.strict_json import StrictJSONRoute
-from service.errors import Unprocessable
-from service.host.model_worker import ModelWorker
 from tbptt_online import ForecasterConfig, TruncationReport
+from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
+from tbptt_service.api.schemas import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
+    ModelCreate,
+    ModelInfo,
+    ModelList,
+    TruncationOut,
+)
+from tbptt_service.api.strict_json import StrictJSONRoute
+from tbptt_service.errors import Unprocessable
+from tbptt_service.host.model_worker import ModelWorker
 
 router = APIRouter(
     prefix=V1_PREFIX,

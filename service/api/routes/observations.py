@@ -1,8 +1,8 @@
 """POST /v1/models/{model}/observations: ingest one observation or a batch.
 
-The body is validated by :mod:`service.api.observation_body` (a plain body straight
+The body is validated by :mod:`tbptt_service.api.observation_body` (a plain body straight
 into ``Observation`` s, anything else through ``ObservationsBody`` and its errors).
-A plain JSON body takes the route's fast path (:mod:`service.api.fast_route`): checked
+A plain JSON body takes the route's fast path (:mod:`tbptt_service.api.fast_route`): checked
 and answered without FastAPI's generic handling, which cost more than the route's
 own work; everything else, errors included, goes through FastAPI as before.
 The request is queued to the model's worker and answered once its batch is
@@ -21,18 +21,18 @@ import orjson
 from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
-from service.api.deps import V1_PREFIX, ModelDep, serving_registry
-from service.api.fast_route import fast_path
-from service.api.observation_body import ObservationsBodyIn, plain_observations
-from service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ObservationsOut
-from service.api.strict_json import StrictJSONRequest
-from service.errors import Unprocessable
-from service.host.model_snapshot import ObserveOutcome
-from service.host.model_worker import ModelWorker
-from service.settings import Settings
-from service.storage.observation import Observation
 from tbptt_online import Prediction, StepResult
 from tbptt_online.results import StepResults, TickColumns
+from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
+from tbptt_service.api.fast_route import fast_path
+from tbptt_service.api.observation_body import ObservationsBodyIn, plain_observations
+from tbptt_service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ObservationsOut
+from tbptt_service.api.strict_json import StrictJSONRequest
+from tbptt_service.errors import Unprocessable
+from tbptt_service.host.model_snapshot import ObserveOutcome
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.settings import Settings
+from tbptt_service.storage.observation import Observation
 
 
 def _prediction(p: Prediction) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.responses import JSONResponse
 
-from service.api.deps import MetricsDep
-from service.host.metrics import CONTENT_TYPE
+from tbptt_service.api.deps import MetricsDep
+from tbptt_service.host.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 

@@ -2,7 +2,7 @@
 
 What the dashboard draws: each recent value of a series next to the one-step
 forecast (mean and interval) that the model had served for it before it arrived.
-Read from the model's :class:`~service.host.recent_results.RecentResults` (kept in
+Read from the model's :class:`~tbptt_service.host.recent_results.RecentResults` (kept in
 memory, the last ``DEFAULT_CAPACITY`` per series); no torch work runs here.
 """
 
@@ -13,11 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
-from service.api.schemas import ERROR_RESPONSES, PredictionOut, Row
-from service.api.series_path import SERIES
-from service.errors import NotFound
-from service.host.recent_results import DEFAULT_CAPACITY
+from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
+from tbptt_service.api.schemas import ERROR_RESPONSES, PredictionOut, Row
+from tbptt_service.api.series_path import SERIES
+from tbptt_service.errors import NotFound
+from tbptt_service.host.recent_results import DEFAULT_CAPACITY
 
 router = APIRouter(prefix=V1_PREFIX, dependencies=V1_DEPENDENCIES, tags=["series"], responses=ERROR_RESPONSES)
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
-from service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
-from service.api.series_path import SERIES
-from service.api.strict_json import StrictJSONRoute
-from service.errors import NotFound
+from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
+from tbptt_service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
+from tbptt_service.api.series_path import SERIES
+from tbptt_service.api.strict_json import StrictJSONRoute
+from tbptt_service.errors import NotFound
 
 router = APIRouter(
     prefix=V1_PREFIX,

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from docs.make_tour import CHROMIUM_ARGS  # the flags a closed network needs (see docs/make_tour.py)
-from service.api.routes.dashboard import STATIC_DIR
 from tbptt_online.client import Client
+from tbptt_service.api.routes.dashboard import STATIC_DIR
 
 from ..conftest import ServerProcess
 from ..live_server import running_server

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from service.api.routes.docs import ASSETS_DIR
+from tbptt_service.api.routes.docs import ASSETS_DIR
 
 from ..conftest import ServerProcess
 from .test_dashboard import browser, server  # noqa: F401 - the fixtures (chromium, a real server)

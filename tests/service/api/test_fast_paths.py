@@ -1,5 +1,5 @@
 """The hot routes' fast paths answer plain requests themselves, exactly as FastAPI's full path does,
-and pass everything else on to it (service.api.fast_route)."""
+and pass everything else on to it (tbptt_service.api.fast_route)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from service.api.app import create_app
-from service.api.routes.forecasts import get_plain_forecast, plain_query
-from service.api.routes.observations import declares_json, post_plain_observations
-from service.api.strict_json import StrictJSONRequest
+from tbptt_service.api.app import create_app
+from tbptt_service.api.routes.forecasts import get_plain_forecast, plain_query
+from tbptt_service.api.routes.observations import declares_json, post_plain_observations
+from tbptt_service.api.strict_json import StrictJSONRequest
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"

@@ -13,10 +13,10 @@ import httpx
 import orjson
 import pytest
 
-from service.api.app import create_app
-from service.api.front import create_front
-from service.host.shard import ForwardedRequest, ShardHost, shard_of
-from service.settings import Settings
+from tbptt_service.api.app import create_app
+from tbptt_service.api.front import create_front
+from tbptt_service.host.shard import ForwardedRequest, ShardHost, shard_of
+from tbptt_service.settings import Settings
 
 from ..conftest import SMALL_MODEL
 from ..host.test_durability_recovery import NO_TIMER

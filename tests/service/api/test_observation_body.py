@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from service.api.observation_body import observations_of, plain_observations
-from service.api.schemas import ObservationBatchIn, ObservationsBody
-from service.storage.observation import Observation
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
+from tbptt_service.api.observation_body import observations_of, plain_observations
+from tbptt_service.api.schemas import ObservationBatchIn, ObservationsBody
+from tbptt_service.storage.observation import Observation
 
 SCHEMA = TypeAdapter(ObservationsBody)
 

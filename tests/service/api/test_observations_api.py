@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.errors import StorageFullError
 from tbptt_online import Forecaster, ForecasterConfig, StepResult
+from tbptt_service.api.app import create_app
+from tbptt_service.errors import StorageFullError
 
 from ..conftest import SMALL_MODEL
 

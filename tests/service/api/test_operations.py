@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api.app import create_app, create_default_model
-from service.host.registry import ModelRegistry
+from tbptt_service.api.app import create_app, create_default_model
+from tbptt_service.host.registry import ModelRegistry
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from service.api.app import create_app
+from tbptt_service.api.app import create_app
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main as cli
+from tbptt_service.cli import main as cli
 
 
 def write_echo(path: Path, lag: int = 20, values: int = 300) -> Path:

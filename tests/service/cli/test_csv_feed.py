@@ -1,4 +1,4 @@
-"""service.cli.csv_feed and the feed/forecast commands, against a real server process: an interrupted
+"""tbptt_service.cli.csv_feed and the feed/forecast commands, against a real server process: an interrupted
 feed resumed sends every row exactly once, and ends where an uninterrupted feed ends."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cli import main as cli
-from service.cli.cli_tools import add_feed_command, add_forecast_command
-from service.cli.csv_feed import FeedError, feed
-from service.cli.csv_source import CsvSource
 from tbptt_online.client import Client, TransportFailure
+from tbptt_service.cli import main as cli
+from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
+from tbptt_service.cli.csv_feed import FeedError, feed
+from tbptt_service.cli.csv_source import CsvSource
 
 from ..conftest import SMALL_MODEL, ServerProcess
 from ..live_server import running_server

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from service.cli.main import build_parser, main
+from tbptt_service.cli.main import build_parser, main
 
 
 def test_serve_options_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from service.cli.main import main
+from tbptt_service.cli.main import main
 
 
 def test_models_are_created_listed_shown_and_deleted(start_server, capsys: pytest.CaptureFixture[str]) -> None:

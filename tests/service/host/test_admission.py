@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.errors import ApiError, Conflict, Unprocessable
-from service.host.admission import BatchAdmission
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.errors import ApiError, Conflict, Unprocessable
+from tbptt_service.host.admission import BatchAdmission
+from tbptt_service.storage.observation import Observation
 
 
 def one_by_one(forecaster: Forecaster, jobs: list[list[Observation]]) -> tuple[list, list]:

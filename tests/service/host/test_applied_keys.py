@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.host.applied_keys import AppliedKeys, digest_of
 from tbptt_online import Prediction, StepResult
+from tbptt_service.host.applied_keys import AppliedKeys, digest_of
 
 
 def batch(n: int, tag: str) -> list[StepResult]:

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import torch
 
-from service.api.app import create_app
-from service.storage.checkpoints import decode_checkpoint, encode_checkpoint
+from tbptt_service.api.app import create_app
+from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
 
 from ..state_probe import assert_same_state, crash_copy, model_state
 from .test_durability_recovery import NO_TIMER, feed
 
 pytestmark = pytest.mark.anyio
-Mutation = Callable[[dict[str, Any]], None]  # on the plain model state (service.host.model_state.to_plain)
+Mutation = Callable[[dict[str, Any]], None]  # on the plain model state (tbptt_service.host.model_state.to_plain)
 
 
 def _tensor(path: Callable[[dict], dict], key: str, index: Any, value: float) -> Mutation:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from service.host.chunked_run import ChunkedRun
-from service.host.metrics import ServiceMetrics
-from service.host.model_worker import ModelWorker
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.host.chunked_run import ChunkedRun
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.observation import Observation
 
 from ..bitwise import assert_bitwise_equal
 from ..conftest import SMALL_MODEL

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.host.model_worker import ModelWorker
-from service.storage.journal import OBSERVE_CHUNK, OBSERVE_CHUNKED
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.journal import OBSERVE_CHUNK, OBSERVE_CHUNKED
 
 from ..state_probe import assert_same_state, crash_copy, model_state
 from .test_chunked_batches import GatedForecaster, queued

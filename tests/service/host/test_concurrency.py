@@ -14,9 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api.app import create_app
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.storage.observation import Observation
 
 from ..api.test_observations_api import as_json
 from ..conftest import SMALL_MODEL

@@ -15,10 +15,10 @@ import anyio
 import httpx
 import pytest
 
-from service.host.chunked_run import ChunkedRun
-from service.host.model_state import decode_model_checkpoint
-from service.storage.log_journal import observations_of
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.host.chunked_run import ChunkedRun
+from tbptt_service.host.model_state import decode_model_checkpoint
+from tbptt_service.storage.log_journal import observations_of
 
 from ..bitwise import assert_bitwise_equal
 from .test_crash_recovery import (

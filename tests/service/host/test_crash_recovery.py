@@ -19,9 +19,9 @@ import httpx
 import orjson
 import pytest
 
-from service.host.model_state import decode_model_checkpoint
-from service.storage.event_log import EventLog
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.host.model_state import decode_model_checkpoint
+from tbptt_service.storage.event_log import EventLog
 
 from ..bitwise import assert_bitwise_equal
 from ..conftest import SMALL_MODEL

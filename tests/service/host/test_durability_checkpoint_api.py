@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.api.app import create_app
-from service.host.model_state import decode_model_checkpoint
+from tbptt_service.api.app import create_app
+from tbptt_service.host.model_state import decode_model_checkpoint
 
 from ..conftest import SMALL_MODEL
 from ..state_probe import assert_same_state, crash_copy, model_state

@@ -15,11 +15,11 @@ import anyio
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.host.durability import StateDirectoryInUse
-from service.storage.event_log import EventLog
-from service.storage.log_journal import observations_of
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.host.durability import StateDirectoryInUse
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.log_journal import observations_of
 
 from ..conftest import SMALL_MODEL
 from ..state_probe import assert_same_state, crash_copy, model_state
@@ -113,7 +113,7 @@ async def test_a_damaged_newest_checkpoint_is_reported_and_the_previous_one_used
             "empty": b"",
         }[damage]
     )
-    caplog.set_level(logging.WARNING, logger="service.storage.checkpoints")
+    caplog.set_level(logging.WARNING, logger="tbptt_service.storage.checkpoints")
     recovered_app = create_app(settings.model_copy(update={"state_dir": crashed}))
     async with serve(recovered_app) as client:
         report = recovered_app.state.durability.report

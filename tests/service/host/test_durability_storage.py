@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from service.api.app import create_app
-from service.errors import StorageFullError
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.errors import StorageFullError
 
 from ..conftest import SMALL_MODEL
 from ..state_probe import assert_same_state, crash_copy, model_state

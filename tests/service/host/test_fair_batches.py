@@ -11,11 +11,11 @@ from typing import ClassVar
 
 import pytest
 
-from service.host.fair_batches import short_first
-from service.host.metrics import ServiceMetrics
-from service.host.model_worker import ModelWorker
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.host.fair_batches import short_first
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.observation import Observation
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from service.errors import NotReady
-from service.host.forecast_runner import ForecastRunner
 from tbptt_online import Forecaster, ForecasterConfig, ForecasterView
+from tbptt_service.errors import NotReady
+from tbptt_service.host.forecast_runner import ForecastRunner
 
 
 def test_concurrent_computations_each_get_their_own_result_off_the_event_loop() -> None:

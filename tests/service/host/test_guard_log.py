@@ -8,14 +8,14 @@ import logging
 import math
 import re
 
-from service.host import guard_log
-from service.host.guard_log import GuardLog
-from service.host.metrics import ServiceMetrics
-from service.host.model_worker import ModelWorker
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.guards import COUNTERS
 from tbptt_online.results import UpdateStats
+from tbptt_service.host import guard_log
+from tbptt_service.host.guard_log import GuardLog
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.observation import Observation
 
 HOT = ForecasterConfig(hidden_size=16, k1=2, k2=8, hybrid=False, lr=10.0)  # diverges: rolled back
 
@@ -23,7 +23,7 @@ HOT = ForecasterConfig(hidden_size=16, k1=2, k2=8, hybrid=False, lr=10.0)  # div
 def test_a_rolled_back_model_is_named_in_a_warning_with_its_counts(caplog, monkeypatch) -> None:
     monkeypatch.setattr(guard_log, "INTERVAL_S", 0.0)  # a line for every snapshot whose counts rose
     worker = ModelWorker("hot", Forecaster(HOT), metrics=ServiceMetrics())
-    caplog.set_level(logging.WARNING, logger="service.host.guards")
+    caplog.set_level(logging.WARNING, logger="tbptt_service.host.guards")
     for first in range(0, 800, 40):
         batch = [
             Observation(f"s{i}", 5 * math.sin(2 * math.pi * t / 12 + i) + 0.5 * math.cos(0.7 * t * i))
@@ -46,7 +46,7 @@ def test_a_rolled_back_model_is_named_in_a_warning_with_its_counts(caplog, monke
 
 def test_a_healthy_model_logs_no_guard_event(caplog) -> None:
     worker = ModelWorker("calm", Forecaster(ForecasterConfig(hidden_size=8, k1=2, k2=8)), metrics=ServiceMetrics())
-    caplog.set_level(logging.WARNING, logger="service.host.guards")
+    caplog.set_level(logging.WARNING, logger="tbptt_service.host.guards")
     for first in range(0, 200, 40):
         worker.apply([Observation("s", math.sin(t / 3)) for t in range(first, first + 40)])
         worker.publish()
@@ -69,7 +69,7 @@ def test_a_guard_that_keeps_firing_gets_one_line_per_interval_summing_what_fired
     # Fix: one line per kind and batch: on a 4-shard cluster's noisy data, hundreds of lines a second
     now = [0.0]
     log = GuardLog("m", stats_with(0), interval_s=60.0, clock=lambda: now[0])
-    caplog.set_level(logging.WARNING, logger="service.host.guards")
+    caplog.set_level(logging.WARNING, logger="tbptt_service.host.guards")
     for step in range(1, 11):  # the explosion guard fires at each of 10 snapshots within 10 s
         now[0] = float(step)
         log.update(stats_with(explosions=step, rollbacks=1 if step >= 5 else 0, updates=step))

@@ -9,8 +9,8 @@ import math
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.storage import journal
+from tbptt_service.api.app import create_app
+from tbptt_service.storage import journal
 
 from ..state_probe import assert_same_state, crash_copy, model_state
 

@@ -13,9 +13,9 @@ import httpx
 import orjson
 import pytest
 
-from service.api.app import create_app
-from service.host.shard import ForwardedRequest, ShardHost
-from service.settings import Settings
+from tbptt_service.api.app import create_app
+from tbptt_service.host.shard import ForwardedRequest, ShardHost
+from tbptt_service.settings import Settings
 
 from ..conftest import SMALL_MODEL
 from ..state_probe import crash_copy

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from service.api.app import create_app
-from service.storage.observation import Observation
 from tbptt_online import ForecasterConfig
 from tbptt_online.memory import estimate_bytes, footprint
+from tbptt_service.api.app import create_app
+from tbptt_service.storage.observation import Observation
 
 from ..conftest import SMALL_MODEL, console_script
 

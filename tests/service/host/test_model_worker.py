@@ -10,12 +10,12 @@ import anyio
 import pytest
 import torch
 
-from service.errors import ApiError, Conflict, InsufficientStorage, NotFound, StorageFullError, Unprocessable
-from service.host.metrics import ServiceMetrics
-from service.host.model_worker import ModelWorker
-from service.storage.journal import PendingAppend
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.errors import ApiError, Conflict, InsufficientStorage, NotFound, StorageFullError, Unprocessable
+from tbptt_service.host.metrics import ServiceMetrics
+from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.journal import PendingAppend
+from tbptt_service.storage.observation import Observation
 
 from ..conftest import SMALL_MODEL
 

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.settings import Settings
-from service.storage.event_log import EventLog
-from service.storage.postgres_log import PostgresLog
+from tbptt_service.api.app import create_app
+from tbptt_service.settings import Settings
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.postgres_log import PostgresLog
 
 from ..conftest import SMALL_MODEL
 from ..state_probe import assert_same_state, crash_copy, model_state

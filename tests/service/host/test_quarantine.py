@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from service.api.app import create_app
-from service.storage.event_log import EventLog
-from service.storage.log_journal import LogJournal
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.log_journal import LogJournal
+from tbptt_service.storage.observation import Observation
 
 from ..conftest import SMALL_MODEL
 

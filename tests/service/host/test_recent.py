@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from service.host.recent_results import RecentResults
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.host.recent_results import RecentResults
+from tbptt_service.storage.observation import Observation
 
 pytestmark = pytest.mark.anyio
 T0 = 1_700_000_000.0

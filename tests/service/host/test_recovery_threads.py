@@ -13,11 +13,11 @@ from typing import ClassVar
 import pytest
 import torch
 
-from service.api.app import create_app
-from service.storage.checkpoints import CheckpointStore
-from service.storage.event_log import EventLog
-from service.storage.journal import TORCH_THREADS
 from tbptt_online import Forecaster
+from tbptt_service.api.app import create_app
+from tbptt_service.storage.checkpoints import CheckpointStore
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.journal import TORCH_THREADS
 
 from ..state_probe import crash_copy
 from .test_durability_recovery import NO_TIMER, feed

@@ -5,6 +5,9 @@ In-process :class:`ShardHost` s on real PostgreSQL servers (no Ray)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +17,9 @@ import psycopg
 import pytest
 
 from benchmarks.postgres_server import TemporaryPostgres
-from service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
-from service.settings import Settings
-from service.storage.postgres_log import read_stream
+from tbptt_service.host.shard import ForwardedRequest, ForwardedResponse, ShardHost
+from tbptt_service.settings import Settings
+from tbptt_service.storage.postgres_log import read_stream
 
 from ..conftest import SMALL_MODEL
 from .test_durability_recovery import NO_TIMER, T0
@@ -117,3 +120,54 @@ def test_postgres_down_refuses_writes_with_503_serves_forecasts_and_loses_nothin
     # 12 the write after: none of the refused ones took a seq.
     records = [(r.seq, r.kind, r.payload["items"]) for r in read_stream(own_postgres.url, "shard-0")]
     assert records == [(12, "observe", [["b", 9.0, None]])]
+
+
+def test_a_log_database_that_stops_answering_gets_503_within_the_timeout_and_the_shard_restarts(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The shard's PostgreSQL backend frozen (SIGSTOP: a partitioned connection, whose packets the
+    kernel still acknowledges): a write answers 503 once the log's 1 s timeout has passed (before,
+    it waited until the backend came back), reads answer meanwhile; resumed, the shard restarts in
+    place, and the refused observation, retried with its timestamp, counts exactly once (it may
+    have committed before the connection was cut)."""
+    settings = Settings(
+        state_dir=tmp_path, default_model=SMALL_MODEL, log_url=postgres_url, log_timeout_s=1.0, **NO_TIMER
+    )
+    host = ShardHost(0, 1, settings.model_dump())
+    try:
+        for t in range(5):
+            assert observe(host, "b", t / 3.0, T0 + t).status == 200
+        forecast_path = "/v1/models/default/series/b/forecast?horizon=3"
+        before = call(host, "GET", forecast_path)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            backend = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'tbptt-online shard-0' "
+                "AND datname = current_database()"
+            ).fetchone()[0]
+        answers: list[ForwardedResponse] = []
+        writing = threading.Thread(target=lambda: answers.append(observe(host, "b", 9.0, T0 + 100)))
+        os.kill(backend, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            writing.start()
+            writing.join(timeout=10)
+            elapsed = time.monotonic() - started
+            answered = not writing.is_alive()
+            assert call(host, "GET", forecast_path) == before  # reads answer from memory meanwhile
+        finally:
+            os.kill(backend, signal.SIGCONT)
+            writing.join(timeout=30)
+        assert answered, "the write still waited 10 s after the log's database stopped answering"
+        assert elapsed < 3.0
+        refused = answers[0]
+        detail = orjson.loads(refused.body)["detail"]
+        assert refused.status == 503 and "did not answer within 1.0 s" in detail, refused.body
+        deadline = time.monotonic() + 30
+        while host.incarnations < 2 or not host.ready():  # a new connection, a new epoch, recovered
+            assert time.monotonic() < deadline, "the shard did not restart once its database answered"
+            time.sleep(0.05)
+        assert observe(host, "b", 9.0, T0 + 100).status == 200  # the retry: applied, or answered as a repeat
+        stats = orjson.loads(call(host, "GET", "/v1/models/default/series/b").body)
+        assert stats["count"] == 6 and stats["last_timestamp"] == T0 + 100
+    finally:
+        host.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service.api.app import create_app
-from service.settings import Settings
+from tbptt_service.api.app import create_app
+from tbptt_service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 import torch
 
-from service.errors import StorageFullError
-from service.storage import checkpoints
-from service.storage.checkpoints import (
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.errors import StorageFullError
+from tbptt_service.storage import checkpoints
+from tbptt_service.storage.checkpoints import (
     HEADER,
     CheckpointStore,
     CorruptCheckpointError,
     decode_checkpoint,
     encode_checkpoint,
 )
-from tbptt_online import Forecaster, ForecasterConfig
 
 from ..bitwise import assert_bitwise_equal
 
@@ -104,7 +104,7 @@ def test_a_damaged_newest_checkpoint_is_reported_and_the_previous_one_used(tmp_p
     else:
         data += b"\0"
     newest.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="service.storage.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="tbptt_service.storage.checkpoints"):
         found, rejected = store.load_latest()
     assert found.seq == 2
     assert_bitwise_equal(found.state, sample_state(2.0))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from service.storage import event_log
-from service.storage.event_log import EventLog, StorageFullError
+from tbptt_service.storage import event_log
+from tbptt_service.storage.event_log import EventLog, StorageFullError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -204,7 +204,7 @@ def test_concurrent_appends_from_threads_are_each_present_exactly_once(tmp_path,
 
 _CRASHING_WRITER = """
 import os, sys
-from service.storage.event_log import EventLog
+from tbptt_service.storage.event_log import EventLog
 log = EventLog(sys.argv[1], sync="batch")
 for i in range(5):
     log.append("m", "observe", {"i": i, "pad": "x" * 100})

@@ -4,15 +4,19 @@ epoch fencing (an older writer can append nothing), and a lost connection that r
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from service.storage.event_log import EventLog
-from service.storage.log_store import FencedWriter, LogStore
-from service.storage.postgres_log import PostgresLog, read_stream
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.log_store import FencedWriter, LogStore
+from tbptt_service.storage.postgres_log import PostgresLog, read_stream
 
 RECORDS = [
     ("default", "observe", {"items": [["a", 1.5, None], ["b", None, 1700000000.25]]}),
@@ -115,6 +119,47 @@ def test_a_lost_connection_refuses_every_later_append(postgres_url: str) -> None
             log.append("m", "k", 3)  # unknown whether anything committed: the writer must restart
     with PostgresLog(postgres_url, stream="s") as restarted:
         assert [r.payload for r in restarted.records()] == [1]
+
+
+def test_an_append_the_database_stops_answering_fails_within_the_timeout_and_refuses_later_ones(
+    postgres_url: str,
+) -> None:
+    """A backend frozen with SIGSTOP stands for a partitioned (not refused) connection: the kernel
+    still acknowledges every packet, so neither TCP keepalives nor the server's statement_timeout
+    end the append. Before the client-side deadline it hung until the backend was resumed."""
+    with PostgresLog(postgres_url, stream="s", timeout_s=1.0) as log:
+        assert log.append("m", "k", 1) == 1
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            backend = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'tbptt-online s'"
+            ).fetchone()[0]
+        outcome: list[BaseException | int] = []
+
+        def append() -> None:
+            try:
+                outcome.append(log.append("m", "k", 2))
+            except BaseException as error:  # kept to assert on below, in the test's thread
+                outcome.append(error)
+
+        os.kill(backend, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            appending = threading.Thread(target=append)
+            appending.start()
+            appending.join(timeout=10)
+            elapsed = time.monotonic() - started
+            finished = not appending.is_alive()
+        finally:
+            os.kill(backend, signal.SIGCONT)
+            appending.join(timeout=30)
+        assert finished, "the append still waited 10 s after the database stopped answering"
+        assert 1.0 <= elapsed < 3.0  # the deadline (1 s), not TCP's minutes
+        assert isinstance(outcome[0], OSError) and "did not answer within 1.0 s" in str(outcome[0])
+        assert log.broken is outcome[0]
+        with pytest.raises(OSError, match=r"did not answer within 1\.0 s"):
+            log.append("m", "k", 3)  # unknown whether 2 committed: the writer must restart
+    with PostgresLog(postgres_url, stream="s") as restarted:  # the frozen append may have committed once resumed
+        assert [r.payload for r in restarted.records()] in ([1], [1, 2])
 
 
 def test_a_reader_sees_the_records_and_never_fences_the_writer(postgres_url: str) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from service.storage.checkpoints import CheckpointStore
-from service.storage.event_log import EventLog, LogRecord
-from service.storage.recovery import RecoveryError, recover
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.storage.checkpoints import CheckpointStore
+from tbptt_service.storage.event_log import EventLog, LogRecord
+from tbptt_service.storage.recovery import RecoveryError, recover
 
 from ..bitwise import assert_bitwise_equal
 

@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 
-from service.api.app import create_app
-from service.storage.event_log import EventLog, UnreadablePayload
-from service.storage.log_journal import LogJournal
-from service.storage.observation import Observation
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
+from tbptt_service.storage.event_log import EventLog, UnreadablePayload
+from tbptt_service.storage.log_journal import LogJournal
+from tbptt_service.storage.observation import Observation
 
 from ..conftest import SMALL_MODEL
 

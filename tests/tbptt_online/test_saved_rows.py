@@ -1,0 +1,80 @@
+"""A view reads the hybrid's in-place fields as of its making (copy on write by rows,
+saved_rows.py): ticks after it write those fields in place, saving only the rows they change
+for the views still held, never copying a whole field because a view exists."""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.series_store import IN_PLACE
+
+SERIES = ("a", "b", "c")
+
+
+def fed(n: int) -> Forecaster:
+    f = Forecaster(ForecasterConfig(hidden_size=4, dtype="float64", seed=3, k1=4, k2=8, max_season_length=24))
+    for t in range(n):
+        f.observe_many(
+            [(s, 10.0 + i + 3.0 * math.sin(2 * math.pi * t / 12) + 0.1 * (t % 5)) for i, s in enumerate(SERIES)]
+        )
+    return f
+
+
+def readings(view, horizon: int) -> list:
+    """Everything the view answers that reads the in-place fields: forecasts past the
+    calibrated horizon (the members run again) and the stats (the members' losses)."""
+    return [(view.forecast(s, horizon=horizon), view.series_stats(s)) for s in SERIES]
+
+
+def test_a_view_answers_as_of_its_making_after_ticks_a_new_series_and_a_state_dict() -> None:
+    f = fed(60)
+    view = f.view()
+    horizon = f.config.calibrated_horizon + 6
+    before = readings(view, horizon)
+    for t in range(40):  # ticks that change every in-place field of a and b
+        f.observe_many([("a", 20.0 + t), ("b", -5.0 + 0.5 * t)])
+        if t == 10:
+            f.state_dict()  # hands the fields out whole: the next write copies them
+        if t == 20:
+            f.observe("d", 1.0)  # a new series in a new slot
+    assert readings(view, horizon) == before
+    assert readings(f.view(), horizon) != before  # the live model did move on
+
+
+def test_a_tick_after_a_view_writes_in_place_and_saves_only_its_rows() -> None:
+    f = fed(30)
+    fields = {k: f.store.tensors[k] for k in IN_PLACE}
+    view = f.view()
+    f.observe("b", 3.0)
+    assert all(f.store.tensors[k] is fields[k] for k in IN_PLACE)  # written in place, not copied whole
+    slot_b = f.store.slots["b"]
+    for k in IN_PLACE:
+        saved = view.tensors[k].saved
+        assert (saved.where >= 0).nonzero().flatten().tolist() == [slot_b], k  # only the row the tick wrote
+        assert saved.size == 1 and saved.copy.shape[0] <= 16, k  # kept packed: not a whole field's copy
+
+
+def test_a_view_no_longer_held_costs_the_next_tick_nothing() -> None:
+    f = fed(30)
+    view = f.view()
+    saved = weakref.ref(view.tensors["x_raw"].saved)
+    del view
+    assert saved() is None  # the view took its saved rows with it
+    f.observe("a", 1.0)
+    assert f.store.saving["x_raw"] == []  # and the store dropped its reference at the write
+
+
+def test_the_rows_a_view_reads_are_bit_identical_to_a_copy_taken_when_it_was_made() -> None:
+    f = fed(30)
+    view = f.view()
+    slots = torch.arange(len(SERIES))
+    copies = {k: f.store.tensors[k][slots].clone() for k in IN_PLACE}
+    for t in range(5):
+        f.observe_many([(s, 100.0 * t) for s in SERIES])
+    for k in IN_PLACE:
+        assert torch.equal(view.tensors[k][slots], copies[k]), k
+        assert not torch.equal(f.store.tensors[k][slots], copies[k]), k  # the store's rows did change

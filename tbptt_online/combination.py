@@ -1,15 +1,34 @@
-"""Online combination of forecasters: per series, per horizon, an exponentially weighted
-average (EWA) of the members by their discounted absolute losses.
+"""Online combination of forecasters: per series, per horizon, two exponentially weighted
+averages (EWA) of the members by their discounted absolute losses, one with a short memory
+and one with a long one, and a third EWA over those two.
 
-For member ``e`` at horizon ``h`` of one series and feature, after each scored target,
+For member ``e`` at horizon ``h`` of one series and feature, after each scored target, in
+each of the two *combiners* ``i``,
 
-    L_e <- rho * L_e + min(|y - F_e| / scale, CAP),      N <- rho * N + 1,      A_e = L_e / N
+    L_ie <- rho_i * L_ie + min(x_e, cap),      N_i <- rho_i * N_i + 1,
 
-and the weights are ``w_e ∝ exp(-eta * A_e / min_e' A_e')`` over the members allowed to
-take weight (the ratio makes ``eta`` free of the series' scale: a member whose recent
-loss is 10 % above the best one's gets ``exp(-eta / 10)`` of its weight). Before anything
-is scored at a horizon the weights are equal. Beyond the last scored horizon the weights
-of that horizon hold.
+and the combiner's weights are ``w_ie ∝ exp(-ETA * L_ie / min_e' L_ie')`` over the members
+allowed to take weight (``L_ie / N_i`` is the discounted mean, and the ratio makes ``ETA``
+free of the series' scale: a member whose loss is 10 % above the best one's gets
+``exp(-ETA / 10)`` of its weight).
+
+- The **fast** combiner (``rho = DISCOUNT``, about the last 100 targets) scores errors in
+  units of the local scale, ``x_e = |y - F_e| / scale``, ``cap = CAP``: it follows whichever
+  member led recently, a calm stretch counting as much as a volatile one.
+- The **slow** combiner (``rho = SLOW_DISCOUNT``, about the last 1,000) scores them in the
+  series' units, ``x_e = |y - F_e|``, ``cap = CAP * scale``: what the MAE of a stream
+  measures. It cannot fall far behind the member whose MAE is lowest over the long run,
+  which the fast one can (a level plus noise, where the recent leader changes by chance; a
+  spiky series, where a member good in calm stretches and bad in bursts leads in local
+  scales while losing in MAE).
+- The **mixture**: the combiners' own forecasts ``G_i = sum_e w_ie F_e`` are scored as the
+  slow one scores members (``rho = META_DISCOUNT``) and weighted ``mu_i ∝ exp(-META_ETA *
+  M_i / min M)``; the served weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e``
+  (online aggregation over several discounts, as in Fixed Share over combiners or BOA
+  with several learning rates).
+
+Before anything is scored at a horizon a combiner's (and the mixture's) weights are
+equal. Beyond the last scored horizon the weights of that horizon hold.
 """
 
 from __future__ import annotations
@@ -21,38 +40,61 @@ import torch
 
 from tbptt_online.compiled import compiled, readable
 
-DISCOUNT = 0.99  # rho: about the last 100 targets count
-ETA = 25.0
+DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
+SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
+ETA = 25.0  # both combiners'
+META_DISCOUNT = 0.999  # rho of the combiners' own losses
+META_ETA = 25.0
 CAP = 50.0  # one target adds at most this (in units of the scale) to a member's loss: a spike, or a
 # scale still unknown in a series' first values, cannot dominate the discounted sums
+COMBINERS = 2  # fast, slow
 
 
 @compiled
-def discounted(loss: float, error: float, scale: float) -> float:
-    """A member's loss after one scored target: ``rho * L + min(|error| / scale, CAP)`` (a
+def discounted(loss: float, error: float, cap: float, rho: float) -> float:
+    """A member's loss after one scored target: ``rho * L + min(|error|, cap)`` (a
     non-finite error counts as the cap)."""
-    capped = error / scale
-    if not capped < CAP:  # NaN, inf
-        capped = CAP
-    return DISCOUNT * loss + capped
+    capped = error
+    if not capped < cap:  # NaN, inf
+        capped = cap
+    return rho * loss + capped
 
 
 @compiled
-def _fold(loss: np.ndarray, count: np.ndarray, error: np.ndarray, scored: np.ndarray, scale: np.ndarray) -> None:
+def scored_error(error: float, unit: float, local: bool) -> tuple[float, float]:
+    """A combiner's error and its cap from an absolute error in the series' units and the
+    local scale ``unit``: in local scales (``local``: the fast combiner) or in the series'
+    units (the slow one and the mixture: what MAE measures)."""
+    if local:
+        return error / unit, CAP
+    return error, CAP * unit
+
+
+@compiled
+def _fold(loss, count, error, scored, scale, rho, local) -> None:
     n_rows, horizons, members, d = loss.shape
     for b in range(n_rows):
         for h in range(horizons):
             for k in range(d):
                 if scored[b, h, k]:
                     for e in range(members):
-                        loss[b, h, e, k] = discounted(loss[b, h, e, k], error[b, h, e, k], scale[b, k])
-                    count[b, h, k] = DISCOUNT * count[b, h, k] + 1.0
+                        x, cap = scored_error(error[b, h, e, k], scale[b, k], local)
+                        loss[b, h, e, k] = discounted(loss[b, h, e, k], x, cap, rho)
+                    count[b, h, k] = rho * count[b, h, k] + 1.0
 
 
 def fold(
-    loss: torch.Tensor, count: torch.Tensor, error: torch.Tensor, scored: torch.Tensor, scale: torch.Tensor
+    loss: torch.Tensor,
+    count: torch.Tensor,
+    error: torch.Tensor,
+    scored: torch.Tensor,
+    scale: torch.Tensor,
+    rho: float = DISCOUNT,
+    local: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Discount and add one target's absolute errors (``discounted``).
+    """Discount by ``rho`` and add one target's absolute errors (``discounted``), in units of
+    the local scale (``local``, the fast combiner) or in the series' units capped at ``CAP``
+    local scales (the slow one).
 
     loss [B, H, E, d], count [B, H, d]; error [B, H, E, d] absolute errors of the members'
     forecasts of that target made h steps before (a non-finite one counts as the cap); scored
@@ -65,7 +107,8 @@ def fold(
     """
     f64 = torch.float64
     new_loss, new_count = loss.to(f64, copy=True).contiguous(), count.to(f64, copy=True).contiguous()
-    _fold(new_loss.numpy(), new_count.numpy(), _array(error), _array(scored), _array(scale))
+    arrays = _array(error), _array(scored), _array(scale)
+    _fold(new_loss.numpy(), new_count.numpy(), *arrays, float(rho), bool(local))
     return new_loss.to(loss.dtype), new_count.to(count.dtype)
 
 
@@ -75,31 +118,62 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 
 @compiled
-def member_weights(loss, count, allowed, b, h, k, logits, weights) -> None:
-    """The convex weights ``weights[b, h, :, k]`` of one series, feature and horizon from the
-    members' losses ``loss[b, h, :, k]`` ([B, H, E, d] both), the discounted count
-    ``count[b, h, k]`` and which members may take weight ``allowed`` [E] (at least one):
-    ``softmax(-eta L_e / min L)`` over the allowed ones (the count N is shared by the
-    members of a horizon, so A_e / min A = L_e / min L), equal before anything is scored;
-    min A >= 1e-12 (a flat series' zero losses). The logits are left in ``logits[h]``
-    ([H, E]; -inf where not allowed)."""
-    members = loss.shape[2]
+def ewa(loss, n, allowed, eta, logits, weights) -> None:
+    """The convex weights ``weights`` [E] from the losses ``loss`` [E] (views of one series,
+    feature and horizon), their discounted count ``n`` and which members may take weight
+    ``allowed`` [E] (at least one): ``softmax(-eta L_e / min L)`` over the allowed ones (the
+    count N is shared by the members, so A_e / min A = L_e / min L), equal before anything is
+    scored (n = 0); min A >= 1e-12 (a flat series' zero losses). The logits are left in
+    ``logits`` [E] (-inf where not allowed)."""
+    members = loss.shape[0]
     best = np.inf
     for e in range(members):
-        if allowed[e] and loss[b, h, e, k] < best:
-            best = loss[b, h, e, k]
-    n = count[b, h, k]
-    factor = -ETA / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
+        if allowed[e] and loss[e] < best:
+            best = loss[e]
+    factor = -eta / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
     top = -np.inf
     for e in range(members):
-        logits[h, e] = loss[b, h, e, k] * factor if allowed[e] else -np.inf
-        top = max(top, logits[h, e])
+        logits[e] = loss[e] * factor if allowed[e] else -np.inf
+        top = max(top, logits[e])
     total = 0.0
     for e in range(members):
-        weights[b, h, e, k] = math.exp(logits[h, e] - top)
-        total += weights[b, h, e, k]
+        weights[e] = math.exp(logits[e] - top)
+        total += weights[e]
     for e in range(members):
-        weights[b, h, e, k] /= total
+        weights[e] /= total
+
+
+_BOTH = np.ones(COMBINERS, dtype=np.bool_)
+
+
+@compiled
+def mixed_weights(
+    fast_loss,
+    fast_count,
+    slow_loss,
+    slow_count,
+    meta_loss,
+    meta_count,
+    allowed,
+    b,
+    h,
+    k,
+    logits,
+    mu,
+    combiners,
+    weights,
+) -> None:
+    """The served weights ``weights`` [E] of one series ``b``, horizon ``h`` and feature ``k``
+    (the module docstring): each combiner's weights into ``combiners`` [2, E] (fast, slow; its
+    logits into ``logits`` [2, E]) from its losses [B, Hc, E, d] and count [B, Hc, d], their
+    mixture ``mu`` [2] from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and count
+    ``meta_count`` [B, Hc, d] (its logits into ``logits[2, :2]``: ``logits`` is [3, E]);
+    ``allowed`` [E] which members may take weight."""
+    ewa(fast_loss[b, h, :, k], fast_count[b, h, k], allowed, ETA, logits[0], combiners[0])
+    ewa(slow_loss[b, h, :, k], slow_count[b, h, k], allowed, ETA, logits[1], combiners[1])
+    ewa(meta_loss[b, h, :, k], meta_count[b, h, k], _BOTH, META_ETA, logits[2, :COMBINERS], mu)
+    for e in range(weights.shape[0]):
+        weights[e] = mu[0] * combiners[0, e] + mu[1] * combiners[1, e]
 
 
 @compiled
@@ -117,23 +191,53 @@ def softmax(x: np.ndarray) -> None:
 
 
 @compiled
-def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, out: np.ndarray) -> None:
+def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, eta: float, out: np.ndarray) -> None:
     n_rows, horizons, members, d = loss.shape
-    logits = np.empty((horizons, members))
+    logits = np.empty(members)
     for b in range(n_rows):
         for k in range(d):
             for h in range(horizons):
-                member_weights(loss, count, allowed[b, :, k], b, h, k, logits, out)
+                ewa(loss[b, h, :, k], count[b, h, k], allowed[b, :, k], eta, logits, out[b, h, :, k])
 
 
-def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """``[B, H, E, d]`` convex weights from loss [B, H, E, d] and count [B, H, d];
-    ``allowed`` [B, E, d] says which members may take weight (at least one per row).
+def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta: float = ETA) -> torch.Tensor:
+    """``[B, H, E, d]`` the convex weights of one EWA (``ewa``) from loss [B, H, E, d] and count
+    [B, H, d]; ``allowed`` [B, E, d] says which members may take weight (at least one per row).
 
     >>> w = weights(torch.tensor([[[[1.0], [1.1]]]]), torch.ones(1, 1, 1), torch.ones(1, 2, 1, dtype=torch.bool))
     >>> round(w[0, 0, 1, 0].item() / w[0, 0, 0, 0].item(), 6) == round(math.exp(-ETA * 0.1), 6)
     True
     """
     out = torch.empty(loss.shape, dtype=torch.float64)
-    _weights(_array(loss), _array(count), _array(allowed), out.numpy())
+    _weights(_array(loss), _array(count), _array(allowed), float(eta), out.numpy())
     return out
+
+
+@compiled
+def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu) -> None:
+    n_rows, horizons, members, d = fast_loss.shape
+    logits = np.empty((COMBINERS + 1, members))
+    for b in range(n_rows):
+        for k in range(d):
+            for h in range(horizons):
+                mixed_weights(
+                    fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed[b, :, k],
+                    b, h, k, logits, mu[b, h, :, k], combiners[b, h, :, :, k], out[b, h, :, k],
+                )  # fmt: skip
+
+
+def served_weights(rows: dict[str, torch.Tensor], allowed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The served weights ``[B, Hc, E, d]``, each combiner's ``[B, Hc, 2, E, d]`` (fast, slow)
+    and their mixture ``[B, Hc, 2, d]`` from the rows' combination fields (``FIELDS``);
+    ``allowed`` [B, E, d] which members may take weight."""
+    loss = rows["c_loss"]
+    b, horizons, members, d = loss.shape
+    out = torch.empty(loss.shape, dtype=torch.float64)
+    combiners = torch.empty(b, horizons, COMBINERS, members, d, dtype=torch.float64)
+    mu = torch.empty(b, horizons, COMBINERS, d, dtype=torch.float64)
+    arrays = [_array(rows[name]) for name in FIELDS]
+    _served(*arrays, _array(allowed), out.numpy(), combiners.numpy(), mu.numpy())
+    return out, combiners, mu
+
+
+FIELDS = ("c_loss", "c_count", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # in kernel order

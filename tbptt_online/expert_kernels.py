@@ -37,6 +37,7 @@ LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is f
 # the experts' positions in ``paths`` (the order of experts.NAMES)
 NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
 LOG_EXPERTS = (SMOOTH + 8, SMOOTH + 16)  # [first, end) of the log variants' experts
+SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 experts, in units and in logs
 
 
 @compiled
@@ -59,10 +60,15 @@ def _phase(step: int, m: int, max_season: int) -> int:
 @compiled
 def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool) -> None:
     """Which experts may take weight, ``out`` [E]: the log experts only while the series has
-    been ``positive``, the seasonal naive only with a season (``seasonal``), the others always."""
+    been ``positive``, the seasonal naive and the second seasonal family (gamma 0.4) only
+    with a season (``seasonal``: without one the two families' members forecast alike, and a
+    duplicate would double its vote in the combination), the others always."""
     out[:] = True
     out[SEASONAL_NAIVE] = seasonal
-    out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = positive
+    for first in SECOND_FAMILY:
+        out[first : first + 4] = seasonal
+    if not positive:
+        out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = False
 
 
 @compiled

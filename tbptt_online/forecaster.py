@@ -383,11 +383,11 @@ class Forecaster:
         d = self.config.n_features
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
-        every, mean = hybrid.members(rows, steps, horizons, paths, base)  # [B, Hc, E, d], [B, Hc, d]
+        made = hybrid.members(rows, steps, horizons, paths, base)  # every [B, Hc, E, d], mean [B, Hc, d], ...
         half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
-        self.store.put_at("c_origin", (slots, steps % horizons), hybrid.origin_entries(every, mean, half))
-        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
-        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
+        self.store.put_at("c_origin", (slots, steps % horizons), hybrid.origin_entries(made, half))
+        served = hybrid.served_rows(made.mean[:, 0], half[:, 0], rows["x_seen"])
+        self.store.put(slots, next_pred=pred, served=served, served_path=made.mean, **experts.own(rows))
         return served
 
     # -- stateful -----------------------------------------------------------------
@@ -479,7 +479,7 @@ class Forecaster:
         from the saved state as the tick made them."""
         rows = hybrid.rows_at(self.store.tensors, slots)
         steps = self.store.get("steps", slots)
-        _, mean = hybrid.members(rows, steps, self.config.calibrated_horizon)  # [B, Hc, d]
+        mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
         half = hybrid.half_widths(rows, 1)[:, 0]  # [B, d]
         self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows["x_seen"]), served_path=mean)
 

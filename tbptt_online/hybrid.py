@@ -4,16 +4,17 @@ calibrated at every horizon.
 
 Per series and feature, each value ``y_t``:
 
-1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's
-   and the served combination's, kept in the ``c_origin`` ring), folding their absolute
-   errors into the members' discounted losses per horizon (``combination.discounted``) and the
-   served forecast's error into the interval quantile of that horizon (``calibration.stepped``;
-   both called from ``hybrid_kernels.score``);
+1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's,
+   the served combination's and the fast and slow combiners', kept in the ``c_origin``
+   ring), folding the members' absolute errors into both combiners' discounted losses per
+   horizon and the combiners' into the mixture's (``combination.discounted``; see
+   ``combination``), and the served forecast's error into the interval quantile of that
+   horizon (``calibration.stepped``; all called from ``hybrid_kernels.score``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
-3. forecasts: the experts' paths ``[Hc, 20]``, the weights of all 21 members (computed
-   once), the experts' share of them renormalised (the **base**), and the network's
+3. forecasts: the experts' paths ``[Hc, 20]``, the served weights of all 21 members (the
+   two combiners' mixed; computed once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
    units of the local scale; 0 for an untrained model, whose last layer starts at zero);
    the served forecast is the combination of all 21 members, i.e. ``base + w_net * c *
@@ -35,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tbptt_online import calibration, experts
+from tbptt_online import calibration, combination, experts
 from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
@@ -46,6 +47,8 @@ FEATURES = 8
 CLAMP = kernels.CLAMP  # the network's inputs and target are clamped to +-this (units of the scale)
 N_MEMBERS = experts.N_EXPERTS + 1  # the experts and the network
 MEMBERS = (*experts.NAMES, "network")
+COMBINERS = combination.COMBINERS
+ORIGIN_COLUMNS = N_MEMBERS + 2 + COMBINERS  # the ring's: the members, served, half-width, the combiners
 DETECT_AT = (24, 36, 48, 72, 96, 144, 192, 288, 384, 576, 768, 1024)  # then every DETECT_EVERY
 DETECT_EVERY = 1024
 
@@ -55,13 +58,18 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
     f64 = torch.float64
     return {
         **experts.fields(n, d, ring, max_season),
-        "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # discounted losses per horizon
+        "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the fast combiner's discounted losses
         "c_count": torch.zeros(n, horizons, d, dtype=f64),
+        "c_slow_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the slow combiner's
+        "c_slow_count": torch.zeros(n, horizons, d, dtype=f64),
+        "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (fast, slow)
+        "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
-        # [origin % Hc, h - 1, member (then the served, then the half-width served with it at the tracked
-        # level; 0: unknown)]: float32 halves the hybrid's largest field; only errors are read from it (a
-        # value past float32's range scores as an infinite, i.e. capped, error)
-        "c_origin": torch.zeros(n, horizons, horizons, N_MEMBERS + 2, d, dtype=torch.float32),
+        # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
+        # level, 0: unknown, and the fast and slow combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
+        # the hybrid's largest field; only errors are read from it (a value past float32's range scores
+        # as an infinite, i.e. capped, error)
+        "c_origin": torch.zeros(n, horizons, horizons, ORIGIN_COLUMNS, d, dtype=torch.float32),
         "c_member_abs": torch.zeros(n, N_MEMBERS, d, dtype=f64),  # one-step absolute errors, summed
         "c_member_n": torch.zeros(n, d, dtype=f64),
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
@@ -98,12 +106,12 @@ def score(
 ) -> None:
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles
     (``hybrid_kernels.score``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
-    E + 2, d] (read at the rows' slots only); the rows' ``c_*`` copies are updated in place."""
+    E + 4, d] (read at the rows' slots only); the rows' ``c_*`` copies are updated in place."""
     kernels.score(
         *readable(rows["slot"], step, y, mask),
         *readable(rows["x_seen"], rows["x_scale"], rows["x_level"]),
         origin.numpy(),
-        *writable(rows, ("c_loss", "c_count", "c_q", "c_member_abs", "c_member_n")),
+        *writable(rows, (*combination.FIELDS, "c_q", "c_member_abs", "c_member_n")),
         float(level),
     )
 
@@ -238,12 +246,28 @@ def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([simple, torch.ones_like(simple[:, :1])], dim=1)
 
 
+def served_weights(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, Hc, E, d]: the members' served weights (``combination.served_weights``)."""
+    return combination.served_weights(rows, allowed(rows))[0]
+
+
 class Base(NamedTuple):
-    """The experts' combination ``path`` [B, H, d] (what the network corrects) and the
-    ``weights`` [B, Hc, E, d] of all members (the network's last) it comes from."""
+    """The experts' combination ``path`` [B, H, d] (what the network corrects), the served
+    ``weights`` [B, Hc, E, d] of all members (the network's last) it comes from and each
+    combiner's ``combiners`` [B, Hc, 2, E, d] (fast, slow)."""
 
     path: torch.Tensor
     weights: torch.Tensor
+    combiners: torch.Tensor
+
+
+class Members(NamedTuple):
+    """Every member's forecasts ``every`` [B, H, E, d], the served ``mean`` [B, H, d] and each
+    combiner's forecast ``combined`` [B, H, 2, d] (fast, slow)."""
+
+    every: torch.Tensor
+    mean: torch.Tensor
+    combined: torch.Tensor
 
 
 def members(
@@ -252,10 +276,11 @@ def members(
     horizon: int,
     paths: torch.Tensor | None = None,
     base: Base | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every member's forecasts ``[B, H, E, d]`` and their combination ``[B, H, d]`` (the
-    served mean), from the rows as they are (the network's correction included); ``paths``
-    and ``base``: the experts' forecasts and ``base_path`` of these rows when already made."""
+) -> Members:
+    """Every member's forecasts ``[B, H, E, d]``, their combination ``[B, H, d]`` (the served
+    mean) and each combiner's ``[B, H, 2, d]``, from the rows as they are (the network's
+    correction included); ``paths`` and ``base``: the experts' forecasts and ``base_path`` of
+    these rows when already made."""
     if paths is None:
         paths = experts.paths(rows, step, horizon)  # [B, H, E - 1, d]
     if base is None:
@@ -263,9 +288,10 @@ def members(
     b, h, e, d = paths.shape
     every = torch.empty(b, h, e + 1, d, dtype=torch.float64)
     mean = torch.empty(b, h, d, dtype=torch.float64)
-    arrays = readable(paths, base.path, base.weights, rows["n_correction"], rows["x_scale"], rows["x_level"])
-    kernels.serve(*arrays, every.numpy(), mean.numpy())
-    return every, mean
+    combined = torch.empty(b, h, COMBINERS, d, dtype=torch.float64)
+    arrays = readable(paths, base.path, base.weights, base.combiners, rows["n_correction"])
+    kernels.serve(*arrays, *readable(rows["x_scale"], rows["x_level"]), every.numpy(), mean.numpy(), combined.numpy())
+    return Members(every, mean, combined)
 
 
 def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
@@ -273,11 +299,13 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     combination, renormalised (the weights of all members, the network's included, are
     computed once per tick; ``hybrid_kernels.base``)."""
     b, h, _, d = paths.shape
-    weights = torch.empty(rows["c_loss"].shape, dtype=torch.float64)
+    loss = rows["c_loss"]  # [B, Hc, E, d]
+    weights = torch.empty(loss.shape, dtype=torch.float64)
+    combiners = torch.empty(b, loss.shape[1], COMBINERS, *loss.shape[2:], dtype=torch.float64)
     path = torch.empty(b, h, d, dtype=torch.float64)
-    arrays = readable(paths, rows["c_loss"], rows["c_count"], rows["x_positive"], rows["x_period"])
-    kernels.base(*arrays, weights.numpy(), path.numpy())
-    return Base(path, weights)
+    arrays = readable(paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
+    kernels.base(*arrays, weights.numpy(), combiners.numpy(), path.numpy())
+    return Base(path, weights, combiners)
 
 
 def network_target(
@@ -309,15 +337,17 @@ def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
     return calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
 
 
-def origin_entries(every: torch.Tensor, served: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
-    """[B, Hc, E + 2, d] float32: this origin's forecasts (members ``every``, then the served
-    mean) and the half-widths ``half`` [B, Hc, d] served with them, for the ring."""
-    b, _, members, d = every.shape
+def origin_entries(made: Members, half: torch.Tensor) -> torch.Tensor:
+    """[B, Hc, E + 4, d] float32: this origin's forecasts (the members', then the served mean),
+    the half-widths ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast,
+    slow), for the ring."""
+    b, _, members, d = made.every.shape
     horizons = half.shape[1]
-    entries = torch.empty(b, horizons, members + 2, d, dtype=torch.float32)
-    entries[:, :, :members] = every[:, :horizons]  # converted as copied: no float64 intermediate
-    entries[:, :, members] = served[:, :horizons]
+    entries = torch.empty(b, horizons, members + 2 + COMBINERS, d, dtype=torch.float32)
+    entries[:, :, :members] = made.every[:, :horizons]  # converted as copied: no float64 intermediate
+    entries[:, :, members] = made.mean[:, :horizons]
     entries[:, :, members + 1] = half.nan_to_num(0.0)  # no interval yet (NaN): 0, the ring's "unknown"
+    entries[:, :, members + 2 :] = made.combined[:, :horizons]
     return entries
 
 

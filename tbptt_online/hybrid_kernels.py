@@ -3,9 +3,9 @@ and the network's input, one pass over the rows ``b`` and features ``k`` each.
 
 ``hybrid`` holds their meaning (its module docstring) and the torch-facing calls; the
 arithmetic of the combination and of the calibration lives in ``combination`` and
-``calibration`` (``discounted``, ``member_weights``, ``stepped``), called from here.
+``calibration`` (``discounted``, ``mixed_weights``, ``stepped``), called from here.
 Arrays are numpy views of the store's tensors: the rows' own copies ``[B, ...]`` (written
-in place), the past forecasts' ring ``origin`` [N, Hc, Hc, E + 2, d] and the values ring
+in place), the past forecasts' ring ``origin`` [N, Hc, Hc, E + 4, d] and the values ring
 [C, R, d] read at the rows' ``slot`` [B].
 """
 
@@ -33,9 +33,30 @@ def _finite_or(error: float, cap: float) -> float:
 
 
 @compiled
-def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, member_abs, member_n, interval_level):
-    """Fold value ``y`` [B, d] of step ``step`` [B] into the members' losses ``loss`` [B, Hc,
-    E, d] and ``count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
+def score(
+    slot,
+    step,
+    y,
+    mask,
+    seen,
+    scale,
+    level,
+    origin,
+    loss,
+    count,
+    slow_loss,
+    slow_count,
+    meta_loss,
+    meta_count,
+    q,
+    member_abs,
+    member_n,
+    interval_level,
+):
+    """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
+    ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
+    slow), the losses of the combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
+    ``meta_count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
     errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
     before (read from ``origin``) is scored where y_t was observed (``mask``), a forecast was
     made then (t - h >= 1) and something had been observed before it (``seen``, before this
@@ -43,6 +64,7 @@ def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, membe
     the cap, not as a perfect forecast."""
     n_rows, d = y.shape
     horizons, members = loss.shape[1], loss.shape[2]
+    fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
     for b in range(n_rows):
         s, t = slot[b], step[b]
         for k in range(d):
@@ -51,13 +73,22 @@ def score(slot, step, y, mask, seen, scale, level, origin, loss, count, q, membe
             unit = local_scale(scale, level, b, k)  # the scale before this value
             cap = combination.CAP * unit
             for h in range(1, min(horizons, t - 1) + 1):  # origins t - h >= 1
-                made = origin[s, (t - h) % horizons, h - 1]  # [E + 2, d]: members, served, its half-width
+                made = origin[s, (t - h) % horizons, h - 1]  # [E + 4, d]: members, served, half-width, combiners
                 for e in range(members):
                     error = abs(y[b, k] - np.float64(made[e, k]))
-                    loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], error, unit)
+                    x, x_cap = combination.scored_error(error, unit, True)  # in local scales
+                    loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], x, x_cap, fast)
+                    x, x_cap = combination.scored_error(error, unit, False)  # in the series' units
+                    slow_loss[b, h - 1, e, k] = combination.discounted(slow_loss[b, h - 1, e, k], x, x_cap, slow)
                     if h == 1:
                         member_abs[b, e, k] += _finite_or(error, cap)
-                count[b, h - 1, k] = combination.DISCOUNT * count[b, h - 1, k] + 1.0
+                count[b, h - 1, k] = fast * count[b, h - 1, k] + 1.0
+                slow_count[b, h - 1, k] = slow * slow_count[b, h - 1, k] + 1.0
+                for i in range(combination.COMBINERS):
+                    error = abs(y[b, k] - np.float64(made[members + 2 + i, k]))
+                    x, x_cap = combination.scored_error(error, unit, False)
+                    meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
+                meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 served = _finite_or(abs(y[b, k] - np.float64(made[members, k])), cap)
                 half = np.float64(made[members + 1, k])
                 q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, 1e-6 * unit, half)
@@ -74,29 +105,53 @@ def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
 
 
 @compiled
-def base(paths, loss, count, positive, period, weights, out) -> None:
-    """The weights ``weights`` [B, Hc, E, d] of all members (the network last) and the base
+def base(
+    paths,
+    fast_loss,
+    fast_count,
+    slow_loss,
+    slow_count,
+    meta_loss,
+    meta_count,
+    positive,
+    period,
+    weights,
+    combiners,
+    out,
+) -> None:
+    """The served weights ``weights`` [B, Hc, E, d] of all members (the network last), each
+    combiner's ``combiners`` [B, Hc, 2, E, d] (``combination.mixed_weights``) and the base
     ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their share of the
-    weights, renormalised (where the network took nearly all the weight, by the softmax of
-    the experts' own logits); beyond the last tracked horizon its weights hold."""
+    served weights, renormalised (where the network took nearly all the weight, each
+    combiner's softmax of the experts' own logits, mixed as the combiners are); beyond the
+    last tracked horizon its weights hold."""
     n_rows, horizon, experts, d = paths.shape
-    horizons, members = loss.shape[1], loss.shape[2]
+    horizons, members = fast_loss.shape[1], fast_loss.shape[2]
     allowed = np.empty(members, dtype=np.bool_)
-    logits = np.empty((horizons, members))
+    logits = np.empty((horizons, combination.COMBINERS + 1, members))
+    mu = np.empty((horizons, combination.COMBINERS))
     share = np.empty(experts)
+    own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
             _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
             for h in range(horizons):
-                combination.member_weights(loss, count, allowed, b, h, k, logits, weights)
+                combination.mixed_weights(
+                    fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
+                    b, h, k, logits[h], mu[h], combiners[b, h, :, :, k], weights[b, h, :, k],
+                )  # fmt: skip
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
                 total = 0.0
                 for e in range(experts):
                     total += weights[b, tracked, e, k]
                 if total < 1e-200:  # the network took (nearly) all the weight
-                    share[:] = logits[tracked, :experts]
-                    combination.softmax(share)
+                    share[:] = 0.0
+                    for i in range(combination.COMBINERS):
+                        own[:] = logits[tracked, i, :experts]
+                        combination.softmax(own)
+                        for e in range(experts):
+                            share[e] += mu[tracked, i] * own[e]
                 else:
                     for e in range(experts):
                         share[e] = weights[b, tracked, e, k] / total
@@ -107,10 +162,12 @@ def base(paths, loss, count, positive, period, weights, out) -> None:
 
 
 @compiled
-def serve(paths, base_path, weights, correction, scale, level, every, mean) -> None:
+def serve(paths, base_path, weights, combiners, correction, scale, level, every, mean, combined) -> None:
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
-    network's member ``base + c * scale``, c = ``correction`` [B, d]) and their combination
-    ``mean`` [B, H, d] by ``weights`` [B, Hc, E, d] (beyond Hc the last horizon's)."""
+    network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
+    ``mean`` [B, H, d] by the served ``weights`` [B, Hc, E, d] and each combiner's
+    ``combined`` [B, H, 2, d] by its ``combiners`` [B, Hc, 2, E, d] (beyond Hc the last
+    horizon's weights)."""
     n_rows, horizon, experts, d = paths.shape
     horizons = weights.shape[1]
     for b in range(n_rows):
@@ -124,6 +181,11 @@ def serve(paths, base_path, weights, correction, scale, level, every, mean) -> N
                 for e in range(experts + 1):
                     acc += every[b, h, e, k] * weights[b, tracked, e, k]
                 mean[b, h, k] = acc
+                for i in range(combination.COMBINERS):
+                    acc = 0.0
+                    for e in range(experts + 1):
+                        acc += every[b, h, e, k] * combiners[b, tracked, i, e, k]
+                    combined[b, h, i, k] = acc
 
 
 @compiled

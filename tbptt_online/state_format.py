@@ -10,6 +10,10 @@
 - format 4: the hybrid's long AR on the changes (``ar_changes``: the fields ``x_arc``,
   ``x_arc_p``), a 20th expert, so the members' fields (``c_loss``, ``c_member_abs``,
   ``c_origin``) gain its column before the network's.
+- format 5: the combination's slow combiner and the mixture of the two (``combination``:
+  the fields ``c_slow_loss``, ``c_slow_count``, ``c_meta_loss``, ``c_meta_count``), and the
+  ring of past forecasts keeps the two combiners' forecasts (``c_origin`` [C, Hc, Hc, E + 4,
+  d]: members, served, its half-width, fast, slow).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -22,6 +26,15 @@ it could be: its discounted loss at every horizon is the cap times the count
 softmax underflows) and the served forecasts stay the old members' until its own errors
 have replaced the cap's (about 400 values); its past forecasts still to be scored are the
 served ones and its one-step MAE in the series' stats starts as the naive's.
+
+A hybrid state of format 4 (or older, migrated to 4 first) gains the slow combiner
+(``_with_slow_combiner``): it starts from the fast one's losses, converted to the series'
+units at its local scale (the fast combiner measures errors in local scales, the slow one
+in the series' units), with the fast one's count, so both give the same weights (to within
+an ulp: the ratios to the best member are what count); the mixture starts even (nothing
+scored), and the past forecasts still to be scored count as both combiners' (the served
+ones). So the served forecasts go on as before, to within an ulp, until the two combiners'
+losses part.
 
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
@@ -42,11 +55,11 @@ them, before the number moved on) is read as format 3.
 >>> del old["probe"], old["engine"]["guard"]
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(4, 1.0, 0, 0)
+(5, 1.0, 0, 0)
 >>> current_state({"format": 7})
 Traceback (most recent call last):
 ...
-ValueError: format=7 is invalid: this version reads formats 2 to 4 (it writes 4)
+ValueError: format=7 is invalid: this version reads formats 2 to 5 (it writes 5)
 """
 
 from __future__ import annotations
@@ -55,18 +68,20 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, experts
+from tbptt_online import ar_changes, combination, experts
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
+BEFORE_SLOW_COMBINER = 4
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
+NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
 
 
 def current_state(state: Any) -> Any:
@@ -78,9 +93,17 @@ def current_state(state: Any) -> Any:
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
         return state
+    if found == BEFORE_SLOW_COMBINER and not isinstance(found, bool):
+        try:
+            return _with_slow_combiner(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            raise ValueError(
+                f"format={BEFORE_SLOW_COMBINER} state (written before the slow combiner) cannot be migrated to format "
+                f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
+            ) from None
     if found == BEFORE_CHANGES_AR and not isinstance(found, bool):
         try:
-            return _with_changes_ar(_with_served_widths(state))
+            return _with_slow_combiner(_with_changes_ar(_with_served_widths(state)))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_CHANGES_AR} state (written before the long AR expert) cannot be migrated to format "
@@ -100,7 +123,7 @@ def current_state(state: Any) -> Any:
     if "probe" in state:  # written by the version that added the probe, still numbered 2
         return current_state({**state, "format": BEFORE_CHANGES_AR})
     try:
-        return _with_changes_ar(_with_served_widths(_migrate(state)))
+        return _with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state))))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
@@ -150,7 +173,7 @@ def _with_changes_ar(state: dict[str, Any]) -> dict[str, Any]:
     store = state.get("store")
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "c_loss" not in tensors or "x_arc" in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_SLOW_COMBINER}  # no hybrid: nothing else changed
     loss, count = tensors["c_loss"], tensors["c_count"]  # [C, Hc, E, d], [C, Hc, d]
     member_abs, ring = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 2, d]
     if loss.shape[2] != OLD_MEMBERS or member_abs.shape[1] != OLD_MEMBERS or ring.shape[3] != OLD_MEMBERS + 2:
@@ -167,5 +190,31 @@ def _with_changes_ar(state: dict[str, Any]) -> dict[str, Any]:
         "c_loss": insert(loss, (CAP * count)[:, :, None], 2),  # the worst it could be: weight 0
         "c_member_abs": insert(member_abs, member_abs[:, :1], 1),  # the naive's (index 0)
         "c_origin": insert(ring, ring[:, :, :, OLD_MEMBERS : OLD_MEMBERS + 1], 3),  # the served forecasts
+    }
+    return {**state, "format": BEFORE_SLOW_COMBINER, "store": {**store, "tensors": new}}
+
+
+def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-4 ``state`` in format 5: a hybrid's store gains the slow combiner, the
+    mixture's losses and the combiners' columns of the ring (module doc); a copy, the input is
+    not changed."""
+    store = state.get("store")
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "c_loss" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    loss, count, ring = tensors["c_loss"], tensors["c_count"], tensors["c_origin"]  # [C, Hc, E, d], [C, Hc, d]
+    members = loss.shape[2]
+    if ring.shape[3] != members + 2:
+        raise ValueError(f"format=4 ring of past forecasts has {ring.shape[3]} columns, expected {members + 2}")
+    reference = tensors["x_level"][:, 0, experts.REFERENCE].abs()  # [C, d]
+    unit = torch.maximum(tensors["x_scale"], 1e-9 * (reference + 1.0))  # [C, d] as expert_kernels.local_scale
+    served = ring[:, :, :, members : members + 1]  # [C, Hc, Hc, 1, d]
+    new = {
+        **tensors,
+        "c_slow_loss": loss * unit[:, None, None, :],  # the fast one's, in the series' units
+        "c_slow_count": count.clone(),
+        "c_meta_loss": loss.new_zeros(loss.shape[0], loss.shape[1], combination.COMBINERS, loss.shape[3]),
+        "c_meta_count": torch.zeros_like(count),
+        "c_origin": torch.cat([ring, served.expand(-1, -1, -1, combination.COMBINERS, -1)], dim=3),
     }
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

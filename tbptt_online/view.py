@@ -185,7 +185,8 @@ class ForecasterView:
     def _hybrid_stats(self, slot: torch.Tensor) -> dict:
         """Seasons, the log members' state and each member's MAE and weight (first feature)."""
         rows = {k: v[slot] for k, v in self.tensors.items() if k.startswith(hybrid.PREFIXES)}
-        w = combination.weights(rows["c_loss"][:, :1], rows["c_count"][:, :1], hybrid.allowed(rows))[0, 0, :, 0]
+        first = {k: v[:, :1] if k in combination.FIELDS else v for k, v in rows.items()}  # horizon 1
+        w = hybrid.served_weights(first)[0, 0, :, 0]
         n = float(rows["c_member_n"][0, 0])
         mae = (rows["c_member_abs"][0, :, 0] / n).tolist() if n > 0 else [None] * len(hybrid.MEMBERS)
         return {
@@ -210,7 +211,7 @@ def _hybrid_forecasts(
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
-        _, mean = hybrid.members(rows, steps, horizon)  # [B, H, d]
+        mean = hybrid.members(rows, steps, horizon).mean  # [B, H, d]
     mean = torch.where(rows["x_seen"][:, None], mean, math.nan)  # nothing observed yet: no forecast
     tracked = z_value(cfg.interval_level)
     ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)

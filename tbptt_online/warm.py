@@ -17,7 +17,7 @@ def warm_kernels() -> float:
     """Run every kernel once on blank rows; returns the seconds it took."""
     import torch
 
-    from tbptt_online import combination, experts, hybrid
+    from tbptt_online import experts, hybrid
 
     started = time.perf_counter()
     horizons, d = 2, 1
@@ -36,5 +36,5 @@ def warm_kernels() -> float:
     base = hybrid.base_path(rows, paths)
     hybrid.network_input(rows, y, step, target, base.path[:, 0])
     hybrid.members(rows, step, horizons, paths, base)
-    combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))  # a series' stats
+    hybrid.served_weights(rows)  # a series' stats
     return time.perf_counter() - started

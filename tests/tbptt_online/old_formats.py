@@ -7,12 +7,22 @@ from typing import Any
 import torch
 
 from tbptt_online import hybrid
-from tbptt_online.state_format import NEW_EXPERT
+from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
+
+
+def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 5, a hybrid) as format 4 wrote it: no slow combiner's nor mixture's
+    fields, no combiners' columns in the ring of past forecasts (a copy)."""
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in NEW_COMBINER_FIELDS}
+    tensors["c_origin"] = tensors["c_origin"][:, :, :, : hybrid.N_MEMBERS + 2].clone()
+    return {**state, "format": 4, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 4, a hybrid) as format 3 wrote it: no long AR's fields, no column of
-    its member in ``c_loss``, ``c_member_abs`` and the ring of past forecasts (a copy)."""
+    """``state`` (format 5, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
+    of past forecasts (a copy)."""
+    state = as_format_4(state)
     tensors = dict(state["store"]["tensors"])
     members = torch.tensor([k for k in range(hybrid.N_MEMBERS) if k != NEW_EXPERT])
     ring = torch.tensor([k for k in range(hybrid.N_MEMBERS + 2) if k != NEW_EXPERT])

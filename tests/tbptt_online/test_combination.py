@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tbptt_online import combination
-from tbptt_online.combination import CAP, DISCOUNT, ETA
+from tbptt_online.combination import CAP, DISCOUNT, ETA, META_ETA, SLOW_DISCOUNT
 
 f64 = torch.float64
 
@@ -114,5 +114,67 @@ def test_each_horizon_row_and_feature_is_weighted_on_its_own():
 
 def test_the_compiled_arithmetic_divides_by_zero_as_ieee_754_not_with_an_exception():
     # numba's default raises ZeroDivisionError inside a tick; the tensor code it replaced gave inf
-    assert combination.discounted(1.0, 2.0, 0.0) == DISCOUNT * 1.0 + CAP  # 2 / 0 = inf: at the cap
-    assert combination.discounted(0.0, 0.0, 0.0) == CAP  # 0 / 0 = NaN: at the cap, not a perfect forecast
+    error, cap = combination.scored_error(2.0, 0.0, True)  # 2 / 0 = inf: at the cap
+    assert combination.discounted(1.0, error, cap, DISCOUNT) == DISCOUNT * 1.0 + CAP
+    error, cap = combination.scored_error(0.0, 0.0, True)  # 0 / 0 = NaN: at the cap, not a perfect forecast
+    assert combination.discounted(0.0, error, cap, DISCOUNT) == CAP
+
+
+def test_the_slow_combiner_folds_errors_in_the_series_units_capped_at_cap_local_scales():
+    loss, count = combination.fold(
+        member_tensor([2.0, 4.0, 0.0]),
+        torch.tensor([[[3.0]]], dtype=f64),
+        member_tensor([1.0, 6.0, 1e6]),
+        torch.tensor([[[True]]]),
+        torch.tensor([[2.0]], dtype=f64),
+        rho=SLOW_DISCOUNT,
+        local=False,
+    )
+    # rho * 2 + 1 and rho * 4 + 6 (not divided by the scale 2); 1e6 capped at CAP * 2
+    expected = [SLOW_DISCOUNT * 2 + 1.0, SLOW_DISCOUNT * 4 + 6.0, CAP * 2.0]
+    assert loss.flatten().tolist() == pytest.approx(expected, rel=1e-14, abs=0)
+    assert count.flatten().tolist() == pytest.approx([SLOW_DISCOUNT * 3 + 1], rel=1e-14, abs=0)
+
+
+def softmax_by_hand(x: list[float]) -> list[float]:
+    top = max(x)
+    raw = [math.exp(v - top) for v in x]
+    return [r / sum(raw) for r in raw]
+
+
+def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_losses_by_hand():
+    # one series, one horizon, one feature, three members (the second not allowed)
+    rows = {
+        "c_loss": member_tensor([2.0, 0.5, 2.2]),  # fast: the third 10 % above the first
+        "c_count": torch.tensor([[[4.0]]], dtype=f64),
+        "c_slow_loss": member_tensor([30.0, 1.0, 24.0]),  # slow: the first 25 % above the third
+        "c_slow_count": torch.tensor([[[50.0]]], dtype=f64),
+        "c_meta_loss": torch.tensor([11.0, 10.0], dtype=f64).view(1, 1, 2, 1),  # the fast one 10 % worse
+        "c_meta_count": torch.tensor([[[20.0]]], dtype=f64),
+    }
+    allowed = torch.tensor([True, False, True]).view(1, 3, 1)
+    served, combiners, mu = combination.served_weights(rows, allowed)
+    fast = softmax_by_hand([-ETA * 1.0, -ETA * 1.1])  # L / min L over the allowed: 2 / 2, 2.2 / 2
+    slow = softmax_by_hand([-ETA * 1.25, -ETA * 1.0])  # 30 / 24, 24 / 24
+    mix = softmax_by_hand([-META_ETA * 1.1, -META_ETA * 1.0])  # 11 / 10, 10 / 10
+    assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx([fast[0], 0.0, fast[1]], rel=1e-12, abs=0)
+    assert combiners[0, 0, 1, :, 0].tolist() == pytest.approx([slow[0], 0.0, slow[1]], rel=1e-12, abs=0)
+    assert mu[0, 0, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=0)
+    expected = [mix[0] * fast[0] + mix[1] * slow[0], 0.0, mix[0] * fast[1] + mix[1] * slow[1]]
+    assert served[0, 0, :, 0].tolist() == pytest.approx(expected, rel=1e-12, abs=0)
+    assert served[0, 0, 1, 0].item() == 0.0  # not allowed: exactly none
+    assert served.sum().item() == pytest.approx(1.0, rel=1e-15)
+
+
+def test_nothing_scored_by_the_combiners_mixes_them_evenly():
+    rows = {
+        "c_loss": member_tensor([1.0, 3.0]),
+        "c_count": torch.tensor([[[1.0]]], dtype=f64),
+        "c_slow_loss": member_tensor([5.0, 1.0]),
+        "c_slow_count": torch.tensor([[[1.0]]], dtype=f64),
+        "c_meta_loss": torch.tensor([7.0, 1.0], dtype=f64).view(1, 1, 2, 1),  # ignored until something is scored
+        "c_meta_count": torch.zeros(1, 1, 1, dtype=f64),
+    }
+    served, combiners, mu = combination.served_weights(rows, torch.ones(1, 2, 1, dtype=torch.bool))
+    assert mu.flatten().tolist() == [0.5, 0.5]
+    assert served[0, 0, :, 0].tolist() == pytest.approx((combiners[0, 0, 0] + combiners[0, 0, 1]).flatten() / 2)

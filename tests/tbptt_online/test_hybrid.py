@@ -43,15 +43,25 @@ def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.
     return hybrid.rows_at(view.tensors, slot), view.tensors["steps"][slot]
 
 
-def hand_weights(loss: list[float], count: float, allowed: list[bool]) -> list[float]:
+def hand_weights(loss: list[float], count: float, allowed: list[bool], eta: float = combination.ETA) -> list[float]:
     """EWA weights in plain Python: exp(-eta A_e / min A) over the members allowed."""
     if count == 0:
         k = sum(allowed)
         return [1.0 / k if ok else 0.0 for ok in allowed]
     average = [x / count for x in loss]
     best = min(a for a, ok in zip(average, allowed, strict=True) if ok)
-    raw = [math.exp(-combination.ETA * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
+    raw = [math.exp(-eta * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
     return [r / sum(raw) for r in raw]
+
+
+def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
+    """The served weights at horizon index ``h`` of the first row and feature in plain Python:
+    the fast and the slow combiners' EWA weights mixed by the EWA of their own losses."""
+    fast = hand_weights(rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed)
+    slow = hand_weights(rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed)
+    meta = rows["c_meta_loss"][0, h, :, 0].tolist()
+    mu = hand_weights(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], combination.META_ETA)
+    return [mu[0] * f + mu[1] * w for f, w in zip(fast, slow, strict=True)]
 
 
 # -- the network member and the served combination ---------------------------------------
@@ -68,9 +78,9 @@ def test_an_untrained_network_member_is_exactly_the_experts_combination(season_l
         rows, steps = rows_of(f, "a")
         assert rows["n_correction"].abs().max().item() == 0.0
         horizon = 15  # past the calibrated horizon (12): the last horizon's weights hold
-        every, served = hybrid.members(rows, steps, horizon)  # [1, H, E, 1], [1, H, 1]
+        every, served, _ = hybrid.members(rows, steps, horizon)  # [1, H, E, 1], [1, H, 1]
         paths = experts.paths(rows, steps, horizon)
-        w = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))  # all members'
+        w = hybrid.served_weights(rows)  # all members'
         share = w[:, :, :-1] / w[:, :, :-1].sum(dim=2, keepdim=True)  # the experts' share, renormalised
         held = torch.arange(horizon).clamp(max=share.shape[1] - 1)  # past the last horizon its weights
         base = (paths * share[:, held]).sum(dim=2)  # [1, H, 1]
@@ -86,14 +96,20 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
     for value in values:
         f.observe("a", value)
     rows, steps = rows_of(f, "a")
-    every, _ = hybrid.members(rows, steps, 14)
+    every, _, combined = hybrid.members(rows, steps, 14)
     allowed = hybrid.allowed(rows)[0, :, 0].tolist()
     mean = f.forecast("a", 14).mean
     for h in range(1, 15):
         k = min(h, 12) - 1  # horizons past 12 take the weights of horizon 12
-        w = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed)
+        w = hand_served_weights(rows, k, allowed)
         members = every[0, h - 1, :, 0].tolist()
         assert mean[h - 1] == pytest.approx(sum(wi * fi for wi, fi in zip(w, members, strict=True)), rel=1e-12)
+        # each combiner's own forecast (scored by the mixture): its weights alone
+        fast = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed)
+        slow = hand_weights(rows["c_slow_loss"][0, k, :, 0].tolist(), rows["c_slow_count"][0, k, 0].item(), allowed)
+        for i, own in enumerate((fast, slow)):
+            by_hand = sum(wi * fi for wi, fi in zip(own, members, strict=True))
+            assert combined[0, h - 1, i, 0].item() == pytest.approx(by_hand, rel=1e-12)
 
 
 def mixed_ticks(n: int) -> list[list[tuple[str, float | None]]]:
@@ -252,7 +268,7 @@ def test_weights_in_series_stats_are_the_one_step_weights_by_hand():
         f.observe("a", value)
     rows, _ = rows_of(f, "a")
     allowed = hybrid.allowed(rows)[0, :, 0].tolist()
-    expected = hand_weights(rows["c_loss"][0, 0, :, 0].tolist(), rows["c_count"][0, 0, 0].item(), allowed)
+    expected = hand_served_weights(rows, 0, allowed)
     assert [m.weight for m in f.series_stats("a").members] == pytest.approx(expected, rel=1e-9, abs=1e-300)
 
 
@@ -262,15 +278,21 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     rows["x_scale"][:] = 1.0
     rows["x_seen"][:] = True  # a value was observed before the forecast was made
     rows["c_q"][:] = 1.0
-    made = torch.zeros(hybrid.N_MEMBERS + 2)  # the members, the served, the half-width served with it
+    rows["x_scale"][:] = 2.0  # the local scale: the caps are CAP local scales
+    members = hybrid.N_MEMBERS
+    made = torch.zeros(hybrid.ORIGIN_COLUMNS)  # the members, the served, its half-width, fast, slow
     made[0] = math.inf  # the naive member forecast 1e300 at step 1: stored as inf in float32
-    made[-2] = math.inf  # and so did the served combination
-    made[1:-2] = 2.0
+    made[members] = math.inf  # and so did the served combination
+    made[members + 2] = math.inf  # and the fast combiner
+    made[1:members] = 2.0
+    made[members + 3] = 2.0
     rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature]
     step = torch.tensor([2])
     hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), step, 0.9, rows["c_origin"])
     # documented in hybrid.fields: "a value past float32's range scores as an infinite, i.e. capped, error"
-    assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP
+    assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP  # in local scales
+    assert rows["c_slow_loss"][0, 0, 0, 0].item() == combination.CAP * 2.0  # in the series' units
+    assert rows["c_meta_loss"][0, 0, :, 0].tolist() == [combination.CAP * 2.0, 0.0]  # fast missed, slow exact
     assert rows["c_q"][0, 0, 0].item() > 1.0  # the served forecast missed: its interval must widen
 
 
@@ -384,10 +406,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 4
+    assert state["format"] == 5
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 4"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 5"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -399,13 +421,14 @@ def test_a_checkpoint_of_format_2_is_migrated_its_served_widths_unknown():
     ring = state["store"]["tensors"]["c_origin"]
     old = {**state, "format": 2, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
     old["store"]["tensors"]["c_origin"] = ring[:, :, :, :-1].clone()  # format 2 had no half-widths' slot
-    check_state(old)  # checked as the format 4 it loads as
+    check_state(old)  # checked as the format 5 it loads as
     g = Forecaster.from_state_dict(old)
     migrated = as_format_3(g.state_dict())["store"]["tensors"]["c_origin"]
     assert torch.equal(migrated[:, :, :, :-1], ring[:, :, :, :-1])
     assert migrated[:, :, :, -1].abs().max().item() == 0.0  # unknown: judged against the current q
     g.observe("a", 2.0)  # and it goes on
-    assert g.state_dict()["store"]["tensors"]["c_origin"][0, 6 % 12, 0, -1].item() > 0  # step 6: served with its width
+    half = g.state_dict()["store"]["tensors"]["c_origin"][0, 6 % 12, 0, hybrid.N_MEMBERS + 1]
+    assert half.item() > 0  # step 6: served with its width
 
 
 # -- configuration -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Format-2 states written before the truncation probe and the instability guards: migrated exactly
 (the network-only model continues bit for bit; the hybrid's own rules changed since, see the test);
-format-3 hybrid states gain the long AR expert (format 4) at weight 0.
+format-3 hybrid states gain the long AR expert (format 4) at weight 0; format-4 hybrid states gain
+the slow combiner (format 5) with the fast one's weights.
 
 ``data/format2_before_guards.pt`` was written by the library at c56a363 (the parent of the
 commit that added the probe and the guards; ``data/make_format2.py`` says how): for a network
@@ -18,8 +19,8 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid
 from tbptt_online.state_check import check_state
-from tbptt_online.state_format import FORMAT_VERSION, NEW_EXPERT, OLD_MEMBERS, current_state
-from tests.tbptt_online.old_formats import as_format_3
+from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
+from tests.tbptt_online.old_formats import as_format_3, as_format_4
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -55,10 +56,9 @@ def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote
         assert torch.equal(after, saved["after"])  # bit for bit, every forecast and interval
     else:  # the hybrid's rules changed after c56a363: its intervals (the calibration's miss count and
         # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick);
-        # the long AR joins at weight 0; the experts' and the combination's sums, compiled, add in
-        # another order than the tensor code that wrote the fixture: the means until then round apart
-        # (1.5e-11 measured: rounding carried through the recursive least squares)
-        assert torch.allclose(after[:33, 0], saved["after"][:33, 0], rtol=1e-10, atol=0)
+        # the long AR joins at weight 0; the slow combiner joins with the fast one's weights and parts
+        # from it from the first new value on (the served means 4.1e-5 apart at most over the first 11
+        # ticks, measured; 1.5e-11 before it, from the compiled sums' order alone)
         assert torch.equal(after[:, 3], saved["after"][:, 3])  # the same updates
         assert torch.allclose(after[:, 0], saved["after"][:, 0], rtol=1e-4, atol=0)
     assert forecaster.engine.updates == saved["updates"]
@@ -71,7 +71,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 4
+    assert migrated["format"] == FORMAT_VERSION == 5
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -89,12 +89,16 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
         assert migrated[key] is state[key]
     tensors, kept = state["store"]["tensors"], migrated["store"]["tensors"]
     old = [k for k in range(OLD_MEMBERS + 1) if k != NEW_EXPERT]  # the old members' columns
-    ring = [k for k in range(OLD_MEMBERS + 3) if k != NEW_EXPERT]  # and in the ring: then served, half-width
+    ring = [k for k in range(OLD_MEMBERS + 2) if k != NEW_EXPERT]  # and in the ring: then served
+    half, combiners = hybrid.N_MEMBERS + 1, slice(hybrid.N_MEMBERS + 2, None)  # the new ring's columns
     for key, value in tensors.items():  # every field as saved; the hybrid's ring of past forecasts
-        if key == "c_origin":  # gains the served half-widths' slot, 0 = unknown, and the long AR's column
-            assert torch.equal(kept[key][:, :, :, ring[:-1]], value)  # (written before the half-widths' slot)
-            assert kept[key][:, :, :, -1].abs().max() == 0
+        if key == "c_origin":  # gains the served half-widths' slot, 0 = unknown, the long AR's and the
+            # combiners' columns (written before the half-widths' slot)
+            assert torch.equal(kept[key][:, :, :, ring], value)
+            assert kept[key][:, :, :, half].abs().max() == 0
             assert torch.equal(kept[key][:, :, :, NEW_EXPERT], value[:, :, :, OLD_MEMBERS])  # the served ones
+            for column in range(hybrid.COMBINERS):
+                assert torch.equal(kept[key][:, :, :, combiners][:, :, :, column], value[:, :, :, OLD_MEMBERS])
         elif key in ("c_loss", "c_member_abs"):  # the long AR's column: at the cap, and the naive's
             assert torch.equal(kept[key].index_select(-2, torch.tensor(old)), value)
         else:
@@ -105,12 +109,12 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
         assert torch.equal(kept["x_arc"], torch.zeros_like(kept["x_arc"]))
         assert torch.equal(kept["x_arc_p"][0, 0], ar_changes.PRIOR * torch.eye(ar_changes.K, dtype=torch.float64))
         rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([0, 1, 2]))
-        weights = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
+        weights = hybrid.served_weights(rows)
         assert weights[:, :, NEW_EXPERT].abs().max() == 0  # it starts with no weight at all
     else:
-        assert "c_loss" not in kept and "x_arc" not in kept
+        assert "c_loss" not in kept and "x_arc" not in kept and "c_slow_loss" not in kept
     again = Forecaster.from_state_dict(forecaster.state_dict())  # written back in the current format
-    assert forecaster.state_dict()["format"] == 4
+    assert forecaster.state_dict()["format"] == 5
     assert torch.equal(continue_from(again, 60, 8), continue_from(forecaster, 60, 8))
 
 
@@ -130,7 +134,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 4: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 5: KeyError"):
         check_state(state)
 
 
@@ -138,7 +142,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (5, "format=5 is invalid: this version reads formats 2 to 4"),
+        (6, "format=6 is invalid: this version reads formats 2 to 5"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -165,9 +169,40 @@ def test_a_format_3_hybrid_state_gains_the_long_ar_at_no_weight():
     continue_from(migrated, 40, 10)
     continue_from(fresh, 40, 10)
     rows = hybrid.rows_at(migrated.store.tensors, torch.tensor([0, 1, 2]))
-    weights = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
+    weights = hybrid.served_weights(rows)
     assert weights[:, :, NEW_EXPERT].max() < 1e-100  # still (next to) no weight: its loss started at the cap
     assert bool((rows["x_arc"].abs().sum(dim=-1) > 0).all())  # and it learns from the new values
     fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
     for key in ("x_level", "x_trend", "x_ar", "c_count"):  # the old experts went on as they would have
         assert torch.equal(rows[key], fresh_rows[key]), key
+
+
+def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weights():
+    """A format-4 state as the previous version wrote it (no slow combiner, no mixture, no
+    combiners' columns in the ring): migrated, the slow combiner starts from the fast one's
+    losses in the series' units (the same weights), the mixture even, so the served weights are
+    the fast combiner's to within an ulp; then both learn from the next values."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    old = as_format_4(forecaster.state_dict())
+    assert old["format"] == 4 and not set(NEW_COMBINER_FIELDS) & set(old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    tensors, before = migrated["store"]["tensors"], old["store"]["tensors"]
+    unit = torch.maximum(before["x_scale"], 1e-9 * (before["x_level"][:, 0, 3].abs() + 1.0))  # [C, d] local scale
+    assert torch.equal(tensors["c_slow_loss"], before["c_loss"] * unit[:, None, None, :])
+    assert torch.equal(tensors["c_slow_count"], before["c_count"])
+    assert tensors["c_meta_loss"].abs().max() == 0 and tensors["c_meta_count"].abs().max() == 0
+    ring, served = tensors["c_origin"], before["c_origin"][:, :, :, hybrid.N_MEMBERS]
+    assert torch.equal(ring[:, :, :, : hybrid.N_MEMBERS + 2], before["c_origin"])
+    for column in (hybrid.N_MEMBERS + 2, hybrid.N_MEMBERS + 3):  # past forecasts: the served ones
+        assert torch.equal(ring[:, :, :, column], served)
+    loaded = Forecaster.from_state_dict(old)
+    rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
+    fast = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
+    assert torch.allclose(hybrid.served_weights(rows), fast, rtol=1e-12, atol=1e-300)
+    continue_from(loaded, 40, 20)
+    rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
+    assert bool((rows["c_meta_count"] > 0).all())  # the mixture scores the combiners from the next values on
+    check_state(loaded.state_dict())

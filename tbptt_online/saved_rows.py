@@ -44,11 +44,14 @@ class SavedRows:
         self.base = base
         self.copy = base.new_empty((0, *base.shape[1:]))  # [S, ...] the saved rows, packed
         self.size = 0  # rows of ``copy`` in use
-        self.where = torch.full((base.shape[0],), -1, dtype=torch.int64)  # [C] a row's place in copy, -1: not saved
+        # [C] a row's place in copy, -1: not saved; None until the first save (a snapshot that no
+        # write follows, e.g. a forecast's own view, allocates nothing per row)
+        self.where: torch.Tensor | None = None
 
     def save(self, slots: torch.Tensor) -> None:
         """Keep rows ``slots`` [B] (int64, distinct) as they are now, unless kept already."""
-        new = slots[self.where[slots] < 0]  # [B'] not saved yet
+        where = self.where if self.where is not None else torch.full((self.base.shape[0],), -1, dtype=torch.int64)
+        new = slots[where[slots] < 0]  # [B'] not saved yet
         n = new.numel()
         if n == 0:
             return
@@ -57,7 +60,8 @@ class SavedRows:
             grown[: self.size] = self.copy[: self.size]
             self.copy = grown
         self.copy[self.size : self.size + n] = self.base[new]
-        self.where[new] = torch.arange(self.size, self.size + n)  # after the copy: a reader that sees it finds the row
+        where[new] = torch.arange(self.size, self.size + n)  # after the copy: a reader that sees it finds the row
+        self.where = where  # published once its places are set
         self.size += n
 
 
@@ -72,6 +76,8 @@ class AsOfSnapshot:
         if not (isinstance(slots, torch.Tensor) and slots.dim() == 1 and slots.dtype == torch.int64):
             raise TypeError("a snapshot's in-place field is read by rows: a 1-D int64 tensor of slots")
         rows = self.base[slots]  # [B, ...] a copy, gathered before the places are read (see above)
+        if self.saved.where is None:  # nothing saved yet
+            return rows
         where = self.saved.where[slots]  # [B]
         saved = where >= 0
         if bool(saved.any()):

@@ -22,10 +22,10 @@ A anchors, layers x H the state, R = ``config.ring_size``):
 
 Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
 consistent snapshot that later ticks cannot change (copy-on-write by construction).
-The hybrid's large fields (``IN_PLACE``) are written in place at the rows a tick
-touches; a snapshot reads them through ``saved_rows.AsOfSnapshot``, and each write first
-saves the rows it changes for every snapshot still held (copy on write by rows).
-The exception is the ``PRIVATE`` fields (the anchors): only updates read them, never a
+One exception: the hybrid's large fields (``IN_PLACE``) are written in place at the rows
+a tick touches; a snapshot reads them through ``saved_rows.AsOfSnapshot``, and each write
+first saves the rows it changes for every snapshot still held (copy on write by rows).
+The other exception is the ``PRIVATE`` fields (the anchors): only updates read them, never a
 forecast, so ``snapshot()`` leaves them out and they are written in place (at 10,000
 series they are 70 % of the bytes: copying them on every tick cost more than the tick's
 own work). ``state_dict`` copies them. ``slots`` is replaced, never changed, when

@@ -5,9 +5,9 @@ puts a series' k-th value of the batch into tick k). Applied in one call, every 
 that arrives meanwhile waits for all k ticks (issue 11, defect 8: a single POST waited
 seconds behind batches of 10 values per series). A ``ChunkedRun`` splits the batch into
 its ticks, exactly as ``observe_many`` would, and hands them out ``chunk(n)`` ticks at a
-time; the worker applies each chunk with its own ``observe_many``, the short requests of other
-series that arrived meanwhile in the same call after the chunk's values (a tick costs about
-as much for one series as for a hundred), and the log records each call as it ran.
+time; the worker applies each chunk with its own ``observe_many`` (a chunk record of an older
+log also holds short requests of other series applied in the same call, after the chunk's
+values), and the log records each call as it ran.
 
 Why chunks are bit-identical to the whole: a series present in tick t is present in every
 tick before it, so tick 0 holds every series of the batch, in order of first appearance
@@ -17,7 +17,10 @@ occurrence in the chunk is tick a + k, each tick's rows in the batch's order. Ea
 is one ``_tick`` of the library either way; nothing else happens per call.
 
 ``results()`` gives the whole batch's results (a ``StepResults`` over every chunk's
-ticks), indexed like the merged batch, once every tick is applied.
+ticks), indexed like the merged batch, once every tick is applied. ``keys`` are the
+idempotency keys of the requests merged into it, each with its elements' places in the batch
+(or the earlier result an element repeats): they are remembered once the whole batch is applied
+(and durable), and until then a request under one of them waits for the batch.
 
 >>> from tbptt_service.storage.observation import Observation
 >>> run = ChunkedRun([Observation(s, float(i)) for i, s in enumerate(["a", "b", "a", "a", "c", "b"])], seq=7)
@@ -39,9 +42,19 @@ ticks), indexed like the merged batch, once every tick is applied.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
+from tbptt_online import StepResult
 from tbptt_online.results import StepResults, TickColumns
 from tbptt_service.storage.observation import Observation
+
+
+class PendingKey(NamedTuple):
+    """An idempotency key of a request merged into the run, remembered when the run is done."""
+
+    key: str
+    digest: str  # the request's content (tbptt_service.host.applied_keys.digest_of)
+    sources: list[int | StepResult]  # per element: its place in the batch, or the earlier result it repeats
 
 
 def tick_plan(observations: Sequence[Observation]) -> list[list[int]]:
@@ -62,9 +75,10 @@ class ChunkedRun:
     """The merged batch journaled as log record ``seq`` (None: a journal that keeps no log),
     applied ``chunk`` by ``chunk``; ``done`` records each chunk's results."""
 
-    def __init__(self, observations: Sequence[Observation], seq: int | None) -> None:
+    def __init__(self, observations: Sequence[Observation], seq: int | None, keys: Sequence[PendingKey] = ()) -> None:
         self.observations = list(observations)
         self.seq = seq
+        self.keys = list(keys)
         self.ticks = tick_plan(self.observations)
         self.series = frozenset(self.observations[i].series for i in self.ticks[0]) if self.ticks else frozenset()
         self.applied = 0  # ticks applied so far

@@ -19,6 +19,8 @@ A long batch is then applied a few ticks at a time (:mod:`tbptt_service.host.chu
 two of its chunks, ``between_chunks`` picks the requests that arrived meanwhile and may go at
 once: one value per series, none of the series the long batch or a request waiting behind it
 holds, and nothing after a call (a forget, an import, a capture: those see the batch whole).
+A request with an idempotency key goes between chunks too (its key journaled with its own
+batch), unless it is under one of the long batch's keys (a retry: answered once that is done).
 
 >>> short_first([["a"] * 10, ["b"], ["c", "d"], ["a"], ["b", "b"], ["e"]])
 ([1, 2, 5], [0, 3, 4])
@@ -59,17 +61,26 @@ def short_first(requests: Sequence[Sequence[str]]) -> tuple[list[int], list[int]
     return now, later
 
 
-def between_chunks(busy: set[str], closed: bool, arrivals: Sequence[Sequence[str] | None], limit: int) -> list[int]:
-    """The indices of ``arrivals`` (each a request's series, or None for a call or a request with an
-    idempotency key, whose answer is journaled with a batch of its own) to apply with a
-    long batch's next chunk; the others wait until it is done, in order. ``busy``: the series of
-    the long batch and of the requests already waiting; ``closed``: a call waits already;
-    ``limit``: the most values to pick.
+def between_chunks(
+    busy: set[str],
+    closed: bool,
+    arrivals: Sequence[Sequence[str] | None],
+    limit: int,
+    held: frozenset[int] = frozenset(),
+) -> list[int]:
+    """The indices of ``arrivals`` (each a request's series, or None for a call) to apply between
+    two of a long batch's chunks; the others wait until it is done, in order. ``busy``: the series
+    of the long batch and of the requests already waiting; ``closed``: a call waits already;
+    ``limit``: the most values to pick; ``held``: the indices of requests that wait in any case
+    (under one of the long batch's idempotency keys: answered once it is done), which, unlike a
+    call, hold back only later values of their own series.
 
     >>> between_chunks({"a"}, False, [["a"], ["b"], ["c", "c"], ["c"], ["b", "d"], None, ["e"]], 10)
     [1, 4]
     >>> between_chunks(set(), True, [["b"]], 10), between_chunks(set(), False, [["b"], ["c", "d"], ["e"]], 2)
     ([], [0, 2])
+    >>> between_chunks(set(), False, [["b"], ["b"], ["c"]], 10, held=frozenset({0}))
+    [2]
     """
     busy = set(busy)
     picked: list[int] = []
@@ -78,7 +89,13 @@ def between_chunks(busy: set[str], closed: bool, arrivals: Sequence[Sequence[str
         if series is None:
             closed = True
             continue
-        if not closed and ticks(series) <= 1 and busy.isdisjoint(series) and size + len(series) <= limit:
+        if (
+            i not in held
+            and not closed
+            and ticks(series) <= 1
+            and busy.isdisjoint(series)
+            and size + len(series) <= limit
+        ):
             picked.append(i)
             size += len(series)
         else:

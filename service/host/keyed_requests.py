@@ -2,10 +2,13 @@
 
 A request may carry an ``Idempotency-Key``. The worker answers a request whose key it knows
 with that key's first answer and applies nothing (422 when the key came with another request),
-applies the requests with a new key in a batch of their own, whole (never chunked), journals
-each key with the batch (a place in the batch, or the series whose earlier result an element
-repeats), and remembers each key's answer once the batch is durable. Recovery remembers the
-keys of the records it applies the same way (``apply_record``). The keys and answers
+journals each new key with the batch that applies it (a place in the batch, or the series whose
+earlier result an element repeats), and remembers each key's answer once the batch is durable.
+A long batch applied a chunk at a time (:mod:`tbptt_service.host.long_batches`) journals its keys
+in its ``observe_chunked`` record and remembers them once its last chunk is durable; a request
+under one of them that comes meanwhile waits for the batch, and is then answered from the keys.
+Recovery remembers the keys of the records it applies the same way (``apply_record``,
+``begin_chunked_record``). The keys and answers
 themselves are kept by :class:`~tbptt_service.host.applied_keys.AppliedKeys` (``keys``).
 
 A mixin of :class:`~tbptt_service.host.model_worker.ModelWorker`: its methods run on the worker's
@@ -22,6 +25,7 @@ from tbptt_online import StepResult
 from tbptt_service.errors import Unprocessable
 from tbptt_service.host.admission import Source
 from tbptt_service.host.applied_keys import AppliedKeys, digest_of
+from tbptt_service.host.chunked_run import PendingKey
 from tbptt_service.host.model_snapshot import ObserveOutcome
 from tbptt_service.host.worker_jobs import ObserveJob
 from tbptt_service.storage.log_journal import observations_of
@@ -44,6 +48,18 @@ class KeyedRequests:
         for key, digest, sources in keys:
             places = [s if type(s) is int else earlier[s] for s in sources]
             self.keys.remember(key, digest, results, places, self.forecaster.engine.updates)  # type: ignore[arg-type]
+
+    def begin_chunked_record(self, payload: dict[str, Any], seq: int) -> None:
+        """Take an ``observe_chunked`` record's batch (recovery; like ``begin_chunked``), its keys to
+        be remembered when its last chunk is applied: a key's element that repeated an earlier
+        result is journaled as its series, whose mark holds that result before the batch begins."""
+        keys = payload.get("keys", ())
+        earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
+        pending = [
+            PendingKey(key, digest, [s if type(s) is int else earlier[s] for s in sources])
+            for key, digest, sources in keys
+        ]
+        self.begin_chunked(observations_of(payload), seq, pending)
 
     def _answer_known_keys(self, jobs: list[ObserveJob]) -> list[ObserveJob]:
         """Answer the jobs whose key the model knows (their first answer; 422 for another request

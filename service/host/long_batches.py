@@ -32,7 +32,7 @@ from typing import Any
 from tbptt_online.results import StepResults
 from tbptt_service.errors import ApiError
 from tbptt_service.host.admission import Source
-from tbptt_service.host.chunked_run import ChunkedRun
+from tbptt_service.host.chunked_run import ChunkedRun, PendingKey
 from tbptt_service.host.fair_batches import between_chunks, ticks
 from tbptt_service.host.model_snapshot import ObserveOutcome
 from tbptt_service.host.worker_jobs import ObserveJob
@@ -51,19 +51,29 @@ class LongBatches:
         worker's thread finishes it before anything else of its series)."""
         return self._chunked
 
-    def begin_chunked(self, observations: Sequence[Observation], seq: int | None) -> None:
-        """Take a long batch journaled whole as record ``seq``, to apply with ``apply_chunk``
-        (call it like ``apply``). Nothing is applied yet."""
+    def begin_chunked(
+        self, observations: Sequence[Observation], seq: int | None, keys: Sequence[PendingKey] = ()
+    ) -> None:
+        """Take a long batch journaled whole as record ``seq`` (with the idempotency ``keys`` of its
+        requests), to apply with ``apply_chunk`` (call it like ``apply``). Nothing is applied yet."""
         if self._chunked is not None:
             raise ValueError(f"a chunked batch (log seq {self._chunked.seq}) is not finished")
-        self._chunked = ChunkedRun(observations, seq)
+        self._chunked = ChunkedRun(observations, seq, keys)
 
     def apply_chunk(
-        self, request: int | None, ticks: int, extra: Sequence[Observation] = (), *, record_recent: bool = True
+        self,
+        request: int | None,
+        ticks: int,
+        extra: Sequence[Observation] = (),
+        *,
+        record_recent: bool = True,
+        remember_keys: bool = True,
     ) -> StepResults:
         """Apply the next ``ticks`` ticks of the chunked batch journaled as record ``request``, and
-        in the same ``observe_many`` after them ``extra`` (short requests of other series), (call it
-        like ``apply``); the results of that call. The batch is done once no tick remains."""
+        in the same ``observe_many`` after them ``extra`` (short requests of other series, in older
+        logs), (call it like ``apply``); the results of that call. The batch is done once no tick
+        remains: then its keys are remembered (unless ``remember_keys`` is False: the live worker
+        remembers them once the last chunk is durable)."""
         run = self._chunked
         if run is None or run.seq != request:
             held = "none" if run is None else f"log seq {run.seq}"
@@ -75,7 +85,14 @@ class LongBatches:
         run.done(results, ticks)
         if run.remaining == 0:
             self._chunked = None
+            if remember_keys:
+                self._remember_run_keys(run, run.results())
         return results
+
+    def _remember_run_keys(self, run: ChunkedRun, results: StepResults) -> None:
+        """The finished run's keys, answered with its results from now on (never applied again)."""
+        for pending in run.keys:
+            self.keys.remember(pending.key, pending.digest, results, pending.sources, self.forecaster.engine.updates)
 
     def _between_chunks(self) -> None:
         """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
@@ -94,12 +111,10 @@ class LongBatches:
                 arrivals.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        # a call, or a request with an idempotency key (applied in batches of its own, whole): None, it waits
-        series = [
-            [o.series for o in job.observations] if isinstance(job, ObserveJob) and job.key is None else None
-            for job in arrivals
-        ]
-        picked = set(between_chunks(busy, closed, series, self.max_batch_observations))
+        series = [[o.series for o in job.observations] if isinstance(job, ObserveJob) else None for job in arrivals]
+        pending = {k.key for k in self._chunked.keys}  # a request under one of them is answered once the batch is done
+        held = frozenset(i for i, job in enumerate(arrivals) if isinstance(job, ObserveJob) and job.key in pending)
+        picked = set(between_chunks(busy, closed, series, self.max_batch_observations, held))
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]
         if now:  # one value per series, none of the long batch's: never chunked themselves
@@ -111,14 +126,18 @@ class LongBatches:
         return any(ticks([o.series for o in job.observations]) > 1 for job in jobs)
 
     def _begin_chunked(self, merged: list[Observation], admitted: list[tuple[ObserveJob, list[Source]]]) -> None:
-        """Journal a long batch whole; ``_next_chunk`` applies it, a chunk at a time."""
+        """Journal a long batch whole, with its requests' keys; ``_next_chunk`` applies it, a chunk at a time."""
+        keyed, keys = self._keyed(admitted)
+        begin = self.journal.begin_chunked
+        write = (lambda: begin(self.name, merged, keys)) if keys else (lambda: begin(self.name, merged))
         try:
-            pending = self._journaled(lambda: self.journal.begin_chunked(self.name, merged), "batch", "applied")
+            pending = self._journaled(write, "batch", "applied")
         except ApiError as error:
             for job, _ in admitted:
                 self._fail(job, error)
             return
-        self.begin_chunked(merged, pending.seq)  # durable with its first chunk's record (the log is in order)
+        run_keys = [PendingKey(job.key, job.digest, sources) for job, sources in keyed]  # type: ignore[arg-type]
+        self.begin_chunked(merged, pending.seq, run_keys)  # durable with its first chunk's record (the log is in order)
         self._chunked_jobs = admitted
         if pending.seq is not None:
             self.seq = pending.seq
@@ -152,7 +171,7 @@ class LongBatches:
         attempts_before = self.forecaster.engine.attempts
         started = time.perf_counter()
         try:
-            results = self.apply_chunk(run.seq, count, record_recent=False)  # its fsync runs meanwhile
+            results = self.apply_chunk(run.seq, count, record_recent=False, remember_keys=False)  # fsync meanwhile
         except Exception as error:
             self._quarantine(pending.seq, error)
             raise
@@ -170,4 +189,5 @@ class LongBatches:
         done, self._chunked_jobs = self._chunked_jobs, []
         self._record_batch(len(done), len(chunk), seconds, attempts_before)
         update_count, outcomes = self.forecaster.engine.updates, run.results()
+        self._remember_run_keys(run, outcomes)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in done])

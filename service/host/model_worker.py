@@ -359,8 +359,7 @@ class ModelWorker(LongBatches, KeyedRequests):
 
     def _process(self, jobs: list[ObserveJob]) -> None:
         admitted, merged = self._admit(jobs)
-        unkeyed = all(job.key is None for job, _ in admitted)  # keyed requests' answers are journaled whole
-        if merged and unkeyed and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
+        if merged and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
             self._begin_chunked(merged, admitted)
             return
         results: Sequence[StepResult] = ()

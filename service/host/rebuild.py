@@ -127,7 +127,7 @@ class StateRebuild:
         if record.kind == OBSERVE:
             worker.apply_record(payload)  # the batch, and the answers of the keys journaled with it
         elif record.kind == OBSERVE_CHUNKED:
-            worker.begin_chunked(observations_of(payload), record.seq)
+            worker.begin_chunked_record(payload, record.seq)  # the batch, and the keys journaled with it
         elif record.kind == OBSERVE_CHUNK:
             extra = observations_of(payload) if "items" in payload else ()  # short requests in the same call
             worker.apply_chunk(payload["request"], payload["ticks"], extra)

@@ -23,8 +23,8 @@ idempotency key) go into the record with the batch: ``[[key, digest, sources], .
 (:mod:`tbptt_service.host.applied_keys`), so a recovery knows which requests it applied.
 
 A batch of many ticks may be applied a few ticks at a time, with other batches in between
-(:mod:`tbptt_service.host.chunked_run`): ``begin_chunked(model, observations)`` writes the whole
-batch once, as an ``observe_chunked`` record that applies nothing by itself, and each chunk
+(:mod:`tbptt_service.host.chunked_run`): ``begin_chunked(model, observations, keys=None)`` writes the
+whole batch once (with its keys), as an ``observe_chunked`` record that applies nothing by itself, and each chunk
 applied later is a small ``observe_chunk`` record, ``begin_chunk(model, request, ticks,
 chunk)``: "the next ``ticks`` ticks of the batch journaled as record ``request``, applied here";
 short batches applied between two chunks are ``observe`` records between them. The log then
@@ -57,8 +57,9 @@ from tbptt_service.storage.observation import Observation
 CREATE_MODEL = "create_model"
 OBSERVE = "observe"
 OBSERVE_CHUNKED = "observe_chunked"  # a whole batch, applied by the observe_chunk records after it
-# {"request": seq of the observe_chunked record, "ticks": n}: n more ticks applied ("items": [...], in older
-# logs only: applied in the same call, after those ticks)
+# {"request": seq of the observe_chunked record, "ticks": n}: n more ticks applied ("items": [...], in
+# older logs only: applied in the same call, after those ticks); the observe_chunked record holds the
+# batch's "items" and, like an observe record, its "keys", remembered once its last chunk is applied
 OBSERVE_CHUNK = "observe_chunk"
 FORGET_SERIES = "forget_series"
 DELETE_MODEL = "delete_model"
@@ -100,8 +101,10 @@ class ChangeJournal(Journal, Protocol):
         """``append`` in two steps: written when this returns, durable after ``wait_durable()``."""
         ...
 
-    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
-        """Write a batch that its ``begin_chunk`` records apply, a chunk of ticks at a time."""
+    def begin_chunked(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
+        """Write a batch (with ``keys``) that its ``begin_chunk`` records apply, a chunk of ticks at a time."""
         ...
 
     def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
@@ -124,7 +127,9 @@ class NullJournal:
     ) -> PendingAppend:
         return PendingAppend(None)
 
-    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+    def begin_chunked(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
         return PendingAppend(None)
 
     def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
@@ -151,9 +156,11 @@ class _Completed:
             return own(model, observations, keys) if keys else own(model, observations)
         return PendingAppend(self.journal.append(model, observations))  # a recorder keeps no keys
 
-    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
+    def begin_chunked(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
         own = getattr(self.journal, "begin_chunked", None)
-        return own(model, observations) if callable(own) else PendingAppend(None)
+        return own(model, observations, keys) if callable(own) else PendingAppend(None)
 
     def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
         own = getattr(self.journal, "begin_chunk", None)

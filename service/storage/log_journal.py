@@ -67,9 +67,12 @@ class LogJournal:
         """Write the batch's record (with ``keys``); ``wait_durable()`` waits for the log's fsync (batch mode)."""
         return self._begin(model, OBSERVE, observations, keys)
 
-    def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
-        """Write a batch that ``observe_chunk`` records apply later, a few ticks at a time."""
-        return self._begin(model, OBSERVE_CHUNKED, observations)
+    def begin_chunked(
+        self, model: str, observations: Sequence[Observation], keys: list[Any] | None = None
+    ) -> PendingAppend:
+        """Write a batch (with ``keys``, as ``begin_append``) that ``observe_chunk`` records apply
+        later, a few ticks at a time."""
+        return self._begin(model, OBSERVE_CHUNKED, observations, keys)
 
     def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
         """Write that ``ticks`` more ticks of the chunked batch ``request`` are applied now (the

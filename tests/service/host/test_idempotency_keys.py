@@ -102,23 +102,3 @@ def test_a_shard_call_retried_after_its_process_was_lost_is_answered_not_applied
             restarted.close()
     finally:
         lost.close()
-
-
-async def test_a_keyed_long_request_is_applied_whole_and_answered_once_while_unkeyed_ones_are_chunked(
-    tmp_path: Path, serve
-) -> None:
-    """Long batches are applied a chunk at a time, but a request with a key is journaled and applied whole
-    (its key in its ``observe`` record), so its repeat is answered from the key, never applied again."""
-    settings = Settings(state_dir=tmp_path / "state", default_model=SMALL_MODEL, long_batch_chunk_ticks=2, **NO_TIMER)
-    app = create_app(settings)
-    long = {"observations": [{"series": "k", "value": float(v)} for v in range(6)]}
-    async with serve(app) as client:
-        first = await client.post(URL, json=long, headers={"Idempotency-Key": "long"})
-        again = await client.post(URL, json=long, headers={"Idempotency-Key": "long"})
-        assert first.status_code == 200 and again.content == first.content and await count(client, "k") == 6
-        unkeyed = {"observations": [{"series": "u", "value": float(v)} for v in range(6)]}
-        assert (await client.post(URL, json=unkeyed)).status_code == 200 and await count(client, "u") == 6
-        records = [(r.kind, r.payload) for r in app.state.durability.log.records() if r.model == "default"]
-    kinds = [kind for kind, _ in records if kind != "create_model"]
-    assert kinds == ["observe", "observe_chunked", "observe_chunk", "observe_chunk", "observe_chunk"]
-    assert records[-5][1]["keys"][0][0] == "long"  # the keyed one: one record, with its key

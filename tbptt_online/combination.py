@@ -38,7 +38,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, readable
+from tbptt_online.compiled import compiled, inlined, readable
 
 DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
@@ -117,7 +117,7 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return readable(tensor.to(torch.float64) if tensor.is_floating_point() else tensor)[0]
 
 
-@compiled
+@inlined
 def ewa(loss, n, allowed, eta, logits, weights) -> None:
     """The convex weights ``weights`` [E] from the losses ``loss`` [E] (views of one series,
     feature and horizon), their discounted count ``n`` and which members may take weight
@@ -137,7 +137,8 @@ def ewa(loss, n, allowed, eta, logits, weights) -> None:
         top = max(top, logits[e])
     total = 0.0
     for e in range(members):
-        weights[e] = math.exp(logits[e] - top)
+        x = logits[e] - top
+        weights[e] = 0.0 if x == -np.inf else math.exp(x)  # exp(-inf) is +0 exactly: a member not allowed costs no exp
         total += weights[e]
     for e in range(members):
         weights[e] /= total
@@ -146,7 +147,7 @@ def ewa(loss, n, allowed, eta, logits, weights) -> None:
 _BOTH = np.ones(COMBINERS, dtype=np.bool_)
 
 
-@compiled
+@inlined
 def mixed_weights(
     fast_loss,
     fast_count,

@@ -19,6 +19,8 @@ folder named by a digest of all of them: ``$NUMBA_CACHE_DIR/<digest>`` where tha
 variable is set (the container image sets it), else ``tbptt_online/__pycache__/numba/<digest>``.
 This module must be imported before any kernel module is (each imports it first).
 
+``inlined`` is ``compiled`` for the small helpers of an inner loop (see its comment).
+
 ``readable`` and ``writable`` hand tensors to the kernels as numpy arrays: a contiguous
 copy where needed for what a kernel reads, the tensor's own memory (never a copy) for what
 it writes.
@@ -55,6 +57,10 @@ def cache_dir() -> str:
 
 numba.config.CACHE_DIR = cache_dir()  # read by each kernel's cache when it is decorated
 compiled = njit(cache=True, error_model="numpy")
+# A small helper called per element from a kernel's inner loop: inlined into its caller (numba IR),
+# so that the arrays it is handed are not reference-counted at every call (two atomic operations
+# per array and call: most of the cost of the combination's weights before)
+inlined = njit(cache=True, error_model="numpy", inline="always")
 
 
 def readable(*tensors: torch.Tensor) -> list[np.ndarray]:

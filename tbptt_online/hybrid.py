@@ -252,13 +252,14 @@ def served_weights(rows: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 class Base(NamedTuple):
-    """The experts' combination ``path`` [B, H, d] (what the network corrects), the served
-    ``weights`` [B, Hc, E, d] of all members (the network's last) it comes from and each
-    combiner's ``combiners`` [B, Hc, 2, E, d] (fast, slow)."""
+    """The experts' combination ``path`` [B, H, d] (what the network corrects); the experts'
+    terms ``partial`` [B, H, 3, d] of the served mean and of each combiner's forecast (fast,
+    slow) and the network member's weights ``net`` [B, Hc, 3, d] (served, fast, slow), from
+    which ``members`` completes the combinations once the network's correction is known."""
 
     path: torch.Tensor
-    weights: torch.Tensor
-    combiners: torch.Tensor
+    partial: torch.Tensor
+    net: torch.Tensor
 
 
 class Members(NamedTuple):
@@ -289,7 +290,7 @@ def members(
     every = torch.empty(b, h, e + 1, d, dtype=torch.float64)
     mean = torch.empty(b, h, d, dtype=torch.float64)
     combined = torch.empty(b, h, COMBINERS, d, dtype=torch.float64)
-    arrays = readable(paths, base.path, base.weights, base.combiners, rows["n_correction"])
+    arrays = readable(paths, base.path, base.partial, base.net, rows["n_correction"])
     kernels.serve(*arrays, *readable(rows["x_scale"], rows["x_level"]), every.numpy(), mean.numpy(), combined.numpy())
     return Members(every, mean, combined)
 
@@ -299,13 +300,13 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     combination, renormalised (the weights of all members, the network's included, are
     computed once per tick; ``hybrid_kernels.base``)."""
     b, h, _, d = paths.shape
-    loss = rows["c_loss"]  # [B, Hc, E, d]
-    weights = torch.empty(loss.shape, dtype=torch.float64)
-    combiners = torch.empty(b, loss.shape[1], COMBINERS, *loss.shape[2:], dtype=torch.float64)
+    horizons = rows["c_loss"].shape[1]
     path = torch.empty(b, h, d, dtype=torch.float64)
+    partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
+    net = torch.empty(b, horizons, 1 + COMBINERS, d, dtype=torch.float64)
     arrays = readable(paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
-    kernels.base(*arrays, weights.numpy(), combiners.numpy(), path.numpy())
-    return Base(path, weights, combiners)
+    kernels.base(*arrays, path.numpy(), partial.numpy(), net.numpy())
+    return Base(path, partial, net)
 
 
 def network_target(

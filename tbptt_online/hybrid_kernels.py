@@ -115,21 +115,27 @@ def base(
     meta_count,
     positive,
     period,
-    weights,
-    combiners,
     out,
+    partial,
+    net,
 ) -> None:
-    """The served weights ``weights`` [B, Hc, E, d] of all members (the network last), each
-    combiner's ``combiners`` [B, Hc, 2, E, d] (``combination.mixed_weights``) and the base
-    ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their share of the
-    served weights, renormalised (where the network took nearly all the weight, each
-    combiner's softmax of the experts' own logits, mixed as the combiners are); beyond the
-    last tracked horizon its weights hold."""
+    """The base ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their
+    share of the served weights of all members (the network last; each combiner's and their
+    mixture, ``combination.mixed_weights``), renormalised (where the network took nearly all
+    the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
+    are); beyond the last tracked horizon its weights hold. For ``serve``, which adds the
+    network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
+    of the served mean and of each combiner's forecast (fast, slow), summed in member order,
+    and ``net`` [B, Hc, 3, d] the network's served weight and its weight in each combiner.
+    A row's weights live in scratch arrays of one row (no [B, Hc, E, d] tables are written
+    and read back)."""
     n_rows, horizon, experts, d = paths.shape
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
     allowed = np.empty(members, dtype=np.bool_)
-    logits = np.empty((horizons, combination.COMBINERS + 1, members))
+    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's, per horizon
     mu = np.empty((horizons, combination.COMBINERS))
+    combiners = np.empty((horizons, combination.COMBINERS, members))
+    weights = np.empty((horizons, members))
     share = np.empty(experts)
     own = np.empty(experts)
     for b in range(n_rows):
@@ -138,13 +144,16 @@ def base(
             for h in range(horizons):
                 combination.mixed_weights(
                     fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
-                    b, h, k, logits[h], mu[h], combiners[b, h, :, :, k], weights[b, h, :, k],
+                    b, h, k, logits[h], mu[h], combiners[h], weights[h],
                 )  # fmt: skip
+                net[b, h, 0, k] = weights[h, experts]
+                for i in range(combination.COMBINERS):
+                    net[b, h, 1 + i, k] = combiners[h, i, experts]
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
                 total = 0.0
                 for e in range(experts):
-                    total += weights[b, tracked, e, k]
+                    total += weights[tracked, e]
                 if total < 1e-200:  # the network took (nearly) all the weight
                     share[:] = 0.0
                     for i in range(combination.COMBINERS):
@@ -154,38 +163,44 @@ def base(
                             share[e] += mu[tracked, i] * own[e]
                 else:
                     for e in range(experts):
-                        share[e] = weights[b, tracked, e, k] / total
+                        share[e] = weights[tracked, e] / total
                 acc = 0.0
                 for e in range(experts):
                     acc += paths[b, h, e, k] * share[e]
                 out[b, h, k] = acc
+                acc = 0.0
+                for e in range(experts):
+                    acc += paths[b, h, e, k] * weights[tracked, e]
+                partial[b, h, 0, k] = acc
+                for i in range(combination.COMBINERS):
+                    acc = 0.0
+                    for e in range(experts):
+                        acc += paths[b, h, e, k] * combiners[tracked, i, e]
+                    partial[b, h, 1 + i, k] = acc
 
 
 @compiled
-def serve(paths, base_path, weights, combiners, correction, scale, level, every, mean, combined) -> None:
+def serve(paths, base_path, partial, net, correction, scale, level, every, mean, combined) -> None:
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
-    ``mean`` [B, H, d] by the served ``weights`` [B, Hc, E, d] and each combiner's
-    ``combined`` [B, H, 2, d] by its ``combiners`` [B, Hc, 2, E, d] (beyond Hc the last
-    horizon's weights)."""
+    ``mean`` [B, H, d] and each combiner's ``combined`` [B, H, 2, d]: the experts' terms
+    ``partial`` [B, H, 3, d] plus the network member's by its weights ``net`` [B, Hc, 3, d]
+    (``base``; beyond Hc the last horizon's), the same sums in the same order as over all
+    members at once."""
     n_rows, horizon, experts, d = paths.shape
-    horizons = weights.shape[1]
+    horizons = net.shape[1]
     for b in range(n_rows):
         for k in range(d):
             unit = local_scale(scale, level, b, k)
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
-                every[b, h, :experts, k] = paths[b, h, :, k]
-                every[b, h, experts, k] = base_path[b, h, k] + correction[b, k] * unit
-                acc = 0.0
-                for e in range(experts + 1):
-                    acc += every[b, h, e, k] * weights[b, tracked, e, k]
-                mean[b, h, k] = acc
+                for e in range(experts):
+                    every[b, h, e, k] = paths[b, h, e, k]
+                member = base_path[b, h, k] + correction[b, k] * unit
+                every[b, h, experts, k] = member
+                mean[b, h, k] = partial[b, h, 0, k] + member * net[b, tracked, 0, k]
                 for i in range(combination.COMBINERS):
-                    acc = 0.0
-                    for e in range(experts + 1):
-                        acc += every[b, h, e, k] * combiners[b, tracked, i, e, k]
-                    combined[b, h, i, k] = acc
+                    combined[b, h, i, k] = partial[b, h, 1 + i, k] + member * net[b, tracked, 1 + i, k]
 
 
 @compiled

@@ -254,7 +254,7 @@ def served_weights(rows: dict[str, torch.Tensor]) -> torch.Tensor:
 class Base(NamedTuple):
     """The experts' combination ``path`` [B, H, d] (what the network corrects); the experts'
     terms ``partial`` [B, H, 3, d] of the served mean and of each combiner's forecast (fast,
-    slow) and the network member's weights ``net`` [B, Hc, 3, d] (served, fast, slow), from
+    slow) and the network member's weights ``net`` [B, min(H, Hc), 3, d] (served, fast, slow), from
     which ``members`` completes the combinations once the network's correction is known."""
 
     path: torch.Tensor
@@ -300,10 +300,10 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     combination, renormalised (the weights of all members, the network's included, are
     computed once per tick; ``hybrid_kernels.base``)."""
     b, h, _, d = paths.shape
-    horizons = rows["c_loss"].shape[1]
+    tracked = min(h, rows["c_loss"].shape[1])  # the horizons whose weights are tracked (Hc), up to H
     path = torch.empty(b, h, d, dtype=torch.float64)
     partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
-    net = torch.empty(b, horizons, 1 + COMBINERS, d, dtype=torch.float64)
+    net = torch.empty(b, tracked, 1 + COMBINERS, d, dtype=torch.float64)
     arrays = readable(paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
     kernels.base(*arrays, path.numpy(), partial.numpy(), net.numpy())
     return Base(path, partial, net)

@@ -123,29 +123,29 @@ def base(
     share of the served weights of all members (the network last; each combiner's and their
     mixture, ``combination.mixed_weights``), renormalised (where the network took nearly all
     the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
-    are); beyond the last tracked horizon its weights hold. For ``serve``, which adds the
+    are); beyond the last tracked horizon Hc its weights hold. For ``serve``, which adds the
     network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
     of the served mean and of each combiner's forecast (fast, slow), summed in member order,
-    and ``net`` [B, Hc, 3, d] the network's served weight and its weight in each combiner.
-    A row's weights live in scratch arrays of one row (no [B, Hc, E, d] tables are written
-    and read back)."""
+    and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
+    combiner. A row's weights live in scratch arrays of one row while its sums are made
+    (nothing of size [B, Hc, E, d] is written and read back)."""
     n_rows, horizon, experts, d = paths.shape
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
+    mixture = combination.MIXTURE
     allowed = np.empty(members, dtype=np.bool_)
-    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's, per horizon
-    mu = np.empty((horizons, combination.COMBINERS))
-    combiners = np.empty((horizons, combination.COMBINERS, members))
-    weights = np.empty((horizons, members))
+    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's: fast, slow, the mixture's
+    combiners = np.empty((horizons, combination.COMBINERS + 1, members))  # their weights (mu in row 2)
+    weights = np.empty((horizons, members))  # the served weights
     share = np.empty(experts)
     own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
             _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
-            for h in range(horizons):
-                combination.mixed_weights(
-                    fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
-                    b, h, k, logits[h], mu[h], combiners[h], weights[h],
-                )  # fmt: skip
+            combination.mixed_weights(
+                fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
+                b, k, logits, combiners, weights,
+            )  # fmt: skip
+            for h in range(net.shape[1]):
                 net[b, h, 0, k] = weights[h, experts]
                 for i in range(combination.COMBINERS):
                     net[b, h, 1 + i, k] = combiners[h, i, experts]
@@ -160,7 +160,7 @@ def base(
                         own[:] = logits[tracked, i, :experts]
                         combination.softmax(own)
                         for e in range(experts):
-                            share[e] += mu[tracked, i] * own[e]
+                            share[e] += combiners[tracked, mixture, i] * own[e]
                 else:
                     for e in range(experts):
                         share[e] = weights[tracked, e] / total
@@ -184,8 +184,8 @@ def serve(paths, base_path, partial, net, correction, scale, level, every, mean,
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
     ``mean`` [B, H, d] and each combiner's ``combined`` [B, H, 2, d]: the experts' terms
-    ``partial`` [B, H, 3, d] plus the network member's by its weights ``net`` [B, Hc, 3, d]
-    (``base``; beyond Hc the last horizon's), the same sums in the same order as over all
+    ``partial`` [B, H, 3, d] plus the network member's by its weights ``net`` [B, min(H, Hc),
+    3, d] (``base``; beyond Hc the last horizon's), the same sums in the same order as over all
     members at once."""
     n_rows, horizon, experts, d = paths.shape
     horizons = net.shape[1]

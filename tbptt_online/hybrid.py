@@ -338,18 +338,24 @@ def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
     return calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
 
 
-def origin_entries(made: Members, half: torch.Tensor) -> torch.Tensor:
-    """[B, Hc, E + 4, d] float32: this origin's forecasts (the members', then the served mean),
-    the half-widths ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast,
-    slow), for the ring."""
-    b, _, members, d = made.every.shape
-    horizons = half.shape[1]
-    entries = torch.empty(b, horizons, members + 2 + COMBINERS, d, dtype=torch.float32)
-    entries[:, :, :members] = made.every[:, :horizons]  # converted as copied: no float64 intermediate
-    entries[:, :, members] = made.mean[:, :horizons]
-    entries[:, :, members + 1] = half.nan_to_num(0.0)  # no interval yet (NaN): 0, the ring's "unknown"
-    entries[:, :, members + 2 :] = made.combined[:, :horizons]
-    return entries
+def remember(
+    rows: dict[str, torch.Tensor],
+    paths: torch.Tensor,
+    base: Base,
+    half: torch.Tensor,
+    at: torch.Tensor,
+    origin: torch.Tensor,
+) -> torch.Tensor:
+    """The served mean [B, Hc, d] of this tick (as ``members``' mean), this origin's forecasts
+    written into the ring ``origin`` [N, Hc, Hc, E + 4, d] (the store's, in place) at the
+    rows' slots, ring place ``at`` [B]: the members', then the served mean, the half-widths
+    ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast, slow), as
+    float32 (``hybrid_kernels.remember``)."""
+    b, h, _, d = paths.shape
+    mean = torch.empty(b, h, d, dtype=torch.float64)
+    arrays = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
+    kernels.remember(*arrays, *readable(half, rows["slot"], at), origin.numpy(), mean.numpy())
+    return mean
 
 
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from tbptt_online import calibration, combination
-from tbptt_online.compiled import compiled, ring_value
+from tbptt_online.compiled import compiled, inlined, ring_value
 from tbptt_online.expert_kernels import allowed_experts, local_scale
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
@@ -179,14 +179,27 @@ def base(
                     partial[b, h, 1 + i, k] = acc
 
 
+@inlined
+def _network_member(base_path, correction, unit, b, h, k) -> float:
+    """The network's member at horizon h: the base corrected by c * scale."""
+    return base_path[b, h, k] + correction[b, k] * unit
+
+
+@inlined
+def _with_network(partial, net, member, b, h, tracked, j, k) -> float:
+    """A combination (j = 0 served, 1 + i combiner i) over all members: the experts' terms
+    ``partial``, then the network's member by its weight (the last term of the sum)."""
+    return partial[b, h, j, k] + member * net[b, tracked, j, k]
+
+
 @compiled
 def serve(paths, base_path, partial, net, correction, scale, level, every, mean, combined) -> None:
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
     ``mean`` [B, H, d] and each combiner's ``combined`` [B, H, 2, d]: the experts' terms
     ``partial`` [B, H, 3, d] plus the network member's by its weights ``net`` [B, min(H, Hc),
-    3, d] (``base``; beyond Hc the last horizon's), the same sums in the same order as over all
-    members at once."""
+    3, d] (``base``; beyond Hc the last horizon's), the same sums in the same order as over
+    all members at once."""
     n_rows, horizon, experts, d = paths.shape
     horizons = net.shape[1]
     for b in range(n_rows):
@@ -196,11 +209,41 @@ def serve(paths, base_path, partial, net, correction, scale, level, every, mean,
                 tracked = min(h, horizons - 1)
                 for e in range(experts):
                     every[b, h, e, k] = paths[b, h, e, k]
-                member = base_path[b, h, k] + correction[b, k] * unit
+                member = _network_member(base_path, correction, unit, b, h, k)
                 every[b, h, experts, k] = member
-                mean[b, h, k] = partial[b, h, 0, k] + member * net[b, tracked, 0, k]
+                mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
                 for i in range(combination.COMBINERS):
-                    combined[b, h, i, k] = partial[b, h, 1 + i, k] + member * net[b, tracked, 1 + i, k]
+                    combined[b, h, i, k] = _with_network(partial, net, member, b, h, tracked, 1 + i, k)
+
+
+@compiled
+def remember(paths, base_path, partial, net, correction, scale, level, half, slot, at, origin, mean) -> None:
+    """The tick's ``serve`` without a members' table: the served ``mean`` [B, Hc, d], and
+    this origin's forecasts written as float32 straight into the ring ``origin`` [N, Hc, Hc,
+    E + 4, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
+    (the experts' ``paths`` [B, Hc, E - 1, d], then the network's), the served mean, the
+    half-width ``half`` [B, Hc, d] served with it (NaN: 0, the ring's "unknown") and the
+    combiners' forecasts (fast, slow)."""
+    n_rows, horizon, experts, d = paths.shape
+    horizons = net.shape[1]
+    members = experts + 1
+    for b in range(n_rows):
+        s, o = slot[b], at[b]
+        for k in range(d):
+            unit = local_scale(scale, level, b, k)
+            for h in range(horizon):
+                tracked = min(h, horizons - 1)
+                for e in range(experts):
+                    origin[s, o, h, e, k] = np.float32(paths[b, h, e, k])
+                member = _network_member(base_path, correction, unit, b, h, k)
+                origin[s, o, h, experts, k] = np.float32(member)
+                mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
+                origin[s, o, h, members, k] = np.float32(mean[b, h, k])
+                width = half[b, h, k]
+                origin[s, o, h, members + 1, k] = np.float32(0.0 if math.isnan(width) else width)
+                for i in range(combination.COMBINERS):
+                    combined = _with_network(partial, net, member, b, h, tracked, 1 + i, k)
+                    origin[s, o, h, members + 2 + i, k] = np.float32(combined)
 
 
 @compiled

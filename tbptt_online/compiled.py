@@ -6,7 +6,13 @@
   instead of compiled again (tens of seconds on a clean checkout, about a second loaded);
 - ``error_model="numpy"``: float arithmetic follows IEEE 754 as the tensor code it
   replaces did (``x / 0.0`` is inf or NaN, caught where it matters by the finiteness
-  checks of the recursions), instead of raising ``ZeroDivisionError`` inside a tick.
+  checks of the recursions), instead of raising ``ZeroDivisionError`` inside a tick;
+- ``nogil=True``: a kernel called from Python lets go of the GIL while it runs (it touches
+  no Python object), as torch's own operations do, so that the service's event loop parses
+  and answers requests on another core meanwhile instead of waiting for the model's tick
+  (issue 11, the mixed load). Its arrays are the writer's own rows; a reader of a snapshot
+  never reads a row that a kernel writes without the writer having saved it first
+  (``saved_rows``), as already with torch's writes.
 
 No ``fastmath``: the kernels' results must not depend on how the compiler reorders sums
 (a recovered model replays them bit-identically).
@@ -56,11 +62,11 @@ def cache_dir() -> str:
 
 
 numba.config.CACHE_DIR = cache_dir()  # read by each kernel's cache when it is decorated
-compiled = njit(cache=True, error_model="numpy")
-# A small helper called per element from a kernel's inner loop: inlined into its caller (numba IR),
-# so that the arrays it is handed are not reference-counted at every call (two atomic operations
-# per array and call: most of the cost of the combination's weights before)
-inlined = njit(cache=True, error_model="numpy", inline="always")
+compiled = njit(cache=True, error_model="numpy", nogil=True)
+# A kernel's small helper, inlined into its caller (numba IR) so that the compiler optimises across the
+# call. Each array it is handed (and each view made) is still reference-counted per call, two atomic
+# operations each: as costly as an exp, so a helper is called once per series, not per horizon or element
+inlined = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
 
 def readable(*tensors: torch.Tensor) -> list[np.ndarray]:

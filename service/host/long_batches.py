@@ -3,19 +3,23 @@
 A batch that includes a long request (several values of a series: several ticks of the model)
 and holds more than ``chunk_ticks`` ticks is not applied in one call: it is journaled whole,
 once, and applied ``chunk_ticks`` ticks at a time (:mod:`tbptt_service.host.chunked_run`), each chunk
-journaled as a small record before it is applied; between two chunks, the short requests that
-arrived meanwhile and hold none of the batch's series (nor of a request waiting behind it) are
-applied with the next chunk and answered (:func:`tbptt_service.host.fair_batches.between_chunks`), so a
-single observation waits for one chunk, not for every tick of a long batch. Every other job that
-arrives meanwhile (a long one, one of the same series, a call) waits, in order, until the long
-batch is done; its requests are answered once all of it is applied and durable. Recovery applies
-the same records through ``begin_chunked`` and ``apply_chunk``.
+journaled as a small record before it is applied. Between two chunks, the short requests that
+arrived meanwhile and hold none of the batch's series (nor of a request waiting behind it)
+(:func:`tbptt_service.host.fair_batches.between_chunks`) are applied as a batch of their own, journaled,
+published and answered before the next chunk begins: a single observation waits for the chunk in
+progress and its own tick, not for every tick of a long batch, nor for the next chunk (they used
+to ride in the next chunk's call, which doubled their wait: issue 11, the mixed load). Every other
+job that arrives meanwhile (a long one, one of the same series, a call) waits, in order, until
+the long batch is done; its requests are answered once all of it is applied and durable.
+Recovery applies the same records in the log's order: ``observe`` records between
+``observe_chunk`` ones, through ``begin_chunked`` and ``apply_chunk``; a chunk record of an older
+log may hold ``items``, short requests applied in the chunk's call after its ticks.
 
 A mixin of :class:`~tbptt_service.host.model_worker.ModelWorker`: its methods run on the worker's
 thread and use the worker's state (the forecaster, the journal, the queue and the jobs set aside)
 and its journaling, admission and settling; the long batch's own state is ``_chunked`` (the
-:class:`~tbptt_service.host.chunked_run.ChunkedRun`), ``_chunked_jobs`` (its requests), ``_riders`` and
-``_rider_items`` (the short requests applied with its next chunk), set up by the worker.
+:class:`~tbptt_service.host.chunked_run.ChunkedRun`) and ``_chunked_jobs`` (its requests), set up by the
+worker.
 """
 
 from __future__ import annotations
@@ -40,8 +44,6 @@ class LongBatches:
 
     _chunked: ChunkedRun | None
     _chunked_jobs: list[tuple[ObserveJob, list[Source]]]
-    _riders: list[tuple[ObserveJob, list[Source]]]
-    _rider_items: list[Observation]
 
     @property
     def unfinished(self) -> ChunkedRun | None:
@@ -75,20 +77,11 @@ class LongBatches:
             self._chunked = None
         return results
 
-    def _admit_riders(self, jobs: list[ObserveJob]) -> None:
-        admitted, merged = self._admit(jobs)
-        if merged:
-            self._riders, self._rider_items = admitted, merged
-        else:  # only repeats of known results
-            self._settle_all(
-                [(job, ObserveOutcome((), s, self.forecaster.engine.updates), None) for job, s in admitted]
-            )
-
     def _between_chunks(self) -> None:
         """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
-        (:func:`tbptt_service.host.fair_batches.between_chunks`) are admitted to ride with its next chunk
-        (one ``observe_many``: a tick costs much the same for 1 series as for 100); the others
-        wait, in arrival order, until the long batch is done."""
+        (:func:`tbptt_service.host.fair_batches.between_chunks`) are applied and answered as a batch of
+        their own, before the next chunk; the others wait, in arrival order, until the long batch is
+        done."""
         assert self._chunked is not None
         busy = set(self._chunked.series)
         for waiting in self._waiting:
@@ -109,8 +102,8 @@ class LongBatches:
         picked = set(between_chunks(busy, closed, series, self.max_batch_observations))
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]
-        if now:
-            self._guarded(now, lambda: self._admit_riders(now))
+        if now:  # one value per series, none of the long batch's: never chunked themselves
+            self._guarded(now, lambda: self._process(now))
 
     @staticmethod
     def _long(jobs: list[ObserveJob]) -> bool:
@@ -131,12 +124,11 @@ class LongBatches:
             self.seq = pending.seq
 
     def _next_chunk(self) -> None:
-        """Journal and apply the long batch's next chunk with the short requests riding on it,
-        publish once durable, answer those; answer the batch's requests with its last chunk."""
-        run, riders, extra = self._chunked, self._riders, self._rider_items
+        """Journal and apply the long batch's next chunk, publish once durable; answer the batch's
+        requests with its last chunk."""
+        run = self._chunked
         assert run is not None
-        self._riders, self._rider_items = [], []
-        jobs = [job for job, _ in self._chunked_jobs + riders]
+        jobs = [job for job, _ in self._chunked_jobs]
         if self._unsynced is not None:
             self._chunked, self._chunked_jobs = None, []  # the log holds it: a restart finishes it
             for job in jobs:
@@ -146,7 +138,7 @@ class LongBatches:
         chunk = run.chunk(count)
         try:
             pending = self._journaled(
-                lambda: self.journal.begin_chunk(self.name, run.seq, count, chunk, extra), "chunk", "applied"
+                lambda: self.journal.begin_chunk(self.name, run.seq, count, chunk), "chunk", "applied"
             )
         except ApiError as error:  # the batch is in the log, half applied: nothing may come between
             self._unsynced = type(error)(
@@ -160,7 +152,7 @@ class LongBatches:
         attempts_before = self.forecaster.engine.attempts
         started = time.perf_counter()
         try:
-            results = self.apply_chunk(run.seq, count, extra, record_recent=False)  # its fsync runs meanwhile
+            results = self.apply_chunk(run.seq, count, record_recent=False)  # its fsync runs meanwhile
         except Exception as error:
             self._quarantine(pending.seq, error)
             raise
@@ -170,17 +162,12 @@ class LongBatches:
         if not self._wait_durable(pending, jobs):
             self._chunked, self._chunked_jobs = None, []
             return
-        self.recent.record([*chunk, *extra], results)
+        self.recent.record(chunk, results)
         self.publish()
-        finished = run.remaining == 0
-        done = self._chunked_jobs if finished else []
-        self._record_batch(len(done) + len(riders), len(chunk) + len(extra), seconds, attempts_before)
-        update_count = self.forecaster.engine.updates
-        settled = [  # a rider's results follow the chunk's in the call
-            (job, ObserveOutcome(results, [s + len(chunk) if isinstance(s, int) else s for s in sources], update_count))
-            for job, sources in riders
-        ]
-        if finished:
-            outcomes, self._chunked_jobs = run.results(), []
-            settled += [(job, ObserveOutcome(outcomes, sources, update_count)) for job, sources in done]
-        self._settle_all([(job, outcome, None) for job, outcome in settled])
+        if run.remaining > 0:
+            self._record_batch(0, len(chunk), seconds, attempts_before)
+            return
+        done, self._chunked_jobs = self._chunked_jobs, []
+        self._record_batch(len(done), len(chunk), seconds, attempts_before)
+        update_count, outcomes = self.forecaster.engine.updates, run.results()
+        self._settle_all([(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in done])

@@ -12,8 +12,8 @@ on their event loop: nothing is seen or acknowledged before it is durable. When 
 jobs collected include long ones (several values of a series: several ticks), the
 short ones go first in their own batch and the rest right after
 (:mod:`tbptt_service.host.fair_batches`). A batch that includes a long request and holds more than
-``chunk_ticks`` ticks is applied a chunk at a time, with the short requests that arrive
-meanwhile riding on its chunks (:mod:`tbptt_service.host.long_batches`). Requests with an
+``chunk_ticks`` ticks is applied a chunk at a time, and the short requests that arrive
+meanwhile are applied between its chunks (:mod:`tbptt_service.host.long_batches`). Requests with an
 idempotency key are answered once (:mod:`tbptt_service.host.keyed_requests`). A batch
 whose fsync fails is answered with the error, and the model accepts no more changes
 (it holds a batch the log may not): a restart recovers what the log holds.
@@ -128,8 +128,6 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._waiting: deque[Any] = deque()  # jobs taken from the queue and set aside: they go first, in order
         self._chunked: ChunkedRun | None = None  # a long batch being applied a chunk at a time
         self._chunked_jobs: list[tuple[ObserveJob, list[Source]]] = []  # its requests (none after a recovery)
-        self._riders: list[tuple[ObserveJob, list[Source]]] = []  # short requests applied with its next chunk
-        self._rider_items: list[Observation] = []  # their admitted observations, merged
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False
@@ -290,7 +288,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         torch.set_num_threads(torch.get_num_threads())
         while True:
             if self._chunked is not None:  # a long batch: one chunk, then what may go between two
-                self._guarded([job for job, _ in self._chunked_jobs + self._riders], self._next_chunk)
+                self._guarded([job for job, _ in self._chunked_jobs], self._next_chunk)
                 if self._chunked is not None:
                     self._between_chunks()
                 continue
@@ -321,7 +319,6 @@ class ModelWorker(LongBatches, KeyedRequests):
             logger.exception("applying a batch of model %r failed", self.name)
             if self._chunked is not None and self._chunked_jobs and self._chunked_jobs[0][0] in jobs:
                 self._chunked, self._chunked_jobs = None, []  # (applying failed: the model is quarantined)
-            self._riders, self._rider_items = [], []
             self.publish()
             for failed in jobs:
                 self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))

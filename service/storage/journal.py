@@ -25,11 +25,12 @@ idempotency key) go into the record with the batch: ``[[key, digest, sources], .
 A batch of many ticks may be applied a few ticks at a time, with other batches in between
 (:mod:`tbptt_service.host.chunked_run`): ``begin_chunked(model, observations)`` writes the whole
 batch once, as an ``observe_chunked`` record that applies nothing by itself, and each chunk
-applied later is a small ``observe_chunk`` record, ``begin_chunk(model, request, ticks, chunk,
-extra)``: "the next ``ticks`` ticks of the batch journaled as record ``request``, applied here",
-with ``extra``, the short requests applied in the same call after them, in full. The
-log then holds the order in which ticks were actually applied, and a recovery that finds a
-batch not finished finishes it (the worker applies and journals the rest first).
+applied later is a small ``observe_chunk`` record, ``begin_chunk(model, request, ticks,
+chunk)``: "the next ``ticks`` ticks of the batch journaled as record ``request``, applied here";
+short batches applied between two chunks are ``observe`` records between them. The log then
+holds the order in which ticks were actually applied, and a recovery that finds a batch not
+finished finishes it (the worker applies and journals the rest first). A chunk record of an
+older log may hold ``items``: short requests applied in the chunk's call, after its ticks.
 
 The default keeps nothing (state lives in memory only); :class:`tbptt_service.storage.log_journal.LogJournal`
 writes both to the event log and makes the service durable. A journal with
@@ -56,7 +57,8 @@ from tbptt_service.storage.observation import Observation
 CREATE_MODEL = "create_model"
 OBSERVE = "observe"
 OBSERVE_CHUNKED = "observe_chunked"  # a whole batch, applied by the observe_chunk records after it
-# {"request": seq of the observe_chunked record, "ticks": n[, "items": [...]]}: n more ticks applied (with those items)
+# {"request": seq of the observe_chunked record, "ticks": n}: n more ticks applied ("items": [...], in older
+# logs only: applied in the same call, after those ticks)
 OBSERVE_CHUNK = "observe_chunk"
 FORGET_SERIES = "forget_series"
 DELETE_MODEL = "delete_model"
@@ -102,11 +104,9 @@ class ChangeJournal(Journal, Protocol):
         """Write a batch that its ``begin_chunk`` records apply, a chunk of ticks at a time."""
         ...
 
-    def begin_chunk(
-        self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation], extra: Sequence[Observation]
-    ) -> PendingAppend:
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
         """Write that the next ``ticks`` ticks of the chunked batch ``request`` (their observations:
-        ``chunk``) are applied now, and in the same call after them ``extra`` (other requests)."""
+        ``chunk``) are applied now."""
         ...
 
 
@@ -127,16 +127,14 @@ class NullJournal:
     def begin_chunked(self, model: str, observations: Sequence[Observation]) -> PendingAppend:
         return PendingAppend(None)
 
-    def begin_chunk(
-        self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation], extra: Sequence[Observation]
-    ) -> PendingAppend:
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
         return PendingAppend(None)
 
 
 class _Completed:
     """A journal given what it lacks: ``begin_append`` (its ``append``, durable at once), a
     ``record`` that keeps nothing, a ``begin_chunked`` that keeps nothing and ``begin_chunk``
-    (the call's observations, chunk and extra, as one ``begin_append``: a recorder sees each chunk as a batch,
+    (the chunk's observations as one ``begin_append``: a recorder sees each chunk as a batch,
     in the order the model applied them)."""
 
     def __init__(self, journal: Journal) -> None:
@@ -157,13 +155,11 @@ class _Completed:
         own = getattr(self.journal, "begin_chunked", None)
         return own(model, observations) if callable(own) else PendingAppend(None)
 
-    def begin_chunk(
-        self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation], extra: Sequence[Observation]
-    ) -> PendingAppend:
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
         own = getattr(self.journal, "begin_chunk", None)
         if callable(own):
-            return own(model, request, ticks, chunk, extra)
-        return self.begin_append(model, [*chunk, *extra])
+            return own(model, request, ticks, chunk)
+        return self.begin_append(model, chunk)
 
     def record(self, model: str, kind: str, payload: dict[str, Any]) -> int | None:
         record = getattr(self.journal, "record", None)

@@ -71,18 +71,10 @@ class LogJournal:
         """Write a batch that ``observe_chunk`` records apply later, a few ticks at a time."""
         return self._begin(model, OBSERVE_CHUNKED, observations)
 
-    def begin_chunk(
-        self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation], extra: Sequence[Observation]
-    ) -> PendingAppend:
+    def begin_chunk(self, model: str, request: int | None, ticks: int, chunk: Sequence[Observation]) -> PendingAppend:
         """Write that ``ticks`` more ticks of the chunked batch ``request`` are applied now (the
-        record names them: their observations, ``chunk``, are in the batch's record), with
-        ``extra`` after them in the same call (the record holds those in full, as ``items``)."""
-        payload: dict[str, Any] = {"request": request, "ticks": ticks}
-        if extra:
-            payload["items"] = _payload(extra)["items"]
-        seq = self.log.write(model, OBSERVE_CHUNK, payload)
-        if extra and self.on_observed is not None:
-            self.on_observed(len(extra))
+        record names them: their observations, ``chunk``, are in the batch's record)."""
+        seq = self.log.write(model, OBSERVE_CHUNK, {"request": request, "ticks": ticks})
         return PendingAppend(seq, self.log.durable(seq).result)
 
     def _begin(

@@ -16,10 +16,14 @@ import pytest
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_service.api.app import create_app
 from tbptt_service.host.model_worker import ModelWorker
-from tbptt_service.storage.journal import OBSERVE_CHUNK, OBSERVE_CHUNKED
+from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.journal import CREATE_MODEL, OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKED
+from tbptt_service.storage.log_journal import LogJournal
+from tbptt_service.storage.observation import Observation
 
+from ..bitwise import assert_bitwise_equal
 from ..state_probe import assert_same_state, crash_copy, model_state
-from .test_chunked_batches import GatedForecaster, queued
+from .test_chunked_batches import LEARNING, GatedForecaster, queued
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 URL = "/v1/models/default/observations"
@@ -41,7 +45,7 @@ class Gate:
 
     async def entered(self) -> None:
         assert self.forecaster is not None
-        await asyncio.to_thread(self.forecaster.entered.wait)
+        await self.forecaster.held()
 
     def release(self) -> None:
         assert self.forecaster is not None
@@ -77,7 +81,7 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
         short = asyncio.ensure_future(client.post(URL, json={"series": "a", "value": 4.5, "timestamp": T0 + 3}))
         await queued(worker, 1)
         gate.release()
-        assert (await short).status_code == 200  # applied with the 3rd chunk
+        assert (await short).status_code == 200  # applied on its own, before the 3rd chunk
         await gate.entered()  # the 4th chunk: its record is written, the kill comes now
         assert not long.done()
         at_crash = records_of(app)
@@ -87,11 +91,11 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
         expected = await model_state(client)
         assert [r["step"] for r in (await long).json()["results"]] == [t + 1 for t in range(6) for _ in range(3)]
 
-    # What the log held at the crash: the batch once, four chunks, the short request with the 3rd.
+    # What the log held at the crash: the batch once, four chunks, the short request between the 2nd and 3rd.
     batch = next(r for r in at_crash if r.kind == OBSERVE_CHUNKED)
-    tail = [(r.kind, r.payload["ticks"], r.payload.get("items")) for r in at_crash if r.seq > batch.seq]
-    plain, with_short = (OBSERVE_CHUNK, 1, None), (OBSERVE_CHUNK, 1, [["a", 4.5, T0 + 3]])
-    assert tail == [plain, plain, with_short, plain]
+    tail = [(r.kind, r.payload.get("ticks"), r.payload.get("items")) for r in at_crash if r.seq > batch.seq]
+    chunk, short_batch = (OBSERVE_CHUNK, 1, None), (OBSERVE, None, [["a", 4.5, T0 + 3]])
+    assert tail == [chunk, chunk, short_batch, chunk, chunk]
 
     recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
     async with serve(recovered) as client:
@@ -140,3 +144,30 @@ async def test_a_checkpoint_asked_for_during_a_long_batch_holds_it_whole(make_se
         assert (report.checkpoint_seq, report.applied) == (seq, last_chunk - seq)  # records skipped: in the state
         assert_same_state(await model_state(client), expected)
         assert (await client.get("/v1/models/default/series/x1")).json()["count"] == 6
+
+
+async def test_a_chunk_record_of_an_older_log_applies_its_items_in_the_chunks_call(make_settings, serve) -> None:
+    """Logs written before short requests went between chunks as batches of their own hold them in
+    the chunk's record (``items``), applied in the same ``observe_many`` after the chunk's ticks:
+    recovery still applies them so."""
+    settings = make_settings(**NO_TIMER)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    config = LEARNING.to_dict()
+    batch = [Observation(f"x{i}", 0.5 * t - i) for t in range(3) for i in range(2)]  # 3 ticks of x0, x1
+    with EventLog(settings.state_dir / "events.sqlite3") as log:
+        journal = LogJournal(log)
+        journal.record("default", CREATE_MODEL, {"config": config})
+        request = journal.begin_chunked("default", batch).seq
+        journal.record("default", OBSERVE_CHUNK, {"request": request, "ticks": 1})
+        journal.record("default", OBSERVE_CHUNK, {"request": request, "ticks": 1, "items": [["s", 2.5, None]]})
+        journal.record("default", OBSERVE_CHUNK, {"request": request, "ticks": 1})
+    reference = Forecaster(ForecasterConfig.from_dict(config))
+    ticks = [[(o.series, o.value) for o in batch[2 * t : 2 * t + 2]] for t in range(3)]
+    reference.observe_many(ticks[0])
+    reference.observe_many([*ticks[1], ("s", 2.5)])  # one call: the chunk's ticks, then the item
+    reference.observe_many(ticks[2])
+    app = create_app(settings)
+    async with serve(app) as client:
+        assert app.state.durability.report.applied == 5
+        state = await model_state(client)
+    assert_bitwise_equal(state["checkpoint"]["forecaster"], reference.state_dict())

@@ -160,7 +160,7 @@ async def test_sigkill_between_chunks_of_long_batches_loses_nothing_and_recovers
         assert acked[name] == [(t, t + 1) for t in range(len(acked[name]))], name
         assert counts[name] == len(acked[name]) > 0, name
     assert sorted(records) == list(range(1, len(records) + 1))
-    batches = [r for r in records.values() if "items" in r["payload"]]  # observe, chunked, chunks with riders
+    batches = [r for r in records.values() if "items" in r["payload"]]  # observe, observe_chunked
     journaled = [(s, ts) for r in batches for s, _, ts in r["payload"]["items"]]
     assert len(journaled) == len(set(journaled)) == sum(counts.values())  # none twice, none lost
     # A batch whose chunks straddle a kill: the next server finished it.
@@ -170,7 +170,11 @@ async def test_sigkill_between_chunks_of_long_batches_loses_nothing_and_recovers
             chunks[r["payload"]["request"]].append(seq)
     straddling = [b for b, seqs in chunks.items() if any(b <= k < max(seqs) for k in last_seq_at_kill)]
     assert straddling, "no kill landed inside a long batch"
-    assert any("items" in r["payload"] for r in records.values() if r["kind"] == "observe_chunk")  # riders
+    # Single POSTs went between two chunks of a long batch, each as a batch of its own.
+    assert not any("items" in r["payload"] for r in records.values() if r["kind"] == "observe_chunk")
+    spans = [(b, max(seqs)) for b, seqs in chunks.items()]
+    between = [s for s, r in records.items() if r["kind"] == "observe" and any(b < s < e for b, e in spans)]
+    assert between, "no short batch went between two chunks"
 
     reference = replay(records, LEARNING)
     assert reference.update_stats().updates > 10

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from tbptt_online import calibration, combination
-from tbptt_online.compiled import compiled, inlined, ring_value
+from tbptt_online.compiled import compiled, inlined, prefetch, ring_value
 from tbptt_online.expert_kernels import allowed_experts, local_scale
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
@@ -30,6 +30,25 @@ def _clamp(x: float) -> float:
 @compiled
 def _finite_or(error: float, cap: float) -> float:
     return error if math.isfinite(error) else cap
+
+
+AHEAD = 2  # ``score`` asks for the ring lines of the row this many rows ahead
+
+
+@inlined
+def _prefetch_origins(origin, s, t) -> None:
+    """Ask for the lines of row ``s`` of the ring ``origin`` [N, Hc, Hc, E + 4, d] that the
+    scoring of step ``t`` reads (``compiled.prefetch``): at each horizon h, the forecasts made
+    at origin t - h, E + 4 float32 per feature (a row spans 14 kB, each of its 12 entries
+    another part of it: a stall on each, the scoring's main cost at 10,000 series before)."""
+    horizons = origin.shape[1]
+    entry = origin.shape[3] * origin.shape[4] * origin.itemsize  # bytes of one (origin, h) entry
+    for h in range(1, horizons + 1):
+        at = origin.ctypes.data + s * origin.strides[0] + ((t - h) % horizons) * origin.strides[1]
+        at += (h - 1) * origin.strides[2]
+        for line in range(0, entry, 64):
+            prefetch(at + line)
+        prefetch(at + entry - 1)
 
 
 @compiled
@@ -67,6 +86,8 @@ def score(
     fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
     for b in range(n_rows):
         s, t = slot[b], step[b]
+        if b + AHEAD < n_rows:
+            _prefetch_origins(origin, slot[b + AHEAD], step[b + AHEAD])
         for k in range(d):
             if not (mask[b, k] and seen[b, k]):
                 continue

@@ -60,31 +60,51 @@ def _formed(step: int, t: int, r: int) -> bool:
 
 @compiled
 def advance(
-    theta: np.ndarray, p: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, observed: bool, scale: float
+    theta: np.ndarray,
+    p: np.ndarray,
+    ring: np.ndarray,
+    slot: int,
+    b: int,
+    k: int,
+    t: int,
+    observed: bool,
+    scale: float,
+    work: np.ndarray,
 ) -> None:
     """One recursive-least-squares step on the change at step ``t`` (its value just written
     to the ring ``ring`` [C, R, d] at row ``slot``), where it was ``observed`` and the
     ORDER + 1 changes it needs are in the ring; ``scale`` > 0 the local scale. ``theta``
     [B, d, K] and ``p`` [B, d, K, K] are updated in place at [b, k] (unchanged where the
-    step is not usable or its result not finite)."""
+    step is not usable or its result not finite); ``work`` [3, >= K] scratch (``rls_step``)."""
     r = ring.shape[1]
     if not (observed and _formed(t, t, r)):
         return
-    phi = np.empty(K)  # the constant, then the changes c_{t-1} .. c_{t-ORDER} in units of the scale
-    phi[0] = 1.0
+    work[0, 0] = 1.0  # phi: the constant, then the changes c_{t-1} .. c_{t-ORDER} in units of the scale
     for i in range(1, K):
         s = t - i  # the change at step s: y_s - y_{s-1}
-        phi[i] = _clamp(_change(ring, slot, k, s) / scale) if _formed(s, t, r) else 0.0
+        work[0, i] = _clamp(_change(ring, slot, k, s) / scale) if _formed(s, t, r) else 0.0
     target = _clamp(_change(ring, slot, k, t) / scale)
-    rls_step(theta, p, b, k, phi, target, FORGET, MAX_TRACE, CLAMP)
+    rls_step(theta, p, b, k, work, target, FORGET, MAX_TRACE, CLAMP)
 
 
 @compiled
-def path(out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, scale: float) -> None:
-    """The forecasts ``out`` [H] of steps t + 1 .. t + H: the changes rolled forward with
-    their own predictions from the last ORDER changes (theta [B, d, K] at [b, k])."""
-    r, horizon = ring.shape[1], out.shape[0]
-    buffer = np.zeros(ORDER + horizon)  # the normalised changes, oldest first, then the H forecast ones
+def path(
+    out: np.ndarray,
+    at: int,
+    theta: np.ndarray,
+    ring: np.ndarray,
+    slot: int,
+    b: int,
+    k: int,
+    t: int,
+    scale: float,
+    buffer: np.ndarray,
+) -> None:
+    """The forecasts ``out[b, :, at, k]`` (``out`` [B, H, E, d]) of steps t + 1 .. t + H: the
+    changes rolled forward with their own predictions from the last ORDER changes (theta
+    [B, d, K] at [b, k]); ``buffer`` [>= ORDER + H] the caller's scratch."""
+    r, horizon = ring.shape[1], out.shape[1]
+    buffer[: ORDER + horizon] = 0.0  # the normalised changes, oldest first, then the H forecast ones
     for j in range(ORDER):
         s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
         if _formed(s, t, r):
@@ -97,4 +117,4 @@ def path(out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int
             acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
         buffer[n] = _clamp(theta[b, k, 0] + acc)
         total += buffer[n] * scale
-        out[n - ORDER] = last + total
+        out[b, n - ORDER, at, k] = last + total

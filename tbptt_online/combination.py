@@ -38,7 +38,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, readable
+from tbptt_online.compiled import compiled, inlined, readable
 
 DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
@@ -117,36 +117,43 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return readable(tensor.to(torch.float64) if tensor.is_floating_point() else tensor)[0]
 
 
-@compiled
-def ewa(loss, n, allowed, eta, logits, weights) -> None:
-    """The convex weights ``weights`` [E] from the losses ``loss`` [E] (views of one series,
-    feature and horizon), their discounted count ``n`` and which members may take weight
-    ``allowed`` [E] (at least one): ``softmax(-eta L_e / min L)`` over the allowed ones (the
-    count N is shared by the members, so A_e / min A = L_e / min L), equal before anything is
-    scored (n = 0); min A >= 1e-12 (a flat series' zero losses). The logits are left in
-    ``logits`` [E] (-inf where not allowed)."""
-    members = loss.shape[0]
-    best = np.inf
-    for e in range(members):
-        if allowed[e] and loss[e] < best:
-            best = loss[e]
-    factor = -eta / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
-    top = -np.inf
-    for e in range(members):
-        logits[e] = loss[e] * factor if allowed[e] else -np.inf
-        top = max(top, logits[e])
-    total = 0.0
-    for e in range(members):
-        weights[e] = math.exp(logits[e] - top)
-        total += weights[e]
-    for e in range(members):
-        weights[e] /= total
+@inlined
+def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
+    """At every horizon h of series ``b`` and feature ``k``: the convex weights
+    ``weights[h, row, :M]`` of the M members of ``loss`` [B, Hc, M, d], from their losses,
+    their discounted count ``count[b, h, k]`` (``count`` [B, Hc, d]) and which members may
+    take weight ``allowed`` [M] (at least one): ``softmax(-eta L_e / min L)`` over the
+    allowed ones (the count N is shared by the members, so A_e / min A = L_e / min L), equal
+    before anything is scored (N = 0); min A >= 1e-12 (a flat series' zero losses). The
+    logits are left in ``logits[h, row, :M]`` (-inf where not allowed). One call per series
+    and feature, elements indexed, never sliced: each array handed to a call (or a view
+    made) costs two atomic reference counts, as much as the exps when it was per horizon."""
+    horizons, members = loss.shape[1], loss.shape[2]
+    for h in range(horizons):
+        n = count[b, h, k]
+        best = np.inf
+        for e in range(members):
+            if allowed[e] and loss[b, h, e, k] < best:
+                best = loss[b, h, e, k]
+        factor = -eta / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
+        top = -np.inf
+        for e in range(members):
+            logits[h, row, e] = loss[b, h, e, k] * factor if allowed[e] else -np.inf
+            top = max(top, logits[h, row, e])
+        total = 0.0
+        for e in range(members):
+            x = logits[h, row, e] - top
+            weights[h, row, e] = 0.0 if x == -np.inf else math.exp(x)  # exp(-inf) is +0 exactly: no call for it
+            total += weights[h, row, e]
+        for e in range(members):
+            weights[h, row, e] /= total
 
 
 _BOTH = np.ones(COMBINERS, dtype=np.bool_)
+MIXTURE = COMBINERS  # the row of ``mixed_weights``' scratch that holds the mixture's
 
 
-@compiled
+@inlined
 def mixed_weights(
     fast_loss,
     fast_count,
@@ -156,24 +163,25 @@ def mixed_weights(
     meta_count,
     allowed,
     b,
-    h,
     k,
     logits,
-    mu,
     combiners,
     weights,
 ) -> None:
-    """The served weights ``weights`` [E] of one series ``b``, horizon ``h`` and feature ``k``
-    (the module docstring): each combiner's weights into ``combiners`` [2, E] (fast, slow; its
-    logits into ``logits`` [2, E]) from its losses [B, Hc, E, d] and count [B, Hc, d], their
-    mixture ``mu`` [2] from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and count
-    ``meta_count`` [B, Hc, d] (its logits into ``logits[2, :2]``: ``logits`` is [3, E]);
-    ``allowed`` [E] which members may take weight."""
-    ewa(fast_loss[b, h, :, k], fast_count[b, h, k], allowed, ETA, logits[0], combiners[0])
-    ewa(slow_loss[b, h, :, k], slow_count[b, h, k], allowed, ETA, logits[1], combiners[1])
-    ewa(meta_loss[b, h, :, k], meta_count[b, h, k], _BOTH, META_ETA, logits[2, :COMBINERS], mu)
-    for e in range(weights.shape[0]):
-        weights[e] = mu[0] * combiners[0, e] + mu[1] * combiners[1, e]
+    """The served weights ``weights`` [Hc, E] of one series ``b`` and feature ``k`` at every
+    horizon (the module docstring): each combiner's weights into ``combiners[:, i]`` (i = 0
+    fast, 1 slow) from its losses [B, Hc, E, d] and count [B, Hc, d], their mixture mu into
+    ``combiners[:, MIXTURE, :2]`` from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and
+    count ``meta_count`` [B, Hc, d]; the logits into the same places of ``logits``
+    (``combiners`` and ``logits`` are [Hc, 3, E] scratch); ``allowed`` [E] which members may
+    take weight."""
+    ewa(fast_loss, fast_count, b, k, allowed, ETA, logits, combiners, 0)
+    ewa(slow_loss, slow_count, b, k, allowed, ETA, logits, combiners, 1)
+    ewa(meta_loss, meta_count, b, k, _BOTH, META_ETA, logits, combiners, MIXTURE)
+    for h in range(weights.shape[0]):
+        mu = combiners[h, MIXTURE, 0], combiners[h, MIXTURE, 1]
+        for e in range(weights.shape[1]):
+            weights[h, e] = mu[0] * combiners[h, 0, e] + mu[1] * combiners[h, 1, e]
 
 
 @compiled
@@ -193,11 +201,11 @@ def softmax(x: np.ndarray) -> None:
 @compiled
 def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, eta: float, out: np.ndarray) -> None:
     n_rows, horizons, members, d = loss.shape
-    logits = np.empty(members)
+    logits, weights = np.empty((horizons, 1, members)), np.empty((horizons, 1, members))
     for b in range(n_rows):
         for k in range(d):
-            for h in range(horizons):
-                ewa(loss[b, h, :, k], count[b, h, k], allowed[b, :, k], eta, logits, out[b, h, :, k])
+            ewa(loss, count, b, k, allowed[b, :, k], eta, logits, weights, 0)
+            out[b, :, :, k] = weights[:, 0]
 
 
 def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta: float = ETA) -> torch.Tensor:
@@ -216,14 +224,17 @@ def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta:
 @compiled
 def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu) -> None:
     n_rows, horizons, members, d = fast_loss.shape
-    logits = np.empty((COMBINERS + 1, members))
+    logits, each = np.empty((horizons, COMBINERS + 1, members)), np.empty((horizons, COMBINERS + 1, members))
+    weights = np.empty((horizons, members))
     for b in range(n_rows):
         for k in range(d):
-            for h in range(horizons):
-                mixed_weights(
-                    fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed[b, :, k],
-                    b, h, k, logits, mu[b, h, :, k], combiners[b, h, :, :, k], out[b, h, :, k],
-                )  # fmt: skip
+            mixed_weights(
+                fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed[b, :, k],
+                b, k, logits, each, weights,
+            )  # fmt: skip
+            out[b, :, :, k] = weights
+            combiners[b, :, :, :, k] = each[:, :COMBINERS]
+            mu[b, :, :, k] = each[:, MIXTURE, :COMBINERS]
 
 
 def served_weights(rows: dict[str, torch.Tensor], allowed: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -25,6 +25,9 @@ folder named by a digest of all of them: ``$NUMBA_CACHE_DIR/<digest>`` where tha
 variable is set (the container image sets it), else ``tbptt_online/__pycache__/numba/<digest>``.
 This module must be imported before any kernel module is (each imports it first).
 
+``inlined`` is ``compiled`` for the small helpers of an inner loop (see its comment);
+``prefetch`` asks for a cache line ahead of its use (a kernel's scattered reads).
+
 ``readable`` and ``writable`` hand tensors to the kernels as numpy arrays: a contiguous
 copy where needed for what a kernel reads, the tensor's own memory (never a copy) for what
 it writes.
@@ -39,7 +42,10 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 KERNEL_MODULES = ("compiled", "rls", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
 _PACKAGE = Path(__file__).parent
@@ -61,6 +67,32 @@ def cache_dir() -> str:
 
 numba.config.CACHE_DIR = cache_dir()  # read by each kernel's cache when it is decorated
 compiled = njit(cache=True, error_model="numpy", nogil=True)
+# A kernel's small helper, inlined into its caller (numba IR) so that the compiler optimises across the
+# call. Each array it is handed (and each view made) is still reference-counted per call, two atomic
+# operations each: as costly as an exp, so a helper is called once per series, not per horizon or element
+inlined = njit(cache=True, error_model="numpy", nogil=True, inline="always")
+
+
+@intrinsic
+def prefetch(typingctx, address):
+    """Ask the CPU to bring the cache line at ``address`` (an integer: an array's
+    ``ctypes.data`` plus a byte offset) into its caches without waiting for it (LLVM's
+    ``prefetch``: a read, kept close, data). A kernel that reads a few lines of each row of a
+    table far larger than the caches (the past forecasts' ring) asks for the lines of a row
+    a few rows ahead while it works on this one, instead of stalling on each load. It reads
+    and changes no value (an address outside the array is allowed and ignored)."""
+    sig = types.void(types.intp)
+
+    def codegen(context, builder, signature, args):
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        read, close, data = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(function, [builder.inttoptr(args[0], i8p), read, close, data])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 def readable(*tensors: torch.Tensor) -> list[np.ndarray]:

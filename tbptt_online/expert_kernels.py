@@ -117,16 +117,18 @@ def _advance_ar(
     observed: bool,
     m: int,
     scale: float,
+    work: np.ndarray,
 ) -> None:
     """One recursive-least-squares step on z_t normalised by ``scale`` (``m`` the first
     season, 0 = none: then the lags m, m + 1 are unused); theta [B, d, K], p [B, d, K, K]
-    updated in place at [b, k] where the step is usable and its result finite."""
+    updated in place at [b, k] where the step is usable and its result finite; ``work``
+    [3, >= K] scratch (``rls_step``: the inputs phi in its row 0)."""
     r, order = ring.shape[1], AR_ORDER
     if not (observed and _z_formed(t, m, t, r)):
         return
     lags = _ar_lags(m)
     newest = t - 1 if m > 0 else t  # the newest input's step (lag m = 0 reads step t, unused)
-    phi = np.zeros(order)
+    work[0, :order] = 0.0  # phi
     for i in range(order):
         if i < 3 or m > 0:
             s = t - lags[i]
@@ -134,38 +136,48 @@ def _advance_ar(
                 if m > 0:
                     return  # a seasonal AR needs all its inputs
                 continue
-            phi[i] = _clamp(_z(ring, slot, k, s, m) / scale)
+            work[0, i] = _clamp(_z(ring, slot, k, s, m) / scale)
     target = _clamp(_z(ring, slot, k, t, m) / scale)
-    rls_step(theta, p, b, k, phi, target, AR_FORGET, AR_MAX_TRACE, AR_CLAMP)
+    rls_step(theta, p, b, k, work, target, AR_FORGET, AR_MAX_TRACE, AR_CLAMP)
 
 
 @compiled
 def _ar_path(
-    out: np.ndarray, theta: np.ndarray, ring: np.ndarray, slot: int, b: int, k: int, t: int, m: int, scale: float
+    out: np.ndarray,
+    theta: np.ndarray,
+    ring: np.ndarray,
+    slot: int,
+    b: int,
+    k: int,
+    t: int,
+    m: int,
+    scale: float,
+    work: np.ndarray,
 ) -> None:
-    """The seasonal AR's forecasts ``out`` [H] of steps t + 1 .. t + H: z rolled forward with
-    its own predictions, and y_s = y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s."""
-    r, horizon = ring.shape[1], out.shape[0]
+    """The seasonal AR's forecasts ``out[b, :, AR, k]`` (``out`` [B, H, E, d]) of steps
+    t + 1 .. t + H: z rolled forward with its own predictions, and y_s = y_{s-1} +
+    (y_{s-m} - y_{s-m-1}) + z_s; ``work`` [2, >= m + 4 + H] the caller's scratch."""
+    r, horizon = ring.shape[1], out.shape[1]
     depth = m + 4  # the past values the recursion reaches (lag m + 1 of z, and y_{s-m-1})
-    ys = np.zeros(depth + horizon)  # y at steps t - depth + 1 .., then the forecasts
-    zs = np.zeros(depth + horizon)
+    work[:, : depth + horizon] = 0.0  # y at steps t - depth + 1 .., then the forecasts (row 0); z (row 1)
     for i in range(depth):
         s = t - depth + 1 + i
-        ys[i] = ring_value(ring, slot, k, s)
+        work[0, i] = ring_value(ring, slot, k, s)
         if _z_formed(s, m, t, r):
-            zs[i] = _z(ring, slot, k, s, m)
+            work[1, i] = _z(ring, slot, k, s, m)
     lags = _ar_lags(m)
     for n in range(depth, depth + horizon):
         acc = 0.0
         for i in range(AR_ORDER):
             if i < 3 or m > 0:
-                acc += theta[b, k, i] * _clamp(zs[n - lags[i]] / scale)
+                acc += theta[b, k, i] * _clamp(work[1, n - lags[i]] / scale)
         z_next = _clamp(acc) * scale
-        ys[n] = ys[n - 1] + z_next
+        work[0, n] = work[0, n - 1] + z_next
         if m > 0:
-            ys[n] += ys[n - m] - ys[n - m - 1]
-        zs[n] = z_next
-    out[:] = ys[depth:]
+            work[0, n] += work[0, n - m] - work[0, n - m - 1]
+        work[1, n] = z_next
+    for h in range(horizon):
+        out[b, h, AR, k] = work[0, depth + h]
 
 
 # -- the tick ------------------------------------------------------------------------
@@ -182,6 +194,7 @@ def advance(
     r, max_season = ring.shape[1], season.shape[4]
     u = np.empty(4)
     parts = np.zeros((2, 4))  # the seasons' components at this step, per variant
+    work = np.empty((3, max(AR_ORDER, ar_changes.K)))  # the RLS steps' scratch (``rls_step``)
     for b in range(n_rows):
         s, t = slot[b], step[b]
         for k in range(d):
@@ -221,8 +234,8 @@ def advance(
             seen[b, k] = seen[b, k] or observed
             last_observed[b, k] = observed
             unit = local_scale(scale, level, b, k)
-            _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit)
-            ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit)
+            _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
+            ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
 
 
 @compiled
@@ -237,6 +250,11 @@ def paths(out, slot, step, ring, season, period, scale, level, trend, positive, 
         total += PHI ** (h + 1)
         damped[h] = total
     seasonal = np.empty(4)
+    longest = 0  # the longest first season of the rows: the AR path reaches m + 4 values back
+    for b in range(n_rows):
+        for k in range(d):
+            longest = max(longest, period[b, k, 0])
+    work = np.empty((2, max(longest + 4, ar_changes.ORDER) + horizon))  # the AR paths' scratch
     for b in range(n_rows):
         s, t = slot[b], step[b]
         for k in range(d):
@@ -267,5 +285,5 @@ def paths(out, slot, step, ring, season, period, scale, level, trend, positive, 
                         else:  # the series has not been positive: the units expert's forecast
                             out[b, h, at, k] = out[b, h, at - 8, k]
             unit = local_scale(scale, level, b, k)
-            _ar_path(out[b, :, AR, k], ar, ring, s, b, k, t, m[0], unit)
-            ar_changes.path(out[b, :, AR_CHANGES, k], arc, ring, s, b, k, t, unit)
+            _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work)
+            ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])

@@ -383,11 +383,11 @@ class Forecaster:
         d = self.config.n_features
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
-        made = hybrid.members(rows, steps, horizons, paths, base)  # every [B, Hc, E, d], mean [B, Hc, d], ...
         half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
-        self.store.put_at("c_origin", (slots, steps % horizons), hybrid.origin_entries(made, half))
-        served = hybrid.served_rows(made.mean[:, 0], half[:, 0], rows["x_seen"])
-        self.store.put(slots, next_pred=pred, served=served, served_path=made.mean, **experts.own(rows))
+        origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
+        mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin)  # [B, Hc, d]
+        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
+        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
         return served
 
     # -- stateful -----------------------------------------------------------------

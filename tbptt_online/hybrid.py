@@ -252,13 +252,14 @@ def served_weights(rows: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 class Base(NamedTuple):
-    """The experts' combination ``path`` [B, H, d] (what the network corrects), the served
-    ``weights`` [B, Hc, E, d] of all members (the network's last) it comes from and each
-    combiner's ``combiners`` [B, Hc, 2, E, d] (fast, slow)."""
+    """The experts' combination ``path`` [B, H, d] (what the network corrects); the experts'
+    terms ``partial`` [B, H, 3, d] of the served mean and of each combiner's forecast (fast,
+    slow) and the network member's weights ``net`` [B, min(H, Hc), 3, d] (served, fast, slow), from
+    which ``members`` completes the combinations once the network's correction is known."""
 
     path: torch.Tensor
-    weights: torch.Tensor
-    combiners: torch.Tensor
+    partial: torch.Tensor
+    net: torch.Tensor
 
 
 class Members(NamedTuple):
@@ -289,7 +290,7 @@ def members(
     every = torch.empty(b, h, e + 1, d, dtype=torch.float64)
     mean = torch.empty(b, h, d, dtype=torch.float64)
     combined = torch.empty(b, h, COMBINERS, d, dtype=torch.float64)
-    arrays = readable(paths, base.path, base.weights, base.combiners, rows["n_correction"])
+    arrays = readable(paths, base.path, base.partial, base.net, rows["n_correction"])
     kernels.serve(*arrays, *readable(rows["x_scale"], rows["x_level"]), every.numpy(), mean.numpy(), combined.numpy())
     return Members(every, mean, combined)
 
@@ -299,13 +300,13 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     combination, renormalised (the weights of all members, the network's included, are
     computed once per tick; ``hybrid_kernels.base``)."""
     b, h, _, d = paths.shape
-    loss = rows["c_loss"]  # [B, Hc, E, d]
-    weights = torch.empty(loss.shape, dtype=torch.float64)
-    combiners = torch.empty(b, loss.shape[1], COMBINERS, *loss.shape[2:], dtype=torch.float64)
+    tracked = min(h, rows["c_loss"].shape[1])  # the horizons whose weights are tracked (Hc), up to H
     path = torch.empty(b, h, d, dtype=torch.float64)
+    partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
+    net = torch.empty(b, tracked, 1 + COMBINERS, d, dtype=torch.float64)
     arrays = readable(paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
-    kernels.base(*arrays, weights.numpy(), combiners.numpy(), path.numpy())
-    return Base(path, weights, combiners)
+    kernels.base(*arrays, path.numpy(), partial.numpy(), net.numpy())
+    return Base(path, partial, net)
 
 
 def network_target(
@@ -337,18 +338,24 @@ def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
     return calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
 
 
-def origin_entries(made: Members, half: torch.Tensor) -> torch.Tensor:
-    """[B, Hc, E + 4, d] float32: this origin's forecasts (the members', then the served mean),
-    the half-widths ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast,
-    slow), for the ring."""
-    b, _, members, d = made.every.shape
-    horizons = half.shape[1]
-    entries = torch.empty(b, horizons, members + 2 + COMBINERS, d, dtype=torch.float32)
-    entries[:, :, :members] = made.every[:, :horizons]  # converted as copied: no float64 intermediate
-    entries[:, :, members] = made.mean[:, :horizons]
-    entries[:, :, members + 1] = half.nan_to_num(0.0)  # no interval yet (NaN): 0, the ring's "unknown"
-    entries[:, :, members + 2 :] = made.combined[:, :horizons]
-    return entries
+def remember(
+    rows: dict[str, torch.Tensor],
+    paths: torch.Tensor,
+    base: Base,
+    half: torch.Tensor,
+    at: torch.Tensor,
+    origin: torch.Tensor,
+) -> torch.Tensor:
+    """The served mean [B, Hc, d] of this tick (as ``members``' mean), this origin's forecasts
+    written into the ring ``origin`` [N, Hc, Hc, E + 4, d] (the store's, in place) at the
+    rows' slots, ring place ``at`` [B]: the members', then the served mean, the half-widths
+    ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast, slow), as
+    float32 (``hybrid_kernels.remember``)."""
+    b, h, _, d = paths.shape
+    mean = torch.empty(b, h, d, dtype=torch.float64)
+    arrays = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
+    kernels.remember(*arrays, *readable(half, rows["slot"], at), origin.numpy(), mean.numpy())
+    return mean
 
 
 PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from tbptt_online import calibration, combination
-from tbptt_online.compiled import compiled, ring_value
+from tbptt_online.compiled import compiled, inlined, prefetch, ring_value
 from tbptt_online.expert_kernels import allowed_experts, local_scale
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
@@ -30,6 +30,25 @@ def _clamp(x: float) -> float:
 @compiled
 def _finite_or(error: float, cap: float) -> float:
     return error if math.isfinite(error) else cap
+
+
+AHEAD = 2  # ``score`` asks for the ring lines of the row this many rows ahead
+
+
+@inlined
+def _prefetch_origins(origin, s, t) -> None:
+    """Ask for the lines of row ``s`` of the ring ``origin`` [N, Hc, Hc, E + 4, d] that the
+    scoring of step ``t`` reads (``compiled.prefetch``): at each horizon h, the forecasts made
+    at origin t - h, E + 4 float32 per feature (a row spans 14 kB, each of its 12 entries
+    another part of it: a stall on each, the scoring's main cost at 10,000 series before)."""
+    horizons = origin.shape[1]
+    entry = origin.shape[3] * origin.shape[4] * origin.itemsize  # bytes of one (origin, h) entry
+    for h in range(1, horizons + 1):
+        at = origin.ctypes.data + s * origin.strides[0] + ((t - h) % horizons) * origin.strides[1]
+        at += (h - 1) * origin.strides[2]
+        for line in range(0, entry, 64):
+            prefetch(at + line)
+        prefetch(at + entry - 1)
 
 
 @compiled
@@ -67,6 +86,8 @@ def score(
     fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
     for b in range(n_rows):
         s, t = slot[b], step[b]
+        if b + AHEAD < n_rows:
+            _prefetch_origins(origin, slot[b + AHEAD], step[b + AHEAD])
         for k in range(d):
             if not (mask[b, k] and seen[b, k]):
                 continue
@@ -115,77 +136,135 @@ def base(
     meta_count,
     positive,
     period,
-    weights,
-    combiners,
     out,
+    partial,
+    net,
 ) -> None:
-    """The served weights ``weights`` [B, Hc, E, d] of all members (the network last), each
-    combiner's ``combiners`` [B, Hc, 2, E, d] (``combination.mixed_weights``) and the base
-    ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their share of the
-    served weights, renormalised (where the network took nearly all the weight, each
-    combiner's softmax of the experts' own logits, mixed as the combiners are); beyond the
-    last tracked horizon its weights hold."""
+    """The base ``out`` [B, H, d]: the experts' ``paths`` [B, H, E - 1, d] combined by their
+    share of the served weights of all members (the network last; each combiner's and their
+    mixture, ``combination.mixed_weights``), renormalised (where the network took nearly all
+    the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
+    are); beyond the last tracked horizon Hc its weights hold. For ``serve``, which adds the
+    network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
+    of the served mean and of each combiner's forecast (fast, slow), summed in member order,
+    and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
+    combiner. A row's weights live in scratch arrays of one row while its sums are made
+    (nothing of size [B, Hc, E, d] is written and read back)."""
     n_rows, horizon, experts, d = paths.shape
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
+    mixture = combination.MIXTURE
     allowed = np.empty(members, dtype=np.bool_)
-    logits = np.empty((horizons, combination.COMBINERS + 1, members))
-    mu = np.empty((horizons, combination.COMBINERS))
+    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's: fast, slow, the mixture's
+    combiners = np.empty((horizons, combination.COMBINERS + 1, members))  # their weights (mu in row 2)
+    weights = np.empty((horizons, members))  # the served weights
     share = np.empty(experts)
     own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
             _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
-            for h in range(horizons):
-                combination.mixed_weights(
-                    fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
-                    b, h, k, logits[h], mu[h], combiners[b, h, :, :, k], weights[b, h, :, k],
-                )  # fmt: skip
+            combination.mixed_weights(
+                fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
+                b, k, logits, combiners, weights,
+            )  # fmt: skip
+            for h in range(net.shape[1]):
+                net[b, h, 0, k] = weights[h, experts]
+                for i in range(combination.COMBINERS):
+                    net[b, h, 1 + i, k] = combiners[h, i, experts]
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
                 total = 0.0
                 for e in range(experts):
-                    total += weights[b, tracked, e, k]
+                    total += weights[tracked, e]
                 if total < 1e-200:  # the network took (nearly) all the weight
                     share[:] = 0.0
                     for i in range(combination.COMBINERS):
                         own[:] = logits[tracked, i, :experts]
                         combination.softmax(own)
                         for e in range(experts):
-                            share[e] += mu[tracked, i] * own[e]
+                            share[e] += combiners[tracked, mixture, i] * own[e]
                 else:
                     for e in range(experts):
-                        share[e] = weights[b, tracked, e, k] / total
+                        share[e] = weights[tracked, e] / total
                 acc = 0.0
                 for e in range(experts):
                     acc += paths[b, h, e, k] * share[e]
                 out[b, h, k] = acc
+                acc = 0.0
+                for e in range(experts):
+                    acc += paths[b, h, e, k] * weights[tracked, e]
+                partial[b, h, 0, k] = acc
+                for i in range(combination.COMBINERS):
+                    acc = 0.0
+                    for e in range(experts):
+                        acc += paths[b, h, e, k] * combiners[tracked, i, e]
+                    partial[b, h, 1 + i, k] = acc
+
+
+@inlined
+def _network_member(base_path, correction, unit, b, h, k) -> float:
+    """The network's member at horizon h: the base corrected by c * scale."""
+    return base_path[b, h, k] + correction[b, k] * unit
+
+
+@inlined
+def _with_network(partial, net, member, b, h, tracked, j, k) -> float:
+    """A combination (j = 0 served, 1 + i combiner i) over all members: the experts' terms
+    ``partial``, then the network's member by its weight (the last term of the sum)."""
+    return partial[b, h, j, k] + member * net[b, tracked, j, k]
 
 
 @compiled
-def serve(paths, base_path, weights, combiners, correction, scale, level, every, mean, combined) -> None:
+def serve(paths, base_path, partial, net, correction, scale, level, every, mean, combined) -> None:
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
-    ``mean`` [B, H, d] by the served ``weights`` [B, Hc, E, d] and each combiner's
-    ``combined`` [B, H, 2, d] by its ``combiners`` [B, Hc, 2, E, d] (beyond Hc the last
-    horizon's weights)."""
+    ``mean`` [B, H, d] and each combiner's ``combined`` [B, H, 2, d]: the experts' terms
+    ``partial`` [B, H, 3, d] plus the network member's by its weights ``net`` [B, min(H, Hc),
+    3, d] (``base``; beyond Hc the last horizon's), the same sums in the same order as over
+    all members at once."""
     n_rows, horizon, experts, d = paths.shape
-    horizons = weights.shape[1]
+    horizons = net.shape[1]
     for b in range(n_rows):
         for k in range(d):
             unit = local_scale(scale, level, b, k)
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
-                every[b, h, :experts, k] = paths[b, h, :, k]
-                every[b, h, experts, k] = base_path[b, h, k] + correction[b, k] * unit
-                acc = 0.0
-                for e in range(experts + 1):
-                    acc += every[b, h, e, k] * weights[b, tracked, e, k]
-                mean[b, h, k] = acc
+                for e in range(experts):
+                    every[b, h, e, k] = paths[b, h, e, k]
+                member = _network_member(base_path, correction, unit, b, h, k)
+                every[b, h, experts, k] = member
+                mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
                 for i in range(combination.COMBINERS):
-                    acc = 0.0
-                    for e in range(experts + 1):
-                        acc += every[b, h, e, k] * combiners[b, tracked, i, e, k]
-                    combined[b, h, i, k] = acc
+                    combined[b, h, i, k] = _with_network(partial, net, member, b, h, tracked, 1 + i, k)
+
+
+@compiled
+def remember(paths, base_path, partial, net, correction, scale, level, half, slot, at, origin, mean) -> None:
+    """The tick's ``serve`` without a members' table: the served ``mean`` [B, Hc, d], and
+    this origin's forecasts written as float32 straight into the ring ``origin`` [N, Hc, Hc,
+    E + 4, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
+    (the experts' ``paths`` [B, Hc, E - 1, d], then the network's), the served mean, the
+    half-width ``half`` [B, Hc, d] served with it (NaN: 0, the ring's "unknown") and the
+    combiners' forecasts (fast, slow)."""
+    n_rows, horizon, experts, d = paths.shape
+    horizons = net.shape[1]
+    members = experts + 1
+    for b in range(n_rows):
+        s, o = slot[b], at[b]
+        for k in range(d):
+            unit = local_scale(scale, level, b, k)
+            for h in range(horizon):
+                tracked = min(h, horizons - 1)
+                for e in range(experts):
+                    origin[s, o, h, e, k] = np.float32(paths[b, h, e, k])
+                member = _network_member(base_path, correction, unit, b, h, k)
+                origin[s, o, h, experts, k] = np.float32(member)
+                mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
+                origin[s, o, h, members, k] = np.float32(mean[b, h, k])
+                width = half[b, h, k]
+                origin[s, o, h, members + 1, k] = np.float32(0.0 if math.isnan(width) else width)
+                for i in range(combination.COMBINERS):
+                    combined = _with_network(partial, net, member, b, h, tracked, 1 + i, k)
+                    origin[s, o, h, members + 2 + i, k] = np.float32(combined)
 
 
 @compiled

@@ -12,34 +12,42 @@ result is not finite.
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from tbptt_online.compiled import compiled
 
 
 @compiled
-def rls_step(theta, p, b, k, phi, target, forget, max_trace, clamp) -> None:
+def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
     """The step on ``theta`` [B, d, K] and ``p`` [B, d, K, K] at [b, k], in place; errors
-    are clamped to +-``clamp``."""
-    order = phi.shape[0]
-    p_phi = np.zeros(order)
+    are clamped to +-``clamp``. ``work`` [3, >= K] is the caller's scratch: its row 0 holds
+    the inputs phi (set by the caller), rows 1 and 2 are overwritten (P phi, the gain): a
+    step allocates nothing (it runs twice per series and value). The new theta and P are
+    formed twice, the same way: once to check that all are finite, once to write them."""
+    order = theta.shape[2]
     for i in range(order):
+        acc = 0.0
         for j in range(order):
-            p_phi[i] += p[b, k, i, j] * phi[j]
+            acc += p[b, k, i, j] * work[0, j]
+        work[1, i] = acc  # (P phi)_i
     denominator, fitted = forget, 0.0
     for i in range(order):
-        denominator += phi[i] * p_phi[i]
-        fitted += theta[b, k, i] * phi[i]
-    gain = p_phi / denominator
-    new_theta = theta[b, k] + gain * min(max(target - fitted, -clamp), clamp)
+        denominator += work[0, i] * work[1, i]
+        fitted += theta[b, k, i] * work[0, i]
+    for i in range(order):
+        work[2, i] = work[1, i] / denominator  # the gain
+    error = min(max(target - fitted, -clamp), clamp)
     trace = 0.0  # of the new P, known before it is formed
     for i in range(order):
-        trace += p[b, k, i, i] - gain[i] * p_phi[i]
+        trace += p[b, k, i, i] - work[2, i] * work[1, i]
     factor = min(max_trace / (trace / forget), 1.0) / forget
-    new_p = np.empty((order, order))
     for i in range(order):
+        if not math.isfinite(theta[b, k, i] + work[2, i] * error):
+            return
         for j in range(order):
-            new_p[i, j] = (p[b, k, i, j] - gain[i] * p_phi[j]) * factor
-    if np.isfinite(new_theta).all() and np.isfinite(new_p).all():
-        theta[b, k] = new_theta
-        p[b, k] = new_p
+            if not math.isfinite((p[b, k, i, j] - work[2, i] * work[1, j]) * factor):
+                return
+    for i in range(order):  # each new element reads only its own old one (and the scratch): in place
+        theta[b, k, i] = theta[b, k, i] + work[2, i] * error
+        for j in range(order):
+            p[b, k, i, j] = (p[b, k, i, j] - work[2, i] * work[1, j]) * factor

@@ -36,5 +36,6 @@ def warm_kernels() -> float:
     base = hybrid.base_path(rows, paths)
     hybrid.network_input(rows, y, step, target, base.path[:, 0])
     hybrid.members(rows, step, horizons, paths, base)
+    hybrid.remember(rows, paths, base, hybrid.half_widths(rows, horizons), step % horizons, store["c_origin"])
     hybrid.served_weights(rows)  # a series' stats
     return time.perf_counter() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
@@ -178,3 +179,43 @@ def test_nothing_scored_by_the_combiners_mixes_them_evenly():
     served, combiners, mu = combination.served_weights(rows, torch.ones(1, 2, 1, dtype=torch.bool))
     assert mu.flatten().tolist() == [0.5, 0.5]
     assert served[0, 0, :, 0].tolist() == pytest.approx((combiners[0, 0, 0] + combiners[0, 0, 1]).flatten() / 2)
+
+
+def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float) -> list[float]:
+    """``ewa``'s rule in plain Python in its order of operations, exp called for every member
+    (a member not allowed: exp(-inf) = 0): what the kernel must equal to the last bit."""
+    best = math.inf
+    for value, ok in zip(loss, allowed, strict=True):
+        if ok and value < best:
+            best = value
+    factor = -eta / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
+    logits = [value * factor if ok else -math.inf for value, ok in zip(loss, allowed, strict=True)]
+    top = -math.inf
+    for x in logits:
+        top = max(top, x)
+    raw = [math.exp(x - top) for x in logits]
+    total = 0.0
+    for r in raw:
+        total += r
+    return [r / total for r in raw]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_weights_equal_the_rule_written_out_to_the_last_bit(seed):
+    rng = random.Random(seed)
+    b, horizons, members, d = 2, 3, 21, 2
+    loss = torch.tensor(
+        [rng.choice([0.0, 1.0, rng.uniform(0, 40)]) for _ in range(b * horizons * members * d)], dtype=f64
+    )
+    loss = loss.view(b, horizons, members, d)
+    count = torch.tensor([rng.choice([0.0, rng.uniform(0.5, 90)]) for _ in range(b * horizons * d)], dtype=f64)
+    count = count.view(b, horizons, d)
+    allowed = torch.rand(b, members, d, generator=torch.Generator().manual_seed(seed)) < 0.6
+    allowed[:, -1] = True  # the network's member: always
+    w = combination.weights(loss, count, allowed)
+    for i in range(b):
+        for h in range(horizons):
+            for k in range(d):
+                ok = allowed[i, :, k].tolist()
+                expected = ewa_by_hand(loss[i, h, :, k].tolist(), count[i, h, k].item(), ok, ETA)
+                assert w[i, h, :, k].tolist() == expected

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numba
+import numpy as np
 
 from tbptt_online import compiled
 
@@ -28,3 +29,25 @@ def test_every_kernel_module_is_in_the_digest_and_numba_caches_there():
     assert Path(numba.config.CACHE_DIR).name == compiled.source_digest(
         [package / f"{name}.py" for name in compiled.KERNEL_MODULES]
     )
+
+
+def test_every_module_with_inlined_helpers_is_in_the_digest_too():
+    package = Path(compiled.__file__).parent
+    with_helpers = {p.stem for p in package.glob("*.py") if "@inlined" in p.read_text()}
+    assert with_helpers and with_helpers <= set(compiled.KERNEL_MODULES)
+
+
+@numba.njit
+def _sum_asking_ahead(values: np.ndarray, ahead: int) -> float:
+    total = 0.0
+    for i in range(values.shape[0]):
+        compiled.prefetch(values.ctypes.data + (i + ahead) * values.strides[0])  # past the end as well
+        total += values[i]
+    return total
+
+
+def test_prefetch_changes_no_value_and_an_address_outside_the_array_is_ignored():
+    values = np.arange(1000.0)
+    for ahead in (0, 64, 1 << 40, -(1 << 40)):
+        assert _sum_asking_ahead(values, ahead) == 499500.0
+    assert np.array_equal(values, np.arange(1000.0))

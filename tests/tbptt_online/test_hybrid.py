@@ -112,6 +112,23 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
             assert combined[0, h - 1, i, 0].item() == pytest.approx(by_hand, rel=1e-12)
 
 
+def test_the_ring_holds_what_each_origin_served_as_float32():
+    # the tick writes its origin's forecasts into the ring from its serving kernel; the members
+    # recomputed from the rows afterwards (hybrid.members) must be what it wrote, bit for bit
+    f = Forecaster(config_for(season_length=4))
+    horizons = f.config.calibrated_horizon
+    a, b = seasonal(30, period=4, noise=0.5, seed=2), seasonal(30, period=4, noise=0.5, seed=3, level=-5.0)
+    for step in range(30):
+        f.observe_many([("a", a[step])] + ([("b", b[step - 6])] if step >= 6 else []))
+        for series in ("a", "b") if step >= 6 else ("a",):
+            rows, steps = rows_of(f, series)
+            every, mean, combined = hybrid.members(rows, steps, horizons)  # [1, Hc, E, 1], [1, Hc, 1], [1, Hc, 2, 1]
+            half = hybrid.half_widths(rows, horizons).nan_to_num(0.0)  # [1, Hc, 1]; NaN (none yet): 0
+            expected = torch.cat([every, mean[:, :, None], half[:, :, None], combined], dim=2)[0].float()
+            ring = f.store.tensors["c_origin"][f.store.slots[series], int(steps) % horizons]  # [Hc, E + 4, 1]
+            assert torch.equal(ring, expected), (series, step)
+
+
 def mixed_ticks(n: int) -> list[list[tuple[str, float | None]]]:
     """Three series entering at ticks 0, 2 and 5, with gaps; "c" crosses zero (log members off)."""
     ticks = []

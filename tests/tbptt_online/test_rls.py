@@ -1,0 +1,78 @@
+"""One recursive-least-squares step (rls.py) against the documented update written out in
+plain Python, element by element in the same order: equal to the last bit, the finiteness
+rule included (the kernel works in its caller's scratch and forms the new theta and P twice)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from tbptt_online.rls import rls_step
+
+K = 5
+
+
+def by_hand(theta, p, phi, target, forget, max_trace, clamp):
+    """The module docstring's update of one series and feature: (theta, P) after the step,
+    unchanged where anything new is not finite."""
+    p_phi = [sum_in_order(p[i][j] * phi[j] for j in range(K)) for i in range(K)]
+    denominator = forget
+    fitted = 0.0
+    for i in range(K):
+        denominator += phi[i] * p_phi[i]
+        fitted += theta[i] * phi[i]
+    gain = [x / denominator for x in p_phi]
+    error = min(max(target - fitted, -clamp), clamp)
+    new_theta = [theta[i] + gain[i] * error for i in range(K)]
+    trace = 0.0
+    for i in range(K):
+        trace += p[i][i] - gain[i] * p_phi[i]
+    factor = min(max_trace / (trace / forget), 1.0) / forget
+    new_p = [[(p[i][j] - gain[i] * p_phi[j]) * factor for j in range(K)] for i in range(K)]
+    if all(math.isfinite(x) for x in new_theta) and all(math.isfinite(x) for row in new_p for x in row):
+        return new_theta, new_p
+    return theta, p
+
+
+def sum_in_order(terms) -> float:
+    total = 0.0
+    for term in terms:
+        total += term
+    return total
+
+
+def stepped(theta, p, phi, target, forget=0.995, max_trace=1e4, clamp=50.0):
+    """rls_step on row 1, feature 0 of two rows; the other row must not change."""
+    thetas = np.zeros((2, 1, K))
+    ps = np.tile(np.eye(K), (2, 1, 1, 1)) * 7.0
+    thetas[1, 0], ps[1, 0] = theta, p
+    work = np.full((3, K + 2), np.nan)  # scratch wider than K: only its first K columns are used
+    work[0, :K] = phi
+    rls_step(thetas, ps, 1, 0, work, target, forget, max_trace, clamp)
+    assert np.array_equal(thetas[0, 0], np.zeros(K)) and np.array_equal(ps[0, 0], np.eye(K) * 7.0)
+    return thetas[1, 0].tolist(), ps[1, 0].tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_step_equals_the_update_written_out_to_the_last_bit(seed):
+    rng = random.Random(seed)
+    a = [[rng.gauss(0, 1) for _ in range(K)] for _ in range(K)]
+    p = [[sum(a[i][m] * a[j][m] for m in range(K)) + (i == j) for j in range(K)] for i in range(K)]  # SPD
+    theta = [rng.gauss(0, 1) for _ in range(K)]
+    phi = [rng.gauss(0, 2) for _ in range(K)]
+    target = rng.gauss(0, 100)  # often past the clamp
+    max_trace = 1e4 if seed % 2 else 1.0  # odd seeds: the trace is shrunk to max_trace
+    assert stepped(theta, p, phi, target, max_trace=max_trace) == by_hand(theta, p, phi, target, 0.995, max_trace, 50.0)
+
+
+@pytest.mark.parametrize(("p0", "target"), [(1.0, math.nan), (1e308, 1.0)])
+def test_a_step_whose_result_is_not_finite_changes_nothing(p0, target):
+    # a NaN target: a NaN theta; P_00 = 1e308: (P phi)_0 = 1e309 overflows, the gain is inf / inf
+    theta, p = [0.5] * K, [[float(i == j) for j in range(K)] for i in range(K)]
+    p[0][0] = p0
+    phi = [10.0, 1.0, 0.0, 0.0, 0.0]
+    assert by_hand(theta, p, phi, target, 0.995, 1e4, 50.0) == (theta, p)
+    assert stepped(theta, p, phi, target) == (theta, p)

@@ -18,7 +18,7 @@ from tbptt_service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKE
 
 from ..state_probe import assert_same_state, crash_copy, model_state
 from .test_chunked_batches import queued
-from .test_chunked_recovery import LONG, NO_TIMER, T0, URL, Gate, feed, records_of
+from .test_chunked_recovery import LONG, T0, URL, feed, gated_app, records_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 KEY = {"Idempotency-Key": "long-1"}
@@ -31,9 +31,7 @@ async def count(client, series: str) -> int:
 async def test_a_keyed_long_request_is_chunked_and_a_repeat_during_it_gets_its_first_answer(
     make_settings, serve, tmp_path
 ) -> None:
-    settings = make_settings(**NO_TIMER)
-    gate = Gate()
-    app = create_app(settings, forecaster_factory=gate)
+    settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
         await feed(client, 0, 2)
         worker: ModelWorker = app.state.registry.get("default")
@@ -72,9 +70,7 @@ async def test_a_keyed_long_request_is_chunked_and_a_repeat_during_it_gets_its_f
 async def test_a_crash_between_two_chunks_of_a_keyed_batch_answers_its_repeat_bit_for_bit(
     make_settings, serve, tmp_path
 ) -> None:
-    settings = make_settings(**NO_TIMER)
-    gate = Gate()
-    app = create_app(settings, forecaster_factory=gate)
+    settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
         await feed(client, 0, 2)
         long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}, headers=KEY))

@@ -52,6 +52,13 @@ class Gate:
         self.forecaster.release.set()
 
 
+def gated_app(make_settings) -> tuple[Any, Gate, Any]:
+    """Settings without timed checkpoints, a ``Gate``, and the app built over both."""
+    settings = make_settings(**NO_TIMER)
+    gate = Gate()
+    return settings, gate, create_app(settings, forecaster_factory=gate)
+
+
 async def feed(client: httpx.AsyncClient, start: int, count: int) -> None:
     for t in range(start, start + count):
         body = {
@@ -69,9 +76,7 @@ def records_of(app: Any) -> list[Any]:
 async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_applies_the_batch_once(
     make_settings, serve, tmp_path
 ) -> None:
-    settings = make_settings(**NO_TIMER)
-    gate = Gate()
-    app = create_app(settings, forecaster_factory=gate)
+    settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
         await feed(client, 0, 3)
         await app.state.durability.checkpoint(app.state.registry)  # recovery: this checkpoint, then the log
@@ -118,9 +123,7 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
 
 
 async def test_a_checkpoint_asked_for_during_a_long_batch_holds_it_whole(make_settings, serve, tmp_path) -> None:
-    settings = make_settings(**NO_TIMER)
-    gate = Gate()
-    app = create_app(settings, forecaster_factory=gate)
+    settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
         await feed(client, 0, 2)
         worker: ModelWorker = app.state.registry.get("default")

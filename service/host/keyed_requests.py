@@ -38,28 +38,25 @@ class KeyedRequests:
 
     def apply_record(self, payload: dict[str, Any]) -> None:
         """Apply an ``observe`` record's batch (recovery; call it like ``apply``) and remember the
-        answers of the keys journaled with it, as the live batch did: a key's element that repeated
-        an earlier batch's result is journaled as its series, whose mark holds that result before
-        the batch is applied."""
-        observations = observations_of(payload)
-        keys = payload.get("keys", ())
-        earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
-        results = self.apply(observations)
-        for key, digest, sources in keys:
-            places = [s if type(s) is int else earlier[s] for s in sources]
-            self.keys.remember(key, digest, results, places, self.forecaster.engine.updates)  # type: ignore[arg-type]
+        answers of the keys journaled with it, as the live batch did."""
+        pending = self._journaled_keys(payload)  # before the batch: the marks hold the earlier results
+        results = self.apply(observations_of(payload))
+        self._remember(pending, results, self.forecaster.engine.updates)
 
     def begin_chunked_record(self, payload: dict[str, Any], seq: int) -> None:
         """Take an ``observe_chunked`` record's batch (recovery; like ``begin_chunked``), its keys to
-        be remembered when its last chunk is applied: a key's element that repeated an earlier
-        result is journaled as its series, whose mark holds that result before the batch begins."""
+        be remembered when its last chunk is applied."""
+        self.begin_chunked(observations_of(payload), seq, self._journaled_keys(payload))
+
+    def _journaled_keys(self, payload: dict[str, Any]) -> list[PendingKey]:
+        """The keys journaled with a batch record, before the batch is applied: a key's element that
+        repeated an earlier batch's result is journaled as its series, whose mark holds that result."""
         keys = payload.get("keys", ())
         earlier = {s: self._marks[s].result for _, _, sources in keys for s in sources if type(s) is str}
-        pending = [
+        return [
             PendingKey(key, digest, [s if type(s) is int else earlier[s] for s in sources])
             for key, digest, sources in keys
         ]
-        self.begin_chunked(observations_of(payload), seq, pending)
 
     def _answer_known_keys(self, jobs: list[ObserveJob]) -> list[ObserveJob]:
         """Answer the jobs whose key the model knows (their first answer; 422 for another request
@@ -84,16 +81,14 @@ class KeyedRequests:
         return fresh
 
     @staticmethod
-    def _keyed(admitted: list[tuple[ObserveJob, list[Source]]]) -> tuple[list[tuple[ObserveJob, list[Source]]], list]:
-        """The admitted requests that carry a key, and their keys as journaled with the batch: a
+    def _keyed(admitted: list[tuple[ObserveJob, list[Source]]]) -> tuple[list[PendingKey], list]:
+        """The keys of the admitted requests that carry one, and as journaled with the batch: a
         key's sources are a place in the batch, or the series whose earlier result it repeats."""
-        keyed = [(job, sources) for job, sources in admitted if job.key is not None]
-        keys = [[job.key, job.digest, [s if type(s) is int else s.series for s in sources]] for job, sources in keyed]
+        keyed = [PendingKey(job.key, job.digest, sources) for job, sources in admitted if job.key is not None]  # type: ignore[arg-type]
+        keys = [[p.key, p.digest, [s if type(s) is int else s.series for s in p.sources]] for p in keyed]
         return keyed, keys
 
-    def _remember_keys(
-        self, keyed: list[tuple[ObserveJob, list[Source]]], results: Sequence[StepResult], update_count: int
-    ) -> None:
-        """Once the batch is durable: a retry of a keyed request is answered, never applied again."""
-        for job, sources in keyed:
-            self.keys.remember(job.key, job.digest, results, sources, update_count)  # type: ignore[arg-type]
+    def _remember(self, keyed: Sequence[PendingKey], results: Sequence[StepResult], update_count: int) -> None:
+        """Once the batch is durable (or replayed): a retry of a keyed request is answered, never applied again."""
+        for p in keyed:
+            self.keys.remember(p.key, p.digest, results, p.sources, update_count)

@@ -86,13 +86,8 @@ class LongBatches:
         if run.remaining == 0:
             self._chunked = None
             if remember_keys:
-                self._remember_run_keys(run, run.results())
+                self._remember(run.keys, run.results(), self.forecaster.engine.updates)
         return results
-
-    def _remember_run_keys(self, run: ChunkedRun, results: StepResults) -> None:
-        """The finished run's keys, answered with its results from now on (never applied again)."""
-        for pending in run.keys:
-            self.keys.remember(pending.key, pending.digest, results, pending.sources, self.forecaster.engine.updates)
 
     def _between_chunks(self) -> None:
         """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
@@ -127,7 +122,7 @@ class LongBatches:
 
     def _begin_chunked(self, merged: list[Observation], admitted: list[tuple[ObserveJob, list[Source]]]) -> None:
         """Journal a long batch whole, with its requests' keys; ``_next_chunk`` applies it, a chunk at a time."""
-        keyed, keys = self._keyed(admitted)
+        run_keys, keys = self._keyed(admitted)
         begin = self.journal.begin_chunked
         write = (lambda: begin(self.name, merged, keys)) if keys else (lambda: begin(self.name, merged))
         try:
@@ -136,7 +131,6 @@ class LongBatches:
             for job, _ in admitted:
                 self._fail(job, error)
             return
-        run_keys = [PendingKey(job.key, job.digest, sources) for job, sources in keyed]  # type: ignore[arg-type]
         self.begin_chunked(merged, pending.seq, run_keys)  # durable with its first chunk's record (the log is in order)
         self._chunked_jobs = admitted
         if pending.seq is not None:
@@ -189,5 +183,5 @@ class LongBatches:
         done, self._chunked_jobs = self._chunked_jobs, []
         self._record_batch(len(done), len(chunk), seconds, attempts_before)
         update_count, outcomes = self.forecaster.engine.updates, run.results()
-        self._remember_run_keys(run, outcomes)  # durable: a retry is answered, never applied again
+        self._remember(run.keys, outcomes, update_count)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in done])

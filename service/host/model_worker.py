@@ -389,7 +389,7 @@ class ModelWorker(LongBatches, KeyedRequests):
             self.publish()
             self._record_batch(len(admitted), len(merged), seconds, attempts_before)
         update_count = self.forecaster.engine.updates
-        self._remember_keys(keyed, results, update_count)  # durable: a retry is answered, never applied again
+        self._remember(keyed, results, update_count)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])
 
     def _quarantine(self, seq: int | None, error: Exception) -> None:

@@ -19,13 +19,10 @@ from tbptt_service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKE
 from ..state_probe import assert_same_state, crash_copy, model_state
 from .test_chunked_batches import queued
 from .test_chunked_recovery import LONG, T0, URL, feed, gated_app, records_of
+from .test_idempotency_keys import count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 KEY = {"Idempotency-Key": "long-1"}
-
-
-async def count(client, series: str) -> int:
-    return (await client.get(f"/v1/models/default/series/{series}")).json()["count"]
 
 
 async def test_a_keyed_long_request_is_chunked_and_a_repeat_during_it_gets_its_first_answer(

@@ -100,6 +100,10 @@ class UnreadablePayload:
     Traceback (most recent call last):
     ...
     ValueError: the payload of log record seq 7 is not valid JSON (...)
+    >>> payload.get("keys", ())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the payload of log record seq 7 is not valid JSON (...)
     """
 
     def __init__(self, seq: int, reason: str) -> None:
@@ -107,6 +111,9 @@ class UnreadablePayload:
 
     def __getitem__(self, key: Any) -> Any:
         raise ValueError(f"the payload of log record seq {self.seq} is not valid JSON ({self.reason})")
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key]  # a field read the dict way (the journaled keys) raises the same
 
     def __repr__(self) -> str:
         return f"UnreadablePayload(seq={self.seq}, reason={self.reason!r})"

@@ -123,10 +123,8 @@ class LongBatches:
     def _begin_chunked(self, merged: list[Observation], admitted: list[tuple[ObserveJob, list[Source]]]) -> None:
         """Journal a long batch whole, with its requests' keys; ``_next_chunk`` applies it, a chunk at a time."""
         run_keys, keys = self._keyed(admitted)
-        begin = self.journal.begin_chunked
-        write = (lambda: begin(self.name, merged, keys)) if keys else (lambda: begin(self.name, merged))
         try:
-            pending = self._journaled(write, "batch", "applied")
+            pending = self._journaled(lambda: self.journal.begin_chunked(self.name, merged, keys), "batch", "applied")
         except ApiError as error:
             for job, _ in admitted:
                 self._fail(job, error)

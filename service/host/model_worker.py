@@ -366,8 +366,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         keyed, keys = self._keyed(admitted)
         if merged:
             try:
-                begin = self.journal.begin_append
-                write = (lambda: begin(self.name, merged, keys)) if keys else (lambda: begin(self.name, merged))
+                write = lambda: self.journal.begin_append(self.name, merged, keys)  # noqa: E731
                 pending = self._journaled(write, "batch", "applied")
             except ApiError as error:
                 for job, _ in admitted:

@@ -1,0 +1,37 @@
+"""The tour file's oracle: the generator replayed exactly, and its two forecasters scored."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import server_metrics_oracle as oracle
+
+
+def test_the_replayed_generator_gives_every_cell_of_the_csv() -> None:
+    replayed = oracle.replay()  # raises where a value differs
+    cells = sum(len(host["cpu"]) for host in replayed.values())
+    gaps = sum(math.isnan(v) for host in replayed.values() for v in host["cpu"])
+    written = oracle.SERVER_METRICS_CSV.read_text().splitlines()[1:]
+    assert cells == len(written) == 2016
+    assert gaps == sum(1 for line in written if line.split(",")[2] == "")
+
+
+def test_a_csv_the_generator_did_not_write_is_refused(tmp_path, monkeypatch) -> None:
+    lines = oracle.SERVER_METRICS_CSV.read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[2] = f"{float(fields[2]) + 0.01:.2f}"
+    lines[5] = ",".join(fields)
+    changed = tmp_path / "server_metrics.csv"
+    changed.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(oracle, "SERVER_METRICS_CSV", changed)
+    with pytest.raises(ValueError, match="differs from the CSV"):
+        oracle.replay()
+
+
+def test_the_oracle_that_knows_the_noise_does_better_than_the_one_that_reads_the_values() -> None:
+    ratios = oracle.oracle_ratios()
+    assert set(ratios) == {"web-1", "web-2", "db-1", "batch-1"}
+    for r in ratios.values():
+        assert 0 < r["latent"] < r["observed"] < 1

@@ -117,16 +117,25 @@ class Forecaster:
             self.config, self._frozen[1], self.store.snapshot(), self.store.slots, self.engine.updates
         )
 
+    def _live(self) -> ForecasterView:
+        """A view of the state as it is now, for a read that ends before the next observe on
+        this thread (``forecast``, ``forecast_many``, ``series_stats``, whose answers are plain
+        lists): it reads the store's tensors and the weights themselves, without the snapshot
+        of the in-place fields and the copy of the weights that ``view()`` makes for a reader
+        that outlives later ticks (the same numbers; a copy per call cost more than the read)."""
+        network = None if self.config.hybrid else self.network
+        return ForecasterView(self.config, network, self.store.tensors, self.store.slots, self.engine.updates)
+
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Multi-step forecast with intervals; never mutates any state (see ForecasterView)."""
-        return self.view().forecast(series, horizon, level)
+        return self._live().forecast(series, horizon, level)
 
     def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[Forecast | ValueError]:
         """Many forecasts with one batched rollout; a bad request fails alone (see ForecasterView)."""
-        return self.view().forecast_many(requests)
+        return self._live().forecast_many(requests)
 
     def series_stats(self, series: str):
-        return self.view().series_stats(series)
+        return self._live().series_stats(series)
 
     def truncation(self) -> TruncationReport:
         """The truncation advisor's report: the gradient's reach, the data's dependency

@@ -29,12 +29,12 @@ from tbptt_online.engine import TBPTTEngine, state_gradient_norms
 from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
 from tbptt_online.network import RecurrentNetwork, State, select_rows
-from tbptt_online.normalizer import std, welford_update
+from tbptt_online.normalizer import std
 from tbptt_online.probe import TruncationProbe
 from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
-from tbptt_online.scoring import STAT, score_step
+from tbptt_online.scoring import STAT, add_scores, observed_stats
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
@@ -241,11 +241,10 @@ class Forecaster:
         mask = ~torch.isnan(raw)  # [B, d]
         mean_n, *made = st.get("served", slots).unbind(1)  # [B, d] each: what was served for this value
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
-        count, centre, m2 = stats[:, STAT["norm_count"]], stats[:, STAT["norm_mean"]], stats[:, STAT["norm_m2"]]
+        new_stats = observed_stats(stats, raw, mask, cfg.normalize)  # the normaliser and last value with raw
         scale = None
-        if cfg.normalize:
-            count, centre, m2 = welford_update(count, centre, m2, raw, mask)
-            scale = std(count, m2)  # [B, d]
+        if cfg.normalize and not cfg.hybrid:  # (the hybrid's network sees its own features)
+            scale = std(new_stats[:, STAT["norm_count"]], new_stats[:, STAT["norm_m2"]])  # [B, d]
         before = st.get("steps", slots)  # [B] t - 1
         steps = before + 1  # [B] t after this value
         rows = None
@@ -256,15 +255,14 @@ class Forecaster:
             x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y
         else:
+            centre = new_stats[:, STAT["norm_mean"]]
             x = (raw - centre) / scale if cfg.normalize else raw  # normalised with the stats including it
             x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
             y, target_mask = x, mask
             residual = torch.where(mask, x - mean_n, 0.0)
-        scored = mask & ~torch.isnan(made[0])  # the first value of a hybrid series had no forecast
-        scores = score_step(stats, raw, scored, *made, residual)  # [B, 8, d]
-        diverged = cfg.guards and not cfg.hybrid and self._prequential_diverges(raw, made[0], stats, scored)
-        last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
-        stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
+        add_scores(new_stats, stats, raw, mask, *made, residual)  # scored where a forecast was served
+        diverged = cfg.guards and not cfg.hybrid and self._prequential_diverges(raw, made[0], stats, mask)
+        stats = new_stats
         st.put(slots, stats=stats, steps=steps)
         ring = before % cfg.ring_size  # [B] where step t lives: (t - 1) % R
         x = x.to(self.dtype)  # [B, i] the network's input, as the history keeps it
@@ -313,11 +311,11 @@ class Forecaster:
         return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
 
     def _prequential_diverges(
-        self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, scored: torch.Tensor
+        self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, observed: torch.Tensor
     ) -> bool:
         """Fold the tick's served and naive absolute errors into the guard (see guards.py)."""
         naive = stats[:, STAT["last_value"]]  # [B, d] the value before this one (NaN: none yet)
-        both = scored & ~torch.isnan(naive)
+        both = observed & ~torch.isnan(made) & ~torch.isnan(naive)  # scored (a forecast was served), naive too
         if not bool(both.any()):
             return False
         error = float((raw - made).abs()[both].mean())

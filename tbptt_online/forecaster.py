@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import torch
 
 from tbptt_online import experts, hybrid
@@ -194,7 +195,7 @@ class Forecaster:
         ):
             names = [_check_name(name, i) for i, name in enumerate(names)]
         raw = parse_values(list(map(itemgetter(1), items)), self.config.n_features)  # [N, d]
-        if raw.abs().gt(MAX_ABS_VALUE).any():  # one vectorised check per batch (NaN compares False)
+        if (np.abs(raw.numpy()) > MAX_ABS_VALUE).any():  # one vectorised check per batch (NaN compares False)
             i = int(raw.abs().gt(MAX_ABS_VALUE).any(dim=1).nonzero()[0])  # the first bad element, named
             raise ValueError(
                 f"observation {i}: series {names[i]!r}: value {format_row(raw[i].tolist())!r} is out of range: "
@@ -279,8 +280,10 @@ class Forecaster:
                 carried = self.network.advance(x, before)  # ĥ_t
             st.put_state("carried", slots, carried)
             self._store_anchors(slots, steps)
-            updated = (steps % cfg.k1 == 0) | (steps <= cfg.resolved_warmup_updates)
-            if bool(updated.any()):
+            # (numpy: a tick's few steps without torch's per-operation overhead)
+            due = (steps.numpy() % cfg.k1 == 0) | (steps.numpy() <= cfg.resolved_warmup_updates)  # [B]
+            updated = torch.from_numpy(due)
+            if due.any():
                 self._update_stateful(slots[updated], steps[updated])
         else:
             if cfg.probe_every:
@@ -297,7 +300,8 @@ class Forecaster:
             if diverged:  # served far worse than the naive forecast: back to the good weights
                 self.engine.rollback()
             next_pred = self.network.predict(carried)  # [B, p] with updated weights
-            if cfg.guards and bool((next_pred[:, : cfg.n_features].abs() > self.engine.guard.blowup_limit()).any()):
+            limit = self.engine.guard.blowup_limit() if cfg.guards else math.inf  # inf: nothing is past it
+            if limit < math.inf and (np.abs(next_pred[:, : cfg.n_features].numpy()) > limit).any():
                 # a forecast blow-up: the weights go back to the last good copy, the forecasts are made again
                 self.engine.guard.counts["blowups"] += 1
                 self.engine.rollback()
@@ -358,6 +362,8 @@ class Forecaster:
         else:
             longest = max(cfg.season_length)
             due = (steps == 1) | (steps == 2 * longest)
+        if not bool(due.any()):  # most ticks
+            return
         for at in torch.unique(steps[due]).tolist():
             which = due & (steps == at)
             idx = which.nonzero().squeeze(1)
@@ -403,8 +409,8 @@ class Forecaster:
         of k1 and a window K in k2 (adaptive: k2_min, k2_min + k1, ... k2_max), i.e.
         (s + K) % k1 == 0 for the shortest K; it is used at t = s + K."""
         k1, base = self.config.k1, self.config.min_window
-        due = (steps + base) % k1 == 0
-        if bool(due.any()):
+        if ((steps.numpy() + base) % k1 == 0).any():  # (numpy: no torch overhead on most ticks, where none is)
+            due = (steps + base) % k1 == 0
             which = (steps[due] + base) // k1 % self.store.anchors  # [n] ring index j % A
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 

@@ -341,8 +341,11 @@ class Forecaster:
         target [B, d], where the target is defined, and the experts' paths [B, Hc, E - 1, d]
         and their combination [B, Hc, d] (see hybrid.py), which the serving reuses."""
         cfg = self.config
-        fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
-        y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
+        fallback = np.nan_to_num(stats[:, STAT["last_value"]].numpy(), nan=0.0)  # (numpy: no torch overhead)
+        made = made.numpy()
+        y = torch.from_numpy(
+            np.where(mask.numpy(), raw.numpy(), np.where(np.isnan(made), fallback, made))
+        )  # missing: the served mean
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)

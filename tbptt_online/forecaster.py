@@ -250,9 +250,8 @@ class Forecaster:
         steps = before + 1  # [B] t after this value
         rows = None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
-            for field in experts.SHARED:  # written in place at these rows by the tick (saved for snapshots first)
-                st.writable(field, slots)
-            rows = hybrid.rows_at(st.tensors, slots)
+            rows, in_place = st.hybrid_rows(slots)  # the store's rows themselves, or copies (saved for snapshots first)
+            taken = dict(rows) if in_place else None  # the fields as taken: the kernels write them in place
             x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y
         else:
@@ -307,7 +306,7 @@ class Forecaster:
                 self.engine.rollback()
                 next_pred = self.network.predict(carried)
         if rows is not None:
-            nxt = self._hybrid_serve(rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
+            nxt = self._hybrid_serve(rows, taken, slots, steps, next_pred, paths, base).unbind(1)[1:]
         else:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
@@ -387,6 +386,7 @@ class Forecaster:
     def _hybrid_serve(
         self,
         rows: dict[str, torch.Tensor],
+        taken: dict[str, torch.Tensor] | None,
         slots: torch.Tensor,
         steps: torch.Tensor,
         pred: torch.Tensor,
@@ -395,7 +395,9 @@ class Forecaster:
     ) -> torch.Tensor:
         """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
         ``base``, remember the origin's forecasts; store and return the served one-step
-        forecast [B, 4, d]."""
+        forecast [B, 4, d]. ``taken``: the store's own rows (``SeriesStore.hybrid_rows``), which
+        the tick wrote in place: only the fields it replaced are written back (None: copies,
+        every field is)."""
         d = self.config.n_features
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
@@ -403,7 +405,10 @@ class Forecaster:
         origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
         mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin)  # [B, Hc, d]
         served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
-        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
+        own = experts.own(rows)
+        if taken is not None:
+            own = {k: v for k, v in own.items() if v is not taken[k]}
+        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **own)
         return served
 
     # -- stateful -----------------------------------------------------------------

@@ -25,11 +25,15 @@ consistent snapshot that later ticks cannot change (copy-on-write by constructio
 One exception: the hybrid's large fields (``IN_PLACE``) are written in place at the rows
 a tick touches; a snapshot reads them through ``saved_rows.AsOfSnapshot``, and each write
 first saves the rows it changes for every snapshot still held (copy on write by rows).
-The other exception is the ``PRIVATE`` fields (the anchors): only updates read them, never a
-forecast, so ``snapshot()`` leaves them out and they are written in place (at 10,000
-series they are 70 % of the bytes: copying them on every tick cost more than the tick's
-own work). ``state_dict`` copies them. ``slots`` is replaced, never changed, when
-series come and go, so a snapshot shares it without a copy.
+The hybrid's other fields (``COPIED_ON_WRITE``, small) are written in place too, and copied
+whole before the first write after a snapshot or a state_dict took them (copy on write by
+fields: without a snapshot, as in a library's loop, a tick neither copies nor gathers them
+when its slots are one run, ``hybrid_rows``). The other exception is the ``PRIVATE``
+fields (the anchors): only updates read them, never a forecast, so ``snapshot()`` leaves
+them out and they are written in place (at 10,000 series they are 70 % of the bytes:
+copying them on every tick cost more than the tick's own work). ``state_dict`` copies
+them. ``slots`` is replaced, never changed, when series come and go, so a snapshot shares
+it without a copy.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import numpy as np
 import torch
 
 from tbptt_online import hybrid
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.experts import SHARED
 from tbptt_online.hybrid import ORIGIN_RING
 from tbptt_online.network import State
 from tbptt_online.saved_rows import AsOfSnapshot, SavedRows
@@ -55,6 +61,13 @@ PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no 
 # saved_rows.py); a state_dict hands out the whole tensors, copied whole before the next
 # write (checkpoints are rare; a snapshot follows every batch of a service).
 IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
+# The hybrid's other fields (small: a few to a few hundred bytes per series) are written in place
+# too, but a snapshot or a state_dict holds the tensor itself, which is copied whole before the
+# next write (``handed_out``): a whole copy of a small field costs less than saving its rows.
+# A tick works on its rows of both kinds where they lie when its slots are one run
+# (``hybrid_rows``): no gather and no scatter.
+COPIED_ON_WRITE = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1) if k not in IN_PLACE and k not in ORIGIN_RING)
+WRITTEN_IN_PLACE = (*PRIVATE, *IN_PLACE, *COPIED_ON_WRITE)
 
 
 class SeriesStore:
@@ -67,7 +80,9 @@ class SeriesStore:
         self.names: list[str | None] = []
         self.free: list[int] = []
         self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
-        self.handed_out: set[str] = set()  # IN_PLACE fields a state_dict holds: copied before the next write
+        # IN_PLACE and COPIED_ON_WRITE fields a state_dict (or, the latter, a snapshot) holds:
+        # copied whole before the next write
+        self.handed_out: set[str] = set()
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per IN_PLACE field: live snapshots' rows
 
     # -- layout -----------------------------------------------------------------
@@ -146,7 +161,8 @@ class SeriesStore:
     def snapshot(self) -> dict[str, torch.Tensor | AsOfSnapshot]:
         """The fields a forecast may read, as they are now: later ticks replace them, never
         change them, and the ``IN_PLACE`` ones are read as of now, by rows (``AsOfSnapshot``);
-        the ``PRIVATE`` ones, which no forecast reads, are left out."""
+        the ``PRIVATE`` ones, which no forecast reads, are left out; the ``COPIED_ON_WRITE``
+        ones are copied whole before the next write."""
         out: dict[str, torch.Tensor | AsOfSnapshot] = {}
         for k, v in self.tensors.items():
             if k in IN_PLACE:
@@ -155,6 +171,7 @@ class SeriesStore:
                 out[k] = AsOfSnapshot(v, saved)
             elif k not in PRIVATE:
                 out[k] = v
+        self.handed_out.update(k for k in COPIED_ON_WRITE if k in self.tensors)
         return out
 
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
@@ -164,7 +181,7 @@ class SeriesStore:
             current = self.tensors[field]
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
-            if field in PRIVATE or field in IN_PLACE:
+            if field in WRITTEN_IN_PLACE:
                 self.writable(field, slots).index_copy_(0, slots, value)
             else:
                 self.tensors[field] = current.index_copy(0, slots, value)
@@ -175,7 +192,7 @@ class SeriesStore:
         current = self.tensors[field]
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
-        if field in PRIVATE or field in IN_PLACE:
+        if field in WRITTEN_IN_PLACE:
             self.writable(field, index[0]).index_put_(index, value)
         else:
             self.tensors[field] = current.index_put(index, value)
@@ -198,6 +215,26 @@ class SeriesStore:
             self.saving[field] = live
         return current
 
+    def hybrid_rows(self, slots: torch.Tensor) -> tuple[dict[str, torch.Tensor], bool]:
+        """The hybrid's ``rows`` for a tick of ``slots`` [B] (``hybrid.rows_at``'s layout), to be
+        written in place: each field made writable first (its rows saved for the snapshots);
+        where the slots are one run a, a + 1, ... (one series; or every series in the order
+        they came) its rows are views of the store's tensors (True: the kernels' writes land in
+        the store, and ``put`` is needed only for a field whose tensor the tick replaced), else
+        gathered copies (False: ``put`` writes each back)."""
+        run = _run_start(slots)
+        rows = {}
+        for field in (*IN_PLACE, *COPIED_ON_WRITE):
+            current = self.writable(field, slots)
+            if field in SHARED:
+                rows[field] = current  # [C, ...] indexed at rows["slot"] by the kernels
+            elif run is not None:
+                rows[field] = current[run : run + len(slots)]  # [B, ...] a view
+            else:
+                rows[field] = current[slots]  # [B, ...] a copy
+        rows["slot"] = slots
+        return rows, run is not None
+
     def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
         """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""
         h = self.tensors[f"{prefix}_h"][(slots, *more)]
@@ -213,7 +250,7 @@ class SeriesStore:
         # The PRIVATE fields are copied: later ticks write them in place, and the state may be
         # saved on another thread (the service's checkpoints).
         tensors = {k: v.clone() if k in PRIVATE else v for k, v in self.tensors.items() if k not in DERIVED}
-        self.handed_out.update(k for k in IN_PLACE if k in self.tensors)
+        self.handed_out.update(k for k in (*IN_PLACE, *COPIED_ON_WRITE) if k in self.tensors)
         return {"names": list(self.names), "free": list(self.free), "tensors": tensors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -242,7 +279,17 @@ class SeriesStore:
             else tensors[k]
             for k, v in self._blank(0).items()
         }
-        self.handed_out = {k for k in IN_PLACE if k in self.tensors}  # the caller's: copied before a write
+        self.handed_out = {
+            k for k in (*IN_PLACE, *COPIED_ON_WRITE) if k in self.tensors
+        }  # the caller's: copied before a write
+
+
+def _run_start(slots: torch.Tensor) -> int | None:
+    """a when ``slots`` [B] (B >= 1) is a, a + 1, ..., a + B - 1, else None."""
+    s = slots.numpy()
+    if len(s) == 1 or (s[-1] - s[0] == len(s) - 1 and (np.diff(s) == 1).all()):
+        return int(s[0])
+    return None
 
 
 def window(

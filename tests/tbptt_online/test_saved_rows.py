@@ -10,7 +10,7 @@ import weakref
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_online.series_store import IN_PLACE
+from tbptt_online.series_store import COPIED_ON_WRITE, IN_PLACE
 
 SERIES = ("a", "b", "c")
 
@@ -78,3 +78,26 @@ def test_the_rows_a_view_reads_are_bit_identical_to_a_copy_taken_when_it_was_mad
     for k in IN_PLACE:
         assert torch.equal(view.tensors[k][slots], copies[k]), k
         assert not torch.equal(f.store.tensors[k][slots], copies[k]), k  # the store's rows did change
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal, NaN where NaN."""
+    return torch.equal(a.nan_to_num(-1.0), b.nan_to_num(-1.0)) if a.is_floating_point() else torch.equal(a, b)
+
+
+def test_the_small_hybrid_fields_are_written_in_place_and_copied_whole_only_after_a_view() -> None:
+    f = fed(30)
+    small = [k for k in COPIED_ON_WRITE if k.startswith(("x_", "c_"))]
+    fields = {k: f.store.tensors[k] for k in COPIED_ON_WRITE}
+    f.observe_many([(s, 1.0) for s in SERIES])  # one run of slots, no view: the ticks' rows are the store's
+    assert all(f.store.tensors[k] is fields[k] for k in COPIED_ON_WRITE)
+    view = f.view()
+    held = {k: f.store.tensors[k].clone() for k in COPIED_ON_WRITE}
+    f.observe_many([(s, 50.0) for s in SERIES])
+    for k in COPIED_ON_WRITE:
+        assert view.tensors[k] is fields[k] and same(view.tensors[k], held[k]), k  # as of the view
+        assert f.store.tensors[k] is not fields[k], k  # the first write after the view copied the field
+    assert any(not same(f.store.tensors[k], held[k]) for k in small)  # and the tick did write
+    copied = {k: f.store.tensors[k] for k in COPIED_ON_WRITE}
+    f.observe("b", 2.0)  # no view since: in place again
+    assert all(f.store.tensors[k] is copied[k] for k in COPIED_ON_WRITE)

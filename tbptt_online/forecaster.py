@@ -340,11 +340,12 @@ class Forecaster:
         target [B, d], where the target is defined, and the experts' paths [B, Hc, E - 1, d]
         and their combination [B, Hc, d] (see hybrid.py), which the serving reuses."""
         cfg = self.config
-        fallback = np.nan_to_num(stats[:, STAT["last_value"]].numpy(), nan=0.0)  # (numpy: no torch overhead)
-        made = made.numpy()
-        y = torch.from_numpy(
-            np.where(mask.numpy(), raw.numpy(), np.where(np.isnan(made), fallback, made))
-        )  # missing: the served mean
+        made, observed = made.numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
+        y = np.where(observed, raw.numpy(), made)  # missing: the served mean
+        gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
+        if gap.any():
+            y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
+        y = torch.from_numpy(y)
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)

@@ -27,6 +27,7 @@ from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import State
 
 PROBE_SERIES = 8
+_RECORDED = ("count", "x", "y", "mask", "start_h", "start_c", "values")  # what record writes
 PROBE_WEIGHT = 0.3  # phi <- (1 - w) phi + w phi_new
 LAG_MEMORY_MIN = 200  # targets kept per followed series for the lag search (at least 4 K_p)
 
@@ -77,10 +78,11 @@ class TruncationProbe:
         state before x (None in stateless mode, where windows start at h_0)."""
         # numpy views of the probe's own tensors (written in place; a tick's few rows cost
         # less than torch's per-operation overhead). The casts round as torch's ``to`` does.
-        t = {k: v.numpy() for k, v in self.tensors.items()}
-        match = slots.numpy()[:, None] == t["slots"][None, :]  # [B, P]
+        followed = self.tensors["slots"].numpy()
+        match = slots.numpy()[:, None] == followed[None, :]  # [B, P]
         if not match.any():
             return
+        t = {k: self.tensors[k].numpy() for k in _RECORDED if k in self.tensors}
         tick_rows, rows = match.nonzero()
         count = t["count"][rows]
         at = count % self.length

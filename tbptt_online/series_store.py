@@ -68,6 +68,7 @@ IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
 # (``hybrid_rows``): no gather and no scatter.
 COPIED_ON_WRITE = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1) if k not in IN_PLACE and k not in ORIGIN_RING)
 WRITTEN_IN_PLACE = (*PRIVATE, *IN_PLACE, *COPIED_ON_WRITE)
+_HYBRID_ROWS = (*IN_PLACE, *COPIED_ON_WRITE)  # the fields of a tick's rows (``hybrid.rows_at``'s, but the ring)
 
 
 class SeriesStore:
@@ -84,6 +85,7 @@ class SeriesStore:
         # copied whole before the next write
         self.handed_out: set[str] = set()
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per IN_PLACE field: live snapshots' rows
+        self._views: tuple[tuple[int, int], list[torch.Tensor], dict[str, torch.Tensor]] | None = None  # hybrid_rows
 
     # -- layout -----------------------------------------------------------------
     def _blank(self, n: int) -> dict[str, torch.Tensor]:
@@ -221,17 +223,22 @@ class SeriesStore:
         where the slots are one run a, a + 1, ... (one series; or every series in the order
         they came) its rows are views of the store's tensors (True: the kernels' writes land in
         the store, and ``put`` is needed only for a field whose tensor the tick replaced), else
-        gathered copies (False: ``put`` writes each back)."""
+        gathered copies (False: ``put`` writes each back). The views of the last run are kept
+        and given again while the run and the fields' tensors are the same (a series' next tick:
+        two dozen slices cost more than its kernels' arithmetic)."""
         run = _run_start(slots)
-        rows = {}
-        for field in (*IN_PLACE, *COPIED_ON_WRITE):
-            current = self.writable(field, slots)
-            if field in SHARED:
-                rows[field] = current  # [C, ...] indexed at rows["slot"] by the kernels
-            elif run is not None:
-                rows[field] = current[run : run + len(slots)]  # [B, ...] a view
-            else:
-                rows[field] = current[slots]  # [B, ...] a copy
+        bases = [self.writable(field, slots) for field in _HYBRID_ROWS]
+        if run is None:
+            rows = {k: v if k in SHARED else v[slots] for k, v in zip(_HYBRID_ROWS, bases, strict=True)}  # copies
+        else:
+            key = (run, len(slots))
+            held = self._views
+            if held is None or held[0] != key or any(a is not b for a, b in zip(bases, held[1], strict=True)):
+                views = {
+                    k: v if k in SHARED else v[run : run + len(slots)] for k, v in zip(_HYBRID_ROWS, bases, strict=True)
+                }
+                self._views = (key, bases, views)  # [B, ...] views each (the SHARED ones whole)
+            rows = dict(self._views[2])
         rows["slot"] = slots
         return rows, run is not None
 

@@ -101,3 +101,32 @@ def test_the_small_hybrid_fields_are_written_in_place_and_copied_whole_only_afte
     copied = {k: f.store.tensors[k] for k in COPIED_ON_WRITE}
     f.observe("b", 2.0)  # no view since: in place again
     assert all(f.store.tensors[k] is copied[k] for k in COPIED_ON_WRITE)
+
+
+def test_a_state_dict_or_a_view_between_ticks_changes_nothing_the_model_computes() -> None:
+    """The ticks write the store's rows in place (through views kept from tick to tick): a
+    state_dict or a view taken between them gets tensors the next tick copies first, so it
+    keeps what it was given, and the model goes on as one nobody looked at."""
+    looked, alone = fed(30), fed(30)
+    taken = []
+    for t in range(12):
+        values = [(s, 5.0 + math.sin(t + i)) for i, s in enumerate(SERIES)]
+        if t % 3 == 0:
+            state = looked.state_dict()
+            taken.append((state, {k: v.clone() for k, v in state["store"]["tensors"].items()}))
+        if t % 4 == 1:
+            looked.view()
+        if t % 2:  # one series at a time (a run of one slot each), or all three (one run)
+            assert all(looked.observe(s, v) == alone.observe(s, v) for s, v in values)
+        else:
+            assert looked.observe_many(values) == alone.observe_many(values)
+    for state, copy in taken:
+        assert all(same(state["store"]["tensors"][k], v) for k, v in copy.items())
+    assert all(
+        same(a, b)
+        for a, b in zip(
+            looked.state_dict()["store"]["tensors"].values(),
+            alone.state_dict()["store"]["tensors"].values(),
+            strict=True,
+        )
+    )

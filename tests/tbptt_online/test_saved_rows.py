@@ -10,7 +10,7 @@ import weakref
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_online.series_store import COPIED_ON_WRITE, IN_PLACE
+from tbptt_online.series_store import HYBRID_ROWS, IN_PLACE
 
 SERIES = ("a", "b", "c")
 
@@ -85,22 +85,24 @@ def same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.nan_to_num(-1.0), b.nan_to_num(-1.0)) if a.is_floating_point() else torch.equal(a, b)
 
 
-def test_the_small_hybrid_fields_are_written_in_place_and_copied_whole_only_after_a_view() -> None:
+def test_the_fields_a_view_holds_whole_are_written_in_place_and_copied_only_after_a_view() -> None:
     f = fed(30)
-    small = [k for k in COPIED_ON_WRITE if k.startswith(("x_", "c_"))]
-    fields = {k: f.store.tensors[k] for k in COPIED_ON_WRITE}
+    copied = f.store.copied_on_write
+    assert set(HYBRID_ROWS) - set(IN_PLACE) <= set(copied) and "hist_x" in copied
+    small = [k for k in copied if k.startswith(("x_", "c_"))]
+    fields = {k: f.store.tensors[k] for k in copied}
     f.observe_many([(s, 1.0) for s in SERIES])  # one run of slots, no view: the ticks' rows are the store's
-    assert all(f.store.tensors[k] is fields[k] for k in COPIED_ON_WRITE)
+    assert all(f.store.tensors[k] is fields[k] for k in copied)
     view = f.view()
-    held = {k: f.store.tensors[k].clone() for k in COPIED_ON_WRITE}
+    held = {k: f.store.tensors[k].clone() for k in copied}
     f.observe_many([(s, 50.0) for s in SERIES])
-    for k in COPIED_ON_WRITE:
+    for k in copied:
         assert view.tensors[k] is fields[k] and same(view.tensors[k], held[k]), k  # as of the view
         assert f.store.tensors[k] is not fields[k], k  # the first write after the view copied the field
     assert any(not same(f.store.tensors[k], held[k]) for k in small)  # and the tick did write
-    copied = {k: f.store.tensors[k] for k in COPIED_ON_WRITE}
+    after = {k: f.store.tensors[k] for k in copied}
     f.observe("b", 2.0)  # no view since: in place again
-    assert all(f.store.tensors[k] is copied[k] for k in COPIED_ON_WRITE)
+    assert all(f.store.tensors[k] is after[k] for k in copied)
 
 
 def test_a_state_dict_or_a_view_between_ticks_changes_nothing_the_model_computes() -> None:

@@ -97,10 +97,11 @@ def half_widths(q: torch.Tensor, horizon: int, ratio: torch.Tensor) -> torch.Ten
     [1.0, 1.4142]
     """
     b, tracked, d = q.shape
-    out = torch.empty(b, horizon, d, dtype=torch.float64)
-    factor = ratio.to(torch.float64).expand(b, 1, 1).reshape(b)  # [B]
-    _half_widths(*readable(q.to(torch.float64), factor), *_roots(horizon, tracked), out.numpy())
-    return out.to(q.dtype)
+    out = np.empty((b, horizon, d))  # float64
+    ratios = ratio.numpy().astype(np.float64, copy=False).reshape(-1)  # (numpy: no torch overhead)
+    factor = np.ascontiguousarray(np.broadcast_to(ratios, (b,)))  # [B]
+    _half_widths(*readable(q.to(torch.float64)), factor, *_roots(horizon, tracked), out)
+    return torch.from_numpy(out).to(q.dtype)
 
 
 @functools.lru_cache(maxsize=64)

@@ -217,8 +217,10 @@ def _hybrid_forecasts(
     tracked = z_value(cfg.interval_level)
     ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
     half = calibration.half_widths(rows["c_q"], horizon, ratio).numpy()  # [B, H, d], NaN while nothing is scored
-    units = np.stack([mean, mean - half, mean + half]).swapaxes(1, 2)  # [3, H, B, d] (numpy: no torch overhead)
-    return _by_row(torch.from_numpy(units), cfg.n_features)
+    by_row = np.stack([mean, mean - half, mean + half], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)
+    if not np.isnan(by_row).any():  # as _by_row
+        return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
+    return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]
 
 
 def _quantiles(levels: list[float]) -> torch.Tensor:

@@ -47,7 +47,16 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-KERNEL_MODULES = ("compiled", "rls", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
+KERNEL_MODULES = (
+    "compiled",
+    "rls",
+    "ar_changes",
+    "calibration",
+    "combination",
+    "expert_kernels",
+    "hybrid_kernels",
+    "scoring",
+)
 _PACKAGE = Path(__file__).parent
 
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from tbptt_online import hybrid
+from tbptt_online.compiled import keep_numpy
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.experts import SHARED
 from tbptt_online.hybrid import ORIGIN_RING
@@ -231,6 +232,7 @@ class SeriesStore:
                     k: v if k in SHARED else v[run : run + len(slots)] for k, v in zip(HYBRID_ROWS, bases, strict=True)
                 }
                 self._views = (key, bases, views)  # [B, ...] views each (the SHARED ones whole)
+                keep_numpy(list(views.values()))  # the kernels' arrays of them, converted once
             rows = dict(self._views[2])
         rows["slot"] = slots
         return rows, run is not None

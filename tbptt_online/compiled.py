@@ -47,7 +47,16 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-KERNEL_MODULES = ("compiled", "rls", "ar_changes", "calibration", "combination", "expert_kernels", "hybrid_kernels")
+KERNEL_MODULES = (
+    "compiled",
+    "rls",
+    "ar_changes",
+    "calibration",
+    "combination",
+    "expert_kernels",
+    "hybrid_kernels",
+    "scoring",
+)
 _PACKAGE = Path(__file__).parent
 
 
@@ -95,18 +104,38 @@ def prefetch(typingctx, address):
     return sig, codegen
 
 
+# The numpy views of the tensors a tick hands to its kernels again and again (a series' rows:
+# the views ``SeriesStore.hybrid_rows`` keeps from tick to tick), by id, with the tensor itself
+# (an id is only trusted for that object): ``Tensor.numpy`` costs about a microsecond, and a
+# tick of one series converts its rows some fifty times. Replaced whole, never changed.
+_KEPT: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+
+
+def keep_numpy(tensors: list[torch.Tensor]) -> None:
+    """Remember the numpy views of ``tensors`` (contiguous) for ``readable`` and ``writable``,
+    in place of those remembered before."""
+    global _KEPT
+    _KEPT = {id(t): (t, t.numpy()) for t in tensors}
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    kept = _KEPT.get(id(t))
+    return kept[1] if kept is not None and kept[0] is t else t.numpy()
+
+
 def readable(*tensors: torch.Tensor) -> list[np.ndarray]:
     """Contiguous numpy arrays of ``tensors``, for a kernel to read (a copy where not contiguous)."""
-    return [np.ascontiguousarray(t.numpy()) for t in tensors]
+    return [np.ascontiguousarray(_numpy(t)) for t in tensors]
 
 
 def writable(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.ndarray]:
     """numpy views of the rows' tensors ``names`` (no copy: a kernel writes them in place)."""
     arrays = []
     for name in names:
-        if not rows[name].is_contiguous():  # a view the kernel would write through to the wrong elements
+        array = _numpy(rows[name])
+        if not array.flags.c_contiguous:  # a view the kernel would write through to the wrong elements
             raise ValueError(f"the rows' {name} is not contiguous: a kernel cannot write it in place")
-        arrays.append(rows[name].numpy())
+        arrays.append(array)
     return arrays
 
 

@@ -30,6 +30,7 @@ ring holds value ``s`` (1-based step) at position ``(s - 1) % R`` of a row.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from tbptt_online import ar_changes
@@ -79,8 +80,8 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
 def local_scale(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     """[B, d] the scale errors are measured in: the local scale, or 1e-9 relative to the
     level while it is 0 (a flat series), never 0."""
-    level = rows["x_level"][:, 0, REFERENCE].abs()
-    return torch.maximum(rows["x_scale"], 1e-9 * (level + 1.0))
+    level = np.abs(rows["x_level"].numpy()[:, 0, REFERENCE])  # (numpy: a tick's few rows, no torch overhead)
+    return torch.from_numpy(np.maximum(rows["x_scale"].numpy(), 1e-9 * (level + 1.0)))
 
 
 def subset(rows: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import torch
 
 from tbptt_online import experts, hybrid
@@ -29,12 +30,12 @@ from tbptt_online.engine import TBPTTEngine, state_gradient_norms
 from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
 from tbptt_online.network import RecurrentNetwork, State, select_rows
-from tbptt_online.normalizer import std, welford_update
+from tbptt_online.normalizer import std
 from tbptt_online.probe import TruncationProbe
 from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
-from tbptt_online.scoring import STAT, score_step
+from tbptt_online.scoring import STAT, add_scores, observed_stats
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
@@ -117,16 +118,25 @@ class Forecaster:
             self.config, self._frozen[1], self.store.snapshot(), self.store.slots, self.engine.updates
         )
 
+    def _live(self) -> ForecasterView:
+        """A view of the state as it is now, for a read that ends before the next observe on
+        this thread (``forecast``, ``forecast_many``, ``series_stats``, whose answers are plain
+        lists): it reads the store's tensors and the weights themselves, without the snapshot
+        of the in-place fields and the copy of the weights that ``view()`` makes for a reader
+        that outlives later ticks (the same numbers; a copy per call cost more than the read)."""
+        network = None if self.config.hybrid else self.network
+        return ForecasterView(self.config, network, self.store.tensors, self.store.slots, self.engine.updates)
+
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Multi-step forecast with intervals; never mutates any state (see ForecasterView)."""
-        return self.view().forecast(series, horizon, level)
+        return self._live().forecast(series, horizon, level)
 
     def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[Forecast | ValueError]:
         """Many forecasts with one batched rollout; a bad request fails alone (see ForecasterView)."""
-        return self.view().forecast_many(requests)
+        return self._live().forecast_many(requests)
 
     def series_stats(self, series: str):
-        return self.view().series_stats(series)
+        return self._live().series_stats(series)
 
     def truncation(self) -> TruncationReport:
         """The truncation advisor's report: the gradient's reach, the data's dependency
@@ -185,7 +195,7 @@ class Forecaster:
         ):
             names = [_check_name(name, i) for i, name in enumerate(names)]
         raw = parse_values(list(map(itemgetter(1), items)), self.config.n_features)  # [N, d]
-        if raw.abs().gt(MAX_ABS_VALUE).any():  # one vectorised check per batch (NaN compares False)
+        if (np.abs(raw.numpy()) > MAX_ABS_VALUE).any():  # one vectorised check per batch (NaN compares False)
             i = int(raw.abs().gt(MAX_ABS_VALUE).any(dim=1).nonzero()[0])  # the first bad element, named
             raise ValueError(
                 f"observation {i}: series {names[i]!r}: value {format_row(raw[i].tolist())!r} is out of range: "
@@ -232,30 +242,27 @@ class Forecaster:
         mask = ~torch.isnan(raw)  # [B, d]
         mean_n, *made = st.get("served", slots).unbind(1)  # [B, d] each: what was served for this value
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
-        count, centre, m2 = stats[:, STAT["norm_count"]], stats[:, STAT["norm_mean"]], stats[:, STAT["norm_m2"]]
+        new_stats = observed_stats(stats, raw, mask, cfg.normalize)  # the normaliser and last value with raw
         scale = None
-        if cfg.normalize:
-            count, centre, m2 = welford_update(count, centre, m2, raw, mask)
-            scale = std(count, m2)  # [B, d]
+        if cfg.normalize and not cfg.hybrid:  # (the hybrid's network sees its own features)
+            scale = std(new_stats[:, STAT["norm_count"]], new_stats[:, STAT["norm_m2"]])  # [B, d]
         before = st.get("steps", slots)  # [B] t - 1
         steps = before + 1  # [B] t after this value
         rows = None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
-            for field in experts.SHARED:  # written in place at these rows by the tick (saved for snapshots first)
-                st.writable(field, slots)
-            rows = hybrid.rows_at(st.tensors, slots)
+            rows, in_place = st.hybrid_rows(slots)  # the store's rows themselves, or copies (saved for snapshots first)
+            taken = dict(rows) if in_place else None  # the fields as taken: the kernels write them in place
             x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
             residual = y
         else:
+            centre = new_stats[:, STAT["norm_mean"]]
             x = (raw - centre) / scale if cfg.normalize else raw  # normalised with the stats including it
             x = torch.where(mask, x, mean_n)  # a missing value: the model feeds its own forecast
             y, target_mask = x, mask
             residual = torch.where(mask, x - mean_n, 0.0)
-        scored = mask & ~torch.isnan(made[0])  # the first value of a hybrid series had no forecast
-        scores = score_step(stats, raw, scored, *made, residual)  # [B, 8, d]
-        diverged = cfg.guards and not cfg.hybrid and self._prequential_diverges(raw, made[0], stats, scored)
-        last_value = torch.where(mask, raw, stats[:, STAT["last_value"]])
-        stats = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)  # [B, F, d]
+        add_scores(new_stats, stats, raw, mask, *made, residual)  # scored where a forecast was served
+        diverged = cfg.guards and not cfg.hybrid and self._prequential_diverges(raw, made[0], stats, mask)
+        stats = new_stats
         st.put(slots, stats=stats, steps=steps)
         ring = before % cfg.ring_size  # [B] where step t lives: (t - 1) % R
         x = x.to(self.dtype)  # [B, i] the network's input, as the history keeps it
@@ -272,8 +279,10 @@ class Forecaster:
                 carried = self.network.advance(x, before)  # ĥ_t
             st.put_state("carried", slots, carried)
             self._store_anchors(slots, steps)
-            updated = (steps % cfg.k1 == 0) | (steps <= cfg.resolved_warmup_updates)
-            if bool(updated.any()):
+            # (numpy: a tick's few steps without torch's per-operation overhead)
+            due = (steps.numpy() % cfg.k1 == 0) | (steps.numpy() <= cfg.resolved_warmup_updates)  # [B]
+            updated = torch.from_numpy(due)
+            if due.any():
                 self._update_stateful(slots[updated], steps[updated])
         else:
             if cfg.probe_every:
@@ -290,13 +299,14 @@ class Forecaster:
             if diverged:  # served far worse than the naive forecast: back to the good weights
                 self.engine.rollback()
             next_pred = self.network.predict(carried)  # [B, p] with updated weights
-            if cfg.guards and bool((next_pred[:, : cfg.n_features].abs() > self.engine.guard.blowup_limit()).any()):
+            limit = self.engine.guard.blowup_limit() if cfg.guards else math.inf  # inf: nothing is past it
+            if limit < math.inf and (np.abs(next_pred[:, : cfg.n_features].numpy()) > limit).any():
                 # a forecast blow-up: the weights go back to the last good copy, the forecasts are made again
                 self.engine.guard.counts["blowups"] += 1
                 self.engine.rollback()
                 next_pred = self.network.predict(carried)
         if rows is not None:
-            nxt = self._hybrid_serve(rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
+            nxt = self._hybrid_serve(rows, taken, slots, steps, next_pred, paths, base).unbind(1)[1:]
         else:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
@@ -304,11 +314,11 @@ class Forecaster:
         return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
 
     def _prequential_diverges(
-        self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, scored: torch.Tensor
+        self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, observed: torch.Tensor
     ) -> bool:
         """Fold the tick's served and naive absolute errors into the guard (see guards.py)."""
         naive = stats[:, STAT["last_value"]]  # [B, d] the value before this one (NaN: none yet)
-        both = scored & ~torch.isnan(naive)
+        both = observed & ~torch.isnan(made) & ~torch.isnan(naive)  # scored (a forecast was served), naive too
         if not bool(both.any()):
             return False
         error = float((raw - made).abs()[both].mean())
@@ -330,8 +340,12 @@ class Forecaster:
         target [B, d], where the target is defined, and the experts' paths [B, Hc, E - 1, d]
         and their combination [B, Hc, d] (see hybrid.py), which the serving reuses."""
         cfg = self.config
-        fallback = torch.nan_to_num(stats[:, STAT["last_value"]], nan=0.0)
-        y = torch.where(mask, raw, torch.where(torch.isnan(made), fallback, made))  # missing: the served mean
+        made, observed = made.numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
+        y = np.where(observed, raw.numpy(), made)  # missing: the served mean
+        gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
+        if gap.any():
+            y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
+        y = torch.from_numpy(y)
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
@@ -351,6 +365,8 @@ class Forecaster:
         else:
             longest = max(cfg.season_length)
             due = (steps == 1) | (steps == 2 * longest)
+        if not bool(due.any()):  # most ticks
+            return
         for at in torch.unique(steps[due]).tolist():
             which = due & (steps == at)
             idx = which.nonzero().squeeze(1)
@@ -371,6 +387,7 @@ class Forecaster:
     def _hybrid_serve(
         self,
         rows: dict[str, torch.Tensor],
+        taken: dict[str, torch.Tensor] | None,
         slots: torch.Tensor,
         steps: torch.Tensor,
         pred: torch.Tensor,
@@ -379,7 +396,9 @@ class Forecaster:
     ) -> torch.Tensor:
         """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
         ``base``, remember the origin's forecasts; store and return the served one-step
-        forecast [B, 4, d]."""
+        forecast [B, 4, d]. ``taken``: the store's own rows (``SeriesStore.hybrid_rows``), which
+        the tick wrote in place: only the fields it replaced are written back (None: copies,
+        every field is)."""
         d = self.config.n_features
         rows["n_correction"] = pred[:, :d].to(torch.float64)
         horizons = self.config.calibrated_horizon
@@ -387,7 +406,10 @@ class Forecaster:
         origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
         mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin)  # [B, Hc, d]
         served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
-        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **experts.own(rows))
+        own = experts.own(rows)
+        if taken is not None:
+            own = {k: v for k, v in own.items() if v is not taken[k]}
+        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **own)
         return served
 
     # -- stateful -----------------------------------------------------------------
@@ -396,8 +418,8 @@ class Forecaster:
         of k1 and a window K in k2 (adaptive: k2_min, k2_min + k1, ... k2_max), i.e.
         (s + K) % k1 == 0 for the shortest K; it is used at t = s + K."""
         k1, base = self.config.k1, self.config.min_window
-        due = (steps + base) % k1 == 0
-        if bool(due.any()):
+        if ((steps.numpy() + base) % k1 == 0).any():  # (numpy: no torch overhead on most ticks, where none is)
+            due = (steps + base) % k1 == 0
             which = (steps[due] + base) // k1 % self.store.anchors  # [n] ring index j % A
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 

@@ -366,5 +366,6 @@ def served_rows(mean: torch.Tensor, half: torch.Tensor, seen: torch.Tensor) -> t
     mean, mean, lower, upper: the hybrid's mean is in units already), ``half`` [B, d] its
     interval's half-width (NaN: no interval yet), ``seen`` [B, d] whether a value was
     observed (no forecast before)."""
-    mean = torch.where(seen, mean, math.nan)  # nothing observed yet: no forecast
-    return torch.stack([mean, mean, mean - half, mean + half], dim=1)
+    mean = np.where(seen.numpy(), mean.numpy(), math.nan)  # nothing observed yet: no forecast
+    half = half.numpy()
+    return torch.from_numpy(np.stack([mean, mean, mean - half, mean + half], axis=1))  # (numpy: no torch overhead)

@@ -8,6 +8,7 @@ random-walk approximation; said plainly because it is an approximation).
 
 from __future__ import annotations
 
+import functools
 from statistics import NormalDist
 
 import torch
@@ -16,6 +17,7 @@ from tbptt_online.losses import split_prediction
 from tbptt_online.scoring import STAT
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the level, asked for at every forecast
 def z_value(level: float) -> float:
     """The two-sided normal quantile: 1.6449 for a 90 % interval."""
     return NormalDist().inv_cdf(0.5 + level / 2.0)

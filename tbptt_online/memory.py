@@ -11,9 +11,9 @@ What is counted (steady state):
 - the weights, ``2 + m + 1`` times: the parameters, their gradients, the optimizer's
   ``m`` moment tensors (2 for Adam/AdamW, 0 for SGD) and the frozen copy a view reads;
 - one row of every store tensor per series, for at least the rows the store starts with;
-  twice for the fields a view shares (``SeriesStore.snapshot``): a tick replaces them
-  rather than writing them in place, so the published view keeps the previous ones alive
-  while the live store holds the new ones.
+  twice for the fields a view shares (``SeriesStore.snapshot``): the next tick copies them
+  before it writes them, so the published view keeps the previous ones alive while the
+  live store holds the new ones.
 
 Not counted: transients (a replay's activations, a store doubling its rows as series
 arrive), which can briefly add up to about the store's size again.
@@ -98,7 +98,7 @@ def _measure(config: ForecasterConfig) -> Footprint:
         network = RecurrentNetwork(config).to(dtype)
         store = SeriesStore(config, dtype)
         # what a published view keeps while the store moves on, at worst: every field a forecast
-        # reads (the out-of-place ones replaced, the in-place ones' rows saved before their writes)
+        # reads (the whole ones copied before their next write, the IN_PLACE ones' rows saved)
         shared = [v for k, v in store.tensors.items() if k not in PRIVATE]
     rows = store.capacity
     return Footprint(

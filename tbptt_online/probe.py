@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import State
 
 PROBE_SERIES = 8
+_RECORDED = ("count", "x", "y", "mask", "start_h", "start_c", "values")  # what record writes
 PROBE_WEIGHT = 0.3  # phi <- (1 - w) phi + w phi_new
 LAG_MEMORY_MIN = 200  # targets kept per followed series for the lag search (at least 4 K_p)
 
@@ -74,23 +76,27 @@ class TruncationProbe:
     ) -> None:
         """One tick of B series: x [B, i], y and mask [B, d] (y NaN-free), ``before`` the live
         state before x (None in stateless mode, where windows start at h_0)."""
-        t = self.tensors
-        match = slots[:, None] == t["slots"][None, :]  # [B, P]
-        if not bool(match.any()):
+        # numpy views of the probe's own tensors (written in place; a tick's few rows cost
+        # less than torch's per-operation overhead). The casts round as torch's ``to`` does.
+        followed = self.tensors["slots"].numpy()
+        match = slots.numpy()[:, None] == followed[None, :]  # [B, P]
+        if not match.any():
             return
-        tick_rows, rows = match.nonzero(as_tuple=True)
-        at = t["count"][rows] % self.length
-        t["x"][rows, at] = x[tick_rows].to(t["x"].dtype)
-        t["y"][rows, at] = y[tick_rows].to(t["y"].dtype)
-        t["mask"][rows, at] = mask[tick_rows]
+        t = {k: self.tensors[k].numpy() for k in _RECORDED if k in self.tensors}
+        tick_rows, rows = match.nonzero()
+        count = t["count"][rows]
+        at = count % self.length
+        t["x"][rows, at] = x.detach().numpy()[tick_rows]
+        y_rows, mask_rows = y.detach().numpy()[tick_rows], mask.numpy()[tick_rows]
+        t["y"][rows, at] = y_rows
+        t["mask"][rows, at] = mask_rows
         if before is not None:
             h = before[0] if self.lstm else before
-            t["start_h"][rows, at] = h[tick_rows].to(t["start_h"].dtype)
+            t["start_h"][rows, at] = h.detach().numpy()[tick_rows]
             if self.lstm:
-                t["start_c"][rows, at] = before[1][tick_rows].to(t["start_c"].dtype)
-        seen = torch.where(mask[tick_rows], y[tick_rows].double(), torch.nan)
-        t["values"][rows, t["count"][rows] % self.lag_memory] = seen
-        t["count"][rows] += 1
+                t["start_c"][rows, at] = before[1].detach().numpy()[tick_rows]
+        t["values"][rows, count % self.lag_memory] = np.where(mask_rows, y_rows.astype(np.float64), np.nan)
+        t["count"][rows] = count + 1
 
     def full_windows(self) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """The probe windows of the rows holding K_p steps whose last target is observed:

@@ -148,9 +148,11 @@ class TickColumns:
     def lists(self) -> TickLists:
         """The columns as lists, built once (one C-level ``tolist`` per column)."""
         if self._lists is None:
-            steps, updated, value, *preds = [_column(t) for t in self._tensors]
+            steps, updated = self._tensors[0].tolist(), self._tensors[1].tolist()
+            floats = torch.stack(self._tensors[2:])  # [7, B, d]: value, made and next (mean, lower, upper)
+            value, *preds = (floats[:, :, 0] if floats.shape[2] == 1 else floats).tolist()  # one C-level tolist
             values = [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in value]
-            if bool(torch.isnan(torch.stack(self._tensors[3:])).any()):  # no forecast yet (a hybrid's first value)
+            if bool(torch.isnan(floats[1:]).any()):  # no forecast yet (a hybrid's first value)
                 preds = [
                     [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in p] for p in preds
                 ]
@@ -168,11 +170,6 @@ class TickColumns:
             updated=c.updated[i],
             update_count=c.update_count,
         )
-
-
-def _column(t: torch.Tensor) -> list[Any]:
-    """[B] or [B, 1] -> a flat list (d = 1 values are floats); [B, d] -> nested lists."""
-    return t.tolist() if t.dim() == 1 or t.shape[1] > 1 else t[:, 0].tolist()
 
 
 class StepResults(Sequence[StepResult]):

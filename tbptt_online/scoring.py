@@ -4,7 +4,9 @@ A series' statistics are one ``[F, d]`` block (rows named by ``STAT_FIELDS``), s
 tick reads and writes them with one gather and one scatter. The scores are
 prequential (forecast, then learn) sums in the series' own units: the error of the
 forecast that was served for a value, of the naive last-value forecast, and whether
-the value fell inside the served interval.
+the value fell inside the served interval. A tick folds its values in with two compiled
+passes over the rows (``observed_stats``, then ``add_scores``), where a dozen small
+tensor operations each cost more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from tbptt_online.compiled import compiled, readable
 
 STAT_FIELDS = (
     "norm_count",  # the normaliser (Welford): observed values
@@ -38,33 +42,77 @@ def blank_stats(n: int, d: int) -> torch.Tensor:
     return stats
 
 
-def score_step(
+def observed_stats(stats: torch.Tensor, value: torch.Tensor, observed: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """The series' ``stats`` [B, F, d] after ``value`` [B, d] (float64; ``observed`` where not
+    missing): the normaliser (Welford, ``normalizer.welford_update``'s formulas; unchanged
+    when not ``normalize``) and the last value; the score rows as they were (``add_scores``
+    folds the step into them once its residual is known). A new tensor."""
+    out = torch.empty_like(stats)
+    _observe(*readable(stats, value, observed), normalize, out.numpy())
+    return out
+
+
+def add_scores(
+    new: torch.Tensor,
     stats: torch.Tensor,
     value: torch.Tensor,
-    mask: torch.Tensor,
+    observed: torch.Tensor,
     mean: torch.Tensor,
     lower: torch.Tensor,
     upper: torch.Tensor,
     norm_residual: torch.Tensor,
-) -> torch.Tensor:
-    """The score rows ``[B, 8, d]`` with one step folded in (inputs ``[B, d]`` float64,
-    ``stats`` the series' ``[B, F, d]`` block before the step)."""
-    last_value = stats[:, STAT["last_value"]]
-    has_last = mask & ~torch.isnan(last_value)
-    err = torch.where(mask, (value - mean).abs(), 0.0)
-    naive_err = torch.where(has_last, (value - last_value).abs(), 0.0)
-    inside = mask & (value >= lower) & (value <= upper)
-    increments = torch.stack(  # [B, 8, d] in the order of STAT_FIELDS[SCORES:]
-        [
-            mask.to(torch.float64),
-            err,
-            err**2,
-            has_last.to(torch.float64),
-            naive_err,
-            naive_err**2,
-            inside.to(torch.float64),
-            torch.where(mask, norm_residual**2, 0.0),
-        ],
-        dim=1,
-    )
-    return stats[:, SCORES:] + increments
+) -> None:
+    """Fold one step into the score rows of ``new`` [B, F, d] (in place; ``observed_stats``
+    of ``stats``, the block before the step): a value observed where a forecast was served
+    (``mean`` [B, d] not NaN) is scored against it, its interval [``lower``, ``upper``] and
+    the naive last value of ``stats``; ``norm_residual`` [B, d] the normalised residual.
+    Inputs float64."""
+    arrays = readable(stats, value, observed, mean, lower, upper, norm_residual.to(torch.float64))
+    _scores(*arrays, new.numpy())
+
+
+LAST = STAT["last_value"]
+
+
+@compiled
+def _observe(stats, value, observed, normalize, out) -> None:
+    n_rows, n_fields, d = stats.shape
+    for b in range(n_rows):
+        for k in range(d):
+            for i in range(n_fields):
+                out[b, i, k] = stats[b, i, k]
+            seen = observed[b, k]
+            if normalize:  # Welford, folded where observed (a missing value leaves it alone)
+                count, mean, m2 = stats[b, 0, k], stats[b, 1, k], stats[b, 2, k]
+                new_count = count + (1.0 if seen else 0.0)
+                safe = value[b, k] if seen else mean
+                delta = safe - mean
+                new_mean = mean + (delta / max(new_count, 1.0) if seen else 0.0)
+                out[b, 0, k], out[b, 1, k] = new_count, new_mean
+                out[b, 2, k] = m2 + (delta * (safe - new_mean) if seen else 0.0)
+            out[b, LAST, k] = value[b, k] if seen else stats[b, LAST, k]
+
+
+@compiled
+def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
+    n_rows, _, d = stats.shape
+    for b in range(n_rows):
+        for k in range(d):
+            scored = observed[b, k] and not math.isnan(mean[b, k])  # the first value of a hybrid series had none
+            last = stats[b, LAST, k]
+            has_last = scored and not math.isnan(last)
+            err = abs(value[b, k] - mean[b, k]) if scored else 0.0
+            naive_err = abs(value[b, k] - last) if has_last else 0.0
+            inside = scored and value[b, k] >= lower[b, k] and value[b, k] <= upper[b, k]
+            increments = (  # in the order of STAT_FIELDS[SCORES:]
+                1.0 if scored else 0.0,
+                err,
+                err * err,
+                1.0 if has_last else 0.0,
+                naive_err,
+                naive_err * naive_err,
+                1.0 if inside else 0.0,
+                residual[b, k] * residual[b, k] if scored else 0.0,
+            )
+            for i in range(8):
+                out[b, SCORES + i, k] = stats[b, SCORES + i, k] + increments[i]

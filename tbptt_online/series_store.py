@@ -20,16 +20,20 @@ A anchors, layers x H the state, R = ``config.ring_size``):
   1 .. ``calibrated_horizon`` made after the last value, so that a forecast up to that
   horizon is read, not recomputed (rebuilt on load from the saved state, as the tick made it).
 
-Tensors are **replaced, never written in place**: a shallow copy of ``tensors`` is a
-consistent snapshot that later ticks cannot change (copy-on-write by construction).
-One exception: the hybrid's large fields (``IN_PLACE``) are written in place at the rows
-a tick touches; a snapshot reads them through ``saved_rows.AsOfSnapshot``, and each write
-first saves the rows it changes for every snapshot still held (copy on write by rows).
-The other exception is the ``PRIVATE`` fields (the anchors): only updates read them, never a
-forecast, so ``snapshot()`` leaves them out and they are written in place (at 10,000
-series they are 70 % of the bytes: copying them on every tick cost more than the tick's
-own work). ``state_dict`` copies them. ``slots`` is replaced, never changed, when
-series come and go, so a snapshot shares it without a copy.
+Tensors are **written in place, copied on write**: a snapshot (``snapshot()``, a shallow
+copy of ``tensors``) is consistent, and later ticks cannot change it. A field a snapshot or
+a state_dict took is copied whole before the next write (``copied_on_write``; before,
+every write replaced the whole tensor, a copy of every field on every tick even when
+nobody held the old one); without a snapshot, as in a library's loop, nothing is copied,
+and a tick whose slots are one run works on the hybrid's rows where they lie
+(``hybrid_rows``: no gather). The hybrid's large fields (``IN_PLACE``) are copied on write
+by rows: a snapshot reads them through ``saved_rows.AsOfSnapshot``, and each write first
+saves the rows it changes for every snapshot still held. The ``PRIVATE`` fields (the
+anchors): only updates read them, never a forecast, so ``snapshot()`` leaves them out and
+they are written in place (at 10,000 series they are 70 % of the bytes: copying them on
+every tick cost more than the tick's own work). ``state_dict`` copies
+them. ``slots`` is replaced, never changed, when series come and go, so a snapshot shares
+it without a copy.
 """
 
 from __future__ import annotations
@@ -37,10 +41,13 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import numpy as np
 import torch
 
 from tbptt_online import hybrid
+from tbptt_online.compiled import keep_numpy
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.experts import SHARED
 from tbptt_online.hybrid import ORIGIN_RING
 from tbptt_online.network import State
 from tbptt_online.saved_rows import AsOfSnapshot, SavedRows
@@ -55,6 +62,11 @@ PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no 
 # saved_rows.py); a state_dict hands out the whole tensors, copied whole before the next
 # write (checkpoints are rare; a snapshot follows every batch of a service).
 IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
+# Every other field but the PRIVATE ones is written in place too, but a snapshot or a
+# state_dict holds the tensor itself, which is copied whole before the next write
+# (``handed_out``, ``copied_on_write``): a whole copy of a small field costs less than saving
+# its rows, and a library's loop (no snapshot) copies nothing.
+HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1) if k not in ORIGIN_RING)  # a tick's ``rows``
 
 
 class SeriesStore:
@@ -67,8 +79,9 @@ class SeriesStore:
         self.names: list[str | None] = []
         self.free: list[int] = []
         self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
-        self.handed_out: set[str] = set()  # IN_PLACE fields a state_dict holds: copied before the next write
+        self.handed_out: set[str] = set()  # fields a state_dict or a snapshot holds: copied before a write
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per IN_PLACE field: live snapshots' rows
+        self._views: tuple[tuple[int, int], list[torch.Tensor], dict[str, torch.Tensor]] | None = None  # hybrid_rows
 
     # -- layout -----------------------------------------------------------------
     def _blank(self, n: int) -> dict[str, torch.Tensor]:
@@ -146,7 +159,8 @@ class SeriesStore:
     def snapshot(self) -> dict[str, torch.Tensor | AsOfSnapshot]:
         """The fields a forecast may read, as they are now: later ticks replace them, never
         change them, and the ``IN_PLACE`` ones are read as of now, by rows (``AsOfSnapshot``);
-        the ``PRIVATE`` ones, which no forecast reads, are left out."""
+        the ``PRIVATE`` ones, which no forecast reads, are left out; the others are copied
+        whole before their next write."""
         out: dict[str, torch.Tensor | AsOfSnapshot] = {}
         for k, v in self.tensors.items():
             if k in IN_PLACE:
@@ -155,30 +169,29 @@ class SeriesStore:
                 out[k] = AsOfSnapshot(v, saved)
             elif k not in PRIVATE:
                 out[k] = v
+        self.handed_out.update(self.copied_on_write)
         return out
 
+    @property
+    def copied_on_write(self) -> tuple[str, ...]:
+        """The fields a snapshot holds whole: copied before the first write after it."""
+        return tuple(k for k in self.tensors if k not in PRIVATE and k not in IN_PLACE)
+
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
-        """Write rows into new tensors (out of place: snapshots keep the old ones; in place for
-        the ``PRIVATE`` fields, which no snapshot holds)."""
+        """Write rows in place (``writable``: what a snapshot or a state_dict holds is copied or
+        saved first)."""
         for field, value in rows.items():
             current = self.tensors[field]
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
-            if field in PRIVATE or field in IN_PLACE:
-                self.writable(field, slots).index_copy_(0, slots, value)
-            else:
-                self.tensors[field] = current.index_copy(0, slots, value)
+            self.writable(field, slots).index_copy_(0, slots, value)
 
     def put_at(self, field: str, index: tuple[torch.Tensor, ...], value: torch.Tensor) -> None:
-        """Write ``value`` at an advanced index, e.g. (slots, ring positions): out of place, or
-        in place for the ``PRIVATE`` fields."""
+        """Write ``value`` at an advanced index, e.g. (slots, ring positions), in place (as ``put``)."""
         current = self.tensors[field]
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
-        if field in PRIVATE or field in IN_PLACE:
-            self.writable(field, index[0]).index_put_(index, value)
-        else:
-            self.tensors[field] = current.index_put(index, value)
+        self.writable(field, index[0]).index_put_(index, value)
 
     def writable(self, field: str, slots: torch.Tensor) -> torch.Tensor:
         """The field's tensor, to be written in place at rows ``slots`` [B] (int64) and
@@ -198,6 +211,32 @@ class SeriesStore:
             self.saving[field] = live
         return current
 
+    def hybrid_rows(self, slots: torch.Tensor) -> tuple[dict[str, torch.Tensor], bool]:
+        """The hybrid's ``rows`` for a tick of ``slots`` [B] (``hybrid.rows_at``'s layout), to be
+        written in place: each field made writable first (its rows saved for the snapshots);
+        where the slots are one run a, a + 1, ... (one series; or every series in the order
+        they came) its rows are views of the store's tensors (True: the kernels' writes land in
+        the store, and ``put`` is needed only for a field whose tensor the tick replaced), else
+        gathered copies (False: ``put`` writes each back). The views of the last run are kept
+        and given again while the run and the fields' tensors are the same (a series' next tick:
+        two dozen slices cost more than its kernels' arithmetic)."""
+        run = _run_start(slots)
+        bases = [self.writable(field, slots) for field in HYBRID_ROWS]
+        if run is None:
+            rows = {k: v if k in SHARED else v[slots] for k, v in zip(HYBRID_ROWS, bases, strict=True)}  # copies
+        else:
+            key = (run, len(slots))
+            held = self._views
+            if held is None or held[0] != key or any(a is not b for a, b in zip(bases, held[1], strict=True)):
+                views = {
+                    k: v if k in SHARED else v[run : run + len(slots)] for k, v in zip(HYBRID_ROWS, bases, strict=True)
+                }
+                self._views = (key, bases, views)  # [B, ...] views each (the SHARED ones whole)
+                keep_numpy(list(views.values()))  # the kernels' arrays of them, converted once
+            rows = dict(self._views[2])
+        rows["slot"] = slots
+        return rows, run is not None
+
     def state(self, prefix: str, slots: torch.Tensor, *more: torch.Tensor) -> State:
         """The state stored under ``prefix`` ('carried' or 'anchor') for ``slots``."""
         h = self.tensors[f"{prefix}_h"][(slots, *more)]
@@ -213,7 +252,7 @@ class SeriesStore:
         # The PRIVATE fields are copied: later ticks write them in place, and the state may be
         # saved on another thread (the service's checkpoints).
         tensors = {k: v.clone() if k in PRIVATE else v for k, v in self.tensors.items() if k not in DERIVED}
-        self.handed_out.update(k for k in IN_PLACE if k in self.tensors)
+        self.handed_out.update(k for k in self.tensors if k not in PRIVATE and k not in DERIVED)
         return {"names": list(self.names), "free": list(self.free), "tensors": tensors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -242,7 +281,15 @@ class SeriesStore:
             else tensors[k]
             for k, v in self._blank(0).items()
         }
-        self.handed_out = {k for k in IN_PLACE if k in self.tensors}  # the caller's: copied before a write
+        self.handed_out = {k for k in self.tensors if k not in PRIVATE and k not in DERIVED}  # the caller's
+
+
+def _run_start(slots: torch.Tensor) -> int | None:
+    """a when ``slots`` [B] (B >= 1) is a, a + 1, ..., a + B - 1, else None."""
+    s = slots.numpy()
+    if len(s) == 1 or (s[-1] - s[0] == len(s) - 1 and (np.diff(s) == 1).all()):
+        return int(s[0])
+    return None
 
 
 def window(

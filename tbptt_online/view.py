@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from tbptt_online import calibration, combination, hybrid
@@ -127,11 +128,11 @@ class ForecasterView:
         slots = torch.tensor([self.slots[series] for _, series, _, _ in requests], dtype=torch.int64)  # [B]
         horizon = max(h for _, _, h, _ in requests)
         steps = tensors["steps"][slots]  # [B]
+        if cfg.hybrid:  # no network runs: the served path and the calibrated widths
+            rows = _hybrid_forecasts(tensors, slots, steps, horizon, [level for *_, level in requests], cfg)
+            return self._answers(requests, rows, steps)
         stats = tensors["stats"][slots]  # [B, F, d]
         with torch.inference_mode():  # nothing here is ever differentiated; only lists leave
-            if cfg.hybrid:
-                rows = _hybrid_forecasts(tensors, slots, steps, horizon, [level for *_, level in requests], cfg)
-                return self._answers(requests, rows, steps)
             if cfg.mode == "stateless":  # a fresh run with this view's weights (see fresh_state)
                 state = fresh_state(self.network, tensors, cfg.ring_size, cfg.k2, slots)
             else:
@@ -212,12 +213,14 @@ def _hybrid_forecasts(
     else:
         rows = hybrid.rows_at(tensors, slots)
         mean = hybrid.members(rows, steps, horizon).mean  # [B, H, d]
-    mean = torch.where(rows["x_seen"][:, None], mean, math.nan)  # nothing observed yet: no forecast
+    mean = np.where(rows["x_seen"].numpy()[:, None], mean.numpy(), math.nan)  # nothing observed yet: no forecast
     tracked = z_value(cfg.interval_level)
     ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
-    half = calibration.half_widths(rows["c_q"], horizon, ratio)  # [B, H, d], NaN while nothing is scored
-    units = torch.stack([mean, mean - half, mean + half]).transpose(1, 2)  # [3, H, B, d]
-    return _by_row(units, cfg.n_features)
+    half = calibration.half_widths(rows["c_q"], horizon, ratio).numpy()  # [B, H, d], NaN while nothing is scored
+    by_row = np.stack([mean, mean - half, mean + half], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)
+    if not np.isnan(by_row).any():  # as _by_row
+        return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
+    return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]
 
 
 def _quantiles(levels: list[float]) -> torch.Tensor:

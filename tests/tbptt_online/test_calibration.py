@@ -126,3 +126,36 @@ def test_iid_errors_are_covered_at_the_level_within_two_points(law, level):
         errors = -0.7 * u.sign() * torch.log1p(-2 * u.abs())
     covered = coverage(errors, level)
     assert bool(((covered - level).abs() <= 0.02).all()), covered.tolist()
+
+
+def widths_as_tensors(q: torch.Tensor, horizon: int, ratio: torch.Tensor) -> torch.Tensor:
+    """``half_widths`` written with tensor operations (the form it had before it was compiled)."""
+    tracked = q.shape[1]
+    h = torch.arange(1, horizon + 1, dtype=q.dtype).view(1, -1, 1)
+    first = q[:, :1]
+    fallback = torch.where(first > 0, first * h.sqrt(), math.nan)
+    known = q[:, : min(horizon, tracked)]
+    if horizon > tracked:
+        beyond = q[:, -1:] * (h[:, tracked:] / tracked).sqrt()
+        known = torch.cat([known, torch.where(beyond > 0, beyond, 0.0)], dim=1)
+    widths = torch.where((known > 0) & (first > 0), known, fallback)
+    widths = torch.maximum(widths, calibration.SLACK * widths.cummax(dim=1).values)
+    return widths * ratio
+
+
+def test_the_compiled_half_widths_equal_the_tensor_formula_bit_for_bit():
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(400):
+        b, tracked = (
+            int(torch.randint(1, 5, (1,), generator=generator)),
+            int(torch.randint(1, 14, (1,), generator=generator)),
+        )
+        q = 3 * torch.rand(b, tracked, 2, generator=generator, dtype=f64)
+        pick = torch.rand(q.shape, generator=generator)
+        q = torch.where(pick < 0.3, 0.0, q)  # not tracked yet
+        q = torch.where(pick > 0.97, math.inf, torch.where(pick < 0.03, math.nan, q))  # NaN: the running maximum's rule
+        horizon = int(torch.randint(1, 30, (1,), generator=generator))
+        ratio = torch.ones(()) if trial % 2 else 0.5 + torch.rand(b, 1, 1, generator=generator, dtype=f64)
+        got, expected = calibration.half_widths(q, horizon, ratio), widths_as_tensors(q, horizon, ratio)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert torch.equal(got.nan_to_num(nan=-1.0), expected.nan_to_num(nan=-1.0)), (q, horizon)

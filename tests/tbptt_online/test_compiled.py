@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import pytest
+import torch
 
 from tbptt_online import compiled
 
@@ -51,3 +53,15 @@ def test_prefetch_changes_no_value_and_an_address_outside_the_array_is_ignored()
     for ahead in (0, 64, 1 << 40, -(1 << 40)):
         assert _sum_asking_ahead(values, ahead) == 499500.0
     assert np.array_equal(values, np.arange(1000.0))
+
+
+def test_writable_refuses_a_view_it_would_write_through_wrongly_and_a_kept_array_is_the_tensors_memory():
+    t = torch.zeros(4, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="not contiguous"):
+        compiled.writable({"a": t.t()}, ("a",))
+    view = t[1:3]  # [2, 3] rows of a store's tensor, as hybrid_rows keeps them
+    compiled.keep_numpy([view])
+    (array,) = compiled.writable({"a": view}, ("a",))
+    array[0, 0] = 5.0
+    assert t[1, 0] == 5.0  # written through to the tensor
+    assert np.shares_memory(compiled.readable(view)[0], t.numpy())  # read in place too (no copy)

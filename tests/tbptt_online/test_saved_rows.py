@@ -10,7 +10,7 @@ import weakref
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_online.series_store import IN_PLACE
+from tbptt_online.series_store import HYBRID_ROWS, IN_PLACE
 
 SERIES = ("a", "b", "c")
 
@@ -78,3 +78,57 @@ def test_the_rows_a_view_reads_are_bit_identical_to_a_copy_taken_when_it_was_mad
     for k in IN_PLACE:
         assert torch.equal(view.tensors[k][slots], copies[k]), k
         assert not torch.equal(f.store.tensors[k][slots], copies[k]), k  # the store's rows did change
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal, NaN where NaN."""
+    return torch.equal(a.nan_to_num(-1.0), b.nan_to_num(-1.0)) if a.is_floating_point() else torch.equal(a, b)
+
+
+def test_the_fields_a_view_holds_whole_are_written_in_place_and_copied_only_after_a_view() -> None:
+    f = fed(30)
+    copied = f.store.copied_on_write
+    assert set(HYBRID_ROWS) - set(IN_PLACE) <= set(copied) and "hist_x" in copied
+    small = [k for k in copied if k.startswith(("x_", "c_"))]
+    fields = {k: f.store.tensors[k] for k in copied}
+    f.observe_many([(s, 1.0) for s in SERIES])  # one run of slots, no view: the ticks' rows are the store's
+    assert all(f.store.tensors[k] is fields[k] for k in copied)
+    view = f.view()
+    held = {k: f.store.tensors[k].clone() for k in copied}
+    f.observe_many([(s, 50.0) for s in SERIES])
+    for k in copied:
+        assert view.tensors[k] is fields[k] and same(view.tensors[k], held[k]), k  # as of the view
+        assert f.store.tensors[k] is not fields[k], k  # the first write after the view copied the field
+    assert any(not same(f.store.tensors[k], held[k]) for k in small)  # and the tick did write
+    after = {k: f.store.tensors[k] for k in copied}
+    f.observe("b", 2.0)  # no view since: in place again
+    assert all(f.store.tensors[k] is after[k] for k in copied)
+
+
+def test_a_state_dict_or_a_view_between_ticks_changes_nothing_the_model_computes() -> None:
+    """The ticks write the store's rows in place (through views kept from tick to tick): a
+    state_dict or a view taken between them gets tensors the next tick copies first, so it
+    keeps what it was given, and the model goes on as one nobody looked at."""
+    looked, alone = fed(30), fed(30)
+    taken = []
+    for t in range(12):
+        values = [(s, 5.0 + math.sin(t + i)) for i, s in enumerate(SERIES)]
+        if t % 3 == 0:
+            state = looked.state_dict()
+            taken.append((state, {k: v.clone() for k, v in state["store"]["tensors"].items()}))
+        if t % 4 == 1:
+            looked.view()
+        if t % 2:  # one series at a time (a run of one slot each), or all three (one run)
+            assert all(looked.observe(s, v) == alone.observe(s, v) for s, v in values)
+        else:
+            assert looked.observe_many(values) == alone.observe_many(values)
+    for state, copy in taken:
+        assert all(same(state["store"]["tensors"][k], v) for k, v in copy.items())
+    assert all(
+        same(a, b)
+        for a, b in zip(
+            looked.state_dict()["store"]["tensors"].values(),
+            alone.state_dict()["store"]["tensors"].values(),
+            strict=True,
+        )
+    )

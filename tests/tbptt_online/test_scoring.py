@@ -1,0 +1,83 @@
+"""The per-series statistics block (scoring.py): a tick's compiled passes equal the tensor
+formulas they replaced, bit for bit (Welford's normaliser, the last value, the scores)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tbptt_online.normalizer import welford_update
+from tbptt_online.scoring import SCORES, STAT, STAT_FIELDS, add_scores, observed_stats
+
+f64 = torch.float64
+
+
+def scores_as_tensors(stats, value, scored, mean, lower, upper, residual) -> torch.Tensor:
+    """The score rows [B, 8, d] with one step folded in, written with tensor operations."""
+    last_value = stats[:, STAT["last_value"]]
+    has_last = scored & ~torch.isnan(last_value)
+    err = torch.where(scored, (value - mean).abs(), 0.0)
+    naive_err = torch.where(has_last, (value - last_value).abs(), 0.0)
+    inside = scored & (value >= lower) & (value <= upper)
+    increments = torch.stack(
+        [scored.to(f64), err, err**2, has_last.to(f64), naive_err, naive_err**2, inside.to(f64),
+         torch.where(scored, residual**2, 0.0)],
+        dim=1,
+    )  # fmt: skip
+    return stats[:, SCORES:] + increments
+
+
+def random_step(generator: torch.Generator, b: int, d: int) -> tuple[torch.Tensor, ...]:
+    def some(scale: float) -> torch.Tensor:
+        x = scale * torch.randn(b, d, generator=generator, dtype=f64)
+        pick = torch.rand(b, d, generator=generator)
+        return torch.where(pick < 0.15, math.nan, torch.where(pick > 0.95, -0.0, x))
+
+    stats = 10 * torch.randn(b, len(STAT_FIELDS), d, generator=generator, dtype=f64)
+    stats[:, STAT["norm_count"]] = torch.randint(0, 5, (b, d), generator=generator).to(f64)
+    stats[:, STAT["norm_m2"]] = stats[:, STAT["norm_m2"]].abs()
+    stats[:, STAT["last_value"]] = some(3.0)
+    value = some(3.0)
+    mean = some(3.0)
+    return stats, value, mean, mean - some(1.0).abs(), mean + some(1.0).abs(), some(2.0)
+
+
+def test_a_tick_folds_its_values_as_the_tensor_formulas_did_bit_for_bit():
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        b, d = 1 + trial % 7, 1 + trial % 2
+        stats, value, mean, lower, upper, residual = random_step(generator, b, d)
+        observed = ~torch.isnan(value)
+        normalize = trial % 3 != 0
+        new = observed_stats(stats, value, observed, normalize)
+        add_scores(new, stats, value, observed, mean, lower, upper, residual)
+        count, centre, m2 = (stats[:, STAT[k]] for k in ("norm_count", "norm_mean", "norm_m2"))
+        if normalize:
+            count, centre, m2 = welford_update(count, centre, m2, value, observed)
+        last_value = torch.where(observed, value, stats[:, STAT["last_value"]])
+        scores = scores_as_tensors(stats, value, observed & ~torch.isnan(mean), mean, lower, upper, residual)
+        expected = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)
+        assert new.dtype == expected.dtype and new.shape == expected.shape
+        # bit for bit, NaN where NaN (and -0.0 apart from +0.0)
+        assert torch.equal(new.view(torch.int64), expected.view(torch.int64)), trial
+
+
+def test_a_missing_value_leaves_the_normaliser_and_the_scores_alone():
+    stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
+    stats[0, :, 0] = torch.tensor([2.0, 5.0, 8.0, 7.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5], dtype=f64)
+    nan = torch.full((1, 1), math.nan, dtype=f64)
+    new = observed_stats(stats, nan, torch.zeros(1, 1, dtype=torch.bool), True)
+    add_scores(new, stats, nan, torch.zeros(1, 1, dtype=torch.bool), nan + 0, nan + 0, nan + 0, nan + 0)
+    assert torch.equal(new, stats)
+
+
+def test_a_value_by_hand():
+    stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
+    stats[0, :, 0] = torch.tensor([1.0, 4.0, 0.0, 4.0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=f64)  # one value seen: 4
+    one = torch.ones(1, 1, dtype=f64)
+    new = observed_stats(stats, 6.0 * one, one > 0, True)
+    add_scores(new, stats, 6.0 * one, one > 0, 5.0 * one, 4.5 * one, 5.5 * one, 0.5 * one)  # served 5 in [4.5, 5.5]
+    # Welford: count 2, mean 5, m2 = (6 - 4) * (6 - 5) = 2; last value 6; scored: |6 - 5| = 1,
+    # naive |6 - 4| = 2, not inside, residual 0.5^2
+    assert new[0, :, 0].tolist() == [2.0, 5.0, 2.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 0.0, 0.25]

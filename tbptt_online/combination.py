@@ -6,14 +6,16 @@ exponentially weighted average, EWA), and a third EWA over those two.
   package ``opera``; discount ``GRADIENT_DISCOUNT``). When a target ``y`` arrives, its own
   forecast ``G`` (made h steps before) had the loss ``|y - G|``, whose slope in the
   forecast is ``g = sign(G - y)``; each member's *regret* is the linearised gain of having
-  moved towards it, in local scales, ``r_e = g * (G - F_e) / scale`` (clamped to +-CAP;
-  a non-finite forecast counts as -CAP, a non-finite ``G`` scores nothing), and
+  moved towards it, in the series' units (what a stream's MAE measures), ``r_e = g * (G -
+  F_e)``, clamped to +-CAP local scales (a non-finite forecast counts as -CAP local scales,
+  a non-finite ``G`` scores nothing), and
 
       R_e <- rho R_e + r_e,   V_e <- rho V_e + r_e^2,   B_e <- max(rho B_e, |r_e|),
 
   ``eta_e = min(1 / (2 B_e), sqrt(ln K / V_e))`` (K the members allowed to take weight, at
-  least 2) and ``w_e ∝ eta_e exp(eta_e R_e - eta_e^2 V_e)`` over the allowed ones. Its
-  learning rates are per member and set by the evidence: a member whose regret is large
+  least 2) and ``w_e ∝ eta_e exp(eta_e R_e - eta_e^2 V_e)`` over the allowed ones: free
+  of the series' scale (eta_e R_e and eta_e^2 V_e are ratios). Its learning rates are per
+  member and set by the evidence: a member whose regret is large
   and steady against its spread sharpens the weights quickly, a noisy one does not (the
   ratio of losses with a fixed eta, as the slow combiner has, keeps a member 3 % worse at
   half the leader's weight after 1,000 values as after 10). Linearised, it competes with
@@ -50,29 +52,28 @@ GRADIENT_DISCOUNT = 0.999  # rho of the gradient combiner's sums (BOA): about th
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
 ETA = 25.0  # the slow combiner's
 META_DISCOUNT = 0.999  # rho of the combiners' own losses
-META_ETA = 25.0
+META_ETA = 10.0  # 25 (the slow combiner's) before the gradient combiner: see README
 CAP = 50.0  # one target adds at most this (in units of the scale) to a member's loss: a spike, or a
 # scale still unknown in a series' first values, cannot dominate the discounted sums
-RANGE_FLOOR = 1e-12  # a member's regret range B (local scales) is at least this: eta_e stays finite
+RANGE_FLOOR = 1e-300  # a member's regret range B (series' units) is at least this: eta_e stays finite
 COMBINERS = 2  # gradient, slow
 
 
 @compiled
 def regret(combined: float, member: float, y: float, unit: float) -> float:
-    """A member's linearised regret ``sign(G - y) * (G - F_e) / unit`` (``combined`` = G, the
-    gradient combiner's forecast of ``y``; ``unit`` the local scale), clamped to +-CAP; a
-    non-finite member's forecast counts as -CAP (following it would have been the worst)."""
+    """A member's linearised regret ``sign(G - y) * (G - F_e)`` in the series' units
+    (``combined`` = G, the gradient combiner's forecast of ``y``), clamped to +-CAP local
+    scales ``unit``; a non-finite member's forecast counts as -CAP local scales (following it
+    would have been the worst)."""
     if not math.isfinite(member):
-        return -CAP
+        return -CAP * unit
     if combined > y:
         gain = combined - member
     elif combined < y:
         gain = member - combined
     else:  # no slope: nothing to learn
         return 0.0
-    if gain == 0.0:  # the member is the combination (0 / 0 with a zero scale)
-        return 0.0
-    return min(max(gain / unit, -CAP), CAP)
+    return min(max(gain, -CAP * unit), CAP * unit)
 
 
 @inlined
@@ -106,7 +107,7 @@ def gradient(regrets, squares, ranges, b, k, allowed, logits, weights, row) -> N
                 eta = 1.0 / (2.0 * spread)
                 if squares[b, h, e, k] > 0.0:
                     eta = min(eta, math.sqrt(log_k / squares[b, h, e, k]))
-                logits[h, row, e] = math.log(eta) + eta * regrets[b, h, e, k] - eta * eta * squares[b, h, e, k]
+                logits[h, row, e] = math.log(eta) + eta * regrets[b, h, e, k] - eta * (eta * squares[b, h, e, k])
             else:
                 logits[h, row, e] = -np.inf
             top = max(top, logits[h, row, e])

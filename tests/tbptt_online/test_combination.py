@@ -119,23 +119,22 @@ def test_the_compiled_arithmetic_divides_by_zero_as_ieee_754_not_with_an_excepti
     # numba's default raises ZeroDivisionError inside a tick; the tensor code it replaced gave inf
     assert combination.discounted(1.0, math.inf, CAP, SLOW_DISCOUNT) == SLOW_DISCOUNT * 1.0 + CAP
     assert combination.discounted(0.0, math.nan, CAP, SLOW_DISCOUNT) == CAP  # at the cap, not a perfect forecast
-    assert combination.regret(3.0, 1.0, 2.0, 0.0) == CAP  # 2 / 0 = inf: clamped
-    assert combination.regret(3.0, 3.0, 2.0, 0.0) == 0.0  # 0 / 0: the member is the combination
+    assert combination.regret(3.0, 1.0, 2.0, 1e-300) == 1e-300 * CAP  # no division: clamped at CAP local scales
 
 
 def test_a_members_regret_is_the_linearised_gain_of_moving_the_combination_towards_it():
     # the combination G = 10 forecast y = 7: too high (slope +1), so a member below G gains
-    assert combination.regret(10.0, 8.0, 7.0, 2.0) == 1.0  # (10 - 8) / 2
-    assert combination.regret(10.0, 13.0, 7.0, 2.0) == -1.5  # above G: (10 - 13) / 2
-    assert combination.regret(10.0, 4.0, 7.0, 2.0) == 3.0  # linearised: past y still gains, (10 - 4) / 2
+    assert combination.regret(10.0, 8.0, 7.0, 2.0) == 2.0  # 10 - 8, in the series' units
+    assert combination.regret(10.0, 13.0, 7.0, 2.0) == -3.0  # above G: 10 - 13
+    assert combination.regret(10.0, 4.0, 7.0, 2.0) == 6.0  # linearised: past y still gains, 10 - 4
     # G = 10 forecast y = 12: too low (slope -1), a member above G gains
-    assert combination.regret(10.0, 13.0, 12.0, 2.0) == 1.5
-    assert combination.regret(10.0, 8.0, 12.0, 2.0) == -1.0
+    assert combination.regret(10.0, 13.0, 12.0, 2.0) == 3.0
+    assert combination.regret(10.0, 8.0, 12.0, 2.0) == -2.0
     assert combination.regret(10.0, 8.0, 10.0, 2.0) == 0.0  # G exact: no slope, nothing to learn
-    assert combination.regret(10.0, 1e9, 7.0, 1.0) == -CAP  # clamped to +-CAP local scales
-    assert combination.regret(10.0, -1e9, 7.0, 1.0) == CAP
-    assert combination.regret(10.0, math.inf, 7.0, 1.0) == -CAP  # a non-finite member: the worst
-    assert combination.regret(10.0, math.nan, 12.0, 1.0) == -CAP
+    assert combination.regret(10.0, 1e9, 7.0, 2.0) == -CAP * 2.0  # clamped to +-CAP local scales
+    assert combination.regret(10.0, -1e9, 7.0, 2.0) == CAP * 2.0
+    assert combination.regret(10.0, math.inf, 7.0, 2.0) == -CAP * 2.0  # a non-finite member: the worst
+    assert combination.regret(10.0, math.nan, 12.0, 2.0) == -CAP * 2.0
 
 
 def test_the_gradient_fold_discounts_the_sums_and_keeps_a_discounted_range():
@@ -155,6 +154,12 @@ def gradient_of(regrets: list[float], squares: list[float], ranges: list[float],
         member_tensor(regrets), member_tensor(squares), member_tensor(ranges), torch.tensor(allowed).view(1, -1, 1)
     )
     return w.flatten().tolist()
+
+
+def test_the_gradient_weights_are_free_of_the_series_scale():
+    small = gradient_of([1.0, -1.0], [4.0, 1.0], [2.0, 1.0], [True, True])
+    large = gradient_of([1e3, -1e3], [4e6, 1e6], [2e3, 1e3], [True, True])  # the same series in 1000x its units
+    assert large == pytest.approx(small, rel=1e-12)
 
 
 def test_the_gradient_weights_by_hand():
@@ -192,7 +197,7 @@ def boa_by_hand(regrets: list[float], squares: list[float], ranges: list[float],
         eta = 1.0 / (2.0 * max(b, combination.RANGE_FLOOR))
         if v > 0.0:
             eta = min(eta, math.sqrt(log_k / v))
-        logits.append(math.log(eta) + eta * r - eta * eta * v)
+        logits.append(math.log(eta) + eta * r - eta * (eta * v))
     top = -math.inf
     for x in logits:
         top = max(top, x)

@@ -63,7 +63,7 @@ def hand_gradient_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[b
     for r, v, b, ok in zip(*sums, allowed, strict=True):
         eta = 1.0 / (2.0 * max(b, combination.RANGE_FLOOR))
         eta = min(eta, math.sqrt(log_k / v)) if v > 0 else eta
-        raw.append(eta * math.exp(eta * r - eta * eta * v) if ok else 0.0)
+        raw.append(eta * math.exp(eta * r - eta * (eta * v)) if ok else 0.0)
     return [x / sum(raw) for x in raw]
 
 
@@ -332,7 +332,7 @@ def test_a_member_past_float32_has_the_worst_regret_and_every_member_is_scored_a
     rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1)
     rows["slot"] = torch.arange(1)
     rows["x_seen"][:] = True
-    rows["x_scale"][:] = 2.0  # the local scale: regrets are in local scales
+    rows["x_scale"][:] = 2.0  # the local scale: regrets are capped at CAP local scales
     members = hybrid.N_MEMBERS
     made = torch.full((hybrid.ORIGIN_COLUMNS,), 2.0)  # every member forecast 2 (the target 2)
     made[0] = math.inf  # the naive member: past float32's range
@@ -343,9 +343,9 @@ def test_a_member_past_float32_has_the_worst_regret_and_every_member_is_scored_a
     y, observed = torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]])
     hybrid.score(rows, y, observed, torch.tensor([2]), 0.9, rows["c_origin"])
     regret = rows["c_regret"][0, 0, :, 0].tolist()
-    assert regret[0] == -combination.CAP  # following an infinite forecast: the worst
-    assert regret[1] == (2.5 - 3.0) / 2.0  # scored though not allowed: -0.25
-    assert regret[2:] == [(2.5 - 2.0) / 2.0] * (members - 2)  # 0.25: towards the target
+    assert regret[0] == -combination.CAP * 2.0  # following an infinite forecast: the worst
+    assert regret[1] == 2.5 - 3.0  # scored though not allowed: -0.5, in the series' units
+    assert regret[2:] == [2.5 - 2.0] * (members - 2)  # 0.5: towards the target
     assert rows["c_regret_sq"][0, 0, :, 0].tolist() == [r * r for r in regret]
     assert rows["c_regret_range"][0, 0, :, 0].tolist() == [abs(r) for r in regret]
 

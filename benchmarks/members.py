@@ -2,7 +2,7 @@
 
 The diagnosis behind issue 10's losses to naive: per stream, prequential as
 ``benchmarks.accuracy`` (the same warm-up and alignment), the MAE / naive MAE of the served
-forecast, of each combiner's (gradient, slow), of every member alone, and which member was best
+forecast, of each combiner's (fast, slow), of every member alone, and which member was best
 in hindsight. The forecasts are read, after each value, from the origin ring the model keeps
 for its own scoring (``c_origin``: float32, so a figure may differ from the accuracy
 benchmark's in the fourth digit).
@@ -26,7 +26,7 @@ from benchmarks.real_series import RealSeries, all_series
 from tbptt_online import Forecaster, ForecasterConfig, hybrid
 
 HORIZON = 12
-SERVED, GRADIENT, SLOW = hybrid.N_MEMBERS, hybrid.N_MEMBERS + 2, hybrid.N_MEMBERS + 3  # columns of the ring
+SERVED, FAST, SLOW = hybrid.N_MEMBERS, hybrid.N_MEMBERS + 2, hybrid.N_MEMBERS + 3  # columns of the ring
 
 
 def origins(series: RealSeries, config: ForecasterConfig) -> np.ndarray:
@@ -62,7 +62,7 @@ def line(name: str, ratios: np.ndarray) -> str:
     best = int(np.nanargmin(members))
     naive, network = members[hybrid.MEMBERS.index("naive")], members[hybrid.MEMBERS.index("network")]
     return (
-        f"| {name} | {ratios[SERVED]:.3f} | {ratios[GRADIENT]:.3f} | {ratios[SLOW]:.3f} | {naive:.3f} | "
+        f"| {name} | {ratios[SERVED]:.3f} | {ratios[FAST]:.3f} | {ratios[SLOW]:.3f} | {naive:.3f} | "
         f"{network:.3f} | {hybrid.MEMBERS[best]} {members[best]:.3f} |"
     )
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> str:
         streams = [s for s in streams if s.name in args.only.split(",")]
     config = ForecasterConfig()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    head = "| stream | served | gradient combiner | slow combiner | naive member | network member | best member |"
+    head = "| stream | served | fast combiner | slow combiner | naive member | network member | best member |"
     rows = {"one": [], "many": []}
     for series in streams:
         ratios = scores(series, config)

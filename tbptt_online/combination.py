@@ -1,42 +1,34 @@
-"""Online combination of forecasters: per series, per horizon, two combiners of the members,
-one by their linearised regrets (BOA) and one by their discounted absolute losses (an
-exponentially weighted average, EWA), and a third EWA over those two.
+"""Online combination of forecasters: per series, per horizon, two exponentially weighted
+averages (EWA) of the members by their discounted absolute losses, one with a short memory
+and one with a long one, and a third EWA over those two.
 
-- The **gradient** combiner (BOA, Wintenberger 2017, with the gradient trick, as in the R
-  package ``opera``; discount ``GRADIENT_DISCOUNT``). When a target ``y`` arrives, its own
-  forecast ``G`` (made h steps before) had the loss ``|y - G|``, whose slope in the
-  forecast is ``g = sign(G - y)``; each member's *regret* is the linearised gain of having
-  moved towards it, in the series' units (what a stream's MAE measures), ``r_e = g * (G -
-  F_e)``, clamped to +-CAP local scales (a non-finite forecast counts as -CAP local scales,
-  a non-finite ``G`` scores nothing), and
+For member ``e`` at horizon ``h`` of one series and feature, after each scored target, in
+each of the two *combiners* ``i``,
 
-      R_e <- rho R_e + r_e,   V_e <- rho V_e + r_e^2,   B_e <- max(rho B_e, |r_e|),
+    L_ie <- rho_i * L_ie + min(x_e, cap),      N_i <- rho_i * N_i + 1,
 
-  ``eta_e = min(1 / (2 B_e), sqrt(ln K / V_e))`` (K the members allowed to take weight, at
-  least 2) and ``w_e ∝ eta_e exp(eta_e R_e - eta_e^2 V_e)`` over the allowed ones: free
-  of the series' scale (eta_e R_e and eta_e^2 V_e are ratios). Its learning rates are per
-  member and set by the evidence: a member whose regret is large
-  and steady against its spread sharpens the weights quickly, a noisy one does not (the
-  ratio of losses with a fixed eta, as the slow combiner has, keeps a member 3 % worse at
-  half the leader's weight after 1,000 values as after 10). Linearised, it competes with
-  the best convex combination of the members, not only with the best member. Every member
-  is scored, allowed or not, so a member let in later (a season found) comes with its
-  record. Before anything is scored its weights are equal.
-- The **slow** combiner (``rho = SLOW_DISCOUNT``, about the last 1,000 targets) scores the
-  members' errors in the series' units, ``L_e <- rho L_e + min(|y - F_e|, CAP * scale)``,
-  ``N <- rho N + 1``, with weights ``∝ exp(-ETA L_e / min_e' L_e')`` over the allowed
-  members (``L_e / N`` is the discounted mean, and the ratio makes ``ETA`` free of the
-  series' scale: a member whose loss is 10 % above the best one's gets ``exp(-ETA / 10)``
-  of its weight): what the MAE of a stream measures. It cannot fall far behind the member
-  whose MAE is lowest over the long run.
+and the combiner's weights are ``w_ie ∝ exp(-ETA * L_ie / min_e' L_ie')`` over the members
+allowed to take weight (``L_ie / N_i`` is the discounted mean, and the ratio makes ``ETA``
+free of the series' scale: a member whose loss is 10 % above the best one's gets
+``exp(-ETA / 10)`` of its weight).
+
+- The **fast** combiner (``rho = DISCOUNT``, about the last 100 targets) scores errors in
+  units of the local scale, ``x_e = |y - F_e| / scale``, ``cap = CAP``: it follows whichever
+  member led recently, a calm stretch counting as much as a volatile one.
+- The **slow** combiner (``rho = SLOW_DISCOUNT``, about the last 1,000) scores them in the
+  series' units, ``x_e = |y - F_e|``, ``cap = CAP * scale``: what the MAE of a stream
+  measures. It cannot fall far behind the member whose MAE is lowest over the long run,
+  which the fast one can (a level plus noise, where the recent leader changes by chance; a
+  spiky series, where a member good in calm stretches and bad in bursts leads in local
+  scales while losing in MAE).
 - The **mixture**: the combiners' own forecasts ``G_i = sum_e w_ie F_e`` are scored as the
   slow one scores members (``rho = META_DISCOUNT``) and weighted ``mu_i ∝ exp(-META_ETA *
-  M_i / min M)``; the served weights are ``w_e = mu_grad w_grad,e + mu_slow w_slow,e``
-  (online aggregation over several combiners, as in Fixed Share over combiners or BOA
+  M_i / min M)``; the served weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e``
+  (online aggregation over several discounts, as in Fixed Share over combiners or BOA
   with several learning rates).
 
-Before anything is scored at a horizon the slow combiner's (and the mixture's) weights
-are equal. Beyond the last scored horizon the weights of that horizon hold.
+Before anything is scored at a horizon a combiner's (and the mixture's) weights are
+equal. Beyond the last scored horizon the weights of that horizon hold.
 """
 
 from __future__ import annotations
@@ -48,76 +40,14 @@ import torch
 
 from tbptt_online.compiled import compiled, inlined, readable
 
-GRADIENT_DISCOUNT = 0.999  # rho of the gradient combiner's sums (BOA): about the last 1,000 targets
+DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
-ETA = 25.0  # the slow combiner's
+ETA = 25.0  # both combiners'
 META_DISCOUNT = 0.999  # rho of the combiners' own losses
-META_ETA = 10.0  # 25 (the slow combiner's) before the gradient combiner: see README
+META_ETA = 25.0
 CAP = 50.0  # one target adds at most this (in units of the scale) to a member's loss: a spike, or a
 # scale still unknown in a series' first values, cannot dominate the discounted sums
-RANGE_FLOOR = 1e-300  # a member's regret range B (series' units) is at least this: eta_e stays finite
-COMBINERS = 2  # gradient, slow
-
-
-@compiled
-def regret(combined: float, member: float, y: float, unit: float) -> float:
-    """A member's linearised regret ``sign(G - y) * (G - F_e)`` in the series' units
-    (``combined`` = G, the gradient combiner's forecast of ``y``), clamped to +-CAP local
-    scales ``unit``; a non-finite member's forecast counts as -CAP local scales (following it
-    would have been the worst)."""
-    if not math.isfinite(member):
-        return -CAP * unit
-    if combined > y:
-        gain = combined - member
-    elif combined < y:
-        gain = member - combined
-    else:  # no slope: nothing to learn
-        return 0.0
-    return min(max(gain, -CAP * unit), CAP * unit)
-
-
-@inlined
-def gradient_fold(regrets, squares, ranges, b, h, e, k, r, rho) -> None:
-    """Fold regret ``r`` into member e's sums at [b, h, e, k]: ``R <- rho R + r``, ``V <- rho V +
-    r^2``, ``B <- max(rho B, |r|)`` (each [B, Hc, E, d])."""
-    regrets[b, h, e, k] = rho * regrets[b, h, e, k] + r
-    squares[b, h, e, k] = rho * squares[b, h, e, k] + r * r
-    ranges[b, h, e, k] = max(rho * ranges[b, h, e, k], abs(r))
-
-
-@inlined
-def gradient(regrets, squares, ranges, b, k, allowed, logits, weights, row) -> None:
-    """At every horizon h of series ``b`` and feature ``k``: BOA's weights ``weights[h, row, :M]``
-    of the M members from their regret sums ``regrets``, ``squares`` and ranges ``ranges``
-    [B, Hc, M, d] (the module docstring) over the allowed ones ``allowed`` [M] (at least one):
-    ``softmax(ln eta_e + eta_e R_e - eta_e^2 V_e)``, ``eta_e = min(1 / (2 B_e), sqrt(ln K /
-    V_e))``; equal before anything is scored (all sums 0). The logits are left in ``logits[h,
-    row, :M]`` (-inf where not allowed). Elements indexed, never sliced (see ``ewa``)."""
-    horizons, members = regrets.shape[1], regrets.shape[2]
-    allowed_count = 0
-    for e in range(members):
-        if allowed[e]:
-            allowed_count += 1
-    log_k = math.log(max(allowed_count, 2))
-    for h in range(horizons):
-        top = -np.inf
-        for e in range(members):
-            if allowed[e]:
-                spread = max(ranges[b, h, e, k], RANGE_FLOOR)
-                eta = 1.0 / (2.0 * spread)
-                if squares[b, h, e, k] > 0.0:
-                    eta = min(eta, math.sqrt(log_k / squares[b, h, e, k]))
-                logits[h, row, e] = math.log(eta) + eta * regrets[b, h, e, k] - eta * (eta * squares[b, h, e, k])
-            else:
-                logits[h, row, e] = -np.inf
-            top = max(top, logits[h, row, e])
-        total = 0.0
-        for e in range(members):
-            x = logits[h, row, e] - top
-            weights[h, row, e] = 0.0 if x == -np.inf else math.exp(x)
-            total += weights[h, row, e]
-        for e in range(members):
-            weights[h, row, e] /= total
+COMBINERS = 2  # fast, slow
 
 
 @compiled
@@ -131,14 +61,25 @@ def discounted(loss: float, error: float, cap: float, rho: float) -> float:
 
 
 @compiled
-def _fold(loss, count, error, scored, scale, rho) -> None:
+def scored_error(error: float, unit: float, local: bool) -> tuple[float, float]:
+    """A combiner's error and its cap from an absolute error in the series' units and the
+    local scale ``unit``: in local scales (``local``: the fast combiner) or in the series'
+    units (the slow one and the mixture: what MAE measures)."""
+    if local:
+        return error / unit, CAP
+    return error, CAP * unit
+
+
+@compiled
+def _fold(loss, count, error, scored, scale, rho, local) -> None:
     n_rows, horizons, members, d = loss.shape
     for b in range(n_rows):
         for h in range(horizons):
             for k in range(d):
                 if scored[b, h, k]:
                     for e in range(members):
-                        loss[b, h, e, k] = discounted(loss[b, h, e, k], error[b, h, e, k], CAP * scale[b, k], rho)
+                        x, cap = scored_error(error[b, h, e, k], scale[b, k], local)
+                        loss[b, h, e, k] = discounted(loss[b, h, e, k], x, cap, rho)
                     count[b, h, k] = rho * count[b, h, k] + 1.0
 
 
@@ -148,24 +89,26 @@ def fold(
     error: torch.Tensor,
     scored: torch.Tensor,
     scale: torch.Tensor,
-    rho: float = SLOW_DISCOUNT,
+    rho: float = DISCOUNT,
+    local: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The slow combiner's step: discount by ``rho`` and add one target's absolute errors in
-    the series' units, each capped at ``CAP`` local scales (``discounted``).
+    """Discount by ``rho`` and add one target's absolute errors (``discounted``), in units of
+    the local scale (``local``, the fast combiner) or in the series' units capped at ``CAP``
+    local scales (the slow one).
 
     loss [B, H, E, d], count [B, H, d]; error [B, H, E, d] absolute errors of the members'
     forecasts of that target made h steps before (a non-finite one counts as the cap); scored
     [B, H, d]: which horizons had a forecast to score (and an observed target); scale [B, d] > 0.
 
-    >>> loss, count = fold(torch.zeros(1, 1, 2, 1), torch.zeros(1, 1, 1), torch.tensor([[[[1.0], [300.0]]]]),
+    >>> loss, count = fold(torch.zeros(1, 1, 2, 1), torch.zeros(1, 1, 1), torch.tensor([[[[1.0], [3.0]]]]),
     ...                    torch.tensor([[[True]]]), torch.tensor([[2.0]]))
     >>> loss.flatten().tolist(), count.flatten().tolist()
-    ([1.0, 100.0], [1.0])
+    ([0.5, 1.5], [1.0])
     """
     f64 = torch.float64
     new_loss, new_count = loss.to(f64, copy=True).contiguous(), count.to(f64, copy=True).contiguous()
     arrays = _array(error), _array(scored), _array(scale)
-    _fold(new_loss.numpy(), new_count.numpy(), *arrays, float(rho))
+    _fold(new_loss.numpy(), new_count.numpy(), *arrays, float(rho), bool(local))
     return new_loss.to(loss.dtype), new_count.to(count.dtype)
 
 
@@ -212,9 +155,8 @@ MIXTURE = COMBINERS  # the row of ``mixed_weights``' scratch that holds the mixt
 
 @inlined
 def mixed_weights(
-    regrets,
-    squares,
-    ranges,
+    fast_loss,
+    fast_count,
     slow_loss,
     slow_count,
     meta_loss,
@@ -227,14 +169,13 @@ def mixed_weights(
     weights,
 ) -> None:
     """The served weights ``weights`` [Hc, E] of one series ``b`` and feature ``k`` at every
-    horizon (the module docstring): each combiner's weights into ``combiners[:, i]``: i = 0
-    the gradient one's from its sums ``regrets``, ``squares``, ``ranges`` [B, Hc, E, d], 1 the
-    slow one's from its losses [B, Hc, E, d] and count [B, Hc, d]; their mixture mu into
+    horizon (the module docstring): each combiner's weights into ``combiners[:, i]`` (i = 0
+    fast, 1 slow) from its losses [B, Hc, E, d] and count [B, Hc, d], their mixture mu into
     ``combiners[:, MIXTURE, :2]`` from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and
     count ``meta_count`` [B, Hc, d]; the logits into the same places of ``logits``
     (``combiners`` and ``logits`` are [Hc, 3, E] scratch); ``allowed`` [E] which members may
     take weight."""
-    gradient(regrets, squares, ranges, b, k, allowed, logits, combiners, 0)
+    ewa(fast_loss, fast_count, b, k, allowed, ETA, logits, combiners, 0)
     ewa(slow_loss, slow_count, b, k, allowed, ETA, logits, combiners, 1)
     ewa(meta_loss, meta_count, b, k, _BOTH, META_ETA, logits, combiners, MIXTURE)
     for h in range(weights.shape[0]):
@@ -281,41 +222,14 @@ def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta:
 
 
 @compiled
-def _gradient_weights(regrets, squares, ranges, allowed, out) -> None:
-    n_rows, horizons, members, d = regrets.shape
-    logits, weights = np.empty((horizons, 1, members)), np.empty((horizons, 1, members))
-    for b in range(n_rows):
-        for k in range(d):
-            gradient(regrets, squares, ranges, b, k, allowed[b, :, k], logits, weights, 0)
-            out[b, :, :, k] = weights[:, 0]
-
-
-def gradient_weights(
-    regrets: torch.Tensor, squares: torch.Tensor, ranges: torch.Tensor, allowed: torch.Tensor
-) -> torch.Tensor:
-    """``[B, H, E, d]`` the gradient combiner's weights (``gradient``) from its sums [B, H, E, d];
-    ``allowed`` [B, E, d] says which members may take weight (at least one per row).
-
-    >>> zero = torch.zeros(1, 1, 2, 1)
-    >>> gradient_weights(zero, zero, zero, torch.ones(1, 2, 1, dtype=torch.bool)).flatten().tolist()
-    [0.5, 0.5]
-    """
-    out = torch.empty(regrets.shape, dtype=torch.float64)
-    _gradient_weights(_array(regrets), _array(squares), _array(ranges), _array(allowed), out.numpy())
-    return out
-
-
-@compiled
-def _served(
-    regrets, squares, ranges, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu
-) -> None:
-    n_rows, horizons, members, d = regrets.shape
+def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu) -> None:
+    n_rows, horizons, members, d = fast_loss.shape
     logits, each = np.empty((horizons, COMBINERS + 1, members)), np.empty((horizons, COMBINERS + 1, members))
     weights = np.empty((horizons, members))
     for b in range(n_rows):
         for k in range(d):
             mixed_weights(
-                regrets, squares, ranges, slow_loss, slow_count, meta_loss, meta_count, allowed[b, :, k],
+                fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed[b, :, k],
                 b, k, logits, each, weights,
             )  # fmt: skip
             out[b, :, :, k] = weights
@@ -324,10 +238,10 @@ def _served(
 
 
 def served_weights(rows: dict[str, torch.Tensor], allowed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The served weights ``[B, Hc, E, d]``, each combiner's ``[B, Hc, 2, E, d]`` (gradient,
-    slow) and their mixture ``[B, Hc, 2, d]`` from the rows' combination fields (``FIELDS``);
+    """The served weights ``[B, Hc, E, d]``, each combiner's ``[B, Hc, 2, E, d]`` (fast, slow)
+    and their mixture ``[B, Hc, 2, d]`` from the rows' combination fields (``FIELDS``);
     ``allowed`` [B, E, d] which members may take weight."""
-    loss = rows["c_slow_loss"]
+    loss = rows["c_loss"]
     b, horizons, members, d = loss.shape
     out = torch.empty(loss.shape, dtype=torch.float64)
     combiners = torch.empty(b, horizons, COMBINERS, members, d, dtype=torch.float64)
@@ -337,6 +251,4 @@ def served_weights(rows: dict[str, torch.Tensor], allowed: torch.Tensor) -> tupl
     return out, combiners, mu
 
 
-FIELDS = (  # in kernel order
-    "c_regret", "c_regret_sq", "c_regret_range", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
-)  # fmt: skip
+FIELDS = ("c_loss", "c_count", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # in kernel order

@@ -5,13 +5,11 @@ calibrated at every horizon.
 Per series and feature, each value ``y_t``:
 
 1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's,
-   the served combination's and the gradient and slow combiners', kept in the ``c_origin``
-   ring), folding the members' linearised regrets against the gradient combiner's forecast
-   into its sums and their absolute errors into the slow combiner's discounted losses, per
-   horizon, and the combiners' errors into the mixture's (``combination.gradient_fold``,
-   ``combination.discounted``; see ``combination``), and the served forecast's error into
-   the interval quantile of that horizon (``calibration.stepped``; all called from
-   ``hybrid_kernels.score``);
+   the served combination's and the fast and slow combiners', kept in the ``c_origin``
+   ring), folding the members' absolute errors into both combiners' discounted losses per
+   horizon and the combiners' into the mixture's (``combination.discounted``; see
+   ``combination``), and the served forecast's error into the interval quantile of that
+   horizon (``calibration.stepped``; all called from ``hybrid_kernels.score``);
 2. **advances** the experts (``experts.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
@@ -60,16 +58,15 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
     f64 = torch.float64
     return {
         **experts.fields(n, d, ring, max_season),
-        "c_regret": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the gradient combiner's: R, V, B
-        "c_regret_sq": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),
-        "c_regret_range": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),
+        "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the fast combiner's discounted losses
+        "c_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_slow_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the slow combiner's
         "c_slow_count": torch.zeros(n, horizons, d, dtype=f64),
-        "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (gradient, slow)
+        "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (fast, slow)
         "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
         # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
-        # level, 0: unknown, and the gradient and slow combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
+        # level, 0: unknown, and the fast and slow combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
         # the hybrid's largest field; only errors are read from it (a value past float32's range scores
         # as an infinite, i.e. capped, error)
         "c_origin": torch.zeros(n, horizons, horizons, ORIGIN_COLUMNS, d, dtype=torch.float32),
@@ -256,8 +253,8 @@ def served_weights(rows: dict[str, torch.Tensor]) -> torch.Tensor:
 
 class Base(NamedTuple):
     """The experts' combination ``path`` [B, H, d] (what the network corrects); the experts'
-    terms ``partial`` [B, H, 3, d] of the served mean and of each combiner's forecast (gradient,
-    slow) and the network member's weights ``net`` [B, min(H, Hc), 3, d] (served, gradient, slow), from
+    terms ``partial`` [B, H, 3, d] of the served mean and of each combiner's forecast (fast,
+    slow) and the network member's weights ``net`` [B, min(H, Hc), 3, d] (served, fast, slow), from
     which ``members`` completes the combinations once the network's correction is known."""
 
     path: torch.Tensor
@@ -267,7 +264,7 @@ class Base(NamedTuple):
 
 class Members(NamedTuple):
     """Every member's forecasts ``every`` [B, H, E, d], the served ``mean`` [B, H, d] and each
-    combiner's forecast ``combined`` [B, H, 2, d] (gradient, slow)."""
+    combiner's forecast ``combined`` [B, H, 2, d] (fast, slow)."""
 
     every: torch.Tensor
     mean: torch.Tensor
@@ -303,7 +300,7 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     combination, renormalised (the weights of all members, the network's included, are
     computed once per tick; ``hybrid_kernels.base``)."""
     b, h, _, d = paths.shape
-    tracked = min(h, rows["c_slow_loss"].shape[1])  # the horizons whose weights are tracked (Hc), up to H
+    tracked = min(h, rows["c_loss"].shape[1])  # the horizons whose weights are tracked (Hc), up to H
     path = torch.empty(b, h, d, dtype=torch.float64)
     partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
     net = torch.empty(b, tracked, 1 + COMBINERS, d, dtype=torch.float64)
@@ -352,7 +349,7 @@ def remember(
     """The served mean [B, Hc, d] of this tick (as ``members``' mean), this origin's forecasts
     written into the ring ``origin`` [N, Hc, Hc, E + 4, d] (the store's, in place) at the
     rows' slots, ring place ``at`` [B]: the members', then the served mean, the half-widths
-    ``half`` [B, Hc, d] served with them and the combiners' forecasts (gradient, slow), as
+    ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast, slow), as
     float32 (``hybrid_kernels.remember``)."""
     b, h, _, d = paths.shape
     mean = torch.empty(b, h, d, dtype=torch.float64)

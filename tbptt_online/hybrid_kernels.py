@@ -61,9 +61,8 @@ def score(
     scale,
     level,
     origin,
-    regrets,
-    squares,
-    ranges,
+    loss,
+    count,
     slow_loss,
     slow_count,
     meta_loss,
@@ -73,11 +72,9 @@ def score(
     member_n,
     interval_level,
 ):
-    """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' records of the members:
-    the gradient combiner's regret sums ``regrets``, ``squares``, ``ranges`` [B, Hc, E, d]
-    (against its own forecast of ``y``, kept in the ring), the slow one's losses
-    ``slow_loss`` [B, Hc, E, d] and count ``slow_count`` [B, Hc, d]; the losses of the
-    combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
+    """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
+    ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
+    slow), the losses of the combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
     ``meta_count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
     errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
     before (read from ``origin``) is scored where y_t was observed (``mask``), a forecast was
@@ -85,8 +82,8 @@ def score(
     value). A non-finite error (a forecast past float32's range is stored as inf) counts at
     the cap, not as a perfect forecast."""
     n_rows, d = y.shape
-    horizons, members = slow_loss.shape[1], slow_loss.shape[2]
-    rho, slow, meta = combination.GRADIENT_DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
+    horizons, members = loss.shape[1], loss.shape[2]
+    fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
     for b in range(n_rows):
         s, t = slot[b], step[b]
         if b + AHEAD < n_rows:
@@ -98,20 +95,20 @@ def score(
             cap = combination.CAP * unit
             for h in range(1, min(horizons, t - 1) + 1):  # origins t - h >= 1
                 made = origin[s, (t - h) % horizons, h - 1]  # [E + 4, d]: members, served, half-width, combiners
-                combined = np.float64(made[members + 2, k])  # the gradient combiner's own forecast
                 for e in range(members):
-                    forecast = np.float64(made[e, k])
-                    error = abs(y[b, k] - forecast)
-                    if math.isfinite(combined):  # every member, allowed or not: one let in later has its record
-                        r = combination.regret(combined, forecast, y[b, k], unit)  # in local scales
-                        combination.gradient_fold(regrets, squares, ranges, b, h - 1, e, k, r, rho)
-                    slow_loss[b, h - 1, e, k] = combination.discounted(slow_loss[b, h - 1, e, k], error, cap, slow)
+                    error = abs(y[b, k] - np.float64(made[e, k]))
+                    x, x_cap = combination.scored_error(error, unit, True)  # in local scales
+                    loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], x, x_cap, fast)
+                    x, x_cap = combination.scored_error(error, unit, False)  # in the series' units
+                    slow_loss[b, h - 1, e, k] = combination.discounted(slow_loss[b, h - 1, e, k], x, x_cap, slow)
                     if h == 1:
                         member_abs[b, e, k] += _finite_or(error, cap)
+                count[b, h - 1, k] = fast * count[b, h - 1, k] + 1.0
                 slow_count[b, h - 1, k] = slow * slow_count[b, h - 1, k] + 1.0
-                for i in range(combination.COMBINERS):  # in the series' units
+                for i in range(combination.COMBINERS):
                     error = abs(y[b, k] - np.float64(made[members + 2 + i, k]))
-                    meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], error, cap, meta)
+                    x, x_cap = combination.scored_error(error, unit, False)
+                    meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 served = _finite_or(abs(y[b, k] - np.float64(made[members, k])), cap)
                 half = np.float64(made[members + 1, k])
@@ -131,9 +128,8 @@ def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
 @compiled
 def base(
     paths,
-    regrets,
-    squares,
-    ranges,
+    fast_loss,
+    fast_count,
     slow_loss,
     slow_count,
     meta_loss,
@@ -150,15 +146,15 @@ def base(
     the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
     are); beyond the last tracked horizon Hc its weights hold. For ``serve``, which adds the
     network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
-    of the served mean and of each combiner's forecast (gradient, slow), summed in member order,
+    of the served mean and of each combiner's forecast (fast, slow), summed in member order,
     and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
     combiner. A row's weights live in scratch arrays of one row while its sums are made
     (nothing of size [B, Hc, E, d] is written and read back)."""
     n_rows, horizon, experts, d = paths.shape
-    horizons, members = slow_loss.shape[1], slow_loss.shape[2]
+    horizons, members = fast_loss.shape[1], fast_loss.shape[2]
     mixture = combination.MIXTURE
     allowed = np.empty(members, dtype=np.bool_)
-    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's: gradient, slow, the mixture's
+    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's: fast, slow, the mixture's
     combiners = np.empty((horizons, combination.COMBINERS + 1, members))  # their weights (mu in row 2)
     weights = np.empty((horizons, members))  # the served weights
     share = np.empty(experts)
@@ -167,7 +163,7 @@ def base(
         for k in range(d):
             _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
             combination.mixed_weights(
-                regrets, squares, ranges, slow_loss, slow_count, meta_loss, meta_count, allowed,
+                fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
                 b, k, logits, combiners, weights,
             )  # fmt: skip
             for h in range(net.shape[1]):
@@ -248,7 +244,7 @@ def remember(paths, base_path, partial, net, correction, scale, level, half, slo
     E + 4, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
     (the experts' ``paths`` [B, Hc, E - 1, d], then the network's), the served mean, the
     half-width ``half`` [B, Hc, d] served with it (NaN: 0, the ring's "unknown") and the
-    combiners' forecasts (gradient, slow)."""
+    combiners' forecasts (fast, slow)."""
     n_rows, horizon, experts, d = paths.shape
     horizons = net.shape[1]
     members = experts + 1

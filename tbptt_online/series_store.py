@@ -54,7 +54,7 @@ PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no 
 # A snapshot reads them as of its making (the rows a write changes are saved for it first,
 # saved_rows.py); a state_dict hands out the whole tensors, copied whole before the next
 # write (checkpoints are rare; a snapshot follows every batch of a service).
-IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_regret", "c_regret_sq", "c_regret_range", "c_slow_loss")
+IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
 
 
 class SeriesStore:

@@ -67,7 +67,7 @@ NAN_ALLOWED: dict[str, tuple[str, ...] | None] = {
 # c_origin is float32: a forecast past float32's range is kept as an infinite (capped) error.
 INF_ALLOWED = ("c_origin",)
 NON_NEGATIVE = (
-    "steps", "c_regret_sq", "c_regret_range", "c_q", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
+    "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale",
 )  # fmt: skip
 COVARIANCES = ("x_ar_p", "x_arc_p")  # the AR experts' recursive-least-squares P [C, d, K, K]

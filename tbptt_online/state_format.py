@@ -14,9 +14,6 @@
   the fields ``c_slow_loss``, ``c_slow_count``, ``c_meta_loss``, ``c_meta_count``), and the
   ring of past forecasts keeps the two combiners' forecasts (``c_origin`` [C, Hc, Hc, E + 4,
   d]: members, served, its half-width, fast, slow).
-- format 6: the gradient combiner (BOA, ``combination``) in place of the fast one: the fields
-  ``c_regret``, ``c_regret_sq``, ``c_regret_range`` instead of ``c_loss``, ``c_count``; the
-  ring's first combiner column holds the gradient combiner's forecasts.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -39,14 +36,6 @@ scored), and the past forecasts still to be scored count as both combiners' (the
 ones). So the served forecasts go on as before, to within an ulp, until the two combiners'
 losses part.
 
-A hybrid state of format 5 (or older, migrated to 5 first) gains the gradient combiner in
-place of the fast one (``_with_gradient_combiner``): its sums start at 0 (equal weights, as
-for a new series: a regret cannot be recovered from the fast combiner's losses), the
-mixture's record of it starts as the slow one's (the two even), and the fast combiner's
-past forecasts still to be scored are scored as its own. The slow combiner goes on as it
-was, so the served weights are half the slow combiner's and half equal until the mixture
-and the gradient combiner have scored a few values.
-
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -66,11 +55,11 @@ them, before the number moved on) is read as format 3.
 >>> del old["probe"], old["engine"]["guard"]
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(6, 1.0, 0, 0)
+(5, 1.0, 0, 0)
 >>> current_state({"format": 7})
 Traceback (most recent call last):
 ...
-ValueError: format=7 is invalid: this version reads formats 2 to 6 (it writes 6)
+ValueError: format=7 is invalid: this version reads formats 2 to 5 (it writes 5)
 """
 
 from __future__ import annotations
@@ -86,16 +75,13 @@ from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 5
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
-BEFORE_GRADIENT_COMBINER = 5
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
-FAST_FIELDS = ("c_loss", "c_count")  # format 5's fast combiner, gone in 6
-GRADIENT_FIELDS = ("c_regret", "c_regret_sq", "c_regret_range")  # format 6's gradient combiner
 
 
 def current_state(state: Any) -> Any:
@@ -107,17 +93,9 @@ def current_state(state: Any) -> Any:
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
         return state
-    if found == BEFORE_GRADIENT_COMBINER and not isinstance(found, bool):
-        try:
-            return _with_gradient_combiner(state)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            raise ValueError(
-                f"format={BEFORE_GRADIENT_COMBINER} state (written before the gradient combiner) cannot be migrated "
-                f"to format {FORMAT_VERSION}: {type(error).__name__}: {error}"
-            ) from None
     if found == BEFORE_SLOW_COMBINER and not isinstance(found, bool):
         try:
-            return _with_gradient_combiner(_with_slow_combiner(state))
+            return _with_slow_combiner(state)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_SLOW_COMBINER} state (written before the slow combiner) cannot be migrated to format "
@@ -125,7 +103,7 @@ def current_state(state: Any) -> Any:
             ) from None
     if found == BEFORE_CHANGES_AR and not isinstance(found, bool):
         try:
-            return _with_gradient_combiner(_with_slow_combiner(_with_changes_ar(_with_served_widths(state))))
+            return _with_slow_combiner(_with_changes_ar(_with_served_widths(state)))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_CHANGES_AR} state (written before the long AR expert) cannot be migrated to format "
@@ -145,7 +123,7 @@ def current_state(state: Any) -> Any:
     if "probe" in state:  # written by the version that added the probe, still numbered 2
         return current_state({**state, "format": BEFORE_CHANGES_AR})
     try:
-        return _with_gradient_combiner(_with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state)))))
+        return _with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state))))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
@@ -223,7 +201,7 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
     store = state.get("store")
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "c_loss" not in tensors:
-        return {**state, "format": BEFORE_GRADIENT_COMBINER}  # no hybrid: nothing else changed
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
     loss, count, ring = tensors["c_loss"], tensors["c_count"], tensors["c_origin"]  # [C, Hc, E, d], [C, Hc, d]
     members = loss.shape[2]
     if ring.shape[3] != members + 2:
@@ -239,23 +217,4 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
         "c_meta_count": torch.zeros_like(count),
         "c_origin": torch.cat([ring, served.expand(-1, -1, -1, combination.COMBINERS, -1)], dim=3),
     }
-    return {**state, "format": BEFORE_GRADIENT_COMBINER, "store": {**store, "tensors": new}}
-
-
-def _with_gradient_combiner(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-5 ``state`` in format 6: a hybrid's fast combiner (``c_loss``, ``c_count``) gives
-    way to the gradient combiner, its sums at 0, and the mixture's record of it starts as the
-    slow one's (module doc); a copy, the input is not changed."""
-    store = state.get("store")
-    tensors = store.get("tensors") if isinstance(store, dict) else None
-    if not isinstance(tensors, dict) or "c_loss" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
-    loss, meta = tensors["c_loss"], tensors["c_meta_loss"]  # [C, Hc, E, d], [C, Hc, 2, d]
-    if meta.shape[2] != combination.COMBINERS or tensors["c_slow_loss"].shape != loss.shape:
-        expected = combination.COMBINERS
-        raise ValueError(f"format=5 hybrid state has {meta.shape[2]} combiners' losses, expected {expected}")
-    slow = meta[:, :, 1:2]  # [C, Hc, 1, d]
-    new = {k: v for k, v in tensors.items() if k not in FAST_FIELDS}
-    new.update({name: torch.zeros_like(loss) for name in GRADIENT_FIELDS})
-    new["c_meta_loss"] = slow.expand(-1, -1, combination.COMBINERS, -1).clone()  # the mixture even
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

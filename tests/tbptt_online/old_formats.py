@@ -6,34 +6,20 @@ from typing import Any
 
 import torch
 
-from tbptt_online import experts, hybrid
-from tbptt_online.state_format import GRADIENT_FIELDS, NEW_COMBINER_FIELDS, NEW_EXPERT
-
-
-def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 6, a hybrid) as format 5 wrote it: a fast combiner (``c_loss``,
-    ``c_count``) instead of the gradient one's sums (a copy). Its record is made from the slow
-    one's, in local scales (the fast combiner's units) with its count."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in GRADIENT_FIELDS}
-    reference = tensors["x_level"][:, 0, experts.REFERENCE].abs()  # [C, d]
-    unit = torch.maximum(tensors["x_scale"], 1e-9 * (reference + 1.0))  # as expert_kernels.local_scale
-    tensors["c_loss"] = tensors["c_slow_loss"] / unit[:, None, None, :]
-    tensors["c_count"] = tensors["c_slow_count"].clone()
-    return {**state, "format": 5, "store": {**state["store"], "tensors": tensors}}
+from tbptt_online import hybrid
+from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 6, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
-    no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
-    forecasts (a copy)."""
-    state = as_format_5(state)
+    """``state`` (format 5, a hybrid) as format 4 wrote it: no slow combiner's nor mixture's
+    fields, no combiners' columns in the ring of past forecasts (a copy)."""
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in NEW_COMBINER_FIELDS}
     tensors["c_origin"] = tensors["c_origin"][:, :, :, : hybrid.N_MEMBERS + 2].clone()
     return {**state, "format": 4, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 6, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 5, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tbptt_online import combination
-from tbptt_online.combination import CAP, ETA, GRADIENT_DISCOUNT, META_ETA, SLOW_DISCOUNT
+from tbptt_online.combination import CAP, DISCOUNT, ETA, META_ETA, SLOW_DISCOUNT
 
 f64 = torch.float64
 
@@ -29,7 +29,7 @@ def weights_of(loss: list[float], count: float, allowed: list[bool] | None = Non
     return w.flatten().tolist()
 
 
-def test_fold_discounts_the_losses_and_adds_each_error_in_the_series_units():
+def test_fold_discounts_the_losses_and_adds_each_error_in_units_of_the_scale():
     loss, count = combination.fold(
         member_tensor([2.0, 4.0]),
         torch.tensor([[[3.0]]], dtype=f64),
@@ -37,21 +37,20 @@ def test_fold_discounts_the_losses_and_adds_each_error_in_the_series_units():
         torch.tensor([[[True]]]),
         torch.tensor([[2.0]], dtype=f64),
     )
-    # rho * 2 + 1 and rho * 4 + 6 (not divided by the scale 2); the count rho * 3 + 1
-    expected = [SLOW_DISCOUNT * 2 + 1.0, SLOW_DISCOUNT * 4 + 6.0]
-    assert loss.flatten().tolist() == pytest.approx(expected, rel=1e-14, abs=0)
-    assert count.flatten().tolist() == pytest.approx([SLOW_DISCOUNT * 3 + 1], rel=1e-14, abs=0)
+    # rho * 2 + 1 / 2 and rho * 4 + 6 / 2; the count rho * 3 + 1
+    assert loss.flatten().tolist() == pytest.approx([DISCOUNT * 2 + 0.5, DISCOUNT * 4 + 3.0], rel=1e-14, abs=0)
+    assert count.flatten().tolist() == pytest.approx([DISCOUNT * 3 + 1], rel=1e-14, abs=0)
 
 
-def test_fold_caps_what_one_target_adds_at_cap_local_scales():
+def test_fold_caps_what_one_target_adds():
     loss, _ = combination.fold(
-        member_tensor([0.0, 1.0, 0.0]),
+        member_tensor([0.0, 1.0]),
         torch.zeros(1, 1, 1, dtype=f64),
-        member_tensor([1e6, 1e300, math.inf]),
+        member_tensor([1e6, 1e300]),
         torch.tensor([[[True]]]),
-        torch.tensor([[2.0]], dtype=f64),
+        torch.tensor([[1.0]], dtype=f64),
     )
-    assert loss.flatten().tolist() == [CAP * 2.0, SLOW_DISCOUNT + CAP * 2.0, CAP * 2.0]
+    assert loss.flatten().tolist() == [CAP, DISCOUNT + CAP]
 
 
 def test_fold_leaves_unscored_horizons_bit_identical_and_scores_the_others():
@@ -62,9 +61,8 @@ def test_fold_leaves_unscored_horizons_bit_identical_and_scores_the_others():
     new_loss, new_count = combination.fold(loss, count, error, scored, torch.tensor([[1.0]], dtype=f64))
     assert new_loss[0, 1].flatten().tolist() == [3.5, 4.5]  # horizon 2: not scored, untouched
     assert new_count[0, 1].item() == 7.0
-    expected = [SLOW_DISCOUNT * 1.5 + 1, SLOW_DISCOUNT * 2.5 + 1]
-    assert new_loss[0, 0].flatten().tolist() == pytest.approx(expected, rel=1e-14)
-    assert new_count[0, 0].item() == pytest.approx(SLOW_DISCOUNT * 2 + 1, rel=1e-14)
+    assert new_loss[0, 0].flatten().tolist() == pytest.approx([DISCOUNT * 1.5 + 1, DISCOUNT * 2.5 + 1], rel=1e-14)
+    assert new_count[0, 0].item() == pytest.approx(DISCOUNT * 2 + 1, rel=1e-14)
 
 
 def test_weights_fall_exponentially_with_the_ratio_of_the_mean_loss_to_the_best():
@@ -117,114 +115,26 @@ def test_each_horizon_row_and_feature_is_weighted_on_its_own():
 
 def test_the_compiled_arithmetic_divides_by_zero_as_ieee_754_not_with_an_exception():
     # numba's default raises ZeroDivisionError inside a tick; the tensor code it replaced gave inf
-    assert combination.discounted(1.0, math.inf, CAP, SLOW_DISCOUNT) == SLOW_DISCOUNT * 1.0 + CAP
-    assert combination.discounted(0.0, math.nan, CAP, SLOW_DISCOUNT) == CAP  # at the cap, not a perfect forecast
-    assert combination.regret(3.0, 1.0, 2.0, 1e-300) == 1e-300 * CAP  # no division: clamped at CAP local scales
+    error, cap = combination.scored_error(2.0, 0.0, True)  # 2 / 0 = inf: at the cap
+    assert combination.discounted(1.0, error, cap, DISCOUNT) == DISCOUNT * 1.0 + CAP
+    error, cap = combination.scored_error(0.0, 0.0, True)  # 0 / 0 = NaN: at the cap, not a perfect forecast
+    assert combination.discounted(0.0, error, cap, DISCOUNT) == CAP
 
 
-def test_a_members_regret_is_the_linearised_gain_of_moving_the_combination_towards_it():
-    # the combination G = 10 forecast y = 7: too high (slope +1), so a member below G gains
-    assert combination.regret(10.0, 8.0, 7.0, 2.0) == 2.0  # 10 - 8, in the series' units
-    assert combination.regret(10.0, 13.0, 7.0, 2.0) == -3.0  # above G: 10 - 13
-    assert combination.regret(10.0, 4.0, 7.0, 2.0) == 6.0  # linearised: past y still gains, 10 - 4
-    # G = 10 forecast y = 12: too low (slope -1), a member above G gains
-    assert combination.regret(10.0, 13.0, 12.0, 2.0) == 3.0
-    assert combination.regret(10.0, 8.0, 12.0, 2.0) == -2.0
-    assert combination.regret(10.0, 8.0, 10.0, 2.0) == 0.0  # G exact: no slope, nothing to learn
-    assert combination.regret(10.0, 1e9, 7.0, 2.0) == -CAP * 2.0  # clamped to +-CAP local scales
-    assert combination.regret(10.0, -1e9, 7.0, 2.0) == CAP * 2.0
-    assert combination.regret(10.0, math.inf, 7.0, 2.0) == -CAP * 2.0  # a non-finite member: the worst
-    assert combination.regret(10.0, math.nan, 12.0, 2.0) == -CAP * 2.0
-
-
-def test_the_gradient_fold_discounts_the_sums_and_keeps_a_discounted_range():
-    regrets = torch.tensor([[[[2.0], [-1.0]]]], dtype=f64).numpy()  # [1, 1, E=2, 1]
-    squares = torch.tensor([[[[5.0], [1.0]]]], dtype=f64).numpy()
-    ranges = torch.tensor([[[[3.0], [1.0]]]], dtype=f64).numpy()
-    rho = GRADIENT_DISCOUNT
-    combination.gradient_fold(regrets, squares, ranges, 0, 0, 0, 0, 1.0, rho)
-    combination.gradient_fold(regrets, squares, ranges, 0, 0, 1, 0, -4.0, rho)
-    assert regrets.flatten().tolist() == [rho * 2.0 + 1.0, rho * -1.0 - 4.0]
-    assert squares.flatten().tolist() == [rho * 5.0 + 1.0, rho * 1.0 + 16.0]
-    assert ranges.flatten().tolist() == [rho * 3.0, 4.0]  # max(rho * 3, 1); max(rho * 1, 4)
-
-
-def gradient_of(regrets: list[float], squares: list[float], ranges: list[float], allowed: list[bool]) -> list[float]:
-    w = combination.gradient_weights(
-        member_tensor(regrets), member_tensor(squares), member_tensor(ranges), torch.tensor(allowed).view(1, -1, 1)
+def test_the_slow_combiner_folds_errors_in_the_series_units_capped_at_cap_local_scales():
+    loss, count = combination.fold(
+        member_tensor([2.0, 4.0, 0.0]),
+        torch.tensor([[[3.0]]], dtype=f64),
+        member_tensor([1.0, 6.0, 1e6]),
+        torch.tensor([[[True]]]),
+        torch.tensor([[2.0]], dtype=f64),
+        rho=SLOW_DISCOUNT,
+        local=False,
     )
-    return w.flatten().tolist()
-
-
-def test_the_gradient_weights_are_free_of_the_series_scale():
-    small = gradient_of([1.0, -1.0], [4.0, 1.0], [2.0, 1.0], [True, True])
-    large = gradient_of([1e3, -1e3], [4e6, 1e6], [2e3, 1e3], [True, True])  # the same series in 1000x its units
-    assert large == pytest.approx(small, rel=1e-12)
-
-
-def test_the_gradient_weights_by_hand():
-    # K = 2 allowed members (the third is not): ln K = ln 2
-    # member 0: R = 1, V = 4, B = 2: eta = min(1 / 4, sqrt(ln 2 / 4) = 0.416) = 1/4,
-    #   logit = ln(1/4) + 1/4 * 1 - 1/16 * 4 = ln(1/4)
-    # member 1: R = -1, V = 1, B = 1: eta = min(1 / 2, sqrt(ln 2) = 0.833) = 1/2,
-    #   logit = ln(1/2) - 1/2 - 1/4 * 1 = ln(1/2) - 3/4
-    w = gradient_of([1.0, -1.0, 9.0], [4.0, 1.0, 1.0], [2.0, 1.0, 1.0], [True, True, False])
-    expected = softmax_by_hand([math.log(0.25), math.log(0.5) - 0.75])
-    assert w == pytest.approx([expected[0], expected[1], 0.0], rel=1e-12, abs=0)
-    assert w[2] == 0.0
-    # a large steady regret against its spread: sqrt(ln K / V) sets eta; member 0 R = 40, V = 100, B = 5
-    eta = math.sqrt(math.log(2) / 100.0)  # 0.083 < 1 / 10
-    w = gradient_of([40.0, 0.0], [100.0, 100.0], [5.0, 5.0], [True, True])
-    expected = softmax_by_hand([math.log(eta) + eta * 40.0 - eta**2 * 100.0, math.log(eta) - eta**2 * 100.0])
-    assert w == pytest.approx(expected, rel=1e-12, abs=0)
-    assert w[0] / w[1] == pytest.approx(math.exp(eta * 40.0), rel=1e-12)
-
-
-def test_nothing_scored_gives_the_gradient_combiner_equal_weights_over_the_allowed():
-    assert gradient_of([0.0] * 3, [0.0] * 3, [0.0] * 3, [True, True, True]) == [1 / 3, 1 / 3, 1 / 3]
-    assert gradient_of([0.0] * 3, [0.0] * 3, [0.0] * 3, [True, False, True]) == [0.5, 0.0, 0.5]
-
-
-def boa_by_hand(regrets: list[float], squares: list[float], ranges: list[float], allowed: list[bool]) -> list[float]:
-    """``gradient``'s rule in plain Python in its order of operations: what the kernel must
-    equal to the last bit."""
-    log_k = math.log(max(sum(allowed), 2))
-    logits = []
-    for r, v, b, ok in zip(regrets, squares, ranges, allowed, strict=True):
-        if not ok:
-            logits.append(-math.inf)
-            continue
-        eta = 1.0 / (2.0 * max(b, combination.RANGE_FLOOR))
-        if v > 0.0:
-            eta = min(eta, math.sqrt(log_k / v))
-        logits.append(math.log(eta) + eta * r - eta * (eta * v))
-    top = -math.inf
-    for x in logits:
-        top = max(top, x)
-    raw = [0.0 if x - top == -math.inf else math.exp(x - top) for x in logits]
-    total = 0.0
-    for r in raw:
-        total += r
-    return [r / total for r in raw]
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_the_gradient_weights_equal_the_rule_written_out_to_the_last_bit(seed):
-    rng = random.Random(seed)
-    b, horizons, members, d = 2, 3, 21, 2
-    shape = (b, horizons, members, d)
-    n = b * horizons * members * d
-    regrets = torch.tensor([rng.choice([0.0, rng.uniform(-30, 30)]) for _ in range(n)], dtype=f64).view(shape)
-    squares = torch.tensor([rng.choice([0.0, rng.uniform(0, 900)]) for _ in range(n)], dtype=f64).view(shape)
-    ranges = torch.tensor([rng.choice([0.0, rng.uniform(0, 50)]) for _ in range(n)], dtype=f64).view(shape)
-    allowed = torch.rand(b, members, d, generator=torch.Generator().manual_seed(seed)) < 0.6
-    allowed[:, -1] = True  # the network's member: always
-    w = combination.gradient_weights(regrets, squares, ranges, allowed)
-    for i in range(b):
-        for h in range(horizons):
-            for k in range(d):
-                sums = [t[i, h, :, k].tolist() for t in (regrets, squares, ranges)]
-                assert w[i, h, :, k].tolist() == boa_by_hand(*sums, allowed[i, :, k].tolist())
+    # rho * 2 + 1 and rho * 4 + 6 (not divided by the scale 2); 1e6 capped at CAP * 2
+    expected = [SLOW_DISCOUNT * 2 + 1.0, SLOW_DISCOUNT * 4 + 6.0, CAP * 2.0]
+    assert loss.flatten().tolist() == pytest.approx(expected, rel=1e-14, abs=0)
+    assert count.flatten().tolist() == pytest.approx([SLOW_DISCOUNT * 3 + 1], rel=1e-14, abs=0)
 
 
 def softmax_by_hand(x: list[float]) -> list[float]:
@@ -233,26 +143,25 @@ def softmax_by_hand(x: list[float]) -> list[float]:
     return [r / sum(raw) for r in raw]
 
 
-def test_the_served_weights_mix_the_gradient_and_the_slow_combiners_by_their_own_losses_by_hand():
+def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_losses_by_hand():
     # one series, one horizon, one feature, three members (the second not allowed)
     rows = {
-        "c_regret": member_tensor([1.0, 7.0, -1.0]),  # gradient: as in test_the_gradient_weights_by_hand
-        "c_regret_sq": member_tensor([4.0, 1.0, 1.0]),
-        "c_regret_range": member_tensor([2.0, 1.0, 1.0]),
+        "c_loss": member_tensor([2.0, 0.5, 2.2]),  # fast: the third 10 % above the first
+        "c_count": torch.tensor([[[4.0]]], dtype=f64),
         "c_slow_loss": member_tensor([30.0, 1.0, 24.0]),  # slow: the first 25 % above the third
         "c_slow_count": torch.tensor([[[50.0]]], dtype=f64),
-        "c_meta_loss": torch.tensor([11.0, 10.0], dtype=f64).view(1, 1, 2, 1),  # the gradient one 10 % worse
+        "c_meta_loss": torch.tensor([11.0, 10.0], dtype=f64).view(1, 1, 2, 1),  # the fast one 10 % worse
         "c_meta_count": torch.tensor([[[20.0]]], dtype=f64),
     }
     allowed = torch.tensor([True, False, True]).view(1, 3, 1)
     served, combiners, mu = combination.served_weights(rows, allowed)
-    gradient = softmax_by_hand([math.log(0.25), math.log(0.5) - 0.75])
+    fast = softmax_by_hand([-ETA * 1.0, -ETA * 1.1])  # L / min L over the allowed: 2 / 2, 2.2 / 2
     slow = softmax_by_hand([-ETA * 1.25, -ETA * 1.0])  # 30 / 24, 24 / 24
     mix = softmax_by_hand([-META_ETA * 1.1, -META_ETA * 1.0])  # 11 / 10, 10 / 10
-    assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx([gradient[0], 0.0, gradient[1]], rel=1e-12, abs=0)
+    assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx([fast[0], 0.0, fast[1]], rel=1e-12, abs=0)
     assert combiners[0, 0, 1, :, 0].tolist() == pytest.approx([slow[0], 0.0, slow[1]], rel=1e-12, abs=0)
     assert mu[0, 0, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=0)
-    expected = [mix[0] * gradient[0] + mix[1] * slow[0], 0.0, mix[0] * gradient[1] + mix[1] * slow[1]]
+    expected = [mix[0] * fast[0] + mix[1] * slow[0], 0.0, mix[0] * fast[1] + mix[1] * slow[1]]
     assert served[0, 0, :, 0].tolist() == pytest.approx(expected, rel=1e-12, abs=0)
     assert served[0, 0, 1, 0].item() == 0.0  # not allowed: exactly none
     assert served.sum().item() == pytest.approx(1.0, rel=1e-15)
@@ -260,9 +169,8 @@ def test_the_served_weights_mix_the_gradient_and_the_slow_combiners_by_their_own
 
 def test_nothing_scored_by_the_combiners_mixes_them_evenly():
     rows = {
-        "c_regret": member_tensor([1.0, 3.0]),
-        "c_regret_sq": member_tensor([1.0, 9.0]),
-        "c_regret_range": member_tensor([1.0, 3.0]),
+        "c_loss": member_tensor([1.0, 3.0]),
+        "c_count": torch.tensor([[[1.0]]], dtype=f64),
         "c_slow_loss": member_tensor([5.0, 1.0]),
         "c_slow_count": torch.tensor([[[1.0]]], dtype=f64),
         "c_meta_loss": torch.tensor([7.0, 1.0], dtype=f64).view(1, 1, 2, 1),  # ignored until something is scored

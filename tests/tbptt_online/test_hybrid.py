@@ -54,24 +54,10 @@ def hand_weights(loss: list[float], count: float, allowed: list[bool], eta: floa
     return [r / sum(raw) for r in raw]
 
 
-def hand_gradient_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
-    """BOA's weights in plain Python: eta_e ln-weighted exp(eta_e R_e - eta_e^2 V_e), eta_e =
-    min(1 / (2 B_e), sqrt(ln K / V_e)), over the members allowed."""
-    sums = [rows[name][0, h, :, 0].tolist() for name in ("c_regret", "c_regret_sq", "c_regret_range")]
-    log_k = math.log(max(sum(allowed), 2))
-    raw = []
-    for r, v, b, ok in zip(*sums, allowed, strict=True):
-        eta = 1.0 / (2.0 * max(b, combination.RANGE_FLOOR))
-        eta = min(eta, math.sqrt(log_k / v)) if v > 0 else eta
-        raw.append(eta * math.exp(eta * r - eta * (eta * v)) if ok else 0.0)
-    return [x / sum(raw) for x in raw]
-
-
 def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
     """The served weights at horizon index ``h`` of the first row and feature in plain Python:
-    the gradient combiner's (BOA) and the slow combiner's (EWA) weights mixed by the EWA of
-    their own losses."""
-    fast = hand_gradient_weights(rows, h, allowed)
+    the fast and the slow combiners' EWA weights mixed by the EWA of their own losses."""
+    fast = hand_weights(rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed)
     slow = hand_weights(rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed)
     meta = rows["c_meta_loss"][0, h, :, 0].tolist()
     mu = hand_weights(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], combination.META_ETA)
@@ -119,9 +105,9 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
         members = every[0, h - 1, :, 0].tolist()
         assert mean[h - 1] == pytest.approx(sum(wi * fi for wi, fi in zip(w, members, strict=True)), rel=1e-12)
         # each combiner's own forecast (scored by the mixture): its weights alone
-        gradient = hand_gradient_weights(rows, k, allowed)
+        fast = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed)
         slow = hand_weights(rows["c_slow_loss"][0, k, :, 0].tolist(), rows["c_slow_count"][0, k, 0].item(), allowed)
-        for i, own in enumerate((gradient, slow)):
+        for i, own in enumerate((fast, slow)):
             by_hand = sum(wi * fi for wi, fi in zip(own, members, strict=True))
             assert combined[0, h - 1, i, 0].item() == pytest.approx(by_hand, rel=1e-12)
 
@@ -311,43 +297,20 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     rows["c_q"][:] = 1.0
     rows["x_scale"][:] = 2.0  # the local scale: the caps are CAP local scales
     members = hybrid.N_MEMBERS
-    made = torch.zeros(hybrid.ORIGIN_COLUMNS)  # the members, the served, its half-width, gradient, slow
+    made = torch.zeros(hybrid.ORIGIN_COLUMNS)  # the members, the served, its half-width, fast, slow
     made[0] = math.inf  # the naive member forecast 1e300 at step 1: stored as inf in float32
     made[members] = math.inf  # and so did the served combination
-    made[members + 2] = math.inf  # and the gradient combiner
+    made[members + 2] = math.inf  # and the fast combiner
     made[1:members] = 2.0
     made[members + 3] = 2.0
     rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature]
     step = torch.tensor([2])
     hybrid.score(rows, torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]]), step, 0.9, rows["c_origin"])
     # documented in hybrid.fields: "a value past float32's range scores as an infinite, i.e. capped, error"
+    assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP  # in local scales
     assert rows["c_slow_loss"][0, 0, 0, 0].item() == combination.CAP * 2.0  # in the series' units
-    assert rows["c_meta_loss"][0, 0, :, 0].tolist() == [combination.CAP * 2.0, 0.0]  # gradient missed, slow exact
+    assert rows["c_meta_loss"][0, 0, :, 0].tolist() == [combination.CAP * 2.0, 0.0]  # fast missed, slow exact
     assert rows["c_q"][0, 0, 0].item() > 1.0  # the served forecast missed: its interval must widen
-    for name in ("c_regret", "c_regret_sq", "c_regret_range"):  # no slope of an infinite combination: nothing
-        assert rows[name].abs().max().item() == 0.0
-
-
-def test_a_member_past_float32_has_the_worst_regret_and_every_member_is_scored_allowed_or_not():
-    rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1)
-    rows["slot"] = torch.arange(1)
-    rows["x_seen"][:] = True
-    rows["x_scale"][:] = 2.0  # the local scale: regrets are capped at CAP local scales
-    members = hybrid.N_MEMBERS
-    made = torch.full((hybrid.ORIGIN_COLUMNS,), 2.0)  # every member forecast 2 (the target 2)
-    made[0] = math.inf  # the naive member: past float32's range
-    made[1] = 3.0  # the seasonal naive (not allowed: no season) forecast 3
-    made[members + 2] = 2.5  # the gradient combiner forecast 2.5: too high, slope +1
-    rows["c_origin"][0, 0, 0, :, 0] = made
-    assert not hybrid.allowed(rows)[0, 1, 0]
-    y, observed = torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]])
-    hybrid.score(rows, y, observed, torch.tensor([2]), 0.9, rows["c_origin"])
-    regret = rows["c_regret"][0, 0, :, 0].tolist()
-    assert regret[0] == -combination.CAP * 2.0  # following an infinite forecast: the worst
-    assert regret[1] == 2.5 - 3.0  # scored though not allowed: -0.5, in the series' units
-    assert regret[2:] == [2.5 - 2.0] * (members - 2)  # 0.5: towards the target
-    assert rows["c_regret_sq"][0, 0, :, 0].tolist() == [r * r for r in regret]
-    assert rows["c_regret_range"][0, 0, :, 0].tolist() == [abs(r) for r in regret]
 
 
 # -- intervals ---------------------------------------------------------------------------
@@ -460,10 +423,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 6
+    assert state["format"] == 5
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 6"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 5"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -475,7 +438,7 @@ def test_a_checkpoint_of_format_2_is_migrated_its_served_widths_unknown():
     ring = state["store"]["tensors"]["c_origin"]
     old = {**state, "format": 2, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
     old["store"]["tensors"]["c_origin"] = ring[:, :, :, :-1].clone()  # format 2 had no half-widths' slot
-    check_state(old)  # checked as the format 6 it loads as
+    check_state(old)  # checked as the format 5 it loads as
     g = Forecaster.from_state_dict(old)
     migrated = as_format_3(g.state_dict())["store"]["tensors"]["c_origin"]
     assert torch.equal(migrated[:, :, :, :-1], ring[:, :, :, :-1])

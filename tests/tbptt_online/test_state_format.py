@@ -1,8 +1,7 @@
 """Format-2 states written before the truncation probe and the instability guards: migrated exactly
 (the network-only model continues bit for bit; the hybrid's own rules changed since, see the test);
 format-3 hybrid states gain the long AR expert (format 4) at weight 0; format-4 hybrid states gain
-the slow combiner (format 5) with the fast one's weights; format-5 hybrid states trade the fast
-combiner for the gradient one (format 6), its sums at 0 and the mixture even.
+the slow combiner (format 5) with the fast one's weights.
 
 ``data/format2_before_guards.pt`` was written by the library at c56a363 (the parent of the
 commit that added the probe and the guards; ``data/make_format2.py`` says how): for a network
@@ -20,16 +19,8 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid
 from tbptt_online.state_check import check_state
-from tbptt_online.state_format import (
-    FAST_FIELDS,
-    FORMAT_VERSION,
-    GRADIENT_FIELDS,
-    NEW_COMBINER_FIELDS,
-    NEW_EXPERT,
-    OLD_MEMBERS,
-    current_state,
-)
-from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5
+from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
+from tests.tbptt_online.old_formats import as_format_3, as_format_4
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -67,14 +58,9 @@ def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote
         # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick);
         # the long AR joins at weight 0; the slow combiner joins with the fast one's weights and parts
         # from it from the first new value on (the served means 4.1e-5 apart at most over the first 11
-        # ticks, measured; 1.5e-11 before it, from the compiled sums' order alone); the gradient
-        # combiner replaces the fast one with equal weights and half the mixture, so the first tick's
-        # means are 1-8 % off (measured), and from the second on, once the mixture has scored it,
-        # within 2.6e-4 (measured)
+        # ticks, measured; 1.5e-11 before it, from the compiled sums' order alone)
         assert torch.equal(after[:, 3], saved["after"][:, 3])  # the same updates
-        first = len(SERIES)  # the first tick's rows
-        assert torch.allclose(after[:first, 0], saved["after"][:first, 0], rtol=0.1, atol=0)
-        assert torch.allclose(after[first:, 0], saved["after"][first:, 0], rtol=5e-4, atol=0)
+        assert torch.allclose(after[:, 0], saved["after"][:, 0], rtol=1e-4, atol=0)
     assert forecaster.engine.updates == saved["updates"]
     stats = forecaster.update_stats()
     assert (stats.explosions, stats.divergences, stats.blowups, stats.rollbacks) == (0, 0, 0, 0)
@@ -85,7 +71,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 6
+    assert migrated["format"] == FORMAT_VERSION == 5
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -113,29 +99,22 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
             assert torch.equal(kept[key][:, :, :, NEW_EXPERT], value[:, :, :, OLD_MEMBERS])  # the served ones
             for column in range(hybrid.COMBINERS):
                 assert torch.equal(kept[key][:, :, :, combiners][:, :, :, column], value[:, :, :, OLD_MEMBERS])
-        elif key == "c_member_abs":  # the long AR's column: the naive's
+        elif key in ("c_loss", "c_member_abs"):  # the long AR's column: at the cap, and the naive's
             assert torch.equal(kept[key].index_select(-2, torch.tensor(old)), value)
-        elif key in FAST_FIELDS:  # the fast combiner: gone (format 6), its losses the slow one's start
-            assert key not in kept
         else:
             assert kept[key] is value, key
     if kind == "hybrid":
-        unit = torch.maximum(tensors["x_scale"], 1e-9 * (tensors["x_level"][:, 0, 3].abs() + 1.0))  # [C, d]
-        slow = kept["c_slow_loss"]  # the fast one's losses in the series' units, the long AR's at the cap
-        assert torch.equal(slow.index_select(2, torch.tensor(old)), tensors["c_loss"] * unit[:, None, None, :])
-        assert torch.equal(slow[:, :, NEW_EXPERT], combination.CAP * tensors["c_count"] * unit[:, None, :])
+        assert torch.equal(kept["c_loss"][:, :, NEW_EXPERT], combination.CAP * tensors["c_count"])
         assert torch.equal(kept["c_member_abs"][:, NEW_EXPERT], tensors["c_member_abs"][:, 0])
         assert torch.equal(kept["x_arc"], torch.zeros_like(kept["x_arc"]))
         assert torch.equal(kept["x_arc_p"][0, 0], ar_changes.PRIOR * torch.eye(ar_changes.K, dtype=torch.float64))
-        for name in GRADIENT_FIELDS:
-            assert kept[name].abs().max() == 0
         rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([0, 1, 2]))
-        _, combiners, _ = combination.served_weights(rows, hybrid.allowed(rows))
-        assert combiners[:, :, 1, NEW_EXPERT].abs().max() == 0  # no weight at all in the slow combiner
+        weights = hybrid.served_weights(rows)
+        assert weights[:, :, NEW_EXPERT].abs().max() == 0  # it starts with no weight at all
     else:
-        assert "c_loss" not in kept and "x_arc" not in kept and "c_slow_loss" not in kept and "c_regret" not in kept
+        assert "c_loss" not in kept and "x_arc" not in kept and "c_slow_loss" not in kept
     again = Forecaster.from_state_dict(forecaster.state_dict())  # written back in the current format
-    assert forecaster.state_dict()["format"] == 6
+    assert forecaster.state_dict()["format"] == 5
     assert torch.equal(continue_from(again, 60, 8), continue_from(forecaster, 60, 8))
 
 
@@ -155,7 +134,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 6: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 5: KeyError"):
         check_state(state)
 
 
@@ -163,7 +142,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (7, "format=7 is invalid: this version reads formats 2 to 6"),
+        (6, "format=6 is invalid: this version reads formats 2 to 5"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -190,11 +169,11 @@ def test_a_format_3_hybrid_state_gains_the_long_ar_at_no_weight():
     continue_from(migrated, 40, 10)
     continue_from(fresh, 40, 10)
     rows = hybrid.rows_at(migrated.store.tensors, torch.tensor([0, 1, 2]))
-    _, combiners, _ = combination.served_weights(rows, hybrid.allowed(rows))
-    assert combiners[:, :, 1, NEW_EXPERT].max() < 1e-100  # (next to) no weight in the slow combiner: from the cap
+    weights = hybrid.served_weights(rows)
+    assert weights[:, :, NEW_EXPERT].max() < 1e-100  # still (next to) no weight: its loss started at the cap
     assert bool((rows["x_arc"].abs().sum(dim=-1) > 0).all())  # and it learns from the new values
     fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
-    for key in ("x_level", "x_trend", "x_ar", "c_slow_count"):  # the old experts went on as they would have
+    for key in ("x_level", "x_trend", "x_ar", "c_count"):  # the old experts went on as they would have
         assert torch.equal(rows[key], fresh_rows[key]), key
 
 
@@ -221,46 +200,9 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
         assert torch.equal(ring[:, :, :, column], served)
     loaded = Forecaster.from_state_dict(old)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
-    fast = combination.weights(before["c_loss"][:3], before["c_count"][:3], hybrid.allowed(rows))
-    _, combiners, _ = combination.served_weights(rows, hybrid.allowed(rows))
-    assert torch.allclose(combiners[:, :, 1], fast, rtol=1e-12, atol=1e-300)  # the slow one: the fast one's weights
+    fast = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
+    assert torch.allclose(hybrid.served_weights(rows), fast, rtol=1e-12, atol=1e-300)
     continue_from(loaded, 40, 20)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
     assert bool((rows["c_meta_count"] > 0).all())  # the mixture scores the combiners from the next values on
-    check_state(loaded.state_dict())
-
-
-def test_a_format_5_hybrid_state_trades_the_fast_combiner_for_the_gradient_one():
-    """A format-5 state as the previous version wrote it (a fast combiner): migrated, the
-    gradient combiner's sums start at 0 (equal weights), the mixture's record of it is the
-    slow one's (the two even), everything else as saved; then it learns from the next values."""
-    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
-    forecaster = Forecaster(config)
-    continue_from(forecaster, 0, 40)
-    state = forecaster.state_dict()
-    old = as_format_5(state)
-    assert old["format"] == 5 and not set(GRADIENT_FIELDS) & set(old["store"]["tensors"])
-    check_state(old)
-    migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION and old["format"] == 5  # the input left as it was
-    tensors, before = migrated["store"]["tensors"], old["store"]["tensors"]
-    assert not set(FAST_FIELDS) & set(tensors)
-    for name in GRADIENT_FIELDS:
-        assert torch.equal(tensors[name], torch.zeros_like(before["c_slow_loss"]))
-    meta = before["c_meta_loss"]
-    assert torch.equal(tensors["c_meta_loss"][:, :, 0], meta[:, :, 1])  # the mixture even: the slow one's record
-    assert torch.equal(tensors["c_meta_loss"][:, :, 1], meta[:, :, 1])
-    for key, value in before.items():
-        if key not in (*FAST_FIELDS, "c_meta_loss"):
-            assert tensors[key] is value, key
-    loaded = Forecaster.from_state_dict(old)
-    rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
-    allowed = hybrid.allowed(rows)
-    _, combiners, mu = combination.served_weights(rows, allowed)
-    equal = allowed / allowed.sum(dim=1, keepdim=True)  # [B, E, d]
-    assert torch.allclose(combiners[:, :, 0], equal[:, None].to(torch.float64).expand_as(combiners[:, :, 0]))
-    assert bool((mu == 0.5).all())
-    continue_from(loaded, 40, 10)
-    rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
-    assert bool((rows["c_regret_sq"][:, 0] > 0).any(dim=1).all())  # it scores the members from the next values on
     check_state(loaded.state_dict())

@@ -418,8 +418,9 @@ class Forecaster:
         of k1 and a window K in k2 (adaptive: k2_min, k2_min + k1, ... k2_max), i.e.
         (s + K) % k1 == 0 for the shortest K; it is used at t = s + K."""
         k1, base = self.config.k1, self.config.min_window
-        if ((steps.numpy() + base) % k1 == 0).any():  # (numpy: no torch overhead on most ticks, where none is)
-            due = (steps + base) % k1 == 0
+        due = (steps.numpy() + base) % k1 == 0  # [B] (numpy: no torch overhead on most ticks, where none is)
+        if due.any():
+            due = torch.from_numpy(due)
             which = (steps[due] + base) // k1 % self.store.anchors  # [n] ring index j % A
             self.store.put_state("anchor", slots[due], self.store.state("carried", slots[due]), which)
 

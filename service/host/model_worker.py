@@ -366,8 +366,9 @@ class ModelWorker(LongBatches, KeyedRequests):
         keyed, keys = self._keyed(admitted)
         if merged:
             try:
-                write = lambda: self.journal.begin_append(self.name, merged, keys)  # noqa: E731
-                pending = self._journaled(write, "batch", "applied")
+                pending = self._journaled(
+                    lambda: self.journal.begin_append(self.name, merged, keys), "batch", "applied"
+                )
             except ApiError as error:
                 for job, _ in admitted:
                     self._fail(job, error)

@@ -55,6 +55,7 @@ KERNEL_MODULES = (
     "combination",
     "expert_kernels",
     "hybrid_kernels",
+    "outliers",
     "scoring",
 )
 _PACKAGE = Path(__file__).parent

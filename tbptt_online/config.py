@@ -125,6 +125,8 @@ class ForecasterConfig:
     probe_every: int = 64
     probe_length: int | None = None
     guards: bool = True
+    outlier_sigmas: float | None = 6.0
+    outlier_run: int = 2
 
     def __post_init__(self) -> None:
         _check_choice("cell", self.cell, CELLS)
@@ -167,6 +169,9 @@ class ForecasterConfig:
             _check_int("probe_length", self.probe_length, 2, 4096)
         if not isinstance(self.guards, bool):
             raise _bad("guards", self.guards, "must be true or false")
+        if self.outlier_sigmas is not None:
+            _check_real("outlier_sigmas", self.outlier_sigmas, 1.0, strict=False)
+        _check_int("outlier_run", self.outlier_run, 1, 1_000)
 
     def _check_adaptive(self) -> None:
         if self.mode != "stateful":

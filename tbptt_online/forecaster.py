@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tbptt_online import experts, hybrid
+from tbptt_online import experts, hybrid, outliers
 from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine, state_gradient_norms
@@ -252,7 +252,7 @@ class Forecaster:
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
             rows, in_place = st.hybrid_rows(slots)  # the store's rows themselves, or copies (saved for snapshots first)
             taken = dict(rows) if in_place else None  # the fields as taken: the kernels write them in place
-            x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made[0], stats, steps)
+            x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made, stats, steps)
             residual = y
         else:
             centre = new_stats[:, STAT["norm_mean"]]
@@ -332,19 +332,23 @@ class Forecaster:
         slots: torch.Tensor,
         raw: torch.Tensor,
         mask: torch.Tensor,
-        made: torch.Tensor,
+        served: list[torch.Tensor],
         stats: torch.Tensor,
         steps: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         """Score, advance the experts, look for seasons; the network's input [B, F * d], its
         target [B, d], where the target is defined, and the experts' paths [B, Hc, E - 1, d]
-        and their combination [B, Hc, d] (see hybrid.py), which the serving reuses."""
+        and their combination [B, Hc, d] (see hybrid.py), which the serving reuses.
+        ``served``: the forecast served for this value (mean, lower, upper [B, d] each)."""
         cfg = self.config
-        made, observed = made.numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
+        made, observed = served[0].numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
         y = np.where(observed, raw.numpy(), made)  # missing: the served mean
         gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
         if gap.any():
             y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
+        if cfg.outlier_sigmas is not None:  # far outside its interval: taken at the bound (``outliers``)
+            upper = served[2].numpy()
+            y = outliers.taken(rows, steps, y, observed, made, upper, self._z, cfg.outlier_sigmas, cfg.outlier_run)
         y = torch.from_numpy(y)
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)

@@ -2,7 +2,8 @@
 corrects their combination, and one online combination of all of them, with intervals
 calibrated at every horizon.
 
-Per series and feature, each value ``y_t``:
+Per series and feature, each value ``y_t`` (as the hybrid takes it: at its interval's
+bound when it is an outlier, see ``outliers``):
 
 1. **scores** the forecasts of ``y_t`` made at the ``Hc`` origins before it (each member's,
    the served combination's and the fast and slow combiners', kept in the ``c_origin``
@@ -75,6 +76,9 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
         "n_scale": torch.ones(n, d, dtype=f64),  # the local scale it was made with
         "n_correction": torch.zeros(n, d, dtype=f64),  # c: the network's correction of the next value
+        "o_run": torch.zeros(n, d, dtype=torch.int64),  # outliers in a row, signed by side (``outliers``)
+        "o_count": torch.zeros(n, d, dtype=torch.int64),  # values taken at their bound so far
+        "o_largest": torch.zeros(n, d, dtype=f64),  # the largest error taken as it came, fading
     }
 
 
@@ -358,7 +362,7 @@ def remember(
     return mean
 
 
-PREFIXES = ("x_", "c_", "n_")  # the store's fields that belong to the hybrid
+PREFIXES = ("x_", "c_", "n_", "o_")  # the store's fields that belong to the hybrid
 
 
 def served_rows(mean: torch.Tensor, half: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:

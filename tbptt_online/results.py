@@ -69,7 +69,8 @@ class MemberStats:
 class SeriesStats:
     """Prequential accuracy of one series (None until something was scored). With the hybrid:
     the season lengths in use (first feature; [] = none), whether the log (multiplicative)
-    members are on, and each member's one-step MAE and weight (first feature)."""
+    members are on, each member's one-step MAE and weight (first feature), and how many
+    values were outliers learned from at their bound (``outliers.py``; all features)."""
 
     series: str
     count: int
@@ -82,6 +83,7 @@ class SeriesStats:
     seasons: list[int] = field(default_factory=list)
     multiplicative: bool | None = None
     members: list[MemberStats] = field(default_factory=list)
+    outliers: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@
   the fields ``c_slow_loss``, ``c_slow_count``, ``c_meta_loss``, ``c_meta_count``), and the
   ring of past forecasts keeps the two combiners' forecasts (``c_origin`` [C, Hc, Hc, E + 4,
   d]: members, served, its half-width, fast, slow).
+- format 6: the hybrid's outliers (``outliers``: the fields ``o_run``, ``o_count``,
+  ``o_largest``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -36,6 +38,12 @@ scored), and the past forecasts still to be scored count as both combiners' (the
 ones). So the served forecasts go on as before, to within an ulp, until the two combiners'
 losses part.
 
+A hybrid state of format 5 (or older, migrated to 5 first) gains the outliers' fields
+(``_with_outliers``) as a new series has them: no run, nothing taken at a bound, no error
+taken yet (so the first values' bounds are the interval's alone). Its next values are
+judged against the intervals it serves: a value within ``outlier_sigmas`` of them is
+learned from as before.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -55,11 +63,11 @@ them, before the number moved on) is read as format 3.
 >>> del old["probe"], old["engine"]["guard"]
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(5, 1.0, 0, 0)
+(6, 1.0, 0, 0)
 >>> current_state({"format": 7})
 Traceback (most recent call last):
 ...
-ValueError: format=7 is invalid: this version reads formats 2 to 5 (it writes 5)
+ValueError: format=7 is invalid: this version reads formats 2 to 6 (it writes 6)
 """
 
 from __future__ import annotations
@@ -68,17 +76,18 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, combination, experts
+from tbptt_online import ar_changes, combination, experts, hybrid
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
+BEFORE_OUTLIERS = 5
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
@@ -93,9 +102,17 @@ def current_state(state: Any) -> Any:
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
         return state
+    if found == BEFORE_OUTLIERS and not isinstance(found, bool):
+        try:
+            return _with_outliers(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            raise ValueError(
+                f"format={BEFORE_OUTLIERS} state (written before the outliers' fields) cannot be migrated to format "
+                f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
+            ) from None
     if found == BEFORE_SLOW_COMBINER and not isinstance(found, bool):
         try:
-            return _with_slow_combiner(state)
+            return _with_outliers(_with_slow_combiner(state))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_SLOW_COMBINER} state (written before the slow combiner) cannot be migrated to format "
@@ -103,7 +120,7 @@ def current_state(state: Any) -> Any:
             ) from None
     if found == BEFORE_CHANGES_AR and not isinstance(found, bool):
         try:
-            return _with_slow_combiner(_with_changes_ar(_with_served_widths(state)))
+            return _with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(state))))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_CHANGES_AR} state (written before the long AR expert) cannot be migrated to format "
@@ -123,7 +140,7 @@ def current_state(state: Any) -> Any:
     if "probe" in state:  # written by the version that added the probe, still numbered 2
         return current_state({**state, "format": BEFORE_CHANGES_AR})
     try:
-        return _with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state))))
+        return _with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state)))))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
@@ -201,7 +218,7 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
     store = state.get("store")
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "c_loss" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_OUTLIERS}  # no hybrid: nothing else changed
     loss, count, ring = tensors["c_loss"], tensors["c_count"], tensors["c_origin"]  # [C, Hc, E, d], [C, Hc, d]
     members = loss.shape[2]
     if ring.shape[3] != members + 2:
@@ -217,4 +234,16 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
         "c_meta_count": torch.zeros_like(count),
         "c_origin": torch.cat([ring, served.expand(-1, -1, -1, combination.COMBINERS, -1)], dim=3),
     }
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+    return {**state, "format": BEFORE_OUTLIERS, "store": {**store, "tensors": new}}
+
+
+def _with_outliers(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-5 ``state`` in format 6: a hybrid's store gains the outliers' fields, as a new
+    series has them (module doc); a copy, the input is not changed."""
+    store = state.get("store")
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "c_loss" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    capacity, d = tensors["x_scale"].shape
+    blank = {k: v for k, v in hybrid.fields(capacity, d, 1, 1, 1).items() if k.startswith("o_")}
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, **blank}}}

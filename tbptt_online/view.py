@@ -184,7 +184,8 @@ class ForecasterView:
         )
 
     def _hybrid_stats(self, slot: torch.Tensor) -> dict:
-        """Seasons, the log members' state and each member's MAE and weight (first feature)."""
+        """Seasons, the log members' state and each member's MAE and weight (first feature); the
+        values taken at their bound (all features)."""
         rows = {k: v[slot] for k, v in self.tensors.items() if k.startswith(hybrid.PREFIXES)}
         first = {k: v[:, :1] if k in combination.FIELDS else v for k, v in rows.items()}  # horizon 1
         w = hybrid.served_weights(first)[0, 0, :, 0]
@@ -194,6 +195,7 @@ class ForecasterView:
             "seasons": [int(m) for m in rows["x_period"][0, 0].tolist() if m > 0],
             "multiplicative": bool(rows["x_positive"][0, 0]),
             "members": [MemberStats(*item) for item in zip(hybrid.MEMBERS, mae, w.tolist(), strict=True)],
+            "outliers": int(rows["o_count"][0].sum()),
         }
 
 

@@ -268,6 +268,11 @@ class SeriesStatsOut(BaseModel):
         default=None, description="Whether the log (multiplicative) members are on: every value so far > 0."
     )
     members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
+    outliers: int | None = Field(
+        default=None,
+        description="Values far outside their served interval that the hybrid learned from at the interval's "
+        "bound (a glitch; a run of them on one side is a level shift and is learned from as it came).",
+    )
 
 
 class ErrorOut(BaseModel):

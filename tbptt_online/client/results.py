@@ -149,10 +149,12 @@ class SeriesStats:
     seasons: tuple[int, ...] = ()  # the season lengths in use
     multiplicative: bool | None = None  # the log members on (every value so far > 0)
     members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
+    outliers: int | None = None  # values learned from at their interval's bound (a glitch each)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
-        optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage", "multiplicative")
+        optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage")
+        optional += ("multiplicative", "outliers")
         return cls(
             series=data["series"],
             count=data["count"],

@@ -10,16 +10,24 @@ from tbptt_online import hybrid
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
+def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 6, a hybrid) as format 5 wrote it: no outliers' fields (a copy)."""
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if not k.startswith("o_")}
+    return {**state, "format": 5, "store": {**state["store"], "tensors": tensors}}
+
+
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 5, a hybrid) as format 4 wrote it: no slow combiner's nor mixture's
-    fields, no combiners' columns in the ring of past forecasts (a copy)."""
+    """``state`` (format 6, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
+    forecasts (a copy)."""
+    state = as_format_5(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in NEW_COMBINER_FIELDS}
     tensors["c_origin"] = tensors["c_origin"][:, :, :, : hybrid.N_MEMBERS + 2].clone()
     return {**state, "format": 4, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 5, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 6, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

@@ -20,7 +20,7 @@ import torch
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
-from tests.tbptt_online.old_formats import as_format_3, as_format_4
+from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -71,7 +71,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 5
+    assert migrated["format"] == FORMAT_VERSION == 6
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -114,7 +114,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     else:
         assert "c_loss" not in kept and "x_arc" not in kept and "c_slow_loss" not in kept
     again = Forecaster.from_state_dict(forecaster.state_dict())  # written back in the current format
-    assert forecaster.state_dict()["format"] == 5
+    assert forecaster.state_dict()["format"] == FORMAT_VERSION
     assert torch.equal(continue_from(again, 60, 8), continue_from(forecaster, 60, 8))
 
 
@@ -134,7 +134,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 5: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 6: KeyError"):
         check_state(state)
 
 
@@ -142,7 +142,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (6, "format=6 is invalid: this version reads formats 2 to 5"),
+        (7, "format=7 is invalid: this version reads formats 2 to 6"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -157,8 +157,9 @@ def test_formats_it_cannot_read_are_refused_naming_why(found, message):
 def test_a_format_3_hybrid_state_gains_the_long_ar_at_no_weight():
     """A format-3 state as the previous version wrote it (the long AR's fields and columns
     removed): migrated, the old experts go on as they would have, the long AR learns from the
-    next values on and keeps (next to) no weight while its loss comes down from the cap."""
-    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    next values on and keeps (next to) no weight while its loss comes down from the cap (the
+    outliers' fields, which format 3 had not either, start cleared: off, so they play no part)."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12, outlier_sigmas=None)
     forecaster = Forecaster(config)
     continue_from(forecaster, 0, 40)
     state = forecaster.state_dict()
@@ -206,3 +207,30 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
     assert bool((rows["c_meta_count"] > 0).all())  # the mixture scores the combiners from the next values on
     check_state(loaded.state_dict())
+
+
+def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_them():
+    """A format-5 state (before the outliers' fields): migrated, every saved field is kept and
+    the new ones start as a new series' (no run, nothing taken at a bound, no error taken), so
+    the model goes on exactly as the same state with those fields cleared does."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    forecaster.observe("a", 1e6)  # an outlier: its run and count are not 0 when saved
+    state = forecaster.state_dict()
+    assert state["store"]["tensors"]["o_count"].sum() == 1
+    old = as_format_5(state)
+    assert old["format"] == 5 and not any(k.startswith("o_") for k in old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION
+    kept, before = migrated["store"]["tensors"], old["store"]["tensors"]
+    for key, value in before.items():
+        assert kept[key] is value, key
+    for key in ("o_run", "o_count", "o_largest"):
+        assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
+    cleared = {**state, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
+    for key in ("o_run", "o_count", "o_largest"):
+        cleared["store"]["tensors"][key] = torch.zeros_like(state["store"]["tensors"][key])
+    loaded, reference = Forecaster.from_state_dict(old), Forecaster.from_state_dict(cleared)
+    assert torch.equal(continue_from(loaded, 40, 20), continue_from(reference, 40, 20))

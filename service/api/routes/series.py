@@ -56,6 +56,7 @@ async def get_series(series: str, worker: ModelDep) -> dict:
         "seasons": stats.seasons,
         "multiplicative": stats.multiplicative,
         "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in stats.members],
+        "outliers": stats.outliers,
     }
 
 

@@ -1,0 +1,121 @@
+"""Outliers: a value far outside its served interval is learned from at the interval's edge.
+
+A stream of monitoring or sensor values carries glitches: one reading 100 or 10^15 times
+the usual, a counter that wraps, a unit mixed up. Taken as it came, one such value entered
+every expert's state (the levels, the seasonal index of its phase for many cycles, the AR's
+lags, the local scale, the values ring that the naive and seasonal naive members and the
+network read) and the combination's losses, and the forecasts stayed wrong long after it:
+with ``season_length=12``, level 10, amplitude 1 and noise 0.1, one value of 110 left the
+one-step error 27 times its usual size over the next 60 values, and one of 1e15 left the
+forecasts wrong by 10^4 150 values later.
+
+So, per series and feature, before the hybrid scores and learns from an observed value
+``y`` (Huber's winsorising, as in the robust Holt-Winters of Gelper, Fried and Croux, 2010):
+``sigma = q / z(level)`` is the one-step error's spread implied by the interval served for
+``y`` (``q`` its half-width, ``level`` the model's ``interval_level``), ``M`` the largest
+error taken as it came so far, fading by ``LARGEST_DECAY`` a value; where ``|y - F| >
+bound = max(k * sigma, LARGEST_FACTOR * M)`` (``F`` the served mean, ``k`` =
+``outlier_sigmas``) the value is **taken as** ``F +- bound``, the bound on its side, by
+every part of the model (scores, experts, values ring, the network's input and target).
+``M`` keeps a series that has shown bursts of some size (a flow that switches between two
+levels) from having each new one clipped by its interval alone. What the caller sent is
+still what the series' prequential statistics score and what results report.
+
+A level shift is not a glitch: ``outlier_run`` values in a row beyond the bound *on the
+same side* are the series moving, and that value and the next ones beyond it (while the
+run lasts) are taken as they came. A young series (its first ``YOUNG`` values: its
+interval is still a guess; noise was clipped into a spurious season), a missing value and
+a value with no served interval are taken as they came.
+
+State per series and feature: ``o_run`` (int64; +n: the last n observed values were above
+their bounds, -n below, 0: the last was within), ``o_count`` (int64: the values taken at a
+bound so far, reported by ``series_stats``) and ``o_largest`` (``M``). A missing value
+leaves them as they are.
+
+>>> import numpy as np
+>>> y = np.array([[110.0]]); mean = np.array([[10.0]]); upper = np.array([[10.5]])
+>>> run, count, largest = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros((1, 1))
+>>> taken = np.empty((1, 1))
+>>> clean(np.array([30]), y, np.ones((1, 1), bool), mean, upper, 1.6448536269514722, 6.0, 2, run, count, largest, taken)
+>>> round(float(taken[0, 0]), 5), int(run[0, 0]), int(count[0, 0])  # 10 + 6 * 0.5 / z(0.9)
+(11.82387, 1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from tbptt_online.compiled import compiled, readable, writable
+
+YOUNG = 24  # a series' first values are taken as they come: its interval is not yet a measure
+LARGEST_FACTOR = 2.0
+LARGEST_DECAY = 0.999
+
+
+@compiled
+def clean(
+    step: np.ndarray,
+    y: np.ndarray,
+    observed: np.ndarray,
+    mean: np.ndarray,
+    upper: np.ndarray,
+    z: float,
+    sigmas: float,
+    patience: int,
+    run: np.ndarray,
+    count: np.ndarray,
+    largest: np.ndarray,
+    taken: np.ndarray,
+) -> None:
+    """The values as the model takes them, ``taken`` [B, d], from ``y`` [B, d] of the rows'
+    steps ``step`` [B] (observed where ``observed``; a missing one is passed through), the
+    served ``mean`` and ``upper`` bound [B, d] (NaN: none), ``z`` = z(level) of the served
+    interval, ``sigmas`` the bound in error spreads, ``patience`` the run that is a level
+    shift; ``run``, ``count`` (int64) and ``largest`` [B, d] updated in place (module doc)."""
+    n_rows, d = y.shape
+    for b in range(n_rows):
+        for k in range(d):
+            value = y[b, k]
+            taken[b, k] = value
+            if not observed[b, k] or step[b] <= YOUNG:  # a young series' interval is a guess yet
+                continue
+            half = upper[b, k] - mean[b, k]
+            if not half > 0:  # no interval yet (NaN) or none to speak of: nothing to judge against
+                run[b, k] = 0
+                continue
+            error = value - mean[b, k]
+            bound = max(sigmas * half / z, LARGEST_FACTOR * largest[b, k])
+            if abs(error) <= bound:
+                run[b, k] = 0
+                largest[b, k] = max(abs(error), LARGEST_DECAY * largest[b, k])
+                continue
+            side = 1 if error > 0 else -1
+            run[b, k] = run[b, k] + side if run[b, k] * side > 0 else side
+            if abs(run[b, k]) >= patience:  # a run on one side: the series has moved
+                largest[b, k] = max(abs(error), LARGEST_DECAY * largest[b, k])
+                continue
+            taken[b, k] = mean[b, k] + math.copysign(bound, error)
+            count[b, k] += 1
+
+
+def taken(
+    rows: dict[str, torch.Tensor],
+    step: torch.Tensor,
+    y: np.ndarray,
+    observed: np.ndarray,
+    mean: np.ndarray,
+    upper: np.ndarray,
+    z: float,
+    sigmas: float,
+    patience: int,
+) -> np.ndarray:
+    """[B, d]: the values ``y`` as the model takes them (``clean``), the rows' ``o_run`` and
+    ``o_count`` updated in place (``y``, ``observed``, the served ``mean`` and ``upper``:
+    [B, d] arrays of the tick)."""
+    out = np.empty_like(y)
+    arrays = readable(step, *(torch.from_numpy(np.asarray(a)) for a in (y, observed, mean, upper)))
+    clean(*arrays, float(z), float(sigmas), int(patience), *writable(rows, ("o_run", "o_count", "o_largest")), out)
+    return out

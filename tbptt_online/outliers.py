@@ -48,7 +48,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, readable, writable
+from tbptt_online.compiled import compiled, writable
 
 YOUNG = 24  # a series' first values are taken as they come: its interval is not yet a measure
 LARGEST_FACTOR = 2.0
@@ -116,6 +116,6 @@ def taken(
     ``o_count`` updated in place (``y``, ``observed``, the served ``mean`` and ``upper``:
     [B, d] arrays of the tick)."""
     out = np.empty_like(y)
-    arrays = readable(step, *(torch.from_numpy(np.asarray(a)) for a in (y, observed, mean, upper)))
+    arrays = [np.ascontiguousarray(a) for a in (step.numpy(), y, observed, mean, upper)]  # (no copy: most are)
     clean(*arrays, float(z), float(sigmas), int(patience), *writable(rows, ("o_run", "o_count", "o_largest")), out)
     return out

@@ -125,7 +125,7 @@ class ForecasterConfig:
     probe_every: int = 64
     probe_length: int | None = None
     guards: bool = True
-    outlier_sigmas: float | None = 6.0
+    outlier_sigmas: float | None = 5.0
     outlier_run: int = 2
 
     def __post_init__(self) -> None:

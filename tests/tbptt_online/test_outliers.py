@@ -100,7 +100,7 @@ def after_glitch_error(glitch: float | None, **config) -> tuple[float, Forecaste
 def test_one_glitch_no_longer_spoils_the_forecasts_after_it(glitch):
     clean, _ = after_glitch_error(None)
     after, f = after_glitch_error(glitch)
-    assert after < 1.2 * clean  # 0.108 against 0.107 for 110
+    assert after < 1.2 * clean  # 0.109 against 0.107 for 110
     assert f.series_stats("s").outliers == 1
     # what it was before (the test's ground truth that the defect is real): 2.9 for 110, 8.7e12 for 1e15
     spoiled, g = after_glitch_error(glitch, outlier_sigmas=None)

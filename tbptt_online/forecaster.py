@@ -248,11 +248,11 @@ class Forecaster:
             scale = std(new_stats[:, STAT["norm_count"]], new_stats[:, STAT["norm_m2"]])  # [B, d]
         before = st.get("steps", slots)  # [B] t - 1
         steps = before + 1  # [B] t after this value
-        rows = None
+        rows, flagged = None, None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
             rows, in_place = st.hybrid_rows(slots)  # the store's rows themselves, or copies (saved for snapshots first)
             taken = dict(rows) if in_place else None  # the fields as taken: the kernels write them in place
-            x, y, target_mask, paths, base = self._hybrid_step(rows, slots, raw, mask, made, stats, steps)
+            x, y, target_mask, paths, base, flagged = self._hybrid_step(rows, slots, raw, mask, made, stats, steps)
             residual = y
         else:
             centre = new_stats[:, STAT["norm_mean"]]
@@ -311,7 +311,7 @@ class Forecaster:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
             nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
-        return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt))
+        return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt), flagged)
 
     def _prequential_diverges(
         self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, observed: torch.Tensor
@@ -337,8 +337,9 @@ class Forecaster:
         steps: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         """Score, advance the experts, look for seasons; the network's input [B, F * d], its
-        target [B, d], where the target is defined, and the experts' paths [B, Hc, E - 1, d]
-        and their combination [B, Hc, d] (see hybrid.py), which the serving reuses.
+        target [B, d], where the target is defined, the experts' paths [B, Hc, E - 1, d]
+        and their combination [B, Hc, d] (see hybrid.py), which the serving reuses, and which
+        values were taken at their bound [B] (any feature; None: outliers off).
         ``served``: the forecast served for this value (mean, lower, upper [B, d] each)."""
         cfg = self.config
         made, observed = served[0].numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
@@ -346,9 +347,13 @@ class Forecaster:
         gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
         if gap.any():
             y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
+        flagged = None
         if cfg.outlier_sigmas is not None:  # far outside its interval: taken at the bound (``outliers``)
             upper = served[2].numpy()
-            y = outliers.taken(rows, steps, y, observed, made, upper, self._z, cfg.outlier_sigmas, cfg.outlier_run)
+            y, at_bound = outliers.taken(
+                rows, steps, y, observed, made, upper, self._z, cfg.outlier_sigmas, cfg.outlier_run
+            )
+            flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
         y = torch.from_numpy(y)
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
         target, defined = hybrid.network_target(rows, y, mask)
@@ -357,7 +362,8 @@ class Forecaster:
         paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d]
         base = hybrid.base_path(rows, paths)  # the experts' combination [B, Hc, d] and the members' weights
         rows["n_base"], rows["n_scale"] = base.path[:, 0], experts.local_scale(rows)
-        return hybrid.network_input(rows, y, steps, target, base.path[:, 0]), target, defined, paths, base
+        x = hybrid.network_input(rows, y, steps, target, base.path[:, 0])
+        return x, target, defined, paths, base, flagged
 
     def _seasons(self, rows: dict[str, torch.Tensor], steps: torch.Tensor) -> None:
         """Look for seasons at the detection steps ("auto"), or set the configured ones."""

@@ -35,10 +35,11 @@ leaves them as they are.
 >>> import numpy as np
 >>> y = np.array([[110.0]]); mean = np.array([[10.0]]); upper = np.array([[10.5]])
 >>> run, count, largest = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros((1, 1))
->>> taken = np.empty((1, 1))
->>> clean(np.array([30]), y, np.ones((1, 1), bool), mean, upper, 1.6448536269514722, 6.0, 2, run, count, largest, taken)
->>> round(float(taken[0, 0]), 5), int(run[0, 0]), int(count[0, 0])  # 10 + 6 * 0.5 / z(0.9)
-(11.82387, 1, 1)
+>>> taken, flagged = np.empty((1, 1)), np.empty((1, 1), bool)
+>>> z = 1.6448536269514722
+>>> clean(np.array([30]), y, np.ones((1, 1), bool), mean, upper, z, 6.0, 2, run, count, largest, taken, flagged)
+>>> round(float(taken[0, 0]), 5), bool(flagged[0, 0]), int(run[0, 0]), int(count[0, 0])  # 10 + 6 * 0.5 / z(0.9)
+(11.82387, True, 1, 1)
 """
 
 from __future__ import annotations
@@ -69,17 +70,20 @@ def clean(
     count: np.ndarray,
     largest: np.ndarray,
     taken: np.ndarray,
+    flagged: np.ndarray,
 ) -> None:
-    """The values as the model takes them, ``taken`` [B, d], from ``y`` [B, d] of the rows'
-    steps ``step`` [B] (observed where ``observed``; a missing one is passed through), the
-    served ``mean`` and ``upper`` bound [B, d] (NaN: none), ``z`` = z(level) of the served
-    interval, ``sigmas`` the bound in error spreads, ``patience`` the run that is a level
-    shift; ``run``, ``count`` (int64) and ``largest`` [B, d] updated in place (module doc)."""
+    """The values as the model takes them, ``taken`` [B, d], and which were taken at their
+    bound, ``flagged`` [B, d] bool, from ``y`` [B, d] of the rows' steps ``step`` [B]
+    (observed where ``observed``; a missing one is passed through), the served ``mean`` and
+    ``upper`` bound [B, d] (NaN: none), ``z`` = z(level) of the served interval, ``sigmas``
+    the bound in error spreads, ``patience`` the run that is a level shift; ``run``,
+    ``count`` (int64) and ``largest`` [B, d] updated in place (module doc)."""
     n_rows, d = y.shape
     for b in range(n_rows):
         for k in range(d):
             value = y[b, k]
             taken[b, k] = value
+            flagged[b, k] = False
             if not observed[b, k] or step[b] <= YOUNG:  # a young series' interval is a guess yet
                 continue
             half = upper[b, k] - mean[b, k]
@@ -98,6 +102,7 @@ def clean(
                 largest[b, k] = max(abs(error), LARGEST_DECAY * largest[b, k])
                 continue
             taken[b, k] = mean[b, k] + math.copysign(bound, error)
+            flagged[b, k] = True
             count[b, k] += 1
 
 
@@ -111,11 +116,19 @@ def taken(
     z: float,
     sigmas: float,
     patience: int,
-) -> np.ndarray:
-    """[B, d]: the values ``y`` as the model takes them (``clean``), the rows' ``o_run`` and
-    ``o_count`` updated in place (``y``, ``observed``, the served ``mean`` and ``upper``:
-    [B, d] arrays of the tick)."""
-    out = np.empty_like(y)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The values ``y`` as the model takes them [B, d] and which were taken at their bound
+    [B, d] (``clean``); the rows' ``o_run``, ``o_count`` and ``o_largest`` are updated in place
+    (``y``, ``observed``, the served ``mean`` and ``upper``: [B, d] arrays of the tick)."""
+    out, flagged = np.empty_like(y), np.empty(y.shape, dtype=np.bool_)
     arrays = [np.ascontiguousarray(a) for a in (step.numpy(), y, observed, mean, upper)]  # (no copy: most are)
-    clean(*arrays, float(z), float(sigmas), int(patience), *writable(rows, ("o_run", "o_count", "o_largest")), out)
-    return out
+    clean(
+        *arrays,
+        float(z),
+        float(sigmas),
+        int(patience),
+        *writable(rows, ("o_run", "o_count", "o_largest")),
+        out,
+        flagged,
+    )
+    return out, flagged

@@ -40,6 +40,7 @@ class StepResult:
     forecast_next: Prediction  # the new one-step forecast, made after any update
     updated: bool  # an update ran at this step (a non-finite one is skipped: see UpdateStats.skipped)
     update_count: int  # the model's updates so far, after this step
+    outlier: bool = False  # the hybrid learned from the value at its interval's bound (a glitch: outliers.py)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class TickLists(NamedTuple):
     next_lower: list[Row]
     next_upper: list[Row]
     update_count: int
+    outlier: list[bool]  # the hybrid learned from the value at its interval's bound (outliers.py)
 
 
 class TickColumns:
@@ -141,9 +143,11 @@ class TickColumns:
         updated: torch.Tensor,
         update_count: int,
         columns: tuple[torch.Tensor, ...],
+        outlier: torch.Tensor | None = None,
     ) -> None:
         self.names = names
         self._tensors = (steps, updated, *columns)  # columns: value, made (mean, lower, upper), next (x3)
+        self._outlier = outlier  # [B] bool, None: none was
         self._lists: TickLists | None = None
         self.update_count = update_count
 
@@ -158,7 +162,8 @@ class TickColumns:
                 preds = [
                     [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in p] for p in preds
                 ]
-            self._lists = TickLists(self.names, steps, updated, values, *preds, self.update_count)
+            flags = [False] * len(steps) if self._outlier is None else self._outlier.tolist()
+            self._lists = TickLists(self.names, steps, updated, values, *preds, self.update_count, flags)
         return self._lists
 
     def row(self, i: int) -> StepResult:
@@ -171,6 +176,7 @@ class TickColumns:
             forecast_next=Prediction(c.next_mean[i], c.next_lower[i], c.next_upper[i]),
             updated=c.updated[i],
             update_count=c.update_count,
+            outlier=c.outlier[i],
         )
 
 

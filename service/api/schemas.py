@@ -217,6 +217,11 @@ class StepResultOut(BaseModel):
     forecast_next: PredictionOut = Field(description="The new one-step forecast, made after any update.")
     updated: bool
     update_count: int
+    outlier: bool = Field(
+        default=False,
+        description="The value was far outside the interval served for it (a glitch, by the model's judgement): "
+        "the model learned from it at the interval's bound; it is still scored as it came (the hybrid's outliers).",
+    )
 
 
 class ObservationsOut(BaseModel):

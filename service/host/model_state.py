@@ -74,7 +74,23 @@ def _keys_plain(keys: tuple[tuple[str, KeyedAnswer], ...]) -> dict[str, Any]:
         "results": [_result_row(r) for r in results],
         "updated": [r.updated for r in results],
         "update_count": [r.update_count for r in results],
+        **_outliers_plain(results),
     }
+
+
+def _outliers_plain(results: list[StepResult]) -> dict[str, list[bool]]:
+    """The results' outlier flags as a column, only when one is set (a checkpoint written before
+    the flags existed has none: all False)."""
+    flags = [r.outlier for r in results]
+    return {"outlier": flags} if any(flags) else {}
+
+
+def _outliers_from_plain(plain: Mapping[str, Any], n: int, field: str) -> list[bool]:
+    """Back from :func:`_outliers_plain`: ``n`` flags (``ValueError`` naming ``field`` when malformed)."""
+    flags = plain.get("outlier", [False] * n)
+    if not isinstance(flags, list) or len(flags) != n or not all(isinstance(flag, bool) for flag in flags):
+        raise ValueError(f"{field}.outlier is invalid: must be a list of {n} booleans")
+    return flags
 
 
 def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
@@ -84,9 +100,10 @@ def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
         rows = list(zip(plain["series"], plain["results"], plain["updated"], plain["update_count"], strict=True))
         if not len(keys) == len(digests) == len(counts) == len(sizes) or sum(sizes) != len(rows):
             raise ValueError("columns of different lengths")
+        flags = _outliers_from_plain(plain, len(rows), "keys")
         results = [
-            StepResult(series, row[0], row[1], Prediction(*row[2:5]), Prediction(*row[5:8]), updated, count)
-            for series, row, updated, count in rows
+            StepResult(series, row[0], row[1], Prediction(*row[2:5]), Prediction(*row[5:8]), updated, count, flag)
+            for (series, row, updated, count), flag in zip(rows, flags, strict=True)
         ]
         out, start = [], 0
         for key, digest, count, size in zip(keys, digests, counts, sizes, strict=True):
@@ -117,6 +134,7 @@ def to_plain(state: ModelState) -> dict[str, Any]:
             "results": [_result_row(r) for r in results],  # type: ignore[arg-type]
             "updated": [r.updated for r in results],  # type: ignore[union-attr]
             "update_count": [r.update_count for r in results],  # type: ignore[union-attr]
+            **_outliers_plain(results),  # type: ignore[arg-type]
         },
     }
 
@@ -138,12 +156,12 @@ def from_plain(plain: Any) -> ModelState:
     if not all(isinstance(column, list) for column in columns) or len({len(column) for column in columns}) != 1:
         raise ValueError("the model state's marks have columns of different lengths")
     rebuilt: dict[str, SeriesMark] = {}
+    flags = _outliers_from_plain(marks, len(columns[0]), "marks")
     for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
         _check_mark(i, series, timestamp, row, updated, update_count, rebuilt)
         step, value, *predictions = row
-        result = StepResult(
-            series, step, value, Prediction(*predictions[:3]), Prediction(*predictions[3:]), updated, update_count
-        )
+        made, following = Prediction(*predictions[:3]), Prediction(*predictions[3:])
+        result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
         rebuilt[series] = SeriesMark(timestamp, value, result)
     keys = _keys_from_plain(plain["keys"]) if "keys" in plain else ()
     return ModelState(name, seq, forecaster, rebuilt, keys)

@@ -7,8 +7,12 @@ ignored, so a newer server does not break an older client.
 >>> r = ObservationResult.from_json({"series": "cpu", "step": 3, "timestamp": 1700000060.0, "value": 0.5,
 ...     "forecast_made": {"mean": 0.4, "lower": 0.1, "upper": 0.7},
 ...     "forecast_next": {"mean": 0.5, "lower": 0.2, "upper": 0.8}, "updated": False, "update_count": 7})
->>> r.step, r.forecast_made.mean, r.forecast_made.contains(r.value)
-(3, 0.4, True)
+>>> r.step, r.forecast_made.mean, r.forecast_made.contains(r.value), r.outlier  # no "outlier" (an older server)
+(3, 0.4, True, False)
+>>> glitch = {"series": "cpu", "step": 4, "value": 90.0, "forecast_made": {"mean": 0.5, "lower": 0.2, "upper": 0.8},
+...     "forecast_next": {"mean": 0.6, "lower": 0.3, "upper": 0.9}, "update_count": 7, "outlier": True}
+>>> ObservationResult.from_json(glitch).outlier  # far outside: learned from at the interval's bound
+True
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class ObservationResult:
     forecast_next: Interval  # the new one-step forecast, made after it
     updated: bool  # whether an update of the weights ran at this step
     update_count: int  # the model's updates so far
+    outlier: bool = False  # far outside its interval: the model learned from it at the interval's bound
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ObservationResult:
@@ -62,6 +67,7 @@ class ObservationResult:
             forecast_next=Interval.from_json(data["forecast_next"]),
             updated=bool(data.get("updated", False)),
             update_count=data["update_count"],
+            outlier=bool(data.get("outlier", False)),
         )
 
 

@@ -27,9 +27,10 @@ def judge(
     sigmas: float = 6.0,
     patience: int = 2,
 ) -> tuple[float, int, int, float]:
-    """One value through ``outliers.clean``: (taken, run, count, largest) after it."""
+    """One value through ``outliers.clean``: (taken, run, count, largest) after it; its flag
+    says whether it was taken at the bound (the count grew)."""
     state = [np.array([[run]], np.int64), np.array([[0]], np.int64), np.array([[largest]])]
-    taken = np.empty((1, 1))
+    taken, flagged = np.empty((1, 1)), np.empty((1, 1), bool)
     outliers.clean(
         np.array([step]),
         np.array([[value]]),
@@ -41,7 +42,9 @@ def judge(
         patience,
         *state,
         taken,
+        flagged,
     )
+    assert bool(flagged[0, 0]) == (int(state[1][0, 0]) == 1)
     return float(taken[0, 0]), int(state[0][0, 0]), int(state[1][0, 0]), float(state[2][0, 0])
 
 
@@ -110,11 +113,10 @@ def test_one_glitch_no_longer_spoils_the_forecasts_after_it(glitch):
 def test_the_glitch_is_still_scored_and_reported_as_it_came():
     f = Forecaster(ForecasterConfig(season_length=12))
     rng = random.Random(0)
-    for i in range(100):
-        f.observe("s", seasonal(i, rng))
+    assert not any(f.observe("s", seasonal(i, rng)).outlier for i in range(100))
     before = f.series_stats("s")
     result = f.observe("s", 1e6)
-    assert result.value == 1e6
+    assert result.value == 1e6 and result.outlier  # flagged: learned from at its bound
     after = f.series_stats("s")
     made = result.forecast_made.mean
     scored = after.mae * (after.count - 1) - before.mae * (before.count - 1)  # the first value is not scored
@@ -150,3 +152,21 @@ def test_a_level_shift_is_followed_from_its_second_value():
 def test_bad_outlier_settings_are_refused_naming_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ForecasterConfig(**kwargs)
+
+
+def test_each_result_says_whether_its_value_was_taken_at_its_bound():
+    """``StepResult.outlier``, from one tick's lists as from a batch spread over ticks; a
+    model with outliers off, or a network-only one, flags nothing."""
+    rng = random.Random(1)
+    warm = [(name, seasonal(i, rng)) for i in range(60) for name in ("a", "b")]
+    f = Forecaster(ForecasterConfig(season_length=12))
+    f.observe_many(warm)
+    one_tick = f.observe_many([("a", 500.0), ("b", 10.0)])
+    assert [r.outlier for r in one_tick] == [True, False]
+    assert one_tick.ticks[0].lists().outlier == [True, False]
+    spread = f.observe_many([("a", 10.0), ("b", -400.0), ("b", 10.0)])  # b twice: two ticks
+    assert [r.outlier for r in spread] == [False, True, False]
+    for config in (ForecasterConfig(season_length=12, outlier_sigmas=None), ForecasterConfig(hybrid=False)):
+        g = Forecaster(config)
+        g.observe_many(warm)
+        assert [r.outlier for r in g.observe_many([("a", 500.0), ("b", -400.0)])] == [False, False]

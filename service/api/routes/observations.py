@@ -49,6 +49,7 @@ def step_result_out(result: StepResult, timestamp: float | None) -> dict:
         "forecast_next": _prediction(result.forecast_next),
         "updated": result.updated,
         "update_count": result.update_count,
+        "outlier": result.outlier,
     }
 
 
@@ -69,6 +70,7 @@ def results_out(outcome: ObserveOutcome, observations: list[Observation]) -> lis
     names, steps, updated, values = c.names, c.steps, c.updated, c.values
     made_mean, made_lower, made_upper = c.made_mean, c.made_lower, c.made_upper
     next_mean, next_lower, next_upper, update_count = c.next_mean, c.next_lower, c.next_upper, c.update_count
+    flags = c.outlier
     return [
         {
             "series": names[i],
@@ -79,6 +81,7 @@ def results_out(outcome: ObserveOutcome, observations: list[Observation]) -> lis
             "forecast_next": {"mean": next_mean[i], "lower": next_lower[i], "upper": next_upper[i]},
             "updated": updated[i],
             "update_count": update_count,
+            "outlier": flags[i],
         }
         if type(i) is int
         else step_result_out(i, obs.timestamp)
@@ -101,6 +104,7 @@ def _row_out(tick: TickColumns, i: int, timestamp: float | None) -> dict[str, An
         "forecast_next": {"mean": c.next_mean[i], "lower": c.next_lower[i], "upper": c.next_upper[i]},
         "updated": c.updated[i],
         "update_count": c.update_count,
+        "outlier": c.outlier[i],
     }
 
 

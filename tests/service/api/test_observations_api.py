@@ -32,6 +32,7 @@ def as_json(result: StepResult, timestamp: float | None = None) -> dict[str, Any
         "forecast_next": prediction(result.forecast_next),
         "updated": result.updated,
         "update_count": result.update_count,
+        "outlier": result.outlier,
     }
 
 
@@ -78,6 +79,23 @@ async def test_multivariate_values_and_missing_features(client_for) -> None:
             response = await client.post(URL, json={"series": "m", "value": value})
             assert response.status_code == 200
             assert response.json()["results"] == [as_json(reference.observe("m", value))]
+
+
+async def test_a_glitch_is_answered_as_an_outlier_and_so_is_its_repeat(client_for) -> None:
+    """A value far outside its interval: ``outlier`` true in its result, as the library says;
+    the same observation repeated (its timestamp) answers the same result."""
+    model = {**SMALL_MODEL, "season_length": 12}
+    reference = Forecaster(ForecasterConfig.from_dict(model))
+    values = [10.0 + (i % 12) / 4 for i in range(40)] + [1e6]
+    async with client_for(default_model=model) as client:
+        answers = []
+        for t, value in enumerate(values):
+            response = await client.post(URL, json={"series": "a", "value": value, "timestamp": t})
+            assert response.json()["results"] == [as_json(reference.observe("a", value), float(t))]
+            answers.append(response.json()["results"][0])
+        again = await client.post(URL, json={"series": "a", "value": 1e6, "timestamp": 40})
+    assert [a["outlier"] for a in answers] == [False] * 40 + [True]
+    assert again.json()["results"] == [answers[40]]  # the last timestamp's observation, repeated
 
 
 async def test_read_your_writes(client_for) -> None:

@@ -149,19 +149,21 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def format_report(report: FeedReport, model: str) -> str:
-    """The prequential error table: model vs naive per series, and all series count-weighted."""
-    header = ("series", "count", "MAE", "naive MAE", "MAE/naive", "RMSE", "naive RMSE", "coverage")
+    """The prequential error table: model vs naive per series, and all series count-weighted;
+    the values each series' model took as outliers (learned from at their interval's bound)."""
+    header = ("series", "count", "MAE", "naive MAE", "MAE/naive", "RMSE", "naive RMSE", "coverage", "outliers")
     lines = [header]
     for s in report.stats:
         coverage = "-" if s.coverage is None else f"{s.coverage:.1%} (target {s.interval_level:.0%})"
         errors = (s.mae, s.naive_mae, s.relative_mae, s.rmse, s.naive_rmse)
-        lines.append((s.series, str(s.count), *(_number(e) for e in errors), coverage))
+        outliers = "-" if s.outliers is None else str(s.outliers)
+        lines.append((s.series, str(s.count), *(_number(e) for e in errors), coverage, outliers))
     scored = [s for s in report.stats if s.mae is not None and s.naive_mae and s.count > 0]
     if len(scored) > 1:
         total = sum(s.count for s in scored)
         mae = sum(s.count * s.mae for s in scored) / total
         naive = sum(s.count * s.naive_mae for s in scored) / total
-        lines.append(("all (weighted)", str(total), _number(mae), _number(naive), _number(mae / naive), "", "", ""))
+        lines.append(("all (weighted)", str(total), _number(mae), _number(naive), _number(mae / naive), "", "", "", ""))
     return "\n".join([_summary(report, model), *format_table(lines)])
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tbptt_online.client import Client, TransportFailure
+from tbptt_online.client import Client, SeriesStats, TransportFailure
 from tbptt_service.cli import main as cli
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
-from tbptt_service.cli.csv_feed import FeedError, feed
+from tbptt_service.cli.csv_feed import FeedError, FeedReport, feed, format_report
 from tbptt_service.cli.csv_source import CsvSource
 
 from ..conftest import SMALL_MODEL, ServerProcess
@@ -188,3 +188,19 @@ def test_the_console_script_offers_feed_and_forecast(capsys: pytest.CaptureFixtu
             parser.parse_args([command, "--help"])
         assert done.value.code == 0
         assert f"usage: tbptt-online {command}" in capsys.readouterr().out
+
+
+def test_the_report_lists_each_series_errors_coverage_and_outliers() -> None:
+    common = dict(count=504, last_timestamp=None, interval_level=0.9)
+    stats = [
+        SeriesStats("web-1", mae=2.0, rmse=2.5, naive_mae=2.5, naive_rmse=3.0, coverage=0.89, outliers=3, **common),
+        SeriesStats("db-1", mae=1.0, rmse=1.5, naive_mae=2.0, naive_rmse=2.0, coverage=None, **common),  # no hybrid
+    ]
+    report = FeedReport(series=["web-1", "db-1"], stats=stats)
+    lines = format_report(report, "m").splitlines()[-4:]
+    assert lines[0].split() == [
+        "series", "count", "MAE", "naive", "MAE", "MAE/naive", "RMSE", "naive", "RMSE", "coverage", "outliers",
+    ]  # fmt: skip
+    assert lines[1].split() == ["web-1", "504", "2", "2.5", "0.8", "2.5", "3", "89.0%", "(target", "90%)", "3"]
+    assert lines[2].split() == ["db-1", "504", "1", "2", "0.5", "1.5", "2", "-", "-"]
+    assert lines[3].split() == ["all", "(weighted)", "1008", "1.5", "2.25", "0.6667"]

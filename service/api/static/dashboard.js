@@ -142,6 +142,8 @@ function renderAccuracy(stats) {
     ["MAE / naive", ratio === null ? "–" : ratio.toFixed(3), ratio === null ? "" : ratio < 1 ? "good" : "bad"],
     ["RMSE", formatNumber(stats.rmse)], ["naive RMSE", formatNumber(stats.naive_rmse)],
     ["interval coverage", coverage],
+    // values far outside their interval, learned from at its bound (the hybrid's outliers; null without it)
+    ["outliers", stats.outliers === null || stats.outliers === undefined ? "–" : String(stats.outliers)],
   ]);
 }
 

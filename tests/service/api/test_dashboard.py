@@ -119,6 +119,9 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         assert posted.step == 61
         assert page.locator("#chart svg").get_attribute("data-last-value") == "31.25"
         assert page.locator("#accuracy").inner_text().split("\n")[:2] == ["values", "61"]
+        with Client(server.url) as client:
+            outliers = client.series_stats("default", "sensor-1").outliers
+        assert outliers is not None and _terms(page, "accuracy")["outliers"] == str(outliers)
         page.wait_for_timeout(600)  # one more poll: nothing may fail while the page keeps refreshing
         screenshot = artifact_path(tmp_path)
         page.screenshot(path=str(screenshot), full_page=True)

@@ -349,10 +349,8 @@ class Forecaster:
             y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
         flagged = None
         if cfg.outlier_sigmas is not None:  # far outside its interval: taken at the bound (``outliers``)
-            upper = served[2].numpy()
-            y, at_bound = outliers.taken(
-                rows, steps, y, observed, made, upper, self._z, cfg.outlier_sigmas, cfg.outlier_run
-            )
+            bound = outliers.Bound(self._z, cfg.outlier_sigmas, cfg.outlier_run)
+            y, at_bound = outliers.taken(rows, steps, y, observed, (made, served[2].numpy()), bound)
             flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
         y = torch.from_numpy(y)
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])

@@ -45,6 +45,7 @@ leaves them as they are.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -106,29 +107,25 @@ def clean(
             count[b, k] += 1
 
 
+class Bound(NamedTuple):
+    """A model's outlier rule: ``z`` = z(interval_level) of its served intervals, the bound in
+    error spreads (``outlier_sigmas``) and the run on one side that is a level shift
+    (``outlier_run``)."""
+
+    z: float
+    sigmas: float
+    patience: int
+
+
 def taken(
-    rows: dict[str, torch.Tensor],
-    step: torch.Tensor,
-    y: np.ndarray,
-    observed: np.ndarray,
-    mean: np.ndarray,
-    upper: np.ndarray,
-    z: float,
-    sigmas: float,
-    patience: int,
+    rows: dict[str, torch.Tensor], step: torch.Tensor, y: np.ndarray, observed: np.ndarray, served: tuple, bound: Bound
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The values ``y`` as the model takes them [B, d] and which were taken at their bound
-    [B, d] (``clean``); the rows' ``o_run``, ``o_count`` and ``o_largest`` are updated in place
-    (``y``, ``observed``, the served ``mean`` and ``upper``: [B, d] arrays of the tick)."""
+    """The values ``y`` [B, d] of the rows' steps ``step`` [B] as the model takes them [B, d]
+    and which were taken at their bound [B, d] (``clean``), ``served`` the served mean and
+    upper bound [B, d] each (numpy); the rows' ``o_run``, ``o_count`` and ``o_largest`` are
+    updated in place."""
     out, flagged = np.empty_like(y), np.empty(y.shape, dtype=np.bool_)
-    arrays = [np.ascontiguousarray(a) for a in (step.numpy(), y, observed, mean, upper)]  # (no copy: most are)
-    clean(
-        *arrays,
-        float(z),
-        float(sigmas),
-        int(patience),
-        *writable(rows, ("o_run", "o_count", "o_largest")),
-        out,
-        flagged,
-    )
+    arrays = [np.ascontiguousarray(a) for a in (step.numpy(), y, observed, *served)]  # (no copy: most are)
+    state = writable(rows, ("o_run", "o_count", "o_largest"))
+    clean(*arrays, float(bound.z), float(bound.sigmas), int(bound.patience), *state, out, flagged)
     return out, flagged

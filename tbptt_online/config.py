@@ -87,6 +87,9 @@ class ForecasterConfig:
     stateful mode, ``4 * k2`` in stateless mode, where windows are sampled from it).
     ``residual``: the mean head predicts the change from the last input, so an untrained
     model starts at the naive last-value forecast and learns what improves on it.
+    ``outlier_sigmas`` (None: off) and ``outlier_run``: the hybrid learns from a value
+    beyond that many error spreads of its served interval at the bound, unless it is the
+    ``outlier_run``-th such value in a row on one side (a level shift; see outliers.py).
 
     >>> ForecasterConfig(k1=4, k2=16).resolved_history_size
     16
@@ -171,7 +174,7 @@ class ForecasterConfig:
             raise _bad("guards", self.guards, "must be true or false")
         if self.outlier_sigmas is not None:
             _check_real("outlier_sigmas", self.outlier_sigmas, 1.0, strict=False)
-        _check_int("outlier_run", self.outlier_run, 1, 1_000)
+        _check_int("outlier_run", self.outlier_run, 2, 1_000)  # 1: every outlier a shift, i.e. off (None is)
 
     def _check_adaptive(self) -> None:
         if self.mode != "stateful":

@@ -68,7 +68,7 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         "x_level": torch.zeros(n, N_VARIANTS, 4, d, dtype=f64),  # per variant: the four levels
         "x_trend": torch.zeros(n, N_VARIANTS, d, dtype=f64),
         "x_season": torch.zeros(n, N_VARIANTS, 2, d, max_season, dtype=f64),  # per variant: season 1, 2
-        "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0: log experts on
+        "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0 (as taken): log experts on
         "x_seen": torch.zeros(n, d, dtype=torch.bool),  # a value was observed (the smoothing has started)
         "x_last_observed": torch.zeros(n, d, dtype=torch.bool),  # the last value was observed
         "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),

@@ -251,7 +251,7 @@ class Forecaster:
         rows, flagged = None, None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
             rows, in_place = st.hybrid_rows(slots)  # the store's rows themselves, or copies (saved for snapshots first)
-            taken = dict(rows) if in_place else None  # the fields as taken: the kernels write them in place
+            store_rows = dict(rows) if in_place else None  # the store's own fields: the kernels write them in place
             x, y, target_mask, paths, base, flagged = self._hybrid_step(rows, slots, raw, mask, made, stats, steps)
             residual = y
         else:
@@ -306,7 +306,7 @@ class Forecaster:
                 self.engine.rollback()
                 next_pred = self.network.predict(carried)
         if rows is not None:
-            nxt = self._hybrid_serve(rows, taken, slots, steps, next_pred, paths, base).unbind(1)[1:]
+            nxt = self._hybrid_serve(rows, store_rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
         else:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
@@ -350,7 +350,7 @@ class Forecaster:
         flagged = None
         if cfg.outlier_sigmas is not None:  # far outside its interval: taken at the bound (``outliers``)
             bound = outliers.Bound(self._z, cfg.outlier_sigmas, cfg.outlier_run)
-            y, at_bound = outliers.taken(rows, steps, y, observed, (made, served[2].numpy()), bound)
+            y, at_bound = outliers.cleaned(rows, steps, y, observed, (made, served[2].numpy()), bound)
             flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
         y = torch.from_numpy(y)
         hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
@@ -395,7 +395,7 @@ class Forecaster:
     def _hybrid_serve(
         self,
         rows: dict[str, torch.Tensor],
-        taken: dict[str, torch.Tensor] | None,
+        store_rows: dict[str, torch.Tensor] | None,
         slots: torch.Tensor,
         steps: torch.Tensor,
         pred: torch.Tensor,
@@ -404,7 +404,7 @@ class Forecaster:
     ) -> torch.Tensor:
         """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
         ``base``, remember the origin's forecasts; store and return the served one-step
-        forecast [B, 4, d]. ``taken``: the store's own rows (``SeriesStore.hybrid_rows``), which
+        forecast [B, 4, d]. ``store_rows``: the store's own rows (``SeriesStore.hybrid_rows``), which
         the tick wrote in place: only the fields it replaced are written back (None: copies,
         every field is)."""
         d = self.config.n_features
@@ -415,8 +415,8 @@ class Forecaster:
         mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin)  # [B, Hc, d]
         served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
         own = experts.own(rows)
-        if taken is not None:
-            own = {k: v for k, v in own.items() if v is not taken[k]}
+        if store_rows is not None:
+            own = {k: v for k, v in own.items() if v is not store_rows[k]}
         self.store.put(slots, next_pred=pred, served=served, served_path=mean, **own)
         return served
 

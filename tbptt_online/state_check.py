@@ -357,6 +357,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: holds negative values; must be >= 0")
     if key == "steps" and bool((value > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
+    if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
+        raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
     if key in COVARIANCES and bool((value.diagonal(dim1=-2, dim2=-1) < 0).any()):
         raise ValueError(f"{field} is invalid: a negative diagonal entry; a least-squares P is positive semi-definite")
     if key == "x_period" and bool(((value < 0) | (value > config.max_season_length)).any()):

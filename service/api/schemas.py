@@ -219,8 +219,9 @@ class StepResultOut(BaseModel):
     update_count: int
     outlier: bool = Field(
         default=False,
-        description="The value was far outside the interval served for it (a glitch, by the model's judgement): "
-        "the model learned from it at the interval's bound; it is still scored as it came (the hybrid's outliers).",
+        description="The value (any of its features) was far outside the interval served for it (a glitch, by the "
+        "model's judgement): the model learned from it at the interval's bound; it is still scored as it came "
+        "(the hybrid's outliers).",
     )
 
 
@@ -270,13 +271,15 @@ class SeriesStatsOut(BaseModel):
     interval_level: float
     seasons: list[int] = Field(default_factory=list, description="Season lengths in use ([] = none found yet).")
     multiplicative: bool | None = Field(
-        default=None, description="Whether the log (multiplicative) members are on: every value so far > 0."
+        default=None,
+        description="Whether the log (multiplicative) members are on: every value so far > 0 (as the model took "
+        "it: an outlier at its interval's bound).",
     )
     members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
     outliers: int | None = Field(
         default=None,
-        description="Values far outside their served interval that the hybrid learned from at the interval's "
-        "bound (a glitch; a run of them on one side is a level shift and is learned from as it came).",
+        description="Values (per feature) far outside their served interval that the hybrid learned from at the "
+        "interval's bound (a glitch; a run of them on one side is a level shift and is learned from as it came).",
     )
 
 

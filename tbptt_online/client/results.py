@@ -153,7 +153,7 @@ class SeriesStats:
     coverage: float | None
     interval_level: float
     seasons: tuple[int, ...] = ()  # the season lengths in use
-    multiplicative: bool | None = None  # the log members on (every value so far > 0)
+    multiplicative: bool | None = None  # the log members on (every value so far > 0, an outlier as taken)
     members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
     outliers: int | None = None  # values learned from at their interval's bound (a glitch each)
 

@@ -25,7 +25,7 @@ def judge(
     largest: float = 0.0,
     observed: bool = True,
     sigmas: float = 6.0,
-    patience: int = 2,
+    shift_run: int = 2,
 ) -> tuple[float, int, int, float]:
     """One value through ``outliers.clean``: (taken, run, count, largest) after it; its flag
     says whether it was taken at the bound (the count grew)."""
@@ -39,7 +39,7 @@ def judge(
         np.array([[mean + half]]),
         Z,
         sigmas,
-        patience,
+        shift_run,
         *state,
         taken,
         flagged,
@@ -61,6 +61,13 @@ def test_a_value_past_the_bound_is_taken_at_the_bound_on_its_side():
     assert judge(-50.0, run=1) == (10.0 - bound, -1, 1, 0.0)  # the other side starts a new run
 
 
+def test_a_value_inside_its_served_interval_is_never_an_outlier():
+    # sigmas 1 with a 90 % interval: 1 spread is 1 / z(0.9) = 0.61 of the half-width, yet the
+    # half-width itself bounds (the reviewer's case: 10.8 inside 10 +- 1 was clipped to 10.39)
+    assert judge(10.8, sigmas=1.0) == (10.8, 0, 0, 10.8 - 10.0)
+    assert judge(11.5, sigmas=1.0) == (11.0, 1, 1, 0.0)
+
+
 def test_the_bound_is_twice_the_largest_error_taken_when_that_is_wider():
     # a series whose errors have been large (bursts, shifts) is not clipped by its interval alone
     assert judge(17.0, largest=4.0) == (17.0, 0, 0, 7.0)
@@ -69,8 +76,8 @@ def test_the_bound_is_twice_the_largest_error_taken_when_that_is_wider():
 
 def test_a_run_on_one_side_is_a_level_shift_taken_as_it_came():
     assert judge(60.0, run=1) == (60.0, 2, 0, 50.0)
-    assert judge(60.0, run=1, patience=3) == (10.0 + 6.0 / Z, 2, 1, 0.0)
-    assert judge(60.0, run=2, patience=3) == (60.0, 3, 0, 50.0)
+    assert judge(60.0, run=1, shift_run=3) == (10.0 + 6.0 / Z, 2, 1, 0.0)
+    assert judge(60.0, run=2, shift_run=3) == (60.0, 3, 0, 50.0)
 
 
 def test_young_series_missing_values_and_values_without_an_interval_are_not_judged():
@@ -146,7 +153,7 @@ def test_a_level_shift_is_followed_from_its_second_value():
     [
         (dict(outlier_sigmas=0.5), r"outlier_sigmas=0.5 is invalid: must be >= 1.0"),
         (dict(outlier_sigmas=math.inf), r"outlier_sigmas=inf is invalid: must be a finite number"),
-        (dict(outlier_run=0), r"outlier_run=0 is invalid: must be an integer in \[1, 1000\]"),
+        (dict(outlier_run=1), r"outlier_run=1 is invalid: must be an integer in \[2, 1000\]"),
     ],
 )
 def test_bad_outlier_settings_are_refused_naming_the_field(kwargs, message):

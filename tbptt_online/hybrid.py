@@ -79,6 +79,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "o_run": torch.zeros(n, d, dtype=torch.int64),  # outliers in a row, signed by side (``outliers``)
         "o_count": torch.zeros(n, d, dtype=torch.int64),  # values taken at their bound so far
         "o_largest": torch.zeros(n, d, dtype=f64),  # the largest error taken as it came, fading
+        "o_shifts": torch.zeros(n, d, dtype=torch.int64),  # level shifts (runs of outliers) so far
     }
 
 

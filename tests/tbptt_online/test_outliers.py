@@ -26,10 +26,13 @@ def judge(
     observed: bool = True,
     sigmas: float = 6.0,
     shift_run: int = 2,
+    shifts: int = 0,
 ) -> tuple[float, int, int, float]:
-    """One value through ``outliers.clean``: (taken, run, count, largest) after it; its flag
-    says whether it was taken at the bound (the count grew)."""
+    """One value through ``outliers.clean``: (taken, run, count, largest) after it (``shifts``:
+    the level shifts before it); its flag says whether it was taken at the bound (the count
+    grew)."""
     state = [np.array([[run]], np.int64), np.array([[0]], np.int64), np.array([[largest]])]
+    state.append(np.array([[shifts]], np.int64))
     taken, flagged = np.empty((1, 1)), np.empty((1, 1), bool)
     outliers.clean(
         np.array([step]),
@@ -75,9 +78,15 @@ def test_the_bound_is_twice_the_largest_error_taken_when_that_is_wider():
 
 
 def test_a_run_on_one_side_is_a_level_shift_taken_as_it_came():
-    assert judge(60.0, run=1) == (60.0, 2, 0, 50.0)
+    assert judge(60.0, run=1, shifts=1) == (60.0, 2, 0, 50.0)  # a second shift: its error joins M
     assert judge(60.0, run=1, shift_run=3) == (10.0 + 6.0 / Z, 2, 1, 0.0)
-    assert judge(60.0, run=2, shift_run=3) == (60.0, 3, 0, 50.0)
+    assert judge(60.0, run=2, shift_run=3, shifts=1) == (60.0, 3, 0, 50.0)
+
+
+def test_a_series_first_level_shift_does_not_widen_the_bound():
+    # M only fades: one shift says little of the next value (a glitch after it is still clipped)
+    assert judge(60.0, run=1, largest=2.0) == (60.0, 2, 0, 0.999 * 2.0)
+    assert judge(70.0, run=2, largest=2.0, shifts=1) == (70.0, 3, 0, 0.999 * 2.0)  # the same run goes on
 
 
 def test_young_series_missing_values_and_values_without_an_interval_are_not_judged():
@@ -177,3 +186,27 @@ def test_each_result_says_whether_its_value_was_taken_at_its_bound():
         g = Forecaster(config)
         g.observe_many(warm)
         assert [r.outlier for r in g.observe_many([("a", 500.0), ("b", -400.0)])] == [False, False]
+
+
+def shift_then_glitch(glitch: float) -> tuple[bool, float]:
+    """A level shift of +10 (100 noise deviations) at value 200 of the seasonal stream, then
+    ``glitch`` added to value 400: whether value 400 was flagged, and the MAE of the one-step
+    forecasts of the 60 values after it."""
+    f = Forecaster(ForecasterConfig(season_length=12))
+    rng = random.Random(0)
+    flagged, errors = False, []
+    for i in range(461):
+        v = seasonal(i, rng) + (10.0 if i >= 200 else 0.0)
+        if i > 400:
+            errors.append(abs(f.forecast("s").mean[0] - v))
+        result = f.observe("s", v + (glitch if i == 400 else 0.0))
+        flagged = flagged or (i == 400 and result.outlier)
+    return flagged, sum(errors) / len(errors)
+
+
+def test_a_glitch_after_one_level_shift_is_still_taken_at_its_bound():
+    # the review's case: when the first shift's error widened the bound (to 2 x 10), a glitch of 15
+    # 200 values later was taken as it came, and the next 60 errors were 5 times the usual (0.546)
+    _, usual = shift_then_glitch(0.0)  # 0.109
+    flagged, after = shift_then_glitch(15.0)
+    assert flagged and after < 2.5 * usual  # 0.207

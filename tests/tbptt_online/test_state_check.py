@@ -127,6 +127,7 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "season past the longest": (_set_tensor(_tensors, "x_period", (0, 0, 0), 10**6), "store.tensors['x_period']"),
     "outlier run of 10^18": (_set_tensor(_tensors, "o_run", (0, 0), -(10**18)), "store.tensors['o_run']"),
     "negative outlier count": (_set_tensor(_tensors, "o_count", (0, 0), -1), "store.tensors['o_count']"),
+    "negative level shifts": (_set_tensor(_tensors, "o_shifts", (0, 0), -2), "store.tensors['o_shifts']"),
     "nan largest outlier error": (_set_tensor(_tensors, "o_largest", (0, 0), math.nan), "store.tensors['o_largest']"),
     "negative variance in an AR's P": (_set_tensor(_tensors, "x_ar_p", (0, 0, 1, 1), -1.0), "store.tensors['x_ar_p']"),
     "negative variance in the long AR's P": (

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from tbptt_online import experts, hybrid, outliers
 from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine, state_gradient_norms
+from tbptt_online.hybrid_tick import HybridTick
 from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
 from tbptt_online.network import RecurrentNetwork, State, select_rows
@@ -92,6 +92,7 @@ class Forecaster:
             self.network = RecurrentNetwork(config).to(self.dtype)
         self.engine = TBPTTEngine(self.network, config)
         self.store = SeriesStore(config, self.dtype)
+        self.hybrid_tick = HybridTick(config, self.store)  # the hybrid's part of a tick (unused with hybrid=False)
         self.probe = TruncationProbe(config, self.dtype)
         self.sampler: WindowSampler = sampler or UniformWindowSampler(config.seed + 1)
         self.observations = 0  # values consumed by the model, all series together
@@ -252,7 +253,7 @@ class Forecaster:
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)
             rows, in_place = st.hybrid_rows(slots)  # the store's rows themselves, or copies (saved for snapshots first)
             store_rows = dict(rows) if in_place else None  # the store's own fields: the kernels write them in place
-            x, y, target_mask, paths, base, flagged = self._hybrid_step(rows, slots, raw, mask, made, stats, steps)
+            x, y, target_mask, paths, base, flagged = self.hybrid_tick.step(rows, raw, mask, made, stats, steps)
             residual = y
         else:
             centre = new_stats[:, STAT["norm_mean"]]
@@ -306,7 +307,7 @@ class Forecaster:
                 self.engine.rollback()
                 next_pred = self.network.predict(carried)
         if rows is not None:
-            nxt = self._hybrid_serve(rows, store_rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
+            nxt = self.hybrid_tick.serve(rows, store_rows, slots, steps, next_pred, paths, base).unbind(1)[1:]
         else:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
@@ -324,101 +325,6 @@ class Forecaster:
         error = float((raw - made).abs()[both].mean())
         naive_error = float((raw - naive).abs()[both].mean())
         return self.engine.guard.served(error, naive_error)
-
-    # -- hybrid -------------------------------------------------------------------
-    def _hybrid_step(
-        self,
-        rows: dict[str, torch.Tensor],
-        slots: torch.Tensor,
-        raw: torch.Tensor,
-        mask: torch.Tensor,
-        served: list[torch.Tensor],
-        stats: torch.Tensor,
-        steps: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        """Score, advance the experts, look for seasons; the network's input [B, F * d], its
-        target [B, d], where the target is defined, the experts' paths [B, Hc, E - 1, d]
-        and their combination [B, Hc, d] (see hybrid.py), which the serving reuses, and which
-        values were taken at their bound [B] (any feature; None: outliers off).
-        ``served``: the forecast served for this value (mean, lower, upper [B, d] each)."""
-        cfg = self.config
-        made, observed = served[0].numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
-        y = np.where(observed, raw.numpy(), made)  # missing: the served mean
-        gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
-        if gap.any():
-            y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
-        flagged = None
-        if cfg.outlier_sigmas is not None:  # far outside its interval: taken at the bound (``outliers``)
-            bound = outliers.Bound(self._z, cfg.outlier_sigmas, cfg.outlier_run)
-            y, at_bound = outliers.cleaned(rows, steps, y, observed, (made, served[2].numpy()), bound)
-            flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
-        y = torch.from_numpy(y)
-        hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
-        target, defined = hybrid.network_target(rows, y, mask)
-        experts.advance(rows, y, mask, steps)
-        self._seasons(rows, steps)
-        paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d]
-        base = hybrid.base_path(rows, paths)  # the experts' combination [B, Hc, d] and the members' weights
-        rows["n_base"], rows["n_scale"] = base.path[:, 0], experts.local_scale(rows)
-        x = hybrid.network_input(rows, y, steps, target, base.path[:, 0])
-        return x, target, defined, paths, base, flagged
-
-    def _seasons(self, rows: dict[str, torch.Tensor], steps: torch.Tensor) -> None:
-        """Look for seasons at the detection steps ("auto"), or set the configured ones."""
-        cfg = self.config
-        if cfg.season_length is None:
-            return
-        if cfg.season_length == "auto":
-            due = hybrid.detection_due(steps)
-        else:
-            longest = max(cfg.season_length)
-            due = (steps == 1) | (steps == 2 * longest)
-        if not bool(due.any()):  # most ticks
-            return
-        for at in torch.unique(steps[due]).tolist():
-            which = due & (steps == at)
-            idx = which.nonzero().squeeze(1)
-            part = experts.subset(rows, idx)
-            if cfg.season_length == "auto":
-                hybrid.detect(part, steps[idx], cfg.season_table_size)
-            else:
-                periods = torch.tensor(list(cfg.season_length) + [0] * (2 - len(cfg.season_length)))
-                hybrid.set_seasons(
-                    part,
-                    steps[idx],
-                    periods.expand(len(idx), cfg.n_features, 2),
-                    torch.ones(len(idx), dtype=torch.bool),
-                )
-            for key, value in experts.own(part).items():
-                rows[key] = rows[key].index_put((idx,), value)
-
-    def _hybrid_serve(
-        self,
-        rows: dict[str, torch.Tensor],
-        store_rows: dict[str, torch.Tensor] | None,
-        slots: torch.Tensor,
-        steps: torch.Tensor,
-        pred: torch.Tensor,
-        paths: torch.Tensor,
-        base: hybrid.Base,
-    ) -> torch.Tensor:
-        """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
-        ``base``, remember the origin's forecasts; store and return the served one-step
-        forecast [B, 4, d]. ``store_rows``: the store's own rows (``SeriesStore.hybrid_rows``), which
-        the tick wrote in place: only the fields it replaced are written back (None: copies,
-        every field is)."""
-        d = self.config.n_features
-        rows["n_correction"] = pred[:, :d].to(torch.float64)
-        horizons = self.config.calibrated_horizon
-        half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
-        origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
-        mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin)  # [B, Hc, d]
-        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
-        own = experts.own(rows)
-        if store_rows is not None:
-            own = {k: v for k, v in own.items() if v is not store_rows[k]}
-        self.store.put(slots, next_pred=pred, served=served, served_path=mean, **own)
-        return served
 
     # -- stateful -----------------------------------------------------------------
     def _store_anchors(self, slots: torch.Tensor, steps: torch.Tensor) -> None:
@@ -505,15 +411,6 @@ class Forecaster:
         self.store.put_state("carried", slots, state)
         return state
 
-    def _rebuild_hybrid_served(self, slots: torch.Tensor) -> None:
-        """The served forecasts (one step, and the path to the calibrated horizon), recomputed
-        from the saved state as the tick made them."""
-        rows = hybrid.rows_at(self.store.tensors, slots)
-        steps = self.store.get("steps", slots)
-        mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
-        half = hybrid.half_widths(rows, 1)[:, 0]  # [B, d]
-        self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows["x_seen"]), served_path=mean)
-
     # -- persistence --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: tensors and plain values only,
@@ -550,7 +447,7 @@ class Forecaster:
         live = torch.tensor(list(self.store.slots.values()), dtype=torch.int64)
         with torch.no_grad():  # the derived rows: the served forecasts, from what was saved
             if self.config.hybrid:
-                self._rebuild_hybrid_served(live)
+                self.hybrid_tick.rebuild_served(live)
             else:
                 self._serve(live, self.store.get("next_pred", live), self.store.get("stats", live))
         self.observations = int(state["observations"])

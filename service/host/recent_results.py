@@ -9,7 +9,8 @@ update, only for another copy. Nothing here is durable: after a restart the ring
 refill from the journal's recovery (which goes through the same ``apply``).
 
 Each series' ring is one ``array('d')`` of rows (step, timestamp, value, forecast
-mean, lower, upper; NaN where a timestamp or a value is absent), not a Python object
+mean, lower, upper, then 1.0 where the value was an outlier, 0.0 otherwise; NaN where a
+timestamp or a value is absent), not a Python object
 per value: with 10,000 series the rings hold millions of values, and a garbage
 collector pass that visited each of them took 50 ms and more, several times a
 second, on every thread's time.
@@ -20,8 +21,8 @@ second, on every thread's time.
 >>> obs = [Observation("a", 1.0, 60.0), Observation("a", 2.0, 120.0), Observation("a", 3.0, 180.0)]
 >>> recent = RecentResults(capacity=2)
 >>> recent.record(obs, f.observe_many([(o.series, o.value) for o in obs]))
->>> [(p.step, p.timestamp, p.value) for p in recent.read("a", limit=10)]
-[(2, 120.0, 2.0), (3, 180.0, 3.0)]
+>>> [(p.step, p.timestamp, p.value, p.outlier) for p in recent.read("a", limit=10)]
+[(2, 120.0, 2.0, False), (3, 180.0, 3.0, False)]
 >>> recent.forget("a"); recent.read("a", limit=10)
 []
 """
@@ -50,6 +51,7 @@ class RecentPoint:
     timestamp: float | None
     value: Any  # as the library formats it: float, list, or None (missing)
     forecast_made: Prediction  # served for this value before it arrived
+    outlier: bool = False  # the model learned from the value at its interval's bound (StepResult.outlier)
 
 
 class _Ring:
@@ -84,7 +86,7 @@ class RecentResults:
         elif features != self._features:
             raise ValueError(f"results with {features} feature(s), expected {self._features}")
         rows = _rows(observations, results, features)
-        width, capacity = 2 + 4 * features, self.capacity
+        width, capacity = _width(features), self.capacity
         with self._lock:
             rings = self._rings
             for series, row in rows:
@@ -110,7 +112,7 @@ class RecentResults:
             if ring is None or self._features is None:
                 return []
             d = self._features
-            width = 2 + 4 * d
+            width = _width(d)
             at = ring.start * width
             ordered = ring.rows[at:] + ring.rows[:at]  # a copy, oldest first
         n = min(max(limit, 0), len(ordered) // width)
@@ -125,8 +127,14 @@ class RecentResults:
                 value = [None if math.isnan(x) else x for x in row[2 : 2 + d]]
                 parts = [[None if math.isnan(x) else x for x in row[2 + k * d : 2 + (k + 1) * d]] for k in (1, 2, 3)]
                 made = Prediction(*parts)
-            points.append(RecentPoint(int(row[0]), None if math.isnan(timestamp) else timestamp, value, made))
+            stamp = None if math.isnan(timestamp) else timestamp
+            points.append(RecentPoint(int(row[0]), stamp, value, made, row[width - 1] == 1.0))
         return points
+
+
+def _width(d: int) -> int:
+    """A row's floats: step, timestamp, value, mean, lower, upper (d each but the first two), the flag."""
+    return 3 + 4 * d
 
 
 def _features_of(results: Sequence[StepResult]) -> int:
@@ -141,7 +149,7 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
     no ``StepResult`` built."""
     if not isinstance(results, StepResults):
         return [
-            (obs.series, _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), d))
+            (obs.series, _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), r.outlier, d))
             for obs, r in zip(observations, results, strict=True)
         ]
     stamps: dict[int, list[float]] = {}  # id(tick) -> its rows' timestamps (NaN: none), when any was given
@@ -153,8 +161,8 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
     if d != 1:
         return chain.from_iterable(
             (
-                (series, _row(step, timestamp, value, mean, lower, upper, d))
-                for series, step, timestamp, value, mean, lower, upper in zip(
+                (series, _row(step, timestamp, value, mean, lower, upper, flag, d))
+                for series, step, timestamp, value, mean, lower, upper, flag in zip(
                     c.names,
                     c.steps,
                     stamps.get(id(tick)) or repeat(None),
@@ -162,6 +170,7 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
                     c.made_mean,
                     c.made_lower,
                     c.made_upper,
+                    c.outlier,
                     strict=False,  # repeat(None) is endless; the lists are one tick's rows each
                 )
             )
@@ -175,6 +184,7 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
                 stamps.get(id(tick)) or repeat(_NAN),
                 [_NAN if v is None else v for v in c.values],
                 *(_floats(column) for column in (c.made_mean, c.made_lower, c.made_upper)),
+                c.outlier,  # bools: the array stores 1.0 / 0.0
                 strict=False,  # repeat(_NAN) is endless; the lists are one tick's rows each
             ),
             strict=True,
@@ -192,11 +202,14 @@ def _prediction(p: Prediction) -> tuple[Any, Any, Any]:
     return p.mean, p.lower, p.upper
 
 
-def _row(step: int, timestamp: float | None, value: Any, mean: Any, lower: Any, upper: Any, d: int) -> tuple:
-    """One observation as floats: step, timestamp, then value, mean, lower, upper (d each; NaN: none)."""
-    stamp = _NAN if timestamp is None else timestamp
+def _row(
+    step: int, timestamp: float | None, value: Any, mean: Any, lower: Any, upper: Any, outlier: bool, d: int
+) -> tuple:
+    """One observation as floats: step, timestamp, then value, mean, lower, upper (d each; NaN:
+    none), then the outlier flag (1.0 / 0.0)."""
+    stamp, flag = _NAN if timestamp is None else timestamp, float(outlier)
     if d == 1:
-        return (step, stamp, *(_NAN if x is None else x for x in (value, mean, lower, upper)))
+        return (step, stamp, *(_NAN if x is None else x for x in (value, mean, lower, upper)), flag)
     values = [_NAN] * d if value is None else [_NAN if x is None else x for x in value]
     made = [_NAN if x is None else x for part in (mean, lower, upper) for x in part]
-    return (step, stamp, *values, *made)
+    return (step, stamp, *values, *made, flag)

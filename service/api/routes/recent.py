@@ -27,6 +27,9 @@ class RecentPointOut(BaseModel):
     timestamp: float | None = Field(description="Unix seconds, when the observation carried a timestamp.")
     value: Row
     forecast_made: PredictionOut = Field(description="The one-step forecast served for this value before it arrived.")
+    outlier: bool = Field(
+        default=False, description="The model learned from the value at its interval's bound (a glitch to it)."
+    )
 
 
 class RecentOut(BaseModel):
@@ -57,6 +60,7 @@ async def get_recent(
                     "lower": p.forecast_made.lower,
                     "upper": p.forecast_made.upper,
                 },
+                "outlier": p.outlier,
             }
             for p in points
         ],

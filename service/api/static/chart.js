@@ -145,12 +145,15 @@ class ForecastChart {
     const radius = data.observed.length > 150 ? 1.5 : 2.5;
     for (const p of data.observed) {
       if (p.y === null || !Number.isFinite(p.y)) continue;
-      const dot = svgElement("circle", { cx: sx(p.x), cy: sy(p.y), r: radius, class: "observed-dot",
+      // a value the model took as a glitch (learned from at its interval's bound) is ringed
+      const dot = svgElement("circle", { cx: sx(p.x), cy: sy(p.y), r: p.outlier ? 2 * radius + 1 : radius,
+                                         class: p.outlier ? "observed-dot outlier" : "observed-dot",
                                          "data-step": p.x, "data-value": p.y }, dots);
       const time = timeOf(p.x);
       const iso = isoTime(time);
       const when = iso === null ? "" : ` (${iso.replace(".000Z", "Z")})`;
-      svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}`;
+      const note = p.outlier ? " (an outlier: learned from at its interval's bound)" : "";
+      svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}${note}`;
     }
     const last = data.observed[data.observed.length - 1];
     if (last) {

@@ -122,6 +122,12 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         with Client(server.url) as client:
             outliers = client.series_stats("default", "sensor-1").outliers
         assert outliers is not None and _terms(page, "accuracy")["outliers"] == str(outliers)
+        with Client(server.url) as client:  # a glitch below (one above right after an outlier above would
+            # be the second of a run on one side: a level shift): ringed on the chart, as its result says
+            glitch = client.observe("default", "sensor-1", -5000.0, timestamp=T0 + 60 * 61)
+        assert glitch.outlier
+        page.wait_for_selector('#chart circle.observed-dot.outlier[data-step="62"]', timeout=15_000)
+        assert page.locator("#chart circle.observed-dot.outlier").count() == outliers + 1
         page.wait_for_timeout(600)  # one more poll: nothing may fail while the page keeps refreshing
         screenshot = artifact_path(tmp_path)
         page.screenshot(path=str(screenshot), full_page=True)

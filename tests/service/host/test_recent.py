@@ -9,6 +9,8 @@ from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_service.host.recent_results import RecentResults
 from tbptt_service.storage.observation import Observation
 
+from ..conftest import SMALL_MODEL
+
 pytestmark = pytest.mark.anyio
 T0 = 1_700_000_000.0
 
@@ -29,7 +31,7 @@ async def test_recent_gives_each_value_with_the_forecast_made_for_it(client_for)
     body = response.json()
     assert (body["model"], body["series"]) == ("default", "a")
     expected = [
-        {"step": r["step"], "timestamp": r["timestamp"], "value": r["value"], "forecast_made": r["forecast_made"]}
+        {k: r[k] for k in ("step", "timestamp", "value", "forecast_made", "outlier")}
         for r in results
         if r["series"] == "a"
     ]
@@ -93,3 +95,20 @@ def test_recent_results_keep_every_field_exactly_with_several_features_and_wrap_
             assert got == want
             assert [p.step for p in store.read(series, limit=2)] == [w[0] for w in want[-2:]]
     assert want[-1][2] == [None, None]  # y: a missing value of two features
+
+
+@pytest.mark.parametrize("features", [1, 2])
+async def test_recent_marks_the_values_taken_as_outliers(client_for, features) -> None:
+    """A glitch after 40 seasonal values: its point says ``outlier``, as its result did, the
+    others do not (one feature and several: the rings' two row layouts)."""
+    model = {**SMALL_MODEL, "season_length": 12, "n_features": features}
+
+    def value(v: float) -> float | list[float]:
+        return v if features == 1 else [v, 2.0 * v]
+
+    async with client_for(default_model=model) as client:
+        await post(client, [{"series": "s", "value": value(10.0 + (i % 12) / 4)} for i in range(40)])
+        glitch = await post(client, [{"series": "s", "value": value(1e6)}, {"series": "t", "value": value(1.0)}])
+        points = (await client.get("/v1/models/default/series/s/recent", params={"limit": 41})).json()
+    assert glitch[0]["outlier"] is True and glitch[1]["outlier"] is False
+    assert [p["outlier"] for p in points["observations"]] == [False] * 40 + [True]

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tbptt_online import calibration, combination, experts
+from tbptt_online import calibration, combination, experts, outliers
 from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
@@ -76,10 +76,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
         "n_scale": torch.ones(n, d, dtype=f64),  # the local scale it was made with
         "n_correction": torch.zeros(n, d, dtype=f64),  # c: the network's correction of the next value
-        "o_run": torch.zeros(n, d, dtype=torch.int64),  # outliers in a row, signed by side (``outliers``)
-        "o_count": torch.zeros(n, d, dtype=torch.int64),  # values taken at their bound so far
-        "o_largest": torch.zeros(n, d, dtype=f64),  # the largest error taken as it came, fading
-        "o_shifts": torch.zeros(n, d, dtype=torch.int64),  # level shifts (runs of outliers) so far
+        **outliers.fields(n, d),  # a value far outside its interval is taken at the bound (``outliers``)
     }
 
 

@@ -122,6 +122,20 @@ def clean(
             count[b, k] += 1
 
 
+FIELDS = ("o_run", "o_count", "o_largest", "o_shifts")  # the store's fields of the outliers (module doc)
+
+
+def fields(n: int, d: int) -> dict[str, torch.Tensor]:
+    """Blank rows for ``n`` series: no run, nothing taken at a bound, no error taken, no shift."""
+    int64 = torch.int64
+    return {
+        "o_run": torch.zeros(n, d, dtype=int64),  # outliers in a row, signed by side
+        "o_count": torch.zeros(n, d, dtype=int64),  # values taken at their bound so far
+        "o_largest": torch.zeros(n, d, dtype=torch.float64),  # M: the largest error taken as it came, fading
+        "o_shifts": torch.zeros(n, d, dtype=int64),  # level shifts (runs of outliers) so far
+    }
+
+
 class Bound(NamedTuple):
     """A model's outlier rule: ``z`` = z(interval_level) of its served intervals, the bound in
     error spreads (``outlier_sigmas``) and the run on one side that is a level shift
@@ -140,6 +154,6 @@ def cleaned(
     upper bound [B, d] each (numpy); the rows' ``o_*`` fields are updated in place."""
     out, flagged = np.empty_like(y), np.empty(y.shape, dtype=np.bool_)
     arrays = [np.ascontiguousarray(a) for a in (step.numpy(), y, observed, *served)]  # (no copy: most are)
-    state = writable(rows, ("o_run", "o_count", "o_largest", "o_shifts"))
+    state = writable(rows, FIELDS)
     clean(*arrays, float(bound.z), float(bound.sigmas), int(bound.shift_run), *state, out, flagged)
     return out, flagged

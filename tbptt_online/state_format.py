@@ -76,7 +76,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, combination, experts, hybrid
+from tbptt_online import ar_changes, combination, experts, outliers
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
@@ -245,5 +245,5 @@ def _with_outliers(state: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(tensors, dict) or "c_loss" not in tensors:
         return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
     capacity, d = tensors["x_scale"].shape
-    blank = {k: v for k, v in hybrid.fields(capacity, d, 1, 1, 1).items() if k.startswith("o_")}
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, **blank}}}
+    new = {**tensors, **outliers.fields(capacity, d)}
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

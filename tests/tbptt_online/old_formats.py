@@ -6,13 +6,13 @@ from typing import Any
 
 import torch
 
-from tbptt_online import hybrid
+from tbptt_online import hybrid, outliers
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` (format 6, a hybrid) as format 5 wrote it: no outliers' fields (a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if not k.startswith("o_")}
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
     return {**state, "format": 5, "store": {**state["store"], "tensors": tensors}}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid
+from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid, outliers
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
 from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5
@@ -209,9 +209,6 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
     check_state(loaded.state_dict())
 
 
-OUTLIER_FIELDS = ("o_run", "o_count", "o_largest", "o_shifts")
-
-
 def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_them():
     """A format-5 state (before the outliers' fields): migrated, every saved field is kept and
     the new ones start as a new series' (no run, nothing taken at a bound, no error taken), so
@@ -230,10 +227,10 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
     kept, before = migrated["store"]["tensors"], old["store"]["tensors"]
     for key, value in before.items():
         assert kept[key] is value, key
-    for key in OUTLIER_FIELDS:
+    for key in outliers.FIELDS:
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
     cleared = {**state, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
-    for key in OUTLIER_FIELDS:
+    for key in outliers.FIELDS:
         cleared["store"]["tensors"][key] = torch.zeros_like(state["store"]["tensors"][key])
     loaded, reference = Forecaster.from_state_dict(old), Forecaster.from_state_dict(cleared)
     assert torch.equal(continue_from(loaded, 40, 20), continue_from(reference, 40, 20))

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         "applied this many ticks at a time; the short requests that arrive meanwhile go between two chunks "
         "(a single observation waits for one chunk, not for the whole batch).",
     )
+    max_gap_steps: int = Field(
+        1000,
+        ge=0,
+        le=1_000_000,
+        description="A timestamped series whose cadence is known (8 steps in a row within 25 %) and whose next "
+        "value comes whole steps later gets the missing steps inserted before it (values null, on the grid), so "
+        "its seasons keep their phase: at most this many per request (and 10x per batch of requests; a longer gap "
+        "is shortened by whole seasons, or not filled). 0: never.",
+    )
     torch_threads: int = Field(
         1,
         ge=1,

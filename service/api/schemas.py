@@ -281,6 +281,12 @@ class SeriesStatsOut(BaseModel):
         description="Values (per feature) far outside their served interval that the hybrid learned from at the "
         "interval's bound (a glitch; a run of them on one side is a level shift and is learned from as it came).",
     )
+    cadence: float | None = Field(
+        default=None,
+        description="Seconds between the series' timestamped values, once known (8 in a row within 25 %): a value "
+        "that comes whole steps later is preceded by the missing steps (null values). null: not known (no "
+        "timestamps, too few, or irregular).",
+    )
 
 
 class ErrorOut(BaseModel):

@@ -10,7 +10,12 @@ atomically while the others go ahead:
    result and is not applied again); an older one, or the same with another
    value, is 409 naming the index;
 3. the cap on series per model, and the memory budgets (``series_limit``, asked once per
-   batch, only when it adds a series) -> 409 naming the index of the first series too many.
+   batch, only when it adds a series) -> 409 naming the index of the first series too many;
+4. a timestamped value that comes whole steps after the series' last one, once its cadence is
+   known (:mod:`tbptt_service.host.cadence`), is preceded by the missing steps (values
+   ``None`` on the grid between the two timestamps): at most ``max_gap_steps`` per request and
+   ``gap_allowance`` per batch, a longer gap shortened by whole seasons. They are journaled and
+   applied with the batch, and answer nobody.
 
 >>> from tbptt_online import Forecaster, ForecasterConfig
 >>> from tbptt_service.storage.observation import Observation
@@ -35,6 +40,7 @@ from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
 from tbptt_online.values import format_row
 from tbptt_service.errors import ApiError, Conflict, Unprocessable
+from tbptt_service.host.cadence import UNKNOWN, Cadence, fill_times, shortened
 from tbptt_service.host.memory_budget import SeriesLimit
 from tbptt_service.storage.observation import Observation
 
@@ -44,12 +50,14 @@ _INDEX = re.compile(r"^observation (\d+):")  # the library names the bad element
 @dataclass(frozen=True)
 class SeriesMark:
     """A series' last timestamped observation: its timestamp, value (as the library
-    formats it) and result, or, while its batch is pending, its place in the batch."""
+    formats it) and result, or, while its batch is pending, its place in the batch; and the
+    series' cadence as of that timestamp."""
 
     timestamp: float
     value: Row
     result: StepResult | None = None
     pending: int = -1
+    cadence: Cadence = UNKNOWN
 
 
 Source = int | StepResult  # where an element's result comes from: the merged batch, or a known result
@@ -64,10 +72,15 @@ class BatchAdmission:
         marks: Mapping[str, SeriesMark],
         max_series: int,
         series_limit: Callable[[], SeriesLimit] | None = None,
+        max_gap_steps: int = 0,
+        gap_allowance: int = 0,
     ) -> None:
         self.forecaster = forecaster
         self.marks = marks
         self.max_series = max_series
+        self.max_gap_steps = max_gap_steps  # missing steps inserted for one gap, at most
+        self.gap_allowance = gap_allowance  # missing steps this batch may still insert
+        self.inserted = 0  # missing steps inserted into ``merged``
         self._series_limit = series_limit
         self._limit: SeriesLimit | None = None
         self.merged: list[Observation] = []
@@ -143,6 +156,7 @@ class BatchAdmission:
         job_series: set[str] = set()
         staged: list[Observation] = []
         sources: list[Source] = []
+        allowance = min(self.gap_allowance, self.max_gap_steps)
         for i, obs in enumerate(observations):
             series, _, timestamp = obs
             if timestamp is not None:
@@ -164,7 +178,12 @@ class BatchAdmission:
                         f"{mark.timestamp}; {value!r} differs (a repeat must carry the same value)",
                         index=i,
                     )
-                job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged))
+                cadence = UNKNOWN
+                if mark is not None:
+                    cadence, filled = self._gap(series, mark, timestamp, allowance)
+                    staged.extend(filled)
+                    allowance -= len(filled)
+                job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged), cadence=cadence)
             if series not in known and series not in new_series and series not in job_series:
                 job_series.add(series)
                 limit = self.limit()
@@ -177,6 +196,25 @@ class BatchAdmission:
             sources.append(base + len(staged))
             staged.append(obs)
         self.merged.extend(staged)
+        self.inserted += min(self.gap_allowance, self.max_gap_steps) - allowance
+        self.gap_allowance -= min(self.gap_allowance, self.max_gap_steps) - allowance
         self._staged_marks.update(job_marks)
         self._new_series |= job_series
         return sources
+
+    def _gap(
+        self, series: str, mark: SeriesMark, timestamp: float, allowance: int
+    ) -> tuple[Cadence, list[Observation]]:
+        """The series' cadence once ``timestamp`` follows ``mark``, and the missing steps to insert
+        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value)."""
+        cadence, last = mark.cadence, mark.timestamp
+        missing = cadence.missing(timestamp - last)
+        if not missing:
+            return cadence.after(timestamp - last), []
+        held = missing > allowance and series in self.forecaster.store.slots  # (else new in this batch)
+        seasons = self.forecaster.series_stats(series).seasons if held else []
+        filled: list[Observation] = []
+        for moment in fill_times(last, timestamp, missing, shortened(missing, allowance, seasons)):
+            cadence, last = cadence.after(moment - last), moment
+            filled.append(Observation(series, None, moment))
+        return cadence.after(timestamp - last), filled

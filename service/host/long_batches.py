@@ -112,7 +112,7 @@ class LongBatches:
         picked = set(between_chunks(busy, closed, series, self.max_batch_observations, held))
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]
-        if now:  # one value per series, none of the long batch's: never chunked themselves
+        if now:  # one value per series, none of the long batch's: applied whole (a gap's missing steps too)
             self._guarded(now, lambda: self._process(now))
 
     @staticmethod

@@ -33,6 +33,7 @@ from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
 from tbptt_online.state_check import MAX_COUNT, check_state
 from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
+from tbptt_service.host.cadence import UNKNOWN, Cadence
 from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
 
 FORMAT_VERSION = 1
@@ -93,6 +94,35 @@ def _outliers_from_plain(plain: Mapping[str, Any], n: int, field: str) -> list[b
     return flags
 
 
+def _cadences_plain(marks: Mapping[str, SeriesMark]) -> dict[str, list]:
+    """The series' cadences (tbptt_service.host.cadence) as two columns, only when one was seen (a
+    checkpoint written before cadences existed has none: each series learns its own again)."""
+    cadences = [mark.cadence for mark in marks.values()]
+    if all(c == UNKNOWN for c in cadences):
+        return {}
+    return {"cadence_steps": [c.step for c in cadences], "cadence_runs": [c.run for c in cadences]}
+
+
+def _cadences_from_plain(plain: Mapping[str, Any], n: int) -> list[Cadence]:
+    """Back from :func:`_cadences_plain`: ``n`` cadences (``ValueError`` naming the field when malformed)."""
+    steps, runs = plain.get("cadence_steps", [None] * n), plain.get("cadence_runs", [0] * n)
+    for field, column in (("cadence_steps", steps), ("cadence_runs", runs)):
+        if not isinstance(column, list) or len(column) != n:
+            raise ValueError(f"marks.{field} is invalid: must be a list of {n} items")
+    for i, (step, run) in enumerate(zip(steps, runs, strict=True)):
+        if step is not None and (
+            isinstance(step, bool) or not isinstance(step, int | float) or not 0 < step < math.inf
+        ):
+            raise ValueError(f"marks.cadence_steps[{i}]={step!r} is invalid: must be null or a positive number")
+        whole = not isinstance(run, bool) and isinstance(run, int) and 0 <= run <= MAX_COUNT
+        if not whole or (run == 0) != (step is None):
+            raise ValueError(
+                f"marks.cadence_runs[{i}]={run!r} is invalid: must be an integer in [1, {MAX_COUNT}] beside a "
+                "step, 0 beside null"
+            )
+    return [Cadence(None if step is None else float(step), run) for step, run in zip(steps, runs, strict=True)]
+
+
 def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
     """Back from :func:`_keys_plain`; ``ValueError`` naming what is malformed."""
     try:
@@ -135,6 +165,7 @@ def to_plain(state: ModelState) -> dict[str, Any]:
             "updated": [r.updated for r in results],  # type: ignore[union-attr]
             "update_count": [r.update_count for r in results],  # type: ignore[union-attr]
             **_outliers_plain(results),  # type: ignore[arg-type]
+            **_cadences_plain(marks),
         },
     }
 
@@ -157,12 +188,13 @@ def from_plain(plain: Any) -> ModelState:
         raise ValueError("the model state's marks have columns of different lengths")
     rebuilt: dict[str, SeriesMark] = {}
     flags = _outliers_from_plain(marks, len(columns[0]), "marks")
+    cadences = _cadences_from_plain(marks, len(columns[0]))
     for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
         _check_mark(i, series, timestamp, row, updated, update_count, rebuilt)
         step, value, *predictions = row
         made, following = Prediction(*predictions[:3]), Prediction(*predictions[3:])
         result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
-        rebuilt[series] = SeriesMark(timestamp, value, result)
+        rebuilt[series] = SeriesMark(timestamp, value, result, cadence=cadences[i])
     keys = _keys_from_plain(plain["keys"]) if "keys" in plain else ()
     return ModelState(name, seq, forecaster, rebuilt, keys)
 

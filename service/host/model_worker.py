@@ -55,6 +55,7 @@ from tbptt_service.errors import (
 )
 from tbptt_service.host.admission import BatchAdmission, SeriesMark, Source
 from tbptt_service.host.applied_keys import AppliedKeys, KeyedAnswer
+from tbptt_service.host.cadence import GAP_BATCH_FACTOR, UNKNOWN
 from tbptt_service.host.chunked_run import ChunkedRun
 from tbptt_service.host.fair_batches import short_first, ticks
 from tbptt_service.host.guard_log import GuardLog
@@ -107,6 +108,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         max_batch_observations: int = 10_000,
         max_wait_s: float = 0.002,
         chunk_ticks: int = 1,
+        max_gap_steps: int = 0,
     ) -> None:
         self.name = name
         self.forecaster = forecaster
@@ -120,6 +122,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         self.max_batch_observations = max_batch_observations
         self.max_wait_s = max_wait_s
         self.chunk_ticks = chunk_ticks  # ticks of a long batch applied between two looks at the queue
+        self.max_gap_steps = max_gap_steps  # missing steps inserted per request, at most (admission, cadence)
         self._marks: dict[str, SeriesMark] = {}
         self.keys = AppliedKeys()  # the recent requests' idempotency keys and answers
         self.recent = RecentResults()  # what the dashboard draws: values beside the forecasts made for them
@@ -215,8 +218,9 @@ class ModelWorker(LongBatches, KeyedRequests):
         results = self.forecaster.observe_many([(o.series, o.value) for o in observations])
         for i, obs in enumerate(observations):
             if obs.timestamp is not None:  # only these need a StepResult of their own (idempotent repeats)
-                result = results[i]
-                self._marks[obs.series] = SeriesMark(obs.timestamp, result.value, result)
+                result, last = results[i], self._marks.get(obs.series)
+                cadence = UNKNOWN if last is None else last.cadence.after(obs.timestamp - last.timestamp)
+                self._marks[obs.series] = SeriesMark(obs.timestamp, result.value, result, cadence=cadence)
                 self._marks_changed = True
         if record_recent:
             self.recent.record(observations, results)
@@ -340,26 +344,35 @@ class ModelWorker(LongBatches, KeyedRequests):
             size += len(job.observations)
         return batch
 
-    def _admit(self, jobs: list[ObserveJob]) -> tuple[list[tuple[ObserveJob, list[Source]]], list[Observation]]:
-        """The jobs admitted (the others answered with their error) and their merged observations;
-        none while the model accepts no changes (every job answered with the reason)."""
+    def _admit(self, jobs: list[ObserveJob]) -> tuple[list[tuple[ObserveJob, list[Source]]], list[Observation], bool]:
+        """The jobs admitted (the others answered with their error), their merged observations, and
+        whether missing steps were inserted among them (a gap: tbptt_service.host.cadence); none while
+        the model accepts no changes (every job answered with the reason)."""
         if self._unsynced is not None:
             for job in jobs:
                 self._fail(job, self._unsynced)
-            return [], []
+            return [], [], False
         jobs = self._answer_known_keys(jobs)
-        admission = BatchAdmission(self.forecaster, self._marks, self.max_series, self.series_limit)
+        admission = BatchAdmission(
+            self.forecaster,
+            self._marks,
+            self.max_series,
+            self.series_limit,
+            max_gap_steps=self.max_gap_steps,
+            gap_allowance=GAP_BATCH_FACTOR * self.max_gap_steps,
+        )
         admitted: list[tuple[ObserveJob, list[Source]]] = []
         for job, outcome in zip(jobs, admission.admit_all([job.observations for job in jobs]), strict=True):
             if isinstance(outcome, ApiError):
                 self._fail(job, outcome)
             else:
                 admitted.append((job, outcome))
-        return admitted, admission.merged
+        return admitted, admission.merged, admission.inserted > 0
 
     def _process(self, jobs: list[ObserveJob]) -> None:
-        admitted, merged = self._admit(jobs)
-        if merged and self._long(jobs) and ticks([o.series for o in merged]) > self.chunk_ticks:
+        admitted, merged, padded = self._admit(jobs)
+        chunkable = self._chunked is None and (padded or self._long(jobs))  # (between two chunks: applied whole)
+        if merged and chunkable and ticks([o.series for o in merged]) > self.chunk_ticks:
             self._begin_chunked(merged, admitted)
             return
         results: Sequence[StepResult] = ()

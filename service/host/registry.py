@@ -123,6 +123,7 @@ class ModelRegistry:
             max_batch_observations=s.microbatch_max_observations,
             max_wait_s=s.microbatch_max_wait_ms / 1000.0,
             chunk_ticks=s.long_batch_chunk_ticks,
+            max_gap_steps=s.max_gap_steps,
         )
         worker.series_limit = lambda: self.series_limit(worker)
         return worker

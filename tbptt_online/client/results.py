@@ -156,11 +156,12 @@ class SeriesStats:
     multiplicative: bool | None = None  # the log members on (every value so far > 0, an outlier as taken)
     members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
     outliers: int | None = None  # values learned from at their interval's bound (a glitch each)
+    cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
         optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage")
-        optional += ("multiplicative", "outliers")
+        optional += ("multiplicative", "outliers", "cadence")
         return cls(
             series=data["series"],
             count=data["count"],

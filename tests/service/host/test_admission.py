@@ -48,3 +48,27 @@ def test_admitting_jobs_together_refuses_the_bad_one_alone(bad_job: list[Observa
     assert together.merged == expected_merged
     assert isinstance(outcomes[1], Conflict | Unprocessable)
     assert outcomes[0] == [0, 1] and outcomes[2] == [0, 2]  # the repeat points at the first job's element
+
+
+def test_missing_steps_are_inserted_within_each_request_and_the_batch_allowance() -> None:
+    from tbptt_service.host.admission import SeriesMark
+    from tbptt_service.host.cadence import Cadence
+
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    known = Cadence(10.0, 8)
+    marks = {s: SeriesMark(100.0, 1.0, cadence=known) for s in ("a", "b", "c")}
+    admission = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=5, gap_allowance=7)
+    refused = admission.admit_all([[Observation("a", 2.0, 160.0), Observation("a", 3.0, 150.0)]])  # older: 409
+    assert isinstance(refused[0], Conflict) and admission.merged == [] and admission.gap_allowance == 7
+    first = admission.admit([Observation("a", 2.0, 160.0)])  # 5 missing: all inserted
+    assert first == [5] and admission.merged == [Observation("a", None, 100.0 + 10 * k) for k in range(1, 6)] + [
+        Observation("a", 2.0, 160.0)
+    ]
+    second = admission.admit([Observation("b", 2.0, 140.0), Observation("c", 2.0, 200.0)])  # 3 and 9 missing
+    # b's 3 fit into the 2 left of the batch's 7? no: over the allowance, and no season to keep: none inserted;
+    # c's 9 are over the request's 5 too: none
+    assert second == [6, 7] and admission.merged[6:] == [Observation("b", 2.0, 140.0), Observation("c", 2.0, 200.0)]
+    assert (admission.inserted, admission.gap_allowance) == (5, 2)
+    staged = admission._staged_marks
+    assert staged["a"].cadence == Cadence(10.0, 8 + 6)  # the 5 inserted and the value: one step each
+    assert staged["b"].cadence == known and staged["c"].cadence == known  # a gap keeps the cadence

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
+from tbptt_service.host.cadence import UNKNOWN, Cadence
 from tbptt_service.host.model_state import ModelState, from_plain, to_plain
 
 
@@ -42,4 +45,40 @@ def test_malformed_flags_are_refused_naming_the_column(flags):
     plain = to_plain(state_with_a_glitch())
     plain["marks"]["outlier"] = flags
     with pytest.raises(ValueError, match=r"marks\.outlier is invalid: must be a list of 2 booleans"):
+        from_plain(plain)
+
+
+def test_the_series_cadences_survive_a_checkpoint():
+    state = state_with_a_glitch()
+    marks = dict(state.marks)
+    marks["a"] = dataclasses.replace(marks["a"], cadence=Cadence(60.0, 9))
+    state = dataclasses.replace(state, marks=marks)
+    plain = to_plain(state)
+    assert plain["marks"]["cadence_steps"] == [60.0, None] and plain["marks"]["cadence_runs"] == [9, 0]
+    back = from_plain(plain)
+    assert back.marks == state.marks and back.marks["a"].cadence.known and back.marks["b"].cadence == UNKNOWN
+
+
+def test_a_checkpoint_from_before_the_cadences_learns_them_again():
+    plain = to_plain(state_with_a_glitch())
+    assert "cadence_steps" not in plain["marks"]  # none known: no columns
+    assert all(mark.cadence == UNKNOWN for mark in from_plain(plain).marks.values())
+
+
+@pytest.mark.parametrize(
+    ("steps", "runs", "named"),
+    [
+        ([60.0], [9], "cadence_steps"),  # one of two
+        ([-60.0, None], [9, 0], r"cadence_steps\[0\]"),
+        ([float("inf"), None], [9, 0], r"cadence_steps\[0\]"),
+        (["60", None], [9, 0], r"cadence_steps\[0\]"),
+        ([60.0, None], [0, 0], r"cadence_runs\[0\]"),  # a step with no run
+        ([60.0, None], [9, 3], r"cadence_runs\[1\]"),  # a run with no step
+        ([60.0, None], [True, 0], r"cadence_runs\[0\]"),
+    ],
+)
+def test_malformed_cadences_are_refused_naming_the_field(steps, runs, named):
+    plain = to_plain(state_with_a_glitch())
+    plain["marks"]["cadence_steps"], plain["marks"]["cadence_runs"] = steps, runs
+    with pytest.raises(ValueError, match=rf"marks\.{named}.* is invalid"):
         from_plain(plain)

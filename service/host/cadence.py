@@ -1,0 +1,105 @@
+"""Cadence: a series' step in time, learned from its timestamps, and the steps a gap skipped.
+
+The model counts steps, not seconds: a season of 24 is 24 values. A sensor that reports every
+60 s and is offline for 5 minutes sends its next value 300 s after the last; stepped once,
+the series' seasons would be 4 steps out of phase from then on. So the service learns each
+timestamped series' cadence and, when a value comes a whole number of steps after the last
+but one, inserts the missing steps before it (values ``None``: the model serves its forecast
+in their place and learns nothing from them), on the grid between the two timestamps.
+
+The rule, per series, on the difference ``d`` between two consecutive timestamps and the
+cadence ``(step, run)`` learned so far:
+
+- ``d`` within 25 % of ``step`` is one step: ``run`` grows by one and ``step`` moves to the
+  running mean of such differences (weight ``1 / min(run, 20)``: jitter averages out);
+- once ``KNOWN_AFTER`` (8) such steps came in a row the cadence is *known*; then a ``d`` of
+  1.5 steps or more is a gap of ``n = floor(d / step + 1/2)`` steps, ``n - 1`` of them
+  missing, and the cadence stays as it was;
+- any other ``d`` (shorter than 0.75 steps, between 1.25 and 1.5, or a long one before the
+  cadence is known) starts learning afresh from it: ``step = d``, ``run = 1``.
+
+An irregular stream (events, not samples) rarely gives 8 differences in a row within 25 % of
+their mean, and leaves the cadence at once when it does: its values are never padded.
+
+A gap of more missing steps than the service's ``max_gap_steps`` (or than a batch has left
+of its allowance) is shortened by whole periods of the series' seasons: ``n - 1`` modulo the
+least common multiple of its seasons when that fits, else nothing is inserted (the phase
+cannot be kept cheaply; a series without seasons has no phase to keep). The inserted steps
+then sit on the grid just before the value, so the cadence is kept across the gap.
+
+>>> c = UNKNOWN
+>>> for d in [60.0] * 8:
+...     c = c.after(d)
+>>> c.known, c.step, c.missing(300.0), c.missing(90.0), c.missing(60.5)
+(True, 60.0, 4, 1, 0)
+>>> c.after(300.0) == c, c.after(80.0)  # a gap keeps the cadence; 1.33 steps starts afresh
+(True, Cadence(step=80.0, run=1))
+>>> fill_times(0.0, 300.0, missing=4, inserted=4), fill_times(0.0, 300.0, missing=4, inserted=2)
+([60.0, 120.0, 180.0, 240.0], [180.0, 240.0])
+>>> shortened(missing=1000, allowance=100, seasons=[24])  # 1000 = 41 * 24 + 16
+16
+>>> shortened(missing=1000, allowance=10, seasons=[24]), shortened(missing=50, allowance=100, seasons=[24])
+(0, 50)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+KNOWN_AFTER = 8  # one-step differences in a row before gaps are filled
+MEAN_WINDOW = 20  # the step is the running mean of the last ~20 one-step differences
+ONE_STEP = 0.25  # a difference within 25 % of the step is one step
+GAP = 1.5  # a difference of 1.5 steps or more is a gap, once the cadence is known
+GAP_BATCH_FACTOR = 10  # a micro-batch of requests inserts at most 10 x max_gap_steps missing steps
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """A series' step in seconds (None: no two timestamps yet) and how many one-step
+    differences in a row confirmed it."""
+
+    step: float | None = None
+    run: int = 0
+
+    @property
+    def known(self) -> bool:
+        return self.step is not None and self.run >= KNOWN_AFTER
+
+    def missing(self, d: float) -> int:
+        """How many steps a difference of ``d`` seconds skipped (0 unless the cadence is known)."""
+        if not self.known or d < GAP * self.step:  # type: ignore[operator]
+            return 0
+        return math.floor(d / self.step + 0.5) - 1  # type: ignore[operator]
+
+    def after(self, d: float) -> Cadence:
+        """The cadence once a timestamp ``d`` seconds after the last one is seen."""
+        if self.step is None:
+            return Cadence(d, 1)
+        if abs(d - self.step) <= ONE_STEP * self.step:
+            run = self.run + 1
+            return Cadence(self.step + (d - self.step) / min(run, MEAN_WINDOW), run)
+        if self.known and d >= GAP * self.step:
+            return self  # a gap: the steps around it are the cadence's
+        return Cadence(d, 1)
+
+
+UNKNOWN = Cadence()
+
+
+def fill_times(last: float, now: float, missing: int, inserted: int) -> list[float]:
+    """The timestamps of ``inserted`` of the ``missing`` steps between ``last`` and ``now``: the
+    grid's last ``inserted`` points before ``now`` (all of them when ``inserted == missing``)."""
+    step = (now - last) / (missing + 1)
+    return [now - k * step for k in range(inserted, 0, -1)]
+
+
+def shortened(missing: int, allowance: int, seasons: Sequence[int]) -> int:
+    """How many of ``missing`` steps to insert when at most ``allowance`` may be: all when they
+    fit; else ``missing`` modulo the seasons' least common multiple when that fits, else none."""
+    if missing <= allowance:
+        return missing
+    period = math.lcm(*seasons) if seasons else 1
+    kept = missing % period
+    return kept if kept <= allowance else 0

@@ -1,0 +1,120 @@
+"""A timestamped series that skips steps gets the missing steps (tbptt_service.host.cadence):
+the model sees what the library sees when the gap is sent as missing values."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tbptt_online import Forecaster, ForecasterConfig
+
+from ..conftest import SMALL_MODEL
+
+pytestmark = pytest.mark.anyio
+URL = "/v1/models/default/observations"
+T0 = 1_700_000_000.0
+
+
+def wave(i: int) -> float:
+    return 10.0 + (i % 6) - 0.05 * i
+
+
+async def post_values(client, series: str, points: list[tuple[float, float]]) -> list[dict]:
+    body = {"observations": [{"series": series, "value": v, "timestamp": t} for t, v in points]}
+    response = await client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+async def forecast(client, series: str) -> dict:
+    response = await client.get(f"/v1/models/default/series/{series}/forecast", params={"horizon": 6})
+    assert response.status_code == 200
+    return response.json()
+
+
+async def test_a_gap_of_whole_steps_is_stepped_as_missing_values(client_for) -> None:
+    # 12 values a minute apart (the cadence is known after 9), then 3 minutes skipped (one of them 4 s late)
+    before = [(T0 + 60 * i, wave(i)) for i in range(12)]
+    after = [(T0 + 60 * 15 + 4, wave(15)), (T0 + 60 * 16, wave(16)), (T0 + 60 * 17, wave(17))]
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    reference.observe_many([("s", v) for _, v in before])
+    reference.observe_many([("s", None)] * 3)
+    expected = [reference.observe("s", v) for _, v in after]
+    async with client_for() as client:
+        await post_values(client, "s", before)
+        results = [(await post_values(client, "s", [point]))[0] for point in after]  # one request each
+        served = await forecast(client, "s")
+        stats = (await client.get("/v1/models/default/series/s")).json()
+        recent = (await client.get("/v1/models/default/series/s/recent", params={"limit": 7})).json()
+    assert [r["step"] for r in results] == [e.step for e in expected] == [16, 17, 18]
+    assert [r["forecast_next"]["mean"] for r in results] == [e.forecast_next.mean for e in expected]
+    want = reference.forecast("s", horizon=6)
+    assert [p["mean"] for p in served["forecast"]] == want.mean
+    assert [p["upper"] for p in served["forecast"]] == want.upper
+    assert stats["count"] == reference.series_stats("s").count and stats["cadence"] == 60.0
+    # the missing steps on the grid between the two values (evenly: 61.33 s apart), shown as null values
+    shown = [(o["timestamp"] - T0, o["value"]) for o in recent["observations"]]
+    step = (60 * 15 + 4 - 60 * 11) / 4
+    assert shown == [
+        (660.0, wave(11)),
+        (660 + step, None),
+        (660 + 2 * step, None),
+        (660 + 3 * step, None),
+        (904.0, wave(15)),
+        (960.0, wave(16)),
+        (1020.0, wave(17)),
+    ]
+
+
+async def test_a_series_before_its_cadence_is_known_or_irregular_is_not_padded(client_for) -> None:
+    irregular = [0, 7, 61, 64, 130, 300, 302, 420, 421, 900, 1000, 1600]
+    async with client_for() as client:
+        await post_values(client, "young", [(T0 + 60 * i, 1.0 + i) for i in (0, 1, 2, 3, 9)])
+        await post_values(client, "events", [(T0 + t, float(i)) for i, t in enumerate(irregular)])
+        young = (await client.get("/v1/models/default/series/young")).json()
+        events = (await client.get("/v1/models/default/series/events")).json()
+    assert (young["count"], young["cadence"]) == (5, None)
+    assert (events["count"], events["cadence"]) == (len(irregular), None)
+
+
+async def test_max_gap_steps_zero_turns_the_filling_off(client_for) -> None:
+    async with client_for(max_gap_steps=0) as client:
+        await post_values(client, "s", [(T0 + 60 * i, wave(i)) for i in range(12)] + [(T0 + 60 * 20, 1.0)])
+        stats = (await client.get("/v1/models/default/series/s")).json()
+    assert (stats["count"], stats["cadence"]) == (13, 60.0)
+
+
+async def test_a_gap_beyond_max_gap_steps_is_shortened_and_answered_fast(client_for) -> None:
+    # a season of 4 set by the model: a gap of 102 missing steps is 2 mod 4; a timestamp years ahead, past
+    # any season kept within 10 steps (no lcm fits): nothing inserted; the request stays a single step's
+    config = {**SMALL_MODEL, "season_length": 4}
+    async with client_for(max_gap_steps=10) as client:
+        await client.post("/v1/models", json={"name": "m", "config": config})
+        url = "/v1/models/m/observations"
+        for points in ([(T0 + 60 * i, wave(i)) for i in range(12)], [(T0 + 60 * (11 + 103), 5.0)]):
+            body = {"observations": [{"series": "s", "value": v, "timestamp": t} for t, v in points]}
+            assert (await client.post(url, json=body)).status_code == 200
+        count = (await client.get("/v1/models/m/series/s")).json()["count"]
+        started = time.perf_counter()
+        far = await client.post(url, json={"series": "s", "value": 6.0, "timestamp": T0 + 1e9})
+        seconds = time.perf_counter() - started
+        after = (await client.get("/v1/models/m/series/s")).json()
+    assert count == 12 + 2 + 1  # 102 missing, shortened to 102 % 4 = 2
+    assert far.status_code == 200 and after["count"] == count + 1 and after["cadence"] == 60.0
+    assert seconds < 5.0  # (not a timing target: 16 million missing steps would take hours)
+
+
+async def test_the_cadence_and_the_filling_survive_a_restart(client_for) -> None:
+    before = [(T0 + 60 * i, wave(i)) for i in range(12)]
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    reference.observe_many([("s", v) for _, v in before] + [("s", None)] * 2 + [("s", 3.0)])
+    async with client_for() as client:
+        await post_values(client, "s", before)
+    async with client_for() as client:  # the same state directory: recovered from the log
+        await post_values(client, "s", [(T0 + 60 * 14, 3.0)])
+        served = await forecast(client, "s")
+    async with client_for() as client:  # and again, the gap's missing steps replayed from the log
+        again = await forecast(client, "s")
+    assert [p["mean"] for p in served["forecast"]] == reference.forecast("s", horizon=6).mean
+    assert again == served

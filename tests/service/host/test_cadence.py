@@ -1,0 +1,62 @@
+"""A series' cadence from its timestamps: one-step differences, gaps, irregular streams (hand cases)."""
+
+from __future__ import annotations
+
+import random
+
+from tbptt_service.host.cadence import KNOWN_AFTER, UNKNOWN, Cadence, fill_times, shortened
+
+
+def learned(differences: list[float]) -> Cadence:
+    cadence = UNKNOWN
+    for d in differences:
+        cadence = cadence.after(d)
+    return cadence
+
+
+def test_the_cadence_is_known_after_eight_one_step_differences_in_a_row() -> None:
+    assert KNOWN_AFTER == 8
+    seven, eight = learned([60.0] * 7), learned([60.0] * 8)
+    assert not seven.known and seven.missing(300.0) == 0  # nothing is filled before it is known
+    assert eight.known and eight.missing(300.0) == 4
+
+
+def test_jitter_averages_into_the_step() -> None:
+    # running mean, weight 1 / min(run, 20): 60 -> (60 + 62) / 2 = 61 -> 61 + (58 - 61) / 3 = 60
+    assert learned([60.0, 62.0, 58.0]) == Cadence(60.0, 3)
+    cadence = learned([60.0, 62.0, 58.0, 61.0, 59.0, 60.5, 59.5, 60.0])
+    assert cadence.known and abs(cadence.step - 60.0) < 0.5
+    # 1.5 steps and more is a gap of floor(d / step + 1/2) steps, 1 of them missing at 1.5 and 2.49
+    assert [learned([10.0] * 8).missing(d) for d in (14.9, 15.0, 24.9, 25.0, 1000.0)] == [0, 1, 1, 2, 99]
+
+
+def test_a_gap_keeps_the_cadence_and_anything_else_relearns_it() -> None:
+    known = learned([10.0] * 8)
+    assert known.after(1000.0) == known  # a gap: the steps around it are the cadence's
+    assert known.after(13.0) == Cadence(13.0, 1)  # 1.3 steps: neither one step nor a gap
+    assert known.after(5.0) == Cadence(5.0, 1)  # faster: learned afresh
+    assert learned([10.0] * 5 + [1000.0]) == Cadence(1000.0, 1)  # a long one before it is known
+
+
+def test_the_filled_steps_sit_on_the_grid_just_before_the_value() -> None:
+    assert fill_times(100.0, 160.0, missing=5, inserted=5) == [110.0, 120.0, 130.0, 140.0, 150.0]
+    assert fill_times(100.0, 160.0, missing=5, inserted=2) == [140.0, 150.0]
+    assert fill_times(100.0, 160.0, missing=5, inserted=0) == []
+
+
+def test_a_gap_over_the_allowance_is_shortened_by_whole_seasons() -> None:
+    assert shortened(missing=30, allowance=30, seasons=[24]) == 30
+    assert shortened(missing=1000, allowance=200, seasons=[24, 168]) == 1000 % 168  # lcm(24, 168) = 168: 160
+    assert shortened(missing=1000, allowance=100, seasons=[12, 7]) == 1000 % 84
+    assert shortened(missing=1000, allowance=100, seasons=[336, 48]) == 0  # 1000 % 336 = 328 > 100: no phase kept
+    assert shortened(missing=1000, allowance=100, seasons=[]) == 0  # no season: no phase to keep
+
+
+def test_an_irregular_stream_is_never_padded() -> None:
+    rng = random.Random(7)
+    cadence, padded = UNKNOWN, 0
+    for _ in range(20_000):  # events at exponential intervals, mean 60 s
+        d = rng.expovariate(1 / 60)
+        padded += cadence.missing(d)
+        cadence = cadence.after(d)
+    assert padded == 0

@@ -16,24 +16,24 @@ its length is uniform in 1 .. the series' period (1 .. 12 without one), seeded p
 the one-step forecast served for each value sent after the warm-up (the accuracy benchmark's 10 %
 or one period), its MAE over the naive last-sent value's MAE. ``ForecasterConfig()`` defaults.
 
-    python -m benchmarks.timestamp_gaps [--rate 0.02] [--seed 0] [--only airline,co2]
+    python -m benchmarks.timestamp_gaps [--rate 0.02] [--seed 0] [--only airline,co2] [--smoke] [--out DIR]
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import math
-import os
 import random
+from typing import Any
 
 import torch
 
+from benchmarks import report
 from benchmarks.accuracy import warmup_of
 from benchmarks.real_series import RealSeries, all_series
 from tbptt_online import Forecaster, ForecasterConfig
 
 WAYS = ("no outage", "stepped once", "gaps filled")
+SMOKE_DATASETS = ["airline", "nile"]
 
 
 def outages(series: RealSeries, rate: float, seed: int) -> list[bool]:
@@ -73,38 +73,61 @@ def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=0.02, help="probability that a value starts an outage")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", type=str, default=None, help="comma-separated dataset names")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    streams = all_series(args.only.split(",") if args.only else None)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load = os.getloadavg()[0]
+def table(streams: list[RealSeries], rate: float, seed: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Per stream: its period, values missing and ratio for each way; and each way's geometric mean."""
+    rows = []
+    for series in streams:
+        sent = outages(series, rate, seed)
+        ratios = {way: score(series, sent, way) for way in WAYS}
+        rows.append({"stream": series.name, "period": series.period, "missing": sent.count(False), "values": len(sent)})
+        rows[-1].update(ratios)
+        print(rows[-1], flush=True)
+    return rows, {way: geometric_mean([row[way] for row in rows]) for way in WAYS}
+
+
+def render(payload: dict[str, Any]) -> str:
+    info = payload["machine"]
     lines = [
-        f"One-step MAE / naive MAE on the values sent, outages at rate {args.rate} (seed {args.seed}; "
-        f"{stamp}, load average {load:.2f} at start)",
+        f"# Gaps in timestamps: `{info['command']}`",
+        "",
+        f"{info['date_utc']} UTC, load average {info['load_average_1_5_15'][0]:.2f} at start. One-step MAE / naive MAE "
+        f"on the values sent, outages starting at rate {payload['rate']} (seed {payload['seed']}), "
+        "`ForecasterConfig()` defaults.",
         "",
         "| stream | period | values missing | " + " | ".join(WAYS) + " |",
         "|---|---|---|" + "---|" * len(WAYS),
     ]
-    table: dict[str, list[float]] = {way: [] for way in WAYS}
-    for series in streams:
-        sent = outages(series, args.rate, args.seed)
-        row = [score(series, sent, way) for way in WAYS]
-        for way, ratio in zip(WAYS, row, strict=True):
-            table[way].append(ratio)
-        missing = sent.count(False)
-        cells = " | ".join(f"{r:.3f}" for r in row)
-        lines.append(f"| {series.name} | {series.period} | {missing} of {len(sent)} | {cells} |")
-        print(lines[-1], flush=True)
-    means = " | ".join(f"**{geometric_mean(table[way]):.3f}**" for way in WAYS)
+    for row in payload["rows"]:
+        cells = " | ".join(f"{row[way]:.3f}" for way in WAYS)
+        lines.append(f"| {row['stream']} | {row['period']} | {row['missing']} of {row['values']} | {cells} |")
+    means = " | ".join(f"**{payload['geometric_means'][way]:.3f}**" for way in WAYS)
     lines.append(f"| geometric mean | | | {means} |")
-    text = "\n".join(lines)
-    print(text)
-    return text
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    made = report.parser(__doc__.splitlines()[0])
+    made.add_argument("--rate", type=float, default=0.02, help="probability that a value starts an outage")
+    made.add_argument("--seed", type=int, default=0)
+    made.add_argument("--only", type=str, default=None, help="comma-separated dataset names")
+    args = made.parse_args(argv)
+    info = report.machine("benchmarks.timestamp_gaps", argv)
+    torch.set_num_threads(1)
+    only = args.only.split(",") if args.only else (SMOKE_DATASETS if args.smoke else None)
+    rows, means = table(all_series(only), args.rate, args.seed)
+    payload = {
+        "benchmark": "timestamp_gaps",
+        "smoke": args.smoke,
+        "machine": info,
+        "rate": args.rate,
+        "seed": args.seed,
+        "rows": rows,
+        "geometric_means": means,
+    }
+    markdown = render(payload)
+    report.write(args.out, "timestamp_gaps", payload, markdown)
+    print(markdown)
+    return payload
 
 
 if __name__ == "__main__":

@@ -232,6 +232,11 @@ class ObservationsOut(BaseModel):
 
 class ForecastStep(BaseModel):
     step: int
+    timestamp: float | None = Field(
+        default=None,
+        description="When the step is due (unix seconds): the series' last timestamp plus whole steps of its cadence, "
+        "once the cadence is known and the series' last value was timestamped; else null.",
+    )
     mean: Row
     lower: Row
     upper: Row

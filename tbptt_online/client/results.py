@@ -77,6 +77,7 @@ class ForecastStep:
     mean: Row
     lower: Row
     upper: Row
+    timestamp: float | None = None  # when it is due (the series' cadence known), else None
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class Forecast:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Forecast:
-        steps = [ForecastStep(s["step"], s["mean"], s["lower"], s["upper"]) for s in data["forecast"]]
+        steps = [
+            ForecastStep(s["step"], s["mean"], s["lower"], s["upper"], s.get("timestamp")) for s in data["forecast"]
+        ]
         fields = ("model", "series", "horizon", "level", "step", "update_count")
         return cls(steps=steps, **{name: data[name] for name in fields})
 

@@ -25,6 +25,7 @@ from tbptt_service.api.fast_route import fast_path
 from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastOut
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.errors import NotFound, Unprocessable
+from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.model_worker import ModelWorker
 from tbptt_service.settings import Settings
 
@@ -76,6 +77,7 @@ async def forecast_response(
     except ValueError as error:  # the library's refusal of this request alone (the others of its batch are answered)
         raise Unprocessable(str(error)) from None
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)
+    moments = _moments(snapshot.marks.get(series), forecast.step, horizon)
     payload = {
         "model": worker.name,
         "series": series,
@@ -84,11 +86,27 @@ async def forecast_response(
         "step": forecast.step,
         "update_count": forecast.update_count,
         "forecast": [
-            {"step": k + 1, "mean": forecast.mean[k], "lower": forecast.lower[k], "upper": forecast.upper[k]}
+            {
+                "step": k + 1,
+                "timestamp": moments[k],
+                "mean": forecast.mean[k],
+                "lower": forecast.lower[k],
+                "upper": forecast.upper[k],
+            }
             for k in range(horizon)
         ],
     }
     return Response(orjson.dumps(payload), media_type="application/json")  # ForecastOut documents it
+
+
+def _moments(mark: SeriesMark | None, step: int, horizon: int) -> list[float | None]:
+    """When each forecast step is due: the series' last timestamp plus whole steps of its cadence,
+    when the cadence is known and the forecast starts at that timestamped value (else nulls)."""
+    if mark is None or not mark.cadence.known or mark.result is None or mark.result.step != step:
+        return [None] * horizon
+    cadence = mark.cadence.step
+    assert cadence is not None
+    return [mark.timestamp + k * cadence for k in range(1, horizon + 1)]
 
 
 async def get_plain_forecast(request: Request) -> Response | None:

@@ -138,6 +138,8 @@ function renderAccuracy(stats) {
   const coverage = stats.coverage === null ? "–" : `${(100 * stats.coverage).toFixed(1)}% (target ${Math.round(100 * stats.interval_level)}%)`;
   fill($("accuracy"), [
     ["values", String(stats.count)], ["last timestamp", last],
+    // seconds between timestamped values once known (a gap of whole steps is filled with missing values)
+    ["cadence", stats.cadence === null || stats.cadence === undefined ? "–" : `${formatNumber(stats.cadence)} s`],
     ["MAE", formatNumber(stats.mae)], ["naive MAE", formatNumber(stats.naive_mae)],
     ["MAE / naive", ratio === null ? "–" : ratio.toFixed(3), ratio === null ? "" : ratio < 1 ? "good" : "bad"],
     ["RMSE", formatNumber(stats.rmse)], ["naive RMSE", formatNumber(stats.naive_rmse)],

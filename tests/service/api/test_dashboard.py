@@ -122,6 +122,7 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         with Client(server.url) as client:
             outliers = client.series_stats("default", "sensor-1").outliers
         assert outliers is not None and _terms(page, "accuracy")["outliers"] == str(outliers)
+        assert _terms(page, "accuracy")["cadence"] == "60 s"  # values a minute apart
         with Client(server.url) as client:  # a glitch below (one above right after an outlier above would
             # be the second of a run on one side: a level shift): ringed on the chart, as its result says
             glitch = client.observe("default", "sensor-1", -5000.0, timestamp=T0 + 60 * 61)

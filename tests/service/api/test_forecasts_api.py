@@ -29,7 +29,13 @@ async def test_forecast_equals_the_library_forecast(client_for) -> None:
         "step": 9,
         "update_count": 2,
         "forecast": [
-            {"step": k + 1, "mean": expected.mean[k], "lower": expected.lower[k], "upper": expected.upper[k]}
+            {
+                "step": k + 1,
+                "timestamp": None,  # untimestamped values: no cadence
+                "mean": expected.mean[k],
+                "lower": expected.lower[k],
+                "upper": expected.upper[k],
+            }
             for k in range(4)
         ],
     }
@@ -51,7 +57,7 @@ async def test_no_interval_before_a_scale_is_null(client_for) -> None:
     assert first["forecast_next"]["mean"] == pytest.approx(2.5)
     assert missing["forecast_next"] == {"mean": None, "lower": None, "upper": None}
     assert [(step["lower"], step["upper"]) for step in one.json()["forecast"]] == [(None, None)] * 2
-    assert empty.json()["forecast"] == [{"step": 1, "mean": None, "lower": None, "upper": None}]
+    assert empty.json()["forecast"] == [{"step": 1, "timestamp": None, "mean": None, "lower": None, "upper": None}]
     made = [point["forecast_made"] for point in recent.json()["observations"]]
     assert made[0] == {"mean": None, "lower": None, "upper": None}  # the first value: nothing forecast
     assert made[1]["mean"] == pytest.approx(2.5) and (made[1]["lower"], made[1]["upper"]) == (None, None)

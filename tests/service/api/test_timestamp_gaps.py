@@ -53,6 +53,8 @@ async def test_a_gap_of_whole_steps_is_stepped_as_missing_values(client_for) -> 
     assert [p["mean"] for p in served["forecast"]] == want.mean
     assert [p["upper"] for p in served["forecast"]] == want.upper
     assert stats["count"] == reference.series_stats("s").count and stats["cadence"] == 60.0
+    # (the step is the mean of 17 one-step differences over 1,020 s: exactly 60) and the forecast says when
+    assert [p["timestamp"] for p in served["forecast"]] == [T0 + 1020 + 60 * k for k in range(1, 7)]
     # the missing steps on the grid between the two values (evenly: 61.33 s apart), shown as null values
     shown = [(o["timestamp"] - T0, o["value"]) for o in recent["observations"]]
     step = (60 * 15 + 4 - 60 * 11) / 4
@@ -118,3 +120,16 @@ async def test_the_cadence_and_the_filling_survive_a_restart(client_for) -> None
         again = await forecast(client, "s")
     assert [p["mean"] for p in served["forecast"]] == reference.forecast("s", horizon=6).mean
     assert again == served
+
+
+async def test_a_forecast_is_timestamped_only_from_a_timestamped_value_of_a_known_cadence(client_for) -> None:
+    async with client_for() as client:
+        await post_values(client, "s", [(T0 + 60 * i, wave(i)) for i in range(8)])  # 7 steps: not known yet
+        young = await forecast(client, "s")
+        await post_values(client, "s", [(T0 + 60 * 8, wave(8))])
+        known = await forecast(client, "s")
+        await client.post(URL, json={"series": "s", "value": 1.0})  # a value without a timestamp
+        untimed = await forecast(client, "s")
+    assert [p["timestamp"] for p in young["forecast"]] == [None] * 6
+    assert [p["timestamp"] for p in known["forecast"]] == [T0 + 480 + 60 * k for k in range(1, 7)]
+    assert [p["timestamp"] for p in untimed["forecast"]] == [None] * 6

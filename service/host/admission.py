@@ -208,7 +208,7 @@ class BatchAdmission:
         """The series' cadence once ``timestamp`` follows ``mark``, and the missing steps to insert
         before it (as ``ModelWorker.apply`` will fold the cadence over them and the value)."""
         cadence, last = mark.cadence, mark.timestamp
-        missing = cadence.missing(timestamp - last)
+        missing = cadence.missing(timestamp - last) if self.max_gap_steps else 0  # (0: filling is off)
         if not missing:
             return cadence.after(timestamp - last), []
         held = missing > allowance and series in self.forecaster.store.slots  # (else new in this batch)

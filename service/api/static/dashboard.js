@@ -251,7 +251,10 @@ function renderForecast(forecast, recent) {
   const body = $("forecast-table").tBodies[0];
   body.replaceChildren(...ahead.map((p, i) => {
     const row = document.createElement("tr");
-    for (const cell of [`+${i + 1}`, formatNumber(p.mean), formatNumber(p.lower), formatNumber(p.upper)]) {
+    // when the step is due (the series' cadence known, GET .../forecast's timestamp): MM-DD HH:MM UTC
+    const due = isoTime(forecast.forecast[i].timestamp);
+    const when = due === null ? "–" : `${due.slice(5, 10)} ${due.slice(11, 16)}`;
+    for (const cell of [`+${i + 1}`, when, formatNumber(p.mean), formatNumber(p.lower), formatNumber(p.upper)]) {
       const td = document.createElement("td");
       td.textContent = cell;
       row.appendChild(td);

@@ -10,6 +10,7 @@ set, else in the test's pytest tmp dir (the path is printed).
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import random
@@ -123,6 +124,9 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
             outliers = client.series_stats("default", "sensor-1").outliers
         assert outliers is not None and _terms(page, "accuracy")["outliers"] == str(outliers)
         assert _terms(page, "accuracy")["cadence"] == "60 s"  # values a minute apart
+        first_row = page.locator("#forecast-table tbody tr").first.locator("td")
+        due = datetime.datetime.fromtimestamp(T0 + 60 * 61, datetime.UTC).strftime("%m-%d %H:%M")
+        assert first_row.nth(0).inner_text() == "+1" and first_row.nth(1).inner_text() == due  # when +1 is due
         with Client(server.url) as client:  # a glitch below (one above right after an outlier above would
             # be the second of a run on one side: a level shift): ringed on the chart, as its result says
             glitch = client.observe("default", "sensor-1", -5000.0, timestamp=T0 + 60 * 61)

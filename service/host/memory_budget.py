@@ -73,7 +73,7 @@ class MemoryBudget:
             SeriesLimit(
                 fp.max_series(self.max_model_bytes),
                 f"max_model_bytes={self.max_model_bytes} allows {max(fp.max_series(self.max_model_bytes), 0)} series "
-                f"of this config (about {fp.per_series_bytes} bytes each)",
+                f"of this config (about {fp.series_bytes} bytes each)",
             ),
             SeriesLimit(
                 fp.max_series(self.max_process_bytes - others_bytes),

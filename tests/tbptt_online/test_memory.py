@@ -63,7 +63,7 @@ def test_footprint_grows_linearly_with_series_past_the_initial_rows() -> None:
     config = ForecasterConfig(hidden_size=8)
     fp = footprint(config)
     assert estimate_bytes(config, 0) == estimate_bytes(config, fp.initial_rows)
-    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.per_series_bytes
+    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.series_bytes
     budget = estimate_bytes(config, 500)
     assert fp.max_series(budget) == 500 and fp.max_series(fp.bytes_for(0) - 1) == -1
 
@@ -85,23 +85,26 @@ def saved_by_one_update(f: Forecaster, rows: list[tuple[str, float]]) -> tuple[i
 
 
 @pytest.mark.parametrize(
-    "fields",
+    ("fields", "n_series"),
     [
-        {"hidden_size": 16, "mode": "stateless", "k1": 2, "k2": 8, "replay_batch": 400, "probe_every": 0},
-        {"cell": "lstm", "hidden_size": 32, "num_layers": 2, "k1": 2, "k2": 40, "probe_every": 0},
+        ({"hidden_size": 16, "mode": "stateless", "k1": 2, "k2": 8, "replay_batch": 400, "probe_every": 0}, 1),
+        ({"cell": "lstm", "hidden_size": 32, "num_layers": 2, "k1": 2, "k2": 40, "probe_every": 0}, 1),
+        ({"cell": "lstm", "hidden_size": 32, "num_layers": 2, "k1": 2, "k2": 40, "probe_every": 0}, 10),
+        ({"hidden_size": 64, "k1": 4, "k2": 32, "probe_every": 0}, 100),  # past 64 rows: the loop of steps
     ],
-    ids=["stateless", "stateful-lstm"],
+    ids=["stateless", "stateful-lstm-1", "stateful-lstm-10", "stateful-gru-100"],
 )
-def test_the_update_activations_are_estimated_within_a_factor_of_two(fields) -> None:
-    """update_bytes (measured on meta, per (step, row)) against what a real update saves for backward:
-    a stateless update's replay_batch windows, or one series' stateful window."""
+def test_the_update_activations_are_estimated_within_a_factor_of_two(fields, n_series) -> None:
+    """The estimate's activations (measured on meta, per (step, row)) against what a real update saves
+    for backward: a stateless update's replay_batch windows; a stateful one's window per series due."""
     config = ForecasterConfig.from_dict(fields)
     f = Forecaster(config)
     saved, updates, step = 0, 0, 0
     while not (updates and step > config.k2):  # an update once every window is full
-        saved, updates = saved_by_one_update(f, [("s", 0.1 * step)])
+        saved, updates = saved_by_one_update(f, [(f"s{i}", 0.1 * step + i) for i in range(n_series)])
         step += 1
-    estimate = footprint(config).update_bytes
+    fp = footprint(config)
+    estimate = fp.update_bytes if config.mode == "stateless" else n_series * fp.window_bytes
     assert saved / 2 <= estimate <= 2 * saved, (saved, estimate)
 
 

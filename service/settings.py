@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         30.0, gt=0.0, le=3600.0, description="A request body must arrive within this many seconds (408 beyond)."
     )
+    header_timeout_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=3600.0,
+        description="A request's head (request line and headers) must arrive within this many seconds of the "
+        "connection's opening or of its previous response (408 and closed beyond; closed when nothing was sent).",
+    )
     max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
     max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")
     max_model_bytes: int = Field(

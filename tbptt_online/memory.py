@@ -15,14 +15,29 @@ What is counted (steady state):
   before it writes them, so the published view keeps the previous ones alive while the
   live store holds the new ones.
 
-Not counted: transients (a replay's activations, a store doubling its rows as series
-arrive), which can briefly add up to about the store's size again.
+- the truncation probe's tensors (its followed series' last ``probe_length`` steps and states);
+- the activations autograd keeps through a replay, measured per replayed (step, row) on the
+  meta device: a stateful update replays one window of ``k2`` (``k2_max``) per series due, and
+  every series can be due in the same tick, so a window per series; a stateless update its
+  ``replay_batch`` windows of ``k2``; the probe its followed series over ``probe_length``.
+  Transient, but one update holds them all at once: ``mode="stateless", replay_batch=1000000``
+  needs about 75 GB for its first update and was accepted (the process was killed by the
+  kernel's OOM killer after the batch was journaled); 6,000 default series fed 33 ticks raised
+  the peak RSS by 923 MB, where the estimate without their windows said 525 MB (953 MB with).
+
+Not counted: a store doubling its rows as series arrive, which can briefly add up to about
+the store's size again.
 
 >>> from tbptt_online import ForecasterConfig
 >>> small = footprint(ForecasterConfig(hidden_size=64))
->>> small.fixed_bytes == 5 * small.weight_bytes, small.initial_rows
+>>> small.fixed_bytes == 5 * small.weight_bytes + small.probe_bytes + small.update_bytes, small.initial_rows
 (True, 16)
->>> estimate_bytes(ForecasterConfig(hidden_size=64), 1000) == small.fixed_bytes + 1000 * small.per_series_bytes
+>>> stateless = footprint(ForecasterConfig(hidden_size=64, mode="stateless", replay_batch=1000))
+>>> stateless.update_bytes == 1000 * 32 * stateless.step_row_bytes, stateless.window_bytes
+(True, 0)
+>>> small.window_bytes == 32 * small.step_row_bytes  # stateful: one window of k2 per series
+True
+>>> estimate_bytes(ForecasterConfig(hidden_size=64), 1000) == small.fixed_bytes + 1000 * small.series_bytes
 True
 >>> estimate_bytes(ForecasterConfig(history_size=100_000, n_features=128), 0) > 2**30
 True
@@ -37,6 +52,7 @@ import torch
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import RecurrentNetwork
+from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 from tbptt_online.series_store import PRIVATE, SeriesStore
 
 OPTIMIZER_MOMENTS = {"sgd": 0, "adam": 2, "adamw": 2}  # tensors of the weights' shape each optimizer keeps
@@ -48,15 +64,30 @@ class Footprint:
     per_series_bytes: int  # one row of every series-store tensor (twice for those a view shares)
     initial_rows: int  # rows the store holds before its first series
     optimizer_moments: int
+    probe_bytes: int = 0  # the truncation probe's tensors
+    step_row_bytes: int = 0  # what autograd keeps per replayed (step, row)
+    replayed_steps: int = 0  # (step, row)s of the largest replay whatever the series: stateless batch or probe
+    window_bytes: int = 0  # a stateful update's activations per series due (its window of k2)
+
+    @property
+    def series_bytes(self) -> int:
+        """What one more series costs: its store rows and its window in an update."""
+        return self.per_series_bytes + self.window_bytes
+
+    @property
+    def update_bytes(self) -> int:
+        """The activations of the largest replay, held at once until its backward pass ends."""
+        return self.step_row_bytes * self.replayed_steps
 
     @property
     def fixed_bytes(self) -> int:
-        """The weights as a live model holds them: parameters, gradients, moments, frozen view copy."""
-        return self.weight_bytes * (2 + self.optimizer_moments + 1)
+        """The weights as a live model holds them (parameters, gradients, moments, frozen view
+        copy), the probe's tensors and the largest replay's activations."""
+        return self.weight_bytes * (2 + self.optimizer_moments + 1) + self.probe_bytes + self.update_bytes
 
     def bytes_for(self, n_series: int) -> int:
         """The estimate for a model holding ``n_series`` series."""
-        return self.fixed_bytes + self.per_series_bytes * max(n_series, self.initial_rows)
+        return self.fixed_bytes + self.series_bytes * max(n_series, self.initial_rows)
 
     def max_series(self, budget: int) -> int:
         """The most series whose estimate fits ``budget`` (-1: not even the empty model fits).
@@ -66,7 +97,7 @@ class Footprint:
         """
         if self.bytes_for(0) > budget:
             return -1
-        return max(self.initial_rows, (budget - self.fixed_bytes) // self.per_series_bytes)
+        return max(self.initial_rows, (budget - self.fixed_bytes) // self.series_bytes)
 
 
 def footprint(config: ForecasterConfig) -> Footprint:
@@ -91,19 +122,47 @@ def _bytes(tensors: object) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)  # type: ignore[attr-defined]
 
 
+def _saved_bytes(network: RecurrentNetwork, config: ForecasterConfig, dtype: torch.dtype, rows: int) -> int:
+    """Bytes autograd saves for backward over 2 steps of ``rows`` rows (a replay's forward, on meta)."""
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    x = torch.zeros(2, rows, config.input_size, dtype=dtype)  # [L=2, B, i]
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        layers = network.unstack(network.initial_state(rows))
+        for j in range(2):
+            layers = network.step(x[j], layers)
+            network.predict_top(network.top(layers))  # [B, p]
+    return total
+
+
 def _measure(config: ForecasterConfig) -> Footprint:
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     # meta: shapes only, nothing allocated; fork_rng: the global generator stays as it was
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         network = RecurrentNetwork(config).to(dtype)
         store = SeriesStore(config, dtype)
+        probe = TruncationProbe(config, dtype)
         # what a published view keeps while the store moves on, at worst: every field a forecast
         # reads (the whole ones copied before their next write, the IN_PLACE ones' rows saved)
         shared = [v for k, v in store.tensors.items() if k not in PRIVATE]
+        # per (step, row): the saved tensors that grow with the rows (the weights autograd
+        # saves by reference do not), over the 2 steps of 2 rows against 1 row
+        step_row = -(-(_saved_bytes(network, config, dtype, 2) - _saved_bytes(network, config, dtype, 1)) // 2)
     rows = store.capacity
+    stateless = config.mode == "stateless"
+    probed = PROBE_SERIES * config.resolved_probe_length if config.probe_every > 0 else 0
     return Footprint(
         weight_bytes=_bytes(network.parameters()),
         per_series_bytes=-(-(_bytes(store.tensors.values()) + _bytes(shared)) // rows),  # rounded up
         initial_rows=rows,
         optimizer_moments=OPTIMIZER_MOMENTS.get(config.optimizer, 2),
+        probe_bytes=_bytes(probe.tensors.values()),
+        step_row_bytes=step_row,
+        replayed_steps=max(config.replay_batch * config.max_window if stateless else 0, probed),
+        window_bytes=0 if stateless else config.max_window * step_row,
     )

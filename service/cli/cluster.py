@@ -25,6 +25,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     import uvicorn
 
     from tbptt_service.api.front import create_front
+    from tbptt_service.api.head_timeout import head_deadline_protocol
     from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, ray_call, shard_actors
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -33,5 +34,12 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     ray.get([handle.ready.remote() for handle in handles])  # each made its first recovery attempt (a shard
     # whose attempt failed answers 503 with the reason while it retries)
     app = create_front(ray_call(handles), shards, retryable=RETRYABLE)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        http=head_deadline_protocol(settings.header_timeout_s),  # a connection's head has a deadline
+    )
     return 0

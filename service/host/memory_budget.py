@@ -56,7 +56,7 @@ class MemoryBudget:
             raise Unprocessable(
                 f"config: a model of this config needs about {needed // MB} MB of memory (estimate, before any "
                 f"series) and max_model_bytes={self.max_model_bytes}; choose a smaller history_size, n_features, "
-                "hidden_size or num_layers"
+                "hidden_size, num_layers, k2, replay_batch (stateless) or probe_length"
             )
         if others_bytes + needed > self.max_process_bytes:
             raise Conflict(
@@ -73,7 +73,7 @@ class MemoryBudget:
             SeriesLimit(
                 fp.max_series(self.max_model_bytes),
                 f"max_model_bytes={self.max_model_bytes} allows {max(fp.max_series(self.max_model_bytes), 0)} series "
-                f"of this config (about {fp.per_series_bytes} bytes each)",
+                f"of this config (about {fp.series_bytes} bytes each)",
             ),
             SeriesLimit(
                 fp.max_series(self.max_process_bytes - others_bytes),

@@ -93,19 +93,35 @@ def _ignore(_: Any) -> None:
 
 
 def encode_value(value: Any) -> Any:
-    """A number, a list of numbers or None, as JSON: NaN becomes None (missing); infinities are refused."""
+    """A number, a list of numbers or None, as JSON: NaN becomes None (missing); infinities are refused,
+    and so are booleans and text, as the service refuses them (``True`` was sent as 1.0, ``"3"`` as 3.0).
+
+    >>> encode_value([1, float("nan")])
+    [1, None]
+    >>> try:
+    ...     encode_value(True)
+    ... except ValueError as error:
+    ...     print(error)
+    value True is invalid: must be a number, a list of numbers or None
+    """
     if value is None:
         return None
     if isinstance(value, list | tuple):
         return [encode_value(v) for v in value]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool | str | bytes):  # float() would take them: the service does not
+        raise ValueError(f"value {value!r} is invalid: must be a number, a list of numbers or None")
+    if not isinstance(value, int | float):
         try:  # numpy scalars and the like
             value = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"value {value!r} is invalid: must be a number, a list of numbers or None") from None
-    if math.isnan(value):
+    try:
+        number = float(value)  # an int past a float's range: refused here (math.isnan raised OverflowError)
+    except OverflowError:
+        raise ValueError(f"value {value!r} is invalid: too large for a 64-bit float") from None
+    if math.isnan(number):
         return None
-    if math.isinf(value):
+    if math.isinf(number):
         raise ValueError(f"value {value!r} is invalid: must be finite (use None or NaN for a missing value)")
     return value
 

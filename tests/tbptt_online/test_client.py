@@ -210,6 +210,14 @@ def test_values_that_json_cannot_carry_are_refused_or_mapped_before_sending() ->
         client.observe("default", "a", float("inf"))
 
 
+@pytest.mark.parametrize("value", [True, False, "3", b"3", [1.0, True], 10**400], ids=repr)
+def test_values_the_service_refuses_are_refused_before_sending(value) -> None:
+    """The service refuses booleans and text as numbers (422); the client sent True as 1.0 and "3" as 3.0,
+    and an int past a float's range raised OverflowError. Nothing is sent: port 9 has no server."""
+    with Client("http://127.0.0.1:9", retries=0) as client, pytest.raises(ValueError, match="is invalid"):
+        client.observe("default", "a", value)
+
+
 @pytest.mark.anyio
 async def test_503_is_retried_for_reads_and_not_for_untimestamped_observations(tmp_path: Path) -> None:
     async with in_process_app(tmp_path) as app:

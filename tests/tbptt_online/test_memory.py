@@ -63,6 +63,68 @@ def test_footprint_grows_linearly_with_series_past_the_initial_rows() -> None:
     config = ForecasterConfig(hidden_size=8)
     fp = footprint(config)
     assert estimate_bytes(config, 0) == estimate_bytes(config, fp.initial_rows)
-    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.per_series_bytes
+    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.series_bytes
     budget = estimate_bytes(config, 500)
     assert fp.max_series(budget) == 500 and fp.max_series(fp.bytes_for(0) - 1) == -1
+
+
+def saved_by_one_update(f: Forecaster, rows: list[tuple[str, float]]) -> tuple[int, int]:
+    """Bytes autograd saves during the tick of ``rows`` (each storage once; the weights, which it
+    saves by reference, left out), and the updates it ran."""
+    storages: dict[int, int] = {}
+    weights = {p.untyped_storage().data_ptr() for p in f.network.parameters()}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    before = f.update_stats().updates
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        f.observe_many(rows)
+    return sum(n for ptr, n in storages.items() if ptr not in weights), f.update_stats().updates - before
+
+
+@pytest.mark.parametrize(
+    ("fields", "n_series"),
+    [
+        ({"hidden_size": 16, "mode": "stateless", "k1": 2, "k2": 8, "replay_batch": 400, "probe_every": 0}, 1),
+        ({"cell": "lstm", "hidden_size": 32, "num_layers": 2, "k1": 2, "k2": 40, "probe_every": 0}, 1),
+        ({"cell": "lstm", "hidden_size": 32, "num_layers": 2, "k1": 2, "k2": 40, "probe_every": 0}, 10),
+        ({"hidden_size": 64, "k1": 4, "k2": 32, "probe_every": 0}, 100),  # past 64 rows: the loop of steps
+    ],
+    ids=["stateless", "stateful-lstm-1", "stateful-lstm-10", "stateful-gru-100"],
+)
+def test_the_update_activations_are_estimated_within_a_factor_of_two(fields, n_series) -> None:
+    """The estimate's activations (measured on meta, per (step, row)) against what a real update saves
+    for backward: a stateless update's replay_batch windows; a stateful one's window per series due."""
+    config = ForecasterConfig.from_dict(fields)
+    f = Forecaster(config)
+    saved, updates, step = 0, 0, 0
+    while not (updates and step > config.k2):  # an update once every window is full
+        saved, updates = saved_by_one_update(f, [(f"s{i}", 0.1 * step + i) for i in range(n_series)])
+        step += 1
+    fp = footprint(config)
+    estimate = fp.update_bytes if config.mode == "stateless" else n_series * fp.window_bytes
+    assert saved / 2 <= estimate <= 2 * saved, (saved, estimate)
+
+
+def test_the_probe_activations_are_estimated_within_a_factor_of_two() -> None:
+    """With 8 series followed over probe_length = 2 k2 steps, the probe is the largest replay."""
+    config = ForecasterConfig(hidden_size=64, k1=4, k2=16, probe_every=1)
+    f = Forecaster(config)
+    saved, step = 0, 0
+    while f.probe.probes == 0:
+        saved, _ = saved_by_one_update(f, [(f"s{i}", 0.1 * step + i) for i in range(8)])
+        step += 1
+    estimate = footprint(config)
+    assert estimate.update_bytes == 8 * 32 * estimate.step_row_bytes
+    assert saved / 2 <= estimate.update_bytes <= 2 * saved, (saved, estimate.update_bytes)
+
+
+def test_a_stateless_replay_batch_of_a_million_windows_is_counted() -> None:
+    """Its first update keeps ~75 GB of activations: the estimate says so without allocating it."""
+    huge = footprint(ForecasterConfig(mode="stateless", replay_batch=1_000_000))
+    assert huge.update_bytes == 1_000_000 * 32 * huge.step_row_bytes
+    assert huge.fixed_bytes > 50e9
+    probed = footprint(ForecasterConfig(k2=1000))  # the probe follows 8 series over 2 * k2 steps
+    assert probed.update_bytes == 8 * 2000 * probed.step_row_bytes

@@ -121,13 +121,26 @@ MAX_KEY_LENGTH = 255
 
 
 def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The request's ``Idempotency-Key`` (the last one sent), or None; 422 when it is empty or too long."""
-    key = None
-    for name, value in headers:
-        if name == b"idempotency-key":
-            key = value
-    if key is None:
+    """The request's ``Idempotency-Key``, or None; 422 when it is empty, too long or sent more than once.
+
+    A key is one value (RFC 9110: a sender must not repeat a singleton field). Two of them were
+    read as the last one, while a proxy that joins repeated fields sends ``a, b``, another key:
+    the same request, retried through it, was applied twice.
+
+    >>> idempotency_key([(b"idempotency-key", b"k1")])
+    'k1'
+    >>> try:
+    ...     idempotency_key([(b"idempotency-key", b"a"), (b"idempotency-key", b"b")])
+    ... except Unprocessable as error:
+    ...     print(error.detail)
+    Idempotency-Key was sent 2 times: send one key per request
+    """
+    keys = [value for name, value in headers if name == b"idempotency-key"]
+    if not keys:
         return None
+    if len(keys) > 1:
+        raise Unprocessable(f"Idempotency-Key was sent {len(keys)} times: send one key per request")
+    key = keys[0]
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise Unprocessable(f"Idempotency-Key is invalid: must be 1 to {MAX_KEY_LENGTH} characters, got {len(key)}")
     return key.decode("latin-1")

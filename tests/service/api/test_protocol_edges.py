@@ -47,6 +47,48 @@ def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(start_ser
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
 
+def _drip(sock: socket.socket, data: bytes, every_s: float) -> None:
+    """Send ``data`` a byte at a time (a slowloris), stopping quietly once the server has closed."""
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return
+        time.sleep(every_s)
+
+
+def test_a_connection_whose_head_does_not_arrive_is_closed(start_server) -> None:
+    """A connection that sent nothing, a head that stopped, or a head sent a byte every 0.2 s was
+    kept open forever (still open after 70 s: uvicorn's keep-alive clock stops at the first byte
+    and runs only after a response); each holds a file descriptor until enough refuse everyone."""
+    server = start_server(settings_env={"TBPTT_HEADER_TIMEOUT_S": "1"})
+    with socket.create_connection(("127.0.0.1", server.port)) as idle:  # nothing sent: closed, no answer
+        started = time.monotonic()
+        data, closed = _read_response(idle, timeout_s=20)
+        assert closed and data == b"" and 0.9 < time.monotonic() - started < 10
+    with socket.create_connection(("127.0.0.1", server.port)) as stopped:  # half a head: 408, closed
+        stopped.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        data, closed = _read_response(stopped, timeout_s=20)
+        assert closed and 0.9 < time.monotonic() - started < 10
+    assert data.startswith(b"HTTP/1.1 408") and b"header_timeout_s=1" in data, data[:200]
+    with socket.create_connection(("127.0.0.1", server.port)) as slow:  # a complete request, then a drip
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while not first.endswith(b'{"status":"ok"}'):  # the whole first answer (head and body)
+            first += slow.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")  # keep-alive: the next head has a deadline too
+        started = time.monotonic()
+        _drip(slow, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40, every_s=0.2)
+        data, closed = _read_response(slow, timeout_s=20)
+        assert closed and 0.9 < time.monotonic() - started < 10
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    with socket.create_connection(("127.0.0.1", server.port)) as prompt:  # a head in time is served as before
+        prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data, closed = _read_response(prompt, timeout_s=20)
+    assert closed and data.startswith(b"HTTP/1.1 200")
+
+
 async def test_an_unexpected_error_answers_500_with_connection_close(make_settings) -> None:
     app = create_app(make_settings())
 

@@ -46,6 +46,23 @@ async def test_a_request_repeated_with_its_key_is_answered_and_applied_once(clie
         assert (await count(client, "a"), await count(client, "b")) == (4, 2)
 
 
+@pytest.mark.parametrize("body", [BATCH, {"series": "a", "value": 1.0}], ids=["batch", "single"])
+async def test_a_request_with_two_keys_is_refused_and_applied_under_neither(client_for, body) -> None:
+    """Two Idempotency-Key fields were read as the last one; a proxy joining them sends 'k1, k2', another
+    key, so one request retried through it was applied twice. Now 422, nothing applied, no key taken."""
+    async with client_for(**NO_TIMER) as client:
+        json_type = ("content-type", "application/json")
+        two = [json_type, ("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")]
+        refused = await client.post(URL, content=orjson.dumps(body), headers=two)
+        assert refused.status_code == 422
+        assert refused.json() == {"detail": "Idempotency-Key was sent 2 times: send one key per request"}
+        assert (await client.get("/v1/models/default/series/a")).status_code == 404  # nothing applied
+        for key in ("k1", "k2"):  # neither key was taken: each now applies the request as new
+            answer = await client.post(URL, content=orjson.dumps(body), headers=[json_type, ("Idempotency-Key", key)])
+            assert answer.status_code == 200
+        assert await count(client, "a") == 2 * sum(o["series"] == "a" for o in body.get("observations", [body]))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def log_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "sqlite":

@@ -24,6 +24,15 @@ ISSUE_CONFIGS = [
     {"history_size": 1_000_000, "n_features": 1024},
     {"hidden_size": 4096, "num_layers": 8, "n_features": 1024},
 ]
+# Configs whose weights and series fit, but whose first update (or probe) does not: each was
+# created (201) and its first update took the process down (the OOM killer, after the batch
+# was journaled: a crash loop at every restart). replay_batch=10^6 windows of 32 steps keep
+# about 75 GB of activations; the 8-layer network's probe over 200,000 steps 26 GB of states.
+TRANSIENT_CONFIGS = [
+    {"mode": "stateless", "replay_batch": 1_000_000},
+    {"hidden_size": 512, "num_layers": 8, "k2": 100_000},
+    {"hidden_size": 512, "num_layers": 8, "k2": 100_000, "probe_every": 0},
+]
 
 
 class RecordingJournal:
@@ -49,6 +58,21 @@ async def test_a_model_over_the_per_model_budget_is_refused_before_it_is_built_o
         response = await client.post("/v1/models", json={"name": "big", "config": config})
         assert response.status_code == 422
         assert "max_model_bytes=1073741824" in response.json()["detail"]
+        assert (await client.get("/v1/models/big")).status_code == 404
+    assert len(journal.records) == journaled_before  # nothing journaled
+
+
+@pytest.mark.parametrize("config", TRANSIENT_CONFIGS, ids=["stateless-replay", "long-probe", "long-window"])
+async def test_a_model_whose_update_cannot_fit_is_refused_before_it_is_built_or_journaled(
+    make_settings, serve, config
+) -> None:
+    journal = RecordingJournal()
+    async with serve(create_app(make_settings(), journal=journal)) as client:
+        journaled_before = len(journal.records)
+        response = await client.post("/v1/models", json={"name": "big", "config": config})
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert "max_model_bytes=1073741824" in detail and "replay_batch" in detail and "k2" in detail
         assert (await client.get("/v1/models/big")).status_code == 404
     assert len(journal.records) == journaled_before  # nothing journaled
 

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
     max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")
     max_model_bytes: int = Field(
-        2**30,
+        2 * 2**30,
         ge=1024,
         description="Memory one model may hold, by the library's estimate (tbptt_online.memory): a config that does "
         "not fit is refused at creation (422), a batch that would add a series past it is refused (409).",

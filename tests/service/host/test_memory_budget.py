@@ -57,7 +57,7 @@ async def test_a_model_over_the_per_model_budget_is_refused_before_it_is_built_o
         journaled_before = len(journal.records)
         response = await client.post("/v1/models", json={"name": "big", "config": config})
         assert response.status_code == 422
-        assert "max_model_bytes=1073741824" in response.json()["detail"]
+        assert "max_model_bytes=2147483648" in response.json()["detail"]
         assert (await client.get("/v1/models/big")).status_code == 404
     assert len(journal.records) == journaled_before  # nothing journaled
 
@@ -72,7 +72,7 @@ async def test_a_model_whose_update_cannot_fit_is_refused_before_it_is_built_or_
         response = await client.post("/v1/models", json={"name": "big", "config": config})
         assert response.status_code == 422, response.text
         detail = response.json()["detail"]
-        assert "max_model_bytes=1073741824" in detail and "replay_batch" in detail and "k2" in detail
+        assert "max_model_bytes=2147483648" in detail and "replay_batch" in detail and "k2" in detail
         assert (await client.get("/v1/models/big")).status_code == 404
     assert len(journal.records) == journaled_before  # nothing journaled
 
@@ -128,7 +128,7 @@ def test_serve_refuses_a_default_model_over_the_budget_with_a_clear_error(tmp_pa
     )
     assert done.returncode == 2
     assert "TBPTT_DEFAULT_MODEL: config: a model of this config needs about" in done.stderr
-    assert "max_model_bytes=1073741824" in done.stderr
+    assert "max_model_bytes=2147483648" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -137,7 +137,7 @@ async def test_an_app_whose_default_model_is_over_the_budget_is_not_ready_and_sa
     async with serve(create_app(settings)) as client:
         ready = await client.get("/readyz")
     assert ready.status_code == 503
-    assert "max_model_bytes=1073741824" in ready.json()["detail"]
+    assert "max_model_bytes=2147483648" in ready.json()["detail"]
 
 
 @pytest.mark.parametrize("limit", ["max_series_per_model", "max_model_bytes"])

@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.responses import JSONResponse
 
+from tbptt_service.api.auth import bearer_matches
 from tbptt_service.api.deps import MetricsDep
 from tbptt_service.host.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
+_SEND_KEY = "send the API key (Authorization: Bearer <key>) for the reasons"
 
 
 @router.get("/healthz")
@@ -19,15 +21,21 @@ async def healthz() -> dict:
 
 @router.get("/readyz", responses={503: {"description": "Still loading state"}})
 async def readyz(request: Request) -> JSONResponse:
-    """200 once the state is loaded and the models accept requests; 503 before."""
+    """200 once the state is loaded and the models accept requests; 503 before. With an API key set, the
+    reasons (a quarantined model's, a failed load's) are given only to a request that carries it."""
     state = request.app.state
+    key = state.settings.api_key
+    told = key is None or bearer_matches(request.scope, key.encode())  # the reasons need the key, when set
     if state.ready:
         quarantined = state.registry.quarantined
-        return JSONResponse(
-            {"status": "ready", "quarantined": dict(quarantined)} if quarantined else {"status": "ready"}
-        )
+        if not quarantined:
+            return JSONResponse({"status": "ready"})
+        if not told:
+            return JSONResponse({"status": "ready", "quarantined_models": len(quarantined), "detail": _SEND_KEY})
+        return JSONResponse({"status": "ready", "quarantined": dict(quarantined)})
     if state.load_error is not None:
-        return JSONResponse({"status": "failed", "detail": state.load_error}, status_code=503)
+        detail = state.load_error if told else f"the state failed to load; {_SEND_KEY}"
+        return JSONResponse({"status": "failed", "detail": detail}, status_code=503)
     body = {"status": "loading", "detail": "the service is still loading its state"}
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 

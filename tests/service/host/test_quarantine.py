@@ -127,3 +127,19 @@ async def test_a_value_beyond_the_bound_in_an_old_log_quarantines_its_model_and_
         assert reason.startswith("log record seq 4 (observe) failed to apply: ")
         assert "observation 1: series 'y': value 1e+308 is out of range" in reason
         assert (await client.get("/v1/models/good/series/a")).json()["count"] == 1
+
+
+async def test_readyz_gives_a_quarantine_reason_only_to_a_request_with_the_api_key(make_settings, serve) -> None:
+    settings = make_settings(api_key="s3cret", **NO_TIMER)
+    poisoned_log(settings.state_dir)
+    async with serve(create_app(settings)) as client:
+        anonymous = await client.get("/readyz")
+        keyed = await client.get("/readyz", headers={"Authorization": "Bearer s3cret"})
+        wrong = await client.get("/readyz", headers={"Authorization": "Bearer guess"})
+    assert anonymous.status_code == keyed.status_code == wrong.status_code == 200  # a probe needs no key
+    assert anonymous.json() == wrong.json() == {
+        "status": "ready",
+        "quarantined_models": 1,
+        "detail": "send the API key (Authorization: Bearer <key>) for the reasons",
+    }
+    assert keyed.json()["quarantined"]["bad"].startswith("log record seq 5 (observe) failed to apply: ")

@@ -137,9 +137,13 @@ async def test_readyz_gives_a_quarantine_reason_only_to_a_request_with_the_api_k
         keyed = await client.get("/readyz", headers={"Authorization": "Bearer s3cret"})
         wrong = await client.get("/readyz", headers={"Authorization": "Bearer guess"})
     assert anonymous.status_code == keyed.status_code == wrong.status_code == 200  # a probe needs no key
-    assert anonymous.json() == wrong.json() == {
-        "status": "ready",
-        "quarantined_models": 1,
-        "detail": "send the API key (Authorization: Bearer <key>) for the reasons",
-    }
+    assert (
+        anonymous.json()
+        == wrong.json()
+        == {
+            "status": "ready",
+            "quarantined_models": 1,
+            "detail": "send the API key (Authorization: Bearer <key>) for the reasons",
+        }
+    )
     assert keyed.json()["quarantined"]["bad"].startswith("log record seq 5 (observe) failed to apply: ")

@@ -230,7 +230,7 @@ class BatchAdmission:
         if missing <= taken:
             return cadence.after(timestamp - last), []
         held = missing - taken > allowance and series in self.forecaster.store.slots  # (else new in this batch)
-        seasons = self.forecaster.series_stats(series).seasons if held else []
+        seasons = self.forecaster.series_stats(series).seasons if held and allowance else []  # (0 left: none fit)
         filled: list[Observation] = []
         for moment in fill_times(last, timestamp, missing, shortened(missing - taken, allowance, seasons)):
             cadence, last = cadence.after(moment - last), moment

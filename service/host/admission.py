@@ -110,7 +110,8 @@ class BatchAdmission:
         mark, slot = self.marks.get(series), self.forecaster.store.slots.get(series)
         if mark is None or mark.result is None or slot is None:
             return 0
-        return int(self.forecaster.store.tensors["steps"][slot]) - mark.result.step  # applied since the mark
+        # applied since the mark (never below 0: an imported checkpoint's marks are not matched with its steps)
+        return max(int(self.forecaster.store.tensors["steps"][slot]) - mark.result.step, 0)
 
     def admit_all(self, jobs: list[list[Observation]]) -> list[list[Source] | ApiError]:
         """``admit`` each job in order: its sources, or the ``ApiError`` that refused it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
@@ -97,3 +99,27 @@ def test_a_gap_past_a_spent_allowance_does_not_read_the_series_seasons() -> None
     spent = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=5, gap_allowance=0)
     assert spent.admit([Observation("a", 2.0, 200.0), Observation("b", 2.0, 140.0)]) == [0, 1]
     assert Counting.stats_calls == 1 and spent.merged == [Observation("a", 2.0, 200.0), Observation("b", 2.0, 140.0)]
+
+
+def test_values_without_a_timestamp_since_the_mark_take_the_first_steps_of_a_gap() -> None:
+    from tbptt_service.host.admission import SeriesMark
+    from tbptt_service.host.cadence import Cadence
+
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    applied = forecaster.observe_many([("a", 1.0), ("a", 2.0), ("b", 1.0)])  # a: its mark, then one untimed value
+    known = Cadence(10.0, 8)
+    past = dataclasses.replace(applied[2], step=5)  # b's mark says step 5, its steps are 1 (a crafted import)
+    marks = {"a": SeriesMark(100.0, 1.0, applied[0], cadence=known), "b": SeriesMark(100.0, 1.0, past, cadence=known)}
+    admission = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=100, gap_allowance=100)
+    # a: 4 missing, 1 taken by the applied untimed value; b: 4 missing, 2 taken by this request's untimed values
+    sources = admission.admit(
+        [Observation("a", 3.0, 150.0), Observation("b", 5.0), Observation("b", 6.0), Observation("b", 7.0, 150.0)]
+    )
+    nulls = [Observation("a", None, 100.0 + 10 * k) for k in (2, 3, 4)]
+    assert sources == [3, 4, 5, 8] and admission.merged[:4] == [*nulls, Observation("a", 3.0, 150.0)]
+    assert admission.merged[6:] == [
+        Observation("b", None, 130.0),
+        Observation("b", None, 140.0),
+        Observation("b", 7.0, 150.0),
+    ]
+    assert admission.inserted == 3 + 2

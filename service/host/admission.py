@@ -85,6 +85,7 @@ class BatchAdmission:
         self._limit: SeriesLimit | None = None
         self.merged: list[Observation] = []
         self._staged_marks: dict[str, SeriesMark] = {}
+        self._untimed: dict[str, int] = {}  # per series: values without a timestamp staged since its last mark
         self._new_series: set[str] = set()
 
     def limit(self) -> SeriesLimit:
@@ -100,6 +101,17 @@ class BatchAdmission:
             if mark is not None:
                 return mark
         return None
+
+    def _untimed_since(self, series: str, job_untimed: dict[str, int]) -> int:
+        """The series' values without a timestamp since its last timestamped one: each took a step."""
+        for counts in (job_untimed, self._untimed):
+            if series in counts:
+                return counts[series]
+        mark, slot = self.marks.get(series), self.forecaster.store.slots.get(series)
+        if mark is None or mark.result is None or slot is None:
+            return 0
+        # applied since the mark (never below 0: an imported checkpoint's marks are not matched with its steps)
+        return max(int(self.forecaster.store.tensors["steps"][slot]) - mark.result.step, 0)
 
     def admit_all(self, jobs: list[list[Observation]]) -> list[list[Source] | ApiError]:
         """``admit`` each job in order: its sources, or the ``ApiError`` that refused it.
@@ -153,6 +165,7 @@ class BatchAdmission:
         it (NaN -> None: equal values compare equal)."""
         known, new_series, base = self.forecaster.store.slots, self._new_series, len(self.merged)
         job_marks: dict[str, SeriesMark] = {}
+        job_untimed: dict[str, int] = {}
         job_series: set[str] = set()
         staged: list[Observation] = []
         sources: list[Source] = []
@@ -180,10 +193,14 @@ class BatchAdmission:
                     )
                 cadence = UNKNOWN
                 if mark is not None:
-                    cadence, filled = self._gap(series, mark, timestamp, allowance)
+                    taken = self._untimed_since(series, job_untimed)
+                    cadence, filled = self._gap(series, mark, timestamp, allowance, taken)
                     staged.extend(filled)
                     allowance -= len(filled)
                 job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged), cadence=cadence)
+                job_untimed[series] = 0
+            else:
+                job_untimed[series] = self._untimed_since(series, job_untimed) + 1
             if series not in known and series not in new_series and series not in job_series:
                 job_series.add(series)
                 limit = self.limit()
@@ -199,22 +216,24 @@ class BatchAdmission:
         self.inserted += min(self.gap_allowance, self.max_gap_steps) - allowance
         self.gap_allowance -= min(self.gap_allowance, self.max_gap_steps) - allowance
         self._staged_marks.update(job_marks)
+        self._untimed.update(job_untimed)
         self._new_series |= job_series
         return sources
 
     def _gap(
-        self, series: str, mark: SeriesMark, timestamp: float, allowance: int
+        self, series: str, mark: SeriesMark, timestamp: float, allowance: int, taken: int
     ) -> tuple[Cadence, list[Observation]]:
         """The series' cadence once ``timestamp`` follows ``mark``, and the missing steps to insert
-        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value)."""
+        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value); ``taken``
+        of the grid's steps (the first) are the values sent without a timestamp since the mark."""
         cadence, last = mark.cadence, mark.timestamp
         missing = cadence.missing(timestamp - last) if self.max_gap_steps else 0  # (0: filling is off)
-        if not missing:
+        if missing <= taken:
             return cadence.after(timestamp - last), []
-        held = missing > allowance and series in self.forecaster.store.slots  # (else new in this batch)
-        seasons = self.forecaster.series_stats(series).seasons if held else []
+        held = missing - taken > allowance and series in self.forecaster.store.slots  # (else new in this batch)
+        seasons = self.forecaster.series_stats(series).seasons if held and allowance else []  # (0 left: none fit)
         filled: list[Observation] = []
-        for moment in fill_times(last, timestamp, missing, shortened(missing, allowance, seasons)):
+        for moment in fill_times(last, timestamp, missing, shortened(missing - taken, allowance, seasons)):
             cadence, last = cadence.after(moment - last), moment
             filled.append(Observation(series, None, moment))
         return cadence.after(timestamp - last), filled

@@ -71,10 +71,15 @@ class Cadence:
         """How many steps a difference of ``d`` seconds skipped (0 unless the cadence is known)."""
         if not self.known or d < GAP * self.step:  # type: ignore[operator]
             return 0
-        return math.floor(d / self.step + 0.5) - 1  # type: ignore[operator]
+        steps = d / self.step  # type: ignore[operator]
+        if steps == math.inf:  # past a float's range (a tiny step, a huge gap): no phase to keep, nothing filled
+            return 0
+        return math.floor(steps + 0.5) - 1
 
     def after(self, d: float) -> Cadence:
         """The cadence once a timestamp ``d`` seconds after the last one is seen."""
+        if not 0.0 < d < math.inf:  # no step to learn: two finite timestamps whose difference overflowed, or
+            return UNKNOWN  # two moments that rounding made equal (a checkpoint holds only positive finite steps)
         if self.step is None:
             return Cadence(d, 1)
         if abs(d - self.step) <= ONE_STEP * self.step:

@@ -133,3 +133,53 @@ async def test_a_forecast_is_timestamped_only_from_a_timestamped_value_of_a_know
     assert [p["timestamp"] for p in young["forecast"]] == [None] * 6
     assert [p["timestamp"] for p in known["forecast"]] == [T0 + 480 + 60 * k for k in range(1, 7)]
     assert [p["timestamp"] for p in untimed["forecast"]] == [None] * 6
+
+
+async def test_timestamps_whose_difference_overflows_are_accepted_and_checkpointed(client_for) -> None:
+    # two finite timestamps 2e308 apart: their difference is inf. It was learned as a step of inf (the model's
+    # export then refused by its own import: 422 "cadence_steps[0]=inf"), and a known cadence of 1e300 s
+    # followed by such a gap raised OverflowError in the admission (500)
+    far = [{"series": "a", "value": 1.0, "timestamp": t} for t in (-1e308, 1e308)]
+    grid = [{"series": "b", "value": 1.0, "timestamp": -1e308 + k * 1e300} for k in range(10)]
+    async with client_for() as client:
+        assert (await client.post(URL, json={"observations": far + grid})).status_code == 200
+        assert (await client.get("/v1/models/default/series/b")).json()["cadence"] is not None  # known
+        gap = await client.post(URL, json={"series": "b", "value": 2.0, "timestamp": 1e308})
+        stats = [(await client.get(f"/v1/models/default/series/{s}")).json() for s in "ab"]
+        exported = (await client.get("/v1/models/default/checkpoint")).content
+        imported = await client.post(
+            "/v1/models/default/checkpoint", content=exported, headers={"content-type": "application/octet-stream"}
+        )
+    assert gap.status_code == 200, gap.text
+    assert [(s["count"], s["cadence"]) for s in stats] == [(2, None), (11, None)]  # nothing inserted, nothing known
+    assert imported.status_code == 200, imported.text
+
+
+@pytest.mark.parametrize("one_request", [False, True])
+async def test_values_sent_without_a_timestamp_take_their_steps_of_a_gap(client_for, one_request) -> None:
+    # a minute apart, then two values without a timestamp (steps 13 and 14), then the value of 16 minutes
+    # later: 4 steps after the last timestamp, 2 of them taken by the untimed values, 1 missing. On main the
+    # untimed values were not counted: 3 nulls were inserted, and the series' seasons slipped by 2 steps
+    before = [(T0 + 60 * i, wave(i)) for i in range(12)]
+    untimed = [{"series": "s", "value": wave(12)}, {"series": "s", "value": wave(13)}]
+    last = {"series": "s", "value": wave(15), "timestamp": T0 + 60 * 15}
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    reference.observe_many([("s", v) for _, v in before] + [("s", wave(12)), ("s", wave(13)), ("s", None)])
+    expected = reference.observe("s", wave(15))
+    async with client_for() as client:
+        await post_values(client, "s", before)
+        if one_request:
+            response = await client.post(URL, json={"observations": [*untimed, last]})
+        else:
+            for obs in untimed:
+                assert (await client.post(URL, json=obs)).status_code == 200
+            response = await client.post(URL, json={"observations": [last]})
+        served = await forecast(client, "s")
+        stats = (await client.get("/v1/models/default/series/s")).json()
+    assert response.status_code == 200, response.text
+    result = response.json()["results"][-1]
+    assert (result["step"], result["forecast_next"]["mean"]) == (expected.step, expected.forecast_next.mean)
+    assert expected.step == 16
+    assert [p["mean"] for p in served["forecast"]] == reference.forecast("s", horizon=6).mean
+    assert (stats["count"], stats["cadence"]) == (16, 60.0)
+    assert [p["timestamp"] for p in served["forecast"]] == [T0 + 60 * 15 + 60 * k for k in range(1, 7)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
@@ -72,3 +74,52 @@ def test_missing_steps_are_inserted_within_each_request_and_the_batch_allowance(
     staged = admission._staged_marks
     assert staged["a"].cadence == Cadence(10.0, 8 + 6)  # the 5 inserted and the value: one step each
     assert staged["b"].cadence == known and staged["c"].cadence == known  # a gap keeps the cadence
+
+
+def test_a_gap_past_a_spent_allowance_does_not_read_the_series_seasons() -> None:
+    # with no allowance left nothing can be inserted (a whole-season remainder of 0 inserts nothing either):
+    # the series' statistics (0.37 ms a call, a default model of 2,000 series, measured) were computed for every
+    # such gap: a request of 10,000 series back from an outage, 10,000 x 0.37 ms on the worker thread for nothing
+    from tbptt_service.host.admission import SeriesMark
+    from tbptt_service.host.cadence import Cadence
+
+    class Counting(Forecaster):
+        stats_calls = 0
+
+        def series_stats(self, series):
+            Counting.stats_calls += 1
+            return super().series_stats(series)
+
+    forecaster = Counting(ForecasterConfig(hidden_size=4))
+    forecaster.observe_many([("a", 1.0), ("b", 1.0)])
+    marks = {s: SeriesMark(100.0, 1.0, cadence=Cadence(10.0, 8)) for s in ("a", "b")}
+    admission = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=5, gap_allowance=5)
+    assert admission.admit([Observation("a", 2.0, 200.0)]) == [0]  # 9 missing, over 5: the seasons are read
+    assert Counting.stats_calls == 1 and admission.inserted == 0
+    spent = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=5, gap_allowance=0)
+    assert spent.admit([Observation("a", 2.0, 200.0), Observation("b", 2.0, 140.0)]) == [0, 1]
+    assert Counting.stats_calls == 1 and spent.merged == [Observation("a", 2.0, 200.0), Observation("b", 2.0, 140.0)]
+
+
+def test_values_without_a_timestamp_since_the_mark_take_the_first_steps_of_a_gap() -> None:
+    from tbptt_service.host.admission import SeriesMark
+    from tbptt_service.host.cadence import Cadence
+
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    applied = forecaster.observe_many([("a", 1.0), ("a", 2.0), ("b", 1.0)])  # a: its mark, then one untimed value
+    known = Cadence(10.0, 8)
+    past = dataclasses.replace(applied[2], step=5)  # b's mark says step 5, its steps are 1 (a crafted import)
+    marks = {"a": SeriesMark(100.0, 1.0, applied[0], cadence=known), "b": SeriesMark(100.0, 1.0, past, cadence=known)}
+    admission = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=100, gap_allowance=100)
+    # a: 4 missing, 1 taken by the applied untimed value; b: 4 missing, 2 taken by this request's untimed values
+    sources = admission.admit(
+        [Observation("a", 3.0, 150.0), Observation("b", 5.0), Observation("b", 6.0), Observation("b", 7.0, 150.0)]
+    )
+    nulls = [Observation("a", None, 100.0 + 10 * k) for k in (2, 3, 4)]
+    assert sources == [3, 4, 5, 8] and admission.merged[:4] == [*nulls, Observation("a", 3.0, 150.0)]
+    assert admission.merged[6:] == [
+        Observation("b", None, 130.0),
+        Observation("b", None, 140.0),
+        Observation("b", 7.0, 150.0),
+    ]
+    assert admission.inserted == 3 + 2

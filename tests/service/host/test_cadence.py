@@ -60,3 +60,10 @@ def test_an_irregular_stream_is_never_padded() -> None:
         padded += cadence.missing(d)
         cadence = cadence.after(d)
     assert padded == 0
+
+
+def test_a_difference_past_a_floats_range_teaches_nothing_and_fills_nothing() -> None:
+    # 1e308 - (-1e308) is inf; a step of 1e-300 makes a gap of 1e10 s inf steps (math.floor raised OverflowError)
+    assert UNKNOWN.after(float("inf")) == UNKNOWN and learned([60.0] * 8).after(float("inf")) == UNKNOWN
+    assert learned([60.0] * 8).missing(float("inf")) == 0 and learned([1e-300] * 8).missing(1e10) == 0
+    assert learned([60.0] * 8).after(0.0) == UNKNOWN  # two moments rounding made equal: no step of 0 s

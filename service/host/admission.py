@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
@@ -193,8 +194,8 @@ class BatchAdmission:
                     )
                 cadence = UNKNOWN
                 if mark is not None:
-                    taken = self._untimed_since(series, job_untimed)
-                    cadence, filled = self._gap(series, mark, timestamp, allowance, taken)
+                    untimed = partial(self._untimed_since, series, job_untimed)  # asked only after a gap
+                    cadence, filled = self._gap(series, mark, timestamp, allowance, untimed)
                     staged.extend(filled)
                     allowance -= len(filled)
                 job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged), cadence=cadence)
@@ -221,13 +222,14 @@ class BatchAdmission:
         return sources
 
     def _gap(
-        self, series: str, mark: SeriesMark, timestamp: float, allowance: int, taken: int
+        self, series: str, mark: SeriesMark, timestamp: float, allowance: int, untimed: Callable[[], int]
     ) -> tuple[Cadence, list[Observation]]:
         """The series' cadence once ``timestamp`` follows ``mark``, and the missing steps to insert
-        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value); ``taken``
+        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value); ``untimed()``
         of the grid's steps (the first) are the values sent without a timestamp since the mark."""
         cadence, last = mark.cadence, mark.timestamp
         missing = cadence.missing(timestamp - last) if self.max_gap_steps else 0  # (0: filling is off)
+        taken = untimed() if missing else 0  # (a store read: only where a gap is)
         if missing <= taken:
             return cadence.after(timestamp - last), []
         held = missing - taken > allowance and series in self.forecaster.store.slots  # (else new in this batch)

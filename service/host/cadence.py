@@ -14,7 +14,10 @@ cadence ``(step, run)`` learned so far:
   running mean of such differences (weight ``1 / min(run, 20)``: jitter averages out);
 - once ``KNOWN_AFTER`` (8) such steps came in a row the cadence is *known*; then a ``d`` of
   1.5 steps or more is a gap of ``n = floor(d / step + 1/2)`` steps, ``n - 1`` of them
-  missing, and the cadence stays as it was;
+  missing, and the gap itself teaches nothing (the steps inserted into it are spaced evenly,
+  ``d / n`` apart, within ``step / (2 n)`` of the step: they and the value count as one step
+  each, so the running mean moves towards the gap's own spacing, by at most 2.5 % of the
+  step per gap once 20 steps are known, 5 % at 8);
 - any other ``d`` (shorter than 0.75 steps, between 1.25 and 1.5, or a long one before the
   cadence is known) starts learning afresh from it: ``step = d``, ``run = 1``.
 

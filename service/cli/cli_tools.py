@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from tbptt_online.client import Client, ClientError
@@ -202,7 +203,24 @@ def run_forecast(args: argparse.Namespace) -> int:
         f"model {forecast.model!r}, series {forecast.series!r}: {forecast.horizon} steps after step "
         f"{forecast.step} (model updates: {forecast.update_count}), {forecast.level:.0%} interval"
     )
-    rows = [("step", "mean", "lower", "upper")]
-    rows += [(f"+{s.step}", _cell(s.mean), _cell(s.lower), _cell(s.upper)) for s in forecast.steps]
+    timed = any(s.timestamp is not None for s in forecast.steps)  # the series' cadence is known: when each is due
+    rows = [("step", *(["due (UTC)"] if timed else []), "mean", "lower", "upper")]
+    for s in forecast.steps:
+        due = [_moment(s.timestamp)] if timed else []
+        rows.append((f"+{s.step}", *due, _cell(s.mean), _cell(s.lower), _cell(s.upper)))
     print("\n".join(format_table(rows)))
     return 0
+
+
+def _moment(timestamp: float | None) -> str:
+    """Unix seconds as ISO-8601 UTC; past a date's range, the number; none: a dash.
+
+    >>> _moment(1711324800.0), _moment(None), _moment(1e300)
+    ('2024-03-25T00:00:00Z', '-', '1e+300')
+    """
+    if timestamp is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{timestamp:g}"

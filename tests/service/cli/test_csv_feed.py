@@ -171,10 +171,14 @@ def test_feed_and_forecast_commands_print_the_error_table_and_the_forecast(
     assert args.handler(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "series 'db-1': 5 steps after step 30" in lines[0] and "80% interval" in lines[0]
-    assert lines[1].split() == ["step", "mean", "lower", "upper"]
+    assert lines[1].split() == ["step", "due", "(UTC)", "mean", "lower", "upper"]  # hourly rows: the cadence known
     steps = [line.split() for line in lines[2:]]
     assert [s[0] for s in steps] == ["+1", "+2", "+3", "+4", "+5"]
-    assert all(float(lo) <= float(m) <= float(hi) for _, m, lo, hi in steps)
+    last = START + timedelta(hours=ROWS_PER_SERIES - 1)
+    assert [s[1] for s in steps] == [
+        (last + timedelta(hours=k)).isoformat().replace("+00:00", "Z") for k in range(1, 6)
+    ]
+    assert all(float(lo) <= float(m) <= float(hi) for _, _, m, lo, hi in steps)
 
     args = parse(["forecast", model, "no-such-host", *common])
     assert args.handler(args) == 1

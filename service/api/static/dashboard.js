@@ -131,8 +131,24 @@ function fill(list, rows) {
   }
 }
 
-function renderAccuracy(stats) {
+// MAE / naive MAE over the values shown (recent), the now beside the whole history's: each value with a
+// forecast made for it and a value the step before (the naive forecast), of the chosen feature.
+function recentRatio(observations) {
+  let model = 0, naive = 0, n = 0;
+  for (let i = 1; i < observations.length; i++) {
+    const [o, before] = [observations[i], observations[i - 1]];
+    const [y, f, last] = [pick(o.value), pick(o.forecast_made.mean), pick(before.value)];
+    if (o.step !== before.step + 1 || ![y, f, last].every(Number.isFinite)) continue;
+    model += Math.abs(y - f);
+    naive += Math.abs(y - last);
+    n += 1;
+  }
+  return { n, ratio: n > 0 && naive > 0 ? model / naive : null };
+}
+
+function renderAccuracy(stats, recent) {
   const ratio = stats.mae !== null && stats.naive_mae ? stats.mae / stats.naive_mae : null;
+  const now = recentRatio(recent.observations);
   const iso = isoTime(stats.last_timestamp); // null past a Date's range: the number as sent
   const last = stats.last_timestamp === null ? "–" : iso === null ? String(stats.last_timestamp) : iso.replace(".000Z", "Z");
   const coverage = stats.coverage === null ? "–" : `${(100 * stats.coverage).toFixed(1)}% (target ${Math.round(100 * stats.interval_level)}%)`;
@@ -142,6 +158,8 @@ function renderAccuracy(stats) {
     ["cadence", stats.cadence === null || stats.cadence === undefined ? "–" : `${formatNumber(stats.cadence)} s`],
     ["MAE", formatNumber(stats.mae)], ["naive MAE", formatNumber(stats.naive_mae)],
     ["MAE / naive", ratio === null ? "–" : ratio.toFixed(3), ratio === null ? "" : ratio < 1 ? "good" : "bad"],
+    [`MAE / naive, last ${now.n}`, now.ratio === null ? "–" : now.ratio.toFixed(3),
+      now.ratio === null ? "" : now.ratio < 1 ? "good" : "bad"],
     ["RMSE", formatNumber(stats.rmse)], ["naive RMSE", formatNumber(stats.naive_rmse)],
     ["interval coverage", coverage],
     // values far outside their interval, learned from at its bound (the hybrid's outliers; null without it)
@@ -293,7 +311,7 @@ async function poll() {
     $("subtitle").textContent = `step ${forecast.step} · forecast from update ${forecast.update_count} · `
       + `${Math.round(100 * forecast.level)}% intervals`;
     renderForecast(forecast, recent);
-    renderAccuracy(stats);
+    renderAccuracy(stats, recent);
     renderUpdates(info);
     renderTruncation(truncation, info);
     setStatus(`live · ${new Date().toLocaleTimeString()}`, "ok");

@@ -11,6 +11,7 @@ set, else in the test's pytest tmp dir (the path is printed).
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 import os
 import random
@@ -124,6 +125,14 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
             outliers = client.series_stats("default", "sensor-1").outliers
         assert outliers is not None and _terms(page, "accuracy")["outliers"] == str(outliers)
         assert _terms(page, "accuracy")["cadence"] == "60 s"  # values a minute apart
+        # the ratio over the values shown (the page's 200 most recent: all 61 here) beside the whole history's
+        shown = httpx.get(f"{server.url}/v1/models/default/series/sensor-1/recent", params={"limit": 200}).json()
+        points = shown["observations"]
+        pairs = [(o["value"], o["forecast_made"]["mean"], b["value"]) for b, o in itertools.pairwise(points)]
+        pairs = [p for p in pairs if None not in p]
+        expected = sum(abs(y - f) for y, f, _ in pairs) / sum(abs(y - last) for y, _, last in pairs)
+        recent_terms = {t: v for t, v in _terms(page, "accuracy").items() if t.startswith("MAE / naive, last")}
+        assert recent_terms == {f"MAE / naive, last {len(pairs)}": f"{expected:.3f}"}
         first_row = page.locator("#forecast-table tbody tr").first.locator("td")
         due = datetime.datetime.fromtimestamp(T0 + 60 * 61, datetime.UTC).strftime("%m-%d %H:%M")
         assert first_row.nth(0).inner_text() == "+1" and first_row.nth(1).inner_text() == due  # when +1 is due

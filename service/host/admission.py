@@ -35,7 +35,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
@@ -170,7 +169,7 @@ class BatchAdmission:
         job_series: set[str] = set()
         staged: list[Observation] = []
         sources: list[Source] = []
-        allowance = min(self.gap_allowance, self.max_gap_steps)
+        allowance = start = min(self.gap_allowance, self.max_gap_steps)  # this request's missing steps, at most
         for i, obs in enumerate(observations):
             series, _, timestamp = obs
             if timestamp is not None:
@@ -194,14 +193,13 @@ class BatchAdmission:
                     )
                 cadence = UNKNOWN
                 if mark is not None:
-                    untimed = partial(self._untimed_since, series, job_untimed)  # asked only after a gap
-                    cadence, filled = self._gap(series, mark, timestamp, allowance, untimed)
+                    cadence, filled = self._gap(series, mark, timestamp, allowance, job_untimed)
                     staged.extend(filled)
                     allowance -= len(filled)
                 job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged), cadence=cadence)
                 job_untimed[series] = 0
-            else:
-                job_untimed[series] = self._untimed_since(series, job_untimed) + 1
+            elif series in job_marks or series in self._staged_marks or series in self.marks:
+                job_untimed[series] = self._untimed_since(series, job_untimed) + 1  # (counted only for a gap)
             if series not in known and series not in new_series and series not in job_series:
                 job_series.add(series)
                 limit = self.limit()
@@ -214,22 +212,22 @@ class BatchAdmission:
             sources.append(base + len(staged))
             staged.append(obs)
         self.merged.extend(staged)
-        self.inserted += min(self.gap_allowance, self.max_gap_steps) - allowance
-        self.gap_allowance -= min(self.gap_allowance, self.max_gap_steps) - allowance
+        self.inserted += start - allowance
+        self.gap_allowance -= start - allowance
         self._staged_marks.update(job_marks)
         self._untimed.update(job_untimed)
         self._new_series |= job_series
         return sources
 
     def _gap(
-        self, series: str, mark: SeriesMark, timestamp: float, allowance: int, untimed: Callable[[], int]
+        self, series: str, mark: SeriesMark, timestamp: float, allowance: int, job_untimed: dict[str, int]
     ) -> tuple[Cadence, list[Observation]]:
         """The series' cadence once ``timestamp`` follows ``mark``, and the missing steps to insert
-        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value); ``untimed()``
-        of the grid's steps (the first) are the values sent without a timestamp since the mark."""
+        before it (as ``ModelWorker.apply`` will fold the cadence over them and the value); the first of
+        the grid's steps are the values sent without a timestamp since the mark (``_untimed_since``)."""
         cadence, last = mark.cadence, mark.timestamp
         missing = cadence.missing(timestamp - last) if self.max_gap_steps else 0  # (0: filling is off)
-        taken = untimed() if missing else 0  # (a store read: only where a gap is)
+        taken = self._untimed_since(series, job_untimed) if missing else 0  # (a store read: only where a gap is)
         if missing <= taken:
             return cadence.after(timestamp - last), []
         held = missing - taken > allowance and series in self.forecaster.store.slots  # (else new in this batch)

@@ -53,7 +53,12 @@ def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote
     forecaster = Forecaster.from_state_dict(state)
     after = continue_from(forecaster, 60, 120)
     if kind == "network":
-        assert torch.equal(after, saved["after"])  # bit for bit, every forecast and interval
+        # Every forecast and interval as that version gave them, to float32's rounding: the fixture
+        # was written on another CPU, and torch's float32 GRU kernels round differently on another
+        # instruction set (on an AMD EPYC the served values differ by 2.8e-8 relative at most, from
+        # the 8th tick on; equal bit for bit on the machine that wrote it). The updates are the same.
+        assert torch.equal(after[:, 3], saved["after"][:, 3])
+        assert torch.allclose(after, saved["after"], rtol=1e-6, atol=0, equal_nan=True)
     else:  # the hybrid's rules changed after c56a363: its intervals (the calibration's miss count and
         # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick);
         # the long AR joins at weight 0; the slow combiner joins with the fast one's weights and parts

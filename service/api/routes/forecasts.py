@@ -16,12 +16,13 @@ import time
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from tbptt_online.config import MAX_LEVEL
 from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from tbptt_service.api.fast_route import fast_path
+from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastOut
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.errors import NotFound, Unprocessable
@@ -127,7 +128,9 @@ router = APIRouter(
 )
 
 
-@router.get("/models/{model}/series/" + SERIES + "/forecast", response_model=ForecastOut)
+@router.get(
+    "/models/{model}/series/" + SERIES + "/forecast", response_model=ForecastOut, dependencies=[Depends(plain_numbers)]
+)
 async def get_forecast(
     series: str,
     worker: ModelDep,

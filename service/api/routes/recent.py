@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
+from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, PredictionOut, Row
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.errors import NotFound
@@ -38,7 +39,9 @@ class RecentOut(BaseModel):
     observations: list[RecentPointOut] = Field(description="Oldest first.")
 
 
-@router.get("/models/{model}/series/" + SERIES + "/recent", response_model=RecentOut)
+@router.get(
+    "/models/{model}/series/" + SERIES + "/recent", response_model=RecentOut, dependencies=[Depends(plain_numbers)]
+)
 async def get_recent(
     series: str,
     worker: ModelDep,

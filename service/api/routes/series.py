@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
+from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.api.strict_json import StrictJSONRoute
@@ -22,7 +23,7 @@ router = APIRouter(
 )
 
 
-@router.get("/models/{model}/series", response_model=SeriesList)
+@router.get("/models/{model}/series", response_model=SeriesList, dependencies=[Depends(plain_numbers)])
 async def list_series(
     worker: ModelDep,
     offset: Annotated[int, Query(ge=0)] = 0,

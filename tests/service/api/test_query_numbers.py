@@ -1,0 +1,61 @@
+"""Numbers in a query string must be written plainly (issue 11's probe): ``horizon=1_000`` was
+read as 1000, ``level=0.9_5`` as 0.95 and ``limit=%2012`` as 12, as Python's int() and float()
+read them; each is now a 422 naming the parameter and what was sent."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+SERIES = "/v1/models/default/series"
+WHAT = {"level": "a number written as a decimal"} | dict.fromkeys(
+    ("horizon", "limit", "offset"), "an integer written in digits"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "sent"),
+    [
+        (f"{SERIES}/s/forecast", "horizon", "1_000"),
+        (f"{SERIES}/s/forecast", "horizon", "%2012"),
+        (f"{SERIES}/s/forecast", "horizon", "12%20"),
+        (f"{SERIES}/s/forecast", "level", "0.9_5"),
+        (f"{SERIES}/s/forecast", "level", "%200.9"),
+        (f"{SERIES}/s/recent", "limit", "1_0"),
+        (SERIES, "limit", "1_0"),
+        (SERIES, "offset", "0_0"),
+    ],
+)
+async def test_a_number_with_underscores_or_spaces_is_refused_naming_its_parameter(
+    client_for, path, name, sent
+) -> None:
+    async with client_for() as client:
+        assert (
+            await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
+        ).status_code == 200
+        response = await client.get(f"{path}?{name}={sent}")
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    told = f"{name}: {sent.replace('%20', ' ')!r} is not {WHAT[name]}"
+    assert error["loc"] == ["query", name] and error["msg"] == told == response.json()["detail"], error
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        (f"{SERIES}/s/forecast", "horizon=12&level=0.8", 200),
+        (f"{SERIES}/s/forecast", "horizon=%2B3&level=8e-1", 200),  # a sign and an exponent are plain enough
+        (f"{SERIES}/s/forecast", "horizon=-3", 422),  # written plainly, refused by its range
+        (f"{SERIES}/s/recent", "limit=5", 200),
+        (SERIES, "limit=10&offset=0", 200),
+    ],
+)
+async def test_plainly_written_numbers_are_read_and_checked_against_their_ranges(
+    client_for, path, query, status
+) -> None:
+    async with client_for() as client:
+        assert (
+            await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
+        ).status_code == 200
+        response = await client.get(f"{path}?{query}")
+    assert response.status_code == status, response.text

@@ -137,7 +137,8 @@ def run_all(jobs: list[Job], echo_jobs: list[part_c.EchoJob], workers: int) -> t
             done = pool.map(run_any, ordered, chunksize=1)
     rows = [r for r in done if "stream" in r]
     order = [(job.stream, job.run, job.k2) for job in jobs]
-    echo = sorted((r for r in done if "stream" not in r), key=lambda r: [j.k2 for j in echo_jobs].index(r["k2"]))
+    keys = [(j.rule, j.seed) for j in echo_jobs]
+    echo = sorted((r for r in done if "stream" not in r), key=lambda r: keys.index((r["rule"], r["seed"])))
     return sorted(rows, key=lambda r: order.index((r["stream"], r["run"], r["k2"]))), echo
 
 
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     echo_budget = dict(part_c.SMOKE if args.smoke else part_c.FULL)
     if args.echo_ticks is not None:
         echo_budget["ticks"] = args.echo_ticks
-    echo_jobs = part_c.jobs(echo_budget["n_series"], echo_budget["ticks"], PERIOD, BASE)
+    echo_jobs = part_c.jobs(echo_budget["n_series"], echo_budget["ticks"], PERIOD, BASE, echo_budget["seeds"])
     rows, echo = run_all(jobs, echo_jobs, workers=1 if args.smoke else min(2, info["cores"] or 1))
     payload = {
         "benchmark": "truncation_wall",
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
         "adaptive": {
             "budget": echo_budget,
-            "config": {"k1": part_c.K1, **part_c.ADAPTIVE},
+            "config": {"k1": part_c.K1, **part_c.ADAPTIVE, "k2_max": part_c.CEILINGS},
             "rows": echo,
             "acceptance": part_c.acceptance(echo, PERIOD),
         },
@@ -301,21 +302,29 @@ def render_adaptive(payload: dict[str, Any]) -> list[str]:
     part = payload["adaptive"]
     b, c, ok = part["budget"], part["config"], part["acceptance"]
     headers, body = part_c.table(part["rows"])
-    verdicts = [f"- k2 = {r['k2']}: {r['advisor']['verdict']}" for r in part["rows"]]
+    mean_headers, mean_body = part_c.means_table(part["rows"])
+    verdicts = [f"- {r['rule']}, seed {r['seed']}: {r['advisor']['verdict']}" for r in part["rows"]]
+    ceilings = [
+        f"adaptive <= {ceiling}: mean RMSE / fixed 2P's = {a['rmse_over_fixed_2P']:.3f} (per seed "
+        f"{', '.join(f'{v:.3f}' for v in a['rmse_over_fixed_2P_per_seed'])}; within 10 %: {a['within_10_percent']}), "
+        f"backprop steps {a['steps_over_fixed_2P']:.2f}x fixed 2P's (no more: {a['no_more_steps']})"
+        for ceiling, a in ok["adaptive"].items()
+    ]
     return [
         f"### (c) The advisor and adaptive truncation on the delayed echo (P = {payload['period']})",
         "",
         f"Stateful, {b['n_series']} series x {b['ticks']:,} ticks, k1 = {c['k1']} for every run; adaptive: "
-        f"k2_min = {c['k2_min']}, k2_max = {c['k2_max']}, truncation_bias = {c['truncation_bias']}. "
-        "Backprop steps: the length of each replayed window times the windows, summed over the updates.",
+        f"k2_min = {c['k2_min']}, k2_max = {' or '.join(map(str, c['k2_max']))}, truncation_bias = "
+        f"{c['truncation_bias']}; fixed 2P and the adaptive runs at seeds {', '.join(map(str, b['seeds']))} (the "
+        "network's initial weights). Backprop steps: the length of each replayed window times the windows, summed "
+        "over the updates.",
         "",
         report.markdown_table(headers, body),
         "",
+        report.markdown_table(mean_headers, mean_body),
+        "",
         f"Acceptance, as measured: the advisor flags k2 <= P as too short: {ok['flags_k2_up_to_P_as_too_short']}; "
-        f"k2 = 2P long enough: {ok['k2_2P_sufficient']}; adaptive RMSE / fixed 2P = "
-        f"{ok['adaptive_rmse_over_fixed_2P']:.3f} (within 10 %: {ok['adaptive_within_10_percent']}); backprop steps "
-        f"{ok['adaptive_steps_over_fixed_2P']:.2f}x, wall time {ok['adaptive_seconds_over_fixed_2P']:.2f}x "
-        "of fixed 2P's.",
+        f"k2 = 2P long enough: {ok['k2_2P_sufficient']}; " + "; ".join(ceilings) + ".",
         "",
         "The advisor's verdicts at the end of each run:",
         "",

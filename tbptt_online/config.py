@@ -80,7 +80,8 @@ class ForecasterConfig:
     ``tbptt_online.advisor`` says whether it is long enough), or ``"adaptive"``: each
     update's window is the smallest in [``k2_min``, ``k2_max``] (steps of ``k1``) whose
     estimated relative truncation bias is below ``truncation_bias`` (stateful mode only).
-    Every ``probe_every`` updates (0: never) a probe measures the gradient's reach over
+    Every ``probe_every`` updates (0: never; in a young model also at its eighth, quarter and
+    half) a probe measures the gradient's reach over
     ``probe_length`` steps (default twice the longest window). ``guards``: the instability
     guards (see guards.py).
     ``history_size`` is how many observations each series retains (default: ``k2`` in

@@ -293,7 +293,7 @@ class Forecaster:
             updated = torch.full((len(slots),), ran)
             carried = self._refresh_stateless(slots)
         self.observations += len(slots)
-        if cfg.probe_every and self.engine.attempts // cfg.probe_every > attempts // cfg.probe_every:
+        if cfg.probe_every and _probe_due(attempts, self.engine.attempts, cfg.probe_every):
             self.probe_truncation()
 
         with torch.no_grad():  # an update changed the weights, never the carried state
@@ -455,3 +455,20 @@ class Forecaster:
         if state["sampler"] is not None and hasattr(self.sampler, "generator"):
             self.sampler.generator.set_state(state["sampler"])
         self._frozen = None
+
+
+def _probe_due(before: int, after: int, every: int) -> bool:
+    """A probe is due when the update count passes a multiple of ``every``, or, before the
+    first of those, an eighth, a quarter or a half of it: the adaptive window follows a lag
+    once two probes have found it, so a young model learns its window in ``every // 4``
+    updates instead of ``2 * every``.
+
+    >>> [n for n in range(1, 200) if _probe_due(n - 1, n, 64)]
+    [8, 16, 32, 64, 128, 192]
+    """
+    if after // every > before // every:
+        return True
+    if after >= every:
+        return False
+    marks = [m for m in (every // 8, every // 4, every // 2) if m >= 1]
+    return any(before < m <= after for m in marks)

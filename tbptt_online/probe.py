@@ -9,7 +9,8 @@ store, so that no other series pays for them):
 - the last ``LAG_MEMORY`` targets, where the data's dependency length is looked for
   (``truncation.longest_lag``).
 
-Every ``probe_every`` updates the engine measures the gradient's reach on the full windows
+Every ``probe_every`` updates (and, the first time, at an eighth, a quarter and a half of it:
+``forecaster._probe_due``) the engine measures the gradient's reach on the full windows
 (``engine.state_gradient_norms``, weights untouched) and the advisor's statistics move:
 ``phi`` (an exponential mean over probes, weight ``PROBE_WEIGHT`` on the newest), the decay
 fit, and in adaptive mode the window K the next updates use. All of it is in

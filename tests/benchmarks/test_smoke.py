@@ -118,20 +118,26 @@ def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):
         assert budget // longer["k1"] - n_series * longer["k2"] <= stateless["updates"] <= budget // longer["k1"]
     assert all(r["best"]["rmse"] == 0.0 for r in payload["rows"] if r["stream"] == "delayed_echo")
     # part (c): the advisor and adaptive truncation on the echo, every run with k1 = 10
-    echo = {r["k2"]: r for r in payload["adaptive"]["rows"]}
-    assert list(echo) == [10, 20, 40, "adaptive"] and all(r["updates"] == r["ticks"] // 10 for r in echo.values())
-    assert (
-        echo[10]["advisor"]["too_short"] and echo[20]["advisor"]["too_short"] and not echo[40]["advisor"]["too_short"]
-    )
-    assert echo[20]["advisor"]["recommended_k2"] == 30 and echo[20]["advisor"]["dependencies"] == [20]
-    # the adaptive window starts at k2_min and grows past P once the echo's lag is found twice
-    windows = [k for _, k in echo["adaptive"]["window_at_probes"]]
-    assert echo["adaptive"]["window_at_probes"] and windows[-1] == 30 == echo["adaptive"]["advisor"]["window"]
-    for r in echo.values():  # stateful: every update replays one window per series, of K_t <= k2 steps
-        assert 0 < r["backprop_steps"] <= r["updates"] * r["n_series"] * (80 if r["k2"] == "adaptive" else r["k2"])
-    assert echo[40]["backprop_steps"] == 2 * echo[20]["backprop_steps"] == 4 * echo[10]["backprop_steps"]
-    ok = payload["adaptive"]["acceptance"]
-    assert ok["adaptive_steps_over_fixed_2P"] == echo["adaptive"]["backprop_steps"] / echo[40]["backprop_steps"]
+    echo = {r["rule"]: r for r in payload["adaptive"]["rows"]}
+    assert list(echo) == ["k2 = 10", "k2 = 20", "k2 = 40", "adaptive <= 40", "adaptive <= 80"]
+    assert all(r["updates"] == r["ticks"] // 10 and r["seed"] == 0 for r in echo.values())
+    fixed = {k2: echo[f"k2 = {k2}"] for k2 in (10, 20, 40)}
+    assert [fixed[k2]["advisor"]["too_short"] for k2 in (10, 20, 40)] == [True, True, False]
+    assert fixed[20]["advisor"]["recommended_k2"] == 30 and fixed[20]["advisor"]["dependencies"] == [20]
+    # the adaptive window grows to P + k1 once the echo's lag is found twice
+    for ceiling in (40, 80):
+        run = echo[f"adaptive <= {ceiling}"]
+        windows = [k for _, k in run["window_at_probes"]]
+        assert windows[0] < 30 and windows[-1] == 30 == run["advisor"]["window"], windows
+    for r in echo.values():  # stateful: every update replays one window per series, of K_t <= k2 (k2_max) steps
+        ceiling = int(r["rule"].split()[-1])
+        assert 0 < r["backprop_steps"] <= r["updates"] * r["n_series"] * ceiling
+    assert fixed[40]["backprop_steps"] == 2 * fixed[20]["backprop_steps"] == 4 * fixed[10]["backprop_steps"]
+    ok = payload["adaptive"]["acceptance"]["adaptive"]
+    for ceiling in (40, 80):
+        run = echo[f"adaptive <= {ceiling}"]
+        assert ok[str(ceiling)]["steps_over_fixed_2P"] == run["backprop_steps"] / fixed[40]["backprop_steps"]
+        assert ok[str(ceiling)]["rmse_over_fixed_2P_per_seed"] == [run["rmse"]["model"] / fixed[40]["rmse"]["model"]]
     assert "### (c) The advisor and adaptive truncation" in (tmp_path / "truncation_wall.md").read_text()
     png = (tmp_path / "truncation_wall.png").read_bytes()
     assert png.startswith(b"\x89PNG")

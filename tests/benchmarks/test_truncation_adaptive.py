@@ -23,4 +23,4 @@ def test_an_unbounded_bias_is_recorded_as_such_and_the_row_is_valid_json(monkeyp
     assert row["advisor"]["bias_unbounded"] and row["advisor"]["relative_bias"] is None
     json.dumps(row, allow_nan=False)  # what report.write does
     _, body = part_c.table([row])
-    assert body[0][7] == "unbounded" and row["updates"] == 4 and row["backprop_steps"] == 4 * 10
+    assert body[0][8] == "unbounded" and row["updates"] == 4 and row["backprop_steps"] == 4 * 10

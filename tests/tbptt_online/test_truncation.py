@@ -235,3 +235,17 @@ def test_the_offline_advice_on_series_too_short_for_a_season_finds_none(n) -> No
         8,
         "k2 = 8 is long enough for what was found: no dependency found in 2 series.",
     )
+
+
+def test_a_young_model_is_probed_at_an_eighth_a_quarter_and_half_of_probe_every_then_every_probe_every() -> None:
+    """The adaptive window can follow the data's lag only once two probes have found it: at
+    every 64 updates that was update 128 (1,280 ticks of the echo at k1 = 10, all of them at
+    k2_min); the first probes now come at updates 8, 16 and 32."""
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=1, k2=2, hybrid=False, probe_every=64))
+    probed_at = []
+    for t in range(200):
+        probes = f.probe.probes
+        f.observe("s", math.sin(t / 3))
+        if f.probe.probes != probes:
+            probed_at.append(f.engine.attempts)
+    assert probed_at == [8, 16, 32, 64, 128, 192]

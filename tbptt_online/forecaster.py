@@ -374,7 +374,11 @@ class Forecaster:
         if cfg.mode == "stateless":  # stateless windows start at h_0
             start = self.network.initial_state(y.shape[0])
         norms = state_gradient_norms(self.network, start, x, y, mask, cfg.loss)  # [K_p, n]
-        probe.update_phi(norms.mean(dim=1), y.shape[0])
+        # A window through values near the bound can overflow a float32 network's gradient: it teaches
+        # the advisor nothing, and one NaN in phi would stay there (and in every checkpoint) for good.
+        finite = torch.isfinite(norms).all(dim=0)  # [n]
+        if bool(finite.any()):
+            probe.update_phi(norms[:, finite].mean(dim=1), int(finite.sum()))
         values, _ = probe.targets()
         live = probe.tensors["slots"] >= 0
         previous = probe.tensors["lags"].clone()  # [P] the lags of the previous probe

@@ -249,3 +249,22 @@ def test_a_young_model_is_probed_at_an_eighth_a_quarter_and_half_of_probe_every_
         if f.probe.probes != probes:
             probed_at.append(f.engine.attempts)
     assert probed_at == [8, 16, 32, 64, 128, 192]
+
+
+def test_a_probe_window_whose_gradient_overflowed_is_left_out_of_the_reach(monkeypatch) -> None:
+    """A float32 network fed values near the bound (+-1e36) can overflow a probe window's gradient:
+    phi folded that in as NaN, for good (and check_state then refused every checkpoint). Only the
+    windows with finite norms count; a probe with none leaves phi as it was."""
+    import tbptt_online.forecaster as forecaster_module
+
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=1, k2=2, hybrid=False, probe_every=1000))
+    for t in range(10):
+        f.observe_many([("a", math.sin(t)), ("b", math.cos(t))])
+    length = f.probe.length - 1
+    norms = torch.tensor([[1.0, math.inf]] * length, dtype=torch.float64)  # [K_p, n]: b's window overflowed
+    monkeypatch.setattr(forecaster_module, "state_gradient_norms", lambda *args: norms.clone())
+    assert f.probe_truncation() and f.probe.probes == 1
+    assert f.probe.tensors["phi"].tolist() == [1.0] * length and f.probe.windows == 1
+    monkeypatch.setattr(forecaster_module, "state_gradient_norms", lambda *args: torch.full_like(norms, math.nan))
+    assert f.probe_truncation() and f.probe.probes == 1  # nothing folded in
+    assert f.probe.tensors["phi"].tolist() == [1.0] * length

@@ -74,6 +74,7 @@ def load(port: int, kind: str, connections: int, batch: int, warmup_s: float, me
         "p99_ms_worst_model": max(latencies, default=None),
         "non_2xx": sum(n for w in per for s, n in w["statuses"].items() if not s.startswith("2")),
         "failures": sum(w["failure_count"] for w in per),
+        "failure_examples": sorted({f for w in per for f in w["failures"]})[:5],  # what they were
     }
 
 
@@ -148,8 +149,9 @@ def main() -> None:
                 admin.execute(f"CREATE DATABASE {database}")
             log_url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
             settings = Settings(state_dir=work / database, log_url=log_url, log_level="warning")
-            handles = shard_actors(shards, settings.model_dump(mode="json"))
-            ray.get([h.ready.remote() for h in handles])
+            pairs = shard_actors(shards, settings.model_dump(mode="json"))
+            ray.get([actor.ready.remote() for pair in pairs for actor in pair])
+            handles = [owner for owner, _ in pairs]
             if "call_overhead_ms" not in results:
                 with psycopg.connect(postgres.url, autocommit=True) as admin:
                     admin.execute("CREATE DATABASE local_host")  # its own: a shard-0 stream of its own
@@ -169,8 +171,8 @@ def main() -> None:
                 front.wait_ready(timeout_s=240)
                 results["runs"][f"{shards} shard(s)"] = phases(front, args)
             print(f"{shards} shard(s)", results["runs"][f"{shards} shard(s)"], flush=True)
-            for handle in handles:
-                ray.kill(handle, no_restart=True)
+            for actor in (a for pair in pairs for a in pair):
+                ray.kill(actor, no_restart=True)
     finally:
         if ray.is_initialized():
             ray.shutdown()

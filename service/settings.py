@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "postgresql:// URL, the log stream log_stream in that database (for a cluster: every node reaches it, and a "
         "writer from an older epoch is refused). Checkpoints stay in state_dir/checkpoints either way.",
     )
+    lock_state_dir: bool = Field(
+        True,
+        description="Hold state_dir/lock: one process per state directory. A cluster's shards do not: with a "
+        "PostgreSQL log a shard's owner and its warm standby share the directory, and the log's epochs fence an "
+        "older writer. Ignored (always held) with the SQLite log.",
+    )
     log_stream: str = Field(
         "default",
         min_length=1,

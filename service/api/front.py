@@ -23,7 +23,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -38,9 +37,9 @@ from tbptt_service.api.metrics_merge import merge_expositions
 from tbptt_service.api.strict_json import without_bom
 from tbptt_service.host.metrics import CONTENT_TYPE
 from tbptt_service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
+from tbptt_service.host.shard_pairs import ShardCall
 
 logger = logging.getLogger("tbptt_service.api.front")
-ShardCall = Callable[[int, str, list[ForwardedRequest]], Awaitable[list[ForwardedResponse]]]
 MODELS_PREFIX = "/v1/models/"
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 # A call to a restarting shard fails at once; the front tries again after 0.05 s, doubling up to this.

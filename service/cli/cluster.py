@@ -1,9 +1,10 @@
 """``tbptt-online serve --ray ADDRESS --shards N --log postgresql://...``: a front of the cluster.
 
-Connects to the Ray cluster at ``ADDRESS``, finds the shard actors by name (creating the missing
-ones: the first front to start creates them, every later one finds them), waits until each has
-recovered, then serves the HTTP API with uvicorn on ``--host``/``--port``. Run one per node, or
-several on one node on different ports: they hold no state.
+Connects to the Ray cluster at ``ADDRESS``, finds the shard actors by name, an owner and a warm
+standby per shard (creating the missing ones: the first front to start creates them, every later
+one finds them), waits until each is constructed, then serves the HTTP API with uvicorn on
+``--host``/``--port``. Run one per node, or several on one node on different ports: they hold no
+state.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
 
     from tbptt_service.api.front import create_front
     from tbptt_service.api.head_timeout import head_deadline_protocol
-    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, ray_call, shard_actors
+    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, pair_call, shard_actors
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-    handles = shard_actors(shards, settings.model_dump(mode="json"))
-    ray.get([handle.ready.remote() for handle in handles])  # each made its first recovery attempt (a shard
-    # whose attempt failed answers 503 with the reason while it retries)
-    app = create_front(ray_call(handles), shards, retryable=RETRYABLE)
+    pairs = shard_actors(shards, settings.model_dump(mode="json"))
+    # Each actor constructed: an owner made its first recovery attempt (one whose attempt failed answers
+    # 503 with the reason while it retries), a standby is warming up.
+    ray.get([actor.ready.remote() for pair in pairs for actor in pair])
+    app = create_front(pair_call(pairs), shards, retryable=RETRYABLE)
     uvicorn.run(
         app,
         host=settings.host,

@@ -79,7 +79,8 @@ class Durability:
 
     def open(self) -> None:
         s = self.settings
-        self.lock.acquire()  # StateDirectoryInUse: nothing here is opened, and the app does not start
+        if s.lock_state_dir or s.log_url is None:  # a cluster's shard: the PostgreSQL log's epochs fence instead
+            self.lock.acquire()  # StateDirectoryInUse: nothing here is opened, and the app does not start
         try:
             self.store = CheckpointStore(s.state_dir / CHECKPOINTS_DIR, keep=s.checkpoints_kept)
             self.log = open_log(s)
@@ -143,7 +144,9 @@ class Durability:
             # A log broken during an append may hold a record the models do not: a checkpoint cut at
             # the log's end would claim it; the next start recovers from the log as it is instead.
             broken = getattr(self.log, "broken", None) is not None
-            if self.report is not None and self.checkpointer is not None and not quarantined and not broken:
+            # A writer whose epoch was superseded (a standby promoted in its place) leaves the checkpoints to it.
+            superseded = getattr(self.log, "superseded", None) is not None
+            if self.report is not None and self.checkpointer is not None and not (quarantined or broken or superseded):
                 try:
                     await asyncio.to_thread(self.checkpointer.write_final, registry.workers())
                 except Exception:  # the log still holds every record: the next start recovers them

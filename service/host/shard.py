@@ -6,6 +6,16 @@ workers, micro-batching, durability) on an event loop of its own, with its log s
 ``shard-{index}`` in PostgreSQL and its checkpoints in ``{state_dir}/shard-{index}``, and
 recovers in its constructor: once it returns, the shard is ready (or raised why not).
 
+**Standby.** A shard can run twice: its owner, and a warm *standby* (``standby=True``) that has
+imported everything, loaded the compiled kernels and taken one optimizer step on a throwaway model
+(torch imports ``torch._dynamo`` there), but holds no model and takes no epoch. ``promote()`` makes
+it the owner: it takes the stream's next epoch, which fences the owner it replaces (its next
+append is refused), and recovers (newest checkpoint, then the log), in about a second where a
+fresh process takes five to seven. An owner whose append is refused because a newer epoch owns
+the stream steps down to standby (``handle`` then answers 503 with ``x-tbptt-role: standby``, so
+a front asks the partner). A cluster's front promotes a shard's standby when its owner dies
+(:mod:`tbptt_service.host.ray_shards`).
+
 Requests come in batches (``handle``): the front coalesces what arrives for a shard within a few
 milliseconds into one call, and the shard runs them concurrently through the app, so they meet
 in its micro-batches as they would in one process: the same answers, status codes and error
@@ -36,6 +46,7 @@ from tbptt_service.host.startup_marks import StartupMarks
 from tbptt_service.settings import Settings
 
 KEYS_REMEMBERED = 10_000
+ROLE_HEADER = "x-tbptt-role"  # on a 503 of a shard that does not own its stream: "standby" or "promoting"
 FIRST_PAUSE_S, LAST_PAUSE_S = 0.5, 10.0  # the back-off between recovery attempts
 logger = logging.getLogger("tbptt_service.host.shard")
 
@@ -57,6 +68,7 @@ def shard_settings(base: Settings, index: int, shards: int) -> Settings:
             "log_stream": f"shard-{index}",
             "state_dir": Path(base.state_dir) / f"shard-{index}",
             "create_default_model": base.create_default_model and shard_of("default", shards) == index,
+            "lock_state_dir": False,  # its owner and its standby share the directory; the log's epochs fence
         }
     )
 
@@ -66,9 +78,9 @@ class ShardHost:
     process boundaries). The constructor makes the first recovery attempt; when it fails, the
     shard answers 503 with the reason and retries in the background (``ready()`` says when)."""
 
-    def __init__(self, index: int, shards: int, settings: dict[str, Any]) -> None:
+    def __init__(self, index: int, shards: int, settings: dict[str, Any], standby: bool = False) -> None:
         self.startup = StartupMarks()  # where a restart's time goes: read by the fault tests
-        self.startup.mark("constructor")
+        self.startup.mark("constructor" + (" (standby)" if standby else ""))
         self.index, self.shards = index, shards
         self.settings = shard_settings(Settings(**settings), index, shards)
         self.incarnations = 0  # apps started (recovered) so far: 1 + the restarts in place
@@ -83,8 +95,58 @@ class ShardHost:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"shard-{index}-loop", daemon=True)
         self._thread.start()
-        if not self._start_incarnation():
+        self._promoting = threading.Lock()
+        self.role = "standby" if standby else "owner"  # or "promoting"
+        self.warmed = threading.Event()  # a standby's warm-up is done
+        if standby:
+            self._down = "a standby: it serves once promoted"
+            threading.Thread(target=self._warm, name=f"shard-{index}-warm", daemon=True).start()
+        elif not self._start_incarnation():
             self._mend(broken=None)
+
+    def _warm(self) -> None:
+        """What a fresh process pays on its first recovery, paid ahead: the app's imports, the compiled
+        kernels and ``torch._dynamo`` (imported by the optimizer's first step), on a throwaway model."""
+        try:
+            from tbptt_online import Forecaster, ForecasterConfig
+            from tbptt_service.api.app import create_app  # noqa: F401  (imported for the promotion)
+
+            throwaway = Forecaster(ForecasterConfig(hidden_size=4))
+            for t in range(3):
+                throwaway.observe("warm", float(t))  # a young series updates at every value
+            self.startup.mark("standby warmed")
+        except Exception:  # a standby that could not warm up is still a standby: it pays on promotion
+            logger.exception("shard %d: the standby's warm-up failed", self.index)
+        finally:
+            self.warmed.set()
+
+    def promote(self) -> bool:
+        """Make this shard the owner of its stream (idempotent): take the next epoch, which fences the
+        owner it replaces, and recover. True once it serves; False when the recovery failed (it is
+        then retried in the background, as a constructor's failed attempt is)."""
+        with self._promoting:
+            serving = self._serving
+            if serving is not None and serving.log_superseded is None:
+                return True
+            self.role = "promoting"
+            self.startup.mark("promotion")
+            if self._start_incarnation():
+                self.role = "owner"
+                return True
+            self._mend(broken=None)
+            return False
+
+    def _step_down(self, superseded: ShardApp) -> None:
+        """An owner whose stream a newer epoch owns: close its app (on a thread: ``handle`` returns
+        now) and become a standby."""
+        with self._answers_lock:
+            if self._serving is not superseded:
+                return
+            self._serving = None
+            self.role = "standby"
+            self._down = f"a standby: {superseded.log_superseded}"
+        logger.warning("shard %d: stepping down to standby (%s)", self.index, superseded.log_superseded)
+        threading.Thread(target=self._run, args=(superseded.close(),), daemon=True).start()
 
     @property
     def app(self) -> Any:
@@ -110,6 +172,7 @@ class ShardHost:
             return False
         self.incarnations += 1
         self._serving = candidate
+        self.role = "owner"
         return True
 
     def _mend(self, broken: ShardApp | None) -> None:
@@ -161,6 +224,10 @@ class ShardHost:
             time.sleep(0.05)
         return self.ready()
 
+    def current_role(self) -> str:
+        """ "owner", "standby" or "promoting" (a fault test finds the owner's process by it)."""
+        return self.role
+
     def pid(self) -> int:
         """The process the shard runs in (a fault test kills it)."""
         return os.getpid()
@@ -182,18 +249,29 @@ class ShardHost:
         if owner:
             assert serving is not None
             try:
-                answer.set_result(self._run(serving.handle_all(key, requests)))
+                responses = self._run(serving.handle_all(key, requests))
+                if serving.log_superseded is not None:
+                    # A standby was promoted while this call ran: what it refused (500, nothing applied)
+                    # and what it applied before (journaled with its key) the new owner answers, so the
+                    # whole call is sent there, with the same key.
+                    self._step_down(serving)
+                    responses = [self._unavailable() for _ in requests]
+                answer.set_result(responses)
             except BaseException as error:
                 with self._answers_lock:
                     self._answers.pop(key, None)  # nothing answered: a retry runs it
                 answer.set_exception(error)
-            if serving.log_broken is not None:
+            if serving.log_superseded is not None:
+                self._step_down(serving)
+            elif serving.log_broken is not None:
                 self._mend(broken=serving)
         return answer.result()
 
     def _unavailable(self) -> ForwardedResponse:
         body = orjson.dumps({"detail": f"shard {self.index} is not serving: {self._down}; retry later"})
         headers = [("content-type", "application/json"), ("retry-after", "1")]
+        if self.role != "owner":  # a front asks the partner (standby) or waits (promoting)
+            headers.append((ROLE_HEADER, self.role))
         return ForwardedResponse(503, headers, body)
 
     def close(self) -> None:

@@ -67,6 +67,13 @@ class ShardApp:
         )
 
     @property
+    def log_superseded(self) -> Exception | None:
+        """Why the app's log refuses every change because a newer epoch owns its stream (a standby
+        was promoted in this incarnation's place), or None."""
+        durability = getattr(self.app.state, "durability", None)
+        return getattr(getattr(durability, "log", None), "superseded", None)
+
+    @property
     def log_broken(self) -> OSError | None:
         """Why the app's log refuses every change (a connection lost during an append), or None."""
         durability = getattr(self.app.state, "durability", None)

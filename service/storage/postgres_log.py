@@ -180,6 +180,7 @@ class PostgresLog:
         self.path = f"{display_url(url)} (stream {stream!r})"
         self._lock = threading.Lock()
         self._broken: LogUnavailable | None = None
+        self._superseded: FencedWriter | None = None
         self._closed = False
         self._deadline = StatementDeadline(timeout_s)  # ValueError unless timeout_s > 0; a watchdog thread
         try:
@@ -317,10 +318,17 @@ class PostgresLog:
         return 0 if row is None else int(row[0])
 
     def _fenced(self) -> FencedWriter:
-        return FencedWriter(
+        self._superseded = FencedWriter(
             f"event log {self.path}: this writer's epoch {self.epoch} was superseded by epoch "
             f"{self._current_epoch()}; a newer incarnation owns the stream, nothing was written"
         )
+        return self._superseded
+
+    @property
+    def superseded(self) -> FencedWriter | None:
+        """The refusal of an append or prune because a newer epoch owns the stream, or None: this
+        writer will never write again (a standby was promoted in its place)."""
+        return self._superseded
 
     def _check_open(self) -> None:
         if self._closed:

@@ -6,6 +6,7 @@ started here is stopped here (the fronts and PostgreSQL by their PIDs, the Ray n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -57,8 +58,28 @@ class Running:
     def __init__(self, cluster: Cluster, postgres: TemporaryPostgres, fronts: list[ServerProcess], workers: list):
         self.cluster, self.postgres, self.fronts, self.workers = cluster, postgres, fronts, workers
 
-    def actor(self, index: int):
-        return ray.get_actor(actor_name(index), namespace=NAMESPACE)
+    def actors(self, index: int) -> list:
+        """Shard ``index``'s pair: the actor that started as its owner, and the one that started as its standby."""
+        return [ray.get_actor(actor_name(index, standby), namespace=NAMESPACE) for standby in (False, True)]
+
+    def actor(self, index: int, timeout_s: float = 120.0):
+        """The actor that owns shard ``index``'s stream now. When neither does (the owner was lost and no
+        front has called since), the standby is promoted, as a front's next call would."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pair, roles = self.actors(index), []
+            for actor in pair:
+                try:
+                    roles.append(ray.get(actor.current_role.remote(), timeout=15))
+                except ray.exceptions.RayError:  # lost, or restarting
+                    roles.append(None)
+            if "owner" in roles:
+                return pair[roles.index("owner")]
+            assert time.monotonic() < deadline, f"shard {index}: no owner within {timeout_s} s ({roles})"
+            if "promoting" not in roles and "standby" in roles:
+                with contextlib.suppress(ray.exceptions.RayError):  # lost meanwhile: the next round sees
+                    ray.get(pair[roles.index("standby")].promote.remote(), timeout=60)
+            time.sleep(0.1)
 
     def shard_call(self, index: int, method: str, path: str) -> tuple[int, bytes]:
         key = secrets.token_hex(8)
@@ -154,19 +175,32 @@ def test_the_fronts_route_and_read_odd_series_names_as_the_in_process_service(ru
     assert got == expected
 
 
+SERIES_PER_BATCH = 3  # a client's request: a timestamped batch, one value of each of its series
+
+
+def series_of(client: str) -> list[str]:
+    return [f"{client}-{j}" for j in range(SERIES_PER_BATCH)]
+
+
 def stream(
-    url_of, model: str, series: str, stop: threading.Event, acknowledged: list[tuple[int, float, float]]
+    url_of, model: str, client: str, stop: threading.Event, acknowledged: list[tuple[int, float, float]]
 ) -> None:
-    """Timestamped observations, each retried until acknowledged; (step, first sent at, acknowledged at) kept."""
+    """Timestamped batches (step t: a value of each of ``series_of(client)``, timestamp T0 + t), each
+    retried until acknowledged; (step, first sent at, acknowledged at) kept."""
     t = 0
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30) as client_http:
         while not stop.is_set():
-            body = {"series": series, "value": float(t % 13) / 4.0, "timestamp": T0 + t}
+            body = {
+                "observations": [
+                    {"series": series, "value": float((t + j) % 13) / 4.0, "timestamp": T0 + t}
+                    for j, series in enumerate(series_of(client))
+                ]
+            }
             sent = time.monotonic()
             give_up = sent + 120
             while True:
                 try:
-                    response = client.post(f"{url_of(t)}/v1/models/{model}/observations", json=body)
+                    response = client_http.post(f"{url_of(t)}/v1/models/{model}/observations", json=body)
                     if response.status_code == 200:
                         break
                     assert response.status_code == 503, response.text  # a shard down: retried; nothing else
@@ -184,13 +218,17 @@ def process_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:  # gone between the signal and the read
+        return False
 
 
 def startup_breakdown(running: Running, index: int, killed_wall: float) -> str:
-    """The restarted shard's startup marks, in seconds since the kill (where the failover time went)."""
+    """The new owner's marks since the kill, in seconds since it (where the failover time went): a standby's
+    promotion (its warm-up was done before the kill), or a fresh process's start."""
     marks = ray.get(running.actor(index).__ray_call__.remote(lambda self: self.startup.marks))
-    return "; ".join(f"{step} +{at - killed_wall:.2f}" for step, at in marks)
+    return "; ".join(f"{step} +{at - killed_wall:.2f}" for step, at in marks if at >= killed_wall - 0.5)
 
 
 def failover(running: Running, model: str, kill) -> float:
@@ -231,21 +269,24 @@ def failover(running: Running, model: str, kill) -> float:
             thread.join(timeout=120)
     assert recovered_at is not None, "no write was acknowledged within 60 s of the kill"
     print(f"  {startup_breakdown(running, shard_of(model, SHARDS), kill_wall)}")
-    logged: dict[str, list[float]] = {s: [] for s in acks}
+    logged: dict[str, list[float]] = {series: [] for client in acks for series in series_of(client)}
     for record in read_stream(running.postgres.url, f"shard-{shard_of(model, SHARDS)}"):  # a reader: no fencing
+        assert record.kind != "observe_chunked"  # one value per series in each batch: one tick, one record
         if record.model == model and record.kind == "observe":
             for series, _, timestamp in record.payload["items"]:
                 if series in logged:
                     logged[series].append(timestamp)
-    for series, acked in acks.items():
+    assert any(logged.values())  # the log after the newest checkpoint holds some of them
+    for client, acked in acks.items():
         assert len(acked) > 5 and [t for t, _, _ in acked] == list(range(len(acked)))  # every one acknowledged
-        # The log after the newest checkpoint (the restart checkpoints and prunes): in order, once each.
-        assert sorted(logged[series]) == logged[series] and len(set(logged[series])) == len(logged[series])
-        assert set(logged[series]) <= {T0 + t for t, _, _ in acked}
-        status, body = running.shard_call(shard_of(model, SHARDS), "GET", f"/v1/models/{model}/series/{series}")
-        stats = orjson.loads(body)
-        assert status == 200 and stats["count"] == len(acked)  # every acknowledged observation, exactly once
-        assert stats["last_timestamp"] == T0 + len(acked) - 1
+        for series in series_of(client):
+            # The log after the newest checkpoint (the restart checkpoints and prunes): in order, once each.
+            assert sorted(logged[series]) == logged[series] and len(set(logged[series])) == len(logged[series])
+            assert set(logged[series]) <= {T0 + t for t, _, _ in acked}
+            status, body = running.shard_call(shard_of(model, SHARDS), "GET", f"/v1/models/{model}/series/{series}")
+            stats = orjson.loads(body)
+            assert status == 200 and stats["count"] == len(acked)  # every acknowledged observation, exactly once
+            assert stats["last_timestamp"] == T0 + len(acked) - 1
     return recovered_at - kill_started
 
 
@@ -254,7 +295,7 @@ def test_a_killed_shard_process_fails_over_without_losing_an_acknowledged_write(
     pid = ray.get(running.actor(index).pid.remote())
     seconds = failover(running, "alpha", lambda: os.kill(pid, signal.SIGKILL))
     print(f"failover after SIGKILL of the shard process: {seconds:.2f} s")
-    assert ray.get(running.actor(index).pid.remote()) != pid  # a new incarnation
+    assert ray.get(running.actor(index).pid.remote()) != pid  # the standby, promoted
     assert seconds < 30
 
 
@@ -263,6 +304,8 @@ def test_a_lost_worker_node_fails_over_without_losing_an_acknowledged_write(runn
     node_id = ray.get(running.actor(index).__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
     node = next(w for w in running.workers if w.node_id == node_id)
     pid = ray.get(running.actor(index).pid.remote())
+    standby = next(a for a in running.actors(index) if ray.get(a.current_role.remote()) == "standby")
+    assert ray.get(standby.node_id.remote()) != node_id  # the standby waits on another node than its owner
     seconds = failover(running, "delta", lambda: running.cluster.remove_node(node, allow_graceful=False))
     print(f"failover after the loss of the shard's node: {seconds:.2f} s")
     moved_to = ray.get(running.actor(index).__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
@@ -317,8 +360,8 @@ def test_an_untimestamped_batch_retried_with_its_key_after_a_kill_applies_once(r
     os.kill(pid, signal.SIGKILL)
     while process_exists(pid):
         time.sleep(0.01)
-    again = ray.get(running.actor(index).handle.remote(key, [post]), timeout=120)[0]  # waits for the restart
-    assert ray.get(running.actor(index).pid.remote()) != pid  # a new process: the key came from the log
+    again = ray.get(running.actor(index).handle.remote(key, [post]), timeout=120)[0]  # the standby, promoted
+    assert ray.get(running.actor(index).pid.remote()) != pid  # another process: the key came from the log
     assert again.status == 200 and again.body == first.body  # the first answer, byte for byte
     status, stats = running.shard_call(index, "GET", f"/v1/models/{model}/series/untimed")
     assert status == 200 and orjson.loads(stats)["count"] == before + 3  # applied once
@@ -336,7 +379,7 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
     running: Running,
 ) -> None:
     """SIGKILL the shard KILLS times at random moments (every third time its whole node) while 4 clients
-    stream and retry; a tap reads the shard's log as it grows (checkpoints prune it): every acknowledged
+    stream timestamped batches (3 series each) and retry; a tap reads the shard's log as it grows (checkpoints prune it): every acknowledged
     observation is journaled once, and the model equals, bit for bit, a library Forecaster fed the
     journaled batches in order."""
     model, index = "kappa", shard_of("kappa", SHARDS)
@@ -407,12 +450,14 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
     assert sorted(records) == list(range(min(records), max(records) + 1))  # the tap missed no record since the start
     ours = [records[seq] for seq in sorted(records) if records[seq].model == model]
     assert [r.kind for r in ours].count("create_model") == 1
+    assert "observe_chunked" not in [r.kind for r in ours]  # one value per series in each batch: one tick each
     observe = [r for r in ours if r.kind == "observe"]
     journaled = [(series, ts) for r in observe for series, _, ts in r.payload["items"]]
     assert len(journaled) == len(set(journaled))  # none twice
-    for series, acked in acks.items():
+    for client, acked in acks.items():
         assert len(acked) > KILLS and [t for t, _, _ in acked] == list(range(len(acked)))
-        assert {(series, float(T0 + t)) for t, _, _ in acked} <= set(journaled)  # every acknowledged one
+        for series in series_of(client):
+            assert {(series, float(T0 + t)) for t, _, _ in acked} <= set(journaled)  # every acknowledged one
 
     reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
     for r in observe:  # the same batches, in the same order, through the library without any crash
@@ -420,7 +465,7 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
     status, body = running.shard_call(index, "GET", f"/v1/models/{model}/checkpoint")
     assert status == 200
     assert_bitwise_equal(decode_model_checkpoint(body).forecaster, reference.state_dict())
-    for series in acks:
+    for series in (series for client in acks for series in series_of(client)):
         status, body = running.shard_call(index, "GET", f"/v1/models/{model}/series/{series}/forecast?horizon=3")
         got, want = orjson.loads(body)["forecast"], reference.forecast(series, horizon=3)
         assert status == 200 and [s["mean"] for s in got] == want.mean and [s["upper"] for s in got] == want.upper

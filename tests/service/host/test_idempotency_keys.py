@@ -15,6 +15,7 @@ import pytest
 
 from tbptt_service.api.app import create_app
 from tbptt_service.host.shard import ForwardedRequest, ShardHost
+from tbptt_service.host.shard_pairs import role_of
 from tbptt_service.settings import Settings
 
 from ..conftest import SMALL_MODEL
@@ -113,8 +114,11 @@ def test_a_shard_call_retried_after_its_process_was_lost_is_answered_not_applied
             again = restarted.handle("call-1", [post])[0]
             assert again.status == 200 and again.body == first.body  # the first answer, bit for bit
             assert orjson.loads(restarted.handle("stats", [stats])[0].body)["count"] == 2  # applied once
-            fenced = lost.handle("call-2", [post])[0]  # the old incarnation can append nothing more
-            assert fenced.status == 500 and "superseded" in orjson.loads(fenced.body)["detail"]
+            fenced = lost.handle("call-2", [post])[0]  # the old incarnation can append nothing more:
+            # it steps down to standby, and its 503 sends the front to the new owner (nothing applied)
+            assert fenced.status == 503 and role_of([fenced]) == "standby"
+            assert "superseded" in orjson.loads(fenced.body)["detail"]
+            assert orjson.loads(restarted.handle("stats", [stats])[0].body)["count"] == 2
         finally:
             restarted.close()
     finally:

@@ -1,0 +1,142 @@
+"""A shard's warm standby (PostgreSQL log, in-process, no Ray): it serves nothing until promoted;
+promoted, it recovers every write the owner acknowledged and fences that owner, which steps down to
+standby at its first refused append; a call retried with its key on the promoted shard is answered
+from the log, not applied twice; promotion is idempotent; and a front over a pair of in-process
+actors fails over to the partner when the owner is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tbptt_service.host.shard import ROLE_HEADER, ForwardedRequest, ForwardedResponse, ShardHost
+from tbptt_service.host.shard_pairs import NotOwner, pair_call, role_of
+from tbptt_service.settings import Settings
+
+from ..conftest import SMALL_MODEL
+from .test_durability_recovery import NO_TIMER
+
+T0 = 1_700_000_000
+
+
+def settings(tmp_path: Path, postgres_url: str) -> dict:
+    base = Settings(state_dir=tmp_path / "shared", default_model=SMALL_MODEL, log_url=postgres_url, **NO_TIMER)
+    return base.model_dump()
+
+
+def observe(series: str, t: int) -> ForwardedRequest:
+    body = orjson.dumps({"series": series, "value": float(t % 5), "timestamp": T0 + t})
+    return ForwardedRequest("POST", "/v1/models/default/observations", [("content-type", "application/json")], body)
+
+
+def count(host: ShardHost, series: str) -> int:
+    get = ForwardedRequest("GET", f"/v1/models/default/series/{series}", [], b"")
+    (answer,) = host.handle(secrets.token_hex(8), [get])
+    assert answer.status == 200, answer.body
+    return orjson.loads(answer.body)["count"]
+
+
+def test_a_promoted_standby_recovers_every_acknowledged_write_and_fences_the_owner(tmp_path, postgres_url) -> None:
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    standby = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
+    try:
+        assert standby.warmed.wait(120) and standby.current_role() == "standby" and not standby.ready()
+        (refused,) = standby.handle("k-standby", [observe("s", 0)])
+        assert refused.status == 503 and role_of([refused]) == "standby"  # nothing applied, the front asks the partner
+        answers = owner.handle("k-first", [observe("s", t) for t in range(4)])
+        assert [a.status for a in answers] == [200] * 4
+        assert standby.promote() and standby.current_role() == "owner" and standby.ready()
+        assert count(standby, "s") == 4  # every acknowledged write, recovered from the log
+        late = owner.handle("k-late", [observe("s", 4), observe("s", 5)])  # the old owner, fenced
+        assert [a.status for a in late] == [503, 503] and role_of(late) == "standby"
+        assert owner.current_role() == "standby" and dict(late[0].headers)[ROLE_HEADER] == "standby"
+        again = standby.handle("k-late", [observe("s", 4), observe("s", 5)])  # the front's retry, same key
+        assert [a.status for a in again] == [200, 200] and count(standby, "s") == 6
+        twice = standby.handle("k-late", [observe("s", 4), observe("s", 5)])  # once more: the same answers
+        assert twice == again and count(standby, "s") == 6
+        assert standby.promote() and standby.incarnations == 1  # idempotent on an owner
+    finally:
+        standby.close()
+        owner.close()
+
+
+def test_a_call_the_old_owner_applied_is_answered_by_the_promoted_standby_from_its_key(tmp_path, postgres_url) -> None:
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    standby = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
+    untimed = ForwardedRequest(
+        "POST",
+        "/v1/models/default/observations",
+        [("content-type", "application/json")],
+        b'{"series": "u", "value": 1}',
+    )
+    try:
+        first = owner.handle("k-lost-reply", [untimed])  # applied; the reply "lost" on the way to the front
+        assert first[0].status == 200
+        assert standby.promote()
+        retried = standby.handle("k-lost-reply", [untimed])  # the front sends the call again to the new owner
+        assert retried[0].status == 200 and retried[0].body == first[0].body  # the first answer, byte for byte
+        assert count(standby, "u") == 1  # applied once
+    finally:
+        standby.close()
+        owner.close()
+
+
+class Lost(Exception):
+    """The transport's error for an actor whose process died (Ray's actor errors in the cluster)."""
+
+
+class Remote:
+    """``actor.method.remote(...)`` over an in-process host, awaitable as Ray's object refs are."""
+
+    def __init__(self, host: ShardHost) -> None:
+        self.host, self.dead = host, False
+
+    def __getattr__(self, name: str):
+        remote = self
+
+        class Method:
+            @staticmethod
+            def options(**ray_options):  # max_task_retries=0: nothing re-sent here either
+                return Method
+
+            @staticmethod
+            async def remote(*args):
+                if remote.dead:
+                    raise Lost("the actor's process died")
+                return await asyncio.to_thread(getattr(remote.host, name), *args)
+
+        return Method
+
+
+@pytest.mark.anyio
+async def test_the_front_promotes_the_partner_when_the_owner_is_lost_or_answers_as_a_standby(
+    tmp_path, postgres_url
+) -> None:
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    standby = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
+    pair = (Remote(owner), Remote(standby))
+    call = pair_call([pair], lost=(Lost,))
+    try:
+        assert [a.status for a in await call(0, "k1", [observe("s", 0)])] == [200]
+        pair[0].dead = True  # the owner's process is lost
+        with pytest.raises(Lost):
+            await call(0, "k2", [observe("s", 1)])  # the partner is promoted before the error reaches the retry
+        assert standby.current_role() == "owner"
+        answers: list[ForwardedResponse] = await call(0, "k2", [observe("s", 1)])  # the retry, same key
+        assert [a.status for a in answers] == [200] and count(standby, "s") == 2
+        # Another front that still believes the first actor owns the shard: it answers as a standby
+        # (here: Ray restarted it as one), and that front promotes the partner (a no-op) and retries.
+        restarted = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
+        other = pair_call([(Remote(restarted), pair[1])], lost=(Lost,))
+        with pytest.raises(NotOwner):
+            await other(0, "k3", [observe("s", 2)])
+        assert [a.status for a in await other(0, "k3", [observe("s", 2)])] == [200] and count(standby, "s") == 3
+        assert standby.incarnations == 1 and restarted.current_role() == "standby"
+        restarted.close()
+    finally:
+        standby.close()
+        owner.close()

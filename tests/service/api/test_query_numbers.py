@@ -13,6 +13,14 @@ WHAT = {"level": "a number written as a decimal"} | dict.fromkeys(
 )
 
 
+async def get_after_one_value(client_for, url: str):
+    """GET ``url`` from a fresh app whose series ``s`` holds one value."""
+    async with client_for() as client:
+        posted = await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
+        assert posted.status_code == 200
+        return await client.get(url)
+
+
 @pytest.mark.parametrize(
     ("path", "name", "sent"),
     [
@@ -29,11 +37,7 @@ WHAT = {"level": "a number written as a decimal"} | dict.fromkeys(
 async def test_a_number_with_underscores_or_spaces_is_refused_naming_its_parameter(
     client_for, path, name, sent
 ) -> None:
-    async with client_for() as client:
-        assert (
-            await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
-        ).status_code == 200
-        response = await client.get(f"{path}?{name}={sent}")
+    response = await get_after_one_value(client_for, f"{path}?{name}={sent}")
     assert response.status_code == 422, response.text
     error = response.json()["errors"][0]
     told = f"{name}: {sent.replace('%20', ' ')!r} is not {WHAT[name]}"
@@ -53,9 +57,5 @@ async def test_a_number_with_underscores_or_spaces_is_refused_naming_its_paramet
 async def test_plainly_written_numbers_are_read_and_checked_against_their_ranges(
     client_for, path, query, status
 ) -> None:
-    async with client_for() as client:
-        assert (
-            await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
-        ).status_code == 200
-        response = await client.get(f"{path}?{query}")
+    response = await get_after_one_value(client_for, f"{path}?{query}")
     assert response.status_code == status, response.text

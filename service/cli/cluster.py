@@ -10,6 +10,7 @@ state.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from tbptt_service.settings import Settings
@@ -29,6 +30,9 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     from tbptt_service.api.head_timeout import head_deadline_protocol
     from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, pair_call, shard_actors
 
+    # A call in flight when its shard's process dies fails once Ray has the actor's death info; by default
+    # the caller waits up to 1 s for it, before the front can promote the standby.
+    os.environ.setdefault("RAY_timeout_ms_task_wait_for_death_info", "100")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     pairs = shard_actors(shards, settings.model_dump(mode="json"))

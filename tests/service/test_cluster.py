@@ -379,9 +379,9 @@ def test_kills_at_random_moments_lose_nothing_and_leave_the_state_a_library_fore
     running: Running,
 ) -> None:
     """SIGKILL the shard KILLS times at random moments (every third time its whole node) while 4 clients
-    stream timestamped batches (3 series each) and retry; a tap reads the shard's log as it grows (checkpoints prune it): every acknowledged
-    observation is journaled once, and the model equals, bit for bit, a library Forecaster fed the
-    journaled batches in order."""
+    stream timestamped batches (3 series each) and retry; a tap reads the shard's log as it grows
+    (checkpoints prune it): every acknowledged observation is journaled once, and the model equals,
+    bit for bit, a library Forecaster fed the journaled batches in order."""
     model, index = "kappa", shard_of("kappa", SHARDS)
     stream_name = f"shard-{index}"
     created = httpx.post(f"{running.fronts[0].url}/v1/models", json={"name": model, "config": SMALL_MODEL}, timeout=60)

@@ -27,10 +27,11 @@ from fastapi.exceptions import RequestValidationError
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _REAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_AN_INTEGER = (_INTEGER, "int_parsing", "an integer written in digits")
 NUMBERS = {
-    "horizon": (_INTEGER, "int_parsing", "an integer written in digits"),
-    "limit": (_INTEGER, "int_parsing", "an integer written in digits"),
-    "offset": (_INTEGER, "int_parsing", "an integer written in digits"),
+    "horizon": _AN_INTEGER,
+    "limit": _AN_INTEGER,
+    "offset": _AN_INTEGER,
     "level": (_REAL, "float_parsing", "a number written as a decimal"),
 }
 

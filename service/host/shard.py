@@ -248,23 +248,27 @@ class ShardHost:
         assert answer is not None
         if owner:
             assert serving is not None
+            failure: BaseException | None = None
             try:
                 responses = self._run(serving.handle_all(key, requests))
-                if serving.log_superseded is not None:
-                    # A standby was promoted while this call ran: what it refused (500, nothing applied)
-                    # and what it applied before (journaled with its key) the new owner answers, so the
-                    # whole call is sent there, with the same key.
-                    self._step_down(serving)
-                    responses = [self._unavailable() for _ in requests]
-                answer.set_result(responses)
             except BaseException as error:
-                with self._answers_lock:
-                    self._answers.pop(key, None)  # nothing answered: a retry runs it
-                answer.set_exception(error)
-            if serving.log_superseded is not None:
+                failure = error
+            superseded = serving.log_superseded is not None
+            if superseded:
                 self._step_down(serving)
             elif serving.log_broken is not None:
                 self._mend(broken=serving)
+            if failure is not None:
+                with self._answers_lock:
+                    self._answers.pop(key, None)  # nothing answered: a retry runs it
+                answer.set_exception(failure)
+            elif superseded:
+                # A standby was promoted while this call ran: what it refused (500, nothing applied) and
+                # what it applied before (journaled with its key) the new owner answers, so the whole call
+                # is sent there, with the same key (the 503s of a standby, now that this one stepped down).
+                answer.set_result([self._unavailable() for _ in requests])
+            else:
+                answer.set_result(responses)
         return answer.result()
 
     def _unavailable(self) -> ForwardedResponse:

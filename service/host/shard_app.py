@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -70,14 +70,17 @@ class ShardApp:
     def log_superseded(self) -> Exception | None:
         """Why the app's log refuses every change because a newer epoch owns its stream (a standby
         was promoted in this incarnation's place), or None."""
-        durability = getattr(self.app.state, "durability", None)
-        return getattr(getattr(durability, "log", None), "superseded", None)
+        return self._log_state("superseded")
 
     @property
     def log_broken(self) -> OSError | None:
         """Why the app's log refuses every change (a connection lost during an append), or None."""
+        return self._log_state("broken")
+
+    def _log_state(self, name: str) -> Any:
+        """The app's log's ``name`` (``broken``, ``superseded``; only a PostgreSQL log has them), or None."""
         durability = getattr(self.app.state, "durability", None)
-        return getattr(getattr(durability, "log", None), "broken", None)
+        return getattr(getattr(durability, "log", None), name, None)
 
     async def handle_all(self, key: str, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
         return list(await asyncio.gather(*(self._handle_one(f"{key}/{i}", r) for i, r in enumerate(requests))))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, network
+from tbptt_online import Forecaster, ForecasterConfig, engine, network
 from tests.tbptt_online.oracle import (
     StreamOracle,
     detach_state,
@@ -273,6 +273,26 @@ def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, mon
     monkeypatch.setattr(network, "SEQUENCE_OP_MAX_ROWS", max_rows)
     config = exact_config(cell=cell, k1=2, k2=5, num_layers=2)
     assert_follows_oracle(config, stream_for(2, 5, n_series=3))
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_replays_in_chunks_of_rows_equal_oracle(cell, hybrid, monkeypatch):
+    # An update over more than CHUNK_ROWS windows backpropagates them a chunk at a time (the
+    # gradients add up in .grad): the same loss, gradient norm and weights as one pass.
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 1)
+    seen, original = [], engine.TBPTTEngine.chunk_losses
+
+    def recording(self, *windows):
+        seen.append(original(self, *windows))
+        return seen[-1]
+
+    monkeypatch.setattr(engine.TBPTTEngine, "chunk_losses", recording)
+    if hybrid:
+        assert_hybrid_follows_oracle(hybrid_config(cell=cell, k1=2, k2=5), stream_for(2, 5, 3, missing=[(0, 3)]))
+    else:
+        assert_follows_oracle(exact_config(cell=cell, k1=2, k2=5, num_layers=2), stream_for(2, 5, n_series=3))
+    assert max(len(parts) for parts in seen) >= 2  # updates of several series ran as one chunk each
 
 
 # -- the warm-up (issue 10): every value updates up to step W, then every k1 -----------------

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online import Forecaster, ForecasterConfig, engine
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 
@@ -231,6 +231,30 @@ def test_a_series_with_huge_values_does_not_cost_the_others_their_update():
     stats = f.update_stats()
     assert (stats.updates, stats.skipped) == (4, 0) and math.isfinite(stats.last_loss)
     assert all_finite(f)
+
+
+def test_replayed_in_chunks_a_chunk_of_huge_windows_costs_the_others_nothing(monkeypatch):
+    # An update over more than CHUNK_ROWS windows runs chunk by chunk: a chunk whose windows are all
+    # non-finite is left out, the others' loss is their mean over the finite windows, as in one pass.
+    config = ForecasterConfig(
+        hidden_size=4, k1=2, k2=2, loss="mse", normalize=False, dtype="float32", hybrid=False, warmup_updates=0
+    )
+    names = ["calm-0", "calm-1", "huge", "calm-2"]
+    values = {"calm-0": 0.1, "calm-1": -0.2, "huge": 1e30, "calm-2": 0.3}  # (1e30)^2 overflows float32
+    chunked, whole = Forecaster(config), Forecaster(config)
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 1)
+    for t in range(1, 9):
+        chunked.observe_many([(name, values[name] * t) for name in names])
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 10_000)
+    for t in range(1, 9):
+        whole.observe_many([(name, values[name] * t) for name in names])
+    a, b = chunked.update_stats(), whole.update_stats()
+    assert (a.updates, a.skipped) == (b.updates, b.skipped) == (4, 0)
+    assert math.isfinite(a.last_loss) and a.last_loss == pytest.approx(b.last_loss, rel=1e-5)  # float32 sums
+    assert a.last_grad_norm == pytest.approx(b.last_grad_norm, rel=1e-5)
+    for p, q in zip(chunked.network.parameters(), whole.network.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert all_finite(chunked)
 
 
 # -- a value's magnitude (values.MAX_ABS_VALUE) ------------------------------------------------

@@ -31,12 +31,21 @@ This module must be imported before any kernel module is (each imports it first)
 ``readable`` and ``writable`` hand tensors to the kernels as numpy arrays: a contiguous
 copy where needed for what a kernel reads, the tensor's own memory (never a copy) for what
 it writes.
+
+``over_rows`` runs a kernel over parts of its rows on torch's intra-op threads at once: a
+kernel's rows are independent (each reads and writes its own rows, and the store's shared
+tables only at its own series' slot), and it lets go of the GIL, so with
+``torch.set_num_threads(2)`` a tick of many series runs its kernels on both cores, the
+results the same as in one call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -57,6 +66,7 @@ KERNEL_MODULES = (
     "hybrid_kernels",
     "outliers",
     "scoring",
+    "gru_window",
 )
 _PACKAGE = Path(__file__).parent
 
@@ -145,3 +155,52 @@ def ring_value(ring: np.ndarray, slot: int, k: int, step: int) -> float:
     """The value at step ``step`` (1-based, clamped to >= 1) of the values ring [C, R, d] at
     row ``slot``, feature ``k``: step s lives at (s - 1) % R (the kernels' one reader of it)."""
     return ring[slot, (max(step, 1) - 1) % ring.shape[1], k]
+
+
+# A part of fewer rows than this is not worth a thread's hand-off (tens of microseconds): at 10,000
+# series each kernel's call takes milliseconds, at 100 a few tens of microseconds
+PARALLEL_MIN_ROWS = 1024
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
+
+
+def row_parts(n_rows: int) -> list[slice]:
+    """The rows ``0 .. n_rows`` in as many contiguous parts as torch's intra-op threads (for
+    the calling thread), none shorter than ``PARALLEL_MIN_ROWS``; one part: ``slice(None)``.
+
+    >>> import torch
+    >>> before = torch.get_num_threads(); torch.set_num_threads(2)
+    >>> row_parts(10_000), row_parts(1_500)
+    ([slice(0, 5000, None), slice(5000, 10000, None)], [slice(None, None, None)])
+    >>> torch.set_num_threads(before)
+    """
+    parts = min(torch.get_num_threads(), n_rows // PARALLEL_MIN_ROWS)
+    if parts <= 1:
+        return [slice(None)]
+    cuts = [n_rows * i // parts for i in range(parts + 1)]
+    return [slice(lo, hi) for lo, hi in itertools.pairwise(cuts)]
+
+
+def over_rows(n_rows: int, call: Callable[[slice], None]) -> None:
+    """``call(rows)`` for each part of ``row_parts(n_rows)``: the first in this thread, the
+    others at the same time in a pool's threads (made once per process and count); returns when
+    all are done, raising the first error of any. ``call`` hands a kernel its row-wise arrays
+    sliced by ``rows`` (numpy views, no copies) and the shared ones whole."""
+    parts = row_parts(n_rows)
+    if len(parts) == 1:
+        call(parts[0])
+        return
+    futures = [_pool(len(parts) - 1).submit(call, rows) for rows in parts[1:]]
+    try:
+        call(parts[0])
+    finally:
+        for future in futures:
+            future.result()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL[:2] != (os.getpid(), workers):  # a forked child has none of the parent's threads
+        if _POOL is not None and _POOL[0] == os.getpid():
+            _POOL[2].shutdown(wait=False)  # another thread count: its idle threads end
+        _POOL = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tbptt-kernels"))
+    return _POOL[2]

@@ -207,7 +207,7 @@ class TBPTTEngine:
         compare later losses with (the guards' loss blocks leave it out).
         """
         self.attempts += 1
-        self.optimizer.zero_grad(set_to_none=True)
+        self._clear_grads()
         guards = self.config.guards
         exploded = False
         with torch.enable_grad():
@@ -231,7 +231,7 @@ class TBPTTEngine:
                         torch._foreach_mul_(grads, min(1.0, self.guard.median_norm() / applied))
         if ok:
             ok = self._guarded_step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self._clear_grads()
         if not ok:
             self.skipped += 1
         elif guards:
@@ -245,6 +245,12 @@ class TBPTTEngine:
         record = UpdateRecord(self.attempts, loss_value, grad_norm, x.shape[1], skipped=not ok, window=used)
         self.recent.append(record)
         return record
+
+    def _clear_grads(self) -> None:
+        """``optimizer.zero_grad(set_to_none=True)`` without its wrapper (torch's dynamo guard
+        around it cost 0.1 ms a call, a twentieth of a one-series update)."""
+        for p in self.params:
+            p.grad = None
 
     # -- the guards' answers ----------------------------------------------------------
     def keep_good(self) -> None:

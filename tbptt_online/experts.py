@@ -35,7 +35,7 @@ import torch
 
 from tbptt_online import ar_changes
 from tbptt_online import expert_kernels as kernels
-from tbptt_online.compiled import readable, writable
+from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.expert_kernels import ALPHAS, AR_ORDER, AR_PRIOR, BETA, GAMMAS, PHI, REFERENCE  # noqa: F401
 
 SPACES = ("", "log_")
@@ -107,14 +107,17 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     the rows (``expert_kernels.advance``): the rows' own copies and the shared fields (values
     ring, seasonal tables, at the rows' slots) are written in place."""
-    kernels.advance(*readable(rows["slot"], step, y.to(torch.float64), mask), *writable(rows, _ADVANCED))
+    head = readable(rows["slot"], step, y.to(torch.float64), mask)
+    ring, season, *own = writable(rows, _ADVANCED)  # the ring and the seasonal tables are shared (SHARED)
+    over_rows(len(step), lambda r: kernels.advance(*(a[r] for a in head), ring, season, *(a[r] for a in own)))
 
 
-_ADVANCED = (
+_ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_seen",
     "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p",
 )  # fmt: skip
 _READ = ("x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc")
+assert _ADVANCED[:2] == _READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -122,7 +125,9 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
-    kernels.paths(out.numpy(), *readable(rows["slot"], step, *(rows[name] for name in _READ)))
+    slot, steps, ring, season, *own = readable(rows["slot"], step, *(rows[name] for name in _READ))
+    written = out.numpy()
+    over_rows(len(step), lambda r: kernels.paths(written[r], slot[r], steps[r], ring, season, *(a[r] for a in own)))
     return out
 
 

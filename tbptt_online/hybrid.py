@@ -39,7 +39,7 @@ import torch
 
 from tbptt_online import calibration, combination, experts, outliers
 from tbptt_online import hybrid_kernels as kernels
-from tbptt_online.compiled import readable, writable
+from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
 from tbptt_online.season import detect_periods, fill_gaps, significantly_better
 from tbptt_online.young_season import young_periods
@@ -109,12 +109,12 @@ def score(
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles
     (``hybrid_kernels.score``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
     E + 4, d] (read at the rows' slots only); the rows' ``c_*`` copies are updated in place."""
-    kernels.score(
-        *readable(rows["slot"], step, y, mask),
-        *readable(rows["x_seen"], rows["x_scale"], rows["x_level"]),
-        origin.numpy(),
-        *writable(rows, (*combination.FIELDS, "c_q", "c_member_abs", "c_member_n")),
-        float(level),
+    own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
+    written = writable(rows, (*combination.FIELDS, "c_q", "c_member_abs", "c_member_n"))
+    ring = origin.numpy()  # shared: each row reads its own slot
+    over_rows(
+        len(step),
+        lambda r: kernels.score(*(a[r] for a in own), ring, *(a[r] for a in written), float(level)),
     )
 
 
@@ -307,7 +307,8 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
     net = torch.empty(b, tracked, 1 + COMBINERS, d, dtype=torch.float64)
     arrays = readable(paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
-    kernels.base(*arrays, path.numpy(), partial.numpy(), net.numpy())
+    arrays += [path.numpy(), partial.numpy(), net.numpy()]  # every one [B, ...]
+    over_rows(b, lambda r: kernels.base(*(a[r] for a in arrays)))
     return Base(path, partial, net)
 
 
@@ -355,8 +356,10 @@ def remember(
     float32 (``hybrid_kernels.remember``)."""
     b, h, _, d = paths.shape
     mean = torch.empty(b, h, d, dtype=torch.float64)
-    arrays = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
-    kernels.remember(*arrays, *readable(half, rows["slot"], at), origin.numpy(), mean.numpy())
+    own = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
+    own += readable(half, rows["slot"], at)
+    ring, out = origin.numpy(), mean.numpy()  # the ring is shared: each row writes its own slot
+    over_rows(b, lambda r: kernels.remember(*(a[r] for a in own), ring, out[r]))
     return mean
 
 

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tbptt_online import gru_window
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.gru_window import GRUWindow
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -153,6 +155,21 @@ def _one_sequence_op(x: torch.Tensor, active_from: torch.Tensor) -> bool:
     return x.shape[0] > 0 and x.shape[1] <= SEQUENCE_OP_MAX_ROWS and not bool((active_from > 0).any())
 
 
+def _few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
+    """Whether a replay runs through ``gru_window`` (its docstring): one GRU layer, at most
+    ``FEW_ROWS`` rows, no padding, a gradient wanted for the weights and for nothing else."""
+    return (
+        network.cell_type == "gru"
+        and network.num_layers == 1
+        and 0 < x.shape[1] <= gru_window.FEW_ROWS
+        and not bool((active_from > 0).any())
+        and torch.is_grad_enabled()
+        and not x.requires_grad
+        and not start.requires_grad
+        and network.cells[0].weight_hh.requires_grad
+    )
+
+
 def run_window(network: RecurrentNetwork, start: State, x: torch.Tensor, active_from: torch.Tensor) -> State:
     """Advance ``start`` over every value of the windows ``x`` [L, B, d] (front-padded:
     row i is real from ``active_from[i]`` on) and return the state after the last one."""
@@ -173,6 +190,11 @@ def states_before(
     (padded as in ``run_window``), i.e. the state that forecasts x_s: ``[L - first, B, H]``.
     The state after the last value is never computed."""
     length = x.shape[0]
+    if length > 1 and _few_rows_gru(network, x, start, active_from):  # over x_0 .. x_{L-2}: the states after them
+        cell = network.cells[0]
+        weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+        after = GRUWindow.apply(x[: length - 1], start[:, 0], *weights)  # [L - 1, B, H]
+        return after[first - 1 :] if first > 0 else torch.cat([start[:, 0][None], after])
     if length > 1 and _one_sequence_op(x, active_from):  # over x_0 .. x_{L-2}: the states after them
         after = network.run_sequence(x[: length - 1], start)[0]  # [L - 1, B, H]
         return after[first - 1 :] if first > 0 else torch.cat([network.top(network.unstack(start))[None], after])

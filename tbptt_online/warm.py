@@ -17,7 +17,7 @@ def warm_kernels() -> float:
     """Run every kernel once on blank rows; returns the seconds it took."""
     import torch
 
-    from tbptt_online import experts, hybrid
+    from tbptt_online import experts, gru_window, hybrid
 
     started = time.perf_counter()
     horizons, d = 2, 1
@@ -38,4 +38,5 @@ def warm_kernels() -> float:
     hybrid.members(rows, step, horizons, paths, base)
     hybrid.remember(rows, paths, base, hybrid.half_widths(rows, horizons), step % horizons, store["c_origin"])
     hybrid.served_weights(rows)  # a series' stats
+    gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
     return time.perf_counter() - started

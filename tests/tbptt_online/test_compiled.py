@@ -65,3 +65,41 @@ def test_writable_refuses_a_view_it_would_write_through_wrongly_and_a_kept_array
     array[0, 0] = 5.0
     assert t[1, 0] == 5.0  # written through to the tensor
     assert np.shares_memory(compiled.readable(view)[0], t.numpy())  # read in place too (no copy)
+
+
+def test_kernels_run_over_parts_of_the_rows_on_two_threads_give_the_same_state_as_one_call(monkeypatch):
+    # compiled.over_rows: with torch's 2 intra-op threads a tick's kernels (the experts' advance and
+    # paths, the scoring, the combination's base, the ring's remember) run over halves of the rows at
+    # once; every row is the same, bit for bit, as when one call runs them all.
+    from tbptt_online import Forecaster, ForecasterConfig
+    from tests.tbptt_online.snapshots import assert_identical, snapshot
+
+    generator = torch.Generator().manual_seed(0)
+    names = [f"s{i}" for i in range(12)]
+    ticks = [
+        [(n, 10.0 + 3.0 * float(torch.sin(torch.tensor(t / 4.0 + i))) + float(torch.randn((), generator=generator)))
+         for i, n in enumerate(names)]
+        for t in range(60)
+    ]  # fmt: skip
+    calls, original = [], compiled.row_parts
+
+    def recording(n_rows: int) -> list[slice]:
+        calls.append(original(n_rows))
+        return calls[-1]
+
+    monkeypatch.setattr(compiled, "row_parts", recording)
+    states = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for least in (10**9, 2):  # one call each, then parts of at least 2 rows
+            monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", least)
+            f = Forecaster(ForecasterConfig(hidden_size=8, season_length=4))
+            for tick in ticks:
+                f.observe_many(tick)
+            states[least] = snapshot(f)
+            states[least]["forecast"] = f.forecast("s3", 12).mean
+    finally:
+        torch.set_num_threads(before)
+    assert any(len(parts) == 2 for parts in calls)  # the kernels did run in two parts
+    assert_identical(states[2], states[10**9])

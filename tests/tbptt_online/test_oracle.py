@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, engine, network
+from tbptt_online import Forecaster, ForecasterConfig, engine, gru_window, network
 from tests.tbptt_online.oracle import (
     StreamOracle,
     detach_state,
@@ -271,8 +271,30 @@ def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, mon
     # Replays without padding run as one sequence op up to SEQUENCE_OP_MAX_ROWS rows, as a
     # loop of steps above: force each way for every replay (padded ones always loop).
     monkeypatch.setattr(network, "SEQUENCE_OP_MAX_ROWS", max_rows)
-    config = exact_config(cell=cell, k1=2, k2=5, num_layers=2)
+    monkeypatch.setattr(gru_window, "FEW_ROWS", 0)  # not the compiled GRU window (next test)
+    config = exact_config(cell=cell, k1=2, k2=5, num_layers=1 if cell == "gru" else 2)
     assert_follows_oracle(config, stream_for(2, 5, n_series=3))
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+@pytest.mark.parametrize(("k1", "k2"), [(1, 5), (2, 5), (5, 2)])
+def test_compiled_gru_window_replays_equal_oracle(k1, k2, hybrid, monkeypatch):
+    # Replays of up to gru_window.FEW_ROWS rows without padding (one GRU layer) run forward and
+    # backward in gru_window's kernels: count them, and force them for every such replay.
+    monkeypatch.setattr(gru_window, "FEW_ROWS", 1000)
+    calls = []
+    original = gru_window.GRUWindow.forward
+
+    def counted(ctx, *args):
+        calls.append(args[0].shape[1])
+        return original(ctx, *args)
+
+    monkeypatch.setattr(gru_window.GRUWindow, "forward", staticmethod(counted))
+    if hybrid:
+        assert_hybrid_follows_oracle(hybrid_config(k1=k1, k2=k2), stream_for(k1, k2, 3, missing=[(0, 3)]))
+    else:
+        assert_follows_oracle(exact_config(k1=k1, k2=k2), stream_for(k1, k2, 3))
+    assert len(calls) >= 2 and max(calls) >= 2  # replays of one and of several rows went through it
 
 
 @pytest.mark.parametrize("hybrid", [False, True])

@@ -1,0 +1,190 @@
+"""A GRU run over a window of few rows, forward and backward compiled: the replay of an update
+of one series (or a few) without autograd's per-operation cost.
+
+A replay of one series' 32 steps through ``torch.gru`` records some 20 autograd nodes per
+step; at one row each costs microseconds of bookkeeping around nanoseconds of arithmetic,
+so the backward pass took 3 ms of the 5.6 ms of an update (issue 10's single-series p99).
+Here the same function is one ``torch.autograd.Function``: ``forward`` runs the cell over the
+window in a compiled kernel and keeps its gates; ``backward`` runs the textbook GRU
+backward (below) over the window in another, and returns the weights' gradients. The engine's
+``.backward()`` reaches it like any other node: the loss, the head and the clipping are
+autograd's as before. ``network.states_before`` takes it for windows of at most
+``FEW_ROWS`` rows without padding, one GRU layer, nothing asking for the gradient of the
+inputs or of the window's first state (which is detached: the truncation); everything
+else goes through torch's ops. The oracle tests run through it (the default cell).
+
+The cell, as torch's ``GRUCell`` (gates in the weights' row blocks r, z, n):
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (h - n) * z + n
+
+and its backward from dh' (the step's own gradient plus what flows back from the next):
+``dn = dh' (1 - z) (1 - n^2)``, ``dz = dh' (h - n) z (1 - z)``, ``dr = dn (W_hn h + b_hn)
+r (1 - r)``; the input projection's gradient is ``(dr, dz, dn)``, the hidden one's ``(dr,
+dz, dn * r)``; ``dh = dh' z + W_hh^T (dr, dz, dn * r)``; the weights' gradients are the
+products of those with x and h summed over steps and rows. Sums run in float64 and in a
+fixed order (inner loops over independent outputs: no reassociation), so a replay gives the
+same bits every time; they differ from torch's kernels' float32 sums by rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from tbptt_online.compiled import compiled
+
+# Up to this many rows a window replays here; more go through torch's ops. Measured (one thread, GRU
+# 64, float32, 31 steps, forward and backward with a head and an absolute loss): 1 row 0.45 ms here
+# against 2.66 ms through torch.gru, 4 rows 0.98 against 2.98, 16 rows 3.52 against 3.62, 64 rows
+# 14.4 against 6.5 (the kernels' loops are per row; torch's matrix products share the rows)
+FEW_ROWS = 8
+
+
+@compiled
+def _sigmoid(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+@compiled
+def forward_kernel(x, h0, w_ih_t, w_hh_t, b_ih, b_hh, out, gates) -> None:
+    """``out`` [L, B, H]: the state after each step of ``x`` [L, B, I] from ``h0`` [B, H];
+    ``gates`` [L, B, 5, H]: r, z, n, ``W_hn h + b_hn`` and the state before each step (in
+    float64, as the kernel carries it), for the backward.
+    ``w_ih_t`` [I, 3H], ``w_hh_t`` [H, 3H]: the weights transposed (contiguous rows for the
+    inner loops), float64."""
+    length, rows, inputs = x.shape
+    hidden = h0.shape[1]
+    gi = np.empty(3 * hidden)
+    gh = np.empty(3 * hidden)
+    h = np.empty(hidden)
+    for b in range(rows):
+        for j in range(hidden):
+            h[j] = h0[b, j]
+        for t in range(length):
+            for i in range(3 * hidden):
+                gi[i] = b_ih[i]
+                gh[i] = b_hh[i]
+            for j in range(inputs):
+                v = np.float64(x[t, b, j])
+                for i in range(3 * hidden):
+                    gi[i] += v * w_ih_t[j, i]
+            for j in range(hidden):
+                v = h[j]
+                for i in range(3 * hidden):
+                    gh[i] += v * w_hh_t[j, i]
+            for j in range(hidden):
+                r = _sigmoid(gi[j] + gh[j])
+                z = _sigmoid(gi[hidden + j] + gh[hidden + j])
+                n = math.tanh(gi[2 * hidden + j] + r * gh[2 * hidden + j])
+                gates[t, b, 0, j] = r
+                gates[t, b, 1, j] = z
+                gates[t, b, 2, j] = n
+                gates[t, b, 3, j] = gh[2 * hidden + j]
+                gates[t, b, 4, j] = h[j]
+                h[j] = (h[j] - n) * z + n
+                out[t, b, j] = h[j]
+
+
+@compiled
+def backward_kernel(x, gates, grad_out, w_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh) -> None:
+    """The weights' gradients (added into ``d_w_ih`` [3H, I], ``d_w_hh`` [3H, H], ``d_b_ih``,
+    ``d_b_hh`` [3H], float64) of a loss whose gradient with respect to the states ``out`` [L,
+    B, H] is ``grad_out``; ``w_hh`` [3H, H] float64; ``x`` and ``gates`` as ``forward_kernel``
+    had and left them."""
+    length, rows, inputs = x.shape
+    hidden = w_hh.shape[1]
+    dh = np.empty(hidden)
+    back = np.empty(hidden)
+    gi = np.empty(3 * hidden)
+    gh = np.empty(3 * hidden)
+    for b in range(rows):
+        dh[:] = 0.0
+        for t in range(length - 1, -1, -1):
+            for j in range(hidden):
+                r, z, n = gates[t, b, 0, j], gates[t, b, 1, j], gates[t, b, 2, j]
+                hn, before = gates[t, b, 3, j], gates[t, b, 4, j]  # W_hn h + b_hn, the state before
+                d = dh[j] + np.float64(grad_out[t, b, j])
+                dn = d * (1.0 - z) * (1.0 - n * n)
+                dz = d * (before - n) * z * (1.0 - z)
+                dr = dn * hn * r * (1.0 - r)
+                gi[j], gi[hidden + j], gi[2 * hidden + j] = dr, dz, dn
+                gh[j], gh[hidden + j], gh[2 * hidden + j] = dr, dz, dn * r
+                back[j] = d * z
+            for i in range(3 * hidden):  # dh = dh' z + W_hh^T gh
+                g = gh[i]
+                for j in range(hidden):
+                    back[j] += g * w_hh[i, j]
+            for i in range(3 * hidden):
+                g, g_in = gh[i], gi[i]
+                d_b_ih[i] += g_in
+                d_b_hh[i] += g
+                for j in range(inputs):
+                    d_w_ih[i, j] += g_in * np.float64(x[t, b, j])
+                for j in range(hidden):
+                    d_w_hh[i, j] += g * gates[t, b, 4, j]
+            for j in range(hidden):
+                dh[j] = back[j]
+
+
+class GRUWindow(torch.autograd.Function):
+    """``apply(x, h0, w_ih, w_hh, b_ih, b_hh)``: the state after each step [L, B, H] of the
+    window ``x`` [L, B, I] from ``h0`` [B, H] (the module docstring). Differentiable in the
+    four weights only."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
+        length, rows, _ = x.shape
+        hidden = h0.shape[1]
+        f64 = torch.float64
+        out = torch.empty(length, rows, hidden, dtype=x.dtype)
+        gates = torch.empty(length, rows, 5, hidden, dtype=torch.float64)
+        forward_kernel(
+            x.detach().contiguous().numpy(),
+            h0.detach().contiguous().numpy(),
+            w_ih.detach().to(f64).t().contiguous().numpy(),
+            w_hh.detach().to(f64).t().contiguous().numpy(),
+            b_ih.detach().to(f64).numpy(),
+            b_hh.detach().to(f64).numpy(),
+            out.numpy(),
+            gates.numpy(),
+        )
+        ctx.save_for_backward(x, gates, w_hh)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        x, gates, w_hh = ctx.saved_tensors
+        f64 = torch.float64
+        three, hidden = w_hh.shape
+        d_w_ih = torch.zeros(three, x.shape[2], dtype=f64)
+        d_w_hh = torch.zeros(three, hidden, dtype=f64)
+        d_b_ih, d_b_hh = torch.zeros(three, dtype=f64), torch.zeros(three, dtype=f64)
+        backward_kernel(
+            x.detach().contiguous().numpy(),
+            gates.numpy(),
+            grad_out.detach().contiguous().numpy(),
+            w_hh.detach().to(f64).contiguous().numpy(),
+            d_w_ih.numpy(),
+            d_w_hh.numpy(),
+            d_b_ih.numpy(),
+            d_b_hh.numpy(),
+        )
+        dtype = w_hh.dtype
+        return None, None, d_w_ih.to(dtype), d_w_hh.to(dtype), d_b_ih.to(dtype), d_b_hh.to(dtype)
+
+
+def warm(dtype: torch.dtype = torch.float32) -> None:
+    """Compile (or load) both kernels for a network of ``dtype``: one step of one row of
+    zeros, as ``GRUWindow`` calls them (for ``warm.warm_kernels``; no autograd)."""
+    x = np.zeros((1, 1, 1), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+    grad = np.zeros((1, 1, 1), dtype=x.dtype)
+    h0 = np.zeros((1, 1), dtype=x.dtype)
+    w_t, w, b = np.zeros((1, 3)), np.zeros((3, 1)), np.zeros(3)
+    gates = np.zeros((1, 1, 5, 1))
+    forward_kernel(x, h0, w_t, w_t, b, b, np.zeros((1, 1, 1), dtype=x.dtype), gates)
+    backward_kernel(x, gates, grad, w, np.zeros((3, 1)), np.zeros((3, 1)), np.zeros(3), np.zeros(3))

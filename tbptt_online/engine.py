@@ -215,9 +215,10 @@ class TBPTTEngine:
             loss_value = float(sum(part.detach() for part in parts)) if len(parts) > 1 else float(parts[0].detach())
             grad_norm = math.nan
             ok = math.isfinite(loss_value)
-            for part in parts if ok else ():
-                part.backward()  # the only backward pass of the project: the chunks' gradients add up in .grad
-                grads = [p.grad for p in self.params if p.grad is not None]
+            if ok:
+                for part in parts:
+                    part.backward()  # the only backward pass of the project: the chunks' gradients add up in .grad
+                grads = [p.grad for p in self.params if p.grad is not None]  # the whole gradient: clipped once
                 if self.config.clip_norm is not None:
                     norm = nn.utils.clip_grad_norm_(self.params, self.config.clip_norm, error_if_nonfinite=False)
                 else:

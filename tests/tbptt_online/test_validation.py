@@ -233,6 +233,29 @@ def test_a_series_with_huge_values_does_not_cost_the_others_their_update():
     assert all_finite(f)
 
 
+@pytest.mark.parametrize("guards", [False, True])
+def test_replayed_in_chunks_the_whole_gradient_is_clipped_once(guards, monkeypatch):
+    # fix: with the windows replayed in chunks, the clipping (and the guards' harder clip) ran after
+    # each chunk's backward, so a later chunk's gradient was added to an already clipped one
+    config = ForecasterConfig(
+        hidden_size=4, k1=2, k2=3, normalize=False, dtype="float64", clip_norm=1e-3, guards=guards, seed=1
+    )
+    names = [f"s{i}" for i in range(5)]
+    runs = {}
+    for rows in (1, 10_000):
+        monkeypatch.setattr(engine, "CHUNK_ROWS", rows)
+        f = Forecaster(config)
+        for t in range(1, 41):
+            f.observe_many([(name, float((t * (i + 3)) % 7) - 2.5 * i) for i, name in enumerate(names)])
+        runs[rows] = f
+    chunked, whole = runs[1].update_stats(), runs[10_000].update_stats()
+    assert chunked.updates == whole.updates >= 20
+    assert whole.last_grad_norm > 1e-3  # the clipping was in force
+    assert chunked.last_grad_norm == pytest.approx(whole.last_grad_norm, rel=1e-9)
+    for p, q in zip(runs[1].network.parameters(), runs[10_000].network.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
+
+
 def test_replayed_in_chunks_a_chunk_of_huge_windows_costs_the_others_nothing(monkeypatch):
     # An update over more than CHUNK_ROWS windows runs chunk by chunk: a chunk whose windows are all
     # non-finite is left out, the others' loss is their mean over the finite windows, as in one pass.

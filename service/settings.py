@@ -105,7 +105,9 @@ class Settings(BaseSettings):
         "each thread the service starts for torch work; 'serve' also sets OMP_NUM_THREADS to it before torch loads "
         "(so every other thread gets it too). 1 by default: the model worker's small per-tick ops gain little from "
         "more, and extra threads compete with the event loop for the cores (2 threads on 2 cores made batch ingest "
-        "1.4x to 8x slower, and a forecast in a thread that kept OpenMP's default took 80 ms instead of 1 ms).",
+        "1.4x to 8x slower, and a forecast in a thread that kept OpenMP's default took 80 ms instead of 1 ms). "
+        "With 2 or more, a tick of at least 2,048 series also runs the library's compiled kernels over parts of "
+        "its rows on that many threads (the same results).",
     )
     durable: bool = Field(
         True,

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -182,25 +183,40 @@ def row_parts(n_rows: int) -> list[slice]:
 
 def over_rows(n_rows: int, call: Callable[[slice], None]) -> None:
     """``call(rows)`` for each part of ``row_parts(n_rows)``: the first in this thread, the
-    others at the same time in a pool's threads (made once per process and count); returns when
-    all are done, raising the first error of any. ``call`` hands a kernel its row-wise arrays
-    sliced by ``rows`` (numpy views, no copies) and the shared ones whole."""
+    others at the same time in the process's pool of threads; returns when all are done,
+    raising the first error (this thread's part's, else the first part's in order). ``call``
+    hands a kernel its row-wise arrays sliced by ``rows`` (numpy views, no copies) and the
+    shared ones whole."""
     parts = row_parts(n_rows)
     if len(parts) == 1:
         call(parts[0])
         return
     futures = [_pool(len(parts) - 1).submit(call, rows) for rows in parts[1:]]
+    error: BaseException | None = None
     try:
         call(parts[0])
-    finally:
-        for future in futures:
+    except BaseException as raised:  # the others' parts are waited for all the same
+        error = raised
+    for future in futures:
+        try:
             future.result()
+        except BaseException as raised:
+            error = error or raised
+    if error is not None:
+        raise error
+
+
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool, with at least ``workers`` threads. Shared by every thread that
+    runs kernels (a service's model workers, its forecasts), so it is only ever replaced by a
+    larger one, under a lock, and never shut down: a caller may still hold the one before
+    (its idle threads end when it is collected). A forked child has none of its parent's
+    threads: it makes its own."""
     global _POOL
-    if _POOL is None or _POOL[:2] != (os.getpid(), workers):  # a forked child has none of the parent's threads
-        if _POOL is not None and _POOL[0] == os.getpid():
-            _POOL[2].shutdown(wait=False)  # another thread count: its idle threads end
-        _POOL = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tbptt-kernels"))
-    return _POOL[2]
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < workers:
+            _POOL = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tbptt-kernels"))
+        return _POOL[2]

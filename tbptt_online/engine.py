@@ -37,9 +37,10 @@ RECENT_RECORDS = 256
 CHUNK_ROWS = 2048
 
 
-def _rows(windows: tuple, rows: slice) -> tuple:
-    """``window_sums``' arguments for the windows ``rows``: start [B, ...] (or (h, c)) and
-    active_from [B] along dim 0, x, y, mask and base [L, B, ...] along dim 1."""
+def _rows(windows: tuple, rows: slice | torch.Tensor) -> tuple:
+    """``window_sums``' arguments for the windows ``rows`` (a slice, or row indices [n]):
+    start [B, ...] (or (h, c)) and active_from [B] along dim 0, x, y, mask and base [L, B, ...]
+    along dim 1."""
     start, x, y, mask, active_from, loss_steps, base = windows
     start = tuple(t[rows] for t in start) if isinstance(start, tuple) else start[rows]
     base = None if base is None else base[:, rows]
@@ -165,24 +166,39 @@ class TBPTTEngine:
         finite = torch.isfinite(sums.detach())
         if bool(finite.all()) or not bool(finite.any()):
             return sums.mean()
-        return torch.where(finite, sums, 0.0).sum() / finite.sum()
+        return self._finite_sums(windows, finite, torch.arange(len(finite))).mean()
+
+    def _finite_sums(self, windows: tuple, finite: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The sums [n] of the windows ``rows`` [B'] whose sums were ``finite`` [B'], replayed
+        again without the others: behind a ``where`` their overflowed steps would still give
+        the weights NaN gradients (a zero times an infinite derivative, e.g. the gaussian
+        loss's variance), and cost every series its update."""
+        return self.window_sums(*_rows(windows, rows[finite]))
 
     def chunk_losses(self, *windows: Any) -> list[torch.Tensor]:
         """The loss of ``window_loss`` as scalars that add up to it, one per chunk of at most
         ``CHUNK_ROWS`` windows (one chunk: exactly ``window_loss``). Backpropagated one at a
         time, each chunk's forward and backward work on arrays that fit the CPU's caches: at
         10,000 series an update is a quarter faster than one pass over all rows, the gradient
-        the same sum (to rounding: the chunks' gradients are added). Chunks whose windows
-        are all non-finite are left out (they add nothing to the loss)."""
+        the same sum (to rounding: the chunks' gradients are added). Non-finite windows are
+        left out as in ``window_loss``: a chunk of them only, and those of a chunk with finite
+        ones, whose finite windows are replayed alone."""
         batch = windows[2].shape[1]  # y [L, B, d]
         if batch <= CHUNK_ROWS:
             return [self.window_loss(*windows)]
-        sums = [self.window_sums(*_rows(windows, slice(i, i + CHUNK_ROWS))) for i in range(0, batch, CHUNK_ROWS)]
+        chunks = [torch.arange(i, min(i + CHUNK_ROWS, batch)) for i in range(0, batch, CHUNK_ROWS)]  # row indices
+        sums = [self.window_sums(*_rows(windows, slice(int(c[0]), int(c[-1]) + 1))) for c in chunks]
         finite = [torch.isfinite(s.detach()) for s in sums]
         count = sum(int(f.sum()) for f in finite)
         if count == 0:
             return [torch.cat(sums).mean()]  # NaN or inf: the update is skipped
-        return [torch.where(f, s, 0.0).sum() / count for s, f in zip(sums, finite, strict=True) if bool(f.any())]
+        parts = []
+        for rows, chunk_sums, chunk_finite in zip(chunks, sums, finite, strict=True):
+            if bool(chunk_finite.all()):
+                parts.append(chunk_sums.sum() / count)
+            elif bool(chunk_finite.any()):  # as in window_loss: the finite windows replayed alone
+                parts.append(self._finite_sums(windows, chunk_finite, rows).sum() / count)
+        return parts
 
     def replay_update(
         self,

@@ -3,6 +3,7 @@ one module is never served by another module's stale machine code."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numba
@@ -103,3 +104,55 @@ def test_kernels_run_over_parts_of_the_rows_on_two_threads_give_the_same_state_a
         torch.set_num_threads(before)
     assert any(len(parts) == 2 for parts in calls)  # the kernels did run in two parts
     assert_identical(states[2], states[10**9])
+
+
+def test_threads_running_kernels_of_different_sizes_share_one_pool_without_errors(monkeypatch):
+    # fix (review): the pool was replaced, and the one before shut down, whenever a call wanted
+    # another number of threads; a model worker and another thread (a forecast, a second model)
+    # with ticks of different sizes then failed with "cannot schedule new futures after shutdown"
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(compiled, "_POOL", None)
+    created, original = [], compiled.ThreadPoolExecutor
+
+    def counting(*args, **kwargs):
+        created.append(kwargs["max_workers"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compiled, "ThreadPoolExecutor", counting)
+    errors, seen = [], []
+
+    def worker(n_rows: int) -> None:
+        torch.set_num_threads(4)
+        for _ in range(300):
+            try:
+                compiled.over_rows(n_rows, lambda rows: seen.append(rows))
+            except Exception as error:  # counted: the assertion below names it
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (3, 4)]  # 2 and 3 pool threads
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(seen) == 300 * (3 + 4)  # every part of every call ran
+    assert 1 <= len(created) <= 2 and max(created) == 3  # made once, grown once at most
+
+
+def test_an_error_in_any_part_is_raised_after_every_part_has_run(monkeypatch):
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    ran = []
+
+    def call(rows: slice) -> None:
+        ran.append(rows.start)
+        if rows.start == 2:
+            raise ValueError("part two")
+
+    try:
+        with pytest.raises(ValueError, match="part two"):
+            compiled.over_rows(6, call)
+    finally:
+        torch.set_num_threads(before)
+    assert sorted(ran) == [0, 2, 4]

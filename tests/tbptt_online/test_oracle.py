@@ -272,7 +272,7 @@ def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, mon
     # loop of steps above: force each way for every replay (padded ones always loop).
     monkeypatch.setattr(network, "SEQUENCE_OP_MAX_ROWS", max_rows)
     monkeypatch.setattr(gru_window, "FEW_ROWS", 0)  # not the compiled GRU window (next test)
-    config = exact_config(cell=cell, k1=2, k2=5, num_layers=1 if cell == "gru" else 2)
+    config = exact_config(cell=cell, k1=2, k2=5, num_layers=2)
     assert_follows_oracle(config, stream_for(2, 5, n_series=3))
 
 

@@ -186,18 +186,18 @@ class TBPTTEngine:
         batch = windows[2].shape[1]  # y [L, B, d]
         if batch <= CHUNK_ROWS:
             return [self.window_loss(*windows)]
-        chunks = [torch.arange(i, min(i + CHUNK_ROWS, batch)) for i in range(0, batch, CHUNK_ROWS)]  # row indices
-        sums = [self.window_sums(*_rows(windows, slice(int(c[0]), int(c[-1]) + 1))) for c in chunks]
+        bounds = [(i, min(i + CHUNK_ROWS, batch)) for i in range(0, batch, CHUNK_ROWS)]  # each chunk's rows
+        sums = [self.window_sums(*_rows(windows, slice(lo, hi))) for lo, hi in bounds]
         finite = [torch.isfinite(s.detach()) for s in sums]
         count = sum(int(f.sum()) for f in finite)
         if count == 0:
             return [torch.cat(sums).mean()]  # NaN or inf: the update is skipped
         parts = []
-        for rows, chunk_sums, chunk_finite in zip(chunks, sums, finite, strict=True):
+        for (lo, hi), chunk_sums, chunk_finite in zip(bounds, sums, finite, strict=True):
             if bool(chunk_finite.all()):
                 parts.append(chunk_sums.sum() / count)
             elif bool(chunk_finite.any()):  # as in window_loss: the finite windows replayed alone
-                parts.append(self._finite_sums(windows, chunk_finite, rows).sum() / count)
+                parts.append(self._finite_sums(windows, chunk_finite, torch.arange(lo, hi)).sum() / count)
         return parts
 
     def replay_update(
@@ -228,7 +228,7 @@ class TBPTTEngine:
         exploded = False
         with torch.enable_grad():
             parts = self.chunk_losses(start, x, y, mask, active_from, loss_steps, base)  # they add up to the loss
-            loss_value = float(sum(part.detach() for part in parts)) if len(parts) > 1 else float(parts[0].detach())
+            loss_value = float(sum(part.detach() for part in parts))
             grad_norm = math.nan
             ok = math.isfinite(loss_value)
             if ok:

@@ -141,40 +141,43 @@ class GRUWindow(torch.autograd.Function):
         length, rows, _ = x.shape
         hidden = h0.shape[1]
         f64 = torch.float64
+        x = x.detach().contiguous()  # read by both kernels
+        w_hh64 = w_hh.detach().to(f64)  # [3H, H]: transposed for the forward, as it is for the backward
         out = torch.empty(length, rows, hidden, dtype=x.dtype)
-        gates = torch.empty(length, rows, 5, hidden, dtype=torch.float64)
+        gates = torch.empty(length, rows, 5, hidden, dtype=f64)
         forward_kernel(
-            x.detach().contiguous().numpy(),
+            x.numpy(),
             h0.detach().contiguous().numpy(),
             w_ih.detach().to(f64).t().contiguous().numpy(),
-            w_hh.detach().to(f64).t().contiguous().numpy(),
+            w_hh64.t().contiguous().numpy(),
             b_ih.detach().to(f64).numpy(),
             b_hh.detach().to(f64).numpy(),
             out.numpy(),
             gates.numpy(),
         )
-        ctx.save_for_backward(x, gates, w_hh)
+        ctx.save_for_backward(x, gates, w_hh64.contiguous())
+        ctx.weight_dtype = w_hh.dtype
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        x, gates, w_hh = ctx.saved_tensors
+        x, gates, w_hh64 = ctx.saved_tensors
         f64 = torch.float64
-        three, hidden = w_hh.shape
+        three, hidden = w_hh64.shape
         d_w_ih = torch.zeros(three, x.shape[2], dtype=f64)
         d_w_hh = torch.zeros(three, hidden, dtype=f64)
         d_b_ih, d_b_hh = torch.zeros(three, dtype=f64), torch.zeros(three, dtype=f64)
         backward_kernel(
-            x.detach().contiguous().numpy(),
+            x.numpy(),
             gates.numpy(),
             grad_out.detach().contiguous().numpy(),
-            w_hh.detach().to(f64).contiguous().numpy(),
+            w_hh64.numpy(),
             d_w_ih.numpy(),
             d_w_hh.numpy(),
             d_b_ih.numpy(),
             d_b_hh.numpy(),
         )
-        dtype = w_hh.dtype
+        dtype = ctx.weight_dtype
         return None, None, d_w_ih.to(dtype), d_w_hh.to(dtype), d_b_ih.to(dtype), d_b_hh.to(dtype)
 
 

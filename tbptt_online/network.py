@@ -151,8 +151,13 @@ def select_rows(active: torch.Tensor, new, old):
 SEQUENCE_OP_MAX_ROWS = 64
 
 
+def _padded(active_from: torch.Tensor) -> bool:
+    """Whether any window of a batch is front-padded (starts after the batch's first step)."""
+    return bool((active_from > 0).any())
+
+
 def _one_sequence_op(x: torch.Tensor, active_from: torch.Tensor) -> bool:
-    return x.shape[0] > 0 and x.shape[1] <= SEQUENCE_OP_MAX_ROWS and not bool((active_from > 0).any())
+    return x.shape[0] > 0 and x.shape[1] <= SEQUENCE_OP_MAX_ROWS and not _padded(active_from)
 
 
 def _few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
@@ -162,7 +167,7 @@ def _few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, acti
         network.cell_type == "gru"
         and network.num_layers == 1
         and 0 < x.shape[1] <= gru_window.FEW_ROWS
-        and not bool((active_from > 0).any())
+        and not _padded(active_from)
         and torch.is_grad_enabled()
         and not x.requires_grad
         and not start.requires_grad
@@ -175,7 +180,7 @@ def run_window(network: RecurrentNetwork, start: State, x: torch.Tensor, active_
     row i is real from ``active_from[i]`` on) and return the state after the last one."""
     if _one_sequence_op(x, active_from):
         return network.run_sequence(x, start)[1]
-    padded = bool((active_from > 0).any())
+    padded = _padded(active_from)
     layers = network.unstack(start)
     for j in range(x.shape[0]):
         stepped = network.step(x[j], layers)
@@ -190,15 +195,16 @@ def states_before(
     (padded as in ``run_window``), i.e. the state that forecasts x_s: ``[L - first, B, H]``.
     The state after the last value is never computed."""
     length = x.shape[0]
-    if length > 1 and _few_rows_gru(network, x, start, active_from):  # over x_0 .. x_{L-2}: the states after them
-        cell = network.cells[0]
-        weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-        after = GRUWindow.apply(x[: length - 1], start[:, 0], *weights)  # [L - 1, B, H]
-        return after[first - 1 :] if first > 0 else torch.cat([start[:, 0][None], after])
-    if length > 1 and _one_sequence_op(x, active_from):  # over x_0 .. x_{L-2}: the states after them
-        after = network.run_sequence(x[: length - 1], start)[0]  # [L - 1, B, H]
+    compiled_gru = length > 1 and _few_rows_gru(network, x, start, active_from)
+    if compiled_gru or (length > 1 and _one_sequence_op(x, active_from)):  # over x_0 .. x_{L-2}: the states after
+        if compiled_gru:
+            cell = network.cells[0]
+            weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+            after = GRUWindow.apply(x[: length - 1], start[:, 0], *weights)  # [L - 1, B, H]
+        else:
+            after = network.run_sequence(x[: length - 1], start)[0]  # [L - 1, B, H]
         return after[first - 1 :] if first > 0 else torch.cat([network.top(network.unstack(start))[None], after])
-    padded = bool((active_from > 0).any())
+    padded = _padded(active_from)
     layers, tops = network.unstack(start), []
     for j in range(length):
         if j >= first:

@@ -51,14 +51,16 @@ def _sigmoid(v: float) -> float:
 
 
 @compiled
-def forward_kernel(x, h0, w_ih_t, w_hh_t, b_ih, b_hh, out, gates) -> None:
+def forward_kernel(x, h0, w_ih, w_hh, b_ih, b_hh, out, gates) -> None:
     """``out`` [L, B, H]: the state after each step of ``x`` [L, B, I] from ``h0`` [B, H];
     ``gates`` [L, B, 5, H]: r, z, n, ``W_hn h + b_hn`` and the state before each step (in
-    float64, as the kernel carries it), for the backward.
-    ``w_ih_t`` [I, 3H], ``w_hh_t`` [H, 3H]: the weights transposed (contiguous rows for the
-    inner loops), float64."""
+    float64, as the kernel carries it), for the backward. ``w_ih`` [3H, I], ``w_hh`` [3H, H],
+    ``b_ih``, ``b_hh`` [3H]: the cell's weights as the network holds them (float32 or 64:
+    each element widened to float64 exactly where it is used)."""
     length, rows, inputs = x.shape
     hidden = h0.shape[1]
+    w_ih_t = np.ascontiguousarray(w_ih.T)  # [I, 3H], [H, 3H]: contiguous rows for the inner loops
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     gi = np.empty(3 * hidden)
     gh = np.empty(3 * hidden)
     h = np.empty(hidden)
@@ -67,8 +69,8 @@ def forward_kernel(x, h0, w_ih_t, w_hh_t, b_ih, b_hh, out, gates) -> None:
             h[j] = h0[b, j]
         for t in range(length):
             for i in range(3 * hidden):
-                gi[i] = b_ih[i]
-                gh[i] = b_hh[i]
+                gi[i] = np.float64(b_ih[i])
+                gh[i] = np.float64(b_hh[i])
             for j in range(inputs):
                 v = np.float64(x[t, b, j])
                 for i in range(3 * hidden):
@@ -142,28 +144,19 @@ class GRUWindow(torch.autograd.Function):
         hidden = h0.shape[1]
         f64 = torch.float64
         x = x.detach().contiguous()  # read by both kernels
-        w_hh64 = w_hh.detach().to(f64)  # [3H, H]: transposed for the forward, as it is for the backward
+        weights = [w.detach().contiguous() for w in (w_ih, w_hh, b_ih, b_hh)]  # the weights themselves (no copy)
         out = torch.empty(length, rows, hidden, dtype=x.dtype)
         gates = torch.empty(length, rows, 5, hidden, dtype=f64)
-        forward_kernel(
-            x.numpy(),
-            h0.detach().contiguous().numpy(),
-            w_ih.detach().to(f64).t().contiguous().numpy(),
-            w_hh64.t().contiguous().numpy(),
-            b_ih.detach().to(f64).numpy(),
-            b_hh.detach().to(f64).numpy(),
-            out.numpy(),
-            gates.numpy(),
-        )
-        ctx.save_for_backward(x, gates, w_hh64.contiguous())
-        ctx.weight_dtype = w_hh.dtype
+        h0 = h0.detach().contiguous()
+        forward_kernel(x.numpy(), h0.numpy(), *[w.numpy() for w in weights], out.numpy(), gates.numpy())
+        ctx.save_for_backward(x, gates, weights[1])  # W_hh: autograd refuses the backward if a step changed it since
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        x, gates, w_hh64 = ctx.saved_tensors
+        x, gates, w_hh = ctx.saved_tensors
         f64 = torch.float64
-        three, hidden = w_hh64.shape
+        three, hidden = w_hh.shape
         d_w_ih = torch.zeros(three, x.shape[2], dtype=f64)
         d_w_hh = torch.zeros(three, hidden, dtype=f64)
         d_b_ih, d_b_hh = torch.zeros(three, dtype=f64), torch.zeros(three, dtype=f64)
@@ -171,13 +164,13 @@ class GRUWindow(torch.autograd.Function):
             x.numpy(),
             gates.numpy(),
             grad_out.detach().contiguous().numpy(),
-            w_hh64.numpy(),
+            w_hh.numpy(),
             d_w_ih.numpy(),
             d_w_hh.numpy(),
             d_b_ih.numpy(),
             d_b_hh.numpy(),
         )
-        dtype = ctx.weight_dtype
+        dtype = w_hh.dtype
         return None, None, d_w_ih.to(dtype), d_w_hh.to(dtype), d_b_ih.to(dtype), d_b_hh.to(dtype)
 
 
@@ -187,7 +180,7 @@ def warm(dtype: torch.dtype = torch.float32) -> None:
     x = np.zeros((1, 1, 1), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
     grad = np.zeros((1, 1, 1), dtype=x.dtype)
     h0 = np.zeros((1, 1), dtype=x.dtype)
-    w_t, w, b = np.zeros((1, 3)), np.zeros((3, 1)), np.zeros(3)
+    w, b = np.zeros((3, 1), dtype=x.dtype), np.zeros(3, dtype=x.dtype)
     gates = np.zeros((1, 1, 5, 1))
-    forward_kernel(x, h0, w_t, w_t, b, b, np.zeros((1, 1, 1), dtype=x.dtype), gates)
+    forward_kernel(x, h0, w, w, b, b, np.zeros((1, 1, 1), dtype=x.dtype), gates)
     backward_kernel(x, gates, grad, w, np.zeros((3, 1)), np.zeros((3, 1)), np.zeros(3), np.zeros(3))

@@ -1,0 +1,72 @@
+"""The engine's own optimizer step and clipping are torch's, bit for bit, and a step that
+would leave a weight non-finite is undone with the optimizer's state as it was."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tbptt_online import Forecaster, ForecasterConfig, engine
+from tests.tbptt_online.snapshots import assert_identical, snapshot
+from tests.tbptt_online.streams import staggered_ticks
+
+
+def torch_step(self: engine.TBPTTEngine) -> None:
+    self.optimizer.step()
+
+
+def torch_clip(self: engine.TBPTTEngine, grads: list[torch.Tensor]) -> torch.Tensor:
+    if self.config.clip_norm is None:
+        return nn.utils.get_total_norm(grads)
+    return nn.utils.clip_grad_norm_(self.params, self.config.clip_norm, error_if_nonfinite=False)
+
+
+def fed(config: ForecasterConfig) -> Forecaster:
+    f = Forecaster(config)
+    for tick in staggered_ticks([0, 0, 3], 40):
+        f.observe_many(tick)
+    return f
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("clip_norm", [1e-3, 1.0, None])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_engines_step_and_clipping_give_torchs_bits(optimizer, clip_norm, dtype, monkeypatch):
+    # the engine calls Adam's fused kernel itself and computes the clipping without torch's grouping
+    # of the tensors: the weights, the moments, every series field and the recorded norms must equal
+    # those of optimizer.step() and nn.utils.clip_grad_norm_ in every byte
+    config = ForecasterConfig(k1=4, k2=8, hidden_size=8, optimizer=optimizer, clip_norm=clip_norm, dtype=dtype)
+    ours = fed(config)
+    monkeypatch.setattr(engine.TBPTTEngine, "_step", torch_step)
+    monkeypatch.setattr(engine.TBPTTEngine, "_clip", torch_clip)
+    theirs = fed(config)
+    assert ours.update_stats().updates >= 10
+    assert_identical(snapshot(ours), snapshot(theirs))
+
+
+def test_an_adam_step_that_would_make_a_weight_infinite_is_undone_with_its_moments() -> None:
+    # the undo restores the weights and Adam's step counts and moments from the copies taken before
+    # the step (kept from step to step, not cloned): after a learning rate of 3e38 they are as before
+    config = ForecasterConfig(k1=2, k2=4, hidden_size=4, hybrid=False, warmup_updates=0, clip_norm=None)
+    f = Forecaster(config)
+    for v in (0.1, 0.5, 0.2, 0.7, 0.3, 0.9):
+        f.observe("a", v)
+    assert f.update_stats().updates == 3
+    before = snapshot(f)
+    f.engine.optimizer.param_groups[0]["lr"] = 3e38  # Adam's step is about lr per weight: past float32's range
+    f.observe("a", 0.4)
+    f.observe("a", 1.1)  # t = 8: an update
+    stats = f.update_stats()
+    assert (stats.updates, stats.skipped) == (3, 1)
+    assert math.isfinite(stats.last_loss) and math.isfinite(stats.last_grad_norm)
+    after = snapshot(f)
+    assert_identical(after["parameters"], before["parameters"])
+    assert_identical(after["optimizer"]["state"], before["optimizer"]["state"])
+    f.engine.optimizer.param_groups[0]["lr"] = config.lr
+    f.observe("a", 0.5)
+    f.observe("a", 0.6)
+    assert f.update_stats().updates == 4
+    assert all(bool(torch.isfinite(p).all()) for p in f.network.parameters())

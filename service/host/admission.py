@@ -84,6 +84,7 @@ class BatchAdmission:
         self._series_limit = series_limit
         self._limit: SeriesLimit | None = None
         self.merged: list[Observation] = []
+        self.spans: list[tuple[int, int] | None] = []  # per job of admit_all: its part of merged (None: refused)
         self._staged_marks: dict[str, SeriesMark] = {}
         self._untimed: dict[str, int] = {}  # per series: values without a timestamp staged since its last mark
         self._new_series: set[str] = set()
@@ -132,6 +133,7 @@ class BatchAdmission:
         outcomes: list[list[Source] | ApiError] = []
         start = 0
         for job in jobs:
+            before = len(self.merged)
             try:
                 if valid:
                     outcomes.append(self._admit_valid(job, None if rows is None else rows[start : start + len(job)]))
@@ -139,6 +141,9 @@ class BatchAdmission:
                     outcomes.append(self.admit(job))
             except ApiError as error:
                 outcomes.append(error)
+                self.spans.append(None)
+            else:
+                self.spans.append((before, len(self.merged)))
             start += len(job)
         return outcomes
 

@@ -106,13 +106,15 @@ class LongBatches:
                 arrivals.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        series = [[o.series for o in job.observations] if isinstance(job, ObserveJob) else None for job in arrivals]
+        observing = [job for job in arrivals if isinstance(job, ObserveJob)]
+        steps = iter(self._steps_of(observing))  # (a gap's missing steps counted: a request with one waits)
+        series = [next(steps) if isinstance(job, ObserveJob) else None for job in arrivals]
         pending = {k.key for k in self._chunked.keys}  # a request under one of them is answered once the batch is done
         held = frozenset(i for i, job in enumerate(arrivals) if isinstance(job, ObserveJob) and job.key in pending)
         picked = set(between_chunks(busy, closed, series, self.max_batch_observations, held))
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]
-        if now:  # one value per series, none of the long batch's: applied whole (a gap's missing steps too)
+        if now:  # one tick, none of the long batch's series: applied whole
             self._guarded(now, lambda: self._process(now))
 
     @staticmethod

@@ -304,7 +304,7 @@ class ModelWorker(LongBatches, KeyedRequests):
                     return
                 continue
             batch = self._collect(job)
-            now, later = short_first([[o.series for o in j.observations] for j in batch])
+            now, later = short_first(self._steps_of(batch))
             for part in ([batch[i] for i in now], [batch[i] for i in later]):
                 if part:  # the short ones first (tbptt_service.host.fair_batches), then the rest
                     self._guarded(part, lambda part=part: self._process(part))
@@ -343,6 +343,29 @@ class ModelWorker(LongBatches, KeyedRequests):
             batch.append(job)
             size += len(job.observations)
         return batch
+
+    def _steps_of(self, jobs: list[ObserveJob]) -> list[list[str]]:
+        """Per job, the series of the ticks' values it would add to a batch of ``jobs``: its own, and
+        before a value that comes after a timestamp gap the missing steps admission inserts (a dry run
+        of admission: nothing is applied, nobody answered; each gap filled as if it were the batch's
+        only one). A request of one value per series whose gap inserts steps is long: it does not go
+        before, or between the chunks of, a long batch (a single POST opening a gap of 1,000 steps
+        held the requests batched with it, or applied between two chunks, for all 1,001 ticks)."""
+        plain = [[o.series for o in job.observations] for job in jobs]
+        if not self.max_gap_steps or all(o.timestamp is None for job in jobs for o in job.observations):
+            return plain  # nothing can insert a step
+        admission = BatchAdmission(
+            self.forecaster,
+            self._marks,
+            self.max_series,
+            max_gap_steps=self.max_gap_steps,
+            gap_allowance=len(jobs) * self.max_gap_steps,
+        )
+        admission.admit_all([job.observations for job in jobs])
+        return [
+            plain[i] if span is None else [o.series for o in admission.merged[span[0] : span[1]]]
+            for i, span in enumerate(admission.spans)
+        ]
 
     def _admit(self, jobs: list[ObserveJob]) -> tuple[list[tuple[ObserveJob, list[Source]]], list[Observation], bool]:
         """The jobs admitted (the others answered with their error), their merged observations, and

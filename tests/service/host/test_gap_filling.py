@@ -1,6 +1,6 @@
 """The worker's side of a timestamp gap (tbptt_service.host.cadence): the missing steps and the value
-are applied as the library applies them fed the nulls, chunked like a long batch, or whole between
-two chunks of one."""
+are applied as the library applies them fed the nulls, chunked like a long batch; a request with a
+gap is a long one (it goes neither before nor between the chunks of another long batch)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tbptt_service.storage.observation import Observation
 
 from ..bitwise import assert_bitwise_equal
 from .test_chunked_batches import LEARNING, GatedForecaster, long_request, queued
+from .test_fair_batches import _run_held
 
 pytestmark = pytest.mark.anyio
 T0 = 1_000.0
@@ -44,7 +45,12 @@ async def test_a_gap_alone_is_applied_a_tick_at_a_time_like_a_long_batch() -> No
     assert_bitwise_equal(worker.capture().forecaster, reference.state_dict())
 
 
-async def test_a_gap_between_two_chunks_of_a_long_batch_is_applied_whole_and_answered_first() -> None:
+async def test_a_gap_that_arrives_between_two_chunks_waits_for_the_long_batch_and_a_single_goes_between() -> None:
+    # fix (a hostile client): a request of one value whose timestamp opens a gap was taken for a short
+    # one and applied whole between two chunks of a long batch, all its missing steps in one call (a gap
+    # of 1,000 steps held every other request for its 1,001 ticks); now its ticks count, so it waits
+    # for the long batch like any long request and is then applied a chunk at a time, while a single
+    # observation of another series still goes between two chunks
     forecaster = GatedForecaster(LEARNING, holds=(1,), watch="x0")  # the long request's first chunk
     worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
     worker.start()
@@ -55,22 +61,46 @@ async def test_a_gap_between_two_chunks_of_a_long_batch_is_applied_whole_and_ans
         await forecaster.held()
         gap_job = asyncio.ensure_future(worker.observe([Observation("s", 2.0, T0 + 90 + 30)]))  # 2 missing
         await queued(worker, 1)
+        single_job = asyncio.ensure_future(worker.observe([Observation("u", 5.0)]))
+        await queued(worker, 2)
         forecaster.release.set()
-        gap = await gap_job
-        answered_before_the_long_one = not long_job.done()
+        single = await single_job
+        single_before_the_long_one = not long_job.done()
         long = await long_job
+        gap = await gap_job
     finally:
         worker.stop()
         worker.join()
     x = ["x0", "x1"]
-    assert forecaster.calls == [x, ["s", "s", "s"], x, x, x]  # the gap's 3 ticks in one call, between chunks
-    assert answered_before_the_long_one
+    assert forecaster.calls == [x, ["u"], x, x, x, ["s"], ["s"], ["s"]]  # the gap after the long batch, chunked
+    assert single_before_the_long_one
     reference = Forecaster(LEARNING)
     reference.observe_many([(o.series, o.value) for o in regular("s", 10)])
     chunks = [[(o.series, o.value) for o in long_request(x, 4)[2 * t : 2 * t + 2]] for t in range(4)]
     expected_long = reference.observe_many(chunks[0])[:]
-    expected_gap = reference.observe_many([("s", None), ("s", None), ("s", 2.0)])[2:]
+    expected_single = reference.observe_many([("u", 5.0)])[:]
     for chunk in chunks[1:]:
         expected_long += reference.observe_many(chunk)[:]
-    assert list(gap.results) == list(expected_gap) and list(long.results) == expected_long
+    expected_gap = [reference.observe_many([("s", v)]) for v in (None, None, 2.0)][-1][:]
+    assert list(single.results) == expected_single and list(long.results) == expected_long
+    assert list(gap.results) == expected_gap
     assert_bitwise_equal(worker.capture().forecaster, reference.state_dict())
+
+
+async def test_single_observations_batched_with_a_gap_go_first_in_a_tick_of_their_own() -> None:
+    # fix (a hostile client): the single observations collected into one micro-batch with a request of
+    # one value that opens a gap rode along for every tick of the gap (7.75 s for a gap of 1,000 steps);
+    # the gap's request is a long one now: the singles are applied and answered first
+    forecaster = GatedForecaster(LEARNING)
+    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
+    worker.start()
+    try:
+        await worker.observe(regular("s", 10))
+        forecaster.calls.clear()
+        requests = [[Observation("s", 2.0, T0 + 90 + 40)], [Observation("a", 1.0)], [Observation("b", 1.0)]]
+        answered = await _run_held(worker, requests)
+    finally:
+        worker.stop()
+        worker.join()
+    assert forecaster.calls == [["a", "b"], ["s"], ["s"], ["s"], ["s"]]  # the singles, then the gap's 4 ticks
+    assert answered[:2] == [1, 2] and answered[2] == 0

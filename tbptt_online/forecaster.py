@@ -156,7 +156,10 @@ class Forecaster:
         before anything is applied: a bad element raises ``ValueError`` naming its
         index and nothing changes. The results are built lazily (see StepResults).
         """
-        items = list(items)
+        try:
+            items = list(items)
+        except TypeError:  # fix: observe_many(5) raised TypeError ("'int' object is not iterable")
+            raise ValueError(f"observations must be an iterable of (series, value) pairs, not {items!r}") from None
         names, raw = self.validate(items)
         slots_of, distinct = self.store.slots, set(names)
         if not slots_of.keys() >= distinct:  # C-level check; new names in order of appearance
@@ -440,11 +443,36 @@ class Forecaster:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Load a state dict of a forecaster with the same config (ValueError otherwise); an
-        older format is migrated first (state_format.py)."""
+        older format is migrated first (state_format.py). A state refused part way (a field of
+        the wrong shape) changes nothing: what was loaded before the refusal is put back (the
+        weights had been replaced when a series field was refused, and the forecaster went on
+        with its own series and another model's network and optimizer)."""
         state = current_state(state)
         config = ForecasterConfig.from_dict(state["config"])
         if config != self.config:
             raise ValueError(f"config {config} does not match this forecaster's {self.config}")
+        generator = getattr(self.sampler, "generator", None)
+        kept = (  # the weights and optimizer copied (small); the store's and probe's fields are replaced, not written
+            copy.deepcopy(self.network.state_dict()),
+            copy.deepcopy(self.engine.state_dict()),
+            dict(vars(self.store)),
+            dict(vars(self.probe)),
+            self.observations,
+            None if generator is None else generator.get_state(),
+        )
+        try:
+            self._load(state)
+        except Exception:
+            network, engine, store, probe, self.observations, sampler = kept
+            self.network.load_state_dict(network)
+            self.engine.load_state_dict(engine)
+            vars(self.store).update(store)
+            vars(self.probe).update(probe)
+            if generator is not None:
+                generator.set_state(sampler)
+            raise
+
+    def _load(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
         self.engine.load_state_dict(copy.deepcopy(state["engine"]))
         self.store.load_state_dict(state["store"])

@@ -9,6 +9,7 @@ random-walk approximation; said plainly because it is an approximation).
 from __future__ import annotations
 
 import functools
+import math
 from statistics import NormalDist
 
 import torch
@@ -64,4 +65,17 @@ def served_rows(pred: torch.Tensor, d: int, stats: torch.Tensor, z: float, scale
     None when the model does not normalise."""
     mean, sd = predictive(pred, d, stats[:, STAT["resid_sq"]], stats[:, STAT["score_n"]])
     units = to_units(mean, sd, z, None if scale is None else (stats[:, STAT["norm_mean"]], scale))
-    return torch.stack([mean, *units], dim=1)
+    return torch.stack([mean, *known_only(units, stats)], dim=1)  # (the normalised mean stays: it feeds a gap)
+
+
+def known_only(
+    units: tuple[torch.Tensor, torch.Tensor, torch.Tensor], stats: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, lower, upper) ``[..., B, d]`` as served: no forecast (NaN) of a series feature
+    nothing was observed of (its ``stats`` [B, F, d] hold no last value), as the hybrid serves
+    it. Until this rule a network-only series' first value had a forecast, made from the
+    initial state alone, and it was scored in the series' MAE and coverage."""
+    nothing = torch.isnan(stats[:, STAT["last_value"]])  # [B, d]
+    nan = torch.tensor(math.nan, dtype=units[0].dtype)
+    mean, lower, upper = (torch.where(nothing, nan, column) for column in units)
+    return mean, lower, upper

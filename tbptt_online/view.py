@@ -17,7 +17,7 @@ import torch
 
 from tbptt_online import calibration, combination, hybrid
 from tbptt_online.config import MAX_LEVEL, ForecasterConfig
-from tbptt_online.intervals import predictive, to_units, widening, z_value
+from tbptt_online.intervals import known_only, predictive, to_units, widening, z_value
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.normalizer import std
 from tbptt_online.results import Forecast, MemberStats, Row, SeriesStats
@@ -148,7 +148,8 @@ class ForecasterView:
             norm = None
             if cfg.normalize:
                 norm = stats[:, STAT["norm_mean"]], std(stats[:, STAT["norm_count"]], stats[:, STAT["norm_m2"]])
-            rows = _by_row(torch.stack(to_units(mean, sd, z, norm)), d)  # per request: mean, lower, upper
+            units = known_only(to_units(mean, sd, z, norm), stats)  # [H, B, d] each
+            rows = _by_row(torch.stack(units), d)  # per request: mean, lower, upper
         return self._answers(requests, rows, steps)
 
     def _answers(self, requests: list[tuple[int, str, int, float]], rows: list, steps: torch.Tensor) -> list[Forecast]:

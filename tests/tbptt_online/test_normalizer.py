@@ -88,20 +88,23 @@ STREAM = [2.0, 0.0, None, 4.0, 1.5, -0.7]
 
 def test_prequential_scores_of_a_gaussian_forecast_by_hand():
     f = constant_forecaster("gaussian", normalize=False)
-    for v in STREAM:
+    for t, v in enumerate(STREAM, start=1):
         r = f.observe("a", v)
+        if t == 1:  # nothing was known of the series before its first value: no forecast, nothing scored
+            assert (r.forecast_made.mean, r.forecast_made.lower, r.forecast_made.upper) == (None, None, None)
+            continue
         assert r.forecast_made.mean == 1.0
         assert r.forecast_made.lower == pytest.approx(1.0 - Z90, abs=1e-12)
     s = f.series_stats("a")
-    # forecasts: 1.0 ± 1.6449 for every value; the None is not scored
+    # forecasts: 1.0 ± 1.6449 for every value after the first; the None is not scored
     assert s.count == 6
-    assert s.mae == pytest.approx((1.0 + 1.0 + 3.0 + 0.5 + 1.7) / 5, abs=1e-12)
-    assert s.rmse == pytest.approx(math.sqrt((1.0 + 1.0 + 9.0 + 0.25 + 2.89) / 5), abs=1e-12)
+    assert s.mae == pytest.approx((1.0 + 3.0 + 0.5 + 1.7) / 4, abs=1e-12)
+    assert s.rmse == pytest.approx(math.sqrt((1.0 + 9.0 + 0.25 + 2.89) / 4), abs=1e-12)
     # naive: each observed value against the previous observed one (0 vs 2, 4 vs 0, 1.5 vs 4, -0.7 vs 1.5)
     assert s.naive_mae == pytest.approx((2.0 + 4.0 + 2.5 + 2.2) / 4, abs=1e-12)
     assert s.naive_rmse == pytest.approx(math.sqrt((4.0 + 16.0 + 6.25 + 4.84) / 4), abs=1e-12)
-    # inside [-0.6449, 2.6449]: 2.0, 0.0, 1.5; outside: 4.0, -0.7
-    assert s.coverage == pytest.approx(3 / 5, abs=1e-12) and s.interval_level == 0.9
+    # inside [-0.6449, 2.6449]: 0.0, 1.5; outside: 4.0, -0.7
+    assert s.coverage == pytest.approx(2 / 4, abs=1e-12) and s.interval_level == 0.9
 
 
 def test_prequential_scores_of_a_point_forecast_by_hand():
@@ -109,16 +112,18 @@ def test_prequential_scores_of_a_point_forecast_by_hand():
     sds = []
     for v in STREAM:
         r = f.observe("a", v)
-        sds.append((r.forecast_made.upper - r.forecast_made.lower) / (2 * Z90))
-    # the interval sd is the root mean squared residual so far (1 before any residual)
-    expected = [1.0, 1.0, 1.0, 1.0, math.sqrt(11.0 / 3), math.sqrt(11.25 / 4)]
+        if r.forecast_made.mean is not None:
+            sds.append((r.forecast_made.upper - r.forecast_made.lower) / (2 * Z90))
+    # the interval sd is the root mean squared residual so far (1 before any residual); the first
+    # value has no forecast, the second's residual (0 - 1)^2 = 1, then (4 - 1)^2 = 9, (1.5 - 1)^2
+    expected = [1.0, 1.0, 1.0, math.sqrt(10.0 / 2), math.sqrt(10.25 / 3)]
     assert sds == pytest.approx(expected, abs=1e-12)
     s = f.series_stats("a")
-    assert s.mae == pytest.approx(7.2 / 5, abs=1e-12)
-    # inside: 2.0 (1±1.64), 0.0 (1±1.64), 1.5 (1±3.15), -0.7 (1±2.76); outside: 4.0 (1±1.64)
-    assert s.coverage == pytest.approx(4 / 5, abs=1e-12)
+    assert s.mae == pytest.approx(6.2 / 4, abs=1e-12)
+    # inside: 0.0 (1±1.64), 1.5 (1±3.68), -0.7 (1±3.04); outside: 4.0 (1±1.64)
+    assert s.coverage == pytest.approx(3 / 4, abs=1e-12)
     fc = f.forecast("a", horizon=3)  # the random-walk widening: sd * sqrt(k)
-    sd_now = math.sqrt((11.25 + 1.7**2) / 5)
+    sd_now = math.sqrt((10.25 + 1.7**2) / 4)
     widths = [(hi - lo) / (2 * Z90) for lo, hi in zip(fc.lower, fc.upper, strict=True)]
     assert widths == pytest.approx([sd_now * math.sqrt(k) for k in (1, 2, 3)], abs=1e-12)
 
@@ -128,6 +133,10 @@ def test_prequential_scores_in_units_of_a_normalised_series():
     observed, made = [], []
     for v in STREAM:
         r = f.observe("a", v)
+        if not observed:  # the first value: nothing was known, no forecast
+            assert (r.forecast_made.mean, r.forecast_made.lower, r.forecast_made.upper) == (None, None, None)
+            observed.append(v)
+            continue
         centre, scale = direct_scale(observed)  # the forecast was made before v arrived
         assert r.forecast_made.mean == pytest.approx(1.0 * scale + centre, abs=1e-12)
         assert r.forecast_made.upper - r.forecast_made.mean == pytest.approx(Z90 * scale, abs=1e-12)
@@ -135,6 +144,7 @@ def test_prequential_scores_in_units_of_a_normalised_series():
             made.append((v, 1.0 * scale + centre, Z90 * scale))
             observed.append(v)
     s = f.series_stats("a")
-    assert s.mae == pytest.approx(sum(abs(v - m) for v, m, _ in made) / 5, abs=1e-12)
-    assert s.rmse == pytest.approx(math.sqrt(sum((v - m) ** 2 for v, m, _ in made) / 5), abs=1e-12)
-    assert s.coverage == pytest.approx(sum(abs(v - m) <= w for v, m, w in made) / 5, abs=1e-12)
+    assert len(made) == 4  # the first value and the None are not scored
+    assert s.mae == pytest.approx(sum(abs(v - m) for v, m, _ in made) / 4, abs=1e-12)
+    assert s.rmse == pytest.approx(math.sqrt(sum((v - m) ** 2 for v, m, _ in made) / 4), abs=1e-12)
+    assert s.coverage == pytest.approx(sum(abs(v - m) <= w for v, m, w in made) / 4, abs=1e-12)

@@ -24,7 +24,15 @@ def as_list(row):
 
 
 def close(a, b, tol=TOL) -> bool:
-    return all(abs(x - y) <= tol * max(1.0, abs(y)) for x, y in zip(as_list(a), as_list(b), strict=True))
+    """Equal within ``tol``; None (nothing served) where the replay has NaN, and only there."""
+
+    def missing(v) -> bool:
+        return v is None or math.isnan(v)
+
+    return all(
+        missing(x) and missing(y) if missing(x) or missing(y) else abs(x - y) <= tol * max(1.0, abs(y))
+        for x, y in zip(as_list(a), as_list(b), strict=True)
+    )
 
 
 class ServingReplay:
@@ -42,6 +50,7 @@ class ServingReplay:
         self.last = torch.zeros(1, self.d, dtype=next(net_before.parameters()).dtype)  # x_0 = 0
         self.resid_sq = [0.0] * self.d
         self.scored = [0] * self.d
+        self.seen = [False] * self.d  # a value of the feature observed: before it nothing is served
 
     def scale(self) -> tuple[list[float], list[float]]:
         if not self.cfg.normalize:
@@ -62,6 +71,8 @@ class ServingReplay:
                 sd = math.sqrt(self.resid_sq[i] / self.scored[i]) if self.scored[i] else 1.0
                 sd *= math.sqrt(step)
             mean = mu * stds[i] + centres[i]
+            if not self.seen[i]:  # nothing known of the feature: no forecast
+                mean = sd = math.nan
             out[0].append(mean)
             out[1].append(mean - z * sd * stds[i])
             out[2].append(mean + z * sd * stds[i])
@@ -80,8 +91,10 @@ class ServingReplay:
                 fed.append(mu)  # a missing value: the served forecast is the input
             else:
                 x = (v - centres[i]) / stds[i]
-                self.resid_sq[i] += (x - mu) ** 2
-                self.scored[i] += 1
+                if self.seen[i]:  # a forecast was served for it: scored
+                    self.resid_sq[i] += (x - mu) ** 2
+                    self.scored[i] += 1
+                self.seen[i] = True
                 fed.append(x)
         dtype = next(net_before.parameters()).dtype
         x = torch.tensor([fed], dtype=dtype)  # [1, d]

@@ -97,6 +97,9 @@ def test_batch_with_one_bad_element_changes_nothing(forecaster):
         forecaster.observe_many([("a", None), ("b", 1.0, 2.0)])  # not a pair
     with pytest.raises(ValueError, match="observation 2"):
         forecaster.observe_many([("a", None), ("new", None), ("", None)])
+    # fix (a review): not an iterable at all raised TypeError ("'int' object is not iterable")
+    with pytest.raises(ValueError, match=r"observations must be an iterable of \(series, value\) pairs, not 5"):
+        forecaster.observe_many(5)
     assert_identical(snapshot(forecaster), before)
     assert forecaster.series == names  # "new" was not added
 

@@ -261,3 +261,22 @@ async def test_a_bom_alone_or_inside_the_json_is_still_malformed(client_for) -> 
         )
     assert alone.status_code == twice.status_code == 422
     assert twice.json()["detail"].startswith("malformed JSON body at character 0"), twice.text
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"series":"\xe9","value":1}', "byte 0xe9 at byte 11"),  # Latin-1, not UTF-8
+        ('{"series": "a", "value": 1}'.encode("utf-16"), "byte 0xff at byte 0"),
+        (b'\xef\xbb\xbf{"series":"\xe9","value":1}', "byte 0xe9 at byte 14"),  # the offset counts the BOM
+    ],
+)
+async def test_a_body_that_is_not_utf8_gets_422_naming_the_first_bad_byte(client_for, content, expected) -> None:
+    # fix (a review): such a body was "malformed JSON body at character 0: str is not valid UTF-8:
+    # surrogates not allowed", whatever the byte and wherever it was
+    async with client_for() as client:
+        answer = await client.post(URL, content=content, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("malformed JSON body at character") and expected in detail, detail
+    assert "the body is not UTF-8" in detail and "surrogates" not in detail, detail

@@ -297,6 +297,7 @@ class Forecaster:
             carried = self._refresh_stateless(slots)
         self.observations += len(slots)
         if cfg.probe_every and _probe_due(attempts, self.engine.attempts, cfg.probe_every):
+            self.probe.rotate(slots)  # stale rows go to series of this tick (probe.py)
             self.probe_truncation()
 
         with torch.no_grad():  # an update changed the weights, never the carried state

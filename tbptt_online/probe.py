@@ -1,7 +1,11 @@
 """TruncationProbe: the few series the truncation advisor follows, and what it measured.
 
 The probe follows up to ``PROBE_SERIES`` series (the first to arrive; a forgotten one's row
-goes to the next new series). For each it keeps, in rings of its own (not in the series
+goes to the next new series). At each probe (``rotate``) a row that held no full window at
+``STALE_PROBES`` probes running and whose series is not in the tick that ran the probe, and a
+free row, go to series of that tick that no row follows: a model whose first series stopped
+after a few values, or send rarely, otherwise never probed (a service with 5,162 series and
+797 updates said "probes": 0). For each it keeps, in rings of its own (not in the series
 store, so that no other series pays for them):
 
 - the last ``probe_length`` steps (K_p) of what the network was fed and scored against,
@@ -28,6 +32,7 @@ from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import State
 
 PROBE_SERIES = 8
+STALE_PROBES = 2  # probes in a row without a full window, the series absent: its row goes to another
 _RECORDED = ("count", "x", "y", "mask", "start_h", "start_c", "values")  # what record writes
 PROBE_WEIGHT = 0.3  # phi <- (1 - w) phi + w phi_new
 LAG_MEMORY_MIN = 200  # targets kept per followed series for the lag search (at least 4 K_p)
@@ -51,6 +56,7 @@ class TruncationProbe:
             "values": torch.full((p, self.lag_memory, d), torch.nan, dtype=torch.float64),  # targets, a ring
             "phi": torch.zeros(k, dtype=torch.float64),  # mean || dL_t / dh_{t-k} ||, k = 1 .. K_p
             "lags": torch.zeros(p, dtype=torch.int64),  # the longest significant lag per row (last probe)
+            "missed": torch.zeros(p, dtype=torch.int64),  # probes in a row at which the row held no full window
         }
         if self.lstm:
             self.tensors["start_c"] = torch.zeros_like(self.tensors["start_h"])
@@ -61,13 +67,40 @@ class TruncationProbe:
     # -- following series -----------------------------------------------------------
     def follow(self, slots: torch.Tensor) -> None:
         """Give free rows to new series (their slots), in order."""
-        t = self.tensors
-        free = (t["slots"] < 0).nonzero().squeeze(1).tolist()
+        free = (self.tensors["slots"] < 0).nonzero().squeeze(1).tolist()
         for row, slot in zip(free, slots.tolist(), strict=False):
-            t["slots"][row] = slot
-            t["count"][row] = 0
-            t["values"][row] = torch.nan
-            t["lags"][row] = 0  # a new series: no lag found yet (nor one of the row's previous series)
+            self._take(row, slot)
+
+    def _take(self, row: int, slot: int) -> None:
+        t = self.tensors
+        t["slots"][row] = slot
+        t["count"][row] = 0
+        t["values"][row] = torch.nan
+        t["lags"][row] = 0  # a new series: no lag found yet (nor one of the row's previous series)
+        t["missed"][row] = 0
+
+    def rotate(self, seen: torch.Tensor) -> None:
+        """At a probe, before its windows are taken: count the followed rows without a full
+        window, and give the stale ones (``STALE_PROBES`` of those in a row, their series not
+        among ``seen``, the slots of the tick that runs the probe) and the free ones to series
+        of ``seen`` that no row follows, in order. A row stays as it is when none is left."""
+        t = self.tensors
+        followed = t["slots"] >= 0
+        t["missed"] = torch.where(followed & ~self._ready(), t["missed"] + 1, 0)
+        present = torch.isin(t["slots"], seen)
+        stale = ~followed | ((t["missed"] >= STALE_PROBES) & ~present)
+        if not bool(stale.any()):
+            return
+        candidates = seen[~torch.isin(seen, t["slots"])].tolist()
+        for row, slot in zip(stale.nonzero().squeeze(1).tolist(), candidates, strict=False):
+            self._take(row, slot)
+
+    def _ready(self) -> torch.Tensor:
+        """[P] bool: the rows holding K_p steps whose last target is observed."""
+        t = self.tensors
+        ready = (t["slots"] >= 0) & (t["count"] >= self.length)
+        last = (t["count"] - 1) % self.length
+        return ready & t["mask"][torch.arange(PROBE_SERIES), last].any(1)
 
     def drop(self, slot: int) -> None:
         self.tensors["slots"][self.tensors["slots"] == slot] = -1
@@ -103,10 +136,7 @@ class TruncationProbe:
         """The probe windows of the rows holding K_p steps whose last target is observed:
         start [n, layers, H] (or (h, c)), x [K_p - 1, n, i], y and mask [n, d]; None if none."""
         t = self.tensors
-        ready = (t["slots"] >= 0) & (t["count"] >= self.length)
-        last = (t["count"] - 1) % self.length
-        ready &= t["mask"][torch.arange(PROBE_SERIES), last].any(1)
-        rows = ready.nonzero().squeeze(1)
+        rows = self._ready().nonzero().squeeze(1)
         if len(rows) == 0:
             return None
         order = (t["count"][rows, None] + torch.arange(self.length)[None, :]) % self.length  # [n, K_p] oldest first

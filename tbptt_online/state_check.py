@@ -241,7 +241,7 @@ def _check_probe(probe: Any, reference: TruncationProbe, config: ForecasterConfi
             raise ValueError("probe.tensors['values'] is invalid: holds an infinity")
         if key == "slots" and bool(((value < -1) | (value >= max(n_slots, 1))).any()):
             raise ValueError(f"probe.tensors['slots'] is invalid: a slot outside [-1, {n_slots - 1}]")
-        if key in ("count", "lags", "phi") and bool((value < 0).any()):
+        if key in ("count", "lags", "phi", "missed") and bool((value < 0).any()):
             raise ValueError(f"probe.tensors[{key!r}] is invalid: holds negative values; must be >= 0")
 
 

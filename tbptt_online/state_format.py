@@ -16,6 +16,8 @@
   d]: members, served, its half-width, fast, slow).
 - format 6: the hybrid's outliers (``outliers``: the fields ``o_run``, ``o_count``,
   ``o_largest``).
+- format 7: the probe counts, per followed row, the probes in a row at which it held no full
+  window (``probe.tensors["missed"]``), to give a stale row to another series.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -37,6 +39,10 @@ an ulp: the ratios to the best member are what count); the mixture starts even (
 scored), and the past forecasts still to be scored count as both combiners' (the served
 ones). So the served forecasts go on as before, to within an ulp, until the two combiners'
 losses part.
+
+A state of format 6 (or older, migrated to 6 first) gains the probe's ``missed`` counts at 0,
+as a probe that has just taken its rows: a row is given to another series two probes later at
+the earliest (probe.py).
 
 A hybrid state of format 5 (or older, migrated to 5 first) gains the outliers' fields
 (``_with_outliers``) as a new series has them: no run, nothing taken at a bound, no error
@@ -83,11 +89,12 @@ from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
 BEFORE_OUTLIERS = 5
+BEFORE_PROBE_MISSES = 6
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
@@ -102,9 +109,17 @@ def current_state(state: Any) -> Any:
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
         return state
+    if found == BEFORE_PROBE_MISSES and not isinstance(found, bool):
+        try:
+            return _with_probe_misses(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            raise ValueError(
+                f"format={BEFORE_PROBE_MISSES} state (written before the probe's missed counts) cannot be migrated "
+                f"to format {FORMAT_VERSION}: {type(error).__name__}: {error}"
+            ) from None
     if found == BEFORE_OUTLIERS and not isinstance(found, bool):
         try:
-            return _with_outliers(state)
+            return _with_probe_misses(_with_outliers(state))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_OUTLIERS} state (written before the outliers' fields) cannot be migrated to format "
@@ -112,7 +127,7 @@ def current_state(state: Any) -> Any:
             ) from None
     if found == BEFORE_SLOW_COMBINER and not isinstance(found, bool):
         try:
-            return _with_outliers(_with_slow_combiner(state))
+            return _with_probe_misses(_with_outliers(_with_slow_combiner(state)))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_SLOW_COMBINER} state (written before the slow combiner) cannot be migrated to format "
@@ -120,7 +135,7 @@ def current_state(state: Any) -> Any:
             ) from None
     if found == BEFORE_CHANGES_AR and not isinstance(found, bool):
         try:
-            return _with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(state))))
+            return _with_probe_misses(_with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(state)))))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             raise ValueError(
                 f"format={BEFORE_CHANGES_AR} state (written before the long AR expert) cannot be migrated to format "
@@ -140,7 +155,9 @@ def current_state(state: Any) -> Any:
     if "probe" in state:  # written by the version that added the probe, still numbered 2
         return current_state({**state, "format": BEFORE_CHANGES_AR})
     try:
-        return _with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state)))))
+        return _with_probe_misses(
+            _with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state)))))
+        )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
@@ -243,7 +260,15 @@ def _with_outliers(state: dict[str, Any]) -> dict[str, Any]:
     store = state.get("store")
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "c_loss" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_PROBE_MISSES}  # no hybrid: nothing else changed
     capacity, d = tensors["x_scale"].shape
     new = {**tensors, **outliers.fields(capacity, d)}
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+    return {**state, "format": BEFORE_PROBE_MISSES, "store": {**store, "tensors": new}}
+
+
+def _with_probe_misses(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-6 ``state`` in format 7: the probe's ``missed`` counts at 0 (module doc); a copy,
+    the input is not changed."""
+    probe = state["probe"]
+    missed = torch.zeros(probe["tensors"]["slots"].shape[0], dtype=torch.int64)
+    return {**state, "format": FORMAT_VERSION, "probe": {**probe, "tensors": {**probe["tensors"], "missed": missed}}}

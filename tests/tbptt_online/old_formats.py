@@ -10,14 +10,23 @@ from tbptt_online import hybrid, outliers
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
+def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 7) as format 6 wrote it: no probe ``missed`` counts (a copy)."""
+    probe = state["probe"]
+    tensors = {k: v for k, v in probe["tensors"].items() if k != "missed"}
+    return {**state, "format": 6, "probe": {**probe, "tensors": tensors}}
+
+
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 6, a hybrid) as format 5 wrote it: no outliers' fields (a copy)."""
+    """``state`` (format 7, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    outliers' fields (a copy)."""
+    state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
     return {**state, "format": 5, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 6, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 7, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -27,7 +36,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 6, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 7, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

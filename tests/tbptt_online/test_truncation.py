@@ -13,7 +13,10 @@ import torch
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.advisor import advise_values
 from tbptt_online.engine import state_gradient_norms
+from tbptt_online.state_check import check_state
+from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
+from tests.tbptt_online.old_formats import as_format_6
 
 
 class LinearNetwork:
@@ -268,3 +271,59 @@ def test_a_probe_window_whose_gradient_overflowed_is_left_out_of_the_reach(monke
     monkeypatch.setattr(forecaster_module, "state_gradient_norms", lambda *args: torch.full_like(norms, math.nan))
     assert f.probe_truncation() and f.probe.probes == 1  # nothing folded in
     assert f.probe.tensors["phi"].tolist() == [1.0] * length
+
+
+def test_the_probe_gives_the_rows_of_series_that_stopped_to_series_that_go_on() -> None:
+    # fix (a review): the probe followed the first 8 series to arrive for good; when those stopped
+    # after a few values the advisor never measured anything (a service with 5,162 series and 797
+    # updates said "probes": 0). A row without a full window at two probes running, its series absent
+    # from the probing tick, now goes to a series of that tick
+    config = ForecasterConfig(hidden_size=4, k1=4, k2=8, probe_every=8, hybrid=False, warmup_updates=0)
+    f = Forecaster(config)
+    for t in range(3):  # eight series that stop after three values
+        f.observe_many([(f"gone{i}", math.sin(t + i)) for i in range(8)])
+    later = [f"live{i}" for i in range(3)]
+    for t in range(3, 400):
+        f.observe_many([(name, math.sin(0.3 * t + i)) for i, name in enumerate(later)])
+    followed = {f.store.names[slot] for slot in f.probe.tensors["slots"].tolist() if slot >= 0}
+    assert set(later) <= followed  # the live series were taken on
+    assert f.probe.probes > 0 and f.truncation().probes == f.probe.probes
+    live_rows = [i for i, slot in enumerate(f.probe.tensors["slots"].tolist()) if f.store.names[slot] in later]
+    assert f.probe.tensors["missed"][live_rows].tolist() == [0, 0, 0]  # full windows at the last probe
+    # the other five rows keep their stopped series (no other series to give them to) and count on
+    assert int(f.probe.tensors["missed"].max()) >= 2
+
+
+def test_a_followed_series_in_the_probing_tick_keeps_its_row() -> None:
+    # a row is given away only when its series is absent from the tick that runs the probe: a series
+    # still arriving (here one whose windows are never full: its last target is always missing) stays
+    config = ForecasterConfig(hidden_size=4, k1=4, k2=8, probe_every=8, hybrid=False, warmup_updates=0)
+    f = Forecaster(config)
+    for t in range(300):
+        f.observe_many([("sparse", None if t % 2 else 1.0), ("other", math.sin(t))])
+    followed = [f.store.names[slot] for slot in f.probe.tensors["slots"].tolist() if slot >= 0]
+    assert followed == ["sparse", "other"]
+    row = f.probe.tensors["slots"].tolist().index(f.store.slots["sparse"])
+    assert int(f.probe.tensors["missed"][row]) >= 2  # stale by the count, kept: it is still arriving
+
+
+def test_a_format_6_state_gains_the_probes_missed_counts_at_zero() -> None:
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, probe_every=4, hybrid=False, warmup_updates=0)
+    f = Forecaster(config)
+    for t in range(60):
+        f.observe_many([("a", math.sin(t)), ("b", None if t % 2 else 1.0)])
+    state = f.state_dict()
+    assert int(state["probe"]["tensors"]["missed"].max()) > 0  # b's row: never a full window
+    old = as_format_6(state)
+    assert old["format"] == 6 and "missed" not in old["probe"]["tensors"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 7
+    assert torch.equal(migrated["probe"]["tensors"]["missed"], torch.zeros(8, dtype=torch.int64))
+    zeroed = {**state, "probe": {**state["probe"], "tensors": {**state["probe"]["tensors"]}}}
+    zeroed["probe"]["tensors"]["missed"] = torch.zeros(8, dtype=torch.int64)
+    loaded, reference = Forecaster.from_state_dict(old), Forecaster.from_state_dict(zeroed)
+    for t in range(60, 100):
+        tick = [("a", math.sin(t)), ("b", None if t % 2 else 1.0)]
+        assert loaded.observe_many(tick)[:] == reference.observe_many(tick)[:]
+    assert torch.equal(loaded.probe.tensors["missed"], reference.probe.tensors["missed"])

@@ -87,7 +87,9 @@ def run_echo_job(job: EchoJob, scored_share: float) -> dict[str, Any]:
     started = time.perf_counter()
     for t in range(job.ticks):
         results = forecaster.observe_many(list(zip(names, x[t].tolist(), strict=True)))
-        made[t] = torch.tensor([r.forecast_made.mean[1] for r in results], dtype=torch.float64)
+        means = [r.forecast_made.mean for r in results]  # None: no forecast of a series' first value
+        picked = [None if m is None else m[1] for m in means]  # (a list: one mean per feature, None each)
+        made[t] = torch.tensor([math.nan if m is None else m for m in picked], dtype=torch.float64)
         for record in forecaster.engine.recent:
             if record.index > seen:
                 steps += record.window * record.n_windows

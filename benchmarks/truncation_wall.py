@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import multiprocessing
 import time
 from typing import Any
@@ -92,8 +93,9 @@ def run_job(job: Job) -> dict[str, Any]:
     for t in range(job.ticks):
         values = x[t, :, 0].tolist() if x.shape[2] == 1 else x[t].tolist()
         results = forecaster.observe_many(list(zip(names, values, strict=True)))
-        means = [r.forecast_made.mean for r in results]
-        made[t] = torch.tensor([m if scored == 0 else m[scored] for m in means], dtype=torch.float64)
+        means = [r.forecast_made.mean for r in results]  # None: no forecast of a series' first value
+        picked = [m if scored == 0 or m is None else m[scored] for m in means]
+        made[t] = torch.tensor([math.nan if m is None else m for m in picked], dtype=torch.float64)
     seconds = time.perf_counter() - started
     first = job.ticks - max(1, int(SCORED_SHARE * job.ticks))
     truth = x[first:, :, scored]

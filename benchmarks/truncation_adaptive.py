@@ -11,9 +11,10 @@ recommended k2, the verdict), the windows the adaptive run used at each probe, i
 the updates; and wall seconds) and the prequential RMSE over the last 25 % of the ticks.
 
 When the network starts to carry the echo depends on its initial weights (fixed 2P: RMSE
-0.81 to 0.95 over three seeds of 16,000 ticks, 2026-12-01), so fixed 2P and both adaptive
-rules run at every one of ``SEEDS`` and are compared on their means; fixed P / 2 and P learn
-nothing at any seed and run once (the first seed), for the advisor's verdicts.
+0.81 to 0.95 over three seeds of 16,000 ticks, 2026-12-01), so fixed 2P, fixed 4P and both
+adaptive rules run at every one of ``SEEDS`` and are compared on their means; fixed P / 2 and
+P learn nothing at any seed and run once (the first seed), for the advisor's verdicts. Fixed
+4P tells whether the window the bias bound asks for past 2P buys any error.
 
 The acceptance (issue 12): the advisor flags k2 <= P as too short and k2 = 2P as long enough;
 the adaptive run reaches the RMSE of fixed k2 = 2P within 10 % at no more than its cost.
@@ -65,12 +66,14 @@ class EchoJob:
 
 
 def jobs(n_series: int, ticks: int, period: int, base: ForecasterConfig, seeds: tuple[int, ...]) -> list[EchoJob]:
-    """Fixed P / 2 and P at the first seed; fixed 2P and each adaptive ceiling at every seed."""
+    """Fixed P / 2 and P at the first seed; fixed 2P, fixed 4P and each adaptive ceiling at every
+    seed (4P: whether a window longer than 2P, which the bias bound asks for, lowers the error)."""
     once = [EchoJob(k2, n_series, ticks, period, base, seeds[0]) for k2 in FIXED if k2 < 2 * period]
+    fixed = ((2 * period, CEILINGS[-1]), (4 * period, CEILINGS[-1]))
     seeded = [
         EchoJob(k2, n_series, ticks, period, base, seed, ceiling)
         for seed in seeds
-        for k2, ceiling in ((2 * period, CEILINGS[-1]), *(("adaptive", c) for c in CEILINGS))
+        for k2, ceiling in (*fixed, *(("adaptive", c) for c in CEILINGS))
     ]
     return once + seeded
 
@@ -160,6 +163,13 @@ def acceptance(rows: list[dict[str, Any]], period: int) -> dict[str, Any]:
         "k2_2P_sufficient": not any(r["advisor"]["too_short"] for r in rows if r["k2"] == 2 * period),
         "adaptive": {},
     }
+    longer = by_rule.get(f"k2 = {4 * period}")
+    if longer is not None:  # what the window past 2P, which the bias bound asks for, buys
+        checks["fixed_4P"] = {
+            "rmse_over_fixed_2P": longer["mean_rmse"] / fixed["mean_rmse"],
+            "steps_over_fixed_2P": longer["mean_steps"] / fixed["mean_steps"],
+            "too_short_by_the_advisor": sum(r["advisor"]["too_short"] for r in rows if r["k2"] == 4 * period),
+        }
     for ceiling in CEILINGS:
         rule = by_rule.get(f"adaptive <= {ceiling}")
         if rule is None:

@@ -312,21 +312,29 @@ def render_adaptive(payload: dict[str, Any]) -> list[str]:
         f"backprop steps {a['steps_over_fixed_2P']:.2f}x fixed 2P's (no more: {a['no_more_steps']})"
         for ceiling, a in ok["adaptive"].items()
     ]
+    four = ok.get("fixed_4P")
+    longer = (
+        f" Fixed 4P (the window past 2P that the bias bound asks for): mean RMSE / fixed 2P's = "
+        f"{four['rmse_over_fixed_2P']:.3f} at {four['steps_over_fixed_2P']:.2f}x its backprop steps; the advisor "
+        f"still called it too short in {four['too_short_by_the_advisor']} of {len(b['seeds'])} runs."
+        if four
+        else ""
+    )
     return [
         f"### (c) The advisor and adaptive truncation on the delayed echo (P = {payload['period']})",
         "",
         f"Stateful, {b['n_series']} series x {b['ticks']:,} ticks, k1 = {c['k1']} for every run; adaptive: "
         f"k2_min = {c['k2_min']}, k2_max = {' or '.join(map(str, c['k2_max']))}, truncation_bias = "
-        f"{c['truncation_bias']}; fixed 2P and the adaptive runs at seeds {', '.join(map(str, b['seeds']))} (the "
-        "network's initial weights). Backprop steps: the length of each replayed window times the windows, summed "
-        "over the updates.",
+        f"{c['truncation_bias']}; fixed 2P, fixed 4P and the adaptive runs at seeds {', '.join(map(str, b['seeds']))} "
+        "(the network's initial weights). Backprop steps: the length of each replayed window times the windows, "
+        "summed over the updates.",
         "",
         report.markdown_table(headers, body),
         "",
         report.markdown_table(mean_headers, mean_body),
         "",
         f"Acceptance, as measured: the advisor flags k2 <= P as too short: {ok['flags_k2_up_to_P_as_too_short']}; "
-        f"k2 = 2P long enough: {ok['k2_2P_sufficient']}; " + "; ".join(ceilings) + ".",
+        f"k2 = 2P long enough: {ok['k2_2P_sufficient']}; " + "; ".join(ceilings) + "." + longer,
         "",
         "The advisor's verdicts at the end of each run:",
         "",

@@ -119,7 +119,7 @@ def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):
     assert all(r["best"]["rmse"] == 0.0 for r in payload["rows"] if r["stream"] == "delayed_echo")
     # part (c): the advisor and adaptive truncation on the echo, every run with k1 = 10
     echo = {r["rule"]: r for r in payload["adaptive"]["rows"]}
-    assert list(echo) == ["k2 = 10", "k2 = 20", "k2 = 40", "adaptive <= 40", "adaptive <= 80"]
+    assert list(echo) == ["k2 = 10", "k2 = 20", "k2 = 40", "k2 = 80", "adaptive <= 40", "adaptive <= 80"]
     assert all(r["updates"] == r["ticks"] // 10 and r["seed"] == 0 for r in echo.values())
     fixed = {k2: echo[f"k2 = {k2}"] for k2 in (10, 20, 40)}
     assert [fixed[k2]["advisor"]["too_short"] for k2 in (10, 20, 40)] == [True, True, False]
@@ -133,6 +133,9 @@ def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):
         ceiling = int(r["rule"].split()[-1])
         assert 0 < r["backprop_steps"] <= r["updates"] * r["n_series"] * ceiling
     assert fixed[40]["backprop_steps"] == 2 * fixed[20]["backprop_steps"] == 4 * fixed[10]["backprop_steps"]
+    four = payload["adaptive"]["acceptance"]["fixed_4P"]  # fixed 4P against fixed 2P
+    assert four["steps_over_fixed_2P"] == echo["k2 = 80"]["backprop_steps"] / fixed[40]["backprop_steps"]
+    assert four["rmse_over_fixed_2P"] == echo["k2 = 80"]["rmse"]["model"] / fixed[40]["rmse"]["model"]
     ok = payload["adaptive"]["acceptance"]["adaptive"]
     for ceiling in (40, 80):
         run = echo[f"adaptive <= {ceiling}"]

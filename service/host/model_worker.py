@@ -304,7 +304,7 @@ class ModelWorker(LongBatches, KeyedRequests):
                     return
                 continue
             batch = self._collect(job)
-            now, later = short_first(self._steps_of(batch))
+            now, later = short_first(self._steps_of(batch)) if len(batch) > 1 else ([0], [])  # (one: nothing to split)
             for part in ([batch[i] for i in now], [batch[i] for i in later]):
                 if part:  # the short ones first (tbptt_service.host.fair_batches), then the rest
                     self._guarded(part, lambda part=part: self._process(part))

@@ -30,6 +30,7 @@ STAT_FIELDS = (
     "naive_sq_err",
     "covered",  # values inside [lower, upper]
     "resid_sq",  # squared normalised residual: the interval of a point (mse) forecast
+    "interval_n",  # forecasts scored that had an interval (coverage's denominator)
 )
 STAT = {name: i for i, name in enumerate(STAT_FIELDS)}
 SCORES = STAT["score_n"]  # the score rows are STAT_FIELDS[SCORES:]
@@ -103,7 +104,9 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
             has_last = scored and not math.isnan(last)
             err = abs(value[b, k] - mean[b, k]) if scored else 0.0
             naive_err = abs(value[b, k] - last) if has_last else 0.0
-            inside = scored and value[b, k] >= lower[b, k] and value[b, k] <= upper[b, k]
+            # a forecast served without an interval (a series' scale not known yet) is not judged by one
+            bounded = scored and not (math.isnan(lower[b, k]) or math.isnan(upper[b, k]))
+            inside = bounded and value[b, k] >= lower[b, k] and value[b, k] <= upper[b, k]
             increments = (  # in the order of STAT_FIELDS[SCORES:]
                 1.0 if scored else 0.0,
                 err,
@@ -113,6 +116,7 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
                 naive_err * naive_err,
                 1.0 if inside else 0.0,
                 residual[b, k] * residual[b, k] if scored else 0.0,
+                1.0 if bounded else 0.0,
             )
-            for i in range(8):
+            for i in range(9):
                 out[b, SCORES + i, k] = stats[b, SCORES + i, k] + increments[i]

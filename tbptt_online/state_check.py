@@ -72,7 +72,7 @@ NON_NEGATIVE = (
 )  # fmt: skip
 COVARIANCES = ("x_ar_p", "x_arc_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
-NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq")
+NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 MOMENTS = {"Adam": ("exp_avg", *SECOND_MOMENTS), "AdamW": ("exp_avg", *SECOND_MOMENTS), "SGD": ("momentum_buffer",)}
 
@@ -243,6 +243,8 @@ def _check_probe(probe: Any, reference: TruncationProbe, config: ForecasterConfi
             raise ValueError(f"probe.tensors['slots'] is invalid: a slot outside [-1, {n_slots - 1}]")
         if key in ("count", "lags", "phi", "missed") and bool((value < 0).any()):
             raise ValueError(f"probe.tensors[{key!r}] is invalid: holds negative values; must be >= 0")
+        if key in ("count", "missed") and bool((value > MAX_COUNT).any()):  # (a count past it wraps around)
+            raise ValueError(f"probe.tensors[{key!r}] is invalid: holds counts above {MAX_COUNT}")
 
 
 def _check_optimizer(

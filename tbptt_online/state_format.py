@@ -17,7 +17,9 @@
 - format 6: the hybrid's outliers (``outliers``: the fields ``o_run``, ``o_count``,
   ``o_largest``).
 - format 7: the probe counts, per followed row, the probes in a row at which it held no full
-  window (``probe.tensors["missed"]``), to give a stale row to another series.
+  window (``probe.tensors["missed"]``), to give a stale row to another series; a series'
+  statistics count the scored forecasts that had an interval (``stats`` row ``interval_n``,
+  the coverage's denominator: a forecast served without one counted as a miss).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -42,7 +44,8 @@ losses part.
 
 A state of format 6 (or older, migrated to 6 first) gains the probe's ``missed`` counts at 0,
 as a probe that has just taken its rows: a row is given to another series two probes later at
-the earliest (probe.py).
+the earliest (probe.py); and each series' ``interval_n`` equal to its scored forecasts
+(``score_n``): its coverage reads as before, every forecast counted, until new ones are.
 
 A hybrid state of format 5 (or older, migrated to 5 first) gains the outliers' fields
 (``_with_outliers``) as a new series has them: no run, nothing taken at a bound, no error
@@ -88,6 +91,7 @@ from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
+from tbptt_online.scoring import STAT, STAT_FIELDS
 
 FORMAT_VERSION = 7
 BEFORE_GUARDS = 2
@@ -267,8 +271,18 @@ def _with_outliers(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_probe_misses(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-6 ``state`` in format 7: the probe's ``missed`` counts at 0 (module doc); a copy,
-    the input is not changed."""
+    """A format-6 ``state`` in format 7: the probe's ``missed`` counts at 0 and the series'
+    ``interval_n`` row equal to ``score_n`` (module doc); a copy, the input is not changed."""
     probe = state["probe"]
     missed = torch.zeros(probe["tensors"]["slots"].shape[0], dtype=torch.int64)
-    return {**state, "format": FORMAT_VERSION, "probe": {**probe, "tensors": {**probe["tensors"], "missed": missed}}}
+    store = state["store"]
+    stats = store["tensors"]["stats"]  # [C, F - 1, d]: the rows of STAT_FIELDS before interval_n
+    if stats.shape[1] != len(STAT_FIELDS) - 1:
+        raise ValueError(f"format=6 stats have {stats.shape[1]} rows, expected {len(STAT_FIELDS) - 1}")
+    stats = torch.cat([stats, stats[:, STAT["score_n"]].unsqueeze(1)], dim=1)  # interval_n = score_n
+    return {
+        **state,
+        "format": FORMAT_VERSION,
+        "probe": {**probe, "tensors": {**probe["tensors"], "missed": missed}},
+        "store": {**store, "tensors": {**store["tensors"], "stats": stats}},
+    }

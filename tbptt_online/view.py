@@ -163,7 +163,7 @@ class ForecasterView:
         """Prequential accuracy so far (errors summed over features, then divided)."""
         slot = self._slot(series)
         sums = self.tensors["stats"][slot][0].sum(dim=1).tolist()  # [F]: summed over features
-        t = {k: sums[STAT[k]] for k in ("score_n", "abs_err", "sq_err", "covered")}
+        t = {k: sums[STAT[k]] for k in ("score_n", "abs_err", "sq_err", "covered", "interval_n")}
         naive = {k: sums[STAT[k]] for k in ("naive_n", "naive_abs_err", "naive_sq_err")}
 
         def ratio(num: float, den: float, root: bool = False) -> float | None:
@@ -179,7 +179,7 @@ class ForecasterView:
             rmse=ratio(t["sq_err"], t["score_n"], root=True),
             naive_mae=ratio(naive["naive_abs_err"], naive["naive_n"]),
             naive_rmse=ratio(naive["naive_sq_err"], naive["naive_n"], root=True),
-            coverage=ratio(t["covered"], t["score_n"]),
+            coverage=ratio(t["covered"], t["interval_n"]),  # of the forecasts served with an interval
             interval_level=self.config.interval_level,
             **extra,
         )

@@ -345,8 +345,10 @@ class ModelWorker(LongBatches, KeyedRequests):
         return batch
 
     def _steps_of(self, jobs: list[ObserveJob]) -> list[list[str]]:
-        """Per job, the series of the ticks' values it would add to a batch of ``jobs``: its own, and
-        before a value that comes after a timestamp gap the missing steps admission inserts (a dry run
+        """Per job, the series of the ticks' values it would add to a batch of ``jobs``: its own (an
+        idempotent repeat of another job's value too: a retry of a request waiting behind a long
+        batch must wait behind it as well), and before a value that comes after a timestamp gap
+        the missing steps admission inserts (a dry run
         of admission: nothing is applied, nobody answered; each gap filled as if it were the batch's
         only one). A request of one value per series whose gap inserts steps is long: it does not go
         before, or between the chunks of, a long batch (a single POST opening a gap of 1,000 steps
@@ -362,10 +364,12 @@ class ModelWorker(LongBatches, KeyedRequests):
             gap_allowance=len(jobs) * self.max_gap_steps,
         )
         admission.admit_all([job.observations for job in jobs])
-        return [
-            plain[i] if span is None else [o.series for o in admission.merged[span[0] : span[1]]]
-            for i, span in enumerate(admission.spans)
-        ]
+        steps = []
+        for job, own, span in zip(jobs, plain, admission.spans, strict=True):
+            mine = {id(o) for o in job.observations}  # admission stages a job's own observations as they are
+            inserted = [] if span is None else [o for o in admission.merged[span[0] : span[1]] if id(o) not in mine]
+            steps.append(own + [o.series for o in inserted])  # its own values counted, repeats too
+        return steps
 
     def _admit(self, jobs: list[ObserveJob]) -> tuple[list[tuple[ObserveJob, list[Source]]], list[Observation], bool]:
         """The jobs admitted (the others answered with their error), their merged observations, and

@@ -7,14 +7,18 @@ from typing import Any
 import torch
 
 from tbptt_online import hybrid, outliers
+from tbptt_online.scoring import STAT
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 7) as format 6 wrote it: no probe ``missed`` counts (a copy)."""
+    """``state`` (format 7) as format 6 wrote it: no probe ``missed`` counts, no ``interval_n``
+    row in the series' statistics (a copy)."""
     probe = state["probe"]
     tensors = {k: v for k, v in probe["tensors"].items() if k != "missed"}
-    return {**state, "format": 6, "probe": {**probe, "tensors": tensors}}
+    store = dict(state["store"]["tensors"])
+    store["stats"] = store["stats"][:, : STAT["interval_n"]].clone()  # interval_n is the last row
+    return {**state, "format": 6, "probe": {**probe, "tensors": tensors}, "store": {**state["store"], "tensors": store}}
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:

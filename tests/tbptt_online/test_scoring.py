@@ -14,15 +14,16 @@ f64 = torch.float64
 
 
 def scores_as_tensors(stats, value, scored, mean, lower, upper, residual) -> torch.Tensor:
-    """The score rows [B, 8, d] with one step folded in, written with tensor operations."""
+    """The score rows [B, 9, d] with one step folded in, written with tensor operations."""
     last_value = stats[:, STAT["last_value"]]
     has_last = scored & ~torch.isnan(last_value)
     err = torch.where(scored, (value - mean).abs(), 0.0)
     naive_err = torch.where(has_last, (value - last_value).abs(), 0.0)
-    inside = scored & (value >= lower) & (value <= upper)
+    bounded = scored & ~torch.isnan(lower) & ~torch.isnan(upper)  # an interval was served
+    inside = bounded & (value >= lower) & (value <= upper)
     increments = torch.stack(
         [scored.to(f64), err, err**2, has_last.to(f64), naive_err, naive_err**2, inside.to(f64),
-         torch.where(scored, residual**2, 0.0)],
+         torch.where(scored, residual**2, 0.0), bounded.to(f64)],
         dim=1,
     )  # fmt: skip
     return stats[:, SCORES:] + increments
@@ -65,7 +66,7 @@ def test_a_tick_folds_its_values_as_the_tensor_formulas_did_bit_for_bit():
 
 def test_a_missing_value_leaves_the_normaliser_and_the_scores_alone():
     stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
-    stats[0, :, 0] = torch.tensor([2.0, 5.0, 8.0, 7.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5], dtype=f64)
+    stats[0, :, 0] = torch.tensor([2.0, 5.0, 8.0, 7.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 3.0], dtype=f64)
     nan = torch.full((1, 1), math.nan, dtype=f64)
     new = observed_stats(stats, nan, torch.zeros(1, 1, dtype=torch.bool), True)
     add_scores(new, stats, nan, torch.zeros(1, 1, dtype=torch.bool), nan + 0, nan + 0, nan + 0, nan + 0)
@@ -74,10 +75,28 @@ def test_a_missing_value_leaves_the_normaliser_and_the_scores_alone():
 
 def test_a_value_by_hand():
     stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
-    stats[0, :, 0] = torch.tensor([1.0, 4.0, 0.0, 4.0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=f64)  # one value seen: 4
+    stats[0, :, 0] = torch.tensor([1.0, 4.0, 0.0, 4.0, 0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=f64)  # one value seen: 4
     one = torch.ones(1, 1, dtype=f64)
     new = observed_stats(stats, 6.0 * one, one > 0, True)
     add_scores(new, stats, 6.0 * one, one > 0, 5.0 * one, 4.5 * one, 5.5 * one, 0.5 * one)  # served 5 in [4.5, 5.5]
     # Welford: count 2, mean 5, m2 = (6 - 4) * (6 - 5) = 2; last value 6; scored: |6 - 5| = 1,
-    # naive |6 - 4| = 2, not inside, residual 0.5^2
-    assert new[0, :, 0].tolist() == [2.0, 5.0, 2.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 0.0, 0.25]
+    # naive |6 - 4| = 2, not inside, residual 0.5^2, an interval served
+    assert new[0, :, 0].tolist() == [2.0, 5.0, 2.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 0.0, 0.25, 1.0]
+
+
+def test_a_forecast_served_without_an_interval_counts_for_the_errors_not_for_the_coverage():
+    # fix: a forecast served before the series' scale was known (no interval: the hybrid's forecast
+    # of a series' second value) was scored as a miss of its interval; coverage 0.75 after five
+    # values that all fell inside the intervals served
+    from tbptt_online import Forecaster, ForecasterConfig
+
+    f = Forecaster(ForecasterConfig())
+    results = [f.observe("a", v) for v in (10.0, 10.5, 10.2, 10.4, 10.1)]
+    made = [r.forecast_made for r in results[1:]]
+    assert made[0].mean is not None and made[0].lower is None  # the second value: a forecast, no interval
+    assert all(
+        m.lower is not None and m.lower <= r.value <= m.upper for m, r in zip(made[1:], results[2:], strict=True)
+    )
+    stats = f.series_stats("a")
+    assert stats.coverage == 1.0  # 3 of the 3 forecasts with an interval (was 3 / 4)
+    assert stats.mae == sum(abs(r.value - m.mean) for m, r in zip(made, results[1:], strict=True)) / 4  # all 4 scored

@@ -163,6 +163,11 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "a negative guard count": (_set(lambda s: s["engine"]["guard"]["counts"], "rollbacks", -1), "rollbacks"),
     "nan in the probe's reach": (_set_tensor(_probe, "phi", 0, math.nan), "probe.tensors['phi']"),
     "a probe slot out of range": (_set_tensor(_probe, "slots", 0, 99), "probe.tensors['slots']"),
+    # fix (a review): missed at 2^63 - 1 passed and wrapped negative one probe later (then refused)
+    "probe missed count 2^63 - 1": (_set_tensor(_probe, "missed", 0, 2**63 - 1), "probe.tensors['missed']"),
+    "probe step count 2^62": (_set_tensor(_probe, "count", 0, 2**62), "probe.tensors['count']"),
+    "negative probe missed count": (_set_tensor(_probe, "missed", 0, -1), "probe.tensors['missed']"),
+    "negative interval count": (_set_tensor(_tensors, "stats", (0, STAT["interval_n"], 0), -1.0), "row 'interval_n'"),
     "an adaptive window a fixed config cannot use": (_set(lambda s: s["probe"], "window", 7), "probe.window"),
     "unknown config field": (_set(lambda s: s["config"], "colour", "red"), "config"),
     "another format": (_set(lambda s: s, "format", 99), "format"),

@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid, outliers
+from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
-from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5
+from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5, as_format_6
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -106,6 +107,9 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
                 assert torch.equal(kept[key][:, :, :, combiners][:, :, :, column], value[:, :, :, OLD_MEMBERS])
         elif key in ("c_loss", "c_member_abs"):  # the long AR's column: at the cap, and the naive's
             assert torch.equal(kept[key].index_select(-2, torch.tensor(old)), value)
+        elif key == "stats":  # gains interval_n (format 7), equal to the scored forecasts
+            torch.testing.assert_close(kept[key][:, :-1], value, rtol=0, atol=0, equal_nan=True)  # (NaN: no value)
+            assert torch.equal(kept[key][:, STAT["interval_n"]], value[:, STAT["score_n"]])
         else:
             assert kept[key] is value, key
     if kind == "hybrid":
@@ -126,7 +130,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
 def test_a_format_2_state_that_has_the_probe_is_read_as_it_is():
     forecaster = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=False, probe_every=2))
     continue_from(forecaster, 0, 30)
-    state = forecaster.state_dict()
+    state = as_format_6(forecaster.state_dict())  # without what format 7 added
     assert forecaster.probe.probes > 0
     state["format"] = 2  # as 43e0739 wrote it: the probe and the guards, numbered 2
     copy = Forecaster.from_state_dict(state)
@@ -231,7 +235,10 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
     assert migrated["format"] == FORMAT_VERSION
     kept, before = migrated["store"]["tensors"], old["store"]["tensors"]
     for key, value in before.items():
-        assert kept[key] is value, key
+        if key == "stats":  # gains interval_n (format 7)
+            torch.testing.assert_close(kept[key][:, :-1], value, rtol=0, atol=0, equal_nan=True)
+        else:
+            assert kept[key] is value, key
     for key in outliers.FIELDS:
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
     cleared = {**state, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}

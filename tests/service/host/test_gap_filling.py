@@ -104,3 +104,31 @@ async def test_single_observations_batched_with_a_gap_go_first_in_a_tick_of_thei
         worker.join()
     assert forecaster.calls == [["a", "b"], ["s"], ["s"], ["s"], ["s"]]  # the singles, then the gap's 4 ticks
     assert answered[:2] == [1, 2] and answered[2] == 0
+
+
+async def test_a_retry_of_a_gap_waiting_behind_a_long_batch_waits_behind_it_too() -> None:
+    # fix (a review): the scheduling's dry run counted a plain retry (the same body, no idempotency key)
+    # as a repeat of the first request's value, so it held no tick and no series, went between two
+    # chunks, and there, the first still waiting, was admitted with the gap's missing steps, whole
+    forecaster = GatedForecaster(LEARNING, holds=(1,), watch="x0")
+    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
+    worker.start()
+    try:
+        await worker.observe(regular("s", 10))
+        forecaster.calls.clear()
+        long_job = asyncio.ensure_future(worker.observe(long_request(["x0", "x1"], 4)))
+        await forecaster.held()
+        gap = [Observation("s", 2.0, T0 + 90 + 30)]  # 2 missing steps
+        first = asyncio.ensure_future(worker.observe(list(gap)))
+        await queued(worker, 1)
+        retry = asyncio.ensure_future(worker.observe(list(gap)))  # the same body again
+        await queued(worker, 2)
+        forecaster.release.set()
+        await long_job
+        a, b = await first, await retry
+    finally:
+        worker.stop()
+        worker.join()
+    x = ["x0", "x1"]
+    assert forecaster.calls == [x, x, x, x, ["s"], ["s"], ["s"]]  # the gap after the long batch, a tick a time
+    assert [r.step for r in a.results] == [r.step for r in b.results] == [13]  # applied once, both answered

@@ -70,13 +70,14 @@ them, before the number moved on) is read as format 3.
 >>> old = f.state_dict()
 >>> old["format"], old["engine"]["recent"] = 2, [r[:5] for r in old["engine"]["recent"]]
 >>> del old["probe"], old["engine"]["guard"]
+>>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-1]  # no interval_n (format 7's)
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(6, 1.0, 0, 0)
->>> current_state({"format": 7})
+(7, 1.0, 0, 0)
+>>> current_state({"format": 8})
 Traceback (most recent call last):
 ...
-ValueError: format=7 is invalid: this version reads formats 2 to 6 (it writes 6)
+ValueError: format=8 is invalid: this version reads formats 2 to 7 (it writes 7)
 """
 
 from __future__ import annotations

@@ -363,7 +363,11 @@ class ModelWorker(LongBatches, KeyedRequests):
             max_gap_steps=self.max_gap_steps,
             gap_allowance=len(jobs) * self.max_gap_steps,
         )
-        admission.admit_all([job.observations for job in jobs])
+        try:
+            admission.admit_all([job.observations for job in jobs])
+        except Exception:  # (outside _guarded: a bug here must not end the worker's thread)
+            logger.exception("counting the ticks of a batch of model %r failed; counting its values", self.name)
+            return plain  # the real admission, guarded, answers for any such bug
         steps = []
         for job, own, span in zip(jobs, plain, admission.spans, strict=True):
             mine = {id(o) for o in job.observations}  # admission stages a job's own observations as they are

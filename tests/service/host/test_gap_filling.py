@@ -132,3 +132,32 @@ async def test_a_retry_of_a_gap_waiting_behind_a_long_batch_waits_behind_it_too(
     x = ["x0", "x1"]
     assert forecaster.calls == [x, x, x, x, ["s"], ["s"], ["s"]]  # the gap after the long batch, a tick a time
     assert [r.step for r in a.results] == [r.step for r in b.results] == [13]  # applied once, both answered
+
+
+async def test_a_failure_of_the_scheduling_dry_run_leaves_the_worker_serving(monkeypatch) -> None:
+    # the dry run runs outside the worker's guard: an exception there would end its thread and leave
+    # every requester waiting; it falls back to counting values, and the real admission goes on
+    from tbptt_service.host import model_worker
+
+    calls = {"n": 0}
+    admit_all = model_worker.BatchAdmission.admit_all
+
+    def failing_once(self, jobs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in the dry run")
+        return admit_all(self, jobs)
+
+    forecaster = GatedForecaster(LEARNING)
+    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
+    worker.start()
+    try:
+        await worker.observe(regular("s", 10))
+        monkeypatch.setattr(model_worker.BatchAdmission, "admit_all", failing_once)
+        requests = [[Observation("s", 2.0, T0 + 90 + 10)], [Observation("a", 1.0, T0)]]
+        answered = await asyncio.wait_for(_run_held(worker, requests), timeout=30)
+    finally:
+        worker.stop()
+        worker.join()
+    assert sorted(answered) == [0, 1] and calls["n"] >= 2  # the dry run failed, both requests were applied
+    assert worker.snapshot.series_count == 2

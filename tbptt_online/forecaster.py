@@ -347,22 +347,28 @@ class Forecaster:
         scoring its last m_t steps (the steps since its previous update, see loss_steps);
         K = k2, or the adaptive window the last probe chose."""
         k1, k2 = self.config.k1, self.probe.window if self.config.adaptive else self.config.k2
-        lengths = steps.clamp(max=k2)  # [B] w = min(t, K)
+        warmup = self.config.resolved_warmup_updates
+        # (the update's few integers in numpy: without torch's per-operation overhead)
+        t = steps.numpy()  # [B]
+        lengths = np.minimum(t, k2)  # [B] w = min(t, K)
         length = int(lengths.max())
-        scored = loss_steps(steps, k1, k2, self.config.resolved_warmup_updates)  # [B] m_t
+        scored = loss_steps(steps, k1, k2, warmup).numpy()  # [B] m_t
         m = int(scored.max())
         x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
         # a row scoring fewer than m steps has its earlier ones among the last m left out of the loss
-        at = torch.arange(length)[:, None]  # [L, 1]
-        mask = mask & ((at >= length - scored[None, :]) | (at < length - m))[..., None]
+        at = np.arange(length)[:, None]  # [L, 1]
+        mask = mask & torch.from_numpy((at >= length - scored[None, :]) | (at < length - m))[..., None]
         # The window starts at the stored live state ĥ_{t-k2}, which is detached (it was
         # stored from a no-grad forward): the value crosses the boundary, the gradient not.
         back = (k2 - self.config.min_window) // k1  # anchors between ĥ_{t-K} and ĥ_{t-k2_min}
-        anchor = self.store.state("anchor", slots, (steps // k1 - back) % self.store.anchors)
-        start = select_rows(steps > k2, anchor, self.network.initial_state(len(slots)))  # t <= K: h_0
+        anchor = self.store.state("anchor", slots, torch.from_numpy((t // k1 - back) % self.store.anchors))
+        start = anchor  # t > K for every row (the common case): the anchors as they are
+        if not (t > k2).all():  # t <= K: h_0
+            start = select_rows(torch.from_numpy(t > k2), anchor, self.network.initial_state(len(slots)))
         base = base[length - m :] if self.config.residual and not self.config.hybrid else None
-        settled = bool((steps > self.config.resolved_warmup_updates).all())  # no series in its warm-up
-        self.engine.replay_update(start, x, y, mask, length - lengths, m, base, window=k2, settled=settled)
+        settled = bool((t > warmup).all())  # no series in its warm-up
+        active_from = torch.from_numpy(length - lengths)
+        self.engine.replay_update(start, x, y, mask, active_from, m, base, window=k2, settled=settled)
 
     # -- the truncation probe -------------------------------------------------------
     def probe_truncation(self) -> bool:

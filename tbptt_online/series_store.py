@@ -299,10 +299,12 @@ def window(
     history ring of ``tensors`` (a store's, or a snapshot's): the inputs x [L, B, i], the
     targets y and mask [L, B, d] (mask False before step 1: padding), and base [L, B, d],
     the target before each step (0 before step 2: the residual head's base)."""
-    step_of = last[None, :] - torch.arange(length - 1, -1, -1)[:, None]  # [L, B]
-    hist_x, hist_y, hist_mask = tensors["hist_x"], tensors["hist_y"], tensors["hist_mask"]
-    x = hist_x[slots[None, :], (step_of - 1) % ring_size]  # [L, B, i]
-    y = hist_y[slots[None, :], (step_of - 1) % ring_size]  # [L, B, d]
-    mask = hist_mask[slots[None, :], (step_of - 1) % ring_size] & (step_of >= 1)[..., None]
-    base = hist_y[slots[None, :], (step_of - 2) % ring_size] * (step_of >= 2)[..., None]  # y_{s-1}
+    # (the indices in numpy: a window's few integers without torch's per-operation overhead)
+    step_of = last.numpy()[None, :] - np.arange(length - 1, -1, -1)[:, None]  # [L, B]
+    at, before = torch.from_numpy((step_of - 1) % ring_size), torch.from_numpy((step_of - 2) % ring_size)
+    hist_x, hist_y, hist_mask, rows = tensors["hist_x"], tensors["hist_y"], tensors["hist_mask"], slots[None, :]
+    x = hist_x[rows, at]  # [L, B, i]
+    y = hist_y[rows, at]  # [L, B, d]
+    mask = hist_mask[rows, at] & torch.from_numpy(step_of >= 1)[..., None]
+    base = hist_y[rows, before] * torch.from_numpy(step_of >= 2)[..., None]  # y_{s-1}
     return x, y, mask, base

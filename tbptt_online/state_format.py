@@ -106,68 +106,48 @@ NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_cou
 
 
 def current_state(state: Any) -> Any:
-    """``state`` in the current format: itself when it is, a migrated copy of a format-2 or 3
-    state (the input is not changed), ``ValueError`` saying why for a format this version cannot
+    """``state`` in the current format: itself when it is, a migrated copy of an older one
+    (the input is not changed), ``ValueError`` saying why for a format this version cannot
     read or an older state too malformed to migrate. Not a dict: returned as it is."""
     if not isinstance(state, dict):
         return state
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
         return state
-    if found == BEFORE_PROBE_MISSES and not isinstance(found, bool):
-        try:
-            return _with_probe_misses(state)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            raise ValueError(
-                f"format={BEFORE_PROBE_MISSES} state (written before the probe's missed counts) cannot be migrated "
-                f"to format {FORMAT_VERSION}: {type(error).__name__}: {error}"
-            ) from None
-    if found == BEFORE_OUTLIERS and not isinstance(found, bool):
-        try:
-            return _with_probe_misses(_with_outliers(state))
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            raise ValueError(
-                f"format={BEFORE_OUTLIERS} state (written before the outliers' fields) cannot be migrated to format "
-                f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
-            ) from None
-    if found == BEFORE_SLOW_COMBINER and not isinstance(found, bool):
-        try:
-            return _with_probe_misses(_with_outliers(_with_slow_combiner(state)))
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            raise ValueError(
-                f"format={BEFORE_SLOW_COMBINER} state (written before the slow combiner) cannot be migrated to format "
-                f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
-            ) from None
-    if found == BEFORE_CHANGES_AR and not isinstance(found, bool):
-        try:
-            return _with_probe_misses(_with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(state)))))
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            raise ValueError(
-                f"format={BEFORE_CHANGES_AR} state (written before the long AR expert) cannot be migrated to format "
-                f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
-            ) from None
+    # per older format: what its states were written before, and the steps to the next format
+    steps = (
+        (BEFORE_GUARDS, "the truncation probe and the instability guards", (_migrate,)),
+        (BEFORE_CHANGES_AR, "the long AR expert", (_with_served_widths, _with_changes_ar)),
+        (BEFORE_SLOW_COMBINER, "the slow combiner", (_with_slow_combiner,)),
+        (BEFORE_OUTLIERS, "the outliers' fields", (_with_outliers,)),
+        (BEFORE_PROBE_MISSES, "the probe's missed counts and the series' interval counts", (_with_format_7_counts,)),
+    )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
             "format=1 is a checkpoint of tbptt-online 0.1 (network-only forecasts); it cannot be loaded by this "
             f"version (format {FORMAT_VERSION}): its model has no experts' state and learned under another update "
             "rule. Re-create the model and send its series again."
         )
-    if found != BEFORE_GUARDS or isinstance(found, bool):
+    start = next((k for k, (number, _, _) in enumerate(steps) if found == number and not isinstance(found, bool)), None)
+    if start is None:
         raise ValueError(
             f"format={found!r} is invalid: this version reads formats {BEFORE_GUARDS} to {FORMAT_VERSION} "
             f"(it writes {FORMAT_VERSION})"
         )
-    if "probe" in state:  # written by the version that added the probe, still numbered 2
+    if start == 0 and "probe" in state:  # written by the version that added the probe, still numbered 2
         return current_state({**state, "format": BEFORE_CHANGES_AR})
+    number, written_before, _ = steps[start]
+    migrated = state
     try:
-        return _with_probe_misses(
-            _with_outliers(_with_slow_combiner(_with_changes_ar(_with_served_widths(_migrate(state)))))
-        )
+        for _, _, functions in steps[start:]:
+            for function in functions:
+                migrated = function(migrated)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
-            f"format={BEFORE_GUARDS} state (written before the truncation probe and the instability guards) "
-            f"cannot be migrated to format {FORMAT_VERSION}: {type(error).__name__}: {error}"
+            f"format={number} state (written before {written_before}) cannot be migrated to format "
+            f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
         ) from None
+    return migrated
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +251,7 @@ def _with_outliers(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "format": BEFORE_PROBE_MISSES, "store": {**store, "tensors": new}}
 
 
-def _with_probe_misses(state: dict[str, Any]) -> dict[str, Any]:
+def _with_format_7_counts(state: dict[str, Any]) -> dict[str, Any]:
     """A format-6 ``state`` in format 7: the probe's ``missed`` counts at 0 and the series'
     ``interval_n`` row equal to ``score_n`` (module doc); a copy, the input is not changed."""
     probe = state["probe"]

@@ -347,12 +347,12 @@ class ModelWorker(LongBatches, KeyedRequests):
     def _steps_of(self, jobs: list[ObserveJob]) -> list[list[str]]:
         """Per job, the series of the ticks' values it would add to a batch of ``jobs``: its own (an
         idempotent repeat of another job's value too: a retry of a request waiting behind a long
-        batch must wait behind it as well), and before a value that comes after a timestamp gap
-        the missing steps admission inserts (a dry run
-        of admission: nothing is applied, nobody answered; each gap filled as if it were the batch's
-        only one). A request of one value per series whose gap inserts steps is long: it does not go
-        before, or between the chunks of, a long batch (a single POST opening a gap of 1,000 steps
-        held the requests batched with it, or applied between two chunks, for all 1,001 ticks)."""
+        batch must wait behind it as well), and, before a value that comes after a timestamp gap,
+        the missing steps admission inserts (a dry run of admission: nothing is applied, nobody
+        answered; each gap filled as if it were the batch's only one). A request of one value per
+        series whose gap inserts steps is long: it does not go before, or between the chunks of, a
+        long batch (a single POST opening a gap of 1,000 steps held the requests batched with it,
+        or applied between two chunks, for all 1,001 ticks)."""
         plain = [[o.series for o in job.observations] for job in jobs]
         if not self.max_gap_steps or all(o.timestamp is None for job in jobs for o in job.observations):
             return plain  # nothing can insert a step

@@ -5,6 +5,8 @@ gap is a long one (it goes neither before nor between the chunks of another long
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,17 +28,25 @@ def regular(series: str, count: int) -> list[Observation]:
     return [Observation(series, 1.0 + 0.3 * (i % 4), T0 + 10 * i) for i in range(count)]
 
 
-async def test_a_gap_alone_is_applied_a_tick_at_a_time_like_a_long_batch() -> None:
-    forecaster = GatedForecaster(LEARNING)
+@contextlib.asynccontextmanager
+async def cadence_known(forecaster: Forecaster) -> AsyncIterator[ModelWorker]:
+    """A started worker of ``forecaster`` that fills gaps (up to 100 steps), whose series "s" has
+    had ``regular("s", 10)`` (its cadence known), with the forecaster's calls cleared; stopped after."""
     worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
     worker.start()
     try:
         await worker.observe(regular("s", 10))
         forecaster.calls.clear()
-        outcome = await worker.observe([Observation("s", 2.0, T0 + 90 + 40)])  # 3 steps missing
+        yield worker
     finally:
         worker.stop()
         worker.join()
+
+
+async def test_a_gap_alone_is_applied_a_tick_at_a_time_like_a_long_batch() -> None:
+    forecaster = GatedForecaster(LEARNING)
+    async with cadence_known(forecaster) as worker:
+        outcome = await worker.observe([Observation("s", 2.0, T0 + 90 + 40)])  # 3 steps missing
     assert forecaster.calls == [["s"]] * 4  # chunked (TBPTT_LONG_BATCH_CHUNK_TICKS = 1)
     reference = Forecaster(LEARNING)
     reference.observe_many([(o.series, o.value) for o in regular("s", 10)])
@@ -52,11 +62,7 @@ async def test_a_gap_that_arrives_between_two_chunks_waits_for_the_long_batch_an
     # for the long batch like any long request and is then applied a chunk at a time, while a single
     # observation of another series still goes between two chunks
     forecaster = GatedForecaster(LEARNING, holds=(1,), watch="x0")  # the long request's first chunk
-    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
-    worker.start()
-    try:
-        await worker.observe(regular("s", 10))
-        forecaster.calls.clear()
+    async with cadence_known(forecaster) as worker:
         long_job = asyncio.ensure_future(worker.observe(long_request(["x0", "x1"], 4)))  # 4 ticks
         await forecaster.held()
         gap_job = asyncio.ensure_future(worker.observe([Observation("s", 2.0, T0 + 90 + 30)]))  # 2 missing
@@ -68,9 +74,6 @@ async def test_a_gap_that_arrives_between_two_chunks_waits_for_the_long_batch_an
         single_before_the_long_one = not long_job.done()
         long = await long_job
         gap = await gap_job
-    finally:
-        worker.stop()
-        worker.join()
     x = ["x0", "x1"]
     assert forecaster.calls == [x, ["u"], x, x, x, ["s"], ["s"], ["s"]]  # the gap after the long batch, chunked
     assert single_before_the_long_one
@@ -92,16 +95,9 @@ async def test_single_observations_batched_with_a_gap_go_first_in_a_tick_of_thei
     # one value that opens a gap rode along for every tick of the gap (7.75 s for a gap of 1,000 steps);
     # the gap's request is a long one now: the singles are applied and answered first
     forecaster = GatedForecaster(LEARNING)
-    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
-    worker.start()
-    try:
-        await worker.observe(regular("s", 10))
-        forecaster.calls.clear()
+    async with cadence_known(forecaster) as worker:
         requests = [[Observation("s", 2.0, T0 + 90 + 40)], [Observation("a", 1.0)], [Observation("b", 1.0)]]
         answered = await _run_held(worker, requests)
-    finally:
-        worker.stop()
-        worker.join()
     assert forecaster.calls == [["a", "b"], ["s"], ["s"], ["s"], ["s"]]  # the singles, then the gap's 4 ticks
     assert answered[:2] == [1, 2] and answered[2] == 0
 
@@ -111,11 +107,7 @@ async def test_a_retry_of_a_gap_waiting_behind_a_long_batch_waits_behind_it_too(
     # as a repeat of the first request's value, so it held no tick and no series, went between two
     # chunks, and there, the first still waiting, was admitted with the gap's missing steps, whole
     forecaster = GatedForecaster(LEARNING, holds=(1,), watch="x0")
-    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
-    worker.start()
-    try:
-        await worker.observe(regular("s", 10))
-        forecaster.calls.clear()
+    async with cadence_known(forecaster) as worker:
         long_job = asyncio.ensure_future(worker.observe(long_request(["x0", "x1"], 4)))
         await forecaster.held()
         gap = [Observation("s", 2.0, T0 + 90 + 30)]  # 2 missing steps
@@ -126,9 +118,6 @@ async def test_a_retry_of_a_gap_waiting_behind_a_long_batch_waits_behind_it_too(
         forecaster.release.set()
         await long_job
         a, b = await first, await retry
-    finally:
-        worker.stop()
-        worker.join()
     x = ["x0", "x1"]
     assert forecaster.calls == [x, x, x, x, ["s"], ["s"], ["s"]]  # the gap after the long batch, a tick a time
     assert [r.step for r in a.results] == [r.step for r in b.results] == [13]  # applied once, both answered
@@ -149,15 +138,9 @@ async def test_a_failure_of_the_scheduling_dry_run_leaves_the_worker_serving(mon
         return admit_all(self, jobs)
 
     forecaster = GatedForecaster(LEARNING)
-    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=100)
-    worker.start()
-    try:
-        await worker.observe(regular("s", 10))
+    async with cadence_known(forecaster) as worker:
         monkeypatch.setattr(model_worker.BatchAdmission, "admit_all", failing_once)
         requests = [[Observation("s", 2.0, T0 + 90 + 10)], [Observation("a", 1.0, T0)]]
         answered = await asyncio.wait_for(_run_held(worker, requests), timeout=30)
-    finally:
-        worker.stop()
-        worker.join()
     assert sorted(answered) == [0, 1] and calls["n"] >= 2  # the dry run failed, both requests were applied
     assert worker.snapshot.series_count == 2

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.gru_window import GRUWindowLoss
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.losses import shift_mean, step_loss
-from tbptt_online.network import RecurrentNetwork, State, states_before
+from tbptt_online.network import RecurrentNetwork, State, few_rows_gru, states_before
 from tbptt_online.results import UpdateRecord, UpdateStats
 
 RECENT_RECORDS = 256
@@ -156,6 +157,12 @@ class TBPTTEngine:
         """
         net = self.network
         length, batch, d = y.shape
+        if self._fused(start, x, active_from, loss_steps, d):  # the same sums in one autograd node
+            cell, head, scored = net.cells[0], net.head, slice(length - loss_steps, length)
+            return GRUWindowLoss.apply(
+                x[: length - 1], start[:, 0], cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
+                head.weight, head.bias, base, y[scored], mask[scored],
+            )  # fmt: skip
         hidden = states_before(net, start, x, active_from, length - loss_steps)  # [m, B, H] h_{s-1} per scored s
         # One predict and one loss over all scored steps at once: [m * B, ...], step-major.
         pred = net.predict_top(hidden.reshape(loss_steps * batch, -1))  # [m * B, p]
@@ -165,6 +172,18 @@ class TBPTTEngine:
         observed = mask[length - loss_steps :].reshape(-1, d)
         losses = step_loss(pred, targets, observed, self.config.loss).view(loss_steps, batch)  # [m, B]
         return losses.sum(dim=0)  # [B] window sums
+
+    def _fused(self, start: State, x: torch.Tensor, active_from: torch.Tensor, loss_steps: int, d: int) -> bool:
+        """Whether ``window_sums`` runs as one ``GRUWindowLoss``: a replay that takes the
+        compiled GRU window (``network.few_rows_gru``), the absolute loss of a point forecast
+        (the head's width d), and no scored state the window's start (m < L)."""
+        net = self.network
+        return (
+            self.config.loss == "absolute"
+            and net.head.out_features == d
+            and 0 < loss_steps < x.shape[0]
+            and few_rows_gru(net, x, start, active_from)
+        )
 
     def window_loss(self, *windows: Any) -> torch.Tensor:
         """The scalar loss of a batch of windows (``window_sums``' arguments): their mean.

@@ -45,16 +45,17 @@ from tbptt_online.view import ForecasterView, ForecastRequest
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
 
 
-def loss_steps(steps: torch.Tensor, k1: int, k2: int, warmup: int) -> torch.Tensor:
+def loss_steps(steps: np.ndarray, k1: int, k2: int, warmup: int) -> np.ndarray:
     """m_t [B]: the steps an update at step t (t due: t <= warmup or t % k1 == 0) scores, the
     steps since the previous update, at most k2: 1 during the warm-up (every value updates),
-    then min(k1, k2, t - warmup). Every loss is scored once when k2 >= k1.
+    then min(k1, k2, t - warmup). Every loss is scored once when k2 >= k1. (numpy: a few
+    integers, without torch's per-operation overhead.)
 
-    >>> loss_steps(torch.tensor([1, 5, 8, 16, 24]), k1=8, k2=32, warmup=5).tolist()
+    >>> loss_steps(np.array([1, 5, 8, 16, 24]), k1=8, k2=32, warmup=5).tolist()
     [1, 1, 3, 8, 8]
     """
-    since = torch.where(steps <= warmup, 1, torch.minimum(torch.full_like(steps, k1), steps - warmup))
-    return since.clamp(max=k2)
+    since = np.where(steps <= warmup, 1, np.minimum(k1, steps - warmup))
+    return np.minimum(since, k2)
 
 
 def _check_name(series: Any, index: int) -> str:
@@ -352,7 +353,7 @@ class Forecaster:
         t = steps.numpy()  # [B]
         lengths = np.minimum(t, k2)  # [B] w = min(t, K)
         length = int(lengths.max())
-        scored = loss_steps(steps, k1, k2, warmup).numpy()  # [B] m_t
+        scored = loss_steps(t, k1, k2, warmup)  # [B] m_t
         m = int(scored.max())
         x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
         # a row scoring fewer than m steps has its earlier ones among the last m left out of the loss

@@ -160,7 +160,7 @@ def _one_sequence_op(x: torch.Tensor, active_from: torch.Tensor) -> bool:
     return x.shape[0] > 0 and x.shape[1] <= SEQUENCE_OP_MAX_ROWS and not _padded(active_from)
 
 
-def _few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
+def few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
     """Whether a replay runs through ``gru_window`` (its docstring): one GRU layer, at most
     ``FEW_ROWS`` rows, no padding, a gradient wanted for the weights and for nothing else."""
     return (
@@ -195,7 +195,7 @@ def states_before(
     (padded as in ``run_window``), i.e. the state that forecasts x_s: ``[L - first, B, H]``.
     The state after the last value is never computed."""
     length = x.shape[0]
-    compiled_gru = length > 1 and _few_rows_gru(network, x, start, active_from)
+    compiled_gru = length > 1 and few_rows_gru(network, x, start, active_from)
     if compiled_gru or (length > 1 and _one_sequence_op(x, active_from)):  # over x_0 .. x_{L-2}: the states after
         if compiled_gru:
             cell = network.cells[0]

@@ -284,25 +284,33 @@ def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, mon
     assert_follows_oracle(config, stream_for(2, 5, n_series=3))
 
 
-@pytest.mark.parametrize("hybrid", [False, True])
+@pytest.mark.parametrize(("hybrid", "loss"), [(False, "gaussian"), (False, "absolute"), (True, "absolute")])
 @pytest.mark.parametrize(("k1", "k2"), [(1, 5), (2, 5), (5, 2)])
-def test_compiled_gru_window_replays_equal_oracle(k1, k2, hybrid, monkeypatch):
+def test_compiled_gru_window_replays_equal_oracle(k1, k2, hybrid, loss, monkeypatch):
     # Replays of up to gru_window.FEW_ROWS rows without padding (one GRU layer) run forward and
-    # backward in gru_window's kernels: count them, and force them for every such replay.
+    # backward in gru_window's kernels: count them, and force them for every such replay. With
+    # the absolute loss of a point forecast the head and the loss run there too (GRUWindowLoss).
     monkeypatch.setattr(gru_window, "FEW_ROWS", 1000)
-    calls = []
-    original = gru_window.GRUWindow.forward
+    calls = {"GRUWindow": [], "GRUWindowLoss": []}
+    for kind in calls:
+        function = getattr(gru_window, kind)
 
-    def counted(ctx, *args):
-        calls.append(args[0].shape[1])
-        return original(ctx, *args)
+        def counted(ctx, *args, original=function.forward, seen=calls[kind]):
+            seen.append(args[0].shape[1])
+            return original(ctx, *args)
 
-    monkeypatch.setattr(gru_window.GRUWindow, "forward", staticmethod(counted))
+        monkeypatch.setattr(function, "forward", staticmethod(counted))
     if hybrid:
         assert_hybrid_follows_oracle(hybrid_config(k1=k1, k2=k2), stream_for(k1, k2, 3, missing=[(0, 3)]))
     else:
-        assert_follows_oracle(exact_config(k1=k1, k2=k2), stream_for(k1, k2, 3))
-    assert len(calls) >= 2 and max(calls) >= 2  # replays of one and of several rows went through it
+        assert_follows_oracle(exact_config(k1=k1, k2=k2, loss=loss), stream_for(k1, k2, 3))
+    fused = calls["GRUWindowLoss"]
+    if loss == "gaussian":
+        assert not fused
+    elif k1 < k2:  # fused where a window's scored states all follow its start (m = min(k1, k2) < L = k2)
+        assert len(fused) >= 2 and max(fused) >= 2
+    replays = calls["GRUWindow"] + fused
+    assert len(replays) >= 2 and max(replays) >= 2  # replays of one and of several rows went through it
 
 
 @pytest.mark.parametrize("hybrid", [False, True])

@@ -1,0 +1,83 @@
+"""gru_window: the compiled replay of a few rows, and its fusion with the head and the absolute
+loss (GRUWindowLoss), against the same computation in torch's ops and autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tbptt_online import gru_window
+
+
+def torch_window_sums(x, h0, weights, base, y, mask):
+    """Each window's summed absolute loss [B] over its last m states, in torch's ops (as
+    engine.window_sums computes it for a GRU of one layer and a linear head)."""
+    w_ih, w_hh, b_ih, b_hh, head_w, head_b = weights
+    h, states = h0, []
+    for t in range(x.shape[0]):
+        h = torch.gru_cell(x[t], h, w_ih, w_hh, b_ih, b_hh)
+        states.append(h)
+    m, _, d = y.shape
+    forecast = torch.nn.functional.linear(torch.stack(states)[-m:], head_w, head_b)  # [m, B, d]
+    if base is not None:
+        forecast = forecast + base
+    error = torch.where(mask, torch.where(mask, y, forecast.detach()) - forecast, 0.0)
+    return (error.abs().sum(dim=2) / d).sum(dim=0)
+
+
+def case(rows, length, m, d, with_base, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hidden, inputs = 6, 3
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype)
+
+    weights = [rand(3 * hidden, inputs), rand(3 * hidden, hidden), rand(3 * hidden), rand(3 * hidden)]
+    weights += [rand(d, hidden), rand(d)]
+    weights = [w.mul(0.5).requires_grad_() for w in weights]
+    mask = torch.rand(m, rows, d, generator=g) > 0.25
+    y = torch.where(mask, rand(m, rows, d), torch.nan)  # a missing target is NaN: never read
+    base = rand(m, rows, d) if with_base else None
+    return rand(length, rows, inputs), rand(rows, hidden), weights, base, y, mask
+
+
+@pytest.mark.parametrize(("rows", "length", "m", "d"), [(1, 31, 8, 1), (3, 6, 6, 2), (2, 5, 1, 1)])
+@pytest.mark.parametrize("with_base", [False, True])
+def test_fused_loss_and_gradient_equal_torch_ops(rows, length, m, d, with_base):
+    x, h0, weights, base, y, mask = case(rows, length, m, d, with_base, torch.float64)
+    upstream = torch.tensor([0.5, -2.0, 1.0][:rows], dtype=torch.float64)  # each window's weight in the loss
+    fused = gru_window.GRUWindowLoss.apply(x, h0, *weights, base, y, mask)
+    expected = torch_window_sums(x, h0, weights, base, y, mask)
+    assert torch.allclose(fused, expected, rtol=0, atol=1e-12)
+    got = torch.autograd.grad((fused * upstream).sum(), weights)
+    want = torch.autograd.grad((expected * upstream).sum(), weights)
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_fused_loss_in_float32_returns_float32_within_its_rounding():
+    x, h0, weights, base, y, mask = case(2, 12, 4, 1, True, torch.float32)
+    fused = gru_window.GRUWindowLoss.apply(x, h0, *weights, base, y, mask)
+    assert fused.dtype == torch.float32
+    got = torch.autograd.grad(fused.sum(), weights)
+    expected = torch_window_sums(x, h0, weights, base, y, mask)
+    want = torch.autograd.grad(expected.sum(), weights)
+    assert torch.allclose(fused, expected, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == torch.float32 and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_an_exact_hit_and_a_missing_target_give_no_gradient():
+    # |y - forecast| at y == forecast: torch's abs has the slope sgn(0) = 0 there; a missing
+    # target scores nothing. With the head's weights zero the forecast is its bias exactly.
+    x, h0, weights, _, _, _ = case(1, 4, 1, 1, False, torch.float64)
+    with torch.no_grad():
+        weights[4].zero_()
+    bias = weights[5].detach().view(1, 1, 1)
+    for y, observed in ((bias.clone(), True), (torch.full((1, 1, 1), torch.nan, dtype=torch.float64), False)):
+        mask = torch.full((1, 1, 1), observed)
+        fused = gru_window.GRUWindowLoss.apply(x, h0, *weights, None, y, mask)
+        assert fused.tolist() == [0.0]
+        assert all(g.abs().max().item() == 0.0 for g in torch.autograd.grad(fused.sum(), weights))
+        expected = torch_window_sums(x, h0, weights, None, y, mask)
+        assert all(g.abs().max().item() == 0.0 for g in torch.autograd.grad(expected.sum(), weights))

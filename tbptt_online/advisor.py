@@ -7,7 +7,10 @@ Two measurements meet (see truncation.py and probe.py):
   the seasons it found per series (context: the experts model those, and the network is
   fed the values one and two seasons back);
 - the **gradient's reach**: the relative truncation bias of the window in force, from the
-  probe's norms and their geometric decay (Aicher, Foti & Fox, 2019).
+  probe's norms and their geometric decay (Aicher, Foti & Fox, 2019), the paper's bound
+  that the verdict and the adaptive rule follow; beside it the bias **measured** on the
+  probe's current windows (``engine.measured_bias``: the weights' gradient through the
+  probe's K_p steps against through the window's), which the bound bounds within the probe.
 
 A window of K steps lets every loss it scores see D steps back when K >= D + m, m =
 min(k1, K) the losses an update scores (the earliest of them sits m - 1 steps before the
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.engine import measured_bias
 from tbptt_online.memory import footprint
 from tbptt_online.season import detect_periods
 from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
@@ -47,6 +51,7 @@ class TruncationReport:
     reach: list[float]  # mean || dL_t / dh_{t-k} ||, k = 1 .. probe_length ([] before a probe)
     decay_rate: float | None  # beta of the geometric fit
     relative_bias: float | None  # of the window in force (None before a probe; inf: no decay)
+    measured_bias: float | None  # the same, measured on the probe's windows (None: no full window, no gradient)
     dependencies: dict[str, int]  # followed series -> its longest significant lag (0: none)
     seasons: dict[int, int]  # first season length -> number of series (hybrid; 0: none found)
     recommended_k2: int
@@ -62,6 +67,12 @@ def advise(forecaster) -> TruncationReport:
     phi = probe.tensors["phi"]
     fit = fit_decay(phi) if probe.probes else None
     bias = relative_bias(phi, fit, probe.window) if fit is not None else None
+    measured = None
+    windows = forecaster.probe_windows() if probe.probes else None
+    if windows is not None:
+        net, params = forecaster.network, forecaster.engine.params
+        measured = measured_bias(net, params, *windows[:4], cfg.loss, probe.window, windows[4])
+        measured = measured if measured is not None and math.isfinite(measured) else None
     gradient_window = None
     if fit is not None and bias is not None and not bias < cfg.truncation_bias:
         top = max(4 * cfg.max_window, probe.length)
@@ -85,6 +96,7 @@ def advise(forecaster) -> TruncationReport:
         reach=phi.tolist() if probe.probes else [],
         decay=None if fit is None else fit.beta,
         bias=bias,
+        measured=measured,
         gradient_window=gradient_window,
         recent=[r.window for r in list(forecaster.engine.recent)[-32:]],
     )
@@ -114,6 +126,7 @@ def _report(
     reach: list[float] | None = None,
     decay: float | None = None,
     bias: float | None = None,
+    measured: float | None = None,
     gradient_window: int | None = None,
     recent: list[int] | None = None,
 ) -> TruncationReport:
@@ -136,7 +149,7 @@ def _report(
     if gradient_window is not None and bias is not None:
         shown = "unbounded (the gradient does not decay within the probe)" if math.isinf(bias) else f"{bias:.2f}"
         parts.append(
-            f"the estimated relative truncation bias of {name} = {window} is {shown}, "
+            f"the estimated relative truncation bias of {name} = {window} is {shown}{_measured(measured)}, "
             f"above truncation_bias = {cfg.truncation_bias}"
         )
     extra = 0
@@ -155,7 +168,9 @@ def _report(
             else f"no dependency found in {len(lags)} series"
         )
         if bias is not None:
-            what += f", the estimated relative truncation bias {bias:.3f} (< {cfg.truncation_bias})"
+            what += (
+                f", the estimated relative truncation bias {bias:.3f}{_measured(measured)} (< {cfg.truncation_bias})"
+            )
         verdict = f"{name} = {window} is long enough for what was found: {what}."
     return TruncationReport(
         k1=k1,
@@ -166,6 +181,7 @@ def _report(
         reach=reach or [],
         decay_rate=decay,
         relative_bias=bias,
+        measured_bias=measured,
         dependencies=lags,
         seasons={int(k): int(v) for k, v in seasons.items()},
         recommended_k2=recommended,
@@ -174,3 +190,7 @@ def _report(
         verdict=verdict,
         recent_windows=recent or [],
     )
+
+
+def _measured(measured: float | None) -> str:
+    return f" (measured on the probe's windows: {measured:.2f})" if measured is not None else ""

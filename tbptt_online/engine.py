@@ -59,28 +59,54 @@ def _build_optimizer(params: list[nn.Parameter], config: ForecasterConfig) -> to
     return torch.optim.Adam(params, lr=config.lr, fused=True)
 
 
+def _detached(layers: list) -> list:
+    """A state's layers (tensors, or (h, c) tuples) as constants: the gradient stops there."""
+    return [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in layers]
+
+
+def _window_loss(
+    network: Any, start: State, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str, base: Any, cut: int
+) -> tuple[torch.Tensor, list]:
+    """The summed last-step loss of probe windows (``state_gradient_norms``' arguments) and the
+    states h_{t-K} .. h_{t-1}, each layer's requiring the gradient; the state is taken as a
+    constant after the first ``cut`` inputs (the truncation at lag K_p - cut)."""
+    layers = [tuple(t.detach().requires_grad_() for t in s) if isinstance(s, tuple) else s.detach().requires_grad_()
+              for s in network.unstack(start)]  # fmt: skip
+    states = [layers]  # states[j]: h_{t-K+j}, per layer
+    for j in range(x.shape[0]):
+        if j == cut:
+            layers = _detached(layers)  # the truncation: the value crosses, the gradient does not
+        layers = network.step(x[j], layers)
+        states.append(layers)
+    if cut == x.shape[0]:
+        layers = _detached(layers)
+    pred = network.predict_top(network.top(layers))  # [B, p] the forecast of y_t from h_{t-1}
+    if base is not None:
+        pred = shift_mean(pred, base)  # the residual head: the change from x_{t-1}
+    return step_loss(pred, y, mask, loss).sum(), states
+
+
 def state_gradient_norms(
-    network: Any, start: State, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str
+    network: Any,
+    start: State,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    loss: str,
+    base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The gradient's reach: ``|| dL_t / dh_{t-k} ||`` for k = 1 .. K per window, [K, B].
 
     start [B, layers, H] (or (h, c)): h_{t-K}, the state before the window; x [K - 1, B, i]:
     the inputs x_{t-K+1} .. x_{t-1}; y, mask [B, d]: the target of the last step t, whose loss
-    ``L_t`` is that of ``predict(h_{t-1})``. Row k - 1 is lag k (row K - 1: the start). The
-    norm is over every layer's state (lstm: h and c together). ``network`` is anything with
-    ``unstack`` / ``step`` / ``top`` / ``predict_top`` (a RecurrentNetwork, or a test's linear
-    one). The weights' ``.grad`` are not touched: only the states are differentiated.
+    ``L_t`` is that of ``predict(h_{t-1})`` (plus ``base`` [B, d], x_{t-1}, for the residual
+    head of a network-only model, as the updates score it). Row k - 1 is lag k (row K - 1: the
+    start). The norm is over every layer's state (lstm: h and c together). ``network`` is
+    anything with ``unstack`` / ``step`` / ``top`` / ``predict_top`` (a RecurrentNetwork, or a
+    test's linear one). The weights' ``.grad`` are not touched: only the states are differentiated.
     """
     with torch.enable_grad():
-        layers = network.unstack(start)
-        layers = [tuple(t.detach().requires_grad_() for t in s) if isinstance(s, tuple) else s.detach().requires_grad_()
-                  for s in layers]  # fmt: skip
-        states = [layers]  # states[j]: h_{t-K+j}, per layer
-        for j in range(x.shape[0]):
-            layers = network.step(x[j], layers)
-            states.append(layers)
-        pred = network.predict_top(network.top(layers))  # [B, p] the forecast of y_t from h_{t-1}
-        total = step_loss(pred, y, mask, loss).sum()  # rows are independent: each gets its own gradient
+        total, states = _window_loss(network, start, x, y, mask, loss, base, cut=-1)  # rows are independent
         flat = [t for layers in states for s in layers for t in (s if isinstance(s, tuple) else (s,))]
         if not total.requires_grad:
             return torch.zeros(len(states), y.shape[0], dtype=torch.float64)
@@ -94,6 +120,41 @@ def state_gradient_norms(
         ]
     )  # [K, B], row j: h_{t-K+j}  # fmt: skip
     return squares.sqrt().flip(0)  # row k - 1: lag k
+
+
+def measured_bias(
+    network: Any,
+    params: list[torch.Tensor],
+    start: State,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    loss: str,
+    window: int,
+    base: torch.Tensor | None = None,
+) -> float | None:
+    """The relative truncation bias of ``window`` measured on probe windows (the quantity the
+    paper's bound estimates, Aicher et al. 2019): ``|| g - g_K || / || g ||``, g the gradient
+    in ``params`` of the windows' summed last-step loss through all their K_p steps and g_K
+    through the last K = ``window`` only (the state at lag K a constant), both summed over the
+    windows before the norms (the bias of the expected gradient, not of each window's).
+    Arguments as ``state_gradient_norms``. 0 when K >= K_p (nothing truncated within the
+    probe); None when g is zero. What lies beyond the probe's K_p steps is not in g: the bound
+    (``truncation.relative_bias``) covers it with the fitted decay. ``.grad`` is not touched."""
+    if window >= x.shape[0] + 1:
+        return 0.0
+    flats = []
+    with torch.enable_grad():
+        for cut in (-1, x.shape[0] - (window - 1)):  # the whole window, then its last K steps
+            total, _ = _window_loss(network, start, x, y, mask, loss, base, cut)
+            grads = (
+                torch.autograd.grad(total, params, allow_unused=True) if total.requires_grad else [None] * len(params)
+            )
+            flats.append(torch.cat([(g if g is not None else torch.zeros_like(p)).detach().double().flatten()
+                                    for g, p in zip(grads, params, strict=True)]))  # fmt: skip
+    full, truncated = flats
+    size = float(full.norm())
+    return float((full - truncated).norm()) / size if size > 0 else None
 
 
 def _finite(p: torch.Tensor) -> bool:

@@ -378,13 +378,10 @@ class Forecaster:
         and in adaptive mode choose the window of the next updates. False when no followed
         series holds a full window yet."""
         cfg, probe = self.config, self.probe
-        windows = probe.full_windows()
+        windows = self.probe_windows()
         if windows is None:
             return False
-        start, x, y, mask = windows
-        if cfg.mode == "stateless":  # stateless windows start at h_0
-            start = self.network.initial_state(y.shape[0])
-        norms = state_gradient_norms(self.network, start, x, y, mask, cfg.loss)  # [K_p, n]
+        norms = state_gradient_norms(self.network, *windows[:4], cfg.loss, windows[4])  # [K_p, n]
         # A window through values near the bound can overflow a float32 network's gradient: it teaches
         # the advisor nothing, and one NaN in phi would stay there (and in every checkpoint) for good.
         finite = torch.isfinite(norms).all(dim=0)  # [n]
@@ -402,6 +399,20 @@ class Forecaster:
             dependency = int(confirmed_lags(previous, probe.tensors["lags"]).max())
             probe.window = max(gradient, data_window(dependency, cfg.k1, candidates))
         return True
+
+    def probe_windows(self) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """The probe's full windows as the updates would score their last step: start, x [K_p
+        - 1, n, i], y and mask [n, d] (``TruncationProbe.full_windows``; stateless windows start
+        at h_0), and base [n, d]: x_{t-1} for a network-only model's residual head, else None.
+        None when no followed series holds a full window."""
+        windows = self.probe.full_windows()
+        if windows is None:
+            return None
+        start, x, y, mask = windows
+        if self.config.mode == "stateless":  # stateless windows start at h_0
+            start = self.network.initial_state(y.shape[0])
+        residual = self.config.residual and not self.config.hybrid and x.shape[0] > 0
+        return start, x, y, mask, x[-1, :, : y.shape[1]] if residual else None
 
     # -- stateless ----------------------------------------------------------------
     def _update_stateless(self) -> bool:

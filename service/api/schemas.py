@@ -175,6 +175,9 @@ class TruncationOut(BaseModel):
     reach: list[float] = Field(description="Mean ||dL_t/dh_{t-k}||, k = 1 .. probe_length ([] before a probe).")
     decay_rate: float | None
     relative_bias: float | None = Field(description="Of the window in force; null before a probe or when unbounded.")
+    measured_bias: float | None = Field(
+        None, description="The same, measured on the probe's windows (within its probe_length steps); null before."
+    )
     dependencies: dict[str, int] = Field(description="Followed series -> longest significant lag (0: none).")
     seasons: dict[int, int] = Field(description="First season length -> series (hybrid; 0: none).")
     recommended_k2: int

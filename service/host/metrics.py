@@ -131,6 +131,11 @@ class _ModelStateCollector:
             "Estimated relative truncation bias of the window in force.",
             labels=["model"],
         )
+        measured = GaugeMetricFamily(
+            "tbptt_truncation_measured_bias",
+            "Relative truncation bias of the window in force, measured on the probe's windows.",
+            labels=["model"],
+        )
         recommended = GaugeMetricFamily("tbptt_truncation_recommended_k2", "The advisor's k2.", labels=["model"])
         dependency = GaugeMetricFamily(
             "tbptt_dependency_length", "Longest significant lag over the followed series.", labels=["model"]
@@ -156,7 +161,23 @@ class _ModelStateCollector:
             if report is not None:
                 if report.relative_bias is not None:
                     bias.add_metric([name], report.relative_bias)
+                if report.measured_bias is not None:
+                    measured.add_metric([name], report.measured_bias)
                 recommended.add_metric([name], report.recommended_k2)
                 dependency.add_metric([name], max(report.dependencies.values(), default=0))
         models.add_metric([], len(snapshots))
-        yield from (updates, skipped, loss, grad, series, guard, lr, window, bias, recommended, dependency, models)
+        yield from (
+            updates,
+            skipped,
+            loss,
+            grad,
+            series,
+            guard,
+            lr,
+            window,
+            bias,
+            measured,
+            recommended,
+            dependency,
+            models,
+        )

@@ -12,7 +12,7 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.advisor import advise_values
-from tbptt_online.engine import state_gradient_norms
+from tbptt_online.engine import measured_bias, state_gradient_norms
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
@@ -63,6 +63,64 @@ def test_reach_of_a_linear_rnn_equals_its_closed_form() -> None:
         grad = grad @ w  # one more lag: (W^T)^(k-1) applied to each row
     assert torch.allclose(norms, torch.stack(expected), rtol=1e-12, atol=0)
     assert bool((norms[0] > norms[-1]).all())  # the check can fail: the reach decays here
+
+
+def test_measured_bias_of_a_linear_rnn_equals_its_closed_form() -> None:
+    # g = sum over windows and over lags k = 1 .. K_p - 1 of the parameter gradient at lag k:
+    # dL/dW += d_k h_{t-k-1}^T, dL/dU += d_k x_{t-k}^T with d_k = (W^T)^(k-1) dL/dh_{t-1}, and
+    # dL/da = 2 e h_{t-1}; truncated at K: lags 1 .. K - 1 only.
+    g = torch.Generator().manual_seed(1)
+    hidden, batch, probe = 4, 3, 10
+    w = (0.6 * torch.randn(hidden, hidden, generator=g, dtype=torch.float64)).requires_grad_()
+    u = torch.randn(hidden, 2, generator=g, dtype=torch.float64).requires_grad_()
+    a = torch.randn(hidden, generator=g, dtype=torch.float64).requires_grad_()
+    net = LinearNetwork(w, u, a, 0.3)
+    start = torch.randn(batch, 1, hidden, generator=g, dtype=torch.float64)
+    x = torch.randn(probe - 1, batch, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(batch, 1, generator=g, dtype=torch.float64)
+    mask = torch.ones(batch, 1, dtype=torch.bool)
+    with torch.no_grad():
+        hs = [start[:, 0]]  # h_{t-K_p} .. h_{t-1}
+        for j in range(probe - 1):
+            hs.append(hs[-1] @ w.T + x[j] @ u.T)
+        error = (hs[-1] @ a + 0.3) - y[:, 0]  # [B]
+
+        def gradient(window: int) -> torch.Tensor:
+            delta = 2 * error[:, None] * a[None, :]  # [B, H] dL/dh_{t-1}
+            dw, du = torch.zeros_like(w), torch.zeros_like(u)
+            for k in range(1, window):  # h_{t-k} = hs[-k] = W hs[-k-1] + U x[-k]
+                dw += delta.T @ hs[-k - 1]
+                du += delta.T @ x[-k]
+                delta = delta @ w
+            da = (2 * error[:, None] * hs[-1]).sum(0)
+            return torch.cat([dw.flatten(), du.flatten(), da])
+
+        full = gradient(probe)
+    for window in (1, 2, 4, 9):
+        with torch.no_grad():
+            expected = float((full - gradient(window)).norm() / full.norm())
+        got = measured_bias(net, [w, u, a], start, x, y, mask, "mse", window)
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", 4) > 1e-3  # the check can fail
+    assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", probe) == 0.0  # nothing truncated
+    assert w.grad is None and u.grad is None  # .grad untouched
+
+
+def test_reach_scores_the_residual_heads_forecast_as_the_updates_do() -> None:
+    # A network-only model's residual head forecasts base + predict(h): with the mse loss the
+    # gradient's size depends on it (before the fix, the probe scored predict(h) alone).
+    net = LinearNetwork(0.5 * torch.eye(2, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64),
+                        torch.ones(2, dtype=torch.float64), 0.0)  # fmt: skip
+    start = torch.zeros(1, 1, 2, dtype=torch.float64)
+    x = torch.ones(3, 1, 1, dtype=torch.float64)
+    y, mask = torch.tensor([[5.0]], dtype=torch.float64), torch.ones(1, 1, dtype=torch.bool)
+    h = torch.zeros(2, dtype=torch.float64)
+    for _ in range(3):
+        h = 0.5 * h + 1.0
+    for base, forecast in ((None, float(h.sum())), (torch.tensor([[1.0]], dtype=torch.float64), float(h.sum()) + 1.0)):
+        norms = state_gradient_norms(net, start, x, y, mask, "mse", base)
+        expected = abs(2 * (forecast - 5.0)) * math.sqrt(2)  # dL/dh_{t-1} = 2 e a, |a| = sqrt(2)
+        assert norms[0, 0].item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_geometric_reach_gives_back_its_rate_and_the_papers_bias() -> None:
@@ -327,3 +385,30 @@ def test_a_format_6_state_gains_the_probes_missed_counts_at_zero() -> None:
         tick = [("a", math.sin(t)), ("b", None if t % 2 else 1.0)]
         assert loaded.observe_many(tick)[:] == reference.observe_many(tick)[:]
     assert torch.equal(loaded.probe.tensors["missed"], reference.probe.tensors["missed"])
+
+
+@pytest.mark.parametrize(("hybrid", "residual"), [(False, True), (False, False), (True, True)])
+def test_the_probe_scores_the_forecast_the_updates_score(hybrid, residual, monkeypatch) -> None:
+    """A network-only model's residual head forecasts x_{t-1} + predict(h_{t-1}): the probe
+    scored predict(h) alone, a loss the updates never use (its norms wrong for the mse and
+    gaussian losses). Now it passes x_{t-1}, the last input of each window, as the base."""
+    import tbptt_online.forecaster as forecaster_module
+
+    seen = []
+    original = forecaster_module.state_gradient_norms
+
+    def recording(network, start, x, y, mask, loss, base=None):
+        seen.append((x, base))
+        return original(network, start, x, y, mask, loss, base)
+
+    monkeypatch.setattr(forecaster_module, "state_gradient_norms", recording)
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=hybrid, residual=residual, loss="mse", probe_every=8)
+    f = Forecaster(config)
+    for t in range(60):
+        f.observe_many([("a", 1 + math.sin(t)), ("b", 2 + math.cos(t))])
+    assert seen
+    for x, base in seen:
+        if residual and not hybrid:
+            assert base is not None and torch.equal(base, x[-1])  # d = i = 1
+        else:
+            assert base is None

@@ -192,7 +192,7 @@ function renderUpdates(info) {
   }
 }
 
-// The advisor's window K in use, its relative truncation bias, the k2 it recommends and why; the
+// The advisor's window K in use, its relative truncation bias (the bound, and measured), the k2 it recommends and why; the
 // guards' counts and the learning rate in force as a share of the configured one.
 function renderTruncation(report, info) {
   const c = info.config;
@@ -205,6 +205,8 @@ function renderTruncation(report, info) {
   fill($("truncation"), [
     ["window K in use", `${report.window} (${range}, k1 = ${report.k1})`],
     ["relative truncation bias", bias, report.relative_bias !== null && report.relative_bias >= c.truncation_bias ? "bad" : ""],
+    ["measured on the probe's windows", report.measured_bias === null || report.measured_bias === undefined ? "–"
+      : report.measured_bias.toPrecision(3)],
     ["recommended k2", `${report.recommended_k2}${cost}`, short ? "bad" : "good"],
     ["probes", String(report.probes)],
   ]);

@@ -221,6 +221,8 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
     assert card["recommended k2"] == f"{report['recommended_k2']} ({report['cost_ratio']:.1f}× per update)"
     bias = report["relative_bias"]
     assert card["relative truncation bias"] == ("unbounded" if bias is None else f"{bias:#.3g}".rstrip("."))
+    measured, shown = report["measured_bias"], card["measured on the probe's windows"]
+    assert shown == "–" if measured is None else float(shown) == pytest.approx(measured, rel=5e-3)  # 3 digits
     assert card["probes"] == str(report["probes"]) and verdict == report["verdict"]
     assert guards["roll-backs"] == str(updates["rollbacks"]) and guards["divergences"] == str(updates["divergences"])
     assert guards["learning-rate scale"].startswith(f"{updates['lr'] / 10.0:#.3g}")

@@ -35,6 +35,9 @@ async def test_the_advisor_flags_a_k2_shorter_than_the_echo_and_exports_its_gaug
     assert 'tbptt_truncation_recommended_k2{model="echo"} 25.0' in metrics
     assert 'tbptt_dependency_length{model="echo"} 20.0' in metrics
     assert 'tbptt_truncation_window{model="echo"} 10.0' in metrics
+    # the bias measured on the probe's windows beside the bound, in the report and as a gauge
+    assert before["measured_bias"] is None and 0.0 <= report["measured_bias"] <= 1.0
+    assert f'tbptt_truncation_measured_bias{{model="echo"}} {report["measured_bias"]!r}' in metrics
     assert 'tbptt_guard_events_total{kind="rollbacks",model="echo"} 0.0' in metrics
 
 

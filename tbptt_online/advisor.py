@@ -8,8 +8,8 @@ Two measurements meet (see truncation.py and probe.py):
   fed the values one and two seasons back);
 - the **gradient's reach**: the relative truncation bias of the window in force, from the
   probe's norms and their geometric decay (Aicher, Foti & Fox, 2019), the paper's bound
-  that the verdict and the adaptive rule follow; beside it the bias **measured** on the
-  probe's current windows (``engine.measured_bias``: the weights' gradient through the
+  that the verdict and the adaptive rule follow; beside it the bias **measured** at the
+  last probe on its windows (``engine.measured_bias``: the weights' gradient through the
   probe's K_p steps against through the window's), which the bound bounds within the probe.
 
 A window of K steps lets every loss it scores see D steps back when K >= D + m, m =
@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 import torch
 
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.engine import measured_bias
 from tbptt_online.memory import footprint
 from tbptt_online.season import detect_periods
 from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
@@ -51,7 +50,7 @@ class TruncationReport:
     reach: list[float]  # mean || dL_t / dh_{t-k} ||, k = 1 .. probe_length ([] before a probe)
     decay_rate: float | None  # beta of the geometric fit
     relative_bias: float | None  # of the window in force (None before a probe; inf: no decay)
-    measured_bias: float | None  # the same, measured on the probe's windows (None: no full window, no gradient)
+    measured_bias: float | None  # the same, measured at the last probe on its windows (None: not measured)
     dependencies: dict[str, int]  # followed series -> its longest significant lag (0: none)
     seasons: dict[int, int]  # first season length -> number of series (hybrid; 0: none found)
     recommended_k2: int
@@ -67,12 +66,8 @@ def advise(forecaster) -> TruncationReport:
     phi = probe.tensors["phi"]
     fit = fit_decay(phi) if probe.probes else None
     bias = relative_bias(phi, fit, probe.window) if fit is not None else None
-    measured = None
-    windows = forecaster.probe_windows() if probe.probes else None
-    if windows is not None:
-        net, params = forecaster.network, forecaster.engine.params
-        measured = measured_bias(net, params, *windows[:4], cfg.loss, probe.window, windows[4])
-        measured = measured if measured is not None and math.isfinite(measured) else None
+    measured = float(probe.tensors["measured"][0]) if probe.probes else None
+    measured = measured if measured is not None and math.isfinite(measured) else None  # NaN: not measured
     gradient_window = None
     if fit is not None and bias is not None and not bias < cfg.truncation_bias:
         top = max(4 * cfg.max_window, probe.length)

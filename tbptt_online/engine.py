@@ -105,12 +105,27 @@ def state_gradient_norms(
     anything with ``unstack`` / ``step`` / ``top`` / ``predict_top`` (a RecurrentNetwork, or a
     test's linear one). The weights' ``.grad`` are not touched: only the states are differentiated.
     """
+    return probe_gradients(network, [], start, x, y, mask, loss, base)[0]
+
+
+def probe_gradients(
+    network: Any,
+    params: list[torch.Tensor],
+    start: State,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    loss: str,
+    base: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``state_gradient_norms`` [K, B] and, from the same backward pass, the gradient of the
+    windows' summed loss in ``params`` (flattened, float64: ``measured_bias``'s g)."""
     with torch.enable_grad():
         total, states = _window_loss(network, start, x, y, mask, loss, base, cut=-1)  # rows are independent
         flat = [t for layers in states for s in layers for t in (s if isinstance(s, tuple) else (s,))]
         if not total.requires_grad:
-            return torch.zeros(len(states), y.shape[0], dtype=torch.float64)
-        grads = torch.autograd.grad(total, flat, allow_unused=True)
+            return torch.zeros(len(states), y.shape[0], dtype=torch.float64), _flat([None] * len(params), params)
+        grads = torch.autograd.grad(total, [*flat, *params], allow_unused=True)
     per_state = len(flat) // len(states)
     squares = torch.stack(
         [
@@ -119,7 +134,16 @@ def state_gradient_norms(
             for j in range(len(states))
         ]
     )  # [K, B], row j: h_{t-K+j}  # fmt: skip
-    return squares.sqrt().flip(0)  # row k - 1: lag k
+    return squares.sqrt().flip(0), _flat(grads[len(flat) :], params)  # row k - 1: lag k
+
+
+def _flat(grads: Any, params: list[torch.Tensor]) -> torch.Tensor:
+    """The gradients as one float64 vector (zeros for a weight the loss does not reach)."""
+    parts = [
+        (g if g is not None else torch.zeros_like(p)).detach().double().flatten()
+        for g, p in zip(grads, params, strict=True)
+    ]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
 def measured_bias(
@@ -132,29 +156,27 @@ def measured_bias(
     loss: str,
     window: int,
     base: torch.Tensor | None = None,
+    full: torch.Tensor | None = None,
 ) -> float | None:
     """The relative truncation bias of ``window`` measured on probe windows (the quantity the
     paper's bound estimates, Aicher et al. 2019): ``|| g - g_K || / || g ||``, g the gradient
     in ``params`` of the windows' summed last-step loss through all their K_p steps and g_K
     through the last K = ``window`` only (the state at lag K a constant), both summed over the
     windows before the norms (the bias of the expected gradient, not of each window's).
-    Arguments as ``state_gradient_norms``. 0 when K >= K_p (nothing truncated within the
-    probe); None when g is zero. What lies beyond the probe's K_p steps is not in g: the bound
-    (``truncation.relative_bias``) covers it with the fitted decay. ``.grad`` is not touched."""
+    Arguments as ``state_gradient_norms``; ``full``: g when already made (``probe_gradients``).
+    0 when K >= K_p (nothing truncated within the probe); None when g is zero or not finite.
+    What lies beyond the probe's K_p steps is not in g: the bound (``truncation.relative_bias``)
+    covers it with the fitted decay. ``.grad`` is not touched."""
     if window >= x.shape[0] + 1:
         return 0.0
-    flats = []
+    if full is None:
+        full = probe_gradients(network, params, start, x, y, mask, loss, base)[1]
     with torch.enable_grad():
-        for cut in (-1, x.shape[0] - (window - 1)):  # the whole window, then its last K steps
-            total, _ = _window_loss(network, start, x, y, mask, loss, base, cut)
-            grads = (
-                torch.autograd.grad(total, params, allow_unused=True) if total.requires_grad else [None] * len(params)
-            )
-            flats.append(torch.cat([(g if g is not None else torch.zeros_like(p)).detach().double().flatten()
-                                    for g, p in zip(grads, params, strict=True)]))  # fmt: skip
-    full, truncated = flats
+        total, _ = _window_loss(network, start, x, y, mask, loss, base, cut=x.shape[0] - (window - 1))  # last K steps
+        grads = torch.autograd.grad(total, params, allow_unused=True) if total.requires_grad else [None] * len(params)
     size = float(full.norm())
-    return float((full - truncated).norm()) / size if size > 0 else None
+    bias = float((full - _flat(grads, params)).norm()) / size if size > 0 else math.nan
+    return bias if math.isfinite(bias) else None
 
 
 def _finite(p: torch.Tensor) -> bool:
@@ -218,7 +240,7 @@ class TBPTTEngine:
         """
         net = self.network
         length, batch, d = y.shape
-        if self._fused(start, x, active_from, loss_steps, d):  # the same sums in one autograd node
+        if self._fused(start, x, active_from, loss_steps, d, base):  # the same sums in one autograd node
             cell, head, scored = net.cells[0], net.head, slice(length - loss_steps, length)
             return GRUWindowLoss.apply(
                 x[: length - 1], start[:, 0], cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
@@ -234,7 +256,9 @@ class TBPTTEngine:
         losses = step_loss(pred, targets, observed, self.config.loss).view(loss_steps, batch)  # [m, B]
         return losses.sum(dim=0)  # [B] window sums
 
-    def _fused(self, start: State, x: torch.Tensor, active_from: torch.Tensor, loss_steps: int, d: int) -> bool:
+    def _fused(
+        self, start: State, x: torch.Tensor, active_from: torch.Tensor, loss_steps: int, d: int, base: Any
+    ) -> bool:
         """Whether ``window_sums`` runs as one ``GRUWindowLoss``: a replay that takes the
         compiled GRU window (``network.few_rows_gru``), the absolute loss of a point forecast
         (the head's width d), and no scored state the window's start (m < L)."""
@@ -242,6 +266,7 @@ class TBPTTEngine:
         return (
             self.config.loss == "absolute"
             and net.head.out_features == d
+            and not (base is not None and base.requires_grad)  # (GRUWindowLoss gives no input a gradient)
             and 0 < loss_steps < x.shape[0]
             and few_rows_gru(net, x, start, active_from)
         )

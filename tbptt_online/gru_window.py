@@ -44,7 +44,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, inlined
 
 # Up to this many rows a window replays here; more go through torch's ops. Measured (one thread, GRU
 # 64, float32, 31 steps, forward and backward with a head and an absolute loss): 1 row 0.45 ms here
@@ -141,15 +141,24 @@ def backward_kernel(x, gates, grad_out, w_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh) ->
                 dh[j] = back[j]
 
 
+@inlined
+def _held(v: float, single: bool) -> float:
+    """``v`` as the network's dtype holds it (float32 where ``single``), widened back."""
+    return np.float64(np.float32(v)) if single else v
+
+
 @compiled
-def head_loss_kernel(out, head_w, head_b, base, has_base, y, mask, slope, sums) -> None:
+def head_loss_kernel(out, head_w, head_b, base, has_base, y, mask, single, slope, sums) -> None:
     """The linear head and the absolute loss over the last m states of ``out`` [L, B, H]: the
     forecast of scored step s (s = 0 .. m - 1) is ``head_w`` [d, H] @ h + ``head_b`` [d] (+
     ``base`` [m, B, d] float64 where ``has_base``), h = ``out[L - m + s]``; its loss the sum
     over the observed features (``mask`` [m, B, d]) of |y - forecast| (``y`` [m, B, d]
     float64), over d. ``sums`` [B] float64: each window's summed loss; ``slope`` [m, B, d]
     float64: d loss / d forecast, -sign(y - forecast) / d where observed (0 at an exact hit,
-    as torch's ``abs``), 0 where missing."""
+    as torch's ``abs``), 0 where missing. ``single``: a float32 network, whose forecast, its
+    shift by the base and its error are rounded to float32 as torch's ops round them (an error
+    that is exactly 0 there, a forecast within half an ulp of a large base, gives no gradient
+    here either); the sums run in float64."""
     steps, rows, d = y.shape
     first = out.shape[0] - steps
     hidden = out.shape[2]
@@ -164,9 +173,10 @@ def head_loss_kernel(out, head_w, head_b, base, has_base, y, mask, slope, sums) 
                 forecast = np.float64(head_b[k])
                 for j in range(hidden):
                     forecast += np.float64(head_w[k, j]) * np.float64(out[first + s, b, j])
+                forecast = _held(forecast, single)
                 if has_base:
-                    forecast += base[s, b, k]
-                error = y[s, b, k] - forecast
+                    forecast = _held(forecast + base[s, b, k], single)
+                error = _held(y[s, b, k] - forecast, single)
                 step += abs(error)
                 slope[s, b, k] = -np.sign(error) / d
             total += step / d
@@ -265,7 +275,8 @@ class GRUWindowLoss(torch.autograd.Function):
         sums = torch.empty(y.shape[1], dtype=f64)  # [B]
         head_loss_kernel(
             out.numpy(), head_w.numpy(), head_b.numpy(), wide.numpy(), base is not None,
-            y.detach().to(f64).contiguous().numpy(), mask.contiguous().numpy(), slope.numpy(), sums.numpy(),
+            y.detach().to(f64).contiguous().numpy(), mask.contiguous().numpy(), out.dtype == torch.float32,
+            slope.numpy(), sums.numpy(),
         )  # fmt: skip
         ctx.save_for_backward(x, gates, w_hh.detach().contiguous(), out, head_w, slope)
         return sums.to(out.dtype)
@@ -297,5 +308,7 @@ def warm(dtype: torch.dtype = torch.float32) -> None:
     for grad_out in (np.zeros((1, 1, 1), dtype=x.dtype), wide):  # GRUWindow's, GRUWindowLoss's
         backward_kernel(x, gates, grad_out, w, np.zeros((3, 1)), np.zeros((3, 1)), np.zeros(3), np.zeros(3))
     head_w, head_b, mask = np.zeros((1, 1), dtype=x.dtype), np.zeros(1, dtype=x.dtype), np.ones((1, 1, 1), np.bool_)
-    head_loss_kernel(out, head_w, head_b, wide, True, wide, mask, np.zeros((1, 1, 1)), np.zeros(1))
+    head_loss_kernel(
+        out, head_w, head_b, wide, True, wide, mask, x.dtype == np.float32, np.zeros((1, 1, 1)), np.zeros(1)
+    )
     head_backward_kernel(out, head_w, np.zeros((1, 1, 1)), np.zeros(1), wide, np.zeros((1, 1)), np.zeros(1))

@@ -17,7 +17,8 @@ Every ``probe_every`` updates (and, the first time, at an eighth, a quarter and 
 ``forecaster._probe_due``) the engine measures the gradient's reach on the full windows
 (``engine.state_gradient_norms``, weights untouched) and the advisor's statistics move:
 ``phi`` (an exponential mean over probes, weight ``PROBE_WEIGHT`` on the newest), the decay
-fit, and in adaptive mode the window K the next updates use. All of it is in
+fit, in adaptive mode the window K the next updates use, and the bias of that window
+measured on the probe's windows (``measured``: ``engine.measured_bias``, the newest probe's). All of it is in
 ``state_dict`` (tensors and plain numbers), so a round trip continues bit-identically.
 """
 
@@ -57,6 +58,8 @@ class TruncationProbe:
             "phi": torch.zeros(k, dtype=torch.float64),  # mean || dL_t / dh_{t-k} ||, k = 1 .. K_p
             "lags": torch.zeros(p, dtype=torch.int64),  # the longest significant lag per row (last probe)
             "missed": torch.zeros(p, dtype=torch.int64),  # probes in a row at which the row held no full window
+            # the relative bias of the window in force measured at the last probe (engine.measured_bias; NaN: none)
+            "measured": torch.full((1,), torch.nan, dtype=torch.float64),
         }
         if self.lstm:
             self.tensors["start_c"] = torch.zeros_like(self.tensors["start_h"])

@@ -235,13 +235,13 @@ def _check_probe(probe: Any, reference: TruncationProbe, config: ForecasterConfi
     _keys(tensors, list(reference.tensors), "probe.tensors")
     for key, like in reference.tensors.items():
         value = _tensor(f"probe.tensors[{key!r}]", tensors[key], like)
-        if key != "values":  # values: NaN where nothing was observed
+        if key not in ("values", "measured"):  # values: NaN where nothing was observed; measured: NaN, none
             _finite(f"probe.tensors[{key!r}]", value)
         elif bool(torch.isinf(value).any()):
-            raise ValueError("probe.tensors['values'] is invalid: holds an infinity")
+            raise ValueError(f"probe.tensors[{key!r}] is invalid: holds an infinity")
         if key == "slots" and bool(((value < -1) | (value >= max(n_slots, 1))).any()):
             raise ValueError(f"probe.tensors['slots'] is invalid: a slot outside [-1, {n_slots - 1}]")
-        if key in ("count", "lags", "phi", "missed") and bool((value < 0).any()):
+        if key in ("count", "lags", "phi", "missed", "measured") and bool((value < 0).any()):
             raise ValueError(f"probe.tensors[{key!r}] is invalid: holds negative values; must be >= 0")
         if key in ("count", "missed") and bool((value > MAX_COUNT).any()):  # (a count past it wraps around)
             raise ValueError(f"probe.tensors[{key!r}] is invalid: holds counts above {MAX_COUNT}")

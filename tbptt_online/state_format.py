@@ -20,6 +20,8 @@
   window (``probe.tensors["missed"]``), to give a stale row to another series; a series'
   statistics count the scored forecasts that had an interval (``stats`` row ``interval_n``,
   the coverage's denominator: a forecast served without one counted as a miss).
+- format 8: the probe keeps the relative truncation bias it measured on its windows at its
+  last probe (``probe.tensors["measured"]`` [1], NaN: none; ``engine.measured_bias``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -41,6 +43,9 @@ an ulp: the ratios to the best member are what count); the mixture starts even (
 scored), and the past forecasts still to be scored count as both combiners' (the served
 ones). So the served forecasts go on as before, to within an ulp, until the two combiners'
 losses part.
+
+A state of format 7 (or older, migrated to 7 first) gains the probe's ``measured`` bias as NaN
+(not measured): the advisor reports none until the next probe measures it.
 
 A state of format 6 (or older, migrated to 6 first) gains the probe's ``missed`` counts at 0,
 as a probe that has just taken its rows: a row is given to another series two probes later at
@@ -73,11 +78,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-1]  # no interval_n (format 7's)
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(7, 1.0, 0, 0)
->>> current_state({"format": 8})
+(8, 1.0, 0, 0)
+>>> current_state({"format": 9})
 Traceback (most recent call last):
 ...
-ValueError: format=8 is invalid: this version reads formats 2 to 7 (it writes 7)
+ValueError: format=9 is invalid: this version reads formats 2 to 8 (it writes 8)
 """
 
 from __future__ import annotations
@@ -94,12 +99,13 @@ from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 from tbptt_online.scoring import STAT, STAT_FIELDS
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
 BEFORE_OUTLIERS = 5
 BEFORE_PROBE_MISSES = 6
+BEFORE_MEASURED_BIAS = 7
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
@@ -121,6 +127,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_SLOW_COMBINER, "the slow combiner", (_with_slow_combiner,)),
         (BEFORE_OUTLIERS, "the outliers' fields", (_with_outliers,)),
         (BEFORE_PROBE_MISSES, "the probe's missed counts and the series' interval counts", (_with_format_7_counts,)),
+        (BEFORE_MEASURED_BIAS, "the probe's measured bias", (_with_measured_bias,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -266,4 +273,16 @@ def _with_format_7_counts(state: dict[str, Any]) -> dict[str, Any]:
         "format": FORMAT_VERSION,
         "probe": {**probe, "tensors": {**probe["tensors"], "missed": missed}},
         "store": {**store, "tensors": {**store["tensors"], "stats": stats}},
+    }
+
+
+def _with_measured_bias(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-7 ``state`` in format 8: the probe's ``measured`` bias NaN, not measured (module
+    doc); a copy, the input is not changed."""
+    probe = state["probe"]
+    measured = torch.full((1,), torch.nan, dtype=torch.float64)
+    return {
+        **state,
+        "format": FORMAT_VERSION,
+        "probe": {**probe, "tensors": {**probe["tensors"], "measured": measured}},
     }

@@ -11,9 +11,17 @@ from tbptt_online.scoring import STAT
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
+def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 8) as format 7 wrote it: no probe ``measured`` bias (a copy)."""
+    probe = state["probe"]
+    tensors = {k: v for k, v in probe["tensors"].items() if k != "measured"}
+    return {**state, "format": 7, "probe": {**probe, "tensors": tensors}}
+
+
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 7) as format 6 wrote it: no probe ``missed`` counts, no ``interval_n``
-    row in the series' statistics (a copy)."""
+    """``state`` (format 8) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
+    state = as_format_7(state)
     probe = state["probe"]
     tensors = {k: v for k, v in probe["tensors"].items() if k != "missed"}
     store = dict(state["store"]["tensors"])
@@ -22,7 +30,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 7, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    """``state`` (format 8, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
     outliers' fields (a copy)."""
     state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
@@ -30,7 +38,7 @@ def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 7, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 8, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -40,7 +48,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 7, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 8, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

@@ -81,3 +81,19 @@ def test_an_exact_hit_and_a_missing_target_give_no_gradient():
         assert all(g.abs().max().item() == 0.0 for g in torch.autograd.grad(fused.sum(), weights))
         expected = torch_window_sums(x, h0, weights, None, y, mask)
         assert all(g.abs().max().item() == 0.0 for g in torch.autograd.grad(expected.sum(), weights))
+
+
+def test_a_float32_forecast_within_half_an_ulp_of_a_large_base_is_a_hit_as_in_torch():
+    # A flat series at 1000 (unnormalised, residual head): predict(h) = 1e-6 is under half an ulp
+    # of 1000 in float32, so torch's forecast 1000 + 1e-6 is 1000 exactly, the error 0 and the
+    # gradient 0. Summed in float64 without rounding, the kernel's slope was +-1 (a step each update).
+    x, h0, weights, _, _, _ = case(1, 5, 2, 1, False, torch.float32)
+    with torch.no_grad():
+        weights[4].zero_()
+        weights[5].fill_(1e-6)
+    base = torch.full((2, 1, 1), 1000.0)
+    y, mask = base.clone(), torch.ones(2, 1, 1, dtype=torch.bool)
+    fused = gru_window.GRUWindowLoss.apply(x, h0, *weights, base, y, mask)
+    expected = torch_window_sums(x, h0, weights, base, y, mask)
+    assert fused.tolist() == expected.tolist() == [0.0]
+    assert all(g.abs().max().item() == 0.0 for g in torch.autograd.grad(fused.sum(), weights))

@@ -423,10 +423,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 7
+    assert state["format"] == 8
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 7"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 8"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -438,7 +438,7 @@ def test_a_checkpoint_of_format_2_is_migrated_its_served_widths_unknown():
     ring = state["store"]["tensors"]["c_origin"]
     old = {**state, "format": 2, "store": {**state["store"], "tensors": {**state["store"]["tensors"]}}}
     old["store"]["tensors"]["c_origin"] = ring[:, :, :, :-1].clone()  # format 2 had no half-widths' slot
-    check_state(old)  # checked as the format 7 it loads as
+    check_state(old)  # checked as the format 8 it loads as
     g = Forecaster.from_state_dict(old)
     migrated = as_format_3(g.state_dict())["store"]["tensors"]["c_origin"]
     assert torch.equal(migrated[:, :, :, :-1], ring[:, :, :, :-1])

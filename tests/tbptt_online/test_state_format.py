@@ -77,7 +77,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 7
+    assert migrated["format"] == FORMAT_VERSION == 8
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -143,7 +143,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 7: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 8: KeyError"):
         check_state(state)
 
 
@@ -151,7 +151,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (8, "format=8 is invalid: this version reads formats 2 to 7"),
+        (9, "format=9 is invalid: this version reads formats 2 to 8"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):

@@ -16,7 +16,7 @@ from tbptt_online.engine import measured_bias, state_gradient_norms
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
-from tests.tbptt_online.old_formats import as_format_6
+from tests.tbptt_online.old_formats import as_format_6, as_format_7
 
 
 class LinearNetwork:
@@ -323,12 +323,16 @@ def test_a_probe_window_whose_gradient_overflowed_is_left_out_of_the_reach(monke
         f.observe_many([("a", math.sin(t)), ("b", math.cos(t))])
     length = f.probe.length - 1
     norms = torch.tensor([[1.0, math.inf]] * length, dtype=torch.float64)  # [K_p, n]: b's window overflowed
-    monkeypatch.setattr(forecaster_module, "state_gradient_norms", lambda *args: norms.clone())
+    no_gradient = torch.zeros(0, dtype=torch.float64)  # (unused: the windows are measured again without b's)
+    monkeypatch.setattr(forecaster_module, "probe_gradients", lambda *args: (norms.clone(), no_gradient))
     assert f.probe_truncation() and f.probe.probes == 1
     assert f.probe.tensors["phi"].tolist() == [1.0] * length and f.probe.windows == 1
-    monkeypatch.setattr(forecaster_module, "state_gradient_norms", lambda *args: torch.full_like(norms, math.nan))
+    assert math.isfinite(float(f.probe.tensors["measured"][0]))  # measured on a's window alone
+    nan = torch.full_like(norms, math.nan)
+    monkeypatch.setattr(forecaster_module, "probe_gradients", lambda *args: (nan, no_gradient))
     assert f.probe_truncation() and f.probe.probes == 1  # nothing folded in
     assert f.probe.tensors["phi"].tolist() == [1.0] * length
+    assert math.isnan(float(f.probe.tensors["measured"][0]))  # nothing measured
 
 
 def test_the_probe_gives_the_rows_of_series_that_stopped_to_series_that_go_on() -> None:
@@ -376,7 +380,7 @@ def test_a_format_6_state_gains_the_probes_missed_counts_at_zero() -> None:
     assert old["format"] == 6 and "missed" not in old["probe"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 7
+    assert migrated["format"] == FORMAT_VERSION == 8
     assert torch.equal(migrated["probe"]["tensors"]["missed"], torch.zeros(8, dtype=torch.int64))
     zeroed = {**state, "probe": {**state["probe"], "tensors": {**state["probe"]["tensors"]}}}
     zeroed["probe"]["tensors"]["missed"] = torch.zeros(8, dtype=torch.int64)
@@ -395,13 +399,13 @@ def test_the_probe_scores_the_forecast_the_updates_score(hybrid, residual, monke
     import tbptt_online.forecaster as forecaster_module
 
     seen = []
-    original = forecaster_module.state_gradient_norms
+    original = forecaster_module.probe_gradients
 
-    def recording(network, start, x, y, mask, loss, base=None):
+    def recording(network, params, start, x, y, mask, loss, base=None):
         seen.append((x, base))
-        return original(network, start, x, y, mask, loss, base)
+        return original(network, params, start, x, y, mask, loss, base)
 
-    monkeypatch.setattr(forecaster_module, "state_gradient_norms", recording)
+    monkeypatch.setattr(forecaster_module, "probe_gradients", recording)
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=hybrid, residual=residual, loss="mse", probe_every=8)
     f = Forecaster(config)
     for t in range(60):
@@ -412,3 +416,53 @@ def test_the_probe_scores_the_forecast_the_updates_score(hybrid, residual, monke
             assert base is not None and torch.equal(base, x[-1])  # d = i = 1
         else:
             assert base is None
+
+
+def test_the_probe_keeps_the_bias_it_measured_and_a_format_7_state_gains_none() -> None:
+    """The bias measured at a probe is the probe's state (format 8): a round trip keeps it, the
+    advisor reports it; a format-7 state has none (NaN) until its next probe, which measures
+    the same as the model that never left memory."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, n_features=2, probe_every=4, hybrid=False)
+    f = Forecaster(config)
+    ticks = [[(f"e{i}", [math.sin(t + i), math.sin(t + i - 6)]) for i in range(3)] for t in range(120)]
+    for tick in ticks[:60]:
+        f.observe_many(tick)
+    state = f.state_dict()
+    measured = float(state["probe"]["tensors"]["measured"][0])
+    assert f.probe.probes > 0 and 0.0 < measured < 1.0 and f.truncation().measured_bias == measured
+    assert Forecaster.from_state_dict(state).truncation().measured_bias == measured
+    old = as_format_7(state)
+    check_state(old)
+    loaded, reference = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert math.isnan(float(loaded.probe.tensors["measured"][0])) and loaded.truncation().measured_bias is None
+    probes = loaded.probe.probes
+    for tick in ticks[60:]:
+        assert loaded.observe_many(tick)[:] == reference.observe_many(tick)[:]
+    assert loaded.probe.probes > probes
+    assert torch.equal(loaded.probe.tensors["measured"], reference.probe.tensors["measured"])
+    assert loaded.truncation().measured_bias == reference.truncation().measured_bias is not None
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ForecasterConfig(hidden_size=4, k1=2, k2=6, n_features=2, probe_every=4, hybrid=False, loss="mse"),
+        ForecasterConfig(hidden_size=4, k1=2, k2="adaptive", k2_min=2, k2_max=8, probe_every=4, hybrid=False),
+        ForecasterConfig(hidden_size=4, k1=2, k2=6, probe_every=4, cell="lstm", num_layers=2),
+    ],
+)
+def test_the_measured_bias_is_that_of_the_window_in_force_on_the_probes_windows(config) -> None:
+    """What a probe stores (and the advisor reports) is engine.measured_bias of the window the
+    next updates use, on the probe's windows as the updates score them (the residual's base)."""
+    f = Forecaster(config)
+    d = config.n_features
+    for t in range(80):
+        f.observe_many([(f"s{i}", [math.sin(0.7 * t + i) * (3 + i)] * d if d > 1 else 3 + math.sin(t + i))
+                        for i in range(3)])  # fmt: skip
+    assert f.probe_truncation()
+    windows = f.probe_windows()
+    expected = measured_bias(f.network, f.engine.params, *windows[:4], config.loss, f.probe.window, windows[4])
+    assert expected is not None and expected > 0.0
+    assert float(f.probe.tensors["measured"][0]) == expected == f.truncation().measured_bias
+    other = measured_bias(f.network, f.engine.params, *windows[:4], config.loss, f.probe.window + 1, windows[4])
+    assert other != expected  # the check can fail: another window measures another bias

@@ -363,7 +363,8 @@ class Forecaster:
         length = int(lengths.max())
         scored = loss_steps(t, k1, k2, warmup)  # [B] m_t
         m = int(scored.max())
-        x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length)
+        residual = self.config.residual and not self.config.hybrid  # the base: the residual head's x_{s-1}
+        x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, steps, length, residual)
         # a row scoring fewer than m steps has its earlier ones among the last m left out of the loss
         at = np.arange(length)[:, None]  # [L, 1]
         mask = mask & torch.from_numpy((at >= length - scored[None, :]) | (at < length - m))[..., None]
@@ -374,7 +375,7 @@ class Forecaster:
         start = anchor  # t > K for every row (the common case): the anchors as they are
         if not (t > k2).all():  # t <= K: h_0
             start = select_rows(torch.from_numpy(t > k2), anchor, self.network.initial_state(len(slots)))
-        base = base[length - m :] if self.config.residual and not self.config.hybrid else None
+        base = base[length - m :] if residual else None
         settled = bool((t > warmup).all())  # no series in its warm-up
         active_from = torch.from_numpy(length - lengths)
         self.engine.replay_update(start, x, y, mask, active_from, m, base, window=k2, settled=settled)
@@ -440,10 +441,11 @@ class Forecaster:
         slots, ends = self.sampler(torch.where(live, steps, 0), cfg.resolved_history_size, cfg.k2, cfg.replay_batch)
         if len(slots) == 0:
             return False
-        x, y, mask, base = window(self.store.tensors, self.config.ring_size, slots, ends, cfg.k2)  # [k2, n, .]
+        residual = cfg.residual and not cfg.hybrid
+        x, y, mask, base = window(self.store.tensors, cfg.ring_size, slots, ends, cfg.k2, residual)  # [k2, n, .]
         start = self.network.initial_state(len(slots))  # every window from the fresh state
         zeros = torch.zeros(len(slots), dtype=torch.int64)
-        self.engine.replay_update(start, x, y, mask, zeros, cfg.k2, base if cfg.residual and not cfg.hybrid else None)
+        self.engine.replay_update(start, x, y, mask, zeros, cfg.k2, base)
         return True  # ran (a non-finite one is skipped and counted, as in stateful mode)
 
     def _refresh_stateless(self, slots: torch.Tensor) -> State:

@@ -22,7 +22,7 @@ def fresh_state(
     steps = tensors["steps"][slots]  # [B] t of each series
     lengths = steps.clamp(max=k2)  # [B] w = min(t, k2)
     length = int(lengths.max()) if len(slots) else 0
-    x, _, _, _ = window(tensors, ring_size, slots, steps, length)  # [w, B, i]
+    x, _, _, _ = window(tensors, ring_size, slots, steps, length, with_base=False)  # [w, B, i]
     return run_window(network, network.initial_state(len(slots)), x, length - lengths)
 
 

@@ -293,12 +293,18 @@ def _run_start(slots: torch.Tensor) -> int | None:
 
 
 def window(
-    tensors: dict[str, torch.Tensor], ring_size: int, slots: torch.Tensor, last: torch.Tensor, length: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    tensors: dict[str, torch.Tensor],
+    ring_size: int,
+    slots: torch.Tensor,
+    last: torch.Tensor,
+    length: int,
+    with_base: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``length`` steps of each series ending at step ``last`` [B], read from the
     history ring of ``tensors`` (a store's, or a snapshot's): the inputs x [L, B, i], the
     targets y and mask [L, B, d] (mask False before step 1: padding), and base [L, B, d],
-    the target before each step (0 before step 2: the residual head's base)."""
+    the target before each step (0 before step 2: the residual head's base; None unless
+    ``with_base``)."""
     # (the indices in numpy: a window's few integers without torch's per-operation overhead)
     step_of = last.numpy()[None, :] - np.arange(length - 1, -1, -1)[:, None]  # [L, B]
     at, before = torch.from_numpy((step_of - 1) % ring_size), torch.from_numpy((step_of - 2) % ring_size)
@@ -306,5 +312,7 @@ def window(
     x = hist_x[rows, at]  # [L, B, i]
     y = hist_y[rows, at]  # [L, B, d]
     mask = hist_mask[rows, at] & torch.from_numpy(step_of >= 1)[..., None]
+    if not with_base:
+        return x, y, mask, None
     base = hist_y[rows, before] * torch.from_numpy(step_of >= 2)[..., None]  # y_{s-1}
     return x, y, mask, base

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tbptt_online.config import ForecasterConfig
+from tbptt_online.config import MAX_K2, ForecasterConfig
 from tbptt_online.memory import footprint
 from tbptt_online.season import detect_periods
 from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
@@ -70,7 +70,7 @@ def advise(forecaster) -> TruncationReport:
     measured = measured if measured is not None and math.isfinite(measured) else None  # NaN: not measured
     gradient_window = None
     if fit is not None and bias is not None and not bias < cfg.truncation_bias:
-        top = max(4 * cfg.max_window, probe.length)
+        top = max(4 * cfg.max_window, probe.length, cfg.k1)  # (k1 above the rest: k1 itself is the one candidate)
         gradient_window = adaptive_window(phi, fit, list(range(cfg.k1, top + 1, cfg.k1)), cfg.truncation_bias)
     names = {slot: name for name, slot in forecaster.store.slots.items()}
     lags = {
@@ -130,7 +130,7 @@ def _report(
     longest = max(found, default=0)
     need = longest + min(k1, window) if longest else 0  # every scored loss sees `longest` steps back
     data_window = k1 * math.ceil(need / k1) if need else 0
-    recommended = max(window, data_window, gradient_window or 0)
+    recommended = min(max(window, data_window, gradient_window or 0), MAX_K2)  # (a k2 one can set)
     short_of_data = [lag for lag in found if lag + min(k1, window) > window]
     name = "k2" if not cfg.adaptive else "the adaptive window"
     parts = []
@@ -142,7 +142,11 @@ def _report(
             f"to reach it, so patterns longer than {window - min(k1, window) + 1} steps cannot be learned"
         )
     if gradient_window is not None and bias is not None:
-        shown = "unbounded (the gradient does not decay within the probe)" if math.isinf(bias) else f"{bias:.2f}"
+        shown = (
+            "unbounded (the probe's norms bound nothing: they do not decay, or give the gradient no positive size)"
+            if math.isinf(bias)
+            else f"{bias:.2f}"
+        )
         parts.append(
             f"the estimated relative truncation bias of {name} = {window} is {shown}{_measured(measured)}, "
             f"above truncation_bias = {cfg.truncation_bias}"

@@ -71,6 +71,9 @@ def _check_real(field: str, value: Any, low: float, *, strict: bool, high: float
         raise _bad(field, value, f"must be {op} {low}{upper}")
 
 
+MAX_K2 = 100_000  # the longest window k2 (and k2_max) may ask for
+
+
 @dataclass(frozen=True)
 class ForecasterConfig:
     """Hyperparameters of a :class:`~tbptt_online.Forecaster`.
@@ -142,7 +145,7 @@ class ForecasterConfig:
         if self.k2 == "adaptive":
             self._check_adaptive()
         else:
-            _check_int("k2", self.k2, 1, 100_000)
+            _check_int("k2", self.k2, 1, MAX_K2)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_real("lr", self.lr, 0.0, strict=False)
         if self.clip_norm is not None:
@@ -181,7 +184,7 @@ class ForecasterConfig:
         if self.mode != "stateful":
             raise _bad("k2", self.k2, 'adaptive truncation needs mode="stateful" (stateless windows have one length)')
         _check_int("k2_min", self.k2_min, 1, 100_000)
-        _check_int("k2_max", self.k2_max, self.k2_min, 100_000)
+        _check_int("k2_max", self.k2_max, self.k2_min, MAX_K2)
         if (self.k2_max - self.k2_min) % self.k1:
             raise _bad(
                 "k2_max",

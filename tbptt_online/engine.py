@@ -164,11 +164,11 @@ def measured_bias(
     through the last K = ``window`` only (the state at lag K a constant), both summed over the
     windows before the norms (the bias of the expected gradient, not of each window's).
     Arguments as ``state_gradient_norms``; ``full``: g when already made (``probe_gradients``).
-    0 when K >= K_p (nothing truncated within the probe); None when g is zero or not finite.
+    None when K >= K_p (nothing of it can be measured within the probe) or g is zero or not finite.
     What lies beyond the probe's K_p steps is not in g: the bound (``truncation.relative_bias``)
     covers it with the fitted decay. ``.grad`` is not touched."""
     if window >= x.shape[0] + 1:
-        return 0.0
+        return None
     if full is None:
         full = probe_gradients(network, params, start, x, y, mask, loss, base)[1]
     with torch.enable_grad():

@@ -134,6 +134,8 @@ def _tensor(field: str, value: Any, like: torch.Tensor, rows: int | None = None)
         raise ValueError(f"{field} is invalid: a {value.layout} tensor on {value.device}, expected a dense CPU tensor")
     if value.dtype != like.dtype:
         raise ValueError(f"{field} is invalid: dtype {value.dtype}, expected {like.dtype}")
+    if value.requires_grad:  # (torch.load keeps the flag) it would join the next update's graph, or stop numpy
+        raise ValueError(f"{field} is invalid: requires the gradient; a state holds plain values (detach it)")
     if tuple(value.shape) != shape:
         raise ValueError(f"{field} is invalid: shape {tuple(value.shape)}, expected {shape}")
     return value
@@ -243,6 +245,8 @@ def _check_probe(probe: Any, reference: TruncationProbe, config: ForecasterConfi
             raise ValueError(f"probe.tensors['slots'] is invalid: a slot outside [-1, {n_slots - 1}]")
         if key in ("count", "lags", "phi", "missed", "measured") and bool((value < 0).any()):
             raise ValueError(f"probe.tensors[{key!r}] is invalid: holds negative values; must be >= 0")
+        if key == "lags" and bool((value > reference.lag_memory // 3).any()):  # the lag search's own range
+            raise ValueError(f"probe.tensors['lags'] is invalid: holds lags above {reference.lag_memory // 3}")
         if key in ("count", "missed") and bool((value > MAX_COUNT).any()):  # (a count past it wraps around)
             raise ValueError(f"probe.tensors[{key!r}] is invalid: holds counts above {MAX_COUNT}")
 

@@ -73,7 +73,7 @@ def fit_decay(phi: torch.Tensor) -> DecayFit:
         return DecayFit(0.0, tau, phi_tau)
     x, y = lags[keep] - lags[keep].mean(), logs[keep] - logs[keep].mean()
     slope = float((x * y).sum() / (x * x).sum())
-    return DecayFit(math.exp(slope), tau, phi_tau)
+    return DecayFit(math.exp(slope) if slope < 700.0 else math.inf, tau, phi_tau)  # (norms that grow: beta >= 1)
 
 
 def tail(phi: torch.Tensor, fit: DecayFit, window: int) -> float:

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import torch
 
 from tbptt_online import Forecaster, StepResult
+from tbptt_online.advisor import TruncationReport
 from tbptt_online.results import StepResults
 from tbptt_service.errors import (
     ApiError,
@@ -275,14 +276,26 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._marks_changed = False
         previous = getattr(self, "_snapshot", None)
         truncation = previous.truncation if previous is not None else None
-        if truncation is None or truncation.probes != f.probe.probes:  # the advisor's report moves with the probes
-            truncation = f.truncation()
+        # the advisor's report moves with the probes, and with the forecaster (a load or an import)
+        if truncation is None or truncation.probes != f.probe.probes or getattr(self, "_reported", None) is not f:
+            truncation = self._truncation(f)
         stats = f.update_stats()
         if previous is None:
             self._guard_log = GuardLog(self.name, stats)
         else:
             self._guard_log.update(stats)
         return ModelSnapshot(f.view(), stats, f.observations, len(f.store), marks, truncation)
+
+    def _truncation(self, f: Forecaster) -> TruncationReport | None:
+        """The advisor's report on ``f``; None, logged, if it fails: a report is advice, and a
+        snapshot that cannot be taken would end the worker (its requesters never answered) and
+        stop a restart's recovery for every model."""
+        self._reported = f
+        try:
+            return f.truncation()
+        except Exception:
+            logger.exception("model %r: the truncation advisor's report failed; none is shown", self.name)
+            return None
 
     # -- the worker thread ------------------------------------------------------------
     def _run(self) -> None:

@@ -102,7 +102,7 @@ def test_measured_bias_of_a_linear_rnn_equals_its_closed_form() -> None:
         got = measured_bias(net, [w, u, a], start, x, y, mask, "mse", window)
         assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
     assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", 4) > 1e-3  # the check can fail
-    assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", probe) == 0.0  # nothing truncated
+    assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", probe) is None  # nothing to measure within it
     assert w.grad is None and u.grad is None  # .grad untouched
 
 
@@ -466,3 +466,27 @@ def test_the_measured_bias_is_that_of_the_window_in_force_on_the_probes_windows(
     assert float(f.probe.tensors["measured"][0]) == expected == f.truncation().measured_bias
     other = measured_bias(f.network, f.engine.params, *windows[:4], config.loss, f.probe.window + 1, windows[4])
     assert other != expected  # the check can fail: another window measures another bias
+
+
+def test_a_k1_longer_than_every_window_the_advisor_weighs_still_gets_a_report() -> None:
+    """k1 above max(4 k2, probe_length) left the advisor no candidate window: once the bound
+    passed truncation_bias, ``truncation()`` raised IndexError (and in the service the worker
+    died with it). The candidates now start at k1 whatever the rest."""
+    config = ForecasterConfig(hidden_size=8, k1=40, k2=8, probe_every=1, truncation_bias=0.01, hybrid=False)
+    f = Forecaster(config)
+    reports = []
+    for t in range(200):
+        f.observe_many([(f"s{i}", math.sin(t / 3 + i)) for i in range(3)])
+        if f.probe.probes:
+            reports.append(f.truncation())
+    flagged = [r for r in reports if r.relative_bias is not None and not r.relative_bias < config.truncation_bias]
+    assert flagged  # the case that raised
+    assert all(r.recommended_k2 >= 40 and "per update" in r.verdict for r in flagged)
+
+
+def test_norms_that_grow_past_a_float_fit_an_unbounded_rate_without_overflow() -> None:
+    # A hand-edited phi (finite, non-negative) whose log slope is ~739: math.exp overflowed and the
+    # advisor raised OverflowError, taking the service's worker with it.
+    phi = torch.tensor([0.0] * 6 + [1e-21, 1e300], dtype=torch.float64)
+    fit = fit_decay(phi)
+    assert fit.beta == math.inf and math.isinf(relative_bias(phi, fit, 4))

@@ -42,6 +42,10 @@ def _network(model: dict) -> dict:
     return model["forecaster"]["network"]
 
 
+def _probe(model: dict) -> dict:
+    return model["forecaster"]["probe"]["tensors"]
+
+
 def _set(path: Callable[[dict], Any], key: Any, value: Any) -> Mutation:
     return lambda model: path(model).__setitem__(key, value)
 
@@ -87,6 +91,12 @@ CASES: dict[str, tuple[Mutation, str]] = {
         "sampler",
     ),
     "names not a list": (_set(_store, "names", {"a": 0}), "store.names"),
+    # session 15's hostile review: each was accepted, then the advisor or the next tick failed
+    "probe lag past the lag search": (_tensor(_probe, "lags", 0, 10**6), "probe.tensors['lags']"),
+    "a tensor that requires the gradient": (
+        lambda m: _probe(m).__setitem__("x", _probe(m)["x"].clone().requires_grad_()),
+        "probe.tensors['x']",
+    ),
 }
 
 

@@ -254,3 +254,43 @@ async def test_a_failed_sync_answers_the_batch_with_the_error_and_the_model_then
     worker.join()
     assert refused.value.detail == failed.value.detail
     assert worker.snapshot.observations == 0 and journal.changes == []  # nothing unconfirmed was published
+
+
+async def test_an_advisor_that_fails_leaves_the_worker_answering_and_its_report_empty(caplog, monkeypatch) -> None:
+    # A snapshot is published before a batch's requesters are answered: the advisor's report
+    # raising there (session 15's hostile review: a config with k1 above every candidate window)
+    # ended the worker's thread, left every later request waiting and stopped a restart's recovery.
+    worker, _ = make_worker()
+    calls = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(worker.forecaster, "truncation", failing)
+    worker.forecaster.probe.probes = 1  # a probe "ran": the snapshot asks for a new report
+    worker.start()
+    with anyio.fail_after(30):
+        first = await worker.observe([Observation("a", 1.0)])
+        second = await worker.observe([Observation("a", 2.0)])
+    worker.stop()
+    worker.join()
+    assert [r.step for r in first.results + second.results] == [1, 2]
+    assert calls and worker.snapshot.truncation is None
+    assert "the truncation advisor's report failed" in caplog.text
+
+
+async def test_a_loaded_forecaster_gets_its_own_report_even_at_the_same_probe_count() -> None:
+    # The report was remade only when the probe count moved: after an import of a model with as
+    # many probes, the advisor showed the old model's series and reach.
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, probe_every=2, hybrid=False)
+    old, new = Forecaster(config), Forecaster(config)
+    for t in range(40):
+        old.observe_many([("old", float(t % 5))])
+        new.observe_many([("new", float(t % 3))])
+    assert old.probe.probes == new.probe.probes > 0
+    worker, _ = make_worker(old)
+    assert set(worker.snapshot.truncation.dependencies) == {"old"}
+    worker.load(new, {}, seq=0)
+    worker.publish()
+    assert set(worker.snapshot.truncation.dependencies) == {"new"}

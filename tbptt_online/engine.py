@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -59,20 +59,39 @@ def _build_optimizer(params: list[nn.Parameter], config: ForecasterConfig) -> to
     return torch.optim.Adam(params, lr=config.lr, fused=True)
 
 
+class ProbeWindows(NamedTuple):
+    """Probe windows as the updates would score their last step t (``Forecaster.probe_windows``):
+    start [B, layers, H] (or (h, c)): h_{t-K}, the state before each window; x [K - 1, B, i]: the
+    inputs x_{t-K+1} .. x_{t-1}; y, mask [B, d]: the target of step t, whose loss ``L_t`` is
+    that of ``predict(h_{t-1})``, plus base [B, d] (x_{t-1}) for the residual head of a
+    network-only model, else None."""
+
+    start: State
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor
+    base: torch.Tensor | None = None
+
+    def rows(self, keep: torch.Tensor) -> ProbeWindows:
+        """The windows of ``keep`` [B] bool only."""
+        start = tuple(t[keep] for t in self.start) if isinstance(self.start, tuple) else self.start[keep]
+        base = None if self.base is None else self.base[keep]
+        return ProbeWindows(start, self.x[:, keep], self.y[keep], self.mask[keep], base)
+
+
 def _detached(layers: list) -> list:
     """A state's layers (tensors, or (h, c) tuples) as constants: the gradient stops there."""
     return [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in layers]
 
 
-def _window_loss(
-    network: Any, start: State, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str, base: Any, cut: int
-) -> tuple[torch.Tensor, list]:
-    """The summed last-step loss of probe windows (``state_gradient_norms``' arguments) and the
-    states h_{t-K} .. h_{t-1}, each layer's requiring the gradient; the state is taken as a
-    constant after the first ``cut`` inputs (the truncation at lag K_p - cut)."""
+def _window_loss(network: Any, windows: ProbeWindows, loss: str, cut: int) -> tuple[torch.Tensor, list]:
+    """The summed last-step loss of probe ``windows`` and the states h_{t-K} .. h_{t-1}, each
+    layer's requiring the gradient; the state is taken as a constant after the first ``cut``
+    inputs (the truncation at lag K_p - cut)."""
     layers = [tuple(t.detach().requires_grad_() for t in s) if isinstance(s, tuple) else s.detach().requires_grad_()
-              for s in network.unstack(start)]  # fmt: skip
+              for s in network.unstack(windows.start)]  # fmt: skip
     states = [layers]  # states[j]: h_{t-K+j}, per layer
+    x = windows.x
     for j in range(x.shape[0]):
         if j == cut:
             layers = _detached(layers)  # the truncation: the value crosses, the gradient does not
@@ -81,9 +100,9 @@ def _window_loss(
     if cut == x.shape[0]:
         layers = _detached(layers)
     pred = network.predict_top(network.top(layers))  # [B, p] the forecast of y_t from h_{t-1}
-    if base is not None:
-        pred = shift_mean(pred, base)  # the residual head: the change from x_{t-1}
-    return step_loss(pred, y, mask, loss).sum(), states
+    if windows.base is not None:
+        pred = shift_mean(pred, windows.base)  # the residual head: the change from x_{t-1}
+    return step_loss(pred, windows.y, windows.mask, loss).sum(), states
 
 
 def state_gradient_norms(
@@ -95,41 +114,31 @@ def state_gradient_norms(
     loss: str,
     base: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The gradient's reach: ``|| dL_t / dh_{t-k} ||`` for k = 1 .. K per window, [K, B].
-
-    start [B, layers, H] (or (h, c)): h_{t-K}, the state before the window; x [K - 1, B, i]:
-    the inputs x_{t-K+1} .. x_{t-1}; y, mask [B, d]: the target of the last step t, whose loss
-    ``L_t`` is that of ``predict(h_{t-1})`` (plus ``base`` [B, d], x_{t-1}, for the residual
-    head of a network-only model, as the updates score it). Row k - 1 is lag k (row K - 1: the
+    """The gradient's reach: ``|| dL_t / dh_{t-k} ||`` for k = 1 .. K per window, [K, B], of the
+    windows ``ProbeWindows(start, x, y, mask, base)``. Row k - 1 is lag k (row K - 1: the
     start). The norm is over every layer's state (lstm: h and c together). ``network`` is
     anything with ``unstack`` / ``step`` / ``top`` / ``predict_top`` (a RecurrentNetwork, or a
     test's linear one). The weights' ``.grad`` are not touched: only the states are differentiated.
     """
-    return probe_gradients(network, [], start, x, y, mask, loss, base)[0]
+    return probe_gradients(network, [], ProbeWindows(start, x, y, mask, base), loss)[0]
 
 
 def probe_gradients(
-    network: Any,
-    params: list[torch.Tensor],
-    start: State,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    mask: torch.Tensor,
-    loss: str,
-    base: torch.Tensor | None = None,
+    network: Any, params: list[torch.Tensor], windows: ProbeWindows, loss: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``state_gradient_norms`` [K, B] and, from the same backward pass, the gradient of the
-    windows' summed loss in ``params`` (flattened, float64: ``measured_bias``'s g)."""
+    """``state_gradient_norms`` [K, B] of ``windows`` and, from the same backward pass, the
+    gradient of the windows' summed loss in ``params`` (flattened, float64: ``measured_bias``'s g)."""
     with torch.enable_grad():
-        total, states = _window_loss(network, start, x, y, mask, loss, base, cut=-1)  # rows are independent
+        total, states = _window_loss(network, windows, loss, cut=-1)  # rows are independent
         flat = [t for layers in states for s in layers for t in (s if isinstance(s, tuple) else (s,))]
+        batch = windows.y.shape[0]
         if not total.requires_grad:
-            return torch.zeros(len(states), y.shape[0], dtype=torch.float64), _flat([None] * len(params), params)
+            return torch.zeros(len(states), batch, dtype=torch.float64), _flat([None] * len(params), params)
         grads = torch.autograd.grad(total, [*flat, *params], allow_unused=True)
     per_state = len(flat) // len(states)
     squares = torch.stack(
         [
-            sum((g.detach().double().pow(2).sum(1) if g is not None else torch.zeros(y.shape[0], dtype=torch.float64))
+            sum((g.detach().double().pow(2).sum(1) if g is not None else torch.zeros(batch, dtype=torch.float64))
                 for g in grads[j * per_state : (j + 1) * per_state])
             for j in range(len(states))
         ]
@@ -149,30 +158,27 @@ def _flat(grads: Any, params: list[torch.Tensor]) -> torch.Tensor:
 def measured_bias(
     network: Any,
     params: list[torch.Tensor],
-    start: State,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    mask: torch.Tensor,
+    windows: ProbeWindows,
     loss: str,
     window: int,
-    base: torch.Tensor | None = None,
     full: torch.Tensor | None = None,
 ) -> float | None:
-    """The relative truncation bias of ``window`` measured on probe windows (the quantity the
+    """The relative truncation bias of ``window`` measured on probe ``windows`` (the quantity the
     paper's bound estimates, Aicher et al. 2019): ``|| g - g_K || / || g ||``, g the gradient
     in ``params`` of the windows' summed last-step loss through all their K_p steps and g_K
     through the last K = ``window`` only (the state at lag K a constant), both summed over the
     windows before the norms (the bias of the expected gradient, not of each window's).
-    Arguments as ``state_gradient_norms``; ``full``: g when already made (``probe_gradients``).
-    None when K >= K_p (nothing of it can be measured within the probe) or g is zero or not finite.
-    What lies beyond the probe's K_p steps is not in g: the bound (``truncation.relative_bias``)
-    covers it with the fitted decay. ``.grad`` is not touched."""
-    if window >= x.shape[0] + 1:
+    ``full``: g when already made (``probe_gradients``). None when K >= K_p (nothing of it can
+    be measured within the probe) or g is zero or not finite. What lies beyond the probe's K_p
+    steps is not in g: the bound (``truncation.relative_bias``) covers it with the fitted
+    decay. ``.grad`` is not touched."""
+    inputs = windows.x.shape[0]  # K_p - 1
+    if window >= inputs + 1:
         return None
     if full is None:
-        full = probe_gradients(network, params, start, x, y, mask, loss, base)[1]
+        full = probe_gradients(network, params, windows, loss)[1]
     with torch.enable_grad():
-        total, _ = _window_loss(network, start, x, y, mask, loss, base, cut=x.shape[0] - (window - 1))  # last K steps
+        total, _ = _window_loss(network, windows, loss, cut=inputs - (window - 1))  # its last K steps
         grads = torch.autograd.grad(total, params, allow_unused=True) if total.requires_grad else [None] * len(params)
     size = float(full.norm())
     bias = float((full - _flat(grads, params)).norm()) / size if size > 0 else math.nan

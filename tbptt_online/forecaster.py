@@ -25,7 +25,7 @@ import torch
 
 from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.engine import TBPTTEngine, measured_bias, probe_gradients
+from tbptt_online.engine import ProbeWindows, TBPTTEngine, measured_bias, probe_gradients
 from tbptt_online.hybrid_tick import HybridTick
 from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
@@ -56,14 +56,6 @@ def loss_steps(steps: np.ndarray, k1: int, k2: int, warmup: int) -> np.ndarray:
     """
     since = np.where(steps <= warmup, 1, np.minimum(k1, steps - warmup))
     return np.minimum(since, k2)
-
-
-def _probe_rows(windows: tuple, rows: torch.Tensor) -> tuple:
-    """``Forecaster.probe_windows``' windows of ``rows`` [n] bool only: start [n, ...] (or (h, c)),
-    x [K_p - 1, n, i], y, mask and base [n, d]."""
-    start, x, y, mask, base = windows
-    start = tuple(t[rows] for t in start) if isinstance(start, tuple) else start[rows]
-    return start, x[:, rows], y[rows], mask[rows], None if base is None else base[rows]
 
 
 def _check_name(series: Any, index: int) -> str:
@@ -391,7 +383,7 @@ class Forecaster:
         if windows is None:
             return False
         params = self.engine.params
-        norms, full = probe_gradients(self.network, params, *windows[:4], cfg.loss, windows[4])  # [K_p, n], g
+        norms, full = probe_gradients(self.network, params, windows, cfg.loss)  # [K_p, n], g
         # A window through values near the bound can overflow a float32 network's gradient: it teaches
         # the advisor nothing, and one NaN in phi would stay there (and in every checkpoint) for good.
         finite = torch.isfinite(norms).all(dim=0)  # [n]
@@ -410,18 +402,17 @@ class Forecaster:
             probe.window = max(gradient, data_window(dependency, cfg.k1, candidates))
         # the bias of the window the next updates use, measured on the same windows (the finite ones)
         if not bool(finite.all()):
-            windows, full = _probe_rows(windows, finite), None
+            windows, full = windows.rows(finite), None
         measured = None
         if bool(finite.any()):
-            measured = measured_bias(self.network, params, *windows[:4], cfg.loss, probe.window, windows[4], full)
+            measured = measured_bias(self.network, params, windows, cfg.loss, probe.window, full)
         probe.tensors["measured"] = torch.tensor([math.nan if measured is None else measured], dtype=torch.float64)
         return True
 
-    def probe_windows(self) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
-        """The probe's full windows as the updates would score their last step: start, x [K_p
-        - 1, n, i], y and mask [n, d] (``TruncationProbe.full_windows``; stateless windows start
-        at h_0), and base [n, d]: x_{t-1} for a network-only model's residual head, else None.
-        None when no followed series holds a full window."""
+    def probe_windows(self) -> ProbeWindows | None:
+        """The probe's full windows as the updates would score their last step (``ProbeWindows``:
+        ``TruncationProbe.full_windows``; stateless windows start at h_0; the base x_{t-1} for a
+        network-only model's residual head). None when no followed series holds a full window."""
         windows = self.probe.full_windows()
         if windows is None:
             return None
@@ -429,7 +420,7 @@ class Forecaster:
         if self.config.mode == "stateless":  # stateless windows start at h_0
             start = self.network.initial_state(y.shape[0])
         residual = self.config.residual and not self.config.hybrid and x.shape[0] > 0
-        return start, x, y, mask, x[-1, :, : y.shape[1]] if residual else None
+        return ProbeWindows(start, x, y, mask, x[-1, :, : y.shape[1]] if residual else None)
 
     # -- stateless ----------------------------------------------------------------
     def _update_stateless(self) -> bool:

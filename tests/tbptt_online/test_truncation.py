@@ -12,7 +12,7 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.advisor import advise_values
-from tbptt_online.engine import measured_bias, state_gradient_norms
+from tbptt_online.engine import ProbeWindows, measured_bias, state_gradient_norms
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
@@ -96,13 +96,14 @@ def test_measured_bias_of_a_linear_rnn_equals_its_closed_form() -> None:
             return torch.cat([dw.flatten(), du.flatten(), da])
 
         full = gradient(probe)
+    windows = ProbeWindows(start, x, y, mask)
     for window in (1, 2, 4, 9):
         with torch.no_grad():
             expected = float((full - gradient(window)).norm() / full.norm())
-        got = measured_bias(net, [w, u, a], start, x, y, mask, "mse", window)
+        got = measured_bias(net, [w, u, a], windows, "mse", window)
         assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
-    assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", 4) > 1e-3  # the check can fail
-    assert measured_bias(net, [w, u, a], start, x, y, mask, "mse", probe) is None  # nothing to measure within it
+    assert measured_bias(net, [w, u, a], windows, "mse", 4) > 1e-3  # the check can fail
+    assert measured_bias(net, [w, u, a], windows, "mse", probe) is None  # nothing to measure within it
     assert w.grad is None and u.grad is None  # .grad untouched
 
 
@@ -401,9 +402,9 @@ def test_the_probe_scores_the_forecast_the_updates_score(hybrid, residual, monke
     seen = []
     original = forecaster_module.probe_gradients
 
-    def recording(network, params, start, x, y, mask, loss, base=None):
-        seen.append((x, base))
-        return original(network, params, start, x, y, mask, loss, base)
+    def recording(network, params, windows, loss):
+        seen.append((windows.x, windows.base))
+        return original(network, params, windows, loss)
 
     monkeypatch.setattr(forecaster_module, "probe_gradients", recording)
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, hybrid=hybrid, residual=residual, loss="mse", probe_every=8)
@@ -461,10 +462,10 @@ def test_the_measured_bias_is_that_of_the_window_in_force_on_the_probes_windows(
                         for i in range(3)])  # fmt: skip
     assert f.probe_truncation()
     windows = f.probe_windows()
-    expected = measured_bias(f.network, f.engine.params, *windows[:4], config.loss, f.probe.window, windows[4])
+    expected = measured_bias(f.network, f.engine.params, windows, config.loss, f.probe.window)
     assert expected is not None and expected > 0.0
     assert float(f.probe.tensors["measured"][0]) == expected == f.truncation().measured_bias
-    other = measured_bias(f.network, f.engine.params, *windows[:4], config.loss, f.probe.window + 1, windows[4])
+    other = measured_bias(f.network, f.engine.params, windows, config.loss, f.probe.window + 1)
     assert other != expected  # the check can fail: another window measures another bias
 
 

@@ -137,6 +137,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._closed = False
         self._submit_lock = threading.Lock()  # no job may enter the queue after STOP
         self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
+        self._reported: Forecaster | None = None  # the forecaster the snapshot's truncation report is of
         self._snapshot = self._take_snapshot()
 
     # -- the reader's side (any thread) ------------------------------------------------
@@ -277,7 +278,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         previous = getattr(self, "_snapshot", None)
         truncation = previous.truncation if previous is not None else None
         # the advisor's report moves with the probes, and with the forecaster (a load or an import)
-        if truncation is None or truncation.probes != f.probe.probes or getattr(self, "_reported", None) is not f:
+        if truncation is None or truncation.probes != f.probe.probes or self._reported is not f:
             truncation = self._truncation(f)
         stats = f.update_stats()
         if previous is None:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.gru_window import GRUWindowLoss
+from tbptt_online.gru_window import GRUWindowLoss, mean_loss_gradients
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.losses import shift_mean, step_loss
 from tbptt_online.network import RecurrentNetwork, State, few_rows_gru, states_before
@@ -277,6 +277,36 @@ class TBPTTEngine:
             and few_rows_gru(net, x, start, active_from)
         )
 
+    def _direct_gradients(
+        self,
+        start: State,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor,
+        active_from: torch.Tensor,
+        loss_steps: int,
+        base: torch.Tensor | None,
+    ) -> tuple[float, dict[nn.Parameter, torch.Tensor]] | None:
+        """Where ``window_sums`` takes ``GRUWindowLoss`` (``_fused``) and every window's sum is
+        finite, the update's loss (``window_loss``: the sums' mean) and the gradients its
+        backward pass would leave in ``.grad``, per weight (the GRU's four and the head's two;
+        the others get none, as from the backward: the loss does not reach them), computed by
+        the node's kernels without building a graph (``gru_window.mean_loss_gradients``: the
+        same bits). None elsewhere: the update goes through ``chunk_losses`` and ``.backward()``
+        (a window whose sum is not finite is handled there)."""
+        net = self.network
+        length, batch, d = y.shape
+        if batch > CHUNK_ROWS or not self._fused(start, x, active_from, loss_steps, d, base):
+            return None
+        cell, head, scored = net.cells[0], net.head, slice(length - loss_steps, length)
+        weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias)
+        sums, loss, grads = mean_loss_gradients(
+            x[: length - 1], start[:, 0], *weights, base, y[scored], mask[scored]
+        )  # [B], scalar, six gradients
+        if not bool(torch.isfinite(sums).all()):
+            return None
+        return float(loss), dict(zip(weights, grads, strict=True))
+
     def window_loss(self, *windows: Any) -> torch.Tensor:
         """The scalar loss of a batch of windows (``window_sums``' arguments): their mean.
         A window whose sum is not finite (a series with values past what the network's dtype
@@ -347,13 +377,21 @@ class TBPTTEngine:
         guards = self.config.guards
         exploded = False
         with torch.enable_grad():
-            parts = self.chunk_losses(start, x, y, mask, active_from, loss_steps, base)  # they add up to the loss
-            loss_value = float(sum(part.detach() for part in parts))
+            direct = self._direct_gradients(start, x, y, mask, active_from, loss_steps, base)
+            if direct is None:
+                parts = self.chunk_losses(start, x, y, mask, active_from, loss_steps, base)  # they add up to the loss
+                loss_value = float(sum(part.detach() for part in parts))
+            else:
+                loss_value = direct[0]
             grad_norm = math.nan
             ok = math.isfinite(loss_value)
             if ok:
-                for part in parts:
-                    part.backward()  # the only backward pass of the project: the chunks' gradients add up in .grad
+                if direct is None:
+                    for part in parts:
+                        part.backward()  # the only backward pass of the project: the chunks' gradients add up in .grad
+                else:
+                    for param, grad in direct[1].items():
+                        param.grad = grad  # what the backward would leave (``_direct_gradients``)
                 grads = [p.grad for p in self.params if p.grad is not None]  # the whole gradient: clipped once
                 grad_norm = float(self._clip(grads)) if grads else 0.0
                 ok = math.isfinite(grad_norm)

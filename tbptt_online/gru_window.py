@@ -21,6 +21,11 @@ the loss's ``where``s, ``abs``, sums and mean): in an update's context its loss 
 0.41 ms and its backward 0.45 -> 0.36 ms (``engine.window_sums`` takes it where the
 compiled window applies, the loss is ``absolute`` and the head a point forecast).
 
+``mean_loss_gradients`` is that node's forward and backward of the windows' mean loss called
+straight, without a graph: an update of few rows (``engine.TBPTTEngine._direct_gradients``)
+takes its gradients from it, the same bits as the node's ``.backward()`` (tested), without
+autograd's own cost around one node (a graph, the backward engine, the gradients' buffers).
+
 The cell, as torch's ``GRUCell`` (gates in the weights' row blocks r, z, n):
 
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
@@ -258,6 +263,38 @@ class GRUWindow(torch.autograd.Function):
         return None, None, *_weight_grads(x, gates, grad_out, w_hh)
 
 
+def _loss_forward(x, h0, weights: tuple, head_w, head_b, base, y, mask) -> tuple[torch.Tensor, tuple]:
+    """``GRUWindowLoss``'s forward on detached tensors: each window's summed loss [B] in
+    float64, and what its backward reads (``_loss_backward``)."""
+    out, gates, x = _run(x, h0, weights)  # [L, B, H]
+    f64 = torch.float64
+    head_w, head_b = head_w.detach().contiguous(), head_b.detach().contiguous()
+    wide = base.detach().to(f64).contiguous() if base is not None else torch.empty(0, 0, 0, dtype=f64)
+    slope = torch.empty(y.shape, dtype=f64)  # [m, B, d]
+    sums = torch.empty(y.shape[1], dtype=f64)  # [B]
+    head_loss_kernel(
+        out.numpy(), head_w.numpy(), head_b.numpy(), wide.numpy(), base is not None,
+        y.detach().to(f64).contiguous().numpy(), mask.contiguous().numpy(), out.dtype == torch.float32,
+        slope.numpy(), sums.numpy(),
+    )  # fmt: skip
+    return sums, (x, gates, weights[1].detach().contiguous(), out, head_w, slope)
+
+
+def _loss_backward(saved: tuple, grad_sums: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The six weights' gradients (w_ih, w_hh, b_ih, b_hh, head_w, head_b; in the weights'
+    dtype) from each window sum's gradient ``grad_sums`` [B] (any float dtype)."""
+    x, gates, w_hh, out, head_w, slope = saved
+    f64 = torch.float64
+    grad_out = torch.zeros(out.shape, dtype=f64)  # [L, B, H] zero but at the scored states
+    d_head_w, d_head_b = torch.zeros(head_w.shape, dtype=f64), torch.zeros(head_w.shape[0], dtype=f64)
+    head_backward_kernel(
+        out.numpy(), head_w.numpy(), slope.numpy(), grad_sums.detach().to(f64).contiguous().numpy(),
+        grad_out.numpy(), d_head_w.numpy(), d_head_b.numpy(),
+    )  # fmt: skip
+    dtype = head_w.dtype
+    return *_weight_grads(x, gates, grad_out, w_hh), d_head_w.to(dtype), d_head_b.to(dtype)
+
+
 class GRUWindowLoss(torch.autograd.Function):
     """``apply(x, h0, w_ih, w_hh, b_ih, b_hh, head_w, head_b, base, y, mask)``: each window's
     summed absolute loss [B] over its last m steps (``head_loss_kernel``): the GRU window,
@@ -267,33 +304,28 @@ class GRUWindowLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, head_w, head_b, base, y, mask):  # type: ignore[override]
-        out, gates, x = _run(x, h0, (w_ih, w_hh, b_ih, b_hh))  # [L, B, H]
-        f64 = torch.float64
-        head_w, head_b = head_w.detach().contiguous(), head_b.detach().contiguous()
-        wide = base.detach().to(f64).contiguous() if base is not None else torch.empty(0, 0, 0, dtype=f64)
-        slope = torch.empty(y.shape, dtype=f64)  # [m, B, d]
-        sums = torch.empty(y.shape[1], dtype=f64)  # [B]
-        head_loss_kernel(
-            out.numpy(), head_w.numpy(), head_b.numpy(), wide.numpy(), base is not None,
-            y.detach().to(f64).contiguous().numpy(), mask.contiguous().numpy(), out.dtype == torch.float32,
-            slope.numpy(), sums.numpy(),
-        )  # fmt: skip
-        ctx.save_for_backward(x, gates, w_hh.detach().contiguous(), out, head_w, slope)
-        return sums.to(out.dtype)
+        sums, saved = _loss_forward(x, h0, (w_ih, w_hh, b_ih, b_hh), head_w, head_b, base, y, mask)
+        ctx.save_for_backward(*saved)
+        return sums.to(head_w.dtype)
 
     @staticmethod
     def backward(ctx, grad_sums):  # type: ignore[override]
-        x, gates, w_hh, out, head_w, slope = ctx.saved_tensors
-        f64 = torch.float64
-        grad_out = torch.zeros(out.shape, dtype=f64)  # [L, B, H] zero but at the scored states
-        d_head_w, d_head_b = torch.zeros(head_w.shape, dtype=f64), torch.zeros(head_w.shape[0], dtype=f64)
-        head_backward_kernel(
-            out.numpy(), head_w.numpy(), slope.numpy(), grad_sums.detach().to(f64).contiguous().numpy(),
-            grad_out.numpy(), d_head_w.numpy(), d_head_b.numpy(),
-        )  # fmt: skip
-        dtype = head_w.dtype
-        cell = _weight_grads(x, gates, grad_out, w_hh)
-        return None, None, *cell, d_head_w.to(dtype), d_head_b.to(dtype), None, None, None
+        return None, None, *_loss_backward(ctx.saved_tensors, grad_sums), None, None, None
+
+
+def mean_loss_gradients(
+    x, h0, w_ih, w_hh, b_ih, b_hh, head_w, head_b, base, y, mask
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """What ``GRUWindowLoss.apply(...).mean().backward()`` computes (the same arguments),
+    without autograd: the window sums [B] (the weights' dtype), their mean, and the six
+    weights' gradients of the mean, the same bits (the mean's gradient 1 / B in the
+    weights' dtype, as torch's mean gives it back). The engine's update of few rows takes
+    this instead of a graph of one node: no graph, no backward engine."""
+    dtype = head_w.dtype
+    wide, saved = _loss_forward(x, h0, (w_ih, w_hh, b_ih, b_hh), head_w, head_b, base, y, mask)
+    sums = wide.to(dtype)  # [B]
+    grad_sums = torch.ones_like(sums).div_(len(sums))  # d mean / d sums, as MeanBackward makes it
+    return sums, sums.mean(), _loss_backward(saved, grad_sums)
 
 
 def warm(dtype: torch.dtype = torch.float32) -> None:

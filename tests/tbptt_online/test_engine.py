@@ -70,3 +70,48 @@ def test_an_adam_step_that_would_make_a_weight_infinite_is_undone_with_its_momen
     f.observe("a", 0.6)
     assert f.update_stats().updates == 4
     assert all(bool(torch.isfinite(p).all()) for p in f.network.parameters())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_updates_of_few_rows_without_autograd_give_the_bits_of_the_backward_pass(hybrid, dtype, monkeypatch):
+    # an update of few rows with the absolute loss takes the fused window's gradients straight from
+    # its kernels (_direct_gradients): every weight, moment, series field and recorded loss and norm
+    # must equal those of the same updates through chunk_losses and .backward()
+    config = ForecasterConfig(k1=4, k2=8, hidden_size=8, hybrid=hybrid, loss="absolute", dtype=dtype)
+    taken, original = [], engine.TBPTTEngine._direct_gradients
+
+    def counted(self, *windows):
+        answer = original(self, *windows)
+        taken.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(engine.TBPTTEngine, "_direct_gradients", counted)
+    ours = fed(config)
+    assert sum(taken) >= 10  # most updates went the direct way
+    monkeypatch.setattr(engine.TBPTTEngine, "_direct_gradients", lambda self, *windows: None)
+    theirs = fed(config)
+    assert ours.update_stats().updates >= 10
+    assert [(r.loss, r.grad_norm) for r in ours.engine.recent] == [(r.loss, r.grad_norm) for r in theirs.engine.recent]
+    assert_identical(snapshot(ours), snapshot(theirs))
+
+
+def test_an_update_whose_window_is_not_finite_goes_the_backward_way():
+    # _direct_gradients declines a replay where a window's sum is not finite (an infinite target):
+    # chunk_losses leaves that window out and the other series' window still makes the update
+    config = ForecasterConfig(k1=2, k2=4, hidden_size=4, hybrid=False, warmup_updates=0, normalize=False)
+    net = Forecaster(config).network
+    eng = engine.TBPTTEngine(net, config)
+    g = torch.Generator().manual_seed(0)
+    start = torch.zeros(2, 1, 4)  # [B, layers, H]
+    x = torch.randn(4, 2, net.cells[0].weight_ih.shape[1], generator=g)  # [L, B, I]
+    y, mask, active_from = torch.randn(4, 2, 1, generator=g), torch.ones(4, 2, 1, dtype=torch.bool), torch.zeros(2)
+    with torch.enable_grad():
+        assert eng._direct_gradients(start, x, y, mask, active_from.long(), 2, None) is not None
+        y[3, 1, 0] = math.inf
+        assert eng._direct_gradients(start, x, y, mask, active_from.long(), 2, None) is None
+    before = [p.detach().clone() for p in eng.params]
+    record = eng.replay_update(start, x, y, mask, active_from.long(), 2)
+    assert not record.skipped and math.isfinite(record.loss)
+    assert all(bool(torch.isfinite(p).all()) for p in eng.params)
+    assert any(not torch.equal(p, b) for p, b in zip(eng.params, before, strict=True))

@@ -97,3 +97,18 @@ def test_a_float32_forecast_within_half_an_ulp_of_a_large_base_is_a_hit_as_in_to
     expected = torch_window_sums(x, h0, weights, base, y, mask)
     assert fused.tolist() == expected.tolist() == [0.0]
     assert all(g.abs().max().item() == 0.0 for g in torch.autograd.grad(fused.sum(), weights))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("rows", "with_base"), [(1, False), (1, True), (3, True)])
+def test_mean_loss_gradients_are_the_bits_of_the_nodes_mean_backward(rows, with_base, dtype):
+    # the engine's update of few rows takes the node's kernels without autograd: the sums, their
+    # mean and the six gradients must be what GRUWindowLoss.apply(...).mean().backward() leaves
+    x, h0, weights, base, y, mask = case(rows, 9, 4, 2, with_base, dtype, seed=3)
+    sums, loss, grads = gru_window.mean_loss_gradients(x, h0, *weights, base, y, mask)
+    node = gru_window.GRUWindowLoss.apply(x, h0, *weights, base, y, mask)
+    node.mean().backward()
+    assert torch.equal(sums, node.detach()) and torch.equal(loss, node.detach().mean())
+    assert loss.dtype == dtype and not loss.requires_grad
+    for got, weight in zip(grads, weights, strict=True):
+        assert got.dtype == dtype and torch.equal(got, weight.grad)

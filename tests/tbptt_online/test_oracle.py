@@ -284,22 +284,36 @@ def test_step_loop_and_sequence_op_replays_both_equal_oracle(cell, max_rows, mon
     assert_follows_oracle(config, stream_for(2, 5, n_series=3))
 
 
+@pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize(("hybrid", "loss"), [(False, "gaussian"), (False, "absolute"), (True, "absolute")])
 @pytest.mark.parametrize(("k1", "k2"), [(1, 5), (2, 5), (5, 2)])
-def test_compiled_gru_window_replays_equal_oracle(k1, k2, hybrid, loss, monkeypatch):
+def test_compiled_gru_window_replays_equal_oracle(k1, k2, hybrid, loss, direct, monkeypatch):
     # Replays of up to gru_window.FEW_ROWS rows without padding (one GRU layer) run forward and
     # backward in gru_window's kernels: count them, and force them for every such replay. With
-    # the absolute loss of a point forecast the head and the loss run there too (GRUWindowLoss).
+    # the absolute loss of a point forecast the head and the loss run there too (GRUWindowLoss's
+    # kernels, _loss_forward), as an autograd node or, in an update, straight from the engine
+    # (_direct_gradients; direct=False: every replay through the node and .backward()).
     monkeypatch.setattr(gru_window, "FEW_ROWS", 1000)
-    calls = {"GRUWindow": [], "GRUWindowLoss": []}
-    for kind in calls:
-        function = getattr(gru_window, kind)
+    if not direct:
+        monkeypatch.setattr(engine.TBPTTEngine, "_direct_gradients", lambda self, *windows: None)
+    calls = {"GRUWindow": [], "GRUWindowLoss": [], "direct": []}
+    original = gru_window.GRUWindow.forward
 
-        def counted(ctx, *args, original=function.forward, seen=calls[kind]):
-            seen.append(args[0].shape[1])
-            return original(ctx, *args)
+    def counted(ctx, *args):
+        calls["GRUWindow"].append(args[0].shape[1])
+        return original(ctx, *args)
 
-        monkeypatch.setattr(function, "forward", staticmethod(counted))
+    def counted_loss(x, *args, original=gru_window._loss_forward):
+        calls["GRUWindowLoss"].append(x.shape[1])
+        return original(x, *args)
+
+    def counted_direct(*args, original=gru_window.mean_loss_gradients):
+        calls["direct"].append(args[0].shape[1])
+        return original(*args)
+
+    monkeypatch.setattr(gru_window.GRUWindow, "forward", staticmethod(counted))
+    monkeypatch.setattr(gru_window, "_loss_forward", counted_loss)
+    monkeypatch.setattr(engine, "mean_loss_gradients", counted_direct)
     if hybrid:
         assert_hybrid_follows_oracle(hybrid_config(k1=k1, k2=k2), stream_for(k1, k2, 3, missing=[(0, 3)]))
     else:
@@ -309,6 +323,7 @@ def test_compiled_gru_window_replays_equal_oracle(k1, k2, hybrid, loss, monkeypa
         assert not fused
     elif k1 < k2:  # fused where a window's scored states all follow its start (m = min(k1, k2) < L = k2)
         assert len(fused) >= 2 and max(fused) >= 2
+        assert (len(calls["direct"]) >= 2) == direct  # the updates' replays, the engine's way or the node's
     replays = calls["GRUWindow"] + fused
     assert len(replays) >= 2 and max(replays) >= 2  # replays of one and of several rows went through it
 

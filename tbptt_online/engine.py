@@ -293,13 +293,17 @@ class TBPTTEngine:
         the others get none, as from the backward: the loss does not reach them), computed by
         the node's kernels without building a graph (``gru_window.mean_loss_gradients``: the
         same bits). None elsewhere: the update goes through ``chunk_losses`` and ``.backward()``
-        (a window whose sum is not finite is handled there)."""
+        (a window whose sum is not finite is handled there). A weight with a hook (``register_hook``:
+        torch keeps them in ``_backward_hooks``, ``_post_accumulate_grad_hooks``) goes that way too,
+        which calls them."""
         net = self.network
         length, batch, d = y.shape
         if batch > CHUNK_ROWS or not self._fused(start, x, active_from, loss_steps, d, base):
             return None
         cell, head, scored = net.cells[0], net.head, slice(length - loss_steps, length)
         weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias)
+        if any(w._backward_hooks or getattr(w, "_post_accumulate_grad_hooks", None) for w in weights):
+            return None
         sums, loss, grads = mean_loss_gradients(
             x[: length - 1], start[:, 0], *weights, base, y[scored], mask[scored]
         )  # [B], scalar, six gradients

@@ -69,8 +69,14 @@ IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "c_loss", "c_slow_loss")
 HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1) if k not in ORIGIN_RING)  # a tick's ``rows``
 
 
+# A new store holds this many rows, or fewer where they would take more than INITIAL_BYTES (one
+# row at least): a model with calibrated_horizon=1000 (88 MB a row) allocated 1.4 GB, and
+# wrote it to every checkpoint, with no series at all. It grows by doubling.
+INITIAL_ROWS, INITIAL_BYTES = 16, 16 * 2**20
+
+
 class SeriesStore:
-    def __init__(self, config: ForecasterConfig, dtype: torch.dtype, capacity: int = 16) -> None:
+    def __init__(self, config: ForecasterConfig, dtype: torch.dtype, capacity: int | None = None) -> None:
         self.config = config
         self.dtype = dtype
         self.lstm = config.cell == "lstm"
@@ -78,13 +84,20 @@ class SeriesStore:
         self.slots: dict[str, int] = {}
         self.names: list[str | None] = []
         self.free: list[int] = []
+        if capacity is None:
+            row = sum(t.numel() * t.element_size() for t in self._blank(1, meta=True).values())  # bytes
+            capacity = max(1, min(INITIAL_ROWS, INITIAL_BYTES // row))
         self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
         self.handed_out: set[str] = set()  # fields a state_dict or a snapshot holds: copied before a write
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per IN_PLACE field: live snapshots' rows
         self._views: tuple[tuple[int, int], list[torch.Tensor], dict[str, torch.Tensor]] | None = None  # hybrid_rows
 
     # -- layout -----------------------------------------------------------------
-    def _blank(self, n: int) -> dict[str, torch.Tensor]:
+    def _blank(self, n: int, meta: bool = False) -> dict[str, torch.Tensor]:
+        """Zeroed fields of ``n`` rows (``meta``: their shapes and dtypes only, nothing allocated)."""
+        if meta:
+            with torch.device("meta"):
+                return self._blank(n)
         cfg, dt = self.config, self.dtype
         d, layers, hid = cfg.n_features, cfg.num_layers, cfg.hidden_size
         r = cfg.ring_size
@@ -251,8 +264,15 @@ class SeriesStore:
     def state_dict(self) -> dict[str, Any]:
         # The PRIVATE fields are copied: later ticks write them in place, and the state may be
         # saved on another thread (the service's checkpoints).
-        tensors = {k: v.clone() if k in PRIVATE else v for k, v in self.tensors.items() if k not in DERIVED}
-        self.handed_out.update(k for k in self.tensors if k not in PRIVATE and k not in DERIVED)
+        # Only the rows of slots (the spare capacity is zeros, and would be written whole: a
+        # store of 1,025 series holds 2,048 rows): those copied, or the whole tensor where every
+        # row is a slot (copied before the next write, as a snapshot's).
+        used = len(self.names)
+        whole = used == self.capacity
+        fields = [k for k in self.tensors if k not in DERIVED]
+        tensors = {k: self.tensors[k] if whole and k not in PRIVATE else self.tensors[k][:used].clone() for k in fields}
+        if whole:
+            self.handed_out.update(k for k in fields if k not in PRIVATE)
         return {"names": list(self.names), "free": list(self.free), "tensors": tensors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

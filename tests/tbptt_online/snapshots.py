@@ -23,7 +23,8 @@ def snapshot(f: Forecaster) -> dict[str, Any]:
         "buffers": {k: b.clone() for k, b in f.network.named_buffers()},
         "optimizer": copy.deepcopy(f.engine.optimizer.state_dict()),
         "counters": (f.engine.attempts, f.engine.skipped, list(f.engine.recent), f.observations),
-        "store": {k: v.clone() for k, v in f.store.tensors.items()},
+        # the rows of slots: the spare capacity past them holds nothing (a loaded store has none)
+        "store": {k: v[: len(f.store.names)].clone() for k, v in f.store.tensors.items()},
         "slots": (dict(f.store.slots), list(f.store.names), list(f.store.free)),
         "sampler": None if generator is None else generator.get_state(),
     }

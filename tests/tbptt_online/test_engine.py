@@ -115,3 +115,17 @@ def test_an_update_whose_window_is_not_finite_goes_the_backward_way():
     assert not record.skipped and math.isfinite(record.loss)
     assert all(bool(torch.isfinite(p).all()) for p in eng.params)
     assert any(not torch.equal(p, b) for p, b in zip(eng.params, before, strict=True))
+
+
+@pytest.mark.parametrize("kind", ["register_hook", "register_post_accumulate_grad_hook"])
+def test_a_hook_on_a_weight_is_called_by_an_update_of_few_rows(kind):
+    # the direct way (no autograd) would skip a user's gradient hook: a weight with one goes the
+    # .backward() way, which calls it with the gradient the update uses
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=3, hybrid=False, warmup_updates=0))
+    seen = []
+    hook = (lambda g: seen.append(g.clone())) if kind == "register_hook" else (lambda p: seen.append(p.grad.clone()))
+    handle = getattr(f.network.head.bias, kind)(hook)
+    for v in (0.1, 0.2, 0.3, 0.4):
+        f.observe("a", v)  # updates at t = 2 and 4
+    handle.remove()
+    assert len(seen) == f.update_stats().updates == 2

@@ -156,3 +156,25 @@ def test_a_view_is_unchanged_while_its_forecaster_keeps_learning(cell, mode):
     assert view.slots == slots
     assert_identical([view.forecast(name, horizon=3) for name in names], forecasts)
     assert_identical([view.series_stats(name) for name in names], stats)
+
+
+def test_a_store_of_large_rows_starts_small_and_saves_only_the_rows_of_its_series():
+    # calibrated_horizon=300: 8.7 MB a series (its ring of past forecasts). A new model held 16
+    # rows (140 MB) with no series at all and wrote them to every checkpoint (at 1000: 1.5 GB)
+    big = Forecaster(ForecasterConfig(calibrated_horizon=300))
+    assert big.store.capacity == 1  # 16 MB of rows at most (one at least), then doubling
+    buffer = io.BytesIO()
+    torch.save(big.state_dict(), buffer)
+    assert buffer.tell() < 2**20
+    assert Forecaster(ForecasterConfig()).store.capacity == 16  # the defaults' rows are small
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    f.observe_many([(f"s{i}", float(i)) for i in range(17)])  # 32 rows, 17 of them slots
+    f.forget("s16")
+    assert f.store.capacity == 32
+    state = f.state_dict()
+    assert {t.shape[0] for t in state["store"]["tensors"].values()} == {17}
+    g = Forecaster.from_state_dict(state)
+    assert_identical(snapshot(g), snapshot(f))
+    ticks = [[(f"s{i}", float(i + t)) for i in range(20)] for t in range(6)]  # three new series: g grows
+    assert_identical([f.observe_many(tick) for tick in ticks], [g.observe_many(tick) for tick in ticks])
+    assert_identical(snapshot(g), snapshot(f))

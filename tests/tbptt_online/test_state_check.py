@@ -186,9 +186,11 @@ def test_a_field_that_means_nothing_is_named(state, case) -> None:
 
 
 def test_nan_is_allowed_where_it_means_something(state) -> None:
-    assert bool(_tensors(state)["n_base"].isnan().any())  # the fresh series: no forecast yet
-    assert bool(_tensors(state)["stats"][:, STAT["last_value"]].isnan().any())  # free and fresh rows: no value yet
+    assert bool(_tensors(state)["stats"][:, STAT["last_value"]].isnan().any())  # the fresh row: no value yet
     check_state(state)
+    blank = copy.deepcopy(state)  # a row as a new store holds it: no base yet
+    _set_tensor(lambda s: s["store"]["tensors"], "n_base", 3, math.nan)(blank)
+    check_state(blank)
 
 
 def test_counts_up_to_2_to_the_53_pass(state) -> None:

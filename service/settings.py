@@ -12,6 +12,8 @@ Value error, k1=0 is invalid: must be an integer in [1, 100000]
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,3 +178,25 @@ class Settings(BaseSettings):
 
     def default_config(self) -> ForecasterConfig:
         return ForecasterConfig.from_dict(self.default_model)
+
+
+# TBPTT_* variables that are not settings of the server: the CLI client's (feed, forecast, models)
+CLIENT_VARIABLES = ("TBPTT_URL",)
+
+
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """The ``TBPTT_*`` names (in any case, as pydantic-settings reads them) that are no
+    setting, each with the closest setting's name where one is close: a misspelt setting
+    (``TBPTT_MAX_BODY_BYTE``) was ignored without a word, the server started on the default.
+
+    >>> unknown_variables(["TBPTT_PORT", "TBPTT_URL", "PATH", "TBPTT_MAX_BODY_BYTE", "TBPTT_NOPE"])
+    ['TBPTT_MAX_BODY_BYTE (did you mean TBPTT_MAX_BODY_BYTES?)', 'TBPTT_NOPE']
+    """
+    known = [field.upper() for field in Settings.model_fields] + [v.removeprefix("TBPTT_") for v in CLIENT_VARIABLES]
+    unknown = []
+    for name in names:
+        upper = name.upper()
+        if upper.startswith("TBPTT_") and upper.removeprefix("TBPTT_") not in known:
+            close = difflib.get_close_matches(upper.removeprefix("TBPTT_"), known, n=1)  # past the common prefix
+            unknown.append(f"{name} (did you mean TBPTT_{close[0]}?)" if close else name)
+    return unknown

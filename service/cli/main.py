@@ -24,7 +24,7 @@ from pydantic_settings import SettingsError
 from tbptt_service.cli.advise import add_advise_command
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
 from tbptt_service.cli.models import add_models_command
-from tbptt_service.settings import Settings
+from tbptt_service.settings import Settings, unknown_variables
 from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
 
 
@@ -95,6 +95,10 @@ SERVE_OPTIONS = ("host", "port", "state_dir", "log_level")
 
 def serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
+    unknown = unknown_variables(os.environ)
+    if unknown:  # fix: a misspelt setting was ignored, the server started on the default it meant to change
+        print(f"tbptt-online serve: error: unknown setting {', '.join(unknown)}", file=sys.stderr)
+        return 2
     try:  # fix: a bad setting (TBPTT_MAX_BODY_BYTES=abc, --port 99999, TBPTT_DEFAULT_MODEL='{bad') was a traceback
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     except (ValidationError, SettingsError) as error:

@@ -12,7 +12,7 @@ index), like one past ``max_series_per_model``.
 >>> budget = MemoryBudget(max_model_bytes=2**30, max_process_bytes=2**32)
 >>> budget.check_model(ForecasterConfig(hidden_size=8), others_bytes=0)
 >>> try:
-...     budget.check_model(ForecasterConfig(history_size=100_000, n_features=128), others_bytes=0)
+...     budget.check_model(ForecasterConfig(history_size=1_000_000, n_features=128), others_bytes=0)
 ... except Unprocessable as error:
 ...     print(error.detail[:42])
 config: a model of this config needs about

@@ -44,8 +44,11 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         ([], {"TBPTT_MAX_BODY_BYTES": "abc"}, "TBPTT_MAX_BODY_BYTES = 'abc': Input should be a valid integer"),
         ([], {"TBPTT_DEFAULT_MODEL": "{bad"}, "TBPTT_DEFAULT_MODEL: not valid JSON (Expecting property name"),
         ([], {"TBPTT_DEFAULT_MODEL": '{"k1": 0}'}, "TBPTT_DEFAULT_MODEL = {'k1': 0}: Value error, k1=0 is invalid"),
+        # fix: a misspelt or unknown variable was ignored, the server started on the default it meant to change
+        ([], {"TBPTT_MAX_BODY_BYTE": "1"}, "unknown setting TBPTT_MAX_BODY_BYTE (did you mean TBPTT_MAX_BODY_BYTES?)"),
+        ([], {"tbptt_nope": "1"}, "unknown setting tbptt_nope"),
     ],
-    ids=["option", "integer", "json", "config"],
+    ids=["option", "integer", "json", "config", "misspelt", "unknown"],
 )
 def test_a_bad_setting_is_a_one_line_error_naming_it(monkeypatch, tmp_path, capsys, argv, env, message) -> None:
     # fix: each of these was a Python traceback (pydantic's ValidationError or SettingsError)

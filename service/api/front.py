@@ -38,6 +38,7 @@ from tbptt_service.api.strict_json import without_bom
 from tbptt_service.host.metrics import CONTENT_TYPE
 from tbptt_service.host.shard import ForwardedRequest, ForwardedResponse, shard_of
 from tbptt_service.host.shard_pairs import ShardCall
+from tbptt_service.version import VERSION
 
 logger = logging.getLogger("tbptt_service.api.front")
 MODELS_PREFIX = "/v1/models/"
@@ -173,7 +174,7 @@ def create_front(
         return Response(merge_expositions(texts), media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "version": VERSION})
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
     # Every path, a newline in it too: Starlette's 'path' convertor stops at one (404 for a series

@@ -26,6 +26,7 @@ from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
 from tbptt_service.cli.models import add_models_command
 from tbptt_service.settings import Settings, unknown_variables
 from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
+from tbptt_service.version import VERSION
 
 
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
@@ -167,6 +168,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tbptt-online", description="Online TBPTT forecasting service.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in COMMANDS:
         add_command(commands)
@@ -174,8 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        args = build_parser().parse_args(argv)
+        code = args.handler(args)
+        sys.stdout.flush()  # a reader that went away is found here, not in Python's flush at exit
+        return code
+    except BrokenPipeError:  # fix: `tbptt-online models show default | head` ended in a traceback
+        # the reader went away: nothing more to say, and Python's own flush at exit must not fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command killed by SIGPIPE (128 + 13)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+import tbptt_online
 from tbptt_service.api.app import create_app
 from tbptt_service.settings import Settings
 
@@ -113,7 +114,7 @@ def test_the_container_command_serves_the_app(start_server, tmp_path) -> None:
     assert subprocess.run(check, timeout=30).returncode == 0
     assert state_dir.is_dir()
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/healthz").json() == {"status": "ok", "version": tbptt_online.__version__}
         posted = client.post("/v1/models/default/observations", json={"series": "a", "value": 1.0})
         assert posted.status_code == 200 and posted.json()["results"][0]["step"] == 1
         info = client.get("/v1/models/default").json()

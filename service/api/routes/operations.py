@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 from tbptt_service.api.auth import bearer_matches
 from tbptt_service.api.deps import MetricsDep
 from tbptt_service.host.metrics import CONTENT_TYPE
+from tbptt_service.version import VERSION
 
 router = APIRouter(tags=["operations"])
 _SEND_KEY = "send the API key (Authorization: Bearer <key>) for the reasons"
@@ -15,8 +16,8 @@ _SEND_KEY = "send the API key (Authorization: Bearer <key>) for the reasons"
 
 @router.get("/healthz")
 async def healthz() -> dict:
-    """The process is alive (200 while it serves at all)."""
-    return {"status": "ok"}
+    """The process is alive (200 while it serves at all), and its version."""
+    return {"status": "ok", "version": VERSION}
 
 
 @router.get("/readyz", responses={503: {"description": "Still loading state"}})

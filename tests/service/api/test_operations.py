@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import tbptt_online
 from tbptt_service.api.app import create_app, create_default_model
 from tbptt_service.host.registry import ModelRegistry
 
@@ -22,7 +23,7 @@ async def test_readyz_is_503_until_the_state_is_loaded(make_settings, serve) -> 
 
     app = create_app(make_settings(), restore=slow_restore)
     async with serve(app, wait_ready=False) as client:
-        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/healthz")).json() == {"status": "ok", "version": tbptt_online.__version__}
         loading = await client.get("/readyz")
         assert loading.status_code == 503 and loading.json()["status"] == "loading"
         refused = await client.post("/v1/models/default/observations", json={"series": "a", "value": 1.0})

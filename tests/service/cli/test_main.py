@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 import uvicorn
 
+import tbptt_online
 from tbptt_service.cli.main import build_parser, main
 
 
@@ -65,3 +68,24 @@ def test_an_unusable_state_directory_is_an_error_naming_it(tmp_path, capsys) -> 
     assert main(["serve", "--state-dir", str(blocker / "state")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"tbptt-online serve: error: state directory '{blocker / 'state'}': "), err
+
+
+def test_version_prints_the_librarys_version(capsys) -> None:
+    # a new user found no version anywhere at runtime (now also in /healthz)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"tbptt-online {tbptt_online.__version__}\n"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path) -> None:
+    # fix: `tbptt-online models show default | head` ended in a BrokenPipeError traceback; here the
+    # reader is gone before the command writes (advise on a small CSV: no server needed)
+    path = tmp_path / "small.csv"
+    path.write_text("t,name,x\n" + "".join(f"{t},a,{t % 5}\n" for t in range(30)))
+    command = [sys.executable, "-m", "tbptt_service.cli", "advise", str(path), "--series-column", "name"]
+    with subprocess.Popen([*command, "--value-column", "x"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        child.stdout.close()
+        err = child.stderr.read().decode()
+        assert child.wait(timeout=120) == 141, err
+    assert err == ""

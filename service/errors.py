@@ -79,6 +79,13 @@ class LogDown(ApiError):
     status_code = 503
 
 
+class ReportFailed(ApiError):
+    """A report the model makes beside its work (the truncation advisor's) failed: logged with its
+    traceback; the model goes on, and the report is made again when its inputs change."""
+
+    status_code = 503
+
+
 class Quarantined(ApiError):
     """The model's state could not be rebuilt from the log (or a batch failed to apply): it refuses
     every request, saying why, until it is deleted."""

@@ -137,7 +137,8 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._closed = False
         self._submit_lock = threading.Lock()  # no job may enter the queue after STOP
         self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
-        self._reported: Forecaster | None = None  # the forecaster the snapshot's truncation report is of
+        # the forecaster and probe count the snapshot's truncation report (or its failure) is of
+        self._reported: tuple[Forecaster | None, int] = (None, -1)
         self._snapshot = self._take_snapshot()
 
     # -- the reader's side (any thread) ------------------------------------------------
@@ -278,7 +279,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         previous = getattr(self, "_snapshot", None)
         truncation = previous.truncation if previous is not None else None
         # the advisor's report moves with the probes, and with the forecaster (a load or an import)
-        if truncation is None or truncation.probes != f.probe.probes or self._reported is not f:
+        if self._reported[0] is not f or self._reported[1] != f.probe.probes:  # a failed one waits for them too
             truncation = self._truncation(f)
         stats = f.update_stats()
         if previous is None:
@@ -291,7 +292,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         """The advisor's report on ``f``; None, logged, if it fails: a report is advice, and a
         snapshot that cannot be taken would end the worker (its requesters never answered) and
         stop a restart's recovery for every model."""
-        self._reported = f
+        self._reported = (f, f.probe.probes)
         try:
             return f.truncation()
         except Exception:

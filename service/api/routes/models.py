@@ -18,7 +18,7 @@ from tbptt_service.api.schemas import (
     TruncationOut,
 )
 from tbptt_service.api.strict_json import StrictJSONRoute
-from tbptt_service.errors import Unprocessable
+from tbptt_service.errors import ReportFailed, Unprocessable
 from tbptt_service.host.model_worker import ModelWorker
 
 router = APIRouter(
@@ -77,8 +77,11 @@ async def get_truncation(worker: ModelDep) -> dict:
     """The truncation advisor: the gradient's reach, the data's dependency length, whether k2 is
     long enough and what a longer one would cost (from the model's latest snapshot)."""
     report = worker.snapshot.truncation
-    if report is None:  # a snapshot published before the advisor existed: made now, on the worker thread
-        report = await worker.call(worker.forecaster.truncation)
+    if report is None:  # fix: recomputed here, a failed report answered 500 (and ran again on the worker each GET)
+        raise ReportFailed(
+            f"model {worker.name!r}: the truncation advisor's report failed (the server logged why); "
+            "it is made again at the model's next probe"
+        )
     return truncation_info(report)
 
 

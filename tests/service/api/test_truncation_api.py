@@ -7,6 +7,8 @@ import random
 
 import pytest
 
+from tbptt_online import Forecaster
+
 pytestmark = pytest.mark.anyio
 
 
@@ -39,6 +41,29 @@ async def test_the_advisor_flags_a_k2_shorter_than_the_echo_and_exports_its_gaug
     assert before["measured_bias"] is None and 0.0 <= report["measured_bias"] <= 1.0
     assert f'tbptt_truncation_measured_bias{{model="echo"}} {report["measured_bias"]!r}' in metrics
     assert 'tbptt_guard_events_total{kind="rollbacks",model="echo"} 0.0' in metrics
+
+
+async def test_a_failed_report_answers_503_saying_so_without_running_the_advisor_again(client_for, monkeypatch) -> None:
+    # fix: the route took a snapshot without a report for one from before the advisor existed and
+    # made it again on the model's worker, behind its batches: a failing advisor answered 500 with
+    # its exception, and ran again at every GET
+    calls = []
+
+    def failing(self):
+        calls.append(1)
+        raise IndexError("simulated advisor failure")
+
+    monkeypatch.setattr(Forecaster, "truncation", failing)
+    async with client_for() as client:
+        assert (await client.post("/v1/models", json={"name": "m", "config": {"hidden_size": 4}})).status_code == 201
+        made = len(calls)
+        for _ in range(3):
+            response = await client.get("/v1/models/m/truncation")
+            assert response.status_code == 503
+            assert "truncation advisor's report failed" in response.json()["detail"]
+        assert len(calls) == made  # the GETs ran nothing
+        posted = await client.post("/v1/models/m/observations", json={"series": "a", "value": 1.0})
+        assert posted.status_code == 200 and len(calls) == made  # nor did a batch without a probe
 
 
 async def test_reset_learning_rate_restores_the_configured_rate(client_for) -> None:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import calibration
+from tbptt_online import Forecaster, ForecasterConfig, calibration
 from tbptt_online.calibration import FIRST, RATE
 
 f64 = torch.float64
@@ -159,3 +159,15 @@ def test_the_compiled_half_widths_equal_the_tensor_formula_bit_for_bit():
         got, expected = calibration.half_widths(q, horizon, ratio), widths_as_tensors(q, horizon, ratio)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         assert torch.equal(got.nan_to_num(nan=-1.0), expected.nan_to_num(nan=-1.0)), (q, horizon)
+
+
+@pytest.mark.parametrize("value", [5.0, 1e6, -100.0])
+def test_a_flat_series_exact_in_float32_is_covered_by_its_interval(value):
+    # the ring of past forecasts is float32: a flat series of 5.0 scored every error 0 against the
+    # stored mean while the served float64 mean was 1e-14 off, so its "90 %" interval (6e-15 wide)
+    # held the value 0 to 1 % of the time; the half-width is now at least float32's spacing at |y|
+    f = Forecaster(ForecasterConfig())
+    f.observe_many([("flat", value)] * 300)
+    assert f.series_stats("flat").coverage >= 0.9
+    ahead = f.forecast("flat", 12)
+    assert all(lo <= value <= up for lo, up in zip(ahead.lower, ahead.upper, strict=True))

@@ -71,6 +71,9 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         # the hybrid's largest field; only errors are read from it (a value past float32's range scores
         # as an infinite, i.e. capped, error)
         "c_origin": torch.zeros(n, horizons, horizons, ORIGIN_COLUMNS, d, dtype=torch.float32),
+        # [origin % Hc]: what that origin's forecasts in c_origin are stored relative to (its served
+        # one-step mean): float32 rounds their distance from it, not their level (``remember``)
+        "c_origin_ref": torch.zeros(n, horizons, d, dtype=f64),
         "c_member_abs": torch.zeros(n, N_MEMBERS, d, dtype=f64),  # one-step absolute errors, summed
         "c_member_n": torch.zeros(n, d, dtype=f64),
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
@@ -80,7 +83,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
     }
 
 
-ORIGIN_RING = ("c_origin",)  # read by the next values' scoring only, never by a forecast
+ORIGIN_RING = ("c_origin", "c_origin_ref")  # read by the next values' scoring only, never by a forecast
 
 
 def rows_at(tensors: Mapping[str, torch.Tensor | AsOfSnapshot], slots: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -105,16 +108,18 @@ def score(
     step: torch.Tensor,
     level: float,
     origin: torch.Tensor,
+    origin_ref: torch.Tensor,
 ) -> None:
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles
     (``hybrid_kernels.score``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
-    E + 4, d] (read at the rows' slots only); the rows' ``c_*`` copies are updated in place."""
+    E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
+    rows' ``c_*`` copies are updated in place."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
     written = writable(rows, (*combination.FIELDS, "c_q", "c_member_abs", "c_member_n"))
-    ring = origin.numpy()  # shared: each row reads its own slot
+    ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
     over_rows(
         len(step),
-        lambda r: kernels.score(*(a[r] for a in own), ring, *(a[r] for a in written), float(level)),
+        lambda r: kernels.score(*(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level)),
     )
 
 
@@ -348,18 +353,20 @@ def remember(
     half: torch.Tensor,
     at: torch.Tensor,
     origin: torch.Tensor,
+    origin_ref: torch.Tensor,
 ) -> torch.Tensor:
     """The served mean [B, Hc, d] of this tick (as ``members``' mean), this origin's forecasts
     written into the ring ``origin`` [N, Hc, Hc, E + 4, d] (the store's, in place) at the
     rows' slots, ring place ``at`` [B]: the members', then the served mean, the half-widths
     ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast, slow), as
-    float32 (``hybrid_kernels.remember``)."""
+    float32 relative to the origin's reference, written into ``origin_ref`` [N, Hc, d]
+    (``hybrid_kernels.remember``)."""
     b, h, _, d = paths.shape
     mean = torch.empty(b, h, d, dtype=torch.float64)
     own = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
     own += readable(half, rows["slot"], at)
-    ring, out = origin.numpy(), mean.numpy()  # the ring is shared: each row writes its own slot
-    over_rows(b, lambda r: kernels.remember(*(a[r] for a in own), ring, out[r]))
+    ring, ref, out = origin.numpy(), origin_ref.numpy(), mean.numpy()  # shared: each row writes its own slot
+    over_rows(b, lambda r: kernels.remember(*(a[r] for a in own), ring, ref, out[r]))
     return mean
 
 

@@ -34,11 +34,13 @@ def _finite_or(error: float, cap: float) -> float:
 
 AHEAD = 2  # ``score`` asks for the ring lines of the row this many rows ahead
 
-# float32's relative spacing (2^-23): the ring ``origin`` keeps past forecasts in float32, so the
-# served mean an error is scored against is known to within about |y| 2^-24, and a half-width is
-# never below |y| 2^-23. A flat series of 5.0 (exact in float32) scored every error 0 against the
-# stored mean while the served float64 mean was 1e-14 off: its "90 %" interval, 6e-15 wide, held
-# the value 0 to 1 % of the time.
+# float32's relative spacing (2^-23): the ring ``origin`` keeps past forecasts in float32, relative
+# to their origin's reference (``remember``), so the served mean an error is scored against is
+# known to within about |y - ref| 2^-24, and a half-width is never below |y - ref| 2^-23. Before
+# the reference, a flat series of 5.0 (exact in float32) scored every error 0 against the stored
+# mean while the served float64 mean was 1e-14 off: its "90 %" interval, 6e-15 wide, held the
+# value 0 to 1 % of the time; and a series at 1e8 with unit noise scored errors rounded to
+# float32's spacing there, 8.
 STORED_RESOLUTION = 2.0**-23
 
 
@@ -68,6 +70,7 @@ def score(
     scale,
     level,
     origin,
+    origin_ref,
     loss,
     count,
     slow_loss,
@@ -84,7 +87,8 @@ def score(
     slow), the losses of the combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
     ``meta_count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
     errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
-    before (read from ``origin``) is scored where y_t was observed (``mask``), a forecast was
+    before (read from ``origin``, relative to ``origin_ref`` [N, Hc, d]: ``remember``) is
+    scored where y_t was observed (``mask``), a forecast was
     made then (t - h >= 1) and something had been observed before it (``seen``, before this
     value). A non-finite error (a forecast past float32's range is stored as inf) counts at
     the cap, not as a perfect forecast."""
@@ -102,8 +106,9 @@ def score(
             cap = combination.CAP * unit
             for h in range(1, min(horizons, t - 1) + 1):  # origins t - h >= 1
                 made = origin[s, (t - h) % horizons, h - 1]  # [E + 4, d]: members, served, half-width, combiners
+                ref = origin_ref[s, (t - h) % horizons, k]  # what the forecasts were stored relative to
                 for e in range(members):
-                    error = abs(y[b, k] - np.float64(made[e, k]))
+                    error = abs(y[b, k] - (ref + np.float64(made[e, k])))
                     x, x_cap = combination.scored_error(error, unit, True)  # in local scales
                     loss[b, h - 1, e, k] = combination.discounted(loss[b, h - 1, e, k], x, x_cap, fast)
                     x, x_cap = combination.scored_error(error, unit, False)  # in the series' units
@@ -113,13 +118,13 @@ def score(
                 count[b, h - 1, k] = fast * count[b, h - 1, k] + 1.0
                 slow_count[b, h - 1, k] = slow * slow_count[b, h - 1, k] + 1.0
                 for i in range(combination.COMBINERS):
-                    error = abs(y[b, k] - np.float64(made[members + 2 + i, k]))
+                    error = abs(y[b, k] - (ref + np.float64(made[members + 2 + i, k])))
                     x, x_cap = combination.scored_error(error, unit, False)
                     meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
-                served = _finite_or(abs(y[b, k] - np.float64(made[members, k])), cap)
-                half = np.float64(made[members + 1, k])
-                floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k]))  # (see STORED_RESOLUTION)
+                served = _finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap)
+                half = np.float64(made[members + 1, k])  # a width: stored as it is
+                floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k] - ref))  # (see STORED_RESOLUTION)
                 q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, floor, half)
             if t >= 2:
                 member_n[b, k] += 1.0
@@ -246,13 +251,18 @@ def serve(paths, base_path, partial, net, correction, scale, level, every, mean,
 
 
 @compiled
-def remember(paths, base_path, partial, net, correction, scale, level, half, slot, at, origin, mean) -> None:
+def remember(
+    paths, base_path, partial, net, correction, scale, level, half, slot, at, origin, origin_ref, mean
+) -> None:
     """The tick's ``serve`` without a members' table: the served ``mean`` [B, Hc, d], and
     this origin's forecasts written as float32 straight into the ring ``origin`` [N, Hc, Hc,
     E + 4, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
     (the experts' ``paths`` [B, Hc, E - 1, d], then the network's), the served mean, the
     half-width ``half`` [B, Hc, d] served with it (NaN: 0, the ring's "unknown") and the
-    combiners' forecasts (fast, slow)."""
+    combiners' forecasts (fast, slow). The forecasts are stored relative to the origin's
+    reference, its served one-step mean (0 where that is not finite), kept in float64 in
+    ``origin_ref`` [N, Hc, d]: float32 then rounds their distance from it, not their level
+    (at 1e8 float32's spacing is 8); the half-widths are stored as they are."""
     n_rows, horizon, experts, d = paths.shape
     horizons = net.shape[1]
     members = experts + 1
@@ -260,19 +270,23 @@ def remember(paths, base_path, partial, net, correction, scale, level, half, slo
         s, o = slot[b], at[b]
         for k in range(d):
             unit = local_scale(scale, level, b, k)
+            first = _network_member(base_path, correction, unit, b, 0, k)
+            ref = _with_network(partial, net, first, b, 0, 0, 0, k)  # the served one-step mean
+            ref = ref if math.isfinite(ref) else 0.0
+            origin_ref[s, o, k] = ref
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
                 for e in range(experts):
-                    origin[s, o, h, e, k] = np.float32(paths[b, h, e, k])
+                    origin[s, o, h, e, k] = np.float32(paths[b, h, e, k] - ref)
                 member = _network_member(base_path, correction, unit, b, h, k)
-                origin[s, o, h, experts, k] = np.float32(member)
+                origin[s, o, h, experts, k] = np.float32(member - ref)
                 mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
-                origin[s, o, h, members, k] = np.float32(mean[b, h, k])
+                origin[s, o, h, members, k] = np.float32(mean[b, h, k] - ref)
                 width = half[b, h, k]
                 origin[s, o, h, members + 1, k] = np.float32(0.0 if math.isnan(width) else width)
                 for i in range(combination.COMBINERS):
                     combined = _with_network(partial, net, member, b, h, tracked, 1 + i, k)
-                    origin[s, o, h, members + 2 + i, k] = np.float32(combined)
+                    origin[s, o, h, members + 2 + i, k] = np.float32(combined - ref)
 
 
 @compiled

@@ -62,7 +62,8 @@ class HybridTick:
             y, at_bound = outliers.cleaned(rows, steps, y, observed, (made, upper), self.outlier_bound)
             flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
         y = torch.from_numpy(y)
-        hybrid.score(rows, y, mask, steps, cfg.interval_level, self.store.tensors["c_origin"])
+        tensors = self.store.tensors
+        hybrid.score(rows, y, mask, steps, cfg.interval_level, tensors["c_origin"], tensors["c_origin_ref"])
         target, defined = hybrid.network_target(rows, y, mask)
         experts.advance(rows, y, mask, steps)
         self.seasons(rows, steps)
@@ -121,7 +122,8 @@ class HybridTick:
         horizons = self.config.calibrated_horizon
         half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
         origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
-        mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin)  # [B, Hc, d]
+        origin_ref = self.store.writable("c_origin_ref", slots)
+        mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin, origin_ref)  # [B, Hc, d]
         served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
         own = experts.own(rows)
         if store_rows is not None:

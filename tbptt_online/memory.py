@@ -39,7 +39,7 @@ the store's size again.
 True
 >>> estimate_bytes(ForecasterConfig(hidden_size=64), 1000) == small.fixed_bytes + 1000 * small.series_bytes
 True
->>> estimate_bytes(ForecasterConfig(history_size=100_000, n_features=128), 0) > 2**30
+>>> estimate_bytes(ForecasterConfig(history_size=300_000, n_features=128), 0) > 2**30
 True
 """
 

@@ -22,6 +22,9 @@
   the coverage's denominator: a forecast served without one counted as a miss).
 - format 8: the probe keeps the relative truncation bias it measured on its windows at its
   last probe (``probe.tensors["measured"]`` [1], NaN: none; ``engine.measured_bias``).
+- format 9: the hybrid's ring of past forecasts keeps them relative to each origin's served
+  one-step mean (``c_origin_ref`` [C, Hc, d] float64; ``hybrid_kernels.remember``): float32
+  rounded a series at 1e8 to multiples of 8.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -46,6 +49,10 @@ losses part.
 
 A state of format 7 (or older, migrated to 7 first) gains the probe's ``measured`` bias as NaN
 (not measured): the advisor reports none until the next probe measures it.
+
+A hybrid state of format 8 (or older, migrated to 8 first) gains ``c_origin_ref`` at 0: its ring
+holds the forecasts themselves, which is what a reference of 0 means, so they are scored as
+before; the next ``calibrated_horizon`` origins write relative ones.
 
 A state of format 6 (or older, migrated to 6 first) gains the probe's ``missed`` counts at 0,
 as a probe that has just taken its rows: a row is given to another series two probes later at
@@ -78,11 +85,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-1]  # no interval_n (format 7's)
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(8, 1.0, 0, 0)
->>> current_state({"format": 9})
+(9, 1.0, 0, 0)
+>>> current_state({"format": 10})
 Traceback (most recent call last):
 ...
-ValueError: format=9 is invalid: this version reads formats 2 to 8 (it writes 8)
+ValueError: format=10 is invalid: this version reads formats 2 to 9 (it writes 9)
 """
 
 from __future__ import annotations
@@ -99,13 +106,14 @@ from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 from tbptt_online.scoring import STAT, STAT_FIELDS
 
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
 BEFORE_OUTLIERS = 5
 BEFORE_PROBE_MISSES = 6
 BEFORE_MEASURED_BIAS = 7
+BEFORE_ORIGIN_REF = 8
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
@@ -128,6 +136,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_OUTLIERS, "the outliers' fields", (_with_outliers,)),
         (BEFORE_PROBE_MISSES, "the probe's missed counts and the series' interval counts", (_with_format_7_counts,)),
         (BEFORE_MEASURED_BIAS, "the probe's measured bias", (_with_measured_bias,)),
+        (BEFORE_ORIGIN_REF, "the references of the ring of past forecasts", (_with_origin_ref,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -270,7 +279,7 @@ def _with_format_7_counts(state: dict[str, Any]) -> dict[str, Any]:
     stats = torch.cat([stats, stats[:, STAT["score_n"]].unsqueeze(1)], dim=1)  # interval_n = score_n
     return {
         **state,
-        "format": FORMAT_VERSION,
+        "format": BEFORE_MEASURED_BIAS,
         "probe": {**probe, "tensors": {**probe["tensors"], "missed": missed}},
         "store": {**store, "tensors": {**store["tensors"], "stats": stats}},
     }
@@ -283,6 +292,19 @@ def _with_measured_bias(state: dict[str, Any]) -> dict[str, Any]:
     measured = torch.full((1,), torch.nan, dtype=torch.float64)
     return {
         **state,
-        "format": FORMAT_VERSION,
+        "format": BEFORE_ORIGIN_REF,
         "probe": {**probe, "tensors": {**probe["tensors"], "measured": measured}},
     }
+
+
+def _with_origin_ref(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-8 ``state`` in format 9: a hybrid's ring of past forecasts gains its references
+    at 0, the forecasts it holds being the forecasts themselves (module doc); a copy, the input
+    is not changed."""
+    store = state.get("store")
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "c_origin" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    ring = tensors["c_origin"]  # [C, Hc, Hc, E + 4, d]
+    ref = torch.zeros(ring.shape[0], ring.shape[1], ring.shape[4], dtype=torch.float64)  # [C, Hc, d]
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "c_origin_ref": ref}}}

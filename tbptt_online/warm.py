@@ -29,14 +29,15 @@ def warm_kernels() -> float:
         torch.ones(1, d, dtype=torch.bool),
         torch.ones(1, dtype=torch.int64),
     )
-    hybrid.score(rows, y, mask, step, 0.9, store["c_origin"])
+    hybrid.score(rows, y, mask, step, 0.9, store["c_origin"], store["c_origin_ref"])
     target, _ = hybrid.network_target(rows, y, mask)
     experts.advance(rows, y, mask, step)
     paths = experts.paths(rows, step, horizons)
     base = hybrid.base_path(rows, paths)
     hybrid.network_input(rows, y, step, target, base.path[:, 0])
     hybrid.members(rows, step, horizons, paths, base)
-    hybrid.remember(rows, paths, base, hybrid.half_widths(rows, horizons), step % horizons, store["c_origin"])
+    half = hybrid.half_widths(rows, horizons)
+    hybrid.remember(rows, paths, base, half, step % horizons, store["c_origin"], store["c_origin_ref"])
     hybrid.served_weights(rows)  # a series' stats
     gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
     return time.perf_counter() - started

@@ -11,15 +11,32 @@ from tbptt_online.scoring import STAT
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
+def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 9) as format 8 wrote it: a hybrid's ring of past forecasts holds the
+    forecasts themselves (its references added, in float32 as format 8 stored them), no
+    ``c_origin_ref`` (a copy)."""
+    tensors = dict(state["store"]["tensors"])
+    if "c_origin_ref" in tensors:
+        ref, ring = tensors.pop("c_origin_ref"), tensors["c_origin"].clone()  # [C, Hc, d], [C, Hc, Hc, E + 4, d]
+        widths = hybrid.N_MEMBERS + 1  # the half-widths' column: stored as they are
+        forecasts = [k for k in range(ring.shape[3]) if k != widths]
+        absolute = ring[:, :, :, forecasts].double() + ref[:, :, None, None, :]
+        ring[:, :, :, forecasts] = absolute.float()
+        tensors["c_origin"] = ring
+    return {**state, "format": 8, "store": {**state["store"], "tensors": tensors}}
+
+
 def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 8) as format 7 wrote it: no probe ``measured`` bias (a copy)."""
+    """``state`` (format 9) as format 7 wrote it: as format 8 (``as_format_8``), no probe
+    ``measured`` bias (a copy)."""
+    state = as_format_8(state)
     probe = state["probe"]
     tensors = {k: v for k, v in probe["tensors"].items() if k != "measured"}
     return {**state, "format": 7, "probe": {**probe, "tensors": tensors}}
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 8) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    """``state`` (format 9) as format 6 wrote it: as format 7 (``as_format_7``), no probe
     ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
     state = as_format_7(state)
     probe = state["probe"]
@@ -30,7 +47,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 8, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    """``state`` (format 9, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
     outliers' fields (a copy)."""
     state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
@@ -38,7 +55,7 @@ def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 8, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 9, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -48,7 +65,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 8, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 9, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

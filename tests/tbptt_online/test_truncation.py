@@ -381,7 +381,7 @@ def test_a_format_6_state_gains_the_probes_missed_counts_at_zero() -> None:
     assert old["format"] == 6 and "missed" not in old["probe"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 8
+    assert migrated["format"] == FORMAT_VERSION == 9
     assert torch.equal(migrated["probe"]["tensors"]["missed"], torch.zeros(8, dtype=torch.int64))
     zeroed = {**state, "probe": {**state["probe"], "tensors": {**state["probe"]["tensors"]}}}
     zeroed["probe"]["tensors"]["missed"] = torch.zeros(8, dtype=torch.int64)
@@ -420,7 +420,7 @@ def test_the_probe_scores_the_forecast_the_updates_score(hybrid, residual, monke
 
 
 def test_the_probe_keeps_the_bias_it_measured_and_a_format_7_state_gains_none() -> None:
-    """The bias measured at a probe is the probe's state (format 8): a round trip keeps it, the
+    """The bias measured at a probe is the probe's state (format 8 on): a round trip keeps it, the
     advisor reports it; a format-7 state has none (NaN) until its next probe, which measures
     the same as the model that never left memory."""
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, n_features=2, probe_every=4, hybrid=False)

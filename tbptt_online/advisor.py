@@ -102,13 +102,20 @@ def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[st
     series, against ``config``'s k1 and k2. No network: nothing about the gradient's reach."""
     b, n, _ = values.shape
     names = names or [f"series {i}" for i in range(b)]
-    lags = longest_lag(values, max_lag=max(1, n // 3))
-    longest_season = min(n // 3, config.max_season_length)
-    if longest_season >= 2:
-        periods = detect_periods(values[:, :, 0].double(), max_periods=1, max_period=longest_season)
-    else:  # fix: under 6 values no season of 2 or more can be tested (detect_periods refused it: max_period 0)
-        periods = torch.zeros(b, 1, dtype=torch.int64)
-    seasons = dict(Counter(periods[:, 0].tolist()))
+    # Each series at its own length (from its first value on; the rows are NaN before it), those
+    # of one length together: over the rows padded to the longest one, 500 one-value series beside
+    # one of 20,000 values took 381 s and 1.6 GB (every row searched 6,666 lags).
+    present = torch.isfinite(values).any(dim=2)  # [B, n]
+    lengths = torch.where(present.any(dim=1), n - present.int().argmax(dim=1), 0)  # [B]
+    lags, periods = torch.zeros(b, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
+    for length in lengths.unique().tolist():
+        rows = (lengths == length).nonzero()[:, 0]
+        part = values[rows, n - length :]  # [b', length, d]
+        lags[rows] = longest_lag(part, max_lag=max(1, length // 3))
+        longest_season = min(length // 3, config.max_season_length)
+        if longest_season >= 2:  # (under 6 values no season of 2 or more can be tested)
+            periods[rows] = detect_periods(part[:, :, 0].double(), max_periods=1, max_period=longest_season)[:, 0]
+    seasons = dict(Counter(periods.tolist()))
     return _report(config, config.min_window, dict(zip(names, lags.tolist(), strict=True)), seasons)
 
 

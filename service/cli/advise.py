@@ -120,9 +120,17 @@ def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, list[str], 
     return advise_values(values, config, names), names, values
 
 
+SHOWN = 10  # series whose dependency length the text report names, the longest first past this many
+
+
 def format_advice(report: TruncationReport, names: list[str], values: torch.Tensor, file: str) -> str:
     k1, k2, best = report.k1, report.window, report.recommended_k2
-    lags = ", ".join(f"{name} {lag}" for name, lag in report.dependencies.items())
+    shown = list(report.dependencies.items())  # in file order
+    if len(shown) > SHOWN:  # fix: every series on one line (10,000 series: a line of 100 KB)
+        shown = sorted(shown, key=lambda item: -item[1])[:SHOWN]  # the longest (stable: file order among equals)
+    lags = ", ".join(f"{name} {lag}" for name, lag in shown)
+    if len(report.dependencies) > SHOWN:
+        lags += f" (the {SHOWN} longest of {len(report.dependencies)} series; --json lists them all)"
     seasons = ", ".join(f"{period or 'none'}: {count}" for period, count in sorted(report.seasons.items()))
     counts = torch.isfinite(values).any(2).sum(1)  # rows with at least one value
     return "\n".join(

@@ -156,3 +156,15 @@ def test_memory_figures_follow_the_config(tmp_path, capsys) -> None:
         assert cli.main(["advise", str(path), *ARGS, "--json", "--config", config]) == 0
         extra[hidden] = json.loads(capsys.readouterr().out)["extra_bytes_per_series"]
     assert 0 < extra[8] < extra[64]  # k2 16 -> 24 keeps 8 more steps of a larger state per series
+
+
+def test_many_series_name_the_ten_longest_dependencies_only(tmp_path, capsys) -> None:
+    # fix: the dependency line named every series (10,000 series: one line of 100 KB)
+    path = tmp_path / "many.csv"
+    rows = ["t,name,x"] + [f"{t},s{i},{(t * (i + 1)) % 7}" for t in range(3) for i in range(12)]
+    path.write_text("\n".join(rows) + "\n")
+    assert cli.main(["advise", str(path), "--series-column", "name", "--value-column", "x"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dependency length"))
+    named = ", ".join(f"s{i} 0" for i in range(10))  # all 0 (3 values each): the first ten, in file order
+    tail = "(the 10 longest of 12 series; --json lists them all)"
+    assert line == f"dependency length (longest significant lag; 0: none): {named} {tail}"

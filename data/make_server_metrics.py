@@ -9,6 +9,7 @@ same on every machine. Regenerate with ``python data/make_server_metrics.py``.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import random
@@ -58,7 +59,9 @@ def rows(rng: random.Random) -> list[dict[str, str]]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # fix: any argument (--help too) was ignored and the file written
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     with OUTPUT.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=["timestamp", "host", "cpu_percent", "requests_per_s"])
         writer.writeheader()

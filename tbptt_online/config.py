@@ -159,8 +159,9 @@ class ForecasterConfig:
         _check_int("replay_batch", self.replay_batch, 1, 1_000_000)
         if self.history_size is not None:
             _check_int("history_size", self.history_size, self.max_window, 1_000_000)
-        _check_real("interval_level", self.interval_level, 0.0, strict=True, high=1.0)
-        # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite); 1e-320 to a quantile of 0
+        # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite); 1e-320 to a quantile of 0.
+        # One message for every level outside (1.0 said "must be > 0.0 and < 1.0", 1e-12 this one)
+        _check_real("interval_level", self.interval_level, -math.inf, strict=False)
         if not MIN_LEVEL <= self.interval_level <= MAX_LEVEL:
             raise _bad("interval_level", self.interval_level, f"must be in [{MIN_LEVEL}, {MAX_LEVEL}]")
         if not isinstance(self.hybrid, bool):

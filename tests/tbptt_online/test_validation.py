@@ -319,3 +319,10 @@ def test_the_bound_holds_on_the_univariate_fast_path_and_the_bound_itself_is_tak
     assert f.series == [] and f.observations == 0
     assert f.observe("a", 1e36).value == 1e36 and f.observe("a", -1e36).value == -1e36
     assert f.observe("b", math.nan).step == 1  # a missing value is no magnitude
+
+
+@pytest.mark.parametrize("level", [1.0, 1e-12, 0.0, -0.5, 2.0])
+def test_every_interval_level_outside_its_range_gets_the_same_message(level):
+    # a new user's report: 1.0 said "must be > 0.0 and < 1.0", 1e-12 "must be in [1e-09, 0.999999999]"
+    with pytest.raises(ValueError, match=rf"^interval_level={level!r} is invalid: must be in \[1e-09, 0.999999999\]$"):
+        ForecasterConfig(interval_level=level)

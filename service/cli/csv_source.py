@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,9 +43,17 @@ class CsvRow:
         return out
 
 
+# A number as a CSV cell writes it: digits, a point, an exponent. Python's float() also takes
+# "1_0" (10) and other scripts' digits ("١٢": 12), which no export means (a hostile test).
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
 def parse_seconds(text: str) -> tuple[float | str, float]:
     """A timestamp cell as (what to send, unix seconds); naive ISO times are UTC, as on the server."""
     try:
+        if not (DECIMAL.fullmatch(text) or NOT_FINITE.fullmatch(text)):
+            raise ValueError(text)
         seconds = float(text)
     except ValueError:
         moment = datetime.fromisoformat(text)  # ValueError when it is neither
@@ -84,6 +93,11 @@ class CsvSource:
     def _check_header(self, header: list[str] | None) -> None:
         if header is None:
             raise ValueError(f"{self.name}: the file is empty; it needs a header row naming its columns")
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:  # fix: csv.DictReader kept the last of them without a word
+            raise ValueError(
+                f"{self.name}: the header names column(s) {repeated} more than once; name each column once"
+            )
         wanted = [*self.value_columns, self.series_column, self.time_column]
         absent = [c for c in wanted if c is not None and c not in header]
         if absent:
@@ -108,6 +122,10 @@ class CsvSource:
         return ValueError(f"{self.name}, line {line}, column {column!r}: {text!r} is invalid: {allowed}")
 
     def _row(self, line: int, record: dict[str, Any]) -> CsvRow:
+        if None in record:  # fix: csv.DictReader puts the cells past the header under None, and they were ignored
+            raise ValueError(
+                f"{self.name}, line {line}: the row has more cells than the header ({record[None]!r} left over)"
+            )
         if self.series_column is None:
             series = self.series_name
         else:
@@ -132,9 +150,13 @@ class CsvSource:
         if text.lower() in MISSING:
             return None
         try:
+            if not (DECIMAL.fullmatch(text) or NOT_FINITE.fullmatch(text)):
+                raise ValueError(text)
             number = float(text)
         except ValueError:
-            raise self._cell_error(line, column, text, "must be a number or empty (missing)") from None
+            raise self._cell_error(
+                line, column, text, "must be a number written in digits (a point, an exponent) or empty (missing)"
+            ) from None
         if not math.isfinite(number):
             raise self._cell_error(line, column, text, "must be finite")
         return number

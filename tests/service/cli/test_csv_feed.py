@@ -208,3 +208,28 @@ def test_the_report_lists_each_series_errors_coverage_and_outliers() -> None:
     assert lines[1].split() == ["web-1", "504", "2", "2.5", "0.8", "2.5", "3", "89.0%", "(target", "90%)", "3"]
     assert lines[2].split() == ["db-1", "504", "1", "2", "0.5", "1.5", "2", "-", "-"]
     assert lines[3].split() == ["all", "(weighted)", "1008", "1.5", "2.25", "0.6667"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # each of these was read without a word (a hostile test): 1_0 as 10, Arabic digits as 12, the
+        # last of two "cpu" columns, a row's extra cell ignored, a timestamp 1_00 as 100
+        ("timestamp,host,cpu\n100,a,1_0\n", r"line 2, column 'cpu': '1_0' is invalid: must be a number written in"),
+        ("timestamp,host,cpu\n100,a,\u0661\u0662\n", r"column 'cpu': '\u0661\u0662' is invalid: must be a number"),
+        ("timestamp,host,cpu,cpu\n100,a,1.0,2.0\n", r"the header names column\(s\) \['cpu'\] more than once"),
+        (
+            "timestamp,host,cpu\n100,a,1.0,2.0\n",
+            r"line 2: the row has more cells than the header \(\['2.0'\] left over\)",
+        ),
+        ("timestamp,host,cpu\n1_00,a,1.0\n", r"line 2, column 'timestamp': '1_00' is invalid: must be unix seconds"),
+    ],
+    ids=["underscore", "other-digits", "repeated-column", "extra-cell", "timestamp-underscore"],
+)
+def test_a_cell_or_header_python_would_guess_at_is_refused_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        list(source_of(path).rows())
+    path.write_text("timestamp,host,cpu\n1.5e2,a,-1.25E+1\n160,a,.5\n220,a,\n", encoding="utf-8")
+    assert [(row.seconds, row.value) for row in source_of(path).rows()] == [(150.0, -12.5), (160.0, 0.5), (220.0, None)]

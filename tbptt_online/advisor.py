@@ -102,14 +102,15 @@ def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[st
     series, against ``config``'s k1 and k2. No network: nothing about the gradient's reach."""
     b, n, _ = values.shape
     names = names or [f"series {i}" for i in range(b)]
-    # Each series at its own length (from its first value on; the rows are NaN before it), those
-    # of one length together: over the rows padded to the longest one, 500 one-value series beside
-    # one of 20,000 values took 381 s and 1.6 GB (every row searched 6,666 lags).
+    # Each series near its own length (from its first value on; the rows are NaN before it): the
+    # series in groups whose lengths are within a factor 2, each group padded to its longest.
+    # Padded to the longest series, 500 one-value series beside one of 20,000 values took 381 s
+    # and 1.6 GB (every row searched 6,666 lags); one group per length was 8x slower than one
+    # pass where the lengths all differ (300 series of 1,701 to 2,000 values: 20.8 s, 2.4 s).
     present = torch.isfinite(values).any(dim=2)  # [B, n]
     lengths = torch.where(present.any(dim=1), n - present.int().argmax(dim=1), 0)  # [B]
     lags, periods = torch.zeros(b, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
-    for length in lengths.unique().tolist():
-        rows = (lengths == length).nonzero()[:, 0]
+    for length, rows in _length_groups(lengths):
         part = values[rows, n - length :]  # [b', length, d]
         lags[rows] = longest_lag(part, max_lag=max(1, length // 3))
         longest_season = min(length // 3, config.max_season_length)
@@ -117,6 +118,23 @@ def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[st
             periods[rows] = detect_periods(part[:, :, 0].double(), max_periods=1, max_period=longest_season)[:, 0]
     seasons = dict(Counter(periods.tolist()))
     return _report(config, config.min_window, dict(zip(names, lags.tolist(), strict=True)), seasons)
+
+
+def _length_groups(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """The rows of ``lengths`` [B] in groups whose lengths lie within a factor 2 of the group's
+    longest: (that length, the rows [b']) per group, longest first; at most log2 of the longest
+    length + 2 groups.
+
+    >>> [(n, rows.tolist()) for n, rows in _length_groups(torch.tensor([400, 1, 30, 250, 20, 1]))]
+    [(400, [0, 3]), (30, [2, 4]), (1, [1, 5])]
+    """
+    groups, remaining = [], lengths.clone()
+    while bool((remaining >= 0).any()):
+        longest = int(remaining.max())
+        rows = (remaining >= (longest + 1) // 2).nonzero()[:, 0]
+        groups.append((longest, rows))
+        remaining[rows] = -1
+    return groups
 
 
 def _report(

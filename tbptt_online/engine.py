@@ -304,6 +304,10 @@ class TBPTTEngine:
         weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias)
         if any(w._backward_hooks or getattr(w, "_post_accumulate_grad_hooks", None) for w in weights):
             return None
+        # only the engine's own six trainable leaves, each once (a frozen, parametrised or tied weight:
+        # the gradient would land where .backward() puts none, or miss the tensors it trains)
+        if {id(w) for w in weights} != {id(p) for p in self.params} or len({id(w) for w in weights}) != len(weights):
+            return None
         sums, loss, grads = mean_loss_gradients(
             x[: length - 1], start[:, 0], *weights, base, y[scored], mask[scored]
         )  # [B], scalar, six gradients

@@ -93,8 +93,9 @@ class CsvSource:
     def _check_header(self, header: list[str] | None) -> None:
         if header is None:
             raise ValueError(f"{self.name}: the file is empty; it needs a header row naming its columns")
-        repeated = sorted({c for c in header if header.count(c) > 1})
-        if repeated:  # fix: csv.DictReader kept the last of them without a word
+        wanted = {*self.value_columns, self.series_column, self.time_column}
+        repeated = sorted({c for c in header if header.count(c) > 1 and c in wanted})
+        if repeated:  # fix: csv.DictReader kept the last of them without a word (others are never read)
             raise ValueError(
                 f"{self.name}: the header names column(s) {repeated} more than once; name each column once"
             )
@@ -122,7 +123,7 @@ class CsvSource:
         return ValueError(f"{self.name}, line {line}, column {column!r}: {text!r} is invalid: {allowed}")
 
     def _row(self, line: int, record: dict[str, Any]) -> CsvRow:
-        if None in record:  # fix: csv.DictReader puts the cells past the header under None, and they were ignored
+        if any(cell.strip() for cell in record.get(None, ())):  # fix: cells past the header were ignored (empty: fine)
             raise ValueError(
                 f"{self.name}, line {line}: the row has more cells than the header ({record[None]!r} left over)"
             )

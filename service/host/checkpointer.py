@@ -12,9 +12,10 @@ A checkpoint is cut at one log position without stopping the service:
    temporary file, fsync, rename, fsync of the directory), then prunes the log
    through the oldest checkpoint kept.
 
-Ingestion pauses only for the capture (a ``state_dict()`` whose series tensors are
-shared, not copied: the library never writes them in place); the encoding and the
-disk writes run off the workers and off the event loop.
+Ingestion pauses only for the capture (a ``state_dict()``: the series tensors shared where
+every row is a series, copied before the store's next write, and the rows of its series
+copied otherwise, a store's spare rows left out); the encoding and the disk writes run off
+the workers and off the event loop.
 """
 
 from __future__ import annotations

@@ -260,7 +260,8 @@ class ModelWorker(LongBatches, KeyedRequests):
 
     def capture(self) -> ModelState:
         """The model's complete state (call it on the worker thread, through ``call``, or when the
-        thread is not running). Cheap: the series' tensors are shared, never written in place.
+        thread is not running): the series' tensors shared, or the rows of its series copied where
+        the store has spare rows (``SeriesStore.state_dict``).
         Refused while a long batch is half applied (the worker runs captures only between them)."""
         if self._chunked is not None:
             raise RuntimeError(f"model {self.name!r} is half way through batch log seq {self._chunked.seq}")

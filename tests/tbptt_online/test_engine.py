@@ -129,3 +129,16 @@ def test_a_hook_on_a_weight_is_called_by_an_update_of_few_rows(kind):
         f.observe("a", v)  # updates at t = 2 and 4
     handle.remove()
     assert len(seen) == f.update_stats().updates == 2
+
+
+def test_a_frozen_weight_keeps_the_update_of_few_rows_on_the_backward_way():
+    # the direct way wrote a gradient onto the six weights it knows: a frozen head bias got one,
+    # which .backward() never gives it and _clear_grads never cleared (a review)
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=3, hybrid=False, warmup_updates=0))
+    f.network.head.bias.requires_grad_(False)
+    f.engine = engine.TBPTTEngine(f.network, f.config)  # the engine's trainable weights: five
+    bias = f.network.head.bias.detach().clone()
+    for v in (0.1, 0.2, 0.3, 0.4):
+        f.observe("a", v)
+    assert f.update_stats().updates == 2
+    assert f.network.head.bias.grad is None and torch.equal(f.network.head.bias.detach(), bias)

@@ -231,5 +231,6 @@ def test_a_cell_or_header_python_would_guess_at_is_refused_naming_it(tmp_path: P
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         list(source_of(path).rows())
-    path.write_text("timestamp,host,cpu\n1.5e2,a,-1.25E+1\n160,a,.5\n220,a,\n", encoding="utf-8")
+    # what cannot change what is read is fine: a column not read named twice, empty cells past the header
+    path.write_text("timestamp,host,cpu,note,note,\n1.5e2,a,-1.25E+1,x,y,\n160,a,.5,,,,\n220,a,,,\n", encoding="utf-8")
     assert [(row.seconds, row.value) for row in source_of(path).rows()] == [(150.0, -12.5), (160.0, 0.5), (220.0, None)]

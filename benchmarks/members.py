@@ -4,8 +4,8 @@ The diagnosis behind issue 10's losses to naive: per stream, prequential as
 ``benchmarks.accuracy`` (the same warm-up and alignment), the MAE / naive MAE of the served
 forecast, of each combiner's (fast, slow), of every member alone, and which member was best
 in hindsight. The forecasts are read, after each value, from the origin ring the model keeps
-for its own scoring (``c_origin``: float32, so a figure may differ from the accuracy
-benchmark's in the fourth digit).
+for its own scoring (``c_origin``: float32 relative to the origin's reference ``c_origin_ref``,
+so a figure may differ from the accuracy benchmark's in the sixth digit).
 
     python -m benchmarks.members                # the accuracy benchmark's streams
     python -m benchmarks.members --outside      # and series outside it (benchmarks.outside_series)
@@ -38,7 +38,10 @@ def origins(series: RealSeries, config: ForecasterConfig) -> np.ndarray:
     for t, y in enumerate(series.values, start=1):
         forecaster.observe("y", float(y))
         slot = forecaster.store.slot_of("y")
-        made[t] = forecaster.store.tensors["c_origin"][slot, t % ring_size, :, :, 0].numpy()  # [Hc, columns]
+        ring = forecaster.store.tensors["c_origin"][slot, t % ring_size, :, :, 0].numpy()  # [Hc, columns]
+        ref = forecaster.store.tensors["c_origin_ref"][slot, t % ring_size, 0].item()  # kept relative to it
+        made[t] = ring + ref
+        made[t, :, SERVED + 1] = ring[:, SERVED + 1]  # the half-width: stored as it is
     return made
 
 

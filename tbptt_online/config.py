@@ -73,6 +73,35 @@ def _check_real(field: str, value: Any, low: float, *, strict: bool, high: float
 
 MAX_K2 = 100_000  # the longest window k2 (and k2_max) may ask for
 
+# The integer fields' fixed bounds [low, high], checked by ForecasterConfig and written into the
+# service's OpenAPI schema of a config (``minimum``, ``maximum``). Bounds that depend on other
+# fields are checked besides: history_size >= the longest window, warmup_updates <= the shortest,
+# k2_max >= k2_min.
+INT_BOUNDS = {
+    "hidden_size": (1, 4096),
+    "num_layers": (1, 8),
+    "n_features": (1, 1024),
+    "k1": (1, 100_000),
+    "k2": (1, MAX_K2),
+    "seed": (0, 2**63 - 1),
+    "replay_batch": (1, 1_000_000),
+    "history_size": (1, 1_000_000),
+    "max_season_length": (2, 10_000),
+    "calibrated_horizon": (1, 1_000),
+    "warmup_updates": (0, MAX_K2),
+    "k2_min": (1, 100_000),
+    "k2_max": (1, MAX_K2),
+    "probe_every": (0, 1_000_000),
+    "probe_length": (2, 4096),
+    "outlier_run": (2, 1_000),  # 1: every outlier a shift, i.e. off (None is)
+}
+
+
+def _check_bounded(field: str, value: Any, low: int | None = None, high: int | None = None) -> None:
+    """``_check_int`` with ``INT_BOUNDS[field]``, narrowed by ``low`` / ``high`` where given."""
+    bottom, top = INT_BOUNDS[field]
+    _check_int(field, value, bottom if low is None else max(bottom, low), top if high is None else min(top, high))
+
 
 @dataclass(frozen=True)
 class ForecasterConfig:
@@ -137,15 +166,15 @@ class ForecasterConfig:
 
     def __post_init__(self) -> None:
         _check_choice("cell", self.cell, CELLS)
-        _check_int("hidden_size", self.hidden_size, 1, 4096)
-        _check_int("num_layers", self.num_layers, 1, 8)
-        _check_int("n_features", self.n_features, 1, 1024)
-        _check_int("k1", self.k1, 1, 100_000)
+        _check_bounded("hidden_size", self.hidden_size)
+        _check_bounded("num_layers", self.num_layers)
+        _check_bounded("n_features", self.n_features)
+        _check_bounded("k1", self.k1)
         _check_choice("mode", self.mode, MODES)
         if self.k2 == "adaptive":
             self._check_adaptive()
         else:
-            _check_int("k2", self.k2, 1, MAX_K2)
+            _check_bounded("k2", self.k2)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_real("lr", self.lr, 0.0, strict=False)
         if self.clip_norm is not None:
@@ -154,11 +183,11 @@ class ForecasterConfig:
         for flag in ("normalize", "residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise _bad(flag, getattr(self, flag), "must be true or false")
-        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_bounded("seed", self.seed)
         _check_choice("dtype", self.dtype, DTYPES)
-        _check_int("replay_batch", self.replay_batch, 1, 1_000_000)
+        _check_bounded("replay_batch", self.replay_batch)
         if self.history_size is not None:
-            _check_int("history_size", self.history_size, self.max_window, 1_000_000)
+            _check_bounded("history_size", self.history_size, low=self.max_window)
         # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite); 1e-320 to a quantile of 0.
         # One message for every level outside (1.0 said "must be > 0.0 and < 1.0", 1e-12 this one)
         _check_real("interval_level", self.interval_level, -math.inf, strict=False)
@@ -166,26 +195,26 @@ class ForecasterConfig:
             raise _bad("interval_level", self.interval_level, f"must be in [{MIN_LEVEL}, {MAX_LEVEL}]")
         if not isinstance(self.hybrid, bool):
             raise _bad("hybrid", self.hybrid, "must be true or false")
-        _check_int("max_season_length", self.max_season_length, 2, 10_000)
-        _check_int("calibrated_horizon", self.calibrated_horizon, 1, 1_000)
+        _check_bounded("max_season_length", self.max_season_length)
+        _check_bounded("calibrated_horizon", self.calibrated_horizon)
         object.__setattr__(self, "season_length", _season_length(self.season_length, self.max_season_length))
         if self.warmup_updates is not None:
-            _check_int("warmup_updates", self.warmup_updates, 0, self.min_window)
+            _check_bounded("warmup_updates", self.warmup_updates, high=self.min_window)
         _check_real("truncation_bias", self.truncation_bias, 0.0, strict=True)
-        _check_int("probe_every", self.probe_every, 0, 1_000_000)
+        _check_bounded("probe_every", self.probe_every)
         if self.probe_length is not None:
-            _check_int("probe_length", self.probe_length, 2, 4096)
+            _check_bounded("probe_length", self.probe_length)
         if not isinstance(self.guards, bool):
             raise _bad("guards", self.guards, "must be true or false")
         if self.outlier_sigmas is not None:
             _check_real("outlier_sigmas", self.outlier_sigmas, 1.0, strict=False)
-        _check_int("outlier_run", self.outlier_run, 2, 1_000)  # 1: every outlier a shift, i.e. off (None is)
+        _check_bounded("outlier_run", self.outlier_run)
 
     def _check_adaptive(self) -> None:
         if self.mode != "stateful":
             raise _bad("k2", self.k2, 'adaptive truncation needs mode="stateful" (stateless windows have one length)')
-        _check_int("k2_min", self.k2_min, 1, 100_000)
-        _check_int("k2_max", self.k2_max, self.k2_min, MAX_K2)
+        _check_bounded("k2_min", self.k2_min)
+        _check_bounded("k2_max", self.k2_max, low=self.k2_min)
         if (self.k2_max - self.k2_min) % self.k1:
             raise _bad(
                 "k2_max",

@@ -2,15 +2,20 @@
 
 The service refuses a config field the library does not know (422 naming it), so the schema
 says which fields there are (``additionalProperties: false``), each with its JSON type, its
-choices where it has a fixed set, and its default. The library still checks every value
-(ranges, and rules between fields such as k1 <= k2, and the memory budgets): a config the
-schema allows can be refused with 422 naming the field.
+choices where it has a fixed set, an integer's bounds (``tbptt_online.config.INT_BOUNDS``,
+the ones the library checks), ``k2``'s ``"adaptive"``, and its default. The library still
+checks every value (the reals' ranges, and rules between fields such as k1 <= k2, and the
+memory budgets): a config the schema allows can be refused with 422 naming the field.
 
 >>> schema = config_json_schema()
 >>> schema["additionalProperties"], schema["properties"]["cell"]["enum"]
 (False, ['gru', 'lstm', 'rnn'])
 >>> schema["properties"]["clip_norm"]["anyOf"], schema["properties"]["season_length"]["default"]
 ([{'type': 'number'}, {'type': 'null'}], 'auto')
+>>> schema["properties"]["hidden_size"]
+{'type': 'integer', 'minimum': 1, 'maximum': 4096, 'default': 64}
+>>> schema["properties"]["k2"]["anyOf"]
+[{'type': 'integer', 'minimum': 1, 'maximum': 100000}, {'enum': ['adaptive']}]
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import dataclasses
 from typing import Any
 
 from tbptt_online import ForecasterConfig
-from tbptt_online.config import CELLS, DTYPES, LOSSES, MODES, OPTIMIZERS
+from tbptt_online.config import CELLS, DTYPES, INT_BOUNDS, LOSSES, MODES, OPTIMIZERS
 
 JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "None": "null"}
 CHOICES = {"cell": CELLS, "mode": MODES, "optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES}
@@ -31,10 +36,16 @@ def field_schema(name: str, annotation: str, default: Any) -> dict[str, Any]:
     schema: dict[str, Any]
     if name in CHOICES:
         schema = {"enum": list(CHOICES[name])}
+    elif name == "k2":  # a window, or "adaptive"
+        low, high = INT_BOUNDS[name]
+        schema = {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, {"enum": ["adaptive"]}]}
     else:
         parts = [part.strip() for part in annotation.split("|")]
         if all(part in JSON_TYPES for part in parts):
             types = [{"type": JSON_TYPES[part]} for part in parts]
+            for kind in types:
+                if kind["type"] == "integer" and name in INT_BOUNDS:
+                    kind["minimum"], kind["maximum"] = INT_BOUNDS[name]
             schema = types[0] if len(types) == 1 else {"anyOf": types}
         else:
             schema = {}

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, engine
+from tbptt_online.config import INT_BOUNDS
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 
@@ -326,3 +327,14 @@ def test_every_interval_level_outside_its_range_gets_the_same_message(level):
     # a new user's report: 1.0 said "must be > 0.0 and < 1.0", 1e-12 "must be in [1e-09, 0.999999999]"
     with pytest.raises(ValueError, match=rf"^interval_level={level!r} is invalid: must be in \[1e-09, 0.999999999\]$"):
         ForecasterConfig(interval_level=level)
+
+
+@pytest.mark.parametrize("field", sorted(INT_BOUNDS))
+def test_the_integer_bounds_the_schema_publishes_are_the_ones_checked(field):
+    # the service's OpenAPI writes INT_BOUNDS as each field's minimum and maximum: one below and one
+    # above must be refused naming the field (k2_min and k2_max are read with k2="adaptive")
+    low, high = INT_BOUNDS[field]
+    extra = {"k2": "adaptive"} if field in ("k2_min", "k2_max") else {}
+    for value in (low - 1, high + 1):
+        with pytest.raises(ValueError, match=rf"^{field}={value} is invalid"):
+            ForecasterConfig(**{**extra, field: value})

@@ -12,20 +12,41 @@ raised wherever the problem is found (a route, the model worker) and rendered as
 
 from __future__ import annotations
 
+import json
 import reprlib
 from typing import Any
 
-_SHORT = reprlib.Repr()
+
+class _JsonShaped(reprlib.Repr):
+    """``reprlib.Repr`` writing what a JSON body can hold as JSON writes it: true, false, null and
+    double-quoted strings (a client sent JSON, and ``True`` or ``'1.5'`` quoted it back in Python)."""
+
+    def repr_bool(self, x: bool, level: int) -> str:
+        return "true" if x else "false"
+
+    def repr_NoneType(self, x: None, level: int) -> str:
+        return "null"
+
+    def repr_str(self, x: str, level: int) -> str:
+        if len(x) <= self.maxstring:
+            return json.dumps(x, ensure_ascii=False)
+        return json.dumps(x[: self.maxstring], ensure_ascii=False)[:-1] + '..."'
+
+
+_SHORT = _JsonShaped()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 4, 4
 _SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
 
 
 def quoted(value: Any) -> str:
-    """A bad value as an error message shows it: ``repr`` cut short in length and depth, so a
-    1,000-deep list is no ``RecursionError`` (a 500) and a 10^6-element one no 8 MB message.
+    """A bad value as an error message shows it: as JSON writes it (``true``, ``null``,
+    ``"1.5"``), cut short in length and depth, so a 1,000-deep list is no ``RecursionError``
+    (a 500) and a 10^6-element one no 8 MB message.
 
-    >>> quoted([[[[1.0]]]]), quoted(list(range(10**6))), quoted("x" * 100)[:12]
-    ('[[[...]]]', '[0, 1, 2, 3, ...]', "'xxxxxxxxxxx")
+    >>> quoted([[[[1.0]]]]), quoted(list(range(10**6))), quoted("x" * 100)[:12], quoted([True, None, "a"])
+    ('[[[...]]]', '[0, 1, 2, 3, ...]', '"xxxxxxxxxxx', '[true, null, "a"]')
+    >>> quoted({"k": "v"}), quoted("x" * 100)[-6:]
+    ('{"k": "v"}', 'xx..."')
     """
     return _SHORT.repr(value)
 

@@ -18,7 +18,7 @@ observations (tests/service/test_observation_body.py holds the two to that).
 ...     observations_of({"series": "a", "value": "1.5"})
 ... except ValueError as error:
 ...     print(error.errors()[0]["loc"], error.errors()[0]["msg"])
-('single', 'value') Value error, '1.5' is not a number, a list of numbers or null
+('single', 'value') Value error, "1.5" is not a number, a list of numbers or null
 """
 
 from __future__ import annotations

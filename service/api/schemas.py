@@ -11,7 +11,7 @@ ObservationIn(series='a', value=[1.0, None], timestamp=60.0)
 ...     ObservationIn.model_validate({"series": "a", "value": "1.5"})
 ... except ValueError as error:
 ...     print(error.errors()[0]["msg"])
-Value error, '1.5' is not a number, a list of numbers or null
+Value error, "1.5" is not a number, a list of numbers or null
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ True
 >>> parse_timestamp("yesterday")
 Traceback (most recent call last):
 ...
-ValueError: timestamp 'yesterday' is invalid: must be unix seconds or an ISO-8601 date-time
+ValueError: timestamp "yesterday" is invalid: must be unix seconds or an ISO-8601 date-time
 """
 
 from __future__ import annotations

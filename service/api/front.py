@@ -141,6 +141,8 @@ def create_front(
                 return await list_everywhere(forwarded)
             if request.method == "GET" and decoded == "/metrics":
                 return await metrics_everywhere(forwarded)
+            if request.method == "GET" and decoded == "/readyz":
+                return await ready_everywhere(forwarded)
             model = model_of(request.method, decoded, body)
             index = 0 if model is None else shard_of(model, shards)
             answer = await coalescers[index].send(forwarded)
@@ -172,6 +174,33 @@ def create_front(
                 raise answer
         texts = [a.body if isinstance(a, ForwardedResponse) and a.status == 200 else None for a in answers]
         return Response(merge_expositions(texts), media_type=CONTENT_TYPE)
+
+    async def ready_everywhere(request: ForwardedRequest) -> Response:
+        """Ready when every shard is: the first shard that is not answers for all (its status and
+        body, with ``shard``: i), and the quarantined models of all shards are merged (their
+        reasons, or their count where the request did not carry the API key). It answered shard
+        0's: a model quarantined on shard 1, or a shard that could not recover, read "ready"."""
+        answers = await asyncio.gather(*(c.send(request) for c in coalescers), return_exceptions=True)
+        for i, answer in enumerate(answers):
+            if isinstance(answer, ShardUnavailable):
+                return JSONResponse({"status": "unavailable", "detail": str(answer), "shard": i}, status_code=503)
+            if isinstance(answer, BaseException):
+                raise answer
+            if answer.status != 200:
+                if answer.status == 503:
+                    body = {**orjson.loads(answer.body), "shard": i}
+                    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+                return respond(answer)
+        parts = [orjson.loads(a.body) for a in answers if isinstance(a, ForwardedResponse)]
+        merged: dict[str, Any] = {"status": "ready"}
+        reasons = {name: why for part in parts for name, why in part.get("quarantined", {}).items()}
+        count = sum(part.get("quarantined_models", 0) for part in parts)
+        if reasons:
+            merged["quarantined"] = dict(sorted(reasons.items()))
+        elif count:
+            merged["quarantined_models"] = count
+            merged["detail"] = next(part["detail"] for part in parts if "detail" in part)
+        return JSONResponse(merged)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": VERSION})

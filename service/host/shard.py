@@ -133,6 +133,11 @@ class ShardHost:
             if self._start_incarnation():
                 self.role = "owner"
                 return True
+            # The owner now, whose recovery is retried in the background: its 503s say why and carry no
+            # role, so a front answers them as they are. Left "promoting", a front took them for a
+            # promotion under way and retried for a minute (every request of the shard hung while the
+            # database was down, and the README's "its recovery failed" never reached a client).
+            self.role = "owner"
             self._mend(broken=None)
             return False
 

@@ -267,3 +267,15 @@ async def test_metrics_leave_out_a_shard_that_is_down_and_say_so(cluster) -> Non
     assert response.status_code == 200
     assert value[("tbptt_shard_up", (("shard", "0"),))] == 1.0 and value[("tbptt_shard_up", (("shard", "1"),))] == 0.0
     assert value[("tbptt_models", ())] == 0.0  # shard 0 holds no model ("default" is shard 1's)
+
+
+async def test_readyz_is_every_shards_readiness_with_their_quarantined_models(cluster) -> None:
+    # A hostile test: the front sent /readyz to shard 0 alone; a model quarantined on shard 1 (its
+    # owner recovered, the model's log record could not be replayed) read "ready" with nothing said
+    hosts, front = cluster
+    assert (await front.get("/readyz")).json() == {"status": "ready"}
+    assert shard_of("default", 2) == 1
+    hosts[1].app.state.registry.quarantine("default", "log record seq 5 cannot be replayed")
+    answer = await front.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ready", "quarantined": {"default": "log record seq 5 cannot be replayed"}}

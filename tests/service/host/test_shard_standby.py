@@ -7,6 +7,7 @@ actors fails over to the partner when the owner is lost."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from pathlib import Path
 
@@ -140,3 +141,23 @@ async def test_the_front_promotes_the_partner_when_the_owner_is_lost_or_answers_
     finally:
         standby.close()
         owner.close()
+
+
+def test_a_promotion_whose_recovery_fails_answers_503_saying_why_not_as_one_under_way(tmp_path) -> None:
+    # A hostile test: the database down and the owner lost, the promoted standby's recovery failed and
+    # it stayed "promoting": a front took its 503s for a promotion under way and retried each request
+    # for a minute. It is the owner now, mending in the background: its 503 says why, with no role.
+    from benchmarks.server_process import free_port
+
+    nowhere = f"postgresql://tbptt@127.0.0.1:{free_port()}/tbptt"  # nothing listens there
+    base = Settings(state_dir=tmp_path / "shared", default_model=SMALL_MODEL, log_url=nowhere, **NO_TIMER)
+    standby = ShardHost(0, 1, base.model_dump(), standby=True)
+    try:
+        assert standby.warmed.wait(120)
+        assert standby.promote() is False
+        assert standby.current_role() == "owner" and not standby.ready()
+        (answer,) = standby.handle("k", [observe("s", 0)])
+        assert answer.status == 503 and role_of([answer]) is None
+        assert re.search(r"its recovery failed \(attempt \d+\)", orjson.loads(answer.body)["detail"])
+    finally:
+        standby.close()

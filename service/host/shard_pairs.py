@@ -4,7 +4,8 @@ Each shard runs twice (:mod:`tbptt_service.host.shard`): the owner of its log st
 standby. A front keeps, per shard, which of the two it believes owns it, and calls that one. When
 the call fails because the actor is lost (its process or node gone: Ray's actor errors), or the
 actor answers as a standby (503 with ``x-tbptt-role: standby``: Ray restarted it as one, or it
-stepped down), the front promotes the partner (idempotent: a no-op on an owner) and raises
+stepped down), or it answers nothing within ``CALL_TIMEOUT_S`` (a frozen process), the front
+promotes the partner (idempotent: a no-op on an owner) and raises
 :class:`NotOwner` or the loss, which the front's retry loop answers by sending the call again with
 the same key, now to the partner. Nothing here knows Ray: the handles are anything whose methods
 have ``.remote(...)`` returning an awaitable (Ray's actor handles in the cluster,
@@ -20,6 +21,9 @@ from typing import Any
 from tbptt_service.host.shard import ROLE_HEADER, ForwardedRequest, ForwardedResponse
 
 PROMOTE_TIMEOUT_S = 30.0  # a promotion that takes longer (its actor not placed yet) is retried
+# An owner that answers nothing for this long is taken over by its partner, as a lost one is: a frozen
+# process (SIGSTOP, a hung host) is not lost to Ray, and every request of its shard waited for good.
+CALL_TIMEOUT_S = 60.0
 ShardCall = Callable[[int, str, list[ForwardedRequest]], Awaitable[list[ForwardedResponse]]]
 
 
@@ -60,10 +64,16 @@ def pair_call(pairs: list[tuple[Any, Any]], lost: tuple[type[BaseException], ...
         try:
             # Not re-sent by Ray (max_task_retries=0): a call in flight when the owner dies fails at once,
             # and the front sends it again, with its key, to the partner it promotes.
-            responses = await pairs[index][which].handle.options(max_task_retries=0).remote(key, requests)
+            handle = pairs[index][which].handle.options(max_task_retries=0)
+            responses = await asyncio.wait_for(handle.remote(key, requests), CALL_TIMEOUT_S)
         except lost:
             await promote(index, 1 - which)  # raises in turn when the partner is lost too: retried
             raise
+        except TimeoutError:  # its promotion fences the silent one (its next append is refused)
+            await promote(index, 1 - which)
+            raise NotOwner(
+                f"shard {index}: {actor_name(index, which == 1)} answered nothing within {CALL_TIMEOUT_S} s"
+            ) from None
         role = role_of(responses)
         if role == "standby":
             try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tbptt_service.host import shard_pairs
 from tbptt_service.host.shard import ROLE_HEADER, ForwardedRequest, ForwardedResponse, ShardHost
 from tbptt_service.host.shard_pairs import NotOwner, pair_call, role_of
 from tbptt_service.settings import Settings
@@ -94,7 +95,7 @@ class Remote:
     """``actor.method.remote(...)`` over an in-process host, awaitable as Ray's object refs are."""
 
     def __init__(self, host: ShardHost) -> None:
-        self.host, self.dead = host, False
+        self.host, self.dead, self.frozen = host, False, False
 
     def __getattr__(self, name: str):
         remote = self
@@ -108,6 +109,8 @@ class Remote:
             async def remote(*args):
                 if remote.dead:
                     raise Lost("the actor's process died")
+                if remote.frozen and name == "handle":  # SIGSTOP: alive to Ray, answering nothing
+                    await asyncio.Event().wait()
                 return await asyncio.to_thread(getattr(remote.host, name), *args)
 
         return Method
@@ -161,3 +164,26 @@ def test_a_promotion_whose_recovery_fails_answers_503_saying_why_not_as_one_unde
         assert re.search(r"its recovery failed \(attempt \d+\)", orjson.loads(answer.body)["detail"])
     finally:
         standby.close()
+
+
+@pytest.mark.anyio
+async def test_the_front_promotes_the_partner_when_the_owner_answers_nothing(
+    tmp_path, postgres_url, monkeypatch
+) -> None:
+    # A hostile test: an owner stopped with SIGSTOP is not lost to Ray, and every request of its shard
+    # waited for good; after CALL_TIMEOUT_S its partner takes over, and the call goes there with its key
+    monkeypatch.setattr(shard_pairs, "CALL_TIMEOUT_S", 1.0)
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    standby = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
+    pair = (Remote(owner), Remote(standby))
+    call = pair_call([pair], lost=(Lost,))
+    try:
+        assert [a.status for a in await call(0, "k1", [observe("s", 0)])] == [200]
+        pair[0].frozen = True
+        with pytest.raises(NotOwner, match=r"answered nothing within 1\.0 s"):
+            await call(0, "k2", [observe("s", 1)])
+        assert standby.current_role() == "owner"
+        assert [a.status for a in await call(0, "k2", [observe("s", 1)])] == [200] and count(standby, "s") == 2
+    finally:
+        standby.close()
+        owner.close()

@@ -247,11 +247,7 @@ class TBPTTEngine:
         net = self.network
         length, batch, d = y.shape
         if self._fused(start, x, active_from, loss_steps, d, base):  # the same sums in one autograd node
-            cell, head, scored = net.cells[0], net.head, slice(length - loss_steps, length)
-            return GRUWindowLoss.apply(
-                x[: length - 1], start[:, 0], cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
-                head.weight, head.bias, base, y[scored], mask[scored],
-            )  # fmt: skip
+            return GRUWindowLoss.apply(*self._fused_arguments(start, x, y, mask, loss_steps, base))
         hidden = states_before(net, start, x, active_from, length - loss_steps)  # [m, B, H] h_{s-1} per scored s
         # One predict and one loss over all scored steps at once: [m * B, ...], step-major.
         pred = net.predict_top(hidden.reshape(loss_steps * batch, -1))  # [m * B, p]
@@ -277,6 +273,21 @@ class TBPTTEngine:
             and few_rows_gru(net, x, start, active_from)
         )
 
+    def _fused_weights(self) -> tuple[nn.Parameter, ...]:
+        """The six weights the fused window reads: the GRU cell's four, then the head's two."""
+        cell, head = self.network.cells[0], self.network.head
+        return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias
+
+    def _fused_arguments(
+        self, start: State, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss_steps: int, base: Any
+    ) -> tuple:
+        """The arguments of ``GRUWindowLoss.apply`` and ``gru_window.mean_loss_gradients`` for a
+        replay (``window_sums``' arguments): x_0 .. x_{L-2}, the start, the six weights, the base,
+        and the targets and mask of the last m steps."""
+        length = y.shape[0]
+        scored = slice(length - loss_steps, length)
+        return x[: length - 1], start[:, 0], *self._fused_weights(), base, y[scored], mask[scored]
+
     def _direct_gradients(
         self,
         start: State,
@@ -296,21 +307,18 @@ class TBPTTEngine:
         (a window whose sum is not finite is handled there). A weight with a hook (``register_hook``:
         torch keeps them in ``_backward_hooks``, ``_post_accumulate_grad_hooks``) goes that way too,
         which calls them."""
-        net = self.network
-        length, batch, d = y.shape
+        _, batch, d = y.shape
         if batch > CHUNK_ROWS or not self._fused(start, x, active_from, loss_steps, d, base):
             return None
-        cell, head, scored = net.cells[0], net.head, slice(length - loss_steps, length)
-        weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias)
+        weights = self._fused_weights()
         if any(w._backward_hooks or getattr(w, "_post_accumulate_grad_hooks", None) for w in weights):
             return None
         # only the engine's own six trainable leaves, each once (a frozen, parametrised or tied weight:
         # the gradient would land where .backward() puts none, or miss the tensors it trains)
         if {id(w) for w in weights} != {id(p) for p in self.params} or len({id(w) for w in weights}) != len(weights):
             return None
-        sums, loss, grads = mean_loss_gradients(
-            x[: length - 1], start[:, 0], *weights, base, y[scored], mask[scored]
-        )  # [B], scalar, six gradients
+        arguments = self._fused_arguments(start, x, y, mask, loss_steps, base)
+        sums, loss, grads = mean_loss_gradients(*arguments)  # [B], scalar, six gradients
         if not bool(torch.isfinite(sums).all()):
             return None
         return float(loss), dict(zip(weights, grads, strict=True))

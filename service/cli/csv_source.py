@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from tbptt_service.plain_numbers import plain_float
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -43,18 +44,10 @@ class CsvRow:
         return out
 
 
-# A number as a CSV cell writes it: digits, a point, an exponent. Python's float() also takes
-# "1_0" (10) and other scripts' digits ("١٢": 12), which no export means (a hostile test).
-DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-
-
 def parse_seconds(text: str) -> tuple[float | str, float]:
     """A timestamp cell as (what to send, unix seconds); naive ISO times are UTC, as on the server."""
     try:
-        if not (DECIMAL.fullmatch(text) or NOT_FINITE.fullmatch(text)):
-            raise ValueError(text)
-        seconds = float(text)
+        seconds = plain_float(text)  # (not float(): it took "1_0" as 10, a hostile test)
     except ValueError:
         moment = datetime.fromisoformat(text)  # ValueError when it is neither
         seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
@@ -151,9 +144,7 @@ class CsvSource:
         if text.lower() in MISSING:
             return None
         try:
-            if not (DECIMAL.fullmatch(text) or NOT_FINITE.fullmatch(text)):
-                raise ValueError(text)
-            number = float(text)
+            number = plain_float(text)  # (not float(): it took "1_0" as 10 and "١٢" as 12, a hostile test)
         except ValueError:
             raise self._cell_error(
                 line, column, text, "must be a number written in digits (a point, an exponent) or empty (missing)"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -116,34 +118,41 @@ class Remote:
         return Method
 
 
-@pytest.mark.anyio
-async def test_the_front_promotes_the_partner_when_the_owner_is_lost_or_answers_as_a_standby(
-    tmp_path, postgres_url
-) -> None:
+@pytest.fixture
+def remote_pair(tmp_path, postgres_url) -> Iterator[tuple[ShardHost, ShardHost, tuple[Remote, Remote], Any]]:
+    """An owner and its standby behind in-process actor stand-ins, and a front's ``pair_call`` over
+    them: (owner, standby, pair, call); both hosts closed afterwards."""
     owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
     standby = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
     pair = (Remote(owner), Remote(standby))
-    call = pair_call([pair], lost=(Lost,))
     try:
-        assert [a.status for a in await call(0, "k1", [observe("s", 0)])] == [200]
-        pair[0].dead = True  # the owner's process is lost
-        with pytest.raises(Lost):
-            await call(0, "k2", [observe("s", 1)])  # the partner is promoted before the error reaches the retry
-        assert standby.current_role() == "owner"
-        answers: list[ForwardedResponse] = await call(0, "k2", [observe("s", 1)])  # the retry, same key
-        assert [a.status for a in answers] == [200] and count(standby, "s") == 2
-        # Another front that still believes the first actor owns the shard: it answers as a standby
-        # (here: Ray restarted it as one), and that front promotes the partner (a no-op) and retries.
-        restarted = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
-        other = pair_call([(Remote(restarted), pair[1])], lost=(Lost,))
-        with pytest.raises(NotOwner):
-            await other(0, "k3", [observe("s", 2)])
-        assert [a.status for a in await other(0, "k3", [observe("s", 2)])] == [200] and count(standby, "s") == 3
-        assert standby.incarnations == 1 and restarted.current_role() == "standby"
-        restarted.close()
+        yield owner, standby, pair, pair_call([pair], lost=(Lost,))
     finally:
         standby.close()
         owner.close()
+
+
+@pytest.mark.anyio
+async def test_the_front_promotes_the_partner_when_the_owner_is_lost_or_answers_as_a_standby(
+    tmp_path, postgres_url, remote_pair
+) -> None:
+    _, standby, pair, call = remote_pair
+    assert [a.status for a in await call(0, "k1", [observe("s", 0)])] == [200]
+    pair[0].dead = True  # the owner's process is lost
+    with pytest.raises(Lost):
+        await call(0, "k2", [observe("s", 1)])  # the partner is promoted before the error reaches the retry
+    assert standby.current_role() == "owner"
+    answers: list[ForwardedResponse] = await call(0, "k2", [observe("s", 1)])  # the retry, same key
+    assert [a.status for a in answers] == [200] and count(standby, "s") == 2
+    # Another front that still believes the first actor owns the shard: it answers as a standby
+    # (here: Ray restarted it as one), and that front promotes the partner (a no-op) and retries.
+    restarted = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
+    other = pair_call([(Remote(restarted), pair[1])], lost=(Lost,))
+    with pytest.raises(NotOwner):
+        await other(0, "k3", [observe("s", 2)])
+    assert [a.status for a in await other(0, "k3", [observe("s", 2)])] == [200] and count(standby, "s") == 3
+    assert standby.incarnations == 1 and restarted.current_role() == "standby"
+    restarted.close()
 
 
 def test_a_promotion_whose_recovery_fails_answers_503_saying_why_not_as_one_under_way(tmp_path) -> None:
@@ -153,8 +162,7 @@ def test_a_promotion_whose_recovery_fails_answers_503_saying_why_not_as_one_unde
     from benchmarks.server_process import free_port
 
     nowhere = f"postgresql://tbptt@127.0.0.1:{free_port()}/tbptt"  # nothing listens there
-    base = Settings(state_dir=tmp_path / "shared", default_model=SMALL_MODEL, log_url=nowhere, **NO_TIMER)
-    standby = ShardHost(0, 1, base.model_dump(), standby=True)
+    standby = ShardHost(0, 1, settings(tmp_path, nowhere), standby=True)
     try:
         assert standby.warmed.wait(120)
         assert standby.promote() is False
@@ -167,23 +175,14 @@ def test_a_promotion_whose_recovery_fails_answers_503_saying_why_not_as_one_unde
 
 
 @pytest.mark.anyio
-async def test_the_front_promotes_the_partner_when_the_owner_answers_nothing(
-    tmp_path, postgres_url, monkeypatch
-) -> None:
+async def test_the_front_promotes_the_partner_when_the_owner_answers_nothing(remote_pair, monkeypatch) -> None:
     # A hostile test: an owner stopped with SIGSTOP is not lost to Ray, and every request of its shard
     # waited for good; after CALL_TIMEOUT_S its partner takes over, and the call goes there with its key
     monkeypatch.setattr(shard_pairs, "CALL_TIMEOUT_S", 1.0)
-    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
-    standby = ShardHost(0, 1, settings(tmp_path, postgres_url), standby=True)
-    pair = (Remote(owner), Remote(standby))
-    call = pair_call([pair], lost=(Lost,))
-    try:
-        assert [a.status for a in await call(0, "k1", [observe("s", 0)])] == [200]
-        pair[0].frozen = True
-        with pytest.raises(NotOwner, match=r"answered nothing within 1\.0 s"):
-            await call(0, "k2", [observe("s", 1)])
-        assert standby.current_role() == "owner"
-        assert [a.status for a in await call(0, "k2", [observe("s", 1)])] == [200] and count(standby, "s") == 2
-    finally:
-        standby.close()
-        owner.close()
+    _, standby, pair, call = remote_pair
+    assert [a.status for a in await call(0, "k1", [observe("s", 0)])] == [200]
+    pair[0].frozen = True
+    with pytest.raises(NotOwner, match=r"answered nothing within 1\.0 s"):
+        await call(0, "k2", [observe("s", 1)])
+    assert standby.current_role() == "owner"
+    assert [a.status for a in await call(0, "k2", [observe("s", 1)])] == [200] and count(standby, "s") == 2

@@ -55,15 +55,15 @@ TAPER = 0.25  # the tapered fraction of the differenced row (cosine ends)
 WINSOR = 3.0  # differences beyond this many robust sds (1.4826 MAD) are cut (spikes, level shifts)
 
 
-def z_peak(lags: int) -> float:
+def z_peak(lags: int, false_rate: float = FALSE_RATE) -> float:
     """The significance of a peak, in white-noise standard deviations of ``r`` at its lag,
-    when ``lags`` lags are tested: Bonferroni at ``FALSE_RATE`` (one-sided), so that the
+    when ``lags`` lags are tested: Bonferroni at ``false_rate`` (one-sided), so that the
     evidence asked grows with the number of candidates, not with the series' length alone.
 
     >>> round(z_peak(11), 2), round(z_peak(335), 2)
     (3.12, 4.01)
     """
-    return z_one_sided(FALSE_RATE, lags)
+    return z_one_sided(false_rate, lags)
 
 
 def z_one_sided(false_rate: float, tests: int = 1) -> float:
@@ -206,7 +206,11 @@ def _near_multiple(long: torch.Tensor, short: torch.Tensor, min_ratio: int, slac
 
 
 def detect_periods(
-    values: torch.Tensor, max_periods: int = 2, min_period: int = 2, max_period: int | None = None
+    values: torch.Tensor,
+    max_periods: int = 2,
+    min_period: int = 2,
+    max_period: int | None = None,
+    false_rate: float = FALSE_RATE,
 ) -> torch.Tensor:
     """Season lengths of each row, strongest first, 0 = none.
 
@@ -221,6 +225,8 @@ def detect_periods(
     max_period
         The longest; default ``n // 3`` (three cycles in the data), and never more than
         ``n / 2.5``.
+    false_rate
+        How often a row of white noise may show a season (over all the lags tested).
 
     Returns
     -------
@@ -252,7 +258,7 @@ def detect_periods(
         return out
     r, level, ok, null_sd = autocorrelations(values)  # [B, m] each
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
-    threshold = torch.clamp(z_peak(top - min_period + 1) * null_sd[:m], min=R_FLOOR)  # [m]
+    threshold = torch.clamp(z_peak(top - min_period + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
     live = (ok & (r[:, min_period : top + 1] > threshold[min_period : top + 1]).any(dim=1)).nonzero().squeeze(1)
     out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_period, top, max_periods)
     return out

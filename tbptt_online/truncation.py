@@ -44,6 +44,9 @@ from dataclasses import dataclass
 
 import torch
 
+from tbptt_online.season import WINSOR, detect_periods
+
+SEASON_FALSE_RATE = 0.001  # a dependency's seasons: white noise shows one in 0.1 % of rows (the hybrid's: 1 %)
 LOG_FLOOR = -50.0  # log norms below this are zero for the fit (as the paper's code does)
 
 
@@ -138,16 +141,28 @@ def confirmed_lags(previous: torch.Tensor, current: torch.Tensor) -> torch.Tenso
 
 
 def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.Tensor:
-    """The longest lag at which a series is significantly correlated with itself (any of its
-    first ``features`` features with any of them) that many steps before, leaving out lags
-    that are multiples (within one step) of a shorter significant lag.
+    """The data's dependency length per row: the longest of its seasons and of the lags at
+    which its de-seasoned values are significantly correlated with themselves (any of its first
+    ``features`` features with any of them), leaving out lags that are multiples (within one
+    step) of a shorter significant lag.
 
-    ``values`` [B, n, d] float (NaN = missing), oldest first. Per row and feature the values
-    are pre-whitened by their own AR(1) (``e_s = x_s - rho x_{s-1}``, rho the lag-1
-    autocorrelation clipped to [0, 1]: a random walk is differenced, white noise kept), so
-    that persistence alone does not count as a long dependency; then
-    r_ij(k) = corr(e_i[s], e_j[s - k]) for k = 1 .. ``max_lag``, significant when
-    |r| > max(0.2, 4 / sqrt(pairs)). Returns [B] int64, 0 where no lag is significant.
+    ``values`` [B, n, d] float (NaN = missing), oldest first. Per row and feature:
+
+    * the seasons are ``season.detect_periods``' (the hybrid's detector, at most two, up to
+      ``max_lag``), and the values are differenced at each (``x_s - x_{s-P}``). A season
+      correlates a series with itself at nearly every lag (a sine at all but its quarter
+      periods), so without this the longest correlated lag of a seasonal series is wherever the
+      search ends: weekly co2 (period 52.18) gave 682, monthly elnino 238, the tour's hourly
+      hosts 72-158 where their season is 24; now 52, 12 and 24-166 (166: web-1's weekend);
+    * the values are pre-whitened by their own AR(1) (``e_s = x_s - rho x_{s-1}``, rho the
+      lag-1 autocorrelation clipped to [0, 1]: a random walk is differenced, white noise
+      kept), so that persistence alone does not count as a long dependency, and winsorised at
+      ``WINSOR`` robust sds (1.4826 MAD; the mean absolute value where most are equal): two
+      spikes k steps apart made lag k significant on their own;
+
+    then r_ij(k) = corr(e_i[s], e_j[s - k]) for k = 1 .. ``max_lag``, significant when
+    |r| > max(0.2, 4 / sqrt(pairs)). Returns [B] int64: the longest kept lag or season, 0
+    where there is neither.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> noise = torch.randn(1, 201, 1, generator=g, dtype=torch.float64)
@@ -155,6 +170,10 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     >>> walk = noise.cumsum(dim=1)
     >>> longest_lag(torch.cat([echo[:, :, :1], walk[:, 20:]]), 60).tolist(), longest_lag(echo, 60).tolist()
     ([0, 0], [20])
+    >>> t = torch.arange(600, dtype=torch.float64)
+    >>> weekly = torch.sin(2 * torch.pi * t / 52.18) + 0.3 * torch.randn(600, generator=g, dtype=torch.float64)
+    >>> longest_lag(weekly[None, :, None], 200).tolist()
+    [52]
     """
     b, n, d = values.shape
     d = min(d, features)
@@ -162,26 +181,39 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     if n < 8:
         return out
     x = values[:, :, :d].to(torch.float64)
-    ok = torch.isfinite(x)
-    count = ok.sum(1, keepdim=True).clamp(min=1)
-    centred = torch.where(ok, x - torch.where(ok, x, 0.0).sum(1, keepdim=True) / count, 0.0)  # [B, n, d]
-    pair = ok[:, 1:] & ok[:, :-1]
-    rho = (centred[:, 1:] * centred[:, :-1] * pair).sum(1, keepdim=True) / centred.pow(2).sum(1, keepdim=True).clamp(
-        min=1e-300
-    )
-    e = centred[:, 1:] - rho.clamp(0.0, 1.0) * centred[:, :-1]  # [B, n - 1, d] the AR(1) residuals
-    e = torch.where(pair, e, 0.0)
+    seasons = torch.zeros(b, dtype=torch.int64)
+    if max_lag >= 2:
+        x = x.clone()
+        for f in range(d):
+            periods = detect_periods(x[:, :, f], max_periods=2, max_period=max_lag, false_rate=SEASON_FALSE_RATE)
+            seasons = torch.maximum(seasons, periods.amax(dim=1))  # periods [B, 2], 0 = none
+            for p in periods.T:  # [B] each row's first season, then its second
+                back = torch.arange(n)[None, :] - p[:, None]  # [B, n] the step one season back
+                before = x[:, :, f].gather(1, back.clamp(min=0))
+                differenced = torch.where(back >= 0, x[:, :, f] - before, torch.nan)
+                x[:, :, f] = torch.where(p[:, None] > 0, differenced, x[:, :, f])
+    e, pair = _ar1_residuals(x)
+    size = torch.where(pair, e.abs(), torch.nan)  # [B, n - 1, d]
+    mad = 1.4826 * size.nanmedian(dim=1, keepdim=True).values.nan_to_num(0.0)
+    mean_abs = size.nan_to_num(0.0).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1)
+    cut = WINSOR * torch.where(mad > 1e-3 * mean_abs, mad, mean_abs)  # [B, 1, d] as season.py's scale
+    e = torch.maximum(torch.minimum(e, cut), -cut)  # a spike counts as a large value, not as a dependency
+    e = torch.where(pair, e - e.sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1), 0.0)  # centred again
     sd = (e.pow(2).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1)).sqrt()
     z = torch.where(sd > 0, e / sd.clamp(min=1e-300), 0.0)
     m = z.shape[1]
     hits = []
+    found = torch.zeros(b, d, dtype=torch.float64)  # [B, d] sum of r_ii(j)^2 over the significant lags j so far
     for lag in range(1, min(max_lag, m - 8) + 1):
         pairs = (pair[:, lag:, :, None] & pair[:, :-lag, None, :]).sum(1)  # [B, d, d]
         r = torch.einsum("bsi,bsj->bij", z[:, lag:], z[:, :-lag]) / pairs.clamp(min=1)
-        threshold = torch.clamp(4.0 / pairs.clamp(min=1).sqrt(), min=0.2)
-        hits.append(((r.abs() > threshold) & (pairs >= 8)).flatten(1).any(1))  # [B]
+        spread = 1.0 + 2.0 * (found[:, :, None] * found[:, None, :]).sqrt()  # [B, d, d] Bartlett's, bounded
+        threshold = torch.clamp(4.0 * (spread / pairs.clamp(min=1)).sqrt(), min=0.2)
+        hit = (r.abs() > threshold) & (pairs >= 8)  # [B, d, d]
+        found += torch.where(hit.diagonal(dim1=1, dim2=2), r.diagonal(dim1=1, dim2=2).square(), 0.0)
+        hits.append(hit.flatten(1).any(1))  # [B]
     if not hits:
-        return out
+        return seasons
     significant = torch.stack(hits, dim=1)  # [B, lags]
     for row in range(b):
         lags = (significant[row].nonzero().squeeze(1) + 1).tolist()
@@ -190,4 +222,18 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
             if not any(k >= 4 and lag >= 2 * k - 1 and min(lag % k, k - lag % k) <= 1 for k in kept):
                 kept.append(lag)
         out[row] = max(kept, default=0)
-    return out
+    return torch.maximum(out, seasons)
+
+
+def _ar1_residuals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of ``x`` [B, n, d] (NaN = missing): its centred values less their own AR(1) (rho the lag-1
+    autocorrelation clipped to [0, 1]), [B, n - 1, d], 0 where not valid, and where they are."""
+    ok = torch.isfinite(x)
+    count = ok.sum(1, keepdim=True).clamp(min=1)
+    centred = torch.where(ok, x - torch.where(ok, x, 0.0).sum(1, keepdim=True) / count, 0.0)  # [B, n, d]
+    pair = ok[:, 1:] & ok[:, :-1]
+    rho = (centred[:, 1:] * centred[:, :-1] * pair).sum(1, keepdim=True) / centred.pow(2).sum(1, keepdim=True).clamp(
+        min=1e-300
+    )
+    e = centred[:, 1:] - rho.clamp(0.0, 1.0) * centred[:, :-1]  # [B, n - 1, d]
+    return torch.where(pair, e, 0.0), pair

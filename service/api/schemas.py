@@ -178,7 +178,7 @@ class TruncationOut(BaseModel):
     measured_bias: float | None = Field(
         None, description="The same, measured on the probe's windows (within its probe_length steps); null before."
     )
-    dependencies: dict[str, int] = Field(description="Followed series -> longest significant lag (0: none).")
+    dependencies: dict[str, int] = Field(description="Followed series -> dependency length: its longest season or significant lag (0: none).")
     seasons: dict[int, int] = Field(description="First season length -> series (hybrid; 0: none).")
     recommended_k2: int
     cost_ratio: float

@@ -3,7 +3,8 @@
 The file is read as ``feed`` reads it (:class:`tbptt_service.cli.csv_source.CsvSource`: the same
 columns, missing cells, checks); each series' values, in file order, go to
 :func:`tbptt_online.advisor.advise_values`, which finds each series' dependency length (the
-longest significant lag of its pre-whitened values) and its season, and says whether the k1
+longest of its seasons and of the significant lags of its de-seasoned, pre-whitened values)
+and its season, and says whether the k1
 and k2 given (default: the library's) are long enough, what it recommends, and what that
 costs (per update, in backpropagation steps per observation, and in memory per series).
 
@@ -137,7 +138,7 @@ def format_advice(report: TruncationReport, names: list[str], values: torch.Tens
         [
             f"{file}: {len(names)} series, {int(counts.min())} to {int(counts.max())} values each, "
             f"{values.shape[2]} feature(s)",
-            f"dependency length (longest significant lag; 0: none): {lags}",
+            f"dependency length (longest season or significant lag; 0: none): {lags}",
             f"season found (length: series): {seasons}",
             f"given:       k1 = {k1}, k2 = {k2}: {k2 / k1:.1f} backpropagation steps per observation",
             f"recommended: k1 = {k1}, k2 = {best}: {best / k1:.1f} backpropagation steps per observation, "

@@ -252,6 +252,26 @@ def test_the_echo_lag_is_found_in_the_followed_series() -> None:
     assert longest_lag(white, max_lag=100).tolist() == [0, 0]
 
 
+@pytest.mark.parametrize(("period", "seed"), [(52.18, 0), (52.18, 1), (12.0, 2), (24.0, 3)])
+def test_the_dependency_of_a_seasonal_series_is_its_season_not_a_far_multiple(period, seed) -> None:
+    # A season correlates a series with itself at nearly every lag: the longest correlated lag
+    # was wherever the search ended (co2, period 52.18: 682; the tour's hosts, 24: 72-158).
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(1500, dtype=torch.float64)
+    trend = 0.002 * t + 1e-6 * t.square()
+    values = trend + torch.sin(2 * torch.pi * t / period) + 0.5 * torch.randn(1500, generator=g, dtype=torch.float64)
+    assert longest_lag(values[None, :, None], max_lag=500).item() in (math.floor(period), math.ceil(period))
+
+
+def test_spikes_some_steps_apart_are_no_dependency() -> None:
+    g = torch.Generator().manual_seed(4)
+    values = torch.randn(4, 600, 1, generator=g, dtype=torch.float64)
+    for start in (50, 250, 450):
+        values[:, start, 0] += 40.0
+        values[:, start + 37, 0] += 40.0  # three pairs of incidents 37 steps apart
+    assert longest_lag(values, max_lag=200).tolist() == [0, 0, 0, 0]
+
+
 def test_probe_and_adaptive_state_round_trip_bit_identically() -> None:
     config = ForecasterConfig(hidden_size=8, k1=2, k2="adaptive", k2_min=2, k2_max=10, probe_every=4)
     f = Forecaster(config)

@@ -76,7 +76,7 @@ def test_a_file_of_very_short_series_gets_a_report_not_an_internal_error(tmp_pat
     assert cli.main(["advise", str(path), "--series-column", "name", "--value-column", "x"]) == 0
     out = capsys.readouterr().out
     assert "2 series, 1 to 2 values each, 1 feature(s)" in out
-    assert "dependency length (longest significant lag; 0: none): a 0, b 0" in out
+    assert "dependency length (longest season or significant lag; 0: none): a 0, b 0" in out
     assert "season found (length: series): none: 2" in out
     assert "verdict: k2 = 32 is long enough for what was found: no dependency found in 2 series." in out
 
@@ -167,4 +167,4 @@ def test_many_series_name_the_ten_longest_dependencies_only(tmp_path, capsys) ->
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dependency length"))
     named = ", ".join(f"s{i} 0" for i in range(10))  # all 0 (3 values each): the first ten, in file order
     tail = "(the 10 longest of 12 series; --json lists them all)"
-    assert line == f"dependency length (longest significant lag; 0: none): {named} {tail}"
+    assert line == f"dependency length (longest season or significant lag; 0: none): {named} {tail}"

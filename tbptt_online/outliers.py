@@ -32,12 +32,23 @@ series' prequential statistics score and what results report.
 
 A level shift is not a glitch: ``outlier_run`` (>= 2) values in a row beyond the bound
 *on the same side* are the series moving, and that value and the next ones beyond it
-(while the run lasts) are taken as they came. A young series (its first ``YOUNG`` values: its
-interval is still a guess; noise was clipped into a spurious season), a missing value and
-a value with no served interval are taken as they came.
+(while the run lasts) are taken as they came. So are ``outlier_run + 1`` in a row on
+alternating sides (a change of the series' spread: an idle series that started to alternate
++-1 had each value taken at its bound as the first of a run on its side, learned from its own
+clipped values and ran away, -2e39 after 150 values); the other side right after a change
+starts a new run (a flow switching back: waterflow). Within a run on one side shorter than
+``outlier_run``, the values after the first are taken at the served interval's edge
+``F +- q``, which the calibration counts as covered: at their bounds, 99 of them
+(``outlier_run`` = 100, a step in a flat series) were 99 misses, each widening the interval
+and so the bound by exp(0.36), and taught the members an exponential ramp.
 
-State per series and feature: ``o_run`` (int64; +n: the last n observed values were above
-their bounds, -n below, 0: the last was within), ``o_count`` (int64: the values taken at a
+A young series (its first ``YOUNG`` values: its interval is still a guess; noise was clipped
+into a spurious season), a missing value and a value with no served interval are taken as
+they came.
+
+State per series and feature: ``o_run`` (int64; +-n: the last n observed values were beyond
+their bounds, the last above (+) or below (-); once the run is a change, at least
+``outlier_run + 1``; 0: the last was within), ``o_count`` (int64: the values taken at a
 bound so far, summed over features by ``series_stats``; a result's ``outlier`` says whether
 any feature of its value was), ``o_shifts`` (int64: the level shifts so far) and
 ``o_largest`` (``M``). A missing value leaves them as they are.
@@ -109,15 +120,27 @@ def clean(
                 largest[b, k] = max(abs(error), LARGEST_DECAY * largest[b, k])
                 continue
             side = 1 if error > 0 else -1
-            run[b, k] = run[b, k] + side if run[b, k] * side > 0 else side
-            if abs(run[b, k]) >= shift_run:  # a run on one side: the series has moved
-                if abs(run[b, k]) == shift_run:
+            same = run[b, k] * side > 0  # the last value was an outlier on this side too
+            before = abs(run[b, k])  # outliers in a row before this one, either side (shift_run + 1 or more: a change)
+            if before > shift_run and not same:  # the other side of a change (a flow switched back): a new run
+                before = 0
+            if before + 1 > shift_run or (before + 1 == shift_run and same):  # the series has changed
+                if before < shift_run + 1:  # ... from this value on: its level (a run on one side) or its spread
                     shifts[b, k] += 1
+                run[b, k] = side * max(before + 1, shift_run + 1)
                 # one shift says little of the next value; a series that shifts again and again
                 # (a flow switching between two levels) has shifts of that size as its errors
                 largest[b, k] = max(abs(error) if shifts[b, k] >= 2 else 0.0, LARGEST_DECAY * largest[b, k])
                 continue
-            taken[b, k] = mean[b, k] + math.copysign(bound, error)
+            run[b, k] = side * (before + 1)
+            # The first of a run on its side at its bound. The next ones on the same side (outlier_run > 2)
+            # at the served interval's edge, which the calibration counts as covered: at their bounds a
+            # run of them was a run of misses, each widening the interval and so the bound by exp(0.36),
+            # and taught the members an exponential ramp (outlier_run = 100, a step from 0 to 100:
+            # forecasts of 3e7). An idle series that starts to alternate +-1 had each value taken at its
+            # bound as the first of a run, learned from its own clipped values and ran away (-2e39):
+            # outlier_run + 1 in a row on alternating sides are a change of its spread, taken as they came.
+            taken[b, k] = mean[b, k] + math.copysign(half if same else bound, error)
             flagged[b, k] = True
             count[b, k] += 1
 
@@ -129,7 +152,7 @@ def fields(n: int, d: int) -> dict[str, torch.Tensor]:
     """Blank rows for ``n`` series: no run, nothing taken at a bound, no error taken, no shift."""
     int64 = torch.int64
     return {
-        "o_run": torch.zeros(n, d, dtype=int64),  # outliers in a row, signed by side
+        "o_run": torch.zeros(n, d, dtype=int64),  # outliers in a row, either side, signed by the last one's
         "o_count": torch.zeros(n, d, dtype=int64),  # values taken at their bound so far
         "o_largest": torch.zeros(n, d, dtype=torch.float64),  # M: the largest error taken as it came, fading
         "o_shifts": torch.zeros(n, d, dtype=int64),  # level shifts (runs of outliers) so far

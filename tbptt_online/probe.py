@@ -56,7 +56,9 @@ class TruncationProbe:
             "start_h": torch.zeros(p, k, layers, hid, dtype=dtype),  # the live state before step s
             "values": torch.full((p, self.lag_memory, d), torch.nan, dtype=torch.float64),  # targets, a ring
             "phi": torch.zeros(k, dtype=torch.float64),  # mean || dL_t / dh_{t-k} ||, k = 1 .. K_p
-            "lags": torch.zeros(p, dtype=torch.int64),  # the dependency length per row (last probe; truncation.longest_lag)
+            "lags": torch.zeros(
+                p, dtype=torch.int64
+            ),  # the dependency length per row (last probe; truncation.longest_lag)
             "missed": torch.zeros(p, dtype=torch.int64),  # probes in a row at which the row held no full window
             # the relative bias of the window in force measured at the last probe (engine.measured_bias; NaN: none)
             "measured": torch.full((1,), torch.nan, dtype=torch.float64),

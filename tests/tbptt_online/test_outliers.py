@@ -1,5 +1,5 @@
 """Outliers (``outliers.py``): a value far outside its served interval is learned from at the
-interval's bound; a run of them on one side (a level shift) is learned from as it came."""
+interval's bound; a run of them (a level shift, or a change of spread) is learned from as it came."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def test_a_value_past_the_bound_is_taken_at_the_bound_on_its_side():
     bound = 6.0 / Z
     assert judge(1e15) == (10.0 + bound, 1, 1, 0.0)
     assert judge(-50.0) == (10.0 - bound, -1, 1, 0.0)
-    assert judge(-50.0, run=1) == (10.0 - bound, -1, 1, 0.0)  # the other side starts a new run
+    assert judge(-50.0, run=1) == (10.0 - bound, -2, 1, 0.0)  # the other side right after one: at its bound too
+    assert judge(-50.0, run=3) == (10.0 - bound, -1, 1, 0.0)  # the other side of a change: a new run
+    assert judge(-50.0, run=-3, shift_run=5) == (10.0 - 1.0, -4, 1, 0.0)  # within a run on one side: at the edge
 
 
 def test_a_value_inside_its_served_interval_is_never_an_outlier():
@@ -78,15 +80,50 @@ def test_the_bound_is_twice_the_largest_error_taken_when_that_is_wider():
 
 
 def test_a_run_on_one_side_is_a_level_shift_taken_as_it_came():
-    assert judge(60.0, run=1, shifts=1) == (60.0, 2, 0, 50.0)  # a second shift: its error joins M
-    assert judge(60.0, run=1, shift_run=3) == (10.0 + 6.0 / Z, 2, 1, 0.0)
-    assert judge(60.0, run=2, shift_run=3, shifts=1) == (60.0, 3, 0, 50.0)
+    # (a run that is a change is kept at outlier_run + 1 or more: the next value knows it)
+    assert judge(60.0, run=1, shifts=1) == (60.0, 3, 0, 50.0)  # a second shift: its error joins M
+    assert judge(60.0, run=2, shift_run=3, shifts=1) == (60.0, 4, 0, 50.0)
 
 
 def test_a_series_first_level_shift_does_not_widen_the_bound():
     # M only fades: one shift says little of the next value (a glitch after it is still clipped)
-    assert judge(60.0, run=1, largest=2.0) == (60.0, 2, 0, 0.999 * 2.0)
-    assert judge(70.0, run=2, largest=2.0, shifts=1) == (70.0, 3, 0, 0.999 * 2.0)  # the same run goes on
+    assert judge(60.0, run=1, largest=2.0) == (60.0, 3, 0, 0.999 * 2.0)
+    assert judge(70.0, run=3, largest=2.0, shifts=1) == (70.0, 4, 0, 0.999 * 2.0)  # the same run goes on
+
+
+def test_a_run_on_alternating_sides_is_a_change_of_spread_taken_as_it_came():
+    # An idle series that starts to alternate +-1 had every value taken at its bound (each one the
+    # first of a run on its side), learned from its own clipped values, and its forecasts ran away
+    # (-2e39 after 150 values): outlier_run + 1 in a row, on either sides, are a change.
+    assert judge(-50.0, run=2) == (-50.0, -3, 0, 0.0)
+    assert judge(70.0, run=-2, shifts=1) == (70.0, 3, 0, 60.0)  # a change: it counts as a shift
+
+
+def test_within_a_run_shorter_than_outlier_run_a_value_is_taken_at_the_intervals_edge():
+    # At their bounds, a run of 99 (outlier_run = 100) was a run of misses: each widened the
+    # interval, so the bound, by exp(0.36), and the members learned an exponential ramp (a step
+    # from 0 to 100: forecasts of 3e7). At the edge the calibration counts it covered.
+    assert judge(60.0, run=1, shift_run=3) == (10.0 + 1.0, 2, 1, 0.0)
+    assert judge(-60.0, run=-1, shift_run=3) == (10.0 - 1.0, -2, 1, 0.0)
+    assert judge(60.0, run=0, shift_run=3) == (10.0 + 6.0 / Z, 1, 1, 0.0)  # the first: at its bound
+
+
+@pytest.mark.parametrize(
+    ("values", "config"),
+    [
+        ([0.0] * 150 + [(-1.0, 1.0)[t % 2] for t in range(151)], {}),
+        ([5.0] * 150 + [(4.0, 6.0)[t % 2] for t in range(151)], {"outlier_sigmas": 3.0}),
+        ([0.0] * 150 + [100.0] * 251, {"outlier_run": 100}),
+    ],
+    ids=["idle-then-alternating", "flat-then-alternating-sigmas-3", "step-with-outlier-run-100"],
+)
+def test_a_change_of_spread_or_a_long_run_does_not_run_the_forecasts_away(values, config):
+    f = Forecaster(ForecasterConfig(**config))
+    low, high = min(values), max(values)
+    for v in values[:-1]:
+        served = f.observe("s", v).forecast_next
+        assert low - (high - low) <= served.mean <= high + (high - low)  # ran to 1e39, 1e54 and 3e7
+    assert abs(served.mean - values[-1]) < 0.1 * (high - low)  # the next value, learned
 
 
 def test_young_series_missing_values_and_values_without_an_interval_are_not_judged():

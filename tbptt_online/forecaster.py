@@ -42,6 +42,7 @@ from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window
 from tbptt_online.values import MAX_ABS_VALUE, Value, format_row, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
+RESTART_FACTOR = 1e6  # a next mean this many (1 + |last value| + sd) from the last value has blown up
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
 
 
@@ -221,14 +222,49 @@ class Forecaster:
     def _add_series(self, names: list[str]) -> None:
         slots = self.store.add(names)
         self.probe.follow(slots)
+        self._first_forecasts(slots)
+
+    def _first_forecasts(self, slots: torch.Tensor) -> None:
+        """What is served for a new series' first value (its rows blank)."""
         if self.config.hybrid:  # nothing is known of a new series: no forecast of its first value
             d, horizons = self.config.n_features, self.config.calibrated_horizon
-            nothing = dict(served=torch.full((len(names), 4, d), math.nan))
-            self.store.put(slots, served_path=torch.full((len(names), horizons, d), math.nan), **nothing)
+            nothing = dict(served=torch.full((len(slots), 4, d), math.nan))
+            self.store.put(slots, served_path=torch.full((len(slots), horizons, d), math.nan), **nothing)
             return
         with torch.no_grad():
-            state = self.network.initial_state(len(names))
+            state = self.network.initial_state(len(slots))
             self._serve(slots, self.network.predict(state), self.store.get("stats", slots))  # the forecast of value 1
+
+    def _restart_broken(self, slots: torch.Tensor, observed: torch.Tensor, stats: torch.Tensor, mean: torch.Tensor):
+        """The rows [B] bool of the tick's series whose next mean [B, d] blew up, restarted.
+
+        Blown up: not finite where the tick observed a value (``observed`` [B, d]), or further
+        than ``RESTART_FACTOR`` times (1 + |last value| + the values' sd) from the last value
+        (``stats`` [B, F, d] with this value). Such a series' state (its experts, the values
+        its members read, its carried network state) is past repair, and its forecasts and
+        scores, in float32 rings, were about to be NaN: a hostile test's runaway series served
+        None for good and, its network input NaN, had every update of the shared weights
+        skipped for the series ticking with it. It starts again as a new series would, under
+        its name, its prequential statistics kept, counted in them (``restarts``); its step
+        goes on from where it was (``restarted_steps``)."""
+        # (numpy: a tick's few rows without torch's per-operation overhead)
+        block, m = stats.numpy(), mean.numpy()
+        last = block[:, STAT["last_value"]]  # [B, d]
+        sd = np.sqrt(block[:, STAT["norm_m2"]] / np.maximum(block[:, STAT["norm_count"]], 1.0))  # 0 unless normalize
+        with np.errstate(invalid="ignore"):  # (inf - inf: NaN, and not finite anyway)
+            far = np.abs(m - last) > RESTART_FACTOR * (1.0 + np.abs(last) + sd)  # (False where either is NaN)
+        broken = torch.from_numpy(((observed.numpy() & ~np.isfinite(m)) | far).any(axis=1))  # [B]
+        if not bool(broken.any()):
+            return broken
+        which = slots[broken]
+        kept = self.store.get("stats", which)  # [b, F, d] a copy
+        kept[:, STAT["restarts"]] += 1
+        kept[:, STAT["restarted_steps"]] += self.store.get("steps", which)[:, None].double()
+        self.store.reset(which, keep=("stats",))
+        self.store.put(which, stats=kept)
+        self.probe.restart(which)
+        self._first_forecasts(which)
+        return broken
 
     def _serve(
         self, slots: torch.Tensor, pred: torch.Tensor, stats: torch.Tensor, scale: torch.Tensor | None = None
@@ -317,7 +353,11 @@ class Forecaster:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
             nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
-        return TickColumns(names, steps, updated, self.engine.updates, (raw, *made, *nxt), flagged)
+        reported = steps + stats[:, STAT["restarted_steps"], 0].long()  # [B] the series' step, across restarts
+        broken = self._restart_broken(slots, mask, stats, nxt[0])
+        if bool(broken.any()):  # nothing is served for the next value of a series that starts again
+            nxt = tuple(torch.where(broken[:, None], math.nan, column) for column in nxt)
+        return TickColumns(names, reported, updated, self.engine.updates, (raw, *made, *nxt), flagged)
 
     def _prequential_diverges(
         self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, observed: torch.Tensor

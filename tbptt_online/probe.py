@@ -107,6 +107,12 @@ class TruncationProbe:
         last = (t["count"] - 1) % self.length
         return ready & t["mask"][torch.arange(PROBE_SERIES), last].any(1)
 
+    def restart(self, slots: torch.Tensor) -> None:
+        """The rows following ``slots`` [B] start again, as for new series (their rings emptied)."""
+        for slot in slots.tolist():
+            for row in (self.tensors["slots"] == slot).nonzero().squeeze(1).tolist():
+                self._take(row, slot)
+
     def drop(self, slot: int) -> None:
         self.tensors["slots"][self.tensors["slots"] == slot] = -1
 

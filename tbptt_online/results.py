@@ -85,6 +85,7 @@ class SeriesStats:
     multiplicative: bool | None = None
     members: list[MemberStats] = field(default_factory=list)
     outliers: int | None = None
+    restarts: int = 0  # times its state was restarted, its forecast blown up (forecaster._restart_broken)
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,11 @@ STAT_FIELDS = (
     "covered",  # values inside [lower, upper]
     "resid_sq",  # squared normalised residual: the interval of a point (mse) forecast
     "interval_n",  # forecasts scored that had an interval (coverage's denominator)
+    "restarts",  # times the series' model state was restarted, its forecast blown up (forecaster._restart_broken)
+    "restarted_steps",  # the steps it had seen before them: its step as reported is steps + this
 )
 STAT = {name: i for i, name in enumerate(STAT_FIELDS)}
-SCORES = STAT["score_n"]  # the score rows are STAT_FIELDS[SCORES:]
+SCORES = STAT["score_n"]  # the score rows are STAT_FIELDS[SCORES:SCORES + 9] (the restarts' follow)
 
 
 def blank_stats(n: int, d: int) -> torch.Tensor:
@@ -107,7 +109,7 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
             # a forecast served without an interval (a series' scale not known yet) is not judged by one
             bounded = scored and not (math.isnan(lower[b, k]) or math.isnan(upper[b, k]))
             inside = bounded and value[b, k] >= lower[b, k] and value[b, k] <= upper[b, k]
-            increments = (  # in the order of STAT_FIELDS[SCORES:]
+            increments = (  # in the order of STAT_FIELDS[SCORES:SCORES + 9]
                 1.0 if scored else 0.0,
                 err,
                 err * err,

@@ -161,9 +161,15 @@ class SeriesStore:
         self.slots = {other: i for other, i in self.slots.items() if other != name}  # snapshots keep the old one
         self.names[slot] = None
         self.free.append(slot)
-        blank = self._blank(1)
-        derived = {field: blank[field] for field in DERIVED if field in blank}
-        self.put(torch.tensor([slot]), **derived)  # as a load would leave it
+        # the whole row blank, as a new series' (the derived fields as a load would leave them): a
+        # freed row kept its last owner's fields, and a checkpoint holds the rows up to the last
+        # slot in use, so a forgotten series whose state had gone NaN made the model's own
+        # checkpoint fail check_state
+        self.put(torch.tensor([slot]), **self._blank(1))
+
+    def reset(self, slots: torch.Tensor, keep: tuple[str, ...]) -> None:
+        """Blank the rows ``slots`` [B] as new series' but for the fields ``keep``."""
+        self.put(slots, **{k: v for k, v in self._blank(len(slots)).items() if k not in keep})
 
     # -- rows -------------------------------------------------------------------
     def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:

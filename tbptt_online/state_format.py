@@ -25,6 +25,8 @@
 - format 9: the hybrid's ring of past forecasts keeps them relative to each origin's served
   one-step mean (``c_origin_ref`` [C, Hc, d] float64; ``hybrid_kernels.remember``): float32
   rounded a series at 1e8 to multiples of 8.
+- format 10: a series' statistics count its restarts (``stats`` rows ``restarts`` and
+  ``restarted_steps``, 0 in an older state: ``forecaster._restart_broken``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -82,14 +84,14 @@ them, before the number moved on) is read as format 3.
 >>> old = f.state_dict()
 >>> old["format"], old["engine"]["recent"] = 2, [r[:5] for r in old["engine"]["recent"]]
 >>> del old["probe"], old["engine"]["guard"]
->>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-1]  # no interval_n (format 7's)
+>>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(9, 1.0, 0, 0)
->>> current_state({"format": 10})
+(10, 1.0, 0, 0)
+>>> current_state({"format": 11})
 Traceback (most recent call last):
 ...
-ValueError: format=10 is invalid: this version reads formats 2 to 9 (it writes 9)
+ValueError: format=11 is invalid: this version reads formats 2 to 10 (it writes 10)
 """
 
 from __future__ import annotations
@@ -104,9 +106,9 @@ from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
-from tbptt_online.scoring import STAT, STAT_FIELDS
+from tbptt_online.scoring import STAT
 
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -114,6 +116,7 @@ BEFORE_OUTLIERS = 5
 BEFORE_PROBE_MISSES = 6
 BEFORE_MEASURED_BIAS = 7
 BEFORE_ORIGIN_REF = 8
+BEFORE_RESTARTS = 9
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
@@ -137,6 +140,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_PROBE_MISSES, "the probe's missed counts and the series' interval counts", (_with_format_7_counts,)),
         (BEFORE_MEASURED_BIAS, "the probe's measured bias", (_with_measured_bias,)),
         (BEFORE_ORIGIN_REF, "the references of the ring of past forecasts", (_with_origin_ref,)),
+        (BEFORE_RESTARTS, "the series' restart counts", (_with_restarts,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -273,9 +277,9 @@ def _with_format_7_counts(state: dict[str, Any]) -> dict[str, Any]:
     probe = state["probe"]
     missed = torch.zeros(probe["tensors"]["slots"].shape[0], dtype=torch.int64)
     store = state["store"]
-    stats = store["tensors"]["stats"]  # [C, F - 1, d]: the rows of STAT_FIELDS before interval_n
-    if stats.shape[1] != len(STAT_FIELDS) - 1:
-        raise ValueError(f"format=6 stats have {stats.shape[1]} rows, expected {len(STAT_FIELDS) - 1}")
+    stats = store["tensors"]["stats"]  # [C, F', d]: the rows of STAT_FIELDS before interval_n
+    if stats.shape[1] != STAT["interval_n"]:
+        raise ValueError(f"format=6 stats have {stats.shape[1]} rows, expected {STAT['interval_n']}")
     stats = torch.cat([stats, stats[:, STAT["score_n"]].unsqueeze(1)], dim=1)  # interval_n = score_n
     return {
         **state,
@@ -304,7 +308,18 @@ def _with_origin_ref(state: dict[str, Any]) -> dict[str, Any]:
     store = state.get("store")
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "c_origin" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_RESTARTS}  # no hybrid: nothing else changed
     ring = tensors["c_origin"]  # [C, Hc, Hc, E + 4, d]
     ref = torch.zeros(ring.shape[0], ring.shape[1], ring.shape[4], dtype=torch.float64)  # [C, Hc, d]
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "c_origin_ref": ref}}}
+    return {**state, "format": BEFORE_RESTARTS, "store": {**store, "tensors": {**tensors, "c_origin_ref": ref}}}
+
+
+def _with_restarts(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-9 ``state`` in format 10: the series' statistics gain the rows ``restarts`` and
+    ``restarted_steps`` at 0 (module doc); a copy, the input is not changed."""
+    store = state["store"]
+    stats = store["tensors"]["stats"]  # [C, F - 2, d]: the rows of STAT_FIELDS before restarts
+    if stats.shape[1] != STAT["restarts"]:
+        raise ValueError(f"format=9 stats have {stats.shape[1]} rows, expected {STAT['restarts']}")
+    stats = torch.cat([stats, stats.new_zeros(stats.shape[0], 2, stats.shape[2])], dim=1)
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}

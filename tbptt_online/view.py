@@ -153,7 +153,8 @@ class ForecasterView:
         return self._answers(requests, rows, steps)
 
     def _answers(self, requests: list[tuple[int, str, int, float]], rows: list, steps: torch.Tensor) -> list[Forecast]:
-        t = steps.tolist()
+        slots = torch.tensor([self.slots[series] for _, series, _, _ in requests], dtype=torch.int64)
+        t = (steps + self.tensors["stats"][slots, STAT["restarted_steps"], 0].long()).tolist()  # across restarts
         return [
             Forecast(series, h, level, *(column[:h] for column in rows[b]), t[b], self.update_count)
             for b, (_, series, h, level) in enumerate(requests)
@@ -163,6 +164,7 @@ class ForecasterView:
         """Prequential accuracy so far (errors summed over features, then divided)."""
         slot = self._slot(series)
         sums = self.tensors["stats"][slot][0].sum(dim=1).tolist()  # [F]: summed over features
+        first = self.tensors["stats"][slot][0, :, 0].tolist()  # [F] of the first feature (the series' own counts)
         t = {k: sums[STAT[k]] for k in ("score_n", "abs_err", "sq_err", "covered", "interval_n")}
         naive = {k: sums[STAT[k]] for k in ("naive_n", "naive_abs_err", "naive_sq_err")}
 
@@ -174,13 +176,14 @@ class ForecasterView:
         extra = self._hybrid_stats(slot) if self.config.hybrid else {}
         return SeriesStats(
             series=series,
-            count=int(self.tensors["steps"][slot]),
+            count=int(self.tensors["steps"][slot]) + int(first[STAT["restarted_steps"]]),  # across restarts
             mae=ratio(t["abs_err"], t["score_n"]),
             rmse=ratio(t["sq_err"], t["score_n"], root=True),
             naive_mae=ratio(naive["naive_abs_err"], naive["naive_n"]),
             naive_rmse=ratio(naive["naive_sq_err"], naive["naive_n"], root=True),
             coverage=ratio(t["covered"], t["interval_n"]),  # of the forecasts served with an interval
             interval_level=self.config.interval_level,
+            restarts=int(first[STAT["restarts"]]),
             **extra,
         )
 

@@ -178,7 +178,9 @@ class TruncationOut(BaseModel):
     measured_bias: float | None = Field(
         None, description="The same, measured on the probe's windows (within its probe_length steps); null before."
     )
-    dependencies: dict[str, int] = Field(description="Followed series -> dependency length: its longest season or significant lag (0: none).")
+    dependencies: dict[str, int] = Field(
+        description="Followed series -> dependency length: its longest season or significant lag (0: none)."
+    )
     seasons: dict[int, int] = Field(description="First season length -> series (hybrid; 0: none).")
     recommended_k2: int
     cost_ratio: float
@@ -288,6 +290,11 @@ class SeriesStatsOut(BaseModel):
         default=None,
         description="Values (per feature) far outside their served interval that the hybrid learned from at the "
         "interval's bound (a glitch; a run of them on one side is a level shift and is learned from as it came).",
+    )
+    restarts: int = Field(
+        default=0,
+        description="Times the series' model state started again because its forecast blew up (not finite, or "
+        "beyond 1e6 times its scale): its statistics and step go on.",
     )
     cadence: float | None = Field(
         default=None,

@@ -160,6 +160,7 @@ class SeriesStats:
     members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
     outliers: int | None = None  # values learned from at their interval's bound (a glitch each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
+    restarts: int = 0  # times its model state started again, its forecast blown up
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
@@ -171,6 +172,7 @@ class SeriesStats:
             interval_level=data["interval_level"],
             seasons=tuple(data.get("seasons") or ()),
             members=tuple((m["name"], m.get("mae"), m["weight"]) for m in data.get("members") or ()),
+            restarts=int(data.get("restarts") or 0),
             **{name: data.get(name) for name in optional},
         )
 

@@ -4,7 +4,9 @@ is ever stored (``check_state`` passes: it refuses a non-finite weight, moment o
 from __future__ import annotations
 
 import math
+import random
 
+import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
@@ -114,3 +116,40 @@ def test_a_warm_up_block_is_not_the_level_later_losses_are_judged_by() -> None:
         fired[in_warmup] = any(first + [guard.accepted(1.0, 0.94 + 0.01 * (i % 2), 1.0, False) for i in range(16)])
     assert not fired[True] and warm.counts["divergences"] == 0  # the warm-up left out: no roll-back
     assert fired[False] and settled.counts["divergences"] >= 1  # the same losses all settled: judged a rise
+
+
+def two_series(f: Forecaster, ticks: range, rng: random.Random) -> list:
+    results = []
+    for t in ticks:
+        items = [("bad", 5.0 + math.sin(t / 3) + 0.1 * rng.gauss(0, 1))]
+        items.append(("healthy", 10.0 + math.sin(2 * math.pi * t / 24) + 0.2 * rng.gauss(0, 1)))
+        results = f.observe_many(items)
+    return results
+
+
+@pytest.mark.parametrize(("field", "value"), [("x_level", math.inf), ("x_level", math.nan), ("carried_h", math.nan)])
+def test_a_series_whose_state_blew_up_starts_again_and_the_others_keep_their_updates(field, value) -> None:
+    # A runaway series (a hostile test's: its state went NaN) served None for good and, its network
+    # input NaN, had every update of the shared weights skipped for the series ticking with it.
+    f, rng = Forecaster(ForecasterConfig()), random.Random(0)
+    two_series(f, range(300), rng)
+    f.store.tensors[field][f.store.slots["bad"]] = value  # the state past repair
+    before = f.update_stats()
+    results = two_series(f, range(300, 400), rng)
+    after = f.update_stats()
+    assert after.updates - before.updates > 40 and after.skipped == before.skipped  # 25 of 25 skipped before
+    bad = f.series_stats("bad")
+    assert bad.restarts == 1 and bad.count == 400 and results[0].step == 400 and f.forecast("bad", 3).step == 400
+    assert abs(results[0].forecast_next.mean - 5.0) < 2.0 and f.series_stats("healthy").restarts == 0
+    check_state(f.state_dict())
+
+
+def test_a_forgotten_series_leaves_its_row_blank() -> None:
+    # a freed row kept its last owner's fields, which a checkpoint holds: NaN there made the model's
+    # own checkpoint fail check_state after the broken series was forgotten
+    f, rng = Forecaster(ForecasterConfig(guards=False)), random.Random(1)
+    two_series(f, range(50), rng)
+    f.store.tensors["carried_h"][f.store.slots["bad"]] = math.nan
+    f.forget("bad")
+    check_state(f.state_dict())
+    assert torch.equal(f.store.tensors["carried_h"][0], torch.zeros_like(f.store.tensors["carried_h"][0]))

@@ -26,7 +26,7 @@ def scores_as_tensors(stats, value, scored, mean, lower, upper, residual) -> tor
          torch.where(scored, residual**2, 0.0), bounded.to(f64)],
         dim=1,
     )  # fmt: skip
-    return stats[:, SCORES:] + increments
+    return stats[:, SCORES : STAT["restarts"]] + increments
 
 
 def random_step(generator: torch.Generator, b: int, d: int) -> tuple[torch.Tensor, ...]:
@@ -58,7 +58,8 @@ def test_a_tick_folds_its_values_as_the_tensor_formulas_did_bit_for_bit():
             count, centre, m2 = welford_update(count, centre, m2, value, observed)
         last_value = torch.where(observed, value, stats[:, STAT["last_value"]])
         scores = scores_as_tensors(stats, value, observed & ~torch.isnan(mean), mean, lower, upper, residual)
-        expected = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores], dim=1)
+        restarts = stats[:, STAT["restarts"] :]  # (not scores: the forecaster's, copied)
+        expected = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores, restarts], dim=1)
         assert new.dtype == expected.dtype and new.shape == expected.shape
         # bit for bit, NaN where NaN (and -0.0 apart from +0.0)
         assert torch.equal(new.view(torch.int64), expected.view(torch.int64)), trial
@@ -66,7 +67,8 @@ def test_a_tick_folds_its_values_as_the_tensor_formulas_did_bit_for_bit():
 
 def test_a_missing_value_leaves_the_normaliser_and_the_scores_alone():
     stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
-    stats[0, :, 0] = torch.tensor([2.0, 5.0, 8.0, 7.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 3.0], dtype=f64)
+    block = [2.0, 5.0, 8.0, 7.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 3.0, 1.0, 9.0]
+    stats[0, :, 0] = torch.tensor(block, dtype=f64)
     nan = torch.full((1, 1), math.nan, dtype=f64)
     new = observed_stats(stats, nan, torch.zeros(1, 1, dtype=torch.bool), True)
     add_scores(new, stats, nan, torch.zeros(1, 1, dtype=torch.bool), nan + 0, nan + 0, nan + 0, nan + 0)
@@ -75,13 +77,14 @@ def test_a_missing_value_leaves_the_normaliser_and_the_scores_alone():
 
 def test_a_value_by_hand():
     stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
-    stats[0, :, 0] = torch.tensor([1.0, 4.0, 0.0, 4.0, 0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=f64)  # one value seen: 4
+    # one value seen: 4 (and a restart after 9 steps, which a value leaves alone)
+    stats[0, :, 0] = torch.tensor([1.0, 4.0, 0.0, 4.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, 9.0], dtype=f64)
     one = torch.ones(1, 1, dtype=f64)
     new = observed_stats(stats, 6.0 * one, one > 0, True)
     add_scores(new, stats, 6.0 * one, one > 0, 5.0 * one, 4.5 * one, 5.5 * one, 0.5 * one)  # served 5 in [4.5, 5.5]
     # Welford: count 2, mean 5, m2 = (6 - 4) * (6 - 5) = 2; last value 6; scored: |6 - 5| = 1,
     # naive |6 - 4| = 2, not inside, residual 0.5^2, an interval served
-    assert new[0, :, 0].tolist() == [2.0, 5.0, 2.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 0.0, 0.25, 1.0]
+    assert new[0, :, 0].tolist() == [2.0, 5.0, 2.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 0.0, 0.25, 1.0, 1.0, 9.0]
 
 
 def test_a_forecast_served_without_an_interval_counts_for_the_errors_not_for_the_coverage():

@@ -21,7 +21,7 @@ from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, 
 from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
-from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5, as_format_6, as_format_8
+from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5, as_format_6, as_format_8, as_format_9
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -77,7 +77,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 9
+    assert migrated["format"] == FORMAT_VERSION == 10
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -107,9 +107,10 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
                 assert torch.equal(kept[key][:, :, :, combiners][:, :, :, column], value[:, :, :, OLD_MEMBERS])
         elif key in ("c_loss", "c_member_abs"):  # the long AR's column: at the cap, and the naive's
             assert torch.equal(kept[key].index_select(-2, torch.tensor(old)), value)
-        elif key == "stats":  # gains interval_n (format 7), equal to the scored forecasts
-            torch.testing.assert_close(kept[key][:, :-1], value, rtol=0, atol=0, equal_nan=True)  # (NaN: no value)
+        elif key == "stats":  # gains interval_n (format 7), equal to the scored forecasts; restarts (10), none
+            torch.testing.assert_close(kept[key][:, :-3], value, rtol=0, atol=0, equal_nan=True)  # (NaN: no value)
             assert torch.equal(kept[key][:, STAT["interval_n"]], value[:, STAT["score_n"]])
+            assert not kept[key][:, STAT["restarts"] :].any()
         else:
             assert kept[key] is value, key
     if kind == "hybrid":
@@ -143,7 +144,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 9: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 10: KeyError"):
         check_state(state)
 
 
@@ -151,7 +152,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (10, "format=10 is invalid: this version reads formats 2 to 9"),
+        (11, "format=11 is invalid: this version reads formats 2 to 10"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -235,8 +236,8 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
     assert migrated["format"] == FORMAT_VERSION
     kept, before = migrated["store"]["tensors"], old["store"]["tensors"]
     for key, value in before.items():
-        if key == "stats":  # gains interval_n (format 7)
-            torch.testing.assert_close(kept[key][:, :-1], value, rtol=0, atol=0, equal_nan=True)
+        if key == "stats":  # gains interval_n (format 7), restarts and restarted_steps (format 10)
+            torch.testing.assert_close(kept[key][:, :-3], value, rtol=0, atol=0, equal_nan=True)
         else:
             assert kept[key] is value, key
     for key in outliers.FIELDS:
@@ -259,7 +260,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 9
+    assert migrated["format"] == FORMAT_VERSION == 10
     kept = migrated["store"]["tensors"]
     assert kept["c_origin"] is old["store"]["tensors"]["c_origin"]
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -267,3 +268,17 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     # the same to float32's rounding of the ring at the series' level (format 8's precision)
     torch.testing.assert_close(continue_from(loaded, 40, 20), continue_from(original, 40, 20), rtol=1e-5, atol=1e-5)
     assert bool((loaded.store.tensors["c_origin_ref"] != 0).any())  # the new origins' references
+
+
+def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_bit_identically():
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12))
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_format_9(state)
+    assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 10
+    assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
+    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))

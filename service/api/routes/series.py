@@ -58,6 +58,7 @@ async def get_series(series: str, worker: ModelDep) -> dict:
         "multiplicative": stats.multiplicative,
         "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in stats.members],
         "outliers": stats.outliers,
+        "restarts": stats.restarts,
         "cadence": mark.cadence.step if mark is not None and mark.cadence.known else None,
     }
 

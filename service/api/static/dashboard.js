@@ -164,6 +164,8 @@ function renderAccuracy(stats, recent) {
     ["interval coverage", coverage],
     // values far outside their interval, learned from at its bound (the hybrid's outliers; null without it)
     ["outliers", stats.outliers === null || stats.outliers === undefined ? "–" : String(stats.outliers)],
+    // times the series' state started again, its forecast blown up (0 on a healthy series)
+    ["restarts", String(stats.restarts || 0), stats.restarts ? "bad" : ""],
   ]);
 }
 

@@ -51,6 +51,7 @@ async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_
         "multiplicative": expected.multiplicative,
         "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in expected.members],
         "outliers": expected.outliers,
+        "restarts": 0,
         "cadence": None,  # 6 steps of 60 s: not known before 8 in a row
     }
     assert len(expected.members) == 21 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12

@@ -27,7 +27,15 @@ MAX_FLOAT = sys.float_info.max
 MAX_ABS_VALUE = 1e36
 
 
+def _plain(value: Any) -> Any:
+    """A numpy or torch scalar or array as Python's own numbers and lists (``tolist``): a
+    ``np.float32(3.0)`` or ``np.int64(4)`` was refused as "not a number" (a hostile test); a
+    numpy bool stays a bool, and is refused as one."""
+    return value.tolist() if hasattr(value, "tolist") and not isinstance(value, str | bytes) else value
+
+
 def _row(value: Any, d: int, index: int) -> list[float]:
+    value = _plain(value)
     if value is None:
         return [math.nan] * d
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -39,7 +47,7 @@ def _row(value: Any, d: int, index: int) -> list[float]:
     if len(items) != d:
         raise ValueError(f"observation {index}: value has {len(items)} feature(s), expected n_features={d}")
     row = []
-    for item in items:
+    for item in map(_plain, items):
         if item is None:
             row.append(math.nan)
         elif isinstance(item, int | float) and not isinstance(item, bool):

@@ -104,6 +104,8 @@ def encode_value(value: Any) -> Any:
     ...     print(error)
     value True is invalid: must be a number, a list of numbers or None
     """
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):  # numpy or torch: Python's numbers and lists
+        value = value.tolist()  # (a numpy bool a bool, refused below: float() took it as 1.0)
     if value is None:
         return None
     if isinstance(value, list | tuple):

@@ -338,3 +338,29 @@ def test_the_integer_bounds_the_schema_publishes_are_the_ones_checked(field):
     for value in (low - 1, high + 1):
         with pytest.raises(ValueError, match=rf"^{field}={value} is invalid"):
             ForecasterConfig(**{**extra, field: value})
+
+
+def test_numpy_and_torch_numbers_are_taken_as_numbers_and_a_numpy_bool_is_refused() -> None:
+    # np.float32(3.0) and np.int64(4) were refused as "not a number": data read with numpy is made of them
+    import numpy as np
+
+    f = Forecaster(ForecasterConfig())
+    assert [f.observe("a", v).value for v in (np.float32(3.0), np.int64(4), torch.tensor(5.0))] == [3.0, 4.0, 5.0]
+    g = Forecaster(ForecasterConfig(n_features=2))
+    assert g.observe("b", np.array([1.0, 2.0])).value == [1.0, 2.0]
+    assert g.observe("b", [np.float64(1.5), None]).value == [1.5, None]
+    with pytest.raises(ValueError, match="value True is not a number"):
+        f.observe("a", np.bool_(True))
+    with pytest.raises(ValueError, match="value inf is infinite"):
+        f.observe("a", np.float64(np.inf))
+
+
+def test_the_client_encodes_numpy_numbers_as_the_library_takes_them() -> None:
+    # a numpy bool was sent as 1.0 (float() takes it) where the library and the service refuse a bool
+    import numpy as np
+
+    from tbptt_online.client.calls import encode_value
+
+    assert encode_value(np.float32(3.0)) == 3.0 and encode_value(np.array([1.0, np.nan])) == [1.0, None]
+    with pytest.raises(ValueError, match="value True is invalid"):
+        encode_value(np.bool_(True))

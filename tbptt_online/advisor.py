@@ -102,6 +102,8 @@ def advise(forecaster) -> TruncationReport:
 def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[str] | None = None) -> TruncationReport:
     """The data side of the advice, offline: ``values`` [B, n, d] (NaN = missing), one row per
     series, against ``config``'s k1 and k2. No network: nothing about the gradient's reach."""
+    if values.dim() != 3:
+        raise ValueError(f"values must be [series, steps, features], got shape {tuple(values.shape)}")
     b, n, _ = values.shape
     names = names or [f"series {i}" for i in range(b)]
     # Each series near its own length (from its first value on; the rows are NaN before it): the
@@ -110,7 +112,8 @@ def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[st
     # and 1.6 GB (every row searched 6,666 lags); one group per length was 8x slower than one
     # pass where the lengths all differ (300 series of 1,701 to 2,000 values: 20.8 s, 2.4 s).
     present = torch.isfinite(values).any(dim=2)  # [B, n]
-    lengths = torch.where(present.any(dim=1), n - present.int().argmax(dim=1), 0)  # [B]
+    first = present.int().argmax(dim=1) if n else torch.zeros(b, dtype=torch.int64)  # (argmax of no steps raised)
+    lengths = torch.where(present.any(dim=1), n - first, 0)  # [B]
     lags, periods = torch.zeros(b, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
     for length, rows in _length_groups(lengths):
         part = values[rows, n - length :]  # [b', length, d]

@@ -47,6 +47,7 @@ import torch
 from tbptt_online.season import WINSOR, detect_periods
 
 SEASON_FALSE_RATE = 0.001  # a dependency's seasons: white noise shows one in 0.1 % of rows (the hybrid's: 1 %)
+MIN_SPREAD = 8.0  # a row's seasons and lags are looked for when its changes spread over at least this many values
 LOG_FLOOR = -50.0  # log norms below this are zero for the fit (as the paper's code does)
 
 
@@ -181,11 +182,17 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     if n < 8:
         return out
     x = values[:, :, :d].to(torch.float64)
+    # a row whose changes sit in a few values (a step, or a flat stream with two events k steps
+    # apart) has neither seasons nor correlations to speak of: the two events made a season and
+    # a lag of k (a hostile test: a step from 0 to 1 read a dependency of 42 and k2 = 5x the given)
+    e, pair = _ar1_residuals(x)
+    spread = _spread(_winsorised(e, pair), pair) >= MIN_SPREAD  # [B, d]
     seasons = torch.zeros(b, dtype=torch.int64)
     if max_lag >= 2:
         x = x.clone()
         for f in range(d):
             periods = detect_periods(x[:, :, f], max_periods=2, max_period=max_lag, false_rate=SEASON_FALSE_RATE)
+            periods = torch.where(spread[:, f, None], periods, 0)
             seasons = torch.maximum(seasons, periods.amax(dim=1))  # periods [B, 2], 0 = none
             for p in periods.T:  # [B] each row's first season, then its second
                 back = torch.arange(n)[None, :] - p[:, None]  # [B, n] the step one season back
@@ -193,14 +200,10 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
                 differenced = torch.where(back >= 0, x[:, :, f] - before, torch.nan)
                 x[:, :, f] = torch.where(p[:, None] > 0, differenced, x[:, :, f])
     e, pair = _ar1_residuals(x)
-    size = torch.where(pair, e.abs(), torch.nan)  # [B, n - 1, d]
-    mad = 1.4826 * size.nanmedian(dim=1, keepdim=True).values.nan_to_num(0.0)
-    mean_abs = size.nan_to_num(0.0).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1)
-    cut = WINSOR * torch.where(mad > 1e-3 * mean_abs, mad, mean_abs)  # [B, 1, d] as season.py's scale
-    e = torch.maximum(torch.minimum(e, cut), -cut)  # a spike counts as a large value, not as a dependency
-    e = torch.where(pair, e - e.sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1), 0.0)  # centred again
+    e = _winsorised(e, pair)
     sd = (e.pow(2).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1)).sqrt()
     z = torch.where(sd > 0, e / sd.clamp(min=1e-300), 0.0)
+    z = torch.where(spread[:, None, :], z, 0.0)
     m = z.shape[1]
     hits = []
     found = torch.zeros(b, d, dtype=torch.float64)  # [B, d] sum of r_ii(j)^2 over the significant lags j so far
@@ -223,6 +226,27 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
                 kept.append(lag)
         out[row] = max(kept, default=0)
     return torch.maximum(out, seasons)
+
+
+def _winsorised(e: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+    """The residuals ``e`` [B, m, d] (valid where ``pair``) cut at ``WINSOR`` robust sds (1.4826
+    MAD; the mean absolute value where most are equal, as season.py's scale) and centred again,
+    0 where not valid: a spike counts as a large value, not as a dependency."""
+    size = torch.where(pair, e.abs(), torch.nan)
+    mad = 1.4826 * size.nanmedian(dim=1, keepdim=True).values.nan_to_num(0.0)
+    count = pair.sum(1, keepdim=True).clamp(min=1)
+    mean_abs = size.nan_to_num(0.0).sum(1, keepdim=True) / count
+    cut = WINSOR * torch.where(mad > 1e-3 * mean_abs, mad, mean_abs)  # [B, 1, d]
+    e = torch.maximum(torch.minimum(e, cut), -cut)
+    return torch.where(pair, e - e.sum(1, keepdim=True) / count, 0.0)
+
+
+def _spread(e: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+    """Over how many values the residuals ``e`` [B, m, d] (0 where not ``pair``) spread their
+    variance, per row and feature [B, d]: the participation ratio (sum e^2)^2 / sum e^4, about
+    m / 3 for Gaussian noise, 2 for two spikes among zeros, 0 for a constant."""
+    square = torch.where(pair, e, 0.0).square()
+    return square.sum(1).square() / square.square().sum(1).clamp(min=1e-300)
 
 
 def _ar1_residuals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -272,6 +272,22 @@ def test_spikes_some_steps_apart_are_no_dependency() -> None:
     assert longest_lag(values, max_lag=200).tolist() == [0, 0, 0, 0]
 
 
+def test_a_step_in_a_flat_series_is_no_dependency() -> None:
+    # the network's targets of a step from 0 to 1 are zeros but for two events 42 steps apart,
+    # which read as a season and a dependency of 42 (a recommended k2 of 50 against 10)
+    f = Forecaster(ForecasterConfig(k1=5, k2=10, probe_every=2, seed=0))
+    for i in range(300):
+        f.observe_many([("z", 0.0 if i < 150 else 1.0), ("a", 1.0 if i % 2 else -1.0)])
+    assert f.truncation().dependencies == {"z": 0, "a": 0}
+
+
+def test_the_offline_advice_on_no_steps_finds_nothing_and_a_wrong_shape_is_refused() -> None:
+    report = advise_values(torch.zeros(1, 0, 1), ForecasterConfig())  # argmax over no steps raised IndexError
+    assert report.dependencies == {"series 0": 0}
+    with pytest.raises(ValueError, match=r"values must be \[series, steps, features\], got shape \(5,\)"):
+        advise_values(torch.zeros(5), ForecasterConfig())
+
+
 def test_probe_and_adaptive_state_round_trip_bit_identically() -> None:
     config = ForecasterConfig(hidden_size=8, k1=2, k2="adaptive", k2_min=2, k2_max=10, probe_every=4)
     f = Forecaster(config)

@@ -150,6 +150,9 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
         found[none, 0] = young_periods(fill_gaps(values[none]), max_season)
     found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
     found[:, 0] = _best_neighbour(fill_gaps(values), found[:, 0], min(n // 2, max_season))
+    # the first season moved to a multiple or a neighbour can land on the second: one season then
+    # (a daily sine whose period went from 24 to 36 served [72, 72] for 190 values: a hostile test)
+    found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
     found = found.view(b, d, 2)
     changed = (found != rows["x_period"]).any(dim=2).any(dim=1)  # [B]
     if bool(changed.any()):

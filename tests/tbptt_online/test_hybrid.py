@@ -249,6 +249,16 @@ def test_auto_finds_no_season_in_noise():
     assert stats.members[names.index("seasonal_naive")].weight == 0.0  # no season: never weighted
 
 
+def test_a_season_that_changes_length_is_never_reported_twice():
+    # a sine whose period goes from 24 to 36: the first season moved to its multiple 72, and the
+    # second was 72 too ([72, 72] from value 575 to 767: a hostile test)
+    f, rng = Forecaster(ForecasterConfig()), random.Random(1)
+    for t in range(800):
+        f.observe("s", 10 * math.sin(2 * math.pi * t / (24 if t < 300 else 36)) + rng.gauss(0.0, 0.5))
+        seasons = f.series_stats("s").seasons
+        assert len(set(seasons)) == len(seasons), (t, seasons)
+
+
 def test_a_configured_season_is_reported_from_the_first_value():
     f = Forecaster(config_for(season_length=[7, 3]))
     f.observe("a", 1.0)

@@ -141,6 +141,13 @@ class Forecaster:
     def series_stats(self, series: str):
         return self._live().series_stats(series)
 
+    def step_of(self, series: str) -> int:
+        """The series' step as its results report it: the values it has seen, across restarts."""
+        slot = self.store.slot_of(series)
+        return int(self.store.tensors["steps"][slot]) + int(
+            self.store.tensors["stats"][slot, STAT["restarted_steps"], 0]
+        )
+
     def truncation(self) -> TruncationReport:
         """The truncation advisor's report: the gradient's reach, the data's dependency
         length, and whether k2 is long enough (see advisor.py); changes nothing."""
@@ -238,22 +245,27 @@ class Forecaster:
     def _restart_broken(self, slots: torch.Tensor, observed: torch.Tensor, stats: torch.Tensor, mean: torch.Tensor):
         """The rows [B] bool of the tick's series whose next mean [B, d] blew up, restarted.
 
-        Blown up: not finite where the tick observed a value (``observed`` [B, d]), or further
-        than ``RESTART_FACTOR`` times (1 + |last value| + the values' sd) from the last value
-        (``stats`` [B, F, d] with this value). Such a series' state (its experts, the values
+        Blown up: not finite where the tick observed a value (``observed`` [B, d]), or (with
+        ``normalize``, which keeps the values' sd) further than ``RESTART_FACTOR`` times
+        (1 + |last value| + the values' sd) from the last value (``stats`` [B, F, d] with this
+        value). Such a series' state (its experts, the values
         its members read, its carried network state) is past repair, and its forecasts and
         scores, in float32 rings, were about to be NaN: a hostile test's runaway series served
         None for good and, its network input NaN, had every update of the shared weights
         skipped for the series ticking with it. It starts again as a new series would, under
         its name, its prequential statistics kept, counted in them (``restarts``); its step
-        goes on from where it was (``restarted_steps``)."""
+        goes on from where it was (``restarted_steps``). With ``hybrid=False`` its interval still
+        comes from its lifetime squared residuals (``resid_sq``): wide after a blow-up, until new
+        ones dilute them."""
         # (numpy: a tick's few rows without torch's per-operation overhead)
         block, m = stats.numpy(), mean.numpy()
         last = block[:, STAT["last_value"]]  # [B, d]
-        sd = np.sqrt(block[:, STAT["norm_m2"]] / np.maximum(block[:, STAT["norm_count"]], 1.0))  # 0 unless normalize
-        with np.errstate(invalid="ignore"):  # (inf - inf: NaN, and not finite anyway)
-            far = np.abs(m - last) > RESTART_FACTOR * (1.0 + np.abs(last) + sd)  # (False where either is NaN)
-        broken = torch.from_numpy(((observed.numpy() & ~np.isfinite(m)) | far).any(axis=1))  # [B]
+        broken = observed.numpy() & ~np.isfinite(m)  # [B, d]
+        if self.config.normalize:  # (the values' sd is kept only then: without it a spiky series read as blown up)
+            sd = np.sqrt(block[:, STAT["norm_m2"]] / np.maximum(block[:, STAT["norm_count"]], 1.0))
+            with np.errstate(invalid="ignore"):  # (inf - inf: NaN, and not finite anyway)
+                broken |= np.abs(m - last) > RESTART_FACTOR * (1.0 + np.abs(last) + sd)  # (False where either is NaN)
+        broken = torch.from_numpy(broken.any(axis=1))  # [B]
         if not bool(broken.any()):
             return broken
         which = slots[broken]
@@ -355,8 +367,12 @@ class Forecaster:
             nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
         reported = steps + stats[:, STAT["restarted_steps"], 0].long()  # [B] the series' step, across restarts
         broken = self._restart_broken(slots, mask, stats, nxt[0])
-        if bool(broken.any()):  # nothing is served for the next value of a series that starts again
-            nxt = tuple(torch.where(broken[:, None], math.nan, column) for column in nxt)
+        if bool(broken.any()):  # a series that starts again is served what a new one is (hybrid: nothing)
+            fresh = torch.zeros(len(slots), *self.store.tensors["served"].shape[1:], dtype=torch.float64)
+            fresh[broken] = self.store.get("served", slots[broken])
+            nxt = tuple(
+                torch.where(broken[:, None], new, old) for new, old in zip(fresh.unbind(1)[1:], nxt, strict=True)
+            )
         return TickColumns(names, reported, updated, self.engine.updates, (raw, *made, *nxt), flagged)
 
     def _prequential_diverges(

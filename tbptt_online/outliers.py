@@ -30,17 +30,20 @@ shift are in ``M``), and waterflow, whose flow switches between two levels, is b
 by 0.99, cost waterflow 10 % (1.106 and 1.098). What the caller sent is still what the
 series' prequential statistics score and what results report.
 
-A level shift is not a glitch: ``outlier_run`` (>= 2) values in a row beyond the bound
-*on the same side* are the series moving, and that value and the next ones beyond it
-(while the run lasts) are taken as they came. So are ``outlier_run + 1`` in a row on
-alternating sides (a change of the series' spread: an idle series that started to alternate
-+-1 had each value taken at its bound as the first of a run on its side, learned from its own
-clipped values and ran away, -2e39 after 150 values); the other side right after a change
-starts a new run (a flow switching back: waterflow). Within a run on one side shorter than
-``outlier_run``, the values after the first are taken at the served interval's edge
-``F +- q``, which the calibration counts as covered: at their bounds, 99 of them
-(``outlier_run`` = 100, a step in a flat series) were 99 misses, each widening the interval
-and so the bound by exp(0.36), and taught the members an exponential ramp.
+A level shift is not a glitch. A *run* is values in a row beyond their bounds, on either side;
+it is a change of the series from its ``outlier_run``-th value (>= 2) when that value is on the
+same side as the one before (for the default 2: two in a row on one side, a level shift), and
+from its ``outlier_run + 1``-th whatever the sides (for 2: three alternating, a change of the
+series' spread: an idle series that started to alternate +-1 had each value taken at its bound
+as the first of a run on its side, learned from its own clipped values and ran away, -2e39
+after 150 values). From there on the run's values are taken as they came; a value on the
+other side right after a change starts a new run (a flow switching back: waterflow, 1.014
+against 1.001 one step when it did not, 1.031 when two alternating values were a change).
+Before it, the run's first value is taken at its bound, and a value on the same side as the
+one before at the served interval's edge ``F +- q``, which the calibration counts as covered
+(``outlier_run`` > 2): at their bounds, 99 of them (``outlier_run`` = 100, a step in a flat
+series) were 99 misses, each widening the interval and so the bound by exp(0.36), and taught
+the members an exponential ramp; a value on the other side at its bound.
 
 A young series (its first ``YOUNG`` values: its interval is still a guess; noise was clipped
 into a spurious season), a missing value and a value with no served interval are taken as

@@ -78,11 +78,20 @@ class TruncationProbe:
 
     def _take(self, row: int, slot: int) -> None:
         t = self.tensors
+        self._clear(row)
         t["slots"][row] = slot
         t["count"][row] = 0
         t["values"][row] = torch.nan
         t["lags"][row] = 0  # a new series: no lag found yet (nor one of the row's previous series)
         t["missed"][row] = 0
+
+    def _clear(self, row: int) -> None:
+        """The row's rings of what the network was fed, as a fresh probe's: a series that restarted
+        (or was forgotten) had left the NaN that made it restart there, and a checkpoint holds
+        them (check_state refused the model's own)."""
+        for key in ("x", "y", "mask", "start_h", "start_c"):
+            if key in self.tensors:
+                self.tensors[key][row] = 0
 
     def rotate(self, seen: torch.Tensor) -> None:
         """At a probe, before its windows are taken: count the followed rows without a full
@@ -114,6 +123,8 @@ class TruncationProbe:
                 self._take(row, slot)
 
     def drop(self, slot: int) -> None:
+        for row in (self.tensors["slots"] == slot).nonzero().squeeze(1).tolist():
+            self._clear(row)
         self.tensors["slots"][self.tensors["slots"] == slot] = -1
 
     def record(

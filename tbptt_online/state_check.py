@@ -72,7 +72,8 @@ NON_NEGATIVE = (
 )  # fmt: skip
 COVARIANCES = ("x_ar_p", "x_arc_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
-NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n")
+NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
+COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 MOMENTS = {"Adam": ("exp_avg", *SECOND_MOMENTS), "AdamW": ("exp_avg", *SECOND_MOMENTS), "SGD": ("momentum_buffer",)}
 
@@ -373,6 +374,13 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         for name in NON_NEGATIVE_STATS:
             if bool((value[:, STAT[name]] < 0).any()):
                 raise ValueError(f"{field} is invalid: row {name!r} holds negative values; must be >= 0")
+        for name in COUNT_STATS:  # (a restart counts the series, not a feature: every column the same)
+            row = value[:, STAT[name]]  # [C, d]
+            if bool((row != row.floor()).any() | (row > MAX_COUNT).any() | (row != row[:, :1]).any()):
+                raise ValueError(
+                    f"{field} is invalid: row {name!r} must hold whole numbers up to {MAX_COUNT}, "
+                    "the same for every feature"
+                )
 
 
 def _check_sampler(sampler: Any) -> None:

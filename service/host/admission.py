@@ -108,11 +108,12 @@ class BatchAdmission:
         for counts in (job_untimed, self._untimed):
             if series in counts:
                 return counts[series]
-        mark, slot = self.marks.get(series), self.forecaster.store.slots.get(series)
-        if mark is None or mark.result is None or slot is None:
+        mark = self.marks.get(series)
+        if mark is None or mark.result is None or series not in self.forecaster.store.slots:
             return 0
-        # applied since the mark (never below 0: an imported checkpoint's marks are not matched with its steps)
-        return max(int(self.forecaster.store.tensors["steps"][slot]) - mark.result.step, 0)
+        # applied since the mark (never below 0: an imported checkpoint's marks are not matched with its steps);
+        # the series' step as results report it (the store's steps start again when a series restarts)
+        return max(self.forecaster.step_of(series) - mark.result.step, 0)
 
     def admit_all(self, jobs: list[list[Observation]]) -> list[list[Source] | ApiError]:
         """``admit`` each job in order: its sources, or the ``ApiError`` that refused it.

@@ -51,7 +51,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
     probe = state["probe"]
     tensors = {k: v for k, v in probe["tensors"].items() if k != "missed"}
     store = dict(state["store"]["tensors"])
-    store["stats"] = store["stats"][:, : STAT["interval_n"]].clone()  # interval_n is the last row
+    store["stats"] = store["stats"][:, : STAT["interval_n"]].clone()  # interval_n is the last row left
     return {**state, "format": 6, "probe": {**probe, "tensors": tensors}, "store": {**state["store"], "tensors": store}}
 
 

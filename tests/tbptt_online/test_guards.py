@@ -127,20 +127,35 @@ def two_series(f: Forecaster, ticks: range, rng: random.Random) -> list:
     return results
 
 
-@pytest.mark.parametrize(("field", "value"), [("x_level", math.inf), ("x_level", math.nan), ("carried_h", math.nan)])
-def test_a_series_whose_state_blew_up_starts_again_and_the_others_keep_their_updates(field, value) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "hybrid"),
+    [
+        ("x_level", math.inf, True),
+        ("x_level", math.nan, True),
+        ("carried_h", math.nan, True),
+        ("carried_h", math.nan, False),
+    ],
+)
+def test_a_series_whose_state_blew_up_starts_again_and_the_others_keep_their_updates(field, value, hybrid) -> None:
     # A runaway series (a hostile test's: its state went NaN) served None for good and, its network
     # input NaN, had every update of the shared weights skipped for the series ticking with it.
-    f, rng = Forecaster(ForecasterConfig()), random.Random(0)
+    f, rng = Forecaster(ForecasterConfig(hybrid=hybrid)), random.Random(0)
     two_series(f, range(300), rng)
     f.store.tensors[field][f.store.slots["bad"]] = value  # the state past repair
     before = f.update_stats()
-    results = two_series(f, range(300, 400), rng)
+    restarted = two_series(f, range(300, 301), rng)[0]
+    check_state(f.state_dict())  # at once: the probe's rings no longer hold the NaN of that tick
+    served = f.forecast("bad", 1)  # what is served now: nothing (hybrid), the fresh state's forecast (network)
+    assert restarted.step == 301 and restarted.forecast_next.mean == served.mean[0]
+    assert (restarted.forecast_next.mean is None) == hybrid
+    results = two_series(f, range(301, 400), rng)
     after = f.update_stats()
     assert after.updates - before.updates > 40 and after.skipped == before.skipped  # 25 of 25 skipped before
     bad = f.series_stats("bad")
     assert bad.restarts == 1 and bad.count == 400 and results[0].step == 400 and f.forecast("bad", 3).step == 400
     assert abs(results[0].forecast_next.mean - 5.0) < 2.0 and f.series_stats("healthy").restarts == 0
+    check_state(f.state_dict())
+    f.forget("bad")
     check_state(f.state_dict())
 
 

@@ -97,6 +97,11 @@ def test_a_run_on_alternating_sides_is_a_change_of_spread_taken_as_it_came():
     # (-2e39 after 150 values): outlier_run + 1 in a row, on either sides, are a change.
     assert judge(-50.0, run=2) == (-50.0, -3, 0, 0.0)
     assert judge(70.0, run=-2, shifts=1) == (70.0, 3, 0, 60.0)  # a change: it counts as a shift
+    # outlier_run = 3: the third in a row is a change when it is on the side of the one before it,
+    # else at its bound; the fourth is one whatever the sides
+    assert judge(-60.0, run=-2, shift_run=3) == (-60.0, -4, 0, 0.0)
+    assert judge(60.0, run=-2, shift_run=3) == (10.0 + 6.0 / Z, 3, 1, 0.0)
+    assert judge(-60.0, run=3, shift_run=3) == (-60.0, -4, 0, 0.0)
 
 
 def test_within_a_run_shorter_than_outlier_run_a_value_is_taken_at_the_intervals_edge():

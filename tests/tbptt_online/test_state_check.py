@@ -168,6 +168,12 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "probe step count 2^62": (_set_tensor(_probe, "count", 0, 2**62), "probe.tensors['count']"),
     "negative probe missed count": (_set_tensor(_probe, "missed", 0, -1), "probe.tensors['missed']"),
     "negative interval count": (_set_tensor(_tensors, "stats", (0, STAT["interval_n"], 0), -1.0), "row 'interval_n'"),
+    # (a restarted_steps of -100 made the series report step -94 in results, forecasts and its stats)
+    "negative restart steps": (
+        _set_tensor(_tensors, "stats", (0, STAT["restarted_steps"], 0), -100.0),
+        "row 'restarted_steps' holds negative",
+    ),
+    "fractional restarts": (_set_tensor(_tensors, "stats", (0, STAT["restarts"], 0), 2.5), "row 'restarts' must"),
     "an adaptive window a fixed config cannot use": (_set(lambda s: s["probe"], "window", 7), "probe.window"),
     "unknown config field": (_set(lambda s: s["config"], "colour", "red"), "config"),
     "another format": (_set(lambda s: s, "format", 99), "format"),

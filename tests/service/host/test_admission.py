@@ -123,3 +123,24 @@ def test_values_without_a_timestamp_since_the_mark_take_the_first_steps_of_a_gap
         Observation("b", 7.0, 150.0),
     ]
     assert admission.inserted == 3 + 2
+
+
+def test_values_without_a_timestamp_after_a_restart_are_counted_from_the_reported_step() -> None:
+    # The store's steps start again when a series restarts (its forecast blew up) while its results
+    # go on counting: the untimed values since the mark were counted as 0 and 4 nulls inserted for 1.
+    import math
+
+    from tbptt_service.host.admission import SeriesMark
+    from tbptt_service.host.cadence import Cadence
+
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    for t in range(60):
+        forecaster.observe("a", 5.0 + math.sin(t / 3))
+    forecaster.store.tensors["carried_h"][forecaster.store.slots["a"]] = math.nan  # the state past repair
+    mark_result = forecaster.observe("a", 5.0)  # the restart: reported step 61, the store's steps 0
+    assert mark_result.step == 61 and forecaster.series_stats("a").restarts == 1
+    forecaster.observe_many([("a", 5.1), ("a", 5.2), ("a", 5.3)])  # three values without a timestamp
+    marks = {"a": SeriesMark(100.0, 5.0, mark_result, cadence=Cadence(10.0, 8))}
+    admission = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=100, gap_allowance=100)
+    assert admission.admit([Observation("a", 5.4, 150.0)]) == [1]  # 4 steps missing, 3 of them taken: 1 null
+    assert admission.merged == [Observation("a", None, 140.0), Observation("a", 5.4, 150.0)]

@@ -35,7 +35,7 @@ from tbptt_online.probe import TruncationProbe
 from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
-from tbptt_online.scoring import STAT, add_scores, observed_stats
+from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, observed_stats
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
@@ -112,13 +112,20 @@ class Forecaster:
     def view(self) -> ForecasterView:
         """A consistent read-only snapshot (cheap: weights are copied once per update)."""
         if self.config.hybrid:  # its forecasts never run the network: the correction is in the state
-            return ForecasterView(self.config, None, self.store.snapshot(), self.store.slots, self.engine.updates)
+            return ForecasterView(
+                self.config, None, self.store.snapshot(), self.store.slots, self.engine.updates, self.store.offsets
+            )
         attempts = (self.engine.attempts, self.engine.guard.counts["rollbacks"])  # a roll-back changes the weights too
         if self._frozen is None or self._frozen[0] != attempts:
             frozen = copy.deepcopy(self.network).requires_grad_(False)
             self._frozen = (attempts, frozen)
         return ForecasterView(
-            self.config, self._frozen[1], self.store.snapshot(), self.store.slots, self.engine.updates
+            self.config,
+            self._frozen[1],
+            self.store.snapshot(),
+            self.store.slots,
+            self.engine.updates,
+            self.store.offsets,
         )
 
     def _live(self) -> ForecasterView:
@@ -128,7 +135,9 @@ class Forecaster:
         of the in-place fields and the copy of the weights that ``view()`` makes for a reader
         that outlives later ticks (the same numbers; a copy per call cost more than the read)."""
         network = None if self.config.hybrid else self.network
-        return ForecasterView(self.config, network, self.store.tensors, self.store.slots, self.engine.updates)
+        return ForecasterView(
+            self.config, network, self.store.tensors, self.store.slots, self.engine.updates, self.store.offsets
+        )
 
     def forecast(self, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """Multi-step forecast with intervals; never mutates any state (see ForecasterView)."""
@@ -144,9 +153,7 @@ class Forecaster:
     def step_of(self, series: str) -> int:
         """The series' step as its results report it: the values it has seen, across restarts."""
         slot = self.store.slot_of(series)
-        return int(self.store.tensors["steps"][slot]) + int(
-            self.store.tensors["stats"][slot, STAT["restarted_steps"], 0]
-        )
+        return int(self.store.tensors["steps"][slot]) + self.store.offsets.get(slot, 0)
 
     def truncation(self) -> TruncationReport:
         """The truncation advisor's report: the gradient's reach, the data's dependency
@@ -242,8 +249,10 @@ class Forecaster:
             state = self.network.initial_state(len(slots))
             self._serve(slots, self.network.predict(state), self.store.get("stats", slots))  # the forecast of value 1
 
-    def _restart_broken(self, slots: torch.Tensor, observed: torch.Tensor, stats: torch.Tensor, mean: torch.Tensor):
-        """The rows [B] bool of the tick's series whose next mean [B, d] blew up, restarted.
+    def _restart_broken(
+        self, slots: torch.Tensor, observed: torch.Tensor, stats: torch.Tensor, mean: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The rows [B] bool of the tick's series whose next mean [B, d] blew up, restarted (None: none).
 
         Blown up: not finite where the tick observed a value (``observed`` [B, d]), or (with
         ``normalize``, which keeps the values' sd) further than ``RESTART_FACTOR`` times
@@ -257,23 +266,20 @@ class Forecaster:
         goes on from where it was (``restarted_steps``). With ``hybrid=False`` its interval still
         comes from its lifetime squared residuals (``resid_sq``): wide after a blow-up, until new
         ones dilute them."""
-        # (numpy: a tick's few rows without torch's per-operation overhead)
-        block, m = stats.numpy(), mean.numpy()
-        last = block[:, STAT["last_value"]]  # [B, d]
-        broken = observed.numpy() & ~np.isfinite(m)  # [B, d]
-        if self.config.normalize:  # (the values' sd is kept only then: without it a spiky series read as blown up)
-            sd = np.sqrt(block[:, STAT["norm_m2"]] / np.maximum(block[:, STAT["norm_count"]], 1.0))
-            with np.errstate(invalid="ignore"):  # (inf - inf: NaN, and not finite anyway)
-                broken |= np.abs(m - last) > RESTART_FACTOR * (1.0 + np.abs(last) + sd)  # (False where either is NaN)
-        broken = torch.from_numpy(broken.any(axis=1))  # [B]
-        if not bool(broken.any()):
-            return broken
+        arrays = (mean.numpy(), stats.numpy(), observed.numpy(), RESTART_FACTOR, self.config.normalize)
+        if not any_blown_up(*arrays):  # (numpy views, one call: the common case)
+            return None
+        out = np.empty(len(slots), dtype=np.bool_)
+        blown_up(*arrays, out)
+        broken = torch.from_numpy(out)  # [B]
         which = slots[broken]
         kept = self.store.get("stats", which)  # [b, F, d] a copy
         kept[:, STAT["restarts"]] += 1
         kept[:, STAT["restarted_steps"]] += self.store.get("steps", which)[:, None].double()
         self.store.reset(which, keep=("stats",))
         self.store.put(which, stats=kept)
+        restarted = kept[:, STAT["restarted_steps"], 0].long().tolist()
+        self.store.offsets = {**self.store.offsets, **dict(zip(which.tolist(), restarted, strict=True))}
         self.probe.restart(which)
         self._first_forecasts(which)
         return broken
@@ -365,9 +371,10 @@ class Forecaster:
             if cfg.residual:
                 next_pred = shift_mean(next_pred, x)  # the change from x_t
             nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
-        reported = steps + stats[:, STAT["restarted_steps"], 0].long()  # [B] the series' step, across restarts
+        offsets = self.store.offsets  # (empty unless a series restarted)
+        reported = steps + torch.tensor([offsets.get(s, 0) for s in slots.tolist()]) if offsets else steps
         broken = self._restart_broken(slots, mask, stats, nxt[0])
-        if bool(broken.any()):  # a series that starts again is served what a new one is (hybrid: nothing)
+        if broken is not None:  # a series that starts again is served what a new one is (hybrid: nothing)
             fresh = torch.zeros(len(slots), *self.store.tensors["served"].shape[1:], dtype=torch.float64)
             fresh[broken] = self.store.get("served", slots[broken])
             nxt = tuple(

@@ -51,7 +51,7 @@ from tbptt_online.experts import SHARED
 from tbptt_online.hybrid import ORIGIN_RING
 from tbptt_online.network import State
 from tbptt_online.saved_rows import AsOfSnapshot, SavedRows
-from tbptt_online.scoring import blank_stats
+from tbptt_online.scoring import STAT, blank_stats
 
 MAX_NAME_LENGTH = 200
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
@@ -82,6 +82,10 @@ class SeriesStore:
         self.lstm = config.cell == "lstm"
         self.anchors = config.max_window // config.k1 + 1 if config.mode == "stateful" else 0
         self.slots: dict[str, int] = {}
+        # slot -> the steps a series had seen before it restarted (its stats' restarted_steps), for
+        # the series that did: their reported step is steps + this (a new dict when it changes:
+        # views keep theirs). Derived from the stats, so that the common case reads nothing.
+        self.offsets: dict[int, int] = {}
         self.names: list[str | None] = []
         self.free: list[int] = []
         if capacity is None:
@@ -161,6 +165,8 @@ class SeriesStore:
         self.slots = {other: i for other, i in self.slots.items() if other != name}  # snapshots keep the old one
         self.names[slot] = None
         self.free.append(slot)
+        if slot in self.offsets:
+            self.offsets = {k: v for k, v in self.offsets.items() if k != slot}
         # the whole row blank, as a new series' (the derived fields as a load would leave them): a
         # freed row kept its last owner's fields, and a checkpoint holds the rows up to the last
         # slot in use, so a forgotten series whose state had gone NaN made the model's own
@@ -308,6 +314,14 @@ class SeriesStore:
             for k, v in self._blank(0).items()
         }
         self.handed_out = {k for k in self.tensors if k not in PRIVATE and k not in DERIVED}  # the caller's
+        self.offsets = _offsets(self.tensors["stats"], self.slots)
+
+
+def _offsets(stats: torch.Tensor, slots: dict[str, int]) -> dict[int, int]:
+    """slot -> restarted_steps of the live series that restarted (``SeriesStore.offsets``)."""
+    live = torch.tensor(sorted(slots.values()), dtype=torch.int64)
+    restarted = stats[live, STAT["restarted_steps"], 0] if len(live) else torch.zeros(0)
+    return {int(live[i]): int(restarted[i]) for i in (restarted > 0).nonzero().squeeze(1).tolist()}
 
 
 def _run_start(slots: torch.Tensor) -> int | None:

@@ -43,12 +43,14 @@ class ForecasterView:
         tensors: dict[str, torch.Tensor],
         slots: dict[str, int],
         update_count: int,
+        offsets: dict[int, int] | None = None,
     ) -> None:
         self.config = config
         self.network = network
         self.tensors = tensors
         self.slots = slots
         self.update_count = update_count
+        self.offsets = offsets or {}  # slot -> steps before a restart (SeriesStore.offsets)
 
     def series(self) -> list[str]:
         return list(self.slots)
@@ -153,8 +155,12 @@ class ForecasterView:
         return self._answers(requests, rows, steps)
 
     def _answers(self, requests: list[tuple[int, str, int, float]], rows: list, steps: torch.Tensor) -> list[Forecast]:
-        slots = torch.tensor([self.slots[series] for _, series, _, _ in requests], dtype=torch.int64)
-        t = (steps + self.tensors["stats"][slots, STAT["restarted_steps"], 0].long()).tolist()  # across restarts
+        t = steps.tolist()
+        if self.offsets:  # a series that restarted: its step goes on across restarts
+            t = [
+                step + self.offsets.get(self.slots[series], 0)
+                for step, (_, series, _, _) in zip(t, requests, strict=True)
+            ]
         return [
             Forecast(series, h, level, *(column[:h] for column in rows[b]), t[b], self.update_count)
             for b, (_, series, h, level) in enumerate(requests)

@@ -155,6 +155,8 @@ def test_a_series_whose_state_blew_up_starts_again_and_the_others_keep_their_upd
     assert bad.restarts == 1 and bad.count == 400 and results[0].step == 400 and f.forecast("bad", 3).step == 400
     assert abs(results[0].forecast_next.mean - 5.0) < 2.0 and f.series_stats("healthy").restarts == 0
     check_state(f.state_dict())
+    g = Forecaster.from_state_dict(f.state_dict())  # its step goes on after a load too (offsets from the stats)
+    assert g.forecast("bad", 2).step == 400 and g.observe("bad", 5.0).step == 401 == f.observe("bad", 5.0).step
     f.forget("bad")
     check_state(f.state_dict())
 

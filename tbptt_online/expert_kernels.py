@@ -33,6 +33,10 @@ SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
 AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
 AR_CLAMP = 50.0  # normalised AR inputs and errors are clamped to +-this (a spike cannot blow it up)
+UNIT_RELATIVE = 1e-9  # a flat series' unit: this share of its level...
+# ...and never below this: an absolute 1e-9 (the floor was 1e-9 (|level| + 1)) measured a series of values
+# about 1e-20 in units of 1e-9, its intervals 1e5 times wider than its data and its MAE 1e6 times the naive's
+UNIT_FLOOR = 1e-100
 LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
 # the experts' positions in ``paths`` (the order of experts.NAMES)
 NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
@@ -47,9 +51,9 @@ def _clamp(x: float) -> float:
 
 @compiled
 def local_scale(scale: np.ndarray, level: np.ndarray, b: int, k: int) -> float:
-    """The scale errors are measured in: the local scale, or 1e-9 relative to the (units,
-    trend's) level while it is 0 (a flat series), never 0."""
-    return max(scale[b, k], 1e-9 * (abs(level[b, 0, REFERENCE, k]) + 1.0))
+    """The scale errors are measured in: the local scale, or ``UNIT_RELATIVE`` of the (units,
+    trend's) level while it is 0 (a flat series), never below ``UNIT_FLOOR``."""
+    return max(scale[b, k], UNIT_RELATIVE * abs(level[b, 0, REFERENCE, k]), UNIT_FLOOR)
 
 
 @compiled

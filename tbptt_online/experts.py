@@ -36,7 +36,17 @@ import torch
 from tbptt_online import ar_changes
 from tbptt_online import expert_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
-from tbptt_online.expert_kernels import ALPHAS, AR_ORDER, AR_PRIOR, BETA, GAMMAS, PHI, REFERENCE  # noqa: F401
+from tbptt_online.expert_kernels import (  # noqa: F401
+    ALPHAS,
+    AR_ORDER,
+    AR_PRIOR,
+    BETA,
+    GAMMAS,
+    PHI,
+    REFERENCE,
+    UNIT_FLOOR,
+    UNIT_RELATIVE,
+)
 
 SPACES = ("", "log_")
 VARIANTS = [(space, gamma) for space in SPACES for gamma in GAMMAS]  # V = 4: [units | log] x gamma
@@ -78,10 +88,10 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
 
 
 def local_scale(rows: dict[str, torch.Tensor]) -> torch.Tensor:
-    """[B, d] the scale errors are measured in: the local scale, or 1e-9 relative to the
-    level while it is 0 (a flat series), never 0."""
+    """[B, d] the scale errors are measured in: the local scale, or ``UNIT_RELATIVE`` of the
+    level while it is 0 (a flat series), never below ``UNIT_FLOOR`` (``expert_kernels.local_scale``)."""
     level = np.abs(rows["x_level"].numpy()[:, 0, REFERENCE])  # (numpy: a tick's few rows, no torch overhead)
-    return torch.from_numpy(np.maximum(rows["x_scale"].numpy(), 1e-9 * (level + 1.0)))
+    return torch.from_numpy(np.maximum(np.maximum(rows["x_scale"].numpy(), UNIT_RELATIVE * level), UNIT_FLOOR))
 
 
 def subset(rows: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str, torch.Tensor]:

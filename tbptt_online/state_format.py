@@ -103,6 +103,7 @@ import torch
 from tbptt_online import ar_changes, combination, experts, outliers
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.expert_kernels import UNIT_FLOOR, UNIT_RELATIVE
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
@@ -246,7 +247,7 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
     if ring.shape[3] != members + 2:
         raise ValueError(f"format=4 ring of past forecasts has {ring.shape[3]} columns, expected {members + 2}")
     reference = tensors["x_level"][:, 0, experts.REFERENCE].abs()  # [C, d]
-    unit = torch.maximum(tensors["x_scale"], 1e-9 * (reference + 1.0))  # [C, d] as expert_kernels.local_scale
+    unit = torch.maximum(tensors["x_scale"], UNIT_RELATIVE * reference).clamp(min=UNIT_FLOOR)  # [C, d] as local_scale
     served = ring[:, :, :, members : members + 1]  # [C, Hc, Hc, 1, d]
     new = {
         **tensors,

@@ -537,3 +537,15 @@ def test_a_neighbour_that_wins_one_measure_only_does_not_replace_the_season_foun
     spread = {m: profile_spread(y[0].tolist(), m) for m in (23, 24, 25)}
     naive = {m: naive_error(y[0], m, 25) for m in (23, 24, 25)}
     assert min(spread, key=spread.get) == 24 and min(naive, key=naive.get) == 23
+
+
+@pytest.mark.parametrize("level", [1.0, 1e-15, 1e-20, 1e-30])
+def test_a_series_of_tiny_values_is_forecast_as_one_of_ordinary_values(level):
+    # the unit of a flat series was at least 1e-9 in the series' own units: a series of values about
+    # 1e-20 had intervals 1e5 times wider than its data, covering all of it, and an MAE 1.4e6 times the naive's
+    f, rng = Forecaster(ForecasterConfig(hidden_size=16)), random.Random(3)
+    for _ in range(300):
+        f.observe("s", level * (1 + 0.1 * rng.gauss(0.0, 1.0)))
+    stats, served = f.series_stats("s"), f.forecast("s", 1)
+    assert stats.mae < stats.naive_mae and 0.8 < stats.coverage < 0.97
+    assert served.upper[0] - served.lower[0] < 0.6 * level  # 2 x 1.645 x the noise, 0.1 * level: 0.33 * level

@@ -51,9 +51,7 @@ class TruncationReport:
     decay_rate: float | None  # beta of the geometric fit
     relative_bias: float | None  # of the window in force (None before a probe; inf: no decay)
     measured_bias: float | None  # the same, measured at the last probe on its windows (None: not measured)
-    dependencies: dict[
-        str, int
-    ]  # followed series -> its dependency length: longest season or significant lag (0: none)
+    dependencies: dict[str, int]  # followed series -> longest season or significant lag (0: none)
     seasons: dict[int, int]  # first season length -> number of series (hybrid; 0: none found)
     recommended_k2: int
     cost_ratio: float  # per update, recommended window over the one in force

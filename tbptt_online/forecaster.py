@@ -375,11 +375,8 @@ class Forecaster:
         reported = steps + torch.tensor([offsets.get(s, 0) for s in slots.tolist()]) if offsets else steps
         broken = self._restart_broken(slots, mask, stats, nxt[0])
         if broken is not None:  # a series that starts again is served what a new one is (hybrid: nothing)
-            fresh = torch.zeros(len(slots), *self.store.tensors["served"].shape[1:], dtype=torch.float64)
-            fresh[broken] = self.store.get("served", slots[broken])
-            nxt = tuple(
-                torch.where(broken[:, None], new, old) for new, old in zip(fresh.unbind(1)[1:], nxt, strict=True)
-            )
+            served = self.store.get("served", slots).unbind(1)[1:]  # mean, lower, upper [B, d], as stored now
+            nxt = tuple(torch.where(broken[:, None], new, old) for new, old in zip(served, nxt, strict=True))
         return TickColumns(names, reported, updated, self.engine.updates, (raw, *made, *nxt), flagged)
 
     def _prequential_diverges(

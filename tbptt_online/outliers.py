@@ -136,13 +136,8 @@ def clean(
                 largest[b, k] = max(abs(error) if shifts[b, k] >= 2 else 0.0, LARGEST_DECAY * largest[b, k])
                 continue
             run[b, k] = side * (before + 1)
-            # The first of a run on its side at its bound. The next ones on the same side (outlier_run > 2)
-            # at the served interval's edge, which the calibration counts as covered: at their bounds a
-            # run of them was a run of misses, each widening the interval and so the bound by exp(0.36),
-            # and taught the members an exponential ramp (outlier_run = 100, a step from 0 to 100:
-            # forecasts of 3e7). An idle series that starts to alternate +-1 had each value taken at its
-            # bound as the first of a run, learned from its own clipped values and ran away (-2e39):
-            # outlier_run + 1 in a row on alternating sides are a change of its spread, taken as they came.
+            # before a change: on the side of the one before at the interval's edge (the calibration counts
+            # it covered), else at the bound (module doc: why each)
             taken[b, k] = mean[b, k] + math.copysign(half if same else bound, error)
             flagged[b, k] = True
             count[b, k] += 1

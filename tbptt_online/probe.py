@@ -56,9 +56,7 @@ class TruncationProbe:
             "start_h": torch.zeros(p, k, layers, hid, dtype=dtype),  # the live state before step s
             "values": torch.full((p, self.lag_memory, d), torch.nan, dtype=torch.float64),  # targets, a ring
             "phi": torch.zeros(k, dtype=torch.float64),  # mean || dL_t / dh_{t-k} ||, k = 1 .. K_p
-            "lags": torch.zeros(
-                p, dtype=torch.int64
-            ),  # the dependency length per row (last probe; truncation.longest_lag)
+            "lags": torch.zeros(p, dtype=torch.int64),  # dependency length per row (last probe; longest_lag)
             "missed": torch.zeros(p, dtype=torch.int64),  # probes in a row at which the row held no full window
             # the relative bias of the window in force measured at the last probe (engine.measured_bias; NaN: none)
             "measured": torch.full((1,), torch.nan, dtype=torch.float64),
@@ -116,16 +114,20 @@ class TruncationProbe:
         last = (t["count"] - 1) % self.length
         return ready & t["mask"][torch.arange(PROBE_SERIES), last].any(1)
 
+    def _rows_of(self, slot: int) -> list[int]:
+        """The rows following ``slot`` (none or one)."""
+        return (self.tensors["slots"] == slot).nonzero().squeeze(1).tolist()
+
     def restart(self, slots: torch.Tensor) -> None:
         """The rows following ``slots`` [B] start again, as for new series (their rings emptied)."""
         for slot in slots.tolist():
-            for row in (self.tensors["slots"] == slot).nonzero().squeeze(1).tolist():
+            for row in self._rows_of(slot):
                 self._take(row, slot)
 
     def drop(self, slot: int) -> None:
-        for row in (self.tensors["slots"] == slot).nonzero().squeeze(1).tolist():
+        for row in self._rows_of(slot):
             self._clear(row)
-        self.tensors["slots"][self.tensors["slots"] == slot] = -1
+            self.tensors["slots"][row] = -1
 
     def record(
         self, slots: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, before: State | None

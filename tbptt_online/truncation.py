@@ -162,8 +162,10 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
       spikes k steps apart made lag k significant on their own;
 
     then r_ij(k) = corr(e_i[s], e_j[s - k]) for k = 1 .. ``max_lag``, significant when
-    |r| > max(0.2, 4 / sqrt(pairs)). Returns [B] int64: the longest kept lag or season, 0
-    where there is neither.
+    |r| > max(0.2, 4 sqrt(v / pairs)), v Bartlett's variance factor over the significant
+    shorter lags (1 + 2 sqrt(S_i S_j), S_i the sum of r_ii^2 over them). A feature whose
+    changes spread over fewer than ``MIN_SPREAD`` values (``_spread``) has neither seasons
+    nor lags. Returns [B] int64: the longest kept lag or season, 0 where there is neither.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> noise = torch.randn(1, 201, 1, generator=g, dtype=torch.float64)
@@ -186,13 +188,13 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     # apart) has neither seasons nor correlations to speak of: the two events made a season and
     # a lag of k (a hostile test: a step from 0 to 1 read a dependency of 42 and k2 = 5x the given)
     e, pair = _ar1_residuals(x)
-    spread = _spread(_winsorised(e, pair), pair) >= MIN_SPREAD  # [B, d]
+    informative = _spread(_winsorised(e, pair), pair) >= MIN_SPREAD  # [B, d]
     seasons = torch.zeros(b, dtype=torch.int64)
     if max_lag >= 2:
         x = x.clone()
         for f in range(d):
             periods = detect_periods(x[:, :, f], max_periods=2, max_period=max_lag, false_rate=SEASON_FALSE_RATE)
-            periods = torch.where(spread[:, f, None], periods, 0)
+            periods = torch.where(informative[:, f, None], periods, 0)
             seasons = torch.maximum(seasons, periods.amax(dim=1))  # periods [B, 2], 0 = none
             for p in periods.T:  # [B] each row's first season, then its second
                 back = torch.arange(n)[None, :] - p[:, None]  # [B, n] the step one season back
@@ -203,15 +205,15 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     e = _winsorised(e, pair)
     sd = (e.pow(2).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp(min=1)).sqrt()
     z = torch.where(sd > 0, e / sd.clamp(min=1e-300), 0.0)
-    z = torch.where(spread[:, None, :], z, 0.0)
+    z = torch.where(informative[:, None, :], z, 0.0)
     m = z.shape[1]
     hits = []
     found = torch.zeros(b, d, dtype=torch.float64)  # [B, d] sum of r_ii(j)^2 over the significant lags j so far
     for lag in range(1, min(max_lag, m - 8) + 1):
         pairs = (pair[:, lag:, :, None] & pair[:, :-lag, None, :]).sum(1)  # [B, d, d]
         r = torch.einsum("bsi,bsj->bij", z[:, lag:], z[:, :-lag]) / pairs.clamp(min=1)
-        spread = 1.0 + 2.0 * (found[:, :, None] * found[:, None, :]).sqrt()  # [B, d, d] Bartlett's, bounded
-        threshold = torch.clamp(4.0 * (spread / pairs.clamp(min=1)).sqrt(), min=0.2)
+        bartlett = 1.0 + 2.0 * (found[:, :, None] * found[:, None, :]).sqrt()  # [B, d, d] the variance factor, bounded
+        threshold = torch.clamp(4.0 * (bartlett / pairs.clamp(min=1)).sqrt(), min=0.2)
         hit = (r.abs() > threshold) & (pairs >= 8)  # [B, d, d]
         found += torch.where(hit.diagonal(dim1=1, dim2=2), r.diagonal(dim1=1, dim2=2).square(), 0.0)
         hits.append(hit.flatten(1).any(1))  # [B]

@@ -316,7 +316,8 @@ def render_adaptive(payload: dict[str, Any]) -> list[str]:
     longer = (
         f" Fixed 4P (the window past 2P that the bias bound asks for): mean RMSE / fixed 2P's = "
         f"{four['rmse_over_fixed_2P']:.3f} at {four['steps_over_fixed_2P']:.2f}x its backprop steps; the advisor "
-        f"still called it too short in {four['too_short_by_the_advisor']} of {len(b['seeds'])} runs."
+        f"called it too short in {four['too_short_by_the_advisor']} and biased in {four['biased_by_the_advisor']} of "
+        f"{len(b['seeds'])} runs."
         if four
         else ""
     )
@@ -334,7 +335,11 @@ def render_adaptive(payload: dict[str, Any]) -> list[str]:
         report.markdown_table(mean_headers, mean_body),
         "",
         f"Acceptance, as measured: the advisor flags k2 <= P as too short: {ok['flags_k2_up_to_P_as_too_short']}; "
-        f"k2 = 2P long enough: {ok['k2_2P_sufficient']}; " + "; ".join(ceilings) + "." + longer,
+        f"k2 = 2P long enough: {ok['k2_2P_sufficient']} (its bias bound above truncation_bias in "
+        f"{ok['k2_2P_biased']} of {len(b['seeds'])} runs: longer recommended for the gradient, not for the data); "
+        + "; ".join(ceilings)
+        + "."
+        + longer,
         "",
         "The advisor's verdicts at the end of each run:",
         "",

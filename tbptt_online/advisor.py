@@ -14,9 +14,13 @@ Two measurements meet (see truncation.py and probe.py):
 
 A window of K steps lets every loss it scores see D steps back when K >= D + m, m =
 min(k1, K) the losses an update scores (the earliest of them sits m - 1 steps before the
-window's end). The verdict names the window that meets both (the data's need and a bias
-below ``truncation_bias``), its cost per update (the replay's length ratio) and its memory
-per series (``memory.footprint``).
+window's end). The two are told apart: a window short of the data's need is **too short**
+(``too_short``: a wall, what lies past it cannot be learned at all); a window that reaches
+the data but whose bias is above ``truncation_bias`` is long enough, and **biased**
+(``biased``: the truncated gradient leaves out that share of the full one, which slows and
+skews learning but walls nothing off). The verdict says which, and names the window that
+meets both (the data's need and a bias below ``truncation_bias``), its cost per update (the
+replay's length ratio) and its memory per series (``memory.footprint``).
 
 >>> report = advise_values(torch.zeros(2, 50, 1), ForecasterConfig(k1=8, k2=32))
 >>> report.recommended_k2, report.verdict
@@ -56,6 +60,8 @@ class TruncationReport:
     recommended_k2: int
     cost_ratio: float  # per update, recommended window over the one in force
     extra_bytes_per_series: int
+    too_short: bool  # the window cannot reach a dependency found in the data (a wall)
+    biased: bool  # the estimated relative bias of the window is not below truncation_bias
     verdict: str
     recent_windows: list[int] = field(default_factory=list)  # K_t of the last updates
 
@@ -158,47 +164,53 @@ def _report(
     longest = max(found, default=0)
     need = longest + min(k1, window) if longest else 0  # every scored loss sees `longest` steps back
     data_window = k1 * math.ceil(need / k1) if need else 0
-    recommended = min(max(window, data_window, gradient_window or 0), MAX_K2)  # (a k2 one can set)
     short_of_data = [lag for lag in found if lag + min(k1, window) > window]
+    # (a k2 one can set; a window that reaches the data but is no multiple of k1 is not raised to one)
+    recommended = min(max(window, data_window if short_of_data else 0, gradient_window or 0), MAX_K2)
+    biased = gradient_window is not None and bias is not None
     name = "k2" if not cfg.adaptive else "the adaptive window"
-    parts = []
     if short_of_data:
         worst = max(short_of_data)
-        parts.append(
+        data = (
             f"{name} = {window} is too short for the dependency of {worst} steps found in {len(short_of_data)} of "
             f"{len(lags)} series: with k1 = {k1} a window needs {worst + min(k1, window)} steps for every scored loss "
             f"to reach it, so patterns longer than {window - min(k1, window) + 1} steps cannot be learned"
         )
-    if gradient_window is not None and bias is not None:
+    elif found:
+        data = (
+            f"{name} = {window} is long enough for what was found: the longest dependency found is {longest} steps "
+            f"({len(found)} of {len(lags)} series)"
+        )
+    else:
+        data = f"{name} = {window} is long enough for what was found: no dependency found in {len(lags)} series"
+    if biased:
         shown = (
             "unbounded (the probe's norms bound nothing: they do not decay, or give the gradient no positive size)"
             if math.isinf(bias)
             else f"{bias:.2f}"
         )
-        parts.append(
+        gradient = (
             f"the estimated relative truncation bias of {name} = {window} is {shown}{_measured(measured)}, "
             f"above truncation_bias = {cfg.truncation_bias}"
         )
+        if not short_of_data:
+            gradient += (
+                ": the truncated gradient leaves out that share of the full one (learning is slowed, not walled)"
+            )
+        data += "; " + gradient
+    elif bias is not None and not short_of_data:
+        data += f", the estimated relative truncation bias {bias:.3f}{_measured(measured)} (< {cfg.truncation_bias})"
     extra = 0
     ratio = recommended / window
     if recommended > window:
         longer = dataclasses.replace(cfg, k2=recommended, history_size=None, warmup_updates=None)
         extra = footprint(longer).per_series_bytes - footprint(cfg).per_series_bytes
-        verdict = "; ".join(parts) + (
+        verdict = data + (
             f". k2 = {recommended} would cost {ratio:.1f}x per update and {abs(extra) / 1000:.1f} KB "
             f"{'more' if extra >= 0 else 'less'} per series."
         )
     else:
-        what = (
-            f"the longest dependency found is {longest} steps ({len(found)} of {len(lags)} series)"
-            if found
-            else f"no dependency found in {len(lags)} series"
-        )
-        if bias is not None:
-            what += (
-                f", the estimated relative truncation bias {bias:.3f}{_measured(measured)} (< {cfg.truncation_bias})"
-            )
-        verdict = f"{name} = {window} is long enough for what was found: {what}."
+        verdict = data + "."
     return TruncationReport(
         k1=k1,
         k2=cfg.k2,
@@ -214,6 +226,8 @@ def _report(
         recommended_k2=recommended,
         cost_ratio=ratio,
         extra_bytes_per_series=extra,
+        too_short=bool(short_of_data),
+        biased=biased,
         verdict=verdict,
         recent_windows=recent or [],
     )

@@ -185,6 +185,11 @@ class TruncationOut(BaseModel):
     recommended_k2: int
     cost_ratio: float
     extra_bytes_per_series: int
+    too_short: bool = Field(description="The window cannot reach a dependency found in the data: a wall.")
+    biased: bool = Field(
+        description="The window's estimated relative truncation bias is not below truncation_bias "
+        "(the gradient leaves out a share of the full one: learning is slowed, not walled)."
+    )
     verdict: str
     recent_windows: list[int]
 

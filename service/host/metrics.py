@@ -137,6 +137,16 @@ class _ModelStateCollector:
             labels=["model"],
         )
         recommended = GaugeMetricFamily("tbptt_truncation_recommended_k2", "The advisor's k2.", labels=["model"])
+        too_short = GaugeMetricFamily(
+            "tbptt_truncation_too_short",
+            "1 when the window cannot reach a dependency found in the data (a wall), else 0.",
+            labels=["model"],
+        )
+        biased = GaugeMetricFamily(
+            "tbptt_truncation_biased",
+            "1 when the window's estimated relative truncation bias is not below truncation_bias, else 0.",
+            labels=["model"],
+        )
         dependency = GaugeMetricFamily(
             "tbptt_dependency_length", "Longest significant lag over the followed series.", labels=["model"]
         )
@@ -164,6 +174,8 @@ class _ModelStateCollector:
                 if report.measured_bias is not None:
                     measured.add_metric([name], report.measured_bias)
                 recommended.add_metric([name], report.recommended_k2)
+                too_short.add_metric([name], float(report.too_short))
+                biased.add_metric([name], float(report.biased))
                 dependency.add_metric([name], max(report.dependencies.values(), default=0))
         models.add_metric([], len(snapshots))
         yield from (
@@ -178,6 +190,8 @@ class _ModelStateCollector:
             bias,
             measured,
             recommended,
+            too_short,
+            biased,
             dependency,
             models,
         )

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online import Forecaster, ForecasterConfig, advisor
 from tbptt_online.advisor import advise_values
 from tbptt_online.engine import ProbeWindows, measured_bias, state_gradient_norms
 from tbptt_online.state_check import check_state
@@ -318,10 +318,46 @@ def test_the_advisor_flags_k2_up_to_the_echo_period_and_passes_twice_it(k2, too_
     report = f.truncation()
     assert report.probes > 0 and report.dependencies == {"e0": 20, "e1": 20, "e2": 20}
     assert ("too short for the dependency of 20 steps found in 3 of 3 series" in report.verdict) == too_short
+    assert report.too_short == too_short and not report.biased
     assert (report.recommended_k2 > k2) == too_short, report.verdict
     if too_short:
         assert report.recommended_k2 >= 20 + config.k1 and report.extra_bytes_per_series > 0
         assert f"{report.recommended_k2 / k2:.1f}x per update" in report.verdict
+
+
+def test_a_window_that_reaches_the_data_with_a_bias_above_the_bound_is_long_enough_and_biased() -> None:
+    """The data's wall and the gradient's bias are two verdicts: k2 = 2P on the echo reaches the
+    dependency of P (not too short) while its estimated bias can stay above truncation_bias (on
+    the truncation wall's echo 0.15 to 0.27 at 2P: fixed 4P's error was 1 % lower at twice the
+    backprop). Before, the advisor called such a window too short, as it calls one that no
+    gradient can carry past."""
+    period, g = 20, torch.Generator().manual_seed(5)
+    noise = torch.randn(320, 3, generator=g, dtype=torch.float64)
+    config = ForecasterConfig(
+        hidden_size=8, k1=20, k2=40, n_features=2, hybrid=False, probe_every=5, truncation_bias=1e-9
+    )
+    f = Forecaster(config)
+    for t in range(period, 320):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - period, i])]) for i in range(3)])
+    report = f.truncation()
+    assert report.dependencies == {"e0": 20, "e1": 20, "e2": 20} and report.relative_bias >= 1e-9
+    assert not report.too_short and report.biased and report.recommended_k2 > 40
+    assert report.verdict.startswith(
+        "k2 = 40 is long enough for what was found: the longest dependency found is 20 steps (3 of 3 series); "
+        "the estimated relative truncation bias of k2 = 40 is "
+    ), report.verdict
+    assert "above truncation_bias = 1e-09: the truncated gradient leaves out" in report.verdict
+    assert f"k2 = {report.recommended_k2} would cost {report.recommended_k2 / 40:.1f}x per update" in report.verdict
+
+
+def test_a_window_that_reaches_the_data_is_not_raised_to_a_multiple_of_k1() -> None:
+    """k2 = 25 with k1 = 10 reaches a dependency of 15 (15 + 10 <= 25): the advisor recommended
+    30, the next multiple of k1, with a verdict that began '. k2 = 30 would cost 1.2x'."""
+    report = advisor._report(ForecasterConfig(k1=10, k2=25), 25, {"a": 15, "b": 0}, {})
+    assert (report.recommended_k2, report.too_short, report.biased) == (25, False, False)
+    assert report.verdict == (
+        "k2 = 25 is long enough for what was found: the longest dependency found is 15 steps (1 of 2 series)."
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 6])

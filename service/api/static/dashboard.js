@@ -202,19 +202,22 @@ function renderTruncation(report, info) {
   const range = c.k2 === "adaptive" ? `adaptive ${c.k2_min}–${c.k2_max}` : `k2 = ${c.k2}`;
   const bias = report.relative_bias === null ? (report.probes ? "unbounded" : "– (no probe yet)")
     : report.relative_bias.toPrecision(3);
-  const short = report.recommended_k2 > report.window;
-  const cost = short ? ` (${report.cost_ratio.toFixed(1)}× per update)` : "";
+  // Too short (a wall: a dependency out of the window's reach) is bad; long enough but biased (the gradient leaves out
+  // more than truncation_bias of itself: learning slowed, not walled) a warning.
+  const grade = report.too_short ? "bad" : report.biased ? "warn" : "good";
+  const longer = report.recommended_k2 > report.window;
+  const cost = longer ? ` (${report.cost_ratio.toFixed(1)}× per update)` : "";
   fill($("truncation"), [
     ["window K in use", `${report.window} (${range}, k1 = ${report.k1})`],
     ["relative truncation bias", bias, report.relative_bias !== null && report.relative_bias >= c.truncation_bias ? "bad" : ""],
     ["measured on the probe's windows", report.measured_bias === null || report.measured_bias === undefined ? "–"
       : report.measured_bias.toPrecision(3)],
-    ["recommended k2", `${report.recommended_k2}${cost}`, short ? "bad" : "good"],
+    ["recommended k2", `${report.recommended_k2}${cost}`, grade],
     ["probes", String(report.probes)],
   ]);
   const verdict = $("truncation-verdict");
   verdict.textContent = report.verdict;
-  verdict.className = `verdict ${short ? "bad" : "good"}`;
+  verdict.className = `verdict ${grade}`;
   const scale = u.lr !== null && c.lr ? u.lr / c.lr : null;
   fill($("guards"), [
     ["explosions (clipped)", String(u.explosions), u.explosions ? "bad" : ""],

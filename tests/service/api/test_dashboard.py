@@ -209,6 +209,17 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
         page.wait_for_selector("#truncation dd", timeout=15_000)
         card, guards = _terms(page, "truncation"), _terms(page, "guards")
         verdict = page.locator("#truncation-verdict").inner_text()
+        grade = page.locator("#truncation-verdict").get_attribute("class")
+        # the same card for a window long enough for the data whose bias is above the bound: a
+        # warning, not the wall's red (the page's own renderer, given the API's bodies)
+        with httpx.Client(base_url=server.url) as http:
+            info = http.get("/v1/models/hot").json()
+        script = """([report, info]) => { renderTruncation(report, info);
+            return [document.querySelector('#truncation-verdict').className,
+                    [...document.querySelectorAll('#truncation dd')].map((dd) => dd.className)]; }"""
+        biased = page.evaluate(script, [{**report, "too_short": False, "biased": True}, info])
+        passing = page.evaluate(script, [{**report, "too_short": False, "biased": False}, info])
+        page.evaluate(script, [report, info])
         disabled_before = page.locator("#reset-lr").is_disabled()
         page.locator("#reset-lr").click()
         page.wait_for_function(
@@ -224,6 +235,8 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
     measured, shown = report["measured_bias"], card["measured on the probe's windows"]
     assert shown == "–" if measured is None else float(shown) == pytest.approx(measured, rel=5e-3)  # 3 digits
     assert card["probes"] == str(report["probes"]) and verdict == report["verdict"]
+    assert report["too_short"] and grade == "verdict bad"
+    assert biased[0] == "verdict warn" and "warn" in biased[1] and passing[0] == "verdict good"
     assert guards["roll-backs"] == str(updates["rollbacks"]) and guards["divergences"] == str(updates["divergences"])
     assert guards["learning-rate scale"].startswith(f"{updates['lr'] / 10.0:#.3g}")
     assert not disabled_before and disabled_after  # enabled while backed off, disabled once reset

@@ -35,6 +35,8 @@ async def test_the_advisor_flags_a_k2_shorter_than_the_echo_and_exports_its_gaug
     assert report["dependencies"] == {"e0": 20, "e1": 20, "e2": 20}
     assert report["recommended_k2"] == 25 and "too short for the dependency of 20 steps" in report["verdict"]
     assert 'tbptt_truncation_recommended_k2{model="echo"} 25.0' in metrics
+    assert report["too_short"] and 'tbptt_truncation_too_short{model="echo"} 1.0' in metrics
+    assert f'tbptt_truncation_biased{{model="echo"}} {float(report["biased"])!r}' in metrics
     assert 'tbptt_dependency_length{model="echo"} 20.0' in metrics
     assert 'tbptt_truncation_window{model="echo"} 10.0' in metrics
     # the bias measured on the probe's windows beside the bound, in the report and as a gauge

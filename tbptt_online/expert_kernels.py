@@ -42,6 +42,11 @@ LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is f
 NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
 LOG_EXPERTS = (SMOOTH + 8, SMOOTH + 16)  # [first, end) of the log variants' experts
 SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 experts, in units and in logs
+# A recursive-least-squares expert takes weight once the series has given it as many scored values as
+# it has coefficients: before that its fit is the prior's and a few values' (a 5-value series in
+# [2, 9]: ar read 24 at h = 12 and -153 at h = 100, ar_changes 568 at h = 1000; the served forecast,
+# which weighed them as much as the others, -2.6 at h = 100 and 44 at h = 1000)
+AR_MIN_SCORED, AR_CHANGES_MIN_SCORED = AR_ORDER, ar_changes.K
 
 
 @compiled
@@ -62,26 +67,30 @@ def _phase(step: int, m: int, max_season: int) -> int:
 
 
 @compiled
-def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool) -> None:
+def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: float) -> None:
     """Which experts may take weight, ``out`` [E]: the log experts only while the series has
     been ``positive``, the seasonal naive and the second seasonal family (gamma 0.4) only
     with a season (``seasonal``: without one the two families' members forecast alike, and a
-    duplicate would double its vote in the combination), the others always."""
+    duplicate would double its vote in the combination), the two AR experts once the series
+    has ``scored`` (one-step errors scored: its values but the first) as many values as they
+    have coefficients (``AR_MIN_SCORED``, ``AR_CHANGES_MIN_SCORED``), the others always."""
     out[:] = True
     out[SEASONAL_NAIVE] = seasonal
     for first in SECOND_FAMILY:
         out[first : first + 4] = seasonal
     if not positive:
         out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = False
+    out[AR] = scored >= AR_MIN_SCORED
+    out[AR_CHANGES] = scored >= AR_CHANGES_MIN_SCORED
 
 
 @compiled
-def allowed(positive: np.ndarray, period: np.ndarray, out: np.ndarray) -> None:
+def allowed(positive: np.ndarray, period: np.ndarray, scored: np.ndarray, out: np.ndarray) -> None:
     """``allowed_experts`` of each row and feature: ``out`` [B, E, d]."""
     n_rows, _, d = out.shape
     for b in range(n_rows):
         for k in range(d):
-            allowed_experts(out[b, :, k], positive[b, k], period[b, k, 0] > 0)
+            allowed_experts(out[b, :, k], positive[b, k], period[b, k, 0] > 0, scored[b, k])
 
 
 # -- the seasonal AR: z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}) on the lags 1, 2, 3, m, m + 1 --

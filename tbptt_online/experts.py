@@ -192,10 +192,11 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     rows["x_ar_p"] = AR_PRIOR * torch.eye(AR_ORDER, dtype=torch.float64).expand_as(rows["x_ar_p"]).clone()
 
 
-def log_share_allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+def log_share_allowed(rows: dict[str, torch.Tensor], scored: torch.Tensor) -> torch.Tensor:
     """[B, E, d] which experts may take weight (``expert_kernels.allowed_experts``): the log
-    experts only while the series has been positive, the seasonal naive only with a season."""
+    experts only while the series has been positive, the seasonal naive only with a season,
+    the AR experts once ``scored`` [B, d] (the values scored) covers their coefficients."""
     b, d = rows["x_positive"].shape
     active = torch.empty(b, N_EXPERTS, d, dtype=torch.bool)
-    kernels.allowed(*readable(rows["x_positive"], rows["x_period"]), active.numpy())
+    kernels.allowed(*readable(rows["x_positive"], rows["x_period"], scored), active.numpy())
     return active

@@ -252,7 +252,7 @@ def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torc
 
 def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:
     """[B, E, d]: which members may take weight (every network row may)."""
-    simple = experts.log_share_allowed(rows)
+    simple = experts.log_share_allowed(rows, rows["c_member_n"])
     return torch.cat([simple, torch.ones_like(simple[:, :1])], dim=1)
 
 
@@ -314,7 +314,9 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     path = torch.empty(b, h, d, dtype=torch.float64)
     partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
     net = torch.empty(b, tracked, 1 + COMBINERS, d, dtype=torch.float64)
-    arrays = readable(paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
+    arrays = readable(
+        paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"], rows["c_member_n"]
+    )
     arrays += [path.numpy(), partial.numpy(), net.numpy()]  # every one [B, ...]
     over_rows(b, lambda r: kernels.base(*(a[r] for a in arrays)))
     return Base(path, partial, net)

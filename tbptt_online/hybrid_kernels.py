@@ -131,10 +131,10 @@ def score(
 
 
 @compiled
-def _allowed(out: np.ndarray, positive: bool, seasonal: bool) -> None:
+def _allowed(out: np.ndarray, positive: bool, seasonal: bool, scored: float) -> None:
     """Which members may take weight [E]: the experts' rule (``allowed_experts``), and the
     network (the last member) always."""
-    allowed_experts(out[:-1], positive, seasonal)
+    allowed_experts(out[:-1], positive, seasonal, scored)
     out[-1] = True
 
 
@@ -149,6 +149,7 @@ def base(
     meta_count,
     positive,
     period,
+    scored,
     out,
     partial,
     net,
@@ -157,7 +158,8 @@ def base(
     share of the served weights of all members (the network last; each combiner's and their
     mixture, ``combination.mixed_weights``), renormalised (where the network took nearly all
     the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
-    are); beyond the last tracked horizon Hc its weights hold. For ``serve``, which adds the
+    are); beyond the last tracked horizon Hc its weights hold. Which members may take weight
+    (``_allowed``) follows ``positive``, ``period`` and ``scored`` (``c_member_n``). For ``serve``, which adds the
     network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
     of the served mean and of each combiner's forecast (fast, slow), summed in member order,
     and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
@@ -174,7 +176,7 @@ def base(
     own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
-            _allowed(allowed, positive[b, k], period[b, k, 0] > 0)
+            _allowed(allowed, positive[b, k], period[b, k, 0] > 0, scored[b, k])
             combination.mixed_weights(
                 fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
                 b, k, logits, combiners, weights,

@@ -90,6 +90,14 @@ def test_accuracy_smoke_scores_every_contender_on_every_series(tmp_path):
     assert payload["tally"]["datasets"] == 9
 
 
+def test_young_horizons_smoke_measures_each_length(tmp_path):
+    payload = run_smoke("young_horizons", tmp_path)
+    assert [r["values"] for r in payload["rows"]] == [3, 8] and payload["horizon"] == 50
+    for row in payload["rows"]:
+        assert len(row["overshoot"]) == 2 and all(x >= 0.0 for x in row["overshoot"])
+        assert row["max"] == max(row["overshoot"]) and min(row["overshoot"]) <= row["median"] <= row["max"]
+
+
 def test_accuracy_runs_a_subset_of_datasets_with_our_config_overridden(tmp_path):
     payload = run_smoke("accuracy", tmp_path, "--only", "nile,airline", "--config", '{"lr": 0.01}')
     assert [d["name"] for d in payload["datasets"]] == ["nile", "airline"]

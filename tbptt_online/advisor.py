@@ -78,7 +78,7 @@ def advise(forecaster) -> TruncationReport:
     if fit is not None and bias is not None and not bias < cfg.truncation_bias:
         # (k1 above the rest: k1 itself is the one candidate; nothing past MAX_K2: no k2 one can set)
         top = min(max(4 * cfg.max_window, probe.length, cfg.k1), MAX_K2)
-        first = cfg.k2_min if cfg.adaptive else cfg.k1  # the windows one can set: k2_min + j k1 when adaptive
+        first = _first_window(cfg)
         candidates = list(range(first, max(top, first) + 1, cfg.k1))
         gradient_window = adaptive_window(phi, fit, candidates, cfg.truncation_bias)
         if not relative_bias(phi, fit, gradient_window) < cfg.truncation_bias:
@@ -264,10 +264,15 @@ def _report(
     )
 
 
+def _first_window(cfg: ForecasterConfig) -> int:
+    """The shortest of the windows one can set, which go on in steps of k1: k1 (fixed k2), k2_min (adaptive)."""
+    return cfg.k2_min if cfg.adaptive else cfg.k1
+
+
 def _settable(cfg: ForecasterConfig, need: int) -> int:
-    """The shortest window one can set that is at least ``need`` (a multiple of k1, or k2_min + j k1
-    when adaptive), never past ``MAX_K2`` (the longest settable then, which may fall short)."""
-    first = cfg.k2_min if cfg.adaptive else cfg.k1
+    """The shortest window one can set that is at least ``need`` (``_first_window`` + j k1), never
+    past ``MAX_K2`` (the longest settable then, which may fall short)."""
+    first = _first_window(cfg)
     steps = max(0, math.ceil((need - first) / cfg.k1))
     return first + cfg.k1 * min(steps, (MAX_K2 - first) // cfg.k1)
 

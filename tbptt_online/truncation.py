@@ -246,9 +246,7 @@ def _repeats(x: torch.Tensor, periods: torch.Tensor) -> torch.Tensor:
     (a hostile test: the lag 20 read as 40 in 6 of 12 seeds). Such a "season" is left to the lag search.
     """
     n = x.shape[1]
-    ok = torch.isfinite(x)
-    count = ok.sum(1, keepdim=True).clamp(min=1)
-    centred = torch.where(ok, x - torch.where(ok, x, 0.0).sum(1, keepdim=True) / count, 0.0)  # [B, n]
+    centred, ok, count = _centred(x)  # [B, n] each, count [B, 1]
     variance = centred.square().sum(1) / count[:, 0]  # [B]
     steps = torch.arange(n)[None, :]
 
@@ -289,12 +287,18 @@ def _spread(e: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
     return square.sum(1).square() / square.square().sum(1).clamp(min=1e-300)
 
 
+def _centred(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x`` [B, n, ...] (NaN = missing) less its mean over dim 1, 0 where missing; where it is
+    finite; the finite values' count (at least 1, kept as dim 1)."""
+    ok = torch.isfinite(x)
+    count = ok.sum(1, keepdim=True).clamp(min=1)
+    return torch.where(ok, x - torch.where(ok, x, 0.0).sum(1, keepdim=True) / count, 0.0), ok, count
+
+
 def _ar1_residuals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Of ``x`` [B, n, d] (NaN = missing): its centred values less their own AR(1) (rho the lag-1
     autocorrelation clipped to [0, 1]), [B, n - 1, d], 0 where not valid, and where they are."""
-    ok = torch.isfinite(x)
-    count = ok.sum(1, keepdim=True).clamp(min=1)
-    centred = torch.where(ok, x - torch.where(ok, x, 0.0).sum(1, keepdim=True) / count, 0.0)  # [B, n, d]
+    centred, ok, _ = _centred(x)  # [B, n, d]
     pair = ok[:, 1:] & ok[:, :-1]
     rho = (centred[:, 1:] * centred[:, :-1] * pair).sum(1, keepdim=True) / centred.pow(2).sum(1, keepdim=True).clamp(
         min=1e-300

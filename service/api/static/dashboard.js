@@ -209,7 +209,7 @@ function renderTruncation(report, info) {
   const cost = longer ? ` (${report.cost_ratio.toFixed(1)}× per update)` : "";
   fill($("truncation"), [
     ["window K in use", `${report.window} (${range}, k1 = ${report.k1})`],
-    ["relative truncation bias", bias, report.biased ? (report.too_short ? "bad" : "warn") : ""],
+    ["relative truncation bias", bias, report.biased ? grade : ""],
     ["measured on the probe's windows", report.measured_bias === null || report.measured_bias === undefined ? "–"
       : report.measured_bias.toPrecision(3)],
     ["recommended k2", `${report.recommended_k2}${cost}`, grade],

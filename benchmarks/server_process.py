@@ -9,6 +9,7 @@ reads the process's user + system time from /proc (None where there is no /proc)
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,15 +26,56 @@ def serve_command(*options: str) -> list[str]:
     return [sys.executable, "-m", "tbptt_service.cli", "serve", *options]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
+# Ports handed out by this process: a server started on one may not be listening yet when the
+# next is asked for, so none is handed out twice.
+_HANDED_OUT: set[int] = set()
+# Below the kernel's ephemeral range and above Ray's worker ports (10002-19999 by default).
+_LOWEST = 20000
 
-    >>> 0 < free_port() < 65536
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default where unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the kernel's ephemeral
+    range, and not handed out before by this process.
+
+    A port the kernel picks (bind to 0) lies in the ephemeral range, where any outgoing
+    connection (a Ray worker's, a client's) may take it as its local port between this call and
+    the server's bind: CI saw "address already in use" that way. A port below the range is taken
+    only by a process that binds it by number.
+
+    >>> port = free_port()
+    >>> port < _ephemeral_range()[0] and port != free_port()
     True
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    low = _ephemeral_range()[0]
+    rng = random.Random()  # seeded from the OS: concurrent processes draw different ports
+    if low - _LOWEST >= 1000:
+        for _ in range(200):
+            port = rng.randrange(_LOWEST, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    while True:  # no room below the range (or all taken): the kernel's pick
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class ServerProcess:

@@ -61,6 +61,7 @@ KERNEL_MODULES = (
     "compiled",
     "rls",
     "ar_changes",
+    "excursions",
     "calibration",
     "combination",
     "expert_kernels",

@@ -1,7 +1,8 @@
 """The experts' recurrences, compiled (numba): one pass over the rows and features of a tick.
 
-``advance`` folds one value into the smoothing state, the local scale, the values ring,
-the seasonal tables and both AR experts of each row; ``paths`` writes every expert's
+``advance`` folds one value into the smoothing state, the local scale, the values ring
+(judging it against the value a season before: ``excursions``), the seasonal tables and both
+AR experts of each row; ``paths`` writes every expert's
 forecasts of the next H steps. Both loop over rows ``b`` and features ``k`` in plain
 scalar code: a tick of one series is a few microseconds instead of hundreds of small
 tensor operations, and a tick of 10,000 series makes no temporaries. ``experts`` holds
@@ -20,7 +21,7 @@ import math
 
 import numpy as np
 
-from tbptt_online import ar_changes
+from tbptt_online import ar_changes, excursions
 from tbptt_online.compiled import compiled, ring_value
 from tbptt_online.rls import rls_step
 
@@ -198,7 +199,25 @@ def _ar_path(
 
 @compiled
 def advance(
-    slot, step, y, mask, ring, season, period, scale, level, trend, positive, seen, last_observed, ar, ar_p, arc, arc_p
+    slot,
+    step,
+    y,
+    mask,
+    ring,
+    season,
+    period,
+    scale,
+    level,
+    trend,
+    positive,
+    seen,
+    last_observed,
+    ar,
+    ar_p,
+    arc,
+    arc_p,
+    sdiff,
+    excursion,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     each row: the smoothing (levels and the trend from the deseasonalised value, then the
@@ -222,6 +241,9 @@ def advance(
             logged = math.log(value) if value > 0 else 0.0
             u[0], u[1], u[2], u[3] = value, value, logged, logged  # each variant's value: units, log units
             m = (period[b, k, 0], period[b, k, 1])
+            out = False  # the value is out of its seasonal pattern (an excursion): the seasons do not learn it
+            if observed and m[0] > 0 and t - m[0] >= 1:
+                out = excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, b)
             phase = (_phase(t, m[0], max_season), _phase(t, m[1], max_season))
             for j in range(2):
                 for v in range(4):
@@ -240,7 +262,7 @@ def advance(
                     trend[b, v, k] = BETA * (new_level - old_level) + (1 - BETA) * PHI * old_trend
                 gamma, rest = V_GAMMAS[v], parts[1, v]
                 for j in range(2):  # the second season is measured against the updated first one
-                    if m[j] > 0:
+                    if m[j] > 0 and not out:
                         updated = gamma * (u[v] - level[b, v, REFERENCE, k] - rest) + (1 - gamma) * parts[j, v]
                         season[s, v, j, k, phase[j]] = updated
                         rest = updated

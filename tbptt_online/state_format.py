@@ -27,6 +27,8 @@
   rounded a series at 1e8 to multiples of 8.
 - format 10: a series' statistics count its restarts (``stats`` rows ``restarts`` and
   ``restarted_steps``, 0 in an older state: ``forecaster._restart_broken``).
+- format 11: the experts' excursions (``excursions``: the fields ``x_sdiff``, the
+  usual size of a seasonal difference, and ``x_excursion``, the step an excursion began).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -87,11 +89,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(10, 1.0, 0, 0)
->>> current_state({"format": 11})
+(11, 1.0, 0, 0)
+>>> current_state({"format": 12})
 Traceback (most recent call last):
 ...
-ValueError: format=11 is invalid: this version reads formats 2 to 10 (it writes 10)
+ValueError: format=12 is invalid: this version reads formats 2 to 11 (it writes 11)
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, combination, experts, outliers
+from tbptt_online import ar_changes, combination, excursions, experts, outliers
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.expert_kernels import UNIT_FLOOR, UNIT_RELATIVE
@@ -109,7 +111,7 @@ from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 from tbptt_online.scoring import STAT
 
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -118,6 +120,7 @@ BEFORE_PROBE_MISSES = 6
 BEFORE_MEASURED_BIAS = 7
 BEFORE_ORIGIN_REF = 8
 BEFORE_RESTARTS = 9
+BEFORE_EXCURSIONS = 10
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
@@ -142,6 +145,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_MEASURED_BIAS, "the probe's measured bias", (_with_measured_bias,)),
         (BEFORE_ORIGIN_REF, "the references of the ring of past forecasts", (_with_origin_ref,)),
         (BEFORE_RESTARTS, "the series' restart counts", (_with_restarts,)),
+        (BEFORE_EXCURSIONS, "the experts' excursions", (_with_excursions,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -323,4 +327,24 @@ def _with_restarts(state: dict[str, Any]) -> dict[str, Any]:
     if stats.shape[1] != STAT["restarts"]:
         raise ValueError(f"format=9 stats have {stats.shape[1]} rows, expected {STAT['restarts']}")
     stats = torch.cat([stats, stats.new_zeros(stats.shape[0], 2, stats.shape[2])], dim=1)
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}
+    return {**state, "format": BEFORE_EXCURSIONS, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}
+
+
+def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-10 ``state`` in format 11: a hybrid's store gains the excursions' fields, none
+    under way and the usual seasonal difference measured on each series' values ring as a
+    season found now measures it (``excursions.usual_seasonal_difference``); a copy, the input is
+    not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_raw" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    ring, steps, period = tensors["x_raw"], tensors["steps"], tensors["x_period"][:, :, 0]  # [C, R, d], [C], [C, d]
+    sdiff = torch.zeros(ring.shape[0], ring.shape[2], dtype=torch.float64)  # [C, d]
+    for slot in (steps > 0).nonzero().flatten().tolist():
+        n = min(int(steps[slot]), ring.shape[1])
+        past = (int(steps[slot]) - torch.arange(n - 1, -1, -1)).view(1, -1, 1).expand(-1, -1, ring.shape[2])
+        values = experts.ring_at(ring, torch.tensor([slot]), past)  # [1, n, d] oldest first
+        sdiff[slot] = excursions.usual_seasonal_difference(values, period[slot : slot + 1])[0]
+    new = {**tensors, **excursions.fields(*sdiff.shape), "x_sdiff": sdiff}
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

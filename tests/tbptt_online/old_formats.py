@@ -11,16 +11,24 @@ from tbptt_online.scoring import STAT
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
+def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 11) as format 10 wrote it: no excursions' fields ``x_sdiff``,
+    ``x_excursion`` (a copy)."""
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in ("x_sdiff", "x_excursion")}
+    return {**state, "format": 10, "store": {**state["store"], "tensors": tensors}}
+
+
 def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10) as format 9 wrote it: no ``restarts``, ``restarted_steps`` rows in
-    the series' statistics (a copy)."""
+    """``state`` (format 11) as format 9 wrote it: as format 10 (``as_format_10``), no
+    ``restarts``, ``restarted_steps`` rows in the series' statistics (a copy)."""
+    state = as_format_10(state)
     tensors = dict(state["store"]["tensors"])
     tensors["stats"] = tensors["stats"][:, : STAT["restarts"]].clone()
     return {**state, "format": 9, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
+    """``state`` (format 11) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
     ring of past forecasts holds the forecasts themselves (its references added, in float32 as
     format 8 stored them), no ``c_origin_ref`` (a copy)."""
     state = as_format_9(state)
@@ -36,7 +44,7 @@ def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10) as format 7 wrote it: as format 8 (``as_format_8``), no probe
+    """``state`` (format 11) as format 7 wrote it: as format 8 (``as_format_8``), no probe
     ``measured`` bias (a copy)."""
     state = as_format_8(state)
     probe = state["probe"]
@@ -45,7 +53,7 @@ def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    """``state`` (format 11) as format 6 wrote it: as format 7 (``as_format_7``), no probe
     ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
     state = as_format_7(state)
     probe = state["probe"]
@@ -56,7 +64,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    """``state`` (format 11, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
     outliers' fields (a copy)."""
     state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
@@ -64,7 +72,7 @@ def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 11, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -74,7 +82,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 10, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 11, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

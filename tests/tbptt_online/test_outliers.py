@@ -164,8 +164,9 @@ def test_one_glitch_no_longer_spoils_the_forecasts_after_it(glitch):
     assert after < 1.2 * clean  # 0.109 against 0.107 for 110
     assert f.series_stats("s").outliers == 1
     # what it was before (the test's ground truth that the defect is real): 2.9 for 110, 8.7e12 for 1e15
+    # (0.65 for 110 since a season later the excursions repair the ring: see excursions.py)
     spoiled, g = after_glitch_error(glitch, outlier_sigmas=None)
-    assert spoiled > 10 * clean and g.series_stats("s").outliers == 0
+    assert spoiled > 5 * clean and g.series_stats("s").outliers == 0
 
 
 def test_the_glitch_is_still_scored_and_reported_as_it_came():

@@ -21,7 +21,15 @@ from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, 
 from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
-from tests.tbptt_online.old_formats import as_format_3, as_format_4, as_format_5, as_format_6, as_format_8, as_format_9
+from tests.tbptt_online.old_formats import (
+    as_format_3,
+    as_format_4,
+    as_format_5,
+    as_format_6,
+    as_format_8,
+    as_format_9,
+    as_format_10,
+)
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
 SERIES = ("a", "b", "c")
@@ -77,7 +85,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 10
+    assert migrated["format"] == FORMAT_VERSION == 11
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -144,7 +152,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 10: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 11: KeyError"):
         check_state(state)
 
 
@@ -152,7 +160,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (11, "format=11 is invalid: this version reads formats 2 to 10"),
+        (12, "format=12 is invalid: this version reads formats 2 to 11"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -260,7 +268,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 10
+    assert migrated["format"] == FORMAT_VERSION == 11
     kept = migrated["store"]["tensors"]
     assert kept["c_origin"] is old["store"]["tensors"]["c_origin"]
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -278,7 +286,33 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 10
+    assert migrated["format"] == FORMAT_VERSION == 11
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
+    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))
+
+
+def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measured_on_its_ring():
+    """Format 10 had no excursions (``excursions.py``): a migrated series has none under way, and
+    the usual size of its seasonal differences is the median of |y_t - y_{t-12}| over the values
+    its ring holds (computed here from the values sent), as a season found now starts it; the
+    model goes on as the one that never stopped (no excursion in these series either way)."""
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, season_length=12))
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_format_10(state)
+    assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 11
+    kept = migrated["store"]["tensors"]
+    assert torch.equal(kept["x_excursion"], torch.zeros_like(state["store"]["tensors"]["x_excursion"]))
+    held = min(40, kept["x_raw"].shape[1])  # the values the ring holds: the last ones sent
+    for i, name in enumerate(SERIES):
+        sent = [value(i, t) for t in range(40 - held, 40)]
+        differences = sorted(abs(sent[t] - sent[t - 12]) for t in range(12, held))
+        median = differences[(len(differences) - 1) // 2]  # torch's median: the lower of the middle two
+        slot = forecaster.store.slot_of(name)
+        assert kept["x_sdiff"][slot, 0].item() == pytest.approx(median, rel=1e-12)
     loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))

@@ -218,6 +218,7 @@ def advance(
     arc_p,
     sdiff,
     excursion,
+    repaired,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     each row: the smoothing (levels and the trend from the deseasonalised value, then the
@@ -241,9 +242,8 @@ def advance(
             logged = math.log(value) if value > 0 else 0.0
             u[0], u[1], u[2], u[3] = value, value, logged, logged  # each variant's value: units, log units
             m = (period[b, k, 0], period[b, k, 1])
-            out = False  # the value is out of its seasonal pattern (an excursion): the seasons do not learn it
             if observed and m[0] > 0 and t - m[0] >= 1:
-                out = excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, b)
+                excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, repaired, b)
             phase = (_phase(t, m[0], max_season), _phase(t, m[1], max_season))
             for j in range(2):
                 for v in range(4):
@@ -262,7 +262,7 @@ def advance(
                     trend[b, v, k] = BETA * (new_level - old_level) + (1 - BETA) * PHI * old_trend
                 gamma, rest = V_GAMMAS[v], parts[1, v]
                 for j in range(2):  # the second season is measured against the updated first one
-                    if m[j] > 0 and not out:
+                    if m[j] > 0:
                         updated = gamma * (u[v] - level[b, v, REFERENCE, k] - rest) + (1 - gamma) * parts[j, v]
                         season[s, v, j, k, phase[j]] = updated
                         rest = updated

@@ -19,8 +19,8 @@ Twenty experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of
   drift (``ar_changes.py``): an ARIMA(12, 1, 0) for a quasi-cycle no fixed season fits.
 
 A stretch out of the seasonal pattern that comes back within a season (an outage) is replaced
-in the values ring by the pattern and not learned by the seasonal indices (``excursions``), so
-the members that read the ring a season back do not forecast it again.
+in the values ring by the pattern (``excursions``), so the members that read the ring a season
+back do not forecast it again.
 
 The state of a series lives in the ``fields`` of the series store. The functions take
 ``rows``: the B rows' copies of the small fields, gathered from the store, and the
@@ -129,7 +129,7 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
 
 _ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_seen",
-    "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion",
+    "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
 )  # fmt: skip
 _READ = ("x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc")
 assert _ADVANCED[:2] == _READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
@@ -197,6 +197,7 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     rows["x_ar_p"] = AR_PRIOR * torch.eye(AR_ORDER, dtype=torch.float64).expand_as(rows["x_ar_p"]).clone()
     rows["x_sdiff"] = excursions.usual_seasonal_difference(values, periods[:, :, 0])
     rows["x_excursion"] = torch.zeros_like(rows["x_excursion"])
+    rows["x_repaired"] = torch.zeros_like(rows["x_repaired"])
 
 
 def log_share_allowed(rows: dict[str, torch.Tensor], scored: torch.Tensor) -> torch.Tensor:

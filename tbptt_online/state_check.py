@@ -69,7 +69,7 @@ INF_ALLOWED = ("c_origin",)
 NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
-    "x_sdiff", "x_excursion",
+    "x_sdiff", "x_excursion", "x_repaired",
 )  # fmt: skip
 COVARIANCES = ("x_ar_p", "x_arc_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")

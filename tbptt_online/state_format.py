@@ -27,8 +27,9 @@
   rounded a series at 1e8 to multiples of 8.
 - format 10: a series' statistics count its restarts (``stats`` rows ``restarts`` and
   ``restarted_steps``, 0 in an older state: ``forecaster._restart_broken``).
-- format 11: the experts' excursions (``excursions``: the fields ``x_sdiff``, the
-  usual size of a seasonal difference, and ``x_excursion``, the step an excursion began).
+- format 11: the experts' excursions (``excursions``: the fields ``x_sdiff``, the usual size
+  of a seasonal difference, ``x_excursion``, the step an excursion began, and ``x_repaired``,
+  the step the last one repaired began).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their

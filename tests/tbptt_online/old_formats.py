@@ -6,15 +6,15 @@ from typing import Any
 
 import torch
 
-from tbptt_online import hybrid, outliers
+from tbptt_online import excursions, hybrid, outliers
 from tbptt_online.scoring import STAT
 from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 10 wrote it: no excursions' fields ``x_sdiff``,
-    ``x_excursion`` (a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in ("x_sdiff", "x_excursion")}
+    """``state`` (format 11) as format 10 wrote it: no excursions' fields (``excursions.FIELDS``;
+    a copy)."""
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS}
     return {**state, "format": 10, "store": {**state["store"], "tensors": tensors}}
 
 

@@ -306,7 +306,8 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 11
     kept = migrated["store"]["tensors"]
-    assert torch.equal(kept["x_excursion"], torch.zeros_like(state["store"]["tensors"]["x_excursion"]))
+    for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
+        assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
     held = min(40, kept["x_raw"].shape[1])  # the values the ring holds: the last ones sent
     for i, name in enumerate(SERIES):
         sent = [value(i, t) for t in range(40 - held, 40)]

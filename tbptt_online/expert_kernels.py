@@ -40,7 +40,8 @@ UNIT_RELATIVE = 1e-9  # a flat series' unit: this share of its level...
 UNIT_FLOOR = 1e-100
 LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
 # the experts' positions in ``paths`` (the order of experts.NAMES)
-NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES = 0, 1, 2, 18, 19
+NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES, MEDIAN = 0, 1, 2, 18, 19, 20
+MEDIAN_STEP = 0.1  # the median expert's step toward each value: this share of the local scale
 LOG_EXPERTS = (SMOOTH + 8, SMOOTH + 16)  # [first, end) of the log variants' experts
 SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 experts, in units and in logs
 # A recursive-least-squares expert takes weight once the series has given it as many scored values as
@@ -83,6 +84,7 @@ def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: flo
         out[LOG_EXPERTS[0] : LOG_EXPERTS[1]] = False
     out[AR] = scored >= AR_MIN_SCORED
     out[AR_CHANGES] = scored >= AR_CHANGES_MIN_SCORED
+    out[MEDIAN] = not seasonal
 
 
 @compiled
@@ -219,6 +221,7 @@ def advance(
     sdiff,
     excursion,
     repaired,
+    median,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     each row: the smoothing (levels and the trend from the deseasonalised value, then the
@@ -269,12 +272,17 @@ def advance(
             seen[b, k] = seen[b, k] or observed
             last_observed[b, k] = observed
             unit = local_scale(scale, level, b, k)
+            if first:
+                median[b, k] = value
+            elif observed:  # MEDIAN_STEP local scales toward the value, never past it
+                move = MEDIAN_STEP * unit
+                median[b, k] += min(max(value - median[b, k], -move), move)
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
 
 
 @compiled
-def paths(out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc) -> None:
+def paths(out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc, median) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
     of ``experts.NAMES``); reads the rows, changes nothing."""
     n_rows, horizon, _, d = out.shape
@@ -298,6 +306,7 @@ def paths(out, slot, step, ring, season, period, scale, level, trend, positive, 
             for h in range(horizon):
                 ahead = t + h + 1
                 out[b, h, NAIVE, k] = last
+                out[b, h, MEDIAN, k] = median[b, k]
                 back = ahead - m[0] * ((h + m[0]) // max(m[0], 1))  # the same phase, a whole season back
                 usable = m[0] > 0 and back >= 1 and back > t - r
                 out[b, h, SEASONAL_NAIVE, k] = ring_value(ring, s, k, back) if usable else last

@@ -29,7 +29,9 @@
   ``restarted_steps``, 0 in an older state: ``forecaster._restart_broken``).
 - format 11: the experts' excursions (``excursions``: the fields ``x_sdiff``, the usual size
   of a seasonal difference, ``x_excursion``, the step an excursion began, and ``x_repaired``,
-  the step the last one repaired began).
+  the step the last one repaired began), and the median expert (``x_median``), a 21st expert,
+  so the members' fields (``c_loss``, ``c_slow_loss``, ``c_member_abs``, ``c_origin``) gain
+  its column before the network's.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -123,7 +125,8 @@ BEFORE_ORIGIN_REF = 8
 BEFORE_RESTARTS = 9
 BEFORE_EXCURSIONS = 10
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
-NEW_EXPERT = experts.NAMES.index("ar_changes")  # its column: the last expert's, before the network
+NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
+MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
 
 
@@ -146,7 +149,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_MEASURED_BIAS, "the probe's measured bias", (_with_measured_bias,)),
         (BEFORE_ORIGIN_REF, "the references of the ring of past forecasts", (_with_origin_ref,)),
         (BEFORE_RESTARTS, "the series' restart counts", (_with_restarts,)),
-        (BEFORE_EXCURSIONS, "the experts' excursions", (_with_excursions,)),
+        (BEFORE_EXCURSIONS, "the experts' excursions and the median expert", (_with_excursions,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -334,8 +337,10 @@ def _with_restarts(state: dict[str, Any]) -> dict[str, Any]:
 def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
     """A format-10 ``state`` in format 11: a hybrid's store gains the excursions' fields, none
     under way and the usual seasonal difference measured on each series' values ring as a
-    season found now measures it (``excursions.usual_seasonal_difference``); a copy, the input is
-    not changed."""
+    season found now measures it (``excursions.usual_seasonal_difference``), and the median
+    expert, at each series' last value, with its member's columns as format 4 gave the long AR
+    its own (the worst loss it could have: weight 0 until its errors replace the cap's); a copy,
+    the input is not changed."""
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
@@ -347,5 +352,33 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
         past = (int(steps[slot]) - torch.arange(n - 1, -1, -1)).view(1, -1, 1).expand(-1, -1, ring.shape[2])
         values = experts.ring_at(ring, torch.tensor([slot]), past)  # [1, n, d] oldest first
         sdiff[slot] = excursions.usual_seasonal_difference(values, period[slot : slot + 1])[0]
-    new = {**tensors, **excursions.fields(*sdiff.shape), "x_sdiff": sdiff}
+    loss, count, slow, slow_count = (
+        tensors["c_loss"],
+        tensors["c_count"],
+        tensors["c_slow_loss"],
+        tensors["c_slow_count"],
+    )
+    member_abs, origins = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 4, d]
+    members = MEDIAN + 1  # format 10's: 20 experts and the network
+    if loss.shape[2] != members or member_abs.shape[1] != members or origins.shape[3] != members + 4:
+        raise ValueError(f"format=10 hybrid state has {loss.shape[2]} members, expected {members}")
+    reference = tensors["x_level"][:, 0, experts.REFERENCE].abs()  # [C, d]
+    unit = torch.maximum(tensors["x_scale"], UNIT_RELATIVE * reference).clamp(min=UNIT_FLOOR)  # as local_scale
+
+    def insert(old: torch.Tensor, column: torch.Tensor, dim: int) -> torch.Tensor:
+        return torch.cat([old.narrow(dim, 0, MEDIAN), column, old.narrow(dim, MEDIAN, old.shape[dim] - MEDIAN)], dim)
+
+    last = experts.ring_at(
+        ring, torch.arange(ring.shape[0]), steps.clamp(min=1).view(-1, 1, 1).expand(-1, 1, ring.shape[2])
+    )
+    new = {
+        **tensors,
+        **excursions.fields(*sdiff.shape),
+        "x_sdiff": sdiff,
+        "x_median": torch.where(steps[:, None] > 0, last[:, 0], 0.0),  # [C, d]: the last value
+        "c_loss": insert(loss, (CAP * count)[:, :, None], 2),  # the worst it could be: weight 0
+        "c_slow_loss": insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2),  # in the series' units
+        "c_member_abs": insert(member_abs, member_abs[:, :1], 1),  # the naive's (index 0)
+        "c_origin": insert(origins, origins[:, :, :, members : members + 1], 3),  # the served forecasts
+    }
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

@@ -152,3 +152,10 @@ def test_truncation_wall_smoke_runs_every_mode_and_k2_and_plots(tmp_path):
     assert "### (c) The advisor and adaptive truncation" in (tmp_path / "truncation_wall.md").read_text()
     png = (tmp_path / "truncation_wall.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+def test_sparse_series_smoke_scores_each_stream_against_the_naive(tmp_path):
+    payload = run_smoke("sparse_series", tmp_path)
+    assert payload["values"] == 120 and len(payload["rows"]) == 5
+    for row in payload["rows"]:
+        assert all(0.0 < row[k] < 10.0 for k in ("ours_one_step", "ours_h12", "median_100", "mean_100"))

@@ -6,15 +6,32 @@ from typing import Any
 
 import torch
 
-from tbptt_online import excursions, hybrid, outliers
+from tbptt_online import excursions, outliers
 from tbptt_online.scoring import STAT
-from tbptt_online.state_format import NEW_COMBINER_FIELDS, NEW_EXPERT
+from tbptt_online.state_format import MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
+
+FORMAT_10_MEMBERS = MEDIAN + 1  # 20 experts and the network: the members of formats 4 to 10
+
+
+MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
+
+
+def without_median(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 10's layout: no ``x_median`` and no median column in the
+    members' fields (new tensors for those; the others as they are)."""
+    out = {k: v for k, v in tensors.items() if k != "x_median"}
+    for key, dim in MEMBER_FIELDS.items():
+        if key in out:
+            kept = [i for i in range(out[key].shape[dim]) if i != MEDIAN]
+            out[key] = out[key].index_select(dim, torch.tensor(kept))
+    return out
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 10 wrote it: no excursions' fields (``excursions.FIELDS``;
-    a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS}
+    """``state`` (format 11) as format 10 wrote it: no excursions' fields (``excursions.FIELDS``),
+    and a hybrid has no median expert: no ``x_median`` and no median column in the members'
+    fields (a copy)."""
+    tensors = without_median({k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS})
     return {**state, "format": 10, "store": {**state["store"], "tensors": tensors}}
 
 
@@ -35,7 +52,7 @@ def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
     tensors = dict(state["store"]["tensors"])
     if "c_origin_ref" in tensors:
         ref, ring = tensors.pop("c_origin_ref"), tensors["c_origin"].clone()  # [C, Hc, d], [C, Hc, Hc, E + 4, d]
-        widths = hybrid.N_MEMBERS + 1  # the half-widths' column: stored as they are
+        widths = FORMAT_10_MEMBERS + 1  # the half-widths' column: stored as they are
         forecasts = [k for k in range(ring.shape[3]) if k != widths]
         absolute = ring[:, :, :, forecasts].double() + ref[:, :, None, None, :]
         ring[:, :, :, forecasts] = absolute.float()
@@ -77,7 +94,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
     forecasts (a copy)."""
     state = as_format_5(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in NEW_COMBINER_FIELDS}
-    tensors["c_origin"] = tensors["c_origin"][:, :, :, : hybrid.N_MEMBERS + 2].clone()
+    tensors["c_origin"] = tensors["c_origin"][:, :, :, : FORMAT_10_MEMBERS + 2].clone()
     return {**state, "format": 4, "store": {**state["store"], "tensors": tensors}}
 
 
@@ -87,8 +104,8 @@ def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
     of past forecasts (a copy)."""
     state = as_format_4(state)
     tensors = dict(state["store"]["tensors"])
-    members = torch.tensor([k for k in range(hybrid.N_MEMBERS) if k != NEW_EXPERT])
-    ring = torch.tensor([k for k in range(hybrid.N_MEMBERS + 2) if k != NEW_EXPERT])
+    members = torch.tensor([k for k in range(FORMAT_10_MEMBERS) if k != NEW_EXPERT])
+    ring = torch.tensor([k for k in range(FORMAT_10_MEMBERS + 2) if k != NEW_EXPERT])
     for key in ("x_arc", "x_arc_p"):
         del tensors[key]
     tensors["c_loss"] = tensors["c_loss"].index_select(2, members)

@@ -4,6 +4,7 @@ forecasts, the recursive-least-squares AR; and the states stay finite whatever c
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -79,8 +80,9 @@ class HandHoltWinters:
 
 def test_the_constants_are_the_documented_ones():
     assert REFERENCE == 3 and ALPHAS[REFERENCE] == 0.2  # the trend's level
-    assert experts.NAMES[:2] == ("naive", "seasonal_naive") and experts.NAMES[-2:] == ("ar", "ar_changes")
-    assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 2
+    assert experts.NAMES[:2] == ("naive", "seasonal_naive")
+    assert experts.NAMES[-3:] == ("ar", "ar_changes", "median")
+    assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 3
 
 
 @pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
@@ -116,7 +118,7 @@ def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(periods):
         back = t + h - m * math.ceil(h / m) if m else t
         assert row[1] == VALUES[back - 1]
         smoothing = [f for hand in hands for f in hand.forecasts(t, h)]
-        assert row[2:-2] == pytest.approx(smoothing, rel=1e-12), h
+        assert row[2:-3] == pytest.approx(smoothing, rel=1e-12), h
 
 
 def test_paths_change_nothing():
@@ -179,16 +181,17 @@ def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_t
     paths = experts.paths(rows, torch.tensor([7]), 6)[0, :, :, 0]
     assert torch.equal(paths[:, experts.LOG_EXPERTS], paths[:, 2 : 2 + 8])  # exactly the units members
     allowed = experts.log_share_allowed(rows, SCORED)[0, :, 0]
-    assert not bool(allowed[experts.LOG_EXPERTS].any()) and bool(allowed[:10].all()) and bool(allowed[-2:].all())
+    assert not bool(allowed[experts.LOG_EXPERTS].any()) and bool(allowed[:10].all()) and bool(allowed[-3:-1].all())
     feed(rows, [7.0] * 20, first_step=8)  # positive again: off for good
     assert not bool(rows["x_positive"].any())
 
 
-def test_the_seasonal_naive_and_the_second_family_take_no_weight_without_a_season():
-    # naive, seasonal naive, units g0.1 (4), units g0.4 (4), log g0.1 (4), log g0.4 (4), ar, ar_changes
-    without = [True, False] + [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4 + [True, True]
+def test_the_seasonal_naive_and_the_second_family_take_no_weight_without_a_season_the_median_only_without():
+    # naive, seasonal naive, units g0.1 (4), units g0.4 (4), log g0.1 (4), log g0.4 (4), ar, ar_changes, median
+    without = [True, False] + [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4 + [True, True, True]
     assert experts.log_share_allowed(blank(), SCORED)[0, :, 0].tolist() == without
-    assert experts.log_share_allowed(blank((4, 0)), SCORED)[0, :, 0].tolist() == [True] * experts.N_EXPERTS
+    with_season = [True] * (experts.N_EXPERTS - 1) + [False]
+    assert experts.log_share_allowed(blank((4, 0)), SCORED)[0, :, 0].tolist() == with_season
     names = [name for name, ok in zip(experts.NAMES, without, strict=True) if not ok]
     assert names == ["seasonal_naive", *[f"{s}{kind}_g0.4" for s in ("", "log_") for kind in KINDS]]
 
@@ -349,3 +352,42 @@ def test_a_missing_first_value_does_not_start_the_experts_at_zero():
     # got 949 (and an interval 3,600 wide); now 1000 + 1.05e-6: nothing scored yet, the 12 members allowed
     # without a season weigh alike, the long AR's 1000 + 1.2e-5 (its drift after the gap) among them
     assert result.forecast_next.mean == pytest.approx(1000.0, rel=1e-8)
+
+
+MEDIAN = experts.NAMES.index("median")
+
+
+def test_the_median_expert_steps_a_tenth_of_the_local_scale_toward_each_value_never_past_it():
+    """By hand: m_1 = y_1; then m <- m + clip(y - m, -0.1 u, 0.1 u), u the local scale after
+    the value (an exponential mean of |y_t - y_{t-1}| between observed values, 0.95 / 0.05,
+    starting at the first change); a missing value leaves it; its forecast is m at every
+    horizon."""
+    rows = blank()
+    values = [10.0, 12.0, 12.0, 0.0, None, 11.95, 100.0]
+    feed(rows, values)
+    median, scale, last = 10.0, 0.0, 10.0
+    for before, y in itertools.pairwise(values):
+        if y is None:
+            continue
+        if before is not None:  # the scale's changes are between two observed values
+            change = abs(y - last)
+            scale = 0.95 * scale + 0.05 * change if scale > 0 else change
+        move = kernels.MEDIAN_STEP * scale
+        median += min(max(y - median, -move), move)
+        last = y
+    assert kernels.MEDIAN_STEP == 0.1
+    assert rows["x_median"][0, 0].item() == pytest.approx(median, rel=1e-15)
+    paths = experts.paths(rows, torch.tensor([len(values)]), 5)[0, :, MEDIAN, 0]
+    assert paths.tolist() == [rows["x_median"][0, 0].item()] * 5
+
+
+def test_the_median_expert_forecasts_a_sparse_series_at_its_median_where_the_mean_does_not():
+    """Why it is there: of intermittent demand (about three zeros in four, counts otherwise)
+    the MAE-best forecast is the median, 0; the smoothing members forecast the mean."""
+    rng = random.Random(0)
+    values = [float(rng.random() < 0.25) * rng.randint(1, 4) for _ in range(400)]
+    rows = blank()
+    feed(rows, values)
+    paths = experts.paths(rows, torch.tensor([len(values)]), 1)[0, 0, :, 0]
+    mean = paths[experts.NAMES.index("level_a0.2_g0.1")].item()
+    assert mean > 0.4 and abs(paths[MEDIAN].item()) < 0.5 * mean  # within a few of its steps of 0

@@ -22,6 +22,9 @@ from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
 from tests.tbptt_online.old_formats import (
+    FORMAT_10_MEMBERS,
+    MEDIAN,
+    MEMBER_FIELDS,
     as_format_3,
     as_format_4,
     as_format_5,
@@ -29,6 +32,7 @@ from tests.tbptt_online.old_formats import (
     as_format_8,
     as_format_9,
     as_format_10,
+    without_median,
 )
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
@@ -101,10 +105,10 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     assert forecaster.config == ForecasterConfig.from_dict(state["config"])  # the new fields at their defaults
     for key in ("observations", "sampler"):
         assert migrated[key] is state[key]
-    tensors, kept = state["store"]["tensors"], migrated["store"]["tensors"]
+    tensors, kept = state["store"]["tensors"], without_median(migrated["store"]["tensors"])  # format 11's: below
     old = [k for k in range(OLD_MEMBERS + 1) if k != NEW_EXPERT]  # the old members' columns
     ring = [k for k in range(OLD_MEMBERS + 2) if k != NEW_EXPERT]  # and in the ring: then served
-    half, combiners = hybrid.N_MEMBERS + 1, slice(hybrid.N_MEMBERS + 2, None)  # the new ring's columns
+    half, combiners = FORMAT_10_MEMBERS + 1, slice(FORMAT_10_MEMBERS + 2, None)  # the new ring's columns
     for key, value in tensors.items():  # every field as saved; the hybrid's ring of past forecasts
         if key == "c_origin":  # gains the served half-widths' slot, 0 = unknown, the long AR's and the
             # combiners' columns (written before the half-widths' slot)
@@ -208,14 +212,14 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
     assert old["format"] == 4 and not set(NEW_COMBINER_FIELDS) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    tensors, before = migrated["store"]["tensors"], old["store"]["tensors"]
+    tensors, before = without_median(migrated["store"]["tensors"]), old["store"]["tensors"]  # format 11's: below
     unit = torch.maximum(before["x_scale"], 1e-9 * (before["x_level"][:, 0, 3].abs() + 1.0))  # [C, d] local scale
     assert torch.equal(tensors["c_slow_loss"], before["c_loss"] * unit[:, None, None, :])
     assert torch.equal(tensors["c_slow_count"], before["c_count"])
     assert tensors["c_meta_loss"].abs().max() == 0 and tensors["c_meta_count"].abs().max() == 0
-    ring, served = tensors["c_origin"], before["c_origin"][:, :, :, hybrid.N_MEMBERS]
-    assert torch.equal(ring[:, :, :, : hybrid.N_MEMBERS + 2], before["c_origin"])
-    for column in (hybrid.N_MEMBERS + 2, hybrid.N_MEMBERS + 3):  # past forecasts: the served ones
+    ring, served = tensors["c_origin"], before["c_origin"][:, :, :, FORMAT_10_MEMBERS]
+    assert torch.equal(ring[:, :, :, : FORMAT_10_MEMBERS + 2], before["c_origin"])
+    for column in (FORMAT_10_MEMBERS + 2, FORMAT_10_MEMBERS + 3):  # past forecasts: the served ones
         assert torch.equal(ring[:, :, :, column], served)
     loaded = Forecaster.from_state_dict(old)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
@@ -242,10 +246,12 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
     check_state(old)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION
-    kept, before = migrated["store"]["tensors"], old["store"]["tensors"]
+    kept, before = without_median(migrated["store"]["tensors"]), old["store"]["tensors"]  # format 11's: below
     for key, value in before.items():
         if key == "stats":  # gains interval_n (format 7), restarts and restarted_steps (format 10)
             torch.testing.assert_close(kept[key][:, :-3], value, rtol=0, atol=0, equal_nan=True)
+        elif key in MEMBER_FIELDS:  # gains the median's column (format 11), taken out by without_median
+            assert torch.equal(kept[key], value), key
         else:
             assert kept[key] is value, key
     for key in outliers.FIELDS:
@@ -269,8 +275,8 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     check_state(old)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 11
-    kept = migrated["store"]["tensors"]
-    assert kept["c_origin"] is old["store"]["tensors"]["c_origin"]
+    kept = without_median(migrated["store"]["tensors"])  # the median's column: format 11's, below
+    assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
     loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     # the same to float32's rounding of the ring at the series' level (format 8's precision)
@@ -315,5 +321,15 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
         median = differences[(len(differences) - 1) // 2]  # torch's median: the lower of the middle two
         slot = forecaster.store.slot_of(name)
         assert kept["x_sdiff"][slot, 0].item() == pytest.approx(median, rel=1e-12)
+    # the median expert (format 11 too): at each series' last value, its columns as format 4 gave the long AR's
+    tensors, count = state["store"]["tensors"], kept["c_count"]
+    at, members = MEDIAN, FORMAT_10_MEMBERS
+    for i, name in enumerate(SERIES):
+        assert kept["x_median"][forecaster.store.slot_of(name), 0].item() == value(i, 39)
+    assert torch.equal(kept["c_loss"][:, :, at], combination.CAP * count)  # the worst it could be: weight 0
+    assert torch.equal(kept["c_member_abs"][:, at], kept["c_member_abs"][:, 0])  # the naive's
+    assert torch.equal(kept["c_origin"][:, :, :, at], kept["c_origin"][:, :, :, members + 1])  # the served ones
+    assert torch.equal(without_median(kept)["c_slow_loss"], old["store"]["tensors"]["c_slow_loss"])
+    assert tensors["c_loss"].shape == kept["c_loss"].shape
     loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
-    assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))
+    assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))  # seasonal: no median weight

@@ -75,7 +75,8 @@ def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: flo
     with a season (``seasonal``: without one the two families' members forecast alike, and a
     duplicate would double its vote in the combination), the two AR experts once the series
     has ``scored`` (one-step errors scored: its values but the first) as many values as they
-    have coefficients (``AR_MIN_SCORED``, ``AR_CHANGES_MIN_SCORED``), the others always."""
+    have coefficients (``AR_MIN_SCORED``, ``AR_CHANGES_MIN_SCORED``), the median only without a
+    season (a level that ignores the season cannot forecast it), the others always."""
     out[:] = True
     out[SEASONAL_NAIVE] = seasonal
     for first in SECOND_FAMILY:

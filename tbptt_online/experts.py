@@ -145,7 +145,7 @@ assert _ADVANCED[:2] == _READ[:2] == SHARED  # advance and paths pass these two 
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 20,
+    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 21,
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
@@ -212,7 +212,8 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
 def log_share_allowed(rows: dict[str, torch.Tensor], scored: torch.Tensor) -> torch.Tensor:
     """[B, E, d] which experts may take weight (``expert_kernels.allowed_experts``): the log
     experts only while the series has been positive, the seasonal naive only with a season,
-    the AR experts once ``scored`` [B, d] (the values scored) covers their coefficients."""
+    the median only without one, the AR experts once ``scored`` [B, d] (the values scored)
+    covers their coefficients."""
     b, d = rows["x_positive"].shape
     active = torch.empty(b, N_EXPERTS, d, dtype=torch.bool)
     kernels.allowed(*readable(rows["x_positive"], rows["x_period"], scored), active.numpy())

@@ -338,7 +338,7 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
     """A format-10 ``state`` in format 11: a hybrid's store gains the excursions' fields, none
     under way and the usual seasonal difference measured on each series' values ring as a
     season found now measures it (``excursions.usual_seasonal_difference``), and the median
-    expert, at each series' last value, with its member's columns as format 4 gave the long AR
+    expert, at the median of each series' values in the ring, with its member's columns as format 4 gave the long AR
     its own (the worst loss it could have: weight 0 until its errors replace the cap's); a copy,
     the input is not changed."""
     store = state["store"]
@@ -347,11 +347,13 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
     ring, steps, period = tensors["x_raw"], tensors["steps"], tensors["x_period"][:, :, 0]  # [C, R, d], [C], [C, d]
     sdiff = torch.zeros(ring.shape[0], ring.shape[2], dtype=torch.float64)  # [C, d]
+    median = torch.zeros_like(sdiff)  # [C, d]: the median expert's start
     for slot in (steps > 0).nonzero().flatten().tolist():
         n = min(int(steps[slot]), ring.shape[1])
         past = (int(steps[slot]) - torch.arange(n - 1, -1, -1)).view(1, -1, 1).expand(-1, -1, ring.shape[2])
         values = experts.ring_at(ring, torch.tensor([slot]), past)  # [1, n, d] oldest first
         sdiff[slot] = excursions.usual_seasonal_difference(values, period[slot : slot + 1])[0]
+        median[slot] = values[0].median(dim=0).values  # of the values the ring holds (the last may be a spike)
     loss, count, slow, slow_count = (
         tensors["c_loss"],
         tensors["c_count"],
@@ -368,14 +370,11 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
     def insert(old: torch.Tensor, column: torch.Tensor, dim: int) -> torch.Tensor:
         return torch.cat([old.narrow(dim, 0, MEDIAN), column, old.narrow(dim, MEDIAN, old.shape[dim] - MEDIAN)], dim)
 
-    last = experts.ring_at(
-        ring, torch.arange(ring.shape[0]), steps.clamp(min=1).view(-1, 1, 1).expand(-1, 1, ring.shape[2])
-    )
     new = {
         **tensors,
         **excursions.fields(*sdiff.shape),
         "x_sdiff": sdiff,
-        "x_median": torch.where(steps[:, None] > 0, last[:, 0], 0.0),  # [C, d]: the last value
+        "x_median": median,
         "c_loss": insert(loss, (CAP * count)[:, :, None], 2),  # the worst it could be: weight 0
         "c_slow_loss": insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2),  # in the series' units
         "c_member_abs": insert(member_abs, member_abs[:, :1], 1),  # the naive's (index 0)

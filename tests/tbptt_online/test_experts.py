@@ -349,7 +349,7 @@ def test_a_missing_first_value_does_not_start_the_experts_at_zero():
         result = f.observe("a", value)
     rows = hybrid_rows(f, "a")
     assert rows["x_level"][0, :, 0].tolist() == pytest.approx([1000.0] * 4, rel=1e-12)  # got 738, 984, 1000, 861
-    # got 949 (and an interval 3,600 wide); now 1000 + 1.05e-6: nothing scored yet, the 12 members allowed
+    # got 949 (and an interval 3,600 wide); now 1000 + 1.05e-6: nothing scored yet, the 13 members allowed
     # without a season weigh alike, the long AR's 1000 + 1.2e-5 (its drift after the gap) among them
     assert result.forecast_next.mean == pytest.approx(1000.0, rel=1e-8)
 

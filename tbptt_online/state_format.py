@@ -108,7 +108,6 @@ import torch
 from tbptt_online import ar_changes, combination, excursions, experts, outliers
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
-from tbptt_online.expert_kernels import UNIT_FLOOR, UNIT_RELATIVE
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
@@ -127,6 +126,7 @@ BEFORE_EXCURSIONS = 10
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
+FORMAT_10_MEMBERS = MEDIAN + 1  # the members of formats 4 to 10: 20 experts and the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
 
 
@@ -214,6 +214,12 @@ def _with_served_widths(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "store": {**store, "tensors": {**tensors, "c_origin": padded}}}
 
 
+def _insert(old: torch.Tensor, column: torch.Tensor, dim: int, at: int) -> torch.Tensor:
+    """``old`` with ``column`` (size 1 along ``dim``) inserted at index ``at`` of ``dim``: a new
+    member's column in the members' fields."""
+    return torch.cat([old.narrow(dim, 0, at), column, old.narrow(dim, at, old.shape[dim] - at)], dim=dim)
+
+
 def _with_changes_ar(state: dict[str, Any]) -> dict[str, Any]:
     """A format-2 or 3 ``state`` (with the served half-widths' slot) in format 4: a hybrid's
     store gains the long AR's fields and its member's columns (module doc); a copy, the input
@@ -228,16 +234,12 @@ def _with_changes_ar(state: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"format={state['format']} hybrid state has {loss.shape[2]} members, expected {OLD_MEMBERS}")
     capacity, d = count.shape[0], count.shape[2]
     at = NEW_EXPERT
-
-    def insert(old: torch.Tensor, column: torch.Tensor, dim: int) -> torch.Tensor:
-        return torch.cat([old.narrow(dim, 0, at), column, old.narrow(dim, at, old.shape[dim] - at)], dim=dim)
-
     new = {
         **tensors,
         **ar_changes.fields(capacity, d),
-        "c_loss": insert(loss, (CAP * count)[:, :, None], 2),  # the worst it could be: weight 0
-        "c_member_abs": insert(member_abs, member_abs[:, :1], 1),  # the naive's (index 0)
-        "c_origin": insert(ring, ring[:, :, :, OLD_MEMBERS : OLD_MEMBERS + 1], 3),  # the served forecasts
+        "c_loss": _insert(loss, (CAP * count)[:, :, None], 2, at),  # the worst it could be: weight 0
+        "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, at),  # the naive's (index 0)
+        "c_origin": _insert(ring, ring[:, :, :, OLD_MEMBERS : OLD_MEMBERS + 1], 3, at),  # the served forecasts
     }
     return {**state, "format": BEFORE_SLOW_COMBINER, "store": {**store, "tensors": new}}
 
@@ -254,8 +256,7 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
     members = loss.shape[2]
     if ring.shape[3] != members + 2:
         raise ValueError(f"format=4 ring of past forecasts has {ring.shape[3]} columns, expected {members + 2}")
-    reference = tensors["x_level"][:, 0, experts.REFERENCE].abs()  # [C, d]
-    unit = torch.maximum(tensors["x_scale"], UNIT_RELATIVE * reference).clamp(min=UNIT_FLOOR)  # [C, d] as local_scale
+    unit = experts.local_scale(tensors)  # [C, d]
     served = ring[:, :, :, members : members + 1]  # [C, Hc, Hc, 1, d]
     new = {
         **tensors,
@@ -361,23 +362,18 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
         tensors["c_slow_count"],
     )
     member_abs, origins = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 4, d]
-    members = MEDIAN + 1  # format 10's: 20 experts and the network
+    members = FORMAT_10_MEMBERS
     if loss.shape[2] != members or member_abs.shape[1] != members or origins.shape[3] != members + 4:
         raise ValueError(f"format=10 hybrid state has {loss.shape[2]} members, expected {members}")
-    reference = tensors["x_level"][:, 0, experts.REFERENCE].abs()  # [C, d]
-    unit = torch.maximum(tensors["x_scale"], UNIT_RELATIVE * reference).clamp(min=UNIT_FLOOR)  # as local_scale
-
-    def insert(old: torch.Tensor, column: torch.Tensor, dim: int) -> torch.Tensor:
-        return torch.cat([old.narrow(dim, 0, MEDIAN), column, old.narrow(dim, MEDIAN, old.shape[dim] - MEDIAN)], dim)
-
+    unit = experts.local_scale(tensors)  # [C, d]
     new = {
         **tensors,
         **excursions.fields(*sdiff.shape),
         "x_sdiff": sdiff,
         "x_median": median,
-        "c_loss": insert(loss, (CAP * count)[:, :, None], 2),  # the worst it could be: weight 0
-        "c_slow_loss": insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2),  # in the series' units
-        "c_member_abs": insert(member_abs, member_abs[:, :1], 1),  # the naive's (index 0)
-        "c_origin": insert(origins, origins[:, :, :, members : members + 1], 3),  # the served forecasts
+        "c_loss": _insert(loss, (CAP * count)[:, :, None], 2, MEDIAN),  # the worst it could be: weight 0
+        "c_slow_loss": _insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2, MEDIAN),  # series' units
+        "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, MEDIAN),  # the naive's (index 0)
+        "c_origin": _insert(origins, origins[:, :, :, members : members + 1], 3, MEDIAN),  # the served forecasts
     }
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

@@ -8,10 +8,7 @@ import torch
 
 from tbptt_online import excursions, outliers
 from tbptt_online.scoring import STAT
-from tbptt_online.state_format import MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
-
-FORMAT_10_MEMBERS = MEDIAN + 1  # 20 experts and the network: the members of formats 4 to 10
-
+from tbptt_online.state_format import FORMAT_10_MEMBERS, MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
 
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
 

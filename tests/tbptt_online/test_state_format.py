@@ -314,19 +314,17 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
+    # and the median expert (format 11 too) starts at the median of the values its ring holds; its
+    # columns below are as format 4 gave the long AR's (torch's median: the lower of the middle two)
     held = min(40, kept["x_raw"].shape[1])  # the values the ring holds: the last ones sent
     for i, name in enumerate(SERIES):
         sent = [value(i, t) for t in range(40 - held, 40)]
         differences = sorted(abs(sent[t] - sent[t - 12]) for t in range(12, held))
-        median = differences[(len(differences) - 1) // 2]  # torch's median: the lower of the middle two
         slot = forecaster.store.slot_of(name)
-        assert kept["x_sdiff"][slot, 0].item() == pytest.approx(median, rel=1e-12)
-    # the median expert (format 11 too): at each series' last value, its columns as format 4 gave the long AR's
+        assert kept["x_sdiff"][slot, 0].item() == pytest.approx(differences[(len(differences) - 1) // 2], rel=1e-12)
+        assert kept["x_median"][slot, 0].item() == sorted(sent)[(held - 1) // 2]
     tensors, count = state["store"]["tensors"], kept["c_count"]
     at, members = MEDIAN, FORMAT_10_MEMBERS
-    for i, name in enumerate(SERIES):  # the median of the values its ring holds (torch's: the lower middle one)
-        held = sorted(value(i, t) for t in range(40 - min(40, kept["x_raw"].shape[1]), 40))
-        assert kept["x_median"][forecaster.store.slot_of(name), 0].item() == held[(len(held) - 1) // 2]
     assert torch.equal(kept["c_loss"][:, :, at], combination.CAP * count)  # the worst it could be: weight 0
     assert torch.equal(kept["c_member_abs"][:, at], kept["c_member_abs"][:, 0])  # the naive's
     assert torch.equal(kept["c_origin"][:, :, :, at], kept["c_origin"][:, :, :, members + 1])  # the served ones

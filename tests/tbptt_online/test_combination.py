@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tbptt_online import combination
-from tbptt_online.combination import CAP, DISCOUNT, ETA, META_ETA, SLOW_DISCOUNT
+from tbptt_online.combination import CAP, DISCOUNT, ETA, EVIDENCE, META_ETA, SLOW_DISCOUNT
 
 f64 = torch.float64
 
@@ -66,7 +66,7 @@ def test_fold_leaves_unscored_horizons_bit_identical_and_scores_the_others():
 
 
 def test_weights_fall_exponentially_with_the_ratio_of_the_mean_loss_to_the_best():
-    w = weights_of([1.0, 1.1, 2.0], count=1.0)
+    w = weights_of([1.0, 1.1, 2.0], count=EVIDENCE)
     raw = [math.exp(-ETA * 1.0), math.exp(-ETA * 1.1), math.exp(-ETA * 2.0)]
     assert w == pytest.approx([r / sum(raw) for r in raw], rel=1e-12)
     assert w[1] / w[0] == pytest.approx(math.exp(-ETA / 10), rel=1e-12)  # 10 % above the best: exp(-eta / 10)
@@ -74,14 +74,24 @@ def test_weights_fall_exponentially_with_the_ratio_of_the_mean_loss_to_the_best(
 
 
 def test_weights_are_free_of_the_series_scale_and_use_the_mean_loss():
-    # mean losses 2 / 4 = 0.5 and 3 / 4 = 0.75: the second is 1.5 times the best
+    # mean losses 2 / 4 = 0.5 and 3 / 4 = 0.75: the second is 1.5 times the best, on a
+    # count of 4: the factor sqrt(4 / 100) = 0.2
     w = weights_of([2.0, 3.0], count=4.0)
-    assert w[1] / w[0] == pytest.approx(math.exp(-ETA * 0.5), rel=1e-12)
+    assert w[1] / w[0] == pytest.approx(math.exp(-ETA * 0.5 * 0.2), rel=1e-12)
     assert weights_of([2000.0, 3000.0], count=4.0) == pytest.approx(w, rel=1e-12)
 
 
+def test_a_difference_of_mean_losses_weighs_by_the_square_root_of_its_evidence():
+    # 10 % above the best: exp(-eta / 10) at a count of EVIDENCE, its square root at a quarter
+    # of it, its square at four times it (the slow combiner's counts reach 1,000)
+    tenth = math.exp(-ETA / 10)
+    for count, power in ((EVIDENCE / 4, 0.5), (EVIDENCE, 1.0), (4 * EVIDENCE, 2.0)):
+        w = weights_of([10.0, 11.0], count=count)
+        assert w[1] / w[0] == pytest.approx(tenth**power, rel=1e-12)
+
+
 def test_members_not_allowed_get_exactly_zero_and_the_best_allowed_sets_the_ratio():
-    w = weights_of([1.0, 2.0, 2.2], count=1.0, allowed=[False, True, True])
+    w = weights_of([1.0, 2.0, 2.2], count=EVIDENCE, allowed=[False, True, True])
     assert w[0] == 0.0
     # the best allowed mean loss is 2.0 (not the excluded 1.0): 2.2 is 10 % above it
     tenth = math.exp(-ETA / 10)
@@ -101,7 +111,7 @@ def test_each_horizon_row_and_feature_is_weighted_on_its_own():
     # [B=2, H=2, E=2, d=2]; row 1 feature 0 horizon 1 has the losses of the test above
     loss = torch.ones(2, 2, 2, 2, dtype=f64)
     loss[1, 0, :, 0] = torch.tensor([1.0, 1.1], dtype=f64)
-    count = torch.ones(2, 2, 2, dtype=f64)
+    count = torch.full((2, 2, 2), EVIDENCE, dtype=f64)
     count[0, 1, 1] = 0.0  # nothing scored at horizon 2 of row 0, feature 1
     loss[0, 1, :, 1] = torch.tensor([1.0, 9.0], dtype=f64)
     w = combination.weights(loss, count, torch.ones(2, 2, 2, dtype=torch.bool))
@@ -155,9 +165,10 @@ def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_los
     }
     allowed = torch.tensor([True, False, True]).view(1, 3, 1)
     served, combiners, mu = combination.served_weights(rows, allowed)
-    fast = softmax_by_hand([-ETA * 1.0, -ETA * 1.1])  # L / min L over the allowed: 2 / 2, 2.2 / 2
-    slow = softmax_by_hand([-ETA * 1.25, -ETA * 1.0])  # 30 / 24, 24 / 24
-    mix = softmax_by_hand([-META_ETA * 1.1, -META_ETA * 1.0])  # 11 / 10, 10 / 10
+    # L / min L over the allowed, times sqrt(N / EVIDENCE): counts 4, 50 and 20
+    fast = softmax_by_hand([-ETA * 1.0 * 0.2, -ETA * 1.1 * 0.2])  # 2 / 2, 2.2 / 2
+    slow = softmax_by_hand([-ETA * 1.25 * math.sqrt(0.5), -ETA * 1.0 * math.sqrt(0.5)])  # 30 / 24, 24 / 24
+    mix = softmax_by_hand([-META_ETA * 1.1 * math.sqrt(0.2), -META_ETA * 1.0 * math.sqrt(0.2)])  # 11 / 10, 10 / 10
     assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx([fast[0], 0.0, fast[1]], rel=1e-12, abs=0)
     assert combiners[0, 0, 1, :, 0].tolist() == pytest.approx([slow[0], 0.0, slow[1]], rel=1e-12, abs=0)
     assert mu[0, 0, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=0)
@@ -188,7 +199,8 @@ def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float
     for value, ok in zip(loss, allowed, strict=True):
         if ok and value < best:
             best = value
-    factor = -eta / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
+    evidence = math.sqrt(count / EVIDENCE)
+    factor = -eta * evidence / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
     logits = [value * factor if ok else -math.inf for value, ok in zip(loss, allowed, strict=True)]
     top = -math.inf
     for x in logits:

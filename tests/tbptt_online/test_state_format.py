@@ -76,9 +76,11 @@ def test_a_checkpoint_from_before_the_guards_continues_as_the_version_that_wrote
         # rate) and its reseasoned trend (the seasons are looked for again at step 72, the 12th tick);
         # the long AR joins at weight 0; the slow combiner joins with the fast one's weights and parts
         # from it from the first new value on (the served means 4.1e-5 apart at most over the first 11
-        # ticks, measured; 1.5e-11 before it, from the compiled sums' order alone)
+        # ticks, measured; 1.5e-11 before it, from the compiled sums' order alone); and since session
+        # 20 the combiners' weights sharpen with their evidence (the served means up to 1.03 % apart
+        # over the 120 ticks, measured; rtol 1e-4 before)
         assert torch.equal(after[:, 3], saved["after"][:, 3])  # the same updates
-        assert torch.allclose(after[:, 0], saved["after"][:, 0], rtol=1e-4, atol=0)
+        assert torch.allclose(after[:, 0], saved["after"][:, 0], rtol=2e-2, atol=0)
     assert forecaster.engine.updates == saved["updates"]
     stats = forecaster.update_stats()
     assert (stats.explosions, stats.divergences, stats.blowups, stats.rollbacks) == (0, 0, 0, 0)
@@ -132,7 +134,9 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
         assert torch.equal(kept["x_arc_p"][0, 0], ar_changes.PRIOR * torch.eye(ar_changes.K, dtype=torch.float64))
         rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([0, 1, 2]))
         weights = hybrid.served_weights(rows)
-        assert weights[:, :, NEW_EXPERT].abs().max() == 0  # it starts with no weight at all
+        # it starts with no weight: its loss at the cap (an exact 0 until session 20; since the weights
+        # sharpen with the combiners' evidence, a young horizon's can be 1e-307)
+        assert weights[:, :, NEW_EXPERT].abs().max() < 1e-300
     else:
         assert "c_loss" not in kept and "x_arc" not in kept and "c_slow_loss" not in kept
     again = Forecaster.from_state_dict(forecaster.state_dict())  # written back in the current format
@@ -193,7 +197,9 @@ def test_a_format_3_hybrid_state_gains_the_long_ar_at_no_weight():
     continue_from(fresh, 40, 10)
     rows = hybrid.rows_at(migrated.store.tensors, torch.tensor([0, 1, 2]))
     weights = hybrid.served_weights(rows)
-    assert weights[:, :, NEW_EXPERT].max() < 1e-100  # still (next to) no weight: its loss started at the cap
+    # still (next to) no weight: its loss started at the cap (below 1e-100 until session 20; the
+    # weights now sharpen with the combiners' evidence, and 50 values are little: 5.8e-93)
+    assert weights[:, :, NEW_EXPERT].max() < 1e-80
     assert bool((rows["x_arc"].abs().sum(dim=-1) > 0).all())  # and it learns from the new values
     fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
     for key in ("x_level", "x_trend", "x_ar", "c_count"):  # the old experts went on as they would have

@@ -1,0 +1,145 @@
+"""A request's head (its request line and headers) must arrive within ``header_timeout_s`` and
+hold at most ``max_header_bytes``.
+
+uvicorn closes an idle keep-alive connection after 5 s, but that clock stops at the first byte
+received, and none runs before a connection's first request: a connection that sent nothing, or
+a head one byte at a time, was kept open forever (still open after 70 s). Each holds a file
+descriptor and a protocol object, so enough of them (the process may open 20,000 files here)
+refuse every other client. The body has its own deadline (``body_timeout.py``).
+
+:func:`head_limited_protocol` makes uvicorn's httptools protocol with a deadline: armed when a
+connection opens and after each response (for the next request's head), disarmed when a head is
+complete. Past it, a connection that has begun a head gets a 408 naming the setting, then is
+closed; one that sent nothing is closed.
+
+Nor did anything bound a head's size: one header of 100 MB was parsed (14 s, worse than
+linearly) and answered 200, and another client's ``/healthz`` waited up to 3.9 s meanwhile (a
+hostile test; 200,000 headers were taken too). The bytes received while a head is incomplete
+are counted up to the blank line that ends it, before they are parsed; past
+``max_header_bytes`` the connection gets a 431 naming the setting and is closed, the rest
+dropped unparsed. The API key cannot guard this: headers are read before it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+DRAIN_S = 1.0  # how long a refused head's connection is read (and dropped) before it is closed
+
+
+def _refusal(status: str, detail: str) -> bytes:
+    body = orjson.dumps({"detail": detail})
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _timeout_response(timeout_s: float) -> bytes:
+    detail = f"the request head did not arrive within header_timeout_s={timeout_s:g} s (TBPTT_HEADER_TIMEOUT_S)"
+    return _refusal("408 Request Timeout", detail)
+
+
+def _too_large_response(max_bytes: int) -> bytes:
+    detail = (
+        f"the request line and headers exceed max_header_bytes={max_bytes} bytes (TBPTT_MAX_HEADER_BYTES); "
+        "send the data in the body"
+    )
+    return _refusal("431 Request Header Fields Too Large", detail)
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol whose connections must send each request head within
+    ``head_timeout_s`` and in at most ``max_head_bytes``."""
+
+    head_timeout_s = 30.0
+    max_head_bytes = 65536
+    _deadline: asyncio.TimerHandle | None = None
+    _head_begun = False
+    _head_bytes = 0  # received since the current head's deadline was armed
+    _tail = b""  # the last bytes of those (a blank line split between two reads)
+    _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        self._head_begun = True
+        super().on_message_begin()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # a refused head's rest: dropped unparsed
+        if self._deadline is not None:  # a head is awaited or under way: count its bytes, to its blank line
+            seen = self._tail + data
+            ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (at := seen.find(mark)) >= 0]
+            head = self._head_bytes + (min(ends) - len(self._tail) if ends else len(data))
+            if head > self.max_head_bytes:
+                self._refuse()
+                return
+            self._head_bytes += len(data)
+            self._tail = seen[-3:]  # a blank line may be split between two reads
+        super().data_received(data)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        self.transport.write(_too_large_response(self.max_head_bytes))
+        # Closed with the client's bytes still unread, the socket would send a reset, which can
+        # overtake the answer: the sending side is ended, what arrives is dropped unparsed, and the
+        # connection closes after DRAIN_S.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(DRAIN_S, self.transport.close)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self._head_begun = False
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:  # a pipelined head is already complete
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_bytes, self._tail = 0, b""
+        self._deadline = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._head_begun:
+            self.transport.write(_timeout_response(self.head_timeout_s))
+        self.transport.close()
+
+
+def head_limited_protocol(timeout_s: float, max_bytes: int) -> type[HeadLimitedProtocol]:
+    """The protocol class for ``uvicorn.run(http=...)`` with a head deadline of ``timeout_s``
+    seconds and a head size limit of ``max_bytes``.
+
+    >>> protocol = head_limited_protocol(2.5, 8192)
+    >>> protocol.head_timeout_s, protocol.max_head_bytes
+    (2.5, 8192)
+    """
+    attributes = {"head_timeout_s": timeout_s, "max_head_bytes": max_bytes}
+    return type("HeadLimitedProtocol", (HeadLimitedProtocol,), attributes)

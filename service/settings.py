@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         description="A request's head (request line and headers) must arrive within this many seconds of the "
         "connection's opening or of its previous response (408 and closed beyond; closed when nothing was sent).",
     )
+    max_header_bytes: int = Field(
+        65536,
+        ge=1024,
+        le=2**24,
+        description="A request's head (request line and headers) may hold at most this many bytes (431 and closed "
+        "beyond).",
+    )
     max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
     max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")
     max_model_bytes: int = Field(

@@ -56,6 +56,7 @@ from tbptt_online.probe import TruncationProbe
 from tbptt_online.scoring import STAT
 from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore
 from tbptt_online.state_format import FORMAT_VERSION, current_state
+from tbptt_online.values import MAX_ABS_VALUE
 
 MAX_COUNT = 2**53  # a counter past it no longer counts by one in a float64 (and no stream gets there)
 STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", "sampler", "probe")
@@ -71,6 +72,9 @@ NON_NEGATIVE = (
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired",
 )  # fmt: skip
+STEP_FIELDS = ("x_excursion", "x_repaired")  # a step of the series' own (0: none), never past its count
+# fields in the series' units: a median between its values, a usual size of a seasonal difference
+VALUE_FIELDS = {"x_median": MAX_ABS_VALUE, "x_sdiff": 2 * MAX_ABS_VALUE}
 COVARIANCES = ("x_ar_p", "x_arc_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
@@ -346,6 +350,9 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
         _check_store_tensor(
             f"store.tensors[{key!r}]", key, _tensor(f"store.tensors[{key!r}]", tensors[key], blank[key], rows), config
         )
+    for key in STEP_FIELDS:  # (an excursion begun at a future step was never repaired, a hostile test)
+        if key in tensors and bool((tensors[key] > tensors["steps"].view(-1, 1)).any()):
+            raise ValueError(f"store.tensors[{key!r}] is invalid: a step past the series' count of steps")
 
 
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
@@ -367,6 +374,9 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
     if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
+    if key in VALUE_FIELDS and bool((value.abs() > VALUE_FIELDS[key]).any()):
+        # (a median of 1e300 was served as the forecast, with an interval of zero width, a hostile test)
+        raise ValueError(f"{field} is invalid: holds a value past {VALUE_FIELDS[key]:g}, the values' bound")
     if key in COVARIANCES and bool((value.diagonal(dim1=-2, dim2=-1) < 0).any()):
         raise ValueError(f"{field} is invalid: a negative diagonal entry; a least-squares P is positive semi-definite")
     if key == "x_period" and bool(((value < 0) | (value > config.max_season_length)).any()):

@@ -42,6 +42,7 @@ from tbptt_service.api.allowed_methods import AllowedMethodsMiddleware
 from tbptt_service.api.auth import ApiKeyMiddleware
 from tbptt_service.api.body_limit import BodyLimitMiddleware
 from tbptt_service.api.body_timeout import BodyTimeoutMiddleware
+from tbptt_service.api.cross_site import CrossSiteMiddleware
 from tbptt_service.api.error_responses import install_error_handlers
 from tbptt_service.api.openapi_security import declare_bearer_security
 from tbptt_service.api.routes import add_routes
@@ -154,6 +155,7 @@ def create_app(
     install_error_handlers(app)
     add_routes(app)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
+    app.add_middleware(CrossSiteMiddleware)  # before the body is read
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(
         BodyLimitMiddleware,

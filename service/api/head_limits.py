@@ -27,7 +27,6 @@ import asyncio
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
 DRAIN_S = 1.0  # how long a refused head's connection is read (and dropped) before it is closed
 
 

@@ -27,7 +27,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     import uvicorn
 
     from tbptt_service.api.front import create_front
-    from tbptt_service.api.head_timeout import head_deadline_protocol
+    from tbptt_service.api.head_limits import head_limited_protocol
     from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, pair_call, shard_actors
 
     # A call in flight when its shard's process dies fails once Ray has the actor's death info; by default
@@ -46,6 +46,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        http=head_deadline_protocol(settings.header_timeout_s),  # a connection's head has a deadline
+        # a connection's head has a deadline and a size limit
+        http=head_limited_protocol(settings.header_timeout_s, settings.max_header_bytes),
     )
     return 0

@@ -138,7 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app
 
     from tbptt_service.api.app import create_app
-    from tbptt_service.api.head_timeout import head_deadline_protocol
+    from tbptt_service.api.head_limits import head_limited_protocol
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, state_lock=state_lock)
@@ -152,7 +152,8 @@ def serve(args: argparse.Namespace) -> int:
         # (client address, quoted path) on the event loop, per request.
         access_log=settings.log_level in ("info", "debug"),
         timeout_graceful_shutdown=30,  # SIGTERM: in-flight requests get this long, then the workers drain
-        http=head_deadline_protocol(settings.header_timeout_s),  # a connection's head has a deadline
+        # a connection's head has a deadline and a size limit
+        http=head_limited_protocol(settings.header_timeout_s, settings.max_header_bytes),
     )
     return 0
 

@@ -1,15 +1,18 @@
-"""A view reads the hybrid's in-place fields as of its making (copy on write by rows,
-saved_rows.py): ticks after it write those fields in place, saving only the rows they change
-for the views still held, never copying a whole field because a view exists."""
+"""A view reads the hybrid's in-place fields, and any field past ROW_COPY_BYTES, as of its
+making (copy on write by rows, saved_rows.py): ticks after it write those fields in place,
+saving only the rows they change for the views still held, never copying a whole field
+because a view exists."""
 
 from __future__ import annotations
 
 import math
 import weakref
 
+import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online import Forecaster, ForecasterConfig, series_store
+from tbptt_online.saved_rows import AsOfSnapshot, SavedRows
 from tbptt_online.series_store import HYBRID_ROWS, IN_PLACE
 
 SERIES = ("a", "b", "c")
@@ -132,3 +135,57 @@ def test_a_state_dict_or_a_view_between_ticks_changes_nothing_the_model_computes
             strict=True,
         )
     )
+
+
+def test_a_snapshot_field_read_by_rows_answers_every_index_as_the_tensor_did() -> None:
+    base = torch.arange(5 * 4 * 3, dtype=torch.float64).view(5, 4, 3)
+    kept = base.clone()
+    saved = SavedRows(base)
+    field = AsOfSnapshot(base, saved)
+    saved.save(torch.tensor([1, 3]))
+    base[1], base[3] = -1.0, -3.0  # written after the snapshot: it reads the rows as they were
+    slots = torch.tensor([3, 0, 3, 1])  # repeated, unordered
+    at = torch.tensor([2, 0, 1, 3])
+    rows, ring = torch.tensor([[1, 4]]), torch.tensor([[0, 1], [3, 2], [1, 1]])  # [1, B] against [L, B]
+    for key in (slots, (slots, at), (slots, slice(None, 2)), (rows, ring), (slots, at, torch.tensor(2)), (slots, 1)):
+        assert torch.equal(field[key], kept[key]), key
+
+
+def test_a_field_past_row_copy_bytes_is_read_by_rows_and_a_tick_copies_it_no_more() -> None:
+    # A hostile test: a service publishes a view after every batch, and every field but the six
+    # IN_PLACE ones was copied whole at the next write, at any size: a long request of one series in
+    # a model of 2,000 series copied 5.6 MB a tick and the process grew from 600 MB to 1.45 GB
+    few = fed(3)
+    assert "hist_x" in few.store.copied_on_write  # 16 rows: 17 KB, a whole copy is cheaper
+    many = Forecaster(few.config)
+    many.observe_many([(f"s{i}", float(i % 7)) for i in range(300)])
+    assert many.store.tensors["hist_x"].numel() * 4 > series_store.ROW_COPY_BYTES
+    assert "hist_x" not in many.store.copied_on_write  # 512 rows: 541 KB (the carried states of 4: 16 KB, whole)
+    fields = {k: many.store.tensors[k] for k in many.store.tensors if k not in series_store.PRIVATE}
+    view = many.view()
+    many.observe("s7", 3.0)
+    assert [k for k, v in fields.items() if many.store.tensors[k] is not v] == list(many.store.copied_on_write)
+    slot = many.store.slots["s7"]
+    for k in fields:
+        if many.store.by_rows(k) and view.tensors[k].saved.where is not None:
+            assert (view.tensors[k].saved.where >= 0).nonzero().flatten().tolist() == [slot], k
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"hybrid": False}, {"hybrid": False, "mode": "stateless"}, {"hybrid": False, "cell": "lstm"}]
+)
+def test_a_view_whose_every_field_is_read_by_rows_answers_as_of_its_making(monkeypatch, overrides) -> None:
+    monkeypatch.setattr(series_store, "ROW_COPY_BYTES", 0)  # every field a snapshot holds: by rows
+    f = Forecaster(ForecasterConfig(hidden_size=4, dtype="float64", seed=3, k1=4, k2=8, **overrides))
+    for t in range(40):
+        f.observe_many([(s, 10.0 + i + 3.0 * math.sin(t / 2) + 0.1 * (t % 5)) for i, s in enumerate(SERIES)])
+    fields = {k: f.store.tensors[k] for k in f.store.tensors if k not in series_store.PRIVATE}
+    view = f.view()
+    assert all(isinstance(view.tensors[k], AsOfSnapshot) for k in fields)
+    horizon = f.config.calibrated_horizon + 6
+    before = readings(view, horizon)
+    for t in range(20):
+        f.observe_many([("a", 20.0 + t), ("b", -5.0 + 0.5 * t)])
+    assert all(f.store.tensors[k] is v for k, v in fields.items())  # nothing copied whole
+    assert readings(view, horizon) == before
+    assert readings(f.view(), horizon) != before

@@ -174,6 +174,12 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
         "row 'restarted_steps' holds negative",
     ),
     "fractional restarts": (_set_tensor(_tensors, "stats", (0, STAT["restarts"], 0), 2.5), "row 'restarts' must"),
+    # (a hostile test: an excursion begun at a future step was never repaired, and the usual size of
+    # a seasonal difference grew from 1.56 to 8.99; a median of 1e300 was served, its interval 0 wide)
+    "an excursion begun past the series' steps": (_set_tensor(_tensors, "x_excursion", (0, 0), 2**40), "x_excursion"),
+    "a repair past the series' steps": (_set_tensor(_tensors, "x_repaired", (2, 0), 2**63 - 1), "x_repaired"),
+    "a median past the values' bound": (_set_tensor(_tensors, "x_median", (0, 0), 1e300), "x_median"),
+    "a seasonal difference past the values' bound": (_set_tensor(_tensors, "x_sdiff", (0, 0), 1e308), "x_sdiff"),
     "an adaptive window a fixed config cannot use": (_set(lambda s: s["probe"], "window", 7), "probe.window"),
     "unknown config field": (_set(lambda s: s["config"], "colour", "red"), "config"),
     "another format": (_set(lambda s: s, "format", 99), "format"),

@@ -8,6 +8,7 @@ read back is refused, and a body declared as something else than JSON gets 415 n
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -87,6 +88,37 @@ def test_a_connection_whose_head_does_not_arrive_is_closed(start_server) -> None
         prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data, closed = _read_response(prompt, timeout_s=20)
     assert closed and data.startswith(b"HTTP/1.1 200")
+
+
+def test_a_head_past_max_header_bytes_gets_431_and_the_connection_closes(start_server) -> None:
+    """A hostile test: one header of 100 MB was parsed for 14 s and answered 200 (another client's
+    /healthz waited up to 3.9 s meanwhile), and 200,000 headers were taken; nothing bounded a head."""
+    server = start_server(settings_env={"TBPTT_MAX_HEADER_BYTES": "4096"})
+    with socket.create_connection(("127.0.0.1", server.port)) as big:
+        with contextlib.suppress(OSError):  # the server may close before all of it is sent
+            big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2**20 + b"\r\n\r\n")
+        data, closed = _read_response(big, timeout_s=20)
+    assert data.startswith(b"HTTP/1.1 431") and b"max_header_bytes=4096" in data, data[:200]
+    assert closed
+    with socket.create_connection(("127.0.0.1", server.port)) as many:  # many small headers count alike
+        with contextlib.suppress(OSError):
+            many.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 2000 + b"\r\n")
+        data, closed = _read_response(many, timeout_s=20)
+    assert data.startswith(b"HTTP/1.1 431") and closed, data[:200]
+    fits = httpx.get(f"{server.url}/healthz", headers={"x-fits": "a" * 3000})  # under the limit: served
+    assert fits.status_code == 200
+    body = b'{"series": "a", "value": 1.0, "pad": "' + b"b" * 200_000 + b'"}'  # a body's bytes are not the head's
+    posted = httpx.post(f"{server.url}{URL}", content=body, headers={"content-type": "application/json"})
+    assert posted.status_code != 431, posted.text[:200]
+    with socket.create_connection(("127.0.0.1", server.port)) as twice:  # keep-alive: each head counts anew
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fits: " + b"a" * 3000 + b"\r\n\r\n"
+        twice.sendall(head)
+        first = b""
+        while not first.endswith(b'"}'):
+            first += twice.recv(65536)
+        twice.sendall(head.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n"))
+        data, closed = _read_response(twice, timeout_s=20)
+    assert first.startswith(b"HTTP/1.1 200") and data.startswith(b"HTTP/1.1 200"), (first[:100], data[:100])
 
 
 async def test_an_unexpected_error_answers_500_with_connection_close(make_settings) -> None:

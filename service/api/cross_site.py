@@ -1,0 +1,91 @@
+"""CrossSiteMiddleware: a change sent by a browser from another site's page is refused (403).
+
+The service sends no CORS headers, so another site's page can read nothing from it, but a
+browser still *sends* a "simple" cross-origin request (a ``POST`` whose ``Content-Type`` is
+``text/plain``, a form's, or none) without asking first, and the service acted on it: a
+hostile test replaced a model's state with a page's ``fetch(..., {mode: "no-cors"})`` of a
+checkpoint import (the model's forecast went from 0.42 to 999,999.99), and could back off
+nothing but reset the learning rate the same way. The JSON routes refuse ``text/plain``
+(415); the import and the bodiless ``POST``s cannot.
+
+A browser says where a request comes from: ``Sec-Fetch-Site`` (``same-origin``,
+``same-site``, ``cross-site``, or ``none`` for one the user typed), and ``Origin`` on every
+``POST``, ``PUT``, ``PATCH`` and ``DELETE`` it sends across origins (and on most it sends to its
+own). A request with any other method than ``GET``, ``HEAD`` and ``OPTIONS`` is refused when
+``Sec-Fetch-Site`` names another origin, or when it carries an ``Origin`` whose host is not
+the request's own ``Host`` nor a proxy's ``X-Forwarded-Host`` (``null`` included: a sandboxed
+page or a file). The dashboard (same
+origin) passes, and so do clients outside a browser (the library's client, the CLI, curl,
+another service), which send neither header. Reads are left alone: what they answer is not
+readable across origins.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+OWN_SITE = frozenset({b"same-origin", b"none"})  # Sec-Fetch-Site values of the service's own pages, or typed
+
+
+def foreign_origin(scope: Scope) -> str | None:
+    """Why a request that changes something comes from another origin's page, or None.
+
+    >>> foreign_origin({"method": "POST", "headers": [(b"host", b"a:1"), (b"origin", b"http://a:1")]}) is None
+    True
+    >>> foreign_origin({"method": "POST", "headers": [(b"host", b"a:1"), (b"origin", b"https://evil.example")]})
+    "Origin 'https://evil.example' is not this service's host 'a:1'"
+    >>> foreign_origin({"method": "POST", "headers": [(b"sec-fetch-site", b"cross-site")]})
+    "Sec-Fetch-Site is 'cross-site'"
+    """
+    if scope["method"] in SAFE_METHODS:
+        return None
+    host = forwarded = origin = site = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+        elif name == b"x-forwarded-host":  # a proxy's (a page cannot set it without a preflight, refused)
+            forwarded = value
+        elif name == b"origin":
+            origin = value
+        elif name == b"sec-fetch-site":
+            site = value
+    if site is not None and site.lower() not in OWN_SITE:
+        return f"Sec-Fetch-Site is {site.decode('latin-1')!r}"
+    if origin is None:
+        return None  # not sent by a browser across origins
+    text = origin.decode("latin-1")
+    hosts = [h.decode("latin-1").strip().lower() for h in (host, forwarded) if h is not None]
+    try:
+        parsed = urlsplit(text)
+        netloc = parsed.netloc.lower()
+        if parsed.port is None and parsed.scheme in ("http", "https"):  # the default port, as Host leaves it out
+            default = ":443" if parsed.scheme == "https" else ":80"
+            hosts = [h.removesuffix(default) for h in hosts]
+    except ValueError:
+        netloc = ""
+    if not netloc or netloc not in hosts:
+        return f"Origin {text!r} is not this service's host {hosts[0] if hosts else ''!r}"
+    return None
+
+
+class CrossSiteMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reason = foreign_origin(scope) if scope["type"] == "http" else None
+        if reason is None:
+            await self.app(scope, receive, send)
+            return
+        refusal = JSONResponse(
+            {
+                "detail": f"a change sent from another site's page is refused: {reason}. Send it from this "
+                "service's own pages, or from a client outside a browser (which sends no Origin)"
+            },
+            status_code=403,
+        )
+        await refusal(scope, receive, send)

@@ -13,8 +13,10 @@ A browser says where a request comes from: ``Sec-Fetch-Site`` (``same-origin``,
 ``POST``, ``PUT``, ``PATCH`` and ``DELETE`` it sends across origins (and on most it sends to its
 own). A request with any other method than ``GET``, ``HEAD`` and ``OPTIONS`` is refused when
 ``Sec-Fetch-Site`` names another origin, or when it carries an ``Origin`` whose host is not
-the request's own ``Host`` nor a proxy's ``X-Forwarded-Host`` (``null`` included: a sandboxed
-page or a file). The dashboard (same
+the request's own ``Host`` nor a host a proxy names (``X-Forwarded-Host``, ``Forwarded:
+host=``; ``null`` included: a sandboxed page or a file). A proxy that rewrites ``Host`` must
+send one of those for the dashboard's changes to pass (nginx's ``proxy_set_header Host
+$proxy_host`` default sends neither: add ``proxy_set_header X-Forwarded-Host $host``). The dashboard (same
 origin) passes, and so do clients outside a browser (the library's client, the CLI, curl,
 another service), which send neither header. Reads are left alone: what they answer is not
 readable across origins.
@@ -28,6 +30,27 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PROXY_HEADERS = (b"x-forwarded-host", b"forwarded")
+
+
+def _forwarded_hosts(name: bytes, value: str) -> list[str]:
+    """The hosts a proxy header names: ``X-Forwarded-Host: a, b`` (one per proxy), or each
+    ``host=`` of ``Forwarded: for=...;host=a, host="b"`` (RFC 7239).
+
+    >>> _forwarded_hosts(b"forwarded", 'for=1.2.3.4;host="Pub.example";proto=https, host=inner:8000')
+    ['pub.example', 'inner:8000']
+    """
+    if name == b"x-forwarded-host":
+        return [part.strip().lower() for part in value.split(",") if part.strip()]
+    found = []
+    for element in value.split(","):
+        for pair in element.split(";"):
+            key, _, item = pair.partition("=")
+            if key.strip().lower() == "host" and item.strip():
+                found.append(item.strip().strip('"').lower())
+    return found
+
+
 OWN_SITE = frozenset({b"same-origin", b"none"})  # Sec-Fetch-Site values of the service's own pages, or typed
 
 
@@ -43,12 +66,13 @@ def foreign_origin(scope: Scope) -> str | None:
     """
     if scope["method"] in SAFE_METHODS:
         return None
-    host = forwarded = origin = site = None
+    origin = site = None
+    hosts: list[str] = []  # the request's own host, and the hosts proxies say it was sent to
     for name, value in scope["headers"]:
         if name == b"host":
-            host = value
-        elif name == b"x-forwarded-host":  # a proxy's (a page cannot set it without a preflight, refused)
-            forwarded = value
+            hosts.insert(0, value.decode("latin-1").strip().lower())
+        elif name in PROXY_HEADERS:  # a proxy's (a page cannot set them without a preflight, refused)
+            hosts += _forwarded_hosts(name, value.decode("latin-1"))
         elif name == b"origin":
             origin = value
         elif name == b"sec-fetch-site":
@@ -58,7 +82,6 @@ def foreign_origin(scope: Scope) -> str | None:
     if origin is None:
         return None  # not sent by a browser across origins
     text = origin.decode("latin-1")
-    hosts = [h.decode("latin-1").strip().lower() for h in (host, forwarded) if h is not None]
     try:
         parsed = urlsplit(text)
         netloc = parsed.netloc.lower()

@@ -8,16 +8,19 @@ descriptor and a protocol object, so enough of them (the process may open 20,000
 refuse every other client. The body has its own deadline (``body_timeout.py``).
 
 :func:`head_limited_protocol` makes uvicorn's httptools protocol with a deadline: armed when a
-connection opens and after each response (for the next request's head), disarmed when a head is
-complete. Past it, a connection that has begun a head gets a 408 naming the setting, then is
+connection opens and after the response to the newest request (for the next request's head),
+disarmed when a head is complete. Past it, a connection that has begun a head gets a 408 naming the setting, then is
 closed; one that sent nothing is closed.
 
 Nor did anything bound a head's size: one header of 100 MB was parsed (14 s, worse than
 linearly) and answered 200, and another client's ``/healthz`` waited up to 3.9 s meanwhile (a
 hostile test; 200,000 headers were taken too). The bytes received while a head is incomplete
-are counted up to the blank line that ends it, before they are parsed; past
-``max_header_bytes`` the connection gets a 431 naming the setting and is closed, the rest
-dropped unparsed. The API key cannot guard this: headers are read before it is.
+are counted up to the blank line that ends it, before they are parsed (from the end of the
+message before it, whether or not a request is being served meanwhile: a pipelined head is
+counted too); past ``max_header_bytes`` the connection gets a 431 naming the setting and is
+closed, the rest dropped unparsed. The API key cannot guard this: headers are read before it
+is. (Bounded by one read, up to 256 KiB, past the limit: the bytes of a read in which a
+message ends, which the parser sees first, are not counted into the next head.)
 """
 
 from __future__ import annotations
@@ -60,12 +63,16 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     max_head_bytes = 65536
     _deadline: asyncio.TimerHandle | None = None
     _head_begun = False
-    _head_bytes = 0  # received since the current head's deadline was armed
-    _tail = b""  # the last bytes of those (a blank line split between two reads)
+    _in_head = False  # the bytes arriving belong to a request's head (from a message's end to its headers' end)
+    _head_started = False  # a byte of it other than the CR and LF llhttp skips before a request line
+    _head_bytes = 0  # received of the current head
+    _tail = b""  # its last bytes (a blank line split between two reads)
     _refused = False
+    _refusal_due = False  # refused while a request was being served: the 431 follows its response
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._next_head()
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -75,22 +82,41 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # a refused head's rest: dropped unparsed
-        if self._deadline is not None:  # a head is awaited or under way: count its bytes, to its blank line
-            seen = self._tail + data
-            ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (at := seen.find(mark)) >= 0]
-            head = self._head_bytes + (min(ends) - len(self._tail) if ends else len(data))
-            if head > self.max_head_bytes:
-                self._refuse()
-                return
-            self._head_bytes += len(data)
-            self._tail = seen[-3:]  # a blank line may be split between two reads
+        if self._in_head and self._over(data):
+            self._refuse()
+            return
         super().data_received(data)
+
+    def _over(self, data: bytes) -> bool:
+        """Count ``data`` into the head under way, up to its blank line: whether it passes the limit."""
+        skipped = 0
+        if not self._head_started:  # the empty lines before a request line are skipped, not its end
+            skipped = len(data) - len(data.lstrip(b"\r\n"))
+            self._head_started = skipped < len(data)
+        seen = self._tail + data[skipped:]
+        ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (at := seen.find(mark)) >= 0]
+        if ends and self._head_started:
+            head = self._head_bytes + skipped + min(ends) - len(self._tail)
+        else:
+            head = self._head_bytes + len(data)
+        if head > self.max_head_bytes:
+            return True
+        self._head_bytes += len(data)
+        self._tail = seen[-3:] if self._head_started else b""
+        return False
 
     def _refuse(self) -> None:
         self._refused = True
         self._disarm()
         if self.transport.is_closing():
             return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._refusal_due = True  # after the response under way: answers go out in order
+            return
+        self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        self._refusal_due = False
         self.transport.write(_too_large_response(self.max_head_bytes))
         # Closed with the client's bytes still unread, the socket would send a reset, which can
         # overtake the answer: the sending side is ended, what arrives is dropped unparsed, and the
@@ -100,14 +126,30 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self.loop.call_later(DRAIN_S, self.transport.close)
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._disarm()
         self._head_begun = False
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._next_head()  # what arrives next is the next request's head
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:  # a pipelined head is already complete
+        if self._refusal_due and not self.transport.is_closing():
+            self._send_refusal()
+            return
+        # The deadline runs while the client owes the next head and the server owes nothing: the
+        # newest request answered (``cycle`` is the newest; a pipelined one started just now is
+        # not) and its message complete. (Armed whenever the pipeline was empty, it ran under a
+        # pipelined request still being served, which a slow one outlived: closed unanswered, a
+        # review; and it restarted the count of a head already under way.)
+        if not self.transport.is_closing() and self._in_head and self.cycle.response_complete:
             self._arm()
+
+    def _next_head(self) -> None:
+        self._in_head, self._head_started, self._head_bytes, self._tail = True, False, 0, b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -115,7 +157,6 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._head_bytes, self._tail = 0, b""
         self._deadline = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
 
     def _disarm(self) -> None:

@@ -197,7 +197,9 @@ def test_a_level_shift_is_followed_from_its_second_value():
     # 1.1, 0.4 against 100, 73, 10, 1.1, 0.04, 0.2). Weakened in session 20 from errors[3] < 0.1
     # errors[0] (it read 8.8): the combiners' weights now sharpen with the evidence of their mean
     # losses (combination.EVIDENCE), and the slow one, 200 values into a calm series, leans on its
-    # long-run leader one value longer; the values after are followed as before.
+    # long-run leader one value longer. Over seeds 0-7 the 30 errors after the shift sum to 2,687
+    # against 2,692 before; a seed may overshoot a few values later (seed 1: 9.4 and 17.2 at the
+    # 5th and 6th, against 3.9 and 0.3) as another overshot before (seed 2: 36, now 26).
     assert errors[0] > 90 and errors[1] > 90
     assert errors[2] < 0.8 * errors[1] and errors[3] < 0.15 * errors[0] and max(errors[5:]) < 0.5
     assert f.series_stats("s").outliers == 1

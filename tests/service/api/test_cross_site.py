@@ -51,12 +51,19 @@ async def test_the_services_own_pages_clients_without_origin_and_reads_pass(clie
         proxied = {"origin": "https://forecasts.example.com", "x-forwarded-host": "forecasts.example.com"}
         response = await client.post(f"{MODEL}/observations", json={"series": "a", "value": 2.0}, headers=proxied)
         assert response.status_code == 200  # behind a proxy that rewrites Host
+        for proxy in (
+            {"x-forwarded-host": "inner:8000, forecasts.example.com"},
+            {"forwarded": "host=forecasts.example.com"},
+        ):
+            chained = {"origin": "https://forecasts.example.com", **proxy}  # (refused before a review)
+            response = await client.post(f"{MODEL}/observations", json={"series": "a", "value": 2.5}, headers=chained)
+            assert response.status_code == 200, proxy
         typed = {"sec-fetch-site": "none"}  # a request the user made themselves
         response = await client.post(f"{MODEL}/observations", json={"series": "a", "value": 3.0}, headers=typed)
         assert response.status_code == 200
         response = await client.post(f"{MODEL}/observations", json={"series": "a", "value": 4.0})  # no browser
         assert response.status_code == 200
         exported = (await client.get(f"{MODEL}/checkpoint", headers={"origin": EVIL})).content  # reads: as before
-        assert (await client.get(f"{MODEL}/series/a", headers={"origin": EVIL})).json()["count"] == 4
+        assert (await client.get(f"{MODEL}/series/a", headers={"origin": EVIL})).json()["count"] == 6
         restored = await client.post(f"{MODEL}/checkpoint", content=exported)
         assert restored.status_code == 200

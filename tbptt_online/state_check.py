@@ -357,7 +357,7 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
 
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
     if value.is_floating_point():
-        bad = torch.isinf(value) if key in INF_ALLOWED else ~torch.isfinite(value)
+        bad = torch.isnan(value) if key in INF_ALLOWED else ~torch.isfinite(value)  # (isinf until session 20: inverted)
         if key in NAN_ALLOWED:
             rows = NAN_ALLOWED[key]
             bad = torch.isinf(value)

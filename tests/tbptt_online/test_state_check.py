@@ -180,6 +180,9 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "a repair past the series' steps": (_set_tensor(_tensors, "x_repaired", (2, 0), 2**63 - 1), "x_repaired"),
     "a median past the values' bound": (_set_tensor(_tensors, "x_median", (0, 0), 1e300), "x_median"),
     "a seasonal difference past the values' bound": (_set_tensor(_tensors, "x_sdiff", (0, 0), 1e308), "x_sdiff"),
+    # (c_origin may hold inf, a forecast past float32's range, and never NaN: the check had it the
+    # other way round until session 20)
+    "nan in the ring of past forecasts": (_set_tensor(_tensors, "c_origin", (0, 0, 0, 0, 0), math.nan), "c_origin"),
     "an adaptive window a fixed config cannot use": (_set(lambda s: s["probe"], "window", 7), "probe.window"),
     "unknown config field": (_set(lambda s: s["config"], "colour", "red"), "config"),
     "another format": (_set(lambda s: s, "format", 99), "format"),
@@ -212,3 +215,15 @@ def test_counts_up_to_2_to_the_53_pass(state) -> None:
     big["observations"] = MAX_COUNT + 1
     with pytest.raises(ValueError, match="observations"):
         check_state(big)
+
+
+def test_a_series_climbing_to_the_values_bound_writes_a_state_that_passes() -> None:
+    # A hostile test: its forecasts pass float32's range, kept in the ring of past forecasts as inf
+    # (what INF_ALLOWED is for), and check_state refused the state for it from value 70 to about
+    # 290 (so the service refused its own export); NaN passed instead
+    f = Forecaster(ForecasterConfig(max_season_length=48))
+    for i in range(90):
+        f.observe("exp", min(1e36, 10 ** (i / 2)))
+    state = f.state_dict()
+    assert bool(state["store"]["tensors"]["c_origin"].isinf().any())
+    check_state(state)

@@ -76,7 +76,8 @@ class SavedRows:
 
 
 class AsOfSnapshot:
-    """A field as it was at a snapshot: index it by rows (a 1-D int64 tensor of slots)."""
+    """A field as it was at a snapshot: index it by rows first (an int64 tensor of slots), as
+    ``field[slots]``, ``field[slots, at]`` or ``field[rows, :h]``."""
 
     def __init__(self, base: torch.Tensor, saved: SavedRows) -> None:
         self.base, self.saved = base, saved

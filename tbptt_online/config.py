@@ -50,15 +50,16 @@ def _bad(field: str, value: Any, allowed: str) -> ValueError:
 
 
 def _check_int(field: str, value: Any, low: int, high: int | None = None) -> None:
-    bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-    if isinstance(value, float) and value.is_integer() and not (low <= value and (high is None or value <= high)):
-        # a whole number past the range, as JSON parsers give an integer past 64 bits: say the range
-        # (a seed of 2**64 was told "must be an integer", a hostile test)
-        raise _bad(field, value, f"must be an integer {bound}")
-    if isinstance(value, bool) or not isinstance(value, int):
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    # a whole float is checked against the range first: JSON parsers give an integer past 64 bits
+    # as one (a seed of 2**64 was told "must be an integer", a hostile test)
+    if not (integer or (isinstance(value, float) and value.is_integer())):
         raise _bad(field, value, "must be an integer")
     if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise _bad(field, value, f"must be an integer {bound}")
+    if not integer:
+        raise _bad(field, value, "must be an integer")
 
 
 def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:

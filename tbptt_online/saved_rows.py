@@ -47,11 +47,15 @@ class SavedRows:
         self.copy: torch.Tensor | None = None  # [S, ...] the saved rows, packed; None until the first save
         self.size = 0  # rows of ``copy`` in use
         # [C] a row's place in copy, -1: not saved; None until the first save (a snapshot that no
-        # write follows, e.g. a forecast's own view, allocates nothing per row). Written through its
-        # numpy view: a tick saves a row or two of each field, where torch's per-operation overhead
-        # was most of the cost (57 us a save, 23 fields a tick, at 2,000 series)
-        self.where: torch.Tensor | None = None
+        # write follows, e.g. a forecast's own view, allocates nothing per row). Kept in numpy: a
+        # tick saves a row or two of each field, where torch's per-operation overhead was most of
+        # the cost (57 us a save, 23 fields a tick, at 2,000 series)
         self._where: np.ndarray | None = None
+
+    @property
+    def where(self) -> torch.Tensor | None:
+        """[C] int64: each row's place in ``copy`` (-1: not saved); None until the first save."""
+        return None if self._where is None else torch.from_numpy(self._where)
 
     def save(self, slots: torch.Tensor) -> None:
         """Keep rows ``slots`` [B] (int64, distinct) as they are now, unless kept already."""
@@ -71,7 +75,7 @@ class SavedRows:
         self.copy.numpy()[self.size : self.size + n] = base[new]
         where[new] = np.arange(self.size, self.size + n)  # after the copy: a reader that sees it finds the row
         if self._where is None:  # published once its places are set
-            self._where, self.where = where, torch.from_numpy(where)
+            self._where = where
         self.size += n
 
 
@@ -97,9 +101,10 @@ class AsOfSnapshot:
 
     def _rows(self, slots: torch.Tensor) -> torch.Tensor:
         rows = self.base[slots]  # [B, ...] a copy, gathered before the places are read (see above)
-        if self.saved.where is None:  # nothing saved yet
+        places = self.saved.where
+        if places is None:  # nothing saved yet
             return rows
-        where = self.saved.where[slots]  # [B]
+        where = places[slots]  # [B]
         saved = where >= 0
         if bool(saved.any()):
             rows[saved] = self.saved.copy[where[saved]]  # the copy read after the places: it holds them

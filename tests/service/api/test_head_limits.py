@@ -22,6 +22,7 @@ import uvicorn
 
 from benchmarks.server_process import free_port
 from tbptt_service.api.head_limits import head_limited_protocol
+from tests.service.api.raw_http import read_until_closed
 
 SLOW_S = 1.0
 
@@ -68,18 +69,6 @@ def serve() -> Iterator[Callable[..., int]]:
         thread.join(timeout=10)
 
 
-def answers(sock: socket.socket, timeout_s: float = 10.0) -> tuple[bytes, bool]:
-    """What the server sent until it closed (True) or ``timeout_s`` passed (False)."""
-    sock.settimeout(timeout_s)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        return data, False
-    return data, True
-
-
 def test_a_pipelined_requests_body_is_not_counted_as_a_head(serve) -> None:
     port = serve()
     body = b"b" * 200_000
@@ -89,7 +78,7 @@ def test_a_pipelined_requests_body_is_not_counted_as_a_head(serve) -> None:
             + b"POST /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 200000\r\n\r\n"
             + body
         )
-        data, closed = answers(sock)
+        data, closed = read_until_closed(sock, timeout_s=10)
     assert data.count(b"HTTP/1.1 200") == 2 and b'"body": 200000' in data, data[-300:]
     assert b"431" not in data and closed
 
@@ -103,7 +92,7 @@ def test_a_head_sent_while_an_earlier_request_runs_is_counted(serve) -> None:
                 sock.sendall(b"a" * 65536)
             time.sleep(SLOW_S + 0.5)
             sock.sendall(b"\r\n\r\n")
-        data, closed = answers(sock)
+        data, closed = read_until_closed(sock, timeout_s=10)
     assert data.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 431" in data, data[:300]
     assert b'"path": "/b"' not in data and closed
 
@@ -112,7 +101,7 @@ def test_a_pipelined_request_that_outlives_the_head_deadline_is_answered(serve) 
     port = serve(timeout_s=SLOW_S / 2)
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        data, closed = answers(sock)
+        data, closed = read_until_closed(sock, timeout_s=10)
     assert data.count(b"HTTP/1.1 200") == 2 and b'"path": "/slow"' in data, data
     assert closed  # then the next head's deadline ran out: closed with nothing sent
 
@@ -123,5 +112,5 @@ def test_empty_lines_before_a_request_line_do_not_end_its_head(serve) -> None:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             with contextlib.suppress(OSError):
                 sock.sendall(lead + b"GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n")
-            data, closed = answers(sock)
+            data, closed = read_until_closed(sock, timeout_s=10)
         assert data.startswith(b"HTTP/1.1 431") and closed, (lead, data[:200])

@@ -16,21 +16,10 @@ import httpx
 import pytest
 
 from tbptt_service.api.app import create_app
+from tests.service.api.raw_http import read_until_closed
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
-
-
-def _read_response(sock: socket.socket, timeout_s: float) -> tuple[bytes, bool]:
-    """What the server sent until it closed the connection (True) or ``timeout_s`` passed (False)."""
-    sock.settimeout(timeout_s)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        return data, False
-    return data, True
 
 
 @pytest.mark.parametrize("path", [URL, "/v1/models"])
@@ -40,7 +29,7 @@ def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(start_ser
         head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         sock.sendall(head.encode() + b'{"series":')  # 10 of the 100 bytes declared, then nothing
         started = time.monotonic()
-        data, closed = _read_response(sock, timeout_s=20)
+        data, closed = read_until_closed(sock, timeout_s=20)
         waited = time.monotonic() - started
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert b"connection: close" in data.lower() and b"body_timeout_s=1" in data
@@ -65,12 +54,12 @@ def test_a_connection_whose_head_does_not_arrive_is_closed(start_server) -> None
     server = start_server(settings_env={"TBPTT_HEADER_TIMEOUT_S": "1"})
     with socket.create_connection(("127.0.0.1", server.port)) as idle:  # nothing sent: closed, no answer
         started = time.monotonic()
-        data, closed = _read_response(idle, timeout_s=20)
+        data, closed = read_until_closed(idle, timeout_s=20)
         assert closed and data == b"" and 0.9 < time.monotonic() - started < 10
     with socket.create_connection(("127.0.0.1", server.port)) as stopped:  # half a head: 408, closed
         stopped.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
-        data, closed = _read_response(stopped, timeout_s=20)
+        data, closed = read_until_closed(stopped, timeout_s=20)
         assert closed and 0.9 < time.monotonic() - started < 10
     assert data.startswith(b"HTTP/1.1 408") and b"header_timeout_s=1" in data, data[:200]
     with socket.create_connection(("127.0.0.1", server.port)) as slow:  # a complete request, then a drip
@@ -81,12 +70,12 @@ def test_a_connection_whose_head_does_not_arrive_is_closed(start_server) -> None
         assert first.startswith(b"HTTP/1.1 200")  # keep-alive: the next head has a deadline too
         started = time.monotonic()
         _drip(slow, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40, every_s=0.2)
-        data, closed = _read_response(slow, timeout_s=20)
+        data, closed = read_until_closed(slow, timeout_s=20)
         assert closed and 0.9 < time.monotonic() - started < 10
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     with socket.create_connection(("127.0.0.1", server.port)) as prompt:  # a head in time is served as before
         prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data, closed = _read_response(prompt, timeout_s=20)
+        data, closed = read_until_closed(prompt, timeout_s=20)
     assert closed and data.startswith(b"HTTP/1.1 200")
 
 
@@ -97,13 +86,13 @@ def test_a_head_past_max_header_bytes_gets_431_and_the_connection_closes(start_s
     with socket.create_connection(("127.0.0.1", server.port)) as big:
         with contextlib.suppress(OSError):  # the server may close before all of it is sent
             big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2**20 + b"\r\n\r\n")
-        data, closed = _read_response(big, timeout_s=20)
+        data, closed = read_until_closed(big, timeout_s=20)
     assert data.startswith(b"HTTP/1.1 431") and b"max_header_bytes=4096" in data, data[:200]
     assert closed
     with socket.create_connection(("127.0.0.1", server.port)) as many:  # many small headers count alike
         with contextlib.suppress(OSError):
             many.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 2000 + b"\r\n")
-        data, closed = _read_response(many, timeout_s=20)
+        data, closed = read_until_closed(many, timeout_s=20)
     assert data.startswith(b"HTTP/1.1 431") and closed, data[:200]
     fits = httpx.get(f"{server.url}/healthz", headers={"x-fits": "a" * 3000})  # under the limit: served
     assert fits.status_code == 200
@@ -117,7 +106,7 @@ def test_a_head_past_max_header_bytes_gets_431_and_the_connection_closes(start_s
         while not first.endswith(b'"}'):
             first += twice.recv(65536)
         twice.sendall(head.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n"))
-        data, closed = _read_response(twice, timeout_s=20)
+        data, closed = read_until_closed(twice, timeout_s=20)
     assert first.startswith(b"HTTP/1.1 200") and data.startswith(b"HTTP/1.1 200"), (first[:100], data[:100])
 
 

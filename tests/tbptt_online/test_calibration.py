@@ -58,6 +58,32 @@ def test_the_floor_keeps_q_positive():
     assert fold_one(1e-12, 0.0, floor=1e-6) == 1e-6
 
 
+def test_at_the_floor_an_error_above_it_sets_q_as_a_first_error_does():
+    # a flat start scores errors of 0 first: q rests at the floor, and the first real error sets
+    # it (it grew by exp(RATE * 0.9) a miss from there: 1e-6 took 33 misses to reach 1)
+    assert fold_one(1e-6, 0.5, floor=1e-6) == pytest.approx(FIRST * 0.5, rel=1e-15)
+    assert fold_one(1e-6, 0.5e-6, floor=1e-6) == 1e-6  # an error the floor covers keeps it there
+    assert fold_one(2e-6, 0.5, floor=1e-6) == pytest.approx(2e-6 * math.exp(RATE * 0.9), rel=1e-15)  # above it
+
+
+def test_a_series_that_starts_flat_is_covered_from_its_first_moves():
+    # pmdarima's heart rate starts 84.27, 84.27, 84.06: the first one-step errors were 0, the
+    # served half-width stayed under 0.1 for 28 values and every one of them fell outside (26 of
+    # the first 30 are covered now, 0 before)
+    rng = random.Random(0)
+    values = [50.0] * 4
+    for _ in range(60):
+        values.append(values[-1] + rng.gauss(0.0, 1.0))
+    f = Forecaster(ForecasterConfig())
+    covered = []
+    for t, value in enumerate(values):
+        if t >= 6:
+            ahead = f.forecast("s", 1)
+            covered.append(ahead.lower[0] <= value <= ahead.upper[0])
+        f.observe("s", value)
+    assert sum(covered[:30]) >= 24
+
+
 def test_an_unscored_horizon_is_left_as_it_was():
     assert fold_one(0.0, 5.0, scored=False) == 0.0
     assert fold_one(1.25, 5.0, scored=False) == 1.25

@@ -12,6 +12,7 @@ level 0.9 at horizons 1, 6 and 12.
     python -m benchmarks.accuracy                        # full size, about a minute on 2 cores
     python -m benchmarks.accuracy --only airline,nile --config '{"lr": 0.01}' --out /tmp/bench
     python -m benchmarks.accuracy --smoke --out /tmp/bench
+    python -m benchmarks.accuracy --pmdarima /tmp/wheels  # seven series outside the nine (benchmarks.pmdarima_series)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +31,7 @@ from benchmarks import report
 from benchmarks.accuracy_render import render
 from benchmarks.accuracy_summary import dataset_summary, stream_summary, tally
 from benchmarks.contenders import OURS, OurForecaster, contenders
+from benchmarks.pmdarima_series import pmdarima_series
 from benchmarks.prequential import evaluate
 from benchmarks.real_series import LOADERS, RealSeries, all_series
 from tbptt_online import ForecasterConfig
@@ -108,6 +111,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"datasets, comma-separated: {','.join(LOADERS)}",
     )
     made.add_argument(
+        "--pmdarima",
+        type=Path,
+        default=None,
+        help="score the seven series of benchmarks.pmdarima_series instead, read from the pmdarima wheel in this "
+        "folder (written as accuracy_pmdarima.json / .md)",
+    )
+    made.add_argument(
         "--config",
         type=json.loads,
         default={},
@@ -125,7 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--config {json.dumps(args.config)}: {bad}") from bad
     torch.set_num_threads(1)  # one small series at a time: a second thread only adds overhead
     started = time.perf_counter()
-    series_list = all_series(args.only)
+    series_list = all_series(args.only) if args.pmdarima is None else pmdarima_series(args.pmdarima)
+    if args.pmdarima is not None and args.only:
+        series_list = [s for s in series_list if s.name in args.only]
     if args.smoke:
         series_list = [dataclasses.replace(s, values=s.values[: s.period + SMOKE_SCORED]) for s in series_list]
     rows = [row for series in series_list for row in score_stream(series, ours)]
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     markdown = render(payload)
-    report.write(args.out, "accuracy", payload, markdown)
+    report.write(args.out, "accuracy" if args.pmdarima is None else "accuracy_pmdarima", payload, markdown)
     print(markdown)
     return payload
 

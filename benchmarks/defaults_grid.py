@@ -8,6 +8,7 @@ set. No river models run (their figures do not depend on ours): a grid of six ta
 
     python -m benchmarks.defaults_grid --configs '[{"outlier_sigmas": null}, {}, {"outlier_sigmas": 4}]'
     python -m benchmarks.defaults_grid --only airline,nile --configs '[{}]'
+    python -m benchmarks.defaults_grid --pmdarima /tmp/wheels  # and the seven of benchmarks.pmdarima_series
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +26,7 @@ import torch
 from benchmarks.accuracy import HORIZON, warmup_of
 from benchmarks.contenders import OurForecaster
 from benchmarks.outside_series import outside_series
+from benchmarks.pmdarima_series import pmdarima_series
 from benchmarks.prequential import LastValue, evaluate
 from benchmarks.real_series import RealSeries, all_series
 from tbptt_online import ForecasterConfig
@@ -64,9 +67,14 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", type=json.loads, default=[{}], help="a JSON list of ForecasterConfig fields")
     parser.add_argument("--only", type=str, default=None, help="comma-separated stream names")
+    parser.add_argument(
+        "--pmdarima", type=Path, default=None, help="also the seven of benchmarks.pmdarima_series (wheel folder)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     sets = {"the accuracy benchmark's (12 streams)": all_series(), "outside (10)": outside_series()}
+    if args.pmdarima is not None:
+        sets["pmdarima (7)"] = pmdarima_series(args.pmdarima)
     if args.only:
         sets = {name: [s for s in group if s.name in args.only.split(",")] for name, group in sets.items()}
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

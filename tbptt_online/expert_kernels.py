@@ -172,8 +172,9 @@ def _ar_path(
     work: np.ndarray,
 ) -> None:
     """The seasonal AR's forecasts ``out[b, :, AR, k]`` (``out`` [B, H, E, d]) of steps
-    t + 1 .. t + H: z rolled forward with its own predictions, and y_s = y_{s-1} +
-    (y_{s-m} - y_{s-m-1}) + z_s; ``work`` [2, >= m + 4 + H] the caller's scratch."""
+    t + 1 .. t + H: z rolled forward with its own predictions, each within +-PATH_BOUND times
+    the largest of the m + 4 past z the recursion reads (``ar_changes.PATH_BOUND``), and y_s =
+    y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s; ``work`` [2, >= m + 4 + H] the caller's scratch."""
     r, horizon = ring.shape[1], out.shape[1]
     depth = m + 4  # the past values the recursion reaches (lag m + 1 of z, and y_{s-m-1})
     work[:, : depth + horizon] = 0.0  # y at steps t - depth + 1 .., then the forecasts (row 0); z (row 1)
@@ -182,13 +183,16 @@ def _ar_path(
         work[0, i] = ring_value(ring, slot, k, s)
         if _z_formed(s, m, t, r):
             work[1, i] = _z(ring, slot, k, s, m)
+    bound = 0.0  # a forecast z is at most PATH_BOUND times the largest z the recursion reads (ar_changes)
+    for i in range(depth):
+        bound = max(bound, ar_changes.PATH_BOUND * abs(work[1, i]))
     lags = _ar_lags(m)
     for n in range(depth, depth + horizon):
         acc = 0.0
         for i in range(AR_ORDER):
             if i < 3 or m > 0:
                 acc += theta[b, k, i] * _clamp(work[1, n - lags[i]] / scale)
-        z_next = _clamp(acc) * scale
+        z_next = min(max(_clamp(acc) * scale, -bound), bound)
         work[0, n] = work[0, n - 1] + z_next
         if m > 0:
             work[0, n] += work[0, n - m] - work[0, n - m - 1]

@@ -26,11 +26,14 @@ def oscillating_changes(n: int, period: float = 11.0, drift: float = 0.5) -> lis
 
 
 def hand_path(values: list[float], theta: list[float], scale: float, horizon: int) -> list[float]:
-    """theta . (1, c_{t-1} / s, ..., c_{t-ORDER} / s) * s, rolled forward."""
+    """theta . (1, c_{t-1} / s, ..., c_{t-ORDER} / s) * s, within PATH_BOUND times the largest of
+    the last ORDER changes, rolled forward."""
     changes = [values[i] - values[i - 1] for i in range(1, len(values))][-ar_changes.ORDER :][::-1]  # newest first
+    bound = ar_changes.PATH_BOUND * max(abs(ch) for ch in changes)  # a forecast change at most this
     last, out = values[-1], []
     for _ in range(horizon):
         c = theta[0] * scale + sum(k * ch for k, ch in zip(theta[1:], changes, strict=True))
+        c = min(max(c, -bound), bound)
         last += c
         out.append(last)
         changes = [c, *changes[:-1]]
@@ -68,3 +71,24 @@ def test_a_missing_value_teaches_nothing_and_a_young_series_forecasts_its_last_v
     before = rows["x_arc"].clone()
     feed(rows, [None], first_step=5)
     assert torch.equal(rows["x_arc"], before)
+
+
+def test_an_explosive_fit_runs_its_changes_up_to_the_bound_not_off():
+    # a young series' 13 coefficients on a few dozen values can make the recursion explosive: the
+    # path of c_t = 2 c_{t-1} doubled its change 12 times (strikes, 62 values: the long AR's MAE at
+    # h=1..12 was 4.9 times the naive's); each forecast change now stays within PATH_BOUND times the
+    # largest of the last ORDER changes
+    values = oscillating_changes(60)
+    rows = blank(ring=64)
+    feed(rows, values)
+    theta = [0.0, 2.0] + [0.0] * (ar_changes.ORDER - 1)
+    rows["x_arc"][0, 0] = torch.tensor(theta, dtype=torch.float64)
+    scale = experts.local_scale(rows)[0, 0].item()
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LONG_AR, 0].tolist()
+    assert path == pytest.approx(hand_path(values, theta, scale, 12), rel=1e-12)
+    recent = [abs(values[i] - values[i - 1]) for i in range(len(values) - ar_changes.ORDER, len(values))]
+    steps = [b - a for a, b in zip([values[-1], *path[:-1]], path, strict=True)]
+    assert max(abs(s) for s in steps) == pytest.approx(ar_changes.PATH_BOUND * max(recent), rel=1e-12)
+    unbounded = abs(values[-1] - values[-2]) * 2**12  # what the recursion alone reaches at h = 12
+    reach = 12 * ar_changes.PATH_BOUND * max(recent)  # every change at the bound
+    assert abs(path[-1] - values[-1]) <= reach * (1 + 1e-12) and reach < unbounded / 100

@@ -227,7 +227,8 @@ def test_without_a_season_the_two_families_forecast_alike():
 
 def hand_ar_path(values: list[float], theta: list[float], m: int, horizon: int) -> list[float]:
     """y rolled forward: z_s = sum_k theta_k z_{s - lag_k} (lags 1, 2, 3, m, m + 1), and
-    y_s = y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s (no seasonal term without a season)."""
+    y_s = y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s (no seasonal term without a season), each z_s
+    within the bound of ``ar_changes.PATH_BOUND``."""
     ys = list(values)
 
     def z(s: int) -> float:  # 0-based index s
@@ -236,9 +237,11 @@ def hand_ar_path(values: list[float], theta: list[float], m: int, horizon: int) 
 
     zs = {s: z(s) for s in range(2 * m + 5, len(ys))}
     lags = [1, 2, 3] + ([m, m + 1] if m else [])
+    # each forecast z within PATH_BOUND times the largest of the m + 4 past z the recursion reads
+    bound = ar_changes.PATH_BOUND * max(abs(zs[s]) for s in range(len(ys) - m - 4, len(ys)) if s in zs)
     for _ in range(horizon):
         s = len(ys)
-        zs[s] = sum(theta[k] * zs[s - lag] for k, lag in enumerate(lags))
+        zs[s] = min(max(sum(theta[k] * zs[s - lag] for k, lag in enumerate(lags)), -bound), bound)
         ys.append(ys[s - 1] + (ys[s - m] - ys[s - m - 1] if m else 0.0) + zs[s])
     return ys[len(values) :]
 
@@ -263,6 +266,24 @@ def test_the_ar_expert_learns_a_noiseless_ar1_of_the_changes_and_rolls_it_forwar
         last += z * a**h
         truth.append(last)
     assert path == pytest.approx(truth, abs=1e-3 * abs(z))  # off by (theta . v - a) z per step at most
+
+
+@pytest.mark.parametrize("m", [0, 4])
+def test_an_explosive_seasonal_ar_runs_z_up_to_the_bound_not_off(m):
+    # z_t = 2 z_{t-1}: the path doubled z at each step; each forecast z now stays within
+    # PATH_BOUND times the largest of the m + 4 past z the recursion reads
+    rng = random.Random(5)
+    values = [rng.gauss(0.0, 1.0) for _ in range(60)]
+    rows = blank((m, 0), ring=40)
+    feed(rows, values)
+    theta = [2.0, 0.0, 0.0, 0.0, 0.0]
+    rows["x_ar"][0, 0] = torch.tensor(theta, dtype=f64)
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, AR, 0].tolist()
+    assert path == pytest.approx(hand_ar_path(values, theta, m, 12), rel=1e-10)
+    ys = values + path
+    zs = [ys[s] - ys[s - 1] - ((ys[s - m] - ys[s - m - 1]) if m else 0.0) for s in range(len(values) - m - 4, len(ys))]
+    bound = ar_changes.PATH_BOUND * max(abs(z) for z in zs[: m + 4])
+    assert max(abs(z) for z in zs[m + 4 :]) == pytest.approx(bound, rel=1e-10)
 
 
 def test_the_ar_expert_with_a_season_differences_by_it_and_rolls_both_forward():

@@ -31,6 +31,7 @@ from benchmarks import report
 from benchmarks.accuracy_render import render
 from benchmarks.accuracy_summary import dataset_summary, stream_summary, tally
 from benchmarks.contenders import OURS, OurForecaster, contenders
+from benchmarks.pmdarima_series import SERIES as PMDARIMA
 from benchmarks.pmdarima_series import pmdarima_series
 from benchmarks.prequential import evaluate
 from benchmarks.real_series import LOADERS, RealSeries, all_series
@@ -108,7 +109,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         type=lambda text: text.split(","),
         default=None,
-        help=f"datasets, comma-separated: {','.join(LOADERS)}",
+        help=f"datasets, comma-separated: {','.join(LOADERS)} (with --pmdarima: {','.join(PMDARIMA)})",
     )
     made.add_argument(
         "--pmdarima",
@@ -137,6 +138,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     series_list = all_series(args.only) if args.pmdarima is None else pmdarima_series(args.pmdarima)
     if args.pmdarima is not None and args.only:
+        unknown = [name for name in args.only if name not in PMDARIMA]
+        if unknown:
+            raise SystemExit(f"--only {','.join(unknown)}: not among --pmdarima's series {','.join(PMDARIMA)}")
         series_list = [s for s in series_list if s.name in args.only]
     if args.smoke:
         series_list = [dataclasses.replace(s, values=s.values[: s.period + SMOKE_SCORED]) for s in series_list]

@@ -37,13 +37,20 @@ SERIES: dict[str, tuple[int, str]] = {  # name: (period, what it is)
 
 
 def wheel_in(path: Path) -> Path:
-    """``path`` itself when it is a file, else the newest ``pmdarima-*.whl`` in the folder."""
+    """``path`` itself when it is a file, else the newest ``pmdarima-*.whl`` in the folder (by
+    version number: 2.0.10 after 2.0.9)."""
     if path.is_file():
         return path
-    wheels = sorted(path.glob("pmdarima-*.whl"))
+    wheels = sorted(path.glob("pmdarima-*.whl"), key=_version)
     if not wheels:
         raise FileNotFoundError(f"no pmdarima wheel in {path}: pip download pmdarima=={VERSION} --no-deps -d {path}")
     return wheels[-1]
+
+
+def _version(wheel: Path) -> tuple[int, ...]:
+    """The release numbers of a wheel's name: pmdarima-2.0.10-cp311-... -> (2, 0, 10)."""
+    release = wheel.name.split("-")[1]
+    return tuple(int(part) if part.isdigit() else -1 for part in release.split("."))
 
 
 def array_literal(source: str, name: str) -> list[float]:
@@ -73,9 +80,14 @@ def array_literal(source: str, name: str) -> list[float]:
 def pmdarima_series(path: Path) -> list[RealSeries]:
     """The seven series of ``SERIES`` from the wheel at ``path`` (a file or a folder holding one)."""
     wheel = wheel_in(path)
+    if not zipfile.is_zipfile(wheel):
+        raise ValueError(f"{wheel} is not a wheel (a zip archive): pip download pmdarima=={VERSION} --no-deps -d DIR")
     found = []
     with zipfile.ZipFile(wheel) as archive:
         for name, (period, what) in SERIES.items():
-            source = archive.read(f"pmdarima/datasets/{name}.py").decode()
+            member = f"pmdarima/datasets/{name}.py"
+            if member not in archive.namelist():
+                raise ValueError(f"{wheel} has no {member}: a pmdarima wheel ({VERSION} has all seven) is needed")
+            source = archive.read(member).decode()
             found.append(RealSeries(name, array_literal(source, name), period, f"pmdarima {name}: {what}"))
     return found

@@ -30,8 +30,9 @@ FORGET = 0.995  # about the last 200 changes count
 PRIOR = 0.3  # P_0 = PRIOR * I: a ridge of 1 / PRIOR per coefficient (units of the scale), fading by FORGET
 MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
 CLAMP = 50.0  # normalised inputs and errors are clamped to +-this (a spike cannot blow it up)
-PATH_BOUND = 1.5  # a forecast change is at most this many times the largest change the forecast reads: a
-# fit whose recursion is explosive (a young series' 13 coefficients on 20 values) cannot run its path off
+PATH_BOUND = 1.5  # a forecast change is at most this many times the largest change the forecast reads (or
+# the drift): a fit whose recursion is explosive (a young series' 13 coefficients on 20 values) cannot run its
+# path off; a series accelerating faster than 1.5^(1/12), 3.4 % a step, is capped too
 
 
 def fields(n: int, d: int) -> dict[str, torch.Tensor]:
@@ -104,16 +105,16 @@ def path(
 ) -> None:
     """The forecasts ``out[b, :, at, k]`` (``out`` [B, H, E, d]) of steps t + 1 .. t + H: the
     changes rolled forward with their own predictions from the last ORDER changes (theta
-    [B, d, K] at [b, k]), each within +-PATH_BOUND times the largest of those ORDER; ``buffer``
-    [>= ORDER + H] the caller's scratch."""
+    [B, d, K] at [b, k]), each within +-PATH_BOUND times the largest of those ORDER (at least
+    the drift, theta's constant); ``buffer`` [>= ORDER + H] the caller's scratch."""
     r, horizon = ring.shape[1], out.shape[1]
     buffer[: ORDER + horizon] = 0.0  # the normalised changes, oldest first, then the H forecast ones
     for j in range(ORDER):
         s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
         if _formed(s, t, r):
             buffer[j] = _clamp(_change(ring, slot, k, s) / scale)
-    bound = 0.0  # PATH_BOUND times the largest of the last ORDER changes (normalised)
-    for j in range(ORDER):
+    bound = abs(theta[b, k, 0])  # PATH_BOUND times the largest of the last ORDER changes (normalised), at
+    for j in range(ORDER):  # least the drift (a flat window does not freeze a series that steps up now and then)
         bound = max(bound, PATH_BOUND * abs(buffer[j]))
     total = 0.0
     last = ring_value(ring, slot, k, t)

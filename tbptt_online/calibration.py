@@ -12,10 +12,13 @@ against the current ``q_h`` (the delayed feedback of a multi-step forecast): the
 of one burst at a long horizon arrive together, and by the time the later ones are
 scored ``q_h`` has already grown, so judging them against it counted too few (TrumpApproval,
 h = 12: 82 % of the served intervals covered while the count saw 90 %). The first
-scored error above the floor sets ``q_h = 2 |error|``, and so does the first one after a
-flat stretch has brought ``q_h`` down to the floor (a series that starts 84, 84, 84 scores
+scored error above the floor sets ``q_h = 2 |error|`` (a series that starts 84, 84, 84 scores
 errors of 0 first: taking them as its start left a width of 1e-6 that grew by 43 % a miss, and
-a heart rate's first 28 one-step intervals all missed); before any, ``q_h`` is taken from the shorter
+a heart rate's first 28 one-step intervals all missed). Not covered: a flat stretch in
+mid-series shrinks ``q_h`` by 4 % a value while the floor, a share of the local scale, shrinks
+faster, so ``q_h`` stays above it and the first moves after the stretch are missed until it
+has grown back (400 flat values after a random walk: 0 of the next 30 covered, as before);
+before any, ``q_h`` is taken from the shorter
 horizons (``q_1 sqrt(h)``); before anything is scored (one value seen, or none) there is
 no interval: its bounds are NaN (``None`` in results, ``null`` in the API's JSON). Another level
 ``L`` is served as ``q_h z(L) / z(level)``; a horizon past the tracked ones as
@@ -41,11 +44,12 @@ FIRST = 2.0  # the first scored error sets q = FIRST * |error|
 def stepped(q: float, error: float, level: float, floor: float, served: float) -> float:
     """q after one scored absolute error ``error``: a miss judged against the half-width
     ``served`` with the forecast (where 0: against q); where q is not above the floor (nothing
-    scored yet, or only errors the floor covers: a flat start or stretch), the error sets q;
-    at least ``floor`` > 0 (a flat series)."""
+    scored yet, or only errors the floor covers: a flat start), a finite error sets q; at
+    least ``floor`` > 0 (a flat series)."""
     judged = served if served > 0 else q
     miss = 1.0 if error > judged else 0.0
-    started = q * math.exp(RATE * (miss - (1.0 - level))) if q > floor else FIRST * error
+    restart = FIRST * error if math.isfinite(error) else q  # a NaN or inf error sets nothing
+    started = q * math.exp(RATE * (miss - (1.0 - level))) if q > floor else restart
     return max(started, floor)
 
 

@@ -173,7 +173,8 @@ def _ar_path(
 ) -> None:
     """The seasonal AR's forecasts ``out[b, :, AR, k]`` (``out`` [B, H, E, d]) of steps
     t + 1 .. t + H: z rolled forward with its own predictions, each within +-PATH_BOUND times
-    the largest of the m + 4 past z the recursion reads (``ar_changes.PATH_BOUND``), and y_s =
+    the largest of the last m + 4 z (the window the recursion reads from: lags 1-3, m, m + 1;
+    ``ar_changes.PATH_BOUND``), and y_s =
     y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s; ``work`` [2, >= m + 4 + H] the caller's scratch."""
     r, horizon = ring.shape[1], out.shape[1]
     depth = m + 4  # the past values the recursion reaches (lag m + 1 of z, and y_{s-m-1})
@@ -183,7 +184,7 @@ def _ar_path(
         work[0, i] = ring_value(ring, slot, k, s)
         if _z_formed(s, m, t, r):
             work[1, i] = _z(ring, slot, k, s, m)
-    bound = 0.0  # a forecast z is at most PATH_BOUND times the largest z the recursion reads (ar_changes)
+    bound = 0.0  # a forecast z is at most PATH_BOUND times the largest of the window's z (ar_changes)
     for i in range(depth):
         bound = max(bound, ar_changes.PATH_BOUND * abs(work[1, i]))
     lags = _ar_lags(m)

@@ -68,3 +68,32 @@ def test_a_missing_value_inside_a_series_or_no_literal_is_refused_by_name():
         array_literal("x = [1, 2, 3]", "taylor")
     with pytest.raises(ValueError):  # a name in the list is no literal: not evaluated
         array_literal("import numpy as np\nx = np.array([1, open('/etc/passwd')])", "wineind")
+
+
+def test_the_newest_wheel_is_chosen_by_version_number_not_by_name(tmp_path):
+    # sorted by name, 2.0.9 came after 2.0.10 (a review)
+    for version, value in (("2.0.9", "9."), ("2.0.10", "10.")):
+        with zipfile.ZipFile(tmp_path / f"pmdarima-{version}-cp311-none-any.whl", "w") as archive:
+            for name in SERIES:
+                archive.writestr(f"pmdarima/datasets/{name}.py", MODULE.format(name=name, values=value))
+    assert pmdarima_series(tmp_path)[0].values == [10.0]
+
+
+def test_a_file_that_is_no_wheel_or_lacks_a_module_is_named(tmp_path):
+    bad = tmp_path / "pmdarima-2.1.1-cp311-none-any.whl"
+    bad.write_text("not a zip")
+    with pytest.raises(ValueError, match="is not a wheel"):
+        pmdarima_series(bad)
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("pmdarima/datasets/taylor.py", MODULE.format(name="taylor", values="1."))
+    with pytest.raises(ValueError, match=re.escape("has no pmdarima/datasets/wineind.py")):
+        pmdarima_series(bad)
+
+
+def test_only_names_a_series_pmdarima_does_not_have(tmp_path):
+    # --only airline with --pmdarima divided by zero after scoring nothing; bogus names were ignored
+    from benchmarks import accuracy
+
+    fake_wheel(tmp_path, {})
+    with pytest.raises(SystemExit, match="--only airline,bogus: not among --pmdarima's series taylor,"):
+        accuracy.main(["--pmdarima", str(tmp_path), "--only", "lynx,airline,bogus", "--out", str(tmp_path / "out")])

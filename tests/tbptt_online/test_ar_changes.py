@@ -27,9 +27,9 @@ def oscillating_changes(n: int, period: float = 11.0, drift: float = 0.5) -> lis
 
 def hand_path(values: list[float], theta: list[float], scale: float, horizon: int) -> list[float]:
     """theta . (1, c_{t-1} / s, ..., c_{t-ORDER} / s) * s, within PATH_BOUND times the largest of
-    the last ORDER changes, rolled forward."""
+    the last ORDER changes (at least the drift theta[0] * s), rolled forward."""
     changes = [values[i] - values[i - 1] for i in range(1, len(values))][-ar_changes.ORDER :][::-1]  # newest first
-    bound = ar_changes.PATH_BOUND * max(abs(ch) for ch in changes)  # a forecast change at most this
+    bound = max(ar_changes.PATH_BOUND * max(abs(ch) for ch in changes), abs(theta[0]) * scale)  # at least the drift
     last, out = values[-1], []
     for _ in range(horizon):
         c = theta[0] * scale + sum(k * ch for k, ch in zip(theta[1:], changes, strict=True))
@@ -92,3 +92,19 @@ def test_an_explosive_fit_runs_its_changes_up_to_the_bound_not_off():
     unbounded = abs(values[-1] - values[-2]) * 2**12  # what the recursion alone reaches at h = 12
     reach = 12 * ar_changes.PATH_BOUND * max(recent)  # every change at the bound
     assert abs(path[-1] - values[-1]) <= reach * (1 + 1e-12) and reach < unbounded / 100
+
+
+def test_a_flat_window_does_not_freeze_the_drift():
+    # a series that steps up by 1 every 15 values: its last 12 changes can all be 0, which bounded
+    # every forecast change at 0 (a review's staircase: the long AR at h=1..12 0.910 -> 0.985 of the
+    # naive's MAE); the drift (theta's constant) is the bound's floor
+    values = [float(t // 15) for t in range(600)]
+    values = values[: 600 - 600 % 15 + 13]  # end 12 values into a flat step: the last 12 changes are 0
+    rows = blank(ring=64)
+    feed(rows, values)
+    theta = rows["x_arc"][0, 0].tolist()
+    scale = experts.local_scale(rows)[0, 0].item()
+    assert theta[0] * scale > 0.01  # it learnt a drift up
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LONG_AR, 0].tolist()
+    assert path == pytest.approx(hand_path(values, theta, scale, 12), rel=1e-12)
+    assert path[-1] - values[-1] > 0.4  # it still climbs (the staircase's 12 / 15 = 0.8; frozen: 0)

@@ -66,6 +66,14 @@ def test_at_the_floor_an_error_above_it_sets_q_as_a_first_error_does():
     assert fold_one(2e-6, 0.5, floor=1e-6) == pytest.approx(2e-6 * math.exp(RATE * 0.9), rel=1e-15)  # above it
 
 
+@pytest.mark.parametrize("q", [0.0, 1e-6])
+@pytest.mark.parametrize("error", [math.inf, math.nan])
+def test_a_non_finite_error_does_not_set_q(q, error):
+    # at the floor a first error sets q: an inf or NaN one set it to inf / NaN for good (a
+    # review's call of the fold; the tick passes errors through a cap first)
+    assert fold_one(q, error, floor=1e-6) == 1e-6
+
+
 def test_a_series_that_starts_flat_is_covered_from_its_first_moves():
     # pmdarima's heart rate starts 84.27, 84.27, 84.06: the first one-step errors were 0, the
     # served half-width stayed under 0.1 for 28 values and every one of them fell outside (26 of

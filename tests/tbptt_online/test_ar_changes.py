@@ -29,6 +29,7 @@ def hand_path(values: list[float], theta: list[float], scale: float, horizon: in
     """theta . (1, c_{t-1} / s, ..., c_{t-ORDER} / s) * s, within PATH_BOUND times the largest of
     the last ORDER changes (at least the drift theta[0] * s), rolled forward."""
     changes = [values[i] - values[i - 1] for i in range(1, len(values))][-ar_changes.ORDER :][::-1]  # newest first
+    changes += [0.0] * (ar_changes.ORDER - len(changes))  # a young series: the changes not yet formed count 0
     bound = max(ar_changes.PATH_BOUND * max(abs(ch) for ch in changes), abs(theta[0]) * scale)  # at least the drift
     last, out = values[-1], []
     for _ in range(horizon):
@@ -108,3 +109,16 @@ def test_a_flat_window_does_not_freeze_the_drift():
     path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LONG_AR, 0].tolist()
     assert path == pytest.approx(hand_path(values, theta, scale, 12), rel=1e-12)
     assert path[-1] - values[-1] > 0.4  # it still climbs (the staircase's 12 / 15 = 0.8; frozen: 0)
+
+
+@pytest.mark.parametrize("n", [3, 6, 10])
+def test_a_young_series_path_is_bounded_by_the_changes_it_has(n):
+    # fewer than ORDER changes formed: the missing ones are 0 in the recursion and in the bound
+    values = oscillating_changes(n)
+    rows = blank(ring=64)
+    feed(rows, values)
+    theta = [0.1, 2.0] + [0.0] * (ar_changes.ORDER - 1)  # explosive, with a drift
+    rows["x_arc"][0, 0] = torch.tensor(theta, dtype=torch.float64)
+    scale = experts.local_scale(rows)[0, 0].item()
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LONG_AR, 0].tolist()
+    assert path == pytest.approx(hand_path(values, theta, scale, 12), rel=1e-12)

@@ -235,13 +235,13 @@ def hand_ar_path(values: list[float], theta: list[float], m: int, horizon: int) 
         seasonal = ys[s - m] - ys[s - m - 1] if m else 0.0
         return ys[s] - ys[s - 1] - seasonal
 
-    zs = {s: z(s) for s in range(2 * m + 5, len(ys))}
+    zs = {s: z(s) for s in range(m + 1, len(ys))}  # formed from the (m + 2)-th value (0 before: unformed)
     lags = [1, 2, 3] + ([m, m + 1] if m else [])
-    # each forecast z within PATH_BOUND times the largest of the m + 4 past z the recursion reads
-    bound = ar_changes.PATH_BOUND * max(abs(zs[s]) for s in range(len(ys) - m - 4, len(ys)) if s in zs)
+    # each forecast z within PATH_BOUND times the largest of the last m + 4 z
+    bound = ar_changes.PATH_BOUND * max([abs(zs.get(s, 0.0)) for s in range(len(ys) - m - 4, len(ys))])
     for _ in range(horizon):
         s = len(ys)
-        zs[s] = min(max(sum(theta[k] * zs[s - lag] for k, lag in enumerate(lags)), -bound), bound)
+        zs[s] = min(max(sum(theta[k] * zs.get(s - lag, 0.0) for k, lag in enumerate(lags)), -bound), bound)
         ys.append(ys[s - 1] + (ys[s - m] - ys[s - m - 1] if m else 0.0) + zs[s])
     return ys[len(values) :]
 
@@ -284,6 +284,18 @@ def test_an_explosive_seasonal_ar_runs_z_up_to_the_bound_not_off(m):
     zs = [ys[s] - ys[s - 1] - ((ys[s - m] - ys[s - m - 1]) if m else 0.0) for s in range(len(values) - m - 4, len(ys))]
     bound = ar_changes.PATH_BOUND * max(abs(z) for z in zs[: m + 4])
     assert max(abs(z) for z in zs[m + 4 :]) == pytest.approx(bound, rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_a_young_series_seasonless_ar_path_is_bounded_by_the_z_it_has(n):
+    # fewer than 4 z formed: the missing ones are 0 in the recursion and in the bound
+    values = [1.0, 3.0, 2.5, 4.0, 3.0][:n]
+    rows = blank((0, 0), ring=40)
+    feed(rows, values)
+    theta = [2.0, 0.5, 0.0, 0.0, 0.0]
+    rows["x_ar"][0, 0] = torch.tensor(theta, dtype=f64)
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, AR, 0].tolist()
+    assert path == pytest.approx(hand_ar_path(values, theta, 0, 12), rel=1e-10)
 
 
 def test_the_ar_expert_with_a_season_differences_by_it_and_rolls_both_forward():

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, ring_value
+from tbptt_online.compiled import compiled, ring_value, within
 from tbptt_online.rls import rls_step
 
 ORDER = 12  # lags of the changes: about a cycle of a yearly quasi-cycle, a monthly year
@@ -46,7 +46,18 @@ def fields(n: int, d: int) -> dict[str, torch.Tensor]:
 
 @compiled
 def _clamp(x: float) -> float:
-    return min(max(x, -CLAMP), CLAMP)
+    return within(x, CLAMP)
+
+
+@compiled
+def path_bound(window: np.ndarray, n: int, least: float) -> float:
+    """How far one step of an AR's forecast path may go: PATH_BOUND times the largest
+    ``|window[i]|`` of its first ``n`` entries (the past changes or z the recursion reads from),
+    at least ``least``. Shared by both AR experts (``expert_kernels._ar_path``)."""
+    bound = least
+    for i in range(n):
+        bound = max(bound, PATH_BOUND * abs(window[i]))
+    return bound
 
 
 @compiled
@@ -113,15 +124,14 @@ def path(
         s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
         if _formed(s, t, r):
             buffer[j] = _clamp(_change(ring, slot, k, s) / scale)
-    bound = abs(theta[b, k, 0])  # PATH_BOUND times the largest of the last ORDER changes (normalised), at
-    for j in range(ORDER):  # least the drift (a flat window does not freeze a series that steps up now and then)
-        bound = max(bound, PATH_BOUND * abs(buffer[j]))
+    # at least the drift: a flat window does not freeze a series that steps up now and then
+    bound = path_bound(buffer, ORDER, abs(theta[b, k, 0]))  # of the last ORDER changes (normalised)
     total = 0.0
     last = ring_value(ring, slot, k, t)
     for n in range(ORDER, ORDER + horizon):
         acc = 0.0
         for j in range(ORDER):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
             acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
-        buffer[n] = min(max(_clamp(theta[b, k, 0] + acc), -bound), bound)
+        buffer[n] = within(_clamp(theta[b, k, 0] + acc), bound)
         total += buffer[n] * scale
         out[b, n - ORDER, at, k] = last + total

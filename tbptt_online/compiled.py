@@ -153,6 +153,12 @@ def writable(rows: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[np.n
 
 
 @compiled
+def within(x: float, bound: float) -> float:
+    """``x`` clipped to +-``bound`` (NaN stays NaN)."""
+    return min(max(x, -bound), bound)
+
+
+@compiled
 def ring_value(ring: np.ndarray, slot: int, k: int, step: int) -> float:
     """The value at step ``step`` (1-based, clamped to >= 1) of the values ring [C, R, d] at
     row ``slot``, feature ``k``: step s lives at (s - 1) % R (the kernels' one reader of it)."""

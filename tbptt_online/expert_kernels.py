@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from tbptt_online import ar_changes, excursions
-from tbptt_online.compiled import compiled, ring_value
+from tbptt_online.compiled import compiled, ring_value, within
 from tbptt_online.rls import rls_step
 
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
@@ -53,7 +53,7 @@ AR_MIN_SCORED, AR_CHANGES_MIN_SCORED = AR_ORDER, ar_changes.K
 
 @compiled
 def _clamp(x: float) -> float:
-    return min(max(x, -AR_CLAMP), AR_CLAMP)
+    return within(x, AR_CLAMP)
 
 
 @compiled
@@ -184,16 +184,14 @@ def _ar_path(
         work[0, i] = ring_value(ring, slot, k, s)
         if _z_formed(s, m, t, r):
             work[1, i] = _z(ring, slot, k, s, m)
-    bound = 0.0  # a forecast z is at most PATH_BOUND times the largest of the window's z (ar_changes)
-    for i in range(depth):
-        bound = max(bound, ar_changes.PATH_BOUND * abs(work[1, i]))
+    bound = ar_changes.path_bound(work[1], depth, 0.0)  # of the window's z
     lags = _ar_lags(m)
     for n in range(depth, depth + horizon):
         acc = 0.0
         for i in range(AR_ORDER):
             if i < 3 or m > 0:
                 acc += theta[b, k, i] * _clamp(work[1, n - lags[i]] / scale)
-        z_next = min(max(_clamp(acc) * scale, -bound), bound)
+        z_next = within(_clamp(acc) * scale, bound)
         work[0, n] = work[0, n - 1] + z_next
         if m > 0:
             work[0, n] += work[0, n - m] - work[0, n - m - 1]
@@ -282,7 +280,7 @@ def advance(
                 median[b, k] = value
             elif observed:  # MEDIAN_STEP local scales toward the value, never past it
                 move = MEDIAN_STEP * unit
-                median[b, k] += min(max(value - median[b, k], -move), move)
+                median[b, k] += within(value - median[b, k], move)
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
 

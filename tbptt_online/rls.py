@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, within
 
 
 @compiled
@@ -36,7 +36,7 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
         fitted += theta[b, k, i] * work[0, i]
     for i in range(order):
         work[2, i] = work[1, i] / denominator  # the gain
-    error = min(max(target - fitted, -clamp), clamp)
+    error = within(target - fitted, clamp)
     trace = 0.0  # of the new P, known before it is formed
     for i in range(order):
         trace += p[b, k, i, i] - work[2, i] * work[1, i]

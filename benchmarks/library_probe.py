@@ -35,12 +35,14 @@ from tbptt_online import Forecaster, ForecasterConfig
 
 def detection_steps(config: ForecasterConfig) -> Callable[[int], bool]:
     """Whether step s is one where ``season_length="auto"`` looks for seasons (never for a
-    library without a hybrid, or with the seasons given)."""
+    library without a hybrid, or with the seasons given): for every row, or for the rows
+    without a season yet (``DETECT_SEASONLESS``: the probe's standard normal series have none)."""
     try:
         from tbptt_online import hybrid
     except ImportError:
         return lambda step: False
     at, every = getattr(hybrid, "DETECT_AT", ()), getattr(hybrid, "DETECT_EVERY", 0)
+    at = (*at, *getattr(hybrid, "DETECT_SEASONLESS", ()))
     if not getattr(config, "hybrid", False) or getattr(config, "season_length", None) != "auto":
         return lambda step: False
     return lambda step: step in at or (every > 0 and step % every == 0)

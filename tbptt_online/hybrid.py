@@ -52,6 +52,10 @@ COMBINERS = combination.COMBINERS
 ORIGIN_COLUMNS = N_MEMBERS + 2 + COMBINERS  # the ring's: the members, served, half-width, the combiners
 DETECT_AT = (24, 36, 48, 72, 96, 144, 192, 288, 384, 576, 768, 1024)  # then every DETECT_EVERY
 DETECT_EVERY = 1024
+DETECT_SEASONLESS = (30, 42, 54, 60, 66, 84, 120)  # a row without a season yet looks at these steps too: a
+# short quarterly or monthly series whose season shows only at 40-70 values (pmdarima's woolyrnq: its 4 found
+# at 42, not 72, of 119 values) gets it sooner; a row with a season is not asked again until DETECT_AT (every
+# row asked at these steps moved airline's and elec_equip's found 12 back and forth: session 21)
 
 
 def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[str, torch.Tensor]:
@@ -123,13 +127,17 @@ def score(
     )
 
 
-def detection_due(step: torch.Tensor) -> torch.Tensor:
-    """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again."""
+def detection_due(step: torch.Tensor, period: torch.Tensor) -> torch.Tensor:
+    """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again, for rows
+    whose seasons are ``period`` [B, d, 2]."""
     steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
-    return torch.from_numpy((steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0))
+    due = (steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0)
+    seasonless = (period[:, :, 0] == 0).all(dim=1).numpy()
+    return torch.from_numpy(due | (seasonless & (steps[:, None] == _DETECT_SEASONLESS).any(axis=1)))
 
 
 _DETECT_AT = np.array(DETECT_AT)
+_DETECT_SEASONLESS = np.array(DETECT_SEASONLESS)
 
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:

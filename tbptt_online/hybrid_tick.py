@@ -79,7 +79,7 @@ class HybridTick:
         if cfg.season_length is None:
             return
         if cfg.season_length == "auto":
-            due = hybrid.detection_due(steps)
+            due = hybrid.detection_due(steps, rows["x_period"])
         else:
             longest = max(cfg.season_length)
             due = (steps == 1) | (steps == 2 * longest)
@@ -88,7 +88,8 @@ class HybridTick:
         for at in torch.unique(steps[due]).tolist():
             which = due & (steps == at)
             idx = which.nonzero().squeeze(1)
-            part = experts.subset(rows, idx)
+            whole = len(idx) == len(steps)  # every row (many series of one age): the rows themselves, no copies
+            part = rows if whole else experts.subset(rows, idx)
             if cfg.season_length == "auto":
                 hybrid.detect(part, steps[idx], cfg.season_table_size)
             else:
@@ -99,8 +100,9 @@ class HybridTick:
                     periods.expand(len(idx), cfg.n_features, 2),
                     torch.ones(len(idx), dtype=torch.bool),
                 )
-            for key, value in experts.own(part).items():
-                rows[key] = rows[key].index_put((idx,), value)
+            if not whole:
+                for key, value in experts.own(part).items():
+                    rows[key] = rows[key].index_put((idx,), value)
 
     def serve(
         self,

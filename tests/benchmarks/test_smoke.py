@@ -61,7 +61,8 @@ def test_throughput_smoke_runs_the_old_main_side_by_side(throughput):
         assert latency["horizon"] == 12 and latency["observe_and_forecast"]["n"] == 20
         both = latency["observe_and_forecast"]
         assert 0 < both["median_ms"] <= both["p90_ms"] <= both["p99_ms"] <= both["max_ms"]
-    assert runs["new defaults"]["latency"]["detection_steps"] == [36, 48]  # after 30 untimed steps
+    # after 30 untimed steps; 42: a row without a season yet is looked at (this one finds its 24 at 72)
+    assert runs["new defaults"]["latency"]["detection_steps"] == [36, 42, 48]
     for ratio in payload["ratios"]:
         assert ratio["new_over_old"] == ratio["new_obs_per_s"] / ratio["old_obs_per_s"]
     (target,) = [t for t in payload["targets"] if t["target"].startswith("training at 10,000 series: new")]
@@ -96,6 +97,16 @@ def test_young_horizons_smoke_measures_each_length(tmp_path):
     for row in payload["rows"]:
         assert len(row["overshoot"]) == 2 and all(x >= 0.0 for x in row["overshoot"])
         assert row["max"] == max(row["overshoot"]) and min(row["overshoot"]) <= row["median"] <= row["max"]
+
+
+def test_false_seasons_smoke_counts_each_kind(tmp_path):
+    payload = run_smoke("false_seasons", tmp_path)
+    assert [r["kind"] for r in payload["rows"]] == ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9"]
+    for row in payload["rows"]:
+        assert 0 <= row["series_at_last_step"] <= row["series_ever"] <= payload["series"] == 20
+        assert 0.0 <= row["share_of_steps"] <= row["series_ever"] / payload["series"]
+        assert len(row["first_steps"]) <= row["series_ever"]
+    assert "Seasons reported in series without one" in (tmp_path / "false_seasons.md").read_text()
 
 
 def test_accuracy_runs_a_subset_of_datasets_with_our_config_overridden(tmp_path):

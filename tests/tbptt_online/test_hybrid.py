@@ -240,6 +240,30 @@ def test_a_season_is_seldom_taken_for_its_double_by_chance():
     assert int((chosen == 12).sum()) + int((chosen == 24).sum()) == 200
 
 
+def test_detection_runs_at_the_extra_steps_only_for_rows_without_a_season():
+    steps = torch.tensor([30, 30, 36, 42, 43])
+    period = torch.zeros(5, 2, 2, dtype=torch.int64)  # [B, d, 2]: two features
+    period[1, 1, 0] = 12  # the second feature of row 1 has a season
+    assert hybrid.detection_due(steps, period).tolist() == [True, False, True, True, False]
+    period[:, 0, 0] = 4  # every row has one now: only the steps of DETECT_AT
+    assert hybrid.detection_due(steps, period).tolist() == [False, False, True, False, False]
+
+
+def test_a_season_that_shows_between_the_detection_steps_is_taken_at_an_extra_step():
+    # a noisy quarterly season that the autocorrelation shows at 42 values, not at 36: before,
+    # the next look was at 48 (pmdarima's woolyrnq: its 4 found at 72 of 119 values, now at 42)
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(48, generator=generator, dtype=torch.float64)
+    values = [100.0 + 2.0 * math.sin(math.pi * t / 2) + 1.5 * float(noise[t]) for t in range(48)]
+    f = Forecaster(ForecasterConfig())
+    seen = {}
+    for step, value in enumerate(values, start=1):
+        f.observe("q", value)
+        seen[step] = f.series_stats("q").seasons
+    assert seen[36] == [] and seen[41] == []  # nothing at the steps every row is looked at
+    assert seen[42] == [4]  # was [] until 48
+
+
 def test_auto_finds_no_season_in_noise():
     f = Forecaster(config_for(season_length="auto", max_season_length=48))
     rng = random.Random(5)

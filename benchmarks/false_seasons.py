@@ -1,0 +1,117 @@
+"""How often ``season_length="auto"`` reports a season in a series that has none.
+
+Each detection is a test held to a false rate of 1 % (``season.detect_periods``,
+``young_season.young_periods``), and a young series is tested at many steps (``hybrid.DETECT_AT``,
+and ``hybrid.DETECT_SEASONLESS`` while it has none), so the share of seasonless series that
+carry a false season at some point is larger than one test's. Per kind of seasonless series
+(white noise, a random walk, an AR(1) of 0.7, an integrated AR(1) of 0.9; seed 0), ``SERIES``
+series of ``VALUES`` values are fed together to one ``Forecaster(ForecasterConfig())``; after
+each value the seasons of every series are read (``x_period``). Printed per kind: how many
+series carried a season at some step, the share of (series, step) pairs with one, and how many
+carry one at the last step.
+
+    python -m benchmarks.false_seasons
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from benchmarks import report
+from tbptt_online import Forecaster, ForecasterConfig
+
+SERIES = 500
+VALUES = 150
+SMOKE = {"series": 20, "values": 40}
+
+
+def seasonless(series: int, values: int) -> dict[str, torch.Tensor]:
+    """The four kinds, each [series, values] float64 (seed 0)."""
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(4, series, values, generator=generator, dtype=torch.float64)
+    ar, integrated = torch.zeros(series, values, dtype=torch.float64), torch.zeros(series, values, dtype=torch.float64)
+    x, change, level = torch.zeros(series, dtype=torch.float64), torch.zeros(series, dtype=torch.float64), 0.0
+    for t in range(values):
+        x = 0.7 * x + noise[2, :, t]
+        ar[:, t] = x
+        change = 0.9 * change + noise[3, :, t]
+        level = level + change
+        integrated[:, t] = level
+    return {
+        "white noise": noise[0],
+        "random walk": noise[1].cumsum(dim=1),
+        "AR(1) 0.7": ar,
+        "integrated AR(1) 0.9": integrated,
+    }
+
+
+def false_seasons(values: torch.Tensor) -> dict[str, Any]:
+    """Feed the rows of ``values`` [R, T] to one forecaster; count the seasons it reports."""
+    forecaster = Forecaster(ForecasterConfig())
+    names = [f"s{i}" for i in range(values.shape[0])]
+    ever = torch.zeros(values.shape[0], dtype=torch.bool)
+    pairs = 0
+    first: list[int] = []
+    for t in range(values.shape[1]):
+        forecaster.observe_many(list(zip(names, values[:, t].tolist(), strict=True)))
+        slots = torch.tensor([forecaster.store.slot_of(name) for name in names])
+        has = (forecaster.store.tensors["x_period"][slots][:, :, 0] > 0).any(dim=1)  # [R]
+        first += [t + 1] * int((has & ~ever).sum())
+        ever |= has
+        pairs += int(has.sum())
+    return {
+        "series_ever": int(ever.sum()),
+        "share_of_steps": pairs / values.numel(),
+        "series_at_last_step": int(has.sum()),
+        "first_steps": sorted(set(first)),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = report.arguments(__doc__.splitlines()[0], argv)
+    info = report.machine("benchmarks.false_seasons", argv)
+    size = SMOKE if args.smoke else {"series": SERIES, "values": VALUES}
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    rows = [{"kind": kind, **false_seasons(v)} for kind, v in seasonless(size["series"], size["values"]).items()]
+    payload = {
+        "benchmark": "false_seasons",
+        "smoke": args.smoke,
+        "machine": info,
+        **size,
+        "rows": rows,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    markdown = "\n".join(
+        [
+            "## Seasons reported in series without one",
+            "",
+            report.machine_line(info),
+            "",
+            f"{size['series']} series of {size['values']} values per kind (seed 0), `ForecasterConfig()`, "
+            "seasons read after every value.",
+            "",
+            report.markdown_table(
+                ["kind", "series with a season at some step", "share of (series, step) with one", "at the last step"],
+                [
+                    [
+                        r["kind"],
+                        f"{r['series_ever']} of {size['series']}",
+                        f"{100 * r['share_of_steps']:.2f} %",
+                        r["series_at_last_step"],
+                    ]
+                    for r in rows
+                ],
+            ),
+        ]
+    )
+    report.write(args.out, "false_seasons", payload, markdown)
+    print(markdown)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,8 @@ Each detection is a test held to a false rate of 1 % (``season.detect_periods``,
 ``young_season.young_periods``), and a young series is tested at many steps (``hybrid.DETECT_AT``,
 and ``hybrid.DETECT_SEASONLESS`` while it has none), so the share of seasonless series that
 carry a false season at some point is larger than one test's. Per kind of seasonless series
-(white noise, a random walk, an AR(1) of 0.7, an integrated AR(1) of 0.9; seed 0), ``SERIES``
+(white noise, a random walk, an AR(1) of 0.7, an integrated AR(1) of 0.9; seed 0), and a
+control that has one (a quarterly sine of amplitude 2 under white noise: when it is found), ``SERIES``
 series of ``VALUES`` values are fed together to one ``Forecaster(ForecasterConfig())``; after
 each value the seasons of every series are read (``x_period``). Printed per kind: how many
 series carried a season at some step, the share of (series, step) pairs with one, and how many
@@ -26,12 +27,13 @@ from tbptt_online import Forecaster, ForecasterConfig
 SERIES = 500
 VALUES = 150
 SMOKE = {"series": 20, "values": 40}
+CONTROL = "control: a season of 4"
 
 
 def seasonless(series: int, values: int) -> dict[str, torch.Tensor]:
-    """The four kinds, each [series, values] float64 (seed 0)."""
+    """The four kinds and the control, each [series, values] float64 (seed 0)."""
     generator = torch.Generator().manual_seed(0)
-    noise = torch.randn(4, series, values, generator=generator, dtype=torch.float64)
+    noise = torch.randn(5, series, values, generator=generator, dtype=torch.float64)
     ar, integrated = torch.zeros(series, values, dtype=torch.float64), torch.zeros(series, values, dtype=torch.float64)
     x, change, level = torch.zeros(series, dtype=torch.float64), torch.zeros(series, dtype=torch.float64), 0.0
     for t in range(values):
@@ -45,6 +47,7 @@ def seasonless(series: int, values: int) -> dict[str, torch.Tensor]:
         "random walk": noise[1].cumsum(dim=1),
         "AR(1) 0.7": ar,
         "integrated AR(1) 0.9": integrated,
+        CONTROL: 2.0 * torch.sin(torch.pi * torch.arange(values, dtype=torch.float64) / 2) + noise[4],
     }
 
 

@@ -33,19 +33,22 @@ import tbptt_online
 from tbptt_online import Forecaster, ForecasterConfig
 
 
-def detection_steps(config: ForecasterConfig) -> Callable[[int], bool]:
+def detection_steps(config: ForecasterConfig) -> Callable[[int, bool], bool]:
     """Whether step s is one where ``season_length="auto"`` looks for seasons (never for a
-    library without a hybrid, or with the seasons given): for every row, or for the rows
-    without a season yet (``DETECT_SEASONLESS``: the probe's standard normal series have none)."""
+    library without a hybrid, or with the seasons given), given whether a series at that step
+    has no season yet (``seasonless``): every series is looked at on ``DETECT_AT``, a
+    seasonless one on ``DETECT_SEASONLESS`` too. The throughput probe's many standard normal
+    series count as seasonless (some of them carry a false season, never all)."""
+    never: Callable[[int, bool], bool] = lambda step, seasonless: False  # noqa: E731
     try:
         from tbptt_online import hybrid
     except ImportError:
-        return lambda step: False
+        return never
     at, every = getattr(hybrid, "DETECT_AT", ()), getattr(hybrid, "DETECT_EVERY", 0)
-    at = (*at, *getattr(hybrid, "DETECT_SEASONLESS", ()))
+    young = getattr(hybrid, "DETECT_SEASONLESS", ())
     if not getattr(config, "hybrid", False) or getattr(config, "season_length", None) != "auto":
-        return lambda step: False
-    return lambda step: step in at or (every > 0 and step % every == 0)
+        return never
+    return lambda step, seasonless: step in at or (seasonless and step in young) or (every > 0 and step % every == 0)
 
 
 def tick_values(n_series: int, ticks: int, seed: int = 0) -> list[list[tuple[str, float]]]:
@@ -86,7 +89,7 @@ def throughput(config: ForecasterConfig, n_series: int, warmup: int, ticks: int,
         before = forecaster.update_stats().updates
         seconds = time_ticks(forecaster, batches[first : first + count], read)
         steps = range(first + 1, first + count + 1)  # every series is at the same step
-        quiet = [s for s, step in zip(seconds, steps, strict=True) if not detecting(step)]
+        quiet = [s for s, step in zip(seconds, steps, strict=True) if not detecting(step, True)]
         rows.append(
             {
                 "way": "training, every result read" if read else "training",
@@ -98,7 +101,7 @@ def throughput(config: ForecasterConfig, n_series: int, warmup: int, ticks: int,
                 "seconds": round(sum(seconds), 4),
                 "obs_per_s": n_series * count / sum(seconds),
                 "updates": forecaster.update_stats().updates - before,
-                "detection_steps": [step for step in steps if detecting(step)],
+                "detection_steps": [step for step in steps if detecting(step, True)],
                 "detection_seconds": round(sum(seconds) - sum(quiet), 4),
                 "obs_per_s_without_detection": n_series * len(quiet) / sum(quiet) if quiet else None,
             }
@@ -160,6 +163,8 @@ def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> 
         forecaster.forecast(name, horizon=horizon)
     both, observe, forecast, updated, detected = [], [], [], [], []
     for value in values[warmup:]:
+        # (untimed) whether it is looked at on DETECT_SEASONLESS; an old library's stats have no seasons
+        seasonless = not getattr(forecaster.series_stats(name), "seasons", [])
         start = time.perf_counter()
         result = forecaster.observe(name, value)
         middle = time.perf_counter()
@@ -169,7 +174,7 @@ def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> 
         observe.append(middle - start)
         forecast.append(end - middle)
         updated.append(result.updated)
-        detected.append(detecting(result.step))
+        detected.append(detecting(result.step, seasonless))
     return {
         "warmup_steps": warmup,
         "horizon": horizon,

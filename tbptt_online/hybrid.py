@@ -52,10 +52,11 @@ COMBINERS = combination.COMBINERS
 ORIGIN_COLUMNS = N_MEMBERS + 2 + COMBINERS  # the ring's: the members, served, half-width, the combiners
 DETECT_AT = (24, 36, 48, 72, 96, 144, 192, 288, 384, 576, 768, 1024)  # then every DETECT_EVERY
 DETECT_EVERY = 1024
-DETECT_SEASONLESS = (30, 42, 54, 60, 66, 84, 120)  # a row without a season yet looks at these steps too: a
-# short quarterly or monthly series whose season shows only at 40-70 values (pmdarima's woolyrnq: its 4 found
-# at 42, not 72, of 119 values) gets it sooner; a row with a season is not asked again until DETECT_AT (every
-# row asked at these steps moved airline's and elec_equip's found 12 back and forth: session 21)
+DETECT_SEASONLESS = (16, 20, 30, 42, 54, 60, 66, 84, 120)  # a row without a season yet looks at these steps
+# too: a short quarterly or monthly series whose season shows between the usual looks gets it sooner
+# (pmdarima's ausbeer: its 4 at 16, not 24; woolyrnq's at 42, not 72, of 119 values); a row with a season is
+# not asked again until DETECT_AT (every row asked at 30, 42, 60, 84, 120 moved airline's and elec_equip's
+# found 12 back and forth: session 21)
 
 
 def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tbptt_online import hybrid
 from tests.benchmarks.smoke import ROOT, run_smoke
 
 
@@ -101,11 +102,14 @@ def test_young_horizons_smoke_measures_each_length(tmp_path):
 
 def test_false_seasons_smoke_counts_each_kind(tmp_path):
     payload = run_smoke("false_seasons", tmp_path)
-    assert [r["kind"] for r in payload["rows"]] == ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9"]
+    kinds = ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9", "control: a season of 4"]
+    assert [r["kind"] for r in payload["rows"]] == kinds
+    looks = {*hybrid.DETECT_AT, *hybrid.DETECT_SEASONLESS}
     for row in payload["rows"]:
         assert 0 <= row["series_at_last_step"] <= row["series_ever"] <= payload["series"] == 20
         assert 0.0 <= row["share_of_steps"] <= row["series_ever"] / payload["series"]
-        assert len(row["first_steps"]) <= row["series_ever"]
+        assert len(row["first_steps"]) <= row["series_ever"] and set(row["first_steps"]) <= looks  # only at a look
+    assert payload["rows"][-1]["series_ever"] >= 15  # the control's season is found in most series by value 40
     assert "Seasons reported in series without one" in (tmp_path / "false_seasons.md").read_text()
 
 

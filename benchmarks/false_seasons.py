@@ -2,7 +2,7 @@
 
 Each detection is a test held to a false rate of 1 % (``season.detect_periods``,
 ``young_season.young_periods``), and a young series is tested at many steps (``hybrid.DETECT_AT``,
-and ``hybrid.DETECT_SEASONLESS`` while it has none), so the share of seasonless series that
+and ``hybrid.DETECT_UNSETTLED`` while it has none or a short one), so the share of seasonless series that
 carry a false season at some point is larger than one test's. Per kind of seasonless series
 (white noise, a random walk, an AR(1) of 0.7, an integrated AR(1) of 0.9; seed 0), and a
 control that has one (a quarterly sine of amplitude 2 under white noise: when it is found), ``SERIES``

@@ -36,19 +36,19 @@ from tbptt_online import Forecaster, ForecasterConfig
 def detection_steps(config: ForecasterConfig) -> Callable[[int, bool], bool]:
     """Whether step s is one where ``season_length="auto"`` looks for seasons (never for a
     library without a hybrid, or with the seasons given), given whether a series at that step
-    has no season yet (``seasonless``): every series is looked at on ``DETECT_AT``, a
-    seasonless one on ``DETECT_SEASONLESS`` too. The throughput probe's many standard normal
-    series count as seasonless (some of them carry a false season, never all)."""
-    never: Callable[[int, bool], bool] = lambda step, seasonless: False  # noqa: E731
+    has no season or a short one (``unsettled``): every series is looked at on ``DETECT_AT``,
+    an unsettled one on ``DETECT_UNSETTLED`` too. The throughput probe's many standard normal
+    series count as unsettled (some of them carry a false season, never all)."""
+    never: Callable[[int, bool], bool] = lambda step, unsettled: False  # noqa: E731
     try:
         from tbptt_online import hybrid
     except ImportError:
         return never
     at, every = getattr(hybrid, "DETECT_AT", ()), getattr(hybrid, "DETECT_EVERY", 0)
-    young = getattr(hybrid, "DETECT_SEASONLESS", ())
+    young = getattr(hybrid, "DETECT_UNSETTLED", ())
     if not getattr(config, "hybrid", False) or getattr(config, "season_length", None) != "auto":
         return never
-    return lambda step, seasonless: step in at or (seasonless and step in young) or (every > 0 and step % every == 0)
+    return lambda step, unsettled: step in at or (unsettled and step in young) or (every > 0 and step % every == 0)
 
 
 def tick_values(n_series: int, ticks: int, seed: int = 0) -> list[list[tuple[str, float]]]:
@@ -162,9 +162,11 @@ def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> 
         forecaster.observe(name, value)
         forecaster.forecast(name, horizon=horizon)
     both, observe, forecast, updated, detected = [], [], [], [], []
+    short = getattr(getattr(tbptt_online, "hybrid", None), "SHORT_SEASON", 0)  # 0: an old library
     for value in values[warmup:]:
-        # (untimed) whether it is looked at on DETECT_SEASONLESS; an old library's stats have no seasons
-        seasonless = not getattr(forecaster.series_stats(name), "seasons", [])
+        # (untimed) whether it is looked at on DETECT_UNSETTLED (its first season none or short, as
+        # hybrid.detection_due asks); an old library's stats have no seasons
+        unsettled = all(p <= short for p in getattr(forecaster.series_stats(name), "seasons", [])[:1])
         start = time.perf_counter()
         result = forecaster.observe(name, value)
         middle = time.perf_counter()
@@ -174,7 +176,7 @@ def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> 
         observe.append(middle - start)
         forecast.append(end - middle)
         updated.append(result.updated)
-        detected.append(detecting(result.step, seasonless))
+        detected.append(detecting(result.step, unsettled))
     return {
         "warmup_steps": warmup,
         "horizon": horizon,

@@ -52,11 +52,13 @@ COMBINERS = combination.COMBINERS
 ORIGIN_COLUMNS = N_MEMBERS + 2 + COMBINERS  # the ring's: the members, served, half-width, the combiners
 DETECT_AT = (24, 36, 48, 72, 96, 144, 192, 288, 384, 576, 768, 1024)  # then every DETECT_EVERY
 DETECT_EVERY = 1024
-DETECT_SEASONLESS = (16, 20, 30, 42, 54, 60, 66, 84, 120)  # a row without a season yet looks at these steps
-# too: a short quarterly or monthly series whose season shows between the usual looks gets it sooner
-# (pmdarima's ausbeer: its 4 at 16, not 24; woolyrnq's at 42, not 72, of 119 values); a row with a season is
-# not asked again until DETECT_AT (every row asked at 30, 42, 60, 84, 120 moved airline's and elec_equip's
-# found 12 back and forth: session 21)
+DETECT_UNSETTLED = (16, 20, 30, 42, 54, 60, 66, 84, 120)  # a row whose seasons are none or short (at most
+# SHORT_SEASON) looks at these steps too: a short quarterly or monthly series whose season shows between the
+# usual looks gets it sooner (pmdarima's ausbeer: its 4 at 16, not 24; woolyrnq's at 42, not 72, of 119
+# values), and a short season found first may be a divisor of the true one (wineind's 4 at 30: its 12 at 42,
+# not 48); a row with a longer season is not asked again until DETECT_AT (every row asked at 30, 42, 60, 84,
+# 120 moved airline's and elec_equip's found 12 back and forth: session 21)
+SHORT_SEASON = 6  # a monthly series' 3, 4 or 6 may stand for its 12
 
 
 def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[str, torch.Tensor]:
@@ -130,15 +132,16 @@ def score(
 
 def detection_due(step: torch.Tensor, period: torch.Tensor) -> torch.Tensor:
     """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again, for rows
-    whose seasons are ``period`` [B, d, 2]."""
+    whose seasons are ``period`` [B, d, 2]: ``DETECT_AT``, and ``DETECT_UNSETTLED`` where every
+    feature's first season is none or at most ``SHORT_SEASON``."""
     steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
     due = (steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0)
-    seasonless = (period[:, :, 0] == 0).all(dim=1).numpy()
-    return torch.from_numpy(due | (seasonless & (steps[:, None] == _DETECT_SEASONLESS).any(axis=1)))
+    unsettled = (period[:, :, 0] <= SHORT_SEASON).all(dim=1).numpy()  # none (0) or short
+    return torch.from_numpy(due | (unsettled & (steps[:, None] == _DETECT_UNSETTLED).any(axis=1)))
 
 
 _DETECT_AT = np.array(DETECT_AT)
-_DETECT_SEASONLESS = np.array(DETECT_SEASONLESS)
+_DETECT_UNSETTLED = np.array(DETECT_UNSETTLED)
 
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:

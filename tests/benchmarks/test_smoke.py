@@ -104,7 +104,7 @@ def test_false_seasons_smoke_counts_each_kind(tmp_path):
     payload = run_smoke("false_seasons", tmp_path)
     kinds = ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9", "control: a season of 4"]
     assert [r["kind"] for r in payload["rows"]] == kinds
-    looks = {*hybrid.DETECT_AT, *hybrid.DETECT_SEASONLESS}
+    looks = {*hybrid.DETECT_AT, *hybrid.DETECT_UNSETTLED}
     for row in payload["rows"]:
         assert 0 <= row["series_at_last_step"] <= row["series_ever"] <= payload["series"] == 20
         assert 0.0 <= row["share_of_steps"] <= row["series_ever"] / payload["series"]

@@ -240,12 +240,15 @@ def test_a_season_is_seldom_taken_for_its_double_by_chance():
     assert int((chosen == 12).sum()) + int((chosen == 24).sum()) == 200
 
 
-def test_detection_runs_at_the_extra_steps_only_for_rows_without_a_season():
+def test_detection_runs_at_the_extra_steps_only_for_rows_without_a_season_or_with_a_short_one():
     steps = torch.tensor([30, 30, 36, 42, 43])
     period = torch.zeros(5, 2, 2, dtype=torch.int64)  # [B, d, 2]: two features
-    period[1, 1, 0] = 12  # the second feature of row 1 has a season
+    period[1, 1, 0] = 12  # the second feature of row 1 has a season longer than SHORT_SEASON
     assert hybrid.detection_due(steps, period).tolist() == [True, False, True, True, False]
-    period[:, 0, 0] = 4  # every row has one now: only the steps of DETECT_AT
+    period[:, 0, 0] = hybrid.SHORT_SEASON  # a short one may be a divisor of the true season: asked again
+    period[:, 1, 1] = 24  # (the second season does not matter)
+    assert hybrid.detection_due(steps, period).tolist() == [True, False, True, True, False]
+    period[:, 0, 0] = hybrid.SHORT_SEASON + 1  # every row has a longer one now: only the steps of DETECT_AT
     assert hybrid.detection_due(steps, period).tolist() == [False, False, True, False, False]
 
 
@@ -262,6 +265,22 @@ def test_a_season_that_shows_between_the_detection_steps_is_taken_at_an_extra_st
         seen[step] = f.series_stats("q").seasons
     assert seen[36] == [] and seen[41] == []  # nothing at the steps every row is looked at
     assert seen[42] == [4]  # was [] until 48
+
+
+def test_a_short_season_found_first_is_looked_at_again_for_the_longer_one():
+    # a monthly season whose quarterly part shows first (pmdarima's wineind: 4 at 30, its 12 at 48):
+    # a short season may be a divisor of the true one, so it is asked again between the usual looks
+    generator = torch.Generator().manual_seed(2)
+    noise = torch.randn(48, generator=generator, dtype=torch.float64)
+    values = [100.0 + 3.0 * math.sin(math.pi * t / 2) + 3.0 * (t % 12 == 11) + 0.5 * float(noise[t]) for t in range(48)]
+    f = Forecaster(ForecasterConfig())
+    seen = {}
+    for step, value in enumerate(values, start=1):
+        f.observe("m", value)
+        seen[step] = f.series_stats("m").seasons
+    assert seen[24] == seen[36] == seen[41] == [4]
+    assert seen[42] == [12]  # was [4] until 48
+    assert seen[48] == [12]
 
 
 def test_auto_finds_no_season_in_noise():

@@ -68,7 +68,7 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
         f"hybrid). Old: `ForecasterConfig()` of main at `{commit}` (network-only: GRU 64, k1 8, k2 32, Adam "
         "lr 1e-3, gaussian), from its own library in its own process, run before and after the new one (the ratio "
         "is against their mean). Both run the steps before the first timed one untimed (at full size 48: the "
-        "hybrid's warm-up updates at steps 1-32 and its season detections at 24, 36, 48); the timed ticks are the "
+        "hybrid's warm-up updates at steps 1-32 and its season detections at 16 to 48); the timed ticks are the "
         "steps shown, season detection ticks included in the new obs/s and left out of the next column. "
         "Values: standard normal (no season is found). The last "
         "column runs the old network-only config (`hybrid=False, warmup_updates=0, lr=1e-3`) on the new library.",
@@ -153,8 +153,8 @@ def _this_checkout(payload: dict[str, Any]) -> list[str]:
     return [
         "The new defaults alone. Forward-only: k1 = 100,000 and `warmup_updates=0` (no update falls due; the "
         f"library has no switch), after {', '.join(map(str, sorted(warmups)))} untimed ticks; season detections "
-        "(72, 96, ...) run in the timed ticks. Naive: one network-only model per series, one call per value, "
-        "replay of k2 values and a "
+        "(54, 60, 66, 72, 84, 96, ...) run in the timed ticks. Naive: one network-only model per series, one "
+        "call per value, replay of k2 values and a "
         "backward every k1 steps (no experts: not the same work as the hybrid). `observe_many` builds its "
         "StepResults lazily: the training column reads none, the next one reads all (1 thread).",
         "",

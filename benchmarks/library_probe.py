@@ -163,10 +163,11 @@ def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> 
         forecaster.forecast(name, horizon=horizon)
     both, observe, forecast, updated, detected = [], [], [], [], []
     short = getattr(getattr(tbptt_online, "hybrid", None), "SHORT_SEASON", 0)  # 0: an old library
-    for value in values[warmup:]:
+    for i, value in enumerate(values[warmup:]):
         # (untimed) whether it is looked at on DETECT_UNSETTLED (its first season none or short, as
-        # hybrid.detection_due asks); an old library's stats have no seasons
-        unsettled = all(p <= short for p in getattr(forecaster.series_stats(name), "seasons", [])[:1])
+        # hybrid.detection_due asks); an old library's stats have no seasons; no stats before a value
+        stats = forecaster.series_stats(name) if warmup + i > 0 else None
+        unsettled = all(p <= short for p in getattr(stats, "seasons", [])[:1])
         start = time.perf_counter()
         result = forecaster.observe(name, value)
         middle = time.perf_counter()

@@ -57,19 +57,20 @@ def false_seasons(values: torch.Tensor) -> dict[str, Any]:
     names = [f"s{i}" for i in range(values.shape[0])]
     ever = torch.zeros(values.shape[0], dtype=torch.bool)
     pairs = 0
-    first: list[int] = []
+    first: set[int] = set()  # the steps at which some series first carried one
     for t in range(values.shape[1]):
         forecaster.observe_many(list(zip(names, values[:, t].tolist(), strict=True)))
         slots = torch.tensor([forecaster.store.slot_of(name) for name in names])
         has = (forecaster.store.tensors["x_period"][slots][:, :, 0] > 0).any(dim=1)  # [R]
-        first += [t + 1] * int((has & ~ever).sum())
+        if bool((has & ~ever).any()):
+            first.add(t + 1)
         ever |= has
         pairs += int(has.sum())
     return {
         "series_ever": int(ever.sum()),
         "share_of_steps": pairs / values.numel(),
         "series_at_last_step": int(has.sum()),
-        "first_steps": sorted(set(first)),
+        "first_steps": sorted(first),
     }
 
 

@@ -136,8 +136,10 @@ def detection_due(step: torch.Tensor, period: torch.Tensor) -> torch.Tensor:
     feature's first season is none or at most ``SHORT_SEASON``."""
     steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
     due = (steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0)
-    unsettled = (period[:, :, 0] <= SHORT_SEASON).all(dim=1).numpy()  # none (0) or short
-    return torch.from_numpy(due | (unsettled & (steps[:, None] == _DETECT_UNSETTLED).any(axis=1)))
+    extra = (steps[:, None] == _DETECT_UNSETTLED).any(axis=1)
+    if extra.any():  # the seasons are read only on those steps, not on every tick
+        due |= extra & (period.numpy()[:, :, 0] <= SHORT_SEASON).all(axis=1)  # none (0) or short
+    return torch.from_numpy(due)
 
 
 _DETECT_AT = np.array(DETECT_AT)

@@ -61,6 +61,7 @@ KERNEL_MODULES = (
     "compiled",
     "rls",
     "ar_changes",
+    "ar_levels",
     "excursions",
     "calibration",
     "combination",

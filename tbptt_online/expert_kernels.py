@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from tbptt_online import ar_changes, excursions
+from tbptt_online import ar_changes, ar_levels, excursions
 from tbptt_online.compiled import compiled, ring_value, within
 from tbptt_online.rls import rls_step
 
@@ -40,7 +40,7 @@ UNIT_RELATIVE = 1e-9  # a flat series' unit: this share of its level...
 UNIT_FLOOR = 1e-100
 LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
 # the experts' positions in ``paths`` (the order of experts.NAMES)
-NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES, MEDIAN = 0, 1, 2, 18, 19, 20
+NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES, MEDIAN, AR_LEVELS = 0, 1, 2, 18, 19, 20, 21
 MEDIAN_STEP = 0.1  # the median expert's step toward each value: this share of the local scale
 LOG_EXPERTS = (SMOOTH + 8, SMOOTH + 16)  # [first, end) of the log variants' experts
 SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 experts, in units and in logs
@@ -48,7 +48,7 @@ SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 exp
 # it has coefficients: before that its fit is the prior's and a few values' (a 5-value series in
 # [2, 9]: ar read 24 at h = 12 and -153 at h = 100, ar_changes 568 at h = 1000; the served forecast,
 # which weighed them as much as the others, -2.6 at h = 100 and 44 at h = 1000)
-AR_MIN_SCORED, AR_CHANGES_MIN_SCORED = AR_ORDER, ar_changes.K
+AR_MIN_SCORED, AR_CHANGES_MIN_SCORED, AR_LEVELS_MIN_SCORED = AR_ORDER, ar_changes.K, ar_levels.K
 
 
 @compiled
@@ -86,6 +86,7 @@ def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: flo
     out[AR] = scored >= AR_MIN_SCORED
     out[AR_CHANGES] = scored >= AR_CHANGES_MIN_SCORED
     out[MEDIAN] = not seasonal
+    out[AR_LEVELS] = scored >= AR_LEVELS_MIN_SCORED
 
 
 @compiled
@@ -226,6 +227,11 @@ def advance(
     excursion,
     repaired,
     median,
+    arl,
+    arl_p,
+    arl_ref,
+    arl_count,
+    arl_unit,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     each row: the smoothing (levels and the trend from the deseasonalised value, then the
@@ -283,10 +289,13 @@ def advance(
                 median[b, k] += within(value - median[b, k], move)
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
+            ar_levels.advance(arl, arl_p, arl_ref, arl_count, arl_unit, ring, s, b, k, t, observed, unit, work)
 
 
 @compiled
-def paths(out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc, median) -> None:
+def paths(
+    out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc, median, arl, arl_ref, arl_unit
+) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
     of ``experts.NAMES``); reads the rows, changes nothing."""
     n_rows, horizon, _, d = out.shape
@@ -335,3 +344,4 @@ def paths(out, slot, step, ring, season, period, scale, level, trend, positive, 
             unit = local_scale(scale, level, b, k)
             _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work)
             ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])
+            ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, ring, s, b, k, t, work[0])

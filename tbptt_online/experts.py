@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbptt_online import ar_changes, excursions
+from tbptt_online import ar_changes, ar_levels, excursions
 from tbptt_online import expert_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.expert_kernels import (  # noqa: F401
@@ -71,6 +71,7 @@ NAMES = (
     "ar",
     "ar_changes",
     "median",
+    "ar_levels",
 )
 N_EXPERTS = len(NAMES)
 N_VARIANTS = len(VARIANTS)
@@ -97,6 +98,7 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         **ar_changes.fields(n, d),
         **excursions.fields(n, d),
         "x_median": torch.zeros(n, d, dtype=f64),  # the median expert's estimate
+        **ar_levels.fields(n, d),
     }
 
 
@@ -138,14 +140,17 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
 _ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_seen",
     "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
-    "x_median",
+    "x_median", "x_arl", "x_arl_p", "x_arl_ref", "x_arl_count", "x_arl_unit",
 )  # fmt: skip
-_READ = ("x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median")
+_READ = (
+    "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
+    "x_arl", "x_arl_ref", "x_arl_unit",
+)  # fmt: skip
 assert _ADVANCED[:2] == _READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 21,
+    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 22,
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)

@@ -32,6 +32,9 @@
   the step the last one repaired began), and the median expert (``x_median``), a 21st expert,
   so the members' fields (``c_loss``, ``c_slow_loss``, ``c_member_abs``, ``c_origin``) gain
   its column before the network's.
+- format 12: the long AR on the levels (``ar_levels``: the fields ``x_arl``, ``x_arl_p``,
+  ``x_arl_ref``, ``x_arl_count``, ``x_arl_unit``), a 22nd expert, so the members' fields gain
+  its column before the network's.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -72,6 +75,13 @@ taken yet (so the first values' bounds are the interval's alone). Its next value
 judged against the intervals it serves: a value within ``outlier_sigmas`` of them is
 learned from as before.
 
+A hybrid state of format 11 (or older, migrated to 11 first) gains the long AR on the levels
+(``_with_levels_ar``) as format 4 gave the long AR on the changes: its fields as a new series
+has them (no coefficients, the prior's P, no reference: it starts from the next value, and
+fits from it with the ORDER values before it in the ring), and its columns at the worst loss
+it could have, so it takes (next to) no weight until its own errors replace the cap's; the
+other members go on as they would have.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -92,11 +102,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(11, 1.0, 0, 0)
->>> current_state({"format": 12})
+(12, 1.0, 0, 0)
+>>> current_state({"format": 13})
 Traceback (most recent call last):
 ...
-ValueError: format=12 is invalid: this version reads formats 2 to 11 (it writes 11)
+ValueError: format=13 is invalid: this version reads formats 2 to 12 (it writes 12)
 """
 
 from __future__ import annotations
@@ -105,7 +115,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, combination, excursions, experts, outliers
+from tbptt_online import ar_changes, ar_levels, combination, excursions, experts, outliers
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.guards import InstabilityGuard, _clone_state
@@ -113,7 +123,7 @@ from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 from tbptt_online.scoring import STAT
 
-FORMAT_VERSION = 11
+FORMAT_VERSION = 12
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -123,10 +133,13 @@ BEFORE_MEASURED_BIAS = 7
 BEFORE_ORIGIN_REF = 8
 BEFORE_RESTARTS = 9
 BEFORE_EXCURSIONS = 10
+BEFORE_LEVELS_AR = 11
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
 FORMAT_10_MEMBERS = MEDIAN + 1  # the members of formats 4 to 10: 20 experts and the network
+LEVELS_AR = experts.NAMES.index("ar_levels")  # format 12's, the last expert's, before the network's
+FORMAT_11_MEMBERS = LEVELS_AR + 1  # the members of format 11: 21 experts and the network
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
 
 
@@ -150,6 +163,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_ORIGIN_REF, "the references of the ring of past forecasts", (_with_origin_ref,)),
         (BEFORE_RESTARTS, "the series' restart counts", (_with_restarts,)),
         (BEFORE_EXCURSIONS, "the experts' excursions and the median expert", (_with_excursions,)),
+        (BEFORE_LEVELS_AR, "the long AR on the levels", (_with_levels_ar,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -180,7 +194,14 @@ def current_state(state: Any) -> Any:
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-2 state written before the probe and the guards: those start fresh (module doc)."""
+    """A hybrid state of format 11 (or older, migrated to 11 first) gains the long AR on the levels
+    (``_with_levels_ar``) as format 4 gave the long AR on the changes: its fields as a new series
+    has them (no coefficients, the prior's P, no reference: it starts from the next value, and
+    fits from it with the ORDER values before it in the ring), and its columns at the worst loss
+    it could have, so it takes (next to) no weight until its own errors replace the cap's; the
+    other members go on as they would have.
+
+    A format-2 state written before the probe and the guards: those start fresh (module doc)."""
     config = ForecasterConfig.from_dict(state["config"])  # the new fields at their defaults
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     engine = dict(state["engine"])
@@ -345,7 +366,7 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_LEVELS_AR}  # no hybrid: nothing else changed
     ring, steps, period = tensors["x_raw"], tensors["steps"], tensors["x_period"][:, :, 0]  # [C, R, d], [C], [C, d]
     sdiff = torch.zeros(ring.shape[0], ring.shape[2], dtype=torch.float64)  # [C, d]
     median = torch.zeros_like(sdiff)  # [C, d]: the median expert's start
@@ -375,5 +396,36 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
         "c_slow_loss": _insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2, MEDIAN),  # series' units
         "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, MEDIAN),  # the naive's (index 0)
         "c_origin": _insert(origins, origins[:, :, :, members : members + 1], 3, MEDIAN),  # the served forecasts
+    }
+    return {**state, "format": BEFORE_LEVELS_AR, "store": {**store, "tensors": new}}
+
+
+def _with_levels_ar(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-11 ``state`` in format 12: a hybrid's store gains the long AR on the levels, its
+    fields as a new series has them and its member's columns at the worst loss it could have
+    (module doc); a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_raw" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    loss, count, slow, slow_count = (
+        tensors["c_loss"],
+        tensors["c_count"],
+        tensors["c_slow_loss"],
+        tensors["c_slow_count"],
+    )
+    member_abs, origins = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 4, d]
+    members = FORMAT_11_MEMBERS
+    if loss.shape[2] != members or member_abs.shape[1] != members or origins.shape[3] != members + 4:
+        raise ValueError(f"format=11 hybrid state has {loss.shape[2]} members, expected {members}")
+    capacity, d = tensors["x_scale"].shape
+    unit = experts.local_scale(tensors)  # [C, d]
+    new = {
+        **tensors,
+        **ar_levels.fields(capacity, d),
+        "c_loss": _insert(loss, (CAP * count)[:, :, None], 2, LEVELS_AR),  # the worst it could be: weight 0
+        "c_slow_loss": _insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2, LEVELS_AR),  # series' units
+        "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, LEVELS_AR),  # the naive's (index 0)
+        "c_origin": _insert(origins, origins[:, :, :, members : members + 1], 3, LEVELS_AR),  # the served forecasts
     }
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

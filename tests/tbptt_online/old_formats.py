@@ -6,17 +6,37 @@ from typing import Any
 
 import torch
 
-from tbptt_online import excursions, outliers
+from tbptt_online import ar_levels, excursions, outliers
 from tbptt_online.scoring import STAT
-from tbptt_online.state_format import FORMAT_10_MEMBERS, MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
+from tbptt_online.state_format import FORMAT_10_MEMBERS, LEVELS_AR, MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
 
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
 
 
-def without_median(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` in format 10's layout: no ``x_median`` and no median column in the
-    members' fields (new tensors for those; the others as they are)."""
-    out = {k: v for k, v in tensors.items() if k != "x_median"}
+def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 11's layout: no long AR on the levels' fields and no
+    column of its member in the members' fields (new tensors for those; the others as they are)."""
+    out = {k: v for k, v in tensors.items() if k not in ar_levels.fields(1, 1)}
+    for key, dim in MEMBER_FIELDS.items():
+        if key in out:
+            kept = [i for i in range(out[key].shape[dim]) if i != LEVELS_AR]
+            out[key] = out[key].index_select(dim, torch.tensor(kept))
+    return out
+
+
+def as_format_11(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 12) as format 11 wrote it: a hybrid has no long AR on the levels (a copy)."""
+    tensors = state["store"]["tensors"]
+    if "x_raw" in tensors:
+        tensors = without_levels_ar(tensors)
+    return {**state, "format": 11, "store": {**state["store"], "tensors": tensors}}
+
+
+def format_10_layout(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 10's layout: as format 11's (``without_levels_ar``), and
+    no ``x_median`` and no median column in the members' fields (new tensors for those; the
+    others as they are)."""
+    out = {k: v for k, v in without_levels_ar(tensors).items() if k != "x_median"}
     for key, dim in MEMBER_FIELDS.items():
         if key in out:
             kept = [i for i in range(out[key].shape[dim]) if i != MEDIAN]
@@ -25,15 +45,15 @@ def without_median(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 10 wrote it: no excursions' fields (``excursions.FIELDS``),
-    and a hybrid has no median expert: no ``x_median`` and no median column in the members'
-    fields (a copy)."""
-    tensors = without_median({k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS})
+    """``state`` (format 12) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
+    fields (``excursions.FIELDS``), and a hybrid has no median expert: no ``x_median`` and no
+    median column in the members' fields (a copy)."""
+    tensors = format_10_layout({k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS})
     return {**state, "format": 10, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 9 wrote it: as format 10 (``as_format_10``), no
+    """``state`` (format 12) as format 9 wrote it: as format 10 (``as_format_10``), no
     ``restarts``, ``restarted_steps`` rows in the series' statistics (a copy)."""
     state = as_format_10(state)
     tensors = dict(state["store"]["tensors"])
@@ -42,7 +62,7 @@ def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
+    """``state`` (format 12) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
     ring of past forecasts holds the forecasts themselves (its references added, in float32 as
     format 8 stored them), no ``c_origin_ref`` (a copy)."""
     state = as_format_9(state)
@@ -58,7 +78,7 @@ def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 7 wrote it: as format 8 (``as_format_8``), no probe
+    """``state`` (format 12) as format 7 wrote it: as format 8 (``as_format_8``), no probe
     ``measured`` bias (a copy)."""
     state = as_format_8(state)
     probe = state["probe"]
@@ -67,7 +87,7 @@ def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    """``state`` (format 12) as format 6 wrote it: as format 7 (``as_format_7``), no probe
     ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
     state = as_format_7(state)
     probe = state["probe"]
@@ -78,7 +98,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    """``state`` (format 12, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
     outliers' fields (a copy)."""
     state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
@@ -86,7 +106,7 @@ def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 12, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -96,7 +116,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 11, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 12, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

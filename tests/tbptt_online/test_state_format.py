@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, ar_changes, combination, hybrid, outliers
+from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, combination, hybrid, outliers
 from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
 from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
+    LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
     as_format_3,
@@ -32,7 +33,9 @@ from tests.tbptt_online.old_formats import (
     as_format_8,
     as_format_9,
     as_format_10,
-    without_median,
+    as_format_11,
+    format_10_layout,
+    without_levels_ar,
 )
 
 FIXTURE = Path(__file__).parent / "data" / "format2_before_guards.pt"
@@ -91,7 +94,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 11
+    assert migrated["format"] == FORMAT_VERSION == 12
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -107,7 +110,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     assert forecaster.config == ForecasterConfig.from_dict(state["config"])  # the new fields at their defaults
     for key in ("observations", "sampler"):
         assert migrated[key] is state[key]
-    tensors, kept = state["store"]["tensors"], without_median(migrated["store"]["tensors"])  # format 11's: below
+    tensors, kept = state["store"]["tensors"], format_10_layout(migrated["store"]["tensors"])  # formats 11, 12: below
     old = [k for k in range(OLD_MEMBERS + 1) if k != NEW_EXPERT]  # the old members' columns
     ring = [k for k in range(OLD_MEMBERS + 2) if k != NEW_EXPERT]  # and in the ring: then served
     half, combiners = FORMAT_10_MEMBERS + 1, slice(FORMAT_10_MEMBERS + 2, None)  # the new ring's columns
@@ -160,7 +163,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 11: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 12: KeyError"):
         check_state(state)
 
 
@@ -168,7 +171,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (12, "format=12 is invalid: this version reads formats 2 to 11"),
+        (13, "format=13 is invalid: this version reads formats 2 to 12"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -218,7 +221,7 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
     assert old["format"] == 4 and not set(NEW_COMBINER_FIELDS) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    tensors, before = without_median(migrated["store"]["tensors"]), old["store"]["tensors"]  # format 11's: below
+    tensors, before = format_10_layout(migrated["store"]["tensors"]), old["store"]["tensors"]  # formats 11, 12: below
     unit = torch.maximum(before["x_scale"], 1e-9 * (before["x_level"][:, 0, 3].abs() + 1.0))  # [C, d] local scale
     assert torch.equal(tensors["c_slow_loss"], before["c_loss"] * unit[:, None, None, :])
     assert torch.equal(tensors["c_slow_count"], before["c_count"])
@@ -252,11 +255,11 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
     check_state(old)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION
-    kept, before = without_median(migrated["store"]["tensors"]), old["store"]["tensors"]  # format 11's: below
+    kept, before = format_10_layout(migrated["store"]["tensors"]), old["store"]["tensors"]  # formats 11, 12: below
     for key, value in before.items():
         if key == "stats":  # gains interval_n (format 7), restarts and restarted_steps (format 10)
             torch.testing.assert_close(kept[key][:, :-3], value, rtol=0, atol=0, equal_nan=True)
-        elif key in MEMBER_FIELDS:  # gains the median's column (format 11), taken out by without_median
+        elif key in MEMBER_FIELDS:  # the median's, levels AR's columns (formats 11, 12): out by format_10_layout
             assert torch.equal(kept[key], value), key
         else:
             assert kept[key] is value, key
@@ -280,8 +283,8 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 11
-    kept = without_median(migrated["store"]["tensors"])  # the median's column: format 11's, below
+    assert migrated["format"] == FORMAT_VERSION == 12
+    kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
     loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
@@ -298,9 +301,11 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 11
+    assert migrated["format"] == FORMAT_VERSION == 12
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
-    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    # against the same state without the long AR on the levels (format 12's, which a format-9 state
+    # gains blank, below): bit for bit
+    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_11(state))
     assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))
 
 
@@ -316,7 +321,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 11
+    assert migrated["format"] == FORMAT_VERSION == 12
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -330,13 +335,52 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
         assert kept["x_sdiff"][slot, 0].item() == pytest.approx(differences[(len(differences) - 1) // 2], rel=1e-12)
         assert kept["x_median"][slot, 0].item() == sorted(sent)[(held - 1) // 2]
     tensors, count = state["store"]["tensors"], kept["c_count"]
-    at, members = MEDIAN, FORMAT_10_MEMBERS
+    at, served = MEDIAN, hybrid.N_MEMBERS  # the ring's served column (after the members)
     assert torch.equal(kept["c_loss"][:, :, at], combination.CAP * count)  # the worst it could be: weight 0
     assert torch.equal(kept["c_member_abs"][:, at], kept["c_member_abs"][:, 0])  # the naive's
-    assert torch.equal(kept["c_origin"][:, :, :, at], kept["c_origin"][:, :, :, members + 1])  # the served ones
-    assert torch.equal(without_median(kept)["c_slow_loss"], old["store"]["tensors"]["c_slow_loss"])
+    assert torch.equal(kept["c_origin"][:, :, :, at], kept["c_origin"][:, :, :, served])  # the served ones
+    assert torch.equal(format_10_layout(kept)["c_slow_loss"], old["store"]["tensors"]["c_slow_loss"])
     unit = torch.maximum(kept["x_scale"], 1e-9 * kept["x_level"][:, 0, 3].abs()).clamp(min=1e-100)  # [C, d]
     assert torch.equal(kept["c_slow_loss"][:, :, at], combination.CAP * unit[:, None] * kept["c_slow_count"])
     assert tensors["c_loss"].shape == kept["c_loss"].shape
-    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_11(state))
     assert torch.equal(continue_from(loaded, 40, 20), continue_from(original, 40, 20))  # seasonal: no median weight
+
+
+def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
+    """Format 11 had no long AR on the levels (``ar_levels.py``): migrated, its fields are a new
+    series' (no coefficients, the prior's P, no reference), its columns the worst it could be
+    (the cap, as format 4 gave the long AR on the changes); the other members go on exactly as
+    they would have, and it learns from the next values with (next to) no weight."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_format_11(state)
+    assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 12
+    kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
+    for key, value in blank.items():
+        assert torch.equal(kept[key], value), key
+    for key, value in old["store"]["tensors"].items():  # every other field as saved
+        if key not in MEMBER_FIELDS:
+            assert kept[key] is value, key
+    assert torch.equal(without_levels_ar(kept)["c_loss"], old["store"]["tensors"]["c_loss"])
+    at, members = LEVELS_AR, LEVELS_AR + 1  # its column, and the old ring's served one
+    assert torch.equal(kept["c_loss"][:, :, at], combination.CAP * kept["c_count"])
+    unit = torch.maximum(kept["x_scale"], 1e-9 * kept["x_level"][:, 0, 3].abs()).clamp(min=1e-100)  # [C, d]
+    assert torch.equal(kept["c_slow_loss"][:, :, at], combination.CAP * unit[:, None] * kept["c_slow_count"])
+    assert torch.equal(kept["c_member_abs"][:, at], kept["c_member_abs"][:, 0])  # the naive's
+    assert torch.equal(kept["c_origin"][:, :, :, at], old["store"]["tensors"]["c_origin"][:, :, :, members])
+    loaded = Forecaster.from_state_dict(old)
+    fresh = Forecaster.from_state_dict(state)
+    continue_from(loaded, 40, 10)
+    continue_from(fresh, 40, 10)
+    rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
+    assert hybrid.served_weights(rows)[:, :, LEVELS_AR].max() < 1e-80  # its loss started at the cap
+    assert bool((rows["x_arl"].abs().sum(dim=-1) > 0).all()) and bool((rows["x_arl_unit"] > 0).all())  # it learns
+    fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
+    for key in ("x_level", "x_trend", "x_ar", "x_arc", "x_median", "c_count"):  # the others went on as they would have
+        assert torch.equal(rows[key], fresh_rows[key]), key

@@ -54,7 +54,7 @@ async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_
         "restarts": 0,
         "cadence": None,  # 6 steps of 60 s: not known before 8 in a row
     }
-    assert len(expected.members) == 22 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
+    assert len(expected.members) == 23 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
 
 
 async def test_deleting_a_series_forgets_it_and_its_timestamps(client_for) -> None:

@@ -1,0 +1,132 @@
+"""The long AR on the levels (ar_levels.py): its fit in units that move with the series is the fit
+in the units of its first step, by hand; it learns a recursion around a mean and forecasts back to
+the mean; a missing value teaches nothing; a young series forecasts its last value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tbptt_online import ar_levels, experts
+from tbptt_online.ar_changes import FORGET, PRIOR
+from tests.tbptt_online.test_experts import blank, feed
+
+LEVELS_AR = experts.NAMES.index("ar_levels")
+K, ORDER = ar_levels.K, ar_levels.ORDER
+
+
+def ar2_around(n: int, mean: float = 50.0, seed: int = 0) -> list[float]:
+    """A stationary AR(2) around ``mean``: y - m = 1.2 (y' - m) - 0.5 (y'' - m) + N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    values = [mean, mean]
+    for _ in range(n - 2):
+        values.append(mean + 1.2 * (values[-1] - mean) - 0.5 * (values[-2] - mean) + float(rng.normal()))
+    return values
+
+
+def hand_fit(values: list[float], ref: float, unit: float) -> np.ndarray:
+    """Recursive least squares with forgetting in the fixed units (ref, unit), from the prior,
+    on every step t >= ORDER + 1 (1-based): inputs 1 and (y_{t-i} - ref) / unit, i = 1..ORDER."""
+    theta, p = np.zeros(K), PRIOR * np.eye(K)
+    for t in range(ORDER + 1, len(values) + 1):
+        phi = np.array([1.0] + [(values[t - 1 - i] - ref) / unit for i in range(1, K)])
+        target = (values[t - 1] - ref) / unit
+        p_phi = p @ phi
+        gain = p_phi / (FORGET + phi @ p_phi)
+        theta = theta + gain * (target - theta @ phi)
+        p = (p - np.outer(gain, p_phi)) / FORGET
+    return theta
+
+
+def hand_path(values: list[float], theta: np.ndarray, ref: float, unit: float, horizon: int) -> list[float]:
+    lags = [(v - ref) / unit for v in values[-ORDER:]][::-1]  # newest first
+    out = []
+    for _ in range(horizon):
+        u = theta[0] + float(np.dot(theta[1:], lags))
+        out.append(ref + u * unit)
+        lags = [u, *lags[:-1]]
+    return out
+
+
+def test_the_constants_are_the_documented_ones():
+    assert K == ORDER + 1 == 13  # a constant and 12 lags
+    rows = ar_levels.fields(2, 1)
+    assert torch.equal(rows["x_arl_p"][1, 0], PRIOR * torch.eye(13, dtype=torch.float64))
+    for key in ("x_arl", "x_arl_ref", "x_arl_count", "x_arl_unit"):
+        assert rows[key].abs().max() == 0, key
+
+
+def test_its_fit_in_moving_units_is_the_fit_in_the_units_of_its_first_step():
+    # the reference (a discounted mean) and the local scale move with every value, and theta and P
+    # are re-expressed each time: the forecasts are those of one fit in the first step's units
+    values = ar2_around(300)
+    rows = blank(ring=64)
+    feed(rows, values[: ORDER + 1])  # the first fit: at step ORDER + 1, in its units
+    ref, unit = rows["x_arl_ref"][0, 0].item(), rows["x_arl_unit"][0, 0].item()
+    assert unit == experts.local_scale(rows)[0, 0].item() > 0
+    feed(rows, values[ORDER + 1 :], first_step=ORDER + 2)
+    assert rows["x_arl_ref"][0, 0].item() != ref and rows["x_arl_unit"][0, 0].item() != unit  # they moved
+    theta = hand_fit(values, ref, unit)
+    expected = hand_path(values, theta, ref, unit, 12)
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LEVELS_AR, 0].tolist()
+    assert path == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    # and the coefficients of the lags are the fit's (the constant is in the current units)
+    assert rows["x_arl"][0, 0, 1:].tolist() == pytest.approx(theta[1:].tolist(), rel=1e-8, abs=1e-10)
+    assert rows["x_arl"][0, 0, 1:3].tolist() == pytest.approx([1.2, -0.5], abs=0.15)  # near the truth
+
+
+def test_it_forecasts_a_stationary_series_back_to_its_mean():
+    values = ar2_around(400, mean=50.0, seed=1)
+    values[-1] = 56.0  # far above the mean: the last value and the changes carry it on, the fit pulls it back
+    rows = blank(ring=64)
+    feed(rows, values)
+    path = experts.paths(rows, torch.tensor([len(values)]), 24)[0, :, :, 0]
+    assert abs(path[-1, LEVELS_AR].item() - 50.0) < 1.0  # 24 steps on: at the mean, within 1 noise sd
+    assert abs(path[-1, experts.NAMES.index("naive")].item() - 50.0) == 6.0
+
+
+def test_a_noiseless_oscillation_around_a_mean_is_learnt_and_rolled_forward():
+    w = 2 * math.pi / 11
+    values = [80.0 + 10.0 * math.sin(w * t) for t in range(500)]  # y - 80 = 2 cos(w) (y' - 80) - (y'' - 80)
+    rows = blank(ring=64)
+    feed(rows, values)
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LEVELS_AR, 0].tolist()
+    truth = [80.0 + 10.0 * math.sin(w * t) for t in range(500, 512)]
+    assert path == pytest.approx(truth, abs=0.2)  # 13 collinear inputs: the ridge keeps a small bias
+
+
+def test_a_missing_value_teaches_nothing_and_a_young_series_forecasts_its_last_value():
+    rows = blank(ring=64)
+    feed(rows, [5.0, 6.0, 7.5])
+    assert experts.paths(rows, torch.tensor([3]), 3)[0, :, LEVELS_AR, 0].tolist() == [7.5] * 3  # no fit yet
+    assert rows["x_arl_unit"][0, 0] == 0 and rows["x_arl_ref"][0, 0].item() == pytest.approx(
+        (7.5 + 6.0 * 0.995 + 5.0 * 0.995**2) / (1 + 0.995 + 0.995**2), rel=1e-12
+    )  # the discounted mean of the values
+    feed(rows, ar2_around(20)[3:], first_step=4)
+    before = {k: rows[k].clone() for k in ar_levels.fields(1, 1)}
+    feed(rows, [None], first_step=21)
+    for key, value in before.items():
+        assert torch.equal(rows[key], value), key
+
+
+def test_reexpressing_and_back_returns_the_fit_and_a_move_too_large_restarts_it():
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=(1, 1, K))
+    a = rng.normal(size=(K, K))
+    p = (a @ a.T)[None, None]  # positive definite
+    work = np.empty(K)
+    there_and_back = theta.copy(), p.copy()
+    ar_levels.reexpress(*there_and_back, 0, 0, 10.0, 2.0, 13.5, 0.7, work)
+    # a forecast is the same in either units: y = ref + unit * (theta . (1, (lags - ref) / unit))
+    lags = rng.normal(size=ORDER) * 3.0 + 11.0
+    before = 10.0 + 2.0 * (theta[0, 0, 0] + theta[0, 0, 1:] @ ((lags - 10.0) / 2.0))
+    after = 13.5 + 0.7 * (there_and_back[0][0, 0, 0] + there_and_back[0][0, 0, 1:] @ ((lags - 13.5) / 0.7))
+    assert after == pytest.approx(before, rel=1e-12)
+    ar_levels.reexpress(*there_and_back, 0, 0, 13.5, 0.7, 10.0, 2.0, work)
+    np.testing.assert_allclose(there_and_back[0], theta, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(there_and_back[1], p, rtol=1e-10, atol=1e-10)
+    ar_levels.reexpress(theta, p, 0, 0, 10.0, 2.0, 10.0, 2.0 * 1e7, work)  # a scale 1e7 times larger at once
+    assert np.all(theta == 0) and np.array_equal(p[0, 0], PRIOR * np.eye(K))

@@ -229,8 +229,9 @@ def advance(
     median,
     arl,
     arl_p,
-    arl_ref,
+    arl_mean,
     arl_count,
+    arl_ref,
     arl_unit,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
@@ -289,7 +290,8 @@ def advance(
                 median[b, k] += within(value - median[b, k], move)
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
-            ar_levels.advance(arl, arl_p, arl_ref, arl_count, arl_unit, ring, s, b, k, t, observed, unit, work)
+            levels = (arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit)  # the long AR on the levels' state
+            ar_levels.advance(*levels, ring, s, b, k, t, observed, unit, work)
 
 
 @compiled

@@ -140,7 +140,7 @@ def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, 
 _ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_seen",
     "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
-    "x_median", "x_arl", "x_arl_p", "x_arl_ref", "x_arl_count", "x_arl_unit",
+    "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip
 _READ = (
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",

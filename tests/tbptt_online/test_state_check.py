@@ -134,6 +134,16 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
         _set_tensor(_tensors, "x_arc_p", (1, 0, 4, 4), -0.5),
         "store.tensors['x_arc_p']",
     ),
+    # (a review: the long AR on the levels' fields were not checked; a reference of 1e300 was served
+    # as forecasts of None, a count of -1 moved the forecasts, a P with a negative variance loaded)
+    "negative variance in the levels AR's P": (
+        _set_tensor(_tensors, "x_arl_p", (0, 0, 2, 2), -1.0),
+        "store.tensors['x_arl_p']",
+    ),
+    "a levels AR's reference past the values' bound": (_set_tensor(_tensors, "x_arl_ref", (0, 0), 1e300), "x_arl_ref"),
+    "a negative levels AR's scale": (_set_tensor(_tensors, "x_arl_unit", (0, 0), -1.0), "x_arl_unit"),
+    "a levels AR's mean past the values' bound": (_set_tensor(_tensors, "x_arl_mean", (0, 0), -1e300), "x_arl_mean"),
+    "a negative levels AR's count": (_set_tensor(_tensors, "x_arl_count", (0, 0), -1.0), "x_arl_count"),
     "store tensor of another dtype": (
         lambda s: _tensors(s).__setitem__("hist_x", _tensors(s)["hist_x"].double()),
         "store.tensors['hist_x']",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online import ar_levels, experts
+from tbptt_online import Forecaster, ForecasterConfig, ar_levels, experts, hybrid
 from tbptt_online.ar_changes import FORGET, PATH_BOUND, PRIOR
 from tests.tbptt_online.test_experts import blank, feed
 
@@ -58,17 +58,13 @@ def hand_fit(values: list[float], ref: float, unit: float, ring: int = 64) -> np
 
 
 def hand_path(
-    values: list[float], theta: np.ndarray, ref: float, unit: float, now: tuple[float, float], horizon: int, ring: int
+    values: list[float], theta: np.ndarray, ref: float, unit: float, ref_t: float, horizon: int, ring: int
 ) -> list[float]:
     """theta (in the units ``ref``, ``unit``) rolled forward in the series' units; each forecast
-    within 1.5 times the window's farthest value from the reference ``now`` = (ref_t, unit_t) the
-    expert holds now, or its constant in those units, whichever is larger."""
-    ref_t, unit_t = now
+    within 1.5 times the window's farthest value from the reference ``ref_t`` the expert holds now."""
     t = len(values)
     window = [values[t - i] if i <= ring else ref_t for i in range(1, K)]  # newest first; the reference past the ring
-    g, delta = unit / unit_t, (ref_t - ref) / unit
-    constant = g * (theta[0] + delta * (sum(theta[1:]) - 1.0))  # theta's constant in the units now
-    bound = max(PATH_BOUND * max(abs(y - ref_t) for y in window), abs(constant) * unit_t)
+    bound = PATH_BOUND * max(abs(y - ref_t) for y in window)
     lags, out = [(y - ref) / unit for y in window], []
     for _ in range(horizon):
         y = ref + unit * (theta[0] + float(np.dot(theta[1:], lags)))
@@ -101,8 +97,7 @@ def test_its_fit_in_moving_units_is_the_fit_in_the_units_of_its_first_step(ring)
     assert rows["x_arl_ref"][0, 0].item() != ref and rows["x_arl_unit"][0, 0].item() != unit  # they moved
     assert rows["x_arl_ref"][0, 0].item() == pytest.approx(references(values)[-1], rel=1e-12)
     theta = hand_fit(values, ref, unit, ring)
-    now = rows["x_arl_ref"][0, 0].item(), rows["x_arl_unit"][0, 0].item()
-    expected = hand_path(values, theta, ref, unit, now, 12, ring)
+    expected = hand_path(values, theta, ref, unit, rows["x_arl_ref"][0, 0].item(), 12, ring)
     path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LEVELS_AR, 0].tolist()
     assert path == pytest.approx(expected, rel=1e-9, abs=1e-9)
     # and the coefficients of the lags are the fit's (the constant is in the current units)
@@ -164,6 +159,25 @@ def test_it_follows_a_trend_and_recovers_from_a_level_shift(case):
         feed(rows, [y], first_step=t)
     bound = 0.3 if case == "trend" else 1.1  # the trend's noise sd is 0.1 (naive errs 0.5); white noise: naive
     assert sum(errors) / len(errors) < bound * sum(naive) / len(naive)
+
+
+def test_a_burst_thousands_of_scales_high_neither_runs_the_member_nor_the_served_forecast_off():
+    # a review: 300 values of N(10, 1), then 100 at 1e6: the local scale jumps, the constant
+    # re-expressed in it is huge, and the path's bound was at least the constant: the member
+    # forecast 4e8 and the served forecast 8.6e7 (86 times any value sent), its interval 0 wide,
+    # and the next value was taken for an outlier and stored at 9.8e6. The bound is now the
+    # window's farthest value from the mean alone
+    rng = np.random.default_rng(7)
+    values = [10.0 + float(x) for x in rng.normal(size=300)] + [1e6 + float(x) for x in rng.normal(size=30)]
+    forecaster = Forecaster(ForecasterConfig())
+    for t, y in enumerate(values):
+        if t >= 300:
+            rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([forecaster.store.slot_of("b")]))
+            member = hybrid.members(rows, forecaster.store.tensors["steps"][rows["slot"]], 1).every[0, 0, LEVELS_AR, 0]
+            assert abs(member.item()) <= 1.5 * 1e6 + 100, (t, member.item())  # 1.5 times the farthest from the mean
+            assert abs(forecaster.forecast("b", 1).mean[0]) <= 1.5e6, t
+        forecaster.observe("b", y)
+    assert forecaster.series_stats("b").outliers <= 1  # the burst's first value only
 
 
 def test_reexpressing_and_back_returns_the_fit_and_a_move_too_large_restarts_it():

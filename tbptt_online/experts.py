@@ -1,6 +1,6 @@
 """The simple forecasters that stand beside the network: what a series gets from the start.
 
-Twenty-one experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
+Twenty-two experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
 (their recurrences compiled in ``expert_kernels``):
 
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
@@ -17,6 +17,8 @@ Twenty-one experts per series and feature (``NAMES``), over the rows ``[B, ...]`
   of z: the SARIMA-like linear expert that follows short-term dynamics;
 - ``ar_changes``: a recursive-least-squares AR of order 12 on the changes alone, with a
   drift (``ar_changes.py``): an ARIMA(12, 1, 0) for a quasi-cycle no fixed season fits;
+- ``ar_levels`` (the last of ``NAMES``): the same AR on the values with a constant (``ar_levels.py``):
+  an ARIMA(12, 0, 0) with a mean, which forecasts a stationary series back to its mean;
 - ``median``: an online median of the values, a step of ``MEDIAN_STEP`` (0.1) local scales
   toward each value, never past it: of a sparse or spiky series (intermittent demand, a
   counter of rare events) the forecast with the lowest MAE is the median, where every other

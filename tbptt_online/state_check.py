@@ -75,9 +75,13 @@ NON_NEGATIVE = (
 STEP_FIELDS = ("x_excursion", "x_repaired")  # a step of the series' own (0: none), never past its count
 # fields in the series' units: a median between its values, a usual size of a seasonal difference, the long
 # AR on the levels' mean and units (a mean of its values, and the local scale)
-VALUE_FIELDS = {"x_median": MAX_ABS_VALUE, "x_sdiff": 2 * MAX_ABS_VALUE, "x_arl_ref": MAX_ABS_VALUE}
-VALUE_FIELDS["x_arl_mean"] = MAX_ABS_VALUE
-VALUE_FIELDS["x_arl_unit"] = 2 * MAX_ABS_VALUE
+VALUE_FIELDS = {
+    "x_median": MAX_ABS_VALUE,
+    "x_sdiff": 2 * MAX_ABS_VALUE,
+    "x_arl_mean": MAX_ABS_VALUE,
+    "x_arl_ref": MAX_ABS_VALUE,
+    "x_arl_unit": 2 * MAX_ABS_VALUE,
+}
 COVARIANCES = ("x_ar_p", "x_arc_p", "x_arl_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")

@@ -376,26 +376,12 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
         values = experts.ring_at(ring, torch.tensor([slot]), past)  # [1, n, d] oldest first
         sdiff[slot] = excursions.usual_seasonal_difference(values, period[slot : slot + 1])[0]
         median[slot] = values[0].median(dim=0).values  # of the values the ring holds (the last may be a spike)
-    loss, count, slow, slow_count = (
-        tensors["c_loss"],
-        tensors["c_count"],
-        tensors["c_slow_loss"],
-        tensors["c_slow_count"],
-    )
-    member_abs, origins = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 4, d]
-    members = FORMAT_10_MEMBERS
-    if loss.shape[2] != members or member_abs.shape[1] != members or origins.shape[3] != members + 4:
-        raise ValueError(f"format=10 hybrid state has {loss.shape[2]} members, expected {members}")
-    unit = experts.local_scale(tensors)  # [C, d]
     new = {
         **tensors,
         **excursions.fields(*sdiff.shape),
         "x_sdiff": sdiff,
         "x_median": median,
-        "c_loss": _insert(loss, (CAP * count)[:, :, None], 2, MEDIAN),  # the worst it could be: weight 0
-        "c_slow_loss": _insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2, MEDIAN),  # series' units
-        "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, MEDIAN),  # the naive's (index 0)
-        "c_origin": _insert(origins, origins[:, :, :, members : members + 1], 3, MEDIAN),  # the served forecasts
+        **_worst_member_columns(tensors, FORMAT_10_MEMBERS, MEDIAN, BEFORE_EXCURSIONS),
     }
     return {**state, "format": BEFORE_LEVELS_AR, "store": {**store, "tensors": new}}
 
@@ -408,6 +394,20 @@ def _with_levels_ar(state: dict[str, Any]) -> dict[str, Any]:
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
         return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    new = {
+        **tensors,
+        **ar_levels.fields(*tensors["x_scale"].shape),
+        **_worst_member_columns(tensors, FORMAT_11_MEMBERS, LEVELS_AR, BEFORE_LEVELS_AR),
+    }
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+
+
+def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:
+    """The members' fields of a hybrid store of format ``found`` (``members`` members, the
+    combiners' columns in its ring) with a new expert's column inserted at ``at``, the worst it
+    could be (module doc: formats 11 and 12): its losses at the cap times each combiner's count,
+    so its weight is 0 until its own errors replace the cap's; its absolute errors the naive's
+    (index 0); its past forecasts still to be scored the served ones."""
     loss, count, slow, slow_count = (
         tensors["c_loss"],
         tensors["c_count"],
@@ -415,17 +415,12 @@ def _with_levels_ar(state: dict[str, Any]) -> dict[str, Any]:
         tensors["c_slow_count"],
     )
     member_abs, origins = tensors["c_member_abs"], tensors["c_origin"]  # [C, E, d], [C, Hc, Hc, E + 4, d]
-    members = FORMAT_11_MEMBERS
     if loss.shape[2] != members or member_abs.shape[1] != members or origins.shape[3] != members + 4:
-        raise ValueError(f"format=11 hybrid state has {loss.shape[2]} members, expected {members}")
-    capacity, d = tensors["x_scale"].shape
+        raise ValueError(f"format={found} hybrid state has {loss.shape[2]} members, expected {members}")
     unit = experts.local_scale(tensors)  # [C, d]
-    new = {
-        **tensors,
-        **ar_levels.fields(capacity, d),
-        "c_loss": _insert(loss, (CAP * count)[:, :, None], 2, LEVELS_AR),  # the worst it could be: weight 0
-        "c_slow_loss": _insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2, LEVELS_AR),  # series' units
-        "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, LEVELS_AR),  # the naive's (index 0)
-        "c_origin": _insert(origins, origins[:, :, :, members : members + 1], 3, LEVELS_AR),  # the served forecasts
+    return {
+        "c_loss": _insert(loss, (CAP * count)[:, :, None], 2, at),  # the worst it could be: weight 0
+        "c_slow_loss": _insert(slow, (CAP * unit[:, None] * slow_count)[:, :, None], 2, at),  # series' units
+        "c_member_abs": _insert(member_abs, member_abs[:, :1], 1, at),  # the naive's (index 0)
+        "c_origin": _insert(origins, origins[:, :, :, members : members + 1], 3, at),  # the served forecasts
     }
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}

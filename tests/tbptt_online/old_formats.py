@@ -13,35 +13,33 @@ from tbptt_online.state_format import FORMAT_10_MEMBERS, LEVELS_AR, MEDIAN, NEW_
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
 
 
-def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` in format 11's layout: no long AR on the levels' fields and no
-    column of its member in the members' fields (new tensors for those; the others as they are)."""
-    out = {k: v for k, v in tensors.items() if k not in ar_levels.fields(1, 1)}
+def without_member(tensors: dict[str, Any], fields: Any, member: int) -> dict[str, Any]:
+    """A store's ``tensors`` without an expert's own ``fields`` and without its column ``member``
+    in the members' fields (new tensors for those; the others as they are)."""
+    out = {k: v for k, v in tensors.items() if k not in fields}
     for key, dim in MEMBER_FIELDS.items():
         if key in out:
-            kept = [i for i in range(out[key].shape[dim]) if i != LEVELS_AR]
+            kept = [i for i in range(out[key].shape[dim]) if i != member]
             out[key] = out[key].index_select(dim, torch.tensor(kept))
     return out
 
 
+def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 11's layout: no long AR on the levels' fields and no
+    column of its member in the members' fields."""
+    return without_member(tensors, ar_levels.fields(1, 1), LEVELS_AR)
+
+
 def as_format_11(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` (format 12) as format 11 wrote it: a hybrid has no long AR on the levels (a copy)."""
-    tensors = state["store"]["tensors"]
-    if "x_raw" in tensors:
-        tensors = without_levels_ar(tensors)
+    tensors = without_levels_ar(state["store"]["tensors"])
     return {**state, "format": 11, "store": {**state["store"], "tensors": tensors}}
 
 
 def format_10_layout(tensors: dict[str, Any]) -> dict[str, Any]:
     """A store's ``tensors`` in format 10's layout: as format 11's (``without_levels_ar``), and
-    no ``x_median`` and no median column in the members' fields (new tensors for those; the
-    others as they are)."""
-    out = {k: v for k, v in without_levels_ar(tensors).items() if k != "x_median"}
-    for key, dim in MEMBER_FIELDS.items():
-        if key in out:
-            kept = [i for i in range(out[key].shape[dim]) if i != MEDIAN]
-            out[key] = out[key].index_select(dim, torch.tensor(kept))
-    return out
+    no ``x_median`` and no median column in the members' fields."""
+    return without_member(without_levels_ar(tensors), ("x_median",), MEDIAN)
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, inlined, readable
+from tbptt_online.compiled import compiled, exp_weight, inlined, readable
 
 DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
@@ -126,16 +126,21 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 @inlined
 def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
-    """At every horizon h of series ``b`` and feature ``k``: the convex weights
-    ``weights[h, row, :M]`` of the M members of ``loss`` [B, Hc, M, d], from their losses,
-    their discounted count ``count[b, h, k]`` (``count`` [B, Hc, d]) and which members may
-    take weight ``allowed`` [M] (at least one): ``softmax(-eta sqrt(N / EVIDENCE) L_e / min L)``
-    over the allowed ones (the count N is shared by the members, so A_e / min A = L_e / min L), equal
-    before anything is scored (N = 0); min A >= 1e-12 (a flat series' zero losses). The
-    logits are left in ``logits[h, row, :M]`` (-inf where not allowed). One call per series
-    and feature, elements indexed, never sliced: each array handed to a call (or a view
-    made) costs two atomic reference counts, as much as the exps when it was per horizon."""
+    """At every horizon h of series ``b`` and feature ``k``: the convex weights of the M
+    members of ``loss`` [B, Hc, M, d] at ``weights[row, h * W + e]`` (a scratch of rows of Hc
+    blocks of W >= M; entries e >= M are left as they were), from their losses, their discounted count
+    ``count[b, h, k]`` (``count`` [B, Hc, d]) and which members may take weight ``allowed``
+    [M] (at least one): ``softmax(-eta sqrt(N / EVIDENCE) L_e / min L)`` over the allowed
+    ones (the count N is shared by the members, so A_e / min A = L_e / min L), equal before
+    anything is scored (N = 0); min A >= 1e-12 (a flat series' zero losses). The logits less
+    the largest are left at the same places of ``logits`` (-inf where not allowed). One call
+    per series and feature, elements indexed, never sliced: each array handed to a call (or a
+    view made) costs two atomic reference counts, as much as the exps when it was per
+    horizon. The exps of all horizons run in one loop (``exp_weight``, vectorised: a row's
+    M = 23 alone is too short for the compiler's vector loop); the sums keep four partial
+    sums (four additions in flight instead of one chain of M)."""
     horizons, members = loss.shape[1], loss.shape[2]
+    width = logits.shape[1] // horizons
     for h in range(horizons):
         n = count[b, h, k]
         best = np.inf
@@ -144,21 +149,54 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
                 best = loss[b, h, e, k]
         evidence = math.sqrt(n / EVIDENCE)  # a difference of means is weighed by its count
         factor = -eta * evidence / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
-        top = -np.inf
+        top = best * factor  # the largest logit (factor <= 0, and rounding keeps the order)
+        at = h * width
         for e in range(members):
-            logits[h, row, e] = loss[b, h, e, k] * factor if allowed[e] else -np.inf
-            top = max(top, logits[h, row, e])
-        total = 0.0
+            logits[row, at + e] = loss[b, h, e, k] * factor - top if allowed[e] else -np.inf
+    if members == width:
+        for j in range(horizons * width):  # one loop over the horizons' blocks: vectorised
+            weights[row, j] = exp_weight(logits[row, j])
+    else:  # the mixture's two members: the rest of each block is not theirs
+        for h in range(horizons):
+            for e in range(members):
+                weights[row, h * width + e] = exp_weight(logits[row, h * width + e])
+    for h in range(horizons):
+        at = h * width
+        inverse = 1.0 / total(weights, row, at, members)
         for e in range(members):
-            x = logits[h, row, e] - top
-            weights[h, row, e] = 0.0 if x == -np.inf else math.exp(x)  # exp(-inf) is +0 exactly: no call for it
-            total += weights[h, row, e]
-        for e in range(members):
-            weights[h, row, e] /= total
+            weights[row, at + e] *= inverse
+
+
+@inlined
+def total(x, row, at, n) -> float:
+    """``x[row, at] + ... + x[row, at + n - 1]`` in four partial sums (i mod 4), added as
+    (s0 + s1) + (s2 + s3)."""
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += x[row, at + i]
+        s1 += x[row, at + i + 1]
+        s2 += x[row, at + i + 2]
+        s3 += x[row, at + i + 3]
+        i += 4
+    if i < n:
+        s0 += x[row, at + i]
+    if i + 1 < n:
+        s1 += x[row, at + i + 1]
+    if i + 2 < n:
+        s2 += x[row, at + i + 2]
+    return (s0 + s1) + (s2 + s3)
 
 
 _BOTH = np.ones(COMBINERS, dtype=np.bool_)
 MIXTURE = COMBINERS  # the row of ``mixed_weights``' scratch that holds the mixture's
+
+
+@inlined
+def scratch(horizons: int, members: int) -> np.ndarray:
+    """A scratch for ``mixed_weights``' logits or weights: [COMBINERS + 1, Hc * E] (fast,
+    slow, the mixture's; horizon h's block at h * E)."""
+    return np.empty((COMBINERS + 1, horizons * members))
 
 
 @inlined
@@ -177,19 +215,21 @@ def mixed_weights(
     weights,
 ) -> None:
     """The served weights ``weights`` [Hc, E] of one series ``b`` and feature ``k`` at every
-    horizon (the module docstring): each combiner's weights into ``combiners[:, i]`` (i = 0
+    horizon (the module docstring): each combiner's weights into ``combiners[i, h * E + e]`` (i = 0
     fast, 1 slow) from its losses [B, Hc, E, d] and count [B, Hc, d], their mixture mu into
-    ``combiners[:, MIXTURE, :2]`` from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and
-    count ``meta_count`` [B, Hc, d]; the logits into the same places of ``logits``
-    (``combiners`` and ``logits`` are [Hc, 3, E] scratch); ``allowed`` [E] which members may
+    ``combiners[MIXTURE, h * E + i]`` (i < 2) from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and
+    count ``meta_count`` [B, Hc, d]; the logits (less the largest) into the same places of ``logits``
+    (``combiners`` and ``logits`` are ``scratch(Hc, E)``); ``allowed`` [E] which members may
     take weight."""
     ewa(fast_loss, fast_count, b, k, allowed, ETA, logits, combiners, 0)
     ewa(slow_loss, slow_count, b, k, allowed, ETA, logits, combiners, 1)
     ewa(meta_loss, meta_count, b, k, _BOTH, META_ETA, logits, combiners, MIXTURE)
+    members = weights.shape[1]
     for h in range(weights.shape[0]):
-        mu = combiners[h, MIXTURE, 0], combiners[h, MIXTURE, 1]
-        for e in range(weights.shape[1]):
-            weights[h, e] = mu[0] * combiners[h, 0, e] + mu[1] * combiners[h, 1, e]
+        at = h * members
+        mu = combiners[MIXTURE, at], combiners[MIXTURE, at + 1]
+        for e in range(members):
+            weights[h, e] = mu[0] * combiners[0, at + e] + mu[1] * combiners[1, at + e]
 
 
 @compiled
@@ -209,11 +249,11 @@ def softmax(x: np.ndarray) -> None:
 @compiled
 def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, eta: float, out: np.ndarray) -> None:
     n_rows, horizons, members, d = loss.shape
-    logits, weights = np.empty((horizons, 1, members)), np.empty((horizons, 1, members))
+    logits, weights = np.empty((1, horizons * members)), np.empty((1, horizons * members))
     for b in range(n_rows):
         for k in range(d):
             ewa(loss, count, b, k, allowed[b, :, k], eta, logits, weights, 0)
-            out[b, :, :, k] = weights[:, 0]
+            out[b, :, :, k] = weights[0].reshape(horizons, members)
 
 
 def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta: float = ETA) -> torch.Tensor:
@@ -236,7 +276,7 @@ def weights(loss: torch.Tensor, count: torch.Tensor, allowed: torch.Tensor, eta:
 @compiled
 def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed, out, combiners, mu) -> None:
     n_rows, horizons, members, d = fast_loss.shape
-    logits, each = np.empty((horizons, COMBINERS + 1, members)), np.empty((horizons, COMBINERS + 1, members))
+    logits, each = scratch(horizons, members), scratch(horizons, members)
     weights = np.empty((horizons, members))
     for b in range(n_rows):
         for k in range(d):
@@ -245,8 +285,11 @@ def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count,
                 b, k, logits, each, weights,
             )  # fmt: skip
             out[b, :, :, k] = weights
-            combiners[b, :, :, :, k] = each[:, :COMBINERS]
-            mu[b, :, :, k] = each[:, MIXTURE, :COMBINERS]
+            for h in range(horizons):
+                for i in range(COMBINERS):
+                    mu[b, h, i, k] = each[MIXTURE, h * members + i]
+                    for e in range(members):
+                        combiners[b, h, i, e, k] = each[i, h * members + e]
 
 
 def served_weights(rows: dict[str, torch.Tensor], allowed: torch.Tensor) -> tuple[torch.Tensor, ...]:

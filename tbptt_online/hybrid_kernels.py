@@ -169,10 +169,9 @@ def base(
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
     mixture = combination.MIXTURE
     allowed = np.empty(members, dtype=np.bool_)
-    logits = np.empty((horizons, combination.COMBINERS + 1, members))  # one row's: fast, slow, the mixture's
-    combiners = np.empty((horizons, combination.COMBINERS + 1, members))  # their weights (mu in row 2)
+    logits = combination.scratch(horizons, members)  # one row's, less each one's largest: fast, slow, the mixture's
+    combiners = combination.scratch(horizons, members)  # their weights (mu in row 2)
     weights = np.empty((horizons, members))  # the served weights
-    share = np.empty(experts)
     own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
@@ -184,35 +183,29 @@ def base(
             for h in range(net.shape[1]):
                 net[b, h, 0, k] = weights[h, experts]
                 for i in range(combination.COMBINERS):
-                    net[b, h, 1 + i, k] = combiners[h, i, experts]
+                    net[b, h, 1 + i, k] = combiners[i, h * members + experts]
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
-                total = 0.0
+                at = tracked * members  # the combiners' block of this horizon
+                total = served = fast = slow = 0.0  # four sums in flight in one loop, each in member order
                 for e in range(experts):
+                    path = paths[b, h, e, k]
                     total += weights[tracked, e]
-                if total < 1e-200:  # the network took (nearly) all the weight
-                    share[:] = 0.0
+                    served += path * weights[tracked, e]
+                    fast += path * combiners[0, at + e]
+                    slow += path * combiners[1, at + e]
+                partial[b, h, 0, k], partial[b, h, 1, k], partial[b, h, 2, k] = served, fast, slow
+                if total >= 1e-200:
+                    out[b, h, k] = served / total  # the experts' share of the served weights, renormalised
+                else:  # the network took (nearly) all the weight: each combiner's softmax of the experts' logits
+                    acc = 0.0
                     for i in range(combination.COMBINERS):
-                        own[:] = logits[tracked, i, :experts]
+                        for e in range(experts):
+                            own[e] = logits[i, at + e]
                         combination.softmax(own)
                         for e in range(experts):
-                            share[e] += combiners[tracked, mixture, i] * own[e]
-                else:
-                    for e in range(experts):
-                        share[e] = weights[tracked, e] / total
-                acc = 0.0
-                for e in range(experts):
-                    acc += paths[b, h, e, k] * share[e]
-                out[b, h, k] = acc
-                acc = 0.0
-                for e in range(experts):
-                    acc += paths[b, h, e, k] * weights[tracked, e]
-                partial[b, h, 0, k] = acc
-                for i in range(combination.COMBINERS):
-                    acc = 0.0
-                    for e in range(experts):
-                        acc += paths[b, h, e, k] * combiners[tracked, i, e]
-                    partial[b, h, 1 + i, k] = acc
+                            acc += paths[b, h, e, k] * combiners[mixture, at + i] * own[e]
+                    out[b, h, k] = acc
 
 
 @inlined

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 
 import pytest
 import torch
 
-from tbptt_online import combination
+from tbptt_online import combination, compiled
 from tbptt_online.combination import CAP, DISCOUNT, ETA, EVIDENCE, META_ETA, SLOW_DISCOUNT
 
 f64 = torch.float64
@@ -192,24 +193,40 @@ def test_nothing_scored_by_the_combiners_mixes_them_evenly():
     assert served[0, 0, :, 0].tolist() == pytest.approx((combiners[0, 0, 0] + combiners[0, 0, 1]).flatten() / 2)
 
 
+def exp_by_hand(x: float) -> float:
+    """``compiled.exp_weight`` in plain Python, its operations in its order (a float's bits
+    through ``struct``)."""
+    if not x >= compiled.EXP_FLOOR:
+        return 0.0
+    shifted = x * compiled._LOG2E + compiled._SHIFTER
+    n = shifted - compiled._SHIFTER
+    r = (x - n * compiled._LN2_HI) - n * compiled._LN2_LO
+    p = 1.0 / math.factorial(13)
+    for i in range(12, -1, -1):
+        p = p * r + 1.0 / math.factorial(i)
+    bits = struct.unpack("<q", struct.pack("<d", shifted))[0] - compiled._SHIFTER_BITS  # n
+    return p * struct.unpack("<d", struct.pack("<q", (bits + 1023) << 52))[0]
+
+
 def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float) -> list[float]:
-    """``ewa``'s rule in plain Python in its order of operations, exp called for every member
-    (a member not allowed: exp(-inf) = 0): what the kernel must equal to the last bit."""
+    """``ewa``'s rule in plain Python in its order of operations (a member not allowed: its
+    logit -inf, its weight 0): what the kernel must equal to the last bit. The largest logit is
+    the best loss's (factor <= 0); the sum is four partial sums (i mod 4); each weight is
+    multiplied by the sum's inverse."""
     best = math.inf
     for value, ok in zip(loss, allowed, strict=True):
         if ok and value < best:
             best = value
     evidence = math.sqrt(count / EVIDENCE)
     factor = -eta * evidence / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
-    logits = [value * factor if ok else -math.inf for value, ok in zip(loss, allowed, strict=True)]
-    top = -math.inf
-    for x in logits:
-        top = max(top, x)
-    raw = [math.exp(x - top) for x in logits]
-    total = 0.0
-    for r in raw:
-        total += r
-    return [r / total for r in raw]
+    top = best * factor
+    assert top == max(value * factor for value, ok in zip(loss, allowed, strict=True) if ok)
+    raw = [exp_by_hand(value * factor - top) if ok else 0.0 for value, ok in zip(loss, allowed, strict=True)]
+    sums = [0.0] * 4
+    for i, r in enumerate(raw):
+        sums[i % 4] += r
+    inverse = 1.0 / ((sums[0] + sums[1]) + (sums[2] + sums[3]))
+    return [r * inverse for r in raw]
 
 
 @pytest.mark.parametrize("seed", range(8))

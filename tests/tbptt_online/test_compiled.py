@@ -3,6 +3,9 @@ one module is never served by another module's stale machine code."""
 
 from __future__ import annotations
 
+import decimal
+import math
+import random
 import threading
 from pathlib import Path
 
@@ -156,3 +159,16 @@ def test_an_error_in_any_part_is_raised_after_every_part_has_run(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert sorted(ran) == [0, 2, 4]
+
+
+def test_exp_weight_is_within_one_ulp_of_the_exact_exp_and_zero_below_its_floor():
+    rng = random.Random(0)
+    xs = [rng.uniform(-708.0, 0.0) for _ in range(3000)] + [rng.uniform(-1.0, 0.0) for _ in range(1000)]
+    xs += [-708.0, -0.5 * math.log(2.0), -math.log(2.0), -1e-300, -5e-324, -1.0, -700.0]
+    context = decimal.Context(prec=50)
+    for x in xs:
+        exact = float(context.exp(decimal.Decimal(x)))  # correctly rounded
+        assert abs(compiled.exp_weight(x) - exact) <= math.ulp(exact), x
+    assert compiled.exp_weight(0.0) == compiled.exp_weight(-0.0) == 1.0
+    for x in (-708.0000001, -745.0, -1e300, -math.inf):
+        assert compiled.exp_weight(x) == 0.0

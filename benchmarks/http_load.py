@@ -1,7 +1,7 @@
 """HTTP: the service under load from a second process, beside a bare FastAPI app as the ceiling.
 
 The script starts ``python -m tbptt_service.cli serve`` (uvicorn, 127.0.0.1, a free port, a
-temporary state directory; the default model GRU hidden 64, k1 = 8, k2 = 32, Adam,
+temporary state directory; a model GRU hidden 64 (the default until session 24), k1 = 8, k2 = 32, Adam,
 stateful, training on; every other setting the service's default, or ``--env``) and
 drives it with ``benchmarks.load_client`` in a child process: closed-loop keep-alive
 connections, each bounded by time and count.

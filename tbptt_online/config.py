@@ -138,7 +138,7 @@ class ForecasterConfig:
     """
 
     cell: str = "gru"
-    hidden_size: int = 64
+    hidden_size: int = 32
     num_layers: int = 1
     n_features: int = 1
     k1: int = 8

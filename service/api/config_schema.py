@@ -13,7 +13,7 @@ memory budgets): a config the schema allows can be refused with 422 naming the f
 >>> schema["properties"]["clip_norm"]["anyOf"], schema["properties"]["season_length"]["default"]
 ([{'type': 'number'}, {'type': 'null'}], 'auto')
 >>> schema["properties"]["hidden_size"]
-{'type': 'integer', 'minimum': 1, 'maximum': 4096, 'default': 64}
+{'type': 'integer', 'minimum': 1, 'maximum': 4096, 'default': 32}
 >>> schema["properties"]["k2"]["anyOf"]
 [{'type': 'integer', 'minimum': 1, 'maximum': 100000}, {'enum': ['adaptive']}]
 """

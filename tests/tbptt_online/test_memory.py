@@ -123,8 +123,8 @@ def test_the_probe_activations_are_estimated_within_a_factor_of_two() -> None:
 
 
 def test_a_stateless_replay_batch_of_a_million_windows_is_counted() -> None:
-    """Its first update keeps ~75 GB of activations: the estimate says so without allocating it."""
-    huge = footprint(ForecasterConfig(mode="stateless", replay_batch=1_000_000))
+    """Its first update keeps ~75 GB of activations (GRU 64): the estimate says so without allocating it."""
+    huge = footprint(ForecasterConfig(mode="stateless", replay_batch=1_000_000, hidden_size=64))
     assert huge.update_bytes == 1_000_000 * 32 * huge.step_row_bytes
     assert huge.fixed_bytes > 50e9
     probed = footprint(ForecasterConfig(k2=1000))  # the probe follows 8 series over 2 * k2 steps

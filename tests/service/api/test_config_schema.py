@@ -21,7 +21,7 @@ async def test_the_openapi_config_lists_forecaster_config_fields_and_no_others(c
     assert body["type"] == "object" and body["additionalProperties"] is False
     fields = {f.name: f for f in dataclasses.fields(ForecasterConfig)}
     assert set(body["properties"]) == set(fields)
-    assert body["properties"]["hidden_size"] == {"type": "integer", "minimum": 1, "maximum": 4096, "default": 64}
+    assert body["properties"]["hidden_size"] == {"type": "integer", "minimum": 1, "maximum": 4096, "default": 32}
     assert body["properties"]["k2"]["anyOf"][1] == {"enum": ["adaptive"]}  # a new user found it typed as any string
     assert body["properties"]["optimizer"]["enum"] == ["sgd", "adam", "adamw"]
     assert body["properties"]["clip_norm"]["anyOf"] == [{"type": "number"}, {"type": "null"}]

@@ -51,7 +51,7 @@ STREAMS = {
 }
 STREAMS_WITH_LONGER_RUN = ("seasonal_ar", "delayed_echo")  # not (a): it tests no truncation
 SCORED_SHARE = 0.25  # the final quarter of the ticks
-# The library's defaults but a larger step size (3e-3), so that something can be learnt within
+# The first round's defaults (GRU 64) but a larger step size (3e-3), so that something can be learnt within
 # a budget of minutes; the same for every run. (1e-2 made stateless k2 = 40 fail to learn.)
 # The wall is a property of the network's truncated gradient: the network-only forecaster (no experts)
 BASE = ForecasterConfig(

@@ -145,7 +145,7 @@ class ForecasterConfig:
     k2: int | str = 32
     mode: str = "stateful"
     optimizer: str = "adam"
-    lr: float = 3e-3
+    lr: float = 5e-3
     clip_norm: float | None = 1.0
     loss: str = "absolute"
     normalize: bool = True

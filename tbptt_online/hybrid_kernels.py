@@ -195,8 +195,12 @@ def base(
                     fast += path * combiners[0, at + e]
                     slow += path * combiners[1, at + e]
                 partial[b, h, 0, k], partial[b, h, 1, k], partial[b, h, 2, k] = served, fast, slow
-                if total >= 1e-200:
-                    out[b, h, k] = served / total  # the experts' share of the served weights, renormalised
+                if total >= 1e-200:  # the experts' share of the served weights, renormalised: each weight scaled
+                    inverse = 1.0 / total  # before its product (tiny weights times tiny values would underflow)
+                    acc = 0.0
+                    for e in range(experts):
+                        acc += paths[b, h, e, k] * (weights[tracked, e] * inverse)
+                    out[b, h, k] = acc
                 else:  # the network took (nearly) all the weight: each combiner's softmax of the experts' logits
                     acc = 0.0
                     for i in range(combination.COMBINERS):

@@ -229,22 +229,66 @@ def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float
     return [r * inverse for r in raw]
 
 
+def random_losses(rng: random.Random, shape: tuple[int, ...]) -> torch.Tensor:
+    """Losses within 30 % of each other (the weights spread over many members, each exp and sum
+    counts), a few exactly 1 (ties) and one in a hundred 0 (a flat series)."""
+
+    def draw() -> float:
+        u = rng.random()
+        return 0.0 if u < 0.01 else 1.0 if u < 0.06 else rng.uniform(1.0, 1.3)
+
+    return torch.tensor([draw() for _ in range(math.prod(shape))], dtype=f64).view(shape)
+
+
+def random_counts(rng: random.Random, shape: tuple[int, ...]) -> torch.Tensor:
+    draws = [rng.choice([rng.uniform(20.0, 100.0)] * 9 + [0.0]) for _ in range(math.prod(shape))]
+    return torch.tensor(draws, dtype=f64).view(shape)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_the_weights_equal_the_rule_written_out_to_the_last_bit(seed):
     rng = random.Random(seed)
     b, horizons, members, d = 2, 3, 21, 2
-    loss = torch.tensor(
-        [rng.choice([0.0, 1.0, rng.uniform(0, 40)]) for _ in range(b * horizons * members * d)], dtype=f64
-    )
-    loss = loss.view(b, horizons, members, d)
-    count = torch.tensor([rng.choice([0.0, rng.uniform(0.5, 90)]) for _ in range(b * horizons * d)], dtype=f64)
-    count = count.view(b, horizons, d)
+    loss, count = random_losses(rng, (b, horizons, members, d)), random_counts(rng, (b, horizons, d))
     allowed = torch.rand(b, members, d, generator=torch.Generator().manual_seed(seed)) < 0.6
     allowed[:, -1] = True  # the network's member: always
     w = combination.weights(loss, count, allowed)
+    spread = 0
     for i in range(b):
         for h in range(horizons):
             for k in range(d):
                 ok = allowed[i, :, k].tolist()
                 expected = ewa_by_hand(loss[i, h, :, k].tolist(), count[i, h, k].item(), ok, ETA)
                 assert w[i, h, :, k].tolist() == expected
+                spread += len({x for x in expected if x > 0}) >= 4
+    assert spread >= 6  # most rows weigh several members apart: the exps and the sums are what is compared
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
+    """Each combiner by ``ewa_by_hand``, their mixture (two members) by it too, and the served
+    weights mu_fast w_fast + mu_slow w_slow."""
+    rng = random.Random(100 + seed)
+    b, horizons, members, d = 2, 3, 23, 1
+    rows = {
+        "c_loss": random_losses(rng, (b, horizons, members, d)),
+        "c_count": random_counts(rng, (b, horizons, d)),
+        "c_slow_loss": random_losses(rng, (b, horizons, members, d)),
+        "c_slow_count": random_counts(rng, (b, horizons, d)),
+        "c_meta_loss": random_losses(rng, (b, horizons, 2, d)),
+        "c_meta_count": random_counts(rng, (b, horizons, d)),
+    }
+    allowed = torch.rand(b, members, d, generator=torch.Generator().manual_seed(seed)) < 0.7
+    allowed[:, -1] = True
+    served, combiners, mu = combination.served_weights(rows, allowed)
+    for i in range(b):
+        for h in range(horizons):
+            ok = allowed[i, :, 0].tolist()
+            fast = ewa_by_hand(rows["c_loss"][i, h, :, 0].tolist(), rows["c_count"][i, h, 0].item(), ok, ETA)
+            slow = ewa_by_hand(rows["c_slow_loss"][i, h, :, 0].tolist(), rows["c_slow_count"][i, h, 0].item(), ok, ETA)
+            mix = ewa_by_hand(
+                rows["c_meta_loss"][i, h, :, 0].tolist(), rows["c_meta_count"][i, h, 0].item(), [True] * 2, META_ETA
+            )
+            assert combiners[i, h, 0, :, 0].tolist() == fast and combiners[i, h, 1, :, 0].tolist() == slow
+            assert mu[i, h, :, 0].tolist() == mix
+            assert served[i, h, :, 0].tolist() == [mix[0] * f + mix[1] * s for f, s in zip(fast, slow, strict=True)]

@@ -182,6 +182,7 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (fdlibm's): n * _LN2_HI is exact for |n| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
 EXP_FLOOR = -708.0  # exp(x) below exp(-708) (about 3e-308) is taken as 0
+_INVERSE_FACTORIALS = np.array([1.0 / math.factorial(i) for i in range(14)])  # 1 / i!, correctly rounded
 
 
 @inlined
@@ -197,15 +198,11 @@ def exp_weight(x: float) -> float:
     shifted = clipped * _LOG2E + _SHIFTER  # n = round(x / ln 2) in its low bits
     n = shifted - _SHIFTER
     r = (clipped - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 / 6227020800.0  # 1 / 13!
-    for i in range(12, 0, -1):  # Horner: 1/12! ... 1/1!
+    p = _INVERSE_FACTORIALS[13]
+    for i in range(12, -1, -1):  # Horner: 1/12! ... 1/0!
         p = p * r + _INVERSE_FACTORIALS[i]
-    p = p * r + 1.0
     scale = _bits_float((_float_bits(shifted) - _SHIFTER_BITS + 1023) << 52)  # 2**n
     return p * scale if x >= EXP_FLOOR else 0.0
-
-
-_INVERSE_FACTORIALS = np.array([1.0 / math.factorial(i) for i in range(13)])  # 1 / i!, exactly as the literals
 
 
 @compiled

@@ -186,6 +186,8 @@ class ShardHost:
         with self._mending_lock:
             if self._mending is not None and self._mending.is_alive():
                 return
+            if broken is not None and self._serving is not broken:  # a call that ran on an app already retired
+                return
             if broken is not None:
                 logger.error("shard %d: %s; restarting once the database answers", self.index, broken.log_broken)
             self._mending = threading.Thread(target=self._mend_now, args=(broken,), name=f"shard-{self.index}-mend")
@@ -203,8 +205,11 @@ class ShardHost:
                 if self._closing.wait(pause):
                     return
                 pause = min(pause * 2, LAST_PAUSE_S)
-            self._down = "restarting after its log connection was lost"
-            self._serving = None
+            with self._answers_lock:
+                if self._serving is not broken:  # retired meanwhile (closed, or stepped down)
+                    return
+                self._down = "restarting after its log connection was lost"
+                self._serving = None
             logger.warning("shard %d: the log's database answers again; restarting in place", self.index)
             self._run(broken.close())
             pause = FIRST_PAUSE_S
@@ -243,6 +248,8 @@ class ShardHost:
         with self._answers_lock:
             answer = self._answers.get(key)
             serving = self._serving
+            if answer is None and serving is not None and not serving.enter():
+                serving = None  # it is being retired (closing): treated as not serving
             if answer is None and serving is None:  # not remembered under the key: nothing ran, a retry runs it
                 return [self._unavailable() for _ in requests]
             owner = answer is None
@@ -258,6 +265,8 @@ class ShardHost:
                 responses = self._run(serving.handle_all(key, requests))
             except BaseException as error:
                 failure = error
+            finally:
+                serving.leave()  # its close, if under way, waits for this
             superseded = serving.log_superseded is not None
             if superseded:
                 self._step_down(serving)

@@ -9,6 +9,7 @@ request is journaled with its key, so a retry after a restart is answered, not a
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, NamedTuple
@@ -43,6 +44,9 @@ class ShardApp:
         self.app = create_app(settings)
         self._stack = AsyncExitStack()
         self._client: httpx.AsyncClient | None = None
+        self._calls = 0  # calls let in (``enter``) and not yet answered (``leave``)
+        self._closing = False  # once set, ``enter`` lets no call in
+        self._calls_lock = threading.Lock()  # enter/leave run on the callers' threads, close on the loop
 
     async def start(self, on_step: Callable[[str], None] = lambda step: None) -> None:
         """Start the app and recover its state; ``RuntimeError`` naming why it could not.
@@ -82,6 +86,19 @@ class ShardApp:
         durability = getattr(self.app.state, "durability", None)
         return getattr(getattr(durability, "log", None), name, None)
 
+    def enter(self) -> bool:
+        """Let a call in (any thread), or False once the app is closing: the call must not run here.
+        Each call let in is answered before ``close`` closes the app, and ends with ``leave``."""
+        with self._calls_lock:
+            if self._closing:
+                return False
+            self._calls += 1
+            return True
+
+    def leave(self) -> None:
+        with self._calls_lock:
+            self._calls -= 1
+
     async def handle_all(self, key: str, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
         return list(await asyncio.gather(*(self._handle_one(f"{key}/{i}", r) for i, r in enumerate(requests))))
 
@@ -94,4 +111,14 @@ class ShardApp:
         return ForwardedResponse(response.status_code, list(response.headers.multi_items()), response.content)
 
     async def close(self) -> None:
+        """Let no call in, wait for the calls let in to be answered, then close the app. Before, a call
+        that had taken the app just as the shard retired it ran on a closed client (an unhandled
+        ``RuntimeError``: the front's 500)."""
+        with self._calls_lock:
+            self._closing = True
+        while True:
+            with self._calls_lock:
+                if self._calls == 0:
+                    break
+            await asyncio.sleep(0.01)  # the calls run on this loop: they finish meanwhile
         await self._stack.aclose()

@@ -5,6 +5,7 @@ In-process :class:`ShardHost` s on real PostgreSQL servers (no Ray)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -169,5 +170,59 @@ def test_a_log_database_that_stops_answering_gets_503_within_the_timeout_and_the
         assert observe(host, "b", 9.0, T0 + 100).status == 200  # the retry: applied, or answered as a repeat
         stats = orjson.loads(call(host, "GET", "/v1/models/default/series/b").body)
         assert stats["count"] == 6 and stats["last_timestamp"] == T0 + 100
+    finally:
+        host.close()
+
+
+def test_a_call_that_took_the_broken_app_as_the_shard_restarts_is_answered_before_that_app_closes(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race seen once in the cluster test: a call takes the app whose log broke just before the
+    mending thread retires it; the app used to be closed under the running call, which then failed
+    with an unhandled error (the front's 500). Now the app closes once its calls are answered: this
+    one gets the broken log's 503, and its retry on the restarted shard applies once."""
+    from tbptt_service.storage import postgres_log
+
+    settings = Settings(state_dir=tmp_path, default_model=SMALL_MODEL, log_url=postgres_url, **NO_TIMER)
+    host = ShardHost(0, 1, settings.model_dump())
+    try:
+        assert observe(host, "a", 1.0, T0).status == 200
+        may_restart = threading.Event()
+        real_unreachable = postgres_log.unreachable
+
+        def held_unreachable(url: str, timeout_s: float = 2.0) -> str | None:
+            assert may_restart.wait(30), "the racing call never started"
+            return real_unreachable(url, timeout_s)
+
+        monkeypatch.setattr(postgres_log, "unreachable", held_unreachable)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'tbptt-online shard-0' AND datname = current_database()"
+            )
+        first = observe(host, "a", 2.0, T0 + 1)
+        assert first.status == 503 and "connection failed" in orjson.loads(first.body)["detail"], first.body
+        broken = host._serving
+        assert broken is not None and broken.log_broken is not None  # the mending waits in unreachable()
+        real_handle_all = broken.handle_all
+
+        async def racing_handle_all(key: str, requests: list[ForwardedRequest]) -> list[ForwardedResponse]:
+            may_restart.set()  # this call holds the broken app: let the mending retire it now
+            while host._serving is broken:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # the app's close, scheduled on this loop, gets its turn
+            return await real_handle_all(key, requests)
+
+        monkeypatch.setattr(broken, "handle_all", racing_handle_all)
+        raced = observe(host, "a", 2.0, T0 + 1)
+        assert raced.status == 503 and "connection failed" in orjson.loads(raced.body)["detail"], raced.body
+        assert host.wait_ready(timeout_s=30), "the shard did not restart"
+        assert host.incarnations == 2
+        assert observe(host, "a", 2.0, T0 + 1).status == 200
+        assert orjson.loads(call(host, "GET", "/v1/models/default/series/a").body)["count"] == 2
+        serving = host._serving
+        host._mend(broken=broken)  # a late report of the retired app's broken log: the new app stays
+        time.sleep(0.5)
+        assert host._serving is serving and host.incarnations == 2 and host.ready()
     finally:
         host.close()

@@ -162,8 +162,11 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
     none = (found[:, 0] == 0).nonzero().squeeze(1)
     if len(none):  # a season the autocorrelation cannot test yet (2 to 4 cycles): provisional
         found[none, 0] = young_periods(fill_gaps(values[none]), max_season)
-    found[:, 0] = _best_multiple(values, found[:, 0], min(n // 3, max_season))
-    found[:, 0] = _best_neighbour(fill_gaps(values), found[:, 0], min(n // 2, max_season))
+    seasonal = (found[:, 0] > 0).nonzero().squeeze(1)  # the rows with a season (of many noisy series, few)
+    if len(seasonal):
+        some = values[seasonal]  # [S, n]: the two checks below go row by row, so only these pay for them
+        first = _best_multiple(some, found[seasonal, 0], min(n // 3, max_season))
+        found[seasonal, 0] = _best_neighbour(fill_gaps(some), first, min(n // 2, max_season))
     # the first season moved to a multiple or a neighbour can land on the second: one season then
     # (a daily sine whose period went from 24 to 36 served [72, 72] for 190 values: a hostile test)
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
+import numpy as np
 import torch
 
 R_FLOOR = 0.2  # the smallest autocorrelation taken for a season, however long the series
@@ -135,7 +136,7 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     d = d - d.mean(dim=1, keepdim=True)
     mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
     ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > 1e-9 * x.abs().amax(dim=1))  # not constant, not a line
-    mad = 1.4826 * d.abs().median(dim=1, keepdim=True).values  # a robust scale: spikes do not inflate it
+    mad = 1.4826 * lower_median(d.abs())[:, None]  # a robust scale: spikes do not inflate it
     spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
     d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
     m = d.shape[1]
@@ -153,13 +154,27 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     white[:, 0] = 0.0  # no mean
     freq = torch.arange(power.shape[1], dtype=power.dtype, device=power.device) / size
     gain = (2 * torch.sin(torch.pi * freq)).square().clamp(min=(2 * math.sin(math.pi / m)) ** 2)  # of the difference
-    acf = torch.fft.irfft(torch.stack([white, power / gain]), n=size)[..., :m]  # [2, B, m]; the second: the level's
+    # [2, B, m]; the second: the level's. (Given as complex: the same bits as a real spectrum, which
+    # torch converts more slowly on one thread: 12 ms against 5 at 10,000 rows of 129 bins.)
+    acf = torch.fft.irfft(torch.stack([white, power / gain]).to(torch.complex64), n=size)[..., :m]
     acf_w = torch.fft.irfft(torch.fft.rfft(taper, n=size).abs().square(), n=size)[:m]  # [m] the taper's own
     acf_w2 = torch.fft.irfft(torch.fft.rfft(taper.square(), n=size).abs().square(), n=size)[:m]
     acf = acf * (acf_w[0] / acf_w) / acf[..., :1].clamp(min=1e-30)  # undo the taper's fall with the lag
     null_sd = acf_w2.clamp(min=0).sqrt() / acf_w  # [m]
     acf = torch.where(ok[:, None], acf, 0.0)
     return acf[0], acf[1], ok, null_sd
+
+
+def lower_median(x: torch.Tensor) -> torch.Tensor:
+    """``[B]``: per row of ``x`` [B, k] its lower median, the (k - 1) // 2-th smallest value: what
+    ``torch.median`` returns, by ``numpy.partition`` (a selection, no sort: a quarter of the time
+    at 10,000 rows of 83).
+
+    >>> lower_median(torch.tensor([[3.0, 1.0, 2.0, 9.0], [5.0, 4.0, 6.0, 7.0]])).tolist()
+    [2.0, 5.0]
+    """
+    k = (x.shape[1] - 1) // 2
+    return torch.from_numpy(np.partition(x.numpy(), k, axis=1)[:, k].copy())
 
 
 def _tukey(m: int, like: torch.Tensor) -> torch.Tensor:

@@ -54,11 +54,10 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     if not lags:
         return out
     z = z_one_sided(FALSE_RATE, len(lags))
+    size = changes.abs()  # [R, L] |c_t|: the error of c_t ~ mean(c) = 0, read by every lag
     for m in lags:  # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
-        now = changes[:, m:]  # [R, k]
-        seasonal = (now - changes[:, :-m]).abs()  # c_t ~ c_{t-m}
-        plain = now.abs()  # c_t ~ mean(c) = 0
-        out = torch.where((out == 0) & significantly_better(seasonal, plain, GAIN, z), m, out)
+        seasonal = (changes[:, m:] - changes[:, :-m]).abs()  # [R, k] c_t ~ c_{t-m}
+        out = torch.where((out == 0) & significantly_better(seasonal, size[:, m:], GAIN, z), m, out)
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):
         out[smooth] = smooth_periods(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])

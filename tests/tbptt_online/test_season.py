@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online.season import detect_periods, significantly_better, z_one_sided
+from tbptt_online.season import detect_periods, lower_median, significantly_better, z_one_sided
 
 SEEDS = range(20)
 
@@ -220,3 +220,14 @@ def test_statsmodels_series():
     assert detect([sunspots])[0, 0].item() in (10, 11)  # the solar cycle, about 11 years
     nile = sm.nile.load_pandas().data["volume"].to_numpy()
     assert detect([nile]).tolist() == [[0, 0]]
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 8, 83, 576])
+def test_the_lower_median_is_torchs_median_bit_for_bit(k):
+    """``lower_median`` (a numpy selection) in place of ``torch.median`` must leave every
+    detection as it was: the same element, ties and repeated values included."""
+    g = torch.Generator().manual_seed(k)
+    rows = torch.randn(500, k, generator=g, dtype=torch.float64).abs()
+    rows[:100] = rows[:100].round(decimals=1)  # ties
+    rows[100:110] = 0.0
+    assert torch.equal(lower_median(rows), rows.median(dim=1).values)

@@ -264,7 +264,10 @@ def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torc
     part = experts.subset({k: v for k, v in rows.items() if k.startswith("x_") or k == "slot"}, idx)
     experts.reseason(part, step[idx], periods[idx])
     for key, value in experts.own(part).items():
-        rows[key] = rows[key].index_put((idx,), value)
+        # in place: the rows are the store's own (a tick's views) or the tick's copies, saved for the
+        # snapshots before the tick (as the kernels' writes are); a new tensor per field cost a copy of
+        # every row of it, and another when the tick put it back (~40 ms a detection at 10,000 series)
+        rows[key].index_put_((idx,), value)
 
 
 def allowed(rows: dict[str, torch.Tensor]) -> torch.Tensor:

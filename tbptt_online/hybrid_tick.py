@@ -102,7 +102,7 @@ class HybridTick:
                 )
             if not whole:
                 for key, value in experts.own(part).items():
-                    rows[key] = rows[key].index_put((idx,), value)
+                    rows[key].index_put_((idx,), value)  # in place, as in hybrid.set_seasons
 
     def serve(
         self,

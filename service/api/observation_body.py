@@ -31,7 +31,7 @@ from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
 from tbptt_service.api.schemas import DOT_SEGMENT_NAMES, RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
-from tbptt_service.storage.observation import Observation
+from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, Observation
 
 _NOT_PLAIN = object()
 
@@ -93,7 +93,7 @@ def plain_observations(raw: Any) -> list[Observation] | None:
                 return None
         if timestamp is not None:
             timestamp = _number(timestamp)
-            if timestamp is _NOT_PLAIN:
+            if timestamp is _NOT_PLAIN or not EARLIEST_TIMESTAMP <= timestamp <= LATEST_TIMESTAMP:
                 return None
         observations.append(Observation(series, value, timestamp))
     return observations

@@ -32,12 +32,25 @@ class Observation(NamedTuple):
     timestamp: float | None = None  # unix seconds; None: no ordering rule applies
 
 
+# The unix seconds of the ISO-8601 range (year 1 to 9999), which a number must keep to as a date-time
+# string does: a timestamp past it would hold its series for good (every later one "older"), and a
+# millisecond timestamp sent as seconds (1.7e12: year 55,800) is the usual way to get there.
+EARLIEST_TIMESTAMP = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # -62135596800.0
+LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()  # about 253402300800
+
+
 def parse_timestamp(raw: Any) -> float:
-    """Unix seconds from a number or an ISO-8601 string (a naive one is read as UTC)."""
+    """Unix seconds from a number (within the years 1 to 9999, as a date-time string is) or an
+    ISO-8601 string (a naive one is read as UTC)."""
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         seconds = float(raw)
         if not math.isfinite(seconds):
             raise ValueError(f"timestamp {quoted(raw)} is invalid: must be a finite number")
+        if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
+            raise ValueError(
+                f"timestamp {quoted(raw)} is invalid: unix seconds must lie in the years 1 to 9999 "
+                f"({EARLIEST_TIMESTAMP:.0f} to {LATEST_TIMESTAMP:.0f}); milliseconds? divide by 1000"
+            )
         return seconds
     if isinstance(raw, str):
         try:

@@ -54,6 +54,7 @@ UNUSUAL = [  # the fast path passes these on: pydantic refuses them, or accepts 
     {"series": "a", "value": 10**37},
     {"series": "a", "value": 1.0, "timestamp": True},
     {"series": "a", "value": 1.0, "timestamp": float("nan")},
+    {"series": "a", "value": 1.0, "timestamp": 1.7e12},  # past year 9999
     {"series": "a", "value": 1.0, "timestamp": "yesterday"},
     {"series": "", "value": 1.0},
     {"series": "x" * (MAX_NAME_LENGTH + 1), "value": 1.0},

@@ -173,6 +173,11 @@ BAD_BODIES = [
     ('{"observations": [{"series": "a", "value": 1}, {"series": "", "value": 1}]}', "observations[1].series", 1),
     ('{"observations": [{"series": "a", "value": 1, "colour": "red"}]}', "observations[0].colour", 0),
     ('{"observations": [{"series": "a", "value": 1, "timestamp": "soon"}]}', 'timestamp "soon" is invalid', 0),
+    # past the years 1 to 9999 (a hostile test: 1e308, or milliseconds sent as seconds, held the series for
+    # good: every later timestamp was "older than its last")
+    ('{"series": "a", "value": 1, "timestamp": 1e308}', "must lie in the years 1 to 9999", 0),
+    ('{"observations": [{"series": "a", "value": 1, "timestamp": 1700000000000}]}', "milliseconds? divide by 1000", 0),
+    ('{"series": "a", "value": 1, "timestamp": -62135596801}', "must lie in the years 1 to 9999", 0),
     ('{"observations": []}', "observations: List should have at least 1 item", None),
     ("[1, 2]", "Input should be a valid dictionary", 0),
     ("", "body: Field required", None),

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from tbptt_online import Prediction, StepResult
@@ -162,7 +163,11 @@ async def post_plain_observations(request: StrictJSONRequest) -> Response | None
     else, which FastAPI's full handler validates and answers (errors included). Every body FastAPI
     would read as JSON has its count limit checked here first, before any element is validated."""
     headers = request.scope["headers"]
-    if not await request.body() or not read_as_json(headers):
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # the client left mid-body: FastAPI's handler ends it quietly, as on other routes
+        return None  # (let out of the app, it was logged as an ASGI error of 65 lines: a hostile test's log flood)
+    if not body or not read_as_json(headers):
         return None
     try:
         raw = await request.json()  # parsed once: the full path reads the same request's cached body

@@ -16,10 +16,18 @@ MODES = ("stateful", "stateless")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("gaussian", "mse", "absolute")
 DTYPES = ("float32", "float64")
-MAX_LEVEL = 1 - 1e-9  # an interval level closer to 1 has no finite quantile in float64
-# The smallest model interval level: below about 1.1e-16 its normal quantile is 0 in float64, and
-# every other level's interval is scaled by the ratio of quantiles (a division by zero).
-MIN_LEVEL = 1e-9
+MAX_LEVEL = 1 - 1e-9  # a forecast's level closer to 1 has no finite quantile in float64
+# The levels a model's intervals can be calibrated at (``interval_level``). Its tracker (see
+# calibration.py) learns from the share of values outside the served width: past 0.999 that is
+# one value in more than a thousand. Every other level is served as the tracked width times
+# z(level) / z(interval_level), which grows without bound as interval_level goes to 0 (by
+# 1.3e9 at 1e-9, which a hostile test set: intervals of +-7e6 around values of 5 to 16); from
+# 0.5, no level up to MAX_LEVEL is more than 9.1 times the tracked width.
+MIN_TRACKED_LEVEL = 0.5
+MAX_TRACKED_LEVEL = 0.999
+# The largest learning rate: a larger one moves a weight by more than that per Adam step, and no
+# model learns with it (1e300 was taken: every update was then skipped for good, a hostile test).
+MAX_LR = 10.0
 
 
 def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
@@ -100,6 +108,16 @@ INT_BOUNDS = {
     "probe_length": (2, 4096),
     "outlier_run": (2, 1_000),  # 1: every outlier a shift, i.e. off (None is)
 }
+# The real fields' fixed closed bounds [low, high], checked and written into the schema likewise.
+REAL_BOUNDS = {"lr": (0.0, MAX_LR), "interval_level": (MIN_TRACKED_LEVEL, MAX_TRACKED_LEVEL)}
+
+
+def _check_in(field: str, value: Any) -> None:
+    """A finite real in ``REAL_BOUNDS[field]``, one message for every value outside."""
+    low, high = REAL_BOUNDS[field]
+    _check_real(field, value, -math.inf, strict=False)
+    if not low <= value <= high:
+        raise _bad(field, value, f"must be in [{low}, {high}]")
 
 
 def _check_bounded(field: str, value: Any, low: int | None = None, high: int | None = None) -> None:
@@ -181,7 +199,7 @@ class ForecasterConfig:
         else:
             _check_bounded("k2", self.k2)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_real("lr", self.lr, 0.0, strict=False)
+        _check_in("lr", self.lr)
         if self.clip_norm is not None:
             _check_real("clip_norm", self.clip_norm, 0.0, strict=True)
         _check_choice("loss", self.loss, LOSSES)
@@ -193,11 +211,9 @@ class ForecasterConfig:
         _check_bounded("replay_batch", self.replay_batch)
         if self.history_size is not None:
             _check_bounded("history_size", self.history_size, low=self.max_window)
-        # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite); 1e-320 to a quantile of 0.
-        # One message for every level outside (1.0 said "must be > 0.0 and < 1.0", 1e-12 this one)
-        _check_real("interval_level", self.interval_level, -math.inf, strict=False)
-        if not MIN_LEVEL <= self.interval_level <= MAX_LEVEL:
-            raise _bad("interval_level", self.interval_level, f"must be in [{MIN_LEVEL}, {MAX_LEVEL}]")
+        # fix: 0.9999999999999999 rounded to a quantile of 1 (infinite); 1e-320 to a quantile of 0;
+        # 1e-9 scaled the other levels' intervals by 1.3e9. One message for every level outside
+        _check_in("interval_level", self.interval_level)
         if not isinstance(self.hybrid, bool):
             raise _bad("hybrid", self.hybrid, "must be true or false")
         _check_bounded("max_season_length", self.max_season_length)

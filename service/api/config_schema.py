@@ -2,10 +2,10 @@
 
 The service refuses a config field the library does not know (422 naming it), so the schema
 says which fields there are (``additionalProperties: false``), each with its JSON type, its
-choices where it has a fixed set, an integer's bounds (``tbptt_online.config.INT_BOUNDS``,
-the ones the library checks), ``k2``'s ``"adaptive"``, and its default. The library still
-checks every value (the reals' ranges, and rules between fields such as k1 <= k2, and the
-memory budgets): a config the schema allows can be refused with 422 naming the field.
+choices where it has a fixed set, a number's fixed bounds (``tbptt_online.config.INT_BOUNDS``
+and ``REAL_BOUNDS``, the ones the library checks), ``k2``'s ``"adaptive"``, and its default. The
+library still checks every value (the other reals' ranges, and rules between fields such as
+k1 <= k2, and the memory budgets): a config the schema allows can be refused with 422 naming the field.
 
 >>> schema = config_json_schema()
 >>> schema["additionalProperties"], schema["properties"]["cell"]["enum"]
@@ -14,6 +14,8 @@ memory budgets): a config the schema allows can be refused with 422 naming the f
 ([{'type': 'number'}, {'type': 'null'}], 'auto')
 >>> schema["properties"]["hidden_size"]
 {'type': 'integer', 'minimum': 1, 'maximum': 4096, 'default': 32}
+>>> schema["properties"]["interval_level"]
+{'type': 'number', 'minimum': 0.5, 'maximum': 0.999, 'default': 0.9}
 >>> schema["properties"]["k2"]["anyOf"]
 [{'type': 'integer', 'minimum': 1, 'maximum': 100000}, {'enum': ['adaptive']}]
 """
@@ -24,7 +26,7 @@ import dataclasses
 from typing import Any
 
 from tbptt_online import ForecasterConfig
-from tbptt_online.config import CELLS, DTYPES, INT_BOUNDS, LOSSES, MODES, OPTIMIZERS
+from tbptt_online.config import CELLS, DTYPES, INT_BOUNDS, LOSSES, MODES, OPTIMIZERS, REAL_BOUNDS
 
 JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "None": "null"}
 CHOICES = {"cell": CELLS, "mode": MODES, "optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES}
@@ -46,6 +48,8 @@ def field_schema(name: str, annotation: str, default: Any) -> dict[str, Any]:
             for kind in types:
                 if kind["type"] == "integer" and name in INT_BOUNDS:
                     kind["minimum"], kind["maximum"] = INT_BOUNDS[name]
+                if kind["type"] == "number" and name in REAL_BOUNDS:
+                    kind["minimum"], kind["maximum"] = REAL_BOUNDS[name]
             schema = types[0] if len(types) == 1 else {"anyOf": types}
         else:
             schema = {}

@@ -9,7 +9,9 @@ order mark is skipped (RFC 8259 lets a parser ignore it).
 A route with a JSON body refuses a body declared as anything but JSON with 415 naming
 the type, or saying it is missing (``curl -d`` sends ``application/x-www-form-urlencoded``,
 and a body without the header is not read as JSON either: FastAPI answered "Input should
-be a valid dictionary", index 0).
+be a valid dictionary", index 0). A body sent compressed (``Content-Encoding`` other than
+``identity``) is refused with 415 naming the coding (RFC 9110, 15.5.16): gzip was read as
+JSON text and told "the body is not UTF-8: byte 0x8b at byte 1", a hostile test.
 
 >>> try:
 ...     check_json_content_type([(b"content-type", b"application/x-www-form-urlencoded")])
@@ -17,6 +19,11 @@ be a valid dictionary", index 0).
 ...     print(error.status_code, error.detail[:60])
 415 Content-Type 'application/x-www-form-urlencoded' is not JSON
 >>> check_json_content_type([(b"content-type", b"application/json; charset=utf-8")])
+>>> try:
+...     check_json_content_type([(b"content-type", b"application/json"), (b"content-encoding", b"gzip")])
+... except UnsupportedMediaType as error:
+...     print(error.status_code, error.detail)
+415 Content-Encoding 'gzip' is not supported: send the body uncompressed (identity)
 """
 
 from __future__ import annotations
@@ -38,11 +45,19 @@ class UnsupportedMediaType(ApiError):
 
 def check_json_content_type(headers: list[tuple[bytes, bytes]]) -> None:
     """``UnsupportedMediaType`` (415) unless the last Content-Type is JSON (``application/json`` or
-    ``application/*+json``, parameters allowed), as FastAPI reads a body as JSON."""
+    ``application/*+json``, parameters allowed), as FastAPI reads a body as JSON, and every
+    Content-Encoding is ``identity`` (none is the same)."""
     declared = None
     for name, value in headers:  # the last one counts
         if name == b"content-type":
             declared = value
+        elif name == b"content-encoding":
+            for coding in value.split(b","):  # a list, in the order applied; every header counts
+                if coding.strip().lower() not in (b"", b"identity"):
+                    raise UnsupportedMediaType(
+                        f"Content-Encoding {coding.strip().decode('latin-1')!r} is not supported: "
+                        "send the body uncompressed (identity)"
+                    )
     if declared is None:  # FastAPI's strict content type: such a body is not read as JSON
         raise UnsupportedMediaType(
             "the body has no Content-Type: send it as JSON with 'Content-Type: application/json'"

@@ -5,6 +5,7 @@ the weights."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -190,7 +191,9 @@ def test_non_finite_gradient_skips_the_update():
 
 
 def test_step_that_would_make_a_weight_infinite_is_undone():
-    # finite loss and gradient, but lr * gradient overflows float32: the step is rolled back
+    # finite loss and gradient, but lr * gradient overflows float32: the step is rolled back. A config
+    # refuses such a rate (lr <= 10); the rate is set on the optimizer, as a gradient past what
+    # float32 holds would reach this check
     config = ForecasterConfig(
         hidden_size=4,
         k1=2,
@@ -199,12 +202,13 @@ def test_step_that_would_make_a_weight_infinite_is_undone():
         normalize=False,
         dtype="float32",
         optimizer="sgd",
-        lr=3e38,
+        lr=1.0,
         clip_norm=None,
         hybrid=False,
         warmup_updates=0,
     )
     f = Forecaster(config)
+    f.engine.optimizer.param_groups[0]["lr"] = 3e38
     before = weights(f)
     f.observe("a", 100.0)
     f.observe("a", 120.0)
@@ -322,11 +326,25 @@ def test_the_bound_holds_on_the_univariate_fast_path_and_the_bound_itself_is_tak
     assert f.observe("b", math.nan).step == 1  # a missing value is no magnitude
 
 
-@pytest.mark.parametrize("level", [1.0, 1e-12, 0.0, -0.5, 2.0])
+@pytest.mark.parametrize("level", [1.0, 1e-12, 1e-9, 0.49, 0.9991, 0.999999999, 0.0, -0.5, 2.0])
 def test_every_interval_level_outside_its_range_gets_the_same_message(level):
-    # a new user's report: 1.0 said "must be > 0.0 and < 1.0", 1e-12 "must be in [1e-09, 0.999999999]"
-    with pytest.raises(ValueError, match=rf"^interval_level={level!r} is invalid: must be in \[1e-09, 0.999999999\]$"):
+    # a new user's report: 1.0 said "must be > 0.0 and < 1.0", 1e-12 "must be in [1e-09, 0.999999999]";
+    # fix (hostile test): 1e-9 was taken, and every other level's interval was its width times 1.3e9
+    with pytest.raises(ValueError, match=rf"^interval_level={level!r} is invalid: must be in \[0.5, 0.999\]$"):
         ForecasterConfig(interval_level=level)
+
+
+@pytest.mark.parametrize("level", [0.5, 0.999])
+def test_the_ends_of_the_interval_levels_range_are_taken(level):
+    assert ForecasterConfig(interval_level=level).interval_level == level
+
+
+@pytest.mark.parametrize("lr", [10.000001, 1e300, 3e38])
+def test_a_learning_rate_no_model_learns_with_is_refused(lr):
+    # fix (hostile test): lr=1e300 was taken, and every update was then skipped for good
+    with pytest.raises(ValueError, match=rf"^lr={re.escape(repr(lr))} is invalid: must be in \[0.0, 10.0\]$"):
+        ForecasterConfig(lr=lr)
+    assert ForecasterConfig(lr=10.0).lr == 10.0 and ForecasterConfig(lr=0.0).lr == 0.0
 
 
 @pytest.mark.parametrize("field", sorted(INT_BOUNDS))

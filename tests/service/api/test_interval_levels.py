@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tbptt_online.config import MAX_LEVEL, MIN_LEVEL
+from tbptt_online.config import MAX_LEVEL, MAX_TRACKED_LEVEL, MIN_TRACKED_LEVEL
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
@@ -68,8 +68,9 @@ async def test_one_bad_level_does_not_fail_twenty_concurrent_good_forecasts(clie
 
 
 # 1e-320 and 1e-17: a positive level whose quantile is 0 in float64 (a forecast of such a model past
-# its calibrated horizon answered 500, ZeroDivisionError, before the lower bound MIN_LEVEL existed)
-@pytest.mark.parametrize("level", [0.9999999999999999, 1.0, 0.0, 0.99999999999, 1e-320, 1e-17])
+# its calibrated horizon answered 500, ZeroDivisionError, before a lower bound existed); 1e-9: its
+# other levels' intervals were 1.3e9 times its own (a hostile test)
+@pytest.mark.parametrize("level", [0.9999999999999999, 1.0, 0.0, 0.99999999999, 0.9995, 1e-320, 1e-17, 1e-9, 0.4])
 async def test_a_model_with_a_level_too_close_to_one_or_zero_is_refused_with_422(client_for, level) -> None:
     async with client_for() as client:
         response = await client.post("/v1/models", json={"name": "m", "config": {"interval_level": level}})
@@ -82,18 +83,18 @@ async def test_a_model_with_a_level_too_close_to_one_or_zero_is_refused_with_422
 async def test_a_model_at_the_largest_level_serves_forecasts(client_for) -> None:
     async with client_for() as client:
         created = await client.post(
-            "/v1/models", json={"name": "m", "config": {"hidden_size": 4, "interval_level": MAX_LEVEL}}
+            "/v1/models", json={"name": "m", "config": {"hidden_size": 4, "interval_level": MAX_TRACKED_LEVEL}}
         )
         await client.post("/v1/models/m/observations", json={"observations": [{"series": "s", "value": 1.0}] * 1})
         await client.post("/v1/models/m/observations", json={"series": "s", "value": 2.0})
         response = await client.get("/v1/models/m/series/s/forecast?horizon=3")
     assert created.status_code == 201, created.text
     assert response.status_code == 200, response.text
-    assert response.json()["level"] == MAX_LEVEL
+    assert response.json()["level"] == MAX_TRACKED_LEVEL
 
 
 async def test_a_model_at_the_smallest_level_serves_forecasts_past_its_calibrated_horizon(client_for) -> None:
-    config = {"hidden_size": 4, "interval_level": MIN_LEVEL, "calibrated_horizon": 2}
+    config = {"hidden_size": 4, "interval_level": MIN_TRACKED_LEVEL, "calibrated_horizon": 2}
     async with client_for() as client:
         created = await client.post("/v1/models", json={"name": "m", "config": config})
         for value in (1.0, 2.0, 1.5, 2.5):

@@ -9,10 +9,12 @@ read back is refused, and a body declared as something else than JSON gets 415 n
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 import time
 
 import httpx
+import orjson
 import pytest
 
 from tbptt_service.api.app import create_app
@@ -221,6 +223,42 @@ async def test_a_body_without_a_content_type_gets_415_saying_it_is_missing(clien
         {"detail": "the body has no Content-Type: send it as JSON with 'Content-Type: application/json'"},
     )
     assert charset.status_code == 200, charset.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [(URL, {"series": "a", "value": 1.0}), (URL, {"observations": [{"series": "a", "value": 1.0}] * 3}),
+     ("/v1/models", {"name": "m"})],
+)  # fmt: skip
+@pytest.mark.parametrize("coding", ["gzip", "identity, gzip", "br"])
+async def test_a_compressed_body_gets_415_naming_its_coding_and_nothing_is_stored(
+    client_for, path, body, coding
+) -> None:
+    # fix (hostile test): Content-Encoding was ignored, and gzip was read as JSON text ("the body is not
+    # UTF-8: byte 0x8b at byte 1", 422)
+    content = gzip.compress(orjson.dumps(body))
+    async with client_for() as client:
+        response = await client.post(
+            path, content=content, headers={"content-type": "application/json", "content-encoding": coding}
+        )
+        plain = await client.post(
+            path,
+            content=orjson.dumps(body),
+            headers={"content-type": "application/json", "content-encoding": "identity"},
+        )
+        listed = (await client.get("/v1/models/default/series")).json()["series"]
+        count = (await client.get("/v1/models/default/series/a")).json().get("count")
+        models = [m["name"] for m in (await client.get("/v1/models")).json()["models"]]
+    name = coding.split(",")[-1].strip()
+    assert response.status_code == 415, response.text
+    assert response.json() == {
+        "detail": f"Content-Encoding '{name}' is not supported: send the body uncompressed (identity)"
+    }
+    assert plain.status_code in (200, 201), plain.text
+    if path == URL:  # what the plain request sent, once
+        assert (listed, count) == (["a"], len(body.get("observations", [0])))
+    else:
+        assert models == ["default", "m"]
 
 
 @pytest.mark.parametrize(

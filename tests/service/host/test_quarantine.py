@@ -147,3 +147,21 @@ async def test_readyz_gives_a_quarantine_reason_only_to_a_request_with_the_api_k
         }
     )
     assert keyed.json()["quarantined"]["bad"].startswith("log record seq 5 (observe) failed to apply: ")
+
+
+async def test_a_model_created_with_an_interval_level_since_refused_is_quarantined_and_the_others_serve(
+    make_settings, serve
+) -> None:
+    # interval_level=1e-9 was taken before the level's range became [0.5, 0.999]: such a model in an
+    # old log cannot be made again, and it alone is quarantined, naming the level
+    settings = make_settings(**NO_TIMER)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with EventLog(settings.state_dir / "events.sqlite3") as log:
+        journal = LogJournal(log)
+        journal.record("good", "create_model", {"config": SMALL_MODEL})
+        journal.record("old", "create_model", {"config": {**SMALL_MODEL, "interval_level": 1e-9}})
+        journal.append("good", [Observation("a", 1.0, 1.0)])
+    async with serve(create_app(settings)) as client:
+        reason = (await client.get("/readyz")).json()["quarantined"]["old"]
+        assert "interval_level=1e-09 is invalid: must be in [0.5, 0.999]" in reason, reason
+        assert (await client.get("/v1/models/good/series/a")).json()["count"] == 1

@@ -59,7 +59,8 @@ class HybridTick:
         flagged = None
         if self.outlier_bound is not None:  # far outside its interval: taken at the bound (``outliers``)
             upper = served[2].numpy()
-            y, at_bound = outliers.cleaned(rows, steps, y, observed, (made, upper), self.outlier_bound)
+            last = stats[:, STAT["last_value"]].numpy()  # [B, d] the value before, as it came
+            y, at_bound = outliers.cleaned(rows, steps, y, observed, (made, upper), last, self.outlier_bound)
             flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
         y = torch.from_numpy(y)
         tensors = self.store.tensors

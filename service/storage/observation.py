@@ -7,16 +7,26 @@ Timestamps arrive as unix seconds or ISO-8601 strings and are kept as unix secon
 (1704067200.0, 1704067200.0)
 >>> parse_timestamp("2024-01-01T01:00:00+01:00") == parse_timestamp("2024-01-01T00:00:00")
 True
+>>> parse_timestamp("2024-01-01T24:00:00Z") == parse_timestamp("2024-01-02T00:00:00Z")  # ISO 8601's end of day
+True
+>>> parse_timestamp("2024-01-01T00:00:00.123456789Z") == parse_timestamp("2024-01-01T00:00:00.123456Z")
+True
 >>> parse_timestamp("yesterday")
 Traceback (most recent call last):
 ...
 ValueError: timestamp "yesterday" is invalid: must be unix seconds or an ISO-8601 date-time
+
+A string's fraction of a second is kept to the microsecond (Python's ``datetime``; the digits
+past the sixth are dropped): unix seconds in a float64 hold about a quarter of a microsecond
+today, so no finer moment could be kept anyway. ``24:00`` (``24:00:00``, with a fraction of
+zeros) is ISO 8601's end of a day, the next day's ``00:00``; ``datetime`` refuses it.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from tbptt_online.values import Value
@@ -39,6 +49,19 @@ EARLIEST_TIMESTAMP = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # -62135596800.0
 LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()  # about 253402300800
 
 
+# "T24:00", "T24:00:00" or "T24:00:00.000" (a space for the T too), then an offset or nothing
+END_OF_DAY = re.compile(r"([0-9-]+[T ])24:00(:00([.,]0+)?)?(Z|[+-][0-9:]+)?")
+
+
+def _moment(raw: str) -> datetime:
+    """``datetime.fromisoformat``, and ISO 8601's ``24:00`` as the next day's ``00:00``."""
+    end_of_day = END_OF_DAY.fullmatch(raw)
+    if end_of_day is None:
+        return datetime.fromisoformat(raw)
+    date, _, _, offset = end_of_day.groups()
+    return datetime.fromisoformat(f"{date}00:00:00{offset or ''}") + timedelta(days=1)  # OverflowError: year 10000
+
+
 def parse_timestamp(raw: Any) -> float:
     """Unix seconds from a number (within the years 1 to 9999, as a date-time string is) or an
     ISO-8601 string (a naive one is read as UTC)."""
@@ -54,7 +77,9 @@ def parse_timestamp(raw: Any) -> float:
         return seconds
     if isinstance(raw, str):
         try:
-            moment = datetime.fromisoformat(raw)
+            moment = _moment(raw)
+        except OverflowError:
+            raise ValueError(f"timestamp {quoted(raw)} is invalid: it lies past the year 9999") from None
         except ValueError:
             raise ValueError(
                 f"timestamp {quoted(raw)} is invalid: must be unix seconds or an ISO-8601 date-time"

@@ -122,6 +122,34 @@ async def test_repeated_timestamp_with_the_same_value_is_idempotent(client_for) 
     assert after["series"]["a"][0]["last_timestamp"] == 100.0
 
 
+async def test_the_end_of_a_day_written_24_00_is_the_next_days_midnight(client_for) -> None:
+    # fix (hostile test): ISO 8601's "T24:00:00" was 422 ("hour must be in 0..23" inside, "must be ... an
+    # ISO-8601 date-time" out); it is now the next day's 00:00, and the same moment written so repeats it
+    async with client_for() as client:
+        first = await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": "2024-02-29T24:00:00Z"})
+        again = await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": "2024-03-01T00:00:00Z"})
+        short = await client.post(URL, json={"series": "a", "value": 2.0, "timestamp": "2024-03-01T24:00+01:00"})
+        past = await client.post(URL, json={"series": "b", "value": 1.0, "timestamp": "9999-12-31T24:00:00Z"})
+        stats = (await client.get("/v1/models/default/series/a")).json()
+    assert (first.status_code, again.status_code, short.status_code) == (200, 200, 200), short.text
+    assert again.json()["results"] == first.json()["results"]  # the same observation
+    assert (stats["count"], stats["last_timestamp"]) == (2, 1709334000.0)  # 2024-03-01T23:00:00Z
+    assert past.status_code == 422 and "it lies past the year 9999" in past.json()["detail"], past.text
+
+
+async def test_an_iso_timestamp_is_kept_to_the_microsecond(client_for) -> None:
+    # digits past the sixth are dropped (a float64 of unix seconds holds about 0.24 us today): two
+    # moments in one microsecond are one timestamp, and the second with another value is a 409
+    async with client_for() as client:
+        first = await client.post(
+            URL, json={"series": "a", "value": 1.0, "timestamp": "2024-01-01T00:00:00.123456789Z"}
+        )
+        same = await client.post(URL, json={"series": "a", "value": 2.0, "timestamp": "2024-01-01T00:00:00.1234561Z"})
+        stats = (await client.get("/v1/models/default/series/a")).json()
+    assert first.status_code == 200 and stats["last_timestamp"] == 1704067200.123456
+    assert same.status_code == 409 and "already has value 1.0" in same.json()["detail"], same.text
+
+
 @pytest.mark.parametrize(
     ("second", "fragment"),
     [

@@ -21,6 +21,10 @@ counted too); past ``max_header_bytes`` the connection gets a 431 naming the set
 closed, the rest dropped unparsed. The API key cannot guard this: headers are read before it
 is. (Bounded by one read, up to 256 KiB, past the limit: the bytes of a read in which a
 message ends, which the parser sees first, are not counted into the next head.)
+
+Bytes the parser refuses (a control byte in a header, both Content-Length and chunked) get a 400
+in JSON, as every other error, after the answer to a request before them on the connection, and
+the connection then ends as on a 431 (uvicorn's own answer was ``text/plain``, sent at once).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     _head_bytes = 0  # received of the current head
     _tail = b""  # its last bytes (a blank line split between two reads)
     _refused = False
-    _refusal_due = False  # refused while a request was being served: the 431 follows its response
+    _refusal_due: bytes | None = None  # refused while a request was being served: this follows its response
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -83,7 +87,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if self._refused:
             return  # a refused head's rest: dropped unparsed
         if self._in_head and self._over(data):
-            self._refuse()
+            self._refuse(_too_large_response(self.max_head_bytes))
             return
         super().data_received(data)
 
@@ -105,25 +109,34 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._tail = seen[-3:] if self._head_started else b""
         return False
 
-    def _refuse(self) -> None:
+    def _refuse(self, response: bytes) -> None:
         self._refused = True
         self._disarm()
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            self._refusal_due = True  # after the response under way: answers go out in order
+            self._refusal_due = response  # after the response under way: answers go out in order
             return
-        self._send_refusal()
+        self._send_refusal(response)
 
-    def _send_refusal(self) -> None:
-        self._refusal_due = False
-        self.transport.write(_too_large_response(self.max_head_bytes))
+    def _send_refusal(self, response: bytes) -> None:
+        self._refusal_due = None
+        self.transport.write(response)
         # Closed with the client's bytes still unread, the socket would send a reset, which can
         # overtake the answer: the sending side is ended, what arrives is dropped unparsed, and the
         # connection closes after DRAIN_S.
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(DRAIN_S, self.transport.close)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes its parser refuses (a control byte in a header, both
+        Content-Length and chunked, a negative Content-Length), as JSON like every other error
+        (it was ``text/plain``, a hostile test), after the response under way (uvicorn closed
+        the connection at once, and a pipelined request before the bad bytes went unanswered),
+        then the connection ends as a refused head's."""
+        detail = f"{msg.rstrip('.')}: the request line, a header or the body's framing is malformed"
+        self._refuse(_refusal("400 Bad Request", detail))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -137,8 +150,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._refusal_due and not self.transport.is_closing():
-            self._send_refusal()
+        if self._refusal_due is not None and not self.transport.is_closing():
+            self._send_refusal(self._refusal_due)
             return
         # The deadline runs while the client owes the next head and the server owes nothing: the
         # newest request answered (``cycle`` is the newest; a pipelined one started just now is

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import orjson
 import pytest
 import uvicorn
 
@@ -114,3 +115,30 @@ def test_empty_lines_before_a_request_line_do_not_end_its_head(serve) -> None:
                 sock.sendall(lead + b"GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n")
             data, closed = read_until_closed(sock, timeout_s=10)
         assert data.startswith(b"HTTP/1.1 431") and closed, (lead, data[:200])
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /a HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n",  # a control byte in a header value
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n",  # after a good request, on the same connection
+    ],
+    ids=["control-byte", "length-and-chunked", "negative-length", "garbage-after-a-request"],
+)
+def test_a_request_the_parser_refuses_gets_a_400_in_json_and_the_connection_closes(serve, request_bytes) -> None:
+    # fix (hostile test): uvicorn answered these "400 text/plain" with "Invalid HTTP request received."
+    port = serve()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request_bytes)
+        data, closed = read_until_closed(sock, timeout_s=10)
+    answers = data.split(b"HTTP/1.1 ")[1:]
+    refusal = answers[-1]
+    assert refusal.startswith(b"400 Bad Request\r\n") and closed, data
+    head, _, body = refusal.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower()
+    assert orjson.loads(body) == {
+        "detail": "Invalid HTTP request received: the request line, a header or the body's framing is malformed"
+    }
+    assert [a[:3] for a in answers[:-1]] == ([b"200"] if b"NOT HTTP" in request_bytes else [])

@@ -3,7 +3,8 @@
 It does what the tour tells a new user to do, for real: starts ``tbptt-online serve`` on 127.0.0.1 on a
 free port with a fresh state directory (the embedded defaults, no ``TBPTT_*`` of the calling
 environment), runs the tour's feed command as the README shows it (plus ``--url`` for the port), and
-writes what it prints to ``docs/tour_output.txt``; then it screenshots the dashboard on host ``web-1``
+writes what it prints to ``docs/tour_output.txt`` and web-1's stats, abridged as README shows them,
+to ``docs/tour_stats.txt``; then it screenshots the dashboard on host ``web-1``
 with 48 steps ahead into ``docs/dashboard.png`` (headless Debian ``chromium`` driven by playwright, as
 ``tests/service/api/test_dashboard.py`` does) and stops the server by its PID (SIGTERM).
 
@@ -155,7 +156,8 @@ def screenshot_dashboard(url: str, series: str, steps: int, path: Path, horizon:
 def make_tour(csv: Path, out: Path, *, screenshot: bool = True, horizon: int = HORIZON) -> Tour:
     """Serve, feed ``csv`` (relative paths from the repository root), measure, screenshot, stop.
 
-    Writes ``out/tour_output.txt`` and, with ``screenshot``, ``out/dashboard.png``.
+    Writes ``out/tour_output.txt``, ``out/tour_stats.txt`` (README's abridged stats of web-1) and,
+    with ``screenshot``, ``out/dashboard.png``.
     """
     prefix = command_prefix()
     out.mkdir(parents=True, exist_ok=True)
@@ -180,12 +182,55 @@ def make_tour(csv: Path, out: Path, *, screenshot: bool = True, horizon: int = H
                     name: HostFigures(client.series_stats(MODEL, name), daily_cycle(server.url, name, horizon))
                     for name in names
                 }
+            (out / "tour_stats.txt").write_text(stats_block(hosts[SHOWN_SERIES].stats) + "\n")
             shot = None
             if screenshot:
                 shot = out / "dashboard.png"
                 screenshot_dashboard(server.url, SHOWN_SERIES, hosts[SHOWN_SERIES].stats.count, shot, horizon)
         print(f"server pid {server.process.pid} stopped, exit code {server.exit_code}", file=sys.stderr)
     return Tour(table, hosts, shot)
+
+
+def _weight(weight: float) -> str:
+    return f"{weight:.3f}" if weight >= 0.001 else f"{weight:.1g}"
+
+
+def stats_block(stats: SeriesStats, heaviest: int = 4) -> str:
+    """README's abridged ``GET /v1/models/{model}/series/{series}`` of a host: its figures, and of its
+    members (in their fixed order) the naive, the seasonal naive and the ``heaviest`` others.
+
+    >>> members = (("naive", 3.0631, 0.0021), ("seasonal_naive", 4.462, 8.2e-10), ("ar", 2.9, 0.1))
+    >>> members += (("network", 2.5, 0.9),)
+    >>> stats = SeriesStats("web-1", 504, 1711321200.0, 2.6108, None, 3.1262, None, 0.8921, 0.9, (24,), True)
+    >>> from dataclasses import replace
+    >>> stats = replace(stats, members=members, outliers=3)
+    >>> print(stats_block(stats, heaviest=1))
+    {"series": "web-1", "count": 504, "last_timestamp": 1711321200.0, "mae": 2.611, "naive_mae": 3.126,
+     "coverage": 0.892, "interval_level": 0.9, "seasons": [24], "multiplicative": true, "outliers": 3, "restarts": 0,
+     "members": [{"name": "naive",               "mae": 3.063, "weight": 0.002},
+                 {"name": "seasonal_naive",      "mae": 4.462, "weight": 8e-10}, ...
+                 {"name": "network",             "mae": 2.5, "weight": 0.900}], ...}
+    """
+    rest = sorted(range(2, len(stats.members)), key=lambda i: -stats.members[i][2])[:heaviest]
+    shown = sorted({0, 1, *rest})
+    lines = []
+    for n, i in enumerate(shown):
+        name, mae, weight = stats.members[i]
+        quoted = f'"{name}",'
+        entry = f'{{"name": {quoted:<23}"mae": {mae:.4g}, "weight": {_weight(weight)}}}'
+        last = n == len(shown) - 1
+        skipped = (not last and shown[n + 1] > i + 1) or (last and i < len(stats.members) - 1)
+        end = "]" if last else ","
+        indent = " " * 13 if n else ' "members": ['
+        lines.append(f"{indent}{entry}{end}{' ...' if skipped else ''}")
+    head = (
+        f'{{"series": "{stats.series}", "count": {stats.count}, "last_timestamp": {stats.last_timestamp}, '
+        f'"mae": {stats.mae:.4g}, "naive_mae": {stats.naive_mae:.4g},\n'
+        f' "coverage": {stats.coverage:.3f}, "interval_level": {stats.interval_level}, '
+        f'"seasons": {list(stats.seasons)}, "multiplicative": {str(stats.multiplicative).lower()}, '
+        f'"outliers": {stats.outliers}, "restarts": {stats.restarts},'
+    )
+    return head + "\n" + "\n".join(lines) + ", ...}"
 
 
 def report(tour: Tour) -> str:
@@ -221,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     tour = make_tour(args.csv, args.out, screenshot=not args.no_screenshot)
     print(tour.table, end="")
     print(report(tour))
-    print(f"wrote {args.out / 'tour_output.txt'}" + (f" and {tour.screenshot}" if tour.screenshot else ""))
+    print((args.out / "tour_stats.txt").read_text(), end="")
+    print(
+        f"wrote {args.out / 'tour_output.txt'}, tour_stats.txt" + (f" and {tour.screenshot}" if tour.screenshot else "")
+    )
     return 0
 
 

@@ -208,7 +208,7 @@ def _report(
             if cfg.resolved_probe_length < window
             else "the probe's norms bound nothing: they do not decay, or give the gradient no positive size"
         )
-        shown = f"unbounded ({why})" if not math.isfinite(bias) else f"{bias:.2f}"
+        shown = f"unbounded ({why})" if not math.isfinite(bias) else _share(bias)
         gradient = (
             f"the estimated relative truncation bias of {name} = {window} is {shown}{_measured(measured)}, "
             f"above truncation_bias = {cfg.truncation_bias}"
@@ -221,7 +221,8 @@ def _report(
             gradient += "; no window the probe can bound brings it below that"
         data += "; " + gradient
     elif bias is not None and not short_of_data:
-        data += f", the estimated relative truncation bias {bias:.3f}{_measured(measured)} (< {cfg.truncation_bias})"
+        shown = f"{_share(bias)}{_measured(measured)}"
+        data += f", the estimated relative truncation bias {shown} (< {cfg.truncation_bias})"
     extra = 0
     ratio = recommended / window
     if recommended > window and cfg.adaptive and recommended <= cfg.k2_max:
@@ -278,4 +279,13 @@ def _settable(cfg: ForecasterConfig, need: int) -> int:
 
 
 def _measured(measured: float | None) -> str:
-    return f" (measured on the probe's windows: {measured:.2f})" if measured is not None else ""
+    return f" (measured on the probe's windows: {_share(measured)})" if measured is not None else ""
+
+
+def _share(bias: float) -> str:
+    """A relative bias to three significant digits (``.3f`` wrote 0.000 for 2.85e-6, a new user's report).
+
+    >>> _share(2.85e-06), _share(0.0412), _share(1.5), _share(0.0)
+    ('2.85e-06', '0.0412', '1.5', '0')
+    """
+    return f"{bias:.3g}"

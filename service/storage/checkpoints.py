@@ -85,15 +85,68 @@ def _check_plain(value: Any, where: str) -> None:
 
 def encode_checkpoint(seq: int, state: dict[str, Any]) -> bytes:
     """The bytes of a checkpoint file (header + torch.save payload); ValueError for a bad state."""
+    _check_header_args(seq, state)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    return HEADER.pack(MAGIC, FORMAT_VERSION, seq, len(payload), hashlib.sha256(payload).digest()) + payload
+
+
+class _Descriptor:
+    """An open file descriptor as the file ``write_checkpoint`` writes: every byte through
+    ``os.write`` (which may write part of it), unbuffered."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self.fd, offset, whence)
+
+    def flush(self) -> None:
+        pass
+
+
+class _HashingFile:
+    """A file that ``torch.save`` writes through, counting and hashing the payload as it goes."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.size, self.sha = file, 0, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def write_checkpoint(file: Any, seq: int, state: dict[str, Any]) -> None:
+    """``encode_checkpoint``'s bytes written to ``file`` (binary, seekable, at offset 0) as
+    ``torch.save`` makes them: no copy of the payload in memory. (Encoded first, a 4 GB state
+    was held three times more, by the buffer, its value and the header's concatenation: 14.9 GB
+    at the peak of each checkpoint of two such models, a hostile test.)"""
+    _check_header_args(seq, state)
+    file.write(b"\0" * HEADER.size)  # the header, once the payload's length and hash are known
+    hashing = _HashingFile(file)
+    torch.save(state, hashing)
+    file.seek(0)
+    file.write(HEADER.pack(MAGIC, FORMAT_VERSION, seq, hashing.size, hashing.sha.digest()))
+    file.seek(0, os.SEEK_END)
+
+
+def _check_header_args(seq: int, state: dict[str, Any]) -> None:
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
         raise ValueError(f"seq={seq!r} is invalid: must be an integer in [0, 2**63)")
     if not isinstance(state, dict):
         raise ValueError(f"state is a {type(state).__name__}: must be a dict")
     _check_plain(state, "state")
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
-    return HEADER.pack(MAGIC, FORMAT_VERSION, seq, len(payload), hashlib.sha256(payload).digest()) + payload
 
 
 def decode_checkpoint(data: bytes, expected_seq: int | None = None) -> Checkpoint:
@@ -165,14 +218,12 @@ class CheckpointStore:
         seqs = self.seqs()
         if seqs and seq < seqs[-1]:
             raise ValueError(f"seq={seq} is invalid: must be >= {seqs[-1]}, the newest checkpoint's seq")
-        data = encode_checkpoint(seq, state)
+        _check_header_args(seq, state)  # a bad state raises before a file is made
         final = self.path_for(seq)
         fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=self.directory)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_checkpoint(_Descriptor(fd), seq, state)
                 os.fsync(fd)  # the bytes are on disk before the name points at them
             finally:
                 os.close(fd)

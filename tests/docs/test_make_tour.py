@@ -46,6 +46,9 @@ def test_the_tour_prints_every_host_with_numbers_and_takes_the_screenshot(tmp_pa
     tour = make_tour.make_tour(shortened, tmp_path / "out", screenshot=CAN_SCREENSHOT)
 
     assert (tmp_path / "out" / "tour_output.txt").read_text() == tour.table
+    block = (tmp_path / "out" / "tour_stats.txt").read_text()
+    assert block == make_tour.stats_block(tour.hosts["web-1"].stats) + "\n"
+    assert block.startswith('{"series": "web-1", "count": 72,') and '"name": "network",' in block
     lines = tour.table.splitlines()
     assert lines[0] == f"model 'default': {rows} rows in the file, {rows} sent, 0 already on the server (skipped)."
     table = {line.split()[0]: line.split()[1:] for line in lines[3:]}

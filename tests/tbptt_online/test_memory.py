@@ -60,13 +60,21 @@ def test_the_issue_configs_are_estimated_without_allocating_them() -> None:
     assert huge_network > 6e9  # ~767 M parameters, with gradients, Adam's moments and the frozen copy
 
 
-def test_footprint_grows_linearly_with_series_past_the_initial_rows() -> None:
+def test_the_estimate_counts_the_rows_the_store_doubles_to() -> None:
+    # fix (hostile test): n series were counted as n rows, and the store held the next doubling
+    # (19 series of 88 MB: 32 rows, 3.8 GB held where 2.07 GB was counted)
     config = ForecasterConfig(hidden_size=8)
     fp = footprint(config)
-    assert estimate_bytes(config, 0) == estimate_bytes(config, fp.initial_rows)
-    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.series_bytes
-    budget = estimate_bytes(config, 500)
-    assert fp.max_series(budget) == 500 and fp.max_series(fp.bytes_for(0) - 1) == -1
+    assert fp.initial_rows == 16 and fp.window_bytes > 0
+    assert estimate_bytes(config, 16) - estimate_bytes(config, 0) == 16 * fp.window_bytes  # the rows are there
+    assert estimate_bytes(config, 17) - estimate_bytes(config, 16) == 16 * fp.per_series_bytes + fp.window_bytes
+    assert estimate_bytes(config, 1000) - estimate_bytes(config, 999) == fp.window_bytes  # 1,024 rows both
+    assert fp.max_series(estimate_bytes(config, 500)) == 500 and fp.max_series(fp.bytes_for(0) - 1) == -1
+    assert fp.max_series(estimate_bytes(config, 512) + 100 * fp.series_bytes) == 512  # 1,024 rows do not fit
+    f = Forecaster(config)
+    for i in range(17):
+        f.observe(f"s{i}", 1.0)  # one by one, as the estimate assumes
+    assert f.store.capacity == fp.rows_for(17) == 32
 
 
 def saved_by_one_update(f: Forecaster, rows: list[tuple[str, float]]) -> tuple[int, int]:

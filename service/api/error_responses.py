@@ -50,7 +50,27 @@ def _message(error: dict[str, Any]) -> str:
         position = error["loc"][-1] if len(error["loc"]) > 1 else "?"
         return f"malformed JSON body at character {position}: {reason}"
     where, _ = describe_location(error.get("loc", ()))
-    return f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
+    return f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}{_hint(error)}"
+
+
+def _hint(error: dict[str, Any]) -> str:
+    """What a new user most likely meant, for two mistakes of theirs (a new user's report).
+
+    >>> _hint({"loc": ("query", "level"), "type": "less_than_equal", "input": "90"})
+    ' (a level is a fraction: 0.9 for 90 %)'
+    >>> _hint({"loc": ("body", "single"), "type": "model_attributes_type", "input": [{"series": "a", "value": 1}]})
+    ' (a list of observations goes in an object: {"observations": [...]})'
+    """
+    loc, kind, given = tuple(error.get("loc", ())), error.get("type"), error.get("input")
+    if loc[-1:] == ("level",) and kind == "less_than_equal":
+        try:
+            if 1.0 < float(given) <= 100.0:
+                return " (a level is a fraction: 0.9 for 90 %)"
+        except (TypeError, ValueError):
+            return ""
+    if loc in (("body",), ("body", "single"), ("body", "batch")) and isinstance(given, list):
+        return ' (a list of observations goes in an object: {"observations": [...]})'
+    return ""
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

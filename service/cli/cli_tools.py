@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from datetime import UTC, datetime
@@ -64,6 +65,26 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--timeout", metavar="SECONDS", type=float, default=30.0, help="seconds per request (default: %(default)s)"
     )
+
+
+def level_fraction(text: str) -> float:
+    """``--level``: a fraction in (0, 1), checked before any request (a new user's "90" was sent, and
+    the server's 422 read only "must be <= 0.999999999").
+
+    >>> level_fraction("0.95")
+    0.95
+    >>> level_fraction("90")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: '90' is invalid: a level is a fraction in (0, 1): 0.9 for 90 %
+    """
+    try:
+        level = float(text)
+    except ValueError:
+        level = math.nan
+    if not 0.0 < level < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: a level is a fraction in (0, 1): 0.9 for 90 %")
+    return level
 
 
 def positive_int(text: str) -> int:
@@ -178,7 +199,10 @@ def add_forecast_command(commands: argparse._SubParsersAction) -> None:
         "--horizon", metavar="H", type=positive_int, default=12, help="steps ahead (default: %(default)s)"
     )
     parser.add_argument(
-        "--level", metavar="LEVEL", type=float, help="interval level in (0, 1) (default: the model's, e.g. 0.9)"
+        "--level",
+        metavar="LEVEL",
+        type=level_fraction,
+        help="interval level in (0, 1) (default: the model's, e.g. 0.9)",
     )
     _add_server_options(parser)
     parser.set_defaults(handler=run_forecast)

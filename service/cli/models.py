@@ -28,7 +28,7 @@ from tbptt_service.cli.csv_feed import format_table
 EXAMPLE = """\
 examples:
   tbptt-online models list
-  tbptt-online models create web --set hidden_size=32 --set k1=4
+  tbptt-online models create web --set hidden_size=64 --set k1=4
   tbptt-online models show web
   tbptt-online models delete web
 """

@@ -46,11 +46,29 @@ class Observation(NamedTuple):
 # string does: a timestamp past it would hold its series for good (every later one "older"), and a
 # millisecond timestamp sent as seconds (1.7e12: year 55,800) is the usual way to get there.
 EARLIEST_TIMESTAMP = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # -62135596800.0
-LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()  # about 253402300800
+# 23:59:59.999 of the year 9999's last day: with .999999 the float was 253402300800.0 exactly, the year
+# 10000's first second, which was taken (the message printed it as the end of the range)
+LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()  # 253402300799.999
 
 
 # "T24:00", "T24:00:00" or "T24:00:00.000" (a space for the T too), then an offset or nothing
 END_OF_DAY = re.compile(r"([0-9-]+[T ])24:00(:00([.,]0+)?)?(Z|[+-][0-9:]+)?")
+
+
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _unit_hint(seconds: float) -> str:
+    """What a timestamp past the range most likely was: milli-, micro- or nanoseconds (a new user's
+    microseconds were told "milliseconds? divide by 1000", still out of range).
+
+    >>> _unit_hint(1.7e12), _unit_hint(1.7e15), _unit_hint(1.7e18), _unit_hint(1e300)
+    ('; milliseconds? divide by 1000', '; microseconds? divide by 1e6', '; nanoseconds? divide by 1e9', '')
+    """
+    for name, scale in (("milliseconds", "1000"), ("microseconds", "1e6"), ("nanoseconds", "1e9")):
+        if EARLIEST_TIMESTAMP <= seconds / float(scale) <= LATEST_TIMESTAMP:
+            return f"; {name}? divide by {scale}"
+    return ""
 
 
 def _moment(raw: str) -> datetime:
@@ -72,10 +90,15 @@ def parse_timestamp(raw: Any) -> float:
         if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
             raise ValueError(
                 f"timestamp {quoted(raw)} is invalid: unix seconds must lie in the years 1 to 9999 "
-                f"({EARLIEST_TIMESTAMP:.0f} to {LATEST_TIMESTAMP:.0f}); milliseconds? divide by 1000"
+                f"({EARLIEST_TIMESTAMP:.0f} to {math.floor(LATEST_TIMESTAMP)}){_unit_hint(seconds)}"
             )
         return seconds
     if isinstance(raw, str):
+        if _NUMBER.fullmatch(raw.strip()):
+            raise ValueError(
+                f"timestamp {quoted(raw)} is invalid: unix seconds must be a JSON number, not a string "
+                "(or send an ISO-8601 date-time string)"
+            )
         try:
             moment = _moment(raw)
         except OverflowError:

@@ -113,3 +113,14 @@ async def test_a_level_that_is_no_finite_number_is_named_so(client_for, level) -
         response = await client.get(f"{FORECAST}?horizon=2&level={level}")
     assert response.status_code == 422
     assert response.json()["detail"] == "level: Input should be a finite number"
+
+
+@pytest.mark.parametrize("level", ["90", "95.5"])
+async def test_a_level_written_as_a_percentage_is_told_to_be_a_fraction(client_for, level) -> None:
+    async with client_for() as client:  # a new user's report: "?level=90" was told only "<= 0.999999999"
+        await _with_values(client)
+        response = await client.get(f"{FORECAST}?horizon=2&level={level}")
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "level: Input should be less than or equal to 0.999999999 (a level is a fraction: 0.9 for 90 %)"
+    )

@@ -206,6 +206,15 @@ BAD_BODIES = [
     ('{"series": "a", "value": 1, "timestamp": 1e308}', "must lie in the years 1 to 9999", 0),
     ('{"observations": [{"series": "a", "value": 1, "timestamp": 1700000000000}]}', "milliseconds? divide by 1000", 0),
     ('{"series": "a", "value": 1, "timestamp": -62135596801}', "must lie in the years 1 to 9999", 0),
+    # a new user's: microseconds were told "milliseconds? divide by 1000" (still out of range), a number in a
+    # string "must be unix seconds or an ISO-8601 date-time", and the range's end was printed 253402300800
+    (
+        '{"series": "a", "value": 1, "timestamp": 1700000000000000}',
+        "(-62135596800 to 253402300799); microseconds? divide by 1e6",
+        0,
+    ),
+    ('{"series": "a", "value": 1, "timestamp": 1.7e18}', "nanoseconds? divide by 1e9", 0),
+    ('{"series": "a", "value": 1, "timestamp": "1709510400"}', "unix seconds must be a JSON number, not a string", 0),
     ('{"observations": []}', "observations: List should have at least 1 item", None),
     ("[1, 2]", "Input should be a valid dictionary", 0),
     ("", "body: Field required", None),
@@ -304,3 +313,12 @@ async def test_a_full_journal_answers_507_applies_nothing_and_forecasts_go_on(ma
             "detail": "the journal cannot record this batch (No space left on device); nothing was applied"
         }
         assert await state_of(client) == before  # forecasts and statistics are still served, unchanged
+
+
+async def test_a_bare_list_of_observations_is_told_to_go_in_an_object(client_for) -> None:
+    async with client_for() as client:  # a new user's report: "Input should be a valid dictionary ..." alone
+        response = await client.post(URL, json=[{"series": "a", "value": 1.0}])
+        listed = (await client.get("/v1/models/default/series")).json()["series"]
+    assert response.status_code == 422
+    assert response.json()["detail"].endswith(' (a list of observations goes in an object: {"observations": [...]})')
+    assert listed == []

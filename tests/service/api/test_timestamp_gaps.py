@@ -182,3 +182,10 @@ async def test_values_sent_without_a_timestamp_take_their_steps_of_a_gap(client_
     assert [p["mean"] for p in served["forecast"]] == reference.forecast("s", horizon=6).mean
     assert (stats["count"], stats["cadence"]) == (16, 60.0)
     assert [p["timestamp"] for p in served["forecast"]] == [T0 + 60 * 15 + 60 * k for k in range(1, 7)]
+
+
+async def test_the_first_second_of_the_year_10000_is_refused(client_for) -> None:
+    # the range's end was 253402300800.0 in float64 (.999999 rounded up): the year 10000's first second
+    async with client_for() as client:
+        response = await client.post(URL, json={"series": "c", "value": 1.0, "timestamp": 253402300800})
+    assert response.status_code == 422 and "(-62135596800 to 253402300799)" in response.json()["detail"]

@@ -7,6 +7,7 @@ bad value raises ``ValueError`` naming the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,11 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
     return tuple(sorted(items))
 
 
+def _close(name: Any, known: set[str]) -> list[str]:
+    """The known field ``name`` most likely misspells (none for a name that is no string)."""
+    return difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8) if isinstance(name, str) else []
+
+
 def _bad(field: str, value: Any, allowed: str) -> ValueError:
     return ValueError(f"{field}={value!r} is invalid: {allowed}")
 
@@ -65,7 +71,8 @@ def _check_int(field: str, value: Any, low: int, high: int | None = None) -> Non
         raise _bad(field, value, "must be an integer")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise _bad(field, value, f"must be an integer {bound}")
+        shown = value if integer else int(value)  # 18446744073709551616, not 1.8446744073709552e+19
+        raise _bad(field, shown, f"must be an integer {bound}")
     if not integer:
         raise _bad(field, value, "must be an integer")
 
@@ -222,6 +229,8 @@ class ForecasterConfig:
         if self.warmup_updates is not None:
             _check_bounded("warmup_updates", self.warmup_updates, high=self.min_window)
         _check_real("truncation_bias", self.truncation_bias, 0.0, strict=True)
+        if self.truncation_bias > 1.0:  # a share of the full gradient: 2 was taken, and never adapted
+            raise _bad("truncation_bias", self.truncation_bias, "must be > 0.0 and <= 1.0 (a share of the gradient)")
         _check_bounded("probe_every", self.probe_every)
         if self.probe_length is not None:
             _check_bounded("probe_length", self.probe_length)
@@ -327,5 +336,7 @@ class ForecasterConfig:
         if unknown:  # fix: a million unknown keys made a 2 MB error; name the first few
             named = sorted(unknown, key=str)[:5]
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            raise ValueError(f"unknown config field(s) {named}{more}: allowed are {sorted(known)}")
+            close = [f"{k!r}: did you mean {m[0]!r}?" for k in named if (m := _close(k, known))]
+            hint = f" ({'; '.join(close)})" if close else ""
+            raise ValueError(f"unknown config field(s) {named}{more}{hint}: allowed are {sorted(known)}")
         return cls(**data)

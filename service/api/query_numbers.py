@@ -16,7 +16,9 @@ which names them ("should be a finite number"). What "plainly" means: ``plain_nu
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
 from tbptt_service.plain_numbers import INTEGER, NOT_FINITE, REAL
 
@@ -29,8 +31,32 @@ NUMBERS = {
 }
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route reads: its endpoint's and its dependencies'."""
+    names = {param.alias for param in dependant.query_params}
+    for inner in dependant.dependencies:
+        names |= _query_names(inner)
+    return names
+
+
 async def plain_numbers(request: Request) -> None:
-    """422 for the first numeric query parameter (``NUMBERS``) not written plainly."""
+    """422 for a query parameter the route does not read or sent twice (``?h=5`` was ignored and
+    the default horizon served, ``?horizon=3&horizon=5`` read as 5: a new user's and a hostile
+    test's reports), then for the first numeric one (``NUMBERS``) not written plainly."""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        known, seen = _query_names(route.dependant), set()
+        for name, _ in request.query_params.multi_items():
+            if name not in known:
+                allowed = ", ".join(sorted(known))
+                error = {"type": "extra_forbidden", "loc": ("query", name), "input": name}
+                error["msg"] = f"{name[:40]!r} is no parameter of this route: it reads {allowed}"
+                raise RequestValidationError([error])
+            if name in seen:
+                error = {"type": "too_many", "loc": ("query", name), "input": name}
+                error["msg"] = "sent more than once: send each parameter once"
+                raise RequestValidationError([error])
+            seen.add(name)
     for name, sent in request.query_params.multi_items():
         rule = NUMBERS.get(name)
         if rule is None or rule[0].fullmatch(sent) or (rule[1] == "float_parsing" and NOT_FINITE.fullmatch(sent)):

@@ -135,14 +135,19 @@ def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     ... except Unprocessable as error:
     ...     print(error.detail)
     Idempotency-Key was sent 2 times: send one key per request
+    >>> try:
+    ...     idempotency_key([(b"idempotency-key", b"   ")])
+    ... except Unprocessable as error:
+    ...     print(error.detail)
+    Idempotency-Key is invalid: must be 1 to 255 characters, got 0
     """
     keys = [value for name, value in headers if name == b"idempotency-key"]
     if not keys:
         return None
     if len(keys) > 1:
         raise Unprocessable(f"Idempotency-Key was sent {len(keys)} times: send one key per request")
-    key = keys[0]
-    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+    key = keys[0].strip(b" \t")  # a field's surrounding whitespace is no part of it (RFC 9110, 5.5)
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:  # a blank one too: a client whose key is empty is told
         raise Unprocessable(f"Idempotency-Key is invalid: must be 1 to {MAX_KEY_LENGTH} characters, got {len(key)}")
     return key.decode("latin-1")
 

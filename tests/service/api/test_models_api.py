@@ -64,7 +64,17 @@ async def test_update_statistics_follow_the_updates(client_for) -> None:
         ({"name": "default"}, 409, "model 'default' already exists"),
         ({"name": "m", "config": {"k1": 0}}, 422, "config: k1=0 is invalid: must be an integer in [1, 100000]"),
         # (an integer past 64 bits arrives as a float: it was told "must be an integer", a hostile test)
-        ({"name": "m", "config": {"seed": 2**64}}, 422, "must be an integer in [0, 9223372036854775807]"),
+        (
+            {"name": "m", "config": {"seed": 2**64}},
+            422,
+            "seed=18446744073709551616 is invalid: must be an integer in [0, 9223372036854775807]",
+        ),
+        ({"name": "m", "config": {"hiden_size": 8}}, 422, "('hiden_size': did you mean 'hidden_size'?)"),
+        (
+            {"name": "m", "config": {"truncation_bias": 2}},
+            422,
+            "truncation_bias=2 is invalid: must be > 0.0 and <= 1.0",
+        ),
         ({"name": "m", "config": {"cell": "transformer"}}, 422, "cell='transformer' is invalid"),
         ({"name": "m", "config": {"hidden": 8}}, 422, "unknown config field(s) ['hidden']"),
         ({"name": "bad name!"}, 422, "name: String should match pattern"),

@@ -43,6 +43,10 @@ async def test_a_request_repeated_with_its_key_is_answered_and_applied_once(clie
         }
         empty = await client.post(URL, json=BATCH, headers={"Idempotency-Key": ""})
         assert empty.status_code == 422 and "Idempotency-Key is invalid" in empty.json()["detail"]
+        blank = await client.post(URL, json=BATCH, headers={"Idempotency-Key": "   "})  # (was taken as a key)
+        assert blank.status_code == 422 and blank.json()["detail"].endswith("characters, got 0")
+        spaced = await client.post(URL, json=BATCH, headers={"Idempotency-Key": " k1 "})  # k1, whitespace aside
+        assert spaced.status_code == 200 and spaced.content == first.content
         assert (await client.post(URL, json=BATCH)).status_code == 200  # no key: a new request
         assert (await count(client, "a"), await count(client, "b")) == (4, 2)
 

@@ -8,11 +8,12 @@ Recovery rebuilds the keys from the checkpoint (which holds them) and the record
 replayed batches compute the same results, bit for bit, so a request retried after a restart is
 answered as it was the first time, timestamped or not.
 
-Bounded: the newest ``max_keys`` keys, pinning at most ``max_results`` results together (the
-oldest keys go first). A key keeps a reference to its batch's results and its elements' places in
-it (nothing is copied on the hot path: a micro-batch's requests share one batch), so the bound
-counts each batch a key pins once, whole. A key is tied to its request's content (``digest``): the
-same key with another request is refused (422) rather than answered with someone else's results.
+Bounded: the newest ``max_keys`` keys, pinning at most ``max_results`` values together (a result
+counts once per feature of its model; the oldest keys go first). A key keeps a reference to its
+batch's results and its elements' places in it (nothing is copied on the hot path: a micro-batch's
+requests share one batch), so the bound counts each batch a key pins once, whole. A key is tied to
+its request's content (``digest``): the same key with another request is refused (422) rather than
+answered with someone else's results.
 
 >>> from tbptt_online import Prediction, StepResult
 >>> keys = AppliedKeys(max_keys=2)
@@ -36,7 +37,10 @@ import orjson
 from tbptt_online import StepResult
 
 MAX_KEYS = 10_000  # per model
-MAX_RESULTS = 200_000  # per model, all keys together (a result is about 200 bytes)
+# per model, all keys together, in values: a result of a model of n_features d counts d times (one
+# of d = 1 is about 200 bytes; one of d = 1024, about 300 KB, counted once, let a model's keys pin
+# 60 GB, a hostile test's: three keyed requests of 1,000 such results held 800 MB more)
+MAX_RESULTS = 200_000
 
 
 def digest_of(observations: Sequence[Sequence[Any]]) -> str:
@@ -55,6 +59,12 @@ class KeyedAnswer:
     def results(self) -> list[StepResult]:
         """One per element of the request, in its order."""
         return [self.batch[s] if type(s) is int else s for s in self.sources]  # type: ignore[misc]
+
+
+def _width(batch: Sequence[StepResult]) -> int:
+    """The features of a batch's results (its model's n_features): how many times each counts."""
+    mean = batch[0].forecast_next.mean if len(batch) else None
+    return len(mean) if isinstance(mean, list) else 1
 
 
 class AppliedKeys:
@@ -97,10 +107,10 @@ class AppliedKeys:
         held = self._pins.get(id(batch), 0) + change
         if held == 0:
             del self._pins[id(batch)]
-            self._pinned -= len(batch)
+            self._pinned -= len(batch) * _width(batch)
         else:
             if held == 1 and change > 0:
-                self._pinned += len(batch)
+                self._pinned += len(batch) * _width(batch)
             self._pins[id(batch)] = held
 
     def items(self) -> Iterator[tuple[str, KeyedAnswer]]:

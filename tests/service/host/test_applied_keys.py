@@ -30,3 +30,19 @@ def test_the_newest_keys_are_kept_and_a_digest_ties_a_key_to_its_request() -> No
         keys.remember(key, "d", batch(1, key), [0], 0)
     assert [k for k, _ in keys.items()] == ["k2", "k3"] and keys.pinned_results == 2
     assert digest_of([("a", 1.0, None)]) == digest_of([("a", 1.0, None)]) != digest_of([("a", 1.0, 5.0)])
+
+
+def wide_batch(n: int, tag: str, d: int) -> list[StepResult]:
+    row = Prediction([0.0] * d, [0.0] * d, [0.0] * d)
+    return [StepResult(f"{tag}{i}", 1, [0.0] * d, row, row, False, 0) for i in range(n)]
+
+
+def test_a_result_counts_once_per_feature_of_its_model() -> None:
+    # fix (hostile test): a result of n_features=1024 (about 300 KB) counted as one of 200 bytes, so
+    # 200,000 of them could be pinned: 60 GB; three keyed requests of 1,000 held 800 MB more
+    keys = AppliedKeys(max_keys=100, max_results=10_000)
+    keys.remember("k1", "d1", wide_batch(4, "a", 1024), [0, 1, 2, 3], 0)
+    assert keys.pinned_results == 4 * 1024
+    keys.remember("k2", "d2", wide_batch(4, "b", 1024), [0, 1, 2, 3], 1)
+    keys.remember("k3", "d3", wide_batch(4, "c", 1024), [0, 1, 2, 3], 2)  # 12,288 > 10,000: k1 goes
+    assert [k for k, _ in keys.items()] == ["k2", "k3"] and keys.pinned_results == 8 * 1024

@@ -147,7 +147,11 @@ class CsvSource:
             number = plain_float(text)  # (not float(): it took "1_0" as 10 and "١٢" as 12, a hostile test)
         except ValueError:
             raise self._cell_error(
-                line, column, text, "must be a number written in digits (a point, an exponent) or empty (missing)"
+                line,
+                column,
+                text,
+                "must be a number written in digits (a point, an exponent), or missing: empty, NA, N/A, NaN, "
+                "null or none (any case)",
             ) from None
         if not math.isfinite(number):
             raise self._cell_error(line, column, text, "must be finite")

@@ -273,13 +273,19 @@ function renderForecast(forecast, recent) {
   const ahead = forecast.forecast.map((f) => ({ x: forecast.step + f.step, mean: pick(f.mean),
     lower: pick(f.lower), upper: pick(f.upper) }));
   state.chart.draw({ observed, made, ahead, now: forecast.step, timeOf: stepClock(recent.observations) });
+  // one number of decimals for the whole table, from the largest mean (27 beside 25.8 was read as
+  // rounded differently): four significant digits of it, formatNumber's form past its range
+  const largest = Math.max(0, ...ahead.map((p) => Math.abs(p.mean)).filter(Number.isFinite));
+  const decimals = largest === 0 ? 2 : Math.min(6, Math.max(0, 3 - Math.floor(Math.log10(largest))));
+  const fixed = (value) => (value === null || value === undefined || !Number.isFinite(value) || largest >= 1e5
+    || (largest > 0 && largest < 1e-3) ? formatNumber(value) : value.toFixed(decimals));
   const body = $("forecast-table").tBodies[0];
   body.replaceChildren(...ahead.map((p, i) => {
     const row = document.createElement("tr");
     // when the step is due (the series' cadence known, GET .../forecast's timestamp): MM-DD HH:MM UTC
     const due = isoTime(forecast.forecast[i].timestamp);
     const when = due === null ? "–" : `${due.slice(5, 10)} ${due.slice(11, 16)}`;
-    for (const cell of [`+${i + 1}`, when, formatNumber(p.mean), formatNumber(p.lower), formatNumber(p.upper)]) {
+    for (const cell of [`+${i + 1}`, when, fixed(p.mean), fixed(p.lower), fixed(p.upper)]) {
       const td = document.createElement("td");
       td.textContent = cell;
       row.appendChild(td);

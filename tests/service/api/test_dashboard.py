@@ -137,6 +137,15 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         first_row = page.locator("#forecast-table tbody tr").first.locator("td")
         due = datetime.datetime.fromtimestamp(T0 + 60 * 61, datetime.UTC).strftime("%m-%d %H:%M")
         assert first_row.nth(0).inner_text() == "+1" and first_row.nth(1).inner_text() == due  # when +1 is due
+        # a new user's report: the rows' cells ran together ("-0.438952.56") under headers they did not line up
+        # with (a tbody shown as a block), and "27" stood beside "25.8": the body's columns are the header's,
+        # and the numbers of the table have one number of decimals
+        heads = page.locator("#forecast-table thead th")
+        for k in range(5):
+            head, cell = heads.nth(k).bounding_box(), first_row.nth(k).bounding_box()
+            assert abs(head["x"] - cell["x"]) < 1 and abs(head["width"] - cell["width"]) < 1, (k, head, cell)
+        numbers = page.locator("#forecast-table tbody td:nth-child(n+3)").all_inner_texts()
+        assert len({len(t.partition(".")[2]) for t in numbers}) == 1, numbers
         with Client(server.url) as client:  # a glitch below (one above right after an outlier above would
             # be the second of a run on one side: a level shift): ringed on the chart, as its result says
             glitch = client.observe("default", "sensor-1", -5000.0, timestamp=T0 + 60 * 61)

@@ -88,7 +88,7 @@ def create_app(
             # beside the state's loading: no request waits for them (warm_kernels uses no
             # forecaster and no random numbers, so it cannot disturb a recovery)
             seconds, _ = await asyncio.gather(asyncio.to_thread(warm_kernels), load_state(registry))
-            logger.info("compiled kernels ready in %.1f s", seconds)
+            logger.info("compiled kernels loaded in %.1f s", seconds)
             app.state.kernels_s = seconds
         except Exception as error:  # kept visible: logged, and /readyz reports it with 503
             logger.exception("loading the service state failed")

@@ -20,6 +20,7 @@ error any forecaster can remove on this file.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import math
@@ -98,7 +99,9 @@ def oracle_ratios() -> dict[str, dict[str, float]]:
     return ratios
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # no options; --help says what it does instead of running it (a new user's report)
+    argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]).parse_args(argv)
     print("One-step MAE / naive MAE of the generator's own model on data/server_metrics.csv")
     print("(scored as benchmarks.accuracy scores: after its warm-up, gaps interpolated)\n")
     print("| host | values scored | oracle, latent noise | oracle, from the values |")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import re
@@ -88,7 +89,9 @@ def settings_error(error: ValidationError | SettingsError) -> str:
     for item in error.errors(include_url=False):
         field = str(item["loc"][0]) if item["loc"] else "settings"
         option = f" (--{field.replace('_', '-')})" if field in SERVE_OPTIONS else ""
-        lines.append(f"TBPTT_{field.upper()}{option} = {item['input']!r:.80}: {item['msg']}")
+        given = item["input"]  # a JSON setting's value as JSON, as it was written ({'hidden': 3} was shown)
+        shown = json.dumps(given) if isinstance(given, dict | list) else repr(given)
+        lines.append(f"TBPTT_{field.upper()}{option} = {shown:.80}: {item['msg']}")
     return "; ".join(lines)
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -98,6 +99,20 @@ def settings_error(error: ValidationError | SettingsError) -> str:
 SERVE_OPTIONS = ("host", "port", "state_dir", "log_level")
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (None: it can), by binding it for a moment as
+    uvicorn will (``SO_REUSEADDR``, no ``SO_REUSEPORT``)."""
+    try:
+        family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except OSError:  # a name that does not resolve: uvicorn says so
+        return None
+    try:
+        with socket.create_server(address[:2], family=family):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
 def serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
     unknown = unknown_variables(os.environ)
@@ -138,6 +153,11 @@ def serve(args: argparse.Namespace) -> int:
     except ApiError as error:
         print(f"tbptt-online serve: TBPTT_DEFAULT_MODEL: {error.detail}", file=sys.stderr)
         return 2
+
+    busy = port_in_use(settings.host, settings.port)
+    if busy is not None:  # before the warm-up and the recovery, which ran first, then failed to bind (a new user)
+        print(f"tbptt-online serve: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr)
+        return 1
 
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app
 

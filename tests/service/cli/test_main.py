@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -12,12 +13,15 @@ import pytest
 import uvicorn
 
 import tbptt_online
+from benchmarks.server_process import free_port
+from tbptt_service.cli import main as cli_main
 from tbptt_service.cli.main import build_parser, main
 
 
 def test_serve_options_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    monkeypatch.setattr(cli_main, "port_in_use", lambda host, port: None)  # (9001 is not listened on here)
     monkeypatch.setenv("TBPTT_PORT", "9000")
     monkeypatch.setenv("TBPTT_HOST", "0.0.0.0")
     monkeypatch.setenv("TBPTT_TORCH_THREADS", "2")
@@ -89,3 +93,14 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path) -> None:
         err = child.stderr.read().decode()
         assert child.wait(timeout=120) == 141, err
     assert err == ""
+
+
+def test_a_port_in_use_is_an_error_before_the_warm_up_and_the_recovery(tmp_path, capsys) -> None:
+    # a new user's report: serve on a busy port created the state, warmed up, recovered, then failed to
+    # bind (exit 3); now it says so first, and nothing of the state is read or written
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        assert main(["serve", "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tbptt-online serve: error: cannot listen on 127.0.0.1:{port}: "), err
+    assert not (tmp_path / "s" / "events.sqlite3").exists()

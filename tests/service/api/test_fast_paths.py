@@ -111,8 +111,11 @@ async def test_fast_and_full_paths_give_the_same_answers(make_settings, serve, t
         for series in ("a", "s1", "ghost"):
             for query in queries:
                 path = f"/v1/models/default/series/{series}/forecast?{query}"
-                for name, client, suffix in (("fast", fast, ""), ("full", full, "&unused=1")):
-                    response = await client.get(path + suffix)  # FastAPI ignores the unknown parameter
+                # the full path: the same horizon with a leading zero, which the fast path's plain query refuses
+                # (an unknown parameter did this until they became 422)
+                full_query = query.replace("horizon=", "horizon=0") if "horizon=" in query else f"horizon=01&{query}"
+                for name, client, sent in (("fast", fast, path), ("full", full, path.replace(query, "") + full_query)):
+                    response = await client.get(sent)
                     answers[name].append((response.status_code, response.json()))
         for name, client, content_type in (("fast", fast, "application/json"), ("full", full, FULL_PATH_JSON)):
             missing = await client.post(

@@ -25,7 +25,7 @@ async def _with_values(client) -> None:
     "query",
     [
         f"horizon=3&level={TOO_CLOSE_TO_ONE}",  # the fast path's plain query
-        f"level={TOO_CLOSE_TO_ONE}&horizon=3&horizon=3",  # not plain: FastAPI's full path
+        f"level={TOO_CLOSE_TO_ONE}&horizon=03",  # not plain (a leading zero): FastAPI's full path
         f"level={TOO_CLOSE_TO_ONE}",
         "level=0.99999999999",  # just above MAX_LEVEL
     ],

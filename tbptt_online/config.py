@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 CELLS = ("gru", "lstm", "rnn")
 MODES = ("stateful", "stateless")
@@ -52,6 +55,46 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
     if len(items) == 2 and items[0] == items[1]:  # fix: [2, 2] was taken (a second season that adds nothing)
         raise _bad("season_length", value, "the two seasons must be distinct periods (one of them is enough)")
     return tuple(sorted(items))
+
+
+# Bounds tightened (session 26) after configs were saved with values outside them: a saved config (a
+# checkpoint, an exported state, a journaled model creation) has such a value moved to the nearest end
+# of its range, and says so, instead of being refused (its model was quarantined at the upgrade, its
+# learned state lost to a delete: a hostile test). A new config is refused as before.
+TIGHTENED = {"interval_level": (MIN_TRACKED_LEVEL, MAX_TRACKED_LEVEL), "truncation_bias": (0.0, 1.0)}
+
+
+def migrated(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A saved config's fields with the values a tightened bound now refuses moved to its nearest end
+    (a copy; ``data`` is not changed), and a note per field moved. Values that were never allowed
+    (not finite, or outside the old ranges: a level not in (0, 1), a bias not above 0) are left for
+    ``from_dict`` to refuse.
+
+    >>> moved, notes = migrated({"interval_level": 1e-09, "truncation_bias": 2.0, "k1": 4})
+    >>> moved
+    {'interval_level': 0.5, 'truncation_bias': 1.0, 'k1': 4}
+    >>> for note in notes:
+    ...     print(note)
+    interval_level=1e-09 is outside [0.5, 0.999] since session 26: taken as 0.5
+    truncation_bias=2.0 is outside (0.0, 1.0] since session 26: taken as 1.0
+    >>> migrated({"interval_level": 1.5})[1]
+    []
+    """
+    out, notes = dict(data), []
+    for field, (low, high) in TIGHTENED.items():
+        value = out.get(field)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        was_allowed = 0.0 < value < 1.0 if field == "interval_level" else value > 0.0
+        if not was_allowed or low <= value <= high:
+            continue
+        moved = float(min(max(value, low), high))
+        if moved == value:
+            continue
+        shown = f"[{low}, {high}]" if field == "interval_level" else f"({low}, {high}]"
+        notes.append(f"{field}={value!r} is outside {shown} since session 26: taken as {moved!r}")
+        out[field] = moved
+    return out, notes
 
 
 def _close(name: Any, known: set[str]) -> list[str]:
@@ -327,6 +370,15 @@ class ForecasterConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> ForecasterConfig:
+        """``from_dict`` of a config saved by an earlier version: a value a bound tightened since
+        refuses is moved to its nearest end, with a warning in the log (``migrated``)."""
+        moved, notes = migrated(data) if isinstance(data, dict) else (data, [])
+        for note in notes:
+            log.warning("a saved config: %s", note)
+        return cls.from_dict(moved)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:

@@ -111,6 +111,7 @@ ValueError: format=13 is invalid: this version reads formats 2 to 12 (it writes 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -118,10 +119,13 @@ import torch
 from tbptt_online import ar_changes, ar_levels, combination, excursions, experts, outliers
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
+from tbptt_online.config import migrated as within_tightened_bounds
 from tbptt_online.guards import InstabilityGuard, _clone_state
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
 from tbptt_online.scoring import STAT
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 12
 BEFORE_GUARDS = 2
@@ -149,6 +153,12 @@ def current_state(state: Any) -> Any:
     read or an older state too malformed to migrate. Not a dict: returned as it is."""
     if not isinstance(state, dict):
         return state
+    if isinstance(state.get("config"), dict):  # a bound tightened since it was saved (config.migrated)
+        config, notes = within_tightened_bounds(state["config"])
+        if notes:
+            for note in notes:
+                log.warning("a saved state's config: %s", note)
+            state = {**state, "config": config}
     found = state.get("format")
     if found == FORMAT_VERSION and not isinstance(found, bool):
         return state

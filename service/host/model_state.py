@@ -49,7 +49,7 @@ class ModelState:
 
     @property
     def config(self) -> ForecasterConfig:
-        return ForecasterConfig.from_dict(self.forecaster["config"])
+        return ForecasterConfig.from_saved(self.forecaster["config"])  # a bound tightened since moves it
 
     def build(self, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster) -> Forecaster:
         """A forecaster from ``factory`` holding this state (ValueError when the state does not fit)."""

@@ -113,7 +113,7 @@ class StateRebuild:
                 return  # the checkpoint holds the model already
             if worker is not None:
                 raise ValueError(f"model {name!r} is created again but exists since seq {worker.seq}")
-            config = ForecasterConfig.from_dict(payload["config"])
+            config = ForecasterConfig.from_saved(payload["config"])  # journaled: a bound tightened since moves it
             worker = self.registry.build_worker(name, self.registry.forecaster_factory(config))
             worker.seq = record.seq
             self.workers[name] = worker

@@ -384,3 +384,24 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
     for key in ("x_level", "x_trend", "x_ar", "x_arc", "x_median", "c_count"):  # the others went on as they would have
         assert torch.equal(rows[key], fresh_rows[key]), key
+
+
+def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_to_it(caplog):
+    # interval_level below 0.5 and truncation_bias above 1 were taken until session 26: a state saved then
+    # loads (from_state_dict, load_state, check_state) with the values at the nearest ends, and says so in
+    # the log; the upgrade quarantined such models before (a hostile test)
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, max_season_length=12))
+    for t in range(12):
+        f.observe("s", float(t % 4))
+    state = f.state_dict()
+    old = {**state, "config": {**state["config"], "interval_level": 0.3, "truncation_bias": 2.0}}
+    check_state(old)
+    loaded = Forecaster.from_state_dict(old)
+    assert (loaded.config.interval_level, loaded.config.truncation_bias) == (0.5, 1.0)
+    assert old["config"]["interval_level"] == 0.3  # the caller's state is not changed
+    assert "interval_level=0.3 is outside [0.5, 0.999] since session 26: taken as 0.5" in caplog.text
+    loaded.observe("s", 1.0)
+    forecast = loaded.forecast("s", horizon=2)
+    assert forecast.level == 0.5 and all(math.isfinite(x) for x in forecast.lower + forecast.upper)
+    with pytest.raises(ValueError, match=r"interval_level=0.3 is invalid"):
+        ForecasterConfig.from_dict(old["config"])  # a new config is refused as before

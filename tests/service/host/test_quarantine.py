@@ -149,19 +149,26 @@ async def test_readyz_gives_a_quarantine_reason_only_to_a_request_with_the_api_k
     assert keyed.json()["quarantined"]["bad"].startswith("log record seq 5 (observe) failed to apply: ")
 
 
-async def test_a_model_created_with_an_interval_level_since_refused_is_quarantined_and_the_others_serve(
+async def test_a_model_journaled_with_a_bound_since_tightened_serves_with_the_value_moved_to_it(
     make_settings, serve
 ) -> None:
-    # interval_level=1e-9 was taken before the level's range became [0.5, 0.999]: such a model in an
-    # old log cannot be made again, and it alone is quarantined, naming the level
+    # interval_level=1e-9 and truncation_bias=2 were taken before their ranges became [0.5, 0.999] and
+    # (0, 1]: such a model in an old log is made again with the values at the nearest ends, not quarantined
+    # (a hostile test: an upgrade quarantined them, and only a delete, losing their state, lifted it)
     settings = make_settings(**NO_TIMER)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    old = {**SMALL_MODEL, "interval_level": 1e-9, "truncation_bias": 2.0}
     with EventLog(settings.state_dir / "events.sqlite3") as log:
         journal = LogJournal(log)
         journal.record("good", "create_model", {"config": SMALL_MODEL})
-        journal.record("old", "create_model", {"config": {**SMALL_MODEL, "interval_level": 1e-9}})
+        journal.record("old", "create_model", {"config": old})
         journal.append("good", [Observation("a", 1.0, 1.0)])
+        journal.append("old", [Observation("x", 1.0, 1.0), Observation("x", 2.0, 2.0)])
     async with serve(create_app(settings)) as client:
-        reason = (await client.get("/readyz")).json()["quarantined"]["old"]
-        assert "interval_level=1e-09 is invalid: must be in [0.5, 0.999]" in reason, reason
+        ready = (await client.get("/readyz")).json()
+        config = (await client.get("/v1/models/old")).json()["config"]
+        forecast = await client.get("/v1/models/old/series/x/forecast")
         assert (await client.get("/v1/models/good/series/a")).json()["count"] == 1
+    assert not ready.get("quarantined"), ready
+    assert (config["interval_level"], config["truncation_bias"]) == (0.5, 1.0)
+    assert forecast.status_code == 200 and forecast.json()["level"] == 0.5

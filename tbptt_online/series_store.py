@@ -96,10 +96,9 @@ class SeriesStore:
         self.offsets: dict[int, int] = {}
         self.names: list[str | None] = []
         self.free: list[int] = []
-        if capacity is None:
-            row = sum(t.numel() * t.element_size() for t in self._blank(1, meta=True).values())  # bytes
-            capacity = max(1, min(INITIAL_ROWS, INITIAL_BYTES // row))
-        self.tensors: dict[str, torch.Tensor] = self._blank(capacity)
+        row = sum(t.numel() * t.element_size() for t in self._blank(1, meta=True).values())  # bytes
+        self.initial_rows = max(1, min(INITIAL_ROWS, INITIAL_BYTES // row))  # then doubled: memory.rows_for
+        self.tensors: dict[str, torch.Tensor] = self._blank(self.initial_rows if capacity is None else capacity)
         self.handed_out: set[str] = set()  # fields a state_dict or a snapshot holds: copied before a write
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per field read by rows: live snapshots' rows
         self._views: tuple[tuple[int, int], list[torch.Tensor], dict[str, torch.Tensor]] | None = None  # hybrid_rows
@@ -162,7 +161,13 @@ class SeriesStore:
         self.slots = slots_of
         slots = torch.tensor(taken, dtype=torch.int64)
         if len(self.names) > self.capacity:
-            grown = max(len(self.names), 2 * self.capacity)
+            # the initial rows doubled until there are enough, as the memory estimate counts them: growing
+            # to max(n, 2 * capacity) left a capacity off that sequence (63 after a batch of 63 new series,
+            # or the rows a checkpoint held) whose next doubling the estimate did not count (126 rows for
+            # 64 series where 64 were counted: a hostile test)
+            grown = self.initial_rows
+            while grown < len(self.names):
+                grown *= 2
             extra = self._blank(grown - self.capacity)
             self.tensors = {k: torch.cat([v, extra[k]]) for k, v in self.tensors.items()}
         self.put(slots, **self._blank(len(taken)))  # a reused slot forgets its last owner

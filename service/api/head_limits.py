@@ -136,6 +136,20 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         the connection at once, and a pipelined request before the bad bytes went unanswered),
         then the connection ends as a refused head's."""
         detail = f"{msg.rstrip('.')}: the request line, a header or the body's framing is malformed"
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            # the bad bytes are in the body under way (a chunk's size that is no number): its handler waits
+            # for the rest, which never comes; waiting for its answer held the 400 until body_timeout_s
+            # (30 s) and then sent a 408 instead (a hostile test). The handler is told the client is gone.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self._refused = True
+            self._disarm()
+            if cycle.response_started or self.transport.is_closing():  # no room for a 400: the connection ends
+                self.transport.close()
+                return
+            self._send_refusal(_refusal("400 Bad Request", detail))
+            return
         self._refuse(_refusal("400 Bad Request", detail))
 
     def on_headers_complete(self) -> None:

@@ -92,6 +92,19 @@ def encode_checkpoint(seq: int, state: dict[str, Any]) -> bytes:
     return HEADER.pack(MAGIC, FORMAT_VERSION, seq, len(payload), hashlib.sha256(payload).digest()) + payload
 
 
+def _full_disk(error: BaseException) -> OSError | None:
+    """The full disk's ``OSError`` behind ``error``, if one is: raised as it is, or (torch's zip writer
+    turns a failed write into a ``RuntimeError``, a hostile test) the cause or context of another."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class _Descriptor:
     """An open file descriptor as the file ``write_checkpoint`` writes: every byte through
     ``os.write`` (which may write part of it), unbuffered."""
@@ -231,8 +244,9 @@ class CheckpointStore:
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
-            if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-                raise StorageFullError(errno.ENOSPC, f"checkpoint {final} not written: {exc}") from exc
+            full = _full_disk(exc)
+            if full is not None:
+                raise StorageFullError(errno.ENOSPC, f"checkpoint {final} not written: {full}") from exc
             raise
         _fsync_directory(self.directory)  # the rename itself is durable
         for old in self.seqs()[: -self.keep]:

@@ -51,8 +51,8 @@ EARLIEST_TIMESTAMP = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # -62135596800.0
 LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()  # 253402300799.999
 
 
-# "T24:00", "T24:00:00" or "T24:00:00.000" (a space for the T too), then an offset or nothing
-END_OF_DAY = re.compile(r"([0-9-]+[T ])24:00(:00([.,]0+)?)?(Z|[+-][0-9:]+)?")
+# "T24:00", "T24:00:00" or "T24:00:00.000" (a "t" or a space for the T too), then an offset or nothing
+END_OF_DAY = re.compile(r"([0-9-]+[Tt ])24:00(:00([.,]0+)?)?([Zz]|[+-][0-9:]+)?")
 
 
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -72,12 +72,18 @@ def _unit_hint(seconds: float) -> str:
 
 
 def _moment(raw: str) -> datetime:
-    """``datetime.fromisoformat``, and ISO 8601's ``24:00`` as the next day's ``00:00``."""
+    """``datetime.fromisoformat`` (one without a zone is UTC), and ISO 8601's ``24:00`` as the next
+    day's ``00:00``, in UTC before the day is added (``9999-12-31T24:00+05:00`` is 19:00 UTC that day)."""
     end_of_day = END_OF_DAY.fullmatch(raw)
     if end_of_day is None:
-        return datetime.fromisoformat(raw)
+        return _utc(datetime.fromisoformat(raw))
     date, _, _, offset = end_of_day.groups()
-    return datetime.fromisoformat(f"{date}00:00:00{offset or ''}") + timedelta(days=1)  # OverflowError: year 10000
+    start = _utc(datetime.fromisoformat(f"{date}00:00:00{offset or ''}"))
+    return start + timedelta(days=1)  # OverflowError: past the year 9999 in UTC
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_timestamp(raw: Any) -> float:
@@ -94,20 +100,23 @@ def parse_timestamp(raw: Any) -> float:
             )
         return seconds
     if isinstance(raw, str):
-        if _NUMBER.fullmatch(raw.strip()):
-            raise ValueError(
-                f"timestamp {quoted(raw)} is invalid: unix seconds must be a JSON number, not a string "
-                "(or send an ISO-8601 date-time string)"
-            )
         try:
             moment = _moment(raw)
         except OverflowError:
-            raise ValueError(f"timestamp {quoted(raw)} is invalid: it lies past the year 9999") from None
+            raise ValueError(
+                f"timestamp {quoted(raw)} is invalid: it lies outside the years 1 to 9999 in UTC"
+            ) from None
         except ValueError:
+            if _NUMBER.fullmatch(raw.strip()):  # (after ISO's own forms: "20240101" is a date)
+                raise ValueError(
+                    f"timestamp {quoted(raw)} is invalid: unix seconds must be a JSON number, not a string "
+                    "(or send an ISO-8601 date-time string)"
+                ) from None
             raise ValueError(
                 f"timestamp {quoted(raw)} is invalid: must be unix seconds or an ISO-8601 date-time"
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        seconds = moment.timestamp()
+        if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:  # an offset took it past the range (in UTC)
+            raise ValueError(f"timestamp {quoted(raw)} is invalid: it lies outside the years 1 to 9999 in UTC")
+        return seconds
     raise ValueError(f"timestamp {quoted(raw)} is invalid: must be unix seconds or an ISO-8601 date-time")

@@ -137,3 +137,20 @@ def test_a_stateless_replay_batch_of_a_million_windows_is_counted() -> None:
     assert huge.fixed_bytes > 50e9
     probed = footprint(ForecasterConfig(k2=1000))  # the probe follows 8 series over 2 * k2 steps
     assert probed.update_bytes == 8 * 2000 * probed.step_row_bytes
+
+
+def test_a_store_holds_no_more_rows_than_the_estimate_counts_whatever_the_batches() -> None:
+    # fix (hostile test): the store grew to max(n, 2 * capacity), so a batch of 63 new series left 63 rows
+    # and the 64th series made 126, where the estimate counted 64; a store loaded from a checkpoint (its
+    # rows in use) grew likewise off the doubling
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, max_season_length=12)
+    fp = footprint(config)
+    f = Forecaster(config)
+    f.observe_many([(f"a{i}", 1.0) for i in range(63)])
+    assert f.store.capacity == fp.rows_for(63) == 64
+    f.observe("a63", 1.0)
+    f.observe("a64", 1.0)
+    assert f.store.capacity == fp.rows_for(65) == 128
+    loaded = Forecaster.from_state_dict(f.state_dict())  # 65 rows in use: 65 rows
+    loaded.observe("a65", 1.0)
+    assert loaded.store.capacity <= fp.rows_for(66) == 128

@@ -142,3 +142,17 @@ def test_a_request_the_parser_refuses_gets_a_400_in_json_and_the_connection_clos
         "detail": "Invalid HTTP request received: the request line, a header or the body's framing is malformed"
     }
     assert [a[:3] for a in answers[:-1]] == ([b"200"] if b"NOT HTTP" in request_bytes else [])
+
+
+def test_bad_chunk_framing_in_the_middle_of_a_body_gets_the_400_at_once(serve) -> None:
+    # fix (hostile test): the refusal waited for the answer to the request whose body was under way, whose
+    # handler waited for the rest of that body: after body_timeout_s (30 s) a 408, and the 400 never came
+    port = serve()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"zz\r\n}\r\n0\r\n\r\n")
+        data, closed = read_until_closed(sock, timeout_s=10)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n") and closed, data
+    assert time.monotonic() - started < 5

@@ -134,7 +134,29 @@ async def test_the_end_of_a_day_written_24_00_is_the_next_days_midnight(client_f
     assert (first.status_code, again.status_code, short.status_code) == (200, 200, 200), short.text
     assert again.json()["results"] == first.json()["results"]  # the same observation
     assert (stats["count"], stats["last_timestamp"]) == (2, 1709334000.0)  # 2024-03-01T23:00:00Z
-    assert past.status_code == 422 and "it lies past the year 9999" in past.json()["detail"], past.text
+    assert past.status_code == 422 and "it lies outside the years 1 to 9999 in UTC" in past.json()["detail"], past.text
+
+
+@pytest.mark.parametrize(
+    ("sent", "seconds"),
+    [
+        ("20240101", 1704067200.0),  # ISO 8601's basic date (a hostile test: told "must be a JSON number")
+        ("2024-01-01t24:00", 1704153600.0),  # a lowercase t, as fromisoformat takes for other times
+        ("9999-12-31T24:00+05:00", 253402282800.0),  # 19:00 UTC on the year 9999's last day
+        ("9999-12-31T23:59-05:00", None),  # the year 10000 in UTC: past the range numbers keep to
+        ("0001-01-01T00:00+05:00", None),  # before the year 1 in UTC
+    ],
+)
+async def test_an_iso_timestamp_is_read_in_utc_and_kept_to_the_years_1_to_9999(client_for, sent, seconds) -> None:
+    async with client_for() as client:
+        response = await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": sent})
+        stats = (await client.get("/v1/models/default/series/a")).json()
+    if seconds is None:
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].endswith("it lies outside the years 1 to 9999 in UTC")
+    else:
+        assert response.status_code == 200, response.text
+        assert stats["last_timestamp"] == seconds
 
 
 async def test_an_iso_timestamp_is_kept_to_the_microsecond(client_for) -> None:

@@ -58,7 +58,7 @@ import torch
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import PROBE_SERIES, TruncationProbe
-from tbptt_online.series_store import PRIVATE, SeriesStore
+from tbptt_online.series_store import PRIVATE, SeriesStore, doubled_rows
 
 OPTIMIZER_MOMENTS = {"sgd": 0, "adam": 2, "adamw": 2}  # tensors of the weights' shape each optimizer keeps
 
@@ -80,12 +80,9 @@ class Footprint:
         return self.per_series_bytes + self.window_bytes
 
     def rows_for(self, n_series: int) -> int:
-        """The rows a store holds once ``n_series`` series have arrived one by one: ``initial_rows``,
-        doubled until they are enough (a batch of many new series may take fewer)."""
-        rows = self.initial_rows
-        while rows < n_series:
-            rows *= 2
-        return rows
+        """The rows a store holds for ``n_series`` series: ``initial_rows``, doubled until they are
+        enough, however the series arrived (``series_store.doubled_rows``, which the store grows by)."""
+        return doubled_rows(self.initial_rows, n_series)
 
     @property
     def update_bytes(self) -> int:

@@ -83,6 +83,19 @@ HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1) if k not in ORIGIN_R
 INITIAL_ROWS, INITIAL_BYTES = 16, 16 * 2**20
 
 
+def doubled_rows(initial: int, n: int) -> int:
+    """The rows a store of ``initial`` rows grows to for ``n`` series: ``initial`` doubled until they
+    are enough (what it holds, and what ``memory.Footprint.rows_for`` counts).
+
+    >>> doubled_rows(16, 16), doubled_rows(16, 17), doubled_rows(16, 1000)
+    (16, 32, 1024)
+    """
+    rows = initial
+    while rows < n:
+        rows *= 2
+    return rows
+
+
 class SeriesStore:
     def __init__(self, config: ForecasterConfig, dtype: torch.dtype, capacity: int | None = None) -> None:
         self.config = config
@@ -165,10 +178,7 @@ class SeriesStore:
             # to max(n, 2 * capacity) left a capacity off that sequence (63 after a batch of 63 new series,
             # or the rows a checkpoint held) whose next doubling the estimate did not count (126 rows for
             # 64 series where 64 were counted: a hostile test)
-            grown = self.initial_rows
-            while grown < len(self.names):
-                grown *= 2
-            extra = self._blank(grown - self.capacity)
+            extra = self._blank(doubled_rows(self.initial_rows, len(self.names)) - self.capacity)
             self.tensors = {k: torch.cat([v, extra[k]]) for k, v in self.tensors.items()}
         self.put(slots, **self._blank(len(taken)))  # a reused slot forgets its last owner
         return slots

@@ -109,12 +109,13 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._tail = seen[-3:] if self._head_started else b""
         return False
 
-    def _refuse(self, response: bytes) -> None:
+    def _refuse(self, response: bytes, wait: bool = True) -> None:
+        """Send ``response`` and end the connection; with ``wait``, after the response under way."""
         self._refused = True
         self._disarm()
         if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
+        if wait and self.cycle is not None and not self.cycle.response_complete:
             self._refusal_due = response  # after the response under way: answers go out in order
             return
         self._send_refusal(response)
@@ -137,20 +138,19 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         then the connection ends as a refused head's."""
         detail = f"{msg.rstrip('.')}: the request line, a header or the body's framing is malformed"
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and cycle.more_body:
+        in_body = cycle is not None and not cycle.response_complete and cycle.more_body
+        if in_body:
             # the bad bytes are in the body under way (a chunk's size that is no number): its handler waits
             # for the rest, which never comes; waiting for its answer held the 400 until body_timeout_s
             # (30 s) and then sent a 408 instead (a hostile test). The handler is told the client is gone.
             cycle.disconnected = True
             cycle.message_event.set()
-            self._refused = True
-            self._disarm()
-            if cycle.response_started or self.transport.is_closing():  # no room for a 400: the connection ends
+            if cycle.response_started:  # no room for a 400: the connection ends
+                self._refused = True
+                self._disarm()
                 self.transport.close()
                 return
-            self._send_refusal(_refusal("400 Bad Request", detail))
-            return
-        self._refuse(_refusal("400 Bad Request", detail))
+        self._refuse(_refusal("400 Bad Request", detail), wait=not in_body)
 
     def on_headers_complete(self) -> None:
         self._in_head = False

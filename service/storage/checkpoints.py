@@ -144,8 +144,9 @@ def write_checkpoint(file: Any, seq: int, state: dict[str, Any]) -> None:
     """``encode_checkpoint``'s bytes written to ``file`` (binary, seekable, at offset 0) as
     ``torch.save`` makes them: no copy of the payload in memory. (Encoded first, a 4 GB state
     was held three times more, by the buffer, its value and the header's concatenation: 14.9 GB
-    at the peak of each checkpoint of two such models, a hostile test.)"""
-    _check_header_args(seq, state)
+    at the peak of each checkpoint of two such models, a hostile test.) ``seq`` and ``state`` are
+    checked by the caller first (``_check_header_args``: ``CheckpointStore.write``, before it makes
+    the file)."""
     file.write(b"\0" * HEADER.size)  # the header, once the payload's length and hash are known
     hashing = _HashingFile(file)
     torch.save(state, hashing)

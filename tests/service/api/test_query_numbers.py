@@ -1,6 +1,9 @@
 """Numbers in a query string must be written plainly (issue 11's probe): ``horizon=1_000`` was
 read as 1000, ``level=0.9_5`` as 0.95 and ``limit=%2012`` as 12, as Python's int() and float()
-read them; each is now a 422 naming the parameter and what was sent."""
+read them; each is now a 422 naming the parameter and what was sent. And a route answers 422 for a
+query parameter it does not read, or one sent twice (both were silently ignored or read as the
+last: ``?h=5`` served the default horizon of 1, a new user's report; ``?horizon=3&horizon=5``
+served 5, a hostile test's)."""
 
 from __future__ import annotations
 
@@ -59,3 +62,30 @@ async def test_plainly_written_numbers_are_read_and_checked_against_their_ranges
 ) -> None:
     response = await get_after_one_value(client_for, f"{path}?{query}")
     assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "detail"),
+    [
+        (f"{SERIES}/s/forecast", "h=5", "h: 'h' is no parameter of this route: it reads horizon, level"),
+        (f"{SERIES}/s/forecast", "level=0.9&x=1", "x: 'x' is no parameter of this route: it reads horizon, level"),
+        (f"{SERIES}/s/forecast", "horizon=3&horizon=5", "horizon: sent more than once: send each parameter once"),
+        (f"{SERIES}/s/forecast", "level=0.9&level=0.5", "level: sent more than once: send each parameter once"),
+        (SERIES, "limt=5", "limt: 'limt' is no parameter of this route: it reads limit, offset"),
+        (f"{SERIES}/s/recent", "limit=5&limit=6", "limit: sent more than once: send each parameter once"),
+    ],
+)  # fmt: skip
+async def test_an_unknown_or_repeated_query_parameter_is_422_naming_it(client_for, path, query, detail) -> None:
+    response = await get_after_one_value(client_for, f"{path}?{query}")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == detail
+
+
+async def test_the_parameters_a_route_reads_are_taken_once_each(client_for) -> None:
+    async with client_for() as client:
+        await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
+        forecast = await client.get(f"{SERIES}/s/forecast?horizon=3&level=0.8")
+        listed = await client.get(f"{SERIES}?limit=5&offset=0")
+        recent = await client.get(f"{SERIES}/s/recent?limit=5")
+    assert [r.status_code for r in (forecast, listed, recent)] == [200, 200, 200]
+    assert (forecast.json()["horizon"], forecast.json()["level"]) == (3, 0.8)

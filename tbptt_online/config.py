@@ -372,11 +372,12 @@ class ForecasterConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_saved(cls, data: dict[str, Any]) -> ForecasterConfig:
+    def from_saved(cls, data: dict[str, Any], *, quiet: bool = False) -> ForecasterConfig:
         """``from_dict`` of a config saved by an earlier version: a value a bound tightened since
-        refuses is moved to its nearest end, with a warning in the log (``migrated``)."""
+        refuses is moved to its nearest end, with a warning in the log (``migrated``); ``quiet``:
+        without it, for the config of a state whose loading says so (``state_format.current_state``)."""
         moved, notes = migrated(data) if isinstance(data, dict) else (data, [])
-        for note in notes:
+        for note in notes if not quiet else ():
             log.warning("a saved config: %s", note)
         return cls.from_dict(moved)
 

@@ -49,7 +49,8 @@ class ModelState:
 
     @property
     def config(self) -> ForecasterConfig:
-        return ForecasterConfig.from_saved(self.forecaster["config"])  # a bound tightened since moves it
+        # a bound tightened since moves a value, said once: by load_state (build), not by each read of this
+        return ForecasterConfig.from_saved(self.forecaster["config"], quiet=True)
 
     def build(self, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster) -> Forecaster:
         """A forecaster from ``factory`` holding this state (ValueError when the state does not fit)."""

@@ -82,3 +82,21 @@ def test_malformed_cadences_are_refused_naming_the_field(steps, runs, named):
     plain["marks"]["cadence_steps"], plain["marks"]["cadence_runs"] = steps, runs
     with pytest.raises(ValueError, match=rf"marks\.{named}.* is invalid"):
         from_plain(plain)
+
+
+def test_a_state_saved_with_a_bound_since_tightened_says_so_once_when_rebuilt(caplog):
+    # the recovery of such a checkpoint logged each note twice: once for ModelState.config (the
+    # factory's config) and once for load_state (the state's own config); now where the state loads
+    f = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, max_season_length=12))
+    for t in range(6):
+        f.observe("s", float(t % 3))
+    saved = f.state_dict()
+    old = ModelState("m", 3, {**saved, "config": {**saved["config"], "interval_level": 0.3}}, {})
+    with caplog.at_level("WARNING"):
+        assert old.config.interval_level == 0.5  # read alone: the value moved, nothing logged
+        assert caplog.records == []
+        rebuilt = old.build()
+    notes = [r.getMessage() for r in caplog.records]
+    note = "interval_level=0.3 is outside [0.5, 0.999] since session 26: taken as 0.5"
+    assert notes == [f"a saved state's config: {note}"]
+    assert rebuilt.config.interval_level == 0.5

@@ -61,7 +61,8 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
 # checkpoint, an exported state, a journaled model creation) has such a value moved to the nearest end
 # of its range, and says so, instead of being refused (its model was quarantined at the upgrade, its
 # learned state lost to a delete: a hostile test). A new config is refused as before.
-TIGHTENED = {"interval_level": (MIN_TRACKED_LEVEL, MAX_TRACKED_LEVEL), "truncation_bias": (0.0, 1.0)}
+# Each field's range before then, open at both ends (the new one is its REAL_BOUNDS).
+TIGHTENED = {"interval_level": (0.0, 1.0), "truncation_bias": (0.0, math.inf)}
 
 
 def migrated(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -81,18 +82,15 @@ def migrated(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     []
     """
     out, notes = dict(data), []
-    for field, (low, high) in TIGHTENED.items():
+    for field, (old_low, old_high) in TIGHTENED.items():
         value = out.get(field)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             continue
-        was_allowed = 0.0 < value < 1.0 if field == "interval_level" else value > 0.0
-        if not was_allowed or low <= value <= high:
+        if not old_low < value < old_high or within(field, value):
             continue
-        moved = float(min(max(value, low), high))
-        if moved == value:
-            continue
-        shown = f"[{low}, {high}]" if field == "interval_level" else f"({low}, {high}]"
-        notes.append(f"{field}={value!r} is outside {shown} since session 26: taken as {moved!r}")
+        low, high = REAL_BOUNDS[field]
+        moved = float(min(max(value, low), high))  # an open end is never the nearer: 0 was never taken
+        notes.append(f"{field}={value!r} is outside {range_text(field)} since session 26: taken as {moved!r}")
         out[field] = moved
     return out, notes
 
@@ -158,16 +156,33 @@ INT_BOUNDS = {
     "probe_length": (2, 4096),
     "outlier_run": (2, 1_000),  # 1: every outlier a shift, i.e. off (None is)
 }
-# The real fields' fixed closed bounds [low, high], checked and written into the schema likewise.
-REAL_BOUNDS = {"lr": (0.0, MAX_LR), "interval_level": (MIN_TRACKED_LEVEL, MAX_TRACKED_LEVEL)}
+# The real fields' fixed bounds [low, high], checked and written into the schema likewise; the low
+# end is left out for the fields of OPEN_LOW: (low, high] (``exclusiveMinimum`` in the schema).
+REAL_BOUNDS = {
+    "lr": (0.0, MAX_LR),
+    "interval_level": (MIN_TRACKED_LEVEL, MAX_TRACKED_LEVEL),
+    "truncation_bias": (0.0, 1.0),  # a share of the full gradient: 0 no window reaches, 2 was taken and never adapted
+}
+OPEN_LOW = frozenset({"truncation_bias"})
+
+
+def within(field: str, value: float) -> bool:
+    """``value`` lies in ``REAL_BOUNDS[field]`` (its low end left out for ``OPEN_LOW``)."""
+    low, high = REAL_BOUNDS[field]
+    return (low < value if field in OPEN_LOW else low <= value) and value <= high
+
+
+def range_text(field: str) -> str:
+    """``REAL_BOUNDS[field]`` as an interval: ``[0.5, 0.999]``, ``(0.0, 1.0]``."""
+    low, high = REAL_BOUNDS[field]
+    return f"{'(' if field in OPEN_LOW else '['}{low}, {high}]"
 
 
 def _check_in(field: str, value: Any) -> None:
-    """A finite real in ``REAL_BOUNDS[field]``, one message for every value outside."""
-    low, high = REAL_BOUNDS[field]
+    """A finite real in ``REAL_BOUNDS[field]`` (``within``), one message for every value outside."""
     _check_real(field, value, -math.inf, strict=False)
-    if not low <= value <= high:
-        raise _bad(field, value, f"must be in [{low}, {high}]")
+    if not within(field, value):
+        raise _bad(field, value, f"must be in {range_text(field)}")
 
 
 def _check_bounded(field: str, value: Any, low: int | None = None, high: int | None = None) -> None:
@@ -271,9 +286,7 @@ class ForecasterConfig:
         object.__setattr__(self, "season_length", _season_length(self.season_length, self.max_season_length))
         if self.warmup_updates is not None:
             _check_bounded("warmup_updates", self.warmup_updates, high=self.min_window)
-        _check_real("truncation_bias", self.truncation_bias, 0.0, strict=True)
-        if self.truncation_bias > 1.0:  # a share of the full gradient: 2 was taken, and never adapted
-            raise _bad("truncation_bias", self.truncation_bias, "must be > 0.0 and <= 1.0 (a share of the gradient)")
+        _check_in("truncation_bias", self.truncation_bias)
         _check_bounded("probe_every", self.probe_every)
         if self.probe_length is not None:
             _check_bounded("probe_length", self.probe_length)

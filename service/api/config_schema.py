@@ -16,6 +16,8 @@ k1 <= k2, and the memory budgets): a config the schema allows can be refused wit
 {'type': 'integer', 'minimum': 1, 'maximum': 4096, 'default': 32}
 >>> schema["properties"]["interval_level"]
 {'type': 'number', 'minimum': 0.5, 'maximum': 0.999, 'default': 0.9}
+>>> schema["properties"]["truncation_bias"]
+{'type': 'number', 'exclusiveMinimum': 0.0, 'maximum': 1.0, 'default': 0.1}
 >>> schema["properties"]["k2"]["anyOf"]
 [{'type': 'integer', 'minimum': 1, 'maximum': 100000}, {'enum': ['adaptive']}]
 """
@@ -26,7 +28,7 @@ import dataclasses
 from typing import Any
 
 from tbptt_online import ForecasterConfig
-from tbptt_online.config import CELLS, DTYPES, INT_BOUNDS, LOSSES, MODES, OPTIMIZERS, REAL_BOUNDS
+from tbptt_online.config import CELLS, DTYPES, INT_BOUNDS, LOSSES, MODES, OPEN_LOW, OPTIMIZERS, REAL_BOUNDS
 
 JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "None": "null"}
 CHOICES = {"cell": CELLS, "mode": MODES, "optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES}
@@ -49,7 +51,8 @@ def field_schema(name: str, annotation: str, default: Any) -> dict[str, Any]:
                 if kind["type"] == "integer" and name in INT_BOUNDS:
                     kind["minimum"], kind["maximum"] = INT_BOUNDS[name]
                 if kind["type"] == "number" and name in REAL_BOUNDS:
-                    kind["minimum"], kind["maximum"] = REAL_BOUNDS[name]
+                    low, high = REAL_BOUNDS[name]
+                    kind["exclusiveMinimum" if name in OPEN_LOW else "minimum"], kind["maximum"] = low, high
             schema = types[0] if len(types) == 1 else {"anyOf": types}
         else:
             schema = {}

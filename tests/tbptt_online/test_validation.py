@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, engine
-from tbptt_online.config import INT_BOUNDS
+from tbptt_online.config import INT_BOUNDS, OPEN_LOW, REAL_BOUNDS
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 
@@ -345,6 +345,19 @@ def test_a_learning_rate_no_model_learns_with_is_refused(lr):
     with pytest.raises(ValueError, match=rf"^lr={re.escape(repr(lr))} is invalid: must be in \[0.0, 10.0\]$"):
         ForecasterConfig(lr=lr)
     assert ForecasterConfig(lr=10.0).lr == 10.0 and ForecasterConfig(lr=0.0).lr == 0.0
+
+
+@pytest.mark.parametrize("field", sorted(REAL_BOUNDS))
+def test_the_real_bounds_the_schema_publishes_are_the_ones_checked(field):
+    # the OpenAPI writes REAL_BOUNDS as minimum (exclusiveMinimum for OPEN_LOW) and maximum; truncation_bias
+    # was checked beside them until session 27, and its range was missing from the schema
+    low, high = REAL_BOUNDS[field]
+    refused = [math.nextafter(low, -math.inf), math.nextafter(high, math.inf)] + ([low] if field in OPEN_LOW else [])
+    for value in refused:
+        with pytest.raises(ValueError, match=rf"^{field}={re.escape(repr(value))} is invalid: must be in [\[(]"):
+            ForecasterConfig(**{field: value})
+    taken = [high, math.nextafter(low, math.inf)] + ([] if field in OPEN_LOW else [low])
+    assert [getattr(ForecasterConfig(**{field: value}), field) for value in taken] == taken
 
 
 @pytest.mark.parametrize("field", sorted(INT_BOUNDS))

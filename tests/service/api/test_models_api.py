@@ -73,8 +73,9 @@ async def test_update_statistics_follow_the_updates(client_for) -> None:
         (
             {"name": "m", "config": {"truncation_bias": 2}},
             422,
-            "truncation_bias=2 is invalid: must be > 0.0 and <= 1.0",
+            "truncation_bias=2 is invalid: must be in (0.0, 1.0]",
         ),
+        ({"name": "m", "config": {"truncation_bias": 0}}, 422, "truncation_bias=0 is invalid: must be in (0.0, 1.0]"),
         ({"name": "m", "config": {"cell": "transformer"}}, 422, "cell='transformer' is invalid"),
         ({"name": "m", "config": {"hidden": 8}}, 422, "unknown config field(s) ['hidden']"),
         ({"name": "bad name!"}, 422, "name: String should match pattern"),

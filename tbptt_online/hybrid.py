@@ -167,6 +167,15 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
         some = values[seasonal]  # [S, n]: the two checks below go row by row, so only these pay for them
         first = _best_multiple(some, found[seasonal, 0], min(n // 3, max_season))
         found[seasonal, 0] = _best_neighbour(fill_gaps(some), first, min(n // 2, max_season))
+    held = rows["x_period"][:, :, 0].reshape(b * d)  # [B * d] the first seasons served until now
+    runs = rows["x_period_runs"].reshape(b * d)  # [B * d] the detections in a row that gave them
+    contested = (runs >= HELD_AFTER) & (held > 0) & (found[:, 0] > 0) & (found[:, 0] % held.clamp(min=1) != 0)
+    moved = contested.nonzero().squeeze(1)  # (a multiple has passed _best_multiple's own test)
+    if len(moved):
+        kept = ~_replaces(fill_gaps(values[moved]), found[moved, 0], held[moved])
+        found[moved[kept], 0] = held[moved[kept]]
+    again = (found[:, 0] == held) & (held > 0)
+    rows["x_period_runs"].copy_(torch.where(again, runs + 1, (found[:, 0] > 0).long()).view(b, d))  # in place
     # the first season moved to a multiple or a neighbour can land on the second: one season then
     # (a daily sine whose period went from 24 to 36 served [72, 72] for 190 values: a hostile test)
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
@@ -212,6 +221,36 @@ def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) ->
         local, overall = torch.stack(naive).argmin(dim=0), torch.stack(spread).argmin(dim=0)  # [G]; ties: ``period``
         best[rows] = torch.tensor(candidates)[torch.where(local == overall, local, 0)]
     return best
+
+
+HELD_AFTER = 2  # a first season given by this many detections in a row is *held*: another replaces it...
+SWITCH_GAIN, Z_SWITCH = 0.85, 2.33  # ...when its seasonal naive errs this much less, and significantly (1 %)
+
+
+def _replaces(values: torch.Tensor, new: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+    """[R] bool: per row of ``values`` [R, n] (finite), whether the season ``new`` [R] fits
+    clearly better than the ``held`` one [R] (> 0, not a divisor of ``new``): over the values
+    both forecast, the seasonal naive one cycle back with the drift, y_{t-m} + m * mean(change),
+    errs less than SWITCH_GAIN of the held one's and the paired improvement is significant
+    (``significantly_better`` at Z_SWITCH). The autocorrelation of a window of recent values
+    follows a quasi-cycle's length (sunspots' 11 years found as 10 at value 96 and as 11 again
+    at 192), and each change of season re-estimates the components and restarts the seasonal
+    AR: a season found twice in a row is left only for one that earns it. Rows of one pair
+    (new, held) are decided together."""
+    out = torch.zeros(len(new), dtype=torch.bool)
+    n = values.shape[1]
+    slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
+    pairs = torch.stack([new, held], dim=1)  # [R, 2]
+    for a, h in torch.unique(pairs, dim=0).tolist():
+        rows = ((new == a) & (held == h)).nonzero().squeeze(1)
+        start = max(a, h)
+        if n - start < 2:
+            continue
+        now = values[rows, start:]  # [G, k]
+        err_new = (now - values[rows, start - a : n - a] - a * slope[rows]).abs()
+        err_held = (now - values[rows, start - h : n - h] - h * slope[rows]).abs()
+        out[rows] = significantly_better(err_new, err_held, SWITCH_GAIN, Z_SWITCH)
+    return out
 
 
 MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...

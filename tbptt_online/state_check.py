@@ -70,7 +70,7 @@ INF_ALLOWED = ("c_origin",)
 NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
-    "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count",
+    "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_period_runs",
 )  # fmt: skip
 STEP_FIELDS = ("x_excursion", "x_repaired")  # a step of the series' own (0: none), never past its count
 # fields in the series' units: a median between its values, a usual size of a seasonal difference, the long

@@ -35,6 +35,8 @@
 - format 12: the long AR on the levels (``ar_levels``: the fields ``x_arl``, ``x_arl_p``,
   ``x_arl_ref``, ``x_arl_count``, ``x_arl_unit``), a 22nd expert, so the members' fields gain
   its column before the network's.
+- format 13: the detections in a row that gave each series' first season (``x_period_runs``:
+  a season given twice in a row is held, ``hybrid._replaces``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -82,6 +84,10 @@ fits from it with the ORDER values before it in the ring), and its columns at th
 it could have, so it takes (next to) no weight until its own errors replace the cap's; the
 other members go on as they would have.
 
+A hybrid state of format 12 (or older, migrated to 12 first) gains ``x_period_runs`` at 1 where a
+series has a season, 0 where it has none: as if each season had just been found, so the next
+detection that gives it again holds it.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -102,11 +108,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(12, 1.0, 0, 0)
->>> current_state({"format": 13})
+(13, 1.0, 0, 0)
+>>> current_state({"format": 14})
 Traceback (most recent call last):
 ...
-ValueError: format=13 is invalid: this version reads formats 2 to 12 (it writes 12)
+ValueError: format=14 is invalid: this version reads formats 2 to 13 (it writes 13)
 """
 
 from __future__ import annotations
@@ -127,7 +133,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 12
+FORMAT_VERSION = 13
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -138,6 +144,7 @@ BEFORE_ORIGIN_REF = 8
 BEFORE_RESTARTS = 9
 BEFORE_EXCURSIONS = 10
 BEFORE_LEVELS_AR = 11
+BEFORE_PERIOD_RUNS = 12
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -174,6 +181,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_RESTARTS, "the series' restart counts", (_with_restarts,)),
         (BEFORE_EXCURSIONS, "the experts' excursions and the median expert", (_with_excursions,)),
         (BEFORE_LEVELS_AR, "the long AR on the levels", (_with_levels_ar,)),
+        (BEFORE_PERIOD_RUNS, "the held seasons' detection runs", (_with_period_runs,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -403,13 +411,25 @@ def _with_levels_ar(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_PERIOD_RUNS}  # no hybrid: nothing else changed
     new = {
         **tensors,
         **ar_levels.fields(*tensors["x_scale"].shape),
         **_worst_member_columns(tensors, FORMAT_11_MEMBERS, LEVELS_AR, BEFORE_LEVELS_AR),
     }
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+    return {**state, "format": BEFORE_PERIOD_RUNS, "store": {**store, "tensors": new}}
+
+
+def _with_period_runs(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-12 ``state`` in format 13: a hybrid's store gains ``x_period_runs``, 1 where a
+    series has a first season and 0 where it has none (module doc); a copy, the input is not
+    changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_period" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    runs = (tensors["x_period"][:, :, 0] > 0).long()  # [C, d]
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "x_period_runs": runs}}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

@@ -34,6 +34,7 @@ from tests.tbptt_online.old_formats import (
     as_format_9,
     as_format_10,
     as_format_11,
+    as_format_12,
     format_10_layout,
     without_levels_ar,
 )
@@ -94,7 +95,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 12
+    assert migrated["format"] == FORMAT_VERSION == 13
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -163,7 +164,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 12: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 13: KeyError"):
         check_state(state)
 
 
@@ -171,7 +172,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (13, "format=13 is invalid: this version reads formats 2 to 12"),
+        (14, "format=14 is invalid: this version reads formats 2 to 13"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -283,7 +284,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 12
+    assert migrated["format"] == FORMAT_VERSION == 13
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -301,7 +302,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 12
+    assert migrated["format"] == FORMAT_VERSION == 13
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -321,7 +322,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 12
+    assert migrated["format"] == FORMAT_VERSION == 13
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -360,7 +361,7 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 12
+    assert migrated["format"] == FORMAT_VERSION == 13
     kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
@@ -405,3 +406,27 @@ def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_t
     assert forecast.level == 0.5 and all(math.isfinite(x) for x in forecast.lower + forecast.upper)
     with pytest.raises(ValueError, match=r"interval_level=0.3 is invalid"):
         ForecasterConfig.from_dict(old["config"])  # a new config is refused as before
+
+
+def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been_found():
+    """Format 12 had no ``x_period_runs``: migrated, a series with a season has a run of 1, one
+    without 0 (the next detection that gives the season again holds it); every other field is
+    as saved, and the model goes on as a fresh one would until a detection asks."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    forecaster.observe("flat", 1.0)  # a fourth series, too young for a season
+    state = forecaster.state_dict()
+    tensors = state["store"]["tensors"]
+    seasonal = tensors["x_period"][:, :, 0] > 0  # [C, d]
+    assert int(seasonal.sum()) == 3 and tensors["x_period_runs"][:, 0].tolist()[:3] == [4, 1, 2]
+    old = as_format_12(state)
+    assert old["format"] == 12 and "x_period_runs" not in old["store"]["tensors"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 13
+    kept = migrated["store"]["tensors"]
+    assert torch.equal(kept["x_period_runs"], seasonal.long())
+    assert all(kept[key] is value for key, value in old["store"]["tensors"].items())  # the rest as saved
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 7), continue_from(fresh, 40, 7))  # to 47: no detection yet

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TBPTT_", extra="forbid", validate_default=True)
 
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 inside a container).")
-    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    port: int = Field(
+        8000, ge=0, le=65535, description="TCP port to listen on (0: a free one the system picks, in uvicorn's log)."
+    )
     state_dir: Path = Field(Path("./state"), description="Directory for the service's durable state.")
     api_key: str | None = Field(
         None, min_length=1, description="When set, every route but /healthz and /readyz needs 'Bearer <key>'."

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -104,3 +107,25 @@ def test_a_port_in_use_is_an_error_before_the_warm_up_and_the_recovery(tmp_path,
     err = capsys.readouterr().err
     assert err.startswith(f"tbptt-online serve: error: cannot listen on 127.0.0.1:{port}: "), err
     assert not (tmp_path / "s" / "events.sqlite3").exists()
+
+
+def test_port_0_serves_on_a_free_port_that_the_log_names(tmp_path) -> None:
+    # a new user's report: --port 0 (a free port, as uvicorn and most servers take it) was refused
+    command = [sys.executable, "-m", "tbptt_service.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([*command, "--state-dir", str(tmp_path / "s")], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline, port, seen = time.monotonic() + 180, None, []
+        while port is None and time.monotonic() < deadline:
+            line = child.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line)
+            port = int(found.group(1)) if found else None
+        assert port is not None and port != 0, "".join(seen)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
+        child.stderr.close()

@@ -169,11 +169,16 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
         found[seasonal, 0] = _best_neighbour(fill_gaps(some), first, min(n // 2, max_season))
     held = rows["x_period"][:, :, 0].reshape(b * d)  # [B * d] the first seasons served until now
     runs = rows["x_period_runs"].reshape(b * d)  # [B * d] the detections in a row that gave them
+    # a held season is contested by another one, not by none (a false season found twice in noise would
+    # stay: there the last value and the value a season back forecast alike) nor by a multiple of it (a
+    # week over a day: taylor's 336 over its 48 waited from value 1024 to 2048 when contested)
     contested = (runs >= HELD_AFTER) & (held > 0) & (found[:, 0] > 0) & (found[:, 0] % held.clamp(min=1) != 0)
-    moved = contested.nonzero().squeeze(1)  # (a multiple has passed _best_multiple's own test)
+    moved = contested.nonzero().squeeze(1)
     if len(moved):
-        kept = ~_replaces(fill_gaps(values[moved]), found[moved, 0], held[moved])
-        found[moved[kept], 0] = held[moved[kept]]
+        kept = moved[~_replaces(fill_gaps(values[moved]), found[moved, 0], held[moved])]
+        # the held one back first; found second where the held one was (the two seasons' order swapped)
+        second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
+        found[kept] = torch.stack([held[kept], second], dim=1)
     again = (found[:, 0] == held) & (held > 0)
     rows["x_period_runs"].copy_(torch.where(again, runs + 1, (found[:, 0] > 0).long()).view(b, d))  # in place
     # the first season moved to a multiple or a neighbour can land on the second: one season then

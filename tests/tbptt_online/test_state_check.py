@@ -126,6 +126,10 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "inf base forecast": (_set_tensor(_tensors, "n_base", (0, 0), math.inf), "store.tensors['n_base']"),
     "season past the longest": (_set_tensor(_tensors, "x_period", (0, 0, 0), 10**6), "store.tensors['x_period']"),
     "outlier run of 10^18": (_set_tensor(_tensors, "o_run", (0, 0), -(10**18)), "store.tensors['o_run']"),
+    # (a review: a run of 2^63 - 1 loaded, the next detection wrapped it to -2^63, and the model's own
+    # checkpoint was then refused)
+    "season run of 2^63 - 1": (_set_tensor(_tensors, "x_period_runs", (0, 0), 2**63 - 1), "x_period_runs"),
+    "negative season run": (_set_tensor(_tensors, "x_period_runs", (0, 0), -1), "x_period_runs"),
     "negative outlier count": (_set_tensor(_tensors, "o_count", (0, 0), -1), "store.tensors['o_count']"),
     "negative level shifts": (_set_tensor(_tensors, "o_shifts", (0, 0), -2), "store.tensors['o_shifts']"),
     "nan largest outlier error": (_set_tensor(_tensors, "o_largest", (0, 0), math.nan), "store.tensors['o_largest']"),

@@ -109,12 +109,14 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def read_log(path: Path, into: dict[int, dict]) -> None:
-    """Add the log's records (seq -> record) to ``into``; the same seq must hold the same record."""
+def read_log(path: Path, into: dict[int, dict], model: str | None = None) -> None:
+    """Add the log's records (seq -> record; of ``model`` only where given) to ``into``; the same seq
+    must hold the same record."""
     with EventLog(path) as log:
         for r in log.records():
-            record = {"seq": r.seq, "model": r.model, "kind": r.kind, "payload": r.payload}
-            assert into.setdefault(r.seq, record) == record
+            if model is None or r.model == model:
+                record = {"seq": r.seq, "model": r.model, "kind": r.kind, "payload": r.payload}
+                assert into.setdefault(r.seq, record) == record
 
 
 def read_tap(path: Path, into: dict[int, dict]) -> None:

@@ -215,10 +215,9 @@ def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) ->
         if len(candidates) < 2 or candidates[0] != p:
             continue
         start = max(candidates)
-        now = values[rows, start:]  # [G, k]
         naive, spread = [], []
         for m in candidates:
-            naive.append((now - values[rows, start - m : n - m] - m * slope[rows]).abs().mean(dim=1))  # [G]
+            naive.append(_drift_naive_errors(values, slope, rows, m, start).mean(dim=1))  # [G]
             phase = torch.arange(n) % m  # [n]
             count = torch.bincount(phase, minlength=m).to(values.dtype)  # [m]
             profile = torch.zeros(len(rows), m, dtype=values.dtype).index_add_(1, phase, about[rows]) / count
@@ -251,11 +250,19 @@ def _replaces(values: torch.Tensor, new: torch.Tensor, held: torch.Tensor) -> to
         start = max(a, h)
         if n - start < 2:
             continue
-        now = values[rows, start:]  # [G, k]
-        err_new = (now - values[rows, start - a : n - a] - a * slope[rows]).abs()
-        err_held = (now - values[rows, start - h : n - h] - h * slope[rows]).abs()
+        err_new, err_held = (_drift_naive_errors(values, slope, rows, m, start) for m in (a, h))
         out[rows] = significantly_better(err_new, err_held, SWITCH_GAIN, Z_SWITCH)
     return out
+
+
+def _drift_naive_errors(
+    values: torch.Tensor, slope: torch.Tensor, rows: torch.Tensor, m: int, start: int
+) -> torch.Tensor:
+    """[G, n - start]: the absolute errors of the seasonal naive one cycle ``m`` back with the drift,
+    |y_t - (y_{t-m} + m * drift)|, at t >= ``start`` (>= m) of the rows ``rows`` [G] of ``values``
+    [R, n]; ``slope`` [R, 1]: each row's drift per step."""
+    n = values.shape[1]
+    return (values[rows, start:] - values[rows, start - m : n - m] - m * slope[rows]).abs()
 
 
 MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...

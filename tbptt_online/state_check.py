@@ -377,10 +377,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
             raise ValueError(f"{field} is invalid: holds {value[tuple(where)].item()} at {where}; not allowed there")
     if key in NON_NEGATIVE and bool((value < 0).any()):
         raise ValueError(f"{field} is invalid: holds negative values; must be >= 0")
-    if key == "steps" and bool((value > MAX_COUNT).any()):
+    if key in ("steps", "x_period_runs") and bool((value > MAX_COUNT).any()):  # (a count past 2**63 wraps around)
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
-    if key == "x_period_runs" and bool((value > MAX_COUNT).any()):  # (runs + 1 past 2**63 wraps around)
-        raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} detections long")
     if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
     if key in VALUE_FIELDS and bool((value.abs() > VALUE_FIELDS[key]).any()):

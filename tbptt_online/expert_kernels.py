@@ -26,9 +26,13 @@ from tbptt_online.compiled import compiled, ring_value, within
 from tbptt_online.rls import rls_step
 
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
+# each family's trend smoothing: the faster season's family has the faster trend (both 0.1 until
+# session 28; the gamma-0.4 family takes weight only once a season is found, so a young series'
+# trend, from a few changes, is the slower one's)
+BETAS = (0.1, 0.2)
 ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
-BETA, PHI = 0.1, 0.98  # the trend: smoothing and (slight) damping
-V_GAMMAS = GAMMAS * 2  # per variant: [units | log] x gamma
+PHI = 0.98  # the trend's (slight) damping
+V_GAMMAS, V_BETAS = GAMMAS * 2, BETAS * 2  # per variant: [units | log] x family
 REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)
 SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
@@ -72,8 +76,9 @@ def _phase(step: int, m: int, max_season: int) -> int:
 def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: float) -> None:
     """Which experts may take weight, ``out`` [E]: the log experts only while the series has
     been ``positive``, the seasonal naive and the second seasonal family (gamma 0.4) only
-    with a season (``seasonal``: without one the two families' members forecast alike, and a
-    duplicate would double its vote in the combination), the two AR experts once the series
+    with a season (``seasonal``: without one the two families' levels forecast alike, and a
+    duplicate would double its vote in the combination; their trends differ by their beta alone,
+    and a young series' trend, from a few changes, is the slower one's), the two AR experts once the series
     has ``scored`` (one-step errors scored: its values but the first) as many values as they
     have coefficients (``AR_MIN_SCORED``, ``AR_CHANGES_MIN_SCORED``), the median only without a
     season (a level that ignores the season cannot forecast it), the others always."""
@@ -273,7 +278,8 @@ def advance(
                     old_level, old_trend = level[b, v, 3, k], trend[b, v, k]
                     new_level = ALPHAS[3] * deseasoned + (1 - ALPHAS[3]) * (old_level + PHI * old_trend)
                     level[b, v, 3, k] = new_level
-                    trend[b, v, k] = BETA * (new_level - old_level) + (1 - BETA) * PHI * old_trend
+                    beta = V_BETAS[v]
+                    trend[b, v, k] = beta * (new_level - old_level) + (1 - beta) * PHI * old_trend
                 gamma, rest = V_GAMMAS[v], parts[1, v]
                 for j in range(2):  # the second season is measured against the updated first one
                     if m[j] > 0:

@@ -52,7 +52,7 @@ from tbptt_online.expert_kernels import (  # noqa: F401
     ALPHAS,
     AR_ORDER,
     AR_PRIOR,
-    BETA,
+    BETAS,
     GAMMAS,
     PHI,
     REFERENCE,

@@ -91,6 +91,16 @@ def test_a_difference_of_mean_losses_weighs_by_the_square_root_of_its_evidence()
         assert w[1] / w[0] == pytest.approx(tenth**power, rel=1e-12)
 
 
+def test_at_horizon_h_the_evidence_counts_as_n_over_sqrt_h():
+    # the same losses (10 % apart) and count at horizons 1, 4 and 9: the factor sqrt(N / (E sqrt(h)))
+    # is 1, 1 / sqrt(2) and 1 / sqrt(3), so the second member keeps exp(-eta / 10) to that power
+    loss = torch.tensor([10.0, 11.0], dtype=f64).view(1, 1, 2, 1).expand(1, 9, 2, 1).contiguous()
+    w = combination.weights(loss, torch.full((1, 9, 1), EVIDENCE, dtype=f64), torch.ones(1, 2, 1, dtype=torch.bool))
+    tenth = math.exp(-ETA / 10)
+    for horizon, power in ((1, 1.0), (4, 1 / math.sqrt(2)), (9, 1 / math.sqrt(3))):
+        assert (w[0, horizon - 1, 1, 0] / w[0, horizon - 1, 0, 0]).item() == pytest.approx(tenth**power, rel=1e-12)
+
+
 def test_members_not_allowed_get_exactly_zero_and_the_best_allowed_sets_the_ratio():
     w = weights_of([1.0, 2.0, 2.2], count=EVIDENCE, allowed=[False, True, True])
     assert w[0] == 0.0
@@ -208,8 +218,8 @@ def exp_by_hand(x: float) -> float:
     return p * struct.unpack("<d", struct.pack("<q", (bits + 1023) << 52))[0]
 
 
-def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float) -> list[float]:
-    """``ewa``'s rule in plain Python in its order of operations (a member not allowed: its
+def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float, horizon: int) -> list[float]:
+    """``ewa``'s rule at ``horizon`` (1-based) in plain Python in its order of operations (a member not allowed: its
     logit -inf, its weight 0): what the kernel must equal to the last bit. The largest logit is
     the best loss's (factor <= 0); the sum is four partial sums (i mod 4); each weight is
     multiplied by the sum's inverse."""
@@ -217,7 +227,7 @@ def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float
     for value, ok in zip(loss, allowed, strict=True):
         if ok and value < best:
             best = value
-    evidence = math.sqrt(count / EVIDENCE)
+    evidence = math.sqrt(count / (EVIDENCE * math.sqrt(float(horizon))))
     factor = -eta * evidence / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
     top = best * factor
     assert top == max(value * factor for value, ok in zip(loss, allowed, strict=True) if ok)
@@ -258,7 +268,7 @@ def test_the_weights_equal_the_rule_written_out_to_the_last_bit(seed):
         for h in range(horizons):
             for k in range(d):
                 ok = allowed[i, :, k].tolist()
-                expected = ewa_by_hand(loss[i, h, :, k].tolist(), count[i, h, k].item(), ok, ETA)
+                expected = ewa_by_hand(loss[i, h, :, k].tolist(), count[i, h, k].item(), ok, ETA, h + 1)
                 assert w[i, h, :, k].tolist() == expected
                 spread += len({x for x in expected if x > 0}) >= 4
     assert spread >= 6  # most rows weigh several members apart: the exps and the sums are what is compared
@@ -284,10 +294,16 @@ def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
     for i in range(b):
         for h in range(horizons):
             ok = allowed[i, :, 0].tolist()
-            fast = ewa_by_hand(rows["c_loss"][i, h, :, 0].tolist(), rows["c_count"][i, h, 0].item(), ok, ETA)
-            slow = ewa_by_hand(rows["c_slow_loss"][i, h, :, 0].tolist(), rows["c_slow_count"][i, h, 0].item(), ok, ETA)
+            fast = ewa_by_hand(rows["c_loss"][i, h, :, 0].tolist(), rows["c_count"][i, h, 0].item(), ok, ETA, h + 1)
+            slow = ewa_by_hand(
+                rows["c_slow_loss"][i, h, :, 0].tolist(), rows["c_slow_count"][i, h, 0].item(), ok, ETA, h + 1
+            )
             mix = ewa_by_hand(
-                rows["c_meta_loss"][i, h, :, 0].tolist(), rows["c_meta_count"][i, h, 0].item(), [True] * 2, META_ETA
+                rows["c_meta_loss"][i, h, :, 0].tolist(),
+                rows["c_meta_count"][i, h, 0].item(),
+                [True] * 2,
+                META_ETA,
+                h + 1,
             )
             assert combiners[i, h, 0, :, 0].tolist() == fast and combiners[i, h, 1, :, 0].tolist() == slow
             assert mu[i, h, :, 0].tolist() == mix

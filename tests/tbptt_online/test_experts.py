@@ -13,7 +13,7 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, experts
 from tbptt_online import expert_kernels as kernels
-from tbptt_online.experts import ALPHAS, BETA, PHI, REFERENCE, VARIANTS
+from tbptt_online.experts import ALPHAS, BETAS, GAMMAS, PHI, REFERENCE, VARIANTS
 
 f64 = torch.float64
 AR = experts.NAMES.index("ar")
@@ -42,6 +42,7 @@ class HandHoltWinters:
 
     def __init__(self, gamma: float, periods: tuple[int, int], log: bool) -> None:
         self.gamma, self.periods, self.log = gamma, periods, log
+        self.beta = BETAS[GAMMAS.index(gamma)]  # the family's trend smoothing
         self.levels: list[float] = []
         self.trend = 0.0
         self.seasons = [[0.0] * max(m, 1) for m in periods]
@@ -59,7 +60,7 @@ class HandHoltWinters:
             old = self.levels
             new = [a * (u - (s1 + s2)) + (1 - a) * level for a, level in zip(ALPHAS[:3], old[:3], strict=True)]
             new.append(ALPHAS[3] * (u - (s1 + s2)) + (1 - ALPHAS[3]) * (old[3] + PHI * self.trend))
-            self.trend = BETA * (new[3] - old[3]) + (1 - BETA) * PHI * self.trend
+            self.trend = self.beta * (new[3] - old[3]) + (1 - self.beta) * PHI * self.trend
             self.levels = new
         reference = self.levels[REFERENCE]
         g = self.gamma
@@ -221,15 +222,19 @@ def test_an_ar_expert_takes_weight_once_the_series_has_scored_as_many_values_as_
     assert allowed == [False, False, True, True]
 
 
-def test_without_a_season_the_two_families_forecast_alike():
-    """Why the second family takes no weight without a season: its members are the first's."""
+def test_without_a_season_the_two_families_levels_forecast_alike_and_their_trends_by_their_beta():
+    """Why the second family takes no weight without a season: its levels are the first's, and
+    its trend differs by its beta alone (0.2 against 0.1: a young series' trend is the slower one's)."""
     rows = blank()
     feed(rows, [3.0, 2.5, 4.0, 3.5, 5.0, 4.5, 6.0])
     paths = experts.paths(rows, torch.tensor([7]), 5)[0, :, :, 0]  # [H, E]
     for space in ("", "log_"):
         for kind in KINDS:
             first, second = experts.NAMES.index(f"{space}{kind}_g0.1"), experts.NAMES.index(f"{space}{kind}_g0.4")
-            assert torch.equal(paths[:, first], paths[:, second])
+            if kind.startswith("trend"):  # a rising series: the faster trend forecasts higher
+                assert bool((paths[1:, second] > paths[1:, first]).all()), kind
+            else:
+                assert torch.equal(paths[:, first], paths[:, second]), kind
 
 
 def hand_ar_path(values: list[float], theta: list[float], m: int, horizon: int) -> list[float]:

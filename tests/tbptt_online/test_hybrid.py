@@ -43,15 +43,17 @@ def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.
     return hybrid.rows_at(view.tensors, slot), view.tensors["steps"][slot]
 
 
-def hand_weights(loss: list[float], count: float, allowed: list[bool], eta: float = combination.ETA) -> list[float]:
-    """EWA weights in plain Python: exp(-eta sqrt(N / EVIDENCE) A_e / min A) over the members
-    allowed, N the discounted count."""
+def hand_weights(
+    loss: list[float], count: float, allowed: list[bool], h: int, eta: float = combination.ETA
+) -> list[float]:
+    """EWA weights at horizon index ``h`` in plain Python: exp(-eta sqrt(N / (EVIDENCE sqrt(h + 1)))
+    A_e / min A) over the members allowed, N the discounted count."""
     if count == 0:
         k = sum(allowed)
         return [1.0 / k if ok else 0.0 for ok in allowed]
     average = [x / count for x in loss]
     best = min(a for a, ok in zip(average, allowed, strict=True) if ok)
-    evidence = math.sqrt(count / combination.EVIDENCE)
+    evidence = math.sqrt(count / (combination.EVIDENCE * math.sqrt(h + 1)))
     raw = [math.exp(-eta * evidence * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
     return [r / sum(raw) for r in raw]
 
@@ -59,10 +61,10 @@ def hand_weights(loss: list[float], count: float, allowed: list[bool], eta: floa
 def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
     """The served weights at horizon index ``h`` of the first row and feature in plain Python:
     the fast and the slow combiners' EWA weights mixed by the EWA of their own losses."""
-    fast = hand_weights(rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed)
-    slow = hand_weights(rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed)
+    fast = hand_weights(rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed, h)
+    slow = hand_weights(rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed, h)
     meta = rows["c_meta_loss"][0, h, :, 0].tolist()
-    mu = hand_weights(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], combination.META_ETA)
+    mu = hand_weights(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], h, combination.META_ETA)
     return [mu[0] * f + mu[1] * w for f, w in zip(fast, slow, strict=True)]
 
 
@@ -107,8 +109,8 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
         members = every[0, h - 1, :, 0].tolist()
         assert mean[h - 1] == pytest.approx(sum(wi * fi for wi, fi in zip(w, members, strict=True)), rel=1e-12)
         # each combiner's own forecast (scored by the mixture): its weights alone
-        fast = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed)
-        slow = hand_weights(rows["c_slow_loss"][0, k, :, 0].tolist(), rows["c_slow_count"][0, k, 0].item(), allowed)
+        fast = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed, k)
+        slow = hand_weights(rows["c_slow_loss"][0, k, :, 0].tolist(), rows["c_slow_count"][0, k, 0].item(), allowed, k)
         for i, own in enumerate((fast, slow)):
             by_hand = sum(wi * fi for wi, fi in zip(own, members, strict=True))
             assert combined[0, h - 1, i, 0].item() == pytest.approx(by_hand, rel=1e-12)
@@ -427,6 +429,37 @@ def test_intervals_widen_with_the_horizon_on_a_random_walk():
     assert all(w >= width[11] * (1 - 1e-12) for w in width[12:])
     wider = f.forecast("a", 24, level=0.99)
     assert all(u - lo > w for lo, u, w in zip(wider.lower, wider.upper, width, strict=True))
+
+
+def test_a_young_horizons_misses_are_judged_against_its_own_width_then_against_the_width_served():
+    # q_h replayed by hand at h = 12 on a series that rises for 20 values and then turns (a heart
+    # rate's start): a forecast scored before h = 12 had scored 12 targets was served with a width
+    # taken from shorter horizons; such a miss is judged against q itself. Judged against the
+    # narrow width served, each of them grew q by exp(0.4 * 0.9) and q_12 reached 198 on errors of 12.
+    f = Forecaster(config_for(season_length=None, calibrated_horizon=12))
+    values = [84.0 + 0.8 * t for t in range(20)] + [99.0 - 0.3 * t + math.sin(t) for t in range(40)]
+    h, members, level = 12, hybrid.N_MEMBERS, f.config.interval_level
+    young_threshold = (1.0 - combination.META_DISCOUNT**h) / (1.0 - combination.META_DISCOUNT) - 0.5
+    judged_apart = 0
+    for t, value in enumerate(values, start=1):
+        slot = f.store.slots.get("a")
+        if slot is None or t <= h:
+            f.observe("a", value)
+            continue
+        tensors = f.store.tensors
+        made = tensors["c_origin"][slot, t % h, h - 1, :, 0].double()  # origin t - 12's forecasts of y_t
+        ref = tensors["c_origin_ref"][slot, t % h, 0].item()
+        error, served = abs(value - (ref + made[members].item())), made[members + 1].item()
+        q, young = (
+            tensors["c_q"][slot, h - 1, 0].item(),
+            tensors["c_meta_count"][slot, h - 1, 0].item() < young_threshold,
+        )
+        f.observe("a", value)
+        expected = calibration.stepped(q, error, level, 0.0, 0.0 if young else served)  # floor: q stays far above it
+        assert f.store.tensors["c_q"][slot, h - 1, 0].item() == pytest.approx(expected, rel=1e-12), t
+        judged_apart += young and (error > served) != (error > q)
+    assert judged_apart >= 3  # the rule decided something: young misses against the width served, not against q
+    assert f.store.tensors["c_q"][f.store.slots["a"], h - 1, 0].item() < 4 * max(abs(v - 90.0) for v in values)
 
 
 def test_no_interval_before_a_scale_and_no_forecast_before_a_value():

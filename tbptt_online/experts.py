@@ -6,7 +6,8 @@ Twenty-two experts per series and feature (``NAMES``), over the rows ``[B, ...]`
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
   0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
-  0.1, damping 0.98), all plus up to two seasonal components (Taylor's double-seasonal
+  0.1 in the gamma-0.1 family and 0.2 in the gamma-0.4 one, damping 0.98), all plus up to two
+  seasonal components (Taylor's double-seasonal
   Holt-Winters) measured against the family's trend level (standard Holt-Winters measures
   the season against the level that follows the trend: a level without a trend lags
   behind it, and the lag would leak into the seasonal indices);

@@ -121,11 +121,10 @@ def score(
                     error = abs(y[b, k] - (ref + np.float64(made[members + 2 + i, k])))
                     x, x_cap = combination.scored_error(error, unit, False)
                     meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
-                served = _finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap)
-                half = np.float64(made[members + 1, k])  # a width: stored as it is
-                if meta_count[b, h - 1, k] < (1.0 - meta**h) / (1.0 - meta) - 0.5:  # fewer than h scored before
-                    half = 0.0  # its width was taken from shorter horizons: a miss is judged against q itself
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
+                served = _finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap)
+                # a width: stored as it is; 0 where the horizon had none of its own (``hybrid.remember``)
+                half = np.float64(made[members + 1, k])
                 floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k] - ref))  # (see STORED_RESOLUTION)
                 q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, floor, half)
             if t >= 2:

@@ -444,8 +444,7 @@ def remember(
     b, h, _, d = paths.shape
     mean = torch.empty(b, h, d, dtype=torch.float64)
     own = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
-    tracked = rows["c_q"][:, : half.shape[1]] > 0  # [B, Hc, d]: the horizon's width is its own
-    own += readable(torch.where(tracked, half, torch.zeros((), dtype=half.dtype)), rows["slot"], at)
+    own += readable(torch.where(rows["c_q"] > 0, half, 0.0), rows["slot"], at)  # [B, Hc, d]: 0 where not its own
     ring, ref, out = origin.numpy(), origin_ref.numpy(), mean.numpy()  # shared: each row writes its own slot
     over_rows(b, lambda r: kernels.remember(*(a[r] for a in own), ring, ref, out[r]))
     return mean

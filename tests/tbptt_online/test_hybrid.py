@@ -20,6 +20,7 @@ from tbptt_online.season import fill_gaps
 from tbptt_online.state_check import check_state
 from tests.tbptt_online.old_formats import as_format_3
 from tests.tbptt_online.snapshots import assert_identical, snapshot
+from tests.tbptt_online.test_combination import ewa_by_hand
 
 f64 = torch.float64
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -43,28 +44,18 @@ def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.
     return hybrid.rows_at(view.tensors, slot), view.tensors["steps"][slot]
 
 
-def hand_weights(
-    loss: list[float], count: float, allowed: list[bool], h: int, eta: float = combination.ETA
-) -> list[float]:
-    """EWA weights at horizon index ``h`` in plain Python: exp(-eta sqrt(N / (EVIDENCE sqrt(h + 1)))
-    A_e / min A) over the members allowed, N the discounted count."""
-    if count == 0:
-        k = sum(allowed)
-        return [1.0 / k if ok else 0.0 for ok in allowed]
-    average = [x / count for x in loss]
-    best = min(a for a, ok in zip(average, allowed, strict=True) if ok)
-    evidence = math.sqrt(count / (combination.EVIDENCE * math.sqrt(h + 1)))
-    raw = [math.exp(-eta * evidence * a / best) if ok else 0.0 for a, ok in zip(average, allowed, strict=True)]
-    return [r / sum(raw) for r in raw]
-
-
 def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
     """The served weights at horizon index ``h`` of the first row and feature in plain Python:
-    the fast and the slow combiners' EWA weights mixed by the EWA of their own losses."""
-    fast = hand_weights(rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed, h)
-    slow = hand_weights(rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed, h)
+    the fast and the slow combiners' EWA weights (``ewa_by_hand``) mixed by the EWA of their own
+    losses."""
+    fast = ewa_by_hand(
+        rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed, combination.ETA, h + 1
+    )
+    slow = ewa_by_hand(
+        rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed, combination.ETA, h + 1
+    )
     meta = rows["c_meta_loss"][0, h, :, 0].tolist()
-    mu = hand_weights(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], h, combination.META_ETA)
+    mu = ewa_by_hand(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], combination.META_ETA, h + 1)
     return [mu[0] * f + mu[1] * w for f, w in zip(fast, slow, strict=True)]
 
 
@@ -109,8 +100,16 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
         members = every[0, h - 1, :, 0].tolist()
         assert mean[h - 1] == pytest.approx(sum(wi * fi for wi, fi in zip(w, members, strict=True)), rel=1e-12)
         # each combiner's own forecast (scored by the mixture): its weights alone
-        fast = hand_weights(rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed, k)
-        slow = hand_weights(rows["c_slow_loss"][0, k, :, 0].tolist(), rows["c_slow_count"][0, k, 0].item(), allowed, k)
+        fast = ewa_by_hand(
+            rows["c_loss"][0, k, :, 0].tolist(), rows["c_count"][0, k, 0].item(), allowed, combination.ETA, k + 1
+        )
+        slow = ewa_by_hand(
+            rows["c_slow_loss"][0, k, :, 0].tolist(),
+            rows["c_slow_count"][0, k, 0].item(),
+            allowed,
+            combination.ETA,
+            k + 1,
+        )
         for i, own in enumerate((fast, slow)):
             by_hand = sum(wi * fi for wi, fi in zip(own, members, strict=True))
             assert combined[0, h - 1, i, 0].item() == pytest.approx(by_hand, rel=1e-12)

@@ -15,7 +15,10 @@ h = 12: 82 % of the served intervals covered while the count saw 90 %). Except w
 horizon had no width of its own when the forecast was served (``q_h`` still 0, its width taken
 from the shorter horizons): that forecast is remembered with width 0 (``hybrid.remember``) and
 its miss judged against ``q_h`` itself; judged against those narrow widths, each late miss grew
-``q_h`` by 43 % and a heart rate's 12-step width reached 198 on errors of at most 13. The first
+``q_h`` by 43 % and a heart rate's 12-step width reached 198 on errors of at most 13. So is a
+forecast served with a width not above the floor (a flat stretch's): after 100 values of 5.0 and
+a step to 50, the twelve 12-step forecasts made on the flat, each a point, were judged misses one
+after the other and grew ``q_12`` from 90 (the first error's) to 4,700. The first
 scored error above the floor sets ``q_h = 2 |error|`` (a series that starts 84, 84, 84 scores
 errors of 0 first: taking them as its start left a width of 1e-6 that grew by 43 % a miss, and
 a heart rate's first 28 one-step intervals all missed). Not covered: a flat stretch in
@@ -47,10 +50,10 @@ FIRST = 2.0  # the first scored error sets q = FIRST * |error|
 @compiled
 def stepped(q: float, error: float, level: float, floor: float, served: float) -> float:
     """q after one scored absolute error ``error``: a miss judged against the half-width
-    ``served`` with the forecast (where 0: against q); where q is not above the floor (nothing
+    ``served`` with the forecast (where it is not above ``floor``: against q); where q is not above the floor (nothing
     scored yet, or only errors the floor covers: a flat start), a finite error sets q; at
     least ``floor`` > 0 (a flat series)."""
-    judged = served if served > 0 else q
+    judged = served if served > floor else q
     miss = 1.0 if error > judged else 0.0
     restart = FIRST * error if math.isfinite(error) else q  # a NaN or inf error sets nothing
     started = q * math.exp(RATE * (miss - (1.0 - level))) if q > floor else restart

@@ -66,6 +66,43 @@ def test_at_the_floor_an_error_above_it_sets_q_as_a_first_error_does():
     assert fold_one(2e-6, 0.5, floor=1e-6) == pytest.approx(2e-6 * math.exp(RATE * 0.9), rel=1e-15)  # above it
 
 
+def test_a_miss_of_a_width_served_at_the_floor_is_judged_against_q():
+    # a flat stretch serves points (widths at the floor): each of their misses grew q by
+    # exp(RATE * 0.9) however wide q already was; judged against q, an error q covers is covered
+    floor = 5e-6
+    served = torch.tensor([[[5e-13, 5e-6, 2e-5]]], dtype=f64)  # below, at and above the floor
+    q = (
+        calibration.fold(
+            torch.full((1, 1, 1), 90.0, dtype=f64).expand(1, 3, 1).contiguous(),
+            torch.full((1, 3, 1), 45.0, dtype=f64),
+            torch.ones(1, 3, 1, dtype=torch.bool),
+            0.9,
+            torch.tensor([[floor]], dtype=f64),
+            served.view(1, 3, 1),
+        )
+        .flatten()
+        .tolist()
+    )
+    covered, missed = 90.0 * math.exp(-RATE * 0.1), 90.0 * math.exp(RATE * 0.9)
+    assert q == pytest.approx([covered, covered, missed], rel=1e-15)
+
+
+def test_a_step_after_a_flat_stretch_widens_the_long_horizons_by_its_size_not_by_its_misses():
+    # 100 values of 5.0, then 50.0 (a hostile test): the twelve 12-step forecasts made on the flat
+    # stretch, each served as a point, missed one after the other and each grew q_12 by 43 % from
+    # the first error's 90: the 12-step interval reached +-4,700 around a level of 50, +-1,000 at
+    # value 150 and +-140 at value 200
+    f = Forecaster(ForecasterConfig())
+    half = []
+    for t, value in enumerate([5.0] * 100 + [50.0] * 100, start=1):
+        f.observe("s", value)
+        if t > 100:
+            ahead = f.forecast("s", 12)
+            half.append((ahead.upper[11] - ahead.lower[11]) / 2)
+    assert max(half) <= calibration.FIRST * 45.0 * 1.01  # the first error's q, widened no further
+    assert half[-1] < 5.0  # and narrowing on the flat level after it
+
+
 @pytest.mark.parametrize("q", [0.0, 1e-6])
 @pytest.mark.parametrize("error", [math.inf, math.nan])
 def test_a_non_finite_error_does_not_set_q(q, error):

@@ -8,7 +8,10 @@ periods of 2 to 4 cycles (lags in [max(MIN_LAG, n / 4), n / 2]) when the autocor
 found none: a lag m is a season when the seasonal naive forecast of the *changes*,
 c_t ~ c_{t-m}, beats their mean, c_t ~ mean(c), on the changes both forecast: mean
 absolute error below ``GAIN`` of the mean's and the paired improvement significant at
-``FALSE_RATE`` over the lags tested (Bonferroni, one-sided). The changes are free of a
+``FALSE_RATE`` over the lags tested (Bonferroni, one-sided). A series with changes of exactly 0
+(piecewise constant: a count of replicas, a setting) is tested on the pairs where c_t or c_{t-m}
+moved: where neither did, the mean's error is the drift and the seasonal naive's 0, so one step
+in a flat series was a season. The changes are free of a
 trend (a trend is their mean); white noise or a random walk gives changes whose lag-m
 difference has twice their variance, so the test is one-sided against them. The lowest
 lag wins (a multiple of it is taken when it fits clearly better, as for a season
@@ -48,6 +51,7 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     if r == 0 or hi < lo or n // 3 >= longest:
         return out
     changes = values.diff(dim=1)  # [R, L]
+    moved = changes != 0  # [R, L] (a piecewise-constant series: most changes exactly 0)
     changes = changes - changes.mean(dim=1, keepdim=True)  # a trend is the changes' mean
     length = changes.shape[1]
     lags = [m for m in range(lo, hi + 1) if length - m >= MIN_PAIRS]
@@ -55,12 +59,32 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
         return out
     z = z_one_sided(FALSE_RATE, len(lags))
     size = changes.abs()  # [R, L] |c_t|: the error of c_t ~ mean(c) = 0, read by every lag
+    still = (~moved).any(dim=1).nonzero().squeeze(1)  # rows with a change of exactly 0 (few)
     for m in lags:  # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
         seasonal = (changes[:, m:] - changes[:, :-m]).abs()  # [R, k] c_t ~ c_{t-m}
-        out = torch.where((out == 0) & significantly_better(seasonal, size[:, m:], GAIN, z), m, out)
+        better = significantly_better(seasonal, size[:, m:], GAIN, z)
+        if len(still):  # those rows tested on the pairs where something moved (``_moved_pairs_better``)
+            pairs = moved[still, m:] | moved[still, :-m]
+            better[still] = _moved_pairs_better(seasonal[still], size[still, m:], pairs, z)
+        out = torch.where((out == 0) & better, m, out)
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):
         out[smooth] = smooth_periods(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
+    return out
+
+
+def _moved_pairs_better(seasonal: torch.Tensor, size: torch.Tensor, pairs: torch.Tensor, z: float) -> torch.Tensor:
+    """``significantly_better(seasonal, size, GAIN, z)`` per row over its ``pairs`` [R, k] only:
+    the targets c_t where c_t or c_{t-m} moved (was not exactly 0); fewer than ``MIN_PAIRS`` of
+    them: False. Where neither moved, both forecasts of the changes err by the drift alone, the
+    mean's by |mean(c)| and the seasonal naive's by 0: one step of 5 to 50 in 120 flat values made
+    a drift of 0.38 a change and, with it, a "season" of 30 from 88 such ties of its 89 pairs (a hostile test:
+    the forecast of the flat 50 then jumped to 35 and 72, a season after the step)."""
+    out = torch.zeros(len(seasonal), dtype=torch.bool)
+    for row in range(len(seasonal)):  # (few rows: those with a change of exactly 0)
+        where = pairs[row]
+        if int(where.sum()) >= MIN_PAIRS:
+            out[row] = significantly_better(seasonal[row, where][None], size[row, where][None], GAIN, z)[0]
     return out
 
 

@@ -45,6 +45,40 @@ def test_noise_random_walks_and_trends_give_no_season():
             assert (young_periods(rows, 336) > 0).double().mean().item() <= 0.01, n
 
 
+def test_a_step_in_a_flat_series_is_no_season():
+    # a hostile test: 100 values of 5.0, then 50.0. The changes' mean (the step over n - 1 changes)
+    # was a drift every flat pair forecast worse than its seasonal naive did, so one step gave a
+    # season at every detection: 18, 36 and 60 (step at value 60), 30, 44 and 92 (at 100), 48 and 138
+    for at in (60, 100, 150):
+        for n in (72, 96, 120, 144, 192, 288):
+            if n > at:
+                step = torch.tensor([5.0] * at + [50.0] * (n - at), dtype=f64)[None]
+                assert young_periods(step, 1000).item() == 0, (at, n)
+
+
+def test_a_season_of_counts_with_flat_stretches_is_still_found():
+    # the rows with changes of exactly 0 are tested on the pairs where something moved: a weekly
+    # pattern of counts, 0 three days a week, keeps its season at three cycles
+    week = [0.0, 0.0, 3.0, 5.0, 3.0, 0.0, 1.0]
+    assert young_periods(torch.tensor([week * 3], dtype=f64), 336).item() == 7
+    rising = [v + i // 7 for i, v in enumerate(week * 4)]  # one more each week: a trend as well
+    assert young_periods(torch.tensor([rising], dtype=f64), 336).item() == 7
+
+
+def test_a_stepped_series_is_forecast_flat_after_its_step():
+    # the same series as forecast: its "season" of 30 made the one-step forecast of the flat 50
+    # jump to 35 at value 120 and to 72 at value 131 (the seasonal naive and the AR reading the
+    # step a season back)
+    f = Forecaster(ForecasterConfig())
+    worst = 0.0
+    for t, value in enumerate([5.0] * 100 + [50.0] * 100, start=1):
+        made = f.observe("s", value).forecast_next.mean
+        if t >= 115:
+            worst = max(worst, abs(made - 50.0))
+            assert f.series_stats("s").seasons == [], t
+    assert worst < 0.5
+
+
 def daily(n: int, seed: int, noise: float = 2.0) -> torch.Tensor:
     """An hourly series with a smooth daily cycle (amplitude 10) under white noise, a drift and a wander."""
     g = torch.Generator().manual_seed(seed)

@@ -6,7 +6,8 @@ Twenty-two experts per series and feature (``NAMES``), over the rows ``[B, ...]`
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
   0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
-  0.1 in the gamma-0.1 family and 0.2 in the gamma-0.4 one, damping 0.98), all plus up to two
+  0.1 in the gamma-0.1 family and 0.2 in the gamma-0.4 one, damping 0.98; at a level shift,
+  its level starts again at the value and its trend is kept: a shift is not a trend), all plus up to two
   seasonal components (Taylor's double-seasonal
   Holt-Winters) measured against the family's trend level (standard Holt-Winters measures
   the season against the level that follows the trend: a level without a trend lags
@@ -132,11 +133,20 @@ def ring_at(ring: torch.Tensor, slot: torch.Tensor, step: torch.Tensor) -> torch
     return torch.take(ring, flat)
 
 
-def advance(rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor, step: torch.Tensor) -> None:
+def advance(
+    rows: dict[str, torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    step: torch.Tensor,
+    shifted: torch.Tensor | None = None,
+) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     the rows (``expert_kernels.advance``): the rows' own copies and the shared fields (values
-    ring, seasonal tables, at the rows' slots) are written in place."""
-    head = readable(rows["slot"], step, y.to(torch.float64), mask)
+    ring, seasonal tables, at the rows' slots) are written in place. ``shifted`` [B, d] bool:
+    where the value is a level shift (``outliers``), at which the trend's level starts again
+    (None: nowhere)."""
+    shifted = torch.zeros_like(mask) if shifted is None else shifted
+    head = readable(rows["slot"], step, y.to(torch.float64), mask, shifted)
     ring, season, *own = writable(rows, _ADVANCED)  # the ring and the seasonal tables are shared (SHARED)
     over_rows(len(step), lambda r: kernels.advance(*(a[r] for a in head), ring, season, *(a[r] for a in own)))
 

@@ -56,17 +56,17 @@ class HybridTick:
         gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
         if gap.any():
             y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
-        flagged = None
+        flagged, shifted = None, None
         if self.outlier_bound is not None:  # far outside its interval: taken at the bound (``outliers``)
             upper = served[2].numpy()
             last = stats[:, STAT["last_value"]].numpy()  # [B, d] the value before, as it came
-            y, at_bound = outliers.cleaned(rows, steps, y, observed, (made, upper), last, self.outlier_bound)
+            y, at_bound, shifted = outliers.cleaned(rows, steps, y, observed, (made, upper), last, self.outlier_bound)
             flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
         y = torch.from_numpy(y)
         tensors = self.store.tensors
         hybrid.score(rows, y, mask, steps, cfg.interval_level, tensors["c_origin"], tensors["c_origin_ref"])
         target, defined = hybrid.network_target(rows, y, mask)
-        experts.advance(rows, y, mask, steps)
+        experts.advance(rows, y, mask, steps, None if shifted is None else torch.from_numpy(shifted))
         self.seasons(rows, steps)
         paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d]
         base = hybrid.base_path(rows, paths)  # the experts' combination [B, Hc, d] and the members' weights

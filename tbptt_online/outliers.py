@@ -69,9 +69,9 @@ any feature of its value was), ``o_shifts`` (int64: the level shifts so far) and
 >>> y = np.array([[110.0]]); mean = np.array([[10.0]]); upper = np.array([[10.5]])
 >>> run, count, shifts = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64)
 >>> largest, taken, flagged = np.zeros((1, 1)), np.empty((1, 1)), np.empty((1, 1), bool)
->>> z, state = 1.6448536269514722, (run, count, largest, shifts)
+>>> z, state, shifted = 1.6448536269514722, (run, count, largest, shifts), np.empty((1, 1), bool)
 >>> last = np.array([[10.2]])
->>> clean(np.array([30]), y, np.ones((1, 1), bool), mean, upper, last, z, 6.0, 2, *state, taken, flagged)
+>>> clean(np.array([30]), y, np.ones((1, 1), bool), mean, upper, last, z, 6.0, 2, *state, taken, flagged, shifted)
 >>> round(float(taken[0, 0]), 5), bool(flagged[0, 0]), int(run[0, 0]), int(count[0, 0])  # 10 + 6 * 0.5 / z(0.9)
 (11.82387, True, 1, 1)
 """
@@ -108,6 +108,7 @@ def clean(
     shifts: np.ndarray,
     taken: np.ndarray,
     flagged: np.ndarray,
+    shifted: np.ndarray,
 ) -> None:
     """The values as the model takes them, ``taken`` [B, d], and which were taken at their
     bound, ``flagged`` [B, d] bool, from ``y`` [B, d] of the rows' steps ``step`` [B]
@@ -115,13 +116,16 @@ def clean(
     ``upper`` bound [B, d] (NaN: none), ``last`` the value observed before, as it came [B, d]
     (NaN: none), ``z`` = z(level) of the served interval, ``sigmas``
     the bound in error spreads, ``shift_run`` the run that is a level shift; ``run``,
-    ``count``, ``shifts`` (int64) and ``largest`` [B, d] updated in place (module doc)."""
+    ``count``, ``shifts`` (int64) and ``largest`` [B, d] updated in place (module doc);
+    ``shifted`` [B, d] bool: where this value makes a run on one side a level shift (where the
+    trend members' level starts again, ``expert_kernels.advance``; not a change of the spread)."""
     n_rows, d = y.shape
     for b in range(n_rows):
         for k in range(d):
             value = y[b, k]
             taken[b, k] = value
             flagged[b, k] = False
+            shifted[b, k] = False
             if not observed[b, k] or step[b] <= YOUNG:  # a young series' interval is a guess yet
                 continue
             half = upper[b, k] - mean[b, k]
@@ -144,6 +148,7 @@ def clean(
             if before + 1 > shift_run or (before + 1 == shift_run and same):  # the series has changed
                 if before < shift_run + 1:  # ... from this value on: its level (a run on one side) or its spread
                     shifts[b, k] += 1
+                    shifted[b, k] = same
                 run[b, k] = side * max(before + 1, shift_run + 1)
                 # one shift says little of the next value; a series that shifts again and again
                 # (a flow switching between two levels) has shifts of that size as its errors
@@ -189,13 +194,14 @@ def cleaned(
     served: tuple,
     last: np.ndarray,
     bound: Bound,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The values ``y`` [B, d] of the rows' steps ``step`` [B] as the model takes them [B, d]
     and which were taken at their bound [B, d] (``clean``), ``served`` the served mean and
     upper bound [B, d] each (numpy), ``last`` the value observed before each as it came [B, d];
-    the rows' ``o_*`` fields are updated in place."""
-    out, flagged = np.empty_like(y), np.empty(y.shape, dtype=np.bool_)
+    the rows' ``o_*`` fields are updated in place. Also returns where the value is a level shift
+    [B, d] (``clean``'s ``shifted``)."""
+    out, flagged, shifted = np.empty_like(y), np.empty(y.shape, dtype=np.bool_), np.empty(y.shape, dtype=np.bool_)
     arrays = [np.ascontiguousarray(a) for a in (step.numpy(), y, observed, *served, last)]  # (no copy: most are)
     state = writable(rows, FIELDS)
-    clean(*arrays, float(bound.z), float(bound.sigmas), int(bound.shift_run), *state, out, flagged)
-    return out, flagged
+    clean(*arrays, float(bound.z), float(bound.sigmas), int(bound.shift_run), *state, out, flagged, shifted)
+    return out, flagged, shifted

@@ -28,11 +28,11 @@ def blank(periods: tuple[int, int] = (0, 0), ring: int = 40, max_season: int = 8
     return rows
 
 
-def feed(rows: dict[str, torch.Tensor], values: list[float | None], first_step: int = 1) -> None:
+def feed(rows: dict[str, torch.Tensor], values: list[float | None], first_step: int = 1, shifted: bool = False) -> None:
     for step, value in enumerate(values, first_step):
         observed = value is not None
         y = torch.tensor([[value if observed else 0.0]], dtype=f64)
-        experts.advance(rows, y, torch.tensor([[observed]]), torch.tensor([step]))
+        experts.advance(rows, y, torch.tensor([[observed]]), torch.tensor([step]), torch.tensor([[shifted]]))
 
 
 class HandHoltWinters:
@@ -51,7 +51,7 @@ class HandHoltWinters:
         m = self.periods[j]
         return self.seasons[j][step % m] if m else 0.0
 
-    def advance(self, step: int, y: float) -> None:
+    def advance(self, step: int, y: float, shifted: bool = False) -> None:
         u = math.log(y) if self.log else y
         s1, s2 = self.season_at(0, step), self.season_at(1, step)
         if step == 1:
@@ -59,8 +59,11 @@ class HandHoltWinters:
         else:
             old = self.levels
             new = [a * (u - (s1 + s2)) + (1 - a) * level for a, level in zip(ALPHAS[:3], old[:3], strict=True)]
-            new.append(ALPHAS[3] * (u - (s1 + s2)) + (1 - ALPHAS[3]) * (old[3] + PHI * self.trend))
-            self.trend = self.beta * (new[3] - old[3]) + (1 - self.beta) * PHI * self.trend
+            if shifted:  # a level shift: the trend's level starts at the value, its trend kept
+                new.append(u - (s1 + s2))
+            else:
+                new.append(ALPHAS[3] * (u - (s1 + s2)) + (1 - ALPHAS[3]) * (old[3] + PHI * self.trend))
+                self.trend = self.beta * (new[3] - old[3]) + (1 - self.beta) * PHI * self.trend
             self.levels = new
         reference = self.levels[REFERENCE]
         g = self.gamma
@@ -99,6 +102,22 @@ def test_levels_trend_and_seasons_follow_the_holt_winters_recursions(periods):
             for j, m in enumerate(periods):
                 table = rows["x_season"][0, v, j, 0, :m].tolist()
                 assert table == pytest.approx(hand.seasons[j][:m], rel=1e-12, abs=1e-14), (step, v, j)
+
+
+@pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_kept(periods):
+    # smoothed, a shift became a trend: 10 -> 1,000 made the multiplicative trend member forecast
+    # 20,453 twelve steps ahead 9 values later (a hostile test); the plain levels smooth as always
+    rows = blank(periods)
+    hands = [HandHoltWinters(gamma, periods, log=bool(space)) for space, gamma in VARIANTS]
+    values = VALUES[:8] + [100 * v for v in VALUES[8:]]
+    for step, y in enumerate(values, 1):
+        feed(rows, [y], first_step=step, shifted=step == 9)
+        for v, hand in enumerate(hands):
+            hand.advance(step, y, shifted=step == 9)
+            assert rows["x_level"][0, v, :, 0].tolist() == pytest.approx(hand.levels, rel=1e-12, abs=1e-14), (step, v)
+            assert rows["x_trend"][0, v, 0].item() == pytest.approx(hand.trend, rel=1e-12, abs=1e-14), (step, v)
+    assert len(values) > 9
 
 
 @pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])

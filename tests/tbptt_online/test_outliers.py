@@ -34,7 +34,7 @@ def judge(
     it was taken at the bound (the count grew)."""
     state = [np.array([[run]], np.int64), np.array([[0]], np.int64), np.array([[largest]])]
     state.append(np.array([[shifts]], np.int64))
-    taken, flagged = np.empty((1, 1)), np.empty((1, 1), bool)
+    taken, flagged, shifted = np.empty((1, 1)), np.empty((1, 1), bool), np.empty((1, 1), bool)
     outliers.clean(
         np.array([step]),
         np.array([[value]]),
@@ -48,9 +48,22 @@ def judge(
         *state,
         taken,
         flagged,
+        shifted,
     )
     assert bool(flagged[0, 0]) == (int(state[1][0, 0]) == 1)
+    # a level shift (where the trend members' level starts again) is a change that added a shift
+    assert not shifted[0, 0] or int(state[3][0, 0]) == shifts + 1
+    SHIFTED.append(bool(shifted[0, 0]))
     return float(taken[0, 0]), int(state[0][0, 0]), int(state[1][0, 0]), float(state[2][0, 0])
+
+
+SHIFTED: list[bool] = []  # judge's level-shift flags, in order
+
+
+def shifted_by(value: float, **kwargs) -> bool:
+    """Whether ``value`` (``judge``'s arguments) makes its run a level shift."""
+    judge(value, **kwargs)
+    return SHIFTED[-1]
 
 
 def test_a_value_within_the_bound_is_taken_as_it_came_and_ends_a_run():
@@ -85,6 +98,16 @@ def test_a_run_on_one_side_is_a_level_shift_taken_as_it_came():
     # (a run that is a change is kept at outlier_run + 1 or more: the next value knows it)
     assert judge(60.0, run=1, shifts=1) == (60.0, 3, 0, 50.0)  # a second shift: its error joins M
     assert judge(60.0, run=2, shift_run=3, shifts=1) == (60.0, 4, 0, 50.0)
+
+
+def test_a_level_shift_is_flagged_at_the_value_that_makes_it_and_a_change_of_spread_is_not():
+    # the flag restarts the trend members' level there (``expert_kernels.advance``): a shift is not a trend
+    assert shifted_by(60.0, run=1) and shifted_by(-40.0, run=-1)  # the second on one side: a level shift
+    assert not shifted_by(60.0)  # the first: taken at its bound, a glitch yet
+    assert not shifted_by(70.0, run=3, shifts=1)  # the same shift going on: flagged once
+    assert not shifted_by(-50.0, run=2)  # the third in a row on alternating sides: a change of spread
+    assert not shifted_by(10.5, run=1)  # within the bound: the run ends
+    assert shifted_by(60.0, run=2, shift_run=3) and not shifted_by(60.0, run=1, shift_run=3)
 
 
 def test_a_series_first_level_shift_does_not_widen_the_bound():
@@ -287,3 +310,16 @@ def test_a_glitch_after_one_level_shift_is_still_taken_at_its_bound():
     _, usual = shift_then_glitch(0.0)  # 0.109
     flagged, after = shift_then_glitch(15.0)
     assert flagged and after < 2.5 * usual  # 0.207
+
+
+def test_after_a_level_shift_the_long_forecasts_do_not_run_on_past_the_new_level():
+    # a hostile test: N(10, 1) for 150 values, then N(1,000, 10). Smoothed, the shift became the
+    # trend members' trend (the multiplicative one's 12-step forecast ran to 20 times the new level):
+    # the served 12-step mean reached 2,447, 2,355 and 2,397 on these seeds; now at most 1,016
+    for seed in (1, 2, 3):
+        rng = random.Random(seed)
+        f = Forecaster(ForecasterConfig())
+        for t in range(180):
+            f.observe("s", rng.gauss(10.0, 1.0) if t < 150 else rng.gauss(1000.0, 10.0))
+            if t >= 150:
+                assert f.forecast("s", 12).mean[11] < 1300.0, (seed, t)

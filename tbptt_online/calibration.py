@@ -80,7 +80,8 @@ def fold(
 ) -> torch.Tensor:
     """q [B, H, d] after the absolute errors ``error`` [B, H, d] where ``scored``; ``floor``
     [B, d] > 0 keeps q positive (a flat series); ``served`` [B, H, d]: the half-widths served
-    with the scored forecasts, against which a miss is judged (where 0 or not given: q).
+    with the scored forecasts, against which a miss is judged (where not above the floor, or
+    not given: q).
 
     >>> one = torch.ones(1, 1, 1)
     >>> q = fold(one, 2 * one, one > 0, 0.9, torch.full((1, 1), 1e-9))  # a miss: q grows

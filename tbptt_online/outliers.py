@@ -117,8 +117,9 @@ def clean(
     (NaN: none), ``z`` = z(level) of the served interval, ``sigmas``
     the bound in error spreads, ``shift_run`` the run that is a level shift; ``run``,
     ``count``, ``shifts`` (int64) and ``largest`` [B, d] updated in place (module doc);
-    ``shifted`` [B, d] bool: where this value makes a run on one side a level shift (where the
-    trend members' level starts again, ``expert_kernels.advance``; not a change of the spread)."""
+    ``shifted`` [B, d] bool: where this value makes its run a level shift, the ``shift_run``-th
+    outlier in a row and on the side of the one before (where the trend members' level starts
+    again, ``expert_kernels.advance``; not a change of the spread, ``shift_run + 1`` in a row)."""
     n_rows, d = y.shape
     for b in range(n_rows):
         for k in range(d):
@@ -148,7 +149,7 @@ def clean(
             if before + 1 > shift_run or (before + 1 == shift_run and same):  # the series has changed
                 if before < shift_run + 1:  # ... from this value on: its level (a run on one side) or its spread
                     shifts[b, k] += 1
-                    shifted[b, k] = same
+                    shifted[b, k] = before + 1 == shift_run and same  # a level shift, not a change of spread
                 run[b, k] = side * max(before + 1, shift_run + 1)
                 # one shift says little of the next value; a series that shifts again and again
                 # (a flow switching between two levels) has shifts of that size as its errors

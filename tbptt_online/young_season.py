@@ -59,12 +59,12 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
         return out
     z = z_one_sided(FALSE_RATE, len(lags))
     size = changes.abs()  # [R, L] |c_t|: the error of c_t ~ mean(c) = 0, read by every lag
-    still = (~moved).any(dim=1).nonzero().squeeze(1)  # rows with a change of exactly 0 (few)
+    still = (~moved).any(dim=1).nonzero().squeeze(1)  # rows with a change of exactly 0 (counts: most of theirs)
     for m in lags:  # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
         seasonal = (changes[:, m:] - changes[:, :-m]).abs()  # [R, k] c_t ~ c_{t-m}
         better = significantly_better(seasonal, size[:, m:], GAIN, z)
         if len(still):  # those rows tested on the pairs where something moved (``_moved_pairs_better``)
-            pairs = moved[still, m:] | moved[still, :-m]
+            pairs = moved[still, m:] | moved[still, :-m]  # [S, k]
             better[still] = _moved_pairs_better(seasonal[still], size[still, m:], pairs, z)
         out = torch.where((out == 0) & better, m, out)
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
@@ -78,14 +78,21 @@ def _moved_pairs_better(seasonal: torch.Tensor, size: torch.Tensor, pairs: torch
     the targets c_t where c_t or c_{t-m} moved (was not exactly 0); fewer than ``MIN_PAIRS`` of
     them: False. Where neither moved, both forecasts of the changes err by the drift alone, the
     mean's by |mean(c)| and the seasonal naive's by 0: one step of 5 to 50 in 120 flat values made
-    a drift of 0.38 a change and, with it, a "season" of 30 from 88 such ties of its 89 pairs (a hostile test:
-    the forecast of the flat 50 then jumped to 35 and 72, a season after the step)."""
-    out = torch.zeros(len(seasonal), dtype=torch.bool)
-    for row in range(len(seasonal)):  # (few rows: those with a change of exactly 0)
-        where = pairs[row]
-        if int(where.sum()) >= MIN_PAIRS:
-            out[row] = significantly_better(seasonal[row, where][None], size[row, where][None], GAIN, z)[0]
-    return out
+    a drift of 0.38 a change and, with it, a "season" of 30 from 88 such ties of its 89 pairs (a
+    hostile test: the forecast of the flat 50 then jumped to 35 and 72, a season after the step).
+    All rows at once (a count series has changes of 0: most rows of a store of counts are these)."""
+    weight = pairs.to(seasonal.dtype)  # [R, k] 1 where the pair is tested
+    count = weight.sum(dim=1)  # [R]
+    # the ratio first (errors 0 off the pairs: the sums are over the pairs), the paired test where it holds
+    better = (count >= MIN_PAIRS) & ((seasonal * weight).sum(dim=1) < GAIN * (size * weight).sum(dim=1))
+    rows = better.nonzero().squeeze(1)  # (few)
+    if len(rows):
+        w, n = weight[rows], count[rows]
+        gain = (size[rows] - seasonal[rows]) * w  # [G, k] the paired improvements (0 off the pairs)
+        mean = gain.sum(dim=1) / n
+        spread = ((gain - mean[:, None]).square() * w).sum(dim=1) / (n - 1)  # unbiased, as torch.std
+        better[rows] = mean > z * spread.sqrt() / n.sqrt()
+    return better
 
 
 def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:

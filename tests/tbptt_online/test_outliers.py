@@ -108,6 +108,9 @@ def test_a_level_shift_is_flagged_at_the_value_that_makes_it_and_a_change_of_spr
     assert not shifted_by(-50.0, run=2)  # the third in a row on alternating sides: a change of spread
     assert not shifted_by(10.5, run=1)  # within the bound: the run ends
     assert shifted_by(60.0, run=2, shift_run=3) and not shifted_by(60.0, run=1, shift_run=3)
+    # a change whose run crossed sides is one of spread, even where its last two are on one side
+    # (a review: + - - at the default and + + - - with outlier_run 3 restarted the trends' level)
+    assert not shifted_by(-50.0, run=-2) and not shifted_by(-50.0, run=-3, shift_run=3)
 
 
 def test_a_series_first_level_shift_does_not_widen_the_bound():

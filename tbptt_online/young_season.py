@@ -10,8 +10,10 @@ c_t ~ c_{t-m}, beats their mean, c_t ~ mean(c), on the changes both forecast: me
 absolute error below ``GAIN`` of the mean's and the paired improvement significant at
 ``FALSE_RATE`` over the lags tested (Bonferroni, one-sided). A series with changes of exactly 0
 (piecewise constant: a count of replicas, a setting) is tested on the pairs where c_t or c_{t-m}
-moved: where neither did, the mean's error is the drift and the seasonal naive's 0, so one step
-in a flat series was a season. The changes are free of a
+moved, and fewer than ``MIN_PAIRS`` of them test nothing: where neither moved, the mean's error is
+the drift and the seasonal naive's 0, so one step of 5 to 50 in 120 flat values (a drift of 0.38
+a change) gave a "season" of 30 from 88 such ties of its 89 pairs (a hostile test: the forecast
+of the flat 50 then jumped to 35 and 72, a season after the step). The changes are free of a
 trend (a trend is their mean); white noise or a random walk gives changes whose lag-m
 difference has twice their variance, so the test is one-sided against them. The lowest
 lag wins (a multiple of it is taken when it fits clearly better, as for a season
@@ -63,36 +65,15 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     for m in lags:  # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
         seasonal = (changes[:, m:] - changes[:, :-m]).abs()  # [R, k] c_t ~ c_{t-m}
         better = significantly_better(seasonal, size[:, m:], GAIN, z)
-        if len(still):  # those rows tested on the pairs where something moved (``_moved_pairs_better``)
+        if len(still):  # those rows tested on the pairs where c_t or c_{t-m} moved (module doc)
             pairs = moved[still, m:] | moved[still, :-m]  # [S, k]
-            better[still] = _moved_pairs_better(seasonal[still], size[still, m:], pairs, z)
+            enough = pairs.sum(dim=1) >= MIN_PAIRS
+            better[still] = enough & significantly_better(seasonal[still], size[still, m:], GAIN, z, where=pairs)
         out = torch.where((out == 0) & better, m, out)
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):
         out[smooth] = smooth_periods(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
     return out
-
-
-def _moved_pairs_better(seasonal: torch.Tensor, size: torch.Tensor, pairs: torch.Tensor, z: float) -> torch.Tensor:
-    """``significantly_better(seasonal, size, GAIN, z)`` per row over its ``pairs`` [R, k] only:
-    the targets c_t where c_t or c_{t-m} moved (was not exactly 0); fewer than ``MIN_PAIRS`` of
-    them: False. Where neither moved, both forecasts of the changes err by the drift alone, the
-    mean's by |mean(c)| and the seasonal naive's by 0: one step of 5 to 50 in 120 flat values made
-    a drift of 0.38 a change and, with it, a "season" of 30 from 88 such ties of its 89 pairs (a
-    hostile test: the forecast of the flat 50 then jumped to 35 and 72, a season after the step).
-    All rows at once (a count series has changes of 0: most rows of a store of counts are these)."""
-    weight = pairs.to(seasonal.dtype)  # [R, k] 1 where the pair is tested
-    count = weight.sum(dim=1)  # [R]
-    # the ratio first (errors 0 off the pairs: the sums are over the pairs), the paired test where it holds
-    better = (count >= MIN_PAIRS) & ((seasonal * weight).sum(dim=1) < GAIN * (size * weight).sum(dim=1))
-    rows = better.nonzero().squeeze(1)  # (few)
-    if len(rows):
-        w, n = weight[rows], count[rows]
-        gain = (size[rows] - seasonal[rows]) * w  # [G, k] the paired improvements (0 off the pairs)
-        mean = gain.sum(dim=1) / n
-        spread = ((gain - mean[:, None]).square() * w).sum(dim=1) / (n - 1)  # unbiased, as torch.std
-        better[rows] = mean > z * spread.sqrt() / n.sqrt()
-    return better
 
 
 def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:

@@ -15,7 +15,17 @@ from tbptt_online.intervals import z_value
 Z = z_value(0.9)
 
 
-def judge(
+def judge(value: float, **kwargs) -> tuple[float, int, int, float]:
+    """One value through ``outliers.clean``: (taken, run, count, largest) after it (``judged``)."""
+    return judged(value, **kwargs)[:4]
+
+
+def shifted_by(value: float, **kwargs) -> bool:
+    """Whether ``value`` (``judge``'s arguments) makes its run a level shift."""
+    return judged(value, **kwargs)[4]
+
+
+def judged(
     value: float,
     *,
     mean: float = 10.0,
@@ -28,10 +38,10 @@ def judge(
     shift_run: int = 2,
     shifts: int = 0,
     last: float = math.nan,
-) -> tuple[float, int, int, float]:
-    """One value through ``outliers.clean``: (taken, run, count, largest) after it (``shifts``:
-    the level shifts before it, ``last`` the value before it as it came); its flag says whether
-    it was taken at the bound (the count grew)."""
+) -> tuple[float, int, int, float, bool]:
+    """One value through ``outliers.clean``: (taken, run, count, largest, shifted) after it
+    (``shifts``: the level shifts before it, ``last`` the value before it as it came); its flag
+    says whether it was taken at the bound (the count grew)."""
     state = [np.array([[run]], np.int64), np.array([[0]], np.int64), np.array([[largest]])]
     state.append(np.array([[shifts]], np.int64))
     taken, flagged, shifted = np.empty((1, 1)), np.empty((1, 1), bool), np.empty((1, 1), bool)
@@ -53,17 +63,8 @@ def judge(
     assert bool(flagged[0, 0]) == (int(state[1][0, 0]) == 1)
     # a level shift (where the trend members' level starts again) is a change that added a shift
     assert not shifted[0, 0] or int(state[3][0, 0]) == shifts + 1
-    SHIFTED.append(bool(shifted[0, 0]))
-    return float(taken[0, 0]), int(state[0][0, 0]), int(state[1][0, 0]), float(state[2][0, 0])
-
-
-SHIFTED: list[bool] = []  # judge's level-shift flags, in order
-
-
-def shifted_by(value: float, **kwargs) -> bool:
-    """Whether ``value`` (``judge``'s arguments) makes its run a level shift."""
-    judge(value, **kwargs)
-    return SHIFTED[-1]
+    run_after, count, largest_after, _ = (a[0, 0] for a in state)
+    return float(taken[0, 0]), int(run_after), int(count), float(largest_after), bool(shifted[0, 0])
 
 
 def test_a_value_within_the_bound_is_taken_as_it_came_and_ends_a_run():

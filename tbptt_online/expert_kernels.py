@@ -223,6 +223,7 @@ def advance(
     level,
     trend,
     positive,
+    nonneg,
     seen,
     last_observed,
     ar,
@@ -262,6 +263,7 @@ def advance(
                 old = scale[b, k]
                 scale[b, k] = SCALE_DECAY * old + (1 - SCALE_DECAY) * change if old > 0 else change
             positive[b, k] = positive[b, k] and (value > 0 or not observed)  # an imputed value decides nothing
+            nonneg[b, k] = nonneg[b, k] and (value >= 0 or not observed)
             ring[s, (t - 1) % r, k] = value
             logged = math.log(value) if value > 0 else 0.0
             u[0], u[1], u[2], u[3] = value, value, logged, logged  # each variant's value: units, log units

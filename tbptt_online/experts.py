@@ -96,6 +96,7 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         "x_trend": torch.zeros(n, N_VARIANTS, d, dtype=f64),
         "x_season": torch.zeros(n, N_VARIANTS, 2, d, max_season, dtype=f64),  # per variant: season 1, 2
         "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0 (as taken): log experts on
+        "x_nonneg": torch.ones(n, d, dtype=torch.bool),  # every value so far >= 0 (as taken): none served below 0
         "x_seen": torch.zeros(n, d, dtype=torch.bool),  # a value was observed (the smoothing has started)
         "x_last_observed": torch.zeros(n, d, dtype=torch.bool),  # the last value was observed
         "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),
@@ -152,7 +153,7 @@ def advance(
 
 
 _ADVANCED = (  # the shared ones first
-    "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_seen",
+    "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
     "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
     "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip

@@ -372,7 +372,8 @@ def members(
     mean = torch.empty(b, h, d, dtype=torch.float64)
     combined = torch.empty(b, h, COMBINERS, d, dtype=torch.float64)
     arrays = readable(paths, base.path, base.partial, base.net, rows["n_correction"])
-    kernels.serve(*arrays, *readable(rows["x_scale"], rows["x_level"]), every.numpy(), mean.numpy(), combined.numpy())
+    own = readable(rows["x_scale"], rows["x_level"], rows["x_nonneg"])
+    kernels.serve(*arrays, *own, every.numpy(), mean.numpy(), combined.numpy())
     return Members(every, mean, combined)
 
 
@@ -444,6 +445,7 @@ def remember(
     b, h, _, d = paths.shape
     mean = torch.empty(b, h, d, dtype=torch.float64)
     own = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
+    own += readable(rows["x_nonneg"])
     own += readable(torch.where(rows["c_q"] > 0, half, 0.0), rows["slot"], at)  # [B, Hc, d]: 0 where not its own
     ring, ref, out = origin.numpy(), origin_ref.numpy(), mean.numpy()  # shared: each row writes its own slot
     over_rows(b, lambda r: kernels.remember(*(a[r] for a in own), ring, ref, out[r]))
@@ -453,11 +455,20 @@ def remember(
 PREFIXES = ("x_", "c_", "n_", "o_")  # the store's fields that belong to the hybrid
 
 
-def served_rows(mean: torch.Tensor, half: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+def bounds(mean: np.ndarray, half: np.ndarray, nonneg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The interval (lower, upper) served about ``mean`` with half-width ``half`` (NaN: none),
+    its lower bound not below 0 where every value so far was >= 0 (``nonneg``, broadcast
+    against them): the mean is not either (``hybrid_kernels._served``), and a counter's 24-step
+    path with lower bounds down to -2,402 told its reader nothing the value could be."""
+    lower = mean - half
+    return np.where(nonneg & (lower < 0.0), 0.0, lower), mean + half
+
+
+def served_rows(mean: torch.Tensor, half: torch.Tensor, rows: dict[str, torch.Tensor]) -> torch.Tensor:
     """The one-step forecast as served, ``[B, 4, d]`` (the rows of ``series_store.SERVED``:
     mean, mean, lower, upper: the hybrid's mean is in units already), ``half`` [B, d] its
-    interval's half-width (NaN: no interval yet), ``seen`` [B, d] whether a value was
-    observed (no forecast before)."""
-    mean = np.where(seen.numpy(), mean.numpy(), math.nan)  # nothing observed yet: no forecast
-    half = half.numpy()
-    return torch.from_numpy(np.stack([mean, mean, mean - half, mean + half], axis=1))  # (numpy: no torch overhead)
+    interval's half-width (NaN: no interval yet); nothing before a value was observed
+    (``x_seen``), the lower bound as ``bounds`` (``x_nonneg``)."""
+    mean = np.where(rows["x_seen"].numpy(), mean.numpy(), math.nan)  # nothing observed yet: no forecast
+    lower, upper = bounds(mean, half.numpy(), rows["x_nonneg"].numpy())
+    return torch.from_numpy(np.stack([mean, mean, lower, upper], axis=1))  # (numpy: no torch overhead)

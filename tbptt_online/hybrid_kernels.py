@@ -221,6 +221,16 @@ def _network_member(base_path, correction, unit, b, h, k) -> float:
 
 
 @inlined
+def _served(mean: float, nonneg: bool) -> float:
+    """The served mean: the combination, cut at 0 where every value so far was >= 0
+    (``nonneg``). Only what is served is cut: the members and the combiners are scored and
+    weighted on their own forecasts, so every other forecast is as without the cut, and the
+    served one is never further from a value at or above 0. (Cutting each member instead took
+    weight toward members whose forecasts it had cut: lynx one step 0.848 -> 0.862.)"""
+    return 0.0 if nonneg and mean < 0.0 else mean
+
+
+@inlined
 def _with_network(partial, net, member, b, h, tracked, j, k) -> float:
     """A combination (j = 0 served, 1 + i combiner i) over all members: the experts' terms
     ``partial``, then the network's member by its weight (the last term of the sum)."""
@@ -228,13 +238,13 @@ def _with_network(partial, net, member, b, h, tracked, j, k) -> float:
 
 
 @compiled
-def serve(paths, base_path, partial, net, correction, scale, level, every, mean, combined) -> None:
+def serve(paths, base_path, partial, net, correction, scale, level, nonneg, every, mean, combined) -> None:
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
-    ``mean`` [B, H, d] and each combiner's ``combined`` [B, H, 2, d]: the experts' terms
-    ``partial`` [B, H, 3, d] plus the network member's by its weights ``net`` [B, min(H, Hc),
-    3, d] (``base``; beyond Hc the last horizon's), the same sums in the same order as over
-    all members at once."""
+    ``mean`` [B, H, d] (not below 0 where ``nonneg`` [B, d], ``_served``) and each
+    combiner's ``combined`` [B, H, 2, d]: the experts' terms ``partial`` [B, H, 3, d] plus
+    the network member's by its weights ``net`` [B, min(H, Hc), 3, d] (``base``; beyond Hc
+    the last horizon's), the same sums in the same order as over all members at once."""
     n_rows, horizon, experts, d = paths.shape
     horizons = net.shape[1]
     for b in range(n_rows):
@@ -246,16 +256,17 @@ def serve(paths, base_path, partial, net, correction, scale, level, every, mean,
                     every[b, h, e, k] = paths[b, h, e, k]
                 member = _network_member(base_path, correction, unit, b, h, k)
                 every[b, h, experts, k] = member
-                mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
+                mean[b, h, k] = _served(_with_network(partial, net, member, b, h, tracked, 0, k), nonneg[b, k])
                 for i in range(combination.COMBINERS):
                     combined[b, h, i, k] = _with_network(partial, net, member, b, h, tracked, 1 + i, k)
 
 
 @compiled
 def remember(
-    paths, base_path, partial, net, correction, scale, level, half, slot, at, origin, origin_ref, mean
+    paths, base_path, partial, net, correction, scale, level, nonneg, half, slot, at, origin, origin_ref, mean
 ) -> None:
-    """The tick's ``serve`` without a members' table: the served ``mean`` [B, Hc, d], and
+    """The tick's ``serve`` without a members' table: the served ``mean`` [B, Hc, d] (as
+    ``serve``'s), and
     this origin's forecasts written as float32 straight into the ring ``origin`` [N, Hc, Hc,
     E + 4, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
     (the experts' ``paths`` [B, Hc, E - 1, d], then the network's), the served mean, the
@@ -272,7 +283,7 @@ def remember(
         for k in range(d):
             unit = local_scale(scale, level, b, k)
             first = _network_member(base_path, correction, unit, b, 0, k)
-            ref = _with_network(partial, net, first, b, 0, 0, 0, k)  # the served one-step mean
+            ref = _served(_with_network(partial, net, first, b, 0, 0, 0, k), nonneg[b, k])  # the served one-step mean
             ref = ref if math.isfinite(ref) else 0.0
             origin_ref[s, o, k] = ref
             for h in range(horizon):
@@ -281,7 +292,7 @@ def remember(
                     origin[s, o, h, e, k] = np.float32(paths[b, h, e, k] - ref)
                 member = _network_member(base_path, correction, unit, b, h, k)
                 origin[s, o, h, experts, k] = np.float32(member - ref)
-                mean[b, h, k] = _with_network(partial, net, member, b, h, tracked, 0, k)
+                mean[b, h, k] = _served(_with_network(partial, net, member, b, h, tracked, 0, k), nonneg[b, k])
                 origin[s, o, h, members, k] = np.float32(mean[b, h, k] - ref)
                 width = half[b, h, k]
                 origin[s, o, h, members + 1, k] = np.float32(0.0 if math.isnan(width) else width)

@@ -127,7 +127,7 @@ class HybridTick:
         origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
         origin_ref = self.store.writable("c_origin_ref", slots)
         mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin, origin_ref)  # [B, Hc, d]
-        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows["x_seen"])
+        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows)
         own = experts.own(rows)
         if store_rows is not None:
             own = {k: v for k, v in own.items() if v is not store_rows[k]}
@@ -141,4 +141,4 @@ class HybridTick:
         steps = self.store.get("steps", slots)
         mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
         half = hybrid.half_widths(rows, 1)[:, 0]  # [B, d]
-        self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows["x_seen"]), served_path=mean)
+        self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows), served_path=mean)

@@ -70,8 +70,9 @@ class MemberStats:
 class SeriesStats:
     """Prequential accuracy of one series (None until something was scored). With the hybrid:
     the season lengths in use (first feature; [] = none), whether the log (multiplicative)
-    members are on, each member's one-step MAE and weight (first feature), and how many
-    values were outliers learned from at their bound (``outliers.py``; all features)."""
+    members are on, whether every value so far was >= 0 (nothing served below 0), each
+    member's one-step MAE and weight (first feature), and how many values were outliers
+    learned from at their bound (``outliers.py``; all features)."""
 
     series: str
     count: int
@@ -83,6 +84,7 @@ class SeriesStats:
     interval_level: float
     seasons: list[int] = field(default_factory=list)
     multiplicative: bool | None = None
+    never_negative: bool | None = None
     members: list[MemberStats] = field(default_factory=list)
     outliers: int | None = None
     restarts: int = 0  # times its state was restarted, its forecast blown up (forecaster._restart_broken)

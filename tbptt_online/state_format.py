@@ -37,6 +37,8 @@
   its column before the network's.
 - format 13: the detections in a row that gave each series' first season (``x_period_runs``:
   a season given twice in a row is held, ``hybrid._replaces``).
+- format 14: whether every value so far was >= 0 (``x_nonneg``: no forecast, and no interval's
+  lower bound, served below 0 there; ``hybrid_kernels._served``, ``hybrid.bounds``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -88,6 +90,12 @@ A hybrid state of format 12 (or older, migrated to 12 first) gains ``x_period_ru
 series has a season, 0 where it has none: as if each season had just been found, so the next
 detection that gives it again holds it.
 
+A hybrid state of format 13 (or older, migrated to 13 first) gains ``x_nonneg`` from what it
+kept: true where every value so far was > 0 (``x_positive``), or where the series' values all
+lie in its ring of the last R values (its step count at most R) and none is below 0; false
+otherwise (nothing older is known), as for a series that has gone below 0: its forecasts are
+as before.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -108,11 +116,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(13, 1.0, 0, 0)
->>> current_state({"format": 14})
+(14, 1.0, 0, 0)
+>>> current_state({"format": 15})
 Traceback (most recent call last):
 ...
-ValueError: format=14 is invalid: this version reads formats 2 to 13 (it writes 13)
+ValueError: format=15 is invalid: this version reads formats 2 to 14 (it writes 14)
 """
 
 from __future__ import annotations
@@ -133,7 +141,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 13
+FORMAT_VERSION = 14
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -145,6 +153,7 @@ BEFORE_RESTARTS = 9
 BEFORE_EXCURSIONS = 10
 BEFORE_LEVELS_AR = 11
 BEFORE_PERIOD_RUNS = 12
+BEFORE_NONNEG = 13
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -182,6 +191,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_EXCURSIONS, "the experts' excursions and the median expert", (_with_excursions,)),
         (BEFORE_LEVELS_AR, "the long AR on the levels", (_with_levels_ar,)),
         (BEFORE_PERIOD_RUNS, "the held seasons' detection runs", (_with_period_runs,)),
+        (BEFORE_NONNEG, "the never-negative flags", (_with_nonneg,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -212,14 +222,8 @@ def current_state(state: Any) -> Any:
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:
-    """A hybrid state of format 11 (or older, migrated to 11 first) gains the long AR on the levels
-    (``_with_levels_ar``) as format 4 gave the long AR on the changes: its fields as a new series
-    has them (no coefficients, the prior's P, no reference: it starts from the next value, and
-    fits from it with the ORDER values before it in the ring), and its columns at the worst loss
-    it could have, so it takes (next to) no weight until its own errors replace the cap's; the
-    other members go on as they would have.
-
-    A format-2 state written before the probe and the guards: those start fresh (module doc)."""
+    """A format-2 state written before the probe and the guards in format 3: those start fresh
+    (module doc)."""
     config = ForecasterConfig.from_dict(state["config"])  # the new fields at their defaults
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     engine = dict(state["engine"])
@@ -427,9 +431,23 @@ def _with_period_runs(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_period" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_NONNEG}  # no hybrid: nothing else changed
     runs = (tensors["x_period"][:, :, 0] > 0).long()  # [C, d]
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "x_period_runs": runs}}}
+    return {**state, "format": BEFORE_NONNEG, "store": {**store, "tensors": {**tensors, "x_period_runs": runs}}}
+
+
+def _with_nonneg(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-13 ``state`` in format 14: a hybrid's store gains ``x_nonneg`` (module doc);
+    a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_raw" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    ring, steps = tensors["x_raw"], tensors["steps"]  # [C, R, d], [C]
+    held = torch.arange(ring.shape[1])[None, :, None] < steps[:, None, None]  # [C, R, 1]: a value of the series
+    whole = (steps <= ring.shape[1])[:, None] & ((ring >= 0) | ~held).all(dim=1)  # [C, d]
+    nonneg = tensors["x_positive"] | whole
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "x_nonneg": nonneg}}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

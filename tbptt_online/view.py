@@ -204,6 +204,7 @@ class ForecasterView:
         return {
             "seasons": [int(m) for m in rows["x_period"][0, 0].tolist() if m > 0],
             "multiplicative": bool(rows["x_positive"][0, 0]),
+            "never_negative": bool(rows["x_nonneg"][0, 0]),
             "members": [MemberStats(*item) for item in zip(hybrid.MEMBERS, mae, w.tolist(), strict=True)],
             "outliers": int(rows["o_count"][0].sum()),
         }
@@ -220,7 +221,7 @@ def _hybrid_forecasts(
     """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row:
     up to the calibrated horizon the path the last tick served, past it the members again."""
     if horizon <= cfg.calibrated_horizon:
-        rows = {k: tensors[k][slots] for k in ("c_q", "x_seen")}  # what the widths and the mask need
+        rows = {k: tensors[k][slots] for k in ("c_q", "x_seen", "x_nonneg")}  # what the widths and the masks need
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
@@ -229,7 +230,8 @@ def _hybrid_forecasts(
     tracked = z_value(cfg.interval_level)
     ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
     half = calibration.half_widths(rows["c_q"], horizon, ratio).numpy()  # [B, H, d], NaN while nothing is scored
-    by_row = np.stack([mean, mean - half, mean + half], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)
+    lower, upper = hybrid.bounds(mean, half, rows["x_nonneg"].numpy()[:, None])  # not below 0 where no value was < 0
+    by_row = np.stack([mean, lower, upper], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)
     if not np.isnan(by_row).any():  # as _by_row
         return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
     return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]

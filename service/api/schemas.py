@@ -290,6 +290,11 @@ class SeriesStatsOut(BaseModel):
         description="Whether the log (multiplicative) members are on: every value so far > 0 (as the model took "
         "it: an outlier at its interval's bound).",
     )
+    never_negative: bool | None = Field(
+        default=None,
+        description="Whether every value so far was >= 0 (as the model took it): while it holds, no forecast and "
+        "no interval's lower bound is served below 0.",
+    )
     members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
     outliers: int | None = Field(
         default=None,

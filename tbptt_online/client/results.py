@@ -157,6 +157,7 @@ class SeriesStats:
     interval_level: float
     seasons: tuple[int, ...] = ()  # the season lengths in use
     multiplicative: bool | None = None  # the log members on (every value so far > 0, an outlier as taken)
+    never_negative: bool | None = None  # every value so far >= 0: no forecast or lower bound served below 0
     members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
     outliers: int | None = None  # values learned from at their interval's bound (a glitch each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
@@ -165,7 +166,7 @@ class SeriesStats:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
         optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage")
-        optional += ("multiplicative", "outliers", "cadence")
+        optional += ("multiplicative", "never_negative", "outliers", "cadence")
         return cls(
             series=data["series"],
             count=data["count"],

@@ -207,6 +207,15 @@ def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_t
     assert not bool(rows["x_positive"].any())
 
 
+def test_the_never_negative_flag_holds_until_a_value_below_zero_and_a_missing_one_decides_nothing():
+    rows = blank()
+    feed(rows, [20.0, 0.0, None, 0.0, 3.0])
+    assert bool(rows["x_nonneg"].all()) and not bool(rows["x_positive"].any())
+    feed(rows, [-1e-12], first_step=6)
+    feed(rows, [4.0] * 5, first_step=7)  # at or above 0 again: off for good
+    assert not bool(rows["x_nonneg"].any())
+
+
 def test_the_seasonal_naive_and_the_second_family_take_no_weight_without_a_season_the_median_only_without():
     # naive, seasonal naive, units g0.1 (4), units g0.4 (4), log g0.1 (4), log g0.4 (4), ar, ar_changes, median,
     # ar_levels

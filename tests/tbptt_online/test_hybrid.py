@@ -526,10 +526,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 13
+    assert state["format"] == 14
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 13"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 14"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -741,3 +741,27 @@ def test_replaces_asks_for_a_clearly_and_significantly_better_seasonal_naive():
     err = {m: naive_error(seven, m, 11) for m in (7, 11)}
     assert err[7] < hybrid.SWITCH_GAIN * err[11] and not err[11] < hybrid.SWITCH_GAIN * err[7]
     assert hybrid._replaces(values[:1, :12], torch.tensor([7]), torch.tensor([11])).tolist() == [False]  # 1 pair
+
+
+def test_a_counter_is_never_forecast_below_zero_nor_its_intervals_after_a_burst():
+    # a hostile test (session 29): 0 for 300 values, 1,000 five times, 0 again; the AR members
+    # rolled the burst's changes on: the 6-step forecast at the third 0 was -455, the 24-step
+    # path's lower bounds -2,402. A series never below 0 is served nothing below 0, and only the
+    # served mean is cut: the members and the combiners forecast as before (their weights follow
+    # their own errors).
+    forecaster = Forecaster(ForecasterConfig(seed=0))
+    lowest, cut = math.inf, 0
+    for value in [0.0] * 300 + [1000.0] * 5 + [0.0] * 20:
+        served = forecaster.observe("counter", value).forecast_next
+        ahead = forecaster.forecast("counter", horizon=24)  # past the calibrated horizon: the members again
+        bounds = [x for x in [served.mean, served.lower, *ahead.mean, *ahead.lower] if x is not None]
+        lowest = min(lowest, *bounds)
+        rows, steps = rows_of(forecaster, "counter")
+        every, mean, combined = hybrid.members(rows, steps, 24)
+        free = hybrid.members({**rows, "x_nonneg": torch.zeros_like(rows["x_nonneg"])}, steps, 24)
+        assert torch.equal(every, free.every) and torch.equal(combined, free.combined)
+        assert torch.equal(mean, free.mean.clamp(min=0.0))
+        cut += int((free.mean < 0).sum())
+    assert lowest == 0.0 and cut > 20  # reached, and cut there: down to 0, not past it
+    forecaster.observe("counter", -1.0)  # below 0 once: the series may go there again
+    assert min(forecaster.forecast("counter", horizon=12).lower) < 0.0

@@ -35,6 +35,7 @@ from tests.tbptt_online.old_formats import (
     as_format_10,
     as_format_11,
     as_format_12,
+    as_format_13,
     format_10_layout,
     without_levels_ar,
 )
@@ -95,7 +96,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 13
+    assert migrated["format"] == FORMAT_VERSION == 14
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -165,7 +166,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 13: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 14: KeyError"):
         check_state(state)
 
 
@@ -173,7 +174,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (14, "format=14 is invalid: this version reads formats 2 to 13"),
+        (15, "format=15 is invalid: this version reads formats 2 to 14"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -286,7 +287,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 13
+    assert migrated["format"] == FORMAT_VERSION == 14
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -304,7 +305,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 13
+    assert migrated["format"] == FORMAT_VERSION == 14
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -324,7 +325,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 13
+    assert migrated["format"] == FORMAT_VERSION == 14
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -363,7 +364,7 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 13
+    assert migrated["format"] == FORMAT_VERSION == 14
     kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
@@ -427,9 +428,38 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and "x_period_runs" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 13
+    assert migrated["format"] == FORMAT_VERSION == 14
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_period_runs"], seasonal.long())
     assert all(kept[key] is value for key, value in old["store"]["tensors"].items())  # the rest as saved
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 7), continue_from(fresh, 40, 7))  # to 47: no detection yet
+
+
+def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
+    """Format 13 had no ``x_nonneg``: migrated, it is true where every value was > 0
+    (``x_positive``) or where all the series' values are in its ring and none is below 0, false
+    where one was below 0 or older values are unknown; every other field is as saved."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
+    ring = config.values_ring_size  # 39
+    forecaster = Forecaster(config)
+    for t in range(ring + 11):
+        forecaster.observe("positive", 5.0 + t % 3)
+        forecaster.observe("old counter", float(t % 2))  # 0 and 1: its first values left the ring
+        if t < 10:
+            forecaster.observe("young counter", float(t % 2))
+            forecaster.observe("once below 0", -1.0 if t == 4 else 2.0)
+    state = forecaster.state_dict()
+    old = as_format_13(state)
+    assert old["format"] == 13 and "x_nonneg" not in old["store"]["tensors"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 14
+    kept = migrated["store"]["tensors"]
+    names = ("positive", "old counter", "young counter", "once below 0")
+    slots = [state["store"]["names"].index(name) for name in names]
+    assert kept["x_nonneg"][slots, 0].tolist() == [True, False, True, False]
+    assert state["store"]["tensors"]["x_nonneg"][slots, 0].tolist() == [True, True, True, False]  # as it was kept
+    assert all(kept[key] is value for key, value in old["store"]["tensors"].items())  # the rest as saved
+    loaded = Forecaster.from_state_dict(old)
+    assert loaded.forecast("young counter", horizon=3).mean == forecaster.forecast("young counter", horizon=3).mean

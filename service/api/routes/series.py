@@ -56,6 +56,7 @@ async def get_series(series: str, worker: ModelDep) -> dict:
         "interval_level": stats.interval_level,
         "seasons": stats.seasons,
         "multiplicative": stats.multiplicative,
+        "never_negative": stats.never_negative,
         "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in stats.members],
         "outliers": stats.outliers,
         "restarts": stats.restarts,

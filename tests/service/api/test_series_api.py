@@ -49,11 +49,13 @@ async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_
         "interval_level": 0.9,
         "seasons": expected.seasons,
         "multiplicative": expected.multiplicative,
+        "never_negative": expected.never_negative,
         "members": [{"name": m.name, "mae": m.mae, "weight": m.weight} for m in expected.members],
         "outliers": expected.outliers,
         "restarts": 0,
         "cadence": None,  # 6 steps of 60 s: not known before 8 in a row
     }
+    assert expected.never_negative is True and expected.multiplicative is True  # every value > 0
     assert len(expected.members) == 23 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
 
 

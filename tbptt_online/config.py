@@ -23,10 +23,11 @@ DTYPES = ("float32", "float64")
 MAX_LEVEL = 1 - 1e-9  # a forecast's level closer to 1 has no finite quantile in float64
 # The levels a model's intervals can be calibrated at (``interval_level``). Its tracker (see
 # calibration.py) learns from the share of values outside the served width: past 0.999 that is
-# one value in more than a thousand. Every other level is served as the tracked width times
-# z(level) / z(interval_level), which grows without bound as interval_level goes to 0 (by
-# 1.3e9 at 1e-9, which a hostile test set: intervals of +-7e6 around values of 5 to 16); from
-# 0.5, no level up to MAX_LEVEL is more than 9.1 times the tracked width.
+# one value in more than a thousand. Every other level is served as the tracked width times a
+# ratio learned from the errors, at most 10 times z(level) / z(interval_level) (calibration.py),
+# which grows without bound as interval_level goes to 0 (by 1.3e9 at 1e-9, which a hostile test
+# set: intervals of +-7e6 around values of 5 to 16); from 0.5, no level up to MAX_LEVEL is more
+# than 9.1 times the tracked width at the normal ratio.
 MIN_TRACKED_LEVEL = 0.5
 MAX_TRACKED_LEVEL = 0.999
 # The largest learning rate: a larger one moves a weight by more than that per Adam step, and no

@@ -73,6 +73,8 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (fast, slow)
         "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
+        # per horizon and level of calibration.SHAPE_LEVELS: its width's ratio to c_q's, over the normal's
+        "c_shape": torch.ones(n, horizons, len(calibration.SHAPE_LEVELS), d, dtype=f64),
         # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
         # level, 0: unknown, and the fast and slow combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
         # the hybrid's largest field; only errors are read from it (a value past float32's range scores
@@ -122,11 +124,12 @@ def score(
     E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
     rows' ``c_*`` copies are updated in place."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
-    written = writable(rows, (*combination.FIELDS, "c_q", "c_member_abs", "c_member_n"))
+    written = writable(rows, (*combination.FIELDS, "c_q", "c_shape", "c_member_abs", "c_member_n"))
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
+    normal = calibration.normal_ratios(float(level))  # [S]
     over_rows(
         len(step),
-        lambda r: kernels.score(*(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level)),
+        lambda r: kernels.score(*(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal),
     )
 
 
@@ -420,7 +423,7 @@ def network_input(
 def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
     """[B, H, d]: the interval half-widths served at horizons 1 .. ``horizons`` at the tracked
     level (from the rows' ``c_q``, ``calibration.half_widths``); NaN while nothing is scored."""
-    return calibration.half_widths(rows["c_q"], horizons, torch.ones(()))
+    return calibration.half_widths(rows["c_q"], horizons)
 
 
 def remember(

@@ -78,14 +78,17 @@ def score(
     meta_loss,
     meta_count,
     q,
+    shape,
     member_abs,
     member_n,
     interval_level,
+    normal,
 ):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
     ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
     slow), the losses of the combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
-    ``meta_count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d] and the one-step
+    ``meta_count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d], the other levels'
+    width ratios ``shape`` [B, Hc, S, d] (their normal values ``normal`` [S]) and the one-step
     errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
     before (read from ``origin``, relative to ``origin_ref`` [N, Hc, d]: ``remember``) is
     scored where y_t was observed (``mask``), a forecast was
@@ -128,6 +131,12 @@ def score(
                 half = np.float64(made[members + 1, k])
                 floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k] - ref))  # (see STORED_RESOLUTION)
                 q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, floor, half)
+                if half > floor:  # the other levels' ratios to this width (``calibration``)
+                    for i in range(len(calibration.SHAPE_LEVELS)):
+                        at = calibration.SHAPE_LEVELS[i]
+                        shape[b, h - 1, i, k] = calibration.shape_stepped(
+                            shape[b, h - 1, i, k], served, half, normal[i], at
+                        )
             if t >= 2:
                 member_n[b, k] += 1.0
 

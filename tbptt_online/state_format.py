@@ -38,7 +38,8 @@
 - format 13: the detections in a row that gave each series' first season (``x_period_runs``:
   a season given twice in a row is held, ``hybrid._replaces``).
 - format 14: whether every value so far was >= 0 (``x_nonneg``: no forecast, and no interval's
-  lower bound, served below 0 there; ``hybrid_kernels._served``, ``hybrid.bounds``).
+  lower bound, served below 0 there; ``hybrid_kernels._served``, ``hybrid.bounds``), and the
+  other levels' width ratios learned from the errors (``c_shape``: ``calibration.level_ratios``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -94,7 +95,8 @@ A hybrid state of format 13 (or older, migrated to 13 first) gains ``x_nonneg`` 
 kept: true where every value so far was > 0 (``x_positive``), or where the series' values all
 lie in its ring of the last R values (its step count at most R) and none is below 0; false
 otherwise (nothing older is known), as for a series that has gone below 0: its forecasts are
-as before.
+as before. It gains ``c_shape`` at 1, as a new series: its intervals at other levels are the
+normal distribution's ratios of its tracked width, as before, until its errors move them.
 
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
@@ -131,6 +133,7 @@ from typing import Any
 import torch
 
 from tbptt_online import ar_changes, ar_levels, combination, excursions, experts, outliers
+from tbptt_online.calibration import SHAPE_LEVELS
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.config import migrated as within_tightened_bounds
@@ -191,7 +194,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_EXCURSIONS, "the experts' excursions and the median expert", (_with_excursions,)),
         (BEFORE_LEVELS_AR, "the long AR on the levels", (_with_levels_ar,)),
         (BEFORE_PERIOD_RUNS, "the held seasons' detection runs", (_with_period_runs,)),
-        (BEFORE_NONNEG, "the never-negative flags", (_with_nonneg,)),
+        (BEFORE_NONNEG, "the never-negative flags and the levels' width ratios", (_with_nonneg,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -437,8 +440,8 @@ def _with_period_runs(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_nonneg(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-13 ``state`` in format 14: a hybrid's store gains ``x_nonneg`` (module doc);
-    a copy, the input is not changed."""
+    """A format-13 ``state`` in format 14: a hybrid's store gains ``x_nonneg`` and ``c_shape``
+    (module doc); a copy, the input is not changed."""
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
@@ -447,7 +450,10 @@ def _with_nonneg(state: dict[str, Any]) -> dict[str, Any]:
     held = torch.arange(ring.shape[1])[None, :, None] < steps[:, None, None]  # [C, R, 1]: a value of the series
     whole = (steps <= ring.shape[1])[:, None] & ((ring >= 0) | ~held).all(dim=1)  # [C, d]
     nonneg = tensors["x_positive"] | whole
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "x_nonneg": nonneg}}}
+    c, horizons, d = tensors["c_q"].shape
+    shape = torch.ones(c, horizons, len(SHAPE_LEVELS), d, dtype=torch.float64)  # [C, Hc, S, d]
+    new = {**tensors, "x_nonneg": nonneg, "c_shape": shape}
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

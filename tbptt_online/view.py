@@ -221,14 +221,13 @@ def _hybrid_forecasts(
     """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row:
     up to the calibrated horizon the path the last tick served, past it the members again."""
     if horizon <= cfg.calibrated_horizon:
-        rows = {k: tensors[k][slots] for k in ("c_q", "x_seen", "x_nonneg")}  # what the widths and the masks need
+        rows = {k: tensors[k][slots] for k in ("c_q", "c_shape", "x_seen", "x_nonneg")}  # the widths and the masks
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
         mean = hybrid.members(rows, steps, horizon).mean  # [B, H, d]
     mean = np.where(rows["x_seen"].numpy()[:, None], mean.numpy(), math.nan)  # nothing observed yet: no forecast
-    tracked = z_value(cfg.interval_level)
-    ratio = torch.tensor([z_value(level) / tracked for level in levels], dtype=torch.float64).view(-1, 1, 1)
+    ratio = calibration.level_ratios(rows["c_shape"].numpy(), levels, cfg.interval_level)  # [B, d]
     half = calibration.half_widths(rows["c_q"], horizon, ratio).numpy()  # [B, H, d], NaN while nothing is scored
     lower, upper = hybrid.bounds(mean, half, rows["x_nonneg"].numpy()[:, None])  # not below 0 where no value was < 0
     by_row = np.stack([mean, lower, upper], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)

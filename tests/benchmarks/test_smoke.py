@@ -174,3 +174,16 @@ def test_sparse_series_smoke_scores_each_stream_against_the_naive(tmp_path):
     assert payload["values"] == 120 and len(payload["rows"]) == 5
     for row in payload["rows"]:
         assert all(0.0 < row[k] < 10.0 for k in ("ours_one_step", "ours_h12", "median_100", "mean_100"))
+
+
+def test_interval_levels_smoke_counts_each_level_both_ways(tmp_path):
+    payload = run_smoke("interval_levels", tmp_path)
+    assert [r["stream"] for r in payload["rows"]] == ["airline", "co2"] and payload["levels"][2] == 0.9
+    for row in payload["rows"]:
+        assert row["origins"]["1"] > row["origins"]["12"] > 0
+        at_90 = [row["coverage"][f"{way} 0.9 h{h}"] for way in ("learned", "normal") for h in (1, 6, 12)]
+        assert at_90[:3] == at_90[3:]  # the tracked level: the same intervals both ways
+        learned = [row["coverage"][f"learned {level} h1"] for level in payload["levels"]]
+        assert learned == sorted(learned) and all(0.0 <= x <= 1.0 for x in learned)  # wider levels cover more
+    assert len(payload["summary"]) == 2 * len(payload["levels"])
+    assert "Interval coverage at other levels" in (tmp_path / "interval_levels.md").read_text()

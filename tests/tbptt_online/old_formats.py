@@ -10,6 +10,7 @@ from tbptt_online import ar_levels, excursions, outliers
 from tbptt_online.scoring import STAT
 from tbptt_online.state_format import FORMAT_10_MEMBERS, LEVELS_AR, MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
 
+FORMAT_14 = ("x_nonneg", "c_shape")  # the fields format 14 added
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
 
 
@@ -25,23 +26,24 @@ def without_member(tensors: dict[str, Any], fields: Any, member: int) -> dict[st
 
 
 def as_format_13(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 13 wrote it: a hybrid has no ``x_nonneg`` (a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k != "x_nonneg"}
+    """``state`` (format 14) as format 13 wrote it: a hybrid has no ``x_nonneg`` and no
+    ``c_shape`` (a copy)."""
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in FORMAT_14}
     return {**state, "format": 13, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_12(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` (format 14) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
-    ``x_nonneg``, a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in ("x_period_runs", "x_nonneg")}
+    format 14's fields, a copy)."""
+    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in ("x_period_runs", *FORMAT_14)}
     return {**state, "format": 12, "store": {**state["store"], "tensors": tensors}}
 
 
 def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
     """A store's ``tensors`` in format 11's layout: no long AR on the levels' fields and no
     column of its member in the members' fields (nor format 13's ``x_period_runs`` and format
-    14's ``x_nonneg``)."""
-    later = ("x_period_runs", "x_nonneg")
+    14's)."""
+    later = ("x_period_runs", *FORMAT_14)
     return without_member({k: v for k, v in tensors.items() if k not in later}, ar_levels.fields(1, 1), LEVELS_AR)
 
 

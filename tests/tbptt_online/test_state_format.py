@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import pytest
 import torch
@@ -451,7 +452,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
             forecaster.observe("once below 0", -1.0 if t == 4 else 2.0)
     state = forecaster.state_dict()
     old = as_format_13(state)
-    assert old["format"] == 13 and "x_nonneg" not in old["store"]["tensors"]
+    assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 14
@@ -460,6 +461,12 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     slots = [state["store"]["names"].index(name) for name in names]
     assert kept["x_nonneg"][slots, 0].tolist() == [True, False, True, False]
     assert state["store"]["tensors"]["x_nonneg"][slots, 0].tolist() == [True, True, True, False]  # as it was kept
+    assert torch.equal(kept["c_shape"], torch.ones_like(state["store"]["tensors"]["c_shape"]))
+    assert not torch.equal(state["store"]["tensors"]["c_shape"], kept["c_shape"])  # learned since; unknown before
     assert all(kept[key] is value for key, value in old["store"]["tensors"].items())  # the rest as saved
     loaded = Forecaster.from_state_dict(old)
     assert loaded.forecast("young counter", horizon=3).mean == forecaster.forecast("young counter", horizon=3).mean
+    tracked, half = loaded.forecast("positive", horizon=3), loaded.forecast("positive", horizon=3, level=0.5)
+    ratio = NormalDist().inv_cdf(0.75) / NormalDist().inv_cdf(0.95)  # as format 13 served level 0.5
+    for wide, narrow, mean in zip(tracked.upper, half.upper, half.mean, strict=True):
+        assert narrow - mean == pytest.approx(ratio * (wide - mean), rel=1e-12)

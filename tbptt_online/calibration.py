@@ -55,6 +55,7 @@ from tbptt_online.intervals import z_value
 RATE = 0.4  # with misses judged against the width served, a faster rate (0.2 before) no longer overshoots
 SHAPE_LEVELS = (0.5, 0.8, 0.95, 0.99)  # the levels whose width's ratio to the tracked level's is learned
 SHAPE_RATE = 0.05  # per scored error at each horizon (0.02: 50 % covered 54-58 %; 0.1: 80 % 78-80 %)
+SHAPE_STEPS = tuple((math.exp(SHAPE_RATE * level), math.exp(-SHAPE_RATE * (1.0 - level))) for level in SHAPE_LEVELS)
 SHAPE_BOUNDS = (0.1, 10.0)  # a ratio stays within these multiples of the normal one (a sparse series
 # whose errors are mostly 0 would shrink its 50 % ratio toward 0, from which misses take ~1,000 values back)
 SLACK = 0.7  # a horizon's half-width is at least this share of the widest shorter horizon's
@@ -135,14 +136,16 @@ def half_widths(q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None) 
 
 
 @compiled
-def shape_stepped(relative: float, error: float, half: float, normal: float, level: float) -> float:
-    """A level's width ratio after one scored error: ``relative`` is its ratio to the tracked
-    level's width over the normal distribution's (``normal``, z(level) / z(tracked); 1 before
-    anything is learned), stepped as q is (log scale) toward the ``level`` quantile of
-    ``error / half``, ``half`` the width served at the tracked level with the forecast; within
+def shape_stepped(relative: float, error: float, half: float, normal: float, i: int) -> float:
+    """The width ratio of level L = ``SHAPE_LEVELS[i]`` after one scored error: ``relative`` is
+    its ratio to the tracked level's width over the normal distribution's (``normal``, z(L) /
+    z(tracked); 1 before anything is learned), stepped as q is (log scale: ``exp(SHAPE_RATE
+    (miss - (1 - L)))``, the two factors ``SHAPE_STEPS[i]``) toward the L quantile of ``error /
+    half``, ``half`` the width served at the tracked level with the forecast; within
     ``SHAPE_BOUNDS``."""
-    miss = 1.0 if error > relative * normal * half else 0.0
-    return min(max(relative * math.exp(SHAPE_RATE * (miss - (1.0 - level))), SHAPE_BOUNDS[0]), SHAPE_BOUNDS[1])
+    up, down = SHAPE_STEPS[i]
+    stepped = relative * (up if error > relative * normal * half else down)
+    return min(max(stepped, SHAPE_BOUNDS[0]), SHAPE_BOUNDS[1])
 
 
 @functools.lru_cache(maxsize=64)

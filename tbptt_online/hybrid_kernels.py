@@ -133,10 +133,8 @@ def score(
                 q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, floor, half)
                 if half > floor:  # the other levels' ratios to this width (``calibration``)
                     for i in range(len(calibration.SHAPE_LEVELS)):
-                        at = calibration.SHAPE_LEVELS[i]
-                        shape[b, h - 1, i, k] = calibration.shape_stepped(
-                            shape[b, h - 1, i, k], served, half, normal[i], at
-                        )
+                        ratio = shape[b, h - 1, i, k]
+                        shape[b, h - 1, i, k] = calibration.shape_stepped(ratio, served, half, normal[i], i)
             if t >= 2:
                 member_n[b, k] += 1.0
 

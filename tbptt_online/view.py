@@ -227,7 +227,8 @@ def _hybrid_forecasts(
         rows = hybrid.rows_at(tensors, slots)
         mean = hybrid.members(rows, steps, horizon).mean  # [B, H, d]
     mean = np.where(rows["x_seen"].numpy()[:, None], mean.numpy(), math.nan)  # nothing observed yet: no forecast
-    ratio = calibration.level_ratios(rows["c_shape"].numpy(), levels, cfg.interval_level)  # [B, d]
+    tracked = all(level == cfg.interval_level for level in levels)  # the usual request: the tracked widths
+    ratio = None if tracked else calibration.level_ratios(rows["c_shape"].numpy(), levels, cfg.interval_level)
     half = calibration.half_widths(rows["c_q"], horizon, ratio).numpy()  # [B, H, d], NaN while nothing is scored
     lower, upper = hybrid.bounds(mean, half, rows["x_nonneg"].numpy()[:, None])  # not below 0 where no value was < 0
     by_row = np.stack([mean, lower, upper], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)

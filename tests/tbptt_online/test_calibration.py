@@ -276,15 +276,15 @@ def z(level: float) -> float:
 def test_a_levels_ratio_steps_toward_the_quantile_of_the_error_over_the_width_served():
     normal = z(0.5) / z(0.9)  # 0.41: the 50 % interval as the normal distribution has it
     # an error beyond 0.41 of the served 90 % width is a miss at 50 %: the ratio grows by exp(rate / 2)
-    assert calibration.shape_stepped(1.0, 0.5, 1.0, normal, 0.5) == math.exp(SHAPE_RATE * 0.5)
-    assert calibration.shape_stepped(2.0, 0.3, 1.0, normal, 0.5) == 2.0 * math.exp(-SHAPE_RATE * 0.5)  # 0.3 < 0.82
+    assert calibration.shape_stepped(1.0, 0.5, 1.0, normal, 0) == math.exp(SHAPE_RATE * 0.5)
+    assert calibration.shape_stepped(2.0, 0.3, 1.0, normal, 0) == 2.0 * math.exp(-SHAPE_RATE * 0.5)  # 0.3 < 0.82
     at_99 = z(0.99) / z(0.9)  # 1.566
-    assert calibration.shape_stepped(1.0, 3.2, 2.0, at_99, 0.99) == math.exp(SHAPE_RATE * 0.99)  # 1.6 > 1.566
-    assert calibration.shape_stepped(1.0, 3.0, 2.0, at_99, 0.99) == math.exp(-SHAPE_RATE * 0.01)  # 1.5: covered
-    assert calibration.shape_stepped(1.0, 2.0 * at_99, 2.0, at_99, 0.99) == math.exp(-SHAPE_RATE * 0.01)  # the edge
+    assert calibration.shape_stepped(1.0, 3.2, 2.0, at_99, 3) == math.exp(SHAPE_RATE * 0.99)  # 1.6 > 1.566
+    assert calibration.shape_stepped(1.0, 3.0, 2.0, at_99, 3) == math.exp(-SHAPE_RATE * (1 - 0.99))  # 1.5: covered
+    assert calibration.shape_stepped(1.0, 2.0 * at_99, 2.0, at_99, 3) == math.exp(-SHAPE_RATE * (1 - 0.99))  # the edge
     low, high = calibration.SHAPE_BOUNDS
-    assert calibration.shape_stepped(low, 0.0, 1.0, normal, 0.5) == low  # not below a tenth of the normal ratio
-    assert calibration.shape_stepped(high, 1e9, 1.0, at_99, 0.99) == high
+    assert calibration.shape_stepped(low, 0.0, 1.0, normal, 0) == low  # not below a tenth of the normal ratio
+    assert calibration.shape_stepped(high, 1e9, 1.0, at_99, 3) == high
 
 
 def test_the_ratio_at_other_levels_is_monotone_outward_from_the_tracked_level_and_linear_in_z_between():

@@ -71,8 +71,8 @@ class SeriesStats:
     """Prequential accuracy of one series (None until something was scored). With the hybrid:
     the season lengths in use (first feature; [] = none), whether the log (multiplicative)
     members are on, whether every value so far was >= 0 (nothing served below 0), each
-    member's one-step MAE and weight (first feature), and how many values were outliers
-    learned from at their bound (``outliers.py``; all features)."""
+    member's one-step MAE and weight (these four: the first feature's), and how many values
+    were outliers learned from at their bound (``outliers.py``; all features)."""
 
     series: str
     count: int

@@ -292,8 +292,8 @@ class SeriesStatsOut(BaseModel):
     )
     never_negative: bool | None = Field(
         default=None,
-        description="Whether every value so far was >= 0 (as the model took it): while it holds, no forecast and "
-        "no interval's lower bound is served below 0.",
+        description="Whether every value so far was >= 0 (as the model took it; the first feature's): while it "
+        "holds, no forecast and no interval's lower bound is served below 0.",
     )
     members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
     outliers: int | None = Field(

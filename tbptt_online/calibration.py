@@ -163,11 +163,10 @@ def normal_ratios(tracked: float) -> np.ndarray:
 def level_ratios(shape: np.ndarray, levels: list[float], tracked: float) -> np.ndarray:
     """[B, Hq, d] float64: the ratio of the half-width at ``levels`` [B] (one per row) to the
     tracked level's, per horizon, from the rows' learned ``shape`` [B, Hq, S, d] (``c_shape``):
-    1 at the tracked level;
-    at ``SHAPE_LEVELS`` their learned ratios, made monotone outward from the tracked level;
-    between two of them linear in z(level); below the lowest and above the highest, that one's
-    ratio scaled by z(level) / z(its level). With a shape of 1 (nothing learned) it is the
-    normal distribution's z(level) / z(tracked), to rounding.
+    1 at the tracked level; at ``SHAPE_LEVELS`` their learned ratios, made monotone outward
+    from the tracked level; between two of them linear in z(level); below the lowest and above
+    the highest, that one's ratio scaled by z(level) / z(its level). With a shape of 1 (nothing
+    learned) it is the normal distribution's z(level) / z(tracked), to rounding.
 
     >>> one = np.ones((1, 1, len(SHAPE_LEVELS), 1))
     >>> [round(float(level_ratios(one, [a], 0.9)[0, 0, 0]), 6) for a in (0.5, 0.9, 0.99)]

@@ -216,11 +216,7 @@ def _level_ratio(shape, b, h, k, z, zs, tracked, at_z, at_r) -> float:
         return at_r[0] * (z / at_z[0])
     if z >= at_z[m - 1]:
         return at_r[m - 1] * (z / at_z[m - 1])
-    i = 0
-    while at_z[i + 1] < z:
-        i += 1
-    share = (z - at_z[i]) / (at_z[i + 1] - at_z[i])
-    return at_r[i] + share * (at_r[i + 1] - at_r[i])
+    return np.interp(z, at_z[:m], at_r[:m])
 
 
 @functools.lru_cache(maxsize=64)

@@ -140,10 +140,19 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         # a new user's report: the rows' cells ran together ("-0.438952.56") under headers they did not line up
         # with (a tbody shown as a block), and "27" stood beside "25.8": the body's columns are the header's,
         # and the numbers of the table have one number of decimals
-        heads = page.locator("#forecast-table thead th")
-        for k in range(5):
-            head, cell = heads.nth(k).bounding_box(), first_row.nth(k).bounding_box()
-            assert abs(head["x"] - cell["x"]) < 1 and abs(head["width"] - cell["width"]) < 1, (k, head, cell)
+        # measured in one script: the page replaces the rows at every poll (each half second here), so a
+        # row measured cell by cell from Python can be detached between two calls (CI saw a None box)
+        boxes = page.evaluate(
+            """() => {
+              const table = document.getElementById("forecast-table");
+              const box = (e) => { const r = e.getBoundingClientRect(); return [r.x, r.width]; };
+              const row = table.tBodies[0].rows[0];
+              return [...table.tHead.rows[0].cells].map((head, k) => [box(head), box(row.cells[k])]);
+            }"""
+        )
+        assert len(boxes) == 5
+        for k, (head, cell) in enumerate(boxes):
+            assert abs(head[0] - cell[0]) < 1 and abs(head[1] - cell[1]) < 1, (k, head, cell)
         numbers = page.locator("#forecast-table tbody td:nth-child(n+3)").all_inner_texts()
         assert len({len(t.partition(".")[2]) for t in numbers}) == 1, numbers
         with Client(server.url) as client:  # a glitch below (one above right after an outlier above would

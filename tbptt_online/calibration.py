@@ -13,7 +13,7 @@ of one burst at a long horizon arrive together, and by the time the later ones a
 scored ``q_h`` has already grown, so judging them against it counted too few (TrumpApproval,
 h = 12: 82 % of the served intervals covered while the count saw 90 %). Except where the
 horizon had no width of its own when the forecast was served (``q_h`` still 0, its width taken
-from the shorter horizons): that forecast is remembered with width 0 (``hybrid.remember``) and
+from the shorter horizons): that forecast is remembered with width 0 (``tick_kernels.served``) and
 its miss judged against ``q_h`` itself; judged against those narrow widths, each late miss grew
 ``q_h`` by 43 % and a heart rate's 12-step width reached 198 on errors of at most 13. So is a
 forecast served with a width not above the floor (a flat stretch's): after 100 values of 5.0 and
@@ -126,7 +126,7 @@ def half_widths(q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None) 
     horizon, past the R-th the R-th's (``level_ratios``; None: the tracked level).
     NaN (no interval) where nothing has been scored at horizon 1: a series with one value
     or none has no scale, and an interval then would claim a certainty nobody has (it
-    was ``z * 1e-9 * level`` wide before). Computed in float64 (``_half_widths``, one
+    was ``z * 1e-9 * level`` wide before). Computed in float64 (``fill_half_widths``, one
     compiled pass instead of a dozen small tensor operations per call).
 
     >>> half_widths(torch.tensor([[[0.0], [0.0]]]), 2).flatten().tolist()
@@ -137,7 +137,7 @@ def half_widths(q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None) 
     b, tracked, d = q.shape
     out = np.empty((b, horizon, d))  # float64
     factor = np.ones((b, 1, d)) if ratio is None else np.ascontiguousarray(ratio, dtype=np.float64)  # [B, R, d]
-    _half_widths(*readable(q.to(torch.float64)), factor, *_roots(horizon, tracked), out)
+    fill_half_widths(*readable(q.to(torch.float64)), factor, *horizon_roots(horizon, tracked), out)
     return torch.from_numpy(out).to(q.dtype)
 
 
@@ -220,7 +220,7 @@ def _level_ratio(shape, b, h, k, z, zs, tracked, at_z, at_r) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _roots(horizon: int, tracked: int) -> tuple[np.ndarray, np.ndarray]:
+def horizon_roots(horizon: int, tracked: int) -> tuple[np.ndarray, np.ndarray]:
     """sqrt(h) for h = 1 .. horizon [H] and sqrt(h / tracked) for h > tracked [max(H - Hq, 0)],
     float64, computed by torch as the tensor code did (its vectorised sqrt is not always
     the correctly rounded one that the kernel's ``math.sqrt`` would give)."""
@@ -235,12 +235,14 @@ def _isnan_max(x: float, y: float) -> float:
 
 
 @compiled
-def _half_widths(q: np.ndarray, ratio: np.ndarray, root: np.ndarray, root_beyond: np.ndarray, out: np.ndarray) -> None:
+def fill_half_widths(
+    q: np.ndarray, ratio: np.ndarray, root: np.ndarray, root_beyond: np.ndarray, out: np.ndarray
+) -> None:
     """``half_widths`` of float64 ``q`` [B, Hq, d] into ``out`` [B, H, d], ``ratio`` [B, R, d]: per
     horizon h the tracked q_h (past Hq: q_Hq sqrt(h / Hq)) where it and q_1 are > 0, else
     q_1 sqrt(h) (NaN where q_1 is not > 0), times its ratio; then at least SLACK of the running
     maximum over the shorter horizons (a NaN, once met, stays the maximum, as torch's ``cummax``).
-    ``root``, ``root_beyond``: ``_roots``."""
+    ``root``, ``root_beyond``: ``horizon_roots``."""
     n_rows, tracked, d = q.shape
     horizon = out.shape[1]
     for b in range(n_rows):

@@ -68,6 +68,7 @@ KERNEL_MODULES = (
     "combination",
     "expert_kernels",
     "hybrid_kernels",
+    "tick_kernels",
     "outliers",
     "scoring",
     "gru_window",

@@ -148,20 +148,20 @@ def advance(
     (None: nowhere)."""
     shifted = torch.zeros_like(mask) if shifted is None else shifted
     head = readable(rows["slot"], step, y.to(torch.float64), mask, shifted)
-    ring, season, *own = writable(rows, _ADVANCED)  # the ring and the seasonal tables are shared (SHARED)
+    ring, season, *own = writable(rows, ADVANCED)  # the ring and the seasonal tables are shared (SHARED)
     over_rows(len(step), lambda r: kernels.advance(*(a[r] for a in head), ring, season, *(a[r] for a in own)))
 
 
-_ADVANCED = (  # the shared ones first
+ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
     "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
     "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip
-_READ = (
+READ = (
     "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
     "x_arl", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip
-assert _ADVANCED[:2] == _READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
+assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -169,7 +169,7 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
-    slot, steps, ring, season, *own = readable(rows["slot"], step, *(rows[name] for name in _READ))
+    slot, steps, ring, season, *own = readable(rows["slot"], step, *(rows[name] for name in READ))
     written = out.numpy()
     over_rows(len(step), lambda r: kernels.paths(written[r], slot[r], steps[r], ring, season, *(a[r] for a in own)))
     return out

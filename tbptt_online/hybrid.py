@@ -397,62 +397,10 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     return Base(path, partial, net)
 
 
-def network_target(
-    rows: dict[str, torch.Tensor], y: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The network's target for this value [B, d] (the base's error in units of the scale it
-    was made with) and where it is defined (observed, and a base existed)."""
-    target, defined = torch.empty_like(y, dtype=torch.float64), torch.empty_like(mask)
-    arrays = readable(y.to(torch.float64), mask, rows["x_seen"], rows["n_base"], rows["n_scale"])
-    kernels.target(*arrays, target.numpy(), defined.numpy())
-    return target, defined
-
-
-def network_input(
-    rows: dict[str, torch.Tensor], y: torch.Tensor, step: torch.Tensor, target: torch.Tensor, base: torch.Tensor
-) -> torch.Tensor:
-    """[B, FEATURES * d]: what the network is fed after value ``y`` of step ``step`` (rows
-    already advanced), ``base`` [B, d] the base's forecast of the next value
-    (``hybrid_kernels.features``)."""
-    out = torch.empty(len(step), FEATURES * y.shape[1], dtype=torch.float64)
-    arrays = readable(rows["slot"], step, y.to(torch.float64), rows["x_raw"], rows["x_period"], rows["x_scale"])
-    kernels.features(*arrays, *readable(rows["x_level"], target, base), out.numpy())
-    return out
-
-
 def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
     """[B, H, d]: the interval half-widths served at horizons 1 .. ``horizons`` at the tracked
     level (from the rows' ``c_q``, ``calibration.half_widths``); NaN while nothing is scored."""
     return calibration.half_widths(rows["c_q"], horizons)
-
-
-def remember(
-    rows: dict[str, torch.Tensor],
-    paths: torch.Tensor,
-    base: Base,
-    half: torch.Tensor,
-    at: torch.Tensor,
-    origin: torch.Tensor,
-    origin_ref: torch.Tensor,
-) -> torch.Tensor:
-    """The served mean [B, Hc, d] of this tick (as ``members``' mean), this origin's forecasts
-    written into the ring ``origin`` [N, Hc, Hc, E + 4, d] (the store's, in place) at the
-    rows' slots, ring place ``at`` [B]: the members', then the served mean, the half-widths
-    ``half`` [B, Hc, d] served with them and the combiners' forecasts (fast, slow), as
-    float32 relative to the origin's reference, written into ``origin_ref`` [N, Hc, d]
-    (``hybrid_kernels.remember``). A horizon without a width of its own yet (``c_q`` 0:
-    nothing scored there, its width taken from shorter horizons) is remembered with width 0,
-    so that a miss of that forecast is judged against the horizon's own q when it is scored
-    (``calibration.stepped``): judged against those narrow widths, each late miss grew q by 43 %
-    (a heart rate's 12-step half-width averaged 36 on errors of at most 13; 14 since)."""
-    b, h, _, d = paths.shape
-    mean = torch.empty(b, h, d, dtype=torch.float64)
-    own = readable(paths, base.path, base.partial, base.net, rows["n_correction"], rows["x_scale"], rows["x_level"])
-    own += readable(rows["x_nonneg"])
-    own += readable(torch.where(rows["c_q"] > 0, half, 0.0), rows["slot"], at)  # [B, Hc, d]: 0 where not its own
-    ring, ref, out = origin.numpy(), origin_ref.numpy(), mean.numpy()  # shared: each row writes its own slot
-    over_rows(b, lambda r: kernels.remember(*(a[r] for a in own), ring, ref, out[r]))
-    return mean
 
 
 PREFIXES = ("x_", "c_", "n_", "o_")  # the store's fields that belong to the hybrid

@@ -126,7 +126,7 @@ def score(
                     meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 served = _finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap)
-                # a width: stored as it is; 0 where the horizon had none of its own (``hybrid.remember``);
+                # a width: stored as it is; 0 where the horizon had none of its own (``tick_kernels.served``);
                 # judged against q where not above the floor (``calibration.stepped``)
                 half = np.float64(made[members + 1, k])
                 floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k] - ref))  # (see STORED_RESOLUTION)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbptt_online import experts, hybrid, outliers
+from tbptt_online import calibration, combination, experts, hybrid, outliers, tick_kernels
+from tbptt_online.combination import COMBINERS
+from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.intervals import z_value
 from tbptt_online.scoring import STAT
@@ -48,7 +50,7 @@ class HybridTick:
         served for these values (mean, lower, upper [B, d] each), ``stats`` the series'
         statistics before them [B, F, d]. Returns the network's input [B, F * d], its target
         [B, d], where the target is defined, the experts' paths [B, Hc, E - 1, d] and their
-        combination (``hybrid.Base``), which ``serve`` reuses, and which values were taken at
+        combination (``BaseArrays``), which ``serve`` reuses, and which values were taken at
         their bound [B] (any feature; None: outliers off)."""
         cfg = self.config
         made, observed = served[0].numpy(), mask.numpy()  # (numpy: a tick's few rows, no torch overhead)
@@ -61,18 +63,14 @@ class HybridTick:
             upper = served[2].numpy()
             last = stats[:, STAT["last_value"]].numpy()  # [B, d] the value before, as it came
             y, at_bound, shifted = outliers.cleaned(rows, steps, y, observed, (made, upper), last, self.outlier_bound)
-            flagged = torch.from_numpy(at_bound.any(axis=1))  # [B]
-        y = torch.from_numpy(y)
+            flagged = at_bound.any(axis=1)  # [B]
         tensors = self.store.tensors
-        hybrid.score(rows, y, mask, steps, cfg.interval_level, tensors["c_origin"], tensors["c_origin_ref"])
-        target, defined = hybrid.network_target(rows, y, mask)
-        experts.advance(rows, y, mask, steps, None if shifted is None else torch.from_numpy(shifted))
-        self.seasons(rows, steps)
-        paths = experts.paths(rows, steps, cfg.calibrated_horizon)  # [B, Hc, E - 1, d]
-        base = hybrid.base_path(rows, paths)  # the experts' combination [B, Hc, d] and the members' weights
-        rows["n_base"], rows["n_scale"] = base.path[:, 0], experts.local_scale(rows)
-        x = hybrid.network_input(rows, y, steps, target, base.path[:, 0])
-        return x, target, defined, paths, base, flagged
+        origin = (tensors["c_origin"], tensors["c_origin_ref"])
+        target, defined = score_and_advance(rows, y, observed, shifted, steps, cfg.interval_level, origin)
+        self.seasons(rows, steps)  # (a detection may replace the rows' tensors: the arrays are taken again below)
+        x, paths, base = base_and_input(rows, y, steps, target, cfg.calibrated_horizon)
+        flagged = None if flagged is None else torch.from_numpy(flagged)
+        return x, torch.from_numpy(target), torch.from_numpy(defined), paths, base, flagged
 
     def seasons(self, rows: dict[str, torch.Tensor], steps: torch.Tensor) -> None:
         """Look for seasons at the detection steps ("auto"), or set the configured ones."""
@@ -112,22 +110,16 @@ class HybridTick:
         slots: torch.Tensor,
         steps: torch.Tensor,
         pred: torch.Tensor,
-        paths: torch.Tensor,
-        base: hybrid.Base,
+        paths: np.ndarray,
+        base: BaseArrays,
     ) -> torch.Tensor:
         """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
         ``base``, remember the origin's forecasts; store and return the served one-step
         forecast [B, 4, d]. ``store_rows``: the store's own rows (``SeriesStore.hybrid_rows``),
         which the tick wrote in place: only the fields it replaced are written back (None:
         copies, every field is)."""
-        d = self.config.n_features
-        rows["n_correction"] = pred[:, :d].to(torch.float64)
-        horizons = self.config.calibrated_horizon
-        half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
-        origin = self.store.writable("c_origin", slots)  # in place at these rows (no snapshot holds it)
-        origin_ref = self.store.writable("c_origin_ref", slots)
-        mean = hybrid.remember(rows, paths, base, half, steps % horizons, origin, origin_ref)  # [B, Hc, d]
-        served = hybrid.served_rows(mean[:, 0], half[:, 0], rows)
+        origin = (self.store.writable("c_origin", slots), self.store.writable("c_origin_ref", slots))  # in place
+        served, mean = remember_and_serve(rows, steps, pred, paths, base, origin)
         own = experts.own(rows)
         if store_rows is not None:
             own = {k: v for k, v in own.items() if v is not store_rows[k]}
@@ -142,3 +134,109 @@ class HybridTick:
         mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
         half = hybrid.half_widths(rows, 1)[:, 0]  # [B, d]
         self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows), served_path=mean)
+
+
+# -- the compiled calls (``tick_kernels``), from the rows -------------------------------------------
+def score_and_advance(
+    rows: dict[str, torch.Tensor],
+    y: np.ndarray,
+    observed: np.ndarray,
+    shifted: np.ndarray | None,
+    steps: torch.Tensor,
+    level: float,
+    origin: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score value ``y`` [B, d] (float64, imputed where not ``observed``) of steps ``steps`` [B]
+    at the tracked ``level``, against the past forecasts in ``origin`` (the store's ``c_origin``,
+    ``c_origin_ref``; each row reads its slot), make the network's target and advance the
+    experts (``tick_kernels.before_seasons``; ``shifted`` [B, d]: where a level shift starts
+    the trend's level again, None: nowhere). Returns the target [B, d] and where it is defined."""
+    b, d = y.shape
+    slot, step = readable(rows["slot"], steps)
+    ring_origin, ref = origin[0].numpy(), origin[1].numpy()  # shared: each row its slot
+    normal = calibration.normal_ratios(float(level))
+    shifted = np.zeros_like(observed) if shifted is None else shifted
+    target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
+    scored = readable(rows["x_seen"], rows["x_scale"], rows["x_level"])
+    combined = writable(rows, (*combination.FIELDS, "c_q", "c_shape", "c_member_abs", "c_member_n"))
+    ring, season, *advanced = writable(rows, experts.ADVANCED)  # the values ring, the seasonal tables: shared
+    last = readable(rows["n_base"], rows["n_scale"])  # the base and scale the value's target is measured by
+    over_rows(
+        b,
+        lambda r: tick_kernels.before_seasons(
+            slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(level), normal,
+            _part(scored, r), _part(combined, r), (ring, season, *_part(advanced, r)),
+            (*_part(last, r), target[r], defined[r]),
+        ),
+    )  # fmt: skip
+    return target, defined
+
+
+BaseArrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # ``hybrid.Base``'s path, partial, net as arrays
+
+
+def base_and_input(
+    rows: dict[str, torch.Tensor], y: np.ndarray, steps: torch.Tensor, target: np.ndarray, horizons: int
+) -> tuple[torch.Tensor, np.ndarray, BaseArrays]:
+    """After value ``y`` [B, d] and its ``target`` [B, d]: the experts' paths [B, H, E - 1, d]
+    to ``horizons``, their combination (``hybrid.Base``'s arrays), the next value's base and
+    scale written into the rows (``n_base``, ``n_scale``) and the network's input [B, F * d]
+    (``tick_kernels.after_seasons``)."""
+    b, d = y.shape
+    slot, step = readable(rows["slot"], steps)
+    paths = np.empty((b, horizons, experts.N_EXPERTS, d))
+    base = (np.empty((b, horizons, d)), np.empty((b, horizons, 1 + COMBINERS, d)))
+    base += (np.empty((b, min(horizons, rows["c_loss"].shape[1]), 1 + COMBINERS, d)),)
+    x = np.empty((b, hybrid.FEATURES * d))
+    ring, season, *read = readable(*(rows[name] for name in experts.READ))
+    weights = readable(*(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
+    weights += readable(rows["c_member_n"])
+    following = writable(rows, ("n_base", "n_scale"))  # the next value's, written in place
+    over_rows(
+        b,
+        lambda r: tick_kernels.after_seasons(
+            slot[r], step[r], y[r], target[r], (ring, season, *_part(read, r)), _part(weights, r), paths[r],
+            _part(base, r), _part(following, r), x[r],
+        ),
+    )  # fmt: skip
+    return torch.from_numpy(x), paths, base
+
+
+def remember_and_serve(
+    rows: dict[str, torch.Tensor],
+    steps: torch.Tensor,
+    pred: torch.Tensor,
+    paths: np.ndarray,
+    base: BaseArrays,
+    origin: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """With the network's output ``pred`` [B, p] (its correction written into the rows'
+    ``n_correction``): the half-widths at the tracked level, the served mean [B, Hc, d], this
+    origin's forecasts written into ``origin`` (``c_origin``, ``c_origin_ref``, at the rows'
+    slots) and the one-step forecast as served [B, 4, d] (``tick_kernels.served``). Returns the
+    served one-step forecast and the served mean."""
+    correction, q = writable(rows, ("n_correction", "c_q"))
+    b, hc, d = q.shape
+    correction[...] = pred[:, :d].numpy()  # (to float64: exact)
+    ratio = np.ones((b, 1, d))  # the tracked level's widths
+    roots = calibration.horizon_roots(hc, hc)
+    remembered = (paths, *base, correction, *readable(rows["x_scale"], rows["x_level"], rows["x_nonneg"]))
+    slot, at, seen = readable(rows["slot"], steps % hc, rows["x_seen"])
+    ring_origin, ref = origin[0].numpy(), origin[1].numpy()
+    half, mean, out = np.empty((b, hc, d)), np.empty((b, hc, d)), np.empty((b, 4, d))
+    over_rows(
+        b,
+        lambda r: tick_kernels.served(
+            q[r], ratio[r], roots, _part(remembered, r), slot[r], at[r], ring_origin, ref, seen[r], half[r],
+            mean[r], out[r],
+        ),
+    )  # fmt: skip
+    return torch.from_numpy(out), torch.from_numpy(mean)
+
+
+def _part(arrays: tuple[np.ndarray, ...] | list[np.ndarray], rows: slice) -> tuple[np.ndarray, ...]:
+    """The row-wise ``arrays`` at ``rows`` (a part of ``over_rows``; the whole, unsliced, when
+    it is every row: a tick of a few series)."""
+    if rows.start is None and rows.stop is None:
+        return tuple(arrays)
+    return tuple(a[rows] for a in arrays)

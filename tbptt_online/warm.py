@@ -17,7 +17,7 @@ def warm_kernels() -> float:
     """Run every kernel once on blank rows; returns the seconds it took."""
     import torch
 
-    from tbptt_online import experts, gru_window, hybrid
+    from tbptt_online import experts, gru_window, hybrid, hybrid_tick
 
     started = time.perf_counter()
     horizons, d = 2, 1
@@ -29,15 +29,15 @@ def warm_kernels() -> float:
         torch.ones(1, d, dtype=torch.bool),
         torch.ones(1, dtype=torch.int64),
     )
-    hybrid.score(rows, y, mask, step, 0.9, store["c_origin"], store["c_origin_ref"])
-    target, _ = hybrid.network_target(rows, y, mask)
-    experts.advance(rows, y, mask, step)
-    paths = experts.paths(rows, step, horizons)
+    origin = (store["c_origin"], store["c_origin_ref"])
+    target, _ = hybrid_tick.score_and_advance(rows, y.numpy(), mask.numpy(), None, step, 0.9, origin)
+    _, tick_paths, tick_base = hybrid_tick.base_and_input(rows, y.numpy(), step, target, horizons)
+    pred = torch.zeros(1, d)  # the network's output (float32: the default dtype)
+    hybrid_tick.remember_and_serve(rows, step, pred, tick_paths, tick_base, origin)
+    paths = experts.paths(rows, step, horizons)  # a forecast's (``hybrid.members``)
     base = hybrid.base_path(rows, paths)
-    hybrid.network_input(rows, y, step, target, base.path[:, 0])
     hybrid.members(rows, step, horizons, paths, base)
-    half = hybrid.half_widths(rows, horizons)
-    hybrid.remember(rows, paths, base, half, step % horizons, store["c_origin"], store["c_origin_ref"])
+    hybrid.half_widths(rows, horizons)
     hybrid.served_weights(rows)  # a series' stats
     gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
     return time.perf_counter() - started

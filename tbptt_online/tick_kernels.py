@@ -1,0 +1,99 @@
+"""The hybrid's part of a tick in three compiled calls (``HybridTick``), each the kernels it
+replaced called one after the other on the same arrays, so the results are theirs bit for bit.
+
+A tick of one series spent most of its time between kernels, not in them: a dozen calls from
+Python, each converting its tensors, slicing them for ``over_rows`` and allocating its
+outputs, around arithmetic of a few microseconds. Grouped by what separates them:
+
+- ``before_seasons``: the scoring of past forecasts (``hybrid_kernels.score``), the network's
+  target (``hybrid_kernels.target``) and the experts' advance (``expert_kernels.advance``);
+- then, at a detection step only, the season detection in Python (``HybridTick.seasons``);
+- ``after_seasons``: the experts' paths (``expert_kernels.paths``), the base
+  (``hybrid_kernels.base``), the base's next value and local scale (``n_base``, ``n_scale``)
+  and the network's input (``hybrid_kernels.features``);
+- then the network's step (torch);
+- ``served``: the half-widths at the tracked level (``calibration.fill_half_widths``), the
+  origin's forecasts remembered (``hybrid_kernels.remember``) and the one-step forecast as
+  served (``hybrid.served_rows``' rule: nothing before a value was seen, the lower bound cut
+  at 0 where every value so far was >= 0).
+
+Each takes the rows' arrays in tuples in the order of the kernel they go to (``hybrid``'s
+and ``experts``' field lists); the row-wise arrays of a call are sliced by ``over_rows`` as
+before, the shared ones (the values ring, the seasonal tables, the origins' ring) passed whole.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tbptt_online import calibration, expert_kernels, hybrid_kernels
+from tbptt_online.compiled import compiled
+
+
+@compiled
+def before_seasons(slot, step, y, mask, shifted, origin, origin_ref, level, normal, scored, combined, advanced, target):
+    """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
+    x_level), ``combined`` = the combination's fields, c_q, c_shape, c_member_abs,
+    c_member_n; ``level`` the tracked level, ``normal`` its normal ratios), make the
+    network's target from the base and scale of the last tick (``hybrid_kernels.target``,
+    ``target`` = (n_base, n_scale, out, defined) [B, d] each), then advance the experts
+    (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
+    rows' fields in ``experts.ADVANCED`` order)."""
+    seen, scale, level_rows = scored
+    hybrid_kernels.score(slot, step, y, mask, seen, scale, level_rows, origin, origin_ref, *combined, level, normal)
+    hybrid_kernels.target(y, mask, seen, *target)
+    expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
+
+
+@compiled
+def after_seasons(slot, step, y, target, read, weights, paths, base, next_base, features):
+    """The experts' ``paths`` [B, H, E - 1, d] (``expert_kernels.paths``, ``read`` = the values
+    ring, the seasonal tables and the fields of ``experts.READ``), their combination
+    ``base`` = (path, partial, net) (``hybrid_kernels.base``, ``weights`` = the combination's
+    fields, x_positive, x_period, c_member_n), ``next_base`` = (n_base, n_scale) [B, d] each
+    written in place (the base's next value and the local scale it is made in), and the
+    network's input ``features`` [B, F * d] (``hybrid_kernels.features``)."""
+    ring, period, scale, level = read[0], read[2], read[3], read[4]  # (read[1]: the seasonal tables)
+    expert_kernels.paths(paths, slot, step, *read)
+    path, partial, net = base
+    hybrid_kernels.base(paths, *weights, path, partial, net)
+    n_base, n_scale = next_base
+    n_rows, d = y.shape
+    for b in range(n_rows):
+        for k in range(d):
+            n_base[b, k] = path[b, 0, k]
+            n_scale[b, k] = _local_scale(scale[b, k], level[b, 0, expert_kernels.REFERENCE, k])
+    hybrid_kernels.features(slot, step, y, ring, period, scale, level, target, n_base, features)
+
+
+@compiled
+def _local_scale(scale: float, level: float) -> float:
+    """``experts.local_scale`` of one row and feature: numpy's ``maximum`` (NaN if either is)."""
+    relative = expert_kernels.UNIT_RELATIVE * abs(level)
+    wider = scale if math.isnan(scale) or scale >= relative else relative
+    return wider if math.isnan(wider) or wider >= expert_kernels.UNIT_FLOOR else expert_kernels.UNIT_FLOOR
+
+
+@compiled
+def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, half, mean, out):
+    """The half-widths at the tracked level ``half`` [B, Hc, d] from ``q`` = c_q
+    (``calibration.fill_half_widths``, ``ratio`` [B, 1, d] of ones, ``roots`` = its two tables),
+    the tick's served ``mean`` [B, Hc, d] and the origin's forecasts written into the ring
+    (``hybrid_kernels.remember``, ``remembered`` = (paths, path, partial, net, n_correction,
+    x_scale, x_level, x_nonneg); a horizon whose own q is 0 remembered with width 0), and the
+    one-step forecast as served into ``out`` [B, 4, d]: mean, mean, lower, upper (NaN before a
+    value was ``seen``; the lower bound cut at 0 where ``x_nonneg``, as ``hybrid.bounds``)."""
+    calibration.fill_half_widths(q, ratio, roots[0], roots[1], half)
+    own = np.where(q > 0.0, half, 0.0)  # [B, Hc, d] 0 where the width is taken from shorter horizons
+    hybrid_kernels.remember(*remembered, own, slot, at, origin, origin_ref, mean)
+    nonneg = remembered[7]
+    n_rows, _, d = half.shape
+    for b in range(n_rows):
+        for k in range(d):
+            m = mean[b, 0, k] if seen[b, k] else math.nan
+            lower, upper = m - half[b, 0, k], m + half[b, 0, k]
+            out[b, 0, k], out[b, 1, k] = m, m
+            out[b, 2, k] = 0.0 if nonneg[b, k] and lower < 0.0 else lower
+            out[b, 3, k] = upper

@@ -1,0 +1,128 @@
+"""The hybrid's tick in three compiled calls (``tick_kernels``, from ``hybrid_tick``) gives what
+the kernels it groups give called one by one from Python, as the tick called them before: every
+row field, the shared rings and tables, and every output, bit for bit (NaN where NaN)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from tbptt_online import (
+    Forecaster,
+    ForecasterConfig,
+    calibration,
+    combination,
+    expert_kernels,
+    experts,
+    hybrid,
+    hybrid_kernels,
+    hybrid_tick,
+)
+from tbptt_online.expert_kernels import REFERENCE, UNIT_FLOOR, UNIT_RELATIVE
+
+
+def grown_rows(n_features: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, ForecasterConfig]:
+    """The rows of three series after 80 values each (seasons found, weights and widths learned,
+    one series at 0 for a while, one flat, a value missing now and then), as gathered copies with the
+    shared tables and the origins' ring copied too; and the series' steps."""
+    config = ForecasterConfig(seed=0, n_features=n_features)
+    f = Forecaster(config)
+    rng = random.Random(3)
+    for t in range(80):
+        items = []
+        for s in range(3):
+            value = [10 + s + 4 * math.sin(2 * math.pi * t / 8) + rng.gauss(0, 1) for _ in range(n_features)]
+            value = [math.nan if rng.random() < 0.05 else v for v in value]
+            value = [0.0] * n_features if s == 1 and 30 <= t < 50 else value
+            value = [7.0] * n_features if s == 2 else value  # flat: its unit is a share of its level
+            items.append((f"s{s}", value))
+        f.observe_many(items)
+    slots = torch.tensor([f.store.slot_of(f"s{s}") for s in range(3)])
+    tensors = {k: v.clone() for k, v in f.store.tensors.items() if k.startswith(hybrid.PREFIXES)}
+    rows = {k: v if k in experts.SHARED or k in hybrid.ORIGIN_RING else v[slots] for k, v in tensors.items()}
+    rows["slot"] = slots
+    return rows, f.store.get("steps", slots) + 1, config
+
+
+def copied(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in rows.items()}
+
+
+def one_by_one(rows, y, observed, steps, level, pred, horizons):
+    """The tick's hybrid part as the kernels called one at a time (its order before the three
+    compiled calls): returns the network's target, where defined, its input, the served one-step
+    forecast and the served mean."""
+    b, d = y.shape
+    slot, step = rows["slot"].numpy(), steps.numpy()
+    a = {k: v.numpy() for k, v in rows.items()}
+    normal = calibration.normal_ratios(level)
+    combined = [a[name] for name in (*combination.FIELDS, "c_q", "c_shape", "c_member_abs", "c_member_n")]
+    hybrid_kernels.score(
+        slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
+        *combined, level, normal,
+    )  # fmt: skip
+    target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
+    hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
+    shifted = np.zeros_like(observed)
+    expert_kernels.advance(slot, step, y, observed, shifted, *(a[name] for name in experts.ADVANCED))
+    paths = np.empty((b, horizons, experts.N_EXPERTS, d))
+    expert_kernels.paths(paths, slot, step, *(a[name] for name in experts.READ))
+    path, partial = np.empty((b, horizons, d)), np.empty((b, horizons, 1 + combination.COMBINERS, d))
+    net = np.empty((b, horizons, 1 + combination.COMBINERS, d))
+    weights = [a[name] for name in combination.FIELDS] + [a["x_positive"], a["x_period"], a["c_member_n"]]
+    hybrid_kernels.base(paths, *weights, path, partial, net)
+    a["n_base"][:] = path[:, 0]
+    level_now = np.abs(a["x_level"][:, 0, REFERENCE])
+    a["n_scale"][:] = np.maximum(np.maximum(a["x_scale"], UNIT_RELATIVE * level_now), UNIT_FLOOR)
+    x = np.empty((b, hybrid.FEATURES * d))
+    hybrid_kernels.features(
+        slot, step, y, a["x_raw"], a["x_period"], a["x_scale"], a["x_level"], target, path[:, 0].copy(), x
+    )
+    a["n_correction"][:] = pred[:, :d].numpy()
+    half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
+    own = torch.where(rows["c_q"] > 0, half, 0.0).numpy()
+    mean = np.empty((b, horizons, d))
+    hybrid_kernels.remember(
+        paths, path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], own, slot,
+        step % horizons, a["c_origin"], a["c_origin_ref"], mean,
+    )  # fmt: skip
+    served = hybrid.served_rows(torch.from_numpy(mean[:, 0]), half[:, 0], rows)
+    return target, defined, x, served.numpy(), mean
+
+
+def equal(a: np.ndarray, b: np.ndarray) -> bool:
+    same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
+    return a.shape == b.shape and bool(np.all(same))
+
+
+@pytest.mark.parametrize("n_features", [1, 2])
+def test_the_three_compiled_calls_give_what_the_kernels_give_one_by_one(n_features: int) -> None:
+    rows, steps, config = grown_rows(n_features)
+    horizons, level = config.calibrated_horizon, config.interval_level
+    rng = np.random.default_rng(0)
+    y = 10.0 + rng.normal(size=(3, n_features))
+    y[2] = 7.0  # the flat series stays flat
+    observed = np.array([[True] * n_features, [False] + [True] * (n_features - 1), [True] * n_features])
+    pred = torch.from_numpy(rng.normal(size=(3, n_features)).astype(np.float32))
+    by_kernel = copied(rows)
+    expected = one_by_one(by_kernel, y, observed, steps, level, pred, horizons)
+
+    origin = (rows["c_origin"], rows["c_origin_ref"])
+    target, defined = hybrid_tick.score_and_advance(rows, y, observed, None, steps, level, origin)
+    x, paths, base = hybrid_tick.base_and_input(rows, y, steps, target, horizons)
+    served, mean = hybrid_tick.remember_and_serve(rows, steps, pred, paths, base, origin)
+
+    for name, got, want in zip(
+        ("target", "defined", "input", "served", "mean"),
+        (target, defined, x.numpy(), served.numpy(), mean.numpy()),
+        expected,
+        strict=True,
+    ):
+        assert equal(got, want), name
+    assert not np.isnan(expected[3][:, 0]).all()  # something was served
+    for name in rows:
+        assert equal(rows[name].numpy(), by_kernel[name].numpy()), name  # every field, the shared ones whole

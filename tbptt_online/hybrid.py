@@ -147,6 +147,16 @@ def detection_due(step: torch.Tensor, period: torch.Tensor) -> torch.Tensor:
 
 _DETECT_AT = np.array(DETECT_AT)
 _DETECT_UNSETTLED = np.array(DETECT_UNSETTLED)
+_DETECT_ANY = frozenset(DETECT_AT) | frozenset(DETECT_UNSETTLED)  # the steps where some row may look
+
+
+def may_detect(step: torch.Tensor) -> bool:
+    """Whether any of ``step`` [B] is a step where ``detection_due`` may be true for some row
+    (most ticks: none is). For a tick of a few series, in Python: ``detection_due``'s numpy
+    calls cost a single series' tick more than its scoring does."""
+    if len(step) > 64:
+        return True  # (``detection_due`` decides: numpy beats a Python loop)
+    return any(s in _DETECT_ANY or s % DETECT_EVERY == 0 for s in step.tolist())
 
 
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:

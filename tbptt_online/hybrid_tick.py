@@ -78,6 +78,8 @@ class HybridTick:
         if cfg.season_length is None:
             return
         if cfg.season_length == "auto":
+            if not hybrid.may_detect(steps):  # most ticks
+                return
             due = hybrid.detection_due(steps, rows["x_period"])
         else:
             longest = max(cfg.season_length)

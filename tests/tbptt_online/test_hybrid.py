@@ -254,6 +254,16 @@ def test_detection_runs_at_the_extra_steps_only_for_rows_without_a_season_or_wit
     assert hybrid.detection_due(steps, period).tolist() == [False, False, True, False, False]
 
 
+def test_the_quick_check_before_detection_misses_no_detection_step() -> None:
+    # may_detect skips detection_due on most ticks: it must be true wherever detection_due can be
+    # (a row with no season is due at the most steps), and false elsewhere
+    none = torch.zeros(1, 1, 2, dtype=torch.int64)
+    for s in range(1, 3 * hybrid.DETECT_EVERY + 2):
+        step = torch.tensor([s])
+        assert hybrid.may_detect(step) == bool(hybrid.detection_due(step, none)), s
+    assert hybrid.may_detect(torch.tensor([5, 7, 24])) and not hybrid.may_detect(torch.tensor([5, 7, 25]))
+
+
 def test_a_season_that_shows_between_the_detection_steps_is_taken_at_an_extra_step():
     # a noisy quarterly season that the autocorrelation shows at 42 values, not at 36: before,
     # the next look was at 48 (pmdarima's woolyrnq: its 4 found at 72 of 119 values, now at 42)

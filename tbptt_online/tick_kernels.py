@@ -97,3 +97,26 @@ def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, half
             out[b, 0, k], out[b, 1, k] = m, m
             out[b, 2, k] = 0.0 if nonneg[b, k] and lower < 0.0 else lower
             out[b, 3, k] = upper
+
+
+@compiled
+def forecast_rows(path, q, ratio, roots, seen, nonneg, out) -> bool:
+    """A view's forecast to horizon H of B rows from what the last tick served: ``path`` [B, H, d]
+    the served mean, ``q`` [B, Hq, d] the rows' c_q with ``ratio`` [B, R, d] the level asked's
+    width over the tracked one's (``calibration.half_widths``, ``roots`` = its two tables), into
+    ``out`` [B, 3, H, d]: mean, lower, upper (NaN before a value was ``seen`` [B, d], the lower
+    bound cut at 0 where ``nonneg`` [B, d], as ``hybrid.bounds``). Returns whether any is NaN."""
+    n_rows, horizon, d = path.shape
+    half = np.empty((n_rows, horizon, d))
+    calibration.fill_half_widths(q, ratio, roots[0], roots[1], half)
+    nan = False
+    for b in range(n_rows):
+        for h in range(horizon):
+            for k in range(d):
+                m = path[b, h, k] if seen[b, k] else math.nan
+                lower, upper = m - half[b, h, k], m + half[b, h, k]
+                out[b, 0, h, k] = m
+                out[b, 1, h, k] = 0.0 if nonneg[b, k] and lower < 0.0 else lower
+                out[b, 2, h, k] = upper
+                nan = nan or math.isnan(m) or math.isnan(lower) or math.isnan(upper)
+    return nan

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tbptt_online import calibration, combination, hybrid
+from tbptt_online import calibration, combination, hybrid, tick_kernels
+from tbptt_online.compiled import readable
 from tbptt_online.config import MAX_LEVEL, ForecasterConfig
 from tbptt_online.intervals import known_only, predictive, to_units, widening, z_value
 from tbptt_online.network import RecurrentNetwork
@@ -226,13 +227,15 @@ def _hybrid_forecasts(
     else:
         rows = hybrid.rows_at(tensors, slots)
         mean = hybrid.members(rows, steps, horizon).mean  # [B, H, d]
-    mean = np.where(rows["x_seen"].numpy()[:, None], mean.numpy(), math.nan)  # nothing observed yet: no forecast
-    tracked = all(level == cfg.interval_level for level in levels)  # the usual request: the tracked widths
-    ratio = None if tracked else calibration.level_ratios(rows["c_shape"].numpy(), levels, cfg.interval_level)
-    half = calibration.half_widths(rows["c_q"], horizon, ratio).numpy()  # [B, H, d], NaN while nothing is scored
-    lower, upper = hybrid.bounds(mean, half, rows["x_nonneg"].numpy()[:, None])  # not below 0 where no value was < 0
-    by_row = np.stack([mean, lower, upper], axis=1)  # [B, 3, H, d] (numpy: no torch overhead)
-    if not np.isnan(by_row).any():  # as _by_row
+    b, d = len(slots), cfg.n_features
+    if all(level == cfg.interval_level for level in levels):  # the usual request: the tracked widths
+        ratio = np.ones((b, 1, d))
+    else:
+        ratio = calibration.level_ratios(rows["c_shape"].numpy(), levels, cfg.interval_level)  # [B, Hq, d]
+    by_row = np.empty((b, 3, horizon, d))  # mean, lower, upper (one compiled pass: tick_kernels.forecast_rows)
+    path, q, seen, nonneg = readable(mean, rows["c_q"], rows["x_seen"], rows["x_nonneg"])
+    roots = calibration.horizon_roots(horizon, q.shape[1])
+    if not tick_kernels.forecast_rows(path, q, ratio, roots, seen, nonneg, by_row):  # as _by_row
         return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
     return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]
 

@@ -70,6 +70,7 @@ KERNEL_MODULES = (
     "hybrid_kernels",
     "tick_kernels",
     "outliers",
+    "probe",
     "scoring",
     "gru_window",
 )

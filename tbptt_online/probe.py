@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from tbptt_online.compiled import compiled, readable
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.network import State
 
 PROBE_SERIES = 8
 STALE_PROBES = 2  # probes in a row without a full window, the series absent: its row goes to another
-_RECORDED = ("count", "x", "y", "mask", "start_h", "start_c", "values")  # what record writes
 PROBE_WEIGHT = 0.3  # phi <- (1 - w) phi + w phi_new
 LAG_MEMORY_MIN = 200  # targets kept per followed series for the lag search (at least 4 K_p)
 
@@ -134,27 +134,21 @@ class TruncationProbe:
     ) -> None:
         """One tick of B series: x [B, i], y and mask [B, d] (y NaN-free), ``before`` the live
         state before x (None in stateless mode, where windows start at h_0)."""
-        # numpy views of the probe's own tensors (written in place; a tick's few rows cost
-        # less than torch's per-operation overhead). The casts round as torch's ``to`` does.
-        followed = self.tensors["slots"].numpy()
-        match = slots.numpy()[:, None] == followed[None, :]  # [B, P]
-        if not match.any():
-            return
-        t = {k: self.tensors[k].numpy() for k in _RECORDED if k in self.tensors}
-        tick_rows, rows = match.nonzero()
-        count = t["count"][rows]
-        at = count % self.length
-        t["x"][rows, at] = x.detach().numpy()[tick_rows]
-        y_rows, mask_rows = y.detach().numpy()[tick_rows], mask.numpy()[tick_rows]
-        t["y"][rows, at] = y_rows
-        t["mask"][rows, at] = mask_rows
-        if before is not None:
-            h = before[0] if self.lstm else before
-            t["start_h"][rows, at] = h.detach().numpy()[tick_rows]
-            if self.lstm:
-                t["start_c"][rows, at] = before[1].detach().numpy()[tick_rows]
-        t["values"][rows, count % self.lag_memory] = np.where(mask_rows, y_rows.astype(np.float64), np.nan)
-        t["count"][rows] = count + 1
+        t = self.tensors
+        if before is None:  # stateless: no state is kept (the kernel reads none)
+            h = torch.zeros(len(slots), *t["start_h"].shape[2:], dtype=t["start_h"].dtype)
+        else:
+            h = (before[0] if self.lstm else before).detach()  # [B, layers, H]
+        c = before[1].detach() if self.lstm and before is not None else h  # (not an LSTM: not read)
+        names = ("slots", "count", "x", "y", "mask", "start_h", "start_c" if self.lstm else "start_h", "values")
+        _record(
+            *readable(slots, x.detach(), y.detach(), mask, h, c),
+            *(t[name].numpy() for name in names),  # the probe's own tensors, written in place
+            self.length,
+            self.lag_memory,
+            before is not None,
+            self.lstm,
+        )
 
     def full_windows(self) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """The probe windows of the rows holding K_p steps whose last target is observed:
@@ -206,3 +200,35 @@ class TruncationProbe:
         self.probes = int(state["probes"])
         self.windows = int(state["windows"])
         self.window = int(state["window"])
+
+
+@compiled
+def _record(
+    slots, x, y, mask, h, c, followed, count, px, py, pmask, ph, pc, values, length, lag_memory, states, lstm
+) -> None:
+    """``TruncationProbe.record``: for each row of the tick (``slots`` [B], fed ``x`` [B, i], scored
+    against ``y`` and ``mask`` [B, d], from the live state ``h`` (and ``c``) [B, layers, H]) whose
+    series a probe row follows (``followed`` [P]), write them at the row's ring place (``count``
+    % K_p): ``px``, ``py``, ``pmask``, ``ph``, ``pc`` (the states only where ``states``: stateful;
+    ``pc`` only for an LSTM), the target into ``values`` (NaN where not observed) at count %
+    ``lag_memory``, and count one more step. Cast to the probe's dtypes as numpy's assignment
+    did (round to nearest)."""
+    for b in range(len(slots)):
+        for row in range(len(followed)):
+            if followed[row] != slots[b]:
+                continue
+            n = count[row]
+            at = n % length
+            for j in range(x.shape[1]):
+                px[row, at, j] = x[b, j]
+            for k in range(y.shape[1]):
+                py[row, at, k] = y[b, k]
+                pmask[row, at, k] = mask[b, k]
+                values[row, n % lag_memory, k] = np.float64(y[b, k]) if mask[b, k] else np.nan
+            if states:
+                for layer in range(h.shape[1]):
+                    for j in range(h.shape[2]):
+                        ph[row, at, layer, j] = h[b, layer, j]
+                        if lstm:
+                            pc[row, at, layer, j] = c[b, layer, j]
+            count[row] = n + 1

@@ -123,7 +123,7 @@ class HybridTick:
         origin = (self.store.writable("c_origin", slots), self.store.writable("c_origin_ref", slots))  # in place
         served, mean = remember_and_serve(rows, steps, pred, paths, base, origin)
         own = experts.own(rows)
-        if store_rows is not None:
+        if store_rows is not None:  # only the fields the tick replaced (a detection's): the rest was written in place
             own = {k: v for k, v in own.items() if v is not store_rows[k]}
         self.store.put(slots, next_pred=pred, served=served, served_path=mean, **own)
         return served

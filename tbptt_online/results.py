@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
+import numpy as np
 import torch
 
 from tbptt_online.values import format_row
@@ -158,10 +159,11 @@ class TickColumns:
         """The columns as lists, built once (one C-level ``tolist`` per column)."""
         if self._lists is None:
             steps, updated = self._tensors[0].tolist(), self._tensors[1].tolist()
-            floats = torch.stack(self._tensors[2:])  # [7, B, d]: value, made and next (mean, lower, upper)
+            # [7, B, d]: value, made and next (mean, lower, upper) (numpy: a tick's few rows, no torch overhead)
+            floats = np.stack([column.numpy() for column in self._tensors[2:]])
             value, *preds = (floats[:, :, 0] if floats.shape[2] == 1 else floats).tolist()  # one C-level tolist
             values = [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in value]
-            if bool(torch.isnan(floats[1:]).any()):  # no forecast yet (a hybrid's first value)
+            if np.isnan(floats[1:]).any():  # no forecast yet (a hybrid's first value)
                 preds = [
                     [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in p] for p in preds
                 ]

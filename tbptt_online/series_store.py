@@ -265,7 +265,10 @@ class SeriesStore:
                 if saved is not None and saved.base is current:  # held, and of this tensor
                     saved.save(slots)
                     live.append(ref)
-            self.saving[field] = live
+            if live:
+                self.saving[field] = live
+            else:  # no snapshot of it is held any more (``hybrid_rows``' quick path needs none)
+                del self.saving[field]
         return current
 
     def hybrid_rows(self, slots: torch.Tensor) -> tuple[dict[str, torch.Tensor], bool]:
@@ -278,7 +281,10 @@ class SeriesStore:
         and given again while the run and the fields' tensors are the same (a series' next tick:
         two dozen slices cost more than its kernels' arithmetic)."""
         run = _run_start(slots)
-        bases = [self.writable(field, slots) for field in HYBRID_ROWS]
+        if self.handed_out or self.saving:
+            bases = [self.writable(field, slots) for field in HYBRID_ROWS]
+        else:  # nothing to copy or save first (most ticks): ``writable`` would return the tensors as they are
+            bases = list(map(self.tensors.__getitem__, HYBRID_ROWS))
         if run is None:
             rows = {k: v if k in SHARED else v[slots] for k, v in zip(HYBRID_ROWS, bases, strict=True)}  # copies
         else:

@@ -32,7 +32,7 @@ SERVED, FAST, SLOW = hybrid.N_MEMBERS, hybrid.N_MEMBERS + 2, hybrid.N_MEMBERS + 
 def origins(series: RealSeries, config: ForecasterConfig) -> np.ndarray:
     """[n + 1, H, columns]: after t values (t = 0..n), the forecasts of values t .. t + H - 1
     by every member, the served mean, its half-width as remembered for scoring (0 where the
-    horizon had no width of its own yet: ``hybrid.remember``) and the two combiners (NaN at t = 0)."""
+    horizon had no width of its own yet: ``tick_kernels.served``) and the two combiners (NaN at t = 0)."""
     forecaster = Forecaster(config)
     ring_size = config.calibrated_horizon
     made = np.full((len(series.values) + 1, ring_size, hybrid.ORIGIN_COLUMNS), np.nan)

@@ -142,7 +142,8 @@ def advance(
     shifted: torch.Tensor | None = None,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
-    the rows (``expert_kernels.advance``): the rows' own copies and the shared fields (values
+    the rows (``expert_kernels.advance`` alone, for tests and tools: a tick runs it in
+    ``tick_kernels.before_seasons``): the rows' own copies and the shared fields (values
     ring, seasonal tables, at the rows' slots) are written in place. ``shifted`` [B, d] bool:
     where the value is a level shift (``outliers``), at which the trend's level starts again
     (None: nowhere)."""

@@ -11,7 +11,7 @@ bound when it is an outlier, see ``outliers``):
    horizon and the combiners' into the mixture's (``combination.discounted``; see
    ``combination``), and the served forecast's error into the interval quantile of that
    horizon (``calibration.stepped``; all called from ``hybrid_kernels.score``);
-2. **advances** the experts (``experts.advance``) and, at the detection steps of
+2. **advances** the experts (``expert_kernels.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
 3. forecasts: the experts' paths ``[Hc, 22]``, the served weights of all 23 members (the
@@ -120,7 +120,8 @@ def score(
     origin_ref: torch.Tensor,
 ) -> None:
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles
-    (``hybrid_kernels.score``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
+    (``hybrid_kernels.score`` alone, for tests and tools: a tick runs it in
+    ``tick_kernels.before_seasons``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
     E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
     rows' ``c_*`` copies are updated in place."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])

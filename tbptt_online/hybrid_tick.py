@@ -145,18 +145,18 @@ def score_and_advance(
     observed: np.ndarray,
     shifted: np.ndarray | None,
     steps: torch.Tensor,
-    level: float,
+    interval_level: float,
     origin: tuple[torch.Tensor, torch.Tensor],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score value ``y`` [B, d] (float64, imputed where not ``observed``) of steps ``steps`` [B]
-    at the tracked ``level``, against the past forecasts in ``origin`` (the store's ``c_origin``,
+    at the tracked ``interval_level``, against the past forecasts in ``origin`` (the store's ``c_origin``,
     ``c_origin_ref``; each row reads its slot), make the network's target and advance the
     experts (``tick_kernels.before_seasons``; ``shifted`` [B, d]: where a level shift starts
     the trend's level again, None: nowhere). Returns the target [B, d] and where it is defined."""
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)
     ring_origin, ref = origin[0].numpy(), origin[1].numpy()  # shared: each row its slot
-    normal = calibration.normal_ratios(float(level))
+    normal = calibration.normal_ratios(float(interval_level))
     shifted = np.zeros_like(observed) if shifted is None else shifted
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     scored = readable(rows["x_seen"], rows["x_scale"], rows["x_level"])
@@ -166,7 +166,7 @@ def score_and_advance(
     over_rows(
         b,
         lambda r: tick_kernels.before_seasons(
-            slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(level), normal,
+            slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(interval_level), normal,
             _part(scored, r), _part(combined, r), (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
         ),

@@ -33,16 +33,18 @@ from tbptt_online.compiled import compiled
 
 
 @compiled
-def before_seasons(slot, step, y, mask, shifted, origin, origin_ref, level, normal, scored, combined, advanced, target):
+def before_seasons(
+    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normal, scored, combined, advanced, target
+):
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
     x_level), ``combined`` = the combination's fields, c_q, c_shape, c_member_abs,
-    c_member_n; ``level`` the tracked level, ``normal`` its normal ratios), make the
+    c_member_n; ``interval_level`` the tracked level, ``normal`` its normal ratios), make the
     network's target from the base and scale of the last tick (``hybrid_kernels.target``,
     ``target`` = (n_base, n_scale, out, defined) [B, d] each), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
     rows' fields in ``experts.ADVANCED`` order)."""
-    seen, scale, level_rows = scored
-    hybrid_kernels.score(slot, step, y, mask, seen, scale, level_rows, origin, origin_ref, *combined, level, normal)
+    seen, scale, level = scored
+    hybrid_kernels.score(slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal)
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
 

@@ -15,9 +15,12 @@ import time
 
 def warm_kernels() -> float:
     """Run every kernel once on blank rows; returns the seconds it took."""
+    import numpy as np
     import torch
 
-    from tbptt_online import experts, gru_window, hybrid, hybrid_tick
+    from tbptt_online import calibration, experts, gru_window, hybrid, hybrid_tick, outliers, scoring, tick_kernels
+    from tbptt_online.config import ForecasterConfig
+    from tbptt_online.probe import TruncationProbe
 
     started = time.perf_counter()
     horizons, d = 2, 1
@@ -29,6 +32,17 @@ def warm_kernels() -> float:
         torch.ones(1, d, dtype=torch.bool),
         torch.ones(1, dtype=torch.int64),
     )
+    stats = scoring.blank_stats(1, d)  # the tick's scoring, with the layouts it passes (views of the served rows)
+    new_stats = scoring.observed_stats(stats, y, mask, True)
+    served = torch.zeros(1, 4, d, dtype=torch.float64).unbind(1)  # mean, mean, lower, upper [1, d] each
+    scoring.add_scores(new_stats, stats, y, mask, *served[1:], y)
+    for rows_of_tick in (1, 2):  # a one-row view is C-contiguous, a longer one is not: two compiled layouts
+        mean = torch.zeros(rows_of_tick, 4, d, dtype=torch.float64)[:, 1]
+        blank = scoring.blank_stats(rows_of_tick, d).numpy()
+        scoring.any_blown_up(mean.numpy(), blank, np.ones((rows_of_tick, d), dtype=bool), 1e6, True)
+    made = (served[1].numpy(), served[3].numpy())
+    bound = outliers.Bound(1.6, 5.0, 2)
+    outliers.cleaned(rows, step, y.numpy().copy(), mask.numpy(), made, stats[:, 0].numpy(), bound)
     origin = (store["c_origin"], store["c_origin_ref"])
     target, _ = hybrid_tick.score_and_advance(rows, y.numpy(), mask.numpy(), None, step, 0.9, origin)
     _, tick_paths, tick_base = hybrid_tick.base_and_input(rows, y.numpy(), step, target, horizons)
@@ -38,6 +52,14 @@ def warm_kernels() -> float:
     base = hybrid.base_path(rows, paths)
     hybrid.members(rows, step, horizons, paths, base)
     hybrid.half_widths(rows, horizons)
+    q, seen, nonneg = rows["c_q"].numpy(), rows["x_seen"].numpy(), rows["x_nonneg"].numpy()
+    roots, out = calibration.horizon_roots(horizons, horizons), np.empty((1, 3, horizons, d))
+    tick_kernels.forecast_rows(np.zeros((1, horizons, d)), q, np.ones((1, 1, d)), roots, seen, nonneg, out)  # a view's
     hybrid.served_weights(rows)  # a series' stats
+    config = ForecasterConfig()  # the truncation probe's record, at the defaults' shapes and dtypes
+    probe = TruncationProbe(config, torch.float32)
+    probe.follow(rows["slot"])
+    before = torch.zeros(1, config.num_layers, config.hidden_size)
+    probe.record(rows["slot"], torch.zeros(1, config.input_size), y, mask, before)
     gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
     return time.perf_counter() - started

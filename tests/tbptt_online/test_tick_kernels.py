@@ -16,6 +16,7 @@ from tbptt_online import (
     ForecasterConfig,
     calibration,
     combination,
+    compiled,
     expert_kernels,
     experts,
     hybrid,
@@ -26,7 +27,7 @@ from tbptt_online.expert_kernels import REFERENCE, UNIT_FLOOR, UNIT_RELATIVE
 
 
 def grown_rows(n_features: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, ForecasterConfig]:
-    """The rows of three series after 80 values each (seasons found, weights and widths learned,
+    """The rows of four series after 80 values each (seasons found, weights and widths learned,
     one series at 0 for a while, one flat, a value missing now and then), as gathered copies with the
     shared tables and the origins' ring copied too; and the series' steps."""
     config = ForecasterConfig(seed=0, n_features=n_features)
@@ -34,14 +35,14 @@ def grown_rows(n_features: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, 
     rng = random.Random(3)
     for t in range(80):
         items = []
-        for s in range(3):
+        for s in range(4):
             value = [10 + s + 4 * math.sin(2 * math.pi * t / 8) + rng.gauss(0, 1) for _ in range(n_features)]
             value = [math.nan if rng.random() < 0.05 else v for v in value]
             value = [0.0] * n_features if s == 1 and 30 <= t < 50 else value
             value = [7.0] * n_features if s == 2 else value  # flat: its unit is a share of its level
             items.append((f"s{s}", value))
         f.observe_many(items)
-    slots = torch.tensor([f.store.slot_of(f"s{s}") for s in range(3)])
+    slots = torch.tensor([f.store.slot_of(f"s{s}") for s in range(4)])
     tensors = {k: v.clone() for k, v in f.store.tensors.items() if k.startswith(hybrid.PREFIXES)}
     rows = {k: v if k in experts.SHARED or k in hybrid.ORIGIN_RING else v[slots] for k, v in tensors.items()}
     rows["slot"] = slots
@@ -52,7 +53,7 @@ def copied(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in rows.items()}
 
 
-def one_by_one(rows, y, observed, steps, level, pred, horizons):
+def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     """The tick's hybrid part as the kernels called one at a time (its order before the three
     compiled calls): returns the network's target, where defined, its input, the served one-step
     forecast and the served mean."""
@@ -67,7 +68,6 @@ def one_by_one(rows, y, observed, steps, level, pred, horizons):
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
-    shifted = np.zeros_like(observed)
     expert_kernels.advance(slot, step, y, observed, shifted, *(a[name] for name in experts.ADVANCED))
     paths = np.empty((b, horizons, experts.N_EXPERTS, d))
     expert_kernels.paths(paths, slot, step, *(a[name] for name in experts.READ))
@@ -99,20 +99,37 @@ def equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.all(same))
 
 
-@pytest.mark.parametrize("n_features", [1, 2])
-def test_the_three_compiled_calls_give_what_the_kernels_give_one_by_one(n_features: int) -> None:
+@pytest.mark.parametrize(("n_features", "parts"), [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_the_three_compiled_calls_give_what_the_kernels_give_one_by_one(
+    n_features: int, parts: int, monkeypatch
+) -> None:
+    # parts = 2: over_rows gives each of two threads a part of the rows (the row-wise arrays sliced,
+    # the shared ones whole), as at 2,048 series and more on two threads
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(parts)
+    try:
+        check_against_kernels(n_features)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check_against_kernels(n_features: int) -> None:
     rows, steps, config = grown_rows(n_features)
     horizons, level = config.calibrated_horizon, config.interval_level
     rng = np.random.default_rng(0)
-    y = 10.0 + rng.normal(size=(3, n_features))
+    y = 10.0 + rng.normal(size=(4, n_features))
     y[2] = 7.0  # the flat series stays flat
-    observed = np.array([[True] * n_features, [False] + [True] * (n_features - 1), [True] * n_features])
-    pred = torch.from_numpy(rng.normal(size=(3, n_features)).astype(np.float32))
+    observed = np.ones((4, n_features), dtype=bool)
+    observed[1, 0] = False  # a value missing
+    pred = torch.from_numpy(rng.normal(size=(4, n_features)).astype(np.float32))
     by_kernel = copied(rows)
-    expected = one_by_one(by_kernel, y, observed, steps, level, pred, horizons)
+    shifted = np.zeros_like(observed)
+    shifted[0, 0] = True  # a level shift: the trend's level starts again there
+    expected = one_by_one(by_kernel, y, observed, shifted, steps, level, pred, horizons)
 
     origin = (rows["c_origin"], rows["c_origin_ref"])
-    target, defined = hybrid_tick.score_and_advance(rows, y, observed, None, steps, level, origin)
+    target, defined = hybrid_tick.score_and_advance(rows, y, observed, shifted, steps, level, origin)
     x, paths, base = hybrid_tick.base_and_input(rows, y, steps, target, horizons)
     served, mean = hybrid_tick.remember_and_serve(rows, steps, pred, paths, base, origin)
 

@@ -55,3 +55,16 @@ def test_http_load_smoke_drives_service_and_bare_app_and_stops_both(tmp_path):
     long_batch = phases[mixed]["workloads"]["batch"]
     assert long_batch["workload"]["values_per_series"] == 10 and long_batch["acknowledged_observations"] > 0
     assert phases[mixed]["workloads"]["single"]["workload"]["connections"] == 32
+
+
+def test_the_full_size_runs_series_fit_the_memory_budget_its_server_is_given(tmp_path):
+    # a run on 2026-12-03 had a fifth of its fill and a third of its batch ingest refused (409): the
+    # default budget held 8,192 series of the benchmark's model, the run feeds 10,000
+    from benchmarks.http_load import FULL, MODEL, effective_settings, server_env
+    from tbptt_online import ForecasterConfig
+    from tbptt_service.host.memory_budget import MemoryBudget
+
+    settings = effective_settings(server_env(8000, tmp_path, {}))
+    budget = MemoryBudget(max_model_bytes=settings["max_model_bytes"], max_process_bytes=settings["max_process_bytes"])
+    limit = budget.series_limit(ForecasterConfig(**MODEL), others_bytes=0, max_series=settings["max_series_per_model"])
+    assert limit.count >= max(FULL.series, FULL.single_series + FULL.mixed_series), limit.reason

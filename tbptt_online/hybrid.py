@@ -415,22 +415,3 @@ def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
 
 
 PREFIXES = ("x_", "c_", "n_", "o_")  # the store's fields that belong to the hybrid
-
-
-def bounds(mean: np.ndarray, half: np.ndarray, nonneg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The interval (lower, upper) served about ``mean`` with half-width ``half`` (NaN: none),
-    its lower bound not below 0 where every value so far was >= 0 (``nonneg``, broadcast
-    against them): the mean is not either (``hybrid_kernels._served``), and a counter's 24-step
-    path with lower bounds down to -2,402 told its reader nothing the value could be."""
-    lower = mean - half
-    return np.where(nonneg & (lower < 0.0), 0.0, lower), mean + half
-
-
-def served_rows(mean: torch.Tensor, half: torch.Tensor, rows: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The one-step forecast as served, ``[B, 4, d]`` (the rows of ``series_store.SERVED``:
-    mean, mean, lower, upper: the hybrid's mean is in units already), ``half`` [B, d] its
-    interval's half-width (NaN: no interval yet); nothing before a value was observed
-    (``x_seen``), the lower bound as ``bounds`` (``x_nonneg``)."""
-    mean = np.where(rows["x_seen"].numpy(), mean.numpy(), math.nan)  # nothing observed yet: no forecast
-    lower, upper = bounds(mean, half.numpy(), rows["x_nonneg"].numpy())
-    return torch.from_numpy(np.stack([mean, mean, lower, upper], axis=1))  # (numpy: no torch overhead)

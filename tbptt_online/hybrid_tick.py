@@ -134,8 +134,14 @@ class HybridTick:
         rows = hybrid.rows_at(self.store.tensors, slots)
         steps = self.store.get("steps", slots)
         mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
-        half = hybrid.half_widths(rows, 1)[:, 0]  # [B, d]
-        self.store.put(slots, served=hybrid.served_rows(mean[:, 0], half, rows), served_path=mean)
+        b, _, d = mean.shape
+        path, q, seen, nonneg = readable(mean[:, :1], rows["c_q"], rows["x_seen"], rows["x_nonneg"])
+        first = np.empty((b, 3, 1, d))  # mean, lower, upper of the next value, as a view serves them
+        tick_kernels.forecast_rows(
+            path, q, np.ones((b, 1, d)), calibration.horizon_roots(1, q.shape[1]), seen, nonneg, first
+        )
+        served = torch.from_numpy(first[:, [0, 0, 1, 2], 0])  # [B, 4, d]: mean, mean, lower, upper
+        self.store.put(slots, served=served, served_path=mean)
 
 
 # -- the compiled calls (``tick_kernels``), from the rows -------------------------------------------

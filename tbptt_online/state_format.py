@@ -38,7 +38,7 @@
 - format 13: the detections in a row that gave each series' first season (``x_period_runs``:
   a season given twice in a row is held, ``hybrid._replaces``).
 - format 14: whether every value so far was >= 0 (``x_nonneg``: no forecast, and no interval's
-  lower bound, served below 0 there; ``hybrid_kernels._served``, ``hybrid.bounds``), and the
+  lower bound, served below 0 there; ``hybrid_kernels._served``, ``tick_kernels._interval``), and the
   other levels' width ratios learned from the errors (``c_shape``: ``calibration.level_ratios``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the

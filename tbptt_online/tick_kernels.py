@@ -14,8 +14,11 @@ outputs, around arithmetic of a few microseconds. Grouped by what separates them
 - then the network's step (torch);
 - ``served``: the half-widths at the tracked level (``calibration.fill_half_widths``), the
   origin's forecasts remembered (``hybrid_kernels.remember``) and the one-step forecast as
-  served (``hybrid.served_rows``' rule: nothing before a value was seen, the lower bound cut
-  at 0 where every value so far was >= 0).
+  served (``_interval``).
+
+``forecast_rows`` serves a view's forecast (and a loaded state's first one) by the same rule,
+``_interval``: nothing before a value was seen, the lower bound cut at 0 where every value so
+far was >= 0.
 
 Each takes the rows' arrays in tuples in the order of the kernel they go to (``hybrid``'s
 and ``experts``' field lists); the row-wise arrays of a call are sliced by ``over_rows`` as
@@ -29,7 +32,7 @@ import math
 import numpy as np
 
 from tbptt_online import calibration, expert_kernels, hybrid_kernels
-from tbptt_online.compiled import compiled
+from tbptt_online.compiled import compiled, inlined
 
 
 @compiled
@@ -78,6 +81,18 @@ def _local_scale(scale: float, level: float) -> float:
     return wider if math.isnan(wider) or wider >= expert_kernels.UNIT_FLOOR else expert_kernels.UNIT_FLOOR
 
 
+@inlined
+def _interval(mean: float, half: float, seen: bool, nonneg: bool) -> tuple[float, float, float]:
+    """The forecast served about ``mean`` with half-width ``half`` (NaN: no interval yet):
+    (mean, lower, upper), NaN before a value was ``seen``, the lower bound not below 0 where
+    every value so far was >= 0 (``nonneg``): the mean is not either (``hybrid_kernels._served``),
+    and a counter's 24-step path with lower bounds down to -2,402 told its reader nothing the
+    value could be."""
+    m = mean if seen else math.nan
+    lower = m - half
+    return m, 0.0 if nonneg and lower < 0.0 else lower, m + half
+
+
 @compiled
 def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, half, mean, out):
     """The half-widths at the tracked level ``half`` [B, Hc, d] from ``q`` = c_q
@@ -85,8 +100,8 @@ def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, half
     the tick's served ``mean`` [B, Hc, d] and the origin's forecasts written into the ring
     (``hybrid_kernels.remember``, ``remembered`` = (paths, path, partial, net, n_correction,
     x_scale, x_level, x_nonneg); a horizon whose own q is 0 remembered with width 0), and the
-    one-step forecast as served into ``out`` [B, 4, d]: mean, mean, lower, upper (NaN before a
-    value was ``seen``; the lower bound cut at 0 where ``x_nonneg``, as ``hybrid.bounds``)."""
+    one-step forecast as served into ``out`` [B, 4, d]: mean, mean, lower, upper (``_interval``,
+    ``seen`` = x_seen, x_nonneg)."""
     calibration.fill_half_widths(q, ratio, roots[0], roots[1], half)
     own = np.where(q > 0.0, half, 0.0)  # [B, Hc, d] 0 where the width is taken from shorter horizons
     hybrid_kernels.remember(*remembered, own, slot, at, origin, origin_ref, mean)
@@ -94,11 +109,8 @@ def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, half
     n_rows, _, d = half.shape
     for b in range(n_rows):
         for k in range(d):
-            m = mean[b, 0, k] if seen[b, k] else math.nan
-            lower, upper = m - half[b, 0, k], m + half[b, 0, k]
+            m, out[b, 2, k], out[b, 3, k] = _interval(mean[b, 0, k], half[b, 0, k], seen[b, k], nonneg[b, k])
             out[b, 0, k], out[b, 1, k] = m, m
-            out[b, 2, k] = 0.0 if nonneg[b, k] and lower < 0.0 else lower
-            out[b, 3, k] = upper
 
 
 @compiled
@@ -106,8 +118,8 @@ def forecast_rows(path, q, ratio, roots, seen, nonneg, out) -> bool:
     """A view's forecast to horizon H of B rows from what the last tick served: ``path`` [B, H, d]
     the served mean, ``q`` [B, Hq, d] the rows' c_q with ``ratio`` [B, R, d] the level asked's
     width over the tracked one's (``calibration.half_widths``, ``roots`` = its two tables), into
-    ``out`` [B, 3, H, d]: mean, lower, upper (NaN before a value was ``seen`` [B, d], the lower
-    bound cut at 0 where ``nonneg`` [B, d], as ``hybrid.bounds``). Returns whether any is NaN."""
+    ``out`` [B, 3, H, d]: mean, lower, upper (``_interval``, ``seen`` and ``nonneg`` [B, d]).
+    Returns whether any is NaN."""
     n_rows, horizon, d = path.shape
     half = np.empty((n_rows, horizon, d))
     calibration.fill_half_widths(q, ratio, roots[0], roots[1], half)
@@ -115,10 +127,7 @@ def forecast_rows(path, q, ratio, roots, seen, nonneg, out) -> bool:
     for b in range(n_rows):
         for h in range(horizon):
             for k in range(d):
-                m = path[b, h, k] if seen[b, k] else math.nan
-                lower, upper = m - half[b, h, k], m + half[b, h, k]
-                out[b, 0, h, k] = m
-                out[b, 1, h, k] = 0.0 if nonneg[b, k] and lower < 0.0 else lower
-                out[b, 2, h, k] = upper
+                m, lower, upper = _interval(path[b, h, k], half[b, h, k], seen[b, k], nonneg[b, k])
+                out[b, 0, h, k], out[b, 1, h, k], out[b, 2, h, k] = m, lower, upper
                 nan = nan or math.isnan(m) or math.isnan(lower) or math.isnan(upper)
     return nan

@@ -90,8 +90,10 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
         paths, path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], own, slot,
         step % horizons, a["c_origin"], a["c_origin_ref"], mean,
     )  # fmt: skip
-    served = hybrid.served_rows(torch.from_numpy(mean[:, 0]), half[:, 0], rows)
-    return target, defined, x, served.numpy(), mean
+    # served: nothing before a value was seen, the lower bound not below 0 where no value was
+    first, width = np.where(a["x_seen"], mean[:, 0], np.nan), half[:, 0].numpy()
+    lower = np.where(a["x_nonneg"] & (first - width < 0.0), 0.0, first - width)
+    return target, defined, x, np.stack([first, first, lower, first + width], axis=1), mean
 
 
 def equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -73,6 +73,7 @@ KERNEL_MODULES = (
     "probe",
     "scoring",
     "gru_window",
+    "young_season",
 )
 _PACKAGE = Path(__file__).parent
 
@@ -223,49 +224,61 @@ def ring_value(ring: np.ndarray, slot: int, k: int, step: int) -> float:
 # A part of fewer rows than this is not worth a thread's hand-off (tens of microseconds): at 10,000
 # series each kernel's call takes milliseconds, at 100 a few tens of microseconds
 PARALLEL_MIN_ROWS = 1024
+# Each thread's share of the rows is cut in this many pieces, taken in turn by whichever thread is
+# free: a pool thread starts up to a few milliseconds late and runs slower while torch's own
+# threads still spin on its core after an operation (libgomp waits busy for a while), and with one
+# half each the calling thread waited for it 4 ms a call at 10,000 series (a tenth of a tick)
+PIECES_PER_THREAD = 4
 _POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
 
 
 def row_parts(n_rows: int) -> list[slice]:
-    """The rows ``0 .. n_rows`` in as many contiguous parts as torch's intra-op threads (for
-    the calling thread), none shorter than ``PARALLEL_MIN_ROWS``; one part: ``slice(None)``.
+    """The rows ``0 .. n_rows`` in contiguous parts: ``PIECES_PER_THREAD`` for each of torch's
+    intra-op threads (for the calling thread) that gets ``PARALLEL_MIN_ROWS`` rows at least, at
+    most one a row; one part, ``slice(None)``, where a single thread does.
 
     >>> import torch
     >>> before = torch.get_num_threads(); torch.set_num_threads(2)
-    >>> row_parts(10_000), row_parts(1_500)
-    ([slice(0, 5000, None), slice(5000, 10000, None)], [slice(None, None, None)])
+    >>> row_parts(10_000)[:3], len(row_parts(10_000)), row_parts(1_500)
+    ([slice(0, 1250, None), slice(1250, 2500, None), slice(2500, 3750, None)], 8, [slice(None, None, None)])
     >>> torch.set_num_threads(before)
     """
-    parts = min(torch.get_num_threads(), n_rows // PARALLEL_MIN_ROWS)
-    if parts <= 1:
+    threads = min(torch.get_num_threads(), n_rows // PARALLEL_MIN_ROWS)
+    if threads <= 1:
         return [slice(None)]
+    parts = min(n_rows, threads * PIECES_PER_THREAD)
     cuts = [n_rows * i // parts for i in range(parts + 1)]
     return [slice(lo, hi) for lo, hi in itertools.pairwise(cuts)]
 
 
 def over_rows(n_rows: int, call: Callable[[slice], None]) -> None:
-    """``call(rows)`` for each part of ``row_parts(n_rows)``: the first in this thread, the
-    others at the same time in the process's pool of threads; returns when all are done,
-    raising the first error (this thread's part's, else the first part's in order). ``call``
-    hands a kernel its row-wise arrays sliced by ``rows`` (numpy views, no copies) and the
-    shared ones whole."""
+    """``call(rows)`` for each part of ``row_parts(n_rows)``, taken in turn by this thread and
+    as many of the process's pool of threads as torch has intra-op threads (less one); returns
+    when all are done, then raises the error of the first part (in row order) that raised, if
+    any (every part runs all the same). ``call`` hands a kernel its row-wise arrays sliced by
+    ``rows`` (numpy views, no copies) and the shared ones whole; rows are independent, so which
+    thread runs a part changes no result."""
     parts = row_parts(n_rows)
     if len(parts) == 1:
         call(parts[0])
         return
-    futures = [_pool(len(parts) - 1).submit(call, rows) for rows in parts[1:]]
-    error: BaseException | None = None
-    try:
-        call(parts[0])
-    except BaseException as raised:  # the others' parts are waited for all the same
-        error = raised
+    threads = min(torch.get_num_threads(), len(parts))
+    taken = itertools.count()  # the next part: next() on it is atomic (the GIL)
+    errors: dict[int, BaseException] = {}
+
+    def work() -> None:
+        while (i := next(taken)) < len(parts):
+            try:
+                call(parts[i])
+            except BaseException as raised:  # kept: raised once every part has run
+                errors[i] = raised
+
+    futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
+    work()
     for future in futures:
-        try:
-            future.result()
-        except BaseException as raised:
-            error = error or raised
-    if error is not None:
-        raise error
+        future.result()  # (``work`` raises nothing)
+    if errors:
+        raise errors[min(errors)]
 
 
 _POOL_LOCK = threading.Lock()

@@ -192,9 +192,11 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
     season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)
     trend = torch.zeros_like(rows["x_trend"])  # [B, V, d]
     logs = torch.where(values > 0, values, 1.0).log()
-    for variant, (space, _) in enumerate(VARIANTS):
+    for space in SPACES:  # the variants of a space (its two gammas) start from the same estimate: made once
+        variants = [v for v, (its, _) in enumerate(VARIANTS) if its == space]
         u = logs if space else values
         rest = u.clone()  # [B, n, d]
+        slope = torch.zeros(b, d, dtype=trend.dtype)  # [B, d] the space's trend
         for j in range(2):
             m_all = periods[:, :, j]  # [B, d]
             for m in torch.unique(m_all).tolist():  # the (row, feature) pairs of one season length together
@@ -206,20 +208,23 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
                 means = tail.mean(dim=2, keepdim=True)  # [G, cycles, 1]
                 if j == 0:  # the trend: the change of the cycles' means per step (a ramp inside a cycle
                     # is the trend's, not the season's)
-                    trend[bi, variant, di] = (means[:, -1, 0] - means[:, 0, 0]) / ((cycles - 1) * m)
-                ramp = trend[bi, variant, di][:, None, None] * (torch.arange(m, dtype=tail.dtype) - (m - 1) / 2)
+                    slope[bi, di] = (means[:, -1, 0] - means[:, 0, 0]) / ((cycles - 1) * m)
+                ramp = slope[bi, di][:, None, None] * (torch.arange(m, dtype=tail.dtype) - (m - 1) / 2)
                 table = (tail - means - ramp).mean(dim=1)  # [G, m] by position
                 first_step = step[bi] - cycles * m + 1  # [G] the step of tail[:, 0, 0]
                 phases = (first_step[:, None] + torch.arange(m)) % m  # [G, m]
-                season[bi[:, None], variant, j, di[:, None], phases] = table
+                for variant in variants:
+                    season[bi[:, None], variant, j, di[:, None], phases] = table
                 shift = (step[bi] - n + 1 - first_step)[:, None]  # [G, 1]: the position of the ring's first value
                 rest[bi, :, di] -= torch.gather(table, 1, (torch.arange(n) + shift) % m)  # [G, n]
         # the level: the mean of each row's last first-season (or last value) of deseasonalised values
         span = periods[:, :, 0].clamp(min=1, max=n)  # [B, d]
         last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
         level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
-        level = level + trend[:, variant] * (span - 1).to(rest.dtype) / 2  # carried to now
-        rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
+        level = level + slope * (span - 1).to(rest.dtype) / 2  # carried to now
+        for variant in variants:
+            trend[:, variant] = slope
+            rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
     rows["x_trend"] = trend
     rows["x_season"][slot] = season  # in place: the store's tensor (copied on write)
     rows["x_period"] = periods.clone()

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from tbptt_online.season import significantly_better, z_one_sided
+from tbptt_online.compiled import compiled, inlined, over_rows
+from tbptt_online.season import z_one_sided
 
 MIN_LAG = 4  # shorter lags: a smooth series' changes repeat at lag 2 or 3 without any season
 GAIN = 0.7  # the seasonal naive of the changes must cut their mean's error by 30 %...
@@ -34,6 +36,7 @@ FALSE_RATE = 0.01  # ...and be significant at 1 % over the lags tested
 MIN_PAIRS = 8  # fewer changes forecast at a lag than this: not tested
 MIN_CYCLES_SMOOTH = 3  # the values' test asks for 3 cycles: at 2, a smooth wander (integrated AR(1)) may repeat
 VALUE_GAIN = 0.6  # the seasonal naive of the values must cut a straight line's error by 40 %
+EXACT = 1e-12  # a mean error below this share of a row's largest |value| is rounding: an exact fit
 
 
 def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
@@ -60,16 +63,12 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     if not lags:
         return out
     z = z_one_sided(FALSE_RATE, len(lags))
-    size = changes.abs()  # [R, L] |c_t|: the error of c_t ~ mean(c) = 0, read by every lag
-    still = (~moved).any(dim=1).nonzero().squeeze(1)  # rows with a change of exactly 0 (counts: most of theirs)
-    for m in lags:  # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
-        seasonal = (changes[:, m:] - changes[:, :-m]).abs()  # [R, k] c_t ~ c_{t-m}
-        better = significantly_better(seasonal, size[:, m:], GAIN, z)
-        if len(still):  # those rows tested on the pairs where c_t or c_{t-m} moved (module doc)
-            pairs = moved[still, m:] | moved[still, :-m]  # [S, k]
-            enough = pairs.sum(dim=1) >= MIN_PAIRS
-            better[still] = enough & significantly_better(seasonal[still], size[still, m:], GAIN, z, where=pairs)
-        out = torch.where((out == 0) & better, m, out)
+    still = (~moved).any(dim=1)  # [R] rows with a change of exactly 0 (counts: most of theirs)
+    # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
+    scale = values.abs().amax(dim=1).numpy()  # [R] (``EXACT``)
+    arrays = (changes.numpy(), moved.numpy(), still.numpy(), scale)
+    lags_array, found = np.array(lags), out.numpy()
+    over_rows(r, lambda rows: _changes_test(*(a[rows] for a in arrays), lags_array, z, found[rows]))
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):
         out[smooth] = smooth_periods(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
@@ -104,20 +103,153 @@ def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
     slope = (values * t).sum(dim=1, keepdim=True) / t.square().sum()  # [R, 1] least squares
     line = (values - mean - slope * t).abs()  # [R, n] the values' distance from their straight line
     z = z_one_sided(FALSE_RATE, len(lags))
-    best = torch.full((r,), math.inf, dtype=values.dtype)
-    for m in lags:
-        seasonal = _lag_errors(values, m)  # [R, n - m]
-        error = seasonal.mean(dim=1)
-        better = significantly_better(seasonal, line[:, m:], VALUE_GAIN, z) & (error < best)
-        rows = better.nonzero().squeeze(1)  # few: the half-cycle test only where the line's passed
-        if len(rows):
-            half = _lag_errors(values[rows], m // 2)[:, m - m // 2 :]  # [G, n - m] half a cycle back
-            better[rows] = significantly_better(seasonal[rows], half, VALUE_GAIN, z)
-            out, best = torch.where(better, m, out), torch.where(better, error, best)
+    arrays = (values.contiguous().numpy(), line.numpy(), values.abs().amax(dim=1).numpy())
+    lags_array, found = np.array(lags), out.numpy()
+    over_rows(r, lambda rows: _values_test(*(a[rows] for a in arrays), lags_array, z, found[rows]))
     return out
 
 
-def _lag_errors(values: torch.Tensor, m: int) -> torch.Tensor:
-    """[R, n - m]: |y_t - y_{t-m} - drift| for t >= m, the drift the mean of y_t - y_{t-m}."""
-    step = values[:, m:] - values[:, :-m]
-    return (step - step.mean(dim=1, keepdim=True)).abs()
+# -- the tests, compiled: one pass per row and lag (at 10,000 rows of a detection, a lag's few
+# tensor operations over every row cost more than the arithmetic) ---------------------------------
+
+
+@compiled
+def _ratio_holds(candidate: float, incumbent: float, k: int, ratio: float, by_sums: bool) -> bool:
+    """``season.significantly_better``'s first test from the sums of the k pairs' errors: the
+    ``candidate``'s mean error below ``ratio`` of the ``incumbent``'s (``by_sums``: the sums
+    compared, as its ``where`` form does); fewer than two pairs: False."""
+    return k >= 2 and (candidate < ratio * incumbent if by_sums else candidate / k < ratio * (incumbent / k))
+
+
+@compiled
+def _significant(gain: float, square: float, k: int, z: float) -> bool:
+    """Its second: the paired gains' mean ``gain`` above ``z`` standard errors (``square``: the
+    sum of the k gains' squared deviations from their mean)."""
+    return gain > z * math.sqrt(square / (k - 1)) / math.sqrt(k)
+
+
+@inlined
+def _floored(total: float, k: int, scale: float) -> float:
+    """A sum of k errors, at least ``EXACT`` of the row's ``scale`` (its largest |value|) each:
+    a noise-free row's exact fits (a staircase's lag, its multiples and half of them) differ by
+    rounding alone, which decided between them (in tensor code as well as here)."""
+    return max(total, EXACT * scale * k)
+
+
+@inlined
+def _lag_sum(x, b: int, m: int, lo: int, hi: int, drift: float) -> float:
+    """sum over t in [lo, hi) of |x[b, t] - x[b, t - m] - drift|, in four partial sums (t mod
+    4; four additions in flight, not one chain)."""
+    s0 = s1 = s2 = s3 = 0.0
+    t = lo
+    while t + 4 <= hi:
+        s0 += abs(x[b, t] - x[b, t - m] - drift)
+        s1 += abs(x[b, t + 1] - x[b, t + 1 - m] - drift)
+        s2 += abs(x[b, t + 2] - x[b, t + 2 - m] - drift)
+        s3 += abs(x[b, t + 3] - x[b, t + 3 - m] - drift)
+        t += 4
+    while t < hi:
+        s0 += abs(x[b, t] - x[b, t - m] - drift)
+        t += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@inlined
+def _lag_drift(x, b: int, m: int) -> float:
+    """The mean of x[b, t] - x[b, t - m] over t in [m, n) (``x`` [R, n]), in four partial sums."""
+    n = x.shape[1]
+    s0 = s1 = s2 = s3 = 0.0
+    t = m
+    while t + 4 <= n:
+        s0 += x[b, t] - x[b, t - m]
+        s1 += x[b, t + 1] - x[b, t + 1 - m]
+        s2 += x[b, t + 2] - x[b, t + 2 - m]
+        s3 += x[b, t + 3] - x[b, t + 3 - m]
+        t += 4
+    while t < n:
+        s0 += x[b, t] - x[b, t - m]
+        t += 1
+    return ((s0 + s1) + (s2 + s3)) / (n - m)
+
+
+@inlined
+def _tail_sums(x, b: int, out) -> None:
+    """``out[t]`` = sum of |x[b, s]| over s >= t (``out`` [n + 1], out[n] = 0)."""
+    n = x.shape[1]
+    out[n] = 0.0
+    for t in range(n - 1, -1, -1):
+        out[t] = out[t + 1] + abs(x[b, t])
+
+
+@compiled
+def _changes_test(changes, moved, still, scale, lags, z, out) -> None:
+    """``out[b]`` [R]: per row of ``changes`` [R, L] (their mean removed) the first lag m of
+    ``lags`` whose seasonal naive of the changes, |c_t - c_{t-m}|, beats the mean, |c_t|, by
+    ``GAIN`` and significantly (``z``), on the pairs t >= m; a row with a change of exactly 0
+    (``still`` [R]) on the pairs where c_t or c_{t-m} ``moved`` [R, L] only, and on at least
+    ``MIN_PAIRS`` of them. Rows with none are left as they are (0). The paired test's second
+    pass only where the ratio holds (of noisy rows, few)."""
+    n_rows, length = changes.shape
+    tail = np.empty(length + 1)  # a row's sums of |c_t| from t on
+    for b in range(n_rows):
+        _tail_sums(changes, b, tail)
+        for m in lags:
+            if still[b]:
+                k, seasonal, mean = 0, 0.0, 0.0  # its pairs, the sums of |c_t - c_{t-m}| and |c_t| over them
+                for t in range(m, length):
+                    if moved[b, t] or moved[b, t - m]:
+                        k += 1
+                        seasonal += abs(changes[b, t] - changes[b, t - m])
+                        mean += abs(changes[b, t])
+                if k < MIN_PAIRS:
+                    continue
+            else:
+                k, seasonal, mean = length - m, _lag_sum(changes, b, m, m, length, 0.0), tail[m]
+            seasonal, mean = _floored(seasonal, k, scale[b]), _floored(mean, k, scale[b])
+            if not _ratio_holds(seasonal, mean, k, GAIN, still[b]):
+                continue
+            gain, square = (mean - seasonal) / k, 0.0
+            for t in range(m, length):
+                if not still[b] or moved[b, t] or moved[b, t - m]:
+                    square += (abs(changes[b, t]) - abs(changes[b, t] - changes[b, t - m]) - gain) ** 2
+            if _significant(gain, square, k, z):
+                out[b] = m
+                break
+
+
+@compiled
+def _values_test(values, line, scale, lags, z, out) -> None:
+    """``smooth_periods`` on the rows of ``values`` [R, n] with ``line`` [R, n] their distance
+    from their straight line: ``out[b]`` the best-fitting lag that passes (0: none)."""
+    n_rows, n = values.shape
+    tail = np.empty(n + 1)  # a row's sums of the line's errors from t on
+    for b in range(n_rows):
+        _tail_sums(line, b, tail)
+        best = math.inf
+        for m in lags:
+            k = n - m
+            drift = _lag_drift(values, b, m)
+            raw = _lag_sum(values, b, m, m, n, drift)
+            error, straight = (
+                _floored(raw, k, scale[b]),
+                _floored(tail[m], k, scale[b]),
+            )  # the seasonal naive's, the line's
+            mean = max(raw / k, EXACT * scale[b])  # (the same for every exact fit: the shortest lag stays)
+            if not (_ratio_holds(error, straight, k, VALUE_GAIN, False) and mean < best):
+                continue
+            gain, square = (straight - error) / k, 0.0
+            for t in range(m, n):
+                square += (line[b, t] - abs(values[b, t] - values[b, t - m] - drift) - gain) ** 2
+            if not _significant(gain, square, k, z):
+                continue
+            half = m // 2  # half a cycle back must fit worse: not a season of m / 2's harmonics
+            half_drift = _lag_drift(values, b, half)
+            other = _floored(_lag_sum(values, b, half, m, n, half_drift), k, scale[b])
+            if not _ratio_holds(error, other, k, VALUE_GAIN, False):
+                continue
+            gain, square = (other - error) / k, 0.0
+            for t in range(m, n):
+                one = abs(values[b, t] - values[b, t - m] - drift)
+                square += (abs(values[b, t] - values[b, t - half] - half_drift) - one - gain) ** 2
+            if _significant(gain, square, k, z):
+                out[b], best = m, mean

@@ -124,3 +124,105 @@ def test_a_young_monthly_series_serves_its_season_from_value_24():
     assert seen[22] == [] and seen[23] == [12]  # provisional at 24 values (two cycles)
     assert seen[-1] == [12]
     assert math.isfinite(f.forecast("a", 12).mean[-1])
+
+
+# -- the compiled tests against the rules written as tensor code (young_season's before session 32) --
+
+
+def _better(candidate, incumbent, ratio, z, where=None):
+    """``season.significantly_better`` as tensor code, with its ``where`` form."""
+    if where is None:
+        where = torch.ones_like(candidate, dtype=torch.bool)
+    w = where.to(f64)
+    n = w.sum(dim=1)
+    gain = (incumbent - candidate) * w
+    if bool(where.all()):
+        ratio_holds = candidate.mean(dim=1) < ratio * incumbent.mean(dim=1)
+    else:
+        ratio_holds = (candidate * w).sum(dim=1) < ratio * (incumbent * w).sum(dim=1)
+    mean = gain.sum(dim=1) / n
+    spread = ((gain - mean[:, None]).square() * w).sum(dim=1) / (n - 1)
+    return (n >= 2) & ratio_holds & (mean > z * spread.sqrt() / n.sqrt())
+
+
+def _lag_errors(values, m):
+    step = values[:, m:] - values[:, :-m]
+    return (step - step.mean(dim=1, keepdim=True)).abs()
+
+
+def _reference_smooth(values, lags):
+    from tbptt_online.young_season import FALSE_RATE, VALUE_GAIN, z_one_sided
+
+    r, n = values.shape
+    out = torch.zeros(r, dtype=torch.int64)
+    t = torch.arange(n, dtype=f64) - (n - 1) / 2
+    line = values - values.mean(dim=1, keepdim=True) - (values * t).sum(dim=1, keepdim=True) / t.square().sum() * t
+    line, z, best = line.abs(), z_one_sided(FALSE_RATE, len(lags)), torch.full((r,), math.inf, dtype=f64)
+    for m in lags:
+        seasonal = _lag_errors(values, m)
+        error = seasonal.mean(dim=1)
+        half = _lag_errors(values, m // 2)[:, m - m // 2 :]
+        better = _better(seasonal, line[:, m:], VALUE_GAIN, z) & (error < best) & _better(seasonal, half, VALUE_GAIN, z)
+        out, best = torch.where(better, m, out), torch.where(better, error, best)
+    return out
+
+
+def _reference_young(values, longest):
+    from tbptt_online.young_season import FALSE_RATE, GAIN, MIN_CYCLES_SMOOTH, MIN_LAG, MIN_PAIRS, z_one_sided
+
+    r, n = values.shape
+    out = torch.zeros(r, dtype=torch.int64)
+    lo, hi = max(MIN_LAG, n // 4), min(n // 2, longest)
+    changes = values.diff(dim=1)
+    moved = changes != 0
+    changes = changes - changes.mean(dim=1, keepdim=True)
+    lags = [m for m in range(lo, hi + 1) if changes.shape[1] - m >= MIN_PAIRS]
+    if hi < lo or n // 3 >= longest or not lags:
+        return out
+    z, still = z_one_sided(FALSE_RATE, len(lags)), (~moved).any(dim=1)
+    for m in lags:
+        seasonal, size = (changes[:, m:] - changes[:, :-m]).abs(), changes[:, m:].abs()
+        pairs = torch.where(still[:, None], moved[:, m:] | moved[:, :-m], True)
+        better = (pairs.sum(dim=1) >= MIN_PAIRS) & _better(seasonal, size, GAIN, z, pairs)
+        out = torch.where((out == 0) & better, m, out)
+    smooth = (out == 0).nonzero().squeeze(1)
+    out[smooth] = _reference_smooth(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
+    return out
+
+
+def test_the_compiled_tests_decide_as_the_rules_written_as_tensor_code_on_noisy_rows():
+    # The kernels sum in another order than tensor reductions, so the sums differ in their last
+    # bits; a decision can differ only where a ratio or a significance sits on its bar to rounding.
+    g = torch.Generator().manual_seed(3)
+    found = 0
+    for n in (24, 36, 48, 60, 84, 96, 144):
+        t = torch.arange(n, dtype=f64)
+        period = torch.randint(4, n // 2 + 1, (600, 1), generator=g).to(f64)
+        amplitude = 3 * torch.rand(600, 1, generator=g, dtype=f64)
+        noise = torch.randn(600, n, generator=g, dtype=f64)
+        season = amplitude * torch.sin(2 * math.pi * t / period)
+        rate = (1 + amplitude * (1 + torch.sin(2 * math.pi * t / period))).expand(600, n).contiguous()
+        for rows in (
+            season + noise,
+            noise.cumsum(dim=1),
+            torch.poisson(rate, generator=g),
+            ((season + noise) * 2).round(),
+        ):
+            expected = _reference_young(rows, 336)
+            assert torch.equal(young_periods(rows, 336), expected), n
+            lags = list(range(4, n // 3 + 1))
+            assert torch.equal(smooth_periods(rows, lags), _reference_smooth(rows, lags)), n
+            found += int((expected > 0).sum())
+    assert found > 300  # the rows do test both outcomes
+
+
+def test_a_noise_free_staircase_gets_its_shortest_exact_lag_whatever_its_step_height():
+    # fix: a staircase (a step every p values, no noise) fits its lag p and every multiple of it
+    # exactly, and those fits differed by rounding alone, which chose among them: 4, 12 or 20 for
+    # p = 4 by the step's height. Mean errors below EXACT of the largest |value| count as exact now.
+    for n in (24, 48):
+        t = torch.arange(n, dtype=f64)
+        lags = list(range(4, n // 2 + 1))
+        for height in (0.3, 1.0, 2.145390279969714, 1e6):
+            rows = torch.stack([(t // p) * height for p in range(4, 13)])
+            assert smooth_periods(rows, lags).tolist() == list(range(4, 13)), (n, height)

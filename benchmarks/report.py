@@ -39,6 +39,7 @@ def machine(module: str, argv: list[str] | None) -> dict[str, Any]:
     return {
         "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "cores": os.cpu_count(),
+        "cpu": cpu_model(),
         "torch": torch.__version__,
         "torch_threads_default": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -46,6 +47,19 @@ def machine(module: str, argv: list[str] | None) -> dict[str, Any]:
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "command": " ".join(["python", "-m", module, *map(str, args)]),
     }
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo; else ``platform.processor()``): the
+    hosts this project runs on differ from one session to the next, and figures measured on one
+    are compared with those of another only knowing that."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -76,7 +90,8 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def machine_line(info: dict[str, Any]) -> str:
     return (
-        f"{info['date_utc']} UTC, {info['cores']} cores, torch {info['torch']}, Python {info['python']}, "
+        f"{info['date_utc']} UTC, {info['cores']} cores ({info.get('cpu', 'processor not recorded')}), "
+        f"torch {info['torch']}, Python {info['python']}, "
         f"load average at start {info['load_average_1_5_15'][0]}; command: `{info['command']}`"
     )
 

@@ -29,5 +29,5 @@ def run_smoke(name: str, out: Path, *more: str) -> dict:
     assert markdown.strip() in done.stdout  # the table printed is the table written
     payload = json.loads((out / f"{name}.json").read_text())
     assert payload["smoke"] is True
-    assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"]
+    assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"] and payload["machine"]["cpu"]
     return payload

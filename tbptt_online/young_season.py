@@ -36,7 +36,8 @@ FALSE_RATE = 0.01  # ...and be significant at 1 % over the lags tested
 MIN_PAIRS = 8  # fewer changes forecast at a lag than this: not tested
 MIN_CYCLES_SMOOTH = 3  # the values' test asks for 3 cycles: at 2, a smooth wander (integrated AR(1)) may repeat
 VALUE_GAIN = 0.6  # the seasonal naive of the values must cut a straight line's error by 40 %
-EXACT = 1e-12  # a mean error below this share of a row's largest |value| is rounding: an exact fit
+EXACT = 1e-13  # a mean error below this share of a row's largest |value| is rounding (a few ulps of it, 1e-15:
+# the sums' and the drift's): an exact fit
 
 
 def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:

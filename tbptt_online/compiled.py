@@ -233,9 +233,9 @@ _POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers
 
 
 def row_parts(n_rows: int) -> list[slice]:
-    """The rows ``0 .. n_rows`` in contiguous parts: ``PIECES_PER_THREAD`` for each of torch's
-    intra-op threads (for the calling thread) that gets ``PARALLEL_MIN_ROWS`` rows at least, at
-    most one a row; one part, ``slice(None)``, where a single thread does.
+    """The rows ``0 .. n_rows`` in contiguous parts: ``PIECES_PER_THREAD`` for each of the
+    ``row_threads`` that run them, at most one a row; one part, ``slice(None)``, where a single
+    thread does.
 
     >>> import torch
     >>> before = torch.get_num_threads(); torch.set_num_threads(2)
@@ -243,7 +243,7 @@ def row_parts(n_rows: int) -> list[slice]:
     ([slice(0, 1250, None), slice(1250, 2500, None), slice(2500, 3750, None)], 8, [slice(None, None, None)])
     >>> torch.set_num_threads(before)
     """
-    threads = min(torch.get_num_threads(), n_rows // PARALLEL_MIN_ROWS)
+    threads = row_threads(n_rows)
     if threads <= 1:
         return [slice(None)]
     parts = min(n_rows, threads * PIECES_PER_THREAD)
@@ -251,32 +251,43 @@ def row_parts(n_rows: int) -> list[slice]:
     return [slice(lo, hi) for lo, hi in itertools.pairwise(cuts)]
 
 
+def row_threads(n_rows: int) -> int:
+    """How many threads run a kernel over ``n_rows`` rows: torch's intra-op threads (for the
+    calling thread), as many as get ``PARALLEL_MIN_ROWS`` rows each, at least one."""
+    return max(1, min(torch.get_num_threads(), n_rows // PARALLEL_MIN_ROWS))
+
+
 def over_rows(n_rows: int, call: Callable[[slice], None]) -> None:
     """``call(rows)`` for each part of ``row_parts(n_rows)``, taken in turn by this thread and
-    as many of the process's pool of threads as torch has intra-op threads (less one); returns
-    when all are done, then raises the error of the first part (in row order) that raised, if
-    any (every part runs all the same). ``call`` hands a kernel its row-wise arrays sliced by
-    ``rows`` (numpy views, no copies) and the shared ones whole; rows are independent, so which
-    thread runs a part changes no result."""
+    ``row_threads(n_rows) - 1`` threads of the process's pool; returns when all are done, then
+    raises the error of the first part (in row order) that raised, if any: every part runs all
+    the same. An interruption (``KeyboardInterrupt``, ``SystemExit``) is not held: this thread
+    takes no more parts and raises it once the pool's threads are done. ``call`` hands a kernel
+    its row-wise arrays sliced by ``rows`` (numpy views, no copies) and the shared ones whole;
+    rows are independent, so which thread runs a part changes no result."""
     parts = row_parts(n_rows)
     if len(parts) == 1:
         call(parts[0])
         return
-    threads = min(torch.get_num_threads(), len(parts))
+    threads = min(row_threads(n_rows), len(parts))
     taken = itertools.count()  # the next part: next() on it is atomic (the GIL)
-    errors: dict[int, BaseException] = {}
+    errors: dict[int, Exception] = {}
 
     def work() -> None:
         while (i := next(taken)) < len(parts):
             try:
                 call(parts[i])
-            except BaseException as raised:  # kept: raised once every part has run
+            except Exception as raised:  # kept: raised once every part has run
                 errors[i] = raised
 
     futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
-    work()
-    for future in futures:
-        future.result()  # (``work`` raises nothing)
+    try:
+        work()
+    finally:  # (an interruption of this thread's part: raised after the pool's parts)
+        interrupted = [future.exception() for future in futures]  # waits for each
+    for raised in interrupted:
+        if raised is not None:
+            raise raised
     if errors:
         raise errors[min(errors)]
 

@@ -154,70 +154,43 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     >>> ok.item(), r[0, 10].item() > 0.8, int(r[0, 2:15].argmax()) + 2, round(null_sd[10].item(), 2)
     (True, True, 10, 0.1)
     """
-    spectra = _Spectra(values)
-    return spectra.whitened(), spectra.level(), spectra.ok, spectra.null_sd
-
-
-class _Spectra:
-    """The periodograms of the rows ``values`` [B, n] and their two autocorrelations
-    (``autocorrelations``), each inverse FFT taken on demand: ``detect_periods`` asks for the
-    level's of the few rows with a significant peak only (an inverse FFT is the same bits
-    for a row alone as in a batch)."""
-
-    def __init__(self, values: torch.Tensor) -> None:
-        x = values.to(torch.float64)
-        finite = torch.isfinite(x)
-        gappy = ~finite.all(dim=1)
-        if gappy.any():  # only rows with a gap pay for the interpolation
-            x = x.clone()
-            x[gappy] = fill_gaps(x[gappy])
-        d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
-        d = d - d.mean(dim=1, keepdim=True)
-        mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
-        self.ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > 1e-9 * x.abs().amax(dim=1))  # not constant, not a line
-        mad = 1.4826 * lower_median(d.abs())[:, None]  # a robust scale: spikes do not inflate it
-        spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
-        d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
-        self.m = m = d.shape[1]
-        self.size = size = 1 << (2 * m - 1).bit_length()  # >= 2m: the inverse is the linear autocorrelation
-        taper = _tukey(m, d)  # [m] cosine ends: less leakage from a strong line into its own background
-        spec = torch.fft.rfft(d * taper, n=size)  # [B, F] complex, F = size / 2 + 1
-        self.power = power = spec.real.square() + spec.imag.square()  # the periodogram
-        power[:, 0] = power[:, 1]  # the mean was removed: borrow a neighbour so the log stays finite
-        log_p = (power + 1e-6 * power.mean(dim=1, keepdim=True) + 1e-30).log()
-        block = 1 << round(math.log2(BLOCK_BINS * size / m))  # padded bins per block, a power of two dividing F - 1
-        background = _background(log_p, block)
-        for _ in range(2):  # lines must not lift their own background: clip them to it and smooth again
-            background = _background(torch.minimum(log_p, background + LINE_LOG), block)
-        self.white = (log_p - background).exp()
-        self.white[:, 0] = 0.0  # no mean
-        freq = torch.arange(power.shape[1], dtype=power.dtype, device=power.device) / size
-        self.gain = (
-            (2 * torch.sin(torch.pi * freq)).square().clamp(min=(2 * math.sin(math.pi / m)) ** 2)
-        )  # of the difference
-        self.acf_w = torch.fft.irfft(torch.fft.rfft(taper, n=size).abs().square(), n=size)[:m]  # [m] the taper's own
-        acf_w2 = torch.fft.irfft(torch.fft.rfft(taper.square(), n=size).abs().square(), n=size)[:m]
-        self.null_sd = acf_w2.clamp(min=0).sqrt() / self.acf_w  # [m]
-
-    def whitened(self) -> torch.Tensor:
-        """``r`` [B, m]: the autocorrelation of the whitened periodogram."""
-        return self._inverse(self.white, self.ok)
-
-    def level(self, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """[R, m]: the level's autocorrelation (the periodogram over the differencing's gain)
-        of the rows ``rows`` (default: all)."""
-        if rows is None:
-            return self._inverse(self.power / self.gain, self.ok)
-        return self._inverse(self.power[rows] / self.gain, self.ok[rows])
-
-    def _inverse(self, spectrum: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-        """The autocorrelation [R, m] of the rows of ``spectrum`` [R, F], the taper's fall with
-        the lag undone, lag 0 = 1; 0 where not ``ok`` [R]. (Given as complex: the same bits as a
-        real spectrum, which torch converts more slowly on one thread: 12 ms against 5 at
-        10,000 rows of 129 bins.)"""
-        acf = torch.fft.irfft(spectrum.to(torch.complex64), n=self.size)[..., : self.m]
-        acf = acf * (self.acf_w[0] / self.acf_w) / acf[..., :1].clamp(min=1e-30)  # undo the taper's fall with the lag
-        return torch.where(ok[:, None], acf, 0.0)
+    x = values.to(torch.float64)
+    finite = torch.isfinite(x)
+    gappy = ~finite.all(dim=1)
+    if gappy.any():  # only rows with a gap pay for the interpolation
+        x = x.clone()
+        x[gappy] = fill_gaps(x[gappy])
+    d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
+    d = d - d.mean(dim=1, keepdim=True)
+    mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
+    ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > 1e-9 * x.abs().amax(dim=1))  # not constant, not a line
+    mad = 1.4826 * lower_median(d.abs())[:, None]  # a robust scale: spikes do not inflate it
+    spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
+    d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
+    m = d.shape[1]
+    size = 1 << (2 * m - 1).bit_length()  # >= 2m: the inverse is the linear autocorrelation
+    taper = _tukey(m, d)  # [m] cosine ends: less leakage from a strong line into its own background
+    spec = torch.fft.rfft(d * taper, n=size)  # [B, F] complex, F = size / 2 + 1
+    power = spec.real.square() + spec.imag.square()  # the periodogram
+    power[:, 0] = power[:, 1]  # the mean was removed: borrow a neighbour so the log stays finite
+    log_p = (power + 1e-6 * power.mean(dim=1, keepdim=True) + 1e-30).log()
+    block = 1 << round(math.log2(BLOCK_BINS * size / m))  # padded bins per block, a power of two dividing F - 1
+    background = _background(log_p, block)
+    for _ in range(2):  # lines must not lift their own background: clip them to it and smooth again
+        background = _background(torch.minimum(log_p, background + LINE_LOG), block)
+    white = (log_p - background).exp()
+    white[:, 0] = 0.0  # no mean
+    freq = torch.arange(power.shape[1], dtype=power.dtype, device=power.device) / size
+    gain = (2 * torch.sin(torch.pi * freq)).square().clamp(min=(2 * math.sin(math.pi / m)) ** 2)  # of the difference
+    # [2, B, m]; the second: the level's. (Given as complex: the same bits as a real spectrum, which
+    # torch converts more slowly on one thread: 12 ms against 5 at 10,000 rows of 129 bins.)
+    acf = torch.fft.irfft(torch.stack([white, power / gain]).to(torch.complex64), n=size)[..., :m]
+    acf_w = torch.fft.irfft(torch.fft.rfft(taper, n=size).abs().square(), n=size)[:m]  # [m] the taper's own
+    acf_w2 = torch.fft.irfft(torch.fft.rfft(taper.square(), n=size).abs().square(), n=size)[:m]
+    acf = acf * (acf_w[0] / acf_w) / acf[..., :1].clamp(min=1e-30)  # undo the taper's fall with the lag
+    null_sd = acf_w2.clamp(min=0).sqrt() / acf_w  # [m]
+    acf = torch.where(ok[:, None], acf, 0.0)
+    return acf[0], acf[1], ok, null_sd
 
 
 def lower_median(x: torch.Tensor) -> torch.Tensor:
@@ -329,14 +302,11 @@ def detect_periods(
     top = min(n // 3 if max_period is None else max_period, math.floor(n / MIN_CYCLES), n - 3)
     if b == 0 or n < MIN_LENGTH or top < min_period:
         return out
-    spectra = _Spectra(values)
-    r, ok, null_sd = spectra.whitened(), spectra.ok, spectra.null_sd  # [B, m], [B], [m]
+    r, level, ok, null_sd = autocorrelations(values)  # [B, m] each
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
     threshold = torch.clamp(z_peak(top - min_period + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
     live = (ok & (r[:, min_period : top + 1] > threshold[min_period : top + 1]).any(dim=1)).nonzero().squeeze(1)
-    if len(live):  # (of many noisy rows, few: only they need the level's autocorrelation)
-        level = spectra.level(live)[:, :m]
-        out[live] = _seasons(r[live, :m], level, null_sd[:m], threshold, min_period, top, max_periods)
+    out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_period, top, max_periods)
     return out
 
 

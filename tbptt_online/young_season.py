@@ -36,7 +36,7 @@ FALSE_RATE = 0.01  # ...and be significant at 1 % over the lags tested
 MIN_PAIRS = 8  # fewer changes forecast at a lag than this: not tested
 MIN_CYCLES_SMOOTH = 3  # the values' test asks for 3 cycles: at 2, a smooth wander (integrated AR(1)) may repeat
 VALUE_GAIN = 0.6  # the seasonal naive of the values must cut a straight line's error by 40 %
-EXACT = 1e-13  # a mean error below this share of a row's largest |value| is rounding (a few ulps of it, 1e-15:
+EXACT = 1e-14  # a mean error below this share of a row's largest |value| is rounding (a few ulps of it, 1e-15:
 # the sums' and the drift's): an exact fit
 
 
@@ -195,6 +195,8 @@ def _changes_test(changes, moved, still, scale, lags, z, out) -> None:
     for b in range(n_rows):
         _tail_sums(changes, b, tail)
         for m in lags:
+            if length - m < 2:  # (a lag the caller should not have asked: no two pairs)
+                continue
             if still[b]:
                 k, seasonal, mean = 0, 0.0, 0.0  # its pairs, the sums of |c_t - c_{t-m}| and |c_t| over them
                 for t in range(m, length):
@@ -229,6 +231,8 @@ def _values_test(values, line, scale, lags, z, out) -> None:
         best = math.inf
         for m in lags:
             k = n - m
+            if k < 2:  # (a lag the caller should not have asked: no two pairs)
+                continue
             drift = _lag_drift(values, b, m)
             raw = _lag_sum(values, b, m, m, n, drift)
             error, straight = (

@@ -151,8 +151,11 @@ def test_an_error_in_any_part_is_raised_after_every_part_has_run_the_first_in_ro
 
     def call(rows: slice) -> None:
         ran.append(rows.start)
-        if rows.start in (4, 2):
-            raise ValueError(f"part from row {rows.start}")
+        if rows.start == 2:  # the first in row order, and the last to fail
+            time.sleep(0.2)
+            raise ValueError("part from row 2")
+        if rows.start == 4:
+            raise ValueError("part from row 4")
 
     try:
         with pytest.raises(ValueError, match="part from row 2"):
@@ -160,6 +163,48 @@ def test_an_error_in_any_part_is_raised_after_every_part_has_run_the_first_in_ro
     finally:
         torch.set_num_threads(before)
     assert sorted(ran) == [0, 1, 2, 3, 4, 5]  # 3 threads x PIECES_PER_THREAD pieces, at most one a row
+
+
+def test_parts_run_on_as_many_threads_as_get_enough_rows(monkeypatch):
+    # fix (review): the parts ran on every torch thread, not on the threads that get
+    # PARALLEL_MIN_ROWS rows each: with 8 threads, 2,048 rows ran on 8 threads of 256 rows
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1024)
+    before = torch.get_num_threads()
+    torch.set_num_threads(8)
+    seen, lock = set(), threading.Lock()
+
+    def call(rows: slice) -> None:
+        time.sleep(0.02)  # long enough for every free thread to take a part
+        with lock:
+            seen.add(threading.get_ident())
+
+    try:
+        compiled.over_rows(2048, call)
+    finally:
+        torch.set_num_threads(before)
+    assert len(compiled.row_parts(2048)) == 1 or len(seen) == 2
+
+
+def test_an_interruption_is_not_held_until_every_part_has_run(monkeypatch):
+    # fix (review): a KeyboardInterrupt in this thread's part was kept like an error, and the
+    # thread went on taking parts; it now takes no more and raises it (the pool's parts finish)
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    caller, ran = threading.get_ident(), []
+
+    def call(rows: slice) -> None:
+        ran.append((threading.get_ident() == caller, rows.start))
+        if threading.get_ident() == caller:
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            compiled.over_rows(8, call)
+    finally:
+        torch.set_num_threads(before)
+    assert sum(mine for mine, _ in ran) == 1  # the calling thread ran one part, then stopped
 
 
 def test_a_late_thread_leaves_its_parts_to_the_one_that_is_free(monkeypatch):

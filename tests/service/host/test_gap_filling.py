@@ -69,11 +69,16 @@ async def test_a_gap_that_arrives_between_two_chunks_waits_for_the_long_batch_an
         await queued(worker, 1)
         single_job = asyncio.ensure_future(worker.observe([Observation("u", 5.0)]))
         await queued(worker, 2)
+        finished: list[str] = []  # the order the requests were answered in (``.done()`` after the single's
+        # answer raced: on a busy machine the worker had finished the long one too before this coroutine
+        # ran again, and the check failed although the single had been answered first)
+        single_job.add_done_callback(lambda _: finished.append("single"))
+        long_job.add_done_callback(lambda _: finished.append("long"))
         forecaster.release.set()
         single = await single_job
-        single_before_the_long_one = not long_job.done()
         long = await long_job
         gap = await gap_job
+        single_before_the_long_one = finished.index("single") < finished.index("long")
     x = ["x0", "x1"]
     assert forecaster.calls == [x, ["u"], x, x, x, ["s"], ["s"], ["s"]]  # the gap after the long batch, chunked
     assert single_before_the_long_one

@@ -269,7 +269,7 @@ def over_rows(n_rows: int, call: Callable[[slice], None]) -> None:
     if len(parts) == 1:
         call(parts[0])
         return
-    threads = min(row_threads(n_rows), len(parts))
+    threads = row_threads(n_rows)  # (row_parts gave each of them PIECES_PER_THREAD parts)
     taken = itertools.count()  # the next part: next() on it is atomic (the GIL)
     errors: dict[int, Exception] = {}
 

@@ -65,10 +65,10 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
         return out
     z = z_one_sided(FALSE_RATE, len(lags))
     still = (~moved).any(dim=1)  # [R] rows with a change of exactly 0 (counts: most of theirs)
-    # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
     scale = values.abs().amax(dim=1).numpy()  # [R] (``EXACT``)
     arrays = (changes.numpy(), moved.numpy(), still.numpy(), scale)
     lags_array, found = np.array(lags), out.numpy()
+    # the shortest significant lag: a multiple of it is judged later (hybrid._best_multiple)
     over_rows(r, lambda rows: _changes_test(*(a[rows] for a in arrays), lags_array, z, found[rows]))
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):

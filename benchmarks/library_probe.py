@@ -1,7 +1,7 @@
 """Training throughput and single-series latency of whichever ``tbptt_online`` is first on the path.
 
-``benchmarks.throughput`` runs this file in a subprocess twice: once with this checkout on
-``PYTHONPATH`` and once with an older commit's library (the baseline), so both are
+``benchmarks.throughput`` runs this file in subprocesses: one with this checkout on
+``PYTHONPATH`` and one with an older commit's library (the baseline), so both are
 measured by the same code, each in a fresh process. It imports only the standard
 library, torch and ``tbptt_online`` (never ``benchmarks.*``): an old library must run it.
 It prints one JSON object on its last line of output.
@@ -13,18 +13,27 @@ forecaster goes on from one thread setting to the next, then reads every result 
 thread). Latency: one series of a seasonal stream (period 24), one ``observe`` and one
 ``forecast(horizon)`` per step on one thread, each step timed.
 
+The work is a list of phases (a size's warm-up, its timed ticks on each thread setting,
+the latency's warm-up and its timed steps), each a number of units (ticks or steps).
+Alone, the probe runs them all. With ``--lock-step`` it prints the phases as one JSON line
+and then runs units when told: each line ``N`` on its input runs up to N units of the
+current phase (never past its end) and is answered with one JSON line; at the end of its
+input it prints the result. ``benchmarks.throughput`` steps the libraries' probes in turn,
+a few units each, so that a slow spell of a busy machine falls on all of them.
+
     PYTHONPATH=/path/to/checkout python benchmarks/library_probe.py --sizes 100:48:64
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -61,53 +70,115 @@ def tick_values(n_series: int, ticks: int, seed: int = 0) -> list[list[tuple[str
     ]
 
 
-def time_ticks(forecaster: Forecaster, batches: list, read_results: bool = False) -> list[float]:
-    """Seconds of each ``observe_many`` call (with ``read_results``: and of building every StepResult)."""
-    spent = []
-    for items in batches:
-        start = time.perf_counter()
-        results = forecaster.observe_many(items)
-        if read_results:
-            list(results)
-        spent.append(time.perf_counter() - start)
-    return spent
+@dataclasses.dataclass
+class Phase:
+    """``units`` calls of ``step(i)``, i = 0, 1, ...; then ``done()`` (which records what was timed).
+    ``turn``: how many units a lock-step driver runs before the next library's turn."""
+
+    name: str
+    units: int
+    turn: int
+    step: Callable[[int], None]
+    done: Callable[[], None]
+
+
+def run_all(phases: list[Phase]) -> None:
+    for phase in phases:
+        for i in range(phase.units):
+            phase.step(i)
+        phase.done()
+
+
+class Throughput:
+    """One forecaster of ``n_series`` series: ``warmup`` untimed ticks (one thread), ``ticks`` timed
+    ticks on 1 thread, as many on 2, then ``read_ticks`` with every result read (1 thread).
+    ``rows`` gets one row per timed phase as it ends."""
+
+    def __init__(self, config: ForecasterConfig, n_series: int, warmup: int, ticks: int, read_ticks: int) -> None:
+        self.config, self.n_series, self.warmup = config, n_series, warmup
+        self.timed = ((1, ticks, False), (2, ticks, False), (1, read_ticks, True))  # threads, ticks, read
+        self.detecting = detection_steps(config)
+        self.rows: list[dict[str, Any]] = []
+        self._forecaster: Forecaster | None = None
+        self._batches: list = []
+        self._seconds: list[float] = []
+        self._updates_before = 0
+
+    @property
+    def forecaster(self) -> Forecaster:
+        if self._forecaster is None:  # the values are made before any timing, on the first unit
+            self._batches = tick_values(self.n_series, self.warmup + sum(count for _, count, _ in self.timed))
+            self._forecaster = Forecaster(self.config)
+        return self._forecaster
+
+    def phases(self) -> list[Phase]:
+        # a turn: one tick at 10,000 series (about half a second); at fewer series the whole phase
+        # (short turns slow small ticks: after 50 ms asleep, one series' next tick took 2.4 ms, not 0.6)
+        big = self.n_series >= 1_000
+        out = []
+        if self.warmup:
+            out.append(Phase(f"{self.n_series} series, warm-up", self.warmup, self.warmup, self._warm, lambda: None))
+        first = self.warmup
+        for threads, count, read in self.timed:
+            if count == 0:
+                continue
+            name = f"{self.n_series} series, {threads} thread{'s' if threads > 1 else ''}" + (", read" if read else "")
+            turn = 1 if big else count
+            out.append(
+                Phase(name, count, turn, self._ticker(first, threads, read), self._recorder(first, threads, read))
+            )
+            first += count
+        return out
+
+    def _warm(self, i: int) -> None:
+        forecaster = self.forecaster
+        torch.set_num_threads(1)
+        forecaster.observe_many(self._batches[i])
+
+    def _ticker(self, first: int, threads: int, read: bool) -> Callable[[int], None]:
+        def step(i: int) -> None:
+            forecaster = self.forecaster
+            if i == 0:
+                torch.set_num_threads(threads)
+                self._seconds, self._updates_before = [], forecaster.update_stats().updates
+            start = time.perf_counter()
+            results = forecaster.observe_many(self._batches[first + i])
+            if read:
+                list(results)
+            self._seconds.append(time.perf_counter() - start)
+
+        return step
+
+    def _recorder(self, first: int, threads: int, read: bool) -> Callable[[], None]:
+        def done() -> None:
+            seconds, count = self._seconds, len(self._seconds)
+            steps = range(first + 1, first + count + 1)  # every series is at the same step
+            quiet = [s for s, step in zip(seconds, steps, strict=True) if not self.detecting(step, True)]
+            self.rows.append(
+                {
+                    "way": "training, every result read" if read else "training",
+                    "series": self.n_series,
+                    "threads": threads,
+                    "ticks": count,
+                    "steps": [steps[0], steps[-1]],
+                    "observations": self.n_series * count,
+                    "seconds": round(sum(seconds), 4),
+                    "obs_per_s": self.n_series * count / sum(seconds),
+                    "updates": self.forecaster.update_stats().updates - self._updates_before,
+                    "detection_steps": [step for step in steps if self.detecting(step, True)],
+                    "detection_seconds": round(sum(seconds) - sum(quiet), 4),
+                    "obs_per_s_without_detection": self.n_series * len(quiet) / sum(quiet) if quiet else None,
+                }
+            )
+
+        return done
 
 
 def throughput(config: ForecasterConfig, n_series: int, warmup: int, ticks: int, read_ticks: int) -> list[dict]:
-    """Rows for threads 1 and 2 (``ticks`` each), then ``read_ticks`` with every result read
-    (1 thread), after ``warmup`` ticks."""
-    detecting = detection_steps(config)
-    batches = tick_values(n_series, warmup + 2 * ticks + read_ticks)
-    forecaster = Forecaster(config)
-    torch.set_num_threads(1)
-    time_ticks(forecaster, batches[:warmup])
-    rows, first = [], warmup
-    for threads, count, read in ((1, ticks, False), (2, ticks, False), (1, read_ticks, True)):
-        if count == 0:
-            continue
-        torch.set_num_threads(threads)
-        before = forecaster.update_stats().updates
-        seconds = time_ticks(forecaster, batches[first : first + count], read)
-        steps = range(first + 1, first + count + 1)  # every series is at the same step
-        quiet = [s for s, step in zip(seconds, steps, strict=True) if not detecting(step, True)]
-        rows.append(
-            {
-                "way": "training, every result read" if read else "training",
-                "series": n_series,
-                "threads": threads,
-                "ticks": count,
-                "steps": [steps[0], steps[-1]],
-                "observations": n_series * count,
-                "seconds": round(sum(seconds), 4),
-                "obs_per_s": n_series * count / sum(seconds),
-                "updates": forecaster.update_stats().updates - before,
-                "detection_steps": [step for step in steps if detecting(step, True)],
-                "detection_seconds": round(sum(seconds) - sum(quiet), 4),
-                "obs_per_s_without_detection": n_series * len(quiet) / sum(quiet) if quiet else None,
-            }
-        )
-        first += count
-    return rows
+    """The rows of one ``Throughput``, its phases run one after another."""
+    run = Throughput(config, n_series, warmup, ticks, read_ticks)
+    run_all(run.phases())
+    return run.rows
 
 
 def memory(config: ForecasterConfig, n_series: int) -> dict[str, Any]:
@@ -152,43 +223,98 @@ def summary_ms(seconds: list[float]) -> dict[str, Any]:
     }
 
 
-def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> dict[str, Any]:
-    """One ``observe`` + ``forecast(horizon)`` of one series per step, one thread."""
-    torch.set_num_threads(1)
-    detecting = detection_steps(config)
-    forecaster, name = Forecaster(config), "seasonal-24"
-    values = seasonal_values(warmup + steps)
-    for value in values[:warmup]:
-        forecaster.observe(name, value)
-        forecaster.forecast(name, horizon=horizon)
-    both, observe, forecast, updated, detected = [], [], [], [], []
-    short = getattr(getattr(tbptt_online, "hybrid", None), "SHORT_SEASON", 0)  # 0: an old library
-    for i, value in enumerate(values[warmup:]):
+class Latency:
+    """One ``observe`` + ``forecast(horizon)`` of one series per step, one thread: ``warmup`` untimed
+    steps, then ``steps`` timed; ``result`` is set when the timed phase ends."""
+
+    def __init__(self, config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> None:
+        self.config, self.warmup, self.steps, self.horizon = config, warmup, steps, horizon
+        self.detecting = detection_steps(config)
+        self.short = getattr(getattr(tbptt_online, "hybrid", None), "SHORT_SEASON", 0)  # 0: an old library
+        self.values = seasonal_values(warmup + steps)
+        self.forecaster, self.name = Forecaster(config), "seasonal-24"
+        self.both: list[float] = []
+        self.observe: list[float] = []
+        self.forecast: list[float] = []
+        self.updated: list[bool] = []
+        self.detected: list[bool] = []
+        self.result: dict[str, Any] | None = None
+
+    def phases(self) -> list[Phase]:
+        out = []
+        if self.warmup:
+            out.append(Phase("latency, warm-up", self.warmup, self.warmup, self._warm, lambda: None))
+        out.append(Phase("latency", self.steps, self.steps, self._step, self._done))  # one turn: as for few series
+        return out
+
+    def _warm(self, i: int) -> None:
+        torch.set_num_threads(1)
+        self.forecaster.observe(self.name, self.values[i])
+        self.forecaster.forecast(self.name, horizon=self.horizon)
+
+    def _step(self, i: int) -> None:
+        forecaster, name = self.forecaster, self.name
+        torch.set_num_threads(1)
         # (untimed) whether it is looked at on DETECT_UNSETTLED (its first season none or short, as
         # hybrid.detection_due asks); an old library's stats have no seasons; no stats before a value
-        stats = forecaster.series_stats(name) if warmup + i > 0 else None
-        unsettled = all(p <= short for p in getattr(stats, "seasons", [])[:1])
+        stats = forecaster.series_stats(name) if self.warmup + i > 0 else None
+        unsettled = all(p <= self.short for p in getattr(stats, "seasons", [])[:1])
         start = time.perf_counter()
-        result = forecaster.observe(name, value)
+        result = forecaster.observe(name, self.values[self.warmup + i])
         middle = time.perf_counter()
-        forecaster.forecast(name, horizon=horizon)
+        forecaster.forecast(name, horizon=self.horizon)
         end = time.perf_counter()
-        both.append(end - start)
-        observe.append(middle - start)
-        forecast.append(end - middle)
-        updated.append(result.updated)
-        detected.append(detecting(result.step, unsettled))
-    return {
-        "warmup_steps": warmup,
-        "horizon": horizon,
-        "observe_and_forecast": summary_ms(both),
-        "observe": summary_ms(observe),
-        "forecast": summary_ms(forecast),
-        "steps_with_an_update": summary_ms([s for s, u in zip(both, updated, strict=True) if u]),
-        "steps_without_an_update": summary_ms([s for s, u in zip(both, updated, strict=True) if not u]),
-        "detection_steps": [warmup + 1 + i for i, d in enumerate(detected) if d],
-        "detection_step_ms": [round(1e3 * s, 3) for s, d in zip(both, detected, strict=True) if d],
-    }
+        self.both.append(end - start)
+        self.observe.append(middle - start)
+        self.forecast.append(end - middle)
+        self.updated.append(result.updated)
+        self.detected.append(self.detecting(result.step, unsettled))
+
+    def _done(self) -> None:
+        both, updated, detected = self.both, self.updated, self.detected
+        self.result = {
+            "warmup_steps": self.warmup,
+            "horizon": self.horizon,
+            "observe_and_forecast": summary_ms(both),
+            "observe": summary_ms(self.observe),
+            "forecast": summary_ms(self.forecast),
+            "steps_with_an_update": summary_ms([s for s, u in zip(both, updated, strict=True) if u]),
+            "steps_without_an_update": summary_ms([s for s, u in zip(both, updated, strict=True) if not u]),
+            "detection_steps": [self.warmup + 1 + i for i, d in enumerate(detected) if d],
+            "detection_step_ms": [round(1e3 * s, 3) for s, d in zip(both, detected, strict=True) if d],
+        }
+
+
+def latency(config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> dict[str, Any]:
+    """The result of one ``Latency``, its phases run one after another."""
+    run = Latency(config, warmup, steps, horizon)
+    run_all(run.phases())
+    assert run.result is not None
+    return run.result
+
+
+def lock_step(phases: list[Phase], lines: Iterable[str], reply: Callable[[str], None]) -> None:
+    """Each line ``N`` runs up to N units of the current phase (never past its end) and is answered
+    with ``{"phase", "ran", "left"}``; a phase's ``done`` runs with its last unit. Raises if the
+    lines end before the phases do."""
+    index, unit = 0, 0
+    for line in lines:
+        if index == len(phases):
+            raise SystemExit(f"asked to run {line.strip()!r} units after the last phase")
+        phase, wanted = phases[index], int(line)
+        if wanted < 1:
+            raise SystemExit(f"asked to run {wanted} units: at least one")
+        ran = min(wanted, phase.units - unit)
+        for i in range(unit, unit + ran):
+            phase.step(i)
+        unit += ran
+        left = phase.units - unit
+        if left == 0:
+            phase.done()
+            index, unit = index + 1, 0
+        reply(json.dumps({"phase": phase.name, "ran": ran, "left": left}))
+    if index < len(phases):
+        raise SystemExit(f"the input ended in phase {phases[index].name!r}")
 
 
 def read_ticks(ticks: int) -> int:
@@ -208,26 +334,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--read", action="store_true", help="then about half as many ticks with every StepResult read")
     parser.add_argument("--latency", default="", help="warmup:steps of the single-series latency (none if empty)")
     parser.add_argument("--horizon", type=int, default=12)
+    parser.add_argument("--lock-step", action="store_true", help="print the phases, then run units as told on stdin")
     args = parser.parse_args(argv)
     config = ForecasterConfig(**json.loads(args.config))
     started = time.perf_counter()
-    rows = [
-        row
-        for n, warmup, ticks in args.sizes
-        for row in throughput(config, n, warmup, ticks, read_ticks(ticks) if args.read else 0)
+    runs = [
+        Throughput(config, n, warmup, ticks, read_ticks(ticks) if args.read else 0) for n, warmup, ticks in args.sizes
     ]
+    phases = [phase for run in runs for phase in run.phases()]
+    single = None
+    if args.latency:
+        warmup, steps = map(int, args.latency.split(":"))
+        single = Latency(config, warmup, steps, args.horizon)
+        phases += single.phases()
+    if args.lock_step:
+        plan = [{"name": p.name, "units": p.units, "turn": p.turn} for p in phases]
+        print(json.dumps({"phases": plan}), flush=True)
+        lock_step(phases, sys.stdin, lambda line: print(line, flush=True))
+    else:
+        run_all(phases)
     largest = max((n for n, _, _ in args.sizes), default=0)
     out = {
         "library": os.path.dirname(tbptt_online.__file__),
         "python": sys.executable,
         "config": config.to_dict(),
-        "rows": rows,
+        "rows": [row for run in runs for row in run.rows],
         "memory": memory(config, largest) if largest else None,
-        "latency": None,
+        "latency": single.result if single else None,
     }
-    if args.latency:
-        warmup, steps = map(int, args.latency.split(":"))
-        out["latency"] = latency(config, warmup, steps, args.horizon)
     out["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, allow_nan=False))
     return out

@@ -3,18 +3,21 @@
 Every series gets one value per tick, fed as one ``Forecaster.observe_many`` call per
 tick (what a service batch does). Only that call is timed; the values are made before.
 
-- **Side by side** (``benchmarks/library_probe.py``, one subprocess each, the same code):
-  this checkout's ``ForecasterConfig()`` (the hybrid: experts, online combination,
-  calibrated intervals, the network as a corrector) against the defaults of the library
-  at ``--baseline-commit`` (the network-only forecaster: GRU 64, k1 8, k2 32, Adam),
-  exported with ``git archive`` into a folder under the temporary directory (or given
-  as ``--baseline PATH``). The baseline runs before and after this checkout, and the
-  ratio is taken against the mean of its two runs. Both warm up 48 ticks first: the
-  hybrid's warm-up updates (every value up to step 32) and its first season
-  detections (steps 16, 20, 24, 30, 36, 42, 48) are not timed; later detections (54, 60,
-  66, 72, 84, 96, ...: the standard normal series have no season, so they are looked at on
-  ``hybrid.DETECT_UNSETTLED`` too) fall into the timed ticks and are reported apart. This checkout also runs the old
-  network-only configuration, to tell the engine's cost from the hybrid's.
+- **Side by side, in lock step** (``benchmarks/library_probe.py``, one subprocess each, the
+  same code): this checkout's ``ForecasterConfig()`` (the hybrid: experts, online
+  combination, calibrated intervals, the network as a corrector), the defaults of the library
+  at ``--baseline-commit`` (the network-only forecaster: GRU 64, k1 8, k2 32, Adam), exported
+  with ``git archive`` into a folder under the temporary directory (or given as ``--baseline
+  PATH``), and the old network-only configuration on this checkout (to tell the engine's cost
+  from the hybrid's). The three processes take turns, the first to go rotating: one tick
+  each at 10,000 series, so that a slow spell of this shared machine falls on all three (run
+  one after another, the old main's two runs in one benchmark differed by up to 17 %); at
+  fewer series, and for the latency, a whole row each (a process that has waited runs slower
+  for a while: short turns would slow small ticks). Every probe warms up 48 ticks first: the
+  hybrid's warm-up updates (every value up to step 32) and its first season detections (steps
+  16, 20, 24, 30, 36, 42, 48) are not timed; later detections (54, 60, 66, 72, 84, 96, ...:
+  the standard normal series have no season, so they are looked at on
+  ``hybrid.DETECT_UNSETTLED`` too) fall into the timed ticks and are reported apart.
 - **Latency**: one ``observe`` + ``forecast(horizon=12)`` of one seasonal series (period
   24) per step on one thread, after a warm-up of 200 steps; both libraries.
 - **This checkout's defaults only** (in this process): forward-only (the library has no
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import os
 import shutil
@@ -126,48 +130,114 @@ def baseline_library(path: Path | None, commit: str) -> Path:
     return target
 
 
-def run_probe(library_root: Path, arguments: list[str]) -> dict[str, Any]:
-    """``library_probe.py`` in a fresh process with ``library_root`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": str(library_root)}
-    done = subprocess.run(
-        [sys.executable, str(PROBE), *arguments],
-        cwd=library_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"library_probe.py against {library_root} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    if Path(result["library"]).resolve() != (library_root / "tbptt_online").resolve():
-        raise RuntimeError(f"the probe imported {result['library']}, not the library under {library_root}")
-    return result
+class Probe:
+    """``library_probe.py --lock-step`` in a fresh process with ``library_root`` first on the path:
+    it has printed its phases and runs units of them when told."""
+
+    def __init__(self, library_root: Path, arguments: list[str]) -> None:
+        self.library_root = library_root
+        # stderr to a file: a pipe left unread could fill and block the probe (closed by kill())
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, str(PROBE), *arguments, "--lock-step"],
+            cwd=library_root,
+            env={**os.environ, "PYTHONPATH": str(library_root)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+        )
+        self.phases = {p["name"]: p for p in json.loads(self._line())["phases"]}
+
+    def _line(self) -> str:
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            self.process.wait()
+            self.errors.seek(0)
+            raise RuntimeError(f"library_probe.py against {self.library_root} failed:\n{self.errors.read()[-3000:]}")
+        return line
+
+    def run(self, units: int) -> dict[str, Any]:
+        """Runs up to ``units`` units of the probe's current phase: ``{"phase", "ran", "left"}``."""
+        self.process.stdin.write(f"{units}\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(self._line())
+
+    def finish(self) -> dict[str, Any]:
+        """Ends its input; its result (the last line it prints)."""
+        self.process.stdin.close()  # type: ignore[union-attr]
+        rest = self.process.stdout.read().strip().splitlines()  # type: ignore[union-attr]
+        if not rest:
+            self._line()  # raises with the probe's errors
+        result = json.loads(rest[-1])
+        if self.process.wait() != 0:
+            raise RuntimeError(f"library_probe.py against {self.library_root} exited {self.process.returncode}")
+        if Path(result["library"]).resolve() != (self.library_root / "tbptt_online").resolve():
+            raise RuntimeError(f"the probe imported {result['library']}, not the library under {self.library_root}")
+        return result
+
+    def kill(self) -> None:
+        """Ends the process if it still runs, and closes its error file."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.errors.close()
+
+
+def in_lock_step(probes: dict[str, Probe]) -> None:
+    """Every phase, in the order of the probe with the most phases (the others' are in the same
+    order, some left out), by all the probes that have it, in turn: each runs the phase's ``turn``
+    units, then the next, and the first to go rotates from round to round, until every probe is
+    through the phase. Only one runs at a time; the others wait on their input."""
+    order = list(max(probes.values(), key=lambda p: len(p.phases)).phases)
+    for probe in probes.values():
+        if [name for name in order if name in probe.phases] != list(probe.phases):
+            raise RuntimeError(f"phases in another order: {list(probe.phases)} against {order}")
+    for name in order:
+        having = [probe for probe in probes.values() if name in probe.phases]
+        left = {id(probe): probe.phases[name]["units"] for probe in having}
+        turn = having[0].phases[name]["turn"]
+        for round_ in itertools.count():
+            if not any(left.values()):
+                break
+            start = round_ % len(having)
+            for probe in having[start:] + having[:start]:
+                if left[id(probe)]:
+                    answer = probe.run(turn)
+                    if answer["phase"] != name:
+                        raise RuntimeError(f"a probe ran {answer['phase']!r} when {name!r} was asked")
+                    left[id(probe)] = answer["left"]
 
 
 def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:
-    """Baseline, this checkout (its defaults, then the old network-only config), baseline again."""
+    """The baseline's defaults, this checkout's, and the old network-only config on this checkout:
+    three probes in lock step (``in_lock_step``)."""
     arguments = ["--sizes", SMOKE_SIDE_BY_SIDE if smoke else FULL_SIDE_BY_SIDE, "--read", "--horizon", str(HORIZON)]
     latency = ["--latency", SMOKE_LATENCY if smoke else FULL_LATENCY]
-    runs = {}
-    runs["baseline, before"] = run_probe(baseline, [*arguments, *latency])
-    runs["new defaults"] = run_probe(ROOT, [*arguments, *latency])
-    runs["new library, old network-only config"] = run_probe(ROOT, [*arguments, "--config", json.dumps(OLD_DEFAULTS)])
-    runs["baseline, after"] = run_probe(baseline, [*arguments, *latency])
+    probes: dict[str, Probe] = {}
+    try:
+        probes["baseline"] = Probe(baseline, [*arguments, *latency])
+        probes["new defaults"] = Probe(ROOT, [*arguments, *latency])
+        probes["new library, old network-only config"] = Probe(ROOT, [*arguments, "--config", json.dumps(OLD_DEFAULTS)])
+        in_lock_step(probes)
+        runs = {name: probe.finish() for name, probe in probes.items()}
+    finally:
+        for probe in probes.values():
+            probe.kill()
     rows = []
     for name, run in runs.items():
-        library = "baseline" if name.startswith("baseline") else "current"
+        library = "baseline" if name == "baseline" else "current"
         rows += [{**row, "library": library, "run": name} for row in run["rows"]]
     return {"baseline_commit": commit, "baseline_path": str(baseline), "runs": runs, "rows": rows}
 
 
-def baseline_mean(rows: list[dict[str, Any]], way: str, n: int, threads: int) -> float:
-    rates = [
+def baseline_rate(rows: list[dict[str, Any]], way: str, n: int, threads: int) -> float:
+    (rate,) = [
         r["obs_per_s"]
         for r in rows
         if r["library"] == "baseline" and (r["way"], r["series"], r["threads"]) == (way, n, threads)
     ]
-    return sum(rates) / len(rates)
+    return rate
 
 
 # -- this checkout's defaults (in this process) ------------------------------------
@@ -271,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows += measure_naive(naive_sizes)
     largest, middle = max(forward_sizes), sorted(naive_sizes)[-1]
     memory = memory_per_series(largest)
-    memory["baseline"] = compared["runs"]["baseline, before"]["memory"]
+    memory["baseline"] = compared["runs"]["baseline"]["memory"]
     warm, single, many, forward = SMOKE_PROFILE if smoke else FULL_PROFILE
     profiles = {
         "single series, training": profile_observe(TRAINING, TickStream(1), warm, single),
@@ -297,8 +367,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "threads": r["threads"],
             "new_obs_per_s": r["obs_per_s"],
             "new_obs_per_s_without_detection": r["obs_per_s_without_detection"],
-            "old_obs_per_s": baseline_mean(side, way, r["series"], r["threads"]),
-            "new_over_old": r["obs_per_s"] / baseline_mean(side, way, r["series"], r["threads"]),
+            "old_obs_per_s": baseline_rate(side, way, r["series"], r["threads"]),
+            "new_over_old": r["obs_per_s"] / baseline_rate(side, way, r["series"], r["threads"]),
         }
         for r in rows
         for way in ("training", "training, every result read")

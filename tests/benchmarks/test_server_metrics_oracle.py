@@ -35,3 +35,10 @@ def test_the_oracle_that_knows_the_noise_does_better_than_the_one_that_reads_the
     assert set(ratios) == {"web-1", "web-2", "db-1", "batch-1"}
     for r in ratios.values():
         assert 0 < r["latent"] < r["observed"] < 1
+
+
+def test_not_knowing_the_quiet_weekends_costs_the_daily_hosts_and_not_the_nightly_batch() -> None:
+    ratios = oracle.oracle_ratios()
+    assert ratios["batch-1"]["weekdays"] == ratios["batch-1"]["observed"]  # a nightly job every day
+    for host in ("web-1", "web-2", "db-1"):
+        assert ratios[host]["weekdays"] > ratios[host]["observed"]

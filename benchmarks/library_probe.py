@@ -1,8 +1,8 @@
 """Training throughput and single-series latency of whichever ``tbptt_online`` is first on the path.
 
-``benchmarks.throughput`` runs this file in subprocesses: one with this checkout on
-``PYTHONPATH`` and one with an older commit's library (the baseline), so both are
-measured by the same code, each in a fresh process. It imports only the standard
+``benchmarks.throughput`` runs this file in subprocesses: with this checkout on
+``PYTHONPATH`` (its defaults, and the old network-only config) and with an older commit's
+library (the baseline), so all are measured by the same code, each in a fresh process. It imports only the standard
 library, torch and ``tbptt_online`` (never ``benchmarks.*``): an old library must run it.
 It prints one JSON object on its last line of output.
 
@@ -18,8 +18,10 @@ the latency's warm-up and its timed steps), each a number of units (ticks or ste
 Alone, the probe runs them all. With ``--lock-step`` it prints the phases as one JSON line
 and then runs units when told: each line ``N`` on its input runs up to N units of the
 current phase (never past its end) and is answered with one JSON line; at the end of its
-input it prints the result. ``benchmarks.throughput`` steps the libraries' probes in turn,
-a few units each, so that a slow spell of a busy machine falls on all of them.
+input it prints the result; each of those lines starts with ``REPLY`` (anything else printed,
+by a library too, is not a reply). ``benchmarks.lock_step`` steps the libraries' probes in
+turn (each phase's ``turn`` units at a time), so that a slow spell of a busy machine falls on
+all of them.
 
     PYTHONPATH=/path/to/checkout python benchmarks/library_probe.py --sizes 100:48:64
 """
@@ -40,6 +42,8 @@ import torch
 
 import tbptt_online
 from tbptt_online import Forecaster, ForecasterConfig
+
+REPLY = "lock-step: "  # the start of each line of the lock-step protocol on the output
 
 
 def detection_steps(config: ForecasterConfig) -> Callable[[int, bool], bool]:
@@ -112,8 +116,9 @@ class Throughput:
         return self._forecaster
 
     def phases(self) -> list[Phase]:
-        # a turn: one tick at 10,000 series (about half a second); at fewer series the whole phase
-        # (short turns slow small ticks: after 50 ms asleep, one series' next tick took 2.4 ms, not 0.6)
+        # a turn: one tick at 10,000 series (0.1-0.3 s; an old main's update tick 0.6 s); at fewer
+        # series the whole phase (short turns slow small ticks: after 50 ms asleep, one series'
+        # next tick took 2.4 ms, not 0.6)
         big = self.n_series >= 1_000
         out = []
         if self.warmup:
@@ -228,6 +233,8 @@ class Latency:
     steps, then ``steps`` timed; ``result`` is set when the timed phase ends."""
 
     def __init__(self, config: ForecasterConfig, warmup: int, steps: int, horizon: int) -> None:
+        if steps < 1:
+            raise SystemExit(f"the latency needs at least one timed step, not {steps}")
         self.config, self.warmup, self.steps, self.horizon = config, warmup, steps, horizon
         self.detecting = detection_steps(config)
         self.short = getattr(getattr(tbptt_online, "hybrid", None), "SHORT_SEASON", 0)  # 0: an old library
@@ -347,10 +354,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         warmup, steps = map(int, args.latency.split(":"))
         single = Latency(config, warmup, steps, args.horizon)
         phases += single.phases()
+    mark = REPLY if args.lock_step else ""
     if args.lock_step:
         plan = [{"name": p.name, "units": p.units, "turn": p.turn} for p in phases]
-        print(json.dumps({"phases": plan}), flush=True)
-        lock_step(phases, sys.stdin, lambda line: print(line, flush=True))
+        print(mark + json.dumps({"phases": plan}), flush=True)
+        lock_step(phases, sys.stdin, lambda line: print(mark + line, flush=True))
     else:
         run_all(phases)
     largest = max((n for n, _, _ in args.sizes), default=0)
@@ -363,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "latency": single.result if single else None,
     }
     out["wall_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(out, allow_nan=False))
+    print(mark + json.dumps(out, allow_nan=False), flush=True)
     return out
 
 

@@ -25,7 +25,7 @@ tick (what a service batch does). Only that call is timed; the values are made b
   falls due, asserted); the naive loop (``benchmarks.naive_tbptt``: one network-only
   model per series, one call per value); memory per series; cProfile of the tick.
 
-    python -m benchmarks.throughput            # full size, 15-20 minutes on 2 busy cores
+    python -m benchmarks.throughput            # full size, about 2.5 minutes on 2 cores
     python -m benchmarks.throughput --smoke --out /tmp/bench
 """
 
@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -48,13 +46,13 @@ from typing import Any
 import torch
 
 from benchmarks import report
+from benchmarks.lock_step import Probe, in_lock_step
 from benchmarks.naive_tbptt import NaiveSeriesModel
 from benchmarks.observe_profile import profile_observe
 from benchmarks.throughput_render import render
 from tbptt_online import Forecaster, ForecasterConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = Path(__file__).resolve().parent / "library_probe.py"
 BASELINE_COMMIT = "aa3f8ed"  # the last main whose defaults were the network-only forecaster
 TRAINING = ForecasterConfig()  # the library's defaults (the hybrid)
 FORWARD_ONLY = dataclasses.replace(TRAINING, k1=100_000, warmup_updates=0)  # no update falls due
@@ -128,85 +126,6 @@ def baseline_library(path: Path | None, commit: str) -> Path:
     except OSError:  # another run exported it meanwhile
         shutil.rmtree(staging)
     return target
-
-
-class Probe:
-    """``library_probe.py --lock-step`` in a fresh process with ``library_root`` first on the path:
-    it has printed its phases and runs units of them when told."""
-
-    def __init__(self, library_root: Path, arguments: list[str]) -> None:
-        self.library_root = library_root
-        # stderr to a file: a pipe left unread could fill and block the probe (closed by kill())
-        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, str(PROBE), *arguments, "--lock-step"],
-            cwd=library_root,
-            env={**os.environ, "PYTHONPATH": str(library_root)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.errors,
-            text=True,
-        )
-        self.phases = {p["name"]: p for p in json.loads(self._line())["phases"]}
-
-    def _line(self) -> str:
-        line = self.process.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            self.process.wait()
-            self.errors.seek(0)
-            raise RuntimeError(f"library_probe.py against {self.library_root} failed:\n{self.errors.read()[-3000:]}")
-        return line
-
-    def run(self, units: int) -> dict[str, Any]:
-        """Runs up to ``units`` units of the probe's current phase: ``{"phase", "ran", "left"}``."""
-        self.process.stdin.write(f"{units}\n")  # type: ignore[union-attr]
-        self.process.stdin.flush()  # type: ignore[union-attr]
-        return json.loads(self._line())
-
-    def finish(self) -> dict[str, Any]:
-        """Ends its input; its result (the last line it prints)."""
-        self.process.stdin.close()  # type: ignore[union-attr]
-        rest = self.process.stdout.read().strip().splitlines()  # type: ignore[union-attr]
-        if not rest:
-            self._line()  # raises with the probe's errors
-        result = json.loads(rest[-1])
-        if self.process.wait() != 0:
-            raise RuntimeError(f"library_probe.py against {self.library_root} exited {self.process.returncode}")
-        if Path(result["library"]).resolve() != (self.library_root / "tbptt_online").resolve():
-            raise RuntimeError(f"the probe imported {result['library']}, not the library under {self.library_root}")
-        return result
-
-    def kill(self) -> None:
-        """Ends the process if it still runs, and closes its error file."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.errors.close()
-
-
-def in_lock_step(probes: dict[str, Probe]) -> None:
-    """Every phase, in the order of the probe with the most phases (the others' are in the same
-    order, some left out), by all the probes that have it, in turn: each runs the phase's ``turn``
-    units, then the next, and the first to go rotates from round to round, until every probe is
-    through the phase. Only one runs at a time; the others wait on their input."""
-    order = list(max(probes.values(), key=lambda p: len(p.phases)).phases)
-    for probe in probes.values():
-        if [name for name in order if name in probe.phases] != list(probe.phases):
-            raise RuntimeError(f"phases in another order: {list(probe.phases)} against {order}")
-    for name in order:
-        having = [probe for probe in probes.values() if name in probe.phases]
-        left = {id(probe): probe.phases[name]["units"] for probe in having}
-        turn = having[0].phases[name]["turn"]
-        for round_ in itertools.count():
-            if not any(left.values()):
-                break
-            start = round_ % len(having)
-            for probe in having[start:] + having[:start]:
-                if left[id(probe)]:
-                    answer = probe.run(turn)
-                    if answer["phase"] != name:
-                        raise RuntimeError(f"a probe ran {answer['phase']!r} when {name!r} was asked")
-                    left[id(probe)] = answer["left"]
 
 
 def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from benchmarks.library_probe import Phase, Throughput, latency, lock_step, run_all
-from tbptt_online import ForecasterConfig
+from tbptt_online import Forecaster, ForecasterConfig
 
 
 def test_latency_runs_without_a_warm_up_and_labels_the_detection_steps():
@@ -69,3 +70,21 @@ def test_throughput_phases_time_each_thread_setting_after_an_untimed_warm_up():
         ("1000 series, 1 thread", 2, 1),
         ("1000 series, 2 threads", 2, 1),
     ]
+
+
+def test_each_tick_runs_on_its_phases_thread_setting_when_run_a_unit_at_a_time(monkeypatch):
+    run = Throughput(ForecasterConfig(), 2, 1, 2, 8)
+    threads = []
+    observe_many = Forecaster.observe_many
+
+    def spy(self, items):
+        threads.append(torch.get_num_threads())
+        return observe_many(self, items)
+
+    monkeypatch.setattr(Forecaster, "observe_many", spy)
+    before = torch.get_num_threads()
+    try:
+        lock_step(run.phases(), ["1\n"] * 13, lambda line: None)
+    finally:
+        torch.set_num_threads(before)
+    assert threads == [1, 1, 1, 2, 2] + [1] * 8  # warm-up, 1 thread, 2 threads, read

@@ -246,3 +246,14 @@ def test_exp_weight_is_within_one_ulp_of_the_exact_exp_and_zero_below_its_floor(
     assert compiled.exp_weight(0.0) == compiled.exp_weight(-0.0) == 1.0
     for x in (-708.0000001, -745.0, -1e300, -math.inf):
         assert compiled.exp_weight(x) == 0.0
+
+
+def test_kernels_cached_says_whether_the_cache_holds_compiled_kernels(tmp_path):
+    assert not compiled.kernels_cached(str(tmp_path))  # an empty cache: they compile
+    nested = tmp_path / "tbptt_online_0123"  # numba's folder for the sources' directory
+    nested.mkdir()
+    (nested / "hybrid_kernels.serve-247.py311.1.nbc").write_bytes(b"")  # data without its index
+    assert not compiled.kernels_cached(str(tmp_path))
+    (nested / "hybrid_kernels.serve-247.py311.nbi").write_bytes(b"")
+    assert compiled.kernels_cached(str(tmp_path))
+    assert compiled.kernels_cached()  # this process has loaded or compiled them into the real cache

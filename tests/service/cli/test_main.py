@@ -129,3 +129,19 @@ def test_port_0_serves_on_a_free_port_that_the_log_names(tmp_path) -> None:
         child.terminate()
         child.wait(timeout=60)
         child.stderr.close()
+
+
+def test_serve_says_whether_its_kernels_compile_or_load_from_the_cache(monkeypatch, caplog, tmp_path) -> None:
+    # a new user read "the first start on a machine compiles its kernels: about a minute" on every start
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    monkeypatch.setattr(cli_main, "port_in_use", lambda host, port: None)
+    for cached, said in ((True, "load from the cache"), (False, "compile, once per machine and version")):
+        monkeypatch.setattr(tbptt_online.compiled, "kernels_cached", lambda cached=cached: cached)
+        caplog.clear()
+        try:
+            with caplog.at_level("INFO", logger="tbptt_service.cli"):
+                assert main(["serve", "--state-dir", str(tmp_path / str(cached)), "--log-level", "warning"]) == 0
+        finally:
+            gc.unfreeze()
+        (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("preparing the model code")]
+        assert said in line

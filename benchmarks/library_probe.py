@@ -2,9 +2,9 @@
 
 ``benchmarks.throughput`` runs this file in subprocesses: with this checkout on
 ``PYTHONPATH`` (its defaults, and the old network-only config) and with an older commit's
-library (the baseline), so all are measured by the same code, each in a fresh process. It imports only the standard
-library, torch and ``tbptt_online`` (never ``benchmarks.*``): an old library must run it.
-It prints one JSON object on its last line of output.
+library (the baseline), so all are measured by the same code, each in a fresh process. It
+imports only the standard library, torch and ``tbptt_online`` (never ``benchmarks.*``): an
+old library must run it. It prints one JSON object on its last line of output.
 
 Throughput: every series gets one standard normal value per tick, fed as one
 ``observe_many`` call per tick; only that call is timed, each tick on its own, so the

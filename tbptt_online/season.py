@@ -81,21 +81,17 @@ def significantly_better(
     incumbent: torch.Tensor,
     ratio: float,
     z: float,
-    where: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[R]`` bool: per row of paired absolute errors ``candidate`` and ``incumbent`` ``[R, k]``
     (the same targets forecast two ways), whether the candidate's mean error is below ``ratio``
     of the incumbent's *and* the paired improvement ``incumbent - candidate`` has a mean above
     ``z`` standard errors (one-sided). The ratio asks for a gain worth a change; the paired
     test, that the gain is not the noise of a short sample. Fewer than two pairs: False.
-    ``where`` [R, k] bool: each row over those of its pairs only (``_masked_better``).
 
     >>> inc = torch.tensor([[2.0, 2.1, 1.9, 2.0, 2.2, 1.8]])
     >>> [significantly_better(share * inc, inc, 0.7, 2.33).item() for share in (0.5, 0.8)]
     [True, False]
     """
-    if where is not None:
-        return _masked_better(candidate, incumbent, ratio, z, where)
     k = candidate.shape[1]
     if k < 2:
         return torch.zeros(candidate.shape[0], dtype=torch.bool)
@@ -104,25 +100,6 @@ def significantly_better(
     if len(rows):
         gain = incumbent[rows] - candidate[rows]  # [G, k] paired: the noise shared by both forecasts cancels
         better[rows] = gain.mean(dim=1) > z * gain.std(dim=1) / math.sqrt(k)
-    return better
-
-
-def _masked_better(
-    candidate: torch.Tensor, incumbent: torch.Tensor, ratio: float, z: float, where: torch.Tensor
-) -> torch.Tensor:
-    """``significantly_better`` of each row over the pairs ``where`` [R, k] of it: the means and
-    the unbiased spread (as ``torch.std``) over those pairs; fewer than two of them: False."""
-    weight = where.to(candidate.dtype)  # [R, k] 1 where the pair counts
-    count = weight.sum(dim=1)  # [R]
-    # the ratio first (errors 0 off the pairs: the sums are over the pairs), the paired test where it holds
-    better = (count >= 2) & ((candidate * weight).sum(dim=1) < ratio * (incumbent * weight).sum(dim=1))
-    rows = better.nonzero().squeeze(1)  # (few)
-    if len(rows):
-        w, n = weight[rows], count[rows]
-        gain = (incumbent[rows] - candidate[rows]) * w  # [G, k] the paired improvements (0 off the pairs)
-        mean = gain.sum(dim=1) / n
-        spread = ((gain - mean[:, None]).square() * w).sum(dim=1) / (n - 1)
-        better[rows] = mean > z * spread.sqrt() / n.sqrt()
     return better
 
 

@@ -118,7 +118,7 @@ def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
 def _ratio_holds(candidate: float, incumbent: float, k: int, ratio: float, by_sums: bool) -> bool:
     """``season.significantly_better``'s first test from the sums of the k pairs' errors: the
     ``candidate``'s mean error below ``ratio`` of the ``incumbent``'s (``by_sums``: the sums
-    compared, as its ``where`` form does); fewer than two pairs: False."""
+    compared, as the tensor code did over a still row's pairs); fewer than two pairs: False."""
     return k >= 2 and (candidate < ratio * incumbent if by_sums else candidate / k < ratio * (incumbent / k))
 
 

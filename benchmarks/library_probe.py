@@ -137,7 +137,8 @@ class Throughput:
 
     def _warm(self, i: int) -> None:
         forecaster = self.forecaster
-        torch.set_num_threads(1)
+        if i == 0:  # (a phase runs in one process, unit after unit: set once, as each timed phase does)
+            torch.set_num_threads(1)
         forecaster.observe_many(self._batches[i])
 
     def _ticker(self, first: int, threads: int, read: bool) -> Callable[[int], None]:
@@ -177,13 +178,6 @@ class Throughput:
             )
 
         return done
-
-
-def throughput(config: ForecasterConfig, n_series: int, warmup: int, ticks: int, read_ticks: int) -> list[dict]:
-    """The rows of one ``Throughput``, its phases run one after another."""
-    run = Throughput(config, n_series, warmup, ticks, read_ticks)
-    run_all(run.phases())
-    return run.rows
 
 
 def memory(config: ForecasterConfig, n_series: int) -> dict[str, Any]:
@@ -255,13 +249,15 @@ class Latency:
         return out
 
     def _warm(self, i: int) -> None:
-        torch.set_num_threads(1)
+        if i == 0:
+            torch.set_num_threads(1)
         self.forecaster.observe(self.name, self.values[i])
         self.forecaster.forecast(self.name, horizon=self.horizon)
 
     def _step(self, i: int) -> None:
         forecaster, name = self.forecaster, self.name
-        torch.set_num_threads(1)
+        if i == 0:  # (after the warm-up's, or a throughput phase's of 2 threads)
+            torch.set_num_threads(1)
         # (untimed) whether it is looked at on DETECT_UNSETTLED (its first season none or short, as
         # hybrid.detection_due asks); an old library's stats have no seasons; no stats before a value
         stats = forecaster.series_stats(name) if self.warmup + i > 0 else None

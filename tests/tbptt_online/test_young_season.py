@@ -130,7 +130,8 @@ def test_a_young_monthly_series_serves_its_season_from_value_24():
 
 
 def _better(candidate, incumbent, ratio, z, where=None):
-    """``season.significantly_better`` as tensor code, with its ``where`` form."""
+    """``season.significantly_better``'s rule as tensor code, with the form over chosen pairs (``where``) that
+    young_season's tensor code used before session 32 (removed from ``season`` since)."""
     if where is None:
         where = torch.ones_like(candidate, dtype=torch.bool)
     w = where.to(f64)

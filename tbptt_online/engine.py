@@ -185,6 +185,22 @@ def measured_bias(
     return bias if math.isfinite(bias) else None
 
 
+def clip_coefficient(norm: torch.Tensor, clip_norm: float) -> float:
+    """``torch.clamp(clip_norm / (norm + 1e-6), max=1.0)`` (``nn.utils.clip_grads_with_norm_``'s
+    factor) for a 0-dim float ``norm``, as a Python float: the same operations on numpy scalars
+    of the norm's dtype, each rounded as torch's is (the scalars taken in that dtype, ``x / t``
+    being torch's ``t.reciprocal() * x``), so the same bits without four torch calls; the factor
+    is a value of that dtype, which ``_foreach_mul_`` multiplies by as by the 0-dim tensor.
+
+    >>> norm = torch.tensor(3.7, dtype=torch.float32)
+    >>> clip_coefficient(norm, 1.0) == torch.clamp(1.0 / (norm + 1e-6), max=1.0).item()
+    True
+    """
+    real = np.float32 if norm.dtype == torch.float32 else np.float64
+    factor = real(clip_norm) * (real(1.0) / (real(norm.item()) + real(1e-6)))
+    return float(factor) if not factor > 1.0 else 1.0  # (NaN stays NaN, as torch.clamp keeps it)
+
+
 def _finite(p: torch.Tensor) -> bool:
     """Whether every element of ``p`` is finite (numpy's test on a view: a fifth of the time of
     ``torch.isfinite(...).all()``)."""
@@ -319,7 +335,7 @@ class TBPTTEngine:
             return None
         arguments = self._fused_arguments(start, x, y, mask, loss_steps, base)
         sums, loss, grads = mean_loss_gradients(*arguments)  # [B], scalar, six gradients
-        if not bool(torch.isfinite(sums).all()):
+        if not np.isfinite(sums.numpy()).all():  # (numpy: a few rows without torch's per-call cost)
             return None
         return float(loss), dict(zip(weights, grads, strict=True))
 
@@ -422,9 +438,10 @@ class TBPTTEngine:
         if not ok:
             self.skipped += 1
         elif guards:
-            observed = y[-loss_steps:][mask[-loss_steps:]]
-            target_range = float(observed.abs().max()) if observed.numel() else 0.0
-            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded, settled):
+            observed = y[-loss_steps:].numpy()[mask[-loss_steps:].numpy()]  # (numpy: the same values)
+            target_range = float(np.abs(observed).max()) if observed.size else 0.0
+            scored = observed.size > 0  # (none: every value of the scored steps missing, the loss 0)
+            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded, settled and scored):
                 self.rollback()
             elif self.guard.healthy():
                 self.keep_good()
@@ -571,7 +588,7 @@ class TBPTTEngine:
         with torch.no_grad():
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
             if self.config.clip_norm is not None:
-                torch._foreach_mul_(grads, torch.clamp(self.config.clip_norm / (norm + 1e-6), max=1.0))
+                torch._foreach_mul_(grads, clip_coefficient(norm, self.config.clip_norm))
         return norm
 
     def state_dict(self) -> dict[str, Any]:

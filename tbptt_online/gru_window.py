@@ -26,6 +26,10 @@ straight, without a graph: an update of few rows (``engine.TBPTTEngine._direct_g
 takes its gradients from it, the same bits as the node's ``.backward()`` (tested), without
 autograd's own cost around one node (a graph, the backward engine, the gradients' buffers).
 
+``step`` and ``head`` are the forward kernel over a window of one step and the head's sums on
+their own: a tick of few rows advances the carried state and reads its forecast through them
+(``network.RecurrentNetwork.advance`` and ``predict``), without torch's cell and linear ops.
+
 The cell, as torch's ``GRUCell`` (gates in the weights' row blocks r, z, n):
 
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
@@ -210,6 +214,43 @@ def head_backward_kernel(out, head_w, slope, grad_sums, grad_out, d_head_w, d_he
                     grad_out[first + s, b, j] += dp * np.float64(head_w[k, j])
 
 
+@compiled
+def head_kernel(h, head_w, head_b, single, pred) -> None:
+    """The linear head on states ``h`` [B, H]: ``pred`` [B, p] = ``head_w`` [p, H] @ h +
+    ``head_b`` [p], summed in float64 in ``head_loss_kernel``'s order and rounded to float32
+    where ``single`` (as the loss computes a window's forecasts)."""
+    rows, hidden = h.shape
+    for b in range(rows):
+        for k in range(head_w.shape[0]):
+            forecast = np.float64(head_b[k])
+            for j in range(hidden):
+                forecast += np.float64(head_w[k, j]) * np.float64(h[b, j])
+            pred[b, k] = _held(forecast, single)
+
+
+def step(x: torch.Tensor, h: torch.Tensor, weights: tuple) -> torch.Tensor:
+    """One step of the cell for a few rows, without autograd: the next state [B, H] (the
+    weights' dtype) from ``x`` [B, I] and ``h`` [B, H]. ``forward_kernel`` over a window of
+    one step (its sums in float64, rounded once to the weights' dtype), so a one-series tick
+    makes no dozen torch calls of microseconds each around a few thousand multiply-adds."""
+    rows, hidden = h.shape
+    out = torch.empty(1, rows, hidden, dtype=weights[1].dtype)  # [1, B, H]
+    gates = np.empty((1, rows, 5, hidden))  # (the backward's: not kept)
+    arrays = [w.detach().numpy() for w in weights]
+    forward_kernel(x.detach().contiguous().numpy()[None], h.detach().contiguous().numpy(), *arrays, out.numpy(), gates)
+    return out[0]
+
+
+def head(h: torch.Tensor, head_w: torch.Tensor, head_b: torch.Tensor) -> torch.Tensor:
+    """The linear head on a few rows' states ``h`` [B, H], without autograd: [B, p] in the
+    head's dtype (``head_kernel``)."""
+    w = head_w.detach()
+    pred = torch.empty(h.shape[0], w.shape[0], dtype=w.dtype)
+    single = w.dtype == torch.float32
+    head_kernel(h.detach().contiguous().numpy(), w.numpy(), head_b.detach().numpy(), single, pred.numpy())
+    return pred
+
+
 def _run(x: torch.Tensor, h0: torch.Tensor, weights: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The forward kernel on detached, contiguous tensors: the states after each step [L, B, H]
     (x's dtype), the gates [L, B, 5, H] (float64), and the x it read (for ``_weight_grads``)."""
@@ -320,12 +361,35 @@ def mean_loss_gradients(
     without autograd: the window sums [B] (the weights' dtype), their mean, and the six
     weights' gradients of the mean, the same bits (the mean's gradient 1 / B in the
     weights' dtype, as torch's mean gives it back). The engine's update of few rows takes
-    this instead of a graph of one node: no graph, no backward engine."""
+    this instead of a graph of one node: no graph, no backward engine. The node's kernels on
+    numpy arrays throughout (its buffers allocated by numpy, the tensors converted once): the
+    two dozen torch allocations and conversions around them cost as much as the kernels."""
     dtype = head_w.dtype
-    wide, saved = _loss_forward(x, h0, (w_ih, w_hh, b_ih, b_hh), head_w, head_b, base, y, mask)
-    sums = wide.to(dtype)  # [B]
-    grad_sums = torch.ones_like(sums).div_(len(sums))  # d mean / d sums, as MeanBackward makes it
-    return sums, sums.mean(), _loss_backward(saved, grad_sums)
+    single = dtype == torch.float32
+    xs, h, *weights, hw, hb = (
+        np.ascontiguousarray(t.detach().numpy()) for t in (x, h0, w_ih, w_hh, b_ih, b_hh, head_w, head_b)
+    )
+    length, rows, _ = xs.shape
+    out = np.empty((length, rows, h.shape[1]), dtype=xs.dtype)  # [L, B, H] as _run's
+    gates = np.empty((length, rows, 5, h.shape[1]))
+    forward_kernel(xs, h, *weights, out, gates)
+    wide = np.empty((0, 0, 0)) if base is None else np.ascontiguousarray(base.detach().numpy(), dtype=np.float64)
+    targets = np.ascontiguousarray(y.detach().numpy(), dtype=np.float64)  # [m, B, d]
+    slope, wide_sums = np.empty(targets.shape), np.empty(rows)
+    observed = np.ascontiguousarray(mask.numpy())
+    head_loss_kernel(out, hw, hb, wide, base is not None, targets, observed, single, slope, wide_sums)
+    sums = torch.from_numpy(wide_sums.astype(hw.dtype))  # [B] (float64 -> float32 rounds as torch's .to)
+    # d mean / d sums, as MeanBackward makes it: 1 / B in the weights' dtype (a correctly rounded division)
+    grad_sums = np.full(rows, hw.dtype.type(1.0) / hw.dtype.type(rows), dtype=hw.dtype).astype(np.float64)
+    grad_out = np.zeros(out.shape)  # [L, B, H] zero but at the scored states
+    d_head_w, d_head_b = np.zeros(hw.shape), np.zeros(hw.shape[0])
+    head_backward_kernel(out, hw, slope, grad_sums, grad_out, d_head_w, d_head_b)
+    three, hidden = weights[1].shape
+    d_w_ih, d_w_hh = np.zeros((three, xs.shape[2])), np.zeros((three, hidden))
+    d_b_ih, d_b_hh = np.zeros(three), np.zeros(three)
+    backward_kernel(xs, gates, grad_out, weights[1], d_w_ih, d_w_hh, d_b_ih, d_b_hh)
+    grads = (d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_head_w, d_head_b)
+    return sums, sums.mean(), tuple(torch.from_numpy(g.astype(hw.dtype, copy=False)) for g in grads)
 
 
 def warm(dtype: torch.dtype = torch.float32) -> None:
@@ -344,3 +408,4 @@ def warm(dtype: torch.dtype = torch.float32) -> None:
         out, head_w, head_b, wide, True, wide, mask, x.dtype == np.float32, np.zeros((1, 1, 1)), np.zeros(1)
     )
     head_backward_kernel(out, head_w, np.zeros((1, 1, 1)), np.zeros(1), wide, np.zeros((1, 1)), np.zeros(1))
+    head_kernel(out[0], head_w, head_b, x.dtype == np.float32, np.zeros((1, 1), dtype=x.dtype))

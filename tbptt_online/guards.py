@@ -83,13 +83,15 @@ class InstabilityGuard:
         mean = sum(self.losses) / len(self.losses)
         sd = math.sqrt(sum((v - mean) ** 2 for v in self.losses) / (len(self.losses) - 1))
         self.losses = []
+        # a block of exact forecasts (every loss 0) has no scale to judge a rise by: as the best,
+        # any later loss was an infinite rise, a divergence (a flat stretch, then any change)
+        informative = abs(mean) + sd > 0
         if not self.best:
-            self.best = [mean, sd]
+            self.best = [mean, sd] if informative else []
             return
-        scale = abs(self.best[0]) + self.best[1]
-        rise = mean - self.best[0]
-        self.rise = rise / scale if scale > 0 else (math.inf if rise > 0 else 0.0)
-        if mean < self.best[0]:
+        scale = abs(self.best[0]) + self.best[1]  # > 0: only an informative block is the best
+        self.rise = (mean - self.best[0]) / scale
+        if mean < self.best[0] and informative:
             self.best = [mean, sd]
 
     def blowup_limit(self) -> float:
@@ -103,11 +105,14 @@ class InstabilityGuard:
         self, grad_norm: float, loss_per_step: float, target_range: float, exploded: bool, settled: bool = True
     ) -> bool:
         """Record an applied update; True when the loss now diverges (the caller rolls back).
-        An update not ``settled`` (a series in its warm-up) adds no loss to the blocks: its
-        loss is that of a network barely started on a window still growing, and a block of
-        them set as the best made a later, ordinary loss look like a divergence (co2: a
-        warm-up block of 0.026 per step, the next ones 0.94, rolled back at step 95)."""
-        if not exploded:
+        An update not ``settled`` (a series in its warm-up, or a window that scored no target:
+        every value missing) adds no loss to the blocks: its loss is that of a network barely
+        started on a window still growing, or none, and a block of them set as the best made a
+        later, ordinary loss look like a divergence (co2: a warm-up block of 0.026 per step, the
+        next ones 0.94, rolled back at step 95). A gradient norm of 0 (nothing scored, or every
+        forecast exact) is not kept for the median: 280 of them in a row made it 0, and every
+        later update an explosion clipped to 0, for good (a run of missing values, session 34)."""
+        if not exploded and grad_norm > 0:  # (a norm of 0 moved nothing: see _informative_norms)
             self.norms.append(grad_norm)
         if settled:
             self.losses.append(loss_per_step)
@@ -171,9 +176,12 @@ class InstabilityGuard:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.norms = deque((float(v) for v in state["norms"]), maxlen=NORM_MEMORY)
+        # (a state saved before session 34 may hold the zero norms and the zero best block that
+        # froze the learning: they load as this version would have kept them, i.e. not at all)
+        self.norms = deque((float(v) for v in state["norms"] if v > 0), maxlen=NORM_MEMORY)
         self.losses = [float(v) for v in state["losses"]]
-        self.best = [float(v) for v in state["best"]]
+        best = [float(v) for v in state["best"]]
+        self.best = best if best and abs(best[0]) + best[1] > 0 else []
         self.rise = float(state["rise"])
         self.counts = {k: int(state["counts"][k]) for k in COUNTERS}
         self.lr_scale = float(state["lr_scale"])

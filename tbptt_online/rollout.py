@@ -36,9 +36,10 @@ def roll_out(network: RecurrentNetwork, state: State, last: torch.Tensor, horizo
     """
     d = last.shape[1]
     means, rest = [], []  # [B, d] and [B, p - d] per step: one cat at the end, not one per step
-    layers = network.unstack(state)
     for k in range(horizon):
-        pred = network.predict_top(network.top(layers))  # [B, p]
+        # (``predict`` and ``advance`` as a tick calls them: a few rows run compiled, so the
+        # first step equals the forecast the tick served, bit for bit)
+        pred = network.predict(state)  # [B, p]
         mean = pred[:, :d]
         if residual:
             mean = mean + last  # [B, d] the change from the last input, as losses.shift_mean
@@ -46,5 +47,5 @@ def roll_out(network: RecurrentNetwork, state: State, last: torch.Tensor, horizo
         means.append(mean)
         rest.append(pred[:, d:])
         if k < horizon - 1:  # the state after the last step is never read
-            layers = network.step(mean, layers)  # feed back its own mean
+            state = network.advance(mean, state)  # feed back its own mean
     return torch.cat([torch.stack(means), torch.stack(rest)], dim=2)  # [H, B, p]

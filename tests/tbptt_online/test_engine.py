@@ -142,3 +142,17 @@ def test_a_frozen_weight_keeps_the_update_of_few_rows_on_the_backward_way():
         f.observe("a", v)
     assert f.update_stats().updates == 2
     assert f.network.head.bias.grad is None and torch.equal(f.network.head.bias.detach(), bias)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("clip_norm", [1e-3, 1.0, 7.3])
+def test_the_clip_coefficient_has_the_bits_of_torchs_clamped_factor(clip_norm, dtype):
+    # clip_coefficient computes clip_grads_with_norm_'s factor on numpy scalars: every norm,
+    # below and above the clip, huge, tiny, zero, infinite and NaN, gives torch's value
+    g = torch.Generator().manual_seed(0)
+    norms = [*torch.rand(200, generator=g, dtype=torch.float64).mul(20).tolist(), 0.0, 1e-30, 3e38, math.inf, math.nan]
+    for value in norms:
+        norm = torch.tensor(value, dtype=dtype)
+        want = torch.clamp(clip_norm / (norm + 1e-6), max=1.0).item()
+        got = engine.clip_coefficient(norm, clip_norm)
+        assert got == want or (math.isnan(got) and math.isnan(want)), (value, got, want)

@@ -112,3 +112,36 @@ def test_mean_loss_gradients_are_the_bits_of_the_nodes_mean_backward(rows, with_
     assert loss.dtype == dtype and not loss.requires_grad
     for got, weight in zip(grads, weights, strict=True):
         assert got.dtype == dtype and torch.equal(got, weight.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_one_compiled_step_is_the_windows_first_state_and_torchs_cell_to_rounding(rows, dtype):
+    # a tick of few rows advances through gru_window.step: forward_kernel over a window of one
+    # step, the same bits as a longer window's first state, torch's GRU cell to rounding
+    x, h0, weights, _, _, _ = case(rows, 4, 1, 1, False, dtype, seed=5)
+    cell = weights[:4]
+    with torch.no_grad():
+        got = gru_window.step(x[0], h0, tuple(cell))
+        window_first = gru_window._run(x, h0, tuple(cell))[0][0]
+        torchs = torch.gru_cell(x[0], h0, *cell)
+    assert got.dtype == dtype and got.shape == (rows, 6)
+    assert torch.equal(got, window_first)
+    assert torch.allclose(got, torchs, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_compiled_head_is_the_losses_forecast_and_torchs_linear_to_rounding(dtype):
+    # gru_window.head sums as head_loss_kernel does: with y = 0 and a mask of ones, a window's
+    # loss is |forecast|, so the head's forecast of the window's last state has the loss's bits
+    x, h0, weights, _, _, _ = case(2, 3, 1, 2, False, dtype, seed=6)
+    with torch.no_grad():
+        states = gru_window._run(x, h0, tuple(weights[:4]))[0]  # [L, B, H]
+        got = gru_window.head(states[-1], weights[4], weights[5])  # [B, d]
+        sums = gru_window.GRUWindowLoss.apply(  # scoring the state after the window's last input
+            x, h0, *weights, None, torch.zeros(1, 2, 2, dtype=dtype), torch.ones(1, 2, 2, dtype=torch.bool)
+        )
+        linear = torch.nn.functional.linear(states[-1], weights[4], weights[5])
+    assert got.dtype == dtype
+    assert torch.equal(got.abs().sum(dim=1) / 2, sums)  # d = 2: the loss is the mean over features
+    assert torch.allclose(got, linear, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-14)

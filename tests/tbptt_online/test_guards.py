@@ -179,3 +179,57 @@ def test_a_spiky_series_without_the_normaliser_never_restarts() -> None:
     for t in range(200):
         f.observe("s", 5e7 if t % 10 == 9 else 0.0)
     assert f.series_stats("s").restarts == 0
+
+
+def moved(f: Forecaster, before: list[torch.Tensor]) -> float:
+    return max(float((a - b).abs().max()) for a, b in zip(weights(f), before, strict=True))
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_a_long_run_of_missing_values_does_not_stop_the_learning(hybrid) -> None:
+    # fix: an update whose window scored no target (every value missing) has loss 0 and gradient 0;
+    # recorded, 280 of them made the median norm 0, so every later update was an "explosion" clipped
+    # to 0 (the weights never moved again), and their block of 0 losses made the next ordinary block a
+    # divergence (a roll-back, the learning rate backed off). A hostile audit, session 34.
+    f = Forecaster(ForecasterConfig(hybrid=hybrid, seed=0))
+    for t in range(300):
+        f.observe("a", 10 + value(t, 1))
+    counts = f.update_stats()
+    for _ in range(600):
+        f.observe("a", None)
+    stats = f.update_stats()
+    assert (stats.explosions, stats.rollbacks) == (counts.explosions, counts.rollbacks)  # none in the gap
+    assert f.engine.guard.median_norm() > 0
+    before = weights(f)
+    for t in range(300, 700):
+        f.observe("a", 10 + value(t, 1))
+    stats = f.update_stats()
+    assert stats.explosions <= counts.explosions + 5 and stats.rollbacks == 0  # (the gap's end may explode)
+    assert moved(f, before) > 1e-3
+
+
+def test_a_quiet_series_does_not_freeze_the_learning_of_a_busy_one() -> None:
+    # the same through a second series: "b" sends nothing for 1,500 ticks, "a" learns on
+    f = Forecaster(ForecasterConfig(seed=0))
+    for t in range(1500):
+        f.observe("a", 10 + value(t, 1))
+        f.observe("b", None if t >= 100 else value(t, 2))
+    before = weights(f)
+    for t in range(1500, 1700):
+        f.observe("a", 10 + value(t, 1))
+    assert f.update_stats().explosions <= 5 and f.engine.guard.median_norm() > 0
+    assert moved(f, before) > 1e-3
+
+
+def test_the_guard_keeps_no_zero_norm_and_judges_no_rise_by_a_block_of_zero_losses() -> None:
+    guard = InstabilityGuard([])
+    for _ in range(40):
+        assert not guard.accepted(0.0, 0.0, 1.0, exploded=False)  # exact hits: norm 0, loss 0
+    assert len(guard.norms) == 0 and guard.explosion_limit() == math.inf and guard.best == []
+    for norm in (1.0, 2.0, 3.0) * 6:
+        assert not guard.accepted(norm, 0.5, 1.0, exploded=False)
+    assert guard.median_norm() == 2.0 and guard.counts["divergences"] == 0 and guard.best[0] == 0.5
+    state = guard.state_dict()
+    state["norms"], state["best"] = [0.0] * 40 + [4.0], [0.0, 0.0]  # a checkpoint of the frozen guard
+    guard.load_state_dict(state)
+    assert list(guard.norms) == [4.0] and guard.best == []  # it loads unfrozen

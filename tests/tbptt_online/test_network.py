@@ -1,0 +1,51 @@
+"""The network's one-step forward: a few rows without autograd run the compiled step and head
+(gru_window), more rows or a recorded graph run torch's cell and linear ops; the two agree to
+rounding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tbptt_online import ForecasterConfig, gru_window
+from tbptt_online.network import RecurrentNetwork
+
+
+def network(dtype: torch.dtype) -> RecurrentNetwork:
+    torch.manual_seed(0)
+    net = RecurrentNetwork(ForecasterConfig(hidden_size=8, hybrid=False, loss="gaussian")).to(dtype)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    return net
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_few_rows_step_compiled_and_many_through_torch_to_rounding(dtype, monkeypatch):
+    net = network(dtype)
+    rows = gru_window.FEW_ROWS + 1
+    x, h = torch.randn(rows, 1, dtype=dtype), torch.randn(rows, 1, 8, dtype=dtype)
+    calls = []
+    monkeypatch.setattr(gru_window, "forward_kernel", lambda *a, f=gru_window.forward_kernel: calls.append(1) or f(*a))
+    with torch.no_grad():
+        many = net.advance(x, h), net.predict(h)  # torch's ops: more than FEW_ROWS rows
+        assert not calls
+        few = [net.advance(x[i : i + 1], h[i : i + 1]) for i in range(rows)]
+        assert len(calls) == rows
+        heads = torch.cat([net.predict(h[i : i + 1]) for i in range(rows)])
+    with torch.enable_grad():  # a recorded graph: torch's ops, whatever the rows
+        assert torch.equal(net.advance(x[:1], h[:1]), net.stack(net.step(x[:1], net.unstack(h[:1]))))
+    assert len(calls) == rows
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-14
+    assert torch.cat(few).shape == many[0].shape == (rows, 1, 8)
+    assert torch.allclose(torch.cat(few), many[0], rtol=0, atol=tolerance)
+    assert torch.allclose(heads, many[1], rtol=0, atol=tolerance)
+
+
+def test_an_lstm_or_a_second_layer_steps_through_torch(monkeypatch):
+    monkeypatch.setattr(gru_window, "forward_kernel", None)  # (called: a TypeError)
+    monkeypatch.setattr(gru_window, "head_kernel", None)
+    for config in (ForecasterConfig(cell="lstm", hidden_size=4), ForecasterConfig(num_layers=2, hidden_size=4)):
+        net = RecurrentNetwork(config)
+        with torch.no_grad():
+            state = net.advance(torch.ones(1, config.input_size), net.initial_state(1))
+            assert net.predict(state).shape == (1, config.output_size)

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,6 +263,8 @@ class ForecasterConfig:
         _check_choice("mode", self.mode, MODES)
         if self.k2 == "adaptive":
             self._check_adaptive()
+        elif isinstance(self.k2, str):  # fix: k2="Adaptive" was told "must be an integer"
+            raise _bad("k2", self.k2, f'must be an integer in {list(INT_BOUNDS["k2"])} or "adaptive"')
         else:
             _check_bounded("k2", self.k2)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -398,6 +401,8 @@ class ForecasterConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
         """Build from a plain mapping; unknown keys are an error naming them."""
+        if not isinstance(data, Mapping):  # fix: from_dict(5) raised TypeError
+            raise ValueError(f"a config must be a mapping of field names to values, not {data!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:  # fix: a million unknown keys made a 2 MB error; name the first few

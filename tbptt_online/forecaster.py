@@ -37,6 +37,7 @@ from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, observed_stats
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
+from tbptt_online.state_check import STATE_KEYS
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
 from tbptt_online.values import MAX_ABS_VALUE, Value, format_row, parse_values
@@ -525,6 +526,8 @@ class Forecaster:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], sampler: WindowSampler | None = None) -> Forecaster:
         state = current_state(state)  # an older format migrated, or ValueError saying why not (state_format.py)
+        if not isinstance(state, dict) or "config" not in state:  # (load_state names what else is missing)
+            raise ValueError(f"a state must be a Forecaster.state_dict() with a config, not {type(state).__name__}")
         forecaster = cls(ForecasterConfig.from_dict(state["config"]), sampler)
         forecaster.load_state(state)
         return forecaster
@@ -536,6 +539,11 @@ class Forecaster:
         weights had been replaced when a series field was refused, and the forecaster went on
         with its own series and another model's network and optimizer)."""
         state = current_state(state)
+        if not isinstance(state, dict):  # fix: load_state(5) raised TypeError, a state without a key KeyError
+            raise ValueError(f"a state must be a dict (Forecaster.state_dict()), not {type(state).__name__}")
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"the state has no {missing}: not a Forecaster.state_dict()")
         config = ForecasterConfig.from_dict(state["config"])
         if config != self.config:
             raise ValueError(f"config {config} does not match this forecaster's {self.config}")

@@ -10,6 +10,7 @@ updates: it never sees half an update, and reading it never changes anything.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,6 +104,10 @@ class ForecasterView:
         >>> abs(out[0].mean[2] - view.forecast("a", 3).mean[2]) < 1e-12
         True
         """
+        try:
+            requests = list(requests)
+        except TypeError:  # fix: forecast_many(5) raised TypeError, as observe_many(5) did
+            raise ValueError(f"requests must be an iterable of (series, horizon[, level]), not {requests!r}") from None
         answers: dict[int, Forecast | ValueError] = {}
         valid: list[tuple[int, str, int, float]] = []  # (request index, series, horizon, level)
         for i, request in enumerate(requests):
@@ -118,8 +123,10 @@ class ForecasterView:
         if not isinstance(request, tuple | list) or not 2 <= len(request) <= 3:
             raise ValueError(f"request {request!r} is invalid: must be (series, horizon) or (series, horizon, level)")
         series, horizon, *rest = request
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        # (a numpy integer is an integer, as numpy numbers are values and levels; a bool is not)
+        if isinstance(horizon, bool | np.bool_) or not isinstance(horizon, numbers.Integral) or horizon < 1:
             raise ValueError(f"horizon={horizon!r} is invalid: must be an integer >= 1")
+        horizon = int(horizon)
         level = check_level(self.config.interval_level if not rest or rest[0] is None else rest[0])
         if not isinstance(series, str) or series not in self.slots:
             raise ValueError(f"series {series!r} is unknown")

@@ -233,3 +233,16 @@ def test_the_guard_keeps_no_zero_norm_and_judges_no_rise_by_a_block_of_zero_loss
     state["norms"], state["best"] = [0.0] * 40 + [4.0], [0.0, 0.0]  # a checkpoint of the frozen guard
     guard.load_state_dict(state)
     assert list(guard.norms) == [4.0] and guard.best == []  # it loads unfrozen
+
+
+def test_new_series_first_values_do_not_stop_the_learning() -> None:
+    # the same through new series (a hostile client's route): a hybrid series' first value has no
+    # forecast, so an update over it alone scores nothing; 20 of them used to zero 64 of the next 65
+    f = Forecaster(ForecasterConfig(seed=0))
+    for i in range(20):
+        f.observe(f"new{i}", 1.0)
+    before = weights(f)
+    run(f, range(300))
+    stats = f.update_stats()
+    assert stats.explosions <= 5 and f.engine.guard.median_norm() > 0
+    assert moved(f, before) > 1e-3

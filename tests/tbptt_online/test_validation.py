@@ -395,3 +395,28 @@ def test_the_client_encodes_numpy_numbers_as_the_library_takes_them() -> None:
     assert encode_value(np.float32(3.0)) == 3.0 and encode_value(np.array([1.0, np.nan])) == [1.0, None]
     with pytest.raises(ValueError, match="value True is invalid"):
         encode_value(np.bool_(True))
+
+
+def test_what_is_not_a_request_a_state_or_a_config_raises_value_error_naming_it(forecaster) -> None:
+    # fix (session 34, an audit): these raised TypeError or KeyError, where README promises ValueError
+    for requests in (5, None):
+        with pytest.raises(ValueError, match=f"requests must be an iterable .*not {requests}"):
+            forecaster.forecast_many(requests)
+    with pytest.raises(ValueError, match=r"a state must be a Forecaster\.state_dict"):
+        Forecaster.from_state_dict(5)
+    state = forecaster.state_dict()
+    del state["probe"]
+    with pytest.raises(ValueError, match=r"the state has no \['probe'\]"):
+        forecaster.load_state(state)
+    with pytest.raises(ValueError, match="a config must be a mapping"):
+        ForecasterConfig.from_dict(5)
+    with pytest.raises(ValueError, match=r"k2='Adaptive' is invalid: must be an integer in \[1, 100000\] or \"adap"):
+        ForecasterConfig(k2="Adaptive")
+
+
+def test_a_numpy_integer_horizon_is_an_integer_and_a_numpy_bool_is_not(forecaster) -> None:
+    import numpy as np
+
+    assert forecaster.forecast("a", horizon=np.int64(3)).mean == forecaster.forecast("a", horizon=3).mean
+    with pytest.raises(ValueError, match=r"horizon=.* is invalid"):
+        forecaster.forecast("a", horizon=np.True_)

@@ -73,11 +73,13 @@ class Footprint:
     step_row_bytes: int = 0  # what autograd keeps per replayed (step, row)
     replayed_steps: int = 0  # (step, row)s of the largest replay whatever the series: stateless batch or probe
     window_bytes: int = 0  # a stateful update's activations per series due (its window of k2)
+    kept_bytes: int = 0  # what a caller keeps per series beside the model (a service's recent results)
 
     @property
     def series_bytes(self) -> int:
-        """What one more series costs on average: its store row and its window in an update."""
-        return self.per_series_bytes + self.window_bytes
+        """What one more series costs on average: its store row, its window in an update and what
+        the caller keeps for it."""
+        return self.per_series_bytes + self.window_bytes + self.kept_bytes
 
     def rows_for(self, n_series: int) -> int:
         """The rows a store holds for ``n_series`` series: ``initial_rows``, doubled until they are
@@ -97,7 +99,8 @@ class Footprint:
 
     def bytes_for(self, n_series: int) -> int:
         """The estimate for a model holding ``n_series`` series: its store's rows and their windows."""
-        return self.fixed_bytes + self.per_series_bytes * self.rows_for(n_series) + self.window_bytes * n_series
+        per_series = self.window_bytes + self.kept_bytes
+        return self.fixed_bytes + self.per_series_bytes * self.rows_for(n_series) + per_series * n_series
 
     def max_series(self, budget: int) -> int:
         """The most series whose estimate fits ``budget`` (-1: not even the empty model fits).
@@ -113,7 +116,8 @@ class Footprint:
             room = budget - self.fixed_bytes - self.per_series_bytes * rows
             if room < 0:
                 return best
-            n = rows if self.window_bytes == 0 else min(rows, room // self.window_bytes)
+            each = self.window_bytes + self.kept_bytes  # (per series, whatever the rows)
+            n = rows if each == 0 else min(rows, room // each)
             if n > below:  # more than the rows before held
                 best = n
             if n < rows:

@@ -30,7 +30,13 @@ from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
-from tbptt_service.api.schemas import DOT_SEGMENT_NAMES, RESERVED_SERIES_SUFFIXES, ObservationBatchIn, ObservationsBody
+from tbptt_service.api.schemas import (
+    DOT_SEGMENT_NAMES,
+    MAX_FEATURES,
+    RESERVED_SERIES_SUFFIXES,
+    ObservationBatchIn,
+    ObservationsBody,
+)
 from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, Observation
 
 _NOT_PLAIN = object()
@@ -57,6 +63,8 @@ def _value(value: Any) -> Any:
     if value is None:
         return None
     if type(value) is list:
+        if len(value) > MAX_FEATURES:  # (pydantic's path refuses it, naming the count, before any element)
+            return _NOT_PLAIN
         features = [None if item is None else _feature(item) for item in value]
         return _NOT_PLAIN if _NOT_PLAIN in features else features
     return _feature(value)

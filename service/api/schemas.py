@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
+from tbptt_online.config import INT_BOUNDS
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
 from tbptt_service.api.config_schema import config_json_schema
@@ -36,6 +37,7 @@ RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
 # forecast of another series. Refused when written, as the suffixes are.
 DOT_SEGMENT_NAMES = frozenset({".", ".."})
 Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
+MAX_FEATURES = INT_BOUNDS["n_features"][1]  # the most numbers a value's list may hold
 
 
 def _finite(item: Any, value: Any) -> float:
@@ -56,8 +58,14 @@ def _check_value(value: Any) -> float | list[float | None] | None:
     if value is None:
         return None
     if isinstance(value, list):
+        if len(value) > MAX_FEATURES:  # fix: 2,000,000 numbers held the event loop 3-10 s before a 422
+            raise ValueError(too_many_features(len(value)))
         return [None if item is None else _finite(item, value) for item in value]
     return _finite(value, value)
+
+
+def too_many_features(count: int) -> str:
+    return f"a value is a list of {count} numbers: at most {MAX_FEATURES} (a model's largest n_features)"
 
 
 def _check_series(name: str) -> str:
@@ -87,6 +95,7 @@ ValueIn = Annotated[
                 {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
                 {
                     "type": "array",
+                    "maxItems": MAX_FEATURES,
                     "items": {
                         "anyOf": [
                             {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},

@@ -132,6 +132,16 @@ class RecentResults:
         return points
 
 
+def recent_bytes_per_series(d: int, capacity: int = DEFAULT_CAPACITY) -> int:
+    """The most bytes a series' ring holds: ``capacity`` rows of ``_width(d)`` floats (a
+    model's memory budget counts them, ``MemoryBudget.footprint``).
+
+    >>> recent_bytes_per_series(1), recent_bytes_per_series(1024)
+    (28000, 16396000)
+    """
+    return capacity * _width(d) * 8
+
+
 def _width(d: int) -> int:
     """A row's floats: step, timestamp, value, mean, lower, upper (d each but the first two), the flag."""
     return 3 + 4 * d

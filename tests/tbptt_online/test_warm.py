@@ -1,7 +1,8 @@
 """``warm_kernels`` compiles (or loads) every kernel a default forecaster's ticks and forecasts
 call, with the types and array layouts they pass: after it, ticks of one, two and three series,
-forecasts and series stats compile nothing more (the service runs it at start so that no request
-waits for a compilation). In a fresh process: this one has compiled more by now."""
+forecasts (at the model's level and at others) and series stats compile nothing more (the
+service runs it at start so that no request waits for a compilation). In a fresh process: this
+one has compiled more by now."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ for t in range(60):  # updates, season detections, an outlier now and then
     f.observe_many([(s, 1.0 + t % 5) for s in ("d", "e", "f")][: 1 + t % 3])
     f.forecast("a", horizon=12)
     f.forecast_many([("b", 6), ("c", 12)])
+f.forecast("a", horizon=12, level=0.8)  # another level than the model's (its ratios' kernels)
+f.forecast_many([("b", 6, 0.5), ("c", 3, 0.99)])
 f.series_stats("a")
 after = signatures()
 new = {k: sorted(set(v) - set(before.get(k, []))) for k, v in after.items()}

@@ -99,3 +99,25 @@ async def test_a_value_at_the_magnitude_bound_is_accepted(client_for) -> None:
         forecast = (await client.get("/v1/models/default/series/a/forecast?horizon=2")).json()
     assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
     assert all(step["mean"] is not None and step["upper"] is not None for step in forecast["forecast"]), forecast
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"series": "a", "value": %s}',
+        '{"series": "a", "value": %s, "timestamp": "2024-01-01T00:00:00Z"}',  # pydantic's path
+        '{"observations": [{"series": "b", "value": 1.0}, {"series": "a", "value": %s}]}',
+    ],
+    ids=["single", "iso-timestamp", "batch"],
+)
+async def test_a_value_of_more_numbers_than_any_model_has_features_is_refused_by_its_count(client_for, body) -> None:
+    # fix (session 34, a hostile client): 2,000,000 numbers in one value (a 4 MB body) were checked one
+    # by one on the event loop, 3-10 s in which no other request was answered, before a 422
+    huge = "[" + ",".join(["1"] * 2_000_000) + ', "x"]'  # (a bad last element: the count is told first)
+    async with client_for() as client:
+        response = await client.post(URL, content=body % huge, headers=JSON)
+        b = await client.get("/v1/models/default/series/b")
+    assert response.status_code == 422
+    assert "a value is a list of 2000001 numbers: at most 1024 (a model's largest n_features)" in response.text
+    assert len(response.content) < 2000
+    assert b.status_code == 404  # nothing of the batch applied

@@ -14,6 +14,7 @@ import pytest
 from tbptt_online import ForecasterConfig
 from tbptt_online.memory import estimate_bytes, footprint
 from tbptt_service.api.app import create_app
+from tbptt_service.host.memory_budget import MemoryBudget
 from tbptt_service.storage.observation import Observation
 
 from ..conftest import SMALL_MODEL, console_script
@@ -84,7 +85,7 @@ async def test_a_model_that_does_not_fit_beside_the_others_is_refused_with_409(c
 async def test_a_batch_adding_series_past_the_model_budget_is_refused_before_it_is_journaled(
     make_settings, serve
 ) -> None:
-    fp = footprint(ForecasterConfig.from_dict(SMALL_MODEL))
+    fp = MemoryBudget.footprint(ForecasterConfig.from_dict(SMALL_MODEL))  # the library's and the recent results
     budget = fp.bytes_for(40)  # room for 40 series exactly
     journal = RecordingJournal()
     url = "/v1/models/default/observations"
@@ -142,7 +143,7 @@ async def test_an_imported_checkpoint_with_more_series_than_allowed_is_refused_b
     async with serve(create_app(make_settings())) as client:
         assert (await client.post("/v1/models/default/observations", json=batch)).status_code == 200
         exported = (await client.get("/v1/models/default/checkpoint")).content
-    fp = footprint(ForecasterConfig.from_dict(SMALL_MODEL))  # 16 rows are allocated up front: 17 is a real limit
+    fp = MemoryBudget.footprint(ForecasterConfig.from_dict(SMALL_MODEL))  # 16 rows up front: 17 is a real limit
     allowed = 5 if limit == "max_series_per_model" else 17
     limits = {"max_series_per_model": 5} if limit == "max_series_per_model" else {"max_model_bytes": fp.bytes_for(17)}
     journal = RecordingJournal()
@@ -161,3 +162,17 @@ async def test_an_imported_checkpoint_with_more_series_than_allowed_is_refused_b
     )
     assert journaled_after == journaled_before  # nothing journaled
     assert listed["series"] == ["own"] and after.status_code == 200  # the model goes on as it was
+
+
+def test_the_budget_counts_each_series_recent_results_at_their_capacity() -> None:
+    # fix (session 34, a hostile test): the dashboard's last 500 results per series were not counted;
+    # 8 series of n_features=1024 took 239 MB where the budget counted 1.3 MB
+    config = ForecasterConfig(n_features=1024, hybrid=False)
+    ring = 500 * (3 + 4 * 1024) * 8  # rows of step, timestamp, the flag and 4 floats a feature
+    library, service = footprint(config), MemoryBudget.footprint(config)
+    assert service.series_bytes - library.series_bytes == ring
+    assert MemoryBudget.estimate(config, 8) - estimate_bytes(config, 8) == 8 * ring
+    budget = MemoryBudget(max_model_bytes=library.bytes_for(64), max_process_bytes=2**40)
+    limit = budget.series_limit(config, others_bytes=0, max_series=10_000)
+    assert limit.count == service.max_series(library.bytes_for(64)) < 64
+    assert f"about {service.series_bytes} bytes each" in limit.reason

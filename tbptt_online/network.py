@@ -171,7 +171,7 @@ SEQUENCE_OP_MAX_ROWS = 64
 
 def _padded(active_from: torch.Tensor) -> bool:
     """Whether any window of a batch is front-padded (starts after the batch's first step)."""
-    return bool((active_from > 0).any())
+    return bool((active_from.numpy() > 0).any())  # (numpy: a few integers without torch's per-call cost)
 
 
 def _one_sequence_op(x: torch.Tensor, active_from: torch.Tensor) -> bool:

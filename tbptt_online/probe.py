@@ -47,6 +47,7 @@ class TruncationProbe:
         p, k, d, i = PROBE_SERIES, self.length, config.n_features, config.input_size
         layers, hid = config.num_layers, config.hidden_size
         self.lstm = config.cell == "lstm"
+        self._kept_arrays: tuple[list[torch.Tensor], list[int], list[np.ndarray]] | None = None  # (_own_arrays)
         self.tensors: dict[str, torch.Tensor] = {
             "slots": torch.full((p,), -1, dtype=torch.int64),  # the store slot followed by each row (-1: none)
             "count": torch.zeros(p, dtype=torch.int64),  # steps recorded since the row was taken
@@ -140,15 +141,28 @@ class TruncationProbe:
         else:
             h = (before[0] if self.lstm else before).detach()  # [B, layers, H]
         c = before[1].detach() if self.lstm and before is not None else h  # (not an LSTM: not read)
-        names = ("slots", "count", "x", "y", "mask", "start_h", "start_c" if self.lstm else "start_h", "values")
         _record(
             *readable(slots, x.detach(), y.detach(), mask, h, c),
-            *(t[name].numpy() for name in names),  # the probe's own tensors, written in place
+            *self._own_arrays(),  # the probe's own tensors, written in place
             self.length,
             self.lag_memory,
             before is not None,
             self.lstm,
         )
+
+    def _own_arrays(self) -> list[np.ndarray]:
+        """numpy views of the probe's tensors that ``record`` writes, kept while the tensors are
+        the same objects at the same addresses (a tick's eight conversions otherwise; ``follow`` or
+        a load replaces them; a deep copy or a pickle of the probe copies the arrays apart from the
+        tensors, and moves the tensors)."""
+        names = ("slots", "count", "x", "y", "mask", "start_h", "start_c" if self.lstm else "start_h", "values")
+        tensors = [self.tensors[name] for name in names]
+        kept = self._kept_arrays
+        if kept is None or any(
+            a is not b or a.data_ptr() != at for a, b, at in zip(kept[0], tensors, kept[1], strict=True)
+        ):
+            kept = self._kept_arrays = (tensors, [t.data_ptr() for t in tensors], [t.numpy() for t in tensors])
+        return kept[2]
 
     def full_windows(self) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """The probe windows of the rows holding K_p steps whose last target is observed:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import math
+import pickle
 
 import pytest
 import torch
@@ -178,3 +181,18 @@ def test_a_store_of_large_rows_starts_small_and_saves_only_the_rows_of_its_serie
     ticks = [[(f"s{i}", float(i + t)) for i in range(20)] for t in range(6)]  # three new series: g grows
     assert_identical([f.observe_many(tick) for tick in ticks], [g.observe_many(tick) for tick in ticks])
     assert_identical(snapshot(g), snapshot(f))
+
+
+def test_a_deep_copy_and_a_pickle_go_on_as_the_original_bit_for_bit() -> None:
+    # the probe keeps numpy views of its tensors from tick to tick (session 34): a copy's arrays are
+    # copies apart from its tensors, and must not be written in their place
+    f = Forecaster(ForecasterConfig(seed=0))
+    for t in range(50):
+        f.observe("a", math.sin(t / 3))
+    copies = [copy.deepcopy(f), pickle.loads(pickle.dumps(f))]
+    for t in range(50, 120):
+        means = {m.observe("a", math.sin(t / 3)).forecast_next.mean for m in (f, *copies)}
+        assert len(means) == 1
+    for other in copies:
+        for name, tensor in f.probe.tensors.items():
+            assert torch.equal(tensor.nan_to_num(7.5), other.probe.tensors[name].nan_to_num(7.5)), name

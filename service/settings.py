@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(
         2 * 2**30,
         ge=1024,
-        description="Memory one model may hold, by the library's estimate (tbptt_online.memory): a config that does "
-        "not fit is refused at creation (422), a batch that would add a series past it is refused (409).",
+        description="Memory one model may hold, by the library's estimate (tbptt_online.memory) plus each series' "
+        "recent results (service/host/memory_budget.py): a config that does not fit is refused at creation (422), "
+        "a batch that would add a series past it is refused (409).",
     )
     max_process_bytes: int = Field(
         4 * 2**30,

@@ -197,7 +197,8 @@ def clip_coefficient(norm: torch.Tensor, clip_norm: float) -> float:
     True
     """
     real = np.float32 if norm.dtype == torch.float32 else np.float64
-    factor = real(clip_norm) * (real(1.0) / (real(norm.item()) + real(1e-6)))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf and NaN as torch's, silently
+        factor = real(clip_norm) * (real(1.0) / (real(norm.item()) + real(1e-6)))
     return float(factor) if not factor > 1.0 else 1.0  # (NaN stays NaN, as torch.clamp keeps it)
 
 
@@ -438,7 +439,7 @@ class TBPTTEngine:
         if not ok:
             self.skipped += 1
         elif guards:
-            observed = y[-loss_steps:].numpy()[mask[-loss_steps:].numpy()]  # (numpy: the same values)
+            observed = y[-loss_steps:].detach().numpy()[mask[-loss_steps:].numpy()]  # (numpy: the same values)
             target_range = float(np.abs(observed).max()) if observed.size else 0.0
             scored = observed.size > 0  # (none: every value of the scored steps missing, the loss 0)
             if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded, settled and scored):

@@ -27,8 +27,9 @@ takes its gradients from it, the same bits as the node's ``.backward()`` (tested
 autograd's own cost around one node (a graph, the backward engine, the gradients' buffers).
 
 ``step`` and ``head`` are the forward kernel over a window of one step and the head's sums on
-their own: a tick of few rows advances the carried state and reads its forecast through them
-(``network.RecurrentNetwork.advance`` and ``predict``), without torch's cell and linear ops.
+their own: a tick of few rows advances the carried state through ``step``, and every forecast
+read without a graph goes through ``head`` (``network.RecurrentNetwork.advance`` and ``predict``),
+without torch's cell and linear ops.
 
 The cell, as torch's ``GRUCell`` (gates in the weights' row blocks r, z, n):
 
@@ -242,8 +243,8 @@ def step(x: torch.Tensor, h: torch.Tensor, weights: tuple) -> torch.Tensor:
 
 
 def head(h: torch.Tensor, head_w: torch.Tensor, head_b: torch.Tensor) -> torch.Tensor:
-    """The linear head on a few rows' states ``h`` [B, H], without autograd: [B, p] in the
-    head's dtype (``head_kernel``)."""
+    """The linear head on states ``h`` [B, H], without autograd: [B, p] in the head's dtype
+    (``head_kernel``: each row's sums alone, so a row's forecast is the same bits in any batch)."""
     w = head_w.detach()
     pred = torch.empty(h.shape[0], w.shape[0], dtype=w.dtype)
     single = w.dtype == torch.float32

@@ -112,7 +112,7 @@ class InstabilityGuard:
         next ones 0.94, rolled back at step 95). A gradient norm of 0 (nothing scored, or every
         forecast exact) is not kept for the median: 280 of them in a row made it 0, and every
         later update an explosion clipped to 0, for good (a run of missing values, session 34)."""
-        if not exploded and grad_norm > 0:  # (a norm of 0 moved nothing: see _informative_norms)
+        if not exploded and grad_norm > 0:  # (a norm of 0 tells nothing of the gradients' scale: see below)
             self.norms.append(grad_norm)
         if settled:
             self.losses.append(loss_per_step)

@@ -61,28 +61,34 @@ class RecurrentNetwork(nn.Module):
 
     def advance(self, x: torch.Tensor, state: State) -> State:
         """Consume ``x`` [B, d] and return the next state (same layout as ``state``)."""
-        if self._few_rows_step(x):  # (one series' tick: the compiled step, see gru_window.step)
+        if self._few_rows_step(x, state):  # (one series' tick: the compiled step, see gru_window.step)
             cell = self.cells[0]
             weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
             return gru_window.step(x, state[:, 0], weights).unsqueeze(1)  # [B, 1, H]
         return self.stack(self.step(x, self.unstack(state)))
 
     def predict(self, state: State) -> torch.Tensor:
-        """Forecast of the next value from ``state``: [B, p], p = d (mse) or 2d (gaussian)."""
-        if self._few_rows_step(state):
-            return gru_window.head(state[:, 0], self.head.weight, self.head.bias)  # [B, p]
-        return self.predict_top(self.top(self.unstack(state)))
+        """Forecast of the next value from ``state``: [B, p], p = d (mse) or 2d (gaussian).
+        Without a graph, any cell and any number of rows, the head runs compiled
+        (``gru_window.head``: its sums in float64, the same bits whatever the batch), so the
+        forecast a tick of many series served equals a later forecast of one of them."""
+        h = self.top(self.unstack(state))  # [B, H]
+        if not torch.is_grad_enabled() and h.dtype == self.head.weight.dtype:
+            return gru_window.head(h, self.head.weight, self.head.bias)  # [B, p]
+        return self.predict_top(h)
 
-    def _few_rows_step(self, rows: torch.Tensor) -> bool:
-        """Whether ``advance`` and ``predict`` run compiled (``gru_window.step``, ``head``): one
-        GRU layer, at most ``gru_window.FEW_ROWS`` rows (``rows``: the input or the state),
-        nothing recording a graph. More rows go through torch's cell and linear ops, whose
-        matrix products share the rows (the two differ by rounding: float64 sums here)."""
+    def _few_rows_step(self, x: torch.Tensor, state: State) -> bool:
+        """Whether ``advance`` runs compiled (``gru_window.step``): one GRU layer, at most
+        ``gru_window.FEW_ROWS`` rows, the input and the state in the weights' dtype (else torch's
+        cell says what is wrong, whatever the rows), nothing recording a graph. More rows go
+        through torch's cell, whose matrix products share the rows (the two differ by rounding:
+        float64 sums here)."""
         return (
             self.cell_type == "gru"
             and self.num_layers == 1
-            and rows.shape[0] <= gru_window.FEW_ROWS
+            and x.shape[0] <= gru_window.FEW_ROWS
             and not torch.is_grad_enabled()
+            and x.dtype == state.dtype == self.head.weight.dtype
         )
 
     # -- the per-layer layout of loops over steps ---------------------------------

@@ -32,7 +32,7 @@ ForecastRequest = tuple[str, int] | tuple[str, int, float | None]  # (series, ho
 
 def check_level(level: float) -> float:
     # fix: a level within 1e-16 of 1 has no finite quantile (it failed a whole batch of forecasts)
-    if isinstance(level, bool) or not isinstance(level, int | float) or not 0.0 < level <= MAX_LEVEL:
+    if isinstance(level, bool | np.bool_) or not isinstance(level, numbers.Real) or not 0.0 < level <= MAX_LEVEL:
         raise ValueError(f"level={level!r} is invalid: must be a number in (0, {MAX_LEVEL}]")
     return float(level)
 
@@ -123,7 +123,7 @@ class ForecasterView:
         if not isinstance(request, tuple | list) or not 2 <= len(request) <= 3:
             raise ValueError(f"request {request!r} is invalid: must be (series, horizon) or (series, horizon, level)")
         series, horizon, *rest = request
-        # (a numpy integer is an integer, as numpy numbers are values and levels; a bool is not)
+        # (a numpy integer is an integer, as a numpy float is a level; a bool is not)
         if isinstance(horizon, bool | np.bool_) or not isinstance(horizon, numbers.Integral) or horizon < 1:
             raise ValueError(f"horizon={horizon!r} is invalid: must be an integer >= 1")
         horizon = int(horizon)

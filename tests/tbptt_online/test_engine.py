@@ -145,10 +145,12 @@ def test_a_frozen_weight_keeps_the_update_of_few_rows_on_the_backward_way():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("clip_norm", [1e-3, 1.0, 7.3])
+@pytest.mark.parametrize("clip_norm", [1e-3, 1.0, 7.3, 1e33, 3.5e38])
 def test_the_clip_coefficient_has_the_bits_of_torchs_clamped_factor(clip_norm, dtype):
     # clip_coefficient computes clip_grads_with_norm_'s factor on numpy scalars: every norm,
-    # below and above the clip, huge, tiny, zero, infinite and NaN, gives torch's value
+    # below and above the clip, huge, tiny, zero, infinite and NaN, gives torch's value, silently
+    # (pytest makes warnings errors: a clip of 1e33 and a norm of 0, from a run of missing values,
+    # overflowed float32 with a numpy warning; a review, session 34)
     g = torch.Generator().manual_seed(0)
     norms = [*torch.rand(200, generator=g, dtype=torch.float64).mul(20).tolist(), 0.0, 1e-30, 3e38, math.inf, math.nan]
     for value in norms:
@@ -156,3 +158,19 @@ def test_the_clip_coefficient_has_the_bits_of_torchs_clamped_factor(clip_norm, d
         want = torch.clamp(clip_norm / (norm + 1e-6), max=1.0).item()
         got = engine.clip_coefficient(norm, clip_norm)
         assert got == want or (math.isnan(got) and math.isnan(want)), (value, got, want)
+
+
+def test_an_update_whose_targets_require_grad_is_applied_and_recorded() -> None:
+    # fix (session 34, a review): the guards read the targets through numpy without a detach, and raised
+    # after the optimizer's step, its record lost; before session 34 such targets were taken
+    f = Forecaster(ForecasterConfig(k1=2, k2=4, hidden_size=4, hybrid=False, dtype="float64"))
+    original = f.engine.replay_update
+
+    def with_grad_targets(start, x, y, *rest, **kwargs):
+        return original(start, x, y.clone().requires_grad_(), *rest, **kwargs)
+
+    f.engine.replay_update = with_grad_targets
+    for v in (0.1, 0.5, 0.2, 0.7, 0.3, 0.9):
+        f.observe("a", v)
+    stats = f.update_stats()
+    assert stats.updates == len(f.engine.recent) == 5 and stats.skipped == 0  # (the warm-up updates every value)

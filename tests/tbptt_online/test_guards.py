@@ -209,7 +209,7 @@ def test_a_long_run_of_missing_values_does_not_stop_the_learning(hybrid) -> None
 
 
 def test_a_quiet_series_does_not_freeze_the_learning_of_a_busy_one() -> None:
-    # the same through a second series: "b" sends nothing for 1,500 ticks, "a" learns on
+    # the same through a second series: "b" sends nothing for 1,400 ticks, "a" learns on
     f = Forecaster(ForecasterConfig(seed=0))
     for t in range(1500):
         f.observe("a", 10 + value(t, 1))

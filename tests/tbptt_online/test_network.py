@@ -41,11 +41,20 @@ def test_a_few_rows_step_compiled_and_many_through_torch_to_rounding(dtype, monk
     assert torch.allclose(heads, many[1], rtol=0, atol=tolerance)
 
 
-def test_an_lstm_or_a_second_layer_steps_through_torch(monkeypatch):
+def test_an_lstm_or_a_second_layer_steps_through_torch_and_any_head_runs_compiled(monkeypatch):
     monkeypatch.setattr(gru_window, "forward_kernel", None)  # (called: a TypeError)
-    monkeypatch.setattr(gru_window, "head_kernel", None)
     for config in (ForecasterConfig(cell="lstm", hidden_size=4), ForecasterConfig(num_layers=2, hidden_size=4)):
         net = RecurrentNetwork(config)
         with torch.no_grad():
             state = net.advance(torch.ones(1, config.input_size), net.initial_state(1))
-            assert net.predict(state).shape == (1, config.output_size)
+            h = net.top(net.unstack(state))
+            assert torch.equal(net.predict(state), gru_window.head(h, net.head.weight, net.head.bias))
+
+
+def test_a_state_or_input_of_another_dtype_than_the_weights_is_refused_whatever_the_rows() -> None:
+    # fix (session 34, a review): a network moved to float64 after construction ran ticks of up to 8
+    # rows in mixed precision (the kernel widens everything) and refused ticks of 9 (torch's cell)
+    net = network(torch.float32).double()
+    for rows in (1, gru_window.FEW_ROWS + 1):
+        with torch.no_grad(), pytest.raises(RuntimeError):
+            net.advance(torch.zeros(rows, 1), torch.zeros(rows, 1, 8))

@@ -275,3 +275,16 @@ def test_batched_tick_equals_single_observations_without_an_update(cell, mode):
     assert_close(snapshot(batched), snapshot(single), 1e-12)
     for n in names:
         assert_close(batched.forecast(n, horizon=3), single.forecast(n, horizon=3), 1e-12)
+
+
+def test_a_forecast_of_few_series_after_a_tick_of_many_is_what_the_tick_served_bit_for_bit():
+    # fix (session 34, a review): the head ran compiled for up to 8 rows and through torch's linear op
+    # for more, so a network-only model's tick of 20 series served other bits than a later forecast of 8
+    f = Forecaster(config_for(mode="stateful", loss="gaussian", k1=2, k2=3, dtype="float32", seed=0))
+    names = [f"s{i}" for i in range(20)]
+    for t in range(12):
+        results = f.observe_many([(name, math.sin(t / 3 + i)) for i, name in enumerate(names)])
+    served = {r.series: r.forecast_next.mean for r in results}
+    few = f.forecast_many([(name, 1) for name in names[:8]])
+    assert [fc.mean[0] for fc in few] == [served[name] for name in names[:8]]
+    assert all(f.forecast(name, horizon=1).mean[0] == served[name] for name in names)

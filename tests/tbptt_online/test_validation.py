@@ -418,5 +418,7 @@ def test_a_numpy_integer_horizon_is_an_integer_and_a_numpy_bool_is_not(forecaste
     import numpy as np
 
     assert forecaster.forecast("a", horizon=np.int64(3)).mean == forecaster.forecast("a", horizon=3).mean
+    level = np.float32(0.8)  # (a numpy float32 level was refused: a review, session 34)
+    assert forecaster.forecast("a", 2, level).upper == forecaster.forecast("a", 2, float(level)).upper
     with pytest.raises(ValueError, match=r"horizon=.* is invalid"):
         forecaster.forecast("a", horizon=np.True_)

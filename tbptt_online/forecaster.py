@@ -60,6 +60,19 @@ def loss_steps(steps: np.ndarray, k1: int, k2: int, warmup: int) -> np.ndarray:
     return np.minimum(since, k2)
 
 
+def _loadable(state: Any) -> dict[str, Any]:
+    """``state`` in the current format (an older one migrated, or ``ValueError`` saying why not:
+    state_format.py), and a dict holding every key of a ``Forecaster.state_dict()``, or
+    ``ValueError`` (fix: ``from_state_dict(5)`` raised TypeError, a state without a key KeyError)."""
+    state = current_state(state)
+    if not isinstance(state, dict):
+        raise ValueError(f"a state must be a Forecaster.state_dict(), a dict, not {type(state).__name__}")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"the state has no {missing}: not a Forecaster.state_dict()")
+    return state
+
+
 def _check_name(series: Any, index: int) -> str:
     if not isinstance(series, str) or not 0 < len(series) <= MAX_NAME_LENGTH:
         raise ValueError(
@@ -525,9 +538,7 @@ class Forecaster:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], sampler: WindowSampler | None = None) -> Forecaster:
-        state = current_state(state)  # an older format migrated, or ValueError saying why not (state_format.py)
-        if not isinstance(state, dict) or "config" not in state:  # (load_state names what else is missing)
-            raise ValueError(f"a state must be a Forecaster.state_dict() with a config, not {type(state).__name__}")
+        state = _loadable(state)
         forecaster = cls(ForecasterConfig.from_dict(state["config"]), sampler)
         forecaster.load_state(state)
         return forecaster
@@ -538,12 +549,7 @@ class Forecaster:
         the wrong shape) changes nothing: what was loaded before the refusal is put back (the
         weights had been replaced when a series field was refused, and the forecaster went on
         with its own series and another model's network and optimizer)."""
-        state = current_state(state)
-        if not isinstance(state, dict):  # fix: load_state(5) raised TypeError, a state without a key KeyError
-            raise ValueError(f"a state must be a dict (Forecaster.state_dict()), not {type(state).__name__}")
-        missing = [key for key in STATE_KEYS if key not in state]
-        if missing:
-            raise ValueError(f"the state has no {missing}: not a Forecaster.state_dict()")
+        state = _loadable(state)
         config = ForecasterConfig.from_dict(state["config"])
         if config != self.config:
             raise ValueError(f"config {config} does not match this forecaster's {self.config}")

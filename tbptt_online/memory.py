@@ -76,10 +76,15 @@ class Footprint:
     kept_bytes: int = 0  # what a caller keeps per series beside the model (a service's recent results)
 
     @property
+    def each_series_bytes(self) -> int:
+        """What each series costs beside its store row (counted per series, not per row the
+        store doubles to): its window in an update and what the caller keeps for it."""
+        return self.window_bytes + self.kept_bytes
+
+    @property
     def series_bytes(self) -> int:
-        """What one more series costs on average: its store row, its window in an update and what
-        the caller keeps for it."""
-        return self.per_series_bytes + self.window_bytes + self.kept_bytes
+        """What one more series costs on average: its store row and ``each_series_bytes``."""
+        return self.per_series_bytes + self.each_series_bytes
 
     def rows_for(self, n_series: int) -> int:
         """The rows a store holds for ``n_series`` series: ``initial_rows``, doubled until they are
@@ -99,8 +104,7 @@ class Footprint:
 
     def bytes_for(self, n_series: int) -> int:
         """The estimate for a model holding ``n_series`` series: its store's rows and their windows."""
-        per_series = self.window_bytes + self.kept_bytes
-        return self.fixed_bytes + self.per_series_bytes * self.rows_for(n_series) + per_series * n_series
+        return self.fixed_bytes + self.per_series_bytes * self.rows_for(n_series) + self.each_series_bytes * n_series
 
     def max_series(self, budget: int) -> int:
         """The most series whose estimate fits ``budget`` (-1: not even the empty model fits).
@@ -116,7 +120,7 @@ class Footprint:
             room = budget - self.fixed_bytes - self.per_series_bytes * rows
             if room < 0:
                 return best
-            each = self.window_bytes + self.kept_bytes  # (per series, whatever the rows)
+            each = self.each_series_bytes
             n = rows if each == 0 else min(rows, room // each)
             if n > below:  # more than the rows before held
                 best = n

@@ -37,8 +37,8 @@ def roll_out(network: RecurrentNetwork, state: State, last: torch.Tensor, horizo
     d = last.shape[1]
     means, rest = [], []  # [B, d] and [B, p - d] per step: one cat at the end, not one per step
     for k in range(horizon):
-        # (``predict`` and ``advance`` as a tick calls them: a few rows run compiled, so the
-        # first step equals the forecast the tick served, bit for bit)
+        # (``predict`` and ``advance`` as a tick calls them: the head compiled for any rows, so
+        # the first step equals the forecast the tick served, bit for bit)
         pred = network.predict(state)  # [B, p]
         mean = pred[:, :d]
         if residual:

@@ -385,24 +385,19 @@ def window(
     ``with_base``)."""
     # (the indices in numpy: a window's few integers without torch's per-operation overhead)
     step_of = last.numpy()[None, :] - np.arange(length - 1, -1, -1)[:, None]  # [L, B]
-    hist_x, hist_y, hist_mask = tensors["hist_x"], tensors["hist_y"], tensors["hist_mask"]
-    if all(type(t) is torch.Tensor for t in (hist_x, hist_y, hist_mask)):  # a store's own (not a snapshot's)
-        # the same gathers in numpy (copies, as torch's advanced indexing makes): a few rows' update
-        # without a dozen torch calls of microseconds each
-        at, rows = (step_of - 1) % ring_size, slots.numpy()[None, :]
-        x = torch.from_numpy(hist_x.numpy()[rows, at])  # [L, B, i]
-        y = torch.from_numpy(hist_y.numpy()[rows, at])  # [L, B, d]
-        mask = torch.from_numpy(hist_mask.numpy()[rows, at] & (step_of >= 1)[..., None])
-        if not with_base:
-            return x, y, mask, None
-        base = hist_y.numpy()[rows, (step_of - 2) % ring_size] * (step_of >= 2)[..., None]  # y_{s-1}
-        return x, y, mask, torch.from_numpy(base.astype(hist_y.numpy().dtype, copy=False))
-    at, before = torch.from_numpy((step_of - 1) % ring_size), torch.from_numpy((step_of - 2) % ring_size)
-    rows = slots[None, :]
-    x = hist_x[rows, at]  # [L, B, i]
-    y = hist_y[rows, at]  # [L, B, d]
-    mask = hist_mask[rows, at] & torch.from_numpy(step_of >= 1)[..., None]
+    rows, at = slots.numpy()[None, :], (step_of - 1) % ring_size  # [1, B], [L, B]
+    x = _gathered(tensors["hist_x"], rows, at)  # [L, B, i]
+    y = _gathered(tensors["hist_y"], rows, at)  # [L, B, d]
+    mask = _gathered(tensors["hist_mask"], rows, at) & torch.from_numpy(step_of >= 1)[..., None]
     if not with_base:
         return x, y, mask, None
-    base = hist_y[rows, before] * torch.from_numpy(step_of >= 2)[..., None]  # y_{s-1}
-    return x, y, mask, base
+    base = _gathered(tensors["hist_y"], rows, (step_of - 2) % ring_size) * torch.from_numpy(step_of >= 2)[..., None]
+    return x, y, mask, base  # (base: y_{s-1})
+
+
+def _gathered(field: torch.Tensor | AsOfSnapshot, rows: np.ndarray, at: np.ndarray) -> torch.Tensor:
+    """``field[rows, at]`` (a copy): a store's own tensor gathered in numpy (a few rows' update
+    without torch's per-call cost of microseconds), a snapshot's read as it answers it."""
+    if type(field) is torch.Tensor:
+        return torch.from_numpy(field.numpy()[rows, at])
+    return field[torch.from_numpy(rows), torch.from_numpy(at)]

@@ -234,12 +234,9 @@ def step(x: torch.Tensor, h: torch.Tensor, weights: tuple) -> torch.Tensor:
     weights' dtype) from ``x`` [B, I] and ``h`` [B, H]. ``forward_kernel`` over a window of
     one step (its sums in float64, rounded once to the weights' dtype), so a one-series tick
     makes no dozen torch calls of microseconds each around a few thousand multiply-adds."""
-    rows, hidden = h.shape
-    out = torch.empty(1, rows, hidden, dtype=weights[1].dtype)  # [1, B, H]
-    gates = np.empty((1, rows, 5, hidden))  # (the backward's: not kept)
     arrays = [w.detach().numpy() for w in weights]
-    forward_kernel(x.detach().contiguous().numpy()[None], h.detach().contiguous().numpy(), *arrays, out.numpy(), gates)
-    return out[0]
+    out, _ = _forward_arrays(x.detach().contiguous().numpy()[None], h.detach().contiguous().numpy(), arrays)
+    return torch.from_numpy(out[0])  # [B, H] (the gates, the backward's, are not kept)
 
 
 def head(h: torch.Tensor, head_w: torch.Tensor, head_b: torch.Tensor) -> torch.Tensor:
@@ -252,39 +249,38 @@ def head(h: torch.Tensor, head_w: torch.Tensor, head_b: torch.Tensor) -> torch.T
     return pred
 
 
+def _forward_arrays(xs: np.ndarray, h: np.ndarray, weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``forward_kernel`` into buffers of its own: the states after each step [L, B, H] (x's
+    dtype) and the gates [L, B, 5, H] (float64)."""
+    length, rows, _ = xs.shape
+    out = np.empty((length, rows, h.shape[1]), dtype=xs.dtype)
+    gates = np.empty((length, rows, 5, h.shape[1]))
+    forward_kernel(xs, h, *weights, out, gates)
+    return out, gates
+
+
+def _weight_gradient_arrays(xs: np.ndarray, gates: np.ndarray, grad_out: np.ndarray, w_hh: np.ndarray) -> tuple:
+    """``backward_kernel`` into zeroed float64 buffers: the four cell weights' gradients."""
+    three, hidden = w_hh.shape
+    grads = (np.zeros((three, xs.shape[2])), np.zeros((three, hidden)), np.zeros(three), np.zeros(three))
+    backward_kernel(xs, gates, grad_out, w_hh, *grads)
+    return grads
+
+
 def _run(x: torch.Tensor, h0: torch.Tensor, weights: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The forward kernel on detached, contiguous tensors: the states after each step [L, B, H]
     (x's dtype), the gates [L, B, 5, H] (float64), and the x it read (for ``_weight_grads``)."""
-    length, rows, _ = x.shape
-    hidden = h0.shape[1]
     x = x.detach().contiguous()  # read by both kernels
-    w = [t.detach().contiguous() for t in weights]  # the weights themselves (no copy)
-    out = torch.empty(length, rows, hidden, dtype=x.dtype)
-    gates = torch.empty(length, rows, 5, hidden, dtype=torch.float64)
-    forward_kernel(x.numpy(), h0.detach().contiguous().numpy(), *[t.numpy() for t in w], out.numpy(), gates.numpy())
-    return out, gates, x
+    w = [t.detach().contiguous().numpy() for t in weights]  # the weights themselves (no copy)
+    out, gates = _forward_arrays(x.numpy(), h0.detach().contiguous().numpy(), w)
+    return torch.from_numpy(out), torch.from_numpy(gates), x
 
 
 def _weight_grads(x: torch.Tensor, gates: torch.Tensor, grad_out: torch.Tensor, w_hh: torch.Tensor) -> tuple:
     """The four cell weights' gradients (in w_hh's dtype) from the states' gradient
     ``grad_out`` [L, B, H] (any float dtype)."""
-    f64 = torch.float64
-    three, hidden = w_hh.shape
-    d_w_ih = torch.zeros(three, x.shape[2], dtype=f64)
-    d_w_hh = torch.zeros(three, hidden, dtype=f64)
-    d_b_ih, d_b_hh = torch.zeros(three, dtype=f64), torch.zeros(three, dtype=f64)
-    backward_kernel(
-        x.numpy(),
-        gates.numpy(),
-        grad_out.detach().contiguous().numpy(),
-        w_hh.numpy(),
-        d_w_ih.numpy(),
-        d_w_hh.numpy(),
-        d_b_ih.numpy(),
-        d_b_hh.numpy(),
-    )
-    dtype = w_hh.dtype
-    return d_w_ih.to(dtype), d_w_hh.to(dtype), d_b_ih.to(dtype), d_b_hh.to(dtype)
+    grads = _weight_gradient_arrays(x.numpy(), gates.numpy(), grad_out.detach().contiguous().numpy(), w_hh.numpy())
+    return tuple(torch.from_numpy(g).to(w_hh.dtype) for g in grads)
 
 
 class GRUWindow(torch.autograd.Function):
@@ -305,36 +301,50 @@ class GRUWindow(torch.autograd.Function):
         return None, None, *_weight_grads(x, gates, grad_out, w_hh)
 
 
+def _loss_arrays(xs, h, weights, head_w, head_b, base, targets, observed) -> tuple[np.ndarray, tuple]:
+    """``GRUWindowLoss``'s forward on numpy arrays (``base`` None or float64, ``targets``
+    float64): each window's summed loss [B] in float64, and what its backward reads
+    (``_gradient_arrays``)."""
+    out, gates = _forward_arrays(xs, h, weights)  # [L, B, H]
+    wide = np.empty((0, 0, 0)) if base is None else base
+    slope, sums = np.empty(targets.shape), np.empty(xs.shape[1])  # [m, B, d], [B]
+    single = out.dtype == np.float32
+    head_loss_kernel(out, head_w, head_b, wide, base is not None, targets, observed, single, slope, sums)
+    return sums, (xs, gates, weights[1], out, head_w, slope)
+
+
+def _gradient_arrays(saved: tuple, grad_sums: np.ndarray) -> tuple:
+    """The six weights' gradients in float64 (w_ih, w_hh, b_ih, b_hh, head_w, head_b) from each
+    window sum's float64 gradient ``grad_sums`` [B], ``saved`` as ``_loss_arrays`` left it."""
+    xs, gates, w_hh, out, head_w, slope = saved
+    grad_out = np.zeros(out.shape)  # [L, B, H] zero but at the scored states
+    d_head_w, d_head_b = np.zeros(head_w.shape), np.zeros(head_w.shape[0])
+    head_backward_kernel(out, head_w, slope, grad_sums, grad_out, d_head_w, d_head_b)
+    return *_weight_gradient_arrays(xs, gates, grad_out, w_hh), d_head_w, d_head_b
+
+
+def _arrays(*tensors: torch.Tensor | None) -> list[np.ndarray | None]:
+    """Detached, contiguous numpy arrays of ``tensors`` (views where they already are; None stays)."""
+    return [None if t is None else np.ascontiguousarray(t.detach().numpy()) for t in tensors]
+
+
 def _loss_forward(x, h0, weights: tuple, head_w, head_b, base, y, mask) -> tuple[torch.Tensor, tuple]:
     """``GRUWindowLoss``'s forward on detached tensors: each window's summed loss [B] in
-    float64, and what its backward reads (``_loss_backward``)."""
-    out, gates, x = _run(x, h0, weights)  # [L, B, H]
-    f64 = torch.float64
-    head_w, head_b = head_w.detach().contiguous(), head_b.detach().contiguous()
-    wide = base.detach().to(f64).contiguous() if base is not None else torch.empty(0, 0, 0, dtype=f64)
-    slope = torch.empty(y.shape, dtype=f64)  # [m, B, d]
-    sums = torch.empty(y.shape[1], dtype=f64)  # [B]
-    head_loss_kernel(
-        out.numpy(), head_w.numpy(), head_b.numpy(), wide.numpy(), base is not None,
-        y.detach().to(f64).contiguous().numpy(), mask.contiguous().numpy(), out.dtype == torch.float32,
-        slope.numpy(), sums.numpy(),
-    )  # fmt: skip
-    return sums, (x, gates, weights[1].detach().contiguous(), out, head_w, slope)
+    float64, and what its backward reads (``_loss_backward``), as tensors for autograd to keep
+    (the weights' own: it refuses the backward if a step changed them since)."""
+    weights, head_w = [t.detach().contiguous() for t in weights], head_w.detach().contiguous()
+    xs, h, hb, wide, targets = _arrays(x, h0, head_b, None if base is None else base.double(), y.double())
+    sums, saved = _loss_arrays(xs, h, [w.numpy() for w in weights], head_w.numpy(), hb, wide, targets, _arrays(mask)[0])
+    xs, gates, _, out, _, slope = (torch.from_numpy(a) for a in saved)  # (the weights' arrays: their tensors kept)
+    return torch.from_numpy(sums), (xs, gates, weights[1], out, head_w, slope)
 
 
 def _loss_backward(saved: tuple, grad_sums: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The six weights' gradients (w_ih, w_hh, b_ih, b_hh, head_w, head_b; in the weights'
     dtype) from each window sum's gradient ``grad_sums`` [B] (any float dtype)."""
-    x, gates, w_hh, out, head_w, slope = saved
-    f64 = torch.float64
-    grad_out = torch.zeros(out.shape, dtype=f64)  # [L, B, H] zero but at the scored states
-    d_head_w, d_head_b = torch.zeros(head_w.shape, dtype=f64), torch.zeros(head_w.shape[0], dtype=f64)
-    head_backward_kernel(
-        out.numpy(), head_w.numpy(), slope.numpy(), grad_sums.detach().to(f64).contiguous().numpy(),
-        grad_out.numpy(), d_head_w.numpy(), d_head_b.numpy(),
-    )  # fmt: skip
-    dtype = head_w.dtype
-    return *_weight_grads(x, gates, grad_out, w_hh), d_head_w.to(dtype), d_head_b.to(dtype)
+    arrays = tuple(t.numpy() for t in saved)
+    grads = _gradient_arrays(arrays, grad_sums.detach().double().contiguous().numpy())
+    return tuple(torch.from_numpy(g).to(saved[4].dtype) for g in grads)
 
 
 class GRUWindowLoss(torch.autograd.Function):
@@ -365,31 +375,14 @@ def mean_loss_gradients(
     this instead of a graph of one node: no graph, no backward engine. The node's kernels on
     numpy arrays throughout (its buffers allocated by numpy, the tensors converted once): the
     two dozen torch allocations and conversions around them cost as much as the kernels."""
-    dtype = head_w.dtype
-    single = dtype == torch.float32
-    xs, h, *weights, hw, hb = (
-        np.ascontiguousarray(t.detach().numpy()) for t in (x, h0, w_ih, w_hh, b_ih, b_hh, head_w, head_b)
-    )
-    length, rows, _ = xs.shape
-    out = np.empty((length, rows, h.shape[1]), dtype=xs.dtype)  # [L, B, H] as _run's
-    gates = np.empty((length, rows, 5, h.shape[1]))
-    forward_kernel(xs, h, *weights, out, gates)
-    wide = np.empty((0, 0, 0)) if base is None else np.ascontiguousarray(base.detach().numpy(), dtype=np.float64)
-    targets = np.ascontiguousarray(y.detach().numpy(), dtype=np.float64)  # [m, B, d]
-    slope, wide_sums = np.empty(targets.shape), np.empty(rows)
-    observed = np.ascontiguousarray(mask.numpy())
-    head_loss_kernel(out, hw, hb, wide, base is not None, targets, observed, single, slope, wide_sums)
+    xs, h, *weights, hw, hb = _arrays(x, h0, w_ih, w_hh, b_ih, b_hh, head_w, head_b)
+    wide, targets, observed = _arrays(None if base is None else base.double(), y.double(), mask)
+    wide_sums, saved = _loss_arrays(xs, h, weights, hw, hb, wide, targets, observed)
     sums = torch.from_numpy(wide_sums.astype(hw.dtype))  # [B] (float64 -> float32 rounds as torch's .to)
     # d mean / d sums, as MeanBackward makes it: 1 / B in the weights' dtype (a correctly rounded division)
+    rows = len(wide_sums)
     grad_sums = np.full(rows, hw.dtype.type(1.0) / hw.dtype.type(rows), dtype=hw.dtype).astype(np.float64)
-    grad_out = np.zeros(out.shape)  # [L, B, H] zero but at the scored states
-    d_head_w, d_head_b = np.zeros(hw.shape), np.zeros(hw.shape[0])
-    head_backward_kernel(out, hw, slope, grad_sums, grad_out, d_head_w, d_head_b)
-    three, hidden = weights[1].shape
-    d_w_ih, d_w_hh = np.zeros((three, xs.shape[2])), np.zeros((three, hidden))
-    d_b_ih, d_b_hh = np.zeros(three), np.zeros(three)
-    backward_kernel(xs, gates, grad_out, weights[1], d_w_ih, d_w_hh, d_b_ih, d_b_hh)
-    grads = (d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_head_w, d_head_b)
+    grads = _gradient_arrays(saved, grad_sums)
     return sums, sums.mean(), tuple(torch.from_numpy(g.astype(hw.dtype, copy=False)) for g in grads)
 
 

@@ -20,16 +20,17 @@ def render(payload: dict[str, Any]) -> str:
         "",
         report.machine_line(payload["machine"]),
         "",
-        f"Scored after a warm-up of 10 % of each series (at least one period). One step: the MAE of the forecast "
+        f"Scored after a warm-up of 10 % of each series (at least one season). One step: the MAE of the forecast "
         f"made just before each value. h=1..{horizon}: the MAE of the forecasts made before a value of the next "
         f"{horizon} values, averaged over the horizons. Every figure is the MAE divided by the naive last value's "
-        f"(same metric, same stream). river's HoltWinters and SNARIMAX are given the true period and run over a grid; "
+        f"(same metric, same stream). river's HoltWinters and SNARIMAX are given the true season length and run over "
+        f"a grid; "
         f"each column shows the grid's best configuration **on that stream and metric, chosen in hindsight** "
         f"(optimistic for river). Ours: {ours}, one config for all series. server_metrics: the mean over its hosts "
         f"(each host's river best chosen on that host).",
         "",
     ]
-    lines += [f"- {s['name']}: {s['source']}; {s['values']} values, period {s['period']}" for s in payload["series"]]
+    lines += [f"- {s['name']}: {s['source']}; {s['values']} values, season {s['period']}" for s in payload["series"]]
     for metric, title in METRIC_TITLES.items():
         lines += ["", f"### MAE / naive MAE, {title.format(horizon=horizon)}", "", ratio_table(payload, metric)]
     lines += ["", f"### Interval coverage of ours at level {level:.0%} (flagged: more than 5 points off)", ""]

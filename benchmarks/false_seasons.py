@@ -1,13 +1,13 @@
 """How often ``season_length="auto"`` reports a season in a series that has none.
 
-Each detection is a test held to a false rate of 1 % (``season.detect_periods``,
-``young_season.young_periods``), and a young series is tested at many steps (``hybrid.DETECT_AT``,
+Each detection is a test held to a false rate of 1 % (``season.detect_seasons``,
+``young_season.young_seasons``), and a young series is tested at many steps (``hybrid.DETECT_AT``,
 and ``hybrid.DETECT_UNSETTLED`` while it has none or a short one), so the share of seasonless series that
 carry a false season at some point is larger than one test's. Per kind of seasonless series
 (white noise, a random walk, an AR(1) of 0.7, an integrated AR(1) of 0.9; seed 0), and a
 control that has one (a quarterly sine of amplitude 2 under white noise: when it is found), ``SERIES``
 series of ``VALUES`` values are fed together to one ``Forecaster(ForecasterConfig())``; after
-each value the seasons of every series are read (``x_period``). Printed per kind: how many
+each value the seasons of every series are read (``x_season_length``). Printed per kind: how many
 series carried a season at some step, the share of (series, step) pairs with one, and how many
 carry one at the last step.
 
@@ -61,7 +61,7 @@ def false_seasons(values: torch.Tensor) -> dict[str, Any]:
     for t in range(values.shape[1]):
         forecaster.observe_many(list(zip(names, values[:, t].tolist(), strict=True)))
         slots = torch.tensor([forecaster.store.slot_of(name) for name in names])
-        has = (forecaster.store.tensors["x_period"][slots][:, :, 0] > 0).any(dim=1)  # [R]
+        has = (forecaster.store.tensors["x_season_length"][slots][:, :, 0] > 0).any(dim=1)  # [R]
         if bool((has & ~ever).any()):
             first.add(t + 1)
         ever |= has

@@ -94,7 +94,7 @@ def render(payload: dict[str, Any]) -> str:
         f"on the values sent, outages starting at rate {payload['rate']} (seed {payload['seed']}), "
         "`ForecasterConfig()` defaults.",
         "",
-        "| stream | period | values missing | " + " | ".join(WAYS) + " |",
+        "| stream | season | values missing | " + " | ".join(WAYS) + " |",
         "|---|---|---|" + "---|" * len(WAYS),
     ]
     for row in payload["rows"]:

@@ -38,7 +38,7 @@ import torch
 
 from tbptt_online.config import MAX_K2, ForecasterConfig
 from tbptt_online.memory import footprint
-from tbptt_online.season import detect_periods
+from tbptt_online.season import detect_seasons
 from tbptt_online.truncation import adaptive_window, fit_decay, longest_lag, relative_bias
 
 
@@ -91,9 +91,9 @@ def advise(forecaster) -> TruncationReport:
         if slot >= 0 and int(slot) in names
     }
     seasons: dict[int, int] = {}
-    if cfg.hybrid and "x_period" in forecaster.store.tensors and forecaster.store.slots:
+    if cfg.hybrid and "x_season_length" in forecaster.store.tensors and forecaster.store.slots:
         live = torch.tensor(list(forecaster.store.slots.values()), dtype=torch.int64)
-        seasons = dict(Counter(forecaster.store.tensors["x_period"][live, 0, 0].tolist()))
+        seasons = dict(Counter(forecaster.store.tensors["x_season_length"][live, 0, 0].tolist()))
     return _report(
         cfg,
         probe.window,
@@ -124,14 +124,14 @@ def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[st
     present = torch.isfinite(values).any(dim=2)  # [B, n]
     first = present.int().argmax(dim=1) if n else torch.zeros(b, dtype=torch.int64)  # (argmax of no steps raised)
     lengths = torch.where(present.any(dim=1), n - first, 0)  # [B]
-    lags, periods = torch.zeros(b, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
+    lags, found = torch.zeros(b, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
     for length, rows in _length_groups(lengths):
         part = values[rows, n - length :]  # [b', length, d]
         lags[rows] = longest_lag(part, max_lag=max(1, length // 3))
         longest_season = min(length // 3, config.max_season_length)
         if longest_season >= 2:  # (under 6 values no season of 2 or more can be tested)
-            periods[rows] = detect_periods(part[:, :, 0].double(), max_periods=1, max_period=longest_season)[:, 0]
-    seasons = dict(Counter(periods.tolist()))
+            found[rows] = detect_seasons(part[:, :, 0].double(), max_seasons=1, max_length=longest_season)[:, 0]
+    seasons = dict(Counter(found.tolist()))
     return _report(config, config.min_window, dict(zip(names, lags.tolist(), strict=True)), seasons)
 
 

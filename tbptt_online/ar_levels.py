@@ -15,8 +15,8 @@ series' discounted mean, forgetting ``REFERENCE_FORGET``) and of the local scale
 (``experts.local_scale``), both of which move with the series. Where either moves, from
 (r0, s0) to (r1, s1), theta and P are re-expressed in the new units before the step, so
 that the fit is the one the same values would give in the new units (the constant
-c' = g (c + delta (sum a - 1)), the lags' coefficients unchanged, P' = M P M' / g^2, with
-g = s0 / s1, delta = (r1 - r0) / s0 and M the linear part of theta -> theta'); the ridge
+c' = g (c + delta (sum a - 1)), the lags' coefficients unchanged, P' = T P T' / g^2, with
+g = s0 / s1, delta = (r1 - r0) / s0 and T the linear part of theta -> theta'); the ridge
 prior is the one of the units at its first step. A move too large to re-express (g outside
 ``MAX_RESCALE``, or a non-finite result) restarts the fit from the prior. So the units change
 only what is clamped and bounded: its inputs and forecasts at +-``LEVELS_CLAMP`` local scales
@@ -106,21 +106,21 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, work) -> None:
     delta = (ref1 - ref0) / unit0
     if g == 1.0 and delta == 0.0:
         return
-    # theta' = M theta - g delta e_0, M = [[g, g delta 1'], [0, I]]
+    # theta' = T theta - g delta e_0, T = [[g, g delta 1'], [0, I]]
     lags = 0.0
     for i in range(1, K):
         lags += theta[b, k, i]
     constant = g * (theta[b, k, 0] + delta * (lags - 1.0))
-    # P' = M P M' / g^2: row 0 of M P is g (P[0] + delta sum_{i>=1} P[i]), the others stay
+    # P' = T P T' / g^2: row 0 of T P is g (P[0] + delta sum_{i>=1} P[i]), the others stay
     for j in range(K):
         acc = 0.0
         for i in range(1, K):
             acc += p[b, k, i, j]
-        work[j] = g * (p[b, k, 0, j] + delta * acc)  # (M P)[0, j]
+        work[j] = g * (p[b, k, 0, j] + delta * acc)  # (T P)[0, j]
     corner = 0.0
     for j in range(1, K):
         corner += work[j]
-    corner = g * (work[0] + delta * corner)  # (M P M')[0, 0]
+    corner = g * (work[0] + delta * corner)  # (T P T')[0, 0]
     scale = 1.0 / (g * g)
     if not (math.isfinite(constant) and math.isfinite(corner * scale)):
         _restart(theta, p, b, k)
@@ -131,7 +131,7 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, work) -> None:
             return
     theta[b, k, 0] = constant
     p[b, k, 0, 0] = corner * scale
-    for j in range(1, K):  # (M P M')[0, j] = (M P)[0, j] for j >= 1 (M's column j >= 1 below row 0 is e_j)
+    for j in range(1, K):  # (T P T')[0, j] = (T P)[0, j] for j >= 1 (T's column j >= 1 below row 0 is e_j)
         p[b, k, 0, j] = work[j] * scale
         p[b, k, j, 0] = work[j] * scale
         for i in range(1, K):

@@ -31,11 +31,11 @@ no interval: its bounds are NaN (``None`` in results, ``null`` in the API's JSON
 past the tracked ones is served as ``q_H sqrt(h / H)``. A half-width is at least ``SLACK`` of the
 widest at a shorter horizon.
 
-Another level ``L`` is served as ``q_h r_h(L)``: per horizon, the ratios at ``SHAPE_LEVELS``
-track, with the same log-scale step (``shape_stepped``, ``SHAPE_RATE``), the L quantile of the
+Another level ``p`` is served as ``q_h r_h(p)``: per horizon, the ratios at ``SHAPE_LEVELS``
+track, with the same log-scale step (``shape_stepped``, ``SHAPE_RATE``), the p quantile of the
 scored error over the half-width served with the forecast at the tracked level, so that a
-share L of the values falls within ``r_h(L)`` of those widths; they start at the normal
-distribution's ``z(L) / z(level)`` (kept relative to it: ``c_shape`` is 1 for a new series) and
+share p of the values falls within ``r_h(p)`` of those widths; they start at the normal
+distribution's ``z(p) / z(level)`` (kept relative to it: ``c_shape`` is 1 for a new series) and
 ``level_ratios`` reads a ratio at any level from them. Served as the normal ratio, the 50 %
 intervals of the accuracy work's 29 streams held 59-67 % of the values (errors are not normal);
 learned, 52-58 % (``benchmarks.interval_levels``).
@@ -58,7 +58,7 @@ SHAPE_RATE = 0.05  # per scored error at each horizon (0.02: 50 % covered 54-58 
 SHAPE_STEPS = tuple((math.exp(SHAPE_RATE * level), math.exp(-SHAPE_RATE * (1.0 - level))) for level in SHAPE_LEVELS)
 # A ratio stays within these multiples of the normal one. A stretch of (nearly) exact forecasts, a
 # stuck sensor's or a counter's zeros, shrinks the ratios below the tracked level toward the lower
-# bound, and misses take them back at SHAPE_RATE L a value: after 100 flat values in N(10, 1) the
+# bound, and misses take them back at SHAPE_RATE p a value: after 100 flat values in N(10, 1) the
 # one-step 50 % interval held 15 % of the next 100 values (a review's test; 39 % at the normal
 # ratio). A tighter bound costs where a stream's ratio would pass it: with 0.4 and 2.5, 32 % there,
 # but a heavy-tailed walk's 50 % interval held 63 % (51 % with these) and the 29 streams' 50 %
@@ -143,10 +143,10 @@ def half_widths(q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None) 
 
 @compiled
 def shape_stepped(relative: float, error: float, half: float, normal: float, i: int) -> float:
-    """The width ratio of level L = ``SHAPE_LEVELS[i]`` after one scored error: ``relative`` is
-    its ratio to the tracked level's width over the normal distribution's (``normal``, z(L) /
+    """The width ratio of level p = ``SHAPE_LEVELS[i]`` after one scored error: ``relative`` is
+    its ratio to the tracked level's width over the normal distribution's (``normal``, z(p) /
     z(tracked); 1 before anything is learned), stepped as q is (log scale: ``exp(SHAPE_RATE
-    (miss - (1 - L)))``, the two factors ``SHAPE_STEPS[i]``) toward the L quantile of ``error /
+    (miss - (1 - p)))``, the two factors ``SHAPE_STEPS[i]``) toward the p quantile of ``error /
     half``, ``half`` the width served at the tracked level with the forecast; within
     ``SHAPE_BOUNDS``."""
     up, down = SHAPE_STEPS[i]
@@ -156,7 +156,7 @@ def shape_stepped(relative: float, error: float, half: float, normal: float, i: 
 
 @functools.lru_cache(maxsize=64)
 def normal_ratios(tracked: float) -> np.ndarray:
-    """[S] float64: z(L) / z(``tracked``) for L in ``SHAPE_LEVELS`` (the normal distribution's)."""
+    """[S] float64: z(p) / z(``tracked``) for p in ``SHAPE_LEVELS`` (the normal distribution's)."""
     return np.array([z_value(level) / z_value(tracked) for level in SHAPE_LEVELS])
 
 

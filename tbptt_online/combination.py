@@ -36,7 +36,8 @@ steps best: a heart rate that rose for its first 20 values gave the long AR on t
   scales while losing in MAE).
 - The **mixture**: the combiners' own forecasts ``G_i = sum_e w_ie F_e`` are scored as the
   slow one scores members (``rho = META_DISCOUNT``) and weighted ``mu_i ∝ exp(-META_ETA *
-  sqrt(N / (EVIDENCE sqrt(h))) * M_i / min M)`` (N: the mixture's discounted count); the served
+  sqrt(N / (EVIDENCE sqrt(h))) * A_i / min A)`` (A_i: combiner i's discounted mean loss, N:
+  the mixture's discounted count); the served
   weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e``
   (online aggregation over several discounts, as in Fixed Share over combiners or BOA
   with several learning rates).

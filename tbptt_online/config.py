@@ -45,7 +45,7 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
     >>> _season_length([2, 2], 336)
     Traceback (most recent call last):
     ...
-    ValueError: season_length=[2, 2] is invalid: the two seasons must be distinct periods (one of them is enough)
+    ValueError: season_length=[2, 2] is invalid: the two season lengths must differ (one of them is enough)
     """
     if value is None or value == "auto":
         return value
@@ -55,7 +55,7 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
     for item in items:
         _check_int("season_length", item, 2, longest)
     if len(items) == 2 and items[0] == items[1]:  # fix: [2, 2] was taken (a second season that adds nothing)
-        raise _bad("season_length", value, "the two seasons must be distinct periods (one of them is enough)")
+        raise _bad("season_length", value, "the two season lengths must differ (one of them is enough)")
     return tuple(sorted(items))
 
 
@@ -198,7 +198,7 @@ class ForecasterConfig:
     """Hyperparameters of a :class:`~tbptt_online.Forecaster`.
 
     ``k1`` is the number of steps of a series between two updates, ``k2`` the number
-    of steps the backward pass replays (choose it from the longest period in the data;
+    of steps the backward pass replays (choose it from the longest season in the data;
     ``tbptt_online.advisor`` says whether it is long enough), or ``"adaptive"``: each
     update's window is the smallest in [``k2_min``, ``k2_max``] (steps of ``k1``) whose
     estimated relative truncation bias is below ``truncation_bias`` (stateful mode only).
@@ -211,7 +211,8 @@ class ForecasterConfig:
     ``residual``: the mean head predicts the change from the last input, so an untrained
     model starts at the naive last-value forecast and learns what improves on it.
     ``outlier_sigmas`` (None: off) and ``outlier_run``: the hybrid learns from a value
-    beyond that many error spreads of its served interval at the bound, unless it is the
+    beyond that many sigmas (sigma: its served interval's half-width over z(interval_level))
+    at the bound, unless it is the
     ``outlier_run``-th such value in a row on one side (a level shift; see outliers.py).
 
     >>> ForecasterConfig(k1=4, k2=16).resolved_history_size

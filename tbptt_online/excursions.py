@@ -136,9 +136,9 @@ def _novel(ring, slot, k, t, m, margin) -> bool:
     return value < low - margin or value > high + margin
 
 
-def usual_seasonal_difference(values: torch.Tensor, period: torch.Tensor) -> torch.Tensor:
+def usual_seasonal_difference(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """[B, d]: the median of |y_s - y_{s-m}| over ``values`` [B, n, d] (oldest first) for the
-    season ``period`` [B, d] (0 where it has none, or fewer than two differences: then ``step``
+    season length ``lengths`` [B, d] (0 where it has none, or fewer than two differences: then ``step``
     starts it from the first difference it sees).
 
     >>> usual_seasonal_difference(torch.tensor([[[1.0], [5.0], [2.0], [7.0], [2.0]]]), torch.tensor([[2]]))
@@ -146,10 +146,10 @@ def usual_seasonal_difference(values: torch.Tensor, period: torch.Tensor) -> tor
     """
     b, n, d = values.shape
     out = torch.zeros(b, d, dtype=torch.float64)
-    for m in torch.unique(period).tolist():
+    for m in torch.unique(lengths).tolist():
         if m <= 0 or n - m < 2:
             continue
-        bi, di = (period == m).nonzero(as_tuple=True)
+        bi, di = (lengths == m).nonzero(as_tuple=True)
         series = values[bi, :, di].to(torch.float64)  # [G, n]
         out[bi, di] = (series[:, m:] - series[:, :-m]).abs().median(dim=1).values
     return out

@@ -95,12 +95,12 @@ def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: flo
 
 
 @compiled
-def allowed(positive: np.ndarray, period: np.ndarray, scored: np.ndarray, out: np.ndarray) -> None:
+def allowed(positive: np.ndarray, lengths: np.ndarray, scored: np.ndarray, out: np.ndarray) -> None:
     """``allowed_experts`` of each row and feature: ``out`` [B, E, d]."""
     n_rows, _, d = out.shape
     for b in range(n_rows):
         for k in range(d):
-            allowed_experts(out[b, :, k], positive[b, k], period[b, k, 0] > 0, scored[b, k])
+            allowed_experts(out[b, :, k], positive[b, k], lengths[b, k, 0] > 0, scored[b, k])
 
 
 # -- the seasonal AR: z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}) on the lags 1, 2, 3, m, m + 1 --
@@ -218,7 +218,7 @@ def advance(
     shifted,
     ring,
     season,
-    period,
+    lengths,
     scale,
     level,
     trend,
@@ -267,7 +267,7 @@ def advance(
             ring[s, (t - 1) % r, k] = value
             logged = math.log(value) if value > 0 else 0.0
             u[0], u[1], u[2], u[3] = value, value, logged, logged  # each variant's value: units, log units
-            m = (period[b, k, 0], period[b, k, 1])
+            m = (lengths[b, k, 0], lengths[b, k, 1])
             if observed and m[0] > 0 and t - m[0] >= 1:
                 excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, repaired, b)
             phase = (_phase(t, m[0], max_season), _phase(t, m[1], max_season))
@@ -312,7 +312,7 @@ def advance(
 
 @compiled
 def paths(
-    out, slot, step, ring, season, period, scale, level, trend, positive, ar, arc, median, arl, arl_ref, arl_unit
+    out, slot, step, ring, season, lengths, scale, level, trend, positive, ar, arc, median, arl, arl_ref, arl_unit
 ) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
     of ``experts.NAMES``); reads the rows, changes nothing."""
@@ -327,13 +327,13 @@ def paths(
     longest = 0  # the longest first season of the rows: the AR path reaches m + 4 values back
     for b in range(n_rows):
         for k in range(d):
-            longest = max(longest, period[b, k, 0])
+            longest = max(longest, lengths[b, k, 0])
     work = np.empty((2, max(longest + 4, ar_changes.ORDER) + horizon))  # the AR paths' scratch
     for b in range(n_rows):
         s, t = slot[b], step[b]
         for k in range(d):
             last = ring_value(ring, s, k, t)
-            m = (period[b, k, 0], period[b, k, 1])
+            m = (lengths[b, k, 0], lengths[b, k, 1])
             for h in range(horizon):
                 ahead = t + h + 1
                 out[b, h, NAIVE, k] = last

@@ -89,8 +89,8 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
     f64 = torch.float64
     return {
         "x_raw": torch.zeros(n, ring, d, dtype=f64),  # the last R values (imputed where missing)
-        "x_period": torch.zeros(n, d, 2, dtype=torch.int64),  # season lengths, 0 = none
-        "x_period_runs": torch.zeros(n, d, dtype=torch.int64),  # "auto": detections in a row giving it (0: none)
+        "x_season_length": torch.zeros(n, d, 2, dtype=torch.int64),  # season lengths, 0 = none
+        "x_season_runs": torch.zeros(n, d, dtype=torch.int64),  # "auto": detections in a row giving it (0: none)
         "x_scale": torch.zeros(n, d, dtype=f64),  # the local scale (0 = unknown)
         "x_level": torch.zeros(n, N_VARIANTS, 4, d, dtype=f64),  # per variant: the four levels
         "x_trend": torch.zeros(n, N_VARIANTS, d, dtype=f64),
@@ -154,12 +154,12 @@ def advance(
 
 
 ADVANCED = (  # the shared ones first
-    "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
+    "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
     "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
     "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip
 READ = (
-    "x_raw", "x_season", "x_period", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
+    "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
     "x_arl", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip
 assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
@@ -176,8 +176,8 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     return out
 
 
-def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor) -> None:
-    """Set new season lengths ``periods`` [B, d, 2] and re-estimate, from the values in the
+def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor) -> None:
+    """Set new season lengths ``lengths`` [B, d, 2] and re-estimate, from the values in the
     ring, the seasonal components (the mean deviation of each phase from its cycle's mean,
     less the trend's ramp inside the cycle; season 1 first, season 2 on what is left), the
     trend (the change of the first season's cycle means per step, as Holt-Winters is
@@ -198,7 +198,7 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
         rest = u.clone()  # [B, n, d]
         slope = torch.zeros(b, d, dtype=trend.dtype)  # [B, d] the space's trend
         for j in range(2):
-            m_all = periods[:, :, j]  # [B, d]
+            m_all = lengths[:, :, j]  # [B, d]
             for m in torch.unique(m_all).tolist():  # the (row, feature) pairs of one season length together
                 if m <= 0 or m > max_season or n < 2 * m:
                     continue
@@ -218,7 +218,7 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
                 shift = (step[bi] - n + 1 - first_step)[:, None]  # [G, 1]: the position of the ring's first value
                 rest[bi, :, di] -= torch.gather(table, 1, (torch.arange(n) + shift) % m)  # [G, n]
         # the level: the mean of each row's last first-season (or last value) of deseasonalised values
-        span = periods[:, :, 0].clamp(min=1, max=n)  # [B, d]
+        span = lengths[:, :, 0].clamp(min=1, max=n)  # [B, d]
         last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
         level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
         level = level + slope * (span - 1).to(rest.dtype) / 2  # carried to now
@@ -227,10 +227,10 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.T
             rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
     rows["x_trend"] = trend
     rows["x_season"][slot] = season  # in place: the store's tensor (copied on write)
-    rows["x_period"] = periods.clone()
+    rows["x_season_length"] = lengths.clone()
     rows["x_ar"] = torch.zeros_like(rows["x_ar"])
     rows["x_ar_p"] = AR_PRIOR * torch.eye(AR_ORDER, dtype=torch.float64).expand_as(rows["x_ar_p"]).clone()
-    rows["x_sdiff"] = excursions.usual_seasonal_difference(values, periods[:, :, 0])
+    rows["x_sdiff"] = excursions.usual_seasonal_difference(values, lengths[:, :, 0])
     rows["x_excursion"] = torch.zeros_like(rows["x_excursion"])
     rows["x_repaired"] = torch.zeros_like(rows["x_repaired"])
 
@@ -242,5 +242,5 @@ def log_share_allowed(rows: dict[str, torch.Tensor], scored: torch.Tensor) -> to
     covers their coefficients."""
     b, d = rows["x_positive"].shape
     active = torch.empty(b, N_EXPERTS, d, dtype=torch.bool)
-    kernels.allowed(*readable(rows["x_positive"], rows["x_period"], scored), active.numpy())
+    kernels.allowed(*readable(rows["x_positive"], rows["x_season_length"], scored), active.numpy())
     return active

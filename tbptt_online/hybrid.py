@@ -12,8 +12,8 @@ bound when it is an outlier, see ``outliers``):
    ``combination``), and the served forecast's error into the interval quantile of that
    horizon (``calibration.stepped``; all called from ``hybrid_kernels.score``);
 2. **advances** the experts (``expert_kernels.advance``) and, at the detection steps of
-   ``season_length="auto"``, looks for seasons again (``season.detect_periods``; where it
-   finds none, a provisional season of 2 to 4 cycles, ``young_season.young_periods``);
+   ``season_length="auto"``, looks for seasons again (``season.detect_seasons``; where it
+   finds none, a provisional season of 2 to 4 cycles, ``young_season.young_seasons``);
 3. forecasts: the experts' paths ``[Hc, 22]``, the served weights of all 23 members (the
    two combiners' mixed; computed once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
@@ -41,8 +41,8 @@ from tbptt_online import calibration, combination, experts, outliers
 from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
-from tbptt_online.season import detect_periods, fill_gaps, significantly_better
-from tbptt_online.young_season import young_periods
+from tbptt_online.season import detect_seasons, fill_gaps, significantly_better
+from tbptt_online.young_season import young_seasons
 
 FEATURES = 8
 CLAMP = kernels.CLAMP  # the network's inputs and target are clamped to +-this (units of the scale)
@@ -134,15 +134,15 @@ def score(
     )
 
 
-def detection_due(step: torch.Tensor, period: torch.Tensor) -> torch.Tensor:
+def detection_due(step: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """[B] bool: the steps at which ``season_length="auto"`` looks for seasons again, for rows
-    whose seasons are ``period`` [B, d, 2]: ``DETECT_AT``, and ``DETECT_UNSETTLED`` where every
+    whose season lengths are ``lengths`` [B, d, 2]: ``DETECT_AT``, and ``DETECT_UNSETTLED`` where every
     feature's first season is none or at most ``SHORT_SEASON``."""
     steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
     due = (steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0)
     extra = (steps[:, None] == _DETECT_UNSETTLED).any(axis=1)
     if extra.any():  # the seasons are read only on those steps, not on every tick
-        due |= extra & (period.numpy()[:, :, 0] <= SHORT_SEASON).all(axis=1)  # none (0) or short
+        due |= extra & (lengths.numpy()[:, :, 0] <= SHORT_SEASON).all(axis=1)  # none (0) or short
     return torch.from_numpy(due)
 
 
@@ -163,7 +163,7 @@ def may_detect(step: torch.Tensor) -> bool:
 def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
     """Look for seasons in the values in the ring (all rows have the same step) and
     re-estimate the components of the rows whose seasons changed. Where the autocorrelation
-    finds none, a season of 2 to 4 cycles may be taken provisionally (``young_periods``: a
+    finds none, a season of 2 to 4 cycles may be taken provisionally (``young_seasons``: a
     monthly series serves its season from value 24, not 36). A found season may be a
     divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
     naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
@@ -172,17 +172,17 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
     n = min(int(step[0]), r)
     at = step[:, None] - torch.arange(n - 1, -1, -1)[None, :]  # [B, n] the last n steps, oldest first
     values = experts.ring_at(ring, slot, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
-    found = detect_periods(values, max_periods=2, max_period=min(n // 3, max_season))  # [B * d, 2]
+    found = detect_seasons(values, max_seasons=2, max_length=min(n // 3, max_season))  # [B * d, 2]
     none = (found[:, 0] == 0).nonzero().squeeze(1)
     if len(none):  # a season the autocorrelation cannot test yet (2 to 4 cycles): provisional
-        found[none, 0] = young_periods(fill_gaps(values[none]), max_season)
+        found[none, 0] = young_seasons(fill_gaps(values[none]), max_season)
     seasonal = (found[:, 0] > 0).nonzero().squeeze(1)  # the rows with a season (of many noisy series, few)
     if len(seasonal):
         some = values[seasonal]  # [S, n]: the two checks below go row by row, so only these pay for them
         first = _best_multiple(some, found[seasonal, 0], min(n // 3, max_season))
         found[seasonal, 0] = _best_neighbour(fill_gaps(some), first, min(n // 2, max_season))
-    held = rows["x_period"][:, :, 0].reshape(b * d)  # [B * d] the first seasons served until now
-    runs = rows["x_period_runs"].reshape(b * d)  # [B * d] the detections in a row that gave them
+    held = rows["x_season_length"][:, :, 0].reshape(b * d)  # [B * d] the first seasons served until now
+    runs = rows["x_season_runs"].reshape(b * d)  # [B * d] the detections in a row that gave them
     # a held season is contested by another one, not by none (a false season found twice in noise would
     # stay: there the last value and the value a season back forecast alike) nor by a multiple of it (a
     # week over a day: taylor's 336 over its 48 waited from value 1024 to 2048 when contested)
@@ -194,20 +194,20 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
         second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
         found[kept] = torch.stack([held[kept], second], dim=1)
     again = (found[:, 0] == held) & (held > 0)
-    rows["x_period_runs"].copy_(torch.where(again, runs + 1, (found[:, 0] > 0).long()).view(b, d))  # in place
+    rows["x_season_runs"].copy_(torch.where(again, runs + 1, (found[:, 0] > 0).long()).view(b, d))  # in place
     # the first season moved to a multiple or a neighbour can land on the second: one season then
-    # (a daily sine whose period went from 24 to 36 served [72, 72] for 190 values: a hostile test)
+    # (a daily sine whose season went from 24 to 36 served [72, 72] for 190 values: a hostile test)
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
     found = found.view(b, d, 2)
-    changed = (found != rows["x_period"]).any(dim=2).any(dim=1)  # [B]
+    changed = (found != rows["x_season_length"]).any(dim=2).any(dim=1)  # [B]
     if bool(changed.any()):
         set_seasons(rows, step, found, changed)
 
 
-def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) -> torch.Tensor:
-    """[R]: per row of ``values`` [R, n] (finite) with a season ``period`` [R] > 0, the one of
-    period - 1, period, period + 1 (in [2, longest]) that fits the values best by two
-    measures at once, else ``period``: (a) the seasonal naive forecast one cycle back with
+def _best_neighbour(values: torch.Tensor, lengths: torch.Tensor, longest: int) -> torch.Tensor:
+    """[R]: per row of ``values`` [R, n] (finite) with a season of length ``lengths`` [R] > 0, the one of
+    lengths - 1, lengths, lengths + 1 (in [2, longest]) that fits the values best by two
+    measures at once, else ``lengths``: (a) the seasonal naive forecast one cycle back with
     the drift, y_{t-m} + m * mean(change), has the lowest mean absolute error over the values
     all three forecast (local: it follows a wandering level); (b) the seasonal profile has
     the lowest spread: the values about their straight line (least squares), less their
@@ -218,13 +218,13 @@ def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) ->
     misaligns every phase. Either measure alone moved a right season by its own noise
     ((a): server_metrics' web-2, its 24 taken for 23 at value 96; (b): waterflow's 24 for
     23 from value 576), so a neighbour must win both."""
-    best = period.clone()
+    best = lengths.clone()
     n = values.shape[1]
     slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
     t = torch.arange(n, dtype=values.dtype) - (n - 1) / 2  # [n] centred time
     about = values - values.mean(dim=1, keepdim=True) - (values * t).sum(dim=1, keepdim=True) / t.square().sum() * t
-    for p in torch.unique(period[period > 0]).tolist():
-        rows = (period == p).nonzero().squeeze(1)
+    for p in torch.unique(lengths[lengths > 0]).tolist():
+        rows = (lengths == p).nonzero().squeeze(1)
         candidates = [m for m in (p, p - 1, p + 1) if 2 <= m <= longest and n - m - 2 > 0]
         if len(candidates) < 2 or candidates[0] != p:
             continue
@@ -236,7 +236,7 @@ def _best_neighbour(values: torch.Tensor, period: torch.Tensor, longest: int) ->
             count = torch.bincount(phase, minlength=m).to(values.dtype)  # [m]
             profile = torch.zeros(len(rows), m, dtype=values.dtype).index_add_(1, phase, about[rows]) / count
             spread.append((about[rows] - profile[:, phase]).square().sum(dim=1) / (n - m - 2))  # [G]
-        local, overall = torch.stack(naive).argmin(dim=0), torch.stack(spread).argmin(dim=0)  # [G]; ties: ``period``
+        local, overall = torch.stack(naive).argmin(dim=0), torch.stack(spread).argmin(dim=0)  # [G]; ties: ``lengths``
         best[rows] = torch.tensor(candidates)[torch.where(local == overall, local, 0)]
     return best
 
@@ -283,19 +283,19 @@ MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasona
 Z_MULTIPLE = 2.33  # ...and the paired improvement is significant (one-sided 1 %): not noise of a short sample
 
 
-def _best_multiple(values: torch.Tensor, period: torch.Tensor, longest: int) -> torch.Tensor:
-    """[R]: per row of ``values`` [R, n], the season (a multiple k * period <= longest) whose
+def _best_multiple(values: torch.Tensor, lengths: torch.Tensor, longest: int) -> torch.Tensor:
+    """[R]: per row of ``values`` [R, n], the season (a multiple k * lengths <= longest) whose
     seasonal-naive absolute error on the changes y_t - y_{t-1} (free of a trend) is lowest,
     preferring the shorter: a longer one is taken when, over the changes both can forecast,
     its mean error is below MULTIPLE_GAIN of the chosen one's and the paired improvement is
-    significant (``_longer_wins``). Rows of one period are decided together; a row with a
+    significant (``_longer_wins``). Rows of one season length are decided together; a row with a
     gap on its own (its changes without the gaps)."""
-    best = period.clone()
+    best = lengths.clone()
     gappy = torch.isnan(values).any(dim=1)  # [R] rows with a gap: their changes are taken one row at a time
-    groups = [((period == p) & ~gappy).nonzero().squeeze(1) for p in torch.unique(period[(period > 0) & ~gappy])]
-    groups += [torch.tensor([row]) for row in ((period > 0) & gappy).nonzero().squeeze(1).tolist()]
+    groups = [((lengths == p) & ~gappy).nonzero().squeeze(1) for p in torch.unique(lengths[(lengths > 0) & ~gappy])]
+    groups += [torch.tensor([row]) for row in ((lengths > 0) & gappy).nonzero().squeeze(1).tolist()]
     for rows in groups:  # [G]
-        p = int(period[rows[0]])
+        p = int(lengths[rows[0]])
         values_g = values[rows]
         if len(rows) == 1:
             values_g = values_g[:, ~torch.isnan(values_g[0])]
@@ -323,11 +323,11 @@ def _longer_wins(changes: torch.Tensor, chosen: torch.Tensor, m: int) -> torch.T
     return significantly_better(longer, shorter, MULTIPLE_GAIN, Z_MULTIPLE)
 
 
-def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, periods: torch.Tensor, which: torch.Tensor) -> None:
-    """Give the rows ``which`` [B] the seasons ``periods`` [B, d, 2] (re-estimated from the ring)."""
+def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> None:
+    """Give the rows ``which`` [B] the season lengths ``lengths`` [B, d, 2] (re-estimated from the ring)."""
     idx = which.nonzero().squeeze(1)
     part = experts.subset({k: v for k, v in rows.items() if k.startswith("x_") or k == "slot"}, idx)
-    experts.reseason(part, step[idx], periods[idx])
+    experts.reseason(part, step[idx], lengths[idx])
     for key, value in experts.own(part).items():
         # in place: the rows are the store's own (a tick's views) or the tick's copies, saved for the
         # snapshots before the tick (as the kernels' writes are); a new tensor per field cost a copy of
@@ -401,7 +401,11 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
     partial = torch.empty(b, h, 1 + COMBINERS, d, dtype=torch.float64)
     net = torch.empty(b, tracked, 1 + COMBINERS, d, dtype=torch.float64)
     arrays = readable(
-        paths, *(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"], rows["c_member_n"]
+        paths,
+        *(rows[name] for name in combination.FIELDS),
+        rows["x_positive"],
+        rows["x_season_length"],
+        rows["c_member_n"],
     )
     arrays += [path.numpy(), partial.numpy(), net.numpy()]  # every one [B, ...]
     over_rows(b, lambda r: kernels.base(*(a[r] for a in arrays)))

@@ -157,7 +157,7 @@ def base(
     meta_loss,
     meta_count,
     positive,
-    period,
+    lengths,
     scored,
     out,
     partial,
@@ -168,7 +168,7 @@ def base(
     mixture, ``combination.mixed_weights``), renormalised (where the network took nearly all
     the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
     are); beyond the last tracked horizon Hc its weights hold. Which members may take weight
-    (``_allowed``) follows ``positive``, ``period`` and ``scored`` (``c_member_n``). For ``serve``, which adds the
+    (``_allowed``) follows ``positive``, ``lengths`` and ``scored`` (``c_member_n``). For ``serve``, which adds the
     network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
     of the served mean and of each combiner's forecast (fast, slow), summed in member order,
     and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
@@ -184,7 +184,7 @@ def base(
     own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
-            _allowed(allowed, positive[b, k], period[b, k, 0] > 0, scored[b, k])
+            _allowed(allowed, positive[b, k], lengths[b, k, 0] > 0, scored[b, k])
             combination.mixed_weights(
                 fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
                 b, k, logits, combiners, weights,
@@ -309,7 +309,7 @@ def remember(
 
 
 @compiled
-def features(slot, step, y, ring, period, scale, level, target, base_next, out) -> None:
+def features(slot, step, y, ring, lengths, scale, level, target, base_next, out) -> None:
     """What the network is fed after value ``y`` [B, d] of step ``step`` (rows already
     advanced), per feature ``FEATURES`` columns of ``out`` [B, FEATURES * d]: the target,
     the last change, the base's next step ``base_next`` [B, d], the values one and two first
@@ -323,7 +323,7 @@ def features(slot, step, y, ring, period, scale, level, target, base_next, out) 
         s, t = slot[b], step[b]
         for k in range(d):
             unit = local_scale(scale, level, b, k)
-            m1, m2 = period[b, k, 0], period[b, k, 1]
+            m1, m2 = lengths[b, k, 0], lengths[b, k, 1]
             column = out[b, k * n_features : (k + 1) * n_features]
             column[0] = _clamp(target[b, k])
             column[1] = _clamp((y[b, k] - ring_value(ring, s, k, t - 1)) / unit) if t > 1 else 0.0

@@ -80,7 +80,7 @@ class HybridTick:
         if cfg.season_length == "auto":
             if not hybrid.may_detect(steps):  # most ticks
                 return
-            due = hybrid.detection_due(steps, rows["x_period"])
+            due = hybrid.detection_due(steps, rows["x_season_length"])
         else:
             longest = max(cfg.season_length)
             due = (steps == 1) | (steps == 2 * longest)
@@ -94,11 +94,11 @@ class HybridTick:
             if cfg.season_length == "auto":
                 hybrid.detect(part, steps[idx], cfg.season_table_size)
             else:
-                periods = torch.tensor(list(cfg.season_length) + [0] * (2 - len(cfg.season_length)))
+                lengths = torch.tensor(list(cfg.season_length) + [0] * (2 - len(cfg.season_length)))
                 hybrid.set_seasons(
                     part,
                     steps[idx],
-                    periods.expand(len(idx), cfg.n_features, 2),
+                    lengths.expand(len(idx), cfg.n_features, 2),
                     torch.ones(len(idx), dtype=torch.bool),
                 )
             if not whole:
@@ -197,7 +197,7 @@ def base_and_input(
     base += (np.empty((b, min(horizons, rows["c_loss"].shape[1]), 1 + COMBINERS, d)),)
     x = np.empty((b, hybrid.FEATURES * d))
     ring, season, *read = readable(*(rows[name] for name in experts.READ))
-    weights = readable(*(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_period"])
+    weights = readable(*(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_season_length"])
     weights += readable(rows["c_member_n"])
     following = writable(rows, ("n_base", "n_scale"))  # the next value's, written in place
     over_rows(

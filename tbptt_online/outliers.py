@@ -1,6 +1,6 @@
 """Outliers: a value far outside its served interval is learned from at the interval's edge.
 
-A stream of monitoring or sensor values carries glitches: one reading 100 or 10^15 times
+A stream of monitoring or sensor values carries spikes: one reading 100 or 10^15 times
 the usual, a counter that wraps, a unit mixed up. Taken as it came, one such value entered
 every expert's state (the levels, the seasonal index of its phase for many cycles, the AR's
 lags, the local scale, the values ring that the naive and seasonal naive members and the
@@ -21,7 +21,7 @@ experts, values ring, the network's input and target).
 
 ``M`` keeps a series that has shown bursts of some size (a flow that switches between two
 levels) from having each new one clipped by its interval alone. A level shift's error joins
-``M`` only from a series' second shift on: when the first one's did, a glitch of 1.5 S
+``M`` only from a series' second shift on: when the first one's did, a spike of 1.5 S
 after one shift of size S was taken as it came (``M`` = S) and the next 60 one-step errors
 on the test stream of ``test_outliers.py`` were 5 times the usual (0.546 against 0.109);
 it is now taken at its bound (0.207: the errors while the forecasts catch up with the
@@ -30,7 +30,7 @@ shift are in ``M``), and waterflow, whose flow switches between two levels, is b
 by 0.99, cost waterflow 10 % (1.106 and 1.098). What the caller sent is still what the
 series' prequential statistics score and what results report.
 
-A level shift is not a glitch. A *run* is values in a row beyond their bounds, on either side;
+A level shift is not a spike. A *run* is values in a row beyond their bounds, on either side;
 it is a change of the series from its ``outlier_run``-th value (>= 2) when that value is on the
 same side as the one before (for the default 2: two in a row on one side, a level shift), and
 from its ``outlier_run + 1``-th whatever the sides (for 2: three alternating, a change of the
@@ -115,7 +115,7 @@ def clean(
     (observed where ``observed``; a missing one is passed through), the served ``mean`` and
     ``upper`` bound [B, d] (NaN: none), ``last`` the value observed before, as it came [B, d]
     (NaN: none), ``z`` = z(level) of the served interval, ``sigmas``
-    the bound in error spreads, ``shift_run`` the run that is a level shift; ``run``,
+    the bound in sigmas, ``shift_run`` the run that is a level shift; ``run``,
     ``count``, ``shifts`` (int64) and ``largest`` [B, d] updated in place (module doc);
     ``shifted`` [B, d] bool: where this value makes its run a level shift, the ``shift_run``-th
     outlier in a row and on the side of the one before (where the trend members' level starts
@@ -179,7 +179,7 @@ def fields(n: int, d: int) -> dict[str, torch.Tensor]:
 
 class Bound(NamedTuple):
     """A model's outlier rule: ``z`` = z(interval_level) of its served intervals, the bound in
-    error spreads (``outlier_sigmas``) and the run on one side that is a level shift
+    sigmas (``outlier_sigmas``) and the run on one side that is a level shift
     (``outlier_run``)."""
 
     z: float

@@ -41,7 +41,7 @@ class StepResult:
     forecast_next: Prediction  # the new one-step forecast, made after any update
     updated: bool  # an update ran at this step (a non-finite one is skipped: see UpdateStats.skipped)
     update_count: int  # the model's updates so far, after this step
-    outlier: bool = False  # the hybrid learned from the value at its interval's bound (a glitch: outliers.py)
+    outlier: bool = False  # the hybrid learned from the value at its interval's bound (a spike: outliers.py)
 
 
 @dataclass(frozen=True)

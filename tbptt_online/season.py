@@ -5,7 +5,7 @@ random-walk level white noise); winsorise; take the periodogram of the tapered d
 with ``torch.fft.rfft`` zero-padded past 2n (its inverse is the linear autocorrelation) and
 *whiten* it: divide by its own smooth background (a Gaussian-smoothed log periodogram,
 refitted with lines clipped so that a season does not lift its own background). Whitening
-is what lets a smooth long season show: differencing alone shrinks a season of period P by
+is what lets a smooth long season show: differencing alone shrinks a season of length P by
 2 sin(pi / P) against the noise (0.13 at P = 48: invisible at SNR 1), while a season's
 harmonics are narrow lines above the local background whatever the noise's colour. The
 inverse FFT of the whitened periodogram is an autocorrelation ``r`` where only lines leave
@@ -48,7 +48,7 @@ Z_EXCESS = 2.5  # a further season must clear the comb of one found by this many
 EXCESS_FLOOR = 0.1  # ...and by at least this much
 MULTIPLE_TOL = 0.1  # near-multiple: within 1 + 10 % of the longer (the broad top of a noisy sine wanders)
 MIN_LENGTH = 8  # shorter rows get no season
-MIN_CYCLES = 2.5  # never a period with fewer cycles than this in the data
+MIN_CYCLES = 2.5  # never a season with fewer cycles than this in the data
 BLOCK_BINS = 4.0  # the background is computed on blocks of this many independent frequency bins (1 / m)
 SMOOTH_BLOCKS = 3  # and smoothed over +-3 blocks, three times: a Gaussian of sd ~ 14 bins
 LINE_LOG = 1.0  # the background is refitted to the log periodogram clipped at background + 1.0
@@ -218,7 +218,7 @@ def _smallest_of_family(members: torch.Tensor, sig: torch.Tensor, r: torch.Tenso
     best_pos, best_r = pos.gather(1, best), r.gather(1, best)
     family = members & _near_multiple(best_pos, pos, 1) & (r >= FAMILY_RATIO * best_r)  # P* vouches for them
     first = pos.gather(1, torch.where(family, pos, math.inf).argmin(dim=1, keepdim=True))
-    return best_pos / (best_pos / first).round().clamp(min=1)  # the longer peak places the period better
+    return best_pos / (best_pos / first).round().clamp(min=1)  # the longer peak places the season better
 
 
 def _near_multiple(long: torch.Tensor, short: torch.Tensor, min_ratio: int, slack: float = 0.0) -> torch.Tensor:
@@ -228,11 +228,11 @@ def _near_multiple(long: torch.Tensor, short: torch.Tensor, min_ratio: int, slac
     return (j >= min_ratio) & ((long - j * short).abs() <= tol)
 
 
-def detect_periods(
+def detect_seasons(
     values: torch.Tensor,
-    max_periods: int = 2,
-    min_period: int = 2,
-    max_period: int | None = None,
+    max_seasons: int = 2,
+    min_length: int = 2,
+    max_length: int | None = None,
     false_rate: float = FALSE_RATE,
 ) -> torch.Tensor:
     """Season lengths of each row, strongest first, 0 = none.
@@ -241,11 +241,11 @@ def detect_periods(
     ----------
     values
         ``[B, n]`` float, one row per series: its last n values in time order, NaN = missing.
-    max_periods
+    max_seasons
         How many seasons to report per row (the width of the result).
-    min_period
-        The shortest period considered (at least 2).
-    max_period
+    min_length
+        The shortest season length considered (at least 2).
+    max_length
         The longest; default ``n // 3`` (three cycles in the data), and never more than
         ``n / 2.5``.
     false_rate
@@ -254,7 +254,7 @@ def detect_periods(
     Returns
     -------
     torch.Tensor
-        ``[B, max_periods]`` int64. White noise, a random walk, a trend, a constant, a row
+        ``[B, max_seasons]`` int64. White noise, a random walk, a trend, a constant, a row
         shorter than 8 or with fewer than two finite values give zeros.
 
     Examples
@@ -263,27 +263,27 @@ def detect_periods(
     >>> t = torch.arange(240, dtype=torch.float64)
     >>> monthly = torch.sin(2 * torch.pi * t / 12) + 0.01 * t + 0.5 * torch.randn(240, generator=g, dtype=torch.float64)
     >>> noise = torch.randn(240, generator=g, dtype=torch.float64)
-    >>> detect_periods(torch.stack([monthly, noise])).tolist()
+    >>> detect_seasons(torch.stack([monthly, noise])).tolist()
     [[12, 0], [0, 0]]
     """
     if values.dim() != 2:
         raise ValueError(f"values must be [B, n], got shape {tuple(values.shape)}")
-    if max_periods < 1:
-        raise ValueError(f"max_periods must be >= 1, got {max_periods}")
-    if min_period < 2:
-        raise ValueError(f"min_period must be >= 2, got {min_period}")
+    if max_seasons < 1:
+        raise ValueError(f"max_seasons must be >= 1, got {max_seasons}")
+    if min_length < 2:
+        raise ValueError(f"min_length must be >= 2, got {min_length}")
     b, n = values.shape
-    if max_period is not None and max_period < min_period:
-        raise ValueError(f"max_period must be >= min_period = {min_period}, got {max_period}")
-    out = torch.zeros(b, max_periods, dtype=torch.int64, device=values.device)
-    top = min(n // 3 if max_period is None else max_period, math.floor(n / MIN_CYCLES), n - 3)
-    if b == 0 or n < MIN_LENGTH or top < min_period:
+    if max_length is not None and max_length < min_length:
+        raise ValueError(f"max_length must be >= min_length = {min_length}, got {max_length}")
+    out = torch.zeros(b, max_seasons, dtype=torch.int64, device=values.device)
+    top = min(n // 3 if max_length is None else max_length, math.floor(n / MIN_CYCLES), n - 3)
+    if b == 0 or n < MIN_LENGTH or top < min_length:
         return out
     r, level, ok, null_sd = autocorrelations(values)  # [B, m] each
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
-    threshold = torch.clamp(z_peak(top - min_period + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
-    live = (ok & (r[:, min_period : top + 1] > threshold[min_period : top + 1]).any(dim=1)).nonzero().squeeze(1)
-    out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_period, top, max_periods)
+    threshold = torch.clamp(z_peak(top - min_length + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
+    live = (ok & (r[:, min_length : top + 1] > threshold[min_length : top + 1]).any(dim=1)).nonzero().squeeze(1)
+    out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_length, top, max_seasons)
     return out
 
 
@@ -292,12 +292,12 @@ def _seasons(
     level: torch.Tensor,
     null_sd: torch.Tensor,
     threshold: torch.Tensor,
-    min_period: int,
+    min_length: int,
     top: int,
-    max_periods: int,
+    max_seasons: int,
 ) -> torch.Tensor:
     """The rules of the module docstring on rows ``r``, ``level`` [R, m] that cross the
-    threshold somewhere: ``[R, max_periods]`` int64."""
+    threshold somewhere: ``[R, max_seasons]`` int64."""
     m = top + 2  # peaks need lags up to top + 1; only the comb test reads ``level`` further, up to 2 top + 1
     r, threshold, reach_level = r[:, :m].contiguous(), threshold[:m], level.shape[1] - 1
     b = r.shape[0]
@@ -316,7 +316,7 @@ def _seasons(
         high = torch.nn.functional.pad(tops[-1], (0, 1 << i), value=-math.inf)[:, 1 << i :]
         tops.append(torch.maximum(tops[-1], torch.maximum(low, high)))
     on_top = r >= torch.stack(tops).gather(0, reach.expand(b, m)[None]).squeeze(0)  # not a wiggle on a hill
-    in_range = (lags >= min_period) & (lags <= top)
+    in_range = (lags >= min_length) & (lags <= top)
     peak = in_range & (r > left) & (r >= right) & on_top & hill  # [R, m]
     sig = peak & (r > threshold)  # significant peaks
     first = _smallest_of_family(peak, sig, r, pos)  # [R, 1]
@@ -324,7 +324,7 @@ def _seasons(
     first = (j * pos).sum(dim=1, keepdim=True) / j.square().sum(dim=1, keepdim=True).clamp(min=1.0)  # least squares
     chosen = [torch.where(sig.any(dim=1, keepdim=True), first, 0.0)]  # [R, 1] each
     near3 = _window_max(level, 1)  # [R, m] the comb test reads the level's autocorrelation: weekly levels show there
-    for _ in range(1, max_periods):
+    for _ in range(1, max_seasons):
         allowed = peak.clone()
         for c in chosen:
             has = c > 0
@@ -336,9 +336,9 @@ def _seasons(
             above = torch.maximum(below, near3.gather(1, beyond)) + margin
             allowed &= ~has | (near3.gather(1, pos.round().long().clamp(0, reach_level)) > above)  # stands above it
         got = (allowed & sig).any(dim=1, keepdim=True) & (chosen[-1] > 0)
-        period = _smallest_of_family(allowed, allowed & sig, r, pos)
+        lengths = _smallest_of_family(allowed, allowed & sig, r, pos)
         base = chosen[0].round()
-        on_comb = _near_multiple(period, base, 2, slack=0.25)
-        period = torch.where(on_comb, (period / base).round() * base, period)  # 336 = 7 * 48 exactly
-        chosen.append(torch.where(got, period, 0.0))
+        on_comb = _near_multiple(lengths, base, 2, slack=0.25)
+        lengths = torch.where(on_comb, (lengths / base).round() * base, lengths)  # 336 = 7 * 48 exactly
+        chosen.append(torch.where(got, lengths, 0.0))
     return torch.cat(chosen, dim=1).nan_to_num(0.0).clamp(0, top).round().to(torch.int64)

@@ -40,6 +40,8 @@
 - format 14: whether every value so far was >= 0 (``x_nonneg``: no forecast, and no interval's
   lower bound, served below 0 there; ``hybrid_kernels._served``, ``tick_kernels._interval``), and the
   other levels' width ratios learned from the errors (``c_shape``: ``calibration.level_ratios``).
+- format 15: one name for a season's length: the experts' ``x_period`` is ``x_season_length``, and
+  format 13's ``x_period_runs`` is ``x_season_runs``; nothing else changed.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -98,6 +100,10 @@ otherwise (nothing older is known), as for a series that has gone below 0: its f
 as before. It gains ``c_shape`` at 1, as a new series: its intervals at other levels are the
 normal distribution's ratios of its tracked width, as before, until its errors move them.
 
+A hybrid state of format 14 (or older, migrated to 14 first) has its two fields renamed
+(``_with_season_names``): the same tensors under the new names, so it forecasts and learns bit
+for bit as before.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -118,11 +124,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(14, 1.0, 0, 0)
->>> current_state({"format": 15})
+(15, 1.0, 0, 0)
+>>> current_state({"format": 16})
 Traceback (most recent call last):
 ...
-ValueError: format=15 is invalid: this version reads formats 2 to 14 (it writes 14)
+ValueError: format=16 is invalid: this version reads formats 2 to 15 (it writes 15)
 """
 
 from __future__ import annotations
@@ -144,7 +150,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 14
+FORMAT_VERSION = 15
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -155,8 +161,9 @@ BEFORE_ORIGIN_REF = 8
 BEFORE_RESTARTS = 9
 BEFORE_EXCURSIONS = 10
 BEFORE_LEVELS_AR = 11
-BEFORE_PERIOD_RUNS = 12
+BEFORE_SEASON_RUNS = 12
 BEFORE_NONNEG = 13
+BEFORE_SEASON_NAMES = 14
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -193,8 +200,9 @@ def current_state(state: Any) -> Any:
         (BEFORE_RESTARTS, "the series' restart counts", (_with_restarts,)),
         (BEFORE_EXCURSIONS, "the experts' excursions and the median expert", (_with_excursions,)),
         (BEFORE_LEVELS_AR, "the long AR on the levels", (_with_levels_ar,)),
-        (BEFORE_PERIOD_RUNS, "the held seasons' detection runs", (_with_period_runs,)),
+        (BEFORE_SEASON_RUNS, "the held seasons' detection runs", (_with_season_runs,)),
         (BEFORE_NONNEG, "the never-negative flags and the levels' width ratios", (_with_nonneg,)),
+        (BEFORE_SEASON_NAMES, "the season fields' new names", (_with_season_names,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -392,14 +400,14 @@ def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
         return {**state, "format": BEFORE_LEVELS_AR}  # no hybrid: nothing else changed
-    ring, steps, period = tensors["x_raw"], tensors["steps"], tensors["x_period"][:, :, 0]  # [C, R, d], [C], [C, d]
+    ring, steps, lengths = tensors["x_raw"], tensors["steps"], tensors["x_period"][:, :, 0]  # [C, R, d], [C], [C, d]
     sdiff = torch.zeros(ring.shape[0], ring.shape[2], dtype=torch.float64)  # [C, d]
     median = torch.zeros_like(sdiff)  # [C, d]: the median expert's start
     for slot in (steps > 0).nonzero().flatten().tolist():
         n = min(int(steps[slot]), ring.shape[1])
         past = (int(steps[slot]) - torch.arange(n - 1, -1, -1)).view(1, -1, 1).expand(-1, -1, ring.shape[2])
         values = experts.ring_at(ring, torch.tensor([slot]), past)  # [1, n, d] oldest first
-        sdiff[slot] = excursions.usual_seasonal_difference(values, period[slot : slot + 1])[0]
+        sdiff[slot] = excursions.usual_seasonal_difference(values, lengths[slot : slot + 1])[0]
         median[slot] = values[0].median(dim=0).values  # of the values the ring holds (the last may be a spike)
     new = {
         **tensors,
@@ -418,16 +426,16 @@ def _with_levels_ar(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
-        return {**state, "format": BEFORE_PERIOD_RUNS}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_SEASON_RUNS}  # no hybrid: nothing else changed
     new = {
         **tensors,
         **ar_levels.fields(*tensors["x_scale"].shape),
         **_worst_member_columns(tensors, FORMAT_11_MEMBERS, LEVELS_AR, BEFORE_LEVELS_AR),
     }
-    return {**state, "format": BEFORE_PERIOD_RUNS, "store": {**store, "tensors": new}}
+    return {**state, "format": BEFORE_SEASON_RUNS, "store": {**store, "tensors": new}}
 
 
-def _with_period_runs(state: dict[str, Any]) -> dict[str, Any]:
+def _with_season_runs(state: dict[str, Any]) -> dict[str, Any]:
     """A format-12 ``state`` in format 13: a hybrid's store gains ``x_period_runs``, 1 where a
     series has a first season and 0 where it has none (module doc); a copy, the input is not
     changed."""
@@ -445,7 +453,7 @@ def _with_nonneg(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_SEASON_NAMES}  # no hybrid: nothing else changed
     ring, steps = tensors["x_raw"], tensors["steps"]  # [C, R, d], [C]
     held = torch.arange(ring.shape[1])[None, :, None] < steps[:, None, None]  # [C, R, 1]: a value of the series
     whole = (steps <= ring.shape[1])[:, None] & ((ring >= 0) | ~held).all(dim=1)  # [C, d]
@@ -453,7 +461,21 @@ def _with_nonneg(state: dict[str, Any]) -> dict[str, Any]:
     c, horizons, d = tensors["c_q"].shape
     shape = torch.ones(c, horizons, len(SHAPE_LEVELS), d, dtype=torch.float64)  # [C, Hc, S, d]
     new = {**tensors, "x_nonneg": nonneg, "c_shape": shape}
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+    return {**state, "format": BEFORE_SEASON_NAMES, "store": {**store, "tensors": new}}
+
+
+OLD_SEASON_NAMES = {"x_period": "x_season_length", "x_period_runs": "x_season_runs"}  # format 14's: format 15's
+
+
+def _with_season_names(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-14 ``state`` in format 15: a hybrid's store has its season fields under their
+    new names (``OLD_SEASON_NAMES``), the same tensors; a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_period" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    renamed = {OLD_SEASON_NAMES.get(name, name): value for name, value in tensors.items()}
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": renamed}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

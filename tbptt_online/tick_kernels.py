@@ -57,10 +57,10 @@ def after_seasons(slot, step, y, target, read, weights, paths, base, next_base, 
     """The experts' ``paths`` [B, H, E - 1, d] (``expert_kernels.paths``, ``read`` = the values
     ring, the seasonal tables and the fields of ``experts.READ``), their combination
     ``base`` = (path, partial, net) (``hybrid_kernels.base``, ``weights`` = the combination's
-    fields, x_positive, x_period, c_member_n), ``next_base`` = (n_base, n_scale) [B, d] each
+    fields, x_positive, x_season_length, c_member_n), ``next_base`` = (n_base, n_scale) [B, d] each
     written in place (the base's next value and the local scale it is made in), and the
     network's input ``features`` [B, F * d] (``hybrid_kernels.features``)."""
-    ring, period, scale, level = read[0], read[2], read[3], read[4]  # (read[1]: the seasonal tables)
+    ring, lengths, scale, level = read[0], read[2], read[3], read[4]  # (read[1]: the seasonal tables)
     expert_kernels.paths(paths, slot, step, *read)
     path, partial, net = base
     hybrid_kernels.base(paths, *weights, path, partial, net)
@@ -70,7 +70,7 @@ def after_seasons(slot, step, y, target, read, weights, paths, base, next_base, 
         for k in range(d):
             n_base[b, k] = path[b, 0, k]
             n_scale[b, k] = _local_scale(scale[b, k], level[b, 0, expert_kernels.REFERENCE, k])
-    hybrid_kernels.features(slot, step, y, ring, period, scale, level, target, n_base, features)
+    hybrid_kernels.features(slot, step, y, ring, lengths, scale, level, target, n_base, features)
 
 
 @compiled

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tbptt_online.season import WINSOR, detect_periods
+from tbptt_online.season import WINSOR, detect_seasons
 
 SEASON_FALSE_RATE = 0.001  # a dependency's seasons: white noise shows one in 0.1 % of rows (the hybrid's: 1 %)
 MIN_SPREAD = 8.0  # a row's seasons and lags are looked for when its changes spread over at least this many values
@@ -150,11 +150,11 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
 
     ``values`` [B, n, d] float (NaN = missing), oldest first. Per row and feature:
 
-    * the seasons are ``season.detect_periods``' (the hybrid's detector, at most two, up to
+    * the seasons are ``season.detect_seasons``' (the hybrid's detector, at most two, up to
       ``max_lag``), and the values are differenced at each (``x_s - x_{s-P}``). A season
       correlates a series with itself at nearly every lag (a sine at all but its quarter
-      periods), so without this the longest correlated lag of a seasonal series is wherever the
-      search ends: weekly co2 (period 52.18) gave 682, monthly elnino 238, the tour's hourly
+      cycles), so without this the longest correlated lag of a seasonal series is wherever the
+      search ends: weekly co2 (season 52.18) gave 682, monthly elnino 238, the tour's hourly
       hosts 72-158 where their season is 24; now 52, 12 and 24-166 (166: web-1's weekend);
     * the values are pre-whitened by their own AR(1) (``e_s = x_s - rho x_{s-1}``, rho the
       lag-1 autocorrelation clipped to [0, 1]: a random walk is differenced, white noise
@@ -194,10 +194,10 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     if max_lag >= 2:
         x = x.clone()
         for f in range(d):
-            periods = detect_periods(x[:, :, f], max_periods=2, max_period=max_lag, false_rate=SEASON_FALSE_RATE)
-            periods = torch.where(informative[:, f, None] & _repeats(x[:, :, f], periods), periods, 0)
-            seasons = torch.maximum(seasons, periods.amax(dim=1))  # periods [B, 2], 0 = none
-            for p in periods.T:  # [B] each row's first season, then its second
+            lengths = detect_seasons(x[:, :, f], max_seasons=2, max_length=max_lag, false_rate=SEASON_FALSE_RATE)
+            lengths = torch.where(informative[:, f, None] & _repeats(x[:, :, f], lengths), lengths, 0)
+            seasons = torch.maximum(seasons, lengths.amax(dim=1))  # lengths [B, 2], 0 = none
+            for p in lengths.T:  # [B] each row's first season, then its second
                 back = torch.arange(n)[None, :] - p[:, None]  # [B, n] the step one season back
                 before = x[:, :, f].gather(1, back.clamp(min=0))
                 differenced = torch.where(back >= 0, x[:, :, f] - before, torch.nan)
@@ -238,8 +238,8 @@ def longest_lag(values: torch.Tensor, max_lag: int, features: int = 4) -> torch.
     return torch.maximum(out, seasons)
 
 
-def _repeats(x: torch.Tensor, periods: torch.Tensor) -> torch.Tensor:
-    """Which of the ``periods`` [B, k] (0 = none) of the values ``x`` [B, n] (NaN = missing) repeat:
+def _repeats(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Which of the ``lengths`` [B, k] (0 = none) of the values ``x`` [B, n] (NaN = missing) repeat:
     r(2P) > ``REPEAT`` r(P), r the values' autocorrelation; True where 2P leaves under 8 pairs
     (nothing to check). A one-off echo x_s + 0.9 x_{s-20} correlates at 20 (0.5) and not at 40 (0):
     read as a season of 18 to 22 and differenced at it, it left a correlation of -0.5 at twice that
@@ -257,9 +257,9 @@ def _repeats(x: torch.Tensor, periods: torch.Tensor) -> torch.Tensor:
         product = torch.where(valid, centred * centred.gather(1, back.clamp(min=0)), 0.0).sum(1)
         return product / (pairs.clamp(min=1) * variance).clamp(min=1e-300), pairs
 
-    out = torch.ones_like(periods, dtype=torch.bool)
-    for j in range(periods.shape[1]):
-        p = periods[:, j]
+    out = torch.ones_like(lengths, dtype=torch.bool)
+    for j in range(lengths.shape[1]):
+        p = lengths[:, j]
         once, _ = correlation(p)
         twice, pairs = correlation(2 * p)
         out[:, j] = (p <= 0) | (pairs < 8) | (twice > REPEAT * once)

@@ -210,7 +210,7 @@ class ForecasterView:
         n = float(rows["c_member_n"][0, 0])
         mae = (rows["c_member_abs"][0, :, 0] / n).tolist() if n > 0 else [None] * len(hybrid.MEMBERS)
         return {
-            "seasons": [int(m) for m in rows["x_period"][0, 0].tolist() if m > 0],
+            "seasons": [int(m) for m in rows["x_season_length"][0, 0].tolist() if m > 0],
             "multiplicative": bool(rows["x_positive"][0, 0]),
             "never_negative": bool(rows["x_nonneg"][0, 0]),
             "members": [MemberStats(*item) for item in zip(hybrid.MEMBERS, mae, w.tolist(), strict=True)],

@@ -21,7 +21,7 @@ def warm_kernels() -> float:
     from tbptt_online import calibration, experts, gru_window, hybrid, hybrid_tick, outliers, scoring, tick_kernels
     from tbptt_online.config import ForecasterConfig
     from tbptt_online.probe import TruncationProbe
-    from tbptt_online.young_season import young_periods
+    from tbptt_online.young_season import young_seasons
 
     started = time.perf_counter()
     horizons, d = 2, 1
@@ -65,5 +65,5 @@ def warm_kernels() -> float:
     probe.record(rows["slot"], torch.zeros(1, config.input_size), y, mask, before)
     gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
     steps = torch.arange(24, dtype=torch.float64)  # a young season's tests (a detection's): a row that
-    young_periods(torch.stack([steps.sin(), (steps // 5).clamp(max=1.0)]), 336)  # moves, one with flat stretches
+    young_seasons(torch.stack([steps.sin(), (steps // 5).clamp(max=1.0)]), 336)  # moves, one with flat stretches
     return time.perf_counter() - started

@@ -1,10 +1,10 @@
 """A provisional season for a young series: one the autocorrelation cannot test yet.
 
-``season.detect_periods`` asks for 2.5 cycles in the data, and in practice a season shows
+``season.detect_seasons`` asks for 2.5 cycles in the data, and in practice a season shows
 there only from about 3 to 4 (its peak is judged against the white-noise spread of ``r``
 at its lag, about 1 / sqrt(n - k): a monthly season needs 36 values). A 144-value monthly
 series would forecast without its season for a quarter of its life. This test covers the
-periods of 2 to 4 cycles (lags in [max(MIN_LAG, n / 4), n / 2]) when the autocorrelation
+seasons of 2 to 4 cycles (lags in [max(MIN_LAG, n / 4), n / 2]) when the autocorrelation
 found none: a lag m is a season when the seasonal naive forecast of the *changes*,
 c_t ~ c_{t-m}, beats their mean, c_t ~ mean(c), on the changes both forecast: mean
 absolute error below ``GAIN`` of the mean's and the paired improvement significant at
@@ -40,7 +40,7 @@ EXACT = 1e-14  # a mean error below this share of a row's largest |value| is rou
 # the sums' and the drift's): an exact fit
 
 
-def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
+def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
     """[R] int64: per row of ``values`` [R, n] (finite), the provisional season (0: none)
     among lags in [max(MIN_LAG, n // 4), min(n // 2, longest)]; none once ``n // 3 >=
     longest`` (the autocorrelation tests every season then).
@@ -48,7 +48,7 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     >>> t = torch.arange(24, dtype=torch.float64)
     >>> monthly = 100 + t + 10 * torch.sin(2 * torch.pi * t / 12) + torch.tensor([0.3, -0.2] * 12)
     >>> noise = torch.randn(24, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    >>> young_periods(torch.stack([monthly, noise]), 336).tolist()
+    >>> young_seasons(torch.stack([monthly, noise]), 336).tolist()
     [12, 0]
     """
     r, n = values.shape
@@ -72,17 +72,17 @@ def young_periods(values: torch.Tensor, longest: int) -> torch.Tensor:
     over_rows(r, lambda rows: _changes_test(*(a[rows] for a in arrays), lags_array, z, found[rows]))
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):
-        out[smooth] = smooth_periods(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
+        out[smooth] = smooth_seasons(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
     return out
 
 
-def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
+def smooth_seasons(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
     """[R] int64: per row of ``values`` [R, n], the lag of ``lags`` (0: none) whose seasonal
     naive forecast of the *values* with the drift, y_t ~ y_{t-m} + mean(y_t - y_{t-m}), beats
     the values' straight line (least squares over the row) by ``VALUE_GAIN`` and
     significantly (``FALSE_RATE`` over the lags, Bonferroni); of several, the best fit.
 
-    Why the values: differencing shrinks a season of period m by 2 sin(pi / m) against the
+    Why the values: differencing shrinks a season of length m by 2 sin(pi / m) against the
     noise (0.26 at m = 24), so a smooth daily cycle under hourly noise never shows in the
     changes at two cycles. Why a straight line as the alternative: it is what a series
     without a season is best described by over a short window, and the test is one-sided
@@ -92,7 +92,7 @@ def smooth_periods(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
 
     >>> t = torch.arange(48, dtype=torch.float64)
     >>> daily = 30 + 10 * torch.sin(2 * torch.pi * t / 24) + torch.randn(48, generator=torch.Generator().manual_seed(1))
-    >>> smooth_periods(daily[None], list(range(12, 25))).tolist()
+    >>> smooth_seasons(daily[None], list(range(12, 25))).tolist()
     [24]
     """
     r, n = values.shape
@@ -222,7 +222,7 @@ def _changes_test(changes, moved, still, scale, lags, z, out) -> None:
 
 @compiled
 def _values_test(values, line, scale, lags, z, out) -> None:
-    """``smooth_periods`` on the rows of ``values`` [R, n] with ``line`` [R, n] their distance
+    """``smooth_seasons`` on the rows of ``values`` [R, n] with ``line`` [R, n] their distance
     from their straight line: ``out[b]`` the best-fitting lag that passes (0: none)."""
     n_rows, n = values.shape
     tail = np.empty(n + 1)  # a row's sums of the line's errors from t on

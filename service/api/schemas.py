@@ -238,7 +238,7 @@ class StepResultOut(BaseModel):
     update_count: int
     outlier: bool = Field(
         default=False,
-        description="The value (any of its features) was far outside the interval served for it (a glitch, by the "
+        description="The value (any of its features) was far outside the interval served for it (a spike, by the "
         "model's judgement): the model learned from it at the interval's bound; it is still scored as it came "
         "(the hybrid's outliers).",
     )
@@ -308,7 +308,7 @@ class SeriesStatsOut(BaseModel):
     outliers: int | None = Field(
         default=None,
         description="Values (per feature) far outside their served interval that the hybrid learned from at the "
-        "interval's bound (a glitch; a run of them on one side is a level shift and is learned from as it came).",
+        "interval's bound (a spike; a run of them on one side is a level shift and is learned from as it came).",
     )
     restarts: int = Field(
         default=0,

@@ -25,7 +25,7 @@ An irregular stream (events, not samples) rarely gives 8 differences in a row wi
 their mean, and leaves the cadence at once when it does: its values are never padded.
 
 A gap of more missing steps than the service's ``max_gap_steps`` (or than a batch has left
-of its allowance) is shortened by whole periods of the series' seasons: ``n - 1`` modulo the
+of its allowance) is shortened by whole cycles of the series' seasons: ``n - 1`` modulo the
 least common multiple of its seasons when that fits, else nothing is inserted (the phase
 cannot be kept cheaply; a series without seasons has no phase to keep). The inserted steps
 then sit on the grid just before the value, so the cadence is kept across the gap.
@@ -108,6 +108,6 @@ def shortened(missing: int, allowance: int, seasons: Sequence[int]) -> int:
     fit; else ``missing`` modulo the seasons' least common multiple when that fits, else none."""
     if missing <= allowance:
         return missing
-    period = math.lcm(*seasons) if seasons else 1
-    kept = missing % period
+    cycle = math.lcm(*seasons) if seasons else 1  # every season's phase repeats after it
+    kept = missing % cycle
     return kept if kept <= allowance else 0

@@ -9,9 +9,9 @@ ignored, so a newer server does not break an older client.
 ...     "forecast_next": {"mean": 0.5, "lower": 0.2, "upper": 0.8}, "updated": False, "update_count": 7})
 >>> r.step, r.forecast_made.mean, r.forecast_made.contains(r.value), r.outlier  # no "outlier" (an older server)
 (3, 0.4, True, False)
->>> glitch = {"series": "cpu", "step": 4, "value": 90.0, "forecast_made": {"mean": 0.5, "lower": 0.2, "upper": 0.8},
+>>> spike = {"series": "cpu", "step": 4, "value": 90.0, "forecast_made": {"mean": 0.5, "lower": 0.2, "upper": 0.8},
 ...     "forecast_next": {"mean": 0.6, "lower": 0.3, "upper": 0.9}, "update_count": 7, "outlier": True}
->>> ObservationResult.from_json(glitch).outlier  # far outside: learned from at the interval's bound
+>>> ObservationResult.from_json(spike).outlier  # far outside: learned from at the interval's bound
 True
 """
 
@@ -159,7 +159,7 @@ class SeriesStats:
     multiplicative: bool | None = None  # the log members on (every value so far > 0, an outlier as taken)
     never_negative: bool | None = None  # every value so far >= 0: no forecast or lower bound served below 0
     members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
-    outliers: int | None = None  # values learned from at their interval's bound (a glitch each)
+    outliers: int | None = None  # values learned from at their interval's bound (a spike each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
     restarts: int = 0  # times its model state started again, its forecast blown up
 

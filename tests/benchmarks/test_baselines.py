@@ -35,7 +35,7 @@ def test_naive_baseline_computes_what_the_library_computes_on_one_series():
     assert naive.updates == forecaster.update_stats().updates == 40 // 3
 
 
-def test_seasonal_random_walk_steps_one_period_by_its_noise():
+def test_seasonal_random_walk_steps_one_season_by_its_noise():
     x = seasonal_random_walk(ticks=103, n_series=2, period=10, seed=7)  # not a multiple of the period
     noise = torch.randn(103, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     assert torch.allclose(x[:10, :, 0], noise[:10])
@@ -59,7 +59,7 @@ def test_best_predictor_errors_are_the_noise_and_zero():
     assert torch.allclose(ignorant[3], echo[:3, :, 1].mean(dim=0))  # the mean of what was seen before t
 
 
-def test_seasonal_ar_steps_one_period_by_phi_and_its_noise():
+def test_seasonal_ar_steps_one_season_by_phi_and_its_noise():
     x = seasonal_ar(ticks=103, n_series=2, period=10, seed=7, phi=0.9)  # not a multiple of the period
     noise = torch.randn(103, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     assert torch.allclose(x[:10, :, 0], noise[:10] / (1 - 0.81) ** 0.5)  # started from the stationary law

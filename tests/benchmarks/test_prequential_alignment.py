@@ -53,7 +53,7 @@ def test_an_oracle_of_the_future_scores_zero():
     assert scores["mean_horizon_mae"] == 0.0
 
 
-def test_seasonal_naive_is_exact_on_a_repeating_shape_beyond_one_period():
+def test_seasonal_naive_is_exact_on_a_repeating_shape_beyond_one_season():
     shape = [3.0, -1.0, 4.0, 1.5]
     values = shape * 12
     scores = evaluate(SeasonalNaive(period=4), values, warmup=4, horizon=12)  # horizons 5..12 reach back 2-3 periods
@@ -118,6 +118,6 @@ def test_no_level_no_coverage_and_horizons_beyond_the_forecast_are_refused():
         evaluate(FixedInterval(), [1.0] * 20, warmup=1, horizon=12, level=0.9, coverage_horizons=(1, 13))
 
 
-def test_seasonal_naive_of_period_one_is_the_naive_last_value():
+def test_seasonal_naive_of_season_one_is_the_naive_last_value():
     values = [float(v * v % 11) for v in range(30)]
     assert evaluate(SeasonalNaive(period=1), values, 3, 12) == evaluate(LastValue(), values, 3, 12)

@@ -12,7 +12,7 @@ from tbptt_online import Forecaster, ForecasterConfig
 SINE = RealSeries("sine", [20 + 3 * math.sin(2 * math.pi * t / 12) + (t % 5) / 10 for t in range(120)], 12, "test")
 
 
-def test_outages_start_after_the_warm_up_last_at_most_a_period_and_are_followed_by_a_value():
+def test_outages_start_after_the_warm_up_last_at_most_a_season_and_are_followed_by_a_value():
     sent = timestamp_gaps.outages(SINE, rate=0.2, seed=1)
     assert all(sent[: warmup_of(SINE)]) and sent.count(False) > 0
     runs, run = [], 0

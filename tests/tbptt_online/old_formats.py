@@ -8,7 +8,14 @@ import torch
 
 from tbptt_online import ar_levels, excursions, outliers
 from tbptt_online.scoring import STAT
-from tbptt_online.state_format import FORMAT_10_MEMBERS, LEVELS_AR, MEDIAN, NEW_COMBINER_FIELDS, NEW_EXPERT
+from tbptt_online.state_format import (
+    FORMAT_10_MEMBERS,
+    LEVELS_AR,
+    MEDIAN,
+    NEW_COMBINER_FIELDS,
+    NEW_EXPERT,
+    OLD_SEASON_NAMES,
+)
 
 FORMAT_14 = ("x_nonneg", "c_shape")  # the fields format 14 added
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
@@ -25,30 +32,44 @@ def without_member(tensors: dict[str, Any], fields: Any, member: int) -> dict[st
     return out
 
 
+def old_names(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` with the season fields under format 14's names (the same tensors, in
+    the same order)."""
+    new_to_old = {new: old for old, new in OLD_SEASON_NAMES.items()}
+    return {new_to_old.get(k, k): v for k, v in tensors.items()}
+
+
+def as_format_14(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 15) as format 14 wrote it: the season fields under their old names (a copy)."""
+    return {**state, "format": 14, "store": {**state["store"], "tensors": old_names(state["store"]["tensors"])}}
+
+
 def as_format_13(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 13 wrote it: a hybrid has no ``x_nonneg`` and no
-    ``c_shape`` (a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in FORMAT_14}
+    """``state`` (format 15) as format 13 wrote it: as format 14 (``as_format_14``), and a hybrid has
+    no ``x_nonneg`` and no ``c_shape`` (a copy)."""
+    tensors = {k: v for k, v in old_names(state["store"]["tensors"]).items() if k not in FORMAT_14}
     return {**state, "format": 13, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_12(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
+    """``state`` (format 15) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
     format 14's fields, a copy)."""
-    tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in ("x_period_runs", *FORMAT_14)}
+    later = ("x_period_runs", *FORMAT_14)
+    tensors = {k: v for k, v in old_names(state["store"]["tensors"]).items() if k not in later}
     return {**state, "format": 12, "store": {**state["store"], "tensors": tensors}}
 
 
 def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
     """A store's ``tensors`` in format 11's layout: no long AR on the levels' fields and no
     column of its member in the members' fields (nor format 13's ``x_period_runs`` and format
-    14's)."""
+    14's), the season's length under its old name."""
     later = ("x_period_runs", *FORMAT_14)
-    return without_member({k: v for k, v in tensors.items() if k not in later}, ar_levels.fields(1, 1), LEVELS_AR)
+    kept = {k: v for k, v in old_names(tensors).items() if k not in later}
+    return without_member(kept, ar_levels.fields(1, 1), LEVELS_AR)
 
 
 def as_format_11(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 11 wrote it: as format 12 (``as_format_12``), and a hybrid
+    """``state`` (format 15) as format 11 wrote it: as format 12 (``as_format_12``), and a hybrid
     has no long AR on the levels (a copy)."""
     tensors = without_levels_ar(state["store"]["tensors"])
     return {**state, "format": 11, "store": {**state["store"], "tensors": tensors}}
@@ -61,7 +82,7 @@ def format_10_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
+    """``state`` (format 15) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
     fields (``excursions.FIELDS``), and a hybrid has no median expert: no ``x_median`` and no
     median column in the members' fields (a copy)."""
     tensors = format_10_layout({k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS})
@@ -69,7 +90,7 @@ def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 9 wrote it: as format 10 (``as_format_10``), no
+    """``state`` (format 15) as format 9 wrote it: as format 10 (``as_format_10``), no
     ``restarts``, ``restarted_steps`` rows in the series' statistics (a copy)."""
     state = as_format_10(state)
     tensors = dict(state["store"]["tensors"])
@@ -78,7 +99,7 @@ def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
+    """``state`` (format 15) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
     ring of past forecasts holds the forecasts themselves (its references added, in float32 as
     format 8 stored them), no ``c_origin_ref`` (a copy)."""
     state = as_format_9(state)
@@ -94,7 +115,7 @@ def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 7 wrote it: as format 8 (``as_format_8``), no probe
+    """``state`` (format 15) as format 7 wrote it: as format 8 (``as_format_8``), no probe
     ``measured`` bias (a copy)."""
     state = as_format_8(state)
     probe = state["probe"]
@@ -103,7 +124,7 @@ def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    """``state`` (format 15) as format 6 wrote it: as format 7 (``as_format_7``), no probe
     ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
     state = as_format_7(state)
     probe = state["probe"]
@@ -114,7 +135,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    """``state`` (format 15, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
     outliers' fields (a copy)."""
     state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
@@ -122,7 +143,7 @@ def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 15, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -132,7 +153,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 14, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 15, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

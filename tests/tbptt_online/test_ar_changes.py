@@ -14,10 +14,10 @@ from tests.tbptt_online.test_experts import blank, feed
 LONG_AR = experts.NAMES.index("ar_changes")
 
 
-def oscillating_changes(n: int, period: float = 11.0, drift: float = 0.5) -> list[float]:
-    """Values whose changes are a sine of ``period`` around ``drift``: c_t = 2 cos(w) c_{t-1}
+def oscillating_changes(n: int, season_length: float = 11.0, drift: float = 0.5) -> list[float]:
+    """Values whose changes are a sine of season length ``season_length`` around ``drift``: c_t = 2 cos(w) c_{t-1}
     - c_{t-2} + drift (2 - 2 cos(w)), an exact recursion of order 2 with a constant."""
-    w = 2 * math.pi / period
+    w = 2 * math.pi / season_length
     changes = [drift + 3.0 * math.sin(w * t) for t in range(n)]
     values = [100.0]
     for c in changes[1:]:

@@ -20,10 +20,10 @@ AR = experts.NAMES.index("ar")
 VALUES = [5.0, 7.0, 6.0, 9.0, 8.0, 10.0, 7.5, 11.0, 9.5, 12.0, 10.5, 13.5, 11.0]
 
 
-def blank(periods: tuple[int, int] = (0, 0), ring: int = 40, max_season: int = 8) -> dict[str, torch.Tensor]:
+def blank(season_lengths: tuple[int, int] = (0, 0), ring: int = 40, max_season: int = 8) -> dict[str, torch.Tensor]:
     """The rows of one series with one feature, its season lengths set (tables at 0)."""
     rows = experts.fields(1, 1, ring, max_season)
-    rows["x_period"][0, 0] = torch.tensor(periods)
+    rows["x_season_length"][0, 0] = torch.tensor(season_lengths)
     rows["slot"] = torch.arange(1)  # the shared fields' row: a store of one series
     return rows
 
@@ -40,15 +40,15 @@ class HandHoltWinters:
     up to two additive seasons updated against the trend's level, the second one against
     what the updated first one leaves (in log units: the same on log y)."""
 
-    def __init__(self, gamma: float, periods: tuple[int, int], log: bool) -> None:
-        self.gamma, self.periods, self.log = gamma, periods, log
+    def __init__(self, gamma: float, season_lengths: tuple[int, int], log: bool) -> None:
+        self.gamma, self.season_lengths, self.log = gamma, season_lengths, log
         self.beta = BETAS[GAMMAS.index(gamma)]  # the family's trend smoothing
         self.levels: list[float] = []
         self.trend = 0.0
-        self.seasons = [[0.0] * max(m, 1) for m in periods]
+        self.seasons = [[0.0] * max(m, 1) for m in season_lengths]
 
     def season_at(self, j: int, step: int) -> float:
-        m = self.periods[j]
+        m = self.season_lengths[j]
         return self.seasons[j][step % m] if m else 0.0
 
     def advance(self, step: int, y: float, shifted: bool = False) -> None:
@@ -68,10 +68,10 @@ class HandHoltWinters:
         reference = self.levels[REFERENCE]
         g = self.gamma
         first = g * (u - reference - s2) + (1 - g) * s1
-        if self.periods[0]:
-            self.seasons[0][step % self.periods[0]] = first
-        if self.periods[1]:
-            self.seasons[1][step % self.periods[1]] = g * (u - reference - first) + (1 - g) * s2
+        if self.season_lengths[0]:
+            self.seasons[0][step % self.season_lengths[0]] = first
+        if self.season_lengths[1]:
+            self.seasons[1][step % self.season_lengths[1]] = g * (u - reference - first) + (1 - g) * s2
 
     def forecasts(self, step: int, h: int) -> list[float]:
         """The four members' forecasts of step + h."""
@@ -89,27 +89,27 @@ def test_the_constants_are_the_documented_ones():
     assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 4
 
 
-@pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
-def test_levels_trend_and_seasons_follow_the_holt_winters_recursions(periods):
-    rows = blank(periods)
-    hands = [HandHoltWinters(gamma, periods, log=bool(space)) for space, gamma in VARIANTS]
+@pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+def test_levels_trend_and_seasons_follow_the_holt_winters_recursions(season_lengths):
+    rows = blank(season_lengths)
+    hands = [HandHoltWinters(gamma, season_lengths, log=bool(space)) for space, gamma in VARIANTS]
     for step, y in enumerate(VALUES, 1):
         feed(rows, [y], first_step=step)
         for v, hand in enumerate(hands):
             hand.advance(step, y)
             assert rows["x_level"][0, v, :, 0].tolist() == pytest.approx(hand.levels, rel=1e-12, abs=1e-14), (step, v)
             assert rows["x_trend"][0, v, 0].item() == pytest.approx(hand.trend, rel=1e-12, abs=1e-14), (step, v)
-            for j, m in enumerate(periods):
+            for j, m in enumerate(season_lengths):
                 table = rows["x_season"][0, v, j, 0, :m].tolist()
                 assert table == pytest.approx(hand.seasons[j][:m], rel=1e-12, abs=1e-14), (step, v, j)
 
 
-@pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
-def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_kept(periods):
+@pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_kept(season_lengths):
     # smoothed, a shift became a trend: 10 -> 1,000 made the multiplicative trend member forecast
     # 20,453 twelve steps ahead 9 values later (a hostile test); the plain levels smooth as always
-    rows = blank(periods)
-    hands = [HandHoltWinters(gamma, periods, log=bool(space)) for space, gamma in VARIANTS]
+    rows = blank(season_lengths)
+    hands = [HandHoltWinters(gamma, season_lengths, log=bool(space)) for space, gamma in VARIANTS]
     values = VALUES[:8] + [100 * v for v in VALUES[8:]]
     for step, y in enumerate(values, 1):
         feed(rows, [y], first_step=step, shifted=step == 9)
@@ -120,17 +120,17 @@ def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_
     assert len(values) > 9
 
 
-@pytest.mark.parametrize("periods", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
-def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(periods):
-    rows = blank(periods)
+@pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(season_lengths):
+    rows = blank(season_lengths)
     feed(rows, VALUES)
-    hands = [HandHoltWinters(gamma, periods, log=bool(space)) for space, gamma in VARIANTS]
+    hands = [HandHoltWinters(gamma, season_lengths, log=bool(space)) for space, gamma in VARIANTS]
     for step, y in enumerate(VALUES, 1):
         for hand in hands:
             hand.advance(step, y)
     t, horizon = len(VALUES), 10  # past two seasons of 4: h <= m and h > m
     paths = experts.paths(rows, torch.tensor([t]), horizon)[0, :, :, 0]  # [H, E]
-    m = periods[0]
+    m = season_lengths[0]
     for h in range(1, horizon + 1):
         row = paths[h - 1].tolist()
         assert row[0] == VALUES[-1]  # naive: the last value, exactly
@@ -172,7 +172,7 @@ def test_reseason_estimates_each_phase_as_its_mean_deviation_from_the_cycle_mean
     deviation = {3 + i: ((c1 - 11) + (c2 - 12)) / 2 - ramp[i] for i, (c1, c2) in enumerate(cycles)}
     table = rows["x_season"][0, 0, 0, 0, :m].tolist()
     assert table == pytest.approx([deviation[3 + (p - 3) % m] for p in range(m)], rel=1e-15)
-    assert rows["x_period"][0, 0].tolist() == [m, 0]
+    assert rows["x_season_length"][0, 0].tolist() == [m, 0]
     # the level: the last cycle's deseasonalised mean carried by the trend from its middle to now; the
     # trend: the cycles' means' change per step; the AR starts afresh
     last_cycle = [11 - deviation[3], 9 - deviation[4], 13 - deviation[5], 15 - deviation[6]]

@@ -32,10 +32,12 @@ def config_for(**overrides) -> ForecasterConfig:
     return ForecasterConfig(**base)
 
 
-def seasonal(n: int, period: int = 12, noise: float = 0.0, seed: int = 0, level: float = 10.0) -> list[float]:
+def seasonal(n: int, season_length: int = 12, noise: float = 0.0, seed: int = 0, level: float = 10.0) -> list[float]:
     rng = random.Random(seed)
-    shape = [math.sin(2 * math.pi * p / period) + 0.5 * (p == 0) for p in range(period)]  # not a pure sine
-    return [level + 3.0 * shape[t % period] + noise * rng.gauss(0.0, 1.0) for t in range(1, n + 1)]
+    shape = [
+        math.sin(2 * math.pi * p / season_length) + 0.5 * (p == 0) for p in range(season_length)
+    ]  # not a pure sine
+    return [level + 3.0 * shape[t % season_length] + noise * rng.gauss(0.0, 1.0) for t in range(1, n + 1)]
 
 
 def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -65,7 +67,7 @@ def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[boo
 @pytest.mark.parametrize("season_length", [4, None])
 def test_an_untrained_network_member_is_exactly_the_experts_combination(season_length):
     f = Forecaster(config_for(lr=0.0, season_length=season_length))
-    values = seasonal(20, period=4, noise=0.3)
+    values = seasonal(20, season_length=4, noise=0.3)
     for step, value in enumerate(values, 1):
         f.observe("a", value)
         if step % 3 and step != len(values):
@@ -87,7 +89,7 @@ def test_an_untrained_network_member_is_exactly_the_experts_combination(season_l
 
 def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
     f = Forecaster(config_for(season_length=4))
-    values = seasonal(24, period=4, noise=0.5, seed=1)
+    values = seasonal(24, season_length=4, noise=0.5, seed=1)
     for value in values:
         f.observe("a", value)
     rows, steps = rows_of(f, "a")
@@ -122,7 +124,10 @@ def test_the_ring_holds_what_each_origin_served_as_float32_relative_to_its_one_s
     # half-width as it is
     f = Forecaster(config_for(season_length=4))
     horizons = f.config.calibrated_horizon
-    a, b = seasonal(30, period=4, noise=0.5, seed=2), seasonal(30, period=4, noise=0.5, seed=3, level=-5.0)
+    a, b = (
+        seasonal(30, season_length=4, noise=0.5, seed=2),
+        seasonal(30, season_length=4, noise=0.5, seed=3, level=-5.0),
+    )
     for step in range(30):
         f.observe_many([("a", a[step])] + ([("b", b[step - 6])] if step >= 6 else []))
         for series in ("a", "b") if step >= 6 else ("a",):
@@ -183,7 +188,7 @@ def test_forecast_many_equals_lone_forecasts():
 
 def test_auto_finds_a_clean_season_of_twelve():
     f = Forecaster(config_for(season_length="auto", max_season_length=48))
-    values = seasonal(48, period=12)
+    values = seasonal(48, season_length=12)
     for value in values[:23]:
         f.observe("a", value)
     assert f.series_stats("a").seasons == []  # nothing looked for before step 24
@@ -197,7 +202,7 @@ def test_auto_finds_a_clean_season_of_twelve():
 
 
 def test_the_best_multiple_of_a_batch_is_each_rows_own_choice_by_hand():
-    # rows of one period are chosen together (a Python loop per row stalled a 10,000-series tick
+    # rows of one season length are chosen together (a Python loop per row stalled a 10,000-series tick
     # for seconds): each must get what the rule gives it alone
     rng = random.Random(3)
     rows = [
@@ -206,7 +211,7 @@ def test_the_best_multiple_of_a_batch_is_each_rows_own_choice_by_hand():
         [rng.gauss(0, 1) for _ in range(72)],  # noise with a 6 found: no multiple is better
         [0.5 * t + (t % 4) for t in range(72)],  # 4 on a trend
     ]
-    period = torch.tensor([6, 6, 6, 4])
+    season_length = torch.tensor([6, 6, 6, 4])
 
     def alone(y: list[float], p: int, longest: int) -> int:  # the rule, by hand
         changes = [y[i] - y[i - 1] for i in range(1, len(y))]
@@ -223,12 +228,12 @@ def test_the_best_multiple_of_a_batch_is_each_rows_own_choice_by_hand():
                 chosen = m
         return chosen
 
-    expected = [alone(y, int(p), 24) for y, p in zip(rows, period.tolist(), strict=True)]
-    assert expected[0] == 12 and len(set(expected)) >= 2  # rows of one period choose apart
+    expected = [alone(y, int(p), 24) for y, p in zip(rows, season_length.tolist(), strict=True)]
+    assert expected[0] == 12 and len(set(expected)) >= 2  # rows of one season length choose apart
     values = torch.tensor(rows, dtype=torch.float64)
-    assert hybrid._best_multiple(values, period, 24).tolist() == expected
+    assert hybrid._best_multiple(values, season_length, 24).tolist() == expected
     gap = torch.cat([torch.full((4, 1), math.nan, dtype=torch.float64), values], dim=1)  # the one-row-at-a-time path
-    assert hybrid._best_multiple(gap, period, 24).tolist() == expected
+    assert hybrid._best_multiple(gap, season_length, 24).tolist() == expected
 
 
 def test_a_season_is_seldom_taken_for_its_double_by_chance():
@@ -244,14 +249,14 @@ def test_a_season_is_seldom_taken_for_its_double_by_chance():
 
 def test_detection_runs_at_the_extra_steps_only_for_rows_without_a_season_or_with_a_short_one():
     steps = torch.tensor([30, 30, 36, 42, 43])
-    period = torch.zeros(5, 2, 2, dtype=torch.int64)  # [B, d, 2]: two features
-    period[1, 1, 0] = 12  # the second feature of row 1 has a season longer than SHORT_SEASON
-    assert hybrid.detection_due(steps, period).tolist() == [True, False, True, True, False]
-    period[:, 0, 0] = hybrid.SHORT_SEASON  # a short one may be a divisor of the true season: asked again
-    period[:, 1, 1] = 24  # (the second season does not matter)
-    assert hybrid.detection_due(steps, period).tolist() == [True, False, True, True, False]
-    period[:, 0, 0] = hybrid.SHORT_SEASON + 1  # every row has a longer one now: only the steps of DETECT_AT
-    assert hybrid.detection_due(steps, period).tolist() == [False, False, True, False, False]
+    season_length = torch.zeros(5, 2, 2, dtype=torch.int64)  # [B, d, 2]: two features
+    season_length[1, 1, 0] = 12  # the second feature of row 1 has a season longer than SHORT_SEASON
+    assert hybrid.detection_due(steps, season_length).tolist() == [True, False, True, True, False]
+    season_length[:, 0, 0] = hybrid.SHORT_SEASON  # a short one may be a divisor of the true season: asked again
+    season_length[:, 1, 1] = 24  # (the second season does not matter)
+    assert hybrid.detection_due(steps, season_length).tolist() == [True, False, True, True, False]
+    season_length[:, 0, 0] = hybrid.SHORT_SEASON + 1  # every row has a longer one now: only the steps of DETECT_AT
+    assert hybrid.detection_due(steps, season_length).tolist() == [False, False, True, False, False]
 
 
 def test_the_quick_check_before_detection_misses_no_detection_step() -> None:
@@ -307,7 +312,7 @@ def test_auto_finds_no_season_in_noise():
 
 
 def test_a_season_that_changes_length_is_never_reported_twice():
-    # a sine whose period goes from 24 to 36: the first season moved to its multiple 72, and the
+    # a sine whose season goes from 24 to 36: the first season moved to its multiple 72, and the
     # second was 72 too ([72, 72] from value 575 to 767: a hostile test)
     f, rng = Forecaster(ForecasterConfig()), random.Random(1)
     for t in range(800):
@@ -354,7 +359,7 @@ def test_members_mae_equals_a_hand_recomputation_and_weights_sum_to_one():
 
 def test_weights_in_series_stats_are_the_one_step_weights_by_hand():
     f = Forecaster(config_for(season_length=4))
-    for value in seasonal(20, period=4, noise=0.4, seed=2):
+    for value in seasonal(20, season_length=4, noise=0.4, seed=2):
         f.observe("a", value)
     rows, _ = rows_of(f, "a")
     allowed = hybrid.allowed(rows)[0, :, 0].tolist()
@@ -401,7 +406,7 @@ def long_stream_coverage() -> dict[int, float]:
     computation of this file: run once, judged by the tests below.)"""
     f = Forecaster(config_for(season_length=12, k1=16, k2=16))
     n, warmup, longest = 1000, 100, max(HORIZONS)
-    streams = {name: seasonal(n, period=12, noise=0.6, seed=seed) for seed, name in enumerate(("a", "b"))}
+    streams = {name: seasonal(n, season_length=12, noise=0.6, seed=seed) for seed, name in enumerate(("a", "b"))}
     inside = dict.fromkeys(HORIZONS, 0)
     origins = 0
     for t in range(n):
@@ -517,7 +522,7 @@ def round_trip(state: dict) -> dict:
 )
 def test_a_checkpoint_continues_bit_identically_with_the_hybrid_state(season_length, shift):
     f = Forecaster(config_for(season_length=season_length))
-    values = [v + shift for v in seasonal(40, period=4, noise=0.2, seed=6)]
+    values = [v + shift for v in seasonal(40, season_length=4, noise=0.2, seed=6)]
     for value in values[:25]:  # "auto" looked at step 24 (and will again at 36)
         f.observe("a", value)
     stats = f.series_stats("a")
@@ -536,10 +541,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 14
+    assert state["format"] == 15
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 14"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 15"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -666,32 +671,35 @@ def scripted_seasons(monkeypatch, script: list[int | tuple[int, int]]) -> None:
     neighbour taken instead."""
     asked = []
 
-    def answer(values, max_periods, max_period):
+    def answer(values, max_seasons, max_length):
         asked.append(values.shape[1])
-        found = torch.zeros(values.shape[0], max_periods, dtype=torch.int64)
+        found = torch.zeros(values.shape[0], max_seasons, dtype=torch.int64)
         found[:, :] = torch.tensor(script[min(len(asked), len(script)) - 1])
         return found
 
-    monkeypatch.setattr(hybrid, "detect_periods", answer)
-    monkeypatch.setattr(hybrid, "young_periods", lambda values, longest: torch.zeros(len(values), dtype=torch.int64))
-    monkeypatch.setattr(hybrid, "_best_multiple", lambda values, period, longest: period)
-    monkeypatch.setattr(hybrid, "_best_neighbour", lambda values, period, longest: period)
+    monkeypatch.setattr(hybrid, "detect_seasons", answer)
+    monkeypatch.setattr(hybrid, "young_seasons", lambda values, longest: torch.zeros(len(values), dtype=torch.int64))
+    monkeypatch.setattr(hybrid, "_best_multiple", lambda values, season_length, longest: season_length)
+    monkeypatch.setattr(hybrid, "_best_neighbour", lambda values, season_length, longest: season_length)
 
 
-def periods_and_runs(values: list[float]) -> dict[int, tuple[int, int]]:
+def seasons_and_runs(values: list[float]) -> dict[int, tuple[int, int]]:
     """After each value: the series' first season and the detections in a row that gave it."""
     f, out = Forecaster(ForecasterConfig(max_season_length=24)), {}
     for step, value in enumerate(values, start=1):
         f.observe("s", value)
         slot = f.store.slot_of("s")
-        out[step] = (int(f.store.tensors["x_period"][slot, 0, 0]), int(f.store.tensors["x_period_runs"][slot, 0]))
+        out[step] = (
+            int(f.store.tensors["x_season_length"][slot, 0, 0]),
+            int(f.store.tensors["x_season_runs"][slot, 0]),
+        )
     return out
 
 
-def sine(period: float, n: int, seed: int = 0) -> list[float]:
+def sine(season_length: float, n: int, seed: int = 0) -> list[float]:
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, generator=g, dtype=f64)
-    return [100.0 + 10.0 * math.sin(2 * math.pi * t / period) + 0.3 * float(noise[t]) for t in range(n)]
+    return [100.0 + 10.0 * math.sin(2 * math.pi * t / season_length) + 0.3 * float(noise[t]) for t in range(n)]
 
 
 def test_a_season_given_twice_in_a_row_is_held_against_one_that_fits_no_better(monkeypatch):
@@ -699,7 +707,7 @@ def test_a_season_given_twice_in_a_row_is_held_against_one_that_fits_no_better(m
     # at 192, each change re-estimating the components and restarting the seasonal AR (one step / h=1..12
     # 0.659 / 0.581 with the changes, 0.657 / 0.567 held). Here a clean 11, and detections that say 7
     scripted_seasons(monkeypatch, [0, 0, 0, 0, 11, 11, 7])  # at 16, 20, 24, 30, 36, 48, then 72, 96
-    seen = periods_and_runs(sine(11, 100))
+    seen = seasons_and_runs(sine(11, 100))
     assert [seen[s] for s in (35, 36, 47, 48, 72, 96)] == [(0, 0), (11, 1), (11, 1), (11, 2), (11, 3), (11, 4)]
 
 
@@ -707,7 +715,7 @@ def test_a_held_season_is_left_for_one_that_fits_clearly_better(monkeypatch):
     # the cycle changes from 11 steps to 7 at value 30: held at 72 (11 still fits the older values in the
     # ring), left at 96, where the last 75 values' seasonal naive of 7 errs far less, significantly
     scripted_seasons(monkeypatch, [0, 0, 0, 0, 11, 11, 7])
-    seen = periods_and_runs(sine(11, 30) + sine(7, 100, seed=1)[30:])
+    seen = seasons_and_runs(sine(11, 30) + sine(7, 100, seed=1)[30:])
     assert [seen[s] for s in (48, 72, 96)] == [(11, 2), (11, 3), (7, 1)]
 
 
@@ -715,7 +723,7 @@ def test_a_season_given_once_is_left_for_another_as_before(monkeypatch):
     # a short sample's first answer is often one lag off (server_metrics' db-1: 25 at value 72, 24 at
     # 96): only a season given twice in a row is held
     scripted_seasons(monkeypatch, [0, 0, 0, 0, 11, 7])  # 36: 11; 48: 7, which fits a clean 11 worse
-    seen = periods_and_runs(sine(11, 50))
+    seen = seasons_and_runs(sine(11, 50))
     assert seen[36] == (11, 1) and seen[48] == (7, 1)
 
 
@@ -736,7 +744,7 @@ def test_a_multiple_of_the_held_season_is_taken_as_found(monkeypatch):
     # taylor's half-hourly 48, held from value 96, and its weekly 336 found at 1024: a multiple is not
     # contested (contested, 336 waited until 2048: one step / h=1..12 0.205 / 0.113 -> 0.241 / 0.171)
     scripted_seasons(monkeypatch, [0, 0, 0, 0, 6, 6, 12])  # 36, 42 (6 is short: looked at again), 48
-    seen = periods_and_runs(sine(12, 50))
+    seen = seasons_and_runs(sine(12, 50))
     assert [seen[s] for s in (36, 42, 48)] == [(6, 1), (6, 2), (12, 1)]
 
 

@@ -24,10 +24,10 @@ def base_of(expert_loss: np.ndarray, network_loss: float, scale: float) -> tuple
     count = np.full((1, 1, 1), EVIDENCE)
     meta = np.array([1.0, 1.01]).reshape(1, 1, 2, 1)
     paths = (1.0 + np.arange(EXPERTS, dtype=float)).reshape(1, 1, EXPERTS, 1) * scale
-    positive, period, scored = np.ones((1, 1), bool), np.zeros((1, 1, 2), np.int64), np.full((1, 1), 500.0)
+    positive, season_length, scored = np.ones((1, 1), bool), np.zeros((1, 1, 2), np.int64), np.full((1, 1), 500.0)
     out, partial, net = np.empty((1, 1, 1)), np.empty((1, 1, 3, 1)), np.empty((1, 1, 3, 1))
     combination_fields = (loss, count, loss.copy(), count, meta, count)  # fast, slow, the mixture's: loss and count
-    hybrid_kernels.base(paths, *combination_fields, positive, period, scored, out, partial, net)
+    hybrid_kernels.base(paths, *combination_fields, positive, season_length, scored, out, partial, net)
     allowed = np.empty(EXPERTS, dtype=np.bool_)
     allowed_experts(allowed, True, False, 500.0)
     return out[0, 0, 0], paths[0, 0, :, 0], allowed

@@ -391,7 +391,7 @@ def assert_hybrid_follows_oracle(config: ForecasterConfig, ticks) -> StreamOracl
             want = oracle.series[name].served[0, : config.n_features]
             assert float((got - want).abs().max()) <= TOL, (i, name)
     assert len(oracle.records) >= 2 and sum(norm > 0 for _, norm in oracle.records) >= 2
-    assert f.store.tensors["x_period"][0, 0, 0] == 4  # the experts ran with the configured season
+    assert f.store.tensors["x_season_length"][0, 0, 0] == 4  # the experts ran with the configured season
     return oracle
 
 

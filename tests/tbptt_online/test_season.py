@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online.season import detect_periods, lower_median, significantly_better, z_one_sided
+from tbptt_online.season import detect_seasons, lower_median, significantly_better, z_one_sided
 
 SEEDS = range(20)
 
 
-def seasonal(period: float, n: int, kind: str, seed: int, level_step: float = 0.05) -> np.ndarray:
+def seasonal(season_length: float, n: int, kind: str, seed: int, level_step: float = 0.05) -> np.ndarray:
     """A season of unit variance, white noise of unit variance (SNR 1), a linear trend and a
     random-walk level."""
     rng = np.random.default_rng(seed)
-    phase = np.arange(n) / period + rng.random()
+    phase = np.arange(n) / season_length + rng.random()
     season = {
         "sine": np.sin(2 * np.pi * phase),
         "square": np.sign(np.sin(2 * np.pi * phase)),
@@ -42,7 +42,7 @@ def double_seasonal(day: int, weeks: int, seed: int) -> np.ndarray:
 
 
 def detect(rows: list[np.ndarray] | np.ndarray, **kwargs: int) -> torch.Tensor:
-    return detect_periods(torch.tensor(np.asarray(rows), dtype=torch.float64), **kwargs)
+    return detect_seasons(torch.tensor(np.asarray(rows), dtype=torch.float64), **kwargs)
 
 
 def test_the_paired_test_by_hand():
@@ -68,24 +68,26 @@ def test_the_paired_test_by_hand():
     assert z_one_sided(0.01, 10) == pytest.approx(3.0902, abs=1e-4)  # Bonferroni: 0.1 % each
 
 
-@pytest.mark.parametrize("period", [4, 7, 12, 24, 48, 52.18])
+@pytest.mark.parametrize("season_length", [4, 7, 12, 24, 48, 52.18])
 @pytest.mark.parametrize("kind", ["square", "sawtooth"])
-def test_a_non_sinusoidal_season_under_noise_trend_and_level_is_found_exactly(period, kind):
-    n = max(240, math.ceil(10 * period))  # ten cycles
-    found = detect([seasonal(period, n, kind, seed) for seed in SEEDS])
-    exact = (found[:, 0] == round(period)).sum().item()  # 52.18 -> 52: a fractional season is rounded
+def test_a_non_sinusoidal_season_under_noise_trend_and_level_is_found_exactly(season_length, kind):
+    n = max(240, math.ceil(10 * season_length))  # ten cycles
+    found = detect([seasonal(season_length, n, kind, seed) for seed in SEEDS])
+    exact = (found[:, 0] == round(season_length)).sum().item()  # 52.18 -> 52: a fractional season is rounded
     assert exact >= 18, found[:, 0].tolist()
     assert (found[:, 1] == 0).all(), found.tolist()  # one season: its multiples are not a second
 
 
-@pytest.mark.parametrize(("period", "tolerance"), [(4, 0), (7, 0), (12, 0), (24, 1), (48, 2), (52.18, 2)])
-def test_a_sine_season_under_noise_trend_and_level_is_found(period, tolerance):
-    # a sine's autocorrelation peak is broad: at SNR 1 its top wanders by a lag or two at long periods
-    n = max(240, math.ceil(10 * period))
-    found = detect([seasonal(period, n, "sine", seed) for seed in SEEDS])
-    close = ((found[:, 0] - round(period)).abs() <= tolerance).sum().item()
+@pytest.mark.parametrize(("season_length", "tolerance"), [(4, 0), (7, 0), (12, 0), (24, 1), (48, 2), (52.18, 2)])
+def test_a_sine_season_under_noise_trend_and_level_is_found(season_length, tolerance):
+    # a sine's autocorrelation peak is broad: at SNR 1 its top wanders by a lag or two at long seasons
+    n = max(240, math.ceil(10 * season_length))
+    found = detect([seasonal(season_length, n, "sine", seed) for seed in SEEDS])
+    close = ((found[:, 0] - round(season_length)).abs() <= tolerance).sum().item()
     assert close >= 18, found[:, 0].tolist()
-    assert (found[:, 0] != 0).all() and (found[:, 0] < 1.5 * period).all(), found[:, 0].tolist()  # never a multiple
+    assert (found[:, 0] != 0).all() and (found[:, 0] < 1.5 * season_length).all(), found[
+        :, 0
+    ].tolist()  # never a multiple
 
 
 def test_a_season_twelve_is_not_reported_as_its_multiples():
@@ -96,7 +98,7 @@ def test_a_season_twelve_is_not_reported_as_its_multiples():
     rows += [
         np.sin(2 * np.pi * t / 12 + seed) + 0.1 * np.random.default_rng(seed).normal(size=t.size) for seed in SEEDS
     ]
-    found = detect(rows, max_periods=3)
+    found = detect(rows, max_seasons=3)
     assert found.tolist() == [[12, 0, 0]] * len(rows)
 
 
@@ -137,7 +139,7 @@ def test_trend_constant_short_and_empty_rows_have_no_season():
     nan = np.full(300, np.nan)
     nan[10] = 1.0
     assert detect([nan]).tolist() == [[0, 0]]  # fewer than two finite values
-    assert detect_periods(torch.zeros(0, 50, dtype=torch.float64)).shape == (0, 2)
+    assert detect_seasons(torch.zeros(0, 50, dtype=torch.float64)).shape == (0, 2)
 
 
 def test_gaps_inside_and_at_the_ends_are_interpolated():
@@ -181,26 +183,26 @@ def test_a_mixed_batch_gives_each_row_what_it_gets_alone():
     assert together[:6, 0].tolist() == [12, 0, 7, 0, 0, 0] and together[7, 0].item() == 52
 
 
-def test_the_period_range_is_respected():
+def test_the_season_length_range_is_respected():
     values = seasonal(12, 240, "square", seed=2)
-    assert detect([values], min_period=13)[0, 0].item() in (0, 24, 36)  # never 12 itself
-    assert detect([values], max_period=11)[0, 0].item() in (0, 2, 3, 4, 6)
-    assert detect([values], max_periods=1).shape == (1, 1)
-    assert detect([values[:30]]).tolist() == [[0, 0]]  # 2.5 cycles of 12 need 30 values: max_period is 10
+    assert detect([values], min_length=13)[0, 0].item() in (0, 24, 36)  # never 12 itself
+    assert detect([values], max_length=11)[0, 0].item() in (0, 2, 3, 4, 6)
+    assert detect([values], max_seasons=1).shape == (1, 1)
+    assert detect([values[:30]]).tolist() == [[0, 0]]  # 2.5 cycles of 12 need 30 values: max_length is 10
     two_cycles = np.sign(np.sin(2 * np.pi * np.arange(40) / 20 + 0.3))  # clean, but only two cycles of 20
-    assert detect([two_cycles], max_period=40).tolist() == [[0, 0]]  # n / 2.5 = 16 caps max_period
-    assert detect([np.tile(two_cycles, 2)], max_period=40).tolist() == [[20, 0]]  # four cycles are enough
+    assert detect([two_cycles], max_length=40).tolist() == [[0, 0]]  # n / 2.5 = 16 caps max_length
+    assert detect([np.tile(two_cycles, 2)], max_length=40).tolist() == [[20, 0]]  # four cycles are enough
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"max_periods": 0}, "max_periods"), ({"min_period": 1}, "min_period"), ({"max_period": 1}, "max_period")],
+    [({"max_seasons": 0}, "max_seasons"), ({"min_length": 1}, "min_length"), ({"max_length": 1}, "max_length")],
 )
 def test_bad_arguments_raise_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        detect_periods(torch.zeros(2, 50, dtype=torch.float64), **kwargs)
+        detect_seasons(torch.zeros(2, 50, dtype=torch.float64), **kwargs)
     with pytest.raises(ValueError, match="shape"):
-        detect_periods(torch.zeros(50, dtype=torch.float64))
+        detect_seasons(torch.zeros(50, dtype=torch.float64))
 
 
 def test_river_airline_passengers_is_monthly():

@@ -124,12 +124,15 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "inf last value": (_set_tensor(_tensors, "stats", (0, STAT["last_value"], 0), math.inf), "store.tensors['stats']"),
     "negative count": (_set_tensor(_tensors, "stats", (0, STAT["norm_count"], 0), -1.0), "row 'norm_count'"),
     "inf base forecast": (_set_tensor(_tensors, "n_base", (0, 0), math.inf), "store.tensors['n_base']"),
-    "season past the longest": (_set_tensor(_tensors, "x_period", (0, 0, 0), 10**6), "store.tensors['x_period']"),
+    "season past the longest": (
+        _set_tensor(_tensors, "x_season_length", (0, 0, 0), 10**6),
+        "store.tensors['x_season_length']",
+    ),
     "outlier run of 10^18": (_set_tensor(_tensors, "o_run", (0, 0), -(10**18)), "store.tensors['o_run']"),
     # (a review: a run of 2^63 - 1 loaded, the next detection wrapped it to -2^63, and the model's own
     # checkpoint was then refused)
-    "season run of 2^63 - 1": (_set_tensor(_tensors, "x_period_runs", (0, 0), 2**63 - 1), "x_period_runs"),
-    "negative season run": (_set_tensor(_tensors, "x_period_runs", (0, 0), -1), "x_period_runs"),
+    "season run of 2^63 - 1": (_set_tensor(_tensors, "x_season_runs", (0, 0), 2**63 - 1), "x_season_runs"),
+    "negative season run": (_set_tensor(_tensors, "x_season_runs", (0, 0), -1), "x_season_runs"),
     "negative outlier count": (_set_tensor(_tensors, "o_count", (0, 0), -1), "store.tensors['o_count']"),
     "negative level shifts": (_set_tensor(_tensors, "o_shifts", (0, 0), -2), "store.tensors['o_shifts']"),
     "nan largest outlier error": (_set_tensor(_tensors, "o_largest", (0, 0), math.nan), "store.tensors['o_largest']"),

@@ -21,7 +21,14 @@ import torch
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, combination, hybrid, outliers
 from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
-from tbptt_online.state_format import FORMAT_VERSION, NEW_COMBINER_FIELDS, NEW_EXPERT, OLD_MEMBERS, current_state
+from tbptt_online.state_format import (
+    FORMAT_VERSION,
+    NEW_COMBINER_FIELDS,
+    NEW_EXPERT,
+    OLD_MEMBERS,
+    OLD_SEASON_NAMES,
+    current_state,
+)
 from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
     LEVELS_AR,
@@ -37,6 +44,7 @@ from tests.tbptt_online.old_formats import (
     as_format_11,
     as_format_12,
     as_format_13,
+    as_format_14,
     format_10_layout,
     without_levels_ar,
 )
@@ -97,7 +105,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -167,7 +175,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 14: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 15: KeyError"):
         check_state(state)
 
 
@@ -175,7 +183,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (15, "format=15 is invalid: this version reads formats 2 to 14"),
+        (16, "format=16 is invalid: this version reads formats 2 to 15"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -288,7 +296,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -306,7 +314,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -326,7 +334,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -365,13 +373,13 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
-    for key, value in old["store"]["tensors"].items():  # every other field as saved
+    for key, value in old["store"]["tensors"].items():  # every other field as saved (format 15's names)
         if key not in MEMBER_FIELDS:
-            assert kept[key] is value, key
+            assert kept[OLD_SEASON_NAMES.get(key, key)] is value, key
     assert torch.equal(without_levels_ar(kept)["c_loss"], old["store"]["tensors"]["c_loss"])
     at, members = LEVELS_AR, LEVELS_AR + 1  # its column, and the old ring's served one
     assert torch.equal(kept["c_loss"][:, :, at], combination.CAP * kept["c_count"])
@@ -414,7 +422,7 @@ def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_t
 
 
 def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been_found():
-    """Format 12 had no ``x_period_runs``: migrated, a series with a season has a run of 1, one
+    """Format 12 had no ``x_season_runs``: migrated, a series with a season has a run of 1, one
     without 0 (the next detection that gives the season again holds it); every other field is
     as saved, and the model goes on as a fresh one would until a detection asks."""
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
@@ -423,16 +431,16 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     forecaster.observe("flat", 1.0)  # a fourth series, too young for a season
     state = forecaster.state_dict()
     tensors = state["store"]["tensors"]
-    seasonal = tensors["x_period"][:, :, 0] > 0  # [C, d]
-    assert int(seasonal.sum()) == 3 and tensors["x_period_runs"][:, 0].tolist()[:3] == [4, 1, 2]
+    seasonal = tensors["x_season_length"][:, :, 0] > 0  # [C, d]
+    assert int(seasonal.sum()) == 3 and tensors["x_season_runs"][:, 0].tolist()[:3] == [4, 1, 2]
     old = as_format_12(state)
-    assert old["format"] == 12 and "x_period_runs" not in old["store"]["tensors"]
+    assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     kept = migrated["store"]["tensors"]
-    assert torch.equal(kept["x_period_runs"], seasonal.long())
-    assert all(kept[key] is value for key, value in old["store"]["tensors"].items())  # the rest as saved
+    assert torch.equal(kept["x_season_runs"], seasonal.long())
+    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in old["store"]["tensors"].items())  # the rest as saved
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 7), continue_from(fresh, 40, 7))  # to 47: no detection yet
 
@@ -455,7 +463,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -463,10 +471,31 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert state["store"]["tensors"]["x_nonneg"][slots, 0].tolist() == [True, True, True, False]  # as it was kept
     assert torch.equal(kept["c_shape"], torch.ones_like(state["store"]["tensors"]["c_shape"]))
     assert not torch.equal(state["store"]["tensors"]["c_shape"], kept["c_shape"])  # learned since; unknown before
-    assert all(kept[key] is value for key, value in old["store"]["tensors"].items())  # the rest as saved
+    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in old["store"]["tensors"].items())  # the rest as saved
     loaded = Forecaster.from_state_dict(old)
     assert loaded.forecast("young counter", horizon=3).mean == forecaster.forecast("young counter", horizon=3).mean
     tracked, half = loaded.forecast("positive", horizon=3), loaded.forecast("positive", horizon=3, level=0.5)
     ratio = NormalDist().inv_cdf(0.75) / NormalDist().inv_cdf(0.95)  # as format 13 served level 0.5
     for wide, narrow, mean in zip(tracked.upper, half.upper, half.mean, strict=True):
         assert narrow - mean == pytest.approx(ratio * (wide - mean), rel=1e-12)
+
+
+def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_for_bit():
+    """Format 14 called a season's length ``x_period`` (and its runs ``x_period_runs``): migrated,
+    the same tensors are under the new names, in the same order, and a model loaded from it
+    forecasts and learns as the one that never left format 15, through a detection."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_format_14(state)
+    assert old["format"] == 14 and {"x_period", "x_period_runs"} <= old["store"]["tensors"].keys()
+    assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 15
+    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
+    assert all(migrated["store"]["tensors"][k] is v for k, v in state["store"]["tensors"].items())
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
+    assert loaded.series_stats("a").seasons == fresh.series_stats("a").seasons != []

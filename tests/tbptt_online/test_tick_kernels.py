@@ -73,14 +73,14 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     expert_kernels.paths(paths, slot, step, *(a[name] for name in experts.READ))
     path, partial = np.empty((b, horizons, d)), np.empty((b, horizons, 1 + combination.COMBINERS, d))
     net = np.empty((b, horizons, 1 + combination.COMBINERS, d))
-    weights = [a[name] for name in combination.FIELDS] + [a["x_positive"], a["x_period"], a["c_member_n"]]
+    weights = [a[name] for name in combination.FIELDS] + [a["x_positive"], a["x_season_length"], a["c_member_n"]]
     hybrid_kernels.base(paths, *weights, path, partial, net)
     a["n_base"][:] = path[:, 0]
     level_now = np.abs(a["x_level"][:, 0, REFERENCE])
     a["n_scale"][:] = np.maximum(np.maximum(a["x_scale"], UNIT_RELATIVE * level_now), UNIT_FLOOR)
     x = np.empty((b, hybrid.FEATURES * d))
     hybrid_kernels.features(
-        slot, step, y, a["x_raw"], a["x_period"], a["x_scale"], a["x_level"], target, path[:, 0].copy(), x
+        slot, step, y, a["x_raw"], a["x_season_length"], a["x_scale"], a["x_level"], target, path[:, 0].copy(), x
     )
     a["n_correction"][:] = pred[:, :d].numpy()
     half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]

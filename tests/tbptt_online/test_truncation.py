@@ -254,15 +254,20 @@ def test_the_echo_lag_is_found_in_the_followed_series() -> None:
     assert longest_lag(white, max_lag=100).tolist() == [0, 0]
 
 
-@pytest.mark.parametrize(("period", "seed"), [(52.18, 0), (52.18, 1), (12.0, 2), (24.0, 3)])
-def test_the_dependency_of_a_seasonal_series_is_its_season_not_a_far_multiple(period, seed) -> None:
+@pytest.mark.parametrize(("season_length", "seed"), [(52.18, 0), (52.18, 1), (12.0, 2), (24.0, 3)])
+def test_the_dependency_of_a_seasonal_series_is_its_season_not_a_far_multiple(season_length, seed) -> None:
     # A season correlates a series with itself at nearly every lag: the longest correlated lag
-    # was wherever the search ended (co2, period 52.18: 682; the tour's hosts, 24: 72-158).
+    # was wherever the search ended (co2, season 52.18: 682; the tour's hosts, 24: 72-158).
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(1500, dtype=torch.float64)
     trend = 0.002 * t + 1e-6 * t.square()
-    values = trend + torch.sin(2 * torch.pi * t / period) + 0.5 * torch.randn(1500, generator=g, dtype=torch.float64)
-    assert longest_lag(values[None, :, None], max_lag=500).item() in (math.floor(period), math.ceil(period))
+    values = (
+        trend + torch.sin(2 * torch.pi * t / season_length) + 0.5 * torch.randn(1500, generator=g, dtype=torch.float64)
+    )
+    assert longest_lag(values[None, :, None], max_lag=500).item() in (
+        math.floor(season_length),
+        math.ceil(season_length),
+    )
 
 
 def test_spikes_some_steps_apart_are_no_dependency() -> None:
@@ -293,11 +298,11 @@ def test_a_step_in_a_flat_series_is_no_dependency() -> None:
     f = Forecaster(ForecasterConfig(k1=5, k2=10, probe_every=2, seed=0))
     for i in range(300):
         f.observe_many([("z", 0.0 if i < 150 else 1.0), ("a", 1.0 if i % 2 else -1.0)])
-    # (a alternates: its period, 2, is the series' own, and may show in the errors left of its forecast:
-    # 2 since the AR experts wait for as many values as their coefficients, 4, the period's multiple,
+    # (a alternates: its season, 2, is the series' own, and may show in the errors left of its forecast:
+    # 2 since the AR experts wait for as many values as their coefficients, 4, the season's multiple,
     # since the median expert changed the forecasts of its first values, and 0 again since the
     # combination's weights sharpen with their evidence (session 20). The errors left are ~1e-12 by
-    # then, and whether and which multiple of 2 they show is theirs: none, or a multiple of the period)
+    # then, and whether and which multiple of 2 they show is theirs: none, or a multiple of the season)
     dependencies = f.truncation().dependencies
     assert dependencies["z"] == 0 and dependencies["a"] in (0, 2, 4)
 
@@ -330,12 +335,12 @@ def test_probe_and_adaptive_state_round_trip_bit_identically() -> None:
 
 @pytest.mark.parametrize(("k2", "too_short"), [(10, True), (20, True), (40, False)])
 def test_the_advisor_flags_k2_up_to_the_echo_period_and_passes_twice_it(k2, too_short) -> None:
-    period, g = 20, torch.Generator().manual_seed(5)
+    season_length, g = 20, torch.Generator().manual_seed(5)
     noise = torch.randn(320, 3, generator=g, dtype=torch.float64)
     config = ForecasterConfig(hidden_size=8, k1=k2 // 2, k2=k2, n_features=2, hybrid=False, probe_every=5)
     f = Forecaster(config)
-    for t in range(period, 320):
-        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - period, i])]) for i in range(3)])
+    for t in range(season_length, 320):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - season_length, i])]) for i in range(3)])
     report = f.truncation()
     assert report.probes > 0 and report.dependencies == {"e0": 20, "e1": 20, "e2": 20}
     assert ("too short for the dependency of 20 steps found in 3 of 3 series" in report.verdict) == too_short
@@ -352,14 +357,14 @@ def test_a_window_that_reaches_the_data_with_a_bias_above_the_bound_is_long_enou
     the truncation wall's echo 0.15 to 0.27 at 2P: fixed 4P's error was 1 % lower at twice the
     backprop). Before, the advisor called such a window too short, as it calls one that no
     gradient can carry past."""
-    period, g = 20, torch.Generator().manual_seed(5)
+    season_length, g = 20, torch.Generator().manual_seed(5)
     noise = torch.randn(320, 3, generator=g, dtype=torch.float64)
     config = ForecasterConfig(
         hidden_size=8, k1=20, k2=40, n_features=2, hybrid=False, probe_every=5, truncation_bias=1e-9
     )
     f = Forecaster(config)
-    for t in range(period, 320):
-        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - period, i])]) for i in range(3)])
+    for t in range(season_length, 320):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - season_length, i])]) for i in range(3)])
     report = f.truncation()
     assert report.dependencies == {"e0": 20, "e1": 20, "e2": 20} and report.relative_bias >= 1e-9
     assert not report.too_short and report.biased and report.recommended_k2 > 40
@@ -385,14 +390,14 @@ def test_an_adaptive_model_is_told_a_window_it_can_use_and_the_k2_max_that_allow
     ...', no window it can use, with a fixed k2's memory (a review: 'k2 = 40 would cost 1.4x per
     update and 0.6 KB less per series' with windows 8 ... 48). Now one of its windows: past the
     ceiling the k2_max that allows it, within it what the adaptive rule does itself."""
-    period, g = 20, torch.Generator().manual_seed(5)
+    season_length, g = 20, torch.Generator().manual_seed(5)
     noise = torch.randn(420, 3, generator=g, dtype=torch.float64)
     config = ForecasterConfig(
         hidden_size=8, k1=10, k2="adaptive", k2_min=8, k2_max=28, n_features=2, hybrid=False, probe_every=5
     )
     f = Forecaster(config)
-    for t in range(period, 420):
-        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - period, i])]) for i in range(3)])
+    for t in range(season_length, 420):
+        f.observe_many([(f"e{i}", [float(noise[t, i]), float(noise[t - season_length, i])]) for i in range(3)])
     report = f.truncation()
     wider = footprint(dataclasses.replace(config, k2_max=38)).per_series_bytes - footprint(config).per_series_bytes
     assert (report.window, report.too_short, report.recommended_k2, report.extra_bytes_per_series) == (
@@ -554,7 +559,7 @@ def test_a_format_6_state_gains_the_probes_missed_counts_at_zero() -> None:
     assert old["format"] == 6 and "missed" not in old["probe"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 14
+    assert migrated["format"] == FORMAT_VERSION == 15
     assert torch.equal(migrated["probe"]["tensors"]["missed"], torch.zeros(8, dtype=torch.int64))
     zeroed = {**state, "probe": {**state["probe"], "tensors": {**state["probe"]["tensors"]}}}
     zeroed["probe"]["tensors"]["missed"] = torch.zeros(8, dtype=torch.int64)

@@ -36,7 +36,7 @@ def test_bad_config_raises_naming_field_and_value(field, value):
 
 def test_two_seasons_must_be_distinct_and_are_kept_shorter_first():
     # Fix: season_length=[2, 2] was accepted (a second season that adds nothing)
-    with pytest.raises(ValueError, match=r"season_length=\[2, 2\] is invalid: the two seasons must be distinct"):
+    with pytest.raises(ValueError, match=r"season_length=\[2, 2\] is invalid: the two season lengths must differ"):
         ForecasterConfig(season_length=[2, 2])
     assert ForecasterConfig(season_length=[336, 48]).season_length == (48, 336)
     assert ForecasterConfig(season_length=[2, 3]).season_length == (2, 3)

@@ -8,7 +8,7 @@ import math
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_online.young_season import smooth_periods, young_periods
+from tbptt_online.young_season import smooth_seasons, young_seasons
 
 f64 = torch.float64
 
@@ -22,17 +22,17 @@ def monthly(n: int, noise: float, seed: int) -> torch.Tensor:
 
 def test_a_monthly_season_is_found_at_two_cycles():
     rows = torch.stack([monthly(24, 1.0, seed) for seed in range(50)])
-    found = young_periods(rows, 336)
+    found = young_seasons(rows, 336)
     assert (found == 12).double().mean().item() >= 0.9
     assert set(found.tolist()) <= {0, 12}
 
 
 def test_the_lags_tested_are_those_of_two_to_four_cycles():
     values = monthly(60, 0.5, 0)[None]  # 60 values: lags 15..30; 12 is the autocorrelation's to find
-    assert young_periods(values, 336).item() == 24  # its multiple is the shortest lag tested that fits
-    assert young_periods(values, 23).item() == 0  # never past ``longest``
-    assert young_periods(values, 20).item() == 0  # and n // 3 >= longest: the autocorrelation's to find
-    assert young_periods(monthly(7, 0.0, 0)[None], 336).item() == 0  # too short: no lag with 8 pairs
+    assert young_seasons(values, 336).item() == 24  # its multiple is the shortest lag tested that fits
+    assert young_seasons(values, 23).item() == 0  # never past ``longest``
+    assert young_seasons(values, 20).item() == 0  # and n // 3 >= longest: the autocorrelation's to find
+    assert young_seasons(monthly(7, 0.0, 0)[None], 336).item() == 0  # too short: no lag with 8 pairs
 
 
 def test_noise_random_walks_and_trends_give_no_season():
@@ -42,7 +42,7 @@ def test_noise_random_walks_and_trends_give_no_season():
         walk = noise.cumsum(dim=1)
         trend = 0.5 * torch.arange(n, dtype=f64) + noise
         for rows in (noise, walk, trend):
-            assert (young_periods(rows, 336) > 0).double().mean().item() <= 0.01, n
+            assert (young_seasons(rows, 336) > 0).double().mean().item() <= 0.01, n
 
 
 def test_a_step_in_a_flat_series_is_no_season():
@@ -53,16 +53,16 @@ def test_a_step_in_a_flat_series_is_no_season():
         for n in (72, 96, 120, 144, 192, 288):
             if n > at:
                 step = torch.tensor([5.0] * at + [50.0] * (n - at), dtype=f64)[None]
-                assert young_periods(step, 1000).item() == 0, (at, n)
+                assert young_seasons(step, 1000).item() == 0, (at, n)
 
 
 def test_a_season_of_counts_with_flat_stretches_is_still_found():
     # the rows with changes of exactly 0 are tested on the pairs where something moved: a weekly
     # pattern of counts, 0 three days a week, keeps its season at three cycles
     week = [0.0, 0.0, 3.0, 5.0, 3.0, 0.0, 1.0]
-    assert young_periods(torch.tensor([week * 3], dtype=f64), 336).item() == 7
+    assert young_seasons(torch.tensor([week * 3], dtype=f64), 336).item() == 7
     rising = [v + i // 7 for i, v in enumerate(week * 4)]  # one more each week: a trend as well
-    assert young_periods(torch.tensor([rising], dtype=f64), 336).item() == 7
+    assert young_seasons(torch.tensor([rising], dtype=f64), 336).item() == 7
 
 
 def test_a_stepped_series_is_forecast_flat_after_its_step():
@@ -90,16 +90,16 @@ def daily(n: int, seed: int, noise: float = 2.0) -> torch.Tensor:
 
 def test_a_smooth_daily_season_is_found_at_three_cycles_from_the_values():
     rows = torch.stack([daily(72, seed) for seed in range(50)])
-    found = young_periods(rows, 336)
+    found = young_seasons(rows, 336)
     assert (found - 24).abs().le(1).double().mean().item() >= 0.9, found.tolist()  # 23-25: _best_neighbour's to place
     # the changes alone do not show it: the seasonal naive of the changes doubles their noise
-    assert (smooth_periods(rows, []) == 0).all()  # (no lag: nothing) and below, the values' test alone
-    assert (smooth_periods(rows, list(range(18, 25))) - 24).abs().le(1).double().mean().item() >= 0.9
+    assert (smooth_seasons(rows, []) == 0).all()  # (no lag: nothing) and below, the values' test alone
+    assert (smooth_seasons(rows, list(range(18, 25))) - 24).abs().le(1).double().mean().item() >= 0.9
 
 
 def test_the_values_test_asks_for_three_cycles():
     rows = torch.stack([daily(48, seed) for seed in range(20)])  # two cycles: a wander repeats that often
-    assert (young_periods(rows, 336) == 0).all()
+    assert (young_seasons(rows, 336) == 0).all()
 
 
 def test_ar1_and_integrated_ar1_rows_give_no_season():
@@ -111,7 +111,7 @@ def test_ar1_and_integrated_ar1_rows_give_no_season():
             ar[:, i] = 0.8 * ar[:, i - 1] + e[:, i]
             iar[:, i] = 0.9 * iar[:, i - 1] + e[:, i]
         for rows in (ar, iar.cumsum(dim=1)):
-            assert (young_periods(rows, 336) > 0).double().mean().item() <= 0.005, n
+            assert (young_seasons(rows, 336) > 0).double().mean().item() <= 0.005, n
 
 
 def test_a_young_monthly_series_serves_its_season_from_value_24():
@@ -198,11 +198,11 @@ def test_the_compiled_tests_decide_as_the_rules_written_as_tensor_code_on_noisy_
     found = 0
     for n in (24, 36, 48, 60, 84, 96, 144):
         t = torch.arange(n, dtype=f64)
-        period = torch.randint(4, n // 2 + 1, (600, 1), generator=g).to(f64)
+        season_length = torch.randint(4, n // 2 + 1, (600, 1), generator=g).to(f64)
         amplitude = 3 * torch.rand(600, 1, generator=g, dtype=f64)
         noise = torch.randn(600, n, generator=g, dtype=f64)
-        season = amplitude * torch.sin(2 * math.pi * t / period)
-        rate = (1 + amplitude * (1 + torch.sin(2 * math.pi * t / period))).expand(600, n).contiguous()
+        season = amplitude * torch.sin(2 * math.pi * t / season_length)
+        rate = (1 + amplitude * (1 + torch.sin(2 * math.pi * t / season_length))).expand(600, n).contiguous()
         for rows in (
             season + noise,
             noise.cumsum(dim=1),
@@ -210,9 +210,9 @@ def test_the_compiled_tests_decide_as_the_rules_written_as_tensor_code_on_noisy_
             ((season + noise) * 2).round(),
         ):
             expected = _reference_young(rows, 336)
-            assert torch.equal(young_periods(rows, 336), expected), n
+            assert torch.equal(young_seasons(rows, 336), expected), n
             lags = list(range(4, n // 3 + 1))
-            assert torch.equal(smooth_periods(rows, lags), _reference_smooth(rows, lags)), n
+            assert torch.equal(smooth_seasons(rows, lags), _reference_smooth(rows, lags)), n
             found += int((expected > 0).sum())
     assert found > 300  # the rows do test both outcomes
 
@@ -226,7 +226,7 @@ def test_a_noise_free_staircase_gets_its_shortest_exact_lag_whatever_its_step_he
         lags = list(range(4, n // 2 + 1))
         for height in (0.3, 1.0, 2.145390279969714, 1e6):
             rows = torch.stack([(t // p) * height for p in range(4, 13)])
-            assert smooth_periods(rows, lags).tolist() == list(range(4, 13)), (n, height)
+            assert smooth_seasons(rows, lags).tolist() == list(range(4, 13)), (n, height)
 
 
 def test_a_season_a_trillionth_of_the_level_is_still_no_exact_fit():
@@ -236,5 +236,5 @@ def test_a_season_a_trillionth_of_the_level_is_still_no_exact_fit():
     g = torch.Generator().manual_seed(0)
     t = torch.arange(36, dtype=f64)
     rows = 1e12 + 3 * torch.sin(2 * math.pi * t / 12) + 0.1 * torch.randn(200, 36, generator=g, dtype=f64)
-    assert (young_periods(rows[:, :24], 336) == 12).double().mean().item() >= 0.95
-    assert (smooth_periods(rows, list(range(9, 13))) == 12).all()
+    assert (young_seasons(rows[:, :24], 336) == 12).double().mean().item() >= 0.95
+    assert (smooth_seasons(rows, list(range(9, 13))) == 12).all()

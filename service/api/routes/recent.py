@@ -29,7 +29,7 @@ class RecentPointOut(BaseModel):
     value: Row
     forecast_made: PredictionOut = Field(description="The one-step forecast served for this value before it arrived.")
     outlier: bool = Field(
-        default=False, description="The model learned from the value at its interval's bound (a glitch to it)."
+        default=False, description="The model learned from the value at its interval's bound (a spike to it)."
     )
 
 

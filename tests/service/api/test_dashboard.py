@@ -155,10 +155,10 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
             assert abs(head[0] - cell[0]) < 1 and abs(head[1] - cell[1]) < 1, (k, head, cell)
         numbers = page.locator("#forecast-table tbody td:nth-child(n+3)").all_inner_texts()
         assert len({len(t.partition(".")[2]) for t in numbers}) == 1, numbers
-        with Client(server.url) as client:  # a glitch below (one above right after an outlier above would
+        with Client(server.url) as client:  # a spike below (one above right after an outlier above would
             # be the second of a run on one side: a level shift): ringed on the chart, as its result says
-            glitch = client.observe("default", "sensor-1", -5000.0, timestamp=T0 + 60 * 61)
-        assert glitch.outlier
+            spike = client.observe("default", "sensor-1", -5000.0, timestamp=T0 + 60 * 61)
+        assert spike.outlier
         page.wait_for_selector('#chart circle.observed-dot.outlier[data-step="62"]', timeout=15_000)
         assert page.locator("#chart circle.observed-dot.outlier").count() == outliers + 1
         page.wait_for_timeout(600)  # one more poll: nothing may fail while the page keeps refreshing

@@ -81,7 +81,7 @@ async def test_multivariate_values_and_missing_features(client_for) -> None:
             assert response.json()["results"] == [as_json(reference.observe("m", value))]
 
 
-async def test_a_glitch_is_answered_as_an_outlier_and_so_is_its_repeat(client_for) -> None:
+async def test_a_spike_is_answered_as_an_outlier_and_so_is_its_repeat(client_for) -> None:
     """A value far outside its interval: ``outlier`` true in its result, as the library says;
     the same observation repeated (its timestamp) answers the same result."""
     model = {**SMALL_MODEL, "season_length": 12}

@@ -70,7 +70,7 @@ def test_the_console_script_offers_advise(capsys: pytest.CaptureFixture[str]) ->
 
 def test_a_file_of_very_short_series_gets_a_report_not_an_internal_error(tmp_path, capsys) -> None:
     # fix: under 6 values a series has no season to test; the advisor's season search refused its
-    # own arguments ("max_period must be >= min_period = 2, got 0")
+    # own arguments ("max_length must be >= min_length = 2, got 0")
     path = tmp_path / "short.csv"
     path.write_text("t,name,x\n0,a,1.0\n0,b,5.0\n1,a,2.0\n")
     assert cli.main(["advise", str(path), "--series-column", "name", "--value-column", "x"]) == 0

@@ -13,8 +13,8 @@ from tbptt_service.host.cadence import UNKNOWN, Cadence
 from tbptt_service.host.model_state import ModelState, from_plain, to_plain
 
 
-def state_with_a_glitch() -> ModelState:
-    """Two series' marks (the last one a glitch, flagged as an outlier) and a key answering both."""
+def state_with_a_spike() -> ModelState:
+    """Two series' marks (the last one a spike, flagged as an outlier) and a key answering both."""
     f = Forecaster(ForecasterConfig(hidden_size=4, season_length=12))
     for i in range(40):
         f.observe_many([("a", 10.0 + (i % 12) / 4), ("b", 5.0 + (i % 12) / 4)])
@@ -26,14 +26,14 @@ def state_with_a_glitch() -> ModelState:
 
 
 def test_the_outlier_flags_of_marks_and_keyed_answers_survive_a_checkpoint():
-    state = state_with_a_glitch()
+    state = state_with_a_spike()
     back = from_plain(to_plain(state))
     assert back.marks == state.marks and back.keys == state.keys
     assert back.marks["a"].result.outlier and not back.marks["b"].result.outlier
 
 
 def test_a_checkpoint_from_before_the_flags_reads_them_as_false():
-    plain = to_plain(state_with_a_glitch())
+    plain = to_plain(state_with_a_spike())
     del plain["marks"]["outlier"], plain["keys"]["outlier"]
     back = from_plain(plain)
     assert not any(mark.result.outlier for mark in back.marks.values())
@@ -42,14 +42,14 @@ def test_a_checkpoint_from_before_the_flags_reads_them_as_false():
 
 @pytest.mark.parametrize("flags", [[True], "yes", [True, 1]])
 def test_malformed_flags_are_refused_naming_the_column(flags):
-    plain = to_plain(state_with_a_glitch())
+    plain = to_plain(state_with_a_spike())
     plain["marks"]["outlier"] = flags
     with pytest.raises(ValueError, match=r"marks\.outlier is invalid: must be a list of 2 booleans"):
         from_plain(plain)
 
 
 def test_the_series_cadences_survive_a_checkpoint():
-    state = state_with_a_glitch()
+    state = state_with_a_spike()
     marks = dict(state.marks)
     marks["a"] = dataclasses.replace(marks["a"], cadence=Cadence(60.0, 9))
     state = dataclasses.replace(state, marks=marks)
@@ -60,7 +60,7 @@ def test_the_series_cadences_survive_a_checkpoint():
 
 
 def test_a_checkpoint_from_before_the_cadences_learns_them_again():
-    plain = to_plain(state_with_a_glitch())
+    plain = to_plain(state_with_a_spike())
     assert "cadence_steps" not in plain["marks"]  # none known: no columns
     assert all(mark.cadence == UNKNOWN for mark in from_plain(plain).marks.values())
 
@@ -78,7 +78,7 @@ def test_a_checkpoint_from_before_the_cadences_learns_them_again():
     ],
 )
 def test_malformed_cadences_are_refused_naming_the_field(steps, runs, named):
-    plain = to_plain(state_with_a_glitch())
+    plain = to_plain(state_with_a_spike())
     plain["marks"]["cadence_steps"], plain["marks"]["cadence_runs"] = steps, runs
     with pytest.raises(ValueError, match=rf"marks\.{named}.* is invalid"):
         from_plain(plain)

@@ -99,7 +99,7 @@ def test_recent_results_keep_every_field_exactly_with_several_features_and_wrap_
 
 @pytest.mark.parametrize("features", [1, 2])
 async def test_recent_marks_the_values_taken_as_outliers(client_for, features) -> None:
-    """A glitch after 40 seasonal values: its point says ``outlier``, as its result did, the
+    """A spike after 40 seasonal values: its point says ``outlier``, as its result did, the
     others do not (one feature and several: the rings' two row layouts)."""
     model = {**SMALL_MODEL, "season_length": 12, "n_features": features}
 
@@ -108,7 +108,7 @@ async def test_recent_marks_the_values_taken_as_outliers(client_for, features) -
 
     async with client_for(default_model=model) as client:
         await post(client, [{"series": "s", "value": value(10.0 + (i % 12) / 4)} for i in range(40)])
-        glitch = await post(client, [{"series": "s", "value": value(1e6)}, {"series": "t", "value": value(1.0)}])
+        spike = await post(client, [{"series": "s", "value": value(1e6)}, {"series": "t", "value": value(1.0)}])
         points = (await client.get("/v1/models/default/series/s/recent", params={"limit": 41})).json()
-    assert glitch[0]["outlier"] is True and glitch[1]["outlier"] is False
+    assert spike[0]["outlier"] is True and spike[1]["outlier"] is False
     assert [p["outlier"] for p in points["observations"]] == [False] * 40 + [True]

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import logging
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,7 @@ def migrated(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             continue
         low, high = REAL_BOUNDS[field]
         moved = float(min(max(value, low), high))  # an open end is never the nearer: 0 was never taken
-        notes.append(f"{field}={value!r} is outside {range_text(field)} since session 26: taken as {moved!r}")
+        notes.append(f"{field}={_shown(value)} is outside {range_text(field)} since session 26: taken as {moved!r}")
         out[field] = moved
     return out, notes
 
@@ -103,7 +104,21 @@ def _close(name: Any, known: set[str]) -> list[str]:
 
 
 def _bad(field: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"{field}={value!r} is invalid: {allowed}")
+    return ValueError(f"{field}={_shown(value)} is invalid: {allowed}")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut short in length and depth (``reprlib``): ``season_length=[1] * 500000``
+    was quoted whole, a 1.5 MB message and the service's 422 body (a hostile client, session 35).
+
+    >>> _shown([1] * 500000), _shown("x" * 100)[-8:], _shown([[[[1]]]])
+    ('[1, 1, 1, 1, 1, 1, ...]', "xxxxxxx'", '[[[[...]]]]')
+    """
+    return _SHORT.repr(value)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 60
 
 
 def _check_int(field: str, value: Any, low: int, high: int | None = None) -> None:

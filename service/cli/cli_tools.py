@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tbptt_online.client import Client, ClientError
-from tbptt_service.cli.csv_feed import FeedError, feed, format_report, format_table
+from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, feed, format_report, format_table
 from tbptt_service.cli.csv_source import CsvSource
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -63,7 +63,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="bearer API key, if the server needs one (default: $TBPTT_API_KEY)",
     )
     server.add_argument(
-        "--timeout", metavar="SECONDS", type=float, default=30.0, help="seconds per request (default: %(default)s)"
+        "--timeout", metavar="SECONDS", type=seconds, default=30.0, help="seconds per request (default: %(default)s)"
     )
 
 
@@ -85,6 +85,27 @@ def level_fraction(text: str) -> float:
     if not 0.0 < level < 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: a level is a fraction in (0, 1): 0.9 for 90 %")
     return level
+
+
+def seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds > 0, checked before any request (0 and -1 reached
+    httpx and read "ConnectError: Operation now in progress" and "Timeout value out of range", naming no
+    option: a hostile test, session 35).
+
+    >>> seconds("2.5")
+    2.5
+    >>> seconds("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: '0' is invalid: seconds must be a finite number > 0
+    """
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not 0.0 < number < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: seconds must be a finite number > 0")
+    return number
 
 
 def positive_int(text: str) -> int:
@@ -174,8 +195,20 @@ def run_feed(args: argparse.Namespace) -> int:
         source = csv_source(args)
         with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
             report = feed(client, source, args.model, batch_size=args.batch_size, progress=not args.no_progress)
+    except FeedInterrupted as stopped:
+        print(
+            f"interrupted after {stopped.report.sent} rows sent, each answered: run the same command again to send "
+            "the rest (nothing is sent twice)",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to send the rest (nothing is sent twice)", file=sys.stderr)
+        print(
+            "\ninterrupted with a batch in flight: the server may still be applying it; wait for it (a model's "
+            "observation count stops moving) before running the same command again, or rows without a timestamp "
+            "may be sent twice",
+            file=sys.stderr,
+        )
         return 130
     except (OSError, ValueError, FeedError, ClientError) as error:
         print(f"tbptt-online feed: error: {error}", file=sys.stderr)

@@ -20,10 +20,10 @@ import csv
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from tbptt_service.iso_times import iso_moment
 from tbptt_service.plain_numbers import plain_float
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -49,9 +49,10 @@ def parse_seconds(text: str) -> tuple[float | str, float]:
     try:
         seconds = plain_float(text)  # (not float(): it took "1_0" as 10, a hostile test)
     except ValueError:
-        moment = datetime.fromisoformat(text)  # ValueError when it is neither
-        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-        return text, seconds
+        try:
+            return text, iso_moment(text).timestamp()  # as the server reads it; ValueError when it is neither
+        except OverflowError:
+            raise ValueError("outside the years 1 to 9999 in UTC") from None
     if not math.isfinite(seconds):
         raise ValueError("not finite")
     return seconds, seconds

@@ -58,7 +58,7 @@ from tbptt_service.host.admission import BatchAdmission, SeriesMark, Source
 from tbptt_service.host.applied_keys import AppliedKeys, KeyedAnswer
 from tbptt_service.host.cadence import GAP_BATCH_FACTOR, UNKNOWN
 from tbptt_service.host.chunked_run import ChunkedRun
-from tbptt_service.host.fair_batches import short_first, ticks
+from tbptt_service.host.fair_batches import short_first, ticks, within_allowance
 from tbptt_service.host.guard_log import GuardLog
 from tbptt_service.host.keyed_requests import KeyedRequests
 from tbptt_service.host.long_batches import LongBatches
@@ -320,10 +320,24 @@ class ModelWorker(LongBatches, KeyedRequests):
                     return
                 continue
             batch = self._collect(job)
-            now, later = short_first(self._steps_of(batch)) if len(batch) > 1 else ([0], [])  # (one: nothing to split)
-            for part in ([batch[i] for i in now], [batch[i] for i in later]):
-                if part:  # the short ones first (tbptt_service.host.fair_batches), then the rest
-                    self._guarded(part, lambda part=part: self._process(part))
+            parts = self._parts(batch)  # the short ones first, then the rest (fair_batches)
+            for k, indices in enumerate(parts):
+                part = [batch[i] for i in indices]
+                self._guarded(part, lambda part=part: self._process(part))
+                if self._chunked is not None:  # a long part, applied a chunk at a time: the rest come after it
+                    self._waiting.extendleft(reversed([batch[i] for rest in parts[k + 1 :] for i in rest]))
+                    break
+
+    def _parts(self, batch: list[ObserveJob]) -> list[list[int]]:
+        """The indices of ``batch`` in the batches to apply, in order: the short requests first, then
+        the rest (``fair_batches.short_first``), each cut where the missing steps its requests' gaps
+        insert would pass a batch's allowance (``fair_batches.within_allowance``)."""
+        if len(batch) == 1:
+            return [[0]]  # (one: nothing to split)
+        steps = self._steps_of(batch)  # per request: its values' series and those of the steps it inserts
+        inserted = [len(series) - len(job.observations) for series, job in zip(steps, batch, strict=True)]
+        allowance = GAP_BATCH_FACTOR * self.max_gap_steps
+        return [part for group in short_first(steps) for part in within_allowance(group, inserted, allowance)]
 
     def _take(self, timeout: float | None = None) -> Any:
         """The next job: those set aside first, then the queue's (``queue.Empty`` after ``timeout``)."""

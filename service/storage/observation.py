@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from tbptt_online.values import Value
 from tbptt_service.errors import quoted
+from tbptt_service.iso_times import iso_moment
 
 
 class Observation(NamedTuple):
@@ -51,10 +52,6 @@ EARLIEST_TIMESTAMP = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # -62135596800.0
 LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()  # 253402300799.999
 
 
-# "T24:00", "T24:00:00" or "T24:00:00.000" (a "t" or a space for the T too), then an offset or nothing
-END_OF_DAY = re.compile(r"([0-9-]+[Tt ])24:00(:00([.,]0+)?)?([Zz]|[+-][0-9:]+)?")
-
-
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
@@ -69,21 +66,6 @@ def _unit_hint(seconds: float) -> str:
         if EARLIEST_TIMESTAMP <= seconds / float(scale) <= LATEST_TIMESTAMP:
             return f"; {name}? divide by {scale}"
     return ""
-
-
-def _moment(raw: str) -> datetime:
-    """``datetime.fromisoformat`` (one without a zone is UTC), and ISO 8601's ``24:00`` as the next
-    day's ``00:00``, in UTC before the day is added (``9999-12-31T24:00+05:00`` is 19:00 UTC that day)."""
-    end_of_day = END_OF_DAY.fullmatch(raw)
-    if end_of_day is None:
-        return _utc(datetime.fromisoformat(raw))
-    date, _, _, offset = end_of_day.groups()
-    start = _utc(datetime.fromisoformat(f"{date}00:00:00{offset or ''}"))
-    return start + timedelta(days=1)  # OverflowError: past the year 9999 in UTC
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_timestamp(raw: Any) -> float:
@@ -101,7 +83,7 @@ def parse_timestamp(raw: Any) -> float:
         return seconds
     if isinstance(raw, str):
         try:
-            moment = _moment(raw)
+            moment = iso_moment(raw)
         except OverflowError:
             raise ValueError(
                 f"timestamp {quoted(raw)} is invalid: it lies outside the years 1 to 9999 in UTC"

@@ -422,3 +422,13 @@ def test_a_numpy_integer_horizon_is_an_integer_and_a_numpy_bool_is_not(forecaste
     assert forecaster.forecast("a", 2, level).upper == forecaster.forecast("a", 2, float(level)).upper
     with pytest.raises(ValueError, match=r"horizon=.* is invalid"):
         forecaster.forecast("a", horizon=np.True_)
+
+
+def test_a_huge_bad_config_value_is_quoted_short() -> None:
+    # a hostile client (session 35): season_length=[1] * 500000 was quoted whole, a 1.5 MB 422 body
+    with pytest.raises(ValueError, match=r"^season_length=\[1, 1, 1, 1, 1, 1, \.\.\.\] is invalid: ") as error:
+        ForecasterConfig(season_length=[1] * 500_000)
+    assert len(str(error.value)) < 200
+    with pytest.raises(ValueError, match=r"^k1='xxx.*\.\.\..*' is invalid") as error:
+        ForecasterConfig(k1="x" * 10_000)
+    assert len(str(error.value)) < 200

@@ -143,6 +143,11 @@ async def test_the_end_of_a_day_written_24_00_is_the_next_days_midnight(client_f
         ("20240101", 1704067200.0),  # ISO 8601's basic date (a hostile test: told "must be a JSON number")
         ("2024-01-01t24:00", 1704153600.0),  # a lowercase t, as fromisoformat takes for other times
         ("9999-12-31T24:00+05:00", 253402282800.0),  # 19:00 UTC on the year 9999's last day
+        # a leap second, as POSIX time reads it, and a lowercase z (RFC 3339): both 422 until session 35
+        ("2016-12-31T23:59:60Z", 1483228800.0),  # 2017-01-01T00:00:00Z
+        ("2016-12-31T23:59:60.5+00:00", 1483228800.5),
+        ("2024-01-01T00:00:00z", 1704067200.0),
+        ("9999-12-31T23:59:60Z", None),
         ("9999-12-31T23:59-05:00", None),  # the year 10000 in UTC: past the range numbers keep to
         ("0001-01-01T00:00+05:00", None),  # before the year 1 in UTC
     ],

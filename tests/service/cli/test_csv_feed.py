@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from tbptt_online.client import Client, SeriesStats, TransportFailure
 from tbptt_service.cli import main as cli
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
-from tbptt_service.cli.csv_feed import FeedError, FeedReport, feed, format_report
+from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, FeedReport, feed, format_report
 from tbptt_service.cli.csv_source import CsvSource
 
 from ..conftest import SMALL_MODEL, ServerProcess
@@ -67,6 +69,24 @@ class InterruptingTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+class CtrlCTransport(httpx.BaseTransport):
+    """Sends SIGINT to this process (a Ctrl-C) as the ``posts_before + 1``-th observation POST leaves,
+    before the server has answered it; the request goes on."""
+
+    def __init__(self, posts_before: int) -> None:
+        self.inner, self.posts_before, self.posts = httpx.HTTPTransport(), posts_before, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.posts += 1
+            if self.posts == self.posts_before + 1:
+                os.kill(os.getpid(), signal.SIGINT)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with running_server(tmp_path_factory.mktemp("feed-server")) as server:
@@ -101,6 +121,30 @@ def test_an_interrupted_feed_resumed_feeds_every_row_exactly_once(
     assert [s.count for s in resumed.stats] == [ROWS_PER_SERIES] * len(SERIES)
     assert (reference.skipped, reference.sent) == (0, total)
     assert resumed.stats == reference.stats  # same batches in the same order: the same model, bit for bit
+
+
+@pytest.mark.parametrize("with_time", [True, False], ids=["by-timestamp", "by-count"])
+def test_ctrl_c_during_a_batch_waits_for_its_answer_so_a_rerun_sends_every_row_exactly_once(
+    server: ServerProcess, model: str, tmp_path: Path, with_time: bool
+) -> None:
+    # a hostile test (session 35): Ctrl-C raised at once, the server went on applying the batch in flight,
+    # and a rerun that read the counts meanwhile sent its last rows twice (3,084 values for 3,000 rows)
+    source = source_of(write_csv(tmp_path / "metrics.csv", with_time), with_time)
+    total = len(SERIES) * ROWS_PER_SERIES
+    with Client(server.url, transport=CtrlCTransport(posts_before=2), retries=0) as client:
+        try:
+            with pytest.raises(FeedInterrupted) as stopped:
+                feed(client, source, model, batch_size=7, progress=False)
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C escaped while a batch was in flight: its answer was not awaited")
+        assert stopped.value.report.sent == 3 * 7  # the third batch's answer came; nothing after it was sent
+        assert client.get_model(model).observations == 3 * 7  # all of them applied, when the feed stopped
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+    with Client(server.url) as client:
+        resumed = feed(client, source, model, batch_size=7, progress=False)
+        assert client.get_model(model).observations == total
+    assert (resumed.skipped, resumed.sent) == (3 * 7, total - 3 * 7)
+    assert [s.count for s in resumed.stats] == [ROWS_PER_SERIES] * len(SERIES)
 
 
 def test_a_finished_feed_run_again_sends_nothing(server: ServerProcess, model: str, tmp_path: Path) -> None:

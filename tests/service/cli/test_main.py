@@ -154,3 +154,12 @@ def test_the_command_line_imports_neither_torch_nor_numba_until_a_command_needs_
     root = Path(__file__).resolve().parents[3]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused_naming_the_option(capsys, value) -> None:
+    # a hostile test (session 35): 0 and -1 reached httpx and failed with messages naming no option
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "list", "--timeout", value])
+    assert exit_info.value.code == 2
+    assert f"argument --timeout: {value!r} is invalid: seconds must be a finite number > 0" in capsys.readouterr().err

@@ -149,3 +149,28 @@ async def test_a_failure_of_the_scheduling_dry_run_leaves_the_worker_serving(mon
         answered = await asyncio.wait_for(_run_held(worker, requests), timeout=30)
     assert sorted(answered) == [0, 1] and calls["n"] >= 2  # the dry run failed, both requests were applied
     assert worker.snapshot.series_count == 2
+
+
+async def test_the_gaps_of_requests_batched_together_are_each_filled_whatever_the_others_insert() -> None:
+    # a hostile client (session 35): 16 single POSTs each opening a 999-step gap landed in one micro-batch,
+    # whose missing steps are capped at 10 x TBPTT_MAX_GAP_STEPS: 10 were filled and 6 got no step (which
+    # 6, the order of arrival decided), all answered alike; now such a batch is applied in parts that fit
+    forecaster = GatedForecaster(LEARNING)
+    worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0, max_gap_steps=10)
+    worker.start()
+    names = [f"s{i}" for i in range(12)]
+    try:
+        for name in names:
+            await worker.observe(regular(name, 10))  # each one's cadence known
+        forecaster.calls.clear()
+        await _run_held(worker, [[Observation(name, 2.0, T0 + 90 + 100)] for name in names])  # 9 missing each
+        state = worker.capture().forecaster
+    finally:
+        worker.stop()
+        worker.join()
+    loaded = Forecaster.from_state_dict(state)
+    steps = {name: int(loaded.store.tensors["steps"][loaded.store.slot_of(name)]) for name in names}
+    assert steps == dict.fromkeys(names, 10 + 9 + 1)  # 12 x 9 = 108 missing steps, over the batch's 10 x 10
+
+    assert forecaster.calls == [names[:11]] * 10 + [names[11:]] * 10  # 11 requests (99 steps), then the 12th,
+    # each a tick at a time (TBPTT_LONG_BATCH_CHUNK_TICKS = 1)

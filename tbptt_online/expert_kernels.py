@@ -225,7 +225,7 @@ def advance(
     positive,
     nonneg,
     seen,
-    last_observed,
+    missing,
     ar,
     ar_p,
     arc,
@@ -258,7 +258,7 @@ def advance(
         for k in range(d):
             value, observed = y[b, k], mask[b, k]
             first = observed and not seen[b, k]  # the smoothing starts from the first observed value
-            if observed and last_observed[b, k]:  # a change of the scale is one between two observed values
+            if observed and missing[b, k] == 0:  # a change of the scale is one between two observed values
                 change = abs(value - ring_value(ring, s, k, t - 1))
                 old = scale[b, k]
                 scale[b, k] = SCALE_DECAY * old + (1 - SCALE_DECAY) * change if old > 0 else change
@@ -297,7 +297,7 @@ def advance(
                         season[s, v, j, k, phase[j]] = updated
                         rest = updated
             seen[b, k] = seen[b, k] or observed
-            last_observed[b, k] = observed
+            missing[b, k] = 0 if observed else missing[b, k] + 1
             unit = local_scale(scale, level, b, k)
             if first:
                 median[b, k] = value

@@ -98,7 +98,9 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
         "x_positive": torch.ones(n, d, dtype=torch.bool),  # every value so far > 0 (as taken): log experts on
         "x_nonneg": torch.ones(n, d, dtype=torch.bool),  # every value so far >= 0 (as taken): none served below 0
         "x_seen": torch.zeros(n, d, dtype=torch.bool),  # a value was observed (the smoothing has started)
-        "x_last_observed": torch.zeros(n, d, dtype=torch.bool),  # the last value was observed
+        # the values missing in a row up to now (0: the last one was observed; 1 before any value): the next
+        # value's forecast is one of missing + 1 steps, served with that horizon's width (tick_kernels.served)
+        "x_missing": torch.ones(n, d, dtype=torch.int64),
         "x_ar": torch.zeros(n, d, AR_ORDER, dtype=f64),
         "x_ar_p": AR_PRIOR * torch.eye(AR_ORDER, dtype=f64).expand(n, d, AR_ORDER, AR_ORDER).clone(),
         **ar_changes.fields(n, d),
@@ -155,7 +157,7 @@ def advance(
 
 ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
-    "x_last_observed", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
+    "x_missing", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
     "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit",
 )  # fmt: skip
 READ = (

@@ -135,11 +135,12 @@ class HybridTick:
         steps = self.store.get("steps", slots)
         mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
         b, _, d = mean.shape
-        path, q, seen, nonneg = readable(mean[:, :1], rows["c_q"], rows["x_seen"], rows["x_nonneg"])
-        first = np.empty((b, 3, 1, d))  # mean, lower, upper of the next value, as a view serves them
-        tick_kernels.forecast_rows(
-            path, q, np.ones((b, 1, d)), calibration.horizon_roots(1, q.shape[1]), seen, nonneg, first
+        path, q, seen, nonneg, missing = readable(
+            mean[:, :1], rows["c_q"], rows["x_seen"], rows["x_nonneg"], rows["x_missing"]
         )
+        first = np.empty((b, 3, 1, d))  # mean, lower, upper of the next value, as a view serves them
+        roots = calibration.horizon_roots(q.shape[1], q.shape[1])
+        tick_kernels.forecast_rows(path, q, np.ones((b, 1, d)), roots, seen, nonneg, missing, first)
         served = torch.from_numpy(first[:, [0, 0, 1, 2], 0])  # [B, 4, d]: mean, mean, lower, upper
         self.store.put(slots, served=served, served_path=mean)
 
@@ -229,14 +230,14 @@ def remember_and_serve(
     ratio = np.ones((b, 1, d))  # the tracked level's widths
     roots = calibration.horizon_roots(hc, hc)
     remembered = (paths, *base, correction, *readable(rows["x_scale"], rows["x_level"], rows["x_nonneg"]))
-    slot, at, seen = readable(rows["slot"], steps % hc, rows["x_seen"])
+    slot, at, seen, missing = readable(rows["slot"], steps % hc, rows["x_seen"], rows["x_missing"])
     ring_origin, ref = origin[0].numpy(), origin[1].numpy()
     half, mean, out = np.empty((b, hc, d)), np.empty((b, hc, d)), np.empty((b, 4, d))
     over_rows(
         b,
         lambda r: tick_kernels.served(
-            q[r], ratio[r], roots, _part(remembered, r), slot[r], at[r], ring_origin, ref, seen[r], half[r],
-            mean[r], out[r],
+            q[r], ratio[r], roots, _part(remembered, r), slot[r], at[r], ring_origin, ref, seen[r], missing[r],
+            half[r], mean[r], out[r],
         ),
     )  # fmt: skip
     return torch.from_numpy(out), torch.from_numpy(mean)

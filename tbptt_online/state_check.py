@@ -70,7 +70,7 @@ INF_ALLOWED = ("c_origin",)
 NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
-    "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs",
+    "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing",
 )  # fmt: skip
 STEP_FIELDS = ("x_excursion", "x_repaired")  # a step of the series' own (0: none), never past its count
 # fields in the series' units: a median between its values, a usual size of a seasonal difference, the long
@@ -377,7 +377,9 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
             raise ValueError(f"{field} is invalid: holds {value[tuple(where)].item()} at {where}; not allowed there")
     if key in NON_NEGATIVE and bool((value < 0).any()):
         raise ValueError(f"{field} is invalid: holds negative values; must be >= 0")
-    if key in ("steps", "x_season_runs") and bool((value > MAX_COUNT).any()):  # (a count past 2**63 wraps around)
+    if key in ("steps", "x_season_runs", "x_missing") and bool(
+        (value > MAX_COUNT).any()
+    ):  # (a count past 2**63 wraps around)
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
     if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")

@@ -41,7 +41,9 @@
   lower bound, served below 0 there; ``hybrid_kernels._served``, ``tick_kernels._interval``), and the
   other levels' width ratios learned from the errors (``c_shape``: ``calibration.level_ratios``).
 - format 15: one name for a season's length: the experts' ``x_period`` is ``x_season_length``, and
-  format 13's ``x_period_runs`` is ``x_season_runs``; nothing else changed.
+  format 13's ``x_period_runs`` is ``x_season_runs``; and the values missing in a row up to now
+  (``x_missing`` int64, for the flag ``x_last_observed``): the next forecast is served with the
+  width of that many more steps (``tick_kernels._width_after``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -101,8 +103,11 @@ as before. It gains ``c_shape`` at 1, as a new series: its intervals at other le
 normal distribution's ratios of its tracked width, as before, until its errors move them.
 
 A hybrid state of format 14 (or older, migrated to 14 first) has its two fields renamed
-(``_with_season_names``): the same tensors under the new names, so it forecasts and learns bit
-for bit as before.
+(``_with_season_names``): the same tensors under the new names; and gains ``x_missing`` from
+``x_last_observed`` (``_with_missing_runs``): 0 where the last value was observed, else 1, the
+fewest it can have been (the run was not kept). A series whose last value was observed forecasts
+and learns bit for bit as before; one after missing values serves its next forecast with the width
+of one more step than the one-step width it served, until its next value.
 
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
@@ -202,7 +207,11 @@ def current_state(state: Any) -> Any:
         (BEFORE_LEVELS_AR, "the long AR on the levels", (_with_levels_ar,)),
         (BEFORE_SEASON_RUNS, "the held seasons' detection runs", (_with_season_runs,)),
         (BEFORE_NONNEG, "the never-negative flags and the levels' width ratios", (_with_nonneg,)),
-        (BEFORE_SEASON_NAMES, "the season fields' new names", (_with_season_names,)),
+        (
+            BEFORE_SEASON_NAMES,
+            "the season fields' new names and the missing runs",
+            (_with_season_names, _with_missing_runs),
+        ),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -476,6 +485,20 @@ def _with_season_names(state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
     renamed = {OLD_SEASON_NAMES.get(name, name): value for name, value in tensors.items()}
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": renamed}}
+
+
+def _with_missing_runs(state: dict[str, Any]) -> dict[str, Any]:
+    """A hybrid store's ``x_last_observed`` (a flag, format 14 and older) as format 15's ``x_missing``
+    (module doc), at its place among the fields; a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_last_observed" not in tensors:
+        return state  # no hybrid: nothing else changed
+    renamed = {
+        ("x_missing" if name == "x_last_observed" else name): ((~value).long() if name == "x_last_observed" else value)
+        for name, value in tensors.items()
+    }
+    return {**state, "store": {**store, "tensors": renamed}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

@@ -54,8 +54,10 @@ def warm_kernels() -> float:
     hybrid.members(rows, step, horizons, paths, base)
     hybrid.half_widths(rows, horizons)
     q, seen, nonneg = rows["c_q"].numpy(), rows["x_seen"].numpy(), rows["x_nonneg"].numpy()
+    missing = rows["x_missing"].numpy()
     roots, out = calibration.horizon_roots(horizons, horizons), np.empty((1, 3, horizons, d))
-    tick_kernels.forecast_rows(np.zeros((1, horizons, d)), q, np.ones((1, 1, d)), roots, seen, nonneg, out)  # a view's
+    zeros, ones = np.zeros((1, horizons, d)), np.ones((1, 1, d))
+    tick_kernels.forecast_rows(zeros, q, ones, roots, seen, nonneg, missing, out)  # a view's
     calibration.level_ratios(rows["c_shape"].numpy(), [0.8], 0.9)  # a forecast at another level (2.5 s cold)
     hybrid.served_weights(rows)  # a series' stats
     config = ForecasterConfig()  # the truncation probe's record, at the defaults' shapes and dtypes

@@ -33,14 +33,14 @@ def without_member(tensors: dict[str, Any], fields: Any, member: int) -> dict[st
 
 
 def old_names(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` with the season fields under format 14's names (the same tensors, in
-    the same order)."""
-    new_to_old = {new: old for old, new in OLD_SEASON_NAMES.items()}
-    return {new_to_old.get(k, k): v for k, v in tensors.items()}
+    """A store's ``tensors`` in format 14's fields: the season fields under their old names (the same
+    tensors) and the flag ``x_last_observed`` for ``x_missing``, in the same order."""
+    new_to_old = {**{new: old for old, new in OLD_SEASON_NAMES.items()}, "x_missing": "x_last_observed"}
+    return {new_to_old.get(k, k): (v == 0 if k == "x_missing" else v) for k, v in tensors.items()}
 
 
 def as_format_14(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 15) as format 14 wrote it: the season fields under their old names (a copy)."""
+    """``state`` (format 15) as format 14 wrote it: ``old_names``' fields (a copy)."""
     return {**state, "format": 14, "store": {**state["store"], "tensors": old_names(state["store"]["tensors"])}}
 
 

@@ -339,3 +339,42 @@ def test_intervals_at_other_levels_cover_their_level_where_the_errors_are_not_no
     share = {key: count / scored for key, count in inside.items()}
     assert abs(share["50"] - 0.5) < 0.04 and share["50 normal"] > 0.7, share
     assert share["99"] > 0.97 and share["99 normal"] < 0.96, share
+
+
+@pytest.mark.parametrize("gap", [5, 30])
+def test_the_value_after_missing_values_is_served_the_width_of_that_many_more_steps(gap):
+    # a hostile test (session 35): after G missing values the next one, a forecast G + 1 steps from the
+    # last value observed, was served the one-step width: on a random walk 17-39 % of them were covered
+    f = Forecaster(ForecasterConfig(hidden_size=8))
+    rng = np.random.default_rng(1)
+    walk = 100.0 + np.cumsum(rng.normal(size=400))
+    for value in walk:
+        f.observe("s", float(value))
+    asked = f.forecast("s", horizon=gap + 1)  # from the last value observed (nothing is scored in a gap)
+    for _ in range(gap):
+        served = f.observe("s", None).forecast_next
+    widths = (served.upper - served.mean, asked.upper[gap] - asked.mean[gap])
+    if gap + 1 <= f.config.calibrated_horizon:
+        assert widths[0] == widths[1]  # bit for bit: the same tracked width
+    else:  # past it, the calibrated horizon's width times sqrt(j / Hc) (the forecast's own rule, to rounding)
+        assert widths[0] == pytest.approx(widths[1], rel=1e-12)
+    one_step = f.forecast("s", horizon=1)
+    assert one_step.upper[0] - one_step.mean[0] == widths[0]  # a forecast asked in the gap says the same
+    assert widths[0] > 1.5 * (asked.upper[0] - asked.mean[0])  # wider than the one-step width it was
+
+
+def test_after_outages_a_random_walks_next_values_are_covered_and_not_taken_for_outliers():
+    # the hostile test's stream, shorter: a random walk whose last 24 values of every 150 are missing
+    rng = np.random.default_rng(1)
+    walk = 100.0 + np.cumsum(rng.normal(size=3000))
+    f = Forecaster(ForecasterConfig(hidden_size=8))
+    covered, flagged = [], []
+    for i, value in enumerate(walk):
+        missing = i % 150 >= 150 - 24
+        result = f.observe("s", None if missing else float(value))
+        if i >= 300 and i % 150 == 0:  # the first value after an outage
+            made = result.forecast_made
+            covered.append(made.lower <= value <= made.upper)
+            flagged.append(result.outlier)
+    assert len(covered) == 18
+    assert np.mean(covered) >= 0.75 and np.mean(flagged) <= 0.1  # 0.17 and 0.28 with the one-step width

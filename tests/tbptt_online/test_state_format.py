@@ -57,6 +57,12 @@ def value(series: int, t: int) -> float:  # as data/make_format2.py
     return 10.0 * (series + 1) + 3.0 * math.sin(2 * math.pi * t / 12) + math.sin(1.7 * t * (series + 2))
 
 
+def as_saved(old: dict) -> list:
+    """An old state's store fields that its migration keeps as they are (format 15 makes ``x_missing``
+    of ``x_last_observed``)."""
+    return [(k, v) for k, v in old["store"]["tensors"].items() if k != "x_last_observed"]
+
+
 def continue_from(forecaster: Forecaster, start: int, ticks: int) -> torch.Tensor:
     rows = []
     for t in range(start, start + ticks):
@@ -139,6 +145,8 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
             torch.testing.assert_close(kept[key][:, :-3], value, rtol=0, atol=0, equal_nan=True)  # (NaN: no value)
             assert torch.equal(kept[key][:, STAT["interval_n"]], value[:, STAT["score_n"]])
             assert not kept[key][:, STAT["restarts"] :].any()
+        elif key == "x_last_observed":  # format 15's x_missing (0 or 1), read back as the flag
+            assert torch.equal(kept[key], value)
         else:
             assert kept[key] is value, key
     if kind == "hybrid":
@@ -272,8 +280,8 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
     for key, value in before.items():
         if key == "stats":  # gains interval_n (format 7), restarts and restarted_steps (format 10)
             torch.testing.assert_close(kept[key][:, :-3], value, rtol=0, atol=0, equal_nan=True)
-        elif key in MEMBER_FIELDS:  # the median's, levels AR's columns (formats 11, 12): out by format_10_layout
-            assert torch.equal(kept[key], value), key
+        elif key in MEMBER_FIELDS or key == "x_last_observed":  # out by format_10_layout (and format 15's
+            assert torch.equal(kept[key], value), key  # x_missing read back as the flag)
         else:
             assert kept[key] is value, key
     for key in outliers.FIELDS:
@@ -377,7 +385,7 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
-    for key, value in old["store"]["tensors"].items():  # every other field as saved (format 15's names)
+    for key, value in as_saved(old):  # every other field as saved (format 15's names)
         if key not in MEMBER_FIELDS:
             assert kept[OLD_SEASON_NAMES.get(key, key)] is value, key
     assert torch.equal(without_levels_ar(kept)["c_loss"], old["store"]["tensors"]["c_loss"])
@@ -440,7 +448,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert migrated["format"] == FORMAT_VERSION == 15
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
-    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in old["store"]["tensors"].items())  # the rest as saved
+    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 7), continue_from(fresh, 40, 7))  # to 47: no detection yet
 
@@ -471,7 +479,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert state["store"]["tensors"]["x_nonneg"][slots, 0].tolist() == [True, True, True, False]  # as it was kept
     assert torch.equal(kept["c_shape"], torch.ones_like(state["store"]["tensors"]["c_shape"]))
     assert not torch.equal(state["store"]["tensors"]["c_shape"], kept["c_shape"])  # learned since; unknown before
-    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in old["store"]["tensors"].items())  # the rest as saved
+    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
     loaded = Forecaster.from_state_dict(old)
     assert loaded.forecast("young counter", horizon=3).mean == forecaster.forecast("young counter", horizon=3).mean
     tracked, half = loaded.forecast("positive", horizon=3), loaded.forecast("positive", horizon=3, level=0.5)
@@ -495,7 +503,9 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 15
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
-    assert all(migrated["store"]["tensors"][k] is v for k, v in state["store"]["tensors"].items())
+    kept = migrated["store"]["tensors"]
+    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k != "x_missing")
+    assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
     assert loaded.series_stats("a").seasons == fresh.series_stats("a").seasons != []

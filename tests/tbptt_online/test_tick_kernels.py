@@ -83,15 +83,23 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
         slot, step, y, a["x_raw"], a["x_season_length"], a["x_scale"], a["x_level"], target, path[:, 0].copy(), x
     )
     a["n_correction"][:] = pred[:, :d].numpy()
-    half = hybrid.half_widths(rows, horizons)  # [B, Hc, d]
-    own = torch.where(rows["c_q"] > 0, half, 0.0).numpy()
+    half = hybrid.half_widths(rows, horizons).numpy()  # [B, Hc, d]
+    q = rows["c_q"].numpy()
+    own = np.where(q > 0, half, 0.0)
+    full = half.copy()
+    for i, k in zip(*np.nonzero(a["x_missing"]), strict=True):  # after values missing in a row: the widths of
+        for h in range(horizons):  # that many more steps, past the calibrated horizon q_Hc sqrt(j / Hc) or SLACK
+            j = a["x_missing"][i, k] + h + 1
+            beyond = max(q[i, -1, k] * math.sqrt(j / horizons), calibration.SLACK * full[i, :, k].max())
+            half[i, h, k] = full[i, j - 1, k] if j <= horizons else beyond
+            own[i, h, k] = half[i, h, k] if q[i, min(j, horizons) - 1, k] > 0 else 0.0
     mean = np.empty((b, horizons, d))
     hybrid_kernels.remember(
         paths, path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], own, slot,
         step % horizons, a["c_origin"], a["c_origin_ref"], mean,
     )  # fmt: skip
     # served: nothing before a value was seen, the lower bound not below 0 where no value was
-    first, width = np.where(a["x_seen"], mean[:, 0], np.nan), half[:, 0].numpy()
+    first, width = np.where(a["x_seen"], mean[:, 0], np.nan), half[:, 0]
     lower = np.where(a["x_nonneg"] & (first - width < 0.0), 0.0, first - width)
     return target, defined, x, np.stack([first, first, lower, first + width], axis=1), mean
 

@@ -135,6 +135,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False
+        self.retiring = False  # its deletion is queued: it waits for the jobs before it, nothing joins them
         self._submit_lock = threading.Lock()  # no job may enter the queue after STOP
         self._thread = threading.Thread(target=self._run, name=f"model-worker-{name}", daemon=True)
         # the forecaster and probe count the snapshot's truncation report (or its failure) is of
@@ -184,14 +185,24 @@ class ModelWorker(LongBatches, KeyedRequests):
     async def retire(self) -> None:
         """Delete the model: apply the jobs already queued, journal the deletion (507 when the journal
         is full: the model goes on), end the thread."""
+        with self._submit_lock:
+            self.retiring = not self._closed
         await self.call(lambda: self.record_change(DELETE_MODEL, {}), ends_thread=True)
 
     def _submit(self, job: Job, closing: bool = False) -> None:
         with self._submit_lock:
             if self._closed:
-                raise NotFound(f"model {self.name!r} is unknown (it was deleted or the service is stopping)")
+                raise NotFound(self.gone())
             self._closed = closing
             self._queue.put(job)
+
+    def gone(self) -> str:
+        """Why the model takes no more requests: its deletion is queued (the requests before it are
+        still applied; until session 35 a request then read "unknown (it was deleted or the service is
+        stopping)" while the model was still listed, a hostile client), or the service is stopping."""
+        if self.retiring:
+            return f"model {self.name!r} is being deleted (its DELETE waits for the requests queued before it)"
+        return f"model {self.name!r} is unknown (it was deleted or the service is stopping)"
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -502,7 +513,7 @@ class ModelWorker(LongBatches, KeyedRequests):
                 error = ApiError(f"internal error: {error!r}")
             if job.ends_thread:
                 with self._submit_lock:
-                    self._closed = False  # the model goes on
+                    self._closed = self.retiring = False  # the model goes on
             self._settle(job, None, error)
             return False
         self._settle(job, result, None)

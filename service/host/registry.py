@@ -76,6 +76,8 @@ class ModelRegistry:
             if name in self.quarantined:
                 raise Quarantined(name, self.quarantined[name])
             raise NotFound(f"model {name!r} is unknown")
+        if worker.retiring:  # every request says so alike, reads too (404, as from then on)
+            raise NotFound(worker.gone())
         return worker
 
     def quarantine(self, name: str, reason: str) -> None:
@@ -86,6 +88,8 @@ class ModelRegistry:
         """A new model with a fresh Forecaster: 409 if the name is taken or max_models is reached,
         422/409 if its memory estimate does not fit the budgets (checked before anything is built
         or journaled), 507 if the journal cannot record the creation."""
+        if name in self._workers and self._workers[name].retiring:
+            raise Conflict(f"{self._workers[name].gone()}; create it again once that DELETE has answered")
         if name in self._workers or name in self._reserved:
             raise Conflict(f"model {name!r} already exists")
         if name in self.quarantined:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
 from tbptt_online import ForecasterConfig
+from tbptt_service.api.app import create_app
 
 from ..conftest import SMALL_MODEL
 
@@ -113,3 +117,33 @@ async def test_unknown_model_is_404_everywhere(client_for) -> None:
             response = await client.request(method, path)
             assert response.status_code == 404, path
             assert response.json() == {"detail": "model 'nope' is unknown"}
+
+
+async def test_a_model_whose_delete_waits_says_it_is_being_deleted_to_every_request(make_settings, serve) -> None:
+    # a hostile client (session 35): while a DELETE waited behind a long batch, an observation was told
+    # the model was "unknown (it was deleted or the service is stopping)", a read of it answered 200 and a
+    # create 409 "already exists"; now all of them say it is being deleted
+    app = create_app(make_settings())
+    async with serve(app) as client:
+        assert (await client.post("/v1/models", json={"name": "m", "config": SMALL_MODEL})).status_code == 201
+        worker = app.state.registry.get("m")
+        started, gate = threading.Event(), threading.Event()
+        held = worker.call(lambda: (started.set(), gate.wait()))  # the worker is busy: the DELETE queues
+        await asyncio.to_thread(started.wait)
+        deleting = asyncio.ensure_future(client.delete("/v1/models/m"))
+        try:
+            while worker.queued_jobs < 1:  # the DELETE's job waits behind the one held
+                await asyncio.sleep(0.001)
+            post = await client.post("/v1/models/m/observations", json={"series": "a", "value": 1.0})
+            read = await client.get("/v1/models/m")
+            create = await client.post("/v1/models", json={"name": "m", "config": SMALL_MODEL})
+        finally:
+            gate.set()
+        await held
+        assert (await deleting).status_code == 204
+        again = await client.post("/v1/models", json={"name": "m", "config": SMALL_MODEL})
+    message = "model 'm' is being deleted (its DELETE waits for the requests queued before it)"
+    assert (post.status_code, post.json()["detail"]) == (404, message)
+    assert (read.status_code, read.json()["detail"]) == (404, message)
+    assert create.status_code == 409 and create.json()["detail"].startswith(message), create.text
+    assert again.status_code == 201  # gone once the DELETE answered

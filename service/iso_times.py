@@ -18,19 +18,23 @@ def iso_moment(raw: str) -> datetime:
     """``datetime.fromisoformat`` (one without a zone is UTC), and what ISO 8601 and RFC 3339 allow
     beside it: ``24:00`` as the next day's ``00:00``, in UTC before the day is added
     (``9999-12-31T24:00+05:00`` is 19:00 UTC that day); a lower-case ``z``; and a leap second,
-    ``23:59:60``, read as POSIX time reads it, one second after ``23:59:59`` (the next day's
-    ``00:00:00``). The last two were refused as "not an ISO-8601 date-time" until session 35 (a
-    hostile client).
+    ``23:59:60`` (in UTC: RFC 3339 allows it there only), read as the last microsecond of
+    ``23:59:59``, so it falls between its neighbours (read as POSIX time does, the next day's
+    ``00:00:00``, it took the next value's timestamp: a 409 there, a review). The last two were
+    refused as "not an ISO-8601 date-time" until session 35 (a hostile client).
 
     >>> iso_moment("2016-12-31T23:59:60Z").isoformat(), iso_moment("2024-03-04t10:00:00z").isoformat()
-    ('2017-01-01T00:00:00+00:00', '2024-03-04T10:00:00+00:00')
+    ('2016-12-31T23:59:59.999999+00:00', '2024-03-04T10:00:00+00:00')
     """
     if raw.endswith("z"):
         raw = raw[:-1] + "Z"
     leap = LEAP_SECOND.fullmatch(raw)
     if leap is not None:
-        start, fraction, zone = leap.groups()
-        return iso_moment(f"{start}59{fraction or ''}{zone or ''}") + timedelta(seconds=1)
+        start, _, zone = leap.groups()
+        moment = iso_moment(f"{start}59.999999{zone or ''}")
+        if (moment.hour, moment.minute) != (23, 59):
+            raise ValueError(f"{raw!r}: a leap second is 23:59:60 in UTC")
+        return moment
     end_of_day = END_OF_DAY.fullmatch(raw)
     if end_of_day is None:
         return _utc(datetime.fromisoformat(raw))

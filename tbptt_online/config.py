@@ -418,13 +418,14 @@ class ForecasterConfig:
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
         """Build from a plain mapping; unknown keys are an error naming them."""
         if not isinstance(data, Mapping):  # fix: from_dict(5) raised TypeError
-            raise ValueError(f"a config must be a mapping of field names to values, not {data!r}")
+            raise ValueError(f"a config must be a mapping of field names to values, not {_shown(data)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:  # fix: a million unknown keys made a 2 MB error; name the first few
             named = sorted(unknown, key=str)[:5]
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            close = [f"{k!r}: did you mean {m[0]!r}?" for k in named if (m := _close(k, known))]
+            close = [f"{_shown(k)}: did you mean {m[0]!r}?" for k in named if (m := _close(k, known))]
             hint = f" ({'; '.join(close)})" if close else ""
-            raise ValueError(f"unknown config field(s) {named}{more}{hint}: allowed are {sorted(known)}")
+            shown = "[" + ", ".join(_shown(k) for k in named) + "]"  # (a key of 1 MB was quoted whole, a review)
+            raise ValueError(f"unknown config field(s) {shown}{more}{hint}: allowed are {sorted(known)}")
         return cls(**data)

@@ -360,6 +360,10 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
     for key in STEP_FIELDS:  # (an excursion begun at a future step was never repaired, a hostile test)
         if key in tensors and bool((tensors[key] > tensors["steps"].view(-1, 1)).any()):
             raise ValueError(f"store.tensors[{key!r}] is invalid: a step past the series' count of steps")
+    # a run of missing values is at most the series' steps + 1 (1 before any value; a review: 2**53 loaded, and
+    # the model's own checkpoint was refused a missing value later)
+    if "x_missing" in tensors and bool((tensors["x_missing"] > tensors["steps"].view(-1, 1) + 1).any()):
+        raise ValueError("store.tensors['x_missing'] is invalid: a run of missing values past the series' steps + 1")
 
 
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:

@@ -494,6 +494,11 @@ def _with_missing_runs(state: dict[str, Any]) -> dict[str, Any]:
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_last_observed" not in tensors:
         return state  # no hybrid: nothing else changed
+    flag = tensors["x_last_observed"]
+    if not isinstance(flag, torch.Tensor) or flag.dtype != torch.bool:  # (~ of a uint8 1 is 254: a review)
+        raise ValueError(
+            f"store.tensors['x_last_observed'] is invalid: {getattr(flag, 'dtype', type(flag))}, expected torch.bool"
+        )
     renamed = {
         ("x_missing" if name == "x_last_observed" else name): ((~value).long() if name == "x_last_observed" else value)
         for name, value in tensors.items()

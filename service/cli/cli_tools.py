@@ -30,6 +30,7 @@ from typing import Any
 from tbptt_online.client import Client, ClientError
 from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, feed, format_report, format_table
 from tbptt_service.cli.csv_source import CsvSource
+from tbptt_service.plain_numbers import plain_float
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -100,10 +101,10 @@ def seconds(text: str) -> float:
     argparse.ArgumentTypeError: '0' is invalid: seconds must be a finite number > 0
     """
     try:
-        number = float(text)
+        number = plain_float(text)  # (float() takes "5_0" as 50, a review)
     except ValueError:
         number = math.nan
-    if not 0.0 < number < math.inf:
+    if not 1e-3 <= number < math.inf:  # (1e-320 s was taken, a review)
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: seconds must be a finite number > 0")
     return number
 

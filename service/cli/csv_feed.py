@@ -63,7 +63,7 @@ def _stop_between_batches() -> Iterator[list[bool]]:
         if asked[0]:
             raise KeyboardInterrupt
         asked[0] = True
-        print("\nstopping once the batch in flight is answered (Ctrl-C again: at once)", file=sys.stderr)
+        print("\nstopping before the next batch (Ctrl-C again: at once)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
@@ -165,6 +165,8 @@ def feed(
     with bar, _stop_between_batches() as stop:
         batch: list[CsvRow] = []
         for row in pending(source, points, skip):
+            if stop[0]:  # Ctrl-C with no batch in flight (reading or skipping rows): nothing more is sent
+                raise FeedInterrupted(report)
             batch.append(row)
             if len(batch) == batch_size:
                 send(batch)

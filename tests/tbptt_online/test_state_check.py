@@ -129,6 +129,8 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
         "store.tensors['x_season_length']",
     ),
     "outlier run of 10^18": (_set_tensor(_tensors, "o_run", (0, 0), -(10**18)), "store.tensors['o_run']"),
+    # (a review, session 35: 2**53 loaded, and the model's own checkpoint was refused a missing value later)
+    "missing run past the steps": (_set_tensor(_tensors, "x_missing", (0, 0), 10**6), "store.tensors['x_missing']"),
     # (a review: a run of 2^63 - 1 loaded, the next detection wrapped it to -2^63, and the model's own
     # checkpoint was then refused)
     "season run of 2^63 - 1": (_set_tensor(_tensors, "x_season_runs", (0, 0), 2**63 - 1), "x_season_runs"),

@@ -509,3 +509,12 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
     assert loaded.series_stats("a").seasons == fresh.series_stats("a").seasons != []
+
+
+def test_a_format_14_flag_that_is_not_a_bool_is_refused_naming_it():
+    # a review (session 35): a uint8 flag was inverted into runs of 254 and 255, which loaded
+    state = as_format_14(Forecaster(ForecasterConfig(hidden_size=4, max_season_length=12)).state_dict())
+    flag = state["store"]["tensors"]["x_last_observed"]
+    state["store"]["tensors"] = {**state["store"]["tensors"], "x_last_observed": flag.to(torch.uint8)}
+    with pytest.raises(ValueError, match=r"x_last_observed'\] is invalid: torch.uint8, expected torch.bool"):
+        current_state(state)

@@ -432,3 +432,10 @@ def test_a_huge_bad_config_value_is_quoted_short() -> None:
     with pytest.raises(ValueError, match=r"^k1='xxx.*\.\.\..*' is invalid") as error:
         ForecasterConfig(k1="x" * 10_000)
     assert len(str(error.value)) < 200
+
+
+def test_a_huge_unknown_config_key_is_quoted_short() -> None:
+    # a review (session 35): a 1 MB unknown key was quoted whole (a 1 MB 422 through the API)
+    with pytest.raises(ValueError, match=r"^unknown config field\(s\) \['kkk.*\.\.\..*'\]") as error:
+        ForecasterConfig.from_dict({"k" * 1_000_000: 1})
+    assert len(str(error.value)) < 1_000

@@ -144,8 +144,8 @@ async def test_the_end_of_a_day_written_24_00_is_the_next_days_midnight(client_f
         ("2024-01-01t24:00", 1704153600.0),  # a lowercase t, as fromisoformat takes for other times
         ("9999-12-31T24:00+05:00", 253402282800.0),  # 19:00 UTC on the year 9999's last day
         # a leap second, as POSIX time reads it, and a lowercase z (RFC 3339): both 422 until session 35
-        ("2016-12-31T23:59:60Z", 1483228800.0),  # 2017-01-01T00:00:00Z
-        ("2016-12-31T23:59:60.5+00:00", 1483228800.5),
+        ("2016-12-31T23:59:60Z", 1483228799.999999),  # the last microsecond of 23:59:59: before 00:00:00
+        ("2016-12-31T18:59:60.5-05:00", 1483228799.999999),  # (a review: as 00:00:00 it took the next one's)
         ("2024-01-01T00:00:00z", 1704067200.0),
         ("9999-12-31T23:59:60Z", None),
         ("9999-12-31T23:59-05:00", None),  # the year 10000 in UTC: past the range numbers keep to
@@ -162,6 +162,14 @@ async def test_an_iso_timestamp_is_read_in_utc_and_kept_to_the_years_1_to_9999(c
     else:
         assert response.status_code == 200, response.text
         assert stats["last_timestamp"] == seconds
+
+
+async def test_a_leap_second_is_refused_where_it_cannot_be(client_for) -> None:
+    # RFC 3339 allows :60 at 23:59 UTC only (a review, session 35: 10:00:60 was read as 10:01:00)
+    async with client_for() as client:
+        response = await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": "2016-12-31T10:00:60Z"})
+    assert response.status_code == 422, response.text
+    assert "must be unix seconds or an ISO-8601 date-time" in response.json()["detail"]
 
 
 async def test_an_iso_timestamp_is_kept_to_the_microsecond(client_for) -> None:

@@ -11,11 +11,13 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tbptt_online.client import Client, SeriesStats, TransportFailure
+from tbptt_service.cli import csv_feed
 from tbptt_service.cli import main as cli
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
 from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, FeedReport, feed, format_report
@@ -145,6 +147,30 @@ def test_ctrl_c_during_a_batch_waits_for_its_answer_so_a_rerun_sends_every_row_e
         assert client.get_model(model).observations == total
     assert (resumed.skipped, resumed.sent) == (3 * 7, total - 3 * 7)
     assert [s.count for s in resumed.stats] == [ROWS_PER_SERIES] * len(SERIES)
+
+
+def test_ctrl_c_with_no_batch_in_flight_stops_before_the_next_one(
+    server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a review (session 35): a Ctrl-C while rows were read for the next batch sent that batch too, and one
+    # while rows the server held were skipped was ignored (the feed ran to its end and exited 0)
+    real_pending = csv_feed.pending
+
+    def pending_with_ctrl_c(*args: Any) -> Iterator[Any]:
+        for i, row in enumerate(real_pending(*args)):
+            if i == 10:  # the first batch of 7 answered, the second being read
+                os.kill(os.getpid(), signal.SIGINT)
+            yield row
+
+    monkeypatch.setattr(csv_feed, "pending", pending_with_ctrl_c)
+    source = source_of(write_csv(tmp_path / "metrics.csv"))
+    with Client(server.url) as client:
+        try:
+            with pytest.raises(FeedInterrupted) as stopped:
+                feed(client, source, model, batch_size=7, progress=False)
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C escaped")
+        assert stopped.value.report.sent == 7 and client.get_model(model).observations == 7
 
 
 def test_a_finished_feed_run_again_sends_nothing(server: ServerProcess, model: str, tmp_path: Path) -> None:

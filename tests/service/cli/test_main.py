@@ -156,7 +156,7 @@ def test_the_command_line_imports_neither_torch_nor_numba_until_a_command_needs_
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon", "5_0", "1e-320"])  # the last two: a review
 def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused_naming_the_option(capsys, value) -> None:
     # a hostile test (session 35): 0 and -1 reached httpx and failed with messages naming no option
     with pytest.raises(SystemExit) as exit_info:

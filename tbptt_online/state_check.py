@@ -381,9 +381,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
             raise ValueError(f"{field} is invalid: holds {value[tuple(where)].item()} at {where}; not allowed there")
     if key in NON_NEGATIVE and bool((value < 0).any()):
         raise ValueError(f"{field} is invalid: holds negative values; must be >= 0")
-    if key in ("steps", "x_season_runs", "x_missing") and bool(
-        (value > MAX_COUNT).any()
-    ):  # (a count past 2**63 wraps around)
+    # (a count past 2**63 wraps around)
+    if key in ("steps", "x_season_runs", "x_missing") and bool((value > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
     if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")

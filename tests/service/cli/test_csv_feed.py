@@ -125,6 +125,17 @@ def test_an_interrupted_feed_resumed_feeds_every_row_exactly_once(
     assert resumed.stats == reference.stats  # same batches in the same order: the same model, bit for bit
 
 
+def stopped_by_ctrl_c(client: Client, source: CsvSource, model: str) -> FeedReport:
+    """The report of a feed (batches of 7) that a Ctrl-C stopped; a test failure, not pytest's own
+    interruption, where the Ctrl-C escaped instead."""
+    try:
+        with pytest.raises(FeedInterrupted) as stopped:
+            feed(client, source, model, batch_size=7, progress=False)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the feed instead of stopping it before the next batch")
+    return stopped.value.report
+
+
 @pytest.mark.parametrize("with_time", [True, False], ids=["by-timestamp", "by-count"])
 def test_ctrl_c_during_a_batch_waits_for_its_answer_so_a_rerun_sends_every_row_exactly_once(
     server: ServerProcess, model: str, tmp_path: Path, with_time: bool
@@ -134,12 +145,7 @@ def test_ctrl_c_during_a_batch_waits_for_its_answer_so_a_rerun_sends_every_row_e
     source = source_of(write_csv(tmp_path / "metrics.csv", with_time), with_time)
     total = len(SERIES) * ROWS_PER_SERIES
     with Client(server.url, transport=CtrlCTransport(posts_before=2), retries=0) as client:
-        try:
-            with pytest.raises(FeedInterrupted) as stopped:
-                feed(client, source, model, batch_size=7, progress=False)
-        except KeyboardInterrupt:
-            pytest.fail("Ctrl-C escaped while a batch was in flight: its answer was not awaited")
-        assert stopped.value.report.sent == 3 * 7  # the third batch's answer came; nothing after it was sent
+        assert stopped_by_ctrl_c(client, source, model).sent == 3 * 7  # the third batch answered; nothing after it
         assert client.get_model(model).observations == 3 * 7  # all of them applied, when the feed stopped
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
     with Client(server.url) as client:
@@ -165,12 +171,7 @@ def test_ctrl_c_with_no_batch_in_flight_stops_before_the_next_one(
     monkeypatch.setattr(csv_feed, "pending", pending_with_ctrl_c)
     source = source_of(write_csv(tmp_path / "metrics.csv"))
     with Client(server.url) as client:
-        try:
-            with pytest.raises(FeedInterrupted) as stopped:
-                feed(client, source, model, batch_size=7, progress=False)
-        except KeyboardInterrupt:
-            pytest.fail("Ctrl-C escaped")
-        assert stopped.value.report.sent == 7 and client.get_model(model).observations == 7
+        assert stopped_by_ctrl_c(client, source, model).sent == 7 and client.get_model(model).observations == 7
 
 
 def test_a_finished_feed_run_again_sends_nothing(server: ServerProcess, model: str, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The tour file's oracle: the generator replayed exactly, and its two forecasters scored."""
+"""The tour file's oracle: the generator replayed exactly, and its forecasters scored."""
 
 from __future__ import annotations
 
@@ -42,3 +42,24 @@ def test_not_knowing_the_quiet_weekends_costs_the_daily_hosts_and_not_the_nightl
     assert ratios["batch-1"]["weekdays"] == ratios["batch-1"]["observed"]  # a nightly job every day
     for host in ("web-1", "web-2", "db-1"):
         assert ratios[host]["weekdays"] > ratios[host]["observed"]
+
+
+def test_the_learned_means_are_medians_of_the_earlier_values_at_the_hour_without_the_drift() -> None:
+    d = oracle.DRIFT
+    days = 8  # a Monday to the next Monday: days 5 and 6 a weekend
+    values = [float(100 * (t // 24) + t % 24) + d * t for t in range(24 * days)]  # day k, hour h: 100 k + h + drift
+    values[24 * 2 + 3] += 1e6  # a spike on Wednesday 03:00: a median ignores it
+    means = oracle.learned_means(values, weekends=False)
+    assert all(math.isnan(m) for m in means[:24])  # nothing earlier at its hour
+    assert means[24 + 5] == 5 + d * (24 + 5)  # Tuesday: Monday's alone
+    assert means[24 * 3 + 3] == 100 + 3 + d * (24 * 3 + 3)  # Thursday 03:00: median of 3, 103, 1e6 + 203
+    assert means[24 * 4 + 7] == 150 + 7 + d * (24 * 4 + 7)  # Friday: median of days 0..3, (100 + 200) / 2
+    split = oracle.learned_means(values, weekends=True)
+    assert split[24 * 5 + 7] == means[24 * 5 + 7]  # the first weekend hour: the weekdays' median
+    assert split[24 * 6 + 7] == 500 + 7 + d * (24 * 6 + 7)  # Sunday: Saturday's alone
+    assert split[24 * 7 + 7] == 200 + 7 + d * (24 * 7 + 7)  # Monday again: weekdays 0..4 only
+
+
+def test_learning_each_hours_mean_costs_every_host_against_knowing_it() -> None:
+    for r in oracle.oracle_ratios().values():
+        assert r["weekdays"] <= r["learned"] < 1

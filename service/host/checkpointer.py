@@ -33,7 +33,7 @@ from tbptt_service.host.rebuild import CHECKPOINT_FORMAT
 from tbptt_service.host.registry import ModelRegistry
 from tbptt_service.storage.checkpoints import CheckpointStore
 from tbptt_service.storage.journal import DEFAULT_TORCH_THREADS
-from tbptt_service.storage.log_store import LogStore
+from tbptt_service.storage.log_store import FencedWriter, LogStore
 
 logger = logging.getLogger("tbptt_service.host.checkpointer")
 
@@ -95,6 +95,9 @@ class Checkpointer:
             self._due.clear()
             try:
                 await self.checkpoint(registry)
+            except FencedWriter as superseded:  # a newer incarnation owns the log: its checkpoints, not ours
+                logger.warning("no checkpoint: %s", superseded)
+                return
             except Exception:  # the log still holds everything: report it and try again next time
                 logger.exception("writing a checkpoint failed; the event log keeps every record")
 

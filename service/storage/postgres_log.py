@@ -303,13 +303,22 @@ class PostgresLog:
             last = int(rows[-1][0])
 
     def last_seq(self) -> int:
-        """The highest seq ever appended to this stream (0 for a new one), also after ``prune``."""
+        """The highest seq ever appended to this stream (0 for a new one), also after ``prune``.
+
+        ``FencedWriter`` once a newer epoch owns the stream: its seqs include records this writer
+        never applied, so a checkpoint labelled with one would claim them (a superseded owner
+        still running wrote its stale models under the new owner's last seq, and a recovery from
+        that checkpoint skipped the new owner's records: a hostile test, session 36). While this
+        writer's epoch holds, every record up to the seq returned is one it appended or recovered.
+        """
         with self._lock:
             self._check_open()
             with self._deadline.guarding(self._conn):
                 row = self._conn.execute(
-                    "SELECT last_seq FROM log_streams WHERE stream = %s", (self.stream,)
+                    "SELECT last_seq, epoch FROM log_streams WHERE stream = %s", (self.stream,)
                 ).fetchone()
+            if row is not None and int(row[1]) != self.epoch:
+                raise self._fenced()
         return 0 if row is None else int(row[0])
 
     # -- internals ------------------------------------------------------------------

@@ -4,6 +4,7 @@ recovered incarnation fences the one it replaced."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import httpx
 import pytest
 
 from tbptt_service.api.app import create_app
+from tbptt_service.host.durability import CHECKPOINTS_DIR
 from tbptt_service.settings import Settings
 from tbptt_service.storage.event_log import EventLog
+from tbptt_service.storage.log_store import FencedWriter
 from tbptt_service.storage.postgres_log import PostgresLog
 
 from ..conftest import SMALL_MODEL
@@ -88,3 +91,34 @@ async def test_a_recovered_incarnation_fences_the_one_it_replaced(make_settings,
             accepted = await new.post("/v1/models/default/observations", json={"series": "a", "value": 9.0})
             assert accepted.status_code == 200
             assert (await new.get("/v1/models/default/series/a")).json()["count"] == 4
+
+
+async def test_a_superseded_incarnation_writes_no_checkpoint_that_would_hide_the_new_ones_records(
+    make_settings, serve, tmp_path, postgres_url
+) -> None:
+    # A hostile test (session 36): a superseded owner that had not appended since its takeover
+    # labelled its checkpoints with the stream's last seq, the new owner's; a recovery from that
+    # checkpoint skipped the new owner's acknowledged records (25 acknowledged, 10 recovered), and
+    # its final checkpoint at close brought back a model the new owner had deleted.
+    settings = make_settings(**NO_TIMER, log_url=postgres_url, log_stream="shard-0")
+    old_app = create_app(settings)
+    serving_old = serve(old_app)
+    old = await serving_old.__aenter__()
+    await feed_in_order(old, 0, 3)
+    new_app = create_app(settings.model_copy(update={"state_dir": tmp_path / "elsewhere"}))
+    async with serve(new_app) as new:  # takes the stream's next epoch and recovers the 3 batches
+        await feed_in_order(new, 3, 2)  # acknowledged by the new owner only
+        assert (await new.get("/v1/models/default/series/a")).json()["count"] == 5
+        with pytest.raises(FencedWriter, match="superseded by epoch 2"):
+            await old_app.state.durability.checkpoint(old_app.state.registry)
+        await serving_old.__aexit__(None, None, None)  # and its final checkpoint
+        # In a cluster the pair shares one directory: the new owner's checkpoint (at its start, after
+        # which it pruned the log) beside whatever the old one wrote. The old one must have written
+        # nothing labelled past its state, from the checkpoint asked nor from the close.
+        ours = settings.state_dir / CHECKPOINTS_DIR
+        for written in (tmp_path / "elsewhere" / CHECKPOINTS_DIR).glob("checkpoint-*.ckpt"):
+            assert not (ours / written.name).exists()
+            shutil.copy(written, ours / written.name)
+        recovered_app = create_app(settings)
+        async with serve(recovered_app) as client:
+            assert (await client.get("/v1/models/default/series/a")).json()["count"] == 5

@@ -171,3 +171,16 @@ def test_a_reader_sees_the_records_and_never_fences_the_writer(postgres_url: str
         assert [(r.seq, r.model, r.kind, r.payload) for r in got] == [(i + 2, *r) for i, r in enumerate(RECORDS[1:])]
         assert log.append("default", "observe", {"items": []}) == 5  # still the owner
         assert log.epoch == 1
+
+
+def test_a_superseded_writer_cannot_read_a_last_seq_that_holds_the_new_owners_records(postgres_url: str) -> None:
+    # a checkpoint labelled with it would claim records the superseded writer never applied (session 36)
+    with PostgresLog(postgres_url, stream="s") as old:
+        old.append("m", "observe", {"items": [["a", 1.0, None]]})
+        assert old.last_seq() == 1
+        with PostgresLog(postgres_url, stream="s") as new:
+            assert new.append("m", "observe", {"items": [["a", 2.0, None]]}) == 2
+            with pytest.raises(FencedWriter, match=r"epoch 1 was superseded by epoch 2"):
+                old.last_seq()
+            assert old.superseded is not None  # it will never write again
+            assert new.last_seq() == 2

@@ -117,9 +117,21 @@ class Checkpointer:
                 captures = [worker.call(worker.capture) for worker in registry.workers()]
             states = await asyncio.gather(*captures)
             if seq == self.last_seq:
+                if self.last_seq is not None and getattr(self.log, "full", False):
+                    await asyncio.to_thread(self._prune_full, self.last_seq)
                 return None
             await asyncio.to_thread(self._write, seq, states)
             return seq
+
+    def _prune_full(self, through: int) -> None:
+        """A full log (``EventLog.full``) that nothing new was logged to: pruned through the newest
+        checkpoint, not the oldest kept. With 3 checkpoints kept, a log capped by
+        ``TBPTT_LOG_MAX_BYTES`` that filled after the first two stayed full for good: every write
+        refused, so no newer checkpoint came to move the oldest kept on (a new user, session 36)."""
+        pruned = self.log.prune(through)
+        logger.warning(
+            "the log was full: %d log record(s) pruned through the newest checkpoint, seq %d", pruned, through
+        )
 
     def write_final(self, workers: Sequence[ModelWorker]) -> int | None:
         """The checkpoint at shutdown, of workers whose threads have ended (every job applied)."""
@@ -138,7 +150,9 @@ class Checkpointer:
         }
         path = self.store.write(seq, state)
         self.last_seq = seq
-        oldest = self.store.oldest_kept_seq()
+        # A full log is pruned through this checkpoint (the older ones kept can no longer be recovered
+        # from, the records after them gone): room for the writes it refused.
+        oldest = seq if getattr(self.log, "full", False) else self.store.oldest_kept_seq()
         pruned = self.log.prune(oldest) if oldest is not None else 0
         logger.info(
             "checkpoint %s written (%d model(s), log seq %d) in %.3f s; %d log record(s) pruned through seq %s",

@@ -128,10 +128,15 @@ def decode_payload(seq: int, raw: bytes) -> Any:
         return UnreadablePayload(seq, str(error))
 
 
-def _translate(exc: sqlite3.Error, path: Path) -> Exception:
-    """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged."""
+def _translate(exc: sqlite3.Error, path: Path, capped: int | None = None) -> Exception:
+    """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged.
+    ``capped``: the cap in bytes when it, not the disk, is what is full (the message names it: a
+    new user read "disk is full" with a free disk and looked for space; session 36)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None and code & 0xFF == _SQLITE_FULL:
+        if capped is not None:
+            why = f"it reached its cap of {capped} bytes (TBPTT_LOG_MAX_BYTES) until a checkpoint prunes it"
+            return StorageFullError(errno.ENOSPC, f"event log {path} is full: {why}")
         return StorageFullError(errno.ENOSPC, f"event log {path} is full: {exc}")
     return exc
 
@@ -163,6 +168,8 @@ class EventLog:
         self._dirty = False  # appended since the last fsync (interval mode)
         self._sync_error: OSError | None = None  # a failed background fsync, raised by the next append
         self._closed = False
+        self._max_bytes = max_bytes
+        self._full = False  # an append failed for want of space, and no prune has run since
         # One connection shared under self._lock: SQLite has a single writer anyway, and
         # autocommit (isolation_level=None) makes each INSERT its own transaction.
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -224,7 +231,9 @@ class EventLog:
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:  # SQLite usually rolled back already; make sure
                     self._conn.rollback()
-                raise _translate(exc, self.path) from exc
+                error = _translate(exc, self.path, self._cap_reached())
+                self._full = self._full or isinstance(error, StorageFullError)
+                raise error from exc
             self._dirty = True
             return int(cursor.lastrowid)
 
@@ -247,11 +256,33 @@ class EventLog:
         with self._lock:
             self._check_open()
             try:
-                return self._conn.execute("DELETE FROM events WHERE seq <= ?", (int(through_seq),)).rowcount
+                deleted = self._conn.execute("DELETE FROM events WHERE seq <= ?", (int(through_seq),)).rowcount
+                self._full = self._full and deleted == 0
+                return deleted
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:
                     self._conn.rollback()
                 raise _translate(exc, self.path) from exc
+
+    @property
+    def full(self) -> bool:
+        """An append failed for want of space (the disk, or ``max_bytes``) and no prune has deleted
+        a record since: the checkpointer then prunes through its newest checkpoint, not the oldest
+        kept, or the log stays full (``Checkpointer.checkpoint``)."""
+        return self._full
+
+    def _cap_reached(self) -> int | None:
+        """``max_bytes`` when the database holds as many pages as it allows (the cap is what is
+        full, not the disk), else None. Under ``self._lock``."""
+        if self._max_bytes is None:
+            return None
+        try:
+            pages, most = (
+                self._conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "max_page_count")
+            )
+        except sqlite3.Error:
+            return None
+        return self._max_bytes if pages >= most else None
 
     def sync(self) -> None:
         """Fsync the WAL now (interval mode: what the background thread does; batch mode: what

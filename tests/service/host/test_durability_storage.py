@@ -43,7 +43,10 @@ async def test_a_full_log_answers_507_applies_nothing_and_forecasts_go_on(make_s
         else:
             pytest.fail("the log never filled up")
         assert response.json()["detail"].startswith("the journal cannot record this batch ([Errno 28] event log ")
-        assert response.json()["detail"].endswith("is full: database or disk is full); nothing was applied")
+        assert response.json()["detail"].endswith(
+            "is full: it reached its cap of 65536 bytes (TBPTT_LOG_MAX_BYTES) until a checkpoint prunes it); "
+            "nothing was applied"
+        )
         full_at = t
         before = await model_state(client)  # forecasts and statistics are still served while full
 
@@ -66,6 +69,41 @@ async def test_a_full_log_answers_507_applies_nothing_and_forecasts_go_on(make_s
     for t in range(full_at + 1):
         reference.observe_many([(o["series"], o["value"]) for o in batch_at(t)["observations"]])
     assert got["series"][SERIES[5]]["forecast"]["forecast"][0]["mean"] == reference.forecast(SERIES[5]).mean[0]
+
+
+async def test_a_log_that_fills_after_several_checkpoints_takes_writes_again_after_the_next(
+    make_settings, serve, tmp_path
+) -> None:
+    # A new user (session 36): with 3 checkpoints kept, a log capped by TBPTT_LOG_MAX_BYTES that filled
+    # after two checkpoints answered 507 for good: each checkpoint pruned through the oldest kept (the
+    # first), and once every write was refused no newer one came to move it on.
+    settings = make_settings(**NO_TIMER, log_max_bytes=65_536, checkpoints_kept=3)
+    app = create_app(settings)
+    acknowledged: Counter[str] = Counter()
+    checkpoints = []
+    async with serve(app) as client:
+        for t in range(500):
+            if t % 10 == 9:  # as the timer would
+                checkpoints.append(await app.state.durability.checkpoint(app.state.registry))
+            response = await client.post(URL, json=batch_at(t))
+            if response.status_code == 507:
+                break
+            assert response.status_code == 200, response.text
+            acknowledged.update(SERIES)
+        else:
+            pytest.fail("the log never filled up")
+        assert len(checkpoints) >= 2  # the log filled with two or more checkpoints kept
+        await app.state.durability.checkpoint(app.state.registry)  # nothing new logged: prunes through the newest
+        for u in range(t, t + 5):
+            assert (await client.post(URL, json=batch_at(u))).status_code == 200
+            acknowledged.update(SERIES)
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        expected = await model_state(client)
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:  # from the newest checkpoint and the records after it
+        got = await model_state(client)
+        assert_same_state(got, expected)
+        assert {name: series["stats"]["count"] for name, series in got["series"].items()} == acknowledged
 
 
 async def test_a_checkpoint_that_cannot_be_written_loses_nothing(make_settings, serve, tmp_path, caplog) -> None:

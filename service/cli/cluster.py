@@ -23,6 +23,24 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     if shards < 1:
         print(f"tbptt-online serve: --shards {shards} is invalid: must be at least 1", file=sys.stderr)
         return 2
+    import psycopg
+
+    from tbptt_service.storage.postgres_log import claim_shard_count
+
+    try:
+        recorded = claim_shard_count(settings.log_url, shards)
+    except psycopg.OperationalError as exc:  # the database cannot be reached
+        print(f"tbptt-online serve: cannot read the cluster's shard count from the log's database: {exc}", file=sys.stderr)
+        return 1
+    if recorded != shards:
+        print(
+            f"tbptt-online serve: --shards {shards} does not match the cluster's {recorded} shards, recorded in "
+            f"the log's database by the first front: a model belongs to shard sha256(name) mod N, so another N "
+            f"would look for models on other shards (and could create a second model under a name that exists); "
+            f"start every front with --shards {recorded} (models do not move between shard counts)",
+            file=sys.stderr,
+        )
+        return 2
     import ray
     import uvicorn
 

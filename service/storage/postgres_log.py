@@ -165,6 +165,27 @@ def read_stream(url: str, stream: str, after_seq: int = 0) -> list[LogRecord]:
     ]
 
 
+_SHARD_COUNT = (
+    "CREATE TABLE IF NOT EXISTS cluster_shards (one INT PRIMARY KEY CHECK (one = 1), shards INT NOT NULL)",
+    "INSERT INTO cluster_shards (one, shards) VALUES (1, %s) ON CONFLICT (one) DO NOTHING",
+    "SELECT shards FROM cluster_shards WHERE one = 1",
+)
+
+
+def claim_shard_count(url: str, shards: int) -> int:
+    """The cluster's shard count, recorded in the database at ``url`` by the first front to start
+    (``shards`` when none is recorded yet): a model belongs to shard ``sha256(name) mod N``, so
+    a front with another N finds models on the wrong shards and creates a second model under a
+    name that exists (a hostile test, session 36: ``--shards 3`` joined a cluster of 2 and
+    listed a model twice). Nothing moves models between shard counts; the caller refuses to
+    start on a mismatch."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(_SHARD_COUNT[0])
+        conn.execute(_SHARD_COUNT[1], (int(shards),))
+        return int(conn.execute(_SHARD_COUNT[2]).fetchone()[0])
+
+
 class PostgresLog:
     """The log stream ``stream`` in the database at ``url`` (a libpq URL or DSN), opened as a new
     writer epoch. Thread-safe (one connection, used under a lock). Each statement has ``timeout_s``

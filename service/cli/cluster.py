@@ -30,7 +30,8 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     try:
         recorded = claim_shard_count(settings.log_url, shards)
     except psycopg.OperationalError as exc:  # the database cannot be reached
-        print(f"tbptt-online serve: cannot read the cluster's shard count from the log's database: {exc}", file=sys.stderr)
+        why = f"cannot read the cluster's shard count from the log's database: {exc}"
+        print(f"tbptt-online serve: {why}", file=sys.stderr)
         return 1
     if recorded != shards:
         print(

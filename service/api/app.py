@@ -59,8 +59,11 @@ Restore = Callable[[ModelRegistry], Awaitable[None]]
 
 
 async def create_default_model(registry: ModelRegistry) -> None:
-    """The default ``restore``: a fresh model named ``default`` configured from settings."""
-    await registry.create("default", registry.settings.default_config())
+    """The default ``restore``: a fresh model named ``default`` configured from settings, unless
+    ``create_default_model`` is false (it was created anyway without durability until session 36:
+    a new user's ``TBPTT_DURABLE=false TBPTT_CREATE_DEFAULT_MODEL=false``)."""
+    if registry.settings.create_default_model:
+        await registry.create("default", registry.settings.default_config())
 
 
 def create_app(

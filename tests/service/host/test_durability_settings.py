@@ -62,3 +62,12 @@ async def test_a_state_in_memory_keeps_nothing_on_disk(make_settings, serve) -> 
     assert list(settings.state_dir.iterdir()) == []
     async with serve(create_app(settings)) as client:
         assert (await client.get("/v1/models/default")).json()["series_count"] == 0
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_no_default_model_is_created_when_the_setting_says_so_with_or_without_durability(
+    make_settings, serve, durable: bool
+) -> None:
+    # a new user (session 36): without durability the model 'default' was created anyway
+    async with serve(create_app(make_settings(durable=durable, create_default_model=False))) as client:
+        assert (await client.get("/v1/models")).json()["models"] == []

@@ -28,7 +28,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TBPTT_", extra="forbid", validate_default=True)
 
-    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 inside a container).")
+    # not empty: uvicorn took "" for every interface (a new user's TBPTT_HOST= from an env file, session 36)
+    host: str = Field("127.0.0.1", pattern=r"^\S+$", description="Interface to listen on (0.0.0.0 inside a container).")
     port: int = Field(
         8000, ge=0, le=65535, description="TCP port to listen on (0: a free one the system picks, in uvicorn's log)."
     )

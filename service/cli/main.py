@@ -112,8 +112,8 @@ def port_in_use(host: str, port: int) -> str | None:
     uvicorn will (``SO_REUSEADDR``, no ``SO_REUSEPORT``)."""
     try:
         family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except OSError:  # a name that does not resolve: uvicorn says so
-        return None
+    except OSError as error:  # a name that does not resolve: said here (uvicorn's error named no host; exit 3)
+        return f"the name does not resolve ({error.strerror or error})"
     try:
         with socket.create_server(address[:2], family=family):
             return None

@@ -58,8 +58,10 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         # fix: a misspelt or unknown variable was ignored, the server started on the default it meant to change
         ([], {"TBPTT_MAX_BODY_BYTE": "1"}, "unknown setting TBPTT_MAX_BODY_BYTE (did you mean TBPTT_MAX_BODY_BYTES?)"),
         ([], {"tbptt_nope": "1"}, "unknown setting tbptt_nope"),
+        # a new user (session 36): an empty host listened on every interface
+        ([], {"TBPTT_HOST": ""}, "TBPTT_HOST (--host) = '': String should match pattern"),
     ],
-    ids=["option", "integer", "json", "config", "misspelt", "unknown"],
+    ids=["option", "integer", "json", "config", "misspelt", "unknown", "empty host"],
 )
 def test_a_bad_setting_is_a_one_line_error_naming_it(monkeypatch, tmp_path, capsys, argv, env, message) -> None:
     # fix: each of these was a Python traceback (pydantic's ValidationError or SettingsError)
@@ -163,3 +165,14 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused_naming_th
         main(["models", "list", "--timeout", value])
     assert exit_info.value.code == 2
     assert f"argument --timeout: {value!r} is invalid: seconds must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_a_host_name_that_does_not_resolve_is_an_error_before_the_warm_up(tmp_path, capsys) -> None:
+    # a new user (session 36): uvicorn logged "Name or service not known" naming no host, after the
+    # warm-up and the recovery, and the process ended with status 3
+    assert main(["serve", "--host", "no-such-host.invalid", "--state-dir", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tbptt-online serve: error: cannot listen on no-such-host.invalid:8000: the name does not"), (
+        err
+    )
+    assert not (tmp_path / "s" / "events.sqlite3").exists()

@@ -16,6 +16,7 @@ import pytest
 from tbptt_service.api.app import create_app
 from tbptt_service.api.front import create_front
 from tbptt_service.host.shard import ForwardedRequest, ShardHost, shard_of
+from tbptt_service.host.shard_app import ForwardedResponse
 from tbptt_service.settings import Settings
 
 from ..conftest import SMALL_MODEL
@@ -279,3 +280,22 @@ async def test_readyz_is_every_shards_readiness_with_their_quarantined_models(cl
     answer = await front.get("/readyz")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ready", "quarantined": {"default": "log record seq 5 cannot be replayed"}}
+
+
+async def test_a_call_that_times_out_at_the_end_of_the_window_is_sent_once_more() -> None:
+    # A hostile test (session 36): a frozen owner's call timed out after 60 s, the front's whole retry
+    # window; the standby was promoted meanwhile, but the request was answered 503 and never re-sent.
+    sent: list[str] = []
+
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        sent.append(key)
+        if len(sent) == 1:
+            await asyncio.sleep(0.3)  # longer than the window: a call timeout
+            raise Flaky("answered nothing within the call timeout")
+        return [ForwardedResponse(200, [("content-type", "application/json")], b'{"n": 1}') for _ in batch]
+
+    front = create_front(call, shards=1, retry_s=0.2, retryable=(Flaky,))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://front") as client:
+        response = await client.get("/v1/models/default")
+    assert response.status_code == 200 and response.json() == {"n": 1}
+    assert len(sent) == 2 and sent[0] == sent[1]  # the same key: applied at most once

@@ -26,7 +26,7 @@ CHECKPOINT_IMPORT = re.compile(r"/v1/models/[^/]+/checkpoint")  # POST: the body
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int, setting: str = "max_body_bytes") -> None:
+    def __init__(self, limit: int, setting: str = "TBPTT_MAX_BODY_BYTES") -> None:
         super().__init__(413, f"request body exceeds {setting}={limit}")
 
 
@@ -41,9 +41,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["method"] == "POST" and CHECKPOINT_IMPORT.fullmatch(scope["path"]):
-            await self._limited(scope, receive, send, self.checkpoint_limit, "max_checkpoint_bytes")
+            await self._limited(scope, receive, send, self.checkpoint_limit, "TBPTT_MAX_CHECKPOINT_BYTES")
         else:
-            await self._limited(scope, receive, send, self.body_limit, "max_body_bytes")
+            await self._limited(scope, receive, send, self.body_limit, "TBPTT_MAX_BODY_BYTES")
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
         declared = None

@@ -58,7 +58,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     # Each actor constructed: an owner made its first recovery attempt (one whose attempt failed answers
     # 503 with the reason while it retries), a standby is warming up.
     ray.get([actor.ready.remote() for pair in pairs for actor in pair])
-    app = create_front(pair_call(pairs), shards, retryable=RETRYABLE)
+    app = create_front(pair_call(pairs), shards, retryable=RETRYABLE, limits=settings)
     uvicorn.run(
         app,
         host=settings.host,

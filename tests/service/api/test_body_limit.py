@@ -22,7 +22,7 @@ async def test_declared_length_over_the_limit_is_413(client_for) -> None:
     async with client_for(max_body_bytes=LIMIT) as client:
         response = await client.post(URL, content=body, headers={"content-type": "application/json"})
         assert response.status_code == 413
-        assert response.json() == {"detail": f"request body exceeds max_body_bytes={LIMIT}"}
+        assert response.json() == {"detail": f"request body exceeds TBPTT_MAX_BODY_BYTES={LIMIT}"}
         assert (await client.get("/v1/models/default")).json()["observations"] == 0
 
 
@@ -38,7 +38,7 @@ async def test_streamed_body_without_length_is_counted_and_refused(client_for) -
         assert "content-length" not in request.headers  # chunked: only counting can catch it
         response = await client.send(request)
         assert response.status_code == 413
-        assert response.json() == {"detail": f"request body exceeds max_body_bytes={LIMIT}"}
+        assert response.json() == {"detail": f"request body exceeds TBPTT_MAX_BODY_BYTES={LIMIT}"}
         assert (await client.get("/v1/models/default")).json()["observations"] == 0
         # A body within the limit, streamed the same way, goes through.
         small = orjson.dumps({"series": "small", "value": 1.0})
@@ -71,4 +71,4 @@ async def test_a_checkpoint_over_its_limit_is_413_naming_the_setting(client_for)
         response = await client.post("/v1/models/default/checkpoint", content=exported)
     assert len(exported) > LIMIT
     assert response.status_code == 413
-    assert response.json() == {"detail": f"request body exceeds max_checkpoint_bytes={LIMIT}"}
+    assert response.json() == {"detail": f"request body exceeds TBPTT_MAX_CHECKPOINT_BYTES={LIMIT}"}

@@ -299,3 +299,47 @@ async def test_a_call_that_times_out_at_the_end_of_the_window_is_sent_once_more(
         response = await client.get("/v1/models/default")
     assert response.status_code == 200 and response.json() == {"n": 1}
     assert len(sent) == 2 and sent[0] == sent[1]  # the same key: applied at most once
+
+
+async def asgi_answer(app, headers: list[tuple[bytes, bytes]], chunks: list[bytes], stall: bool) -> tuple[int, bytes]:
+    """``app``'s status and body for a POST whose body comes as ``chunks`` (then stalls, with ``stall``)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/models/default/observations", "raw_path": b"/v1/models/default/observations",
+        "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    pending = list(chunks)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(0), "more_body": stall or bool(pending)}
+        await asyncio.sleep(3600)  # a client that sends nothing more
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_the_front_applies_the_body_limits_before_it_reads_or_forwards_a_body() -> None:
+    # A hostile test (session 36): the front read a 64 MiB body whole before the shard's 413, never
+    # answered a declared 2 GB one, and waited for good on a body that stalled (README: 408 after 30 s).
+    calls: list[str] = []
+
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        calls.append(key)
+        return [ForwardedResponse(200, [("content-type", "application/json")], b"{}") for _ in batch]
+
+    limits = Settings(max_body_bytes=1024, body_timeout_s=0.2)
+    front = create_front(call, shards=1, limits=limits)
+    status, body = await asgi_answer(front, [(b"content-length", b"2000000000")], [b"{}"], stall=True)
+    assert (status, orjson.loads(body)) == (413, {"detail": "request body exceeds TBPTT_MAX_BODY_BYTES=1024"})
+    status, body = await asgi_answer(front, [], [b"x" * 600, b"x" * 600], stall=False)  # chunked, counted
+    assert status == 413
+    status, body = await asgi_answer(front, [(b"content-length", b"100")], [b"{"], stall=True)
+    assert status == 408 and b"TBPTT_BODY_TIMEOUT_S" in body
+    assert calls == []  # nothing reached a shard

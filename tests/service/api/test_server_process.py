@@ -61,5 +61,5 @@ async def test_a_real_server_refuses_a_streamed_body_over_the_limit(start_server
             "/v1/models/default/observations", content=chunks(), headers={"content-type": "application/json"}
         )
         assert response.status_code == 413
-        assert response.json() == {"detail": "request body exceeds max_body_bytes=4096"}
+        assert response.json() == {"detail": "request body exceeds TBPTT_MAX_BODY_BYTES=4096"}
         assert (await client.get("/v1/models/default")).json()["observations"] == 0

@@ -272,15 +272,17 @@ class ShardHost:
                 self._step_down(serving)
             elif serving.log_broken is not None:
                 self._mend(broken=serving)
-            if failure is not None:
-                with self._answers_lock:
-                    self._answers.pop(key, None)  # nothing answered: a retry runs it
-                answer.set_exception(failure)
-            elif superseded:
+            if superseded:
                 # A standby was promoted while this call ran: what it refused (500, nothing applied) and
                 # what it applied before (journaled with its key) the new owner answers, so the whole call
                 # is sent there, with the same key (the 503s of a standby, now that this one stepped down).
+                # Also when a request's refusal escaped the app (a create's FencedWriter): that failed the
+                # whole call with a 500 until session 36 (a hostile test).
                 answer.set_result([self._unavailable() for _ in requests])
+            elif failure is not None:
+                with self._answers_lock:
+                    self._answers.pop(key, None)  # nothing answered: a retry runs it
+                answer.set_exception(failure)
             else:
                 answer.set_result(responses)
         return answer.result()

@@ -186,3 +186,23 @@ async def test_the_front_promotes_the_partner_when_the_owner_answers_nothing(rem
         await call(0, "k2", [observe("s", 1)])
     assert standby.current_role() == "owner"
     assert [a.status for a in await call(0, "k2", [observe("s", 1)])] == [200] and count(standby, "s") == 2
+
+
+def test_a_fenced_owner_answers_503_to_a_whole_call_with_a_create_in_it(tmp_path, postgres_url) -> None:
+    # A hostile test (session 36): a create met the owner's fencing first (FencedWriter out of the app),
+    # and the whole call, the observations sent with it too, failed: 500 (or a reset connection) where a
+    # fenced owner steps down and answers 503, which the front re-sends to the new owner.
+    from tbptt_service.storage.postgres_log import PostgresLog
+
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    try:
+        assert [a.status for a in owner.handle("k0", [observe("s", 0)])] == [200]
+        with PostgresLog(postgres_url, stream="shard-0"):  # another incarnation takes the stream's epoch
+            create = ForwardedRequest(
+                "POST", "/v1/models", [("content-type", "application/json")], orjson.dumps({"name": "m2"})
+            )
+            answers = owner.handle("k1", [create, observe("s", 1), observe("s", 2)])
+        assert [a.status for a in answers] == [503, 503, 503] and role_of(answers) == "standby"
+        assert owner.current_role() == "standby"
+    finally:
+        owner.close()

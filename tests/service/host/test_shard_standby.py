@@ -225,3 +225,20 @@ def test_the_answers_remembered_for_retries_are_bounded_in_bytes(tmp_path, postg
         assert owner._answer_bytes_total == sum(owner._answer_bytes.values())
     finally:
         owner.close()
+
+
+def test_a_shard_at_max_models_says_the_limit_is_per_shard(tmp_path, postgres_url) -> None:
+    # A hostile test (session 36): "the service holds max_models=100 models" when the cluster held 177
+    # and names of the other shard were still taken
+    base = {**settings(tmp_path, postgres_url), "max_models": 1}
+    owner = ShardHost(0, 1, base)  # holds 'default'
+    try:
+        create = ForwardedRequest("POST", "/v1/models", [("content-type", "application/json")], b'{"name": "m2"}')
+        (answer,) = owner.handle("k-create", [create])
+        assert answer.status == 409
+        assert orjson.loads(answer.body)["detail"] == (
+            "shard-0 of the cluster holds max_models=1 models (TBPTT_MAX_MODELS is per shard; names that hash to "
+            "other shards may still fit); delete one first"
+        )
+    finally:
+        owner.close()

@@ -55,7 +55,8 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--url",
         default=os.environ.get("TBPTT_URL", DEFAULT_URL),
-        help="base URL of the running service (default: $TBPTT_URL or %(default)s)",
+        # the fallback named as it is: %(default)s printed $TBPTT_URL's value as "$TBPTT_URL or <it>" (a new user)
+        help=f"base URL of the running service (default: $TBPTT_URL, or {DEFAULT_URL} when unset)",
     )
     server.add_argument(
         "--api-key",

@@ -47,3 +47,11 @@ def test_a_config_that_is_not_json_is_named_before_anything_is_sent(capsys) -> N
     assert err.startswith("tbptt-online models create: error: --config 'k1=4' is invalid: not JSON (Expecting value"), (
         err
     )
+
+
+def test_the_help_names_the_url_fallback_whatever_tbptt_url_holds(monkeypatch, capsys) -> None:
+    # a new user (session 36): with TBPTT_URL exported the help said "default: $TBPTT_URL or <its value>"
+    monkeypatch.setenv("TBPTT_URL", "http://127.0.0.1:18431")
+    with pytest.raises(SystemExit):
+        main(["models", "list", "--help"])
+    assert "(default: $TBPTT_URL, or http://127.0.0.1:8000 when unset)" in " ".join(capsys.readouterr().out.split())

@@ -52,6 +52,10 @@ KEYS_REMEMBERED = 10_000
 ANSWER_BYTES_REMEMBERED = 64 * 1024 * 1024
 ROLE_HEADER = "x-tbptt-role"  # on a 503 of a shard that does not own its stream: "standby" or "promoting"
 FIRST_PAUSE_S, LAST_PAUSE_S = 0.5, 10.0  # the back-off between recovery attempts
+# An owner asks the database this often whether a newer epoch owns its stream: one that appends
+# nothing learns it no other way, and answered reads from its stale models (a hostile test, session 36:
+# three GETs over 3 s after another incarnation's acknowledged write).
+EPOCH_CHECK_S = 1.0
 logger = logging.getLogger("tbptt_service.host.shard")
 
 
@@ -109,6 +113,20 @@ class ShardHost:
             threading.Thread(target=self._warm, name=f"shard-{index}-warm", daemon=True).start()
         elif not self._start_incarnation():
             self._mend(broken=None)
+        threading.Thread(target=self._watch_epoch, name=f"shard-{index}-epoch", daemon=True).start()
+
+    def _watch_epoch(self) -> None:
+        """Every ``EPOCH_CHECK_S``: an owner whose stream a newer epoch owns steps down (without it, one
+        that appended nothing kept answering reads from its models until its next write)."""
+        while not self._closing.wait(EPOCH_CHECK_S):
+            serving = self._serving
+            if serving is not None and self.role == "owner" and serving.enter():
+                try:
+                    fenced = serving.fenced_now()
+                finally:
+                    serving.leave()
+                if fenced:
+                    self._step_down(serving)
 
     def _warm(self) -> None:
         """What a fresh process pays on its first recovery, paid ahead: the app's imports, the compiled

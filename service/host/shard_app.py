@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from tbptt_service.settings import Settings
+from tbptt_service.storage.log_store import FencedWriter
 
 IDEMPOTENCY_KEY = "idempotency-key"
 
@@ -80,6 +81,24 @@ class ShardApp:
     def log_broken(self) -> OSError | None:
         """Why the app's log refuses every change (a connection lost during an append), or None."""
         return self._log_state("broken")
+
+    def fenced_now(self) -> bool:
+        """Whether a newer epoch owns the app's log stream, asked of the database now (a PostgreSQL
+        log's ``last_seq`` refuses a superseded writer); False for a log that cannot tell, or that
+        cannot be reached (its own mending handles that)."""
+        durability = getattr(self.app.state, "durability", None)
+        log = getattr(durability, "log", None)
+        if log is None or not hasattr(log, "superseded"):
+            return False
+        if log.superseded is not None:
+            return True
+        try:
+            log.last_seq()
+        except FencedWriter:
+            return True
+        except Exception:  # unreachable, closed: not a fencing
+            return False
+        return False
 
     def _log_state(self, name: str) -> Any:
         """The app's log's ``name`` (``broken``, ``superseded``; only a PostgreSQL log has them), or None."""

@@ -135,6 +135,12 @@ def serve(args: argparse.Namespace) -> int:
     if getattr(args, "ray", None):
         from tbptt_service.cli.cluster import serve_front
 
+        busy = port_in_use(settings.host, settings.port)
+        if busy is not None:  # a front's host and port too (the review of session 36), before Ray is reached
+            print(
+                f"tbptt-online serve: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr
+            )
+            return 1
         return serve_front(settings, args.ray, args.shards)
     state_lock = None
     if settings.durable:  # before anything else, the port included: a second server on a directory must not start

@@ -305,30 +305,41 @@ class ShardHost:
                 answer.set_result([self._unavailable() for _ in requests])
             elif failure is not None:
                 with self._answers_lock:
-                    self._answers.pop(key, None)  # nothing answered (no bytes counted): a retry runs it
+                    if self._answers.get(key) is answer:  # nothing answered (no bytes counted): a retry runs it
+                        self._answers.pop(key)
                 answer.set_exception(failure)
             else:
                 answer.set_result(responses)
             if failure is None or superseded:
-                self._remember_size(key, answer.result())
+                self._remember_size(key, answer)
         return answer.result()
 
-    def _remember_size(self, key: str, responses: list[ForwardedResponse]) -> None:
-        """Count the bodies of ``key``'s answer, then forget the oldest answers while the bodies
-        remembered pass ``ANSWER_BYTES_REMEMBERED`` (the newest one always stays)."""
+    def _remember_size(self, key: str, answer: Future[list[ForwardedResponse]]) -> None:
+        """Count the bodies of ``key``'s answer ``answer`` (when it is still the one remembered under
+        ``key``: a retry may have run the key again after it was forgotten), then forget the oldest
+        answered calls while the bodies remembered pass ``ANSWER_BYTES_REMEMBERED``: never a call still
+        running (a retry of it would run it twice), nor this one."""
         with self._answers_lock:
-            if key not in self._answers:  # forgotten already
+            if self._answers.get(key) is not answer or key in self._answer_bytes:
                 return
-            size = sum(len(r.body) for r in responses)
+            size = sum(len(r.body) for r in answer.result())
             self._answer_bytes[key] = size
             self._answer_bytes_total += size
-            while self._answer_bytes_total > ANSWER_BYTES_REMEMBERED and len(self._answers) > 1:
-                self._forget_oldest()
+            while self._answer_bytes_total > ANSWER_BYTES_REMEMBERED:
+                oldest = next((k for k in self._answer_bytes if k != key), None)  # in insertion order: answered
+                if oldest is None:
+                    break
+                self._forget(oldest)
 
     def _forget_oldest(self) -> None:
         """Under ``_answers_lock``: the oldest answer remembered goes, with its bytes."""
-        oldest, _ = self._answers.popitem(last=False)
-        self._answer_bytes_total -= self._answer_bytes.pop(oldest, 0)
+        oldest = next(iter(self._answers))
+        self._forget(oldest)
+
+    def _forget(self, key: str) -> None:
+        """Under ``_answers_lock``: ``key``'s answer goes, with its bytes."""
+        self._answers.pop(key, None)
+        self._answer_bytes_total -= self._answer_bytes.pop(key, 0)
 
     def _unavailable(self) -> ForwardedResponse:
         body = orjson.dumps({"detail": f"shard {self.index} is not serving: {self._down}; retry later"})

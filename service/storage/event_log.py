@@ -52,6 +52,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -68,6 +69,7 @@ from tbptt_service.storage.wal_sync import WalSyncer
 SYNC_MODES = ("batch", "interval")
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+CAP_SPARE_BYTES = 64 * 1024 * 1024  # a SQLITE_FULL with a cap set and more free disk than this: the cap is full
 _PAGE_ROWS = 1000  # records read per query while iterating (the lock is released between pages)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -235,6 +237,7 @@ class EventLog:
                 self._full = self._full or isinstance(error, StorageFullError)
                 raise error from exc
             self._dirty = True
+            self._full = False  # it took a record: not full now (a prune that deleted nothing left it set)
             return int(cursor.lastrowid)
 
     def durable(self, seq: int) -> Future[None]:
@@ -272,17 +275,17 @@ class EventLog:
         return self._full
 
     def _cap_reached(self) -> int | None:
-        """``max_bytes`` when the database holds as many pages as it allows (the cap is what is
-        full, not the disk), else None. Under ``self._lock``."""
+        """``max_bytes`` when the cap, not the disk, is what is full: a cap is set and the disk has
+        room to spare (more than ``CAP_SPARE_BYTES``); else None. (The page count cannot tell: SQLite
+        has rolled back by then, and a record of several KB left the database pages short of the cap;
+        the review of session 36.)"""
         if self._max_bytes is None:
             return None
         try:
-            pages, most = (
-                self._conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "max_page_count")
-            )
-        except sqlite3.Error:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
             return None
-        return self._max_bytes if pages >= most else None
+        return self._max_bytes if free > CAP_SPARE_BYTES else None
 
     def sync(self) -> None:
         """Fsync the WAL now (interval mode: what the background thread does; batch mode: what

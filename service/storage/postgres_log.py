@@ -182,7 +182,16 @@ def claim_shard_count(url: str, shards: int) -> int:
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute(_SHARD_COUNT[0])
-        conn.execute(_SHARD_COUNT[1], (int(shards),))
+        recorded = conn.execute(_SHARD_COUNT[2]).fetchone()
+        if recorded is not None:
+            return int(recorded[0])
+        # None recorded: a cluster started before the record existed has left its streams shard-0 ..
+        # shard-(N-1) (every owner opens its own); their count is the cluster's, not ``shards`` (the
+        # review of session 36: a mistyped first front after an upgrade would have locked in its count)
+        found = conn.execute("SELECT to_regclass('log_streams') IS NOT NULL").fetchone()[0]
+        names = [row[0] for row in conn.execute("SELECT stream FROM log_streams")] if found else []
+        indices = [int(name[6:]) for name in names if name.startswith("shard-") and name[6:].isdigit()]
+        conn.execute(_SHARD_COUNT[1], (max(indices) + 1 if indices else int(shards),))
         return int(conn.execute(_SHARD_COUNT[2]).fetchone()[0])
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from tbptt_service.cli.cluster import serve_front
 from tbptt_service.settings import Settings
-from tbptt_service.storage.postgres_log import claim_shard_count
+from tbptt_service.storage.postgres_log import PostgresLog, claim_shard_count
 
 
 def test_the_first_shard_count_claimed_is_the_clusters_for_good(postgres_url: str) -> None:
     assert claim_shard_count(postgres_url, 2) == 2
     assert claim_shard_count(postgres_url, 3) == 2  # recorded: not replaced
     assert claim_shard_count(postgres_url, 2) == 2
+
+
+def test_a_cluster_from_before_the_record_keeps_the_count_its_streams_show(postgres_url: str) -> None:
+    # the review of session 36: the first front after an upgrade recorded whatever --shards it had
+    for index in range(3):
+        with PostgresLog(postgres_url, stream=f"shard-{index}"):
+            pass
+    assert claim_shard_count(postgres_url, 2) == 3
 
 
 def test_a_front_with_another_shard_count_is_refused_before_it_joins_the_cluster(postgres_url: str, capsys) -> None:

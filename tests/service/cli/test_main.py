@@ -176,3 +176,10 @@ def test_a_host_name_that_does_not_resolve_is_an_error_before_the_warm_up(tmp_pa
         err
     )
     assert not (tmp_path / "s" / "events.sqlite3").exists()
+
+
+def test_a_cluster_fronts_host_that_does_not_resolve_is_an_error_before_ray_is_reached(capsys) -> None:
+    # the review of session 36: the check was the single process's only
+    argv = ["serve", "--ray", "127.0.0.1:1", "--log", "postgresql://nobody@127.0.0.1:1/none"]
+    assert main([*argv, "--host", "no-such-host.invalid"]) == 1
+    assert "cannot listen on no-such-host.invalid:8000: the name does not resolve" in capsys.readouterr().err

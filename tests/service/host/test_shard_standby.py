@@ -264,3 +264,25 @@ def test_an_owner_that_writes_nothing_steps_down_within_a_second_or_two_of_a_tak
             assert answer.status == 503 and role_of([answer]) == "standby"  # no stale read
     finally:
         owner.close()
+
+
+def test_the_answers_bytes_are_counted_once_when_a_forgotten_key_is_run_again(
+    tmp_path, postgres_url, monkeypatch
+) -> None:
+    # The review of session 36: a key forgotten while its call ran, then run again by a retry, was counted
+    # twice and never subtracted; and a call still running could be forgotten by the bytes' bound.
+    from tbptt_service.host import shard
+
+    monkeypatch.setattr(shard, "ANSWER_BYTES_REMEMBERED", 100_000)
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    try:
+        spec = ForwardedRequest("GET", "/openapi.json", [], b"")
+        for i in range(6):
+            owner.handle(f"k{i}", [spec])
+            with owner._answers_lock:
+                owner._forget("k0")  # as if the bounds had forgotten it
+            owner.handle("k0", [spec])  # a retry runs it again
+        assert owner._answer_bytes_total == sum(owner._answer_bytes.values()) <= 100_000
+        assert set(owner._answer_bytes) <= set(owner._answers)
+    finally:
+        owner.close()

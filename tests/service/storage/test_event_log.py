@@ -288,3 +288,17 @@ def test_bad_model_or_kind_and_use_after_close_raise_value_error(tmp_path):
     log.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         log.append("m", "observe", 1)
+
+
+def test_a_capped_log_full_of_large_records_names_the_cap_and_clears_once_a_record_fits(tmp_path) -> None:
+    # The review of session 36: with records of 30 KB the refusal said "database or disk is full" (the
+    # page count, read after SQLite's rollback, was short of the cap), and the full flag stayed set
+    # after later records were taken.
+    with EventLog(tmp_path / "events.sqlite3", max_bytes=1024 * 1024) as log:
+        with pytest.raises(StorageFullError) as refused:
+            for i in range(100):
+                log.append("m", "observe", {"blob": "x" * 30_000, "i": i})
+        assert "reached its cap of 1048576 bytes (TBPTT_LOG_MAX_BYTES)" in str(refused.value)
+        assert log.full
+        log.append("m", "observe", {"i": -1})  # a small record still fits
+        assert not log.full

@@ -127,6 +127,8 @@ class ShardHost:
                     serving.leave()
                 if fenced:
                     self._step_down(serving)
+                elif serving.log_broken is not None:  # its connection was lost: it could not ask (restarts in place)
+                    self._mend(broken=serving)
 
     def _warm(self) -> None:
         """What a fresh process pays on its first recovery, paid ahead: the app's imports, the compiled

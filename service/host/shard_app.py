@@ -85,8 +85,7 @@ class ShardApp:
     def fenced_now(self) -> bool:
         """Whether a newer epoch owns the app's log stream, asked of the database now (a PostgreSQL
         log's ``last_seq`` refuses a superseded writer); False for a log that cannot tell, or that
-        cannot be reached: an owner that appends nothing then serves reads until its next write finds
-        the connection gone (known, not fixed: README, the cluster section)."""
+        cannot be reached (a lost connection marks the log broken: ``log_broken``, which the shard mends)."""
         durability = getattr(self.app.state, "durability", None)
         log = getattr(durability, "log", None)
         if log is None or not hasattr(log, "superseded"):

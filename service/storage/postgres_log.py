@@ -343,10 +343,19 @@ class PostgresLog:
         """
         with self._lock:
             self._check_open()
-            with self._deadline.guarding(self._conn):
-                row = self._conn.execute(
-                    "SELECT last_seq, epoch FROM log_streams WHERE stream = %s", (self.stream,)
-                ).fetchone()
+            try:
+                with self._deadline.guarding(self._conn):
+                    row = self._conn.execute(
+                        "SELECT last_seq, epoch FROM log_streams WHERE stream = %s", (self.stream,)
+                    ).fetchone()
+            except psycopg.OperationalError as exc:
+                if self._conn.broken or self._conn.closed or self._deadline.expired:  # the connection is gone
+                    # (a statement the server cancelled leaves it usable): every later use fails, and a
+                    # shard that reads nothing else learns it here and restarts (the review of session 36)
+                    why = f"the database connection was lost: {str(exc).strip()}"
+                    self._broken = LogUnavailable(errno.EIO, f"event log {self.path}: {why}")
+                    raise self._broken from exc
+                raise
             if row is not None and int(row[1]) != self.epoch:
                 raise self._fenced()
         return 0 if row is None else int(row[0])

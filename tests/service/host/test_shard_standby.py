@@ -286,3 +286,32 @@ def test_the_answers_bytes_are_counted_once_when_a_forgotten_key_is_run_again(
         assert set(owner._answer_bytes) <= set(owner._answers)
     finally:
         owner.close()
+
+
+def test_an_owner_whose_connection_was_lost_still_learns_of_a_takeover(tmp_path, postgres_url) -> None:
+    # The review of session 36: once an idle owner's connection dropped, its epoch checks failed for good
+    # (swallowed) and it answered reads from its stale models after another incarnation took over.
+    import psycopg
+
+    from tbptt_service.host import shard
+    from tbptt_service.storage.postgres_log import PostgresLog
+
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    try:
+        assert [a.status for a in owner.handle("k0", [observe("s", 0)])] == [200]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # every other connection of the database
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        deadline = time.monotonic() + 20 * shard.EPOCH_CHECK_S  # it mends: restarts in place, a new epoch
+        while not (owner.incarnations == 2 and owner.ready()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert owner.incarnations == 2 and owner.ready() and count(owner, "s") == 1
+        with PostgresLog(postgres_url, stream="shard-0"):  # then another incarnation takes the stream
+            deadline = time.monotonic() + 5 * shard.EPOCH_CHECK_S
+            while owner.current_role() == "owner" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert owner.current_role() == "standby"  # no stale read
+    finally:
+        owner.close()

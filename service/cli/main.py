@@ -121,6 +121,14 @@ def port_in_use(host: str, port: int) -> str | None:
         return error.strerror or str(error)
 
 
+def cannot_listen(settings: Settings) -> bool:
+    """Whether ``serve`` cannot listen on its host and port now: said on stderr, naming why."""
+    busy = port_in_use(settings.host, settings.port)
+    if busy is not None:
+        print(f"tbptt-online serve: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr)
+    return busy is not None
+
+
 def serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
     unknown = unknown_variables(os.environ)
@@ -135,11 +143,7 @@ def serve(args: argparse.Namespace) -> int:
     if getattr(args, "ray", None):
         from tbptt_service.cli.cluster import serve_front
 
-        busy = port_in_use(settings.host, settings.port)
-        if busy is not None:  # a front's host and port too (the review of session 36), before Ray is reached
-            print(
-                f"tbptt-online serve: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr
-            )
+        if cannot_listen(settings):  # a front's host and port too (the review of session 36), before Ray
             return 1
         return serve_front(settings, args.ray, args.shards)
     state_lock = None
@@ -168,9 +172,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tbptt-online serve: TBPTT_DEFAULT_MODEL: {error.detail}", file=sys.stderr)
         return 2
 
-    busy = port_in_use(settings.host, settings.port)
-    if busy is not None:  # before the warm-up and the recovery, which ran first, then failed to bind (a new user)
-        print(f"tbptt-online serve: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr)
+    if cannot_listen(
+        settings
+    ):  # before the warm-up and the recovery, which ran first, then failed to bind (a new user)
         return 1
 
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app

@@ -122,13 +122,10 @@ class ShardHost:
             serving = self._serving
             if serving is not None and self.role == "owner" and serving.enter():
                 try:
-                    fenced = serving.fenced_now()
+                    serving.ask_epoch()
                 finally:
                     serving.leave()
-                if fenced:
-                    self._step_down(serving)
-                elif serving.log_broken is not None:  # its connection was lost: it could not ask (restarts in place)
-                    self._mend(broken=serving)
+                self._heed_log(serving)  # fenced: steps down; its connection lost: restarts in place
 
     def _warm(self) -> None:
         """What a fresh process pays on its first recovery, paid ahead: the app's imports, the compiled
@@ -293,11 +290,7 @@ class ShardHost:
                 failure = error
             finally:
                 serving.leave()  # its close, if under way, waits for this
-            superseded = serving.log_superseded is not None
-            if superseded:
-                self._step_down(serving)
-            elif serving.log_broken is not None:
-                self._mend(broken=serving)
+            superseded = self._heed_log(serving)
             if superseded:
                 # A standby was promoted while this call ran: what it refused (500, nothing applied) and
                 # what it applied before (journaled with its key) the new owner answers, so the whole call
@@ -315,6 +308,16 @@ class ShardHost:
             if failure is None or superseded:
                 self._remember_size(key, answer)
         return answer.result()
+
+    def _heed_log(self, serving: ShardApp) -> bool:
+        """After ``serving`` used its log: step down if a newer epoch owns the stream (True), or mend it
+        if its connection was lost."""
+        if serving.log_superseded is not None:
+            self._step_down(serving)
+            return True
+        if serving.log_broken is not None:
+            self._mend(broken=serving)
+        return False
 
     def _remember_size(self, key: str, answer: Future[list[ForwardedResponse]]) -> None:
         """Count the bodies of ``key``'s answer ``answer`` (when it is still the one remembered under

@@ -9,6 +9,7 @@ request is journaled with its key, so a retry after a restart is answered, not a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -17,7 +18,6 @@ from typing import Any, NamedTuple
 import httpx
 
 from tbptt_service.settings import Settings
-from tbptt_service.storage.log_store import FencedWriter
 
 IDEMPOTENCY_KEY = "idempotency-key"
 
@@ -82,28 +82,23 @@ class ShardApp:
         """Why the app's log refuses every change (a connection lost during an append), or None."""
         return self._log_state("broken")
 
-    def fenced_now(self) -> bool:
-        """Whether a newer epoch owns the app's log stream, asked of the database now (a PostgreSQL
-        log's ``last_seq`` refuses a superseded writer); False for a log that cannot tell, or that
-        cannot be reached (a lost connection marks the log broken: ``log_broken``, which the shard mends)."""
-        durability = getattr(self.app.state, "durability", None)
-        log = getattr(durability, "log", None)
-        if log is None or not hasattr(log, "superseded"):
-            return False
-        if log.superseded is not None:
-            return True
-        try:
+    def ask_epoch(self) -> None:
+        """Ask the database now whether a newer epoch owns the app's log stream: a PostgreSQL log's
+        ``last_seq`` sets ``log_superseded`` if so, and ``log_broken`` if its connection is gone
+        (other errors, a cancelled statement say, tell nothing); nothing for a log that cannot tell."""
+        log = self._log()
+        if log is None or not hasattr(log, "superseded") or log.superseded is not None:
+            return
+        with contextlib.suppress(Exception):  # the answer is in the log's state, read by the shard
             log.last_seq()
-        except FencedWriter:
-            return True
-        except Exception:  # unreachable, closed: not a fencing
-            return False
-        return False
+
+    def _log(self) -> Any:
+        """The app's log (None before it opened)."""
+        return getattr(getattr(self.app.state, "durability", None), "log", None)
 
     def _log_state(self, name: str) -> Any:
         """The app's log's ``name`` (``broken``, ``superseded``; only a PostgreSQL log has them), or None."""
-        durability = getattr(self.app.state, "durability", None)
-        return getattr(getattr(durability, "log", None), name, None)
+        return getattr(self._log(), name, None)
 
     def enter(self) -> bool:
         """Let a call in (any thread), or False once the app is closing: the call must not run here.

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
@@ -29,25 +31,33 @@ def batch_at(t: int) -> dict:
     }
 
 
+async def fill_the_log(
+    client: httpx.AsyncClient, acknowledged: Counter[str], before_each: Callable[[int], Awaitable[None]] | None = None
+) -> tuple[int, httpx.Response]:
+    """Post ``batch_at(t)`` for t = 0, 1, ... (``before_each(t)`` first) until one is refused with 507:
+    that t and its answer; each batch acknowledged before it counted in ``acknowledged``."""
+    for t in range(500):
+        if before_each is not None:
+            await before_each(t)
+        response = await client.post(URL, json=batch_at(t))
+        if response.status_code == 507:
+            return t, response
+        assert response.status_code == 200, response.text
+        acknowledged.update(SERIES)
+    pytest.fail("the log never filled up")
+
+
 async def test_a_full_log_answers_507_applies_nothing_and_forecasts_go_on(make_settings, serve, tmp_path) -> None:
     settings = make_settings(**NO_TIMER, log_max_bytes=65_536)
     app = create_app(settings)
     acknowledged: Counter[str] = Counter()
     async with serve(app) as client:
-        for t in range(500):
-            response = await client.post(URL, json=batch_at(t))
-            if response.status_code == 507:
-                break
-            assert response.status_code == 200, response.text
-            acknowledged.update(SERIES)
-        else:
-            pytest.fail("the log never filled up")
+        full_at, response = await fill_the_log(client, acknowledged)
         assert response.json()["detail"].startswith("the journal cannot record this batch ([Errno 28] event log ")
         assert response.json()["detail"].endswith(
             "is full: it reached its cap of 65536 bytes (TBPTT_LOG_MAX_BYTES) until a checkpoint prunes it); "
             "nothing was applied"
         )
-        full_at = t
         before = await model_state(client)  # forecasts and statistics are still served while full
 
         retry = await client.post(URL, json=batch_at(full_at))
@@ -82,16 +92,12 @@ async def test_a_log_that_fills_after_several_checkpoints_takes_writes_again_aft
     acknowledged: Counter[str] = Counter()
     checkpoints = []
     async with serve(app) as client:
-        for t in range(500):
+
+        async def checkpoint_now_and_then(t: int) -> None:
             if t % 10 == 9:  # as the timer would
                 checkpoints.append(await app.state.durability.checkpoint(app.state.registry))
-            response = await client.post(URL, json=batch_at(t))
-            if response.status_code == 507:
-                break
-            assert response.status_code == 200, response.text
-            acknowledged.update(SERIES)
-        else:
-            pytest.fail("the log never filled up")
+
+        t, _ = await fill_the_log(client, acknowledged, checkpoint_now_and_then)
         assert len(checkpoints) >= 2  # the log filled with two or more checkpoints kept
         await app.state.durability.checkpoint(app.state.registry)  # nothing new logged: prunes through the newest
         for u in range(t, t + 5):

@@ -245,20 +245,26 @@ def test_a_shard_at_max_models_says_the_limit_is_per_shard(tmp_path, postgres_ur
         owner.close()
 
 
+def role_after_epoch_checks(owner: ShardHost) -> str:
+    """The owner's role once it stopped being the owner, or after five epoch checks' time."""
+    from tbptt_service.host import shard
+
+    deadline = time.monotonic() + 5 * shard.EPOCH_CHECK_S
+    while owner.current_role() == "owner" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return owner.current_role()
+
+
 def test_an_owner_that_writes_nothing_steps_down_within_a_second_or_two_of_a_takeover(tmp_path, postgres_url) -> None:
     # A hostile test (session 36): an owner fenced by another incarnation answered reads from its stale
     # models (observations 1 where the new owner had acknowledged 2) until its next write.
-    from tbptt_service.host import shard
     from tbptt_service.storage.postgres_log import PostgresLog
 
     owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
     try:
         assert [a.status for a in owner.handle("k0", [observe("s", 0)])] == [200]
         with PostgresLog(postgres_url, stream="shard-0"):  # another incarnation takes the stream's epoch
-            deadline = time.monotonic() + 5 * shard.EPOCH_CHECK_S
-            while owner.current_role() == "owner" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert owner.current_role() == "standby"
+            assert role_after_epoch_checks(owner) == "standby"
             get = ForwardedRequest("GET", "/v1/models/default/series/s", [], b"")
             (answer,) = owner.handle("k-read", [get])
             assert answer.status == 503 and role_of([answer]) == "standby"  # no stale read
@@ -309,9 +315,6 @@ def test_an_owner_whose_connection_was_lost_still_learns_of_a_takeover(tmp_path,
             time.sleep(0.05)
         assert owner.incarnations == 2 and owner.ready() and count(owner, "s") == 1
         with PostgresLog(postgres_url, stream="shard-0"):  # then another incarnation takes the stream
-            deadline = time.monotonic() + 5 * shard.EPOCH_CHECK_S
-            while owner.current_role() == "owner" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert owner.current_role() == "standby"  # no stale read
+            assert role_after_epoch_checks(owner) == "standby"  # no stale read
     finally:
         owner.close()

@@ -38,9 +38,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import tbptt_online  # before torch, as a user's program would: the library may set libgomp's wait (its openmp.py)
+
+# isort: split
 import torch
 
-import tbptt_online
 from tbptt_online import Forecaster, ForecasterConfig
 
 REPLY = "lock-step: "  # the start of each line of the lock-step protocol on the output
@@ -360,6 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     largest = max((n for n, _, _ in args.sizes), default=0)
     out = {
         "library": os.path.dirname(tbptt_online.__file__),
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),  # libgomp's busy wait as it was loaded (None: its default)
         "python": sys.executable,
         "config": config.to_dict(),
         "rows": [row for run in runs for row in run.rows],

@@ -36,18 +36,19 @@ class Stepping(Protocol):
 
 
 class Probe:
-    """``library_probe.py --lock-step`` in a fresh process with ``library_root`` first on the path:
+    """``library_probe.py --lock-step`` in a fresh process with ``library_root`` first on the path
+    (and ``env`` changed in this process's environment: a None value removes the variable):
     it has printed its phases and runs units of them when told. Its errors (stderr) go to a file,
     shown in every error raised here; ``kill`` ends it and closes its pipes and that file."""
 
-    def __init__(self, library_root: Path, arguments: list[str]) -> None:
+    def __init__(self, library_root: Path, arguments: list[str], env: dict[str, str | None] | None = None) -> None:
         self.library_root = library_root
         # stderr to a file: a pipe left unread could fill and block the probe (closed by kill())
         self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, str(PROBE), *arguments, "--lock-step"],
             cwd=library_root,
-            env={**os.environ, "PYTHONPATH": str(library_root)},
+            env=_environment(env or {}, PYTHONPATH=str(library_root)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -108,6 +109,12 @@ class Probe:
             with contextlib.suppress(BrokenPipeError):  # (stdin's buffer flushed to a process that has gone)
                 pipe.close()  # type: ignore[union-attr]
         self.errors.close()
+
+
+def _environment(changes: dict[str, str | None], **more: str) -> dict[str, str]:
+    """This process's environment with ``changes`` and ``more`` (None: the variable removed)."""
+    changed = {**os.environ, **changes, **more}
+    return {name: value for name, value in changed.items() if value is not None}
 
 
 def in_lock_step(probes: dict[str, Stepping]) -> None:

@@ -55,6 +55,7 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
                 ", ".join(map(str, new_row["detection_steps"])) or "none",
                 r["new_obs_per_s_without_detection"],
                 r["old_obs_per_s"],
+                r["old_short_spin_obs_per_s"],
                 r["new_over_old"],
                 network_only.get(key),
             ]
@@ -63,14 +64,18 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
         f"Training, one `observe_many` call per tick of all series. New: this checkout's `ForecasterConfig()` (the "
         f"hybrid). Old: `ForecasterConfig()` of main at `{commit}` (network-only: GRU 64, k1 8, k2 32, Adam "
         "lr 1e-3, gaussian), from its own library in its own process. The last column runs the old network-only "
-        "config (`hybrid=False, warmup_updates=0, lr=1e-3`) on the new library, in a third process. The three "
+        "config (`hybrid=False, warmup_updates=0, lr=1e-3`) on the new library, in a third process. They "
         "take turns, one at a time, the first to go rotating: one tick each at 10,000 series, so that a slow spell "
-        "of the machine falls on all three; at fewer series a whole row each (a process that waited runs slower "
+        "of the machine falls on all of them; at fewer series a whole row each (a process that waited runs slower "
         "for a while: one series' tick took 2.4 ms after 50 ms asleep, 0.6 ms without). "
         "Each runs the steps before the first timed one untimed "
         "(at full size 48: the hybrid's warm-up updates at steps 1-32 and its season detections at 16 to 48); "
         "the timed ticks are the steps shown, season detection ticks included in the new obs/s and left out of "
-        "the next column. Values: standard normal (no season is found).",
+        "the next column. Values: standard normal (no season is found). libgomp's busy wait "
+        "(`GOMP_SPINCOUNT`): each library as it comes (the old main with libgomp's default; the new library sets "
+        "10,000 rounds when it is imported before torch, `tbptt_online/openmp.py`), and the old main once more "
+        'with the new library\'s setting, in a fourth process ("short spin"); new / old is against the better of '
+        "the old main's two.",
         "",
         report.markdown_table(
             [
@@ -82,7 +87,8 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
                 "detection steps timed",
                 "new obs/s without them",
                 "old obs/s",
-                "new / old",
+                "old obs/s, short spin",
+                "new / old at its better",
                 "new library, network-only config",
             ],
             table,

@@ -12,6 +12,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from tbptt_online.openmp import prefer_short_spin
+
+prefer_short_spin()  # before torch loads libgomp, unless the user chose (see openmp.py)
+
 # Exports load on first use, so ``tbptt_online.client`` (httpx only) never imports torch.
 _EXPORTS = {
     "Forecast": "results",

@@ -175,3 +175,17 @@ def test_a_probe_interrupted_before_its_phases_is_killed(monkeypatch):
         Probe(ROOT, ["--sizes", "2:0:1"])
     (process,) = started
     assert process.returncode is not None and process.stdout.closed
+
+
+@pytest.mark.parametrize(("env", "seen"), [({"GOMP_SPINCOUNT": None}, "10000"), ({"GOMP_SPINCOUNT": "77"}, "77")])
+def test_a_probes_environment_can_set_or_remove_a_variable(monkeypatch, env, seen):
+    # removed: the library (this checkout's, imported before torch) sets its own wait; set: the value is kept
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5")  # in the driver's environment
+    probe = Probe(ROOT, ["--sizes", "1:1:1"], env=env)
+    try:
+        for _ in probe.phases:
+            probe.run(1)
+        result = probe.finish()
+    finally:
+        probe.kill()
+    assert result["gomp_spincount"] == seen

@@ -1,0 +1,166 @@
+"""The tick at many series under libgomp's busy waits (``GOMP_SPINCOUNT``), part by part, on 2 threads.
+
+What ``tbptt_online/openmp.py``'s setting rests on. For each wait, in a fresh process (libgomp
+reads the variable once, when torch loads it), the library's defaults on standard normal
+series, one ``observe_many`` per tick of all of them, ``torch.set_num_threads(2)``: untimed
+warm-up ticks, then timed ticks (season detection ticks among them, as in
+``benchmarks.throughput``), the whole tick and its parts in microseconds per series: the
+compiled kernels before the network's step (scoring, experts' advance), after it (experts'
+paths, combination, network input), the served forecasts, and the network's update. The
+waits take turns, ``--rounds`` times, so that a slow spell of the machine falls on all.
+
+    python -m benchmarks.openmp_spin                 # 10,000 series, about 4 minutes on 2 cores
+    python -m benchmarks.openmp_spin --smoke --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = "libgomp's default"  # the variable unset: 300,000 rounds
+WAITS = (DEFAULT, "0", "2000", "10000", "20000")
+PARTS = {  # what is timed inside a tick: hybrid_tick's compiled calls and the forecaster's update
+    "before": ("hybrid_tick", "score_and_advance"),
+    "after": ("hybrid_tick", "base_and_input"),
+    "served": ("hybrid_tick", "remember_and_serve"),
+    "update": ("forecaster.Forecaster", "_update_stateful"),
+}
+FULL, SMOKE = (10_000, 48, 32, 2), (300, 8, 8, 1)  # series, warm-up ticks, timed ticks, rounds
+
+
+def measure(series: int, warmup: int, ticks: int) -> dict[str, Any]:
+    """In this process (its libgomp as loaded): the tick and its parts, microseconds per series."""
+    import torch
+
+    from tbptt_online import Forecaster, ForecasterConfig, forecaster, hybrid_tick
+
+    torch.set_num_threads(2)
+    spent: defaultdict[str, float] = defaultdict(float)
+
+    def timed(owner: Any, name: str, part: str) -> None:
+        call: Callable[..., Any] = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[part] += time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    owners = {"hybrid_tick": hybrid_tick, "forecaster.Forecaster": forecaster.Forecaster}
+    for part, (owner, name) in PARTS.items():
+        timed(owners[owner], name, part)
+    model = Forecaster(ForecasterConfig())
+    names = [f"s{i}" for i in range(series)]
+    generator = torch.Generator().manual_seed(0)
+    values = [torch.randn(series, generator=generator, dtype=torch.float64).tolist() for _ in range(warmup + ticks)]
+    for t in range(warmup):
+        model.observe_many(list(zip(names, values[t], strict=True)))
+    spent.clear()
+    start = time.perf_counter()
+    for t in range(warmup, warmup + ticks):
+        model.observe_many(list(zip(names, values[t], strict=True)))
+    seconds = time.perf_counter() - start
+    per_series = 1e6 / (ticks * series)
+    return {
+        "obs_per_s": ticks * series / seconds,
+        "tick_us_per_series": seconds * per_series,
+        **{f"{part}_us_per_series": spent[part] * per_series for part in PARTS},
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+    }
+
+
+def run_wait(wait: str, series: int, warmup: int, ticks: int) -> dict[str, Any]:
+    """``measure`` in a fresh process under ``wait``."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if wait != DEFAULT:
+        env["GOMP_SPINCOUNT"] = wait
+    env["PYTHONPATH"] = str(ROOT)
+    code = (
+        "import json, torch\n"  # torch first: the package must not choose the wait here
+        "from benchmarks.openmp_spin import measure\n"
+        f"print(json.dumps(measure({series}, {warmup}, {ticks})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the probe under GOMP_SPINCOUNT={wait} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = report.arguments(__doc__.splitlines()[0], argv)
+    info = report.machine("benchmarks.openmp_spin", argv)
+    series, warmup, ticks, rounds = SMOKE if args.smoke else FULL
+    runs: dict[str, list[dict[str, Any]]] = {wait: [] for wait in WAITS}
+    for round_ in range(rounds):
+        for wait in WAITS[round_ % len(WAITS) :] + WAITS[: round_ % len(WAITS)]:  # the first rotates
+            runs[wait].append(run_wait(wait, series, warmup, ticks))
+    rows = []
+    for wait, measured in runs.items():
+        rows.append(
+            {
+                "wait": wait,
+                "obs_per_s": [r["obs_per_s"] for r in measured],
+                **{
+                    key: statistics.median(r[key] for r in measured)
+                    for key in ("tick_us_per_series", *(f"{p}_us_per_series" for p in PARTS))
+                },
+            }
+        )
+    payload = {
+        "benchmark": "openmp_spin",
+        "smoke": args.smoke,
+        "machine": info,
+        "series": series,
+        "warmup_ticks": warmup,
+        "timed_ticks": ticks,
+        "rounds": rounds,
+        "rows": rows,
+        "runs": runs,
+    }
+    lines = [
+        "## The tick under libgomp's busy waits (`GOMP_SPINCOUNT`), 2 threads",
+        "",
+        report.machine_line(info)
+        + f". {series:,} standard normal series, the library's defaults, {warmup} untimed ticks then {ticks} "
+        f"timed, {rounds} round(s) per wait taking turns (a fresh process each); microseconds per series, the "
+        "median of the rounds; obs/s of each round.",
+        "",
+        report.markdown_table(
+            ["GOMP_SPINCOUNT", "obs/s", "tick", "kernels before the network", "kernels after", "served", "update"],
+            [
+                [
+                    r["wait"],
+                    ", ".join(f"{x:,.0f}" for x in r["obs_per_s"]),
+                    r["tick_us_per_series"],
+                    r["before_us_per_series"],
+                    r["after_us_per_series"],
+                    r["served_us_per_series"],
+                    r["update_us_per_series"],
+                ]
+                for r in rows
+            ],
+        ),
+    ]
+    json_path, md_path = report.write(args.out, "openmp_spin", payload, "\n".join(lines))
+    print("\n".join(lines))
+    print(f"\nwrote {json_path} and {md_path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""How long torch's idle OpenMP threads wait busy before they sleep: ``GOMP_SPINCOUNT``.
+
+With ``torch.set_num_threads(2)`` or more, a tick of many series runs the compiled kernels on
+that many threads (``compiled.over_rows``: this thread and the library's pool), between torch's
+own operations, which run on libgomp's threads. After each operation libgomp's threads spin,
+waiting for the next one, for ``GOMP_SPINCOUNT`` rounds (300,000 by default: milliseconds)
+before they sleep, on the cores the kernels' pool thread wants. ``python -m
+benchmarks.openmp_spin`` (2026-12-04 15:10 UTC, 10,000 standard normal series, the defaults,
+2 threads, two rounds per wait; ``benchmarks/results/openmp_spin.md``): with libgomp's default
+the kernels before the network's step took 1.42 µs per series, those after it 1.79 and the
+served ones 0.41, with 2,000 to 20,000 rounds 1.05-1.06, 1.69-1.78 and 0.19-0.20 (one thread's
+time halved), the tick 138,900-150,800 obs/s against 157,800-169,000; with no spin at all (0)
+torch's update, a few hundred operations one after the other, took 6.1 µs per series instead
+of 1.6-1.9 (92,700-94,000 obs/s).
+
+libgomp reads the variable once, when it is loaded, i.e. when torch is first imported. So the
+package sets it (``prefer_short_spin``, called by ``tbptt_online/__init__.py``) only where it is
+not set and torch is not loaded yet: a value of the user's is kept, and a process that imported
+torch first keeps libgomp's default (set the variable in its environment instead). It only
+changes how long an idle thread waits, never a result.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+VARIABLE = "GOMP_SPINCOUNT"
+SPIN_COUNT = 10_000  # rounds of a busy wait before an idle thread sleeps (libgomp's default: 300,000)
+
+
+def prefer_short_spin() -> bool:
+    """Set ``GOMP_SPINCOUNT`` to ``SPIN_COUNT`` unless it is set or torch is already loaded (libgomp
+    has read it then); True when it set it."""
+    if VARIABLE in os.environ or "torch" in sys.modules:
+        return False
+    os.environ[VARIABLE] = str(SPIN_COUNT)
+    return True

@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -117,16 +119,26 @@ def _environment(changes: dict[str, str | None], **more: str) -> dict[str, str]:
     return {name: value for name, value in changed.items() if value is not None}
 
 
-def in_lock_step(probes: dict[str, Stepping]) -> None:
+# After each turn the driver waits this long before the next probe's: a process's OpenMP threads spin
+# on after its last operation (libgomp's default wait: about 9 ms of a core, ``benchmarks.openmp_spin``'s
+# last column), and without the pause the probe that ran next lost that much of a core to it, in every turn
+PAUSE_S = 0.02
+
+
+def in_lock_step(
+    probes: dict[str, Stepping], pause_s: float = PAUSE_S, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Every phase, in the order of the probe with the most phases (the others' are in the same
     order, some left out), by all the probes that have it, in turn: each runs the phase's ``turn``
     units, then the next, until every probe is through the phase. The first to go moves on by
-    one each round, across phases too. Only one runs at a time; the others wait on their input."""
+    one each round, across phases too. Only one runs at a time; the others wait on their input;
+    between two turns the driver sleeps ``pause_s`` (``PAUSE_S``)."""
     order = list(max(probes.values(), key=lambda p: len(p.phases)).phases)
     for name, probe in probes.items():
         if [phase for phase in order if phase in probe.phases] != list(probe.phases):
             raise RuntimeError(f"{name}'s phases come in another order: {list(probe.phases)} against {order}")
     rounds = itertools.count()
+    ran_before = False
     for phase in order:
         having = [probe for probe in probes.values() if phase in probe.phases]
         left = {id(probe): probe.phases[phase]["units"] for probe in having}
@@ -135,6 +147,9 @@ def in_lock_step(probes: dict[str, Stepping]) -> None:
             start = next(rounds) % len(having)
             for probe in having[start:] + having[:start]:
                 if left[id(probe)]:
+                    if ran_before:
+                        sleep(pause_s)  # the last probe's idle threads have stopped spinning
+                    ran_before = True
                     answer = probe.run(turn)
                     if answer["phase"] != phase:
                         raise RuntimeError(f"a probe ran {answer['phase']!r} when {phase!r} was asked")

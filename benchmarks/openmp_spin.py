@@ -6,7 +6,8 @@ series, one ``observe_many`` per tick of all of them, ``torch.set_num_threads(2)
 warm-up ticks, then timed ticks (season detection ticks among them, as in
 ``benchmarks.throughput``), the whole tick and its parts in microseconds per series: the
 compiled kernels before the network's step (scoring, experts' advance), after it (experts'
-paths, combination, network input), the served forecasts, and the network's update. The
+paths, combination, network input), the served forecasts, and the network's update; then the
+CPU time its idle OpenMP threads burn after an operation (``idle_cpu_ms``). The
 waits take turns, ``--rounds`` times, so that a slow spell of the machine falls on all.
 
     python -m benchmarks.openmp_spin                 # 10,000 series, about 4 minutes on 2 cores
@@ -37,6 +38,7 @@ PARTS = {  # what is timed inside a tick: hybrid_tick's compiled calls and the f
     "served": ("hybrid_tick", "remember_and_serve"),
     "update": ("forecaster.Forecaster", "_update_stateful"),
 }
+IDLE_S = 0.05  # how long ``idle_cpu_ms`` sleeps after the operation
 FULL, SMOKE = (10_000, 48, 32, 2), (300, 8, 8, 1)  # series, warm-up ticks, timed ticks, rounds
 
 
@@ -80,8 +82,25 @@ def measure(series: int, warmup: int, ticks: int) -> dict[str, Any]:
         "obs_per_s": ticks * series / seconds,
         "tick_us_per_series": seconds * per_series,
         **{f"{part}_us_per_series": spent[part] * per_series for part in PARTS},
+        "idle_cpu_ms": idle_cpu_ms(),
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
     }
+
+
+def idle_cpu_ms(rounds: int = 5, idle_s: float = IDLE_S) -> float:
+    """The CPU time this process spends while its main thread sleeps ``idle_s`` right after a
+    2-thread torch operation (a matrix product): its OpenMP threads' busy wait, in milliseconds,
+    the median of ``rounds``. What another process loses of a core when it runs right after."""
+    import torch
+
+    a = torch.randn(1000, 1000, generator=torch.Generator().manual_seed(0))
+    burnt = []
+    for _ in range(rounds):
+        torch.mm(a, a)  # a parallel region, then nothing
+        start = time.process_time()
+        time.sleep(idle_s)
+        burnt.append((time.process_time() - start) * 1e3)
+    return statistics.median(burnt)
 
 
 def run_wait(wait: str, series: int, warmup: int, ticks: int) -> dict[str, Any]:
@@ -117,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "obs_per_s": [r["obs_per_s"] for r in measured],
                 **{
                     key: statistics.median(r[key] for r in measured)
-                    for key in ("tick_us_per_series", *(f"{p}_us_per_series" for p in PARTS))
+                    for key in ("tick_us_per_series", *(f"{p}_us_per_series" for p in PARTS), "idle_cpu_ms")
                 },
             }
         )
@@ -138,10 +157,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report.machine_line(info)
         + f". {series:,} standard normal series, the library's defaults, {warmup} untimed ticks then {ticks} "
         f"timed, {rounds} round(s) per wait taking turns (a fresh process each); microseconds per series, the "
-        "median of the rounds; obs/s of each round.",
+        "median of the rounds; obs/s of each round. The last column: the CPU time the process spent while its "
+        f"main thread slept {IDLE_S * 1e3:.0f} ms right after a 2-thread matrix product (its OpenMP threads' busy "
+        "wait: what a process that runs next loses of a core), the median of 5.",
         "",
         report.markdown_table(
-            ["GOMP_SPINCOUNT", "obs/s", "tick", "kernels before the network", "kernels after", "served", "update"],
+            [
+                "GOMP_SPINCOUNT",
+                "obs/s",
+                "tick",
+                "kernels before the network",
+                "kernels after",
+                "served",
+                "update",
+                f"CPU ms while idle {IDLE_S * 1e3:.0f} ms",
+            ],
             [
                 [
                     r["wait"],
@@ -151,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     r["after_us_per_series"],
                     r["served_us_per_series"],
                     r["update_us_per_series"],
+                    r["idle_cpu_ms"],
                 ]
                 for r in rows
             ],

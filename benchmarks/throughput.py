@@ -16,7 +16,9 @@ tick (what a service batch does). Only that call is timed; the values are made b
   each at 10,000 series, so that a slow spell of this shared machine falls on all of them (run
   one after another, the old main's two runs in one benchmark differed by up to 17 %); at
   fewer series, and for the latency, a whole row each (a process that has waited runs slower
-  for a while: short turns would slow small ticks). Every probe warms up 48 ticks first: the
+  for a while: short turns would slow small ticks); 20 ms between two turns
+  (``lock_step.PAUSE_S``: a process's idle OpenMP threads spin on after its turn, at libgomp's
+  default for about 9 ms of a core, which the next process lost). Every probe warms up 48 ticks first: the
   hybrid's warm-up updates (every value up to step 32) and its first season detections (steps
   16, 20, 24, 30, 36, 42, 48) are not timed; later detections (54, 60, 66, 72, 84, 96, ...:
   the standard normal series have no season, so they are looked at on

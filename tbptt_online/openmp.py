@@ -5,13 +5,14 @@ that many threads (``compiled.over_rows``: this thread and the library's pool), 
 own operations, which run on libgomp's threads. After each operation libgomp's threads spin,
 waiting for the next one, for ``GOMP_SPINCOUNT`` rounds (300,000 by default: milliseconds)
 before they sleep, on the cores the kernels' pool thread wants. ``python -m
-benchmarks.openmp_spin`` (2026-12-04 15:10 UTC, 10,000 standard normal series, the defaults,
+benchmarks.openmp_spin`` (2026-12-04 15:25 UTC, 10,000 standard normal series, the defaults,
 2 threads, two rounds per wait; ``benchmarks/results/openmp_spin.md``): with libgomp's default
-the kernels before the network's step took 1.42 µs per series, those after it 1.79 and the
-served ones 0.41, with 2,000 to 20,000 rounds 1.05-1.06, 1.69-1.78 and 0.19-0.20 (one thread's
-time halved), the tick 138,900-150,800 obs/s against 157,800-169,000; with no spin at all (0)
-torch's update, a few hundred operations one after the other, took 6.1 µs per series instead
-of 1.6-1.9 (92,700-94,000 obs/s).
+the kernels before the network's step took 1.42 µs per series, those after it 1.81 and the
+served ones 0.37, with 2,000 to 20,000 rounds 1.00-1.03, 1.70-1.71 and 0.20-0.21 (one thread's
+time halved), the tick 145,000-151,500 obs/s against 169,000-174,000; with no spin at all (0)
+torch's update, a few hundred operations one after the other, took 4.8 µs per series instead
+of 1.6-1.7 (109,000-110,000 obs/s). After an operation an idle process burnt 8.5 ms of CPU at
+libgomp's default, 1.8-3.2 ms at 2,000 to 20,000 rounds.
 
 libgomp reads the variable once, when it is loaded, i.e. when torch is first imported. So the
 package sets it (``prefer_short_spin``, called by ``tbptt_online/__init__.py``) only where it is

@@ -58,6 +58,22 @@ def test_probes_take_turns_the_first_moving_on_each_round_across_phases():
     assert all(not p.plan for p in probes.values())
 
 
+def test_the_driver_pauses_between_two_turns_and_never_during_one():
+    log: list = []
+    probes = {"old": FakeProbe("old", [("ticks", 2, 1)], log), "new": FakeProbe("new", [("ticks", 2, 1)], log)}
+    in_lock_step(probes, pause_s=0.25, sleep=lambda s: log.append(("pause", s)))
+    # another process's idle OpenMP threads spin on for a while after its turn: none overlaps the next turn
+    assert log == [
+        ("old", "ticks", 1),
+        ("pause", 0.25),
+        ("new", "ticks", 1),
+        ("pause", 0.25),
+        ("new", "ticks", 1),
+        ("pause", 0.25),
+        ("old", "ticks", 1),
+    ]
+
+
 def test_probes_whose_phases_come_in_another_order_are_refused():
     log: list = []
     probes = {

@@ -8,17 +8,21 @@ before they sleep, on the cores the kernels' pool thread wants. ``python -m
 benchmarks.openmp_spin`` (2026-12-04 15:25 UTC, 10,000 standard normal series, the defaults,
 2 threads, two rounds per wait; ``benchmarks/results/openmp_spin.md``): with libgomp's default
 the kernels before the network's step took 1.42 µs per series, those after it 1.81 and the
-served ones 0.37, with 2,000 to 20,000 rounds 1.00-1.03, 1.70-1.71 and 0.20-0.21 (one thread's
-time halved), the tick 145,000-151,500 obs/s against 169,000-174,000; with no spin at all (0)
-torch's update, a few hundred operations one after the other, took 4.8 µs per series instead
-of 1.6-1.7 (109,000-110,000 obs/s). After an operation an idle process burnt 8.5 ms of CPU at
-libgomp's default, 1.8-3.2 ms at 2,000 to 20,000 rounds.
+served ones 0.37, with 2,000 to 20,000 rounds 1.00-1.03, 1.70-1.71 and 0.20-0.21, the tick
+145,000-151,500 obs/s against 169,000-174,000; with no spin at all (0) torch's update, a few
+hundred operations one after the other, took 4.8 µs per series instead of 1.6-1.7
+(109,000-110,000 obs/s). After an operation an idle process burnt 8.5 ms of CPU at libgomp's
+default, 1.8-3.2 ms at 2,000 to 20,000 rounds.
 
 libgomp reads the variable once, when it is loaded, i.e. when torch is first imported. So the
-package sets it (``prefer_short_spin``, called by ``tbptt_online/__init__.py``) only where it is
-not set and torch is not loaded yet: a value of the user's is kept, and a process that imported
-torch first keeps libgomp's default (set the variable in its environment instead). It only
-changes how long an idle thread waits, never a result.
+package sets it (``prefer_short_spin``, called by ``tbptt_online/__init__.py``) only where
+torch is not loaded yet and the user chose no wait: neither ``GOMP_SPINCOUNT`` nor
+``OMP_WAIT_POLICY`` is set (libgomp lets ``GOMP_SPINCOUNT`` win over the policy: a review found
+``OMP_WAIT_POLICY=ACTIVE`` cut from 52 ms of CPU burnt in 50 ms idle to 1.75 ms when the
+package set it). A process that imported torch first keeps libgomp's default (set the variable in
+its environment instead). Set in the process's environment, it holds for the whole process (the
+user's own torch work on several threads too) and for the processes it starts. It only changes how
+long an idle thread waits, never a result.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import os
 import sys
 
 VARIABLE = "GOMP_SPINCOUNT"
+POLICY = "OMP_WAIT_POLICY"  # the user's choice of wait, which the spin count would override
 SPIN_COUNT = 10_000  # rounds of a busy wait before an idle thread sleeps (libgomp's default: 300,000)
 
 
 def prefer_short_spin() -> bool:
-    """Set ``GOMP_SPINCOUNT`` to ``SPIN_COUNT`` unless it is set or torch is already loaded (libgomp
-    has read it then); True when it set it."""
-    if VARIABLE in os.environ or "torch" in sys.modules:
+    """Set ``GOMP_SPINCOUNT`` to ``SPIN_COUNT`` unless it or ``OMP_WAIT_POLICY`` is set or torch is
+    already loaded (libgomp has read them then); True when it set it."""
+    if VARIABLE in os.environ or POLICY in os.environ or "torch" in sys.modules:
         return False
     os.environ[VARIABLE] = str(SPIN_COUNT)
     return True

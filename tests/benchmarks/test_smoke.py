@@ -19,7 +19,10 @@ from tests.benchmarks.smoke import ROOT, run_smoke
 def throughput(tmp_path_factory) -> tuple[dict, Path]:
     """One smoke run of the throughput benchmark (about half a minute), read by the tests below."""
     out = tmp_path_factory.mktemp("throughput")
-    return run_smoke("throughput", out), out
+    with pytest.MonkeyPatch.context() as environment:  # the driver's wait is the one the library sets
+        environment.delenv("GOMP_SPINCOUNT", raising=False)
+        environment.delenv("OMP_WAIT_POLICY", raising=False)
+        return run_smoke("throughput", out), out
 
 
 def test_throughput_smoke_measures_every_way_and_counts_memory(throughput):
@@ -31,6 +34,8 @@ def test_throughput_smoke_measures_every_way_and_counts_memory(throughput):
     assert all(r["updates"] == 0 for r in payload["rows"] if r["way"] == "forward-only")
     assert all(r["updates"] > 0 for r in payload["rows"] if r["way"] == "training")
     assert payload["config_training"]["hybrid"] is True  # the library's defaults
+    # the driver's own measurements (forward-only, the naive loop, the profiles) too: the library before torch
+    assert payload["driver_gomp_spincount"] == "10000"
     assert payload["config_forward_only"]["k1"] == 100_000 and payload["config_forward_only"]["warmup_updates"] == 0
     stateful = payload["memory"]["stateful"]
     assert stateful["bytes_per_series_row"] == sum(stateful["fields"].values())

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def spin_seen_by(code: str, **env: str) -> str:
     """``GOMP_SPINCOUNT`` as a fresh interpreter that runs ``code`` has it ("unset" where it has none)."""
-    environment = {k: v for k, v in os.environ.items() if k != openmp.VARIABLE}
+    environment = {k: v for k, v in os.environ.items() if k not in (openmp.VARIABLE, openmp.POLICY)}
     environment.update(env, PYTHONPATH=str(ROOT))
     probe = f"{code}\nimport os\nprint(os.environ.get({openmp.VARIABLE!r}, 'unset'))"
     done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True)
@@ -32,6 +32,13 @@ def test_a_spin_count_the_user_set_is_kept() -> None:
     assert spin_seen_by("import tbptt_online", GOMP_SPINCOUNT="300000") == "300000"
 
 
+@pytest.mark.parametrize("policy", ["ACTIVE", "PASSIVE"])
+def test_a_wait_policy_the_user_set_is_not_overridden(policy: str) -> None:
+    # libgomp lets GOMP_SPINCOUNT win over OMP_WAIT_POLICY: setting it would undo the user's choice
+    environment = {"OMP_WAIT_POLICY": policy}
+    assert spin_seen_by("import tbptt_online\nimport torch", **environment) == "unset"
+
+
 def test_nothing_is_set_once_torch_is_loaded_before_the_package() -> None:
     # libgomp has read the variable when torch loaded it: setting it then would claim what is not so
     assert spin_seen_by("import torch\nimport tbptt_online") == "unset"
@@ -44,9 +51,13 @@ def test_the_server_process_loads_the_package_before_torch() -> None:
 
 def test_prefer_short_spin_reports_whether_it_set_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(openmp.VARIABLE, raising=False)
+    monkeypatch.delenv(openmp.POLICY, raising=False)
     assert "torch" in sys.modules  # (this test process has loaded it)
     assert openmp.prefer_short_spin() is False and openmp.VARIABLE not in os.environ
     monkeypatch.delitem(sys.modules, "torch")
     assert openmp.prefer_short_spin() is True and os.environ[openmp.VARIABLE] == "10000"
     monkeypatch.setenv(openmp.VARIABLE, "5")
     assert openmp.prefer_short_spin() is False and os.environ[openmp.VARIABLE] == "5"
+    monkeypatch.delenv(openmp.VARIABLE)
+    monkeypatch.setenv(openmp.POLICY, "PASSIVE")
+    assert openmp.prefer_short_spin() is False and openmp.VARIABLE not in os.environ

@@ -47,7 +47,7 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -289,16 +289,36 @@ def over_rows(n_rows: int, call: Callable[[slice], None]) -> None:
             except Exception as raised:  # kept: raised once every part has run
                 errors[i] = raised
 
-    futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
-    try:
+    futures: list[Future[None]] = []
+    try:  # (an interruption while the parts are handed out, too: the parts handed out are waited for)
+        futures += [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
         work()
     finally:  # (an interruption of this thread's part: raised after the pool's parts)
-        interrupted = [future.exception() for future in futures]  # waits for each
+        interrupted = _outcomes(futures)
     for raised in interrupted:
         if raised is not None:
             raise raised
     if errors:
         raise errors[min(errors)]
+
+
+def _outcomes(futures: list[Future[None]]) -> list[BaseException | None]:
+    """Each future's exception (None: it ran to the end), once every one is done. An interruption
+    of this thread while it waits (``KeyboardInterrupt``: the wait can be interrupted) is held until
+    then and raised: raised at once, it reached the caller while a pool thread still wrote the
+    arrays of its part (a hostile test: up to 9.7 ms after the caller caught it)."""
+    held: BaseException | None = None
+    outcomes = []
+    for future in futures:
+        while True:
+            try:
+                outcomes.append(future.exception())
+                break
+            except BaseException as interruption:  # held, raised below once all are done
+                held = held or interruption
+    if held is not None:
+        raise held
+    return outcomes
 
 
 _POOL_LOCK = threading.Lock()

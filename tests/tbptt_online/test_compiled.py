@@ -73,7 +73,7 @@ def test_writable_refuses_a_view_it_would_write_through_wrongly_and_a_kept_array
     assert np.shares_memory(compiled.readable(view)[0], t.numpy())  # read in place too (no copy)
 
 
-def test_kernels_run_over_parts_of_the_rows_on_two_threads_give_the_same_state_as_one_call(monkeypatch):
+def test_kernels_run_over_parts_of_the_rows_on_two_threads_give_the_same_state_as_one_call(monkeypatch, torch_threads):
     # compiled.over_rows: with torch's 2 intra-op threads a tick's kernels (the experts' advance and
     # paths, the scoring, the combination's base, the ring's remember) run over parts of the rows on
     # both threads at once; every row is the same, bit for bit, as when one call runs them all.
@@ -95,18 +95,14 @@ def test_kernels_run_over_parts_of_the_rows_on_two_threads_give_the_same_state_a
 
     monkeypatch.setattr(compiled, "row_parts", recording)
     states = {}
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        for least in (10**9, 2):  # one call each, then parts of at least 2 rows
-            monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", least)
-            f = Forecaster(ForecasterConfig(hidden_size=8, season_length=4))
-            for tick in ticks:
-                f.observe_many(tick)
-            states[least] = snapshot(f)
-            states[least]["forecast"] = f.forecast("s3", 12).mean
-    finally:
-        torch.set_num_threads(before)
+    torch_threads(2)
+    for least in (10**9, 2):  # one call each, then parts of at least 2 rows
+        monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", least)
+        f = Forecaster(ForecasterConfig(hidden_size=8, season_length=4))
+        for tick in ticks:
+            f.observe_many(tick)
+        states[least] = snapshot(f)
+        states[least]["forecast"] = f.forecast("s3", 12).mean
     assert any(len(parts) > 1 for parts in calls)  # the kernels did run in parts
     assert_identical(states[2], states[10**9])
 
@@ -144,10 +140,9 @@ def test_threads_running_kernels_of_different_sizes_share_one_pool_without_error
     assert 1 <= len(created) <= 2 and max(created) == 3  # made once, grown once at most
 
 
-def test_an_error_in_any_part_is_raised_after_every_part_has_run_the_first_in_row_order(monkeypatch):
+def test_an_error_in_any_part_is_raised_after_every_part_has_run_the_first_in_row_order(monkeypatch, torch_threads):
     monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)
+    torch_threads(3)
     ran = []
 
     def call(rows: slice) -> None:
@@ -158,20 +153,16 @@ def test_an_error_in_any_part_is_raised_after_every_part_has_run_the_first_in_ro
         if rows.start == 4:
             raise ValueError("part from row 4")
 
-    try:
-        with pytest.raises(ValueError, match="part from row 2"):
-            compiled.over_rows(6, call)
-    finally:
-        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="part from row 2"):
+        compiled.over_rows(6, call)
     assert sorted(ran) == [0, 1, 2, 3, 4, 5]  # 3 threads x PIECES_PER_THREAD pieces, at most one a row
 
 
-def test_parts_run_on_as_many_threads_as_get_enough_rows(monkeypatch):
+def test_parts_run_on_as_many_threads_as_get_enough_rows(monkeypatch, torch_threads):
     # fix (review): the parts ran on every torch thread, not on the threads that get
     # PARALLEL_MIN_ROWS rows each: with 8 threads, 2,048 rows ran on 8 threads of 256 rows
     monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1024)
-    before = torch.get_num_threads()
-    torch.set_num_threads(8)
+    torch_threads(8)
     seen, lock = set(), threading.Lock()
 
     def call(rows: slice) -> None:
@@ -179,21 +170,17 @@ def test_parts_run_on_as_many_threads_as_get_enough_rows(monkeypatch):
         with lock:
             seen.add(threading.get_ident())
 
-    try:
-        parts = len(compiled.row_parts(2048))  # (under the 8 threads: after them, CI's one gave one part)
-        compiled.over_rows(2048, call)
-    finally:
-        torch.set_num_threads(before)
+    parts = len(compiled.row_parts(2048))  # (under the 8 threads: after them, CI's one gave one part)
+    compiled.over_rows(2048, call)
     assert parts == 2 * compiled.PIECES_PER_THREAD  # two threads' worth of parts, not eight
     assert len(seen) == 2
 
 
-def test_an_interruption_is_not_held_until_every_part_has_run(monkeypatch):
+def test_an_interruption_is_not_held_until_every_part_has_run(monkeypatch, torch_threads):
     # fix (review): a KeyboardInterrupt in this thread's part was kept like an error, and the
     # thread went on taking parts; it now takes no more and raises it (the pool's parts finish)
     monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch_threads(2)
     caller, ran = threading.get_ident(), []
 
     def call(rows: slice) -> None:
@@ -202,21 +189,17 @@ def test_an_interruption_is_not_held_until_every_part_has_run(monkeypatch):
             raise KeyboardInterrupt
         time.sleep(0.05)
 
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            compiled.over_rows(8, call)
-    finally:
-        torch.set_num_threads(before)
+    with pytest.raises(KeyboardInterrupt):
+        compiled.over_rows(8, call)
     assert sum(mine for mine, _ in ran) == 1  # the calling thread ran one part, then stopped
 
 
-def test_an_interruption_while_waiting_for_the_pool_is_raised_once_its_parts_are_done(monkeypatch):
+def test_an_interruption_while_waiting_for_the_pool_is_raised_once_its_parts_are_done(monkeypatch, torch_threads):
     # fix (hostile test): a KeyboardInterrupt that came while this thread waited for the pool's parts
     # reached the caller at once, the pool thread still writing the forecaster's arrays (up to 9.7 ms
     # after the caller caught it, in 2 of 60 interrupted ticks of 8,000 series)
     monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch_threads(2)
     caller, finished = threading.get_ident(), []
 
     def call(rows: slice) -> None:
@@ -231,19 +214,17 @@ def test_an_interruption_while_waiting_for_the_pool_is_raised_once_its_parts_are
         caught = time.perf_counter()
     finally:
         interrupt.join()
-        torch.set_num_threads(before)
     assert len(finished) == 8  # every part ran, each before the caller had the interruption
     assert max(finished) <= caught
 
 
-def test_a_late_thread_leaves_its_parts_to_the_one_that_is_free(monkeypatch):
+def test_a_late_thread_leaves_its_parts_to_the_one_that_is_free(monkeypatch, torch_threads):
     # fix: each of two threads had its half of the rows; a pool thread that started a few
     # milliseconds late (torch's threads still spinning on its core after an operation) made the
     # calling thread wait for it at every kernel call (4 ms a call at 10,000 series). Parts are now
     # taken in turn: here the pool thread's first part takes 0.3 s and the calling thread does the rest.
     monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch_threads(2)
     caller, by_thread, lock = threading.get_ident(), {}, threading.Lock()
 
     def call(rows: slice) -> None:
@@ -253,10 +234,7 @@ def test_a_late_thread_leaves_its_parts_to_the_one_that_is_free(monkeypatch):
             first_elsewhere = threading.get_ident() != caller and len(mine) == 1
         time.sleep(0.3 if first_elsewhere else 0.005)
 
-    try:
-        compiled.over_rows(8, call)
-    finally:
-        torch.set_num_threads(before)
+    compiled.over_rows(8, call)
     parts = compiled.PIECES_PER_THREAD * 2
     assert sorted(start for starts in by_thread.values() for start in starts) == list(range(parts))
     assert len(by_thread[caller]) >= parts - 1  # every part but the one the late thread held (if it got one)

@@ -111,17 +111,13 @@ def equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 @pytest.mark.parametrize(("n_features", "parts"), [(1, 1), (2, 1), (1, 2), (2, 2)])
 def test_the_three_compiled_calls_give_what_the_kernels_give_one_by_one(
-    n_features: int, parts: int, monkeypatch
+    n_features: int, parts: int, monkeypatch, torch_threads
 ) -> None:
     # parts = 2: over_rows gives each of two threads a part of the rows (the row-wise arrays sliced,
     # the shared ones whole), as at 2,048 series and more on two threads
     monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(parts)
-    try:
-        check_against_kernels(n_features)
-    finally:
-        torch.set_num_threads(threads)
+    torch_threads(parts)
+    check_against_kernels(n_features)
 
 
 def check_against_kernels(n_features: int) -> None:

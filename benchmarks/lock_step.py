@@ -50,7 +50,7 @@ class Probe:
         self.process = subprocess.Popen(
             [sys.executable, str(PROBE), *arguments, "--lock-step"],
             cwd=library_root,
-            env=_environment(env or {}, PYTHONPATH=str(library_root)),
+            env=environment(env or {}, PYTHONPATH=str(library_root)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -113,7 +113,7 @@ class Probe:
         self.errors.close()
 
 
-def _environment(changes: dict[str, str | None], **more: str) -> dict[str, str]:
+def environment(changes: dict[str, str | None], **more: str) -> dict[str, str]:
     """This process's environment with ``changes`` and ``more`` (None: the variable removed)."""
     changed = {**os.environ, **changes, **more}
     return {name: value for name, value in changed.items() if value is not None}

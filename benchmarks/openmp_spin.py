@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
+from benchmarks.lock_step import environment
+from tbptt_online import openmp
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "libgomp's default"  # the variable unset: 300,000 rounds
@@ -83,7 +85,7 @@ def measure(series: int, warmup: int, ticks: int) -> dict[str, Any]:
         "tick_us_per_series": seconds * per_series,
         **{f"{part}_us_per_series": spent[part] * per_series for part in PARTS},
         "idle_cpu_ms": idle_cpu_ms(),
-        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+        "gomp_spincount": os.environ.get(openmp.VARIABLE),
     }
 
 
@@ -105,10 +107,7 @@ def idle_cpu_ms(rounds: int = 5, idle_s: float = IDLE_S) -> float:
 
 def run_wait(wait: str, series: int, warmup: int, ticks: int) -> dict[str, Any]:
     """``measure`` in a fresh process under ``wait``."""
-    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-    if wait != DEFAULT:
-        env["GOMP_SPINCOUNT"] = wait
-    env["PYTHONPATH"] = str(ROOT)
+    env = environment({openmp.VARIABLE: None if wait == DEFAULT else wait}, PYTHONPATH=str(ROOT))
     code = (
         "import json, torch\n"  # torch first: the package must not choose the wait here
         "from benchmarks.openmp_spin import measure\n"
@@ -116,7 +115,7 @@ def run_wait(wait: str, series: int, warmup: int, ticks: int) -> dict[str, Any]:
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"the probe under GOMP_SPINCOUNT={wait} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"the probe under {openmp.VARIABLE}={wait} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -172,9 +172,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tbptt-online serve: TBPTT_DEFAULT_MODEL: {error.detail}", file=sys.stderr)
         return 2
 
-    if cannot_listen(
-        settings
-    ):  # before the warm-up and the recovery, which ran first, then failed to bind (a new user)
+    # before the warm-up and the recovery, which ran first, then failed to bind (a new user)
+    if cannot_listen(settings):
         return 1
 
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app

@@ -122,6 +122,12 @@ def subset(rows: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str, torc
     return {k: v if k in SHARED else v[which] for k, v in rows.items()}
 
 
+def experts_only(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The experts' fields of ``rows`` (``x_*``) and the slots: what a season detection reads and
+    writes, without the combination's fields (``c_*``), the largest of a row."""
+    return {k: v for k, v in rows.items() if k.startswith("x_") or k == "slot"}
+
+
 def own(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The rows' own copies (what the caller writes back to the store): all but the shared
     fields and the slots."""

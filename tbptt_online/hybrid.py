@@ -326,7 +326,7 @@ def _longer_wins(changes: torch.Tensor, chosen: torch.Tensor, m: int) -> torch.T
 def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> None:
     """Give the rows ``which`` [B] the season lengths ``lengths`` [B, d, 2] (re-estimated from the ring)."""
     idx = which.nonzero().squeeze(1)
-    part = experts.subset({k: v for k, v in rows.items() if k.startswith("x_") or k == "slot"}, idx)
+    part = experts.subset(experts.experts_only(rows), idx)
     experts.reseason(part, step[idx], lengths[idx])
     for key, value in experts.own(part).items():
         # in place: the rows are the store's own (a tick's views) or the tick's copies, saved for the

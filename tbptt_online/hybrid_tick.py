@@ -86,9 +86,9 @@ class HybridTick:
             due = (steps == 1) | (steps == 2 * longest)
         if not bool(due.any()):  # most ticks
             return
-        # a detection reads and writes the experts' fields alone (x_*): the combination's (c_*), the largest
-        # of a row, are neither copied for it nor written back (at 10,000 series they were most of a detection's copies)
-        experts_rows = {k: v for k, v in rows.items() if k.startswith("x_") or k == "slot"}
+        # a detection reads and writes the experts' fields alone: the combination's are neither copied
+        # for it nor written back (at 10,000 series they were most of a detection's copies)
+        experts_rows = experts.experts_only(rows)
         for at in torch.unique(steps[due]).tolist():
             which = due & (steps == at)
             idx = which.nonzero().squeeze(1)

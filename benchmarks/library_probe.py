@@ -48,6 +48,19 @@ from tbptt_online import Forecaster, ForecasterConfig
 REPLY = "lock-step: "  # the start of each line of the lock-step protocol on the output
 
 
+def malloc_thresholds() -> dict[str, Any]:
+    """glibc malloc's thresholds as this process has them: set by the library (its ``allocator``,
+    where it has one) or by the environment (None: glibc's own rule)."""
+    try:
+        from tbptt_online import allocator
+    except ImportError:  # an older library
+        set_here = False
+    else:
+        set_here = allocator.thresholds_set()
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    return {"set_by_library": set_here, **{name: os.environ.get(name) for name in names}}
+
+
 def detection_steps(config: ForecasterConfig) -> Callable[[int, bool], bool]:
     """Whether step s is one where ``season_length="auto"`` looks for seasons (never for a
     library without a hybrid, or with the seasons given), given whether a series at that step
@@ -363,6 +376,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = {
         "library": os.path.dirname(tbptt_online.__file__),
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),  # libgomp's busy wait as it was loaded (None: its default)
+        "malloc_thresholds": malloc_thresholds(),
         "python": sys.executable,
         "config": config.to_dict(),
         "rows": [row for run in runs for row in run.rows],

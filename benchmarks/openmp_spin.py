@@ -22,68 +22,26 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import report, tick_parts
 from benchmarks.lock_step import environment
+from benchmarks.tick_parts import PARTS
 from tbptt_online import openmp
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "libgomp's default"  # the variable unset: 300,000 rounds
 WAITS = (DEFAULT, "0", "2000", "10000", "20000")
-PARTS = {  # what is timed inside a tick: hybrid_tick's compiled calls and the forecaster's update
-    "before": ("hybrid_tick", "score_and_advance"),
-    "after": ("hybrid_tick", "base_and_input"),
-    "served": ("hybrid_tick", "remember_and_serve"),
-    "update": ("forecaster.Forecaster", "_update_stateful"),
-}
 IDLE_S = 0.05  # how long ``idle_cpu_ms`` sleeps after the operation
 FULL, SMOKE = (10_000, 48, 32, 2), (300, 8, 8, 1)  # series, warm-up ticks, timed ticks, rounds
 
 
 def measure(series: int, warmup: int, ticks: int) -> dict[str, Any]:
-    """In this process (its libgomp as loaded): the tick and its parts, microseconds per series."""
-    import torch
-
-    from tbptt_online import Forecaster, ForecasterConfig, forecaster, hybrid_tick
-
-    torch.set_num_threads(2)
-    spent: defaultdict[str, float] = defaultdict(float)
-
-    def timed(owner: Any, name: str, part: str) -> None:
-        call: Callable[..., Any] = getattr(owner, name)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return call(*args, **kwargs)
-            finally:
-                spent[part] += time.perf_counter() - start
-
-        setattr(owner, name, wrapper)
-
-    owners = {"hybrid_tick": hybrid_tick, "forecaster.Forecaster": forecaster.Forecaster}
-    for part, (owner, name) in PARTS.items():
-        timed(owners[owner], name, part)
-    model = Forecaster(ForecasterConfig())
-    names = [f"s{i}" for i in range(series)]
-    generator = torch.Generator().manual_seed(0)
-    values = [torch.randn(series, generator=generator, dtype=torch.float64).tolist() for _ in range(warmup + ticks)]
-    for t in range(warmup):
-        model.observe_many(list(zip(names, values[t], strict=True)))
-    spent.clear()
-    start = time.perf_counter()
-    for t in range(warmup, warmup + ticks):
-        model.observe_many(list(zip(names, values[t], strict=True)))
-    seconds = time.perf_counter() - start
-    per_series = 1e6 / (ticks * series)
+    """In this process (its libgomp as loaded): the tick and its parts on 2 threads
+    (``tick_parts.measure``), the CPU its idle threads burn and the wait it ran under."""
     return {
-        "obs_per_s": ticks * series / seconds,
-        "tick_us_per_series": seconds * per_series,
-        **{f"{part}_us_per_series": spent[part] * per_series for part in PARTS},
+        **tick_parts.measure(series, warmup, ticks),
         "idle_cpu_ms": idle_cpu_ms(),
         "gomp_spincount": os.environ.get(openmp.VARIABLE),
     }

@@ -48,7 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tbptt_online import openmp  # before torch (here and in benchmarks.report), as a user's program: its libgomp wait
+# before torch (here and in benchmarks.report), as a user's program: its libgomp wait
+from tbptt_online import allocator, openmp
 
 # isort: split
 import torch
@@ -64,7 +65,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "aa3f8ed"  # the last main whose defaults were the network-only forecaster
 TRAINING = ForecasterConfig()  # the library's defaults (the hybrid)
 FORWARD_ONLY = dataclasses.replace(TRAINING, k1=100_000, warmup_updates=0)  # no update falls due
-BASELINE_SPIN = f"baseline, {openmp.VARIABLE}={openmp.SPIN_COUNT}"  # the old main under the new library's libgomp wait
+BASELINE_SETTINGS = "baseline, the new library's process settings"  # the old main under GOMP_SPINCOUNT and malloc's
+# thresholds as the new library sets them in its process (``tbptt_online/openmp.py``, ``allocator.py``)
+SETTINGS = {
+    openmp.VARIABLE: str(openmp.SPIN_COUNT),
+    "MALLOC_MMAP_THRESHOLD_": str(allocator.MMAP_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD),
+}
 OLD_DEFAULTS = {"hybrid": False, "warmup_updates": 0, "lr": 1e-3, "loss": "gaussian"}  # the network-only one
 THREADS = (1, 2)
 HORIZON = 12
@@ -139,18 +146,20 @@ def baseline_library(path: Path | None, commit: str) -> Path:
 
 def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:
     """The baseline's defaults, this checkout's, the old network-only config on this checkout
-    and the baseline under the new library's libgomp wait: four probes in lock step (``in_lock_step``)."""
+    and the baseline under the new library's process settings (``SETTINGS``): four probes in lock step
+    (``in_lock_step``)."""
     arguments = ["--sizes", SMOKE_SIDE_BY_SIDE if smoke else FULL_SIDE_BY_SIDE, "--read", "--horizon", str(HORIZON)]
     latency = ["--latency", SMOKE_LATENCY if smoke else FULL_LATENCY]
     probes: dict[str, Probe] = {}
-    shipped = {openmp.VARIABLE: None}  # each library as it comes: libgomp's default, or what the library sets
+    # each library as it comes: libgomp's default and glibc's own thresholds, or what the library sets
+    shipped: dict[str, str | None] = {name: None for name in (*SETTINGS, *allocator.VARIABLES, "GLIBC_TUNABLES")}
     try:
         probes["baseline"] = Probe(baseline, [*arguments, *latency], env=shipped)
         probes["new defaults"] = Probe(ROOT, [*arguments, *latency], env=shipped)
         network_only = [*arguments, "--config", json.dumps(OLD_DEFAULTS)]
         probes["new library, old network-only config"] = Probe(ROOT, network_only, env=shipped)
-        # the old main with the new library's libgomp wait: what the setting alone does to it
-        probes[BASELINE_SPIN] = Probe(baseline, arguments, env={openmp.VARIABLE: str(openmp.SPIN_COUNT)})
+        # the old main with the new library's process settings: what the settings alone do to it
+        probes[BASELINE_SETTINGS] = Probe(baseline, arguments, env={**shipped, **SETTINGS})
         in_lock_step(probes)
         runs = {name: probe.finish() for name, probe in probes.items()}
     finally:
@@ -158,7 +167,7 @@ def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:
             probe.kill()
     rows = []
     for name, run in runs.items():
-        library = {"baseline": "baseline", BASELINE_SPIN: "baseline, short spin"}.get(name, "current")
+        library = {"baseline": "baseline", BASELINE_SETTINGS: "baseline, new settings"}.get(name, "current")
         rows += [{**row, "library": library, "run": name} for row in run["rows"]]
     return {"baseline_commit": commit, "baseline_path": str(baseline), "runs": runs, "rows": rows}
 
@@ -300,14 +309,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "new_obs_per_s": r["obs_per_s"],
             "new_obs_per_s_without_detection": r["obs_per_s_without_detection"],
             "old_obs_per_s": baseline_rate(side, way, r["series"], r["threads"]),
-            "old_short_spin_obs_per_s": baseline_rate(side, way, r["series"], r["threads"], "baseline, short spin"),
+            "old_settings_obs_per_s": baseline_rate(side, way, r["series"], r["threads"], "baseline, new settings"),
         }
         for r in rows
         for way in ("training", "training, every result read")
         if r["way"] == way
     ]
-    for r in ratios:  # against the old main at the better of its two libgomp waits
-        r["old_best_obs_per_s"] = max(r["old_obs_per_s"], r["old_short_spin_obs_per_s"])
+    for r in ratios:  # against the old main at the better of its two process settings
+        r["old_best_obs_per_s"] = max(r["old_obs_per_s"], r["old_settings_obs_per_s"])
         r["new_over_old"] = r["new_obs_per_s"] / r["old_best_obs_per_s"]
     new_latency = compared["runs"]["new defaults"]["latency"]["observe_and_forecast"]
     biggest = max(r["series"] for r in ratios)
@@ -335,6 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "throughput",
         "smoke": smoke,
         "driver_gomp_spincount": os.environ.get(openmp.VARIABLE),  # the wait of this process's own measurements
+        "driver_malloc_thresholds_set": allocator.thresholds_set(),  # and its malloc's (its Forecasters set them)
         "machine": info,
         "config_training": TRAINING.to_dict(),
         "config_forward_only": FORWARD_ONLY.to_dict(),

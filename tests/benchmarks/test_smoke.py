@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.throughput import BASELINE_SETTINGS
 from tbptt_online import hybrid
 from tests.benchmarks.smoke import ROOT, run_smoke
 
@@ -36,6 +37,7 @@ def test_throughput_smoke_measures_every_way_and_counts_memory(throughput):
     assert payload["config_training"]["hybrid"] is True  # the library's defaults
     # the driver's own measurements (forward-only, the naive loop, the profiles) too: the library before torch
     assert payload["driver_gomp_spincount"] == "10000"
+    assert payload["driver_malloc_thresholds_set"] is True
     assert payload["config_forward_only"]["k1"] == 100_000 and payload["config_forward_only"]["warmup_updates"] == 0
     stateful = payload["memory"]["stateful"]
     assert stateful["bytes_per_series_row"] == sum(stateful["fields"].values())
@@ -55,10 +57,17 @@ def test_throughput_smoke_runs_the_old_main_side_by_side(throughput):
         "baseline",
         "new defaults",
         "new library, old network-only config",
-        "baseline, GOMP_SPINCOUNT=10000",
+        BASELINE_SETTINGS,
     ]
     # each library with libgomp's wait as it comes (the new one sets its own), the old one once more with the new's
     assert [run["gomp_spincount"] for run in runs.values()] == [None, "10000", "10000", "10000"]
+    # malloc's thresholds: glibc's own rule in the old main, the new library's own call, then the environment's
+    thresholds = [run["malloc_thresholds"] for run in runs.values()]
+    mmap_and_trim = [str(32 * 2**20), str(128 * 2**20)]
+    assert [t["set_by_library"] for t in thresholds] == [False, True, True, False]
+    assert [[t["MALLOC_MMAP_THRESHOLD_"], t["MALLOC_TRIM_THRESHOLD_"]] for t in thresholds] == [[None, None]] * 3 + [
+        mmap_and_trim
+    ]
     # each run imported its own library: the old one from the exported commit, the new one from this checkout
     assert runs["baseline"]["library"].startswith(baseline["baseline_path"])
     assert runs["new defaults"]["library"] == str(ROOT / "tbptt_online")
@@ -69,7 +78,7 @@ def test_throughput_smoke_runs_the_old_main_side_by_side(throughput):
             (n, t) for n in (1, 20) for t in (1, 2)
         }
         assert all(r["updates"] > 0 for r in run["rows"])
-    assert runs["baseline, GOMP_SPINCOUNT=10000"]["latency"] is None  # (one thread: no OpenMP threads wait)
+    assert runs[BASELINE_SETTINGS]["latency"] is None  # (one thread: no OpenMP threads wait)
     for name in ("new defaults", "baseline"):
         latency = runs[name]["latency"]
         assert latency["horizon"] == 12 and latency["observe_and_forecast"]["n"] == 20
@@ -78,7 +87,7 @@ def test_throughput_smoke_runs_the_old_main_side_by_side(throughput):
     # after 30 untimed steps; 42: a row without a season yet is looked at (this one finds its 24 at 72)
     assert runs["new defaults"]["latency"]["detection_steps"] == [36, 42, 48]
     for ratio in payload["ratios"]:  # against the old main at the better of its two waits
-        old = max(ratio["old_obs_per_s"], ratio["old_short_spin_obs_per_s"])
+        old = max(ratio["old_obs_per_s"], ratio["old_settings_obs_per_s"])
         assert ratio["new_over_old"] == ratio["new_obs_per_s"] / old
     (target,) = [t for t in payload["targets"] if t["target"].startswith("training at 10,000 series: new")]
     assert target["goal"] == 0.8 and target["measured"] > 0

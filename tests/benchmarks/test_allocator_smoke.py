@@ -1,0 +1,24 @@
+"""``benchmarks.allocator`` at its smoke size: each setting in a process of its own, with the library's
+thresholds set only where it says so, its parts inside its tick."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.allocator import DEFAULT, LIBRARY, SETTINGS, THREADS
+from tests.benchmarks.smoke import run_smoke
+
+
+def test_allocator_smoke_runs_each_setting_in_its_own_process(tmp_path):
+    payload = run_smoke("allocator", tmp_path)
+    assert [(r["setting"], r["threads"]) for r in payload["rows"]] == [(s, t) for t in THREADS for s in SETTINGS]
+    for entry in payload["runs"]:
+        assert len(entry["runs"]) == payload["rounds"]
+        for r in entry["runs"]:
+            assert r["thresholds_set"] is (entry["setting"] == LIBRARY)
+            assert 0 < r["update_us_per_series"] < r["tick_us_per_series"]  # timed inside the tick
+            assert r["updates"] > 0 and r["resident_mb"] > 0
+            assert r["obs_per_s"] == pytest.approx(1e6 / r["tick_us_per_series"], rel=1e-12)
+    by = {(r["setting"], r["threads"]): r for r in payload["rows"]}
+    for threads in THREADS:  # glibc's own rule gives an update's freed heap back; the library's keeps it
+        assert by[LIBRARY, threads]["faults_per_update"] < by[DEFAULT, threads]["faults_per_update"]

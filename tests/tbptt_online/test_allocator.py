@@ -1,0 +1,102 @@
+"""A process that builds a Forecaster keeps the heap an update freed, for the next one (glibc's malloc
+thresholds, ``tbptt_online/allocator.py``), unless the user set malloc's thresholds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tbptt_online import allocator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# In a fresh interpreter: 20 blocks of 4 MiB (what an update's chunk holds at once, scaled down) are
+# allocated, written and freed twice; printed: how much of the last round's 80 MiB the process still
+# holds once they are freed (resident memory after the frees less before them, MiB), whether the
+# library set its thresholds, and the minor page faults of the last round's writes.
+ROUNDS = """
+import ctypes, json, resource
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes, libc.memset.argtypes = (ctypes.c_void_p,), (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
+def one_round():
+    blocks = [libc.malloc(4 << 20) for _ in range(20)]
+    for block in blocks:
+        libc.memset(block, 1, 4 << 20)
+    before, faults = resident(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for block in blocks:
+        libc.free(block)
+    return resident() - before, faults
+one_round()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+kept, written = one_round()
+print(json.dumps({"kept_mb": 80 + kept, "set": allocator.thresholds_set(), "faults": written - faults}))
+"""
+
+
+def after_rounds(setup: str, **env: str) -> dict:
+    """``ROUNDS`` after ``setup`` in a fresh interpreter, without the user's malloc variables but ``env``."""
+    environment = {k: v for k, v in os.environ.items() if k not in (*allocator.VARIABLES, "GLIBC_TUNABLES")}
+    environment.update(env, PYTHONPATH=str(ROOT))
+    code = f"from tbptt_online import allocator\n{setup}\n{ROUNDS}"
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+BUILD = "from tbptt_online import Forecaster, ForecasterConfig\nForecaster(ForecasterConfig())"
+
+
+def test_a_process_with_a_forecaster_keeps_freed_heap_for_the_next_allocations() -> None:
+    kept = after_rounds(BUILD)
+    assert kept["set"] is True
+    assert kept["kept_mb"] >= 72  # the 80 MiB freed stay mapped (less what other frees may have moved)
+    assert kept["faults"] < 2000  # and the next round wrote into pages it had: 20,480 pages of 4 KiB written
+
+
+def test_without_the_library_s_thresholds_glibc_gives_the_freed_heap_back() -> None:
+    # what the thresholds change: glibc's own rule trims the freed blocks, and the next round faults them in again
+    plain = after_rounds("import torch")
+    assert plain["set"] is False
+    assert plain["kept_mb"] <= 8
+    assert plain["faults"] >= 10_000
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MALLOC_TRIM_THRESHOLD_": str(256 << 20)},
+        {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)},
+        {"MALLOC_TOP_PAD_": "0"},
+        {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1048576"},
+    ],
+)
+def test_thresholds_the_user_set_are_left_alone(env: dict[str, str]) -> None:
+    assert after_rounds(BUILD, **env)["set"] is False
+
+
+def test_user_chose_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    assert allocator.user_chose() is None
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")  # a tunable that sets no threshold
+    assert allocator.user_chose() is None
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0:glibc.malloc.mmap_max=0")
+    assert allocator.user_chose() == "GLIBC_TUNABLES"
+    monkeypatch.setenv("MALLOC_MMAP_MAX_", "0")
+    assert allocator.user_chose() == "MALLOC_MMAP_MAX_"
+
+
+def test_only_the_first_call_sets_them() -> None:
+    code = "from tbptt_online import allocator\nprint(allocator.keep_freed_memory(), allocator.keep_freed_memory())"
+    environment = {k: v for k, v in os.environ.items() if k not in (*allocator.VARIABLES, "GLIBC_TUNABLES")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**environment, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["True", "False"], done.stderr

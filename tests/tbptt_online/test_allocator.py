@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # In a fresh interpreter: 20 blocks of 4 MiB (what an update's chunk holds at once, scaled down) are
 # allocated, written and freed twice; printed: how much of the last round's 80 MiB the process still
 # holds once they are freed (resident memory after the frees less before them, MiB), whether the
-# library set its thresholds, and the minor page faults of the last round's writes.
+# library set its thresholds, and the minor page faults of the last round's writes (of 4 KiB pages:
+# transparent huge pages are turned off for the process, whatever the host's setting).
 ROUNDS = """
 import ctypes, json, resource
 libc = ctypes.CDLL(None)
+libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: no transparent huge pages, so a fault is one 4 KiB page
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
 libc.free.argtypes, libc.memset.argtypes = (ctypes.c_void_p,), (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
 def resident():
@@ -43,7 +45,8 @@ print(json.dumps({"kept_mb": 80 + kept, "set": allocator.thresholds_set(), "faul
 
 def after_rounds(setup: str, **env: str) -> dict:
     """``ROUNDS`` after ``setup`` in a fresh interpreter, without the user's malloc variables but ``env``."""
-    environment = {k: v for k, v in os.environ.items() if k not in (*allocator.VARIABLES, "GLIBC_TUNABLES")}
+    chosen = (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
+    environment = {k: v for k, v in os.environ.items() if k not in chosen}
     environment.update(env, PYTHONPATH=str(ROOT))
     code = f"from tbptt_online import allocator\n{setup}\n{ROUNDS}"
     done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
@@ -81,8 +84,75 @@ def test_thresholds_the_user_set_are_left_alone(env: dict[str, str]) -> None:
     assert after_rounds(BUILD, **env)["set"] is False
 
 
+def test_the_switch_leaves_glibc_s_own_rule() -> None:
+    plain = after_rounds(BUILD, TBPTT_KEEP_FREED_MEMORY="0")
+    assert plain["set"] is False and plain["kept_mb"] <= 8 and plain["faults"] >= 10_000
+
+
+class FakeLibc:
+    """A C library's ``mallopt`` (answering ``answer``), recording its calls; ``glibc``: whether it
+    has ``gnu_get_libc_version``."""
+
+    def __init__(self, answer: int = 1, glibc: bool = True) -> None:
+        self.calls: list[tuple[int, int]] = []
+        if glibc:
+            self.gnu_get_libc_version = lambda: b"2.36"
+
+        def mallopt(parameter: int, value: int) -> int:  # (a function: ctypes' argtypes can be set on it)
+            self.calls.append((parameter, value))
+            return answer
+
+        self.mallopt = mallopt
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """This process as if no Forecaster had been built and the user chose nothing."""
+    monkeypatch.setitem(allocator._state, "tried", False)
+    monkeypatch.setitem(allocator._state, "set", False)
+    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_nothing_is_called_outside_linux(fresh: pytest.MonkeyPatch) -> None:
+    def refuse(name: object) -> None:
+        raise AssertionError("CDLL was called")  # (on Windows, CDLL(None) raises TypeError)
+
+    fresh.setattr(allocator.sys, "platform", "win32")
+    fresh.setattr(allocator.ctypes, "CDLL", refuse)
+    assert allocator.keep_freed_memory() is False and allocator.thresholds_set() is False
+
+
+def test_a_c_library_other_than_glibc_is_left_alone(fresh: pytest.MonkeyPatch) -> None:
+    libc = FakeLibc(glibc=False)  # musl: a mallopt of its own meaning, no gnu_get_libc_version
+    fresh.setattr(allocator.sys, "platform", "linux")
+    fresh.setattr(allocator.ctypes, "CDLL", lambda name: libc)
+    assert allocator.keep_freed_memory() is False and libc.calls == []
+
+
+def test_a_refused_threshold_is_reported_and_not_retried(fresh: pytest.MonkeyPatch) -> None:
+    libc = FakeLibc(answer=0)
+    fresh.setattr(allocator.sys, "platform", "linux")
+    fresh.setattr(allocator.ctypes, "CDLL", lambda name: libc)
+    assert allocator.keep_freed_memory() is False and allocator.thresholds_set() is False
+    assert libc.calls == [(allocator.M_MMAP_THRESHOLD, allocator.MMAP_THRESHOLD)]
+    assert allocator.keep_freed_memory() is False and len(libc.calls) == 1  # tried once a process
+
+
+def test_glibc_gets_both_thresholds(fresh: pytest.MonkeyPatch) -> None:
+    libc = FakeLibc()
+    fresh.setattr(allocator.sys, "platform", "linux")
+    fresh.setattr(allocator.ctypes, "CDLL", lambda name: libc)
+    assert allocator.keep_freed_memory() is True and allocator.thresholds_set() is True
+    assert libc.calls == [
+        (allocator.M_MMAP_THRESHOLD, 32 * 2**20),
+        (allocator.M_TRIM_THRESHOLD, 128 * 2**20),
+    ]
+
+
 def test_user_chose_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES"):
+    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH):
         monkeypatch.delenv(name, raising=False)
     assert allocator.user_chose() is None
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")  # a tunable that sets no threshold
@@ -91,11 +161,16 @@ def test_user_chose_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert allocator.user_chose() == "GLIBC_TUNABLES"
     monkeypatch.setenv("MALLOC_MMAP_MAX_", "0")
     assert allocator.user_chose() == "MALLOC_MMAP_MAX_"
+    monkeypatch.setenv(allocator.SWITCH, "1")  # anything but "0": the library's thresholds
+    assert allocator.user_chose() == "MALLOC_MMAP_MAX_"
+    monkeypatch.setenv(allocator.SWITCH, "0")
+    assert allocator.user_chose() == allocator.SWITCH
 
 
 def test_only_the_first_call_sets_them() -> None:
     code = "from tbptt_online import allocator\nprint(allocator.keep_freed_memory(), allocator.keep_freed_memory())"
-    environment = {k: v for k, v in os.environ.items() if k not in (*allocator.VARIABLES, "GLIBC_TUNABLES")}
+    chosen = (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
+    environment = {k: v for k, v in os.environ.items() if k not in chosen}
     done = subprocess.run(
         [sys.executable, "-c", code], env={**environment, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
     )

@@ -1,12 +1,14 @@
 """The tick at many series with and without the library's malloc thresholds (``tbptt_online/allocator.py``).
 
-What ``allocator.keep_freed_memory`` rests on. For each setting and thread count, in a fresh
+What ``allocator.keep_freed_memory`` (``TBPTT_KEEP_FREED_MEMORY=1``, off by default) rests on: one
+model on the main thread (what the thresholds cost where models update on threads of their own is
+in ``allocator.py``'s docstring, from a hostile test). For each setting and thread count, in a fresh
 process (glibc has one set of thresholds per process), ``tick_parts.measure``: the library's
 defaults on standard normal series, one ``observe_many`` per tick of all of them, untimed
 warm-up ticks then timed ones (updates and season detections among them); the tick and its
 parts in microseconds per series, the milliseconds of an update, the minor page faults per
-tick and per update, and the resident memory at the end. "glibc's default" leaves the
-library's call out (its thresholds adapt to the blocks freed, glibc's own rule). The settings
+tick and per update, and the resident memory at the end. "glibc's default" is the library's
+default (the switch unset: glibc's thresholds adapt to the blocks freed, its own rule). The settings
 take turns, ``rounds`` times, so that a slow spell of the machine falls on both.
 
     python -m benchmarks.allocator                 # 10,000 series, about 4 minutes on 2 cores
@@ -37,17 +39,16 @@ COLUMNS = ("obs_per_s", "update_ms", "faults_per_update", "faults_per_tick", "re
 
 def run_setting(setting: str, threads: int, series: int, warmup: int, ticks: int) -> dict[str, Any]:
     """``tick_parts.measure`` in a fresh process under ``setting``, with whether its thresholds were set."""
-    leave_out = "allocator.keep_freed_memory = lambda: False\n" if setting == DEFAULT else ""
     code = (
         "import json\n"
         "from tbptt_online import allocator\n"
-        f"{leave_out}"
         "from benchmarks.tick_parts import measure\n"
         f"result = measure({series}, {warmup}, {ticks}, threads={threads})\n"
         "print(json.dumps({**result, 'thresholds_set': allocator.thresholds_set()}))"
     )
-    # the user's own malloc variables removed: either setting is the process's only choice
-    env = environment(dict.fromkeys((*allocator.VARIABLES, "GLIBC_TUNABLES")), PYTHONPATH=str(ROOT))
+    # the user's own malloc variables removed: the library's switch is the process's only choice
+    chosen = dict.fromkeys((*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH))
+    env = environment({**chosen, allocator.SWITCH: "1" if setting == LIBRARY else None}, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the probe with {setting} on {threads} thread(s) failed:\n{done.stderr[-3000:]}")
@@ -97,10 +98,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report.machine_line(info)
         + f". {series:,} standard normal series, the library's defaults, {warmup} untimed ticks then {ticks} "
         f"timed, {rounds} round(s) per setting taking turns (a fresh process each). The library's thresholds: "
-        f"mmap {allocator.MMAP_THRESHOLD // 2**20} MiB, trim {allocator.TRIM_THRESHOLD // 2**20} MiB; glibc's "
-        "default leaves the library's call out. obs/s of each round; the rest the median of the rounds: an "
-        "update's milliseconds, minor page faults per update and per tick, resident memory at the end, and "
-        "the update in microseconds per series of the tick.",
+        f"mmap {allocator.MMAP_THRESHOLD // 2**20} MiB, trim {allocator.TRIM_THRESHOLD // 2**20} MiB "
+        f"(`{allocator.SWITCH}=1`); glibc's default: the library's default, the switch unset. One model on the "
+        "main thread. obs/s of each round; the rest the median of the rounds: an update's milliseconds, minor "
+        "page faults per update and per tick, resident memory at the end, and the update in microseconds per "
+        "series of the tick.",
         "",
         report.markdown_table(
             ["setting", "threads", "obs/s", "update ms", "faults per update", "faults per tick", "resident MiB",

@@ -65,13 +65,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "aa3f8ed"  # the last main whose defaults were the network-only forecaster
 TRAINING = ForecasterConfig()  # the library's defaults (the hybrid)
 FORWARD_ONLY = dataclasses.replace(TRAINING, k1=100_000, warmup_updates=0)  # no update falls due
-BASELINE_SETTINGS = "baseline, the new library's process settings"  # the old main under GOMP_SPINCOUNT and malloc's
-# thresholds as the new library sets them in its process (``tbptt_online/openmp.py``, ``allocator.py``)
-SETTINGS = {
-    openmp.VARIABLE: str(openmp.SPIN_COUNT),
-    "MALLOC_MMAP_THRESHOLD_": str(allocator.MMAP_THRESHOLD),
-    "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD),
-}
+BASELINE_SETTINGS = "baseline, the new library's process settings"  # the old main under GOMP_SPINCOUNT as the
+# new library sets it in its process (``tbptt_online/openmp.py``; its malloc thresholds, ``allocator.py``, are
+# off by default, so every probe runs under glibc's own)
+SETTINGS = {openmp.VARIABLE: str(openmp.SPIN_COUNT)}
 OLD_DEFAULTS = {"hybrid": False, "warmup_updates": 0, "lr": 1e-3, "loss": "gaussian"}  # the network-only one
 THREADS = (1, 2)
 HORIZON = 12
@@ -152,7 +149,8 @@ def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:
     latency = ["--latency", SMOKE_LATENCY if smoke else FULL_LATENCY]
     probes: dict[str, Probe] = {}
     # each library as it comes: libgomp's default and glibc's own thresholds, or what the library sets
-    shipped: dict[str, str | None] = {name: None for name in (*SETTINGS, *allocator.VARIABLES, "GLIBC_TUNABLES")}
+    chosen = (*SETTINGS, *allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
+    shipped: dict[str, str | None] = dict.fromkeys(chosen)
     try:
         probes["baseline"] = Probe(baseline, [*arguments, *latency], env=shipped)
         probes["new defaults"] = Probe(ROOT, [*arguments, *latency], env=shipped)
@@ -344,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "throughput",
         "smoke": smoke,
         "driver_gomp_spincount": os.environ.get(openmp.VARIABLE),  # the wait of this process's own measurements
-        "driver_malloc_thresholds_set": allocator.thresholds_set(),  # and its malloc's (its Forecasters set them)
+        "driver_malloc_thresholds_set": allocator.thresholds_set(),  # and its malloc's (set only where asked)
         "machine": info,
         "config_training": TRAINING.to_dict(),
         "config_forward_only": FORWARD_ONLY.to_dict(),

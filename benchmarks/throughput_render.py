@@ -73,13 +73,12 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
         "Each runs the steps before the first timed one untimed "
         "(at full size 48: the hybrid's warm-up updates at steps 1-32 and its season detections at 16 to 48); "
         "the timed ticks are the steps shown, season detection ticks included in the new obs/s and left out of "
-        "the next column. Values: standard normal (no season is found). Process settings, libgomp's busy wait "
-        "(`GOMP_SPINCOUNT`) and glibc malloc's mmap and trim thresholds: each library as it comes (the old main "
-        "with libgomp's default and glibc's own thresholds; the new library sets 10,000 rounds when it is imported "
-        "before torch, `tbptt_online/openmp.py`, and the thresholds at 32 and 128 MiB when a Forecaster is built, "
-        "`tbptt_online/allocator.py`), and the old main once more with the new library's settings, in a fourth "
-        'process ("new process settings", set in its environment); new / old is against the better of the old '
-        "main's two.",
+        "the next column. Values: standard normal (no season is found). libgomp's busy wait "
+        "(`GOMP_SPINCOUNT`): each library as it comes (the old main with libgomp's default; the new library sets "
+        "10,000 rounds when it is imported before torch, `tbptt_online/openmp.py`), and the old main once more "
+        'with the new library\'s setting, in a fourth process ("new process settings", set in its environment); '
+        "new / old is against the better of the old main's two. glibc malloc's thresholds: its own rule in all "
+        "four (the library's, `tbptt_online/allocator.py`, are off by default).",
         "",
         report.markdown_table(
             [

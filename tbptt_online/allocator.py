@@ -1,4 +1,4 @@
-"""When glibc's malloc gives freed memory back to the kernel: its mmap and trim thresholds.
+"""When glibc's malloc gives freed memory back to the kernel: its mmap and trim thresholds (opt-in).
 
 An update of many series allocates and frees some hundred megabytes in a few hundred
 milliseconds: the windows it gathers, and the activations autograd keeps through the replay
@@ -10,27 +10,32 @@ was given back at its end, and the next update faulted it in again: 11,292 minor
 per update on one thread and 13,177 on two (medians of two runs), none on the other ticks,
 and every fault a page the kernel zeroes.
 
-``keep_freed_memory`` fixes the thresholds at ``MMAP_THRESHOLD`` (32 MiB, where glibc's own
-adaptation stops on 64-bit machines) and ``TRIM_THRESHOLD`` (128 MiB): the update's blocks come
-from the heap, and up to 128 MiB freed at its top stays for the next update. Measured
-(``python -m benchmarks.allocator``, ``benchmarks/results/allocator.md``): the faults per
-update, the update's time, the tick's and the resident memory with and without them.
-Nothing computed changes: torch aligns every block it gets to 64 bytes either way (the
-state after 97 ticks of 10,000 series is the same, SHA-256 of every tensor).
+With ``TBPTT_KEEP_FREED_MEMORY=1`` in the environment, ``keep_freed_memory`` fixes the
+thresholds at ``MMAP_THRESHOLD`` (32 MiB, where glibc's own adaptation stops on 64-bit machines)
+and ``TRIM_THRESHOLD`` (128 MiB): the update's blocks come from the heap, and what it freed at
+the heap's top stays for the next update. Measured (``python -m benchmarks.allocator``,
+``benchmarks/results/allocator.md``, one model on the main thread): 22-42 faults per update
+instead of 11,292-13,177, the update 4-9 % faster, the tick 2-4 %, 40 MiB more resident.
+Nothing computed changes: torch aligns every block it gets to 64 bytes either way (the state
+after 97 ticks of 10,000 series is the same, SHA-256 of every tensor).
 
-The thresholds hold for the whole process (glibc has one set), and the trim threshold for
-each of malloc's *arenas* apart: about one per thread that allocates, up to 8 per core. So
-each such thread can keep up to 128 MiB of what it freed, as much as it held at once (a
-review: 8 threads that each freed 40 MiB kept 320 MiB, glibc's own rule none). The call is
-therefore left out where ``TBPTT_KEEP_FREED_MEMORY=0`` (glibc's adaptive rule stays, as with
-nothing set), where the user set a threshold of malloc's (``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``, or one of those as a
-``glibc.malloc`` tunable in ``GLIBC_TUNABLES``: read when the first ``Forecaster`` is built, as
-the process's environment has them then; glibc read them when the process started), and where
-the C library is not glibc (not Linux, or ``gnu_get_libc_version`` missing: musl). A program
-that calls ``mallopt`` itself does so after its first ``Forecaster`` is built, or sets the switch
-(the library cannot see a call). ``Forecaster`` calls it when it is built (once a process; later
-calls do nothing).
+It is off by default because of what it costs where models update on threads of their own, as
+in the service (one thread per model): the thresholds hold for the whole process, and the trim
+threshold for each of malloc's *arenas* apart (about one per thread that allocates, up to 8
+per core), and a thread's arena is at most 64 MiB a heap, so it never trims: each such thread
+keeps what it held at once. A hostile test (10,000 series split into models, each updating on
+its own thread, one torch thread) measured the steady resident memory with and without:
+4 models +95-115 MiB, 8 models +670 MiB (+39 %), 16 models +861 MiB (+46 %), more than the
+library's memory estimate that the service's budget counts; 8 models on the main thread +64 MiB.
+
+The call does nothing, even with the switch, where the user set a threshold of malloc's
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``,
+``MALLOC_MMAP_MAX_``, or one of those as a ``glibc.malloc`` tunable in ``GLIBC_TUNABLES``: read
+when the first ``Forecaster`` is built, as the process's environment has them then; glibc read
+them when the process started), and where the C library is not glibc (not Linux, or
+``gnu_get_libc_version`` missing: musl). It overrides thresholds a program set with its own
+``mallopt`` call (the library cannot see one). A process forked after it keeps them.
+``Forecaster`` calls it when it is built (once a process; later calls do nothing).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import sys
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (glibc's malloc.h)
 MMAP_THRESHOLD = 32 * 2**20  # bytes: blocks below it come from a heap (glibc's adaptive maximum on 64-bit)
 TRIM_THRESHOLD = 128 * 2**20  # bytes: free memory at a heap's top kept up to this much
-SWITCH = "TBPTT_KEEP_FREED_MEMORY"  # "0": the library leaves malloc's thresholds alone
+SWITCH = "TBPTT_KEEP_FREED_MEMORY"  # "1": the library sets malloc's thresholds (anything else: it leaves them)
 VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 TUNABLES = tuple(f"glibc.malloc.{name}" for name in ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max"))
 
@@ -50,10 +55,7 @@ _state = {"tried": False, "set": False}  # whether this process tried, and wheth
 
 
 def user_chose() -> str | None:
-    """The environment variable by which the user chose malloc's thresholds (one of them, or
-    ``SWITCH`` at "0"), if any."""
-    if os.environ.get(SWITCH) == "0":
-        return SWITCH
+    """The environment variable by which the user set one of malloc's thresholds, if any."""
     for name in VARIABLES:
         if name in os.environ:
             return name
@@ -62,6 +64,11 @@ def user_chose() -> str | None:
         if tunable + "=" in tunables:
             return "GLIBC_TUNABLES"
     return None
+
+
+def asked() -> bool:
+    """Whether the environment asks the library for its thresholds (``SWITCH`` at "1")."""
+    return os.environ.get(SWITCH) == "1"
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -76,10 +83,11 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc malloc's mmap threshold to ``MMAP_THRESHOLD`` and its trim threshold to
-    ``TRIM_THRESHOLD`` unless the user chose (``user_chose``), the C library is not glibc, or
-    this process tried already; True when this call set them (mallopt accepted both)."""
-    if _state["tried"] or user_chose() is not None:
+    """Where the environment asks for it (``asked``): set glibc malloc's mmap threshold to
+    ``MMAP_THRESHOLD`` and its trim threshold to ``TRIM_THRESHOLD`` unless the user set one
+    (``user_chose``), the C library is not glibc, or this process tried already; True when this
+    call set them (mallopt accepted both)."""
+    if _state["tried"] or not asked() or user_chose() is not None:
         return False
     _state["tried"] = True
     libc = _glibc()

@@ -103,7 +103,7 @@ class Forecaster:
         if not isinstance(config, ForecasterConfig):
             raise ValueError(f"config={config!r} is invalid: must be a ForecasterConfig")
         self.config = config
-        allocator.keep_freed_memory()  # an update's freed heap kept for the next one (see allocator.py)
+        allocator.keep_freed_memory()  # with TBPTT_KEEP_FREED_MEMORY=1: an update's freed heap kept (allocator.py)
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(config.seed)

@@ -1,5 +1,6 @@
-"""A process that builds a Forecaster keeps the heap an update freed, for the next one (glibc's malloc
-thresholds, ``tbptt_online/allocator.py``), unless the user set malloc's thresholds."""
+"""A process that asks for it (``TBPTT_KEEP_FREED_MEMORY=1``) and builds a Forecaster keeps the heap an
+update freed, for the next one (glibc's malloc thresholds, ``tbptt_online/allocator.py``), unless the user
+set malloc's thresholds; by default glibc's own rule stays."""
 
 from __future__ import annotations
 
@@ -56,16 +57,18 @@ def after_rounds(setup: str, **env: str) -> dict:
 BUILD = "from tbptt_online import Forecaster, ForecasterConfig\nForecaster(ForecasterConfig())"
 
 
-def test_a_process_with_a_forecaster_keeps_freed_heap_for_the_next_allocations() -> None:
-    kept = after_rounds(BUILD)
+def test_a_process_that_asks_keeps_freed_heap_for_the_next_allocations() -> None:
+    kept = after_rounds(BUILD, TBPTT_KEEP_FREED_MEMORY="1")
     assert kept["set"] is True
     assert kept["kept_mb"] >= 72  # the 80 MiB freed stay mapped (less what other frees may have moved)
     assert kept["faults"] < 2000  # and the next round wrote into pages it had: 20,480 pages of 4 KiB written
 
 
-def test_without_the_library_s_thresholds_glibc_gives_the_freed_heap_back() -> None:
-    # what the thresholds change: glibc's own rule trims the freed blocks, and the next round faults them in again
-    plain = after_rounds("import torch")
+@pytest.mark.parametrize("switch", [None, "0", "yes"])
+def test_by_default_glibc_gives_the_freed_heap_back(switch: str | None) -> None:
+    # glibc's own rule (a Forecaster built, the switch unset or not "1"): the freed blocks are trimmed,
+    # and the next round faults them in again
+    plain = after_rounds(BUILD, **({} if switch is None else {"TBPTT_KEEP_FREED_MEMORY": switch}))
     assert plain["set"] is False
     assert plain["kept_mb"] <= 8
     assert plain["faults"] >= 10_000
@@ -81,12 +84,7 @@ def test_without_the_library_s_thresholds_glibc_gives_the_freed_heap_back() -> N
     ],
 )
 def test_thresholds_the_user_set_are_left_alone(env: dict[str, str]) -> None:
-    assert after_rounds(BUILD, **env)["set"] is False
-
-
-def test_the_switch_leaves_glibc_s_own_rule() -> None:
-    plain = after_rounds(BUILD, TBPTT_KEEP_FREED_MEMORY="0")
-    assert plain["set"] is False and plain["kept_mb"] <= 8 and plain["faults"] >= 10_000
+    assert after_rounds(BUILD, TBPTT_KEEP_FREED_MEMORY="1", **env)["set"] is False
 
 
 class FakeLibc:
@@ -107,11 +105,13 @@ class FakeLibc:
 
 @pytest.fixture
 def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """This process as if no Forecaster had been built and the user chose nothing."""
+    """This process as if no Forecaster had been built, the user asking for the thresholds and
+    setting none of malloc's."""
     monkeypatch.setitem(allocator._state, "tried", False)
     monkeypatch.setitem(allocator._state, "set", False)
-    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH):
+    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(allocator.SWITCH, "1")
     return monkeypatch
 
 
@@ -152,7 +152,7 @@ def test_glibc_gets_both_thresholds(fresh: pytest.MonkeyPatch) -> None:
 
 
 def test_user_chose_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH):
+    for name in (*allocator.VARIABLES, "GLIBC_TUNABLES"):
         monkeypatch.delenv(name, raising=False)
     assert allocator.user_chose() is None
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")  # a tunable that sets no threshold
@@ -161,10 +161,16 @@ def test_user_chose_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert allocator.user_chose() == "GLIBC_TUNABLES"
     monkeypatch.setenv("MALLOC_MMAP_MAX_", "0")
     assert allocator.user_chose() == "MALLOC_MMAP_MAX_"
-    monkeypatch.setenv(allocator.SWITCH, "1")  # anything but "0": the library's thresholds
+    monkeypatch.setenv(allocator.SWITCH, "1")  # (asking for the library's does not change what the user set)
     assert allocator.user_chose() == "MALLOC_MMAP_MAX_"
-    monkeypatch.setenv(allocator.SWITCH, "0")
-    assert allocator.user_chose() == allocator.SWITCH
+
+
+def test_only_1_asks_for_the_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(allocator.SWITCH, raising=False)
+    assert allocator.asked() is False
+    for value, asked in (("0", False), ("true", False), ("", False), ("1", True)):
+        monkeypatch.setenv(allocator.SWITCH, value)
+        assert allocator.asked() is asked
 
 
 def test_only_the_first_call_sets_them() -> None:
@@ -172,6 +178,9 @@ def test_only_the_first_call_sets_them() -> None:
     chosen = (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
     environment = {k: v for k, v in os.environ.items() if k not in chosen}
     done = subprocess.run(
-        [sys.executable, "-c", code], env={**environment, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        env={**environment, "PYTHONPATH": str(ROOT), allocator.SWITCH: "1"},
+        capture_output=True,
+        text=True,
     )
     assert done.stdout.split() == ["True", "False"], done.stderr

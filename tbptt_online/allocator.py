@@ -6,16 +6,17 @@ of each chunk of ``engine.CHUNK_ROWS`` rows. glibc's malloc by default adapts it
 to the largest blocks freed so far: blocks above the *mmap threshold* get pages of their own,
 unmapped when freed; free memory above the *trim threshold* at the top of a heap is given
 back. At 10,000 series (the defaults, standard normal values) the heap top the update freed
-was given back at its end, and the next update faulted it in again: 11,292 minor page faults
-per update on one thread and 13,177 on two (medians of two runs), none on the other ticks,
+was given back at its end, and the next update faulted it in again: 14,507 minor page faults
+per update on one thread and 14,087 on two (medians of two runs), none on the other ticks,
 and every fault a page the kernel zeroes.
 
 With ``TBPTT_KEEP_FREED_MEMORY=1`` in the environment, ``keep_freed_memory`` fixes the
 thresholds at ``MMAP_THRESHOLD`` (32 MiB, where glibc's own adaptation stops on 64-bit machines)
 and ``TRIM_THRESHOLD`` (128 MiB): the update's blocks come from the heap, and what it freed at
 the heap's top stays for the next update. Measured (``python -m benchmarks.allocator``,
-``benchmarks/results/allocator.md``, one model on the main thread): 22-42 faults per update
-instead of 11,292-13,177, the update 4-9 % faster, the tick 2-4 %, 40 MiB more resident.
+``benchmarks/results/allocator.md``, one model on the main thread, 2026-12-04 17:45 UTC): 64-106
+faults per update instead of 14,087-14,507, the update 6-8 % faster, the tick 1-2 %, up to
+100 MiB more resident.
 Nothing computed changes: torch aligns every block it gets to 64 bytes either way (the state
 after 97 ticks of 10,000 series is the same, SHA-256 of every tensor).
 

@@ -5,14 +5,14 @@ that many threads (``compiled.over_rows``: this thread and the library's pool), 
 own operations, which run on libgomp's threads. After each operation libgomp's threads spin,
 waiting for the next one, for ``GOMP_SPINCOUNT`` rounds (300,000 by default: milliseconds)
 before they sleep, on the cores the kernels' pool thread wants. ``python -m
-benchmarks.openmp_spin`` (2026-12-04 17:24 UTC, 10,000 standard normal series, the defaults,
+benchmarks.openmp_spin`` (2026-12-04 17:52 UTC, 10,000 standard normal series, the defaults,
 2 threads, two rounds per wait; ``benchmarks/results/openmp_spin.md``): with libgomp's default
-the kernels before the network's step took 1.41 µs per series, those after it 1.89 and the
-served ones 0.42, with 2,000 to 20,000 rounds 1.04-1.08, 1.71-1.74 and 0.21-0.22, the tick
-145,191-146,922 obs/s against 151,661-179,430; with no spin at all (0) torch's update, a few
-hundred operations one after the other, took 4.7 µs per series instead of 1.5-1.7
-(106,857-111,386 obs/s). After an operation an idle process burnt 8.5 ms of CPU at libgomp's
-default, 0.9-2.6 ms at 2,000 to 20,000 rounds.
+the kernels before the network's step took 1.48 µs per series, those after it 1.79 and the
+served ones 0.42, with 2,000 to 20,000 rounds 1.07-1.08, 1.83-1.84 and 0.22, the tick
+138,522-139,774 obs/s against 148,055-159,925; with no spin at all (0) torch's update, a few
+hundred operations one after the other, took 4.8 µs per series instead of 1.86-2.02
+(105,407-109,366 obs/s). After an operation an idle process burnt 8.3 ms of CPU at libgomp's
+default, 2.0-3.3 ms at 2,000 to 20,000 rounds.
 
 libgomp reads the variable once, when it is loaded, i.e. when torch is first imported. So the
 package sets it (``prefer_short_spin``, called by ``tbptt_online/__init__.py``) only where

@@ -23,9 +23,10 @@ after 97 ticks of 10,000 series is the same, SHA-256 of every tensor).
 It is off by default because of what it costs where models update on threads of their own, as
 in the service (one thread per model): the thresholds hold for the whole process, and the trim
 threshold for each of malloc's *arenas* apart (about one per thread that allocates, up to 8
-per core), and a thread's arena is at most 64 MiB a heap, so it never trims: each such thread
-keeps what it held at once. A hostile test (10,000 series split into models, each updating on
-its own thread, one torch thread) measured the steady resident memory with and without:
+per core), and a thread's arena is at most 64 MiB a heap, so it never trims (our reading of
+glibc 2.36, which matches what was measured): each such thread keeps what it held at once.
+A hostile test (10,000 series split into models, each updating on its own thread, one torch
+thread) measured the steady resident memory with and without:
 4 models +95-115 MiB, 8 models +670 MiB (+39 %), 16 models +861 MiB (+46 %), more than the
 library's memory estimate that the service's budget counts; 8 models on the main thread +64 MiB.
 

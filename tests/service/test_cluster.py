@@ -328,8 +328,8 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
     before = orjson.loads(running.shard_call(index, "GET", "/v1/models/alpha/series/s9")[1]).get("count", 0)
     body = {"series": "s9", "value": 1.25, "timestamp": T0 + 10_000}
     first = httpx.post(url, json=body, timeout=60)
-    # nothing acknowledged: the write finds the connection broken, or the shard found it first (a background
-    # use of the log, e.g. the checkpointer's, broke on it and the mending began: seen once in CI's emulation)
+    # nothing acknowledged: the write finds the connection broken, or the shard found it first (its epoch
+    # check, every EPOCH_CHECK_S on the same connection, broke on it and the mending began: seen once in CI)
     detail = first.json()["detail"]
     assert first.status_code == 503 and ("connection failed" in detail or "log connection was lost" in detail), detail
     deadline = time.monotonic() + 60

@@ -17,14 +17,10 @@ take turns, ``rounds`` times, so that a slow spell of the machine falls on both.
 
 from __future__ import annotations
 
-import json
-import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import report, tick_parts
 from benchmarks.lock_step import environment
 from benchmarks.tick_parts import PARTS
 from tbptt_online import allocator
@@ -47,12 +43,9 @@ def run_setting(setting: str, threads: int, series: int, warmup: int, ticks: int
         "print(json.dumps({**result, 'thresholds_set': allocator.thresholds_set()}))"
     )
     # the user's own malloc variables removed: the library's switch is the process's only choice
-    chosen = dict.fromkeys((*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH))
+    chosen = dict.fromkeys(allocator.READ)
     env = environment({**chosen, allocator.SWITCH: "1" if setting == LIBRARY else None}, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the probe with {setting} on {threads} thread(s) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return tick_parts.in_fresh_process(code, env, f"with {setting} on {threads} thread(s)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -66,17 +59,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             order = SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]  # the first alternates
             for setting in order:
                 runs[setting, threads].append(run_setting(setting, threads, series, warmup, ticks))
+    medians = (*COLUMNS[1:], *(f"{part}_us_per_series" for part in PARTS))
     rows = [
-        {
-            "setting": setting,
-            "threads": threads,
-            "obs_per_s": [r["obs_per_s"] for r in runs[setting, threads]],
-            **{key: statistics.median(r[key] for r in runs[setting, threads]) for key in COLUMNS[1:]},
-            **{
-                f"{part}_us_per_series": statistics.median(r[f"{part}_us_per_series"] for r in runs[setting, threads])
-                for part in PARTS
-            },
-        }
+        {"setting": setting, "threads": threads, **tick_parts.summary(runs[setting, threads], medians)}
         for setting, threads in keys
     ]
     payload = {

@@ -16,11 +16,8 @@ waits take turns, ``--rounds`` times, so that a slow spell of the machine falls 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -71,10 +68,7 @@ def run_wait(wait: str, series: int, warmup: int, ticks: int) -> dict[str, Any]:
         "from benchmarks.openmp_spin import measure\n"
         f"print(json.dumps(measure({series}, {warmup}, {ticks})))"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the probe under {openmp.VARIABLE}={wait} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return tick_parts.in_fresh_process(code, env, f"under {openmp.VARIABLE}={wait}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -85,18 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for round_ in range(rounds):
         for wait in WAITS[round_ % len(WAITS) :] + WAITS[: round_ % len(WAITS)]:  # the first rotates
             runs[wait].append(run_wait(wait, series, warmup, ticks))
-    rows = []
-    for wait, measured in runs.items():
-        rows.append(
-            {
-                "wait": wait,
-                "obs_per_s": [r["obs_per_s"] for r in measured],
-                **{
-                    key: statistics.median(r[key] for r in measured)
-                    for key in ("tick_us_per_series", *(f"{p}_us_per_series" for p in PARTS), "idle_cpu_ms")
-                },
-            }
-        )
+    medians = ("tick_us_per_series", *(f"{p}_us_per_series" for p in PARTS), "idle_cpu_ms")
+    rows = [{"wait": wait, **tick_parts.summary(measured, medians)} for wait, measured in runs.items()]
     payload = {
         "benchmark": "openmp_spin",
         "smoke": args.smoke,

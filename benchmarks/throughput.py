@@ -149,7 +149,7 @@ def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:
     latency = ["--latency", SMOKE_LATENCY if smoke else FULL_LATENCY]
     probes: dict[str, Probe] = {}
     # each library as it comes: libgomp's default and glibc's own thresholds, or what the library sets
-    chosen = (*SETTINGS, *allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
+    chosen = (*SETTINGS, *allocator.READ)
     shipped: dict[str, str | None] = dict.fromkeys(chosen)
     try:
         probes["baseline"] = Probe(baseline, [*arguments, *latency], env=shipped)

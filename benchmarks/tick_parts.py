@@ -7,12 +7,17 @@ among them, as in ``benchmarks.throughput``). The whole tick and its parts in mi
 series: the compiled kernels before the network's step (scoring, experts' advance), after it
 (experts' paths, combination, network input), the served forecasts, and the network's update;
 the minor page faults of the timed ticks (those inside the updates apart: every page the kernel
-maps and zeroes for the process) and the resident memory at the end.
+maps and zeroes for the process) and the resident memory at the end. ``in_fresh_process`` runs
+it in a process of its own, ``summary`` sums up its rounds under one setting.
 """
 
 from __future__ import annotations
 
+import json
 import resource
+import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -89,4 +94,21 @@ def measure(series: int, warmup: int, ticks: int, threads: int = 2) -> dict[str,
         "faults_per_tick": faulted / ticks,
         "faults_per_update": faults["update"] / max(faults["updates"], 1),
         "resident_mb": resident_mb(),
+    }
+
+
+def in_fresh_process(code: str, env: dict[str, str], what: str) -> dict[str, Any]:
+    """The JSON object ``code`` (run by this interpreter in a process of its own, environment
+    ``env``) prints on its last line; a RuntimeError naming ``what`` and its stderr if it fails."""
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the probe {what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summary(measured: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Rounds of ``measure`` under one setting: the obs/s of each, and the median of each of ``keys``."""
+    return {
+        "obs_per_s": [r["obs_per_s"] for r in measured],
+        **{key: statistics.median(r[key] for r in measured) for key in keys},
     }

@@ -52,6 +52,7 @@ TRIM_THRESHOLD = 128 * 2**20  # bytes: free memory at a heap's top kept up to th
 SWITCH = "TBPTT_KEEP_FREED_MEMORY"  # "1": the library sets malloc's thresholds (anything else: it leaves them)
 VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 TUNABLES = tuple(f"glibc.malloc.{name}" for name in ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max"))
+READ = (*VARIABLES, "GLIBC_TUNABLES", SWITCH)  # every variable the library's choice reads
 
 _state = {"tried": False, "set": False}  # whether this process tried, and whether its thresholds were set here
 

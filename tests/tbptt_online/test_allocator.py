@@ -44,13 +44,17 @@ print(json.dumps({"kept_mb": 80 + kept, "set": allocator.thresholds_set(), "faul
 """
 
 
+def fresh_interpreter(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter, without the variables the library's choice reads but ``env``."""
+    environment = {k: v for k, v in os.environ.items() if k not in allocator.READ}
+    environment.update(env, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True)
+
+
 def after_rounds(setup: str, **env: str) -> dict:
     """``ROUNDS`` after ``setup`` in a fresh interpreter, without the user's malloc variables but ``env``."""
-    chosen = (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
-    environment = {k: v for k, v in os.environ.items() if k not in chosen}
-    environment.update(env, PYTHONPATH=str(ROOT))
-    code = f"from tbptt_online import allocator\n{setup}\n{ROUNDS}"
-    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    done = fresh_interpreter(f"from tbptt_online import allocator\n{setup}\n{ROUNDS}", **env)
+    assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -175,12 +179,5 @@ def test_only_1_asks_for_the_thresholds(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_only_the_first_call_sets_them() -> None:
     code = "from tbptt_online import allocator\nprint(allocator.keep_freed_memory(), allocator.keep_freed_memory())"
-    chosen = (*allocator.VARIABLES, "GLIBC_TUNABLES", allocator.SWITCH)
-    environment = {k: v for k, v in os.environ.items() if k not in chosen}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**environment, "PYTHONPATH": str(ROOT), allocator.SWITCH: "1"},
-        capture_output=True,
-        text=True,
-    )
+    done = fresh_interpreter(code, TBPTT_KEEP_FREED_MEMORY="1")
     assert done.stdout.split() == ["True", "False"], done.stderr

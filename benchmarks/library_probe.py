@@ -189,6 +189,7 @@ class Throughput:
                     "detection_steps": [step for step in steps if self.detecting(step, True)],
                     "detection_seconds": round(sum(seconds) - sum(quiet), 4),
                     "obs_per_s_without_detection": self.n_series * len(quiet) / sum(quiet) if quiet else None,
+                    "tick_seconds": [round(s, 6) for s in seconds],  # each timed tick's, in step order
                 }
             )
 

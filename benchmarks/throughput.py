@@ -78,7 +78,11 @@ HORIZON = 12
 # tick counts are multiples of k1 = 8, so every timed window holds the same number of updates.
 # Few ticks at 1 and 100 series: on a busy machine a 2-thread tick of a few series can take 100 ms
 # (twice these counts took 19 minutes on 2 cores at load 4-7; these took 21 minutes at load 5-9).
-FULL_SIDE_BY_SIDE = "1:48:200,100:48:80,10000:48:32"
+# 128 ticks at 10,000 series (16 updates each): the old main's update takes 300-420 ms or more on
+# two threads by how many pages it faults in (README), and over 32 ticks (4 updates) its rate
+# swung 1.6x from run to run; each WINDOW ticks' rate is reported beside the whole phase's.
+FULL_SIDE_BY_SIDE = "1:48:200,100:48:80,10000:48:128"
+WINDOW = 32  # ticks: the rate of each such stretch of a phase at 10,000 series, in step order
 SMOKE_SIDE_BY_SIDE = "1:24:8,20:24:8"
 FULL_LATENCY, SMOKE_LATENCY = "200:2000", "30:20"
 FULL_FORWARD = {1: (48, 200), 100: (48, 80), 10_000: (48, 16)}
@@ -168,6 +172,17 @@ def side_by_side(baseline: Path, commit: str, smoke: bool) -> dict[str, Any]:
         library = {"baseline": "baseline", BASELINE_SETTINGS: "baseline, new settings"}.get(name, "current")
         rows += [{**row, "library": library, "run": name} for row in run["rows"]]
     return {"baseline_commit": commit, "baseline_path": str(baseline), "runs": runs, "rows": rows}
+
+
+def window_rates(n_series: int, tick_seconds: list[float]) -> list[float]:
+    """obs/s of each ``WINDOW`` consecutive ticks (a shorter rest is left out).
+
+    >>> window_rates(10, [0.125] * 32 + [0.25] * 32 + [0.5])
+    [80.0, 40.0]
+    """
+    return [
+        n_series * WINDOW / sum(tick_seconds[i : i + WINDOW]) for i in range(0, len(tick_seconds) - WINDOW + 1, WINDOW)
+    ]
 
 
 def baseline_rate(rows: list[dict[str, Any]], way: str, n: int, threads: int, library: str = "baseline") -> float:
@@ -316,6 +331,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for r in ratios:  # against the old main at the better of its two process settings
         r["old_best_obs_per_s"] = max(r["old_obs_per_s"], r["old_settings_obs_per_s"])
         r["new_over_old"] = r["new_obs_per_s"] / r["old_best_obs_per_s"]
+    windows = [
+        {"run": r["run"], "way": r["way"], "series": r["series"], "threads": r["threads"]}
+        | {"steps": r["steps"], "obs_per_s": window_rates(r["series"], r["tick_seconds"])}
+        for r in side
+        if r["ticks"] >= 2 * WINDOW
+    ]
     new_latency = compared["runs"]["new defaults"]["latency"]["observe_and_forecast"]
     biggest = max(r["series"] for r in ratios)
     best = {
@@ -348,6 +369,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config_forward_only": FORWARD_ONLY.to_dict(),
         "baseline": {k: v for k, v in compared.items() if k != "rows"},
         "side_by_side_rows": side,
+        "window_ticks": WINDOW,
+        "windows": windows,
         "forward_only_note": "no switch in the library: k1 = 100,000 > stream length and warmup_updates = 0",
         "forward_only_sizes": {n: {"warmup": w, "ticks": t} for n, (w, t) in forward_sizes.items()},
         "rows": rows,

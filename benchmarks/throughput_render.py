@@ -19,6 +19,8 @@ def render(payload: dict[str, Any]) -> str:
         "",
         *_side_by_side(payload, commit),
         "",
+        *_windows(payload),
+        "",
         *_latency(baseline["runs"], commit),
         "",
         report.markdown_table(
@@ -94,6 +96,33 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
                 "new / old at its better",
                 "new library, network-only config",
             ],
+            table,
+        ),
+    ]
+
+
+def _windows(payload: dict[str, Any]) -> list[str]:
+    """Each long phase's rate over each ``window_ticks`` of its ticks: how much a short run's figure swings."""
+    table = [
+        [
+            w["run"],
+            w["way"],
+            w["series"],
+            w["threads"],
+            f"{w['steps'][0]}-{w['steps'][1]}",
+            ", ".join(f"{rate:,.0f}" for rate in w["obs_per_s"]),
+            max(w["obs_per_s"]) / min(w["obs_per_s"]),
+        ]
+        for w in payload["windows"]
+    ]
+    if not table:
+        return ["(No phase was long enough to show its windows: smoke size.)"]
+    return [
+        f"obs/s of each {payload['window_ticks']} consecutive ticks of the long phases above, in step order "
+        "(the whole phase's figure is the one above; largest / smallest in the last column).",
+        "",
+        report.markdown_table(
+            ["process", "way", "series", "threads", "timed steps", "obs/s per window", "largest / smallest"],
             table,
         ),
     ]

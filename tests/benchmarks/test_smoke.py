@@ -75,6 +75,11 @@ def test_throughput_smoke_runs_the_old_main_side_by_side(throughput):
             (n, t) for n in (1, 20) for t in (1, 2)
         }
         assert all(r["updates"] > 0 for r in run["rows"])
+        # each timed tick's seconds, which the phase's sum up to (within their rounding to 1 microsecond)
+        assert all(len(r["tick_seconds"]) == r["ticks"] for r in run["rows"])
+        assert all(abs(sum(r["tick_seconds"]) - r["seconds"]) < 1e-4 for r in run["rows"])
+    # 8 ticks a phase at smoke size: none as long as two windows
+    assert payload["window_ticks"] == 32 and payload["windows"] == []
     assert runs[BASELINE_SETTINGS]["latency"] is None  # (one thread: no OpenMP threads wait)
     for name in ("new defaults", "baseline"):
         latency = runs[name]["latency"]

@@ -43,7 +43,74 @@ def render(payload: dict[str, Any]) -> str:
         )
     )
     lines += ["", tally_lines(payload), "", timing_line(payload)]
+    if set(README_NAMES) <= {d["name"] for d in payload["datasets"]}:  # the nine (not pmdarima's, not --only)
+        lines += ["", "### README's table (`accuracy_render.readme_table`)", "", readme_table(payload)]
     return "\n".join(lines)
+
+
+README_NAMES = {  # dataset -> README's name for it, the nine in README's order
+    "airline": "airline",
+    "co2": "co2 weekly",
+    "elnino": "elnino",
+    "waterflow": "waterflow",
+    "sunspots": "sunspots yearly",
+    "nile": "nile",
+    "elec_equip": "elec_equip",
+    "trump_approval": "TrumpApproval",
+    "server_metrics": "server_metrics",
+}
+
+
+def readme_table(payload: dict[str, Any]) -> str:
+    """README's accuracy table, made from the results as they are (a test checks README holds it):
+    per dataset river's best and ours at one step and at h=1..H, the lower of each pair in bold
+    (ours where equal), and ours' coverage at the coverage horizons; a dataset of several streams
+    gives each coverage as the range over its streams.
+
+    >>> print(pair(0.21001, 0.20947), pair(0.917, 0.7991), pair(1.0, 1.0), sep="\n")
+    ('0.2100', '**0.2095**')
+    ('0.917', '**0.799**')
+    ('1.000', '**1.000**')
+    """
+    horizon, horizons = payload["horizon"], payload["coverage_horizons"]
+    level = round(100 * payload["level"])
+    rows = []
+    for dataset in sorted(payload["datasets"], key=lambda d: list(README_NAMES).index(d["name"])):
+        streams = [s for s in payload["streams"] if s["dataset"] == dataset["name"]]
+        values = f"{int(dataset['values'])} × {len(streams)}" if len(streams) > 1 else str(int(dataset["values"]))
+        season = str(dataset["period"]) if dataset["period"] > 1 else "none"
+        one, many = (pair(dataset["ratio"][m][RIVER_BEST], dataset["ratio"][m][OURS]) for m in METRIC_TITLES)
+        coverage = " / ".join(_percent_range([s["coverage"][i] for s in streams]) for i in range(len(horizons)))
+        rows.append([f"{README_NAMES[dataset['name']]} ({values}, {season})", *one, *many, coverage])
+    means = payload["tally"]["geometric_mean"]
+    one, many = (pair(means[m][RIVER_BEST], means[m][OURS]) for m in METRIC_TITLES)
+    rows.append(["**geometric mean**", *one, *many, ""])
+    at = " / ".join(str(h) for h in horizons)
+    headers = [
+        "dataset (values, season)",
+        "one step: river best",
+        "ours",
+        f"h=1..{horizon}: river best",
+        "ours",
+        f"coverage of {level} % at h = {at}",
+    ]
+    return report.markdown_table(headers, rows)
+
+
+def pair(river: float, ours: float) -> tuple[str, str]:
+    """river's best and ours, 3 decimals (4 where 3 would show them a digit apart or equal while
+    they differ), the lower in bold (ours where equal)."""
+    digits = 3
+    if round(river, 3) != round(ours, 3) and abs(round(river * 1000) - round(ours * 1000)) <= 1:
+        digits = 4
+    text = [f"{river:.{digits}f}", f"{ours:.{digits}f}"]
+    text[1 if ours <= river else 0] = f"**{text[1 if ours <= river else 0]}**"
+    return text[0], text[1]
+
+
+def _percent_range(values: list[float]) -> str:
+    low, high = f"{100 * min(values):.1f}", f"{100 * max(values):.1f}"
+    return low if low == high else f"{low}–{high}"
 
 
 def ratio_table(payload: dict[str, Any], metric: str) -> str:

@@ -38,6 +38,7 @@ import psycopg
 import ray
 from ray.cluster_utils import Cluster
 
+from benchmarks import report
 from benchmarks.postgres_server import TemporaryPostgres
 from benchmarks.server_process import ServerProcess, free_port, serve_command
 
@@ -112,18 +113,19 @@ def call_overhead(shards_handle: Any, host: Any, calls: int = 200) -> dict[str, 
     return {name: round(statistics.median(values) * 1000, 3) for name, values in timings.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--measure-s", type=float, default=8.0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cluster-load-"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TBPTT_CHECKPOINT_INTERVAL_S": "0"}
     results: dict[str, Any] = {"cpus": os.cpu_count(), "batch": args.batch, "models": len(MODELS), "runs": {}}
+    results["machine"] = report.machine("benchmarks.cluster_load", argv)  # the date and the command with the figures
 
     port = free_port()
     alone_env = {**env, "TBPTT_STATE_DIR": str(work / "alone"), "TBPTT_PORT": str(port), "TBPTT_LOG_LEVEL": "warning"}
@@ -185,6 +187,7 @@ def main() -> None:
 
 def render(results: dict[str, Any]) -> str:
     lines = [
+        *([report.machine_line(results["machine"]), ""] if "machine" in results else []),
         f"{results['cpus']} CPUs, {results['models']} models; batches of {results['batch']} observations.",
         "",
         "| server | single POST req/s | single p99 ms | batch obs/s | batch p99 ms | non-2xx |",

@@ -120,7 +120,7 @@ def environment(changes: dict[str, str | None], **more: str) -> dict[str, str]:
 
 
 # After each turn the driver waits this long before the next probe's: a process's OpenMP threads spin
-# on after its last operation (libgomp's default wait: about 9 ms of a core, ``benchmarks.openmp_spin``'s
+# on after its last operation (libgomp's default wait: several milliseconds of a core, ``benchmarks.openmp_spin``'s
 # last column), and without the pause the probe that ran next lost that much of a core to it, in every turn
 PAUSE_S = 0.02
 

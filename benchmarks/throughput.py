@@ -18,7 +18,8 @@ tick (what a service batch does). Only that call is timed; the values are made b
   fewer series, and for the latency, a whole row each (a process that has waited runs slower
   for a while: short turns would slow small ticks); 20 ms between two turns
   (``lock_step.PAUSE_S``: a process's idle OpenMP threads spin on after its turn, at libgomp's
-  default for about 9 ms of a core, which the next process lost). Every probe warms up 48 ticks first: the
+  default for several milliseconds of a core (``benchmarks.openmp_spin`` measures it), which the
+  next process lost). Every probe warms up 48 ticks first: the
   hybrid's warm-up updates (every value up to step 32) and its first season detections (steps
   16, 20, 24, 30, 36, 42, 48) are not timed; later detections (54, 60, 66, 72, 84, 96, ...:
   the standard normal series have no season, so they are looked at on

@@ -71,7 +71,7 @@ def _side_by_side(payload: dict[str, Any], commit: str) -> list[str]:
         "of the machine falls on all of them; at fewer series a whole row each (a process that waited runs slower "
         "for a while: one series' tick took 2.4 ms after 50 ms asleep, 0.6 ms without); between two turns the driver "
         "waits 20 ms, so that no process's idle OpenMP threads spin on into the next one's turn (libgomp's default "
-        "wait burns about 9 ms of a core after an operation, `benchmarks/results/openmp_spin.md`). "
+        "wait burns several milliseconds of a core after an operation: `benchmarks/results/openmp_spin.md`). "
         "Each runs the steps before the first timed one untimed "
         "(at full size 48: the hybrid's warm-up updates at steps 1-32 and its season detections at 16 to 48); "
         "the timed ticks are the steps shown, season detection ticks included in the new obs/s and left out of "

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbptt_online import ForecasterConfig
+from tbptt_online import ForecasterConfig, allocator
 
 
 class Settings(BaseSettings):
@@ -193,6 +193,9 @@ class Settings(BaseSettings):
 
 # TBPTT_* variables that are not settings of the server: the CLI client's (feed, forecast, models)
 CLIENT_VARIABLES = ("TBPTT_URL",)
+# and the library's, read where a Forecaster is built (an audit, session 39: `serve` refused
+# TBPTT_KEEP_FREED_MEMORY=1, which README's settings table lists, as an unknown setting)
+LIBRARY_VARIABLES = (allocator.SWITCH,)
 
 
 def unknown_variables(names: Iterable[str]) -> list[str]:
@@ -202,8 +205,11 @@ def unknown_variables(names: Iterable[str]) -> list[str]:
 
     >>> unknown_variables(["TBPTT_PORT", "TBPTT_URL", "PATH", "TBPTT_MAX_BODY_BYTE", "TBPTT_NOPE"])
     ['TBPTT_MAX_BODY_BYTE (did you mean TBPTT_MAX_BODY_BYTES?)', 'TBPTT_NOPE']
+    >>> unknown_variables(["TBPTT_KEEP_FREED_MEMORY", "TBPTT_KEEP_FREED_MEMORIES"])
+    ['TBPTT_KEEP_FREED_MEMORIES (did you mean TBPTT_KEEP_FREED_MEMORY?)']
     """
-    known = [field.upper() for field in Settings.model_fields] + [v.removeprefix("TBPTT_") for v in CLIENT_VARIABLES]
+    others = (*CLIENT_VARIABLES, *LIBRARY_VARIABLES)
+    known = [field.upper() for field in Settings.model_fields] + [v.removeprefix("TBPTT_") for v in others]
     unknown = []
     for name in names:
         upper = name.upper()

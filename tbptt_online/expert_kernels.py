@@ -240,6 +240,7 @@ def advance(
     arl_count,
     arl_ref,
     arl_unit,
+    arl_from,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     each row: the smoothing (levels and the trend from the deseasonalised value, then the
@@ -306,13 +307,29 @@ def advance(
                 median[b, k] += within(value - median[b, k], move)
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
-            levels = (arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit)  # the long AR on the levels' state
-            ar_levels.advance(*levels, ring, s, b, k, t, observed, unit, work)
+            levels = (arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit, arl_from)  # the long AR on the levels
+            ar_levels.advance(*levels, ring, s, b, k, t, observed, shifted[b, k], unit, work)
 
 
 @compiled
 def paths(
-    out, slot, step, ring, season, lengths, scale, level, trend, positive, ar, arc, median, arl, arl_ref, arl_unit
+    out,
+    slot,
+    step,
+    ring,
+    season,
+    lengths,
+    scale,
+    level,
+    trend,
+    positive,
+    ar,
+    arc,
+    median,
+    arl,
+    arl_ref,
+    arl_unit,
+    arl_from,
 ) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
     of ``experts.NAMES``); reads the rows, changes nothing."""
@@ -362,4 +379,4 @@ def paths(
             unit = local_scale(scale, level, b, k)
             _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work)
             ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])
-            ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, ring, s, b, k, t, work[0])
+            ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])

@@ -164,11 +164,11 @@ def advance(
 ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
     "x_missing", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
-    "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit",
+    "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit", "x_arl_from",
 )  # fmt: skip
 READ = (
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
-    "x_arl", "x_arl_ref", "x_arl_unit",
+    "x_arl", "x_arl_ref", "x_arl_unit", "x_arl_from",
 )  # fmt: skip
 assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 

@@ -50,6 +50,8 @@ MULTIPLE_TOL = 0.1  # near-multiple: within 1 + 10 % of the longer (the broad to
 MIN_LENGTH = 8  # shorter rows get no season
 MIN_CYCLES = 2.5  # never a season with fewer cycles than this in the data
 BLOCK_BINS = 4.0  # the background is computed on blocks of this many independent frequency bins (1 / m)
+LINE_ROUNDING = 1e-13  # a row whose mean |demeaned change| is below this share of its largest |value| is a line
+# (or constant): a thousand times the rounding of float64 values that large
 SMOOTH_BLOCKS = 3  # and smoothed over +-3 blocks, three times: a Gaussian of sd ~ 14 bins
 LINE_LOG = 1.0  # the background is refitted to the log periodogram clipped at background + 1.0
 TAPER = 0.25  # the tapered fraction of the differenced row (cosine ends)
@@ -140,7 +142,10 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
     d = d - d.mean(dim=1, keepdim=True)
     mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
-    ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > 1e-9 * x.abs().amax(dim=1))  # not constant, not a line
+    # not constant, not a line: changes above the rounding of values this large (a line's demeaned changes
+    # are about half an ulp of its largest value, 1.1e-16 of it). 1e-9 of it, as until session 39, called
+    # a season of changes about 1,300 on an offset of 1e13 constant (a hostile test)
+    ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > LINE_ROUNDING * x.abs().amax(dim=1))
     mad = 1.4826 * lower_median(d.abs())[:, None]  # a robust scale: spikes do not inflate it
     spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
     d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut

@@ -70,9 +70,9 @@ INF_ALLOWED = ("c_origin",)
 NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
-    "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing",
+    "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
 )  # fmt: skip
-STEP_FIELDS = ("x_excursion", "x_repaired")  # a step of the series' own (0: none), never past its count
+STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from")  # a step of the series' own (0: none), never past its count
 # fields in the series' units: a median between its values, a usual size of a seasonal difference, the long
 # AR on the levels' mean and units (a mean of its values, and the local scale)
 VALUE_FIELDS = {
@@ -357,6 +357,9 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
         _check_store_tensor(
             f"store.tensors[{key!r}]", key, _tensor(f"store.tensors[{key!r}]", tensors[key], blank[key], rows), config
         )
+    # the steps of a series' recent values beyond their bounds, signed by their sides: its own, never past its count
+    if "o_recent" in tensors and bool((tensors["o_recent"].abs() > tensors["steps"].view(-1, 1, 1)).any()):
+        raise ValueError("store.tensors['o_recent'] is invalid: a step past the series' count of steps")
     for key in STEP_FIELDS:  # (an excursion begun at a future step was never repaired, a hostile test)
         if key in tensors and bool((tensors[key] > tensors["steps"].view(-1, 1)).any()):
             raise ValueError(f"store.tensors[{key!r}] is invalid: a step past the series' count of steps")
@@ -384,6 +387,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
     # (a count past 2**63 wraps around)
     if key in ("steps", "x_season_runs", "x_missing") and bool((value > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
+    if key == "o_recent" and bool((value.abs() > MAX_COUNT).any()):
+        raise ValueError(f"{field} is invalid: holds a step over {MAX_COUNT}")
     if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
     if key in VALUE_FIELDS and bool((value.abs() > VALUE_FIELDS[key]).any()):

@@ -44,6 +44,10 @@
   format 13's ``x_period_runs`` is ``x_season_runs``; and the values missing in a row up to now
   (``x_missing`` int64, for the flag ``x_last_observed``): the next forecast is served with the
   width of that many more steps (``tick_kernels._width_after``).
+- format 16: the steps of each series' last values beyond their bounds (``o_recent``: a value
+  beyond its bound a season after one on the same side recurs and is taken as it came,
+  ``outliers``), and the step from which the long AR on the levels reads its lags as they are
+  (``x_arl_from``: a level shift to another order of magnitude starts it again, ``ar_levels``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -109,6 +113,12 @@ fewest it can have been (the run was not kept). A series whose last value was ob
 and learns bit for bit as before; one after missing values serves its next forecast with the width
 of one more step than the one-step width it served, until its next value.
 
+A hybrid state of format 15 (or older, migrated to 15 first) gains ``x_arl_from`` at 0 (no shift
+since its start: every lag as it is, as before) and ``o_recent`` at 0: no value beyond its bound
+remembered. Its next season's values are judged as before the rule existed
+(one a season after a spike taken at its bound is taken at its bound too), and recorded; a
+series that met none in its last season forecasts and learns bit for bit as before.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -129,11 +139,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(15, 1.0, 0, 0)
->>> current_state({"format": 16})
+(16, 1.0, 0, 0)
+>>> current_state({"format": 17})
 Traceback (most recent call last):
 ...
-ValueError: format=16 is invalid: this version reads formats 2 to 15 (it writes 15)
+ValueError: format=17 is invalid: this version reads formats 2 to 16 (it writes 16)
 """
 
 from __future__ import annotations
@@ -155,7 +165,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 15
+FORMAT_VERSION = 16
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -169,6 +179,7 @@ BEFORE_LEVELS_AR = 11
 BEFORE_SEASON_RUNS = 12
 BEFORE_NONNEG = 13
 BEFORE_SEASON_NAMES = 14
+BEFORE_RECENT_OUTLIERS = 15
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -212,6 +223,7 @@ def current_state(state: Any) -> Any:
             "the season fields' new names and the missing runs",
             (_with_season_names, _with_missing_runs),
         ),
+        (BEFORE_RECENT_OUTLIERS, "the steps of the recent values beyond their bounds", (_with_recent_outliers,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -482,9 +494,9 @@ def _with_season_names(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_period" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_RECENT_OUTLIERS}  # no hybrid: nothing else changed
     renamed = {OLD_SEASON_NAMES.get(name, name): value for name, value in tensors.items()}
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": renamed}}
+    return {**state, "format": BEFORE_RECENT_OUTLIERS, "store": {**store, "tensors": renamed}}
 
 
 def _with_missing_runs(state: dict[str, Any]) -> dict[str, Any]:
@@ -504,6 +516,26 @@ def _with_missing_runs(state: dict[str, Any]) -> dict[str, Any]:
         for name, value in tensors.items()
     }
     return {**state, "store": {**store, "tensors": renamed}}
+
+
+def _with_recent_outliers(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-15 ``state`` in format 16: a hybrid's store gains ``x_arl_from`` at 0 and
+    ``o_recent`` with no value remembered (module doc); a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "o_run" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    capacity, d = tensors["o_run"].shape
+    new, after = {}, {"x_arl_unit": "x_arl_from", "o_shifts": "o_recent"}  # each at its place among the fields
+    for name, value in tensors.items():
+        new[name] = value
+        if name in after:
+            new[after[name]] = torch.zeros(capacity, d, *([outliers.RECENT] if name == "o_shifts" else []))
+            new[after[name]] = new[after[name]].to(torch.int64)
+    for name, field in after.items():
+        if field not in new:
+            raise ValueError(f"store.tensors has no {name!r}, after which format 16 places {field!r}")
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

@@ -142,6 +142,19 @@ def test_trend_constant_short_and_empty_rows_have_no_season():
     assert detect_seasons(torch.zeros(0, 50, dtype=torch.float64)).shape == (0, 2)
 
 
+@pytest.mark.parametrize("offset", [1e4, 1e13, 1e15])
+def test_a_season_far_from_zero_is_found_as_near_it_and_a_line_there_has_none(offset):
+    # a daily pattern of amplitude 1,000 on an offset: a counter's total near 1e13 has its changes, as
+    # float64 holds them (its spacing at 1e15 is 0.125); "constant" was judged against 1e-9 of the largest
+    # absolute value, 1e4 at 1e13, above these changes (a hostile test, session 39)
+    rng = np.random.default_rng(5)
+    t = np.arange(24 * 12)
+    pattern = 1000.0 * (3 * np.sin(2 * np.pi * t / 24) + rng.normal(size=t.size))
+    assert detect([offset + pattern])[0, 0].item() == 24
+    line = offset + 37.0 * t  # its changes' rounding is noise at the values' spacing, no season
+    assert detect([line, np.full(t.size, offset)]).tolist() == [[0, 0], [0, 0]]
+
+
 def test_gaps_inside_and_at_the_ends_are_interpolated():
     values = seasonal(12, 240, "sawtooth", seed=1)
     gappy = values.copy()

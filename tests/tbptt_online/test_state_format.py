@@ -45,6 +45,7 @@ from tests.tbptt_online.old_formats import (
     as_format_12,
     as_format_13,
     as_format_14,
+    as_format_15,
     format_10_layout,
     without_levels_ar,
 )
@@ -111,7 +112,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -183,7 +184,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 15: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 16: KeyError"):
         check_state(state)
 
 
@@ -191,7 +192,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (16, "format=16 is invalid: this version reads formats 2 to 15"),
+        (17, "format=17 is invalid: this version reads formats 2 to 16"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -284,8 +285,8 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
             assert torch.equal(kept[key], value), key  # x_missing read back as the flag)
         else:
             assert kept[key] is value, key
-    for key in outliers.FIELDS:
-        assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
+    for key in outliers.FIELDS:  # (format 16's o_recent too: format_10_layout leaves it out)
+        assert torch.equal(migrated["store"]["tensors"][key], torch.zeros_like(state["store"]["tensors"][key])), key
     cleared = current_state(as_format_8(state))  # its ring as format 8 held it (the same as the migrated one's)
     cleared = {**cleared, "store": {**cleared["store"], "tensors": {**cleared["store"]["tensors"]}}}
     for key in outliers.FIELDS:
@@ -304,7 +305,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -322,7 +323,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -342,7 +343,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -381,7 +382,7 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
@@ -445,7 +446,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -471,7 +472,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -501,10 +502,12 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 15
+    assert migrated["format"] == FORMAT_VERSION == 16
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k != "x_missing")
+    assert all(
+        kept[k] is v for k, v in state["store"]["tensors"].items() if k not in ("x_missing", "o_recent", "x_arl_from")
+    )
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
@@ -518,3 +521,43 @@ def test_a_format_14_flag_that_is_not_a_bool_is_refused_naming_it():
     state["store"]["tensors"] = {**state["store"]["tensors"], "x_last_observed": flag.to(torch.uint8)}
     with pytest.raises(ValueError, match=r"x_last_observed'\] is invalid: torch.uint8, expected torch.bool"):
         current_state(state)
+
+
+def test_a_format_15_state_gains_no_recent_outliers_and_goes_on_bit_for_bit_where_none_was_due():
+    """Format 15 kept no steps of the values beyond their bounds nor the long AR's start: migrated,
+    ``o_recent`` and ``x_arl_from`` are 0 at their places, every other field is the one saved, and a
+    model loaded from it forecasts and learns as the one that never left format 16 (these series
+    meet no outlier and no shift)."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    assert not state["store"]["tensors"]["o_recent"].any()  # nothing beyond its bound in these series
+    old = as_format_15(state)
+    assert old["format"] == 15 and "o_recent" not in old["store"]["tensors"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 16
+    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
+    kept = migrated["store"]["tensors"]
+    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    assert kept["o_recent"].dtype == torch.int64 and kept["o_recent"].shape == (len(kept["steps"]), 1, outliers.RECENT)
+    assert kept["x_arl_from"].dtype == torch.int64 and kept["x_arl_from"].shape == (len(kept["steps"]), 1)
+    assert not kept["o_recent"].any() and not kept["x_arl_from"].any()
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
+
+
+def test_recent_outlier_steps_past_a_series_count_are_refused():
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=12))
+    for t in range(30):
+        forecaster.observe("a", value(0, t))
+    state = forecaster.state_dict()
+    recent = state["store"]["tensors"]["o_recent"].clone()
+    slot = state["store"]["names"].index("a")
+    recent[slot, 0, 3] = -31  # below its bound at step 31, one past the 30 it has seen
+    state["store"]["tensors"] = {**state["store"]["tensors"], "o_recent": recent}
+    with pytest.raises(ValueError, match=r"o_recent'\] is invalid: a step past the series' count of steps"):
+        check_state(state)
+    recent[slot, 0, 3] = -30
+    check_state(state)

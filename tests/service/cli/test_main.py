@@ -20,6 +20,7 @@ import tbptt_online
 from benchmarks.server_process import free_port
 from tbptt_service.cli import main as cli_main
 from tbptt_service.cli.main import build_parser, main
+from tbptt_service.settings import unknown_variables
 
 
 def test_serve_options_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -70,6 +71,12 @@ def test_a_bad_setting_is_a_one_line_error_naming_it(monkeypatch, tmp_path, caps
     assert main(["serve", "--state-dir", str(tmp_path / "state"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"tbptt-online serve: error: {message}") and err.count("\n") == 1, err
+
+
+def test_the_librarys_own_variable_is_no_unknown_setting(monkeypatch) -> None:
+    # an audit (session 39): README's settings table lists TBPTT_KEEP_FREED_MEMORY, and serve exited 2 on it
+    monkeypatch.setenv("TBPTT_KEEP_FREED_MEMORY", "1")
+    assert unknown_variables(os.environ) == []
 
 
 def test_an_unusable_state_directory_is_an_error_naming_it(tmp_path, capsys) -> None:

@@ -67,10 +67,8 @@ def readme_table(payload: dict[str, Any]) -> str:
     (ours where equal), and ours' coverage at the coverage horizons; a dataset of several streams
     gives each coverage as the range over its streams.
 
-    >>> print(pair(0.21001, 0.20947), pair(0.917, 0.7991), pair(1.0, 1.0), sep="\n")
-    ('0.2100', '**0.2095**')
-    ('0.917', '**0.799**')
-    ('1.000', '**1.000**')
+    >>> pair(0.21001, 0.20947), pair(0.917, 0.7991), pair(1.0, 1.0)
+    (('0.2100', '**0.2095**'), ('0.917', '**0.799**'), ('1.000', '**1.000**'))
     """
     horizon, horizons = payload["horizon"], payload["coverage_horizons"]
     level = round(100 * payload["level"])

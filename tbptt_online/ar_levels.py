@@ -26,17 +26,20 @@ stays far from the values for hundreds of values, every input sits at the clamp,
 is off (after 100 values of 1e6 in a series of N(10, 1): 6,500 for the next 1,000 values); it
 takes no weight then, and the served forecast is the one before this expert (the served MAE of
 the 100 values after the burst 1.13, 1.12 without the expert; unclamped inputs left it stuck
-there too). **A level shift that changes the order of magnitude starts it again there**
+there too). **A change of the order of magnitude starts it again there**: a level shift
 (``shifted``: the ``outlier_run``-th value in a row beyond its bound on one side,
-``outliers.clean``; the value and the mean ``RESTART_RATIO`` times apart or more, a change of
-units, or a drop to 0 and back): the mean starts again at the value, the fit's constant is 0 in
-the new units (the fit's own mean is the new level; its lags' coefficients, the shape of the
-series' dynamics, are kept), and the values before the shift count as the reference (``x_arl_from``,
-the step from which its lags are read as they are). Without it a daily series that dropped by 1e6
-was forecast by this member near the old level for 1,000 values (3.5e6 200 values later, its
-mean forgetting 0.995 a value), and the weight it kept, 5e-4 to 1e-3 (the slow combiner's
-losses, in the series' units, still those of the old level), made the served one-step MAE 130
-to 16,000 times the naive's (a hostile test, session 39). Tried and not kept: restarting the
+``outliers.clean``) whose value and the mean are ``RESTART_RATIO`` times apart or more (a change of
+units, a drop to 0 and back), or, in a series with a level (a mean ``LEVEL_SCALES`` local scales
+from 0 or more: not one about 0, whose every value is far from its mean in magnitude), three values
+in a row that far from the mean (after a drop by 1e6 the old scale's outlier bound let the values
+after the first through: no level shift, a review's): the mean starts again at the value, the fit's
+constant is 0 in the new units (the fit's own mean is the new level; its lags' coefficients, the
+shape of the series' dynamics, are kept), and the values before the shift count as the reference
+(``x_arl_from``, the step from which its lags are read as they are). Without it a daily series that
+dropped by 1e6 was forecast by this member near the old level for 1,000 values (3.5e6 200 values
+later, its mean forgetting 0.995 a value), and the weight it kept, 5e-4 to 1e-3 (the slow combiner's
+losses, in the series' units, still those of the old level), made the served one-step MAE 130 to
+16,000 times the naive's (a hostile test, session 39). Tried and not kept: restarting the
 fit from the prior too (a daily flow's forecasts a day after a six-hour outage to 0 read 29 off
 its cycle, 15 allowed: ``test_excursions.py``); a ratio of 100 (the outage's return was not
 taken for one: the mean was about 1, the first value back having been taken at its bound, and
@@ -81,6 +84,7 @@ K = ORDER + 1  # and the constant
 REFERENCE_FORGET = 0.995  # the reference: the series' mean over about its last 200 values
 LEVELS_CLAMP = 1e3  # inputs and forecasts, in local scales from the reference (a trend's: within 200)
 MAX_RESCALE = 1e6  # a scale that moves by more than this factor at once restarts the fit
+LEVEL_SCALES = 3.0  # a series whose mean is this many local scales from 0 or more has a level (module doc)
 RESTART_RATIO = 20.0  # a level shift by this factor of the mean's magnitude or more starts it again (module doc)
 
 
@@ -173,6 +177,26 @@ def _far(value: float, mean: float) -> bool:
 
 
 @compiled
+def _changed(
+    ring, slot: int, k: int, t: int, value: float, mean: float, start: int, shifted: bool, scale: float
+) -> bool:
+    """Whether the value at step ``t`` changes the series' order of magnitude (the module doc): a
+    level shift (``shifted``) ``_far`` from the ``mean``, or, in a series with a level (its mean
+    at least ``LEVEL_SCALES`` local scales ``scale`` from 0), this value and the two before it
+    (since ``start``) all ``_far`` from it: a drop by 1e6 whose values after the first fell within
+    its outlier bound (the old scale's) made no level shift (a review's)."""
+    if shifted:
+        return _far(value, mean)
+    if t - 2 < max(start, 1) or abs(mean) < LEVEL_SCALES * scale:
+        return False
+    return (
+        _far(value, mean)
+        and _far(ring_value(ring, slot, k, t - 1), mean)
+        and _far(ring_value(ring, slot, k, t - 2), mean)
+    )
+
+
+@compiled
 def advance(theta, p, mean, count, ref, unit_in, start, ring, slot, b, k, t, observed, shifted, scale, work) -> None:
     """Fold the value at step ``t`` (just written to the ring ``ring`` [C, R, d] at row
     ``slot``) where it was ``observed``: the discounted ``mean`` [B, d] (``count`` [B, d]) moves
@@ -186,7 +210,7 @@ def advance(theta, p, mean, count, ref, unit_in, start, ring, slot, b, k, t, obs
     if not observed:
         return
     value = ring_value(ring, slot, k, t)
-    again = shifted and _far(value, mean[b, k])
+    again = _changed(ring, slot, k, t, value, mean[b, k], start[b, k], shifted, scale)
     if again:  # the mean starts at this value (as a count from 0 would, without its rounding: a value at the
         count[b, k], mean[b, k], start[b, k] = 1.0, value, t  # bound stays within it); earlier lags: the reference
     else:  # (within the values' bound: a value taken at its outlier bound may lie past it, and after a

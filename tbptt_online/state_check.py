@@ -77,6 +77,7 @@ STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from")  # a step of the serie
 # AR on the levels' mean and units (a mean of its values, and the local scale)
 VALUE_FIELDS = {
     "x_median": MAX_ABS_VALUE,
+    "o_recent_value": MAX_ABS_VALUE,  # values as they came
     "x_sdiff": 2 * MAX_ABS_VALUE,
     "x_arl_mean": MAX_ABS_VALUE,
     "x_arl_ref": MAX_ABS_VALUE,
@@ -358,7 +359,8 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
             f"store.tensors[{key!r}]", key, _tensor(f"store.tensors[{key!r}]", tensors[key], blank[key], rows), config
         )
     # the steps of a series' recent values beyond their bounds, signed by their sides: its own, never past its count
-    if "o_recent" in tensors and bool((tensors["o_recent"].abs() > tensors["steps"].view(-1, 1, 1)).any()):
+    recent, steps = tensors.get("o_recent"), tensors["steps"].view(-1, 1, 1)
+    if recent is not None and bool(((recent > steps) | (recent < -steps)).any()):
         raise ValueError("store.tensors['o_recent'] is invalid: a step past the series' count of steps")
     for key in STEP_FIELDS:  # (an excursion begun at a future step was never repaired, a hostile test)
         if key in tensors and bool((tensors[key] > tensors["steps"].view(-1, 1)).any()):
@@ -387,9 +389,10 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
     # (a count past 2**63 wraps around)
     if key in ("steps", "x_season_runs", "x_missing") and bool((value > MAX_COUNT).any()):
         raise ValueError(f"{field} is invalid: holds a count over {MAX_COUNT}")
-    if key == "o_recent" and bool((value.abs() > MAX_COUNT).any()):
+    # (each bound on both sides: the abs of -2**63 is -2**63, a review's)
+    if key == "o_recent" and bool(((value > MAX_COUNT) | (value < -MAX_COUNT)).any()):
         raise ValueError(f"{field} is invalid: holds a step over {MAX_COUNT}")
-    if key == "o_run" and bool((value.abs() > MAX_COUNT).any()):
+    if key == "o_run" and bool(((value > MAX_COUNT) | (value < -MAX_COUNT)).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
     if key in VALUE_FIELDS and bool((value.abs() > VALUE_FIELDS[key]).any()):
         # (a median of 1e300 was served as the forecast, with an interval of zero width, a hostile test)

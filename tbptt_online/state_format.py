@@ -45,9 +45,10 @@
   (``x_missing`` int64, for the flag ``x_last_observed``): the next forecast is served with the
   width of that many more steps (``tick_kernels._width_after``).
 - format 16: the steps of each series' last values beyond their bounds (``o_recent``: a value
-  beyond its bound a season after one on the same side recurs and is taken as it came,
-  ``outliers``), and the step from which the long AR on the levels reads its lags as they are
-  (``x_arl_from``: a level shift to another order of magnitude starts it again, ``ar_levels``).
+  beyond its bound a season after one on the same side recurs and is taken as it came, ``outliers``;
+  ``o_recent_value``, those values as they came), and the step from which the long AR on the levels
+  reads its lags as they are (``x_arl_from``: a level shift to another order of magnitude starts it
+  again, ``ar_levels``).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -114,10 +115,11 @@ and learns bit for bit as before; one after missing values serves its next forec
 of one more step than the one-step width it served, until its next value.
 
 A hybrid state of format 15 (or older, migrated to 15 first) gains ``x_arl_from`` at 0 (no shift
-since its start: every lag as it is, as before) and ``o_recent`` at 0: no value beyond its bound
-remembered. Its next season's values are judged as before the rule existed
+since its start: every lag as it is, as before) and ``o_recent``, ``o_recent_value`` at 0: no value
+beyond its bound remembered. Its next season's values are judged as before the rule existed
 (one a season after a spike taken at its bound is taken at its bound too), and recorded; a
-series that met none in its last season forecasts and learns bit for bit as before.
+model none of whose series meets a recurring value or a change of order of magnitude goes on
+bit for bit as before (the network is shared: one series that meets one changes the others').
 
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
@@ -526,15 +528,21 @@ def _with_recent_outliers(state: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(tensors, dict) or "o_run" not in tensors:
         return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
     capacity, d = tensors["o_run"].shape
-    new, after = {}, {"x_arl_unit": "x_arl_from", "o_shifts": "o_recent"}  # each at its place among the fields
+    recent = (capacity, d, outliers.RECENT)
+    after = {  # each new field at its place among the fields: after this one
+        "x_arl_unit": {"x_arl_from": torch.zeros(capacity, d, dtype=torch.int64)},
+        "o_shifts": {
+            "o_recent": torch.zeros(recent, dtype=torch.int64),
+            "o_recent_value": torch.zeros(recent, dtype=torch.float64),
+        },
+    }
+    new = {}
     for name, value in tensors.items():
         new[name] = value
-        if name in after:
-            new[after[name]] = torch.zeros(capacity, d, *([outliers.RECENT] if name == "o_shifts" else []))
-            new[after[name]] = new[after[name]].to(torch.int64)
-    for name, field in after.items():
-        if field not in new:
-            raise ValueError(f"store.tensors has no {name!r}, after which format 16 places {field!r}")
+        new.update(after.get(name, {}))
+    for name, fields in after.items():
+        if name not in tensors:
+            raise ValueError(f"store.tensors has no {name!r}, after which format 16 places {', '.join(fields)}")
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 

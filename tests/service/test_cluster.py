@@ -328,14 +328,18 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
     before = orjson.loads(running.shard_call(index, "GET", "/v1/models/alpha/series/s9")[1]).get("count", 0)
     body = {"series": "s9", "value": 1.25, "timestamp": T0 + 10_000}
     first = httpx.post(url, json=body, timeout=60)
-    # nothing acknowledged: the write finds the connection broken, or the shard found it first (its epoch
-    # check, every EPOCH_CHECK_S on the same connection, broke on it and the mending began: seen once in CI)
-    detail = first.json()["detail"]
-    assert first.status_code == 503 and ("connection failed" in detail or "log connection was lost" in detail), detail
-    deadline = time.monotonic() + 60
-    while (again := httpx.post(url, json=body, timeout=60)).status_code != 200:  # the same observation, retried
-        assert again.status_code == 503 and time.monotonic() < deadline, again.text
-        time.sleep(0.2)
+    # nothing acknowledged on the broken connection: the write finds it broken, or the shard found it first
+    # (its epoch check, every EPOCH_CHECK_S on the same connection, broke on it and the mending began: seen
+    # once in CI), or the shard had already restarted on a new connection and the write is its first (200:
+    # seen once in CI, session 39, on a busy machine); each way the observation applies once, below
+    if first.status_code != 200:
+        detail = first.json()["detail"]
+        assert first.status_code == 503, first.text
+        assert "connection failed" in detail or "log connection was lost" in detail, detail
+        deadline = time.monotonic() + 60
+        while (again := httpx.post(url, json=body, timeout=60)).status_code != 200:  # the same observation, retried
+            assert again.status_code == 503 and time.monotonic() < deadline, again.text
+            time.sleep(0.2)
     assert ray.get(running.actor(index).pid.remote()) == pid  # it restarted in place: a new app, a new epoch
     assert ray.get(running.actor(index).__ray_call__.remote(lambda self: self.incarnations)) == incarnations + 1
     status, stats = running.shard_call(index, "GET", "/v1/models/alpha/series/s9")

@@ -18,7 +18,7 @@ from tbptt_online.state_format import (
 )
 
 FORMAT_14 = ("x_nonneg", "c_shape")  # the fields format 14 added
-FORMAT_16 = ("o_recent", "x_arl_from")  # and format 16
+FORMAT_16 = ("o_recent", "o_recent_value", "x_arl_from")  # and format 16
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
 
 
@@ -34,8 +34,7 @@ def without_member(tensors: dict[str, Any], fields: Any, member: int) -> dict[st
 
 
 def as_format_15(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 16) as format 15 wrote it: a hybrid has no ``o_recent`` and no
-    ``x_arl_from`` (a copy)."""
+    """``state`` (format 16) as format 15 wrote it: a hybrid has none of ``FORMAT_16`` (a copy)."""
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in FORMAT_16}
     return {**state, "format": 15, "store": {**state["store"], "tensors": tensors}}
 

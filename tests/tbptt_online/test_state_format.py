@@ -31,6 +31,7 @@ from tbptt_online.state_format import (
 )
 from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
+    FORMAT_16,
     LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
@@ -505,9 +506,7 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert migrated["format"] == FORMAT_VERSION == 16
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(
-        kept[k] is v for k, v in state["store"]["tensors"].items() if k not in ("x_missing", "o_recent", "x_arl_from")
-    )
+    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in ("x_missing", *FORMAT_16))
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
@@ -543,7 +542,8 @@ def test_a_format_15_state_gains_no_recent_outliers_and_goes_on_bit_for_bit_wher
     assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
     assert kept["o_recent"].dtype == torch.int64 and kept["o_recent"].shape == (len(kept["steps"]), 1, outliers.RECENT)
     assert kept["x_arl_from"].dtype == torch.int64 and kept["x_arl_from"].shape == (len(kept["steps"]), 1)
-    assert not kept["o_recent"].any() and not kept["x_arl_from"].any()
+    assert kept["o_recent_value"].dtype == torch.float64 and kept["o_recent_value"].shape == kept["o_recent"].shape
+    assert not kept["o_recent"].any() and not kept["x_arl_from"].any() and not kept["o_recent_value"].any()
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
 
@@ -561,3 +561,17 @@ def test_recent_outlier_steps_past_a_series_count_are_refused():
         check_state(state)
     recent[slot, 0, 3] = -30
     check_state(state)
+
+
+def test_recent_outlier_steps_at_the_int64_edge_are_refused():
+    # a review: abs(-2**63) is -2**63, so such a step passed the bound on its magnitude (o_run's check too)
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=12))
+    for t in range(30):
+        forecaster.observe("a", value(0, t))
+    for field, at in (("o_recent", (0, 0, 0)), ("o_run", (0, 0))):
+        state = forecaster.state_dict()
+        tensor = state["store"]["tensors"][field].clone()
+        tensor[at] = -(2**63)
+        state["store"]["tensors"] = {**state["store"]["tensors"], field: tensor}
+        with pytest.raises(ValueError, match=field + r"'\] is invalid"):
+            check_state(state)

@@ -31,7 +31,7 @@ tick (what a service batch does). Only that call is timed; the values are made b
   falls due, asserted); the naive loop (``benchmarks.naive_tbptt``: one network-only
   model per series, one call per value); memory per series; cProfile of the tick.
 
-    python -m benchmarks.throughput            # full size, about 2.5 minutes on 2 cores
+    python -m benchmarks.throughput            # full size, about 4.5 minutes on 2 cores
     python -m benchmarks.throughput --smoke --out /tmp/bench
 """
 

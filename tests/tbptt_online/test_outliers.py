@@ -90,30 +90,75 @@ def test_a_value_past_the_bound_is_taken_at_the_bound_on_its_side():
     assert judge(-50.0, run=-3, shift_run=5) == (10.0 - 1.0, -4, 1, 0.0)  # within a run on one side: at the edge
 
 
-def test_a_value_past_its_bound_a_season_after_a_like_one_is_taken_as_it_came():
+def test_a_value_past_its_bound_a_season_and_two_after_like_ones_is_taken_as_it_came():
     recent, values = np.zeros(outliers.RECENT, np.int64), np.zeros(outliers.RECENT)
     kept = {"seasons": (24, 0), "recent": recent, "recent_values": values}
     assert judge(110.0, step=30, **kept)[:3] == (10.0 + 6.0 / Z, 1, 1)  # at its bound
     assert recent.tolist().count(30) == 1 and values.tolist().count(110.0) == 1  # remembered, signed by its side
-    # a season later, above again, within its bound (3.648) of it: recurring, taken as it came; the run (a
-    # shift's may be under way) and the largest error as they were (a review: the run was ended)
-    assert judge(112.0, step=54, run=1, largest=2.0, **kept) == (112.0, 1, 0, 2.0)
-    assert sorted(recent.tolist())[-2:] == [30, 54] and sorted(values.tolist())[-2:] == [110.0, 112.0]
+    # a season later, like it: still at its bound (one like value a season before may be chance: a second
+    # test's two spikes a season apart had the model forecast a third)
+    assert judge(111.0, step=54, **kept)[:3] == (10.0 + 6.0 / Z, 1, 1)
+    # two seasons later, like both: recurring, taken as it came, the largest error as it was; it starts a run
+    # on its side (a level shift a season after a spike is found at its next value) or keeps one there
+    assert judge(112.0, step=78, largest=2.0, **{**kept, "recent": recent.copy(), "recent_values": values.copy()}) == (
+        112.0,
+        1,
+        0,
+        2.0,
+    )
+    assert judge(112.0, step=78, run=1, largest=2.0, **kept) == (112.0, 1, 0, 2.0)
+    assert sorted(recent.tolist())[-3:] == [30, 54, 78] and sorted(values.tolist())[-3:] == [110.0, 111.0, 112.0]
 
     def fresh():
         return {"seasons": (24, 0), "recent": recent.copy(), "recent_values": values.copy()}
 
-    # a season later but below, or above but not like it (a review: 1e9 after a flagged 20 went through), or
-    # above at another distance, or after a season not held: each at its bound
-    assert judge(-90.0, step=78, **fresh())[2] == 1
-    assert judge(1e9, step=78, **fresh())[2] == 1
-    assert judge(112.0, step=79, **fresh())[2] == 1
-    assert judge(112.0, step=78, **{**fresh(), "seasons": (0, 0)})[2] == 1
+    # two seasons after the last two but below, or above but not like them (a review: 1e9 after a flagged 20 went
+    # through), or above at another distance, or with the season not held: each at its bound
+    assert judge(-90.0, step=102, **fresh())[2] == 1
+    assert judge(1e9, step=102, **fresh())[2] == 1
+    assert judge(112.0, step=103, **fresh())[2] == 1
+    assert judge(112.0, step=102, **{**fresh(), "seasons": (0, 0)})[2] == 1
     # the second season counts as the first; the oldest step is the one written over
-    both = np.array([-5, 31, 32, 33, 34, 35, 36, 37], np.int64)
-    both_values = np.array([-90.0, *[0.0] * 7])
-    assert judge(-90.0, step=168 + 5, seasons=(24, 168), recent=both, recent_values=both_values)[0] == -90.0
-    assert both.tolist() == [-173, 31, 32, 33, 34, 35, 36, 37] and both_values[0] == -90.0
+    both = np.array([-5, 31, 32, 33, 34, -173, 36, 37], np.int64)
+    both_values = np.array([-90.0, 0.0, 0.0, 0.0, 0.0, -91.0, 0.0, 0.0])
+    assert judge(-90.0, step=168 * 2 + 5, seasons=(24, 168), recent=both, recent_values=both_values)[0] == -90.0
+    assert both.tolist() == [-341, 31, 32, 33, 34, -173, 36, 37] and both_values[0] == -90.0
+
+
+def test_a_value_like_the_one_before_it_is_no_outlier_after_a_value_within_its_bound():
+    # the naive forecast would have had it (within the bound, 3.648, of the value before as it came): a served
+    # forecast far from an ordinary value no longer takes it at its bound toward itself (a hostile test)
+    assert judge(20.0, run=0, last=19.0, largest=2.0) == (20.0, 0, 0, 2.0)
+    assert judge(20.0, run=0, last=10.2)[:3] == (10.0 + 6.0 / Z, 1, 1)  # unlike the one before: at its bound
+    assert judge(20.0, run=1, last=19.0)[:2] == (20.0, 3)  # after an outlier, the run's own rule (a change)
+
+
+def test_two_spikes_a_season_apart_by_chance_are_not_forecast_again_and_a_shift_after_one_is_found():
+    # a second hostile test (session 39): with one like value a season before enough, two +30 spikes 24 apart
+    # had the model forecast a third, and the ordinary value that came was taken at its bound toward it (12
+    # such pairs: one-step MAE 1.30 against 0.92 before the rule); and a level shift of +50 a season after a
+    # spike of +50 was found a value late, the served forecast cut to 0 where 59 came (MAE over the 100 values
+    # from the shift 2.76 against 1.37)
+    def daily(n: int, rng: np.random.Generator) -> np.ndarray:
+        t = np.arange(n)
+        return 10 + np.sin(2 * np.pi * t / 24) + 0.3 * rng.standard_normal(n)
+
+    rng = np.random.default_rng(5)
+    values = daily(1200, rng)
+    starts = rng.choice(np.arange(100, 1150), 12, replace=False)
+    for t0 in starts:
+        values[t0] += 30
+        values[t0 + 24] += 30
+    model = Forecaster(ForecasterConfig())
+    served = np.array([model.observe("p", float(v)).forecast_made.mean or 0.0 for v in values])
+    assert all(abs(served[t0 + 48] - values[t0 + 48]) < 5 for t0 in starts if t0 + 48 not in set(starts + 24))
+    shifted = daily(600, np.random.default_rng(24))
+    shifted[400] += 50
+    shifted[424:] += 50
+    model = Forecaster(ForecasterConfig())
+    made = [model.observe("s", float(v)).forecast_made for v in shifted]
+    assert min(made[t].mean for t in range(426, 440)) > 45  # found at 425: never cut toward 0 after it
+    assert np.mean([abs(made[t].mean - shifted[t]) for t in range(424, 524)]) < 2.0
 
 
 @pytest.mark.parametrize(("step", "value"), [(48, 0.0), (40, 110.0)])
@@ -210,7 +255,7 @@ def test_a_value_near_the_outlier_before_it_goes_on_with_its_run_whatever_its_si
     assert judge(15.0, run=-1, last=14.5) == (15.0, 3, 0, 0.0)  # near 14.5: a change, taken as it came
     assert judge(20.0, run=-1, last=14.5) == (10.0 + 6.0 / Z, 2, 1, 0.0)  # 5.5 from it: at its bound
     assert judge(15.0, run=-3, last=14.5, shifts=1) == (15.0, 4, 0, 0.0)  # within a change: it goes on
-    assert judge(20.0, run=0, last=19.0) == (10.0 + 6.0 / Z, 1, 1, 0.0)  # no outlier before: a run starts
+    assert judge(20.0, run=0, last=12.0) == (10.0 + 6.0 / Z, 1, 1, 0.0)  # no outlier before: a run starts
     assert judge(15.0, run=-1, last=14.5, shift_run=3) == (11.0, 2, 1, 0.0)  # outlier_run 3: at the edge
 
 

@@ -78,9 +78,13 @@ days; at 1e4 the forecast at the spike's hour fed on its own clipped values (``F
 ``F`` the served mean, which the seasonal members had learned from the last clipped ones), grew
 1.64 times a day and reached 1.95e9 with an interval 0.01 % wide, in 2 of 4 seeds.
 
-**A value like the one before it is no outlier**: after a value within its bound (no run), a
-value beyond its bound but within it of the value before, as that one came (what the naive
-forecast would have missed by), is taken as it came, ``M`` as it was. Without it a served
+**A value like the one before it is no outlier where the served mean left that one**: after a
+value within its bound (no run), a value beyond its bound but within it of the value before, as
+that one came (what the naive forecast would have missed by), is taken as it came, ``M`` as it
+was (and not recorded in ``o_recent``), where the served mean lies more than the bound from that
+value before. Without that last condition (a review's) a moderate spike after a high value within
+its bound was taken as it came, and a level shift whose first value was near a high one was
+never found. Without it a served
 forecast far from an ordinary value (a spike forecast that did not come, a forecast run away)
 took that value at its bound, toward the wrong forecast, which it then fed (a hostile test,
 session 39: after two spikes a season apart the ordinary value a season later was taken at its
@@ -129,7 +133,8 @@ import torch
 from tbptt_online.compiled import compiled, writable
 
 YOUNG = 24  # a series' first values are taken as they come: its interval is not yet a measure
-RECENT = 8  # the values beyond their bounds whose steps a series remembers (``o_recent``)
+RECENT = 24  # the values beyond their bounds a series remembers (``o_recent``): two weeks of a daily one and a
+# weekly one (with 8 a daily outlier pushed the weekly value's entries out before its second week, a review)
 LARGEST_FACTOR = 2.0
 LARGEST_DECAY = 0.999
 
@@ -186,13 +191,13 @@ def clean(
                 run[b, k] = 0
                 largest[b, k] = max(abs(error), LARGEST_DECAY * largest[b, k])
                 continue
-            if run[b, k] == 0 and abs(value - last[b, k]) <= bound:  # as the naive forecast had it, after a value
-                continue  # within its bound: no outlier (M as it was; module doc, "a value like the one before")
+            if run[b, k] == 0 and abs(value - last[b, k]) <= bound < abs(mean[b, k] - last[b, k]):  # the served
+                continue  # mean far from the value before, this one as the naive had it: no outlier (module doc)
             side = 1 if error > 0 else -1
             if _recurs(recent, recent_values, lengths, b, k, step[b], side, value, bound):  # a like one a season
-                if run[b, k] * side <= 0:  # before: taken as it came, M as it was; it starts a run on its side
-                    run[b, k] = side  # (a level shift a season after a spike: found at its second value)
-                continue
+                if run[b, k] == 0 or (run[b, k] * side < 0 and abs(run[b, k]) <= shift_run):  # before: taken as
+                    run[b, k] = side  # it came, M as it was; it starts a run on its side (a level shift a season
+                continue  # after a spike is found at its next value), not within a change on the other side
             # the last value was an outlier on this side too, or it was one and this one is within the
             # bound of it as it came: the series stays where that one went (module doc: a regime change)
             same = run[b, k] * side > 0 or (run[b, k] != 0 and abs(value - last[b, k]) <= bound)

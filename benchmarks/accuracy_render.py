@@ -102,7 +102,8 @@ def pair(river: float, ours: float) -> tuple[str, str]:
     if round(river, 3) != round(ours, 3) and abs(round(river * 1000) - round(ours * 1000)) <= 1:
         digits = 4
     text = [f"{river:.{digits}f}", f"{ours:.{digits}f}"]
-    text[1 if ours <= river else 0] = f"**{text[1 if ours <= river else 0]}**"
+    lower = 1 if ours <= river else 0
+    text[lower] = f"**{text[lower]}**"
     return text[0], text[1]
 
 

@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r["old_best_obs_per_s"] = max(r["old_obs_per_s"], r["old_settings_obs_per_s"])
         r["new_over_old"] = r["new_obs_per_s"] / r["old_best_obs_per_s"]
     windows = [
-        {"run": r["run"], "way": r["way"], "series": r["series"], "threads": r["threads"]}
-        | {"steps": r["steps"], "obs_per_s": window_rates(r["series"], r["tick_seconds"])}
+        {key: r[key] for key in ("run", "way", "series", "threads", "steps")}
+        | {"obs_per_s": window_rates(r["series"], r["tick_seconds"])}
         for r in side
         if r["ticks"] >= 2 * WINDOW
     ]

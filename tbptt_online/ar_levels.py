@@ -204,9 +204,10 @@ def advance(theta, p, mean, count, ref, unit_in, start, ring, slot, b, k, t, obs
     re-expressed from the units ``ref``, ``unit_in`` [B, d] to the mean and the local scale
     ``scale`` > 0, which become the units, and one recursive-least-squares step is made on the
     value and the ORDER before it (its error not clamped), those before ``start`` [B, d] counting
-    as the reference. Where the value is a level shift to another order of magnitude (``shifted``,
-    ``outliers.clean``; ``_far``) the mean starts again at it, the re-expressed constant is 0 and
-    ``start`` is this step (the module doc). ``work`` [3, >= K] scratch (``rls_step``)."""
+    as the reference. Where the value changes the order of magnitude (``_changed``: a level shift,
+    ``shifted`` by ``outliers.clean``, or three values in a row) the mean starts again at it, the
+    re-expressed constant is 0 and ``start`` is this step (the module doc). ``work`` [3, >= K]
+    scratch (``rls_step``)."""
     if not observed:
         return
     value = ring_value(ring, slot, k, t)

@@ -82,13 +82,12 @@ days; at 1e4 the forecast at the spike's hour fed on its own clipped values (``F
 value within its bound (no run), a value beyond its bound but within it of the value before, as
 that one came (what the naive forecast would have missed by), is taken as it came, ``M`` as it
 was (and not recorded in ``o_recent``), where the served mean lies more than the bound from that
-value before. Without that last condition (a review's) a moderate spike after a high value within
-its bound was taken as it came, and a level shift whose first value was near a high one was
-never found. Without it a served
-forecast far from an ordinary value (a spike forecast that did not come, a forecast run away)
-took that value at its bound, toward the wrong forecast, which it then fed (a hostile test,
-session 39: after two spikes a season apart the ordinary value a season later was taken at its
-bound toward a third, and the wrong forecast lasted another season).
+value before. Without the rule a served forecast far from an ordinary value (a spike forecast that
+did not come, a forecast run away) took that value at its bound, toward the wrong forecast, which
+it then fed (a hostile test, session 39: after two spikes a season apart the ordinary value a
+season later was taken at its bound toward a third, and the wrong forecast lasted another season).
+Without its last condition (a review's) a moderate spike after a high value within its bound was
+taken as it came, and a level shift whose first value was near a high one was never found.
 
 A young series (its first ``YOUNG`` values: its interval is still a guess; noise was clipped
 into a spurious season), a missing value and a value with no served interval are taken as

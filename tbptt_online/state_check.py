@@ -72,7 +72,8 @@ NON_NEGATIVE = (
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
 )  # fmt: skip
-STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from")  # a step of the series' own (0: none), never past its count
+# a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
+STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent")
 # fields in the series' units: a median between its values, a usual size of a seasonal difference, the long
 # AR on the levels' mean and units (a mean of its values, and the local scale)
 VALUE_FIELDS = {
@@ -358,13 +359,12 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
         _check_store_tensor(
             f"store.tensors[{key!r}]", key, _tensor(f"store.tensors[{key!r}]", tensors[key], blank[key], rows), config
         )
-    # the steps of a series' recent values beyond their bounds, signed by their sides: its own, never past its count
-    recent, steps = tensors.get("o_recent"), tensors["steps"].view(-1, 1, 1)
-    if recent is not None and bool(((recent > steps) | (recent < -steps)).any()):
-        raise ValueError("store.tensors['o_recent'] is invalid: a step past the series' count of steps")
     for key in STEP_FIELDS:  # (an excursion begun at a future step was never repaired, a hostile test)
-        if key in tensors and bool((tensors[key] > tensors["steps"].view(-1, 1)).any()):
-            raise ValueError(f"store.tensors[{key!r}] is invalid: a step past the series' count of steps")
+        if key in tensors:
+            value = tensors[key]
+            steps = tensors["steps"].view(-1, *[1] * (value.dim() - 1))  # each row's own count
+            if bool(((value > steps) | (value < -steps)).any()):
+                raise ValueError(f"store.tensors[{key!r}] is invalid: a step past the series' count of steps")
     # a run of missing values is at most the series' steps + 1 (1 before any value; a review: 2**53 loaded, and
     # the model's own checkpoint was refused a missing value later)
     if "x_missing" in tensors and bool((tensors["x_missing"] > tensors["steps"].view(-1, 1) + 1).any()):

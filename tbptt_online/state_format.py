@@ -225,7 +225,11 @@ def current_state(state: Any) -> Any:
             "the season fields' new names and the missing runs",
             (_with_season_names, _with_missing_runs),
         ),
-        (BEFORE_RECENT_OUTLIERS, "the steps of the recent values beyond their bounds", (_with_recent_outliers,)),
+        (
+            BEFORE_RECENT_OUTLIERS,
+            "the recent values beyond their bounds and the long AR on the levels' start",
+            (_with_recent_outliers,),
+        ),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -521,25 +525,19 @@ def _with_missing_runs(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_recent_outliers(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-15 ``state`` in format 16: a hybrid's store gains ``x_arl_from`` at 0 and
-    ``o_recent`` with no value remembered (module doc); a copy, the input is not changed."""
+    """A format-15 ``state`` in format 16: a hybrid's store gains ``x_arl_from``, ``o_recent`` and
+    ``o_recent_value`` as a new series has them, at 0 (module doc), each at its place among the
+    fields; a copy, the input is not changed."""
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "o_run" not in tensors:
         return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
-    capacity, d = tensors["o_run"].shape
-    recent = (capacity, d, outliers.RECENT)
-    after = {  # each new field at its place among the fields: after this one
-        "x_arl_unit": {"x_arl_from": torch.zeros(capacity, d, dtype=torch.int64)},
-        "o_shifts": {
-            "o_recent": torch.zeros(recent, dtype=torch.int64),
-            "o_recent_value": torch.zeros(recent, dtype=torch.float64),
-        },
-    }
+    blank = {**ar_levels.fields(*tensors["o_run"].shape), **outliers.fields(*tensors["o_run"].shape)}
+    after = {"x_arl_unit": ("x_arl_from",), "o_shifts": ("o_recent", "o_recent_value")}  # each after this one
     new = {}
     for name, value in tensors.items():
         new[name] = value
-        new.update(after.get(name, {}))
+        new.update({field: blank[field] for field in after.get(name, ())})
     for name, fields in after.items():
         if name not in tensors:
             raise ValueError(f"store.tensors has no {name!r}, after which format 16 places {', '.join(fields)}")

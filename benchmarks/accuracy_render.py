@@ -69,6 +69,8 @@ def readme_table(payload: dict[str, Any]) -> str:
 
     >>> pair(0.21001, 0.20947), pair(0.917, 0.7991), pair(1.0, 1.0)
     (('0.2100', '**0.2095**'), ('0.917', '**0.799**'), ('1.000', '**1.000**'))
+    >>> pair(0.2096, 0.2104)  # equal at 3 decimals, not equal
+    ('**0.2096**', '0.2104')
     """
     horizon, horizons = payload["horizon"], payload["coverage_horizons"]
     level = round(100 * payload["level"])
@@ -99,7 +101,7 @@ def pair(river: float, ours: float) -> tuple[str, str]:
     """river's best and ours, 3 decimals (4 where 3 would show them a digit apart or equal while
     they differ), the lower in bold (ours where equal)."""
     digits = 3
-    if round(river, 3) != round(ours, 3) and abs(round(river * 1000) - round(ours * 1000)) <= 1:
+    if river != ours and abs(round(river * 1000) - round(ours * 1000)) <= 1:
         digits = 4
     text = [f"{river:.{digits}f}", f"{ours:.{digits}f}"]
     lower = 1 if ours <= river else 0

@@ -184,17 +184,19 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     return out
 
 
-def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor) -> None:
+def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor, count: int = 0) -> None:
     """Set new season lengths ``lengths`` [B, d, 2] and re-estimate, from the values in the
-    ring, the seasonal components (the mean deviation of each phase from its cycle's mean,
-    less the trend's ramp inside the cycle; season 1 first, season 2 on what is left), the
-    trend (the change of the first season's cycle means per step, as Holt-Winters is
-    classically initialised; 0 without a season), the levels (the last cycle's
-    deseasonalised mean, carried by the trend from the cycle's middle to now) and a fresh AR."""
+    ring (the last ``count`` of them; 0: all it holds), the seasonal components (the mean
+    deviation of each phase from its cycle's mean, less the trend's ramp inside the cycle;
+    season 1 first, season 2 on what is left), the trend (the change of the first season's
+    cycle means per step, as Holt-Winters is classically initialised; 0 without a season), the
+    levels (the last cycle's deseasonalised mean, carried by the trend from the cycle's middle
+    to now) and a fresh AR."""
     ring, slot = rows["x_raw"], rows["slot"]
     b, r, d = len(slot), ring.shape[1], ring.shape[2]
     max_season = rows["x_season"].shape[-1]
     n = int(step.clamp(max=r).min())  # the rows reseasoned together have the same count
+    n = min(n, count) if count > 0 else n
     past = (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
     values = ring_at(ring, slot, past)  # [B, n, d]
     season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)

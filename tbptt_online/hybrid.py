@@ -41,7 +41,7 @@ from tbptt_online import calibration, combination, experts, outliers
 from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
-from tbptt_online.season import detect_seasons, fill_gaps, significantly_better
+from tbptt_online.season import detect_seasons, fill_gaps, significantly_better, stitched
 from tbptt_online.young_season import young_seasons
 
 FEATURES = 8
@@ -59,6 +59,7 @@ DETECT_UNSETTLED = (16, 20, 30, 42, 54, 60, 66, 84, 120)  # a row whose seasons 
 # not 48); a row with a longer season is not asked again until DETECT_AT (every row asked at 30, 42, 60, 84,
 # 120 moved airline's and elec_equip's found 12 back and forth: session 21)
 SHORT_SEASON = 6  # a monthly series' 3, 4 or 6 may stand for its 12
+AFTER_CHANGE = 8  # a row whose level or spread changed keeps its seasons until this many values follow (``detect``)
 
 
 def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[str, torch.Tensor]:
@@ -160,18 +161,31 @@ def may_detect(step: torch.Tensor) -> bool:
     return any(s in _DETECT_ANY or s % DETECT_EVERY == 0 for s in step.tolist())
 
 
-def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -> None:
+def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, changed_at: torch.Tensor) -> None:
     """Look for seasons in the values in the ring (all rows have the same step) and
     re-estimate the components of the rows whose seasons changed. Where the autocorrelation
     finds none, a season of 2 to 4 cycles may be taken provisionally (``young_seasons``: a
     monthly series serves its season from value 24, not 36). A found season may be a
     divisor of the true one (a monthly series' 6 for 12): the multiple of it whose seasonal
-    naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead."""
+    naive forecast fits the changes best (by at least ``MULTIPLE_GAIN``) is taken instead.
+
+    Where a row's level or spread changed among the values read (``changed_at`` [B, d]: the step
+    of its last change, ``outliers``; 0: none), it keeps its seasons while fewer than
+    ``AFTER_CHANGE`` values follow the change. Where the change was a break, its spread
+    ``season.SPREAD_BREAK`` times larger or smaller after it, the values after it are read in
+    the level and spread of those before it (``season.stitched``), and a new first season is
+    taken only once two cycles of it follow the break: its components are estimated from those
+    values alone (``set_seasons``)."""
     ring, slot = rows["x_raw"], rows["slot"]
     b, r, d = len(slot), ring.shape[1], ring.shape[2]
     n = min(int(step[0]), r)
     at = step[:, None] - torch.arange(n - 1, -1, -1)[None, :]  # [B, n] the last n steps, oldest first
     values = experts.ring_at(ring, slot, at[:, :, None].expand(-1, -1, d)).transpose(1, 2).reshape(b * d, n)
+    after = (step[:, None] + 1 - changed_at).reshape(b * d)  # [B * d] the values from the last change on
+    inside = (changed_at.reshape(b * d) > 0) & (after < n)  # [B * d] a change after the first value read
+    broke = torch.zeros_like(inside)  # [B * d] a break among the values read: stitched
+    if bool(inside.any()):  # (rarely: the changes of the last ring's values)
+        values, broke = stitched(values, torch.where(inside & (after >= AFTER_CHANGE), n - after, 0))
     found = detect_seasons(values, max_seasons=2, max_length=min(n // 3, max_season))  # [B * d, 2]
     none = (found[:, 0] == 0).nonzero().squeeze(1)
     if len(none):  # a season the autocorrelation cannot test yet (2 to 4 cycles): provisional
@@ -194,14 +208,22 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int) -
         second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
         found[kept] = torch.stack([held[kept], second], dim=1)
     again = (found[:, 0] == held) & (held > 0)
-    rows["x_season_runs"].copy_(torch.where(again, runs + 1, (found[:, 0] > 0).long()).view(b, d))  # in place
+    new_runs = torch.where(again, runs + 1, (found[:, 0] > 0).long())
     # the first season moved to a multiple or a neighbour can land on the second: one season then
     # (a daily sine whose season went from 24 to 36 served [72, 72] for 190 values: a hostile test)
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
+    if bool(inside.any()):  # too few values since a change to tell, or since a break to estimate a new season
+        held_both = rows["x_season_length"].reshape(b * d, 2)
+        new = (found != held_both).any(dim=1)  # [B * d] (either season)
+        wait = inside & ((after < AFTER_CHANGE) | (broke & new & (after < 2 * found[:, 0])))
+        found[wait] = held_both[wait]
+        new_runs[wait] = runs[wait]
+    rows["x_season_runs"].copy_(new_runs.view(b, d))  # in place
     found = found.view(b, d, 2)
     changed = (found != rows["x_season_length"]).any(dim=2).any(dim=1)  # [B]
-    if bool(changed.any()):
-        set_seasons(rows, step, found, changed)
+    if bool(changed.any()):  # a row with a break is estimated from the values since its latest one
+        since = torch.where(broke, changed_at.reshape(b * d), 0).view(b, d).amax(dim=1)  # [B]
+        set_seasons(rows, step, found, changed, since)
 
 
 def _best_neighbour(values: torch.Tensor, lengths: torch.Tensor, longest: int) -> torch.Tensor:
@@ -323,11 +345,28 @@ def _longer_wins(changes: torch.Tensor, chosen: torch.Tensor, m: int) -> torch.T
     return significantly_better(longer, shorter, MULTIPLE_GAIN, Z_MULTIPLE)
 
 
-def set_seasons(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> None:
-    """Give the rows ``which`` [B] the season lengths ``lengths`` [B, d, 2] (re-estimated from the ring)."""
+def set_seasons(
+    rows: dict[str, torch.Tensor],
+    step: torch.Tensor,
+    lengths: torch.Tensor,
+    which: torch.Tensor,
+    since: torch.Tensor | None = None,
+) -> None:
+    """Give the rows ``which`` [B] the season lengths ``lengths`` [B, d, 2], re-estimated from the
+    values in the ring: from the step ``since`` [B] on (0: all it holds; ``detect``: a row's last
+    break, where a trend measured across a level shift by 1e6 served 3.7e8, 29 times any value
+    sent, a hostile test)."""
     idx = which.nonzero().squeeze(1)
     part = experts.subset(experts.experts_only(rows), idx)
-    experts.reseason(part, step[idx], lengths[idx])
+    counts = torch.zeros_like(idx) if since is None else torch.where(since[idx] > 0, step[idx] + 1 - since[idx], 0)
+    for count in torch.unique(counts).tolist():  # (nearly always one: 0, all)
+        group = (counts == count).nonzero().squeeze(1)
+        whole = len(group) == len(idx)
+        rows_of = part if whole else experts.subset(part, group)
+        experts.reseason(rows_of, step[idx][group], lengths[idx][group], count)
+        if not whole:
+            for key, value in experts.own(rows_of).items():
+                part[key].index_put_((group,), value)
     for key, value in experts.own(part).items():
         # in place: the rows are the store's own (a tick's views) or the tick's copies, saved for the
         # snapshots before the tick (as the kernels' writes are); a new tensor per field cost a copy of

@@ -95,7 +95,7 @@ class HybridTick:
             whole = len(idx) == len(steps)  # every row (many series of one age): the rows themselves, no copies
             part = rows if whole else experts.subset(experts_rows, idx)
             if cfg.season_length == "auto":
-                hybrid.detect(part, steps[idx], cfg.season_table_size)
+                hybrid.detect(part, steps[idx], cfg.season_table_size, rows["o_shift_at"][idx])
             else:
                 lengths = torch.tensor(list(cfg.season_length) + [0] * (2 - len(cfg.season_length)))
                 hybrid.set_seasons(

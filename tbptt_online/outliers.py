@@ -99,7 +99,9 @@ the last was within), ``o_count`` (int64: the values taken at a bound so far, su
 by ``series_stats``; a result's ``outlier`` says whether any feature of its value was), ``o_shifts``
 (int64: the level shifts so far) and ``o_largest`` (``M``), ``o_recent`` (int64 [RECENT]: the signed
 steps of the last values beyond their bounds, 0: none) and ``o_recent_value`` (float64 [RECENT]:
-those values as they came). A missing value leaves them as they are.
+those values as they came), ``o_shift_at`` (int64: the step at which the last change, of the level or
+the spread, was found; 0: none; a re-check of the seasons reads the values before it and after it
+each in its own level and spread, ``hybrid.detect``). A missing value leaves them as they are.
 
 >>> import numpy as np
 >>> y = np.array([[110.0]]); mean = np.array([[10.0]]); upper = np.array([[10.5]])
@@ -107,15 +109,15 @@ those values as they came). A missing value leaves them as they are.
 >>> largest, taken, flagged = np.zeros((1, 1)), np.empty((1, 1)), np.empty((1, 1), bool)
 >>> z, state, shifted = 1.6448536269514722, (run, count, largest, shifts), np.empty((1, 1), bool)
 >>> last, lengths = np.array([[10.2]]), np.array([[[24, 0]]])
->>> recent, values = np.zeros((1, 1, RECENT), np.int64), np.zeros((1, 1, RECENT))
+>>> recent, values, at = np.zeros((1, 1, RECENT), np.int64), np.zeros((1, 1, RECENT)), np.zeros((1, 1), np.int64)
 >>> clean(np.array([30]), y, np.ones((1, 1), bool), mean, upper, last, lengths, z, 6.0, 2, *state, recent,
-...       values, taken, flagged, shifted)
+...       values, at, taken, flagged, shifted)
 >>> round(float(taken[0, 0]), 5), bool(flagged[0, 0]), int(run[0, 0]), int(count[0, 0])  # 10 + 6 * 0.5 / z(0.9)
 (11.82387, True, 1, 1)
 >>> for t in (54, 78):  # a season (24) and two seasons later, above again and about as far
 ...     run[0, 0] = 0
 ...     clean(np.array([t]), y, np.ones((1, 1), bool), mean, upper, last, lengths, z, 6.0, 2, *state, recent,
-...           values, taken, flagged, shifted)
+...           values, at, taken, flagged, shifted)
 ...     print(round(float(taken[0, 0]), 5), bool(flagged[0, 0]), int(run[0, 0]), int(count[0, 0]))
 11.82387 True 1 2
 110.0 False 1 2
@@ -156,6 +158,7 @@ def clean(
     shifts: np.ndarray,
     recent: np.ndarray,
     recent_values: np.ndarray,
+    shift_at: np.ndarray,
     taken: np.ndarray,
     flagged: np.ndarray,
     shifted: np.ndarray,
@@ -166,8 +169,8 @@ def clean(
     ``upper`` bound [B, d] (NaN: none), ``last`` the value observed before, as it came [B, d]
     (NaN: none), ``lengths`` [B, d, 2] the held seasons (0: none), ``z`` = z(level) of the served
     interval, ``sigmas`` the bound in sigmas, ``shift_run`` the run that is a level shift; ``run``,
-    ``count``, ``shifts`` (int64) and ``largest`` [B, d], ``recent`` [B, d, RECENT] (int64) and
-    ``recent_values`` [B, d, RECENT] updated in place (module doc);
+    ``count``, ``shifts`` (int64) and ``largest`` [B, d], ``recent`` [B, d, RECENT] (int64),
+    ``recent_values`` [B, d, RECENT] and ``shift_at`` [B, d] (int64) updated in place (module doc);
     ``shifted`` [B, d] bool: where this value makes its run a level shift, the ``shift_run``-th
     outlier in a row and on the side of the one before (where the trend members' level starts
     again, ``expert_kernels.advance``; not a change of the spread, ``shift_run + 1`` in a row)."""
@@ -207,6 +210,7 @@ def clean(
                 if before < shift_run + 1:  # ... from this value on: its level (a run on one side) or its spread
                     shifts[b, k] += 1
                     shifted[b, k] = before + 1 == shift_run and same  # a level shift, not a change of spread
+                    shift_at[b, k] = step[b]  # where a re-check of the seasons stitches the values (``hybrid``)
                 run[b, k] = side * max(before + 1, shift_run + 1)
                 # one shift says little of the next value; a series that shifts again and again
                 # (a flow switching between two levels) has shifts of that size as its errors
@@ -248,7 +252,8 @@ def _like(recent, values, b: int, k: int, signed_step: int, value: float, bound:
     return False
 
 
-FIELDS = ("o_run", "o_count", "o_largest", "o_shifts", "o_recent", "o_recent_value")  # the store's (module doc)
+# the store's (module doc)
+FIELDS = ("o_run", "o_count", "o_largest", "o_shifts", "o_recent", "o_recent_value", "o_shift_at")
 
 
 def fields(n: int, d: int) -> dict[str, torch.Tensor]:
@@ -261,6 +266,7 @@ def fields(n: int, d: int) -> dict[str, torch.Tensor]:
         "o_shifts": torch.zeros(n, d, dtype=int64),  # level shifts (runs of outliers) so far
         "o_recent": torch.zeros(n, d, RECENT, dtype=int64),  # the signed steps of the last values beyond their bounds
         "o_recent_value": torch.zeros(n, d, RECENT, dtype=torch.float64),  # and those values, as they came
+        "o_shift_at": torch.zeros(n, d, dtype=int64),  # the step of the last change found (0: none)
     }
 
 

@@ -7,7 +7,11 @@ and feature, inputs ``phi`` [K] and a target y (all in units of the local scale)
     P <- (P - gain (P phi)') / forget,       shrunk to trace ``max_trace`` where it passes it
 
 (no excitation, a flat series, would grow P without bound). Nothing changes where the
-result is not finite.
+result is not finite, or where a diagonal entry of the new P would be below 0: where phi' P phi
+is many times ``forget`` the subtraction cancels, and its rounding can leave P indefinite (a
+series climbing by 10^0.5 a value to 1e36 had a diagonal entry of -1.8e-4 against 0.025 at
+value 85, and its checkpoint was refused by ``state_check``, a test after session 40's change
+of the season re-checks).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
     factor = min(max_trace / (trace / forget), 1.0) / forget
     for i in range(order):
         if not math.isfinite(theta[b, k, i] + work[2, i] * error):
+            return
+        if not (p[b, k, i, i] - work[2, i] * work[1, i]) * factor >= 0:  # rounding (module doc)
             return
         for j in range(order):
             if not math.isfinite((p[b, k, i, j] - work[2, i] * work[1, j]) * factor):

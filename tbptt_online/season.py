@@ -56,6 +56,8 @@ SMOOTH_BLOCKS = 3  # and smoothed over +-3 blocks, three times: a Gaussian of sd
 LINE_LOG = 1.0  # the background is refitted to the log periodogram clipped at background + 1.0
 TAPER = 0.25  # the tapered fraction of the differenced row (cosine ends)
 WINSOR = 3.0  # differences beyond this many robust sds (1.4826 MAD) are cut (spikes, level shifts)
+SPREAD_BREAK = 4.0  # a change of a series' spread by this factor or more is a break (``stitched``)
+GIANT = 50.0  # a row with a change this many times its mean absolute change is centred robustly (``_robust_centred``)
 
 
 def z_peak(lags: int, false_rate: float = FALSE_RATE) -> float:
@@ -122,6 +124,47 @@ def fill_gaps(values: torch.Tensor) -> torch.Tensor:
     return torch.where(finite, values, lo + (hi - lo) * (idx - prev).clamp(min=0).to(values.dtype) / span)
 
 
+def stitched(values: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[R, n]``: the rows of ``values`` [R, n] (NaN = missing) whose spread changed at index
+    ``at`` [R] (where 1 <= at < n; 0: no change) by ``SPREAD_BREAK`` times or more, with their part
+    from ``at`` on moved to the level and the spread of the part before it: scaled by the ratio of
+    the two parts' median absolute change (their mean where a median is 0) and started at the
+    last finite value before it, so that the change at ``at`` is 0; the other rows as they are.
+    And ``[R]`` bool: the rows stitched. A series whose spread grew or shrank with its level (a
+    change of units, a sensor's new range) shows its season on both sides alike: the
+    autocorrelation of the values as they are read the part with the larger spread alone (a daily
+    series multiplied by 10 at value 600: a season of 168 at value 768; by 1e6: none). A smaller
+    change of spread is left as it is: a flow that drops and comes back (waterflow) was given
+    seasons of 18 and 23 where it has 24.
+
+    >>> out, done = stitched(torch.tensor([[1.0, 2.0, 1.0, 2.0, 30.0, 50.0, 30.0]]), torch.tensor([4]))
+    >>> out.tolist(), done.tolist()
+    ([[1.0, 2.0, 1.0, 2.0, 2.0, 3.0, 2.0]], [True])
+    """
+    out, done = values, torch.zeros(len(at), dtype=torch.bool)
+    for row, i in ((row, int(i)) for row, i in enumerate(at.tolist()) if 1 <= i < values.shape[1]):
+        before, after = values[row, :i], values[row, i:]
+        start_before, start_after = before[torch.isfinite(before)], after[torch.isfinite(after)]
+        size_before, size_after = _change_size(before), _change_size(after)  # (NaN: fewer than two values)
+        if not (size_before > 0 and size_after > 0) or 1 / SPREAD_BREAK < size_before / size_after < SPREAD_BREAK:
+            continue
+        if out is values:
+            out = values.clone()
+        out[row, i:] = start_before[-1] + (after - start_after[0]) * (size_before / size_after)
+        done[row] = True
+    return out, done
+
+
+def _change_size(x: torch.Tensor) -> float:
+    """The median absolute change between consecutive finite values of ``x`` [k] (NaN: missing), or
+    their mean where the median is 0; NaN with fewer than two."""
+    changes = x[torch.isfinite(x)].diff().abs()
+    if not len(changes):
+        return math.nan
+    median = float(changes.median())
+    return median if median > 0 else float(changes.mean())
+
+
 def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Of the rows ``values`` [B, n]: the whitened autocorrelation ``r`` and that of the level
     (``[B, m]`` float32 each, m = n - 1, lag 0 = 1); ``[B]`` bool, the row can carry a season
@@ -142,6 +185,9 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
     d = d - d.mean(dim=1, keepdim=True)
     mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
+    giant = (d.abs().amax(dim=1) > GIANT * mean_abs[:, 0]).nonzero().squeeze(1)  # [G] a change that outweighs
+    if len(giant):  # the rest (rarely): its share of the mean moved every other change off centre
+        d[giant], mean_abs[giant] = _robust_centred(d[giant])
     # not constant, not a line: changes above the rounding of values this large (a line's demeaned changes
     # are about half an ulp of its largest value, 1.1e-16 of it). 1e-9 of it, as until session 39, called
     # a season of changes about 1,300 on an offset of 1e13 constant (a hostile test)
@@ -173,6 +219,21 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     null_sd = acf_w2.clamp(min=0).sqrt() / acf_w  # [m]
     acf = torch.where(ok[:, None], acf, 0.0)
     return acf[0], acf[1], ok, null_sd
+
+
+def _robust_centred(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``d`` [G, m] (changes) centred on the mean of them winsorised at +-``WINSOR`` robust sds
+    (1.4826 MAD; the mean absolute deviation where the MAD is 0) about their median, and that
+    winsorised mean absolute change [G, 1]. A level shift by 1e6 in a series whose changes are
+    about 1 is one change of 1e6 among a thousand: their mean, 1e3, left every other change
+    about -1e3, the season's a ripple of 1e-3 on them, and no season was found on either side
+    of the shift (a daily series by 1e6: none from value 768)."""
+    median = lower_median(d)[:, None]  # [G, 1]
+    off = d - median
+    mad = 1.4826 * lower_median(off.abs())[:, None]
+    mad = torch.where(mad > 0, mad, off.abs().mean(dim=1, keepdim=True))
+    clipped = torch.maximum(torch.minimum(off, WINSOR * mad), -WINSOR * mad)  # [G, m]
+    return off - clipped.mean(dim=1, keepdim=True), clipped.abs().mean(dim=1, keepdim=True)
 
 
 def lower_median(x: torch.Tensor) -> torch.Tensor:

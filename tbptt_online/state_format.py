@@ -49,6 +49,9 @@
   ``o_recent_value``, those values as they came), and the step from which the long AR on the levels
   reads its lags as they are (``x_arl_from``: a level shift to another order of magnitude starts it
   again, ``ar_levels``).
+- format 17: the step at which each series' last change (of its level or spread) was found
+  (``o_shift_at``: a re-check of the seasons reads the values on each side of it in their own level
+  and spread, ``hybrid.detect``, and a new season is estimated from the values after it).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -121,6 +124,10 @@ beyond its bound remembered. Its next season's values are judged as before the r
 model none of whose series meets a recurring value or a change of order of magnitude goes on
 bit for bit as before (the network is shared: one series that meets one changes the others').
 
+A hybrid state of format 16 (or older, migrated to 16 first) gains ``o_shift_at`` at 0: no change
+found, as before the field existed. Its re-checks of the seasons read the values in the ring as
+before until its next change; a model none of whose series changes goes on bit for bit as before.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -141,11 +148,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(16, 1.0, 0, 0)
->>> current_state({"format": 17})
+(17, 1.0, 0, 0)
+>>> current_state({"format": 18})
 Traceback (most recent call last):
 ...
-ValueError: format=17 is invalid: this version reads formats 2 to 16 (it writes 16)
+ValueError: format=18 is invalid: this version reads formats 2 to 17 (it writes 17)
 """
 
 from __future__ import annotations
@@ -167,7 +174,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 16
+FORMAT_VERSION = 17
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -182,6 +189,7 @@ BEFORE_SEASON_RUNS = 12
 BEFORE_NONNEG = 13
 BEFORE_SEASON_NAMES = 14
 BEFORE_RECENT_OUTLIERS = 15
+BEFORE_SHIFT_STEPS = 16
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -230,6 +238,7 @@ def current_state(state: Any) -> Any:
             "the recent values beyond their bounds and the long AR on the levels' start",
             (_with_recent_outliers,),
         ),
+        (BEFORE_SHIFT_STEPS, "the steps of the series' last changes", (_with_shift_steps,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -528,20 +537,32 @@ def _with_recent_outliers(state: dict[str, Any]) -> dict[str, Any]:
     """A format-15 ``state`` in format 16: a hybrid's store gains ``x_arl_from``, ``o_recent`` and
     ``o_recent_value`` as a new series has them, at 0 (module doc), each at its place among the
     fields; a copy, the input is not changed."""
+    after = {"x_arl_unit": ("x_arl_from",), "o_shifts": ("o_recent", "o_recent_value")}  # each after this one
+    return _with_blank_fields(state, after, BEFORE_SHIFT_STEPS)
+
+
+def _with_shift_steps(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-16 ``state`` in format 17: a hybrid's store gains ``o_shift_at`` at 0, no change found
+    (module doc), after ``o_recent_value``; a copy, the input is not changed."""
+    return _with_blank_fields(state, {"o_recent_value": ("o_shift_at",)}, FORMAT_VERSION)
+
+
+def _with_blank_fields(state: dict[str, Any], after: dict[str, tuple[str, ...]], number: int) -> dict[str, Any]:
+    """``state`` as format ``number``: a hybrid's store gains the fields ``after`` names, each after
+    its field there, as a new series has them (``ar_levels.fields``, ``outliers.fields``); a copy."""
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "o_run" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": number}  # no hybrid: nothing else changed
     blank = {**ar_levels.fields(*tensors["o_run"].shape), **outliers.fields(*tensors["o_run"].shape)}
-    after = {"x_arl_unit": ("x_arl_from",), "o_shifts": ("o_recent", "o_recent_value")}  # each after this one
     new = {}
     for name, value in tensors.items():
         new[name] = value
         new.update({field: blank[field] for field in after.get(name, ())})
     for name, fields in after.items():
         if name not in tensors:
-            raise ValueError(f"store.tensors has no {name!r}, after which format 16 places {', '.join(fields)}")
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+            raise ValueError(f"store.tensors has no {name!r}, after which format {number} places {', '.join(fields)}")
+    return {**state, "format": number, "store": {**store, "tensors": new}}
 
 
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:

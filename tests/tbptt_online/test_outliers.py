@@ -51,6 +51,7 @@ def judged(
     recent = np.zeros(outliers.RECENT, np.int64) if recent is None else recent
     recent_values = np.zeros(outliers.RECENT) if recent_values is None else recent_values
     state += [np.array([[shifts]], np.int64), recent.reshape(1, 1, -1), recent_values.reshape(1, 1, -1)]
+    state += [np.zeros((1, 1), np.int64)]  # o_shift_at: no change found before
     taken, flagged, shifted = np.empty((1, 1)), np.empty((1, 1), bool), np.empty((1, 1), bool)
     outliers.clean(
         np.array([step]),
@@ -71,6 +72,8 @@ def judged(
     assert bool(flagged[0, 0]) == (int(state[1][0, 0]) == 1)
     # a level shift (where the trend members' level starts again) is a change that added a shift
     assert not shifted[0, 0] or int(state[3][0, 0]) == shifts + 1
+    # a change found (of the level or the spread) is recorded at its step, where the seasons' re-checks stitch
+    assert int(state[6][0, 0]) == (step if int(state[3][0, 0]) == shifts + 1 else 0)
     run_after, count, largest_after = (a[0, 0] for a in state[:3])
     return float(taken[0, 0]), int(run_after), int(count), float(largest_after), bool(shifted[0, 0])
 

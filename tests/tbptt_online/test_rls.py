@@ -17,7 +17,7 @@ K = 5
 
 def by_hand(theta, p, phi, target, forget, max_trace, clamp):
     """The module docstring's update of one series and feature: (theta, P) after the step,
-    unchanged where anything new is not finite."""
+    unchanged where anything new is not finite or a new diagonal entry of P is below 0."""
     p_phi = [sum_in_order(p[i][j] * phi[j] for j in range(K)) for i in range(K)]
     denominator = forget
     fitted = 0.0
@@ -32,7 +32,8 @@ def by_hand(theta, p, phi, target, forget, max_trace, clamp):
         trace += p[i][i] - gain[i] * p_phi[i]
     factor = min(max_trace / (trace / forget), 1.0) / forget
     new_p = [[(p[i][j] - gain[i] * p_phi[j]) * factor for j in range(K)] for i in range(K)]
-    if all(math.isfinite(x) for x in new_theta) and all(math.isfinite(x) for row in new_p for x in row):
+    finite = all(math.isfinite(x) for x in new_theta) and all(math.isfinite(x) for row in new_p for x in row)
+    if finite and all(new_p[i][i] >= 0 for i in range(K)):
         return new_theta, new_p
     return theta, p
 
@@ -76,3 +77,18 @@ def test_a_step_whose_result_is_not_finite_changes_nothing(p0, target):
     phi = [10.0, 1.0, 0.0, 0.0, 0.0]
     assert by_hand(theta, p, phi, target, 0.995, 1e4, 50.0) == (theta, p)
     assert stepped(theta, p, phi, target) == (theta, p)
+
+
+def test_a_step_that_would_leave_a_negative_diagonal_in_p_changes_nothing():
+    # P with a positive diagonal but indefinite, as rounding can leave it (a series climbing to 1e36:
+    # a diagonal entry of -1.8e-4 at value 85, a checkpoint state_check refused): phi = (a, -a) along
+    # its negative direction makes phi' P phi = -2 a^2 nearly -forget, and the new P_00 = 1 - a^2 / 0.01
+    forget = 0.99
+    a = math.sqrt((forget - 0.01) / 2)
+    theta, p = [0.5] * K, [[float(i == j) for j in range(K)] for i in range(K)]
+    p[0][1] = p[1][0] = 2.0
+    phi = [a, -a, 0.0, 0.0, 0.0]
+    p_phi0 = p[0][0] * a - p[0][1] * a
+    assert 1.0 - p_phi0 * p_phi0 / (forget - 2 * a * a) < -40  # what the step would leave
+    assert by_hand(theta, p, phi, 3.0, forget, 1e4, 50.0) == (theta, p)
+    assert stepped(theta, p, phi, 3.0, forget=forget) == (theta, p)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online.season import detect_seasons, lower_median, significantly_better, z_one_sided
+from tbptt_online.season import detect_seasons, lower_median, significantly_better, stitched, z_one_sided
 
 SEEDS = range(20)
 
@@ -246,3 +246,40 @@ def test_the_lower_median_is_torchs_median_bit_for_bit(k):
     rows[:100] = rows[:100].round(decimals=1)  # ties
     rows[100:110] = 0.0
     assert torch.equal(lower_median(rows), rows.median(dim=1).values)
+
+
+@pytest.mark.parametrize("step", [1e3, 1e5, 1e7])
+def test_a_season_is_found_across_a_level_shift_of_any_size(step):
+    # a shift by 1e5 in a series whose changes are about 1 is one change among a thousand that moved
+    # their mean by 100: every other change was about -100 with the season a ripple on it, and no season
+    # was found (1e5 and 1e7 gave none until session 40; ``season._robust_centred``)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(1000, dtype=torch.float64)
+    x = 10 + 3 * torch.sin(2 * math.pi * t / 24) + torch.randn(1000, generator=g, dtype=torch.float64)
+    assert detect_seasons((x + torch.where(t >= 600, step, 0.0))[None], 2, max_length=336).tolist() == [[24, 0]]
+
+
+@pytest.mark.parametrize("factor", [10.0, 1e6, 0.1])
+def test_values_whose_spread_broke_are_stitched_and_keep_their_season(factor):
+    # a daily series multiplied by ``factor`` at value 600 of 768: read as they are, the part with the larger
+    # spread alone showed (168 at 10, none at 1e6); stitched at the break, the season of both parts
+    g = torch.Generator().manual_seed(1)
+    t = torch.arange(768, dtype=torch.float64)
+    x = 10 + 3 * torch.sin(2 * math.pi * t / 24) + torch.randn(768, generator=g, dtype=torch.float64)
+    x = x * torch.where(t >= 600, factor, 1.0)
+    out, done = stitched(x[None], torch.tensor([600]))
+    assert done.tolist() == [True]
+    assert torch.equal(out[0, :600], x[:600]) and out[0, 600] == x[599]  # the change at the break is 0
+    ratio = (out[0, 601:] - out[0, 600]) / (x[601:] - x[600])  # one ratio: the parts' median absolute changes'
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-9, atol=0)
+    assert 0.7 < float(ratio[0]) * factor < 1.4
+    assert detect_seasons(out, 2, max_length=256).tolist() == [[24, 0]]
+
+
+def test_values_whose_spread_changed_less_than_a_break_are_left_as_they_are():
+    # a flow that drops to a quarter of its level and comes back (river's waterflow at value 98): its spread
+    # changed by 1.4 times; stitching it gave the flow seasons of 18 and 23 where it has 24
+    x = torch.tensor([[100.0, 101.0, 100.5, 101.5, 24.0, 24.3, 24.1, 60.0, 100.0, 100.7, 101.2]])
+    out, done = stitched(x, torch.tensor([4]))
+    assert out is x and done.tolist() == [False]
+    assert stitched(x, torch.tensor([0]))[0] is x  # no change among the values

@@ -31,10 +31,10 @@ from tbptt_online.state_format import (
 )
 from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
-    FORMAT_16,
     LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
+    SINCE_16,
     as_format_3,
     as_format_4,
     as_format_5,
@@ -47,6 +47,7 @@ from tests.tbptt_online.old_formats import (
     as_format_13,
     as_format_14,
     as_format_15,
+    as_format_16,
     format_10_layout,
     without_levels_ar,
 )
@@ -113,7 +114,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -185,7 +186,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 16: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 17: KeyError"):
         check_state(state)
 
 
@@ -193,7 +194,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (17, "format=17 is invalid: this version reads formats 2 to 16"),
+        (18, "format=18 is invalid: this version reads formats 2 to 17"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -306,7 +307,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -324,7 +325,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -344,7 +345,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -383,7 +384,7 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
@@ -447,7 +448,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -473,7 +474,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -503,10 +504,10 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in ("x_missing", *FORMAT_16))
+    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in ("x_missing", *SINCE_16))
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
@@ -536,7 +537,7 @@ def test_a_format_15_state_gains_no_recent_outliers_and_goes_on_bit_for_bit_wher
     assert old["format"] == 15 and "o_recent" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 16
+    assert migrated["format"] == FORMAT_VERSION == 17
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
@@ -544,6 +545,29 @@ def test_a_format_15_state_gains_no_recent_outliers_and_goes_on_bit_for_bit_wher
     assert kept["x_arl_from"].dtype == torch.int64 and kept["x_arl_from"].shape == (len(kept["steps"]), 1)
     assert kept["o_recent_value"].dtype == torch.float64 and kept["o_recent_value"].shape == kept["o_recent"].shape
     assert not kept["o_recent"].any() and not kept["x_arl_from"].any() and not kept["o_recent_value"].any()
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
+
+
+def test_a_format_16_state_gains_no_change_steps_and_goes_on_bit_for_bit_where_none_was_found():
+    """Format 16 kept no step of a series' last change: migrated, ``o_shift_at`` is 0 at its place
+    (after ``o_recent_value``), every other field is the one saved, and a model loaded from it
+    forecasts and learns as the one that never left format 17 (these series meet no change)."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    assert not state["store"]["tensors"]["o_shift_at"].any()  # no change in these series
+    old = as_format_16(state)
+    assert old["format"] == 16 and "o_shift_at" not in old["store"]["tensors"]
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 17
+    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
+    kept = migrated["store"]["tensors"]
+    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    assert kept["o_shift_at"].dtype == torch.int64 and kept["o_shift_at"].shape == (len(kept["steps"]), 1)
+    assert not kept["o_shift_at"].any()
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
 
@@ -560,6 +584,22 @@ def test_recent_outlier_steps_past_a_series_count_are_refused():
     with pytest.raises(ValueError, match=r"o_recent'\] is invalid: a step past the series' count of steps"):
         check_state(state)
     recent[slot, 0, 3] = -30
+    check_state(state)
+
+
+@pytest.mark.parametrize(("step", "why"), [(31, "a step past the series' count of steps"), (-1, "negative")])
+def test_a_change_step_past_a_series_count_or_below_0_is_refused(step, why):
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=12))
+    for t in range(30):
+        forecaster.observe("a", value(0, t))
+    state = forecaster.state_dict()
+    at = state["store"]["tensors"]["o_shift_at"].clone()
+    slot = state["store"]["names"].index("a")
+    at[slot, 0] = step
+    state["store"]["tensors"] = {**state["store"]["tensors"], "o_shift_at": at}
+    with pytest.raises(ValueError, match=r"o_shift_at'\] is invalid: .*" + why):
+        check_state(state)
+    at[slot, 0] = 30
     check_state(state)
 
 

@@ -137,9 +137,9 @@ def _novel(ring, slot, k, t, m, margin) -> bool:
 
 
 def usual_seasonal_difference(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """[B, d]: the median of |y_s - y_{s-m}| over ``values`` [B, n, d] (oldest first) for the
-    season length ``lengths`` [B, d] (0 where it has none, or fewer than two differences: then ``step``
-    starts it from the first difference it sees).
+    """[B, d]: the median of |y_s - y_{s-m}| over ``values`` [B, n, d] (oldest first; NaN: not to
+    be read) for the season length ``lengths`` [B, d] (0 where it has none, or fewer than two
+    differences: then ``step`` starts it from the first difference it sees).
 
     >>> usual_seasonal_difference(torch.tensor([[[1.0], [5.0], [2.0], [7.0], [2.0]]]), torch.tensor([[2]]))
     tensor([[1.]], dtype=torch.float64)
@@ -151,5 +151,5 @@ def usual_seasonal_difference(values: torch.Tensor, lengths: torch.Tensor) -> to
             continue
         bi, di = (lengths == m).nonzero(as_tuple=True)
         series = values[bi, :, di].to(torch.float64)  # [G, n]
-        out[bi, di] = (series[:, m:] - series[:, :-m]).abs().median(dim=1).values
+        out[bi, di] = (series[:, m:] - series[:, :-m]).abs().nanmedian(dim=1).values.nan_to_num(0.0)
     return out

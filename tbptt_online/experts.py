@@ -44,10 +44,12 @@ ring holds value ``s`` (1-based step) at position ``(s - 1) % R`` of a row.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from tbptt_online import ar_changes, ar_levels, excursions
+from tbptt_online import ar_changes, ar_levels, excursions, outliers
 from tbptt_online import expert_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.expert_kernels import (  # noqa: F401
@@ -184,21 +186,26 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> to
     return out
 
 
-def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor, count: int = 0) -> None:
+def reseason(
+    rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor | None = None
+) -> None:
     """Set new season lengths ``lengths`` [B, d, 2] and re-estimate, from the values in the
-    ring (the last ``count`` of them; 0: all it holds), the seasonal components (the mean
-    deviation of each phase from its cycle's mean, less the trend's ramp inside the cycle;
-    season 1 first, season 2 on what is left), the trend (the change of the first season's
-    cycle means per step, as Holt-Winters is classically initialised; 0 without a season), the
-    levels (the last cycle's deseasonalised mean, carried by the trend from the cycle's middle
-    to now) and a fresh AR."""
+    ring (per row and feature the last ``counts`` [B, d] of them; 0 or None: all it holds), the
+    seasonal components (the mean deviation of each phase from its cycle's mean, less the
+    trend's ramp inside the cycle; season 1 first, season 2 on what is left), the trend (the
+    change of the first season's cycle means per step, as Holt-Winters is classically
+    initialised; 0 without a season), the levels (the last cycle's deseasonalised mean, carried
+    by the trend from the cycle's middle to now) and a fresh AR. A season with fewer than two
+    cycles in a row's values starts at 0. A series' first ``outliers.YOUNG`` values, taken as they
+    came, are read with a lone spike among them replaced by its neighbours' mean
+    (``young_spikes_smoothed``)."""
     ring, slot = rows["x_raw"], rows["slot"]
     b, r, d = len(slot), ring.shape[1], ring.shape[2]
     max_season = rows["x_season"].shape[-1]
     n = int(step.clamp(max=r).min())  # the rows reseasoned together have the same count
-    n = min(n, count) if count > 0 else n
     past = (step[:, None, None] - torch.arange(n - 1, -1, -1).view(1, -1, 1)).expand(-1, -1, d)
-    values = ring_at(ring, slot, past)  # [B, n, d]
+    values = young_spikes_smoothed(ring_at(ring, slot, past), step)  # [B, n, d]
+    usable = torch.full((b, d), n) if counts is None else torch.where(counts > 0, counts.clamp(max=n), n)  # [B, d]
     season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)
     trend = torch.zeros_like(rows["x_trend"])  # [B, V, d]
     logs = torch.where(values > 0, values, 1.0).log()
@@ -209,11 +216,12 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.T
         slope = torch.zeros(b, d, dtype=trend.dtype)  # [B, d] the space's trend
         for j in range(2):
             m_all = lengths[:, :, j]  # [B, d]
-            for m in torch.unique(m_all).tolist():  # the (row, feature) pairs of one season length together
-                if m <= 0 or m > max_season or n < 2 * m:
+            cycles_all = usable // m_all.clamp(min=1)  # [B, d] whole cycles in each one's values
+            pairs = torch.stack([m_all, cycles_all], dim=2).view(-1, 2)
+            for m, cycles in torch.unique(pairs, dim=0).tolist():  # the (row, feature) pairs of one season
+                if m <= 0 or m > max_season or cycles < 2:  # length and one count of cycles together
                     continue
-                bi, di = (m_all == m).nonzero(as_tuple=True)  # [G] each
-                cycles = n // m
+                bi, di = ((m_all == m) & (cycles_all == cycles)).nonzero(as_tuple=True)  # [G] each
                 tail = rest[bi, n - cycles * m :, di].view(-1, cycles, m)  # [G, cycles, m] oldest cycle first
                 means = tail.mean(dim=2, keepdim=True)  # [G, cycles, 1]
                 if j == 0:  # the trend: the change of the cycles' means per step (a ramp inside a cycle
@@ -240,9 +248,48 @@ def reseason(rows: dict[str, torch.Tensor], step: torch.Tensor, lengths: torch.T
     rows["x_season_length"] = lengths.clone()
     rows["x_ar"] = torch.zeros_like(rows["x_ar"])
     rows["x_ar_p"] = AR_PRIOR * torch.eye(AR_ORDER, dtype=torch.float64).expand_as(rows["x_ar_p"]).clone()
-    rows["x_sdiff"] = excursions.usual_seasonal_difference(values, lengths[:, :, 0])
+    before = torch.arange(n).view(1, -1, 1) < (n - usable)[:, None, :]  # [B, n, d] the values not to read
+    rows["x_sdiff"] = excursions.usual_seasonal_difference(values.masked_fill(before, math.nan), lengths[:, :, 0])
     rows["x_excursion"] = torch.zeros_like(rows["x_excursion"])
     rows["x_repaired"] = torch.zeros_like(rows["x_repaired"])
+
+
+SPIKE_CHANGES = 20.0  # a young value this many robust sds of the changes off both neighbours is a lone spike
+
+
+def young_spikes_smoothed(values: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """``values`` [B, n, d] (the last n of each row, whose last is at ``step`` [B]) with each lone
+    spike among a series' first ``outliers.YOUNG`` values (taken as they came: nothing judged
+    them) replaced by the mean of its two neighbours: a value whose changes from both are over
+    ``SPIKE_CHANGES`` robust sds (1.4826 MAD) of the row's changes, on opposite sides, and which
+    lies that far from their mean. ``values`` itself where there is none (as for every row past
+    them). A daily series whose 6th value was 1e9 had its seasonal table estimated with it at
+    value 120 (1.7e8 at one phase, 6e5 still at value 2,400) and served 470.8 where its values are
+    about 10 (a review, session 40).
+
+    >>> v = torch.tensor([[[1.0], [2.0], [1e9], [2.0], [1.0], [2.0], [1.0], [2.5]]])
+    >>> young_spikes_smoothed(v, torch.tensor([8]))[0, :, 0].tolist()
+    [1.0, 2.0, 2.0, 2.0, 1.0, 2.0, 1.0, 2.5]
+    """
+    n = values.shape[1]  # [B, n, d]
+    first = step - n + 1  # [B] the step of values[:, 0]
+    rows = (first < outliers.YOUNG).nonzero().squeeze(1)  # a young value with a neighbour before it
+    if not len(rows) or n < 3:
+        return values
+    part = values[rows]  # [R, n, d]
+    changes = part.diff(dim=1)  # [R, n - 1, d]
+    centre = changes.median(dim=1, keepdim=True).values
+    bar = SPIKE_CHANGES * 1.4826 * (changes - centre).abs().median(dim=1, keepdim=True).values  # [R, 1, d]
+    left, right = changes[:, :-1], changes[:, 1:]  # [R, n - 2, d] into and out of the values 1 .. n - 2
+    middle, mean = part[:, 1:-1], (part[:, :-2] + part[:, 2:]) / 2
+    young = (first[rows, None] + torch.arange(1, n - 1) <= outliers.YOUNG)[:, :, None]  # [R, n - 2, 1]
+    lone = young & (bar > 0) & (left.abs() > bar) & (right.abs() > bar) & (left * right < 0)
+    lone &= (middle - mean).abs() > bar
+    if not bool(lone.any()):
+        return values
+    out = values.clone()
+    out[rows, 1:-1] = torch.where(lone, mean, middle)
+    return out
 
 
 def log_share_allowed(rows: dict[str, torch.Tensor], scored: torch.Tensor) -> torch.Tensor:

@@ -173,9 +173,9 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     of its last change, ``outliers``; 0: none), it keeps its seasons while fewer than
     ``AFTER_CHANGE`` values follow the change. Where the change was a break, its spread
     ``season.SPREAD_BREAK`` times larger or smaller after it, the values after it are read in
-    the level and spread of those before it (``season.stitched``), and a new first season is
-    taken only once two cycles of it follow the break: its components are estimated from those
-    values alone (``set_seasons``)."""
+    the level and spread of those before it (``season.stitched``), and the seasons change
+    (taken, moved or dropped) only once two cycles of the longest season involved follow the
+    break: the feature's components are estimated from those values alone (``set_seasons``)."""
     ring, slot = rows["x_raw"], rows["slot"]
     b, r, d = len(slot), ring.shape[1], ring.shape[2]
     n = min(int(step[0]), r)
@@ -214,16 +214,16 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
     if bool(inside.any()):  # too few values since a change to tell, or since a break to estimate a new season
         held_both = rows["x_season_length"].reshape(b * d, 2)
-        new = (found != held_both).any(dim=1)  # [B * d] (either season)
-        wait = inside & ((after < AFTER_CHANGE) | (broke & new & (after < 2 * found[:, 0])))
+        new = (found != held_both).any(dim=1)  # [B * d] (either season: taken, moved or dropped)
+        longest = torch.maximum(found.amax(dim=1), held_both.amax(dim=1))  # [B * d] the longest season involved
+        wait = inside & ((after < AFTER_CHANGE) | (broke & new & (after < 2 * longest)))
         found[wait] = held_both[wait]
         new_runs[wait] = runs[wait]
     rows["x_season_runs"].copy_(new_runs.view(b, d))  # in place
     found = found.view(b, d, 2)
     changed = (found != rows["x_season_length"]).any(dim=2).any(dim=1)  # [B]
-    if bool(changed.any()):  # a row with a break is estimated from the values since its latest one
-        since = torch.where(broke, changed_at.reshape(b * d), 0).view(b, d).amax(dim=1)  # [B]
-        set_seasons(rows, step, found, changed, since)
+    if bool(changed.any()):  # a feature with a break is estimated from the values since it
+        set_seasons(rows, step, found, changed, torch.where(broke, after, 0).view(b, d))
 
 
 def _best_neighbour(values: torch.Tensor, lengths: torch.Tensor, longest: int) -> torch.Tensor:
@@ -350,23 +350,15 @@ def set_seasons(
     step: torch.Tensor,
     lengths: torch.Tensor,
     which: torch.Tensor,
-    since: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
 ) -> None:
     """Give the rows ``which`` [B] the season lengths ``lengths`` [B, d, 2], re-estimated from the
-    values in the ring: from the step ``since`` [B] on (0: all it holds; ``detect``: a row's last
-    break, where a trend measured across a level shift by 1e6 served 3.7e8, 29 times any value
-    sent, a hostile test)."""
+    values in the ring: per row and feature the last ``counts`` [B, d] of them (0 or None: all it
+    holds; ``detect``: the values since a break, where a trend measured across a level shift by
+    1e6 served 3.7e8, 29 times any value sent, a hostile test)."""
     idx = which.nonzero().squeeze(1)
     part = experts.subset(experts.experts_only(rows), idx)
-    counts = torch.zeros_like(idx) if since is None else torch.where(since[idx] > 0, step[idx] + 1 - since[idx], 0)
-    for count in torch.unique(counts).tolist():  # (nearly always one: 0, all)
-        group = (counts == count).nonzero().squeeze(1)
-        whole = len(group) == len(idx)
-        rows_of = part if whole else experts.subset(part, group)
-        experts.reseason(rows_of, step[idx][group], lengths[idx][group], count)
-        if not whole:
-            for key, value in experts.own(rows_of).items():
-                part[key].index_put_((group,), value)
+    experts.reseason(part, step[idx], lengths[idx], None if counts is None else counts[idx])
     for key, value in experts.own(part).items():
         # in place: the rows are the store's own (a tick's views) or the tick's copies, saved for the
         # snapshots before the tick (as the kernels' writes are); a new tensor per field cost a copy of

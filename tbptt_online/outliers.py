@@ -99,9 +99,12 @@ the last was within), ``o_count`` (int64: the values taken at a bound so far, su
 by ``series_stats``; a result's ``outlier`` says whether any feature of its value was), ``o_shifts``
 (int64: the level shifts so far) and ``o_largest`` (``M``), ``o_recent`` (int64 [RECENT]: the signed
 steps of the last values beyond their bounds, 0: none) and ``o_recent_value`` (float64 [RECENT]:
-those values as they came), ``o_shift_at`` (int64: the step at which the last change, of the level or
-the spread, was found; 0: none; a re-check of the seasons reads the values before it and after it
-each in its own level and spread, ``hybrid.detect``). A missing value leaves them as they are.
+those values as they came), ``o_shift_at`` (int64: the step of the value with which the rule last
+found a change, a level shift or ``outlier_run + 1`` values in a row beyond their bounds on
+alternating sides, 1 to 3 values after the series changed; 0: none; a re-check of the seasons reads
+the values before and after it each in its own level and spread where they differ, ``hybrid.detect``;
+a spread that grows slowly enough for the interval to follow, or shrinks, is not found here). A
+missing value leaves them as they are.
 
 >>> import numpy as np
 >>> y = np.array([[110.0]]); mean = np.array([[10.0]]); upper = np.array([[10.5]])

@@ -222,10 +222,12 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     if bool(inside.any()):  # too few values since a change to tell, or since a break to estimate a new season
         new = (found != held_both).any(dim=1)  # [B * d] (either season: taken, moved or dropped)
         longest = torch.maximum(found.amax(dim=1), held_both.amax(dim=1))  # [B * d] the longest season involved
-        settling = inside & ((after < AFTER_CHANGE) | (broke & (after < 2 * longest)))  # [B * d]
-        # a row changes no feature's seasons while one of its features settles: the row is re-estimated
-        # whole, and a feature re-estimated from under two cycles since its break loses its tables (a review)
+        settling = inside & broke & (after < 2 * longest)  # [B * d] under two cycles since a break
+        # a row changes no feature's seasons while one of its features settles after a break: the row is
+        # re-estimated whole, and a feature re-estimated from under two cycles since its break loses its
+        # tables (a review); a feature within AFTER_CHANGE values of a change waits alone
         wait = (settling.view(b, d).any(dim=1) & new.view(b, d).any(dim=1)).repeat_interleave(d)
+        wait |= inside & (after < AFTER_CHANGE)
         found[wait] = held_both[wait]
         new_runs[wait] = runs[wait]
     rows["x_season_runs"].copy_(new_runs.view(b, d))  # in place
@@ -358,6 +360,7 @@ SECOND_GAIN, SECOND_FALSE_RATE = 0.7, 0.01  # a multiple of the first season is 
 # naive of the values errs this much less, and significantly (one-sided 1 % over the multiples tested)
 KEEP_GAIN = 0.85  # a second season held is kept while its seasonal naive errs this much less than the first's
 SECOND_MULTIPLES = 7  # a second season is at most this many first ones: a week of a daily cycle
+NEIGHBOUR_GAIN = 0.75  # ...and errs this much less than the multiples next to it
 
 
 def _second_multiple(
@@ -376,10 +379,12 @@ def _second_multiple(
     * else the shortest whose seasonal naive errs less than SECOND_GAIN of the first season's (and
       of every shorter multiple taken), significantly (``significantly_better``, paired over the
       values both forecast, at SECOND_FALSE_RATE over the multiples tested: an AR(1) of 0.9 about
-      a daily cycle was given one in 5 of 300 rows at 1 % each), and also less than SECOND_GAIN of
-      the multiples next to it, (k - 1) * first and (k + 1) * first: a slow wave of period 130
+      a daily cycle was given one in 5 of 300 rows at 1 % each), and also less than NEIGHBOUR_GAIN
+      of the multiples next to it, (k - 1) * first and (k + 1) * first: a slow wave of period 130
       about a daily cycle fits 120 better than 24 (in 133 of 200 rows at 576 values, a review) but
-      144 nearly as well, where a week is fitted by 168 alone.
+      144 nearly as well, where a week is fitted by 168 alone (at 0.7 a weekend 2 lower under noise
+      0.7 took 168 in 3 of 40 rows at 576 values, a third review; at 0.8 the wave took 120 in 13 of
+      200).
 
     A weekly pattern of levels on a daily cycle (a weekend 3 lower, noise 0.5) changes only at two
     of a week's 168 hourly changes, so the autocorrelation's comb test for a second season
@@ -423,7 +428,7 @@ def _second_multiple(
                 start = max(m, other)
                 mine = _lag_errors(v[cand], drift[cand], m, start).mean(dim=1)
                 theirs = _lag_errors(v[cand], drift[cand], other, start).mean(dim=1)
-                better[cand] = mine < SECOND_GAIN * theirs
+                better[cand] = mine < NEIGHBOUR_GAIN * theirs
             chosen = torch.where(better, m, chosen)
         out[rows] = torch.where(chosen != p, chosen, 0)
     return out

@@ -869,3 +869,17 @@ def test_a_feature_settling_after_a_break_keeps_its_seasonal_table_when_another_
     tensors = f.store.tensors
     assert tensors["x_season_length"][slot].tolist() == [[24, 0], [0, 0]]  # feature 1 waits for feature 0
     assert float(tensors["x_season"][slot][:, 0, 0].abs().max()) > 5
+
+
+def test_a_level_shift_in_one_feature_holds_back_only_that_feature():
+    # a review (session 40): the row-wide wait held a sibling's new season back for a change that is no break
+    # (a level shift, the same spread), which reads all its values and loses nothing: [24, 168] came at 768
+    rng = np.random.default_rng(4)
+    week = weekend_series(577)
+    other = rng.normal(0, 1, 577) + np.where(np.arange(577) >= 571, 30.0, 0.0)
+    f = Forecaster(ForecasterConfig(n_features=2))
+    for a, b in zip(week.tolist(), other.tolist(), strict=True):
+        f.observe("s", [a, b])
+    tensors, slot = f.store.tensors, f.store.slot_of("s")
+    assert tensors["o_shift_at"][slot].tolist() == [0, 573]
+    assert tensors["x_season_length"][slot].tolist() == [[24, 168], [0, 0]]

@@ -221,8 +221,8 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
         found[alone, 1] = _second_multiple(fill_gaps(values[alone]), found[alone, 0], longest, held_both[alone, 1])
     if bool(inside.any()):  # too few values since a change to tell, or since a break to estimate a new season
         new = (found != held_both).any(dim=1)  # [B * d] (either season: taken, moved or dropped)
-        longest = torch.maximum(found.amax(dim=1), held_both.amax(dim=1))  # [B * d] the longest season involved
-        settling = inside & broke & (after < 2 * longest)  # [B * d] under two cycles since a break
+        involved = torch.maximum(found.amax(dim=1), held_both.amax(dim=1))  # [B * d] the longest season involved
+        settling = inside & broke & (after < 2 * involved)  # [B * d] under two cycles since a break
         # a row changes no feature's seasons while one of its features settles after a break: the row is
         # re-estimated whole, and a feature re-estimated from under two cycles since its break loses its
         # tables (a review); a feature within AFTER_CHANGE values of a change waits alone
@@ -263,12 +263,13 @@ def _best_neighbour(values: torch.Tensor, lengths: torch.Tensor, longest: int) -
             continue
         start = max(candidates)
         naive, spread = [], []
+        v, drift, about_g = values[rows], slope[rows], about[rows]  # [G, n], [G, 1], [G, n] (gathered once)
         for m in candidates:
-            naive.append(_drift_naive_errors(values, slope, rows, m, start).mean(dim=1))  # [G]
+            naive.append(_drift_naive_errors(v, drift, m, start).mean(dim=1))  # [G]
             phase = torch.arange(n) % m  # [n]
             count = torch.bincount(phase, minlength=m).to(values.dtype)  # [m]
-            profile = torch.zeros(len(rows), m, dtype=values.dtype).index_add_(1, phase, about[rows]) / count
-            spread.append((about[rows] - profile[:, phase]).square().sum(dim=1) / (n - m - 2))  # [G]
+            profile = torch.zeros(len(rows), m, dtype=values.dtype).index_add_(1, phase, about_g) / count
+            spread.append((about_g - profile[:, phase]).square().sum(dim=1) / (n - m - 2))  # [G]
         local, overall = torch.stack(naive).argmin(dim=0), torch.stack(spread).argmin(dim=0)  # [G]; ties: ``lengths``
         best[rows] = torch.tensor(candidates)[torch.where(local == overall, local, 0)]
     return best
@@ -297,19 +298,18 @@ def _replaces(values: torch.Tensor, new: torch.Tensor, held: torch.Tensor) -> to
         start = max(a, h)
         if n - start < 2:
             continue
-        err_new, err_held = (_drift_naive_errors(values, slope, rows, m, start) for m in (a, h))
+        v, drift = values[rows], slope[rows]  # [G, n], [G, 1]
+        err_new, err_held = (_drift_naive_errors(v, drift, m, start) for m in (a, h))
         out[rows] = significantly_better(err_new, err_held, SWITCH_GAIN, Z_SWITCH)
     return out
 
 
-def _drift_naive_errors(
-    values: torch.Tensor, slope: torch.Tensor, rows: torch.Tensor, m: int, start: int
-) -> torch.Tensor:
+def _drift_naive_errors(values: torch.Tensor, slope: torch.Tensor, m: int, start: int) -> torch.Tensor:
     """[G, n - start]: the absolute errors of the seasonal naive one cycle ``m`` back with the drift,
-    |y_t - (y_{t-m} + m * drift)|, at t >= ``start`` (>= m) of the rows ``rows`` [G] of ``values``
-    [R, n]; ``slope`` [R, 1]: each row's drift per step."""
+    |y_t - (y_{t-m} + m * drift)|, at t >= ``start`` (>= m) of the rows ``values`` [G, n]; ``slope``
+    [G, 1]: each row's drift per step."""
     n = values.shape[1]
-    return (values[rows, start:] - values[rows, start - m : n - m] - m * slope[rows]).abs()
+    return (values[:, start:] - values[:, start - m : n - m] - m * slope).abs()
 
 
 MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...
@@ -399,12 +399,12 @@ def _second_multiple(
         rows = (first == p).nonzero().squeeze(1)  # [G]
         v, drift = values[rows], slope[rows]  # [G, n], [G, 1] (gathered once: a detection of 10,000 rows)
         top = min(longest, SECOND_MULTIPLES * p)  # the longest multiple tested
-        first_errors = _lag_errors(v, drift, p, p)  # [G, n - p] (``_drift_naive_errors``)
+        first_errors = _drift_naive_errors(v, drift, p, p)  # [G, n - p]
         chosen = torch.full_like(rows, p)
         old = held[rows]  # [G]
         for h in torch.unique(old[(old > p) & (old % p == 0) & (old <= top) & (n - old >= 2)]).tolist():
             keep = (old == h).nonzero().squeeze(1)
-            mine = _lag_errors(v[keep], drift[keep], h, h).mean(dim=1)
+            mine = _drift_naive_errors(v[keep], drift[keep], h, h).mean(dim=1)
             fits = mine < KEEP_GAIN * first_errors[keep, h - p :].mean(dim=1)
             chosen[keep[fits]] = h
         settled = chosen != p  # [G] kept the one held: not searched again
@@ -412,7 +412,7 @@ def _second_multiple(
         for m in range(2 * p, top + 1, p):  # the shorter first: a longer one must beat the chosen
             if n - m < 2:
                 break
-            err = _lag_errors(v, drift, m, m)  # [G, n - m]
+            err = _drift_naive_errors(v, drift, m, m)  # [G, n - m]
             err_chosen = first_errors[:, m - p :]  # [G, n - m] the first season's where none was taken yet...
             moved = ((chosen != p) & ~settled).nonzero().squeeze(1)
             if len(moved):  # ...and the taken multiple's where one was (rarely any)
@@ -426,19 +426,12 @@ def _second_multiple(
                 if other == p or n - max(m, other) < 2 or not len(cand):
                     continue
                 start = max(m, other)
-                mine = _lag_errors(v[cand], drift[cand], m, start).mean(dim=1)
-                theirs = _lag_errors(v[cand], drift[cand], other, start).mean(dim=1)
+                mine = _drift_naive_errors(v[cand], drift[cand], m, start).mean(dim=1)
+                theirs = _drift_naive_errors(v[cand], drift[cand], other, start).mean(dim=1)
                 better[cand] = mine < NEIGHBOUR_GAIN * theirs
             chosen = torch.where(better, m, chosen)
         out[rows] = torch.where(chosen != p, chosen, 0)
     return out
-
-
-def _lag_errors(v: torch.Tensor, drift: torch.Tensor, lag: int, start: int) -> torch.Tensor:
-    """[G, n - start]: |y_t - y_{t-lag} - lag * drift| at t >= ``start`` (>= ``lag``) of the rows ``v``
-    [G, n] with their drift per step ``drift`` [G, 1] (``_drift_naive_errors`` of rows already gathered)."""
-    n = v.shape[1]
-    return (v[:, start:] - v[:, start - lag : n - lag] - lag * drift).abs()
 
 
 def set_seasons(

@@ -812,11 +812,11 @@ def test_a_daily_series_multiplied_at_a_level_shift_keeps_its_season_and_serves_
     assert mae < 0.9 * min(naive, seasonal)
 
 
-def weekend_series(n: int, seed: int = 0) -> np.ndarray:
-    """An hourly series with a daily cycle and its weekend 3 lower, noise 0.5."""
+def weekend_series(n: int, seed: int = 0, lower: float = 3.0, noise: float = 0.5) -> np.ndarray:
+    """An hourly series with a daily cycle and its weekend ``lower``, under normal noise of sd ``noise``."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    return 10 + 3 * np.sin(2 * np.pi * t / 24) - 3 * ((t // 24) % 7 >= 5) + rng.normal(0, 0.5, n)
+    return 10 + 3 * np.sin(2 * np.pi * t / 24) - lower * ((t // 24) % 7 >= 5) + rng.normal(0, noise, n)
 
 
 def test_a_weekly_pattern_of_levels_is_a_second_season_of_the_daily_one():
@@ -836,12 +836,7 @@ def test_a_weekly_pattern_of_levels_is_a_second_season_of_the_daily_one():
     assert hybrid._second_multiple(wave, torch.full((20,), 24), 336).tolist() == [0] * 20
     # a weekend 2 lower under noise 0.7: where the test of a new one fails, the one held is kept (a review: it
     # came and went at 1 or 2 of every 7 detections)
-    rng = np.random.default_rng(9)
-    hours = np.arange(1011)
-    weak = torch.tensor(
-        np.stack([10 + 3 * np.sin(2 * np.pi * hours / 24) - 2 * ((hours // 24) % 7 >= 5) + rng.normal(0, 0.7, 1011)
-                  for _ in range(40)])
-    )  # fmt: skip
+    weak = torch.tensor(np.stack([weekend_series(1011, seed, lower=2.0, noise=0.7) for seed in range(40)]))
     fresh = hybrid._second_multiple(weak, torch.full((40,), 24), 336)
     held = hybrid._second_multiple(weak, torch.full((40,), 24), 336, torch.full((40,), 168))
     assert int((fresh == 168).sum()) < 30 and held.tolist() == [168] * 40

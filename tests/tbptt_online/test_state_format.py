@@ -31,6 +31,7 @@ from tbptt_online.state_format import (
 )
 from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
+    FORMAT_17,
     LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
@@ -523,53 +524,50 @@ def test_a_format_14_flag_that_is_not_a_bool_is_refused_naming_it():
         current_state(state)
 
 
-def test_a_format_15_state_gains_no_recent_outliers_and_goes_on_bit_for_bit_where_none_was_due():
-    """Format 15 kept no steps of the values beyond their bounds nor the long AR's start: migrated,
-    ``o_recent`` and ``x_arl_from`` are 0 at their places, every other field is the one saved, and a
-    model loaded from it forecasts and learns as the one that never left format 16 (these series
-    meet no outlier and no shift)."""
+def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
+    """A model's state after 40 values of series that meet no outlier and no change, as format
+    ``number`` wrote it (``as_older``: without ``fields``, each 0 in the state), and migrated: the
+    migrated state's tensors. Checks what every such migration keeps: the older
+    state passes ``check_state``, the migrated one is the current format with the names and order of
+    a current state, every field the older one had is the one saved, and a model loaded from the older
+    state forecasts and learns as the one that never left the current format."""
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
     forecaster = Forecaster(config)
     continue_from(forecaster, 0, 40)
     state = forecaster.state_dict()
-    assert not state["store"]["tensors"]["o_recent"].any()  # nothing beyond its bound in these series
-    old = as_format_15(state)
-    assert old["format"] == 15 and "o_recent" not in old["store"]["tensors"]
+    assert not any(state["store"]["tensors"][name].any() for name in fields)  # none met in these series
+    old = as_older(state)
+    assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 17
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
+    return kept
+
+
+def test_a_format_15_state_gains_no_recent_outliers_and_goes_on_bit_for_bit_where_none_was_due():
+    """Format 15 kept no steps of the values beyond their bounds nor the long AR's start: migrated,
+    ``o_recent`` and ``x_arl_from`` are 0 at their places, every other field is the one saved, and a
+    model loaded from it forecasts and learns as the one that never left format 17 (these series
+    meet no outlier and no shift)."""
+    kept = migrated_from_older(as_format_15, 15, SINCE_16)
     assert kept["o_recent"].dtype == torch.int64 and kept["o_recent"].shape == (len(kept["steps"]), 1, outliers.RECENT)
     assert kept["x_arl_from"].dtype == torch.int64 and kept["x_arl_from"].shape == (len(kept["steps"]), 1)
     assert kept["o_recent_value"].dtype == torch.float64 and kept["o_recent_value"].shape == kept["o_recent"].shape
     assert not kept["o_recent"].any() and not kept["x_arl_from"].any() and not kept["o_recent_value"].any()
-    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
-    assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
 
 
 def test_a_format_16_state_gains_no_change_steps_and_goes_on_bit_for_bit_where_none_was_found():
     """Format 16 kept no step of a series' last change: migrated, ``o_shift_at`` is 0 at its place
     (after ``o_recent_value``), every other field is the one saved, and a model loaded from it
     forecasts and learns as the one that never left format 17 (these series meet no change)."""
-    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
-    forecaster = Forecaster(config)
-    continue_from(forecaster, 0, 40)
-    state = forecaster.state_dict()
-    assert not state["store"]["tensors"]["o_shift_at"].any()  # no change in these series
-    old = as_format_16(state)
-    assert old["format"] == 16 and "o_shift_at" not in old["store"]["tensors"]
-    check_state(old)
-    migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
-    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
-    kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    kept = migrated_from_older(as_format_16, 16, FORMAT_17)
     assert kept["o_shift_at"].dtype == torch.int64 and kept["o_shift_at"].shape == (len(kept["steps"]), 1)
     assert not kept["o_shift_at"].any()
-    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
-    assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
 
 
 def test_recent_outlier_steps_past_a_series_count_are_refused():

@@ -175,7 +175,11 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     ``season.SPREAD_BREAK`` times larger or smaller after it, the values after it are read in
     the level and spread of those before it (``season.stitched``), and the seasons change
     (taken, moved or dropped) only once two cycles of the longest season involved follow the
-    break: the feature's components are estimated from those values alone (``set_seasons``)."""
+    break: the feature's components are estimated from those values alone (``set_seasons``).
+
+    A season given by ``HELD_AFTER`` detections in a row is held: another one replaces it only
+    when it fits clearly better (``_replaces``), and a neighbour or a divisor of it that fits at
+    least as well leaves it no longer held (``_no_longer_held``)."""
     ring, slot = rows["x_raw"], rows["slot"]
     b, r, d = len(slot), ring.shape[1], ring.shape[2]
     n = min(int(step[0]), r)
@@ -202,13 +206,18 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     # week over a day: taylor's 336 over its 48 waited from value 1024 to 2048 when contested)
     contested = (runs >= HELD_AFTER) & (held > 0) & (found[:, 0] > 0) & (found[:, 0] % held.clamp(min=1) != 0)
     moved = contested.nonzero().squeeze(1)
+    unheld = torch.zeros_like(contested)  # [B * d] held seasons kept once more, no longer held
     if len(moved):
-        kept = moved[~_replaces(fill_gaps(values[moved]), found[moved, 0], held[moved])]
+        filled = fill_gaps(values[moved])  # [M, n]
+        stays = ~_replaces(filled, found[moved, 0], held[moved])  # [M]
+        kept = moved[stays]
+        unheld[kept] = _no_longer_held(filled[stays], held[kept], found[kept, 0], max_season)
         # the held one back first; found second where the held one was (the two seasons' order swapped)
         second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
         found[kept] = torch.stack([held[kept], second], dim=1)
     again = (found[:, 0] == held) & (held > 0)
     new_runs = torch.where(again, runs + 1, (found[:, 0] > 0).long())
+    new_runs[unheld] = 1
     # the first season moved to a multiple or a neighbour can land on the second: one season then
     # (a daily sine whose season went from 24 to 36 served [72, 72] for 190 values: a hostile test)
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
@@ -301,6 +310,50 @@ def _replaces(values: torch.Tensor, new: torch.Tensor, held: torch.Tensor) -> to
         v, drift = values[rows], slope[rows]  # [G, n], [G, 1]
         err_new, err_held = (_drift_naive_errors(v, drift, m, start) for m in (a, h))
         out[rows] = significantly_better(err_new, err_held, SWITCH_GAIN, Z_SWITCH)
+    return out
+
+
+def _no_longer_held(values: torch.Tensor, held: torch.Tensor, found: torch.Tensor, max_season: int) -> torch.Tensor:
+    """[K] bool: per row of ``values`` [K, n] (finite) whose held season ``held`` [K] stays against the
+    season ``found`` [K] at this detection (not clearly better: ``_replaces``), whether it is no longer
+    held: kept now, left if the next detection finds another season (``x_season_runs`` back to 1).
+
+    - A neighbour found (held +- 1) that also wins the neighbours' test (``_best_neighbour`` from the
+      held one) on each half of the values. A smooth season's broad top gave a noisy daily sine 23 or
+      25 at two early detections, held for good (24 errs about 0.9 of 23's, not under SWITCH_GAIN)
+      while every later detection found 24: 11 of 40 such sines at 1,200 values. A quasi-cycle's
+      wandering length (sunspots' 10 found for its 11 at values 96 and 144) loses a half.
+    - A divisor found of a held multiple (the multiple test, ``_best_multiple``, no longer took the
+      held one) where the multiple forecasts the values no better (``_no_better``): a noisy daily sine
+      given 96 at values 288 and 384 (the changes' test won by chance) kept it for good."""
+    out = torch.zeros(len(held), dtype=torch.bool)
+    half = values.shape[1] // 2
+    near = ((found - held).abs() == 1).nonzero().squeeze(1)
+    if len(near):
+        wins = torch.ones(len(near), dtype=torch.bool)
+        for part in (values[near, :half], values[near, half:]):
+            wins &= _best_neighbour(part, held[near], min(part.shape[1] // 2, max_season)) == found[near]
+        out[near] = wins
+    shorter = (held % found == 0).nonzero().squeeze(1)
+    if len(shorter):
+        out[shorter] = _no_better(values[shorter], held[shorter], found[shorter])
+    return out
+
+
+def _no_better(values: torch.Tensor, longer: torch.Tensor, shorter: torch.Tensor) -> torch.Tensor:
+    """[R] bool: per row of ``values`` [R, n] (finite), whether the season ``longer`` [R] (a multiple of
+    ``shorter`` [R]) forecasts the values no better than ``shorter``: over the values both forecast, the
+    mean absolute error of the seasonal naive one cycle back with the drift is at least the shorter's.
+    Rows of one pair are decided together."""
+    out = torch.zeros(len(longer), dtype=torch.bool)
+    n = values.shape[1]
+    slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
+    for a, h in torch.unique(torch.stack([longer, shorter], dim=1), dim=0).tolist():
+        rows = ((longer == a) & (shorter == h)).nonzero().squeeze(1)
+        if n - a < 2:
+            continue
+        v, drift = values[rows], slope[rows]  # [G, n], [G, 1]
+        out[rows] = _drift_naive_errors(v, drift, a, a).mean(dim=1) >= _drift_naive_errors(v, drift, h, a).mean(dim=1)
     return out
 
 

@@ -684,9 +684,9 @@ def scripted_seasons(monkeypatch, script: list[int | tuple[int, int]]) -> None:
     monkeypatch.setattr(hybrid, "_best_neighbour", lambda values, season_length, longest: season_length)
 
 
-def seasons_and_runs(values: list[float]) -> dict[int, tuple[int, int]]:
+def seasons_and_runs(values: list[float], max_season_length: int = 24) -> dict[int, tuple[int, int]]:
     """After each value: the series' first season and the detections in a row that gave it."""
-    f, out = Forecaster(ForecasterConfig(max_season_length=24)), {}
+    f, out = Forecaster(ForecasterConfig(max_season_length=max_season_length)), {}
     for step, value in enumerate(values, start=1):
         f.observe("s", value)
         slot = f.store.slot_of("s")
@@ -749,6 +749,90 @@ def test_a_multiple_of_the_held_season_is_taken_as_found(monkeypatch):
     assert [seen[s] for s in (36, 42, 48)] == [(6, 1), (6, 2), (12, 1)]
 
 
+def noisy_sine(season_length: float, n: int, amplitude: float, noise: float, seed: int = 0) -> list[float]:
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(n, generator=g, dtype=f64)
+    return [100.0 + amplitude * math.sin(2 * math.pi * t / season_length) + noise * float(e[t]) for t in range(n)]
+
+
+# the detections (16, 20, 24, 30 while a row has no season, then 36, 48, 72, 96, 144, 192, 288) answered
+# by the script; the neighbours' test is the real one
+DETECTIONS = (16, 20, 24, 30, 36, 48, 72, 96, 144, 192, 288)
+
+
+def test_a_noisy_daily_sine_given_a_season_one_lag_off_early_serves_its_own_by_value_1100():
+    # 10 + 3 sin(2 pi t / 24) + N(0, 1), torch seeds 0-39: 23 or 25 at two early detections, then held for
+    # good in 4 of 40 (seeds 17, 29, 30, 38), every later detection finding 24; now 24 in all but seed 33's
+    # (48: a multiple that fits as well)
+    f = Forecaster(ForecasterConfig())
+    for seed in (17, 29):
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn(1100, generator=g, dtype=f64)
+        for t in range(1100):
+            f.observe(f"s{seed}", 10.0 + 3.0 * math.sin(2 * math.pi * t / 24) + float(noise[t]))
+    assert f.series_stats("s17").seasons == f.series_stats("s29").seasons == [24]
+
+
+def test_a_held_season_one_lag_off_is_left_when_two_detections_find_the_neighbour_that_fits(monkeypatch):
+    # a noisy daily sine (session 41): its broad autocorrelation top gave 23 at two early detections, then
+    # every later one 24, which errs 0.9 of 23's one cycle back (not under SWITCH_GAIN): 23 was served for
+    # good (11 of 40 such sines at 1,200 values). Now no longer held at the first 24, left at the second
+    real = hybrid._best_neighbour
+    scripted_seasons(monkeypatch, [0, 0, 0, 0, 23, 23, 23, 23, 24, 24])  # 24 from value 144
+    monkeypatch.setattr(hybrid, "_best_neighbour", real)
+    values = noisy_sine(24, 200, amplitude=5.0, noise=1.0)
+    seen = seasons_and_runs(values, max_season_length=48)
+    assert [seen[s] for s in (96, 144, 192)] == [(23, 4), (23, 1), (24, 1)]
+    y = torch.tensor([values[:144]], dtype=f64)
+    assert not hybrid._replaces(y, torch.tensor([24]), torch.tensor([23])).item()  # not by the old rule
+    for part in (y[:, :72], y[:, 72:]):  # the neighbours' test from 23 moves to 24 on each half
+        assert real(part, torch.tensor([23]), 36).tolist() == [24]
+
+
+def test_a_held_season_stays_held_while_half_of_the_values_keep_it(monkeypatch):
+    # a cycle whose length wanders (sunspots' 11 found as 10 at values 96 and 144: moved there, one step /
+    # h=1..12 0.657 / 0.561 -> 0.658 / 0.580): 23 steps for the first 150 values, 24 after. Held while the
+    # values read (the last 147) begin with 23, left once they are all 24
+    real = hybrid._best_neighbour
+    scripted_seasons(monkeypatch, [0, 0, 0, 0, 23, 23, 23, 23, 24, 24])
+    monkeypatch.setattr(hybrid, "_best_neighbour", real)
+    values = noisy_sine(23, 150, amplitude=5.0, noise=1.0) + noisy_sine(24, 300, amplitude=5.0, noise=1.0, seed=1)[150:]
+    seen = seasons_and_runs(values, max_season_length=48)
+    assert [seen[s] for s in (144, 192, 288)] == [(23, 5), (23, 6), (23, 1)]
+    y = torch.tensor([values[192 - 147 : 192]], dtype=f64)  # the values ring at 192: 3 x 48 + 3
+    assert real(y[:, :73], torch.tensor([23]), 36).tolist() == [23]
+    assert real(y[:, 73:], torch.tensor([23]), 37).tolist() == [24]
+
+
+def test_a_held_multiple_that_fits_no_better_than_its_divisor_is_left(monkeypatch):
+    # a noisy daily sine given 96 at values 288 and 384 (the changes' multiple test won by chance) and 24
+    # at every later detection: 96 stayed, as 24 does not err under SWITCH_GAIN of it. Here a noisy cycle
+    # of 12 given 48 at 144 and 192 (held), then 12: 12 one cycle back fits it better than 48, not clearly
+    scripted_seasons(monkeypatch, [0, 0, 0, 0, 12, 12, 12, 12, 48, 48, 12, 12])
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(400, generator=g, dtype=f64)
+    values = [100.0 + 5.0 * (1 + s / 400) * math.sin(2 * math.pi * s / 12) + float(noise[s]) for s in range(400)]
+    seen = seasons_and_runs(values, max_season_length=48)
+    assert [seen[s] for s in (96, 144, 192, 288, 384)] == [(12, 4), (48, 1), (48, 2), (48, 1), (12, 1)]
+    y = torch.tensor([values[288 - 147 : 288]], dtype=f64)  # the values ring at 288: 3 x 48 + 3
+    assert not hybrid._replaces(y, torch.tensor([12]), torch.tensor([48])).item()  # not by the old rule
+    err = {m: naive_error(y[0], m, 48) for m in (12, 48)}  # by hand: 48 one cycle back errs more
+    assert err[12] <= err[48]
+    assert hybrid._no_better(y, torch.tensor([48]), torch.tensor([12])).item()
+
+
+def test_a_held_multiple_that_fits_better_than_its_divisor_stays_held(monkeypatch):
+    # taylor's weekly 336 over its daily 48: a week of unlike days, where a divisor found now and then
+    # does not take it. Here four unlike cycles of 12
+    scripted_seasons(monkeypatch, [0, 0, 0, 0, 12, 12, 12, 12, 48, 48, 12, 12])
+    days = [1.0, 1.0, 0.3, 1.6]
+    values = [100.0 + 10.0 * days[(s // 12) % 4] * math.sin(2 * math.pi * s / 12) for s in range(400)]
+    seen = seasons_and_runs(values, max_season_length=48)
+    assert [seen[s] for s in (192, 288, 384)] == [(48, 2), (48, 3), (48, 4)]
+    y = torch.tensor([values[288 - 147 : 288]], dtype=f64)
+    assert not hybrid._no_better(y, torch.tensor([48]), torch.tensor([12])).item()
+
+
 def test_replaces_asks_for_a_clearly_and_significantly_better_seasonal_naive():
     # by hand: the seasonal naive with the drift over the values both lags forecast
     t = torch.arange(60, dtype=f64)
@@ -760,6 +844,26 @@ def test_replaces_asks_for_a_clearly_and_significantly_better_seasonal_naive():
     err = {m: naive_error(seven, m, 11) for m in (7, 11)}
     assert err[7] < hybrid.SWITCH_GAIN * err[11] and not err[11] < hybrid.SWITCH_GAIN * err[7]
     assert hybrid._replaces(values[:1, :12], torch.tensor([7]), torch.tensor([11])).tolist() == [False]  # 1 pair
+
+
+def test_a_counter_reset_to_zero_is_forecast_as_well_as_before_within_a_few_values():
+    # a counter growing by Poisson(20) a step, reset to 0 at value 1000 (a process restarted): at session
+    # 35's code the weight stayed on the trend members for hundreds of values (one-step MAE 15.1 over values
+    # 1050-1300 and 7.75 over 1300-2000, against 3.7 without the reset). The reset and the value after it
+    # are served the old level (a burst is told from a shift by the value after it); then the new one
+    g = torch.Generator().manual_seed(0)
+    steps = torch.poisson(torch.full((1300,), 20.0, dtype=f64), generator=g)
+    counter = steps.cumsum(0)
+    streams = {"clean": counter, "reset": torch.cat([counter[:1000], counter[1000:] - counter[1000]])}
+    errors = {}
+    for name, values in streams.items():
+        f, made = Forecaster(ForecasterConfig()), []
+        for t, value in enumerate(values.tolist()):
+            if t >= 1005:
+                made.append(abs(f.forecast("y", 1).mean[0] - value))
+            f.observe("y", value)
+        errors[name] = sum(made) / len(made)  # one-step MAE over values 1005-1300
+    assert errors["reset"] < 1.5 * errors["clean"], errors  # 4.81 against 3.76 (session 35's code: 16.9)
 
 
 def test_a_counter_is_never_forecast_below_zero_nor_its_intervals_after_a_burst():

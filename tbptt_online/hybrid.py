@@ -205,6 +205,13 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     # stay: there the last value and the value a season back forecast alike) nor by a multiple of it (a
     # week over a day: taylor's 336 over its 48 waited from value 1024 to 2048 when contested)
     contested = (runs >= HELD_AFTER) & (held > 0) & (found[:, 0] > 0) & (found[:, 0] % held.clamp(min=1) != 0)
+    # a season released at the detection before (its run at 0, ``_no_longer_held``) takes the neighbour or
+    # divisor found now, or comes back, as held at once: with a half-integer period (12.5) the detections
+    # found 12 and 13 by turns, and a season taken once was never held again (a review: 12 -> 13 -> 12 at
+    # six detections in a row)
+    found_first = found[:, 0].clamp(min=1)
+    released = (runs == 0) & (held > 0) & (found[:, 0] > 0)
+    released &= ((found[:, 0] - held).abs() <= 1) | (held % found_first == 0)
     moved = contested.nonzero().squeeze(1)
     unheld = torch.zeros_like(contested)  # [B * d] held seasons kept once more, no longer held
     if len(moved):
@@ -217,7 +224,8 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
         found[kept] = torch.stack([held[kept], second], dim=1)
     again = (found[:, 0] == held) & (held > 0)
     new_runs = torch.where(again, runs + 1, (found[:, 0] > 0).long())
-    new_runs[unheld] = 1
+    new_runs[released] = HELD_AFTER
+    new_runs[unheld] = 0
     # the first season moved to a multiple or a neighbour can land on the second: one season then
     # (a daily sine whose season went from 24 to 36 served [72, 72] for 190 values: a hostile test)
     found[:, 1] = torch.where(found[:, 1] == found[:, 0], 0, found[:, 1])
@@ -316,7 +324,8 @@ def _replaces(values: torch.Tensor, new: torch.Tensor, held: torch.Tensor) -> to
 def _no_longer_held(values: torch.Tensor, held: torch.Tensor, found: torch.Tensor, max_season: int) -> torch.Tensor:
     """[K] bool: per row of ``values`` [K, n] (finite) whose held season ``held`` [K] stays against the
     season ``found`` [K] at this detection (not clearly better: ``_replaces``), whether it is no longer
-    held: kept now, left if the next detection finds another season (``x_season_runs`` back to 1).
+    held: kept now (``x_season_runs`` at 0: released), and held again at the next detection with the
+    neighbour or divisor found there, or with itself found again (``detect``).
 
     - A neighbour found (held +- 1) that also wins the neighbours' test (``_best_neighbour`` from the
       held one) on each half of the values. A smooth season's broad top gave a noisy daily sine 23 or

@@ -776,13 +776,15 @@ def test_a_noisy_daily_sine_given_a_season_one_lag_off_early_serves_its_own_by_v
 def test_a_held_season_one_lag_off_is_left_when_two_detections_find_the_neighbour_that_fits(monkeypatch):
     # a noisy daily sine (session 41): its broad autocorrelation top gave 23 at two early detections, then
     # every later one 24, which errs 0.9 of 23's one cycle back (not under SWITCH_GAIN): 23 was served for
-    # good (11 of 40 such sines at 1,200 values). Now no longer held at the first 24, left at the second
+    # good (11 of 40 such sines at 1,200 values). Now released at the first 24 (its run at 0), left for
+    # 24 at the second, which is held at once; 23 found at the third does not take it back (a review: a
+    # period of 12.5 went 12 -> 13 -> 12 at six detections in a row while 24 was taken as found once)
     real = hybrid._best_neighbour
-    scripted_seasons(monkeypatch, [0, 0, 0, 0, 23, 23, 23, 23, 24, 24])  # 24 from value 144
+    scripted_seasons(monkeypatch, [0, 0, 0, 0, 23, 23, 23, 23, 24, 24, 23])  # 24 at 144 and 192, 23 at 288
     monkeypatch.setattr(hybrid, "_best_neighbour", real)
-    values = noisy_sine(24, 200, amplitude=5.0, noise=1.0)
+    values = noisy_sine(24, 300, amplitude=5.0, noise=1.0)
     seen = seasons_and_runs(values, max_season_length=48)
-    assert [seen[s] for s in (96, 144, 192)] == [(23, 4), (23, 1), (24, 1)]
+    assert [seen[s] for s in (96, 144, 192, 288)] == [(23, 4), (23, 0), (24, 2), (24, 3)]
     y = torch.tensor([values[:144]], dtype=f64)
     assert not hybrid._replaces(y, torch.tensor([24]), torch.tensor([23])).item()  # not by the old rule
     for part in (y[:, :72], y[:, 72:]):  # the neighbours' test from 23 moves to 24 on each half
@@ -798,7 +800,7 @@ def test_a_held_season_stays_held_while_half_of_the_values_keep_it(monkeypatch):
     monkeypatch.setattr(hybrid, "_best_neighbour", real)
     values = noisy_sine(23, 150, amplitude=5.0, noise=1.0) + noisy_sine(24, 300, amplitude=5.0, noise=1.0, seed=1)[150:]
     seen = seasons_and_runs(values, max_season_length=48)
-    assert [seen[s] for s in (144, 192, 288)] == [(23, 5), (23, 6), (23, 1)]
+    assert [seen[s] for s in (144, 192, 288)] == [(23, 5), (23, 6), (23, 0)]
     y = torch.tensor([values[192 - 147 : 192]], dtype=f64)  # the values ring at 192: 3 x 48 + 3
     assert real(y[:, :73], torch.tensor([23]), 36).tolist() == [23]
     assert real(y[:, 73:], torch.tensor([23]), 37).tolist() == [24]
@@ -813,7 +815,7 @@ def test_a_held_multiple_that_fits_no_better_than_its_divisor_is_left(monkeypatc
     noise = torch.randn(400, generator=g, dtype=f64)
     values = [100.0 + 5.0 * (1 + s / 400) * math.sin(2 * math.pi * s / 12) + float(noise[s]) for s in range(400)]
     seen = seasons_and_runs(values, max_season_length=48)
-    assert [seen[s] for s in (96, 144, 192, 288, 384)] == [(12, 4), (48, 1), (48, 2), (48, 1), (12, 1)]
+    assert [seen[s] for s in (96, 144, 192, 288, 384)] == [(12, 4), (48, 1), (48, 2), (48, 0), (12, 2)]
     y = torch.tensor([values[288 - 147 : 288]], dtype=f64)  # the values ring at 288: 3 x 48 + 3
     assert not hybrid._replaces(y, torch.tensor([12]), torch.tensor([48])).item()  # not by the old rule
     err = {m: naive_error(y[0], m, 48) for m in (12, 48)}  # by hand: 48 one cycle back errs more

@@ -92,9 +92,8 @@ def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor
     return {
         "x_raw": torch.zeros(n, ring, d, dtype=f64),  # the last R values (imputed where missing)
         "x_season_length": torch.zeros(n, d, 2, dtype=torch.int64),  # season lengths, 0 = none
-        "x_season_runs": torch.zeros(
-            n, d, dtype=torch.int64
-        ),  # "auto": detections in a row giving it (0: none, or released)
+        # "auto": the detections in a row that gave the first season (0: none, or a season released)
+        "x_season_runs": torch.zeros(n, d, dtype=torch.int64),
         "x_scale": torch.zeros(n, d, dtype=f64),  # the local scale (0 = unknown)
         "x_level": torch.zeros(n, N_VARIANTS, 4, d, dtype=f64),  # per variant: the four levels
         "x_trend": torch.zeros(n, N_VARIANTS, d, dtype=f64),

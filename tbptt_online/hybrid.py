@@ -208,10 +208,12 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     # a season released at the detection before (its run at 0, ``_no_longer_held``) takes the neighbour or
     # divisor found now, or comes back, as held at once: with a half-integer period (12.5) the detections
     # found 12 and 13 by turns, and a season taken once was never held again (a review: 12 -> 13 -> 12 at
-    # six detections in a row)
+    # six detections in a row). Not a short divisor (SHORT_SEASON or less: it may stand for a longer season,
+    # and held at once it resisted the next season found, a second review)
     found_first = found[:, 0].clamp(min=1)
     released = (runs == 0) & (held > 0) & (found[:, 0] > 0)
-    released &= ((found[:, 0] - held).abs() <= 1) | (held % found_first == 0)
+    divisor = (held % found_first == 0) & (found[:, 0] > SHORT_SEASON)
+    released &= ((found[:, 0] - held).abs() <= 1) | divisor
     moved = contested.nonzero().squeeze(1)
     unheld = torch.zeros_like(contested)  # [B * d] held seasons kept once more, no longer held
     if len(moved):

@@ -823,6 +823,17 @@ def test_a_held_multiple_that_fits_no_better_than_its_divisor_is_left(monkeypatc
     assert hybrid._no_better(y, torch.tensor([48]), torch.tensor([12])).item()
 
 
+def test_a_short_divisor_taken_after_a_release_is_taken_as_found_not_held(monkeypatch):
+    # a second review: a released season took any divisor found next as held at once, even 2; a short
+    # season (SHORT_SEASON or less) may stand for a longer one and is held only when found twice in a row
+    scripted_seasons(monkeypatch, [0, 0, 0, 0, 12, 12, 12, 12, 6, 6, 6])
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(300, generator=g, dtype=f64)
+    values = [100.0 + 5.0 * math.sin(2 * math.pi * s / 6) + float(noise[s]) for s in range(300)]
+    seen = seasons_and_runs(values, max_season_length=24)
+    assert [seen[s] for s in (96, 144, 192, 288)] == [(12, 4), (12, 0), (6, 1), (6, 2)]
+
+
 def test_a_held_multiple_that_fits_better_than_its_divisor_stays_held(monkeypatch):
     # taylor's weekly 336 over its daily 48: a week of unlike days, where a divisor found now and then
     # does not take it. Here four unlike cycles of 12

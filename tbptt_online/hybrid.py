@@ -210,9 +210,8 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     # found 12 and 13 by turns, and a season taken once was never held again (a review: 12 -> 13 -> 12 at
     # six detections in a row). Not a short divisor (SHORT_SEASON or less: it may stand for a longer season,
     # and held at once it resisted the next season found, a second review)
-    found_first = found[:, 0].clamp(min=1)
     released = (runs == 0) & (held > 0) & (found[:, 0] > 0)
-    divisor = (held % found_first == 0) & (found[:, 0] > SHORT_SEASON)
+    divisor = (held % found[:, 0].clamp(min=1) == 0) & (found[:, 0] > SHORT_SEASON)
     released &= ((found[:, 0] - held).abs() <= 1) | divisor
     moved = contested.nonzero().squeeze(1)
     unheld = torch.zeros_like(contested)  # [B * d] held seasons kept once more, no longer held
@@ -309,16 +308,7 @@ def _replaces(values: torch.Tensor, new: torch.Tensor, held: torch.Tensor) -> to
     AR: a season found twice in a row is left only for one that earns it. Rows of one pair
     (new, held) are decided together."""
     out = torch.zeros(len(new), dtype=torch.bool)
-    n = values.shape[1]
-    slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
-    pairs = torch.stack([new, held], dim=1)  # [R, 2]
-    for a, h in torch.unique(pairs, dim=0).tolist():
-        rows = ((new == a) & (held == h)).nonzero().squeeze(1)
-        start = max(a, h)
-        if n - start < 2:
-            continue
-        v, drift = values[rows], slope[rows]  # [G, n], [G, 1]
-        err_new, err_held = (_drift_naive_errors(v, drift, m, start) for m in (a, h))
+    for rows, err_new, err_held in _paired_drift_errors(values, new, held):
         out[rows] = significantly_better(err_new, err_held, SWITCH_GAIN, Z_SWITCH)
     return out
 
@@ -357,15 +347,25 @@ def _no_better(values: torch.Tensor, longer: torch.Tensor, shorter: torch.Tensor
     mean absolute error of the seasonal naive one cycle back with the drift is at least the shorter's.
     Rows of one pair are decided together."""
     out = torch.zeros(len(longer), dtype=torch.bool)
+    for rows, err_longer, err_shorter in _paired_drift_errors(values, longer, shorter):
+        out[rows] = err_longer.mean(dim=1) >= err_shorter.mean(dim=1)
+    return out
+
+
+def _paired_drift_errors(values: torch.Tensor, first: torch.Tensor, second: torch.Tensor):
+    """Per group of the rows of ``values`` [R, n] (finite) with one pair of seasons (``first`` [R],
+    ``second`` [R]): the rows [G] and the absolute errors [G, n - start] of each season's seasonal
+    naive with the drift (``_drift_naive_errors``) over the values both forecast (t >= start, the
+    longer season); a pair with fewer than two such values is left out."""
     n = values.shape[1]
     slope = values.diff(dim=1).mean(dim=1, keepdim=True)  # [R, 1] the drift per step
-    for a, h in torch.unique(torch.stack([longer, shorter], dim=1), dim=0).tolist():
-        rows = ((longer == a) & (shorter == h)).nonzero().squeeze(1)
-        if n - a < 2:
+    for a, b in torch.unique(torch.stack([first, second], dim=1), dim=0).tolist():
+        start = max(a, b)
+        if n - start < 2:
             continue
+        rows = ((first == a) & (second == b)).nonzero().squeeze(1)
         v, drift = values[rows], slope[rows]  # [G, n], [G, 1]
-        out[rows] = _drift_naive_errors(v, drift, a, a).mean(dim=1) >= _drift_naive_errors(v, drift, h, a).mean(dim=1)
-    return out
+        yield rows, _drift_naive_errors(v, drift, a, start), _drift_naive_errors(v, drift, b, start)
 
 
 def _drift_naive_errors(values: torch.Tensor, slope: torch.Tensor, m: int, start: int) -> torch.Tensor:

@@ -697,10 +697,10 @@ def seasons_and_runs(values: list[float], max_season_length: int = 24) -> dict[i
     return out
 
 
-def sine(season_length: float, n: int, seed: int = 0) -> list[float]:
+def sine(season_length: float, n: int, seed: int = 0, amplitude: float = 10.0, noise: float = 0.3) -> list[float]:
     g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, generator=g, dtype=f64)
-    return [100.0 + 10.0 * math.sin(2 * math.pi * t / season_length) + 0.3 * float(noise[t]) for t in range(n)]
+    e = torch.randn(n, generator=g, dtype=f64)
+    return [100.0 + amplitude * math.sin(2 * math.pi * t / season_length) + noise * float(e[t]) for t in range(n)]
 
 
 def test_a_season_given_twice_in_a_row_is_held_against_one_that_fits_no_better(monkeypatch):
@@ -749,17 +749,6 @@ def test_a_multiple_of_the_held_season_is_taken_as_found(monkeypatch):
     assert [seen[s] for s in (36, 42, 48)] == [(6, 1), (6, 2), (12, 1)]
 
 
-def noisy_sine(season_length: float, n: int, amplitude: float, noise: float, seed: int = 0) -> list[float]:
-    g = torch.Generator().manual_seed(seed)
-    e = torch.randn(n, generator=g, dtype=f64)
-    return [100.0 + amplitude * math.sin(2 * math.pi * t / season_length) + noise * float(e[t]) for t in range(n)]
-
-
-# the detections (16, 20, 24, 30 while a row has no season, then 36, 48, 72, 96, 144, 192, 288) answered
-# by the script; the neighbours' test is the real one
-DETECTIONS = (16, 20, 24, 30, 36, 48, 72, 96, 144, 192, 288)
-
-
 def test_a_noisy_daily_sine_given_a_season_one_lag_off_early_serves_its_own_by_value_1100():
     # 10 + 3 sin(2 pi t / 24) + N(0, 1), torch seeds 0-39: 23 or 25 at two early detections, then held for
     # good in 4 of 40 (seeds 17, 29, 30, 38), every later detection finding 24; now 24 in all but seed 33's
@@ -782,7 +771,7 @@ def test_a_held_season_one_lag_off_is_left_when_two_detections_find_the_neighbou
     real = hybrid._best_neighbour
     scripted_seasons(monkeypatch, [0, 0, 0, 0, 23, 23, 23, 23, 24, 24, 23])  # 24 at 144 and 192, 23 at 288
     monkeypatch.setattr(hybrid, "_best_neighbour", real)
-    values = noisy_sine(24, 300, amplitude=5.0, noise=1.0)
+    values = sine(24, 300, amplitude=5.0, noise=1.0)
     seen = seasons_and_runs(values, max_season_length=48)
     assert [seen[s] for s in (96, 144, 192, 288)] == [(23, 4), (23, 0), (24, 2), (24, 3)]
     y = torch.tensor([values[:144]], dtype=f64)
@@ -798,7 +787,7 @@ def test_a_held_season_stays_held_while_half_of_the_values_keep_it(monkeypatch):
     real = hybrid._best_neighbour
     scripted_seasons(monkeypatch, [0, 0, 0, 0, 23, 23, 23, 23, 24, 24])
     monkeypatch.setattr(hybrid, "_best_neighbour", real)
-    values = noisy_sine(23, 150, amplitude=5.0, noise=1.0) + noisy_sine(24, 300, amplitude=5.0, noise=1.0, seed=1)[150:]
+    values = sine(23, 150, amplitude=5.0, noise=1.0) + sine(24, 300, seed=1, amplitude=5.0, noise=1.0)[150:]
     seen = seasons_and_runs(values, max_season_length=48)
     assert [seen[s] for s in (144, 192, 288)] == [(23, 5), (23, 6), (23, 0)]
     y = torch.tensor([values[192 - 147 : 192]], dtype=f64)  # the values ring at 192: 3 x 48 + 3

@@ -13,6 +13,7 @@ level 0.9 at horizons 1, 6 and 12.
     python -m benchmarks.accuracy --only airline,nile --config '{"lr": 0.01}' --out /tmp/bench
     python -m benchmarks.accuracy --smoke --out /tmp/bench
     python -m benchmarks.accuracy --pmdarima /tmp/wheels  # seven series outside the nine (benchmarks.pmdarima_series)
+    python -m benchmarks.accuracy --sktime /tmp/wheels    # nine more (benchmarks.sktime_series)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from benchmarks.pmdarima_series import SERIES as PMDARIMA
 from benchmarks.pmdarima_series import pmdarima_series
 from benchmarks.prequential import evaluate
 from benchmarks.real_series import LOADERS, RealSeries, all_series
+from benchmarks.sktime_series import SERIES as SKTIME
+from benchmarks.sktime_series import sktime_series
 from tbptt_online import ForecasterConfig
 from tbptt_online.guards import COUNTERS
 
@@ -119,6 +122,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "folder (written as accuracy_pmdarima.json / .md)",
     )
     made.add_argument(
+        "--sktime",
+        type=Path,
+        default=None,
+        help="score the nine series of benchmarks.sktime_series instead, read from the sktime wheel in this "
+        "folder (written as accuracy_sktime.json / .md)",
+    )
+    made.add_argument(
         "--config",
         type=json.loads,
         default={},
@@ -136,12 +146,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--config {json.dumps(args.config)}: {bad}") from bad
     torch.set_num_threads(1)  # one small series at a time: a second thread only adds overhead
     started = time.perf_counter()
-    series_list = all_series(args.only) if args.pmdarima is None else pmdarima_series(args.pmdarima)
-    if args.pmdarima is not None and args.only:
-        unknown = [name for name in args.only if name not in PMDARIMA]
-        if unknown:
-            raise SystemExit(f"--only {','.join(unknown)}: not among --pmdarima's series {','.join(PMDARIMA)}")
-        series_list = [s for s in series_list if s.name in args.only]
+    if args.pmdarima is not None and args.sktime is not None:
+        raise SystemExit("--pmdarima and --sktime: one set at a time")
+    outside = {"pmdarima": (args.pmdarima, PMDARIMA, pmdarima_series), "sktime": (args.sktime, SKTIME, sktime_series)}
+    chosen = next((name for name, (folder, _, _) in outside.items() if folder is not None), None)
+    if chosen is None:
+        series_list = all_series(args.only)
+    else:
+        folder, known, read = outside[chosen]
+        series_list = read(folder)
+        if args.only:
+            unknown = [name for name in args.only if name not in known]
+            if unknown:
+                raise SystemExit(f"--only {','.join(unknown)}: not among --{chosen}'s series {','.join(known)}")
+            series_list = [s for s in series_list if s.name in args.only]
     if args.smoke:
         series_list = [dataclasses.replace(s, values=s.values[: s.period + SMOKE_SCORED]) for s in series_list]
     rows = [row for series in series_list for row in score_stream(series, ours)]
@@ -180,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     markdown = render(payload)
-    report.write(args.out, "accuracy" if args.pmdarima is None else "accuracy_pmdarima", payload, markdown)
+    report.write(args.out, "accuracy" if chosen is None else f"accuracy_{chosen}", payload, markdown)
     print(markdown)
     return payload
 

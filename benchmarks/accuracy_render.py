@@ -97,6 +97,33 @@ def readme_table(payload: dict[str, Any]) -> str:
     return report.markdown_table(headers, rows)
 
 
+def outside_table(payload: dict[str, Any]) -> str:
+    """README's table of a set outside the nine (``--pmdarima``, ``--sktime``), made from its results
+    as they are (a test checks README holds it): per series, in the results' order, river's best and
+    ours and the seasonal naive at one step and at h=1..H (the lower of river's and ours in bold), and
+    ours' coverage at the coverage horizons (in bold where it is more than 5 points off)."""
+    horizon, horizons, level = payload["horizon"], payload["coverage_horizons"], payload["level"]
+    rows = []
+    for dataset in payload["datasets"]:
+        season = str(dataset["period"]) if dataset["period"] > 1 else "none"
+        cells = []
+        for metric in METRIC_TITLES:
+            ratio = dataset["ratio"][metric]
+            cells += [*pair(ratio[RIVER_BEST], ratio[OURS]), f"{ratio['seasonal naive']:.3f}"]
+        coverage = [f"{100 * c:.1f}" for c in dataset["coverage"]]
+        coverage = [f"**{c}**" if abs(float(c) - 100 * level) > 5 else c for c in coverage]
+        rows.append([f"{dataset['name']} ({int(dataset['values'])}, {season})", *cells, " / ".join(coverage)])
+    means = payload["tally"]["geometric_mean"]
+    cells = []
+    for metric in METRIC_TITLES:
+        cells += [*pair(means[metric][RIVER_BEST], means[metric][OURS]), f"{means[metric]['seasonal naive']:.3f}"]
+    rows.append(["**geometric mean**", *cells, ""])
+    headers = ["series (values, season)", "one step: river best", "ours", "seasonal naive"]
+    headers += [f"h=1..{horizon}: river best", "ours", "seasonal naive"]
+    headers.append(f"coverage of {round(100 * level)} % at h = {' / '.join(str(h) for h in horizons)}")
+    return report.markdown_table(headers, rows)
+
+
 def pair(river: float, ours: float) -> tuple[str, str]:
     """river's best and ours, 3 decimals (4 where 3 would show them a digit apart or equal while
     they differ), the lower in bold (ours where equal)."""

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.real_series import RealSeries
+from benchmarks.wheels import wheel_in
 
 VERSION = "2.1.1"  # the wheel the published figures read (any version with these modules parses)
 SERIES: dict[str, tuple[int, str]] = {  # name: (period, what it is)
@@ -34,23 +35,6 @@ SERIES: dict[str, tuple[int, str]] = {  # name: (period, what it is)
     "austres": (4, "quarterly Australian residents (thousands), March 1971-March 1994"),
     "heartrate": (1, "150 heart-rate measurements every 0.5 s, from an MIT database (no season)"),
 }
-
-
-def wheel_in(path: Path) -> Path:
-    """``path`` itself when it is a file, else the newest ``pmdarima-*.whl`` in the folder (by
-    version number: 2.0.10 after 2.0.9)."""
-    if path.is_file():
-        return path
-    wheels = sorted(path.glob("pmdarima-*.whl"), key=_version)
-    if not wheels:
-        raise FileNotFoundError(f"no pmdarima wheel in {path}: pip download pmdarima=={VERSION} --no-deps -d {path}")
-    return wheels[-1]
-
-
-def _version(wheel: Path) -> tuple[int, ...]:
-    """The release numbers of a wheel's name: pmdarima-2.0.10-cp311-... -> (2, 0, 10)."""
-    release = wheel.name.split("-")[1]
-    return tuple(int(part) if part.isdigit() else -1 for part in release.split("."))
 
 
 def array_literal(source: str, name: str) -> list[float]:
@@ -79,9 +63,7 @@ def array_literal(source: str, name: str) -> list[float]:
 
 def pmdarima_series(path: Path) -> list[RealSeries]:
     """The seven series of ``SERIES`` from the wheel at ``path`` (a file or a folder holding one)."""
-    wheel = wheel_in(path)
-    if not zipfile.is_zipfile(wheel):
-        raise ValueError(f"{wheel} is not a wheel (a zip archive): pip download pmdarima=={VERSION} --no-deps -d DIR")
+    wheel = wheel_in(path, "pmdarima", VERSION)
     found = []
     with zipfile.ZipFile(wheel) as archive:
         for name, (period, what) in SERIES.items():

@@ -44,7 +44,7 @@ UNIT_RELATIVE = 1e-9  # a flat series' unit: this share of its level...
 UNIT_FLOOR = 1e-100
 LOG_CAP = 700.0  # a log-space forecast is capped here before exp (exp(700) is finite)
 # the experts' positions in ``paths`` (the order of experts.NAMES)
-NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES, MEDIAN, AR_LEVELS = 0, 1, 2, 18, 19, 20, 21
+NAIVE, SEASONAL_NAIVE, SMOOTH, AR, AR_CHANGES, MEDIAN, AR_LEVELS, AR_SHORT = 0, 1, 2, 18, 19, 20, 21, 22
 MEDIAN_STEP = 0.1  # the median expert's step toward each value: this share of the local scale
 LOG_EXPERTS = (SMOOTH + 8, SMOOTH + 16)  # [first, end) of the log variants' experts
 SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 experts, in units and in logs
@@ -53,6 +53,7 @@ SECOND_FAMILY = (SMOOTH + 4, SMOOTH + 12)  # the first of the four gamma-0.4 exp
 # [2, 9]: ar read 24 at h = 12 and -153 at h = 100, ar_changes 568 at h = 1000; the served forecast,
 # which weighed them as much as the others, -2.6 at h = 100 and 44 at h = 1000)
 AR_MIN_SCORED, AR_CHANGES_MIN_SCORED, AR_LEVELS_MIN_SCORED = AR_ORDER, ar_changes.K, ar_levels.K
+AR_SHORT_MIN_SCORED = ar_levels.SHORT_K
 
 
 @compiled
@@ -92,6 +93,7 @@ def allowed_experts(out: np.ndarray, positive: bool, seasonal: bool, scored: flo
     out[AR_CHANGES] = scored >= AR_CHANGES_MIN_SCORED
     out[MEDIAN] = not seasonal
     out[AR_LEVELS] = scored >= AR_LEVELS_MIN_SCORED
+    out[AR_SHORT] = scored >= AR_SHORT_MIN_SCORED
 
 
 @compiled
@@ -241,6 +243,10 @@ def advance(
     arl_ref,
     arl_unit,
     arl_from,
+    ars,
+    ars_p,
+    ars_ref,
+    ars_unit,
 ) -> None:
     """Fold value ``y`` [B, d] (imputed where ``mask`` is False) of step ``step`` [B] into
     each row: the smoothing (levels and the trend from the deseasonalised value, then the
@@ -308,7 +314,8 @@ def advance(
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work)
             levels = (arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit, arl_from)  # the long AR on the levels
-            ar_levels.advance(*levels, ring, s, b, k, t, observed, shifted[b, k], unit, work)
+            short = (ars, ars_p, ars_ref, ars_unit)  # and the short one, on the same mean
+            ar_levels.advance(*levels, *short, ring, s, b, k, t, observed, shifted[b, k], unit, work)
 
 
 @compiled
@@ -330,6 +337,9 @@ def paths(
     arl_ref,
     arl_unit,
     arl_from,
+    ars,
+    ars_ref,
+    ars_unit,
 ) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
     of ``experts.NAMES``); reads the rows, changes nothing."""
@@ -380,3 +390,4 @@ def paths(
             _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work)
             ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])
             ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])
+            ar_levels.path(out, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, work[0])

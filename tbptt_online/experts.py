@@ -1,6 +1,6 @@
 """The simple forecasters that stand beside the network: what a series gets from the start.
 
-Twenty-two experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
+Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
 (their recurrences compiled in ``expert_kernels``):
 
 - ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
@@ -19,8 +19,11 @@ Twenty-two experts per series and feature (``NAMES``), over the rows ``[B, ...]`
   of z: the SARIMA-like linear expert that follows short-term dynamics;
 - ``ar_changes``: a recursive-least-squares AR of order 12 on the changes alone, with a
   drift (``ar_changes.py``): an ARIMA(12, 1, 0) for a quasi-cycle no fixed season fits;
-- ``ar_levels`` (the last of ``NAMES``): the same AR on the values with a constant (``ar_levels.py``):
-  an ARIMA(12, 0, 0) with a mean, which forecasts a stationary series back to its mean;
+- ``ar_levels``: the same AR on the values with a constant (``ar_levels.py``): an ARIMA(12, 0, 0)
+  with a mean, which forecasts a stationary series back to its mean;
+- ``ar_short`` (the last of ``NAMES``): the same with 2 lags, an ARIMA(2, 0, 0) with a mean, on the
+  long one's mean (``ar_levels.py``): a short stationary series' AR, whose few coefficients a
+  hundred values fit where the long one's 13 are noise;
 - ``median``: an online median of the values, a step of ``MEDIAN_STEP`` (0.1) local scales
   toward each value, never past it: of a sparse or spiky series (intermittent demand, a
   counter of rare events) the forecast with the lowest MAE is the median, where every other
@@ -78,6 +81,7 @@ NAMES = (
     "ar_changes",
     "median",
     "ar_levels",
+    "ar_short",
 )
 N_EXPERTS = len(NAMES)
 N_VARIANTS = len(VARIANTS)
@@ -168,16 +172,17 @@ ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
     "x_missing", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
     "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit", "x_arl_from",
+    "x_ars", "x_ars_p", "x_ars_ref", "x_ars_unit",
 )  # fmt: skip
 READ = (
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
-    "x_arl", "x_arl_ref", "x_arl_unit", "x_arl_from",
+    "x_arl", "x_arl_ref", "x_arl_unit", "x_arl_from", "x_ars", "x_ars_ref", "x_ars_unit",
 )  # fmt: skip
 assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 22,
+    """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 23,
     in the order of ``NAMES``). Reads the rows, changes nothing."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)

@@ -14,11 +14,11 @@ bound when it is an outlier, see ``outliers``):
 2. **advances** the experts (``expert_kernels.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_seasons``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_seasons``);
-3. forecasts: the experts' paths ``[Hc, 22]``, the served weights of all 23 members (the
+3. forecasts: the experts' paths ``[Hc, 23]``, the served weights of all 24 members (the
    two combiners' mixed; computed once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
    units of the local scale; 0 for an untrained model, whose last layer starts at zero);
-   the served forecast is the combination of all 23 members, i.e. ``base + w_net * c *
+   the served forecast is the combination of all 24 members, i.e. ``base + w_net * c *
    scale``: the correction counts as much as the network has earned.
 
 The network is fed ``FEATURES`` values per feature (the base's last error, the last

@@ -66,7 +66,7 @@ PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no 
 # A snapshot reads them as of its making (the rows a write changes are saved for it first,
 # saved_rows.py); a state_dict hands out the whole tensors, copied whole before the next
 # write (checkpoints are rare; a snapshot follows every batch of a service).
-IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "x_arl_p", "c_loss", "c_slow_loss")
+IN_PLACE = ("x_raw", "x_season", "x_ar_p", "x_arc_p", "x_arl_p", "x_ars_p", "c_loss", "c_slow_loss")
 # Any other field a snapshot holds is read by rows too once its tensor is larger than this (the
 # history ring at about 60 series, the carried states at 250): below it a whole copy costs less.
 ROW_COPY_BYTES = 65536

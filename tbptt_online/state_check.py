@@ -71,7 +71,7 @@ NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
-    "o_shift_at",
+    "o_shift_at", "x_ars_unit",
 )  # fmt: skip
 # a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
 STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent", "o_shift_at")
@@ -84,8 +84,10 @@ VALUE_FIELDS = {
     "x_arl_mean": MAX_ABS_VALUE,
     "x_arl_ref": MAX_ABS_VALUE,
     "x_arl_unit": 2 * MAX_ABS_VALUE,
+    "x_ars_ref": MAX_ABS_VALUE,  # the short AR's units: the same mean and scale
+    "x_ars_unit": 2 * MAX_ABS_VALUE,
 }
-COVARIANCES = ("x_ar_p", "x_arc_p", "x_arl_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
+COVARIANCES = ("x_ar_p", "x_arc_p", "x_arl_p", "x_ars_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
 COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column

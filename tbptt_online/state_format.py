@@ -52,6 +52,9 @@
 - format 17: the step at which each series' last change (of its level or spread) was found
   (``o_shift_at``: a re-check of the seasons reads the values on each side of it in their own level
   and spread, ``hybrid.detect``, and a new season is estimated from the values after it).
+- format 18: the short AR on the levels (``ar_short``, an AR(2) with a mean, fitted beside the long
+  one on its mean: the fields ``x_ars``, ``x_ars_p``, ``x_ars_ref``, ``x_ars_unit``), a 23rd expert,
+  so the members' fields gain its column before the network's.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -128,6 +131,13 @@ A hybrid state of format 16 (or older, migrated to 16 first) gains ``o_shift_at`
 found, as before the field existed. Its re-checks of the seasons read the values in the ring as
 before until its next change; a model none of whose series changes goes on bit for bit as before.
 
+A hybrid state of format 17 (or older, migrated to 17 first) gains the short AR on the levels
+(``_with_short_ar``) as format 12 gave the long one: its fields as a new series has them (no
+coefficients, the prior's P, no units: it fits from the next value, with the two values before it
+in the ring, on the long AR's mean), and its columns at the worst loss it could have, so it takes
+(next to) no weight until its own errors replace the cap's; the other members go on as they would
+have.
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -148,11 +158,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(17, 1.0, 0, 0)
->>> current_state({"format": 18})
+(18, 1.0, 0, 0)
+>>> current_state({"format": 19})
 Traceback (most recent call last):
 ...
-ValueError: format=18 is invalid: this version reads formats 2 to 17 (it writes 17)
+ValueError: format=19 is invalid: this version reads formats 2 to 18 (it writes 18)
 """
 
 from __future__ import annotations
@@ -174,7 +184,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 17
+FORMAT_VERSION = 18
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -190,12 +200,16 @@ BEFORE_NONNEG = 13
 BEFORE_SEASON_NAMES = 14
 BEFORE_RECENT_OUTLIERS = 15
 BEFORE_SHIFT_STEPS = 16
+BEFORE_SHORT_AR = 17
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
 FORMAT_10_MEMBERS = MEDIAN + 1  # the members of formats 4 to 10: 20 experts and the network
 LEVELS_AR = experts.NAMES.index("ar_levels")  # format 12's, the last expert's, before the network's
 FORMAT_11_MEMBERS = LEVELS_AR + 1  # the members of format 11: 21 experts and the network
+SHORT_AR = experts.NAMES.index("ar_short")  # format 18's, the last expert's, before the network's
+FORMAT_17_MEMBERS = SHORT_AR + 1  # the members of formats 12 to 17: 22 experts and the network
+SHORT_AR_FIELDS = ("x_ars", "x_ars_p", "x_ars_ref", "x_ars_unit")  # format 18's, after x_arl_from
 NEW_COMBINER_FIELDS = ("c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count")  # format 5's
 
 
@@ -239,6 +253,7 @@ def current_state(state: Any) -> Any:
             (_with_recent_outliers,),
         ),
         (BEFORE_SHIFT_STEPS, "the steps of the series' last changes", (_with_shift_steps,)),
+        (BEFORE_SHORT_AR, "the short AR on the levels", (_with_short_ar,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -463,9 +478,10 @@ def _with_levels_ar(state: dict[str, Any]) -> dict[str, Any]:
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_raw" not in tensors:
         return {**state, "format": BEFORE_SEASON_RUNS}  # no hybrid: nothing else changed
+    long_fit = {k: v for k, v in ar_levels.fields(*tensors["x_scale"].shape).items() if k not in SHORT_AR_FIELDS}
     new = {
         **tensors,
-        **ar_levels.fields(*tensors["x_scale"].shape),
+        **long_fit,
         **_worst_member_columns(tensors, FORMAT_11_MEMBERS, LEVELS_AR, BEFORE_LEVELS_AR),
     }
     return {**state, "format": BEFORE_SEASON_RUNS, "store": {**store, "tensors": new}}
@@ -544,7 +560,19 @@ def _with_recent_outliers(state: dict[str, Any]) -> dict[str, Any]:
 def _with_shift_steps(state: dict[str, Any]) -> dict[str, Any]:
     """A format-16 ``state`` in format 17: a hybrid's store gains ``o_shift_at`` at 0, no change found
     (module doc), after ``o_recent_value``; a copy, the input is not changed."""
-    return _with_blank_fields(state, {"o_recent_value": ("o_shift_at",)}, FORMAT_VERSION)
+    return _with_blank_fields(state, {"o_recent_value": ("o_shift_at",)}, BEFORE_SHORT_AR)
+
+
+def _with_short_ar(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-17 ``state`` in format 18: a hybrid's store gains the short AR on the levels, its
+    fields as a new series has them (after ``x_arl_from``) and its member's columns at the worst
+    loss it could have (module doc); a copy, the input is not changed."""
+    placed = _with_blank_fields(state, {"x_arl_from": SHORT_AR_FIELDS}, FORMAT_VERSION)
+    tensors = placed["store"].get("tensors") if isinstance(placed["store"], dict) else None
+    if not isinstance(tensors, dict) or "o_run" not in tensors:
+        return placed  # no hybrid: nothing else changed
+    columns = _worst_member_columns(tensors, FORMAT_17_MEMBERS, SHORT_AR, BEFORE_SHORT_AR)
+    return {**placed, "store": {**placed["store"], "tensors": {**tensors, **columns}}}
 
 
 def _with_blank_fields(state: dict[str, Any], after: dict[str, tuple[str, ...]], number: int) -> dict[str, Any]:
@@ -568,7 +596,7 @@ def _with_blank_fields(state: dict[str, Any], after: dict[str, tuple[str, ...]],
 def _worst_member_columns(tensors: dict[str, Any], members: int, at: int, found: int) -> dict[str, torch.Tensor]:
     """The members' fields of a hybrid store of format ``found`` (``members`` members, the
     combiners' columns in its ring) with a new expert's column inserted at ``at``, the worst it
-    could be (module doc: formats 11 and 12): its losses at the cap times each combiner's count,
+    could be (module doc: formats 11, 12 and 18): its losses at the cap times each combiner's count,
     so its weight is 0 until its own errors replace the cap's; its absolute errors the naive's
     (index 0); its past forecasts still to be scored the served ones."""
     loss, count, slow, slow_count = (

@@ -1,5 +1,6 @@
 """README's benchmark figures against the results files they come from: the accuracy table is
-made from ``benchmarks/results/accuracy.json`` (``accuracy_render.readme_table``), and each
+made from ``benchmarks/results/accuracy.json`` (``accuracy_render.readme_table``), those of the sets
+outside it from theirs (``accuracy_render.outside_table``), and each
 benchmark heading's date is its results file's (an audit, session 39, found a coverage range
 that never matched its file and headings dated to earlier runs of regenerated files)."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.accuracy_render import readme_table
+from benchmarks.accuracy_render import outside_table, readme_table
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -28,6 +29,7 @@ def headings() -> list[tuple[str, str]]:
     found = []
     for name, arguments, date in HEADING.findall(README):
         stem = f"{name}_pmdarima" if "--pmdarima" in arguments else name
+        stem = f"{name}_sktime" if "--sktime" in arguments else stem
         stem = f"{stem}_mixed" if "--part mixed" in arguments else stem
         found.append((stem, date))
     return found
@@ -38,9 +40,16 @@ def test_readme_shows_the_accuracy_table_made_from_the_results_file():
     assert readme_table(payload) in README
 
 
+@pytest.mark.parametrize("stem", ["accuracy_pmdarima", "accuracy_sktime"])
+def test_readme_shows_the_outside_sets_tables_made_from_their_results_files(stem):
+    payload = json.loads((RESULTS / f"{stem}.json").read_text())
+    assert outside_table(payload) in README
+
+
 def test_every_benchmark_section_is_found():
     stems = [stem for stem, _ in headings()]
-    assert {"throughput", "accuracy", "accuracy_pmdarima", "timestamp_gaps", "truncation_wall"} <= set(stems)
+    assert {"throughput", "accuracy", "accuracy_pmdarima", "accuracy_sktime", "timestamp_gaps"} <= set(stems)
+    assert "truncation_wall" in stems
     assert {"http_load_mixed", "feed_one_series", "cluster_load"} <= set(stems)
 
 

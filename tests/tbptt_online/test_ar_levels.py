@@ -1,7 +1,7 @@
-"""The long AR on the levels (ar_levels.py): its fit in units that move with the series is the fit
-in the units of its first step, by hand (with a values ring shorter than its lags too); it learns a
-recursion around a mean and forecasts back to the mean, follows a trend and recovers from a level
-shift; a missing value teaches nothing; a young series forecasts its last value."""
+"""The long and the short AR on the levels (ar_levels.py): each fit in units that move with the
+series is the fit in the units of its first step, by hand (with a values ring shorter than its lags
+too); they learn a recursion around a mean and forecast back to the mean, follow a trend and recover
+from a level shift; a missing value teaches nothing; a young series forecasts its last value."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ from tbptt_online.ar_changes import FORGET, PATH_BOUND, PRIOR
 from tests.tbptt_online.test_experts import blank, feed
 
 LEVELS_AR = experts.NAMES.index("ar_levels")
+SHORT_AR = experts.NAMES.index("ar_short")
 K, ORDER = ar_levels.K, ar_levels.ORDER
+FITS = {  # member: (its column, its order, its coefficients' field, its units' fields)
+    "ar_levels": (LEVELS_AR, ORDER, "x_arl", ("x_arl_ref", "x_arl_unit")),
+    "ar_short": (SHORT_AR, ar_levels.SHORT_ORDER, "x_ars", ("x_ars_ref", "x_ars_unit")),
+}
 
 
 def ar2_around(n: int, mean: float = 50.0, seed: int = 0) -> list[float]:
@@ -43,12 +48,13 @@ def lagged(values: list[float], refs: list[float], t: int, i: int, ring: int) ->
     return values[t - 1 - i] if i < ring else refs[t - 1]
 
 
-def hand_fit(values: list[float], ref: float, unit: float, ring: int = 64) -> np.ndarray:
+def hand_fit(values: list[float], ref: float, unit: float, ring: int = 64, order: int = ORDER) -> np.ndarray:
     """Recursive least squares with forgetting in the fixed units (ref, unit), from the prior,
-    on every step t >= ORDER + 1 (1-based): inputs 1 and (y_{t-i} - ref) / unit, i = 1..ORDER."""
-    theta, p, refs = np.zeros(K), PRIOR * np.eye(K), references(values)
-    for t in range(ORDER + 1, len(values) + 1):
-        phi = np.array([1.0] + [(lagged(values, refs, t, i, ring) - ref) / unit for i in range(1, K)])
+    on every step t >= order + 1 (1-based): inputs 1 and (y_{t-i} - ref) / unit, i = 1..order."""
+    size = order + 1
+    theta, p, refs = np.zeros(size), PRIOR * np.eye(size), references(values)
+    for t in range(order + 1, len(values) + 1):
+        phi = np.array([1.0] + [(lagged(values, refs, t, i, ring) - ref) / unit for i in range(1, size)])
         target = (values[t - 1] - ref) / unit
         p_phi = p @ phi
         gain = p_phi / (FORGET + phi @ p_phi)
@@ -60,10 +66,12 @@ def hand_fit(values: list[float], ref: float, unit: float, ring: int = 64) -> np
 def hand_path(
     values: list[float], theta: np.ndarray, ref: float, unit: float, ref_t: float, horizon: int, ring: int
 ) -> list[float]:
-    """theta (in the units ``ref``, ``unit``) rolled forward in the series' units; each forecast
-    within 1.5 times the window's farthest value from the reference ``ref_t`` the expert holds now."""
+    """theta (in the units ``ref``, ``unit``; its order: its size less the constant) rolled forward
+    in the series' units; each forecast within 1.5 times the window's farthest value from the
+    reference ``ref_t`` the expert holds now."""
     t = len(values)
-    window = [values[t - i] if i <= ring else ref_t for i in range(1, K)]  # newest first; the reference past the ring
+    window = [values[t - i] if i <= ring else ref_t for i in range(1, len(theta))]  # newest first; past the ring:
+    # the reference
     bound = PATH_BOUND * max(abs(y - ref_t) for y in window)
     lags, out = [(y - ref) / unit for y in window], []
     for _ in range(horizon):
@@ -76,34 +84,38 @@ def hand_path(
 
 def test_the_constants_are_the_documented_ones():
     assert K == ORDER + 1 == 13  # a constant and 12 lags
+    assert ar_levels.SHORT_K == ar_levels.SHORT_ORDER + 1 == 3  # the short one: a constant and 2 lags
     rows = ar_levels.fields(2, 1)
     assert torch.equal(rows["x_arl_p"][1, 0], PRIOR * torch.eye(13, dtype=torch.float64))
-    for key in ("x_arl", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit"):
+    assert torch.equal(rows["x_ars_p"][1, 0], PRIOR * torch.eye(3, dtype=torch.float64))
+    for key in ("x_arl", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit", "x_ars", "x_ars_ref", "x_ars_unit"):
         assert rows[key].abs().max() == 0, key
 
 
+@pytest.mark.parametrize("member", list(FITS))
 @pytest.mark.parametrize("ring", [64, 8], ids=["ring holds the lags", "ring of 8"])
-def test_its_fit_in_moving_units_is_the_fit_in_the_units_of_its_first_step(ring):
+def test_its_fit_in_moving_units_is_the_fit_in_the_units_of_its_first_step(ring, member):
     # the reference (the discounted mean) and the local scale move with every value, and theta
     # and P are re-expressed each time: the forecasts are those of one fit in the first step's units.
     # A ring shorter than the lags (max_season_length 2 or 3; a review: the expert never fitted and
     # doubled naive's vote) reads the lags it no longer holds as the reference
+    column, order, coefficients, (ref_field, unit_field) = FITS[member]
     values = ar2_around(300)
     rows = blank(ring=ring)
-    feed(rows, values[: ORDER + 1])  # the first fit: at step ORDER + 1, in its units
-    ref, unit = rows["x_arl_ref"][0, 0].item(), rows["x_arl_unit"][0, 0].item()
+    feed(rows, values[: order + 1])  # the first fit: at step order + 1, in its units
+    ref, unit = rows[ref_field][0, 0].item(), rows[unit_field][0, 0].item()
     assert unit == experts.local_scale(rows)[0, 0].item() > 0
-    feed(rows, values[ORDER + 1 :], first_step=ORDER + 2)
-    assert rows["x_arl_ref"][0, 0].item() != ref and rows["x_arl_unit"][0, 0].item() != unit  # they moved
-    assert rows["x_arl_ref"][0, 0].item() == pytest.approx(references(values)[-1], rel=1e-12)
-    theta = hand_fit(values, ref, unit, ring)
-    expected = hand_path(values, theta, ref, unit, rows["x_arl_ref"][0, 0].item(), 12, ring)
-    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LEVELS_AR, 0].tolist()
+    feed(rows, values[order + 1 :], first_step=order + 2)
+    assert rows[ref_field][0, 0].item() != ref and rows[unit_field][0, 0].item() != unit  # they moved
+    assert rows[ref_field][0, 0].item() == pytest.approx(references(values)[-1], rel=1e-12)
+    theta = hand_fit(values, ref, unit, ring, order)
+    expected = hand_path(values, theta, ref, unit, rows[ref_field][0, 0].item(), 12, ring)
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, column, 0].tolist()
     assert path == pytest.approx(expected, rel=1e-9, abs=1e-9)
     # and the coefficients of the lags are the fit's (the constant is in the current units)
-    assert rows["x_arl"][0, 0, 1:].tolist() == pytest.approx(theta[1:].tolist(), rel=1e-8, abs=1e-10)
-    if ring > ORDER:  # every lag its own: near the truth
-        assert rows["x_arl"][0, 0, 1:3].tolist() == pytest.approx([1.2, -0.5], abs=0.15)
+    assert rows[coefficients][0, 0, 1:].tolist() == pytest.approx(theta[1:].tolist(), rel=1e-8, abs=1e-10)
+    if ring > order:  # every lag its own: near the truth
+        assert rows[coefficients][0, 0, 1:3].tolist() == pytest.approx([1.2, -0.5], abs=0.15)
     assert path != pytest.approx([values[-1]] * 12, abs=1e-3)  # not the naive's
 
 
@@ -114,6 +126,7 @@ def test_it_forecasts_a_stationary_series_back_to_its_mean():
     feed(rows, values)
     path = experts.paths(rows, torch.tensor([len(values)]), 24)[0, :, :, 0]
     assert abs(path[-1, LEVELS_AR].item() - 50.0) < 1.0  # 24 steps on: at the mean, within 1 noise sd
+    assert abs(path[-1, SHORT_AR].item() - 50.0) < 1.0  # the short fit too
     assert abs(path[-1, experts.NAMES.index("naive")].item() - 50.0) == 6.0
 
 
@@ -129,9 +142,13 @@ def test_a_noiseless_oscillation_around_a_mean_is_learnt_and_rolled_forward():
 
 def test_a_missing_value_teaches_nothing_and_a_young_series_forecasts_its_last_value():
     rows = blank(ring=64)
-    feed(rows, ar2_around(12))  # one value short of its first fit
+    feed(rows, ar2_around(2))  # one value short of the short fit's first
+    assert experts.paths(rows, torch.tensor([2]), 3)[0, :, SHORT_AR, 0].tolist() == [rows["x_raw"][0, 1, 0]] * 3
+    assert rows["x_ars_unit"][0, 0] == 0 and rows["x_ars"].abs().max() == 0  # no units, no fit yet
+    feed(rows, ar2_around(12)[2:], first_step=3)  # one value short of the long fit's first
     assert experts.paths(rows, torch.tensor([12]), 3)[0, :, LEVELS_AR, 0].tolist() == [rows["x_raw"][0, 11, 0]] * 3
     assert rows["x_arl_unit"][0, 0] == 0 and rows["x_arl"].abs().max() == 0  # no units, no fit yet
+    assert rows["x_ars_unit"][0, 0] > 0 and rows["x_ars"].abs().max() > 0  # the short one fits
     feed(rows, ar2_around(20)[12:], first_step=13)
     before = {k: rows[k].clone() for k in ar_levels.fields(1, 1)}
     feed(rows, [None], first_step=21)
@@ -139,8 +156,9 @@ def test_a_missing_value_teaches_nothing_and_a_young_series_forecasts_its_last_v
         assert torch.equal(rows[key], value), key
 
 
+@pytest.mark.parametrize("member", list(FITS))
 @pytest.mark.parametrize("case", ["trend", "level shift"])
-def test_it_follows_a_trend_and_recovers_from_a_level_shift(case):
+def test_it_follows_a_trend_and_recovers_from_a_level_shift(case, member):
     # a review: with inputs clamped at 50 local scales from the discounted mean (200 values behind a
     # trend) a trend of half a local scale a step sat at the clamp (one-step MAE 70 where the changes'
     # AR's was 1e-7), and with its errors clamped a shift of 1,000 noise deviations still left it 52
@@ -154,7 +172,7 @@ def test_it_follows_a_trend_and_recovers_from_a_level_shift(case):
     errors, naive = [], []
     for t, y in enumerate(values, 1):
         if t > 800:
-            errors.append(abs(experts.paths(rows, torch.tensor([t - 1]), 1)[0, 0, LEVELS_AR, 0].item() - y))
+            errors.append(abs(experts.paths(rows, torch.tensor([t - 1]), 1)[0, 0, FITS[member][0], 0].item() - y))
             naive.append(abs(values[t - 2] - y))
         feed(rows, [y], first_step=t)
     bound = 0.3 if case == "trend" else 1.1  # the trend's noise sd is 0.1 (naive errs 0.5); white noise: naive
@@ -173,8 +191,9 @@ def test_a_burst_thousands_of_scales_high_neither_runs_the_member_nor_the_served
     for t, y in enumerate(values):
         if t >= 300:
             rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([forecaster.store.slot_of("b")]))
-            member = hybrid.members(rows, forecaster.store.tensors["steps"][rows["slot"]], 1).every[0, 0, LEVELS_AR, 0]
-            assert abs(member.item()) <= 1.5 * 1e6 + 100, (t, member.item())  # 1.5 times the farthest from the mean
+            every = hybrid.members(rows, forecaster.store.tensors["steps"][rows["slot"]], 1).every[0, 0, :, 0]
+            for member in (every[LEVELS_AR], every[SHORT_AR]):  # 1.5 times the farthest from the mean
+                assert abs(member.item()) <= 1.5 * 1e6 + 100, (t, member.item())
             assert abs(forecaster.forecast("b", 1).mean[0]) <= 1.5e6, t
         forecaster.observe("b", y)
     assert forecaster.series_stats("b").outliers <= 1  # the burst's first value only

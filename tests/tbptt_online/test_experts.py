@@ -85,8 +85,8 @@ class HandHoltWinters:
 def test_the_constants_are_the_documented_ones():
     assert REFERENCE == 3 and ALPHAS[REFERENCE] == 0.2  # the trend's level
     assert experts.NAMES[:2] == ("naive", "seasonal_naive")
-    assert experts.NAMES[-4:] == ("ar", "ar_changes", "median", "ar_levels")
-    assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 4
+    assert experts.NAMES[-5:] == ("ar", "ar_changes", "median", "ar_levels", "ar_short")
+    assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 5
 
 
 @pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
@@ -138,7 +138,7 @@ def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(season_le
         back = t + h - m * math.ceil(h / m) if m else t
         assert row[1] == VALUES[back - 1]
         smoothing = [f for hand in hands for f in hand.forecasts(t, h)]
-        assert row[2:-4] == pytest.approx(smoothing, rel=1e-12), h
+        assert row[2:-5] == pytest.approx(smoothing, rel=1e-12), h
 
 
 def test_paths_change_nothing():
@@ -202,7 +202,8 @@ def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_t
     assert torch.equal(paths[:, experts.LOG_EXPERTS], paths[:, 2 : 2 + 8])  # exactly the units members
     allowed = experts.log_share_allowed(rows, SCORED)[0, :, 0]
     assert not bool(allowed[experts.LOG_EXPERTS].any()) and bool(allowed[:10].all())
-    assert bool(allowed[-4:-2].all()) and bool(allowed[-1])  # ar, ar_changes; ar_levels (the median: no, seasonal)
+    assert bool(allowed[-5:-3].all()) and bool(allowed[-2:].all())  # ar, ar_changes; ar_levels, ar_short (the median:
+    # no, seasonal)
     feed(rows, [7.0] * 20, first_step=8)  # positive again: off for good
     assert not bool(rows["x_positive"].any())
 
@@ -218,8 +219,8 @@ def test_the_never_negative_flag_holds_until_a_value_below_zero_and_a_missing_on
 
 def test_the_seasonal_naive_and_the_second_family_take_no_weight_without_a_season_the_median_only_without():
     # naive, seasonal naive, units g0.1 (4), units g0.4 (4), log g0.1 (4), log g0.4 (4), ar, ar_changes, median,
-    # ar_levels
-    without = [True, False] + [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4 + [True, True, True, True]
+    # ar_levels, ar_short
+    without = [True, False] + [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4 + [True] * 5
     assert experts.log_share_allowed(blank(), SCORED)[0, :, 0].tolist() == without
     with_season = [name != "median" for name in experts.NAMES]
     assert experts.log_share_allowed(blank((4, 0)), SCORED)[0, :, 0].tolist() == with_season
@@ -237,10 +238,13 @@ SCORED = torch.full((1, 1), 1000.0)  # values scored (c_member_n [B, d]): past e
         ("ar", kernels.AR_MIN_SCORED),
         ("ar_changes", kernels.AR_CHANGES_MIN_SCORED),
         ("ar_levels", kernels.AR_LEVELS_MIN_SCORED),
+        ("ar_short", kernels.AR_SHORT_MIN_SCORED),
     ],
 )
 def test_an_ar_expert_takes_weight_once_the_series_has_scored_as_many_values_as_it_has_coefficients(name, minimum):
-    coefficients = {"ar": experts.AR_ORDER, "ar_changes": ar_changes.K, "ar_levels": ar_levels.K}[name]
+    coefficients = {"ar": experts.AR_ORDER, "ar_changes": ar_changes.K, "ar_levels": ar_levels.K}.get(
+        name, ar_levels.SHORT_K
+    )
     assert minimum == coefficients
     at = experts.NAMES.index(name)
     allowed = [

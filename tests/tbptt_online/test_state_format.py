@@ -27,6 +27,8 @@ from tbptt_online.state_format import (
     NEW_EXPERT,
     OLD_MEMBERS,
     OLD_SEASON_NAMES,
+    SHORT_AR,
+    SHORT_AR_FIELDS,
     current_state,
 )
 from tests.tbptt_online.old_formats import (
@@ -49,7 +51,9 @@ from tests.tbptt_online.old_formats import (
     as_format_14,
     as_format_15,
     as_format_16,
+    as_format_17,
     format_10_layout,
+    format_17_layout,
     without_levels_ar,
 )
 
@@ -63,8 +67,15 @@ def value(series: int, t: int) -> float:  # as data/make_format2.py
 
 def as_saved(old: dict) -> list:
     """An old state's store fields that its migration keeps as they are (format 15 makes ``x_missing``
-    of ``x_last_observed``)."""
-    return [(k, v) for k, v in old["store"]["tensors"].items() if k != "x_last_observed"]
+    of ``x_last_observed``; format 18 inserts the short AR's column into the members' fields: those
+    are checked by ``test_a_format_17_state_gains_the_short_ar_on_the_levels_blank_at_no_weight``)."""
+    return [(k, v) for k, v in old["store"]["tensors"].items() if k != "x_last_observed" and k not in MEMBER_FIELDS]
+
+
+def as_format_17_migrated(state: dict) -> dict:
+    """``state`` as format 17 wrote it, migrated (the short AR on the levels blank, at no weight):
+    what a model loaded from an older state of the same series goes on as, bit for bit."""
+    return current_state(as_format_17(state))
 
 
 def continue_from(forecaster: Forecaster, start: int, ticks: int) -> torch.Tensor:
@@ -115,7 +126,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -187,7 +198,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 17: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 18: KeyError"):
         check_state(state)
 
 
@@ -195,7 +206,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (18, "format=18 is invalid: this version reads formats 2 to 17"),
+        (19, "format=19 is invalid: this version reads formats 2 to 18"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -308,7 +319,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -326,7 +337,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -346,7 +357,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -377,39 +388,76 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
     series' (no coefficients, the prior's P, no reference), its columns the worst it could be
     (the cap, as format 4 gave the long AR on the changes); the other members go on exactly as
     they would have, and it learns from the next values with (next to) no weight."""
-    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
-    forecaster = Forecaster(config)
-    continue_from(forecaster, 0, 40)
-    state = forecaster.state_dict()
-    old = as_format_11(state)
-    assert old["format"] == 11 and not any(k.startswith("x_arl") for k in old["store"]["tensors"])
-    check_state(old)
-    migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
-    kept, blank = migrated["store"]["tensors"], ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
+    state, old, kept = older_hybrid(as_format_11, 11, "x_arl")
+    blank = ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key, value in blank.items():
         assert torch.equal(kept[key], value), key
     for key, value in as_saved(old):  # every other field as saved (format 15's names)
         if key not in MEMBER_FIELDS:
             assert kept[OLD_SEASON_NAMES.get(key, key)] is value, key
     assert torch.equal(without_levels_ar(kept)["c_loss"], old["store"]["tensors"]["c_loss"])
-    at, members = LEVELS_AR, LEVELS_AR + 1  # its column, and the old ring's served one
+    others = ("x_level", "x_trend", "x_ar", "x_arc", "x_median", "c_count")
+    joins_at_no_weight(state, old, kept, LEVELS_AR, ("x_arl", "x_arl_unit"), others)
+
+
+def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
+    """A hybrid model's state after 40 values (learning rate 0), as format ``number`` wrote it
+    (``as_older``: none of its store's fields starts with ``prefix``), checked and migrated: the
+    state, the older one and the migrated store's tensors."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_older(state)
+    assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 18
+    return state, old, migrated["store"]["tensors"]
+
+
+def joins_at_no_weight(state: dict, old: dict, kept: dict, at: int, fields: tuple[str, str], others: tuple) -> None:
+    """What a migration that adds an expert (formats 12 and 18) gives it, in ``kept`` (the migrated
+    store's tensors): its columns in the members' fields at ``at`` the worst it could be (its losses
+    at the cap times each combiner's count, its one-step errors the naive's, its past forecasts the
+    old ring's served ones); a model loaded from ``old``, after 10 more ticks, gives it (next to) no
+    weight while it learns (``fields``: its coefficients and its unit, no longer 0), and ``others``
+    (the other members' states) went on as a model loaded from ``state`` (the current format)."""
     assert torch.equal(kept["c_loss"][:, :, at], combination.CAP * kept["c_count"])
     unit = torch.maximum(kept["x_scale"], 1e-9 * kept["x_level"][:, 0, 3].abs()).clamp(min=1e-100)  # [C, d]
     assert torch.equal(kept["c_slow_loss"][:, :, at], combination.CAP * unit[:, None] * kept["c_slow_count"])
     assert torch.equal(kept["c_member_abs"][:, at], kept["c_member_abs"][:, 0])  # the naive's
-    assert torch.equal(kept["c_origin"][:, :, :, at], old["store"]["tensors"]["c_origin"][:, :, :, members])
-    loaded = Forecaster.from_state_dict(old)
-    fresh = Forecaster.from_state_dict(state)
+    served = old["store"]["tensors"]["c_origin"].shape[3] - 4  # the old ring's served column: after its members
+    assert torch.equal(kept["c_origin"][:, :, :, at], old["store"]["tensors"]["c_origin"][:, :, :, served])
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
     continue_from(loaded, 40, 10)
     continue_from(fresh, 40, 10)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
     # its loss started at the cap: 2.6e-77 (since session 28, a long horizon's evidence N / sqrt(h))
-    assert hybrid.served_weights(rows)[:, :, LEVELS_AR].max() < 1e-50
-    assert bool((rows["x_arl"].abs().sum(dim=-1) > 0).all()) and bool((rows["x_arl_unit"] > 0).all())  # it learns
+    assert hybrid.served_weights(rows)[:, :, at].max() < 1e-50
+    coefficients, its_unit = fields
+    assert bool((rows[coefficients].abs().sum(dim=-1) > 0).all()) and bool((rows[its_unit] > 0).all())  # it learns
     fresh_rows = hybrid.rows_at(fresh.store.tensors, torch.tensor([0, 1, 2]))
-    for key in ("x_level", "x_trend", "x_ar", "x_arc", "x_median", "c_count"):  # the others went on as they would have
+    for key in others:  # the others went on as they would have
         assert torch.equal(rows[key], fresh_rows[key]), key
+
+
+def test_a_format_17_state_gains_the_short_ar_on_the_levels_blank_at_no_weight():
+    """Format 17 had no short AR on the levels (``ar_short``): migrated, its fields are a new
+    series' (no coefficients, the prior's P, no units) after ``x_arl_from``, its columns the worst
+    it could be (the cap, as format 12 gave the long one); every other field is the one saved, the
+    other members go on exactly as they would have, and it learns from the next values with (next
+    to) no weight."""
+    state, old, kept = older_hybrid(as_format_17, 17, "x_ars")
+    assert list(kept) == list(state["store"]["tensors"])  # names and order
+    blank = ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
+    for key in SHORT_AR_FIELDS:
+        assert torch.equal(kept[key], blank[key]), key
+    assert all(kept[k] is v for k, v in as_saved(old))  # every other field as saved
+    for key in MEMBER_FIELDS:  # the old members' columns as saved
+        assert torch.equal(format_17_layout(kept)[key], old["store"]["tensors"][key]), key
+    others = ("x_level", "x_trend", "x_ar", "x_arc", "x_arl", "x_median", "c_count")
+    joins_at_no_weight(state, old, kept, SHORT_AR, ("x_ars", "x_ars_unit"), others)
 
 
 def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_to_it(caplog):
@@ -449,11 +497,11 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
-    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert torch.equal(continue_from(loaded, 40, 7), continue_from(fresh, 40, 7))  # to 47: no detection yet
 
 
@@ -475,7 +523,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -484,8 +532,8 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert torch.equal(kept["c_shape"], torch.ones_like(state["store"]["tensors"]["c_shape"]))
     assert not torch.equal(state["store"]["tensors"]["c_shape"], kept["c_shape"])  # learned since; unknown before
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
-    loaded = Forecaster.from_state_dict(old)
-    assert loaded.forecast("young counter", horizon=3).mean == forecaster.forecast("young counter", horizon=3).mean
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
+    assert loaded.forecast("young counter", horizon=3).mean == fresh.forecast("young counter", horizon=3).mean
     tracked, half = loaded.forecast("positive", horizon=3), loaded.forecast("positive", horizon=3, level=0.5)
     ratio = NormalDist().inv_cdf(0.75) / NormalDist().inv_cdf(0.95)  # as format 13 served level 0.5
     for wide, narrow, mean in zip(tracked.upper, half.upper, half.mean, strict=True):
@@ -505,12 +553,13 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in ("x_missing", *SINCE_16))
+    later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS)  # made by the migration
+    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in later)
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
-    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
     assert loaded.series_stats("a").seasons == fresh.series_stats("a").seasons != []
 
@@ -529,8 +578,9 @@ def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     ``number`` wrote it (``as_older``: without ``fields``, each 0 in the state), and migrated: the
     migrated state's tensors. Checks what every such migration keeps: the older
     state passes ``check_state``, the migrated one is the current format with the names and order of
-    a current state, every field the older one had is the one saved, and a model loaded from the older
-    state forecasts and learns as the one that never left the current format."""
+    a current state, every field the older one had is the one saved (the members' fields: format 18
+    inserts a column), and a model loaded from the older state forecasts and learns as the one that
+    never left format 17, migrated."""
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
     forecaster = Forecaster(config)
     continue_from(forecaster, 0, 40)
@@ -540,11 +590,11 @@ def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 17
+    assert migrated["format"] == FORMAT_VERSION == 18
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
-    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    assert all(kept[k] is v for k, v in as_saved(old))
+    loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
     return kept
 

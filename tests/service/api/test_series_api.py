@@ -56,7 +56,7 @@ async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_
         "cadence": None,  # 6 steps of 60 s: not known before 8 in a row
     }
     assert expected.never_negative is True and expected.multiplicative is True  # every value > 0
-    assert len(expected.members) == 23 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
+    assert len(expected.members) == 24 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
 
 
 async def test_deleting_a_series_forgets_it_and_its_timestamps(client_for) -> None:

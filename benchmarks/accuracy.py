@@ -13,7 +13,7 @@ level 0.9 at horizons 1, 6 and 12.
     python -m benchmarks.accuracy --only airline,nile --config '{"lr": 0.01}' --out /tmp/bench
     python -m benchmarks.accuracy --smoke --out /tmp/bench
     python -m benchmarks.accuracy --pmdarima /tmp/wheels  # seven series outside the nine (benchmarks.pmdarima_series)
-    python -m benchmarks.accuracy --sktime /tmp/wheels    # nine more (benchmarks.sktime_series)
+    python -m benchmarks.accuracy --sktime /tmp/wheels    # ten more (benchmarks.sktime_series)
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--sktime",
         type=Path,
         default=None,
-        help="score the nine series of benchmarks.sktime_series instead, read from the sktime wheel in this "
+        help="score the ten series of benchmarks.sktime_series instead, read from the sktime wheel in this "
         "folder (written as accuracy_sktime.json / .md)",
     )
     made.add_argument(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from pathlib import Path
 
@@ -77,8 +78,8 @@ SERIES: dict[str, tuple[str, str, int, str]] = {  # name: (file under ROOT, colu
 
 
 def column_of(text: str, column: str, name: str) -> list[float]:
-    """The numbers of ``column`` in a CSV file's ``text``, as floats; a missing or non-number value
-    is refused naming the series and the row.
+    """The numbers of ``column`` in a CSV file's ``text``, as floats; a missing, non-number or
+    non-finite value is refused naming the series and the row.
 
     >>> column_of("t,y\\n1,2.5\\n2,-3\\n", "y", "x")
     [2.5, -3.0]
@@ -89,9 +90,12 @@ def column_of(text: str, column: str, name: str) -> list[float]:
     values = []
     for row, record in enumerate(reader, start=2):
         try:
-            values.append(float(record[column]))
+            value = float(record[column])
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: row {row} of its file has {record[column]!r}, not a number") from None
+            value = math.nan
+        if not math.isfinite(value):  # "nan" and "inf" parse: refused as a blank is (a review)
+            raise ValueError(f"{name}: row {row} of its file has {record[column]!r}, not a finite number")
+        values.append(value)
     return values
 
 
@@ -105,6 +109,10 @@ def sktime_series(path: Path) -> list[RealSeries]:
             member = ROOT + file
             if member not in names:
                 raise ValueError(f"{wheel} has no {member}: an sktime wheel ({VERSION} has all ten) is needed")
-            values = column_of(archive.read(member).decode(), column, name)
+            try:
+                text = archive.read(member).decode()
+            except UnicodeDecodeError as error:  # (a review: it came out raw)
+                raise ValueError(f"{wheel}: {member} is not UTF-8 text: {error}") from None
+            values = column_of(text, column, name)
             found.append(RealSeries(name, values, period, f"sktime {name}: {what}"))
     return found

@@ -9,8 +9,10 @@ from pathlib import Path
 
 def wheel_in(path: Path, package: str, version: str) -> Path:
     """``path`` itself when it is a file, else the newest ``PACKAGE-*.whl`` in the folder (by
-    version number: 2.0.10 after 2.0.9); a folder without one is named with the command that
-    fetches ``version``, and so is a file that is not a zip archive."""
+    version number: 2.0.10 after 2.0.9); a path that does not exist, a folder without one and a
+    file that is not a zip archive are named with the command that fetches ``version``."""
+    if not path.exists():  # (a review: a wheel's file misnamed was taken for a folder to download into)
+        raise FileNotFoundError(f"{path}: no such file or folder; {fetch(package, version, 'DIR')}")
     if path.is_file():
         wheel = path
     else:

@@ -21,7 +21,7 @@ What is checked:
   with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
   counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53,
   season lengths within ``max_season_length``, the AR experts' least-squares P matrices
-  (``x_ar_p``, ``x_arc_p``) with no negative diagonal entry;
+  (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) with no negative diagonal entry;
 - ``engine.guard`` (guards.py): finite norms and losses, counts, a learning-rate scale in
   [MIN_LR_SCALE, 1] that the optimizer's ``lr`` equals times the config's, a finite good
   copy of the weights' shapes;

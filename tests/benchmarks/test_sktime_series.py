@@ -68,7 +68,7 @@ def test_the_newest_wheel_is_chosen_by_version_number(tmp_path):
 
 def test_a_value_that_is_no_number_a_missing_column_or_file_is_named(tmp_path):
     broken = fake_wheel(tmp_path, {**ROWS, "solar/solar.csv": ["2021-05-01 00:00:00+00:00,0.0", "2021-05-01,"]})
-    with pytest.raises(ValueError, match=re.escape("solar: row 3 of its file has '', not a number")):
+    with pytest.raises(ValueError, match=re.escape("solar: row 3 of its file has '', not a finite number")):
         sktime_series(broken)
     broken.unlink()
     lacking = fake_wheel(tmp_path, skip=("yahoo/yahoo.csv",))
@@ -79,6 +79,28 @@ def test_a_value_that_is_no_number_a_missing_column_or_file_is_named(tmp_path):
     why = "pbs: no column 'Scripts' in its file (columns: ['Month', 'Count'])"
     with pytest.raises(ValueError, match=re.escape(why)):
         sktime_series(renamed)
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-Infinity"])
+def test_a_value_that_is_not_finite_is_refused(tmp_path, cell):
+    # a review: float() takes them, and they passed as values
+    wheel = fake_wheel(tmp_path, {**ROWS, "yahoo/yahoo.csv": ["1.5,0", f"{cell},0"]})
+    with pytest.raises(ValueError, match=re.escape(f"yahoo: row 3 of its file has '{cell}', not a finite number")):
+        sktime_series(wheel)
+
+
+def test_a_file_that_is_not_utf8_or_a_path_that_does_not_exist_is_named(tmp_path):
+    # a review: the first came out as a raw UnicodeDecodeError, the second was taken for a folder to download into
+    path = tmp_path / f"sktime-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, header in COLUMNS.items():
+            text = ("\n".join([header, *ROWS[file]]) + "\n").encode()
+            archive.writestr(ROOT + file, text + (b"1991 Sep,\xe9\n" if file.startswith("PBS") else b""))
+    with pytest.raises(ValueError, match=re.escape(f"{ROOT}PBS_dataset/PBS_dataset.csv is not UTF-8 text")):
+        sktime_series(path)
+    missing = tmp_path / "sktime-9.9.9-py3-none-any.whl"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{missing}: no such file or folder; pip download sktime==")):
+        sktime_series(missing)
 
 
 def test_a_file_that_is_no_wheel_is_named(tmp_path):

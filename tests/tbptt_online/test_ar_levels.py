@@ -140,6 +140,20 @@ def test_a_noiseless_oscillation_around_a_mean_is_learnt_and_rolled_forward():
     assert path == pytest.approx(truth, abs=0.2)  # 13 collinear inputs: the ridge keeps a small bias
 
 
+def test_the_short_fit_follows_a_slow_cycle_through_its_turn():
+    # a review: its path was bounded by its own window of 2 values, so from a crossing of the mean a slow
+    # cycle's forecast stayed within 1.5 times their distance from the mean (9.75 off at the top of an
+    # amplitude of 10, period 40); bounded by the long fit's window of 12 it follows the cycle
+    w = 2 * math.pi / 40
+    values = [50.0 + 10.0 * math.sin(w * t) for t in range(801)]  # ends just past an upward crossing
+    rows = blank(ring=64)
+    feed(rows, values)
+    path = experts.paths(rows, torch.tensor([len(values)]), 20)[0, :, SHORT_AR, 0].tolist()
+    truth = [50.0 + 10.0 * math.sin(w * t) for t in range(801, 821)]
+    assert max(abs(p - y) for p, y in zip(path, truth, strict=True)) < 1.0
+    assert max(path) > 59.0  # the top of the cycle, 10 steps on
+
+
 def test_a_missing_value_teaches_nothing_and_a_young_series_forecasts_its_last_value():
     rows = blank(ring=64)
     feed(rows, ar2_around(2))  # one value short of the short fit's first

@@ -153,6 +153,13 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     "a negative levels AR's scale": (_set_tensor(_tensors, "x_arl_unit", (0, 0), -1.0), "x_arl_unit"),
     "a levels AR's mean past the values' bound": (_set_tensor(_tensors, "x_arl_mean", (0, 0), -1e300), "x_arl_mean"),
     "a negative levels AR's count": (_set_tensor(_tensors, "x_arl_count", (0, 0), -1.0), "x_arl_count"),
+    # the short AR on the levels' (session 42), checked as the long one's
+    "negative variance in the short AR's P": (
+        _set_tensor(_tensors, "x_ars_p", (0, 0, 1, 1), -1.0),
+        "store.tensors['x_ars_p']",
+    ),
+    "a short AR's reference past the values' bound": (_set_tensor(_tensors, "x_ars_ref", (0, 0), 1e300), "x_ars_ref"),
+    "a negative short AR's scale": (_set_tensor(_tensors, "x_ars_unit", (0, 0), -1.0), "x_ars_unit"),
     "store tensor of another dtype": (
         lambda s: _tensors(s).__setitem__("hist_x", _tensors(s)["hist_x"].double()),
         "store.tensors['hist_x']",

@@ -60,9 +60,9 @@ constant, an ARIMA(2, 0, 0) with a mean, made at every value beside the long one
 same mean and local scale, re-expressed and restarted alike, its path bounded alike, by the same
 window of ORDER values (its own 2 cut a slow cycle's turn, a review's). On a short stationary series
 the long fit's 13 coefficients, fitted on 100-200 values, are noise, where the classical low-order AR
-wins (sktime's quarterly US changes: the long fit one
-step 1.138 times naive's MAE on production, the short one 0.964, river's SNARIMAX p = 1, d = 0
-0.954); on a long one the long fit reaches what 2 lags cannot (yearly sunspots' cycle).
+wins (sktime's quarterly US changes: the long fit one step 1.138 times naive's MAE on production, the
+short one 0.964, river's SNARIMAX p = 1, d = 0 0.954); on a long one the long fit reaches what 2 lags
+cannot (yearly sunspots' cycle). Each fits from the series' K-th value on (its own K).
 
 Its state, per series and feature: the coefficients ``x_arl`` [n, d, K] (K = ORDER + 1, the
 constant first), ``x_arl_p`` [n, d, K, K], the discounted mean ``x_arl_mean`` and its

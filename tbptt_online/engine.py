@@ -442,7 +442,7 @@ class TBPTTEngine:
             observed = y[-loss_steps:].detach().numpy()[mask[-loss_steps:].numpy()]  # (numpy: the same values)
             target_range = float(np.abs(observed).max()) if observed.size else 0.0
             scored = observed.size > 0  # (none: every value of the scored steps missing, the loss 0)
-            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded, settled and scored):
+            if self.guard.accepted(grad_norm, loss_value / loss_steps, target_range, exploded, settled, scored):
                 self.rollback()
             elif self.guard.healthy():
                 self.keep_good()

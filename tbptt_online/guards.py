@@ -4,7 +4,8 @@
   ``EXPLOSION_FACTOR`` times the median of the last ``NORM_MEMORY`` accepted updates' (once
   ``MIN_HISTORY`` are known). Answer: the update is clipped harder, to that median.
 - **Loss divergence**: the updates' losses per scored step, in blocks of ``LOSS_WINDOW``: a
-  block's mean has risen above the best block's since the last roll-back by more than
+  block's mean has risen above the best block's since the last roll-back (or since the last
+  update that scored nothing: a run of missing values restarts the record) by more than
   ``DIVERGENCE_RISE`` times (|the best mean| + its standard deviation): for a positive loss
   with little noise, about a quadrupling (a Gaussian NLL may be negative, hence not a
   ratio). Answer: the weights and
@@ -102,7 +103,13 @@ class InstabilityGuard:
 
     # -- bookkeeping ------------------------------------------------------------------
     def accepted(
-        self, grad_norm: float, loss_per_step: float, target_range: float, exploded: bool, settled: bool = True
+        self,
+        grad_norm: float,
+        loss_per_step: float,
+        target_range: float,
+        exploded: bool,
+        settled: bool = True,
+        scored: bool = True,
     ) -> bool:
         """Record an applied update; True when the loss now diverges (the caller rolls back).
         An update not ``settled`` (a series in its warm-up, or a window that scored no target:
@@ -111,10 +118,17 @@ class InstabilityGuard:
         later, ordinary loss look like a divergence (co2: a warm-up block of 0.026 per step, the
         next ones 0.94, rolled back at step 95). A gradient norm of 0 (nothing scored, or every
         forecast exact) is not kept for the median: 280 of them in a row made it 0, and every
-        later update an explosion clipped to 0, for good (a run of missing values, session 34)."""
+        later update an explosion clipped to 0, for good (a run of missing values, session 34).
+        An update that scored nothing (``scored`` False: every value of its scored steps missing)
+        restarts the loss record (no block under way, no best): the losses after a run of missing
+        values are not comparable with those before it (the carried state has come through the
+        run), and a model good before a gap of 600 values was rolled back after it, its learning
+        rate cut to 0.3 (its first block 0.063 per step against a best of 0.011 +- 0.003, session 42)."""
         if not exploded and grad_norm > 0:  # (a norm of 0 tells nothing of the gradients' scale: see below)
             self.norms.append(grad_norm)
-        if settled:
+        if not scored:  # the record starts again after the run of missing values (see above)
+            self.losses, self.best, self.rise = [], [], 0.0
+        elif settled:
             self.losses.append(loss_per_step)
         self.target_range = max(self.target_range, target_range)
         self.quiet = 0 if exploded else self.quiet + 1

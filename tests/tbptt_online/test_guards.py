@@ -118,6 +118,22 @@ def test_a_warm_up_block_is_not_the_level_later_losses_are_judged_by() -> None:
     assert fired[False] and settled.counts["divergences"] >= 1  # the same losses all settled: judged a rise
 
 
+def test_an_update_that_scored_nothing_starts_the_loss_record_again() -> None:
+    """Session 42: a model that learned well before a gap of 600 missing values was rolled back
+    after it (its first block after the gap 0.063 per step, its best before 0.011 +- 0.003): the
+    losses on each side of a run of missing values are not comparable."""
+    fired = {}
+    for gap in (True, False):
+        guard = InstabilityGuard([torch.nn.Parameter(torch.zeros(2))])
+        before = [guard.accepted(1.0, 0.011 + 0.003 * (i % 2), 1.0, False) for i in range(16)]
+        if gap:
+            assert not guard.accepted(0.0, 0.0, 1.0, False, scored=False)  # every value of its window missing
+            assert guard.best == [] and guard.losses == [] and guard.rise == 0.0
+        fired[gap] = any(before + [guard.accepted(1.0, 0.063 + 0.01 * (i % 2), 1.0, False) for i in range(16)])
+    assert not fired[True]  # after the gap: its first block is the new record
+    assert fired[False]  # the same losses with no gap between: judged a rise
+
+
 def two_series(f: Forecaster, ticks: range, rng: random.Random) -> list:
     results = []
     for t in ticks:

@@ -178,12 +178,18 @@ def _ar_path(
     m: int,
     scale: float,
     work: np.ndarray,
+    tracked: int,
 ) -> None:
     """The seasonal AR's forecasts ``out[b, :, AR, k]`` (``out`` [B, H, E, d]) of steps
     t + 1 .. t + H: z rolled forward with its own predictions, each within +-PATH_BOUND times
     the largest of the last m + 4 z (the window the recursion reads from: lags 1-3, m, m + 1;
     ``ar_changes.PATH_BOUND``), and y_s =
-    y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s; ``work`` [2, >= m + 4 + H] the caller's scratch."""
+    y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s; past the ``tracked`` horizons (``calibrated_horizon``)
+    z is 0: the path goes on from where it is with last season's changes (flat without a season).
+    Each z is bounded, not their sum: a 6-value series ending in a spike (N(10, 1), then 30) was
+    forecast 10,092 at h = 1,000 by this member and 862 by the served combination, whose weights
+    past the tracked horizons are those of the last (a review, session 42). ``work`` [2, >= m + 4 +
+    H] the caller's scratch."""
     r, horizon = ring.shape[1], out.shape[1]
     depth = m + 4  # the past values the recursion reaches (lag m + 1 of z, and y_{s-m-1})
     work[:, : depth + horizon] = 0.0  # y at steps t - depth + 1 .., then the forecasts (row 0); z (row 1)
@@ -199,7 +205,7 @@ def _ar_path(
         for i in range(AR_ORDER):
             if i < 3 or m > 0:
                 acc += theta[b, k, i] * _clamp(work[1, n - lags[i]] / scale)
-        z_next = within(_clamp(acc) * scale, bound)
+        z_next = within(_clamp(acc) * scale, bound) if n - depth < tracked else 0.0
         work[0, n] = work[0, n - 1] + z_next
         if m > 0:
             work[0, n] += work[0, n - m] - work[0, n - m - 1]
@@ -321,6 +327,7 @@ def advance(
 @compiled
 def paths(
     out,
+    tracked,
     slot,
     step,
     ring,
@@ -342,7 +349,8 @@ def paths(
     ars_unit,
 ) -> None:
     """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
-    of ``experts.NAMES``); reads the rows, changes nothing."""
+    of ``experts.NAMES``); reads the rows, changes nothing. Past the ``tracked`` horizons (the
+    combination's: ``calibrated_horizon``) the seasonal AR adds no change (``_ar_path``)."""
     n_rows, horizon, _, d = out.shape
     r, max_season = ring.shape[1], season.shape[4]
     damped = np.empty(horizon)  # sum_{i<=h} phi^i
@@ -387,7 +395,7 @@ def paths(
                         else:  # the series has not been positive: the units expert's forecast
                             out[b, h, at, k] = out[b, h, at - 8, k]
             unit = local_scale(scale, level, b, k)
-            _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work)
+            _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work, tracked)
             ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])
             ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])
             ar_levels.path(out, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, work[0])

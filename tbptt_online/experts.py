@@ -16,7 +16,8 @@ Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
   series, z_t = (y_t - y_{t-1}) - (y_{t-m} - y_{t-m-1}), on the lags 1, 2, 3, m, m + 1
-  of z: the SARIMA-like linear expert that follows short-term dynamics;
+  of z: the SARIMA-like linear expert that follows short-term dynamics (past the horizons the
+  combination tracks it adds no z: ``expert_kernels._ar_path``);
 - ``ar_changes``: a recursive-least-squares AR of order 12 on the changes alone, with a
   drift (``ar_changes.py``): an ARIMA(12, 1, 0) for a quasi-cycle no fixed season fits;
 - ``ar_levels``: the same AR on the values with a constant (``ar_levels.py``): an ARIMA(12, 0, 0)
@@ -181,14 +182,19 @@ READ = (
 assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 
 
-def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int) -> torch.Tensor:
+def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, tracked: int | None = None) -> torch.Tensor:
     """Every expert's forecasts of steps t + 1 .. t + H: ``[B, H, E, d]`` float64 (E = 23,
-    in the order of ``NAMES``). Reads the rows, changes nothing."""
+    in the order of ``NAMES``). Reads the rows, changes nothing. ``tracked``: the horizons the
+    combination tracks (default: all H), past which the seasonal AR adds no change
+    (``expert_kernels._ar_path``)."""
     d = rows["x_raw"].shape[2]
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
     slot, steps, ring, season, *own = readable(rows["slot"], step, *(rows[name] for name in READ))
     written = out.numpy()
-    over_rows(len(step), lambda r: kernels.paths(written[r], slot[r], steps[r], ring, season, *(a[r] for a in own)))
+    tracked = horizon if tracked is None else tracked
+    over_rows(
+        len(step), lambda r: kernels.paths(written[r], tracked, slot[r], steps[r], ring, season, *(a[r] for a in own))
+    )
     return out
 
 

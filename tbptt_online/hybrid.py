@@ -562,7 +562,7 @@ def members(
     correction included); ``paths`` and ``base``: the experts' forecasts and ``base_path`` of
     these rows when already made."""
     if paths is None:
-        paths = experts.paths(rows, step, horizon)  # [B, H, E - 1, d]
+        paths = experts.paths(rows, step, horizon, rows["c_loss"].shape[1])  # [B, H, E - 1, d]; past Hc, no AR change
     if base is None:
         base = base_path(rows, paths)
     b, h, e, d = paths.shape

@@ -67,7 +67,7 @@ def after_seasons(slot, step, y, target, read, weights, paths, base, next_base, 
     written in place (the base's next value and the local scale it is made in), and the
     network's input ``features`` [B, F * d] (``hybrid_kernels.features``)."""
     ring, lengths, scale, level = read[0], read[2], read[3], read[4]  # (read[1]: the seasonal tables)
-    expert_kernels.paths(paths, slot, step, *read)
+    expert_kernels.paths(paths, paths.shape[1], slot, step, *read)  # H = the tracked horizons
     path, partial, net = base
     hybrid_kernels.base(paths, *weights, path, partial, net)
     n_base, n_scale = next_base

@@ -666,6 +666,19 @@ def test_a_young_series_forecast_far_ahead_stays_within_its_values() -> None:
     assert weights["ar"] == weights["ar_changes"] == 0.0 and weights["naive"] > 0.0
 
 
+def test_a_young_series_ending_in_a_spike_is_not_forecast_off_far_past_the_tracked_horizons() -> None:
+    """A review (session 42): six values of about 10, the last 30. The seasonal AR, weighted once 5
+    values are scored, forecast 10,092 at h = 1,000 (each z of its path bounded, not their sum) and
+    the served mean read 104 at h = 100 and 862 at h = 1,000, the weights past the 12 tracked
+    horizons being the 12th's. Past them the AR adds no change."""
+    f = Forecaster(ForecasterConfig())
+    for value in (10.691, 9.908, 11.381, 10.513, 9.796, 30.0):
+        f.observe("y", value)
+    far = f.forecast("y", horizon=1000).mean
+    assert {m.name: m.weight for m in f.series_stats("y").members}["ar"] > 0.05
+    assert all(9.796 - 20.2 <= v <= 30.0 + 20.2 for v in far), max(far)  # within one range of the values
+
+
 def scripted_seasons(monkeypatch, script: list[int | tuple[int, int]]) -> None:
     """The seasons found at successive detections replaced by ``script`` (then its last; a pair: the
     first and second seasons): the autocorrelation's answer, with no provisional season, multiple or

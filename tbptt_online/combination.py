@@ -147,7 +147,7 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
     per series and feature, elements indexed, never sliced: each array handed to a call (or a
     view made) costs two atomic reference counts, as much as the exps when it was per
     horizon. The exps of all horizons run in one loop (``exp_weight``, vectorised: a row's
-    M = 23 alone is too short for the compiler's vector loop); the sums keep four partial
+    M = 24 alone is too short for the compiler's vector loop); the sums keep four partial
     sums (four additions in flight instead of one chain of M)."""
     horizons, members = loss.shape[1], loss.shape[2]
     width = logits.shape[1] // horizons

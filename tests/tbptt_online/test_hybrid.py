@@ -77,7 +77,7 @@ def test_an_untrained_network_member_is_exactly_the_experts_combination(season_l
         assert rows["n_correction"].abs().max().item() == 0.0
         horizon = 15  # past the calibrated horizon (12): the last horizon's weights hold
         every, served, _ = hybrid.members(rows, steps, horizon)  # [1, H, E, 1], [1, H, 1]
-        paths = experts.paths(rows, steps, horizon)
+        paths = experts.paths(rows, steps, horizon, tracked=12)  # past 12 the seasonal AR adds no change
         w = hybrid.served_weights(rows)  # all members'
         share = w[:, :, :-1] / w[:, :, :-1].sum(dim=2, keepdim=True)  # the experts' share, renormalised
         held = torch.arange(horizon).clamp(max=share.shape[1] - 1)  # past the last horizon its weights

@@ -70,7 +70,7 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
     expert_kernels.advance(slot, step, y, observed, shifted, *(a[name] for name in experts.ADVANCED))
     paths = np.empty((b, horizons, experts.N_EXPERTS, d))
-    expert_kernels.paths(paths, slot, step, *(a[name] for name in experts.READ))
+    expert_kernels.paths(paths, horizons, slot, step, *(a[name] for name in experts.READ))  # all tracked
     path, partial = np.empty((b, horizons, d)), np.empty((b, horizons, 1 + combination.COMBINERS, d))
     net = np.empty((b, horizons, 1 + combination.COMBINERS, d))
     weights = [a[name] for name in combination.FIELDS] + [a["x_positive"], a["x_season_length"], a["c_member_n"]]

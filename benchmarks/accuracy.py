@@ -114,14 +114,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"datasets, comma-separated: {','.join(LOADERS)} (with --pmdarima: {','.join(PMDARIMA)})",
     )
-    made.add_argument(
+    outside = made.add_mutually_exclusive_group()  # one set at a time
+    outside.add_argument(
         "--pmdarima",
         type=Path,
         default=None,
         help="score the seven series of benchmarks.pmdarima_series instead, read from the pmdarima wheel in this "
         "folder (written as accuracy_pmdarima.json / .md)",
     )
-    made.add_argument(
+    outside.add_argument(
         "--sktime",
         type=Path,
         default=None,
@@ -146,8 +147,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--config {json.dumps(args.config)}: {bad}") from bad
     torch.set_num_threads(1)  # one small series at a time: a second thread only adds overhead
     started = time.perf_counter()
-    if args.pmdarima is not None and args.sktime is not None:
-        raise SystemExit("--pmdarima and --sktime: one set at a time")
     outside = {"pmdarima": (args.pmdarima, PMDARIMA, pmdarima_series), "sktime": (args.sktime, SKTIME, sktime_series)}
     chosen = next((name for name, (folder, _, _) in outside.items() if folder is not None), None)
     if chosen is None:

@@ -103,21 +103,20 @@ def outside_table(payload: dict[str, Any]) -> str:
     ours and the seasonal naive at one step and at h=1..H (the lower of river's and ours in bold), and
     ours' coverage at the coverage horizons (in bold where it is more than 5 points off)."""
     horizon, horizons, level = payload["horizon"], payload["coverage_horizons"], payload["level"]
+
+    def cells(ratios: dict[str, dict[str, float]]) -> list[str]:  # per metric: river's best, ours, seasonal naive
+        out = []
+        for m in METRIC_TITLES:
+            out += [*pair(ratios[m][RIVER_BEST], ratios[m][OURS]), f"{ratios[m][SEASONAL_NAIVE]:.3f}"]
+        return out
+
     rows = []
     for dataset in payload["datasets"]:
         season = str(dataset["period"]) if dataset["period"] > 1 else "none"
-        cells = []
-        for metric in METRIC_TITLES:
-            ratio = dataset["ratio"][metric]
-            cells += [*pair(ratio[RIVER_BEST], ratio[OURS]), f"{ratio['seasonal naive']:.3f}"]
-        coverage = [f"{100 * c:.1f}" for c in dataset["coverage"]]
-        coverage = [f"**{c}**" if abs(float(c) - 100 * level) > 5 else c for c in coverage]
-        rows.append([f"{dataset['name']} ({int(dataset['values'])}, {season})", *cells, " / ".join(coverage)])
-    means = payload["tally"]["geometric_mean"]
-    cells = []
-    for metric in METRIC_TITLES:
-        cells += [*pair(means[metric][RIVER_BEST], means[metric][OURS]), f"{means[metric]['seasonal naive']:.3f}"]
-    rows.append(["**geometric mean**", *cells, ""])
+        coverage = [f"{100 * c:.1f}" if covered_ok(c, level) else f"**{100 * c:.1f}**" for c in dataset["coverage"]]
+        name = f"{dataset['name']} ({int(dataset['values'])}, {season})"
+        rows.append([name, *cells(dataset["ratio"]), " / ".join(coverage)])
+    rows.append(["**geometric mean**", *cells(payload["tally"]["geometric_mean"]), ""])
     headers = ["series (values, season)", "one step: river best", "ours", "seasonal naive"]
     headers += [f"h=1..{horizon}: river best", "ours", "seasonal naive"]
     headers.append(f"coverage of {round(100 * level)} % at h = {' / '.join(str(h) for h in horizons)}")

@@ -89,6 +89,13 @@ N_VARIANTS = len(VARIANTS)
 LOG_VARIANTS = slice(2, 4)
 LOG_EXPERTS = slice(*kernels.LOG_EXPERTS)  # the experts of the log variants
 SHARED = ("x_raw", "x_season")  # in ``rows``: the store's whole tensors, indexed at rows["slot"]
+# the recursive-least-squares fits (``rls``): each P [n, d, K, K], its coefficients and the prior P starts at (times I)
+FITS = {
+    "x_ar_p": ("x_ar", AR_PRIOR),
+    "x_arc_p": ("x_arc", ar_changes.PRIOR),
+    "x_arl_p": ("x_arl", ar_changes.PRIOR),
+    "x_ars_p": ("x_ars", ar_changes.PRIOR),
+}
 
 
 def fields(n: int, d: int, ring: int, max_season: int) -> dict[str, torch.Tensor]:

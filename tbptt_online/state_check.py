@@ -21,7 +21,8 @@ What is checked:
   with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
   counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53,
   season lengths within ``max_season_length``, the AR experts' least-squares P matrices
-  (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) with no negative diagonal entry;
+  (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) exactly symmetric and positive
+  semi-definite up to rounding (``rls.positive_semidefinite``);
 - ``engine.guard`` (guards.py): finite norms and losses, counts, a learning-rate scale in
   [MIN_LR_SCALE, 1] that the optimizer's ``lr`` equals times the config's, a finite good
   copy of the weights' shapes;
@@ -48,11 +49,13 @@ from typing import Any
 
 import torch
 
+from tbptt_online import experts
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
 from tbptt_online.guards import COUNTERS, LOSS_WINDOW, MIN_LR_SCALE, NORM_MEMORY
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import TruncationProbe
+from tbptt_online.rls import positive_semidefinite
 from tbptt_online.scoring import STAT
 from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore
 from tbptt_online.state_format import FORMAT_VERSION, current_state
@@ -87,7 +90,7 @@ VALUE_FIELDS = {
     "x_ars_ref": MAX_ABS_VALUE,  # the short AR's units: the same mean and scale
     "x_ars_unit": 2 * MAX_ABS_VALUE,
 }
-COVARIANCES = ("x_ar_p", "x_arc_p", "x_arl_p", "x_ars_p")  # the AR experts' recursive-least-squares P [C, d, K, K]
+COVARIANCES = tuple(experts.FITS)  # the AR experts' recursive-least-squares P [C, d, K, K]
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
 COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column
@@ -402,6 +405,11 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: holds a value past {VALUE_FIELDS[key]:g}, the values' bound")
     if key in COVARIANCES and bool((value.diagonal(dim1=-2, dim2=-1) < 0).any()):
         raise ValueError(f"{field} is invalid: a negative diagonal entry; a least-squares P is positive semi-definite")
+    if key in COVARIANCES and not torch.equal(value, value.transpose(-2, -1)):
+        raise ValueError(f"{field} is invalid: not symmetric; a least-squares P is (rls.py keeps it so exactly)")
+    if key in COVARIANCES and not bool(positive_semidefinite(value.to(torch.float64)).all()):
+        # (an indefinite P makes a fit's gains point anywhere: its coefficients noise, session 43)
+        raise ValueError(f"{field} is invalid: a negative eigenvalue; a least-squares P is positive semi-definite")
     if key == "x_season_length" and bool(((value < 0) | (value > config.max_season_length)).any()):
         raise ValueError(f"{field} is invalid: a season length outside [0, {config.max_season_length}]")
     if key == "stats":

@@ -55,6 +55,9 @@
 - format 18: the short AR on the levels (``ar_short``, an AR(2) with a mean, fitted beside the long
   one on its mean: the fields ``x_ars``, ``x_ars_p``, ``x_ars_ref``, ``x_ars_unit``), a 23rd expert,
   so the members' fields gain its column before the network's.
+- format 19: the AR experts' least-squares P (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``) are
+  exactly symmetric (``rls``: formed element by element, they drifted from symmetry by a factor of
+  1 / 0.995 a value and were indefinite after a few thousand values).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -138,6 +141,13 @@ in the ring, on the long AR's mean), and its columns at the worst loss it could 
 (next to) no weight until its own errors replace the cap's; the other members go on as they would
 have.
 
+A hybrid state of format 18 (or older, migrated to 18 first) has each AR expert's P made symmetric,
+(P + P') / 2 (a change of 1e-11 to 1e-8 of P's largest entry in series of about 2,000 values, none in
+one whose P never drifted: the tensors as saved), and a fit whose P had drifted from symmetry by
+``rls.ASYMMETRY`` of its largest entry or more, or is not positive semi-definite once symmetric,
+starts again: its coefficients at 0 and its P at its prior, as a new series' (its forecasts were
+noise; its member's errors in the combination say so, and it regains weight as its new fit earns it).
+
 A format-2 state written before the probe and the guards existed is migrated, exactly: every
 saved field is kept as it was, and what was never measured starts as it would for a model
 built at that moment — the config's new fields take their defaults, the probe follows the
@@ -158,11 +168,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(18, 1.0, 0, 0)
->>> current_state({"format": 19})
+(19, 1.0, 0, 0)
+>>> current_state({"format": 20})
 Traceback (most recent call last):
 ...
-ValueError: format=19 is invalid: this version reads formats 2 to 18 (it writes 18)
+ValueError: format=20 is invalid: this version reads formats 2 to 19 (it writes 19)
 """
 
 from __future__ import annotations
@@ -172,7 +182,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, ar_levels, combination, excursions, experts, outliers
+from tbptt_online import ar_changes, ar_levels, combination, excursions, experts, outliers, rls
 from tbptt_online.calibration import SHAPE_LEVELS
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
@@ -184,7 +194,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 18
+FORMAT_VERSION = 19
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -201,6 +211,7 @@ BEFORE_SEASON_NAMES = 14
 BEFORE_RECENT_OUTLIERS = 15
 BEFORE_SHIFT_STEPS = 16
 BEFORE_SHORT_AR = 17
+BEFORE_SYMMETRIC_P = 18
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -254,6 +265,7 @@ def current_state(state: Any) -> Any:
         ),
         (BEFORE_SHIFT_STEPS, "the steps of the series' last changes", (_with_shift_steps,)),
         (BEFORE_SHORT_AR, "the short AR on the levels", (_with_short_ar,)),
+        (BEFORE_SYMMETRIC_P, "the AR experts' symmetric P", (_with_symmetric_p,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -567,12 +579,36 @@ def _with_short_ar(state: dict[str, Any]) -> dict[str, Any]:
     """A format-17 ``state`` in format 18: a hybrid's store gains the short AR on the levels, its
     fields as a new series has them (after ``x_arl_from``) and its member's columns at the worst
     loss it could have (module doc); a copy, the input is not changed."""
-    placed = _with_blank_fields(state, {"x_arl_from": SHORT_AR_FIELDS}, FORMAT_VERSION)
+    placed = _with_blank_fields(state, {"x_arl_from": SHORT_AR_FIELDS}, BEFORE_SYMMETRIC_P)
     tensors = placed["store"].get("tensors") if isinstance(placed["store"], dict) else None
     if not isinstance(tensors, dict) or "o_run" not in tensors:
         return placed  # no hybrid: nothing else changed
     columns = _worst_member_columns(tensors, FORMAT_17_MEMBERS, SHORT_AR, BEFORE_SHORT_AR)
     return {**placed, "store": {**placed["store"], "tensors": {**tensors, **columns}}}
+
+
+def _with_symmetric_p(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-18 ``state`` in format 19: a hybrid's AR experts' P made symmetric, and each fit whose P
+    had drifted (``rls.ASYMMETRY``) or is not positive semi-definite started again from its prior (module
+    doc); a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "o_run" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    new = dict(tensors)
+    for key, (coefficients, prior) in experts.FITS.items():
+        p, theta = tensors[key], tensors[coefficients]  # [C, d, K, K], [C, d, K]
+        symmetric = (p + p.transpose(-2, -1)) / 2
+        largest = p.abs().flatten(start_dim=-2).amax(dim=-1)  # [C, d]
+        drift = (p - p.transpose(-2, -1)).abs().flatten(start_dim=-2).amax(dim=-1)
+        restart = (drift > rls.ASYMMETRY * largest) | ~rls.positive_semidefinite(symmetric)  # [C, d]
+        if not bool(restart.any()) and torch.equal(p, symmetric):
+            continue  # symmetric already (as a fit of under a few hundred values): the tensors as saved
+        eye = prior * torch.eye(p.shape[-1], dtype=p.dtype)
+        new[key] = torch.where(restart[..., None, None], eye, symmetric)
+        if bool(restart.any()):
+            new[coefficients] = torch.where(restart[..., None], torch.zeros_like(theta), theta)
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 
 def _with_blank_fields(state: dict[str, Any], after: dict[str, tuple[str, ...]], number: int) -> dict[str, Any]:

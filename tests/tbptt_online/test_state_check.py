@@ -63,6 +63,13 @@ def _set_tensor(path: Callable[[dict], dict], key: Any, index: Any, value: float
     return mutate
 
 
+def _indefinite(p: torch.Tensor) -> torch.Tensor:
+    """``p`` [C, d, K, K] with row 0's P symmetric, its diagonal positive, and an eigenvalue of 1 - K / 2."""
+    p = p.clone()
+    p[0, 0] = 1.5 * torch.eye(p.shape[-1], dtype=p.dtype) - 0.5
+    return p
+
+
 def _set(path: Callable[[dict], Any], key: Any, value: Any) -> Callable[[dict], None]:
     def mutate(state: dict) -> None:
         path(state)[key] = value
@@ -160,6 +167,16 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
     ),
     "a short AR's reference past the values' bound": (_set_tensor(_tensors, "x_ars_ref", (0, 0), 1e300), "x_ars_ref"),
     "a negative short AR's scale": (_set_tensor(_tensors, "x_ars_unit", (0, 0), -1.0), "x_ars_unit"),
+    # (session 43: P drifted from symmetry and was indefinite after a few thousand values; rls.py keeps it
+    # exactly symmetric now, so a state whose P is not was not written by a forecaster)
+    "an AR's P not symmetric": (
+        _set_tensor(_tensors, "x_arc_p", (0, 0, 0, 1), 1e-3),
+        "store.tensors['x_arc_p'] is invalid: not symmetric",
+    ),
+    "an AR's P indefinite": (
+        lambda s: _tensors(s).__setitem__("x_arl_p", _indefinite(_tensors(s)["x_arl_p"])),
+        "store.tensors['x_arl_p'] is invalid: a negative eigenvalue",
+    ),
     "store tensor of another dtype": (
         lambda s: _tensors(s).__setitem__("hist_x", _tensors(s)["hist_x"].double()),
         "store.tensors['hist_x']",

@@ -126,7 +126,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -162,6 +162,9 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
             assert not kept[key][:, STAT["restarts"] :].any()
         elif key == "x_last_observed":  # format 15's x_missing (0 or 1), read back as the flag
             assert torch.equal(kept[key], value)
+        elif key == "x_ar_p":  # made symmetric (format 19): rounding had left it 1e-17 off
+            assert torch.equal(kept[key], (value + value.transpose(-2, -1)) / 2)
+            assert 0 < (value - value.transpose(-2, -1)).abs().max() < 1e-15
         else:
             assert kept[key] is value, key
     if kind == "hybrid":
@@ -198,7 +201,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 18: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 19: KeyError"):
         check_state(state)
 
 
@@ -206,7 +209,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (19, "format=19 is invalid: this version reads formats 2 to 18"),
+        (20, "format=20 is invalid: this version reads formats 2 to 19"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -319,7 +322,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -337,7 +340,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -357,7 +360,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -412,7 +415,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     return state, old, migrated["store"]["tensors"]
 
 
@@ -460,6 +463,39 @@ def test_a_format_17_state_gains_the_short_ar_on_the_levels_blank_at_no_weight()
     joins_at_no_weight(state, old, kept, SHORT_AR, ("x_ars", "x_ars_unit"), others)
 
 
+def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_fit_started_again():
+    """Format 18's least-squares P drifted from symmetry (``rls``): migrated, each P is (P + P') / 2; a
+    fit whose P was off by ``rls.ASYMMETRY`` of its largest entry or more, or is indefinite once
+    symmetric, starts again at its prior with no coefficients; a fit within rounding keeps its
+    coefficients, and a store whose P were exactly symmetric is kept as it was saved."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    clean = current_state({**state, "format": 18})
+    assert all(clean["store"]["tensors"][k] is v for k, v in state["store"]["tensors"].items())  # as saved
+    tensors = {k: v.clone() for k, v in state["store"]["tensors"].items()}
+    p = tensors["x_arc_p"]  # [C, d, K, K]
+    saved = p.clone()
+    p[0, 0, 0, 1] += 1e-9 * p[0, 0].abs().max()  # a: rounding's drift, within ASYMMETRY
+    p[1, 0, 2, 3] += 1e-3 * p[1, 0].abs().max()  # b: drifted
+    k = p.shape[-1]
+    p[2, 0] = 1.5 * torch.eye(k, dtype=p.dtype) - 0.5  # c: symmetric, a positive diagonal, indefinite (1 - K / 2)
+    old = {**state, "format": 18, "store": {**state["store"], "tensors": tensors}}
+    migrated = current_state(old)["store"]["tensors"]
+    assert torch.equal(migrated["x_arc_p"][0, 0], (p[0, 0] + p[0, 0].T) / 2)
+    assert torch.equal(migrated["x_arc"][0], tensors["x_arc"][0])  # a keeps its fit
+    for row in (1, 2):  # b and c start again
+        assert torch.equal(migrated["x_arc_p"][row, 0], ar_changes.PRIOR * torch.eye(k, dtype=p.dtype))
+        assert migrated["x_arc"][row].abs().max() == 0
+    assert torch.equal(saved[0, 0], state["store"]["tensors"]["x_arc_p"][0, 0])  # the input is not changed
+    for key in ("x_ar_p", "x_arl_p", "x_ars_p", "x_ar", "x_arl", "x_ars"):  # exactly symmetric: as saved
+        assert migrated[key] is tensors[key], key
+    check_state({**state, "store": {**state["store"], "tensors": migrated}})
+    with pytest.raises(ValueError, match=r"x_arc_p.* is invalid: not symmetric"):
+        check_state({**old, "format": 19})
+
+
 def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_to_it(caplog):
     # interval_level below 0.5 and truncation_bias above 1 were taken until session 26: a state saved then
     # loads (from_state_dict, load_state, check_state) with the values at the nearest ends, and says so in
@@ -497,7 +533,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -523,7 +559,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -553,7 +589,7 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS)  # made by the migration
@@ -590,7 +626,7 @@ def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 18
+    assert migrated["format"] == FORMAT_VERSION == 19
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in as_saved(old))

@@ -14,7 +14,8 @@ forecasts as the changes' AR does; the combination weighs both by their errors.
 series' discounted mean, forgetting ``REFERENCE_FORGET``) and of the local scale
 (``experts.local_scale``), both of which move with the series. Where either moves, from
 (r0, s0) to (r1, s1), theta and P are re-expressed in the new units before the step, so
-that the fit is the one the same values would give in the new units (the constant
+that the fit is the one the same values would give in the new units (but for ``rls.LOADING``, added
+in each step's units; the constant
 c' = g (c + delta (sum a - 1)), the lags' coefficients unchanged, P' = T P T' / g^2, with
 g = s0 / s1, delta = (r1 - r0) / s0 and T the linear part of theta -> theta'); the ridge
 prior is the one of the units at its first step. A move too large to re-express (g outside

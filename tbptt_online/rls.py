@@ -4,7 +4,8 @@ For coefficients ``theta`` [K] and the inverse-covariance-like ``P`` [K, K] of o
 and feature, inputs ``phi`` [K] and a target y (all in units of the local scale):
 
     gain = P phi / (forget + phi' P phi),    theta <- theta + gain * clamp(y - theta' phi)
-    P <- (P - gain (P phi)') / forget,       shrunk to trace ``max_trace`` where it passes it
+    P <- (P - gain (P phi)') / forget,       shrunk to trace ``max_trace`` where it passes it,
+    P <- P + LOADING trace(P) / K I
 
 (no excitation, a flat series, would grow P without bound). Nothing changes where the
 result is not finite, or where a diagonal entry of the new P would be below 0: where phi' P phi
@@ -23,9 +24,19 @@ trend and a wandering level (session 43) the asymmetry was 3e-11 of P's largest 
 its largest), the AR experts' coefficients noise from then on, in every series that lives
 longer than a few thousand values.
 
-A saved P is checked for this (``state_check``): exactly symmetric, and positive semi-definite up to
-rounding (``positive_semidefinite``: its smallest eigenvalue at least -``INDEFINITE`` times its
-largest magnitude; rounding leaves -2e-16 of it on a series climbing 10^0.5 a value). A state written
+**And positive definite**: each step adds ``LOADING`` (1e-12) of P's mean diagonal entry to its
+diagonal, a process noise far below anything the fit learns from (the forgetting adds 5e-3 of P a
+step). Symmetric, P still lost its definiteness where a direction was never excited: rounding left an
+eigenvalue of -4e-15 of the largest, and the forgetting multiplied it by 1 / 0.995 a value like the
+rest (a series climbing by 10^0.5 a value to 1e36, then flat with 0.1 % noise: -8.8e-10 at value
+3,000, -3e-3 at 6,000, its fits noise; a review, session 43). The loading is ten thousand times the
+rounding of an entry (1e-16 of it) and is multiplied by 1 / 0.995 like it: on the review's five streams
+of 6,000 values (climbs to 1e12, 1e30 and 1e36, a ramp, a shift by 1e6) the smallest eigenvalue of
+every P stayed above 0, at least 4e-11 of the largest (``test_rls.py``).
+
+A saved P is checked for this (``state_check``): exactly symmetric, and positive semi-definite
+(``positive_semidefinite``: its smallest eigenvalue at least -``INDEFINITE`` times its largest
+magnitude: a corrupted or crafted P, not rounding). A state written
 before (format 18 or older) is made symmetric as it loads, and a fit whose P had drifted away from
 symmetry by ``ASYMMETRY`` of its largest entry, or is not positive semi-definite once symmetric,
 starts again from its prior (``state_format``).
@@ -39,8 +50,9 @@ import torch
 
 from tbptt_online.compiled import compiled, within
 
+LOADING = 1e-12  # each step adds this share of P's mean diagonal entry to its diagonal (module doc)
 ASYMMETRY = 1e-6  # a saved P this far from symmetric (a share of its largest entry) had drifted: restarted
-INDEFINITE = 1e-9  # a P's smallest eigenvalue may be -this share of its largest magnitude (rounding: 2e-16)
+INDEFINITE = 1e-6  # a saved P's smallest eigenvalue may be -this share of its largest magnitude, no less
 
 
 def positive_semidefinite(p: torch.Tensor) -> torch.Tensor:
@@ -89,9 +101,11 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
         for j in range(i, order):
             if not math.isfinite((p[b, k, i, j] - work[2, i] * work[1, j]) * factor):
                 return
+    loading = LOADING * trace * factor / order  # of the new P's mean diagonal entry (module doc)
     for i in range(order):  # each new element reads only its own old one (and the scratch): in place
         theta[b, k, i] = theta[b, k, i] + work[2, i] * error
         for j in range(i, order):  # the upper triangle, mirrored: P stays exactly symmetric (module doc)
             value = (p[b, k, i, j] - work[2, i] * work[1, j]) * factor
             p[b, k, i, j] = value
             p[b, k, j, i] = value
+        p[b, k, i, i] += loading

@@ -6,9 +6,11 @@ recursive least-squares P, a count, a discounted sum) never shows there: the AR 
 from symmetry by 1 / 0.995 a value and was indefinite by value 10,000 (session 43, ``rls.py``).
 Synthetic streams (seed 0), each fed prequentially to a fresh ``Forecaster(ForecasterConfig())``
 (forecast, then learn): per block of ``BLOCK`` values, the one-step MAE / naive MAE of the served
-forecast and of each AR expert alone (read from the model's own ring of past forecasts, as
-``benchmarks.members`` reads it), and at the end, per AR expert, how far its P is from symmetric
-(``|P - P'|`` over its largest entry) and its smallest eigenvalue over its largest magnitude.
+forecast, of each AR expert alone and of each seasonal family's trend member (read from the model's
+own ring of past forecasts, as ``benchmarks.members`` reads it: with a season longer than 25 or 41 the
+seasons' loop through the trend amplified, session 43, ``expert_kernels.TREND_STABLE``), and at the
+end, per AR expert, how far its P is from symmetric (``|P - P'|`` over its largest entry) and its
+smallest eigenvalue over its largest magnitude.
 
     python -m benchmarks.long_series [--smoke] [--out DIR]
 """
@@ -28,6 +30,8 @@ LENGTH = 20_000
 BLOCK = 5_000
 SMOKE_LENGTH, SMOKE_BLOCK = 600, 200
 AR_EXPERTS = ("ar", "ar_changes", "ar_levels", "ar_short")
+TRENDS = ("trend_a0.2_g0.1", "trend_a0.2_g0.4")  # each seasonal family's trend member: its seasons' loop
+SHOWN = (*AR_EXPERTS, *TRENDS)
 SERVED = hybrid.N_MEMBERS  # the served forecast's column in the ring of past forecasts
 
 
@@ -40,11 +44,14 @@ def streams(n: int) -> dict[str, np.ndarray]:
     shocks = rng.normal(0.0, 2.0, n)
     for i in range(1, n):
         noise[i] = 0.7 * noise[i - 1] + shocks[i]
+    day = np.exp(-((((t % 24) - 13) / 4.0) ** 2))  # a daily peak at 13:00...
+    week = np.where((t // 24) % 7 >= 5, 0.5, 1.0)  # ...half as high at weekends
     return {
         "weekly, a trend and a wandering level": 300 + 0.01 * t + 3 * np.sin(2 * np.pi * t / 52) + wander
         + rng.normal(0.0, 0.5, n),
         "hourly CPU: a daily cycle under AR(1) noise": 40 + 20 * np.maximum(np.sin(2 * np.pi * (t % 24) / 24), 0)
         + noise,
+        "hourly demand: daily peaks, quiet weekends, a slow trend": 100 + 50 * day * week + 0.001 * t + 0.5 * noise,
     }  # fmt: skip
 
 
@@ -60,7 +67,7 @@ def run(y: np.ndarray, block: int) -> dict[str, Any]:
             ring = forecaster.store.tensors["c_origin"][slot, t % ring_size, 0, : SERVED + 1, 0].numpy()
             made[t] = ring + forecaster.store.tensors["c_origin_ref"][slot, t % ring_size, 0].item()
         forecaster.observe("y", float(value))
-    columns = {"served": SERVED, **{name: hybrid.MEMBERS.index(name) for name in AR_EXPERTS}}
+    columns = {"served": SERVED, **{name: hybrid.MEMBERS.index(name) for name in SHOWN}}
     blocks = []
     for start in range(0, n, block):
         first = max(start, 1)
@@ -101,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report.machine_line(info),
         "",
         f"{n} values per stream (seed 0), `ForecasterConfig()`, prequential; one-step MAE / naive MAE per block "
-        f"of {block} values (the first block from value 2), the served forecast and each AR expert alone.",
+        f"of {block} values (the first block from value 2), the served forecast, each AR expert alone and "
+        "each seasonal family's trend member.",
     ]
     for name, found in rows.items():
         lines += [
@@ -109,8 +117,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"### {name}",
             "",
             report.markdown_table(
-                ["values", "served", *AR_EXPERTS],
-                [[b["values"], b["served"], *(b[k] for k in AR_EXPERTS)] for b in found["blocks"]],
+                ["values", "served", *SHOWN],
+                [[b["values"], b["served"], *(b[k] for k in SHOWN)] for b in found["blocks"]],
             ),
             "",
             "Each AR expert's P at the end: |P - P'| / max |P|, and its smallest eigenvalue / its largest magnitude: "

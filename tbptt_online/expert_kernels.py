@@ -33,7 +33,20 @@ BETAS = (0.1, 0.2)
 ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
 PHI = 0.98  # the trend's (slight) damping
 V_GAMMAS, V_BETAS = GAMMAS * 2, BETAS * 2  # per variant: [units | log] x family
-REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)
+REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)...
+TRENDLESS = 0  # ...where that is stable (``TREND_STABLE``), else against its level of the same alpha without one
+# The longest season against which a family's trend's level is a stable reference. The seasonal
+# indices, the trend's level and its trend form a loop: an error moves the level and the trend
+# (Holt's filter rings with a period of about 35-40 steps at alpha 0.2, damping 0.98), and the seasonal
+# index, updated against that level, brings the error back a season later. With a season longer than
+# the ring's period the loop amplifies it: the largest eigenvalue of Holt-Winters' discount matrix
+# (Hyndman et al. 2008, ch. 10) is 1.00054 at season 168 in the gamma-0.4 family, 1.00007 in the
+# gamma-0.1 one, and an hourly series with a weekly season had its seasonal indices 50 times their
+# size after 100,000 values, its levels 2 to 3 times its values (session 43). Against the level
+# without a trend the loop has no ring and is stable at every length (the eigenvalue 1, the seasons'
+# sum traded with the level). Per variant (units, log) x (gamma 0.1, gamma 0.4): 41 and 25, the
+# longest stable lengths (``test_experts.py`` computes them).
+TREND_STABLE = (41, 25, 41, 25)
 SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
 AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
@@ -287,6 +300,7 @@ def advance(
             for j in range(2):
                 for v in range(4):
                     parts[j, v] = season[s, v, j, k, phase[j]] if m[j] > 0 else 0.0
+            longest = max(m[0], m[1])
             for v in range(4):
                 if first:
                     level[b, v, :, k] = u[v]
@@ -304,9 +318,10 @@ def advance(
                         beta = V_BETAS[v]
                         trend[b, v, k] = beta * (new_level - old_level) + (1 - beta) * PHI * old_trend
                 gamma, rest = V_GAMMAS[v], parts[1, v]
+                against = REFERENCE if longest <= TREND_STABLE[v] else TRENDLESS  # (TREND_STABLE's comment)
                 for j in range(2):  # the second season is measured against the updated first one
                     if m[j] > 0:
-                        updated = gamma * (u[v] - level[b, v, REFERENCE, k] - rest) + (1 - gamma) * parts[j, v]
+                        updated = gamma * (u[v] - level[b, v, against, k] - rest) + (1 - gamma) * parts[j, v]
                         season[s, v, j, k, phase[j]] = updated
                         rest = updated
             seen[b, k] = seen[b, k] or observed

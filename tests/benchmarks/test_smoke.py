@@ -216,10 +216,11 @@ def test_interval_levels_smoke_counts_each_level_both_ways(tmp_path):
 
 def test_long_series_smoke_scores_each_block_and_reads_each_ars_p(tmp_path):
     payload = run_smoke("long_series", tmp_path)
-    assert payload["values"] == 600 and payload["block"] == 200 and len(payload["streams"]) == 2
+    assert payload["values"] == 600 and payload["block"] == 200 and len(payload["streams"]) == 3
     for found in payload["streams"].values():
         assert [b["values"] for b in found["blocks"]] == ["1-200", "201-400", "401-600"]
         for block in found["blocks"]:
-            assert all(0.0 < block[k] < 10.0 for k in ("served", "ar", "ar_changes", "ar_levels", "ar_short"))
+            shown = ("served", "ar", "ar_changes", "ar_levels", "ar_short", "trend_a0.2_g0.1", "trend_a0.2_g0.4")
+            assert all(0.0 < block[k] < 10.0 for k in shown)
         for health in found["p"].values():  # exactly symmetric, positive definite (rls.py)
             assert health["asymmetry"] == 0.0 and health["smallest_eigenvalue"] > 0.0

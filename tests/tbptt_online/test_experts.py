@@ -8,11 +8,13 @@ import itertools
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, experts
 from tbptt_online import expert_kernels as kernels
+from tbptt_online.expert_kernels import TREND_STABLE, TRENDLESS
 from tbptt_online.experts import ALPHAS, BETAS, GAMMAS, PHI, REFERENCE, VARIANTS
 
 f64 = torch.float64
@@ -37,8 +39,9 @@ def feed(rows: dict[str, torch.Tensor], values: list[float | None], first_step: 
 
 class HandHoltWinters:
     """One variant's Holt-Winters by hand: levels at ALPHAS (the last one with a damped trend),
-    up to two additive seasons updated against the trend's level, the second one against
-    what the updated first one leaves (in log units: the same on log y)."""
+    up to two additive seasons updated against the trend's level (against the level of the same
+    alpha without a trend where the longest season is past the family's ``TREND_STABLE``), the
+    second one against what the updated first one leaves (in log units: the same on log y)."""
 
     def __init__(self, gamma: float, season_lengths: tuple[int, int], log: bool) -> None:
         self.gamma, self.season_lengths, self.log = gamma, season_lengths, log
@@ -65,7 +68,8 @@ class HandHoltWinters:
                 new.append(ALPHAS[3] * (u - (s1 + s2)) + (1 - ALPHAS[3]) * (old[3] + PHI * self.trend))
                 self.trend = self.beta * (new[3] - old[3]) + (1 - self.beta) * PHI * self.trend
             self.levels = new
-        reference = self.levels[REFERENCE]
+        stable = TREND_STABLE[GAMMAS.index(self.gamma)]  # (the units and log variants' alike)
+        reference = self.levels[REFERENCE if max(self.season_lengths) <= stable else TRENDLESS]
         g = self.gamma
         first = g * (u - reference - s2) + (1 - g) * s1
         if self.season_lengths[0]:
@@ -80,6 +84,54 @@ class HandHoltWinters:
         damped = sum(PHI**i for i in range(1, h + 1))
         out = [level + s for level in self.levels[:3]] + [self.levels[3] + damped * self.trend + s]
         return [math.exp(v) for v in out] if self.log else out
+
+
+def discount_radius(m: int, gamma: float, beta: float) -> float:
+    """The largest |eigenvalue| of the discount matrix D = F - g w' of a family's Holt-Winters with its
+    seasons (one, length m) updated against its trend's level (alpha 0.2, ``beta`` of the level's change,
+    damping PHI; ``beta`` 0: the level without a trend), in innovation form (Hyndman et al. 2008):
+    state (level, trend, s_{t-1} .. s_{t-m}), gains (alpha, alpha beta, gamma (1 - alpha)): an
+    eigenvalue past 1 grows a disturbance of the state without bound."""
+    alpha = ALPHAS[REFERENCE]
+    n = m + 2
+    f = np.zeros((n, n))
+    f[0, 0], f[0, 1], f[1, 1], f[2, n - 1] = 1.0, PHI, PHI, 1.0
+    for i in range(3, n):
+        f[i, i - 1] = 1.0  # the seasons move on by one
+    g = np.zeros(n)
+    g[0], g[1], g[2] = alpha, alpha * beta, gamma * (1 - alpha)
+    w = np.zeros(n)
+    w[0], w[1], w[n - 1] = 1.0, PHI, 1.0
+    return float(np.abs(np.linalg.eigvals(f - np.outer(g, w))).max())
+
+
+@pytest.mark.parametrize("variant", range(len(VARIANTS)))
+def test_a_trend_is_a_stable_reference_for_the_seasons_up_to_the_documented_lengths(variant):
+    # session 43: past these lengths the seasons, the trend's level and its trend form an amplifying loop
+    gamma = VARIANTS[variant][1]
+    beta, longest = BETAS[GAMMAS.index(gamma)], TREND_STABLE[variant]
+    assert discount_radius(longest, gamma, beta) <= 1 + 1e-9
+    assert discount_radius(longest + 1, gamma, beta) > 1 + 1e-9
+    assert discount_radius(168, gamma, beta) > 1 + 1e-5  # a weekly season of hourly values: far past it
+    for m in (longest + 1, 168, 336):  # the level of the same alpha without a trend: stable at every length
+        assert discount_radius(m, gamma, 0.0) <= 1 + 1e-9
+    assert ALPHAS[TRENDLESS] == ALPHAS[REFERENCE]
+
+
+@pytest.mark.parametrize("m", [48, 168])
+def test_a_long_seasons_indices_stay_their_size_over_thousands_of_values(m):
+    # session 43: measured against the trend's level, a half-hourly daily season (48) grew the gamma-0.4
+    # family's seasonal indices 1.0016 times a value (an e-fold every 600 values), a weekly one of hourly
+    # values (168) 1.0005 times (the gamma-0.1 family's 1.00007: 50 times their size after 100,000)
+    rng = np.random.default_rng(0)
+    t = np.arange(12_000)
+    values = 100.0 + 0.001 * t + 20.0 * np.sin(2 * np.pi * t / m) + rng.normal(0.0, 1.0, len(t))
+    rows = blank((m, 0), ring=3 * m, max_season=m)
+    feed(rows, values.tolist())
+    for v in range(len(VARIANTS)):
+        table = rows["x_season"][0, v, 0, 0, :m]
+        size = 20.0 if v < 2 else 20.0 / 100.0  # the log variants: about 0.2 in log units
+        assert 0.5 * size < table.abs().max() < 1.5 * size, (v, table.abs().max())  # learnt (from 0), not grown
 
 
 def test_the_constants_are_the_documented_ones():

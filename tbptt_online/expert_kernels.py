@@ -37,16 +37,18 @@ REFERENCE = 3  # a family's seasonal indices are measured against its trend's le
 TRENDLESS = 0  # ...where that is stable (``TREND_STABLE``), else against its level of the same alpha without one
 # The longest season against which a family's trend's level is a stable reference. The seasonal
 # indices, the trend's level and its trend form a loop: an error moves the level and the trend
-# (Holt's filter rings with a period of about 35-40 steps at alpha 0.2, damping 0.98), and the seasonal
-# index, updated against that level, brings the error back a season later. With a season longer than
-# the ring's period the loop amplifies it: the largest eigenvalue of Holt-Winters' discount matrix
+# (Holt's filter rings, with a period of 34 steps at the gamma-0.4 family's beta 0.2, 58 at 0.1), and
+# the seasonal index, updated against that level, brings the error back a season later. With a long
+# enough season the loop amplifies it: the largest eigenvalue of Holt-Winters' discount matrix
 # (Hyndman et al. 2008, ch. 10) is 1.00054 at season 168 in the gamma-0.4 family, 1.00007 in the
 # gamma-0.1 one, and an hourly series with a weekly season had its seasonal indices 50 times their
 # size after 100,000 values, its levels 2 to 3 times its values (session 43). Against the level
 # without a trend the loop has no ring and is stable at every length (the eigenvalue 1, the seasons'
 # sum traded with the level). Per variant (units, log) x (gamma 0.1, gamma 0.4): 41 and 25, the
-# longest stable lengths (``test_experts.py`` computes them).
+# longest stable lengths of one season, and 40 and 23 of the longer of two (every pair within them
+# stable, in either order; (m, 41) and (22, 24) not: a review; ``test_experts.py`` computes them).
 TREND_STABLE = (41, 25, 41, 25)
+TREND_STABLE_TWO = (40, 23, 40, 23)
 SCALE_DECAY = 0.95  # the local scale: an exponential mean of |y_t - y_{t-1}|
 AR_ORDER, AR_FORGET, AR_PRIOR = 5, 0.995, 10.0
 AR_MAX_TRACE = 1e4  # P is shrunk when its trace passes this (no excitation: a flat series)
@@ -302,6 +304,8 @@ def advance(
                     parts[j, v] = season[s, v, j, k, phase[j]] if m[j] > 0 else 0.0
             longest = max(m[0], m[1])
             for v in range(4):
+                stable = TREND_STABLE[v] if m[1] == 0 else TREND_STABLE_TWO[v]
+                against = REFERENCE if longest <= stable else TRENDLESS  # (TREND_STABLE's comment)
                 if first:
                     level[b, v, :, k] = u[v]
                     trend[b, v, k] = 0.0
@@ -309,8 +313,9 @@ def advance(
                     deseasoned = u[v] - (parts[0, v] + parts[1, v])
                     for a in range(3):
                         level[b, v, a, k] = ALPHAS[a] * deseasoned + (1 - ALPHAS[a]) * level[b, v, a, k]
-                    if shifted[b, k] and observed:  # a level shift is not a trend: the trend's level starts there
-                        level[b, v, 3, k] = deseasoned
+                    if shifted[b, k] and observed:  # a level shift is not a trend: the trend's level starts there,
+                        level[b, v, 3, k] = deseasoned  # and the seasons' reference (a review: past TREND_STABLE the
+                        level[b, v, against, k] = deseasoned  # shift leaked into the seasons, 317 for 2 a season later)
                     else:
                         old_level, old_trend = level[b, v, 3, k], trend[b, v, k]
                         new_level = ALPHAS[3] * deseasoned + (1 - ALPHAS[3]) * (old_level + PHI * old_trend)
@@ -318,7 +323,6 @@ def advance(
                         beta = V_BETAS[v]
                         trend[b, v, k] = beta * (new_level - old_level) + (1 - beta) * PHI * old_trend
                 gamma, rest = V_GAMMAS[v], parts[1, v]
-                against = REFERENCE if longest <= TREND_STABLE[v] else TRENDLESS  # (TREND_STABLE's comment)
                 for j in range(2):  # the second season is measured against the updated first one
                     if m[j] > 0:
                         updated = gamma * (u[v] - level[b, v, against, k] - rest) + (1 - gamma) * parts[j, v]

@@ -13,8 +13,9 @@ Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...
   the season against the level that follows the trend: a level without a trend lags
   behind it, and the lag would leak into the seasonal indices), but against the family's
   alpha-0.2 level without a trend where the longest season is past ``TREND_STABLE`` (41 in
-  the gamma-0.1 family, 25 in the gamma-0.4 one): through the trend, a longer season's loop
-  amplifies (``expert_kernels.TREND_STABLE``);
+  the gamma-0.1 family, 25 in the gamma-0.4 one; with two seasons ``TREND_STABLE_TWO``, 40 and 23):
+  through the trend, a longer season's loop amplifies (``expert_kernels.TREND_STABLE``); a level
+  shift starts that level at the value too;
 - the same eight in log units, i.e. multiplicative (``log_*``): active only while every
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)

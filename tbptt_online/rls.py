@@ -30,9 +30,10 @@ step). Symmetric, P still lost its definiteness where a direction was never exci
 eigenvalue of -4e-15 of the largest, and the forgetting multiplied it by 1 / 0.995 a value like the
 rest (a series climbing by 10^0.5 a value to 1e36, then flat with 0.1 % noise: -8.8e-10 at value
 3,000, -3e-3 at 6,000, its fits noise; a review, session 43). The loading is ten thousand times the
-rounding of an entry (1e-16 of it) and is multiplied by 1 / 0.995 like it: on the review's five streams
-of 6,000 values (climbs to 1e12, 1e30 and 1e36, a ramp, a shift by 1e6) the smallest eigenvalue of
-every P stayed above 0, at least 4e-11 of the largest (``test_rls.py``).
+rounding of an entry (1e-16 of it) and is multiplied by 1 / 0.995 like it: on the review's five
+streams of 6,000 values (two climbs to 1e36, with 0.1 and 1 % noise, one to 1e30, a ramp, a shift by
+1e6) the smallest eigenvalue of every P stayed above 0, at least 4e-11 of the largest (its scripts, run
+in session 43; ``test_rls.py`` keeps the first climb's 3,500 values).
 
 A saved P is checked for this (``state_check``): exactly symmetric, and positive semi-definite
 (``positive_semidefinite``: its smallest eigenvalue at least -``INDEFINITE`` times its largest

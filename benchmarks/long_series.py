@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from benchmarks import report
+from benchmarks.members import SERVED, recorded
 from tbptt_online import Forecaster, ForecasterConfig, experts, hybrid
 
 LENGTH = 20_000
@@ -32,7 +33,6 @@ SMOKE_LENGTH, SMOKE_BLOCK = 600, 200
 AR_EXPERTS = ("ar", "ar_changes", "ar_levels", "ar_short")
 TRENDS = ("trend_a0.2_g0.1", "trend_a0.2_g0.4")  # each seasonal family's trend member: its seasons' loop
 SHOWN = (*AR_EXPERTS, *TRENDS)
-SERVED = hybrid.N_MEMBERS  # the served forecast's column in the ring of past forecasts
 
 
 def streams(n: int) -> dict[str, np.ndarray]:
@@ -59,14 +59,7 @@ def run(y: np.ndarray, block: int) -> dict[str, Any]:
     """Per block: the one-step MAE / naive MAE of the served forecast and of each AR expert alone;
     at the end, each AR expert's P: its distance from symmetric and its smallest eigenvalue (relative)."""
     forecaster, n = Forecaster(ForecasterConfig()), len(y)
-    made = np.full((n, hybrid.N_MEMBERS + 1), np.nan)  # made[t]: the forecasts of value t (0-based) made before it
-    ring_size = forecaster.config.calibrated_horizon
-    for t, value in enumerate(y):
-        if t > 0:  # the forecasts of value t, made after value t - 1, from the model's own ring
-            slot = forecaster.store.slot_of("y")
-            ring = forecaster.store.tensors["c_origin"][slot, t % ring_size, 0, : SERVED + 1, 0].numpy()
-            made[t] = ring + forecaster.store.tensors["c_origin_ref"][slot, t % ring_size, 0].item()
-        forecaster.observe("y", float(value))
+    made = recorded(forecaster, y)[:n, 0]  # [n, columns]: made[t], the one-step forecasts of value t (0-based)
     columns = {"served": SERVED, **{name: hybrid.MEMBERS.index(name) for name in SHOWN}}
     blocks = []
     for start in range(0, n, block):
@@ -77,7 +70,7 @@ def run(y: np.ndarray, block: int) -> dict[str, Any]:
         blocks.append({"values": f"{start + 1}-{min(start + block, n)}", **errors})
     slot = forecaster.store.slot_of("y")
     health = {}
-    for key, _ in experts.FITS.items():
+    for key in experts.FITS:
         p = forecaster.store.tensors[key][slot, 0].to(torch.float64)
         eigenvalues = torch.linalg.eigvalsh((p + p.T) / 2)
         health[key] = {

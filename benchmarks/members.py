@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,15 @@ def origins(series: RealSeries, config: ForecasterConfig) -> np.ndarray:
     """[n + 1, H, columns]: after t values (t = 0..n), the forecasts of values t .. t + H - 1
     by every member, the served mean, its half-width as remembered for scoring (0 where the
     horizon had no width of its own yet: ``tick_kernels.served``) and the two combiners (NaN at t = 0)."""
-    forecaster = Forecaster(config)
-    ring_size = config.calibrated_horizon
-    made = np.full((len(series.values) + 1, ring_size, hybrid.ORIGIN_COLUMNS), np.nan)
-    for t, y in enumerate(series.values, start=1):
+    return recorded(Forecaster(config), series.values)
+
+
+def recorded(forecaster: Forecaster, values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``origins`` of ``values`` fed to ``forecaster`` as series "y" (its state after them is the
+    caller's to read: ``benchmarks.long_series``)."""
+    ring_size = forecaster.config.calibrated_horizon
+    made = np.full((len(values) + 1, ring_size, hybrid.ORIGIN_COLUMNS), np.nan)
+    for t, y in enumerate(values, start=1):
         forecaster.observe("y", float(y))
         slot = forecaster.store.slot_of("y")
         ring = forecaster.store.tensors["c_origin"][slot, t % ring_size, :, :, 0].numpy()  # [Hc, columns]

@@ -602,12 +602,12 @@ def _with_symmetric_p(state: dict[str, Any]) -> dict[str, Any]:
         largest = p.abs().flatten(start_dim=-2).amax(dim=-1)  # [C, d]
         drift = (p - p.transpose(-2, -1)).abs().flatten(start_dim=-2).amax(dim=-1)
         restart = (drift > rls.ASYMMETRY * largest) | ~rls.positive_semidefinite(symmetric)  # [C, d]
-        if not bool(restart.any()) and torch.equal(p, symmetric):
-            continue  # symmetric already (as a fit of under a few hundred values): the tensors as saved
+        if not bool(restart.any()):  # no fit starts again: P made symmetric, its tensor as saved where it was
+            new[key] = p if torch.equal(p, symmetric) else symmetric
+            continue
         eye = prior * torch.eye(p.shape[-1], dtype=p.dtype)
         new[key] = torch.where(restart[..., None, None], eye, symmetric)
-        if bool(restart.any()):
-            new[coefficients] = torch.where(restart[..., None], torch.zeros_like(theta), theta)
+        new[coefficients] = torch.where(restart[..., None], torch.zeros_like(theta), theta)
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 

@@ -117,19 +117,19 @@ class HybridTick:
         pred: torch.Tensor,
         paths: np.ndarray,
         base: BaseArrays,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the network's correction ``pred`` [B, p], combine with the tick's ``paths`` and
         ``base``, remember the origin's forecasts; store and return the served one-step
-        forecast [B, 4, d]. ``store_rows``: the store's own rows (``SeriesStore.hybrid_rows``),
-        which the tick wrote in place: only the fields it replaced are written back (None:
-        copies, every field is)."""
+        forecast [B, 4, d] and the served mean [B, Hc, d] (horizons 1..Hc). ``store_rows``: the
+        store's own rows (``SeriesStore.hybrid_rows``), which the tick wrote in place: only the
+        fields it replaced are written back (None: copies, every field is)."""
         origin = (self.store.writable("c_origin", slots), self.store.writable("c_origin_ref", slots))  # in place
         served, mean = remember_and_serve(rows, steps, pred, paths, base, origin)
         own = experts.own(rows)
         if store_rows is not None:  # only the fields the tick replaced (a detection's): the rest was written in place
             own = {k: v for k, v in own.items() if v is not store_rows[k]}
         self.store.put(slots, next_pred=pred, served=served, served_path=mean, **own)
-        return served
+        return served, mean
 
     def rebuild_served(self, slots: torch.Tensor) -> None:
         """The served forecasts (one step, and the path to the calibrated horizon), recomputed

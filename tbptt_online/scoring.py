@@ -125,36 +125,39 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
 
 
 @compiled
-def _row_blown_up(mean, stats, observed, b, factor, with_spread) -> bool:
-    for k in range(mean.shape[1]):
-        m = mean[b, k]
-        if not math.isfinite(m):
-            if observed[b, k]:
-                return True
-            continue
+def _row_blown_up(path, stats, observed, b, factor, with_spread) -> bool:
+    for k in range(path.shape[2]):
         last = stats[b, LAST, k]
+        sd = 0.0
         if with_spread and not math.isnan(last):
             sd = math.sqrt(max(stats[b, 2, k], 0.0) / max(stats[b, 0, k], 1.0))  # norm_m2, norm_count
-            if abs(m - last) > factor * (1.0 + abs(last) + sd):
+        for h in range(path.shape[1]):  # horizon h + 1
+            m = path[b, h, k]
+            if not math.isfinite(m):
+                if observed[b, k]:
+                    return True
+                continue
+            if with_spread and not math.isnan(last) and abs(m - last) > factor * (h + 1) * (1.0 + abs(last) + sd):
                 return True
     return False
 
 
 @compiled
-def any_blown_up(mean, stats, observed, factor, with_spread) -> bool:
-    """Whether a row's next ``mean`` [B, d] is not finite where ``observed`` [B, d], or (``with_spread``:
-    the normaliser's rows are kept) further than ``factor`` times (1 + |last value| + the values'
-    sd) from the last value, by ``stats`` [B, F, d] with this value (``forecaster._restart_broken``;
-    ``blown_up`` says which). One call a tick: in a tick's few rows every numpy and torch call
-    after the tick's work cost 3 to 7 us (4 of them made the check 28 us a tick)."""
-    for b in range(mean.shape[0]):  # noqa: SIM110 (numba compiles a loop, not a generator)
-        if _row_blown_up(mean, stats, observed, b, factor, with_spread):
+def any_blown_up(path, stats, observed, factor, with_spread) -> bool:
+    """Whether a row's served ``path`` [B, H, d] (the mean at horizons 1..H) is not finite where
+    ``observed`` [B, d], or (``with_spread``: the normaliser's rows are kept) further at horizon h
+    than ``factor`` times h (1 + |last value| + the values' sd) from the last value, by ``stats``
+    [B, F, d] with this value (``forecaster._restart_broken``; ``blown_up`` says which). One call a
+    tick: in a tick's few rows every numpy and torch call after the tick's work cost 3 to 7 us (4 of
+    them made the check 28 us a tick)."""
+    for b in range(path.shape[0]):  # noqa: SIM110 (numba compiles a loop, not a generator)
+        if _row_blown_up(path, stats, observed, b, factor, with_spread):
             return True
     return False
 
 
 @compiled
-def blown_up(mean, stats, observed, factor, with_spread, out) -> None:
+def blown_up(path, stats, observed, factor, with_spread, out) -> None:
     """``out`` [B] bool: which rows ``any_blown_up`` finds."""
-    for b in range(mean.shape[0]):
-        out[b] = _row_blown_up(mean, stats, observed, b, factor, with_spread)
+    for b in range(path.shape[0]):
+        out[b] = _row_blown_up(path, stats, observed, b, factor, with_spread)

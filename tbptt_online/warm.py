@@ -38,9 +38,11 @@ def warm_kernels() -> float:
     served = torch.zeros(1, 4, d, dtype=torch.float64).unbind(1)  # mean, mean, lower, upper [1, d] each
     scoring.add_scores(new_stats, stats, y, mask, *served[1:], y)
     for rows_of_tick in (1, 2):  # a one-row view is C-contiguous, a longer one is not: two compiled layouts
-        mean = torch.zeros(rows_of_tick, 4, d, dtype=torch.float64)[:, 1]
         blank = scoring.blank_stats(rows_of_tick, d).numpy()
-        scoring.any_blown_up(mean.numpy(), blank, np.ones((rows_of_tick, d), dtype=bool), 1e6, True)
+        view = torch.zeros(rows_of_tick, 4, d, dtype=torch.float64)[:, 1][:, None]  # the next mean (no hybrid)
+        path = torch.zeros(rows_of_tick, horizons, d, dtype=torch.float64)  # the hybrid's served path
+        for mean in (view, path):
+            scoring.any_blown_up(mean.numpy(), blank, np.ones((rows_of_tick, d), dtype=bool), 1e6, True)
     made = (served[1].numpy(), served[3].numpy())
     bound = outliers.Bound(1.6, 5.0, 2)
     outliers.cleaned(rows, step, y.numpy().copy(), mask.numpy(), made, stats[:, 0].numpy(), bound)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.guards import BACKOFF, InstabilityGuard
+from tbptt_online.scoring import STAT, any_blown_up, blank_stats, blown_up
 from tbptt_online.state_check import check_state
 
 
@@ -175,6 +177,40 @@ def test_a_series_whose_state_blew_up_starts_again_and_the_others_keep_their_upd
     assert g.forecast("bad", 2).step == 400 and g.observe("bad", 5.0).step == 401 == f.observe("bad", 5.0).step
     f.forget("bad")
     check_state(f.state_dict())
+
+
+def test_a_forecast_that_blows_up_only_steps_ahead_restarts_the_series() -> None:
+    # A review (session 43): seasons of 24 and 25 made a forecaster serve 2.2e15 twelve steps ahead
+    # on values of 100 to 220; the restart read the next mean only. Here every seasonal index but the
+    # one of the next value (step 302: phase 302 % 24 = 14) is past repair: before the fix the next
+    # value was served 9.74 and the path 1e285 to 1e288 at h = 2..12, the series never restarted.
+    f = Forecaster(ForecasterConfig(season_length=24, seed=0))
+    for t in range(300):
+        f.observe("a", 10 + math.sin(2 * math.pi * t / 24))
+    slot = f.store.slots["a"]
+    f.store.tensors["x_season"][slot, :, 0, 0, [j for j in range(24) if j != 302 % 24]] = 1e9
+    restarted = f.observe("a", 10 + math.sin(2 * math.pi * 300 / 24))
+    assert f.series_stats("a").restarts == 1
+    assert restarted.forecast_next.mean is None and f.forecast("a", 12).mean == [None] * 12  # a new series' nothing
+    for t in range(301, 500):
+        f.observe("a", 10 + math.sin(2 * math.pi * t / 24))
+    path = f.forecast("a", 12).mean
+    assert f.series_stats("a").restarts == 1 and max(abs(m - 10) for m in path) < 2  # it learns again
+    check_state(f.state_dict())
+
+
+def test_the_blow_up_bound_grows_with_the_horizon() -> None:
+    # by hand: last value 0, sd 0 (no values kept), factor 1e6: h steps ahead blows up past h * 1e6
+    stats = blank_stats(1, 1)
+    stats[0, STAT["last_value"], 0] = 0.0
+    observed = np.ones((1, 1), dtype=bool)
+    for path, expected in (([2e6, 2e6, 2e6], True), ([1e6, 2e6, 3e6], False), ([0.0, 0.0, 3.1e6], True)):
+        out = np.empty(1, dtype=np.bool_)
+        blown_up(np.array(path)[None, :, None], stats.numpy(), observed, 1e6, True, out)
+        assert bool(out[0]) == expected
+    nan_ahead = np.array([0.0, math.nan])[None, :, None]  # not finite at h = 2: blown up where observed only
+    assert any_blown_up(nan_ahead, stats.numpy(), observed, 1e6, True)
+    assert not any_blown_up(nan_ahead, stats.numpy(), ~observed, 1e6, True)
 
 
 def test_a_forgotten_series_leaves_its_row_blank() -> None:

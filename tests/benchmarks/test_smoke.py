@@ -125,6 +125,18 @@ def test_young_horizons_smoke_measures_each_length(tmp_path):
         assert row["max"] == max(row["overshoot"]) and min(row["overshoot"]) <= row["median"] <= row["max"]
 
 
+def test_true_seasons_smoke_reads_each_kind_at_each_step(tmp_path):
+    payload = run_smoke("true_seasons", tmp_path)
+    assert len(payload["rows"]) == 18 and payload["read_at"] == [30, 60]
+    for row in payload["rows"]:
+        assert set(row["true_share"]) == {"30", "60"} and all(0.0 <= x <= 1.0 for x in row["true_share"].values())
+        assert sum(row["at_last"].values()) == payload["series"] == 4
+        assert row["at_last"]["true"] == round(row["true_share"]["60"] * 4)
+    clean = {r["kind"]: r for r in payload["rows"]}["sine 7, noise 0.0"]
+    assert clean["at_last"]["true"] == 4 and clean["served_at_last"] == [[7]]  # a clean season of 7 by value 60
+    assert "Seasons served in series with a known one" in (tmp_path / "true_seasons.md").read_text()
+
+
 def test_false_seasons_smoke_counts_each_kind(tmp_path):
     payload = run_smoke("false_seasons", tmp_path)
     kinds = ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9", "control: a season of 4"]

@@ -10,6 +10,7 @@ import io
 import math
 import random
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -211,30 +212,51 @@ def test_the_best_multiple_of_a_batch_is_each_rows_own_choice_by_hand():
         [math.sin(2 * math.pi * t / 6) + 0.1 * rng.gauss(0, 1) for t in range(72)],  # 6 (or a multiple)
         [rng.gauss(0, 1) for _ in range(72)],  # noise with a 6 found: no multiple is better
         [0.5 * t + (t % 4) for t in range(72)],  # 4 on a trend
+        [math.sin(2 * math.pi * t / 16) + 0.1 * rng.gauss(0, 1) for t in range(72)],  # 8 found: 16 (Bonferroni)
     ]
-    season_length = torch.tensor([6, 6, 6, 4])
+    season_length = torch.tensor([6, 6, 6, 4, 8])
 
     def alone(y: list[float], p: int, longest: int) -> int:  # the rule, by hand
         changes = [y[i] - y[i - 1] for i in range(1, len(y))]
+        floor = hybrid.ROUNDING * max(abs(v) for v in y)  # an error this small is rounding: 0
+
+        def error(e: float) -> float:
+            return 0.0 if e <= floor else e
+
         chosen = p
-        for m in range(2 * p, longest + 1, p):
+        multiples = range(2 * p, longest + 1, p)
+        tests = 1 if p <= hybrid.SHORT_SEASON else len(multiples)  # Bonferroni over them past a short season
+        z = NormalDist().inv_cdf(1 - hybrid.MULTIPLE_FALSE_RATE / tests)
+        for m in multiples:
             common = range(m, len(changes))  # the changes both lags forecast
-            longer = [abs(changes[t] - changes[t - m]) for t in common]
-            shorter = [abs(changes[t] - changes[t - chosen]) for t in common]
+            longer = [error(abs(changes[t] - changes[t - m])) for t in common]
+            shorter = [error(abs(changes[t] - changes[t - chosen])) for t in common]
             gain = [s - lo for s, lo in zip(shorter, longer, strict=True)]
             mean = sum(gain) / len(gain)
             sd = math.sqrt(sum((g - mean) ** 2 for g in gain) / (len(gain) - 1))
             lower = sum(longer) < hybrid.MULTIPLE_GAIN * sum(shorter)
-            if lower and mean > hybrid.Z_MULTIPLE * sd / math.sqrt(len(gain)):
+            if lower and mean > z * sd / math.sqrt(len(gain)):
                 chosen = m
         return chosen
 
     expected = [alone(y, int(p), 24) for y, p in zip(rows, season_length.tolist(), strict=True)]
-    assert expected[0] == 12 and len(set(expected)) >= 2  # rows of one season length choose apart
+    assert expected[0] == 12 and expected[4] == 16 and len(set(expected)) >= 2  # rows of one length choose apart
     values = torch.tensor(rows, dtype=torch.float64)
     assert hybrid._best_multiple(values, season_length, 24).tolist() == expected
-    gap = torch.cat([torch.full((4, 1), math.nan, dtype=torch.float64), values], dim=1)  # the one-row-at-a-time path
+    # the one-row-at-a-time path
+    gap = torch.cat([torch.full((len(rows), 1), math.nan, dtype=torch.float64), values], dim=1)
     assert hybrid._best_multiple(gap, season_length, 24).tolist() == expected
+
+
+@pytest.mark.parametrize(("period", "n"), [(7, 600), (12, 100), (24, 300)])
+def test_a_sine_without_noise_is_served_its_own_season_not_a_multiple(period, n):
+    # the seasonal naive of a multiple and of the season itself err by rounding alone (1e-15), and
+    # its chance ordering passed the multiple test: 7 was served 77 at value 600, 12 as 24 at 100,
+    # 24 as 72 at 300 (a new user's first try is often a clean sine)
+    f = Forecaster(ForecasterConfig(seed=0))
+    for t in range(n):
+        f.observe("a", 10 + math.sin(2 * math.pi * t / period))
+    assert f.series_stats("a").seasons == [period]
 
 
 def test_a_season_is_seldom_taken_for_its_double_by_chance():
@@ -793,6 +815,19 @@ def test_a_held_season_one_lag_off_is_left_when_two_detections_find_the_neighbou
         assert real(part, torch.tensor([23]), 36).tolist() == [24]
 
 
+def test_a_held_neighbour_is_left_for_the_season_whose_profile_fits_both_halves_far_better():
+    # 10 + sin(2 pi t / 24) + N(0, 0.5), Python's random seeds 13 and 14 (session 44): 23 held from value
+    # 192 or 288 to 1,200 while every detection found 24. On the first half of the values read, 23's
+    # seasonal naive erred 0.581 and 24's 0.593 (the neighbours' test kept 23), while 24's profile spread
+    # was 0.25 and 23's 0.82: a one-step MAE of 0.77 of naive from value 400 where a given 24 reads 0.73
+    f = Forecaster(ForecasterConfig())
+    for seed in (13, 14):
+        rng = random.Random(seed)
+        for t in range(600):
+            f.observe(f"s{seed}", 10 + math.sin(2 * math.pi * t / 24) + 0.5 * rng.gauss(0, 1))
+    assert f.series_stats("s13").seasons == f.series_stats("s14").seasons == [24]
+
+
 def test_a_held_season_stays_held_while_half_of_the_values_keep_it(monkeypatch):
     # a cycle whose length wanders (sunspots' 11 found as 10 at values 96 and 144: moved there, one step /
     # h=1..12 0.657 / 0.561 -> 0.658 / 0.580): 23 steps for the first 150 values, 24 after. Held while the
@@ -822,7 +857,22 @@ def test_a_held_multiple_that_fits_no_better_than_its_divisor_is_left(monkeypatc
     assert not hybrid._replaces(y, torch.tensor([12]), torch.tensor([48])).item()  # not by the old rule
     err = {m: naive_error(y[0], m, 48) for m in (12, 48)}  # by hand: 48 one cycle back errs more
     assert err[12] <= err[48]
-    assert hybrid._no_better(y, torch.tensor([48]), torch.tensor([12])).item()
+    assert hybrid._not_clearly_better(y, torch.tensor([48]), torch.tensor([12])).item()
+
+
+@pytest.mark.parametrize(("period", "noise", "draw", "row", "taken"), [(7, 0.5, 3, 4, 56), (12, 0.3, 6, 11, 60)])
+def test_a_noisy_sine_is_not_served_a_multiple_taken_by_chance(period, noise, draw, row, taken):
+    # benchmarks.true_seasons' rows (session 44): the multiple test at 1 % each over up to 47 multiples gave
+    # a sine of 7 the season 56 at value 192 (and 12 the season 60), held from 288, and kept to 1,200
+    # values, released only where it forecast no better at all. Now the test is Bonferroni over the
+    # multiples past a short season, and a held multiple is kept only while it fits clearly better
+    g = torch.Generator().manual_seed(0)
+    for _ in range(draw):  # the benchmark's draws, in its order
+        e = torch.randn(20, 1200, generator=g, dtype=f64)
+    f = Forecaster(ForecasterConfig())
+    for t in range(1200):
+        f.observe("s", 10 + math.sin(2 * math.pi * t / period) + noise * float(e[row, t]))
+    assert f.series_stats("s").seasons == [period]  # [taken] before
 
 
 def test_a_short_divisor_taken_after_a_release_is_taken_as_found_not_held(monkeypatch):
@@ -845,7 +895,7 @@ def test_a_held_multiple_that_fits_better_than_its_divisor_stays_held(monkeypatc
     seen = seasons_and_runs(values, max_season_length=48)
     assert [seen[s] for s in (192, 288, 384)] == [(48, 2), (48, 3), (48, 4)]
     y = torch.tensor([values[288 - 147 : 288]], dtype=f64)
-    assert not hybrid._no_better(y, torch.tensor([48]), torch.tensor([12])).item()
+    assert not hybrid._not_clearly_better(y, torch.tensor([48]), torch.tensor([12])).item()
 
 
 def test_replaces_asks_for_a_clearly_and_significantly_better_seasonal_naive():

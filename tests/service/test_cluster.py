@@ -330,12 +330,14 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
     first = httpx.post(url, json=body, timeout=60)
     # nothing acknowledged on the broken connection: the write finds it broken, or the shard found it first
     # (its epoch check, every EPOCH_CHECK_S on the same connection, broke on it and the mending began: seen
-    # once in CI), or the shard had already restarted on a new connection and the write is its first (200:
-    # seen once in CI, session 39, on a busy machine); each way the observation applies once, below
+    # once in CI), or another read of the log on that connection found it broken first and the write is
+    # refused with what it found ("the database connection was lost": seen once in a CI run beside
+    # benchmarks, session 44), or the shard had already restarted on a new connection and the write is its
+    # first (200: seen once in CI, session 39, on a busy machine); each way the observation applies once, below
     if first.status_code != 200:
         detail = first.json()["detail"]
         assert first.status_code == 503, first.text
-        assert "connection failed" in detail or "log connection was lost" in detail, detail
+        assert "connection failed" in detail or "connection was lost" in detail, detail
         deadline = time.monotonic() + 60
         while (again := httpx.post(url, json=body, timeout=60)).status_code != 200:  # the same observation, retried
             assert again.status_code == 503 and time.monotonic() < deadline, again.text

@@ -41,7 +41,7 @@ from tbptt_online import calibration, combination, experts, outliers
 from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
-from tbptt_online.season import detect_seasons, fill_gaps, significantly_better, stitched, z_one_sided
+from tbptt_online.season import detect_seasons, fill_gaps, onto_comb, significantly_better, stitched, z_one_sided
 from tbptt_online.young_season import young_seasons
 
 FEATURES = 8
@@ -220,8 +220,12 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
         stays = ~_replaces(filled, found[moved, 0], held[moved])  # [M]
         kept = moved[stays]
         unheld[kept] = _no_longer_held(filled[stays], held[kept], found[kept, 0], max_season)
-        # the held one back first; found second where the held one was (the two seasons' order swapped)
+        # the held one back first; found second where the held one was (the two seasons' order swapped),
+        # on the held one's comb where near it: a weekend's broad peak found first at 161 or 176 was kept
+        # second as it came beside a held 24 (3 of 20 daily sines with a weekend lower at 1,200 values,
+        # ``benchmarks.true_seasons``, session 44), where the autocorrelation's own second is put on the comb
         second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
+        second = torch.where(second > 0, onto_comb(second.double(), held[kept].double()).long(), second)
         found[kept] = torch.stack([held[kept], second], dim=1)
     again = (found[:, 0] == held) & (held > 0)
     new_runs = torch.where(again, runs + 1, (found[:, 0] > 0).long())
@@ -308,6 +312,7 @@ def _profile_spread(about: torch.Tensor, m: int) -> torch.Tensor:
 
 HELD_AFTER = 2  # a first season given by this many detections in a row is *held*: another replaces it...
 SWITCH_GAIN, Z_SWITCH = 0.85, 2.33  # ...when its seasonal naive errs this much less, and significantly (1 %)
+NEAR_SHARE = 10  # a season within max(1, held // NEAR_SHARE) lags of the held one is near it (26 for 24)
 RELEASE_SPREAD = 0.8  # a neighbour found whose seasonal profile spreads this much less on each half releases it
 
 
@@ -333,9 +338,11 @@ def _no_longer_held(values: torch.Tensor, held: torch.Tensor, found: torch.Tenso
     held: kept now (``x_season_runs`` at 0: released), and held again at the next detection with the
     neighbour or divisor found there, or with itself found again (``detect``).
 
-    - A neighbour found (held +- 1) that, on each half of the values, wins the neighbours' test
-      (``_best_neighbour`` from the held one) or has a seasonal profile whose spread
-      (``_profile_spread``) is below RELEASE_SPREAD of the held one's. A smooth season's broad top
+    - A neighbour found (within max(1, held // NEAR_SHARE) lags of the held one) that, on each half
+      of the values, wins the neighbours' test (``_best_neighbour`` from the held one, one lag off
+      only) or has a seasonal profile whose spread (``_profile_spread``) is below RELEASE_SPREAD of
+      the held one's. (A daily sine with a weekend lower, given 26 at values 144 and 192, served it
+      to 1,200 values, every later detection finding 24: two lags off, session 44.) A smooth season's broad top
       gave a noisy daily sine 23 or 25 at two early detections, held for good (24 errs about 0.9 of
       23's, not under SWITCH_GAIN) while every later detection found 24: 11 of 40 such sines at
       1,200 values. With the neighbours' test alone, 2 of 20 daily sines under noise 0.5 still
@@ -352,7 +359,7 @@ def _no_longer_held(values: torch.Tensor, held: torch.Tensor, found: torch.Tenso
       1,200 values (session 44)."""
     out = torch.zeros(len(held), dtype=torch.bool)
     half = values.shape[1] // 2
-    near = ((found - held).abs() == 1).nonzero().squeeze(1)
+    near = ((found - held).abs() <= (held // NEAR_SHARE).clamp(min=1)).nonzero().squeeze(1)
     if len(near):
         wins = torch.ones(len(near), dtype=torch.bool)
         for part in (values[near, :half], values[near, half:]):

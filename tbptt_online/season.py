@@ -294,6 +294,19 @@ def _near_multiple(long: torch.Tensor, short: torch.Tensor, min_ratio: int, slac
     return (j >= min_ratio) & ((long - j * short).abs() <= tol)
 
 
+def onto_comb(lengths: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """``lengths`` moved to the nearest multiple j * ``base`` (j >= 2) where within ``max(1 +
+    MULTIPLE_TOL * length, base / 4)`` of it, else as they are: a second season is a whole number
+    of the first (a week of 7 days: 168 = 7 * 24 exactly, where the broad peak of a weekend's lower
+    level tops anywhere from 161 to 176).
+
+    >>> onto_comb(torch.tensor([176.0, 161.0, 100.0, 30.0]), torch.tensor([24.0, 24.0, 24.0, 24.0])).tolist()
+    [168.0, 168.0, 96.0, 30.0]
+    """
+    on_comb = _near_multiple(lengths, base, 2, slack=0.25)
+    return torch.where(on_comb, (lengths / base.clamp(min=1)).round() * base, lengths)
+
+
 def detect_seasons(
     values: torch.Tensor,
     max_seasons: int = 2,
@@ -403,8 +416,6 @@ def _seasons(
             allowed &= ~has | (near3.gather(1, pos.round().long().clamp(0, reach_level)) > above)  # stands above it
         got = (allowed & sig).any(dim=1, keepdim=True) & (chosen[-1] > 0)
         lengths = _smallest_of_family(allowed, allowed & sig, r, pos)
-        base = chosen[0].round()
-        on_comb = _near_multiple(lengths, base, 2, slack=0.25)
-        lengths = torch.where(on_comb, (lengths / base).round() * base, lengths)  # 336 = 7 * 48 exactly
+        lengths = onto_comb(lengths, chosen[0].round())  # 336 = 7 * 48 exactly
         chosen.append(torch.where(got, lengths, 0.0))
     return torch.cat(chosen, dim=1).nan_to_num(0.0).clamp(0, top).round().to(torch.int64)

@@ -426,9 +426,11 @@ def _best_multiple(values: torch.Tensor, lengths: torch.Tensor, longest: int) ->
     seasonal-naive absolute error on the changes y_t - y_{t-1} (free of a trend) is lowest,
     preferring the shorter: a longer one is taken when, over the changes both can forecast,
     its mean error is below MULTIPLE_GAIN of the chosen one's and the paired improvement is
-    significant at MULTIPLE_FALSE_RATE over the multiples tested (``_longer_wins``; at 1 % each, a
-    noisy sine of 7 was given 56 at value 192, 12 was given 60: 3 of 80 such sines served a multiple
-    for good, session 44). Rows of one season length are decided together; a row with a
+    significant at MULTIPLE_FALSE_RATE over the multiples tested past a short season (``_longer_wins``;
+    at 1 % each, a noisy sine of 7 was given 56 at value 192, 12 was given 60: 5 of 120 such sines
+    served a multiple at 1,200 values, session 44; a short season, SHORT_SEASON or less, keeps 1 %
+    each: it often stands for a longer one, and wineind, a monthly series found as 4, waited from
+    value 42 to 54 for its 12). Rows of one season length are decided together; a row with a
     gap on its own (its changes without the gaps)."""
     best = lengths.clone()
     gappy = torch.isnan(values).any(dim=1)  # [R] rows with a gap: their changes are taken one row at a time

@@ -44,7 +44,10 @@ from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window
 from tbptt_online.values import MAX_ABS_VALUE, Value, format_row, parse_values
 from tbptt_online.view import ForecasterView, ForecastRequest
 
-RESTART_FACTOR = 1e6  # a mean h steps ahead h times this many (1 + |last value| + sd) from the last value has blown up
+RESTART_FACTOR = (
+    1e6  # a mean h steps ahead h^2 times this many (1 + |last value| + sd) from the last value has blown up...
+)
+RESTART_HORIZON = 12  # ...at a horizon up to this; further, only a mean that is not finite
 _PAIR_TYPES = {tuple, list}  # the exact types validate's fast pass accepts as (series, value)
 
 
@@ -274,18 +277,18 @@ class Forecaster:
         ahead on values of 100 to 220, unguarded), else the next mean.
 
         Blown up: not finite where the tick observed a value (``observed`` [B, d]), or (with
-        ``normalize``, which keeps the values' sd) at horizon h further than ``RESTART_FACTOR``
-        times h (1 + |last value| + the values' sd) from the last value (``stats`` [B, F, d]
-        with this value). Such a series' state (its experts, the values
-        its members read, its carried network state) is past repair, and its forecasts and
-        scores, in float32 rings, were about to be NaN: a hostile test's runaway series served
-        None for good and, its network input NaN, had every update of the shared weights
-        skipped for the series ticking with it. It starts again as a new series would, under
-        its name, its prequential statistics kept, counted in them (``restarts``); its step
-        goes on from where it was (``restarted_steps``). With ``hybrid=False`` its interval still
-        comes from its lifetime squared residuals (``resid_sq``): wide after a blow-up, until new
-        ones dilute them."""
-        arrays = (path.numpy(), stats.numpy(), observed.numpy(), RESTART_FACTOR, self.config.normalize)
+        ``normalize``, which keeps the values' sd) at a horizon h up to ``RESTART_HORIZON`` further
+        than ``RESTART_FACTOR`` times h^2 (1 + |last value| + the values' sd) from the last value
+        (``stats`` [B, F, d] with this value; ``scoring.any_blown_up``: further out a damped
+        multiplicative trend's legitimate path outgrows any such bound). Such a series' state (its
+        experts, the values its members read, its carried network state) is past repair, and its
+        forecasts and scores, in float32 rings, were about to be NaN: a hostile test's runaway
+        series served None for good and, its network input NaN, had every update of the shared
+        weights skipped for the series ticking with it. It starts again as a new series would, under
+        its name, its prequential statistics kept, counted in them (``restarts``); its step goes on
+        from where it was (``restarted_steps``). With ``hybrid=False`` its interval still comes from
+        its lifetime squared residuals (``resid_sq``): wide after a blow-up, until new ones dilute them."""
+        arrays = (path.numpy(), stats.numpy(), observed.numpy(), RESTART_FACTOR, self.config.normalize, RESTART_HORIZON)
         if not any_blown_up(*arrays):  # (numpy views, one call: the common case)
             return None
         out = np.empty(len(slots), dtype=np.bool_)

@@ -42,7 +42,7 @@ from tbptt_online import hybrid_kernels as kernels
 from tbptt_online.compiled import over_rows, readable, writable
 from tbptt_online.saved_rows import AsOfSnapshot
 from tbptt_online.season import detect_seasons, fill_gaps, onto_comb, significantly_better, stitched, z_one_sided
-from tbptt_online.young_season import young_seasons
+from tbptt_online.young_season import EXACT, young_seasons
 
 FEATURES = 8
 CLAMP = kernels.CLAMP  # the network's inputs and target are clamped to +-this (units of the scale)
@@ -415,7 +415,6 @@ def _drift_naive_errors(values: torch.Tensor, slope: torch.Tensor, m: int, start
     return (values[:, start:] - values[:, start - m : n - m] - m * slope).abs()
 
 
-ROUNDING = 1e-6  # an error up to this share of a row's largest |value| is rounding (values sent with 7 digits)
 MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...
 MULTIPLE_FALSE_RATE = 0.01  # ...and the paired improvement is significant (one-sided 1 % over the multiples
 # tested, Bonferroni): not noise of a short sample
@@ -442,7 +441,7 @@ def _best_multiple(values: torch.Tensor, lengths: torch.Tensor, longest: int) ->
         if len(rows) == 1:
             values_g = values_g[:, ~torch.isnan(values_g[0])]
         changes = values_g.diff(dim=1)  # [G, L]
-        floor = ROUNDING * values_g.abs().amax(dim=1, keepdim=True)  # [G, 1] errors this small are rounding
+        floor = EXACT * values_g.abs().amax(dim=1, keepdim=True)  # [G, 1] errors this small are rounding
         chosen = torch.full_like(rows, p)
         multiples = range(2 * p, longest + 1, p)
         z = z_one_sided(MULTIPLE_FALSE_RATE, 1 if p <= SHORT_SEASON else len(multiples))

@@ -125,7 +125,7 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
 
 
 @compiled
-def _row_blown_up(path, stats, observed, b, factor, with_spread) -> bool:
+def _row_blown_up(path, stats, observed, b, factor, with_spread, far) -> bool:
     for k in range(path.shape[2]):
         last = stats[b, LAST, k]
         sd = 0.0
@@ -137,27 +137,31 @@ def _row_blown_up(path, stats, observed, b, factor, with_spread) -> bool:
                 if observed[b, k]:
                     return True
                 continue
-            if with_spread and not math.isnan(last) and abs(m - last) > factor * (h + 1) * (1.0 + abs(last) + sd):
+            bound = factor * (h + 1) * (h + 1) * (1.0 + abs(last) + sd)
+            if h < far and with_spread and not math.isnan(last) and abs(m - last) > bound:
                 return True
     return False
 
 
 @compiled
-def any_blown_up(path, stats, observed, factor, with_spread) -> bool:
+def any_blown_up(path, stats, observed, factor, with_spread, far) -> bool:
     """Whether a row's served ``path`` [B, H, d] (the mean at horizons 1..H) is not finite where
-    ``observed`` [B, d], or (``with_spread``: the normaliser's rows are kept) further at horizon h
-    than ``factor`` times h (1 + |last value| + the values' sd) from the last value, by ``stats``
-    [B, F, d] with this value (``forecaster._restart_broken``; ``blown_up`` says which). One call a
-    tick: in a tick's few rows every numpy and torch call after the tick's work cost 3 to 7 us (4 of
-    them made the check 28 us a tick)."""
+    ``observed`` [B, d], or (``with_spread``: the normaliser's rows are kept) at a horizon h up to
+    ``far`` further than ``factor`` times h^2 (1 + |last value| + the values' sd) from the last
+    value, by ``stats`` [B, F, d] with this value (``forecaster._restart_broken``; ``blown_up``
+    says which). Past ``far`` only a mean that is not finite counts: a damped multiplicative
+    trend's path grows faster than any power of h there (a doubling series' is 2^49 its last
+    value by h = 200, and a review's doubling series restarted every 16 values at a calibrated
+    horizon of 200). One call a tick: in a tick's few rows every numpy and torch call after the
+    tick's work cost 3 to 7 us (4 of them made the check 28 us a tick)."""
     for b in range(path.shape[0]):  # noqa: SIM110 (numba compiles a loop, not a generator)
-        if _row_blown_up(path, stats, observed, b, factor, with_spread):
+        if _row_blown_up(path, stats, observed, b, factor, with_spread, far):
             return True
     return False
 
 
 @compiled
-def blown_up(path, stats, observed, factor, with_spread, out) -> None:
+def blown_up(path, stats, observed, factor, with_spread, far, out) -> None:
     """``out`` [B] bool: which rows ``any_blown_up`` finds."""
     for b in range(path.shape[0]):
-        out[b] = _row_blown_up(path, stats, observed, b, factor, with_spread)
+        out[b] = _row_blown_up(path, stats, observed, b, factor, with_spread, far)

@@ -42,7 +42,7 @@ def warm_kernels() -> float:
         view = torch.zeros(rows_of_tick, 4, d, dtype=torch.float64)[:, 1][:, None]  # the next mean (no hybrid)
         path = torch.zeros(rows_of_tick, horizons, d, dtype=torch.float64)  # the hybrid's served path
         for mean in (view, path):
-            scoring.any_blown_up(mean.numpy(), blank, np.ones((rows_of_tick, d), dtype=bool), 1e6, True)
+            scoring.any_blown_up(mean.numpy(), blank, np.ones((rows_of_tick, d), dtype=bool), 1e6, True, 12)
     made = (served[1].numpy(), served[3].numpy())
     bound = outliers.Bound(1.6, 5.0, 2)
     outliers.cleaned(rows, step, y.numpy().copy(), mask.numpy(), made, stats[:, 0].numpy(), bound)

@@ -199,18 +199,33 @@ def test_a_forecast_that_blows_up_only_steps_ahead_restarts_the_series() -> None
     check_state(f.state_dict())
 
 
-def test_the_blow_up_bound_grows_with_the_horizon() -> None:
-    # by hand: last value 0, sd 0 (no values kept), factor 1e6: h steps ahead blows up past h * 1e6
+def test_the_blow_up_bound_grows_with_the_horizon_up_to_the_far_one() -> None:
+    # by hand: last value 0, sd 0 (no values kept), factor 1e6: h steps ahead blows up past h^2 1e6, at a
+    # horizon up to `far` (2 here); past it only a mean that is not finite
     stats = blank_stats(1, 1)
     stats[0, STAT["last_value"], 0] = 0.0
     observed = np.ones((1, 1), dtype=bool)
-    for path, expected in (([2e6, 2e6, 2e6], True), ([1e6, 2e6, 3e6], False), ([0.0, 0.0, 3.1e6], True)):
+    cases = (([2e6, 2e6, 2e6], True), ([1e6, 4e6, 1e300], False), ([0.0, 4.1e6, 0.0], True), ([0, 0, math.inf], True))
+    for path, expected in cases:
         out = np.empty(1, dtype=np.bool_)
-        blown_up(np.array(path)[None, :, None], stats.numpy(), observed, 1e6, True, out)
+        blown_up(np.array(path, dtype=np.float64)[None, :, None], stats.numpy(), observed, 1e6, True, 2, out)
         assert bool(out[0]) == expected
     nan_ahead = np.array([0.0, math.nan])[None, :, None]  # not finite at h = 2: blown up where observed only
-    assert any_blown_up(nan_ahead, stats.numpy(), observed, 1e6, True)
-    assert not any_blown_up(nan_ahead, stats.numpy(), ~observed, 1e6, True)
+    assert any_blown_up(nan_ahead, stats.numpy(), observed, 1e6, True, 2)
+    assert not any_blown_up(nan_ahead, stats.numpy(), ~observed, 1e6, True, 2)
+
+
+@pytest.mark.parametrize("rate", [1.8, 2.0])
+def test_a_series_doubling_for_a_while_is_not_restarted_at_a_long_calibrated_horizon(rate) -> None:
+    # a review of session 44's path check (h 1e6 (...) at every horizon to calibrated_horizon): a doubling
+    # series restarted at values 15, 31, 47, 63, 79, 95 with a calibrated horizon of 200 (its damped
+    # multiplicative path is 2^49 its last value far out), losing a next forecast within 0.5 % of the value
+    f = Forecaster(ForecasterConfig(calibrated_horizon=200))
+    for t in range(100):
+        f.observe("a", rate**t)
+    assert f.series_stats("a").restarts == 0
+    served = f.forecast("a", 1).mean[0]
+    assert served is not None and abs(served / rate**100 - 1) < 0.05
 
 
 def test_a_forgotten_series_leaves_its_row_blank() -> None:

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from benchmarks import true_seasons
-from tbptt_online import Forecaster, ForecasterConfig, calibration, combination, experts, hybrid
+from tbptt_online import Forecaster, ForecasterConfig, calibration, combination, experts, hybrid, young_season
 from tbptt_online.results import Prediction
 from tbptt_online.season import fill_gaps
 from tbptt_online.state_check import check_state
@@ -219,7 +219,7 @@ def test_the_best_multiple_of_a_batch_is_each_rows_own_choice_by_hand():
 
     def alone(y: list[float], p: int, longest: int) -> int:  # the rule, by hand
         changes = [y[i] - y[i - 1] for i in range(1, len(y))]
-        floor = hybrid.ROUNDING * max(abs(v) for v in y)  # an error this small is rounding: 0
+        floor = young_season.EXACT * max(abs(v) for v in y)  # an error this small is rounding: 0
 
         def error(e: float) -> float:
             return 0.0 if e <= floor else e
@@ -258,6 +258,20 @@ def test_a_sine_without_noise_is_served_its_own_season_not_a_multiple(period, n)
     for t in range(n):
         f.observe("a", 10 + math.sin(2 * math.pi * t / period))
     assert f.series_stats("a").seasons == [period]
+
+
+def test_the_multiple_taken_does_not_depend_on_an_offset_of_the_values():
+    # a review of session 44: errors up to 1e-6 of the row's largest |value| counted as rounding, so at an
+    # offset of 1e6 a noise of 0.3 in the changes was floored and rows 1 and 3 took 168 for their 24; the
+    # floor is now young_season.EXACT (1e-14 of it), near float64's rounding
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(1000, dtype=f64)
+    base = torch.sin(2 * math.pi * t / 24) + torch.where((t // 24) % 7 >= 5, -2.0, 0.0)  # a weekend lower
+    rows = base + 0.3 * torch.randn(8, 1000, generator=g, dtype=f64)
+    chosen = {
+        offset: hybrid._best_multiple(rows + offset, torch.full((8,), 24), 336).tolist() for offset in (0, 1e6, 1e8)
+    }
+    assert chosen[0] == chosen[1e6] == chosen[1e8] == [24] * 8  # [24, 168, 24, 168, 24, 24, 24, 24] at 1e6 before
 
 
 def test_a_season_is_seldom_taken_for_its_double_by_chance():

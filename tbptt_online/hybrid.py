@@ -415,6 +415,8 @@ def _drift_naive_errors(values: torch.Tensor, slope: torch.Tensor, m: int, start
     return (values[:, start:] - values[:, start - m : n - m] - m * slope).abs()
 
 
+CHANGE_ROUNDING = 1e-9  # an error up to this share of a row's mean |change| is rounding (sin(2 pi t / 12) at
+# t = 1,200 errs by 1e-12: the multiple test took 84 for 12 by its pattern)
 MULTIPLE_GAIN = 0.85  # a multiple of the found season is taken when its seasonal naive error is this much lower...
 MULTIPLE_FALSE_RATE = 0.01  # ...and the paired improvement is significant (one-sided 1 % over the multiples
 # tested, Bonferroni): not noise of a short sample
@@ -441,7 +443,9 @@ def _best_multiple(values: torch.Tensor, lengths: torch.Tensor, longest: int) ->
         if len(rows) == 1:
             values_g = values_g[:, ~torch.isnan(values_g[0])]
         changes = values_g.diff(dim=1)  # [G, L]
-        floor = EXACT * values_g.abs().amax(dim=1, keepdim=True)  # [G, 1] errors this small are rounding
+        floor = torch.maximum(  # [G, 1] errors this small are rounding: of the values, of the changes
+            EXACT * values_g.abs().amax(dim=1, keepdim=True), CHANGE_ROUNDING * changes.abs().mean(dim=1, keepdim=True)
+        )
         chosen = torch.full_like(rows, p)
         multiples = range(2 * p, longest + 1, p)
         z = z_one_sided(MULTIPLE_FALSE_RATE, 1 if p <= SHORT_SEASON else len(multiples))

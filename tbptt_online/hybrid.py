@@ -220,13 +220,9 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
         stays = ~_replaces(filled, found[moved, 0], held[moved])  # [M]
         kept = moved[stays]
         unheld[kept] = _no_longer_held(filled[stays], held[kept], found[kept, 0], max_season)
-        # the held one back first; found second where the held one was (the two seasons' order swapped),
-        # on the held one's comb where near it: a weekend's broad peak found first at 161 or 176 was kept
-        # second as it came beside a held 24 (3 of 20 daily sines with a weekend lower at 1,200 values,
-        # ``benchmarks.true_seasons``, session 44), where the autocorrelation's own second is put on the comb
+        # the held one back first; found second where the held one was (the two seasons' order swapped)
         second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
-        second = torch.where(second > 0, onto_comb(second.double(), held[kept].double()).long(), second)
-        found[kept] = torch.stack([held[kept], second], dim=1)
+        found[kept] = torch.stack([held[kept], _onto_held_comb(filled[stays], second, held[kept])], dim=1)
     again = (found[:, 0] == held) & (held > 0)
     new_runs = torch.where(again, runs + 1, (found[:, 0] > 0).long())
     new_runs[released] = HELD_AFTER
@@ -257,6 +253,29 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     changed = (found != rows["x_season_length"]).any(dim=2).any(dim=1)  # [B]
     if bool(changed.any()):  # a feature with a break is estimated from the values since it
         set_seasons(rows, step, found, changed, torch.where(broke, after, 0).view(b, d))
+
+
+def _onto_held_comb(values: torch.Tensor, second: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+    """[K]: per row of ``values`` [K, n] (finite), the second season ``second`` [K] (0: none) moved
+    onto the comb of the held first season ``held`` [K] (``season.onto_comb``) where the multiple's
+    seasonal profile spreads no more than the season's own (``_profile_spread``). A weekend's broad
+    peak, found first at 161 or 176 beside a held 24, was kept second as it came (3 of 20 daily sines
+    with a weekend lower at 1,200 values, ``benchmarks.true_seasons``, session 44); put on the comb
+    whatever the fit, a right 168 beside a wrong held 25 or 26 became 175 or 156 (a review)."""
+    snapped = torch.where(second > 0, onto_comb(second.double(), held.double()).long(), second)  # [K]
+    moved = (snapped != second).nonzero().squeeze(1)
+    if len(moved):
+        about = _about_line(values[moved])  # [M, n]
+        pairs = torch.stack([snapped[moved], second[moved]], dim=1)  # [M, 2]
+        fits = torch.stack(
+            [
+                torch.stack([_profile_spread(about[i : i + 1], int(m))[0] for m in pair])
+                for i, pair in enumerate(pairs.tolist())
+            ]
+        )  # [M, 2] (rows one at a time: a detection rarely moves more than a few)
+        second = second.clone()
+        second[moved] = torch.where(fits[:, 0] <= fits[:, 1], snapped[moved], second[moved])
+    return second
 
 
 def _best_neighbour(values: torch.Tensor, lengths: torch.Tensor, longest: int) -> torch.Tensor:

@@ -904,6 +904,20 @@ def test_a_daily_sine_with_a_weekend_lower_is_served_a_day_and_a_week_of_seven_d
     assert true == [24, 168] and all(f.series_stats(f"s{row}").seasons == true for row in rows)
 
 
+def test_a_right_week_beside_a_wrong_held_day_is_not_moved_onto_its_comb():
+    # a review of session 44: the week found first beside a held day is put on the day's comb, and with a
+    # day held wrong (26: the first 300 values' cycle was 26 hours, then 24, a weekend 3 lower) a right 168
+    # became 156 = 6 x 26. Now it moves onto the comb only where the multiple's profile fits no worse
+    rng = np.random.default_rng(0)
+    t = np.arange(800, dtype=float)
+    phase = np.cumsum(2 * np.pi / np.where(t < 300, 26, 24))
+    values = 10 + np.sin(phase) - 3.0 * (t % 168 >= 120) + 0.5 * rng.standard_normal(800)
+    f = Forecaster(ForecasterConfig())
+    for value in values.tolist():
+        f.observe("s", value)
+    assert f.series_stats("s").seasons == [26, 168]  # [26, 156] before
+
+
 def test_a_short_divisor_taken_after_a_release_is_taken_as_found_not_held(monkeypatch):
     # a second review: a released season took any divisor found next as held at once, even 2; a short
     # season (SHORT_SEASON or less) may stand for a longer one and is held only when found twice in a row

@@ -265,14 +265,7 @@ def _onto_held_comb(values: torch.Tensor, second: torch.Tensor, held: torch.Tens
     snapped = torch.where(second > 0, onto_comb(second.double(), held.double()).long(), second)  # [K]
     moved = (snapped != second).nonzero().squeeze(1)
     if len(moved):
-        about = _about_line(values[moved])  # [M, n]
-        pairs = torch.stack([snapped[moved], second[moved]], dim=1)  # [M, 2]
-        fits = torch.stack(
-            [
-                torch.stack([_profile_spread(about[i : i + 1], int(m))[0] for m in pair])
-                for i, pair in enumerate(pairs.tolist())
-            ]
-        )  # [M, 2] (rows one at a time: a detection rarely moves more than a few)
+        fits = _spreads_at(values[moved], torch.stack([snapped[moved], second[moved]], dim=1))  # [M, 2]
         second = second.clone()
         second[moved] = torch.where(fits[:, 0] <= fits[:, 1], snapped[moved], second[moved])
     return second
@@ -329,6 +322,15 @@ def _profile_spread(about: torch.Tensor, m: int) -> torch.Tensor:
     return (about - profile[:, phase]).square().sum(dim=1) / (n - m - 2)
 
 
+def _spreads_at(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """[K, c]: per row of ``values`` [K, n] (finite), ``_profile_spread`` of its values about their line
+    at each of its season lengths ``lengths`` [K, c] (each distinct length computed once for every row)."""
+    about = _about_line(values)  # [K, n]
+    distinct = torch.unique(lengths)  # [L] sorted
+    spread = torch.stack([_profile_spread(about, m) for m in distinct.tolist()], dim=1)  # [K, L]
+    return spread.gather(1, torch.searchsorted(distinct, lengths))
+
+
 HELD_AFTER = 2  # a first season given by this many detections in a row is *held*: another replaces it...
 SWITCH_GAIN, Z_SWITCH = 0.85, 2.33  # ...when its seasonal naive errs this much less, and significantly (1 %)
 NEAR_SHARE = 10  # a season within max(1, held // NEAR_SHARE) lags of the held one is near it (26 for 24)
@@ -383,11 +385,7 @@ def _no_longer_held(values: torch.Tensor, held: torch.Tensor, found: torch.Tenso
         wins = torch.ones(len(near), dtype=torch.bool)
         for part in (values[near, :half], values[near, half:]):
             neighbours = _best_neighbour(part, held[near], min(part.shape[1] // 2, max_season)) == found[near]
-            about = _about_line(part)  # [N, half]
-            lengths = torch.unique(torch.cat([held[near], found[near]]))  # [L] sorted
-            spread = torch.stack([_profile_spread(about, m) for m in lengths.tolist()], dim=1)  # [N, L]
-            at = torch.searchsorted(lengths, torch.stack([found[near], held[near]], dim=1))  # [N, 2]
-            own = spread.gather(1, at)  # [N, 2]: the found neighbour's spread, the held one's
+            own = _spreads_at(part, torch.stack([found[near], held[near]], dim=1))  # [N, 2]
             profile = own[:, 0] < RELEASE_SPREAD * own[:, 1]
             wins &= neighbours | profile
         out[near] = wins

@@ -128,17 +128,18 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
 def _row_blown_up(path, stats, observed, b, factor, with_spread, far) -> bool:
     for k in range(path.shape[2]):
         last = stats[b, LAST, k]
-        sd = 0.0
-        if with_spread and not math.isnan(last):
+        judged = with_spread and not math.isnan(last)  # the distance test (with the values' sd)
+        unit = 0.0
+        if judged:
             sd = math.sqrt(max(stats[b, 2, k], 0.0) / max(stats[b, 0, k], 1.0))  # norm_m2, norm_count
+            unit = factor * (1.0 + abs(last) + sd)
         for h in range(path.shape[1]):  # horizon h + 1
             m = path[b, h, k]
             if not math.isfinite(m):
                 if observed[b, k]:
                     return True
                 continue
-            bound = factor * (h + 1) * (h + 1) * (1.0 + abs(last) + sd)
-            if h < far and with_spread and not math.isnan(last) and abs(m - last) > bound:
+            if judged and h < far and abs(m - last) > unit * (h + 1) * (h + 1):
                 return True
     return False
 

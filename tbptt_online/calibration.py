@@ -27,9 +27,19 @@ faster, so ``q_h`` stays above it and the first moves after the stretch are miss
 has grown back (400 flat values after a random walk: 0 of the next 30 covered, as before);
 before any, ``q_h`` is taken from the shorter
 horizons (``q_1 sqrt(h)``); before anything is scored (one value seen, or none) there is
-no interval: its bounds are NaN (``None`` in results, ``null`` in the API's JSON). A horizon
-past the tracked ones is served as ``q_H sqrt(h / H)``. A half-width is at least ``SLACK`` of the
-widest at a shorter horizon.
+no interval: its bounds are NaN (``None`` in results, ``null`` in the API's JSON). A half-width
+is at least ``SLACK`` of the widest at a shorter horizon.
+
+Past the tracked horizons (``calibrated_horizon`` H) the same ``q`` is tracked at a few far
+horizons, ``far_horizons(H)`` (2H and 4H: 24 and 48 by default), from the forecast served
+there at every other origin (``FAR_EVERY``; ``c_far_q``, ``c_far_origin``: ``hybrid_kernels.score_far``). A horizon
+between two known widths (H's and the far ones scored so far) is served their log-log
+interpolation, ``q_a (h / a)^(log(q_b / q_a) / log(b / a))``; past the last known one, ``q_L
+sqrt(h / L)`` (``beyond``). Until session 45 every horizon past H was ``q_H sqrt(h / H)``: the
+random walk's growth, which errors that level off (a season's) or grow faster (a trend's, a
+quasi-cycle's) do not follow; on the accuracy work's 33 series of 150 values or more the 90 %
+intervals at h = 18, 24, 36 and 48 held 52.6 to 97.6 % of the values, 50 of the 132 more than
+5 points from 90 (README, "Intervals past the calibrated horizon").
 
 Another level ``p`` is served as ``q_h r_h(p)``: per horizon, the ratios at ``SHAPE_LEVELS``
 track, with the same log-scale step (``shape_stepped``, ``SHAPE_RATE``), the p quantile of the
@@ -66,6 +76,26 @@ SHAPE_STEPS = tuple((math.exp(SHAPE_RATE * level), math.exp(-SHAPE_RATE * (1.0 -
 SHAPE_BOUNDS = (0.1, 10.0)
 SLACK = 0.7  # a horizon's half-width is at least this share of the widest shorter horizon's
 FIRST = 2.0  # the first scored error sets q = FIRST * |error|
+FAR_MULTIPLES = (2, 4)  # the far horizons tracked: these multiples of the calibrated horizon ...
+MAX_FAR = 1_000  # ... up to this horizon (a tick rolls the experts out to the longest: its cost)
+FAR_EVERY = 2  # ... from the origins at steps divisible by this: from every origin the far forecasts cost a
+# tick 10-17 % at 2,000 series, from every other one 6-9 % (``benchmarks.tick_parts``' measure); on the accuracy
+# work's 33 streams, 29 and 34 of 132 cells at h = 18 to 48 more than 5 points off (55 by the rule of before)
+
+
+@functools.lru_cache(maxsize=64)
+def far_horizons(calibrated_horizon: int) -> tuple[int, ...]:
+    """The far horizons tracked past ``calibrated_horizon`` (ascending; none past ``MAX_FAR``).
+
+    >>> far_horizons(12), far_horizons(300), far_horizons(600)
+    ((24, 48), (600,), ())
+    """
+    return tuple(m * calibrated_horizon for m in FAR_MULTIPLES if m * calibrated_horizon <= MAX_FAR)
+
+
+def far_array(calibrated_horizon: int) -> np.ndarray:
+    """``far_horizons`` as an int64 array [F] (the kernels' form)."""
+    return np.array(far_horizons(calibrated_horizon), dtype=np.int64)
 
 
 @compiled
@@ -120,9 +150,12 @@ def fold(
     return new_q.to(q.dtype)
 
 
-def half_widths(q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None) -> torch.Tensor:
+def half_widths(
+    q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None, far: torch.Tensor | None = None
+) -> torch.Tensor:
     """[B, H, d] half-widths for horizons 1..``horizon`` from q [B, Hq, d] (0 = not yet
-    tracked); ``ratio`` [B, R, d] float64: the level asked's width over the tracked level's per
+    tracked) and the far horizons' ``far`` [B, F, d] (``c_far_q``, at ``far_horizons(Hq)``; None:
+    none known); ``ratio`` [B, R, d] float64: the level asked's width over the tracked level's per
     horizon, past the R-th the R-th's (``level_ratios``; None: the tracked level).
     NaN (no interval) where nothing has been scored at horizon 1: a series with one value
     or none has no scale, and an interval then would claim a certainty nobody has (it
@@ -137,7 +170,9 @@ def half_widths(q: torch.Tensor, horizon: int, ratio: np.ndarray | None = None) 
     b, tracked, d = q.shape
     out = np.empty((b, horizon, d))  # float64
     factor = np.ones((b, 1, d)) if ratio is None else np.ascontiguousarray(ratio, dtype=np.float64)  # [B, R, d]
-    fill_half_widths(*readable(q.to(torch.float64)), factor, *horizon_roots(horizon, tracked), out)
+    far = torch.zeros(b, len(far_horizons(tracked)), d, dtype=torch.float64) if far is None else far
+    anchors = (*readable(far.to(torch.float64)), far_array(tracked))
+    fill_half_widths(*readable(q.to(torch.float64)), *anchors, factor, *horizon_roots(horizon, tracked), out)
     return torch.from_numpy(out).to(q.dtype)
 
 
@@ -235,14 +270,70 @@ def _isnan_max(x: float, y: float) -> float:
 
 
 @compiled
+def beyond(q: np.ndarray, far: np.ndarray, far_at: np.ndarray, b: int, k: int, j: int, root: float) -> float:
+    """The tracked level's width at horizon ``j`` past the tracked ones (Hq of ``q`` [B, Hq, d]) of
+    row ``b``, feature ``k``: between two known widths, q_Hq's and those of the far horizons
+    ``far_at`` [F] (ascending) in ``far`` [B, F, d] that are > 0, their interpolation linear in
+    log h and log q; past the last known one, L's, ``q_L sqrt(j / L)`` (``root`` = sqrt(j / Hq)
+    where L = Hq, as the caller computes it). 0 where q_Hq is not > 0 (nothing known there)."""
+    tracked = q.shape[1]
+    low_h, low_q = tracked, q[b, tracked - 1, k]
+    if not low_q > 0.0:
+        return 0.0
+    for f in range(far_at.shape[0]):
+        high_h, high_q = far_at[f], far[b, f, k]
+        if not high_q > 0.0 or high_h <= low_h:
+            continue
+        if j == high_h:
+            return high_q
+        if j < high_h:  # between two known widths
+            exponent = math.log(high_q / low_q) / math.log(high_h / low_h)
+            return low_q * math.exp(exponent * math.log(j / low_h))
+        low_h, low_q = high_h, high_q
+    return low_q * (root if low_h == tracked else math.sqrt(j / low_h))
+
+
+@compiled
+def fill_far_widths(q: np.ndarray, far: np.ndarray, far_at: np.ndarray, half: np.ndarray, out: np.ndarray) -> None:
+    """The half-widths at the tracked level that ``fill_half_widths`` serves at the far horizons
+    ``far_at`` [F] into ``out`` [B, F, d], 0 where a far horizon's ``far`` [B, F, d] is not > 0 (it
+    has no width of its own: remembered so, its miss is judged against ``far`` itself), from
+    ``half`` [B, Hq, d], that rule's widths up to Hq. In closed form: past Hq the widths run from
+    one known width to the next as a power of h, so the widest before a far horizon is the widest
+    of ``half`` or a known far width before it (the SLACK rule's floor; a NaN there: none)."""
+    n_rows, tracked, d = q.shape
+    for b in range(n_rows):
+        for k in range(d):
+            first = q[b, 0, k]
+            widest = -math.inf
+            for i in range(tracked):
+                widest = max(widest, half[b, i, k])  # (NaN where q_1 is not > 0: then none is own)
+            for f in range(far_at.shape[0]):
+                j = far_at[f]
+                if not (far[b, f, k] > 0.0 and first > 0.0):
+                    out[b, f, k] = 0.0
+                    continue
+                known = beyond(q, far, far_at, b, k, j, math.sqrt(j / tracked))
+                width = known if known > 0.0 else first * math.sqrt(j)
+                out[b, f, k] = max(width, SLACK * widest)
+                widest = max(widest, width)
+
+
+@compiled
 def fill_half_widths(
-    q: np.ndarray, ratio: np.ndarray, root: np.ndarray, root_beyond: np.ndarray, out: np.ndarray
+    q: np.ndarray,
+    far: np.ndarray,
+    far_at: np.ndarray,
+    ratio: np.ndarray,
+    root: np.ndarray,
+    root_beyond: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """``half_widths`` of float64 ``q`` [B, Hq, d] into ``out`` [B, H, d], ``ratio`` [B, R, d]: per
-    horizon h the tracked q_h (past Hq: q_Hq sqrt(h / Hq)) where it and q_1 are > 0, else
-    q_1 sqrt(h) (NaN where q_1 is not > 0), times its ratio; then at least SLACK of the running
-    maximum over the shorter horizons (a NaN, once met, stays the maximum, as torch's ``cummax``).
-    ``root``, ``root_beyond``: ``horizon_roots``."""
+    horizon h the tracked q_h (past Hq: ``beyond``, from q_Hq and the far horizons' ``far`` [B, F, d]
+    at ``far_at`` [F]) where it and q_1 are > 0, else q_1 sqrt(h) (NaN where q_1 is not > 0), times
+    its ratio; then at least SLACK of the running maximum over the shorter horizons (a NaN, once
+    met, stays the maximum, as torch's ``cummax``). ``root``, ``root_beyond``: ``horizon_roots``."""
     n_rows, tracked, d = q.shape
     horizon = out.shape[1]
     for b in range(n_rows):
@@ -254,8 +345,8 @@ def fill_half_widths(
                 if i < tracked:
                     known = q[b, i, k]
                 else:
-                    beyond = q[b, tracked - 1, k] * root_beyond[i - tracked]
-                    known = beyond if beyond > 0 else 0.0
+                    known = beyond(q, far, far_at, b, k, i + 1, root_beyond[i - tracked])
+                    known = known if known > 0 else 0.0
                 width = known if known > 0 and first > 0 else fallback
                 width *= ratio[b, min(i, ratio.shape[1] - 1), k]  # the level asked's, before the rule below
                 if math.isnan(width) or (not math.isnan(widest) and width >= widest):

@@ -216,11 +216,13 @@ def _ar_path(
     bound = ar_changes.path_bound(work[1], depth, 0.0)  # of the window's z
     lags = _ar_lags(m)
     for n in range(depth, depth + horizon):
-        acc = 0.0
-        for i in range(AR_ORDER):
-            if i < 3 or m > 0:
-                acc += theta[b, k, i] * _clamp(work[1, n - lags[i]] / scale)
-        z_next = within(_clamp(acc) * scale, bound) if n - depth < tracked else 0.0
+        z_next = 0.0  # past the tracked horizons: no change of its own (nothing to sum)
+        if n - depth < tracked:
+            acc = 0.0
+            for i in range(AR_ORDER):
+                if i < 3 or m > 0:
+                    acc += theta[b, k, i] * _clamp(work[1, n - lags[i]] / scale)
+            z_next = within(_clamp(acc) * scale, bound)
         work[0, n] = work[0, n - 1] + z_next
         if m > 0:
             work[0, n] += work[0, n - m] - work[0, n - m - 1]
@@ -347,6 +349,8 @@ def advance(
 def paths(
     out,
     tracked,
+    far_at,
+    every,
     slot,
     step,
     ring,
@@ -367,14 +371,21 @@ def paths(
     ars_ref,
     ars_unit,
 ) -> None:
-    """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H, E, d] (the order
-    of ``experts.NAMES``); reads the rows, changes nothing. Past the ``tracked`` horizons (the
-    combination's: ``calibrated_horizon``) the seasonal AR adds no change (``_ar_path``)."""
-    n_rows, horizon, _, d = out.shape
+    """Every expert's forecasts of steps t + 1 .. t + H into ``out`` [B, H + F, E, d] (the order
+    of ``experts.NAMES``), then of the far horizons ``far_at`` [F] (ascending, past H; none: an
+    empty array): a tick's (``tick_kernels``), at a step divisible by ``every``
+    (``calibration.FAR_EVERY``); NaN at the others, where no far forecast is remembered. Reads the
+    rows, changes nothing. Past the ``tracked`` horizons (the combination's: ``calibrated_horizon``)
+    the seasonal AR adds no change (``_ar_path``). With far horizons the AR experts are rolled once
+    to the furthest in a row's scratch and read at the horizons wanted (to H alone where none is)."""
+    n_rows, width, experts, d = out.shape
+    far = far_at.shape[0]
+    horizon = width - far  # the consecutive horizons 1 .. H
+    furthest = far_at[far - 1] if far > 0 else horizon
     r, max_season = ring.shape[1], season.shape[4]
-    damped = np.empty(horizon)  # sum_{i<=h} phi^i
+    damped = np.empty(furthest)  # sum_{i<=h} phi^i
     total = 0.0
-    for h in range(horizon):
+    for h in range(furthest):
         total += PHI ** (h + 1)
         damped[h] = total
     seasonal = np.empty(4)
@@ -382,19 +393,24 @@ def paths(
     for b in range(n_rows):
         for k in range(d):
             longest = max(longest, lengths[b, k, 0])
-    work = np.empty((2, max(longest + 4, ar_changes.ORDER) + horizon))  # the AR paths' scratch
+    work = np.empty((2, max(longest + 4, ar_changes.ORDER) + furthest))  # the AR paths' scratch
+    rolled = np.empty((1, furthest if far > 0 else 0, experts, d))  # a row's AR paths to the furthest
+    rolled_near = np.empty((1, horizon if far > 0 else 0, experts, d))  # or to H alone
     for b in range(n_rows):
         s, t = slot[b], step[b]
+        remembered = far > 0 and t % every == 0
+        made = width if remembered else horizon  # the forecasts made: the far ones at a remembered step
         for k in range(d):
             last = ring_value(ring, s, k, t)
             m = (lengths[b, k, 0], lengths[b, k, 1])
-            for h in range(horizon):
+            for i in range(made):
+                h = i if i < horizon else far_at[i - horizon] - 1  # 0-based: the forecast of step t + h + 1
                 ahead = t + h + 1
-                out[b, h, NAIVE, k] = last
-                out[b, h, MEDIAN, k] = median[b, k]
+                out[b, i, NAIVE, k] = last
+                out[b, i, MEDIAN, k] = median[b, k]
                 back = ahead - m[0] * ((h + m[0]) // max(m[0], 1))  # the same phase, a whole season back
                 usable = m[0] > 0 and back >= 1 and back > t - r
-                out[b, h, SEASONAL_NAIVE, k] = ring_value(ring, s, k, back) if usable else last
+                out[b, i, SEASONAL_NAIVE, k] = ring_value(ring, s, k, back) if usable else last
                 for v in range(4):
                     seasonal[v] = 0.0
                     for j in range(2):
@@ -408,13 +424,27 @@ def paths(
                             smooth = level[b, v, a, k] + damped[h] * trend[b, v, k] + seasonal[v]
                         at = SMOOTH + 4 * v + a
                         if v < 2:
-                            out[b, h, at, k] = smooth
+                            out[b, i, at, k] = smooth
                         elif positive[b, k]:  # log units, i.e. multiplicative
-                            out[b, h, at, k] = math.exp(min(smooth, LOG_CAP))
+                            out[b, i, at, k] = math.exp(min(smooth, LOG_CAP))
                         else:  # the series has not been positive: the units expert's forecast
-                            out[b, h, at, k] = out[b, h, at - 8, k]
+                            out[b, i, at, k] = out[b, i, at - 8, k]
+            for i in range(made, width):
+                out[b, i, :, k] = np.nan  # no far forecast from this step
             unit = local_scale(scale, level, b, k)
-            _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work, tracked)
-            ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])
-            ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])
-            ar_levels.path(out, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, work[0])
+            if far == 0:
+                _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work, tracked)
+                ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0])
+                ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])
+                ar_levels.path(out, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, work[0])
+                continue
+            row, to = slice(b, b + 1), rolled if remembered else rolled_near  # the row's fields: its row 0
+            _ar_path(to, ar[row], ring, s, 0, k, t, m[0], unit, work, tracked)
+            ar_changes.path(to, AR_CHANGES, arc[row], ring, s, 0, k, t, unit, work[0])
+            ar_levels.path(to, AR_LEVELS, arl[row], arl_ref[row], arl_unit[row], arl_from[row], ring, s, 0, k, t,
+                           work[0])  # fmt: skip
+            ar_levels.path(to, AR_SHORT, ars[row], ars_ref[row], ars_unit[row], arl_from[row], ring, s, 0, k, t,
+                           work[0])  # fmt: skip
+            for e in (AR, AR_CHANGES, AR_LEVELS, AR_SHORT):
+                for i in range(made):
+                    out[b, i, e, k] = to[0, i if i < horizon else far_at[i - horizon] - 1, e, k]

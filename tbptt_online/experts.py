@@ -92,6 +92,7 @@ N_EXPERTS = len(NAMES)
 N_VARIANTS = len(VARIANTS)
 LOG_VARIANTS = slice(2, 4)
 LOG_EXPERTS = slice(*kernels.LOG_EXPERTS)  # the experts of the log variants
+NO_FAR = np.zeros(0, dtype=np.int64)  # ``paths`` of consecutive horizons only (a forecast's)
 SHARED = ("x_raw", "x_season")  # in ``rows``: the store's whole tensors, indexed at rows["slot"]
 # the recursive-least-squares fits (``rls``): each P [n, d, K, K], its coefficients and the prior P starts at (times I)
 FITS = {
@@ -204,7 +205,8 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, track
     written = out.numpy()
     tracked = horizon if tracked is None else tracked
     over_rows(
-        len(step), lambda r: kernels.paths(written[r], tracked, slot[r], steps[r], ring, season, *(a[r] for a in own))
+        len(step),
+        lambda r: kernels.paths(written[r], tracked, NO_FAR, 1, slot[r], steps[r], ring, season, *(a[r] for a in own)),
     )
     return out
 

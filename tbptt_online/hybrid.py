@@ -65,6 +65,7 @@ AFTER_CHANGE = 8  # a row whose level or spread changed keeps its seasons until 
 def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[str, torch.Tensor]:
     """Blank rows of the hybrid's per-series state for ``n`` series."""
     f64 = torch.float64
+    far = calibration.far_horizons(horizons)  # F far horizons, the longest the ring's length
     return {
         **experts.fields(n, d, ring, max_season),
         "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the fast combiner's discounted losses
@@ -84,6 +85,10 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         # [origin % Hc]: what that origin's forecasts in c_origin are stored relative to (its served
         # one-step mean): float32 rounds their distance from it, not their level (``remember``)
         "c_origin_ref": torch.zeros(n, horizons, d, dtype=f64),
+        "c_far_q": torch.zeros(n, len(far), d, dtype=f64),  # the half-width at each far horizon (0: none yet)
+        # [origin % longest far horizon, far horizon, (the mean served there, the half-width served with it
+        # at the tracked level, 0: none of its own)]: NaN where no forecast was remembered (``score_far``)
+        "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), math.nan, dtype=f64),
         "c_member_abs": torch.zeros(n, N_MEMBERS, d, dtype=f64),  # one-step absolute errors, summed
         "c_member_n": torch.zeros(n, d, dtype=f64),
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
@@ -93,7 +98,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
     }
 
 
-ORIGIN_RING = ("c_origin", "c_origin_ref")  # read by the next values' scoring only, never by a forecast
+ORIGIN_RING = ("c_origin", "c_origin_ref", "c_far_origin")  # read by the next values' scoring only, never by a forecast
 
 
 def rows_at(tensors: Mapping[str, torch.Tensor | AsOfSnapshot], slots: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -669,8 +674,8 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
 
 def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
     """[B, H, d]: the interval half-widths served at horizons 1 .. ``horizons`` at the tracked
-    level (from the rows' ``c_q``, ``calibration.half_widths``); NaN while nothing is scored."""
-    return calibration.half_widths(rows["c_q"], horizons)
+    level (from the rows' ``c_q`` and ``c_far_q``, ``calibration.half_widths``); NaN while nothing is scored."""
+    return calibration.half_widths(rows["c_q"], horizons, None, rows["c_far_q"])
 
 
 PREFIXES = ("x_", "c_", "n_", "o_")  # the store's fields that belong to the hybrid

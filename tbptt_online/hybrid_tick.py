@@ -65,7 +65,7 @@ class HybridTick:
             y, at_bound, shifted = outliers.cleaned(rows, steps, y, observed, (made, upper), last, self.outlier_bound)
             flagged = at_bound.any(axis=1)  # [B]
         tensors = self.store.tensors
-        origin = (tensors["c_origin"], tensors["c_origin_ref"])
+        origin = (tensors["c_origin"], tensors["c_origin_ref"], tensors["c_far_origin"])
         target, defined = score_and_advance(rows, y, observed, shifted, steps, cfg.interval_level, origin)
         self.seasons(rows, steps)  # (a detection may replace the rows' tensors: the arrays are taken again below)
         x, paths, base = base_and_input(rows, y, steps, target, cfg.calibrated_horizon)
@@ -123,7 +123,7 @@ class HybridTick:
         forecast [B, 4, d] and the served mean [B, Hc, d] (horizons 1..Hc). ``store_rows``: the
         store's own rows (``SeriesStore.hybrid_rows``), which the tick wrote in place: only the
         fields it replaced are written back (None: copies, every field is)."""
-        origin = (self.store.writable("c_origin", slots), self.store.writable("c_origin_ref", slots))  # in place
+        origin = tuple(self.store.writable(name, slots) for name in hybrid.ORIGIN_RING)  # in place
         served, mean = remember_and_serve(rows, steps, pred, paths, base, origin)
         own = experts.own(rows)
         if store_rows is not None:  # only the fields the tick replaced (a detection's): the rest was written in place
@@ -138,12 +138,13 @@ class HybridTick:
         steps = self.store.get("steps", slots)
         mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
         b, _, d = mean.shape
-        path, q, seen, nonneg, missing = readable(
-            mean[:, :1], rows["c_q"], rows["x_seen"], rows["x_nonneg"], rows["x_missing"]
+        path, q, far, seen, nonneg, missing = readable(
+            mean[:, :1], rows["c_q"], rows["c_far_q"], rows["x_seen"], rows["x_nonneg"], rows["x_missing"]
         )
         first = np.empty((b, 3, 1, d))  # mean, lower, upper of the next value, as a view serves them
         roots = calibration.horizon_roots(q.shape[1], q.shape[1])
-        tick_kernels.forecast_rows(path, q, np.ones((b, 1, d)), roots, seen, nonneg, missing, first)
+        far_at = calibration.far_array(q.shape[1])
+        tick_kernels.forecast_rows(path, q, far, far_at, np.ones((b, 1, d)), roots, seen, nonneg, missing, first)
         served = torch.from_numpy(first[:, [0, 0, 1, 2], 0])  # [B, 4, d]: mean, mean, lower, upper
         self.store.put(slots, served=served, served_path=mean)
 
@@ -156,16 +157,17 @@ def score_and_advance(
     shifted: np.ndarray | None,
     steps: torch.Tensor,
     interval_level: float,
-    origin: tuple[torch.Tensor, torch.Tensor],
+    origin: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score value ``y`` [B, d] (float64, imputed where not ``observed``) of steps ``steps`` [B]
     at the tracked ``interval_level``, against the past forecasts in ``origin`` (the store's ``c_origin``,
-    ``c_origin_ref``; each row reads its slot), make the network's target and advance the
+    ``c_origin_ref``, ``c_far_origin``; each row reads its slot), make the network's target and advance the
     experts (``tick_kernels.before_seasons``; ``shifted`` [B, d]: where a level shift starts
     the trend's level again, None: nowhere). Returns the target [B, d] and where it is defined."""
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)
-    ring_origin, ref = origin[0].numpy(), origin[1].numpy()  # shared: each row its slot
+    ring_origin, ref, far_origin = (ring.numpy() for ring in origin)  # shared: each row its slot
+    far_q, far_at = writable(rows, ("c_far_q",))[0], calibration.far_array(rows["c_q"].shape[1])
     normal = calibration.normal_ratios(float(interval_level))
     shifted = np.zeros_like(observed) if shifted is None else shifted
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
@@ -177,7 +179,7 @@ def score_and_advance(
         b,
         lambda r: tick_kernels.before_seasons(
             slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(interval_level), normal,
-            _part(scored, r), _part(combined, r), (ring, season, *_part(advanced, r)),
+            _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_at), (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
         ),
     )  # fmt: skip
@@ -190,14 +192,17 @@ BaseArrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # ``hybrid.Base``'s path
 def base_and_input(
     rows: dict[str, torch.Tensor], y: np.ndarray, steps: torch.Tensor, target: np.ndarray, horizons: int
 ) -> tuple[torch.Tensor, np.ndarray, BaseArrays]:
-    """After value ``y`` [B, d] and its ``target`` [B, d]: the experts' paths [B, H, E - 1, d]
-    to ``horizons``, their combination (``hybrid.Base``'s arrays), the next value's base and
+    """After value ``y`` [B, d] and its ``target`` [B, d]: the experts' paths [B, H + F, E - 1, d]
+    to ``horizons`` (H = Hc), then at the far horizons (``calibration.far_horizons``), their
+    combination (``hybrid.Base``'s arrays), the next value's base and
     scale written into the rows (``n_base``, ``n_scale``) and the network's input [B, F * d]
     (``tick_kernels.after_seasons``)."""
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)
-    paths = np.empty((b, horizons, experts.N_EXPERTS, d))
-    base = (np.empty((b, horizons, d)), np.empty((b, horizons, 1 + COMBINERS, d)))
+    far_at = calibration.far_array(horizons)
+    extended = horizons + len(far_at)
+    paths = np.empty((b, extended, experts.N_EXPERTS, d))
+    base = (np.empty((b, extended, d)), np.empty((b, extended, 1 + COMBINERS, d)))
     base += (np.empty((b, min(horizons, rows["c_loss"].shape[1]), 1 + COMBINERS, d)),)
     x = np.empty((b, hybrid.FEATURES * d))
     ring, season, *read = readable(*(rows[name] for name in experts.READ))
@@ -207,7 +212,7 @@ def base_and_input(
     over_rows(
         b,
         lambda r: tick_kernels.after_seasons(
-            slot[r], step[r], y[r], target[r], (ring, season, *_part(read, r)), _part(weights, r), paths[r],
+            slot[r], step[r], y[r], target[r], (ring, season, *_part(read, r)), _part(weights, r), far_at, paths[r],
             _part(base, r), _part(following, r), x[r],
         ),
     )  # fmt: skip
@@ -220,27 +225,30 @@ def remember_and_serve(
     pred: torch.Tensor,
     paths: np.ndarray,
     base: BaseArrays,
-    origin: tuple[torch.Tensor, torch.Tensor],
+    origin: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """With the network's output ``pred`` [B, p] (its correction written into the rows'
     ``n_correction``): the half-widths at the tracked level, the served mean [B, Hc, d], this
-    origin's forecasts written into ``origin`` (``c_origin``, ``c_origin_ref``, at the rows'
-    slots) and the one-step forecast as served [B, 4, d] (``tick_kernels.served``). Returns the
-    served one-step forecast and the served mean."""
+    origin's forecasts written into ``origin`` (``c_origin``, ``c_origin_ref``, and the far
+    horizons' ``c_far_origin``, at the rows' slots) and the one-step forecast as served [B, 4, d]
+    (``tick_kernels.served``). Returns the served one-step forecast and the served mean."""
     correction, q = writable(rows, ("n_correction", "c_q"))
+    far_q = readable(rows["c_far_q"])[0]
     b, hc, d = q.shape
     correction[...] = pred[:, :d].numpy()  # (to float64: exact)
     ratio = np.ones((b, 1, d))  # the tracked level's widths
     roots = calibration.horizon_roots(hc, hc)
     remembered = (paths, *base, correction, *readable(rows["x_scale"], rows["x_level"], rows["x_nonneg"]))
     slot, at, seen, missing = readable(rows["slot"], steps % hc, rows["x_seen"], rows["x_missing"])
-    ring_origin, ref = origin[0].numpy(), origin[1].numpy()
+    ring_origin, ref, far_origin = (ring.numpy() for ring in origin)
+    far_at = calibration.far_array(hc)
+    far_place = (steps % far_origin.shape[1]).numpy()  # the far ring's place of this origin
     half, mean, out = np.empty((b, hc, d)), np.empty((b, hc, d)), np.empty((b, 4, d))
     over_rows(
         b,
         lambda r: tick_kernels.served(
-            q[r], ratio[r], roots, _part(remembered, r), slot[r], at[r], ring_origin, ref, seen[r], missing[r],
-            half[r], mean[r], out[r],
+            q[r], (far_q[r], far_at, far_origin, far_place[r]), ratio[r], roots, _part(remembered, r), slot[r],
+            at[r], ring_origin, ref, seen[r], missing[r], half[r], mean[r], out[r],
         ),
     )  # fmt: skip
     return torch.from_numpy(out), torch.from_numpy(mean)

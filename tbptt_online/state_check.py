@@ -67,14 +67,16 @@ STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", 
 NAN_ALLOWED: dict[str, tuple[str, ...] | None] = {
     "n_base": None,  # NaN: no forecast yet
     "stats": ("last_value",),  # NaN: no value yet
+    "c_far_origin": None,  # NaN: no far forecast remembered at that place
 }
 # c_origin is float32: a forecast past float32's range is kept as an infinite (capped) error.
-INF_ALLOWED = ("c_origin",)
+# A far forecast is kept as served (float64): past float64's range it is inf, and scores at the cap.
+INF_ALLOWED = ("c_origin", "c_far_origin")
 NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
-    "o_shift_at", "x_ars_unit",
+    "o_shift_at", "x_ars_unit", "c_far_q",
 )  # fmt: skip
 # a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
 STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent", "o_shift_at")
@@ -382,7 +384,7 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         bad = torch.isnan(value) if key in INF_ALLOWED else ~torch.isfinite(value)  # (isinf until session 20: inverted)
         if key in NAN_ALLOWED:
             rows = NAN_ALLOWED[key]
-            bad = torch.isinf(value)
+            bad = torch.zeros_like(value, dtype=torch.bool) if key in INF_ALLOWED else torch.isinf(value)
             if rows is not None:  # NaN only in the named rows of dim 1
                 nan_ok = torch.zeros(value.shape[1], dtype=torch.bool)
                 nan_ok[[STAT[name] for name in rows]] = True

@@ -58,6 +58,11 @@
 - format 19: the AR experts' least-squares P (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``) are
   exactly symmetric (``rls``: formed element by element, they drifted from symmetry by a factor of
   1 / 0.995 a value and were indefinite after a few thousand values).
+- format 20: the interval's half-width at the far horizons past ``calibrated_horizon``
+  (``calibration.far_horizons``: ``c_far_q``) and the ring of the forecasts served there
+  (``c_far_origin``: ``hybrid_kernels.score_far``). A state of format 19 gains them blank, as a new
+  series has them (no far width known, no far forecast remembered): its forecasts past the calibrated
+  horizon are served as before (``q_H sqrt(h / H)``) until the far horizons' first values are scored.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -168,11 +173,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(19, 1.0, 0, 0)
->>> current_state({"format": 20})
+(20, 1.0, 0, 0)
+>>> current_state({"format": 21})
 Traceback (most recent call last):
 ...
-ValueError: format=20 is invalid: this version reads formats 2 to 19 (it writes 19)
+ValueError: format=21 is invalid: this version reads formats 2 to 20 (it writes 20)
 """
 
 from __future__ import annotations
@@ -182,7 +187,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, ar_levels, combination, excursions, experts, outliers, rls
+from tbptt_online import ar_changes, ar_levels, calibration, combination, excursions, experts, outliers, rls
 from tbptt_online.calibration import SHAPE_LEVELS
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
@@ -194,7 +199,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 19
+FORMAT_VERSION = 20
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -212,6 +217,7 @@ BEFORE_RECENT_OUTLIERS = 15
 BEFORE_SHIFT_STEPS = 16
 BEFORE_SHORT_AR = 17
 BEFORE_SYMMETRIC_P = 18
+BEFORE_FAR_HORIZONS = 19
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -266,6 +272,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_SHIFT_STEPS, "the steps of the series' last changes", (_with_shift_steps,)),
         (BEFORE_SHORT_AR, "the short AR on the levels", (_with_short_ar,)),
         (BEFORE_SYMMETRIC_P, "the AR experts' symmetric P", (_with_symmetric_p,)),
+        (BEFORE_FAR_HORIZONS, "the far horizons' half-widths", (_with_far_horizons,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -594,7 +601,7 @@ def _with_symmetric_p(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "o_run" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_FAR_HORIZONS}  # no hybrid: nothing else changed
     new = dict(tensors)
     for key, (coefficients, prior) in experts.FITS.items():
         p, theta = tensors[key], tensors[coefficients]  # [C, d, K, K], [C, d, K]
@@ -608,6 +615,30 @@ def _with_symmetric_p(state: dict[str, Any]) -> dict[str, Any]:
         eye = prior * torch.eye(p.shape[-1], dtype=p.dtype)
         new[key] = torch.where(restart[..., None, None], eye, symmetric)
         new[coefficients] = torch.where(restart[..., None], torch.zeros_like(theta), theta)
+    return {**state, "format": BEFORE_FAR_HORIZONS, "store": {**store, "tensors": new}}
+
+
+def _with_far_horizons(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-19 ``state`` in format 20: a hybrid's store gains, after ``c_origin_ref``, the far
+    horizons' half-widths ``c_far_q`` at 0 and their ring ``c_far_origin`` at NaN, as a new series
+    has them (module doc); a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "o_run" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    if "c_origin_ref" not in tensors:
+        raise ValueError("store.tensors has no 'c_origin_ref', after which format 20 places c_far_q, c_far_origin")
+    n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]
+    far = calibration.far_horizons(int(tensors["c_q"].shape[1]))
+    blank = {
+        "c_far_q": torch.zeros(n, len(far), d, dtype=torch.float64),
+        "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), float("nan"), dtype=torch.float64),
+    }
+    new = {}
+    for name, value in tensors.items():
+        new[name] = value
+        if name == "c_origin_ref":
+            new.update(blank)
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 

@@ -43,31 +43,36 @@ from tbptt_online.compiled import compiled, inlined
 
 @compiled
 def before_seasons(
-    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normal, scored, combined, advanced, target
+    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normal, scored, combined, far, advanced, target
 ):
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
     x_level), ``combined`` = the combination's fields, c_q, c_shape, c_member_abs,
     c_member_n; ``interval_level`` the tracked level, ``normal`` its normal ratios), make the
     network's target from the base and scale of the last tick (``hybrid_kernels.target``,
-    ``target`` = (n_base, n_scale, out, defined) [B, d] each), then advance the experts
+    ``target`` = (n_base, n_scale, out, defined) [B, d] each), step the far horizons' half-widths
+    (``hybrid_kernels.score_far``, ``far`` = (c_far_origin, the store's ring, c_far_q, the far
+    horizons [F])), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
     rows' fields in ``experts.ADVANCED`` order)."""
     seen, scale, level = scored
     hybrid_kernels.score(slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal)
+    hybrid_kernels.score_far(slot, step, y, mask, seen, scale, level, *far, interval_level)
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
 
 
 @compiled
-def after_seasons(slot, step, y, target, read, weights, paths, base, next_base, features):
-    """The experts' ``paths`` [B, H, E - 1, d] (``expert_kernels.paths``, ``read`` = the values
-    ring, the seasonal tables and the fields of ``experts.READ``), their combination
+def after_seasons(slot, step, y, target, read, weights, far_at, paths, base, next_base, features):
+    """The experts' ``paths`` [B, Hc + F, E - 1, d] (``expert_kernels.paths``, ``read`` = the values
+    ring, the seasonal tables and the fields of ``experts.READ``): the horizons 1 .. Hc, then the far
+    horizons ``far_at`` [F], their combination
     ``base`` = (path, partial, net) (``hybrid_kernels.base``, ``weights`` = the combination's
-    fields, x_positive, x_season_length, c_member_n), ``next_base`` = (n_base, n_scale) [B, d] each
-    written in place (the base's next value and the local scale it is made in), and the
-    network's input ``features`` [B, F * d] (``hybrid_kernels.features``)."""
+    fields, x_positive, x_season_length, c_member_n; past Hc, Hc's weights), ``next_base`` = (n_base,
+    n_scale) [B, d] each written in place (the base's next value and the local scale it is made in),
+    and the network's input ``features`` [B, F * d] (``hybrid_kernels.features``)."""
     ring, lengths, scale, level = read[0], read[2], read[3], read[4]  # (read[1]: the seasonal tables)
-    expert_kernels.paths(paths, paths.shape[1], slot, step, *read)  # H = the tracked horizons
+    tracked = base[2].shape[1]  # Hc
+    expert_kernels.paths(paths, tracked, far_at, calibration.FAR_EVERY, slot, step, *read)  # Hc, then the far ones
     path, partial, net = base
     hybrid_kernels.base(paths, *weights, path, partial, net)
     n_base, n_scale = next_base
@@ -100,20 +105,22 @@ def _interval(mean: float, half: float, seen: bool, nonneg: bool) -> tuple[float
 
 
 @inlined
-def _width_after(full, q, ratio, b: int, k: int, h: int, missing: int) -> float:
+def _width_after(full, q, far, far_at, ratio, b: int, k: int, h: int, missing: int) -> float:
     """The half-width of the forecast h + 1 steps ahead (``h`` 0-based) after ``missing`` values
     missing in a row: that of horizon j = missing + h + 1, from ``full`` [B, Hw, d] (horizons
-    1 .. Hw, ``calibration.fill_half_widths`` of ``q`` [B, Hq, d] and ``ratio`` [B, R, d], Hw >= Hq)
-    up to Hw, past it by that rule in closed form: q_Hq sqrt(j / Hq) (q_1 sqrt(j) where q_Hq is not
-    > 0), times the last ratio, at least ``SLACK`` of the widest shorter one, which is the widest of
-    ``full`` (the rule's widths past Hq grow with j)."""
+    1 .. Hw, ``calibration.fill_half_widths`` of ``q`` [B, Hq, d], the far horizons' ``far`` [B, F, d]
+    at ``far_at`` [F] and ``ratio`` [B, R, d], Hw >= Hq) up to Hw, past it by that rule in closed
+    form: ``calibration.beyond`` (q_1 sqrt(j) where q_Hq is not > 0), times the last ratio, at least
+    ``SLACK`` of the widest of ``full`` (past Hw this approximates the rule's floor: a far width
+    narrower than a shorter known one is not floored by those between Hw and j)."""
     j, widths, tracked = missing + h + 1, full.shape[1], q.shape[1]
     if j <= widths:
         return full[b, j - 1, k]
-    first, last = q[b, 0, k], q[b, tracked - 1, k]
+    first = q[b, 0, k]
     if not first > 0.0:
         return math.nan
-    width = (last * math.sqrt(j / tracked) if last > 0.0 else first * math.sqrt(j)) * ratio[b, ratio.shape[1] - 1, k]
+    known = calibration.beyond(q, far, far_at, b, k, j, math.sqrt(j / tracked))
+    width = (known if known > 0.0 else first * math.sqrt(j)) * ratio[b, ratio.shape[1] - 1, k]
     widest = -math.inf
     for i in range(widths):
         widest = max(widest, full[b, i, k])
@@ -121,16 +128,22 @@ def _width_after(full, q, ratio, b: int, k: int, h: int, missing: int) -> float:
 
 
 @compiled
-def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, missing, half, mean, out):
-    """The half-widths at the tracked level ``half`` [B, Hc, d] from ``q`` = c_q
+def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen, missing, half, mean, out):
+    """The half-widths at the tracked level ``half`` [B, Hc, d] from ``q`` = c_q and ``far`` =
+    (c_far_q, the far horizons [F], the store's ring c_far_origin, the ring's place of each row, step % R)
     (``calibration.fill_half_widths``, ``ratio`` [B, 1, d] of ones, ``roots`` = its two tables;
     after ``missing`` [B, d] values missing in a row, those of horizons missing + 1 .. missing + Hc:
     ``_width_after``), the tick's served ``mean`` [B, Hc, d] and the origin's forecasts written into
     the ring (``hybrid_kernels.remember``, ``remembered`` = (paths, path, partial, net,
     n_correction, x_scale, x_level, x_nonneg); a horizon whose own q is 0 remembered with width 0),
     and the one-step forecast as served into ``out`` [B, 4, d]: mean, mean, lower, upper
-    (``_interval``, ``seen`` = x_seen, x_nonneg)."""
-    calibration.fill_half_widths(q, ratio, roots[0], roots[1], half)
+    (``_interval``, ``seen`` = x_seen, x_nonneg). The far horizons' served means, at the paths' rows
+    Hc .., and their half-widths (``calibration.fill_far_widths``; 0, none of their own, after values
+    missing in a row) are written into the far ring (``hybrid_kernels.remember_far``)."""
+    far_q, far_at, far_origin, far_place = far
+    calibration.fill_half_widths(q, far_q, far_at, ratio, roots[0], roots[1], half)
+    far_half = np.empty(far_q.shape)
+    calibration.fill_far_widths(q, far_q, far_at, half, far_half)
     own = np.where(q > 0.0, half, 0.0)  # [B, Hc, d] 0 where the width is taken from shorter horizons
     if (missing > 0).any():
         full = half.copy()
@@ -138,12 +151,22 @@ def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, miss
         for b in range(n_rows):
             for k in range(d):
                 if missing[b, k] > 0:
+                    for f in range(far_at.shape[0]):
+                        far_half[b, f, k] = 0.0  # judged against c_far_q itself
                     for h in range(hc):
-                        half[b, h, k] = _width_after(full, q, ratio, b, k, h, missing[b, k])
+                        half[b, h, k] = _width_after(full, q, far_q, far_at, ratio, b, k, h, missing[b, k])
                         owned = q[b, min(missing[b, k] + h + 1, hc) - 1, k] > 0.0
                         own[b, h, k] = half[b, h, k] if owned else 0.0
-    hybrid_kernels.remember(*remembered, own, slot, at, origin, origin_ref, mean)
-    nonneg = remembered[7]
+    paths, path, partial, net, correction, scale, level, nonneg = remembered
+    hc = net.shape[1]
+    hybrid_kernels.remember(
+        paths[:, :hc], path[:, :hc], partial[:, :hc], net, correction, scale, level, nonneg, own, slot, at, origin,
+        origin_ref, mean,
+    )  # fmt: skip
+    if far_at.shape[0] > 0:
+        hybrid_kernels.remember_far(
+            path, partial, net, correction, scale, level, nonneg, far_half, slot, far_place, far_origin
+        )
     n_rows, _, d = half.shape
     for b in range(n_rows):
         for k in range(d):
@@ -152,21 +175,22 @@ def served(q, ratio, roots, remembered, slot, at, origin, origin_ref, seen, miss
 
 
 @compiled
-def forecast_rows(path, q, ratio, roots, seen, nonneg, missing, out) -> bool:
+def forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, out) -> bool:
     """A view's forecast to horizon H of B rows from what the last tick served: ``path`` [B, H, d]
-    the served mean, ``q`` [B, Hq, d] the rows' c_q with ``ratio`` [B, R, d] the level asked's
+    the served mean, ``q`` [B, Hq, d] the rows' c_q and ``far`` [B, F, d] their c_far_q at the far
+    horizons ``far_at`` [F], with ``ratio`` [B, R, d] the level asked's
     width over the tracked one's (``calibration.half_widths``, ``roots`` = its two tables, to
     max(H, Hq): ``horizon_roots``), after ``missing`` [B, d] values missing in a row the widths of
     horizons missing + 1 .. missing + H (``_width_after``), into ``out`` [B, 3, H, d]: mean, lower,
     upper (``_interval``, ``seen`` and ``nonneg`` [B, d]). Returns whether any is NaN."""
     n_rows, horizon, d = path.shape
     half = np.empty((n_rows, roots[0].shape[0], d))  # [B, max(H, Hq), d]
-    calibration.fill_half_widths(q, ratio, roots[0], roots[1], half)
+    calibration.fill_half_widths(q, far, far_at, ratio, roots[0], roots[1], half)
     nan = False
     for b in range(n_rows):
         for h in range(horizon):
             for k in range(d):
-                width = _width_after(half, q, ratio, b, k, h, missing[b, k])
+                width = _width_after(half, q, far, far_at, ratio, b, k, h, missing[b, k])
                 m, lower, upper = _interval(path[b, h, k], width, seen[b, k], nonneg[b, k])
                 out[b, 0, h, k], out[b, 1, h, k], out[b, 2, h, k] = m, lower, upper
                 nan = nan or math.isnan(m) or math.isnan(lower) or math.isnan(upper)

@@ -232,7 +232,7 @@ def _hybrid_forecasts(
     """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row:
     up to the calibrated horizon the path the last tick served, past it the members again."""
     if horizon <= cfg.calibrated_horizon:
-        rows = {k: tensors[k][slots] for k in ("c_q", "c_shape", "x_seen", "x_nonneg", "x_missing")}  # widths, masks
+        rows = {k: tensors[k][slots] for k in ("c_q", "c_far_q", "c_shape", "x_seen", "x_nonneg", "x_missing")}
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
@@ -243,9 +243,12 @@ def _hybrid_forecasts(
     else:
         ratio = calibration.level_ratios(rows["c_shape"].numpy(), levels, cfg.interval_level)  # [B, Hq, d]
     by_row = np.empty((b, 3, horizon, d))  # mean, lower, upper (one compiled pass: tick_kernels.forecast_rows)
-    path, q, seen, nonneg, missing = readable(mean, rows["c_q"], rows["x_seen"], rows["x_nonneg"], rows["x_missing"])
+    path, q, far, seen, nonneg, missing = readable(
+        mean, rows["c_q"], rows["c_far_q"], rows["x_seen"], rows["x_nonneg"], rows["x_missing"]
+    )
     roots = calibration.horizon_roots(max(horizon, q.shape[1]), q.shape[1])
-    if not tick_kernels.forecast_rows(path, q, ratio, roots, seen, nonneg, missing, by_row):  # as _by_row
+    far_at = calibration.far_array(q.shape[1])
+    if not tick_kernels.forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, by_row):
         return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
     return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]
 

@@ -46,7 +46,7 @@ def warm_kernels() -> float:
     made = (served[1].numpy(), served[3].numpy())
     bound = outliers.Bound(1.6, 5.0, 2)
     outliers.cleaned(rows, step, y.numpy().copy(), mask.numpy(), made, stats[:, 0].numpy(), bound)
-    origin = (store["c_origin"], store["c_origin_ref"])
+    origin = tuple(store[name] for name in hybrid.ORIGIN_RING)
     target, _ = hybrid_tick.score_and_advance(rows, y.numpy(), mask.numpy(), None, step, 0.9, origin)
     _, tick_paths, tick_base = hybrid_tick.base_and_input(rows, y.numpy(), step, target, horizons)
     pred = torch.zeros(1, d)  # the network's output (float32: the default dtype)
@@ -55,11 +55,17 @@ def warm_kernels() -> float:
     base = hybrid.base_path(rows, paths)
     hybrid.members(rows, step, horizons, paths, base)
     hybrid.half_widths(rows, horizons)
-    q, seen, nonneg = rows["c_q"].numpy(), rows["x_seen"].numpy(), rows["x_nonneg"].numpy()
+    q, far, seen, nonneg = (
+        rows["c_q"].numpy(),
+        rows["c_far_q"].numpy(),
+        rows["x_seen"].numpy(),
+        rows["x_nonneg"].numpy(),
+    )
     missing = rows["x_missing"].numpy()
     roots, out = calibration.horizon_roots(horizons, horizons), np.empty((1, 3, horizons, d))
     zeros, ones = np.zeros((1, horizons, d)), np.ones((1, 1, d))
-    tick_kernels.forecast_rows(zeros, q, ones, roots, seen, nonneg, missing, out)  # a view's
+    far_at = calibration.far_array(horizons)
+    tick_kernels.forecast_rows(zeros, q, far, far_at, ones, roots, seen, nonneg, missing, out)  # a view's
     calibration.level_ratios(rows["c_shape"].numpy(), [0.8], 0.9)  # a forecast at another level (2.5 s cold)
     hybrid.served_weights(rows)  # a series' stats
     config = ForecasterConfig()  # the truncation probe's record, at the defaults' shapes and dtypes

@@ -236,3 +236,25 @@ def test_long_series_smoke_scores_each_block_and_reads_each_ars_p(tmp_path):
             assert all(0.0 < block[k] < 10.0 for k in shown)
         for health in found["p"].values():  # exactly symmetric, positive definite (rls.py)
             assert health["asymmetry"] == 0.0 and health["smallest_eigenvalue"] > 0.0
+
+
+def test_far_horizons_smoke_counts_coverage_served_and_before_at_each_horizon(tmp_path):
+    payload = run_smoke("far_horizons", tmp_path)
+    assert [r["stream"] for r in payload["rows"]] == ["co2", "elnino"] and payload["horizons"] == [
+        6,
+        12,
+        18,
+        24,
+        36,
+        48,
+    ]
+    for row in payload["rows"]:
+        assert row["values"] == 120
+        assert set(row["coverage"]["served"]) == {"6", "12", "18", "24", "36", "48"}
+        assert set(row["coverage"]["before"]) == set(row["coverage"]["served"])
+        assert all(0.0 <= c <= 1.0 for c in row["coverage"]["served"].values())
+        for h in ("6", "12"):  # up to the calibrated horizon the two rules are one
+            assert row["coverage"]["before"][h] == row["coverage"]["served"][h]
+    for rule in ("served", "before"):
+        assert payload["summary"][rule]["cells"] == 8 and 0 <= payload["summary"][rule]["cells_off"] <= 8
+    assert "Interval coverage past the calibrated horizon" in (tmp_path / "far_horizons.md").read_text()

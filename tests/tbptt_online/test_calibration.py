@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, calibration
+from tbptt_online import Forecaster, ForecasterConfig, calibration, experts
 from tbptt_online.calibration import FIRST, RATE, SHAPE_LEVELS, SHAPE_RATE
 
 f64 = torch.float64
@@ -155,6 +155,96 @@ def test_horizons_past_the_tracked_ones_grow_as_qH_sqrt_h_over_H():
     # the last tracked horizon not known yet: q_1 sqrt(h), kept at least SLACK of the widest before
     assert widths([1.0, 2.0, 0.0], 4) == pytest.approx([1.0, 2.0, math.sqrt(3), 2.0], rel=1e-15)
     assert widths([1.0, 4.0, 0.0], 4) == pytest.approx([1.0, 4.0, calibration.SLACK * 4.0, 4.0 * calibration.SLACK])
+
+
+def far_widths(q: list[float], far: list[float], horizon: int) -> list[float]:
+    """``widths`` with the far horizons' ``far`` (at ``calibration.far_horizons(len(q))``)."""
+    tracked = torch.tensor(q, dtype=f64).view(1, -1, 1)
+    return (
+        calibration.half_widths(tracked, horizon, None, torch.tensor(far, dtype=f64).view(1, -1, 1)).flatten().tolist()
+    )
+
+
+def test_past_the_tracked_horizons_the_width_runs_from_one_known_far_width_to_the_next_as_a_power_of_h():
+    assert calibration.far_horizons(3) == (6, 12)
+    q = [1.0, 2.0, 3.0]
+    # 6's known: from q_3 = 3 to 4 at 6 as h^(log(4/3) / log 2); past it 4 sqrt(h / 6)
+    power = math.log(4 / 3) / math.log(2)
+    want = [
+        1.0,
+        2.0,
+        3.0,
+        3 * (4 / 3) ** power,
+        3 * (5 / 3) ** power,
+        4.0,
+        *(4 * math.sqrt(h / 6) for h in range(7, 13)),
+    ]
+    assert far_widths(q, [4.0, 0.0], 12) == pytest.approx(want, rel=1e-14)
+    # both known and narrowing: 4 at 6, 2 at 12 (h^-1 between), never below SLACK of the widest before
+    slack = calibration.SLACK
+    want = [1.0, 2.0, 3.0, 3 * (4 / 3) ** power, 3 * (5 / 3) ** power, 4.0]
+    want += [max(4 * 6 / h, slack * 4) for h in range(7, 13)] + [
+        max(2 * math.sqrt(h / 12), slack * 4) for h in (13, 24)
+    ]
+    got = far_widths(q, [4.0, 2.0], 24)
+    assert [*got[:12], got[12], got[23]] == pytest.approx(want, rel=1e-14)
+    # only 12's known: one power from q_3 to it, then 6 sqrt(h / 12)
+    power = math.log(6 / 3) / math.log(12 / 3)
+    assert far_widths(q, [0.0, 6.0], 24)[3:] == pytest.approx(
+        [3 * (h / 3) ** power for h in range(4, 12)] + [6.0] + [6 * math.sqrt(h / 12) for h in range(13, 25)], rel=1e-14
+    )
+    # none known: the rule of before (q_H sqrt(h / H)); q_H unknown: q_1 sqrt(h), whatever is known far
+    assert far_widths(q, [0.0, 0.0], 8) == widths(q, 8)
+    assert far_widths([1.0, 2.0, 0.0], [4.0, 6.0], 8) == widths([1.0, 2.0, 0.0], 8)
+
+
+def test_the_far_widths_remembered_are_those_a_forecast_serves_there():
+    rng = np.random.default_rng(5)
+    q = torch.from_numpy(rng.uniform(0.5, 3.0, (50, 12, 2)))
+    q[::7, -1] = 0.0  # q_H not known yet
+    far = torch.from_numpy(rng.uniform(0.2, 6.0, (50, 2, 2)))
+    far[::3, 0], far[1::4, 1] = 0.0, 0.0  # far horizons not known yet
+    far_at = calibration.far_array(12)
+    served = calibration.half_widths(q, 48, None, far).numpy()  # [B, 48, d]
+    remembered = np.empty(far.shape)
+    calibration.fill_far_widths(q.numpy(), far.numpy(), far_at, served[:, :12].copy(), remembered)
+    for f, h in enumerate(far_at):
+        own = far[:, f].numpy() > 0
+        assert np.array_equal(remembered[:, f][own], served[:, h - 1][own])
+        assert (remembered[:, f][~own] == 0).all()  # none of its own: remembered as 0
+
+
+def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_when_its_value_comes():
+    # (from every other origin: calibration.FAR_EVERY)
+    f = Forecaster(ForecasterConfig(seed=0))
+    rng = random.Random(2)
+    values = [10 + 3 * math.sin(2 * math.pi * t / 12) + rng.gauss(0, 1) for t in range(140)]
+    slot, ring = None, None
+    for t, y in enumerate(values, start=1):
+        if slot is not None:  # the far widths before this value, stepped by hand with the forecasts remembered
+            q = f.store.tensors["c_far_q"][slot, :, 0].clone()
+            made = f.store.tensors["c_far_origin"][slot].clone()  # [48, 2, 2, 1]
+            unit = experts.local_scale({k: f.store.tensors[k][slot : slot + 1] for k in ("x_scale", "x_level")})
+            for i, h in enumerate((24, 48)):
+                mean, half = made[(t - h) % 48, i, 0, 0].item(), made[(t - h) % 48, i, 1, 0].item()
+                if t - h >= 1 and not math.isnan(mean):  # (NaN: an origin that remembered none)
+                    q[i] = calibration.stepped(q[i].item(), abs(y - mean), 0.9, 1e-6 * unit.item(), half)
+        f.observe("y", y)
+        slot = f.store.slot_of("y")
+        if t > 1:
+            assert torch.equal(f.store.tensors["c_far_q"][slot, :, 0], q), t
+        forecast = f.forecast("y", 48)
+        ring = f.store.tensors["c_far_origin"][slot, t % 48, :, :, 0]  # [2, 2]: this origin's
+        if t % calibration.FAR_EVERY:  # none remembered from this origin
+            assert ring[:, 0].isnan().all(), t
+            continue
+        for i, h in enumerate((24, 48)):
+            assert ring[i, 0].item() == forecast.mean[h - 1], (t, h)  # the mean served there, exactly
+            if f.store.tensors["c_far_q"][slot, i, 0] > 0:  # its own width: the one served there
+                assert ring[i, 1].item() == pytest.approx(forecast.upper[h - 1] - forecast.mean[h - 1], rel=1e-5)
+            else:
+                assert ring[i, 1].item() == 0.0
+    assert (f.store.tensors["c_far_q"][slot] > 0).all()
 
 
 def test_a_longer_horizon_keeps_at_least_slack_times_the_widest_shorter_one():

@@ -18,7 +18,7 @@ from statistics import NormalDist
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, combination, hybrid, outliers
+from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, calibration, combination, hybrid, outliers
 from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import (
@@ -34,6 +34,7 @@ from tbptt_online.state_format import (
 from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
     FORMAT_17,
+    FORMAT_20,
     LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
@@ -52,6 +53,7 @@ from tests.tbptt_online.old_formats import (
     as_format_15,
     as_format_16,
     as_format_17,
+    as_format_19,
     format_10_layout,
     format_17_layout,
     without_levels_ar,
@@ -126,7 +128,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -201,7 +203,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 19: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 20: KeyError"):
         check_state(state)
 
 
@@ -209,7 +211,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (20, "format=20 is invalid: this version reads formats 2 to 19"),
+        (21, "format=21 is invalid: this version reads formats 2 to 20"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -322,7 +324,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -340,7 +342,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -360,7 +362,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -415,7 +417,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     return state, old, migrated["store"]["tensors"]
 
 
@@ -471,7 +473,7 @@ def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
     forecaster = Forecaster(config)
     continue_from(forecaster, 0, 40)
-    state = forecaster.state_dict()
+    state = as_format_19(forecaster.state_dict())
     clean = current_state({**state, "format": 18})
     assert all(clean["store"]["tensors"][k] is v for k, v in state["store"]["tensors"].items())  # as saved
     tensors = {k: v.clone() for k, v in state["store"]["tensors"].items()}
@@ -493,7 +495,7 @@ def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_
         assert migrated[key] is tensors[key], key
     check_state({**state, "store": {**state["store"], "tensors": migrated}})
     with pytest.raises(ValueError, match=r"x_arc_p.* is invalid: not symmetric"):
-        check_state({**old, "format": 19})
+        check_state({**old, "format": 20, "store": current_state({**old, "format": 19})["store"]})
 
 
 def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_to_it(caplog):
@@ -533,7 +535,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -559,7 +561,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -589,10 +591,10 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS)  # made by the migration
+    later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20)  # made by the migration
     assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in later)
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
@@ -626,7 +628,7 @@ def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 19
+    assert migrated["format"] == FORMAT_VERSION == 20
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in as_saved(old))
@@ -699,3 +701,43 @@ def test_recent_outlier_steps_at_the_int64_edge_are_refused():
         state["store"]["tensors"] = {**state["store"]["tensors"], field: tensor}
         with pytest.raises(ValueError, match=field + r"'\] is invalid"):
             check_state(state)
+
+
+def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizon_as_before_then_learns_them():
+    """Format 19 kept no far horizons: migrated, ``c_far_q`` is 0 and ``c_far_origin`` NaN at their
+    places (after ``c_origin_ref``), every other field is the one saved; the loaded model serves the
+    widths past the calibrated horizon by the rule of before (``q_H sqrt(h / H)``, at least SLACK of
+    the widest shorter one) until each far horizon's first value is scored, 24 and 48 values after the
+    first even step (``calibration.FAR_EVERY``)."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 100)
+    state = forecaster.state_dict()
+    assert state["store"]["tensors"]["c_far_q"].min() > 0  # scored at 24 and 48 by now
+    old = as_format_19(state)
+    assert old["format"] == 19 and not set(FORMAT_20) & set(old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 20
+    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
+    kept = migrated["store"]["tensors"]
+    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    assert not kept["c_far_q"].any() and kept["c_far_origin"].isnan().all()
+    assert kept["c_far_origin"].shape == (len(kept["steps"]), 48, 2, 2, 1)
+    loaded = Forecaster.from_state_dict(old)
+    slot = loaded.store.slot_of("b")
+    q = loaded.store.tensors["c_q"][slot : slot + 1]  # [1, 12, 1]
+    horizons = torch.arange(13, 61, dtype=torch.float64)
+    before = torch.maximum(q[0, -1, 0] * (horizons / 12).sqrt(), calibration.SLACK * q[0, :, 0].max())
+    forecast, knowing = loaded.forecast("b", 60), forecaster.forecast("b", 60)
+    assert forecast.mean == knowing.mean
+    served = torch.tensor(forecast.upper[12:], dtype=torch.float64) - torch.tensor(forecast.mean[12:])
+    assert torch.allclose(served, before, rtol=1e-5, atol=0)  # (a forecast's values: float32's rounding)
+    far = torch.tensor(knowing.upper[12:], dtype=torch.float64) - torch.tensor(knowing.mean[12:])
+    assert (far - served).abs().max() > 0.1 * served.max()  # the model that kept them serves its far widths
+    continue_from(loaded, 100, 25)  # its first far forecasts: made after value 102, of values 126 and 150
+    assert not loaded.store.tensors["c_far_q"][slot].any()
+    continue_from(loaded, 125, 1)
+    assert loaded.store.tensors["c_far_q"][slot, 0, 0] > 0 and loaded.store.tensors["c_far_q"][slot, 1, 0] == 0
+    continue_from(loaded, 126, 24)
+    assert loaded.store.tensors["c_far_q"][slot].min() > 0

@@ -66,12 +66,19 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
         *combined, level, normal,
     )  # fmt: skip
+    far_at = calibration.far_array(horizons)
+    hybrid_kernels.score_far(
+        slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"], far_at, level
+    )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
     expert_kernels.advance(slot, step, y, observed, shifted, *(a[name] for name in experts.ADVANCED))
-    paths = np.empty((b, horizons, experts.N_EXPERTS, d))
-    expert_kernels.paths(paths, horizons, slot, step, *(a[name] for name in experts.READ))  # all tracked
-    path, partial = np.empty((b, horizons, d)), np.empty((b, horizons, 1 + combination.COMBINERS, d))
+    longest = np.empty((b, far_at[-1], experts.N_EXPERTS, d))  # to the longest far horizon, past Hc as a forecast
+    expert_kernels.paths(longest, horizons, experts.NO_FAR, 1, slot, step, *(a[name] for name in experts.READ))
+    paths = np.concatenate([longest[:, :horizons], longest[:, far_at - 1]], axis=1)  # [B, Hc + F, E - 1, d]
+    paths[step % calibration.FAR_EVERY != 0, horizons:] = np.nan  # no far forecast from this origin
+    extended = paths.shape[1]
+    path, partial = np.empty((b, extended, d)), np.empty((b, extended, 1 + combination.COMBINERS, d))
     net = np.empty((b, horizons, 1 + combination.COMBINERS, d))
     weights = [a[name] for name in combination.FIELDS] + [a["x_positive"], a["x_season_length"], a["c_member_n"]]
     hybrid_kernels.base(paths, *weights, path, partial, net)
@@ -84,19 +91,27 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     )
     a["n_correction"][:] = pred[:, :d].numpy()
     half = hybrid.half_widths(rows, horizons).numpy()  # [B, Hc, d]
-    q = rows["c_q"].numpy()
+    q, far_q = rows["c_q"].numpy(), rows["c_far_q"].numpy()
+    far_half = np.empty(far_q.shape)
+    calibration.fill_far_widths(q, far_q, far_at, half, far_half)
     own = np.where(q > 0, half, 0.0)
     full = half.copy()
     for i, k in zip(*np.nonzero(a["x_missing"]), strict=True):  # after values missing in a row: the widths of
-        for h in range(horizons):  # that many more steps, past the calibrated horizon q_Hc sqrt(j / Hc) or SLACK
+        far_half[i, :, k] = 0.0  # (the far widths: none of their own)
+        for h in range(horizons):  # that many more steps, past the calibrated horizon ``beyond`` or SLACK
             j = a["x_missing"][i, k] + h + 1
-            beyond = max(q[i, -1, k] * math.sqrt(j / horizons), calibration.SLACK * full[i, :, k].max())
+            known = calibration.beyond(q, far_q, far_at, i, k, j, math.sqrt(j / horizons))
+            beyond = max(known, calibration.SLACK * full[i, :, k].max())
             half[i, h, k] = full[i, j - 1, k] if j <= horizons else beyond
             own[i, h, k] = half[i, h, k] if q[i, min(j, horizons) - 1, k] > 0 else 0.0
     mean = np.empty((b, horizons, d))
     hybrid_kernels.remember(
-        paths, path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], own, slot,
-        step % horizons, a["c_origin"], a["c_origin_ref"], mean,
+        paths[:, :horizons], path[:, :horizons], partial[:, :horizons], net, a["n_correction"], a["x_scale"],
+        a["x_level"], a["x_nonneg"], own, slot, step % horizons, a["c_origin"], a["c_origin_ref"], mean,
+    )  # fmt: skip
+    hybrid_kernels.remember_far(
+        path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], far_half, slot,
+        step % a["c_far_origin"].shape[1], a["c_far_origin"],
     )  # fmt: skip
     # served: nothing before a value was seen, the lower bound not below 0 where no value was
     first, width = np.where(a["x_seen"], mean[:, 0], np.nan), half[:, 0]
@@ -134,7 +149,7 @@ def check_against_kernels(n_features: int) -> None:
     shifted[0, 0] = True  # a level shift: the trend's level starts again there
     expected = one_by_one(by_kernel, y, observed, shifted, steps, level, pred, horizons)
 
-    origin = (rows["c_origin"], rows["c_origin_ref"])
+    origin = tuple(rows[name] for name in hybrid.ORIGIN_RING)
     target, defined = hybrid_tick.score_and_advance(rows, y, observed, shifted, steps, level, origin)
     x, paths, base = hybrid_tick.base_and_input(rows, y, steps, target, horizons)
     served, mean = hybrid_tick.remember_and_serve(rows, steps, pred, paths, base, origin)

@@ -270,13 +270,14 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 
 @compiled
 def score_far(slot, step, y, mask, seen, scale, level, far_origin, far_q, far_at, interval_level) -> None:
-    """Step the far horizons' half-widths ``far_q`` [B, F, d] (``calibration.stepped``, as ``score``
-    steps ``q``) with value ``y`` [B, d] of step ``step`` [B]: at far horizon ``far_at[f]`` the
-    mean served there from origin t - far_at[f] and its half-width (``far_origin`` [N, R, F, 2, d],
-    the store's ring, read at the rows' ``slot``: ``remember_far``), where y was observed
-    (``mask``) after an earlier value (``seen``) and a forecast was remembered (not NaN: an origin
-    before the series' first value, or before its state had the ring). A non-finite forecast
-    scores at the cap, as in ``score``."""
+    """Step the far horizons' half-widths ``far_q`` [B, F, d] with value ``y`` [B, d] of step ``step``
+    [B] (``calibration.stepped_at``, as ``score`` steps ``q``, at ``FAR_RATE``: a far width is scored
+    every ``FAR_EVERY`` values): at far horizon ``far_at[f]`` the mean served there from origin
+    t - far_at[f] and its half-width (``far_origin`` [N, R, F, 2, d], the store's ring, read at the
+    rows' ``slot``: ``remember_far``), where y was observed (``mask``) after an earlier value
+    (``seen``) and a forecast was remembered (not NaN: an origin at an odd step, before the series'
+    first value, or before its state had the ring). A non-finite forecast scores at the cap, as in
+    ``score``."""
     n_rows, d = y.shape
     ring = far_origin.shape[1]
     for b in range(n_rows):
@@ -294,16 +295,19 @@ def score_far(slot, step, y, mask, seen, scale, level, far_origin, far_q, far_at
                     continue
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit)
                 half = far_origin[s, origin % ring, f, 1, k]
-                far_q[b, f, k] = calibration.stepped(far_q[b, f, k], error, interval_level, 1e-6 * unit, half)
+                rate = calibration.FAR_RATE
+                far_q[b, f, k] = calibration.stepped_at(far_q[b, f, k], error, interval_level, 1e-6 * unit, half, rate)
 
 
 @compiled
-def remember_far(base_path, partial, net, correction, scale, level, nonneg, half, slot, at, far_origin) -> None:
+def remember_far(base_path, partial, net, correction, scale, level, nonneg, seen, half, slot, at, far_origin) -> None:
     """The means served at the far horizons and their half-widths ``half`` [B, F, d] (0: none of
     their own) written into the ring ``far_origin`` [N, R, F, 2, d] at the rows' ``slot`` [B], ring
     place ``at`` [B] (step % R): the far horizons are the rows Hc .. Hc + F - 1 of the base's
     ``base_path`` [B, Hc + F, d] and ``partial`` [B, Hc + F, 3, d] (``base``), served as a forecast
-    past Hc is, with the last tracked horizon's weights ``net`` [B, Hc, 3, d] (``serve``)."""
+    past Hc is, with the last tracked horizon's weights ``net`` [B, Hc, 3, d] (``serve``); NaN, none, where
+    nothing was ``seen`` [B, d] yet (a view serves no forecast there: scored later, the made-up mean of a
+    series' leading missing values set its far widths 20 times too wide, a review)."""
     n_rows, d = half.shape[0], half.shape[2]
     horizons, far = net.shape[1], half.shape[1]
     for b in range(n_rows):
@@ -312,6 +316,9 @@ def remember_far(base_path, partial, net, correction, scale, level, nonneg, half
             unit = local_scale(scale, level, b, k)
             for f in range(far):
                 h = horizons + f
+                if not seen[b, k]:
+                    far_origin[s, o, f, 0, k], far_origin[s, o, f, 1, k] = math.nan, math.nan
+                    continue
                 member = _network_member(base_path, correction, unit, b, h, k)
                 far_origin[s, o, f, 0, k] = _served(
                     _with_network(partial, net, member, b, h, horizons - 1, 0, k), nonneg[b, k]

@@ -228,7 +228,8 @@ def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_
             for i, h in enumerate((24, 48)):
                 mean, half = made[(t - h) % 48, i, 0, 0].item(), made[(t - h) % 48, i, 1, 0].item()
                 if t - h >= 1 and not math.isnan(mean):  # (NaN: an origin that remembered none)
-                    q[i] = calibration.stepped(q[i].item(), abs(y - mean), 0.9, 1e-6 * unit.item(), half)
+                    error, floor = abs(y - mean), 1e-6 * unit.item()
+                    q[i] = calibration.stepped_at(q[i].item(), error, 0.9, floor, half, calibration.FAR_RATE)
         f.observe("y", y)
         slot = f.store.slot_of("y")
         if t > 1:
@@ -245,6 +246,63 @@ def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_
             else:
                 assert ring[i, 1].item() == 0.0
     assert (f.store.tensors["c_far_q"][slot] > 0).all()
+
+
+def test_a_width_interpolated_between_far_widths_whose_ratio_passes_float64s_range_stays_finite():
+    # (a review: the ratio 1e200 / 1e-200 overflowed to inf, and every width past 12 with it)
+    got = far_widths([1e-200] * 12, [1e200, 0.0], 24)
+    assert all(math.isfinite(w) for w in got) and got[23] == 1e200
+    assert got[17] == pytest.approx(
+        math.exp(math.log(1e-200) + (math.log(1e200) - math.log(1e-200)) / math.log(2) * math.log(18 / 12)), rel=1e-9
+    )
+    down = far_widths([1e200] * 12, [1e-200, 0.0], 24)  # narrowing: never below SLACK of the widest before
+    assert down[12:] == pytest.approx([calibration.SLACK * 1e200] * 12, rel=1e-12)
+
+
+def test_after_missing_values_a_horizons_width_does_not_depend_on_how_far_the_forecast_asks():
+    # after 20 values missing, horizon h is served the width of 20 + h; with far widths narrowing from 24
+    # to 48, the floor past the horizons asked for must count the far width at 24 (a review: 7.0 asked for
+    # 40 horizons, 3.3 asked for 20, at the same step)
+    f = Forecaster(ForecasterConfig(seed=0))
+    rng = random.Random(4)
+    for t in range(200):
+        f.observe("y", 20 + 5 * math.sin(2 * math.pi * t / 12) + rng.gauss(0, 1))
+    for _ in range(20):
+        f.observe("y", None)
+    slot = f.store.slot_of("y")
+    f.store.tensors["c_far_q"][slot, :, 0] = torch.tensor([10.0, 2.0], dtype=f64)  # (a view reads the store)
+    short, long = f.forecast("y", 20), f.forecast("y", 40)
+    assert short.mean == long.mean[:20]
+    assert short.upper == long.upper[:20] and short.lower == long.lower[:20]
+    assert long.upper[3] - long.mean[3] == pytest.approx(10.0, rel=1e-6)  # j = 24: its own width
+    assert short.upper[4] - short.mean[4] >= calibration.SLACK * 10.0 * (1 - 1e-6)  # j = 25: floored by 24's
+
+
+def test_no_far_forecast_is_remembered_before_a_series_first_value():
+    # five values missing first: the origins before any value serve nothing, and remember nothing (a review:
+    # their made-up means, scored later, set the far widths to 27 where 0.5-1.3 is right)
+    rng = random.Random(1)
+    values = [10 + rng.gauss(0, 1) for _ in range(100)]
+    late, early = Forecaster(ForecasterConfig(seed=0)), Forecaster(ForecasterConfig(seed=0))
+    for _ in range(5):
+        late.observe("y", None)
+    assert late.store.tensors["c_far_origin"][late.store.slot_of("y")].isnan().all()
+    for y in values:
+        late.observe("y", y)
+        early.observe("y", y)
+    ratio = (
+        late.store.tensors["c_far_q"][late.store.slot_of("y")]
+        / early.store.tensors["c_far_q"][early.store.slot_of("y")]
+    )
+    # (within 5 times: the two remember their first far forecast after one value and after two)
+    assert ((ratio > 0.2) & (ratio < 5.0)).all(), ratio.flatten().tolist()
+
+
+def test_a_far_width_moves_as_fast_per_value_as_a_tracked_one():
+    assert calibration.FAR_RATE == calibration.RATE * calibration.FAR_EVERY  # scored every FAR_EVERY values
+    assert calibration.stepped_at(1.0, 2.0, 0.9, 1e-9, 0.0, calibration.FAR_RATE) == pytest.approx(
+        math.exp(calibration.FAR_RATE * 0.9), rel=1e-15
+    )
 
 
 def test_a_longer_horizon_keeps_at_least_slack_times_the_widest_shorter_one():

@@ -101,7 +101,11 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
         for h in range(horizons):  # that many more steps, past the calibrated horizon ``beyond`` or SLACK
             j = a["x_missing"][i, k] + h + 1
             known = calibration.beyond(q, far_q, far_at, i, k, j, math.sqrt(j / horizons))
-            beyond = max(known, calibration.SLACK * full[i, :, k].max())
+            widest = max(
+                [full[i, :, k].max()]
+                + [w for h, w in zip(far_at, far_q[i, :, k], strict=True) if horizons < h < j and w > 0]
+            )
+            beyond = max(known, calibration.SLACK * widest)
             half[i, h, k] = full[i, j - 1, k] if j <= horizons else beyond
             own[i, h, k] = half[i, h, k] if q[i, min(j, horizons) - 1, k] > 0 else 0.0
     mean = np.empty((b, horizons, d))
@@ -110,7 +114,7 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
         a["x_level"], a["x_nonneg"], own, slot, step % horizons, a["c_origin"], a["c_origin_ref"], mean,
     )  # fmt: skip
     hybrid_kernels.remember_far(
-        path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], far_half, slot,
+        path, partial, net, a["n_correction"], a["x_scale"], a["x_level"], a["x_nonneg"], a["x_seen"], far_half, slot,
         step % a["c_far_origin"].shape[1], a["c_far_origin"],
     )  # fmt: skip
     # served: nothing before a value was seen, the lower bound not below 0 where no value was

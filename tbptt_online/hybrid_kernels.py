@@ -271,8 +271,8 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 @compiled
 def score_far(slot, step, y, mask, seen, scale, level, far_origin, far_q, far_at, interval_level) -> None:
     """Step the far horizons' half-widths ``far_q`` [B, F, d] with value ``y`` [B, d] of step ``step``
-    [B] (``calibration.stepped_at``, as ``score`` steps ``q``, at ``FAR_RATE``: a far width is scored
-    every ``FAR_EVERY`` values): at far horizon ``far_at[f]`` the mean served there from origin
+    [B] (``calibration.stepped``, as ``score`` steps ``q``; a far width is scored every ``FAR_EVERY``
+    values): at far horizon ``far_at[f]`` the mean served there from origin
     t - far_at[f] and its half-width (``far_origin`` [N, R, F, 2, d], the store's ring, read at the
     rows' ``slot``: ``remember_far``), where y was observed (``mask``) after an earlier value
     (``seen``) and a forecast was remembered (not NaN: an origin at an odd step, before the series'
@@ -295,8 +295,7 @@ def score_far(slot, step, y, mask, seen, scale, level, far_origin, far_q, far_at
                     continue
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit)
                 half = far_origin[s, origin % ring, f, 1, k]
-                rate = calibration.FAR_RATE
-                far_q[b, f, k] = calibration.stepped_at(far_q[b, f, k], error, interval_level, 1e-6 * unit, half, rate)
+                far_q[b, f, k] = calibration.stepped(far_q[b, f, k], error, interval_level, 1e-6 * unit, half)
 
 
 @compiled

@@ -228,8 +228,7 @@ def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_
             for i, h in enumerate((24, 48)):
                 mean, half = made[(t - h) % 48, i, 0, 0].item(), made[(t - h) % 48, i, 1, 0].item()
                 if t - h >= 1 and not math.isnan(mean):  # (NaN: an origin that remembered none)
-                    error, floor = abs(y - mean), 1e-6 * unit.item()
-                    q[i] = calibration.stepped_at(q[i].item(), error, 0.9, floor, half, calibration.FAR_RATE)
+                    q[i] = calibration.stepped(q[i].item(), abs(y - mean), 0.9, 1e-6 * unit.item(), half)
         f.observe("y", y)
         slot = f.store.slot_of("y")
         if t > 1:
@@ -296,13 +295,6 @@ def test_no_far_forecast_is_remembered_before_a_series_first_value():
     )
     # (within 5 times: the two remember their first far forecast after one value and after two)
     assert ((ratio > 0.2) & (ratio < 5.0)).all(), ratio.flatten().tolist()
-
-
-def test_a_far_width_moves_as_fast_per_value_as_a_tracked_one():
-    assert calibration.FAR_RATE == calibration.RATE * calibration.FAR_EVERY  # scored every FAR_EVERY values
-    assert calibration.stepped_at(1.0, 2.0, 0.9, 1e-9, 0.0, calibration.FAR_RATE) == pytest.approx(
-        math.exp(calibration.FAR_RATE * 0.9), rel=1e-15
-    )
 
 
 def test_a_longer_horizon_keeps_at_least_slack_times_the_widest_shorter_one():

@@ -312,12 +312,12 @@ def remember_far(base_path, partial, net, correction, scale, level, nonneg, seen
     for b in range(n_rows):
         s, o = slot[b], at[b]
         for k in range(d):
+            if not seen[b, k]:  # nothing served: nothing remembered
+                far_origin[s, o, :, :, k] = math.nan
+                continue
             unit = local_scale(scale, level, b, k)
             for f in range(far):
                 h = horizons + f
-                if not seen[b, k]:
-                    far_origin[s, o, f, 0, k], far_origin[s, o, f, 1, k] = math.nan, math.nan
-                    continue
                 member = _network_member(base_path, correction, unit, b, h, k)
                 far_origin[s, o, f, 0, k] = _served(
                     _with_network(partial, net, member, b, h, horizons - 1, 0, k), nonneg[b, k]

@@ -11,13 +11,16 @@ the widths it serves and for the rule of before computed from the same state (``
 ``calibration.half_widths``). The far widths change no forecast of these streams (nothing is
 missing in them: a gap's next width is the only way they reach the served one-step forecast), so
 one run gives both, side by side. Also the MAE / naive MAE at those horizons (the naive: the last
-value before the origin).
+value before the origin), and how sharp each rule's intervals are (as ``benchmarks.interval_widths``
+measures the tracked horizons'): the interval score of mean +- w over that of the constant half-width
+that covers 90 % of the stream's errors at h in hindsight, and the 95th percentile of w over it.
 
     python -m benchmarks.far_horizons --pmdarima /tmp/wheels --sktime /tmp/wheels
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,8 @@ def scored(series: RealSeries, values: int) -> dict[str, Any]:
     n, longest, warm = len(y), max(HORIZONS), warmup_of(used)  # (the accuracy benchmark's rule, on the values used)
     forecaster = Forecaster(ForecasterConfig())
     inside = {"served": {h: [] for h in HORIZONS}, "before": {h: [] for h in HORIZONS}}
+    half: dict[str, dict[int, list[float]]] = {"served": {h: [] for h in HORIZONS}, "before": {h: [] for h in HORIZONS}}
+    errors: dict[int, list[float]] = {h: [] for h in HORIZONS}
     error, naive = {h: 0.0 for h in HORIZONS}, {h: 0.0 for h in HORIZONS}
     for t in range(n):
         if warm <= t <= n - longest:
@@ -68,18 +73,40 @@ def scored(series: RealSeries, values: int) -> dict[str, Any]:
                 if forecast.upper[h - 1] is not None:  # (None: no interval yet)
                     inside["served"][h].append(forecast.lower[h - 1] <= target <= forecast.upper[h - 1])
                     inside["before"][h].append(abs(target - mean) <= before[h - 1].item())
+                    half["served"][h].append(forecast.upper[h - 1] - mean)
+                    half["before"][h].append(before[h - 1].item())
+                    errors[h].append(abs(target - mean))
         forecaster.observe("y", float(y[t]))
     return {
         "stream": series.name,
         "values": n,
         "coverage": {rule: {str(h): float(np.mean(v)) for h, v in by.items()} for rule, by in inside.items()},
         "mae_over_naive": {str(h): error[h] / naive[h] for h in HORIZONS},
+        "widths": {rule: {str(h): widths(errors[h], by[h]) for h in HORIZONS} for rule, by in half.items()},
     }
+
+
+def widths(errors: list[float], half: list[float]) -> dict[str, float]:
+    """The interval score of mean +- ``half`` over that of the constant half-width that covers LEVEL of
+    ``errors`` in hindsight, and the 95th percentile of ``half`` over that width (as in
+    ``benchmarks.interval_widths``)."""
+    e, w = np.asarray(errors), np.asarray(half)
+    hindsight = float(np.quantile(e, LEVEL)) if len(e) else math.nan
+    if not hindsight > 0:
+        return {"score_ratio": math.nan, "p95_width_ratio": math.nan}
+    score = np.mean(2 * w + (2 / (1 - LEVEL)) * np.maximum(e - w, 0.0))
+    best = np.mean(2 * hindsight + (2 / (1 - LEVEL)) * np.maximum(e - hindsight, 0.0))
+    return {"score_ratio": float(score / best), "p95_width_ratio": float(np.quantile(w, 0.95) / hindsight)}
 
 
 def summary(rows: list[dict[str, Any]], rule: str, horizons: tuple[int, ...]) -> dict[str, Any]:
     cells = np.array([[r["coverage"][rule][str(h)] for h in horizons] for r in rows])  # [streams, H]
+    ratios = {
+        key: np.array([np.mean([r["widths"][rule][str(h)][key] for h in horizons]) for r in rows])
+        for key in ("score_ratio", "p95_width_ratio")
+    }
     return {
+        **{f"geomean_{key}": float(np.exp(np.mean(np.log(v[np.isfinite(v)])))) for key, v in ratios.items()},
         "cells_off": int((np.abs(cells - LEVEL) > OFF).sum()),
         "cells": int(cells.size),
         "mean_abs_gap_points": float(100 * np.abs(cells - LEVEL).mean()),
@@ -147,7 +174,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"- {name}: {s['cells_off']} of {s['cells']} cells at h = {', '.join(map(str, far))} more than "
                 f"{100 * OFF:.0f} points off; mean distance from {100 * LEVEL:.0f} %: "
                 f"{s['mean_abs_gap_points']:.2f} points; "
-                f"mean coverage {', '.join(f'{100 * c:.1f} %' for c in s['mean_coverage'].values())}"
+                f"mean coverage {', '.join(f'{100 * c:.1f} %' for c in s['mean_coverage'].values())}; geometric "
+                f"means over the streams (each one's mean over those horizons): interval score over the hindsight "
+                f"width's {s['geomean_score_ratio']:.3f}, 95th percentile of the half-width over it "
+                f"{s['geomean_p95_width_ratio']:.2f}"
                 for name, s in (
                     ("served (far widths)", payload["summary"]["served"]),
                     ("before", payload["summary"]["before"]),

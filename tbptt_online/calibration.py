@@ -1,38 +1,62 @@
 """Intervals calibrated online at every horizon from the prequential errors.
 
-Per series, feature and horizon h, ``q_h`` tracks the ``level`` quantile of the absolute
-error of the served forecast made h steps before each value (adaptive conformal
-inference on the log scale, Gibbs & Candès 2021): after each scored target,
+Per series, feature and horizon h, the half-width ``q_h`` serves the ``level`` quantile of the
+absolute error of the served forecast made h steps before each value. After each scored target,
+with ``e`` the absolute error and ``w`` the half-width that was served with that forecast h steps
+before (``1{e > w}``: a miss):
 
-    q_h <- q_h * exp(RATE * (1{|y - F| > q_h} - (1 - level)))
+- **at h = 1**, adaptive conformal inference on the log scale (Gibbs & Candès 2021, ``stepped``):
+  ``q_1 <- q_1 exp(RATE (1{e > w} - (1 - level)))``, the first scored error setting ``q_1 = FIRST e``;
+- **at h >= 2** (and the far horizons), since session 46, **a scale times a multiplier**
+  (``c_spread``, ``spread_stepped``):
 
-so that the share of values outside ``F +- q_h`` is driven to ``1 - level``. A miss is
-judged against the half-width that was *served* with the forecast, h steps before, not
-against the current ``q_h`` (the delayed feedback of a multi-step forecast): the misses
-of one burst at a long horizon arrive together, and by the time the later ones are
-scored ``q_h`` has already grown, so judging them against it counted too few (TrumpApproval,
-h = 12: 82 % of the served intervals covered while the count saw 90 %). Except where the
-horizon had no width of its own when the forecast was served (``q_h`` still 0, its width taken
-from the shorter horizons): that forecast is remembered with width 0 (``tick_kernels.served``) and
-its miss judged against ``q_h`` itself; judged against those narrow widths, each late miss grew
-``q_h`` by 43 % and a heart rate's 12-step width reached 198 on errors of at most 13. So is a
-forecast served with a width not above the floor (a flat stretch's): after 100 values of 5.0 and
-a step to 50, the twelve 12-step forecasts made on the flat, each a point, were judged misses one
-after the other and grew ``q_12`` from 90 (the first error's) to 4,700. The first
-scored error above the floor sets ``q_h = 2 |error|`` (a series that starts 84, 84, 84 scores
-errors of 0 first: taking them as its start left a width of 1e-6 that grew by 43 % a miss, and
-a heart rate's first 28 one-step intervals all missed). Not covered: a flat stretch in
-mid-series shrinks ``q_h`` by 4 % a value while the floor, a share of the local scale, shrinks
-faster, so ``q_h`` stays above it and the first moves after the stretch are missed until it
-has grown back (400 flat values after a random walk: 0 of the next 30 covered, as before);
-before any, ``q_h`` is taken from the shorter
-horizons (``q_1 sqrt(h)``); before anything is scored (one value seen, or none) there is
-no interval: its bounds are NaN (``None`` in results, ``null`` in the API's JSON). A half-width
-is at least ``SLACK`` of the widest at a shorter horizon.
+      m_h <- m_h * exp((SPREAD_RATE / sqrt(h)) * (1{e > w} - (1 - level)))   (within MULTIPLIER_BOUNDS)
+      S_h <- SPREAD_DISCOUNT * S_h + min(e, CLIP q_h),  N_h <- SPREAD_DISCOUNT * N_h + 1
+      q_h  = max(M(level) * m_h * S_h / N_h, floor)
+
+  ``S_h / N_h`` is the discounted mean absolute error at h (about the last 20 errors), ``m_h`` the
+  learned ratio of the level's quantile to it, stored relative to the normal distribution's,
+  ``M(level) = z(level) sqrt(pi / 2)`` (2.06 at 90 %; ``normal_multiplier``), so that it is 1 for a
+  new series and the first scored error sets ``q_h = M e``. The share of values outside ``F +-
+  q_h`` is driven to ``1 - level`` by ``m_h`` as adaptive conformal inference drives it, while a
+  change of the errors' size reaches the width through the scale within a few values.
+
+Until session 46 every ``q_h`` took the conformal step at h = 1's rate. It was correct on average
+but not sharp at the longer horizons: their errors come in runs (the h forecasts in flight when a
+level moves all miss, each judged against the width served before it), and each miss of a run
+multiplied the width by 1.43: after a level shift of 10 noise sds the 12-step width peaked at 54
+times the width that then covered 90 % (14 now; ``test_calibration.py``), and on the tour's web-1
+the 12-step half-width had a median of 22.6 and a 95th percentile of 402 where 7 covered 90 % of the
+last 150 values. Over the accuracy work's 39 streams the 90 % intervals at h = 1 .. 12 had an
+interval score 1.436 times that of the constant width that covers 90 % in hindsight (geometric
+mean), 1.122 with this rule, at about the same coverage (``python -m
+benchmarks.interval_widths``, README "Intervals"). The one-step width keeps its own rule: its
+feedback is not delayed (a miss is judged at once), so its misses do not come in such runs, and
+the outliers' bounds are read from it (``outliers``): served by the scale rule, a spike taken at its
+bound widened it for the next 20 values, the second of two spikes a day apart was learned from as
+it came and the seasonal members forecast a third (``test_outliers.py``); its interval score at h =
+1 was 1.021 times the hindsight width's by its rule and 1.012 by the scale's.
+
+A miss is judged against the half-width that was *served* with the forecast, h steps before, not
+against the current ``q_h`` (the delayed feedback of a multi-step forecast): judged against the
+current width, the later misses of a run count too few (TrumpApproval, h = 12: 82 % of the served
+intervals covered while the count saw 90 %). Except where the horizon had no width of its own
+when the forecast was served (none scored yet, its width taken from the shorter horizons): that
+forecast is remembered with width 0 (``tick_kernels.served``) and its miss judged against ``q_h``
+itself; so is a forecast served with a width not above the floor (a flat stretch's). Where that
+is not above the floor either (nothing scored, or only errors the floor covers) the multiplier
+is not stepped. ``m_h`` stays within ``MULTIPLIER_BOUNDS`` of the normal's: a flat stretch's
+errors of 0 are all covered and would shrink it without end; at its lower bound a move after
+the stretch is covered again once the scale has grown with it. Before anything is scored at h,
+``q_h`` is taken from the shorter horizons (``q_1 sqrt(h)``); before anything is scored (one
+value seen, or none) there is no interval: its bounds are NaN (``None`` in results, ``null`` in
+the API's JSON). A half-width is at least ``SLACK`` of the widest at a shorter horizon.
 
 Past the tracked horizons (``calibrated_horizon`` H) the same ``q`` is tracked at a few far
 horizons, ``far_horizons(H)`` (2H and 4H: 24 and 48 by default), from the forecast served
-there at every other origin (``FAR_EVERY``; ``c_far_q``, ``c_far_origin``: ``hybrid_kernels.score_far``). A horizon
+there at every other origin (``FAR_EVERY``; ``c_far_q``, ``c_far_spread``, ``c_far_origin``:
+``hybrid_kernels.score_far``), by the same rule (its multiplier's rate ``SPREAD_RATE / sqrt(h)`` at
+the far horizon h, its discount per scored error). A horizon
 between two known widths (H's and the far ones scored so far) is served their log-log
 interpolation, ``q_a (h / a)^(log(q_b / q_a) / log(b / a))``; past the last known one, ``q_L
 sqrt(h / L)`` (``beyond``). Until session 45 every horizon past H was ``q_H sqrt(h / H)``: the
@@ -62,7 +86,18 @@ import torch
 from tbptt_online.compiled import compiled, readable
 from tbptt_online.intervals import z_value
 
-RATE = 0.4  # with misses judged against the width served, a faster rate (0.2 before) no longer overshoots
+RATE = 0.4  # the one-step width's conformal step (``stepped``)
+FIRST = 2.0  # its first scored error sets q = FIRST |error|
+SPREAD_DISCOUNT = 0.95  # the discounted mean absolute error of each horizon: about its last 20 errors
+SPREAD_RATE = 0.2  # the multiplier's log step at h = 1; SPREAD_RATE / sqrt(h) at horizon h (module doc)
+# The multiplier's bounds, relative to the normal distribution's (2.06 at 90 %: 0.5 to 20.6)
+MULTIPLIER_BOUNDS = (0.25, 10.0)
+SPREAD_COLUMNS = 3  # c_spread's and c_far_spread's: S (the discounted sum of |e|), N (its count), m
+# The scale counts an error at most this many times the width in force (where one is known): one error of 100
+# where the width was 0.9 (a daily cycle's outage to 0) took a width to 15 in one value. A normal error passes 3
+# times the 90 % width once in 10^6; replayed offline on the 39 streams' recorded forecasts (a /tmp script) the
+# clip changed the interval score at h = 1 .. 12 by +0.4 %.
+CLIP = 3.0
 SHAPE_LEVELS = (0.5, 0.8, 0.95, 0.99)  # the levels whose width's ratio to the tracked level's is learned
 SHAPE_RATE = 0.05  # per scored error at each horizon (0.02: 50 % covered 54-58 %; 0.1: 80 % 78-80 %)
 SHAPE_STEPS = tuple((math.exp(SHAPE_RATE * level), math.exp(-SHAPE_RATE * (1.0 - level))) for level in SHAPE_LEVELS)
@@ -75,18 +110,16 @@ SHAPE_STEPS = tuple((math.exp(SHAPE_RATE * level), math.exp(-SHAPE_RATE * (1.0 -
 # intervals were 5.8 points from 50 on average (5.3); with 0.25 and 4, 25 % and 54-59 %.
 SHAPE_BOUNDS = (0.1, 10.0)
 SLACK = 0.7  # a horizon's half-width is at least this share of the widest shorter horizon's
-FIRST = 2.0  # the first scored error sets q = FIRST * |error|
 FAR_MULTIPLES = (2, 4)  # the far horizons tracked: these multiples of the calibrated horizon ...
 MAX_FAR = 1_000  # ... up to this horizon (a tick rolls the experts out to the longest: its cost)
 FAR_EVERY = 2  # ... from the origins at steps divisible by this: from every origin the far forecasts cost a
 # tick 10-17 % at 2,000 series, from every other one 6-9 % (``benchmarks.tick_parts``' measure); on the accuracy
 # work's 33 streams, 29 and 34 of 132 cells at h = 18 to 48 more than 5 points off (55 by the rule of before:
 # ``benchmarks.far_horizons``)
-# A far width is stepped at RATE, once every FAR_EVERY values: it moves half as fast per value as q_h (a width
-# grown by a burst takes twice as long to come back: a review, 100 where the 12-step one was 0.3). At twice the
-# rate, 22 cells off instead of 34, but a burst of misses from forecasts served narrow compounds twice as fast:
-# the 24-step width's 95th percentile 13.3 times the width that covers 90 % in hindsight (geometric mean over the
-# 33 streams; co2 95, TrumpApproval 240), against 6.5 at RATE and 6.7 for the tracked 12-step width
+# A far width is stepped once every FAR_EVERY values, by the tracked horizons' rule (its multiplier at
+# SPREAD_RATE / sqrt(h)). Until session 46 it took the conformal step itself, at 0.4 a miss, as q_h did: a burst
+# of misses compounded (the 24-step width's 95th percentile 6.5 times the width that covers 90 % in hindsight,
+# geometric mean over the 33 streams of 150 values or more), and twice that rate, tried, 13.3 times.
 
 
 @functools.lru_cache(maxsize=64)
@@ -104,12 +137,24 @@ def far_array(calibrated_horizon: int) -> np.ndarray:
     return np.array(far_horizons(calibrated_horizon), dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=64)
+def normal_multiplier(level: float) -> float:
+    """M(level): the normal distribution's ``level`` quantile of |e| over its mean |e|,
+    z(level) sqrt(pi / 2), the multiplier a new series starts from (module doc).
+
+    >>> round(normal_multiplier(0.9), 4)
+    2.0616
+    """
+    return z_value(level) * math.sqrt(math.pi / 2.0)
+
+
 @compiled
 def stepped(q: float, error: float, level: float, floor: float, served: float) -> float:
-    """q after one scored absolute error ``error``: a miss judged against the half-width
-    ``served`` with the forecast (where it is not above ``floor``: against q); where q is not above the floor (nothing
-    scored yet, or only errors the floor covers: a flat start), a finite error sets q; at
-    least ``floor`` > 0 (a flat series)."""
+    """The one-step half-width q after one scored absolute error ``error``: the conformal step on q
+    itself at ``RATE`` (module doc), a miss judged against the half-width ``served`` with the forecast
+    (where it is not above ``floor``: against q); where q is not above the floor (nothing scored yet, or
+    only errors the floor covers: a flat start), a finite error sets q = FIRST |error|; at least
+    ``floor`` > 0 (a flat series)."""
     judged = served if served > floor else q
     miss = 1.0 if error > judged else 0.0
     restart = FIRST * error if math.isfinite(error) else q  # a NaN or inf error sets nothing
@@ -118,42 +163,82 @@ def stepped(q: float, error: float, level: float, floor: float, served: float) -
 
 
 @compiled
-def _fold(q: np.ndarray, error: np.ndarray, scored: np.ndarray, level: float, floor: np.ndarray, served: np.ndarray):
+def spread_stepped(q, spread, b, i, k, error, level, multiplier, floor, served, horizon) -> float:
+    """The half-width q after one scored absolute error ``error`` at ``horizon`` (1-based; module
+    doc): at horizon 1 ``stepped`` (``spread`` not read: its column stays a new series'); past it the
+    row ``b``, place ``i``, feature ``k`` of ``spread`` [B, H, SPREAD_COLUMNS, d] (S, N, m) stepped in
+    place, ``multiplier`` M(level), m's log step SPREAD_RATE / sqrt(horizon). The miss
+    is judged against ``served``, the half-width served with the forecast (where it is not above
+    ``floor``: against q; where that is not either, m is not stepped); at least ``floor`` > 0 (a flat
+    series). A non-finite error changes nothing."""
+    if horizon == 1:  # the one-step width: the conformal step on q itself (module doc)
+        return stepped(q, error, level, floor, served)
+    if not math.isfinite(error):
+        return q
+    total, count, m = spread[b, i, 0, k], spread[b, i, 1, k], spread[b, i, 2, k]
+    judged = served if served > floor else q
+    if count > 0.0 and judged > floor:
+        miss = 1.0 if error > judged else 0.0
+        rate = SPREAD_RATE / math.sqrt(horizon)
+        m = min(max(m * math.exp(rate * (miss - (1.0 - level))), MULTIPLIER_BOUNDS[0]), MULTIPLIER_BOUNDS[1])
+    if count > 0.0 and q > floor:  # the scale takes an error at most CLIP times the width in force
+        error = min(error, CLIP * q)
+    total = SPREAD_DISCOUNT * total + error
+    count = SPREAD_DISCOUNT * count + 1.0
+    spread[b, i, 0, k], spread[b, i, 1, k], spread[b, i, 2, k] = total, count, m
+    return max(multiplier * m * (total / count), floor)
+
+
+@compiled
+def _fold(q, spread, error, scored, level, multiplier, floor, served):
     n_rows, horizons, d = q.shape
     for b in range(n_rows):
         for h in range(horizons):
             for k in range(d):
                 if scored[b, h, k]:
-                    q[b, h, k] = stepped(q[b, h, k], error[b, h, k], level, floor[b, k], served[b, h, k])
+                    q[b, h, k] = spread_stepped(
+                        q[b, h, k], spread, b, h, k, error[b, h, k], level, multiplier, floor[b, k], served[b, h, k],
+                        h + 1,
+                    )  # fmt: skip
 
 
 def fold(
     q: torch.Tensor,
+    spread: torch.Tensor,
     error: torch.Tensor,
     scored: torch.Tensor,
     level: float,
     floor: torch.Tensor,
     served: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """q [B, H, d] after the absolute errors ``error`` [B, H, d] where ``scored``; ``floor``
-    [B, d] > 0 keeps q positive (a flat series); ``served`` [B, H, d]: the half-widths served
-    with the scored forecasts, against which a miss is judged (where not above the floor, or
-    not given: q).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [B, H, d] and spread [B, H, SPREAD_COLUMNS, d] after the absolute errors ``error`` [B, H, d]
+    where ``scored`` (``spread_stepped``, at horizons 1 .. H); ``floor`` [B, d] > 0 keeps q positive (a
+    flat series); ``served`` [B, H, d]: the half-widths served with the scored forecasts, against which
+    a miss is judged (where not above the floor, or not given: q). Copies: the inputs are not changed.
 
-    >>> one = torch.ones(1, 1, 1)
-    >>> q = fold(one, 2 * one, one > 0, 0.9, torch.full((1, 1), 1e-9))  # a miss: q grows
-    >>> round(q.item(), 6) == round(math.exp(RATE * 0.9), 6)
-    True
-    >>> q = fold(one, 2 * one, one > 0, 0.9, torch.full((1, 1), 1e-9), 3 * one)  # covered when it was served
-    >>> round(q.item(), 6) == round(math.exp(-RATE * 0.1), 6)
+    >>> q, spread, scored = torch.zeros(1, 1, 1), blank_spread(1, 1, 1), torch.ones(1, 1, 1) > 0
+    >>> q, spread = fold(q, spread, torch.ones(1, 1, 1), scored, 0.9, torch.full((1, 1), 1e-9))
+    >>> round(q.item(), 4)  # the first error sets q = M(0.9) |e|
+    2.0616
+    >>> q, spread = fold(q, spread, 3 * torch.ones(1, 1, 1), scored, 0.9, torch.full((1, 1), 1e-9))
+    >>> round(spread[0, 0, 2, 0].item(), 6) == round(math.exp(SPREAD_RATE * 0.9), 6)  # a miss: m grows
     True
     """
     f64 = torch.float64
     new_q = q.to(f64, copy=True).contiguous()
+    new_spread = spread.to(f64, copy=True).contiguous()
     served = torch.zeros_like(new_q) if served is None else served
     arrays = readable(error.to(f64), scored, floor.to(f64), served.to(f64))
-    _fold(new_q.numpy(), arrays[0], arrays[1], float(level), arrays[2], arrays[3])
-    return new_q.to(q.dtype)
+    multiplier = normal_multiplier(float(level))
+    _fold(new_q.numpy(), new_spread.numpy(), arrays[0], arrays[1], float(level), multiplier, arrays[2], arrays[3])
+    return new_q.to(q.dtype), new_spread
+
+
+def blank_spread(n: int, horizons: int, d: int) -> torch.Tensor:
+    """[n, horizons, SPREAD_COLUMNS, d] float64: a new series' ``c_spread`` (nothing scored, m = 1)."""
+    spread = torch.zeros(n, horizons, SPREAD_COLUMNS, d, dtype=torch.float64)
+    spread[:, :, 2] = 1.0
+    return spread
 
 
 def half_widths(

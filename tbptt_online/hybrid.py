@@ -9,8 +9,8 @@ bound when it is an outlier, see ``outliers``):
    the served combination's and the fast and slow combiners', kept in the ``c_origin``
    ring), folding the members' absolute errors into both combiners' discounted losses per
    horizon and the combiners' into the mixture's (``combination.discounted``; see
-   ``combination``), and the served forecast's error into the interval quantile of that
-   horizon (``calibration.stepped``; all called from ``hybrid_kernels.score``);
+   ``combination``), and the served forecast's error into the interval's half-width at that
+   horizon (``calibration.spread_stepped``; all called from ``hybrid_kernels.score``);
 2. **advances** the experts (``expert_kernels.advance``) and, at the detection steps of
    ``season_length="auto"``, looks for seasons again (``season.detect_seasons``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_seasons``);
@@ -75,6 +75,9 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (fast, slow)
         "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
+        # per horizon: the served forecast's discounted sum of absolute errors, its discounted count, and the
+        # multiplier of their mean that c_q serves, over the normal's (``calibration.spread_stepped``)
+        "c_spread": calibration.blank_spread(n, horizons, d),
         # per horizon and level of calibration.SHAPE_LEVELS: its width's ratio to c_q's, over the normal's
         "c_shape": torch.ones(n, horizons, len(calibration.SHAPE_LEVELS), d, dtype=f64),
         # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
@@ -86,6 +89,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         # one-step mean): float32 rounds their distance from it, not their level (``remember``)
         "c_origin_ref": torch.zeros(n, horizons, d, dtype=f64),
         "c_far_q": torch.zeros(n, len(far), d, dtype=f64),  # the half-width at each far horizon (0: none yet)
+        "c_far_spread": calibration.blank_spread(n, len(far), d),  # as c_spread, at the far horizons
         # [origin % longest far horizon, far horizon, (the mean served there, the half-width served with it
         # at the tracked level, 0: none of its own)]: NaN where no forecast was remembered (``score_far``)
         "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), math.nan, dtype=f64),
@@ -131,12 +135,14 @@ def score(
     E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
     rows' ``c_*`` copies are updated in place."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
-    written = writable(rows, (*combination.FIELDS, "c_q", "c_shape", "c_member_abs", "c_member_n"))
+    written = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
-    normal = calibration.normal_ratios(float(level))  # [S]
+    normal, multiplier = calibration.normal_ratios(float(level)), calibration.normal_multiplier(float(level))
     over_rows(
         len(step),
-        lambda r: kernels.score(*(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal),
+        lambda r: kernels.score(
+            *(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal, multiplier
+        ),
     )
 
 

@@ -78,16 +78,20 @@ def score(
     meta_loss,
     meta_count,
     q,
+    spread,
     shape,
     member_abs,
     member_n,
     interval_level,
     normal,
+    multiplier,
 ):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
     ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
     slow), the losses of the combiners' own forecasts ``meta_loss`` [B, Hc, 2, d] and
-    ``meta_count`` [B, Hc, d], the interval quantiles ``q`` [B, Hc, d], the other levels'
+    ``meta_count`` [B, Hc, d], the interval's half-widths ``q`` [B, Hc, d] with their errors' scale and
+    multiplier ``spread`` [B, Hc, 3, d] (``calibration.spread_stepped``, ``multiplier`` the normal's at
+    ``interval_level``), the other levels'
     width ratios ``shape`` [B, Hc, S, d] (their normal values ``normal`` [S]) and the one-step
     errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
     before (read from ``origin``, relative to ``origin_ref`` [N, Hc, d]: ``remember``) is
@@ -127,10 +131,12 @@ def score(
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 served = _finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap)
                 # a width: stored as it is; 0 where the horizon had none of its own (``tick_kernels.served``);
-                # judged against q where not above the floor (``calibration.stepped``)
+                # judged against q where not above the floor (``calibration.spread_stepped``)
                 half = np.float64(made[members + 1, k])
                 floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k] - ref))  # (see STORED_RESOLUTION)
-                q[b, h - 1, k] = calibration.stepped(q[b, h - 1, k], served, interval_level, floor, half)
+                q[b, h - 1, k] = calibration.spread_stepped(
+                    q[b, h - 1, k], spread, b, h - 1, k, served, interval_level, multiplier, floor, half, h
+                )
                 if half > floor:  # the other levels' ratios to this width (``calibration``)
                     for i in range(len(calibration.SHAPE_LEVELS)):
                         ratio = shape[b, h - 1, i, k]
@@ -269,9 +275,12 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 
 
 @compiled
-def score_far(slot, step, y, mask, seen, scale, level, far_origin, far_q, far_at, interval_level) -> None:
-    """Step the far horizons' half-widths ``far_q`` [B, F, d] with value ``y`` [B, d] of step ``step``
-    [B] (``calibration.stepped``, as ``score`` steps ``q``; a far width is scored every ``FAR_EVERY``
+def score_far(
+    slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier
+) -> None:
+    """Step the far horizons' half-widths ``far_q`` [B, F, d] and their ``far_spread`` [B, F, 3, d] with
+    value ``y`` [B, d] of step ``step`` [B] (``calibration.spread_stepped``, as ``score`` steps ``q``, at
+    the far horizon's rate; a far width is scored every ``FAR_EVERY``
     values): at far horizon ``far_at[f]`` the mean served there from origin
     t - far_at[f] and its half-width (``far_origin`` [N, R, F, 2, d], the store's ring, read at the
     rows' ``slot``: ``remember_far``), where y was observed (``mask``) after an earlier value
@@ -295,7 +304,9 @@ def score_far(slot, step, y, mask, seen, scale, level, far_origin, far_q, far_at
                     continue
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit)
                 half = far_origin[s, origin % ring, f, 1, k]
-                far_q[b, f, k] = calibration.stepped(far_q[b, f, k], error, interval_level, 1e-6 * unit, half)
+                far_q[b, f, k] = calibration.spread_stepped(
+                    far_q[b, f, k], far_spread, b, f, k, error, interval_level, multiplier, 1e-6 * unit, half, far_at[f]
+                )
 
 
 @compiled

@@ -167,19 +167,21 @@ def score_and_advance(
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)
     ring_origin, ref, far_origin = (ring.numpy() for ring in origin)  # shared: each row its slot
-    far_q, far_at = writable(rows, ("c_far_q",))[0], calibration.far_array(rows["c_q"].shape[1])
-    normal = calibration.normal_ratios(float(interval_level))
+    far_q, far_spread = writable(rows, ("c_far_q", "c_far_spread"))
+    far_at = calibration.far_array(rows["c_q"].shape[1])
+    normals = calibration.normal_ratios(float(interval_level)), calibration.normal_multiplier(float(interval_level))
     shifted = np.zeros_like(observed) if shifted is None else shifted
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     scored = readable(rows["x_seen"], rows["x_scale"], rows["x_level"])
-    combined = writable(rows, (*combination.FIELDS, "c_q", "c_shape", "c_member_abs", "c_member_n"))
+    combined = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
     ring, season, *advanced = writable(rows, experts.ADVANCED)  # the values ring, the seasonal tables: shared
     last = readable(rows["n_base"], rows["n_scale"])  # the base and scale the value's target is measured by
     over_rows(
         b,
         lambda r: tick_kernels.before_seasons(
-            slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(interval_level), normal,
-            _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_at), (ring, season, *_part(advanced, r)),
+            slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(interval_level), normals,
+            _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_spread[r], far_at),
+            (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
         ),
     )  # fmt: skip

@@ -76,7 +76,7 @@ NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
-    "o_shift_at", "x_ars_unit", "c_far_q",
+    "o_shift_at", "x_ars_unit", "c_far_q", "c_spread", "c_far_spread",
 )  # fmt: skip
 # a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
 STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent", "o_shift_at")

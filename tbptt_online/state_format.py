@@ -63,6 +63,13 @@
   (``c_far_origin``: ``hybrid_kernels.score_far``). A state of format 19 gains them blank, as a new
   series has them (no far width known, no far forecast remembered): its forecasts past the calibrated
   horizon are served as before (``q_H sqrt(h / H)``) until the far horizons' first values are scored.
+- format 21: each horizon's half-width past the first served as a scale times a multiplier
+  (``calibration``: the served forecast's discounted absolute errors and their count, and the
+  multiplier, ``c_spread``, and at the far horizons ``c_far_spread``). A state of format 20 gains them
+  from the widths it has: where a horizon's ``c_q`` (``c_far_q``) is known, the scale of one error ``q /
+  M(level)``, counted once, and the normal multiplier, so its widths are served as they were until the
+  next values are scored; the scale then follows the new errors within a few values. The one-step
+  column is a new series' (its width keeps its own rule).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -199,7 +206,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 20
+FORMAT_VERSION = 21
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -218,6 +225,7 @@ BEFORE_SHIFT_STEPS = 16
 BEFORE_SHORT_AR = 17
 BEFORE_SYMMETRIC_P = 18
 BEFORE_FAR_HORIZONS = 19
+BEFORE_SPREAD = 20
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -273,6 +281,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_SHORT_AR, "the short AR on the levels", (_with_short_ar,)),
         (BEFORE_SYMMETRIC_P, "the AR experts' symmetric P", (_with_symmetric_p,)),
         (BEFORE_FAR_HORIZONS, "the far horizons' half-widths", (_with_far_horizons,)),
+        (BEFORE_SPREAD, "the half-widths' scale and multiplier", (_with_spread,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -625,7 +634,7 @@ def _with_far_horizons(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "o_run" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_SPREAD}  # no hybrid: nothing else changed
     if "c_origin_ref" not in tensors:
         raise ValueError("store.tensors has no 'c_origin_ref', after which format 20 places c_far_q, c_far_origin")
     n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]
@@ -639,7 +648,40 @@ def _with_far_horizons(state: dict[str, Any]) -> dict[str, Any]:
         new[name] = value
         if name == "c_origin_ref":
             new.update(blank)
+    return {**state, "format": BEFORE_SPREAD, "store": {**store, "tensors": new}}
+
+
+def _with_spread(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-20 ``state`` in format 21: a hybrid's store gains ``c_spread`` after ``c_q`` and
+    ``c_far_spread`` after ``c_far_q``, each the scale and multiplier that serve the width it had (module
+    doc); a copy, the input is not changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "o_run" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    for name in ("c_q", "c_far_q"):
+        if name not in tensors:
+            raise ValueError(f"store.tensors has no {name!r}, whose width format 21's scale and multiplier serve")
+    level = float(state["config"].get("interval_level", ForecasterConfig.interval_level))
+    tracked = _spread_of(tensors["c_q"], level)
+    tracked[:, :1] = calibration.blank_spread(tracked.shape[0], 1, tracked.shape[-1])  # h = 1 keeps its own rule
+    added = {"c_q": ("c_spread", tracked), "c_far_q": ("c_far_spread", _spread_of(tensors["c_far_q"], level))}
+    new = {}
+    for name, value in tensors.items():
+        new[name] = value
+        if name in added:
+            new[added[name][0]] = added[name][1]
     return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+
+
+def _spread_of(q: torch.Tensor, level: float) -> torch.Tensor:
+    """[C, H, SPREAD_COLUMNS, d]: where a half-width ``q`` [C, H, d] is known (> 0), the scale of one error
+    and the normal multiplier that serve it (S = q / M(level), N = 1, m = 1); elsewhere a new series'."""
+    spread = calibration.blank_spread(*q.shape)
+    known = q > 0
+    spread[:, :, 0] = torch.where(known, q.to(torch.float64) / calibration.normal_multiplier(level), 0.0)
+    spread[:, :, 1] = known.to(torch.float64)
+    return spread
 
 
 def _with_blank_fields(state: dict[str, Any], after: dict[str, tuple[str, ...]], number: int) -> dict[str, Any]:

@@ -43,20 +43,24 @@ from tbptt_online.compiled import compiled, inlined
 
 @compiled
 def before_seasons(
-    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normal, scored, combined, far, advanced, target
+    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normals, scored, combined, far, advanced, target
 ):
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
-    x_level), ``combined`` = the combination's fields, c_q, c_shape, c_member_abs,
-    c_member_n; ``interval_level`` the tracked level, ``normal`` its normal ratios), make the
+    x_level), ``combined`` = the combination's fields, c_q, c_spread, c_shape, c_member_abs,
+    c_member_n; ``interval_level`` the tracked level, ``normals`` = (its normal ratios, its normal
+    multiplier: ``calibration.normal_ratios``, ``normal_multiplier``)), make the
     network's target from the base and scale of the last tick (``hybrid_kernels.target``,
     ``target`` = (n_base, n_scale, out, defined) [B, d] each), step the far horizons' half-widths
-    (``hybrid_kernels.score_far``, ``far`` = (c_far_origin, the store's ring, c_far_q, the far
-    horizons [F])), then advance the experts
+    (``hybrid_kernels.score_far``, ``far`` = (c_far_origin, the store's ring, c_far_q, c_far_spread,
+    the far horizons [F])), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
     rows' fields in ``experts.ADVANCED`` order)."""
     seen, scale, level = scored
-    hybrid_kernels.score(slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal)
-    hybrid_kernels.score_far(slot, step, y, mask, seen, scale, level, *far, interval_level)
+    normal, multiplier = normals
+    hybrid_kernels.score(
+        slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal, multiplier
+    )
+    hybrid_kernels.score_far(slot, step, y, mask, seen, scale, level, *far, interval_level, multiplier)
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
 

@@ -255,6 +255,25 @@ def test_far_horizons_smoke_counts_coverage_served_and_before_at_each_horizon(tm
         assert all(0.0 <= c <= 1.0 for c in row["coverage"]["served"].values())
         for h in ("6", "12"):  # up to the calibrated horizon the two rules are one
             assert row["coverage"]["before"][h] == row["coverage"]["served"][h]
+            # (the served widths as a forecast gives them: upper - mean, to its rounding)
+            assert row["widths"]["before"][h] == pytest.approx(row["widths"]["served"][h], rel=1e-5)
+        assert set(row["widths"]["served"]["48"]) == {"score_ratio", "p95_width_ratio"}
     for rule in ("served", "before"):
         assert payload["summary"][rule]["cells"] == 8 and 0 <= payload["summary"][rule]["cells_off"] <= 8
     assert "Interval coverage past the calibrated horizon" in (tmp_path / "far_horizons.md").read_text()
+
+
+def test_interval_widths_smoke_scores_served_before_and_hindsight_widths_at_each_tracked_horizon(tmp_path):
+    payload = run_smoke("interval_widths", tmp_path)
+    assert [r["stream"] for r in payload["rows"]] == ["airline", "co2"]
+    for row in payload["rows"]:
+        assert row["values"] == 120 and set(row["horizons"]) == {str(h) for h in range(1, 13)}
+        for cell in row["horizons"].values():
+            assert set(cell) == {"scored", "hindsight_half_width", "served", "before", "hindsight"}
+            assert cell["hindsight"]["score_ratio"] == 1.0
+            assert cell["hindsight"]["width_ratio"] == pytest.approx(1.0, rel=1e-12)
+            for rule in ("served", "before"):
+                assert 0.0 <= cell[rule]["coverage"] <= 1.0 and cell[rule]["score_ratio"] > 0
+    for rule in ("served", "before", "hindsight"):
+        assert payload["summary"][rule]["cells"] == 6 and 0 <= payload["summary"][rule]["cells_off"] <= 6
+    assert "Interval widths at the tracked horizons" in (tmp_path / "interval_widths.md").read_text()

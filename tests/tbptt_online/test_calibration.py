@@ -17,15 +17,30 @@ from tbptt_online.calibration import FIRST, RATE, SHAPE_LEVELS, SHAPE_RATE
 f64 = torch.float64
 
 
-def fold_one(q: float, error: float, level: float = 0.9, scored: bool = True, floor: float = 1e-9) -> float:
-    out = calibration.fold(
-        torch.tensor([[[q]]], dtype=f64),
-        torch.tensor([[[error]]], dtype=f64),
-        torch.tensor([[[scored]]]),
-        level,
-        torch.tensor([[floor]], dtype=f64),
-    )
-    return out.item()
+M90 = calibration.normal_multiplier(0.9)  # 2.06: the normal's 90 % quantile of |e| over its mean |e|
+
+
+def fold_one(
+    q: float,
+    error: float,
+    spread: tuple[float, float, float] = (0.0, 0.0, 1.0),
+    level: float = 0.9,
+    scored: bool = True,
+    floor: float = 1e-9,
+    served: float = 0.0,
+    horizon: int = 1,
+) -> tuple[float, tuple[float, ...]]:
+    """q and (S, N, m) after one error at ``horizon`` (the others of a fold of ``horizon`` horizons unscored)."""
+    qs = torch.zeros(1, horizon, 1, dtype=f64)
+    qs[0, -1, 0] = q
+    spreads = calibration.blank_spread(1, horizon, 1)
+    spreads[0, -1, :, 0] = torch.tensor(spread, dtype=f64)
+    errors, served_widths = torch.zeros(1, horizon, 1, dtype=f64), torch.zeros(1, horizon, 1, dtype=f64)
+    errors[0, -1, 0], served_widths[0, -1, 0] = error, served
+    marks = torch.zeros(1, horizon, 1, dtype=torch.bool)
+    marks[0, -1, 0] = scored
+    out, new = calibration.fold(qs, spreads, errors, marks, level, torch.tensor([[floor]], dtype=f64), served_widths)
+    return out[0, -1, 0].item(), tuple(new[0, -1, :, 0].tolist())
 
 
 def widths(q: list[float], horizon: int, ratio: float = 1.0) -> list[float]:
@@ -33,67 +48,150 @@ def widths(q: list[float], horizon: int, ratio: float = 1.0) -> list[float]:
     return out.flatten().tolist()
 
 
-def test_a_miss_grows_q_by_exp_rate_times_level():
-    assert fold_one(1.0, 2.0, level=0.9) == pytest.approx(math.exp(RATE * 0.9), rel=1e-15)
-    assert fold_one(3.0, 5.0, level=0.5) == pytest.approx(3.0 * math.exp(RATE * 0.5), rel=1e-15)
+# -- the one-step width: the conformal step on q itself ---------------------------------------------
 
 
-def test_a_hit_shrinks_q_by_exp_rate_times_one_minus_level_and_the_boundary_is_a_hit():
-    assert fold_one(1.0, 0.5, level=0.9) == pytest.approx(math.exp(-RATE * 0.1), rel=1e-15)
-    assert fold_one(1.0, 1.0, level=0.9) == pytest.approx(math.exp(-RATE * 0.1), rel=1e-15)  # |e| <= q is inside
+def q_one(q: float, error: float, level: float = 0.9, floor: float = 1e-9, served: float = 0.0) -> float:
+    """The one-step q after one error (``fold_one`` at h = 1; its spread is not read or written)."""
+    out, spread = fold_one(q, error, level=level, floor=floor, served=served)
+    assert spread == (0.0, 0.0, 1.0)
+    return out
 
 
-def test_a_miss_and_a_hit_in_proportion_level_to_one_minus_level_leave_q_where_it_was():
+def test_a_one_step_miss_grows_q_by_exp_rate_times_level():
+    assert q_one(1.0, 2.0, level=0.9) == pytest.approx(math.exp(RATE * 0.9), rel=1e-15)
+    assert q_one(3.0, 5.0, level=0.5) == pytest.approx(3.0 * math.exp(RATE * 0.5), rel=1e-15)
+
+
+def test_a_one_step_hit_shrinks_q_by_exp_rate_times_one_minus_level_and_the_boundary_is_a_hit():
+    assert q_one(1.0, 0.5, level=0.9) == pytest.approx(math.exp(-RATE * 0.1), rel=1e-15)
+    assert q_one(1.0, 1.0, level=0.9) == pytest.approx(math.exp(-RATE * 0.1), rel=1e-15)  # |e| <= q is inside
+
+
+def test_a_one_step_miss_and_nine_hits_leave_q_where_it_was():
     q = 2.0
     for error in [5.0] + [0.1] * 9:  # level 0.9: one miss in ten
-        q = fold_one(q, error, level=0.9)
+        q = q_one(q, error, level=0.9)
     assert q == pytest.approx(2.0, rel=1e-14)
 
 
-def test_the_first_scored_error_sets_twice_its_size():
+def test_the_first_scored_one_step_error_sets_twice_its_size():
     assert FIRST == 2.0
-    assert fold_one(0.0, 0.3) == pytest.approx(0.6, rel=1e-15)
-    assert fold_one(0.0, 0.0, floor=1e-6) == 1e-6  # a perfect first forecast: the floor, never 0
+    assert q_one(0.0, 0.3) == pytest.approx(0.6, rel=1e-15)
+    assert q_one(0.0, 0.0, floor=1e-6) == 1e-6  # a perfect first forecast: the floor, never 0
+    assert q_one(1e-12, 0.0, floor=1e-6) == 1e-6  # the floor keeps q positive
 
 
-def test_the_floor_keeps_q_positive():
-    assert fold_one(1e-12, 0.0, floor=1e-6) == 1e-6
-
-
-def test_at_the_floor_an_error_above_it_sets_q_as_a_first_error_does():
+def test_at_the_floor_a_one_step_error_above_it_sets_q_as_a_first_error_does():
     # a flat start scores errors of 0 first: q rests at the floor, and the first real error sets
     # it (it grew by exp(RATE * 0.9) a miss from there: 1e-6 took 33 misses to reach 1)
-    assert fold_one(1e-6, 0.5, floor=1e-6) == pytest.approx(FIRST * 0.5, rel=1e-15)
-    assert fold_one(1e-6, 0.5e-6, floor=1e-6) == 1e-6  # an error the floor covers keeps it there
-    assert fold_one(2e-6, 0.5, floor=1e-6) == pytest.approx(2e-6 * math.exp(RATE * 0.9), rel=1e-15)  # above it
+    assert q_one(1e-6, 0.5, floor=1e-6) == pytest.approx(FIRST * 0.5, rel=1e-15)
+    assert q_one(1e-6, 0.5e-6, floor=1e-6) == 1e-6  # an error the floor covers keeps it there
+    assert q_one(2e-6, 0.5, floor=1e-6) == pytest.approx(2e-6 * math.exp(RATE * 0.9), rel=1e-15)  # above it
 
 
-def test_a_miss_of_a_width_served_at_the_floor_is_judged_against_q():
+def test_a_one_step_miss_of_a_width_served_at_the_floor_is_judged_against_q():
     # a flat stretch serves points (widths at the floor): each of their misses grew q by
     # exp(RATE * 0.9) however wide q already was; judged against q, an error q covers is covered
     floor = 5e-6
-    served = torch.tensor([[[5e-13, 5e-6, 2e-5]]], dtype=f64)  # below, at and above the floor
-    q = (
-        calibration.fold(
-            torch.full((1, 1, 1), 90.0, dtype=f64).expand(1, 3, 1).contiguous(),
-            torch.full((1, 3, 1), 45.0, dtype=f64),
-            torch.ones(1, 3, 1, dtype=torch.bool),
-            0.9,
-            torch.tensor([[floor]], dtype=f64),
-            served.view(1, 3, 1),
-        )
-        .flatten()
-        .tolist()
-    )
+    got = [q_one(90.0, 45.0, floor=floor, served=served) for served in (5e-13, 5e-6, 2e-5)]  # below, at, above
     covered, missed = 90.0 * math.exp(-RATE * 0.1), 90.0 * math.exp(RATE * 0.9)
-    assert q == pytest.approx([covered, covered, missed], rel=1e-15)
+    assert got == pytest.approx([covered, covered, missed], rel=1e-15)
+
+
+# -- the longer horizons' width: a scale times a multiplier -----------------------------------------
+
+
+def test_the_first_scored_error_past_one_step_sets_the_normal_multiple_of_its_size():
+    assert pytest.approx(NormalDist().inv_cdf(0.95) * math.sqrt(math.pi / 2), rel=1e-15) == M90
+    assert fold_one(0.0, 0.3, horizon=2) == (pytest.approx(M90 * 0.3, rel=1e-15), (0.3, 1.0, 1.0))
+    at_half = calibration.normal_multiplier(0.5)
+    assert fold_one(0.0, 0.3, level=0.5, horizon=3)[0] == pytest.approx(at_half * 0.3, rel=1e-15)
+    assert pytest.approx(NormalDist().inv_cdf(0.75) * math.sqrt(math.pi / 2), rel=1e-15) == at_half
+    assert fold_one(0.0, 0.0, floor=1e-6, horizon=2)[0] == 1e-6  # a perfect first forecast: the floor, never 0
+
+
+def test_a_miss_of_the_served_width_grows_the_multiplier_by_exp_rate_over_root_h_times_level():
+    # S = 2, N = 1, m = 1: q = 2 M; an error of 5 outside the width served (3)
+    for horizon in (2, 4, 12):
+        rate = calibration.SPREAD_RATE / math.sqrt(horizon)
+        q, (total, count, m) = fold_one(2 * M90, 5.0, (2.0, 1.0, 1.0), served=3.0, horizon=horizon)
+        assert m == pytest.approx(math.exp(rate * 0.9), rel=1e-15)
+        assert (total, count) == (0.95 * 2.0 + 5.0, 0.95 + 1.0)
+        assert q == pytest.approx(M90 * m * total / count, rel=1e-15)
+    _, (_, _, m) = fold_one(2.0, 5.0, (2.0, 1.0, 1.0), level=0.5, served=3.0, horizon=4)
+    assert m == pytest.approx(math.exp(calibration.SPREAD_RATE / 2 * 0.5), rel=1e-15)
+
+
+def test_a_hit_shrinks_the_multiplier_by_exp_rate_times_one_minus_level_and_the_boundary_is_a_hit():
+    for error in (0.5, 3.0):  # inside the width served (3), and on its boundary
+        _, (_, _, m) = fold_one(2 * M90, error, (2.0, 1.0, 1.0), served=3.0, horizon=4)
+        assert m == pytest.approx(math.exp(-calibration.SPREAD_RATE / 2 * 0.1), rel=1e-15)
+
+
+def test_a_miss_and_nine_hits_leave_the_multiplier_where_it_was():
+    q, spread = 2 * M90, (2.0, 1.0, 1.0)
+    for error in [5.0] + [0.1] * 9:  # level 0.9: one miss in ten, each judged against the width served
+        q, spread = fold_one(q, error, spread, served=q, horizon=6)
+    assert spread[2] == pytest.approx(1.0, rel=1e-14)
+
+
+def test_the_scale_is_the_discounted_mean_of_the_errors():
+    errors = [1.0, 4.0, 0.5, 2.0, 3.0]
+    q, spread = 0.0, (0.0, 0.0, 1.0)
+    for error in errors:
+        q, spread = fold_one(q, error, spread, served=1e9, horizon=4)  # all covered: m shrinks by the hits alone
+    weights = [calibration.SPREAD_DISCOUNT ** (len(errors) - 1 - i) for i in range(len(errors))]
+    mean = sum(w * e for w, e in zip(weights, errors, strict=True)) / sum(weights)
+    assert spread[0] / spread[1] == pytest.approx(mean, rel=1e-14)
+    assert spread[2] == pytest.approx(math.exp(-calibration.SPREAD_RATE / 2 * 0.1 * 4), rel=1e-14)  # the first sets S
+    assert q == pytest.approx(M90 * spread[2] * mean, rel=1e-14)
+
+
+def test_the_scale_takes_an_error_at_most_clip_times_the_width_in_force():
+    # one error of 100 where the width was 0.9 took the width to 15 at once
+    m0 = 0.9 / (M90 * 0.2)
+    q, (total, count, m) = fold_one(0.9, 100.0, (4.0, 20.0, m0), served=0.9, horizon=4)
+    assert total == 0.95 * 4.0 + calibration.CLIP * 0.9
+    assert m == pytest.approx(m0 * math.exp(calibration.SPREAD_RATE / 2 * 0.9), rel=1e-15)  # a miss
+    assert q == pytest.approx(M90 * m * total / count, rel=1e-15)
+    # none in force (nothing scored, or the width at the floor): the error as it is
+    assert fold_one(0.0, 100.0, horizon=4)[1][0] == 100.0
+    assert fold_one(1e-6, 100.0, (0.0, 5.0, 1.0), floor=1e-6, horizon=4)[1][0] == 100.0
+
+
+def test_the_floor_keeps_q_positive_and_the_multiplier_is_not_stepped_at_it():
+    # errors of 0 at the floor: q stays there, and m is left as it was (nothing to judge a miss against)
+    q, spread = fold_one(1e-6, 0.0, (0.0, 3.0, 1.0), floor=1e-6, horizon=2)
+    assert q == 1e-6 and spread == (0.0, 0.95 * 3.0 + 1.0, 1.0)
+    # a first error above it after a flat start: no miss counted (judged against q at the floor), the scale set
+    q, spread = fold_one(1e-6, 0.5, (0.0, 3.0, 1.0), floor=1e-6, horizon=2)
+    assert spread[2] == 1.0 and q == pytest.approx(M90 * 0.5 / (0.95 * 3.0 + 1.0), rel=1e-15)
+
+
+def test_the_multiplier_stays_within_its_bounds():
+    low, high = calibration.MULTIPLIER_BOUNDS
+    _, spread = fold_one(1.0, 0.0, (1.0, 20.0, low), served=1.0, horizon=2)  # a hit at the lower bound
+    assert spread[2] == low
+    _, spread = fold_one(1.0, 2.5, (1.0, 20.0, high), served=1.0, horizon=2)  # a miss at the upper one
+    assert spread[2] == high
+
+
+def test_a_miss_of_a_width_served_at_the_floor_is_judged_against_q():
+    # a flat stretch serves points (widths at the floor): judged against them, each forecast made on it misses
+    floor, q = 5e-6, 90.0
+    for served, missed in ((5e-13, False), (5e-6, False), (2e-5, True)):  # below, at and above the floor
+        _, (_, _, m) = fold_one(q, 45.0, (q / M90, 1.0, 1.0), floor=floor, served=served, horizon=4)
+        want = calibration.SPREAD_RATE / 2 * (0.9 if missed else -0.1)
+        assert m == pytest.approx(math.exp(want), rel=1e-15), served
 
 
 def test_a_step_after_a_flat_stretch_widens_the_long_horizons_by_its_size_not_by_its_misses():
     # 100 values of 5.0, then 50.0 (a hostile test): the twelve 12-step forecasts made on the flat
     # stretch, each served as a point, missed one after the other and each grew q_12 by 43 % from
     # the first error's 90: the 12-step interval reached +-4,700 around a level of 50, +-1,000 at
-    # value 150 and +-140 at value 200
+    # value 150 and +-140 at value 200; until session 46 it peaked at the first error's 90 and ended
+    # at 4.9 (50.7 and 1.25 now: the scale follows the errors of the step and then those after it)
     f = Forecaster(ForecasterConfig())
     half = []
     for t, value in enumerate([5.0] * 100 + [50.0] * 100, start=1):
@@ -101,8 +199,8 @@ def test_a_step_after_a_flat_stretch_widens_the_long_horizons_by_its_size_not_by
         if t > 100:
             ahead = f.forecast("s", 12)
             half.append((ahead.upper[11] - ahead.lower[11]) / 2)
-    assert max(half) <= calibration.FIRST * 45.0 * 1.01  # the first error's q, widened no further
-    assert half[-1] < 5.0  # and narrowing on the flat level after it
+    assert max(half) <= M90 * 45.0  # at most the normal multiple of the step itself
+    assert half[-1] < 2.5  # and narrowing on the flat level after it
 
 
 @pytest.mark.parametrize("q", [0.0, 1e-6])
@@ -110,7 +208,10 @@ def test_a_step_after_a_flat_stretch_widens_the_long_horizons_by_its_size_not_by
 def test_a_non_finite_error_does_not_set_q(q, error):
     # at the floor a first error sets q: an inf or NaN one set it to inf / NaN for good (a
     # review's call of the fold; the tick passes errors through a cap first)
-    assert fold_one(q, error, floor=1e-6) == 1e-6
+    assert q_one(q, error, floor=1e-6) == 1e-6
+    spread = (2.0, 1.5, 1.2)  # past one step: nothing changes
+    assert fold_one(q, error, spread, floor=1e-6, horizon=2) == (q, spread)
+    assert fold_one(3.0, error, spread, floor=1e-6, horizon=5) == (3.0, spread)
 
 
 def test_a_series_that_starts_flat_is_covered_from_its_first_moves():
@@ -132,8 +233,8 @@ def test_a_series_that_starts_flat_is_covered_from_its_first_moves():
 
 
 def test_an_unscored_horizon_is_left_as_it_was():
-    assert fold_one(0.0, 5.0, scored=False) == 0.0
-    assert fold_one(1.25, 5.0, scored=False) == 1.25
+    assert fold_one(0.0, 5.0, scored=False) == (0.0, (0.0, 0.0, 1.0))
+    assert fold_one(1.25, 5.0, (1.0, 2.0, 0.5), scored=False) == (1.25, (1.0, 2.0, 0.5))
 
 
 def test_nothing_scored_at_horizon_one_is_no_interval():
@@ -223,16 +324,20 @@ def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_
     for t, y in enumerate(values, start=1):
         if slot is not None:  # the far widths before this value, stepped by hand with the forecasts remembered
             q = f.store.tensors["c_far_q"][slot, :, 0].clone()
+            spread = f.store.tensors["c_far_spread"][slot : slot + 1].clone().numpy()  # [1, 2, 3, 1]
             made = f.store.tensors["c_far_origin"][slot].clone()  # [48, 2, 2, 1]
             unit = experts.local_scale({k: f.store.tensors[k][slot : slot + 1] for k in ("x_scale", "x_level")})
             for i, h in enumerate((24, 48)):
                 mean, half = made[(t - h) % 48, i, 0, 0].item(), made[(t - h) % 48, i, 1, 0].item()
                 if t - h >= 1 and not math.isnan(mean):  # (NaN: an origin that remembered none)
-                    q[i] = calibration.stepped(q[i].item(), abs(y - mean), 0.9, 1e-6 * unit.item(), half)
+                    q[i] = calibration.spread_stepped(
+                        q[i].item(), spread, 0, i, 0, abs(y - mean), 0.9, M90, 1e-6 * unit.item(), half, h
+                    )
         f.observe("y", y)
         slot = f.store.slot_of("y")
         if t > 1:
             assert torch.equal(f.store.tensors["c_far_q"][slot, :, 0], q), t
+            assert np.array_equal(f.store.tensors["c_far_spread"][slot].numpy(), spread[0]), t
         forecast = f.forecast("y", 48)
         ring = f.store.tensors["c_far_origin"][slot, t % 48, :, :, 0]  # [2, 2]: this origin's
         if t % calibration.FAR_EVERY:  # none remembered from this origin
@@ -316,6 +421,7 @@ def coverage(errors: torch.Tensor, level: float) -> torch.Tensor:
     ``|e| <= q`` with q as it stood before each error, per stream."""
     n, streams = errors.shape
     q = torch.zeros(1, 1, streams, dtype=f64)
+    spread = calibration.blank_spread(1, 1, streams)
     inside = torch.zeros(streams, dtype=f64)
     counted = 0
     scored = torch.ones(1, 1, streams, dtype=torch.bool)
@@ -325,7 +431,7 @@ def coverage(errors: torch.Tensor, level: float) -> torch.Tensor:
         if i >= 50:  # q started from the first error; a short burn-in
             inside += (e <= q).flatten().to(f64)
             counted += 1
-        q = calibration.fold(q, e, scored, level, floor)
+        q, spread = calibration.fold(q, spread, e, scored, level, floor)
     return inside / counted
 
 
@@ -518,3 +624,24 @@ def test_after_outages_a_random_walks_next_values_are_covered_and_not_taken_for_
             flagged.append(result.outlier)
     assert len(covered) == 18
     assert np.mean(covered) >= 0.75 and np.mean(flagged) <= 0.1  # 0.17 and 0.28 with the one-step width
+
+
+def test_after_a_level_shift_the_long_horizons_width_peaks_near_the_shift_not_at_its_misses_compounded():
+    # N(0, 1) values, then 10 higher: the twelve 12-step forecasts in flight all miss. Until session 46
+    # each of those misses multiplied the width by 1.43: it peaked at 83 (54 times the width that covers
+    # 90 % of the last 100 values' errors); now the scale takes each error at most at 3 times the width
+    # and the multiplier moves slowly: 21 (14 times)
+    rng = np.random.default_rng(7)
+    y = rng.normal(0.0, 1.0, 700)
+    y[400:] += 10.0
+    f = Forecaster(ForecasterConfig(season_length=None))
+    mean, half = [], []
+    for value in y:
+        f.observe("s", float(value))
+        ahead = f.forecast("s", 12)
+        mean.append(ahead.mean[11])
+        half.append(math.nan if ahead.upper[11] is None else ahead.upper[11] - ahead.mean[11])
+    origins = np.arange(588, 688)
+    covering = np.quantile(np.abs(y[origins + 12] - np.array(mean)[origins]), 0.9)
+    assert max(half[400:]) < 20 * covering
+    assert half[-1] < 2 * covering  # and back near it at the end

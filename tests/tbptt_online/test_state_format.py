@@ -35,6 +35,7 @@ from tests.tbptt_online.old_formats import (
     FORMAT_10_MEMBERS,
     FORMAT_17,
     FORMAT_20,
+    FORMAT_21,
     LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
@@ -54,6 +55,7 @@ from tests.tbptt_online.old_formats import (
     as_format_16,
     as_format_17,
     as_format_19,
+    as_format_20,
     format_10_layout,
     format_17_layout,
     without_levels_ar,
@@ -128,7 +130,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -203,7 +205,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 20: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 21: KeyError"):
         check_state(state)
 
 
@@ -211,7 +213,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (21, "format=21 is invalid: this version reads formats 2 to 20"),
+        (22, "format=22 is invalid: this version reads formats 2 to 21"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -324,11 +326,12 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
-    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(state)
+    # (format 21's scales and multipliers as a format-20 state gains them: format 8 had none either)
+    loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_20(state))
     # the same to float32's rounding of the ring at the series' level (format 8's precision)
     torch.testing.assert_close(continue_from(loaded, 40, 20), continue_from(original, 40, 20), rtol=1e-5, atol=1e-5)
     assert bool((loaded.store.tensors["c_origin_ref"] != 0).any())  # the new origins' references
@@ -342,7 +345,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -362,7 +365,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -417,7 +420,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     return state, old, migrated["store"]["tensors"]
 
 
@@ -495,7 +498,7 @@ def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_
         assert migrated[key] is tensors[key], key
     check_state({**state, "store": {**state["store"], "tensors": migrated}})
     with pytest.raises(ValueError, match=r"x_arc_p.* is invalid: not symmetric"):
-        check_state({**old, "format": 20, "store": current_state({**old, "format": 19})["store"]})
+        check_state({**old, "format": FORMAT_VERSION, "store": current_state({**old, "format": 19})["store"]})
 
 
 def test_a_state_saved_with_a_bound_since_tightened_loads_with_the_value_moved_to_it(caplog):
@@ -535,7 +538,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -561,7 +564,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -591,10 +594,10 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20)  # made by the migration
+    later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20, *FORMAT_21)  # made by the migration
     assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in later)
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
@@ -628,7 +631,7 @@ def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in as_saved(old))
@@ -718,7 +721,7 @@ def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizo
     assert old["format"] == 19 and not set(FORMAT_20) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 20
+    assert migrated["format"] == FORMAT_VERSION == 21
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
@@ -741,3 +744,46 @@ def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizo
     assert loaded.store.tensors["c_far_q"][slot, 0, 0] > 0 and loaded.store.tensors["c_far_q"][slot, 1, 0] == 0
     continue_from(loaded, 126, 24)
     assert loaded.store.tensors["c_far_q"][slot].min() > 0
+
+
+def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_as_they_were():
+    """Format 20 served each horizon's width as it was stepped (``c_q``, ``c_far_q``): migrated, a known width
+    gains the scale of one error that serves it with the normal multiplier (S = q / M(level), N = 1, m = 1) and
+    an unknown one a new series' (0, 0, 1), each after its width (``c_spread`` after ``c_q``, ``c_far_spread``
+    after ``c_far_q``); every other field is the one saved, the loaded model serves the widths it had, and the
+    scale then follows the new errors."""
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12, interval_level=0.8)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 60)
+    forecaster.observe("d", 1.0)  # nothing scored yet: no width known
+    state = forecaster.state_dict()
+    old = as_format_20(state)
+    assert old["format"] == 20 and not set(FORMAT_21) & set(old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 21
+    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
+    kept = migrated["store"]["tensors"]
+    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    multiplier = calibration.normal_multiplier(0.8)
+    assert torch.equal(kept["c_spread"][:, 0], calibration.blank_spread(len(kept["steps"]), 1, 1)[:, 0])  # h = 1's own
+    for width, spread in (("c_q", "c_spread"), ("c_far_q", "c_far_spread")):
+        q, got = kept[width], kept[spread]  # [C, H, d], [C, H, 3, d]
+        if width == "c_q":  # (past one step)
+            q, got = q[:, 1:], got[:, 1:]
+        known = q > 0
+        assert bool(known.any()) and bool((~known).any())  # (the rows of series and the empty ones)
+        assert torch.equal(got[:, :, 0], torch.where(known, q / multiplier, 0.0))
+        assert torch.equal(got[:, :, 1], known.to(torch.float64))
+        assert bool((got[:, :, 2] == 1.0).all())
+    loaded = Forecaster.from_state_dict(old)
+    for series in ("a", "b", "d"):  # (d: no interval yet, None)
+        served, knowing = loaded.forecast(series, 60), forecaster.forecast(series, 60)
+        assert served == knowing
+    slot = loaded.store.slot_of("b")
+    continue_from(loaded, 60, 5)
+    count = loaded.store.tensors["c_spread"][slot, 1:, 1, 0]  # (past one step: five errors since the one)
+    assert torch.allclose(
+        count,
+        torch.full_like(count, calibration.SPREAD_DISCOUNT**5 + sum(calibration.SPREAD_DISCOUNT**i for i in range(5))),
+    )

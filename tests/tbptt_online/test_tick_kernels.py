@@ -60,15 +60,16 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     b, d = y.shape
     slot, step = rows["slot"].numpy(), steps.numpy()
     a = {k: v.numpy() for k, v in rows.items()}
-    normal = calibration.normal_ratios(level)
-    combined = [a[name] for name in (*combination.FIELDS, "c_q", "c_shape", "c_member_abs", "c_member_n")]
+    normal, multiplier = calibration.normal_ratios(level), calibration.normal_multiplier(level)
+    combined = [a[name] for name in (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n")]
     hybrid_kernels.score(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
-        *combined, level, normal,
+        *combined, level, normal, multiplier,
     )  # fmt: skip
     far_at = calibration.far_array(horizons)
     hybrid_kernels.score_far(
-        slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"], far_at, level
+        slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"],
+        a["c_far_spread"], far_at, level, multiplier,
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)

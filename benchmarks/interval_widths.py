@@ -11,8 +11,9 @@ served mean:
 - **before**: session 45's rule, replayed here on the same served means (``q_h <- q_h exp(RATE
   (1{e > w_served} - 0.1))``, RATE 0.4, the first error setting 2 |e|, a forecast served without a
   width of its own judged against q_h, at least ``SLACK`` of the widest shorter horizon, q_1 sqrt(h)
-  before a horizon has its own; the kernels' floor left out, and the errors of the values as they
-  came, where the library scores a value beyond its bound at the bound);
+  before a horizon has its own, a floor of 2^-23 of the value, under which the first error above it
+  sets q again; and the errors of the values as they came, where the library scores a value beyond
+  its bound at the bound);
 - **hindsight**: the constant half-width that covers 90 % of the stream's scored errors at h, chosen
   after the fact (no online rule can know it).
 
@@ -52,6 +53,7 @@ MAX_VALUES = 3000
 SMOKE = {"streams": 2, "values": 120}
 RULES = ("served", "before", "hindsight")
 BEFORE_RATE, BEFORE_FIRST = 0.4, 2.0  # session 45's calibration.RATE and FIRST
+REPLAY_FLOOR = 2.0**-23  # the replay's floor, a share of the value (the kernels' STORED_RESOLUTION)
 
 
 def streams(pmdarima: Path | None, sktime: Path | None) -> list[RealSeries]:
@@ -80,18 +82,19 @@ def replayed_before(y: np.ndarray, mean: np.ndarray) -> np.ndarray:
     q = np.zeros(HORIZON)  # each horizon's own width (0: none yet)
     served, own = np.full((n, HORIZON), np.nan), np.zeros((n, HORIZON), dtype=bool)
     for t in range(n):
+        floor = REPLAY_FLOOR * abs(y[t])  # (the kernels': float32's spacing about the served mean, at least)
         for h in range(1, HORIZON + 1):
             origin = t - h
             if origin < 0 or math.isnan(mean[origin, h - 1]):
                 continue
             error = abs(y[t] - mean[origin, h - 1])
             width = served[origin, h - 1] if own[origin, h - 1] else 0.0  # 0: none of its own when served
-            if q[h - 1] <= 0.0:
-                q[h - 1] = BEFORE_FIRST * error
+            if not q[h - 1] > floor:  # nothing scored yet, or only errors the floor covers: an error sets it
+                q[h - 1] = max(BEFORE_FIRST * error, floor)
                 continue
-            judged = width if width > 0.0 else q[h - 1]
+            judged = width if width > floor else q[h - 1]
             miss = 1.0 if error > judged else 0.0
-            q[h - 1] *= math.exp(BEFORE_RATE * (miss - (1.0 - LEVEL)))
+            q[h - 1] = max(q[h - 1] * math.exp(BEFORE_RATE * (miss - (1.0 - LEVEL))), floor)
         own[t] = q > 0
         if q[0] > 0:
             widest = -math.inf

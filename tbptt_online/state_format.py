@@ -180,11 +180,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(20, 1.0, 0, 0)
->>> current_state({"format": 21})
+(21, 1.0, 0, 0)
+>>> current_state({"format": 22})
 Traceback (most recent call last):
 ...
-ValueError: format=21 is invalid: this version reads formats 2 to 20 (it writes 20)
+ValueError: format=22 is invalid: this version reads formats 2 to 21 (it writes 21)
 """
 
 from __future__ import annotations

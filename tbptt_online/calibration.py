@@ -29,7 +29,7 @@ times the width that then covered 90 % (14 now; ``test_calibration.py``), and on
 the 12-step half-width had a median of 22.6 and a 95th percentile of 402 where 7 covered 90 % of the
 last 150 values. Over the accuracy work's 39 streams the 90 % intervals at h = 1 .. 12 had an
 interval score 1.436 times that of the constant width that covers 90 % in hindsight (geometric
-mean), 1.115 with this rule, at about the same coverage (``python -m
+mean), 1.116 with this rule, at about the same coverage (``python -m
 benchmarks.interval_widths``, README "Intervals"). The one-step width keeps its own rule: its
 feedback is not delayed (a miss is judged at once), so its misses do not come in such runs, and
 the outliers' bounds are read from it (``outliers``): served by the scale rule, a spike taken at its
@@ -45,13 +45,16 @@ when the forecast was served (none scored yet, its width taken from the shorter 
 forecast is remembered with width 0 (``tick_kernels.served``) and its miss judged against ``q_h``
 itself; so is a forecast served with a width not above the floor (a flat stretch's). Where that
 is not above the floor either (nothing scored, or only errors the floor covers) the multiplier
-is not stepped. Past one step, an error not above the floor (a flat stretch's repeated value,
-forecast exactly) leaves the scale and the multiplier as they are: counted, a flat start's errors
-of 0 diluted the first real one twenty-fold and a flat stretch took the multiplier to its lower
-bound, and the 30 values after 100 flat ones were covered at h = 6 47 % of the time where session
-45's rule covered 73 % (a review's test, 8 seeds); so the first error above the floor after a flat
-start sets ``q_h = M e``, and after a flat stretch the width is the one before it. ``m_h`` stays
-within ``MULTIPLIER_BOUNDS`` of the normal's. Before anything is scored at h,
+is not stepped. Past one step, an error not above the floor (a value forecast exactly) counts as 0
+in the scale and leaves the multiplier as it is (a flat stretch's covered zeros took it to its
+lower bound), and an error over which the scale is negligible (``NEGLIGIBLE``: a flat start's, or
+nothing scored) sets the scale alone: the first real error after a flat start sets ``q_h = M e``
+(counted with the flat start's zeros it was diluted twenty-fold, and the 30 values after 100 flat
+ones were covered at h = 6 47 % of the time where session 45's rule covered 73 %: a review's test,
+8 seeds), and after a burst in an exact stretch the width shrinks by 5 % a value (left as it was
+for an exact error, the 12-step width of 300 zeros, 5 values of 1,000 and zeros again stayed at 284
+for 1,100 values: a second review). ``m_h`` stays within ``MULTIPLIER_BOUNDS`` of the normal's.
+Before anything is scored at h,
 ``q_h`` is taken from the shorter horizons (``q_1 sqrt(h)``); before anything is scored (one
 value seen, or none) there is no interval: its bounds are NaN (``None`` in results, ``null`` in
 the API's JSON). A half-width is at least ``SLACK`` of the widest at a shorter horizon.
@@ -76,7 +79,8 @@ share p of the values falls within ``r_h(p)`` of those widths; they start at the
 distribution's ``z(p) / z(level)`` (kept relative to it: ``c_shape`` is 1 for a new series) and
 ``level_ratios`` reads a ratio at any level from them. Served as the normal ratio, the 50 %
 intervals of the accuracy work's 29 streams held 59-67 % of the values (errors are not normal);
-learned, 52-58 % (``benchmarks.interval_levels``).
+learned, 52-58 % (``benchmarks.interval_levels``, session 30); with session 46's widths past one
+step, 58-59 % and 51-53 % (rerun, 2026-12-05 13:48 UTC).
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ SPREAD_RATE = 0.2  # the multiplier's log step at h = 1; SPREAD_RATE / sqrt(h) a
 # constant size has 1)
 MULTIPLIER_BOUNDS = (0.5, 10.0)
 SPREAD_COLUMNS = 3  # c_spread's and c_far_spread's: S (the discounted sum of |e|), N (its count), m
+# A scale under this share of an error is none: the error sets it (a flat start's float noise of 5e-12 at a
+# level of 5.0, counted, diluted a first step of 45 to a 12-step width of 17 where 93 is its normal multiple)
+NEGLIGIBLE = 1e-6
 SHAPE_LEVELS = (0.5, 0.8, 0.95, 0.99)  # the levels whose width's ratio to the tracked level's is learned
 SHAPE_RATE = 0.05  # per scored error at each horizon (0.02: 50 % covered 54-58 %; 0.1: 80 % 78-80 %)
 SHAPE_STEPS = tuple((math.exp(SHAPE_RATE * level), math.exp(-SHAPE_RATE * (1.0 - level))) for level in SHAPE_LEVELS)
@@ -169,21 +176,26 @@ def spread_stepped(q, spread, b, i, k, error, level, multiplier, floor, served, 
     row ``b``, place ``i``, feature ``k`` of ``spread`` [B, H, SPREAD_COLUMNS, d] (S, N, m) stepped in
     place, ``multiplier`` M(level), m's log step SPREAD_RATE / sqrt(horizon). The miss is judged
     against ``served``, the half-width served with the forecast (where it is not above ``floor``:
-    against q; where that is not either, m is not stepped). An error not above the floor (a flat
-    stretch's repeated value forecast exactly) and a non-finite one leave S, N and m as they are; q
-    is at least ``floor`` > 0."""
+    against q; where that is not either, m is not stepped). An error not above the floor (a value
+    forecast exactly) counts as 0 in the scale and leaves m as it is; an error over which the scale is
+    negligible (``NEGLIGIBLE``; none yet) sets the scale alone, S = e, N = 1, m as it is. A non-finite
+    error changes nothing; q is at least ``floor`` > 0."""
     if horizon == 1:  # the one-step width: the conformal step on q itself (module doc)
         return stepped(q, error, level, floor, served)
-    if not (math.isfinite(error) and error > floor):
-        return q if not math.isfinite(error) else max(q, floor)
+    if not math.isfinite(error):
+        return q
     total, count, m = spread[b, i, 0, k], spread[b, i, 1, k], spread[b, i, 2, k]
-    judged = served if served > floor else q
-    if count > 0.0 and judged > floor:
-        miss = 1.0 if error > judged else 0.0
-        rate = SPREAD_RATE / math.sqrt(horizon)
-        m = min(max(m * math.exp(rate * (miss - (1.0 - level))), MULTIPLIER_BOUNDS[0]), MULTIPLIER_BOUNDS[1])
-    total = SPREAD_DISCOUNT * total + error
-    count = SPREAD_DISCOUNT * count + 1.0
+    if not error > floor:  # forecast exactly: the scale shrinks, the multiplier learns nothing
+        total, count = SPREAD_DISCOUNT * total, SPREAD_DISCOUNT * count + 1.0
+    elif not total > NEGLIGIBLE * error * count:  # no scale worth the name (a flat start): this error sets it
+        total, count = error, 1.0
+    else:
+        judged = served if served > floor else q
+        if judged > floor:
+            miss = 1.0 if error > judged else 0.0
+            rate = SPREAD_RATE / math.sqrt(horizon)
+            m = min(max(m * math.exp(rate * (miss - (1.0 - level))), MULTIPLIER_BOUNDS[0]), MULTIPLIER_BOUNDS[1])
+        total, count = SPREAD_DISCOUNT * total + error, SPREAD_DISCOUNT * count + 1.0
     spread[b, i, 0, k], spread[b, i, 1, k], spread[b, i, 2, k] = total, count, m
     return max(multiplier * m * (total / count), floor)
 

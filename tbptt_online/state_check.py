@@ -19,7 +19,8 @@ What is checked:
 - ``store``: ``names`` are distinct strings (or None for a free slot), ``free`` lists
   exactly the free slots, once each; every tensor has its field's dtype and shape
   with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
-  counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53,
+  counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53, the widths'
+  scales and multipliers within their rule's ranges (``SPREADS``),
   season lengths within ``max_season_length``, the AR experts' least-squares P matrices
   (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) exactly symmetric and positive
   semi-definite up to rounding (``rls.positive_semidefinite``);
@@ -49,7 +50,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import experts
+from tbptt_online import calibration, experts
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
 from tbptt_online.guards import COUNTERS, LOSS_WINDOW, MIN_LR_SCALE, NORM_MEMORY
@@ -93,6 +94,8 @@ VALUE_FIELDS = {
     "x_ars_unit": 2 * MAX_ABS_VALUE,
 }
 COVARIANCES = tuple(experts.FITS)  # the AR experts' recursive-least-squares P [C, d, K, K]
+SPREADS = ("c_spread", "c_far_spread")  # the widths' scales and multipliers [C, H, (S, N, m), d] (calibration.py)
+MAX_MEAN_ERROR = 1e300  # a scale S / N past it serves no finite width (a far forecast may err by up to float64's range)
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
 COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column
@@ -379,6 +382,22 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
         raise ValueError("store.tensors['x_missing'] is invalid: a run of missing values past the series' steps + 1")
 
 
+def _check_spread(field: str, value: torch.Tensor) -> None:
+    """A width's scale and multiplier [C, H, 3, d] (``calibration.spread_stepped``): a discounted count N
+    within 1 / (1 - SPREAD_DISCOUNT), the sum S of errors at most ``MAX_MEAN_ERROR`` times N (0 where
+    nothing is counted), the multiplier m within ``MULTIPLIER_BOUNDS`` (a second review: S = 1e308 with N = 0
+    served infinite widths, and m = 1e300 widths of 7e301)."""
+    total, count, m = value[:, :, 0], value[:, :, 1], value[:, :, 2]
+    if bool((count > (1 + 1e-9) / (1 - calibration.SPREAD_DISCOUNT)).any()):
+        bound = f"1 / (1 - {calibration.SPREAD_DISCOUNT:g})"
+        raise ValueError(f"{field} is invalid: a count N past {bound}, a discounted count's")
+    if bool((total > MAX_MEAN_ERROR * count).any()):  # (and so S = 0 where N = 0)
+        raise ValueError(f"{field} is invalid: a sum of errors S past {MAX_MEAN_ERROR:g} times its count N")
+    low, high = calibration.MULTIPLIER_BOUNDS
+    if bool(((m < low) | (m > high)).any()):
+        raise ValueError(f"{field} is invalid: a multiplier m outside [{low:g}, {high:g}]")
+
+
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
     if value.is_floating_point():
         bad = torch.isnan(value) if key in INF_ALLOWED else ~torch.isfinite(value)  # (isinf until session 20: inverted)
@@ -412,6 +431,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
     if key in COVARIANCES and not bool(positive_semidefinite(value.to(torch.float64)).all()):
         # (an indefinite P makes a fit's gains point anywhere: its coefficients noise, session 43)
         raise ValueError(f"{field} is invalid: a negative eigenvalue; a least-squares P is positive semi-definite")
+    if key in SPREADS:
+        _check_spread(field, value)
     if key == "x_season_length" and bool(((value < 0) | (value > config.max_season_length)).any()):
         raise ValueError(f"{field} is invalid: a season length outside [0, {config.max_season_length}]")
     if key == "stats":

@@ -679,7 +679,8 @@ def _spread_of(q: torch.Tensor, level: float) -> torch.Tensor:
     and the normal multiplier that serve it (S = q / M(level), N = 1, m = 1); elsewhere a new series'."""
     spread = calibration.blank_spread(*q.shape)
     known = q > 0
-    spread[:, :, 0] = torch.where(known, q.to(torch.float64) / calibration.normal_multiplier(level), 0.0)
+    scale = (q.to(torch.float64) / calibration.normal_multiplier(level)).clamp(max=1e300)  # (check_state's bound)
+    spread[:, :, 0] = torch.where(known, scale, 0.0)
     spread[:, :, 1] = known.to(torch.float64)
     return spread
 

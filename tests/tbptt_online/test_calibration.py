@@ -148,12 +148,23 @@ def test_the_scale_is_the_discounted_mean_of_the_errors():
     assert q == pytest.approx(M90 * spread[2] * mean, rel=1e-14)
 
 
-def test_past_one_step_an_error_not_above_the_floor_leaves_the_scale_and_the_multiplier_as_they_are():
-    # a flat stretch's repeated value, forecast exactly: counted, its errors of 0 diluted the first real
-    # one twenty-fold and took the multiplier to its lower bound (a review of session 46's first version)
-    assert fold_one(2.0, 0.0, (2.0, 1.0, 1.5), floor=1e-6, served=3.0, horizon=2) == (2.0, (2.0, 1.0, 1.5))
-    assert fold_one(2.0, 1e-6, (2.0, 1.0, 1.5), floor=1e-6, served=3.0, horizon=5) == (2.0, (2.0, 1.0, 1.5))
-    assert fold_one(0.0, 0.0, floor=1e-6, horizon=2) == (1e-6, (0.0, 0.0, 1.0))  # a perfect first forecast: the floor
+def test_past_one_step_an_error_not_above_the_floor_counts_as_zero_in_the_scale_and_leaves_the_multiplier():
+    # a value forecast exactly: the scale shrinks as for an error of 0, the multiplier learns nothing (a flat
+    # stretch's covered zeros took it to its lower bound)
+    q, spread = fold_one(2.0, 0.0, (2.0, 1.0, 1.5), floor=1e-6, served=3.0, horizon=2)
+    assert spread == (0.95 * 2.0, 0.95 + 1.0, 1.5) and q == pytest.approx(M90 * 1.5 * 1.9 / 1.95, rel=1e-15)
+    assert fold_one(2.0, 1e-6, (2.0, 1.0, 1.5), floor=1e-6, served=3.0, horizon=5)[1] == (1.9, 1.95, 1.5)
+    assert fold_one(0.0, 0.0, floor=1e-6, horizon=2) == (1e-6, (0.0, 1.0, 1.0))  # a perfect first forecast: the floor
+
+
+def test_an_error_over_which_the_scale_is_negligible_sets_the_scale_alone():
+    # a flat start's float noise (5e-12 at a level of 5.0, above the floor) then a step of 45: counted with the
+    # noise the first real error was diluted (a second review: q_12 17 where 93 is its normal multiple)
+    q, spread = fold_one(1e-11, 45.0, (5e-11, 9.19, 0.8), served=1e-11, floor=1e-12, horizon=12)
+    assert spread == (45.0, 1.0, 0.8) and q == pytest.approx(M90 * 0.8 * 45.0, rel=1e-15)  # m as it was
+    # a scale of a millionth of the error or more is one: the error joins it
+    _, spread = fold_one(1e-5, 1.0, (1e-6 * 1.01, 1.0, 1.0), served=1e-5, floor=1e-12, horizon=12)
+    assert spread[1] == 1.95
 
 
 def test_after_a_flat_start_the_first_error_past_one_step_sets_the_normal_multiple_of_its_size():
@@ -195,11 +206,20 @@ def test_a_series_that_starts_flat_is_covered_past_one_step_from_its_first_moves
     assert np.mean(covered[2]) >= 0.7 and np.mean(covered[6]) >= 0.6, {h: np.mean(c) for h, c in covered.items()}
 
 
-def test_the_floor_keeps_q_positive_and_the_multiplier_is_not_stepped_at_it():
-    # a first error above it where the scale is empty but counted (a state saved so): no miss counted, judged
-    # against q at the floor
+def test_the_first_error_after_nothing_but_errors_at_the_floor_sets_the_scale():
+    # a scale of 0 counted 3 times (three values forecast exactly): the error sets it, m as it was
     q, spread = fold_one(1e-6, 0.5, (0.0, 3.0, 1.0), floor=1e-6, horizon=2)
-    assert spread[2] == 1.0 and q == pytest.approx(M90 * 0.5 / (0.95 * 3.0 + 1.0), rel=1e-15)
+    assert spread == (0.5, 1.0, 1.0) and q == pytest.approx(M90 * 0.5, rel=1e-15)
+
+
+def test_after_a_burst_in_a_series_of_zeros_the_widths_past_one_step_shrink_again():
+    # 300 zeros, 5 values of 1,000, zeros again (a second review): left as they were for an exact error, the
+    # widths past one step stayed at their burst size (12 steps: 284) for 1,100 values
+    f = Forecaster(ForecasterConfig())
+    for value in [0.0] * 300 + [1000.0] * 5 + [0.0] * 300:
+        f.observe("s", value)
+    ahead = f.forecast("s", 48)
+    assert max(u - m for u, m in zip(ahead.upper, ahead.mean, strict=True)) < 1.0
 
 
 def test_the_multiplier_stays_within_its_bounds():

@@ -270,3 +270,21 @@ def test_a_series_climbing_to_the_values_bound_writes_a_state_that_passes() -> N
     state = f.state_dict()
     assert bool(state["store"]["tensors"]["c_origin"].isinf().any())
     check_state(state)
+
+
+@pytest.mark.parametrize(
+    ("key", "index", "value", "message"),
+    [
+        ("c_spread", (0, 1, 0, 0), 1.7e308, "a sum of errors S past 1e.300 times its count N"),
+        ("c_spread", (0, 1, 2, 0), 1e300, r"a multiplier m outside \[0.5, 10\]"),
+        ("c_spread", (0, 1, 2, 0), 0.0, r"a multiplier m outside \[0.5, 10\]"),
+        ("c_far_spread", (0, 0, 1, 0), 50.0, "a count N past"),
+    ],
+)
+def test_a_widths_scale_or_multiplier_outside_its_rules_range_is_refused(state, key, index, value, message) -> None:
+    # a second review (session 46): S = 1.7e308 with N = 0 loaded and served infinite widths, m = 1e300 widths
+    # of 7e301; the state passed check_state
+    broken = copy.deepcopy(state)
+    _set_tensor(lambda s: s["store"]["tensors"], key, index, value)(broken)
+    with pytest.raises(ValueError, match=message):
+        check_state(broken)

@@ -76,7 +76,8 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
         # per horizon: the served forecast's discounted sum of absolute errors, its discounted count, and the
-        # multiplier of their mean that c_q serves, over the normal's (``calibration.spread_stepped``)
+        # multiplier of their mean that c_q serves, over the normal's (``calibration.spread_stepped``; the
+        # one-step column stays a new series': that width keeps its own rule)
         "c_spread": calibration.blank_spread(n, horizons, d),
         # per horizon and level of calibration.SHAPE_LEVELS: its width's ratio to c_q's, over the normal's
         "c_shape": torch.ones(n, horizons, len(calibration.SHAPE_LEVELS), d, dtype=f64),

@@ -28,12 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks import report
+from benchmarks import interval_widths, report
 from benchmarks.accuracy import warmup_of
-from benchmarks.outside_series import outside_series
-from benchmarks.pmdarima_series import pmdarima_series
-from benchmarks.real_series import RealSeries, all_series
-from benchmarks.sktime_series import sktime_series
+from benchmarks.real_series import RealSeries
 from tbptt_online import Forecaster, ForecasterConfig, calibration
 
 HORIZONS = (6, 12, 18, 24, 36, 48)
@@ -45,10 +42,8 @@ OFF = 0.05  # a cell this far from the level is flagged
 
 
 def streams(pmdarima: Path | None, sktime: Path | None) -> list[RealSeries]:
-    found = all_series() + outside_series()
-    found += pmdarima_series(pmdarima) if pmdarima else []
-    found += sktime_series(sktime) if sktime else []
-    return [s for s in found if len(s.values) >= MIN_VALUES]
+    """``interval_widths.streams``' of at least MIN_VALUES values."""
+    return [s for s in interval_widths.streams(pmdarima, sktime) if len(s.values) >= MIN_VALUES]
 
 
 def scored(series: RealSeries, values: int) -> dict[str, Any]:
@@ -94,9 +89,8 @@ def widths(errors: list[float], half: list[float]) -> dict[str, float]:
     hindsight = float(np.quantile(e, LEVEL)) if len(e) else math.nan
     if not hindsight > 0:
         return {"score_ratio": math.nan, "p95_width_ratio": math.nan}
-    score = np.mean(2 * w + (2 / (1 - LEVEL)) * np.maximum(e - w, 0.0))
-    best = np.mean(2 * hindsight + (2 / (1 - LEVEL)) * np.maximum(e - hindsight, 0.0))
-    return {"score_ratio": float(score / best), "p95_width_ratio": float(np.quantile(w, 0.95) / hindsight)}
+    ratios = interval_widths.sharpness(e, w, hindsight)
+    return {key: ratios[key] for key in ("score_ratio", "p95_width_ratio")}
 
 
 def summary(rows: list[dict[str, Any]], rule: str, horizons: tuple[int, ...]) -> dict[str, Any]:

@@ -8,8 +8,9 @@ at each horizon h = 1 .. 12 of each origin scored, three half-widths w are compa
 served mean:
 
 - **served**: the library's (since session 46 a scale times a multiplier past one step, ``calibration``);
-- **before**: session 45's rule, replayed here on the same served means (``q_h <- q_h exp(RATE
-  (1{e > w_served} - 0.1))``, RATE 0.4, the first error setting 2 |e|, a forecast served without a
+- **before**: session 45's rule, replayed here on the same served means: at every horizon the rule the
+  one-step width keeps (``calibration.stepped``: ``q_h <- q_h exp(RATE (1{e > w_served} - 0.1))``,
+  RATE 0.4, the first error setting 2 |e|, a forecast served without a
   width of its own judged against q_h, at least ``SLACK`` of the widest shorter horizon, q_1 sqrt(h)
   before a horizon has its own, a floor of 2^-23 of the value, under which the first error above it
   sets q again; and the errors of the values as they came, where the library scores a value beyond
@@ -52,7 +53,6 @@ OFF = 0.05  # a cell this far from the level is flagged
 MAX_VALUES = 3000
 SMOKE = {"streams": 2, "values": 120}
 RULES = ("served", "before", "hindsight")
-BEFORE_RATE, BEFORE_FIRST = 0.4, 2.0  # session 45's calibration.RATE and FIRST
 REPLAY_FLOOR = 2.0**-23  # the replay's floor, a share of the value (the kernels' STORED_RESOLUTION)
 
 
@@ -77,9 +77,10 @@ def recorded(series: RealSeries, values: int) -> tuple[np.ndarray, np.ndarray, n
 
 
 def replayed_before(y: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """[n, H] the half-widths session 45's rule would have served with these means (module doc)."""
+    """[n, H] the half-widths session 45's rule would have served with these means (module doc): at every
+    horizon the one-step width's rule (``calibration.stepped``), served as ``calibration.half_widths``."""
     n = len(y)
-    q = np.zeros(HORIZON)  # each horizon's own width (0: none yet)
+    q = torch.zeros(1, HORIZON, 1, dtype=torch.float64)  # each horizon's own width (0: none yet)
     served, own = np.full((n, HORIZON), np.nan), np.zeros((n, HORIZON), dtype=bool)
     for t in range(n):
         floor = REPLAY_FLOOR * abs(y[t])  # (the kernels': float32's spacing about the served mean, at least)
@@ -89,20 +90,22 @@ def replayed_before(y: np.ndarray, mean: np.ndarray) -> np.ndarray:
                 continue
             error = abs(y[t] - mean[origin, h - 1])
             width = served[origin, h - 1] if own[origin, h - 1] else 0.0  # 0: none of its own when served
-            if not q[h - 1] > floor:  # nothing scored yet, or only errors the floor covers: an error sets it
-                q[h - 1] = max(BEFORE_FIRST * error, floor)
-                continue
-            judged = width if width > floor else q[h - 1]
-            miss = 1.0 if error > judged else 0.0
-            q[h - 1] = max(q[h - 1] * math.exp(BEFORE_RATE * (miss - (1.0 - LEVEL))), floor)
-        own[t] = q > 0
-        if q[0] > 0:
-            widest = -math.inf
-            for i in range(HORIZON):
-                width = q[i] if q[i] > 0 else q[0] * math.sqrt(i + 1)
-                widest = max(widest, width)
-                served[t, i] = max(width, calibration.SLACK * widest)
+            q[0, h - 1, 0] = calibration.stepped(q[0, h - 1, 0].item(), error, LEVEL, floor, width)
+        own[t] = q[0, :, 0].numpy() > 0
+        served[t] = calibration.half_widths(q, HORIZON)[0, :, 0].numpy()
     return served
+
+
+def sharpness(error: np.ndarray, half: np.ndarray, hindsight: float) -> dict[str, float]:
+    """How sharp the intervals mean +- ``half`` are for the absolute errors ``error``, against the constant
+    half-width ``hindsight``: their interval score over its (``score_ratio``), and their mean and 95th
+    percentile over it (``width_ratio``, ``p95_width_ratio``); NaN where it is not > 0."""
+    best = _interval_score(error, np.full_like(error, hindsight))
+    return {
+        "score_ratio": _interval_score(error, half) / best if best > 0 else math.nan,
+        "width_ratio": float(np.mean(half)) / hindsight if hindsight > 0 else math.nan,
+        "p95_width_ratio": float(np.quantile(half, 0.95)) / hindsight if hindsight > 0 else math.nan,
+    }
 
 
 def scored(series: RealSeries, values: int) -> dict[str, Any]:
@@ -123,17 +126,11 @@ def scored(series: RealSeries, values: int) -> dict[str, Any]:
         widths = {rule: w[known] for rule, w in widths.items()}
         hindsight = float(np.quantile(error, LEVEL))
         widths["hindsight"] = np.full_like(error, hindsight)
-        best = _interval_score(error, widths["hindsight"])
         out["horizons"][str(h)] = {
             "scored": int(known.sum()),
             "hindsight_half_width": hindsight,
             **{
-                rule: {
-                    "coverage": float(np.mean(error <= w)),
-                    "score_ratio": _interval_score(error, w) / best if best > 0 else math.nan,
-                    "width_ratio": float(np.mean(w)) / hindsight if hindsight > 0 else math.nan,
-                    "p95_width_ratio": float(np.quantile(w, 0.95)) / hindsight if hindsight > 0 else math.nan,
-                }
+                rule: {"coverage": float(np.mean(error <= w)), **sharpness(error, w, hindsight)}
                 for rule, w in widths.items()
             },
         }

@@ -190,6 +190,7 @@ ValueError: format=22 is invalid: this version reads formats 2 to 21 (it writes 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -631,47 +632,30 @@ def _with_far_horizons(state: dict[str, Any]) -> dict[str, Any]:
     """A format-19 ``state`` in format 20: a hybrid's store gains, after ``c_origin_ref``, the far
     horizons' half-widths ``c_far_q`` at 0 and their ring ``c_far_origin`` at NaN, as a new series
     has them (module doc); a copy, the input is not changed."""
-    store = state["store"]
-    tensors = store.get("tensors") if isinstance(store, dict) else None
-    if not isinstance(tensors, dict) or "o_run" not in tensors:
-        return {**state, "format": BEFORE_SPREAD}  # no hybrid: nothing else changed
-    if "c_origin_ref" not in tensors:
-        raise ValueError("store.tensors has no 'c_origin_ref', after which format 20 places c_far_q, c_far_origin")
-    n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]
-    far = calibration.far_horizons(int(tensors["c_q"].shape[1]))
-    blank = {
-        "c_far_q": torch.zeros(n, len(far), d, dtype=torch.float64),
-        "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), float("nan"), dtype=torch.float64),
-    }
-    new = {}
-    for name, value in tensors.items():
-        new[name] = value
-        if name == "c_origin_ref":
-            new.update(blank)
-    return {**state, "format": BEFORE_SPREAD, "store": {**store, "tensors": new}}
+
+    def blank(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+        n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]
+        far = calibration.far_horizons(int(tensors["c_q"].shape[1]))
+        return {
+            "c_far_q": torch.zeros(n, len(far), d, dtype=torch.float64),
+            "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), float("nan"), dtype=torch.float64),
+        }
+
+    return _with_fields_after(state, {"c_origin_ref": ("c_far_q", "c_far_origin")}, BEFORE_SPREAD, blank)
 
 
 def _with_spread(state: dict[str, Any]) -> dict[str, Any]:
     """A format-20 ``state`` in format 21: a hybrid's store gains ``c_spread`` after ``c_q`` and
     ``c_far_spread`` after ``c_far_q``, each the scale and multiplier that serve the width it had (module
     doc); a copy, the input is not changed."""
-    store = state["store"]
-    tensors = store.get("tensors") if isinstance(store, dict) else None
-    if not isinstance(tensors, dict) or "o_run" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
-    for name in ("c_q", "c_far_q"):
-        if name not in tensors:
-            raise ValueError(f"store.tensors has no {name!r}, whose width format 21's scale and multiplier serve")
     level = float(state["config"].get("interval_level", ForecasterConfig.interval_level))
-    tracked = _spread_of(tensors["c_q"], level)
-    tracked[:, :1] = calibration.blank_spread(tracked.shape[0], 1, tracked.shape[-1])  # h = 1 keeps its own rule
-    added = {"c_q": ("c_spread", tracked), "c_far_q": ("c_far_spread", _spread_of(tensors["c_far_q"], level))}
-    new = {}
-    for name, value in tensors.items():
-        new[name] = value
-        if name in added:
-            new[added[name][0]] = added[name][1]
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
+
+    def serving(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+        tracked = _spread_of(tensors["c_q"], level)
+        tracked[:, :1] = calibration.blank_spread(tracked.shape[0], 1, tracked.shape[-1])  # h = 1 keeps its own rule
+        return {"c_spread": tracked, "c_far_spread": _spread_of(tensors["c_far_q"], level)}
+
+    return _with_fields_after(state, {"c_q": ("c_spread",), "c_far_q": ("c_far_spread",)}, FORMAT_VERSION, serving)
 
 
 def _spread_of(q: torch.Tensor, level: float) -> torch.Tensor:
@@ -688,18 +672,34 @@ def _spread_of(q: torch.Tensor, level: float) -> torch.Tensor:
 def _with_blank_fields(state: dict[str, Any], after: dict[str, tuple[str, ...]], number: int) -> dict[str, Any]:
     """``state`` as format ``number``: a hybrid's store gains the fields ``after`` names, each after
     its field there, as a new series has them (``ar_levels.fields``, ``outliers.fields``); a copy."""
+
+    def blank(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {**ar_levels.fields(*tensors["o_run"].shape), **outliers.fields(*tensors["o_run"].shape)}
+
+    return _with_fields_after(state, after, number, blank)
+
+
+def _with_fields_after(
+    state: dict[str, Any],
+    after: dict[str, tuple[str, ...]],
+    number: int,
+    made: Callable[[dict[str, Any]], dict[str, torch.Tensor]],
+) -> dict[str, Any]:
+    """``state`` as format ``number``: a hybrid's store gains, after each field ``after`` names, the fields
+    it lists, in that order, their tensors ``made`` of the store's tensors; a copy (a store without a hybrid
+    gains nothing). ``ValueError`` naming a field ``after`` names that the store has not."""
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "o_run" not in tensors:
         return {**state, "format": number}  # no hybrid: nothing else changed
-    blank = {**ar_levels.fields(*tensors["o_run"].shape), **outliers.fields(*tensors["o_run"].shape)}
-    new = {}
-    for name, value in tensors.items():
-        new[name] = value
-        new.update({field: blank[field] for field in after.get(name, ())})
     for name, fields in after.items():
         if name not in tensors:
             raise ValueError(f"store.tensors has no {name!r}, after which format {number} places {', '.join(fields)}")
+    values = made(tensors)
+    new = {}
+    for name, value in tensors.items():
+        new[name] = value
+        new.update({field: values[field] for field in after.get(name, ())})
     return {**state, "format": number, "store": {**store, "tensors": new}}
 
 

@@ -155,6 +155,13 @@ def normal_multiplier(level: float) -> float:
     return z_value(level) * math.sqrt(math.pi / 2.0)
 
 
+@functools.lru_cache(maxsize=64)
+def normals(level: float) -> tuple[np.ndarray, float]:
+    """What the scoring kernels take of the tracked ``level``: the other levels' normal ratios [S]
+    (``normal_ratios``) and the normal multiplier (``normal_multiplier``)."""
+    return normal_ratios(level), normal_multiplier(level)
+
+
 @compiled
 def stepped(q: float, error: float, level: float, floor: float, served: float) -> float:
     """The one-step half-width q after one scored absolute error ``error``: the conformal step on q

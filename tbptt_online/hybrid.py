@@ -138,7 +138,7 @@ def score(
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
     written = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
-    normal, multiplier = calibration.normal_ratios(float(level)), calibration.normal_multiplier(float(level))
+    normal, multiplier = calibration.normals(float(level))
     over_rows(
         len(step),
         lambda r: kernels.score(

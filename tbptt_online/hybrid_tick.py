@@ -169,7 +169,7 @@ def score_and_advance(
     ring_origin, ref, far_origin = (ring.numpy() for ring in origin)  # shared: each row its slot
     far_q, far_spread = writable(rows, ("c_far_q", "c_far_spread"))
     far_at = calibration.far_array(rows["c_q"].shape[1])
-    normals = calibration.normal_ratios(float(interval_level)), calibration.normal_multiplier(float(interval_level))
+    normals = calibration.normals(float(interval_level))
     shifted = np.zeros_like(observed) if shifted is None else shifted
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     scored = readable(rows["x_seen"], rows["x_scale"], rows["x_level"])

@@ -47,8 +47,8 @@ def before_seasons(
 ):
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
     x_level), ``combined`` = the combination's fields, c_q, c_spread, c_shape, c_member_abs,
-    c_member_n; ``interval_level`` the tracked level, ``normals`` = (its normal ratios, its normal
-    multiplier: ``calibration.normal_ratios``, ``normal_multiplier``)), make the
+    c_member_n; ``interval_level`` the tracked level, ``normals`` = its normal ratios and normal
+    multiplier, ``calibration.normals``), make the
     network's target from the base and scale of the last tick (``hybrid_kernels.target``,
     ``target`` = (n_base, n_scale, out, defined) [B, d] each), step the far horizons' half-widths
     (``hybrid_kernels.score_far``, ``far`` = (c_far_origin, the store's ring, c_far_q, c_far_spread,

@@ -60,7 +60,7 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     b, d = y.shape
     slot, step = rows["slot"].numpy(), steps.numpy()
     a = {k: v.numpy() for k, v in rows.items()}
-    normal, multiplier = calibration.normal_ratios(level), calibration.normal_multiplier(level)
+    normal, multiplier = calibration.normals(level)
     combined = [a[name] for name in (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n")]
     hybrid_kernels.score(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],

@@ -614,6 +614,24 @@ def test_a_format_14_flag_that_is_not_a_bool_is_refused_naming_it():
         current_state(state)
 
 
+def checked_migration(
+    state: dict, as_older, number: int, fields: tuple[str, ...], saved=lambda old: old["store"]["tensors"].items()
+) -> tuple[dict, dict]:
+    """``state`` as format ``number`` wrote it (``as_older``: without ``fields``) and its migrated store's
+    tensors, checked as every such migration is: the older state passes ``check_state``, the migrated one
+    is the current format with the names and order of ``state``'s fields, and every field the older one
+    had (``saved`` of it) is the one saved."""
+    old = as_older(state)
+    assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 21
+    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
+    kept = migrated["store"]["tensors"]
+    assert all(kept[k] is v for k, v in saved(old))
+    return old, kept
+
+
 def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     """A model's state after 40 values of series that meet no outlier and no change, as format
     ``number`` wrote it (``as_older``: without ``fields``, each 0 in the state), and migrated: the
@@ -627,14 +645,7 @@ def migrated_from_older(as_older, number: int, fields: tuple[str, ...]) -> dict:
     continue_from(forecaster, 0, 40)
     state = forecaster.state_dict()
     assert not any(state["store"]["tensors"][name].any() for name in fields)  # none met in these series
-    old = as_older(state)
-    assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
-    check_state(old)
-    migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
-    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
-    kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in as_saved(old))
+    old, kept = checked_migration(state, as_older, number, fields, as_saved)
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))
     return kept
@@ -717,14 +728,7 @@ def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizo
     continue_from(forecaster, 0, 100)
     state = forecaster.state_dict()
     assert state["store"]["tensors"]["c_far_q"].min() > 0  # scored at 24 and 48 by now
-    old = as_format_19(state)
-    assert old["format"] == 19 and not set(FORMAT_20) & set(old["store"]["tensors"])
-    check_state(old)
-    migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
-    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
-    kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    old, kept = checked_migration(state, as_format_19, 19, FORMAT_20)
     assert not kept["c_far_q"].any() and kept["c_far_origin"].isnan().all()
     assert kept["c_far_origin"].shape == (len(kept["steps"]), 48, 2, 2, 1)
     loaded = Forecaster.from_state_dict(old)
@@ -757,14 +761,7 @@ def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_
     continue_from(forecaster, 0, 60)
     forecaster.observe("d", 1.0)  # nothing scored yet: no width known
     state = forecaster.state_dict()
-    old = as_format_20(state)
-    assert old["format"] == 20 and not set(FORMAT_21) & set(old["store"]["tensors"])
-    check_state(old)
-    migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
-    assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
-    kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in old["store"]["tensors"].items())
+    old, kept = checked_migration(state, as_format_20, 20, FORMAT_21)
     multiplier = calibration.normal_multiplier(0.8)
     assert torch.equal(kept["c_spread"][:, 0], calibration.blank_spread(len(kept["steps"]), 1, 1)[:, 0])  # h = 1's own
     for width, spread in (("c_q", "c_spread"), ("c_far_q", "c_far_spread")):

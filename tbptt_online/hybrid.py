@@ -62,10 +62,11 @@ SHORT_SEASON = 6  # a monthly series' 3, 4 or 6 may stand for its 12
 AFTER_CHANGE = 8  # a row whose level or spread changed keeps its seasons until this many values follow (``detect``)
 
 
-def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[str, torch.Tensor]:
-    """Blank rows of the hybrid's per-series state for ``n`` series."""
+def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: float) -> dict[str, torch.Tensor]:
+    """Blank rows of the hybrid's per-series state for ``n`` series whose intervals track ``level``."""
     f64 = torch.float64
     far = calibration.far_horizons(horizons)  # F far horizons, the longest the ring's length
+    start = calibration.start_multiplier(level)  # the widths' multiplier past one step, before any error
     return {
         **experts.fields(n, d, ring, max_season),
         "c_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the fast combiner's discounted losses
@@ -76,9 +77,9 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
         # per horizon: the served forecast's discounted sum of absolute errors, its discounted count, and the
-        # multiplier of their mean that c_q serves, over the normal's (``calibration.spread_stepped``; the
-        # one-step column stays a new series': that width keeps its own rule)
-        "c_spread": calibration.blank_spread(n, horizons, d),
+        # multiplier of their mean that c_q serves, over the normal's, from ``start`` (``calibration.spread_stepped``;
+        # the one-step column stays a new series': that width keeps its own rule)
+        "c_spread": calibration.blank_spread(n, horizons, d, start),
         # per horizon and level of calibration.SHAPE_LEVELS: its width's ratio to c_q's, over the normal's
         "c_shape": torch.ones(n, horizons, len(calibration.SHAPE_LEVELS), d, dtype=f64),
         # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
@@ -90,7 +91,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int) -> dict[st
         # one-step mean): float32 rounds their distance from it, not their level (``remember``)
         "c_origin_ref": torch.zeros(n, horizons, d, dtype=f64),
         "c_far_q": torch.zeros(n, len(far), d, dtype=f64),  # the half-width at each far horizon (0: none yet)
-        "c_far_spread": calibration.blank_spread(n, len(far), d),  # as c_spread, at the far horizons
+        "c_far_spread": calibration.blank_spread(n, len(far), d, start),  # as c_spread, at the far horizons
         # [origin % longest far horizon, far horizon, (the mean served there, the half-width served with it
         # at the tracked level, 0: none of its own)]: NaN where no forecast was remembered (``score_far``)
         "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), math.nan, dtype=f64),

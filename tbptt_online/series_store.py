@@ -74,7 +74,7 @@ ROW_COPY_BYTES = 65536
 # state_dict holds the tensor itself, which is copied whole before the next write
 # (``handed_out``, ``copied_on_write``): a whole copy of a small field costs less than saving
 # its rows, and a library's loop (no snapshot) copies nothing.
-HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1) if k not in ORIGIN_RING)  # a tick's ``rows``
+HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1, 0.9) if k not in ORIGIN_RING)  # a tick's ``rows``
 
 
 # A new store holds this many rows, or fewer where they would take more than INITIAL_BYTES (one
@@ -136,7 +136,11 @@ class SeriesStore:
             "served": torch.zeros(n, len(SERVED), d, dtype=torch.float64),
         }
         if cfg.hybrid:
-            out.update(hybrid.fields(n, d, cfg.values_ring_size, cfg.season_table_size, cfg.calibrated_horizon))
+            out.update(
+                hybrid.fields(
+                    n, d, cfg.values_ring_size, cfg.season_table_size, cfg.calibrated_horizon, cfg.interval_level
+                )
+            )
             out["served_path"] = torch.zeros(n, cfg.calibrated_horizon, d, dtype=torch.float64)
         if self.anchors:
             out["anchor_h"] = torch.zeros(n, self.anchors, layers, hid, dtype=dt)

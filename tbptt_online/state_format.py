@@ -652,7 +652,10 @@ def _with_spread(state: dict[str, Any]) -> dict[str, Any]:
 
     def serving(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
         tracked = _spread_of(tensors["c_q"], level)
-        tracked[:, :1] = calibration.blank_spread(tracked.shape[0], 1, tracked.shape[-1])  # h = 1 keeps its own rule
+        # h = 1 keeps its own rule: its column stays a new series'
+        tracked[:, :1] = calibration.blank_spread(
+            tracked.shape[0], 1, tracked.shape[-1], calibration.start_multiplier(level)
+        )
         return {"c_spread": tracked, "c_far_spread": _spread_of(tensors["c_far_q"], level)}
 
     return _with_fields_after(state, {"c_q": ("c_spread",), "c_far_q": ("c_far_spread",)}, FORMAT_VERSION, serving)
@@ -660,12 +663,14 @@ def _with_spread(state: dict[str, Any]) -> dict[str, Any]:
 
 def _spread_of(q: torch.Tensor, level: float) -> torch.Tensor:
     """[C, H, SPREAD_COLUMNS, d]: where a half-width ``q`` [C, H, d] is known (> 0), the scale of one error
-    and the normal multiplier that serve it (S = q / M(level), N = 1, m = 1); elsewhere a new series'."""
-    spread = calibration.blank_spread(*q.shape)
+    and the normal multiplier that serve it (S = q / M(level), N = 1, m = 1); elsewhere a new series' (m at
+    ``calibration.start_multiplier``)."""
+    spread = calibration.blank_spread(*q.shape, calibration.start_multiplier(level))
     known = q > 0
     scale = (q.to(torch.float64) / calibration.normal_multiplier(level)).clamp(max=1e300)  # (check_state's bound)
     spread[:, :, 0] = torch.where(known, scale, 0.0)
     spread[:, :, 1] = known.to(torch.float64)
+    spread[:, :, 2] = torch.where(known, 1.0, spread[:, :, 2])
     return spread
 
 

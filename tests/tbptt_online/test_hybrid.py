@@ -408,7 +408,7 @@ def test_weights_in_series_stats_are_the_one_step_weights_by_hand():
 
 
 def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one():
-    rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1)
+    rows = hybrid.fields(1, 1, ring=8, max_season=2, horizons=1, level=0.9)
     rows["slot"] = torch.arange(1)  # the rows of a store of one series
     rows["x_scale"][:] = 1.0
     rows["x_seen"][:] = True  # a value was observed before the forecast was made

@@ -753,17 +753,18 @@ def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizo
 def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_as_they_were():
     """Format 20 served each horizon's width as it was stepped (``c_q``, ``c_far_q``): migrated, a known width
     gains the scale of one error that serves it with the normal multiplier (S = q / M(level), N = 1, m = 1) and
-    an unknown one a new series' (0, 0, 1), each after its width (``c_spread`` after ``c_q``, ``c_far_spread``
-    after ``c_far_q``); every other field is the one saved, the loaded model serves the widths it had, and the
-    scale then follows the new errors."""
+    an unknown one a new series' (0, 0, the start multiplier of its level), each after its width (``c_spread``
+    after ``c_q``, ``c_far_spread`` after ``c_far_q``); every other field is the one saved, the loaded model serves
+    the widths it had, and the scale then follows the new errors."""
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12, interval_level=0.8)
     forecaster = Forecaster(config)
     continue_from(forecaster, 0, 60)
     forecaster.observe("d", 1.0)  # nothing scored yet: no width known
     state = forecaster.state_dict()
     old, kept = checked_migration(state, as_format_20, 20, FORMAT_21)
-    multiplier = calibration.normal_multiplier(0.8)
-    assert torch.equal(kept["c_spread"][:, 0], calibration.blank_spread(len(kept["steps"]), 1, 1)[:, 0])  # h = 1's own
+    multiplier, start = calibration.normal_multiplier(0.8), calibration.start_multiplier(0.8)
+    assert start != 1.0  # (the unknown widths' multiplier is a new series', not the known ones')
+    assert torch.equal(kept["c_spread"][:, 0], calibration.blank_spread(len(kept["steps"]), 1, 1, start)[:, 0])  # h = 1
     for width, spread in (("c_q", "c_spread"), ("c_far_q", "c_far_spread")):
         q, got = kept[width], kept[spread]  # [C, H, d], [C, H, 3, d]
         if width == "c_q":  # (past one step)
@@ -772,7 +773,7 @@ def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_
         assert bool(known.any()) and bool((~known).any())  # (the rows of series and the empty ones)
         assert torch.equal(got[:, :, 0], torch.where(known, q / multiplier, 0.0))
         assert torch.equal(got[:, :, 1], known.to(torch.float64))
-        assert bool((got[:, :, 2] == 1.0).all())
+        assert torch.equal(got[:, :, 2], torch.full_like(got[:, :, 2], start).masked_fill(known, 1.0))
     loaded = Forecaster.from_state_dict(old)
     for series in ("a", "b", "d"):  # (d: no interval yet, None)
         served, knowing = loaded.forecast(series, 60), forecaster.forecast(series, 60)

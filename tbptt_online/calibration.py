@@ -167,7 +167,8 @@ def far_array(calibrated_horizon: int) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def normal_multiplier(level: float) -> float:
     """M(level): the normal distribution's ``level`` quantile of |e| over its mean |e|,
-    z(level) sqrt(pi / 2), the multiplier a new series starts from (module doc).
+    z(level) sqrt(pi / 2), which the multiplier m of a width past one step is relative to (module doc;
+    a new series' m starts at ``start_multiplier``).
 
     >>> round(normal_multiplier(0.9), 4)
     2.0615
@@ -270,10 +271,10 @@ def fold(
     flat series); ``served`` [B, H, d]: the half-widths served with the scored forecasts, against which
     a miss is judged (where not above the floor, or not given: q). Copies: the inputs are not changed.
 
-    >>> q, spread, scored = torch.zeros(1, 2, 1), blank_spread(1, 2, 1), torch.ones(1, 2, 1) > 0
+    >>> q, spread, scored = torch.zeros(1, 2, 1), blank_spread(1, 2, 1, 1.0), torch.ones(1, 2, 1) > 0
     >>> floor = torch.full((1, 1), 1e-9)
     >>> q, spread = fold(q, spread, torch.ones(1, 2, 1), scored, 0.9, floor)
-    >>> [round(w, 4) for w in q.flatten().tolist()]  # the first error sets FIRST |e| at h = 1, M(0.9) |e| past it
+    >>> [round(w, 4) for w in q.flatten().tolist()]  # the first sets FIRST |e| at h = 1, M(0.9) m |e| past it (m = 1)
     [2.0, 2.0615]
     >>> q, spread = fold(q, spread, 3 * torch.ones(1, 2, 1), scored, 0.9, floor)
     >>> round(spread[0, 1, 2, 0].item(), 6) == round(math.exp(SPREAD_RATE / math.sqrt(2) * 0.9), 6)  # a miss: m grows
@@ -289,7 +290,7 @@ def fold(
     return new_q.to(q.dtype), new_spread
 
 
-def blank_spread(n: int, horizons: int, d: int, start: float = 1.0) -> torch.Tensor:
+def blank_spread(n: int, horizons: int, d: int, start: float) -> torch.Tensor:
     """[n, horizons, SPREAD_COLUMNS, d] float64: nothing scored, the multiplier m at ``start`` (a new
     series': ``start_multiplier`` of its level)."""
     spread = torch.zeros(n, horizons, SPREAD_COLUMNS, d, dtype=torch.float64)

@@ -649,25 +649,26 @@ def _with_spread(state: dict[str, Any]) -> dict[str, Any]:
     ``c_far_spread`` after ``c_far_q``, each the scale and multiplier that serve the width it had (module
     doc); a copy, the input is not changed."""
     level = float(state["config"].get("interval_level", ForecasterConfig.interval_level))
+    # a level outside (0, 1) has no multipliers: the config's check refuses the state, naming it, after the migration
+    valid = 0.0 < level < 1.0
+    multiplier = calibration.normal_multiplier(level) if valid else 1.0
+    start = calibration.start_multiplier(level) if valid else 1.0
 
     def serving(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
-        tracked = _spread_of(tensors["c_q"], level)
-        # h = 1 keeps its own rule: its column stays a new series'
-        tracked[:, :1] = calibration.blank_spread(
-            tracked.shape[0], 1, tracked.shape[-1], calibration.start_multiplier(level)
-        )
-        return {"c_spread": tracked, "c_far_spread": _spread_of(tensors["c_far_q"], level)}
+        tracked = _spread_of(tensors["c_q"], multiplier, start)
+        tracked[:, :1] = calibration.blank_spread(tracked.shape[0], 1, tracked.shape[-1], start)  # h = 1: its own rule
+        return {"c_spread": tracked, "c_far_spread": _spread_of(tensors["c_far_q"], multiplier, start)}
 
     return _with_fields_after(state, {"c_q": ("c_spread",), "c_far_q": ("c_far_spread",)}, FORMAT_VERSION, serving)
 
 
-def _spread_of(q: torch.Tensor, level: float) -> torch.Tensor:
+def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:
     """[C, H, SPREAD_COLUMNS, d]: where a half-width ``q`` [C, H, d] is known (> 0), the scale of one error
-    and the normal multiplier that serve it (S = q / M(level), N = 1, m = 1); elsewhere a new series' (m at
-    ``calibration.start_multiplier``)."""
-    spread = calibration.blank_spread(*q.shape, calibration.start_multiplier(level))
+    and the level's normal multiplier ``multiplier`` that serve it (S = q / M(level), N = 1, m = 1); elsewhere
+    a new series' (m at ``start``, ``calibration.start_multiplier`` of the level)."""
+    spread = calibration.blank_spread(*q.shape, start)
     known = q > 0
-    scale = (q.to(torch.float64) / calibration.normal_multiplier(level)).clamp(max=1e300)  # (check_state's bound)
+    scale = (q.to(torch.float64) / multiplier).clamp(max=1e300)  # (check_state's bound)
     spread[:, :, 0] = torch.where(known, scale, 0.0)
     spread[:, :, 1] = known.to(torch.float64)
     spread[:, :, 2] = torch.where(known, 1.0, spread[:, :, 2])

@@ -33,7 +33,7 @@ def fold_one(
     """q and (S, N, m) after one error at ``horizon`` (the others of a fold of ``horizon`` horizons unscored)."""
     qs = torch.zeros(1, horizon, 1, dtype=f64)
     qs[0, -1, 0] = q
-    spreads = calibration.blank_spread(1, horizon, 1)
+    spreads = calibration.blank_spread(1, horizon, 1, 1.0)
     spreads[0, -1, :, 0] = torch.tensor(spread, dtype=f64)
     errors, served_widths = torch.zeros(1, horizon, 1, dtype=f64), torch.zeros(1, horizon, 1, dtype=f64)
     errors[0, -1, 0], served_widths[0, -1, 0] = error, served
@@ -229,7 +229,7 @@ def test_after_a_flat_stretch_in_mid_series_the_widths_past_one_step_grow_back_w
 def test_after_a_flat_start_the_first_error_past_one_step_sets_the_normal_multiple_of_its_size():
     # 100 errors of 0 then one of 1: the width it sets is 2.06, not 0.104 (with the zeros in the mean)
     q, spread = calibration.fold(
-        torch.zeros(1, 2, 1, dtype=f64), calibration.blank_spread(1, 2, 1), torch.zeros(1, 2, 1, dtype=f64),
+        torch.zeros(1, 2, 1, dtype=f64), calibration.blank_spread(1, 2, 1, 1.0), torch.zeros(1, 2, 1, dtype=f64),
         torch.ones(1, 2, 1, dtype=torch.bool), 0.9, torch.full((1, 1), 1e-6, dtype=f64),
     )  # fmt: skip
     for _ in range(99):
@@ -533,7 +533,7 @@ def coverage(errors: torch.Tensor, level: float) -> torch.Tensor:
     ``|e| <= q`` with q as it stood before each error, per stream."""
     n, streams = errors.shape
     q = torch.zeros(1, 1, streams, dtype=f64)
-    spread = calibration.blank_spread(1, 1, streams)
+    spread = calibration.blank_spread(1, 1, streams, 1.0)
     inside = torch.zeros(streams, dtype=f64)
     counted = 0
     scored = torch.ones(1, 1, streams, dtype=torch.bool)

@@ -750,6 +750,21 @@ def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizo
     assert loaded.store.tensors["c_far_q"][slot].min() > 0
 
 
+@pytest.mark.parametrize("level", [0.0, 0, 1.0])
+def test_a_format_20_state_with_a_level_that_has_no_start_is_refused_naming_the_level(level):
+    # a review (session 47): the migration computed the new series' start multiplier at the level before the
+    # config was checked, and a level of 0 raised ZeroDivisionError instead of the config's ValueError
+    config = ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, season_length=None)
+    forecaster = Forecaster(config)
+    continue_from(forecaster, 0, 20)
+    state = as_format_20(forecaster.state_dict())
+    state = {**state, "config": {**state["config"], "interval_level": level}}
+    with pytest.raises(ValueError, match="interval_level"):
+        check_state(state)
+    with pytest.raises(ValueError, match="interval_level"):
+        Forecaster.from_state_dict(state)
+
+
 def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_as_they_were():
     """Format 20 served each horizon's width as it was stepped (``c_q``, ``c_far_q``): migrated, a known width
     gains the scale of one error that serves it with the normal multiplier (S = q / M(level), N = 1, m = 1) and

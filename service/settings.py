@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     )
     default_model: dict[str, Any] = Field(
         default_factory=dict,
-        description="ForecasterConfig fields of the model named 'default' created at start ({} = library defaults).",
+        description="ForecasterConfig fields of the model named 'default', created when the state is new ({} = library "
+        "defaults; a state that holds it keeps its config, a differing setting is logged as a warning).",
     )
     create_default_model: bool = Field(
         True,

@@ -31,11 +31,11 @@ from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
 from tbptt_service.api.schemas import (
-    DOT_SEGMENT_NAMES,
     MAX_FEATURES,
     RESERVED_SERIES_SUFFIXES,
     ObservationBatchIn,
     ObservationsBody,
+    has_dot_segment,
 )
 from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, Observation
 
@@ -92,7 +92,7 @@ def plain_observations(raw: Any) -> list[Observation] | None:
             type(series) is not str
             or not 0 < len(series) <= MAX_NAME_LENGTH
             or series.endswith(RESERVED_SERIES_SUFFIXES)
-            or series in DOT_SEGMENT_NAMES
+            or has_dot_segment(series)
         ):
             return None
         if type(value) is not float or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # the common case: no more checks

@@ -32,10 +32,18 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
 # in a route's suffix could not be read back, so it is refused when written.
 RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
-# A name that is a whole dot segment is removed from a URL by every client (RFC 3986's dot-segment
-# removal, browsers even for '%2E'): '/series/./forecast' is read as '/series/forecast', the
-# forecast of another series. Refused when written, as the suffixes are.
+# A name that is a dot segment, or holds one between its slashes, is changed in a URL by every client
+# (RFC 3986's dot-segment removal, browsers even for '%2E'): '/series/./forecast' is read as
+# '/series/forecast', and '/series/zz/../hr/forecast' as the forecast of 'hr' (a hostile test,
+# session 47). Refused when written, as the suffixes are.
 DOT_SEGMENT_NAMES = frozenset({".", ".."})
+
+
+def has_dot_segment(name: str) -> bool:
+    """Whether ``name`` is '.' or '..' or holds one as a part between slashes ('x/..', 'a/./b')."""
+    return "." in name and any(part in DOT_SEGMENT_NAMES for part in name.split("/"))
+
+
 Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
 MAX_FEATURES = INT_BOUNDS["n_features"][1]  # the most numbers a value's list may hold
 
@@ -69,10 +77,10 @@ def too_many_features(count: int) -> str:
 
 
 def _check_series(name: str) -> str:
-    if name in DOT_SEGMENT_NAMES:
+    if has_dot_segment(name):
         raise ValueError(
-            f"{quoted(name)} is a URL dot segment: a series name must not be '.' or '..' (clients remove "
-            "such a segment from its routes, which would read another resource)"
+            f"{quoted(name)} is or holds a URL dot segment: a series name must not be '.' or '..', nor hold one "
+            "between slashes (clients remove such a segment from its routes, which would read another resource)"
         )
     if name.endswith(RESERVED_SERIES_SUFFIXES):
         raise ValueError(

@@ -29,6 +29,7 @@ lifespan calls:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import torch
@@ -111,6 +112,8 @@ class Durability:
         new_state = report.checkpoint_seq is None and report.last_seq == 0
         if new_state and self.settings.create_default_model:
             await registry.create("default", self.settings.default_config())
+        elif self.settings.create_default_model and self.settings.default_model:
+            _say_what_the_default_setting_did_not_do(registry, self.settings)
         self.report = report
         self.checkpointer.start(registry, checkpoint_now=report.applied > 0)  # the next start applies less
 
@@ -155,3 +158,27 @@ class Durability:
             if self.log is not None:
                 await asyncio.to_thread(self.log.close)
             self.lock.release()
+
+
+def _say_what_the_default_setting_did_not_do(registry: ModelRegistry, settings: Settings) -> None:
+    """``TBPTT_DEFAULT_MODEL`` makes the model 'default' of a new state only: on a state that is not new, log
+    (a warning) where the model 'default' it holds has another config, and (info) where it holds none (deleted).
+    Until session 47 a changed setting was ignored without a word (a hostile test: the server kept serving
+    ``hidden_size`` 32 after a restart with ``{"hidden_size": 8}``)."""
+    wanted = settings.default_config()
+    if "default" not in registry.names():
+        if "default" not in registry.quarantined:
+            logger.info("TBPTT_DEFAULT_MODEL is set, but the state (not new) holds no model 'default': none is created")
+        return
+    found = registry.get("default").forecaster.config
+    differ = [
+        f"{f.name}={getattr(found, f.name)!r} (setting: {getattr(wanted, f.name)!r})"
+        for f in dataclasses.fields(found)
+        if getattr(found, f.name) != getattr(wanted, f.name)
+    ]
+    if differ:
+        logger.warning(
+            "TBPTT_DEFAULT_MODEL applies to a new state only: the model 'default' of this state keeps its config, "
+            "which differs in %s (delete the model and create it again to change it)",
+            ", ".join(differ),
+        )

@@ -1,8 +1,8 @@
 """Series names a hostile client may send: every name that is accepted reads back by its own routes.
 
 A name holding a newline was accepted and then answered 404 on every route that names it
-(Starlette's path regex stopped at the newline); a name that is a URL dot segment ('.' or '..') is
-removed from the URL by clients, so it is refused when written.
+(Starlette's path regex stopped at the newline); a name that is a URL dot segment ('.' or '..'), or holds
+one between its slashes ('zz/../hr'), is changed in the URL by clients, so it is refused when written.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ DOT_SEGMENT, ROUTE_SUFFIX = "must not be '.' or '..'", "must not end in '/foreca
         ({"series": ".", "value": 1.0}, DOT_SEGMENT),  # the fast path's shape
         ({"observations": [{"series": "ok", "value": 1.0}, {"series": "..", "value": 2.0}]}, DOT_SEGMENT),
         ({"series": "..", "value": 1.0, "timestamp": "2024-01-01T00:00:00Z"}, DOT_SEGMENT),  # pydantic's path
+        # a hostile test (session 47): curl read '.../series/zz/../hr/forecast' as the forecast of 'hr'
+        ({"series": "zz/../hr", "value": 1.0}, DOT_SEGMENT),
+        ({"observations": [{"series": "ok", "value": 1.0}, {"series": "a/./b", "value": 2.0}]}, DOT_SEGMENT),
+        ({"series": "x/..", "value": 1.0, "timestamp": "2024-01-01T00:00:00Z"}, DOT_SEGMENT),
+        ({"series": "./x", "value": 1.0}, DOT_SEGMENT),
         ({"series": "cpu/forecast", "value": 1.0}, ROUTE_SUFFIX),  # the fast path's shape
         ({"observations": [{"series": "ok", "value": 1.0}, {"series": "a/b/recent", "value": 2.0}]}, ROUTE_SUFFIX),
         ({"series": "cpu/forecast", "value": 1.0, "timestamp": "2024-01-01T00:00:00Z"}, ROUTE_SUFFIX),  # pydantic
@@ -57,7 +62,7 @@ async def test_a_series_name_no_route_could_read_is_refused_and_nothing_is_writt
     assert listed["total"] == 0
 
 
-@pytest.mark.parametrize("name", ["...", "a.", ".b", "./x", "x/.."])
+@pytest.mark.parametrize("name", ["...", "a.", ".b", "a./b", "x/.y", "x/...", ".../x", "a/b.c/d"])
 async def test_names_with_dots_that_are_not_a_whole_segment_are_accepted(client_for, name) -> None:
     async with client_for() as client:
         posted = await client.post(URL, json={"series": name, "value": 1.0})

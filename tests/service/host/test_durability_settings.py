@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from pydantic import ValidationError
 
 from tbptt_service.api.app import create_app
 from tbptt_service.settings import Settings
 
+from ..conftest import SMALL_MODEL
 from .test_durability_recovery import feed
 
 pytestmark = pytest.mark.anyio
@@ -71,3 +74,30 @@ async def test_no_default_model_is_created_when_the_setting_says_so_with_or_with
     # a new user (session 36): without durability the model 'default' was created anyway
     async with serve(create_app(make_settings(durable=durable, create_default_model=False))) as client:
         assert (await client.get("/v1/models")).json()["models"] == []
+
+
+async def test_a_changed_default_model_setting_on_a_state_that_is_not_new_is_said_in_the_log(
+    make_settings, serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a hostile test (session 47): restarted with another TBPTT_DEFAULT_MODEL, the server kept the model
+    # 'default' of its state, as it must (its learned state), without a word; so did it after 'default' was deleted
+    def said() -> list[tuple[int, str]]:
+        return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "tbptt_service.host.durability"]
+
+    changed = {**SMALL_MODEL, "hidden_size": SMALL_MODEL["hidden_size"] * 2}
+    with caplog.at_level(logging.INFO, logger="tbptt_service.host.durability"):
+        async with serve(create_app(make_settings())) as client:
+            await feed(client, 0, 3)
+        async with serve(create_app(make_settings())):  # the same setting as the state's model: nothing to say
+            pass
+        assert said() == []
+        async with serve(create_app(make_settings(default_model=changed))) as client:
+            kept = (await client.get("/v1/models/default")).json()["config"]["hidden_size"]
+            assert (await client.delete("/v1/models/default")).status_code == 204
+        assert kept == SMALL_MODEL["hidden_size"]  # the state's model, unchanged
+        assert [level for level, _ in said()] == [logging.WARNING], said()
+        assert f"hidden_size={kept!r} (setting: {changed['hidden_size']!r})" in said()[0][1]
+        caplog.clear()
+        async with serve(create_app(make_settings(default_model=changed))) as client:
+            assert (await client.get("/v1/models")).json()["models"] == []  # deleted: not made again
+        assert [(level, "holds no model 'default'" in message) for level, message in said()] == [(logging.INFO, True)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 
+import anyio
 import pytest
 
 from tbptt_service.api.app import create_app
@@ -105,3 +106,46 @@ def test_the_import_payload_is_the_whole_checkpoint_in_base64_across_pieces() ->
     for size in (0, 1, IMPORT_ENCODE_PIECE - 1, IMPORT_ENCODE_PIECE, 2 * IMPORT_ENCODE_PIECE + 2):
         data = bytes(i % 251 for i in range(size))
         assert base64.b64decode(import_payload(data)["checkpoint"], validate=True) == data
+
+
+async def test_an_export_is_sent_in_pieces_each_once_the_connection_took_the_one_before(
+    make_settings, serve, monkeypatch
+) -> None:
+    # a hostile test (session 47): an 894 MB export sent as one body was copied into the transport's buffer on the
+    # event loop at once (0.5 s), and its header was prepended to the payload by a copy that held the GIL (2.3 s):
+    # other models' POSTs waited 2.7 s. Now the bytes are made in place and sent a piece at a time
+    monkeypatch.setattr(checkpoints, "EXPORT_PIECE", 4096)
+    app = create_app(make_settings(**NO_TIMER))
+    async with serve(app) as client:
+        await feed(client, 0, 5)
+        whole = await client.get("/v1/models/default/checkpoint")
+        sent: list[tuple[int, bool]] = []
+
+        asked = anyio.Event()  # (never set: after the request, the client waits, connected)
+        requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict:
+            if requests:
+                return requests.pop()
+            await asked.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                sent.append((message["status"], True))
+                headers = dict(message["headers"])
+                assert int(headers[b"content-length"]) == len(whole.content)
+            elif message["type"] == "http.response.body":
+                sent.append((len(message.get("body", b"")), message.get("more_body", False)))
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": "/v1/models/default/checkpoint", "raw_path": b"/v1/models/default/checkpoint", "query_string": b"",
+            "headers": [(b"host", b"test")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+            "root_path": "", "app": app,
+        }  # fmt: skip
+        await app(scope, receive, send)
+    assert sent[0] == (200, True)
+    pieces = [size for size, _ in sent[1:] if size]
+    assert len(pieces) == -(-len(whole.content) // 4096) and max(pieces) == 4096  # every piece, none larger
+    assert sum(pieces) == len(whole.content) and decode_model_checkpoint(whole.content).name == "default"

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from benchmarks import report
-from benchmarks.http_load import GRACEFUL_EXIT
+from benchmarks.http_load import BUDGET, GRACEFUL_EXIT
 from benchmarks.server_process import ServerProcess, free_port, serve_command
 
 SERIES = 15_000
@@ -32,13 +32,11 @@ BATCH = 5_000  # the service's default max_batch_observations
 VALUES = 3  # per series
 PAUSE_S = 0.01  # between two single values to the other model
 BEFORE_S = 1.0  # the latencies taken before the export
-# Budgets raised to hold the big model (about 100 KB a series with the store's doubling by the library's estimate)
-BUDGET = {"TBPTT_MAX_MODEL_BYTES": str(8 * 2**30), "TBPTT_MAX_PROCESS_BYTES": str(16 * 2**30)}
 
 
 def server_env(port: int, state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-    env.update(BUDGET)
+    env.update(BUDGET)  # the HTTP benchmark's raised budgets: they hold the big model too
     env.update({"TBPTT_MAX_SERIES_PER_MODEL": str(10 * SERIES), "TBPTT_LOG_LEVEL": "warning"})
     env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir)})
     return env

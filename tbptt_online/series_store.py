@@ -74,7 +74,8 @@ ROW_COPY_BYTES = 65536
 # state_dict holds the tensor itself, which is copied whole before the next write
 # (``handed_out``, ``copied_on_write``): a whole copy of a small field costs less than saving
 # its rows, and a library's loop (no snapshot) copies nothing.
-HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1, 0.9) if k not in ORIGIN_RING)  # a tick's ``rows``
+# A tick's ``rows`` (the names alone: any level makes the same fields)
+HYBRID_ROWS = tuple(k for k in hybrid.fields(0, 1, 1, 1, 1, ForecasterConfig.interval_level) if k not in ORIGIN_RING)
 
 
 # A new store holds this many rows, or fewer where they would take more than INITIAL_BYTES (one

@@ -25,7 +25,8 @@ def warm_kernels() -> float:
 
     started = time.perf_counter()
     horizons, d = 2, 1
-    store = hybrid.fields(1, d, ring=8, max_season=4, horizons=horizons, level=0.9)  # a store of one series
+    level = ForecasterConfig.interval_level
+    store = hybrid.fields(1, d, ring=8, max_season=4, horizons=horizons, level=level)  # a store of one series
     rows = {k: v if k in experts.SHARED else v.clone() for k, v in store.items() if k.startswith(hybrid.PREFIXES)}
     rows["slot"] = torch.zeros(1, dtype=torch.int64)
     y, mask, step = (

@@ -29,12 +29,12 @@ lifespan calls:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 import torch
 
 from tbptt_service.host.checkpointer import Checkpointer
+from tbptt_service.host.model_state import config_differences
 from tbptt_service.host.rebuild import StateRebuild
 from tbptt_service.host.registry import ModelRegistry
 from tbptt_service.settings import Settings
@@ -171,11 +171,7 @@ def _say_what_the_default_setting_did_not_do(registry: ModelRegistry, settings: 
             logger.info("TBPTT_DEFAULT_MODEL is set, but the state (not new) holds no model 'default': none is created")
         return
     found = registry.get("default").forecaster.config
-    differ = [
-        f"{f.name}={getattr(found, f.name)!r} (setting: {getattr(wanted, f.name)!r})"
-        for f in dataclasses.fields(found)
-        if getattr(found, f.name) != getattr(wanted, f.name)
-    ]
+    differ = [f"{name}={a!r} (setting: {b!r})" for name, a, b in config_differences(found, wanted)]
     if differ:
         logger.warning(
             "TBPTT_DEFAULT_MODEL applies to a new state only: the model 'default' of this state keeps its config, "

@@ -247,10 +247,17 @@ def decode_model_checkpoint(data: bytes) -> ModelState:
     return found
 
 
+def config_differences(found: ForecasterConfig, expected: ForecasterConfig) -> list[tuple[str, Any, Any]]:
+    """(field, found's value, expected's value) of each field where the two configs differ, in field order."""
+    pairs = [(f.name, getattr(found, f.name), getattr(expected, f.name)) for f in dataclasses.fields(ForecasterConfig)]
+    return [(name, a, b) for name, a, b in pairs if a != b]
+
+
 def config_mismatch(found: ForecasterConfig, expected: ForecasterConfig) -> str | None:
     """``None`` when equal, else each differing field with both values."""
-    pairs = [(f.name, getattr(found, f.name), getattr(expected, f.name)) for f in dataclasses.fields(ForecasterConfig)]
-    differences = [f"{name} is {a!r} in the checkpoint, {b!r} in the model" for name, a, b in pairs if a != b]
+    differences = [
+        f"{name} is {a!r} in the checkpoint, {b!r} in the model" for name, a, b in config_differences(found, expected)
+    ]
     return "; ".join(differences) or None
 
 

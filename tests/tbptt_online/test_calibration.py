@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from statistics import NormalDist
 
 import numpy as np
@@ -46,6 +47,26 @@ def fold_one(
 def widths(q: list[float], horizon: int, ratio: float = 1.0) -> list[float]:
     out = calibration.half_widths(torch.tensor(q, dtype=f64).view(1, -1, 1), horizon, np.full((1, 1, 1), ratio))
     return out.flatten().tolist()
+
+
+def coverage_from(
+    values_of: Callable[[np.random.Generator], list[float]], origins: range, horizons: tuple[int, ...]
+) -> dict[int, float]:
+    """{h: the share of the values inside the 90 % interval served h steps before, from ``origins``}, over 8
+    seeds of a stream ``values_of(rng)`` fed to a default Forecaster."""
+    covered: dict[int, list[bool]] = {h: [] for h in horizons}
+    for seed in range(8):
+        values = values_of(np.random.default_rng(seed))
+        f = Forecaster(ForecasterConfig())
+        made = []
+        for value in values:
+            f.observe("s", float(value))
+            made.append(f.forecast("s", max(horizons)))
+        for h in horizons:
+            for origin in origins:
+                ahead = made[origin]
+                covered[h].append(ahead.lower[h - 1] <= values[origin + h] <= ahead.upper[h - 1])
+    return {h: float(np.mean(c)) for h, c in covered.items()}
 
 
 # -- the one-step width: the conformal step on q itself ---------------------------------------------
@@ -209,21 +230,12 @@ def test_after_a_flat_stretch_in_mid_series_the_widths_past_one_step_grow_back_w
     # a random walk, 100 flat values, the walk again: over the 30 origins after the flat stretch and 8 seeds the
     # 90 % intervals at h = 6 and 12 held 57.5 % and 46.7 % with session 46's rule (the first errors of the walk
     # joined to the flat stretch's tiny ones), 75.0 % and 73.8 % now
-    covered = {6: [], 12: []}
-    for seed in range(8):
-        rng = np.random.default_rng(seed)
+    def flat_in_mid_series(rng: np.random.Generator) -> list[float]:
         walk = list(50 + np.cumsum(rng.normal(size=200)))
-        values = walk + [walk[-1]] * 100 + list(walk[-1] + np.cumsum(rng.normal(size=45)))
-        f = Forecaster(ForecasterConfig())
-        made = []
-        for value in values:
-            f.observe("s", float(value))
-            made.append(f.forecast("s", 12))
-        for h in covered:
-            for origin in range(299, 329):
-                ahead = made[origin]
-                covered[h].append(ahead.lower[h - 1] <= values[origin + h] <= ahead.upper[h - 1])
-    assert np.mean(covered[6]) >= 0.68 and np.mean(covered[12]) >= 0.64, {h: np.mean(c) for h, c in covered.items()}
+        return walk + [walk[-1]] * 100 + list(walk[-1] + np.cumsum(rng.normal(size=45)))
+
+    covered = coverage_from(flat_in_mid_series, range(299, 329), (6, 12))
+    assert covered[6] >= 0.68 and covered[12] >= 0.64, covered
 
 
 def test_after_a_flat_start_the_first_error_past_one_step_sets_the_normal_multiple_of_its_size():
@@ -249,20 +261,10 @@ def test_a_series_that_starts_flat_is_covered_past_one_step_from_its_first_moves
     # 100 values of 5.0, then a random walk: over the 30 origins after the flat start and 8 seeds, the 90 %
     # intervals at h = 2 and 6 held 61 % and 47 % of the values with session 46's first version (the zeros
     # in the scale); 79 % and 73 % with session 45's rule; 80 % and 70 % now (a review's test)
-    covered = {2: [], 6: []}
-    for seed in range(8):
-        rng = np.random.default_rng(seed)
-        values = [5.0] * 100 + list(5.0 + np.cumsum(rng.normal(size=40)))
-        f = Forecaster(ForecasterConfig())
-        made = []
-        for value in values:
-            f.observe("s", float(value))
-            made.append(f.forecast("s", 6))
-        for h in covered:
-            for origin in range(100, 130):
-                ahead = made[origin]
-                covered[h].append(ahead.lower[h - 1] <= values[origin + h] <= ahead.upper[h - 1])
-    assert np.mean(covered[2]) >= 0.7 and np.mean(covered[6]) >= 0.6, {h: np.mean(c) for h, c in covered.items()}
+    covered = coverage_from(
+        lambda rng: [5.0] * 100 + list(5.0 + np.cumsum(rng.normal(size=40))), range(100, 130), (2, 6)
+    )
+    assert covered[2] >= 0.7 and covered[6] >= 0.6, covered
 
 
 def test_the_first_error_after_nothing_but_errors_at_the_floor_sets_the_scale():

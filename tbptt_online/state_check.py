@@ -21,7 +21,9 @@ What is checked:
   with one row per slot, no infinity and NaN only where it means something (``NAN_ALLOWED``);
   counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53, the widths'
   scales and multipliers within their rule's ranges (``SPREADS``),
-  season lengths within ``max_season_length``, the AR experts' least-squares P matrices
+  season lengths within ``max_season_length``, the fields in the series' units within a few times the
+  values' bound, the experts' levels, the values ring and the one-step width's scale within a million
+  times it (``VALUE_FIELDS``), the AR experts' least-squares P matrices
   (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) exactly symmetric and positive
   semi-definite up to rounding (``rls.positive_semidefinite``);
 - ``engine.guard`` (guards.py): finite norms and losses, counts, a learning-rate scale in
@@ -92,6 +94,21 @@ VALUE_FIELDS = {
     "x_arl_unit": 2 * MAX_ABS_VALUE,
     "x_ars_ref": MAX_ABS_VALUE,  # the short AR's units: the same mean and scale
     "x_ars_unit": 2 * MAX_ABS_VALUE,
+}
+# Fields a smoothing of the values (or of their errors) writes, bounded far past any state a stream can write:
+# a million times the values' bound. A hostile test imported x_level = 1e300 and got forecasts of 1.09e294, and
+# c_q = 1e300 an interval 1e300 wide for good. The library's own states on streams at the values' bound (a climb
+# to it, +-1e36 alternating and in a square wave, spikes of 1e36) reach 4.2e36 in c_q, 1.2e36 elsewhere
+# (tests/tbptt_online/test_state_check.py). Not the far widths (c_far_q): a climb's 48-step errors reach 1e40.
+STATE_VALUE_BOUND = 1e6 * MAX_ABS_VALUE
+VALUE_FIELDS |= {
+    "x_level": STATE_VALUE_BOUND,  # the experts' levels, trends and seasonal indices
+    "x_trend": STATE_VALUE_BOUND,
+    "x_season": STATE_VALUE_BOUND,
+    "x_raw": STATE_VALUE_BOUND,  # the values ring (imputed where missing)
+    "x_scale": STATE_VALUE_BOUND,  # the local scale
+    "n_base": STATE_VALUE_BOUND,  # the next value's base
+    "c_q": STATE_VALUE_BOUND,  # the one-step width's scale
 }
 COVARIANCES = tuple(experts.FITS)  # the AR experts' recursive-least-squares P [C, d, K, K]
 SPREADS = ("c_spread", "c_far_spread")  # the widths' scales and multipliers [C, H, (S, N, m), d] (calibration.py)
@@ -423,7 +440,10 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
     if key in VALUE_FIELDS and bool((value.abs() > VALUE_FIELDS[key]).any()):
         # (a median of 1e300 was served as the forecast, with an interval of zero width, a hostile test)
-        raise ValueError(f"{field} is invalid: holds a value past {VALUE_FIELDS[key]:g}, the values' bound")
+        times = f"{VALUE_FIELDS[key] / MAX_ABS_VALUE:g} times " if VALUE_FIELDS[key] != MAX_ABS_VALUE else ""
+        raise ValueError(
+            f"{field} is invalid: holds a value past {VALUE_FIELDS[key]:g}, {times}the values' bound {MAX_ABS_VALUE:g}"
+        )
     if key in COVARIANCES and bool((value.diagonal(dim1=-2, dim2=-1) < 0).any()):
         raise ValueError(f"{field} is invalid: a negative diagonal entry; a least-squares P is positive semi-definite")
     if key in COVARIANCES and not torch.equal(value, value.transpose(-2, -1)):

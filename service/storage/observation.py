@@ -57,11 +57,18 @@ _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 def _unit_hint(seconds: float) -> str:
     """What a timestamp past the range most likely was: milli-, micro- or nanoseconds (a new user's
-    microseconds were told "milliseconds? divide by 1000", still out of range).
+    microseconds were told "milliseconds? divide by 1000", still out of range). A number past the
+    range by less than its end again (within twice the end, on its side) is taken as an end missed,
+    not a unit: a hostile test's 0.5 ms past the year 9999 was told "milliseconds?" (milliseconds of
+    1978 to 1986, or of the years before 1970 back to 1, get no hint).
 
     >>> _unit_hint(1.7e12), _unit_hint(1.7e15), _unit_hint(1.7e18), _unit_hint(1e300)
     ('; milliseconds? divide by 1000', '; microseconds? divide by 1e6', '; nanoseconds? divide by 1e9', '')
+    >>> _unit_hint(253402300799.9995), _unit_hint(-62135596801.0)
+    ('', '')
     """
+    if 2 * EARLIEST_TIMESTAMP < seconds < 2 * LATEST_TIMESTAMP:
+        return ""
     for name, scale in (("milliseconds", "1000"), ("microseconds", "1e6"), ("nanoseconds", "1e9")):
         if EARLIEST_TIMESTAMP <= seconds / float(scale) <= LATEST_TIMESTAMP:
             return f"; {name}? divide by {scale}"
@@ -78,7 +85,7 @@ def parse_timestamp(raw: Any) -> float:
         if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
             raise ValueError(
                 f"timestamp {quoted(raw)} is invalid: unix seconds must lie in the years 1 to 9999 "
-                f"({EARLIEST_TIMESTAMP:.0f} to {math.floor(LATEST_TIMESTAMP)}){_unit_hint(seconds)}"
+                f"({EARLIEST_TIMESTAMP:.0f} to {LATEST_TIMESTAMP:.3f}){_unit_hint(seconds)}"
             )
         return seconds
     if isinstance(raw, str):

@@ -245,7 +245,7 @@ BAD_BODIES = [
     # string "must be unix seconds or an ISO-8601 date-time", and the range's end was printed 253402300800
     (
         '{"series": "a", "value": 1, "timestamp": 1700000000000000}',
-        "(-62135596800 to 253402300799); microseconds? divide by 1e6",
+        "(-62135596800 to 253402300799.999); microseconds? divide by 1e6",
         0,
     ),
     ('{"series": "a", "value": 1, "timestamp": 1.7e18}', "nanoseconds? divide by 1e9", 0),

@@ -188,4 +188,19 @@ async def test_the_first_second_of_the_year_10000_is_refused(client_for) -> None
     # the range's end was 253402300800.0 in float64 (.999999 rounded up): the year 10000's first second
     async with client_for() as client:
         response = await client.post(URL, json={"series": "c", "value": 1.0, "timestamp": 253402300800})
-    assert response.status_code == 422 and "(-62135596800 to 253402300799)" in response.json()["detail"]
+    assert response.status_code == 422 and "(-62135596800 to 253402300799.999)" in response.json()["detail"]
+
+
+async def test_a_timestamp_just_past_the_range_is_not_told_it_was_milliseconds(client_for) -> None:
+    # a hostile test: 0.5 ms past the year 9999 was told "milliseconds? divide by 1000", and the end quoted,
+    # ...799, lay below numbers that are taken (...799.5)
+    async with client_for() as client:
+        taken = await client.post(URL, json={"series": "c", "value": 1.0, "timestamp": 253402300799.5})
+        response = await client.post(URL, json={"series": "d", "value": 1.0, "timestamp": 253402300799.9995})
+        early = await client.post(URL, json={"series": "d", "value": 1.0, "timestamp": -62135596801})
+    assert taken.status_code == 200
+    assert response.status_code == 422 and early.status_code == 422
+    for refused in (response, early):
+        detail = refused.json()["detail"]
+        assert "must lie in the years 1 to 9999 (-62135596800 to 253402300799.999)" in detail
+        assert "seconds?" not in detail

@@ -22,7 +22,7 @@ What is checked:
   counters and sums of errors are >= 0 (``NON_NEGATIVE``), ``steps`` at most 2^53, the widths'
   scales and multipliers within their rule's ranges (``SPREADS``),
   season lengths within ``max_season_length``, the fields in the series' units within a few times the
-  values' bound, the experts' levels, the values ring and the one-step width's scale within a million
+  values' bound, the experts' levels, the values ring and the one-step width's scale within 1e100
   times it (``VALUE_FIELDS``), the AR experts' least-squares P matrices
   (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) exactly symmetric and positive
   semi-definite up to rounding (``rls.positive_semidefinite``);
@@ -95,12 +95,14 @@ VALUE_FIELDS = {
     "x_ars_ref": MAX_ABS_VALUE,  # the short AR's units: the same mean and scale
     "x_ars_unit": 2 * MAX_ABS_VALUE,
 }
-# Fields a smoothing of the values (or of their errors) writes, bounded far past any state a stream can write:
-# a million times the values' bound. A hostile test imported x_level = 1e300 and got forecasts of 1.09e294, and
-# c_q = 1e300 an interval 1e300 wide for good. The library's own states on streams at the values' bound (a climb
-# to it, +-1e36 alternating and in a square wave, spikes of 1e36) reach 4.2e36 in c_q, 1.2e36 elsewhere
-# (tests/tbptt_online/test_state_check.py). Not the far widths (c_far_q): a climb's 48-step errors reach 1e40.
-STATE_VALUE_BOUND = 1e6 * MAX_ABS_VALUE
+# Fields a smoothing of the values (or of their errors) writes, bounded a hundred orders of magnitude past the
+# values' bound: only a crafted state holds more. A hostile test imported x_level = 1e300 and got forecasts of
+# 1.09e294, and c_q = 1e300 an interval 1e300 wide for good. No tighter bound is safe: a missing value is imputed
+# with the served mean, which may pass the values' bound (README Limits: means up to 54 times it), and the log
+# members' forecasts are capped at exp(700) only; the library's own states on streams at the bound reach 1.2e38
+# (c_q, a climb of 10 decades a value; tests/tbptt_online/test_state_check.py), and a state the library writes
+# must load again (its export imported). Not the far widths (c_far_q): a climb's 48-step errors reach 1e40.
+STATE_VALUE_BOUND = 1e100 * MAX_ABS_VALUE
 VALUE_FIELDS |= {
     "x_level": STATE_VALUE_BOUND,  # the experts' levels, trends and seasonal indices
     "x_trend": STATE_VALUE_BOUND,

@@ -186,14 +186,16 @@ def _this_checkout(payload: dict[str, Any]) -> list[str]:
     for key in keys:
         train, naive = get("training", key), get("naive", key)
         ratio = None if naive is None or train is None else train / naive
-        table.append([key[0], key[1], train, get("training, every result read", key), get("forward-only", key)])
-        table[-1] += [naive, ratio]
+        forward = [get("forward-only", key), get("forward-only, network-only config", key)]
+        table.append([key[0], key[1], train, get("training, every result read", key), *forward, naive, ratio])
     return [
         "The new defaults alone. Forward-only: k1 = 100,000 and `warmup_updates=0` (no update falls due; the "
         f"library has no switch), after {', '.join(map(str, sorted(warmups)))} untimed ticks; season detections "
         "(54, 60, 66, 72, 84, 96, ...) run in the timed ticks. Naive: one network-only model per series, one "
         "call per value, replay of k2 values and a "
-        "backward every k1 steps (no experts: not the same work as the hybrid). `observe_many` builds its "
+        "backward every k1 steps (no experts: not the same work as the hybrid). The network-only config forward-only: "
+        "`hybrid=False` and the library's other defaults (GRU 32), k1 = 100,000: the kind of forecaster the first "
+        "round's forward-only target was set for (its GRU had 64 units). `observe_many` builds its "
         "StepResults lazily: the training column reads none, the next one reads all (1 thread).",
         "",
         report.markdown_table(
@@ -203,6 +205,7 @@ def _this_checkout(payload: dict[str, Any]) -> list[str]:
                 "training obs/s",
                 "same, every StepResult read",
                 "forward-only obs/s",
+                "forward-only obs/s, network-only config",
                 "naive obs/s",
                 "training / naive",
             ],

@@ -32,7 +32,11 @@ def test_throughput_smoke_measures_every_way_and_counts_memory(throughput):
     assert {("training", 1, 1), ("training", 20, 2), ("forward-only", 1, 2), ("naive", 1, 1)} <= ways
     assert ("training, every result read", 20, 1) in ways
     assert all(r["obs_per_s"] > 0 and r["observations"] == r["series"] * r["ticks"] for r in payload["rows"])
-    assert all(r["updates"] == 0 for r in payload["rows"] if r["way"] == "forward-only")
+    assert all(r["updates"] == 0 for r in payload["rows"] if r["way"].startswith("forward-only"))
+    # the first round's forward-only target's kind of forecaster: network-only, on this library (session 48)
+    assert ("forward-only, network-only config", 20, 2) in ways
+    assert payload["config_forward_only_network"]["hybrid"] is False
+    assert payload["config_forward_only_network"]["k1"] == 100_000
     assert all(r["updates"] > 0 for r in payload["rows"] if r["way"] == "training")
     assert payload["config_training"]["hybrid"] is True  # the library's defaults
     # the driver's own measurements (forward-only, the naive loop, the profiles) too: the library before torch
@@ -44,7 +48,7 @@ def test_throughput_smoke_measures_every_way_and_counts_memory(throughput):
     # the hybrid's seasonal tables alone: 4 variants x 2 seasons x 336 phases, float64
     assert stateful["fields"]["x_season"] == 4 * 2 * 336 * 8
     assert stateful["bytes_per_series_row"] > payload["memory"]["baseline"]["bytes_per_series_row"] > 0
-    assert len(payload["targets"]) == 6
+    assert len(payload["targets"]) == 7
     assert 0 < payload["profiles"]["single series, training"]["share_in_torch_calls"] < 1
     assert payload["profiles"]["single series, observe + forecast(12)"]["forecast_horizon"] == 12
 

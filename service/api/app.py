@@ -1,7 +1,7 @@
 """The app factory: settings in, a FastAPI app out, its models owned by its lifespan.
 
 At start the lifespan sets torch's thread count (``torch_threads``, restored at the
-end), starts the forecast thread (:class:`~tbptt_service.host.forecast_runner.ForecastRunner`),
+end), makes the forecast lanes (:class:`~tbptt_service.host.forecast_lanes.ForecastLanes`: a thread per model),
 creates the model registry and loads the state in the background; ``/readyz``
 answers 503 and ``/v1`` routes 503 until that is done.
 By default (``durable``) the state is :class:`~tbptt_service.host.durability.Durability`'s:
@@ -47,7 +47,7 @@ from tbptt_service.api.error_responses import install_error_handlers
 from tbptt_service.api.openapi_security import declare_bearer_security
 from tbptt_service.api.routes import add_routes
 from tbptt_service.host.durability import Durability
-from tbptt_service.host.forecast_runner import ForecastRunner
+from tbptt_service.host.forecast_lanes import ForecastLanes
 from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.registry import ForecasterFactory, ModelRegistry
 from tbptt_service.settings import Settings
@@ -112,8 +112,7 @@ def create_app(
             forecaster_factory=forecaster_factory,
         )
         app.state.registry = registry
-        app.state.forecasts = ForecastRunner()
-        app.state.forecasts.start()
+        app.state.forecasts = ForecastLanes()  # a forecast thread per model, made on its first forecast
         app.state.loading = asyncio.create_task(load(app, registry))
         try:
             yield

@@ -1,4 +1,5 @@
-"""ForecastRunner: the thread that computes forecasts, so that the event loop runs no torch work.
+"""ForecastRunner: a thread that computes forecasts, so that the event loop runs no torch work (the
+service runs one per model: ``forecast_lanes``).
 
 A forecast route hands its request to ``forecast(view, series, horizon, level)`` (any other
 computation to ``run(fn, *args)``) and awaits it. One thread takes the work in arrival
@@ -64,17 +65,18 @@ class ForecastRunner:
     """One thread for forecasts: ``start()``, ``await forecast(view, ...)`` or ``await run(fn, *args)``
     on an event loop, ``stop()``.
 
-    ``max_drain``: how many waiting requests one turn takes before it settles them.
+    ``max_drain``: how many waiting requests one turn takes before it settles them; ``name``: its
+    thread's (a model's lane is ``forecasts <model>``, ``forecast_lanes``).
     """
 
-    def __init__(self, max_drain: int = 64) -> None:
+    def __init__(self, max_drain: int = 64, name: str = "forecasts") -> None:
         if isinstance(max_drain, bool) or not isinstance(max_drain, int) or max_drain < 1:
             raise ValueError(f"max_drain={max_drain!r} is invalid: must be an integer >= 1")
         self.max_drain = max_drain
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._submit_lock = threading.Lock()  # nothing enters the queue after _STOP
-        self._thread = threading.Thread(target=self._serve, name="forecasts", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()

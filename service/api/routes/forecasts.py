@@ -1,7 +1,7 @@
 """GET /v1/models/{model}/series/{series}/forecast: a multi-step forecast with intervals.
 
-Computed on the app's forecast thread (:class:`~tbptt_service.host.forecast_runner.ForecastRunner`,
-batched with the other forecasts waiting at the same moment) from the model's latest
+Computed on the model's forecast thread (its lane, :class:`~tbptt_service.host.forecast_lanes.ForecastLanes`,
+batched with the model's other forecasts waiting at the same moment) from the model's latest
 published snapshot, so it never waits for an update in progress
 and the event loop runs no torch work. The answer is encoded by orjson straight from the
 forecast's lists (``ForecastOut`` documents it). A query of plain ``horizon`` and
@@ -74,7 +74,7 @@ async def forecast_response(
         raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
     started = time.perf_counter()
     try:
-        forecast = await request.app.state.forecasts.forecast(snapshot.view, series, horizon, level)
+        forecast = await request.app.state.forecasts.forecast(worker.name, snapshot.view, series, horizon, level)
     except ValueError as error:  # the library's refusal of this request alone (the others of its batch are answered)
         raise Unprocessable(str(error)) from None
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from tbptt_online import ForecasterConfig, TruncationReport
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
@@ -93,10 +94,11 @@ async def reset_learning_rate(worker: ModelDep) -> dict:
 
 
 @router.delete("/models/{model}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_model(model: str, registry: RegistryDep) -> Response:
+async def delete_model(model: str, registry: RegistryDep, request: Request) -> Response:
     """Delete a model once the observations already queued for it are applied (a quarantined
     model too: the way to start it afresh)."""
     if model not in registry.quarantined:
         registry.get(model)  # 404 when unknown
     await registry.delete(model)
+    await asyncio.to_thread(request.app.state.forecasts.retire, model)  # its forecast thread, once idle
     return Response(status_code=status.HTTP_204_NO_CONTENT)

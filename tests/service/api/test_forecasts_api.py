@@ -93,3 +93,41 @@ async def test_forecast_of_an_unknown_series_is_404(client_for) -> None:
         response = await client.get("/v1/models/default/series/ghost/forecast")
     assert response.status_code == 404
     assert response.json() == {"detail": "series 'ghost' is unknown in model 'default'"}
+
+
+async def test_a_slow_models_forecast_does_not_hold_another_models_forecast(client_for, monkeypatch) -> None:
+    # a hostile test (session 48): every model's forecasts ran on one thread, and a large network's forecasts
+    # at h = 1,000 (12.6 s each) held another model's 12-step forecast for up to 25.3 s
+    import asyncio
+    import time
+
+    from tbptt_online.view import ForecasterView
+
+    forecast_many = ForecasterView.forecast_many
+
+    def slow_for_series_slow(self, requests):
+        if any(request[0] == "slow" for request in requests):
+            time.sleep(1.5)
+        return forecast_many(self, requests)
+
+    monkeypatch.setattr(ForecasterView, "forecast_many", slow_for_series_slow)
+    async with client_for() as client:
+        await client.post("/v1/models", json={"name": "other", "config": SMALL_MODEL})
+        await client.post(URL, json={"series": "slow", "value": 1.0})
+        await client.post("/v1/models/other/observations", json={"series": "fast", "value": 1.0})
+        started = time.perf_counter()
+
+        async def timed(path: str) -> tuple[int, float]:
+            response = await client.get(path, params={"horizon": 12})
+            return response.status_code, time.perf_counter() - started
+
+        slow = asyncio.create_task(timed("/v1/models/default/series/slow/forecast"))
+        await asyncio.sleep(0.2)  # the slow forecast is being computed
+        fast = await timed("/v1/models/other/series/fast/forecast")
+        slow_done = await slow
+        assert fast[0] == slow_done[0] == 200
+        assert fast[1] < 1.0 <= 1.5 <= slow_done[1], (fast, slow_done)
+        lanes = client._transport.app.state.forecasts  # each model's lane; a deleted model's is stopped
+        assert lanes.names() == ["default", "other"]
+        assert (await client.delete("/v1/models/other")).status_code == 204
+        assert lanes.names() == ["default"]

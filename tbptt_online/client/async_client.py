@@ -80,14 +80,15 @@ class AsyncClient:
     # -- observations ---------------------------------------------------------------
     async def observe(self, model: str, series: str, value: Any, timestamp: Timestamp = None) -> ObservationResult:
         item = calls.encode_observation({"series": series, "value": value, "timestamp": timestamp})
-        return (await self._send(calls.observe(model, [item])))[0]
+        return (await self._send(calls.observe(model, [item], calls.new_key())))[0]
 
     async def observe_many(
         self, model: str, observations: Iterable[ObservationLike], batch_size: int = DEFAULT_BATCH_SIZE
     ) -> list[ObservationResult]:
         results: list[ObservationResult] = []
         for chunk in chunks(observations, batch_size):
-            results.extend(await self._send(calls.observe(model, [calls.encode_observation(o) for o in chunk])))
+            batch = [calls.encode_observation(o) for o in chunk]
+            results.extend(await self._send(calls.observe(model, batch, calls.new_key())))
         return results
 
     # -- forecasts and statistics ---------------------------------------------------

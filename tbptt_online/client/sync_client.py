@@ -98,11 +98,11 @@ class Client:
     def observe(self, model: str, series: str, value: Any, timestamp: Timestamp = None) -> ObservationResult:
         """Send one value (a number, a list of d numbers, or None/NaN for missing).
 
-        With a ``timestamp`` (unix seconds, ISO-8601 text or a ``datetime``) the call is
-        idempotent and retried on failure; timestamps must increase per series.
+        ``timestamp``: unix seconds, ISO-8601 text or a ``datetime``; timestamps must increase per
+        series. Sent with a new ``Idempotency-Key``, so it is retried on failure and applied once.
         """
         item = calls.encode_observation({"series": series, "value": value, "timestamp": timestamp})
-        return self._send(calls.observe(model, [item]))[0]
+        return self._send(calls.observe(model, [item], calls.new_key()))[0]
 
     def observe_many(
         self, model: str, observations: Iterable[ObservationLike], batch_size: int = DEFAULT_BATCH_SIZE
@@ -110,11 +110,13 @@ class Client:
         """Send many observations, ``batch_size`` per request, in order; results in the order given.
 
         Each item is ``{"series", "value", "timestamp"?}`` or ``(series, value[, timestamp])``.
-        Each request is atomic on the server; if one fails, the earlier ones stay applied.
+        Each request is atomic on the server, sent with a new ``Idempotency-Key`` (retried on failure,
+        applied once); if one fails, the earlier ones stay applied.
         """
         results: list[ObservationResult] = []
         for chunk in chunks(observations, batch_size):
-            results.extend(self._send(calls.observe(model, [calls.encode_observation(o) for o in chunk])))
+            batch = [calls.encode_observation(o) for o in chunk]
+            results.extend(self._send(calls.observe(model, batch, calls.new_key())))
         return results
 
     # -- forecasts and statistics ---------------------------------------------------

@@ -81,6 +81,11 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
         if not equals or not field:
             raise ValueError(f"--set {item!r} is invalid: must be FIELD=VALUE")
         config[field] = _json_or_text(value)
+    for field, value in config.items():  # (JSON has no infinity or NaN: the client's encoder refused it unnamed)
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise ValueError(f"config field {field!r}: {value!r} is invalid: not a finite number") from None
     return config
 
 

@@ -113,7 +113,7 @@ class AsyncClient:
         await self._send(calls.delete_series(model, series))
 
     # -- models ---------------------------------------------------------------------
-    async def create_model(self, name: str, **config: Any) -> ModelInfo:
+    async def create_model(self, name: str, /, **config: Any) -> ModelInfo:
         return await self._send(calls.create_model(name, config))
 
     async def get_model(self, model: str) -> ModelInfo:

@@ -143,7 +143,7 @@ class Client:
         self._send(calls.delete_series(model, series))
 
     # -- models ---------------------------------------------------------------------
-    def create_model(self, name: str, **config: Any) -> ModelInfo:
+    def create_model(self, name: str, /, **config: Any) -> ModelInfo:
         """Create a model; ``config`` takes ForecasterConfig fields (cell, hidden_size, k1, k2, ...)."""
         return self._send(calls.create_model(name, config))
 

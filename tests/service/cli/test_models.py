@@ -55,3 +55,16 @@ def test_the_help_names_the_url_fallback_whatever_tbptt_url_holds(monkeypatch, c
     with pytest.raises(SystemExit):
         main(["models", "list", "--help"])
     assert "(default: $TBPTT_URL, or http://127.0.0.1:8000 when unset)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_config_field_named_as_the_clients_parameters_is_the_servers_to_refuse(start_server, capsys) -> None:
+    # a hostile test (session 48): `--set name=...` and `--set self=...` ended in a Python traceback (TypeError:
+    # create_model() got multiple values for argument 'name'), and `--set lr=1e999` was told "Out of range float
+    # values are not JSON compliant", naming no field
+    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+    for field in ("name", "self"):
+        assert main(["models", "create", "m", "--set", f"{field}=other", "--url", server.url]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tbptt-online models create: error: ") and field in err and "Traceback" not in err, err
+    assert main(["models", "create", "m", "--set", "lr=1e999", "--url", server.url]) == 1
+    assert "config field 'lr': inf is invalid: not a finite number" in capsys.readouterr().err

@@ -357,3 +357,34 @@ async def test_a_bare_list_of_observations_is_told_to_go_in_an_object(client_for
     assert response.status_code == 422
     assert response.json()["detail"].endswith(' (a list of observations goes in an object: {"observations": [...]})')
     assert listed == []
+
+
+async def test_a_wide_models_batch_is_answered_from_a_worker_thread(client_for, monkeypatch) -> None:
+    # a hostile test (session 48): a 3.9 MB batch to a model of 1,024 features got a 203 MB answer, built and
+    # encoded on the event loop (/healthz waited 2.84 s); a batch of OFF_LOOP_NUMBERS numbers or more is now
+    # answered from a worker thread, a small one still on the loop
+    import threading
+
+    from tbptt_service.api.routes import observations as route
+
+    built_on: list[str] = []
+    results_out = route.results_out
+
+    def recorded(outcome, observations):
+        built_on.append(threading.current_thread().name)
+        return results_out(outcome, observations)
+
+    monkeypatch.setattr(route, "results_out", recorded)
+    wide = 64
+    rows = 320  # 20,480 numbers: past OFF_LOOP_NUMBERS (checked last)
+    async with client_for() as client:
+        created = await client.post("/v1/models", json={"name": "wide", "config": {**SMALL_MODEL, "n_features": wide}})
+        assert created.status_code == 201
+        body = {"observations": [{"series": f"s{i % 7}", "value": [float(i)] * wide} for i in range(rows)]}
+        big = await client.post("/v1/models/wide/observations", json=body)
+        small = await client.post("/v1/models/wide/observations", json={"series": "s0", "value": [1.0] * wide})
+    loop_thread = threading.current_thread().name  # the in-process app's event loop runs here
+    assert big.status_code == small.status_code == 200
+    assert len(big.json()["results"]) == rows and len(big.json()["results"][0]["forecast_next"]["mean"]) == wide
+    assert built_on[0] != loop_thread and built_on[1] == loop_thread, built_on
+    assert rows * wide >= route.OFF_LOOP_NUMBERS > wide

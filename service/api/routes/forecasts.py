@@ -29,6 +29,7 @@ from tbptt_service.errors import NotFound, Unprocessable
 from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.model_worker import ModelWorker
 from tbptt_service.settings import Settings
+from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
 _HORIZON = re.compile(rb"[1-9][0-9]{0,8}")
 _LEVEL = re.compile(rb"0\.[0-9]{1,17}")
@@ -102,12 +103,15 @@ async def forecast_response(
 
 def _moments(mark: SeriesMark | None, step: int, horizon: int) -> list[float | None]:
     """When each forecast step is due: the series' last timestamp plus whole steps of its cadence,
-    when the cadence is known and the forecast starts at that timestamped value (else nulls)."""
+    when the cadence is known and the forecast starts at that timestamped value (else nulls); null
+    past the year 9999, which no timestamp sent may pass (a hostile test, session 48: a cadence of
+    2.5e10 s served due times up to 2.5e13 at h = 1,000, which the API refuses when sent back)."""
     if mark is None or not mark.cadence.known or mark.result is None or mark.result.step != step:
         return [None] * horizon
     cadence = mark.cadence.step
     assert cadence is not None
-    return [mark.timestamp + k * cadence for k in range(1, horizon + 1)]
+    due = (mark.timestamp + k * cadence for k in range(1, horizon + 1))
+    return [moment if EARLIEST_TIMESTAMP <= moment <= LATEST_TIMESTAMP else None for moment in due]
 
 
 async def get_plain_forecast(request: Request) -> Response | None:

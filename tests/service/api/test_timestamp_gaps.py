@@ -204,3 +204,21 @@ async def test_a_timestamp_just_past_the_range_is_not_told_it_was_milliseconds(c
         detail = refused.json()["detail"]
         assert "must lie in the years 1 to 9999 (-62135596800 to 253402300799.999)" in detail
         assert "seconds?" not in detail
+
+
+async def test_a_forecast_step_due_past_the_year_9999_has_no_timestamp(client_for) -> None:
+    # a hostile test (session 48): a cadence of 2.5e10 s served due times up to 2.5e13 at h = 1,000, past the
+    # range a timestamp sent must keep to (253402300799.999); such a step is now due at null
+    step = 2.5e10
+    async with client_for() as client:
+        for k in range(10):  # the cadence is known after 8 differences
+            response = await client.post(URL, json={"series": "far", "value": float(k % 3), "timestamp": k * step})
+            assert response.status_code == 200
+        stats = (await client.get("/v1/models/default/series/far")).json()
+        served = (await client.get("/v1/models/default/series/far/forecast", params={"horizon": 12})).json()
+    assert stats["cadence"] == step
+    due = [point["timestamp"] for point in served["forecast"]]
+    last = 9 * step
+    inside = int((253402300799.999 - last) // step)  # whole steps to the end of the year 9999
+    assert inside == 1 and due[:inside] == [last + k * step for k in range(1, inside + 1)]
+    assert due[inside:] == [None] * (12 - inside)

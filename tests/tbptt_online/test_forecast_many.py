@@ -80,3 +80,39 @@ def test_forecast_many_leaves_every_tensor_bit_identical(mode):
     assert_identical(snapshot(f), before)
     tick = [("s0", 1.0), ("s1", 2.0), ("s3", None)]
     assert_identical(list(f.observe_many(tick)), list(twin.observe_many(tick)))
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_requests_for_the_same_series_and_level_share_one_row(hybrid, monkeypatch):
+    # a hostile test (session 48): 8 identical requests at h = 1,000 to a model of 1,024 features took 8 times
+    # as long as one; requests that differ only in their horizon, or not at all, now share a row, each answer
+    # cut to its own horizon, equal to the lone forecast
+    from tbptt_online import view as view_module
+
+    rows: list[int] = []  # the rows each rollout computed: the hybrid's served paths, or the network's
+    hybrid_rows, network_rows = view_module._hybrid_forecasts, view_module.roll_out
+
+    def hybrid_counted(tensors, slots, *args):
+        rows.append(len(slots))
+        return hybrid_rows(tensors, slots, *args)
+
+    def network_counted(network, state, last, *args):
+        rows.append(last.shape[0])  # last [B, d]
+        return network_rows(network, state, last, *args)
+
+    monkeypatch.setattr(view_module, "_hybrid_forecasts", hybrid_counted)
+    monkeypatch.setattr(view_module, "roll_out", network_counted)
+    f = fed(config_for(hybrid=hybrid))
+    view = f.view()
+    requests = [("s0", 5)] * 8 + [("s0", 2), ("s0", 7, 0.5), ("s1", 3), ("s0", 9, 0.5)]
+    answers = view.forecast_many(requests)
+    assert rows == [3]  # (s0, 0.9), (s0, 0.5), (s1, 0.9)
+    rows.clear()
+    for request, answer in zip(requests, answers, strict=True):
+        alone = view.forecast(*request)
+        assert (answer.series, answer.horizon, answer.level, answer.step, answer.update_count) == (
+            alone.series, alone.horizon, alone.level, alone.step, alone.update_count
+        )  # fmt: skip
+        assert len(answer.mean) == len(answer.lower) == len(answer.upper) == request[1]
+        for got, expected in ((answer.mean, alone.mean), (answer.lower, alone.lower), (answer.upper, alone.upper)):
+            assert_close(got, expected, TOL)

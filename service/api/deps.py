@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.errors import NotReady
 from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.model_worker import ModelWorker
@@ -52,7 +53,10 @@ async def get_model(model: str, request: Request) -> ModelWorker:
 
 
 V1_PREFIX = "/v1"
-V1_DEPENDENCIES = [Depends(get_registry)]  # every /v1 route answers 503 until the state is loaded
+# every /v1 route answers 503 until the state is loaded, and 422 for a query parameter it does not read (since
+# session 48 also the routes that read none: a hostile test's `?force=1` on a DELETE and `?lr=5` on
+# reset-learning-rate were ignored without a word)
+V1_DEPENDENCIES = [Depends(get_registry), Depends(plain_numbers)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ModelDep = Annotated[ModelWorker, Depends(get_model)]

@@ -42,15 +42,16 @@ def _query_names(dependant: Dependant) -> set[str]:
 async def plain_numbers(request: Request) -> None:
     """422 for a query parameter the route does not read or sent twice (``?h=5`` was ignored and
     the default horizon served, ``?horizon=3&horizon=5`` read as 5: a new user's and a hostile
-    test's reports), then for the first numeric one (``NUMBERS``) not written plainly."""
+    test's reports), then for the first numeric one (``NUMBERS``) not written plainly. Every /v1
+    route depends on it (``deps.V1_DEPENDENCIES``), those that read no parameter too."""
     route = request.scope.get("route")
     if isinstance(route, APIRoute):
         known, seen = _query_names(route.dependant), set()
         for name, _ in request.query_params.multi_items():
             if name not in known:
-                allowed = ", ".join(sorted(known))
+                reads = f"it reads {', '.join(sorted(known))}" if known else "it reads none"
                 error = {"type": "extra_forbidden", "loc": ("query", name), "input": name}
-                error["msg"] = f"{name[:40]!r} is no parameter of this route: it reads {allowed}"
+                error["msg"] = f"{name[:40]!r} is no parameter of this route: {reads}"
                 raise RequestValidationError([error])
             if name in seen:
                 error = {"type": "too_many", "loc": ("query", name), "input": name}

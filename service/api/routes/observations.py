@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
@@ -28,6 +28,7 @@ from tbptt_online.results import StepResults, TickColumns
 from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from tbptt_service.api.fast_route import fast_path
 from tbptt_service.api.observation_body import ObservationsBodyIn, plain_observations
+from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ObservationsOut
 from tbptt_service.api.strict_json import StrictJSONRequest
 from tbptt_service.errors import Unprocessable
@@ -180,6 +181,8 @@ async def post_plain_observations(request: StrictJSONRequest) -> Response | None
     else, which FastAPI's full handler validates and answers (errors included). Every body FastAPI
     would read as JSON has its count limit checked here first, before any element is validated."""
     headers = request.scope["headers"]
+    if request.scope["query_string"]:  # the route reads no query parameter: the full path answers 422
+        return None
     try:
         body = await request.body()
     except ClientDisconnect:  # the client left mid-body: FastAPI's handler ends it quietly, as on other routes
@@ -235,7 +238,12 @@ router = APIRouter(
 )
 
 
-@router.post("/models/{model}/observations", response_model=ObservationsOut, responses=JSON_BODY_RESPONSES)
+@router.post(
+    "/models/{model}/observations",
+    response_model=ObservationsOut,
+    responses=JSON_BODY_RESPONSES,
+    dependencies=[Depends(plain_numbers)],  # it reads no query parameter: one sent is 422 (session 48)
+)
 async def post_observations(
     body: Annotated[ObservationsBodyIn, Body()], worker: ModelDep, request: Request
 ) -> Response:

@@ -89,3 +89,27 @@ async def test_the_parameters_a_route_reads_are_taken_once_each(client_for) -> N
         recent = await client.get(f"{SERIES}/s/recent?limit=5")
     assert [r.status_code for r in (forecast, listed, recent)] == [200, 200, 200]
     assert (forecast.json()["horizon"], forecast.json()["level"]) == (3, 0.8)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("DELETE", f"{SERIES}/s", "force=1"),
+        ("POST", "/v1/models/default/reset-learning-rate", "lr=5"),
+        ("POST", "/v1/models/default/observations", "dry_run=1"),  # the route's fast path too
+        ("GET", "/v1/models", "name=default"),
+        ("GET", f"{SERIES}/s", "verbose=true"),
+    ],
+)
+async def test_a_route_that_reads_no_query_parameter_refuses_one_and_does_nothing(client_for, method, path, query):
+    # a hostile test (session 48): `?force=1` on a DELETE and `?lr=5` on reset-learning-rate answered 204 and 200
+    # and were ignored without a word
+    async with client_for() as client:
+        await client.post("/v1/models/default/observations", json={"series": "s", "value": 1.0})
+        body = {"series": "s", "value": 2.0} if path.endswith("/observations") else None
+        response = await client.request(method, f"{path}?{query}", json=body)
+        stats = await client.get(f"{SERIES}/s")
+    name = query.partition("=")[0]
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"{name}: {name!r} is no parameter of this route: it reads none"
+    assert stats.status_code == 200 and stats.json()["count"] == 1  # the series is there, with its one value

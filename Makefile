@@ -4,14 +4,17 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
+# Where torch comes from: the package index pip is configured with (on this project's machines it serves the
+# CPU build). On PyPI's index the pin pulls the CUDA build (gigabytes): `make run TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
 
 .PHONY: run test lint bench clean
 
-# The service and library: CPU torch pinned here (pyproject only gives a range).
+# The service and library: torch pinned here (pyproject only gives a range).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q $(TORCH_PIN) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e .
 	touch $@
 

@@ -27,7 +27,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from tbptt_online.client import Client, ClientError
+from tbptt_online.client import Client, ClientError, NotFound, TransportFailure
 from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, feed, format_report, format_table
 from tbptt_service.cli.csv_source import CsvSource
 from tbptt_service.plain_numbers import plain_float
@@ -67,6 +67,24 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--timeout", metavar="SECONDS", type=seconds, default=30.0, help="seconds per request (default: %(default)s)"
     )
+
+
+def explained(error: BaseException, url: str) -> str:
+    """An error's message with what to do where the cause is a common first-day one (a new user's, session
+    48): no server at ``url`` (``TransportFailure``: "ConnectError ... refused" said nothing of ``serve`` or
+    ``--url``), or a model that does not exist yet.
+
+    >>> explained(NotFound(404, "model 'web' is unknown"), "http://x")
+    "404: model 'web' is unknown (create it with `tbptt-online models create NAME`)"
+    """
+    if isinstance(error, TransportFailure):
+        return (
+            f"{error} (is a server running at {url}? start one with `tbptt-online serve`, or give its address with "
+            "--url or TBPTT_URL)"
+        )
+    if isinstance(error, NotFound) and error.detail.startswith("model ") and error.detail.endswith(" is unknown"):
+        return f"{error} (create it with `tbptt-online models create NAME`)"
+    return str(error)
 
 
 def level_fraction(text: str) -> float:
@@ -213,7 +231,7 @@ def run_feed(args: argparse.Namespace) -> int:
         )
         return 130
     except (OSError, ValueError, FeedError, ClientError) as error:
-        print(f"tbptt-online feed: error: {error}", file=sys.stderr)
+        print(f"tbptt-online feed: error: {explained(error, args.url)}", file=sys.stderr)
         return 1
     print(format_report(report, args.model))
     return 0
@@ -256,7 +274,7 @@ def run_forecast(args: argparse.Namespace) -> int:
         with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
             forecast = client.forecast(args.model, args.series, horizon=args.horizon, level=args.level)
     except (ValueError, ClientError) as error:
-        print(f"tbptt-online forecast: error: {error}", file=sys.stderr)
+        print(f"tbptt-online forecast: error: {explained(error, args.url)}", file=sys.stderr)
         return 1
     print(
         f"model {forecast.model!r}, series {forecast.series!r}: {forecast.horizon} steps after step "

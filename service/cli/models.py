@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from tbptt_online.client import Client, ClientError
-from tbptt_service.cli.cli_tools import _add_server_options
+from tbptt_service.cli.cli_tools import _add_server_options, explained
 from tbptt_service.cli.csv_feed import format_table
 
 EXAMPLE = """\
@@ -111,6 +111,6 @@ def run_models(args: argparse.Namespace) -> int:
                 client.delete_model(args.name)
                 print(f"deleted model {args.name!r}")
     except (ValueError, ClientError) as error:
-        print(f"tbptt-online models {args.action}: error: {error}", file=sys.stderr)
+        print(f"tbptt-online models {args.action}: error: {explained(error, args.url)}", file=sys.stderr)
         return 1
     return 0

@@ -68,3 +68,19 @@ def test_a_config_field_named_as_the_clients_parameters_is_the_servers_to_refuse
         assert err.startswith("tbptt-online models create: error: ") and field in err and "Traceback" not in err, err
     assert main(["models", "create", "m", "--set", "lr=1e999", "--url", server.url]) == 1
     assert "config field 'lr': inf is invalid: not a finite number" in capsys.readouterr().err
+
+
+def test_no_server_and_an_unknown_model_are_told_what_to_do(start_server, capsys, tmp_path) -> None:
+    # a new user (session 48): "ConnectError('[Errno 111] Connection refused')" said nothing of `serve` or --url,
+    # and feed into a model not made yet said only "404: model 'newone' is unknown"
+    assert main(["models", "list", "--url", "http://127.0.0.1:9", "--timeout", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "ConnectError" in err
+    assert "is a server running at http://127.0.0.1:9? start one with `tbptt-online serve`" in err
+    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+    rows = tmp_path / "rows.csv"
+    rows.write_text("value\n1.0\n2.0\n")
+    feed = ["feed", str(rows), "--model", "newone", "--series", "x", "--value-column", "value", "--no-progress"]
+    assert main([*feed, "--url", server.url]) == 1
+    err = capsys.readouterr().err
+    assert "404: model 'newone' is unknown (create it with `tbptt-online models create NAME`)" in err, err

@@ -19,7 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
-from tbptt_service.errors import ApiError, NotReady
+from tbptt_service.api.schemas import MODEL_NAME_PATTERN, MODEL_NAME_RULE
+from tbptt_service.errors import ApiError, NotReady, quoted
 
 MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 _SOURCES = ("body", "query", "path", "header", "cookie")
@@ -50,6 +51,9 @@ def _message(error: dict[str, Any]) -> str:
         position = error["loc"][-1] if len(error["loc"]) > 1 else "?"
         return f"malformed JSON body at character {position}: {reason}"
     where, _ = describe_location(error.get("loc", ()))
+    if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == MODEL_NAME_PATTERN:
+        # (a new user, session 48: "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'")
+        return f"{where}: {quoted(error.get('input'))} is invalid: {MODEL_NAME_RULE}"
     return f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}{_hint(error)}"
 
 

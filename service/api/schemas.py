@@ -29,6 +29,7 @@ from tbptt_service.errors import quoted
 from tbptt_service.storage.observation import Observation, parse_timestamp
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MODEL_NAME_RULE = "1 to 64 letters, digits, '_', '.' or '-', the first a letter or digit"  # the pattern, said
 # A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
 # in a route's suffix could not be read back, so it is refused when written.
 RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")

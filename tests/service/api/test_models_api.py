@@ -82,7 +82,12 @@ async def test_update_statistics_follow_the_updates(client_for) -> None:
         ({"name": "m", "config": {"truncation_bias": 0}}, 422, "truncation_bias=0 is invalid: must be in (0.0, 1.0]"),
         ({"name": "m", "config": {"cell": "transformer"}}, 422, "cell='transformer' is invalid"),
         ({"name": "m", "config": {"hidden": 8}}, 422, "unknown config field(s) ['hidden']"),
-        ({"name": "bad name!"}, 422, "name: String should match pattern"),
+        # (said as the pattern until session 48: "String should match pattern '^[A-Za-z0-9]...'", a new user's)
+        (
+            {"name": "bad name!"},
+            422,
+            "name: \"bad name!\" is invalid: 1 to 64 letters, digits, '_', '.' or '-', the first a letter or digit",
+        ),
         ({"config": {}}, 422, "name: Field required"),
     ],
 )

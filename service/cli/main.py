@@ -100,7 +100,8 @@ def settings_error(error: ValidationError | SettingsError) -> str:
         option = f" (--{field.replace('_', '-')})" if field in SERVE_OPTIONS else ""
         given = item["input"]  # a JSON setting's value as JSON, as it was written ({'hidden': 3} was shown)
         shown = json.dumps(given) if isinstance(given, dict | list) else repr(given)
-        lines.append(f"TBPTT_{field.upper()}{option} = {shown:.80}: {item['msg']}")
+        message = str(item["msg"]).removeprefix("Value error, ")  # (pydantic's, left in until session 48)
+        lines.append(f"TBPTT_{field.upper()}{option} = {shown:.80}: {message}")
     return "; ".join(lines)
 
 
@@ -151,7 +152,7 @@ def serve(args: argparse.Namespace) -> int:
         try:
             state_lock = StateDirectoryLock(settings.state_dir).acquire()
         except StateDirectoryInUse as error:
-            print(f"tbptt-online serve: {error}", file=sys.stderr)
+            print(f"tbptt-online serve: error: {error}", file=sys.stderr)  # (no "error:" until session 48)
             return 1
         except OSError as error:  # fix: an unusable --state-dir was a traceback
             print(f"tbptt-online serve: error: state directory {str(settings.state_dir)!r}: {error}", file=sys.stderr)

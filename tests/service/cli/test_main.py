@@ -55,7 +55,8 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         (["--port", "99999"], {}, "TBPTT_PORT (--port) = 99999: Input should be less than or equal to 65535"),
         ([], {"TBPTT_MAX_BODY_BYTES": "abc"}, "TBPTT_MAX_BODY_BYTES = 'abc': Input should be a valid integer"),
         ([], {"TBPTT_DEFAULT_MODEL": "{bad"}, "TBPTT_DEFAULT_MODEL: not valid JSON (Expecting property name"),
-        ([], {"TBPTT_DEFAULT_MODEL": '{"k1": 0}'}, 'TBPTT_DEFAULT_MODEL = {"k1": 0}: Value error, k1=0 is invalid'),
+        # (with pydantic's "Value error, " before the message until session 48, a new user's)
+        ([], {"TBPTT_DEFAULT_MODEL": '{"k1": 0}'}, 'TBPTT_DEFAULT_MODEL = {"k1": 0}: k1=0 is invalid'),
         # fix: a misspelt or unknown variable was ignored, the server started on the default it meant to change
         ([], {"TBPTT_MAX_BODY_BYTE": "1"}, "unknown setting TBPTT_MAX_BODY_BYTE (did you mean TBPTT_MAX_BODY_BYTES?)"),
         ([], {"tbptt_nope": "1"}, "unknown setting tbptt_nope"),

@@ -41,7 +41,7 @@ def test_a_second_server_on_the_same_state_directory_exits_with_the_reason_befor
         pytest.fail(f"the second server kept running (its port {'bound' if bound else 'not bound'})")
     assert second.returncode != 0
     text = output.decode(errors="replace")
-    assert f"the state directory {state_dir} is in use by another process (pid {first.process.pid})" in text
+    assert f"error: the state directory {state_dir} is in use by another process (pid {first.process.pid})" in text
     assert "Uvicorn running" not in text  # it never bound its port
     assert not listening(port)
     assert listening(first.port)  # the first one goes on

@@ -92,7 +92,7 @@ class BatchAdmission:
     def limit(self) -> SeriesLimit:
         """The most series the model may hold (asked once per batch, when a series is new)."""
         if self._limit is None:
-            own = SeriesLimit(self.max_series, f"max_series_per_model={self.max_series}")
+            own = SeriesLimit(self.max_series, f"TBPTT_MAX_SERIES_PER_MODEL={self.max_series}")
             self._limit = own if self._series_limit is None else min(own, self._series_limit(), key=lambda x: x.count)
         return self._limit
 

@@ -19,7 +19,7 @@ index), like one past ``max_series_per_model``.
 config: a model of this config needs about
 >>> limit = budget.series_limit(ForecasterConfig(hidden_size=8), others_bytes=0, max_series=100)
 >>> limit.count, limit.reason
-(100, 'max_series_per_model=100')
+(100, 'TBPTT_MAX_SERIES_PER_MODEL=100')
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class MemoryBudget:
         """The most series a model of ``config`` may hold beside models holding ``others_bytes``."""
         fp = self.footprint(config)
         limits = [
-            SeriesLimit(max_series, f"max_series_per_model={max_series}"),
+            SeriesLimit(max_series, f"TBPTT_MAX_SERIES_PER_MODEL={max_series}"),
             SeriesLimit(
                 fp.max_series(self.max_model_bytes),
                 f"max_model_bytes={self.max_model_bytes} allows {max(fp.max_series(self.max_model_bytes), 0)} series "

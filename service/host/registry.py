@@ -98,11 +98,11 @@ class ModelRegistry:
             limit = self.settings.max_models
             if self.settings.log_url is not None and self.settings.log_stream.startswith("shard-"):
                 # a cluster's shard: the limit is each shard's, not the cluster's (a hostile test, session 36)
-                where = f"{self.settings.log_stream} of the cluster holds max_models={limit} models (TBPTT_MAX_MODELS"
+                where = f"{self.settings.log_stream} of the cluster holds TBPTT_MAX_MODELS={limit} models (the setting"
                 raise Conflict(
                     f"{where} is per shard; names that hash to other shards may still fit); delete one first"
                 )
-            raise Conflict(f"the service holds max_models={limit} models; delete one first")
+            raise Conflict(f"the service holds TBPTT_MAX_MODELS={limit} models; delete one first")
         self.budget.check_model(config, self.bytes_in_use())
         self._reserved[name] = self.budget.estimate(config, 0)
         try:

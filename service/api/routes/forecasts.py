@@ -67,7 +67,7 @@ async def forecast_response(
     """Compute a forecast from the model's latest snapshot and answer it (both paths)."""
     settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
     if horizon > settings.max_horizon:
-        raise Unprocessable(f"horizon={horizon} is over max_horizon={settings.max_horizon}")
+        raise Unprocessable(f"horizon={horizon} is over TBPTT_MAX_HORIZON={settings.max_horizon}")
     if level is not None and not 0.0 < level <= MAX_LEVEL:  # both paths refuse it before; kept as the rule's home
         raise Unprocessable(f"level={level!r} is invalid: must be in (0, {MAX_LEVEL}]")
     snapshot = worker.snapshot  # one consistent moment, whatever the worker does next

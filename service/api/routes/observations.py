@@ -116,7 +116,7 @@ def check_count(count: int, settings: Settings) -> None:
     used to be validated element by element: 40 s of the event loop and a 250 MB error body)."""
     if count > settings.max_batch_observations:
         raise Unprocessable(
-            f"observations has {count} elements; max_batch_observations={settings.max_batch_observations}"
+            f"observations has {count} elements; TBPTT_MAX_BATCH_OBSERVATIONS={settings.max_batch_observations}"
         )
 
 

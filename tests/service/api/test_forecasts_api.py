@@ -73,7 +73,7 @@ async def test_level_defaults_to_the_models_interval_level(client_for) -> None:
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"horizon": 6}, "horizon=6 is over max_horizon=5"),
+        ({"horizon": 6}, "horizon=6 is over TBPTT_MAX_HORIZON=5"),
         ({"horizon": 0}, "horizon: Input should be greater than or equal to 1"),
         ({"horizon": "two"}, "horizon: 'two' is not an integer written in digits"),
         ({"level": 1.0}, "level: Input should be less than or equal to 0.999999999"),

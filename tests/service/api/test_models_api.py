@@ -104,7 +104,7 @@ async def test_max_models_is_409(client_for) -> None:
         assert (await client.post("/v1/models", json={"name": "second"})).status_code == 201
         response = await client.post("/v1/models", json={"name": "third"})
         assert response.status_code == 409
-        assert response.json() == {"detail": "the service holds max_models=2 models; delete one first"}
+        assert response.json() == {"detail": "the service holds TBPTT_MAX_MODELS=2 models; delete one first"}
         assert (await client.delete("/v1/models/second")).status_code == 204
         assert (await client.post("/v1/models", json={"name": "third"})).status_code == 201
 

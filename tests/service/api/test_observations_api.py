@@ -290,7 +290,7 @@ async def test_more_observations_than_max_batch_observations_is_422(client_for) 
         body = {"observations": [{"series": "a", "value": float(i)} for i in range(4)]}
         response = await client.post(URL, json=body)
         assert response.status_code == 422
-        assert response.json()["detail"] == "observations has 4 elements; max_batch_observations=3"
+        assert response.json()["detail"] == "observations has 4 elements; TBPTT_MAX_BATCH_OBSERVATIONS=3"
         assert (await client.get("/v1/models/default")).json()["observations"] == 0
 
 
@@ -308,7 +308,7 @@ async def test_more_series_than_the_cap_is_409_and_changes_nothing(client_for) -
         response = await client.post(URL, json=body)
         assert response.status_code == 409
         assert response.json()["index"] == 2
-        assert "max_series_per_model=3" in response.json()["detail"]
+        assert "TBPTT_MAX_SERIES_PER_MODEL=3" in response.json()["detail"]
         assert await state_of(client) == before
         # Within the cap, and for known series, the model keeps accepting.
         assert (await client.post(URL, json={"series": "c", "value": 1.0})).status_code == 200

@@ -16,7 +16,7 @@ def empty_elements(n: int) -> bytes:
     return b'{"observations":[' + b",".join([b"{}"] * n) + b"]}"
 
 
-COUNT_LIMIT = (422, "observations has 1000000 elements; max_batch_observations=5000")
+COUNT_LIMIT = (422, "observations has 1000000 elements; TBPTT_MAX_BATCH_OBSERVATIONS=5000")
 NO_TYPE = (415, "the body has no Content-Type: send it as JSON with 'Content-Type: application/json'")
 
 

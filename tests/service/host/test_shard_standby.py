@@ -238,7 +238,7 @@ def test_a_shard_at_max_models_says_the_limit_is_per_shard(tmp_path, postgres_ur
         (answer,) = owner.handle("k-create", [create])
         assert answer.status == 409
         assert orjson.loads(answer.body)["detail"] == (
-            "shard-0 of the cluster holds max_models=1 models (TBPTT_MAX_MODELS is per shard; names that hash to "
+            "shard-0 of the cluster holds TBPTT_MAX_MODELS=1 models (the setting is per shard; names that hash to "
             "other shards may still fit); delete one first"
         )
     finally:

@@ -32,8 +32,28 @@ from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectory
 from tbptt_service.version import VERSION
 
 
+def settings_epilog() -> str:
+    """``serve --help``'s list of the settings, each ``TBPTT_<FIELD>`` with its default (the option above
+    overrides it where there is one): a new user found none of them in the help (session 48).
+
+    >>> "TBPTT_MAX_HORIZON (default 1000)" in settings_epilog()
+    True
+    """
+    lines = ["settings (environment variables; README, the settings tables, says what each does):"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else json.dumps(default) if isinstance(default, dict | list) else default
+        lines.append(f"  TBPTT_{name.upper()} (default {shown})")
+    return "\n".join(lines)
+
+
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("serve", help="run the HTTP service (settings from TBPTT_* variables)")
+    parser = commands.add_parser(
+        "serve",
+        help="run the HTTP service (settings from TBPTT_* variables)",
+        epilog=settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", help="interface to listen on (overrides TBPTT_HOST)")
     parser.add_argument("--port", type=int, help="TCP port (overrides TBPTT_PORT)")
     parser.add_argument("--state-dir", help="state directory (overrides TBPTT_STATE_DIR)")

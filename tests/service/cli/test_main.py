@@ -191,3 +191,15 @@ def test_a_cluster_fronts_host_that_does_not_resolve_is_an_error_before_ray_is_r
     argv = ["serve", "--ray", "127.0.0.1:1", "--log", "postgresql://nobody@127.0.0.1:1/none"]
     assert main([*argv, "--host", "no-such-host.invalid"]) == 1
     assert "cannot listen on no-such-host.invalid:8000: the name does not resolve" in capsys.readouterr().err
+
+
+def test_serve_help_lists_every_setting_with_its_default(capsys) -> None:
+    # a new user (session 48): `serve --help` listed 7 options and none of the TBPTT_* settings
+    from tbptt_service.settings import Settings
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = capsys.readouterr().out
+    for name in Settings.model_fields:
+        assert f"TBPTT_{name.upper()} (default " in shown, name
+    assert "TBPTT_MAX_HORIZON (default 1000)" in shown and "TBPTT_API_KEY (default unset)" in shown

@@ -69,20 +69,28 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def explained(error: BaseException, url: str) -> str:
+def explained(
+    error: BaseException, url: str, lost: str = "the server may have applied it", model_hint: bool = True
+) -> str:
     """An error's message with what to do where the cause is a common first-day one (a new user's, session
-    48): no server at ``url`` (``TransportFailure``: "ConnectError ... refused" said nothing of ``serve`` or
-    ``--url``), or a model that does not exist yet.
+    48): no server at ``url`` (a ``TransportFailure`` of a refused connection: "ConnectError ... refused" said
+    nothing of ``serve`` or ``--url``); an answer lost on the way back (any other ``TransportFailure``: what
+    ``lost`` says, the request may have been applied); a model that does not exist yet (with ``model_hint``).
 
     >>> explained(NotFound(404, "model 'web' is unknown"), "http://x")
     "404: model 'web' is unknown (create it with `tbptt-online models create NAME`)"
+    >>> explained(TransportFailure("POST http://x/v1: ReadError('reset')"), "http://x")
+    "POST http://x/v1: ReadError('reset') (no answer came back: the server may have applied it)"
     """
-    if isinstance(error, TransportFailure):
+    if isinstance(error, TransportFailure) and "ConnectError" in str(error):
         return (
             f"{error} (is a server running at {url}? start one with `tbptt-online serve`, or give its address with "
             "--url or TBPTT_URL)"
         )
-    if isinstance(error, NotFound) and error.detail.startswith("model ") and error.detail.endswith(" is unknown"):
+    if isinstance(error, TransportFailure):
+        return f"{error} (no answer came back: {lost})"
+    detail = error.detail if isinstance(error, NotFound) else ""
+    if model_hint and detail.startswith("model ") and detail.endswith(" is unknown"):
         return f"{error} (create it with `tbptt-online models create NAME`)"
     return str(error)
 
@@ -231,7 +239,8 @@ def run_feed(args: argparse.Namespace) -> int:
         )
         return 130
     except (OSError, ValueError, FeedError, ClientError) as error:
-        print(f"tbptt-online feed: error: {explained(error, args.url)}", file=sys.stderr)
+        lost = "the server may hold the batch sent: run the same command again, which skips the rows it holds"
+        print(f"tbptt-online feed: error: {explained(error, args.url, lost)}", file=sys.stderr)
         return 1
     print(format_report(report, args.model))
     return 0

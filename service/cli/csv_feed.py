@@ -5,11 +5,13 @@ and the server is asked what it already holds of each series. Rows it holds are
 skipped: with a time column, every row at or before the series' ``last_timestamp``;
 without one, the series' first ``count`` rows. An interrupted feed run again
 therefore sends only the rest. A batch whose answer was lost (the connection broke
-after the server applied it) is harmless: the client sends each batch with an
-``Idempotency-Key`` and retries it under that key, which the server answers with its
-first answer, applying nothing twice (until session 48 only timestamped batches were
-retried, as repeated ``(series, timestamp, value)``, and a batch holding two rows of one
-series got 409 on its retry, reported as "nothing of it was applied" though applied).
+after the server applied it) is harmless when its rows carry timestamps and each series is
+in it once: the client retries it, and the server answers a repeated ``(series, timestamp,
+value)`` with its first result, learning nothing twice. Any other batch is not retried: the
+lost answer ends the run with a message saying so, and the same command run again skips
+what the server holds (a batch of two rows of one series was retried until session 48, got
+409, the server keeping a series' last timestamp only, and was reported as "nothing of it was
+applied" though applied: a hostile test).
 
 Ctrl-C while a batch is in flight waits for its answer, then stops (``FeedInterrupted``): the
 server goes on applying a batch whose client has gone, so a run started again at once read the

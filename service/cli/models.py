@@ -111,6 +111,8 @@ def run_models(args: argparse.Namespace) -> int:
                 client.delete_model(args.name)
                 print(f"deleted model {args.name!r}")
     except (ValueError, ClientError) as error:
-        print(f"tbptt-online models {args.action}: error: {explained(error, args.url)}", file=sys.stderr)
+        # (no "create it" for a 404 of show or delete: the model asked for is not one to be made, a review's)
+        told = explained(error, args.url, model_hint=False)
+        print(f"tbptt-online models {args.action}: error: {told}", file=sys.stderr)
         return 1
     return 0

@@ -78,17 +78,25 @@ class AsyncClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     # -- observations ---------------------------------------------------------------
-    async def observe(self, model: str, series: str, value: Any, timestamp: Timestamp = None) -> ObservationResult:
+    async def observe(
+        self, model: str, series: str, value: Any, timestamp: Timestamp = None, idempotency_key: str | None = None
+    ) -> ObservationResult:
+        """``Client.observe``'s twin."""
         item = calls.encode_observation({"series": series, "value": value, "timestamp": timestamp})
-        return (await self._send(calls.observe(model, [item], calls.new_key())))[0]
+        return (await self._send(calls.observe(model, [item], idempotency_key)))[0]
 
     async def observe_many(
-        self, model: str, observations: Iterable[ObservationLike], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        model: str,
+        observations: Iterable[ObservationLike],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        idempotency_key: str | None = None,
     ) -> list[ObservationResult]:
+        """``Client.observe_many``'s twin."""
         results: list[ObservationResult] = []
-        for chunk in chunks(observations, batch_size):
+        for i, chunk in enumerate(chunks(observations, batch_size)):
             batch = [calls.encode_observation(o) for o in chunk]
-            results.extend(await self._send(calls.observe(model, batch, calls.new_key())))
+            results.extend(await self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
         return results
 
     # -- forecasts and statistics ---------------------------------------------------

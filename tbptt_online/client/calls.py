@@ -2,19 +2,22 @@
 
 The sync :class:`~tbptt_online.client.Client` and the :class:`~tbptt_online.client.AsyncClient`
 both send these, so the two twins cannot drift apart. A call is *idempotent* when
-sending it twice has the effect of sending it once: GETs, and observation batches sent
-with an ``Idempotency-Key`` (the server answers a key it knows with the key's first answer
-and applies nothing; the clients make a new key for every batch, ``new_key``) or in which
-every element carries a timestamp (the server answers a repeated ``(series, timestamp,
-value)`` with the first result; but it keeps only a series' last timestamp, so the retry of
-a batch holding two values of one series was refused with 409 after its answer was lost,
-though applied: a hostile test, session 48, which is why the clients send a key with every
-batch). Only idempotent calls are retried.
+sending it twice has the effect of sending it once: GETs; observation batches sent with an
+``Idempotency-Key`` (the server answers a key it still holds with the key's first answer and
+applies nothing: the caller chooses to key a batch, the server holding its answer for a while,
+README "Idempotency keys"); and batches in which every element carries a timestamp and each
+series appears once (the server answers a repeated ``(series, timestamp, value)`` with the first
+result, but it keeps only a series' last timestamp, so the retry of a batch holding two values
+of one series was refused with 409 after its answer was lost, though applied: a hostile test,
+session 48). Only idempotent calls are retried.
 
 >>> call = observe("default", [{"series": "cpu", "value": 0.5, "timestamp": 1700000000}])
 >>> call.method, call.path, call.idempotent
 ('POST', '/v1/models/default/observations', True)
 >>> observe("default", [{"series": "cpu", "value": 0.5}]).idempotent
+False
+>>> twice = [{"series": "cpu", "value": 0.5, "timestamp": 60}, {"series": "cpu", "value": 0.6, "timestamp": 120}]
+>>> observe("default", twice).idempotent
 False
 >>> keyed = observe("default", [{"series": "cpu", "value": 0.5}], key="k1")
 >>> keyed.idempotent, keyed.request_args()["headers"]["idempotency-key"]
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,22 +166,28 @@ def encode_observation(item: ObservationLike) -> dict[str, Any]:
     return out
 
 
-def new_key() -> str:
-    """A new ``Idempotency-Key`` for one observation batch (a random UUID, 32 hex digits)."""
-    return uuid.uuid4().hex
-
-
 def observe(model: str, observations: list[dict[str, Any]], key: str | None = None) -> Call:
     """POST one batch of already-encoded observations, with the ``Idempotency-Key`` ``key`` if
     given (then idempotent, whatever its timestamps); decodes to a list of results."""
+    timestamped = all("timestamp" in o for o in observations)
+    once = len({o["series"] for o in observations}) == len(observations)  # (a repeat of two values of one: 409)
     return Call(
         "POST",
         f"{_model_path(model)}/observations",
         lambda data: [ObservationResult.from_json(r) for r in data["results"]],
         body={"observations": observations},
-        idempotent=key is not None or all("timestamp" in o for o in observations),
+        idempotent=key is not None or (timestamped and once),
         headers={"idempotency-key": key} if key is not None else {},
     )
+
+
+def batch_key(key: str | None, batch: int) -> str | None:
+    """The ``Idempotency-Key`` of batch ``batch`` (0-based) of a call keyed ``key``: ``key/batch``.
+
+    >>> batch_key("feed-7", 0), batch_key(None, 3)
+    ('feed-7/0', None)
+    """
+    return None if key is None else f"{key}/{batch}"
 
 
 def forecast(model: str, series: str, horizon: int, level: float | None) -> Call:

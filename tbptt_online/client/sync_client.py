@@ -95,28 +95,38 @@ class Client:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     # -- observations ---------------------------------------------------------------
-    def observe(self, model: str, series: str, value: Any, timestamp: Timestamp = None) -> ObservationResult:
+    def observe(
+        self, model: str, series: str, value: Any, timestamp: Timestamp = None, idempotency_key: str | None = None
+    ) -> ObservationResult:
         """Send one value (a number, a list of d numbers, or None/NaN for missing).
 
         ``timestamp``: unix seconds, ISO-8601 text or a ``datetime``; timestamps must increase per
-        series. Sent with a new ``Idempotency-Key``, so it is retried on failure and applied once.
+        series, and a timestamped value is retried on failure (the server answers its repeat with the
+        first result). ``idempotency_key``: sent as the request's ``Idempotency-Key``, which makes an
+        untimestamped value safe to retry too, while the server holds the key (README, "Idempotency keys").
         """
         item = calls.encode_observation({"series": series, "value": value, "timestamp": timestamp})
-        return self._send(calls.observe(model, [item], calls.new_key()))[0]
+        return self._send(calls.observe(model, [item], idempotency_key))[0]
 
     def observe_many(
-        self, model: str, observations: Iterable[ObservationLike], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        model: str,
+        observations: Iterable[ObservationLike],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        idempotency_key: str | None = None,
     ) -> list[ObservationResult]:
         """Send many observations, ``batch_size`` per request, in order; results in the order given.
 
         Each item is ``{"series", "value", "timestamp"?}`` or ``(series, value[, timestamp])``.
-        Each request is atomic on the server, sent with a new ``Idempotency-Key`` (retried on failure,
-        applied once); if one fails, the earlier ones stay applied.
+        Each request is atomic on the server; if one fails, the earlier ones stay applied. A request is
+        retried on failure when every value has a timestamp and no series is in it twice (the server
+        keeps a series' last timestamp only: the retry of two values of one series got 409), or when
+        it is keyed: with ``idempotency_key`` K, request i is sent with ``Idempotency-Key: K/i``.
         """
         results: list[ObservationResult] = []
-        for chunk in chunks(observations, batch_size):
+        for i, chunk in enumerate(chunks(observations, batch_size)):
             batch = [calls.encode_observation(o) for o in chunk]
-            results.extend(self._send(calls.observe(model, batch, calls.new_key())))
+            results.extend(self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
         return results
 
     # -- forecasts and statistics ---------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from benchmarks.server_process import ServerProcess, free_port
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_online.client import (
+    ApiError,
     AsyncClient,
     Client,
     Conflict,
@@ -219,23 +220,26 @@ def test_values_the_service_refuses_are_refused_before_sending(value) -> None:
 
 
 @pytest.mark.anyio
-async def test_503_is_retried_for_reads_and_for_observations_under_their_key(tmp_path: Path) -> None:
-    # since session 48 every observation batch carries an Idempotency-Key made by the client, so an
-    # untimestamped one is retried too (it was sent once: a lost answer left the caller not knowing)
+async def test_503_is_retried_for_reads_and_keyed_observations_not_for_untimestamped_ones(tmp_path: Path) -> None:
     async with in_process_app(tmp_path) as app:
         reads = CountingAsyncTransport(app, fail_with_503=2)
         async with AsyncClient("http://service", transport=reads, retries=3, backoff=0) as client:
             assert (await client.get_model("default")).name == "default"
         writes = CountingAsyncTransport(app, fail_with_503=1)
         async with AsyncClient("http://service", transport=writes, retries=3, backoff=0) as client:
-            result = await client.observe("default", "a", 1.0)  # no timestamp: retried under its key
+            with pytest.raises(ApiError) as refused:
+                await client.observe("default", "a", 1.0)  # no timestamp, no key: not idempotent, sent once
+        keyed = CountingAsyncTransport(app, fail_with_503=1)
+        async with AsyncClient("http://service", transport=keyed, retries=3, backoff=0) as client:
+            result = await client.observe("default", "a", 1.0, idempotency_key="k-a")  # keyed: retried
             assert (await client.series_stats("default", "a")).count == 1
         missing = CountingAsyncTransport(app)
         async with AsyncClient("http://service", transport=missing, retries=3, backoff=0) as client:
             with pytest.raises(NotFound):
                 await client.forecast("default", "nope")
-    assert len(reads.requests) == 3 and len(missing.requests) == 1
-    assert writes.requests[:2] == [("POST", "/v1/models/default/observations")] * 2 and result.step == 1
+    assert len(reads.requests) == 3 and len(writes.requests) == 1 and len(missing.requests) == 1
+    assert refused.value.status_code == 503
+    assert keyed.requests[:2] == [("POST", "/v1/models/default/observations")] * 2 and result.step == 1
 
 
 # -- the sync client, against a real server process --------------------------------------------------
@@ -262,31 +266,43 @@ def test_timestamped_observations_are_retried_and_applied_exactly_once(live_serv
     assert flaky.requests == 3 and result.step == 1 and again == result
 
 
-def test_an_untimestamped_observation_whose_answer_was_lost_is_resent_under_its_key_and_applied_once(
+def test_an_untimestamped_observation_is_never_resent(live_server: ServerProcess) -> None:
+    flaky = FlakyTransport(httpx.HTTPTransport(), fail=1, mode="lost")
+    with (
+        Client(live_server.url, transport=flaky, retries=3, backoff=0) as client,
+        pytest.raises(TransportFailure, match="ReadError"),
+    ):
+        client.observe("default", "untimed", 1.0)
+    with Client(live_server.url) as client:
+        assert client.series_stats("default", "untimed").count == 1  # applied once; the client did not resend it
+    assert flaky.requests == 1
+
+
+def test_a_keyed_batch_whose_answer_was_lost_is_resent_under_its_key_and_applied_once(
     live_server: ServerProcess,
 ) -> None:
-    # until session 48 it was never resent (a TransportFailure: applied or not, the caller could not tell)
     flaky = FlakyTransport(httpx.HTTPTransport(), fail=1, mode="lost")
     with Client(live_server.url, transport=flaky, retries=3, backoff=0) as client:
-        result = client.observe("default", "untimed", 1.0)
+        results = client.observe_many("default", [("keyed", 1.0), ("keyed", 2.0)], idempotency_key="feed-1")
     with Client(live_server.url) as client:
-        assert client.series_stats("default", "untimed").count == 1  # the retry got the key's first answer
-    assert flaky.requests == 2 and result.step == 1
+        assert client.series_stats("default", "keyed").count == 2  # the retry got the key's first answer
+    assert flaky.requests == 2 and [r.step for r in results] == [1, 2]
 
 
-def test_a_lost_answer_to_a_batch_with_two_values_of_one_series_is_answered_once_on_retry(
-    live_server: ServerProcess,
-) -> None:
-    # a hostile test (session 48): the retry of a timestamped batch holding two values of one series was
-    # refused with 409 (the server keeps only a series' last timestamp), though the batch was applied, and
-    # the CLI's feed then said "nothing of it was applied"
+def test_a_timestamped_batch_with_two_values_of_one_series_is_not_resent(live_server: ServerProcess) -> None:
+    # a hostile test (session 48): its retry after a lost answer was refused with 409 (the server keeps only a
+    # series' last timestamp), though the batch was applied, and the CLI's feed then said "nothing of it was
+    # applied"; such a batch is not retried: a lost answer is told as one
     flaky = FlakyTransport(httpx.HTTPTransport(), fail=1, mode="lost")
     batch = [("twice", 1.0, T0), ("twice", 2.0, T0 + 60)]
-    with Client(live_server.url, transport=flaky, retries=3, backoff=0) as client:
-        results = client.observe_many("default", batch)
+    with (
+        Client(live_server.url, transport=flaky, retries=3, backoff=0) as client,
+        pytest.raises(TransportFailure, match="ReadError"),
+    ):
+        client.observe_many("default", batch)
     with Client(live_server.url) as client:
-        assert client.series_stats("default", "twice").count == 2
-    assert flaky.requests == 2 and [r.step for r in results] == [1, 2]
+        assert client.series_stats("default", "twice").count == 2  # applied once, as sent
+    assert flaky.requests == 1
 
 
 def test_an_unreachable_server_raises_transport_failure_after_the_retries() -> None:

@@ -81,6 +81,10 @@ class ForecastRunner:
     def start(self) -> None:
         self._thread.start()
 
+    def running(self) -> bool:
+        """Whether its thread is still alive (a stopped runner's ends once its queue is answered)."""
+        return self._thread.is_alive()
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the runner's thread; its result, or its exception raised here.
         ``NotReady`` (503) once the runner is stopping."""
@@ -104,13 +108,14 @@ class ForecastRunner:
                 raise NotReady("the service is stopping; retry shortly")
             self._queue.put(task)
 
-    def stop(self) -> None:
-        """Refuse new computations, finish those queued, end the thread (idempotent)."""
+    def stop(self, wait: bool = True) -> None:
+        """Refuse new computations, finish those queued, end the thread (idempotent); with ``wait``
+        False, return at once (the thread ends once the queued ones are answered)."""
         with self._submit_lock:
             if not self._closed:
                 self._closed = True
                 self._queue.put(_STOP)
-        if self._thread.is_alive():
+        if wait and self._thread.is_alive():
             self._thread.join()
 
     def _serve(self) -> None:

@@ -66,13 +66,13 @@ class MemoryBudget:
         if needed > self.max_model_bytes:
             raise Unprocessable(
                 f"config: a model of this config needs about {needed // MB} MB of memory (estimate, before any "
-                f"series) and max_model_bytes={self.max_model_bytes}; choose a smaller history_size, n_features, "
+                f"series) and TBPTT_MAX_MODEL_BYTES={self.max_model_bytes}; choose a smaller history_size, n_features, "
                 "hidden_size, num_layers, k2, replay_batch (stateless) or probe_length"
             )
         if others_bytes + needed > self.max_process_bytes:
             raise Conflict(
                 f"a model of this config needs about {needed // MB} MB of memory (estimate) and the models already "
-                f"here hold about {others_bytes // MB} MB; max_process_bytes={self.max_process_bytes}: delete a "
+                f"here hold about {others_bytes // MB} MB; TBPTT_MAX_PROCESS_BYTES={self.max_process_bytes}: delete a "
                 "model first"
             )
 
@@ -83,12 +83,12 @@ class MemoryBudget:
             SeriesLimit(max_series, f"TBPTT_MAX_SERIES_PER_MODEL={max_series}"),
             SeriesLimit(
                 fp.max_series(self.max_model_bytes),
-                f"max_model_bytes={self.max_model_bytes} allows {max(fp.max_series(self.max_model_bytes), 0)} series "
-                f"of this config (about {fp.series_bytes} bytes each)",
+                f"TBPTT_MAX_MODEL_BYTES={self.max_model_bytes} allows {max(fp.max_series(self.max_model_bytes), 0)} "
+                f"series of this config (about {fp.series_bytes} bytes each)",
             ),
             SeriesLimit(
                 fp.max_series(self.max_process_bytes - others_bytes),
-                f"max_process_bytes={self.max_process_bytes} allows "
+                f"TBPTT_MAX_PROCESS_BYTES={self.max_process_bytes} allows "
                 f"{max(fp.max_series(self.max_process_bytes - others_bytes), 0)} series of this config beside the "
                 f"other models (about {others_bytes // MB} MB)",
             ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 
@@ -100,5 +99,5 @@ async def delete_model(model: str, registry: RegistryDep, request: Request) -> R
     if model not in registry.quarantined:
         registry.get(model)  # 404 when unknown
     await registry.delete(model)
-    await asyncio.to_thread(request.app.state.forecasts.retire, model)  # its forecast thread, once idle
+    request.app.state.forecasts.retire(model)  # its forecast thread ends once its queued forecasts are answered
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -54,6 +54,8 @@ def test_a_slow_models_forecast_does_not_hold_another_models() -> None:
 
 
 def test_a_retired_lane_answers_what_it_was_asked_and_a_new_forecast_makes_a_new_lane() -> None:
+    # retire does not wait for the lane's forecasts (a review, session 48: a DELETE took 2.7 s behind forecasts of
+    # 1.5 s); they are answered by the retired lane's thread, which then ends
     lanes = ForecastLanes()
     f = Forecaster(ForecasterConfig(hidden_size=4))
     f.observe("a", 1.0)
@@ -61,13 +63,18 @@ def test_a_retired_lane_answers_what_it_was_asked_and_a_new_forecast_makes_a_new
     async def asked_then_retired() -> list:
         pending = [asyncio.create_task(lanes.forecast("m", _View(0.2), "s", 1)) for _ in range(3)]
         await asyncio.sleep(0.05)
-        await asyncio.to_thread(lanes.retire, "m")  # blocks until the three are answered
-        assert lanes.names() == [] and all(task.done() for task in pending)
+        old = [t for t in threading.enumerate() if t.name == "forecasts m"]
+        started = time.perf_counter()
+        lanes.retire("m")
+        returned_after = time.perf_counter() - started
+        assert returned_after < 0.1 and lanes.names() == [] and not any(task.done() for task in pending)
+        answers = [await task for task in pending]  # answered all the same, by the retired lane
         again = await lanes.forecast("m", f.view(), "a", 2)  # the model made again: a new lane
-        return [task.result() for task in pending] + [len(again.mean), lanes.names()]
+        old[0].join(timeout=5)
+        return [*answers, len(again.mean), lanes.names(), old[0].is_alive()]
 
     try:
-        assert asyncio.run(asked_then_retired()) == ["forecasts m"] * 3 + [2, ["m"]]
+        assert asyncio.run(asked_then_retired()) == ["forecasts m"] * 3 + [2, ["m"], False]
     finally:
         lanes.stop()
     lanes.retire("never had one")  # nothing to stop

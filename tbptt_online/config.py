@@ -140,6 +140,21 @@ def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
         raise _bad(field, value, f"must be one of {', '.join(choices)}")
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number or bool it holds (``item()``), in a list or tuple too; any
+    other value as it is.
+
+    >>> import numpy as np
+    >>> _plain(np.float32(0.5)), _plain([np.int64(12), 24]), _plain("auto")
+    (0.5, [12, 24], 'auto')
+    """
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        return value.item()
+    if isinstance(value, list | tuple) and any(type(v).__module__ == "numpy" for v in value):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _check_real(field: str, value: Any, low: float, *, strict: bool, high: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad(field, value, "must be a finite number")
@@ -271,6 +286,11 @@ class ForecasterConfig:
     outlier_run: int = 2
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # numpy scalars as Python's (a hostile test, session 48: np.float64
+            value = getattr(self, field.name)  # was kept and its state_dict failed torch.load(weights_only=True);
+            plain = _plain(value)  # np.float32 was refused as "must be a finite number")
+            if plain is not value:
+                object.__setattr__(self, field.name, plain)
         _check_choice("cell", self.cell, CELLS)
         _check_bounded("hidden_size", self.hidden_size)
         _check_bounded("num_layers", self.num_layers)

@@ -83,7 +83,9 @@ def _check_name(series: Any, index: int) -> str:
             f"observation {index}: series {series!r} is invalid: must be a non-empty string "
             f"of at most {MAX_NAME_LENGTH} characters"
         )
-    return series
+    # a str subclass (an Enum of str) is kept as its text: its class in the store made the checkpoint fail
+    # torch.load(weights_only=True) (a hostile test, session 48)
+    return series if type(series) is str else series[:]
 
 
 class Forecaster:

@@ -439,3 +439,55 @@ def test_a_huge_unknown_config_key_is_quoted_short() -> None:
     with pytest.raises(ValueError, match=r"^unknown config field\(s\) \['kkk.*\.\.\..*'\]") as error:
         ForecasterConfig.from_dict({"k" * 1_000_000: 1})
     assert len(str(error.value)) < 1_000
+
+
+def test_numpy_numbers_in_a_config_are_kept_as_pythons_and_its_state_loads_with_weights_only() -> None:
+    # a hostile test (session 48): np.float64(0.95) as interval_level was kept as a numpy scalar, and the
+    # state_dict then failed torch.load(weights_only=True); np.float32(1.0) as clip_norm was refused as
+    # "must be a finite number"
+    import io
+
+    import numpy as np
+
+    numbers = {"interval_level": np.float64(0.95), "clip_norm": np.float32(1.0), "hidden_size": np.int64(8)}
+    config = ForecasterConfig(**numbers, season_length=[np.int64(12)])
+    assert (type(config.interval_level), type(config.clip_norm), type(config.hidden_size)) == (float, float, int)
+    assert config.season_length == (12,) and type(config.season_length[0]) is int
+    f = Forecaster(config)
+    f.observe_many([("a", 1.0), ("a", 2.0)])
+    saved = io.BytesIO()
+    torch.save(f.state_dict(), saved)
+    saved.seek(0)
+    assert Forecaster.from_state_dict(torch.load(saved, weights_only=True)).forecast("a", 2) == f.forecast("a", 2)
+
+
+def test_a_str_subclass_series_name_is_kept_as_its_text() -> None:
+    # a hostile test (session 48): an Enum of str as a series name was stored as its class, and the checkpoint
+    # failed torch.load(weights_only=True) ("Unsupported global")
+    import enum
+    import io
+
+    class Host(str, enum.Enum):  # noqa: UP042 - the str mixin, whose class was kept (a StrEnum's too)
+        WEB = "web-1"
+
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    f.observe(Host.WEB, 1.0)
+    f.observe("web-1", 2.0)  # the same series
+    assert f.series == ["web-1"] and type(f.series[0]) is str and f.step_of("web-1") == 2
+    saved = io.BytesIO()
+    torch.save(f.state_dict(), saved)
+    saved.seek(0)
+    assert torch.load(saved, weights_only=True)["store"]["names"] == ["web-1"]
+
+
+def test_a_horizon_past_the_librarys_bound_fails_alone(forecaster) -> None:
+    # a hostile test (session 48): horizon 1e9 raised torch's allocation error and 1e20 an overflow, failing every
+    # request of the batch
+    from tbptt_online.view import MAX_HORIZON
+
+    answers = forecaster.forecast_many([("a", 3), ("a", MAX_HORIZON + 1), ("a", 10**20)])
+    assert len(answers[0].mean) == 3
+    assert [str(a) for a in answers[1:]] == [
+        f"horizon={MAX_HORIZON + 1} is invalid: must be at most 1,000,000",
+        "horizon=100000000000000000000 is invalid: must be at most 1,000,000",
+    ]

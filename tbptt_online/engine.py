@@ -27,7 +27,7 @@ from torch import nn
 
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.gru_window import GRUWindowLoss, mean_loss_gradients
-from tbptt_online.guards import InstabilityGuard, _clone_state
+from tbptt_online.guards import SKIPPED_RUN, InstabilityGuard, _clone_state
 from tbptt_online.losses import shift_mean, step_loss
 from tbptt_online.network import RecurrentNetwork, State, few_rows_gru, states_before
 from tbptt_online.results import UpdateRecord, UpdateStats
@@ -449,7 +449,24 @@ class TBPTTEngine:
         used = x.shape[0] if window is None else window
         record = UpdateRecord(self.attempts, loss_value, grad_norm, x.shape[1], skipped=not ok, window=used)
         self.recent.append(record)
+        if guards and not ok and self._skipped_run() == SKIPPED_RUN:
+            self.rollback()  # the weights no longer compute a finite update: the good copy, a smaller rate
         return record
+
+    def _skipped_run(self) -> int:
+        """How many of the last updates were skipped with no update that learned between them (one that
+        scored nothing, loss and gradient 0, neither counts nor ends the run: the hostile test's restarted
+        series alternated such updates with the skipped ones), at most ``SKIPPED_RUN`` + 1: from the
+        records, so that a restored engine goes on alike."""
+        run = 0
+        for record in reversed(self.recent):
+            if run > SKIPPED_RUN:
+                break
+            if record.skipped:
+                run += 1
+            elif record.loss != 0.0 or record.grad_norm != 0.0:
+                break
+        return run
 
     def _clear_grads(self) -> None:
         """``optimizer.zero_grad(set_to_none=True)`` without its wrapper (torch's dynamo guard

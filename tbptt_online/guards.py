@@ -21,6 +21,14 @@
   1). Answer: the same roll-back and back-off, and the tick's forecasts are made again with
   the good weights.
 
+- **Skipped updates in a row**: ``SKIPPED_RUN`` updates in a row skipped (a non-finite loss,
+  gradient norm or weight: ``engine.replay_update``). Answer: roll-back and back-off, once per such
+  run (the run is read from the engine's update records, so a restored engine goes on alike).
+  Before it (a hostile test, session 48): with sgd, no clipping, an MSE loss and lr = 1 the weights
+  reached 3.7e16 within 9 updates, before the other guards had the ``MIN_HISTORY`` norms they judge
+  by; every later update's loss was not finite and was skipped, the weights stayed as they were, and
+  half the forecasts of five series were null for good.
+
 The good copy is taken at construction and then every ``GOOD_EVERY`` accepted updates
 during which no guard fired and the loss did not trend up; it is part of the state dict
 (a checkpoint restores it). ``Forecaster.reset_learning_rate`` undoes the back-offs.
@@ -44,6 +52,7 @@ BLOWUP_FACTOR = 20.0
 BACKOFF = 0.3
 MIN_LR_SCALE = 1e-4
 GOOD_EVERY = 32
+SKIPPED_RUN = 3  # updates skipped in a row that roll the weights back (module doc)
 PREQUENTIAL_WEIGHT = 0.05
 PREQUENTIAL_RATIO = 4.0
 PREQUENTIAL_MIN = 50

@@ -576,7 +576,7 @@ class Forecaster:
         )
         try:
             self._load(state)
-        except Exception:
+        except Exception as error:
             network, engine, store, probe, self.observations, sampler = kept
             self.network.load_state_dict(network)
             self.engine.load_state_dict(engine)
@@ -584,7 +584,12 @@ class Forecaster:
             vars(self.probe).update(probe)
             if generator is not None:
                 generator.set_state(sampler)
-            raise
+            if isinstance(error, ValueError):
+                raise
+            raise ValueError(  # torch's or Python's own error for a malformed state (a hostile test, session 48)
+                f"state is invalid: {type(error).__name__}: {str(error)[:300]} (tbptt_online.state_check.check_state "
+                "names the field)"
+            ) from error
 
     def _load(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])

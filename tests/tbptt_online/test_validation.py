@@ -491,3 +491,25 @@ def test_a_horizon_past_the_librarys_bound_fails_alone(forecaster) -> None:
         f"horizon={MAX_HORIZON + 1} is invalid: must be at most 1,000,000",
         "horizon=100000000000000000000 is invalid: must be at most 1,000,000",
     ]
+
+
+@pytest.mark.parametrize("edit", ["a network of another size", "a store field of no rows", "an empty probe"])
+def test_an_edited_state_is_refused_with_value_error_and_changes_nothing(edit) -> None:
+    # a hostile test (session 48): such states raised torch's RuntimeError, an IndexError or a KeyError
+    import copy
+
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    for t in range(40):
+        f.observe("a", float(t % 4))
+    state = f.state_dict()
+    before = snapshot(f)
+    broken = copy.deepcopy(state)
+    if edit == "a network of another size":
+        broken["network"] = Forecaster(ForecasterConfig(hidden_size=8)).state_dict()["network"]
+    elif edit == "a store field of no rows":
+        broken["store"]["tensors"]["x_level"] = broken["store"]["tensors"]["x_level"][:0]
+    else:
+        broken["probe"] = {}
+    with pytest.raises(ValueError, match=r"^state is invalid: (RuntimeError|IndexError|KeyError): "):
+        f.load_state(broken)
+    assert_identical(snapshot(f), before)

@@ -343,6 +343,12 @@ class SeriesStore:
                     f"series state field {key!r} has shape {tuple(t.shape)} {t.dtype}, "
                     f"expected (*, {', '.join(map(str, blank.shape[1:]))}) {blank.dtype}"
                 )
+            if t.requires_grad:  # (torch.load keeps the flag: every later observe raised, a hostile test, session 48)
+                raise ValueError(f"series state field {key!r} requires the gradient; a saved state's never does")
+        live = [name for name in state["names"] if name is not None]
+        if len(set(live)) != len(live):  # (a row was left orphaned, the same test's)
+            twice = sorted({name for name in live if live.count(name) > 1})[:3]
+            raise ValueError(f"series state names {twice} more than once; a name holds one slot")
         self.names = list(state["names"])
         self.free = [int(i) for i in state["free"]]
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}

@@ -513,3 +513,25 @@ def test_an_edited_state_is_refused_with_value_error_and_changes_nothing(edit) -
     with pytest.raises(ValueError, match=r"^state is invalid: (RuntimeError|IndexError|KeyError): "):
         f.load_state(broken)
     assert_identical(snapshot(f), before)
+
+
+@pytest.mark.parametrize("edit", ["a tensor that requires the gradient", "a name twice"])
+def test_a_state_the_next_observe_would_trip_on_is_refused_and_changes_nothing(edit) -> None:
+    # a hostile test (session 48): load_state took a store tensor requiring the gradient (every later observe
+    # raised) and a name held by two slots (a row orphaned)
+    import copy
+
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    f.observe_many([("a", 1.0), ("b", 2.0), ("a", 3.0)])
+    before = snapshot(f)
+    broken = copy.deepcopy(f.state_dict())
+    if edit == "a name twice":
+        broken["store"]["names"] = ["a", "a"] + broken["store"]["names"][2:]
+        match = r"names \['a'\] more than once"
+    else:
+        broken["store"]["tensors"]["x_level"] = broken["store"]["tensors"]["x_level"].clone().requires_grad_(True)
+        match = "field 'x_level' requires the gradient"
+    with pytest.raises(ValueError, match=match):
+        f.load_state(broken)
+    assert_identical(snapshot(f), before)
+    f.observe("a", 4.0)  # and it goes on

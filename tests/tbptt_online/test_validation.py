@@ -526,7 +526,7 @@ def test_a_state_the_next_observe_would_trip_on_is_refused_and_changes_nothing(e
     before = snapshot(f)
     broken = copy.deepcopy(f.state_dict())
     if edit == "a name twice":
-        broken["store"]["names"] = ["a", "a"] + broken["store"]["names"][2:]
+        broken["store"]["names"] = ["a", "a", *broken["store"]["names"][2:]]
         match = r"names \['a'\] more than once"
     else:
         broken["store"]["tensors"]["x_level"] = broken["store"]["tensors"]["x_level"].clone().requires_grad_(True)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from tbptt_online.config import MAX_LEVEL
 from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from tbptt_service.api.fast_route import fast_path
+from tbptt_service.api.json_answers import json_answer
 from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastOut
 from tbptt_service.api.series_path import SERIES
@@ -98,7 +99,8 @@ async def forecast_response(
             for k in range(horizon)
         ],
     }
-    return Response(orjson.dumps(payload), media_type="application/json")  # ForecastOut documents it
+    numbers = horizon * worker.forecaster.config.n_features  # a wide model's long forecast: encoded off the loop
+    return await json_answer(lambda: orjson.dumps(payload), numbers)  # ForecastOut documents it
 
 
 def _moments(mark: SeriesMark | None, step: int, horizon: int) -> list[float | None]:

@@ -14,7 +14,6 @@ is built straight from the batch's result lists and encoded by orjson: no
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ from tbptt_online import Prediction, StepResult
 from tbptt_online.results import StepResults, TickColumns
 from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from tbptt_service.api.fast_route import fast_path
+from tbptt_service.api.json_answers import json_answer
 from tbptt_service.api.observation_body import ObservationsBodyIn, plain_observations
 from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, JSON_BODY_RESPONSES, ObservationsOut
@@ -121,9 +121,6 @@ def check_count(count: int, settings: Settings) -> None:
 
 
 MAX_KEY_LENGTH = 255
-# A batch of at least this many numbers (observations times the model's features) is answered from a worker
-# thread: its answer holds 6 numbers a feature per result (about 2.4 MB here), too much to build on the event loop
-OFF_LOOP_NUMBERS = 20_000
 
 
 def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -164,11 +161,8 @@ async def ingest(
     request whose ``key`` the model knows gets the first answer to it, and nothing is applied."""
     check_count(len(observations), settings)
     outcome = await worker.observe(observations, key)
-    if len(observations) * worker.forecaster.config.n_features < OFF_LOOP_NUMBERS:
-        return Response(_answer(outcome, observations), media_type="application/json")
-    # a wide model's answer (6 numbers a feature per result: a hostile test's 3.9 MB batch of 1,024 features got
-    # 203 MB, built on the event loop, /healthz waiting 2.84 s): built and encoded on a worker thread
-    return Response(await asyncio.to_thread(_answer, outcome, observations), media_type="application/json")
+    numbers = len(observations) * worker.forecaster.config.n_features  # a wide model's answer: off the loop
+    return await json_answer(lambda: _answer(outcome, observations), numbers)
 
 
 def _answer(outcome: ObserveOutcome, observations: list[Observation]) -> bytes:

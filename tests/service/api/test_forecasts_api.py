@@ -158,3 +158,34 @@ async def test_deleting_a_model_does_not_wait_for_its_forecasts(client_for, monk
         answered = await pending
     assert deleted.status_code == 204 and took < 1.0, took
     assert answered.status_code == 200  # from the snapshot it read, answered all the same
+
+
+async def test_a_wide_models_long_forecast_is_encoded_from_a_worker_thread(client_for, monkeypatch) -> None:
+    # a hostile test (session 48): 8 forecasts of 43.7 MB each (1,024 features, h = 1,000) were encoded on the event
+    # loop, /healthz waiting up to 0.79 s; an answer of OFF_LOOP_NUMBERS numbers or more is now made off it
+    import threading
+
+    import orjson
+
+    from tbptt_service.api.json_answers import OFF_LOOP_NUMBERS
+    from tbptt_service.api.routes import forecasts as route
+
+    encoded_on: list[str] = []
+
+    class Recorded:
+        @staticmethod
+        def dumps(payload):
+            encoded_on.append(threading.current_thread().name)
+            return orjson.dumps(payload)
+
+    monkeypatch.setattr(route, "orjson", Recorded)
+    wide, long = 64, 400  # 25,600 numbers
+    async with client_for() as client:
+        await client.post("/v1/models", json={"name": "wide", "config": {**SMALL_MODEL, "n_features": wide}})
+        await client.post("/v1/models/wide/observations", json={"series": "s", "value": [1.0] * wide})
+        big = await client.get("/v1/models/wide/series/s/forecast", params={"horizon": long})
+        small = await client.get("/v1/models/wide/series/s/forecast", params={"horizon": 2})
+    loop_thread = threading.current_thread().name
+    assert big.status_code == small.status_code == 200 and len(big.json()["forecast"]) == long
+    assert encoded_on[0] != loop_thread and encoded_on[1] == loop_thread, encoded_on
+    assert long * wide >= OFF_LOOP_NUMBERS > 2 * wide

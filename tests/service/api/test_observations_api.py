@@ -365,6 +365,7 @@ async def test_a_wide_models_batch_is_answered_from_a_worker_thread(client_for, 
     # answered from a worker thread, a small one still on the loop
     import threading
 
+    from tbptt_service.api.json_answers import OFF_LOOP_NUMBERS
     from tbptt_service.api.routes import observations as route
 
     built_on: list[str] = []
@@ -387,4 +388,4 @@ async def test_a_wide_models_batch_is_answered_from_a_worker_thread(client_for, 
     assert big.status_code == small.status_code == 200
     assert len(big.json()["results"]) == rows and len(big.json()["results"][0]["forecast_next"]["mean"]) == wide
     assert built_on[0] != loop_thread and built_on[1] == loop_thread, built_on
-    assert rows * wide >= route.OFF_LOOP_NUMBERS > wide
+    assert rows * wide >= OFF_LOOP_NUMBERS > wide

@@ -37,7 +37,7 @@ from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns,
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, observed_stats
-from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, window
+from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, plain_name, window
 from tbptt_online.state_check import STATE_KEYS
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
@@ -83,9 +83,7 @@ def _check_name(series: Any, index: int) -> str:
             f"observation {index}: series {series!r} is invalid: must be a non-empty string "
             f"of at most {MAX_NAME_LENGTH} characters"
         )
-    # a str subclass (an Enum of str) is kept as its text: its class in the store made the checkpoint fail
-    # torch.load(weights_only=True) (a hostile test, session 48)
-    return series if type(series) is str else series[:]
+    return plain_name(series)  # (a str subclass as its text: series_store.plain_name)
 
 
 class Forecaster:

@@ -59,6 +59,23 @@ from tbptt_online.saved_rows import AsOfSnapshot, SavedRows
 from tbptt_online.scoring import STAT, blank_stats
 
 MAX_NAME_LENGTH = 200
+
+
+def plain_name(name: object) -> object:
+    """A series name of a ``str`` subclass (an Enum of str) as its text, a plain ``str``; anything else as it is.
+    Names are kept as plain strings (the subclass in the store made a checkpoint fail
+    ``torch.load(weights_only=True)``: a hostile test, session 48) and looked up as them, so that a subclass
+    whose hash or equality is not its text's still finds its series.
+
+    >>> import enum
+    >>> class Host(str, enum.Enum):  # noqa: UP042
+    ...     WEB = "web-1"
+    >>> type(plain_name(Host.WEB)), plain_name(Host.WEB), plain_name(3)
+    (<class 'str'>, 'web-1', 3)
+    """
+    return name[:] if isinstance(name, str) and type(name) is not str else name
+
+
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
 DERIVED = ("served", "served_path")  # fields rebuilt on load, not saved
 PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no snapshot, written in place
@@ -160,6 +177,7 @@ class SeriesStore:
 
     # -- names and slots --------------------------------------------------------
     def slot_of(self, name: str) -> int:
+        name = plain_name(name)
         try:
             return self.slots[name]
         except KeyError:
@@ -189,6 +207,7 @@ class SeriesStore:
         return slots
 
     def remove(self, name: str) -> None:
+        name = plain_name(name)
         slot = self.slot_of(name)
         self.slots = {other: i for other, i in self.slots.items() if other != name}  # snapshots keep the old one
         self.names[slot] = None

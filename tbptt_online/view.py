@@ -28,6 +28,7 @@ from tbptt_online.normalizer import std
 from tbptt_online.results import Forecast, MemberStats, Row, SeriesStats
 from tbptt_online.rollout import fresh_state, roll_out
 from tbptt_online.scoring import STAT
+from tbptt_online.series_store import plain_name
 from tbptt_online.values import format_row
 
 # The longest horizon a forecast may ask for: its rollout holds every step (10**6 steps of one default series
@@ -67,6 +68,7 @@ class ForecasterView:
         return list(self.slots)
 
     def _slot(self, series: str) -> torch.Tensor:
+        series = plain_name(series)
         if series not in self.slots:
             raise ValueError(f"series {series!r} is unknown")
         return torch.tensor([self.slots[series]])
@@ -139,6 +141,7 @@ class ForecasterView:
             raise ValueError(f"horizon={horizon!r} is invalid: must be at most {MAX_HORIZON:,}")
         horizon = int(horizon)
         level = check_level(self.config.interval_level if not rest or rest[0] is None else rest[0])
+        series = plain_name(series)
         if not isinstance(series, str) or series not in self.slots:
             raise ValueError(f"series {series!r} is unknown")
         return series, horizon, level

@@ -478,6 +478,11 @@ def test_a_str_subclass_series_name_is_kept_as_its_text() -> None:
     torch.save(f.state_dict(), saved)
     saved.seek(0)
     assert torch.load(saved, weights_only=True)["store"]["names"] == ["web-1"]
+    # and looked up by the member too, as its text
+    assert f.forecast(Host.WEB, 2) == f.forecast("web-1", 2) and f.step_of(Host.WEB) == 2
+    assert f.series_stats(Host.WEB).count == 2 and f.view().forecast_many([(Host.WEB, 1)])[0].series == "web-1"
+    f.forget(Host.WEB)
+    assert f.series == []
 
 
 def test_a_horizon_past_the_librarys_bound_fails_alone(forecaster) -> None:

@@ -408,6 +408,7 @@ class TBPTTEngine:
         self.attempts += 1
         self._clear_grads()
         guards = self.config.guards
+        windows = (start, x, y, mask, active_from, loss_steps, base)
         exploded = False
         with torch.enable_grad():
             direct = self._direct_gradients(start, x, y, mask, active_from, loss_steps, base)
@@ -449,9 +450,27 @@ class TBPTTEngine:
         used = x.shape[0] if window is None else window
         record = UpdateRecord(self.attempts, loss_value, grad_norm, x.shape[1], skipped=not ok, window=used)
         self.recent.append(record)
-        if guards and not ok and self._skipped_run() == SKIPPED_RUN:
-            self.rollback()  # the weights no longer compute a finite update: the good copy, a smaller rate
+        if guards and not ok and self._skipped_run() == SKIPPED_RUN and self._good_copy_computes(windows):
+            self.rollback()  # the weights no longer compute a finite update, the good copy does: back to it
         return record
+
+    def _good_copy_computes(self, windows: tuple[Any, ...]) -> bool:
+        """Whether the guard's good copy of the weights computes a finite loss of ``windows`` (the update's
+        ``start, x, y, mask, active_from, loss_steps, base``): where it does not either, the data are what
+        no weights compute (a stretch of values whose squares pass float32's range, a review's case: a
+        network on raw values, MSE, values times 1e25), and a roll-back would only throw learning away.
+        The weights are put back as they were."""
+        current = [p.detach().clone() for p in self.params]
+        try:
+            with torch.no_grad():
+                for p, good in zip(self.params, self.guard.good["params"], strict=True):
+                    p.copy_(good)
+                loss = float(sum(part.detach() for part in self.chunk_losses(*windows)))
+        finally:
+            with torch.no_grad():
+                for p, kept in zip(self.params, current, strict=True):
+                    p.copy_(kept)
+        return math.isfinite(loss)
 
     def _skipped_run(self) -> int:
         """How many of the last updates were skipped with no update that learned between them (one that

@@ -22,8 +22,11 @@
   the good weights.
 
 - **Skipped updates in a row**: ``SKIPPED_RUN`` updates in a row skipped (a non-finite loss,
-  gradient norm or weight: ``engine.replay_update``). Answer: roll-back and back-off, once per such
-  run (the run is read from the engine's update records, so a restored engine goes on alike).
+  gradient norm or weight: ``engine.replay_update``), where the good copy computes a finite loss of
+  the same windows (``engine._good_copy_computes``: where it does not, the data are at fault, and a
+  review's raw-value MSE network rolled back for a stretch of values times 1e25). Answer: roll-back
+  and back-off, once per such run (the run is read from the engine's update records, so a restored
+  engine goes on alike).
   Before it (a hostile test, session 48): with sgd, no clipping, an MSE loss and lr = 1 the weights
   reached 3.7e16 within 9 updates, before the other guards had the ``MIN_HISTORY`` norms they judge
   by; every later update's loss was not finite and was skipped, the weights stayed as they were, and

@@ -44,6 +44,7 @@ it without a copy.
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,8 @@ def plain_name(name: object) -> object:
     >>> type(plain_name(Host.WEB)), plain_name(Host.WEB), plain_name(3)
     (<class 'str'>, 'web-1', 3)
     """
-    return name[:] if isinstance(name, str) and type(name) is not str else name
+    return str.__str__(name) if isinstance(name, str) and type(name) is not str else name  # (not name[:], which a
+    # subclass may override: a review's)
 
 
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
@@ -364,9 +366,9 @@ class SeriesStore:
                 )
             if t.requires_grad:  # (torch.load keeps the flag: every later observe raised, a hostile test, session 48)
                 raise ValueError(f"series state field {key!r} requires the gradient; a saved state's never does")
-        live = [name for name in state["names"] if name is not None]
-        if len(set(live)) != len(live):  # (a row was left orphaned, the same test's)
-            twice = sorted({name for name in live if live.count(name) > 1})[:3]
+        live = Counter(name for name in state["names"] if name is not None)
+        if any(count > 1 for count in live.values()):  # (a row was left orphaned, the same test's)
+            twice = sorted(name for name, count in live.items() if count > 1)[:3]
             raise ValueError(f"series state names {twice} more than once; a name holds one slot")
         self.names = list(state["names"])
         self.free = [int(i) for i in state["free"]]

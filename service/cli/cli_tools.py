@@ -82,7 +82,7 @@ def explained(
     >>> explained(TransportFailure("POST http://x/v1: ReadError('reset')"), "http://x")
     "POST http://x/v1: ReadError('reset') (no answer came back: the server may have applied it)"
     """
-    if isinstance(error, TransportFailure) and "ConnectError" in str(error):
+    if isinstance(error, TransportFailure) and ("ConnectError" in str(error) or "ConnectTimeout" in str(error)):
         return (
             f"{error} (is a server running at {url}? start one with `tbptt-online serve`, or give its address with "
             "--url or TBPTT_URL)"
@@ -283,7 +283,8 @@ def run_forecast(args: argparse.Namespace) -> int:
         with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
             forecast = client.forecast(args.model, args.series, horizon=args.horizon, level=args.level)
     except (ValueError, ClientError) as error:
-        print(f"tbptt-online forecast: error: {explained(error, args.url)}", file=sys.stderr)
+        lost = "a forecast changes nothing: run it again"  # (not "may have applied it": a review's)
+        print(f"tbptt-online forecast: error: {explained(error, args.url, lost)}", file=sys.stderr)
         return 1
     print(
         f"model {forecast.model!r}, series {forecast.series!r}: {forecast.horizon} steps after step "

@@ -168,7 +168,10 @@ def encode_observation(item: ObservationLike) -> dict[str, Any]:
 
 def observe(model: str, observations: list[dict[str, Any]], key: str | None = None) -> Call:
     """POST one batch of already-encoded observations, with the ``Idempotency-Key`` ``key`` if
-    given (then idempotent, whatever its timestamps); decodes to a list of results."""
+    given (then idempotent, whatever its timestamps); decodes to a list of results. A key is 1 to 255
+    characters (the server's rule, checked before sending: ``observe_many``'s ``/i`` counts)."""
+    if key is not None and not (isinstance(key, str) and 1 <= len(key) <= MAX_KEY_LENGTH):
+        raise ValueError(f"idempotency key {key!r:.80} is invalid: must be 1 to {MAX_KEY_LENGTH} characters")
     timestamped = all("timestamp" in o for o in observations)
     once = len({o["series"] for o in observations}) == len(observations)  # (a repeat of two values of one: 409)
     return Call(
@@ -179,6 +182,9 @@ def observe(model: str, observations: list[dict[str, Any]], key: str | None = No
         idempotent=key is not None or (timestamped and once),
         headers={"idempotency-key": key} if key is not None else {},
     )
+
+
+MAX_KEY_LENGTH = 255  # the server's bound on an Idempotency-Key
 
 
 def batch_key(key: str | None, batch: int) -> str | None:

@@ -323,3 +323,12 @@ async def test_the_api_key_is_sent_as_a_bearer_token(tmp_path: Path) -> None:
         async with AsyncClient("http://service", transport=app, api_key="s3cret") as client:
             assert [m.name for m in await client.list_models()] == ["default"]
     assert refused.value.status_code == 401 and "API key" in refused.value.detail
+
+
+def test_an_idempotency_key_past_the_servers_bound_is_refused_before_sending() -> None:
+    # a review (session 48): a 254-character key went out as 'KEY/0', 256 characters, and the server answered 422
+    from tbptt_online.client.calls import batch_key, observe
+
+    with pytest.raises(ValueError, match=r"idempotency key .* must be 1 to 255 characters"):
+        observe("default", [{"series": "a", "value": 1.0}], batch_key("k" * 254, 0))
+    assert observe("default", [{"series": "a", "value": 1.0}], batch_key("k" * 253, 0)).idempotent

@@ -334,3 +334,15 @@ def test_a_run_of_skipped_updates_rolls_back_before_the_guards_have_a_history() 
     g = Forecaster.from_state_dict(f.state_dict())  # the run is read from the records: a restored engine goes on alike
     more = [("a", 11.0), ("b", 12.0)]
     assert g.observe_many(more) == f.observe_many(more)
+
+
+def test_updates_skipped_for_what_no_weights_compute_do_not_roll_back() -> None:
+    # a review (session 48): a network on raw values with an MSE loss, values times 1e25 for 20 ticks (their
+    # squares pass float32's range): 4 updates skipped for the data, and the new guard rolled back and cut the
+    # rate to 0.0015; it now rolls back only where the good copy computes a finite loss of the same windows
+    f = Forecaster(ForecasterConfig(hybrid=False, normalize=False, loss="mse"))
+    for t in range(200):
+        scale = 1e25 if 150 <= t < 170 else 1.0
+        f.observe_many([(s, (10 + 5 * math.sin(t / 3) + 0.1 * i) * scale) for i, s in enumerate("ab")])
+    stats = f.update_stats()
+    assert stats.skipped >= 3 and stats.rollbacks == 0 and stats.lr == f.config.lr, stats

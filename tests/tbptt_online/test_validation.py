@@ -540,3 +540,14 @@ def test_a_state_the_next_observe_would_trip_on_is_refused_and_changes_nothing(e
         f.load_state(broken)
     assert_identical(snapshot(f), before)
     f.observe("a", 4.0)  # and it goes on
+
+
+def test_a_name_of_a_str_subclass_that_overrides_slicing_is_kept_as_its_text() -> None:
+    # a review (session 48): the name was kept as name[:], which such a subclass overrides
+    from tbptt_online.series_store import plain_name
+
+    class Odd(str):
+        def __getitem__(self, index):
+            return Odd(str.__getitem__(self, index))
+
+    assert type(plain_name(Odd("web-1"))) is str and plain_name(Odd("web-1")) == "web-1"

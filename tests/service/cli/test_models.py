@@ -84,3 +84,17 @@ def test_no_server_and_an_unknown_model_are_told_what_to_do(start_server, capsys
     assert main([*feed, "--url", server.url]) == 1
     err = capsys.readouterr().err
     assert "404: model 'newone' is unknown (create it with `tbptt-online models create NAME`)" in err, err
+
+
+def test_a_lost_answer_to_a_read_is_not_told_it_may_have_been_applied() -> None:
+    # a review (session 48): a GET forecast's ReadTimeout was told "the server may have applied it", and a
+    # ConnectTimeout (nothing reached the server) got no hint to start the server or give --url
+    from tbptt_online.client import TransportFailure
+    from tbptt_service.cli.cli_tools import explained
+
+    timed_out = TransportFailure("GET http://x/v1/models: ConnectTimeout('timed out')")
+    assert "is a server running at http://x?" in explained(timed_out, "http://x")
+    read = TransportFailure("GET http://x/v1/models/m/series/s/forecast: ReadTimeout('timed out')")
+    assert explained(read, "http://x", "a forecast changes nothing: run it again").endswith(
+        "(no answer came back: a forecast changes nothing: run it again)"
+    )

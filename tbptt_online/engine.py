@@ -411,9 +411,9 @@ class TBPTTEngine:
         windows = (start, x, y, mask, active_from, loss_steps, base)
         exploded = False
         with torch.enable_grad():
-            direct = self._direct_gradients(start, x, y, mask, active_from, loss_steps, base)
+            direct = self._direct_gradients(*windows)
             if direct is None:
-                parts = self.chunk_losses(start, x, y, mask, active_from, loss_steps, base)  # they add up to the loss
+                parts = self.chunk_losses(*windows)  # they add up to the loss
                 loss_value = float(sum(part.detach() for part in parts))
             else:
                 loss_value = direct[0]
@@ -462,15 +462,17 @@ class TBPTTEngine:
         The weights are put back as they were."""
         current = [p.detach().clone() for p in self.params]
         try:
+            self._set_params(self.guard.good["params"])
             with torch.no_grad():
-                for p, good in zip(self.params, self.guard.good["params"], strict=True):
-                    p.copy_(good)
                 loss = float(sum(part.detach() for part in self.chunk_losses(*windows)))
         finally:
-            with torch.no_grad():
-                for p, kept in zip(self.params, current, strict=True):
-                    p.copy_(kept)
+            self._set_params(current)
         return math.isfinite(loss)
+
+    def _set_params(self, values: list[torch.Tensor]) -> None:
+        """The weights set to ``values`` (one tensor per parameter, in order), in place."""
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, values)
 
     def _skipped_run(self) -> int:
         """How many of the last updates were skipped with no update that learned between them (one that
@@ -501,9 +503,7 @@ class TBPTTEngine:
     def rollback(self) -> None:
         """Weights and optimizer state back to the last good copy; the learning rate backs off."""
         good = self.guard.good
-        with torch.no_grad():
-            for p, saved in zip(self.params, good["params"], strict=True):
-                p.copy_(saved)
+        self._set_params(good["params"])
         groups = self.optimizer.state_dict()["param_groups"]
         self._load_optimizer({"state": _clone_state(good["optimizer"]), "param_groups": groups})
         self.guard.after_rollback()

@@ -27,6 +27,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from tbptt_online.client import Client, ClientError, NotFound, TransportFailure
 from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, feed, format_report, format_table
 from tbptt_service.cli.csv_source import CsvSource
@@ -73,8 +75,8 @@ def explained(
     error: BaseException, url: str, lost: str = "the server may have applied it", model_hint: bool = True
 ) -> str:
     """An error's message with what to do where the cause is a common first-day one (a new user's, session
-    48): no server at ``url`` (a ``TransportFailure`` of a refused connection: "ConnectError ... refused" said
-    nothing of ``serve`` or ``--url``); an answer lost on the way back (any other ``TransportFailure``: what
+    48): no server at ``url`` (a ``TransportFailure`` from httpx's connect error or timeout: "ConnectError ...
+    refused" said nothing of ``serve`` or ``--url``); an answer lost on the way back (any other one: what
     ``lost`` says, the request may have been applied); a model that does not exist yet (with ``model_hint``).
 
     >>> explained(NotFound(404, "model 'web' is unknown"), "http://x")
@@ -82,7 +84,7 @@ def explained(
     >>> explained(TransportFailure("POST http://x/v1: ReadError('reset')"), "http://x")
     "POST http://x/v1: ReadError('reset') (no answer came back: the server may have applied it)"
     """
-    if isinstance(error, TransportFailure) and ("ConnectError" in str(error) or "ConnectTimeout" in str(error)):
+    if isinstance(error, TransportFailure) and isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
         return (
             f"{error} (is a server running at {url}? start one with `tbptt-online serve`, or give its address with "
             "--url or TBPTT_URL)"

@@ -89,12 +89,16 @@ def test_no_server_and_an_unknown_model_are_told_what_to_do(start_server, capsys
 def test_a_lost_answer_to_a_read_is_not_told_it_may_have_been_applied() -> None:
     # a review (session 48): a GET forecast's ReadTimeout was told "the server may have applied it", and a
     # ConnectTimeout (nothing reached the server) got no hint to start the server or give --url
+    import httpx
+
     from tbptt_online.client import TransportFailure
     from tbptt_service.cli.cli_tools import explained
 
     timed_out = TransportFailure("GET http://x/v1/models: ConnectTimeout('timed out')")
+    timed_out.__cause__ = httpx.ConnectTimeout("timed out")  # (as the client raises it: from httpx's error)
     assert "is a server running at http://x?" in explained(timed_out, "http://x")
     read = TransportFailure("GET http://x/v1/models/m/series/s/forecast: ReadTimeout('timed out')")
+    read.__cause__ = httpx.ReadTimeout("timed out")
     assert explained(read, "http://x", "a forecast changes nothing: run it again").endswith(
         "(no answer came back: a forecast changes nothing: run it again)"
     )

@@ -136,6 +136,18 @@ class SeriesStore:
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per field read by rows: live snapshots' rows
         self._views: tuple[tuple[int, int], list[torch.Tensor], dict[str, torch.Tensor]] | None = None  # hybrid_rows
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy (``pickle``, ``copy.deepcopy``) takes: the store less what ties it to
+        the live objects around it. The row views ``hybrid_rows`` keeps are dropped: a pickle
+        shares a storage only between the same tensor objects, so the views came back as copies
+        apart from the store's tensors, which the copy's ticks then wrote into instead (its
+        smoothing state, combination and widths stayed as pickled while its means went on).
+        Nothing holds the copy's tensors (``handed_out``) or reads its rows as of a moment
+        (``saving``: weak references to the original's snapshots, which a pickle refused)."""
+        state = self.__dict__.copy()
+        state.update(_views=None, handed_out=set(), saving={})
+        return state
+
     # -- layout -----------------------------------------------------------------
     def _blank(self, n: int, meta: bool = False) -> dict[str, torch.Tensor]:
         """Zeroed fields of ``n`` rows (``meta``: their shapes and dtypes only, nothing allocated)."""

@@ -215,10 +215,23 @@ class SeriesStore:
             # to max(n, 2 * capacity) left a capacity off that sequence (63 after a batch of 63 new series,
             # or the rows a checkpoint held) whose next doubling the estimate did not count (126 rows for
             # 64 series where 64 were counted: a hostile test)
-            extra = self._blank(doubled_rows(self.initial_rows, len(self.names)) - self.capacity)
-            self.tensors = {k: torch.cat([v, extra[k]]) for k, v in self.tensors.items()}
+            self.tensors = self._grown(doubled_rows(self.initial_rows, len(self.names)))
         self.put(slots, **self._blank(len(taken)))  # a reused slot forgets its last owner
         return slots
+
+    def _grown(self, rows: int) -> dict[str, torch.Tensor]:
+        """The fields with ``rows`` rows: the rows held, then blank ones. Each field is made
+        empty and written once, the old rows copied and a blank row repeated (``_blank(1)``, every
+        row of ``_blank(n)`` being the same): a ``torch.cat`` with ``_blank`` of the new rows zeroed
+        and wrote every new page twice and the old rows' once more, and growing from 16,384 to 32,768
+        series stalled a tick 4.4 s (the new series' batch: 0.6 s before the growth)."""
+        blank, grown = self._blank(1), {}
+        for name, held in self.tensors.items():
+            field = torch.empty(rows, *held.shape[1:], dtype=held.dtype)  # [rows, ...]
+            field[: len(held)].copy_(held)
+            field[len(held) :].copy_(blank[name].expand(rows - len(held), *held.shape[1:]))
+            grown[name] = field
+        return grown
 
     def remove(self, name: str) -> None:
         name = plain_name(name)

@@ -1,0 +1,39 @@
+"""SeriesStore's growth: the rows held kept, the new ones blank, as a concatenation made them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks.store_growth import grown_by_cat
+from tbptt_online import Forecaster, ForecasterConfig
+from tests.tbptt_online.snapshots import assert_identical
+
+
+@pytest.mark.parametrize(
+    "config",
+    [ForecasterConfig(), ForecasterConfig(cell="lstm", hybrid=False), ForecasterConfig(n_features=2)],
+    ids=["hybrid", "lstm-stateful", "two-features"],
+)
+def test_a_store_grows_to_the_rows_held_then_blank_rows_as_a_concatenation_did(config) -> None:
+    f = Forecaster(config)
+    d = config.n_features
+    for t in range(20):  # rows that are not blank: values, seasons, combination, histories
+        f.observe_many([(f"s{i}", [float((i + t) % 5 + k) for k in range(d)]) for i in range(f.store.capacity)])
+    store = f.store
+    rows = 4 * store.capacity
+    expected, grown = grown_by_cat(store, rows), store._grown(rows)
+    assert expected.keys() == grown.keys()
+    for name, field in grown.items():
+        assert field.dtype == expected[name].dtype and field.shape == expected[name].shape, name
+        assert torch.equal(field.nan_to_num(7.5), expected[name].nan_to_num(7.5)), name
+
+
+def test_a_forecaster_whose_store_grew_goes_on_as_one_made_large_enough() -> None:
+    small, large = Forecaster(ForecasterConfig(seed=1)), Forecaster(ForecasterConfig(seed=1))
+    large.store.tensors = large.store._grown(8 * large.store.capacity)
+    for t in range(12):
+        tick = [(f"s{i}", float((3 * i + t) % 11)) for i in range(5 * (t + 1))]  # new series every tick
+        assert_identical(small.observe_many(tick), large.observe_many(tick))
+    assert small.store.capacity < large.store.capacity
+    assert_identical(small.forecast("s3", 6), large.forecast("s3", 6))

@@ -449,7 +449,10 @@ class ModelWorker(LongBatches, KeyedRequests):
             return
         results: Sequence[StepResult] = ()
         keyed, keys = self._keyed(admitted)
-        if merged:
+        # a keyed request whose every element repeats a value the model has applies nothing, but its key
+        # is journaled all the same (a record of no observations): remembered in memory alone, it was
+        # lost in a crash, and its retry got 409 or, its series deleted meanwhile, was applied as new
+        if merged or keys:
             try:
                 pending = self._journaled(
                     lambda: self.journal.begin_append(self.name, merged, keys), "batch", "applied"
@@ -470,9 +473,10 @@ class ModelWorker(LongBatches, KeyedRequests):
                 self.seq = pending.seq
             if not self._wait_durable(pending, [job for job, _ in admitted]):
                 return
-            self.recent.record(merged, results)  # readers see the batch only once it is durable
-            self.publish()
-            self._record_batch(len(admitted), len(merged), seconds, attempts_before)
+            if merged:
+                self.recent.record(merged, results)  # readers see the batch only once it is durable
+                self.publish()
+                self._record_batch(len(admitted), len(merged), seconds, attempts_before)
         update_count = self.forecaster.engine.updates
         self._remember(keyed, results, update_count)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(results, sources, update_count), None) for job, sources in admitted])

@@ -154,6 +154,8 @@ class _Completed:
         own = getattr(self.journal, "begin_append", None)
         if callable(own):
             return own(model, observations, keys) if keys else own(model, observations)
+        if not observations:  # a keyed request of repeats alone: a recorder keeps no keys
+            return PendingAppend(None)
         return PendingAppend(self.journal.append(model, observations))  # a recorder keeps no keys
 
     def begin_chunked(

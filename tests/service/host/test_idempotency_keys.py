@@ -127,3 +127,33 @@ def test_a_shard_call_retried_after_its_process_was_lost_is_answered_not_applied
             restarted.close()
     finally:
         lost.close()
+
+
+async def test_a_keyed_request_that_only_repeats_values_is_journaled_and_answered_after_a_crash(
+    tmp_path: Path, serve, log_settings: dict[str, Any]
+) -> None:
+    """A request whose every element repeats a timestamped value the model has applies nothing, but its
+    key was remembered in memory alone: after a kill -9 its retry got 409 (the series had a later value),
+    or, the series deleted since, was applied as new (a hostile test). Now its key is journaled too."""
+    settings = Settings(state_dir=tmp_path / "state", default_model=SMALL_MODEL, **log_settings, **NO_TIMER)
+    repeat = {"series": "t", "value": 3.0, "timestamp": T0}
+    deleted = {"series": "u", "value": 4.0, "timestamp": T0}
+    async with serve(create_app(settings)) as client:
+        for body in (repeat, deleted):
+            assert (await client.post(URL, json=body)).status_code == 200
+        first = await client.post(URL, json=repeat, headers={"Idempotency-Key": "only-repeats"})
+        gone = await client.post(URL, json=deleted, headers={"Idempotency-Key": "then-deleted"})
+        assert first.status_code == gone.status_code == 200
+        later = {"series": "t", "value": 5.0, "timestamp": T0 + 60}
+        assert (await client.post(URL, json=later)).status_code == 200
+        assert (await client.delete("/v1/models/default/series/u")).status_code == 204
+        live = await client.post(URL, json=deleted, headers={"Idempotency-Key": "then-deleted"})
+        assert live.status_code == 200 and live.content == gone.content  # answered, nothing applied
+        copy = crash_copy(settings.state_dir, tmp_path / "crashed")  # as a kill -9 leaves it
+        async with serve(create_app(settings.model_copy(update={"state_dir": copy}))) as recovered:
+            again = await recovered.post(URL, json=repeat, headers={"Idempotency-Key": "only-repeats"})
+            assert again.status_code == 200 and again.content == first.content  # was 409
+            again = await recovered.post(URL, json=deleted, headers={"Idempotency-Key": "then-deleted"})
+            assert again.status_code == 200 and again.content == gone.content
+            assert (await recovered.get("/v1/models/default/series/u")).status_code == 404  # was applied as new
+            assert await count(recovered, "t") == 2

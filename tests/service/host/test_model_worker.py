@@ -294,3 +294,19 @@ async def test_a_loaded_forecaster_gets_its_own_report_even_at_the_same_probe_co
     worker.load(new, {}, seq=0)
     worker.publish()
     assert set(worker.snapshot.truncation.dependencies) == {"new"}
+
+
+async def test_a_recorder_journal_sees_no_empty_batch_for_a_keyed_request_of_repeats_alone() -> None:
+    # the keys of a request that applies nothing are journaled in a record of no observations; a journal
+    # that only records batches (``append``) keeps no keys, and is not handed an empty one
+    worker, journal = make_worker()
+    worker.start()
+    try:
+        first = await worker.observe([Observation("a", 1.0, 60.0)])
+        repeat = await worker.observe([Observation("a", 1.0, 60.0)], key="k")
+        again = await worker.observe([Observation("a", 1.0, 60.0)], key="k")
+        assert repeat.results == again.results == first.results
+        assert journal.batches == [[Observation("a", 1.0, 60.0)]]
+    finally:
+        worker.stop()
+        worker.join()

@@ -35,6 +35,7 @@ from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
 from tbptt_service.host.cadence import UNKNOWN, Cadence
 from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
+from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
 FORMAT_VERSION = 1
 
@@ -190,8 +191,17 @@ def from_plain(plain: Any) -> ModelState:
     rebuilt: dict[str, SeriesMark] = {}
     flags = _outliers_from_plain(marks, len(columns[0]), "marks")
     cadences = _cadences_from_plain(marks, len(columns[0]))
+    config = forecaster.get("config")
+    features = config.get("n_features") if isinstance(config, dict) else None  # (the config is checked at load)
     for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
-        _check_mark(i, series, timestamp, row, updated, update_count, rebuilt)
+        _check_mark(i, series, timestamp, row, updated, update_count, rebuilt, features)
+        step = cadences[i].step
+        if step is not None and not (timestamp + step > timestamp and step <= LATEST_TIMESTAMP - EARLIEST_TIMESTAMP):
+            # a step below its timestamp's resolution served every step of a forecast the same due time
+            raise ValueError(
+                f"marks.cadence_steps[{i}]={step!r} is invalid: must be seconds that move its timestamp "
+                f"{timestamp!r}, within the years 1 to 9999"
+            )
         step, value, *predictions = row
         made, following = Prediction(*predictions[:3]), Prediction(*predictions[3:])
         result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
@@ -200,27 +210,44 @@ def from_plain(plain: Any) -> ModelState:
     return ModelState(name, seq, forecaster, rebuilt, keys)
 
 
-def _is_row(value: Any) -> bool:
-    """A value or prediction as the library formats it: a number, None, or a list of those."""
+def _is_number(value: Any) -> bool:
+    """A finite number (the library formats a NaN as None; an answer holds no infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_row(value: Any, features: Any = None) -> bool:
+    """A value or prediction as the library formats it for a model of ``features`` features (None:
+    not known): a finite number or None (one feature), None or a list of ``features`` of those."""
     if isinstance(value, list):
-        return all(item is None or (isinstance(item, int | float) and not isinstance(item, bool)) for item in value)
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        wide = features != 1 and (not isinstance(features, int) or len(value) == features)
+        return wide and all(item is None or _is_number(item) for item in value)
+    return value is None or _is_number(value)
 
 
-def _check_mark(i: int, series: Any, timestamp: Any, row: Any, updated: Any, count: Any, seen: Mapping) -> None:
-    """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise)."""
+def _check_mark(
+    i: int, series: Any, timestamp: Any, row: Any, updated: Any, count: Any, seen: Mapping, features: Any = None
+) -> None:
+    """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise): its
+    timestamp within the years an observation's is held to (one past them made every later value of
+    its series 409, "older", a hostile test's import), its numbers finite, one per feature."""
     if not isinstance(series, str) or series in seen:
         raise ValueError(f"marks.series[{i}]={series!r} is invalid: must be a series name, once")
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
-        raise ValueError(f"marks.timestamps[{i}]={timestamp!r} is invalid: must be a finite number (unix seconds)")
+    if not _is_number(timestamp) or not EARLIEST_TIMESTAMP <= timestamp <= LATEST_TIMESTAMP:
+        raise ValueError(
+            f"marks.timestamps[{i}]={timestamp!r} is invalid: must be unix seconds within the years 1 to 9999"
+        )
     if not isinstance(row, list) or len(row) != 8:
         raise ValueError(f"marks.results[{i}] is invalid: must be [step, value, 3 numbers made, 3 numbers next]")
     step = row[0]
     if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= MAX_COUNT:
         raise ValueError(f"marks.results[{i}][0]={step!r} is invalid: must be a step in [1, {MAX_COUNT}]")
     for j, item in enumerate(row[1:], start=1):
-        if not _is_row(item):
-            raise ValueError(f"marks.results[{i}][{j}] is invalid: must be a number, null or a list of them")
+        if not _is_row(item, features):
+            shape = "a list of them" if features is None else f"a list of {features} of them" if features != 1 else ""
+            raise ValueError(
+                f"marks.results[{i}][{j}]={item!r} is invalid: must be a finite number or null"
+                + (f", or {shape}" if shape else " (the model has one feature)")
+            )
     if not isinstance(updated, bool):
         raise ValueError(f"marks.updated[{i}]={updated!r} is invalid: must be true or false")
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:

@@ -100,3 +100,22 @@ def test_a_state_saved_with_a_bound_since_tightened_says_so_once_when_rebuilt(ca
     note = "interval_level=0.3 is outside [0.5, 0.999] since session 26: taken as 0.5"
     assert notes == [f"a saved state's config: {note}"]
     assert rebuilt.config.interval_level == 0.5
+
+
+def test_the_marks_of_a_model_of_several_features_survive_a_checkpoint_and_keep_their_width():
+    # the marks' rows are checked one number per feature: a list value in a mark of a one-feature model
+    # was taken (a hostile test's import); a model of two features' own rows, missing values and the
+    # first value's empty forecast among them, must still be
+    f = Forecaster(ForecasterConfig(hidden_size=4, n_features=2))
+    first = f.observe("a", [1.0, None])
+    last = [f.observe("b", [float(i), float(-i)]) for i in range(1, 5)][-1]
+    marks = {"a": SeriesMark(1_700_000_000.0, first.value, first, cadence=Cadence(60.0, 9))}
+    marks["b"] = SeriesMark(1_700_000_060.0, last.value, last)
+    state = ModelState("m", 3, f.state_dict(), marks, ())
+    assert from_plain(to_plain(state)).marks == state.marks
+    plain = to_plain(state)
+    plain["marks"]["results"][1][5] = [1.0, 2.0, 3.0]
+    with pytest.raises(
+        ValueError, match=r"marks\.results\[1\]\[5\]=\[1.0, 2.0, 3.0\] is invalid: .* a list of 2 of them"
+    ):
+        from_plain(plain)

@@ -195,13 +195,6 @@ def from_plain(plain: Any) -> ModelState:
     features = config.get("n_features") if isinstance(config, dict) else None  # (the config is checked at load)
     for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
         _check_mark(i, series, timestamp, row, updated, update_count, rebuilt, features)
-        step = cadences[i].step
-        if step is not None and not (timestamp + step > timestamp and step <= LATEST_TIMESTAMP - EARLIEST_TIMESTAMP):
-            # a step below its timestamp's resolution served every step of a forecast the same due time
-            raise ValueError(
-                f"marks.cadence_steps[{i}]={step!r} is invalid: must be seconds that move its timestamp "
-                f"{timestamp!r}, within the years 1 to 9999"
-            )
         step, value, *predictions = row
         made, following = Prediction(*predictions[:3]), Prediction(*predictions[3:])
         result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
@@ -210,18 +203,20 @@ def from_plain(plain: Any) -> ModelState:
     return ModelState(name, seq, forecaster, rebuilt, keys)
 
 
-def _is_number(value: Any) -> bool:
-    """A finite number (the library formats a NaN as None; an answer holds no infinity)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _is_number(value: Any, finite: bool = True) -> bool:
+    """A number, not NaN (the library formats a NaN as None), and ``finite`` (an observation's value;
+    a forecast of a network gone astray may not be, though an answer holds none)."""
+    plain = isinstance(value, int | float) and not isinstance(value, bool)
+    return plain and (math.isfinite(value) if finite else not math.isnan(value))
 
 
-def _is_row(value: Any, features: Any = None) -> bool:
+def _is_row(value: Any, features: Any = None, finite: bool = True) -> bool:
     """A value or prediction as the library formats it for a model of ``features`` features (None:
-    not known): a finite number or None (one feature), None or a list of ``features`` of those."""
+    not known): a number or None (one feature), None or a list of ``features`` of those."""
     if isinstance(value, list):
         wide = features != 1 and (not isinstance(features, int) or len(value) == features)
-        return wide and all(item is None or _is_number(item) for item in value)
-    return value is None or _is_number(value)
+        return wide and all(item is None or _is_number(item, finite) for item in value)
+    return value is None or _is_number(value, finite)
 
 
 def _check_mark(
@@ -229,7 +224,7 @@ def _check_mark(
 ) -> None:
     """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise): its
     timestamp within the years an observation's is held to (one past them made every later value of
-    its series 409, "older", a hostile test's import), its numbers finite, one per feature."""
+    its series 409, "older", a hostile test's import), its value finite, no NaN, one number per feature."""
     if not isinstance(series, str) or series in seen:
         raise ValueError(f"marks.series[{i}]={series!r} is invalid: must be a series name, once")
     if not _is_number(timestamp) or not EARLIEST_TIMESTAMP <= timestamp <= LATEST_TIMESTAMP:
@@ -242,10 +237,11 @@ def _check_mark(
     if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= MAX_COUNT:
         raise ValueError(f"marks.results[{i}][0]={step!r} is invalid: must be a step in [1, {MAX_COUNT}]")
     for j, item in enumerate(row[1:], start=1):
-        if not _is_row(item, features):
+        if not _is_row(item, features, finite=j == 1):
+            number = "a finite number" if j == 1 else "a number (not NaN)"
             shape = "a list of them" if features is None else f"a list of {features} of them" if features != 1 else ""
             raise ValueError(
-                f"marks.results[{i}][{j}]={item!r} is invalid: must be a finite number or null"
+                f"marks.results[{i}][{j}]={item!r} is invalid: must be {number} or null"
                 + (f", or {shape}" if shape else " (the model has one feature)")
             )
     if not isinstance(updated, bool):

@@ -107,13 +107,22 @@ def _moments(mark: SeriesMark | None, step: int, horizon: int) -> list[float | N
     """When each forecast step is due: the series' last timestamp plus whole steps of its cadence,
     when the cadence is known and the forecast starts at that timestamped value (else nulls); null
     past the year 9999, which no timestamp sent may pass (a hostile test, session 48: a cadence of
-    2.5e10 s served due times up to 2.5e13 at h = 1,000, which the API refuses when sent back)."""
+    2.5e10 s served due times up to 2.5e13 at h = 1,000, which the API refuses when sent back), and
+    where it is not after the step before (a cadence too fine for the timestamp's float)."""
     if mark is None or not mark.cadence.known or mark.result is None or mark.result.step != step:
         return [None] * horizon
     cadence = mark.cadence.step
     assert cadence is not None
-    due = (mark.timestamp + k * cadence for k in range(1, horizon + 1))
-    return [moment if EARLIEST_TIMESTAMP <= moment <= LATEST_TIMESTAMP else None for moment in due]
+    out: list[float | None] = []
+    before = mark.timestamp
+    for k in range(1, horizon + 1):
+        moment = mark.timestamp + k * cadence
+        # null where a step does not move the time (a cadence below the timestamp's resolution: a
+        # cadence of 1e-300 kept across a gap, or imported, served every step the same due time)
+        placed = before < moment and EARLIEST_TIMESTAMP <= moment <= LATEST_TIMESTAMP
+        out.append(moment if placed else None)
+        before = moment if placed else before
+    return out
 
 
 async def get_plain_forecast(request: Request) -> Response | None:

@@ -222,3 +222,21 @@ async def test_a_forecast_step_due_past_the_year_9999_has_no_timestamp(client_fo
     inside = int((253402300799.999 - last) // step)  # whole steps to the end of the year 9999
     assert inside == 1 and due[:inside] == [last + k * step for k in range(1, inside + 1)]
     assert due[inside:] == [None] * (12 - inside)
+
+
+async def test_a_forecast_step_that_its_cadence_does_not_move_has_no_timestamp(client_for) -> None:
+    # a hostile test (session 49, through an import of a cadence of 1e-300; the same live): a cadence of
+    # 1e-9 s learned near 0 and kept across a gap to 1.7e9, where a float's step is 2.4e-7, served every
+    # forecast step the same due time as the value's; such a step is now due at null
+    async with client_for() as client:
+        for k in range(10):  # the cadence is known after 8 differences
+            response = await client.post(URL, json={"series": "fine", "value": float(k % 3), "timestamp": k * 1e-9})
+            assert response.status_code == 200
+        assert (await client.post(URL, json={"series": "fine", "value": 1.0, "timestamp": 1.7e9})).status_code == 200
+        stats = (await client.get("/v1/models/default/series/fine")).json()
+        served = (await client.get("/v1/models/default/series/fine/forecast", params={"horizon": 300})).json()
+    assert stats["cadence"] is not None and stats["cadence"] < 2e-9  # kept across the gap
+    due = [point["timestamp"] for point in served["forecast"]]
+    assert 1.7e9 + 1e-9 == 1.7e9 and due[0] is None
+    placed = [moment for moment in due if moment is not None]
+    assert placed == sorted(set(placed)) and all(moment > 1.7e9 for moment in placed)  # each later than the last

@@ -59,14 +59,6 @@ def _steps(value: int) -> Mutation:
     return mutate
 
 
-def _cadence(step: float) -> Mutation:
-    def mutate(model: dict) -> None:
-        n = len(model["marks"]["series"])
-        model["marks"]["cadence_steps"], model["marks"]["cadence_runs"] = [step] * n, [100] * n
-
-    return mutate
-
-
 # The cases first (NaN weights, negative and 2^62 step counters, a free slot naming a live
 # series, string timestamps), then the other fields the brief names.
 CASES: dict[str, tuple[Mutation, str]] = {
@@ -111,9 +103,9 @@ CASES: dict[str, tuple[Mutation, str]] = {
         "marks.timestamps[0]=1e+300 is invalid: must be unix seconds within the years 1 to 9999",
     ),
     "timestamp before the year 1": (lambda m: m["marks"]["timestamps"].__setitem__(0, -1e12), "marks.timestamps[0]"),
-    "cadence below its timestamp's resolution": (_cadence(1e-300), "marks.cadence_steps[0]=1e-300 is invalid"),
     "NaN value in a mark": (lambda m: m["marks"]["results"][0].__setitem__(1, math.nan), "marks.results[0][1]"),
-    "infinite forecast in a mark": (lambda m: m["marks"]["results"][0].__setitem__(5, math.inf), "marks.results[0][5]"),
+    "infinite value in a mark": (lambda m: m["marks"]["results"][0].__setitem__(1, math.inf), "marks.results[0][1]"),
+    "NaN forecast in a mark": (lambda m: m["marks"]["results"][0].__setitem__(5, math.nan), "marks.results[0][5]"),
     "a list value in a mark of one feature": (
         lambda m: m["marks"]["results"][0].__setitem__(1, [1.0]),
         "marks.results[0][1]=[1.0] is invalid: must be a finite number or null (the model has one feature)",

@@ -67,7 +67,11 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="bearer API key, if the server needs one (default: $TBPTT_API_KEY)",
     )
     server.add_argument(
-        "--timeout", metavar="SECONDS", type=seconds, default=30.0, help="seconds per request (default: %(default)s)"
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=30.0,
+        help="seconds each try of a request may take, its whole answer read (default: %(default)s)",
     )
 
 
@@ -84,17 +88,29 @@ def explained(
     >>> explained(TransportFailure("POST http://x/v1: ReadError('reset')"), "http://x")
     "POST http://x/v1: ReadError('reset') (no answer came back: the server may have applied it)"
     """
+    told = printable(str(error))  # a server's message as text, never as the terminal's commands
     if isinstance(error, TransportFailure) and isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
         return (
-            f"{error} (is a server running at {url}? start one with `tbptt-online serve`, or give its address with "
+            f"{told} (is a server running at {url}? start one with `tbptt-online serve`, or give its address with "
             "--url or TBPTT_URL)"
         )
     if isinstance(error, TransportFailure):
-        return f"{error} (no answer came back: {lost})"
+        return f"{told} (no answer came back: {lost})"
     detail = error.detail if isinstance(error, NotFound) else ""
     if model_hint and detail.startswith("model ") and detail.endswith(" is unknown"):
-        return f"{error} (create it with `tbptt-online models create NAME`)"
-    return str(error)
+        return f"{told} (create it with `tbptt-online models create NAME`)"
+    return told
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable written as its escape (``\\x1b``, ``\\r``):
+    a server's error message reached the terminal as it came, and one holding escape sequences set
+    the window's title, cleared the screen and overwrote the line (a hostile test, session 49).
+
+    >>> printable("model \\x1b]0;PWNED\\x07 unknown\\rX, naïve")
+    'model \\\\x1b]0;PWNED\\\\x07 unknown\\\\rX, naïve'
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def level_fraction(text: str) -> float:

@@ -16,6 +16,7 @@ from tbptt_online.client.errors import (
     NotFound,
     TransportFailure,
     Unauthorized,
+    UnexpectedAnswer,
     Unprocessable,
 )
 from tbptt_online.client.results import (
@@ -48,6 +49,7 @@ __all__ = [
     "SeriesStats",
     "TransportFailure",
     "Unauthorized",
+    "UnexpectedAnswer",
     "Unprocessable",
     "UpdateStats",
 ]

@@ -25,6 +25,7 @@ import httpx
 
 from tbptt_online.client import calls
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
+from tbptt_online.client.deadline import AsyncDeadline
 from tbptt_online.client.errors import TransportFailure
 from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
 from tbptt_online.client.retry import RetryPolicy
@@ -46,7 +47,10 @@ class AsyncClient:
         self.base_url = base_url.rstrip("/")
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=auth_headers(api_key), timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=auth_headers(api_key),
+            timeout=timeout,
+            transport=AsyncDeadline(transport, timeout),  # an answer read whole within timeout, not per read
         )
 
     # -- plumbing -------------------------------------------------------------------

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tbptt_online.client.errors import error_for_status
+from tbptt_online.client.errors import UnexpectedAnswer, error_for_status
 from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
 
 Timestamp = float | int | str | datetime | None
@@ -68,14 +68,32 @@ class Call:
         return args
 
     def result(self, response: httpx.Response) -> Any:
-        """The decoded result of a success, or the :class:`ApiError` of anything else."""
+        """The decoded result of a success, or the :class:`ApiError` of anything else;
+        :class:`UnexpectedAnswer` for a success that is not the API's answer to this call."""
         if response.is_success:
-            return self.decode(response.json() if response.content else None)
+            try:
+                return self.decode(strict_json(response.content) if response.content else None)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+                why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                raise UnexpectedAnswer(
+                    f"{self.method} {self.path}: the answer ({response.status_code}, {len(response.content)} bytes) "
+                    f"is not the tbptt-online API's ({why[:200]}): is the address a tbptt-online server?"
+                ) from error
         try:
-            body = response.json()
-        except ValueError:
+            body = strict_json(response.content)
+        except (ValueError, RecursionError):
             body = response.text
         raise error_for_status(response.status_code, body)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (the service sends null)")
+
+
+def strict_json(content: bytes) -> Any:
+    """An answer's JSON as the service writes it: NaN and the infinities refused (Python's ``json``
+    takes them; a forecast of NaN was printed as one, its lower bound above its upper one)."""
+    return json.loads(content, parse_constant=_no_constant)
 
 
 def _segment(name: str) -> str:

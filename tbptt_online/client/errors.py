@@ -24,6 +24,14 @@ class TransportFailure(ClientError):
     """No HTTP answer came back (connection refused, reset, timed out), after any retries."""
 
 
+class UnexpectedAnswer(ClientError):
+    """The server answered, but not as the tbptt-online API answers: not JSON, JSON with NaN or an
+    infinity (the service sends null), nested past Python's recursion limit, or of another shape
+    than the call's result (a proxy's page, another service at that address). Until session 49 each
+    of these left the client as a ``KeyError``, ``TypeError`` or ``RecursionError`` (a hostile test),
+    and a NaN forecast was returned as one."""
+
+
 class ApiError(ClientError):
     """The server answered with a status that is not a success."""
 

@@ -25,6 +25,7 @@ import httpx
 
 from tbptt_online.client import calls
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
+from tbptt_online.client.deadline import Deadline
 from tbptt_online.client.errors import ApiError, TransportFailure
 from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
 from tbptt_online.client.retry import RetryPolicy
@@ -65,7 +66,10 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.Client(
-            base_url=self.base_url, headers=auth_headers(api_key), timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=auth_headers(api_key),
+            timeout=timeout,
+            transport=Deadline(transport, timeout),  # an answer read whole within timeout, not per read
         )
 
     # -- plumbing -------------------------------------------------------------------

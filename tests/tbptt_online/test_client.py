@@ -332,3 +332,32 @@ def test_an_idempotency_key_past_the_servers_bound_is_refused_before_sending() -
     with pytest.raises(ValueError, match=r"idempotency key .* must be 1 to 255 characters"):
         observe("default", [{"series": "a", "value": 1.0}], batch_key("k" * 254, 0))
     assert observe("default", [{"series": "a", "value": 1.0}], batch_key("k" * 253, 0)).idempotent
+
+
+@pytest.mark.anyio
+async def test_the_async_client_reads_an_answer_whole_within_its_timeout_and_refuses_one_not_the_apis() -> None:
+    # a hostile test (session 49): an answer dribbled a byte at a time held a client past its timeout, and
+    # answers of another shape, NaN or nested too deep left it as KeyError, TypeError or RecursionError
+    import asyncio
+
+    import httpx
+
+    from tbptt_online.client import AsyncClient, TransportFailure, UnexpectedAnswer
+
+    async def dribble():
+        for _ in range(20):
+            await asyncio.sleep(0.1)
+            yield b" "
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, content=dribble())
+        return httpx.Response(200, content=b'{"name": NaN}')
+
+    async with AsyncClient("http://x", timeout=0.5, retries=0, transport=httpx.MockTransport(handler)) as client:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TransportFailure, match=r"did not arrive whole within 0\.5 s"):
+            await client.list_models()
+        assert asyncio.get_running_loop().time() - started < 1.5  # the whole answer would take 2 s
+        with pytest.raises(UnexpectedAnswer, match="NaN is not a JSON number"):
+            await client.get_model("m")

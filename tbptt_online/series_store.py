@@ -368,7 +368,9 @@ class SeriesStore:
         # Only the rows of slots (the spare capacity is zeros, and would be written whole: a
         # store of 1,025 series holds 2,048 rows): those copied, or the whole tensor where every
         # row is a slot (copied before the next write, as a snapshot's).
-        used = len(self.names)
+        # up to the last slot in use: the free slots past it are blank rows (``remove``), which a load
+        # makes again (forgetting 99 of 100 series left their rows in every checkpoint, a new user's)
+        used = next((i + 1 for i in range(len(self.names) - 1, -1, -1) if self.names[i] is not None), 0)
         whole = used == self.capacity
         fields = [k for k in self.tensors if k not in DERIVED]
         tensors = {k: self.tensors[k] if whole and k not in PRIVATE else self.tensors[k][:used].clone() for k in fields}
@@ -398,7 +400,11 @@ class SeriesStore:
         self.names = list(state["names"])
         self.free = [int(i) for i in state["free"]]
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
-        capacity = tensors["steps"].shape[0]
+        rows = tensors["steps"].shape[0]
+        capacity = max(rows, len(self.names))  # the free slots past the rows saved: blank rows (``state_dict``)
+        if rows < capacity:
+            blank = self._blank(capacity - rows)
+            tensors = {k: torch.cat([v, blank[k]]) for k, v in tensors.items()}
         self.saving = {}  # snapshots hold the old tensors, which nothing writes any more
         self.tensors = {  # in the order of a fresh store; derived fields blank (zeros)
             k: torch.zeros(capacity, *v.shape[1:], dtype=v.dtype)

@@ -383,8 +383,8 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
     tensors = store["tensors"]
     _keys(tensors, [k for k in blank if k not in DERIVED], "store.tensors")
     rows = tensors["steps"].shape[0] if isinstance(tensors["steps"], torch.Tensor) and tensors["steps"].dim() else 0
-    if rows < len(names):
-        raise ValueError(f"store.tensors['steps'] is invalid: {rows} rows for {len(names)} slots")
+    if any(name is not None for name in names[rows:]):  # (past the rows: free slots, loaded as blank rows)
+        raise ValueError(f"store.tensors['steps'] is invalid: {rows} rows for {len(names)} slots, a series past them")
     for key in tensors:
         _check_store_tensor(
             f"store.tensors[{key!r}]", key, _tensor(f"store.tensors[{key!r}]", tensors[key], blank[key], rows), config

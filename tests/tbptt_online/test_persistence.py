@@ -175,7 +175,7 @@ def test_a_store_of_large_rows_starts_small_and_saves_only_the_rows_of_its_serie
     f.forget("s16")
     assert f.store.capacity == 32
     state = f.state_dict()
-    assert {t.shape[0] for t in state["store"]["tensors"].values()} == {17}
+    assert {t.shape[0] for t in state["store"]["tensors"].values()} == {16}  # s16's free slot, last: no row
     g = Forecaster.from_state_dict(state)
     assert_identical(snapshot(g), snapshot(f))
     ticks = [[(f"s{i}", float(i + t)) for i in range(20)] for t in range(6)]  # three new series: g grows
@@ -233,3 +233,31 @@ def test_a_forecaster_with_a_live_view_copies_and_the_view_keeps_its_moment(copi
         assert_identical(copied.observe("a", float(t % 7)), f.observe("a", float(t % 7)))
     assert_identical(snapshot(copied), snapshot(f))
     assert_identical(view.forecast("a", 5), before)
+
+
+def test_a_state_holds_the_rows_up_to_its_last_series_and_loads_to_go_on_bit_for_bit() -> None:
+    # a new user (session 49): forgetting 99 of 100 series left all 100 rows in every state (6.2 MB, where a
+    # forecaster of one series saves 0.23 MB); the free slots past the last series are blank rows, and a load
+    # makes them again, so the loaded forecaster gives the same slots to new series as the original
+    f = Forecaster(ForecasterConfig(seed=2))
+    for t in range(30):
+        f.observe_many([(f"s{i}", float((i + t) % 9)) for i in range(100)])
+    for i in range(3, 100):
+        f.forget(f"s{i}")
+    f.forget("s1")
+    state = f.state_dict()
+    assert {t.shape[0] for t in state["store"]["tensors"].values()} == {3}  # s0, a free slot, s2
+    assert len(state["store"]["names"]) == 100 and len(state["store"]["free"]) == 98
+    g = Forecaster.from_state_dict(state)
+    assert_identical(snapshot(g), snapshot(f))
+    ticks = [[(f"n{i}", float(i + t)) for i in range(5)] + [("s0", float(t)), ("s2", 1.0)] for t in range(8)]
+    assert_identical([f.observe_many(tick) for tick in ticks], [g.observe_many(tick) for tick in ticks])
+    assert [f.store.slot_of(f"n{i}") for i in range(5)] == [g.store.slot_of(f"n{i}") for i in range(5)]
+    assert_identical(snapshot(g), snapshot(f))
+    f.forget("s0")
+    f.forget("s2")
+    for i in range(5):
+        f.forget(f"n{i}")
+    assert {t.shape[0] for t in f.state_dict()["store"]["tensors"].values()} == {0}  # no series: no rows
+    h = Forecaster.from_state_dict(f.state_dict())
+    assert_identical(h.observe("x", 1.0), f.observe("x", 1.0))

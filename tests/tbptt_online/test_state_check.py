@@ -321,3 +321,16 @@ def test_a_widths_scale_or_multiplier_outside_its_rules_range_is_refused(state, 
     _set_tensor(lambda s: s["store"]["tensors"], key, index, value)(broken)
     with pytest.raises(ValueError, match=message):
         check_state(broken)
+
+
+def test_slots_past_the_rows_saved_must_be_free() -> None:
+    # a state holds the rows up to its last series (session 49): the slots past them are free ones
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    f.observe_many([("a", 1.0), ("b", 2.0), ("c", 3.0)])
+    f.forget("c")
+    state = f.state_dict()
+    assert state["store"]["tensors"]["steps"].shape[0] == 2 and state["store"]["names"][2] is None
+    check_state(state)
+    state["store"]["names"][2], state["store"]["free"] = "c", []
+    with pytest.raises(ValueError, match=r"2 rows for 3 slots, a series past them"):
+        check_state(state)

@@ -174,3 +174,25 @@ def test_an_update_whose_targets_require_grad_is_applied_and_recorded() -> None:
         f.observe("a", v)
     stats = f.update_stats()
     assert stats.updates == len(f.engine.recent) == 5 and stats.skipped == 0  # (the warm-up updates every value)
+
+
+def test_an_update_that_scores_nothing_moves_no_weight_and_no_moment() -> None:
+    # a new user's outage (session 49): with every value of its scored steps missing, an update's gradient is 0,
+    # but Adam's step moved the weights on its momentum alone: 200 missing values of a trained series, 25 such
+    # updates, moved them by 5.7 % of their norm (40 values of learning: 2.5 %)
+    f = Forecaster(ForecasterConfig(seed=0))
+    for t in range(400):
+        f.observe("a", math.sin(t / 3) + 0.1 * (t % 7))
+    weights = [p.detach().clone() for p in f.network.parameters()]
+    moments = [{k: v.clone() for k, v in f.engine.optimizer.state[p].items()} for p in f.network.parameters()]
+    updates = f.engine.updates
+    results = [f.observe("a", None) for _ in range(200)]
+    assert f.engine.updates - updates == sum(r.updated for r in results) == 25  # counted, as the rule's updates
+    for before, p in zip(weights, f.network.parameters(), strict=True):
+        assert torch.equal(before, p)
+    for before, p in zip(moments, f.network.parameters(), strict=True):
+        assert all(torch.equal(v, f.engine.optimizer.state[p][k]) for k, v in before.items())
+    f.observe("a", 1.0)  # a value again: the next update learns from it
+    for _ in range(8):
+        f.observe("a", 0.5)
+    assert any(not torch.equal(before, p) for before, p in zip(weights, f.network.parameters(), strict=True))

@@ -17,6 +17,7 @@ Against a running server::
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
@@ -25,7 +26,7 @@ import httpx
 
 from tbptt_online.client import calls
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
-from tbptt_online.client.deadline import AsyncDeadline
+from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import TransportFailure
 from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
 from tbptt_online.client.retry import RetryPolicy
@@ -39,18 +40,16 @@ class AsyncClient:
         self,
         base_url: str,
         api_key: str | None = None,
-        timeout: float = 30.0,
+        timeout: float | None = 30.0,
         retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=auth_headers(api_key),
-            timeout=timeout,
-            transport=AsyncDeadline(transport, timeout),  # an answer read whole within timeout, not per read
+            base_url=self.base_url, headers=auth_headers(api_key), timeout=timeout, transport=transport
         )
 
     # -- plumbing -------------------------------------------------------------------
@@ -70,7 +69,12 @@ class AsyncClient:
         for attempt in range(attempts):
             retry_after = None
             try:
-                response = await self._http.request(**call.request_args())
+                sent = time.monotonic()
+                response = await self._http.send(self._http.build_request(**call.request_args()), stream=True)
+                try:
+                    await within(response, sent, self.timeout).aread()  # the whole answer within timeout
+                finally:
+                    await response.aclose()
             except httpx.TransportError as error:
                 if attempt + 1 == attempts:
                     raise TransportFailure(f"{call.method} {self.base_url}{call.path}: {error!r}") from error

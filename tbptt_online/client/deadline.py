@@ -1,20 +1,24 @@
-"""Deadline transports: a request's answer read whole within the client's timeout, not per read.
+"""A request's answer read whole within the client's timeout, not per read.
 
 httpx's ``timeout`` bounds each read of a socket: a server (or a proxy) that sends its answer one
 byte a second never lets a read wait that long, and held ``tbptt-online forecast --timeout 5`` for
 as long as it kept sending (a hostile test, session 49: still waiting when killed at 60 s). The
-clients wrap their transport in these, which end the answer's body with ``httpx.ReadTimeout`` once
-``seconds`` have passed since the request was handed to the transport: the client then retries an
-idempotent call and raises :class:`~tbptt_online.client.TransportFailure` as for any timeout. The
-connection and the answer's head keep httpx's own per-read bounds.
+clients send each request with ``stream=True`` and read its answer through ``within``, whose
+stream ends with ``httpx.ReadTimeout`` once ``seconds`` have passed since the request was sent
+(None: no bound): the client then retries an idempotent call and raises
+:class:`~tbptt_online.client.TransportFailure` as for any timeout. The connection and the answer's
+head keep httpx's own per-read bounds; httpx's transports, proxies from the environment among
+them, are its own (a first version wrapped the transport, and httpx then read no proxy from the
+environment: a review's).
 
 >>> import httpx
 >>> slow = httpx.MockTransport(lambda request: httpx.Response(200, content=iter([b"[", b"]"])))
->>> with httpx.Client(transport=Deadline(slow, seconds=-1.0)) as client:  # already past
-...     client.get("http://x/")
+>>> with httpx.Client(transport=slow) as client:
+...     response = client.send(client.build_request("GET", "http://x/"), stream=True)
+...     within(response, sent=0.0, seconds=1.0).read()  # sent at 0.0 on the monotonic clock: long past
 Traceback (most recent call last):
 ...
-httpx.ReadTimeout: the answer to GET http://x/ did not arrive whole within -1.0 s
+httpx.ReadTimeout: the answer to GET http://x/ did not arrive whole within 1.0 s
 """
 
 from __future__ import annotations
@@ -45,22 +49,6 @@ class _Stream(httpx.SyncByteStream):
         self.inner.close()
 
 
-class Deadline(httpx.BaseTransport):
-    """``inner`` (None: httpx's own HTTP transport) with each answer read whole within ``seconds``."""
-
-    def __init__(self, inner: httpx.BaseTransport | None, seconds: float) -> None:
-        self.inner, self.seconds = inner or httpx.HTTPTransport(), seconds
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        deadline = time.monotonic() + self.seconds
-        response = self.inner.handle_request(request)
-        response.stream = _Stream(response.stream, request, deadline, self.seconds)  # type: ignore[arg-type]
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class _AsyncStream(httpx.AsyncByteStream):
     def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request, deadline: float, seconds: float) -> None:
         self.inner, self.request, self.deadline, self.seconds = inner, request, deadline, seconds
@@ -75,17 +63,13 @@ class _AsyncStream(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
-class AsyncDeadline(httpx.AsyncBaseTransport):
-    """:class:`Deadline`'s twin for ``httpx.AsyncClient``."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport | None, seconds: float) -> None:
-        self.inner, self.seconds = inner or httpx.AsyncHTTPTransport(), seconds
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        deadline = time.monotonic() + self.seconds
-        response = await self.inner.handle_async_request(request)
-        response.stream = _AsyncStream(response.stream, request, deadline, self.seconds)  # type: ignore[arg-type]
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+def within(response: httpx.Response, sent: float, seconds: float | None) -> httpx.Response:
+    """``response`` (sent with ``stream=True`` at ``sent``, ``time.monotonic()``), its body to be read
+    (``read`` or ``aread``) within ``seconds`` of ``sent`` (None: as httpx reads it)."""
+    if seconds is not None:
+        deadline, stream = sent + seconds, response.stream
+        if isinstance(stream, httpx.AsyncByteStream):
+            response.stream = _AsyncStream(stream, response.request, deadline, seconds)
+        else:
+            response.stream = _Stream(stream, response.request, deadline, seconds)  # type: ignore[arg-type]
+    return response

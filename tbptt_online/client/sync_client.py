@@ -25,7 +25,7 @@ import httpx
 
 from tbptt_online.client import calls
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
-from tbptt_online.client.deadline import Deadline
+from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import ApiError, TransportFailure
 from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
 from tbptt_online.client.retry import RetryPolicy
@@ -58,18 +58,16 @@ class Client:
         self,
         base_url: str,
         api_key: str | None = None,
-        timeout: float = 30.0,
+        timeout: float | None = 30.0,
         retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=auth_headers(api_key),
-            timeout=timeout,
-            transport=Deadline(transport, timeout),  # an answer read whole within timeout, not per read
+            base_url=self.base_url, headers=auth_headers(api_key), timeout=timeout, transport=transport
         )
 
     # -- plumbing -------------------------------------------------------------------
@@ -87,7 +85,12 @@ class Client:
         for attempt in range(attempts):
             retry_after = None
             try:
-                response = self._http.request(**call.request_args())
+                sent = time.monotonic()
+                response = self._http.send(self._http.build_request(**call.request_args()), stream=True)
+                try:
+                    within(response, sent, self.timeout).read()  # the whole answer within timeout, not per read
+                finally:
+                    response.close()
             except httpx.TransportError as error:
                 if attempt + 1 == attempts:
                     raise TransportFailure(f"{call.method} {self.base_url}{call.path}: {error!r}") from error

@@ -361,3 +361,50 @@ async def test_the_async_client_reads_an_answer_whole_within_its_timeout_and_ref
         assert asyncio.get_running_loop().time() - started < 1.5  # the whole answer would take 2 s
         with pytest.raises(UnexpectedAnswer, match="NaN is not a JSON number"):
             await client.get_model("m")
+
+
+def test_the_client_goes_through_the_proxy_its_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a review (session 49): the first bound on a whole answer wrapped httpx's transport, and httpx then read no
+    # proxy from the environment (the call went to the address itself: "Name or service not known")
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tbptt_online.client import Client
+
+    asked: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)  # a proxy is asked for the absolute URL
+            self.send_response(200)
+            self.send_header("content-length", "14")
+            self.end_headers()
+            self.wfile.write(b'{"models": []}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        with Client("http://tbptt.invalid", retries=0, timeout=5) as client:
+            assert client.list_models() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == ["http://tbptt.invalid/v1/models"]
+
+
+def test_a_client_without_a_timeout_reads_its_answers() -> None:
+    # a review (session 49): timeout=None, httpx's "no bound", raised TypeError on every call once the whole
+    # answer was bounded by it
+    import httpx
+
+    from tbptt_online.client import Client
+
+    answer = httpx.MockTransport(lambda request: httpx.Response(200, content=b'{"models": []}'))
+    with Client("http://x", timeout=None, transport=answer) as client:
+        assert client.list_models() == []

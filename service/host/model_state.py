@@ -172,8 +172,9 @@ def to_plain(state: ModelState) -> dict[str, Any]:
     }
 
 
-def from_plain(plain: Any) -> ModelState:
-    """Back from :func:`to_plain`; ``ValueError`` naming what is missing or malformed."""
+def from_plain(plain: Any, imported: bool = False) -> ModelState:
+    """Back from :func:`to_plain`; ``ValueError`` naming what is missing or malformed (an ``imported``
+    state's marks also as observations are held: ``_check_mark``)."""
     try:
         name, seq, forecaster, marks = plain["name"], plain["seq"], plain["forecaster"], plain["marks"]
         columns = [marks[key] for key in ("series", "timestamps", "results", "updated", "update_count")]
@@ -194,7 +195,7 @@ def from_plain(plain: Any) -> ModelState:
     config = forecaster.get("config")
     features = config.get("n_features") if isinstance(config, dict) else None  # (the config is checked at load)
     for i, (series, timestamp, row, updated, update_count) in enumerate(zip(*columns, strict=True)):
-        _check_mark(i, series, timestamp, row, updated, update_count, rebuilt, features)
+        _check_mark(i, series, timestamp, row, updated, update_count, rebuilt, features, imported)
         step, value, *predictions = row
         made, following = Prediction(*predictions[:3]), Prediction(*predictions[3:])
         result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
@@ -203,14 +204,14 @@ def from_plain(plain: Any) -> ModelState:
     return ModelState(name, seq, forecaster, rebuilt, keys)
 
 
-def _is_number(value: Any, finite: bool = True) -> bool:
+def _is_number(value: Any, finite: bool | None = True) -> bool:
     """A number, not NaN (the library formats a NaN as None), and ``finite`` (an observation's value;
-    a forecast of a network gone astray may not be, though an answer holds none)."""
+    a forecast of a network gone astray may not be, though an answer holds none); None: any number."""
     plain = isinstance(value, int | float) and not isinstance(value, bool)
-    return plain and (math.isfinite(value) if finite else not math.isnan(value))
+    return plain and (finite is None or (math.isfinite(value) if finite else not math.isnan(value)))
 
 
-def _is_row(value: Any, features: Any = None, finite: bool = True) -> bool:
+def _is_row(value: Any, features: Any = None, finite: bool | None = True) -> bool:
     """A value or prediction as the library formats it for a model of ``features`` features (None:
     not known): a number or None (one feature), None or a list of ``features`` of those."""
     if isinstance(value, list):
@@ -220,16 +221,28 @@ def _is_row(value: Any, features: Any = None, finite: bool = True) -> bool:
 
 
 def _check_mark(
-    i: int, series: Any, timestamp: Any, row: Any, updated: Any, count: Any, seen: Mapping, features: Any = None
+    i: int,
+    series: Any,
+    timestamp: Any,
+    row: Any,
+    updated: Any,
+    count: Any,
+    seen: Mapping,
+    features: Any = None,
+    imported: bool = False,
 ) -> None:
-    """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise): its
-    timestamp within the years an observation's is held to (one past them made every later value of
-    its series 409, "older", a hostile test's import), its value finite, no NaN, one number per feature."""
+    """One series' mark, as ``to_plain`` writes it (``ValueError`` naming the field otherwise). An
+    ``imported`` one also as an observation is held (session 49, a hostile test's import: a timestamp
+    past the year 9999 made every later value of its series 409, "older"): its timestamp within the
+    years 1 to 9999, its value finite, no NaN, one number per feature. A model's own checkpoint is not
+    held to those (a review's: a mark of before session 35 may be 1.7e12, milliseconds taken as
+    seconds, and its model would be quarantined at recovery)."""
     if not isinstance(series, str) or series in seen:
         raise ValueError(f"marks.series[{i}]={series!r} is invalid: must be a series name, once")
-    if not _is_number(timestamp) or not EARLIEST_TIMESTAMP <= timestamp <= LATEST_TIMESTAMP:
+    if not _is_number(timestamp) or (imported and not EARLIEST_TIMESTAMP <= timestamp <= LATEST_TIMESTAMP):
         raise ValueError(
-            f"marks.timestamps[{i}]={timestamp!r} is invalid: must be unix seconds within the years 1 to 9999"
+            f"marks.timestamps[{i}]={timestamp!r} is invalid: must be unix seconds"
+            + (" within the years 1 to 9999" if imported else "")
         )
     if not isinstance(row, list) or len(row) != 8:
         raise ValueError(f"marks.results[{i}] is invalid: must be [step, value, 3 numbers made, 3 numbers next]")
@@ -237,7 +250,7 @@ def _check_mark(
     if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= MAX_COUNT:
         raise ValueError(f"marks.results[{i}][0]={step!r} is invalid: must be a step in [1, {MAX_COUNT}]")
     for j, item in enumerate(row[1:], start=1):
-        if not _is_row(item, features, finite=j == 1):
+        if not (_is_row(item, features, finite=j == 1) if imported else _is_row(item, None, finite=None)):
             number = "a finite number" if j == 1 else "a number (not NaN)"
             shape = "a list of them" if features is None else f"a list of {features} of them" if features != 1 else ""
             raise ValueError(
@@ -262,7 +275,7 @@ def decode_model_checkpoint(data: bytes) -> ModelState:
     state = decode_checkpoint(data).state
     if state.get("format") != FORMAT_VERSION or "model" not in state:
         raise ValueError(f"not a model checkpoint: format={state.get('format')!r}, keys {sorted(state)}")
-    found = from_plain(state["model"])
+    found = from_plain(state["model"], imported=True)
     try:
         found.config  # noqa: B018 - validated here, so a bad config is a clear 422
     except (ValueError, TypeError) as error:

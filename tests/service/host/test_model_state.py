@@ -118,4 +118,15 @@ def test_the_marks_of_a_model_of_several_features_survive_a_checkpoint_and_keep_
     with pytest.raises(
         ValueError, match=r"marks\.results\[1\]\[5\]=\[1.0, 2.0, 3.0\] is invalid: .* a list of 2 of them"
     ):
-        from_plain(plain)
+        from_plain(plain, imported=True)
+    assert from_plain(plain).marks["b"].result.forecast_next.mean == [1.0, 2.0, 3.0]  # a model's own: as it was
+
+
+def test_a_models_own_mark_of_before_the_years_rule_loads_and_an_imported_one_is_refused():
+    # a review (session 49): a mark of before session 35 may be 1.7e12 (milliseconds taken as seconds); the
+    # import's new checks applied at recovery too would have quarantined its model
+    plain = to_plain(state_with_a_spike())
+    plain["marks"]["timestamps"][0] = 1.7e12
+    assert from_plain(plain).marks["a"].timestamp == 1.7e12
+    with pytest.raises(ValueError, match=r"marks\.timestamps\[0\]=1700000000000\.0 is invalid: .* years 1 to 9999"):
+        from_plain(plain, imported=True)

@@ -142,10 +142,12 @@ class SeriesStore:
         shares a storage only between the same tensor objects, so the views came back as copies
         apart from the store's tensors, which the copy's ticks then wrote into instead (its
         smoothing state, combination and widths stayed as pickled while its means went on).
-        Nothing holds the copy's tensors (``handed_out``) or reads its rows as of a moment
-        (``saving``: weak references to the original's snapshots, which a pickle refused)."""
+        Nothing reads the copy's rows as of a moment (``saving``: weak references to the
+        original's snapshots, which a pickle refused). ``handed_out`` is kept: a state dict
+        copied together with the forecaster (``deepcopy((f, state))``) shares its tensors
+        with the copy's store, which must copy them before it writes (a review's)."""
         state = self.__dict__.copy()
-        state.update(_views=None, handed_out=set(), saving={})
+        state.update(_views=None, saving={})
         return state
 
     # -- layout -----------------------------------------------------------------

@@ -261,3 +261,17 @@ def test_a_state_holds_the_rows_up_to_its_last_series_and_loads_to_go_on_bit_for
     assert {t.shape[0] for t in f.state_dict()["store"]["tensors"].values()} == {0}  # no series: no rows
     h = Forecaster.from_state_dict(f.state_dict())
     assert_identical(h.observe("x", 1.0), f.observe("x", 1.0))
+
+
+@pytest.mark.parametrize("copier", [pickle_copy, copy.deepcopy], ids=["pickle", "deepcopy"])
+def test_a_forecaster_copied_with_its_state_dict_leaves_the_copied_state_as_it_was(copier) -> None:
+    # a review (session 49): the copy forgot which tensors a state dict held, and its ticks wrote into the
+    # copied state's tensors, which it shares (36 fields changed)
+    f = Forecaster(ForecasterConfig(seed=0))
+    for t in range(16):
+        f.observe_many([(f"s{i}", float((i + t) % 5)) for i in range(16)])  # every row a slot: tensors handed out
+    copied, state = copier((f, f.state_dict()))
+    before = copy.deepcopy(state)
+    for t in range(16, 24):
+        copied.observe_many([(f"s{i}", float((i + t) % 5)) for i in range(16)])
+    assert_identical(state, before)

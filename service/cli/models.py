@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from tbptt_online.client import Client, ClientError
-from tbptt_service.cli.cli_tools import _add_server_options, explained
+from tbptt_service.cli.cli_tools import _add_server_options, explained, printable
 from tbptt_service.cli.csv_feed import format_table
 
 EXAMPLE = """\
@@ -95,8 +95,11 @@ def run_models(args: argparse.Namespace) -> int:
             if args.action == "list":
                 models = client.list_models()
                 rows = [("model", "series", "observations", "updates", "skipped")]
-                rows += [
-                    (m.name, str(m.series_count), str(m.observations), str(m.updates.updates), str(m.updates.skipped))
+                rows += [  # (each as text: a hostile server's escape sequences reached the terminal, a review's)
+                    tuple(
+                        printable(str(cell))
+                        for cell in (m.name, m.series_count, m.observations, m.updates.updates, m.updates.skipped)
+                    )
                     for m in models
                     if not isinstance(m, str)
                 ]

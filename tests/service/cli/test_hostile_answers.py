@@ -4,6 +4,7 @@ sequences on the terminal, never a wait past ``--timeout`` (a hostile test, sess
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -112,3 +113,14 @@ def test_timeout_bounds_the_whole_answer_not_each_read(hostile, tmp_path, capsys
     assert "did not arrive whole within 2.0 s" in err, err
     assert "listing and showing change nothing: run it again" in err  # a read's lost answer: not "may have applied"
     assert waited < 4 * 2 + 4 * 1.0 + 5  # 4 tries of 2 s, their backoffs, slack: far below the 20 s of one answer
+
+
+def test_a_model_name_in_a_list_reaches_the_terminal_as_text(hostile, capsys) -> None:
+    # a review (session 49): only error messages were escaped; a name in a 200 answer reached stdout with its ESC
+    name = "m\x1b]0;PWNED\x07"
+    model = {"name": name, "config": {}, "series_count": 1, "observations": 2, "updates": {"updates": 3, "skipped": 0}}
+    ANSWERS["list"] = (200, json.dumps({"models": [model]}).encode())
+    _Hostile.mode = "list"
+    assert main(["models", "list", "--url", hostile, "--timeout", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and r"m\x1b]0;PWNED\x07" in out, out

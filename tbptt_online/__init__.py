@@ -12,11 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tbptt_online import fork_guard
 from tbptt_online.openmp import prefer_short_spin
 
 prefer_short_spin()  # before torch loads libgomp, unless the user chose (see openmp.py)
-fork_guard.register()  # a forked child gets one torch thread: libgomp's hang otherwise (see fork_guard.py)
 
 # Exports load on first use, so ``tbptt_online.client`` (httpx only) never imports torch.
 _EXPORTS = {

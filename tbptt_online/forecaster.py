@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tbptt_online import allocator
+from tbptt_online import allocator, fork_guard
 from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import ProbeWindows, TBPTTEngine, measured_bias, probe_gradients
@@ -107,6 +107,7 @@ class Forecaster:
             raise ValueError(f"config={config!r} is invalid: must be a ForecasterConfig")
         self.config = config
         allocator.keep_freed_memory()  # with TBPTT_KEEP_FREED_MEMORY=1: an update's freed heap kept (allocator.py)
+        fork_guard.register()  # a child forked from here on gets one torch thread: libgomp's hang (fork_guard.py)
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(config.seed)

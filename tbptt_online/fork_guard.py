@@ -6,8 +6,8 @@ libgomp's threads waits for good in its first operation that would use them (a n
 ``Forecaster.from_state_dict``, session 49; plain torch, without this library, hangs the same:
 a 2,000 x 2,000 product in the parent, then ``torch.zeros(100, 4, 2, 1, 336)`` in the child). One
 thread runs no parallel region, and the child goes on; torch's own ``DataLoader`` workers are set
-to one thread the same way. The package registers ``one_thread`` to run in every child forked
-after it was imported (``os.register_at_fork``): a child that wants more threads sets them itself
+to one thread the same way. The first ``Forecaster`` built registers ``one_thread`` to run in every
+child forked after it (``os.register_at_fork``): a child that wants more threads sets them itself
 (and risks the same wait), or the parent starts its processes with ``spawn`` or ``forkserver``.
 It changes no result (the library's results do not depend on the number of threads).
 """
@@ -26,7 +26,13 @@ def one_thread() -> None:
         torch.set_num_threads(1)
 
 
+_registered = [False]
+
+
 def register() -> None:
-    """Run ``one_thread`` in every child forked from now on (where the platform forks)."""
-    if hasattr(os, "register_at_fork"):
+    """Run ``one_thread`` in every child forked from now on (where the platform forks); once a process
+    (``Forecaster`` calls it when it is built: a process that loaded the package, or its client, and
+    built none keeps its children's threads as torch leaves them, a review's)."""
+    if not _registered[0] and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=one_thread)
+        _registered[0] = True

@@ -270,12 +270,13 @@ def encode_model_checkpoint(state: ModelState) -> bytes:
     return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": plain})
 
 
-def decode_model_checkpoint(data: bytes) -> ModelState:
-    """Verify and read exported bytes: ``CorruptCheckpointError`` (a ``ValueError``) or ``ValueError`` says why."""
+def decode_model_checkpoint(data: bytes, imported: bool = True) -> ModelState:
+    """Verify and read exported bytes: ``CorruptCheckpointError`` (a ``ValueError``) or ``ValueError`` says why
+    (``imported``: its marks also as observations are held, ``from_plain``)."""
     state = decode_checkpoint(data).state
     if state.get("format") != FORMAT_VERSION or "model" not in state:
         raise ValueError(f"not a model checkpoint: format={state.get('format')!r}, keys {sorted(state)}")
-    found = from_plain(state["model"], imported=True)
+    found = from_plain(state["model"], imported=imported)
     try:
         found.config  # noqa: B018 - validated here, so a bad config is a clear 422
     except (ValueError, TypeError) as error:
@@ -318,11 +319,17 @@ def import_payload(data: bytes) -> dict[str, Any]:
 
 
 def read_import(
-    data: bytes, config: ForecasterConfig, factory: Callable[[ForecasterConfig], Forecaster] = Forecaster
+    data: bytes,
+    config: ForecasterConfig,
+    factory: Callable[[ForecasterConfig], Forecaster] = Forecaster,
+    journaled: bool = False,
 ) -> tuple[ModelState, Forecaster]:
     """Exported bytes checked for a model with ``config``: the state and a forecaster holding it.
-    ``ValueError`` says what is wrong (a bad checksum, a truncated file, another config)."""
-    state = decode_model_checkpoint(data)
+    ``ValueError`` says what is wrong (a bad checksum, a truncated file, another config). A ``journaled``
+    import (recovery replaying the log) is not held to the marks' checks of an import, which it passed or
+    came before (session 49: an import journaled earlier, its marks past the years, would have quarantined
+    its model at recovery, a review's)."""
+    state = decode_model_checkpoint(data, imported=not journaled)
     mismatch = config_mismatch(state.config, config)
     if mismatch is not None:
         raise ValueError(f"the checkpoint's config differs from the model's: {mismatch}")

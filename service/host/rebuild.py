@@ -137,7 +137,9 @@ class StateRebuild:
             worker.forecaster.reset_learning_rate()
         elif record.kind == IMPORT_CHECKPOINT:
             data = base64.b64decode(payload["checkpoint"], validate=True)
-            model, forecaster = read_import(data, worker.forecaster.config, self.registry.forecaster_factory)
+            model, forecaster = read_import(
+                data, worker.forecaster.config, self.registry.forecaster_factory, journaled=True
+            )
             worker.load(forecaster, model.marks, record.seq)
         elif record.kind == DELETE_MODEL:
             del self.workers[name]

@@ -130,3 +130,18 @@ def test_a_models_own_mark_of_before_the_years_rule_loads_and_an_imported_one_is
     assert from_plain(plain).marks["a"].timestamp == 1.7e12
     with pytest.raises(ValueError, match=r"marks\.timestamps\[0\]=1700000000000\.0 is invalid: .* years 1 to 9999"):
         from_plain(plain, imported=True)
+
+
+def test_an_import_journaled_before_the_marks_checks_is_replayed_and_a_new_one_refused():
+    # a second review (session 49): recovery replays an import record through read_import, and an import journaled
+    # before the marks' checks (a mark past the years) would have quarantined its model
+    from tbptt_service.host.model_state import encode_model_checkpoint, read_import
+
+    state = state_with_a_spike()
+    marks = dict(state.marks)
+    marks["a"] = dataclasses.replace(marks["a"], timestamp=1.7e12)
+    data = encode_model_checkpoint(dataclasses.replace(state, marks=marks))
+    replayed, _ = read_import(data, state.config, journaled=True)
+    assert replayed.marks["a"].timestamp == 1.7e12
+    with pytest.raises(ValueError, match=r"marks\.timestamps\[0\]=1700000000000\.0 is invalid"):
+        read_import(data, state.config)

@@ -225,7 +225,7 @@ class TBPTTEngine:
 
     @property
     def updates(self) -> int:
-        """Updates that changed the weights."""
+        """Updates applied (not skipped as not finite): those that learned, and those with nothing to learn."""
         return self.attempts - self.skipped
 
     def stats(self) -> UpdateStats:
@@ -434,10 +434,13 @@ class TBPTTEngine:
                     applied = min(grad_norm, self.config.clip_norm or math.inf)  # the norm after clipping
                     with torch.no_grad():
                         torch._foreach_mul_(grads, min(1.0, self.guard.median_norm() / applied))
-        # a window whose scored steps are all missing has nothing to learn: no optimizer step (its gradient
-        # is 0, but Adam's momentum alone moved the weights: a 200-value outage of a trained series, 25
-        # such updates, moved them by 5.7 % of their norm, more than 40 values of learning did, session 49)
-        learns = bool(mask[-loss_steps:].any()) or not self.optimizer.state  # (see the comment above)
+        # an update with nothing to learn, its loss and gradient exactly 0 (every scored value missing, or
+        # every window with one left out as not finite), makes no optimizer step once the optimizer holds
+        # state: Adam's momentum alone moved the weights (a 200-value outage of a trained series, 25 such
+        # updates, 5.7 % of their norm, more than 40 values of learning; session 49). The gradient says it,
+        # not the mask: a first version read the mask of every window, and a peer's windows left out as not
+        # finite (a raw-value MSE network, values of 3e25) still let Adam step on momentum (a review's)
+        learns = loss_value != 0.0 or grad_norm != 0.0 or not self.optimizer.state
         if ok and learns:
             ok = self._guarded_step()
         self._clear_grads()

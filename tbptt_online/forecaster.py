@@ -121,6 +121,13 @@ class Forecaster:
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
         self._frozen: tuple[tuple[int, int], RecurrentNetwork] | None = None
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy's attributes (``pickle``, ``copy.deepcopy``), and the fork guard registered in this
+        process as by ``__init__``, which a copy does not run (a review's: a process whose forecaster came
+        from a pickle forked children on its threads)."""
+        self.__dict__.update(state)
+        fork_guard.register()
+
     # -- reading ------------------------------------------------------------------
     @property
     def series(self) -> list[str]:

@@ -196,3 +196,20 @@ def test_an_update_that_scores_nothing_moves_no_weight_and_no_moment() -> None:
     for _ in range(8):
         f.observe("a", 0.5)
     assert any(not torch.equal(before, p) for before, p in zip(weights, f.network.parameters(), strict=True))
+
+
+def test_an_update_whose_only_scored_windows_are_left_out_as_not_finite_moves_no_weight() -> None:
+    # a review (session 49): the first rule read the mask of every window; a series in an outage beside one whose
+    # windows are left out as not finite (a raw-value MSE network, values of 3e25: squares past float32) gave
+    # updates of loss 0 and gradient 0 on which Adam still stepped on its momentum (7.9 % of the weights' norm)
+    config = ForecasterConfig(seed=0, hybrid=False, normalize=False, loss="mse", outlier_sigmas=None)
+    f = Forecaster(config)
+    for t in range(400):
+        f.observe_many([("a", math.sin(t / 3) + 0.1 * (t % 7)), ("b", math.cos(t / 5))])
+    weights = [p.detach().clone() for p in f.network.parameters()]
+    for _ in range(200):
+        f.observe_many([("a", None), ("b", 3e25)])
+    records = list(f.engine.recent)[-5:]
+    assert all(r.loss == 0.0 and r.grad_norm == 0.0 and not r.skipped for r in records)  # nothing to learn
+    for before, p in zip(weights, f.network.parameters(), strict=True):
+        assert torch.equal(before, p)

@@ -72,3 +72,30 @@ def test_a_fork_of_a_process_that_built_no_forecaster_is_left_as_torch_leaves_it
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "0 3"  # no torch loaded; then 3 threads kept, no Forecaster built
+
+
+def test_a_process_whose_forecaster_came_from_a_pickle_guards_its_forks(tmp_path: Path) -> None:
+    # a review (session 49): the guard was registered by ``__init__`` alone, which unpickling does not run
+    import pickle
+
+    from tbptt_online import Forecaster, ForecasterConfig
+
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    f.observe("a", 1.0)
+    saved = tmp_path / "f.pkl"
+    saved.write_bytes(pickle.dumps(f))
+    code = textwrap.dedent(
+        f"""
+        import os, pickle
+        import torch
+        torch.set_num_threads(3)
+        f = pickle.loads(open({str(saved)!r}, "rb").read())
+        pid = os.fork()
+        if pid == 0:
+            os._exit(torch.get_num_threads())
+        print(os.waitpid(pid, 0)[1] >> 8)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1"

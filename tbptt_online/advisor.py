@@ -200,8 +200,10 @@ def _report(
             f"{name} = {window} is long enough for what was found: the longest dependency found is {longest} steps "
             f"({len(found)} of {len(lags)} series)"
         )
-    else:
+    elif lags:
         data = f"{name} = {window} is long enough for what was found: no dependency found in {len(lags)} series"
+    else:  # (a new model's read "no dependency found in 0 series", a new user's)
+        data = f"{name} = {window}: nothing to judge yet, no series followed"
     if biased:
         why = (
             f"the probe's {cfg.resolved_probe_length} steps are shorter than the window: it bounds nothing past them"

@@ -714,3 +714,13 @@ def test_series_of_many_lengths_are_searched_in_few_groups(monkeypatch) -> None:
         values[i, i:, 0] = torch.sin(torch.arange(200 - i, dtype=torch.float64))
     advise_values(values, ForecasterConfig(k1=4, k2=8))
     assert searched == [(40, 200, 1)]
+
+
+def test_a_new_models_verdict_says_there_is_nothing_to_judge_yet() -> None:
+    # a new user (session 49): a fresh model's read "k2 = 32 is long enough for what was found: no dependency
+    # found in 0 series"
+    from tbptt_online import Forecaster, ForecasterConfig
+
+    report = Forecaster(ForecasterConfig()).truncation()
+    assert report.verdict == "k2 = 32: nothing to judge yet, no series followed."
+    assert not report.too_short and report.recommended_k2 == 32

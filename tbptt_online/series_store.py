@@ -395,6 +395,14 @@ class SeriesStore:
                 )
             if t.requires_grad:  # (torch.load keeps the flag: every later observe raised, a hostile test, session 48)
                 raise ValueError(f"series state field {key!r} requires the gradient; a saved state's never does")
+        rows, names, free = tensors["steps"].shape[0], state["names"], state["free"]
+        if any(t.shape[0] != rows for t in tensors.values()):  # (a short field raised IndexError at a later tick)
+            raise ValueError(f"series state fields hold different numbers of rows; 'steps' holds {rows}")
+        past = next((i for i in range(rows, len(names)) if names[i] is not None), None)
+        if past is not None:  # only free slots lie past the rows saved (``state_dict``): a cut state loaded blank
+            raise ValueError(f"series state names {names[past]!r} in slot {past}, past its {rows} rows")
+        if any(not 0 <= int(i) < len(names) or names[int(i)] is not None for i in free):
+            raise ValueError("series state lists a free slot that is not one of its free slots")
         live = Counter(name for name in state["names"] if name is not None)
         if any(count > 1 for count in live.values()):  # (a row was left orphaned, the same test's)
             twice = sorted(name for name, count in live.items() if count > 1)[:3]
@@ -402,7 +410,6 @@ class SeriesStore:
         self.names = list(state["names"])
         self.free = [int(i) for i in state["free"]]
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
-        rows = tensors["steps"].shape[0]
         capacity = max(rows, len(self.names))  # the free slots past the rows saved: blank rows (``state_dict``)
         if rows < capacity:
             blank = self._blank(capacity - rows)

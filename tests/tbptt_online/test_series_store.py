@@ -37,3 +37,26 @@ def test_a_forecaster_whose_store_grew_goes_on_as_one_made_large_enough() -> Non
         assert_identical(small.observe_many(tick), large.observe_many(tick))
     assert small.store.capacity < large.store.capacity
     assert_identical(small.forecast("s3", 6), large.forecast("s3", 6))
+
+
+@pytest.mark.parametrize("edit", ["cut rows", "one field short", "free slot -1"])
+def test_a_state_whose_rows_do_not_hold_its_series_is_refused_at_load(edit) -> None:
+    # a hostile test (session 49): a state's rows cut below its live series loaded them blank (count 0, the
+    # series still listed), where it raised before rows past the last series were left out; a field with fewer
+    # rows than the others, or a free slot of -1, loaded and the next observe raised IndexError
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    for t in range(5):
+        f.observe_many([(f"s{i}", float(i + t)) for i in range(6)])
+    state = f.state_dict()
+    tensors = state["store"]["tensors"]
+    if edit == "cut rows":
+        state["store"]["tensors"] = {k: v[:3].clone() for k, v in tensors.items()}
+    elif edit == "one field short":
+        tensors["hist_y"] = tensors["hist_y"][:4].clone()
+    else:
+        state["store"]["free"] = [-1]
+    message = {"cut rows": "past its 3 rows", "one field short": "different numbers of rows", "free slot -1": "free"}
+    with pytest.raises(ValueError, match=message[edit]):
+        Forecaster(ForecasterConfig(hidden_size=4)).load_state(state)
+    with pytest.raises(ValueError, match=message[edit]):
+        Forecaster.from_state_dict(state)

@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from tbptt_service.api.routes.models import model_info
 from tbptt_service.api.schemas import ERROR_RESPONSES, ModelInfo
-from tbptt_service.errors import Conflict, Unprocessable
-from tbptt_service.host.model_state import encode_model_checkpoint, import_payload, read_import
+from tbptt_service.errors import Unprocessable
+from tbptt_service.host.model_state import encode_model_checkpoint, import_payload, over_limit, read_import
 from tbptt_service.storage.journal import IMPORT_CHECKPOINT
 
 router = APIRouter(prefix=V1_PREFIX, dependencies=V1_DEPENDENCIES, tags=["models"], responses=ERROR_RESPONSES)
@@ -70,18 +70,16 @@ async def restore_checkpoint(request: Request, worker: ModelDep, registry: Regis
     data = await request.body()
     config = worker.snapshot.view.config
     try:
-        state, forecaster = await run_in_threadpool(read_import, data, config, registry.forecaster_factory)
+        slots = registry.series_limit(worker)  # (checked again on the worker thread, beside the models then)
+        state, forecaster = await run_in_threadpool(read_import, data, config, registry.forecaster_factory, slots=slots)
     except ValueError as error:
         raise Unprocessable(f"checkpoint: {error}") from None
     payload = await run_in_threadpool(import_payload, data)  # not on the event loop: 0.75 s at 256 MiB
 
     def install() -> None:  # on the worker thread, after the jobs already queued
         limit = registry.series_limit(worker)  # beside the other models as they are now
-        if len(forecaster.store) > limit.count:  # fix: a model limited to 5 series took 60 this way
-            raise Conflict(
-                f"checkpoint: it holds {len(forecaster.store)} series and this model may hold {max(limit.count, 0)} "
-                f"here ({limit.reason}); nothing was imported"
-            )
+        if len(forecaster.store.names) > limit.count:  # its slots, each a row (fix: a limit of 5 series took 60)
+            raise over_limit(len(forecaster.store), len(forecaster.store.names), limit)
         seq = worker.record_change(IMPORT_CHECKPOINT, payload)  # journaled first: 507 when full
         worker.load(forecaster, state.marks, seq)
         worker.publish()

@@ -145,3 +145,25 @@ def test_an_import_journaled_before_the_marks_checks_is_replayed_and_a_new_one_r
     assert replayed.marks["a"].timestamp == 1.7e12
     with pytest.raises(ValueError, match=r"marks\.timestamps\[0\]=1700000000000\.0 is invalid"):
         read_import(data, state.config)
+
+
+def test_an_import_of_more_slots_than_the_model_may_hold_is_refused_before_it_is_built():
+    # a hostile test (session 49): a 0.18 MB state of no series and 5,000 free slots (a load makes the free slots
+    # past its rows blank rows) made 300 MB of rows, and the import's limit counted live series alone
+    from tbptt_service.errors import Conflict
+    from tbptt_service.host.memory_budget import SeriesLimit
+    from tbptt_service.host.model_state import encode_model_checkpoint, read_import
+
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    plain = f.state_dict()
+    plain["store"]["names"], plain["store"]["free"] = [None] * 5000, list(range(5000))
+    data = encode_model_checkpoint(ModelState("m", 3, plain, {}, ()))
+    built: list[ForecasterConfig] = []
+
+    def factory(config: ForecasterConfig) -> Forecaster:
+        built.append(config)
+        return Forecaster(config)
+
+    with pytest.raises(Conflict, match=r"it holds 0 series and 5000 free slots and this model may hold 10 here \(x\)"):
+        read_import(data, f.config, factory, slots=SeriesLimit(10, "x"))
+    assert built == []  # refused before anything was built

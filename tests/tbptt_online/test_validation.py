@@ -515,7 +515,10 @@ def test_an_edited_state_is_refused_with_value_error_and_changes_nothing(edit) -
         broken["store"]["tensors"]["x_level"] = broken["store"]["tensors"]["x_level"][:0]
     else:
         broken["probe"] = {}
-    with pytest.raises(ValueError, match=r"^state is invalid: (RuntimeError|IndexError|KeyError): "):
+    # (a field of no rows is named since session 49: the store's load compares its fields' rows)
+    raw = r"^state is invalid: (RuntimeError|IndexError|KeyError): "
+    named = r"^series state fields hold different numbers of rows; 'steps' holds \d+$"
+    with pytest.raises(ValueError, match=named if edit == "a store field of no rows" else raw):
         f.load_state(broken)
     assert_identical(snapshot(f), before)
 

@@ -208,6 +208,13 @@ def _finite(p: torch.Tensor) -> bool:
     return bool(np.isfinite(p.detach().numpy()).all())
 
 
+def learned_nothing(loss: float, grad_norm: float) -> bool:
+    """Whether an update had nothing to learn: its loss and gradient norm exactly 0 (every scored value
+    missing, or every window that scored one left out as not finite). Such an update makes no optimizer
+    step once the optimizer holds state, and neither counts in nor ends a run of skipped updates."""
+    return loss == 0.0 and grad_norm == 0.0
+
+
 class TBPTTEngine:
     """Owns the optimizer and the update counters of one network."""
 
@@ -440,8 +447,7 @@ class TBPTTEngine:
         # updates, 5.7 % of their norm, more than 40 values of learning; session 49). The gradient says it,
         # not the mask: a first version read the mask of every window, and a peer's windows left out as not
         # finite (a raw-value MSE network, values of 3e25) still let Adam step on momentum (a review's)
-        learns = loss_value != 0.0 or grad_norm != 0.0 or not self.optimizer.state
-        if ok and learns:
+        if ok and (not learned_nothing(loss_value, grad_norm) or not self.optimizer.state):
             ok = self._guarded_step()
         self._clear_grads()
         if not ok:
@@ -492,7 +498,7 @@ class TBPTTEngine:
                 break
             if record.skipped:
                 run += 1
-            elif record.loss != 0.0 or record.grad_norm != 0.0:
+            elif not learned_nothing(record.loss, record.grad_norm):
                 break
         return run
 

@@ -78,6 +78,16 @@ def plain_name(name: object) -> object:
     # subclass may override: a review's)
 
 
+def slots_in_use(names: list[Any]) -> int:
+    """1 + the last slot that holds a series in ``names`` (a store's, None for a free slot), 0 for none:
+    the rows a state holds (``SeriesStore.state_dict``), the free slots past them blank rows.
+
+    >>> slots_in_use(["a", None, "b", None, None]), slots_in_use([None, None])
+    (3, 0)
+    """
+    return next((i + 1 for i in range(len(names) - 1, -1, -1) if names[i] is not None), 0)
+
+
 SERVED = ("mean_n", "mean", "lower", "upper")  # the rows of ``served``
 DERIVED = ("served", "served_path")  # fields rebuilt on load, not saved
 PRIVATE = ("anchor_h", "anchor_c", *ORIGIN_RING)  # read by updates only: in no snapshot, written in place
@@ -221,14 +231,15 @@ class SeriesStore:
         self.put(slots, **self._blank(len(taken)))  # a reused slot forgets its last owner
         return slots
 
-    def _grown(self, rows: int) -> dict[str, torch.Tensor]:
-        """The fields with ``rows`` rows: the rows held, then blank ones. Each field is made
-        empty and written once, the old rows copied and a blank row repeated (``_blank(1)``, every
-        row of ``_blank(n)`` being the same): a ``torch.cat`` with ``_blank`` of the new rows zeroed
-        and wrote every new page twice and the old rows' once more, and growing from 16,384 to 32,768
-        series stalled a tick 4.4 s (the new series' batch: 0.6 s before the growth)."""
+    def _grown(self, rows: int, fields: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The ``fields`` (the store's own when None; a loaded state's in ``load_state_dict``) with ``rows``
+        rows: the rows held, then blank ones. Each field is made empty and written once, the old rows
+        copied and a blank row repeated (``_blank(1)``, every row of ``_blank(n)`` being the same): a
+        ``torch.cat`` with ``_blank`` of the new rows zeroed and wrote every new page twice and the old
+        rows' once more, and growing from 16,384 to 32,768 series stalled a tick 4.4 s (the new series'
+        batch: 0.6 s before the growth)."""
         blank, grown = self._blank(1), {}
-        for name, held in self.tensors.items():
+        for name, held in (self.tensors if fields is None else fields).items():
             field = torch.empty(rows, *held.shape[1:], dtype=held.dtype)  # [rows, ...]
             field[: len(held)].copy_(held)
             field[len(held) :].copy_(blank[name].expand(rows - len(held), *held.shape[1:]))
@@ -372,7 +383,7 @@ class SeriesStore:
         # row is a slot (copied before the next write, as a snapshot's).
         # up to the last slot in use: the free slots past it are blank rows (``remove``), which a load
         # makes again (forgetting 99 of 100 series left their rows in every checkpoint, a new user's)
-        used = next((i + 1 for i in range(len(self.names) - 1, -1, -1) if self.names[i] is not None), 0)
+        used = slots_in_use(self.names)
         whole = used == self.capacity
         fields = [k for k in self.tensors if k not in DERIVED]
         tensors = {k: self.tensors[k] if whole and k not in PRIVATE else self.tensors[k][:used].clone() for k in fields}
@@ -398,9 +409,9 @@ class SeriesStore:
         rows, names, free = tensors["steps"].shape[0], state["names"], state["free"]
         if any(t.shape[0] != rows for t in tensors.values()):  # (a short field raised IndexError at a later tick)
             raise ValueError(f"series state fields hold different numbers of rows; 'steps' holds {rows}")
-        past = next((i for i in range(rows, len(names)) if names[i] is not None), None)
-        if past is not None:  # only free slots lie past the rows saved (``state_dict``): a cut state loaded blank
-            raise ValueError(f"series state names {names[past]!r} in slot {past}, past its {rows} rows")
+        used = slots_in_use(names)
+        if used > rows:  # only free slots lie past the rows saved (``state_dict``): a cut state loaded them blank
+            raise ValueError(f"series state names {names[used - 1]!r} in slot {used - 1}, past its {rows} rows")
         if any(not 0 <= int(i) < len(names) or names[int(i)] is not None for i in free):
             raise ValueError("series state lists a free slot that is not one of its free slots")
         live = Counter(name for name in state["names"] if name is not None)
@@ -412,8 +423,7 @@ class SeriesStore:
         self.slots = {name: i for i, name in enumerate(self.names) if name is not None}
         capacity = max(rows, len(self.names))  # the free slots past the rows saved: blank rows (``state_dict``)
         if rows < capacity:
-            blank = self._blank(capacity - rows)
-            tensors = {k: torch.cat([v, blank[k]]) for k, v in tensors.items()}
+            tensors = self._grown(capacity, tensors)
         self.saving = {}  # snapshots hold the old tensors, which nothing writes any more
         self.tensors = {  # in the order of a fresh store; derived fields blank (zeros)
             k: torch.zeros(capacity, *v.shape[1:], dtype=v.dtype)

@@ -60,7 +60,7 @@ from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import TruncationProbe
 from tbptt_online.rls import positive_semidefinite
 from tbptt_online.scoring import STAT
-from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore
+from tbptt_online.series_store import DERIVED, MAX_NAME_LENGTH, SeriesStore, slots_in_use
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.values import MAX_ABS_VALUE
 
@@ -383,7 +383,7 @@ def _check_store(store: Any, blank: dict[str, torch.Tensor], config: ForecasterC
     tensors = store["tensors"]
     _keys(tensors, [k for k in blank if k not in DERIVED], "store.tensors")
     rows = tensors["steps"].shape[0] if isinstance(tensors["steps"], torch.Tensor) and tensors["steps"].dim() else 0
-    if any(name is not None for name in names[rows:]):  # (past the rows: free slots, loaded as blank rows)
+    if slots_in_use(names) > rows:  # (past the rows: free slots, loaded as blank rows)
         raise ValueError(f"store.tensors['steps'] is invalid: {rows} rows for {len(names)} slots, a series past them")
     for key in tensors:
         _check_store_tensor(

@@ -352,9 +352,9 @@ def read_import(
         raise ValueError(f"the checkpoint's config differs from the model's: {mismatch}")
     check_state(state.forecaster)  # every field's meaning, not just its shape (issue 11 defect 6)
     names = state.forecaster["store"]["names"]
+    live = {name for name in names if name is not None}
     if slots is not None and len(names) > slots.count:
-        raise over_limit(sum(name is not None for name in names), len(names), slots)
-    live = {name for name in state.forecaster["store"]["names"] if name is not None}
+        raise over_limit(len(live), len(names), slots)
     for i, series in enumerate(state.marks):
         if series not in live:
             raise ValueError(f"marks.series[{i}]={series!r} is invalid: the checkpoint holds no such series")

@@ -75,9 +75,10 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def explained(
-    error: BaseException, url: str, lost: str = "the server may have applied it", model_hint: bool = True
-) -> str:
+MAY_HAVE_APPLIED = "the server may have applied it"  # a lost answer of a request that changes something
+
+
+def explained(error: BaseException, url: str, lost: str = MAY_HAVE_APPLIED, model_hint: bool = True) -> str:
     """An error's message with what to do where the cause is a common first-day one (a new user's, session
     48): no server at ``url`` (a ``TransportFailure`` from httpx's connect error or timeout: "ConnectError ...
     refused" said nothing of ``serve`` or ``--url``); an answer lost on the way back (any other one: what

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from tbptt_online.client import Client, ClientError
-from tbptt_service.cli.cli_tools import _add_server_options, explained, printable
+from tbptt_service.cli.cli_tools import MAY_HAVE_APPLIED, _add_server_options, explained, printable
 from tbptt_service.cli.csv_feed import format_table
 
 EXAMPLE = """\
@@ -116,8 +116,9 @@ def run_models(args: argparse.Namespace) -> int:
     except (ValueError, ClientError) as error:
         # (no "create it" for a 404 of show or delete: the model asked for is not one to be made, a review's)
         # a lost answer of a read is not one "the server may have applied" (a hostile test's)
-        lost = "listing and showing change nothing: run it again" if args.action in ("list", "show") else None
-        told = explained(error, args.url, model_hint=False, **({"lost": lost} if lost else {}))
+        read = args.action in ("list", "show")
+        lost = "listing and showing change nothing: run it again" if read else MAY_HAVE_APPLIED
+        told = explained(error, args.url, lost, model_hint=False)
         print(f"tbptt-online models {args.action}: error: {told}", file=sys.stderr)
         return 1
     return 0

@@ -3,7 +3,9 @@
 A model's state is its Forecaster's ``state_dict()`` (weights, optimizer, normalisers,
 carried states, histories, counters, random generator state, config), the worker's
 per-series marks (the last timestamp and its result: a retried observation is still
-recognised after a restart) and ``seq``, the last log record the state includes.
+recognised after a restart), the recent idempotency keys, the recent results the dashboard
+draws (``recent``: each series' last values beside the forecasts made for them) and ``seq``,
+the last log record the state includes.
 The plain form holds tensors and plain values only (``torch.load(weights_only=True)``).
 
 One model's state is also what ``GET /v1/models/{model}/checkpoint`` exports: the
@@ -25,9 +27,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, Prediction, StepResult
 from tbptt_online.state_check import MAX_COUNT, check_state
@@ -36,6 +41,7 @@ from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
 from tbptt_service.host.cadence import UNKNOWN, Cadence
 from tbptt_service.host.memory_budget import SeriesLimit
+from tbptt_service.host.recent_results import SavedRings
 from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
 from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
@@ -49,6 +55,7 @@ class ModelState:
     forecaster: dict[str, Any]  # Forecaster.state_dict()
     marks: Mapping[str, SeriesMark]
     keys: tuple[tuple[str, KeyedAnswer], ...] = ()  # the recent idempotency keys and answers, oldest first
+    recent: SavedRings | None = None  # the recent results' rings (None: none; a checkpoint before session 50)
 
     @property
     def config(self) -> ForecasterConfig:
@@ -151,14 +158,54 @@ def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
     return tuple(out)
 
 
+def _recent_plain(saved: SavedRings) -> dict[str, Any]:
+    """The rings as columns: the series, their row counts and every row in one float64 tensor."""
+    rows = torch.frombuffer(saved.rows, dtype=torch.float64).view(-1, saved.width)  # [sum(counts), 3 + 4 d]
+    return {"features": saved.features, "series": list(saved.series), "counts": list(saved.counts), "rows": rows}
+
+
+def _recent_from_plain(plain: Any, features: Any) -> SavedRings:
+    """Back from :func:`_recent_plain` for a model of ``features`` features; ``ValueError`` naming
+    what is malformed."""
+    try:
+        d, series, counts, rows = (plain[key] for key in ("features", "series", "counts", "rows"))
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"the model state's recent results lack {error}") from None
+    if d != features or isinstance(d, bool) or not isinstance(d, int):
+        raise ValueError(f"recent.features={d!r} is invalid: the model has {features} feature(s)")
+    if (
+        not isinstance(series, list)
+        or not all(isinstance(name, str) for name in series)
+        or len(set(series)) != len(series)
+    ):
+        raise ValueError("recent.series is invalid: must be a list of distinct names")
+    whole = (
+        all(not isinstance(c, bool) and isinstance(c, int) and c >= 1 for c in counts)
+        if isinstance(counts, list)
+        else False
+    )
+    if not whole or len(counts) != len(series):
+        raise ValueError(f"recent.counts is invalid: must be a list of {len(series)} integers >= 1")
+    width = 3 + 4 * d
+    if not isinstance(rows, torch.Tensor) or rows.dtype != torch.float64 or tuple(rows.shape) != (sum(counts), width):
+        shape = tuple(rows.shape) if isinstance(rows, torch.Tensor) else type(rows).__name__
+        raise ValueError(f"recent.rows is invalid: must be float64 of shape ({sum(counts)}, {width}), not {shape}")
+    steps = rows[:, 0]
+    if not bool((steps >= 1).all() and (steps == steps.round()).all() and (steps <= MAX_COUNT).all()):
+        raise ValueError("recent.rows is invalid: its steps must be whole numbers >= 1")
+    return SavedRings(d, tuple(series), tuple(counts), array("d", rows.contiguous().numpy().tobytes()))
+
+
 def to_plain(state: ModelState) -> dict[str, Any]:
     """The checkpointable form: marks as columns (one list per field, not one object per series);
-    the idempotency keys, when there are any, likewise."""
+    the idempotency keys and the recent results, when there are any, likewise."""
     marks = state.marks
     results = [mark.result for mark in marks.values()]
     keys = {"keys": _keys_plain(state.keys)} if state.keys else {}
+    recent = {"recent": _recent_plain(state.recent)} if state.recent is not None else {}
     return {
         **keys,
+        **recent,
         "name": state.name,
         "seq": state.seq,
         "forecaster": state.forecaster,
@@ -203,7 +250,8 @@ def from_plain(plain: Any, imported: bool = False) -> ModelState:
         result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
         rebuilt[series] = SeriesMark(timestamp, value, result, cadence=cadences[i])
     keys = _keys_from_plain(plain["keys"]) if "keys" in plain else ()
-    return ModelState(name, seq, forecaster, rebuilt, keys)
+    recent = _recent_from_plain(plain["recent"], features) if "recent" in plain else None
+    return ModelState(name, seq, forecaster, rebuilt, keys, recent)
 
 
 def _is_number(value: Any, finite: bool | None = True) -> bool:
@@ -267,8 +315,10 @@ def _check_mark(
 
 def encode_model_checkpoint(state: ModelState) -> bytes:
     """The bytes ``GET /v1/models/{model}/checkpoint`` serves (checksummed, see tbptt_service.storage.checkpoints):
-    the model's state without its idempotency keys (another model importing it has requests of its own)."""
-    plain = to_plain(dataclasses.replace(state, keys=()))
+    the model's state without its idempotency keys (another model importing it has requests of its own)
+    and without its recent results (an import starts the dashboard's history afresh, and its journal
+    record, which holds the bytes, stays the state's size)."""
+    plain = to_plain(dataclasses.replace(state, keys=(), recent=None))
     return encode_checkpoint(state.seq, {"format": FORMAT_VERSION, "model": plain})
 
 
@@ -278,7 +328,10 @@ def decode_model_checkpoint(data: bytes, imported: bool = True) -> ModelState:
     state = decode_checkpoint(data).state
     if state.get("format") != FORMAT_VERSION or "model" not in state:
         raise ValueError(f"not a model checkpoint: format={state.get('format')!r}, keys {sorted(state)}")
-    found = from_plain(state["model"], imported=imported)
+    model = state["model"]
+    if isinstance(model, dict):  # an export holds no recent results (encode_model_checkpoint): any here are not read
+        model = {key: value for key, value in model.items() if key != "recent"}
+    found = from_plain(model, imported=imported)
     try:
         found.config  # noqa: B018 - validated here, so a bad config is a clear 422
     except (ValueError, TypeError) as error:

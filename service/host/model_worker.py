@@ -66,7 +66,7 @@ from tbptt_service.host.memory_budget import SeriesLimit
 from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.model_snapshot import ModelSnapshot, ObserveOutcome
 from tbptt_service.host.model_state import ModelState
-from tbptt_service.host.recent_results import RecentResults
+from tbptt_service.host.recent_results import RecentResults, SavedRings
 from tbptt_service.host.worker_jobs import STOP, CallJob, Job, ObserveJob, settle_all
 from tbptt_service.storage.journal import (
     DELETE_MODEL,
@@ -255,10 +255,12 @@ class ModelWorker(LongBatches, KeyedRequests):
         marks: Mapping[str, SeriesMark],
         seq: int,
         keys: Sequence[tuple[str, KeyedAnswer]] | None = None,
+        recent: SavedRings | None = None,
     ) -> None:
         """Make ``forecaster`` and ``marks`` (and ``keys``, unless None: an imported checkpoint keeps
         the model's own) the model's state, which includes log record ``seq`` (call it like
-        ``apply``). The recent values shown beside forecasts start afresh."""
+        ``apply``). The recent values shown beside forecasts are ``recent`` (a checkpoint's), or
+        start afresh (an import, or a checkpoint that holds none)."""
         if keys is not None:
             self.keys = AppliedKeys()
             for key, answer in keys:
@@ -266,7 +268,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         self.forecaster = forecaster
         self._marks = dict(marks)
         self._marks_changed = True
-        self.recent = RecentResults()
+        self.recent = RecentResults.restored(recent)
         self.seq = seq
 
     def capture(self) -> ModelState:
@@ -277,7 +279,12 @@ class ModelWorker(LongBatches, KeyedRequests):
         if self._chunked is not None:
             raise RuntimeError(f"model {self.name!r} is half way through batch log seq {self._chunked.seq}")
         return ModelState(
-            self.name, self.seq, self.forecaster.state_dict(), dict(self._marks), tuple(self.keys.items())
+            self.name,
+            self.seq,
+            self.forecaster.state_dict(),
+            dict(self._marks),
+            tuple(self.keys.items()),
+            self.recent.saved(),  # the dashboard's values and forecasts, as they stand with this state
         )
 
     def publish(self) -> None:

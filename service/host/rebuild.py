@@ -80,7 +80,7 @@ class StateRebuild:
                 model = from_plain(plain)
                 forecaster = model.build(self.registry.forecaster_factory)
                 worker = self.registry.build_worker(model.name, forecaster)
-                worker.load(forecaster, model.marks, model.seq, model.keys)
+                worker.load(forecaster, model.marks, model.seq, model.keys, model.recent)
             except Exception as error:
                 name = plain.get("name") if isinstance(plain, dict) else None
                 if not isinstance(name, str):

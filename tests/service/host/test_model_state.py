@@ -5,12 +5,22 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
 from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
 from tbptt_service.host.cadence import UNKNOWN, Cadence
-from tbptt_service.host.model_state import ModelState, from_plain, to_plain
+from tbptt_service.host.model_state import (
+    ModelState,
+    decode_model_checkpoint,
+    encode_model_checkpoint,
+    from_plain,
+    to_plain,
+)
+from tbptt_service.host.recent_results import RecentResults
+from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
+from tbptt_service.storage.observation import Observation
 
 
 def state_with_a_spike() -> ModelState:
@@ -167,3 +177,56 @@ def test_an_import_of_more_slots_than_the_model_may_hold_is_refused_before_it_is
     with pytest.raises(Conflict, match=r"it holds 0 series and 5000 free slots and this model may hold 10 here \(x\)"):
         read_import(data, f.config, factory, slots=SeriesLimit(10, "x"))
     assert built == []  # refused before anything was built
+
+
+def state_with_recent_results() -> ModelState:
+    """A model of two series whose recent results hold their last values."""
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    recent = RecentResults(capacity=5)
+    for i in range(8):
+        batch = [Observation("a", float(i % 3), 60.0 * i), Observation("b", None if i == 2 else float(i))]
+        recent.record(batch, f.observe_many([(o.series, o.value) for o in batch]))
+    return ModelState("m", 3, f.state_dict(), {}, (), recent.saved())
+
+
+def test_the_recent_results_survive_a_checkpoint_bit_for_bit():
+    state = state_with_recent_results()
+    plain = to_plain(state)
+    assert plain["recent"]["rows"].shape == (10, 7) and plain["recent"]["counts"] == [5, 5]
+    back = from_plain(decode_checkpoint(encode_checkpoint(3, plain)).state)
+    assert back.recent is not None and back.recent.rows.tobytes() == state.recent.rows.tobytes()
+    assert (back.recent.series, back.recent.counts, back.recent.features) == (("a", "b"), (5, 5), 1)
+    before, after = RecentResults.restored(state.recent), RecentResults.restored(back.recent)
+    assert after.read("b", limit=10) == before.read("b", limit=10) and len(after.read("a", limit=10)) == 5
+
+
+def test_an_export_holds_no_recent_results_and_an_import_reads_none():
+    state = state_with_recent_results()
+    assert decode_model_checkpoint(encode_model_checkpoint(state)).recent is None
+    plain = to_plain(state)
+    plain["recent"]["counts"] = "bad"  # an export made by hand with them: not read, so not refused either
+    data = encode_checkpoint(3, {"format": 1, "model": plain})
+    assert decode_model_checkpoint(data).recent is None
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "message"),
+    [
+        ("features", 2, r"recent\.features=2 is invalid: the model has 1 feature"),
+        ("series", ["a", "a"], r"recent\.series is invalid"),
+        ("counts", [5, 0], r"recent\.counts is invalid: must be a list of 2 integers >= 1"),
+        ("counts", [5, True], r"recent\.counts is invalid"),
+        (
+            "rows",
+            torch.zeros(10, 7, dtype=torch.float32),
+            r"recent\.rows is invalid: must be float64 of shape \(10, 7\)",
+        ),
+        ("rows", torch.zeros(9, 7, dtype=torch.float64), r"recent\.rows is invalid: must be float64 of shape"),
+        ("rows", torch.full((10, 7), 0.5, dtype=torch.float64), r"recent\.rows is invalid: its steps must be whole"),
+    ],
+)
+def test_malformed_recent_results_are_refused_naming_the_field(field, bad, message):
+    plain = to_plain(state_with_recent_results())
+    plain["recent"][field] = bad
+    with pytest.raises(ValueError, match=message):
+        from_plain(plain)

@@ -6,10 +6,12 @@ import httpx
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api.app import create_app
 from tbptt_service.host.recent_results import RecentResults
 from tbptt_service.storage.observation import Observation
 
 from ..conftest import SMALL_MODEL
+from ..state_probe import crash_copy
 
 pytestmark = pytest.mark.anyio
 T0 = 1_700_000_000.0
@@ -112,3 +114,72 @@ async def test_recent_marks_the_values_taken_as_outliers(client_for, features) -
         points = (await client.get("/v1/models/default/series/s/recent", params={"limit": 41})).json()
     assert spike[0]["outlier"] is True and spike[1]["outlier"] is False
     assert [p["outlier"] for p in points["observations"]] == [False] * 40 + [True]
+
+
+def test_saved_rings_restore_every_series_read_as_before_wrapped_or_not() -> None:
+    """``saved`` then ``restored``: each series reads the same points, a wrapped ring's too, and a
+    ring restored with a smaller capacity keeps its newest rows."""
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, n_features=2))
+    recent = RecentResults(capacity=4)
+    for i in range(7):  # x wraps (7 rows in 4), y holds 3
+        batch = [Observation("x", [float(i), -float(i)], T0 + i)]
+        batch += [Observation("y", [0.5 * i, None])] if i >= 4 else []
+        recent.record(batch, forecaster.observe_many([(o.series, o.value) for o in batch]))
+    saved = recent.saved()
+    assert saved is not None and saved.series == ("x", "y") and saved.counts == (4, 3)
+    again = RecentResults.restored(saved, capacity=4)
+    for series in ("x", "y"):
+        assert again.read(series, limit=10) == recent.read(series, limit=10)
+    smaller = RecentResults.restored(saved, capacity=2)
+    assert [p.step for p in smaller.read("x", limit=10)] == [6, 7]
+    batch = [Observation("x", [9.0, 9.0])]  # the restored ring goes on as the original would
+    results = forecaster.observe_many([(o.series, o.value) for o in batch])
+    again.record(batch, results)
+    recent.record(batch, results)
+    assert again.read("x", limit=10) == recent.read("x", limit=10)
+    assert RecentResults().saved() is None and RecentResults.restored(None).read("x", limit=1) == []
+
+
+async def recent_of(client: httpx.AsyncClient, series: tuple[str, ...]) -> dict[str, list[dict]]:
+    answers = {s: await client.get(f"/v1/models/default/series/{s}/recent", params={"limit": 500}) for s in series}
+    assert all(a.status_code == 200 for a in answers.values())
+    return {s: a.json()["observations"] for s, a in answers.items()}
+
+
+async def test_a_clean_restart_gives_back_the_recent_results(make_settings, serve) -> None:
+    """Until session 50 the rings were memory only, and the checkpoint of a clean stop left the
+    log nothing to refill them from: the dashboard drew nothing after a restart."""
+    settings = make_settings(checkpoint_interval_s=0.0, checkpoint_every_observations=0)
+    async with serve(create_app(settings)) as client:
+        for i in range(30):
+            await post(
+                client,
+                [{"series": "a", "value": float(i % 5), "timestamp": T0 + 60 * i}, {"series": "b", "value": 1.0 + i}],
+            )
+        before = await recent_of(client, ("a", "b"))
+    assert [len(before[s]) for s in ("a", "b")] == [30, 30]
+    app = create_app(settings)
+    async with serve(app) as client:
+        assert app.state.durability.report.applied == 0  # all from the shutdown's checkpoint
+        assert await recent_of(client, ("a", "b")) == before
+        after = await post(client, [{"series": "a", "value": 3.0, "timestamp": T0 + 60 * 30}])
+        assert (await recent_of(client, ("a",)))["a"][-1]["step"] == after[0]["step"] == 31
+
+
+async def test_a_crash_gives_back_the_recent_results_from_the_checkpoint_and_the_log(
+    make_settings, serve, tmp_path
+) -> None:
+    """Rings saved with the checkpoint, then the values logged after it replayed into them."""
+    settings = make_settings(checkpoint_interval_s=0.0, checkpoint_every_observations=0)
+    app = create_app(settings)
+    async with serve(app) as client:
+        await post(client, [{"series": "s", "value": float(i % 7)} for i in range(20)])
+        await app.state.durability.checkpoint(app.state.registry)
+        await post(client, [{"series": "s", "value": float(i % 7)} for i in range(20, 26)])
+        crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
+        before = await recent_of(client, ("s",))
+    recovered = create_app(settings.model_copy(update={"state_dir": crashed}))
+    async with serve(recovered) as client:
+        assert recovered.state.durability.report.applied > 0
+        assert await recent_of(client, ("s",)) == before
+    assert [p["step"] for p in before["s"]] == list(range(1, 27))

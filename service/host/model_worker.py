@@ -132,6 +132,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._waiting: deque[Any] = deque()  # jobs taken from the queue and set aside: they go first, in order
         self._chunked: ChunkedRun | None = None  # a long batch being applied a chunk at a time
         self._chunked_jobs: list[tuple[ObserveJob, list[Source]]] = []  # its requests (none after a recovery)
+        self._chunked_durable: Callable[[], None] = PendingAppend(None).wait_durable  # its record's fsync (LongBatches)
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
         self._closed = False

@@ -177,3 +177,43 @@ async def test_every_change_is_refused_with_507_while_the_log_cannot_record_it(m
     async with serve(recovered) as client:
         assert [m["name"] for m in (await client.get("/v1/models")).json()["models"]] == ["default"]
         assert_same_state(await model_state(client), expected)
+
+
+@pytest.mark.parametrize("stop", ["graceful", "crash"])
+async def test_a_long_batch_that_fills_the_log_half_way_is_applied_whole_and_kept_whole(
+    stop, make_settings, serve, tmp_path
+) -> None:
+    """A hostile test (session 50): a batch of 1,500 values of one series, applied a tick at a time with
+    one record per chunk, met a log full after 395 chunks. The model was left half applied, the next
+    checkpoint (at shutdown, or after recovery) captured it so and pruned the batch's record: 1,105 values
+    were lost, and the 507 said both "nothing was applied" and "recovery applies the whole batch"."""
+    settings = make_settings(**NO_TIMER, log_max_bytes=65_536)
+    app = create_app(settings)
+    values = [float(i % 9) for i in range(1500)]
+    async with serve(app) as client:
+        long = {"observations": [{"series": "long", "value": v} for v in values]}
+        response = await client.post(URL, json=long)
+        assert response.status_code == 200, response.text  # in the log whole, and applied whole
+        assert [r["step"] for r in response.json()["results"]] == list(range(1, 1501))
+        later = await client.post(URL, json={"series": "other", "value": 1.0})
+        assert later.status_code == 507 and "accepts no more changes until the service restarts" in later.text
+        expected = await model_state(client)
+        if stop == "crash":
+            state_dir = crash_copy(settings.state_dir, tmp_path / "crashed")
+    if stop == "graceful":
+        state_dir = settings.state_dir
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    made = reference.observe_many([("long", v) for v in values])
+    assert [r["forecast_next"]["mean"] for r in response.json()["results"]] == [r.forecast_next.mean for r in made]
+    settings = settings.model_copy(update={"state_dir": state_dir})
+    async with serve(create_app(settings)) as client:
+        got = await model_state(client)
+        assert got["series"]["long"]["stats"]["count"] == 1500
+        assert_same_state(got, expected)
+        again = await client.post(URL, json={"series": "other", "value": 1.0})
+    if stop == "crash":  # recovery finished the batch as the log holds it: on the full log, whole, and the model
+        assert again.status_code == 507 and "applied whole" in again.text  # waits for a restart once more
+        async with serve(create_app(settings)) as client:  # (from the checkpoint written after recovery)
+            assert_same_state(await model_state(client), expected)
+            again = await client.post(URL, json={"series": "other", "value": 1.0})
+    assert again.status_code == 200, again.text

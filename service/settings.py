@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbptt_online import ForecasterConfig, allocator
+from tbptt_online.client.api_key import checked_api_key
 
 
 class Settings(BaseSettings):
@@ -174,6 +175,11 @@ class Settings(BaseSettings):
         3, ge=1, le=1000, description="Checkpoint files kept (the log is kept from the oldest one on)."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log verbosity.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _sendable_key(cls, value: str | None) -> str | None:
+        return None if value is None else checked_api_key(value)  # (one no request can carry locked everyone out)
 
     @field_validator("log_url")
     @classmethod

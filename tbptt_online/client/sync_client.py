@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from tbptt_online.client import calls
+from tbptt_online.client.api_key import checked_api_key
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
 from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import ApiError, TransportFailure
@@ -43,7 +44,8 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
-    return {"authorization": f"Bearer {api_key}"} if api_key else {}
+    """The header that carries ``api_key`` (``ValueError`` for a key no header can carry, ``checked_api_key``)."""
+    return {"authorization": f"Bearer {checked_api_key(api_key)}"} if api_key else {}
 
 
 class Client:

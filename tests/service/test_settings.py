@@ -38,6 +38,9 @@ def test_environment_variables_are_read_with_the_prefix(monkeypatch: pytest.Monk
         ("TBPTT_MAX_BODY_BYTES", "10", "max_body_bytes"),
         ("TBPTT_LOG_LEVEL", "loud", "log_level"),
         ("TBPTT_API_KEY", "", "api_key"),
+        ("TBPTT_API_KEY", "s3cret ", "api_key is invalid: a space at position 6"),  # locked everyone out (session 50)
+        ("TBPTT_API_KEY", "s3cret\r", "api_key is invalid: the character '.r' at position 6"),
+        ("TBPTT_API_KEY", "sécret", "api_key is invalid: the character 'é' at position 1"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch, variable, value, fragment) -> None:

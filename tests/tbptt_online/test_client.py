@@ -408,3 +408,12 @@ def test_a_client_without_a_timeout_reads_its_answers() -> None:
     answer = httpx.MockTransport(lambda request: httpx.Response(200, content=b'{"models": []}'))
     with Client("http://x", timeout=None, transport=answer) as client:
         assert client.list_models() == []
+
+
+@pytest.mark.parametrize(("key", "where"), [("s3cret ", "a space at position 6"), ("sécret", "'é' at position 1")])
+def test_a_client_refuses_an_api_key_no_header_can_carry(key, where) -> None:
+    """A hostile test (session 50): ``Client(url, api_key="sécret")`` raised a bare ``UnicodeEncodeError``,
+    and a trailing space was sent and stripped by the server, never matching."""
+    for make in (Client, AsyncClient):
+        with pytest.raises(ValueError, match=f"api_key is invalid: .*{where}"):
+            make("http://127.0.0.1:9", api_key=key)

@@ -77,17 +77,33 @@ def too_many_features(count: int) -> str:
     return f"a value is a list of {count} numbers: at most {MAX_FEATURES} (a model's largest n_features)"
 
 
-def _check_series(name: str) -> str:
+def series_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a series' name (its routes could not read it back), or None. JSON cannot
+    carry a lone surrogate, but an imported checkpoint could: such a name made the model's series list
+    answer 500 for good (it cannot be encoded), and could be neither read nor deleted (a hostile test,
+    session 50)."""
     if has_dot_segment(name):
-        raise ValueError(
+        return (
             f"{quoted(name)} is or holds a URL dot segment: a series name must not be '.' or '..', nor hold one "
             "between slashes (clients remove such a segment from its routes, which would read another resource)"
         )
     if name.endswith(RESERVED_SERIES_SUFFIXES):
-        raise ValueError(
+        return (
             f"{quoted(name)} ends in {name[name.rfind('/') :]!r}: a series name must not end in "
             f"{' or '.join(map(repr, RESERVED_SERIES_SUFFIXES))} (its routes could not tell it from the suffix)"
         )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as error:
+        shown = name.encode("utf-8", "backslashreplace").decode()  # (the answer that names it must be encodable)
+        return f"{quoted(shown)} holds a lone surrogate at {error.start}: a series name is Unicode text"
+    return None
+
+
+def _check_series(name: str) -> str:
+    problem = series_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     return name
 
 

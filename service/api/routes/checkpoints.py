@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from tbptt_service.api.routes.models import model_info
-from tbptt_service.api.schemas import ERROR_RESPONSES, ModelInfo
+from tbptt_service.api.schemas import ERROR_RESPONSES, ModelInfo, series_name_problem
 from tbptt_service.errors import Unprocessable
 from tbptt_service.host.model_state import encode_model_checkpoint, import_payload, over_limit, read_import
 from tbptt_service.storage.journal import IMPORT_CHECKPOINT
@@ -74,6 +74,10 @@ async def restore_checkpoint(request: Request, worker: ModelDep, registry: Regis
         state, forecaster = await run_in_threadpool(read_import, data, config, registry.forecaster_factory, slots=slots)
     except ValueError as error:
         raise Unprocessable(f"checkpoint: {error}") from None
+    names = [*(n for n in forecaster.store.names if n is not None), *state.marks]  # each as an observation's is held
+    problem = next((why for name in names if (why := series_name_problem(name)) is not None), None)
+    if problem is not None:  # (a new import only: recovery reads one journaled earlier as it came)
+        raise Unprocessable(f"checkpoint: a series' name is invalid: {problem}")
     payload = await run_in_threadpool(import_payload, data)  # not on the event loop: 0.75 s at 256 MiB
 
     def install() -> None:  # on the worker thread, after the jobs already queued

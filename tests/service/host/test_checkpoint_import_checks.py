@@ -59,6 +59,18 @@ def _steps(value: int) -> Mutation:
     return mutate
 
 
+def _renamed(name: str) -> Mutation:
+    """The first series renamed ``name``, in the store and in its mark."""
+
+    def mutate(model: dict) -> None:
+        names, marks = _store(model)["names"], model["marks"]["series"]
+        old = names[0]
+        names[0] = name
+        marks[marks.index(old)] = name
+
+    return mutate
+
+
 # The issue's cases first (NaN weights, negative and 2^62 step counters, a free slot naming a live
 # series, string timestamps), then the other fields the brief names.
 CASES: dict[str, tuple[Mutation, str]] = {
@@ -106,6 +118,14 @@ CASES: dict[str, tuple[Mutation, str]] = {
     "NaN value in a mark": (lambda m: m["marks"]["results"][0].__setitem__(1, math.nan), "marks.results[0][1]"),
     "infinite value in a mark": (lambda m: m["marks"]["results"][0].__setitem__(1, math.inf), "marks.results[0][1]"),
     "NaN forecast in a mark": (lambda m: m["marks"]["results"][0].__setitem__(5, math.nan), "marks.results[0][5]"),
+    # session 50's hostile test: a name its routes refuse to write could come in by an import; one with a lone
+    # surrogate made the series list answer 500 for good, and deleting '..' with httpx deleted the model
+    "a series named with a lone surrogate": (
+        _renamed("a\ud800"),
+        "holds a lone surrogate at 1: a series name is Unicode text",  # (shown escaped: the answer is JSON)
+    ),
+    "a series named '..'": (_renamed(".."), 'a series\' name is invalid: ".." is or holds a URL dot segment'),
+    "a series named 'x/forecast'": (_renamed("x/forecast"), 'a series\' name is invalid: "x/forecast" ends in'),
     "a list value in a mark of one feature": (
         lambda m: m["marks"]["results"][0].__setitem__(1, [1.0]),
         "marks.results[0][1]=[1.0] is invalid: must be a finite number or null (the model has one feature)",

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         8000, ge=0, le=65535, description="TCP port to listen on (0: a free one the system picks, in uvicorn's log)."
     )
     state_dir: Path = Field(Path("./state"), description="Directory for the service's durable state.")
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated names (no port) a browser may reach the service by, besides the loopback ones and "
+        "TBPTT_HOST ('*': any): a request a browser sends to another Host is refused (403; DNS rebinding).",
+    )
     api_key: str | None = Field(
         None, min_length=1, description="When set, every route but /healthz and /readyz needs 'Bearer <key>'."
     )
@@ -193,6 +198,14 @@ class Settings(BaseSettings):
     def _valid_forecaster_config(cls, value: dict[str, Any]) -> dict[str, Any]:
         ForecasterConfig.from_dict(value)  # ValueError names the field, the value and what is allowed
         return value
+
+    def browser_hosts(self) -> frozenset[str]:
+        """The names besides the loopback ones a browser may reach the service by: ``allowed_hosts``, and
+        ``host`` where it names one address (not 0.0.0.0 or ::)."""
+        names = {part.strip().lower() for part in self.allowed_hosts.split(",") if part.strip()}
+        if self.host not in ("0.0.0.0", "::"):
+            names.add(self.host.lower().strip("[]"))
+        return frozenset(names)
 
     def default_config(self) -> ForecasterConfig:
         return ForecasterConfig.from_dict(self.default_model)

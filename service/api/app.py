@@ -157,7 +157,7 @@ def create_app(
     install_error_handlers(app)
     add_routes(app)
     app.add_middleware(AllowedMethodsMiddleware, routes=app.router.routes)
-    app.add_middleware(CrossSiteMiddleware)  # before the body is read
+    app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.browser_hosts())  # before the body is read
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(
         BodyLimitMiddleware,

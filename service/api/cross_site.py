@@ -20,6 +20,15 @@ $proxy_host`` default sends neither: add ``proxy_set_header X-Forwarded-Host $ho
 origin) passes, and so do clients outside a browser (the library's client, the CLI, curl,
 another service), which send neither header. Reads are left alone: what they answer is not
 readable across origins.
+
+**A page whose name was rebound to the service's address** (DNS rebinding) is same-origin with it,
+so the rules above let it through: its requests carry ``Host: evil.example:8000`` and a matching
+``Origin`` (a hostile test, session 50, created and deleted models so, and such a page can read every
+answer). So a request a browser sends (it carries ``Sec-Fetch-Site`` or ``Origin``), whatever its
+method, is refused unless its ``Host`` names a loopback address (``localhost``, ``*.localhost``,
+``127.x.y.z``, ``::1``) or one of ``allowed_hosts`` (``TBPTT_ALLOWED_HOSTS``, and ``TBPTT_HOST`` when it
+names one address; ``*``: any), as Jupyter does. Only ``Host`` is read there: a rebound page may set
+``X-Forwarded-Host`` itself. Clients outside a browser are not concerned.
 """
 
 from __future__ import annotations
@@ -95,20 +104,71 @@ def foreign_origin(scope: Scope) -> str | None:
     return None
 
 
+def _host_name(host: str) -> str:
+    """The name of a ``Host`` header, without its port (``[::1]:8000`` -> ``::1``)."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _loopback(name: str) -> bool:
+    """``localhost``, a name under it, ``127.x.y.z`` or ``::1``."""
+    if name == "localhost" or name.endswith(".localhost") or name == "::1":
+        return True
+    parts = name.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def foreign_host(scope: Scope, allowed: frozenset[str]) -> str | None:
+    """Why a browser's request is sent to a name this service does not answer browsers at, or None.
+
+    >>> browser = [(b"sec-fetch-site", b"same-origin")]
+    >>> foreign_host({"headers": [(b"host", b"localhost:8000"), *browser]}, frozenset()) is None
+    True
+    >>> foreign_host({"headers": [(b"host", b"evil.example:8000"), *browser]}, frozenset())
+    "Host 'evil.example:8000' is not a name this service answers a browser at"
+    >>> foreign_host({"headers": [(b"host", b"evil.example:8000")]}, frozenset()) is None  # no browser's
+    True
+    >>> foreign_host({"headers": [(b"host", b"Tbptt.Example"), *browser]}, frozenset({"tbptt.example"})) is None
+    True
+    """
+    host, browser = "", False
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1").strip()
+        elif name in (b"sec-fetch-site", b"origin"):
+            browser = True
+    if not browser or "*" in allowed:
+        return None
+    name = _host_name(host.lower())
+    if _loopback(name) or name in allowed:
+        return None
+    return f"Host {host!r} is not a name this service answers a browser at"
+
+
 class CrossSiteMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        reason = foreign_origin(scope) if scope["type"] == "http" else None
-        if reason is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = JSONResponse(
-            {
-                "detail": f"a change sent from another site's page is refused: {reason}. Send it from this "
-                "service's own pages, or from a client outside a browser (which sends no Origin)"
-            },
-            status_code=403,
-        )
-        await refusal(scope, receive, send)
+        reason = foreign_origin(scope)
+        rebound = foreign_host(scope, self.allowed_hosts) if reason is None else None
+        if reason is not None:
+            detail = (
+                f"a change sent from another site's page is refused: {reason}. Send it from this service's own "
+                "pages, or from a client outside a browser (which sends no Origin)"
+            )
+        elif rebound is not None:
+            detail = (
+                f"a request sent by a browser to this name is refused: {rebound} (a page whose name was made to "
+                "point at this service, DNS rebinding, would pass for its own). Reach it by a loopback name, or "
+                "name it in TBPTT_ALLOWED_HOSTS"
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)

@@ -44,7 +44,7 @@ async def test_a_checkpoint_import_from_another_sites_page_is_refused_and_change
 
 
 async def test_the_services_own_pages_clients_without_origin_and_reads_pass(client_for) -> None:
-    async with client_for() as client:
+    async with client_for(allowed_hosts="service") as client:  # (the test client's Host, a browser's name for it)
         own = {"origin": "http://service", "sec-fetch-site": "same-origin"}  # the dashboard (Host: service)
         response = await client.post(f"{MODEL}/observations", json={"series": "a", "value": 1.0}, headers=own)
         assert response.status_code == 200
@@ -67,3 +67,32 @@ async def test_the_services_own_pages_clients_without_origin_and_reads_pass(clie
         assert (await client.get(f"{MODEL}/series/a", headers={"origin": EVIL})).json()["count"] == 6
         restored = await client.post(f"{MODEL}/checkpoint", content=exported)
         assert restored.status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+async def test_a_browsers_request_to_a_name_rebound_to_the_service_is_refused_and_changes_nothing(
+    client_for, method
+) -> None:
+    """A hostile test (session 50): ``Host: evil.example:PORT`` with ``Origin: http://evil.example:PORT`` (what a
+    page sends once its name resolves to the service, DNS rebinding) created and deleted models, and such a
+    page is same-origin: it reads every answer too."""
+    rebound = {"host": "evil.example:8000", "origin": "http://evil.example:8000", "sec-fetch-site": "same-origin"}
+    path = f"{MODEL}/series/a" if method != "POST" else f"{MODEL}/observations"
+    body = {"json": {"series": "b", "value": 1.0}} if method == "POST" else {}
+    async with client_for() as client:
+        await _feed(client, "a", [1.0, 2.0])
+        refused = await client.request(method, path, headers=rebound, **body)
+        assert refused.status_code == 403 and "DNS rebinding" in refused.json()["detail"]
+        assert "TBPTT_ALLOWED_HOSTS" in refused.json()["detail"]
+        assert (await client.get(f"{MODEL}/series/a")).json()["count"] == 2  # not deleted
+        assert (await client.get(f"{MODEL}/series/b")).status_code == 404  # nothing applied
+        for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "app.localhost"):  # loopback names pass
+            own = {"host": host, "sec-fetch-site": "same-origin"}
+            assert (await client.get(f"{MODEL}/series/a", headers=own)).status_code == 200, host
+        plain = await client.get(f"{MODEL}/series/a", headers={"host": "evil.example:8000"})  # no browser's header
+        assert plain.status_code == 200
+    for allowed in ("forecasts.example, evil.example", "*"):
+        async with client_for(allowed_hosts=allowed) as client:
+            await _feed(client, "a", [1.0, 2.0])
+            answered = await client.request(method, path, headers=rebound, **body)
+            assert answered.status_code in (200, 204), (allowed, answered.text)

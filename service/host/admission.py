@@ -89,6 +89,11 @@ class BatchAdmission:
         self._untimed: dict[str, int] = {}  # per series: values without a timestamp staged since its last mark
         self._new_series: set[str] = set()
 
+    @property
+    def new_series(self) -> frozenset[str]:
+        """The series the admitted jobs add to the model."""
+        return frozenset(self._new_series)
+
     def limit(self) -> SeriesLimit:
         """The most series the model may hold (asked once per batch, when a series is new)."""
         if self._limit is None:

@@ -46,6 +46,7 @@ class LongBatches:
     _chunked: ChunkedRun | None
     _chunked_jobs: list[tuple[ObserveJob, list[Source]]]
     _chunked_durable: Callable[[], None]  # waits for the batch's own record to be durable (recovery's: it is)
+    pending_series: int  # (ModelWorker's: the series held once admitted batches are applied)
 
     @property
     def unfinished(self) -> ChunkedRun | None:
@@ -131,6 +132,7 @@ class LongBatches:
         try:
             pending = self._journaled(lambda: self.journal.begin_chunked(self.name, merged, keys), "batch", "applied")
         except ApiError as error:
+            self.pending_series = 0  # nothing of it applied
             for job, _ in admitted:
                 self._fail(job, error)
             return

@@ -10,6 +10,7 @@ a checkpoint, so a checkpoint holds exactly the models its log position says.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +41,7 @@ class ModelRegistry:
         self.forecaster_factory = forecaster_factory
         self._workers: dict[str, ModelWorker] = {}
         self._reserved: dict[str, int] = {}  # names being created (the build runs off the loop), their bytes
+        self._admitting = threading.Lock()  # one model at a time admits a batch that adds series (ModelWorker)
         self.budget = MemoryBudget(settings.max_model_bytes, settings.max_process_bytes)
         # Models whose state recovery could not rebuild, and why: every request to one gets 503 saying
         # so, and no checkpoint is written while any is here (the log keeps its records for a restart).
@@ -61,8 +63,7 @@ class ModelRegistry:
         total = sum(size for name, size in list(self._reserved.items()) if name != excluding)
         for worker in list(self._workers.values()):
             if worker.name != excluding:
-                snapshot = worker.snapshot  # one atomic read: any thread may ask
-                total += self.budget.estimate(snapshot.view.config, snapshot.series_count)
+                total += self.budget.estimate(worker.snapshot.view.config, worker.series_held)
         return total
 
     def series_limit(self, worker: ModelWorker) -> SeriesLimit:
@@ -137,6 +138,7 @@ class ModelRegistry:
             max_gap_steps=s.max_gap_steps,
         )
         worker.series_limit = lambda: self.series_limit(worker)
+        worker.admitting = self._admitting
         return worker
 
     def register(self, worker: ModelWorker) -> None:

@@ -3,6 +3,7 @@ library's memory estimate fits max_model_bytes and max_process_bytes; nothing re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -176,3 +177,28 @@ def test_the_budget_counts_each_series_recent_results_at_their_capacity() -> Non
     limit = budget.series_limit(config, others_bytes=0, max_series=10_000)
     assert limit.count == service.max_series(library.bytes_for(64)) < 64
     assert f"about {service.series_bytes} bytes each" in limit.reason
+
+
+async def test_batches_adding_series_to_several_models_at_once_stay_within_the_process_budget(
+    make_settings, serve
+) -> None:
+    """A hostile test (session 50): four models took 1,000 new series each at once under a process budget that
+    held two such batches (545 MB by the service's estimate against 400 MB): each admission counted the others'
+    published series, and none was published yet."""
+    config = ForecasterConfig.from_dict(SMALL_MODEL)
+    budget_model = MemoryBudget(2**40, 2**40)
+    empty, full = budget_model.estimate(config, 0), budget_model.estimate(config, 300)
+    budget = 5 * empty + 2 * (full - empty) + 1000  # the default model and four more, room for two batches
+    app = create_app(make_settings(max_process_bytes=budget))
+    async with serve(app) as client:
+        names = ["p", "q", "r", "s"]
+        for name in names:
+            assert (await client.post("/v1/models", json={"name": name, "config": SMALL_MODEL})).status_code == 201
+
+        async def add(name: str) -> int:
+            batch = [{"series": f"{name}{i}", "value": 1.0} for i in range(300)]
+            return (await client.post(f"/v1/models/{name}/observations", json={"observations": batch})).status_code
+
+        codes = await asyncio.gather(*(add(name) for name in names))
+        assert sorted(codes) == [200, 200, 409, 409], codes
+        assert app.state.registry.bytes_in_use() <= budget

@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Row = Any  # float | None | list[float | None]
 
@@ -158,7 +158,7 @@ class SeriesStats:
     seasons: tuple[int, ...] = ()  # the season lengths in use
     multiplicative: bool | None = None  # the log members on (every value so far > 0, an outlier as taken)
     never_negative: bool | None = None  # every value so far >= 0: no forecast or lower bound served below 0
-    members: tuple[tuple[str, float | None, float], ...] = ()  # (name, one-step MAE, weight) per member
+    members: tuple[MemberStats, ...] = ()  # (name, one-step MAE, weight) per member
     outliers: int | None = None  # values learned from at their interval's bound (a spike each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
     restarts: int = 0  # times its model state started again, its forecast blown up
@@ -172,7 +172,7 @@ class SeriesStats:
             count=data["count"],
             interval_level=data["interval_level"],
             seasons=tuple(data.get("seasons") or ()),
-            members=tuple((m["name"], m.get("mae"), m["weight"]) for m in data.get("members") or ()),
+            members=tuple(MemberStats(m["name"], m.get("mae"), m["weight"]) for m in data.get("members") or ()),
             restarts=int(data.get("restarts") or 0),
             **{name: data.get(name) for name in optional},
         )
@@ -183,6 +183,16 @@ class SeriesStats:
         if self.mae is None or not self.naive_mae:
             return None
         return self.mae / self.naive_mae
+
+
+class MemberStats(NamedTuple):
+    """One member of the hybrid's combination, as the library's ``MemberStats``: its one-step MAE so far and
+    its weight now (a tuple too, as the client's members were until session 50: ``name, mae, weight = m``;
+    a new user's ``stats.members[0].name`` raised ``AttributeError`` with the client, not with the library)."""
+
+    name: str
+    mae: float | None
+    weight: float
 
 
 @dataclass(frozen=True)

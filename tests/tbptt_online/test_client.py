@@ -142,6 +142,13 @@ async def test_async_client_results_match_the_library_fed_the_same_stream(tmp_pa
     assert stats.last_timestamp == float(T0 + 480)
     assert (stats.multiplicative, stats.never_negative) == (ref_stats.multiplicative, ref_stats.never_negative)
     assert info.updates.updates == reference.update_stats().updates > 0 and info.observations == 9
+    # the members read as the library's (a new user, session 50: the client's were plain tuples, ``.name`` failed)
+    assert [(m.name, m.mae, m.weight) for m in stats.members] == [(m.name, m.mae, m.weight) for m in ref_stats.members]
+    assert stats.members and tuple(stats.members[0]) == (
+        stats.members[0].name,
+        stats.members[0].mae,
+        stats.members[0].weight,
+    )
 
 
 @pytest.mark.anyio

@@ -3,7 +3,8 @@ most one per kind and model per ``INTERVAL_S``.
 
 The library counts the guards' answers (``UpdateStats``: explosions, divergences, blow-ups,
 roll-backs); the worker hands each new snapshot's counters to its ``GuardLog``, which logs
-the kinds that rose since its last line of that kind, at WARNING, naming the model, how
+the kinds that rose since its last line of that kind, at WARNING (an explosion, whose update goes on
+clipped, at INFO: ``ROUTINE``), naming the model, how
 many fired since that line, the total and the learning rate now in force, so an operator
 reading the logs sees a model that was rolled back without polling the metrics. A kind
 that keeps firing (the "explosion" guard on noisy data fires on most updates, and its
@@ -32,6 +33,10 @@ from tbptt_online.results import UpdateStats
 
 logger = logging.getLogger("tbptt_service.host.guards")
 INTERVAL_S = 60.0  # at most one line per kind and model in this many seconds
+# The guards whose answer changes nothing of the model's course, logged at INFO: an explosion's update goes on,
+# its gradient clipped harder, the learning rate as it was (a new user, session 50: on healthy data it fired a
+# few times and recovery logged a WARNING for it). The others (a divergence, a blow-up, a roll-back) at WARNING.
+ROUTINE = {"explosions": logging.INFO}
 
 
 def guard_events(before: UpdateStats, after: UpdateStats) -> list[tuple[str, int, int]]:
@@ -69,7 +74,8 @@ class GuardLog:
                 self.logged[kind] = total
             if total == self.logged[kind] or now - self.at.get(kind, -float("inf")) < self.interval_s:
                 continue
-            logger.warning(
+            logger.log(
+                ROUTINE.get(kind, logging.WARNING),
                 "model %r: instability guard %s fired %d time(s) (total %d) by update %d; learning rate now %s",
                 self.model,
                 kind,

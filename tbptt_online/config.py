@@ -54,6 +54,12 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
     if not isinstance(items, list | tuple) or not 1 <= len(items) <= 2:
         raise _bad("season_length", value, 'must be "auto", null, an integer or a list of one or two integers')
     for item in items:
+        if isinstance(item, int | float) and not isinstance(item, bool) and item > longest:  # (a new user: the
+            raise _bad(  # message named no way to allow it)
+                "season_length",
+                item,
+                f"must be an integer in [2, {longest}], max_season_length (raise it for a longer one)",
+            )
         _check_int("season_length", item, 2, longest)
     if len(items) == 2 and items[0] == items[1]:  # fix: [2, 2] was taken (a second season that adds nothing)
         raise _bad("season_length", value, "the two season lengths must differ (one of them is enough)")
@@ -283,7 +289,7 @@ class ForecasterConfig:
     probe_length: int | None = None
     guards: bool = True
     outlier_sigmas: float | None = 5.0
-    outlier_run: int = 2
+    outlier_run: int = 3
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # numpy scalars as Python's (a hostile test, session 48: np.float64

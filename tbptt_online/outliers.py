@@ -32,7 +32,9 @@ series' prequential statistics score and what results report.
 
 A level shift is not a spike. A *run* is values in a row beyond their bounds, on either side;
 it is a change of the series from its ``outlier_run``-th value (>= 2) when that value is on the
-same side as the one before (for the default 2: two in a row on one side, a level shift), and
+same side as the one before (for 2: two in a row on one side, a level shift; the default is 3 since session
+50, when a new user's sensor sent 4294967295 twice: a shift, and its return another, left the forecasts off
+by 10^6 to 10^9 and more than 6 off for hundreds of values; with 3 both are taken at their bounds), and
 from its ``outlier_run + 1``-th whatever the sides (for 2: three alternating, a change of the
 series' spread: an idle series that started to alternate +-1 had each value taken at its bound
 as the first of a run on its side, learned from its own clipped values and ran away, -2e39

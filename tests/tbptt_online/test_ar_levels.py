@@ -206,7 +206,9 @@ def test_a_burst_thousands_of_scales_high_neither_runs_the_member_nor_the_served
     # window's farthest value from the mean alone
     rng = np.random.default_rng(7)
     values = [10.0 + float(x) for x in rng.normal(size=300)] + [1e6 + float(x) for x in rng.normal(size=30)]
-    forecaster = Forecaster(ForecasterConfig())
+    forecaster = Forecaster(
+        ForecasterConfig(outlier_run=2)
+    )  # (a shift at its second value: the default until session 50)
     for t, y in enumerate(values):
         if t >= 300:
             rows = hybrid.rows_at(forecaster.store.tensors, torch.tensor([forecaster.store.slot_of("b")]))

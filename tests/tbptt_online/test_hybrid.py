@@ -1073,7 +1073,9 @@ def test_a_feature_settling_after_a_break_keeps_its_seasonal_table_when_another_
     t = np.arange(577)
     f0 = (10 + 3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1, len(t))) * np.where(t >= 560, 10.0, 1.0)
     f1 = 50 + np.where(t >= 400, 4 * np.sin(2 * np.pi * t / 24), 0.0) + rng.normal(0, 1, len(t))
-    f = Forecaster(ForecasterConfig(n_features=2))
+    f = Forecaster(
+        ForecasterConfig(n_features=2, outlier_run=2)
+    )  # (its shift steps: the rule of a shift at its 2nd value)
     for i in range(len(t) - 1):
         f.observe("s", [float(f0[i]), float(f1[i])])
     tensors, slot = f.store.tensors, f.store.slot_of("s")
@@ -1092,7 +1094,9 @@ def test_a_level_shift_in_one_feature_holds_back_only_that_feature():
     rng = np.random.default_rng(4)
     week = weekend_series(577)
     other = rng.normal(0, 1, 577) + np.where(np.arange(577) >= 571, 30.0, 0.0)
-    f = Forecaster(ForecasterConfig(n_features=2))
+    f = Forecaster(
+        ForecasterConfig(n_features=2, outlier_run=2)
+    )  # (its shift steps: the rule of a shift at its 2nd value)
     for a, b in zip(week.tolist(), other.tolist(), strict=True):
         f.observe("s", [a, b])
     tensors, slot = f.store.tensors, f.store.slot_of("s")

@@ -554,3 +554,10 @@ def test_a_name_of_a_str_subclass_that_overrides_slicing_is_kept_as_its_text() -
             return Odd(str.__getitem__(self, index))
 
     assert type(plain_name(Odd("web-1"))) is str and plain_name(Odd("web-1")) == "web-1"
+
+
+def test_a_season_past_max_season_length_is_refused_naming_the_setting_that_allows_it():
+    # a new user (session 50): a weekly season of 15-minute data (672) was "must be an integer in [2, 336]"
+    with pytest.raises(ValueError, match=r"season_length=672 is invalid: .*\[2, 336\], max_season_length \(raise it"):
+        ForecasterConfig(season_length=672)
+    assert ForecasterConfig(season_length=[96, 672], max_season_length=700).season_length == (96, 672)

@@ -233,7 +233,15 @@ class EventLog:
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:  # SQLite usually rolled back already; make sure
                     self._conn.rollback()
-                error = _translate(exc, self.path, self._cap_reached())
+                capped = self._cap_reached()
+                error = _translate(exc, self.path, capped)
+                if capped is not None and isinstance(error, StorageFullError) and self._empty():
+                    error = StorageFullError(  # no prune can make room for it (a hostile test, session 50)
+                        errno.ENOSPC,
+                        f"event log {self.path} cannot hold this record of {len(data)} bytes even empty: it is "
+                        f"larger than its cap of {capped} bytes (TBPTT_LOG_MAX_BYTES) allows; raise the cap, or send "
+                        "it in smaller requests",
+                    )
                 self._full = self._full or isinstance(error, StorageFullError)
                 raise error from exc
             self._dirty = True
@@ -273,6 +281,11 @@ class EventLog:
         a record since: the checkpointer then prunes through its newest checkpoint, not the oldest
         kept, or the log stays full (``Checkpointer.checkpoint``)."""
         return self._full
+
+    def _empty(self) -> bool:
+        """Whether the log holds no record (every one pruned, or none written): a record refused then is one
+        that no prune can make room for."""
+        return self._conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
 
     def _cap_reached(self) -> int | None:
         """``max_bytes`` when the cap, not the disk, is what is full: a cap is set and the disk has

@@ -302,3 +302,16 @@ def test_a_capped_log_full_of_large_records_names_the_cap_and_clears_once_a_reco
         assert log.full
         log.append("m", "observe", {"i": -1})  # a small record still fits
         assert not log.full
+
+
+def test_a_record_larger_than_the_cap_allows_is_refused_saying_no_prune_makes_room(tmp_path) -> None:
+    # A hostile test (session 50): with TBPTT_LOG_MAX_BYTES=65536 a valid 3,000-observation batch got 507 "... until
+    # a checkpoint prunes it" on an empty log, every time: no checkpoint ever would
+    with EventLog(tmp_path / "events.sqlite3", max_bytes=65_536) as log:
+        with pytest.raises(StorageFullError, match=r"cannot hold this record of \d+ bytes even empty: it is larger"):
+            log.append("m", "observe", {"blob": "x" * 200_000})
+        seq = log.append("m", "observe", {"i": 1})  # a record that fits is taken
+        with pytest.raises(StorageFullError, match="until a checkpoint prunes it"):  # a log that holds records:
+            for i in range(1000):  # it fills, and a prune would make room
+                log.append("m", "observe", {"blob": "y" * 3_000, "i": i})
+        assert seq == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 
@@ -183,3 +185,21 @@ async def test_a_crash_gives_back_the_recent_results_from_the_checkpoint_and_the
         assert recovered.state.durability.report.applied > 0
         assert await recent_of(client, ("s",)) == before
     assert [p["step"] for p in before["s"]] == list(range(1, 27))
+
+
+async def test_a_wide_series_recent_values_are_read_and_encoded_off_the_event_loop(make_settings, serve) -> None:
+    """A hostile test (session 50): 500 values of a 1,024-feature series, a 35.5 MB answer, were read and encoded
+    on the event loop, and /healthz waited up to 0.47 s; a narrow one's stay on it (a thread costs more)."""
+    app = create_app(make_settings(default_model={**SMALL_MODEL, "n_features": 64}))
+    async with serve(app) as client:
+        await post(client, [{"series": "w", "value": [float(i + k) for k in range(64)]} for i in range(5)])
+        worker = app.state.registry.get("default")
+        threads: list[int] = []
+        read = worker.recent.read
+        worker.recent.read = lambda *args: threads.append(threading.get_ident()) or read(*args)
+        loop_thread = threading.get_ident()
+        wide = await client.get("/v1/models/default/series/w/recent", params={"limit": 500})
+        narrow = await client.get("/v1/models/default/series/w/recent", params={"limit": 1})
+    assert wide.status_code == narrow.status_code == 200
+    assert [p["value"][63] for p in wide.json()["observations"]] == [63.0, 64.0, 65.0, 66.0, 67.0]
+    assert threads[0] != loop_thread and threads[1] == loop_thread  # 500 x (3 + 4 x 64) numbers; 1 x 259

@@ -171,14 +171,18 @@ function renderAccuracy(stats, recent) {
 
 function renderUpdates(info) {
   const u = info.updates;
-  if (u.last_loss !== null && (!state.loss.length || state.loss[state.loss.length - 1][0] !== u.updates)) {
+  // an update of loss and gradient exactly 0 had nothing to learn (a new series' first value, an outage): it is
+  // said so, and left out of the loss line, which it pulled to 0 (a new user, session 50)
+  const nothing = u.last_loss === 0 && u.last_grad_norm === 0;
+  if (u.last_loss !== null && !nothing && (!state.loss.length || state.loss[state.loss.length - 1][0] !== u.updates)) {
     state.loss.push([u.updates, u.last_loss]);
     state.loss = state.loss.slice(-200);
   }
   const c = info.config;
   fill($("updates"), [
     ["updates", String(u.updates)], ["skipped", String(u.skipped), u.skipped ? "bad" : ""],
-    ["last loss", formatNumber(u.last_loss)], ["last gradient norm", formatNumber(u.last_grad_norm)],
+    ["last loss", nothing ? "0 (nothing to learn: no value scored)" : formatNumber(u.last_loss)],
+    ["last gradient norm", formatNumber(u.last_grad_norm)],
     ["observations", String(info.observations)], ["series", String(info.series_count)],
     ["network", `${c.cell} ${c.hidden_size}×${c.num_layers}, k1=${c.k1}, k2=${c.k2}, lr=${c.lr}`],
   ]);

@@ -294,3 +294,22 @@ def test_timestamps_past_what_a_date_can_show_leave_the_page_working(browser, se
     assert accuracy["last timestamp"].startswith("9999-12-31"), accuracy
     assert status.startswith("live"), status
     assert problems == []
+
+
+def test_an_update_with_nothing_to_learn_is_said_so_on_the_updates_card(browser, server: ServerProcess) -> None:
+    """A new user (session 50): after a new series' first value the card read "last loss 0", and the loss line
+    fell to 0, as if the model had learned everything. Such an update (loss and gradient exactly 0) is said so."""
+    with Client(server.url) as client:
+        client.create_model("fresh", hidden_size=4, k1=1, k2=2)
+        client.observe_many("fresh", [("a", 1.0), ("a", 2.0), ("a", 3.0)])  # updates that learn
+        client.observe("fresh", "b", 5.0)  # b's first value: its tick's update scores nothing
+        updates = client.get_model("fresh").updates
+    assert (updates.updates, updates.last_loss, updates.last_grad_norm) == (4, 0.0, 0.0)
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.add_init_script("localStorage.setItem('tbptt.interval', '0.5')")
+    try:
+        page.goto(f"{server.url}/#model=fresh&series=a")
+        page.wait_for_selector('#chart svg[data-last-step="3"]', timeout=15_000)
+        assert _terms(page, "updates")["last loss"] == "0 (nothing to learn: no value scored)"
+    finally:
+        page.close()

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from tbptt_online.config import ForecasterConfig
 from tbptt_service.cli.cli_tools import add_csv_columns, csv_source, json_object, positive_int
 from tbptt_service.cli.csv_source import CsvSource
+from tbptt_service.host.cadence import UNKNOWN, Cadence
+from tbptt_service.settings import Settings
 
 if TYPE_CHECKING:  # torch and the advisor are imported when the command runs: every other command, and
     # `tbptt-online --help`, started in 3.9 s instead of 0.3 s because this module imported them (a new user)
@@ -54,7 +56,9 @@ def add_advise_command(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE.csv", help="CSV file with a header row")
-    add_csv_columns(parser, "column of times (checked; rows stay in file order)")
+    add_csv_columns(
+        parser, "column of times (checked; rows stay in file order, and a series' gaps are filled as the server does)"
+    )
     model = parser.add_argument_group("model")
     # None: --config's value, else the library's default (a default here hid --config's k1 and k2)
     model.add_argument("--k1", type=positive_int, help=f"steps between updates (default: {defaults.k1})")
@@ -73,10 +77,23 @@ def add_advise_command(commands: argparse._SubParsersAction) -> None:
 
 def read_series(source: CsvSource) -> tuple[list[str], torch.Tensor]:
     """Each series' values in file order: the names (first appearance) and [B, n, d] float64,
-    n the longest series, shorter ones NaN-padded at the start (their values end together)."""
+    n the longest series, shorter ones NaN-padded at the start (their values end together).
+    With times, a series' gaps are filled as the server fills them (``tbptt_service.host.cadence``:
+    once its cadence is known, a value whole steps after the last gets the missing steps before it,
+    NaN, at most ``MAX_GAP_STEPS``): a logger's export that drops the rows of an outage read, until
+    session 50, as a series with no season, where the server found its 96 (a new user)."""
     values: dict[str, list[list[float]]] = defaultdict(list)
+    cadences: dict[str, tuple[float, Cadence]] = {}  # per series: its last time (seconds) and cadence
     for row in source.rows():
         cells = row.value if isinstance(row.value, list) else [row.value]
+        if row.seconds is not None:
+            last, cadence = cadences.get(row.series, (None, UNKNOWN))
+            if last is not None:
+                missing = cadence.missing(row.seconds - last)
+                if 0 < missing <= MAX_GAP_STEPS:  # (a longer one the server shortens by its seasons, or leaves)
+                    values[row.series].extend([[math.nan] * len(cells) for _ in range(missing)])
+                cadence = cadence.after(row.seconds - last)
+            cadences[row.series] = (row.seconds, cadence)
         values[row.series].append([math.nan if v is None else v for v in cells])
     if not values:
         raise ValueError(f"{source.name}: no rows")
@@ -128,6 +145,7 @@ def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, ForecasterC
     return advise_values(values, config, names), config, names, values
 
 
+MAX_GAP_STEPS = Settings.model_fields["max_gap_steps"].default  # the missing steps a server fills at most, by default
 SHOWN = 10  # series whose dependency length the text report names, the longest first past this many
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import re
 from pathlib import Path
@@ -180,3 +181,26 @@ def test_an_adaptive_config_is_shown_as_its_range_and_the_k2_max_recommended(tmp
     assert "given:       k1 = 4, k2 = adaptive 8..16, window 8: 2.0 backpropagation steps per observation" in out
     assert "recommended: k1 = 4, k2_max = 24, window 24: 6.0 backpropagation steps per observation" in out
     assert "k2_max = 24 would cost 3.0x per update at its ceiling" in out
+
+
+def test_a_series_gaps_in_time_are_filled_as_the_server_fills_them(tmp_path, capsys) -> None:
+    """A new user (session 50): a logger's export drops the rows of an outage, and ``advise`` read the values in
+    file order: a 15-minute sensor's daily season (96) was not found, where the server, which fills the gaps,
+    found it. 10 days of a daily cycle, 60 readings dropped in 6 outages, and a series without times."""
+    rng = random.Random(7)
+    dropped = {t for start in (150, 300, 420, 610, 700, 850) for t in range(start, start + 10)}
+    path = tmp_path / "sensor.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["time", "sensor", "celsius"])
+        for t in range(960):
+            if t not in dropped:
+                writer.writerow(
+                    [1_700_000_000 + 900 * t, "s", f"{20 + 4 * math.sin(2 * math.pi * t / 96) + rng.gauss(0, 0.3):.3f}"]
+                )
+    args = ["--series-column", "sensor", "--value-column", "celsius", "--time-column", "time", "--json"]
+    assert cli.main(["advise", str(path), *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["seasons"] == {"96": 1}, report["seasons"]
+    assert cli.main(["advise", str(path), "--series-column", "sensor", "--value-column", "celsius", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seasons"] != {"96": 1}  # without times: the rows as they come

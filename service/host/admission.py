@@ -176,6 +176,7 @@ class BatchAdmission:
         it (NaN -> None: equal values compare equal)."""
         known, new_series, base = self.forecaster.store.slots, self._new_series, len(self.merged)
         job_marks: dict[str, SeriesMark] = {}
+        job_index: dict[str, int] = {}  # the element that set each of job_marks
         job_untimed: dict[str, int] = {}
         job_series: set[str] = set()
         staged: list[Observation] = []
@@ -197,9 +198,16 @@ class BatchAdmission:
                         index=i,
                     )
                 if mark is not None and timestamp == mark.timestamp:
+                    # where the value it differs from is: this request's own (a file with a duplicate row: the
+                    # model held nothing of it, and the message said it did, a new user), or the model's
+                    where = (
+                        f"observation {job_index[series]} of this request gives series {series!r} value"
+                        if series in job_marks
+                        else f"series {series!r} already has value"
+                    )
                     raise Conflict(
-                        f"observation {i}: series {series!r} already has value {mark.value!r} at timestamp "
-                        f"{mark.timestamp}; {value!r} differs (a repeat must carry the same value)",
+                        f"observation {i}: {where} {mark.value!r} at timestamp {mark.timestamp}; {value!r} differs "
+                        "(a repeat must carry the same value)",
                         index=i,
                     )
                 cadence = UNKNOWN
@@ -208,6 +216,7 @@ class BatchAdmission:
                     staged.extend(filled)
                     allowance -= len(filled)
                 job_marks[series] = SeriesMark(timestamp, value, pending=base + len(staged), cadence=cadence)
+                job_index[series] = i
                 job_untimed[series] = 0
             elif series in job_marks or series in self._staged_marks or series in self.marks:
                 job_untimed[series] = self._untimed_since(series, job_untimed) + 1  # (counted only for a gap)

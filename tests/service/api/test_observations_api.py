@@ -389,3 +389,20 @@ async def test_a_wide_models_batch_is_answered_from_a_worker_thread(client_for, 
     assert len(big.json()["results"]) == rows and len(big.json()["results"][0]["forecast_next"]["mean"]) == wide
     assert built_on[0] != loop_thread and built_on[1] == loop_thread, built_on
     assert rows * wide >= OFF_LOOP_NUMBERS > wide
+
+
+async def test_a_duplicate_timestamp_within_one_request_names_the_element_it_differs_from(client_for) -> None:
+    # a new user (session 50): a file's duplicate row was refused saying the series "already has value 20.0",
+    # a value of the same refused request that the model never held
+    body = {
+        "observations": [{"series": "a", "value": v, "timestamp": t} for v, t in [(1.0, 10), (20.0, 11), (99.0, 11)]]
+    }
+    async with client_for() as client:
+        response = await client.post(URL, json=body)
+        held = await client.get("/v1/models/default/series/a")
+    assert response.status_code == 409 and response.json()["index"] == 2
+    assert response.json()["detail"] == (
+        "observation 2: observation 1 of this request gives series 'a' value 20.0 at timestamp 11.0; 99.0 differs "
+        "(a repeat must carry the same value)"
+    )
+    assert held.status_code == 404  # nothing of it applied

@@ -94,6 +94,13 @@ class NotReady(ApiError):
     status_code = 503
 
 
+class Busy(ApiError):
+    """The model holds as many observations waiting as it may (``TBPTT_MAX_QUEUED_OBSERVATIONS``): nothing of
+    the request was applied; retry after a second (answered with ``Retry-After``)."""
+
+    status_code = 503
+
+
 class LogDown(ApiError):
     """The journal's log cannot be reached: nothing was applied; retry once it is back."""
 

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         "the name does).",
     )
     max_batch_observations: int = Field(5000, ge=1, le=1_000_000, description="Observations per request at most.")
+    max_queued_observations: int = Field(
+        200_000,
+        ge=1,
+        le=100_000_000,
+        description="Observations one model may hold waiting to be applied (its requests queued and in progress): "
+        "a request past it gets 503 with Retry-After, nothing of it applied.",
+    )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body size limit (413 beyond).")
     max_checkpoint_bytes: int = Field(
         256 * 1024 * 1024,

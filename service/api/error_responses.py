@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
 from tbptt_service.api.schemas import MODEL_NAME_PATTERN, MODEL_NAME_RULE
-from tbptt_service.errors import ApiError, NotReady, quoted
+from tbptt_service.errors import ApiError, Busy, NotReady, quoted
 
 MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 _SOURCES = ("body", "query", "path", "header", "cookie")
@@ -95,7 +95,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    headers = {"Retry-After": "1"} if isinstance(exc, NotReady) else None
+    headers = {"Retry-After": "1"} if isinstance(exc, NotReady | Busy) else None
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 

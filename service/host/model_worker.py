@@ -48,6 +48,7 @@ from tbptt_online.advisor import TruncationReport
 from tbptt_online.results import StepResults
 from tbptt_service.errors import (
     ApiError,
+    Busy,
     InsufficientStorage,
     LogDown,
     LogUnavailable,
@@ -111,6 +112,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         max_wait_s: float = 0.002,
         chunk_ticks: int = 1,
         max_gap_steps: int = 0,
+        max_queued_observations: int = 200_000,
     ) -> None:
         self.name = name
         self.forecaster = forecaster
@@ -126,6 +128,10 @@ class ModelWorker(LongBatches, KeyedRequests):
         self.admitting: threading.Lock | None = None
         self.pending_series = 0  # the series held once the admitted batch is applied (0: none pending)
         self.max_batch_observations = max_batch_observations
+        # Observations its requests hold, queued or being applied, at most: past it a request gets 503 (a hostile
+        # test, session 50: 150 requests of 5,000 observations queued behind a long one added 360 MB, unbounded)
+        self.max_queued_observations = max_queued_observations
+        self._queued_observations = 0  # (the event loop's alone: counted in observe, before and after its job)
         self.max_wait_s = max_wait_s
         self.chunk_ticks = chunk_ticks  # ticks of a long batch applied between two looks at the queue
         self.max_gap_steps = max_gap_steps  # missing steps inserted per request, at most (admission, cadence)
@@ -153,6 +159,10 @@ class ModelWorker(LongBatches, KeyedRequests):
     def snapshot(self) -> ModelSnapshot:
         return self._snapshot  # one attribute read: atomic, no lock shared with the worker
 
+    def queued_observations(self) -> int:
+        """The observations its requests hold, queued or being applied (``TBPTT_MAX_QUEUED_OBSERVATIONS``)."""
+        return self._queued_observations
+
     @property
     def queued_jobs(self) -> int:
         return self._queue.qsize() + len(self._waiting)
@@ -161,10 +171,21 @@ class ModelWorker(LongBatches, KeyedRequests):
     async def observe(self, observations: list[Observation], key: str | None = None) -> ObserveOutcome:
         """Apply one request's observations atomically; raises ``ApiError`` naming the problem. A
         request whose ``key`` the model knows gets the first answer to that key, and nothing is applied."""
+        count = len(observations)
+        if self._queued_observations and self._queued_observations + count > self.max_queued_observations:
+            raise Busy(
+                f"model {self.name!r} holds {self._queued_observations} observations waiting to be applied; "
+                f"{count} more would pass TBPTT_MAX_QUEUED_OBSERVATIONS={self.max_queued_observations}: nothing of "
+                "this request was applied, retry in a second"
+            )
         loop = asyncio.get_running_loop()
         job = ObserveJob(loop, loop.create_future(), observations, key)
         self._submit(job)
-        return await job.future
+        self._queued_observations += count
+        try:
+            return await job.future
+        finally:
+            self._queued_observations -= count
 
     async def forget(self, series: str) -> None:
         await self.call(lambda: self._forget(series))

@@ -136,6 +136,7 @@ class ModelRegistry:
             max_wait_s=s.microbatch_max_wait_ms / 1000.0,
             chunk_ticks=s.long_batch_chunk_ticks,
             max_gap_steps=s.max_gap_steps,
+            max_queued_observations=s.max_queued_observations,
         )
         worker.series_limit = lambda: self.series_limit(worker)
         worker.admitting = self._admitting

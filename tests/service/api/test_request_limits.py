@@ -3,9 +3,12 @@ error body that names a few problems, not one per element (issue 11, defect 2)."
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+
+from tbptt_service.api.app import create_app
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
@@ -45,3 +48,32 @@ async def test_an_invalid_batch_names_at_most_a_few_of_its_errors(client_for) ->
     assert len(body["errors"]) == 5
     assert body["error_count"] == 10_000  # two missing fields per element
     assert len(response.content) < 2000
+
+
+async def test_a_request_past_the_observations_a_model_may_hold_waiting_is_503_and_applies_nothing(
+    make_settings, serve
+) -> None:
+    # A hostile test (session 50): 150 requests of 5,000 observations queued behind a long one added 360 MB, and
+    # nothing bounded them
+    app = create_app(make_settings(max_queued_observations=2500))
+    async with serve(app) as client:
+        worker = app.state.registry.get("default")
+        long = {"observations": [{"series": "hog", "value": float(i % 5)} for i in range(2000)]}
+        holding = asyncio.create_task(client.post(URL, json=long))  # 2,000 ticks: applied a chunk at a time
+        for _ in range(500):
+            if worker.queued_observations() >= 2000:
+                break
+            await asyncio.sleep(0.01)
+        batch = {"observations": [{"series": f"s{i}", "value": 1.0} for i in range(400)]}
+        fits = asyncio.create_task(client.post(URL, json=batch))  # 2,400: waits its turn
+        for _ in range(500):
+            if worker.queued_observations() >= 2400:
+                break
+            await asyncio.sleep(0.01)
+        refused = await client.post(URL, json={"observations": [{"series": "x", "value": 1.0}] * 101})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "TBPTT_MAX_QUEUED_OBSERVATIONS=2500" in refused.json()["detail"]
+        assert (await holding).status_code == 200 and (await fits).status_code == 200
+        assert (await client.get("/v1/models/default/series/x")).status_code == 404  # nothing of it applied
+        again = await client.post(URL, json={"observations": [{"series": "x", "value": 1.0}] * 101})
+        assert again.status_code == 200 and worker.queued_observations() == 0

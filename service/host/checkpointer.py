@@ -38,6 +38,13 @@ from tbptt_service.storage.log_store import FencedWriter, LogStore
 logger = logging.getLogger("tbptt_service.host.checkpointer")
 
 
+def unconfirmed_models(workers: Sequence[ModelWorker]) -> list[str]:
+    """The models whose state holds a batch whose record's fsync failed (``ModelWorker.unconfirmed``): a
+    checkpoint of them would make that state the durable one, without its requests' keys (they were answered
+    with the error); until the restart, the log alone decides what they hold (a review's, session 50)."""
+    return sorted(w.name for w in workers if w.unconfirmed is not None)
+
+
 class Checkpointer:
     """``start()`` on the event loop once the state is recovered; ``stop()`` lets a running write finish."""
 
@@ -109,6 +116,9 @@ class Checkpointer:
         if quarantined:
             logger.warning("no checkpoint while model(s) %s are quarantined", quarantined)
             return None
+        if unconfirmed := unconfirmed_models(registry.workers()):
+            logger.warning("no checkpoint while model(s) %s hold a batch the log could not confirm", unconfirmed)
+            return None
         async with self._writing:
             async with registry.lock:
                 seq = await asyncio.to_thread(self.log.last_seq)
@@ -134,7 +144,11 @@ class Checkpointer:
         )
 
     def write_final(self, workers: Sequence[ModelWorker]) -> int | None:
-        """The checkpoint at shutdown, of workers whose threads have ended (every job applied)."""
+        """The checkpoint at shutdown, of workers whose threads have ended (every job applied); none while a
+        model holds a batch the log could not confirm (the next start recovers it from the log)."""
+        if unconfirmed := unconfirmed_models(workers):
+            logger.warning("no checkpoint at shutdown: model(s) %s hold a batch the log could not confirm", unconfirmed)
+            return None
         seq = self.log.last_seq()
         if seq == self.last_seq:
             return None

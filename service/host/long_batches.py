@@ -149,7 +149,9 @@ class LongBatches:
         assert run is not None
         jobs = [job for job, _ in self._chunked_jobs]
         if self._unsynced is not None:  # (a batch between two chunks could not be confirmed durable)
-            self._finish_whole()
+            if self.quarantined is None:  # (quarantined: its state is unknown, nothing more is applied)
+                self._finish_whole(publish=False)
+            self._chunked, self._chunked_jobs = None, []
             for job in jobs:
                 self._fail(job, self._unsynced)
             return
@@ -179,7 +181,7 @@ class LongBatches:
         if pending.seq is not None:
             self.seq = pending.seq
         if not self._wait_durable(pending, jobs):  # (its jobs answered with the error)
-            self._finish_whole()
+            self._finish_whole(publish=False)  # (unconfirmed: not published, as a short batch's, nor checkpointed)
             return
         self.recent.record(chunk, results)
         self.publish()
@@ -192,13 +194,14 @@ class LongBatches:
         self._remember(run.keys, outcomes, update_count)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in done])
 
-    def _finish_whole(self) -> None:
+    def _finish_whole(self, publish: bool = True) -> None:
         """Apply what is left of the long batch at once, without chunk records: a batch in the log is never
         left half applied, whatever stops its chunks (a full log, a failed fsync). Half applied, the next
         checkpoint captured it so and pruned its record: a hostile test's batch of 1,500 values met a log
         full after 395 chunks, and 1,105 values were lost (session 50). Recovery, which applies the part of a
         batch that its chunk records do not hold, comes to the same state, provided nothing of the model is
         journaled after it: the caller has set ``_unsynced`` (no more changes until the service restarts).
+        ``publish``: readers see it (not where a record's fsync failed: ``unconfirmed``, as a short batch's).
         """
         run, self._chunked_jobs = self._chunked, []
         if run is None or run.remaining == 0:
@@ -207,9 +210,11 @@ class LongBatches:
         try:
             self.apply_chunk(run.seq, run.remaining, remember_keys=False)
         except Exception as error:  # the log holds a batch the model could not apply: its state is unknown
+            self._chunked = None  # (left set, the worker applied it again and again: a review's, session 50)
             self._quarantine(run.seq, error)
             raise
-        self.publish()
+        if publish:
+            self.publish()
 
     def _answer_whole(self, run: ChunkedRun, done: list[tuple[ObserveJob, list[Source]]]) -> None:
         """The requests ``done`` of ``run``, applied whole by ``_finish_whole`` after a chunk's record could

@@ -146,6 +146,9 @@ class ModelWorker(LongBatches, KeyedRequests):
         self._chunked_durable: Callable[[], None] = PendingAppend(None).wait_durable  # its record's fsync (LongBatches)
         self._unsynced: ApiError | None = None  # set when a batch was applied but its fsync failed
         self.quarantined: str | None = None  # why, when a journaled batch failed to apply (no checkpoint then)
+        # Why, when a record's fsync failed: the state holds what the log may not, so no checkpoint is written
+        # (it would make that state the durable one, without the answers' keys; recovery from the log decides)
+        self.unconfirmed: str | None = None
         self._closed = False
         self.retiring = False  # its deletion is queued: it waits for the jobs before it, nothing joins them
         self._submit_lock = threading.Lock()  # no job may enter the queue after STOP
@@ -405,8 +408,10 @@ class ModelWorker(LongBatches, KeyedRequests):
             work()
         except Exception as error:
             logger.exception("applying a batch of model %r failed", self.name)
-            if self._chunked is not None and self._chunked_jobs and self._chunked_jobs[0][0] in jobs:
-                self._chunked, self._chunked_jobs = None, []  # (applying failed: the model is quarantined)
+            if self._chunked is not None and (
+                self.quarantined is not None or (self._chunked_jobs and self._chunked_jobs[0][0] in jobs)
+            ):  # applying failed: the model is quarantined, and its long batch is given up (retried, it
+                self._chunked, self._chunked_jobs = None, []  # failed again and again, a review's, session 50)
             self.publish()
             for failed in jobs:
                 self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
@@ -542,6 +547,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         try:
             self._journaled(pending.wait_durable, "batch", "acknowledged")
         except ApiError as error:  # applied, but not known to be durable: nothing more is accepted
+            self.unconfirmed = error.detail  # and no checkpoint is written: the log decides at the restart
             self._unsynced = type(error)(
                 f"the event log could not confirm a batch as durable ({error.detail}); this model accepts "
                 "no more changes until the service restarts (recovery applies what the log holds)"

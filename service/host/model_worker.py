@@ -403,10 +403,16 @@ class ModelWorker(LongBatches, KeyedRequests):
         return self._queue.get(timeout=timeout)
 
     def _guarded(self, jobs: list[ObserveJob], work: Callable[[], None]) -> None:
-        """``work()``; a bug must not hang the requesters or kill the thread: they are answered 500."""
+        """``work()``; a bug must not hang the requesters or kill the thread: they are answered 500. Once no
+        long batch is under way, no admitted series is pending any more (applied and published, or refused:
+        left set after a refused batch and deletions, it counted series that no longer existed, a review's)."""
         try:
             work()
+            if self._chunked is None:
+                self.pending_series = 0
         except Exception as error:
+            if self._chunked is None or self.quarantined is not None:
+                self.pending_series = 0
             logger.exception("applying a batch of model %r failed", self.name)
             if self._chunked is not None and (
                 self.quarantined is not None or (self._chunked_jobs and self._chunked_jobs[0][0] in jobs)
@@ -486,7 +492,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         adds = self.admitting is not None and any(o.series not in slots for job in jobs for o in job.observations)
         with self.admitting if adds else contextlib.nullcontext():  # (type: the registry's lock, when any)
             outcomes = admission.admit_all([job.observations for job in jobs])
-            if adds:  # counted by the other models' limits from now on, not once published (admission.py)
+            if adds and admission.new_series:  # counted by the other models' limits from now on, not once published
                 self.pending_series = len(self.forecaster.store) + len(admission.new_series)
         for job, outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, ApiError):

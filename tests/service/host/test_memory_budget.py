@@ -202,3 +202,19 @@ async def test_batches_adding_series_to_several_models_at_once_stay_within_the_p
         codes = await asyncio.gather(*(add(name) for name in names))
         assert sorted(codes) == [200, 200, 409, 409], codes
         assert app.state.registry.bytes_in_use() <= budget
+
+
+async def test_a_refused_batch_of_new_series_leaves_nothing_counted_for_the_other_models(make_settings, serve) -> None:
+    # a review (session 50): a batch naming a new series, refused whole, left its model counting the series it
+    # held then; after they were deleted, the other models' budget still counted them
+    app = create_app(make_settings())
+    url = "/v1/models/default/observations"
+    async with serve(app) as client:
+        batch = [{"series": f"s{i}", "value": 1.0} for i in range(5)]
+        assert (await client.post(url, json={"observations": batch})).status_code == 200
+        worker = app.state.registry.get("default")
+        same_time = [{"series": "new", "value": v, "timestamp": 1_700_000_000} for v in (1.0, 2.0)]
+        assert (await client.post(url, json={"observations": same_time})).status_code == 409
+        for i in range(5):
+            assert (await client.delete(f"/v1/models/default/series/s{i}")).status_code == 204
+        assert worker.snapshot.series_count == 0 and worker.series_held == 0

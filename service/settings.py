@@ -191,7 +191,8 @@ class Settings(BaseSettings):
     @field_validator("api_key")
     @classmethod
     def _sendable_key(cls, value: str | None) -> str | None:
-        return None if value is None else checked_api_key(value)  # (one no request can carry locked everyone out)
+        return None if value is None else checked_api_key(value, ascii_only=False)  # (one no request could match
+        # locked everyone out; a key past ASCII is matched as curl sends it)
 
     @field_validator("log_url")
     @classmethod

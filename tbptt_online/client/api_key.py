@@ -1,31 +1,41 @@
-"""The API key a request carries as ``Authorization: Bearer <key>``: which keys can be sent at all.
+"""The API key a request carries as ``Authorization: Bearer <key>``: which keys can be matched and sent.
 
-An HTTP header's value is ASCII, and a server reads it without its leading and trailing spaces: a
-key holding a space, a control character or a character past ASCII can never be matched. A hostile
-test (session 50) started a server with ``TBPTT_API_KEY="s3cret "`` (a trailing space, as a key
-read from a file may have): it started without a word and refused every request from then on, the
-operator's own CLI included; a key of ``sécret`` made ``Client(...)`` raise a bare
-``UnicodeEncodeError``. The server (``TBPTT_API_KEY``) and the client refuse such a key at once.
+A server reads a header's value without its leading and trailing spaces, and a header holds no control
+character: a key with either can never be matched. A hostile test (session 50) started a server with
+``TBPTT_API_KEY="s3cret "`` (a trailing space, as a key read from a file may have): it started without a
+word and refused every request from then on, the operator's own CLI included. The server refuses such a
+key at start (``ascii_only=False``: a key with a space inside, or past ASCII, is matched as sent, as curl
+sends it); the client refuses it too, and a key past ASCII, which httpx cannot send (``sécret`` made
+``Client(...)`` raise a bare ``UnicodeEncodeError``).
 
->>> checked_api_key("s3cret")
-'s3cret'
+>>> checked_api_key("my secret"), checked_api_key("sécret", ascii_only=False)
+('my secret', 'sécret')
 >>> checked_api_key("s3cret ")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: api_key is invalid: a space at position 6; a key is visible ASCII (33-126) only: ...
+ValueError: api_key is invalid: a space at its end; ...
 """
 
 from __future__ import annotations
 
+_WHY = (
+    "a server reads a header's value without its leading and trailing spaces, and a header holds no control character"
+)
 
-def checked_api_key(key: str) -> str:
-    """``key`` when every character of it is visible ASCII (33 to 126), else ``ValueError`` naming the first
-    that is not and where it is."""
+
+def checked_api_key(key: str, ascii_only: bool = True) -> str:
+    """``key`` when a request can carry it and a server match it, else ``ValueError`` naming what is wrong
+    and where: a space at either end, a control character, or (``ascii_only``, the client's) a character
+    past ASCII."""
+    if key != key.strip():
+        end = "start" if key[0].isspace() else "end"
+        what = "a space" if " " in (key[0], key[-1]) else "white space"
+        raise ValueError(f"api_key is invalid: {what} at its {end}; {_WHY}")
     for i, char in enumerate(key):
-        if not 33 <= ord(char) <= 126:
-            what = "a space" if char == " " else f"the character {char!r}"
+        if ord(char) < 32 or ord(char) == 127:
+            raise ValueError(f"api_key is invalid: the control character {char!r} at position {i}; {_WHY}")
+        if ascii_only and ord(char) > 126:
             raise ValueError(
-                f"api_key is invalid: {what} at position {i}; a key is visible ASCII (33-126) only: an HTTP header "
-                "is ASCII, and a server reads it without its leading and trailing spaces"
+                f"api_key is invalid: {char!r} at position {i} is not ASCII, which this client (httpx) cannot send"
             )
     return key

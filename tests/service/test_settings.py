@@ -38,12 +38,19 @@ def test_environment_variables_are_read_with_the_prefix(monkeypatch: pytest.Monk
         ("TBPTT_MAX_BODY_BYTES", "10", "max_body_bytes"),
         ("TBPTT_LOG_LEVEL", "loud", "log_level"),
         ("TBPTT_API_KEY", "", "api_key"),
-        ("TBPTT_API_KEY", "s3cret ", "api_key is invalid: a space at position 6"),  # locked everyone out (session 50)
-        ("TBPTT_API_KEY", "s3cret\r", "api_key is invalid: the character '.r' at position 6"),
-        ("TBPTT_API_KEY", "sécret", "api_key is invalid: the character 'é' at position 1"),
+        ("TBPTT_API_KEY", "s3cret ", "api_key is invalid: a space at its end"),  # locked everyone out (session 50)
+        ("TBPTT_API_KEY", " s3cret", "api_key is invalid: a space at its start"),
+        ("TBPTT_API_KEY", "s3c\x01ret", "api_key is invalid: the control character '.x01' at position 3"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch, variable, value, fragment) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         Settings()
+
+
+@pytest.mark.parametrize("key", ["my secret", "sécret"])
+def test_an_api_key_a_request_can_carry_is_taken_as_it_was_before(monkeypatch: pytest.MonkeyPatch, key) -> None:
+    # a review (session 50): a space inside a key, or a character past ASCII, is matched as curl sends it
+    monkeypatch.setenv("TBPTT_API_KEY", key)
+    assert Settings().api_key == key

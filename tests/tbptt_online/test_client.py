@@ -417,7 +417,9 @@ def test_a_client_without_a_timeout_reads_its_answers() -> None:
         assert client.list_models() == []
 
 
-@pytest.mark.parametrize(("key", "where"), [("s3cret ", "a space at position 6"), ("sécret", "'é' at position 1")])
+@pytest.mark.parametrize(
+    ("key", "where"), [("s3cret ", "a space at its end"), ("sécret", "'é' at position 1 is not ASCII")]
+)
 def test_a_client_refuses_an_api_key_no_header_can_carry(key, where) -> None:
     """A hostile test (session 50): ``Client(url, api_key="sécret")`` raised a bare ``UnicodeEncodeError``,
     and a trailing space was sent and stripped by the server, never matching."""

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     default_model: dict[str, Any] = Field(
         default_factory=dict,
         description="ForecasterConfig fields of the model named 'default', created when the state is new ({} = library "
-        "defaults; a state that holds it keeps its config, a differing setting is logged as a warning).",
+        "defaults; a state that holds it keeps its config, a field named here that differs is logged as a warning).",
     )
     create_default_model: bool = Field(
         True,

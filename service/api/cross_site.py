@@ -104,11 +104,16 @@ def foreign_origin(scope: Scope) -> str | None:
     return None
 
 
-def _host_name(host: str) -> str:
-    """The name of a ``Host`` header, without its port (``[::1]:8000`` -> ``::1``)."""
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header or an allowed host, lower case, without its port and a trailing dot
+    (``[::1]:8000`` -> ``::1``, ``Tbptt.Example.:8000`` -> ``tbptt.example``; a review's: an entry with a port
+    never matched, and a name with its root's dot was refused)."""
+    host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.removesuffix(".")
 
 
 def _loopback(name: str) -> bool:
@@ -140,7 +145,7 @@ def foreign_host(scope: Scope, allowed: frozenset[str]) -> str | None:
             browser = True
     if not browser or "*" in allowed:
         return None
-    name = _host_name(host.lower())
+    name = host_name(host)
     if _loopback(name) or name in allowed:
         return None
     return f"Host {host!r} is not a name this service answers a browser at"
@@ -149,7 +154,7 @@ def foreign_host(scope: Scope, allowed: frozenset[str]) -> str | None:
 class CrossSiteMiddleware:
     def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.app = app
-        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self.allowed_hosts = frozenset(host_name(h) for h in allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

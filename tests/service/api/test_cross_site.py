@@ -86,12 +86,12 @@ async def test_a_browsers_request_to_a_name_rebound_to_the_service_is_refused_an
         assert "TBPTT_ALLOWED_HOSTS" in refused.json()["detail"]
         assert (await client.get(f"{MODEL}/series/a")).json()["count"] == 2  # not deleted
         assert (await client.get(f"{MODEL}/series/b")).status_code == 404  # nothing applied
-        for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "app.localhost"):  # loopback names pass
+        for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "app.localhost", "localhost.:8000"):  # loopback
             own = {"host": host, "sec-fetch-site": "same-origin"}
             assert (await client.get(f"{MODEL}/series/a", headers=own)).status_code == 200, host
         plain = await client.get(f"{MODEL}/series/a", headers={"host": "evil.example:8000"})  # no browser's header
         assert plain.status_code == 200
-    for allowed in ("forecasts.example, evil.example", "*"):
+    for allowed in ("forecasts.example, evil.example", "*", "EVIL.example.:8000"):  # (a port, case, a root dot)
         async with client_for(allowed_hosts=allowed) as client:
             await _feed(client, "a", [1.0, 2.0])
             answered = await client.request(method, path, headers=rebound, **body)

@@ -235,13 +235,19 @@ class EventLog:
                     self._conn.rollback()
                 capped = self._cap_reached()
                 error = _translate(exc, self.path, capped)
-                if capped is not None and isinstance(error, StorageFullError) and self._empty():
-                    error = StorageFullError(  # no prune can make room for it (a hostile test, session 50)
+                if (
+                    capped is not None
+                    and isinstance(error, StorageFullError)
+                    and (len(data) >= capped or self._empty())
+                ):
+                    # no prune can make room for it (a hostile test, session 50): said so, and the log is not full
+                    # for it (a full log is pruned through the newest checkpoint, the older ones given up: a review's)
+                    raise StorageFullError(
                         errno.ENOSPC,
                         f"event log {self.path} cannot hold this record of {len(data)} bytes even empty: it is "
                         f"larger than its cap of {capped} bytes (TBPTT_LOG_MAX_BYTES) allows; raise the cap, or send "
                         "it in smaller requests",
-                    )
+                    ) from exc
                 self._full = self._full or isinstance(error, StorageFullError)
                 raise error from exc
             self._dirty = True

@@ -200,11 +200,12 @@ class BatchAdmission:
                 if mark is not None and timestamp == mark.timestamp:
                     # where the value it differs from is: this request's own (a file with a duplicate row: the
                     # model held nothing of it, and the message said it did, a new user), or the model's
-                    where = (
-                        f"observation {job_index[series]} of this request gives series {series!r} value"
-                        if series in job_marks
-                        else f"series {series!r} already has value"
-                    )
+                    if series in job_marks:
+                        where = f"observation {job_index[series]} of this request gives series {series!r} value"
+                    elif series in self._staged_marks:  # (a review's: the model did not hold it either)
+                        where = f"a request applied in the same batch as this one gives series {series!r} value"
+                    else:
+                        where = f"series {series!r} already has value"
                     raise Conflict(
                         f"observation {i}: {where} {mark.value!r} at timestamp {mark.timestamp}; {value!r} differs "
                         "(a repeat must carry the same value)",

@@ -193,7 +193,9 @@ def _recent_from_plain(plain: Any, features: Any) -> SavedRings:
     steps = rows[:, 0]
     if not bool((steps >= 1).all() and (steps == steps.round()).all() and (steps <= MAX_COUNT).all()):
         raise ValueError("recent.rows is invalid: its steps must be whole numbers >= 1")
-    return SavedRings(d, tuple(series), tuple(counts), array("d", rows.contiguous().numpy().tobytes()))
+    floats = array("d")
+    floats.frombytes(memoryview(rows.contiguous().numpy()).cast("B"))  # one copy (tobytes made two: a review's)
+    return SavedRings(d, tuple(series), tuple(counts), floats)
 
 
 def to_plain(state: ModelState) -> dict[str, Any]:

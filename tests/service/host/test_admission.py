@@ -144,3 +144,16 @@ def test_values_without_a_timestamp_after_a_restart_are_counted_from_the_reporte
     admission = BatchAdmission(forecaster, marks, max_series=10, max_gap_steps=100, gap_allowance=100)
     assert admission.admit([Observation("a", 5.4, 150.0)]) == [1]  # 4 steps missing, 3 of them taken: 1 null
     assert admission.merged == [Observation("a", None, 140.0), Observation("a", 5.4, 150.0)]
+
+
+def test_a_timestamp_another_request_of_the_batch_gave_another_value_is_named_as_that_request_s() -> None:
+    # a review (session 50): the message said the series "already has" a value only another request of the same
+    # batch gave (the model held none of it)
+    admission = BatchAdmission(Forecaster(ForecasterConfig(hidden_size=4)), marks={}, max_series=10)
+    first, second = [Observation("a", 20.0, 11.0)], [Observation("a", 99.0, 11.0)]
+    outcomes = admission.admit_all([first, second])
+    assert isinstance(outcomes[1], Conflict) and not isinstance(outcomes[0], ApiError)
+    assert outcomes[1].detail == (
+        "observation 0: a request applied in the same batch as this one gives series 'a' value 20.0 at timestamp "
+        "11.0; 99.0 differs (a repeat must carry the same value)"
+    )

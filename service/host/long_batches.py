@@ -167,7 +167,7 @@ class LongBatches:
                 "records of its last chunks; this model accepts no more changes until the service restarts"
             )
             done = self._chunked_jobs
-            self._finish_whole()
+            self._finish_whole(requests=len(done))
             self._answer_whole(run, done)
             return
         attempts_before = self.forecaster.engine.attempts
@@ -194,25 +194,29 @@ class LongBatches:
         self._remember(run.keys, outcomes, update_count)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in done])
 
-    def _finish_whole(self, publish: bool = True) -> None:
+    def _finish_whole(self, publish: bool = True, requests: int = 0) -> None:
         """Apply what is left of the long batch at once, without chunk records: a batch in the log is never
         left half applied, whatever stops its chunks (a full log, a failed fsync). Half applied, the next
         checkpoint captured it so and pruned its record: a hostile test's batch of 1,500 values met a log
         full after 395 chunks, and 1,105 values were lost (session 50). Recovery, which applies the part of a
         batch that its chunk records do not hold, comes to the same state, provided nothing of the model is
         journaled after it: the caller has set ``_unsynced`` (no more changes until the service restarts).
-        ``publish``: readers see it (not where a record's fsync failed: ``unconfirmed``, as a short batch's).
+        ``publish``: readers see it (not where a record's fsync failed: ``unconfirmed``, as a short batch's);
+        counted in the metrics as one batch of ``requests`` requests (the rest was missing from them, a review's).
         """
         run, self._chunked_jobs = self._chunked, []
         if run is None or run.remaining == 0:
             self._chunked = None
             return
+        attempts_before, started, remaining = self.forecaster.engine.attempts, time.perf_counter(), run.remaining
+        observations = sum(len(tick) for tick in run.ticks[run.applied :])  # (the rest's ticks' observations)
         try:
-            self.apply_chunk(run.seq, run.remaining, remember_keys=False)
+            self.apply_chunk(run.seq, remaining, remember_keys=False)
         except Exception as error:  # the log holds a batch the model could not apply: its state is unknown
             self._chunked = None  # (left set, the worker applied it again and again: a review's, session 50)
             self._quarantine(run.seq, error)
             raise
+        self._record_batch(requests, observations, time.perf_counter() - started, attempts_before)
         if publish:
             self.publish()
 

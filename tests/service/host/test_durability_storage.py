@@ -197,6 +197,8 @@ async def test_a_long_batch_that_fills_the_log_half_way_is_applied_whole_and_kep
         assert [r["step"] for r in response.json()["results"]] == list(range(1, 1501))
         later = await client.post(URL, json={"series": "other", "value": 1.0})
         assert later.status_code == 507 and "accepts no more changes until the service restarts" in later.text
+        metrics = (await client.get("/metrics")).text  # the rest applied whole is counted too (a review's)
+        assert 'tbptt_observations_total{model="default"} 1500.0' in metrics
         expected = await model_state(client)
         if stop == "crash":
             state_dir = crash_copy(settings.state_dir, tmp_path / "crashed")

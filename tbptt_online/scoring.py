@@ -96,6 +96,12 @@ def _observe(stats, value, observed, normalize, out) -> None:
             out[b, LAST, k] = value[b, k] if seen else stats[b, LAST, k]
 
 
+# A score's sum at most this: the squared error of a forecast that blew up (1e155 or more) was inf, and a state
+# holding it was refused on import, the model's own export too (a hostile test's imported level of 1e30, session
+# 50). No stream's sums come near it; a series that gets there is one its statistics no longer describe anyway.
+MAX_SUM = 1e300
+
+
 @compiled
 def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
     n_rows, _, d = stats.shape
@@ -120,8 +126,8 @@ def _scores(stats, value, observed, mean, lower, upper, residual, out) -> None:
                 residual[b, k] * residual[b, k] if scored else 0.0,
                 1.0 if bounded else 0.0,
             )
-            for i in range(9):
-                out[b, SCORES + i, k] = stats[b, SCORES + i, k] + increments[i]
+            for i in range(9):  # (a sum past MAX_SUM stays there: finite, see MAX_SUM)
+                out[b, SCORES + i, k] = min(stats[b, SCORES + i, k] + increments[i], MAX_SUM)
 
 
 @compiled

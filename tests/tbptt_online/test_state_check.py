@@ -334,3 +334,22 @@ def test_slots_past_the_rows_saved_must_be_free() -> None:
     state["store"]["names"][2], state["store"]["free"] = "c", []
     with pytest.raises(ValueError, match=r"2 rows for 3 slots, a series past them"):
         check_state(state)
+
+
+def test_a_state_that_passes_still_passes_after_its_forecasts_blow_up() -> None:
+    # a hostile test (session 50): an import whose levels were 1e30 (within the bound) was taken, the series'
+    # forecasts then blew up (errors of 2e286), their squares summed to inf, and the model's own export was
+    # refused on import: "stats holds inf"
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    for t in range(60):
+        forecaster.observe_many([(f"s{j}", 10 + 5 * math.sin(t / 4 + j) + j) for j in range(3)])
+    state = forecaster.state_dict()
+    state["store"]["tensors"]["x_level"].fill_(1e30)
+    check_state(state)
+    forecaster = Forecaster.from_state_dict(state)
+    for k in range(12):
+        forecaster.observe_many([(f"s{j}", 10.0 + j + k % 3) for j in range(3)])
+    assert forecaster.series_stats("s0").mae > 1e200  # (blown up: the test's premise)
+    after = forecaster.state_dict()
+    check_state(after)  # no inf in the statistics: their sums stop at scoring.MAX_SUM
+    assert float(after["store"]["tensors"]["stats"][:, STAT["sq_err"]].max()) <= 1e300

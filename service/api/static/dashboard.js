@@ -198,6 +198,14 @@ function renderUpdates(info) {
   }
 }
 
+// x with one decimal as the advisor's verdict writes it (Python's ".1f": a tie to the even digit, where toFixed rounds
+// it up): a cost of 1.25 read "1.3×" beside a verdict's "1.2x" (a new user, session 50).
+function fixedAsPython(x) {
+  const scaled = x * 10;
+  const floor = Math.floor(scaled);
+  return scaled - floor === 0.5 ? ((floor % 2 === 0 ? floor : floor + 1) / 10).toFixed(1) : x.toFixed(1);
+}
+
 // The advisor's window K in use, its relative truncation bias (the bound, and measured), the k2 it recommends and why; the
 // guards' counts and the learning rate in force as a share of the configured one.
 function renderTruncation(report, info) {
@@ -210,7 +218,7 @@ function renderTruncation(report, info) {
   // more than truncation_bias of itself: learning slowed, not walled) a warning.
   const grade = report.too_short ? "bad" : report.biased ? "warn" : "good";
   const longer = report.recommended_k2 > report.window;
-  const cost = longer ? ` (${report.cost_ratio.toFixed(1)}× per update)` : "";
+  const cost = longer ? ` (${fixedAsPython(report.cost_ratio)}× per update)` : "";
   fill($("truncation"), [
     ["window K in use", `${report.window} (${range}, k1 = ${report.k1})`],
     ["relative truncation bias", bias, report.biased ? grade : ""],

@@ -239,6 +239,10 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
         biased = page.evaluate(script, [{**report, "too_short": False, "biased": True}, info])
         unbounded = page.evaluate(script, [{**report, "too_short": False, "biased": True, "relative_bias": None}, info])
         passing = page.evaluate(script, [{**report, "too_short": False, "biased": False}, info])
+        # a cost of 1.25 as the verdict writes it, "1.2" (toFixed read "1.3": a new user, session 50)
+        tie = {**report, "recommended_k2": report["window"] + 2, "cost_ratio": 1.25}
+        page.evaluate(script, [tie, info])
+        tie_card = _terms(page, "truncation")["recommended k2"]
         page.evaluate(script, [report, info])
         disabled_before = page.locator("#reset-lr").is_disabled()
         page.locator("#reset-lr").click()
@@ -249,6 +253,7 @@ def test_the_truncation_card_shows_the_advisor_and_the_guards_and_resets_the_lea
     finally:
         page.close()
     assert card["window K in use"] == "8 (k2 = 8, k1 = 2)"
+    assert tie_card == f"{report['window'] + 2} ({1.25:.1f}× per update)" == f"{report['window'] + 2} (1.2× per update)"
     assert card["recommended k2"] == f"{report['recommended_k2']} ({report['cost_ratio']:.1f}× per update)"
     bias = report["relative_bias"]
     assert card["relative truncation bias"] == ("unbounded" if bias is None else f"{bias:#.3g}".rstrip("."))

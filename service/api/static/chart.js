@@ -35,13 +35,32 @@ function isoTime(t) {
   return Number.isFinite(t) && Math.abs(t) <= DATE_LIMIT_S ? new Date(t * 1000).toISOString() : null;
 }
 
-// A label for unix time t, as precise as the axis' span needs (UTC); t within DATE_LIMIT_S.
-function formatTime(t, span) {
-  const iso = isoTime(t); // YYYY-MM-DDTHH:MM:SS.sssZ
-  if (span <= 120) return iso.slice(11, 19); // HH:MM:SS
-  if (span <= 2 * 86400) return iso.slice(11, 16); // HH:MM
-  if (span <= 120 * 86400) return iso.slice(5, 10); // MM-DD
-  return iso.slice(0, 7); // YYYY-MM
+// The labels of unix time, coarse to fine (UTC), from an ISO-8601 string YYYY-MM-DDTHH:MM:SS.sssZ.
+const TIME_FORMATS = [
+  (iso) => iso.slice(0, 7), // YYYY-MM
+  (iso) => iso.slice(5, 10), // MM-DD
+  (iso) => `${iso.slice(5, 10)} ${iso.slice(11, 16)}`, // MM-DD HH:MM
+  (iso) => iso.slice(11, 16), // HH:MM
+  (iso) => iso.slice(11, 19), // HH:MM:SS
+];
+
+// The format an axis' span needs (an index of TIME_FORMATS).
+function timeFormat(span) {
+  if (span <= 120) return 4;
+  if (span <= 2 * 86400) return 3;
+  if (span <= 120 * 86400) return 1;
+  return 0;
+}
+
+// The labels of an axis' tick times: the span's format, or a finer one where two ticks would read the same (a 2-4
+// day window's ticks 12.5 hours apart read "01-20, 01-20, 01-21": a new user, session 50). HH:MM or finer as before.
+function timeLabels(times, span) {
+  const start = timeFormat(span);
+  for (let level = start; level < 2; level++) {
+    const labels = times.map((t) => TIME_FORMATS[level](isoTime(t)));
+    if (new Set(labels).size === labels.length) return labels;
+  }
+  return times.map((t) => TIME_FORMATS[Math.max(start, 2)](isoTime(t)));
 }
 
 function formatNumber(value) {
@@ -109,12 +128,16 @@ class ForecastChart {
     const [t0, t1] = [timeOf(x0), timeOf(x1)];
     const timed = isoTime(t0) !== null && isoTime(t1) !== null && t1 > t0; // else the axis shows steps
     svg.setAttribute("data-x-axis", timed ? "time" : "step");
-    for (const t of niceTicks(x0, x1, 8).filter((t) => Number.isInteger(t))) {
+    const ticks = niceTicks(x0, x1, 8).filter((t) => Number.isInteger(t));
+    const times = ticks.map((t) => (timed ? timeOf(t) : null));
+    const known = times.filter(Number.isFinite);
+    const labels = timeLabels(known, t1 - t0);
+    const shown = times.map((time, k) => (Number.isFinite(time) ? labels[known.indexOf(time)] : String(ticks[k])));
+    ticks.forEach((t, k) => {
       svgElement("line", { x1: sx(t), x2: sx(t), y1: height - MARGIN.bottom, y2: height - MARGIN.bottom + 4 }, axis);
       const label = svgElement("text", { x: sx(t), y: height - 8, "text-anchor": "middle", class: "x-label" }, axis);
-      const time = timed ? timeOf(t) : null;
-      label.textContent = Number.isFinite(time) ? formatTime(time, t1 - t0) : String(t);
-    }
+      label.textContent = shown[k];
+    });
     svgElement("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: height - MARGIN.bottom,
                          y2: height - MARGIN.bottom }, axis);
 

@@ -193,6 +193,12 @@ def test_the_x_axis_shows_time_when_the_values_carry_timestamps(browser, server:
     assert all(re.fullmatch(r"0[01]:[0-5]\d", label) for label in labels), labels  # HH:MM within the hour or so
     kind, labels = _x_axis(browser, server, "untimed", 30)
     assert kind == "step" and all(label.isdigit() for label in labels), labels
+    # a new user (session 50): a window of 2 to 4 days whose ticks fall half a day apart read "01-20, 01-20, 01-21"
+    with Client(server.url) as client:  # 200 values 15 minutes apart: 50 hours shown, a tick every 50 values
+        client.observe_many("default", [("quarter", float(i % 9), T0 + 900 * i) for i in range(200)])
+    kind, labels = _x_axis(browser, server, "quarter", 200)
+    assert kind == "time" and len(set(labels)) == len(labels) > 2, labels
+    assert all(re.fullmatch(r"\d\d-\d\d \d\d:\d\d", label) for label in labels), labels  # MM-DD HH:MM
 
 
 def _terms(page, list_id: str) -> dict[str, str]:

@@ -324,3 +324,22 @@ def test_an_update_with_nothing_to_learn_is_said_so_on_the_updates_card(browser,
         assert _terms(page, "updates")["last loss"] == "0 (nothing to learn: no value scored)"
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 1400, 1920])
+def test_the_forecast_tables_numbers_fit_their_cells_at_common_widths(browser, server: ServerProcess, width) -> None:
+    """A new user (session 50): at 1400 px the forecast card was 283 px wide, its headers cut ("ste due (UTC) mea")
+    and its numbers run together ("20.3014.4326.1")."""
+    with Client(server.url) as client:
+        client.observe_many("default", [(f"w{width}", 1000 + 300 * math.sin(i / 3), T0 + 3600 * i) for i in range(60)])
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    try:
+        page.goto(f"{server.url}/#model=default&series=w{width}")
+        page.wait_for_selector("#forecast-table tbody tr", timeout=15_000)
+        overflowing = page.evaluate(
+            """() => [...document.querySelectorAll('#forecast-table th, #forecast-table tbody tr:first-child td')]
+                 .filter((cell) => cell.scrollWidth > cell.clientWidth).map((cell) => cell.innerText)"""
+        )
+    finally:
+        page.close()
+    assert overflowing == []

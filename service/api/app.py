@@ -165,6 +165,11 @@ def create_app(
         max_checkpoint_bytes=settings.max_checkpoint_bytes,
     )
     if settings.api_key is not None:
+        if not settings.api_key.isascii():  # matched as curl sends it; this project's CLI and dashboard cannot
+            logging.getLogger("tbptt_service.api").warning(
+                "TBPTT_API_KEY holds characters past ASCII: curl can send it, but the CLI, the Python client and the "
+                "dashboard cannot (an HTTP header is ASCII to them)"
+            )
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)  # outermost: nothing runs unauthenticated
         declare_bearer_security(app)
     return app

@@ -126,6 +126,11 @@ class Checkpointer:
                     self._observed, self._requested = 0, False
                 captures = [worker.call(worker.capture) for worker in registry.workers()]
             states = await asyncio.gather(*captures)
+            if unconfirmed := unconfirmed_models(registry.workers()):  # one failed while the captures waited their
+                logger.warning(  # turn behind its batches (a review's, session 50): its capture may hold that batch
+                    "no checkpoint while model(s) %s hold a batch the log could not confirm", unconfirmed
+                )
+                return None
             if seq == self.last_seq:
                 if self.last_seq is not None and getattr(self.log, "full", False):
                     await asyncio.to_thread(self._prune_full, self.last_seq)

@@ -167,7 +167,7 @@ class LongBatches:
                 "records of its last chunks; this model accepts no more changes until the service restarts"
             )
             done = self._chunked_jobs
-            self._finish_whole(requests=len(done))
+            self._finish_whole(publish=False, requests=len(done))  # published once its record is durable
             self._answer_whole(run, done)
             return
         attempts_before = self.forecaster.engine.attempts
@@ -226,10 +226,12 @@ class LongBatches:
         durable; with ``_unsynced`` where that cannot be confirmed."""
         try:
             self._journaled(self._chunked_durable, "batch", "confirmed durable")
-        except ApiError:
+        except ApiError as error:  # applied, but its record not known to be durable (a review's, session 50)
+            self._unconfirmed_since(error)
             for job, _ in done:
                 self._fail(job, self._unsynced)
             return
+        self.publish()
         update_count, outcomes = self.forecaster.engine.updates, run.results()
         self._remember(run.keys, outcomes, update_count)  # durable: a retry is answered, never applied again
         self._settle_all([(job, ObserveOutcome(outcomes, sources, update_count), None) for job, sources in done])

@@ -185,10 +185,16 @@ class ModelWorker(LongBatches, KeyedRequests):
         job = ObserveJob(loop, loop.create_future(), observations, key)
         self._submit(job)
         self._queued_observations += count
-        try:
-            return await job.future
-        finally:
-            self._queued_observations -= count
+        job.future.add_done_callback(lambda done: self._settled(done, count))
+        # shielded: a request that stops waiting (its client gone) leaves its job queued, and counted, until the
+        # worker has applied it (a review's, session 50: cancelled, it was uncounted while still queued)
+        return await asyncio.shield(job.future)
+
+    def _settled(self, future: asyncio.Future, count: int) -> None:
+        """An observe job was answered (on the event loop): its observations are no longer waiting."""
+        self._queued_observations -= count
+        if not future.cancelled():
+            future.exception()  # (read: an answer no request waits for any more is not reported as unread)
 
     async def forget(self, series: str) -> None:
         await self.call(lambda: self._forget(series))
@@ -320,7 +326,7 @@ class ModelWorker(LongBatches, KeyedRequests):
     def publish(self) -> None:
         """Make the forecaster's current state what readers see."""
         self._snapshot = self._take_snapshot()
-        if self._snapshot.series_count >= self.pending_series:
+        if self._snapshot.series_count >= self.pending_series and self.unconfirmed is None:
             self.pending_series = 0  # the admitted series are counted by the snapshot now
 
     @property
@@ -408,10 +414,10 @@ class ModelWorker(LongBatches, KeyedRequests):
         left set after a refused batch and deletions, it counted series that no longer existed, a review's)."""
         try:
             work()
-            if self._chunked is None:
+            if self._chunked is None and self.unconfirmed is None:  # (unconfirmed: its series stay counted)
                 self.pending_series = 0
         except Exception as error:
-            if self._chunked is None or self.quarantined is not None:
+            if (self._chunked is None or self.quarantined is not None) and self.unconfirmed is None:
                 self.pending_series = 0
             logger.exception("applying a batch of model %r failed", self.name)
             if self._chunked is not None and (
@@ -553,7 +559,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         try:
             self._journaled(pending.wait_durable, "batch", "acknowledged")
         except ApiError as error:  # applied, but not known to be durable: nothing more is accepted
-            self.unconfirmed = error.detail  # and no checkpoint is written: the log decides at the restart
+            self._unconfirmed_since(error)
             self._unsynced = type(error)(
                 f"the event log could not confirm a batch as durable ({error.detail}); this model accepts "
                 "no more changes until the service restarts (recovery applies what the log holds)"
@@ -562,6 +568,12 @@ class ModelWorker(LongBatches, KeyedRequests):
                 self._fail(job, self._unsynced)
             return False
         return True
+
+    def _unconfirmed_since(self, error: ApiError) -> None:
+        """A record's fsync failed: the model holds what the log may not. No checkpoint is written (the log
+        decides at the restart), and the memory budgets count the series it holds, published or not."""
+        self.unconfirmed = error.detail
+        self.pending_series = max(self.pending_series, len(self.forecaster.store))
 
     def _record_batch(self, requests: int, observations: int, seconds: float, attempts_before: int) -> None:
         updated = self.forecaster.engine.attempts > attempts_before

@@ -27,9 +27,9 @@ def checked_api_key(key: str, ascii_only: bool = True) -> str:
     """``key`` when a request can carry it and a server match it, else ``ValueError`` naming what is wrong
     and where: a space at either end, a control character, or (``ascii_only``, the client's) a character
     past ASCII."""
-    if key != key.strip():
-        end = "start" if key[0].isspace() else "end"
-        what = "a space" if " " in (key[0], key[-1]) else "white space"
+    if key != key.strip(" \t"):  # (what a server strips from a header's value: spaces and tabs)
+        end = "start" if key[0] in " \t" else "end"
+        what = "a space" if " " in (key[0], key[-1]) else "a tab"
         raise ValueError(f"api_key is invalid: {what} at its {end}; {_WHY}")
     for i, char in enumerate(key):
         if ord(char) < 32 or ord(char) == 127:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_service.errors import ApiError, StorageFullError
-from tbptt_service.host.checkpointer import unconfirmed_models
+from tbptt_service.errors import ApiError, Busy, StorageFullError
+from tbptt_service.host.checkpointer import Checkpointer, unconfirmed_models
 from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.model_worker import ModelWorker
+from tbptt_service.storage.checkpoints import CheckpointStore
 from tbptt_service.storage.journal import PendingAppend
 from tbptt_service.storage.observation import Observation
 
@@ -121,3 +123,109 @@ async def test_a_chunk_whose_fsync_fails_keeps_checkpoints_away_and_publishes_no
         worker.forecaster.observations == 50 and worker.snapshot.observations == 20
     )  # applied whole, published 2 chunks
     assert worker.unfinished is None
+
+
+class FullAtOnce(Journal):
+    """The batch written, its fsync failing; its first chunk refused as a full log."""
+
+    def begin_chunked(self, model, observations, keys=None):
+        self.seq += 1
+
+        def wait() -> None:
+            raise StorageFullError("fsync failed")
+
+        return PendingAppend(self.seq, wait)
+
+    def begin_chunk(self, model, request, ticks, chunk):
+        raise StorageFullError("the log is full")
+
+
+async def test_a_batch_applied_whole_whose_own_record_is_not_durable_is_neither_published_nor_checkpointed(
+    caplog,
+) -> None:
+    # a second review (session 50): the rest was published before the batch's record was known durable, and the
+    # model was not marked unconfirmed when it was not, so a checkpoint could make it the durable state
+    caplog.set_level(logging.CRITICAL)
+    worker = worker_with(FullAtOnce())
+    worker.start()
+    with pytest.raises(ApiError):
+        await asyncio.wait_for(worker.observe([Observation("a", float(i % 5)) for i in range(20)]), 10)
+    worker.stop()
+    worker.join(5.0)
+    assert worker.forecaster.observations == 20 and worker.snapshot.observations == 0  # applied, not published
+    assert unconfirmed_models([worker]) == ["m"] and worker.series_held == 1  # its series still counted
+
+
+async def test_a_request_that_stops_waiting_stays_counted_until_its_job_is_applied() -> None:
+    # a second review (session 50): cancelled while its job waited, it was uncounted, and a request past the
+    # limit was taken beside the job still queued
+    worker = worker_with(Journal())
+    worker.max_queued_observations = 15
+    release = threading.Event()
+    blocker = asyncio.ensure_future(worker.call(release.wait))  # holds the worker's thread
+    worker.start()
+    first = asyncio.ensure_future(worker.observe([Observation("a", 1.0)] * 10))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await asyncio.sleep(0.05)
+    assert worker.queued_observations() == 10  # its job still queued
+    with pytest.raises(Busy):
+        await worker.observe([Observation("b", 1.0)] * 10)
+    release.set()
+    await blocker
+    for _ in range(200):
+        if worker.queued_observations() == 0:
+            break
+        await asyncio.sleep(0.01)
+    worker.stop()
+    worker.join(5.0)
+    assert worker.queued_observations() == 0 and worker.forecaster.observations == 10  # applied, then uncounted
+
+
+async def test_a_checkpoint_whose_captures_waited_behind_a_batch_that_failed_its_fsync_is_not_written(
+    tmp_path, caplog
+) -> None:
+    # a second review (session 50): the check came before the captures, which wait their turn behind the queued
+    # batches; a batch whose fsync failed meanwhile was captured and written
+    caplog.set_level(logging.CRITICAL)
+    release = threading.Event()
+
+    class SlowFailingSync(Journal):
+        def begin_append(self, model, observations, keys=None):
+            self.seq += 1
+
+            def wait() -> None:
+                assert release.wait(30)
+                raise StorageFullError("fsync failed")
+
+            return PendingAppend(self.seq, wait)
+
+    class Log:
+        full = False
+
+        def last_seq(self) -> int:
+            return 6
+
+        def prune(self, through: int) -> int:
+            return 0
+
+    class Registry:
+        def __init__(self, worker: ModelWorker) -> None:
+            self.lock, self.quarantined, self.worker = asyncio.Lock(), {}, worker
+
+        def workers(self) -> list[ModelWorker]:
+            return [self.worker]
+
+    worker = worker_with(SlowFailingSync())
+    worker.start()
+    request = asyncio.ensure_future(worker.observe([Observation("a", 1.0, 1.0)], key="k1"))
+    await asyncio.sleep(0.3)  # applied, its fsync under way: not unconfirmed yet
+    checkpointer = Checkpointer(Log(), CheckpointStore(tmp_path, keep=3), interval_s=0)
+    written = asyncio.ensure_future(checkpointer.checkpoint(Registry(worker)))
+    await asyncio.sleep(0.1)
+    release.set()  # the fsync fails; the capture runs after it
+    with pytest.raises(ApiError):
+        await request
+    assert await written is None and checkpointer.store.seqs() == [] and worker.unconfirmed is not None
+    worker.stop()
+    worker.join(5.0)

@@ -314,6 +314,9 @@ def test_a_record_larger_than_the_cap_allows_is_refused_saying_no_prune_makes_ro
         with pytest.raises(StorageFullError, match="even empty"):  # and one past the cap beside it (a review's)
             log.append("m", "observe", {"blob": "x" * 70_000})
         assert not log.full  # not full for it: the older checkpoints are not given up
+        with pytest.raises(StorageFullError, match="even empty"):  # within 1 % of the cap: more than an empty log
+            log.append("m", "observe", {"blob": "x" * 65_000})  # holds (a second review's)
+        assert not log.full
         with pytest.raises(StorageFullError, match="until a checkpoint prunes it"):  # a log that holds records:
             for i in range(1000):  # it fills, and a prune would make room
                 log.append("m", "observe", {"blob": "y" * 3_000, "i": i})

@@ -210,9 +210,9 @@ class Settings(BaseSettings):
     def browser_hosts(self) -> frozenset[str]:
         """The names besides the loopback ones a browser may reach the service by: ``allowed_hosts``, and
         ``host`` where it names one address (not 0.0.0.0 or ::)."""
-        names = {part.strip().lower() for part in self.allowed_hosts.split(",") if part.strip()}
+        names = {part for part in self.allowed_hosts.split(",") if part.strip()}  # (compared as ``host_name``s)
         if self.host not in ("0.0.0.0", "::"):
-            names.add(self.host.lower().strip("[]"))
+            names.add(self.host)
         return frozenset(names)
 
     def default_config(self) -> ForecasterConfig:

@@ -53,14 +53,8 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
     items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(items, list | tuple) or not 1 <= len(items) <= 2:
         raise _bad("season_length", value, 'must be "auto", null, an integer or a list of one or two integers')
-    for item in items:
-        if isinstance(item, int | float) and not isinstance(item, bool) and item > longest:  # (a new user: the
-            raise _bad(  # message named no way to allow it)
-                "season_length",
-                item,
-                f"must be an integer in [2, {longest}], max_season_length (raise it for a longer one)",
-            )
-        _check_int("season_length", item, 2, longest)
+    for item in items:  # (past the longest: the message named no way to allow it, a new user's)
+        _check_int("season_length", item, 2, longest, past_high=", max_season_length (raise it for a longer one)")
     if len(items) == 2 and items[0] == items[1]:  # fix: [2, 2] was taken (a second season that adds nothing)
         raise _bad("season_length", value, "the two season lengths must differ (one of them is enough)")
     return tuple(sorted(items))
@@ -127,7 +121,9 @@ _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 60
 
 
-def _check_int(field: str, value: Any, low: int, high: int | None = None) -> None:
+def _check_int(field: str, value: Any, low: int, high: int | None = None, past_high: str = "") -> None:
+    """``ValueError`` naming ``field`` unless ``value`` is an integer in [low, high]; ``past_high`` is added to
+    the message of one above ``high`` (what allows it)."""
     integer = isinstance(value, int) and not isinstance(value, bool)
     # a whole float is checked against the range first: JSON parsers give an integer past 64 bits
     # as one (a seed of 2**64 was told "must be an integer", a hostile test)
@@ -136,7 +132,8 @@ def _check_int(field: str, value: Any, low: int, high: int | None = None) -> Non
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         shown = value if integer else int(value)  # 18446744073709551616, not 1.8446744073709552e+19
-        raise _bad(field, shown, f"must be an integer {bound}")
+        above = high is not None and value > high
+        raise _bad(field, shown, f"must be an integer {bound}" + (past_high if above else ""))
     if not integer:
         raise _bad(field, value, "must be an integer")
 

@@ -45,6 +45,14 @@ def unconfirmed_models(workers: Sequence[ModelWorker]) -> list[str]:
     return sorted(w.name for w in workers if w.unconfirmed is not None)
 
 
+def _any_unconfirmed(workers: Sequence[ModelWorker], when: str) -> bool:
+    """Whether a model is unconfirmed (``unconfirmed_models``), said in a warning: no checkpoint ``when``."""
+    unconfirmed = unconfirmed_models(workers)
+    if unconfirmed:
+        logger.warning("no checkpoint %s: model(s) %s hold a batch the log could not confirm", when, unconfirmed)
+    return bool(unconfirmed)
+
+
 class Checkpointer:
     """``start()`` on the event loop once the state is recovered; ``stop()`` lets a running write finish."""
 
@@ -116,8 +124,7 @@ class Checkpointer:
         if quarantined:
             logger.warning("no checkpoint while model(s) %s are quarantined", quarantined)
             return None
-        if unconfirmed := unconfirmed_models(registry.workers()):
-            logger.warning("no checkpoint while model(s) %s hold a batch the log could not confirm", unconfirmed)
+        if _any_unconfirmed(registry.workers(), "now"):
             return None
         async with self._writing:
             async with registry.lock:
@@ -126,10 +133,9 @@ class Checkpointer:
                     self._observed, self._requested = 0, False
                 captures = [worker.call(worker.capture) for worker in registry.workers()]
             states = await asyncio.gather(*captures)
-            if unconfirmed := unconfirmed_models(registry.workers()):  # one failed while the captures waited their
-                logger.warning(  # turn behind its batches (a review's, session 50): its capture may hold that batch
-                    "no checkpoint while model(s) %s hold a batch the log could not confirm", unconfirmed
-                )
+            # again: one may have failed while the captures waited their turn behind its batches, and its capture
+            # hold that batch (a review's, session 50)
+            if _any_unconfirmed(registry.workers(), "now"):
                 return None
             if seq == self.last_seq:
                 if self.last_seq is not None and getattr(self.log, "full", False):
@@ -151,8 +157,7 @@ class Checkpointer:
     def write_final(self, workers: Sequence[ModelWorker]) -> int | None:
         """The checkpoint at shutdown, of workers whose threads have ended (every job applied); none while a
         model holds a batch the log could not confirm (the next start recovers it from the log)."""
-        if unconfirmed := unconfirmed_models(workers):
-            logger.warning("no checkpoint at shutdown: model(s) %s hold a batch the log could not confirm", unconfirmed)
+        if _any_unconfirmed(workers, "at shutdown"):
             return None
         seq = self.log.last_seq()
         if seq == self.last_seq:

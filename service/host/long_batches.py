@@ -46,7 +46,6 @@ class LongBatches:
     _chunked: ChunkedRun | None
     _chunked_jobs: list[tuple[ObserveJob, list[Source]]]
     _chunked_durable: Callable[[], None]  # waits for the batch's own record to be durable (recovery's: it is)
-    pending_series: int  # (ModelWorker's: the series held once admitted batches are applied)
 
     @property
     def unfinished(self) -> ChunkedRun | None:
@@ -131,8 +130,7 @@ class LongBatches:
         run_keys, keys = self._keyed(admitted)
         try:
             pending = self._journaled(lambda: self.journal.begin_chunked(self.name, merged, keys), "batch", "applied")
-        except ApiError as error:
-            self.pending_series = 0  # nothing of it applied
+        except ApiError as error:  # (nothing of it applied: ``_guarded`` clears the series it admitted)
             for job, _ in admitted:
                 self._fail(job, error)
             return

@@ -179,11 +179,7 @@ def _recent_from_plain(plain: Any, features: Any) -> SavedRings:
         or len(set(series)) != len(series)
     ):
         raise ValueError("recent.series is invalid: must be a list of distinct names")
-    whole = (
-        all(not isinstance(c, bool) and isinstance(c, int) and c >= 1 for c in counts)
-        if isinstance(counts, list)
-        else False
-    )
+    whole = isinstance(counts, list) and all(not isinstance(c, bool) and isinstance(c, int) and c >= 1 for c in counts)
     if not whole or len(counts) != len(series):
         raise ValueError(f"recent.counts is invalid: must be a list of {len(series)} integers >= 1")
     width = 3 + 4 * d

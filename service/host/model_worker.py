@@ -414,11 +414,7 @@ class ModelWorker(LongBatches, KeyedRequests):
         left set after a refused batch and deletions, it counted series that no longer existed, a review's)."""
         try:
             work()
-            if self._chunked is None and self.unconfirmed is None:  # (unconfirmed: its series stay counted)
-                self.pending_series = 0
         except Exception as error:
-            if (self._chunked is None or self.quarantined is not None) and self.unconfirmed is None:
-                self.pending_series = 0
             logger.exception("applying a batch of model %r failed", self.name)
             if self._chunked is not None and (
                 self.quarantined is not None or (self._chunked_jobs and self._chunked_jobs[0][0] in jobs)
@@ -427,6 +423,8 @@ class ModelWorker(LongBatches, KeyedRequests):
             self.publish()
             for failed in jobs:
                 self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))
+        if self._chunked is None and self.unconfirmed is None:  # (unconfirmed: its series stay counted)
+            self.pending_series = 0
 
     def _collect(self, first: ObserveJob) -> list[ObserveJob]:
         """More jobs for this batch, until the wait or the size runs out; a non-observe job ends it

@@ -130,12 +130,20 @@ def decode_payload(seq: int, raw: bytes) -> Any:
         return UnreadablePayload(seq, str(error))
 
 
-def _translate(exc: sqlite3.Error, path: Path, capped: int | None = None) -> Exception:
+def _translate(exc: sqlite3.Error, path: Path, capped: int | None = None, hopeless: int | None = None) -> Exception:
     """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged.
     ``capped``: the cap in bytes when it, not the disk, is what is full (the message names it: a
-    new user read "disk is full" with a free disk and looked for space; session 36)."""
+    new user read "disk is full" with a free disk and looked for space; session 36). ``hopeless``: the
+    size of a record that no prune can make room for (the message says so: a hostile test's was told to
+    wait for a checkpoint, session 50)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None and code & 0xFF == _SQLITE_FULL:
+        if capped is not None and hopeless is not None:
+            return StorageFullError(
+                errno.ENOSPC,
+                f"event log {path} cannot hold this record of {hopeless} bytes even empty: it is larger than its "
+                f"cap of {capped} bytes (TBPTT_LOG_MAX_BYTES) allows; raise the cap, or send it in smaller requests",
+            )
         if capped is not None:
             why = f"it reached its cap of {capped} bytes (TBPTT_LOG_MAX_BYTES) until a checkpoint prunes it"
             return StorageFullError(errno.ENOSPC, f"event log {path} is full: {why}")
@@ -234,22 +242,11 @@ class EventLog:
                 if self._conn.in_transaction:  # SQLite usually rolled back already; make sure
                     self._conn.rollback()
                 capped = self._cap_reached()
-                error = _translate(exc, self.path, capped)
-                if (
-                    capped is not None
-                    and isinstance(error, StorageFullError)
-                    and (len(data) >= capped - capped // 100 or self._empty())
-                ):
-                    # no prune can make room for it (a hostile test, session 50; an empty log holds about 0.9 % less
-                    # than its cap, a review's): said so, and the log is not full
-                    # for it (a full log is pruned through the newest checkpoint, the older ones given up: a review's)
-                    raise StorageFullError(
-                        errno.ENOSPC,
-                        f"event log {self.path} cannot hold this record of {len(data)} bytes even empty: it is "
-                        f"larger than its cap of {capped} bytes (TBPTT_LOG_MAX_BYTES) allows; raise the cap, or send "
-                        "it in smaller requests",
-                    ) from exc
-                self._full = self._full or isinstance(error, StorageFullError)
+                # a record no prune can make room for (an empty log holds about 0.9 % less than its cap, a review's)
+                # leaves the log not full: a full one is pruned through the newest checkpoint, the older ones given up
+                hopeless = capped is not None and (len(data) >= capped - capped // 100 or self._empty())
+                error = _translate(exc, self.path, capped, len(data) if hopeless else None)
+                self._full = self._full or (isinstance(error, StorageFullError) and not hopeless)
                 raise error from exc
             self._dirty = True
             self._full = False  # it took a record: not full now (a prune that deleted nothing left it set)

@@ -74,8 +74,8 @@ async def restore_checkpoint(request: Request, worker: ModelDep, registry: Regis
         state, forecaster = await run_in_threadpool(read_import, data, config, registry.forecaster_factory, slots=slots)
     except ValueError as error:
         raise Unprocessable(f"checkpoint: {error}") from None
-    names = [*(n for n in forecaster.store.names if n is not None), *state.marks]  # each as an observation's is held
-    problem = next((why for name in names if (why := series_name_problem(name)) is not None), None)
+    live = (name for name in forecaster.store.names if name is not None)  # (a mark's series is one: read_import)
+    problem = next((why for name in live if (why := series_name_problem(name)) is not None), None)
     if problem is not None:  # (a new import only: recovery reads one journaled earlier as it came)
         raise Unprocessable(f"checkpoint: a series' name is invalid: {problem}")
     payload = await run_in_threadpool(import_payload, data)  # not on the event loop: 0.75 s at 256 MiB

@@ -45,6 +45,14 @@ def unconfirmed_models(workers: Sequence[ModelWorker]) -> list[str]:
     return sorted(w.name for w in workers if w.unconfirmed is not None)
 
 
+def _any_quarantined(registry: ModelRegistry) -> bool:
+    """Whether a model is quarantined (one that failed to load, or a worker's), said in a warning."""
+    quarantined = sorted([*registry.quarantined, *(w.name for w in registry.workers() if w.quarantined)])
+    if quarantined:
+        logger.warning("no checkpoint while model(s) %s are quarantined", quarantined)
+    return bool(quarantined)
+
+
 def _any_unconfirmed(workers: Sequence[ModelWorker], when: str) -> bool:
     """Whether a model is unconfirmed (``unconfirmed_models``), said in a warning: no checkpoint ``when``."""
     unconfirmed = unconfirmed_models(workers)
@@ -120,11 +128,7 @@ class Checkpointer:
         """Write a checkpoint now unless nothing was logged since the last; its seq, or None.
         None too while a model is quarantined: a checkpoint would leave it out and prune the
         records that the next start needs to report it (or rebuild it)."""
-        quarantined = sorted([*registry.quarantined, *(w.name for w in registry.workers() if w.quarantined)])
-        if quarantined:
-            logger.warning("no checkpoint while model(s) %s are quarantined", quarantined)
-            return None
-        if _any_unconfirmed(registry.workers(), "now"):
+        if _any_quarantined(registry) or _any_unconfirmed(registry.workers(), "now"):
             return None
         async with self._writing:
             async with registry.lock:
@@ -134,8 +138,9 @@ class Checkpointer:
                 captures = [worker.call(worker.capture) for worker in registry.workers()]
             states = await asyncio.gather(*captures)
             # again: one may have failed while the captures waited their turn behind its batches, and its capture
-            # hold that batch (a review's, session 50)
-            if _any_unconfirmed(registry.workers(), "now"):
+            # hold that batch (a review's, session 50), or have been quarantined meanwhile: its capture is of a
+            # state the log does not rebuild, and the restart would skip its failed batch (a review's, session 51)
+            if _any_quarantined(registry) or _any_unconfirmed(registry.workers(), "now"):
                 return None
             if seq == self.last_seq:
                 if self.last_seq is not None and getattr(self.log, "full", False):

@@ -419,7 +419,10 @@ class ModelWorker(LongBatches, KeyedRequests):
             if self._chunked is not None and (
                 self.quarantined is not None or (self._chunked_jobs and self._chunked_jobs[0][0] in jobs)
             ):  # applying failed: the model is quarantined, and its long batch is given up (retried, it
-                self._chunked, self._chunked_jobs = None, []  # failed again and again, a review's, session 50)
+                # failed again and again, a review's, session 50); its requests are answered with the error
+                # too, also when the batch that failed was a short one between two of its chunks (they hung)
+                jobs = [*jobs, *(job for job, _ in self._chunked_jobs if job not in jobs)]
+                self._chunked, self._chunked_jobs = None, []
             self.publish()
             for failed in jobs:
                 self._settle(failed, None, ApiError(f"internal error while applying the batch: {error!r}"))

@@ -176,11 +176,13 @@ class ModelWorker(LongBatches, KeyedRequests):
         request whose ``key`` the model knows gets the first answer to that key, and nothing is applied."""
         count = len(observations)
         if self._queued_observations and self._queued_observations + count > self.max_queued_observations:
-            raise Busy(
+            busy = Busy(
                 f"model {self.name!r} holds {self._queued_observations} observations waiting to be applied; "
                 f"{count} more would pass TBPTT_MAX_QUEUED_OBSERVATIONS={self.max_queued_observations}: nothing of "
                 "this request was applied, retry in a second"
             )
+            self.metrics.record_rejection(self.name, busy.status_code)  # (missing: a review's, session 51)
+            raise busy
         loop = asyncio.get_running_loop()
         job = ObserveJob(loop, loop.create_future(), observations, key)
         self._submit(job)

@@ -77,3 +77,10 @@ async def test_a_request_past_the_observations_a_model_may_hold_waiting_is_503_a
         assert (await client.get("/v1/models/default/series/x")).status_code == 404  # nothing of it applied
         again = await client.post(URL, json={"observations": [{"series": "x", "value": 1.0}] * 101})
         assert again.status_code == 200 and worker.queued_observations() == 0
+        # counted among the refused requests (a review, session 51: it was missing from /metrics)
+        rejected = [
+            line
+            for line in (await client.get("/metrics")).text.splitlines()
+            if line.startswith("tbptt_rejected_requests_total")
+        ]
+        assert rejected == ['tbptt_rejected_requests_total{model="default",status="503"} 1.0']

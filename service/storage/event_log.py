@@ -233,18 +233,20 @@ class EventLog:
             if self._sync_error is not None:
                 error, self._sync_error = self._sync_error, None
                 raise error
+            row = (model, kind, data, time.time())
             try:
                 cursor = self._conn.execute(
-                    "INSERT INTO events (model, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (model, kind, data, time.time()),
+                    "INSERT INTO events (model, kind, payload, created_at) VALUES (?, ?, ?, ?)", row
                 )
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:  # SQLite usually rolled back already; make sure
                     self._conn.rollback()
-                capped = self._cap_reached()
-                # a record no prune can make room for (an empty log holds about 0.9 % less than its cap, a review's)
-                # leaves the log not full: a full one is pruned through the newest checkpoint, the older ones given up
-                hopeless = capped is not None and (len(data) >= capped - capped // 100 or self._empty())
+                code = getattr(exc, "sqlite_errorcode", None)
+                capped = self._cap_reached() if code is not None and code & 0xFF == _SQLITE_FULL else None
+                # a record no prune can make room for leaves the log not full: a full one is pruned through the
+                # newest checkpoint, the older ones given up (reviews, sessions 50 and 51: no share of the cap
+                # tells, an empty log holds 12.7 % less than a cap of 64 KiB and 0.9 % less than one of 1 MiB)
+                hopeless = capped is not None and (self._empty() or not self._fits_empty(row))
                 error = _translate(exc, self.path, capped, len(data) if hopeless else None)
                 self._full = self._full or (isinstance(error, StorageFullError) and not hopeless)
                 raise error from exc
@@ -290,6 +292,29 @@ class EventLog:
         """Whether the log holds no record (every one pruned, or none written): a record refused then is one
         that no prune can make room for."""
         return self._conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+
+    def _fits_empty(self, row: tuple[str, str, bytes, float]) -> bool:
+        """Whether the record ``row`` fits this log emptied: written, at the seq it would have had, to a blank
+        database in memory of the same schema, page size and page cap (what the log's own fixed pages and a
+        record's overflow pages take, to the byte)."""
+        last = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        page_size, pages = (
+            self._conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "max_page_count")
+        )
+        blank = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            blank.execute(f"PRAGMA page_size={page_size}")
+            blank.execute(f"PRAGMA max_page_count={pages}")
+            blank.execute(_SCHEMA)
+            seq = (last[0] if last else 0) + 1  # (its size, a varint, is the record's)
+            blank.execute(
+                "INSERT INTO events (seq, model, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)", (seq, *row)
+            )
+        except sqlite3.Error:
+            return False
+        finally:
+            blank.close()
+        return True
 
     def _cap_reached(self) -> int | None:
         """``max_bytes`` when the cap, not the disk, is what is full: a cap is set and the disk has

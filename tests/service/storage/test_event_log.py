@@ -321,3 +321,56 @@ def test_a_record_larger_than_the_cap_allows_is_refused_saying_no_prune_makes_ro
             for i in range(1000):  # it fills, and a prune would make room
                 log.append("m", "observe", {"blob": "y" * 3_000, "i": i})
         assert seq == 1
+
+
+@pytest.mark.parametrize("cap", [65_536, 8 * 1024 * 1024])
+def test_a_record_an_emptied_log_would_hold_waits_for_a_prune_and_one_byte_more_is_hopeless(tmp_path, cap) -> None:
+    # A review (session 51): "within 1 % of the cap" was wrong both ways. An empty log of a 64 KiB cap holds 12.7 %
+    # less than its cap: a record too large even for it was told to wait for a checkpoint, and marked the log
+    # full; at 8 MiB a record an emptied log took was told to raise the cap
+    with EventLog(tmp_path / "events.sqlite3", max_bytes=cap) as log:
+        lo, hi = 1, cap  # the largest record the emptied log takes, found by writing
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            try:
+                log.prune(log.append("m", "observe", "x" * mid))
+                lo = mid
+            except StorageFullError:
+                hi = mid - 1
+        kept = log.append("m", "observe", 1)  # the log holds a record now: a prune could free it
+        with pytest.raises(StorageFullError, match="until a checkpoint prunes it"):
+            log.append("m", "observe", "x" * lo)
+        assert log.full
+        with pytest.raises(StorageFullError, match="even empty"):
+            log.append("m", "observe", "x" * (lo + 1))
+        log.prune(kept)
+        log.append("m", "observe", "x" * lo)  # as said: taken once the log is pruned
+
+
+def test_an_error_other_than_a_full_log_is_raised_as_it_came_with_a_cap_set(tmp_path) -> None:
+    # A review (session 51): with a cap, every SQLite error ran the "does it fit an empty log" query, whose own
+    # failure (a disk I/O error, a malformed database) then replaced the insert's error
+    class Failing:
+        in_transaction = False
+
+        def __init__(self, real) -> None:
+            self.real, self.queries = real, 0
+
+        def rollback(self) -> None:
+            pass
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT"):
+                raise sqlite3.OperationalError("disk I/O error")
+            self.queries += 1
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+    with EventLog(tmp_path / "events.sqlite3", max_bytes=10_000_000) as log:
+        real = log._conn
+        log._conn = failing = Failing(real)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+                log.append("m", "observe", 1)
+        finally:
+            log._conn = real
+        assert failing.queries == 0

@@ -16,6 +16,7 @@ observations already queued, so recovery after a crash applies it in order.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
@@ -81,10 +82,19 @@ async def restore_checkpoint(request: Request, worker: ModelDep, registry: Regis
     payload = await run_in_threadpool(import_payload, data)  # not on the event loop: 0.75 s at 256 MiB
 
     def install() -> None:  # on the worker thread, after the jobs already queued
-        limit = registry.series_limit(worker)  # beside the other models as they are now
-        if len(forecaster.store.names) > limit.count:  # its slots, each a row (fix: a limit of 5 series took 60)
-            raise over_limit(len(forecaster.store), len(forecaster.store.names), limit)
-        seq = worker.record_change(IMPORT_CHECKPOINT, payload)  # journaled first: 507 when full
+        # one model at a time admits series, and the imported ones count from now on, as a batch's do (a review,
+        # session 51: another model's batch of new series, admitted while this import was journaled, counted this
+        # model's old series, and both went past TBPTT_MAX_PROCESS_BYTES)
+        with worker.admitting or contextlib.nullcontext():
+            limit = registry.series_limit(worker)  # beside the other models as they are now
+            if len(forecaster.store.names) > limit.count:  # its slots, each a row (fix: a limit of 5 series took 60)
+                raise over_limit(len(forecaster.store), len(forecaster.store.names), limit)
+            before, worker.pending_series = worker.pending_series, max(worker.pending_series, len(forecaster.store))
+        try:
+            seq = worker.record_change(IMPORT_CHECKPOINT, payload)  # journaled first: 507 when full
+        except BaseException:
+            worker.pending_series = before  # nothing of it installed
+            raise
         worker.load(forecaster, state.marks, seq)
         worker.publish()
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -218,3 +219,42 @@ async def test_a_refused_batch_of_new_series_leaves_nothing_counted_for_the_othe
         for i in range(5):
             assert (await client.delete(f"/v1/models/default/series/s{i}")).status_code == 204
         assert worker.snapshot.series_count == 0 and worker.series_held == 0
+
+
+async def test_an_import_and_another_models_batch_of_new_series_at_once_stay_within_the_process_budget(
+    make_settings, serve, tmp_path
+) -> None:
+    """A review (session 51): an import checked the limit and was then journaled (slow for a large one) without the
+    lock by which one model at a time admits series, its series uncounted until published: another model's batch
+    of new series taken meanwhile counted its old ones, and both went past the process budget."""
+    config = ForecasterConfig.from_dict(SMALL_MODEL)
+    budget_model = MemoryBudget(2**40, 2**40)
+    empty, full = budget_model.estimate(config, 0), budget_model.estimate(config, 300)
+    budget = 3 * empty + (full - empty) + 1000  # the default model, p and q, and room for one model of 300 series
+    app = create_app(make_settings(max_process_bytes=budget))
+    batch = {"observations": [{"series": f"s{i}", "value": 1.0} for i in range(300)]}
+    async with serve(create_app(make_settings(state_dir=tmp_path / "source"))) as client:
+        assert (await client.post("/v1/models/default/observations", json=batch)).status_code == 200
+        exported = (await client.get("/v1/models/default/checkpoint")).content
+    async with serve(app) as client:
+        for name in ("p", "q"):
+            assert (await client.post("/v1/models", json={"name": name, "config": SMALL_MODEL})).status_code == 201
+        p = app.state.registry.get("p")
+        journaling, release = threading.Event(), threading.Event()
+        record = p.record_change
+
+        def slow_record(kind, payload):  # the import's record takes its time, as a large one's does
+            journaling.set()
+            assert release.wait(30)
+            return record(kind, payload)
+
+        p.record_change = slow_record
+        imported = asyncio.ensure_future(client.post("/v1/models/p/checkpoint", content=exported))
+        while not journaling.is_set():
+            assert not imported.done(), imported.result().text
+            await asyncio.sleep(0.01)
+        other = [{"series": f"q{i}", "value": 1.0} for i in range(300)]
+        refused = await client.post("/v1/models/q/observations", json={"observations": other})
+        release.set()
+        assert refused.status_code == 409 and (await imported).status_code == 200
+        assert app.state.registry.bytes_in_use() <= budget

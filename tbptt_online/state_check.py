@@ -148,9 +148,9 @@ def check_state(state: dict[str, Any]) -> None:
     weights = network.state_dict()
     params = [weights[name] for name, _ in network.named_parameters()]
     _check_network(state["network"], weights)
-    _check_engine(state["engine"], engine, params)
+    observations = _count("observations", state["observations"])
+    _check_engine(state["engine"], engine, params, observations)
     _check_store(state["store"], blank, config)
-    _count("observations", state["observations"])
     _check_sampler(state["sampler"])
     _check_probe(state["probe"], probe, config, len(state["store"]["names"]))
 
@@ -198,12 +198,12 @@ def _check_network(network: Any, expected: dict[str, torch.Tensor]) -> None:
         _finite(f"network[{name!r}]", _tensor(f"network[{name!r}]", network[name], like))
 
 
-def _check_engine(engine: Any, reference: TBPTTEngine, params: list[torch.Tensor]) -> None:
+def _check_engine(engine: Any, reference: TBPTTEngine, params: list[torch.Tensor], observations: int) -> None:
     _keys(engine, ("optimizer", "attempts", "skipped", "recent", "guard"), "engine")
     attempts = _count("engine.attempts", engine["attempts"])
     if _count("engine.skipped", engine["skipped"]) > attempts:
         raise _bad("engine.skipped", engine["skipped"], f"must be at most engine.attempts={attempts}")
-    lr_scale = _check_guard(engine["guard"], reference, params, attempts)
+    lr_scale = _check_guard(engine["guard"], reference, params, attempts, observations)
     _check_optimizer(engine["optimizer"], reference.optimizer, params, attempts, reference.config.lr * lr_scale)
     recent = engine["recent"]
     limit = reference.recent.maxlen or 0
@@ -226,8 +226,14 @@ def _check_engine(engine: Any, reference: TBPTTEngine, params: list[torch.Tensor
                 raise _bad(f"{where}[{j}]", number, "must be finite for an update that was not skipped")
 
 
-def _check_guard(guard: Any, reference: TBPTTEngine, params: list[torch.Tensor], attempts: int) -> float:
-    """The guards' state; returns its learning-rate scale."""
+def _check_guard(
+    guard: Any, reference: TBPTTEngine, params: list[torch.Tensor], attempts: int, observations: int
+) -> float:
+    """The guards' state; returns its learning-rate scale. Its counts are bounded by what can make them: an
+    explosion one per update; a divergence one per update (the loss record) and one per tick (the served error,
+    ``guards.served``); a forecast blow-up one per tick; a rollback follows a divergence, a blow-up, or a run of
+    skipped updates (a tick has at least one observation). Every count bounded by the updates made, a
+    hostile test's model at ``lr=10`` refused its own state: 925 blow-ups in 215 updates (session 51)."""
     _keys(
         guard,
         ("norms", "losses", "best", "rise", "counts", "lr_scale", "target_range", "quiet", "served_error", "good"),
@@ -242,8 +248,11 @@ def _check_guard(guard: Any, reference: TBPTTEngine, params: list[torch.Tensor],
             if not number or (key == "norms" and v < 0):
                 raise _bad(f"engine.guard.{key}[{i}]", v, "must be a finite number (a norm >= 0)")
     _keys(guard["counts"], COUNTERS, "engine.guard.counts")
-    for key in COUNTERS:
-        _count(f"engine.guard.counts.{key}", guard["counts"][key], attempts)
+    counts = guard["counts"]
+    _count("engine.guard.counts.explosions", counts["explosions"], attempts)
+    divergences = _count("engine.guard.counts.divergences", counts["divergences"], attempts + observations)
+    blowups = _count("engine.guard.counts.blowups", counts["blowups"], observations)
+    _count("engine.guard.counts.rollbacks", counts["rollbacks"], divergences + blowups + attempts)
     scale = guard["lr_scale"]
     if isinstance(scale, bool) or not isinstance(scale, float) or not MIN_LR_SCALE <= scale <= 1.0:
         raise _bad("engine.guard.lr_scale", scale, f"must be a float in [{MIN_LR_SCALE}, 1]")

@@ -353,3 +353,26 @@ def test_a_state_that_passes_still_passes_after_its_forecasts_blow_up() -> None:
     after = forecaster.state_dict()
     check_state(after)  # no inf in the statistics: their sums stop at scoring.MAX_SUM
     assert float(after["store"]["tensors"]["stats"][:, STAT["sq_err"]].max()) <= 1e300
+
+
+def test_a_model_whose_forecasts_blow_up_at_every_tick_loads_its_own_state():
+    # a hostile test (session 51): at lr=10, the documented maximum, the forecast blow-ups (one a tick) passed the
+    # updates made (every count was bounded by them): 925 in 215 updates, and the model's own export was refused
+    rng = random.Random(1)
+    forecaster = Forecaster(ForecasterConfig(lr=10.0))
+    for i in range(600):
+        forecaster.observe("a", 10 + 3 * math.sin(i / 4) + rng.gauss(0, 1) * (1 + 100 * (i % 97 == 0)))
+    state = forecaster.state_dict()
+    counts = state["engine"]["guard"]["counts"]
+    assert counts["blowups"] > state["engine"]["attempts"]  # (the case: more blow-ups than updates)
+    check_state(state)
+    assert Forecaster.from_state_dict(state).forecast("a", 3) == forecaster.forecast("a", 3)
+    for key, too_many in (
+        ("blowups", state["observations"] + 1),
+        ("explosions", state["engine"]["attempts"] + 1),
+        ("rollbacks", counts["divergences"] + counts["blowups"] + state["engine"]["attempts"] + 1),
+    ):
+        hacked = {**state, "engine": {**state["engine"], "guard": {**state["engine"]["guard"], "counts": {**counts}}}}
+        hacked["engine"]["guard"]["counts"][key] = too_many
+        with pytest.raises(ValueError, match=f"engine.guard.counts.{key}={too_many} is invalid"):
+            check_state(hacked)

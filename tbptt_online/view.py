@@ -40,6 +40,20 @@ MAX_HORIZON = 1_000_000
 ForecastRequest = tuple[str, int] | tuple[str, int, float | None]  # (series, horizon[, level])
 
 
+def _rollouts(valid: list[tuple[int, str, int, float]]) -> list[list[tuple[int, str, int, float]]]:
+    """The requests ``valid`` (index, series, horizon, level) in batches each rolled out as one, shortest
+    horizons first: a batch's rows times its longest horizon at most ``MAX_HORIZON`` (the steps one request may
+    ask for), or one request. A batch is rolled out to its longest horizon: 40 requests of 10**6 steps had asked
+    for 7.4 GB at once, and 32 of 200,000 took 3.1 GB (a hostile test, session 51)."""
+    batches: list[list[tuple[int, str, int, float]]] = []
+    for request in sorted(valid, key=lambda r: r[2]):
+        if batches and (len(batches[-1]) + 1) * request[2] <= MAX_HORIZON:
+            batches[-1].append(request)
+        else:
+            batches.append([request])
+    return batches
+
+
 def check_level(level: float) -> float:
     # fix: a level within 1e-16 of 1 has no finite quantile (it failed a whole batch of forecasts)
     if isinstance(level, bool | np.bool_) or not isinstance(level, numbers.Real) or not 0.0 < level <= MAX_LEVEL:
@@ -126,8 +140,8 @@ class ForecasterView:
                 valid.append((i, *self._check_request(request)))
             except ValueError as error:
                 answers[i] = error
-        if valid:
-            answers.update(zip((i for i, *_ in valid), self._forecasts(valid), strict=True))
+        for group in _rollouts(valid):
+            answers.update(zip((i for i, *_ in group), self._forecasts(group), strict=True))
         return [answers[i] for i in range(len(requests))]
 
     def _check_request(self, request: object) -> tuple[str, int, float]:

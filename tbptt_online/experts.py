@@ -3,7 +3,8 @@
 Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
 (their recurrences compiled in ``expert_kernels``):
 
-- ``naive``: the last value; ``seasonal_naive``: the value one season before the target;
+- ``naive``: the last value; ``seasonal_naive``: the value one season before the target (of the second
+  season where it is a multiple of the first: a week, not a day, back; ``expert_kernels.naive_season``);
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
   0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
   0.1 in the gamma-0.1 family and 0.2 in the gamma-0.4 one, damping 0.98; at a level shift,
@@ -13,7 +14,9 @@ Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...
   the season against the level that follows the trend: a level without a trend lags
   behind it, and the lag would leak into the seasonal indices), but against the family's
   alpha-0.2 level without a trend where the longest season is past ``TREND_STABLE`` (41 in
-  the gamma-0.1 family, 25 in the gamma-0.4 one; with two seasons ``TREND_STABLE_TWO``, 40 and 23):
+  the gamma-0.1 family, 25 in the gamma-0.4 one; with two seasons ``TREND_STABLE_TWO``, 40 and 23);
+  a second season that is a multiple of the first the gamma-0.1 family holds as one table of the
+  longer (``expert_kernels.ONE_TABLE``, ``smoothing_seasons``: its first table, the second unused):
   through the trend, a longer season's loop amplifies (``expert_kernels.TREND_STABLE``); a level
   shift starts that level at the value too;
 - the same eight in log units, i.e. multiplicative (``log_*``): active only while every
@@ -234,13 +237,21 @@ def reseason(
     season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)
     trend = torch.zeros_like(rows["x_trend"])  # [B, V, d]
     logs = torch.where(values > 0, values, 1.0).log()
-    for space in SPACES:  # the variants of a space (its two gammas) start from the same estimate: made once
-        variants = [v for v, (its, _) in enumerate(VARIANTS) if its == space]
+    # a second season that is a multiple of the first: the one-table variants hold it alone (``smoothing_seasons``)
+    multiple = (lengths[:, :, 0] > 0) & (lengths[:, :, 1] > 0) & (lengths[:, :, 1] % lengths[:, :, 0].clamp(min=1) == 0)
+    one_table = torch.stack(
+        [torch.where(multiple, lengths[:, :, 1], lengths[:, :, 0]), lengths[:, :, 1] * ~multiple], 2
+    )
+    split = (False, True) if bool(multiple.any()) else (None,)  # (None: every variant holds the seasons as given)
+    for space, whole in [(space, whole) for space in SPACES for whole in split]:
+        # the variants of a space holding the same seasons (both gammas, or one) start from the same estimate
+        variants = [v for v, (its, _) in enumerate(VARIANTS) if its == space and whole in (None, kernels.ONE_TABLE[v])]
+        held = one_table if whole else lengths  # [B, d, 2] the seasons their tables hold
         u = logs if space else values
         rest = u.clone()  # [B, n, d]
         slope = torch.zeros(b, d, dtype=trend.dtype)  # [B, d] the space's trend
         for j in range(2):
-            m_all = lengths[:, :, j]  # [B, d]
+            m_all = held[:, :, j]  # [B, d]
             cycles_all = usable // m_all.clamp(min=1)  # [B, d] whole cycles in each one's values
             pairs = torch.stack([m_all, cycles_all], dim=2).view(-1, 2)
             for m, cycles in torch.unique(pairs, dim=0).tolist():  # the (row, feature) pairs of one season
@@ -261,7 +272,7 @@ def reseason(
                 shift = (step[bi] - n + 1 - first_step)[:, None]  # [G, 1]: the position of the ring's first value
                 rest[bi, :, di] -= torch.gather(table, 1, (torch.arange(n) + shift) % m)  # [G, n]
         # the level: the mean of each row's last first-season (or last value) of deseasonalised values
-        span = lengths[:, :, 0].clamp(min=1, max=n)  # [B, d]
+        span = held[:, :, 0].clamp(min=1, max=n)  # [B, d]
         last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
         level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
         level = level + slope * (span - 1).to(rest.dtype) / 2  # carried to now

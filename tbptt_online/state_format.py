@@ -70,6 +70,12 @@
   M(level)``, counted once, and the normal multiplier, so its widths are served as they were until the
   next values are scored; the scale then follows the new errors within a few values. The one-step
   column is a new series' (its width keeps its own rule).
+- format 22: where a series' second season is a multiple of its first (24 and 168), the smoothing of the
+  gamma-0.1 family holds it as one table of the longer (``expert_kernels.smoothing_seasons``), and the
+  seasonal naive reads the longer season back. A state of format 21 has those variants' two tables made
+  one (``_with_one_table``): its index at phase p is the first table's at p mod m0 plus the second's at p,
+  the sum their forecasts read, and the second table 0; their forecasts are as they were, bit for bit,
+  and their next values update one table.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -180,11 +186,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(21, 1.0, 0, 0)
->>> current_state({"format": 22})
+(22, 1.0, 0, 0)
+>>> current_state({"format": 23})
 Traceback (most recent call last):
 ...
-ValueError: format=22 is invalid: this version reads formats 2 to 21 (it writes 21)
+ValueError: format=23 is invalid: this version reads formats 2 to 22 (it writes 22)
 """
 
 from __future__ import annotations
@@ -195,7 +201,17 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_changes, ar_levels, calibration, combination, excursions, experts, outliers, rls
+from tbptt_online import (
+    ar_changes,
+    ar_levels,
+    calibration,
+    combination,
+    excursions,
+    expert_kernels,
+    experts,
+    outliers,
+    rls,
+)
 from tbptt_online.calibration import SHAPE_LEVELS
 from tbptt_online.combination import CAP
 from tbptt_online.config import ForecasterConfig
@@ -207,7 +223,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 21
+FORMAT_VERSION = 22
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -227,6 +243,7 @@ BEFORE_SHORT_AR = 17
 BEFORE_SYMMETRIC_P = 18
 BEFORE_FAR_HORIZONS = 19
 BEFORE_SPREAD = 20
+BEFORE_ONE_TABLE = 21
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -283,6 +300,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_SYMMETRIC_P, "the AR experts' symmetric P", (_with_symmetric_p,)),
         (BEFORE_FAR_HORIZONS, "the far horizons' half-widths", (_with_far_horizons,)),
         (BEFORE_SPREAD, "the half-widths' scale and multiplier", (_with_spread,)),
+        (BEFORE_ONE_TABLE, "the one-table seasons of the gamma-0.1 smoothing", (_with_one_table,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -659,7 +677,32 @@ def _with_spread(state: dict[str, Any]) -> dict[str, Any]:
         tracked[:, :1] = calibration.blank_spread(tracked.shape[0], 1, tracked.shape[-1], start)  # h = 1: its own rule
         return {"c_spread": tracked, "c_far_spread": _spread_of(tensors["c_far_q"], multiplier, start)}
 
-    return _with_fields_after(state, {"c_q": ("c_spread",), "c_far_q": ("c_far_spread",)}, FORMAT_VERSION, serving)
+    return _with_fields_after(state, {"c_q": ("c_spread",), "c_far_q": ("c_far_spread",)}, BEFORE_ONE_TABLE, serving)
+
+
+def _with_one_table(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-21 ``state`` in format 22: where a series' second season is a multiple of its first, each
+    one-table variant's (``expert_kernels.ONE_TABLE``) two seasonal tables made one of the longer, its index at
+    phase p the first's at p mod m0 plus the second's at p, the second 0 (module doc); a copy, the input is not
+    changed."""
+    store = state["store"]
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "x_season" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    season, lengths = tensors["x_season"], tensors["x_season_length"]  # [C, V, 2, d, S], [C, d, 2]
+    first, second = lengths[..., 0], lengths[..., 1]  # [C, d] each
+    multiple = (first > 0) & (second > 0) & (second <= season.shape[-1]) & (second % first.clamp(min=1) == 0)
+    if not bool(multiple.any()):
+        return {**state, "format": FORMAT_VERSION}
+    season = season.clone()
+    one_table = [v for v, whole in enumerate(expert_kernels.ONE_TABLE) if whole]
+    for c, k in multiple.nonzero().tolist():  # (a series' feature)
+        m0, m1 = int(first[c, k]), int(second[c, k])
+        phases = torch.arange(m1)
+        for v in one_table:
+            season[c, v, 0, k, :m1] = season[c, v, 0, k, phases % m0] + season[c, v, 1, k, :m1]
+            season[c, v, 1, k] = 0.0
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "x_season": season}}}
 
 
 def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:

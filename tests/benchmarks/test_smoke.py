@@ -141,6 +141,15 @@ def test_true_seasons_smoke_reads_each_kind_at_each_step(tmp_path):
     assert "Seasons served in series with a known one" in (tmp_path / "true_seasons.md").read_text()
 
 
+def test_double_seasons_smoke_scores_each_setting_against_the_weekly_naive(tmp_path):
+    payload = run_smoke("double_seasons", tmp_path)
+    assert [r["season_length"] for r in payload["rows"]] == ['"auto"', "[24, 168]", "168", "24"]
+    for row in payload["rows"]:
+        assert row["series"] == [2, 2] and row["weekend"] > 0 and row["no_weekend"] > 0
+    assert {r["season_length"]: r["served"] for r in payload["rows"]}["[24, 168]"] == [[24, 168]]
+    assert "hourly series with a daily and a weekly season" in (tmp_path / "double_seasons.md").read_text()
+
+
 def test_false_seasons_smoke_counts_each_kind(tmp_path):
     payload = run_smoke("false_seasons", tmp_path)
     kinds = ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9", "control: a season of 4"]

@@ -22,6 +22,11 @@ AR = experts.NAMES.index("ar")
 VALUES = [5.0, 7.0, 6.0, 9.0, 8.0, 10.0, 7.5, 11.0, 9.5, 12.0, 10.5, 13.5, 11.0]
 
 
+# no season, one, two, and two whose second is a multiple of the first (one table in the gamma-0.1 family)
+SEASON_LENGTHS = [(0, 0), (4, 0), (3, 5), (3, 6)]
+SEASON_IDS = ["no season", "season 4", "seasons 3 and 5", "seasons 3 and 6"]
+
+
 def blank(season_lengths: tuple[int, int] = (0, 0), ring: int = 40, max_season: int = 8) -> dict[str, torch.Tensor]:
     """The rows of one series with one feature, its season lengths set (tables at 0)."""
     rows = experts.fields(1, 1, ring, max_season)
@@ -41,9 +46,13 @@ class HandHoltWinters:
     """One variant's Holt-Winters by hand: levels at ALPHAS (the last one with a damped trend),
     up to two additive seasons updated against the trend's level (against the level of the same
     alpha without a trend where the longest season is past the family's ``TREND_STABLE``), the
-    second one against what the updated first one leaves (in log units: the same on log y)."""
+    second one against what the updated first one leaves (in log units: the same on log y). The gamma-0.1
+    family holds a second season that is a multiple of the first as one season of the longer."""
 
     def __init__(self, gamma: float, season_lengths: tuple[int, int], log: bool) -> None:
+        m0, m1 = season_lengths
+        if gamma == 0.1 and m0 and m1 and m1 % m0 == 0:
+            season_lengths = (m1, 0)
         self.gamma, self.season_lengths, self.log = gamma, season_lengths, log
         self.beta = BETAS[GAMMAS.index(gamma)]  # the family's trend smoothing
         self.levels: list[float] = []
@@ -184,7 +193,7 @@ def test_the_constants_are_the_documented_ones():
     assert len(experts.NAMES) == experts.N_EXPERTS == 2 + 4 * len(VARIANTS) + 5
 
 
-@pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+@pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)
 def test_levels_trend_and_seasons_follow_the_holt_winters_recursions(season_lengths):
     rows = blank(season_lengths)
     hands = [HandHoltWinters(gamma, season_lengths, log=bool(space)) for space, gamma in VARIANTS]
@@ -194,12 +203,12 @@ def test_levels_trend_and_seasons_follow_the_holt_winters_recursions(season_leng
             hand.advance(step, y)
             assert rows["x_level"][0, v, :, 0].tolist() == pytest.approx(hand.levels, rel=1e-12, abs=1e-14), (step, v)
             assert rows["x_trend"][0, v, 0].item() == pytest.approx(hand.trend, rel=1e-12, abs=1e-14), (step, v)
-            for j, m in enumerate(season_lengths):
+            for j, m in enumerate(hand.season_lengths):
                 table = rows["x_season"][0, v, j, 0, :m].tolist()
                 assert table == pytest.approx(hand.seasons[j][:m], rel=1e-12, abs=1e-14), (step, v, j)
 
 
-@pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+@pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)
 def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_kept(season_lengths):
     # smoothed, a shift became a trend: 10 -> 1,000 made the multiplicative trend member forecast
     # 20,453 twelve steps ahead 9 values later (a hostile test); the plain levels smooth as always
@@ -215,7 +224,7 @@ def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_
     assert len(values) > 9
 
 
-@pytest.mark.parametrize("season_lengths", [(0, 0), (4, 0), (3, 5)], ids=["no season", "season 4", "seasons 3 and 5"])
+@pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)
 def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(season_lengths):
     rows = blank(season_lengths)
     feed(rows, VALUES)
@@ -225,7 +234,8 @@ def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(season_le
             hand.advance(step, y)
     t, horizon = len(VALUES), 10  # past two seasons of 4: h <= m and h > m
     paths = experts.paths(rows, torch.tensor([t]), horizon)[0, :, :, 0]  # [H, E]
-    m = season_lengths[0]
+    first, second = season_lengths  # the seasonal naive reads a multiple second season back (a week, not a day)
+    m = second if first and second and second % first == 0 else first
     for h in range(1, horizon + 1):
         row = paths[h - 1].tolist()
         assert row[0] == VALUES[-1]  # naive: the last value, exactly
@@ -284,6 +294,42 @@ def test_reseason_estimates_each_phase_as_its_mean_deviation_from_the_cycle_mean
     by_phase = rows["x_season"][0, 2, 0, 0, :m].tolist()
     assert [by_phase[(3 + i) % m] for i in range(4)] == pytest.approx(log_table, rel=1e-12)
     assert rows["x_trend"][0, 2, 0].item() == pytest.approx(log_slope, rel=1e-12)
+
+
+def test_reseason_gives_the_gamma_0_1_family_a_multiple_second_season_as_one_table_of_the_longer():
+    # session 51: the gamma-0.1 family holds seasons 3 and 6 as one season of 6, estimated as a season of 6 alone
+    # (its trend from the 6-cycles' means: the 3-cycles' of a week-like pattern read a dip as a trend); the
+    # gamma-0.4 family keeps both tables, estimated as before
+    values = [10.0, 14.0, 9.0, 7.0, 12.0, 16.0, 11.0, 9.0, 13.0, 15.0, 8.0, 6.0] * 2 + [12.0, 13.0]
+    step = torch.tensor([len(values)])
+    both, alone, apart = blank((0, 0), max_season=8), blank((0, 0), max_season=8), blank((0, 0), max_season=8)
+    for rows, lengths in ((both, [3, 6]), (alone, [6, 0]), (apart, [3, 5])):
+        feed(rows, values)
+        experts.reseason(rows, step, torch.tensor([[lengths]]))
+    for v in (0, 2):  # the gamma-0.1 variants, in units and in logs
+        assert torch.equal(both["x_season"][0, v], alone["x_season"][0, v])
+        assert torch.equal(both["x_level"][0, v], alone["x_level"][0, v])
+        assert torch.equal(both["x_trend"][0, v], alone["x_trend"][0, v])
+    for v in (1, 3):  # the gamma-0.4 ones: a first table of 3 and a second of 6
+        assert both["x_season"][0, v, 1, 0, :6].abs().max() > 0 and not both["x_season"][0, v, 0, 0, 3:].any()
+        assert torch.equal(both["x_season"][0, v, 0], apart["x_season"][0, v, 0])  # the first as with any second
+    assert both["x_season_length"][0, 0].tolist() == [3, 6]  # the series' seasons as given
+
+
+def test_a_configured_daily_and_weekly_season_forecasts_a_repeating_week_a_day_ahead():
+    # a new user (session 50): configured [24, 168], an hourly series whose weekends are 0.6 of its weekdays was
+    # forecast a day ahead up to 23 off in its fifth week, exactly repeating (the daily table took up each
+    # weekend's dip and the weekly one corrected it a week late; the seasonal naive read a day back)
+    t = np.arange(24 * 7 * 5)
+    values = 100 * (1 + 0.3 * np.sin(2 * np.pi * t / 24)) * np.where((t // 24) % 7 >= 5, 0.6, 1.0)
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, season_length=[24, 168]))
+    worst = 0.0
+    for i, value in enumerate(values.tolist()):
+        if i >= 24 * 7 * 4 and i % 12 == 0 and i + 24 < len(values):
+            mean = forecaster.forecast("s", 24).mean
+            worst = max(worst, max(abs(values[i + h] - mean[h]) for h in range(24)))
+        forecaster.observe("s", value)
+    assert worst < 0.01, worst
 
 
 def test_after_a_value_at_or_below_zero_the_log_experts_are_the_units_ones_and_take_no_weight():

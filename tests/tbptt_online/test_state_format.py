@@ -18,7 +18,17 @@ from statistics import NormalDist
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, calibration, combination, hybrid, outliers
+from tbptt_online import (
+    Forecaster,
+    ForecasterConfig,
+    ar_changes,
+    ar_levels,
+    calibration,
+    combination,
+    expert_kernels,
+    hybrid,
+    outliers,
+)
 from tbptt_online.scoring import STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import (
@@ -130,7 +140,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -205,7 +215,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 21: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 22: KeyError"):
         check_state(state)
 
 
@@ -213,7 +223,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (22, "format=22 is invalid: this version reads formats 2 to 21"),
+        (23, "format=23 is invalid: this version reads formats 2 to 22"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -326,7 +336,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -345,7 +355,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -365,7 +375,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -420,7 +430,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     return state, old, migrated["store"]["tensors"]
 
 
@@ -538,7 +548,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -564,7 +574,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -594,7 +604,7 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20, *FORMAT_21)  # made by the migration
@@ -625,7 +635,7 @@ def checked_migration(
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 21
+    assert migrated["format"] == FORMAT_VERSION == 22
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in saved(old))
@@ -800,3 +810,49 @@ def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_
         count,
         torch.full_like(count, calibration.SPREAD_DISCOUNT**5 + sum(calibration.SPREAD_DISCOUNT**i for i in range(5))),
     )
+
+
+def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_multiple_made_one():
+    """Format 21 held a second season that is a multiple of the first (24 and 168) in two tables in every
+    variant; format 22's gamma-0.1 family holds it as one table of 168 (``expert_kernels.ONE_TABLE``). Migrated,
+    that table's index at phase p is the first's at p mod 24 plus the second's at p, the second 0; the gamma-0.4
+    family and every other field are as saved, and the loaded model forecasts as the one whose tables were made
+    one as it went (the format-21 state below is that one's, its tables split in two)."""
+    t = torch.arange(24 * 7 * 3, dtype=torch.float64)
+    values = 100 + 30 * torch.sin(2 * math.pi * t / 24) - 40 * ((t % 168) >= 120).double() + torch.sin(t / 7)
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, season_length=[24, 168]))
+    for i, value in enumerate(values.tolist()):
+        forecaster.observe("a", value + i % 3)
+        forecaster.observe("b", 10.0 + (i % 24 == 0))  # a row whose seasons' tables stay as they are
+    state = forecaster.state_dict()
+    tensors = state["store"]["tensors"]
+    season, slot = tensors["x_season"], forecaster.store.slot_of("a")  # [C, V, 2, d, S]
+    assert tensors["x_season_length"][slot, 0].tolist() == [24, 168]
+    one_table = [v for v, whole in enumerate(expert_kernels.ONE_TABLE) if whole]
+    assert one_table == [0, 2]  # the gamma-0.1 family, in units and in logs
+    old_season = season.clone()  # format 21: each one-table variant's week split into a day and the rest
+    for v in one_table:
+        day = season[slot, v, 0, 0, :24]
+        old_season[slot, v, 0, 0] = 0.0
+        old_season[slot, v, 0, 0, :24] = day
+        old_season[slot, v, 1, 0, :168] = season[slot, v, 0, 0, :168] - day.repeat(7)
+    old = {**state, "format": 21, "store": {**state["store"], "tensors": {**tensors, "x_season": old_season}}}
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 22
+    got = migrated["store"]["tensors"]["x_season"]
+    for v in range(4):
+        if v in one_table:
+            phases = torch.arange(168)
+            assert torch.equal(
+                got[slot, v, 0, 0, :168], old_season[slot, v, 0, 0, phases % 24] + old_season[slot, v, 1, 0]
+            )
+            assert not got[slot, v, 1].any()
+            assert torch.allclose(got[slot, v, 0, 0, :168], season[slot, v, 0, 0, :168], rtol=0, atol=1e-12)
+        else:
+            assert torch.equal(got[slot, v], season[slot, v])  # Taylor's two tables, as saved
+    assert torch.equal(got[forecaster.store.slot_of("b")], season[forecaster.store.slot_of("b")])
+    assert all(value is tensors[name] for name, value in migrated["store"]["tensors"].items() if name != "x_season")
+    loaded = Forecaster.from_state_dict(old)
+    served, made_one = loaded.forecast("a", 48), forecaster.forecast("a", 48)
+    assert max(abs(x - y) for x, y in zip(served.mean, made_one.mean, strict=True)) < 1e-9

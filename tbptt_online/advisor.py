@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -111,22 +112,68 @@ def advise(forecaster) -> TruncationReport:
 
 def advise_values(values: torch.Tensor, config: ForecasterConfig, names: list[str] | None = None) -> TruncationReport:
     """The data side of the advice, offline: ``values`` [B, n, d] (NaN = missing), one row per
-    series, against ``config``'s k1 and k2. No network: nothing about the gradient's reach."""
+    series, against ``config``'s k1 and k2. No network: nothing about the gradient's reach.
+    Series of unequal lengths held apart take less memory: :func:`advise_series`."""
     if values.dim() != 3:
         raise ValueError(f"values must be [series, steps, features], got shape {tuple(values.shape)}")
     b, n, _ = values.shape
+    present = torch.isfinite(values).any(dim=2)  # [B, n]
+    first = present.int().argmax(dim=1) if n else torch.zeros(b, dtype=torch.int64)  # (argmax of no steps raised)
+    lengths = torch.where(present.any(dim=1), n - first, 0)  # [B]
+    groups = ((length, rows, values[rows, n - length :]) for length, rows in _length_groups(lengths))
+    return _advise_groups(groups, b, config, names)
+
+
+def advise_series(
+    series: Sequence[torch.Tensor], config: ForecasterConfig, names: list[str] | None = None
+) -> TruncationReport:
+    """:func:`advise_values` of series held apart: ``series`` one [n_i, d] tensor each (NaN = missing),
+    of any lengths; the same report as of them NaN-padded at the start into one [B, n, d], without
+    that tensor. ``tbptt-online advise`` built it: 10,000 one-value series beside one of 20,000 values
+    (a CSV of 309 KB) took 1.6 GB of padding and peaked at 4.0 GB (a hostile test, session 51); each
+    group is padded here to its own longest, at most twice the values it holds.
+
+    >>> report = advise_series([torch.zeros(50, 1), torch.zeros(3, 1)], ForecasterConfig(k1=8, k2=32), ["a", "b"])
+    >>> report.dependencies
+    {'a': 0, 'b': 0}
+    """
+    shapes = {tuple(s.shape[1:]) for s in series}
+    if any(s.dim() != 2 for s in series) or len(shapes) > 1:
+        shown = sorted({tuple(s.shape) for s in series})[:3]
+        raise ValueError(f"each series must be [steps, features], with as many features each; got shapes {shown}")
+    lengths = torch.tensor([_length(s) for s in series], dtype=torch.int64)  # [B]
+
+    def groups() -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:  # one group's padding alive at a time
+        for length, rows in _length_groups(lengths):
+            part = torch.full((len(rows), length, *series[0].shape[1:]), math.nan, dtype=series[0].dtype)
+            for j, row in enumerate(rows.tolist()):
+                own = int(lengths[row])
+                if own:  # (an empty slice [-0:] would be the whole series)
+                    part[j, length - own :] = series[row][-own:]
+            yield length, rows, part
+
+    return _advise_groups(groups(), len(series), config, names)
+
+
+def _length(values: torch.Tensor) -> int:
+    """The steps of one series [n, d] from its first value on (0: none)."""
+    present = torch.isfinite(values).any(dim=1).nonzero()
+    return int(values.shape[0] - present[0, 0]) if len(present) else 0
+
+
+def _advise_groups(
+    groups: Iterable[tuple[int, torch.Tensor, torch.Tensor]], b: int, config: ForecasterConfig, names: list[str] | None
+) -> TruncationReport:
+    """The report of ``b`` series searched in ``groups``: (length, the rows [b'], their values
+    [b', length, d], each row NaN before its first value)."""
     names = names or [f"series {i}" for i in range(b)]
     # Each series near its own length (from its first value on; the rows are NaN before it): the
     # series in groups whose lengths are within a factor 2, each group padded to its longest.
     # Padded to the longest series, 500 one-value series beside one of 20,000 values took 381 s
     # and 1.6 GB (every row searched 6,666 lags); one group per length was 8x slower than one
     # pass where the lengths all differ (300 series of 1,701 to 2,000 values: 20.8 s, 2.4 s).
-    present = torch.isfinite(values).any(dim=2)  # [B, n]
-    first = present.int().argmax(dim=1) if n else torch.zeros(b, dtype=torch.int64)  # (argmax of no steps raised)
-    lengths = torch.where(present.any(dim=1), n - first, 0)  # [B]
     lags, found = torch.zeros(b, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
-    for length, rows in _length_groups(lengths):
-        part = values[rows, n - length :]  # [b', length, d]
+    for length, rows, part in groups:
         lags[rows] = longest_lag(part, max_lag=max(1, length // 3))
         longest_season = min(length // 3, config.max_season_length)
         if longest_season >= 2:  # (under 6 values no season of 2 or more can be tested)

@@ -2,7 +2,7 @@
 
 The file is read as ``feed`` reads it (:class:`tbptt_service.cli.csv_source.CsvSource`: the same
 columns, missing cells, checks); each series' values, in file order, go to
-:func:`tbptt_online.advisor.advise_values`, which finds each series' dependency length (the
+:func:`tbptt_online.advisor.advise_series`, which finds each series' dependency length (the
 longest of its seasons and of the significant lags of its de-seasoned, pre-whitened values)
 and its season, and says whether the k1
 and k2 given (default: the library's) are long enough, what it recommends, and what that
@@ -75,9 +75,11 @@ def add_advise_command(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_advise)
 
 
-def read_series(source: CsvSource) -> tuple[list[str], torch.Tensor]:
-    """Each series' values in file order: the names (first appearance) and [B, n, d] float64,
-    n the longest series, shorter ones NaN-padded at the start (their values end together).
+def read_series(source: CsvSource) -> tuple[list[str], list[torch.Tensor]]:
+    """Each series' values in file order: the names (first appearance) and one [n_i, d] float64 each,
+    as long as the series (until session 51 all were NaN-padded at the start into one [B, n, d], n the
+    longest: 10,000 one-value series beside one of 20,000 values, a CSV of 309 KB, took 4.0 GB, a
+    hostile test).
     With times, a series' gaps are filled as the server fills them (``tbptt_service.host.cadence``:
     once its cadence is known, a value whole steps after the last gets the missing steps before it,
     NaN, at most ``MAX_GAP_STEPS``): a logger's export that drops the rows of an outage read, until
@@ -99,12 +101,7 @@ def read_series(source: CsvSource) -> tuple[list[str], torch.Tensor]:
         raise ValueError(f"{source.name}: no rows")
     import torch
 
-    names = list(values)
-    n, d = max(len(v) for v in values.values()), len(source.value_columns)
-    out = torch.full((len(names), n, d), math.nan, dtype=torch.float64)
-    for row, name in enumerate(names):
-        out[row, n - len(values[name]) :] = torch.tensor(values[name], dtype=torch.float64)
-    return names, out
+    return list(values), [torch.tensor(rows, dtype=torch.float64) for rows in values.values()]
 
 
 def advise_config(args: argparse.Namespace, n_features: int) -> ForecasterConfig:
@@ -136,13 +133,13 @@ def advise_config(args: argparse.Namespace, n_features: int) -> ForecasterConfig
     return ForecasterConfig.from_dict(fields)
 
 
-def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, ForecasterConfig, list[str], torch.Tensor]:
-    from tbptt_online.advisor import advise_values
+def advise_file(args: argparse.Namespace) -> tuple[TruncationReport, ForecasterConfig, list[str], list[torch.Tensor]]:
+    from tbptt_online.advisor import advise_series
 
     source = csv_source(args)
-    names, values = read_series(source)
-    config = advise_config(args, values.shape[2])
-    return advise_values(values, config, names), config, names, values
+    names, series = read_series(source)
+    config = advise_config(args, len(source.value_columns))
+    return advise_series(series, config, names), config, names, series
 
 
 MAX_GAP_STEPS = Settings.model_fields["max_gap_steps"].default  # the missing steps a server fills at most, by default
@@ -150,7 +147,7 @@ SHOWN = 10  # series whose dependency length the text report names, the longest 
 
 
 def format_advice(
-    report: TruncationReport, config: ForecasterConfig, names: list[str], values: torch.Tensor, file: str
+    report: TruncationReport, config: ForecasterConfig, names: list[str], series: list[torch.Tensor], file: str
 ) -> str:
     k1, k2, best = report.k1, report.window, report.recommended_k2
     # an adaptive model: the window it starts from (k2_min) within k2_max, and the k2_max that allows the
@@ -164,11 +161,10 @@ def format_advice(
     if len(report.dependencies) > SHOWN:
         lags += f" (the {SHOWN} longest of {len(report.dependencies)} series; --json lists them all)"
     seasons = ", ".join(f"{period or 'none'}: {count}" for period, count in sorted(report.seasons.items()))
-    counts = values.isfinite().any(2).sum(1)  # rows with at least one value
+    counts = [int(values.isfinite().any(1).sum()) for values in series]  # rows with at least one value
     return "\n".join(
         [
-            f"{file}: {len(names)} series, {int(counts.min())} to {int(counts.max())} values each, "
-            f"{values.shape[2]} feature(s)",
+            f"{file}: {len(names)} series, {min(counts)} to {max(counts)} values each, {config.n_features} feature(s)",
             f"dependency length (longest season or significant lag; 0: none): {lags}",
             f"season found (length: series): {seasons}",
             f"given:       k1 = {k1}, {given}: {k2 / k1:.1f} backpropagation steps per observation",
@@ -181,12 +177,12 @@ def format_advice(
 
 def run_advise(args: argparse.Namespace) -> int:
     try:
-        report, config, names, values = advise_file(args)
+        report, config, names, series = advise_file(args)
     except (OSError, ValueError, TypeError) as error:
         print(f"tbptt-online advise: error: {error}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
-        print(format_advice(report, config, names, values, args.file))
+        print(format_advice(report, config, names, series, args.file))
     return 0

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, advisor
-from tbptt_online.advisor import advise_values
+from tbptt_online.advisor import advise_series, advise_values
 from tbptt_online.engine import ProbeWindows, measured_bias, state_gradient_norms
 from tbptt_online.memory import footprint
 from tbptt_online.state_check import check_state
@@ -714,6 +714,39 @@ def test_series_of_many_lengths_are_searched_in_few_groups(monkeypatch) -> None:
         values[i, i:, 0] = torch.sin(torch.arange(200 - i, dtype=torch.float64))
     advise_values(values, ForecasterConfig(k1=4, k2=8))
     assert searched == [(40, 200, 1)]
+
+
+def test_series_held_apart_get_the_report_of_them_padded_into_one_tensor(monkeypatch) -> None:
+    """``advise_series`` (what ``tbptt-online advise`` hands on since session 51, when a hostile test's 10,000
+    one-value series beside one of 20,000 values took 4.1 GB padded into one tensor) against ``advise_values``
+    of the same series NaN-padded at the start: the same report, each group padded to its own longest only."""
+    import tbptt_online.advisor as advisor_module
+
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(420, 1, generator=g, dtype=torch.float64)
+    series = [torch.cat([noise[20:], noise[:-20]], dim=1)]  # an echo of 20 steps: 400 values
+    series += [torch.randn(n, 2, generator=g, dtype=torch.float64) for n in (1, 1, 30, 7, 0)]
+    series[3][:4] = math.nan  # a series whose first rows are missing: its length counts from its first value
+    series.append(torch.full((5, 2), math.nan, dtype=torch.float64))  # no value at all
+    padded = torch.full((len(series), 400, 2), math.nan, dtype=torch.float64)
+    for row, values in enumerate(series):
+        padded[row, 400 - len(values) :] = values
+    names = ["echo", "a", "b", "c", "d", "empty", "missing"]
+    config = ForecasterConfig(k1=4, k2=8)
+    expected = advise_values(padded, config, names)
+    searched = []
+    original = advisor_module.longest_lag
+    monkeypatch.setattr(
+        advisor_module, "longest_lag", lambda v, max_lag: searched.append(v.shape) or original(v, max_lag)
+    )
+    report = advise_series(series, config, names)
+    assert report == expected and report.dependencies["echo"] == 20
+    assert sorted(map(tuple, searched)) == [(1, 7, 2), (1, 26, 2), (1, 400, 2), (2, 0, 2), (2, 1, 2)]  # [b', n', d]
+
+
+def test_series_of_unequal_features_are_refused_naming_their_shapes() -> None:
+    with pytest.raises(ValueError, match=r"as many features each; got shapes \[\(3, 1\), \(3, 2\)\]"):
+        advise_series([torch.zeros(3, 1), torch.zeros(3, 2)], ForecasterConfig())
 
 
 def test_a_new_models_verdict_says_there_is_nothing_to_judge_yet() -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tbptt_service.cli import main as cli
+from tbptt_service.cli.advise import read_series
+from tbptt_service.cli.csv_source import CsvSource
 
 
 def write_echo(path: Path, lag: int = 20, values: int = 300) -> Path:
@@ -204,3 +206,44 @@ def test_a_series_gaps_in_time_are_filled_as_the_server_fills_them(tmp_path, cap
     assert report["seasons"] == {"96": 1}, report["seasons"]
     assert cli.main(["advise", str(path), "--series-column", "sensor", "--value-column", "celsius", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["seasons"] != {"96": 1}  # without times: the rows as they come
+
+
+def read(path: Path, *value_columns: str, time_column: str | None = None) -> tuple[list[str], list[list[list]]]:
+    """``read_series`` of ``path`` (series column ``name``): the names, each series' rows, NaN as None."""
+    source = CsvSource.from_path(
+        str(path), value_columns=list(value_columns), series_column="name", series_name=None, time_column=time_column
+    )
+    names, series = read_series(source)
+    return names, [[[None if math.isnan(v) else v for v in row] for row in values.tolist()] for values in series]
+
+
+def test_each_series_is_handed_on_as_its_own_rows_in_file_order(tmp_path) -> None:
+    """What the advisor gets of a file of series of three lengths: each series' rows as the file gives them,
+    a missing cell None, the steps of a gap filled (as before session 51, less the padding at the start that
+    made every series as long as the longest)."""
+    path = tmp_path / "mixed.csv"
+    rows = [f"{60 * t},a,{t},{10 + t}" for t in range(10)]  # a cadence of 60 s, known after 9 values
+    rows[1:1] = ["0,b,,20", "60,c,7,70"]
+    rows += ["120,b,5,", "720,a,12,22", "180,b,6,60"]  # a: 720 s is 3 steps after 540 s, 2 missing
+    path.write_text("t,name,x,y\n" + "\n".join(rows) + "\n")
+    names, series = read(path, "x", "y", time_column="t")
+    assert names == ["a", "b", "c"]
+    assert series == [
+        [[t, 10 + t] for t in range(10)] + [[None, None], [None, None], [12, 22]],
+        [[None, 20], [5, None], [6, 60]],
+        [[7, 70]],
+    ]
+
+
+def test_many_short_series_beside_a_long_one_are_held_at_their_own_lengths(tmp_path) -> None:
+    """A hostile test (session 51): every series was NaN-padded to the longest before the advisor grouped
+    them by length, so 10,000 one-value series beside one of 20,000 values (a CSV of 309 KB) took 1.6 GB of
+    padding and 4.0 GB at the peak. 2,000 beside 5,000 made 2,001 x 5,000 values; the file holds 7,000."""
+    path = tmp_path / "wide.csv"
+    rows = [f"long,{i % 7}" for i in range(5000)] + [f"s{i},1" for i in range(2000)]
+    path.write_text("name,x\n" + "\n".join(rows) + "\n")
+    names, series = read_series(
+        CsvSource.from_path(str(path), value_columns=["x"], series_column="name", series_name=None, time_column=None)
+    )
+    assert len(names) == 2001
+    assert sum(values.numel() for values in series) == 7000

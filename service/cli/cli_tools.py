@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from tbptt_online.client import Client, ClientError, NotFound, TransportFailure
+from tbptt_online.client.base_url import base_url_problem
 from tbptt_service.cli.csv_feed import FeedError, FeedInterrupted, feed, format_report, format_table
 from tbptt_service.cli.csv_source import CsvSource
 from tbptt_service.plain_numbers import plain_float
@@ -56,6 +57,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     server = parser.add_argument_group("server")
     server.add_argument(
         "--url",
+        type=server_url,  # (argparse checks a default given as text too: $TBPTT_URL's value)
         default=os.environ.get("TBPTT_URL", DEFAULT_URL),
         # the fallback named as it is: %(default)s printed $TBPTT_URL's value as "$TBPTT_URL or <it>" (a new user)
         help=f"base URL of the running service (default: $TBPTT_URL, or {DEFAULT_URL} when unset)",
@@ -73,6 +75,25 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="seconds each try of a request may take, its whole answer read (default: %(default)s)",
     )
+
+
+def server_url(text: str) -> str:
+    """``--url``'s value when a client can be made with it, else argparse's error (exit 2) naming it, and
+    ``TBPTT_URL`` when it is that variable's: ``http://[::1`` ended ``feed`` in httpx's ``InvalidURL`` and its
+    traceback (a hostile test, session 51).
+
+    >>> server_url("http://127.0.0.1:8000")
+    'http://127.0.0.1:8000'
+    >>> server_url("localhost:8000")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: 'localhost:8000' is invalid: must start with http:// or https:// and name a host, ...
+    """
+    problem = base_url_problem(text)
+    if problem is not None:
+        where = " (the value of TBPTT_URL, --url's default)" if text == os.environ.get("TBPTT_URL") else ""
+        raise argparse.ArgumentTypeError(f"{text!r:.200} is invalid: {problem}{where}")
+    return text
 
 
 MAY_HAVE_APPLIED = "the server may have applied it"  # a lost answer of a request that changes something

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from tbptt_online.client import calls
+from tbptt_online.client.base_url import checked_base_url
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
 from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import TransportFailure
@@ -45,7 +46,7 @@ class AsyncClient:
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url)  # (httpx raised InvalidURL, no ValueError, at the next line)
         self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.AsyncClient(

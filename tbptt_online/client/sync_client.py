@@ -25,6 +25,7 @@ import httpx
 
 from tbptt_online.client import calls
 from tbptt_online.client.api_key import checked_api_key
+from tbptt_online.client.base_url import checked_base_url
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
 from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import ApiError, TransportFailure
@@ -52,6 +53,7 @@ class Client:
     """Talks to one tbptt-online server. Every method raises :class:`ApiError` (with the
     status and the server's message) for an error answer and :class:`TransportFailure`
     when no answer came; idempotent calls are first retried ``retries`` times with backoff.
+    A ``base_url`` or ``api_key`` no request can be sent with is a ``ValueError`` naming it, at once.
 
     ``transport`` replaces the network (an ``httpx`` transport: tests, unix sockets).
     """
@@ -65,7 +67,7 @@ class Client:
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url)  # (httpx raised InvalidURL, no ValueError, at the next line)
         self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.Client(

@@ -4,6 +4,7 @@ client against a real ``tbptt-online serve`` process on 127.0.0.1, retries only 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -426,3 +427,19 @@ def test_a_client_refuses_an_api_key_no_header_can_carry(key, where) -> None:
     for make in (Client, AsyncClient):
         with pytest.raises(ValueError, match=f"api_key is invalid: .*{where}"):
             make("http://127.0.0.1:9", api_key=key)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://[::1", "Invalid port: ':1'"),
+        ("localhost:8000", "must start with http:// or https:// and name a host"),
+        ("http://", "must start with http:// or https:// and name a host"),
+    ],
+)
+def test_a_client_refuses_a_base_url_it_cannot_send_to(url, problem) -> None:
+    """A hostile test (session 51): ``Client("http://[::1")`` raised httpx's ``InvalidURL``, no ``ValueError`` nor
+    ``ClientError``; ``localhost:8000`` (the scheme ``localhost``) was taken, and each request failed, retried."""
+    for make in (Client, AsyncClient):
+        with pytest.raises(ValueError, match=re.escape(f"base_url {url!r} is invalid: {problem}")):
+            make(url)

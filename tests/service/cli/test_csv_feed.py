@@ -265,6 +265,33 @@ def test_the_console_script_offers_feed_and_forecast(capsys: pytest.CaptureFixtu
         assert f"usage: tbptt-online {command}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["feed", "forecast", "models"])
+@pytest.mark.parametrize("given", ["--url", "TBPTT_URL"])
+def test_a_malformed_url_is_a_usage_error_naming_it_not_a_traceback(
+    tmp_path, monkeypatch, capsys, command, given
+) -> None:
+    """A hostile test (session 51): ``--url 'http://[::1'`` (or ``TBPTT_URL``) ended ``feed`` in httpx's
+    ``InvalidURL`` and its traceback; it is an argument's error, exit 2, as another bad argument is."""
+    path = write_csv(tmp_path / "metrics.csv")
+    argv = {
+        "feed": ["feed", str(path), "--series-column", "host", "--value-column", "cpu", "--no-progress"],
+        "forecast": ["forecast", "default", "web-1"],
+        "models": ["models", "list"],
+    }[command]
+    if given == "TBPTT_URL":
+        monkeypatch.setenv("TBPTT_URL", "http://[::1")
+        args = cli.build_parser().parse_args([*argv, "--url", "http://127.0.0.1:9"])
+        assert args.url == "http://127.0.0.1:9"  # --url given: the variable is not read
+    with pytest.raises(SystemExit) as done:
+        cli.main([*argv, "--url", "http://[::1"] if given == "--url" else argv)
+    assert done.value.code == 2
+    told = "(the value of TBPTT_URL, --url's default)" if given == "TBPTT_URL" else ""
+    name = "models list" if command == "models" else command
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tbptt-online {name}: error: argument --url: 'http://[::1' is invalid: Invalid port: ':1' {told}".rstrip()
+    )
+
+
 def test_the_report_lists_each_series_errors_coverage_and_outliers() -> None:
     common = dict(count=504, last_timestamp=None, interval_level=0.9)
     stats = [

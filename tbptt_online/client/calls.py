@@ -222,7 +222,46 @@ def forecast(model: str, series: str, horizon: int, level: float | None) -> Call
 
 
 def create_model(name: str, config: dict[str, Any]) -> Call:
-    return Call("POST", "/v1/models", ModelInfo.from_json, body={"name": name, "config": config})
+    return Call("POST", "/v1/models", ModelInfo.from_json, body={"name": name, "config": encode_config(config)})
+
+
+def encode_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """ForecasterConfig fields as JSON: a numpy scalar as the Python number it holds, in a list or tuple
+    too, as ``ForecasterConfig`` takes it (``hidden_size=np.int64(8)`` raised json's bare ``TypeError``, a
+    hostile test, session 51); any value JSON cannot carry is a ``ValueError`` naming its field.
+
+    >>> import numpy as np
+    >>> encode_config({"hidden_size": np.int64(8), "season_length": (np.int32(24), 168), "cell": "gru"})
+    {'hidden_size': 8, 'season_length': [24, 168], 'cell': 'gru'}
+    >>> encode_config({"learning_rate": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ValueError: config field 'learning_rate': nan is invalid: not a finite number
+    """
+    encoded = {}
+    for name, value in config.items():
+        try:
+            plain = _plain(value)
+            json.dumps(plain)
+        except (TypeError, ValueError, RecursionError):  # (an object, a circular list)
+            raise ValueError(
+                f"config field {name!r}: {value!r:.200} is invalid: not a number, text, true/false, null or a list"
+            ) from None
+        try:
+            json.dumps(plain, allow_nan=False)
+        except ValueError:  # (NaN or an infinity: the request's strict JSON refused it unnamed)
+            raise ValueError(f"config field {name!r}: {value!r:.200} is invalid: not a finite number") from None
+        encoded[name] = plain
+    return encoded
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with each numpy scalar in it (``shape == ()``) as the Python number or bool it holds."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def list_models() -> Call:

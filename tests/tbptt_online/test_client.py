@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from benchmarks.server_process import ServerProcess, free_port
@@ -443,3 +444,46 @@ def test_a_client_refuses_a_base_url_it_cannot_send_to(url, problem) -> None:
     for make in (Client, AsyncClient):
         with pytest.raises(ValueError, match=re.escape(f"base_url {url!r} is invalid: {problem}")):
             make(url)
+
+
+# numpy numbers as ForecasterConfig takes them: each a Python number once sent
+NUMPY_CONFIG = {
+    "hidden_size": np.int64(4),
+    "k1": np.int32(2),
+    "k2": 4,
+    "lr": np.float32(0.25),
+    "season_length": [np.int64(12), 24],
+    "hybrid": np.bool_(True),
+}
+SENT_CONFIG = {"hidden_size": 4, "k1": 2, "k2": 4, "lr": 0.25, "season_length": [12, 24], "hybrid": True}
+
+
+@pytest.mark.anyio
+async def test_a_config_of_numpy_numbers_creates_the_model_as_their_python_numbers_do(tmp_path: Path) -> None:
+    """A hostile test (session 51): ``create_model("m", hidden_size=np.int64(8))`` raised json's bare ``TypeError``
+    ("Object of type int64 is not JSON serializable"), though ``ForecasterConfig`` takes numpy numbers."""
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        created = await client.create_model("numpy", **NUMPY_CONFIG)
+    assert {field: created.config[field] for field in SENT_CONFIG} == SENT_CONFIG
+
+
+def test_the_sync_client_creates_a_model_from_numpy_numbers(live_server: ServerProcess) -> None:
+    with Client(live_server.url) as client:
+        created = client.create_model("numpy", **NUMPY_CONFIG)
+        client.delete_model("numpy")
+    assert {field: created.config[field] for field in SENT_CONFIG} == SENT_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(float("nan"), "nan is invalid: not a finite number"), (object(), "<object .*> is invalid: not a number, text")],
+    ids=["nan", "object"],
+)
+def test_a_config_value_json_cannot_carry_is_refused_naming_its_field(value, problem) -> None:
+    # (NaN was json's "Out of range float values are not JSON compliant", an object its TypeError; nothing
+    # is sent: port 9 has no server)
+    with (
+        Client("http://127.0.0.1:9", retries=0) as client,
+        pytest.raises(ValueError, match=f"config field 'lr': {problem}"),
+    ):
+        client.create_model("m", lr=value)

@@ -81,19 +81,27 @@ AR_SHORT_MIN_SCORED = ar_levels.SHORT_K
 
 
 @compiled
+def _multiple(m0: int, m1: int) -> bool:
+    """Whether two seasons (0 = none) are a pair one of which is a multiple of the other, in either order (a
+    detection can put the longer first: a held 24 moved to its multiple 336 beside a second season of 168)."""
+    return m0 > 0 and m1 > 0 and max(m0, m1) % min(m0, m1) == 0
+
+
+@compiled
 def smoothing_seasons(m0: int, m1: int, v: int) -> tuple[int, int]:
     """The season lengths variant ``v``'s smoothing holds for a series' seasons ``(m0, m1)`` (0 = none): the
     longer alone, in the first table, where ``ONE_TABLE[v]`` and it is a multiple of the shorter; else both."""
-    if ONE_TABLE[v] and m0 > 0 and m1 > 0 and m1 % m0 == 0:
-        return m1, 0
+    if ONE_TABLE[v] and _multiple(m0, m1):
+        return max(m0, m1), 0
     return m0, m1
 
 
 @compiled
 def naive_season(m0: int, m1: int) -> int:
-    """The season the seasonal naive reads back: the second where it is a multiple of the first (the same hour a
-    week back holds both patterns: a day back, every weekend's first and last day were a day off), else the first."""
-    return m1 if m0 > 0 and m1 > 0 and m1 % m0 == 0 else m0
+    """The season the seasonal naive reads back: the longer of two where it is a multiple of the shorter (the
+    same hour a week back holds both patterns: a day back, every weekend's first and last day were a day off),
+    else the first."""
+    return max(m0, m1) if _multiple(m0, m1) else m0
 
 
 @compiled
@@ -437,8 +445,9 @@ def paths(
                 lag = naive_season(m[0], m[1])
                 back = ahead - lag * ((h + lag) // max(lag, 1))  # the same phase, a whole season back
                 usable = lag > 0 and back >= 1 and back > t - r
-                if not usable and lag != m[0]:  # a series younger than the longer season: the shorter one back
-                    back = ahead - m[0] * ((h + m[0]) // m[0])
+                short = min(m[0], m[1]) if m[1] > 0 else m[0]
+                if not usable and lag != short:  # a series younger than the longer season: the shorter one back
+                    back = ahead - short * ((h + short) // short)
                     usable = back >= 1 and back > t - r
                 out[b, i, SEASONAL_NAIVE, k] = ring_value(ring, s, k, back) if usable else last
                 for v in range(4):

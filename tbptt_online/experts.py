@@ -3,8 +3,9 @@
 Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...]`` of a tick
 (their recurrences compiled in ``expert_kernels``):
 
-- ``naive``: the last value; ``seasonal_naive``: the value one season before the target (of the second
-  season where it is a multiple of the first: a week, not a day, back; ``expert_kernels.naive_season``);
+- ``naive``: the last value; ``seasonal_naive``: the value one season before the target (of the longer of
+  two seasons where it is a multiple of the shorter: a week, not a day, back; the shorter while the series is
+  younger than the longer; ``expert_kernels.naive_season``);
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
   0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
   0.1 in the gamma-0.1 family and 0.2 in the gamma-0.4 one, damping 0.98; at a level shift,
@@ -14,11 +15,11 @@ Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...
   the season against the level that follows the trend: a level without a trend lags
   behind it, and the lag would leak into the seasonal indices), but against the family's
   alpha-0.2 level without a trend where the longest season is past ``TREND_STABLE`` (41 in
-  the gamma-0.1 family, 25 in the gamma-0.4 one; with two seasons ``TREND_STABLE_TWO``, 40 and 23);
-  a second season that is a multiple of the first the gamma-0.1 family holds as one table of the
-  longer (``expert_kernels.ONE_TABLE``, ``smoothing_seasons``: its first table, the second unused):
+  the gamma-0.1 family, 25 in the gamma-0.4 one; with two seasons ``TREND_STABLE_TWO``, 40 and 23):
   through the trend, a longer season's loop amplifies (``expert_kernels.TREND_STABLE``); a level
-  shift starts that level at the value too;
+  shift starts that level at the value too. Two seasons one of which is a multiple of the other (in
+  either order) the gamma-0.1 family holds as one table of the longer (``expert_kernels.ONE_TABLE``,
+  ``smoothing_seasons``: its first table, the second unused), judged stable as one season;
 - the same eight in log units, i.e. multiplicative (``log_*``): active only while every
   value of the series has been positive (the choice is made by the data, per series);
 - ``ar``: a recursive-least-squares AR on the differenced (and seasonally differenced)
@@ -237,48 +238,24 @@ def reseason(
     season = torch.zeros(b, *rows["x_season"].shape[1:], dtype=rows["x_season"].dtype)
     trend = torch.zeros_like(rows["x_trend"])  # [B, V, d]
     logs = torch.where(values > 0, values, 1.0).log()
-    # a second season that is a multiple of the first: the one-table variants hold it alone (``smoothing_seasons``)
-    multiple = (lengths[:, :, 0] > 0) & (lengths[:, :, 1] > 0) & (lengths[:, :, 1] % lengths[:, :, 0].clamp(min=1) == 0)
-    one_table = torch.stack(
-        [torch.where(multiple, lengths[:, :, 1], lengths[:, :, 0]), lengths[:, :, 1] * ~multiple], 2
-    )
-    split = (False, True) if bool(multiple.any()) else (None,)  # (None: every variant holds the seasons as given)
-    for space, whole in [(space, whole) for space in SPACES for whole in split]:
-        # the variants of a space holding the same seasons (both gammas, or one) start from the same estimate
-        variants = [v for v, (its, _) in enumerate(VARIANTS) if its == space and whole in (None, kernels.ONE_TABLE[v])]
-        held = one_table if whole else lengths  # [B, d, 2] the seasons their tables hold
+    # a pair one of which is a multiple of the other: the one-table variants hold the longer alone
+    # (``expert_kernels.smoothing_seasons``), estimated again on those rows only
+    low, high = lengths.min(dim=2).values, lengths.max(dim=2).values  # [B, d] each
+    multiple = (low > 0) & (high % low.clamp(min=1) == 0)
+    one_table = torch.stack([torch.where(multiple, high, lengths[:, :, 0]), lengths[:, :, 1] * ~multiple], 2)
+    again = multiple.any(dim=1).nonzero().squeeze(1)  # [R] the rows with such a pair
+    for space in SPACES:
         u = logs if space else values
-        rest = u.clone()  # [B, n, d]
-        slope = torch.zeros(b, d, dtype=trend.dtype)  # [B, d] the space's trend
-        for j in range(2):
-            m_all = held[:, :, j]  # [B, d]
-            cycles_all = usable // m_all.clamp(min=1)  # [B, d] whole cycles in each one's values
-            pairs = torch.stack([m_all, cycles_all], dim=2).view(-1, 2)
-            for m, cycles in torch.unique(pairs, dim=0).tolist():  # the (row, feature) pairs of one season
-                if m <= 0 or m > max_season or cycles < 2:  # length and one count of cycles together
-                    continue
-                bi, di = ((m_all == m) & (cycles_all == cycles)).nonzero(as_tuple=True)  # [G] each
-                tail = rest[bi, n - cycles * m :, di].view(-1, cycles, m)  # [G, cycles, m] oldest cycle first
-                means = tail.mean(dim=2, keepdim=True)  # [G, cycles, 1]
-                if j == 0:  # the trend: the change of the cycles' means per step (a ramp inside a cycle
-                    # is the trend's, not the season's)
-                    slope[bi, di] = (means[:, -1, 0] - means[:, 0, 0]) / ((cycles - 1) * m)
-                ramp = slope[bi, di][:, None, None] * (torch.arange(m, dtype=tail.dtype) - (m - 1) / 2)
-                table = (tail - means - ramp).mean(dim=1)  # [G, m] by position
-                first_step = step[bi] - cycles * m + 1  # [G] the step of tail[:, 0, 0]
-                phases = (first_step[:, None] + torch.arange(m)) % m  # [G, m]
-                for variant in variants:
-                    season[bi[:, None], variant, j, di[:, None], phases] = table
-                shift = (step[bi] - n + 1 - first_step)[:, None]  # [G, 1]: the position of the ring's first value
-                rest[bi, :, di] -= torch.gather(table, 1, (torch.arange(n) + shift) % m)  # [G, n]
-        # the level: the mean of each row's last first-season (or last value) of deseasonalised values
-        span = held[:, :, 0].clamp(min=1, max=n)  # [B, d]
-        last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
-        level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
-        level = level + slope * (span - 1).to(rest.dtype) / 2  # carried to now
-        for variant in variants:
-            trend[:, variant] = slope
-            rows["x_level"][:, variant] = level[:, None].expand(-1, 4, -1)
+        estimates = [(slice(None), lengths, [v for v, (its, _) in enumerate(VARIANTS) if its == space])]
+        if len(again):
+            whole = [v for v, (its, _) in enumerate(VARIANTS) if its == space and kernels.ONE_TABLE[v]]
+            estimates.append((again, one_table[again], whole))
+        for at, held, variants in estimates:  # all the rows with their seasons, then the one-table ones again
+            tables, slope, level = _estimate(u[at], held, usable[at], step[at], max_season)
+            for variant in variants:  # (a space's variants holding the same seasons start from the same estimate)
+                season[at, variant] = tables
+                trend[at, variant] = slope
+                rows["x_level"][at, variant] = level[:, None].expand(-1, 4, -1)
     rows["x_trend"] = trend
     rows["x_season"][slot] = season  # in place: the store's tensor (copied on write)
     rows["x_season_length"] = lengths.clone()
@@ -288,6 +265,44 @@ def reseason(
     rows["x_sdiff"] = excursions.usual_seasonal_difference(values.masked_fill(before, math.nan), lengths[:, :, 0])
     rows["x_excursion"] = torch.zeros_like(rows["x_excursion"])
     rows["x_repaired"] = torch.zeros_like(rows["x_repaired"])
+
+
+def _estimate(
+    u: torch.Tensor, held: torch.Tensor, usable: torch.Tensor, step: torch.Tensor, max_season: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``reseason``'s estimate from the values ``u`` [B, n, d] (in one space) of rows holding the seasons
+    ``held`` [B, d, 2], of which the last ``usable`` [B, d] are read, the last at ``step`` [B]: the seasonal
+    tables [B, 2, d, max_season], the trend [B, d] and the level [B, d] (``reseason``)."""
+    b, n, d = u.shape
+    tables = torch.zeros(b, 2, d, max_season, dtype=u.dtype)
+    rest = u.clone()  # [B, n, d]
+    slope = torch.zeros(b, d, dtype=u.dtype)  # [B, d] the space's trend
+    for j in range(2):
+        m_all = held[:, :, j]  # [B, d]
+        cycles_all = usable // m_all.clamp(min=1)  # [B, d] whole cycles in each one's values
+        pairs = torch.stack([m_all, cycles_all], dim=2).view(-1, 2)
+        for m, cycles in torch.unique(pairs, dim=0).tolist():  # the (row, feature) pairs of one season
+            if m <= 0 or m > max_season or cycles < 2:  # length and one count of cycles together
+                continue
+            bi, di = ((m_all == m) & (cycles_all == cycles)).nonzero(as_tuple=True)  # [G] each
+            tail = rest[bi, n - cycles * m :, di].view(-1, cycles, m)  # [G, cycles, m] oldest cycle first
+            means = tail.mean(dim=2, keepdim=True)  # [G, cycles, 1]
+            if j == 0:  # the trend: the change of the cycles' means per step (a ramp inside a cycle
+                # is the trend's, not the season's)
+                slope[bi, di] = (means[:, -1, 0] - means[:, 0, 0]) / ((cycles - 1) * m)
+            ramp = slope[bi, di][:, None, None] * (torch.arange(m, dtype=tail.dtype) - (m - 1) / 2)
+            table = (tail - means - ramp).mean(dim=1)  # [G, m] by position
+            first_step = step[bi] - cycles * m + 1  # [G] the step of tail[:, 0, 0]
+            phases = (first_step[:, None] + torch.arange(m)) % m  # [G, m]
+            tables[bi[:, None], j, di[:, None], phases] = table
+            shift = (step[bi] - n + 1 - first_step)[:, None]  # [G, 1]: the position of the ring's first value
+            rest[bi, :, di] -= torch.gather(table, 1, (torch.arange(n) + shift) % m)  # [G, n]
+    # the level: the mean of each row's last first-season (or last value) of deseasonalised values
+    span = held[:, :, 0].clamp(min=1, max=n)  # [B, d]
+    last = (torch.arange(n).view(1, -1, 1) >= n - span[:, None, :]).to(rest.dtype)  # [B, n, d]
+    level = (rest * last).sum(dim=1) / span.to(rest.dtype)  # [B, d]: the level half a cycle ago
+    level = level + slope * (span - 1).to(rest.dtype) / 2  # carried to now
+    return tables, slope, level
 
 
 SPIKE_CHANGES = 20.0  # a young value this many robust sds of the changes off both neighbours is a lone spike

@@ -30,6 +30,10 @@ def base_url_problem(url: object) -> str | None:
         return str(error)
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return "must start with http:// or https:// and name a host, e.g. http://127.0.0.1:8000"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:  # (a review: :99999 and :-1 were taken)
+        return f"port {parsed.port} is not one of 1 to 65535"
+    if "%" in parsed.host:  # a space or another character no host name has, escaped by httpx (a review's)
+        return f"host {parsed.host!r} is not a host name or address"
     return None
 
 

@@ -436,6 +436,9 @@ def test_a_client_refuses_an_api_key_no_header_can_carry(key, where) -> None:
         ("http://[::1", "Invalid port: ':1'"),
         ("localhost:8000", "must start with http:// or https:// and name a host"),
         ("http://", "must start with http:// or https:// and name a host"),
+        ("http://127.0.0.1:99999", "port 99999 is not one of 1 to 65535"),  # (a review: these three were taken)
+        ("http://h:-1", "port -1 is not one of 1 to 65535"),
+        ("http://exa mple.com", "host 'exa%20mple.com' is not a host name or address"),
     ],
 )
 def test_a_client_refuses_a_base_url_it_cannot_send_to(url, problem) -> None:

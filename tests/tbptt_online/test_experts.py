@@ -23,8 +23,8 @@ VALUES = [5.0, 7.0, 6.0, 9.0, 8.0, 10.0, 7.5, 11.0, 9.5, 12.0, 10.5, 13.5, 11.0]
 
 
 # no season, one, two, and two whose second is a multiple of the first (one table in the gamma-0.1 family)
-SEASON_LENGTHS = [(0, 0), (4, 0), (3, 5), (3, 6)]
-SEASON_IDS = ["no season", "season 4", "seasons 3 and 5", "seasons 3 and 6"]
+SEASON_LENGTHS = [(0, 0), (4, 0), (3, 5), (3, 6), (6, 3)]
+SEASON_IDS = ["no season", "season 4", "seasons 3 and 5", "seasons 3 and 6", "seasons 6 and 3"]
 
 
 def blank(season_lengths: tuple[int, int] = (0, 0), ring: int = 40, max_season: int = 8) -> dict[str, torch.Tensor]:
@@ -51,8 +51,8 @@ class HandHoltWinters:
 
     def __init__(self, gamma: float, season_lengths: tuple[int, int], log: bool) -> None:
         m0, m1 = season_lengths
-        if gamma == 0.1 and m0 and m1 and m1 % m0 == 0:
-            season_lengths = (m1, 0)
+        if gamma == 0.1 and m0 and m1 and max(m0, m1) % min(m0, m1) == 0:  # (in either order)
+            season_lengths = (max(m0, m1), 0)
         self.gamma, self.season_lengths, self.log = gamma, season_lengths, log
         self.beta = BETAS[GAMMAS.index(gamma)]  # the family's trend smoothing
         self.levels: list[float] = []
@@ -234,8 +234,8 @@ def test_paths_are_the_naive_seasonal_naive_and_holt_winters_forecasts(season_le
             hand.advance(step, y)
     t, horizon = len(VALUES), 10  # past two seasons of 4: h <= m and h > m
     paths = experts.paths(rows, torch.tensor([t]), horizon)[0, :, :, 0]  # [H, E]
-    first, second = season_lengths  # the seasonal naive reads a multiple second season back (a week, not a day)
-    m = second if first and second and second % first == 0 else first
+    first, second = season_lengths  # the seasonal naive reads the longer of a multiple pair back (a week, not a day)
+    m = max(first, second) if first and second and max(first, second) % min(first, second) == 0 else first
     for h in range(1, horizon + 1):
         row = paths[h - 1].tolist()
         assert row[0] == VALUES[-1]  # naive: the last value, exactly

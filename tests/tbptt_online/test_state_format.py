@@ -39,6 +39,7 @@ from tbptt_online.state_format import (
     OLD_SEASON_NAMES,
     SHORT_AR,
     SHORT_AR_FIELDS,
+    _with_one_table,
     current_state,
 )
 from tests.tbptt_online.old_formats import (
@@ -856,3 +857,25 @@ def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_mult
     loaded = Forecaster.from_state_dict(old)
     served, made_one = loaded.forecast("a", 48), forecaster.forecast("a", 48)
     assert max(abs(x - y) for x, y in zip(served.mean, made_one.mean, strict=True)) < 1e-9
+
+
+def test_the_one_table_migration_folds_a_multiple_pair_in_either_order_and_leaves_the_rest():
+    # a review (session 51): a detection can hold the longer season first ((336, 168): a held 24 moved to its
+    # multiple beside a second season of 168); and the fold is one step per distinct pair, not per series
+    generator = torch.Generator().manual_seed(0)
+    season = torch.randn(4, 4, 2, 2, 8, generator=generator, dtype=torch.float64)  # [C, V, 2, d, S]
+    lengths = torch.tensor([[[3, 6], [6, 3]], [[3, 5], [4, 0]], [[0, 0], [2, 8]], [[3, 6], [9, 3]]])  # [C, d, 2]
+    state = {"format": 21, "store": {"tensors": {"x_season": season, "x_season_length": lengths}}}
+    got = _with_one_table(state)["store"]["tensors"]["x_season"]
+    assert got is not season and torch.equal(state["store"]["tensors"]["x_season"], season)  # a copy
+    for c in range(4):
+        for k in range(2):
+            m0, m1 = lengths[c, k].tolist()
+            folds = m0 > 0 and m1 > 0 and max(m0, m1) % min(m0, m1) == 0 and max(m0, m1) <= 8
+            for v in range(4):
+                if folds and expert_kernels.ONE_TABLE[v]:
+                    hand = [season[c, v, 0, k, p % m0] + season[c, v, 1, k, p % m1] for p in range(max(m0, m1))]
+                    assert got[c, v, 0, k, : max(m0, m1)].tolist() == [x.item() for x in hand], (c, k, v)
+                    assert not got[c, v, 1, k].any()
+                else:
+                    assert torch.equal(got[c, v, :, k], season[c, v, :, k]), (c, k, v)

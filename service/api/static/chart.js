@@ -97,10 +97,15 @@ class ForecastChart {
     const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
     const all = [...data.observed, ...data.made, ...data.ahead];
     const xs = all.map((p) => p.x);
+    // the y axis spans the values and forecasts but not the outliers (the model's glitches, learned from at their
+    // interval's bound): one -999 among readings of 17-25 had stretched the axis to -1000 and flattened the rest
+    // (a new user, session 51); an outlier past the axis is drawn at its edge, its value in its title
     const ys = [];
-    for (const p of data.observed) ys.push(p.y);
+    for (const p of data.observed) if (!p.outlier) ys.push(p.y);
     for (const p of [...data.made, ...data.ahead]) ys.push(p.mean, p.lower, p.upper);
-    const finite = ys.filter((y) => y !== null && y !== undefined && Number.isFinite(y));
+    const usable = (y) => y !== null && y !== undefined && Number.isFinite(y);
+    const kept = ys.filter(usable);
+    const finite = kept.length ? kept : data.observed.map((p) => p.y).filter(usable);
     if (!xs.length || !finite.length) {
       svgElement("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }, svg).textContent =
         "no observations yet";
@@ -116,6 +121,7 @@ class ForecastChart {
     const plotH = height - MARGIN.top - MARGIN.bottom;
     const sx = (x) => MARGIN.left + ((x - x0) / (x1 - x0)) * plotW;
     const sy = (y) => MARGIN.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+    const within = (y) => Math.min(Math.max(y, y0), y1); // an outlier past the axis: at its edge
 
     const grid = svgElement("g", { class: "grid" }, svg);
     const axis = svgElement("g", { class: "axis" }, svg);
@@ -152,7 +158,8 @@ class ForecastChart {
     };
     const line = (points, key, cls) => {
       for (const run of runs(points, key)) {
-        svgElement("polyline", { points: run.map((p) => `${sx(p.x)},${sy(p[key])}`).join(" "), class: cls }, svg);
+        svgElement("polyline", { points: run.map((p) => `${sx(p.x)},${sy(within(p[key]))}`).join(" "), class: cls },
+                   svg);
       }
     };
     band(data.made, "made-band");
@@ -169,13 +176,15 @@ class ForecastChart {
     for (const p of data.observed) {
       if (p.y === null || !Number.isFinite(p.y)) continue;
       // a value the model took as a glitch (learned from at its interval's bound) is ringed
-      const dot = svgElement("circle", { cx: sx(p.x), cy: sy(p.y), r: p.outlier ? 2 * radius + 1 : radius,
-                                         class: p.outlier ? "observed-dot outlier" : "observed-dot",
-                                         "data-step": p.x, "data-value": p.y }, dots);
+      const past = p.y !== within(p.y); // (an outlier beyond the axis)
+      const cls = p.outlier ? (past ? "observed-dot outlier past-axis" : "observed-dot outlier") : "observed-dot";
+      const dot = svgElement("circle", { cx: sx(p.x), cy: sy(within(p.y)), r: p.outlier ? 2 * radius + 1 : radius,
+                                         class: cls, "data-step": p.x, "data-value": p.y }, dots);
       const time = timeOf(p.x);
       const iso = isoTime(time);
       const when = iso === null ? "" : ` (${iso.replace(".000Z", "Z")})`;
-      const note = p.outlier ? " (an outlier: learned from at its interval's bound)" : "";
+      const beyond = past ? ", drawn at the axis' edge" : "";
+      const note = p.outlier ? ` (an outlier: learned from at its interval's bound${beyond})` : "";
       svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}${note}`;
     }
     const last = data.observed[data.observed.length - 1];

@@ -161,6 +161,14 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         assert spike.outlier
         page.wait_for_selector('#chart circle.observed-dot.outlier[data-step="62"]', timeout=15_000)
         assert page.locator("#chart circle.observed-dot.outlier").count() == outliers + 1
+        # the axis spans the values, not the spike (a new user, session 51: one -999 among readings of 17-25 had
+        # stretched it to -1000, and every other value and forecast was a flat line); the spike at the axis' edge
+        page.wait_for_timeout(600)  # (a poll after the spike's)
+        axis = [float(t) for t in page.locator("#chart g.axis text:not(.x-label)").all_text_contents()]
+        assert min(axis) > -1000, axis
+        spike_dot = page.locator('#chart circle.observed-dot.outlier.past-axis[data-step="62"]')
+        assert spike_dot.get_attribute("data-value") == "-5000"
+        assert "drawn at the axis' edge" in spike_dot.locator("title").text_content()
         page.wait_for_timeout(600)  # one more poll: nothing may fail while the page keeps refreshing
         screenshot = artifact_path(tmp_path)
         page.screenshot(path=str(screenshot), full_page=True)

@@ -315,6 +315,7 @@ def advance(
     r, max_season = ring.shape[1], season.shape[4]
     u = np.empty(4)
     parts = np.zeros((2, 4))  # the seasons' components at this step, per variant
+    held = np.zeros((4, 2), dtype=np.int64)  # the season lengths each variant's tables hold (``smoothing_seasons``)
     work = np.empty((3, max(AR_ORDER, ar_changes.K)))  # the RLS steps' scratch (``rls_step``)
     for b in range(n_rows):
         s, t = slot[b], step[b]
@@ -334,13 +335,12 @@ def advance(
             if observed and m[0] > 0 and t - m[0] >= 1:
                 excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, repaired, b)
             for v in range(4):
-                held = smoothing_seasons(m[0], m[1], v)  # the variant's tables' lengths
+                held[v, 0], held[v, 1] = smoothing_seasons(m[0], m[1], v)
                 for j in range(2):
-                    parts[j, v] = season[s, v, j, k, _phase(t, held[j], max_season)] if held[j] > 0 else 0.0
+                    parts[j, v] = season[s, v, j, k, _phase(t, held[v, j], max_season)] if held[v, j] > 0 else 0.0
             for v in range(4):
-                held = smoothing_seasons(m[0], m[1], v)
-                longest = max(held[0], held[1])
-                stable = TREND_STABLE[v] if held[1] == 0 else TREND_STABLE_TWO[v]
+                longest = max(held[v, 0], held[v, 1])
+                stable = TREND_STABLE[v] if held[v, 1] == 0 else TREND_STABLE_TWO[v]
                 against = REFERENCE if longest <= stable else TRENDLESS  # (TREND_STABLE's comment)
                 if first:
                     level[b, v, :, k] = u[v]
@@ -360,9 +360,9 @@ def advance(
                         trend[b, v, k] = beta * (new_level - old_level) + (1 - beta) * PHI * old_trend
                 gamma, rest = V_GAMMAS[v], parts[1, v]
                 for j in range(2):  # the second season is measured against the updated first one
-                    if held[j] > 0:
+                    if held[v, j] > 0:
                         updated = gamma * (u[v] - level[b, v, against, k] - rest) + (1 - gamma) * parts[j, v]
-                        season[s, v, j, k, _phase(t, held[j], max_season)] = updated
+                        season[s, v, j, k, _phase(t, held[v, j], max_season)] = updated
                         rest = updated
             seen[b, k] = seen[b, k] or observed
             missing[b, k] = 0 if observed else missing[b, k] + 1
@@ -423,6 +423,7 @@ def paths(
         total += PHI ** (h + 1)
         damped[h] = total
     seasonal = np.empty(4)
+    held = np.zeros((4, 2), dtype=np.int64)  # the season lengths each variant's tables hold (``smoothing_seasons``)
     longest = 0  # the longest first season of the rows: the AR path reaches m + 4 values back
     for b in range(n_rows):
         for k in range(d):
@@ -437,25 +438,26 @@ def paths(
         for k in range(d):
             last = ring_value(ring, s, k, t)
             m = (lengths[b, k, 0], lengths[b, k, 1])
+            lag = naive_season(m[0], m[1])
+            short = min(m[0], m[1]) if m[1] > 0 else m[0]
+            for v in range(4):
+                held[v, 0], held[v, 1] = smoothing_seasons(m[0], m[1], v)
             for i in range(made):
                 h = i if i < horizon else far_at[i - horizon] - 1  # 0-based: the forecast of step t + h + 1
                 ahead = t + h + 1
                 out[b, i, NAIVE, k] = last
                 out[b, i, MEDIAN, k] = median[b, k]
-                lag = naive_season(m[0], m[1])
                 back = ahead - lag * ((h + lag) // max(lag, 1))  # the same phase, a whole season back
                 usable = lag > 0 and back >= 1 and back > t - r
-                short = min(m[0], m[1]) if m[1] > 0 else m[0]
                 if not usable and lag != short:  # a series younger than the longer season: the shorter one back
                     back = ahead - short * ((h + short) // short)
                     usable = back >= 1 and back > t - r
                 out[b, i, SEASONAL_NAIVE, k] = ring_value(ring, s, k, back) if usable else last
                 for v in range(4):
                     seasonal[v] = 0.0
-                    held = smoothing_seasons(m[0], m[1], v)
                     for j in range(2):
-                        if held[j] > 0:
-                            seasonal[v] += season[s, v, j, k, _phase(ahead, held[j], max_season)]
+                        if held[v, j] > 0:
+                            seasonal[v] += season[s, v, j, k, _phase(ahead, held[v, j], max_season)]
                 for v in range(4):
                     for a in range(4):
                         if a < 3:

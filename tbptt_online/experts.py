@@ -240,8 +240,8 @@ def reseason(
     logs = torch.where(values > 0, values, 1.0).log()
     # a pair one of which is a multiple of the other: the one-table variants hold the longer alone
     # (``expert_kernels.smoothing_seasons``), estimated again on those rows only
-    low, high = lengths.min(dim=2).values, lengths.max(dim=2).values  # [B, d] each
-    multiple = (low > 0) & (high % low.clamp(min=1) == 0)
+    multiple = multiple_pairs(lengths)  # [B, d]
+    high = lengths.max(dim=2).values  # [B, d]
     one_table = torch.stack([torch.where(multiple, high, lengths[:, :, 0]), lengths[:, :, 1] * ~multiple], 2)
     again = multiple.any(dim=1).nonzero().squeeze(1)  # [R] the rows with such a pair
     for space in SPACES:
@@ -265,6 +265,13 @@ def reseason(
     rows["x_sdiff"] = excursions.usual_seasonal_difference(values.masked_fill(before, math.nan), lengths[:, :, 0])
     rows["x_excursion"] = torch.zeros_like(rows["x_excursion"])
     rows["x_repaired"] = torch.zeros_like(rows["x_repaired"])
+
+
+def multiple_pairs(lengths: torch.Tensor) -> torch.Tensor:
+    """[..., d] bool: where the seasons ``lengths`` [..., d, 2] (0 = none) are a pair one of which is a multiple
+    of the other, in either order (``expert_kernels._multiple``, per row)."""
+    low, high = lengths.min(dim=-1).values, lengths.max(dim=-1).values
+    return (low > 0) & (high % low.clamp(min=1) == 0)
 
 
 def _estimate(

@@ -694,8 +694,7 @@ def _with_one_table(state: dict[str, Any]) -> dict[str, Any]:
     if season.dim() != 5 or lengths.dim() != 3 or lengths.shape[2] != 2 or season.shape[2] != 2:
         raise ValueError(f"store.tensors has x_season of shape {tuple(season.shape)} and x_season_length of shape "
                          f"{tuple(lengths.shape)}: not a format-21 hybrid's")  # fmt: skip
-    low, high = lengths.min(dim=2).values, lengths.max(dim=2).values  # [C, d] each
-    multiple = (low > 0) & (high % low.clamp(min=1) == 0) & (high <= season.shape[-1])
+    multiple = experts.multiple_pairs(lengths) & (lengths.max(dim=2).values <= season.shape[-1])  # [C, d]
     if not bool(multiple.any()):
         return {**state, "format": FORMAT_VERSION}
     season = season.clone()

@@ -53,6 +53,11 @@ def _any_quarantined(registry: ModelRegistry) -> bool:
     return bool(quarantined)
 
 
+def _held_back(registry: ModelRegistry) -> bool:
+    """Whether no checkpoint may be written now: a model is quarantined or unconfirmed (said in a warning)."""
+    return _any_quarantined(registry) or _any_unconfirmed(registry.workers(), "now")
+
+
 def _any_unconfirmed(workers: Sequence[ModelWorker], when: str) -> bool:
     """Whether a model is unconfirmed (``unconfirmed_models``), said in a warning: no checkpoint ``when``."""
     unconfirmed = unconfirmed_models(workers)
@@ -128,7 +133,7 @@ class Checkpointer:
         """Write a checkpoint now unless nothing was logged since the last; its seq, or None.
         None too while a model is quarantined: a checkpoint would leave it out and prune the
         records that the next start needs to report it (or rebuild it)."""
-        if _any_quarantined(registry) or _any_unconfirmed(registry.workers(), "now"):
+        if _held_back(registry):
             return None
         async with self._writing:
             async with registry.lock:
@@ -140,7 +145,7 @@ class Checkpointer:
             # again: one may have failed while the captures waited their turn behind its batches, and its capture
             # hold that batch (a review's, session 50), or have been quarantined meanwhile: its capture is of a
             # state the log does not rebuild, and the restart would skip its failed batch (a review's, session 51)
-            if _any_quarantined(registry) or _any_unconfirmed(registry.workers(), "now"):
+            if _held_back(registry):
                 return None
             if seq == self.last_seq:
                 if self.last_seq is not None and getattr(self.log, "full", False):

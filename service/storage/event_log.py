@@ -130,14 +130,19 @@ def decode_payload(seq: int, raw: bytes) -> Any:
         return UnreadablePayload(seq, str(error))
 
 
+def _is_full(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error is SQLITE_FULL (disk full or max_page_count reached)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_FULL
+
+
 def _translate(exc: sqlite3.Error, path: Path, capped: int | None = None, hopeless: int | None = None) -> Exception:
     """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged.
     ``capped``: the cap in bytes when it, not the disk, is what is full (the message names it: a
     new user read "disk is full" with a free disk and looked for space; session 36). ``hopeless``: the
     size of a record that no prune can make room for (the message says so: a hostile test's was told to
     wait for a checkpoint, session 50)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF == _SQLITE_FULL:
+    if _is_full(exc):
         if capped is not None and hopeless is not None:
             return StorageFullError(
                 errno.ENOSPC,
@@ -241,8 +246,7 @@ class EventLog:
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:  # SQLite usually rolled back already; make sure
                     self._conn.rollback()
-                code = getattr(exc, "sqlite_errorcode", None)
-                capped = self._cap_reached() if code is not None and code & 0xFF == _SQLITE_FULL else None
+                capped = self._cap_reached() if _is_full(exc) else None
                 # a record no prune can make room for leaves the log not full: a full one is pruned through the
                 # newest checkpoint, the older ones given up (reviews, sessions 50 and 51: no share of the cap
                 # tells, an empty log holds 12.7 % less than a cap of 64 KiB and 0.9 % less than one of 1 MiB)

@@ -55,6 +55,28 @@ class Journal:
         return PendingAppend(self.seq, wait)
 
 
+class OneModelLog:
+    """A log whose last record is seq 6 and whose prunes delete nothing (a checkpointer's view)."""
+
+    full = False
+
+    def last_seq(self) -> int:
+        return 6
+
+    def prune(self, through: int) -> int:
+        return 0
+
+
+class OneModelRegistry:
+    """A registry of one worker, nothing quarantined at load (a checkpointer's view)."""
+
+    def __init__(self, worker: ModelWorker) -> None:
+        self.lock, self.quarantined, self.worker = asyncio.Lock(), {}, worker
+
+    def workers(self) -> list[ModelWorker]:
+        return [self.worker]
+
+
 def worker_with(journal: Journal) -> ModelWorker:
     return ModelWorker(
         "m",
@@ -200,28 +222,12 @@ async def test_a_checkpoint_whose_captures_waited_behind_a_batch_that_failed_its
 
             return PendingAppend(self.seq, wait)
 
-    class Log:
-        full = False
-
-        def last_seq(self) -> int:
-            return 6
-
-        def prune(self, through: int) -> int:
-            return 0
-
-    class Registry:
-        def __init__(self, worker: ModelWorker) -> None:
-            self.lock, self.quarantined, self.worker = asyncio.Lock(), {}, worker
-
-        def workers(self) -> list[ModelWorker]:
-            return [self.worker]
-
     worker = worker_with(SlowFailingSync())
     worker.start()
     request = asyncio.ensure_future(worker.observe([Observation("a", 1.0, 1.0)], key="k1"))
     await asyncio.sleep(0.3)  # applied, its fsync under way: not unconfirmed yet
-    checkpointer = Checkpointer(Log(), CheckpointStore(tmp_path, keep=3), interval_s=0)
-    written = asyncio.ensure_future(checkpointer.checkpoint(Registry(worker)))
+    checkpointer = Checkpointer(OneModelLog(), CheckpointStore(tmp_path, keep=3), interval_s=0)
+    written = asyncio.ensure_future(checkpointer.checkpoint(OneModelRegistry(worker)))
     await asyncio.sleep(0.1)
     release.set()  # the fsync fails; the capture runs after it
     with pytest.raises(ApiError):
@@ -271,22 +277,6 @@ async def test_a_checkpoint_whose_captures_waited_behind_a_batch_that_failed_to_
     caplog.set_level(logging.CRITICAL)
     release = threading.Event()
 
-    class Log:
-        full = False
-
-        def last_seq(self) -> int:
-            return 6
-
-        def prune(self, through: int) -> int:
-            return 0
-
-    class Registry:
-        def __init__(self, worker: ModelWorker) -> None:
-            self.lock, self.quarantined, self.worker = asyncio.Lock(), {}, worker
-
-        def workers(self) -> list[ModelWorker]:
-            return [self.worker]
-
     worker = worker_with(Journal())
 
     def apply(observations, **kw):
@@ -298,8 +288,8 @@ async def test_a_checkpoint_whose_captures_waited_behind_a_batch_that_failed_to_
     request = asyncio.ensure_future(worker.observe([Observation("a", 1.0)]))
     await asyncio.sleep(0.3)
     assert worker.quarantined is None
-    checkpointer = Checkpointer(Log(), CheckpointStore(tmp_path, keep=3), interval_s=0)
-    written = asyncio.ensure_future(checkpointer.checkpoint(Registry(worker)))
+    checkpointer = Checkpointer(OneModelLog(), CheckpointStore(tmp_path, keep=3), interval_s=0)
+    written = asyncio.ensure_future(checkpointer.checkpoint(OneModelRegistry(worker)))
     await asyncio.sleep(0.1)
     release.set()
     with pytest.raises(ApiError):

@@ -23,6 +23,7 @@ import numpy as np
 
 from tbptt_online import ar_changes, ar_levels, excursions
 from tbptt_online.compiled import compiled, ring_value, within
+from tbptt_online.outliers import YOUNG
 from tbptt_online.rls import rls_step
 
 GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
@@ -30,11 +31,34 @@ GAMMAS = (0.1, 0.4)  # the seasonal smoothing of the two families
 # session 28; the gamma-0.4 family takes weight only once a season is found, so a young series'
 # trend, from a few changes, is the slower one's)
 BETAS = (0.1, 0.2)
-ALPHAS = (0.2, 0.5, 0.8, 0.2)  # each family's three levels, then its trend's level
+# Each family's three levels, then its trend's level. The slow level (0.03, about the last 33 values) was
+# 0.5 until session 52: a demand stream is a fixed weekly profile and trend with AR noise about it (a
+# Holt-Winters fitted offline chose alpha, beta and gamma all below 0.01), and levels of 0.2 and more chase
+# that noise into the forecast a day ahead (3 sites of hourly demand: 0.865 of the weekly naive's day-ahead
+# MAE with the alpha-0.5 level, 0.803 with the slow one; the 39 accuracy streams' MAE at h = 1..12 lower
+# in each of the four sets, one step 0.2 % lower or 0.3 % higher: docs/accuracy-history.md, session 52).
+ALPHAS = (0.2, 0.03, 0.8, 0.2)
+SLOW = 1  # the slow level's index (the alpha-0.5 level's place until session 52)
+# The smoothing (every level and season) takes a young value (a series' first ``outliers.YOUNG``) at most this many
+# local scales (as the scale was before it) from the quick level's one-step forecast (the gamma-0.1 family's
+# alpha-0.8 level in the series' units, plus its seasons), and the local scale takes a young change at most this
+# many scales. A series' values far outside their intervals are taken at the bounds (``outliers``), but a young
+# series' are taken as they came (its interval is not a measure yet): a lone spike among its first values went
+# into every level and seasonal index, the slow level (alpha 0.03) keeping it for hundreds of values, and into
+# the scale every member's errors are weighed in (1e9 as a daily series' 6th value: served 87 at value 25 and 26
+# at 30 under ``"auto"``, where the values are about 10; configured with its season, 1e8 where the indices' share
+# came back a season later: a review, session 52). Nothing a series of that scale does is 50 scales off (a young
+# level shift is followed within a few values, the scale growing 3.45 times a value at most; a shift ``outliers``
+# finds is taken as it came); the naive, seasonal naive and AR members read the values as they came.
+SMOOTHING_CLIP = 50.0
+QUICK = 2  # the quick level's index (alpha 0.8)
 PHI = 0.98  # the trend's (slight) damping
 V_GAMMAS, V_BETAS = GAMMAS * 2, BETAS * 2  # per variant: [units | log] x family
 REFERENCE = 3  # a family's seasonal indices are measured against its trend's level (no lag behind a trend)...
-TRENDLESS = 0  # ...where that is stable (``TREND_STABLE``), else against its level of the same alpha without one
+# ...where that is stable (``TREND_STABLE``), else against its slow level, which has no trend (the alpha-0.2
+# level until session 52: a faster level follows a long season's shape within it, a day's within a week, and
+# the indices measured against it miss that part; the slow one measured the demand streams 0.810 -> 0.803)
+TRENDLESS = SLOW
 # The longest season against which a family's trend's level is a stable reference. The seasonal
 # indices, the trend's level and its trend form a loop: an error moves the level and the trend
 # (Holt's filter rings, with a period of 34 steps at the gamma-0.4 family's beta 0.2, 58 at 0.1), and
@@ -114,6 +138,19 @@ def local_scale(scale: np.ndarray, level: np.ndarray, b: int, k: int) -> float:
     """The scale errors are measured in: the local scale, or ``UNIT_RELATIVE`` of the (units,
     trend's) level while it is 0 (a flat series), never below ``UNIT_FLOOR``."""
     return max(scale[b, k], UNIT_RELATIVE * abs(level[b, 0, REFERENCE, k]), UNIT_FLOOR)
+
+
+@compiled
+def _taken(value: float, forecast: float, scale: float) -> float:
+    """What the smoothing takes of a value: the value, but at most ``SMOOTHING_CLIP`` local ``scale``s (as it was
+    before the value) from ``forecast``, the quick level's one-step forecast (``QUICK``). The value itself, not
+    ``forecast`` plus its distance, where it is within them: 1e-300 a step after 1e36 came back as 0, its log as
+    the log variants' 0 (a forecast of 6e269 where the values are at most 1e36, the series restarted every 20
+    values); and where the distance is not a number (a broken forecast: the value as it came)."""
+    gap, limit = value - forecast, SMOOTHING_CLIP * scale
+    if not abs(gap) > limit:
+        return value
+    return forecast + (limit if gap > 0 else -limit)
 
 
 @compiled
@@ -322,15 +359,16 @@ def advance(
         for k in range(d):
             value, observed = y[b, k], mask[b, k]
             first = observed and not seen[b, k]  # the smoothing starts from the first observed value
+            before = scale[b, k]  # the scale a young value is judged in (``SMOOTHING_CLIP``)
+            young = observed and t <= YOUNG and before > 0 and not shifted[b, k]
             if observed and missing[b, k] == 0:  # a change of the scale is one between two observed values
                 change = abs(value - ring_value(ring, s, k, t - 1))
-                old = scale[b, k]
-                scale[b, k] = SCALE_DECAY * old + (1 - SCALE_DECAY) * change if old > 0 else change
+                if young:
+                    change = min(change, SMOOTHING_CLIP * before)  # a young spike grows the scale this much at most
+                scale[b, k] = SCALE_DECAY * before + (1 - SCALE_DECAY) * change if before > 0 else change
             positive[b, k] = positive[b, k] and (value > 0 or not observed)  # an imputed value decides nothing
             nonneg[b, k] = nonneg[b, k] and (value >= 0 or not observed)
             ring[s, (t - 1) % r, k] = value
-            logged = math.log(value) if value > 0 else 0.0
-            u[0], u[1], u[2], u[3] = value, value, logged, logged  # each variant's value: units, log units
             m = (lengths[b, k, 0], lengths[b, k, 1])
             if observed and m[0] > 0 and t - m[0] >= 1:
                 excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, repaired, b)
@@ -338,6 +376,11 @@ def advance(
                 held[v, 0], held[v, 1] = smoothing_seasons(m[0], m[1], v)
                 for j in range(2):
                     parts[j, v] = season[s, v, j, k, _phase(t, held[v, j], max_season)] if held[v, j] > 0 else 0.0
+            taken = value  # what the smoothing takes of it
+            if young and not first:
+                taken = _taken(value, level[b, 0, QUICK, k] + parts[0, 0] + parts[1, 0], before)
+            logged = math.log(taken) if taken > 0 else 0.0
+            u[0], u[1], u[2], u[3] = taken, taken, logged, logged  # each variant's value: units, log units
             for v in range(4):
                 longest = max(held[v, 0], held[v, 1])
                 stable = TREND_STABLE[v] if held[v, 1] == 0 else TREND_STABLE_TWO[v]
@@ -352,6 +395,7 @@ def advance(
                     if shifted[b, k] and observed:  # a level shift is not a trend: the trend's level starts there,
                         level[b, v, 3, k] = deseasoned  # and the seasons' reference (a review: past TREND_STABLE the
                         level[b, v, against, k] = deseasoned  # shift leaked into the seasons, 317 for 2 a season later)
+                        level[b, v, SLOW, k] = deseasoned  # and the slow level: a shift is a new level
                     else:
                         old_level, old_trend = level[b, v, 3, k], trend[b, v, k]
                         new_level = ALPHAS[3] * deseasoned + (1 - ALPHAS[3]) * (old_level + PHI * old_trend)

@@ -7,14 +7,14 @@ Twenty-three experts per series and feature (``NAMES``), over the rows ``[B, ...
   two seasons where it is a multiple of the shorter: a week, not a day, back; the shorter while the series is
   younger than the longer; ``expert_kernels.naive_season``);
 - additive exponential smoothing in the series' units, in two seasonal families (gamma
-  0.1 and 0.4), each with three levels (alpha 0.2, 0.5, 0.8) and a trend (alpha 0.2, beta
+  0.1 and 0.4), each with three levels (alpha 0.2, 0.03, 0.8) and a trend (alpha 0.2, beta
   0.1 in the gamma-0.1 family and 0.2 in the gamma-0.4 one, damping 0.98; at a level shift,
   its level starts again at the value and its trend is kept: a shift is not a trend), all plus up to two
   seasonal components (Taylor's double-seasonal
   Holt-Winters) measured against the family's trend level (standard Holt-Winters measures
   the season against the level that follows the trend: a level without a trend lags
   behind it, and the lag would leak into the seasonal indices), but against the family's
-  alpha-0.2 level without a trend where the longest season is past ``TREND_STABLE`` (41 in
+  slow level (alpha 0.03) without a trend where the longest season is past ``TREND_STABLE`` (41 in
   the gamma-0.1 family, 25 in the gamma-0.4 one; with two seasons ``TREND_STABLE_TWO``, 40 and 23):
   through the trend, a longer season's loop amplifies (``expert_kernels.TREND_STABLE``); a level
   shift starts that level at the value too. Two seasons one of which is a multiple of the other (in
@@ -84,7 +84,7 @@ NAMES = (
     *[
         f"{space}{kind}_g{gamma}"
         for space, gamma in VARIANTS
-        for kind in ("level_a0.2", "level_a0.5", "level_a0.8", "trend_a0.2")
+        for kind in ("level_a0.2", "level_a0.03", "level_a0.8", "trend_a0.2")
     ],
     "ar",
     "ar_changes",

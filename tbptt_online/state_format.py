@@ -76,6 +76,13 @@
   one (``_with_one_table``): its index at phase p is the first table's at p mod m0 plus the second's at p mod m1,
   the sum their forecasts read, and the second table 0; their forecasts are as they were, bit for bit,
   and their next values update one table.
+- format 23: each smoothing variant's second level is a slow one (alpha 0.03, ``expert_kernels.SLOW``), starting
+  again at a level shift, where it was a level of alpha 0.5 (and the smoothing and the local scale take a young
+  value at most ``SMOOTHING_CLIP`` scales off, which changes no field); past ``TREND_STABLE`` the seasons are
+  measured against it, where they were against the alpha-0.2 level. A state of format 22 keeps its tensors
+  (``_with_slow_level``): the slow level starts from the alpha-0.5 level's value and its member from that
+  member's records (its losses, its past forecasts still to be scored). Every other member's level and records
+  are as they were; the seasons past ``TREND_STABLE`` are measured against the slow level from the next value on.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -223,7 +230,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 22
+FORMAT_VERSION = 23
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -244,6 +251,7 @@ BEFORE_SYMMETRIC_P = 18
 BEFORE_FAR_HORIZONS = 19
 BEFORE_SPREAD = 20
 BEFORE_ONE_TABLE = 21
+BEFORE_SLOW_LEVEL = 22
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -301,6 +309,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_FAR_HORIZONS, "the far horizons' half-widths", (_with_far_horizons,)),
         (BEFORE_SPREAD, "the half-widths' scale and multiplier", (_with_spread,)),
         (BEFORE_ONE_TABLE, "the one-table seasons of the gamma-0.1 smoothing", (_with_one_table,)),
+        (BEFORE_SLOW_LEVEL, "the smoothing's slow levels", (_with_slow_level,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -689,14 +698,14 @@ def _with_one_table(state: dict[str, Any]) -> dict[str, Any]:
     store = state["store"]
     tensors = store.get("tensors") if isinstance(store, dict) else None
     if not isinstance(tensors, dict) or "x_season" not in tensors:
-        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+        return {**state, "format": BEFORE_SLOW_LEVEL}  # no hybrid: nothing else changed
     season, lengths = tensors["x_season"], tensors["x_season_length"]  # [C, V, 2, d, S], [C, d, 2]
     if season.dim() != 5 or lengths.dim() != 3 or lengths.shape[2] != 2 or season.shape[2] != 2:
         raise ValueError(f"store.tensors has x_season of shape {tuple(season.shape)} and x_season_length of shape "
                          f"{tuple(lengths.shape)}: not a format-21 hybrid's")  # fmt: skip
     multiple = experts.multiple_pairs(lengths) & (lengths.max(dim=2).values <= season.shape[-1])  # [C, d]
     if not bool(multiple.any()):
-        return {**state, "format": FORMAT_VERSION}
+        return {**state, "format": BEFORE_SLOW_LEVEL}
     season = season.clone()
     one_table = torch.tensor([v for v, whole in enumerate(expert_kernels.ONE_TABLE) if whole])  # [W]
     for m0, m1 in torch.unique(lengths[multiple], dim=0).tolist():  # the series' features of one pair
@@ -706,7 +715,13 @@ def _with_one_table(state: dict[str, Any]) -> dict[str, Any]:
         folded = season[rows, variants, 0, features, phases % m0] + season[rows, variants, 1, features, phases % m1]
         season[rows, variants, 0, features, phases] = folded
         season[c[:, None], one_table[None, :], 1, k[:, None]] = 0.0
-    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": {**tensors, "x_season": season}}}
+    return {**state, "format": BEFORE_SLOW_LEVEL, "store": {**store, "tensors": {**tensors, "x_season": season}}}
+
+
+def _with_slow_level(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-22 ``state`` in format 23: the same tensors, each smoothing variant's alpha-0.5 level and member
+    now the slow level's, which starts from them (module doc)."""
+    return {**state, "format": FORMAT_VERSION}
 
 
 def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:

@@ -141,7 +141,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -216,7 +216,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 22: KeyError"):
+    with pytest.raises(ValueError, match="cannot be migrated to format 23: KeyError"):
         check_state(state)
 
 
@@ -224,7 +224,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (23, "format=23 is invalid: this version reads formats 2 to 22"),
+        (24, "format=24 is invalid: this version reads formats 2 to 23"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -337,7 +337,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -356,7 +356,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
@@ -376,7 +376,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -431,7 +431,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     return state, old, migrated["store"]["tensors"]
 
 
@@ -549,7 +549,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -575,7 +575,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -605,7 +605,7 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20, *FORMAT_21)  # made by the migration
@@ -636,7 +636,7 @@ def checked_migration(
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in saved(old))
@@ -840,7 +840,7 @@ def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_mult
     old = {**state, "format": 21, "store": {**state["store"], "tensors": {**tensors, "x_season": old_season}}}
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 22
+    assert migrated["format"] == FORMAT_VERSION == 23
     got = migrated["store"]["tensors"]["x_season"]
     for v in range(4):
         if v in one_table:
@@ -879,3 +879,32 @@ def test_the_one_table_migration_folds_a_multiple_pair_in_either_order_and_leave
                     assert not got[c, v, 1, k].any()
                 else:
                     assert torch.equal(got[c, v, :, k], season[c, v, :, k]), (c, k, v)
+
+
+def test_a_format_22_state_loads_with_its_alpha_0_5_levels_as_the_slow_ones_and_they_go_on_slowly():
+    """Format 23 made each smoothing variant's second level a slow one (alpha 0.03, ``expert_kernels.SLOW``):
+    a format-22 state keeps every tensor, the alpha-0.5 levels and their members' records the slow ones' start,
+    and a model loaded from it steps that level at alpha 0.03 (by hand) and the others as they were."""
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=12))
+    for t in range(60):
+        forecaster.observe("a", 10.0 + 3.0 * math.sin(2 * math.pi * t / 7) + (t % 3))
+    state = forecaster.state_dict()
+    old = {**state, "format": 22}
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 23
+    assert all(value is state["store"]["tensors"][name] for name, value in migrated["store"]["tensors"].items())
+    loaded = Forecaster.from_state_dict(old)
+    slot = loaded.store.slot_of("a")
+    before = loaded.store.tensors["x_level"][slot, 0, :, 0].clone()  # [4] the units gamma-0.1 variant's levels
+    phase = loaded.store.tensors["x_season"][slot, 0, :, 0]  # [2, S]
+    step, y = 61, 12.5  # (a value within its interval: taken as it came)
+    season = phase[0, step % 7].item()  # the value's seasonal index (one season of 7: the table's first)
+    assert loaded.series_stats("a").seasons == [7]
+    loaded.observe("a", y)
+    after = loaded.store.tensors["x_level"][slot, 0, :, 0]
+    alphas = expert_kernels.ALPHAS
+    for a in range(3):
+        assert after[a].item() == pytest.approx(
+            alphas[a] * (y - season) + (1 - alphas[a]) * before[a].item(), rel=1e-12
+        )
+    assert alphas[expert_kernels.SLOW] == 0.03

@@ -47,9 +47,11 @@ SLOW = 1  # the slow level's index (the alpha-0.5 level's place until session 52
 # into every level and seasonal index, the slow level (alpha 0.03) keeping it for hundreds of values, and into
 # the scale every member's errors are weighed in (1e9 as a daily series' 6th value: served 87 at value 25 and 26
 # at 30 under ``"auto"``, where the values are about 10; configured with its season, 1e8 where the indices' share
-# came back a season later: a review, session 52). Nothing a series of that scale does is 50 scales off (a young
-# level shift is followed within a few values, the scale growing 3.45 times a value at most; a shift ``outliers``
-# finds is taken as it came); the naive, seasonal naive and AR members read the values as they came.
+# came back a season later: a review, session 52). A second young value in a row as far beyond on the same side is
+# a level shift: taken as it came, the levels restarted there as at a shift ``outliers`` finds, and the scale takes
+# the change the clip held back (a flat or tiny start that then moved for good, a counter's or a new product's, was
+# followed 5 to 15 values late without it, the scale growing 3.45 times a value at most: a second review). The
+# naive, seasonal naive and AR members read the values as they came.
 SMOOTHING_CLIP = 50.0
 QUICK = 2  # the quick level's index (alpha 0.8)
 PHI = 0.98  # the trend's (slight) damping
@@ -141,16 +143,22 @@ def local_scale(scale: np.ndarray, level: np.ndarray, b: int, k: int) -> float:
 
 
 @compiled
-def _taken(value: float, forecast: float, scale: float) -> float:
-    """What the smoothing takes of a value: the value, but at most ``SMOOTHING_CLIP`` local ``scale``s (as it was
-    before the value) from ``forecast``, the quick level's one-step forecast (``QUICK``). The value itself, not
-    ``forecast`` plus its distance, where it is within them: 1e-300 a step after 1e36 came back as 0, its log as
-    the log variants' 0 (a forecast of 6e269 where the values are at most 1e36, the series restarted every 20
+def _young_taken(value: float, forecast: float, previous: float, after_observed: bool, scale: float) -> tuple:
+    """What the smoothing takes of a young value, and whether it is a young level shift: the value, but at most
+    ``SMOOTHING_CLIP`` local ``scale``s (as it was before the value) from ``forecast``, the quick level's one-step
+    forecast (``QUICK``); the value as it came, a level shift, where the value before it (``previous``, observed:
+    ``after_observed``) was as far beyond on the same side (a flat or tiny start that then moves for good, a new
+    product's or a counter's, was followed 5 to 15 values late: 12.5 times the MAE, a review). The value itself,
+    not ``forecast`` plus its distance, where it is within them: 1e-300 a step after 1e36 came back as 0, its log
+    as the log variants' 0 (a forecast of 6e269 where the values are at most 1e36, the series restarted every 20
     values); and where the distance is not a number (a broken forecast: the value as it came)."""
     gap, limit = value - forecast, SMOOTHING_CLIP * scale
     if not abs(gap) > limit:
-        return value
-    return forecast + (limit if gap > 0 else -limit)
+        return value, False
+    behind = previous - forecast
+    if after_observed and behind * gap > 0 and abs(behind) > limit:
+        return value, True
+    return forecast + (limit if gap > 0 else -limit), False
 
 
 @compiled
@@ -360,27 +368,32 @@ def advance(
             value, observed = y[b, k], mask[b, k]
             first = observed and not seen[b, k]  # the smoothing starts from the first observed value
             before = scale[b, k]  # the scale a young value is judged in (``SMOOTHING_CLIP``)
-            young = observed and t <= YOUNG and before > 0 and not shifted[b, k]
-            if observed and missing[b, k] == 0:  # a change of the scale is one between two observed values
-                change = abs(value - ring_value(ring, s, k, t - 1))
-                if young:
-                    change = min(change, SMOOTHING_CLIP * before)  # a young spike grows the scale this much at most
-                scale[b, k] = SCALE_DECAY * before + (1 - SCALE_DECAY) * change if before > 0 else change
+            young = observed and not first and t <= YOUNG and before > 0 and not shifted[b, k]
             positive[b, k] = positive[b, k] and (value > 0 or not observed)  # an imputed value decides nothing
             nonneg[b, k] = nonneg[b, k] and (value >= 0 or not observed)
-            ring[s, (t - 1) % r, k] = value
             m = (lengths[b, k, 0], lengths[b, k, 1])
-            if observed and m[0] > 0 and t - m[0] >= 1:
-                excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, repaired, b)
             for v in range(4):
                 held[v, 0], held[v, 1] = smoothing_seasons(m[0], m[1], v)
                 for j in range(2):
                     parts[j, v] = season[s, v, j, k, _phase(t, held[v, j], max_season)] if held[v, j] > 0 else 0.0
-            taken = value  # what the smoothing takes of it
-            if young and not first:
-                taken = _taken(value, level[b, 0, QUICK, k] + parts[0, 0] + parts[1, 0], before)
+            taken, young_shift, forecast = value, False, 0.0  # what the smoothing takes of it
+            if young:
+                forecast = level[b, 0, QUICK, k] + parts[0, 0] + parts[1, 0]
+                previous = ring_value(ring, s, k, t - 1)
+                taken, young_shift = _young_taken(value, forecast, previous, missing[b, k] == 0, before)
+            if observed and missing[b, k] == 0:  # a change of the scale is one between two observed values
+                change = abs(value - ring_value(ring, s, k, t - 1))
+                if young_shift:  # the change the clip held back a value before: as a shift's first value gave
+                    change = abs(value - forecast)
+                elif young:
+                    change = min(change, SMOOTHING_CLIP * before)  # a young spike grows the scale this much at most
+                scale[b, k] = SCALE_DECAY * before + (1 - SCALE_DECAY) * change if before > 0 else change
+            ring[s, (t - 1) % r, k] = value
+            if observed and m[0] > 0 and t - m[0] >= 1:
+                excursions.step(ring, s, k, t, m[0], local_scale(scale, level, b, k), sdiff, excursion, repaired, b)
             logged = math.log(taken) if taken > 0 else 0.0
             u[0], u[1], u[2], u[3] = taken, taken, logged, logged  # each variant's value: units, log units
+            restart = (shifted[b, k] and observed) or young_shift  # a level shift (``outliers``'s, or a young one)
             for v in range(4):
                 longest = max(held[v, 0], held[v, 1])
                 stable = TREND_STABLE[v] if held[v, 1] == 0 else TREND_STABLE_TWO[v]
@@ -392,7 +405,7 @@ def advance(
                     deseasoned = u[v] - (parts[0, v] + parts[1, v])
                     for a in range(3):
                         level[b, v, a, k] = ALPHAS[a] * deseasoned + (1 - ALPHAS[a]) * level[b, v, a, k]
-                    if shifted[b, k] and observed:  # a level shift is not a trend: the trend's level starts there,
+                    if restart:  # a level shift is not a trend: the trend's level starts there,
                         level[b, v, 3, k] = deseasoned  # and the seasons' reference (a review: past TREND_STABLE the
                         level[b, v, against, k] = deseasoned  # shift leaked into the seasons, 317 for 2 a season later)
                         level[b, v, SLOW, k] = deseasoned  # and the slow level: a shift is a new level

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, calibration, experts
+from tbptt_online import Forecaster, ForecasterConfig, ar_changes, ar_levels, calibration, experts, outliers
 from tbptt_online import expert_kernels as kernels
 from tbptt_online.expert_kernels import SLOW, TREND_STABLE, TREND_STABLE_TWO, TRENDLESS
 from tbptt_online.experts import ALPHAS, BETAS, GAMMAS, PHI, REFERENCE, VARIANTS
@@ -226,30 +226,34 @@ def test_at_a_level_shift_the_trends_level_starts_at_the_value_and_its_trend_is_
     assert len(values) > 9
 
 
-def hand_taken(quick: HandHoltWinters, step: int, y: float, scale: float) -> float:
-    """What the smoothing takes of ``y`` by hand: at most SMOOTHING_CLIP ``scale``s (as it was before ``y``) from the
-    one-step forecast of ``quick`` (the units gamma-0.1 variant's) alpha-0.8 level, its seasons added."""
-    if step == 1 or scale == 0:
-        return y
+def hand_taken(quick: HandHoltWinters, step: int, y: float, previous: float, scale: float) -> tuple[float, bool, float]:
+    """What the smoothing takes of a young ``y`` by hand (observed, not the first, ``step`` <= outliers.YOUNG, the
+    ``scale`` before it > 0; the value before it, ``previous``, observed), whether it is a young level shift, and
+    the forecast it was judged against: at most SMOOTHING_CLIP scales from the one-step forecast of ``quick``'s
+    (the units gamma-0.1 variant's) alpha-0.8 level, its seasons added; as it came where ``previous`` was as far
+    beyond on the same side."""
     forecast = quick.levels[kernels.QUICK] + quick.season_at(0, step) + quick.season_at(1, step)
     limit = kernels.SMOOTHING_CLIP * scale
-    return y if abs(y - forecast) <= limit else forecast + math.copysign(limit, y - forecast)
+    if abs(y - forecast) <= limit:
+        return y, False, forecast
+    if (previous - forecast) * (y - forecast) > 0 and abs(previous - forecast) > limit:
+        return y, True, forecast
+    return forecast + math.copysign(limit, y - forecast), False, forecast
 
 
-@pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)
-def test_the_smoothing_takes_a_spike_at_most_its_clip_of_local_scales_from_its_quick_forecast(season_lengths):
-    # session 52: 1e9 as a young daily series' 6th value, taken as it came (no interval judges a young value), went
-    # into every level and seasonal index and into the scale; the slow level (alpha 0.03) kept it for hundreds of
-    # values, and with a season configured the indices' share came back a season later (1e8 served: a review)
-    rows = blank(season_lengths)
+def replay_by_hand(rows: dict[str, torch.Tensor], season_lengths: tuple[int, int], values: list[float]) -> list:
+    """Feed ``values`` (all observed) to ``rows`` and to the hand-written smoothing, with the young values' clip
+    and the local scale by hand beside them, checking every level, trend, seasonal index and the scale after each
+    value; returns (taken, young shift) per value."""
     hands = [HandHoltWinters(gamma, season_lengths, log=bool(space)) for space, gamma in VARIANTS]
-    values = [*VALUES[:6], 1e9, *VALUES[7:]]
-    scale = 0.0  # by hand: the local scale, a change taken at most SMOOTHING_CLIP scales
+    scale, out = 0.0, []  # by hand: the local scale
     for step, y in enumerate(values, 1):
-        taken = hand_taken(hands[0], step, y, scale)
+        taken, young_shift, young = y, False, 1 < step <= outliers.YOUNG and scale > 0
+        if young:
+            taken, young_shift, forecast = hand_taken(hands[0], step, y, values[step - 2], scale)
         feed(rows, [y], first_step=step)
         for v, hand in enumerate(hands):
-            hand.advance(step, y, taken=taken)
+            hand.advance(step, y, shifted=young_shift, taken=taken)
             assert rows["x_level"][0, v, :, 0].tolist() == pytest.approx(hand.levels, rel=1e-12, abs=1e-14), (step, v)
             assert rows["x_trend"][0, v, 0].item() == pytest.approx(hand.trend, rel=1e-12, abs=1e-14), (step, v)
             for j, m in enumerate(hand.season_lengths):
@@ -257,14 +261,67 @@ def test_the_smoothing_takes_a_spike_at_most_its_clip_of_local_scales_from_its_q
                 assert table == pytest.approx(hand.seasons[j][:m], rel=1e-12, abs=1e-14), (step, v, j)
         if step > 1:
             change = abs(y - values[step - 2])
-            change = min(change, kernels.SMOOTHING_CLIP * scale) if scale > 0 else change
+            if young_shift:  # the change the clip held back a value before
+                change = abs(y - forecast)
+            elif young:
+                change = min(change, kernels.SMOOTHING_CLIP * scale)
             scale = kernels.SCALE_DECAY * scale + (1 - kernels.SCALE_DECAY) * change if scale > 0 else change
         assert rows["x_scale"][0, 0].item() == pytest.approx(scale, rel=1e-12), step
-        assert (taken != y) == (y == 1e9), step  # the spike clipped, and only the spike
-    assert scale < 100  # grown 3.45 times at most at each of the spike's two changes, from about 1.5
+        out.append((taken, young_shift))
+    return out
+
+
+@pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)
+def test_the_smoothing_takes_a_young_spike_at_most_its_clip_of_local_scales_from_its_quick_forecast(season_lengths):
+    # session 52: 1e9 as a young daily series' 6th value, taken as it came (no interval judges a young value), went
+    # into every level and seasonal index and into the scale; the slow level (alpha 0.03) kept it for hundreds of
+    # values, and with a season configured the indices' share came back a season later (1e8 served: a review)
+    rows = blank(season_lengths)
+    values = [*VALUES[:6], 1e9, *VALUES[7:]]
+    taken = replay_by_hand(rows, season_lengths, values)
+    assert [t != y for (t, _), y in zip(taken, values, strict=True)] == [y == 1e9 for y in values]  # it alone
+    assert not any(shift for _, shift in taken)
+    assert rows["x_scale"][0, 0].item() < 100  # grown 3.45 times at most at each of its two changes, from about 1.5
     assert rows["x_level"][0, :, :, 0].abs().max().item() < 1e3 and rows["x_season"].abs().max().item() < 1e3
     if season_lengths == (0, 0):  # the ring (the naive's, the ARs') holds it as it came (with a season, until an
         assert rows["x_raw"][0, 6, 0].item() == 1e9  # excursion's repair: ``excursions``)
+
+
+@pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)
+def test_two_young_values_beyond_the_clip_on_one_side_are_a_level_shift_taken_as_they_come(season_lengths):
+    # a review (session 52): a flat start that then moved for good (1, 1, 1.0001, 1, then 1e4 t) was followed 5 to
+    # 15 values late, the scale growing 3.45 times a value at most: 12.5 times the old code's MAE
+    rows = blank(season_lengths)
+    values = [1.0, 1.0, 1.0001, 1.0, 1.0, 1.0] + [1e4 * t for t in range(1, 9)]
+    taken = replay_by_hand(rows, season_lengths, values)
+    assert taken[6][0] < 2.0 and not taken[6][1]  # the first far value: clipped, as a spike would be
+    assert taken[7] == (values[7], True)  # the second on the same side: a level shift, taken as it came
+    assert all(t == y for (t, _), y in zip(taken[8:], values[8:], strict=True))  # and from then on
+    assert rows["x_level"][0, 0, 3, 0].item() > 5e4  # the trend's level with the values (8e4 at the end)
+
+
+@pytest.mark.parametrize("at", [24, 25])
+def test_a_spike_is_clipped_as_a_young_value_up_to_the_24th_value_and_left_to_outliers_after(at):
+    # a review (session 52): the young values' clip stops where ``outliers`` starts judging (YOUNG)
+    rows = blank()
+    values = [10.0 + (i % 3) for i in range(30)]
+    values[at - 1] = 1e9
+    taken = replay_by_hand(rows, (0, 0), values)
+    assert (taken[at - 1][0] != 1e9) == (at <= outliers.YOUNG)
+
+
+def test_a_young_value_after_a_missing_one_is_clipped_and_no_shift():
+    # a value after a gap has no observed value before it: it can be clipped, never a young level shift
+    rows = blank()
+    feed(rows, [10.0, 11.0, 10.0, 12.0, 11.0])
+    scale = rows["x_scale"][0, 0].item()
+    feed(rows, [None], first_step=6)
+    feed(rows, [1e9], first_step=7)
+    assert rows["x_level"][0, :, :, 0].abs().max().item() < 1e3  # clipped: nothing observed before it to confirm it
+    assert rows["x_scale"][0, 0].item() == scale  # (a change is one between two observed values)
+    feed(rows, [1e9], first_step=8)  # the second far value, after an observed far one: a shift
+    assert rows["x_scale"][0, 0].item() > 1e6  # taken as it came (its distance from the forecast in the scale)
+    assert scale > 0 and rows["x_level"][0, 0, 3, 0].item() == pytest.approx(1e9)  # restarted there
 
 
 @pytest.mark.parametrize("season_lengths", SEASON_LENGTHS, ids=SEASON_IDS)

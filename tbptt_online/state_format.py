@@ -193,11 +193,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(22, 1.0, 0, 0)
->>> current_state({"format": 23})
+(23, 1.0, 0, 0)
+>>> current_state({"format": 24})
 Traceback (most recent call last):
 ...
-ValueError: format=23 is invalid: this version reads formats 2 to 22 (it writes 22)
+ValueError: format=24 is invalid: this version reads formats 2 to 23 (it writes 23)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_online.guards import BACKOFF, InstabilityGuard
+from tbptt_online.guards import BACKOFF, LOSS_WINDOW, InstabilityGuard
 from tbptt_online.scoring import STAT, any_blown_up, blank_stats, blown_up
 from tbptt_online.state_check import check_state
 
@@ -118,6 +118,19 @@ def test_a_warm_up_block_is_not_the_level_later_losses_are_judged_by() -> None:
         fired[in_warmup] = any(first + [guard.accepted(1.0, 0.94 + 0.01 * (i % 2), 1.0, False) for i in range(16)])
     assert not fired[True] and warm.counts["divergences"] == 0  # the warm-up left out: no roll-back
     assert fired[False] and settled.counts["divergences"] >= 1  # the same losses all settled: judged a rise
+
+
+def test_one_risen_block_after_a_lucky_best_is_no_divergence_and_two_in_a_row_are() -> None:
+    # session 52: a noise-free sine's model (test_guard_log's healthy one) had a lucky block of 0.0065 per step, its
+    # neighbours 0.023 to 0.035; the next ordinary block, 0.036, rose 3.1 times (|best| + sd) and was rolled back
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    guard = InstabilityGuard(params)
+    blocks = [(0.023, 0.003), (0.0065, 0.003), (0.036, 0.003), (0.028, 0.003), (0.2, 0.01), (0.2, 0.01)]
+    fired = []
+    for mean, half in blocks:  # 8 losses a block, mean +- half: a block's sd about half
+        fired.append(any(guard.accepted(1.0, mean + half * (-1) ** i, 1.0, False) for i in range(LOSS_WINDOW)))
+    assert fired == [False, False, False, False, False, True]  # 0.036 alone (rise 3.1) no; 0.2 twice, yes
+    assert guard.counts["divergences"] == 1
 
 
 def test_an_update_that_scored_nothing_starts_the_loss_record_again() -> None:

@@ -376,13 +376,13 @@ def advance(
                 held[v, 0], held[v, 1] = smoothing_seasons(m[0], m[1], v)
                 for j in range(2):
                     parts[j, v] = season[s, v, j, k, _phase(t, held[v, j], max_season)] if held[v, j] > 0 else 0.0
+            previous = ring_value(ring, s, k, t - 1)  # the value before it (read by the clip and the scale)
             taken, young_shift, forecast = value, False, 0.0  # what the smoothing takes of it
             if young:
                 forecast = level[b, 0, QUICK, k] + parts[0, 0] + parts[1, 0]
-                previous = ring_value(ring, s, k, t - 1)
                 taken, young_shift = _young_taken(value, forecast, previous, missing[b, k] == 0, before)
             if observed and missing[b, k] == 0:  # a change of the scale is one between two observed values
-                change = abs(value - ring_value(ring, s, k, t - 1))
+                change = abs(value - previous)
                 if young_shift:  # the change the clip held back a value before: as a shift's first value gave
                     change = abs(value - forecast)
                 elif young:

@@ -88,7 +88,7 @@ class SeriesStats:
     never_negative: bool | None = None
     members: list[MemberStats] = field(default_factory=list)
     outliers: int | None = None
-    restarts: int = 0  # times its state was restarted, its forecast blown up (forecaster._restart_broken)
+    restarts: int = 0  # times its state was restarted: its forecast blown up, or its first value a glitch (forecaster)
 
 
 @dataclass(frozen=True)

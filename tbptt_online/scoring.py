@@ -31,7 +31,8 @@ STAT_FIELDS = (
     "covered",  # values inside [lower, upper]
     "resid_sq",  # squared normalised residual: the interval of a point (mse) forecast
     "interval_n",  # forecasts scored that had an interval (coverage's denominator)
-    "restarts",  # times the series' model state was restarted, its forecast blown up (forecaster._restart_broken)
+    "restarts",  # times the series' model state was restarted: its forecast blown up (forecaster._restart_broken),
+    # or its first value a glitch (forecaster._restart_glitched)
     "restarted_steps",  # the steps it had seen before them: its step as reported is steps + this
 )
 STAT = {name: i for i, name in enumerate(STAT_FIELDS)}

@@ -337,8 +337,9 @@ class SeriesStatsOut(BaseModel):
     )
     restarts: int = Field(
         default=0,
-        description="Times the series' model state started again because its forecast blew up (not finite, or "
-        "beyond 1e6 times its scale): its statistics and step go on.",
+        description="Times the series' model state started again: because its forecast blew up (not finite, or "
+        "beyond 1e6 times its scale), or, at its fifth value, from its second, its first a glitch (more than 10 times "
+        "the next changes away): its statistics and step go on.",
     )
     cadence: float | None = Field(
         default=None,

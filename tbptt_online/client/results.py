@@ -161,7 +161,7 @@ class SeriesStats:
     members: tuple[MemberStats, ...] = ()  # (name, one-step MAE, weight) per member
     outliers: int | None = None  # values learned from at their interval's bound (a spike each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
-    restarts: int = 0  # times its model state started again, its forecast blown up
+    restarts: int = 0  # times its model state started again: its forecast blown up, or its first value a glitch
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:

@@ -17,7 +17,8 @@ import numpy as np
 
 from tbptt_online import calibration, combination
 from tbptt_online.compiled import compiled, inlined, prefetch, ring_value
-from tbptt_online.expert_kernels import allowed_experts, local_scale
+from tbptt_online.expert_kernels import SMOOTHING_CLIP, allowed_experts, local_scale
+from tbptt_online.outliers import YOUNG
 
 CLAMP = 10.0  # the network's inputs and target, in units of the local scale, are clamped to +-this
 
@@ -98,7 +99,13 @@ def score(
     scored where y_t was observed (``mask``), a forecast was
     made then (t - h >= 1) and something had been observed before it (``seen``, before this
     value). A non-finite error (a forecast past float32's range is stored as inf) counts at
-    the cap, not as a perfect forecast."""
+    the cap, not as a perfect forecast. The error of a forecast made at a young origin (t - h at most
+    ``outliers.YOUNG``: ``outliers`` judges none of a series' first values, and the naive and AR members read
+    them as they came, so a young spike is in the forecasts made just after it) steps the widths at most
+    ``SMOOTHING_CLIP`` local scales, as the smoothing takes a young value, where the scale is known (> 0):
+    1e9 as a daily series' 6th value (values about 20, noise 0.5) was served an interval of 0 to 3.4e8 at value
+    50 and 0 to 8.5e5 at value 200, one of 1e30 an upper bound of 5e23 at value 400 (a hostile test, session
+    53), where the same spike at value 30 cost nothing."""
     n_rows, d = y.shape
     horizons, members = loss.shape[1], loss.shape[2]
     fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
@@ -111,6 +118,7 @@ def score(
                 continue
             unit = local_scale(scale, level, b, k)  # the scale before this value
             cap = combination.CAP * unit
+            known = scale[b, k] > 0  # (a young error is capped where the scale is known)
             for h in range(1, min(horizons, t - 1) + 1):  # origins t - h >= 1
                 made = origin[s, (t - h) % horizons, h - 1]  # [E + 4, d]: members, served, half-width, combiners
                 ref = origin_ref[s, (t - h) % horizons, k]  # what the forecasts were stored relative to
@@ -129,11 +137,14 @@ def score(
                     x, x_cap = combination.scored_error(error, unit, False)
                     meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
-                served = _finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap)
+                widest = SMOOTHING_CLIP * unit if t - h <= YOUNG and known else math.inf  # a young origin's error
+                served = min(_finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap), widest)
                 # a width: stored as it is; 0 where the horizon had none of its own (``tick_kernels.served``);
                 # judged against q where not above the floor (``calibration.spread_stepped``)
                 half = np.float64(made[members + 1, k])
-                floor = max(1e-6 * unit, STORED_RESOLUTION * abs(y[b, k] - ref))  # (see STORED_RESOLUTION)
+                # (see STORED_RESOLUTION; a young error's as it is taken: from a spike's distance, the floor alone
+                # made the width 1.2e23 after 1e30 among values 0 to 4)
+                floor = max(1e-6 * unit, STORED_RESOLUTION * min(abs(y[b, k] - ref), widest))
                 q[b, h - 1, k] = calibration.spread_stepped(
                     q[b, h - 1, k], spread, b, h - 1, k, served, interval_level, multiplier, floor, half, h
                 )

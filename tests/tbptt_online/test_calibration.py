@@ -759,3 +759,31 @@ def test_after_a_level_shift_the_long_horizons_width_peaks_near_the_shift_not_at
     covering = np.quantile(np.abs(y[origins + 12] - np.array(mean)[origins]), 0.9)
     assert max(half[400:]) < 20 * covering
     assert half[-1] < 2 * covering  # and back near it at the end
+
+
+def _daily(n: int) -> list[float]:
+    rng = random.Random(0)
+    return [20 + 3 * math.sin(2 * math.pi * t / 24) + rng.gauss(0, 0.5) for t in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("values", "at", "spike"),
+    [(_daily(300), 5, 1e9), ([float(t % 5) for t in range(300)], 20, 1e30)],
+    ids=["1e9 as a daily series' 6th value", "1e30 as value 21 of 0 to 4"],
+)
+def test_a_young_spike_steps_the_widths_by_at_most_50_local_scales(values, at, spike):
+    # a hostile test (session 53): outliers judge none of a series' first 24 values, and the widths took a young
+    # spike's whole error (and a width floor from its distance), also from the forecasts made just after it, which
+    # the naive and AR members make from the values as they came: served 0 to 3.4e8 at value 50 and 0 to 8.5e5 at
+    # value 200 after 1e9 among values about 20; 0 to 9.35e29 at value 40 after 1e30 among values 0 to 4
+    f, clean = Forecaster(ForecasterConfig()), Forecaster(ForecasterConfig())
+    widest = {}
+    for t, v in enumerate(values, start=1):
+        f.observe("a", v + (spike if t == at + 1 else 0.0))
+        clean.observe("a", v)
+        if t in (40, 300):
+            served = f.forecast("a", 12)
+            widest[t] = max(u - lo for u, lo in zip(served.upper, served.lower, strict=True))
+    assert widest[40] < 500  # 50 local scales of a scale the spike grew (3.45 times at each of its two changes)
+    plain = clean.forecast("a", 12)
+    assert widest[300] < 10 * max(u - lo for u, lo in zip(plain.upper, plain.lower, strict=True)) + 1.0

@@ -33,7 +33,8 @@ STAT_FIELDS = (
     "interval_n",  # forecasts scored that had an interval (coverage's denominator)
     "restarts",  # times the series' model state was restarted: its forecast blown up (forecaster._restart_broken),
     # or its first value a glitch (forecaster._restart_glitched)
-    "restarted_steps",  # the steps it had seen before them: its step as reported is steps + this
+    "restarted_steps",  # the steps it had seen before them, and the missing ones before its first value
+    # (forecaster._start_at_first_value): its step as reported is steps + this
 )
 STAT = {name: i for i, name in enumerate(STAT_FIELDS)}
 SCORES = STAT["score_n"]  # the score rows are STAT_FIELDS[SCORES:SCORES + 9] (the restarts' follow)

@@ -662,7 +662,8 @@ def test_missing_values_never_put_nan_in_any_state(season_length):
     for value in values:
         result = f.observe("a", value)
         rows = hybrid_rows(f, "a")
-        written = torch.arange(calibration.FAR_EVERY, result.step + 1, calibration.FAR_EVERY)  # origins remembered
+        own = int(f.store.tensors["steps"][f.store.slots["a"]])  # its state's steps: from its first value observed
+        written = torch.arange(calibration.FAR_EVERY, own + 1, calibration.FAR_EVERY)  # origins remembered
         rows["c_far_origin"] = rows["c_far_origin"][written % rows["c_far_origin"].shape[0]]  # (elsewhere NaN: none)
         for key, tensor in rows.items():
             assert bool(torch.isfinite(tensor).all()), (key, result.step)
@@ -678,7 +679,8 @@ def test_a_spike_at_the_value_bound_leaves_every_state_finite():
     for value in values:
         result = f.observe("a", value)
         rows = hybrid_rows(f, "a")
-        written = torch.arange(calibration.FAR_EVERY, result.step + 1, calibration.FAR_EVERY)  # origins remembered
+        own = int(f.store.tensors["steps"][f.store.slots["a"]])  # its state's steps: from its first value observed
+        written = torch.arange(calibration.FAR_EVERY, own + 1, calibration.FAR_EVERY)  # origins remembered
         rows["c_far_origin"] = rows["c_far_origin"][written % rows["c_far_origin"].shape[0]]  # (elsewhere NaN: none)
         for key, tensor in rows.items():
             if key == "c_origin":  # float32 by design: a forecast past its range is stored as inf

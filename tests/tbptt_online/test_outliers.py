@@ -592,3 +592,35 @@ def test_a_first_value_glitch_in_one_feature_restarts_the_row_and_the_network_on
     for v in [0.0, *_noisy(10)[1:]]:
         plain.observe("a", v)
     assert plain.series_stats("a").restarts == 0
+
+
+@pytest.mark.parametrize("missing", [1, 30])
+def test_a_series_whose_first_values_are_missing_starts_at_its_first_observed_one(missing):
+    # a new user (session 53): the ticks of the missing values wrote the experts' ring as 0, which the season
+    # detection read as a step from 0 to the values: 30 missing before a daily sine were a season of 23 for about
+    # 2,000 values. With the weights frozen, the row is the same to the bit as a series' fed the values alone
+    values = _noisy(80)
+    f, g = Forecaster(ForecasterConfig(**FROZEN)), Forecaster(ForecasterConfig(**FROZEN))
+    steps = [f.observe("a", v).step for v in [math.nan] * missing + values]
+    for v in values:
+        g.observe("a", v)
+    assert steps == list(range(1, missing + 81))  # its steps count the missing values
+    stats = f.series_stats("a")
+    assert stats.restarts == 0 and stats.count == g.series_stats("a").count + missing
+    fa, ga = f.store.slots["a"], g.store.slots["a"]
+    for name, tensor in f.store.tensors.items():
+        if name not in ("stats", "steps"):
+            torch.testing.assert_close(tensor[fa], g.store.tensors[name][ga], rtol=0, atol=0, equal_nan=True, msg=name)
+    made, served = f.forecast("a", 12), g.forecast("a", 12)
+    assert (made.mean, made.lower, made.upper, made.step) == (served.mean, served.lower, served.upper, missing + 80)
+    h = Forecaster.from_state_dict(f.state_dict())
+    assert h.observe("a", 100.0) == f.observe("a", 100.0)
+
+
+def test_a_feature_missing_at_first_beside_an_observed_one_leaves_the_row_as_it_was():
+    f = Forecaster(ForecasterConfig(n_features=2))
+    f.observe("a", [10.0, math.nan])
+    slot = f.store.slots["a"]
+    before = f.store.tensors["x_raw"][slot].clone()
+    f.observe("a", [11.0, 20.0])
+    assert f.store.tensors["x_raw"][slot][0].tolist() == before[0].tolist()  # value 1 kept: the row had seen one

@@ -140,7 +140,7 @@ class Checkpointer:
                 seq = await asyncio.to_thread(self.log.last_seq)
                 with self._count_lock:
                     self._observed, self._requested = 0, False
-                captures = [worker.call(worker.capture) for worker in registry.workers()]
+                captures = [worker.capture_job() for worker in registry.workers()]
             states = await asyncio.gather(*captures)
             # again: one may have failed while the captures waited their turn behind its batches, and its capture
             # hold that batch (a review's, session 50), or have been quarantined meanwhile: its capture is of a

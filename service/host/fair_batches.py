@@ -18,7 +18,10 @@ long request waits for at most one short batch.
 A long batch is then applied a few ticks at a time (:mod:`tbptt_service.host.chunked_run`); between
 two of its chunks, ``between_chunks`` picks the requests that arrived meanwhile and may go at
 once: one value per series, none of the series the long batch or a request waiting behind it
-holds, and nothing after a call (a forget, an import, a capture: those see the batch whole).
+holds, and nothing after a call that holds back every later request (an import, a deletion). A
+call waits for the long batch in any case (it sees the batch whole); one that holds back only some
+series (a forget its own, a capture or a learning-rate reset none) is given as those series and
+``held``, like a request that waits: later values of its series wait behind it, the others go.
 A request with an idempotency key goes between chunks too (its key journaled with its own
 batch), unless it is under one of the long batch's keys (a retry: answered once that is done).
 
@@ -99,7 +102,8 @@ def between_chunks(
     of the long batch and of the requests already waiting; ``closed``: a call waits already;
     ``limit``: the most values to pick; ``held``: the indices of requests that wait in any case
     (under one of the long batch's idempotency keys: answered once it is done), which, unlike a
-    call, hold back only later values of their own series.
+    call given as None, hold back only later values of their own series (a call that holds back
+    only some series is given so: its series, its index held).
 
     >>> between_chunks({"a"}, False, [["a"], ["b"], ["c", "c"], ["c"], ["b", "d"], None, ["e"]], 10)
     [1, 4]
@@ -107,6 +111,8 @@ def between_chunks(
     ([], [0, 2])
     >>> between_chunks(set(), False, [["b"], ["b"], ["c"]], 10, held=frozenset({0}))
     [2]
+    >>> between_chunks(set(), False, [["b"], [], ["c"], ["d"], ["d"], ["e"]], 10, held=frozenset({1, 3}))
+    [0, 2, 5]
     """
     busy = set(busy)
     picked: list[int] = []

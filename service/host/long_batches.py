@@ -11,6 +11,11 @@ progress and its own tick, not for every tick of a long batch, nor for the next 
 to ride in the next chunk's call, which doubled their wait: issue 11, the mixed load). Every other
 job that arrives meanwhile (a long one, one of the same series, a call) waits, in order, until
 the long batch is done; its requests are answered once all of it is applied and durable.
+A call waiting so holds back only what must stay after it (``CallJob.holds``): a capture (a
+checkpoint's, an export's) and a learning-rate reset nothing, a forget the later values of its
+series, an import or a deletion every later request. Until session 53 any call held back every
+later request: one checkpoint capture queued behind a long batch made each single POST of the
+model wait for the whole batch, or a chain of them (5 to 20 s, a hostile test).
 Recovery applies the same records in the log's order: ``observe`` records between
 ``observe_chunk`` ones, through ``begin_chunked`` and ``apply_chunk``; a chunk record of an older
 log may hold ``items``, short requests applied in the chunk's call after its ticks.
@@ -35,9 +40,16 @@ from tbptt_service.host.admission import Source
 from tbptt_service.host.chunked_run import ChunkedRun, PendingKey
 from tbptt_service.host.fair_batches import between_chunks, ticks
 from tbptt_service.host.model_snapshot import ObserveOutcome
-from tbptt_service.host.worker_jobs import ObserveJob
+from tbptt_service.host.worker_jobs import CallJob, ObserveJob
 from tbptt_service.storage.journal import PendingAppend
 from tbptt_service.storage.observation import Observation
+
+
+def _held_series(job: Any) -> list[str] | None:
+    """A call among the arrivals, as ``between_chunks`` takes it: the series whose later values wait behind it
+    (the call itself held: it waits for the batch), or None where every later request waits (``CallJob.holds``)."""
+    holds = job.holds if isinstance(job, CallJob) else None
+    return None if holds is None else sorted(holds)
 
 
 class LongBatches:
@@ -96,13 +108,17 @@ class LongBatches:
         """Between two chunks of a long batch: the requests that arrived meanwhile and may go now
         (:func:`tbptt_service.host.fair_batches.between_chunks`) are applied and answered as a batch of
         their own, before the next chunk; the others wait, in arrival order, until the long batch is
-        done."""
+        done. A call waiting holds back the later values of the series it ``holds`` (all where None)."""
         assert self._chunked is not None
         busy = set(self._chunked.series)
+        closed = False
         for waiting in self._waiting:
             if isinstance(waiting, ObserveJob):
                 busy.update(o.series for o in waiting.observations)
-        closed = any(not isinstance(waiting, ObserveJob) for waiting in self._waiting)
+            elif isinstance(waiting, CallJob) and waiting.holds is not None:
+                busy.update(waiting.holds)  # (a forget's series: its later values come after it)
+            else:  # an import, a deletion: every later request comes after it
+                closed = True
         arrivals: list[Any] = []
         while True:
             try:
@@ -111,9 +127,15 @@ class LongBatches:
                 break
         observing = [job for job in arrivals if isinstance(job, ObserveJob)]
         steps = iter(self._steps_of(observing))  # (a gap's missing steps counted: a request with one waits)
-        series = [next(steps) if isinstance(job, ObserveJob) else None for job in arrivals]
+        series = [next(steps) if isinstance(job, ObserveJob) else _held_series(job) for job in arrivals]
         pending = {k.key for k in self._chunked.keys}  # a request under one of them is answered once the batch is done
-        held = frozenset(i for i, job in enumerate(arrivals) if isinstance(job, ObserveJob) and job.key in pending)
+        # held: those under one of them, and the calls that hold back only some series (a call never goes between
+        # two chunks: it sees the batch whole, and recovery takes no other record inside a half applied batch)
+        held = frozenset(
+            i
+            for i, job in enumerate(arrivals)
+            if (job.key in pending if isinstance(job, ObserveJob) else series[i] is not None)
+        )
         picked = set(between_chunks(busy, closed, series, self.max_batch_observations, held))
         self._waiting.extend(job for i, job in enumerate(arrivals) if i not in picked)
         now = [job for i, job in enumerate(arrivals) if i in picked]

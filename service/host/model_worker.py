@@ -199,11 +199,17 @@ class ModelWorker(LongBatches, KeyedRequests):
             future.exception()  # (read: an answer no request waits for any more is not reported as unread)
 
     async def forget(self, series: str) -> None:
-        await self.call(lambda: self._forget(series))
+        await self.call(lambda: self._forget(series), holds=frozenset({series}))  # (later values of it after it)
 
     async def reset_learning_rate(self) -> None:
         """Undo the instability guards' learning-rate back-offs (journaled first, like a forget)."""
-        await self.call(self._reset_learning_rate)
+        await self.call(self._reset_learning_rate, holds=frozenset())
+
+    def capture_job(self) -> asyncio.Future[ModelState]:
+        """Queue a ``capture`` (a checkpoint's or an export's; call it on the event loop): it runs after the
+        jobs queued before it, and holds back no later request (they are concurrent with it: a capture that
+        includes them is as right as one that does not, and its ``seq`` says which)."""
+        return self.call(self.capture, holds=frozenset())
 
     def _reset_learning_rate(self) -> None:
         seq = self.record_change(RESET_LEARNING_RATE, {})
@@ -211,12 +217,15 @@ class ModelWorker(LongBatches, KeyedRequests):
         self.seq = seq
         self.publish()
 
-    def call(self, run: Callable[[], T], *, ends_thread: bool = False) -> asyncio.Future[T]:
+    def call(
+        self, run: Callable[[], T], *, ends_thread: bool = False, holds: frozenset[str] | None = None
+    ) -> asyncio.Future[T]:
         """Queue ``run`` to run on the worker thread after the jobs already queued (call it on the
         event loop). ``ends_thread``: refuse new jobs from now on and end the thread once ``run``
-        succeeds; when it raises, the worker goes on as before."""
+        succeeds; when it raises, the worker goes on as before. ``holds``: the series whose later
+        values must be applied after it (``CallJob.holds``; None: every later request, the default)."""
         loop = asyncio.get_running_loop()
-        job = CallJob(loop, loop.create_future(), run, ends_thread)
+        job = CallJob(loop, loop.create_future(), run, ends_thread, holds)
         self._submit(job, closing=ends_thread)
         return job.future
 

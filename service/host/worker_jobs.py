@@ -32,6 +32,10 @@ class ObserveJob(Job):
 class CallJob(Job):
     run: Callable[[], Any]  # runs on the worker thread between two batches
     ends_thread: bool = False  # the model's last job (deletion): the thread ends once it succeeds
+    # What a long batch's gaps hold behind it while it waits for that batch (long_batches): the series whose
+    # later values must come after it (a forget's), none (a capture, a learning-rate reset), or None: every
+    # later request (an import, a deletion: they change every series)
+    holds: frozenset[str] | None = None
 
 
 STOP = object()

@@ -45,7 +45,7 @@ EXPORT_PIECE = 2**20
 )
 async def download_checkpoint(worker: ModelDep) -> Response:
     """The model's complete state at one moment between two batches."""
-    state = await worker.call(worker.capture)  # on the worker thread: never half a batch
+    state = await worker.capture_job()  # on the worker thread: never half a batch
     data = await run_in_threadpool(encode_model_checkpoint, state)
     headers = {
         "content-disposition": f'attachment; filename="{worker.name}-{state.seq}.ckpt"',

@@ -119,7 +119,7 @@ async def test_a_short_request_is_answered_while_a_long_one_is_still_being_appli
     assert_bitwise_equal(worker.capture().forecaster, reference.state_dict())
 
 
-async def test_each_series_keeps_its_order_and_calls_wait_for_the_long_batch() -> None:
+async def test_each_series_keeps_its_order_and_a_forget_holds_back_only_its_own_series() -> None:
     forecaster = GatedForecaster(LEARNING, holds=(1,))
     worker = ModelWorker("m", forecaster, metrics=ServiceMetrics(), max_wait_s=0)
     worker.start()
@@ -137,30 +137,30 @@ async def test_each_series_keeps_its_order_and_calls_wait_for_the_long_batch() -
         for i, observations in enumerate(arrivals):
             jobs.append(asyncio.ensure_future(worker.observe(observations)))
             await queued(worker, i + 1)
-        forgotten = asyncio.ensure_future(
-            worker.forget("c")
-        )  # a call: it waits for the long batch, and so does all after it
+        forgotten = asyncio.ensure_future(worker.forget("c"))  # a call: it waits for the long batch
         await queued(worker, len(arrivals) + 1)
-        after_call = asyncio.ensure_future(worker.observe([Observation("f", 1.0)]))
-        await queued(worker, len(arrivals) + 2)
+        c_after_call = asyncio.ensure_future(worker.observe([Observation("c", 3.0)]))  # behind the forget of c
+        f_after_call = asyncio.ensure_future(worker.observe([Observation("f", 1.0)]))  # held back by nothing
+        await queued(worker, len(arrivals) + 3)
         forecaster.release.set()
         outcomes = [await job for job in jobs]
         await long_job
         await forgotten
-        await after_call
+        c_after, f_after = await c_after_call, await f_after_call
     finally:
         worker.stop()
         worker.join()
     assert forecaster.calls == [
         ["a", "b"],  # the long batch's first tick
-        ["c", "c", "d", "d"],  # what arrived and may go, a batch of its own (c and d: two ticks each)
+        ["c", "c", "d", "d", "f"],  # what arrived and may go, a batch of its own (c and d: two ticks each)
         ["a", "b"],  # the long batch's second and last ticks
         ["a", "b"],
         ["a"],  # then, in arrival order, what waited: a's single,
         ["e"],  # e's long request, a chunk at a time
         ["e"],
-        ["f"],  # after the forget of c
+        ["c"],  # after the forget of c: a new series c
     ]
     steps = [[r.step for r in outcome.results] for outcome in outcomes]
     assert steps == [[4], [1], [2, 1], [1, 2], [2]]
-    assert worker.snapshot.series_count == 5  # a, b, d, e, f: c forgotten after its values
+    assert [r.step for r in c_after.results] == [1] and [r.step for r in f_after.results] == [1]
+    assert worker.snapshot.series_count == 6  # a, b, c (anew), d, e, f

@@ -99,8 +99,9 @@ def between_chunks(
 ) -> list[int]:
     """The indices of ``arrivals`` (each a request's series, or None for a call) to apply between
     two of a long batch's chunks; the others wait until it is done, in order. ``busy``: the series
-    of the long batch and of the requests already waiting; ``closed``: a call waits already;
-    ``limit``: the most values to pick; ``held``: the indices of requests that wait in any case
+    of the long batch and of the requests (and calls) already waiting; ``closed``: a call that
+    holds back every later request (an import, a deletion) waits already; ``limit``: the most
+    values to pick; ``held``: the indices of requests that wait in any case
     (under one of the long batch's idempotency keys: answered once it is done), which, unlike a
     call given as None, hold back only later values of their own series (a call that holds back
     only some series is given so: its series, its index held).

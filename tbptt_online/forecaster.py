@@ -334,7 +334,7 @@ class Forecaster:
         statistics kept, the glitch scored in them as it was served; ``restarts`` counts it), and its values
         2 .. ``GLITCH_AT`` are observed again in ticks of its own, whose results nobody reads: its state is then
         that of a series whose first values were those (the shared network's weights aside, which those ticks may
-        update as any tick does), and its step goes on (``restarted_steps`` 1). Its statistics, and the
+        update as any tick does), and its step goes on (``restarted_steps`` + 1). Its statistics, and the
         forecaster's count of observations, are put back as the tick left them: no value is counted twice."""
         due = (steps == GLITCH_AT).nonzero().squeeze(1)
         if not len(due):
@@ -359,7 +359,8 @@ class Forecaster:
         kept[:, STAT["restarted_steps"]] += 1  # value 1: values 2 .. K become the new state's steps 1 .. K - 1
         self.store.reset(which, keep=("stats",))
         self.store.put(which, stats=kept)
-        self.store.offsets = {**self.store.offsets, **dict.fromkeys(which.tolist(), 1)}
+        restarted = kept[:, STAT["restarted_steps"], 0].long().tolist()  # (with missing values before value 1: more)
+        self.store.offsets = {**self.store.offsets, **dict(zip(which.tolist(), restarted, strict=True))}
         self.probe.restart(which)
         self._first_forecasts(which)
         observations, names_of = self.observations, [names[i] for i in rows.tolist()]
@@ -492,7 +493,7 @@ class Forecaster:
         broken = self._restart_broken(slots, mask, stats, path)
         glitched = self._restart_glitched(slots, steps, names) if rows is not None else None
         if broken is not None or glitched is not None:  # a series that starts again is served what its new state
-            # serves (blown up: nothing, as a new series; a first value's glitch: the state of its second and third)
+            # serves (blown up: nothing, as a new series; a first value's glitch: the state of its values 2 to 5)
             restarted = broken if glitched is None else glitched if broken is None else broken | glitched
             served = self.store.get("served", slots).unbind(1)[1:]  # mean, lower, upper [B, d], as stored now
             nxt = tuple(torch.where(restarted[:, None], new, old) for new, old in zip(served, nxt, strict=True))

@@ -366,6 +366,8 @@ class Forecaster:
         observations, names_of = self.observations, [names[i] for i in rows.tolist()]
         for j in range(again.shape[1]):
             self._tick(which, again[:, j], names_of)  # (its results are those values' again: not reported)
+        restarts = [STAT["restarts"], STAT["restarted_steps"]]  # as those ticks left them: one of them may have
+        kept[:, restarts] = self.store.get("stats", which)[:, restarts]  # restarted a blown-up row (a review)
         self.store.put(which, stats=kept)
         self.observations = observations
         out = torch.zeros(len(slots), dtype=torch.bool)

@@ -626,3 +626,33 @@ def test_a_feature_missing_at_first_beside_an_observed_one_leaves_the_row_as_it_
     before = f.store.tensors["x_raw"][slot].clone()
     f.observe("a", [11.0, 20.0])
     assert f.store.tensors["x_raw"][slot][0].tolist() == before[0].tolist()  # value 1 kept: the row had seen one
+
+
+def test_a_blow_up_inside_a_glitch_restarts_private_ticks_keeps_its_count_and_the_step(monkeypatch):
+    # a review (session 53): the glitch restart put back the statistics as its tick had left them, undoing the
+    # count of a blow-up restart inside one of its private ticks, whose step offset the live model kept: steps 5
+    # live, 3 reloaded from its state
+    import tbptt_online.forecaster as forecaster
+
+    calls, real_any, real_blown = [0], forecaster.any_blown_up, forecaster.blown_up
+
+    def any_blown_up(*arrays):
+        calls[0] += 1
+        return True if calls[0] == 7 else real_any(*arrays)  # the second private tick (1 .. 5, then 6, 7)
+
+    def blown_up(*arrays):
+        if calls[0] == 7:
+            arrays[-1][:] = True
+        else:
+            real_blown(*arrays)
+
+    monkeypatch.setattr(forecaster, "any_blown_up", any_blown_up)
+    monkeypatch.setattr(forecaster, "blown_up", blown_up)
+    f = Forecaster(ForecasterConfig())
+    steps = [f.observe("a", v).step for v in [0.0, 100.0, 101.0, 100.0, 101.0]]
+    monkeypatch.setattr(forecaster, "any_blown_up", real_any)
+    monkeypatch.setattr(forecaster, "blown_up", real_blown)
+    assert steps == [1, 2, 3, 4, 5] and f.series_stats("a").restarts == 2  # the glitch's and the blow-up's
+    g = Forecaster.from_state_dict(f.state_dict())
+    assert f.step_of("a") == g.step_of("a") == 5
+    assert f.observe("a", 100.0) == g.observe("a", 100.0)

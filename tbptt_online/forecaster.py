@@ -318,13 +318,19 @@ class Forecaster:
         kept = self.store.get("stats", which)  # [b, F, d] a copy
         kept[:, STAT["restarts"]] += 1
         kept[:, STAT["restarted_steps"]] += self.store.get("steps", which)[:, None].double()
+        self._start_again(which, kept)
+        return broken
+
+    def _start_again(self, which: torch.Tensor, kept: torch.Tensor) -> None:
+        """Blank the rows ``which`` [g] as new series' under their names, but for their statistics ``kept``
+        [g, F, d] (their ``restarts`` and ``restarted_steps`` already counted): their step goes on from
+        ``restarted_steps`` (``SeriesStore.offsets``), and they are served what a new series is."""
         self.store.reset(which, keep=("stats",))
         self.store.put(which, stats=kept)
         restarted = kept[:, STAT["restarted_steps"], 0].long().tolist()
         self.store.offsets = {**self.store.offsets, **dict(zip(which.tolist(), restarted, strict=True))}
         self.probe.restart(which)
         self._first_forecasts(which)
-        return broken
 
     def _restart_glitched(self, slots: torch.Tensor, steps: torch.Tensor, names: list[str]) -> torch.Tensor | None:
         """The rows [B] bool of the tick's series (hybrid) that start again from their second value (None: none):
@@ -357,12 +363,7 @@ class Forecaster:
         kept = stats[glitch]  # [g, F, d] as this tick left them
         kept[:, STAT["restarts"]] += 1
         kept[:, STAT["restarted_steps"]] += 1  # value 1: values 2 .. K become the new state's steps 1 .. K - 1
-        self.store.reset(which, keep=("stats",))
-        self.store.put(which, stats=kept)
-        restarted = kept[:, STAT["restarted_steps"], 0].long().tolist()  # (with missing values before value 1: more)
-        self.store.offsets = {**self.store.offsets, **dict(zip(which.tolist(), restarted, strict=True))}
-        self.probe.restart(which)
-        self._first_forecasts(which)
+        self._start_again(which, kept)
         observations, names_of = self.observations, [names[i] for i in rows.tolist()]
         for j in range(again.shape[1]):
             self._tick(which, again[:, j], names_of)  # (its results are those values' again: not reported)
@@ -374,30 +375,27 @@ class Forecaster:
         out[rows] = True
         return out
 
-    def _start_at_first_value(self, slots: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        """The tick's ``stats`` [B, F, d], after the rows (hybrid) whose first observed value this tick brings, after
-        missing ones, were blanked: their state starts at this value as a new series' would, the missing values
-        before it counted in their step (``restarted_steps``, not in ``restarts``). Their ticks had written the
-        experts' ring as 0 (nothing to impute from), which the season detection read as a step from 0 to the
-        values: 30 missing values before a daily sine's first were a season of 23 for about 2,000 values, its
-        12-step MAE 10 to 22 % worse over 1,800 values (a new user, session 53)."""
+    def _start_at_first_value(
+        self, slots: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor, steps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tick's ``stats`` [B, F, d] and ``steps`` [B] (before the tick), after the rows (hybrid) whose first
+        observed value this tick brings, after missing ones, were blanked: their state starts at this value as a
+        new series' would, the missing values before it counted in their step (``restarted_steps``, not in
+        ``restarts``). Their ticks had written the experts' ring as 0 (nothing to impute from), which the season
+        detection read as a step from 0 to the values: 30 missing values before a daily sine's first were a season
+        of 23 for about 2,000 values, its 12-step MAE 10 to 22 % worse over 1,800 values (a new user, session
+        53)."""
         never = torch.isnan(stats[:, STAT["last_value"]]).all(dim=1)  # [B] no value observed yet (kept across restarts)
-        steps = self.store.get("steps", slots)  # [B]
         late = never & (steps > 0) & mask.any(dim=1)  # [B]
         if not bool(late.any()):
-            return stats
+            return stats, steps
         which = slots[late]
         kept = stats[late]  # [g, F, d]
         kept[:, STAT["restarted_steps"]] += steps[late][:, None].double()  # the missing values: its step goes on
-        self.store.reset(which, keep=("stats",))
-        self.store.put(which, stats=kept)
-        restarted = kept[:, STAT["restarted_steps"], 0].long().tolist()
-        self.store.offsets = {**self.store.offsets, **dict(zip(which.tolist(), restarted, strict=True))}
-        self.probe.restart(which)
-        self._first_forecasts(which)
-        stats = stats.clone()
-        stats[late] = kept
-        return stats
+        self._start_again(which, kept)
+        stats, steps = stats.clone(), steps.clone()
+        stats[late], steps[late] = kept, 0
+        return stats, steps
 
     def _serve(
         self, slots: torch.Tensor, pred: torch.Tensor, stats: torch.Tensor, scale: torch.Tensor | None = None
@@ -415,14 +413,14 @@ class Forecaster:
         cfg, st = self.config, self.store
         mask = ~torch.isnan(raw)  # [B, d]
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
+        before = st.get("steps", slots)  # [B] t - 1
         if cfg.hybrid:
-            stats = self._start_at_first_value(slots, mask, stats)
+            stats, before = self._start_at_first_value(slots, mask, stats, before)
         mean_n, *made = st.get("served", slots).unbind(1)  # [B, d] each: what was served for this value
         new_stats = observed_stats(stats, raw, mask, cfg.normalize)  # the normaliser and last value with raw
         scale = None
         if cfg.normalize and not cfg.hybrid:  # (the hybrid's network sees its own features)
             scale = std(new_stats[:, STAT["norm_count"]], new_stats[:, STAT["norm_m2"]])  # [B, d]
-        before = st.get("steps", slots)  # [B] t - 1
         steps = before + 1  # [B] t after this value
         rows, flagged = None, None
         if cfg.hybrid:  # inputs: the hybrid's features; target: the experts' error (see hybrid.py)

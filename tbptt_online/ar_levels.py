@@ -87,7 +87,7 @@ import torch
 
 from tbptt_online.ar_changes import FORGET, MAX_TRACE, PRIOR, path_bound
 from tbptt_online.compiled import compiled, ring_value, within
-from tbptt_online.rls import rls_step
+from tbptt_online.rls import rls_step, semidefinite
 from tbptt_online.values import MAX_ABS_VALUE
 
 ORDER = 12  # lags of the values: a cycle of a yearly quasi-cycle, a monthly year
@@ -97,6 +97,7 @@ SHORT_K = SHORT_ORDER + 1
 REFERENCE_FORGET = 0.995  # the reference: the series' mean over about its last 200 values
 LEVELS_CLAMP = 1e3  # inputs and forecasts, in local scales from the reference (a trend's: within 200)
 MAX_RESCALE = 1e6  # a scale that moves by more than this factor at once restarts the fit
+CANCELLING_MOVE = 1.0  # a reference moved by more units than this: the re-expressed P is checked (``reexpress``)
 LEVEL_SCALES = 3.0  # a series whose mean is this many local scales from 0 or more has a level (module doc)
 RESTART_RATIO = 20.0  # a level shift by this factor of the mean's magnitude or more starts it again (module doc)
 
@@ -139,12 +140,19 @@ def _restart(theta: np.ndarray, p: np.ndarray, b: int, k: int) -> None:
 
 
 @compiled
-def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, work) -> None:
+def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, scratch) -> None:
     """theta [B, d, K] and p [B, d, K, K] at [b, k], fitted on u = (y - ref0) / unit0,
     re-expressed for u' = (y - ref1) / unit1 in place (the module docstring); restarted from
-    the prior where the move is too large or the result not finite (K: theta's last size, the
-    long fit's or the short one's). ``work`` [>= K] scratch."""
+    the prior where the move is too large, the result not finite, or, for a move of the reference
+    past ``CANCELLING_MOVE`` units, not positive semi-definite (K: theta's last size, the long
+    fit's or the short one's). ``scratch`` [3 + K, >= K] (``rls_step``'s): row 1 and rows 3 .. 3 + K.
+
+    Why the check: T P T' is semi-definite where P is, but its corner sums P's entries times
+    delta and delta^2, and a reference moved by millions of units (a spike of -999999999 among
+    values about 20, a hostile test, session 54) cancels there: an eigenvalue of -8.3 beside 6.0,
+    and the model's own export refused by ``state_check`` on import for 14 values."""
     K = theta.shape[2]
+    work = scratch[1]
     g = unit0 / unit1
     if not (1.0 / MAX_RESCALE <= g <= MAX_RESCALE):
         _restart(theta, p, b, k)
@@ -173,6 +181,18 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, work) -> None:
         return
     for j in range(K):
         if not math.isfinite(work[j] * scale):
+            _restart(theta, p, b, k)
+            return
+    if abs(delta) > CANCELLING_MOVE:
+        for i in range(K):  # the new P's lower triangle, as it is written below
+            for j in range(i + 1):
+                if i == 0:
+                    scratch[3, 0] = corner * scale
+                elif j == 0:
+                    scratch[3 + i, 0] = work[i] * scale
+                else:
+                    scratch[3 + i, j] = p[b, k, i, j] * scale
+        if not semidefinite(scratch, K):
             _restart(theta, p, b, k)
             return
     theta[b, k, 0] = constant
@@ -257,7 +277,7 @@ def fit(theta, p, ref, unit_in, start, ring, slot, b, k, t, again, reference, sc
     if t < size:
         return
     if unit_in[b, k] > 0.0:
-        reexpress(theta, p, b, k, ref[b, k], unit_in[b, k], reference, scale, work[1])
+        reexpress(theta, p, b, k, ref[b, k], unit_in[b, k], reference, scale, work)
     if again:  # the fit's own mean is the new level (theta[0] / (1 - sum of the lags' coefficients) = 0)
         theta[b, k, 0] = 0.0
     ref[b, k], unit_in[b, k] = reference, scale

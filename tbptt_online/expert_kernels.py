@@ -368,7 +368,8 @@ def advance(
     u = np.empty(4)
     parts = np.zeros((2, 4))  # the seasons' components at this step, per variant
     held = np.zeros((4, 2), dtype=np.int64)  # the season lengths each variant's tables hold (``smoothing_seasons``)
-    work = np.empty((3, max(AR_ORDER, ar_changes.K)))  # the RLS steps' scratch (``rls_step``)
+    widest = max(AR_ORDER, ar_changes.K)
+    work = np.empty((3 + widest, widest))  # the RLS steps' scratch (``rls_step``)
     for b in range(n_rows):
         s, t = slot[b], step[b]
         for k in range(d):

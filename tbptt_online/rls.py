@@ -35,6 +35,14 @@ streams of 6,000 values (two climbs to 1e36, with 0.1 and 1 % noise, one to 1e30
 1e6) the smallest eigenvalue of every P stayed above 0, at least 4e-11 of the largest (its scripts, run
 in session 43; ``test_rls.py`` keeps the first climb's 3,500 values).
 
+**And where the subtraction cancels**: phi' P phi many times ``forget`` (past ``CANCELLING``: a spike
+among a young series' values, of 5e20 after six values about 4) leaves the new P's diagonal at about 0
+beside off-diagonal entries that did not cancel with it: eigenvalues of -1008 and 1009, no diagonal
+entry below 0 (a hostile test, session 54: the model's own export refused on import). There the new P
+is factorised before it is written (``semidefinite``: a Cholesky of P plus ``SEMIDEFINITE`` of its
+largest diagonal entry), and the step is not made where that fails. ``ar_levels.reexpress`` checks its
+re-expressed P the same way where the reference moved by more than one unit.
+
 A saved P is checked for this (``state_check``): exactly symmetric, and positive semi-definite
 (``positive_semidefinite``: its smallest eigenvalue at least -``INDEFINITE`` times its largest
 magnitude: a corrupted or crafted P, not rounding). A state written
@@ -54,6 +62,8 @@ from tbptt_online.compiled import compiled, within
 LOADING = 1e-12  # each step adds this share of P's mean diagonal entry to its diagonal (module doc)
 ASYMMETRY = 1e-6  # a saved P this far from symmetric (a share of its largest entry) had drifted: restarted
 INDEFINITE = 1e-6  # a saved P's smallest eigenvalue may be -this share of its largest magnitude, no less
+CANCELLING = 1e3  # phi' P phi past this many times ``forget``: the new P's semi-definiteness is checked
+SEMIDEFINITE = 1e-9  # ...its smallest eigenvalue at least -this share of its largest diagonal entry (below INDEFINITE)
 
 
 def positive_semidefinite(p: torch.Tensor) -> torch.Tensor:
@@ -72,8 +82,9 @@ def positive_semidefinite(p: torch.Tensor) -> torch.Tensor:
 @compiled
 def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
     """The step on ``theta`` [B, d, K] and ``p`` [B, d, K, K] at [b, k], in place; errors
-    are clamped to +-``clamp``. ``work`` [3, >= K] is the caller's scratch: its row 0 holds
-    the inputs phi (set by the caller), rows 1 and 2 are overwritten (P phi, the gain): a
+    are clamped to +-``clamp``. ``work`` [3 + K, >= K] is the caller's scratch: its row 0 holds
+    the inputs phi (set by the caller), rows 1 and 2 are overwritten (P phi, the gain), and rows
+    3 .. 3 + K (the new P's lower triangle, where its semi-definiteness is checked): a
     step allocates nothing (it runs twice per series and value). The new theta and P are
     formed twice, the same way: once to check that all are finite, once to write them (the upper
     triangle, mirrored)."""
@@ -103,6 +114,12 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
             if not math.isfinite((p[b, k, i, j] - work[2, i] * work[1, j]) * factor):
                 return
     loading = LOADING * trace * factor / order  # of the new P's mean diagonal entry (module doc)
+    if denominator > CANCELLING * forget:  # the subtraction cancels: is the new P still semi-definite?
+        for i in range(order):
+            for j in range(i, order):
+                work[3 + j, i] = (p[b, k, i, j] - work[2, i] * work[1, j]) * factor + (loading if i == j else 0.0)
+        if not semidefinite(work, order):
+            return
     for i in range(order):  # each new element reads only its own old one (and the scratch): in place
         theta[b, k, i] = theta[b, k, i] + work[2, i] * error
         for j in range(i, order):  # the upper triangle, mirrored: P stays exactly symmetric (module doc)
@@ -110,3 +127,28 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
             p[b, k, i, j] = value
             p[b, k, j, i] = value
         p[b, k, i, i] += loading
+
+
+@compiled
+def semidefinite(work, order: int) -> bool:
+    """Whether the symmetric matrix A whose lower triangle is in ``work[3 + i, j]`` (i >= j < ``order``)
+    is positive semi-definite to ``SEMIDEFINITE`` of its largest diagonal entry, its smallest
+    eigenvalue at least -that: whether A + that I has a Cholesky factorisation (an LDL' in place, L
+    below the diagonal, every pivot of D on it above 0)."""
+    top = 0.0
+    for j in range(order):
+        top = max(top, work[3 + j, j])
+    shift = SEMIDEFINITE * top
+    for j in range(order):
+        pivot = work[3 + j, j] + shift
+        for m in range(j):
+            pivot -= work[3 + j, m] * work[3 + j, m] * work[3 + m, m]
+        if not pivot > 0.0:  # (NaN too)
+            return False
+        work[3 + j, j] = pivot
+        for i in range(j + 1, order):
+            v = work[3 + i, j]
+            for m in range(j):
+                v -= work[3 + i, m] * work[3 + j, m] * work[3 + m, m]
+            work[3 + i, j] = v / pivot
+    return True

@@ -225,7 +225,7 @@ def test_reexpressing_and_back_returns_the_fit_and_a_move_too_large_restarts_it(
     theta = rng.normal(size=(1, 1, K))
     a = rng.normal(size=(K, K))
     p = (a @ a.T)[None, None]  # positive definite
-    work = np.empty(K)
+    work = np.empty((3 + K, K))
     there_and_back = theta.copy(), p.copy()
     ar_levels.reexpress(*there_and_back, 0, 0, 10.0, 2.0, 13.5, 0.7, work)
     # a forecast is the same in either units: y = ref + unit * (theta . (1, (lags - ref) / unit))

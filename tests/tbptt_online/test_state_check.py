@@ -305,6 +305,16 @@ def test_a_series_at_the_values_bound_writes_a_state_within_the_fields_bounds(st
     Forecaster.from_state_dict(state)
 
 
+def test_a_seasonal_difference_rounded_one_ulp_past_its_bound_still_loads() -> None:
+    # fix (a hostile test, session 54): values at +-1e36 with missing ones and a season of 7 left x_sdiff at
+    # 2.0000000000000004e36, one ulp past twice the values' bound, and the model's own export was refused
+    f = Forecaster(ForecasterConfig(seed=0, season_length=7))
+    for value in [None, None, None, -1e36, -1e36, None, -1e36, 1e36, None, 9.99e35, -1e36, 1e36, 1e36]:
+        f.observe("s", value)
+        check_state(f.state_dict())
+    assert float(f.store.tensors["x_sdiff"].abs().max()) > 2e36  # (past the bound by its rounding)
+
+
 @pytest.mark.parametrize(
     ("key", "index", "value", "message"),
     [

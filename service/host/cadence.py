@@ -8,7 +8,7 @@ but one, inserts the missing steps before it (values ``None``: the model serves 
 in their place and learns nothing from them), on the grid between the two timestamps.
 
 The rule, per series, on the difference ``d`` between two consecutive timestamps and the
-cadence ``(step, run)`` learned so far:
+cadence ``(step, run, off_grid)`` learned so far:
 
 - ``d`` within 25 % of ``step`` is one step: ``run`` grows by one and ``step`` moves to the
   running mean of such differences (weight ``1 / min(run, 20)``: jitter averages out);
@@ -18,11 +18,19 @@ cadence ``(step, run)`` learned so far:
   ``d / n`` apart, within ``step / (2 n)`` of the step: they and the value count as one step
   each, so the running mean moves towards the gap's own spacing, by at most 2.5 % of the
   step per gap once 20 steps are known, 5 % at 8);
+- a known cadence is not unlearned by one difference off its grid (under 1.5 steps, not
+  within 25 % of one: a reading jittered by more than an eighth of a step either way, or an
+  extra one): it counts as one step, teaches the step nothing, and ``off_grid`` counts it;
+  ``OFF_GRID_RUN`` (8) of them in a row (a sensor whose cadence changed) learn the cadence
+  afresh from the last. Until session 54 each one did: hourly readings jittered by +-10
+  minutes (their differences 0.67 to 1.33 steps) lost their cadence every few days, and 8 to
+  29 of 42-48 dropped hours were not filled (a new user's);
+- while the cadence is learned, a whole number of steps (2 to ``MULTIPLE_MAX``, within a
+  quarter step) neither confirms nor restarts it: a shop closed on Sundays, whose closed
+  days are absent from its feed, had six one-day differences and a two-day one every week,
+  and never learned its daily cadence (a new user's, session 54); once known, those are gaps;
 - any other ``d`` (shorter than 0.75 steps, between 1.25 and 1.5, or a long one before the
   cadence is known) starts learning afresh from it: ``step = d``, ``run = 1``.
-
-An irregular stream (events, not samples) rarely gives 8 differences in a row within 25 % of
-their mean, and leaves the cadence at once when it does: its values are never padded.
 
 A gap of more missing steps than the service's ``max_gap_steps`` (or than a batch has left
 of its allowance) is shortened by whole cycles of the series' seasons: ``n - 1`` modulo the
@@ -35,8 +43,8 @@ then sit on the grid just before the value, so the cadence is kept across the ga
 ...     c = c.after(d)
 >>> c.known, c.step, c.missing(300.0), c.missing(90.0), c.missing(60.5)
 (True, 60.0, 4, 1, 0)
->>> c.after(300.0) == c, c.after(80.0)  # a gap keeps the cadence; 1.33 steps starts afresh
-(True, Cadence(step=80.0, run=1))
+>>> c.after(300.0) == c, c.after(80.0)  # a gap keeps the cadence; 1.33 steps is one off its grid
+(True, Cadence(step=60.0, run=9, off_grid=1))
 >>> fill_times(0.0, 300.0, missing=4, inserted=4), fill_times(0.0, 300.0, missing=4, inserted=2)
 ([60.0, 120.0, 180.0, 240.0], [180.0, 240.0])
 >>> shortened(missing=1000, allowance=100, seasons=[24])  # 1000 = 41 * 24 + 16
@@ -56,15 +64,19 @@ MEAN_WINDOW = 20  # the step is the running mean of the last ~20 one-step differ
 ONE_STEP = 0.25  # a difference within 25 % of the step is one step
 GAP = 1.5  # a difference of 1.5 steps or more is a gap, once the cadence is known
 GAP_BATCH_FACTOR = 10  # a micro-batch of requests inserts at most 10 x max_gap_steps missing steps
+OFF_GRID_RUN = KNOWN_AFTER  # a known cadence is learned afresh after this many differences in a row off its grid
+MULTIPLE_MAX = 7  # while learning, a difference of 2 to 7 whole steps (closed days) neither confirms nor restarts
 
 
 class Cadence(NamedTuple):
-    """A series' step in seconds (None: no two timestamps yet) and how many one-step
-    differences in a row confirmed it (a named tuple: admission and apply make one per
-    timestamped value, and a frozen dataclass costs twice as much to make)."""
+    """A series' step in seconds (None: no two timestamps yet), how many one-step differences in
+    a row confirmed it, and how many differences in a row since fell off its grid (a named tuple:
+    admission and apply make one per timestamped value, and a frozen dataclass costs twice as
+    much to make)."""
 
     step: float | None = None
     run: int = 0
+    off_grid: int = 0
 
     @property
     def known(self) -> bool:
@@ -83,13 +95,21 @@ class Cadence(NamedTuple):
         """The cadence once a timestamp ``d`` seconds after the last one is seen."""
         if not 0.0 < d < math.inf:  # no step to learn: two finite timestamps whose difference overflowed, or
             return UNKNOWN  # two moments that rounding made equal (a checkpoint holds only positive finite steps)
-        if self.step is None:
+        step = self.step
+        if step is None:
             return Cadence(d, 1)
-        if abs(d - self.step) <= ONE_STEP * self.step:
+        if abs(d - step) <= ONE_STEP * step:
             run = self.run + 1
-            return Cadence(self.step + (d - self.step) / min(run, MEAN_WINDOW), run)
-        if self.known and d >= GAP * self.step:
-            return self  # a gap: the steps around it are the cadence's
+            return Cadence(step + (d - step) / min(run, MEAN_WINDOW), run)
+        if self.known:
+            if d >= GAP * step:
+                return self  # a gap: the steps around it are the cadence's
+            if self.off_grid + 1 < OFF_GRID_RUN:  # one step off the grid (jitter, an extra reading): kept
+                return Cadence(step, self.run + 1, self.off_grid + 1)
+            return Cadence(d, 1)  # off the grid too long: the cadence changed
+        whole = math.floor(d / step + 0.5)
+        if 2 <= whole <= MULTIPLE_MAX and abs(d - whole * step) <= ONE_STEP * step:
+            return self  # whole steps while learning (a closed day): neither confirms nor restarts
         return Cadence(d, 1)
 
 

@@ -39,7 +39,7 @@ from tbptt_online.state_check import MAX_COUNT, check_state
 from tbptt_service.errors import Conflict
 from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
-from tbptt_service.host.cadence import UNKNOWN, Cadence
+from tbptt_service.host.cadence import OFF_GRID_RUN, UNKNOWN, Cadence
 from tbptt_service.host.memory_budget import SeriesLimit
 from tbptt_service.host.recent_results import SavedRings
 from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
@@ -111,13 +111,17 @@ def _cadences_plain(marks: Mapping[str, SeriesMark]) -> dict[str, list]:
     cadences = [mark.cadence for mark in marks.values()]
     if all(c == UNKNOWN for c in cadences):
         return {}
-    return {"cadence_steps": [c.step for c in cadences], "cadence_runs": [c.run for c in cadences]}
+    plain = {"cadence_steps": [c.step for c in cadences], "cadence_runs": [c.run for c in cadences]}
+    if any(c.off_grid for c in cadences):  # (since session 54; a checkpoint without them reads 0)
+        plain["cadence_off_grid"] = [c.off_grid for c in cadences]
+    return plain
 
 
 def _cadences_from_plain(plain: Mapping[str, Any], n: int) -> list[Cadence]:
     """Back from :func:`_cadences_plain`: ``n`` cadences (``ValueError`` naming the field when malformed)."""
     steps, runs = plain.get("cadence_steps", [None] * n), plain.get("cadence_runs", [0] * n)
-    for field, column in (("cadence_steps", steps), ("cadence_runs", runs)):
+    off_grid = plain.get("cadence_off_grid", [0] * n)
+    for field, column in (("cadence_steps", steps), ("cadence_runs", runs), ("cadence_off_grid", off_grid)):
         if not isinstance(column, list) or len(column) != n:
             raise ValueError(f"marks.{field} is invalid: must be a list of {n} items")
     for i, (step, run) in enumerate(zip(steps, runs, strict=True)):
@@ -131,7 +135,17 @@ def _cadences_from_plain(plain: Mapping[str, Any], n: int) -> list[Cadence]:
                 f"marks.cadence_runs[{i}]={run!r} is invalid: must be an integer in [1, {MAX_COUNT}] beside a "
                 "step, 0 beside null"
             )
-    return [Cadence(None if step is None else float(step), run) for step, run in zip(steps, runs, strict=True)]
+    for i, (step, count) in enumerate(zip(steps, off_grid, strict=True)):
+        whole = not isinstance(count, bool) and isinstance(count, int) and 0 <= count < OFF_GRID_RUN
+        if not whole or (step is None and count):
+            raise ValueError(
+                f"marks.cadence_off_grid[{i}]={count!r} is invalid: must be an integer in [0, {OFF_GRID_RUN - 1}] "
+                "beside a step, 0 beside null"
+            )
+    return [
+        Cadence(None if step is None else float(step), run, count)
+        for step, run, count in zip(steps, runs, off_grid, strict=True)
+    ]
 
 
 def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from tbptt_service.host.cadence import KNOWN_AFTER, UNKNOWN, Cadence, fill_times, shortened
@@ -33,9 +34,43 @@ def test_jitter_averages_into_the_step() -> None:
 def test_a_gap_keeps_the_cadence_and_anything_else_relearns_it() -> None:
     known = learned([10.0] * 8)
     assert known.after(1000.0) == known  # a gap: the steps around it are the cadence's
-    assert known.after(13.0) == Cadence(13.0, 1)  # 1.3 steps: neither one step nor a gap
-    assert known.after(5.0) == Cadence(5.0, 1)  # faster: learned afresh
     assert learned([10.0] * 5 + [1000.0]) == Cadence(1000.0, 1)  # a long one before it is known
+    assert learned([10.0] * 5 + [5.0]) == Cadence(5.0, 1)  # faster, before it is known: learned afresh
+
+
+def test_a_known_cadence_keeps_its_step_through_differences_off_its_grid() -> None:
+    # fix (a new user's, session 54): 1.3 steps, or an extra reading, relearned the cadence at once, so hourly
+    # readings jittered by +-10 minutes lost it every few days and their dropped hours went unfilled
+    known = learned([10.0] * 8)
+    assert known.after(13.0) == Cadence(10.0, 9, 1) and known.after(5.0) == Cadence(10.0, 9, 1)  # a step, off grid
+    assert learned([10.0] * 8 + [13.0, 5.0, 13.0, 10.0, 13.0]) == Cadence(10.0, 13, 1)  # one on the grid: back to 0
+    assert learned([10.0] * 8 + [13.0, 5.0] * 3 + [13.0]).known  # seven off the grid in a row: still known
+    assert learned([10.0] * 8 + [13.0, 5.0] * 4) == Cadence(5.0, 1)  # eight (OFF_GRID_RUN): the cadence changed
+
+
+def test_jittered_hourly_readings_have_every_dropped_hour_filled() -> None:
+    rng = random.Random(3)
+    times = [3600.0 * k + rng.uniform(-600.0, 600.0) for k in range(24 * 60)]  # +-10 minutes, 60 days
+    dropped = set(rng.sample(range(10, len(times) - 1), 40))
+    kept = [t for k, t in enumerate(times) if k not in dropped and k - 1 not in dropped]  # (no two in a row)
+    cadence, filled = UNKNOWN, 0
+    for last, now in itertools.pairwise(kept):
+        filled += cadence.missing(now - last)
+        cadence = cadence.after(now - last)
+    assert cadence.known and abs(cadence.step - 3600.0) < 180.0  # (the mean of the last ~20 jittered differences)
+    assert filled == len(times) - len(kept)  # (before the fix: 61 of 78)
+
+
+def test_a_shop_closed_on_sundays_learns_its_daily_cadence() -> None:
+    # fix (a new user's, session 54): a two-day difference each week restarted the learning, and six one-day
+    # ones in a row never made eight: no cadence, no Sunday filled, the weekly season off by a day each week
+    day = 86_400.0
+    week = [day] * 6 + [2 * day]
+    cadence = learned(week * 2)
+    assert cadence.known and cadence.step == day
+    assert cadence.missing(2 * day) == 1  # the next Sunday is filled
+    assert learned([day, 2 * day, 3 * day, day, 2 * day] * 4).known  # a daily grid with days absent: its days count
+    assert not learned([2 * day, 3 * day, 4 * day] * 4).known  # whole steps alone neither confirm nor restart
 
 
 def test_the_filled_steps_sit_on_the_grid_just_before_the_value() -> None:

@@ -69,6 +69,22 @@ def test_the_series_cadences_survive_a_checkpoint():
     assert back.marks == state.marks and back.marks["a"].cadence.known and back.marks["b"].cadence == UNKNOWN
 
 
+def test_a_cadences_count_of_differences_off_its_grid_survives_a_checkpoint():
+    state = state_with_a_spike()
+    marks = dict(state.marks)
+    marks["a"] = dataclasses.replace(marks["a"], cadence=Cadence(60.0, 9, 3))
+    state = dataclasses.replace(state, marks=marks)
+    plain = to_plain(state)
+    assert plain["marks"]["cadence_off_grid"] == [3, 0]
+    assert from_plain(plain).marks == state.marks
+    del plain["marks"]["cadence_off_grid"]  # a checkpoint from before session 54: none off the grid
+    assert from_plain(plain).marks["a"].cadence == Cadence(60.0, 9, 0)
+    for bad in ([3], [8, 0], [-1, 0], [True, 0], [0, 2]):  # one of two, past OFF_GRID_RUN, beside no step
+        plain["marks"]["cadence_off_grid"] = bad
+        with pytest.raises(ValueError, match=r"marks\.cadence_off_grid.* is invalid"):
+            from_plain(plain)
+
+
 def test_a_checkpoint_from_before_the_cadences_learns_them_again():
     plain = to_plain(state_with_a_spike())
     assert "cadence_steps" not in plain["marks"]  # none known: no columns

@@ -17,7 +17,10 @@ of the flat 50 then jumped to 35 and 72, a season after the step). The changes a
 trend (a trend is their mean); white noise or a random walk gives changes whose lag-m
 difference has twice their variance, so the test is one-sided against them. The lowest
 lag wins (a multiple of it is taken when it fits clearly better, as for a season
-the autocorrelation found). What it finds is provisional: the next detection decides again.
+the autocorrelation found). Where the changes show none, the *values* are tested (``smooth_seasons``)
+at lags of 3 cycles or more, and at the periods of clocks and calendars (``CLOCK_LAGS``) from 2
+cycles, against a stricter bar (``CLOCK_GAIN``). What it finds is provisional: the next detection
+decides again.
 """
 
 from __future__ import annotations
@@ -28,13 +31,22 @@ import numpy as np
 import torch
 
 from tbptt_online.compiled import compiled, inlined, over_rows
-from tbptt_online.season import z_one_sided
+from tbptt_online.season import _robust_centred, z_one_sided
 
 MIN_LAG = 4  # shorter lags: a smooth series' changes repeat at lag 2 or 3 without any season
 GAIN = 0.7  # the seasonal naive of the changes must cut their mean's error by 30 %...
 FALSE_RATE = 0.01  # ...and be significant at 1 % over the lags tested
 MIN_PAIRS = 8  # fewer changes forecast at a lag than this: not tested
 MIN_CYCLES_SMOOTH = 3  # the values' test asks for 3 cycles: at 2, a smooth wander (integrated AR(1)) may repeat
+# ...but the periods of clocks and calendars are tested from 2 cycles, against a stricter bar: months in a
+# year, hours, half-hours, quarter-hours and 5 minutes in a day, weeks in a year, hours and half-hours in a week.
+# Most seasonal streams have one of them; a daily cycle in hourly data was served from value 66-72, now 48
+# (server_metrics' hosts: their 12-step MAE 2-4 % lower), three years of weekly sales had no season before
+# value 192 (a new user's, session 54: now 120 in 8 of 10). Seasonless rows given a season at any young
+# detection to 576 values (4,000 each): integrated AR(1) at 0.8, 1.6 -> 3.1 %; at 0.95, 3.8 -> 5.6 %; random
+# walks 0.13 -> 0.37 %; white noise 0.32 % as before
+CLOCK_LAGS = (12, 24, 48, 52, 96, 168, 288, 336)
+CLOCK_GAIN = 0.5  # at 2 to 3 cycles the seasonal naive of the values must cut the line's error by half
 VALUE_GAIN = 0.6  # the seasonal naive of the values must cut a straight line's error by 40 %
 EXACT = 1e-14  # a mean error below this share of a row's largest |value| is rounding (a few ulps of it, 1e-15:
 # the sums' and the drift's): an exact fit
@@ -58,7 +70,7 @@ def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
         return out
     changes = values.diff(dim=1)  # [R, L]
     moved = changes != 0  # [R, L] (a piecewise-constant series: most changes exactly 0)
-    changes = changes - changes.mean(dim=1, keepdim=True)  # a trend is the changes' mean
+    changes = _robust_centred(changes)[0]  # a trend is the changes' mean: winsorised, a level shift's is not one
     length = changes.shape[1]
     lags = [m for m in range(lo, hi + 1) if length - m >= MIN_PAIRS]
     if not lags:
@@ -72,14 +84,16 @@ def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
     over_rows(r, lambda rows: _changes_test(*(a[rows] for a in arrays), lags_array, z, found[rows]))
     smooth = (out == 0).nonzero().squeeze(1)  # a smooth season hides in the changes: look at the values
     if len(smooth):
-        out[smooth] = smooth_seasons(values[smooth], [m for m in lags if m * MIN_CYCLES_SMOOTH <= n])
+        three = [m for m in lags if m * MIN_CYCLES_SMOOTH <= n]
+        two = [m for m in lags if m in CLOCK_LAGS and m * MIN_CYCLES_SMOOTH > n]  # (lags <= n / 2: 2 cycles)
+        out[smooth] = smooth_seasons(values[smooth], three + two, [VALUE_GAIN] * len(three) + [CLOCK_GAIN] * len(two))
     return out
 
 
-def smooth_seasons(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
+def smooth_seasons(values: torch.Tensor, lags: list[int], gains: list[float] | None = None) -> torch.Tensor:
     """[R] int64: per row of ``values`` [R, n], the lag of ``lags`` (0: none) whose seasonal
     naive forecast of the *values* with the drift, y_t ~ y_{t-m} + mean(y_t - y_{t-m}), beats
-    the values' straight line (least squares over the row) by ``VALUE_GAIN`` and
+    the values' straight line (least squares over the row) by its ``gains`` (default ``VALUE_GAIN``) and
     significantly (``FALSE_RATE`` over the lags, Bonferroni); of several, the best fit.
 
     Why the values: differencing shrinks a season of length m by 2 sin(pi / m) against the
@@ -106,7 +120,9 @@ def smooth_seasons(values: torch.Tensor, lags: list[int]) -> torch.Tensor:
     z = z_one_sided(FALSE_RATE, len(lags))
     arrays = (values.contiguous().numpy(), line.numpy(), values.abs().amax(dim=1).numpy())
     lags_array, found = np.array(lags), out.numpy()
-    over_rows(r, lambda rows: _values_test(*(a[rows] for a in arrays), lags_array, z, found[rows]))
+    gains_array = np.array(gains if gains is not None else [VALUE_GAIN] * len(lags), dtype=np.float64)
+    z_one = z_one_sided(FALSE_RATE)  # (a second test of a lag that passed: not shared among the lags)
+    over_rows(r, lambda rows: _values_test(*(a[rows] for a in arrays), lags_array, gains_array, z, z_one, found[rows]))
     return out
 
 
@@ -143,6 +159,37 @@ def _lag_sum(x, b: int, m: int, lo: int, hi: int, drift: float) -> float:
     4; four additions in flight, not one chain)."""
     s0 = s1 = s2 = s3 = 0.0
     t = lo
+    while t + 4 <= hi:
+        s0 += abs(x[b, t] - x[b, t - m] - drift)
+        s1 += abs(x[b, t + 1] - x[b, t + 1 - m] - drift)
+        s2 += abs(x[b, t + 2] - x[b, t + 2 - m] - drift)
+        s3 += abs(x[b, t + 3] - x[b, t + 3 - m] - drift)
+        t += 4
+    while t < hi:
+        s0 += abs(x[b, t] - x[b, t - m] - drift)
+        t += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@inlined
+def _lag_sum_below(x, b: int, m: int, lo: int, hi: int, drift: float, k: int, limit: float) -> float:
+    """``_lag_sum``, the same bits, or a partial sum of it once that sum / ``k`` reaches ``limit``
+    (looked at every 16 terms): a test that the full sum / k must stay below ``limit`` to pass fails
+    all the same, as the terms are not negative and adding them never lowers a float's sum. A noisy
+    row's seasonal naive errs past the test's bound halfway through its pairs: half the work of a
+    detection's young tests at 10,000 rows of noise."""
+    s0 = s1 = s2 = s3 = 0.0
+    t = lo
+    while t + 16 <= hi:
+        for _ in range(4):
+            s0 += abs(x[b, t] - x[b, t - m] - drift)
+            s1 += abs(x[b, t + 1] - x[b, t + 1 - m] - drift)
+            s2 += abs(x[b, t + 2] - x[b, t + 2 - m] - drift)
+            s3 += abs(x[b, t + 3] - x[b, t + 3 - m] - drift)
+            t += 4
+        partial = (s0 + s1) + (s2 + s3)
+        if partial / k >= limit:
+            return partial
     while t + 4 <= hi:
         s0 += abs(x[b, t] - x[b, t - m] - drift)
         s1 += abs(x[b, t + 1] - x[b, t + 1 - m] - drift)
@@ -207,7 +254,9 @@ def _changes_test(changes, moved, still, scale, lags, z, out) -> None:
                 if k < MIN_PAIRS:
                     continue
             else:
-                k, seasonal, mean = length - m, _lag_sum(changes, b, m, m, length, 0.0), tail[m]
+                k = length - m
+                mean = _floored(tail[m], k, scale[b])  # past GAIN of it the test fails: the sum stops there
+                seasonal = _lag_sum_below(changes, b, m, m, length, 0.0, k, GAIN * (mean / k))
             seasonal, mean = _floored(seasonal, k, scale[b]), _floored(mean, k, scale[b])
             if not _ratio_holds(seasonal, mean, k, GAIN, still[b]):
                 continue
@@ -221,7 +270,7 @@ def _changes_test(changes, moved, still, scale, lags, z, out) -> None:
 
 
 @compiled
-def _values_test(values, line, scale, lags, z, out) -> None:
+def _values_test(values, line, scale, lags, gains, z, z_one, out) -> None:
     """``smooth_seasons`` on the rows of ``values`` [R, n] with ``line`` [R, n] their distance
     from their straight line: ``out[b]`` the best-fitting lag that passes (0: none)."""
     n_rows, n = values.shape
@@ -229,18 +278,17 @@ def _values_test(values, line, scale, lags, z, out) -> None:
     for b in range(n_rows):
         _tail_sums(line, b, tail)
         best = math.inf
-        for m in lags:
+        for i in range(len(lags)):
+            m, gain_bar = lags[i], gains[i]
             k = n - m
             if k < 2:  # (a lag the caller should not have asked: no two pairs)
                 continue
             drift = _lag_drift(values, b, m)
-            raw = _lag_sum(values, b, m, m, n, drift)
-            error, straight = (
-                _floored(raw, k, scale[b]),
-                _floored(tail[m], k, scale[b]),
-            )  # the seasonal naive's, the line's
+            straight = _floored(tail[m], k, scale[b])  # the line's: past VALUE_GAIN of it, or the best, the lag fails
+            raw = _lag_sum_below(values, b, m, m, n, drift, k, min(gain_bar * (straight / k), best))
+            error = _floored(raw, k, scale[b])  # the seasonal naive's
             mean = max(raw / k, EXACT * scale[b])  # (the same for every exact fit: the shortest lag stays)
-            if not (_ratio_holds(error, straight, k, VALUE_GAIN, False) and mean < best):
+            if not (_ratio_holds(error, straight, k, gain_bar, False) and mean < best):
                 continue
             gain, square = (straight - error) / k, 0.0
             for t in range(m, n):
@@ -250,11 +298,41 @@ def _values_test(values, line, scale, lags, z, out) -> None:
             half = m // 2  # half a cycle back must fit worse: not a season of m / 2's harmonics
             half_drift = _lag_drift(values, b, half)
             other = _floored(_lag_sum(values, b, half, m, n, half_drift), k, scale[b])
-            if not _ratio_holds(error, other, k, VALUE_GAIN, False):
+            if not _ratio_holds(error, other, k, gain_bar, False):
                 continue
             gain, square = (other - error) / k, 0.0
             for t in range(m, n):
                 one = abs(values[b, t] - values[b, t - m] - drift)
                 square += (abs(values[b, t] - values[b, t - half] - half_drift) - one - gain) ** 2
-            if _significant(gain, square, k, z):
-                out[b], best = m, mean
+            if not _significant(gain, square, k, z):
+                continue
+            if 3 * m > n and not _beats_cycle_means(values, b, m, drift, error, gain_bar, z_one, scale[b]):
+                continue  # at 2 cycles: a level shift between them, not a season
+            out[b], best = m, mean
+
+
+@inlined
+def _beats_cycle_means(values, b: int, m: int, drift: float, error: float, gain_bar: float, z: float, scale: float):
+    """Whether the seasonal naive of row b of ``values`` [R, n] at lag m (2m <= n < 3m; its summed
+    error ``error``) beats, by ``gain_bar`` and significantly (``z``: one test), each value's forecast by the
+    mean of its cycle, the cycles counted back from the row's end, on the values t >= m. Two cycles' values can
+    repeat without a season: a level shifted once, between them, is repeated by the lag that spans
+    it, and by its drift (100 values of 5, then 92 of 50: a season of 96 at value 192), but not
+    within a cycle, where the cycles' means fit it as well."""
+    n = values.shape[1]
+    last, before = 0.0, 0.0
+    for t in range(n - m, n):
+        last += values[b, t]
+        before += values[b, t - m]
+    last, before = last / m, before / m
+    k, cycles = n - m, 0.0
+    for t in range(m, n):
+        cycles += abs(values[b, t] - (last if t >= n - m else before))
+    cycles = _floored(cycles, k, scale)
+    if not _ratio_holds(error, cycles, k, gain_bar, False):
+        return False
+    gain, square = (cycles - error) / k, 0.0
+    for t in range(m, n):
+        one = abs(values[b, t] - values[b, t - m] - drift)
+        square += (abs(values[b, t] - (last if t >= n - m else before)) - one - gain) ** 2
+    return _significant(gain, square, k, z)

@@ -315,7 +315,7 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, list):
         return "[" + ", ".join(_cell(v) for v in value) + "]"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.6g}" if isinstance(value, float) else str(value)  # (significant digits: 5e-06, not 0.0000)
 
 
 def run_forecast(args: argparse.Namespace) -> int:

@@ -236,7 +236,7 @@ def test_feed_and_forecast_commands_print_the_error_table_and_the_forecast(
     header, *rows = printed.splitlines()[2:]
     assert header.split()[:5] == ["series", "count", "MAE", "naive", "MAE"]
     assert [row.split()[:2] for row in rows[:3]] == [[name, str(ROWS_PER_SERIES)] for name in SERIES]
-    assert rows[3].startswith("all (weighted)")
+    assert rows[3].startswith("all (geometric mean)")
 
     args = parse(["forecast", model, "db-1", "--horizon", "5", "--level", "0.8", *common])
     assert args.handler(args) == 0
@@ -305,7 +305,9 @@ def test_the_report_lists_each_series_errors_coverage_and_outliers() -> None:
     ]  # fmt: skip
     assert lines[1].split() == ["web-1", "504", "2", "2.5", "0.8", "2.5", "3", "89.0%", "(target", "90%)", "3"]
     assert lines[2].split() == ["db-1", "504", "1", "2", "0.5", "1.5", "2", "-", "-"]
-    assert lines[3].split() == ["all", "(weighted)", "1008", "1.5", "2.25", "0.6667"]
+    # the ratios' geometric mean, sqrt(0.8 * 0.5) (it was the count-weighted MAEs' ratio, 1.5 / 2.25: in the units
+    # of the largest series, a new user's 1e6 beside 1e-3, session 54)
+    assert lines[3].split() == ["all", "(geometric", "mean)", "1008", "-", "-", "0.6325"]
 
 
 @pytest.mark.parametrize(

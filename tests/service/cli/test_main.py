@@ -203,3 +203,14 @@ def test_serve_help_lists_every_setting_with_its_default(capsys) -> None:
     for name in Settings.model_fields:
         assert f"TBPTT_{name.upper()} (default " in shown, name
     assert "TBPTT_MAX_HORIZON (default 1000)" in shown and "TBPTT_API_KEY (default unset)" in shown
+
+
+def test_the_forecast_table_shows_significant_digits_whatever_the_units() -> None:
+    # fix (a new user's, session 54): cells were printed with 4 decimals, so a series about 5e-6 read 0.0000
+    # for every mean and bound, and one about 1e-4 kept a single digit
+    from tbptt_service.cli.cli_tools import _cell
+
+    assert [_cell(v) for v in (5.03e-06, 0.00045123, 12.3456789, 1234567.0, -0.5)] == [
+        "5.03e-06", "0.00045123", "12.3457", "1.23457e+06", "-0.5",
+    ]  # fmt: skip
+    assert _cell([1.0e-7, None]) == "[1e-07, -]"

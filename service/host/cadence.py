@@ -28,7 +28,9 @@ cadence ``(step, run, off_grid)`` learned so far:
 - while the cadence is learned, a whole number of steps (2 to ``MULTIPLE_MAX``, within a
   quarter step) neither confirms nor restarts it: a shop closed on Sundays, whose closed
   days are absent from its feed, had six one-day differences and a two-day one every week,
-  and never learned its daily cadence (a new user's, session 54); once known, those are gaps;
+  and never learned its daily cadence (a new user's, session 54); once known, those are gaps.
+  ``off_grid`` counts them too: ``OFF_GRID_RUN`` in a row (a stream whose step doubled while
+  it was learned) learn the cadence afresh;
 - any other ``d`` (shorter than 0.75 steps, between 1.25 and 1.5, or a long one before the
   cadence is known) starts learning afresh from it: ``step = d``, ``run = 1``.
 
@@ -108,9 +110,9 @@ class Cadence(NamedTuple):
                 return Cadence(step, self.run + 1, self.off_grid + 1)
             return Cadence(d, 1)  # off the grid too long: the cadence changed
         whole = math.floor(d / step + 0.5)
-        if 2 <= whole <= MULTIPLE_MAX and abs(d - whole * step) <= ONE_STEP * step:
-            return self  # whole steps while learning (a closed day): neither confirms nor restarts
-        return Cadence(d, 1)
+        if 2 <= whole <= MULTIPLE_MAX and abs(d - whole * step) <= ONE_STEP * step and self.off_grid + 1 < OFF_GRID_RUN:
+            return Cadence(step, self.run, self.off_grid + 1)  # whole steps while learning (a closed day): kept
+        return Cadence(d, 1)  # (and 8 whole steps in a row: the stream's step is that)
 
 
 UNKNOWN = Cadence()

@@ -71,6 +71,10 @@ def test_a_shop_closed_on_sundays_learns_its_daily_cadence() -> None:
     assert cadence.missing(2 * day) == 1  # the next Sunday is filled
     assert learned([day, 2 * day, 3 * day, day, 2 * day] * 4).known  # a daily grid with days absent: its days count
     assert not learned([2 * day, 3 * day, 4 * day] * 4).known  # whole steps alone neither confirm nor restart
+    assert learned([day] * 3 + [day, 2 * day]) == Cadence(day, 4, 1)  # (counted off the grid, until a step)
+    # a stream whose step doubled while it was learned: 8 of them in a row learn it afresh, then it is learned
+    assert learned([day] * 3 + [2 * day] * 8) == Cadence(2 * day, 1)
+    assert learned([day] * 3 + [2 * day] * 15).known
 
 
 def test_the_filled_steps_sit_on_the_grid_just_before_the_value() -> None:

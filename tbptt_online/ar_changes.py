@@ -89,7 +89,7 @@ def advance(
     to the ring ``ring`` [C, R, d] at row ``slot``), where it was ``observed`` and the
     ORDER + 1 changes it needs are in the ring; ``scale`` > 0 the local scale. ``theta``
     [B, d, K] and ``p`` [B, d, K, K] are updated in place at [b, k] (unchanged where the
-    step is not usable or its result not finite); ``work`` [3, >= K] scratch (``rls_step``)."""
+    step is not usable or its result not finite); ``work`` [3 + K, >= K] scratch (``rls_step``)."""
     r = ring.shape[1]
     if not (observed and _formed(t, t, r)):
         return

@@ -249,7 +249,7 @@ def advance(
     ``short_ref``, ``short_unit``) makes its step on the mean and the local scale ``scale`` > 0.
     Where the value changes the order of magnitude (``_changed``: a level shift, ``shifted`` by
     ``outliers.clean``, or three values in a row) the mean starts again at it, each fit's
-    re-expressed constant is 0 and ``start`` is this step (the module doc). ``work`` [3, >= K]
+    re-expressed constant is 0 and ``start`` is this step (the module doc). ``work`` [3 + K, >= K]
     scratch (``rls_step``)."""
     if not observed:
         return

@@ -247,7 +247,7 @@ def _advance_ar(
     """One recursive-least-squares step on z_t normalised by ``scale`` (``m`` the first
     season, 0 = none: then the lags m, m + 1 are unused); theta [B, d, K], p [B, d, K, K]
     updated in place at [b, k] where the step is usable and its result finite; ``work``
-    [3, >= K] scratch (``rls_step``: the inputs phi in its row 0)."""
+    [3 + K, >= K] scratch (``rls_step``: the inputs phi in its row 0)."""
     r, order = ring.shape[1], AR_ORDER
     if not (observed and _z_formed(t, m, t, r)):
         return
@@ -368,7 +368,7 @@ def advance(
     u = np.empty(4)
     parts = np.zeros((2, 4))  # the seasons' components at this step, per variant
     held = np.zeros((4, 2), dtype=np.int64)  # the season lengths each variant's tables hold (``smoothing_seasons``)
-    widest = max(AR_ORDER, ar_changes.K)
+    widest = max(AR_ORDER, ar_changes.K, ar_levels.K)  # (every fit's K: ``rls_step`` writes rows 3 .. 3 + K)
     work = np.empty((3 + widest, widest))  # the RLS steps' scratch (``rls_step``)
     for b in range(n_rows):
         s, t = slot[b], step[b]

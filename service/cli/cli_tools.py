@@ -315,7 +315,10 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, list):
         return "[" + ", ".join(_cell(v) for v in value) + "]"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)  # (significant digits: 5e-06, not 0.0000)
+    if not isinstance(value, float):
+        return str(value)
+    # 4 decimals from 1e-3 up (987654321.5 whole), 4 significant digits below it (5.03e-06, not 0.0000)
+    return f"{value:.4f}" if value == 0 or not abs(value) < 1e-3 else f"{value:.4g}"
 
 
 def run_forecast(args: argparse.Namespace) -> int:

@@ -210,12 +210,14 @@ def format_report(report: FeedReport, model: str) -> str:
     scored = [s for s in report.stats if s.mae is not None and s.naive_mae and s.count > 0]
     if len(scored) > 1:
         # the series' ratios' geometric mean, in no one's units: a count-weighted MAE pooled series of 1e-3
-        # and 1e6 into the largest one's ratio (a new user's, session 54); a ratio of 0 (a series forecast
-        # exactly) leaves it 0
+        # and 1e6 into the largest one's ratio (a new user's, session 54); a series forecast exactly (a ratio
+        # of 0, no logarithm) is left out of it and named in the row's label (it made the mean 0, a review)
         total = sum(s.count for s in scored)
-        ratios = [s.mae / s.naive_mae for s in scored]  # type: ignore[operator]
-        mean = 0.0 if min(ratios) == 0 else math.exp(sum(map(math.log, ratios)) / len(ratios))
-        lines.append(("all (geometric mean)", str(total), "-", "-", _number(mean), "", "", "", ""))
+        ratios = [s.mae / s.naive_mae for s in scored if s.mae > 0]  # type: ignore[operator]
+        exact = len(scored) - len(ratios)
+        mean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else 0.0
+        label = "all (geometric mean)" if not exact else f"all (geometric mean; {exact} exact)"
+        lines.append((label, str(total), "-", "-", _number(mean), "", "", "", ""))
     return "\n".join([_summary(report, model), *format_table(lines)])
 
 

@@ -308,6 +308,10 @@ def test_the_report_lists_each_series_errors_coverage_and_outliers() -> None:
     # the ratios' geometric mean, sqrt(0.8 * 0.5) (it was the count-weighted MAEs' ratio, 1.5 / 2.25: in the units
     # of the largest series, a new user's 1e6 beside 1e-3, session 54)
     assert lines[3].split() == ["all", "(geometric", "mean)", "1008", "-", "-", "0.6325"]
+    # a series forecast exactly (MAE 0) is left out of the mean and named (it made the mean 0, a review)
+    exact = SeriesStats("flat", mae=0.0, rmse=0.0, naive_mae=1.0, naive_rmse=1.0, coverage=None, **common)
+    last = format_report(FeedReport(series=["web-1", "db-1", "flat"], stats=[*stats, exact]), "m").splitlines()[-1]
+    assert last.split() == ["all", "(geometric", "mean;", "1", "exact)", "1512", "-", "-", "0.6325"]
 
 
 @pytest.mark.parametrize(

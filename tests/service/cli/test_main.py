@@ -210,7 +210,6 @@ def test_the_forecast_table_shows_significant_digits_whatever_the_units() -> Non
     # for every mean and bound, and one about 1e-4 kept a single digit
     from tbptt_service.cli.cli_tools import _cell
 
-    assert [_cell(v) for v in (5.03e-06, 0.00045123, 12.3456789, 1234567.0, -0.5)] == [
-        "5.03e-06", "0.00045123", "12.3457", "1.23457e+06", "-0.5",
-    ]  # fmt: skip
+    cells = [_cell(v) for v in (5.03e-06, 0.00045123, 12.3456789, 987654321.5, -0.5, 0.0, -2e-9)]
+    assert cells == ["5.03e-06", "0.0004512", "12.3457", "987654321.5000", "-0.5000", "0.0000", "-2e-09"]
     assert _cell([1.0e-7, None]) == "[1e-07, -]"

@@ -184,14 +184,11 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, scratch) -> None:
             _restart(theta, p, b, k)
             return
     if abs(delta) > CANCELLING_MOVE:
-        for i in range(K):  # the new P's lower triangle, as it is written below
-            for j in range(i + 1):
-                if i == 0:
-                    scratch[3, 0] = corner * scale
-                elif j == 0:
-                    scratch[3 + i, 0] = work[i] * scale
-                else:
-                    scratch[3 + i, j] = p[b, k, i, j] * scale
+        scratch[3, 0] = corner * scale  # the new P's lower triangle, as it is written below
+        for i in range(1, K):
+            scratch[3 + i, 0] = work[i] * scale
+            for j in range(1, i + 1):
+                scratch[3 + i, j] = p[b, k, i, j] * scale
         if not semidefinite(scratch, K):
             _restart(theta, p, b, k)
             return

@@ -156,24 +156,13 @@ def _floored(total: float, k: int, scale: float) -> float:
 @inlined
 def _lag_sum(x, b: int, m: int, lo: int, hi: int, drift: float) -> float:
     """sum over t in [lo, hi) of |x[b, t] - x[b, t - m] - drift|, in four partial sums (t mod
-    4; four additions in flight, not one chain)."""
-    s0 = s1 = s2 = s3 = 0.0
-    t = lo
-    while t + 4 <= hi:
-        s0 += abs(x[b, t] - x[b, t - m] - drift)
-        s1 += abs(x[b, t + 1] - x[b, t + 1 - m] - drift)
-        s2 += abs(x[b, t + 2] - x[b, t + 2 - m] - drift)
-        s3 += abs(x[b, t + 3] - x[b, t + 3 - m] - drift)
-        t += 4
-    while t < hi:
-        s0 += abs(x[b, t] - x[b, t - m] - drift)
-        t += 1
-    return (s0 + s1) + (s2 + s3)
+    4; four additions in flight, not one chain): ``_lag_sum_below`` with no bar."""
+    return _lag_sum_below(x, b, m, lo, hi, drift, 1, math.inf)
 
 
 @inlined
 def _lag_sum_below(x, b: int, m: int, lo: int, hi: int, drift: float, k: int, limit: float) -> float:
-    """``_lag_sum``, the same bits, or a partial sum of it once that sum / ``k`` reaches ``limit``
+    """The sum ``_lag_sum`` names, or a partial sum of it once that sum / ``k`` reaches ``limit``
     (looked at every 16 terms): a test that the full sum / k must stay below ``limit`` to pass fails
     all the same, as the terms are not negative and adding them never lowers a float's sum. A noisy
     row's seasonal naive errs past the test's bound halfway through its pairs: half the work of a

@@ -92,7 +92,9 @@ class Cadence(NamedTuple):
         if not self.known or d < GAP * self.step:  # type: ignore[operator]
             return 0
         steps = d / self.step  # type: ignore[operator]
-        return 0 if steps == math.inf else math.floor(steps + 0.5) - 1
+        if steps == math.inf:  # past a float's range (a tiny step, a huge gap): no phase to keep, nothing filled
+            return 0
+        return math.floor(steps + 0.5) - 1
 
     def after(self, d: float) -> Cadence:
         """The cadence once a timestamp ``d`` seconds after the last one is seen."""

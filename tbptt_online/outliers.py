@@ -30,6 +30,12 @@ shift are in ``M``), and waterflow, whose flow switches between two levels, is b
 by 0.99, cost waterflow 10 % (1.106 and 1.098). What the caller sent is still what the
 series' prequential statistics score and what results report.
 
+**What is flagged** (a result's ``outlier``, ``o_count``): a value taken at its bound, and one taken as it
+came for ``M`` alone that lay more than ``FLAG_REACH`` times ``max(k * sigma, q)`` from ``F``: ``M`` is the
+learning's, not the alert's. A new user's (session 55): after a six-hour incident at three times an hourly
+latency's level, its return (a second shift) put its error in ``M``, and no single spike of three times was
+flagged for two months; capping ``M``'s reach in the learning too cost waterflow 30 % one step.
+
 A level shift is not a spike. A *run* is values in a row beyond their bounds, on either side;
 it is a change of the series from its ``outlier_run``-th value (>= 2) when that value is on the
 same side as the one before (for 2: two in a row on one side, a level shift; the default is 3 since session
@@ -97,8 +103,8 @@ they came.
 
 State per series and feature: ``o_run`` (int64; +-n: the last n observed values were beyond their
 bounds, the last above (+) or below (-); once the run is a change, at least ``outlier_run + 1``; 0:
-the last was within), ``o_count`` (int64: the values taken at a bound so far, summed over features
-by ``series_stats``; a result's ``outlier`` says whether any feature of its value was), ``o_shifts``
+the last was within), ``o_count`` (int64: the values taken at a bound so far and those flagged past it, summed
+over features by ``series_stats``; a result's ``outlier`` says whether any feature of its value was), ``o_shifts``
 (int64: the level shifts so far) and ``o_largest`` (``M``), ``o_recent`` (int64 [RECENT]: the signed
 steps of the last values beyond their bounds, 0: none) and ``o_recent_value`` (float64 [RECENT]:
 those values as they came), ``o_shift_at`` (int64: the step of the value with which the rule last
@@ -143,6 +149,7 @@ RECENT = 24  # the values beyond their bounds a series remembers (``o_recent``):
 # weekly one (with 8 a daily outlier pushed the weekly value's entries out before its second week, a review)
 LARGEST_FACTOR = 2.0
 LARGEST_DECAY = 0.999
+FLAG_REACH = 3.0  # M widens the flag's bound to at most this many times the sigmas' (module doc)
 
 
 @compiled
@@ -169,7 +176,7 @@ def clean(
     shifted: np.ndarray,
 ) -> None:
     """The values as the model takes them, ``taken`` [B, d], and which were taken at their
-    bound, ``flagged`` [B, d] bool, from ``y`` [B, d] of the rows' steps ``step`` [B]
+    bound or flagged past it (module doc), ``flagged`` [B, d] bool, from ``y`` [B, d] of the rows' steps ``step`` [B]
     (observed where ``observed``; a missing one is passed through), the served ``mean`` and
     ``upper`` bound [B, d] (NaN: none), ``last`` the value observed before, as it came [B, d]
     (NaN: none), ``lengths`` [B, d, 2] the held seasons (0: none), ``z`` = z(level) of the served
@@ -193,10 +200,14 @@ def clean(
                 run[b, k] = 0
                 continue
             error = value - mean[b, k]
-            bound = max(sigmas * half / z, half, LARGEST_FACTOR * largest[b, k])  # never inside the interval
+            beyond = max(sigmas * half / z, half)  # the flag's bound: never inside the interval
+            bound = max(beyond, LARGEST_FACTOR * largest[b, k])  # the learning's: past errors this large too
             if abs(error) <= bound:
                 run[b, k] = 0
                 largest[b, k] = max(abs(error), LARGEST_DECAY * largest[b, k])
+                if abs(error) > FLAG_REACH * beyond:  # taken as it came (M), but flagged (module doc)
+                    flagged[b, k] = True
+                    count[b, k] += 1
                 continue
             if run[b, k] == 0 and abs(value - last[b, k]) <= bound < abs(mean[b, k] - last[b, k]):  # the served
                 continue  # mean far from the value before, this one as the naive had it: no outlier (module doc)

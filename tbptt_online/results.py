@@ -41,7 +41,7 @@ class StepResult:
     forecast_next: Prediction  # the new one-step forecast, made after any update
     updated: bool  # an update ran at this step (a non-finite one is skipped: see UpdateStats.skipped)
     update_count: int  # the model's updates so far, after this step
-    outlier: bool = False  # the hybrid learned from the value at its interval's bound (a spike: outliers.py)
+    outlier: bool = False  # far outside its interval: learned from at the bound, or flagged past it (outliers.py)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class SeriesStats:
     the season lengths in use (first feature; [] = none), whether the log (multiplicative)
     members are on, whether every value so far was >= 0 (nothing served below 0), each
     member's one-step MAE and weight (these four: the first feature's), and how many values
-    were outliers learned from at their bound (``outliers.py``; all features)."""
+    were flagged outliers (``outliers.py``; all features)."""
 
     series: str
     count: int
@@ -134,7 +134,7 @@ class TickLists(NamedTuple):
     next_lower: list[Row]
     next_upper: list[Row]
     update_count: int
-    outlier: list[bool]  # the hybrid learned from the value at its interval's bound (outliers.py)
+    outlier: list[bool]  # far outside its interval: learned from at the bound, or flagged past it (outliers.py)
 
 
 class TickColumns:

@@ -233,6 +233,29 @@ def test_the_bound_is_twice_the_largest_error_taken_when_that_is_wider():
     assert judge(19.0, largest=4.0) == (18.0, 1, 1, 4.0)
 
 
+def test_a_value_far_past_its_sigmas_is_flagged_though_past_errors_let_it_be_taken_as_it_came():
+    # M is the learning's (a flow's bursts taken as they came), not the alert's: past FLAG_REACH times the
+    # sigmas' bound (3 x 6 / z = 10.94 here) a value is flagged and counted, and still taken as it came
+    assert judge(22.0, largest=10.0) == (22.0, 0, 1, 12.0)
+    assert judge(20.0, largest=10.0) == (20.0, 0, 0, 10.0)  # within: taken as it came, as before
+
+
+def test_spikes_after_a_sustained_incident_are_still_flagged():
+    # A new user (session 55): hourly latency, a 6-hour incident at three times the level, then single
+    # spikes of three times: the incident's return (a second shift) put its error in M, twice M covered every
+    # later spike, and none of 22 over 60 days was flagged (the same spikes without the incident all were).
+    rng = np.random.default_rng(4)
+    level = [120 + 40 * max(0.0, math.sin(math.pi * (i % 24 - 6) / 16)) ** 1.5 + rng.normal(0, 6) for i in range(700)]
+    spikes = (400, 437, 481, 530, 566, 611, 659)  # irregular: none recurs a season or two later
+    f = Forecaster(ForecasterConfig(season_length=24))
+    flags = []
+    for i, value in enumerate(level):
+        factor = 3.0 if 300 <= i < 306 or i in spikes else 1.0
+        flags.append(f.observe("lat", value * factor).outlier)
+    assert [i for i in spikes if flags[i]] == list(spikes)
+    assert flags[300] and flags[301]  # the incident's start, taken at its bounds
+
+
 def test_a_run_on_one_side_is_a_level_shift_taken_as_it_came():
     # (a run that is a change is kept at outlier_run + 1 or more: the next value knows it)
     assert judge(60.0, run=1, shifts=1) == (60.0, 3, 0, 50.0)  # a second shift: its error joins M

@@ -504,3 +504,245 @@ def fill_half_widths(
                 # (at any level: a ratio learned per horizon applied after this rule broke it, 0.37
                 # of a shorter horizon's width at 50 % on a heavy-tailed walk, a review's test).
                 out[b, i, k] = math.nan if math.isnan(widest) else _isnan_max(width, SLACK * widest)
+
+
+# -- Per-phase widths (session 54) ---------------------------------------------------------------
+# The widths above are per horizon only: a seasonal series whose noise grows with its level (hourly
+# traffic, 10 at night and 100 at the peak, Poisson or multiplicative noise) was served as wide an interval
+# at night as at the peak, covered 0.99-1.00 at night and 0.69-0.79 at the peak (0.90 overall). A served
+# half-width is now the per-horizon one times a factor of its target's phase in the series' first season
+# (``phase_factor``; 1 where there is none), learned per series and feature (``c_phase`` [B, P, 3, d]: per
+# phase the discounted sum of the one-step absolute errors of the served forecast, its count and the sum of
+# their squares; ``c_phase_of`` [B, d]: the season they were gathered for). The errors that step the
+# per-horizon widths are divided by the factor of their target's phase (and so is the width they are judged
+# against: a miss is judged against the width served, factor included), so the multipliers keep the overall
+# coverage.
+PHASE_DISCOUNT = 0.95  # each phase's errors, one a cycle: about its last 20 cycles
+PHASE_BOUNDS = (0.2, 5.0)  # a factor stays within these
+PHASE_CLIP = 5.0  # an error folded in counts at most this many times the phases' mean error (a spike)
+PHASE_COLUMNS = 3  # c_phase's: the discounted sum of |e|, its count, the discounted sum of e^2
+PHASE_SMOOTHING = (0.25, 0.5, 0.25)  # a phase's mean error is smoothed with its two neighbours' (around the season)
+PHASE_SMOOTHED_SHARE = sum(w * w for w in PHASE_SMOOTHING)  # the share of one mean's chance variance a smoothed keeps
+# At each horizon h the factor is served as far as that horizon's errors follow it (``c_phase_fit`` [B, Hc,
+# FIT_COLUMNS, d], ``phase_share``): 1 + s_h (f - 1), s_h the slope, within [0, 1], of the errors at h over the
+# width served without the factor (e / w) on f - 1, over their mean: a discounted least-squares fit over about the
+# last 100 errors at h (``PHASE_FIT_DISCOUNT``), each error against the factor of its target's phase as it stood
+# before it (out of sample). Errors that grow with the factor as it does give s_h = 1; a pattern that does not
+# hold at h, 0. Served at every horizon as it stood, the one-step errors' pattern hurt where the longer horizons'
+# errors do not follow it, or where it is not where it was: an ECG's beat (its length wandering, found as 287 to
+# 306 for its 296) put its beats' large factors at the wrong phases, and a spiky series' long horizons (waterflow):
+# their interval scores over the hindsight width's went 1.127 -> 1.445 and 1.188 -> 1.904
+# (``benchmarks.interval_widths``). Gated instead by a gain in the interval score of the factor over none, the
+# gate's noise (a miss adds 20 widths) switched the factor on and off, and a factor switched on at once served a
+# short series' daytime phases (solar's) too wide until the widths' scale had learned the errors divided by it.
+PHASE_FIT_DISCOUNT = 0.99
+FIT_COLUMNS = 5  # c_phase_fit's: the discounted count, and sums of x = f - 1, y = e / w, x y and x^2
+PHASE_FIT_FROM = 10.0  # a horizon's share is 0 until its fit counts this many errors
+
+
+def blank_phase(n: int, max_season: int, horizons: int, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A new series' ``c_phase`` [n, max_season, PHASE_COLUMNS, d] (nothing gathered), ``c_phase_of`` [n, d] (no
+    season) and ``c_phase_fit`` [n, horizons, FIT_COLUMNS, d] (nothing fitted yet)."""
+    phase = torch.zeros(n, max(max_season, 1), PHASE_COLUMNS, d, dtype=torch.float64)
+    fit = torch.zeros(n, horizons, FIT_COLUMNS, d, dtype=torch.float64)
+    return phase, torch.zeros(n, d, dtype=torch.int64), fit
+
+
+@compiled
+def _smoothed(stats, b, k, m, p) -> float:
+    """Phase ``p``'s mean absolute error smoothed with its two neighbours' (``PHASE_SMOOTHING``, around the season)."""
+    left, right = (p - 1) % m, (p + 1) % m
+    smooth = PHASE_SMOOTHING[0] * stats[b, left, 0, k] / stats[b, left, 1, k]
+    smooth += PHASE_SMOOTHING[1] * stats[b, p, 0, k] / stats[b, p, 1, k]
+    return smooth + PHASE_SMOOTHING[2] * stats[b, right, 0, k] / stats[b, right, 1, k]
+
+
+@compiled
+def _effective(n: float) -> float:
+    """The effective count (sum of weights squared over sum of squares) of errors discounted by
+    PHASE_DISCOUNT whose weights sum to ``n``."""
+    rest = min(max(1.0 - n * (1.0 - PHASE_DISCOUNT), 0.0), 1.0)  # PHASE_DISCOUNT^(errors)
+    squares = (1.0 - rest * rest) / (1.0 - PHASE_DISCOUNT * PHASE_DISCOUNT)
+    return max(n * n / squares, 1.0) if squares > 0.0 else max(n, 1.0)
+
+
+@compiled
+def phase_norm(stats, b, k, m) -> tuple[float, float]:
+    """(the mean over the ``m`` phases of row ``b``, feature ``k`` of ``stats`` [B, P, PHASE_COLUMNS, d] of their mean
+    absolute error, the weight w of the phases' own shape): the factors are ``1 + w (g_p / mean - 1)``, g_p
+    phase p's mean smoothed with its neighbours' (``phase_factor``), so their mean over the phases is 1 (before
+    ``PHASE_BOUNDS``). (0, 0), every factor 1, where a phase has no error yet, the season is none or past P or
+    the mean is not > 0; else the empirical-Bayes shrinkage of the smoothed means toward their mean, ``max(0, 1
+    - noise / spread)``: ``spread`` their variance about the mean, ``noise`` the part of it that the means of
+    the errors have by chance (each phase's variance of |e| over its errors' effective count, their mean over
+    the phases, times ``PHASE_SMOOTHED_SHARE``). A series whose noise is the same at every phase gets factors
+    near 1, and so does one whose errors are heavy-tailed at every phase (spikes: waterflow's); one whose noise
+    grows tenfold from night to peak, factors near its profile's within a few cycles."""
+    if m < 2 or m > stats.shape[1]:
+        return 0.0, 0.0
+    total, chance = 0.0, 0.0
+    for p in range(m):
+        n = stats[b, p, 1, k]
+        if not n > 0.0:
+            return 0.0, 0.0
+        mean_p = stats[b, p, 0, k] / n
+        total += mean_p
+        chance += max(stats[b, p, 2, k] / n - mean_p * mean_p, 0.0) / _effective(n)
+    mean = total / m
+    if not (mean > 0.0 and math.isfinite(mean)):
+        return 0.0, 0.0
+    spread = 0.0
+    for p in range(m):
+        deviation = _smoothed(stats, b, k, m, p) - mean
+        spread += deviation * deviation
+    spread /= m
+    noise = PHASE_SMOOTHED_SHARE * chance / m
+    if not spread > noise:
+        return mean, 0.0
+    return mean, 1.0 - noise / spread
+
+
+@compiled
+def phase_factor(stats, b, k, m, p, mean, weight) -> float:
+    """The width factor of phase ``p`` (0 .. m - 1) of row ``b``, feature ``k``: its mean absolute error
+    smoothed with its two neighbours' (``PHASE_SMOOTHING``), over the ``mean`` of the phases'
+    (``phase_norm``), shrunk toward 1 by ``weight``; within ``PHASE_BOUNDS``; 1 where ``weight`` is 0."""
+    if not weight > 0.0:
+        return 1.0
+    factor = 1.0 + weight * (_smoothed(stats, b, k, m, p) / mean - 1.0)
+    return min(max(factor, PHASE_BOUNDS[0]), PHASE_BOUNDS[1])
+
+
+@compiled
+def phase_of_step(stats, of, lengths, b, k) -> int:
+    """The first season whose phase factors row ``b``, feature ``k`` serves: its season length when
+    ``c_phase_of`` ``of`` [B, d] holds it (its errors were gathered for it), else 0 (factors 1: none yet, or
+    the season changed since, until the next value re-estimates them, ``phase_scored``)."""
+    m = lengths[b, k, 0]
+    return m if 2 <= m <= stats.shape[1] and of[b, k] == m else 0
+
+
+@compiled
+def phase_share(fit, b, h, k) -> float:
+    """The share s of the factor (``phase_served``) served at horizon ``h`` (0-based) of row ``b``, feature ``k``:
+    the least-squares slope of y = e / w on x = f - 1 in its fit ``fit`` [B, Hc, FIT_COLUMNS, d], over the mean
+    of y, within [0, 1]; 0 before PHASE_FIT_FROM errors or where the factors hardly vary."""
+    n = fit[b, h, 0, k]
+    if not n >= PHASE_FIT_FROM:
+        return 0.0
+    mx, my = fit[b, h, 1, k] / n, fit[b, h, 2, k] / n
+    vx = fit[b, h, 4, k] / n - mx * mx
+    if not (vx > 1e-6 and my > 0.0):
+        return 0.0
+    slope = (fit[b, h, 3, k] / n - mx * my) / vx
+    share = slope / my
+    return min(max(share, 0.0), 1.0) if math.isfinite(share) else 0.0
+
+
+@compiled
+def phase_served(factor: float, share: float) -> float:
+    """The factor served: 1 + ``share`` (``factor`` - 1) (``phase_share``)."""
+    return 1.0 + share * (factor - 1.0)
+
+
+@compiled
+def phase_fitted(fit, b, h, k, factor: float, error: float, width: float) -> None:
+    """Horizon ``h``'s fit (row ``b``, feature ``k``) after one scored absolute ``error`` against the ``width``
+    served without the factor (> 0), its target's phase ``factor`` as it stood: x = factor - 1, y = error / width
+    folded in, the older sums discounted by PHASE_FIT_DISCOUNT."""
+    x, y = factor - 1.0, error / width
+    if not (math.isfinite(y) and math.isfinite(x)):
+        return
+    y = min(y, 1e6)  # (a spike's error: a bounded say in the fit)
+    values = (1.0, x, y, x * y, x * x)
+    for c in range(FIT_COLUMNS):
+        fit[b, h, c, k] = PHASE_FIT_DISCOUNT * fit[b, h, c, k] + values[c]
+
+
+@compiled
+def _folded(stats, b, p, k, error, discount) -> None:
+    """One absolute ``error`` folded into phase ``p``'s sums (the older ones times ``discount``)."""
+    square = error * error
+    if math.isfinite(square):  # (an error past 1e154 is not folded: its square is not a number)
+        stats[b, p, 0, k] = discount * stats[b, p, 0, k] + error
+        stats[b, p, 1, k] = discount * stats[b, p, 1, k] + 1.0
+        stats[b, p, 2, k] = discount * stats[b, p, 2, k] + square
+
+
+@compiled
+def phase_reestimated(stats, ring, s, k, b, t, m) -> None:
+    """Row ``b``'s phase statistics of feature ``k`` for a new first season ``m``, from the values ring
+    ``ring`` [C, R, d] at slot ``s`` (steps up to t - 1, the last R of them): per phase the sums of |y_i -
+    y_{i-m}| and of its square over the values the ring holds both of, counted at most 1 / (1 -
+    PHASE_DISCOUNT) (scaled down to it); the rest 0."""
+    for p in range(stats.shape[1]):
+        for c in range(PHASE_COLUMNS):
+            stats[b, p, c, k] = 0.0
+    r = ring.shape[1]
+    for i in range(max(m + 1, t - r + m), t):  # y_i and y_{i-m} both in the ring (steps t - R .. t - 1)
+        _folded(stats, b, i % m, k, abs(ring[s, (i - 1) % r, k] - ring[s, (i - m - 1) % r, k]), 1.0)
+    cap = 1.0 / (1.0 - PHASE_DISCOUNT)
+    for p in range(m):
+        n = stats[b, p, 1, k]
+        if n > cap:
+            for c in range(PHASE_COLUMNS):
+                stats[b, p, c, k] *= cap / n
+
+
+@compiled
+def phase_scored(stats, of, fit, lengths, ring, s, b, k, t) -> tuple[float, float]:
+    """Before value ``t`` of row ``b`` (slot ``s``), feature ``k`` is scored: where its first season
+    (``lengths`` [B, d, 2]) is not the one ``of`` [B, d] says its statistics were gathered for, they are
+    re-estimated from the values ring (``phase_reestimated``; 0, none, where it has no season or one past
+    P) and its ``fit`` [B, Hc, FIT_COLUMNS, d] starts again at every horizon. Returns the factor of step t's phase as
+    it stands (1: none) and the phases' mean error (0: not known)."""
+    m = lengths[b, k, 0]
+    if not 2 <= m <= stats.shape[1]:
+        of[b, k] = 0
+        return 1.0, 0.0
+    if of[b, k] != m:
+        phase_reestimated(stats, ring, s, k, b, t, m)
+        of[b, k] = m
+        for h in range(fit.shape[1]):
+            for c in range(FIT_COLUMNS):
+                fit[b, h, c, k] = 0.0
+    mean, weight = phase_norm(stats, b, k, m)
+    return phase_factor(stats, b, k, m, t % m, mean, weight), mean
+
+
+@compiled
+def phase_learned(stats, of, b, k, t, error, mean) -> None:
+    """The one-step absolute ``error`` of value ``t`` (at most ``PHASE_CLIP`` times the phases' ``mean`` error)
+    folded into its phase's statistics (row ``b``, feature ``k``), where it has a season (``of``)."""
+    m = of[b, k]
+    if m >= 2 and math.isfinite(error):
+        error = min(error, PHASE_CLIP * mean) if mean > 0.0 else error  # (a spike counts as PHASE_CLIP means)
+        _folded(stats, b, t % m, k, error, PHASE_DISCOUNT)
+
+
+@compiled
+def phase_widths(stats, of, fit, lengths, step, far_at, half, far_half) -> None:
+    """The served half-widths ``half`` [B, H, d] (horizons 1 .. H from step ``step`` [B]: targets step + h)
+    and, where given (F > 0), the far horizons' ``far_half`` [B, F, d] at ``far_at`` [F], times their
+    targets' phase factors (``phase_factor``) as far as that horizon's errors follow them (``phase_served`` of
+    its ``phase_share``, from ``fit`` [B, Hc, FIT_COLUMNS, d]; past Hc, Hc's), in place."""
+    n_rows, horizon, d = half.shape
+    last = fit.shape[1] - 1
+    for b in range(n_rows):
+        for k in range(d):
+            m = phase_of_step(stats, of, lengths, b, k)
+            if m == 0:
+                continue
+            mean, weight = phase_norm(stats, b, k, m)
+            if not weight > 0.0:
+                continue
+            for h in range(horizon):
+                share = phase_share(fit, b, min(h, last), k)
+                if share > 0.0:
+                    factor = phase_factor(stats, b, k, m, (step[b] + h + 1) % m, mean, weight)
+                    half[b, h, k] *= phase_served(factor, share)
+            share = phase_share(fit, b, last, k)
+            if share > 0.0:
+                for f in range(far_half.shape[1]):
+                    factor = phase_factor(stats, b, k, m, (step[b] + far_at[f]) % m, mean, weight)
+                    far_half[b, f, k] *= phase_served(factor, share)

@@ -82,6 +82,17 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: flo
         "c_spread": calibration.blank_spread(n, horizons, d, start),
         # per horizon and level of calibration.SHAPE_LEVELS: its width's ratio to c_q's, over the normal's
         "c_shape": torch.ones(n, horizons, len(calibration.SHAPE_LEVELS), d, dtype=f64),
+        # per phase of the first season (up to the longest): the one-step errors' discounted sum and count, and the
+        # season they were gathered for (0: none): the widths' phase factors (``calibration.phase_factor``)
+        # and per horizon the fit of its errors on the factors: how far they are served there
+        # (``calibration.phase_share``)
+        **dict(
+            zip(
+                ("c_phase", "c_phase_of", "c_phase_fit"),
+                calibration.blank_phase(n, max_season, horizons, d),
+                strict=True,
+            )
+        ),
         # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
         # level, 0: unknown, and the fast and slow combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
         # the hybrid's largest field; only errors are read from it (a value past float32's range scores
@@ -140,12 +151,16 @@ def score(
     written = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
     normal, multiplier = calibration.normals(float(level))
+    phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
+    lengths, values = readable(rows["x_season_length"], rows["x_raw"])
+    factor = np.empty(tuple(y.shape))
     over_rows(
         len(step),
         lambda r: kernels.score(
-            *(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal, multiplier
+            *(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal, multiplier,
+            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r]),
         ),
-    )
+    )  # fmt: skip
 
 
 def detection_due(step: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -698,8 +713,9 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
 
 
 def half_widths(rows: dict[str, torch.Tensor], horizons: int) -> torch.Tensor:
-    """[B, H, d]: the interval half-widths served at horizons 1 .. ``horizons`` at the tracked
-    level (from the rows' ``c_q`` and ``c_far_q``, ``calibration.half_widths``); NaN while nothing is scored."""
+    """[B, H, d]: the interval half-widths at horizons 1 .. ``horizons`` at the tracked level before their
+    targets' phase factors (from the rows' ``c_q`` and ``c_far_q``, ``calibration.half_widths``; a forecast
+    serves them times the factors, ``calibration.phase_widths``); NaN while nothing is scored."""
     return calibration.half_widths(rows["c_q"], horizons, None, rows["c_far_q"])
 
 

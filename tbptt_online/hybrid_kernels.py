@@ -86,6 +86,7 @@ def score(
     interval_level,
     normal,
     multiplier,
+    phased,
 ):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
     ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
@@ -105,7 +106,16 @@ def score(
     ``SMOOTHING_CLIP`` local scales, as the smoothing takes a young value, where the scale is known (> 0):
     1e9 as a daily series' 6th value (values about 20, noise 0.5) was served an interval of 0 to 3.4e8 at value
     50 and 0 to 8.5e5 at value 200, one of 1e30 an upper bound of 5e23 at value 400 (a hostile test, session
-    53), where the same spike at value 30 cost nothing."""
+    53), where the same spike at value 30 cost nothing.
+
+    ``phased`` = (c_phase, c_phase_of, c_phase_fit [B, Hc, 5, d], x_season_length, the values ring, ``factor`` [B,
+    d]): the phase statistics of the rows' first seasons (``calibration.phase_scored``, re-estimated from the
+    ring where the season changed) and the one-step error folded into its phase's
+    (``calibration.phase_learned``); at each horizon the factor of the target's phase is served as far as the
+    errors there follow it (``calibration.phase_share``, stepped with each error, ``phase_fitted``), and each
+    error that steps a width, with the width served with it, is divided by the factor served; ``factor``: the
+    factor served at Hc (1 where not scored), for ``score_far``."""
+    phase, phase_of, fit, lengths, ring, factor = phased
     n_rows, d = y.shape
     horizons, members = loss.shape[1], loss.shape[2]
     fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
@@ -114,8 +124,12 @@ def score(
         if b + AHEAD < n_rows:
             _prefetch_origins(origin, slot[b + AHEAD], step[b + AHEAD])
         for k in range(d):
+            factor[b, k] = 1.0
             if not (mask[b, k] and seen[b, k]):
                 continue
+            candidate, typical = calibration.phase_scored(phase, phase_of, fit, lengths, ring, s, b, k, t)
+            factor[b, k] = calibration.phase_served(candidate, calibration.phase_share(fit, b, horizons - 1, k))
+            first = math.nan  # the one-step error, for its phase's statistics
             unit = local_scale(scale, level, b, k)  # the scale before this value
             cap = combination.CAP * unit
             known = scale[b, k] > 0  # (a young error is capped where the scale is known)
@@ -145,6 +159,14 @@ def score(
                 # (see STORED_RESOLUTION; a young error's as it is taken: from a spike's distance, the floor alone
                 # made the width 1.2e23 after 1e30 among values 0 to 4)
                 floor = max(1e-6 * unit, STORED_RESOLUTION * min(abs(y[b, k] - ref), widest))
+                if h == 1:
+                    first = served
+                # in the phase's units: the width served was the factor's multiple of the one tracked (a miss
+                # is judged against it all the same: both divided by the same factor)
+                f = calibration.phase_served(candidate, calibration.phase_share(fit, b, h - 1, k))
+                served, half, floor = served / f, half / f, floor / f
+                if half > floor:  # do the errors at h follow the factor as it stands? (``phase_fitted``)
+                    calibration.phase_fitted(fit, b, h - 1, k, candidate, served * f, half)
                 q[b, h - 1, k] = calibration.spread_stepped(
                     q[b, h - 1, k], spread, b, h - 1, k, served, interval_level, multiplier, floor, half, h
                 )
@@ -152,6 +174,7 @@ def score(
                     for i in range(len(calibration.SHAPE_LEVELS)):
                         ratio = shape[b, h - 1, i, k]
                         shape[b, h - 1, i, k] = calibration.shape_stepped(ratio, served, half, normal[i], i)
+            calibration.phase_learned(phase, phase_of, b, k, t, first, typical)
             if t >= 2:
                 member_n[b, k] += 1.0
 
@@ -287,7 +310,7 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 
 @compiled
 def score_far(
-    slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier
+    slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier, factor
 ) -> None:
     """Step the far horizons' half-widths ``far_q`` [B, F, d] and their ``far_spread`` [B, F, 3, d] with
     value ``y`` [B, d] of step ``step`` [B] (``calibration.spread_stepped``, as ``score`` steps ``q``, at
@@ -297,7 +320,8 @@ def score_far(
     rows' ``slot``: ``remember_far``), where y was observed (``mask``) after an earlier value
     (``seen``) and a forecast was remembered (not NaN: an origin at an odd step, before the series'
     first value, or before its state had the ring). A non-finite forecast scores at the cap, as in
-    ``score``."""
+    ``score``; the error and the width served with it divided by ``factor`` [B, d], the factor of the value's
+    phase (``score``)."""
     n_rows, d = y.shape
     ring = far_origin.shape[1]
     for b in range(n_rows):
@@ -313,11 +337,13 @@ def score_far(
                 made = far_origin[s, origin % ring, f, 0, k]
                 if math.isnan(made):
                     continue
-                error = _finite_or(abs(y[b, k] - made), combination.CAP * unit)
-                half = far_origin[s, origin % ring, f, 1, k]
+                g = factor[b, k]
+                error = _finite_or(abs(y[b, k] - made), combination.CAP * unit) / g
+                half = far_origin[s, origin % ring, f, 1, k] / g
                 far_q[b, f, k] = calibration.spread_stepped(
-                    far_q[b, f, k], far_spread, b, f, k, error, interval_level, multiplier, 1e-6 * unit, half, far_at[f]
-                )
+                    far_q[b, f, k], far_spread, b, f, k, error, interval_level, multiplier, 1e-6 * unit / g, half,
+                    far_at[f],
+                )  # fmt: skip
 
 
 @compiled

@@ -144,7 +144,12 @@ class HybridTick:
         first = np.empty((b, 3, 1, d))  # mean, lower, upper of the next value, as a view serves them
         roots = calibration.horizon_roots(q.shape[1], q.shape[1])
         far_at = calibration.far_array(q.shape[1])
-        tick_kernels.forecast_rows(path, q, far, far_at, np.ones((b, 1, d)), roots, seen, nonneg, missing, first)
+        phased = tuple(
+            readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], steps)
+        )
+        tick_kernels.forecast_rows(
+            path, q, far, far_at, np.ones((b, 1, d)), roots, seen, nonneg, missing, first, phased
+        )  # fmt: skip
         served = torch.from_numpy(first[:, [0, 0, 1, 2], 0])  # [B, 4, d]: mean, mean, lower, upper
         self.store.put(slots, served=served, served_path=mean)
 
@@ -176,6 +181,9 @@ def score_and_advance(
     combined = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
     ring, season, *advanced = writable(rows, experts.ADVANCED)  # the values ring, the seasonal tables: shared
     last = readable(rows["n_base"], rows["n_scale"])  # the base and scale the value's target is measured by
+    phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
+    lengths = readable(rows["x_season_length"])[0]
+    factor = np.empty((b, d))  # the scored values' phase factors (``hybrid_kernels.score``)
     over_rows(
         b,
         lambda r: tick_kernels.before_seasons(
@@ -183,6 +191,7 @@ def score_and_advance(
             _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_spread[r], far_at),
             (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
+            (phase[r], phase_of[r], gain[r], lengths[r], ring, factor[r]),
         ),
     )  # fmt: skip
     return target, defined
@@ -246,11 +255,12 @@ def remember_and_serve(
     far_at = calibration.far_array(hc)
     far_place = (steps % far_origin.shape[1]).numpy()  # the far ring's place of this origin
     half, mean, out = np.empty((b, hc, d)), np.empty((b, hc, d)), np.empty((b, 4, d))
+    phased = readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], steps)
     over_rows(
         b,
         lambda r: tick_kernels.served(
             q[r], (far_q[r], far_at, far_origin, far_place[r]), ratio[r], roots, _part(remembered, r), slot[r],
-            at[r], ring_origin, ref, seen[r], missing[r], half[r], mean[r], out[r],
+            at[r], ring_origin, ref, seen[r], missing[r], half[r], mean[r], out[r], _part(phased, r),
         ),
     )  # fmt: skip
     return torch.from_numpy(out), torch.from_numpy(mean)

@@ -79,7 +79,7 @@ NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
-    "o_shift_at", "x_ars_unit", "c_far_q", "c_spread", "c_far_spread",
+    "o_shift_at", "x_ars_unit", "c_far_q", "c_spread", "c_far_spread", "c_phase", "c_phase_of",
 )  # fmt: skip
 # a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
 STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent", "o_shift_at")
@@ -430,6 +430,18 @@ def _check_spread(field: str, value: torch.Tensor) -> None:
         raise ValueError(f"{field} is invalid: a multiplier m outside [{low:g}, {high:g}]")
 
 
+def _check_phase(field: str, value: torch.Tensor) -> None:
+    """The phase statistics [C, P, 2, d] (``calibration.phase_learned``): a discounted count within 1 / (1 -
+    PHASE_DISCOUNT), the sum of errors at most ``MAX_MEAN_ERROR`` times it (0 where nothing is counted)."""
+    total, count = value[:, :, 0], value[:, :, 1]
+    if bool((count > (1 + 1e-9) / (1 - calibration.PHASE_DISCOUNT)).any()):
+        raise ValueError(
+            f"{field} is invalid: a count past 1 / (1 - {calibration.PHASE_DISCOUNT:g}), a discounted count's"
+        )
+    if bool((total > MAX_MEAN_ERROR * count).any()):
+        raise ValueError(f"{field} is invalid: a sum of errors past {MAX_MEAN_ERROR:g} times its count")
+
+
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
     if value.is_floating_point():
         bad = torch.isnan(value) if key in INF_ALLOWED else ~torch.isfinite(value)  # (isinf until session 20: inverted)
@@ -468,6 +480,10 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: a negative eigenvalue; a least-squares P is positive semi-definite")
     if key in SPREADS:
         _check_spread(field, value)
+    if key == "c_phase":
+        _check_phase(field, value)
+    if key == "c_phase_of" and bool((value > config.max_season_length).any()):
+        raise ValueError(f"{field} is invalid: a season length past {config.max_season_length}")
     if key == "x_season_length" and bool(((value < 0) | (value > config.max_season_length)).any()):
         raise ValueError(f"{field} is invalid: a season length outside [0, {config.max_season_length}]")
     if key == "stats":

@@ -83,6 +83,13 @@
   (``_with_slow_level``): the slow level starts from the alpha-0.5 level's value and its member from that
   member's records (its losses, its past forecasts still to be scored). Every other member's level and records
   are as they were; the seasons past ``TREND_STABLE`` are measured against the slow level from the next value on.
+- format 24: the widths' phase factors (``calibration.phase_factor``): per phase of each series' first season the
+  discounted sums of its one-step errors, their count and their squares (``c_phase``), the season they were
+  gathered for (``c_phase_of``) and per horizon the fit of its errors on the factors (``c_phase_fit``: how far
+  they are served there). A state of format 23 gains them blank (``_with_phase``), gathered for no season: each
+  series' next value re-estimates them from its values ring (``calibration.phase_reestimated``), as after a change
+  of season, and its forecasts are served as they were (factors 1) until a horizon's errors have been seen to
+  follow them.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -193,11 +200,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(23, 1.0, 0, 0)
->>> current_state({"format": 24})
+(24, 1.0, 0, 0)
+>>> current_state({"format": 25})
 Traceback (most recent call last):
 ...
-ValueError: format=24 is invalid: this version reads formats 2 to 23 (it writes 23)
+ValueError: format=25 is invalid: this version reads formats 2 to 24 (it writes 24)
 """
 
 from __future__ import annotations
@@ -230,7 +237,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 23
+FORMAT_VERSION = 24
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -252,6 +259,7 @@ BEFORE_FAR_HORIZONS = 19
 BEFORE_SPREAD = 20
 BEFORE_ONE_TABLE = 21
 BEFORE_SLOW_LEVEL = 22
+BEFORE_PHASE = 23
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -310,6 +318,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_SPREAD, "the half-widths' scale and multiplier", (_with_spread,)),
         (BEFORE_ONE_TABLE, "the one-table seasons of the gamma-0.1 smoothing", (_with_one_table,)),
         (BEFORE_SLOW_LEVEL, "the smoothing's slow levels", (_with_slow_level,)),
+        (BEFORE_PHASE, "the widths' phase factors", (_with_phase,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -721,7 +730,20 @@ def _with_one_table(state: dict[str, Any]) -> dict[str, Any]:
 def _with_slow_level(state: dict[str, Any]) -> dict[str, Any]:
     """A format-22 ``state`` in format 23: the same tensors, each smoothing variant's alpha-0.5 level and member
     now the slow level's, which starts from them (module doc)."""
-    return {**state, "format": FORMAT_VERSION}
+    return {**state, "format": BEFORE_PHASE}
+
+
+def _with_phase(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-23 ``state`` in format 24: a hybrid's store gains ``c_phase``, ``c_phase_of`` and ``c_phase_fit``
+    after ``c_shape``, blank, gathered for no season (module doc); a copy, the input is not changed."""
+
+    def blank(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+        n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]
+        horizons = int(tensors["c_q"].shape[1])
+        phase, phase_of, gain = calibration.blank_phase(n, int(tensors["x_season"].shape[-1]), horizons, d)
+        return {"c_phase": phase, "c_phase_of": phase_of, "c_phase_fit": gain}
+
+    return _with_fields_after(state, {"c_shape": ("c_phase", "c_phase_of", "c_phase_fit")}, FORMAT_VERSION, blank)
 
 
 def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:

@@ -43,8 +43,9 @@ from tbptt_online.compiled import compiled, inlined
 
 @compiled
 def before_seasons(
-    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normals, scored, combined, far, advanced, target
-):
+    slot, step, y, mask, shifted, origin, origin_ref, interval_level, normals, scored, combined, far, advanced, target,
+    phased,
+):  # fmt: skip
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
     x_level), ``combined`` = the combination's fields, c_q, c_spread, c_shape, c_member_abs,
     c_member_n; ``interval_level`` the tracked level, ``normals`` = its normal ratios and normal
@@ -54,13 +55,16 @@ def before_seasons(
     (``hybrid_kernels.score_far``, ``far`` = (c_far_origin, the store's ring, c_far_q, c_far_spread,
     the far horizons [F])), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
-    rows' fields in ``experts.ADVANCED`` order)."""
+    rows' fields in ``experts.ADVANCED`` order); ``phased`` = (c_phase, c_phase_of, x_season_length, the
+    values ring, a scratch [B, d]): the errors' phase factors (``hybrid_kernels.score``)."""
     seen, scale, level = scored
     normal, multiplier = normals
     hybrid_kernels.score(
-        slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal, multiplier
-    )
-    hybrid_kernels.score_far(slot, step, y, mask, seen, scale, level, *far, interval_level, multiplier)
+        slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal, multiplier,
+        phased,
+    )  # fmt: skip
+    factor = phased[5]
+    hybrid_kernels.score_far(slot, step, y, mask, seen, scale, level, *far, interval_level, multiplier, factor)
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
 
@@ -137,7 +141,7 @@ def _width_after(full, q, far, far_at, ratio, b: int, k: int, h: int, missing: i
 
 
 @compiled
-def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen, missing, half, mean, out):
+def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen, missing, half, mean, out, phased):
     """The half-widths at the tracked level ``half`` [B, Hc, d] from ``q`` = c_q and ``far`` =
     (c_far_q, the far horizons [F], the store's ring c_far_origin, the ring's place of each row, step % R)
     (``calibration.fill_half_widths``, ``ratio`` [B, 1, d] of ones, ``roots`` = its two tables;
@@ -148,7 +152,9 @@ def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen,
     and the one-step forecast as served into ``out`` [B, 4, d]: mean, mean, lower, upper
     (``_interval``, ``seen`` = x_seen, x_nonneg). The far horizons' served means, at the paths' rows
     Hc .., and their half-widths (``calibration.fill_far_widths``; 0, none of their own, after values
-    missing in a row) are written into the far ring (``hybrid_kernels.remember_far``)."""
+    missing in a row) are written into the far ring (``hybrid_kernels.remember_far``). Every half-width
+    served (and remembered) is the tracked one times its target's phase factor (``phased`` = (c_phase,
+    c_phase_of, c_phase_fit, x_season_length, step), ``calibration.phase_widths``)."""
     far_q, far_at, far_origin, far_place = far
     calibration.fill_half_widths(q, far_q, far_at, ratio, roots[0], roots[1], half)
     far_half = np.empty(far_q.shape)
@@ -166,6 +172,9 @@ def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen,
                         half[b, h, k] = _width_after(full, q, far_q, far_at, ratio, b, k, h, missing[b, k])
                         owned = q[b, min(missing[b, k] + h + 1, hc) - 1, k] > 0.0
                         own[b, h, k] = half[b, h, k] if owned else 0.0
+    phase, phase_of, gain, lengths, step = phased
+    calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at, half, far_half)
+    calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at[:0], own, far_half[:, :0])
     paths, path, partial, net, correction, scale, level, nonneg = remembered
     hc = net.shape[1]
     hybrid_kernels.remember(
@@ -184,22 +193,31 @@ def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen,
 
 
 @compiled
-def forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, out) -> bool:
+def forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, out, phased) -> bool:
     """A view's forecast to horizon H of B rows from what the last tick served: ``path`` [B, H, d]
     the served mean, ``q`` [B, Hq, d] the rows' c_q and ``far`` [B, F, d] their c_far_q at the far
     horizons ``far_at`` [F], with ``ratio`` [B, R, d] the level asked's
     width over the tracked one's (``calibration.half_widths``, ``roots`` = its two tables, to
     max(H, Hq): ``horizon_roots``), after ``missing`` [B, d] values missing in a row the widths of
     horizons missing + 1 .. missing + H (``_width_after``), into ``out`` [B, 3, H, d]: mean, lower,
-    upper (``_interval``, ``seen`` and ``nonneg`` [B, d]). Returns whether any is NaN."""
+    upper (``_interval``, ``seen`` and ``nonneg`` [B, d]), each width times its target's phase factor
+    (``phased`` = (c_phase, c_phase_of, c_phase_fit, x_season_length, step), ``calibration.phase_widths``). Returns
+    whether any is NaN."""
     n_rows, horizon, d = path.shape
     half = np.empty((n_rows, roots[0].shape[0], d))  # [B, max(H, Hq), d]
     calibration.fill_half_widths(q, far, far_at, ratio, roots[0], roots[1], half)
+    widths = np.empty((n_rows, horizon, d))
+    for b in range(n_rows):
+        for h in range(horizon):
+            for k in range(d):
+                widths[b, h, k] = _width_after(half, q, far, far_at, ratio, b, k, h, missing[b, k])
+    phase, phase_of, gain, lengths, step = phased
+    calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at[:0], widths, np.empty((n_rows, 0, d)))
     nan = False
     for b in range(n_rows):
         for h in range(horizon):
             for k in range(d):
-                width = _width_after(half, q, far, far_at, ratio, b, k, h, missing[b, k])
+                width = widths[b, h, k]
                 m, lower, upper = _interval(path[b, h, k], width, seen[b, k], nonneg[b, k])
                 out[b, 0, h, k], out[b, 1, h, k], out[b, 2, h, k] = m, lower, upper
                 nan = nan or math.isnan(m) or math.isnan(lower) or math.isnan(upper)

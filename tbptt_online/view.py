@@ -275,7 +275,18 @@ def _hybrid_forecasts(
     """The hybrid's combined forecast and its calibrated interval (see hybrid.py), per row:
     up to the calibrated horizon the path the last tick served, past it the members again."""
     if horizon <= cfg.calibrated_horizon:
-        rows = {k: tensors[k][slots] for k in ("c_q", "c_far_q", "c_shape", "x_seen", "x_nonneg", "x_missing")}
+        named = (
+            "c_q",
+            "c_far_q",
+            "c_shape",
+            "x_seen",
+            "x_nonneg",
+            "x_missing",
+            "c_phase",
+            "c_phase_of",
+            "c_phase_fit",
+        )
+        rows = {k: tensors[k][slots] for k in (*named, "x_season_length")}
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
@@ -291,7 +302,10 @@ def _hybrid_forecasts(
     )
     roots = calibration.horizon_roots(max(horizon, q.shape[1]), q.shape[1])
     far_at = calibration.far_array(q.shape[1])
-    if not tick_kernels.forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, by_row):
+    phased = tuple(
+        readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], steps)
+    )  # phase factors
+    if not tick_kernels.forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, by_row, phased):
         return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
     return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]
 

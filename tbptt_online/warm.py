@@ -19,6 +19,7 @@ def warm_kernels() -> float:
     import torch
 
     from tbptt_online import calibration, experts, gru_window, hybrid, hybrid_tick, outliers, scoring, tick_kernels
+    from tbptt_online.compiled import readable
     from tbptt_online.config import ForecasterConfig
     from tbptt_online.probe import TruncationProbe
     from tbptt_online.young_season import young_seasons
@@ -66,7 +67,8 @@ def warm_kernels() -> float:
     roots, out = calibration.horizon_roots(horizons, horizons), np.empty((1, 3, horizons, d))
     zeros, ones = np.zeros((1, horizons, d)), np.ones((1, 1, d))
     far_at = calibration.far_array(horizons)
-    tick_kernels.forecast_rows(zeros, q, far, far_at, ones, roots, seen, nonneg, missing, out)  # a view's
+    phased = tuple(readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], step))
+    tick_kernels.forecast_rows(zeros, q, far, far_at, ones, roots, seen, nonneg, missing, out, phased)  # a view's
     calibration.level_ratios(rows["c_shape"].numpy(), [0.8], 0.9)  # a forecast at another level (2.5 s cold)
     hybrid.served_weights(rows)  # a series' stats
     config = ForecasterConfig()  # the truncation probe's record, at the defaults' shapes and dtypes

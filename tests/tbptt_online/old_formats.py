@@ -28,15 +28,31 @@ SINCE_16 = (*FORMAT_16, *FORMAT_17)  # the fields formats 16 and 17 added
 MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3}  # the member's dimension
 FORMAT_20 = ("c_far_q", "c_far_origin")  # the fields format 20 added
 FORMAT_21 = ("c_spread", "c_far_spread")  # and format 21
+FORMAT_24 = ("c_phase", "c_phase_of", "c_phase_fit")  # and format 24
+
+
+def format_23_layout(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 23's layout (and 21's, 22's): no widths' phase statistics."""
+    return {k: v for k, v in tensors.items() if k not in FORMAT_24}
+
+
+def as_format_23(state: dict[str, Any], number: int = 23) -> dict[str, Any]:
+    """``state`` (format 24) as format ``number`` (21 to 23) wrote it: a hybrid has no widths' phase statistics
+    (a copy; a format-21 state's gamma-0.1 tables as format 22's)."""
+    return {
+        **state,
+        "format": number,
+        "store": {**state["store"], "tensors": format_23_layout(state["store"]["tensors"])},
+    }
 
 
 def format_20_layout(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` in format 20's layout: no widths' scales and multipliers."""
-    return {k: v for k, v in tensors.items() if k not in FORMAT_21}
+    """A store's ``tensors`` in format 20's layout: no widths' scales and multipliers (nor format 24's fields)."""
+    return {k: v for k, v in format_23_layout(tensors).items() if k not in FORMAT_21}
 
 
 def as_format_20(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 20 wrote it: a hybrid has no widths' scales and multipliers (a copy)."""
+    """``state`` (format 24) as format 20 wrote it: a hybrid has no widths' scales and multipliers (a copy)."""
     return {**state, "format": 20, "store": {**state["store"], "tensors": format_20_layout(state["store"]["tensors"])}}
 
 
@@ -46,7 +62,7 @@ def format_19_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_19(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 19 wrote it: a hybrid has no far horizons' fields (a copy)."""
+    """``state`` (format 24) as format 19 wrote it: a hybrid has no far horizons' fields (a copy)."""
     return {**state, "format": 19, "store": {**state["store"], "tensors": format_19_layout(state["store"]["tensors"])}}
 
 
@@ -69,19 +85,19 @@ def format_17_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_17(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 17 wrote it: a hybrid has no short AR on the levels (a copy)."""
+    """``state`` (format 24) as format 17 wrote it: a hybrid has no short AR on the levels (a copy)."""
     return {**state, "format": 17, "store": {**state["store"], "tensors": format_17_layout(state["store"]["tensors"])}}
 
 
 def as_format_16(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 16 wrote it: as format 17, and a hybrid has none of
+    """``state`` (format 24) as format 16 wrote it: as format 17, and a hybrid has none of
     ``FORMAT_17`` (a copy)."""
     tensors = {k: v for k, v in format_17_layout(state["store"]["tensors"]).items() if k not in FORMAT_17}
     return {**state, "format": 16, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_15(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 15 wrote it: as format 17, and a hybrid has none of
+    """``state`` (format 24) as format 15 wrote it: as format 17, and a hybrid has none of
     ``SINCE_16`` (a copy)."""
     tensors = {k: v for k, v in format_17_layout(state["store"]["tensors"]).items() if k not in SINCE_16}
     return {**state, "format": 15, "store": {**state["store"], "tensors": tensors}}
@@ -97,19 +113,19 @@ def old_names(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_14(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 14 wrote it: ``old_names``' fields (a copy)."""
+    """``state`` (format 24) as format 14 wrote it: ``old_names``' fields (a copy)."""
     return {**state, "format": 14, "store": {**state["store"], "tensors": old_names(state["store"]["tensors"])}}
 
 
 def as_format_13(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 13 wrote it: as format 14 (``as_format_14``), and a hybrid has
+    """``state`` (format 24) as format 13 wrote it: as format 14 (``as_format_14``), and a hybrid has
     no ``x_nonneg`` and no ``c_shape`` (a copy)."""
     tensors = {k: v for k, v in old_names(state["store"]["tensors"]).items() if k not in FORMAT_14}
     return {**state, "format": 13, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_12(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
+    """``state`` (format 24) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
     format 14's fields, a copy)."""
     later = ("x_period_runs", *FORMAT_14)
     tensors = {k: v for k, v in old_names(state["store"]["tensors"]).items() if k not in later}
@@ -126,7 +142,7 @@ def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_11(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 11 wrote it: as format 12 (``as_format_12``), and a hybrid
+    """``state`` (format 24) as format 11 wrote it: as format 12 (``as_format_12``), and a hybrid
     has no long AR on the levels (a copy)."""
     tensors = without_levels_ar(state["store"]["tensors"])
     return {**state, "format": 11, "store": {**state["store"], "tensors": tensors}}
@@ -139,7 +155,7 @@ def format_10_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
+    """``state`` (format 24) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
     fields (``excursions.FIELDS``), and a hybrid has no median expert: no ``x_median`` and no
     median column in the members' fields (a copy)."""
     tensors = format_10_layout({k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS})
@@ -147,7 +163,7 @@ def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 9 wrote it: as format 10 (``as_format_10``), no
+    """``state`` (format 24) as format 9 wrote it: as format 10 (``as_format_10``), no
     ``restarts``, ``restarted_steps`` rows in the series' statistics (a copy)."""
     state = as_format_10(state)
     tensors = dict(state["store"]["tensors"])
@@ -156,7 +172,7 @@ def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
+    """``state`` (format 24) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
     ring of past forecasts holds the forecasts themselves (its references added, in float32 as
     format 8 stored them), no ``c_origin_ref`` (a copy)."""
     state = as_format_9(state)
@@ -172,7 +188,7 @@ def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 7 wrote it: as format 8 (``as_format_8``), no probe
+    """``state`` (format 24) as format 7 wrote it: as format 8 (``as_format_8``), no probe
     ``measured`` bias (a copy)."""
     state = as_format_8(state)
     probe = state["probe"]
@@ -181,7 +197,7 @@ def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    """``state`` (format 24) as format 6 wrote it: as format 7 (``as_format_7``), no probe
     ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
     state = as_format_7(state)
     probe = state["probe"]
@@ -192,7 +208,7 @@ def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
+    """``state`` (format 24, a hybrid) as format 5 wrote it: as format 6 (``as_format_6``), and no
     outliers' fields (a copy)."""
     state = as_format_6(state)
     tensors = {k: v for k, v in state["store"]["tensors"].items() if k not in outliers.FIELDS}
@@ -200,7 +216,7 @@ def as_format_5(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
+    """``state`` (format 24, a hybrid) as format 4 wrote it: as format 5 (``as_format_5``), and
     no slow combiner's nor mixture's fields, no combiners' columns in the ring of past
     forecasts (a copy)."""
     state = as_format_5(state)
@@ -210,7 +226,7 @@ def as_format_4(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_3(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 23, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
+    """``state`` (format 24, a hybrid) as format 3 wrote it: as format 4 (``as_format_4``), and
     no long AR's fields, no column of its member in ``c_loss``, ``c_member_abs`` and the ring
     of past forecasts (a copy)."""
     state = as_format_4(state)

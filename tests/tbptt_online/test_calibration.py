@@ -429,6 +429,20 @@ def test_the_far_widths_remembered_are_those_a_forecast_serves_there():
         assert (remembered[:, f][~own] == 0).all()  # none of its own: remembered as 0
 
 
+def served_factor(forecaster: Forecaster, slot: int, t: int) -> float:
+    """The phase factor that the scoring of value ``t`` of the series at ``slot`` divides its far errors by
+    (``hybrid_kernels.score``, from the state before it): 1 where the season is none or changed (its statistics
+    re-estimated at this value, their fit started again)."""
+    tensors = forecaster.store.tensors
+    m = int(tensors["x_season_length"][slot, 0, 0])
+    if m < 2 or int(tensors["c_phase_of"][slot, 0]) != m:
+        return 1.0
+    stats, fit = tensors["c_phase"][slot : slot + 1].numpy(), tensors["c_phase_fit"][slot : slot + 1].numpy()
+    mean, weight = calibration.phase_norm(stats, 0, 0, m)
+    factor = calibration.phase_factor(stats, 0, 0, m, t % m, mean, weight)
+    return calibration.phase_served(factor, calibration.phase_share(fit, 0, fit.shape[1] - 1, 0))
+
+
 def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_when_its_value_comes():
     # (from every other origin: calibration.FAR_EVERY)
     f = Forecaster(ForecasterConfig(seed=0))
@@ -441,12 +455,12 @@ def test_a_tick_remembers_the_forecast_served_at_each_far_horizon_and_scores_it_
             spread = f.store.tensors["c_far_spread"][slot : slot + 1].clone().numpy()  # [1, 2, 3, 1]
             made = f.store.tensors["c_far_origin"][slot].clone()  # [48, 2, 2, 1]
             unit = experts.local_scale({k: f.store.tensors[k][slot : slot + 1] for k in ("x_scale", "x_level")})
+            g = served_factor(f, slot, t)  # the error and the width served divided by the phase's factor (session 54)
             for i, h in enumerate((24, 48)):
                 mean, half = made[(t - h) % 48, i, 0, 0].item(), made[(t - h) % 48, i, 1, 0].item()
                 if t - h >= 1 and not math.isnan(mean):  # (NaN: an origin that remembered none)
-                    q[i] = calibration.spread_stepped(
-                        q[i].item(), spread, 0, i, 0, abs(y - mean), 0.9, M90, 1e-6 * unit.item(), half, h
-                    )
+                    error, floor = abs(y - mean) / g, 1e-6 * unit.item() / g
+                    q[i] = calibration.spread_stepped(q[i].item(), spread, 0, i, 0, error, 0.9, M90, floor, half / g, h)
         f.observe("y", y)
         slot = f.store.slot_of("y")
         if t > 1:

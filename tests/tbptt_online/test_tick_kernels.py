@@ -61,15 +61,17 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     slot, step = rows["slot"].numpy(), steps.numpy()
     a = {k: v.numpy() for k, v in rows.items()}
     normal, multiplier = calibration.normals(level)
+    factor = np.empty((b, d))  # the scored values' phase factors, for the far widths
     combined = [a[name] for name in (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n")]
     hybrid_kernels.score(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
         *combined, level, normal, multiplier,
+        (a["c_phase"], a["c_phase_of"], a["c_phase_fit"], a["x_season_length"], a["x_raw"], factor),
     )  # fmt: skip
     far_at = calibration.far_array(horizons)
     hybrid_kernels.score_far(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"],
-        a["c_far_spread"], far_at, level, multiplier,
+        a["c_far_spread"], far_at, level, multiplier, factor,
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
@@ -109,6 +111,9 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
             beyond = max(known, calibration.SLACK * widest)
             half[i, h, k] = full[i, j - 1, k] if j <= horizons else beyond
             own[i, h, k] = half[i, h, k] if q[i, min(j, horizons) - 1, k] > 0 else 0.0
+    phased = (a["c_phase"], a["c_phase_of"], a["c_phase_fit"], a["x_season_length"], step)
+    calibration.phase_widths(*phased, far_at, half, far_half)  # times the targets' phase factors
+    calibration.phase_widths(*phased, far_at[:0], own, far_half[:, :0])
     mean = np.empty((b, horizons, d))
     hybrid_kernels.remember(
         paths[:, :horizons], path[:, :horizons], partial[:, :horizons], net, a["n_correction"], a["x_scale"],

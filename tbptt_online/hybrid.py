@@ -153,7 +153,7 @@ def score(
     normal, multiplier = calibration.normals(float(level))
     phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
     lengths, values = readable(rows["x_season_length"], rows["x_raw"])
-    factor = np.empty(tuple(y.shape))
+    factor = np.empty(tuple(y.shape))  # [B, d]: the scored values' phase factors (``hybrid_kernels.score``)
     over_rows(
         len(step),
         lambda r: kernels.score(

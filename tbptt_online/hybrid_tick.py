@@ -146,7 +146,7 @@ class HybridTick:
         far_at = calibration.far_array(q.shape[1])
         phased = tuple(
             readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], steps)
-        )
+        )  # c_phase [B, P, 3, d], c_phase_of [B, d], c_phase_fit [B, Hc, 5, d], x_season_length [B, d, 2], steps [B]
         tick_kernels.forecast_rows(
             path, q, far, far_at, np.ones((b, 1, d)), roots, seen, nonneg, missing, first, phased
         )  # fmt: skip
@@ -256,6 +256,7 @@ def remember_and_serve(
     far_place = (steps % far_origin.shape[1]).numpy()  # the far ring's place of this origin
     half, mean, out = np.empty((b, hc, d)), np.empty((b, hc, d)), np.empty((b, 4, d))
     phased = readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], steps)
+    # (c_phase [B, P, 3, d], c_phase_of [B, d], c_phase_fit [B, Hc, 5, d], x_season_length [B, d, 2], steps [B])
     over_rows(
         b,
         lambda r: tick_kernels.served(

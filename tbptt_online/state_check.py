@@ -431,7 +431,7 @@ def _check_spread(field: str, value: torch.Tensor) -> None:
 
 
 def _check_phase(field: str, value: torch.Tensor) -> None:
-    """The phase statistics [C, P, 2, d] (``calibration.phase_learned``): a discounted count within 1 / (1 -
+    """The phase statistics [C, P, 3, d] (``calibration.phase_learned``): a discounted count within 1 / (1 -
     PHASE_DISCOUNT), the sum of errors at most ``MAX_MEAN_ERROR`` times it (0 where nothing is counted)."""
     total, count = value[:, :, 0], value[:, :, 1]
     if bool((count > (1 + 1e-9) / (1 - calibration.PHASE_DISCOUNT)).any()):

@@ -206,13 +206,14 @@ def forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, out
     n_rows, horizon, d = path.shape
     half = np.empty((n_rows, roots[0].shape[0], d))  # [B, max(H, Hq), d]
     calibration.fill_half_widths(q, far, far_at, ratio, roots[0], roots[1], half)
-    widths = np.empty((n_rows, horizon, d))
+    widths = np.empty((n_rows, horizon, d))  # [B, H, d]: the widths served, after missing values, then factored
     for b in range(n_rows):
         for h in range(horizon):
             for k in range(d):
                 widths[b, h, k] = _width_after(half, q, far, far_at, ratio, b, k, h, missing[b, k])
     phase, phase_of, gain, lengths, step = phased
-    calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at[:0], widths, np.empty((n_rows, 0, d)))
+    no_far = np.empty((n_rows, 0, d))  # [B, 0, d]
+    calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at[:0], widths, no_far)
     nan = False
     for b in range(n_rows):
         for h in range(horizon):

@@ -304,7 +304,7 @@ def _hybrid_forecasts(
     far_at = calibration.far_array(q.shape[1])
     phased = tuple(
         readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], steps)
-    )  # phase factors
+    )  # c_phase [B, P, 3, d], c_phase_of [B, d], c_phase_fit [B, Hc, 5, d], x_season_length [B, d, 2], steps [B]
     if not tick_kernels.forecast_rows(path, q, far, far_at, ratio, roots, seen, nonneg, missing, by_row, phased):
         return by_row[..., 0].tolist() if cfg.n_features == 1 else by_row.tolist()
     return [[[format_row(step) for step in part] for part in row] for row in by_row.tolist()]

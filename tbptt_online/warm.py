@@ -68,6 +68,7 @@ def warm_kernels() -> float:
     zeros, ones = np.zeros((1, horizons, d)), np.ones((1, 1, d))
     far_at = calibration.far_array(horizons)
     phased = tuple(readable(rows["c_phase"], rows["c_phase_of"], rows["c_phase_fit"], rows["x_season_length"], step))
+    # (c_phase [1, P, 3, d], c_phase_of [1, d], c_phase_fit [1, Hc, 5, d], x_season_length [1, d, 2], step [1])
     tick_kernels.forecast_rows(zeros, q, far, far_at, ones, roots, seen, nonneg, missing, out, phased)  # a view's
     calibration.level_ratios(rows["c_shape"].numpy(), [0.8], 0.9)  # a forecast at another level (2.5 s cold)
     hybrid.served_weights(rows)  # a series' stats

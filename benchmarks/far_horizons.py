@@ -1,19 +1,19 @@
 """Interval coverage past the calibrated horizon: the far horizons' widths against the rule before them.
 
-A forecast asked past ``calibrated_horizon`` (12) is served a half-width from the widths the
-model tracks: since session 45 the far horizons' (24 and 48, ``calibration.far_horizons``), each
-calibrated on the forecasts served there; before, ``q_12 sqrt(h / 12)`` alone. Per stream
-(the accuracy benchmark's, the series outside it, and with ``--pmdarima`` / ``--sktime`` those
-sets; streams of at least ``MIN_VALUES`` values, the first ``MAX_VALUES``), prequential as
-``benchmarks.accuracy`` (its warm-up, of the values used): after each value the model is asked for 48 steps, and
-the share of the values inside its 90 % interval at h = 6, 12, 18, 24, 36 and 48 is counted, for
-the widths it serves and for the rule of before computed from the same state (``c_q`` alone,
-``calibration.half_widths``). The far widths change no forecast of these streams (nothing is
-missing in them: a gap's next width is the only way they reach the served one-step forecast), so
-one run gives both, side by side. Also the MAE / naive MAE at those horizons (the naive: the last
-value before the origin), and how sharp each rule's intervals are (as ``benchmarks.interval_widths``
-measures the tracked horizons'): the interval score of mean +- w over that of the constant half-width
-that covers 90 % of the stream's errors at h in hindsight, and the 95th percentile of w over it.
+A forecast asked past ``calibrated_horizon`` (12) is served a half-width from the widths the model tracks:
+since session 45 the far horizons' (24 and 48, ``calibration.far_horizons``), each calibrated on the
+forecasts served there; before, ``q_12 sqrt(h / 12)`` alone. Per stream (the accuracy benchmark's, the
+series outside it, and with ``--pmdarima`` / ``--sktime`` those sets; streams of at least ``MIN_VALUES``
+values, the first ``MAX_VALUES``), prequential as ``benchmarks.accuracy`` (its warm-up, of the values
+used): after each value the model is asked for 48 steps, and the share of the values inside its 90 %
+interval at h = 6, 12, 18, 24, 36 and 48 is counted, for the widths it serves and for the rule of before
+computed from the same state (``c_q`` alone, ``calibration.half_widths``, times the same phase factors,
+``calibration.phase_widths``). The far widths change no forecast of these streams (nothing is missing in
+them: a gap's next width is the only way they reach the served one-step forecast), so one run gives both,
+side by side. Also the MAE / naive MAE at those horizons (the naive: the last value before the origin),
+and how sharp each rule's intervals are (as ``benchmarks.interval_widths`` measures the tracked
+horizons'): the interval score of mean +- w over that of the constant half-width that covers 90 % of the
+stream's errors at h in hindsight, and the 95th percentile of w over it.
 
     python -m benchmarks.far_horizons --pmdarima /tmp/wheels --sktime /tmp/wheels
 """
@@ -60,16 +60,22 @@ def scored(series: RealSeries, values: int) -> dict[str, Any]:
         if warm <= t <= n - longest:
             forecast = forecaster.forecast("y", longest, LEVEL)
             slot = forecaster.store.slot_of("y")
-            before = calibration.half_widths(forecaster.store.tensors["c_q"][slot : slot + 1], longest)[0, :, 0]
+            tensors = forecaster.store.tensors
+            before = calibration.half_widths(tensors["c_q"][slot : slot + 1], longest).numpy()  # [1, H, 1]
+            names = ("c_phase", "c_phase_of", "c_phase_fit", "x_season_length", "steps")
+            phased = [tensors[k][slot : slot + 1].numpy() for k in names]
+            no_far = calibration.far_array(1)[:0]  # (no far horizons: their widths are what is compared)
+            calibration.phase_widths(*phased, no_far, before, np.empty((1, 0, 1)))  # as served
+            before = before[0, :, 0]  # [H]
             for h in HORIZONS:
                 target, mean = y[t + h - 1], forecast.mean[h - 1]
                 error[h] += abs(target - mean)
                 naive[h] += abs(target - y[t - 1])
                 if forecast.upper[h - 1] is not None:  # (None: no interval yet)
                     inside["served"][h].append(forecast.lower[h - 1] <= target <= forecast.upper[h - 1])
-                    inside["before"][h].append(abs(target - mean) <= before[h - 1].item())
+                    inside["before"][h].append(abs(target - mean) <= before[h - 1])
                     half["served"][h].append(forecast.upper[h - 1] - mean)
-                    half["before"][h].append(before[h - 1].item())
+                    half["before"][h].append(float(before[h - 1]))
                     errors[h].append(abs(target - mean))
         forecaster.observe("y", float(y[t]))
     return {

@@ -773,7 +773,7 @@ def scripted_seasons(monkeypatch, script: list[int | tuple[int, int]]) -> None:
 
     monkeypatch.setattr(hybrid, "detect_seasons", answer)
     monkeypatch.setattr(hybrid, "young_seasons", lambda values, longest: torch.zeros(len(values), dtype=torch.int64))
-    monkeypatch.setattr(hybrid, "_best_multiple", lambda values, season_length, longest: season_length)
+    monkeypatch.setattr(hybrid, "_best_multiple", lambda values, season_length, longest, cut=None: season_length)
     monkeypatch.setattr(hybrid, "_best_neighbour", lambda values, season_length, longest: season_length)
 
 
@@ -1137,3 +1137,35 @@ def test_a_level_shift_in_one_feature_holds_back_only_that_feature():
     tensors, slot = f.store.tensors, f.store.slot_of("s")
     assert tensors["o_shift_at"][slot].tolist() == [0, 573]
     assert tensors["x_season_length"][slot].tolist() == [[24, 168], [0, 0]]
+
+
+def _deploy_latency(seed: int, n: int = 672) -> np.ndarray:
+    """An hourly latency 120 + 40 day(h) + N(0, 6), day(h) a business-hours profile (0.45 at night,
+    1 at 14h), multiplied by 1.6 from value 400 on (a deploy: its level and its spread grow)."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(n) % 24
+    day = 0.45 + 0.55 * np.maximum(0.0, np.sin(np.pi * (h - 6) / 16)) ** 1.5
+    return (120 + 40 * day + rng.normal(0, 6, n)) * np.where(np.arange(n) < 400, 1.0, 1.6)
+
+
+def test_a_step_that_widens_the_spread_leaves_a_daily_season_unmoved_to_a_multiple():
+    # A new user (session 55): the multiple test read pairs across the step, where a longer lag pairs
+    # more values after it with the calmer values before it: 24 became 216 (this seed) or 120 at value
+    # 576, 176 values after the step, and the 12-step MAE got 61-65 % worse
+    values = _deploy_latency(107)
+    f = Forecaster(ForecasterConfig())
+    seasons = []
+    for i, v in enumerate(values):
+        f.observe("lat", float(v))
+        if i + 1 in (192, 384, 576, 672):
+            seasons.append(list(f.series_stats("lat").seasons))
+    assert seasons == [[24]] * 4
+
+
+def test_the_multiple_test_leaves_out_the_pairs_across_a_change_it_is_told_of():
+    # ``_best_multiple`` by hand: the same row is moved to a multiple of 24 when read across its step,
+    # and keeps 24 when told where the change was found (3 values after it, as ``outliers`` finds a shift)
+    values = torch.tensor(_deploy_latency(107)[:576], dtype=f64)[None]
+    across = int(hybrid._best_multiple(values, torch.tensor([24]), 192)[0])
+    told = int(hybrid._best_multiple(values, torch.tensor([24]), 192, torch.tensor([403]))[0])
+    assert (across % 24, across > 24, told) == (0, True, 24)

@@ -547,12 +547,14 @@ def _best_multiple(
 
     ``cut`` [R] (0: none): where a row's level or spread changed, the index of the first value read
     after the change (``detect``: the step at which ``outliers`` found it, up to AFTER_CHANGE values
-    late). Such a row is decided on its own, on the changes whose pairs lie on one side of the change
-    for both lags: a target at or after the change's zone (AFTER_CHANGE values before ``cut``) whose
-    lag reaches back before it is left out. A longer lag pairs more values after a change with values
-    before it, and where the spread grew (a latency multiplied by 1.6 at a deploy) such a pair errs
-    less than two values after it: a daily season 24 was moved to 120 or 216 at value 576, 176 values
-    after the change, its 12-step MAE 61-65 % worse (a new user, session 55)."""
+    late). Such a row is decided on its own: a multiple must win on each side of the change, on the
+    changes whose pairs lie before the change's zone (AFTER_CHANGE values before ``cut``) and on those
+    whose pairs lie after it, for both lags (a side without two such pairs: not taken). A longer lag
+    pairs more values after a change with values before it, and where the spread grew (a latency
+    multiplied by 1.6 at a deploy) such a pair errs less than two values after it: a daily season 24
+    was moved to 120 or 216 at value 576, 176 values after the change, its 12-step MAE 61-65 % worse
+    (a new user, session 55); with the pairs across the change left out but the sides pooled, the
+    side before it alone moved one row of 20 to 192 by chance."""
     best = lengths.clone()
     cut = torch.zeros_like(lengths) if cut is None else cut
     alone = torch.isnan(values).any(dim=1) | (cut > 0)  # [R] rows with a gap or a change: one row at a time
@@ -588,8 +590,9 @@ def _longer_wins(
     (``season.significantly_better`` at ``z``). Errors up to ``floor`` [G, 1] count as 0:
     on a sine without noise both lags err by rounding alone, and its chance ordering took a
     season 7 for 77, 12 for 24, 24 for 72. ``change`` > 0 (one row): the index of the value
-    after the row's last change; the changes at targets t >= change - 1 - AFTER_CHANGE with
-    t - m < change are left out (``_best_multiple``)."""
+    after the row's last change; the longer must win on each side of it, over the targets before
+    change - 1 - AFTER_CHANGE and over those whose lag m reaches no further back than ``change``
+    (``_best_multiple``)."""
     g, length = changes.shape
     n = length - m
     if n < 2:
@@ -599,10 +602,12 @@ def _longer_wins(
     at = torch.arange(m, length)[None, :] - chosen[:, None]  # [G, n] t - chosen
     shorter = (now - torch.gather(changes, 1, at)).abs()
     longer, shorter = (torch.where(e <= floor, 0.0, e) for e in (longer, shorter))  # rounding: no error
-    if change > 0:  # one row: its pairs on one side of the change (the change's own is changes[change - 1])
+    if change > 0:  # one row: better on each side of the change (the change's own is changes[change - 1])
         t = torch.arange(m, length)
-        keep = (t < change - 1 - AFTER_CHANGE) | (t - m >= change)  # [n]
-        longer, shorter = longer[:, keep], shorter[:, keep]
+        before, after = t < change - 1 - AFTER_CHANGE, t - m >= change  # [n] each
+        return significantly_better(longer[:, before], shorter[:, before], MULTIPLE_GAIN, z) & significantly_better(
+            longer[:, after], shorter[:, after], MULTIPLE_GAIN, z
+        )
     return significantly_better(longer, shorter, MULTIPLE_GAIN, z)
 
 

@@ -1203,3 +1203,11 @@ def test_the_block_means_give_no_season_to_random_walks_or_integrated_noise():
         smooth[:, t] = change
     rows = torch.cat([steps[0], steps[1].cumsum(dim=1), smooth.cumsum(dim=1)])  # noise, walks, integrated AR(1)
     assert int((hybrid._coarse_seasons(rows, 336) > 0).sum()) == 0
+
+
+def test_a_multiple_must_fit_better_on_each_side_of_a_change():
+    # With the pairs across the step left out but the two sides pooled, this row's 24 was moved to
+    # 192 (then placed at 216) at value 576: 192's pairs all lay before the step, where it won by
+    # chance (the row read as it came keeps 24); no pair of 192 lies after the step
+    values = torch.tensor(_deploy_latency(206)[:576], dtype=f64)[None]
+    assert int(hybrid._best_multiple(values, torch.tensor([24]), 192, torch.tensor([403]))[0]) == 24

@@ -180,6 +180,8 @@ def advance(
     where the value is a level shift (``outliers``), at which the trend's level starts again
     (None: nowhere)."""
     shifted = torch.zeros_like(mask) if shifted is None else shifted
+    if "o_shift_at" not in rows:  # rows of the experts alone (a test's): no level shift found
+        rows["o_shift_at"] = torch.zeros(mask.shape, dtype=torch.int64)
     head = readable(rows["slot"], step, y.to(torch.float64), mask, shifted)
     ring, season, *own = writable(rows, ADVANCED)  # the ring and the seasonal tables are shared (SHARED)
     over_rows(len(step), lambda r: kernels.advance(*(a[r] for a in head), ring, season, *(a[r] for a in own)))
@@ -189,12 +191,14 @@ ADVANCED = (  # the shared ones first
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_nonneg", "x_seen",
     "x_missing", "x_ar", "x_ar_p", "x_arc", "x_arc_p", "x_sdiff", "x_excursion", "x_repaired",
     "x_median", "x_arl", "x_arl_p", "x_arl_mean", "x_arl_count", "x_arl_ref", "x_arl_unit", "x_arl_from",
-    "x_ars", "x_ars_p", "x_ars_ref", "x_ars_unit",
+    "x_ars", "x_ars_p", "x_ars_ref", "x_ars_unit", "o_shift_at",
 )  # fmt: skip
 READ = (
     "x_raw", "x_season", "x_season_length", "x_scale", "x_level", "x_trend", "x_positive", "x_ar", "x_arc", "x_median",
-    "x_arl", "x_arl_ref", "x_arl_unit", "x_arl_from", "x_ars", "x_ars_ref", "x_ars_unit",
+    "x_arl", "x_arl_ref", "x_arl_unit", "x_arl_from", "x_ars", "x_ars_ref", "x_ars_unit", "o_shift_at",
 )  # fmt: skip
+# (``o_shift_at``, the outlier rule's: the step of the series' last level shift, whose change the ARs on the
+# changes read as the one before it, ``ar_changes.change``; rows without it, a test's, read none)
 assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
 
 
@@ -204,6 +208,8 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, track
     combination tracks (default: all H), past which the seasonal AR adds no change
     (``expert_kernels._ar_path``)."""
     d = rows["x_raw"].shape[2]
+    if "o_shift_at" not in rows:  # rows of the experts alone (a test's): no level shift found
+        rows = {**rows, "o_shift_at": torch.zeros(len(step), d, dtype=torch.int64)}
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
     slot, steps, ring, season, *own = readable(rows["slot"], step, *(rows[name] for name in READ))
     written = out.numpy()

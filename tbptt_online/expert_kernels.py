@@ -408,6 +408,8 @@ def advance(
                     change = abs(value - forecast)
                 elif young:
                     change = min(change, SMOOTHING_CLIP * before)  # a young spike grows the scale this much at most
+                elif shifted[b, k] and t - 2 >= max(1, t - r + 1):  # a level shift is not a change of the spread:
+                    change = abs(previous - ring_value(ring, s, k, t - 2))  # the one before it (``ar_changes.change``)
                 scale[b, k] = SCALE_DECAY * before + (1 - SCALE_DECAY) * change if before > 0 else change
             ring[s, (t - 1) % r, k] = value
             if observed and m[0] > 0 and t - m[0] >= 1:

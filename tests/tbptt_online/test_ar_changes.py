@@ -122,3 +122,40 @@ def test_a_young_series_path_is_bounded_by_the_changes_it_has(n):
     scale = experts.local_scale(rows)[0, 0].item()
     path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, LONG_AR, 0].tolist()
     assert path == pytest.approx(hand_path(values, theta, scale, 12), rel=1e-12)
+
+
+def ramp_stepped_down(n: int, at: int, step: float) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """The experts' rows fed a ramp of 10 a value with noise 0.5, stepped by ``step`` at value ``at``, which
+    ``outliers`` found a level shift (``shifted`` there, its step in ``o_shift_at``, as a tick sets both)."""
+    import random
+
+    rng = random.Random(0)
+    values = [100.0 + 10.0 * t + rng.gauss(0.0, 0.5) + (step if t >= at else 0.0) for t in range(1, n + 1)]
+    rows = blank(ring=64)
+    rows["o_shift_at"] = torch.zeros(1, 1, dtype=torch.int64)
+    feed(rows, values[: at - 1])
+    rows["o_shift_at"][0, 0] = at
+    feed(rows, [values[at - 1]], first_step=at, shifted=True)
+    feed(rows, values[at:], first_step=at + 1)
+    return rows, values
+
+
+@pytest.mark.parametrize("after", [0, 3])  # at the shift, and 3 values after it
+def test_after_a_level_shift_the_ars_on_the_changes_go_on_from_the_new_level_at_the_slope(after):
+    # a counter's reset read as a change of -297,000 among changes of 1,000 was carried on by both for 12
+    # steps (ar_changes to -442,527, its path bound) and the served mean, weighted 0.95 on them, cut to 0
+    # where 3,903 came (a new user's, session 55): the change across a level shift reads as the one before it
+    at = 200
+    rows, values = ramp_stepped_down(at + after, at, -500.0)
+    path = experts.paths(rows, torch.tensor([len(values)]), 12)[0, :, :, 0]
+    for member in ("ar_changes", "ar"):
+        forecast = path[:, experts.NAMES.index(member)].tolist()
+        steps = [b - a for a, b in zip([values[-1], *forecast[:-1]], forecast, strict=True)]
+        assert all(8.0 < s < 12.0 for s in steps), (member, steps)
+
+
+def test_a_level_shift_does_not_grow_the_local_scale():
+    # the scale took the shift's change (15 times its size after the counter's reset): the changes' AR's
+    # drift, in units of the scale, then forecast 6 times the slope (10,330 for 3,903 after 2,938)
+    rows, _ = ramp_stepped_down(200, 200, -500.0)
+    assert float(rows["x_scale"][0, 0]) < 12.0

@@ -679,3 +679,27 @@ def test_a_blow_up_inside_a_glitch_restarts_private_ticks_keeps_its_count_and_th
     g = Forecaster.from_state_dict(f.state_dict())
     assert f.step_of("a") == g.step_of("a") == 5
     assert f.observe("a", 100.0) == g.observe("a", 100.0)
+
+
+def test_a_counter_reset_is_followed_from_its_new_level_and_its_next_values_are_not_flagged():
+    # a cumulative counter growing about 1,000 a value that resets to 0 (a process restarted): its third
+    # value after the reset makes a level shift; until session 55 the ARs on the changes carried the reset's
+    # change of -297,000 on and the served mean was cut to 0 (interval [0, 181]) where 3,903 and 4,910
+    # came, both flagged, and caught up 8 values later (a new user's, F4)
+    rng = np.random.default_rng(1)
+    f, total, at = Forecaster(ForecasterConfig()), 0.0, 150
+    made, flagged, values = [], [], []
+    for i in range(at + 20):
+        total = 0.0 if i == at else total
+        total += 1000.0 * (1 + 0.05 * rng.standard_normal())
+        result = f.observe("c", total)
+        made.append(result.forecast_made.mean)
+        flagged.append(result.outlier)
+        values.append(total)
+    assert flagged[at : at + 3] == [True, True, False]  # the run's first two at their bounds, the third a shift
+    assert not any(flagged[at + 3 :])
+    after = slice(at + 3, at + 20)
+    ratios = [m / v for m, v in zip(made[after], values[after], strict=True)]
+    assert min(ratios) > 0.8 and max(ratios) < 1.25, ratios  # (0 at the first two before)
+    errors = [abs(m - v) for m, v in zip(made[after], values[after], strict=True)]
+    assert sum(errors) / len(errors) < 0.3 * 1000.0, errors  # the naive's error is the increment, 1,000

@@ -60,20 +60,34 @@ def path_bound(window: np.ndarray, n: int, least: float) -> float:
     return bound
 
 
+JUMP = 4.0  # a level shift's change more than this many times both changes before it is a jump (``change``)
+
+
+@compiled
+def jumped(ring: np.ndarray, slot: int, k: int, step: int, shift_at: int, oldest: int) -> bool:
+    """Whether the change at ``step`` is a level shift's jump: ``step`` is ``shift_at`` (the step of the
+    series' last change that ``outliers`` found, 0: none), the two changes before it are in the ring (which
+    holds steps ``oldest`` on), and it is more than JUMP times both. A series that accelerates (doubling every
+    value: the outlier rule finds a level shift where it outran its forecasts) makes changes a few times the
+    ones before, which are its dynamics; a counter's reset, -297,000 after changes of 1,000, is none."""
+    if step != shift_at or step - 3 < max(oldest, 1):
+        return False
+    before = ring_value(ring, slot, k, step - 1) - ring_value(ring, slot, k, step - 2)
+    earlier = ring_value(ring, slot, k, step - 2) - ring_value(ring, slot, k, step - 3)
+    jump = ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1)
+    return abs(jump) > JUMP * max(abs(before), abs(earlier))
+
+
 @compiled
 def change(ring: np.ndarray, slot: int, k: int, step: int, shift_at: int, oldest: int) -> float:
-    """The change y_s - y_{s-1} at step ``step`` from the values ring, but at ``shift_at`` (the
-    step of the series' last change that ``outliers`` found, 0: none) the change before it (0 where
-    the ring, holding steps ``oldest`` on, no longer has it): **a level shift is not a change** of
-    the series' dynamics. Read as it came, a counter's reset (about +1,000 an hour, then 0) was a
-    change of -297,000 among changes of 1,000 that the ARs on changes carried on for 12 steps, to
-    -442,527 (the path bound, 1.5 times it), while the combination still weighted them 0.95 from the
-    300 values they had forecast best: the served mean was cut to 0 where 3,903 came (a new user's,
-    session 55). Shared by both AR experts (``expert_kernels._z``)."""
-    if step == shift_at:
+    """The change y_s - y_{s-1} at step ``step`` from the values ring, but where it is a level shift's jump
+    (``jumped``) the change before it: **a level shift is not a change** of the series' dynamics. Read as it
+    came, a counter's reset (about +1,000 an hour, then 0) was a change of -297,000 among changes of 1,000
+    that the ARs on changes carried on for 12 steps, to -442,527 (the path bound, 1.5 times it), while the
+    combination still weighted them 0.95 from the 300 values they had forecast best: the served mean was cut
+    to 0 where 3,903 came (a new user's, session 55). Shared by both AR experts (``expert_kernels._z``)."""
+    if jumped(ring, slot, k, step, shift_at, oldest):
         step -= 1
-        if step - 1 < max(oldest, 1):
-            return 0.0
     return ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1)
 
 
@@ -99,15 +113,15 @@ def advance(
 ) -> None:
     """One recursive-least-squares step on the change at step ``t`` (its value just written
     to the ring ``ring`` [C, R, d] at row ``slot``), where it was ``observed`` and the
-    ORDER + 1 changes it needs are in the ring, and ``t`` is no level shift (``shift_at``: the
-    step of the last one, whose change is none to learn from and reads as the one before it,
+    ORDER + 1 changes it needs are in the ring, and ``t`` is no level shift's jump (``shift_at``:
+    the step of the last one, whose jump is none to learn from and reads as the change before it,
     ``change``); ``scale`` > 0 the local scale. ``theta``
     [B, d, K] and ``p`` [B, d, K, K] are updated in place at [b, k] (unchanged where the
     step is not usable or its result not finite); ``work`` [3 + K, >= K] scratch (``rls_step``)."""
     r = ring.shape[1]
-    if not (observed and _formed(t, t, r)) or t == shift_at:
-        return
     oldest = t - r + 1
+    if not (observed and _formed(t, t, r)) or jumped(ring, slot, k, t, shift_at, oldest):
+        return
     work[0, 0] = 1.0  # phi: the constant, then the changes c_{t-1} .. c_{t-ORDER} in units of the scale
     for i in range(1, K):
         s = t - i  # the change at step s: y_s - y_{s-1}

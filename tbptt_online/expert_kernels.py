@@ -253,9 +253,9 @@ def _advance_ar(
     level shift (``shift_at``, the last one's step: ``ar_changes.change``); ``work``
     [3 + K, >= K] scratch (``rls_step``: the inputs phi in its row 0)."""
     r, order = ring.shape[1], AR_ORDER
-    if not (observed and _z_formed(t, m, t, r)) or t == shift_at:
-        return
     oldest = t - r + 1
+    if not (observed and _z_formed(t, m, t, r)) or ar_changes.jumped(ring, slot, k, t, shift_at, oldest):
+        return
     lags = _ar_lags(m)
     newest = t - 1 if m > 0 else t  # the newest input's step (lag m = 0 reads step t, unused)
     work[0, :order] = 0.0  # phi
@@ -408,8 +408,11 @@ def advance(
                     change = abs(value - forecast)
                 elif young:
                     change = min(change, SMOOTHING_CLIP * before)  # a young spike grows the scale this much at most
-                elif shifted[b, k] and t - 2 >= max(1, t - r + 1):  # a level shift is not a change of the spread:
-                    change = abs(previous - ring_value(ring, s, k, t - 2))  # the one before it (``ar_changes.change``)
+                elif shifted[b, k] and t > YOUNG and t - 3 >= max(1, t - r + 1):  # a level shift's jump is no
+                    last_change = previous - ring_value(ring, s, k, t - 2)  # change of the spread: the change
+                    earlier = ring_value(ring, s, k, t - 2) - ring_value(ring, s, k, t - 3)  # before it (``ar_changes.
+                    if change > ar_changes.JUMP * max(abs(last_change), abs(earlier)):  # jumped``; a young series'
+                        change = abs(last_change)  # shift gives it the change, ``_young_taken``)
                 scale[b, k] = SCALE_DECAY * before + (1 - SCALE_DECAY) * change if before > 0 else change
             ring[s, (t - 1) % r, k] = value
             if observed and m[0] > 0 and t - m[0] >= 1:

@@ -332,8 +332,10 @@ class SeriesStatsOut(BaseModel):
     members: list[MemberOut] = Field(default_factory=list, description="The hybrid's members: MAE and weight.")
     outliers: int | None = Field(
         default=None,
-        description="Values (per feature) far outside their served interval that the hybrid learned from at the "
-        "interval's bound (a spike; a run of them on one side is a level shift and is learned from as it came).",
+        description="Values (per feature) flagged far outside their served interval: learned from at the "
+        "interval's bound (a spike; a run of them on one side is a level shift and is learned from as it came), or "
+        "taken as they came where past errors as large let them through but they lay more than 3 times the bound's "
+        "sigmas away.",
     )
     restarts: int = Field(
         default=0,
@@ -347,6 +349,14 @@ class SeriesStatsOut(BaseModel):
         "that comes whole steps later is preceded by the missing steps (null values). null: not known (no "
         "timestamps, too few, or irregular).",
     )
+
+
+class SeriesStatsPage(BaseModel):
+    """One page of a model's series statistics, in the series' sorted order (``GET .../series-stats``)."""
+
+    series: list[SeriesStatsOut]
+    total: int
+    next_offset: int | None
 
 
 class ErrorOut(BaseModel):

@@ -28,6 +28,7 @@ from tbptt_online.client.results import (
     ObservationResult,
     SeriesPage,
     SeriesStats,
+    SeriesStatsPage,
     UpdateStats,
 )
 from tbptt_online.client.retry import RetryPolicy
@@ -49,6 +50,7 @@ __all__ = [
     "RetryPolicy",
     "SeriesPage",
     "SeriesStats",
+    "SeriesStatsPage",
     "TransportFailure",
     "Unauthorized",
     "UnexpectedAnswer",

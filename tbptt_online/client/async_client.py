@@ -29,7 +29,14 @@ from tbptt_online.client.base_url import checked_base_url
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
 from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import TransportFailure
-from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
+from tbptt_online.client.results import (
+    Forecast,
+    ModelInfo,
+    ObservationResult,
+    SeriesPage,
+    SeriesStats,
+    SeriesStatsPage,
+)
 from tbptt_online.client.retry import RetryPolicy
 from tbptt_online.client.sync_client import DEFAULT_BATCH_SIZE, auth_headers, chunks
 
@@ -117,6 +124,9 @@ class AsyncClient:
 
     async def list_series(self, model: str, offset: int = 0, limit: int = 100) -> SeriesPage:
         return await self._send(calls.list_series(model, offset, limit))
+
+    async def series_stats_page(self, model: str, offset: int = 0, limit: int = 100) -> SeriesStatsPage:
+        return await self._send(calls.series_stats_page(model, offset, limit))
 
     async def iter_series(self, model: str, page_size: int = 500) -> AsyncIterator[str]:
         offset: int | None = 0

@@ -39,7 +39,14 @@ from urllib.parse import quote
 import httpx
 
 from tbptt_online.client.errors import UnexpectedAnswer, error_for_status
-from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
+from tbptt_online.client.results import (
+    Forecast,
+    ModelInfo,
+    ObservationResult,
+    SeriesPage,
+    SeriesStats,
+    SeriesStatsPage,
+)
 
 Timestamp = float | int | str | datetime | None
 ObservationLike = Mapping[str, Any] | Sequence[Any]  # {"series", "value", "timestamp"?} or (series, value[, ts])
@@ -287,6 +294,11 @@ def list_series(model: str, offset: int, limit: int) -> Call:
 
 def series_stats(model: str, series: str) -> Call:
     return Call("GET", _series_path(model, series), SeriesStats.from_json, idempotent=True)
+
+
+def series_stats_page(model: str, offset: int, limit: int) -> Call:
+    params = {"offset": offset, "limit": limit}
+    return Call("GET", f"{_model_path(model)}/series-stats", SeriesStatsPage.from_json, params, idempotent=True)
 
 
 def delete_series(model: str, series: str) -> Call:

@@ -208,5 +208,18 @@ class SeriesPage:
         return cls([_series_name(s) for s in data["series"]], data["total"], data.get("next_offset"))
 
 
+@dataclass(frozen=True)
+class SeriesStatsPage:
+    """One page of a model's series statistics, in sorted order; ``next_offset`` is None on the last page."""
+
+    series: list[SeriesStats]
+    total: int
+    next_offset: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeriesStatsPage:
+        return cls([SeriesStats.from_json(s) for s in data["series"]], data["total"], data.get("next_offset"))
+
+
 def _series_name(item: Any) -> str:
     return item["series"] if isinstance(item, dict) else item

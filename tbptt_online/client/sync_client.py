@@ -29,7 +29,14 @@ from tbptt_online.client.base_url import checked_base_url
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
 from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import ApiError, TransportFailure
-from tbptt_online.client.results import Forecast, ModelInfo, ObservationResult, SeriesPage, SeriesStats
+from tbptt_online.client.results import (
+    Forecast,
+    ModelInfo,
+    ObservationResult,
+    SeriesPage,
+    SeriesStats,
+    SeriesStatsPage,
+)
 from tbptt_online.client.retry import RetryPolicy
 
 DEFAULT_BATCH_SIZE = 1000  # observations per request: below the server's default maximum (5000)
@@ -151,6 +158,10 @@ class Client:
 
     def list_series(self, model: str, offset: int = 0, limit: int = 100) -> SeriesPage:
         return self._send(calls.list_series(model, offset, limit))
+
+    def series_stats_page(self, model: str, offset: int = 0, limit: int = 100) -> SeriesStatsPage:
+        """The statistics of ``limit`` series from ``offset``, in sorted order (``series_stats`` of each)."""
+        return self._send(calls.series_stats_page(model, offset, limit))
 
     def iter_series(self, model: str, page_size: int = 500) -> Iterator[str]:
         """Every series name of a model, page by page."""

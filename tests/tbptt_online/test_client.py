@@ -176,6 +176,9 @@ async def test_models_and_series_can_be_created_listed_paged_and_deleted(tmp_pat
         assert (page.series, page.total, page.next_offset) == (["host/00", "host/01", "host/02"], 7, 3)
         assert [name async for name in client.iter_series("small", page_size=2)] == [f"host/{i:02d}" for i in range(7)]
         assert (await client.series_stats("small", "host/03")).count == 1
+        stats = await client.series_stats_page("small", offset=2, limit=2)  # each series' own, in sorted order
+        assert (stats.total, stats.next_offset) == (7, 4)
+        assert stats.series == [await client.series_stats("small", name) for name in ("host/02", "host/03")]
         await client.delete_series("small", "host/03")
         with pytest.raises(NotFound, match="host/03"):
             await client.series_stats("small", "host/03")

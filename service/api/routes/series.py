@@ -1,4 +1,5 @@
-"""/v1/models/{model}/series: list (paged), read statistics, forget."""
+"""/v1/models/{model}/series: list (paged), read statistics, forget; /v1/models/{model}/series-stats: the
+statistics of many series, a page at a time."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from tbptt_service.api.query_numbers import plain_numbers
-from tbptt_service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut
+from tbptt_service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut, SeriesStatsPage
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.api.strict_json import StrictJSONRoute
 from tbptt_service.errors import NotFound
+from tbptt_service.host.model_snapshot import ModelSnapshot
 
 router = APIRouter(
     prefix=V1_PREFIX,
@@ -42,7 +44,32 @@ async def get_series(series: str, worker: ModelDep) -> dict:
     snapshot = worker.snapshot
     if series not in snapshot.view.slots:
         raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
-    stats = await run_in_threadpool(snapshot.view.series_stats, series)
+    return await run_in_threadpool(_stats_out, snapshot, series)
+
+
+@router.get("/models/{model}/series-stats", response_model=SeriesStatsPage, dependencies=[Depends(plain_numbers)])
+async def list_series_stats(
+    worker: ModelDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict:
+    """Each series' statistics (as ``GET .../series/{series}``), in sorted order, ``limit`` at a time from
+    ``offset``: which series a model serves poorly, in one request a page (a new user, session 55, read them one
+    GET per series)."""
+    snapshot = worker.snapshot
+
+    def page() -> dict:  # (on a worker thread: sorting the names and reading a page of stats)
+        names = snapshot.sorted_series
+        end = offset + limit
+        stats = [_stats_out(snapshot, name) for name in names[offset:end]]
+        return {"series": stats, "total": len(names), "next_offset": end if end < len(names) else None}
+
+    return await run_in_threadpool(page)
+
+
+def _stats_out(snapshot: ModelSnapshot, series: str) -> dict:
+    """The statistics answer of one series known to the model's ``snapshot``."""
+    stats = snapshot.view.series_stats(series)
     mark = snapshot.marks.get(series)
     return {
         "series": series,

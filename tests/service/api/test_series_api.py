@@ -26,6 +26,31 @@ async def test_listing_is_sorted_and_paged(client_for) -> None:
         assert (await client.get("/v1/models/default/series", params={"limit": 0})).status_code == 422
 
 
+async def test_a_page_of_statistics_is_each_series_own_in_sorted_order(client_for) -> None:
+    # (a new user, session 55: finding the series a model serves poorly took one GET per series)
+    names = ["e", "b", "d", "a", "c"]
+    async with client_for() as client:
+        for step in range(6):
+            body = {"observations": [{"series": n, "value": float(i + step % 3)} for i, n in enumerate(names)]}
+            await client.post(URL, json=body)
+        pages, offset = [], 0
+        while offset is not None:
+            answer = await client.get("/v1/models/default/series-stats", params={"offset": offset, "limit": 2})
+            assert answer.status_code == 200
+            page = answer.json()
+            assert page["total"] == 5
+            pages.append(page["series"])
+            offset = page["next_offset"]
+        assert [[s["series"] for s in page] for page in pages] == [["a", "b"], ["c", "d"], ["e"]]
+        for page in pages:
+            for stats in page:  # each one what the series' own statistics answer says
+                assert stats == (await client.get(f"/v1/models/default/series/{stats['series']}")).json()
+        assert all(s["count"] == 6 and s["mae"] is not None for page in pages for s in page)  # scored, not blank
+        assert (await client.get("/v1/models/default/series-stats", params={"limit": 1001})).status_code == 422
+        missing = await client.get("/v1/models/nothing/series-stats")
+        assert missing.status_code == 404 and "nothing" in missing.json()["detail"]
+
+
 async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_for) -> None:
     values = [1.0, 2.0, 1.5, 3.0, 2.5, 2.0, 4.0]
     reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))

@@ -199,7 +199,7 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def format_report(report: FeedReport, model: str) -> str:
     """The prequential error table: model vs naive per series, and the geometric mean of their ratios;
-    the values each series' model took as outliers (learned from at their interval's bound)."""
+    the values each series' model flagged as outliers (far outside their interval)."""
     header = ("series", "count", "MAE", "naive MAE", "MAE/naive", "RMSE", "naive RMSE", "coverage", "outliers")
     lines = [header]
     for s in report.stats:

@@ -175,7 +175,8 @@ class ForecastChart {
     const radius = data.observed.length > 150 ? 1.5 : 2.5;
     for (const p of data.observed) {
       if (p.y === null || !Number.isFinite(p.y)) continue;
-      // a value the model took as a glitch (learned from at its interval's bound) is ringed
+      // a value flagged far outside its interval (an outlier: a glitch learned from at its interval's bound, or one
+      // taken as it came that lay far past it) is ringed
       const past = p.y !== within(p.y); // (an outlier beyond the axis)
       const cls = p.outlier ? (past ? "observed-dot outlier past-axis" : "observed-dot outlier") : "observed-dot";
       const dot = svgElement("circle", { cx: sx(p.x), cy: sy(within(p.y)), r: p.outlier ? 2 * radius + 1 : radius,
@@ -184,7 +185,7 @@ class ForecastChart {
       const iso = isoTime(time);
       const when = iso === null ? "" : ` (${iso.replace(".000Z", "Z")})`;
       const beyond = past ? ", drawn at the axis' edge" : "";
-      const note = p.outlier ? ` (an outlier: learned from at its interval's bound${beyond})` : "";
+      const note = p.outlier ? ` (an outlier: far outside its interval${beyond})` : "";
       svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}${note}`;
     }
     const last = data.observed[data.observed.length - 1];

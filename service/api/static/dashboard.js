@@ -162,7 +162,7 @@ function renderAccuracy(stats, recent) {
       now.ratio === null ? "" : now.ratio < 1 ? "good" : "bad"],
     ["RMSE", formatNumber(stats.rmse)], ["naive RMSE", formatNumber(stats.naive_rmse)],
     ["interval coverage", coverage],
-    // values far outside their interval, learned from at its bound (the hybrid's outliers; null without it)
+    // values flagged far outside their interval (the hybrid's outliers, "What is flagged" in README; null without it)
     ["outliers", stats.outliers === null || stats.outliers === undefined ? "–" : String(stats.outliers)],
     // times the series' state started again, its forecast blown up (0 on a healthy series)
     ["restarts", String(stats.restarts || 0), stats.restarts ? "bad" : ""],

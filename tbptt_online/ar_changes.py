@@ -72,9 +72,16 @@ def jumped(ring: np.ndarray, slot: int, k: int, step: int, shift_at: int, oldest
     ones before, which are its dynamics; a counter's reset, -297,000 after changes of 1,000, is none."""
     if step != shift_at or step - 3 < max(oldest, 1):
         return False
+    return outgrows(ring, slot, k, step, ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1))
+
+
+@compiled
+def outgrows(ring: np.ndarray, slot: int, k: int, step: int, jump: float) -> bool:
+    """Whether the change ``jump`` at ``step`` is more than JUMP times both changes before it (at steps
+    step - 1 and step - 2, in the ring: steps step - 3 on); ``jumped``, and the local scale's own test at a
+    level shift (``expert_kernels.advance``, before the value at ``step`` is in the ring)."""
     before = ring_value(ring, slot, k, step - 1) - ring_value(ring, slot, k, step - 2)
     earlier = ring_value(ring, slot, k, step - 2) - ring_value(ring, slot, k, step - 3)
-    jump = ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1)
     return abs(jump) > JUMP * max(abs(before), abs(earlier))
 
 

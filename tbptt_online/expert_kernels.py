@@ -408,11 +408,13 @@ def advance(
                     change = abs(value - forecast)
                 elif young:
                     change = min(change, SMOOTHING_CLIP * before)  # a young spike grows the scale this much at most
-                elif shifted[b, k] and t > YOUNG and t - 3 >= max(1, t - r + 1):  # a level shift's jump is no
-                    last_change = previous - ring_value(ring, s, k, t - 2)  # change of the spread: the change
-                    earlier = ring_value(ring, s, k, t - 2) - ring_value(ring, s, k, t - 3)  # before it (``ar_changes.
-                    if change > ar_changes.JUMP * max(abs(last_change), abs(earlier)):  # jumped``; a young series'
-                        change = abs(last_change)  # shift gives it the change, ``_young_taken``)
+                elif (
+                    shifted[b, k]
+                    and t > YOUNG
+                    and t - 3 >= max(1, t - r + 1)
+                    and ar_changes.outgrows(ring, s, k, t, change)
+                ):  # a level shift's jump is no change of the spread: the change before it (a young series'
+                    change = abs(previous - ring_value(ring, s, k, t - 2))  # shift gives it the change, _young_taken)
                 scale[b, k] = SCALE_DECAY * before + (1 - SCALE_DECAY) * change if before > 0 else change
             ring[s, (t - 1) % r, k] = value
             if observed and m[0] > 0 and t - m[0] >= 1:

@@ -180,8 +180,7 @@ def advance(
     where the value is a level shift (``outliers``), at which the trend's level starts again
     (None: nowhere)."""
     shifted = torch.zeros_like(mask) if shifted is None else shifted
-    if "o_shift_at" not in rows:  # rows of the experts alone (a test's): no level shift found
-        rows["o_shift_at"] = torch.zeros(mask.shape, dtype=torch.int64)
+    rows = _with_shift_at(rows, tuple(mask.shape))
     head = readable(rows["slot"], step, y.to(torch.float64), mask, shifted)
     ring, season, *own = writable(rows, ADVANCED)  # the ring and the seasonal tables are shared (SHARED)
     over_rows(len(step), lambda r: kernels.advance(*(a[r] for a in head), ring, season, *(a[r] for a in own)))
@@ -199,7 +198,14 @@ READ = (
 )  # fmt: skip
 # (``o_shift_at``, the outlier rule's: the step of the series' last level shift, whose change the ARs on the
 # changes read as the one before it, ``ar_changes.change``; rows without it, a test's, read none)
+
 assert ADVANCED[:2] == READ[:2] == SHARED  # advance and paths pass these two whole, the others by rows
+
+
+def _with_shift_at(rows: dict[str, torch.Tensor], shape: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """``rows``, with ``o_shift_at`` [B, d] of zeros (no level shift found) where they have none: rows of the
+    experts alone (a test's). The tensors are the rows' own: what is written to them is written to the caller's."""
+    return rows if "o_shift_at" in rows else {**rows, "o_shift_at": torch.zeros(shape, dtype=torch.int64)}
 
 
 def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, tracked: int | None = None) -> torch.Tensor:
@@ -208,8 +214,7 @@ def paths(rows: dict[str, torch.Tensor], step: torch.Tensor, horizon: int, track
     combination tracks (default: all H), past which the seasonal AR adds no change
     (``expert_kernels._ar_path``)."""
     d = rows["x_raw"].shape[2]
-    if "o_shift_at" not in rows:  # rows of the experts alone (a test's): no level shift found
-        rows = {**rows, "o_shift_at": torch.zeros(len(step), d, dtype=torch.int64)}
+    rows = _with_shift_at(rows, (len(step), d))
     out = torch.empty(len(step), horizon, N_EXPERTS, d, dtype=torch.float64)
     slot, steps, ring, season, *own = readable(rows["slot"], step, *(rows[name] for name in READ))
     written = out.numpy()

@@ -221,10 +221,11 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     found = detect_seasons(values, max_seasons=2, max_length=min(n // 3, max_season))  # [B * d, 2]
     none = (found[:, 0] == 0).nonzero().squeeze(1)
     if len(none):  # a season the autocorrelation cannot test yet (2 to 4 cycles): provisional
-        found[none, 0] = young_seasons(fill_gaps(values[none]), max_season)
+        filled = fill_gaps(values[none])  # [N, n]
+        found[none, 0] = young_seasons(filled, max_season)
         if n // 3 >= max_season:  # past the young test: a long smooth season in the means of blocks
-            none = none[found[none, 0] == 0]
-            found[none, 0] = _coarse_seasons(fill_gaps(values[none]), max_season)
+            still = found[none, 0] == 0  # [N]
+            found[none[still], 0] = _coarse_seasons(filled[still], max_season)
     seasonal = (found[:, 0] > 0).nonzero().squeeze(1)  # the rows with a season (of many noisy series, few)
     if len(seasonal):
         some = values[seasonal]  # [S, n]: the two checks below go row by row, so only these pay for them

@@ -159,7 +159,7 @@ def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen,
     calibration.fill_half_widths(q, far_q, far_at, ratio, roots[0], roots[1], half)
     far_half = np.empty(far_q.shape)
     calibration.fill_far_widths(q, far_q, far_at, half, far_half)
-    own = np.where(q > 0.0, half, 0.0)  # [B, Hc, d] 0 where the width is taken from shorter horizons
+    owned = q > 0.0  # [B, Hc, d] the horizons with a width of their own (else taken from shorter ones)
     if (missing > 0).any():
         full = half.copy()
         n_rows, hc, d = half.shape
@@ -170,11 +170,10 @@ def served(q, far, ratio, roots, remembered, slot, at, origin, origin_ref, seen,
                         far_half[b, f, k] = 0.0  # judged against c_far_q itself
                     for h in range(hc):
                         half[b, h, k] = _width_after(full, q, far_q, far_at, ratio, b, k, h, missing[b, k])
-                        owned = q[b, min(missing[b, k] + h + 1, hc) - 1, k] > 0.0
-                        own[b, h, k] = half[b, h, k] if owned else 0.0
+                        owned[b, h, k] = q[b, min(missing[b, k] + h + 1, hc) - 1, k] > 0.0
     phase, phase_of, gain, lengths, step = phased
     calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at, half, far_half)
-    calibration.phase_widths(phase, phase_of, gain, lengths, step, far_at[:0], own, far_half[:, :0])
+    own = np.where(owned, half, 0.0)  # [B, Hc, d] the widths remembered: 0 where not the horizon's own
     paths, path, partial, net, correction, scale, level, nonneg = remembered
     hc = net.shape[1]
     hybrid_kernels.remember(

@@ -23,19 +23,22 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
     route_class=StrictJSONRoute,
 )
+Offset = Annotated[int, Query(ge=0)]  # a page of series: its first one, in sorted order
+Limit = Annotated[int, Query(ge=1, le=1000)]  # ... and how many
+
+
+def _next_offset(end: int, total: int) -> int | None:
+    """Where the page after one ending at ``end`` starts (None: it was the last)."""
+    return end if end < total else None
 
 
 @router.get("/models/{model}/series", response_model=SeriesList, dependencies=[Depends(plain_numbers)])
-async def list_series(
-    worker: ModelDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict:
+async def list_series(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) -> dict:
     """Series names in sorted order, ``limit`` at a time from ``offset``."""
     snapshot = worker.snapshot
     names = await run_in_threadpool(lambda: snapshot.sorted_series)  # sorting 100k names stays off the loop
     end = offset + limit
-    return {"series": names[offset:end], "total": len(names), "next_offset": end if end < len(names) else None}
+    return {"series": names[offset:end], "total": len(names), "next_offset": _next_offset(end, len(names))}
 
 
 @router.get("/models/{model}/series/" + SERIES, response_model=SeriesStatsOut)
@@ -48,11 +51,7 @@ async def get_series(series: str, worker: ModelDep) -> dict:
 
 
 @router.get("/models/{model}/series-stats", response_model=SeriesStatsPage, dependencies=[Depends(plain_numbers)])
-async def list_series_stats(
-    worker: ModelDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict:
+async def list_series_stats(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) -> dict:
     """Each series' statistics (as ``GET .../series/{series}``), in sorted order, ``limit`` at a time from
     ``offset``: which series a model serves poorly, in one request a page (a new user, session 55, read them one
     GET per series)."""
@@ -62,7 +61,7 @@ async def list_series_stats(
         names = snapshot.sorted_series
         end = offset + limit
         stats = [_stats_out(snapshot, name) for name in names[offset:end]]
-        return {"series": stats, "total": len(names), "next_offset": end if end < len(names) else None}
+        return {"series": stats, "total": len(names), "next_offset": _next_offset(end, len(names))}
 
     return await run_in_threadpool(page)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tbptt_online import allocator, fork_guard
+from tbptt_online import allocator, fork_guard, hybrid
 from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import ProbeWindows, TBPTTEngine, measured_bias, probe_gradients
@@ -323,9 +323,10 @@ class Forecaster:
 
     def _start_again(self, which: torch.Tensor, kept: torch.Tensor) -> None:
         """Blank the rows ``which`` [g] as new series' under their names, but for their statistics ``kept``
-        [g, F, d] (their ``restarts`` and ``restarted_steps`` already counted): their step goes on from
+        [g, F, d] (their ``restarts`` and ``restarted_steps`` already counted) and their coverage per horizon
+        (``hybrid.COVERAGE``, as it is): their step goes on from
         ``restarted_steps`` (``SeriesStore.offsets``), and they are served what a new series is."""
-        self.store.reset(which, keep=("stats",))
+        self.store.reset(which, keep=("stats", *hybrid.COVERAGE))  # (its coverage per horizon: a statistic too)
         self.store.put(which, stats=kept)
         restarted = kept[:, STAT["restarted_steps"], 0].long().tolist()
         self.store.offsets = {**self.store.offsets, **dict(zip(which.tolist(), restarted, strict=True))}
@@ -337,11 +338,12 @@ class Forecaster:
         at their value ``GLITCH_AT``, all observed so far (none missing, no restart before), where some feature's
         first change |y2 - y1| is more than ``GLITCH_RATIO`` times the largest of the next ones, which are not all
         0, and more than ``GLITCH_ROUNDING`` of the largest |y|. The row is blanked as a blown-up one is (its
-        statistics kept, the glitch scored in them as it was served; ``restarts`` counts it), and its values
-        2 .. ``GLITCH_AT`` are observed again in ticks of its own, whose results nobody reads: its state is then
-        that of a series whose first values were those (the shared network's weights aside, which those ticks may
-        update as any tick does), and its step goes on (``restarted_steps`` + 1). Its statistics, and the
-        forecaster's count of observations, are put back as the tick left them: no value is counted twice."""
+        statistics and coverage per horizon kept, the glitch scored in them as it was served; ``restarts`` counts
+        it), and its values 2 .. ``GLITCH_AT`` are observed again in ticks of its own, whose results nobody reads:
+        its state is then that of a series whose first values were those (the shared network's weights aside, which
+        those ticks may update as any tick does), and its step goes on (``restarted_steps`` + 1). Its statistics,
+        its coverage per horizon and the forecaster's count of observations are put back as the tick left them: no
+        value is counted twice."""
         due = (steps == GLITCH_AT).nonzero().squeeze(1)
         if not len(due):
             return None
@@ -363,13 +365,14 @@ class Forecaster:
         kept = stats[glitch]  # [g, F, d] as this tick left them
         kept[:, STAT["restarts"]] += 1
         kept[:, STAT["restarted_steps"]] += 1  # value 1: values 2 .. K become the new state's steps 1 .. K - 1
+        coverage = {k: self.store.get(k, which) for k in hybrid.COVERAGE}  # [g, H, 2, d] each, copies
         self._start_again(which, kept)
         observations, names_of = self.observations, [names[i] for i in rows.tolist()]
         for j in range(again.shape[1]):
             self._tick(which, again[:, j], names_of)  # (its results are those values' again: not reported)
         restarts = [STAT["restarts"], STAT["restarted_steps"]]  # as those ticks left them: one of them may have
         kept[:, restarts] = self.store.get("stats", which)[:, restarts]  # restarted a blown-up row (a review)
-        self.store.put(which, stats=kept)
+        self.store.put(which, stats=kept, **coverage)
         self.observations = observations
         out = torch.zeros(len(slots), dtype=torch.bool)
         out[rows] = True

@@ -108,6 +108,12 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: flo
         "c_far_origin": torch.full((n, max(far, default=1), len(far), 2, d), math.nan, dtype=f64),
         "c_member_abs": torch.zeros(n, N_MEMBERS, d, dtype=f64),  # one-step absolute errors, summed
         "c_member_n": torch.zeros(n, d, dtype=f64),
+        # per horizon 1 .. Hc (then per far horizon): the values that fell within the interval served for them at the
+        # tracked level, the forecasts scored that had a width of the horizon's own, and the two discounted (recent;
+        # ``hybrid_kernels._covered``): the series' coverage per horizon, its statistic (kept across a restart, as
+        # ``stats`` is)
+        "c_coverage": torch.zeros(n, horizons, kernels.COVERAGE_COLUMNS, d, dtype=f64),
+        "c_far_coverage": torch.zeros(n, len(far), kernels.COVERAGE_COLUMNS, d, dtype=f64),
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
         "n_scale": torch.ones(n, d, dtype=f64),  # the local scale it was made with
         "n_correction": torch.zeros(n, d, dtype=f64),  # c: the network's correction of the next value
@@ -116,6 +122,9 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: flo
 
 
 ORIGIN_RING = ("c_origin", "c_origin_ref", "c_far_origin")  # read by the next values' scoring only, never by a forecast
+# the fields a value's scoring writes at the tracked horizons (``hybrid_kernels.score``'s, in its order)
+SCORED = (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n", "c_coverage")
+COVERAGE = ("c_coverage", "c_far_coverage")  # the series' coverage per horizon: kept across a restart
 
 
 def rows_at(tensors: Mapping[str, torch.Tensor | AsOfSnapshot], slots: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -148,7 +157,7 @@ def score(
     E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
     rows' ``c_*`` copies are updated in place."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
-    written = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
+    written = writable(rows, SCORED)
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
     normal, multiplier = calibration.normals(float(level))
     phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))

@@ -61,6 +61,26 @@ def _prefetch_origins(origin, s, t) -> None:
         prefetch(at + entry - 1)
 
 
+RECENT_COVERAGE = 0.99  # the discount of a horizon's recent coverage: about its last 100 forecasts scored
+COVERAGE_COLUMNS = 4  # c_coverage's: covered, scored (whole life), and their discounted sums (recent)
+
+
+@inlined
+def _covered(coverage, b: int, h: int, k: int, error: float, half: float) -> None:
+    """Count a forecast's ``error`` (|y - the mean served|, NaN or inf: a miss) in ``coverage[b, h, :, k]``:
+    within the half-width ``half`` served with it, scored, and both discounted by ``RECENT_COVERAGE``, where that
+    width was the horizon's own (> 0; 0: taken from a shorter horizon, the first values a horizon scores, or after
+    values missing in a row at the far ones). The served interval's lower bound cut at 0
+    (``tick_kernels._interval``) changes nothing for a value >= 0: within the cut interval is within the
+    half-width."""
+    if half > 0.0:
+        hit = 1.0 if error <= half else 0.0
+        coverage[b, h, 0, k] += hit
+        coverage[b, h, 1, k] += 1.0
+        coverage[b, h, 2, k] = RECENT_COVERAGE * coverage[b, h, 2, k] + hit
+        coverage[b, h, 3, k] = RECENT_COVERAGE * coverage[b, h, 3, k] + 1.0
+
+
 @compiled
 def score(
     slot,
@@ -83,6 +103,7 @@ def score(
     shape,
     member_abs,
     member_n,
+    coverage,
     interval_level,
     normal,
     multiplier,
@@ -95,7 +116,8 @@ def score(
     multiplier ``spread`` [B, Hc, 3, d] (``calibration.spread_stepped``, ``multiplier`` the normal's at
     ``interval_level``), the other levels'
     width ratios ``shape`` [B, Hc, S, d] (their normal values ``normal`` [S]) and the one-step
-    errors ``member_abs`` [B, E, d], ``member_n`` [B, d]: each forecast of y_t made h steps
+    errors ``member_abs`` [B, E, d], ``member_n`` [B, d], and the coverage per horizon ``coverage`` [B, Hc, 4, d]
+    (``_covered``): each forecast of y_t made h steps
     before (read from ``origin``, relative to ``origin_ref`` [N, Hc, d]: ``remember``) is
     scored where y_t was observed (``mask``), a forecast was
     made then (t - h >= 1) and something had been observed before it (``seen``, before this
@@ -152,10 +174,12 @@ def score(
                     meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 widest = SMOOTHING_CLIP * unit if t - h <= YOUNG and known else math.inf  # a young origin's error
-                served = min(_finite_or(abs(y[b, k] - (ref + np.float64(made[members, k]))), cap), widest)
+                error = abs(y[b, k] - (ref + np.float64(made[members, k])))  # the served forecast's
+                served = min(_finite_or(error, cap), widest)
                 # a width: stored as it is; 0 where the horizon had none of its own (``tick_kernels.served``);
                 # judged against q where not above the floor (``calibration.spread_stepped``)
                 half = np.float64(made[members + 1, k])
+                _covered(coverage, b, h - 1, k, error, half)
                 # (see STORED_RESOLUTION; a young error's as it is taken: from a spike's distance, the floor alone
                 # made the width 1.2e23 after 1e30 among values 0 to 4)
                 floor = max(1e-6 * unit, STORED_RESOLUTION * min(abs(y[b, k] - ref), widest))
@@ -310,8 +334,9 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 
 @compiled
 def score_far(
-    slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier, factor
-) -> None:
+    slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier, factor,
+    coverage,
+) -> None:  # fmt: skip
     """Step the far horizons' half-widths ``far_q`` [B, F, d] and their ``far_spread`` [B, F, 3, d] with
     value ``y`` [B, d] of step ``step`` [B] (``calibration.spread_stepped``, as ``score`` steps ``q``, at
     the far horizon's rate; a far width is scored every ``FAR_EVERY``
@@ -321,7 +346,7 @@ def score_far(
     (``seen``) and a forecast was remembered (not NaN: an origin at an odd step, before the series'
     first value, or before its state had the ring). A non-finite forecast scores at the cap, as in
     ``score``; the error and the width served with it divided by ``factor`` [B, d], the factor of the value's
-    phase (``score``)."""
+    phase (``score``). The coverage per far horizon ``coverage`` [B, F, 4, d] (``_covered``)."""
     n_rows, d = y.shape
     ring = far_origin.shape[1]
     for b in range(n_rows):
@@ -337,9 +362,10 @@ def score_far(
                 made = far_origin[s, origin % ring, f, 0, k]
                 if math.isnan(made):
                     continue
-                g = factor[b, k]
+                g, served = factor[b, k], far_origin[s, origin % ring, f, 1, k]
+                _covered(coverage, b, f, k, abs(y[b, k] - made), served)
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit) / g
-                half = far_origin[s, origin % ring, f, 1, k] / g
+                half = served / g
                 far_q[b, f, k] = calibration.spread_stepped(
                     far_q[b, f, k], far_spread, b, f, k, error, interval_level, multiplier, 1e-6 * unit / g, half,
                     far_at[f],

@@ -172,13 +172,13 @@ def score_and_advance(
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)
     ring_origin, ref, far_origin = (ring.numpy() for ring in origin)  # shared: each row its slot
-    far_q, far_spread = writable(rows, ("c_far_q", "c_far_spread"))
+    far_q, far_spread, far_coverage = writable(rows, ("c_far_q", "c_far_spread", "c_far_coverage"))
     far_at = calibration.far_array(rows["c_q"].shape[1])
     normals = calibration.normals(float(interval_level))
     shifted = np.zeros_like(observed) if shifted is None else shifted
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     scored = readable(rows["x_seen"], rows["x_scale"], rows["x_level"])
-    combined = writable(rows, (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n"))
+    combined = writable(rows, hybrid.SCORED)
     ring, season, *advanced = writable(rows, experts.ADVANCED)  # the values ring, the seasonal tables: shared
     last = readable(rows["n_base"], rows["n_scale"])  # the base and scale the value's target is measured by
     phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
@@ -188,7 +188,7 @@ def score_and_advance(
         b,
         lambda r: tick_kernels.before_seasons(
             slot[r], step[r], y[r], observed[r], shifted[r], ring_origin, ref, float(interval_level), normals,
-            _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_spread[r], far_at),
+            _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_spread[r], far_at, far_coverage[r]),
             (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
             (phase[r], phase_of[r], gain[r], lengths[r], ring, factor[r]),

@@ -68,12 +68,28 @@ class MemberStats:
 
 
 @dataclass(frozen=True)
+class HorizonCoverage:
+    """The coverage of a series' interval at the tracked level at one horizon: of the ``scored`` forecasts made
+    that many steps before their value with a width of that horizon's own (its first ones, served a shorter
+    horizon's, are not counted), the share whose value fell within it (None: none scored yet), over the whole
+    life and over about the last 100 (``recent``: each earlier one weighs ``hybrid_kernels.RECENT_COVERAGE``
+    times the next)."""
+
+    horizon: int
+    coverage: float | None
+    scored: int
+    recent: float | None
+
+
+@dataclass(frozen=True)
 class SeriesStats:
     """Prequential accuracy of one series (None until something was scored). With the hybrid:
     the season lengths in use (first feature; [] = none), whether the log (multiplicative)
     members are on, whether every value so far was >= 0 (nothing served below 0), each
-    member's one-step MAE and weight (these four: the first feature's), and how many values
-    were flagged outliers (``outliers.py``; all features)."""
+    member's one-step MAE and weight (these four: the first feature's), how many values
+    were flagged outliers (``outliers.py``; all features), and the coverage at each horizon 1 ..
+    ``calibrated_horizon`` and at the far horizons (``calibration.far_horizons``; all features,
+    over the series' whole life, its restarts included, as ``coverage`` is)."""
 
     series: str
     count: int
@@ -89,6 +105,7 @@ class SeriesStats:
     members: list[MemberStats] = field(default_factory=list)
     outliers: int | None = None
     restarts: int = 0  # times its state was restarted: its forecast blown up, or its first value a glitch (forecaster)
+    coverage_by_horizon: list[HorizonCoverage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

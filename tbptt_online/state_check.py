@@ -56,6 +56,8 @@ from tbptt_online import calibration, experts
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
 from tbptt_online.guards import COUNTERS, LOSS_WINDOW, MIN_LR_SCALE, NORM_MEMORY
+from tbptt_online.hybrid import COVERAGE  # counts: the covered never more than the scored
+from tbptt_online.hybrid_kernels import COVERAGE_COLUMNS, RECENT_COVERAGE
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.probe import TruncationProbe
 from tbptt_online.rls import positive_semidefinite
@@ -79,7 +81,8 @@ NON_NEGATIVE = (
     "steps", "c_count", "c_q", "c_loss", "c_slow_loss", "c_slow_count", "c_meta_loss", "c_meta_count",
     "c_member_abs", "c_member_n", "x_scale", "o_count", "o_largest", "o_shifts",
     "x_sdiff", "x_excursion", "x_repaired", "x_arl_unit", "x_arl_count", "x_season_runs", "x_missing", "x_arl_from",
-    "o_shift_at", "x_ars_unit", "c_far_q", "c_spread", "c_far_spread", "c_phase", "c_phase_of",
+    "o_shift_at", "x_ars_unit", "c_far_q", "c_spread", "c_far_spread", "c_phase", "c_phase_of", "c_coverage",
+    "c_far_coverage",
 )  # fmt: skip
 # a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
 STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent", "o_shift_at")
@@ -442,6 +445,18 @@ def _check_phase(field: str, value: torch.Tensor) -> None:
         raise ValueError(f"{field} is invalid: a sum of errors past {MAX_MEAN_ERROR:g} times its count")
 
 
+def _check_coverage(field: str, value: torch.Tensor) -> None:
+    """``value`` [C, H, 4, d] (``hybrid_kernels._covered``): whole counts up to ``MAX_COUNT``, then their
+    discounted sums up to 1 / (1 - ``RECENT_COVERAGE``); the covered never more than the scored."""
+    counts, recent = value[:, :, :2], value[:, :, 2:]
+    if bool((counts > MAX_COUNT).any()) or bool((counts != counts.floor()).any()):
+        raise ValueError(f"{field} is invalid: holds a count that is not a whole number up to {MAX_COUNT}")
+    if bool((recent > 1 / (1 - RECENT_COVERAGE) * ROUNDING_SLACK).any()):
+        raise ValueError(f"{field} is invalid: a discounted count past 1 / (1 - {RECENT_COVERAGE:g})")
+    if bool((value[:, :, 0] > value[:, :, 1]).any()) or bool((value[:, :, 2] > value[:, :, 3] * ROUNDING_SLACK).any()):
+        raise ValueError(f"{field} is invalid: more values covered than scored at some horizon")
+
+
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
     if value.is_floating_point():
         bad = torch.isnan(value) if key in INF_ALLOWED else ~torch.isfinite(value)  # (isinf until session 20: inverted)
@@ -465,6 +480,8 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         raise ValueError(f"{field} is invalid: holds a step over {MAX_COUNT}")
     if key == "o_run" and bool(((value > MAX_COUNT) | (value < -MAX_COUNT)).any()):
         raise ValueError(f"{field} is invalid: holds a run over {MAX_COUNT} values long")
+    if key in COVERAGE and value.dim() == 4 and value.shape[2] == COVERAGE_COLUMNS:
+        _check_coverage(field, value)
     if key in VALUE_FIELDS and bool((value.abs() > VALUE_FIELDS[key] * ROUNDING_SLACK).any()):
         # (a median of 1e300 was served as the forecast, with an interval of zero width, a hostile test)
         times = f"{VALUE_FIELDS[key] / MAX_ABS_VALUE:g} times " if VALUE_FIELDS[key] != MAX_ABS_VALUE else ""

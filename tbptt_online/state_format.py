@@ -90,6 +90,11 @@
   series' next value re-estimates them from its values ring (``calibration.phase_reestimated``), as after a change
   of season, and its forecasts are served as they were (factors 1) until a horizon's errors have been seen to
   follow them.
+- format 25: each series' coverage per horizon (``c_coverage`` at 1 .. Hc, ``c_far_coverage`` at the far
+  horizons: the values within the interval served for them, the forecasts scored with a width of the horizon's
+  own, and the two discounted, ``hybrid_kernels._covered``). A state of format 24 gains them at 0
+  (``_with_coverage``): the coverage per horizon in its series' stats counts from the load on (the one-step
+  ``coverage`` goes on from the whole life, as before).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -200,11 +205,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(24, 1.0, 0, 0)
->>> current_state({"format": 25})
+(25, 1.0, 0, 0)
+>>> current_state({"format": 26})
 Traceback (most recent call last):
 ...
-ValueError: format=25 is invalid: this version reads formats 2 to 24 (it writes 24)
+ValueError: format=26 is invalid: this version reads formats 2 to 25 (it writes 25)
 """
 
 from __future__ import annotations
@@ -223,6 +228,7 @@ from tbptt_online import (
     excursions,
     expert_kernels,
     experts,
+    hybrid_kernels,
     outliers,
     rls,
 )
@@ -237,7 +243,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 24
+FORMAT_VERSION = 25
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -260,6 +266,7 @@ BEFORE_SPREAD = 20
 BEFORE_ONE_TABLE = 21
 BEFORE_SLOW_LEVEL = 22
 BEFORE_PHASE = 23
+BEFORE_COVERAGE = 24
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -319,6 +326,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_ONE_TABLE, "the one-table seasons of the gamma-0.1 smoothing", (_with_one_table,)),
         (BEFORE_SLOW_LEVEL, "the smoothing's slow levels", (_with_slow_level,)),
         (BEFORE_PHASE, "the widths' phase factors", (_with_phase,)),
+        (BEFORE_COVERAGE, "the coverage per horizon", (_with_coverage,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -743,7 +751,23 @@ def _with_phase(state: dict[str, Any]) -> dict[str, Any]:
         phase, phase_of, gain = calibration.blank_phase(n, int(tensors["x_season"].shape[-1]), horizons, d)
         return {"c_phase": phase, "c_phase_of": phase_of, "c_phase_fit": gain}
 
-    return _with_fields_after(state, {"c_shape": ("c_phase", "c_phase_of", "c_phase_fit")}, FORMAT_VERSION, blank)
+    return _with_fields_after(state, {"c_shape": ("c_phase", "c_phase_of", "c_phase_fit")}, BEFORE_COVERAGE, blank)
+
+
+def _with_coverage(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-24 ``state`` in format 25: a hybrid's store gains ``c_coverage`` and ``c_far_coverage`` after
+    ``c_member_n``, at 0: each series' coverage per horizon counts from the load on (module doc); a copy."""
+
+    def blank(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+        n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]
+        horizons, far = int(tensors["c_q"].shape[1]), int(tensors["c_far_q"].shape[1])
+        columns = hybrid_kernels.COVERAGE_COLUMNS
+        return {
+            "c_coverage": torch.zeros(n, horizons, columns, d, dtype=torch.float64),
+            "c_far_coverage": torch.zeros(n, far, columns, d, dtype=torch.float64),
+        }
+
+    return _with_fields_after(state, {"c_member_n": ("c_coverage", "c_far_coverage")}, FORMAT_VERSION, blank)
 
 
 def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:

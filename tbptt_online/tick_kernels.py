@@ -47,13 +47,13 @@ def before_seasons(
     phased,
 ):  # fmt: skip
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
-    x_level), ``combined`` = the combination's fields, c_q, c_spread, c_shape, c_member_abs,
-    c_member_n; ``interval_level`` the tracked level, ``normals`` = its normal ratios and normal
-    multiplier, ``calibration.normals``), make the
+    x_level), ``combined`` = ``hybrid.SCORED``'s fields (the combination's, c_q, c_spread, c_shape,
+    c_member_abs, c_member_n, c_coverage); ``interval_level`` the tracked level, ``normals`` = its
+    normal ratios and normal multiplier, ``calibration.normals``), make the
     network's target from the base and scale of the last tick (``hybrid_kernels.target``,
     ``target`` = (n_base, n_scale, out, defined) [B, d] each), step the far horizons' half-widths
     (``hybrid_kernels.score_far``, ``far`` = (c_far_origin, the store's ring, c_far_q, c_far_spread,
-    the far horizons [F])), then advance the experts
+    the far horizons [F], c_far_coverage)), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
     rows' fields in ``experts.ADVANCED`` order); ``phased`` = (c_phase, c_phase_of, x_season_length, the
     values ring, a scratch [B, d]): the errors' phase factors (``hybrid_kernels.score``)."""
@@ -63,8 +63,10 @@ def before_seasons(
         slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal, multiplier,
         phased,
     )  # fmt: skip
-    factor = phased[5]
-    hybrid_kernels.score_far(slot, step, y, mask, seen, scale, level, *far, interval_level, multiplier, factor)
+    factor, far_at, far_coverage = phased[5], far[3], far[4]
+    hybrid_kernels.score_far(
+        slot, step, y, mask, seen, scale, level, *far[:3], far_at, interval_level, multiplier, factor, far_coverage
+    )  # fmt: skip
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
 

@@ -25,7 +25,7 @@ from tbptt_online.config import MAX_LEVEL, ForecasterConfig
 from tbptt_online.intervals import known_only, predictive, to_units, widening, z_value
 from tbptt_online.network import RecurrentNetwork
 from tbptt_online.normalizer import std
-from tbptt_online.results import Forecast, MemberStats, Row, SeriesStats
+from tbptt_online.results import Forecast, HorizonCoverage, MemberStats, Row, SeriesStats
 from tbptt_online.rollout import fresh_state, roll_out
 from tbptt_online.scoring import STAT
 from tbptt_online.series_store import plain_name
@@ -261,7 +261,24 @@ class ForecasterView:
             "never_negative": bool(rows["x_nonneg"][0, 0]),
             "members": [MemberStats(*item) for item in zip(hybrid.MEMBERS, mae, w.tolist(), strict=True)],
             "outliers": int(rows["o_count"][0].sum()),
+            "coverage_by_horizon": _coverage_by_horizon(rows),
         }
+
+
+def _coverage_by_horizon(rows: dict[str, torch.Tensor]) -> list[HorizonCoverage]:
+    """A series' coverage at each horizon 1 .. Hc, then at the far ones, from its ``rows`` (one series):
+    ``c_coverage`` [1, Hc, 4, d] and ``c_far_coverage`` [1, F, 4, d], summed over the features."""
+    near, far = rows["c_coverage"][0].sum(dim=-1), rows["c_far_coverage"][0].sum(dim=-1)  # [Hc, 4], [F, 4]
+    horizons = [*range(1, len(near) + 1), *calibration.far_horizons(len(near))]
+    counts = torch.cat([near, far]).tolist()  # [Hc + F] of (covered, scored, and the two discounted)
+
+    def share(covered: float, scored: float) -> float | None:
+        return covered / scored if scored > 0 else None
+
+    return [
+        HorizonCoverage(h, share(covered, scored), int(scored), share(recent, weight))
+        for h, (covered, scored, recent, weight) in zip(horizons, counts, strict=True)
+    ]
 
 
 def _hybrid_forecasts(

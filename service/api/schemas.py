@@ -308,6 +308,22 @@ class MemberOut(BaseModel):
     weight: float = Field(description="Its weight in the one-step forecast now.")
 
 
+class HorizonCoverageOut(BaseModel):
+    horizon: int = Field(description="Steps ahead: 1 .. calibrated_horizon, then the far horizons (2 and 4 times it).")
+    coverage: float | None = Field(
+        description="The share of the values that fell within the interval served for them this many steps before, "
+        "at the model's interval_level (None until one was scored)."
+    )
+    scored: int = Field(
+        description="The forecasts scored at this horizon: those served with a width of the horizon's own (its first "
+        "ones, served a shorter horizon's width, are not counted), over the series' whole life."
+    )
+    recent: float | None = Field(
+        description="The coverage over about the last 100 scored at this horizon (each earlier one weighs 0.99 times "
+        "the next): where the calibration stands now."
+    )
+
+
 class SeriesStatsOut(BaseModel):
     series: str
     count: int
@@ -348,6 +364,11 @@ class SeriesStatsOut(BaseModel):
         description="Seconds between the series' timestamped values, once known (8 in a row within 25 %): a value "
         "that comes whole steps later is preceded by the missing steps (null values). null: not known (no "
         "timestamps, too few, or irregular).",
+    )
+    coverage_by_horizon: list[HorizonCoverageOut] = Field(
+        default_factory=list,
+        description="The interval's coverage at each horizon (the hybrid's; `coverage` is the one-step one): a series "
+        "poorly served at the horizons you alert on shows here.",
     )
 
 

@@ -22,6 +22,7 @@ from tbptt_online.client.errors import (
 from tbptt_online.client.results import (
     Forecast,
     ForecastStep,
+    HorizonCoverage,
     Interval,
     MemberStats,
     ModelInfo,
@@ -42,6 +43,7 @@ __all__ = [
     "Conflict",
     "Forecast",
     "ForecastStep",
+    "HorizonCoverage",
     "Interval",
     "MemberStats",
     "ModelInfo",

@@ -162,6 +162,7 @@ class SeriesStats:
     outliers: int | None = None  # values learned from at their interval's bound (a spike each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
     restarts: int = 0  # times its model state started again: its forecast blown up, or its first value a glitch
+    coverage_by_horizon: tuple[HorizonCoverage, ...] = ()  # (horizon, coverage, scored) per horizon
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
@@ -174,6 +175,10 @@ class SeriesStats:
             seasons=tuple(data.get("seasons") or ()),
             members=tuple(MemberStats(m["name"], m.get("mae"), m["weight"]) for m in data.get("members") or ()),
             restarts=int(data.get("restarts") or 0),
+            coverage_by_horizon=tuple(
+                HorizonCoverage(c["horizon"], c.get("coverage"), c["scored"], c.get("recent"))
+                for c in data.get("coverage_by_horizon") or ()
+            ),
             **{name: data.get(name) for name in optional},
         )
 
@@ -193,6 +198,17 @@ class MemberStats(NamedTuple):
     name: str
     mae: float | None
     weight: float
+
+
+class HorizonCoverage(NamedTuple):
+    """The interval's coverage at one horizon, as the library's ``HorizonCoverage``: of the ``scored`` forecasts
+    made that many steps before their value (with a width of the horizon's own), the share whose value fell
+    within it (None: none scored yet), over the whole life and over about the last 100 (``recent``)."""
+
+    horizon: int
+    coverage: float | None
+    scored: int
+    recent: float | None
 
 
 @dataclass(frozen=True)

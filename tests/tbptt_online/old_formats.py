@@ -29,15 +29,27 @@ MEMBER_FIELDS = {"c_loss": 2, "c_slow_loss": 2, "c_member_abs": 1, "c_origin": 3
 FORMAT_20 = ("c_far_q", "c_far_origin")  # the fields format 20 added
 FORMAT_21 = ("c_spread", "c_far_spread")  # and format 21
 FORMAT_24 = ("c_phase", "c_phase_of", "c_phase_fit")  # and format 24
+FORMAT_25 = ("c_coverage", "c_far_coverage")  # and format 25
+
+
+def format_24_layout(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 24's layout: no coverage per horizon."""
+    return {k: v for k, v in tensors.items() if k not in FORMAT_25}
+
+
+def as_format_24(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (format 25) as format 24 wrote it: a hybrid has no coverage per horizon (a copy)."""
+    return {**state, "format": 24, "store": {**state["store"], "tensors": format_24_layout(state["store"]["tensors"])}}
 
 
 def format_23_layout(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` in format 23's layout (and 21's, 22's): no widths' phase statistics."""
-    return {k: v for k, v in tensors.items() if k not in FORMAT_24}
+    """A store's ``tensors`` in format 23's layout (and 21's, 22's): no widths' phase statistics (nor format 25's
+    fields)."""
+    return {k: v for k, v in format_24_layout(tensors).items() if k not in FORMAT_24}
 
 
 def as_format_23(state: dict[str, Any], number: int = 23) -> dict[str, Any]:
-    """``state`` (format 24) as format ``number`` (21 to 23) wrote it: a hybrid has no widths' phase statistics
+    """``state`` (the current format) as format ``number`` (21 to 23) wrote it: a hybrid has no widths' phase statistics
     (a copy; a format-21 state's gamma-0.1 tables as format 22's)."""
     return {
         **state,
@@ -47,12 +59,12 @@ def as_format_23(state: dict[str, Any], number: int = 23) -> dict[str, Any]:
 
 
 def format_20_layout(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` in format 20's layout: no widths' scales and multipliers (nor format 24's fields)."""
+    """A store's ``tensors`` in format 20's layout: no widths' scales and multipliers (nor format 24's, 25's fields)."""
     return {k: v for k, v in format_23_layout(tensors).items() if k not in FORMAT_21}
 
 
 def as_format_20(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 20 wrote it: a hybrid has no widths' scales and multipliers (a copy)."""
+    """``state`` (the current format) as format 20 wrote it: a hybrid has no widths' scales and multipliers (a copy)."""
     return {**state, "format": 20, "store": {**state["store"], "tensors": format_20_layout(state["store"]["tensors"])}}
 
 
@@ -62,7 +74,7 @@ def format_19_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_19(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 19 wrote it: a hybrid has no far horizons' fields (a copy)."""
+    """``state`` (the current format) as format 19 wrote it: a hybrid has no far horizons' fields (a copy)."""
     return {**state, "format": 19, "store": {**state["store"], "tensors": format_19_layout(state["store"]["tensors"])}}
 
 
@@ -85,19 +97,19 @@ def format_17_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_17(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 17 wrote it: a hybrid has no short AR on the levels (a copy)."""
+    """``state`` (the current format) as format 17 wrote it: a hybrid has no short AR on the levels (a copy)."""
     return {**state, "format": 17, "store": {**state["store"], "tensors": format_17_layout(state["store"]["tensors"])}}
 
 
 def as_format_16(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 16 wrote it: as format 17, and a hybrid has none of
+    """``state`` (the current format) as format 16 wrote it: as format 17, and a hybrid has none of
     ``FORMAT_17`` (a copy)."""
     tensors = {k: v for k, v in format_17_layout(state["store"]["tensors"]).items() if k not in FORMAT_17}
     return {**state, "format": 16, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_15(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 15 wrote it: as format 17, and a hybrid has none of
+    """``state`` (the current format) as format 15 wrote it: as format 17, and a hybrid has none of
     ``SINCE_16`` (a copy)."""
     tensors = {k: v for k, v in format_17_layout(state["store"]["tensors"]).items() if k not in SINCE_16}
     return {**state, "format": 15, "store": {**state["store"], "tensors": tensors}}
@@ -113,19 +125,19 @@ def old_names(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_14(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 14 wrote it: ``old_names``' fields (a copy)."""
+    """``state`` (the current format) as format 14 wrote it: ``old_names``' fields (a copy)."""
     return {**state, "format": 14, "store": {**state["store"], "tensors": old_names(state["store"]["tensors"])}}
 
 
 def as_format_13(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 13 wrote it: as format 14 (``as_format_14``), and a hybrid has
+    """``state`` (the current format) as format 13 wrote it: as format 14 (``as_format_14``), and a hybrid has
     no ``x_nonneg`` and no ``c_shape`` (a copy)."""
     tensors = {k: v for k, v in old_names(state["store"]["tensors"]).items() if k not in FORMAT_14}
     return {**state, "format": 13, "store": {**state["store"], "tensors": tensors}}
 
 
 def as_format_12(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
+    """``state`` (the current format) as format 12 wrote it: a hybrid has no ``x_period_runs`` (nor
     format 14's fields, a copy)."""
     later = ("x_period_runs", *FORMAT_14)
     tensors = {k: v for k, v in old_names(state["store"]["tensors"]).items() if k not in later}
@@ -142,7 +154,7 @@ def without_levels_ar(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_11(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 11 wrote it: as format 12 (``as_format_12``), and a hybrid
+    """``state`` (the current format) as format 11 wrote it: as format 12 (``as_format_12``), and a hybrid
     has no long AR on the levels (a copy)."""
     tensors = without_levels_ar(state["store"]["tensors"])
     return {**state, "format": 11, "store": {**state["store"], "tensors": tensors}}
@@ -155,7 +167,7 @@ def format_10_layout(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
+    """``state`` (the current format) as format 10 wrote it: no long AR on the levels (format 12), no excursions'
     fields (``excursions.FIELDS``), and a hybrid has no median expert: no ``x_median`` and no
     median column in the members' fields (a copy)."""
     tensors = format_10_layout({k: v for k, v in state["store"]["tensors"].items() if k not in excursions.FIELDS})
@@ -163,7 +175,7 @@ def as_format_10(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 9 wrote it: as format 10 (``as_format_10``), no
+    """``state`` (the current format) as format 9 wrote it: as format 10 (``as_format_10``), no
     ``restarts``, ``restarted_steps`` rows in the series' statistics (a copy)."""
     state = as_format_10(state)
     tensors = dict(state["store"]["tensors"])
@@ -172,7 +184,7 @@ def as_format_9(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
+    """``state`` (the current format) as format 8 wrote it: as format 9 (``as_format_9``), and a hybrid's
     ring of past forecasts holds the forecasts themselves (its references added, in float32 as
     format 8 stored them), no ``c_origin_ref`` (a copy)."""
     state = as_format_9(state)
@@ -188,7 +200,7 @@ def as_format_8(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 7 wrote it: as format 8 (``as_format_8``), no probe
+    """``state`` (the current format) as format 7 wrote it: as format 8 (``as_format_8``), no probe
     ``measured`` bias (a copy)."""
     state = as_format_8(state)
     probe = state["probe"]
@@ -197,7 +209,7 @@ def as_format_7(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_format_6(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 24) as format 6 wrote it: as format 7 (``as_format_7``), no probe
+    """``state`` (the current format) as format 6 wrote it: as format 7 (``as_format_7``), no probe
     ``missed`` counts, no ``interval_n`` row in the series' statistics (a copy)."""
     state = as_format_7(state)
     probe = state["probe"]

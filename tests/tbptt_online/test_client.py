@@ -151,6 +151,10 @@ async def test_async_client_results_match_the_library_fed_the_same_stream(tmp_pa
         stats.members[0].mae,
         stats.members[0].weight,
     )
+    # the coverage per horizon as the library's, by the same names
+    assert stats.coverage_by_horizon and [tuple(c) for c in stats.coverage_by_horizon] == [
+        (c.horizon, c.coverage, c.scored, c.recent) for c in ref_stats.coverage_by_horizon
+    ]
 
 
 @pytest.mark.anyio

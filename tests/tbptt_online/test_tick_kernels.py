@@ -62,7 +62,7 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     a = {k: v.numpy() for k, v in rows.items()}
     normal, multiplier = calibration.normals(level)
     factor = np.empty((b, d))  # the scored values' phase factors, for the far widths
-    combined = [a[name] for name in (*combination.FIELDS, "c_q", "c_spread", "c_shape", "c_member_abs", "c_member_n")]
+    combined = [a[name] for name in hybrid.SCORED]
     hybrid_kernels.score(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
         *combined, level, normal, multiplier,
@@ -71,7 +71,7 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
     far_at = calibration.far_array(horizons)
     hybrid_kernels.score_far(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"],
-        a["c_far_spread"], far_at, level, multiplier, factor,
+        a["c_far_spread"], far_at, level, multiplier, factor, a["c_far_coverage"],
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)

@@ -87,6 +87,10 @@ def _stats_out(snapshot: ModelSnapshot, series: str) -> dict:
         "outliers": stats.outliers,
         "restarts": stats.restarts,
         "cadence": mark.cadence.step if mark is not None and mark.cadence.known else None,
+        "coverage_by_horizon": [
+            {"horizon": c.horizon, "coverage": c.coverage, "scored": c.scored, "recent": c.recent}
+            for c in stats.coverage_by_horizon
+        ],
     }
 
 

@@ -146,6 +146,19 @@ function recentRatio(observations) {
   return { n, ratio: n > 0 && naive > 0 ? model / naive : null };
 }
 
+// "h6 89.1% · h12 86.0% · h24 …": the coverage at half the calibrated horizon, at it and at the far ones, and the
+// class of the line ("bad" where one of them, over 30 or more values, is more than 5 points under the target)
+function coverageAhead(stats) {
+  const rows = stats.coverage_by_horizon || [];
+  const gap = rows.findIndex((c, i) => c.horizon !== i + 1); // 1 .. calibrated_horizon, then the far ones
+  const near = gap === -1 ? rows.length : gap;
+  const shown = rows.filter((c, i) => i === Math.ceil(near / 2) - 1 || i >= near - 1).filter((c) => c.horizon > 1);
+  if (!shown.length) return ["–", ""];
+  const text = shown.map((c) => `h${c.horizon} ${c.coverage === null ? "–" : (100 * c.coverage).toFixed(1) + "%"}`);
+  const under = shown.some((c) => c.coverage !== null && c.scored >= 30 && c.coverage < stats.interval_level - 0.05);
+  return [text.join(" · "), under ? "bad" : ""];
+}
+
 function renderAccuracy(stats, recent) {
   const ratio = stats.mae !== null && stats.naive_mae ? stats.mae / stats.naive_mae : null;
   const now = recentRatio(recent.observations);
@@ -162,6 +175,9 @@ function renderAccuracy(stats, recent) {
       now.ratio === null ? "" : now.ratio < 1 ? "good" : "bad"],
     ["RMSE", formatNumber(stats.rmse)], ["naive RMSE", formatNumber(stats.naive_rmse)],
     ["interval coverage", coverage],
+    // the coverage at the longer horizons too (one step is the line above): a series served poorly far ahead shows
+    // here; a share more than 5 points under the target, over 30 or more values, is marked (a new user, session 55)
+    ["coverage ahead", ...coverageAhead(stats)],
     // values flagged far outside their interval (the hybrid's outliers, "What is flagged" in README; null without it)
     ["outliers", stats.outliers === null || stats.outliers === undefined ? "–" : String(stats.outliers)],
     // times the series' state started again, its forecast blown up (0 on a healthy series)

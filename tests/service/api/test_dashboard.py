@@ -123,8 +123,17 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         assert page.locator("#chart svg").get_attribute("data-last-value") == "31.25"
         assert page.locator("#accuracy").inner_text().split("\n")[:2] == ["values", "61"]
         with Client(server.url) as client:
-            outliers = client.series_stats("default", "sensor-1").outliers
+            stats = client.series_stats("default", "sensor-1")
+        outliers = stats.outliers
         assert outliers is not None and _terms(page, "accuracy")["outliers"] == str(outliers)
+        # the coverage at half the calibrated horizon (12), at it and at the far ones (24, 48: none scored yet)
+        by_horizon = {c.horizon: c for c in stats.coverage_by_horizon}
+        assert sorted(by_horizon) == [*range(1, 13), 24, 48] and by_horizon[12].scored > 0
+        ahead = " · ".join(
+            f"h{h} " + ("–" if by_horizon[h].coverage is None else f"{100 * by_horizon[h].coverage:.1f}%")
+            for h in (6, 12, 24, 48)
+        )
+        assert _terms(page, "accuracy")["coverage ahead"] == ahead
         assert _terms(page, "accuracy")["cadence"] == "60 s"  # values a minute apart
         # the ratio over the values shown (the page's 200 most recent: all 61 here) beside the whole history's
         shown = httpx.get(f"{server.url}/v1/models/default/series/sensor-1/recent", params={"limit": 200}).json()

@@ -79,7 +79,13 @@ async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_
         "outliers": expected.outliers,
         "restarts": 0,
         "cadence": None,  # 6 steps of 60 s: not known before 8 in a row
+        "coverage_by_horizon": [
+            {"horizon": c.horizon, "coverage": c.coverage, "scored": c.scored, "recent": c.recent}
+            for c in expected.coverage_by_horizon
+        ],
     }
+    # horizon h's width is its own from origin h + 1 (its first error scored at step h + 1): values 2h + 1 .. 7
+    assert [c["scored"] for c in response.json()["coverage_by_horizon"]][:4] == [5, 3, 1, 0]
     assert expected.never_negative is True and expected.multiplicative is True  # every value > 0
     assert len(expected.members) == 24 and abs(sum(m.weight for m in expected.members) - 1.0) < 1e-12
 

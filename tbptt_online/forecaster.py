@@ -365,7 +365,7 @@ class Forecaster:
         kept = stats[glitch]  # [g, F, d] as this tick left them
         kept[:, STAT["restarts"]] += 1
         kept[:, STAT["restarted_steps"]] += 1  # value 1: values 2 .. K become the new state's steps 1 .. K - 1
-        coverage = {k: self.store.get(k, which) for k in hybrid.COVERAGE}  # [g, H, 2, d] each, copies
+        coverage = {k: self.store.get(k, which) for k in hybrid.COVERAGE}  # [g, H, 4, d] each, copies
         self._start_again(which, kept)
         observations, names_of = self.observations, [names[i] for i in rows.tolist()]
         for j in range(again.shape[1]):

@@ -155,8 +155,9 @@ def score(
     (``hybrid_kernels.score`` alone, for tests and tools: a tick runs it in
     ``tick_kernels.before_seasons``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
     E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
-    rows' ``c_*`` copies are updated in place."""
+    rows' ``c_*`` copies are updated in place (the coverage per horizon counts ``y`` as it is)."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
+    sent, nonneg = readable(y, rows["x_nonneg"])
     written = writable(rows, SCORED)
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
     normal, multiplier = calibration.normals(float(level))
@@ -167,7 +168,7 @@ def score(
         len(step),
         lambda r: kernels.score(
             *(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal, multiplier,
-            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r]),
+            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r]), (sent[r], nonneg[r]),
         ),
     )  # fmt: skip
 

@@ -66,15 +66,17 @@ COVERAGE_COLUMNS = 4  # c_coverage's: covered, scored (whole life), and their di
 
 
 @inlined
-def _covered(coverage, b: int, h: int, k: int, error: float, half: float) -> None:
-    """Count a forecast's ``error`` (|y - the mean served|, NaN or inf: a miss) in ``coverage[b, h, :, k]``:
-    within the half-width ``half`` served with it, scored, and both discounted by ``RECENT_COVERAGE``, where that
-    width was the horizon's own (> 0; 0: taken from a shorter horizon, the first values a horizon scores, or after
-    values missing in a row at the far ones). The served interval's lower bound cut at 0
-    (``tick_kernels._interval``) changes nothing for a value >= 0: within the cut interval is within the
-    half-width."""
+def _covered(coverage, b: int, h: int, k: int, error: float, half: float, below: bool) -> None:
+    """Count a forecast's ``error`` (|y - the mean served|, y as sent; NaN or inf: a miss) in ``coverage[b, h, :,
+    k]``: within the half-width ``half`` served with it, scored, and both discounted by ``RECENT_COVERAGE``, where
+    that width was the horizon's own (> 0; 0: taken from a shorter horizon, the first values a horizon scores, or
+    after values missing in a row at the far ones). ``below``: a value below 0 where every value before it was
+    >= 0, so that the served interval's lower bound was cut at 0 (``tick_kernels._interval``): a miss, whatever
+    its error (a value >= 0 within the cut interval is within the half-width). Judged by the flag when the value
+    comes: a second value below 0 within h steps of a series' first is judged against the uncut interval of an
+    origin before the first, whose interval had been served cut (a review's: 1 of 241 at h = 3 to 12)."""
     if half > 0.0:
-        hit = 1.0 if error <= half else 0.0
+        hit = 1.0 if error <= half and not below else 0.0
         coverage[b, h, 0, k] += hit
         coverage[b, h, 1, k] += 1.0
         coverage[b, h, 2, k] = RECENT_COVERAGE * coverage[b, h, 2, k] + hit
@@ -108,6 +110,7 @@ def score(
     normal,
     multiplier,
     phased,
+    judged,
 ):
     """Fold value ``y`` [B, d] of step ``step`` [B] into the combiners' losses of the members
     ``loss``, ``slow_loss`` [B, Hc, E, d] and ``count``, ``slow_count`` [B, Hc, d] (fast and
@@ -136,8 +139,12 @@ def score(
     (``calibration.phase_learned``); at each horizon the factor of the target's phase is served as far as the
     errors there follow it (``calibration.phase_share``, stepped with each error, ``phase_fitted``), and each
     error that steps a width, with the width served with it, is divided by the factor served; ``factor``: the
-    factor served at Hc (1 where not scored), for ``score_far``."""
+    factor served at Hc (1 where not scored), for ``score_far``.
+
+    ``judged`` = (the values as sent [B, d], ``y`` before the outliers took a value at its bound, and x_nonneg
+    [B, d], every value before them >= 0): what the coverage counts (``_covered``)."""
     phase, phase_of, fit, lengths, ring, factor = phased
+    sent, nonneg = judged
     n_rows, d = y.shape
     horizons, members = loss.shape[1], loss.shape[2]
     fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
@@ -174,12 +181,12 @@ def score(
                     meta_loss[b, h - 1, i, k] = combination.discounted(meta_loss[b, h - 1, i, k], x, x_cap, meta)
                 meta_count[b, h - 1, k] = meta * meta_count[b, h - 1, k] + 1.0
                 widest = SMOOTHING_CLIP * unit if t - h <= YOUNG and known else math.inf  # a young origin's error
-                error = abs(y[b, k] - (ref + np.float64(made[members, k])))  # the served forecast's
-                served = min(_finite_or(error, cap), widest)
+                mean = ref + np.float64(made[members, k])  # the served forecast
+                served = min(_finite_or(abs(y[b, k] - mean), cap), widest)
                 # a width: stored as it is; 0 where the horizon had none of its own (``tick_kernels.served``);
                 # judged against q where not above the floor (``calibration.spread_stepped``)
                 half = np.float64(made[members + 1, k])
-                _covered(coverage, b, h - 1, k, error, half)
+                _covered(coverage, b, h - 1, k, abs(sent[b, k] - mean), half, nonneg[b, k] and sent[b, k] < 0.0)
                 # (see STORED_RESOLUTION; a young error's as it is taken: from a spike's distance, the floor alone
                 # made the width 1.2e23 after 1e30 among values 0 to 4)
                 floor = max(1e-6 * unit, STORED_RESOLUTION * min(abs(y[b, k] - ref), widest))
@@ -335,7 +342,7 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 @compiled
 def score_far(
     slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier, factor,
-    coverage,
+    coverage, judged,
 ) -> None:  # fmt: skip
     """Step the far horizons' half-widths ``far_q`` [B, F, d] and their ``far_spread`` [B, F, 3, d] with
     value ``y`` [B, d] of step ``step`` [B] (``calibration.spread_stepped``, as ``score`` steps ``q``, at
@@ -346,7 +353,9 @@ def score_far(
     (``seen``) and a forecast was remembered (not NaN: an origin at an odd step, before the series'
     first value, or before its state had the ring). A non-finite forecast scores at the cap, as in
     ``score``; the error and the width served with it divided by ``factor`` [B, d], the factor of the value's
-    phase (``score``). The coverage per far horizon ``coverage`` [B, F, 4, d] (``_covered``)."""
+    phase (``score``). The coverage per far horizon ``coverage`` [B, F, 4, d] of the values as sent (``judged``, as
+    ``score``'s; ``_covered``)."""
+    sent, nonneg = judged
     n_rows, d = y.shape
     ring = far_origin.shape[1]
     for b in range(n_rows):
@@ -363,7 +372,7 @@ def score_far(
                 if math.isnan(made):
                     continue
                 g, served = factor[b, k], far_origin[s, origin % ring, f, 1, k]
-                _covered(coverage, b, f, k, abs(y[b, k] - made), served)
+                _covered(coverage, b, f, k, abs(sent[b, k] - made), served, nonneg[b, k] and sent[b, k] < 0.0)
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit) / g
                 half = served / g
                 far_q[b, f, k] = calibration.spread_stepped(

@@ -58,7 +58,7 @@ class HybridTick:
         gap = ~observed & np.isnan(made)  # missing, and nothing served: the last value (0 before any)
         if gap.any():
             y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
-        flagged, shifted = None, None
+        flagged, shifted, sent = None, None, y  # (sent: what the coverage per horizon counts)
         if self.outlier_bound is not None:  # far outside its interval: taken at the bound (``outliers``)
             upper = served[2].numpy()
             last = stats[:, STAT["last_value"]].numpy()  # [B, d] the value before, as it came
@@ -66,7 +66,7 @@ class HybridTick:
             flagged = at_bound.any(axis=1)  # [B]
         tensors = self.store.tensors
         origin = (tensors["c_origin"], tensors["c_origin_ref"], tensors["c_far_origin"])
-        target, defined = score_and_advance(rows, y, observed, shifted, steps, cfg.interval_level, origin)
+        target, defined = score_and_advance(rows, y, observed, shifted, steps, cfg.interval_level, origin, sent)
         self.seasons(rows, steps)  # (a detection may replace the rows' tensors: the arrays are taken again below)
         x, paths, base = base_and_input(rows, y, steps, target, cfg.calibrated_horizon)
         flagged = None if flagged is None else torch.from_numpy(flagged)
@@ -163,12 +163,14 @@ def score_and_advance(
     steps: torch.Tensor,
     interval_level: float,
     origin: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    sent: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score value ``y`` [B, d] (float64, imputed where not ``observed``) of steps ``steps`` [B]
     at the tracked ``interval_level``, against the past forecasts in ``origin`` (the store's ``c_origin``,
     ``c_origin_ref``, ``c_far_origin``; each row reads its slot), make the network's target and advance the
     experts (``tick_kernels.before_seasons``; ``shifted`` [B, d]: where a level shift starts
-    the trend's level again, None: nowhere). Returns the target [B, d] and where it is defined."""
+    the trend's level again, None: nowhere; ``sent`` [B, d]: ``y`` before the outliers took a value at its bound,
+    what the coverage per horizon counts). Returns the target [B, d] and where it is defined."""
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)
     ring_origin, ref, far_origin = (ring.numpy() for ring in origin)  # shared: each row its slot
@@ -183,6 +185,7 @@ def score_and_advance(
     last = readable(rows["n_base"], rows["n_scale"])  # the base and scale the value's target is measured by
     phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
     lengths = readable(rows["x_season_length"])[0]
+    nonneg = readable(rows["x_nonneg"])[0]  # (before the values: ``advance`` writes it after the scoring)
     factor = np.empty((b, d))  # the scored values' phase factors (``hybrid_kernels.score``)
     over_rows(
         b,
@@ -192,6 +195,7 @@ def score_and_advance(
             (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
             (phase[r], phase_of[r], gain[r], lengths[r], ring, factor[r]),
+            (sent[r], nonneg[r]),
         ),
     )  # fmt: skip
     return target, defined

@@ -106,6 +106,10 @@ class SeriesStats:
     outliers: int | None = None
     restarts: int = 0  # times its state was restarted: its forecast blown up, or its first value a glitch (forecaster)
     coverage_by_horizon: list[HorizonCoverage] = field(default_factory=list)
+    # the MAE and the naive's over about the last 100 values (each earlier one weighs ``scoring.RECENT`` times the
+    # next; of the values scored against both)
+    recent_mae: float | None = None
+    recent_naive_mae: float | None = None
 
 
 @dataclass(frozen=True)

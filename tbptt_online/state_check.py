@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from tbptt_online import calibration, experts
+from tbptt_online import calibration, experts, scoring
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import TBPTTEngine
 from tbptt_online.guards import COUNTERS, LOSS_WINDOW, MIN_LR_SCALE, NORM_MEMORY
@@ -124,6 +124,7 @@ SPREADS = ("c_spread", "c_far_spread")  # the widths' scales and multipliers [C,
 MAX_MEAN_ERROR = 1e300  # a scale S / N past it serves no finite width (a far forecast may err by up to float64's range)
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
+NON_NEGATIVE_STATS += ("recent_n", "recent_abs_err", "recent_naive_abs_err")
 COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 MOMENTS = {"Adam": ("exp_avg", *SECOND_MOMENTS), "AdamW": ("exp_avg", *SECOND_MOMENTS), "SGD": ("momentum_buffer",)}
@@ -447,7 +448,8 @@ def _check_phase(field: str, value: torch.Tensor) -> None:
 
 def _check_coverage(field: str, value: torch.Tensor) -> None:
     """``value`` [C, H, 4, d] (``hybrid_kernels._covered``): whole counts up to ``MAX_COUNT``, then their
-    discounted sums up to 1 / (1 - ``RECENT_COVERAGE``); the covered never more than the scored."""
+    discounted sums up to 1 / (1 - ``RECENT_COVERAGE``) and up to the counts; the covered never more than the
+    scored."""
     counts, recent = value[:, :, :2], value[:, :, 2:]
     if bool((counts > MAX_COUNT).any()) or bool((counts != counts.floor()).any()):
         raise ValueError(f"{field} is invalid: holds a count that is not a whole number up to {MAX_COUNT}")
@@ -455,6 +457,8 @@ def _check_coverage(field: str, value: torch.Tensor) -> None:
         raise ValueError(f"{field} is invalid: a discounted count past 1 / (1 - {RECENT_COVERAGE:g})")
     if bool((value[:, :, 0] > value[:, :, 1]).any()) or bool((value[:, :, 2] > value[:, :, 3] * ROUNDING_SLACK).any()):
         raise ValueError(f"{field} is invalid: more values covered than scored at some horizon")
+    if bool((recent > counts * ROUNDING_SLACK).any()):  # (a discounted sum never passes the count it discounts)
+        raise ValueError(f"{field} is invalid: a recent (discounted) sum past its whole-life count")
 
 
 def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: ForecasterConfig) -> None:
@@ -507,6 +511,9 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         for name in NON_NEGATIVE_STATS:
             if bool((value[:, STAT[name]] < 0).any()):
                 raise ValueError(f"{field} is invalid: row {name!r} holds negative values; must be >= 0")
+        if bool((value[:, STAT["recent_n"]] > ROUNDING_SLACK / (1 - scoring.RECENT)).any()):
+            bound = f"1 / (1 - {scoring.RECENT:g})"
+            raise ValueError(f"{field} is invalid: row 'recent_n' past {bound}, a discounted count's")
         for name in COUNT_STATS:  # (a restart counts the series, not a feature: every column the same)
             row = value[:, STAT[name]]  # [C, d]
             if bool((row != row.floor()).any() | (row > MAX_COUNT).any() | (row != row[:, :1]).any()):

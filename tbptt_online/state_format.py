@@ -90,11 +90,12 @@
   series' next value re-estimates them from its values ring (``calibration.phase_reestimated``), as after a change
   of season, and its forecasts are served as they were (factors 1) until a horizon's errors have been seen to
   follow them.
-- format 25: each series' coverage per horizon (``c_coverage`` at 1 .. Hc, ``c_far_coverage`` at the far
-  horizons: the values within the interval served for them, the forecasts scored with a width of the horizon's
-  own, and the two discounted, ``hybrid_kernels._covered``). A state of format 24 gains them at 0
-  (``_with_coverage``): the coverage per horizon in its series' stats counts from the load on (the one-step
-  ``coverage`` goes on from the whole life, as before).
+- format 25: each series' recent errors (the statistics' rows ``recent_n``, ``recent_abs_err``,
+  ``recent_naive_abs_err``: ``scoring.RECENT``) and coverage per horizon (``c_coverage`` at 1 .. Hc,
+  ``c_far_coverage`` at the far horizons: the values within the interval served for them, the forecasts scored
+  with a width of the horizon's own, and the two discounted, ``hybrid_kernels._covered``). A state of format 24
+  gains them at 0 (``_with_recent_scores``): the recent errors and the coverage per horizon in its series' stats
+  count from the load on (the whole life's figures go on, as before).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -202,7 +203,7 @@ them, before the number moved on) is read as format 3.
 >>> old = f.state_dict()
 >>> old["format"], old["engine"]["recent"] = 2, [r[:5] for r in old["engine"]["recent"]]
 >>> del old["probe"], old["engine"]["guard"]
->>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :-3]  # no interval_n, no restarts
+>>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :STAT["interval_n"]]  # nor restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
 (25, 1.0, 0, 0)
@@ -231,6 +232,7 @@ from tbptt_online import (
     hybrid_kernels,
     outliers,
     rls,
+    scoring,
 )
 from tbptt_online.calibration import SHAPE_LEVELS
 from tbptt_online.combination import CAP
@@ -326,7 +328,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_ONE_TABLE, "the one-table seasons of the gamma-0.1 smoothing", (_with_one_table,)),
         (BEFORE_SLOW_LEVEL, "the smoothing's slow levels", (_with_slow_level,)),
         (BEFORE_PHASE, "the widths' phase factors", (_with_phase,)),
-        (BEFORE_COVERAGE, "the coverage per horizon", (_with_coverage,)),
+        (BEFORE_COVERAGE, "the recent errors and the coverage per horizon", (_with_recent_scores,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -754,9 +756,17 @@ def _with_phase(state: dict[str, Any]) -> dict[str, Any]:
     return _with_fields_after(state, {"c_shape": ("c_phase", "c_phase_of", "c_phase_fit")}, BEFORE_COVERAGE, blank)
 
 
-def _with_coverage(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-24 ``state`` in format 25: a hybrid's store gains ``c_coverage`` and ``c_far_coverage`` after
-    ``c_member_n``, at 0: each series' coverage per horizon counts from the load on (module doc); a copy."""
+def _with_recent_scores(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-24 ``state`` in format 25: the series' statistics gain the recent errors' rows (``recent_n``,
+    ``recent_abs_err``, ``recent_naive_abs_err``) at 0, and a hybrid's store ``c_coverage`` and ``c_far_coverage``
+    after ``c_member_n``, at 0: each series' recent errors and coverage per horizon count from the load on (module
+    doc); a copy."""
+    store = state["store"]
+    stats = store["tensors"]["stats"]  # [C, F - 3, d]: the rows of STAT_FIELDS before the recent ones
+    if stats.shape[1] != scoring.RECENT_SCORES:
+        raise ValueError(f"format=24 stats have {stats.shape[1]} rows, expected {scoring.RECENT_SCORES}")
+    stats = torch.cat([stats, stats.new_zeros(stats.shape[0], 3, stats.shape[2])], dim=1)
+    state = {**state, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}
 
     def blank(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
         n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]

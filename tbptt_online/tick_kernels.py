@@ -44,7 +44,7 @@ from tbptt_online.compiled import compiled, inlined
 @compiled
 def before_seasons(
     slot, step, y, mask, shifted, origin, origin_ref, interval_level, normals, scored, combined, far, advanced, target,
-    phased,
+    phased, judged,
 ):  # fmt: skip
     """Score value ``y`` [B, d] (``hybrid_kernels.score``: ``scored`` = (x_seen, x_scale,
     x_level), ``combined`` = ``hybrid.SCORED``'s fields (the combination's, c_q, c_spread, c_shape,
@@ -56,16 +56,18 @@ def before_seasons(
     the far horizons [F], c_far_coverage)), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
     rows' fields in ``experts.ADVANCED`` order); ``phased`` = (c_phase, c_phase_of, x_season_length, the
-    values ring, a scratch [B, d]): the errors' phase factors (``hybrid_kernels.score``)."""
+    values ring, a scratch [B, d]): the errors' phase factors (``hybrid_kernels.score``); ``judged`` = (the
+    values as sent, x_nonneg [B, d] each): what the coverage per horizon counts."""
     seen, scale, level = scored
     normal, multiplier = normals
     hybrid_kernels.score(
         slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal, multiplier,
-        phased,
+        phased, judged,
     )  # fmt: skip
     factor, far_at, far_coverage = phased[5], far[3], far[4]
     hybrid_kernels.score_far(
-        slot, step, y, mask, seen, scale, level, *far[:3], far_at, interval_level, multiplier, factor, far_coverage
+        slot, step, y, mask, seen, scale, level, *far[:3], far_at, interval_level, multiplier, factor, far_coverage,
+        judged,
     )  # fmt: skip
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)

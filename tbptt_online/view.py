@@ -226,6 +226,7 @@ class ForecasterView:
         sums = self.tensors["stats"][slot][0].sum(dim=1).tolist()  # [F]: summed over features
         first = self.tensors["stats"][slot][0, :, 0].tolist()  # [F] of the first feature (the series' own counts)
         t = {k: sums[STAT[k]] for k in ("score_n", "abs_err", "sq_err", "covered", "interval_n")}
+        recent = {k: sums[STAT[k]] for k in ("recent_n", "recent_abs_err", "recent_naive_abs_err")}
         naive = {k: sums[STAT[k]] for k in ("naive_n", "naive_abs_err", "naive_sq_err")}
 
         def ratio(num: float, den: float, root: bool = False) -> float | None:
@@ -242,6 +243,8 @@ class ForecasterView:
             naive_mae=ratio(naive["naive_abs_err"], naive["naive_n"]),
             naive_rmse=ratio(naive["naive_sq_err"], naive["naive_n"], root=True),
             coverage=ratio(t["covered"], t["interval_n"]),  # of the forecasts served with an interval
+            recent_mae=ratio(recent["recent_abs_err"], recent["recent_n"]),  # about the last 100 (scoring.RECENT)
+            recent_naive_mae=ratio(recent["recent_naive_abs_err"], recent["recent_n"]),
             interval_level=self.config.interval_level,
             restarts=int(first[STAT["restarts"]]),
             **extra,

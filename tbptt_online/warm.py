@@ -49,7 +49,7 @@ def warm_kernels() -> float:
     bound = outliers.Bound(1.6, 5.0, 2)
     outliers.cleaned(rows, step, y.numpy().copy(), mask.numpy(), made, stats[:, 0].numpy(), bound)
     origin = tuple(store[name] for name in hybrid.ORIGIN_RING)
-    target, _ = hybrid_tick.score_and_advance(rows, y.numpy(), mask.numpy(), None, step, 0.9, origin)
+    target, _ = hybrid_tick.score_and_advance(rows, y.numpy(), mask.numpy(), None, step, 0.9, origin, y.numpy())
     _, tick_paths, tick_base = hybrid_tick.base_and_input(rows, y.numpy(), step, target, horizons)
     pred = torch.zeros(1, d)  # the network's output (float32: the default dtype)
     hybrid_tick.remember_and_serve(rows, step, pred, tick_paths, tick_base, origin)

@@ -309,10 +309,12 @@ class MemberOut(BaseModel):
 
 
 class HorizonCoverageOut(BaseModel):
-    horizon: int = Field(description="Steps ahead: 1 .. calibrated_horizon, then the far horizons (2 and 4 times it).")
+    horizon: int = Field(
+        description="Steps ahead: 1 .. calibrated_horizon, then the far horizons (2 and 4 times it, up to 1,000)."
+    )
     coverage: float | None = Field(
-        description="The share of the values that fell within the interval served for them this many steps before, "
-        "at the model's interval_level (None until one was scored)."
+        description="The share of the values (as sent) that fell within the interval served for them this many steps "
+        "before, at the model's interval_level (None until one was scored)."
     )
     scored: int = Field(
         description="The forecasts scored at this horizon: those served with a width of the horizon's own (its first "
@@ -334,6 +336,14 @@ class SeriesStatsOut(BaseModel):
     naive_rmse: float | None
     coverage: float | None
     interval_level: float
+    recent_mae: float | None = Field(
+        default=None,
+        description="The one-step MAE over about the last 100 values (each earlier one weighs 0.99 times the next; of "
+        "the values that had a value before them): how the model does now, where `mae` is the whole life's.",
+    )
+    recent_naive_mae: float | None = Field(
+        default=None, description="The naive (last value) forecast's MAE over the same values, weighed alike."
+    )
     seasons: list[int] = Field(default_factory=list, description="Season lengths in use ([] = none found yet).")
     multiplicative: bool | None = Field(
         default=None,

@@ -162,12 +162,14 @@ class SeriesStats:
     outliers: int | None = None  # values learned from at their interval's bound (a spike each)
     cadence: float | None = None  # seconds between timestamped values, once known (gaps are filled)
     restarts: int = 0  # times its model state started again: its forecast blown up, or its first value a glitch
-    coverage_by_horizon: tuple[HorizonCoverage, ...] = ()  # (horizon, coverage, scored) per horizon
+    coverage_by_horizon: tuple[HorizonCoverage, ...] = ()  # (horizon, coverage, scored, recent) per horizon
+    recent_mae: float | None = None  # the MAE over about the last 100 values (weighed 0.99 each further back)
+    recent_naive_mae: float | None = None  # the naive forecast's over the same
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
         optional = ("last_timestamp", "mae", "rmse", "naive_mae", "naive_rmse", "coverage")
-        optional += ("multiplicative", "never_negative", "outliers", "cadence")
+        optional += ("multiplicative", "never_negative", "outliers", "cadence", "recent_mae", "recent_naive_mae")
         return cls(
             series=data["series"],
             count=data["count"],
@@ -188,6 +190,14 @@ class SeriesStats:
         if self.mae is None or not self.naive_mae:
             return None
         return self.mae / self.naive_mae
+
+    @property
+    def recent_relative_mae(self) -> float | None:
+        """``relative_mae`` over about the last 100 values: how the model does now (a level shift or a meter
+        replaced long ago weighs on ``relative_mae`` for good)."""
+        if self.recent_mae is None or not self.recent_naive_mae:
+            return None
+        return self.recent_mae / self.recent_naive_mae
 
 
 class MemberStats(NamedTuple):

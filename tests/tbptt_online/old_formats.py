@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tbptt_online import ar_levels, excursions, outliers
-from tbptt_online.scoring import STAT
+from tbptt_online.scoring import RECENT_SCORES, STAT
 from tbptt_online.state_format import (
     FORMAT_10_MEMBERS,
     LEVELS_AR,
@@ -33,12 +33,14 @@ FORMAT_25 = ("c_coverage", "c_far_coverage")  # and format 25
 
 
 def format_24_layout(tensors: dict[str, Any]) -> dict[str, Any]:
-    """A store's ``tensors`` in format 24's layout: no coverage per horizon."""
-    return {k: v for k, v in tensors.items() if k not in FORMAT_25}
+    """A store's ``tensors`` in format 24's layout: no coverage per horizon, no recent errors' rows in the stats."""
+    layout = {k: v for k, v in tensors.items() if k not in FORMAT_25}
+    return {**layout, "stats": tensors["stats"][:, :RECENT_SCORES].clone()}
 
 
 def as_format_24(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (format 25) as format 24 wrote it: a hybrid has no coverage per horizon (a copy)."""
+    """``state`` (the current format) as format 24 wrote it: no recent errors, a hybrid no coverage per horizon (a
+    copy)."""
     return {**state, "format": 24, "store": {**state["store"], "tensors": format_24_layout(state["store"]["tensors"])}}
 
 

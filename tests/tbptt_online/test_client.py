@@ -141,6 +141,8 @@ async def test_async_client_results_match_the_library_fed_the_same_stream(tmp_pa
     assert [s.step for s in forecast.steps] == [1, 2, 3, 4] and forecast.step == 9
     ref_stats = reference.series_stats("a")
     assert (stats.count, stats.mae, stats.naive_rmse) == (9, ref_stats.mae, ref_stats.naive_rmse)
+    assert (stats.recent_mae, stats.recent_naive_mae) == (ref_stats.recent_mae, ref_stats.recent_naive_mae)
+    assert stats.recent_relative_mae == ref_stats.recent_mae / ref_stats.recent_naive_mae
     assert stats.last_timestamp == float(T0 + 480)
     assert (stats.multiplicative, stats.never_negative) == (ref_stats.multiplicative, ref_stats.never_negative)
     assert info.updates.updates == reference.update_stats().updates > 0 and info.observations == 9

@@ -12,6 +12,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, calibration, hybrid
 from tbptt_online.hybrid_kernels import RECENT_COVERAGE
@@ -93,6 +94,43 @@ def test_each_horizons_coverage_counts_the_intervals_served_there_by_hand() -> N
     assert stats[0].coverage == f.series_stats("a").coverage  # one step: the same values as `coverage`
 
 
+def test_spikes_a_shift_and_a_noise_that_follows_the_day_are_counted_as_they_were_sent() -> None:
+    # A review's: the outliers take a spike at its bound, and a spike of 40 times counted as covered at h = 12;
+    # the far widths are served times their phase's factor (the noise 1 at night, 6 at the peak here)
+    rng = random.Random(9)
+    values = []
+    for t in range(700):
+        day = math.sin(2 * math.pi * t / 24)
+        value = 100 + 20 * day + rng.gauss(0, 3.5 + 2.5 * day)
+        values.append(value * 40 if t in (300, 450, 451) else value + (60 if t >= 520 else 0))
+    f = Forecaster(ForecasterConfig(seed=0))
+    by_hand = _served_and_counted(f, values, longest=max(FAR))
+    assert f.series_stats("a").outliers >= 3  # the spikes and the shift's first values were taken at their bounds
+    assert _counts(f) == by_hand
+
+
+def test_a_negative_value_after_values_all_at_least_0_is_a_miss_of_the_interval_cut_at_0() -> None:
+    # A review's: the lower bound is served cut at 0 while every value was >= 0; -0.56 counted as covered
+    rng = random.Random(3)
+    values = [max(0.0, 2 + rng.gauss(0, 1.5)) for _ in range(200)] + [-0.6]  # the first value below 0
+    values += [max(0.0, 2 + rng.gauss(0, 1.5)) for _ in range(60)]  # (a second within 48 values: ``_covered``)
+    f = Forecaster(ForecasterConfig(seed=0))
+    by_hand = _served_and_counted(f, values, longest=max(FAR))
+    assert f.series_stats("a").never_negative is False
+    assert _counts(f) == by_hand
+
+
+def test_the_features_of_a_series_are_pooled() -> None:
+    f = Forecaster(ForecasterConfig(seed=0, n_features=2))
+    for value in _daily(200, seed=10):
+        f.observe("a", [value, 2 * value - 50])
+    coverage = f.store.tensors["c_coverage"][f.store.slots["a"]]  # [Hc, 4, d]
+    assert (coverage[:, 1] > 0).all()  # both features scored at every horizon
+    stats = _stats(f)[:HC]
+    assert [c.scored for c in stats] == coverage[:, 1].sum(dim=-1).long().tolist()
+    assert [c.coverage for c in stats] == (coverage[:, 0].sum(dim=-1) / coverage[:, 1].sum(dim=-1)).tolist()
+
+
 def test_a_young_series_counts_each_horizon_from_its_first_width_of_its_own() -> None:
     f = Forecaster(ForecasterConfig(seed=0))
     by_hand = _served_and_counted(f, _daily(60, seed=8), longest=max(FAR))
@@ -143,6 +181,7 @@ def test_a_glitchs_restart_counts_each_value_once() -> None:
         (lambda c: c.__setitem__((0, 0, 0, 0), -1.0), "negative"),
         (lambda c: c.__setitem__((0, 0, 3, 0), 101.0), "a discounted count past"),
         (lambda c: c.__setitem__((0, 0, 2, 0), c[0, 0, 3, 0] + 0.5), "more values covered than scored"),
+        (lambda c: c[0, 0].copy_(torch.tensor([[0.0], [0.0], [50.0], [50.0]])), "past its whole-life count"),
     ],
 )
 def test_a_coverage_that_cannot_be_a_count_is_refused_by_the_state_check(change, message) -> None:

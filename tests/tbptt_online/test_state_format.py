@@ -29,7 +29,7 @@ from tbptt_online import (
     hybrid,
     outliers,
 )
-from tbptt_online.scoring import STAT
+from tbptt_online.scoring import RECENT_SCORES, STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import (
     FORMAT_VERSION,
@@ -87,8 +87,16 @@ def value(series: int, t: int) -> float:  # as data/make_format2.py
 def as_saved(old: dict) -> list:
     """An old state's store fields that its migration keeps as they are (format 15 makes ``x_missing``
     of ``x_last_observed``; format 18 inserts the short AR's column into the members' fields: those
-    are checked by ``test_a_format_17_state_gains_the_short_ar_on_the_levels_blank_at_no_weight``)."""
-    return [(k, v) for k, v in old["store"]["tensors"].items() if k != "x_last_observed" and k not in MEMBER_FIELDS]
+    are checked by ``test_a_format_17_state_gains_the_short_ar_on_the_levels_blank_at_no_weight``; format 25
+    appends the recent errors' rows to ``stats``: ``saved_stats``)."""
+    changed = ("x_last_observed", "stats", *MEMBER_FIELDS)
+    return [(k, v) for k, v in old["store"]["tensors"].items() if k not in changed]
+
+
+def saved_stats(old: dict, migrated: dict) -> bool:
+    """Whether ``migrated``'s stats are ``old``'s with format 25's recent errors' rows appended at 0."""
+    stats, before = migrated["stats"], old["store"]["tensors"]["stats"]
+    return torch.equal(stats[:, : before.shape[1]], before) and not stats[:, RECENT_SCORES:].any()
 
 
 def as_format_17_migrated(state: dict) -> dict:
@@ -361,7 +369,8 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     check_state(old)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 25
-    assert torch.equal(migrated["store"]["tensors"]["stats"], state["store"]["tensors"]["stats"])  # zeros: none
+    stats = migrated["store"]["tensors"]["stats"]  # (the restarts' rows zeros: none; format 25's recent ones 0)
+    assert torch.equal(stats[:, :RECENT_SCORES], state["store"]["tensors"]["stats"][:, :RECENT_SCORES])
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
     # gains blank, below): bit for bit
     loaded, original = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_11(state))
@@ -493,7 +502,7 @@ def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_
     continue_from(forecaster, 0, 40)
     state = as_format_19(forecaster.state_dict())
     clean = current_state({**state, "format": 18})
-    assert all(clean["store"]["tensors"][k] is v for k, v in state["store"]["tensors"].items())  # as saved
+    assert all(clean["store"]["tensors"][k] is v for k, v in as_saved({**state, "format": 18}))  # as saved
     tensors = {k: v.clone() for k, v in state["store"]["tensors"].items()}
     p = tensors["x_arc_p"]  # [C, d, K, K]
     saved = p.clone()
@@ -511,7 +520,7 @@ def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_
     assert torch.equal(saved[0, 0], state["store"]["tensors"]["x_arc_p"][0, 0])  # the input is not changed
     for key in ("x_ar_p", "x_arl_p", "x_ars_p", "x_ar", "x_arl", "x_ars"):  # exactly symmetric: as saved
         assert migrated[key] is tensors[key], key
-    check_state({**state, "store": {**state["store"], "tensors": migrated}})
+    check_state({**state, "format": FORMAT_VERSION, "store": {**state["store"], "tensors": migrated}})
     with pytest.raises(ValueError, match=r"x_arc_p.* is invalid: not symmetric"):
         check_state({**old, "format": FORMAT_VERSION, "store": current_state({**old, "format": 19})["store"]})
 
@@ -613,6 +622,7 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20, *FORMAT_21, *FORMAT_24, *FORMAT_25)
+    later += ("stats",)  # (format 25's recent errors' rows)
     assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in later)
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
@@ -629,9 +639,7 @@ def test_a_format_14_flag_that_is_not_a_bool_is_refused_naming_it():
         current_state(state)
 
 
-def checked_migration(
-    state: dict, as_older, number: int, fields: tuple[str, ...], saved=lambda old: old["store"]["tensors"].items()
-) -> tuple[dict, dict]:
+def checked_migration(state: dict, as_older, number: int, fields: tuple[str, ...], saved=as_saved) -> tuple[dict, dict]:
     """``state`` as format ``number`` wrote it (``as_older``: without ``fields``) and its migrated store's
     tensors, checked as every such migration is: the older state passes ``check_state``, the migrated one
     is the current format with the names and order of ``state``'s fields, and every field the older one
@@ -643,7 +651,7 @@ def checked_migration(
     assert migrated["format"] == FORMAT_VERSION == 25
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in saved(old))
+    assert all(kept[k] is v for k, v in saved(old)) and saved_stats(old, kept)
     return old, kept
 
 
@@ -858,7 +866,7 @@ def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_mult
         else:
             assert torch.equal(got[slot, v], season[slot, v])  # Taylor's two tables, as saved
     assert torch.equal(got[forecaster.store.slot_of("b")], season[forecaster.store.slot_of("b")])
-    kept = (name for name in migrated["store"]["tensors"] if name not in ("x_season", *FORMAT_24, *FORMAT_25))
+    kept = (name for name in migrated["store"]["tensors"] if name not in ("x_season", "stats", *FORMAT_24, *FORMAT_25))
     assert all(migrated["store"]["tensors"][name] is tensors[name] for name in kept)
     loaded = Forecaster.from_state_dict(old)
     served, made_one = loaded.forecast("a", 48), forecaster.forecast("a", 48)
@@ -898,7 +906,7 @@ def test_a_format_22_state_loads_with_its_alpha_0_5_levels_as_the_slow_ones_and_
     old = as_format_23(state, 22)
     migrated = current_state(old)
     assert migrated["format"] == FORMAT_VERSION == 25
-    kept = (name for name in migrated["store"]["tensors"] if name not in (*FORMAT_24, *FORMAT_25))
+    kept = (name for name in migrated["store"]["tensors"] if name not in ("stats", *FORMAT_24, *FORMAT_25))
     assert all(migrated["store"]["tensors"][name] is state["store"]["tensors"][name] for name in kept)
     loaded = Forecaster.from_state_dict(old)
     slot = loaded.store.slot_of("a")

@@ -53,7 +53,7 @@ def copied(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in rows.items()}
 
 
-def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
+def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons, sent):
     """The tick's hybrid part as the kernels called one at a time (its order before the three
     compiled calls): returns the network's target, where defined, its input, the served one-step
     forecast and the served mean."""
@@ -67,11 +67,12 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons):
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
         *combined, level, normal, multiplier,
         (a["c_phase"], a["c_phase_of"], a["c_phase_fit"], a["x_season_length"], a["x_raw"], factor),
+        (sent, a["x_nonneg"].copy()),
     )  # fmt: skip
     far_at = calibration.far_array(horizons)
     hybrid_kernels.score_far(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"],
-        a["c_far_spread"], far_at, level, multiplier, factor, a["c_far_coverage"],
+        a["c_far_spread"], far_at, level, multiplier, factor, a["c_far_coverage"], (sent, a["x_nonneg"].copy()),
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
@@ -157,10 +158,12 @@ def check_against_kernels(n_features: int) -> None:
     by_kernel = copied(rows)
     shifted = np.zeros_like(observed)
     shifted[0, 0] = True  # a level shift: the trend's level starts again there
-    expected = one_by_one(by_kernel, y, observed, shifted, steps, level, pred, horizons)
+    sent = y.copy()
+    sent[3, 0] = 1e6  # a spike the outliers took at its bound: the coverage counts it as sent
+    expected = one_by_one(by_kernel, y, observed, shifted, steps, level, pred, horizons, sent)
 
     origin = tuple(rows[name] for name in hybrid.ORIGIN_RING)
-    target, defined = hybrid_tick.score_and_advance(rows, y, observed, shifted, steps, level, origin)
+    target, defined = hybrid_tick.score_and_advance(rows, y, observed, shifted, steps, level, origin, sent)
     x, paths, base = hybrid_tick.base_and_input(rows, y, steps, target, horizons)
     served, mean = hybrid_tick.remember_and_serve(rows, steps, pred, paths, base, origin)
 
@@ -171,6 +174,8 @@ def check_against_kernels(n_features: int) -> None:
         strict=True,
     ):
         assert equal(got, want), name
+    for name in hybrid.COVERAGE:
+        assert equal(rows[name].numpy(), by_kernel[name].numpy()), name
     assert not np.isnan(expected[3][:, 0]).all()  # something was served
     for name in rows:
         assert equal(rows[name].numpy(), by_kernel[name].numpy()), name  # every field, the shared ones whole

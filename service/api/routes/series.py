@@ -80,6 +80,8 @@ def _stats_out(snapshot: ModelSnapshot, series: str) -> dict:
         "naive_rmse": stats.naive_rmse,
         "coverage": stats.coverage,
         "interval_level": stats.interval_level,
+        "recent_mae": stats.recent_mae,
+        "recent_naive_mae": stats.recent_naive_mae,
         "seasons": stats.seasons,
         "multiplicative": stats.multiplicative,
         "never_negative": stats.never_negative,

@@ -177,7 +177,7 @@ function renderAccuracy(stats, recent) {
     ["interval coverage", coverage],
     // the coverage at the longer horizons too (one step is the line above): a series served poorly far ahead shows
     // here; a share more than 5 points under the target, over 30 or more values, is marked (a new user, session 55)
-    ["coverage ahead", ...coverageAhead(stats)],
+    ...(stats.coverage_by_horizon?.length ? [["coverage ahead", ...coverageAhead(stats)]] : []), // (the hybrid's)
     // values flagged far outside their interval (the hybrid's outliers, "What is flagged" in README; null without it)
     ["outliers", stats.outliers === null || stats.outliers === undefined ? "–" : String(stats.outliers)],
     // times the series' state started again, its forecast blown up (0 on a healthy series)

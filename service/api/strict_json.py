@@ -2,7 +2,8 @@
 
 Python's ``json`` accepts ``NaN``, ``Infinity`` and ``1e400`` (read as infinity);
 orjson refuses all three, so non-finite numbers are malformed JSON (422) before
-any validation runs. Its ``JSONDecodeError`` is the stdlib's, so FastAPI reports
+any validation runs; a ``NaN``, ``Infinity`` or ``-Infinity`` token is told to be
+sent as ``null``. Its ``JSONDecodeError`` is the stdlib's, so FastAPI reports
 it as a ``json_invalid`` validation error with the position. A leading UTF-8 byte
 order mark is skipped (RFC 8259 lets a parser ignore it).
 
@@ -28,6 +29,7 @@ JSON text and told "the body is not UTF-8: byte 0x8b at byte 1", a hostile test.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -100,7 +102,7 @@ def parse(body: bytes) -> Any:
     text = without_bom(body)
     try:
         return orjson.loads(text)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
         try:
             text.decode("utf-8")
         except UnicodeDecodeError as bad:
@@ -108,7 +110,28 @@ def parse(body: bytes) -> Any:
             offset = bad.start + len(body) - len(text)
             message = f"the body is not UTF-8: byte 0x{byte:02x} at byte {offset} (send JSON text as UTF-8)"
             raise orjson.JSONDecodeError(message, text.decode("utf-8", "replace"), offset) from None
-        raise
+        raise _non_finite_hint(error) from None
+
+
+_NON_FINITE = re.compile(r"-?(?:NaN|Infinity)(?![A-Za-z0-9_])")  # as Python's json.dumps writes them
+
+
+def _non_finite_hint(error: orjson.JSONDecodeError) -> orjson.JSONDecodeError:
+    """``error`` told what to do where its position holds ``NaN``, ``Infinity`` or ``-Infinity``, which
+    Python's ``json.dumps`` writes by default and JSON has not (a new user's gateway, session 56: told only
+    "unexpected character, expected a JSON value"); named at the token's first character (orjson names
+    the one after a sign). Any other error as it is.
+
+    >>> hinted = _non_finite_hint(orjson.JSONDecodeError("no digit after sign", '{"v": -Infinity}', 7))
+    >>> hinted.pos, hinted.msg
+    (6, '-Infinity is not JSON: send null for a missing value')
+    """
+    doc, pos = error.doc, error.pos
+    for start in (pos - 1, pos):  # (a sign before the position first)
+        token = _NON_FINITE.match(doc, start) if start >= 0 else None
+        if token is not None and token.end() > pos:
+            return orjson.JSONDecodeError(f"{token.group()} is not JSON: send null for a missing value", doc, start)
+    return error
 
 
 class StrictJSONRequest(Request):

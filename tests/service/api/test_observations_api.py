@@ -268,6 +268,44 @@ async def test_bad_bodies_are_422_naming_the_problem_and_change_nothing(client_f
         assert await state_of(client) == before
 
 
+NOT_JSON = "is not JSON: send null for a missing value"
+
+
+def _malformed(position: int, reason: str) -> dict[str, Any]:
+    message = f"malformed JSON body at character {position}: {reason}"
+    return {
+        "detail": message,
+        "errors": [{"loc": ["body", str(position)], "msg": message, "type": "json_invalid"}],
+        "error_count": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "position", "reason"),
+    [
+        ('{"series": "d1", "value": NaN, "timestamp": 1767226500}', 26, f"NaN {NOT_JSON}"),
+        ('{"series": "a", "value": Infinity}', 25, f"Infinity {NOT_JSON}"),
+        (  # (orjson names the character after the sign: the answer names the token's first)
+            '{"observations": [{"series": "a", "value": 1}, {"series": "a", "value": -Infinity}]}',
+            72,
+            f"-Infinity {NOT_JSON}",
+        ),
+        ('{"series": "a", "value": [1.5, NaN]}', 31, f"NaN {NOT_JSON}"),
+        # another token there keeps the parser's reason
+        ('{"series": "a", "value": nan}', 25, "invalid literal, expected 'null'"),
+        ('{"series": "a", "value": NaNa}', 25, "unexpected character, expected a JSON value"),
+        ('{"series": "a", "value": -Inf}', 26, "no digit after sign"),
+    ],
+)
+async def test_a_raw_nan_or_infinity_is_told_to_be_sent_as_null(client_for, body, position, reason) -> None:
+    # a new user's (session 56): Python's json.dumps writes NaN, and the 422 said only "unexpected character,
+    # expected a JSON value"
+    async with client_for() as client:
+        response = await client.post(URL, content=body, headers={"content-type": "application/json"})
+        assert (response.status_code, response.json()) == (422, _malformed(position, reason))
+        assert (await client.get("/v1/models/default")).json()["observations"] == 0
+
+
 async def test_wrong_dimension_fails_the_whole_batch_naming_its_index(client_for) -> None:
     async with client_for() as client:
         await client.post(URL, json={"series": "a", "value": 1.0})

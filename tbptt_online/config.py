@@ -213,11 +213,27 @@ def range_text(field: str) -> str:
     return f"{'(' if field in OPEN_LOW else '['}{low}, {high}]"
 
 
+def level_hint(value: Any) -> str:
+    """The hint for a level written as a percentage (in (1, 100]), else "": a forecast's ``level`` and
+    the config's ``interval_level`` are fractions (new users' reports: ``level=90``, ``interval_level: 90``).
+
+    >>> level_hint(90), level_hint("95.5"), level_hint(0.9), level_hint("x")
+    (' (a level is a fraction: 0.9 for 90 %)', ' (a level is a fraction: 0.9 for 90 %)', '', '')
+    """
+    try:
+        percentage = 1.0 < float(value) <= 100.0
+    except (TypeError, ValueError):
+        return ""
+    return " (a level is a fraction: 0.9 for 90 %)" if percentage else ""
+
+
 def _check_in(field: str, value: Any) -> None:
-    """A finite real in ``REAL_BOUNDS[field]`` (``within``), one message for every value outside."""
+    """A finite real in ``REAL_BOUNDS[field]`` (``within``), one message for every value outside (a level
+    written as a percentage with ``level_hint``)."""
     _check_real(field, value, -math.inf, strict=False)
     if not within(field, value):
-        raise _bad(field, value, f"must be in {range_text(field)}")
+        hint = level_hint(value) if field == "interval_level" else ""
+        raise _bad(field, value, f"must be in {range_text(field)}{hint}")
 
 
 def _check_bounded(field: str, value: Any, low: int | None = None, high: int | None = None) -> None:

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
+from tbptt_online.config import level_hint
 from tbptt_service.api.schemas import MODEL_NAME_PATTERN, MODEL_NAME_RULE
 from tbptt_service.errors import ApiError, Busy, NotReady, quoted
 
@@ -67,11 +68,7 @@ def _hint(error: dict[str, Any]) -> str:
     """
     loc, kind, given = tuple(error.get("loc", ())), error.get("type"), error.get("input")
     if loc[-1:] == ("level",) and kind == "less_than_equal":
-        try:
-            if 1.0 < float(given) <= 100.0:
-                return " (a level is a fraction: 0.9 for 90 %)"
-        except (TypeError, ValueError):
-            return ""
+        return level_hint(given)  # (the config's interval_level gets the same)
     if loc in (("body",), ("body", "single"), ("body", "batch")) and isinstance(given, list):
         return ' (a list of observations goes in an object: {"observations": [...]})'
     return ""

@@ -326,12 +326,21 @@ def test_the_bound_holds_on_the_univariate_fast_path_and_the_bound_itself_is_tak
     assert f.observe("b", math.nan).step == 1  # a missing value is no magnitude
 
 
-@pytest.mark.parametrize("level", [1.0, 1e-12, 1e-9, 0.49, 0.9991, 0.999999999, 0.0, -0.5, 2.0])
+@pytest.mark.parametrize("level", [1.0, 1e-12, 1e-9, 0.49, 0.9991, 0.999999999, 0.0, -0.5, 100.5])
 def test_every_interval_level_outside_its_range_gets_the_same_message(level):
     # a new user's report: 1.0 said "must be > 0.0 and < 1.0", 1e-12 "must be in [1e-09, 0.999999999]";
     # fix (hostile test): 1e-9 was taken, and every other level's interval was its width times 1.3e9
     with pytest.raises(ValueError, match=rf"^interval_level={level!r} is invalid: must be in \[0.5, 0.999\]$"):
         ForecasterConfig(interval_level=level)
+
+
+@pytest.mark.parametrize("level", [90, 95.5, 1.5, 100])
+def test_an_interval_level_written_as_a_percentage_is_told_to_be_a_fraction(level):
+    # a new user's (session 56): the forecast's level=90 was told "a level is a fraction", the config's was not
+    expected = f"interval_level={level!r} is invalid: must be in [0.5, 0.999] (a level is a fraction: 0.9 for 90 %)"
+    with pytest.raises(ValueError) as info:
+        ForecasterConfig(interval_level=level)
+    assert str(info.value) == expected
 
 
 @pytest.mark.parametrize("level", [0.5, 0.999])

@@ -8,6 +8,10 @@ raised wherever the problem is found (a route, the model worker) and rendered as
 >>> e = Unprocessable("observation 2: value has 2 feature(s), expected n_features=1", index=2)
 >>> e.status_code, e.body()
 (422, {'detail': 'observation 2: value has 2 feature(s), expected n_features=1', 'index': 2})
+
+A body naming several problems (a 422 of bad elements, a 409 of elements the timestamp
+rule refuses) lists the first ``MAX_LISTED_ERRORS`` as ``errors``, each ``{"loc", "msg",
+"type"}``, and counts them all in ``error_count``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import json
 import reprlib
 from typing import Any
+
+MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 
 
 class _JsonShaped(reprlib.Repr):

@@ -21,9 +21,8 @@ from starlette.responses import JSONResponse
 
 from tbptt_online.config import level_hint
 from tbptt_service.api.schemas import MODEL_NAME_PATTERN, MODEL_NAME_RULE
-from tbptt_service.errors import ApiError, Busy, NotReady, quoted
+from tbptt_service.errors import MAX_LISTED_ERRORS, ApiError, Busy, NotReady, quoted
 
-MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 _SOURCES = ("body", "query", "path", "header", "cookie")
 _BODY_TAGS = ("batch", "single")  # the discriminated union of the observations body
 

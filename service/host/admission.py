@@ -11,6 +11,9 @@ atomically while the others go ahead:
    value, is 409 naming the index;
 3. the cap on series per model, and the memory budgets (``series_limit``, asked once per
    batch, only when it adds a series) -> 409 naming the index of the first series too many;
+   one 409 names every element refused by 2 and the first by 3, as a 422 names bad elements:
+   ``detail`` and ``index`` the first's, the first ``MAX_LISTED_ERRORS`` in ``errors``, and
+   ``error_count`` (a refused element sets no mark: its series' next is compared with the last);
 4. a timestamped value that comes whole steps after the series' last one, once its cadence is
    known (:mod:`tbptt_service.host.cadence`), is preceded by the missing steps (values
    ``None`` on the grid between the two timestamps): at most ``max_gap_steps`` per request and
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 from tbptt_online import Forecaster, StepResult
 from tbptt_online.results import Row
 from tbptt_online.values import format_row
-from tbptt_service.errors import ApiError, Conflict, Unprocessable
+from tbptt_service.errors import MAX_LISTED_ERRORS, ApiError, Conflict, Unprocessable
 from tbptt_service.host.cadence import UNKNOWN, Cadence, fill_times, shortened
 from tbptt_service.host.memory_budget import SeriesLimit
 from tbptt_service.storage.observation import Observation
@@ -182,6 +185,8 @@ class BatchAdmission:
         staged: list[Observation] = []
         sources: list[Source] = []
         allowance = start = min(self.gap_allowance, self.max_gap_steps)  # this request's missing steps, at most
+        refused: list[tuple[int, str, str, str]] = []  # (index, field, message, type) of each element refused
+        past_cap = False  # (a series past the cap was refused: the next new ones are past it too, not listed)
         for i, obs in enumerate(observations):
             series, _, timestamp = obs
             if timestamp is not None:
@@ -192,11 +197,12 @@ class BatchAdmission:
                     sources.append(mark.result if mark.result is not None else mark.pending)
                     continue  # an idempotent repeat: nothing is learned twice
                 if mark is not None and timestamp < mark.timestamp:
-                    raise Conflict(
+                    message = (
                         f"observation {i}: timestamp {timestamp} of series {series!r} is older than "
-                        f"its last timestamp {mark.timestamp}",
-                        index=i,
+                        f"its last timestamp {mark.timestamp}"
                     )
+                    refused.append((i, "timestamp", message, "timestamp_older"))
+                    continue  # (it sets no mark: the series' next element is compared with its last)
                 if mark is not None and timestamp == mark.timestamp:
                     # where the value it differs from is: this request's own (a file with a duplicate row: the
                     # model held nothing of it, and the message said it did, a new user), or the model's
@@ -206,11 +212,12 @@ class BatchAdmission:
                         where = f"a request applied in the same batch as this one gives series {series!r} value"
                     else:
                         where = f"series {series!r} already has value"
-                    raise Conflict(
+                    message = (
                         f"observation {i}: {where} {mark.value!r} at timestamp {mark.timestamp}; {value!r} differs "
-                        "(a repeat must carry the same value)",
-                        index=i,
+                        "(a repeat must carry the same value)"
                     )
+                    refused.append((i, "value", message, "timestamp_repeat_differs"))
+                    continue
                 cadence = UNKNOWN
                 if mark is not None:
                     cadence, filled = self._gap(series, mark, timestamp, allowance, job_untimed)
@@ -221,17 +228,20 @@ class BatchAdmission:
                 job_untimed[series] = 0
             elif series in job_marks or series in self._staged_marks or series in self.marks:
                 job_untimed[series] = self._untimed_since(series, job_untimed) + 1  # (counted only for a gap)
-            if series not in known and series not in new_series and series not in job_series:
+            if not past_cap and series not in known and series not in new_series and series not in job_series:
                 job_series.add(series)
                 limit = self.limit()
                 if len(known) + len(new_series) + len(job_series) > limit.count:
-                    raise Conflict(
+                    message = (
                         f"observation {i}: series {series!r} would be new, but the model already holds "
-                        f"{len(known) + len(new_series)} series; {limit.reason}",
-                        index=i,
+                        f"{len(known) + len(new_series)} series; {limit.reason}"
                     )
+                    refused.append((i, "series", message, "series_limit"))
+                    past_cap = True
             sources.append(base + len(staged))
             staged.append(obs)
+        if refused:
+            raise _refusal(refused)
         self.merged.extend(staged)
         self.inserted += start - allowance
         self.gap_allowance -= start - allowance
@@ -258,3 +268,16 @@ class BatchAdmission:
             cadence, last = cadence.after(moment - last), moment
             filled.append(Observation(series, None, moment))
         return cadence.after(timestamp - last), filled
+
+
+def _refusal(refused: list[tuple[int, str, str, str]]) -> Conflict:
+    """The 409 of a job some elements of which were refused (``(index, field, message, type)`` each, in
+    order): ``detail`` and ``index`` the first's, and every one listed as a 422 lists bad elements (the
+    first ``MAX_LISTED_ERRORS`` in ``errors``, ``error_count`` all), so a client drops them all at once
+    (a new user's gateway, session 56: each stale sensor of a batch took a round trip of its own)."""
+    first, _, detail, _ = refused[0]
+    errors = [
+        {"loc": ["body", "observations", str(i), field], "msg": message, "type": kind}
+        for i, field, message, kind in refused[:MAX_LISTED_ERRORS]
+    ]
+    return Conflict(detail, index=first, errors=errors, error_count=len(refused))

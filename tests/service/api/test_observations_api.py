@@ -222,6 +222,83 @@ async def test_timestamp_rule_applies_in_order_within_a_batch(client_for) -> Non
         assert await state_of(client) == before  # the batch is atomic: b's value was not applied either
 
 
+def _older(i: int, series: str, timestamp: float, last: float) -> dict[str, Any]:
+    message = f"observation {i}: timestamp {timestamp} of series {series!r} is older than its last timestamp {last}"
+    return {"loc": ["body", "observations", str(i), "timestamp"], "msg": message, "type": "timestamp_older"}
+
+
+async def test_a_409_lists_every_element_the_timestamp_rule_refuses_and_applies_nothing(client_for) -> None:
+    # a new user's gateway (session 56): 3 of 300 sensors' clocks went back, and the 409 named the first only,
+    # so each stale sensor took a round trip of its own; now it lists them as a 422 lists bad elements
+    async with client_for() as client:
+        first = [{"series": f"s{k}", "value": 1.0, "timestamp": 100} for k in range(7)]
+        assert (await client.post(URL, json={"observations": first})).status_code == 200
+        before = await state_of(client)
+        batch = [
+            {"series": "s0", "value": 2.0, "timestamp": 200},
+            {"series": "s1", "value": 2.0, "timestamp": 50},  # older: refused
+            {"series": "s2", "value": 2.0, "timestamp": 200},
+            {"series": "s3", "value": 2.0, "timestamp": 50},  # older: refused
+            {"series": "s1", "value": 3.0, "timestamp": 300},  # after s1's last (100): element 1 set no mark
+            {"series": "s2", "value": 9.0, "timestamp": 200},  # element 2's timestamp with another value: refused
+            {"series": "s4", "value": 2.0, "timestamp": 50},  # older: refused
+            {"series": "s5", "value": 2.0, "timestamp": 50},  # older: refused (the fifth listed)
+            {"series": "s0", "value": 3.0, "timestamp": 150},  # older than element 0's: refused, counted only
+            {"series": "s6", "value": 2.0, "timestamp": 200},
+        ]
+        response = await client.post(URL, json={"observations": batch})
+        assert response.status_code == 409
+        assert response.json() == {
+            "detail": "observation 1: timestamp 50.0 of series 's1' is older than its last timestamp 100.0",
+            "index": 1,
+            "errors": [
+                _older(1, "s1", 50.0, 100.0),
+                _older(3, "s3", 50.0, 100.0),
+                {
+                    "loc": ["body", "observations", "5", "value"],
+                    "msg": "observation 5: observation 2 of this request gives series 's2' value 2.0 at timestamp "
+                    "200.0; 9.0 differs (a repeat must carry the same value)",
+                    "type": "timestamp_repeat_differs",
+                },
+                _older(6, "s4", 50.0, 100.0),
+                _older(7, "s5", 50.0, 100.0),
+            ],
+            "error_count": 6,
+        }
+        assert await state_of(client) == before  # atomic: none of the other 4 values was applied
+        kept = [obs for i, obs in enumerate(batch) if i not in (1, 3, 5, 6, 7, 8)]  # the gateway drops them all
+        assert (await client.post(URL, json={"observations": kept})).status_code == 200
+
+
+async def test_a_409_lists_the_first_series_past_the_cap_among_the_timestamp_refusals(client_for) -> None:
+    async with client_for(max_series_per_model=2) as client:
+        await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": 100})
+        before = await state_of(client)
+        batch = [
+            {"series": "a", "value": 2.0, "timestamp": 50},
+            {"series": "b", "value": 1.0},
+            {"series": "c", "value": 1.0},  # the first series past the cap
+            {"series": "d", "value": 1.0},  # (past it too: not listed)
+            {"series": "a", "value": 2.0, "timestamp": 60},
+        ]
+        response = await client.post(URL, json={"observations": batch})
+        assert response.status_code == 409
+        cap = (
+            "observation 2: series 'c' would be new, but the model already holds 1 series; TBPTT_MAX_SERIES_PER_MODEL=2"
+        )
+        assert response.json() == {
+            "detail": "observation 0: timestamp 50.0 of series 'a' is older than its last timestamp 100.0",
+            "index": 0,
+            "errors": [
+                _older(0, "a", 50.0, 100.0),
+                {"loc": ["body", "observations", "2", "series"], "msg": cap, "type": "series_limit"},
+                _older(4, "a", 60.0, 100.0),
+            ],
+            "error_count": 3,
+        }
+        assert await state_of(client) == before
+
+
 BAD_BODIES = [
     ('{"series": "a", "value": NaN}', "malformed JSON", None),
     ('{"series": "a", "value": Infinity}', "malformed JSON", None),

@@ -86,7 +86,13 @@ async def test_a_bad_job_fails_alone_and_the_others_are_applied_as_one_batch() -
         "detail": "observation 1: value has 2 feature(s), expected n_features=1",
         "index": 1,
     }
-    assert isinstance(outcomes[3], Conflict) and outcomes[3].extra == {"index": 1}
+    older = "observation 1: timestamp 10.5 of series 'a' is older than its last timestamp 11.0"
+    assert isinstance(outcomes[3], Conflict) and outcomes[3].body() == {
+        "detail": older,
+        "index": 1,
+        "errors": [{"loc": ["body", "observations", "1", "timestamp"], "msg": older, "type": "timestamp_older"}],
+        "error_count": 1,
+    }
     assert journal.batches[1] == good_1 + good_2  # one merged batch: the good jobs, in arrival order
 
     reference = Forecaster(CONFIG)

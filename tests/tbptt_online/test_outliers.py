@@ -329,8 +329,10 @@ def test_after_a_regime_change_few_values_are_taken_at_their_bound_and_coverage_
         flagged += result.outlier and int(f.store.tensors["o_run"][f.store.slot_of("s"), 0]) != 0
     # before the fix: 5 taken at their bound, coverage 0.575 (0.75 with outliers off); after: 2 and 0.675
     # (counted by their run: since session 55 a value taken as it came is flagged too where it lay far past its
-    # interval, "What is flagged")
-    assert flagged <= 2 and covered >= 26, (flagged, covered)
+    # interval, "What is flagged"). 25 since session 56: this noise-free cycle's 7 is found at value 16 (a clock
+    # period at 2 cycles), not 24, and after 284 exact fits its intervals are narrower (1e-5 wide at value 300, not
+    # 1e-2); with noise of sd 0.01 on the cycle, 30 -> 32 covered, at 0.1 32 both
+    assert flagged <= 2 and covered >= 25, (flagged, covered)
 
 
 def test_within_a_run_shorter_than_outlier_run_a_value_is_taken_at_the_intervals_edge():

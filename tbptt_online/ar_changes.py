@@ -93,8 +93,8 @@ def change(ring: np.ndarray, slot: int, k: int, step: int, shift_at: int, oldest
     that the ARs on changes carried on for 12 steps, to -442,527 (the path bound, 1.5 times it), while the
     combination still weighted them 0.95 from the 300 values they had forecast best: the served mean was cut
     to 0 where 3,903 came (a new user's, session 55). Shared by both AR experts (``expert_kernels._z``)."""
-    if jumped(ring, slot, k, step, shift_at, oldest):
-        step -= 1
+    if step == shift_at and jumped(ring, slot, k, step, shift_at, oldest):  # (its first test here: a call is
+        step -= 1  # handed the ring, two atomic reference counts, and nearly every change is no shift's)
     return ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1)
 
 

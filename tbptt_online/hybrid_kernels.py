@@ -252,6 +252,7 @@ def base(
     logits = combination.scratch(horizons, members)  # one row's, less each one's largest: fast, slow, the mixture's
     combiners = combination.scratch(horizons, members)  # their weights (mu in row 2)
     weights = np.empty((horizons, members))  # the served weights
+    totals = np.empty(horizons)  # the experts' share of them, per horizon
     own = np.empty(experts)
     for b in range(n_rows):
         for k in range(d):
@@ -264,22 +265,23 @@ def base(
                 net[b, h, 0, k] = weights[h, experts]
                 for i in range(combination.COMBINERS):
                     net[b, h, 1 + i, k] = combiners[i, h * members + experts]
+            _experts_totals(weights, experts, totals)
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
                 at = tracked * members  # the combiners' block of this horizon
-                total = served = fast = slow = 0.0  # four sums in flight in one loop, each in member order
+                total = totals[tracked]
+                # the experts' share of the served weights, renormalised: each weight scaled before its product
+                # (tiny weights times tiny values would underflow); unused where the network took nearly all
+                inverse = 1.0 / total if total >= 1e-200 else 0.0
+                served = fast = slow = acc = 0.0  # four sums in flight in one loop, each in member order
                 for e in range(experts):
                     path = paths[b, h, e, k]
-                    total += weights[tracked, e]
                     served += path * weights[tracked, e]
                     fast += path * combiners[0, at + e]
                     slow += path * combiners[1, at + e]
+                    acc += path * (weights[tracked, e] * inverse)
                 partial[b, h, 0, k], partial[b, h, 1, k], partial[b, h, 2, k] = served, fast, slow
-                if total >= 1e-200:  # the experts' share of the served weights, renormalised: each weight scaled
-                    inverse = 1.0 / total  # before its product (tiny weights times tiny values would underflow)
-                    acc = 0.0
-                    for e in range(experts):
-                        acc += paths[b, h, e, k] * (weights[tracked, e] * inverse)
+                if total >= 1e-200:
                     out[b, h, k] = acc
                 else:  # the network took (nearly) all the weight: each combiner's softmax of the experts' logits
                     acc = 0.0
@@ -290,6 +292,17 @@ def base(
                         for e in range(experts):
                             acc += paths[b, h, e, k] * combiners[mixture, at + i] * own[e]
                     out[b, h, k] = acc
+
+
+@inlined
+def _experts_totals(weights, experts, totals) -> None:
+    """``totals`` [Hc]: per horizon the sum of the first ``experts`` served ``weights`` [Hc, E + 1] (the experts'
+    share), each in member order: the horizons' sums are independent, so they run side by side (member outer),
+    not one chain after another."""
+    totals[:] = 0.0
+    for e in range(experts):
+        for h in range(weights.shape[0]):
+            totals[h] += weights[h, e]
 
 
 @inlined

@@ -171,32 +171,34 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
         for h in range(horizons):
             for e in range(members):
                 weights[row, h * width + e] = exp_weight(logits[row, h * width + e])
-    for h in range(horizons):
-        at = h * width
-        inverse = 1.0 / total(weights, row, at, members)
-        for e in range(members):
-            weights[row, at + e] *= inverse
+    normalise(weights, row, horizons, width, members)
 
 
 @inlined
-def total(x, row, at, n) -> float:
-    """``x[row, at] + ... + x[row, at + n - 1]`` in four partial sums (i mod 4), added as
-    (s0 + s1) + (s2 + s3)."""
-    s0 = s1 = s2 = s3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        s0 += x[row, at + i]
-        s1 += x[row, at + i + 1]
-        s2 += x[row, at + i + 2]
-        s3 += x[row, at + i + 3]
-        i += 4
-    if i < n:
-        s0 += x[row, at + i]
-    if i + 1 < n:
-        s1 += x[row, at + i + 1]
-    if i + 2 < n:
-        s2 += x[row, at + i + 2]
-    return (s0 + s1) + (s2 + s3)
+def normalise(x, row, blocks, width, n) -> None:
+    """Each of the ``blocks`` blocks of ``x[row]`` (block j: ``x[row, j * width]`` .. ``x[row, j * width + n - 1]``)
+    divided by its sum, taken in four partial sums (i mod 4), added as (s0 + s1) + (s2 + s3). All blocks in one
+    call: an array handed to a call is reference-counted, two atomic operations (a call per horizon, 36 a
+    series, cost ``hybrid_kernels.base`` more than its softmaxes' sums)."""
+    for j in range(blocks):
+        at = j * width
+        s0 = s1 = s2 = s3 = 0.0
+        i = 0
+        while i + 4 <= n:
+            s0 += x[row, at + i]
+            s1 += x[row, at + i + 1]
+            s2 += x[row, at + i + 2]
+            s3 += x[row, at + i + 3]
+            i += 4
+        if i < n:
+            s0 += x[row, at + i]
+        if i + 1 < n:
+            s1 += x[row, at + i + 1]
+        if i + 2 < n:
+            s2 += x[row, at + i + 2]
+        inverse = 1.0 / ((s0 + s1) + (s2 + s3))
+        for e in range(n):
+            x[row, at + e] *= inverse
 
 
 _BOTH = np.ones(COMBINERS, dtype=np.bool_)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, ring_value, within
+from tbptt_online.compiled import compiled, inlined, ring_value, within
 from tbptt_online.rls import rls_step
 
 ORDER = 12  # lags of the changes: about a cycle of a yearly quasi-cycle, a monthly year
@@ -85,7 +85,7 @@ def outgrows(ring: np.ndarray, slot: int, k: int, step: int, jump: float) -> boo
     return abs(jump) > JUMP * max(abs(before), abs(earlier))
 
 
-@compiled
+@inlined
 def change(ring: np.ndarray, slot: int, k: int, step: int, shift_at: int, oldest: int) -> float:
     """The change y_s - y_{s-1} at step ``step`` from the values ring, but where it is a level shift's jump
     (``jumped``) the change before it: **a level shift is not a change** of the series' dynamics. Read as it

@@ -179,7 +179,7 @@ def normalise(x, row, blocks, width, n) -> None:
     """Each of the ``blocks`` blocks of ``x[row]`` (block j: ``x[row, j * width]`` .. ``x[row, j * width + n - 1]``)
     divided by its sum, taken in four partial sums (i mod 4), added as (s0 + s1) + (s2 + s3). All blocks in one
     call: an array handed to a call is reference-counted, two atomic operations (a call per horizon, 36 a
-    series, cost ``hybrid_kernels.base`` more than its softmaxes' sums)."""
+    series, took about 3 ms of a tick of 10,000 series, session 56)."""
     for j in range(blocks):
         at = j * width
         s0 = s1 = s2 = s3 = 0.0

@@ -189,8 +189,22 @@ def _send(client: Client, model: str, batch: list[CsvRow], name: str) -> None:
             where = f"line {batch[error.index].line}"
         else:
             where = f"lines {batch[0].line}-{batch[-1].line}"
-        message = f"{name}, {where}: the server refused the batch ({error}); nothing of it was applied"
-        raise FeedError(message) from error
+        message = f"{name}, {where}: the server refused the batch ({error}){_others(error, batch)}"
+        raise FeedError(f"{message}; nothing of it was applied") from error
+
+
+def _others(error: ApiError, batch: list[CsvRow]) -> str:
+    """The other lines of ``batch`` the server's answer lists (``errors``: each one's ``loc`` names the element;
+    ``error_count`` counts them all), as " (also lines 9, 14 of 3 refused)": a 409 lists every row the
+    timestamp rule refuses since session 56, and a feed had named the first alone (the answer's first line)."""
+    body = error.body if isinstance(error.body, dict) else {}
+    listed = [entry.get("loc", ()) for entry in body.get("errors") or () if isinstance(entry, dict)]
+    indices = [int(loc[2]) for loc in listed if len(loc) > 2 and str(loc[2]).isdigit()]
+    lines = [str(batch[i].line) for i in indices if 0 <= i < len(batch) and i != error.index]
+    if not lines:
+        return ""
+    count = body.get("error_count")
+    return f" (also line{'s' if len(lines) > 1 else ''} {', '.join(lines)}; {count} refused in all)"
 
 
 def _number(value: float | None, digits: int = 4) -> str:

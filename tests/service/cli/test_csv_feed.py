@@ -196,6 +196,17 @@ def test_a_row_the_server_refuses_is_reported_with_its_line(server: ServerProces
     assert "nothing of it was applied" in str(error.value)
 
 
+def test_every_row_a_409_lists_is_reported_with_its_line(server: ServerProcess, model: str, tmp_path: Path) -> None:
+    # a 409 names every element the timestamp rule refuses (session 56): the feed names each one's line
+    path = tmp_path / "stale.csv"
+    path.write_text("timestamp,host,cpu\n100,a,1.0\n100,b,1.0\n100,c,1.0\n50,a,2.0\n160,b,2.0\n60,c,2.0\n")
+    with Client(server.url) as client:
+        with pytest.raises(FeedError) as error:
+            feed(client, source_of(path), model, batch_size=3, progress=False)
+        assert client.series_stats(model, "b").count == 1  # the refused batch (lines 5-7) was not applied
+    assert "stale.csv, line 5: " in str(error.value) and "(also line 7; 2 refused in all)" in str(error.value)
+
+
 def test_a_malformed_cell_stops_the_feed_before_anything_is_sent(
     server: ServerProcess, model: str, tmp_path: Path
 ) -> None:

@@ -507,12 +507,19 @@ def _with_origin_ref(state: dict[str, Any]) -> dict[str, Any]:
 def _with_restarts(state: dict[str, Any]) -> dict[str, Any]:
     """A format-9 ``state`` in format 10: the series' statistics gain the rows ``restarts`` and
     ``restarted_steps`` at 0 (module doc); a copy, the input is not changed."""
+    return {**_with_stats_rows(state, STAT["restarts"], 2, BEFORE_RESTARTS), "format": BEFORE_EXCURSIONS}
+
+
+def _with_stats_rows(state: dict[str, Any], rows: int, added: int, found: int) -> dict[str, Any]:
+    """``state`` whose series' statistics, of the ``rows`` first rows of STAT_FIELDS ([C, rows, d]), gain the
+    ``added`` next at 0 (a copy; its format as it was); ``ValueError`` where a format-``found`` state's have not
+    ``rows`` rows."""
     store = state["store"]
-    stats = store["tensors"]["stats"]  # [C, F - 2, d]: the rows of STAT_FIELDS before restarts
-    if stats.shape[1] != STAT["restarts"]:
-        raise ValueError(f"format=9 stats have {stats.shape[1]} rows, expected {STAT['restarts']}")
-    stats = torch.cat([stats, stats.new_zeros(stats.shape[0], 2, stats.shape[2])], dim=1)
-    return {**state, "format": BEFORE_EXCURSIONS, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}
+    stats = store["tensors"]["stats"]
+    if stats.shape[1] != rows:
+        raise ValueError(f"format={found} stats have {stats.shape[1]} rows, expected {rows}")
+    stats = torch.cat([stats, stats.new_zeros(stats.shape[0], added, stats.shape[2])], dim=1)
+    return {**state, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}
 
 
 def _with_excursions(state: dict[str, Any]) -> dict[str, Any]:
@@ -761,12 +768,7 @@ def _with_recent_scores(state: dict[str, Any]) -> dict[str, Any]:
     ``recent_abs_err``, ``recent_naive_abs_err``) at 0, and a hybrid's store ``c_coverage`` and ``c_far_coverage``
     after ``c_member_n``, at 0: each series' recent errors and coverage per horizon count from the load on (module
     doc); a copy."""
-    store = state["store"]
-    stats = store["tensors"]["stats"]  # [C, F - 3, d]: the rows of STAT_FIELDS before the recent ones
-    if stats.shape[1] != scoring.RECENT_SCORES:
-        raise ValueError(f"format=24 stats have {stats.shape[1]} rows, expected {scoring.RECENT_SCORES}")
-    stats = torch.cat([stats, stats.new_zeros(stats.shape[0], 3, stats.shape[2])], dim=1)
-    state = {**state, "store": {**store, "tensors": {**store["tensors"], "stats": stats}}}
+    state = _with_stats_rows(state, scoring.RECENT_SCORES, 3, BEFORE_COVERAGE)
 
     def blank(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
         n, d = tensors["o_run"].shape[0], tensors["o_run"].shape[-1]

@@ -140,12 +140,17 @@ def test_noise_walks_and_ar_rows_get_no_weekly_season_at_two_cycles():
             assert (young_seasons(rows, 336) == 7).double().mean().item() <= 0.005, n
 
 
-def test_a_young_daily_series_serves_its_weekly_season_from_value_16():
-    f = Forecaster(ForecasterConfig(hidden_size=4))
+def seasons_served(f: Forecaster, values: torch.Tensor) -> list[list[int]]:
+    """The seasons series "a" of ``f`` serves after each of ``values``, fed one at a time."""
     seen = []
-    for v in weekly(30, 2).tolist():
+    for v in values.tolist():
         f.observe("a", v)
         seen.append(f.series_stats("a").seasons)
+    return seen
+
+
+def test_a_young_daily_series_serves_its_weekly_season_from_value_16():
+    seen = seasons_served(Forecaster(ForecasterConfig(hidden_size=4)), weekly(30, 2))
     assert seen[14] == [] and seen[15] == [7]  # (value 24 before session 56)
     assert seen[-1] == [7]
 
@@ -176,12 +181,8 @@ def test_ar1_and_integrated_ar1_rows_give_no_season():
 
 
 def test_a_young_monthly_series_serves_its_season_from_value_24():
-    values = monthly(40, 0.5, 3).tolist()
     f = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=24))
-    seen = []
-    for v in values:
-        f.observe("a", v)
-        seen.append(f.series_stats("a").seasons)
+    seen = seasons_served(f, monthly(40, 0.5, 3))
     assert seen[22] == [] and seen[23] == [12]  # provisional at 24 values (two cycles)
     assert seen[-1] == [12]
     assert math.isfinite(f.forecast("a", 12).mean[-1])
@@ -189,11 +190,7 @@ def test_a_young_monthly_series_serves_its_season_from_value_24():
 
 def test_an_hourly_series_serves_its_daily_season_from_value_48():
     # session 54: a clock period at two cycles (until then the values' test waited for three: value 72)
-    f = Forecaster(ForecasterConfig(hidden_size=4))
-    seen = []
-    for v in daily(60, 1).tolist():
-        f.observe("a", v)
-        seen.append(f.series_stats("a").seasons)
+    seen = seasons_served(Forecaster(ForecasterConfig(hidden_size=4)), daily(60, 1))
     assert seen[46] == [] and len(seen[47]) == 1 and abs(seen[47][0] - 24) <= 1  # (23-25: _best_neighbour's to place)
 
 

@@ -233,8 +233,9 @@ def add_feed_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "feed",
         help="stream a CSV file into a running server, with progress, resumable",
-        description="Stream the rows of a CSV file, in order, into a running server as batches of\n"
-        "observations; at the end print each series' prequential error (model vs naive).",
+        description="Stream the rows of a CSV file into a running server as batches of observations,\n"
+        "merged across series in time order (each series' rows in their file order); at the end\n"
+        "print each series' prequential error (model vs naive).",
         epilog=FEED_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -253,6 +254,12 @@ def add_feed_command(commands: argparse._SubParsersAction) -> None:
         default=500,
         help="rows per request, at most the server's TBPTT_MAX_BATCH_OBSERVATIONS (default: %(default)s)",
     )
+    sending.add_argument(
+        "--in-file-order",
+        action="store_true",
+        help="send the rows in the file's order, streamed, instead of merged across series by time, which "
+        "holds the file's rows in memory (a file sorted by series is then one tick per row: slower)",
+    )
     sending.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     _add_server_options(parser)
     parser.set_defaults(handler=run_feed)
@@ -262,7 +269,14 @@ def run_feed(args: argparse.Namespace) -> int:
     try:
         source = csv_source(args)
         with Client(args.url, api_key=args.api_key, timeout=args.timeout) as client:
-            report = feed(client, source, args.model, batch_size=args.batch_size, progress=not args.no_progress)
+            report = feed(
+                client,
+                source,
+                args.model,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+                file_order=args.in_file_order,
+            )
     except FeedInterrupted as stopped:
         print(
             f"interrupted after {stopped.report.sent} rows sent, each answered: run the same command again to send "

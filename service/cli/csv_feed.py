@@ -19,6 +19,9 @@ series' counts while it was being applied and sent its last rows a second time (
 session 35: 3,084 values on the server for a 3,000-row file without a time column; with one, a
 409 halfway). A second Ctrl-C stops at once.
 
+The rows are sent merged across series in time order (``in_time_order``), each series' rows in
+their file order: an export sorted by series would otherwise be one tick of the model per row.
+
 At the end the prequential error of each series (the model's one-step forecasts,
 each made before its value arrived, against the naive last-value forecast) is read
 back from the server and printed.
@@ -26,6 +29,7 @@ back from the server and printed.
 
 from __future__ import annotations
 
+import heapq
 import math
 import signal
 import sys
@@ -118,8 +122,10 @@ def resume_points(client: Client, model: str, names: list[str]) -> dict[str, Res
     return points
 
 
-def pending(source: CsvSource, points: dict[str, ResumePoint], on_skip: Callable[[], None]) -> Iterator[CsvRow]:
-    """The rows the server does not hold yet, in file order."""
+def pending(
+    source: CsvSource, points: dict[str, ResumePoint], on_skip: Callable[[], None]
+) -> Iterator[tuple[int, CsvRow]]:
+    """The rows the server does not hold yet, in file order, each with its rank (0-based) in its series."""
     ranks: dict[str, int] = {}
     for row in source.rows():
         rank = ranks.get(row.series, 0)
@@ -128,6 +134,25 @@ def pending(source: CsvSource, points: dict[str, ResumePoint], on_skip: Callable
         if point is not None and point.holds(row, rank):
             on_skip()
             continue
+        yield rank, row
+
+
+def in_time_order(ranked: Iterator[tuple[int, CsvRow]]) -> Iterator[CsvRow]:
+    """The rows of ``ranked`` (``pending``'s) merged across series by time: each series' rows stay in
+    their file order, and the next row sent is the one, among each series' next, with the earliest
+    timestamp (without a time column, the lowest rank within its series in the file: the first row of
+    every series, then the second, ..., so that a resumed feed goes on in the order of an uninterrupted
+    one), ties in file order. A file in time order comes out as it is; one sorted by series is interleaved.
+
+    The server steps a request's k-th values of its series together as one tick, so 1,000 rows of one
+    series are 1,000 ticks where 1,000 rows of 100 series are 10: a new user's 72,000 rows of 100 meters
+    went in 15 times slower sorted by series than by time (session 56). The rows are held in memory
+    to merge them (``feed --in-file-order`` streams them instead)."""
+    queues: dict[str, list[tuple[float, int, CsvRow]]] = {}
+    for rank, row in ranked:
+        key = rank if row.seconds is None else row.seconds
+        queues.setdefault(row.series, []).append((key, row.line, row))  # (lines are unique: rows never compared)
+    for _, _, row in heapq.merge(*queues.values()):  # merges the heads: each queue keeps its own order
         yield row
 
 
@@ -138,8 +163,10 @@ def feed(
     batch_size: int = 500,
     progress: bool = True,
     progress_file: IO[str] | None = None,
+    file_order: bool = False,
 ) -> FeedReport:
-    """Send the rows the server does not hold, ``batch_size`` per request; then read the statistics."""
+    """Send the rows the server does not hold, ``batch_size`` per request, merged across series in time
+    order (``in_time_order``; in the file's order with ``file_order``); then read the statistics."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be an integer >= 1")
     counts = survey(source)
@@ -168,7 +195,8 @@ def feed(
 
     with bar, _stop_between_batches() as stop:
         batch: list[CsvRow] = []
-        for row in pending(source, points, skip):
+        rows = pending(source, points, skip)
+        for row in (row for _, row in rows) if file_order else in_time_order(rows):
             if stop[0]:  # Ctrl-C with no batch in flight (reading or skipping rows): nothing more is sent
                 raise FeedInterrupted(report)
             batch.append(row)
@@ -188,7 +216,8 @@ def _send(client: Client, model: str, batch: list[CsvRow], name: str) -> None:
         if error.index is not None and 0 <= error.index < len(batch):
             where = f"line {batch[error.index].line}"
         else:
-            where = f"lines {batch[0].line}-{batch[-1].line}"
+            lines = [row.line for row in batch]  # (in time order, not the file's: its first and last)
+            where = f"lines {min(lines)}-{max(lines)}"
         message = f"{name}, {where}: the server refused the batch ({error}){_others(error, batch)}"
         raise FeedError(f"{message}; nothing of it was applied") from error
 

@@ -29,7 +29,7 @@ from tbptt_service.plain_numbers import plain_float
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (slots: feed holds a file's rows to merge them by time)
 class CsvRow:
     line: int  # 1-based line of the file (the header is line 1)
     series: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -31,16 +32,17 @@ ROWS_PER_SERIES = 30
 START = datetime(2024, 3, 4, tzinfo=UTC)
 
 
-def write_csv(path: Path, with_time: bool = True) -> Path:
-    """Hourly rows of three hosts interleaved by time; one missing cell."""
+def write_csv(path: Path, with_time: bool = True, by_series: bool = False) -> Path:
+    """Hourly rows of three hosts interleaved by time (or each host's rows after the last's: ``by_series``);
+    one missing cell."""
+    cells = [(t, j) for j in range(len(SERIES)) for t in range(ROWS_PER_SERIES)]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["timestamp", "host", "cpu"] if with_time else ["host", "cpu"])
-        for t in range(ROWS_PER_SERIES):
-            for j, host in enumerate(SERIES):
-                value = "" if (t, j) == (7, 1) else f"{20 + 5 * j + (t % 6) * 1.5 + 0.1 * t:.2f}"
-                stamp = (START + timedelta(hours=t)).isoformat().replace("+00:00", "Z")
-                writer.writerow([stamp, host, value] if with_time else [host, value])
+        for t, j in cells if by_series else sorted(cells):
+            value = "" if (t, j) == (7, 1) else f"{20 + 5 * j + (t % 6) * 1.5 + 0.1 * t:.2f}"
+            stamp = (START + timedelta(hours=t)).isoformat().replace("+00:00", "Z")
+            writer.writerow([stamp, SERIES[j], value] if with_time else [SERIES[j], value])
     return path
 
 
@@ -48,6 +50,22 @@ def source_of(path: Path, with_time: bool = True) -> CsvSource:
     return CsvSource.from_path(
         path, value_columns=["cpu"], series_column="host", time_column="timestamp" if with_time else None
     )
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Passes every request on; keeps each observation POST's ``(series, timestamp)`` pairs, in order."""
+
+    def __init__(self) -> None:
+        self.inner, self.sent = httpx.HTTPTransport(), []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/observations"):
+            body = json.loads(request.read())
+            self.sent.append([(o["series"], o.get("timestamp")) for o in body["observations"]])
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class InterruptingTransport(httpx.BaseTransport):
@@ -104,11 +122,12 @@ def model(server: ServerProcess, request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.mark.parametrize("by_series", [False, True], ids=["time-ordered", "series-ordered"])
 @pytest.mark.parametrize("with_time", [True, False], ids=["by-timestamp", "by-count"])
 def test_an_interrupted_feed_resumed_feeds_every_row_exactly_once(
-    server: ServerProcess, model: str, tmp_path: Path, with_time: bool
+    server: ServerProcess, model: str, tmp_path: Path, with_time: bool, by_series: bool
 ) -> None:
-    source = source_of(write_csv(tmp_path / "metrics.csv", with_time), with_time)
+    source = source_of(write_csv(tmp_path / "metrics.csv", with_time, by_series), with_time)
     total = len(SERIES) * ROWS_PER_SERIES
     interrupting = InterruptingTransport(posts_before=3)
     with Client(server.url, transport=interrupting, retries=0) as client, pytest.raises(TransportFailure):
@@ -160,15 +179,15 @@ def test_ctrl_c_with_no_batch_in_flight_stops_before_the_next_one(
 ) -> None:
     # a review (session 35): a Ctrl-C while rows were read for the next batch sent that batch too, and one
     # while rows the server held were skipped was ignored (the feed ran to its end and exited 0)
-    real_pending = csv_feed.pending
+    real_order = csv_feed.in_time_order
 
-    def pending_with_ctrl_c(*args: Any) -> Iterator[Any]:
-        for i, row in enumerate(real_pending(*args)):
+    def in_time_order_with_ctrl_c(*args: Any) -> Iterator[Any]:
+        for i, row in enumerate(real_order(*args)):
             if i == 10:  # the first batch of 7 answered, the second being read
                 os.kill(os.getpid(), signal.SIGINT)
             yield row
 
-    monkeypatch.setattr(csv_feed, "pending", pending_with_ctrl_c)
+    monkeypatch.setattr(csv_feed, "in_time_order", in_time_order_with_ctrl_c)
     source = source_of(write_csv(tmp_path / "metrics.csv"))
     with Client(server.url) as client:
         assert stopped_by_ctrl_c(client, source, model).sent == 7 and client.get_model(model).observations == 7
@@ -181,6 +200,59 @@ def test_a_finished_feed_run_again_sends_nothing(server: ServerProcess, model: s
         again = feed(client, source, model, batch_size=50, progress=False)
     assert (again.sent, again.skipped) == (0, first.sent)
     assert again.stats == first.stats
+
+
+@pytest.mark.parametrize("with_time", [True, False], ids=["by-timestamp", "by-count"])
+def test_a_file_sorted_by_series_is_sent_merged_in_time_order_and_learns_as_the_time_ordered_file(
+    server: ServerProcess, model: str, tmp_path: Path, with_time: bool
+) -> None:
+    # a new user's (session 56): 100 meters' rows sorted by meter went in 15 times slower than sorted by
+    # time, each row of one series in a request being a tick of its own
+    grouped = source_of(write_csv(tmp_path / "grouped.csv", with_time, by_series=True), with_time)
+    interleaved = source_of(write_csv(tmp_path / "interleaved.csv", with_time), with_time)
+    recording = RecordingTransport()
+    with Client(server.url, transport=recording) as client:
+        report = feed(client, grouped, model, batch_size=12, progress=False)
+    expected = [(SERIES[j], t) for t in range(ROWS_PER_SERIES) for j in range(len(SERIES))]
+    sent = [pair for batch in recording.sent for pair in batch]
+    hour = {(START + timedelta(hours=t)).isoformat().replace("+00:00", "Z"): t for t in range(ROWS_PER_SERIES)}
+    if with_time:
+        assert [(name, hour[stamp]) for name, stamp in sent] == expected
+    else:
+        assert [name for name, _ in sent] == [name for name, _ in expected]
+    assert [len(batch) for batch in recording.sent] == [12] * 7 + [6]
+    with Client(server.url) as client:
+        client.create_model(f"{model}-ref", **SMALL_MODEL)
+        reference = feed(client, interleaved, f"{model}-ref", batch_size=12, progress=False)
+    assert report.stats == reference.stats  # the same requests: the same model, bit for bit
+
+
+def test_in_file_order_sends_the_rows_as_the_file_holds_them(server: ServerProcess, model: str, tmp_path: Path) -> None:
+    source = source_of(write_csv(tmp_path / "grouped.csv", by_series=True))
+    recording = RecordingTransport()
+    with Client(server.url, transport=recording) as client:
+        feed(client, source, model, batch_size=12, progress=False, file_order=True)
+    sent = [name for batch in recording.sent for name, _ in batch]
+    assert sent == [name for name in SERIES for _ in range(ROWS_PER_SERIES)]
+
+
+def test_a_row_back_in_time_is_sent_after_its_series_earlier_rows_not_sorted_before_them(
+    server: ServerProcess, model: str, tmp_path: Path
+) -> None:
+    # the merge keeps each series' file order: a sort by time would send line 4 before line 3, and the
+    # server would take a file it refuses in its own order
+    path = tmp_path / "back.csv"
+    path.write_text("timestamp,host,cpu\n100,a,1.0\n300,a,2.0\n200,a,3.0\n250,b,4.0\n")
+    with Client(server.url) as client:
+        with pytest.raises(FeedError, match=r"back\.csv, line 4: .*409.*older"):
+            feed(client, source_of(path), model, batch_size=10, progress=False)
+        assert client.list_series(model).total == 0
+    assert [row.line for row in csv_feed.in_time_order(csv_feed.pending(source_of(path), {}, lambda: None))] == [
+        2,
+        5,
+        3,
+        4,
+    ]
 
 
 def test_a_row_the_server_refuses_is_reported_with_its_line(server: ServerProcess, model: str, tmp_path: Path) -> None:
@@ -202,7 +274,8 @@ def test_every_row_a_409_lists_is_reported_with_its_line(server: ServerProcess, 
     path.write_text("timestamp,host,cpu\n100,a,1.0\n100,b,1.0\n100,c,1.0\n50,a,2.0\n160,b,2.0\n60,c,2.0\n")
     with Client(server.url) as client:
         with pytest.raises(FeedError) as error:
-            feed(client, source_of(path), model, batch_size=3, progress=False)
+            # (in file order: merged by time, each stale row would go right after its series' row before it)
+            feed(client, source_of(path), model, batch_size=3, progress=False, file_order=True)
         assert client.series_stats(model, "b").count == 1  # the refused batch (lines 5-7) was not applied
     assert "stale.csv, line 5: " in str(error.value) and "(also line 7; 2 refused in all)" in str(error.value)
 

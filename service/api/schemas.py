@@ -296,6 +296,14 @@ class ForecastOut(BaseModel):
     forecast: list[ForecastStep]
 
 
+class ForecastPage(BaseModel):
+    """One page of a model's forecasts, in the series' sorted order (``GET .../forecasts``)."""
+
+    forecasts: list[ForecastOut]
+    total: int
+    next_offset: int | None
+
+
 class SeriesList(BaseModel):
     series: list[str]
     total: int

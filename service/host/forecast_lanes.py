@@ -37,6 +37,7 @@ from __future__ import annotations
 import threading
 
 from tbptt_online import Forecast, ForecasterView
+from tbptt_online.view import ForecastRequest
 from tbptt_service.errors import NotReady
 from tbptt_service.host.forecast_runner import ForecastRunner
 
@@ -72,6 +73,12 @@ class ForecastLanes:
     ) -> Forecast:
         """``view.forecast(series, horizon, level)`` on ``model``'s lane (``ForecastRunner.forecast``)."""
         return await self._lane(model).forecast(view, series, horizon, level)
+
+    async def forecast_many(
+        self, model: str, view: ForecasterView, requests: list[ForecastRequest]
+    ) -> list[Forecast | ValueError]:
+        """``view.forecast_many(requests)`` on ``model``'s lane, as one computation (a page of forecasts)."""
+        return await self._lane(model).run(view.forecast_many, requests)
 
     def retire(self, model: str) -> None:
         """Stop ``model``'s lane, if it has one: a deleted model's (a model made again under the name gets

@@ -21,6 +21,7 @@ from tbptt_online.client.errors import (
 )
 from tbptt_online.client.results import (
     Forecast,
+    ForecastPage,
     ForecastStep,
     HorizonCoverage,
     Interval,
@@ -42,6 +43,7 @@ __all__ = [
     "ClientError",
     "Conflict",
     "Forecast",
+    "ForecastPage",
     "ForecastStep",
     "HorizonCoverage",
     "Interval",

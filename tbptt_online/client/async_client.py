@@ -31,6 +31,7 @@ from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import TransportFailure
 from tbptt_online.client.results import (
     Forecast,
+    ForecastPage,
     ModelInfo,
     ObservationResult,
     SeriesPage,
@@ -118,6 +119,21 @@ class AsyncClient:
     # -- forecasts and statistics ---------------------------------------------------
     async def forecast(self, model: str, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         return await self._send(calls.forecast(model, series, horizon, level))
+
+    async def forecast_page(
+        self, model: str, horizon: int = 1, level: float | None = None, offset: int = 0, limit: int = 100
+    ) -> ForecastPage:
+        return await self._send(calls.forecast_page(model, horizon, level, offset, limit))
+
+    async def iter_forecasts(
+        self, model: str, horizon: int = 1, level: float | None = None, page_size: int = 100
+    ) -> AsyncIterator[Forecast]:
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.forecast_page(model, horizon, level, offset, page_size)
+            for forecast in page.forecasts:
+                yield forecast
+            offset = page.next_offset
 
     async def series_stats(self, model: str, series: str) -> SeriesStats:
         return await self._send(calls.series_stats(model, series))

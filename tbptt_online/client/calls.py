@@ -41,6 +41,7 @@ import httpx
 from tbptt_online.client.errors import UnexpectedAnswer, error_for_status
 from tbptt_online.client.results import (
     Forecast,
+    ForecastPage,
     ModelInfo,
     ObservationResult,
     SeriesPage,
@@ -290,6 +291,13 @@ def delete_model(model: str) -> Call:
 def list_series(model: str, offset: int, limit: int) -> Call:
     params = {"offset": offset, "limit": limit}
     return Call("GET", f"{_model_path(model)}/series", SeriesPage.from_json, params, idempotent=True)
+
+
+def forecast_page(model: str, horizon: int, level: float | None, offset: int, limit: int) -> Call:
+    params: dict[str, Any] = {"horizon": horizon, "offset": offset, "limit": limit}
+    if level is not None:
+        params["level"] = level
+    return Call("GET", f"{_model_path(model)}/forecasts", ForecastPage.from_json, params, idempotent=True)
 
 
 def series_stats(model: str, series: str) -> Call:

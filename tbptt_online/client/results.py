@@ -247,5 +247,18 @@ class SeriesStatsPage:
         return cls([SeriesStats.from_json(s) for s in data["series"]], data["total"], data.get("next_offset"))
 
 
+@dataclass(frozen=True)
+class ForecastPage:
+    """One page of a model's forecasts, in its series' sorted order; ``next_offset`` is None on the last page."""
+
+    forecasts: list[Forecast]
+    total: int
+    next_offset: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ForecastPage:
+        return cls([Forecast.from_json(f) for f in data["forecasts"]], data["total"], data.get("next_offset"))
+
+
 def _series_name(item: Any) -> str:
     return item["series"] if isinstance(item, dict) else item

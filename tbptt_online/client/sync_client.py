@@ -31,6 +31,7 @@ from tbptt_online.client.deadline import within
 from tbptt_online.client.errors import ApiError, TransportFailure
 from tbptt_online.client.results import (
     Forecast,
+    ForecastPage,
     ModelInfo,
     ObservationResult,
     SeriesPage,
@@ -151,6 +152,22 @@ class Client:
     def forecast(self, model: str, series: str, horizon: int = 1, level: float | None = None) -> Forecast:
         """The next ``horizon`` values with their interval at ``level`` (the model's default if None)."""
         return self._send(calls.forecast(model, series, horizon, level))
+
+    def forecast_page(
+        self, model: str, horizon: int = 1, level: float | None = None, offset: int = 0, limit: int = 100
+    ) -> ForecastPage:
+        """The forecasts of ``limit`` series from ``offset``, in sorted order (``forecast`` of each), in one request."""
+        return self._send(calls.forecast_page(model, horizon, level, offset, limit))
+
+    def iter_forecasts(
+        self, model: str, horizon: int = 1, level: float | None = None, page_size: int = 100
+    ) -> Iterator[Forecast]:
+        """Every series' forecast of a model, a page a request (``page_size`` times ``horizon`` at most 100,000)."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.forecast_page(model, horizon, level, offset, page_size)
+            yield from page.forecasts
+            offset = page.next_offset
 
     def series_stats(self, model: str, series: str) -> SeriesStats:
         """Count, last timestamp, and prequential MAE/RMSE against the naive forecast."""

@@ -185,6 +185,14 @@ async def test_models_and_series_can_be_created_listed_paged_and_deleted(tmp_pat
         stats = await client.series_stats_page("small", offset=2, limit=2)  # each series' own, in sorted order
         assert (stats.total, stats.next_offset) == (7, 4)
         assert stats.series == [await client.series_stats("small", name) for name in ("host/02", "host/03")]
+        forecasts = await client.forecast_page("small", horizon=2, level=0.5, offset=2, limit=2)
+        assert (forecasts.total, forecasts.next_offset) == (7, 4)
+        assert [(f.series, f.horizon, f.level, len(f.steps)) for f in forecasts.forecasts] == [
+            ("host/02", 2, 0.5, 2),
+            ("host/03", 2, 0.5, 2),
+        ]
+        every = [f.series async for f in client.iter_forecasts("small", horizon=2, page_size=3)]
+        assert every == [f"host/{i:02d}" for i in range(7)]
         await client.delete_series("small", "host/03")
         with pytest.raises(NotFound, match="host/03"):
             await client.series_stats("small", "host/03")
@@ -270,6 +278,10 @@ def test_sync_client_talks_to_a_real_server(live_server: ServerProcess) -> None:
         assert forecast.step == 6 and len(forecast.mean) == 3 and forecast.level == 0.9
         assert all(lo <= m <= hi for m, lo, hi in zip(forecast.mean, forecast.lower, forecast.upper, strict=True))
         assert client.series_stats("default", "cpu").count == 6
+        page = client.forecast_page("default", horizon=3)  # the one series' forecast, in a page of its own
+        assert (page.total, page.next_offset, [f.series for f in page.forecasts]) == (1, None, ["cpu"])
+        assert page.forecasts[0].mean == forecast.mean and page.forecasts[0].steps == forecast.steps
+        assert list(client.iter_forecasts("default", horizon=3)) == page.forecasts
 
 
 @pytest.mark.parametrize("mode", ["connect", "lost", "503"])

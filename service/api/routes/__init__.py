@@ -14,6 +14,7 @@ from tbptt_service.api.routes import (
     checkpoints,
     dashboard,
     docs,
+    forecast_pages,
     forecasts,
     models,
     observations,
@@ -24,7 +25,15 @@ from tbptt_service.api.routes import (
 
 # The order routes are matched in: the hot paths first; forecast and recent before
 # series, whose '/series/{series:path}' would swallow '.../forecast' and '.../recent'.
-V1_ROUTERS = (observations.router, forecasts.router, models.router, checkpoints.router, recent.router, series.router)
+V1_ROUTERS = (
+    observations.router,
+    forecasts.router,
+    forecast_pages.router,
+    models.router,
+    checkpoints.router,
+    recent.router,
+    series.router,
+)
 OTHER_ROUTERS = (operations.router, dashboard.router, docs.router)
 
 

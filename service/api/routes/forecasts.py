@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from tbptt_online.config import MAX_LEVEL
+from tbptt_online.results import Forecast
 from tbptt_service.api.deps import V1_PREFIX, ModelDep, serving_registry
 from tbptt_service.api.fast_route import fast_path
 from tbptt_service.api.json_answers import json_answer
@@ -80,9 +81,17 @@ async def forecast_response(
     except ValueError as error:  # the library's refusal of this request alone (the others of its batch are answered)
         raise Unprocessable(str(error)) from None
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)
-    moments = _moments(snapshot.marks.get(series), forecast.step, horizon)
-    payload = {
-        "model": worker.name,
+    payload = forecast_out(worker.name, series, forecast, snapshot.marks.get(series))
+    numbers = horizon * worker.forecaster.config.n_features  # a wide model's long forecast: encoded off the loop
+    return await json_answer(lambda: orjson.dumps(payload), numbers)  # ForecastOut documents it
+
+
+def forecast_out(model: str, series: str, forecast: Forecast, mark: SeriesMark | None) -> dict[str, Any]:
+    """The answer of one series' forecast (``ForecastOut``): each step's values and when it is due."""
+    horizon = len(forecast.mean)
+    moments = _moments(mark, forecast.step, horizon)
+    return {
+        "model": model,
         "series": series,
         "horizon": horizon,
         "level": forecast.level,
@@ -99,8 +108,6 @@ async def forecast_response(
             for k in range(horizon)
         ],
     }
-    numbers = horizon * worker.forecaster.config.n_features  # a wide model's long forecast: encoded off the loop
-    return await json_answer(lambda: orjson.dumps(payload), numbers)  # ForecastOut documents it
 
 
 def _moments(mark: SeriesMark | None, step: int, horizon: int) -> list[float | None]:

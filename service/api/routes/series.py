@@ -3,14 +3,13 @@ statistics of many series, a page at a time."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut, SeriesStatsPage
+from tbptt_service.api.series_pages import Limit, Offset, page
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.api.strict_json import StrictJSONRoute
 from tbptt_service.errors import NotFound
@@ -23,13 +22,6 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
     route_class=StrictJSONRoute,
 )
-Offset = Annotated[int, Query(ge=0)]  # a page of series: its first one, in sorted order
-Limit = Annotated[int, Query(ge=1, le=1000)]  # ... and how many
-
-
-def _next_offset(end: int, total: int) -> int | None:
-    """Where the page after one ending at ``end`` starts (None: it was the last)."""
-    return end if end < total else None
 
 
 @router.get("/models/{model}/series", response_model=SeriesList, dependencies=[Depends(plain_numbers)])
@@ -37,8 +29,8 @@ async def list_series(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) 
     """Series names in sorted order, ``limit`` at a time from ``offset``."""
     snapshot = worker.snapshot
     names = await run_in_threadpool(lambda: snapshot.sorted_series)  # sorting 100k names stays off the loop
-    end = offset + limit
-    return {"series": names[offset:end], "total": len(names), "next_offset": _next_offset(end, len(names))}
+    listed, after = page(names, offset, limit)
+    return {"series": listed, "total": len(names), "next_offset": after}
 
 
 @router.get("/models/{model}/series/" + SERIES, response_model=SeriesStatsOut)
@@ -57,13 +49,12 @@ async def list_series_stats(worker: ModelDep, offset: Offset = 0, limit: Limit =
     GET per series)."""
     snapshot = worker.snapshot
 
-    def page() -> dict:  # (on a worker thread: sorting the names and reading a page of stats)
+    def stats_page() -> dict:  # (on a worker thread: sorting the names and reading a page of stats)
         names = snapshot.sorted_series
-        end = offset + limit
-        stats = [_stats_out(snapshot, name) for name in names[offset:end]]
-        return {"series": stats, "total": len(names), "next_offset": _next_offset(end, len(names))}
+        listed, after = page(names, offset, limit)
+        return {"series": [_stats_out(snapshot, name) for name in listed], "total": len(names), "next_offset": after}
 
-    return await run_in_threadpool(page)
+    return await run_in_threadpool(stats_page)
 
 
 def _stats_out(snapshot: ModelSnapshot, series: str) -> dict:

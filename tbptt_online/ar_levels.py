@@ -193,7 +193,10 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, scratch) -> None:
             _restart(theta, p, b, k)
             return
     theta[b, k, 0] = constant
-    p[b, k, 0, 0] = corner * scale
+    # (T P T')[0, 0] >= 0 where P is semi-definite: below 0 it is rounding's cancellation (-4.8e-17 beside entries of
+    # 1e-6 after a young series' glitches, a hostile test, session 57), which state_check refuses: the model's own
+    # export refused on import for 30 values
+    p[b, k, 0, 0] = max(corner * scale, 0.0)
     for j in range(1, K):  # (T P T')[0, j] = (T P)[0, j] for j >= 1 (T's column j >= 1 below row 0 is e_j)
         p[b, k, 0, j] = work[j] * scale
         p[b, k, j, 0] = work[j] * scale

@@ -14,6 +14,7 @@ import torch
 from tbptt_online import Forecaster, ForecasterConfig, ar_levels, experts, hybrid
 from tbptt_online.ar_changes import FORGET, PATH_BOUND, PRIOR
 from tbptt_online.rls import LOADING
+from tbptt_online.state_check import check_state
 from tests.tbptt_online.test_experts import blank, feed
 
 LEVELS_AR = experts.NAMES.index("ar_levels")
@@ -238,3 +239,25 @@ def test_reexpressing_and_back_returns_the_fit_and_a_move_too_large_restarts_it(
     np.testing.assert_allclose(there_and_back[1], p, rtol=1e-10, atol=1e-10)
     ar_levels.reexpress(theta, p, 0, 0, 10.0, 2.0, 10.0, 2.0 * 1e7, work)  # a scale 1e7 times larger at once
     assert np.all(theta == 0) and np.array_equal(p[0, 0], PRIOR * np.eye(K))
+
+
+def test_a_young_series_glitches_leave_a_state_that_loads_again():
+    # a hostile test (session 57): glitches among a series' first values about 1e6 moved the long fit's reference
+    # by billions of units, and the re-expressed P's corner cancelled to -4.8e-17 beside entries of 1e-6: the
+    # model's own export was refused on import ('a negative diagonal entry') after values 22 to 51
+    values = [1000000.4381493012, 1000001.522298932, 1000000.5728362296, 999998.9947008303, 999999.0894344151]
+    values += [999997.8390154669, 1000000.1388371469, 999999.3246348922, 1000001.0645899323, 999999.3026183359]
+    values += [4295967295.0, 1000000.2223492959, 1000000.3096759757, 999999.3501765729, 1e30, 4295967295.0]
+    values += [4295967295.0, 999999.6458188727, 999999.627656246, 1000000.2012725468, 999998.439751506, -999000000.0]
+    values += [999998.439751506] * 40  # (the exact values: rounded ones do not cancel)
+    forecaster = Forecaster(ForecasterConfig())
+    refused = []
+    for t, value in enumerate(values, start=1):
+        forecaster.observe("a", value)
+        try:
+            check_state(forecaster.state_dict())
+        except ValueError as error:
+            refused.append((t, str(error)[:80]))
+    assert refused == []
+    p = forecaster.state_dict()["store"]["tensors"]["x_ars_p"]
+    assert bool((p.diagonal(dim1=-2, dim2=-1) >= 0).all())

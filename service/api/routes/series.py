@@ -3,6 +3,7 @@ statistics of many series, a page at a time."""
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Depends, Response, status
 from starlette.concurrency import run_in_threadpool
 
@@ -34,27 +35,31 @@ async def list_series(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) 
 
 
 @router.get("/models/{model}/series/" + SERIES, response_model=SeriesStatsOut)
-async def get_series(series: str, worker: ModelDep) -> dict:
+async def get_series(series: str, worker: ModelDep) -> Response:
     """Count, last timestamp and prequential accuracy (MAE/RMSE vs the naive forecast, coverage)."""
     snapshot = worker.snapshot
     if series not in snapshot.view.slots:
         raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
-    return await run_in_threadpool(_stats_out, snapshot, series)
+    body = await run_in_threadpool(lambda: orjson.dumps(_stats_out(snapshot, series)))
+    return Response(body, media_type="application/json")  # SeriesStatsOut documents it
 
 
 @router.get("/models/{model}/series-stats", response_model=SeriesStatsPage, dependencies=[Depends(plain_numbers)])
-async def list_series_stats(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) -> dict:
+async def list_series_stats(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) -> Response:
     """Each series' statistics (as ``GET .../series/{series}``), in sorted order, ``limit`` at a time from
     ``offset``: which series a model serves poorly, in one request a page (a new user, session 55, read them one
-    GET per series)."""
+    GET per series). Made and encoded on a worker thread: FastAPI validated a returned dict against the
+    response model on the event loop, 0.5 s for a page of 1,000, and 8 readers of pages held every other
+    request for up to 4.8 s (a hostile test, session 57)."""
     snapshot = worker.snapshot
 
-    def stats_page() -> dict:  # (on a worker thread: sorting the names and reading a page of stats)
+    def stats_page() -> bytes:  # (on a worker thread: sorting the names, reading a page of stats, encoding it)
         names = snapshot.sorted_series
         listed, after = page(names, offset, limit)
-        return {"series": [_stats_out(snapshot, name) for name in listed], "total": len(names), "next_offset": after}
+        stats = [_stats_out(snapshot, name) for name in listed]
+        return orjson.dumps({"series": stats, "total": len(names), "next_offset": after})
 
-    return await run_in_threadpool(stats_page)
+    return Response(await run_in_threadpool(stats_page), media_type="application/json")  # SeriesStatsPage documents it
 
 
 def _stats_out(snapshot: ModelSnapshot, series: str) -> dict:

@@ -28,7 +28,7 @@ from tbptt_online.client import calls
 from tbptt_online.client.base_url import checked_base_url
 from tbptt_online.client.calls import Call, ObservationLike, Timestamp
 from tbptt_online.client.deadline import within
-from tbptt_online.client.errors import TransportFailure
+from tbptt_online.client.errors import ApiError, TransportFailure
 from tbptt_online.client.results import (
     Forecast,
     ForecastPage,
@@ -113,7 +113,10 @@ class AsyncClient:
         results: list[ObservationResult] = []
         for i, chunk in enumerate(chunks(observations, batch_size)):
             batch = [calls.encode_observation(o) for o in chunk]
-            results.extend(await self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
+            try:
+                results.extend(await self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
+            except ApiError as error:  # its index the caller's element, the earlier requests' results with it
+                raise error.in_batches(len(results), results) from None
         return results
 
     # -- forecasts and statistics ---------------------------------------------------

@@ -131,6 +131,9 @@ def _ignore(_: Any) -> None:
     return None
 
 
+MAX_ABS_VALUE = 1e36  # the service's bound on a value's magnitude (tbptt_online.values'; a test checks they agree)
+
+
 def encode_value(value: Any) -> Any:
     """A number, a list of numbers or None, as JSON: NaN becomes None (missing); infinities are refused,
     and so are booleans and text, as the service refuses them (``True`` was sent as 1.0, ``"3"`` as 3.0).
@@ -164,6 +167,8 @@ def encode_value(value: Any) -> Any:
         return None
     if math.isinf(number):
         raise ValueError(f"value {value!r} is invalid: must be finite (use None or NaN for a missing value)")
+    if abs(number) > MAX_ABS_VALUE:  # (README said so since session 48; a hostile test found it was not checked)
+        raise ValueError(f"value {value!r} is invalid: past the service's bound of ±{MAX_ABS_VALUE:g}")
     return value
 
 

@@ -137,15 +137,19 @@ class Client:
         """Send many observations, ``batch_size`` per request, in order; results in the order given.
 
         Each item is ``{"series", "value", "timestamp"?}`` or ``(series, value[, timestamp])``.
-        Each request is atomic on the server; if one fails, the earlier ones stay applied. A request is
-        retried on failure when every value has a timestamp and no series is in it twice (the server
-        keeps a series' last timestamp only: the retry of two values of one series got 409), or when
-        it is keyed: with ``idempotency_key`` K, request i is sent with ``Idempotency-Key: K/i``.
+        Each request is atomic on the server; if one fails, the earlier ones stay applied: its
+        ``ApiError``'s ``index`` is the element of ``observations`` and ``applied`` the earlier requests'
+        results. A request is retried on failure when every value has a timestamp and no series is in
+        it twice (the server keeps a series' last timestamp only: the retry of two values of one series
+        got 409), or when it is keyed: with ``idempotency_key`` K, request i is sent with ``Idempotency-Key: K/i``.
         """
         results: list[ObservationResult] = []
         for i, chunk in enumerate(chunks(observations, batch_size)):
             batch = [calls.encode_observation(o) for o in chunk]
-            results.extend(self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
+            try:
+                results.extend(self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
+            except ApiError as error:  # its index the caller's element, the earlier requests' results with it
+                raise error.in_batches(len(results), results) from None
         return results
 
     # -- forecasts and statistics ---------------------------------------------------

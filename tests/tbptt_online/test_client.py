@@ -237,12 +237,50 @@ def test_values_that_json_cannot_carry_are_refused_or_mapped_before_sending() ->
         client.observe("default", "a", float("inf"))
 
 
-@pytest.mark.parametrize("value", [True, False, "3", b"3", [1.0, True], 10**400], ids=repr)
+@pytest.mark.parametrize("value", [True, False, "3", b"3", [1.0, True], 10**400, 1e37, [1.0, -1e40]], ids=repr)
 def test_values_the_service_refuses_are_refused_before_sending(value) -> None:
     """The service refuses booleans and text as numbers (422); the client sent True as 1.0 and "3" as 3.0,
-    and an int past a float's range raised OverflowError. Nothing is sent: port 9 has no server."""
+    and an int past a float's range raised OverflowError; a value past ±1e36 was sent and refused by the server
+    though README said the client refused it (a hostile test, session 57). Nothing is sent: port 9 has no server."""
     with Client("http://127.0.0.1:9", retries=0) as client, pytest.raises(ValueError, match="is invalid"):
         client.observe("default", "a", value)
+
+
+def test_the_clients_bound_on_a_value_is_the_services() -> None:
+    from tbptt_online.client import calls
+    from tbptt_online.values import MAX_ABS_VALUE
+
+    assert calls.MAX_ABS_VALUE == MAX_ABS_VALUE
+    assert calls.encode_value(MAX_ABS_VALUE) == MAX_ABS_VALUE and calls.encode_value(-MAX_ABS_VALUE) == -MAX_ABS_VALUE
+
+
+@pytest.mark.anyio
+async def test_a_refusal_in_a_later_batch_names_the_callers_element_and_what_was_applied(tmp_path: Path) -> None:
+    # a hostile test (session 57): element 230 of 250 sent 100 a request was reported as "observation 30" (an
+    # element applied before it), and nothing said that the first 200 were applied
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        await client.observe("default", "old", 1.0, timestamp=T0 + 1000)
+        items = [(f"n{i}", 1.0, T0) for i in range(10)]
+        items[7] = ("old", 2.0, T0)  # older than the series' last timestamp: 409
+        with pytest.raises(Conflict) as refused:
+            await client.observe_many("default", items, batch_size=4)
+        assert (await client.get_model("default")).series_count == 1 + 4  # the first request applied, no more
+    assert refused.value.index == 7 and refused.value.offset == 4
+    assert [r.series for r in refused.value.applied] == ["n0", "n1", "n2", "n3"]
+    assert "(in the request of elements 4..; the 4 before it were applied)" in str(refused.value)
+
+
+def test_the_sync_client_names_the_callers_element_of_a_later_batch(live_server: ServerProcess) -> None:
+    items = [(f"late-{i}", 1.0, T0) for i in range(10)]
+    items[7] = ("late-old", 2.0, T0)
+    with Client(live_server.url) as client:
+        client.create_model("late", **SMALL_MODEL)  # (the module's server: its default model is another test's)
+        client.observe("late", "late-old", 1.0, timestamp=T0 + 1000)
+        with pytest.raises(Conflict) as refused:
+            client.observe_many("late", items, batch_size=4)
+        assert client.get_model("late").series_count == 1 + 4
+    assert (refused.value.index, refused.value.offset) == (7, 4)
+    assert [r.series for r in refused.value.applied] == [f"late-{i}" for i in range(4)]
 
 
 @pytest.mark.anyio

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from tbptt_online.normalizer import welford_update
-from tbptt_online.scoring import RECENT, RECENT_SCORES, SCORES, STAT, STAT_FIELDS, add_scores, observed_stats
+from tbptt_online.scoring import (
+    RECENT,
+    RECENT_CAP,
+    RECENT_SCORES,
+    SCORES,
+    STAT,
+    STAT_FIELDS,
+    add_scores,
+    observed_stats,
+)
 
 f64 = torch.float64
 
@@ -30,13 +40,20 @@ def scores_as_tensors(stats, value, scored, mean, lower, upper, residual) -> tor
     return stats[:, SCORES : STAT["restarts"]] + increments
 
 
-def recent_as_tensors(stats, value, scored, mean) -> torch.Tensor:
+def recent_as_tensors(stats, value, scored, mean, lower, upper) -> torch.Tensor:
     """The recent rows [B, 3, d] after one step: discounted by RECENT where a value was scored against both the
-    served and the naive forecast, else as they were."""
+    served and the naive forecast, else as they were; each error at most RECENT_CAP times the wider of the
+    interval's wider side and the naive's recent MAE (no bound where neither is known and above 0)."""
     last_value = stats[:, STAT["last_value"]]
     both = scored & ~torch.isnan(last_value)
     recent = stats[:, RECENT_SCORES : RECENT_SCORES + 3]
-    added = torch.stack([torch.ones_like(value), (value - mean).abs(), (value - last_value).abs()], dim=1)
+    bounded = ~(torch.isnan(lower) | torch.isnan(upper))
+    width = torch.where(bounded, torch.maximum(upper - mean, mean - lower), 0.0)
+    n = recent[:, 0]
+    width = torch.where(n > 0, torch.maximum(width, recent[:, 2] / torch.where(n > 0, n, 1.0)), width)
+    cap = torch.where(width > 0, RECENT_CAP * width, math.inf)
+    errors = [(value - mean).abs(), (value - last_value).abs()]
+    added = torch.stack([torch.ones_like(value), *(torch.minimum(e, cap) for e in errors)], dim=1)
     return torch.where(both[:, None], RECENT * recent + added, recent)
 
 
@@ -70,7 +87,7 @@ def test_a_tick_folds_its_values_as_the_tensor_formulas_did_bit_for_bit():
         last_value = torch.where(observed, value, stats[:, STAT["last_value"]])
         scores = scores_as_tensors(stats, value, observed & ~torch.isnan(mean), mean, lower, upper, residual)
         restarts = stats[:, STAT["restarts"] : RECENT_SCORES]  # (not scores: the forecaster's, copied)
-        recent = recent_as_tensors(stats, value, observed & ~torch.isnan(mean), mean)
+        recent = recent_as_tensors(stats, value, observed & ~torch.isnan(mean), mean, lower, upper)
         expected = torch.cat([torch.stack([count, centre, m2, last_value], dim=1), scores, restarts, recent], dim=1)
         assert new.dtype == expected.dtype and new.shape == expected.shape
         # bit for bit, NaN where NaN (and -0.0 apart from +0.0)
@@ -107,21 +124,46 @@ def test_the_recent_errors_forget_a_large_error_long_ago():
     # the recent MAEs weigh each value RECENT times the next, counted by hand from the results
     from tbptt_online import Forecaster, ForecasterConfig
 
+    # (each error at most RECENT_CAP times the interval's wider side or the naive's recent MAE: a hostile test,
+    # session 57, read recent_mae 66,371 500 values after one value of 1e9)
     f = Forecaster(ForecasterConfig(hybrid=False, hidden_size=4))
     weight = model = naive = 0.0
     last = None
+    capped = 0
     for t in range(400):
         y = 1000.0 if t == 50 else float(t % 2)
-        made = f.observe("a", y).forecast_made.mean
-        if made is not None and last is not None:  # scored against both forecasts
-            weight, model, naive = RECENT * weight + 1.0, RECENT * model + abs(y - made), RECENT * naive + abs(y - last)
+        made = f.observe("a", y).forecast_made
+        if made.mean is not None and last is not None:  # scored against both forecasts
+            width = 0.0 if made.lower is None else max(made.upper - made.mean, made.mean - made.lower)
+            width = max(width, naive / weight) if weight > 0 else width
+            cap = RECENT_CAP * width if width > 0 else math.inf
+            errors = (min(abs(y - made.mean), cap), min(abs(y - last), cap))
+            capped += errors != (abs(y - made.mean), abs(y - last))
+            weight, model, naive = RECENT * weight + 1.0, RECENT * model + errors[0], RECENT * naive + errors[1]
         last = y
     s = f.series_stats("a")
     assert s.recent_mae == pytest.approx(model / weight, rel=1e-9)
     assert s.recent_naive_mae == pytest.approx(naive / weight, rel=1e-12)
+    assert capped == 1  # the 1,000 itself (the interval widened after it: its naive error the step after counts)
     assert 1.0 < s.recent_naive_mae < 2.0 < 5.0 < s.naive_mae  # the 1,000s: 2,000 * 0.99^349 ~ 60 in a sum of ~100
     slot = f.store.slots["a"]
     assert f.store.tensors["stats"][slot, STAT["recent_n"], 0].item() == pytest.approx(weight, rel=1e-12)
+
+
+def test_one_glitch_does_not_hold_the_recent_errors():
+    # a hostile test (session 57): one value of 1e9 among values about 10 read recent_mae 66,371 500 values later
+    # and 436 1,000 later (the naive's alike, their ratio 0.50 whatever the model did)
+    from tbptt_online import Forecaster, ForecasterConfig
+
+    rng = np.random.default_rng(4)
+    values = 10.0 + rng.normal(size=700)
+    values[150] = 1e9
+    f = Forecaster(ForecasterConfig())
+    for y in values:
+        f.observe("a", float(y))
+    s = f.series_stats("a")
+    assert s.mae > 1e5 and s.naive_mae > 1e5  # the whole life's keep it
+    assert s.recent_mae < 2.0 and 0.8 < s.recent_naive_mae < 2.0  # the naive errs by about 1.1 a value (sd 1)
 
 
 def test_a_forecast_served_without_an_interval_counts_for_the_errors_not_for_the_coverage():

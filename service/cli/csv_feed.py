@@ -29,6 +29,7 @@ back from the server and printed.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import signal
@@ -41,7 +42,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from tbptt_online.client import ApiError, Client, SeriesStats
+from tbptt_online.client import ApiError, Client, NotFound, SeriesStats
 from tbptt_service.cli.csv_source import CsvRow, CsvSource
 
 
@@ -111,15 +112,34 @@ def survey(source: CsvSource) -> dict[str, int]:
     return counts
 
 
+PAGE = 1000  # series-stats read a page of this many series a request (the server's most)
+
+
+def held_stats(client: Client, model: str, names: list[str]) -> dict[str, SeriesStats]:
+    """The statistics of each of ``names`` that the model holds: a page of ``PAGE`` series a request through the
+    model's series in sorted order where the file holds more than a page's worth of the model's series, else a GET
+    for each (a hostile test, session 57: a 5,000-series file took 5,000 GETs twice, 26.8 s each time, where the
+    pages took 8.9 s)."""
+    total = client.list_series(model, 0, 1).total
+    wanted = set(names)
+    if len(wanted) * PAGE < total:  # a few series of a large model: their own GETs
+        found_each: dict[str, SeriesStats] = {}
+        for name in names:
+            with contextlib.suppress(NotFound):  # (not held: nothing of it on the server yet)
+                found_each[name] = client.series_stats(model, name)
+        return found_each
+    found: dict[str, SeriesStats] = {}
+    offset: int | None = 0
+    while offset is not None:
+        page = client.series_stats_page(model, offset, PAGE)
+        found.update((stats.series, stats) for stats in page.series if stats.series in wanted)
+        offset = page.next_offset
+    return found
+
+
 def resume_points(client: Client, model: str, names: list[str]) -> dict[str, ResumePoint]:
     """The server's count and last timestamp of each of ``names`` that it already holds."""
-    held = set(client.iter_series(model)).intersection(names)
-    points = {}
-    for name in names:
-        if name in held:
-            stats = client.series_stats(model, name)
-            points[name] = ResumePoint(stats.count, stats.last_timestamp)
-    return points
+    return {name: ResumePoint(s.count, s.last_timestamp) for name, s in held_stats(client, model, names).items()}
 
 
 def pending(
@@ -205,7 +225,8 @@ def feed(
                 batch = []
         if batch:
             send(batch)
-    report.stats = [client.series_stats(model, name) for name in report.series]
+    stats = held_stats(client, model, report.series)
+    report.stats = [stats[name] if name in stats else client.series_stats(model, name) for name in report.series]
     return report
 
 

@@ -227,6 +227,58 @@ def test_a_file_sorted_by_series_is_sent_merged_in_time_order_and_learns_as_the_
     assert report.stats == reference.stats  # the same requests: the same model, bit for bit
 
 
+class CountingTransport(httpx.BaseTransport):
+    """Passes every request on; counts them by method and path."""
+
+    def __init__(self) -> None:
+        self.inner, self.requests = httpx.HTTPTransport(), []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_feed_reads_the_series_statistics_a_page_at_a_time(
+    server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a hostile test (session 57): a 5,000-series file read each series' statistics with a GET of its own, before
+    # sending and for the report, 26.8 s each time where pages took 8.9 s
+    monkeypatch.setattr(csv_feed, "PAGE", 2)  # pages of 2: the 3 series take 2 pages
+    source = source_of(write_csv(tmp_path / "metrics.csv"))
+    with Client(server.url) as client:
+        client.observe(model, "other-0", 1.0)  # a series of the model's that is not in the file
+        counting = CountingTransport()
+        with Client(server.url, transport=counting) as counted:
+            report = feed(counted, source, model, batch_size=50, progress=False)
+        assert report.stats == [client.series_stats(model, name) for name in SERIES]
+        counting.requests.clear()
+        with Client(server.url, transport=counting) as counted:
+            again = feed(counted, source, model, batch_size=50, progress=False)
+    assert (again.sent, again.skipped) == (0, len(SERIES) * ROWS_PER_SERIES)
+    gets = [path for method, path in counting.requests if method == "GET"]
+    assert sum(path.endswith("/series-stats") for path in gets) == 2 * 2  # the 4 series in 2 pages, twice
+    assert not [path for path in gets if "/series/" in path]  # no series read on its own
+
+
+def test_a_feed_of_a_few_of_a_large_models_series_reads_theirs_alone(
+    server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csv_feed, "PAGE", 1)  # 3 series in a model of 4, then 7: fewer than a page's worth a series
+    source = source_of(write_csv(tmp_path / "metrics.csv"))
+    counting = CountingTransport()
+    with Client(server.url) as client:
+        client.observe_many(model, [(f"other-{i}", 1.0) for i in range(4)])
+        with Client(server.url, transport=counting) as counted:
+            report = feed(counted, source, model, batch_size=50, progress=False)
+        assert report.stats == [client.series_stats(model, name) for name in SERIES]
+    gets = [path for method, path in counting.requests if method == "GET"]
+    assert not [path for path in gets if path.endswith("/series-stats")]
+    assert len([path for path in gets if "/series/" in path]) == 2 * len(SERIES)  # 404s before, then the report
+
+
 def test_in_file_order_sends_the_rows_as_the_file_holds_them(server: ServerProcess, model: str, tmp_path: Path) -> None:
     source = source_of(write_csv(tmp_path / "grouped.csv", by_series=True))
     recording = RecordingTransport()

@@ -50,6 +50,9 @@ EARLIEST_TIMESTAMP = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # -62135596800.0
 # 23:59:59.999 of the year 9999's last day: with .999999 the float was 253402300800.0 exactly, the year
 # 10000's first second, which was taken (the message printed it as the end of the range)
 LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()  # 253402300799.999
+# (the range's last millisecond named: "9999-12-31T23:59:59.9999Z" was told it lay outside the years 1 to 9999, a
+# hostile test, session 57)
+OUTSIDE_THE_RANGE = "it lies outside the years 1 to 9999 in UTC (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)"
 
 
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -92,9 +95,7 @@ def parse_timestamp(raw: Any) -> float:
         try:
             moment = iso_moment(raw)
         except OverflowError:
-            raise ValueError(
-                f"timestamp {quoted(raw)} is invalid: it lies outside the years 1 to 9999 in UTC"
-            ) from None
+            raise ValueError(f"timestamp {quoted(raw)} is invalid: {OUTSIDE_THE_RANGE}") from None
         except ValueError:
             if _NUMBER.fullmatch(raw.strip()):  # (after ISO's own forms: "20240101" is a date)
                 raise ValueError(
@@ -106,6 +107,6 @@ def parse_timestamp(raw: Any) -> float:
             ) from None
         seconds = moment.timestamp()
         if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:  # an offset took it past the range (in UTC)
-            raise ValueError(f"timestamp {quoted(raw)} is invalid: it lies outside the years 1 to 9999 in UTC")
+            raise ValueError(f"timestamp {quoted(raw)} is invalid: {OUTSIDE_THE_RANGE}")
         return seconds
     raise ValueError(f"timestamp {quoted(raw)} is invalid: must be unix seconds or an ISO-8601 date-time")

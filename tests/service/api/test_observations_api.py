@@ -148,6 +148,8 @@ async def test_the_end_of_a_day_written_24_00_is_the_next_days_midnight(client_f
         ("2016-12-31T18:59:60.5-05:00", 1483228799.999999),  # (a review: as 00:00:00 it took the next one's)
         ("2024-01-01T00:00:00z", 1704067200.0),
         ("9999-12-31T23:59:60Z", None),
+        ("9999-12-31T23:59:59.999Z", 253402300799.999),  # the range's last millisecond
+        ("9999-12-31T23:59:59.9999Z", None),  # past it (a hostile test, session 57: the message now names the end)
         ("9999-12-31T23:59-05:00", None),  # the year 10000 in UTC: past the range numbers keep to
         ("0001-01-01T00:00+05:00", None),  # before the year 1 in UTC
     ],
@@ -158,7 +160,9 @@ async def test_an_iso_timestamp_is_read_in_utc_and_kept_to_the_years_1_to_9999(c
         stats = (await client.get("/v1/models/default/series/a")).json()
     if seconds is None:
         assert response.status_code == 422, response.text
-        assert response.json()["detail"].endswith("it lies outside the years 1 to 9999 in UTC")
+        assert response.json()["detail"].endswith(
+            "it lies outside the years 1 to 9999 in UTC (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)"
+        )
     else:
         assert response.status_code == 200, response.text
         assert stats["last_timestamp"] == seconds

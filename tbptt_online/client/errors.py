@@ -41,18 +41,24 @@ class ApiError(ClientError):
         self.detail = detail
         self.body = body
         self.index: int | None = body.get("index") if isinstance(body, dict) else None
+        refused = body.get("refused") if isinstance(body, dict) else None
+        # every element a 409 refused (the timestamp rule, the series cap), where the server lists them
+        self.refused: list[int] | None = refused if isinstance(refused, list) else None
         self.offset = 0  # where the failed request began in the caller's list (``observe_many``'s batches)
         self.applied: list[Any] = []  # the results of the caller's earlier requests, applied (``observe_many``)
 
     def in_batches(self, offset: int, applied: list[Any]) -> ApiError:
         """This error of the request that began at element ``offset`` of the caller's list, after ``applied``
-        (the earlier requests' results) were: ``index`` becomes the caller's element, and the message says so.
+        (the earlier requests' results) were: ``index`` and ``refused`` become the caller's elements, and the
+        message says so.
         (``errors``' ``loc`` keep the request's positions: add ``offset``.) A hostile test, session 57: element
         230 of 250 sent 100 a request was reported as "observation 30", an element applied before."""
         self.offset, self.applied = offset, applied
         if offset:
             if self.index is not None:
                 self.index += offset
+            if self.refused is not None:
+                self.refused = [i + offset for i in self.refused]
             self.args = (
                 f"{self.args[0]} (in the request of elements {offset}..; the {offset} before it were applied)",
             )

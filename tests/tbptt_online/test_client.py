@@ -265,7 +265,7 @@ async def test_a_refusal_in_a_later_batch_names_the_callers_element_and_what_was
         with pytest.raises(Conflict) as refused:
             await client.observe_many("default", items, batch_size=4)
         assert (await client.get_model("default")).series_count == 1 + 4  # the first request applied, no more
-    assert refused.value.index == 7 and refused.value.offset == 4
+    assert refused.value.index == 7 and refused.value.offset == 4 and refused.value.refused == [7]
     assert [r.series for r in refused.value.applied] == ["n0", "n1", "n2", "n3"]
     assert "(in the request of elements 4..; the 4 before it were applied)" in str(refused.value)
 

@@ -268,13 +268,15 @@ async def test_a_409_lists_every_element_the_timestamp_rule_refuses_and_applies_
                 _older(7, "s5", 50.0, 100.0),
             ],
             "error_count": 6,
+            "refused": [1, 3, 5, 6, 7, 8],  # every one (a hostile test, session 57: 5 listed a round trip)
         }
         assert await state_of(client) == before  # atomic: none of the other 4 values was applied
-        kept = [obs for i, obs in enumerate(batch) if i not in (1, 3, 5, 6, 7, 8)]  # the gateway drops them all
+        kept = [obs for i, obs in enumerate(batch) if i not in response.json()["refused"]]  # the gateway drops them all
         assert (await client.post(URL, json={"observations": kept})).status_code == 200
 
 
-async def test_a_409_lists_the_first_series_past_the_cap_among_the_timestamp_refusals(client_for) -> None:
+async def test_a_409_lists_every_series_past_the_cap_among_the_timestamp_refusals(client_for) -> None:
+    # (a hostile test, session 57: only the first series past the cap was counted, the others' round trips followed)
     async with client_for(max_series_per_model=2) as client:
         await client.post(URL, json={"series": "a", "value": 1.0, "timestamp": 100})
         before = await state_of(client)
@@ -282,25 +284,32 @@ async def test_a_409_lists_the_first_series_past_the_cap_among_the_timestamp_ref
             {"series": "a", "value": 2.0, "timestamp": 50},
             {"series": "b", "value": 1.0},
             {"series": "c", "value": 1.0},  # the first series past the cap
-            {"series": "d", "value": 1.0},  # (past it too: not listed)
+            {"series": "d", "value": 1.0},  # past it too
             {"series": "a", "value": 2.0, "timestamp": 60},
+            {"series": "d", "value": 2.0},  # (the same series again: refused with its first element)
         ]
         response = await client.post(URL, json={"observations": batch})
         assert response.status_code == 409
         cap = (
             "observation 2: series 'c' would be new, but the model already holds 1 series; TBPTT_MAX_SERIES_PER_MODEL=2"
         )
+        cap_d, cap_d2 = (cap.replace("observation 2: series 'c'", f"observation {i}: series 'd'") for i in (3, 5))
         assert response.json() == {
             "detail": "observation 0: timestamp 50.0 of series 'a' is older than its last timestamp 100.0",
             "index": 0,
             "errors": [
                 _older(0, "a", 50.0, 100.0),
                 {"loc": ["body", "observations", "2", "series"], "msg": cap, "type": "series_limit"},
+                {"loc": ["body", "observations", "3", "series"], "msg": cap_d, "type": "series_limit"},
                 _older(4, "a", 60.0, 100.0),
+                {"loc": ["body", "observations", "5", "series"], "msg": cap_d2, "type": "series_limit"},
             ],
-            "error_count": 3,
+            "error_count": 5,
+            "refused": [0, 2, 3, 4, 5],
         }
         assert await state_of(client) == before
+        kept = [obs for i, obs in enumerate(batch) if i not in response.json()["refused"]]
+        assert (await client.post(URL, json={"observations": kept})).status_code == 200  # one round trip
 
 
 BAD_BODIES = [

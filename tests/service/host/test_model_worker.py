@@ -92,6 +92,7 @@ async def test_a_bad_job_fails_alone_and_the_others_are_applied_as_one_batch() -
         "index": 1,
         "errors": [{"loc": ["body", "observations", "1", "timestamp"], "msg": older, "type": "timestamp_older"}],
         "error_count": 1,
+        "refused": [1],
     }
     assert journal.batches[1] == good_1 + good_2  # one merged batch: the good jobs, in arrival order
 

@@ -248,13 +248,20 @@ def _others(error: ApiError, batch: list[CsvRow]) -> str:
     ``error_count`` counts them all), as " (also lines 9, 14 of 3 refused)": a 409 lists every row the
     timestamp rule refuses since session 56, and a feed had named the first alone (the answer's first line)."""
     body = error.body if isinstance(error.body, dict) else {}
-    listed = [entry.get("loc", ()) for entry in body.get("errors") or () if isinstance(entry, dict)]
-    indices = [int(loc[2]) for loc in listed if len(loc) > 2 and str(loc[2]).isdigit()]
+    if error.refused is not None:  # a 409: every refused element (since session 57)
+        indices = [i for i in error.refused if isinstance(i, int)]
+    else:
+        listed = [entry.get("loc", ()) for entry in body.get("errors") or () if isinstance(entry, dict)]
+        indices = [int(loc[2]) for loc in listed if len(loc) > 2 and str(loc[2]).isdigit()]
     lines = [str(batch[i].line) for i in indices if 0 <= i < len(batch) and i != error.index]
     if not lines:
         return ""
     count = body.get("error_count")
-    return f" (also line{'s' if len(lines) > 1 else ''} {', '.join(lines)}; {count} refused in all)"
+    shown = ", ".join(lines[:MAX_LINES_NAMED]) + (", ..." if len(lines) > MAX_LINES_NAMED else "")
+    return f" (also line{'s' if len(lines) > 1 else ''} {shown}; {count} refused in all)"
+
+
+MAX_LINES_NAMED = 20  # a refused batch's other lines named in feed's message
 
 
 def _number(value: float | None, digits: int = 4) -> str:

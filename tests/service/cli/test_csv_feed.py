@@ -330,6 +330,16 @@ def test_every_row_a_409_lists_is_reported_with_its_line(server: ServerProcess, 
             feed(client, source_of(path), model, batch_size=3, progress=False, file_order=True)
         assert client.series_stats(model, "b").count == 1  # the refused batch (lines 5-7) was not applied
     assert "stale.csv, line 5: " in str(error.value) and "(also line 7; 2 refused in all)" in str(error.value)
+    # past the 5 a 409 lists with their messages: every refused row by its index (refused, session 57)
+    path.write_text(
+        "timestamp,host,cpu\n"
+        + "".join(f"100,s{i},1.0\n" for i in range(8))
+        + "".join(f"50,s{i},2.0\n" for i in range(8))
+    )
+    with Client(server.url) as client, pytest.raises(FeedError) as many:
+        feed(client, source_of(path), f"{model}", batch_size=8, progress=False, file_order=True)
+    assert "stale.csv, line 10: " in str(many.value)
+    assert "(also lines 11, 12, 13, 14, 15, 16, 17; 8 refused in all)" in str(many.value)
 
 
 def test_a_malformed_cell_stops_the_feed_before_anything_is_sent(

@@ -45,6 +45,21 @@ def describe_location(loc: Sequence[Any]) -> tuple[str, int | None]:
     return text or source or "request", index
 
 
+def public_location(loc: Sequence[Any]) -> list[str]:
+    """An error's ``loc`` as the answer gives it: the observations body's union tag left out, a single
+    observation as element 0 of the batch it is read as, so that a 422's element is where a 409's is
+    (``["body", "observations", "3", "value"]``; a hostile test, session 57: a 422 said
+    ``["body", "batch", "observations", "3", "value"]`` and ``feed`` found no index in it).
+
+    >>> public_location(("body", "batch", "observations", 3, "value")), public_location(("body", "single", "value"))
+    (['body', 'observations', '3', 'value'], ['body', 'observations', '0', 'value'])
+    """
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] == "body" and parts[1] in _BODY_TAGS:
+        parts[1:2] = [] if parts[1] == "batch" else ["observations", 0]
+    return [str(part) for part in parts]
+
+
 def _message(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "invalid JSON")
@@ -82,7 +97,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         if index is not None:
             body["index"] = index
     body["errors"] = [
-        {"loc": list(map(str, e.get("loc", ()))), "msg": _message(e), "type": e.get("type")}
+        {"loc": public_location(e.get("loc", ())), "msg": _message(e), "type": e.get("type")}
         for e in errors[:MAX_LISTED_ERRORS]
     ]
     body["error_count"] = len(errors)

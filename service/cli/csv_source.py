@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tbptt_online.client.calls import MAX_ABS_VALUE
 from tbptt_service.iso_times import iso_moment
 from tbptt_service.plain_numbers import plain_float
 
@@ -156,4 +157,6 @@ class CsvSource:
             ) from None
         if not math.isfinite(number):
             raise self._cell_error(line, column, text, "must be finite")
+        if abs(number) > MAX_ABS_VALUE:  # (the server refused the whole batch: a hostile test, session 57)
+            raise self._cell_error(line, column, text, f"must lie within the service's bound of ±{MAX_ABS_VALUE:g}")
         return number

@@ -121,3 +121,18 @@ async def test_a_value_of_more_numbers_than_any_model_has_features_is_refused_by
     assert "a value is a list of 2000001 numbers: at most 1024 (a model's largest n_features)" in response.text
     assert len(response.content) < 2000
     assert b.status_code == 404  # nothing of the batch applied
+
+
+async def test_a_422s_elements_are_located_as_a_409s_are(client_for) -> None:
+    # a hostile test (session 57): a 422 located element 1 at ["body", "batch", "observations", "1", "value"] where a
+    # 409 says ["body", "observations", "1", "timestamp"], and a single body's at ["body", "single", "value"]
+    async with client_for() as client:
+        batch = {"observations": [{"series": "a", "value": 1.0}, {"series": "a", "value": 1e37}, {"series": "b"}]}
+        two = (await client.post(URL, json=batch)).json()
+        one = (await client.post(URL, json={"series": "a", "value": -1e40})).json()
+    assert [e["loc"] for e in two["errors"]] == [
+        ["body", "observations", "1", "value"],
+        ["body", "observations", "2", "value"],
+    ]
+    assert two["index"] == 1 and two["error_count"] == 2 and two["detail"].startswith("observations[1].value: ")
+    assert [e["loc"] for e in one["errors"]] == [["body", "observations", "0", "value"]] and one["index"] == 0

@@ -351,6 +351,9 @@ def test_a_malformed_cell_stops_the_feed_before_anything_is_sent(
         with pytest.raises(ValueError, match=r"typo\.csv, line 4, column 'cpu': 'abc' is invalid"):
             feed(client, source_of(path), model, progress=False)
         assert client.list_series(model).total == 0  # the whole file is checked first
+    path.write_text("timestamp,host,cpu\n100,a,1.0\n160,a,-1e37\n")  # (sent, it failed its batch: session 57)
+    with pytest.raises(ValueError, match=r"line 3, column 'cpu': '-1e37' is invalid: must lie within the service's"):
+        list(source_of(path).rows())
     path.write_text("timestamp,host,cpu\n100,a\n")
     with pytest.raises(ValueError, match=r"line 2, column 'cpu': None is invalid: the row has fewer cells"):
         list(source_of(path).rows())

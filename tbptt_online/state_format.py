@@ -353,9 +353,23 @@ def current_state(state: Any) -> Any:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"format={number} state (written before {written_before}) cannot be migrated to format "
-            f"{FORMAT_VERSION}: {type(error).__name__}: {error}"
+            f"{FORMAT_VERSION}: {_why(error, number)}"
         ) from None
     return migrated
+
+
+def _why(error: Exception, number: int) -> str:
+    """What a migration's error says of the state: a part missing, or not as format ``number`` writes it (the
+    exception's own words were all a malformed old state got, e.g. "KeyError: 'stats'": a hostile test, session 57).
+    A ``ValueError`` of a migration's own check names the field already."""
+    if isinstance(error, ValueError):
+        return str(error)
+    if isinstance(error, KeyError):
+        return f"it has no {error} where format {number} has one (a part of the state is missing)"
+    return (
+        f"a part of it is not of the type or shape format {number} writes ({type(error).__name__}: {error}); "
+        "was it written by tbptt-online?"
+    )
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:

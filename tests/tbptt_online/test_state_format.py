@@ -228,8 +228,27 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match="cannot be migrated to format 25: KeyError"):
+    with pytest.raises(ValueError, match=r"cannot be migrated to format 25: it has no '.*' where format 2 has one"):
         check_state(state)
+
+
+def test_a_malformed_format_24_state_is_told_which_part_is_missing_or_malformed():
+    # a hostile test (session 57): these were told the exception alone ("KeyError: 'stats'", "AttributeError: 'list'
+    # object has no attribute 'shape'")
+    from tests.tbptt_online.old_formats import as_format_24
+
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4))
+    forecaster.observe_many([("a", 1.0), ("a", 2.0), ("a", 3.0)])
+    old = as_format_24(forecaster.state_dict())
+    missing = {
+        **old,
+        "store": {**old["store"], "tensors": {k: v for k, v in old["store"]["tensors"].items() if k != "stats"}},
+    }
+    with pytest.raises(ValueError, match=r"format=24 .*: it has no 'stats' where format 24 has one \(a part"):
+        check_state(missing)
+    as_list = {**old, "store": {**old["store"], "tensors": {**old["store"]["tensors"], "stats": [1.0, 2.0]}}}
+    with pytest.raises(ValueError, match=r"format=24 .*: a part of it is not of the type or shape format 24 writes"):
+        check_state(as_list)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from tbptt_online.probe import TruncationProbe
 from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
-from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, observed_stats
+from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, hold_flat_runs, observed_stats
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, plain_name, window
 from tbptt_online.state_check import STATE_KEYS
 from tbptt_online.state_format import FORMAT_VERSION, current_state
@@ -414,8 +414,10 @@ class Forecaster:
     def _tick(self, slots: torch.Tensor, raw: torch.Tensor, names: list[str]) -> TickColumns:
         """Consume one value of each of B distinct series: raw [B, d] float64, NaN = missing."""
         cfg, st = self.config, self.store
-        mask = ~torch.isnan(raw)  # [B, d]
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
+        sent = raw  # what the results report
+        raw, _ = hold_flat_runs(stats, raw)  # a stuck value's repeats: missing (scoring.hold_flat_runs)
+        mask = ~torch.isnan(raw)  # [B, d]
         before = st.get("steps", slots)  # [B] t - 1
         if cfg.hybrid:
             stats, before = self._start_at_first_value(slots, mask, stats, before)
@@ -500,7 +502,7 @@ class Forecaster:
             restarted = broken if glitched is None else glitched if broken is None else broken | glitched
             served = self.store.get("served", slots).unbind(1)[1:]  # mean, lower, upper [B, d], as stored now
             nxt = tuple(torch.where(restarted[:, None], new, old) for new, old in zip(served, nxt, strict=True))
-        return TickColumns(names, reported, updated, self.engine.updates, (raw, *made, *nxt), flagged)
+        return TickColumns(names, reported, updated, self.engine.updates, (sent, *made, *nxt), flagged)
 
     def _prequential_diverges(
         self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, observed: torch.Tensor

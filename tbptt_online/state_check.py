@@ -125,6 +125,7 @@ MAX_MEAN_ERROR = 1e300  # a scale S / N past it serves no finite width (a far fo
 NON_NEGATIVE_STATS = ("norm_count", "norm_m2", "score_n", "abs_err", "sq_err", "naive_n", "naive_abs_err")
 NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "restarts", "restarted_steps")
 NON_NEGATIVE_STATS += ("recent_n", "recent_abs_err", "recent_naive_abs_err")
+NON_NEGATIVE_STATS += ("flat_run", "flat_longest", "flat_repeats", "flat_pairs", "flat_held")
 COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 MOMENTS = {"Adam": ("exp_avg", *SECOND_MOMENTS), "AdamW": ("exp_avg", *SECOND_MOMENTS), "SGD": ("momentum_buffer",)}

@@ -96,6 +96,11 @@
   with a width of the horizon's own, and the two discounted, ``hybrid_kernels._covered``). A state of format 24
   gains them at 0 (``_with_recent_scores``): the recent errors and the coverage per horizon in its series' stats
   count from the load on (the whole life's figures go on, as before).
+- format 26: each series' flat runs (the statistics' rows ``flat_run``, ``flat_longest``, ``flat_repeats``,
+  ``flat_pairs``, ``flat_held``: ``scoring.hold_flat_runs``), which hold a stuck value's repeats back as missing.
+  A state of format 25 gains them at 0 (``_with_flat_runs``): each series' repeat rate is counted from the load on,
+  from Laplace's 1/2 (a run of 30 repeats at the least is held until its values say otherwise), and a run in
+  progress at the load counts from there.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -206,11 +211,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :STAT["interval_n"]]  # nor restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(25, 1.0, 0, 0)
->>> current_state({"format": 26})
+(26, 1.0, 0, 0)
+>>> current_state({"format": 27})
 Traceback (most recent call last):
 ...
-ValueError: format=26 is invalid: this version reads formats 2 to 25 (it writes 25)
+ValueError: format=27 is invalid: this version reads formats 2 to 26 (it writes 26)
 """
 
 from __future__ import annotations
@@ -245,7 +250,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 25
+FORMAT_VERSION = 26
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -269,6 +274,7 @@ BEFORE_ONE_TABLE = 21
 BEFORE_SLOW_LEVEL = 22
 BEFORE_PHASE = 23
 BEFORE_COVERAGE = 24
+BEFORE_FLAT_RUNS = 25
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -329,6 +335,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_SLOW_LEVEL, "the smoothing's slow levels", (_with_slow_level,)),
         (BEFORE_PHASE, "the widths' phase factors", (_with_phase,)),
         (BEFORE_COVERAGE, "the recent errors and the coverage per horizon", (_with_recent_scores,)),
+        (BEFORE_FLAT_RUNS, "the flat runs", (_with_flat_runs,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -793,7 +800,13 @@ def _with_recent_scores(state: dict[str, Any]) -> dict[str, Any]:
             "c_far_coverage": torch.zeros(n, far, columns, d, dtype=torch.float64),
         }
 
-    return _with_fields_after(state, {"c_member_n": ("c_coverage", "c_far_coverage")}, FORMAT_VERSION, blank)
+    return _with_fields_after(state, {"c_member_n": ("c_coverage", "c_far_coverage")}, BEFORE_FLAT_RUNS, blank)
+
+
+def _with_flat_runs(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-25 ``state`` in format 26: the series' statistics gain the flat runs' rows (``flat_run``,
+    ``flat_longest``, ``flat_repeats``, ``flat_pairs``, ``flat_held``) at 0 (module doc); a copy."""
+    return {**_with_stats_rows(state, scoring.FLAT, 5, BEFORE_FLAT_RUNS), "format": FORMAT_VERSION}
 
 
 def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:

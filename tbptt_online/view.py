@@ -247,6 +247,8 @@ class ForecasterView:
             recent_naive_mae=ratio(recent["recent_naive_abs_err"], recent["recent_n"]),
             interval_level=self.config.interval_level,
             restarts=int(first[STAT["restarts"]]),
+            flat_run=int(max(self.tensors["stats"][slot][0, STAT["flat_run"]].tolist())),  # the longest feature's
+            held=int(sums[STAT["flat_held"]]),
             **extra,
         )
 

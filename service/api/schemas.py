@@ -352,6 +352,15 @@ class SeriesStatsOut(BaseModel):
     recent_naive_mae: float | None = Field(
         default=None, description="The naive (last value) forecast's MAE over the same values, weighed alike."
     )
+    flat_run: int = Field(
+        default=0,
+        description="The values in a row now equal to the one before (any feature's longest run; 0 never makes one).",
+    )
+    held: int = Field(
+        default=0,
+        description="The values held back as missing so far: repeats of a stuck value, a run improbable for the "
+        "series' own rate of repeats and longer than twice its longest before (all features).",
+    )
     seasons: list[int] = Field(default_factory=list, description="Season lengths in use ([] = none found yet).")
     multiplicative: bool | None = Field(
         default=None,

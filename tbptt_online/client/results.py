@@ -165,6 +165,8 @@ class SeriesStats:
     coverage_by_horizon: tuple[HorizonCoverage, ...] = ()  # (horizon, coverage, scored, recent) per horizon
     recent_mae: float | None = None  # the MAE over about the last 100 values (weighed 0.99 each further back)
     recent_naive_mae: float | None = None  # the naive forecast's over the same
+    flat_run: int = 0  # the values in a row now equal to the one before (any feature's longest; 0 makes none)
+    held: int = 0  # the values held back as missing so far: a stuck value's repeats (all features)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStats:
@@ -177,6 +179,8 @@ class SeriesStats:
             seasons=tuple(data.get("seasons") or ()),
             members=tuple(MemberStats(m["name"], m.get("mae"), m["weight"]) for m in data.get("members") or ()),
             restarts=int(data.get("restarts") or 0),
+            flat_run=int(data.get("flat_run") or 0),
+            held=int(data.get("held") or 0),
             coverage_by_horizon=tuple(
                 HorizonCoverage(c["horizon"], c.get("coverage"), c["scored"], c.get("recent"))
                 for c in data.get("coverage_by_horizon") or ()

@@ -204,7 +204,7 @@ def test_a_format_24_state_gains_a_blank_coverage_and_counts_from_the_load_on() 
     old = as_format_24(f.state_dict())
     assert "c_coverage" not in old["store"]["tensors"]
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     names = list(migrated["store"]["tensors"])
     assert names == list(f.state_dict()["store"]["tensors"])  # in the current layout's order
     for name in hybrid.COVERAGE:

@@ -153,7 +153,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -228,7 +228,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match=r"cannot be migrated to format 25: it has no '.*' where format 2 has one"):
+    with pytest.raises(ValueError, match=r"cannot be migrated to format 26: it has no '.*' where format 2 has one"):
         check_state(state)
 
 
@@ -255,7 +255,7 @@ def test_a_malformed_format_24_state_is_told_which_part_is_missing_or_malformed(
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (26, "format=26 is invalid: this version reads formats 2 to 25"),
+        (27, "format=27 is invalid: this version reads formats 2 to 26"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -368,7 +368,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -387,7 +387,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     stats = migrated["store"]["tensors"]["stats"]  # (the restarts' rows zeros: none; format 25's recent ones 0)
     assert torch.equal(stats[:, :RECENT_SCORES], state["store"]["tensors"]["stats"][:, :RECENT_SCORES])
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
@@ -408,7 +408,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -463,7 +463,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     return state, old, migrated["store"]["tensors"]
 
 
@@ -581,7 +581,7 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
     assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
@@ -607,7 +607,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -637,7 +637,7 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20, *FORMAT_21, *FORMAT_24, *FORMAT_25)
@@ -667,7 +667,7 @@ def checked_migration(state: dict, as_older, number: int, fields: tuple[str, ...
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     assert all(kept[k] is v for k, v in saved(old)) and saved_stats(old, kept)
@@ -872,7 +872,7 @@ def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_mult
     old = {**state, "format": 21, "store": {**state["store"], "tensors": {**tensors, "x_season": old_season}}}
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     got = migrated["store"]["tensors"]["x_season"]
     for v in range(4):
         if v in one_table:
@@ -924,7 +924,7 @@ def test_a_format_22_state_loads_with_its_alpha_0_5_levels_as_the_slow_ones_and_
     state = forecaster.state_dict()
     old = as_format_23(state, 22)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 25
+    assert migrated["format"] == FORMAT_VERSION == 26
     kept = (name for name in migrated["store"]["tensors"] if name not in ("stats", *FORMAT_24, *FORMAT_25))
     assert all(migrated["store"]["tensors"][name] is state["store"]["tensors"][name] for name in kept)
     loaded = Forecaster.from_state_dict(old)

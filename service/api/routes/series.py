@@ -78,6 +78,8 @@ def _stats_out(snapshot: ModelSnapshot, series: str) -> dict:
         "interval_level": stats.interval_level,
         "recent_mae": stats.recent_mae,
         "recent_naive_mae": stats.recent_naive_mae,
+        "flat_run": stats.flat_run,
+        "held": stats.held,
         "seasons": stats.seasons,
         "multiplicative": stats.multiplicative,
         "never_negative": stats.never_negative,

@@ -74,6 +74,8 @@ async def test_statistics_equal_the_library_and_carry_the_last_timestamp(client_
         "interval_level": 0.9,
         "recent_mae": expected.recent_mae,
         "recent_naive_mae": expected.recent_naive_mae,
+        "flat_run": expected.flat_run,
+        "held": expected.held,
         "seasons": expected.seasons,
         "multiplicative": expected.multiplicative,
         "never_negative": expected.never_negative,

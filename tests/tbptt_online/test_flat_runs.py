@@ -1,0 +1,160 @@
+"""A stuck value's repeats are held back as missing (scoring.hold_flat_runs): the rule's counts by hand, a held
+run served exactly as the same values sent missing, legitimately repeating data left alone, format 25's states."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.scoring import FLAT, STAT, STAT_FIELDS, hold_flat_runs
+from tbptt_online.state_format import FORMAT_VERSION, current_state
+
+f64 = torch.float64
+
+
+def config_for(**overrides) -> ForecasterConfig:
+    base = dict(hidden_size=4, dtype="float64", seed=3, k1=4, k2=8, lr=0.01, max_season_length=24)
+    base.update(overrides)
+    return ForecasterConfig(**base)
+
+
+def row(last: float, run: float, longest: float, repeats: float, pairs: float) -> torch.Tensor:
+    """One series' statistics [1, F, 1]: its last value and flat-run counts, the rest 0."""
+    stats = torch.zeros(1, len(STAT_FIELDS), 1, dtype=f64)
+    stats[0, STAT["last_value"], 0] = last
+    stats[0, FLAT : FLAT + 4, 0] = torch.tensor([run, longest, repeats, pairs], dtype=f64)
+    return stats
+
+
+@pytest.mark.parametrize(("run", "held"), [(3, False), (4, True)])
+def test_a_repeat_is_held_once_its_run_is_rarer_than_one_in_a_billion_at_the_series_repeat_rate(run, held):
+    # no repeat in 98 values with one before: p = (0 + 1) / (98 + 2) = 0.01; a run of 4 has p^4 = 1e-8 (taken),
+    # of 5 p^5 = 1e-10 (held)
+    stats = row(last=5.0, run=run, longest=0.0, repeats=0.0, pairs=98.0)
+    value = torch.tensor([[5.0]], dtype=f64)
+    out, where = hold_flat_runs(stats, value)
+    assert stats[0, FLAT, 0] == run + 1
+    if held:
+        assert where.tolist() == [[True]] and math.isnan(out[0, 0])
+        assert stats[0, FLAT : FLAT + 5, 0].tolist() == [5.0, 0.0, 0.0, 98.0, 1.0]  # counts as they were, 1 held
+    else:
+        assert where is None and out is value
+        assert stats[0, FLAT : FLAT + 5, 0].tolist() == [4.0, 0.0, 1.0, 99.0, 0.0]  # a repeat taken: R and N + 1
+
+
+def test_a_run_no_longer_than_twice_the_longest_the_series_has_shown_is_not_held():
+    # p = 0.01 as above; the series has shown a run of 3: a run of 6 (p^6 = 1e-12) is not past 2 * 3, 7 is
+    for run, held in [(5, False), (6, True)]:
+        stats = row(last=5.0, run=run, longest=3.0, repeats=0.0, pairs=98.0)
+        _, where = hold_flat_runs(stats, torch.tensor([[5.0]], dtype=f64))
+        assert (where is not None) == held
+
+
+def test_a_zero_makes_no_run_and_is_never_held():
+    stats = row(last=0.0, run=0.0, longest=0.0, repeats=0.0, pairs=1e6)  # p about 1e-6
+    out, where = hold_flat_runs(stats, torch.tensor([[0.0]], dtype=f64))
+    assert where is None and out[0, 0] == 0.0
+    assert stats[0, FLAT : FLAT + 5, 0].tolist() == [0.0, 0.0, 1.0, 1e6 + 1, 0.0]  # a repeat counted, no run
+
+
+def test_another_value_ends_a_run_and_the_longest_keeps_it_held_or_not():
+    stats = row(last=5.0, run=3.0, longest=1.0, repeats=3.0, pairs=10.0)  # p = 4 / 12: 3 repeats no rare run
+    hold_flat_runs(stats, torch.tensor([[6.0]], dtype=f64))
+    assert stats[0, FLAT : FLAT + 5, 0].tolist() == [0.0, 3.0, 3.0, 11.0, 0.0]
+    stats = row(last=5.0, run=9.0, longest=2.0, repeats=0.0, pairs=98.0)  # a held run (p = 0.01, 0.01^9)
+    hold_flat_runs(stats, torch.tensor([[6.0]], dtype=f64))
+    assert stats[0, FLAT : FLAT + 5, 0].tolist() == [0.0, 9.0, 0.0, 99.0, 0.0]  # the series has shown a run of 9
+    stats = row(last=5.0, run=4.0, longest=0.0, repeats=0.0, pairs=98.0)
+    hold_flat_runs(stats, torch.tensor([[math.nan]], dtype=f64))  # a missing value leaves everything as it is
+    assert stats[0, FLAT : FLAT + 5, 0].tolist() == [4.0, 0.0, 0.0, 98.0, 0.0]
+
+
+def stuck_stream() -> tuple[list[float], list[int]]:
+    """200 values of a noisy daily cycle read to 0.01, no two alike in a row, 40 of 21.37, then 60 more; and the
+    positions the rule
+    holds, by hand: at the first repeat p = (0 + 1) / (200 + 2), the run's repeats taken raise it, R and N + 1
+    each: p^r at r = 1 .. 6 is 1/202, (2/203)^2, (3/204)^3 = 3.2e-6, (4/205)^4 = 1.4e-7, (5/206)^5 = 8.4e-9,
+    (6/207)^6 = 5.9e-10 < 1e-9: held from the 6th repeat, the 7th of the 40 values (its 34 last)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(300)
+    y = np.round(20 + 0.5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, 300), 2)
+    values = [*y[:200].tolist(), *[21.37] * 40, *y[240:].tolist()]
+    assert all(a != b for a, b in itertools.pairwise(values[:201]))  # (none alike before the run)
+    return values, list(range(206, 240))
+
+
+def test_a_stuck_run_is_served_and_learned_exactly_as_the_same_values_sent_missing():
+    values, held = stuck_stream()
+    f, g = Forecaster(config_for()), Forecaster(config_for())
+    for i, v in enumerate(values):
+        r = f.observe("s", v)
+        q = g.observe("s", None if i in held else v)
+        assert r.value == v  # reported as sent
+        assert (r.forecast_made, r.forecast_next, r.outlier, r.step) == (q.forecast_made, q.forecast_next, q.outlier,
+                                                                         q.step)  # fmt: skip
+        if i == 239:
+            assert (f.series_stats("s").flat_run, f.series_stats("s").held) == (39, 34)
+    assert (f.series_stats("s").flat_run, f.series_stats("s").held) == (0, 34)
+    assert g.series_stats("s").held == 0
+    mine, twin = f.store.tensors["stats"][0], g.store.tensors["stats"][0]
+    assert torch.equal(mine[:FLAT], twin[:FLAT])  # scores, normaliser, last value: as if missing
+    # the held run of 39 is the longest; 5 repeats taken; 299 - 34 pairs; 34 held
+    assert mine[FLAT:, 0].tolist() == [0.0, 39.0, 5.0, 265.0, 34.0]
+
+
+def test_the_interval_does_not_collapse_on_a_stuck_run_and_the_values_after_it_are_no_outliers():
+    values, _ = stuck_stream()
+    f = Forecaster(config_for())
+    results = [f.observe("s", v) for v in values]
+    before = results[199].forecast_next
+    width = before.upper - before.lower
+    during = [r.forecast_next.upper - r.forecast_next.lower for r in results[206:240]]
+    assert min(during) >= width  # (taken as it came, the last width was 0.26 of it)
+    assert not any(r.outlier for r in results[240:])
+    first = results[240]
+    again = [f.observe("s", 21.37).forecast_next for _ in range(40)]  # stuck again, as long: shown before, taken
+    assert f.series_stats("s").held == 34 and again[-1].upper - again[-1].lower < width
+    assert first.forecast_made.lower <= first.value <= first.forecast_made.upper
+
+
+@pytest.mark.parametrize("kind", ["counts", "quantised", "price"])
+def test_legitimately_repeating_values_are_not_held(kind):
+    rng = np.random.default_rng(11)
+    n = 1500
+    t = np.arange(n)
+    if kind == "counts":  # Poisson(1): 1 after 1 about a third of the time, runs of 1s up to about 8
+        y = rng.poisson(1.0, n).astype(float)
+    elif kind == "quantised":  # a daily cycle in noise, read to 0.5: mostly 20.0, in runs of tens
+        y = np.round((20 + 0.3 * np.sin(2 * np.pi * t / 96) + rng.normal(0, 0.1, n)) * 2) / 2
+    else:  # a price that moves at 1 step in 10
+        y = np.round(100 + np.cumsum((rng.random(n) < 0.1) * rng.normal(0, 1, n)), 2)
+    f = Forecaster(config_for())
+    f.observe_many([("s", float(v)) for v in y])
+    stats = f.series_stats("s")
+    assert stats.held == 0
+    run = 0
+    for a, b in itertools.pairwise(y):
+        run = run + 1 if b == a and b != 0 else 0
+    assert stats.flat_run == run
+
+
+def test_a_format_25_state_gains_the_flat_runs_at_0():
+    values, _ = stuck_stream()
+    f = Forecaster(config_for())
+    f.observe_many([("s", v) for v in values[:230]])  # inside the held run
+    state = f.state_dict()
+    tensors = state["store"]["tensors"]
+    store = {**state["store"], "tensors": {**tensors, "stats": tensors["stats"][:, :FLAT]}}
+    old = {**state, "format": 25, "store": store}
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 26
+    stats = migrated["store"]["tensors"]["stats"]
+    assert torch.equal(stats[:, :FLAT], tensors["stats"][:, :FLAT]) and not stats[:, FLAT:].any()
+    g = Forecaster.from_state_dict(migrated)
+    r = g.observe("s", 21.37)  # counted from the load on: p = 1/2, a run of 1 taken as it came
+    assert r.value == 21.37 and g.series_stats("s").held == 0 and g.series_stats("s").flat_run == 1

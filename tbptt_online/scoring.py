@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from tbptt_online.compiled import compiled, inlined, readable
@@ -62,6 +63,7 @@ RECENT_CAP = 10.0
 FLAT = STAT["flat_run"]  # the flat runs' rows: STAT_FIELDS[FLAT:FLAT + 5]
 # A repeat is held back as missing once its run is this improbable (``hold_flat_runs``)...
 FLAT_IMPROBABLE = 1e-9
+_LOG_IMPROBABLE = math.log(FLAT_IMPROBABLE)
 # ...and more than this many times the longest run the series has shown (the series' own flat runs)
 FLAT_LONGEST = 2.0
 
@@ -127,10 +129,11 @@ def hold_flat_runs(stats: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tens
     activity, an intermittent demand's or a discontinued product's (the accuracy benchmark's pbs ends with 37
     zeros after a sparse stretch; without this rule 13 of them were held), a night's solar power, a closed day's;
     a sensor stuck at exactly 0 is not told from them."""
-    held = torch.zeros(value.shape, dtype=torch.bool)
-    if not _hold(*readable(value), stats.numpy(), held.numpy(), math.log(FLAT_IMPROBABLE), FLAT_LONGEST):
+    held = np.zeros(value.shape, dtype=np.bool_)  # (numpy: a tick's one call, no torch overhead)
+    if not _hold(*readable(value), stats.numpy(), held, _LOG_IMPROBABLE, FLAT_LONGEST):
         return value, None
-    return torch.where(held, math.nan, value), held
+    where = torch.from_numpy(held)
+    return torch.where(where, math.nan, value), where
 
 
 @inlined

@@ -36,6 +36,7 @@ def warm_kernels() -> float:
         torch.ones(1, dtype=torch.int64),
     )
     stats = scoring.blank_stats(1, d)  # the tick's scoring, with the layouts it passes (views of the served rows)
+    scoring.hold_flat_runs(stats.clone(), y)  # (its flat runs' counts: a copy)
     new_stats = scoring.observed_stats(stats, y, mask, True)
     served = torch.zeros(1, 4, d, dtype=torch.float64).unbind(1)  # mean, mean, lower, upper [1, d] each
     scoring.add_scores(new_stats, stats, y, mask, *served[1:], y)

@@ -114,7 +114,7 @@ def test_the_interval_does_not_collapse_on_a_stuck_run_and_the_values_after_it_a
     before = results[199].forecast_next
     width = before.upper - before.lower
     during = [r.forecast_next.upper - r.forecast_next.lower for r in results[206:240]]
-    assert min(during) >= width  # (taken as it came, the last width was 0.26 of it)
+    assert min(during) >= width  # (on main, taken as it came: down to 0.545 against 1.213)
     assert not any(r.outlier for r in results[240:])
     first = results[240]
     again = [f.observe("s", 21.37).forecast_next for _ in range(40)]  # stuck again, as long: shown before, taken

@@ -20,6 +20,10 @@ k1 <= k2, and the memory budgets): a config the schema allows can be refused wit
 {'type': 'number', 'exclusiveMinimum': 0.0, 'maximum': 1.0, 'default': 0.1}
 >>> schema["properties"]["k2"]["anyOf"]
 [{'type': 'integer', 'minimum': 1, 'maximum': 100000}, {'enum': ['adaptive']}]
+>>> type_problem({"interval_level": None, "k2": "adaptive"}), type_problem({"hidden_size": True})
+(('interval_level', 'null is not a number'), ('hidden_size', 'true is not a number'))
+>>> type_problem({"k2": "8"}), type_problem({"cell": 3})
+(None, ('cell', '3 is not "gru" or "lstm" or "rnn"'))
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from tbptt_online import ForecasterConfig
 from tbptt_online.config import CELLS, DTYPES, INT_BOUNDS, LOSSES, MODES, OPEN_LOW, OPTIMIZERS, REAL_BOUNDS
+from tbptt_service.errors import quoted
 
 JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "None": "null"}
 CHOICES = {"cell": CELLS, "mode": MODES, "optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES}
@@ -59,6 +64,46 @@ def field_schema(name: str, annotation: str, default: Any) -> dict[str, Any]:
     if default is not dataclasses.MISSING:
         schema["default"] = default
     return schema
+
+
+_IS = {  # (an integer written 1e19 is the library's to refuse by its bounds; a string not a choice, too)
+    "integer": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "null": lambda v: v is None,
+}
+_NAMES = {
+    "integer": "a number",
+    "number": "a number",
+    "boolean": "true or false",
+    "string": "a string",
+    "null": "null",
+}
+
+
+def type_problem(config: dict[str, Any]) -> tuple[str, str] | None:
+    """The first field of ``config`` (JSON as parsed) whose value is not of a JSON type its schema allows, and why,
+    with the value as JSON writes it; None where every one is (the library then checks the values). A config
+    error quoted the value as Python does (``interval_level=None``, ``'0.9'``, ``True``; a hostile test, session 57).
+    """
+    properties = config_json_schema()["properties"]
+    for name, value in config.items():
+        schema = properties.get(name)
+        if schema is None:
+            continue  # (an unknown field: the library names it)
+        kinds = schema.get("anyOf", [schema])
+        if any(kind == {} or _allows(kind, value) for kind in kinds):
+            continue
+        wanted = [_NAMES[kind["type"]] if "type" in kind else " or ".join(map(quoted, kind["enum"])) for kind in kinds]
+        return name, f"{quoted(value)} is not {' or '.join(wanted)}"
+    return None
+
+
+def _allows(kind: dict[str, Any], value: Any) -> bool:
+    if "enum" in kind:
+        return isinstance(value, str)
+    return "type" not in kind or _IS[kind["type"]](value)
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -8,6 +8,7 @@ import math
 from fastapi import APIRouter, Request, Response, status
 
 from tbptt_online import ForecasterConfig, TruncationReport
+from tbptt_service.api.config_schema import type_problem
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from tbptt_service.api.schemas import (
     ERROR_RESPONSES,
@@ -51,6 +52,12 @@ def truncation_info(report: TruncationReport) -> dict:
 @router.post("/models", status_code=status.HTTP_201_CREATED, response_model=ModelInfo, responses=JSON_BODY_RESPONSES)
 async def create_model(body: ModelCreate, registry: RegistryDep, response: Response) -> dict:
     """Create a model; ``config`` holds ForecasterConfig fields (409 if the name is taken)."""
+    problem = type_problem(body.config)  # a value of the wrong JSON type, quoted as JSON writes it
+    if problem is not None:
+        name, why = problem
+        message = f"config.{name}: {why}"
+        error = {"loc": ["body", "config", name], "msg": message, "type": "config_type"}
+        raise Unprocessable(message, errors=[error], error_count=1)
     try:
         config = ForecasterConfig.from_dict(body.config)
     except (ValueError, TypeError) as error:

@@ -152,3 +152,24 @@ async def test_a_model_whose_delete_waits_says_it_is_being_deleted_to_every_requ
     assert (read.status_code, read.json()["detail"]) == (404, message)
     assert create.status_code == 409 and create.json()["detail"].startswith(message), create.text
     assert again.status_code == 201  # gone once the DELETE answered
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"interval_level": None}, "config.interval_level: null is not a number"),
+        ({"interval_level": "0.9"}, 'config.interval_level: "0.9" is not a number'),
+        ({"hidden_size": True}, "config.hidden_size: true is not a number"),
+        ({"clip_norm": "1"}, 'config.clip_norm: "1" is not a number or null'),
+    ],
+)
+async def test_a_config_value_of_the_wrong_json_type_is_quoted_as_json_writes_it(client_for, config, message) -> None:
+    # a hostile test (session 57): 'interval_level=None', "'0.9'", 'True' (Python's quoting), and no errors list
+    async with client_for() as client:
+        answer = await client.post("/v1/models", json={"name": "typed", "config": config})
+        listed = (await client.get("/v1/models")).json()["models"]
+    assert answer.status_code == 422 and answer.json()["detail"] == message
+    assert answer.json()["errors"] == [
+        {"loc": ["body", "config", next(iter(config))], "msg": message, "type": "config_type"}
+    ]
+    assert answer.json()["error_count"] == 1 and "typed" not in [m["name"] for m in listed]

@@ -263,6 +263,9 @@ class ForecasterConfig:
     beyond that many sigmas (sigma: its served interval's half-width over z(interval_level))
     at the bound, unless it is the
     ``outlier_run``-th such value in a row on one side (a level shift; see outliers.py).
+    ``flat_improbable`` (None: off): a run of a series' values equal to the one before this
+    improbable at the series' own rate of repeats is a stuck value's, held back as missing
+    (see flat_runs.py).
 
     >>> ForecasterConfig(k1=4, k2=16).resolved_history_size
     16
@@ -303,6 +306,7 @@ class ForecasterConfig:
     guards: bool = True
     outlier_sigmas: float | None = 5.0
     outlier_run: int = 3
+    flat_improbable: float | None = 1e-9
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # numpy scalars as Python's (a hostile test, session 48: np.float64
@@ -354,6 +358,8 @@ class ForecasterConfig:
         if self.outlier_sigmas is not None:
             _check_real("outlier_sigmas", self.outlier_sigmas, 1.0, strict=False)
         _check_bounded("outlier_run", self.outlier_run)
+        if self.flat_improbable is not None:
+            _check_real("flat_improbable", self.flat_improbable, 0.0, strict=True, high=1.0)
 
     def _check_adaptive(self) -> None:
         if self.mode != "stateful":

@@ -27,6 +27,7 @@ from tbptt_online import allocator, fork_guard, hybrid
 from tbptt_online.advisor import TruncationReport, advise
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.engine import ProbeWindows, TBPTTEngine, measured_bias, probe_gradients
+from tbptt_online.flat_runs import hold_flat_runs
 from tbptt_online.hybrid_tick import HybridTick
 from tbptt_online.intervals import served_rows, z_value
 from tbptt_online.losses import shift_mean
@@ -36,7 +37,7 @@ from tbptt_online.probe import TruncationProbe
 from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns, UpdateStats
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
-from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, hold_flat_runs, observed_stats
+from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, observed_stats
 from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, plain_name, window
 from tbptt_online.state_check import STATE_KEYS
 from tbptt_online.state_format import FORMAT_VERSION, current_state
@@ -416,7 +417,8 @@ class Forecaster:
         cfg, st = self.config, self.store
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
         sent = raw  # what the results report
-        raw, _ = hold_flat_runs(stats, raw)  # a stuck value's repeats: missing (scoring.hold_flat_runs)
+        if cfg.flat_improbable is not None:  # a stuck value's repeats: missing (flat_runs.hold_flat_runs)
+            raw, _ = hold_flat_runs(stats, raw, cfg.flat_improbable)
         mask = ~torch.isnan(raw)  # [B, d]
         before = st.get("steps", slots)  # [B] t - 1
         if cfg.hybrid:

@@ -111,7 +111,7 @@ class SeriesStats:
     recent_mae: float | None = None
     recent_naive_mae: float | None = None
     # the values in a row equal to the one before, now (any feature's longest), and the values held back as missing
-    # as a stuck value's repeats so far (all features; ``scoring.hold_flat_runs``)
+    # as a stuck value's repeats so far (all features; ``flat_runs.hold_flat_runs``)
     flat_run: int = 0
     held: int = 0
 

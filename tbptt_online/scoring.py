@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, inlined, readable
+from tbptt_online.compiled import compiled, readable
 
 STAT_FIELDS = (
     "norm_count",  # the normaliser (Welford): observed values
@@ -42,7 +41,7 @@ STAT_FIELDS = (
     "recent_n",
     "recent_abs_err",
     "recent_naive_abs_err",
-    # the flat runs (``hold_flat_runs``): the observed values in a row equal to the one before (the run now; a
+    # the flat runs (``flat_runs.hold_flat_runs``): the observed values in a row equal to the one before (the run now; a
     # missing value leaves it as it is); the longest run taken as it came so far; of the values taken as they came
     # that had an observed value before them, those equal to it and all of them; the values held back as missing
     "flat_run",
@@ -60,12 +59,7 @@ RECENT = 0.99  # their discount: each value weighs this much less than the next
 # recent_mae 66,371 500 values later and 436 1,000 later, the recent ratio 0.50 for 1,500 values whatever the model
 # did (a hostile test, session 57). A change of the series widens the intervals, and so the bound, within values.
 RECENT_CAP = 10.0
-FLAT = STAT["flat_run"]  # the flat runs' rows: STAT_FIELDS[FLAT:FLAT + 5]
-# A repeat is held back as missing once its run is this improbable (``hold_flat_runs``)...
-FLAT_IMPROBABLE = 1e-9
-_LOG_IMPROBABLE = math.log(FLAT_IMPROBABLE)
-# ...and more than this many times the longest run the series has shown (the series' own flat runs)
-FLAT_LONGEST = 2.0
+FLAT = STAT["flat_run"]  # the flat runs' rows (``flat_runs.hold_flat_runs``): STAT_FIELDS[FLAT:FLAT + 5]
 
 
 def blank_stats(n: int, d: int) -> torch.Tensor:
@@ -105,69 +99,6 @@ def add_scores(
 
 
 LAST = STAT["last_value"]
-
-
-def hold_flat_runs(stats: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The tick's ``value`` [B, d] (float64, NaN = missing) with the repeats of a stuck value held back as missing
-    (NaN), and where [B, d] bool (None: nowhere, ``value`` itself); the flat runs' rows of ``stats`` [B, F, d] (the
-    series' before the tick, a copy: ``SeriesStore.get``) advanced in place.
-
-    **The rule.** An observed value equal to the last observed value (exactly, as sent) extends the series' flat run
-    r (the values in a row equal to the one before; another value ends it, a missing one leaves it as it is). The
-    series' repeat rate is p = (R + 1) / (N + 2): R of the N values taken as they came that had an observed value
-    before them equalled it (Laplace's rule: 1/2 before any). Under p a run reaches r with probability p^r; a
-    repeat whose run has p^r < ``FLAT_IMPROBABLE`` and r > ``FLAT_LONGEST`` times the longest run the series
-    has shown before (held or not) is *held*: taken as missing by every part of the model (no learning, no
-    scoring, no update of its levels, seasons, widths or error scales; the interval after it widens as after
-    missing values) and counted in ``flat_held``; so is every further value of its run. A held value counts in
-    neither R nor N, so a long stuck stretch cannot make itself probable. What repeats legitimately repeats
-    often: integer counts, a quantised sensor, a price that moves now and then have a high p, and their longest
-    runs raise the bar further. A series whose flat stretches are its own (a walk that stops for 20-100 steps
-    every few hundred) has its first one held, and a later one only where it is more than twice as long as any
-    before (a sensor stuck twice, alike, is held the first time alone). A noisy sensor reading to 0.01 (p about 0.01)
-    is held from its 5th repeat. **A 0 makes no run** (it ends one, and is never held): 0 is the level of no
-    activity, an intermittent demand's or a discontinued product's (the accuracy benchmark's pbs ends with 37
-    zeros after a sparse stretch; without this rule 13 of them were held), a night's solar power, a closed day's;
-    a sensor stuck at exactly 0 is not told from them."""
-    held = np.zeros(value.shape, dtype=np.bool_)  # (numpy: a tick's one call, no torch overhead)
-    if not _hold(*readable(value), stats.numpy(), held, _LOG_IMPROBABLE, FLAT_LONGEST):
-        return value, None
-    where = torch.from_numpy(held)
-    return torch.where(where, math.nan, value), where
-
-
-@inlined
-def _improbable(stats, b, k, run, log_improbable, longest_factor) -> bool:
-    """Whether a flat run of ``run`` is held (``hold_flat_runs``) by the row's counts."""
-    p = (stats[b, FLAT + 2, k] + 1.0) / (stats[b, FLAT + 3, k] + 2.0)
-    return run * math.log(p) < log_improbable and run > longest_factor * stats[b, FLAT + 1, k]
-
-
-@compiled
-def _hold(value, stats, held, log_improbable, longest_factor) -> bool:
-    any_held = False
-    for b in range(value.shape[0]):
-        for k in range(value.shape[1]):
-            v, last = value[b, k], stats[b, LAST, k]
-            if math.isnan(v) or math.isnan(last):  # a missing value leaves the run as it is; a first one starts
-                continue
-            run = stats[b, FLAT, k]
-            if v != last or v == 0.0:  # the run ends (0 makes none), held or not: the longest the series has shown
-                stats[b, FLAT + 1, k] = max(stats[b, FLAT + 1, k], run)
-                stats[b, FLAT, k] = 0.0
-                stats[b, FLAT + 2, k] += 1.0 if v == last else 0.0
-                stats[b, FLAT + 3, k] += 1.0
-                continue
-            run += 1.0
-            stats[b, FLAT, k] = run
-            if _improbable(stats, b, k, run, log_improbable, longest_factor):
-                held[b, k] = True
-                stats[b, FLAT + 4, k] += 1.0
-                any_held = True
-            else:
-                stats[b, FLAT + 2, k] += 1.0
-                stats[b, FLAT + 3, k] += 1.0
-    return any_held
 
 
 @compiled

@@ -127,6 +127,9 @@ NON_NEGATIVE_STATS += ("naive_sq_err", "covered", "resid_sq", "interval_n", "res
 NON_NEGATIVE_STATS += ("recent_n", "recent_abs_err", "recent_naive_abs_err")
 NON_NEGATIVE_STATS += ("flat_run", "flat_longest", "flat_repeats", "flat_pairs", "flat_held")
 COUNT_STATS = ("restarts", "restarted_steps")  # whole numbers up to MAX_COUNT, the same in every feature's column
+# whole numbers up to MAX_COUNT in each feature's column (flat_runs.py; a flat_held of 1e30 imported made the series'
+# statistics answer 500, past JSON's integers: a review, session 57)
+FEATURE_COUNT_STATS = ("flat_run", "flat_longest", "flat_repeats", "flat_pairs", "flat_held")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 MOMENTS = {"Adam": ("exp_avg", *SECOND_MOMENTS), "AdamW": ("exp_avg", *SECOND_MOMENTS), "SGD": ("momentum_buffer",)}
 
@@ -515,6 +518,12 @@ def _check_store_tensor(field: str, key: str, value: torch.Tensor, config: Forec
         if bool((value[:, STAT["recent_n"]] > ROUNDING_SLACK / (1 - scoring.RECENT)).any()):
             bound = f"1 / (1 - {scoring.RECENT:g})"
             raise ValueError(f"{field} is invalid: row 'recent_n' past {bound}, a discounted count's")
+        for name in FEATURE_COUNT_STATS:
+            row = value[:, STAT[name]]  # [C, d]
+            if bool((row != row.floor()).any() | (row > MAX_COUNT).any()):
+                raise ValueError(f"{field} is invalid: row {name!r} must hold whole numbers up to {MAX_COUNT}")
+        if bool((value[:, STAT["flat_repeats"]] > value[:, STAT["flat_pairs"]]).any()):
+            raise ValueError(f"{field} is invalid: row 'flat_repeats' past 'flat_pairs', the values it counts among")
         for name in COUNT_STATS:  # (a restart counts the series, not a feature: every column the same)
             row = value[:, STAT[name]]  # [C, d]
             if bool((row != row.floor()).any() | (row > MAX_COUNT).any() | (row != row[:, :1]).any()):

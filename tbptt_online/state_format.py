@@ -97,7 +97,7 @@
   gains them at 0 (``_with_recent_scores``): the recent errors and the coverage per horizon in its series' stats
   count from the load on (the whole life's figures go on, as before).
 - format 26: each series' flat runs (the statistics' rows ``flat_run``, ``flat_longest``, ``flat_repeats``,
-  ``flat_pairs``, ``flat_held``: ``scoring.hold_flat_runs``), which hold a stuck value's repeats back as missing.
+  ``flat_pairs``, ``flat_held``: ``flat_runs.hold_flat_runs``), which hold a stuck value's repeats back as missing.
   A state of format 25 gains them at 0 (``_with_flat_runs``): each series' repeat rate is counted from the load on,
   from Laplace's 1/2 (a run of 30 repeats at the least is held until its values say otherwise), and a run in
   progress at the load counts from there.

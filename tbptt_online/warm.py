@@ -18,7 +18,17 @@ def warm_kernels() -> float:
     import numpy as np
     import torch
 
-    from tbptt_online import calibration, experts, gru_window, hybrid, hybrid_tick, outliers, scoring, tick_kernels
+    from tbptt_online import (
+        calibration,
+        experts,
+        flat_runs,
+        gru_window,
+        hybrid,
+        hybrid_tick,
+        outliers,
+        scoring,
+        tick_kernels,
+    )
     from tbptt_online.compiled import readable
     from tbptt_online.config import ForecasterConfig
     from tbptt_online.probe import TruncationProbe
@@ -36,7 +46,7 @@ def warm_kernels() -> float:
         torch.ones(1, dtype=torch.int64),
     )
     stats = scoring.blank_stats(1, d)  # the tick's scoring, with the layouts it passes (views of the served rows)
-    scoring.hold_flat_runs(stats.clone(), y)  # (its flat runs' counts: a copy)
+    flat_runs.hold_flat_runs(stats.clone(), y, ForecasterConfig.flat_improbable)  # (its flat runs' counts: a copy)
     new_stats = scoring.observed_stats(stats, y, mask, True)
     served = torch.zeros(1, 4, d, dtype=torch.float64).unbind(1)  # mean, mean, lower, upper [1, d] each
     scoring.add_scores(new_stats, stats, y, mask, *served[1:], y)

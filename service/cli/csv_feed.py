@@ -104,25 +104,33 @@ class FeedReport:
     stats: list[SeriesStats] = field(default_factory=list)
 
 
-def survey(source: CsvSource) -> dict[str, int]:
-    """Rows per series, in order of first appearance; reading it all checks every cell first."""
+def survey(source: CsvSource) -> tuple[dict[str, int], bool]:
+    """Rows per series, in order of first appearance, and whether the file is in time order already (each row's
+    timestamp, or without a time column its rank in its series, at or after the row's before it: then the merge
+    of ``in_time_order`` is the file's order, and the rows are streamed); reading it all checks every cell first."""
     counts: dict[str, int] = {}
+    ordered, before = True, -math.inf
     for row in source.rows():
-        counts[row.series] = counts.get(row.series, 0) + 1
-    return counts
+        rank = counts.get(row.series, 0)
+        counts[row.series] = rank + 1
+        key = rank if row.seconds is None else row.seconds
+        ordered, before = ordered and key >= before, key
+    return counts, ordered
 
 
 PAGE = 1000  # series-stats read a page of this many series a request (the server's most)
+PAGE_IN_GETS = 300  # a page of PAGE series' statistics costs about this many GETs of one (a review, session 57)
 
 
 def held_stats(client: Client, model: str, names: list[str]) -> dict[str, SeriesStats]:
     """The statistics of each of ``names`` that the model holds: a page of ``PAGE`` series a request through the
-    model's series in sorted order where the file holds more than a page's worth of the model's series, else a GET
-    for each (a hostile test, session 57: a 5,000-series file took 5,000 GETs twice, 26.8 s each time, where the
-    pages took 8.9 s)."""
+    model's series in sorted order where that costs fewer GETs' worth (``PAGE_IN_GETS`` a page) than a GET for each
+    of ``names``, else a GET for each (a hostile test, session 57: a 5,000-series file took 5,000 GETs twice,
+    26.8 s each time, where the pages took 8.9 s; a review's: 200 series of a 100,000-series model, pages of all
+    of them 86 s, their GETs 0.6 s)."""
     total = client.list_series(model, 0, 1).total
     wanted = set(names)
-    if len(wanted) * PAGE < total:  # a few series of a large model: their own GETs
+    if pages_cost_more(len(wanted), total):  # a few series of a large model: their own GETs
         found_each: dict[str, SeriesStats] = {}
         for name in names:
             with contextlib.suppress(NotFound):  # (not held: nothing of it on the server yet)
@@ -137,17 +145,32 @@ def held_stats(client: Client, model: str, names: list[str]) -> dict[str, Series
     return found
 
 
+def pages_cost_more(wanted: int, total: int) -> bool:
+    """Whether reading ``total`` series' statistics a page at a time costs more than ``wanted`` GETs.
+
+    >>> pages_cost_more(200, 100_000), pages_cost_more(5_000, 5_000), pages_cost_more(300, 1_000)
+    (True, False, False)
+    """
+    return math.ceil(total / PAGE) * PAGE_IN_GETS > wanted
+
+
 def resume_points(client: Client, model: str, names: list[str]) -> dict[str, ResumePoint]:
     """The server's count and last timestamp of each of ``names`` that it already holds."""
     return {name: ResumePoint(s.count, s.last_timestamp) for name, s in held_stats(client, model, names).items()}
 
 
 def pending(
-    source: CsvSource, points: dict[str, ResumePoint], on_skip: Callable[[], None]
+    source: CsvSource,
+    points: dict[str, ResumePoint],
+    on_skip: Callable[[], None],
+    stopped: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[int, CsvRow]]:
-    """The rows the server does not hold yet, in file order, each with its rank (0-based) in its series."""
+    """The rows the server does not hold yet, in file order, each with its rank (0-based) in its series; none
+    after ``stopped()`` (a Ctrl-C while the merge reads the file: it read on to the end, a review's)."""
     ranks: dict[str, int] = {}
     for row in source.rows():
+        if stopped():
+            return
         rank = ranks.get(row.series, 0)
         ranks[row.series] = rank + 1
         point = points.get(row.series)
@@ -167,7 +190,8 @@ def in_time_order(ranked: Iterator[tuple[int, CsvRow]]) -> Iterator[CsvRow]:
     The server steps a request's k-th values of its series together as one tick, so 1,000 rows of one
     series are 1,000 ticks where 1,000 rows of 100 series are 10: a new user's 72,000 rows of 100 meters
     went in 15 times slower sorted by series than by time (session 56). The rows are held in memory
-    to merge them (``feed --in-file-order`` streams them instead)."""
+    to merge them, about 270 bytes a row: ``feed`` streams a file in time order already, and any file with
+    ``--in-file-order``."""
     queues: dict[str, list[tuple[float, int, CsvRow]]] = {}
     for rank, row in ranked:
         key = rank if row.seconds is None else row.seconds
@@ -189,7 +213,7 @@ def feed(
     order (``in_time_order``; in the file's order with ``file_order``); then read the statistics."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be an integer >= 1")
-    counts = survey(source)
+    counts, ordered = survey(source)
     report = FeedReport(rows=sum(counts.values()), series=list(counts))
     client.get_model(model)  # a clear NotFound before anything else when the model does not exist
     points = resume_points(client, model, report.series)
@@ -215,8 +239,9 @@ def feed(
 
     with bar, _stop_between_batches() as stop:
         batch: list[CsvRow] = []
-        rows = pending(source, points, skip)
-        for row in (row for _, row in rows) if file_order else in_time_order(rows):
+        rows = pending(source, points, skip, lambda: stop[0])
+        streamed = file_order or ordered  # (a file in time order already: its order is the merge's)
+        for row in (row for _, row in rows) if streamed else in_time_order(rows):
             if stop[0]:  # Ctrl-C with no batch in flight (reading or skipping rows): nothing more is sent
                 raise FeedInterrupted(report)
             batch.append(row)

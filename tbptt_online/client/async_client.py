@@ -112,7 +112,7 @@ class AsyncClient:
         """``Client.observe_many``'s twin."""
         results: list[ObservationResult] = []
         for i, chunk in enumerate(chunks(observations, batch_size)):
-            batch = [calls.encode_observation(o) for o in chunk]
+            batch = calls.encode_batch(chunk, len(results))
             try:
                 results.extend(await self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
             except ApiError as error:  # its index the caller's element, the earlier requests' results with it
@@ -129,11 +129,12 @@ class AsyncClient:
         return await self._send(calls.forecast_page(model, horizon, level, offset, limit))
 
     async def iter_forecasts(
-        self, model: str, horizon: int = 1, level: float | None = None, page_size: int = 100
+        self, model: str, horizon: int = 1, level: float | None = None, page_size: int | None = None
     ) -> AsyncIterator[Forecast]:
+        size = calls.page_size_for(horizon) if page_size is None else page_size
         offset: int | None = 0
         while offset is not None:
-            page = await self.forecast_page(model, horizon, level, offset, page_size)
+            page = await self.forecast_page(model, horizon, level, offset, size)
             for forecast in page.forecasts:
                 yield forecast
             offset = page.next_offset

@@ -197,6 +197,20 @@ def encode_observation(item: ObservationLike) -> dict[str, Any]:
     return out
 
 
+def encode_batch(chunk: list[ObservationLike], offset: int) -> list[dict[str, Any]]:
+    """``observe_many``'s request of the caller's elements ``offset`` .. encoded; a ``ValueError`` names the
+    caller's element and, past the first request, that the earlier requests were sent (a review, session 57: a bad
+    value in a later request raised the bare message, 200 values already applied)."""
+    out = []
+    for j, item in enumerate(chunk):
+        try:
+            out.append(encode_observation(item))
+        except ValueError as error:
+            sent = f" (the {offset} before this request's were sent and applied)" if offset else ""
+            raise ValueError(f"observation {offset + j}: {error}{sent}") from None
+    return out
+
+
 def observe(model: str, observations: list[dict[str, Any]], key: str | None = None) -> Call:
     """POST one batch of already-encoded observations, with the ``Idempotency-Key`` ``key`` if
     given (then idempotent, whatever its timestamps); decodes to a list of results. A key is 1 to 255
@@ -296,6 +310,19 @@ def delete_model(model: str) -> Call:
 def list_series(model: str, offset: int, limit: int) -> Call:
     params = {"offset": offset, "limit": limit}
     return Call("GET", f"{_model_path(model)}/series", SeriesPage.from_json, params, idempotent=True)
+
+
+MAX_PAGE_STEPS = 100_000  # the server's most forecast steps a page (series x horizon x features)
+
+
+def page_size_for(horizon: int) -> int:
+    """``iter_forecasts``' default page: 100 series, fewer where their steps pass ``MAX_PAGE_STEPS`` (a model of
+    one feature; a wider one's page is smaller by its features: pass ``page_size``).
+
+    >>> page_size_for(24), page_size_for(1000), page_size_for(10**6)
+    (100, 100, 1)
+    """
+    return max(1, min(100, MAX_PAGE_STEPS // max(horizon, 1)))
 
 
 def forecast_page(model: str, horizon: int, level: float | None, offset: int, limit: int) -> Call:

@@ -145,7 +145,7 @@ class Client:
         """
         results: list[ObservationResult] = []
         for i, chunk in enumerate(chunks(observations, batch_size)):
-            batch = [calls.encode_observation(o) for o in chunk]
+            batch = calls.encode_batch(chunk, len(results))
             try:
                 results.extend(self._send(calls.observe(model, batch, calls.batch_key(idempotency_key, i))))
             except ApiError as error:  # its index the caller's element, the earlier requests' results with it
@@ -164,12 +164,14 @@ class Client:
         return self._send(calls.forecast_page(model, horizon, level, offset, limit))
 
     def iter_forecasts(
-        self, model: str, horizon: int = 1, level: float | None = None, page_size: int = 100
+        self, model: str, horizon: int = 1, level: float | None = None, page_size: int | None = None
     ) -> Iterator[Forecast]:
-        """Every series' forecast of a model, a page a request (``page_size`` times ``horizon`` at most 100,000)."""
+        """Every series' forecast of a model, a page a request (``page_size`` times ``horizon`` times the model's
+        features at most 100,000 a page; None: ``calls.page_size_for(horizon)``)."""
+        size = calls.page_size_for(horizon) if page_size is None else page_size
         offset: int | None = 0
         while offset is not None:
-            page = self.forecast_page(model, horizon, level, offset, page_size)
+            page = self.forecast_page(model, horizon, level, offset, size)
             yield from page.forecasts
             offset = page.next_offset
 

@@ -269,6 +269,13 @@ async def test_a_refusal_in_a_later_batch_names_the_callers_element_and_what_was
     assert [r.series for r in refused.value.applied] == ["n0", "n1", "n2", "n3"]
     assert "(in the request of elements 4..; the 4 before it were applied)" in str(refused.value)
 
+    items = [(f"v{i}", 1.0) for i in range(250)]
+    items[230] = ("v230", 1e37)  # past the bound: refused before its request is sent
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        with pytest.raises(ValueError, match=r"^observation 230: value 1e\+37 is invalid.* \(the 200 before this"):
+            await client.observe_many("default", items, batch_size=100)
+        assert (await client.get_model("default")).series_count == 5 + 200  # (the two requests before it)
+
 
 def test_the_sync_client_names_the_callers_element_of_a_later_batch(live_server: ServerProcess) -> None:
     items = [(f"late-{i}", 1.0, T0) for i in range(10)]

@@ -179,15 +179,15 @@ def test_ctrl_c_with_no_batch_in_flight_stops_before_the_next_one(
 ) -> None:
     # a review (session 35): a Ctrl-C while rows were read for the next batch sent that batch too, and one
     # while rows the server held were skipped was ignored (the feed ran to its end and exited 0)
-    real_order = csv_feed.in_time_order
+    real_pending = csv_feed.pending  # (a file in time order: streamed as pending reads it)
 
-    def in_time_order_with_ctrl_c(*args: Any) -> Iterator[Any]:
-        for i, row in enumerate(real_order(*args)):
+    def pending_with_ctrl_c(*args: Any) -> Iterator[Any]:
+        for i, row in enumerate(real_pending(*args)):
             if i == 10:  # the first batch of 7 answered, the second being read
                 os.kill(os.getpid(), signal.SIGINT)
             yield row
 
-    monkeypatch.setattr(csv_feed, "in_time_order", in_time_order_with_ctrl_c)
+    monkeypatch.setattr(csv_feed, "pending", pending_with_ctrl_c)
     source = source_of(write_csv(tmp_path / "metrics.csv"))
     with Client(server.url) as client:
         assert stopped_by_ctrl_c(client, source, model).sent == 7 and client.get_model(model).observations == 7
@@ -247,6 +247,7 @@ def test_a_feed_reads_the_series_statistics_a_page_at_a_time(
     # a hostile test (session 57): a 5,000-series file read each series' statistics with a GET of its own, before
     # sending and for the report, 26.8 s each time where pages took 8.9 s
     monkeypatch.setattr(csv_feed, "PAGE", 2)  # pages of 2: the 3 series take 2 pages
+    monkeypatch.setattr(csv_feed, "PAGE_IN_GETS", 1)  # (a page as costly as a GET: pages of 2 for 3 series)
     source = source_of(write_csv(tmp_path / "metrics.csv"))
     with Client(server.url) as client:
         client.observe(model, "other-0", 1.0)  # a series of the model's that is not in the file
@@ -267,6 +268,7 @@ def test_a_feed_of_a_few_of_a_large_models_series_reads_theirs_alone(
     server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(csv_feed, "PAGE", 1)  # 3 series in a model of 4, then 7: fewer than a page's worth a series
+    monkeypatch.setattr(csv_feed, "PAGE_IN_GETS", 1)
     source = source_of(write_csv(tmp_path / "metrics.csv"))
     counting = CountingTransport()
     with Client(server.url) as client:
@@ -277,6 +279,45 @@ def test_a_feed_of_a_few_of_a_large_models_series_reads_theirs_alone(
     gets = [path for method, path in counting.requests if method == "GET"]
     assert not [path for path in gets if path.endswith("/series-stats")]
     assert len([path for path in gets if "/series/" in path]) == 2 * len(SERIES)  # 404s before, then the report
+
+
+def test_a_file_in_time_order_is_streamed_not_held(
+    server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a review (session 57): every file was read whole into memory to merge it, one in time order already too
+    def no_merge(*args: Any) -> Iterator[Any]:
+        raise AssertionError("a file in time order was merged")
+
+    monkeypatch.setattr(csv_feed, "in_time_order", no_merge)
+    for with_time in (True, False):
+        source = source_of(write_csv(tmp_path / f"metrics-{with_time}.csv", with_time), with_time)
+        assert csv_feed.survey(source) == ({name: ROWS_PER_SERIES for name in SERIES}, True)
+        grouped = source_of(write_csv(tmp_path / f"grouped-{with_time}.csv", with_time, by_series=True), with_time)
+        assert csv_feed.survey(grouped)[1] is False
+    with Client(server.url) as client:
+        report = feed(client, source_of(write_csv(tmp_path / "metrics.csv")), model, batch_size=50, progress=False)
+    assert report.sent == len(SERIES) * ROWS_PER_SERIES
+
+
+def test_ctrl_c_while_the_merge_reads_the_file_stops_before_anything_is_sent(
+    server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_rows = CsvSource.rows
+
+    def rows_with_ctrl_c(self: CsvSource) -> Iterator[Any]:
+        for i, row in enumerate(real_rows(self)):
+            if i == 20 and self.name.endswith("grouped.csv") and rows_with_ctrl_c.reads == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # the merge's read (the survey's was the first)
+            yield row
+        rows_with_ctrl_c.reads += 1
+
+    rows_with_ctrl_c.reads = 0  # type: ignore[attr-defined]
+    monkeypatch.setattr(CsvSource, "rows", rows_with_ctrl_c)
+    source = source_of(write_csv(tmp_path / "grouped.csv", by_series=True))
+    with Client(server.url) as client:
+        assert stopped_by_ctrl_c(client, source, model).sent == 0
+        assert client.list_series(model).total == 0
+    assert rows_with_ctrl_c.reads == 1  # type: ignore[attr-defined]  # (the merge's read stopped, not read to the end)
 
 
 def test_in_file_order_sends_the_rows_as_the_file_holds_them(server: ServerProcess, model: str, tmp_path: Path) -> None:

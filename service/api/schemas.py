@@ -408,7 +408,15 @@ class SeriesStatsPage(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    detail: str
+    detail: str = Field(description="What is wrong, naming the field or element.")
+    index: int | None = Field(None, description="The first bad element of an observations batch.")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="The first 5 problems, each {loc, msg, type} (a 422's, or a 409's refused elements)."
+    )
+    error_count: int | None = Field(None, description="How many problems there are in all.")
+    refused: list[int] | None = Field(
+        None, description="A 409 of a batch's elements: every refused element's index (drop them, send the rest)."
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -53,7 +53,7 @@ import math
 import numpy as np
 import torch
 
-from tbptt_online.compiled import compiled, exp_weight, inlined, readable
+from tbptt_online.compiled import compiled, exp_weight, inlined, readable, unsigned
 
 DISCOUNT = 0.99  # rho of the fast combiner: about the last 100 targets count
 SLOW_DISCOUNT = 0.999  # rho of the slow combiner: about the last 1,000
@@ -163,7 +163,7 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
         top = best * factor  # the largest logit (factor <= 0, and rounding keeps the order)
         at = h * width
         for e in range(members):
-            logits[row, at + e] = loss[b, h, e, k] * factor - top if allowed[e] else -np.inf
+            logits[row, unsigned(at + e)] = loss[b, h, e, k] * factor - top if allowed[e] else -np.inf
     if members == width:
         for j in range(horizons * width):  # one loop over the horizons' blocks: vectorised
             weights[row, j] = exp_weight(logits[row, j])
@@ -185,20 +185,20 @@ def normalise(x, row, blocks, width, n) -> None:
         s0 = s1 = s2 = s3 = 0.0
         i = 0
         while i + 4 <= n:
-            s0 += x[row, at + i]
-            s1 += x[row, at + i + 1]
-            s2 += x[row, at + i + 2]
-            s3 += x[row, at + i + 3]
+            s0 += x[row, unsigned(at + i)]
+            s1 += x[row, unsigned(at + i + 1)]
+            s2 += x[row, unsigned(at + i + 2)]
+            s3 += x[row, unsigned(at + i + 3)]
             i += 4
         if i < n:
-            s0 += x[row, at + i]
+            s0 += x[row, unsigned(at + i)]
         if i + 1 < n:
-            s1 += x[row, at + i + 1]
+            s1 += x[row, unsigned(at + i + 1)]
         if i + 2 < n:
-            s2 += x[row, at + i + 2]
+            s2 += x[row, unsigned(at + i + 2)]
         inverse = 1.0 / ((s0 + s1) + (s2 + s3))
         for e in range(n):
-            x[row, at + e] *= inverse
+            x[row, unsigned(at + e)] *= inverse
 
 
 _BOTH = np.ones(COMBINERS, dtype=np.bool_)

@@ -217,6 +217,16 @@ def exp_weight(x: float) -> float:
     return p * scale if x >= EXP_FLOOR else 0.0
 
 
+@inlined
+def unsigned(i: int) -> np.uint64:
+    """An index ``i`` >= 0 as an unsigned integer, for an index the compiler cannot tell is not negative
+    (``h * width + e``): numba counts a negative signed index from the end, a compare and a select per
+    access, which kept a loop's stores from being one vector store (``combination.ewa``'s logits were
+    scattered element by element) and added to every load of ``combination.normalise``'s sums: with both,
+    ``hybrid_kernels.base`` took 20.7 ms instead of 24.1 at 10,000 series (session 57)."""
+    return np.uint64(i)
+
+
 @compiled
 def within(x: float, bound: float) -> float:
     """``x`` clipped to +-``bound`` (NaN stays NaN)."""

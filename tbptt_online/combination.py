@@ -240,9 +240,9 @@ def mixed_weights(
     members = weights.shape[1]
     for h in range(weights.shape[0]):
         at = h * members
-        mu = combiners[MIXTURE, at], combiners[MIXTURE, at + 1]
+        mu = combiners[MIXTURE, unsigned(at)], combiners[MIXTURE, unsigned(at + 1)]
         for e in range(members):
-            weights[h, e] = mu[0] * combiners[0, at + e] + mu[1] * combiners[1, at + e]
+            weights[h, e] = mu[0] * combiners[0, unsigned(at + e)] + mu[1] * combiners[1, unsigned(at + e)]
 
 
 @compiled

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from tbptt_online import calibration, combination
-from tbptt_online.compiled import compiled, inlined, prefetch, ring_value
+from tbptt_online.compiled import compiled, inlined, prefetch, ring_value, unsigned
 from tbptt_online.expert_kernels import SMOOTHING_CLIP, allowed_experts, local_scale
 from tbptt_online.outliers import YOUNG
 
@@ -264,7 +264,7 @@ def base(
             for h in range(net.shape[1]):
                 net[b, h, 0, k] = weights[h, experts]
                 for i in range(combination.COMBINERS):
-                    net[b, h, 1 + i, k] = combiners[i, h * members + experts]
+                    net[b, h, 1 + i, k] = combiners[i, unsigned(h * members + experts)]
             _experts_totals(weights, experts, totals)
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
@@ -277,8 +277,8 @@ def base(
                 for e in range(experts):
                     path = paths[b, h, e, k]
                     served += path * weights[tracked, e]
-                    fast += path * combiners[0, at + e]
-                    slow += path * combiners[1, at + e]
+                    fast += path * combiners[0, unsigned(at + e)]
+                    slow += path * combiners[1, unsigned(at + e)]
                     acc += path * (weights[tracked, e] * inverse)
                 partial[b, h, 0, k], partial[b, h, 1, k], partial[b, h, 2, k] = served, fast, slow
                 if total >= 1e-200:

@@ -84,10 +84,10 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
     """The step on ``theta`` [B, d, K] and ``p`` [B, d, K, K] at [b, k], in place; errors
     are clamped to +-``clamp``. ``work`` [3 + K, >= K] is the caller's scratch: its row 0 holds
     the inputs phi (set by the caller), rows 1 and 2 are overwritten (P phi, the gain), and rows
-    3 .. 3 + K (the new P's lower triangle, where its semi-definiteness is checked): a
-    step allocates nothing (it runs twice per series and value). The new theta and P are
-    formed twice, the same way: once to check that all are finite, once to write them (the upper
-    triangle, mirrored)."""
+    3 .. 3 + K (the new P above its diagonal, kept from the check to the write; its lower triangle where its
+    semi-definiteness is checked): a step allocates nothing (it runs four times per series and value). The new
+    P is formed once, where it is checked that all is finite, and written from there (the upper triangle,
+    mirrored; its diagonal, a column of P, formed again)."""
     order = theta.shape[2]
     for i in range(order):
         acc = 0.0
@@ -111,8 +111,11 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
         if not (p[b, k, i, i] - work[2, i] * work[1, i]) * factor >= 0:  # rounding (module doc)
             return
         for j in range(i, order):
-            if not math.isfinite((p[b, k, i, j] - work[2, i] * work[1, j]) * factor):
+            value = (p[b, k, i, j] - work[2, i] * work[1, j]) * factor
+            if not math.isfinite(value):
                 return
+            if j > i:
+                work[3 + i, j] = value  # (above the diagonal: the check below writes on and below it)
     loading = LOADING * trace * factor / order  # of the new P's mean diagonal entry (module doc)
     if denominator > CANCELLING * forget:  # the subtraction cancels: is the new P still semi-definite?
         for i in range(order):
@@ -122,10 +125,10 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
             return
     for i in range(order):  # each new element reads only its own old one (and the scratch): in place
         theta[b, k, i] = theta[b, k, i] + work[2, i] * error
-        for j in range(i, order):  # the upper triangle, mirrored: P stays exactly symmetric (module doc)
-            value = (p[b, k, i, j] - work[2, i] * work[1, j]) * factor
-            p[b, k, i, j] = value
-            p[b, k, j, i] = value
+        p[b, k, i, i] = (p[b, k, i, i] - work[2, i] * work[1, i]) * factor
+        for j in range(i + 1, order):  # the upper triangle, mirrored: P stays exactly symmetric (module doc)
+            p[b, k, i, j] = work[3 + i, j]
+            p[b, k, j, i] = work[3 + i, j]
         p[b, k, i, i] += loading
 
 

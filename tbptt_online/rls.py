@@ -87,7 +87,7 @@ def rls_step(theta, p, b, k, work, target, forget, max_trace, clamp) -> None:
     3 .. 3 + K (the new P above its diagonal, kept from the check to the write; its lower triangle where its
     semi-definiteness is checked): a step allocates nothing (it runs four times per series and value). The new
     P is formed once, where it is checked that all is finite, and written from there (the upper triangle,
-    mirrored; its diagonal, a column of P, formed again)."""
+    mirrored; the diagonal is formed again)."""
     order = theta.shape[2]
     for i in range(order):
         acc = 0.0

@@ -99,8 +99,8 @@
 - format 26: each series' flat runs (the statistics' rows ``flat_run``, ``flat_longest``, ``flat_repeats``,
   ``flat_pairs``, ``flat_held``: ``flat_runs.hold_flat_runs``), which hold a stuck value's repeats back as missing.
   A state of format 25 gains them at 0 (``_with_flat_runs``): each series' repeat rate is counted from the load on,
-  from Laplace's 1/2 (a run of 30 repeats at the least is held until its values say otherwise), and a run in
-  progress at the load counts from there.
+  from Laplace's 1/2, so a run in progress at the load is never held (its repeats, counted as they come, make it
+  probable: a review, session 57); the rule holds runs once the series has shown values that move.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their

@@ -72,6 +72,7 @@ KERNEL_MODULES = (
     "outliers",
     "probe",
     "scoring",
+    "flat_runs",
     "gru_window",
     "young_season",
 )

@@ -79,14 +79,16 @@ def _hold(value, stats, held, log_improbable, longest_factor, hold_max) -> bool:
             if math.isnan(v) or math.isnan(last):  # a missing value leaves the run as it is; a first one starts
                 continue
             run = stats[b, FLAT, k]
-            first = _first_held(stats, b, k, log_improbable, longest_factor)
             if v != last or v == 0.0:  # the run ends (0 makes none): the longest taken as it came
-                taken = first - 1.0 if first <= run < first + hold_max else run  # (its held part left out)
-                stats[b, FLAT + 1, k] = max(stats[b, FLAT + 1, k], taken)
-                stats[b, FLAT, k] = 0.0
+                if run > 0.0:  # (most values end no run: no first to find)
+                    first = _first_held(stats, b, k, log_improbable, longest_factor)
+                    taken = first - 1.0 if first <= run < first + hold_max else run  # (its held part left out)
+                    stats[b, FLAT + 1, k] = max(stats[b, FLAT + 1, k], taken)
+                    stats[b, FLAT, k] = 0.0
                 stats[b, FLAT + 2, k] += 1.0 if v == last else 0.0
                 stats[b, FLAT + 3, k] += 1.0
                 continue
+            first = _first_held(stats, b, k, log_improbable, longest_factor)
             run += 1.0
             stats[b, FLAT, k] = run
             if run < first:  # a repeat taken as it came, counted

@@ -104,6 +104,11 @@ class FeedReport:
     stats: list[SeriesStats] = field(default_factory=list)
 
 
+def merge_key(row: CsvRow, rank: int) -> float:
+    """What ``in_time_order`` merges a row by: its timestamp, or without one its ``rank`` (0-based) in its series."""
+    return rank if row.seconds is None else row.seconds
+
+
 def survey(source: CsvSource) -> tuple[dict[str, int], bool]:
     """Rows per series, in order of first appearance, and whether the file is in time order already (each row's
     timestamp, or without a time column its rank in its series, at or after the row's before it: then the merge
@@ -113,7 +118,7 @@ def survey(source: CsvSource) -> tuple[dict[str, int], bool]:
     for row in source.rows():
         rank = counts.get(row.series, 0)
         counts[row.series] = rank + 1
-        key = rank if row.seconds is None else row.seconds
+        key = merge_key(row, rank)
         ordered, before = ordered and key >= before, key
     return counts, ordered
 
@@ -193,9 +198,8 @@ def in_time_order(ranked: Iterator[tuple[int, CsvRow]]) -> Iterator[CsvRow]:
     to merge them, about 270 bytes a row: ``feed`` streams a file in time order already, and any file with
     ``--in-file-order``."""
     queues: dict[str, list[tuple[float, int, CsvRow]]] = {}
-    for rank, row in ranked:
-        key = rank if row.seconds is None else row.seconds
-        queues.setdefault(row.series, []).append((key, row.line, row))  # (lines are unique: rows never compared)
+    for rank, row in ranked:  # (lines are unique: rows are never compared)
+        queues.setdefault(row.series, []).append((merge_key(row, rank), row.line, row))
     for _, _, row in heapq.merge(*queues.values()):  # merges the heads: each queue keeps its own order
         yield row
 

@@ -11,22 +11,19 @@ it to rounding, as forecasts asked at the same moment are).
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tbptt_online.config import MAX_LEVEL
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from tbptt_service.api.json_answers import json_answer
-from tbptt_service.api.routes.forecasts import forecast_out
+from tbptt_service.api.routes.forecasts import Horizon, Level, check_horizon, forecast_out
 from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastPage
 from tbptt_service.api.series_pages import Limit, Offset, page
 from tbptt_service.api.strict_json import StrictJSONRoute
 from tbptt_service.errors import Unprocessable
-from tbptt_service.settings import Settings
 
 # The steps of a page, its series times the horizon times the model's features: 1,000 series a day ahead
 # at 15 minutes (96 steps) fit; a page of 1,000 series 1,000 steps ahead (3 million numbers, about 60 MB
@@ -46,19 +43,14 @@ router = APIRouter(
 async def list_forecasts(
     worker: ModelDep,
     request: Request,
-    horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
-    level: Annotated[
-        float | None,
-        Query(gt=0, le=MAX_LEVEL, allow_inf_nan=False, description=f"Interval level in (0, {MAX_LEVEL}]."),
-    ] = None,
+    horizon: Horizon = 1,
+    level: Level = None,
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Response:
     """Each series' forecast (as ``GET .../series/{series}/forecast``), in sorted order, ``limit`` at a time
     from ``offset``; at most ``MAX_PAGE_STEPS`` (100,000) series times horizon times features a page."""
-    settings: Settings = request.app.state.settings
-    if horizon > settings.max_horizon:
-        raise Unprocessable(f"horizon={horizon} is over TBPTT_MAX_HORIZON={settings.max_horizon}")
+    check_horizon(request, horizon)
     features = worker.forecaster.config.n_features
     if limit * horizon * features > MAX_PAGE_STEPS:
         raise Unprocessable(

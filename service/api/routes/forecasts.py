@@ -63,13 +63,31 @@ def plain_query(query: bytes) -> tuple[int, float | None] | None:
     return horizon, level
 
 
+# A forecast's query parameters (this route's and the page route's, ``forecast_pages``)
+Horizon = Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")]
+Level = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=MAX_LEVEL,
+        allow_inf_nan=False,  # fix: level=nan was told "less than or equal to 0.999999999"
+        description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's).",
+    ),
+]
+
+
+def check_horizon(request: Request, horizon: int) -> None:
+    """422 for a ``horizon`` past ``TBPTT_MAX_HORIZON``."""
+    settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
+    if horizon > settings.max_horizon:
+        raise Unprocessable(f"horizon={horizon} is over TBPTT_MAX_HORIZON={settings.max_horizon}")
+
+
 async def forecast_response(
     request: Request, worker: ModelWorker, series: str, horizon: int, level: float | None
 ) -> Response:
     """Compute a forecast from the model's latest snapshot and answer it (both paths)."""
-    settings: Settings = request.app.state.settings  # read here: a dependency costs more per request
-    if horizon > settings.max_horizon:
-        raise Unprocessable(f"horizon={horizon} is over TBPTT_MAX_HORIZON={settings.max_horizon}")
+    check_horizon(request, horizon)
     if level is not None and not 0.0 < level <= MAX_LEVEL:  # both paths refuse it before; kept as the rule's home
         raise Unprocessable(f"level={level!r} is invalid: must be in (0, {MAX_LEVEL}]")
     snapshot = worker.snapshot  # one consistent moment, whatever the worker does next
@@ -157,15 +175,7 @@ async def get_forecast(
     series: str,
     worker: ModelDep,
     request: Request,
-    horizon: Annotated[int, Query(ge=1, description="Steps ahead (at most max_horizon).")] = 1,
-    level: Annotated[
-        float | None,
-        Query(
-            gt=0,
-            le=MAX_LEVEL,
-            allow_inf_nan=False,  # fix: level=nan was told "less than or equal to 0.999999999"
-            description=f"Interval level in (0, {MAX_LEVEL}] (default: the model's).",
-        ),
-    ] = None,
+    horizon: Horizon = 1,
+    level: Level = None,
 ) -> Response:
     return await forecast_response(request, worker, series, horizon, level)

@@ -7,6 +7,7 @@ import pytest
 from tbptt_online import Forecaster, ForecasterConfig
 
 from ..conftest import SMALL_MODEL
+from .encoding_threads import record_encoding_threads
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
@@ -165,20 +166,10 @@ async def test_a_wide_models_long_forecast_is_encoded_from_a_worker_thread(clien
     # loop, /healthz waiting up to 0.79 s; an answer of OFF_LOOP_NUMBERS numbers or more is now made off it
     import threading
 
-    import orjson
-
     from tbptt_service.api.json_answers import OFF_LOOP_NUMBERS
     from tbptt_service.api.routes import forecasts as route
 
-    encoded_on: list[str] = []
-
-    class Recorded:
-        @staticmethod
-        def dumps(payload):
-            encoded_on.append(threading.current_thread().name)
-            return orjson.dumps(payload)
-
-    monkeypatch.setattr(route, "orjson", Recorded)
+    encoded_on = record_encoding_threads(monkeypatch, route)
     wide, long = 64, 400  # 25,600 numbers
     async with client_for() as client:
         await client.post("/v1/models", json={"name": "wide", "config": {**SMALL_MODEL, "n_features": wide}})

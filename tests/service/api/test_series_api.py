@@ -7,6 +7,7 @@ import pytest
 from tbptt_online import Forecaster, ForecasterConfig
 
 from ..conftest import SMALL_MODEL
+from .encoding_threads import record_encoding_threads
 
 pytestmark = pytest.mark.anyio
 URL = "/v1/models/default/observations"
@@ -123,19 +124,9 @@ async def test_a_page_of_statistics_is_made_and_encoded_on_a_worker_thread(clien
     # 0.5 s for a page of 1,000 series, and 8 readers of pages held every other request for up to 4.8 s
     import threading
 
-    import orjson
-
     from tbptt_service.api.routes import series as route
 
-    encoded_on: list[str] = []
-
-    class Recorded:
-        @staticmethod
-        def dumps(payload):
-            encoded_on.append(threading.current_thread().name)
-            return orjson.dumps(payload)
-
-    monkeypatch.setattr(route, "orjson", Recorded)
+    encoded_on = record_encoding_threads(monkeypatch, route)
     async with client_for() as client:
         await client.post(URL, json={"observations": [{"series": n, "value": 1.0} for n in "abc"]})
         page = await client.get("/v1/models/default/series-stats")

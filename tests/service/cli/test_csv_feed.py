@@ -53,12 +53,14 @@ def source_of(path: Path, with_time: bool = True) -> CsvSource:
 
 
 class RecordingTransport(httpx.BaseTransport):
-    """Passes every request on; keeps each observation POST's ``(series, timestamp)`` pairs, in order."""
+    """Passes every request on; keeps each one's ``(method, path)`` in ``requests`` and each observation POST's
+    ``(series, timestamp)`` pairs in ``sent``, in order."""
 
     def __init__(self) -> None:
-        self.inner, self.sent = httpx.HTTPTransport(), []
+        self.inner, self.sent, self.requests = httpx.HTTPTransport(), [], []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
         if request.method == "POST" and request.url.path.endswith("/observations"):
             body = json.loads(request.read())
             self.sent.append([(o["series"], o.get("timestamp")) for o in body["observations"]])
@@ -227,20 +229,6 @@ def test_a_file_sorted_by_series_is_sent_merged_in_time_order_and_learns_as_the_
     assert report.stats == reference.stats  # the same requests: the same model, bit for bit
 
 
-class CountingTransport(httpx.BaseTransport):
-    """Passes every request on; counts them by method and path."""
-
-    def __init__(self) -> None:
-        self.inner, self.requests = httpx.HTTPTransport(), []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, request.url.path))
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_a_feed_reads_the_series_statistics_a_page_at_a_time(
     server: ServerProcess, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,7 +239,7 @@ def test_a_feed_reads_the_series_statistics_a_page_at_a_time(
     source = source_of(write_csv(tmp_path / "metrics.csv"))
     with Client(server.url) as client:
         client.observe(model, "other-0", 1.0)  # a series of the model's that is not in the file
-        counting = CountingTransport()
+        counting = RecordingTransport()
         with Client(server.url, transport=counting) as counted:
             report = feed(counted, source, model, batch_size=50, progress=False)
         assert report.stats == [client.series_stats(model, name) for name in SERIES]
@@ -270,7 +258,7 @@ def test_a_feed_of_a_few_of_a_large_models_series_reads_theirs_alone(
     monkeypatch.setattr(csv_feed, "PAGE", 1)  # 3 series in a model of 4, then 7: fewer than a page's worth a series
     monkeypatch.setattr(csv_feed, "PAGE_IN_GETS", 1)
     source = source_of(write_csv(tmp_path / "metrics.csv"))
-    counting = CountingTransport()
+    counting = RecordingTransport()
     with Client(server.url) as client:
         client.observe_many(model, [(f"other-{i}", 1.0) for i in range(4)])
         with Client(server.url, transport=counting) as counted:

@@ -12,7 +12,6 @@ and the body, sent whole, was copied into the transport's buffer.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks import report
+from benchmarks import report, server_process
 from benchmarks.http_load import BUDGET, GRACEFUL_EXIT
 from benchmarks.server_process import ServerProcess, free_port, serve_command
 
@@ -35,11 +34,9 @@ BEFORE_S = 1.0  # the latencies taken before the export
 
 
 def server_env(port: int, state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-    env.update(BUDGET)  # the HTTP benchmark's raised budgets: they hold the big model too
-    env.update({"TBPTT_MAX_SERIES_PER_MODEL": str(10 * SERIES), "TBPTT_LOG_LEVEL": "warning"})
-    env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir)})
-    return env
+    # the HTTP benchmark's raised budgets: they hold the big model too
+    settings = {**BUDGET, "TBPTT_MAX_SERIES_PER_MODEL": str(10 * SERIES), "TBPTT_LOG_LEVEL": "warning"}
+    return server_process.server_env(port, state_dir, **settings)
 
 
 def measured(url: str, series: int) -> dict[str, Any]:

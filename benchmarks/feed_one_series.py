@@ -31,7 +31,7 @@ import httpx
 import torch
 
 from benchmarks import report
-from benchmarks.server_process import ServerProcess, free_port, serve_command
+from benchmarks.server_process import ServerProcess, free_port, serve_command, server_env
 from tbptt_online import Forecaster, ForecasterConfig
 
 FULL_ROWS, SMOKE_ROWS = 2_000, 60
@@ -70,9 +70,7 @@ def measure_library(values: list[float], batch: int) -> dict[str, Any]:
 
 def measure_feed(csv: Path, batch: int, workdir: Path) -> dict[str, Any]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-    env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(workdir / "state")})
-    env["TBPTT_LOG_LEVEL"] = "warning"
+    env = server_env(port, workdir / "state", TBPTT_LOG_LEVEL="warning")
     command = serve_command()
     with ServerProcess(command, env, port, workdir / "server.log") as server:
         server.wait_ready()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.server_process import ServerProcess, free_port, serve_command
+from benchmarks.server_process import ServerProcess, free_port, serve_command, server_env
 from tbptt_online.client import Client
 
 FULL, SMOKE = (100, 720), (4, 30)  # (series, values of each)
@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory(prefix="feed-order-") as workdir:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-        env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": f"{workdir}/state"})
-        env["TBPTT_LOG_LEVEL"] = "warning"
+        env = server_env(port, f"{workdir}/state", TBPTT_LOG_LEVEL="warning")
         for by in ("time", "series"):
             write_csv(Path(workdir) / f"by_{by}.csv", rows, by)
         with ServerProcess(serve_command(), env, port, Path(workdir) / "server.log") as server:

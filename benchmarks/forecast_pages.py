@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.server_process import ServerProcess, free_port, serve_command
+from benchmarks.server_process import ServerProcess, free_port, serve_command, server_env
 from tbptt_online.client import Client
 
 FULL, SMOKE = (300, 504, 5), (4, 30, 2)  # (series, values of each, rounds)
@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info = report.machine("benchmarks.forecast_pages", argv)
     with tempfile.TemporaryDirectory(prefix="forecast-pages-") as workdir:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-        env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": f"{workdir}/state"})
-        env["TBPTT_LOG_LEVEL"] = "warning"
+        env = server_env(port, f"{workdir}/state", TBPTT_LOG_LEVEL="warning")
         with ServerProcess(serve_command(), env, port, Path(workdir) / "server.log") as server:
             server.wait_ready()
             with Client(server.url) as client:

@@ -52,7 +52,7 @@ from unittest import mock
 
 import httpx
 
-from benchmarks import report
+from benchmarks import report, server_process
 from benchmarks.load_client import Phase, Workload
 from benchmarks.server_process import ServerProcess, free_port, serve_command
 from tbptt_service.settings import Settings
@@ -176,12 +176,8 @@ def run_load(server: ServerProcess, name: str, phase: Phase) -> dict[str, Any]:
 
 
 def server_env(port: int, state_dir: Path, overrides: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-    env.update({"TBPTT_DEFAULT_MODEL": json.dumps(MODEL), "TBPTT_LOG_LEVEL": "warning"})
-    env.update(BUDGET)
-    env.update(overrides)
-    env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir)})
-    return env
+    settings = {"TBPTT_DEFAULT_MODEL": json.dumps(MODEL), "TBPTT_LOG_LEVEL": "warning", **BUDGET, **overrides}
+    return server_process.server_env(port, state_dir, **settings)
 
 
 def effective_settings(env: dict[str, str]) -> dict[str, Any]:

@@ -26,6 +26,20 @@ def serve_command(*options: str) -> list[str]:
     return [sys.executable, "-m", "tbptt_service.cli", "serve", *options]
 
 
+def server_env(port: int, state_dir: Path | str, **settings: str) -> dict[str, str]:
+    """This process's environment without its own ``TBPTT_*`` settings, with ``settings`` (``TBPTT_*`` names)
+    and a server on 127.0.0.1:``port`` over ``state_dir``: what a benchmark's server process runs with.
+
+    >>> env = server_env(20001, "/tmp/s", TBPTT_LOG_LEVEL="warning")
+    >>> [env[k] for k in ("TBPTT_HOST", "TBPTT_PORT", "TBPTT_STATE_DIR", "TBPTT_LOG_LEVEL")]
+    ['127.0.0.1', '20001', '/tmp/s', 'warning']
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
+    env.update(settings)
+    env.update({"TBPTT_HOST": "127.0.0.1", "TBPTT_PORT": str(port), "TBPTT_STATE_DIR": str(state_dir)})
+    return env
+
+
 # Ports handed out by this process: a server started on one may not be listening yet when the
 # next is asked for, so none is handed out twice.
 _HANDED_OUT: set[int] = set()

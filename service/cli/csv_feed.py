@@ -273,9 +273,9 @@ def _send(client: Client, model: str, batch: list[CsvRow], name: str) -> None:
 
 
 def _others(error: ApiError, batch: list[CsvRow]) -> str:
-    """The other lines of ``batch`` the server's answer lists (``errors``: each one's ``loc`` names the element;
-    ``error_count`` counts them all), as " (also lines 9, 14 of 3 refused)": a 409 lists every row the
-    timestamp rule refuses since session 56, and a feed had named the first alone (the answer's first line)."""
+    """The other lines of ``batch`` the server's answer names, as " (also lines 9, 14; 3 refused in all)": a 409's
+    ``refused`` (every refused element, since session 57), else each listed error's ``loc`` (a 422's first 5);
+    ``error_count`` counts them all. A feed had named the answer's first line alone (session 56)."""
     body = error.body if isinstance(error.body, dict) else {}
     if error.refused is not None:  # a 409: every refused element (since session 57)
         indices = [i for i in error.refused if isinstance(i, int)]

@@ -113,6 +113,9 @@ def parse(body: bytes) -> Any:
         raise _non_finite_hint(error) from None
 
 
+# what any body's NaN is told: the observations' missing value is null, and a config's number is a number (a new
+# user's config sent with NaN read "send null for a missing value", which is no config's fix)
+NOT_JSON_HINT = "(JSON has no NaN or infinities): an observation's missing value is null"
 _NON_FINITE = re.compile(r"-?(?:NaN|Infinity)(?![A-Za-z0-9_])")  # as Python's json.dumps writes them
 
 
@@ -124,13 +127,13 @@ def _non_finite_hint(error: orjson.JSONDecodeError) -> orjson.JSONDecodeError:
 
     >>> hinted = _non_finite_hint(orjson.JSONDecodeError("no digit after sign", '{"v": -Infinity}', 7))
     >>> hinted.pos, hinted.msg
-    (6, '-Infinity is not JSON: send null for a missing value')
+    (6, "-Infinity is not JSON (JSON has no NaN or infinities): an observation's missing value is null")
     """
     doc, pos = error.doc, error.pos
     for start in (pos - 1, pos):  # (a sign before the position first)
         token = _NON_FINITE.match(doc, start) if start >= 0 else None
         if token is not None and token.end() > pos:
-            return orjson.JSONDecodeError(f"{token.group()} is not JSON: send null for a missing value", doc, start)
+            return orjson.JSONDecodeError(f"{token.group()} is not JSON {NOT_JSON_HINT}", doc, start)
     return error
 
 

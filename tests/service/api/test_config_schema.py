@@ -29,3 +29,16 @@ async def test_the_openapi_config_lists_forecaster_config_fields_and_no_others(c
     # what the schema refuses the service refuses, naming the field; what it allows is built
     assert refused.status_code == 422 and "hidden_sise" in refused.text
     assert created.status_code == 201, created.text
+
+
+async def test_a_nan_in_a_config_is_told_json_has_none_not_to_send_null(client_for) -> None:
+    """A config sent by Python's ``json.dumps`` with ``float("nan")``: the 422 says JSON has no NaN at the token,
+    and that null is an observation's missing value (it said "send null for a missing value", no config's fix)."""
+    body = '{"name": "m", "config": {"lr": NaN}}'
+    async with client_for() as client:
+        response = await client.post("/v1/models", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "malformed JSON body at character 31: NaN is not JSON (JSON has no NaN or infinities): an observation's "
+        "missing value is null"
+    )

@@ -33,6 +33,7 @@ def as_json(result: StepResult, timestamp: float | None = None) -> dict[str, Any
         "updated": result.updated,
         "update_count": result.update_count,
         "outlier": result.outlier,
+        "held": result.held,
     }
 
 
@@ -79,6 +80,31 @@ async def test_multivariate_values_and_missing_features(client_for) -> None:
             response = await client.post(URL, json={"series": "m", "value": value})
             assert response.status_code == 200
             assert response.json()["results"] == [as_json(reference.observe("m", value))]
+
+
+def stuck_values() -> list[float]:
+    """60 values, no two alike in a row, then one reading 25 times: its last repeats held (flat_runs.py)."""
+    return [round(10.0 + (i % 12) / 4 + 0.01 * (i % 7), 2) for i in range(60)] + [12.34] * 25
+
+
+async def test_a_stuck_reading_is_answered_held_as_the_library_says_one_by_one_and_in_batches(client_for) -> None:
+    """``held`` in each result where the library holds the value back: one request a value (a batch's single
+    tick), and one request of every value of two series (a series many times in a batch: its rows in several
+    ticks); a retried request (the same idempotency key) answers the same flags."""
+    values = stuck_values()
+    reference = Forecaster(ForecasterConfig.from_dict(SMALL_MODEL))
+    expected = [as_json(reference.observe("a", v)) for v in values]
+    assert any(e["held"] for e in expected) and not any(e["held"] for e in expected[:61])
+    async with client_for() as client:
+        single = [(await client.post(URL, json={"series": "a", "value": v})).json()["results"][0] for v in values]
+        batch = [{"series": s, "value": v} for v in values for s in ("b", "c")]
+        headers = {"Idempotency-Key": "stuck-1"}
+        answer = (await client.post(URL, json={"observations": batch}, headers=headers)).json()["results"]
+        again = (await client.post(URL, json={"observations": batch}, headers=headers)).json()["results"]
+        stats = (await client.get("/v1/models/default/series/b")).json()
+    assert single == expected
+    assert [r["held"] for r in answer] == [e["held"] for e in expected for _ in ("b", "c")]
+    assert again == answer and stats["held"] == sum(e["held"] for e in expected)
 
 
 async def test_a_spike_is_answered_as_an_outlier_and_so_is_its_repeat(client_for) -> None:
@@ -358,7 +384,7 @@ async def test_bad_bodies_are_422_naming_the_problem_and_change_nothing(client_f
         assert await state_of(client) == before
 
 
-NOT_JSON = "is not JSON: send null for a missing value"
+NOT_JSON = "is not JSON (JSON has no NaN or infinities): an observation's missing value is null"
 
 
 def _malformed(position: int, reason: str) -> dict[str, Any]:

@@ -416,9 +416,9 @@ class Forecaster:
         """Consume one value of each of B distinct series: raw [B, d] float64, NaN = missing."""
         cfg, st = self.config, self.store
         stats = st.get("stats", slots)  # [B, F, d] float64, rows named by STAT_FIELDS
-        sent = raw  # what the results report
+        sent, held = raw, None  # what the results report; where a stuck value's repeat was held [B, d] (None: none)
         if cfg.flat_improbable is not None:  # a stuck value's repeats: missing (flat_runs.hold_flat_runs)
-            raw, _ = hold_flat_runs(stats, raw, cfg.flat_improbable)
+            raw, held = hold_flat_runs(stats, raw, cfg.flat_improbable)
         mask = ~torch.isnan(raw)  # [B, d]
         before = st.get("steps", slots)  # [B] t - 1
         if cfg.hybrid:
@@ -504,7 +504,8 @@ class Forecaster:
             restarted = broken if glitched is None else glitched if broken is None else broken | glitched
             served = self.store.get("served", slots).unbind(1)[1:]  # mean, lower, upper [B, d], as stored now
             nxt = tuple(torch.where(restarted[:, None], new, old) for new, old in zip(served, nxt, strict=True))
-        return TickColumns(names, reported, updated, self.engine.updates, (sent, *made, *nxt), flagged)
+        held = None if held is None else held.any(1)  # [B] (any feature)
+        return TickColumns(names, reported, updated, self.engine.updates, (sent, *made, *nxt), flagged, held)
 
     def _prequential_diverges(
         self, raw: torch.Tensor, made: torch.Tensor, stats: torch.Tensor, observed: torch.Tensor

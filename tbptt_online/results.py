@@ -42,6 +42,7 @@ class StepResult:
     updated: bool  # an update ran at this step (a non-finite one is skipped: see UpdateStats.skipped)
     update_count: int  # the model's updates so far, after this step
     outlier: bool = False  # far outside its interval: learned from at the bound, or flagged past it (outliers.py)
+    held: bool = False  # a stuck value's repeat, held back as missing: neither learned from nor scored (flat_runs.py)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class TickLists(NamedTuple):
     next_upper: list[Row]
     update_count: int
     outlier: list[bool]  # far outside its interval: learned from at the bound, or flagged past it (outliers.py)
+    held: list[bool]  # a stuck value's repeat, held back as missing (flat_runs.py)
 
 
 class TickColumns:
@@ -173,10 +175,12 @@ class TickColumns:
         update_count: int,
         columns: tuple[torch.Tensor, ...],
         outlier: torch.Tensor | None = None,
+        held: torch.Tensor | None = None,
     ) -> None:
         self.names = names
         self._tensors = (steps, updated, *columns)  # columns: value, made (mean, lower, upper), next (x3)
         self._outlier = outlier  # [B] bool, None: none was
+        self._held = held  # [B] bool, None: none was
         self._lists: TickLists | None = None
         self.update_count = update_count
 
@@ -193,7 +197,8 @@ class TickColumns:
                     [format_row(v) if isinstance(v, list) else (None if math.isnan(v) else v) for v in p] for p in preds
                 ]
             flags = [False] * len(steps) if self._outlier is None else self._outlier.tolist()
-            self._lists = TickLists(self.names, steps, updated, values, *preds, self.update_count, flags)
+            held = [False] * len(steps) if self._held is None else self._held.tolist()
+            self._lists = TickLists(self.names, steps, updated, values, *preds, self.update_count, flags, held)
         return self._lists
 
     def row(self, i: int) -> StepResult:
@@ -207,6 +212,7 @@ class TickColumns:
             updated=c.updated[i],
             update_count=c.update_count,
             outlier=c.outlier[i],
+            held=c.held[i],
         )
 
 

@@ -267,6 +267,12 @@ class StepResultOut(BaseModel):
         "model's judgement): the model learned from it at the interval's bound; it is still scored as it came "
         "(the hybrid's outliers).",
     )
+    held: bool = Field(
+        default=False,
+        description="The value (any of its features) repeated a stuck reading past what the series' own repeats "
+        "make probable: held back as missing (neither learned from nor scored), reported as sent "
+        "(`flat_improbable`; the series' stats count them in `held`).",
+    )
 
 
 class ObservationsOut(BaseModel):

@@ -86,23 +86,29 @@ def _keys_plain(keys: tuple[tuple[str, KeyedAnswer], ...]) -> dict[str, Any]:
         "results": [_result_row(r) for r in results],
         "updated": [r.updated for r in results],
         "update_count": [r.update_count for r in results],
-        **_outliers_plain(results),
+        **_flags_plain(results),
     }
 
 
-def _outliers_plain(results: list[StepResult]) -> dict[str, list[bool]]:
-    """The results' outlier flags as a column, only when one is set (a checkpoint written before
-    the flags existed has none: all False)."""
-    flags = [r.outlier for r in results]
-    return {"outlier": flags} if any(flags) else {}
+FLAGS = ("outlier", "held")  # StepResult's flags, each a column of a checkpoint where one is set
 
 
-def _outliers_from_plain(plain: Mapping[str, Any], n: int, field: str) -> list[bool]:
-    """Back from :func:`_outliers_plain`: ``n`` flags (``ValueError`` naming ``field`` when malformed)."""
-    flags = plain.get("outlier", [False] * n)
-    if not isinstance(flags, list) or len(flags) != n or not all(isinstance(flag, bool) for flag in flags):
-        raise ValueError(f"{field}.outlier is invalid: must be a list of {n} booleans")
-    return flags
+def _flags_plain(results: list[StepResult]) -> dict[str, list[bool]]:
+    """The results' flags (``FLAGS``) as columns, each only when one is set (a checkpoint written
+    before a flag existed has none: all False)."""
+    columns = {name: [getattr(r, name) for r in results] for name in FLAGS}
+    return {name: flags for name, flags in columns.items() if any(flags)}
+
+
+def _flags_from_plain(plain: Mapping[str, Any], n: int, field: str) -> list[tuple[bool, ...]]:
+    """Back from :func:`_flags_plain`: ``n`` rows of flags (``ValueError`` naming ``field`` when malformed)."""
+    columns = []
+    for name in FLAGS:
+        flags = plain.get(name, [False] * n)
+        if not isinstance(flags, list) or len(flags) != n or not all(isinstance(flag, bool) for flag in flags):
+            raise ValueError(f"{field}.{name} is invalid: must be a list of {n} booleans")
+        columns.append(flags)
+    return list(zip(*columns, strict=True)) if n else []
 
 
 def _cadences_plain(marks: Mapping[str, SeriesMark]) -> dict[str, list]:
@@ -155,9 +161,9 @@ def _keys_from_plain(plain: Any) -> tuple[tuple[str, KeyedAnswer], ...]:
         rows = list(zip(plain["series"], plain["results"], plain["updated"], plain["update_count"], strict=True))
         if not len(keys) == len(digests) == len(counts) == len(sizes) or sum(sizes) != len(rows):
             raise ValueError("columns of different lengths")
-        flags = _outliers_from_plain(plain, len(rows), "keys")
+        flags = _flags_from_plain(plain, len(rows), "keys")
         results = [
-            StepResult(series, row[0], row[1], Prediction(*row[2:5]), Prediction(*row[5:8]), updated, count, flag)
+            StepResult(series, row[0], row[1], Prediction(*row[2:5]), Prediction(*row[5:8]), updated, count, *flag)
             for (series, row, updated, count), flag in zip(rows, flags, strict=True)
         ]
         out, start = [], 0
@@ -227,7 +233,7 @@ def to_plain(state: ModelState) -> dict[str, Any]:
             "results": [_result_row(r) for r in results],  # type: ignore[arg-type]
             "updated": [r.updated for r in results],  # type: ignore[union-attr]
             "update_count": [r.update_count for r in results],  # type: ignore[union-attr]
-            **_outliers_plain(results),  # type: ignore[arg-type]
+            **_flags_plain(results),  # type: ignore[arg-type]
             **_cadences_plain(marks),
         },
     }
@@ -251,7 +257,7 @@ def from_plain(plain: Any, imported: bool = False) -> ModelState:
     if not all(isinstance(column, list) for column in columns) or len({len(column) for column in columns}) != 1:
         raise ValueError("the model state's marks have columns of different lengths")
     rebuilt: dict[str, SeriesMark] = {}
-    flags = _outliers_from_plain(marks, len(columns[0]), "marks")
+    flags = _flags_from_plain(marks, len(columns[0]), "marks")
     cadences = _cadences_from_plain(marks, len(columns[0]))
     config = forecaster.get("config")
     features = config.get("n_features") if isinstance(config, dict) else None  # (the config is checked at load)
@@ -259,7 +265,7 @@ def from_plain(plain: Any, imported: bool = False) -> ModelState:
         _check_mark(i, series, timestamp, row, updated, update_count, rebuilt, features, imported)
         step, value, *predictions = row
         made, following = Prediction(*predictions[:3]), Prediction(*predictions[3:])
-        result = StepResult(series, step, value, made, following, updated, update_count, flags[i])
+        result = StepResult(series, step, value, made, following, updated, update_count, *flags[i])
         rebuilt[series] = SeriesMark(timestamp, value, result, cadence=cadences[i])
     keys = _keys_from_plain(plain["keys"]) if "keys" in plain else ()
     recent = _recent_from_plain(plain["recent"], features) if "recent" in plain else None

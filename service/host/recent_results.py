@@ -9,8 +9,9 @@ update, only for another copy. Nothing here is durable: after a restart the ring
 refill from the journal's recovery (which goes through the same ``apply``).
 
 Each series' ring is one ``array('d')`` of rows (step, timestamp, value, forecast
-mean, lower, upper, then 1.0 where the value was an outlier, 0.0 otherwise; NaN where a
-timestamp or a value is absent), not a Python object
+mean, lower, upper, then a flag: 1.0 where the value was an outlier, 2.0 where it was held
+back as a stuck value's repeat, 0.0 otherwise; NaN where a timestamp or a value is absent),
+not a Python object
 per value: with 10,000 series the rings hold millions of values, and a garbage
 collector pass that visited each of them took 50 ms and more, several times a
 second, on every thread's time.
@@ -41,11 +42,12 @@ from itertools import chain, repeat
 from typing import Any
 
 from tbptt_online import StepResult
-from tbptt_online.results import Prediction, StepResults
+from tbptt_online.results import Prediction, StepResults, TickLists
 from tbptt_service.storage.observation import Observation
 
 DEFAULT_CAPACITY = 500
 _NAN = math.nan
+OUTLIER, HELD = 1.0, 2.0  # a row's flag (0.0: neither; a held value is taken as missing, so never an outlier)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class RecentPoint:
     value: Any  # as the library formats it: float, list, or None (missing)
     forecast_made: Prediction  # served for this value before it arrived
     outlier: bool = False  # the model learned from the value at its interval's bound (StepResult.outlier)
+    held: bool = False  # a stuck value's repeat, held back as missing (StepResult.held)
 
 
 class _Ring:
@@ -177,7 +180,8 @@ class RecentResults:
                 parts = [[None if math.isnan(x) else x for x in row[2 + k * d : 2 + (k + 1) * d]] for k in (1, 2, 3)]
                 made = Prediction(*parts)
             stamp = None if math.isnan(timestamp) else timestamp
-            points.append(RecentPoint(int(row[0]), stamp, value, made, row[width - 1] == 1.0))
+            flag = row[width - 1]
+            points.append(RecentPoint(int(row[0]), stamp, value, made, flag == OUTLIER, flag == HELD))
         return points
 
 
@@ -208,7 +212,7 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
     no ``StepResult`` built."""
     if not isinstance(results, StepResults):
         return [
-            (obs.series, _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), r.outlier, d))
+            (obs.series, _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), _flag(r), d))
             for obs, r in zip(observations, results, strict=True)
         ]
     stamps: dict[int, list[float]] = {}  # id(tick) -> its rows' timestamps (NaN: none), when any was given
@@ -229,7 +233,7 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
                     c.made_mean,
                     c.made_lower,
                     c.made_upper,
-                    c.outlier,
+                    _flags(c),
                     strict=False,  # repeat(None) is endless; the lists are one tick's rows each
                 )
             )
@@ -243,13 +247,24 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
                 stamps.get(id(tick)) or repeat(_NAN),
                 [_NAN if v is None else v for v in c.values],
                 *(_floats(column) for column in (c.made_mean, c.made_lower, c.made_upper)),
-                c.outlier,  # bools: the array stores 1.0 / 0.0
+                _flags(c),  # bools (the array stores 1.0 / 0.0), or floats where a value was held
                 strict=False,  # repeat(_NAN) is endless; the lists are one tick's rows each
             ),
             strict=True,
         )
         for tick, c in ticks
     )
+
+
+def _flag(result: StepResult) -> float:
+    return HELD if result.held else float(result.outlier)
+
+
+def _flags(c: TickLists) -> list:
+    """A tick's flags: its outlier column (bools), or floats where a value was held."""
+    if not any(c.held):
+        return c.outlier
+    return [HELD if held else float(outlier) for outlier, held in zip(c.outlier, c.held, strict=True)]
 
 
 def _floats(column: list) -> list:
@@ -262,11 +277,11 @@ def _prediction(p: Prediction) -> tuple[Any, Any, Any]:
 
 
 def _row(
-    step: int, timestamp: float | None, value: Any, mean: Any, lower: Any, upper: Any, outlier: bool, d: int
+    step: int, timestamp: float | None, value: Any, mean: Any, lower: Any, upper: Any, flag: float, d: int
 ) -> tuple:
     """One observation as floats: step, timestamp, then value, mean, lower, upper (d each; NaN:
-    none), then the outlier flag (1.0 / 0.0)."""
-    stamp, flag = _NAN if timestamp is None else timestamp, float(outlier)
+    none), then the flag (``OUTLIER``, ``HELD`` or 0.0)."""
+    stamp, flag = _NAN if timestamp is None else timestamp, float(flag)
     if d == 1:
         return (step, stamp, *(_NAN if x is None else x for x in (value, mean, lower, upper)), flag)
     values = [_NAN] * d if value is None else [_NAN if x is None else x for x in value]

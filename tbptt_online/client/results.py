@@ -13,6 +13,8 @@ ignored, so a newer server does not break an older client.
 ...     "forecast_next": {"mean": 0.6, "lower": 0.3, "upper": 0.9}, "update_count": 7, "outlier": True}
 >>> ObservationResult.from_json(spike).outlier  # far outside: learned from at the interval's bound
 True
+>>> ObservationResult.from_json({**spike, "value": 0.6, "outlier": False, "held": True}).held  # a stuck repeat
+True
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class ObservationResult:
     updated: bool  # whether an update of the weights ran at this step
     update_count: int  # the model's updates so far
     outlier: bool = False  # far outside its interval: the model learned from it at the interval's bound
+    held: bool = False  # a stuck value's repeat, held back as missing: neither learned from nor scored
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ObservationResult:
@@ -68,6 +71,7 @@ class ObservationResult:
             updated=bool(data.get("updated", False)),
             update_count=data["update_count"],
             outlier=bool(data.get("outlier", False)),
+            held=bool(data.get("held", False)),
         )
 
 

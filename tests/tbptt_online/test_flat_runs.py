@@ -101,6 +101,7 @@ def test_a_stuck_run_is_served_and_learned_exactly_as_the_same_values_sent_missi
         r = f.observe("s", v)
         q = g.observe("s", None if i in held else v)
         assert r.value == v  # reported as sent
+        assert r.held == (i in held) and not q.held  # ... and marked where it was held
         assert (r.forecast_made, r.forecast_next, r.outlier, r.step) == (q.forecast_made, q.forecast_next, q.outlier,
                                                                          q.step)  # fmt: skip
         if i == 239:
@@ -191,11 +192,22 @@ def test_flat_improbable_none_turns_the_rule_off():
         config_for(flat_improbable=1.5)
 
 
+def test_observe_many_marks_the_held_values_of_each_series_in_its_results():
+    values, held = stuck_stream()
+    f = Forecaster(config_for())
+    # two series in one call: each tick's columns carry the flags (TickLists.held), row by row
+    results = f.observe_many([(name, v) for v in values for name in ("s", "t")])
+    assert [r.held for r in results] == [i // 2 in held for i in range(2 * len(values))]
+    tick, row = results.locate(2 * 210)
+    assert tick.lists().held[row] and tick.lists().values[row] == 21.37
+
+
 def test_a_stuck_feature_of_a_two_feature_series_is_held_alone():
     values, held = stuck_stream()
     f = Forecaster(config_for(n_features=2))
     for i, v in enumerate(values):
-        f.observe("s", [v, 10.0 + i % 7])
+        r = f.observe("s", [v, 10.0 + i % 7])
+        assert r.held == (i in held)  # (any feature held: the value is marked)
     g = Forecaster(config_for(n_features=2))
     for i, v in enumerate(values):
         g.observe("s", [None if i in held else v, 10.0 + i % 7])

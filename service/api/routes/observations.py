@@ -53,6 +53,7 @@ def step_result_out(result: StepResult, timestamp: float | None) -> dict:
         "updated": result.updated,
         "update_count": result.update_count,
         "outlier": result.outlier,
+        "held": result.held,
     }
 
 
@@ -73,7 +74,7 @@ def results_out(outcome: ObserveOutcome, observations: list[Observation]) -> lis
     names, steps, updated, values = c.names, c.steps, c.updated, c.values
     made_mean, made_lower, made_upper = c.made_mean, c.made_lower, c.made_upper
     next_mean, next_lower, next_upper, update_count = c.next_mean, c.next_lower, c.next_upper, c.update_count
-    flags = c.outlier
+    flags, held = c.outlier, c.held
     return [
         {
             "series": names[i],
@@ -85,6 +86,7 @@ def results_out(outcome: ObserveOutcome, observations: list[Observation]) -> lis
             "updated": updated[i],
             "update_count": update_count,
             "outlier": flags[i],
+            "held": held[i],
         }
         if type(i) is int
         else step_result_out(i, obs.timestamp)
@@ -108,6 +110,7 @@ def _row_out(tick: TickColumns, i: int, timestamp: float | None) -> dict[str, An
         "updated": c.updated[i],
         "update_count": c.update_count,
         "outlier": c.outlier[i],
+        "held": c.held[i],
     }
 
 

@@ -34,6 +34,11 @@ class RecentPointOut(BaseModel):
     outlier: bool = Field(
         default=False, description="The model learned from the value at its interval's bound (a spike to it)."
     )
+    held: bool = Field(
+        default=False,
+        description="A stuck value's repeat, held back as missing: neither learned from nor scored "
+        "(`flat_improbable`).",
+    )
 
 
 class RecentOut(BaseModel):
@@ -70,6 +75,7 @@ async def get_recent(
                             "upper": p.forecast_made.upper,
                         },
                         "outlier": p.outlier,
+                        "held": p.held,
                     }
                     for p in points
                 ],

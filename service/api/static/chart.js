@@ -178,14 +178,17 @@ class ForecastChart {
       // a value flagged far outside its interval (an outlier: a glitch learned from at its interval's bound, or one
       // taken as it came that lay far past it) is ringed
       const past = p.y !== within(p.y); // (an outlier beyond the axis)
-      const cls = p.outlier ? (past ? "observed-dot outlier past-axis" : "observed-dot outlier") : "observed-dot";
+      // a stuck value's repeat held back as missing (not learned from, not scored) is hollow and grey
+      const cls = p.outlier ? (past ? "observed-dot outlier past-axis" : "observed-dot outlier")
+        : p.held ? "observed-dot held" : "observed-dot";
       const dot = svgElement("circle", { cx: sx(p.x), cy: sy(within(p.y)), r: p.outlier ? 2 * radius + 1 : radius,
                                          class: cls, "data-step": p.x, "data-value": p.y }, dots);
       const time = timeOf(p.x);
       const iso = isoTime(time);
       const when = iso === null ? "" : ` (${iso.replace(".000Z", "Z")})`;
       const beyond = past ? ", drawn at the axis' edge" : "";
-      const note = p.outlier ? ` (an outlier: far outside its interval${beyond})` : "";
+      const note = p.outlier ? ` (an outlier: far outside its interval${beyond})`
+        : p.held ? " (held back: a stuck value's repeat, neither learned from nor scored)" : "";
       svgElement("title", {}, dot).textContent = `step ${p.x}${when}: ${formatNumber(p.y)}${note}`;
     }
     const last = data.observed[data.observed.length - 1];

@@ -295,7 +295,8 @@ function stepClock(observations) {
 }
 
 function renderForecast(forecast, recent) {
-  const observed = recent.observations.map((o) => ({ x: o.step, y: pick(o.value), outlier: o.outlier === true }));
+  const observed = recent.observations.map((o) => ({ x: o.step, y: pick(o.value), outlier: o.outlier === true,
+    held: o.held === true }));
   const made = recent.observations.map((o) => ({ x: o.step, mean: pick(o.forecast_made.mean),
     lower: pick(o.forecast_made.lower), upper: pick(o.forecast_made.upper) }));
   const ahead = forecast.forecast.map((f) => ({ x: forecast.step + f.step, mean: pick(f.mean),

@@ -178,6 +178,15 @@ def test_a_posted_observation_appears_on_the_chart_with_no_console_errors(
         spike_dot = page.locator('#chart circle.observed-dot.outlier.past-axis[data-step="62"]')
         assert spike_dot.get_attribute("data-value") == "-5000"
         assert "drawn at the axis' edge" in spike_dot.locator("title").text_content()
+        with Client(server.url) as client:  # a stuck reading: its repeats past the improbable run are held back,
+            # hollow and grey on the chart (flat_runs.py), as their results and the stats say
+            stuck = client.observe_many("default", [("sensor-1", 22.5, T0 + 60 * (62 + i)) for i in range(20)])
+            held = [r.step for r in stuck if r.held]
+            assert held and client.series_stats("default", "sensor-1").held == len(held)
+        page.wait_for_selector(f'#chart circle.observed-dot.held[data-step="{held[-1]}"]', timeout=15_000)
+        dots = page.locator("#chart circle.observed-dot.held")
+        assert [int(step) for step in dots.evaluate_all("ds => ds.map((d) => d.dataset.step)")] == held
+        assert "held back: a stuck value's repeat" in dots.first.locator("title").text_content()
         page.wait_for_timeout(600)  # one more poll: nothing may fail while the page keeps refreshing
         screenshot = artifact_path(tmp_path)
         page.screenshot(path=str(screenshot), full_page=True)

@@ -42,6 +42,22 @@ def test_the_outlier_flags_of_marks_and_keyed_answers_survive_a_checkpoint():
     assert back.marks["a"].result.outlier and not back.marks["b"].result.outlier
 
 
+def test_the_held_flags_of_marks_and_keyed_answers_survive_a_checkpoint():
+    f = Forecaster(ForecasterConfig(hidden_size=4))
+    values = [round(10.0 + (i % 12) / 4 + 0.01 * (i % 7), 2) for i in range(60)] + [12.34] * 25
+    f.observe_many([(s, v) for v in values[:-1] for s in ("a", "b")])
+    results = list(f.observe_many([("a", values[-1]), ("b", 7.0)]))
+    assert [(r.held, r.outlier) for r in results] == [(True, False), (False, False)]
+    marks = {r.series: SeriesMark(100.0 + i, r.value, r) for i, r in enumerate(results)}
+    key = ("key-1", KeyedAnswer("digest", tuple(results), (0, 1), results[-1].update_count))
+    state = ModelState("m", 3, f.state_dict(), marks, (key,))
+    plain = to_plain(state)
+    assert plain["marks"]["held"] == [True, False] and "outlier" not in plain["marks"]  # (a column where one is set)
+    back = from_plain(plain)
+    assert back.marks == state.marks and back.keys == state.keys
+    assert back.marks["a"].result.held and not back.marks["b"].result.held
+
+
 def test_a_checkpoint_from_before_the_flags_reads_them_as_false():
     plain = to_plain(state_with_a_spike())
     del plain["marks"]["outlier"], plain["keys"]["outlier"]
@@ -55,6 +71,9 @@ def test_malformed_flags_are_refused_naming_the_column(flags):
     plain = to_plain(state_with_a_spike())
     plain["marks"]["outlier"] = flags
     with pytest.raises(ValueError, match=r"marks\.outlier is invalid: must be a list of 2 booleans"):
+        from_plain(plain)
+    plain["marks"]["outlier"], plain["marks"]["held"] = [True, False], flags
+    with pytest.raises(ValueError, match=r"marks\.held is invalid: must be a list of 2 booleans"):
         from_plain(plain)
 
 

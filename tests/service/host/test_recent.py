@@ -35,7 +35,7 @@ async def test_recent_gives_each_value_with_the_forecast_made_for_it(client_for)
     body = response.json()
     assert (body["model"], body["series"]) == ("default", "a")
     expected = [
-        {k: r[k] for k in ("step", "timestamp", "value", "forecast_made", "outlier")}
+        {k: r[k] for k in ("step", "timestamp", "value", "forecast_made", "outlier", "held")}
         for r in results
         if r["series"] == "a"
     ]
@@ -116,6 +116,24 @@ async def test_recent_marks_the_values_taken_as_outliers(client_for, features) -
         points = (await client.get("/v1/models/default/series/s/recent", params={"limit": 41})).json()
     assert spike[0]["outlier"] is True and spike[1]["outlier"] is False
     assert [p["outlier"] for p in points["observations"]] == [False] * 40 + [True]
+
+
+@pytest.mark.parametrize("features", [1, 2])
+async def test_recent_marks_the_values_held_back_as_a_stuck_reading(client_for, features) -> None:
+    """A stuck reading after 60 values: its points say ``held`` where its results did (one feature and several:
+    the rings' two row layouts; a held value is no outlier)."""
+    model = {**SMALL_MODEL, "n_features": features}
+    values = [round(10.0 + (i % 12) / 4 + 0.01 * (i % 7), 2) for i in range(60)] + [12.34] * 25
+
+    def value(v: float) -> float | list[float]:
+        return v if features == 1 else [v, 2.0 * v]
+
+    async with client_for(default_model=model) as client:
+        results = await post(client, [{"series": "s", "value": value(v)} for v in values])
+        points = (await client.get("/v1/models/default/series/s/recent", params={"limit": 85})).json()
+    flags = [(p["held"], p["outlier"]) for p in points["observations"]]
+    assert flags == [(r["held"], r["outlier"]) for r in results]
+    assert any(held for held, _ in flags) and not any(held and outlier for held, outlier in flags)
 
 
 def test_saved_rings_restore_every_series_read_as_before_wrapped_or_not() -> None:

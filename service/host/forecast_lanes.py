@@ -35,11 +35,14 @@ tbptt_service.errors.NotReady: the service is stopping; retry shortly
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from tbptt_online import Forecast, ForecasterView
 from tbptt_online.view import ForecastRequest
-from tbptt_service.errors import NotReady
+from tbptt_service.errors import NotFound, NotReady
 from tbptt_service.host.forecast_runner import ForecastRunner
+
+Refusal = Callable[[], str | None]  # why a model takes no more requests, None while it takes them
 
 
 class ForecastLanes:
@@ -58,10 +61,16 @@ class ForecastLanes:
         with self._lock:
             return sorted(self._lanes)
 
-    def _lane(self, model: str) -> ForecastRunner:
+    def _lane(self, model: str, refused: Refusal | None) -> ForecastRunner:
         with self._lock:
             if self._closed:
                 raise NotReady("the service is stopping; retry shortly")
+            # checked under the lock that ``retire`` pops under: a model deleted after its route found it is
+            # refused here, or its lane is made before ``retire`` and popped by it (a review, session 57: a lane
+            # made after ``retire`` had a thread nothing ended)
+            why = None if refused is None else refused()
+            if why is not None:
+                raise NotFound(why)
             lane = self._lanes.get(model)
             if lane is None:
                 lane = self._lanes[model] = ForecastRunner(self.max_drain, name=f"forecasts {model}")
@@ -69,16 +78,23 @@ class ForecastLanes:
             return lane
 
     async def forecast(
-        self, model: str, view: ForecasterView, series: str, horizon: int, level: float | None = None
+        self,
+        model: str,
+        view: ForecasterView,
+        series: str,
+        horizon: int,
+        level: float | None = None,
+        refused: Refusal | None = None,
     ) -> Forecast:
-        """``view.forecast(series, horizon, level)`` on ``model``'s lane (``ForecastRunner.forecast``)."""
-        return await self._lane(model).forecast(view, series, horizon, level)
+        """``view.forecast(series, horizon, level)`` on ``model``'s lane (``ForecastRunner.forecast``);
+        404 with ``refused()``'s reason where it gives one (the model's: ``ModelWorker.refused``)."""
+        return await self._lane(model, refused).forecast(view, series, horizon, level)
 
     async def forecast_many(
-        self, model: str, view: ForecasterView, requests: list[ForecastRequest]
+        self, model: str, view: ForecasterView, requests: list[ForecastRequest], refused: Refusal | None = None
     ) -> list[Forecast | ValueError]:
         """``view.forecast_many(requests)`` on ``model``'s lane, as one computation (a page of forecasts)."""
-        return await self._lane(model).run(view.forecast_many, requests)
+        return await self._lane(model, refused).run(view.forecast_many, requests)
 
     def retire(self, model: str) -> None:
         """Stop ``model``'s lane, if it has one: a deleted model's (a model made again under the name gets

@@ -243,6 +243,10 @@ class ModelWorker(LongBatches, KeyedRequests):
             self._closed = closing
             self._queue.put(job)
 
+    def refused(self) -> str | None:
+        """Why the model takes no more requests (``gone``), None while it takes them."""
+        return self.gone() if self._closed else None
+
     def gone(self) -> str:
         """Why the model takes no more requests: its deletion is queued (the requests before it are
         still applied; until session 35 a request then read "unknown (it was deleted or the service is

@@ -63,7 +63,9 @@ async def list_forecasts(
     listed, after = page(names, offset, limit)
     started = time.perf_counter()
     requests = [(name, horizon, level) for name in listed]
-    answers = await request.app.state.forecasts.forecast_many(worker.name, snapshot.view, requests)
+    answers = await request.app.state.forecasts.forecast_many(
+        worker.name, snapshot.view, requests, refused=worker.refused
+    )
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)
     forecasts = []
     for name, answer in zip(listed, answers, strict=True):

@@ -95,7 +95,9 @@ async def forecast_response(
         raise NotFound(f"series {series!r} is unknown in model {worker.name!r}")
     started = time.perf_counter()
     try:
-        forecast = await request.app.state.forecasts.forecast(worker.name, snapshot.view, series, horizon, level)
+        forecast = await request.app.state.forecasts.forecast(
+            worker.name, snapshot.view, series, horizon, level, refused=worker.refused
+        )
     except ValueError as error:  # the library's refusal of this request alone (the others of its batch are answered)
         raise Unprocessable(str(error)) from None
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)

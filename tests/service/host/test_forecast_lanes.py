@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
-from tbptt_service.errors import NotReady
+from tbptt_service.errors import NotFound, NotReady
 from tbptt_service.host.forecast_lanes import ForecastLanes
 
 SLOW_S = 1.0
@@ -90,3 +90,22 @@ def test_after_stop_every_lane_is_ended_and_a_forecast_is_refused_with_503() -> 
     assert not lane_threads[0].is_alive() and lanes.names() == []
     with pytest.raises(NotReady, match="stopping"):
         asyncio.run(lanes.forecast("m", _View(0.0), "s", 1))
+
+
+def test_a_model_deleted_after_its_route_found_it_makes_no_lane() -> None:
+    # a review (session 57): a forecast whose route found the model before a DELETE reached the lanes after
+    # ``retire`` and started a lane thread that nothing ended; the model's refusal is checked under the lanes' lock
+    lanes = ForecastLanes()
+    why = {"reason": None}
+    try:
+        asyncio.run(lanes.forecast("m", _View(0.0), "s", 1, refused=lambda: why["reason"]))  # taking requests
+        lanes.retire("m")
+        why["reason"] = "model 'm' is being deleted (its DELETE waits for the requests queued before it)"
+        with pytest.raises(NotFound, match="is being deleted"):
+            asyncio.run(lanes.forecast("m", _View(0.0), "s", 1, refused=lambda: why["reason"]))
+        with pytest.raises(NotFound, match="is being deleted"):
+            asyncio.run(lanes.forecast_many("m", _View(0.0), [("s", 1, None)], refused=lambda: why["reason"]))
+        assert lanes.names() == []
+    finally:
+        lanes.stop()
+    assert not [t for t in threading.enumerate() if t.name == "forecasts m" and t.is_alive()]

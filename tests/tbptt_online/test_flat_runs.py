@@ -1,7 +1,7 @@
 """A stuck value's repeats are held back as missing (flat_runs.hold_flat_runs): the rule's counts by hand, a held
 run served exactly as the same values sent missing, a second stuck run held too, a run held at most FLAT_HOLD_MAX,
 the rule off with flat_improbable=None, legitimately repeating data left alone, format 25's states, the counts'
-checks."""
+checks, the held values marked in results, a state saved inside a held run, the network alone (hybrid=False)."""
 
 from __future__ import annotations
 
@@ -231,3 +231,28 @@ def test_the_state_check_refuses_flat_counts_that_are_not_counts(name, value, me
     state["store"]["tensors"]["stats"][0, STAT[name], 0] = value
     with pytest.raises(ValueError, match=message):
         check_state(state)
+
+
+def test_a_state_saved_inside_a_held_run_goes_on_to_the_bit_as_the_one_never_saved():
+    # a review (session 57) checked this by hand; the held run's counts live in the series' statistics
+    values, held = stuck_stream()
+    f = Forecaster(config_for())
+    f.observe_many([("s", v) for v in values[:220]])  # 14 of the run's 34 held values seen
+    assert f.series_stats("s").held == 14
+    g = Forecaster.from_state_dict(f.state_dict())
+    rest = [(r.forecast_made, r.forecast_next, r.held) for r in f.observe_many([("s", v) for v in values[220:]])]
+    again = [(r.forecast_made, r.forecast_next, r.held) for r in g.observe_many([("s", v) for v in values[220:]])]
+    assert again == rest and sum(h for *_, h in rest) == len(held) - 14
+    assert torch.equal(f.store.tensors["stats"][0], g.store.tensors["stats"][0])  # (row 0: the series')
+    assert f.store.tensors["stats"][0, FLAT:, 0].tolist() == [0.0, 5.0, 5.0, 265.0, 34.0]
+
+
+@pytest.mark.parametrize("mode", ["stateful", "stateless"])
+def test_the_network_alone_holds_a_stuck_run_too(mode):
+    # hybrid=False: the rule runs before anything of the tick reads the value, whatever the model
+    values, held = stuck_stream()
+    f, g = Forecaster(config_for(hybrid=False, mode=mode)), Forecaster(config_for(hybrid=False, mode=mode))
+    mine = f.observe_many([("s", v) for v in values])
+    twin = g.observe_many([("s", None if i in held else v) for i, v in enumerate(values)])
+    assert [i for i, r in enumerate(mine) if r.held] == held
+    assert [(r.forecast_made, r.forecast_next) for r in mine] == [(r.forecast_made, r.forecast_next) for r in twin]

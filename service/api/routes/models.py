@@ -8,7 +8,7 @@ import math
 from fastapi import APIRouter, Request, Response, status
 
 from tbptt_online import ForecasterConfig, TruncationReport
-from tbptt_service.api.config_schema import type_problem
+from tbptt_service.api.config_schema import json_quoted_problem, type_problem
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from tbptt_service.api.schemas import (
     ERROR_RESPONSES,
@@ -61,7 +61,7 @@ async def create_model(body: ModelCreate, registry: RegistryDep, response: Respo
     try:
         config = ForecasterConfig.from_dict(body.config)
     except (ValueError, TypeError) as error:
-        raise Unprocessable(f"config: {error}") from None
+        raise Unprocessable(f"config: {json_quoted_problem(body.config, str(error))}") from None
     worker = await registry.create(body.name, config)
     response.headers["Location"] = f"/v1/models/{worker.name}"
     return model_info(worker)

@@ -42,3 +42,22 @@ async def test_a_nan_in_a_config_is_told_json_has_none_not_to_send_null(client_f
         "malformed JSON body at character 31: NaN is not JSON (JSON has no NaN or infinities): an observation's "
         "missing value is null"
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "detail"),
+    [
+        ({"season_length": "weekly"}, 'season_length="weekly" is invalid: must be "auto", null, an integer or a list'),
+        ({"season_length": [24, "x"]}, 'season_length="x" is invalid: must be an integer'),
+        ({"cell": "xyz"}, 'cell="xyz" is invalid: must be one of gru, lstm, rnn'),
+        ({"k2": "auto"}, 'k2="auto" is invalid: must be an integer in [1, 100000] or "adaptive"'),
+        ({"hidden_size": 0}, "hidden_size=0 is invalid: must be an integer in [1, 4096]"),
+    ],
+)
+async def test_a_config_value_the_library_refuses_is_quoted_as_json(client_for, config, detail) -> None:
+    # a hostile test (session 57): a value of the right JSON type refused by the library read as Python quotes it
+    # ('weekly' beside "auto")
+    async with client_for() as client:
+        response = await client.post("/v1/models", json={"name": "m", "config": config})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(f"config: {detail}"), response.json()["detail"]

@@ -299,14 +299,18 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def format_report(report: FeedReport, model: str) -> str:
     """The prequential error table: model vs naive per series, and the geometric mean of their ratios;
-    the values each series' model flagged as outliers (far outside their interval)."""
+    the values each series' model flagged as outliers (far outside their interval), and, where any series has
+    some, the values held back as a stuck reading's repeats (``held``)."""
+    held = any(s.held for s in report.stats)
     header = ("series", "count", "MAE", "naive MAE", "MAE/naive", "RMSE", "naive RMSE", "coverage", "outliers")
-    lines = [header]
+    lines = [header + ("held",) * held]
     for s in report.stats:
         coverage = "-" if s.coverage is None else f"{s.coverage:.1%} (target {s.interval_level:.0%})"
         errors = (s.mae, s.naive_mae, s.relative_mae, s.rmse, s.naive_rmse)
         outliers = "-" if s.outliers is None else str(s.outliers)
-        lines.append((s.series, str(s.count), *(_number(e) for e in errors), coverage, outliers))
+        lines.append(
+            (s.series, str(s.count), *(_number(e) for e in errors), coverage, outliers) + (str(s.held),) * held
+        )
     scored = [s for s in report.stats if s.mae is not None and s.naive_mae and s.count > 0]
     if len(scored) > 1:
         # the series' ratios' geometric mean, in no one's units: a count-weighted MAE pooled series of 1e-3
@@ -317,7 +321,7 @@ def format_report(report: FeedReport, model: str) -> str:
         exact = len(scored) - len(ratios)
         mean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else 0.0
         label = "all (geometric mean)" if not exact else f"all (geometric mean; {exact} exact)"
-        lines.append((label, str(total), "-", "-", _number(mean), "", "", "", ""))
+        lines.append((label, str(total), "-", "-", _number(mean), "", "", "", "") + ("",) * held)
     return "\n".join([_summary(report, model), *format_table(lines)])
 
 

@@ -490,6 +490,12 @@ def test_the_report_lists_each_series_errors_coverage_and_outliers() -> None:
     exact = SeriesStats("flat", mae=0.0, rmse=0.0, naive_mae=1.0, naive_rmse=1.0, coverage=None, **common)
     last = format_report(FeedReport(series=["web-1", "db-1", "flat"], stats=[*stats, exact]), "m").splitlines()[-1]
     assert last.split() == ["all", "(geometric", "mean;", "1", "exact)", "1512", "-", "-", "0.6325"]
+    # a stuck reading's repeats held back (flat_runs.py): a held column, where any series has some
+    stuck = SeriesStats("stuck", mae=1.0, rmse=1.0, naive_mae=2.0, naive_rmse=2.0, coverage=0.9, outliers=0, held=34,
+                        **common)  # fmt: skip
+    table = format_report(FeedReport(series=["web-1", "stuck"], stats=[stats[0], stuck]), "m").splitlines()[-4:]
+    assert table[0].split()[-2:] == ["outliers", "held"]
+    assert table[1].split()[-2:] == ["3", "0"] and table[2].split()[-2:] == ["0", "34"]
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,11 @@ RUN pip install ".${EXTRAS}"
 ENV NUMBA_CACHE_DIR=/app/.numba-cache
 RUN python -c "from tbptt_online.warm import warm_kernels; warm_kernels()"
 
+# /shared: the cluster profile's checkpoints volume (docker-compose.yml); a named volume mounted where the image has
+# no directory is made root's, and the shards, running as tbptt, could not write their checkpoints there
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tbptt \
-    && mkdir -p /var/lib/tbptt-online \
-    && chown tbptt:tbptt /var/lib/tbptt-online \
+    && mkdir -p /var/lib/tbptt-online /shared \
+    && chown tbptt:tbptt /var/lib/tbptt-online /shared \
     && chown -R tbptt:tbptt /app/.numba-cache
 USER tbptt
 

@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         True,
         description="Hold state_dir/lock: one process per state directory. A cluster's shards do not: with a "
         "PostgreSQL log a shard's owner and its warm standby share the directory, and the log's epochs fence an "
-        "older writer. Ignored (always held) with the SQLite log.",
+        "older writer. Read by a cluster's shards only: `serve` of one process always holds it.",
     )
     log_stream: str = Field(
         "default",
@@ -187,6 +187,15 @@ class Settings(BaseSettings):
         3, ge=1, le=1000, description="Checkpoint files kept (the log is kept from the oldest one on)."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log verbosity.")
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _named_state_dir(cls, value: Any) -> Any:
+        # not empty: Path("") is the working directory, and an env file's TBPTT_STATE_DIR= put the state wherever the
+        # server was started (an operator's hostile test, session 58)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a directory, not be empty (an empty one is the working directory)")
+        return value
 
     @field_validator("api_key")
     @classmethod

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from tbptt_online import allocator
 from tbptt_service.cli.advise import add_advise_command
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
 from tbptt_service.cli.models import add_models_command
@@ -155,6 +156,10 @@ def serve(args: argparse.Namespace) -> int:
     unknown = unknown_variables(os.environ)
     if unknown:  # fix: a misspelt setting was ignored, the server started on the default it meant to change
         print(f"tbptt-online serve: error: unknown setting {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    switch = os.environ.get(allocator.SWITCH)
+    if switch is not None and switch not in ("0", "1"):  # the library reads "1" alone: "true" did nothing, unsaid
+        print(f"tbptt-online serve: error: {allocator.SWITCH} = {switch!r}: must be 1 (on) or 0 (off)", file=sys.stderr)
         return 2
     try:  # fix: a bad setting (TBPTT_MAX_BODY_BYTES=abc, --port 99999, TBPTT_DEFAULT_MODEL='{bad') was a traceback
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})

@@ -43,3 +43,20 @@ def test_the_front_serves_the_cluster_with_the_shared_log_and_checkpoints() -> N
     assert (args.ray, args.shards, args.state_dir) == ("auto", 4, "/shared/checkpoints")
     assert args.log_url == "postgresql://tbptt:secret@postgres:5432/tbptt"
     assert all("tbptt-shared:/shared" in services()[name]["volumes"] for name in ("ray-head", "ray-worker", "front"))
+
+
+def test_every_volume_the_cluster_writes_is_a_directory_the_image_gives_its_user() -> None:
+    # an operator's hostile test (session 58, by reading): the image made no /shared, so Docker would make the named
+    # volume root's and the shards, running as tbptt, could not write their checkpoints in it
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    user = next(line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER "))
+    run = next(line for line in dockerfile.splitlines() if line.startswith("RUN useradd"))
+    made = {path for part in run.split("&&") if "mkdir" in part for path in part.split() if path.startswith("/")}
+    owned = {
+        path for part in run.split("&&") if f"chown {user}:{user}" in part for path in part.split() if path[0] == "/"
+    }
+    for name in ("ray-head", "ray-worker", "front"):
+        for volume in services()[name]["volumes"]:
+            target = volume.split(":")[1]
+            if not volume.startswith("/"):  # (a named volume: its first mount copies the image's directory)
+                assert target in made and target in owned, (name, volume)

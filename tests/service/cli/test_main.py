@@ -74,6 +74,22 @@ def test_a_bad_setting_is_a_one_line_error_naming_it(monkeypatch, tmp_path, caps
     assert err.startswith(f"tbptt-online serve: error: {message}") and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        # an operator's hostile test (session 58): the state went into the working directory
+        ("TBPTT_STATE_DIR", "", "TBPTT_STATE_DIR (--state-dir) = '': must name a directory, not be empty"),
+        # ... and the library's switch read "1" alone: "true" or "2" did nothing, without a word
+        ("TBPTT_KEEP_FREED_MEMORY", "true", "TBPTT_KEEP_FREED_MEMORY = 'true': must be 1 (on) or 0 (off)"),
+    ],
+)
+def test_an_empty_state_dir_or_an_unread_switch_is_refused_naming_it(monkeypatch, capsys, name, value, message):
+    monkeypatch.setenv(name, value)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tbptt-online serve: error: {message}") and err.count("\n") == 1, err
+
+
 def test_the_librarys_own_variable_is_no_unknown_setting(monkeypatch) -> None:
     # an audit (session 39): README's settings table lists TBPTT_KEEP_FREED_MEMORY, and serve exited 2 on it
     monkeypatch.setenv("TBPTT_KEEP_FREED_MEMORY", "1")

@@ -45,3 +45,21 @@ def test_a_second_server_on_the_same_state_directory_exits_with_the_reason_befor
     assert "Uvicorn running" not in text  # it never bound its port
     assert not listening(port)
     assert listening(first.port)  # the first one goes on
+
+
+def test_a_lock_file_deleted_under_its_holder_still_keeps_a_second_owner_out(tmp_path) -> None:
+    # an operator's hostile test (session 58): `rm state/lock` under a running server (a stale-lock clean-up) let a
+    # second one start, both acknowledged writes, and recovery interleaved the two histories; the directory's own
+    # lock stays held
+    from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
+
+    first = StateDirectoryLock(tmp_path).acquire()
+    try:
+        (tmp_path / "lock").unlink()
+        with pytest.raises(StateDirectoryInUse, match=r"is in use by another process \(pid unknown\)"):
+            StateDirectoryLock(tmp_path).acquire()
+    finally:
+        first.release()
+    again = StateDirectoryLock(tmp_path).acquire()  # released: the next owner takes it
+    assert again.held and (tmp_path / "lock").read_text() == f"{os.getpid()}\n"
+    again.release()

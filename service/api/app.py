@@ -46,7 +46,7 @@ from tbptt_service.api.cross_site import CrossSiteMiddleware
 from tbptt_service.api.error_responses import install_error_handlers
 from tbptt_service.api.openapi_security import declare_bearer_security
 from tbptt_service.api.routes import add_routes
-from tbptt_service.host.durability import Durability
+from tbptt_service.host.durability import Durability, StateDirectoryInUse, log_name
 from tbptt_service.host.forecast_lanes import ForecastLanes
 from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.registry import ForecasterFactory, ModelRegistry
@@ -82,7 +82,7 @@ def create_app(
     settings = settings if settings is not None else Settings()
     metrics = ServiceMetrics()
     durable = journal is None and restore is None and settings.durable
-    durability = Durability(settings, state_lock) if durable else None
+    durability = Durability(settings, state_lock, metrics) if durable else None
     load_state: Restore = durability.restore if durability is not None else restore or create_default_model
 
     async def load(app: FastAPI, registry: ModelRegistry) -> None:
@@ -103,8 +103,18 @@ def create_app(
     @asynccontextmanager
     async def serving(app: FastAPI) -> AsyncIterator[None]:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        opened = True
         if durability is not None:
-            await asyncio.to_thread(durability.open)
+            try:
+                await asyncio.to_thread(durability.open)
+            except StateDirectoryInUse:  # another process owns the directory: this one must not start
+                raise
+            except Exception as error:  # a damaged log file, a log database unreachable: /readyz says why (503), as
+                # for a state that cannot be confirmed; it was a traceback and exit 3 at start (an operator's test,
+                # session 58), a restart loop under compose's restart policy
+                logger.exception("opening the event log failed")
+                app.state.load_error = f"opening the event log {log_name(settings)} failed: {error}"
+                opened = False
         registry = ModelRegistry(
             settings,
             journal=(durability.journal if durability is not None else journal) or NullJournal(),
@@ -113,7 +123,7 @@ def create_app(
         )
         app.state.registry = registry
         app.state.forecasts = ForecastLanes()  # a forecast thread per model, made on its first forecast
-        app.state.loading = asyncio.create_task(load(app, registry))
+        app.state.loading = asyncio.create_task(load(app, registry) if opened else asyncio.sleep(0))
         try:
             yield
         finally:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.model_state import ModelState, to_plain
 from tbptt_service.host.model_worker import ModelWorker
 from tbptt_service.host.rebuild import CHECKPOINT_FORMAT
@@ -76,8 +77,10 @@ class Checkpointer:
         interval_s: float = 60.0,
         every_observations: int = 100_000,
         torch_threads: int = DEFAULT_TORCH_THREADS,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.log = log
+        self.metrics = metrics  # counts the checkpoints that failed, times the last one written
         self.torch_threads = torch_threads  # the count the models compute with: recoveries from it use it
         self.store = store
         self.interval_s = interval_s
@@ -128,6 +131,8 @@ class Checkpointer:
                 return
             except Exception:  # the log still holds everything: report it and try again next time
                 logger.exception("writing a checkpoint failed; the event log keeps every record")
+                if self.metrics is not None:
+                    self.metrics.record_checkpoint(written=False)
 
     async def checkpoint(self, registry: ModelRegistry) -> int | None:
         """Write a checkpoint now unless nothing was logged since the last; its seq, or None.
@@ -184,6 +189,8 @@ class Checkpointer:
         }
         path = self.store.write(seq, state)
         self.last_seq = seq
+        if self.metrics is not None:
+            self.metrics.record_checkpoint(written=True)
         # A full log is pruned through this checkpoint (the older ones kept can no longer be recovered
         # from, the records after them gone): room for the writes it refused.
         oldest = seq if getattr(self.log, "full", False) else self.store.oldest_kept_seq()

@@ -34,6 +34,7 @@ import logging
 import torch
 
 from tbptt_service.host.checkpointer import Checkpointer
+from tbptt_service.host.metrics import ServiceMetrics
 from tbptt_service.host.model_state import config_differences
 from tbptt_service.host.rebuild import StateRebuild
 from tbptt_service.host.registry import ModelRegistry
@@ -66,9 +67,21 @@ def open_log(settings: Settings) -> LogStore:
     )
 
 
+def log_name(settings: Settings) -> str:
+    """The settings' event log as a message names it: its file, or its database (no password) and stream."""
+    if settings.log_url is not None:
+        from tbptt_service.storage.postgres_log import display_url
+
+        return f"{display_url(settings.log_url)} (stream {settings.log_stream!r})"
+    return str(settings.state_dir / LOG_NAME)
+
+
 class Durability:
-    def __init__(self, settings: Settings, lock: StateDirectoryLock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, lock: StateDirectoryLock | None = None, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics  # the checkpointer's failures and last write (ServiceMetrics.record_checkpoint)
         self.lock = lock if lock is not None else StateDirectoryLock(settings.state_dir)
         self._own_lock = lock is None  # taken by open(): given back by it when the rest fails
         self.log: LogStore | None = None
@@ -90,7 +103,12 @@ class Durability:
                 self.lock.release()
             raise
         self.checkpointer = Checkpointer(
-            self.log, self.store, s.checkpoint_interval_s, s.checkpoint_every_observations, s.torch_threads
+            self.log,
+            self.store,
+            s.checkpoint_interval_s,
+            s.checkpoint_every_observations,
+            s.torch_threads,
+            self.metrics,
         )
         self.journal = LogJournal(self.log, on_observed=self.checkpointer.note_observed)
 

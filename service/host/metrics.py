@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -67,6 +67,26 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+        # a checkpoint that failed was an ERROR line alone: /readyz stayed ready and the log was never pruned, so
+        # recovery time and disk use grew unseen (an operator's hostile test, session 58)
+        self.checkpoint_failures = Counter(
+            "tbptt_checkpoint_failures",
+            "Checkpoints that could not be written (the event log keeps every record; it is not pruned meanwhile).",
+            registry=r,
+        )
+        self.checkpoint_written = Gauge(
+            "tbptt_checkpoint_last_written_timestamp_seconds",
+            "Unix time of the last checkpoint written (0: none since start); alert where it falls far behind.",
+            registry=r,
+        )
+
+    def record_checkpoint(self, written: bool) -> None:
+        """A checkpoint written (the time now) or one that failed (counted)."""
+        if written:
+            self.checkpoint_written.set_to_current_time()
+        else:
+            self.checkpoint_failures.inc()
 
     def record_batch(self, model: str, *, requests: int, observations: int, seconds: float, updated: bool) -> None:
         self.observations.labels(model).inc(observations)

@@ -79,6 +79,7 @@ from tbptt_service.storage.journal import (
     PendingAppend,
     with_changes,
 )
+from tbptt_service.storage.log_store import FencedWriter
 from tbptt_service.storage.observation import Observation
 
 logger = logging.getLogger("tbptt_service.host.model_worker")
@@ -639,6 +640,10 @@ class ModelWorker(LongBatches, KeyedRequests):
             raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
         except LogUnavailable as error:
             logger.error("the journal of model %r cannot reach its log: %s", self.name, error)
+            raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
+        except FencedWriter as error:  # another writer owns the log stream now: no bug, a 503 naming it (it was a 500
+            # while /readyz said ready, an operator's hostile test, session 58)
+            logger.error("the journal of model %r was superseded: %s", self.name, error)
             raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
         except Exception as error:  # reported to every requester and logged, not hidden
             logger.exception("the journal failed for model %r", self.name)

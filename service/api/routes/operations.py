@@ -27,6 +27,11 @@ async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
     key = state.settings.api_key
     told = key is None or bearer_matches(request.scope, key.encode())  # the reasons need the key, when set
+    log = getattr(state.durability, "log", None)
+    superseded = getattr(log, "superseded", None)  # a PostgreSQL log's stream taken over by a newer writer
+    if state.ready and superseded is not None:  # every write is refused (503): a balancer should stop sending
+        detail = str(superseded) if told else f"this server's log stream was taken over; {_SEND_KEY}"
+        return JSONResponse({"status": "superseded", "detail": detail}, status_code=503)
     if state.ready:
         quarantined = state.registry.quarantined
         if not quarantined:

@@ -20,6 +20,7 @@ from tbptt_service.api.app import create_app
 from tbptt_service.host.durability import StateDirectoryInUse
 from tbptt_service.storage.event_log import EventLog
 from tbptt_service.storage.log_journal import observations_of
+from tbptt_service.storage.state_lock import StateDirectoryLock
 
 from ..conftest import SMALL_MODEL
 from ..state_probe import assert_same_state, crash_copy, model_state
@@ -212,6 +213,23 @@ async def test_a_state_that_cannot_be_confirmed_is_refused_not_served(make_setti
             assert (await client.get("/v1/models/default/series/a")).status_code == 503
         assert not any(p.name.endswith(".tmp") for p in (state_dir / "checkpoints").iterdir())
         assert len(list((state_dir / "checkpoints").iterdir())) == 1  # no checkpoint written on a refused state
+
+
+async def test_a_log_file_that_is_no_database_is_a_503_naming_it_not_a_failed_start(make_settings, serve) -> None:
+    # an operator's hostile test (session 58): 4 KB of random bytes as events.sqlite3 made the start fail with a
+    # traceback (exit 3; a restart loop under compose), the file unnamed; README promises a 503 with the reason
+    settings = make_settings(**NO_TIMER)
+    settings.state_dir.mkdir(parents=True)
+    log = settings.state_dir / "events.sqlite3"
+    log.write_bytes(os.urandom(4096))
+    async with serve(create_app(settings)) as client:
+        ready = await client.get("/readyz")
+        models = await client.get("/v1/models")
+    assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert ready.json()["detail"] == f"opening the event log {log} failed: file is not a database"
+    assert models.status_code == 503 and "file is not a database" in models.json()["detail"]
+    assert log.stat().st_size == 4096  # left as it was, and the directory free for the next start
+    StateDirectoryLock(settings.state_dir).acquire().release()
 
 
 async def test_readyz_is_503_while_the_state_is_recovered(make_settings, serve) -> None:

@@ -219,3 +219,46 @@ async def test_a_long_batch_that_fills_the_log_half_way_is_applied_whole_and_kep
             assert_same_state(await model_state(client), expected)
             again = await client.post(URL, json={"series": "other", "value": 1.0})
     assert again.status_code == 200, again.text
+
+
+async def test_checkpoints_that_fail_are_counted_and_the_last_written_is_timed_in_metrics(make_settings, serve) -> None:
+    # an operator's hostile test (session 58): a checkpoint that failed was an ERROR line alone (/readyz ready, the
+    # log never pruned); /metrics counts the failures and times the last checkpoint written
+    import asyncio
+    import re
+    import time
+
+    app = create_app(make_settings(checkpoint_interval_s=0.05, checkpoint_every_observations=0))
+
+    def metric(text: str, name: str) -> float:
+        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        assert found is not None, name
+        return float(found.group(1))
+
+    async with serve(app) as client:
+        store = app.state.durability.store
+        written = store.write
+
+        def refused(seq, state):
+            raise OSError(errno.EACCES, "Permission denied", str(store.directory))
+
+        store.write = refused
+        failures = 0.0
+        for value in range(100):  # each new record makes a checkpoint due; each one fails
+            assert (await client.post(URL, json={"series": "a", "value": float(value)})).status_code == 200
+            await asyncio.sleep(0.05)
+            failures = metric((await client.get("/metrics")).text, "tbptt_checkpoint_failures_total")
+            if failures >= 2:
+                break
+        assert failures >= 2
+        # (the new state's first checkpoint, of the model 'default' made at start, may have come before the patch)
+        before = metric((await client.get("/metrics")).text, "tbptt_checkpoint_last_written_timestamp_seconds")
+        store.write = written
+        started = time.time()
+        for value in range(100):
+            assert (await client.post(URL, json={"series": "a", "value": float(value)})).status_code == 200
+            await asyncio.sleep(0.05)
+            last = metric((await client.get("/metrics")).text, "tbptt_checkpoint_last_written_timestamp_seconds")
+            if last > before:
+                break
+        assert before < started and started - 1 <= last <= time.time() + 1

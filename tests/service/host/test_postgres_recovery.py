@@ -84,9 +84,15 @@ async def test_a_recovered_incarnation_fences_the_one_it_replaced(make_settings,
         new_app = create_app(settings.model_copy(update={"state_dir": tmp_path / "elsewhere"}))
         async with serve(new_app) as new:  # a new incarnation of the same stream: the old one is a zombie now
             refused = await old.post("/v1/models/default/observations", json={"series": "a", "value": 9.0})
-            assert refused.status_code == 500
+            # 503, and /readyz says so: an operator's hostile test (session 58) got 500, the "bug" class, while the
+            # zombie's /readyz said ready and a balancer kept sending to it
+            assert refused.status_code == 503
             detail = refused.json()["detail"]
             assert "superseded by epoch 2" in detail and "nothing was applied" in detail
+            ready = await old.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["status"] == "superseded"
+            assert "superseded by epoch 2" in ready.json()["detail"]
+            assert (await new.get("/readyz")).json() == {"status": "ready"}
             assert (await old.get("/v1/models/default/series/a")).json()["count"] == 3  # not applied either
             accepted = await new.post("/v1/models/default/observations", json={"series": "a", "value": 9.0})
             assert accepted.status_code == 200

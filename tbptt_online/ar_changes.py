@@ -85,16 +85,29 @@ def outgrows(ring: np.ndarray, slot: int, k: int, step: int, jump: float) -> boo
     return abs(jump) > JUMP * max(abs(before), abs(earlier))
 
 
+@compiled
+def jump_at(ring: np.ndarray, slot: int, k: int, shift_at: int, oldest: int) -> int:
+    """The step whose change is a level shift's jump (``jumped``: ``shift_at``, the step of the series' last
+    level shift, where its change is one), as ``change`` reads the ring (which holds steps ``oldest`` on); 0:
+    none (no step before the fourth is a jump). Found once per series and value by the AR experts' kernels,
+    before their changes are read: ``jumped`` reads the same values for each change of a series (a step is
+    ``shift_at`` or not), and a call to it inside ``change`` left a path by which it could raise in every
+    caller, which kept the compiler from pruning the reference counts of the arrays they are handed (two atomic
+    operations each): the experts' advance and paths took 1-4 ms less each at 10,000 series (session 58)."""
+    return shift_at if jumped(ring, slot, k, shift_at, shift_at, oldest) else 0
+
+
 @inlined
-def change(ring: np.ndarray, slot: int, k: int, step: int, shift_at: int, oldest: int) -> float:
+def change(ring: np.ndarray, slot: int, k: int, step: int, jump: int) -> float:
     """The change y_s - y_{s-1} at step ``step`` from the values ring, but where it is a level shift's jump
-    (``jumped``) the change before it: **a level shift is not a change** of the series' dynamics. Read as it
-    came, a counter's reset (about +1,000 an hour, then 0) was a change of -297,000 among changes of 1,000
-    that the ARs on changes carried on for 12 steps, to -442,527 (the path bound, 1.5 times it), while the
-    combination still weighted them 0.95 from the 300 values they had forecast best: the served mean was cut
-    to 0 where 3,903 came (a new user's, session 55). Shared by both AR experts (``expert_kernels._z``)."""
-    if step == shift_at and jumped(ring, slot, k, step, shift_at, oldest):  # (its first test here: a call is
-        step -= 1  # handed the ring, two atomic reference counts, and nearly every change is no shift's)
+    (``jump``: the step ``jump_at`` found, 0: none) the change before it: **a level shift is not a change** of
+    the series' dynamics. Read as it came, a counter's reset (about +1,000 an hour, then 0) was a change of
+    -297,000 among changes of 1,000 that the ARs on changes carried on for 12 steps, to -442,527 (the path
+    bound, 1.5 times it), while the combination still weighted them 0.95 from the 300 values they had forecast
+    best: the served mean was cut to 0 where 3,903 came (a new user's, session 55). Shared by both AR experts
+    (``expert_kernels._z``)."""
+    if jump > 0 and step == jump:
+        step -= 1
     return ring_value(ring, slot, k, step) - ring_value(ring, slot, k, step - 1)
 
 
@@ -116,24 +129,23 @@ def advance(
     observed: bool,
     scale: float,
     work: np.ndarray,
-    shift_at: int,
+    jump: int,
 ) -> None:
     """One recursive-least-squares step on the change at step ``t`` (its value just written
     to the ring ``ring`` [C, R, d] at row ``slot``), where it was ``observed`` and the
-    ORDER + 1 changes it needs are in the ring, and ``t`` is no level shift's jump (``shift_at``:
-    the step of the last one, whose jump is none to learn from and reads as the change before it,
+    ORDER + 1 changes it needs are in the ring, and ``t`` is no level shift's jump (``jump``:
+    ``jump_at``'s step, whose jump is none to learn from and reads as the change before it,
     ``change``); ``scale`` > 0 the local scale. ``theta``
     [B, d, K] and ``p`` [B, d, K, K] are updated in place at [b, k] (unchanged where the
     step is not usable or its result not finite); ``work`` [3 + K, >= K] scratch (``rls_step``)."""
     r = ring.shape[1]
-    oldest = t - r + 1
-    if not (observed and _formed(t, t, r)) or jumped(ring, slot, k, t, shift_at, oldest):
+    if not (observed and _formed(t, t, r)) or t == jump:  # (``jump`` is 0 or a step >= 4)
         return
     work[0, 0] = 1.0  # phi: the constant, then the changes c_{t-1} .. c_{t-ORDER} in units of the scale
     for i in range(1, K):
         s = t - i  # the change at step s: y_s - y_{s-1}
-        work[0, i] = _clamp(change(ring, slot, k, s, shift_at, oldest) / scale) if _formed(s, t, r) else 0.0
-    target = _clamp(change(ring, slot, k, t, shift_at, oldest) / scale)
+        work[0, i] = _clamp(change(ring, slot, k, s, jump) / scale) if _formed(s, t, r) else 0.0
+    target = _clamp(change(ring, slot, k, t, jump) / scale)
     rls_step(theta, p, b, k, work, target, FORGET, MAX_TRACE, CLAMP)
 
 
@@ -149,19 +161,20 @@ def path(
     t: int,
     scale: float,
     buffer: np.ndarray,
-    shift_at: int,
+    jump: int,
 ) -> None:
     """The forecasts ``out[b, :, at, k]`` (``out`` [B, H, E, d]) of steps t + 1 .. t + H: the
     changes rolled forward with their own predictions from the last ORDER changes (theta
     [B, d, K] at [b, k]), each within +-PATH_BOUND times the largest of those ORDER (at least
-    the drift, theta's constant); ``buffer`` [>= ORDER + H] the caller's scratch; ``shift_at`` the step of
-    the series' last level shift, whose change reads as the one before it (``change``)."""
+    the drift, theta's constant); ``buffer`` [>= ORDER + H] the caller's scratch; ``jump`` the step of
+    the series' last level shift's jump (``jump_at``, 0: none), whose change reads as the one before it
+    (``change``)."""
     r, horizon = ring.shape[1], out.shape[1]
     buffer[: ORDER + horizon] = 0.0  # the normalised changes, oldest first, then the H forecast ones
     for j in range(ORDER):
         s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
         if _formed(s, t, r):
-            buffer[j] = _clamp(change(ring, slot, k, s, shift_at, t - r + 1) / scale)
+            buffer[j] = _clamp(change(ring, slot, k, s, jump) / scale)
     # at least the drift: a flat window does not freeze a series that steps up now and then
     bound = path_bound(buffer, ORDER, abs(theta[b, k, 0]))  # of the last ORDER changes (normalised)
     total = 0.0

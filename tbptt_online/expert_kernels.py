@@ -209,13 +209,13 @@ def allowed(positive: np.ndarray, lengths: np.ndarray, scored: np.ndarray, out: 
 
 
 @compiled
-def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int, shift_at: int, oldest: int) -> float:
+def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int, jump: int) -> float:
     """z at step ``s`` from the values (steps clamped to >= 1; m = 0: the change alone), the change at
-    the series' last level shift (``shift_at``) read as the one before it (``ar_changes.change``; the
-    ring holds steps ``oldest`` on)."""
-    z = ar_changes.change(ring, slot, k, s, shift_at, oldest)
+    the series' last level shift's jump (``jump``: ``ar_changes.jump_at``, 0: none) read as the one before it
+    (``ar_changes.change``)."""
+    z = ar_changes.change(ring, slot, k, s, jump)
     if m > 0:
-        z -= ar_changes.change(ring, slot, k, s - m, shift_at, oldest)
+        z -= ar_changes.change(ring, slot, k, s - m, jump)
     return z
 
 
@@ -245,16 +245,15 @@ def _advance_ar(
     m: int,
     scale: float,
     work: np.ndarray,
-    shift_at: int,
+    jump: int,
 ) -> None:
     """One recursive-least-squares step on z_t normalised by ``scale`` (``m`` the first
     season, 0 = none: then the lags m, m + 1 are unused); theta [B, d, K], p [B, d, K, K]
     updated in place at [b, k] where the step is usable and its result finite, and ``t`` is no
-    level shift (``shift_at``, the last one's step: ``ar_changes.change``); ``work``
+    level shift's jump (``jump``, ``ar_changes.jump_at``'s step: ``ar_changes.change``); ``work``
     [3 + K, >= K] scratch (``rls_step``: the inputs phi in its row 0)."""
     r, order = ring.shape[1], AR_ORDER
-    oldest = t - r + 1
-    if not (observed and _z_formed(t, m, t, r)) or ar_changes.jumped(ring, slot, k, t, shift_at, oldest):
+    if not (observed and _z_formed(t, m, t, r)) or t == jump:  # (``jump`` is 0 or a step >= 4)
         return
     lags = _ar_lags(m)
     newest = t - 1 if m > 0 else t  # the newest input's step (lag m = 0 reads step t, unused)
@@ -266,8 +265,8 @@ def _advance_ar(
                 if m > 0:
                     return  # a seasonal AR needs all its inputs
                 continue
-            work[0, i] = _clamp(_z(ring, slot, k, s, m, shift_at, oldest) / scale)
-    target = _clamp(_z(ring, slot, k, t, m, shift_at, oldest) / scale)
+            work[0, i] = _clamp(_z(ring, slot, k, s, m, jump) / scale)
+    target = _clamp(_z(ring, slot, k, t, m, jump) / scale)
     rls_step(theta, p, b, k, work, target, AR_FORGET, AR_MAX_TRACE, AR_CLAMP)
 
 
@@ -284,7 +283,7 @@ def _ar_path(
     scale: float,
     work: np.ndarray,
     tracked: int,
-    shift_at: int,
+    jump: int,
 ) -> None:
     """The seasonal AR's forecasts ``out[b, :, AR, k]`` (``out`` [B, H, E, d]) of steps
     t + 1 .. t + H: z rolled forward with its own predictions, each within +-PATH_BOUND times
@@ -295,8 +294,9 @@ def _ar_path(
     Each z is bounded, not their sum: a 6-value series ending in a spike (N(10, 1), then 30) was
     forecast 10,092 at h = 1,000 by this member and 862 by the served combination, whose weights
     past the tracked horizons are those of the last (a review, session 42). ``work`` [2, >= m + 4 +
-    H] the caller's scratch; ``shift_at`` the step of the series' last level shift, whose change reads as
-    the one before it, in z and in last season's changes (``ar_changes.change``)."""
+    H] the caller's scratch; ``jump`` the step of the series' last level shift's jump (``ar_changes.jump_at``,
+    0: none), whose change reads as the one before it, in z and in last season's changes
+    (``ar_changes.change``)."""
     r, horizon = ring.shape[1], out.shape[1]
     depth = m + 4  # the past values the recursion reaches (lag m + 1 of z, and y_{s-m-1})
     work[:, : depth + horizon] = 0.0  # y at steps t - depth + 1 .., then the forecasts (row 0); z (row 1)
@@ -304,7 +304,7 @@ def _ar_path(
         s = t - depth + 1 + i
         work[0, i] = ring_value(ring, slot, k, s)
         if _z_formed(s, m, t, r):
-            work[1, i] = _z(ring, slot, k, s, m, shift_at, t - r + 1)
+            work[1, i] = _z(ring, slot, k, s, m, jump)
     bound = ar_changes.path_bound(work[1], depth, 0.0)  # of the window's z
     lags = _ar_lags(m)
     for n in range(depth, depth + horizon):
@@ -319,7 +319,7 @@ def _ar_path(
         if m > 0:  # last season's change (a past one as ``_z`` reads it: a level shift's, the one before it)
             back = n - m
             if back < depth:
-                work[0, n] += ar_changes.change(ring, slot, k, t - depth + 1 + back, shift_at, t - r + 1)
+                work[0, n] += ar_changes.change(ring, slot, k, t - depth + 1 + back, jump)
             else:
                 work[0, n] += work[0, back] - work[0, back - 1]
         work[1, n] = z_next
@@ -457,9 +457,10 @@ def advance(
             elif observed:  # MEDIAN_STEP local scales toward the value, never past it
                 move = MEDIAN_STEP * unit
                 median[b, k] += within(value - median[b, k], move)
-            at = shift_at[b, k]  # the series' last level shift: its change is none (``ar_changes.change``)
-            _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work, at)
-            ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work, at)
+            # the series' last level shift's jump: its change is none (``ar_changes.change``)
+            jump = ar_changes.jump_at(ring, s, k, shift_at[b, k], t - r + 1)
+            _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work, jump)
+            ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work, jump)
             levels = (arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit, arl_from)  # the long AR on the levels
             short = (ars, ars_p, ars_ref, ars_unit)  # and the short one, on the same mean
             ar_levels.advance(*levels, *short, ring, s, b, k, t, observed, shifted[b, k], unit, work)
@@ -561,16 +562,16 @@ def paths(
             for i in range(made, width):
                 out[b, i, :, k] = np.nan  # no far forecast from this step
             unit = local_scale(scale, level, b, k)
-            at = shift_at[b, k]
+            jump = ar_changes.jump_at(ring, s, k, shift_at[b, k], t - r + 1)  # (``ar_changes.change``)
             if far == 0:
-                _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work, tracked, at)
-                ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0], at)
+                _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work, tracked, jump)
+                ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0], jump)
                 ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])
                 ar_levels.path(out, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, work[0])
                 continue
             row, to = slice(b, b + 1), rolled if remembered else rolled_near  # the row's fields: its row 0
-            _ar_path(to, ar[row], ring, s, 0, k, t, m[0], unit, work, tracked, at)
-            ar_changes.path(to, AR_CHANGES, arc[row], ring, s, 0, k, t, unit, work[0], at)
+            _ar_path(to, ar[row], ring, s, 0, k, t, m[0], unit, work, tracked, jump)
+            ar_changes.path(to, AR_CHANGES, arc[row], ring, s, 0, k, t, unit, work[0], jump)
             ar_levels.path(to, AR_LEVELS, arl[row], arl_ref[row], arl_unit[row], arl_from[row], ring, s, 0, k, t,
                            work[0])  # fmt: skip
             ar_levels.path(to, AR_SHORT, ars[row], ars_ref[row], ars_unit[row], arl_from[row], ring, s, 0, k, t,

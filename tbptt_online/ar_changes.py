@@ -152,6 +152,7 @@ def advance(
 @compiled
 def path(
     out: np.ndarray,
+    row: int,
     at: int,
     theta: np.ndarray,
     ring: np.ndarray,
@@ -163,7 +164,7 @@ def path(
     buffer: np.ndarray,
     jump: int,
 ) -> None:
-    """The forecasts ``out[b, :, at, k]`` (``out`` [B, H, E, d]) of steps t + 1 .. t + H: the
+    """The forecasts ``out[row, :, at, k]`` (``out`` [B', H, E, d]) of steps t + 1 .. t + H of row ``b``: the
     changes rolled forward with their own predictions from the last ORDER changes (theta
     [B, d, K] at [b, k]), each within +-PATH_BOUND times the largest of those ORDER (at least
     the drift, theta's constant); ``buffer`` [>= ORDER + H] the caller's scratch; ``jump`` the step of
@@ -185,4 +186,4 @@ def path(
             acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
         buffer[n] = within(_clamp(theta[b, k, 0] + acc), bound)
         total += buffer[n] * scale
-        out[b, n - ORDER, at, k] = last + total
+        out[row, n - ORDER, at, k] = last + total

@@ -152,7 +152,6 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, scratch) -> None:
     values about 20, a hostile test, session 54) cancels there: an eigenvalue of -8.3 beside 6.0,
     and the model's own export refused by ``state_check`` on import for 14 values."""
     K = theta.shape[2]
-    work = scratch[1]
     g = unit0 / unit1
     if not (1.0 / MAX_RESCALE <= g <= MAX_RESCALE):
         _restart(theta, p, b, k)
@@ -170,23 +169,23 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, scratch) -> None:
         acc = 0.0
         for i in range(1, K):
             acc += p[b, k, i, j]
-        work[j] = g * (p[b, k, 0, j] + delta * acc)  # (T P)[0, j]
+        scratch[1, j] = g * (p[b, k, 0, j] + delta * acc)  # (T P)[0, j]
     corner = 0.0
     for j in range(1, K):
-        corner += work[j]
-    corner = g * (work[0] + delta * corner)  # (T P T')[0, 0]
+        corner += scratch[1, j]
+    corner = g * (scratch[1, 0] + delta * corner)  # (T P T')[0, 0]
     scale = 1.0 / (g * g)
     if not (math.isfinite(constant) and math.isfinite(corner * scale)):
         _restart(theta, p, b, k)
         return
     for j in range(K):
-        if not math.isfinite(work[j] * scale):
+        if not math.isfinite(scratch[1, j] * scale):
             _restart(theta, p, b, k)
             return
     if abs(delta) > CANCELLING_MOVE:
         scratch[3, 0] = corner * scale  # the new P's lower triangle, as it is written below
         for i in range(1, K):
-            scratch[3 + i, 0] = work[i] * scale
+            scratch[3 + i, 0] = scratch[1, i] * scale
             for j in range(1, i + 1):
                 scratch[3 + i, j] = p[b, k, i, j] * scale
         if not semidefinite(scratch, K):
@@ -198,8 +197,8 @@ def reexpress(theta, p, b, k, ref0, unit0, ref1, unit1, scratch) -> None:
     # export refused on import for 30 values
     p[b, k, 0, 0] = max(corner * scale, 0.0)
     for j in range(1, K):  # (T P T')[0, j] = (T P)[0, j] for j >= 1 (T's column j >= 1 below row 0 is e_j)
-        p[b, k, 0, j] = work[j] * scale
-        p[b, k, j, 0] = work[j] * scale
+        p[b, k, 0, j] = scratch[1, j] * scale
+        p[b, k, j, 0] = scratch[1, j] * scale
         for i in range(1, K):
             p[b, k, i, j] *= scale
 
@@ -250,7 +249,13 @@ def advance(
     Where the value changes the order of magnitude (``_changed``: a level shift, ``shifted`` by
     ``outliers.clean``, or three values in a row) the mean starts again at it, each fit's
     re-expressed constant is 0 and ``start`` is this step (the module doc). ``work`` [3 + K, >= K]
-    scratch (``rls_step``)."""
+    scratch (``rls_step``).
+
+    The inputs, the values at t - 1 .. t - (K - 1) in the units (the mean and the local scale, the
+    same for both fits), and the target are read once, into ``work``'s row 0 (the long fit's phi; the short
+    one's is its first ``SHORT_K``), which ``reexpress`` and ``rls_step`` leave as it is: each fit is handed
+    three arrays, not seven (every array a call is handed costs two atomic reference counts, and this
+    runs twice per series and value, session 58)."""
     if not observed:
         return
     value = ring_value(ring, slot, k, t)
@@ -260,37 +265,39 @@ def advance(
     else:  # (within the values' bound: a value taken at its outlier bound may lie past it, and after a
         count[b, k] = REFERENCE_FORGET * count[b, k] + 1.0  # start a mean of few values follows it there)
         mean[b, k] = within(mean[b, k] + (value - mean[b, k]) / count[b, k], MAX_ABS_VALUE)
-    fit(theta, p, ref, unit_in, start, ring, slot, b, k, t, again, mean[b, k], scale, work)
-    fit(short, short_p, short_ref, short_unit, start, ring, slot, b, k, t, again, mean[b, k], scale, work)
+    if t < SHORT_K:  # each fits from the series' K-th value on (its own K)
+        return
+    reference, first = mean[b, k], start[b, k]
+    work[0, 0] = 1.0  # phi: the constant, then the values at t - 1 .. t - (K - 1) in the units
+    for i in range(1, K if t >= K else SHORT_K):
+        work[0, i] = _lag(ring, slot, k, t - i, t, reference, scale, first)
+    target = _unit(ring, slot, k, t, reference, scale)
+    if t >= K:
+        fit(theta, p, b, k, ref[b, k], unit_in[b, k], again, reference, scale, target, work)
+        ref[b, k], unit_in[b, k] = reference, scale
+    fit(short, short_p, b, k, short_ref[b, k], short_unit[b, k], again, reference, scale, target, work)
+    short_ref[b, k], short_unit[b, k] = reference, scale
 
 
 @compiled
-def fit(theta, p, ref, unit_in, start, ring, slot, b, k, t, again, reference, scale, work) -> None:
-    """One fit's step at value ``t`` (its order: theta's last size less the constant, K - 1):
-    from the series' K-th value on, theta [B, d, K] and p [B, d, K, K] are re-expressed from
-    the units ``ref``, ``unit_in`` [B, d] to the mean ``reference`` and the local scale
-    ``scale``, which become the units, and one recursive-least-squares step is made on the
-    value and the K - 1 before it (its error not clamped), those before ``start`` [B, d]
-    counting as the reference; ``again`` (the mean started again at this value): the
-    re-expressed constant is 0."""
-    size = theta.shape[2]
-    if t < size:
-        return
-    if unit_in[b, k] > 0.0:
-        reexpress(theta, p, b, k, ref[b, k], unit_in[b, k], reference, scale, work)
+def fit(theta, p, b, k, ref, unit, again, reference, scale, target, work) -> None:
+    """One fit's step at a value (its order: theta's last size less the constant, K - 1): theta
+    [B, d, K] and p [B, d, K, K] at [b, k] are re-expressed from the units ``ref``, ``unit`` (0 before
+    the fit's first step) to the mean ``reference`` and the local scale ``scale``, which become the units
+    (the caller keeps them), and one recursive-least-squares step is made on the ``target`` value and the
+    K - 1 before it in ``work``'s row 0 after the constant's 1 (its error not clamped), those before the
+    series' ``start`` counting as the reference (``advance``); ``again`` (the mean started again at this
+    value): the re-expressed constant is 0."""
+    if unit > 0.0:
+        reexpress(theta, p, b, k, ref, unit, reference, scale, work)
     if again:  # the fit's own mean is the new level (theta[0] / (1 - sum of the lags' coefficients) = 0)
         theta[b, k, 0] = 0.0
-    ref[b, k], unit_in[b, k] = reference, scale
-    work[0, 0] = 1.0  # phi: the constant, then the values at t - 1 .. t - (K - 1) in the units
-    for i in range(1, size):
-        work[0, i] = _lag(ring, slot, k, t - i, t, reference, scale, start[b, k])
-    target = _unit(ring, slot, k, t, reference, scale)
     rls_step(theta, p, b, k, work, target, FORGET, MAX_TRACE, math.inf)  # the error unclamped (module doc)
 
 
 @compiled
-def path(out, at, theta, ref, unit_in, start, ring, slot, b, k, t, buffer) -> None:
-    """The forecasts ``out[b, :, at, k]`` (``out`` [B, H, E, d]) of steps t + 1 .. t + H: the
+def path(out, row, at, theta, ref, unit_in, start, ring, slot, b, k, t, buffer) -> None:
+    """The forecasts ``out[row, :, at, k]`` (``out`` [B', H, E, d]) of steps t + 1 .. t + H of row ``b``: the
     values rolled forward with their own predictions from the last ORDER (theta [B, d, K] in
     the units ``ref``, ``unit_in`` [B, d]), each within +-PATH_BOUND times the largest of those
     ORDER in the units: an explosive fit cannot run off (bounding the path's changes instead, as
@@ -307,7 +314,7 @@ def path(out, at, theta, ref, unit_in, start, ring, slot, b, k, t, buffer) -> No
     if unit <= 0.0:
         last = ring_value(ring, slot, k, t)
         for h in range(horizon):
-            out[b, h, at, k] = last
+            out[row, h, at, k] = last
         return
     span = max(order, ORDER)  # the bound's window: ORDER values for either fit (the short fit's own 2 cut a
     # slow cycle's turn: from a crossing of its mean, a period of 40 was forecast within 1.5 times its last two
@@ -322,4 +329,4 @@ def path(out, at, theta, ref, unit_in, start, ring, slot, b, k, t, buffer) -> No
         for j in range(order):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
             acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
         buffer[n] = within(within(acc, LEVELS_CLAMP), bound)
-        out[b, n - order, at, k] = mean + buffer[n] * unit
+        out[row, n - order, at, k] = mean + buffer[n] * unit

@@ -212,11 +212,10 @@ def allowed(positive: np.ndarray, lengths: np.ndarray, scored: np.ndarray, out: 
 def _z(ring: np.ndarray, slot: int, k: int, s: int, m: int, jump: int) -> float:
     """z at step ``s`` from the values (steps clamped to >= 1; m = 0: the change alone), the change at
     the series' last level shift's jump (``jump``: ``ar_changes.jump_at``, 0: none) read as the one before it
-    (``ar_changes.change``)."""
-    z = ar_changes.change(ring, slot, k, s, jump)
-    if m > 0:
-        z -= ar_changes.change(ring, slot, k, s - m, jump)
-    return z
+    (``ar_changes.change``). (The ring is read last on every path: read last within the branch, its reference
+    count was left to a merge of the paths that the compiler cannot pair with the one at the call's start.)"""
+    back = ar_changes.change(ring, slot, k, s - m, jump) if m > 0 else 0.0  # (z - 0.0 is z, bit for bit)
+    return ar_changes.change(ring, slot, k, s, jump) - back
 
 
 @compiled
@@ -273,6 +272,7 @@ def _advance_ar(
 @compiled
 def _ar_path(
     out: np.ndarray,
+    row: int,
     theta: np.ndarray,
     ring: np.ndarray,
     slot: int,
@@ -285,8 +285,8 @@ def _ar_path(
     tracked: int,
     jump: int,
 ) -> None:
-    """The seasonal AR's forecasts ``out[b, :, AR, k]`` (``out`` [B, H, E, d]) of steps
-    t + 1 .. t + H: z rolled forward with its own predictions, each within +-PATH_BOUND times
+    """The seasonal AR's forecasts ``out[row, :, AR, k]`` (``out`` [B', H, E, d]) of steps
+    t + 1 .. t + H of row ``b``: z rolled forward with its own predictions, each within +-PATH_BOUND times
     the largest of the last m + 4 z (the window the recursion reads from: lags 1-3, m, m + 1;
     ``ar_changes.PATH_BOUND``), and y_s =
     y_{s-1} + (y_{s-m} - y_{s-m-1}) + z_s; past the ``tracked`` horizons (``calibrated_horizon``)
@@ -324,7 +324,7 @@ def _ar_path(
                 work[0, n] += work[0, back] - work[0, back - 1]
         work[1, n] = z_next
     for h in range(horizon):
-        out[b, h, AR, k] = work[0, depth + h]
+        out[row, h, AR, k] = work[0, depth + h]
 
 
 # -- the tick ------------------------------------------------------------------------
@@ -461,9 +461,10 @@ def advance(
             jump = ar_changes.jump_at(ring, s, k, shift_at[b, k], t - r + 1)
             _advance_ar(ar, ar_p, ring, s, b, k, t, observed, m[0], unit, work, jump)
             ar_changes.advance(arc, arc_p, ring, s, b, k, t, observed, unit, work, jump)
-            levels = (arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit, arl_from)  # the long AR on the levels
-            short = (ars, ars_p, ars_ref, ars_unit)  # and the short one, on the same mean
-            ar_levels.advance(*levels, *short, ring, s, b, k, t, observed, shifted[b, k], unit, work)
+            ar_levels.advance(  # the long AR on the levels, and the short one, on the same mean
+                arl, arl_p, arl_mean, arl_count, arl_ref, arl_unit, arl_from, ars, ars_p, ars_ref, ars_unit,
+                ring, s, b, k, t, observed, shifted[b, k], unit, work,
+            )  # fmt: skip
 
 
 @compiled
@@ -517,6 +518,7 @@ def paths(
         for k in range(d):
             longest = max(longest, lengths[b, k, 0])
     work = np.empty((2, max(longest + 4, ar_changes.ORDER) + furthest))  # the AR paths' scratch
+    buffer = work[0]  # (one view for every row: each view made is two atomic reference counts)
     rolled = np.empty((1, furthest if far > 0 else 0, experts, d))  # a row's AR paths to the furthest
     rolled_near = np.empty((1, horizon if far > 0 else 0, experts, d))  # or to H alone
     for b in range(n_rows):
@@ -564,18 +566,16 @@ def paths(
             unit = local_scale(scale, level, b, k)
             jump = ar_changes.jump_at(ring, s, k, shift_at[b, k], t - r + 1)  # (``ar_changes.change``)
             if far == 0:
-                _ar_path(out, ar, ring, s, b, k, t, m[0], unit, work, tracked, jump)
-                ar_changes.path(out, AR_CHANGES, arc, ring, s, b, k, t, unit, work[0], jump)
-                ar_levels.path(out, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, work[0])
-                ar_levels.path(out, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, work[0])
+                _ar_path(out, b, ar, ring, s, b, k, t, m[0], unit, work, tracked, jump)
+                ar_changes.path(out, b, AR_CHANGES, arc, ring, s, b, k, t, unit, buffer, jump)
+                ar_levels.path(out, b, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, buffer)
+                ar_levels.path(out, b, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, buffer)
                 continue
-            row, to = slice(b, b + 1), rolled if remembered else rolled_near  # the row's fields: its row 0
-            _ar_path(to, ar[row], ring, s, 0, k, t, m[0], unit, work, tracked, jump)
-            ar_changes.path(to, AR_CHANGES, arc[row], ring, s, 0, k, t, unit, work[0], jump)
-            ar_levels.path(to, AR_LEVELS, arl[row], arl_ref[row], arl_unit[row], arl_from[row], ring, s, 0, k, t,
-                           work[0])  # fmt: skip
-            ar_levels.path(to, AR_SHORT, ars[row], ars_ref[row], ars_unit[row], arl_from[row], ring, s, 0, k, t,
-                           work[0])  # fmt: skip
+            to = rolled if remembered else rolled_near  # the row's paths: its row 0
+            _ar_path(to, 0, ar, ring, s, b, k, t, m[0], unit, work, tracked, jump)
+            ar_changes.path(to, 0, AR_CHANGES, arc, ring, s, b, k, t, unit, buffer, jump)
+            ar_levels.path(to, 0, AR_LEVELS, arl, arl_ref, arl_unit, arl_from, ring, s, b, k, t, buffer)
+            ar_levels.path(to, 0, AR_SHORT, ars, ars_ref, ars_unit, arl_from, ring, s, b, k, t, buffer)
             for e in (AR, AR_CHANGES, AR_LEVELS, AR_SHORT):
                 for i in range(made):
                     out[b, i, e, k] = to[0, i if i < horizon else far_at[i - horizon] - 1, e, k]

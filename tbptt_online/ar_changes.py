@@ -11,9 +11,10 @@ of ``experts`` differences by the season as well and sees lags 1-3 and m, m + 1 
 
 Its state, per series and feature: the coefficients ``x_arc`` [n, d, K] (K = ORDER + 1,
 the constant first) and the inverse-covariance-like ``x_arc_p`` [n, d, K, K]; it reads
-the values ring of ``experts``. ``advance`` and ``path`` work on one series and feature
-(a row ``b`` of the rows' arrays, feature ``k``): compiled (numba), they are called from
-the experts' kernels, which loop over the rows.
+the values ring of ``experts``. ``advance`` and the path's steps (``path_start``, then
+``path_next`` a step at a time) work on one series and feature (a row ``b`` of the rows' arrays,
+feature ``k``): compiled (numba), they are called from the experts' kernels, which loop over
+the rows (``expert_kernels.paths`` rolls this path together with ``ar_levels``' two).
 """
 
 from __future__ import annotations
@@ -150,40 +151,30 @@ def advance(
 
 
 @compiled
-def path(
-    out: np.ndarray,
-    row: int,
-    at: int,
-    theta: np.ndarray,
-    ring: np.ndarray,
-    slot: int,
-    b: int,
-    k: int,
-    t: int,
-    scale: float,
-    buffer: np.ndarray,
-    jump: int,
-) -> None:
-    """The forecasts ``out[row, :, at, k]`` (``out`` [B', H, E, d]) of steps t + 1 .. t + H of row ``b``: the
-    changes rolled forward with their own predictions from the last ORDER changes (theta
-    [B, d, K] at [b, k]), each within +-PATH_BOUND times the largest of those ORDER (at least
-    the drift, theta's constant); ``buffer`` [>= ORDER + H] the caller's scratch; ``jump`` the step of
-    the series' last level shift's jump (``jump_at``, 0: none), whose change reads as the one before it
-    (``change``)."""
-    r, horizon = ring.shape[1], out.shape[1]
-    buffer[: ORDER + horizon] = 0.0  # the normalised changes, oldest first, then the H forecast ones
+def path_start(theta, ring, slot, b, k, t, scale, buffer, jump) -> float:
+    """The start of the forecasts' path (``path_next``): the changes are rolled forward with their own
+    predictions from the last ORDER changes (theta [B, d, K] at [b, k]), normalised by ``scale`` into
+    ``buffer`` [>= ORDER + H] (the caller's scratch) oldest first, ``buffer[ORDER - 1]`` the change at t;
+    returns the bound of each forecast change: PATH_BOUND times the largest of those ORDER (at least the
+    drift, theta's constant). ``jump`` the step of the series' last level shift's jump (``jump_at``, 0:
+    none), whose change reads as the one before it (``change``)."""
+    r = ring.shape[1]
+    buffer[:ORDER] = 0.0  # a change not in the ring counts 0
     for j in range(ORDER):
         s = t - (ORDER - 1 - j)  # buffer[ORDER - 1] is the change at t
         if _formed(s, t, r):
             buffer[j] = _clamp(change(ring, slot, k, s, jump) / scale)
     # at least the drift: a flat window does not freeze a series that steps up now and then
-    bound = path_bound(buffer, ORDER, abs(theta[b, k, 0]))  # of the last ORDER changes (normalised)
-    total = 0.0
-    last = ring_value(ring, slot, k, t)
-    for n in range(ORDER, ORDER + horizon):
-        acc = 0.0
-        for j in range(ORDER):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
-            acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
-        buffer[n] = within(_clamp(theta[b, k, 0] + acc), bound)
-        total += buffer[n] * scale
-        out[row, n - ORDER, at, k] = last + total
+    return path_bound(buffer, ORDER, abs(theta[b, k, 0]))  # of the last ORDER changes (normalised)
+
+
+@inlined
+def path_next(theta, b, k, buffer, n, bound) -> float:
+    """The forecast change ``buffer[n]`` (n >= ORDER: n - ORDER + 1 steps ahead, normalised), from the ORDER
+    before it (``path_start``), within +-``bound``; returned. The forecast of step t + h + 1 is the value at t
+    plus the first h + 1 of them times the scale (``expert_kernels.paths`` sums them)."""
+    acc = 0.0
+    for j in range(ORDER):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
+        acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
+    buffer[n] = within(_clamp(theta[b, k, 0] + acc), bound)
+    return buffer[n]

@@ -22,7 +22,7 @@ prior is the one of the units at its first step. A move too large to re-express 
 ``MAX_RESCALE``, or a non-finite result) restarts the fit from the prior. So the units change
 only what is clamped and bounded: its inputs and forecasts at +-``LEVELS_CLAMP`` local scales
 from the reference (a spike), its path within 1.5 times the window's farthest value from the
-reference (``path``). Known, not fixed: after a burst thousands of local scales high, the mean
+reference (``path_start``). Known, not fixed: after a burst thousands of local scales high, the mean
 stays far from the values for hundreds of values, every input sits at the clamp, and the member
 is off (after 100 values of 1e6 in a series of N(10, 1): 6,500 for the next 1,000 values); it
 takes no weight then, and the served forecast is the one before this expert (the served MAE of
@@ -74,8 +74,9 @@ none). The short fit's: ``x_ars`` [n, d, SHORT_K], ``x_ars_p`` and its units
 ``x_ars_ref``, ``x_ars_unit`` (it shares the mean, its count and ``x_arl_from``). It fits from
 the series' K-th value on; a lag older than the values ring holds (a ring shorter than K:
 ``max_season_length`` 2 or 3) counts as the reference, 0 in its units. It reads the values
-ring of ``experts``; ``advance`` and ``path`` work on one series and feature (a row ``b`` of
-the rows' arrays, feature ``k``), called from the experts' kernels.
+ring of ``experts``; ``advance`` and the path's steps (``path_start``, then ``path_next`` a step
+at a time) work on one series and feature (a row ``b`` of the rows' arrays, feature ``k``), called
+from the experts' kernels.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ import numpy as np
 import torch
 
 from tbptt_online.ar_changes import FORGET, MAX_TRACE, PRIOR, path_bound
-from tbptt_online.compiled import compiled, ring_value, within
+from tbptt_online.compiled import compiled, inlined, ring_value, within
 from tbptt_online.rls import rls_step, semidefinite
 from tbptt_online.values import MAX_ABS_VALUE
 
@@ -296,26 +297,22 @@ def fit(theta, p, b, k, ref, unit, again, reference, scale, target, work) -> Non
 
 
 @compiled
-def path(out, row, at, theta, ref, unit_in, start, ring, slot, b, k, t, buffer) -> None:
-    """The forecasts ``out[row, :, at, k]`` (``out`` [B', H, E, d]) of steps t + 1 .. t + H of row ``b``: the
-    values rolled forward with their own predictions from the last ORDER (theta [B, d, K] in
-    the units ``ref``, ``unit_in`` [B, d]), each within +-PATH_BOUND times the largest of those
-    ORDER in the units: an explosive fit cannot run off (bounding the path's changes instead, as
-    ``ar_changes`` does, cut the turns of yearly sunspots' cycle: 0.581 -> 0.594 at h=1..12).
-    No floor: ``ar_changes``' floor, its drift, would here be the constant, which after a burst
-    of thousands of local scales is re-expressed huge (a review: 300 values of N(10, 1), then
-    1e6, and the member forecast 4e8, the served forecast 8.6e7). The last value before the
-    first step (``unit_in`` 0).
-    ``buffer`` [>= ORDER + H] the caller's scratch. The short fit's path alike (its order:
-    theta [B, d, SHORT_K]'s last size less the constant), bounded by the same window of ORDER
-    values."""
-    horizon, order = out.shape[1], theta.shape[2] - 1
+def path_start(theta, ref, unit_in, start, ring, slot, b, k, t, buffer) -> float:
+    """The start of the forecasts' path (``path_next``): the values are rolled forward with their own
+    predictions from the last ORDER (theta [B, d, K] in the units ``ref``, ``unit_in`` [B, d]), each within
+    +-PATH_BOUND times the largest of those ORDER in the units: an explosive fit cannot run off (bounding
+    the path's changes instead, as ``ar_changes`` does, cut the turns of yearly sunspots' cycle: 0.581 ->
+    0.594 at h=1..12). No floor: ``ar_changes``' floor, its drift, would here be the constant, which after a
+    burst of thousands of local scales is re-expressed huge (a review: 300 values of N(10, 1), then 1e6, and
+    the member forecast 4e8, the served forecast 8.6e7). The short fit's path alike (its order: theta
+    [B, d, SHORT_K]'s last size less the constant), bounded by the same window of ORDER values. Writes the
+    recursion's lags into ``buffer`` [>= ORDER + H] (the caller's scratch), ``buffer[order - 1]`` the value at
+    t in the units, and returns the bound; nothing before the fit's first step (``unit_in`` 0: its path is
+    the last value)."""
+    order = theta.shape[2] - 1
     unit, mean = unit_in[b, k], ref[b, k]
     if unit <= 0.0:
-        last = ring_value(ring, slot, k, t)
-        for h in range(horizon):
-            out[row, h, at, k] = last
-        return
+        return 0.0
     span = max(order, ORDER)  # the bound's window: ORDER values for either fit (the short fit's own 2 cut a
     # slow cycle's turn: from a crossing of its mean, a period of 40 was forecast within 1.5 times its last two
     # values' distance from the mean, 9.75 off at the top of an amplitude of 10, a review's)
@@ -324,9 +321,20 @@ def path(out, row, at, theta, ref, unit_in, start, ring, slot, b, k, t, buffer) 
     bound = path_bound(buffer, span, 0.0)  # of the window's values, in the units; no floor (module doc)
     for j in range(order):  # the recursion's lags: buffer[order - 1] is the value at t
         buffer[j] = buffer[span - order + j]
-    for n in range(order, order + horizon):
-        acc = theta[b, k, 0]
-        for j in range(order):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
-            acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
-        buffer[n] = within(within(acc, LEVELS_CLAMP), bound)
-        out[row, n - order, at, k] = mean + buffer[n] * unit
+    return bound
+
+
+@inlined
+def path_next(theta, ref, unit_in, b, k, buffer, h, bound, last) -> float:
+    """The forecast of step t + h + 1 (``h`` from 0, one after the other: ``path_start``), its value in the
+    units kept in ``buffer[order + h]``; ``last``, the value at t, before the fit's first step."""
+    unit = unit_in[b, k]
+    if unit <= 0.0:
+        return last
+    order = theta.shape[2] - 1
+    n = order + h
+    acc = theta[b, k, 0]
+    for j in range(order):  # buffer[n - 1 - j] is lag j + 1, coefficient theta[1 + j]
+        acc += theta[b, k, 1 + j] * buffer[n - 1 - j]
+    buffer[n] = within(within(acc, LEVELS_CLAMP), bound)
+    return ref[b, k] + buffer[n] * unit

@@ -12,8 +12,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from tbptt_service.settings import Settings
+
+
+def shard_settings_of(settings: Settings) -> dict[str, Any]:
+    """The settings the front hands to the shard actors (as JSON: they cross process boundaries), with
+    ``state_dir`` made absolute against the front's working directory. A relative one (README's
+    ``--state-dir ./shared``) was resolved in each Ray worker's working directory instead: the shards
+    wrote their checkpoints under wherever ``ray start`` ran, and after Ray was started again from
+    another directory they found none and refused to serve (a hostile test, session 58)."""
+    absolute = Path(os.path.abspath(settings.state_dir))
+    return settings.model_copy(update={"state_dir": absolute}).model_dump(mode="json")
 
 
 def serve_front(settings: Settings, address: str, shards: int) -> int:
@@ -54,7 +66,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     os.environ.setdefault("RAY_timeout_ms_task_wait_for_death_info", "100")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-    pairs = shard_actors(shards, settings.model_dump(mode="json"))
+    pairs = shard_actors(shards, shard_settings_of(settings))
     # Each actor constructed: an owner made its first recovery attempt (one whose attempt failed answers
     # 503 with the reason while it retries), a standby is warming up.
     ray.get([actor.ready.remote() for pair in pairs for actor in pair])

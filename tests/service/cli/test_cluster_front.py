@@ -1,6 +1,12 @@
-"""``serve --ray``'s front refuses a shard count other than the one the cluster was built with."""
+"""``serve --ray``'s front refuses a shard count other than the one the cluster was built with, and
+hands the shard actors its settings with the state directory made absolute."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tbptt_service.cli.cluster import serve_front
 from tbptt_service.settings import Settings
@@ -38,3 +44,40 @@ def test_a_front_that_cannot_reach_the_database_says_so(capsys) -> None:
     settings = Settings(log_url="postgresql://nobody@127.0.0.1:1/none")
     assert serve_front(settings, "127.0.0.1:1", 2) == 1
     assert "cannot read the cluster's shard count from the log's database" in capsys.readouterr().err
+
+
+class Stop(Exception):
+    """Ends ``serve_front`` where the test has seen what it needs."""
+
+
+def settings_given_to_the_shards(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The settings ``serve_front`` hands to ``shard_actors`` (Ray's ``init`` and the actors faked)."""
+    ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
+    from tbptt_service.host import ray_shards
+
+    given: list[dict[str, Any]] = []
+
+    def shard_actors(shards: int, settings: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        given.append(settings)
+        raise Stop
+
+    monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
+    monkeypatch.setattr(ray_shards, "shard_actors", shard_actors)
+    monkeypatch.setenv("RAY_timeout_ms_task_wait_for_death_info", "100")  # (serve_front sets it by default)
+    with pytest.raises(Stop):
+        serve_front(settings, "127.0.0.1:1", 2)
+    return given[0]
+
+
+def test_the_shards_get_a_relative_state_dir_resolved_against_the_fronts_working_directory(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hostile test (session 58): README's `--state-dir ./shared` reached the shard actors as is and
+    # was resolved in the Ray worker's working directory (where `ray start` ran); after Ray was started
+    # again from another directory the shards found no checkpoint and answered 503 for good.
+    front_cwd = tmp_path / "front"
+    front_cwd.mkdir()
+    monkeypatch.chdir(front_cwd)
+    given = settings_given_to_the_shards(Settings(log_url=postgres_url, state_dir="./shared"), monkeypatch)
+    assert given["state_dir"] == str(front_cwd / "shared")
+    assert Settings(**given).log_url == postgres_url  # the rest as the front has it

@@ -32,6 +32,13 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     if settings.log_url is None:
         print("tbptt-online serve: --ray needs --log postgresql://... (or TBPTT_LOG_URL)", file=sys.stderr)
         return 2
+    if not settings.durable:  # a hostile test (session 58): accepted, and a failover lost every acknowledged value
+        print(
+            "tbptt-online serve: TBPTT_DURABLE=false cannot run a cluster (--ray): its shards would journal nothing, "
+            "so a shard's failover would lose every acknowledged value and answer as a fresh state",
+            file=sys.stderr,
+        )
+        return 2
     if shards < 1:
         print(f"tbptt-online serve: --shards {shards} is invalid: must be at least 1", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tbptt_service.cli.cluster import serve_front
@@ -50,8 +51,9 @@ class Stop(Exception):
     """Ends ``serve_front`` where the test has seen what it needs."""
 
 
-def settings_given_to_the_shards(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The settings ``serve_front`` hands to ``shard_actors`` (Ray's ``init`` and the actors faked)."""
+def fake_ray(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Ray's ``init`` a no-op and ``shard_actors`` one that raises :class:`Stop`: the settings it was
+    handed come back in the list returned."""
     ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
     from tbptt_service.host import ray_shards
 
@@ -64,6 +66,12 @@ def settings_given_to_the_shards(settings: Settings, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
     monkeypatch.setattr(ray_shards, "shard_actors", shard_actors)
     monkeypatch.setenv("RAY_timeout_ms_task_wait_for_death_info", "100")  # (serve_front sets it by default)
+    return given
+
+
+def settings_given_to_the_shards(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The settings ``serve_front`` hands to ``shard_actors`` (Ray's ``init`` and the actors faked)."""
+    given = fake_ray(monkeypatch)
     with pytest.raises(Stop):
         serve_front(settings, "127.0.0.1:1", 2)
     return given[0]
@@ -81,3 +89,20 @@ def test_the_shards_get_a_relative_state_dir_resolved_against_the_fronts_working
     given = settings_given_to_the_shards(Settings(log_url=postgres_url, state_dir="./shared"), monkeypatch)
     assert given["state_dir"] == str(front_cwd / "shared")
     assert Settings(**given).log_url == postgres_url  # the rest as the front has it
+
+
+def test_a_cluster_without_durability_is_refused_at_start(
+    postgres_url: str, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hostile test (session 58): a front with TBPTT_DURABLE=false started, its shards journaled nothing,
+    # and once their processes were lost every acknowledged value was gone: the service answered as a
+    # fresh state (200 and 404), with no error anywhere. Refused before the database or Ray is reached.
+    settings = Settings(log_url=postgres_url, durable=False)
+    fake_ray(monkeypatch)  # (before the fix it went on to create the shards: Stop)
+    assert serve_front(settings, "127.0.0.1:1", 2) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "TBPTT_DURABLE=false cannot run a cluster (--ray)" in lines[0]
+    assert "lose every acknowledged value" in lines[0]
+    with psycopg.connect(postgres_url) as connection:  # no shard count claimed: the database untouched
+        tables = connection.execute("select count(*) from pg_tables where tablename = 'cluster_shards'").fetchone()
+    assert tables == (0,)

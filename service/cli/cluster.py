@@ -28,6 +28,35 @@ def shard_settings_of(settings: Settings) -> dict[str, Any]:
     return settings.model_copy(update={"state_dir": absolute}).model_dump(mode="json")
 
 
+# Settings that only the front itself uses (where it listens, its HTTP head and body deadlines, its log
+# level): each front may have its own. Every other setting is the shards'.
+FRONT_ONLY = frozenset({"host", "port", "log_level", "header_timeout_s", "max_header_bytes", "body_timeout_s"})
+OPTIONS = {"log_url": " (--log)", "state_dir": " (--state-dir)"}
+
+
+def settings_differing(ours: dict[str, Any], held: list[dict[str, Any] | None]) -> list[str]:
+    """What differs between the settings this front would give the shards (``ours``) and those each
+    running shard actor ``held`` (None: one that cannot say): the names only, never a value (a key, a
+    password in the URL), FRONT_ONLY left out.
+
+    >>> ours = {"port": 1, "api_key": "secret", "max_horizon": 5, "log_url": "postgresql://a"}
+    >>> settings_differing(ours, [{**ours, "port": 2, "api_key": None, "log_url": "postgresql://b"}])
+    ['TBPTT_API_KEY differs', 'TBPTT_LOG_URL (--log) differs']
+    >>> settings_differing(ours, [ours, None])
+    ['the running shards cannot report their settings (started by an older version)']
+    """
+    if any(theirs is None for theirs in held):
+        return ["the running shards cannot report their settings (started by an older version)"]
+    names = {
+        name
+        for theirs in held
+        if theirs is not None
+        for name in ours.keys() | theirs.keys()
+        if name not in FRONT_ONLY and ours.get(name) != theirs.get(name)
+    }
+    return [f"TBPTT_{name.upper()}{OPTIONS.get(name, '')} differs" for name in sorted(names)]
+
+
 def serve_front(settings: Settings, address: str, shards: int) -> int:
     if settings.log_url is None:
         print("tbptt-online serve: --ray needs --log postgresql://... (or TBPTT_LOG_URL)", file=sys.stderr)
@@ -66,14 +95,29 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
 
     from tbptt_service.api.front import create_front
     from tbptt_service.api.head_limits import head_limited_protocol
-    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, pair_call, shard_actors
+    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, held_settings, pair_call, shard_actors
 
     # A call in flight when its shard's process dies fails once Ray has the actor's death info; by default
     # the caller waits up to 1 s for it, before the front can promote the standby.
     os.environ.setdefault("RAY_timeout_ms_task_wait_for_death_info", "100")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-    pairs = shard_actors(shards, shard_settings_of(settings))
+    ours = shard_settings_of(settings)
+    pairs = shard_actors(shards, ours)
+    # The actors are detached and found by name: running ones keep the settings of the front that created
+    # them, and a later front's were ignored without a word (a hostile test, session 58: a front restarted
+    # with TBPTT_API_KEY served everyone without a key; a new --log and --state-dir were never used).
+    differing = settings_differing(ours, held_settings(pairs))
+    if differing:
+        print(
+            f"tbptt-online serve: the running shards were created with other settings than this front's "
+            f"({'; '.join(differing)}), and they keep theirs: start the front with the shards' settings, or, to "
+            f"apply new ones, stop the shards first (stop the Ray cluster: `ray stop` on every node; what was "
+            f"acknowledged stays in the log and the checkpoints) and start the front again: it creates the shards "
+            f"with its settings, and they recover",
+            file=sys.stderr,
+        )
+        return 2
     # Each actor constructed: an owner made its first recovery attempt (one whose attempt failed answers
     # 503 with the reason while it retries), a standby is warming up.
     ray.get([actor.ready.remote() for pair in pairs for actor in pair])

@@ -61,6 +61,19 @@ class RayShardHost(ShardHost):
         return ray.get_runtime_context().get_node_id()
 
 
+def held_settings(pairs: list[tuple[Any, Any]]) -> list[dict[str, Any] | None]:
+    """The settings each actor of ``pairs`` was created with (None: an actor of an older version,
+    which cannot say)."""
+    calls = []
+    for pair in pairs:
+        for actor in pair:
+            try:
+                calls.append(actor.settings_given.remote())
+            except AttributeError:  # a handle knows the running actor's methods
+                calls.append(None)
+    return [None if call is None else ray.get(call) for call in calls]
+
+
 def shard_actors(
     shards: int, settings: dict[str, Any], num_cpus: float = 1.0, max_concurrency: int = 64
 ) -> list[tuple[Any, Any]]:

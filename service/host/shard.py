@@ -90,6 +90,7 @@ class ShardHost:
         self.startup = StartupMarks()  # where a restart's time goes: read by the fault tests
         self.startup.mark("constructor" + (" (standby)" if standby else ""))
         self.index, self.shards = index, shards
+        self.given_settings = dict(settings)  # as the front that created it handed them (a restart: the same)
         self.settings = shard_settings(Settings(**settings), index, shards)
         self.incarnations = 0  # apps started (recovered) so far: 1 + the restarts in place
         self.attempts = 0  # recovery attempts so far, failed ones included
@@ -256,6 +257,11 @@ class ShardHost:
         while not self.ready() and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.ready()
+
+    def settings_given(self) -> dict[str, Any]:
+        """The settings this shard was built from, as the front that created it handed them: a later
+        front compares them with its own (a detached actor keeps them for good)."""
+        return self.given_settings
 
     def current_role(self) -> str:
         """ "owner", "standby" or "promoting" (a fault test finds the owner's process by it)."""

@@ -12,6 +12,7 @@ import os
 import random
 import secrets
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -55,6 +56,9 @@ KILLS = int(os.environ.get("CLUSTER_FAULT_KILLS", "3"))
 
 
 class Running:
+    env: dict[str, str]  # the fronts' environment
+    shared: Path  # the directory that holds the checkpoints' ("checkpoints") and the fronts' logs
+
     def __init__(self, cluster: Cluster, postgres: TemporaryPostgres, fronts: list[ServerProcess], workers: list):
         self.cluster, self.postgres, self.fronts, self.workers = cluster, postgres, fronts, workers
 
@@ -120,7 +124,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             fronts[-1].start()
         for front in fronts:
             front.wait_ready(timeout_s=240)
-        yield Running(cluster, postgres, fronts, workers)
+        running = Running(cluster, postgres, fronts, workers)
+        running.env, running.shared = env, shared  # what another front needs to start as these did
+        yield running
     finally:
         for front in fronts:
             front.stop(grace_s=10)
@@ -173,6 +179,23 @@ def test_the_fronts_route_and_read_odd_series_names_as_the_in_process_service(ru
         got.append((response.status_code, response.content))
     assert [status for status, _ in got] == ODD_STATUSES
     assert got == expected
+
+
+def test_a_front_with_other_settings_than_the_running_shards_is_refused(running: Running) -> None:
+    # A hostile test (session 58): the detached shard actors keep the settings of the front that created
+    # them, and a front restarted with TBPTT_API_KEY served everyone without a key (its TBPTT_MAX_HORIZON,
+    # --log and --state-dir were ignored too). A third front with a key and another horizon now exits 2
+    # naming both, never the key; its relative --state-dir names the shards' directory from its working
+    # directory, so it is not among them (the front makes it absolute).
+    env = {**running.env, "TBPTT_API_KEY": "s3cret-key", "TBPTT_MAX_HORIZON": "5"}
+    command = serve_command("--ray", running.cluster.address, "--shards", str(SHARDS), "--log", running.postgres.url)
+    command += ["--state-dir", "checkpoints", "--port", str(free_port())]
+    done = subprocess.run(command, env=env, cwd=running.shared, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2, done.stderr[-3000:]
+    refusal = next(line for line in done.stderr.splitlines() if "differs" in line)
+    assert "(TBPTT_API_KEY differs; TBPTT_MAX_HORIZON differs)" in refusal
+    assert "s3cret-key" not in done.stderr
+    assert httpx.get(running.fronts[0].url + "/v1/models", timeout=60).status_code == 200  # the cluster serves on
 
 
 SERIES_PER_BATCH = 3  # a client's request: a timestamped batch, one value of each of its series

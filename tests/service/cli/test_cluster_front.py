@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tbptt_service.cli.cluster import serve_front
+from tbptt_service.cli.cluster import serve_front, settings_differing, shard_settings_of
 from tbptt_service.settings import Settings
 from tbptt_service.storage.postgres_log import PostgresLog, claim_shard_count
 
@@ -51,9 +51,9 @@ class Stop(Exception):
     """Ends ``serve_front`` where the test has seen what it needs."""
 
 
-def fake_ray(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Ray's ``init`` a no-op and ``shard_actors`` one that raises :class:`Stop`: the settings it was
-    handed come back in the list returned."""
+def fake_ray(monkeypatch: pytest.MonkeyPatch, held: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Ray's ``init`` a no-op and ``shard_actors`` one that raises :class:`Stop` (with ``held``: returns
+    actors that were created with ``held``): the settings it was handed come back in the list returned."""
     ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
     from tbptt_service.host import ray_shards
 
@@ -61,7 +61,12 @@ def fake_ray(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     def shard_actors(shards: int, settings: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         given.append(settings)
-        raise Stop
+        if held is None:
+            raise Stop
+        return [(object(), object()) for _ in range(shards)]
+
+    if held is not None:
+        monkeypatch.setattr(ray_shards, "held_settings", lambda pairs: [held for pair in pairs for _ in pair])
 
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
     monkeypatch.setattr(ray_shards, "shard_actors", shard_actors)
@@ -106,3 +111,25 @@ def test_a_cluster_without_durability_is_refused_at_start(
     with psycopg.connect(postgres_url) as connection:  # no shard count claimed: the database untouched
         tables = connection.execute("select count(*) from pg_tables where tablename = 'cluster_shards'").fetchone()
     assert tables == (0,)
+
+
+def test_a_front_whose_settings_differ_from_the_running_shards_is_refused_naming_them(
+    postgres_url: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hostile test (session 58): the shard actors are detached and found by name, so they kept the
+    # settings of the front that created them; a front restarted with TBPTT_API_KEY served everyone
+    # without a key, its TBPTT_MAX_HORIZON was not applied, a new --log was never used. Each setting the
+    # shards use that differs is named (never its value); the front's own (its port) may differ.
+    first = Settings(log_url=postgres_url, state_dir=tmp_path / "shared", port=8001)
+    monkeypatch.chdir(tmp_path)
+    fake_ray(monkeypatch, held=shard_settings_of(first))
+    later = first.model_copy(update={"api_key": "s3cret-key", "max_horizon": 5, "port": 8002})
+    assert serve_front(later, "127.0.0.1:1", 2) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert "(TBPTT_API_KEY differs; TBPTT_MAX_HORIZON differs)" in lines[0]
+    assert "s3cret-key" not in lines[0] and "TBPTT_PORT" not in lines[0]
+    assert "stop the shards first (stop the Ray cluster: `ray stop` on every node" in lines[0]
+    # the same settings, a relative --state-dir naming the same directory and another port: nothing differs
+    same = first.model_copy(update={"state_dir": Path("shared"), "port": 8002})
+    assert settings_differing(shard_settings_of(same), [shard_settings_of(first)] * 4) == []

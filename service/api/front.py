@@ -27,7 +27,9 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from fastapi.exception_handlers import http_exception_handler
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -225,7 +227,10 @@ def create_front(
     # named "a\nb"); the routes' own 'series_path' convertor matches any character.
     everything = Route("/{path:series_path}", forward, methods=methods)
     limits = limits if limits is not None else Settings()
-    app = Starlette(routes=[Route("/healthz", healthz), everything])
+    # An HTTPException (a body that did not arrive in time: 408) answered as the in-process (FastAPI) app
+    # answers it, {"detail": ...} as JSON; Starlette's own handler answered text/plain (a hostile test, session 58)
+    handlers = {HTTPException: http_exception_handler}
+    app = Starlette(routes=[Route("/healthz", healthz), everything], exception_handlers=handlers)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=limits.body_timeout_s)
     app.add_middleware(
         BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes, max_checkpoint_bytes=limits.max_checkpoint_bytes

@@ -301,8 +301,11 @@ async def test_a_call_that_times_out_at_the_end_of_the_window_is_sent_once_more(
     assert len(sent) == 2 and sent[0] == sent[1]  # the same key: applied at most once
 
 
-async def asgi_answer(app, headers: list[tuple[bytes, bytes]], chunks: list[bytes], stall: bool) -> tuple[int, bytes]:
-    """``app``'s status and body for a POST whose body comes as ``chunks`` (then stalls, with ``stall``)."""
+async def asgi_answer(
+    app, headers: list[tuple[bytes, bytes]], chunks: list[bytes], stall: bool, head: list | None = None
+) -> tuple[int, bytes]:
+    """``app``'s status and body for a POST whose body comes as ``chunks`` (then stalls, with ``stall``);
+    its headers appended to ``head``."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/v1/models/default/observations", "raw_path": b"/v1/models/default/observations",
@@ -322,6 +325,8 @@ async def asgi_answer(app, headers: list[tuple[bytes, bytes]], chunks: list[byte
         sent.append(message)
 
     await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    if head is not None:
+        head.extend(sent[0].get("headers", []))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
@@ -343,3 +348,25 @@ async def test_the_front_applies_the_body_limits_before_it_reads_or_forwards_a_b
     status, body = await asgi_answer(front, [(b"content-length", b"100")], [b"{"], stall=True)
     assert status == 408 and b"TBPTT_BODY_TIMEOUT_S" in body
     assert calls == []  # nothing reached a shard
+
+
+async def test_the_fronts_408_for_a_slow_body_is_the_in_process_services_json(make_settings) -> None:
+    # A hostile test (session 58): the front answered a body that did not arrive in time with a text/plain
+    # 408 (Starlette's own handler), where the in-process service answers {"detail": ...} as JSON, and
+    # README says the front's error bodies are the in-process service's, byte for byte.
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        raise AssertionError("nothing reaches a shard")
+
+    front = create_front(call, shards=1, limits=Settings(body_timeout_s=0.2))
+    alone = create_app(make_settings(body_timeout_s=0.2, **NO_TIMER))
+    answers = []
+    for app in (front, alone):
+        head: list[tuple[bytes, bytes]] = []
+        declared = [(b"content-type", b"application/json"), (b"content-length", b"100")]
+        status, body = await asgi_answer(app, declared, [b"{"], stall=True, head=head)
+        answers.append((status, body, sorted((k.lower(), v) for k, v in head)))
+    assert answers[0] == answers[1]
+    status, body, head = answers[0]
+    detail = "the request body did not arrive within body_timeout_s=0.2 s (TBPTT_BODY_TIMEOUT_S)"
+    assert (status, orjson.loads(body)) == (408, {"detail": detail})
+    assert (b"content-type", b"application/json") in head and (b"connection", b"close") in head

@@ -80,7 +80,7 @@ async def test_update_statistics_follow_the_updates(client_for) -> None:
             "truncation_bias=2 is invalid: must be in (0.0, 1.0]",
         ),
         ({"name": "m", "config": {"truncation_bias": 0}}, 422, "truncation_bias=0 is invalid: must be in (0.0, 1.0]"),
-        ({"name": "m", "config": {"cell": "transformer"}}, 422, "cell='transformer' is invalid"),
+        ({"name": "m", "config": {"cell": "transformer"}}, 422, 'cell="transformer" is invalid'),
         ({"name": "m", "config": {"hidden": 8}}, 422, "unknown config field(s) ['hidden']"),
         # (said as the pattern until session 48: "String should match pattern '^[A-Za-z0-9]...'", a new user's)
         (

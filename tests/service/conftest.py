@@ -82,6 +82,34 @@ def console_script(name: str) -> str:
     return found
 
 
+def start_ready_server(
+    folder: Path,
+    started: list[ServerProcess],
+    command: list[str] | None = None,
+    settings_env: dict[str, str] | None = None,
+    state_dir: Path | None = None,
+) -> ServerProcess:
+    """A server on 127.0.0.1 and a free port (``tbptt-online serve`` unless ``command``), whatever
+    ``settings_env`` says about host, port and (unless given) state dir (else ``folder``/state), its log in
+    ``folder``; added to ``started`` before it is waited for, so that whoever holds the list stops it (by its PID)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
+    env.update(settings_env or {})
+    env.update(
+        {
+            "TBPTT_HOST": "127.0.0.1",
+            "TBPTT_PORT": str(port),
+            "TBPTT_STATE_DIR": str(state_dir or folder / "state"),
+        }
+    )
+    command = command or [console_script("tbptt-online"), "serve"]
+    server = ServerProcess(command, env, port, folder / f"server-{port}.log")
+    server.start()
+    started.append(server)
+    server.wait_ready()
+    return server
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """``start_server(command, settings_env, state_dir)``: a server on 127.0.0.1 and a free port,
@@ -91,23 +119,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     def start(
         command: list[str] | None = None, settings_env: dict[str, str] | None = None, state_dir: Path | None = None
     ) -> ServerProcess:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TBPTT_")}
-        env.update(settings_env or {})
-        env.update(
-            {
-                "TBPTT_HOST": "127.0.0.1",
-                "TBPTT_PORT": str(port),
-                "TBPTT_STATE_DIR": str(state_dir or tmp_path / "state"),
-            }
-        )
-        server = ServerProcess(
-            command or [console_script("tbptt-online"), "serve"], env, port, tmp_path / f"server-{port}.log"
-        )
-        server.start()
-        started.append(server)
-        server.wait_ready()
-        return server
+        return start_ready_server(tmp_path, started, command, settings_env, state_dir)
 
     yield start
     for server in started:

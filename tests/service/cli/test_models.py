@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.server_process import ServerProcess
 from tbptt_service.cli.main import main
 
+from ..conftest import start_ready_server
 
-def test_models_are_created_listed_shown_and_deleted(start_server, capsys: pytest.CaptureFixture[str]) -> None:
-    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``tbptt-online serve`` for the module's four tests that talk to a server: each started one of its
+    own with these same settings (3-6 s a start on 2 cores). No test here leaves a model behind (the one
+    made, 'web', is deleted by its test; every other create is refused), so each sees what a fresh one shows."""
+    started: list[ServerProcess] = []
+    try:
+        folder = tmp_path_factory.mktemp("models-server")
+        yield start_ready_server(folder, started, settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+    finally:
+        for process in started:
+            process.stop()
+
+
+def test_models_are_created_listed_shown_and_deleted(server, capsys: pytest.CaptureFixture[str]) -> None:
     url = ["--url", server.url]
 
     assert main(["models", "create", "web", "--set", "hidden_size=8", "--set", "cell=lstm", *url]) == 0
@@ -32,8 +49,7 @@ def test_models_are_created_listed_shown_and_deleted(start_server, capsys: pytes
     assert "model 'web'" in capsys.readouterr().err
 
 
-def test_a_bad_config_is_reported_with_the_servers_reason(start_server, capsys) -> None:
-    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
+def test_a_bad_config_is_reported_with_the_servers_reason(server, capsys) -> None:
     assert main(["models", "create", "m", "--set", "k1=0", "--url", server.url]) == 1
     assert "k1" in capsys.readouterr().err
     assert main(["models", "create", "m", "--set", "oops", "--url", server.url]) == 1
@@ -57,11 +73,10 @@ def test_the_help_names_the_url_fallback_whatever_tbptt_url_holds(monkeypatch, c
     assert "(default: $TBPTT_URL, or http://127.0.0.1:8000 when unset)" in " ".join(capsys.readouterr().out.split())
 
 
-def test_a_config_field_named_as_the_clients_parameters_is_the_servers_to_refuse(start_server, capsys) -> None:
+def test_a_config_field_named_as_the_clients_parameters_is_the_servers_to_refuse(server, capsys) -> None:
     # a hostile test (session 48): `--set name=...` and `--set self=...` ended in a Python traceback (TypeError:
     # create_model() got multiple values for argument 'name'), and `--set lr=1e999` was told "Out of range float
     # values are not JSON compliant", naming no field
-    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
     for field in ("name", "self"):
         assert main(["models", "create", "m", "--set", f"{field}=other", "--url", server.url]) == 1
         err = capsys.readouterr().err
@@ -70,14 +85,13 @@ def test_a_config_field_named_as_the_clients_parameters_is_the_servers_to_refuse
     assert "config field 'lr': inf is invalid: not a finite number" in capsys.readouterr().err
 
 
-def test_no_server_and_an_unknown_model_are_told_what_to_do(start_server, capsys, tmp_path) -> None:
+def test_no_server_and_an_unknown_model_are_told_what_to_do(server, capsys, tmp_path) -> None:
     # a new user (session 48): "ConnectError('[Errno 111] Connection refused')" said nothing of `serve` or --url,
     # and feed into a model not made yet said only "404: model 'newone' is unknown"
     assert main(["models", "list", "--url", "http://127.0.0.1:9", "--timeout", "2"]) == 1
     err = capsys.readouterr().err
     assert "ConnectError" in err
     assert "is a server running at http://127.0.0.1:9? start one with `tbptt-online serve`" in err
-    server = start_server(settings_env={"TBPTT_DEFAULT_MODEL": '{"hidden_size": 4}'})
     rows = tmp_path / "rows.csv"
     rows.write_text("value\n1.0\n2.0\n")
     feed = ["feed", str(rows), "--model", "newone", "--series", "x", "--value-column", "value", "--no-progress"]

@@ -171,8 +171,12 @@ def _independent_rule(phi: list[float], candidates: list[int], delta: float) -> 
     def norm(k: int) -> float:
         return phi[k - 1] if k < tau else phi[tau - 1] * beta ** (k - tau)
 
+    # Each term computed once (norms[k - 1] is norm(k)): the rule sums the tail from every window, and the
+    # terms computed again for each sum took 7 s of this test. The same floats added in the same order.
+    norms = [norm(k) for k in range(1, 100_000)]
+
     def left_out(window: int) -> float:
-        return sum(norm(k) for k in range(window, 100_000))
+        return sum(norms[window - 1 :])  # norm(window) + ... + norm(99_999)
 
     lower = max(sum(phi[: window - 1]) - left_out(window) for window in range(1, n + 1))
     return next((w for w in candidates if left_out(w) / lower < delta), candidates[-1])

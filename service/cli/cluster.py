@@ -50,8 +50,7 @@ def settings_differing(ours: dict[str, Any], held: list[dict[str, Any] | None]) 
     names = {
         name
         for theirs in held
-        if theirs is not None
-        for name in ours.keys() | theirs.keys()
+        for name in ours.keys() | theirs.keys()  # type: ignore[union-attr]
         if name not in FRONT_ONLY and ours.get(name) != theirs.get(name)
     }
     return [f"TBPTT_{name.upper()}{OPTIONS.get(name, '')} differs" for name in sorted(names)]

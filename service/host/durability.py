@@ -70,9 +70,9 @@ def open_log(settings: Settings) -> LogStore:
 def log_name(settings: Settings) -> str:
     """The settings' event log as a message names it: its file, or its database (no password) and stream."""
     if settings.log_url is not None:
-        from tbptt_service.storage.postgres_log import display_url
+        from tbptt_service.storage.postgres_log import stream_name  # (psycopg: only where a cluster log is asked for)
 
-        return f"{display_url(settings.log_url)} (stream {settings.log_stream!r})"
+        return stream_name(settings.log_url, settings.log_stream)
     return str(settings.state_dir / LOG_NAME)
 
 

@@ -638,12 +638,9 @@ class ModelWorker(LongBatches, KeyedRequests):
             return write()
         except StorageFullError as error:
             raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
-        except LogUnavailable as error:
-            logger.error("the journal of model %r cannot reach its log: %s", self.name, error)
-            raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
-        except FencedWriter as error:  # another writer owns the log stream now: no bug, a 503 naming it (it was a 500
-            # while /readyz said ready, an operator's hostile test, session 58)
-            logger.error("the journal of model %r was superseded: %s", self.name, error)
+        except (LogUnavailable, FencedWriter) as error:  # unreachable, or another writer owns the stream now (no
+            # bug: a 503 naming it; a superseded one was a 500 while /readyz said ready, an operator's test, session 58)
+            logger.error("the journal of model %r cannot record to its log: %s", self.name, error)
             raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
         except Exception as error:  # reported to every requester and logged, not hidden
             logger.exception("the journal failed for model %r", self.name)

@@ -212,7 +212,10 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
     no ``StepResult`` built."""
     if not isinstance(results, StepResults):
         return [
-            (obs.series, _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), _flag(r), d))
+            (
+                obs.series,
+                _row(r.step, obs.timestamp, r.value, *_prediction(r.forecast_made), _flag(r.outlier, r.held), d),
+            )
             for obs, r in zip(observations, results, strict=True)
         ]
     stamps: dict[int, list[float]] = {}  # id(tick) -> its rows' timestamps (NaN: none), when any was given
@@ -256,15 +259,15 @@ def _rows(observations: Sequence[Observation], results: Sequence[StepResult], d:
     )
 
 
-def _flag(result: StepResult) -> float:
-    return HELD if result.held else float(result.outlier)
+def _flag(outlier: bool, held: bool) -> float:
+    return HELD if held else float(outlier)
 
 
 def _flags(c: TickLists) -> list:
     """A tick's flags: its outlier column (bools), or floats where a value was held."""
     if not any(c.held):
         return c.outlier
-    return [HELD if held else float(outlier) for outlier, held in zip(c.outlier, c.held, strict=True)]
+    return list(map(_flag, c.outlier, c.held))
 
 
 def _floats(column: list) -> list:

@@ -129,10 +129,16 @@ def display_url(url: str) -> str:
         parts = parts._replace(netloc=f"{user}{netloc}")
     # a password given as a parameter (libpq reads ?password=...; an operator's hostile test, session 58: it was
     # in a 500's body and the server log)
-    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in SECRET_KEYS]
-    if len(query) != len(parse_qsl(parts.query, keep_blank_values=True)):
-        parts = parts._replace(query=urlencode(query))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(key, value) for key, value in query if key not in SECRET_KEYS]
+    if len(kept) != len(query):
+        parts = parts._replace(query=urlencode(kept))
     return parts.geturl()
+
+
+def stream_name(url: str, stream: str) -> str:
+    """A log stream as messages name it: its database (no password) and the stream."""
+    return f"{display_url(url)} (stream {stream!r})"
 
 
 SECRET_KEYS = ("password", "sslpassword")  # libpq's connection parameters that hold a secret
@@ -217,7 +223,7 @@ class PostgresLog:
             raise ValueError(f"stream={stream!r} is invalid: must be a non-empty string")
         self.url = url
         self.stream = stream
-        self.path = f"{display_url(url)} (stream {stream!r})"
+        self.path = stream_name(url, stream)
         self._lock = threading.Lock()
         self._broken: LogUnavailable | None = None
         self._superseded: FencedWriter | None = None

@@ -20,6 +20,8 @@ import json
 import reprlib
 from typing import Any
 
+from tbptt_online.config import ConfigValueError
+
 MAX_LISTED_ERRORS = 5  # an error body names a few problems, never one per element of a large batch
 
 
@@ -55,6 +57,24 @@ def quoted(value: Any) -> str:
     ('{"k": "v"}', 'xx..."')
     """
     return _SHORT.repr(value)
+
+
+def config_problem(error: ValueError | TypeError) -> str:
+    """The library's refusal of a config as the service says it: a refused field's value
+    (``ConfigValueError``) quoted as JSON writes it, not as Python does (``season_length='weekly'``
+    beside ``"auto"``; a hostile test, session 57); any other refusal as the library wrote it.
+
+    >>> from tbptt_online import ConfigValueError
+    >>> config_problem(ConfigValueError("season_length", "weekly", 'must be "auto", null or an integer'))
+    'season_length="weekly" is invalid: must be "auto", null or an integer'
+    >>> config_problem(ConfigValueError("guards", None, "must be true or false"))
+    'guards=null is invalid: must be true or false'
+    >>> config_problem(ValueError("unknown config field(s) ['x']"))
+    "unknown config field(s) ['x']"
+    """
+    if isinstance(error, ConfigValueError):
+        return f"{error.field}={quoted(error.value)} is invalid: {error.allowed}"
+    return str(error)
 
 
 class StorageFullError(OSError):

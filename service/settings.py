@@ -20,8 +20,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbptt_online import ForecasterConfig, allocator
+from tbptt_online import ConfigValueError, ForecasterConfig, allocator
 from tbptt_online.client.api_key import checked_api_key
+from tbptt_service.errors import config_problem
 
 
 class Settings(BaseSettings):
@@ -213,7 +214,10 @@ class Settings(BaseSettings):
     @field_validator("default_model")
     @classmethod
     def _valid_forecaster_config(cls, value: dict[str, Any]) -> dict[str, Any]:
-        ForecasterConfig.from_dict(value)  # ValueError names the field, the value and what is allowed
+        try:
+            ForecasterConfig.from_dict(value)  # ValueError names the field, the value and what is allowed
+        except ConfigValueError as error:  # the value as the variable's JSON writes it (cell="xyz", not 'xyz')
+            raise ValueError(config_problem(error)) from None
         return value
 
     def browser_hosts(self) -> frozenset[str]:

@@ -18,6 +18,7 @@ prefer_short_spin()  # before torch loads libgomp, unless the user chose (see op
 
 # Exports load on first use, so ``tbptt_online.client`` (httpx only) never imports torch.
 _EXPORTS = {
+    "ConfigValueError": "config",
     "Forecast": "results",
     "Forecaster": "forecaster",
     "ForecasterConfig": "config",
@@ -32,7 +33,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from tbptt_online.advisor import TruncationReport
-    from tbptt_online.config import ForecasterConfig
+    from tbptt_online.config import ConfigValueError, ForecasterConfig
     from tbptt_online.forecaster import Forecaster
     from tbptt_online.results import Forecast, Prediction, SeriesStats, StepResult, UpdateRecord, UpdateStats
     from tbptt_online.view import ForecasterView
@@ -45,6 +46,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ConfigValueError",
     "Forecast",
     "Forecaster",
     "ForecasterConfig",

@@ -43,10 +43,11 @@ def _season_length(value: Any, longest: int) -> str | tuple[int, ...] | None:
 
     >>> _season_length([336, 48], 336)
     (48, 336)
-    >>> _season_length([2, 2], 336)
-    Traceback (most recent call last):
-    ...
-    ValueError: season_length=[2, 2] is invalid: the two season lengths must differ (one of them is enough)
+    >>> try:
+    ...     _season_length([2, 2], 336)
+    ... except ConfigValueError as error:
+    ...     print(error)
+    season_length=[2, 2] is invalid: the two season lengths must differ (one of them is enough)
     """
     if value is None or value == "auto":
         return value
@@ -103,8 +104,23 @@ def _close(name: Any, known: set[str]) -> list[str]:
     return difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8) if isinstance(name, str) else []
 
 
-def _bad(field: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"{field}={_shown(value)} is invalid: {allowed}")
+class ConfigValueError(ValueError):
+    """A field's value refused: ``field``, ``value`` (as given, or the number it stands for) and ``allowed``
+    (what the field takes) kept apart, so that a caller quoting values in another notation writes the
+    message itself (the service: as JSON, ``"weekly"`` beside ``null``); ``str()`` quotes it as Python does.
+
+    >>> error = ConfigValueError("cell", "xyz", "must be one of gru, lstm, rnn")
+    >>> str(error), error.field, error.value, error.allowed
+    ("cell='xyz' is invalid: must be one of gru, lstm, rnn", 'cell', 'xyz', 'must be one of gru, lstm, rnn')
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str) -> None:
+        super().__init__(f"{field}={_shown(value)} is invalid: {allowed}")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+def _bad(field: str, value: Any, allowed: str) -> ConfigValueError:
+    return ConfigValueError(field, value, allowed)
 
 
 def _shown(value: Any) -> str:
@@ -272,7 +288,7 @@ class ForecasterConfig:
     >>> ForecasterConfig(k1=0)
     Traceback (most recent call last):
     ...
-    ValueError: k1=0 is invalid: must be an integer in [1, 100000]
+    tbptt_online.config.ConfigValueError: k1=0 is invalid: must be an integer in [1, 100000]
     """
 
     cell: str = "gru"

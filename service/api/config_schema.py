@@ -100,27 +100,6 @@ def type_problem(config: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def json_quoted_problem(config: dict[str, Any], message: str) -> str:
-    """The library's refusal of a config of the right JSON types, ``message``, with the value it names first
-    (``name=<value> is invalid: ...``, the value or one element of a list) quoted as JSON writes it: the library
-    quotes as Python does (``season_length='weekly'`` beside ``"auto"``; a hostile test, session 57).
-
-    >>> json_quoted_problem({"cell": "xyz"}, "cell='xyz' is invalid: must be one of gru, lstm, rnn")
-    'cell="xyz" is invalid: must be one of gru, lstm, rnn'
-    >>> json_quoted_problem({"season_length": [24, "x"]}, "season_length='x' is invalid: must be an integer")
-    'season_length="x" is invalid: must be an integer'
-    >>> json_quoted_problem({"k1": 0}, "k1=0 is invalid: must be an integer in [1, 100000]")
-    'k1=0 is invalid: must be an integer in [1, 100000]'
-    """
-    for name, value in config.items():
-        candidates = [value, *(value if isinstance(value, list) else ())]
-        for candidate in candidates:
-            python = f"{name}={candidate!r} "
-            if message.startswith(python):
-                return f"{name}={quoted(candidate)} {message[len(python) :]}"
-    return message
-
-
 def _allows(kind: dict[str, Any], value: Any) -> bool:
     if "enum" in kind:
         return isinstance(value, str)

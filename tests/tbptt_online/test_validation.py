@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, engine
-from tbptt_online.config import INT_BOUNDS, OPEN_LOW, REAL_BOUNDS
+from tbptt_online.config import INT_BOUNDS, OPEN_LOW, REAL_BOUNDS, ConfigValueError, _shown
 from tests.tbptt_online.snapshots import assert_identical, snapshot
 
 
@@ -32,6 +32,10 @@ def test_bad_config_raises_naming_field_and_value(field, value):
         ForecasterConfig(**{"k1": 2, "k2": 4, field: value})
     message = str(info.value)
     assert field in message and repr(value) in message, message
+    # the parts kept apart for a caller that quotes the value itself (the service, as JSON)
+    error = info.value
+    assert isinstance(error, ConfigValueError) and error.field == field
+    assert message == f"{field}={_shown(error.value)} is invalid: {error.allowed}"
 
 
 def test_two_seasons_must_be_distinct_and_are_kept_shorter_first():

@@ -7,8 +7,8 @@ import math
 
 from fastapi import APIRouter, Request, Response, status
 
-from tbptt_online import ForecasterConfig, TruncationReport
-from tbptt_service.api.config_schema import json_quoted_problem, type_problem
+from tbptt_online import ConfigValueError, ForecasterConfig, TruncationReport
+from tbptt_service.api.config_schema import type_problem
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from tbptt_service.api.schemas import (
     ERROR_RESPONSES,
@@ -19,7 +19,7 @@ from tbptt_service.api.schemas import (
     TruncationOut,
 )
 from tbptt_service.api.strict_json import StrictJSONRoute
-from tbptt_service.errors import ReportFailed, Unprocessable
+from tbptt_service.errors import ReportFailed, Unprocessable, config_problem
 from tbptt_service.host.model_worker import ModelWorker
 
 router = APIRouter(
@@ -61,7 +61,11 @@ async def create_model(body: ModelCreate, registry: RegistryDep, response: Respo
     try:
         config = ForecasterConfig.from_dict(body.config)
     except (ValueError, TypeError) as error:
-        raise Unprocessable(f"config: {json_quoted_problem(body.config, str(error))}") from None
+        message = f"config: {config_problem(error)}"
+        if isinstance(error, ConfigValueError):  # the field refused, located as a wrong type is
+            refused = {"loc": ["body", "config", error.field], "msg": message, "type": "config_value"}
+            raise Unprocessable(message, errors=[refused], error_count=1) from None
+        raise Unprocessable(message) from None
     worker = await registry.create(body.name, config)
     response.headers["Location"] = f"/v1/models/{worker.name}"
     return model_info(worker)

@@ -60,4 +60,9 @@ async def test_a_config_value_the_library_refuses_is_quoted_as_json(client_for, 
     async with client_for() as client:
         response = await client.post("/v1/models", json={"name": "m", "config": config})
     assert response.status_code == 422
-    assert response.json()["detail"].startswith(f"config: {detail}"), response.json()["detail"]
+    body = response.json()
+    assert body["detail"].startswith(f"config: {detail}"), body["detail"]
+    # located as a value of the wrong JSON type is: the field refused (the library's ConfigValueError names it)
+    field = next(iter(config))
+    assert body["errors"] == [{"loc": ["body", "config", field], "msg": body["detail"], "type": "config_value"}]
+    assert body["error_count"] == 1

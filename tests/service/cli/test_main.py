@@ -57,13 +57,15 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         ([], {"TBPTT_DEFAULT_MODEL": "{bad"}, "TBPTT_DEFAULT_MODEL: not valid JSON (Expecting property name"),
         # (with pydantic's "Value error, " before the message until session 48, a new user's)
         ([], {"TBPTT_DEFAULT_MODEL": '{"k1": 0}'}, 'TBPTT_DEFAULT_MODEL = {"k1": 0}: k1=0 is invalid'),
+        # the value refused quoted as the variable's JSON writes it (it said cell='x', a review of session 58)
+        ([], {"TBPTT_DEFAULT_MODEL": '{"cell": "x"}'}, 'TBPTT_DEFAULT_MODEL = {"cell": "x"}: cell="x" is invalid'),
         # fix: a misspelt or unknown variable was ignored, the server started on the default it meant to change
         ([], {"TBPTT_MAX_BODY_BYTE": "1"}, "unknown setting TBPTT_MAX_BODY_BYTE (did you mean TBPTT_MAX_BODY_BYTES?)"),
         ([], {"tbptt_nope": "1"}, "unknown setting tbptt_nope"),
         # a new user (session 36): an empty host listened on every interface
         ([], {"TBPTT_HOST": ""}, "TBPTT_HOST (--host) = '': String should match pattern"),
     ],
-    ids=["option", "integer", "json", "config", "misspelt", "unknown", "empty host"],
+    ids=["option", "integer", "json", "config", "config string", "misspelt", "unknown", "empty host"],
 )
 def test_a_bad_setting_is_a_one_line_error_naming_it(monkeypatch, tmp_path, capsys, argv, env, message) -> None:
     # fix: each of these was a Python traceback (pydantic's ValidationError or SettingsError)

@@ -123,6 +123,8 @@ def create_app(
         )
         app.state.registry = registry
         app.state.forecasts = ForecastLanes()  # a forecast thread per model, made on its first forecast
+        # a task either way: its end is what callers await for "loading is over" (``ready`` set, or ``load_error``
+        # saying why not: here the log that could not be opened, with nothing to load)
         app.state.loading = asyncio.create_task(load(app, registry) if opened else asyncio.sleep(0))
         try:
             yield

@@ -276,6 +276,19 @@ def test_far_horizons_smoke_counts_coverage_served_and_before_at_each_horizon(tm
     assert "Interval coverage past the calibrated horizon" in (tmp_path / "far_horizons.md").read_text()
 
 
+def test_past_far_horizons_smoke_counts_coverage_past_48_from_every_third_origin(tmp_path):
+    payload = run_smoke("past_far_horizons", tmp_path)
+    assert [r["stream"] for r in payload["rows"]] == ["co2", "elnino"] and payload["horizons"] == [48, 72, 96, 144, 192]
+    for row in payload["rows"]:
+        # 260 values, after the warm-up (26 or a season) up to 260 - 192: origins 54, 57, .. 66 for co2 (52),
+        # 27, 30, .. 66 for elnino
+        assert row["values"] == 260 and row["origins"] == {"co2": 5, "elnino": 14}[row["stream"]]
+        assert set(row["coverage"]) == {"48", "72", "96", "144", "192"}
+        assert all(0.0 <= c <= 1.0 for c in row["coverage"].values())
+    assert payload["summary"]["cells"] == 8 and 0 <= payload["summary"]["cells_off"] <= 8
+    assert "Interval coverage past the last far horizon" in (tmp_path / "past_far_horizons.md").read_text()
+
+
 def test_interval_widths_smoke_scores_served_before_and_hindsight_widths_at_each_tracked_horizon(tmp_path):
     payload = run_smoke("interval_widths", tmp_path)
     assert [r["stream"] for r in payload["rows"]] == ["airline", "co2"]

@@ -383,7 +383,8 @@ def far_widths(q: list[float], far: list[float], horizon: int) -> list[float]:
 def test_past_the_tracked_horizons_the_width_runs_from_one_known_far_width_to_the_next_as_a_power_of_h():
     assert calibration.far_horizons(3) == (6, 12)
     q = [1.0, 2.0, 3.0]
-    # 6's known: from q_3 = 3 to 4 at 6 as h^(log(4/3) / log 2); past it 4 sqrt(h / 6)
+    # 6's known: from q_3 = 3 to 4 at 6 as h^(log(4/3) / log 2); past it the square grows at the rate it grew from
+    # q_3's: 4^2 + (4^2 - 3^2) / (6 - 3) (h - 6) (until session 59: 4 sqrt(h / 6))
     power = math.log(4 / 3) / math.log(2)
     want = [
         1.0,
@@ -392,21 +393,26 @@ def test_past_the_tracked_horizons_the_width_runs_from_one_known_far_width_to_th
         3 * (4 / 3) ** power,
         3 * (5 / 3) ** power,
         4.0,
-        *(4 * math.sqrt(h / 6) for h in range(7, 13)),
+        *(math.sqrt(16 + 7 / 3 * (h - 6)) for h in range(7, 13)),
     ]
     assert far_widths(q, [4.0, 0.0], 12) == pytest.approx(want, rel=1e-14)
-    # both known and narrowing: 4 at 6, 2 at 12 (h^-1 between), never below SLACK of the widest before
+    # both known and narrowing: 4 at 6, 2 at 12 (h^-1 between), past 12 flat (2 is below q_3: no growth), never
+    # below SLACK of the widest before
     slack = calibration.SLACK
     want = [1.0, 2.0, 3.0, 3 * (4 / 3) ** power, 3 * (5 / 3) ** power, 4.0]
-    want += [max(4 * 6 / h, slack * 4) for h in range(7, 13)] + [
-        max(2 * math.sqrt(h / 12), slack * 4) for h in (13, 24)
-    ]
+    want += [max(4 * 6 / h, slack * 4) for h in range(7, 13)] + [max(2.0, slack * 4) for h in (13, 24)]
     got = far_widths(q, [4.0, 2.0], 24)
     assert [*got[:12], got[12], got[23]] == pytest.approx(want, rel=1e-14)
-    # only 12's known: one power from q_3 to it, then 6 sqrt(h / 12)
+    # only 12's known: one power from q_3 to it, then 6^2 + (6^2 - 3^2) / (12 - 3) (h - 12)
     power = math.log(6 / 3) / math.log(12 / 3)
     assert far_widths(q, [0.0, 6.0], 24)[3:] == pytest.approx(
-        [3 * (h / 3) ** power for h in range(4, 12)] + [6.0] + [6 * math.sqrt(h / 12) for h in range(13, 25)], rel=1e-14
+        [3 * (h / 3) ** power for h in range(4, 12)] + [6.0] + [math.sqrt(36 + 3 * (h - 12)) for h in range(13, 25)],
+        rel=1e-14,
+    )
+    # a random walk's widths (q_h = sqrt(h)) go on as sqrt(h) past the last far one, as the rule before did
+    walk = [math.sqrt(h) for h in (1, 2, 3)]
+    assert far_widths(walk, [math.sqrt(6), math.sqrt(12)], 24)[12:] == pytest.approx(
+        [math.sqrt(h) for h in range(13, 25)], rel=1e-14
     )
     # none known: the rule of before (q_H sqrt(h / H)); q_H unknown: q_1 sqrt(h), whatever is known far
     assert far_widths(q, [0.0, 0.0], 8) == widths(q, 8)

@@ -195,7 +195,8 @@ def create_front(
     async def ready_everywhere(request: ForwardedRequest) -> Response:
         """Ready when every shard is: the first shard that is not answers for all (its status and
         body, with ``shard``: i), and the quarantined models of all shards are merged (their
-        reasons, or their count where the request did not carry the API key). It answered shard
+        reasons, or their count where the request did not carry the API key), and the first shard's
+        ``log_write_failure`` is given with its ``shard``. It answered shard
         0's: a model quarantined on shard 1, or a shard that could not recover, read "ready"."""
         answers = await asyncio.gather(*(c.send(request) for c in coalescers), return_exceptions=True)
         for i, answer in enumerate(answers):
@@ -217,6 +218,9 @@ def create_front(
         elif count:
             merged["quarantined_models"] = count
             merged["detail"] = next(part["detail"] for part in parts if "detail" in part)
+        refused = [(i, part["log_write_failure"]) for i, part in enumerate(parts) if "log_write_failure" in part]
+        if refused:  # the first shard whose log refused its last write (a 507 or 503 of each write to it)
+            merged["log_write_failure"] = {**refused[0][1], "shard": refused[0][0]}
         return JSONResponse(merged)
 
     async def healthz(request: Request) -> Response:

@@ -433,8 +433,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "Conflicts with the model's state (timestamps, caps, names)",
         413: "Body over max_body_bytes",
         422: "Invalid input (the body names the problem and the element index)",
-        503: "Still loading state",
-        507: "The journal cannot record the batch (disk full)",
+        503: "Still loading state, or the journal's log cannot be written (an I/O error) or reached",
+        507: "The journal cannot record the batch (disk full, disk quota, file size limit)",
     }.items()
 }
 JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {

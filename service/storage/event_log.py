@@ -35,7 +35,12 @@ committed prefix intact: SQLite ignores WAL frames after the last valid commit f
 
 A full disk, or the optional ``max_bytes`` cap on the log's size, raises
 :class:`tbptt_service.errors.StorageFullError` (an ``OSError`` with ``errno.ENOSPC``) from
-``append`` and leaves the log valid without that record.
+``append`` and leaves the log valid without that record. So do a disk quota and a file size limit
+(``EDQUOT``, ``EFBIG``: SQLite's "disk I/O error", its cause found by
+:mod:`~tbptt_service.storage.write_failure`); another I/O error (``EIO``) raises
+:class:`tbptt_service.errors.LogUnavailable` naming it. Either way the WAL is then checkpointed into the
+database and truncated, so that the log takes writes again once the cause clears (a prune of a full log
+writes the WAL too), and ``write_failure`` holds the error until a write succeeds.
 
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d, EventLog(pathlib.Path(d) / "events.db") as log:
@@ -63,12 +68,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from tbptt_service.errors import StorageFullError
+from tbptt_service.errors import LogUnavailable, StorageFullError
 from tbptt_service.storage.wal_sync import WalSyncer
+from tbptt_service.storage.write_failure import OUT_OF_SPACE, cause, described
 
 SYNC_MODES = ("batch", "interval")
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
-_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_SQLITE_IOERR = 10  # "disk I/O error": a write that failed with another errno than ENOSPC (EDQUOT, EFBIG, EIO, ...)
+_FRAME_HEADER = 24  # bytes before each page in the WAL
 CAP_SPARE_BYTES = 64 * 1024 * 1024  # a SQLITE_FULL with a cap set and more free disk than this: the cap is full
 _PAGE_ROWS = 1000  # records read per query while iterating (the lock is released between pages)
 _SCHEMA = """
@@ -136,6 +143,12 @@ def _is_full(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF == _SQLITE_FULL
 
 
+def _is_io_error(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error is SQLITE_IOERR (any extended code): the errno behind it is not given."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_IOERR
+
+
 def _translate(exc: sqlite3.Error, path: Path, capped: int | None = None, hopeless: int | None = None) -> Exception:
     """SQLITE_FULL (disk full or max_page_count reached) -> StorageFullError; others unchanged.
     ``capped``: the cap in bytes when it, not the disk, is what is full (the message names it: a
@@ -185,6 +198,7 @@ class EventLog:
         self._closed = False
         self._max_bytes = max_bytes
         self._full = False  # an append failed for want of space, and no prune has run since
+        self.write_failure: OSError | None = None  # why the last write failed (507/503), until one succeeds
         # One connection shared under self._lock: SQLite has a single writer anyway, and
         # autocommit (isolation_level=None) makes each INSERT its own transaction.
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -193,6 +207,7 @@ class EventLog:
             if mode != "wal":
                 raise OSError(errno.EINVAL, f"event log {self.path}: journal_mode=WAL refused (got {mode!r})")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # batch mode: WalSyncer fsyncs each commit
+            self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             if max_bytes is not None:
                 page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
                 self._conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
@@ -251,11 +266,12 @@ class EventLog:
                 # newest checkpoint, the older ones given up (reviews, sessions 50 and 51: no share of the cap
                 # tells, an empty log holds 12.7 % less than a cap of 64 KiB and 0.9 % less than one of 1 MiB)
                 hopeless = capped is not None and (self._empty() or not self._fits_empty(row))
-                error = _translate(exc, self.path, capped, len(data) if hopeless else None)
+                error = self._failed_write(exc, len(data), capped, len(data) if hopeless else None)
                 self._full = self._full or (isinstance(error, StorageFullError) and not hopeless)
                 raise error from exc
             self._dirty = True
             self._full = False  # it took a record: not full now (a prune that deleted nothing left it set)
+            self.write_failure = None
             return int(cursor.lastrowid)
 
     def durable(self, seq: int) -> Future[None]:
@@ -283,7 +299,46 @@ class EventLog:
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:
                     self._conn.rollback()
-                raise _translate(exc, self.path) from exc
+                raise self._failed_write(exc, 0) from exc
+
+    def _failed_write(
+        self, exc: sqlite3.Error, record_bytes: int, capped: int | None = None, hopeless: int | None = None
+    ) -> Exception:
+        """Caller holds the lock. The error a write that SQLite refused with ``exc`` raises: ``StorageFullError``
+        for want of space (SQLITE_FULL, or an I/O error whose cause is ENOSPC, EDQUOT or EFBIG), ``LogUnavailable``
+        for another I/O error, naming its cause; SQLite's other errors as they came. After the first two the WAL
+        is checkpointed to make room (``_checkpoint_wal``) and the error kept in ``write_failure``."""
+        if _is_io_error(exc):
+            need = record_bytes + 4 * (self._page_size + _FRAME_HEADER)  # the record and the pages it touches
+            found = cause([Path(f"{self.path}-wal"), self.path], need)
+            if found is not None and found.errno in OUT_OF_SPACE:
+                again = "it takes writes again once space is freed or the limit is raised"
+                why = f"{described(found)} (SQLite: {exc}); {again}"
+                error: Exception = StorageFullError(found.errno, f"event log {self.path} is full: {why}")
+            else:
+                why = described(found) if found is not None else "no cause found (its directory takes writes)"
+                error = LogUnavailable(errno.EIO, f"event log {self.path} cannot be written: {why} (SQLite: {exc})")
+        else:
+            error = _translate(exc, self.path, capped, hopeless)
+        if isinstance(error, (StorageFullError, LogUnavailable)):
+            self.write_failure = error
+            self._checkpoint_wal()
+        return error
+
+    def _checkpoint_wal(self) -> None:
+        """Caller holds the lock, after a write refused for want of space or by an I/O error: copy the WAL into the
+        database and truncate it. SQLite checkpoints on its own only after a commit that leaves the WAL over 1,000
+        pages (about 4 MB); a WAL that could not grow took no commit, so no checkpoint ran, and a prune, which
+        writes the WAL too, failed as well: with a file size limit below 4 MB the WAL stayed at the limit and the
+        log never took a write again (an operator's test, session 58). Its failure (a full disk, the database at the
+        limit) is logged; the next refused write tries again."""
+        try:
+            busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("event log %s: the WAL could not be checkpointed to make room: %s", self.path, exc)
+            return
+        if busy:
+            log.warning("event log %s: the WAL was checkpointed in part (%d of %d frames)", self.path, copied, frames)
 
     @property
     def full(self) -> bool:
@@ -398,7 +453,7 @@ class EventLog:
         try:
             os.fsync(fd)
         except OSError as exc:
-            if exc.errno in _FULL_ERRNOS:
+            if exc.errno in OUT_OF_SPACE:
                 raise StorageFullError(errno.ENOSPC, f"event log {self.path}: fsync failed: {exc}") from exc
             raise
         finally:

@@ -21,6 +21,10 @@ dead) can add a record after it. Seqs have no gaps: a failed statement rolls bac
 at once. A connection that fails during an append leaves it unknown whether the record
 committed: the log then refuses every later append (``OSError``), so the writer's state can
 never run ahead of or behind its log; a restart recovers what the log holds.
+A server whose disk is full answers the append with SQLSTATE ``53100`` (``disk_full``): the statement
+rolled back, nothing committed, and the connection is fine, so that append alone raises
+:class:`~tbptt_service.errors.StorageFullError` (507), kept in ``write_failure`` until an append is taken,
+and the log takes appends again once the server has room.
 
 **Timeouts.** Every statement has ``timeout_s`` (5 s by default): the server cancels one that runs
 longer (``statement_timeout``, a lock wait say), and the client cuts the connection of one that
@@ -48,7 +52,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import orjson
 import psycopg
 
-from tbptt_service.errors import LogUnavailable
+from tbptt_service.errors import LogUnavailable, StorageFullError
 from tbptt_service.storage.event_log import LogRecord, decode_payload
 from tbptt_service.storage.log_store import FencedWriter
 from tbptt_service.storage.statement_deadline import StatementDeadline
@@ -226,6 +230,7 @@ class PostgresLog:
         self.path = stream_name(url, stream)
         self._lock = threading.Lock()
         self._broken: LogUnavailable | None = None
+        self.write_failure: StorageFullError | None = None  # an append refused for a full disk, until one is taken
         self._superseded: FencedWriter | None = None
         self._closed = False
         self._deadline = StatementDeadline(timeout_s)  # ValueError unless timeout_s > 0; a watchdog thread
@@ -277,6 +282,13 @@ class PostgresLog:
             try:
                 with self._deadline.guarding(self._conn):
                     row = self._conn.execute(_APPEND, params).fetchone()
+            except psycopg.errors.DiskFull as exc:  # 53100: the server refused the statement, nothing committed; it
+                # takes writes again once its disk has room (an answer of its own: the connection is fine). Until
+                # session 59 it was taken for a lost connection: 503 to every later append until a restart
+                self.write_failure = StorageFullError(
+                    errno.ENOSPC, f"event log {self.path} is full: the database's disk is full ({str(exc).strip()})"
+                )
+                raise self.write_failure from exc
             except psycopg.OperationalError as exc:  # the commit may or may not have happened
                 why = (
                     f"the database did not answer within {self._deadline.timeout_s} s (the connection was cut)"
@@ -290,6 +302,7 @@ class PostgresLog:
                 raise self._broken from exc
             if row is None:
                 raise self._fenced()
+            self.write_failure = None
             return int(row[0])
 
     def write(self, model: str, kind: str, payload: Any) -> int:

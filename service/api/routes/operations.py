@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 
 from tbptt_service.api.auth import bearer_matches
 from tbptt_service.api.deps import MetricsDep
+from tbptt_service.errors import StorageFullError
 from tbptt_service.host.metrics import CONTENT_TYPE
 from tbptt_service.version import VERSION
 
@@ -23,7 +24,8 @@ async def healthz() -> dict:
 @router.get("/readyz", responses={503: {"description": "Still loading state"}})
 async def readyz(request: Request) -> JSONResponse:
     """200 once the state is loaded and the models accept requests; 503 before. With an API key set, the
-    reasons (a quarantined model's, a failed load's) are given only to a request that carries it."""
+    reasons (a quarantined model's, a failed load's, the log's refusal of the last write) are given only to a
+    request that carries it."""
     state = request.app.state
     key = state.settings.api_key
     told = key is None or bearer_matches(request.scope, key.encode())  # the reasons need the key, when set
@@ -33,12 +35,18 @@ async def readyz(request: Request) -> JSONResponse:
         detail = str(superseded) if told else f"this server's log stream was taken over; {_SEND_KEY}"
         return JSONResponse({"status": "superseded", "detail": detail}, status_code=503)
     if state.ready:
+        body: dict[str, object] = {"status": "ready"}
+        failure = getattr(log, "write_failure", None)  # the log refused the last write: ready to read, not to write
+        if failure is not None:  # (until session 59 a refusing log read "ready" alone: an operator's test)
+            status = 507 if isinstance(failure, StorageFullError) else 503
+            detail = str(failure) if told else f"the event log refused the last write; {_SEND_KEY}"
+            body["log_write_failure"] = {"status": status, "detail": detail}
         quarantined = state.registry.quarantined
-        if not quarantined:
-            return JSONResponse({"status": "ready"})
-        if not told:
-            return JSONResponse({"status": "ready", "quarantined_models": len(quarantined), "detail": _SEND_KEY})
-        return JSONResponse({"status": "ready", "quarantined": dict(quarantined)})
+        if quarantined and not told:
+            body.update(quarantined_models=len(quarantined), detail=_SEND_KEY)
+        elif quarantined:
+            body["quarantined"] = dict(quarantined)
+        return JSONResponse(body)
     if state.load_error is not None:
         detail = state.load_error if told else f"the state failed to load; {_SEND_KEY}"
         return JSONResponse({"status": "failed", "detail": detail}, status_code=503)

@@ -5,6 +5,7 @@ for a shard travel in one call, and a call retried with its key is answered with
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -15,6 +16,7 @@ import pytest
 
 from tbptt_service.api.app import create_app
 from tbptt_service.api.front import create_front
+from tbptt_service.errors import StorageFullError
 from tbptt_service.host.shard import ForwardedRequest, ShardHost, shard_of
 from tbptt_service.host.shard_app import ForwardedResponse
 from tbptt_service.settings import Settings
@@ -280,6 +282,17 @@ async def test_readyz_is_every_shards_readiness_with_their_quarantined_models(cl
     answer = await front.get("/readyz")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ready", "quarantined": {"default": "log record seq 5 cannot be replayed"}}
+
+
+async def test_readyz_names_the_shard_whose_log_refused_its_last_write(cluster) -> None:
+    # A full log (507) read "ready" alone (an operator's test, session 58, F9); a shard's report was then dropped
+    # by the front's merge of the shards' answers, which keeps the quarantined models alone
+    hosts, front = cluster
+    full = StorageFullError(errno.ENOSPC, "event log x is full: the database's disk is full")
+    hosts[1].app.state.durability.log.write_failure = full
+    answer = await front.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ready", "log_write_failure": {"status": 507, "detail": str(full), "shard": 1}}
 
 
 async def test_a_call_that_times_out_at_the_end_of_the_window_is_sent_once_more() -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import tbptt_online
 from tbptt_service.api.app import create_app, create_default_model
+from tbptt_service.errors import LogUnavailable, StorageFullError
 from tbptt_service.host.registry import ModelRegistry
 
 pytestmark = pytest.mark.anyio
+SEND_KEY = "send the API key (Authorization: Bearer <key>) for the reasons"
 
 
 async def test_readyz_is_503_until_the_state_is_loaded(make_settings, serve) -> None:
@@ -49,6 +52,25 @@ async def test_a_failed_load_keeps_the_service_unready_and_says_why(make_setting
             "detail": "loading the state failed: OSError('checkpoint unreadable')",
         }
         assert (await client.get("/v1/models")).status_code == 503
+
+
+async def test_readyz_says_when_the_log_refused_the_last_write_and_why_only_with_the_key(make_settings, serve) -> None:
+    # An operator's test (session 58, F9): writes answered 5xx while /readyz said ready with nothing more
+    app = create_app(make_settings(api_key="k" * 32))
+    async with serve(app) as client:
+        log = app.state.durability.log
+        for failure, status in (
+            (StorageFullError(errno.EDQUOT, "event log e is full: EDQUOT (Disk quota exceeded): ..."), 507),
+            (LogUnavailable(errno.EIO, "event log e cannot be written: EIO (Input/output error): ..."), 503),
+        ):
+            log.write_failure = failure
+            told = await client.get("/readyz", headers={"Authorization": "Bearer " + "k" * 32})
+            assert told.status_code == 200
+            assert told.json() == {"status": "ready", "log_write_failure": {"status": status, "detail": str(failure)}}
+            untold = (await client.get("/readyz")).json()["log_write_failure"]
+            assert untold == {"status": status, "detail": "the event log refused the last write; " + SEND_KEY}
+        log.write_failure = None
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

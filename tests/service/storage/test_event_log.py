@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tbptt_service.errors import LogUnavailable
 from tbptt_service.storage import event_log
 from tbptt_service.storage.event_log import EventLog, StorageFullError
 
@@ -255,6 +257,100 @@ def test_a_full_log_raises_storage_full_and_loses_nothing_written_before(tmp_pat
     with EventLog(path) as log:
         payloads = [r.payload["i"] for r in log.records()]
     assert payloads == [*written[len(written) // 2 :], "after"]
+
+
+_LIMITED_WRITER = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))  # Python ignores SIGXFSZ
+from tbptt_service.storage.event_log import EventLog, StorageFullError
+log, taken, refused, pruned = EventLog(sys.argv[1], sync="batch"), [], [], 0
+i = 0
+while len(taken) < 300 and len(refused) < 100:  # about 12 KB of WAL frames each: the WAL meets the limit long
+    i += 1  # before SQLite's own checkpoint (1,000 pages)
+    try:
+        taken.append((log.append("m", "observe", {"i": i, "pad": "x" * 3000}), i))
+    except StorageFullError as error:
+        refused.append((error.errno, str(error), log.write_failure is error))
+        pruned = taken[-1][0]
+        log.prune(pruned)  # what a checkpoint of every record taken does (Checkpointer: a full log)
+if not refused:
+    sys.exit("the limit was never met")
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+log.close()
+print(json.dumps({"taken": taken, "refused": refused, "pruned": pruned}))
+"""
+
+
+def test_a_file_size_limit_is_a_full_log_that_takes_writes_again_once_the_wal_is_checkpointed(tmp_path):
+    # An operator's finding (session 58, F9): under RLIMIT_FSIZE (EFBIG, which SQLite calls "disk I/O error") the
+    # writes failed as a bare sqlite3 error (500) and never resumed: the WAL stayed at the limit, below the 1,000
+    # pages at which SQLite checkpoints it, and a prune writes the WAL too. Now: StorageFullError (507) naming the
+    # limit, and the WAL checkpointed and truncated, so that appends are taken again once a prune makes room.
+    path = tmp_path / "events.sqlite3"
+    limit = 256 * 1024
+    run = subprocess.run(
+        [sys.executable, "-c", _LIMITED_WRITER, str(path), str(limit)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    refused, taken = result["refused"], result["taken"]
+    assert refused and all(code == errno.EFBIG and kept for code, _, kept in refused)
+    assert f"{path}-wal reached the process's file size limit of {limit} bytes (RLIMIT_FSIZE" in refused[0][1]
+    assert len(taken) == 300 and len(refused) < 30  # one refusal per WAL filled (about 20 appends), then taken
+    assert [seq for seq, _ in taken] == list(range(1, len(taken) + 1))  # no gap: a refused append wrote nothing
+    with EventLog(path) as log:  # every record taken after the last prune is there, no refused one
+        kept = [tuple(pair) for pair in taken if pair[0] > result["pruned"]]
+        assert kept and [(r.seq, r.payload["i"]) for r in log.records()] == kept
+
+
+@pytest.mark.parametrize(
+    ("found", "raised", "code"),
+    [
+        (OSError(errno.EDQUOT, "writing to .tbptt-write-probe failed"), StorageFullError, errno.EDQUOT),
+        (OSError(errno.EIO, "writing to .tbptt-write-probe failed"), LogUnavailable, errno.EIO),
+        (None, LogUnavailable, errno.EIO),
+    ],
+)
+def test_sqlites_disk_io_error_is_a_full_log_or_an_unavailable_one_by_its_cause(
+    tmp_path, monkeypatch, found, raised, code
+):
+    # SQLite names EDQUOT, EFBIG and EIO alike ("disk I/O error", SQLITE_IOERR_WRITE), and Python's sqlite3 gives
+    # no errno: the cause found again (storage.write_failure) decides. Out of space: 507; else 503 naming it.
+    class Failing:
+        in_transaction = False
+
+        def __init__(self, real) -> None:
+            self.real, self.checkpoints = real, 0
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT"):
+                error = sqlite3.OperationalError("disk I/O error")
+                error.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE
+                raise error
+            self.checkpoints += sql == "PRAGMA wal_checkpoint(TRUNCATE)"
+            return self.real.execute(sql, *args)
+
+    monkeypatch.setattr(event_log, "cause", lambda files, need: found, raising=False)
+    with EventLog(tmp_path / "events.sqlite3") as log:
+        assert log.append("m", "observe", 1) == 1
+        real = log._conn
+        log._conn = failing = Failing(real)
+        try:
+            with pytest.raises(raised) as caught:
+                log.append("m", "observe", 2)
+        finally:
+            log._conn = real
+        assert caught.value.errno == code and log.write_failure is caught.value
+        assert "(SQLite: disk I/O error)" in str(caught.value)
+        assert ("no cause found" in str(caught.value)) == (found is None)
+        assert failing.checkpoints == 1
+        assert log.full == (raised is StorageFullError)
+        assert log.append("m", "observe", 3) == 2 and log.write_failure is None  # the cause gone: taken
+        assert [r.payload for r in log.records()] == [1, 3]
 
 
 def test_a_payload_orjson_cannot_encode_raises_type_error_and_appends_nothing(tmp_path):

@@ -1,6 +1,7 @@
 """PostgresLog against a real PostgreSQL server: the log-store contract it shares with the SQLite
 EventLog (same records back, gapless seqs, prune keeps the high-water mark), independent streams,
-epoch fencing (an older writer can append nothing), and a lost connection that refuses later appends."""
+epoch fencing (an older writer can append nothing), a lost connection that refuses later appends, and a
+full disk of the server that refuses one append (507) and not the next."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tbptt_service.errors import StorageFullError
 from tbptt_service.storage.event_log import EventLog
 from tbptt_service.storage.log_store import FencedWriter, LogStore
 from tbptt_service.storage.postgres_log import PostgresLog, read_stream
@@ -119,6 +121,26 @@ def test_a_lost_connection_refuses_every_later_append(postgres_url: str) -> None
             log.append("m", "k", 3)  # unknown whether anything committed: the writer must restart
     with PostgresLog(postgres_url, stream="s") as restarted:
         assert [r.payload for r in restarted.records()] == [1]
+
+
+def test_a_full_database_disk_refuses_that_append_with_507_and_the_next_one_is_taken(postgres_url: str) -> None:
+    # An operator's finding (session 58, F9): a 53100 (disk_full) was taken for a lost connection, so every later
+    # append failed until a restart. A trigger answers the server's own disk-full error (SQLSTATE 53100) here.
+    fault = """CREATE OR REPLACE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device' USING ERRCODE = '53100';
+        END $$"""
+    with PostgresLog(postgres_url, stream="s") as log, psycopg.connect(postgres_url, autocommit=True) as admin:
+        assert log.append("m", "k", 1) == 1
+        admin.execute(fault)
+        admin.execute("CREATE TRIGGER full_disk BEFORE INSERT ON log_events FOR EACH ROW EXECUTE FUNCTION disk_full()")
+        for _ in range(2):
+            with pytest.raises(StorageFullError, match=r"the database's disk is full \(.*No space left on device"):
+                log.append("m", "k", 2)
+        assert isinstance(log.write_failure, StorageFullError)
+        admin.execute("DROP TRIGGER full_disk ON log_events")
+        assert log.append("m", "k", 3) == 2  # no gap: the refused statements rolled back whole
+        assert log.write_failure is None and log.broken is None
+        assert [(r.seq, r.payload) for r in log.records()] == [(1, 1), (2, 3)]
 
 
 def test_an_append_the_database_stops_answering_fails_within_the_timeout_and_refuses_later_ones(

@@ -3,8 +3,9 @@
 Connects to the Ray cluster at ``ADDRESS``, finds the shard actors by name, an owner and a warm
 standby per shard (creating the missing ones: the first front to start creates them, every later
 one finds them), waits until each is constructed, then serves the HTTP API with uvicorn on
-``--host``/``--port``. Run one per node, or several on one node on different ports: they hold no
-state.
+``--host``/``--port``. A front refused (another shard count, settings other than the running
+shards') has written nothing and created no actor: it reads both before it does either. Run one
+per node, or several on one node on different ports: they hold no state.
 """
 
 from __future__ import annotations
@@ -72,29 +73,30 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         return 2
     import psycopg
 
-    from tbptt_service.storage.postgres_log import claim_shard_count
+    from tbptt_service.storage.postgres_log import claim_shard_count, recorded_shard_count
 
+    # Nothing is written or created before every check has passed: the shard count and the settings are read
+    # first (until session 59 a front refused for its settings, a new --log say, had recorded its shard count in
+    # that database and created the shard actors missing, with its refused settings: the review of session 58).
     try:
-        recorded = claim_shard_count(settings.log_url, shards)
+        recorded = recorded_shard_count(settings.log_url)
     except psycopg.OperationalError as exc:  # the database cannot be reached
-        why = f"cannot read the cluster's shard count from the log's database: {exc}"
-        print(f"tbptt-online serve: {why}", file=sys.stderr)
-        return 1
-    if recorded != shards:
-        print(
-            f"tbptt-online serve: --shards {shards} does not match the cluster's {recorded} shards, recorded in "
-            f"the log's database by the first front: a model belongs to shard sha256(name) mod N, so another N "
-            f"would look for models on other shards (and could create a second model under a name that exists); "
-            f"start every front with --shards {recorded} (models do not move between shard counts)",
-            file=sys.stderr,
-        )
-        return 2
+        return _unreachable(exc)
+    if recorded is not None and recorded != shards:
+        return _refuse_shard_count(shards, recorded)
     import ray
     import uvicorn
 
     from tbptt_service.api.front import create_front
     from tbptt_service.api.head_limits import head_limited_protocol
-    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, held_settings, pair_call, shard_actors
+    from tbptt_service.host.ray_shards import (
+        NAMESPACE,
+        RETRYABLE,
+        held_settings,
+        pair_call,
+        running_actors,
+        shard_actors,
+    )
 
     # A call in flight when its shard's process dies fails once Ray has the actor's death info; by default
     # the caller waits up to 1 s for it, before the front can promote the standby.
@@ -102,21 +104,22 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     ours = shard_settings_of(settings)
-    pairs = shard_actors(shards, ours)
     # The actors are detached and found by name: running ones keep the settings of the front that created
     # them, and a later front's were ignored without a word (a hostile test, session 58: a front restarted
     # with TBPTT_API_KEY served everyone without a key; a new --log and --state-dir were never used).
-    differing = settings_differing(ours, held_settings(pairs))
+    differing = settings_differing(ours, held_settings(running_actors(shards)))
     if differing:
-        print(
-            f"tbptt-online serve: the running shards were created with other settings than this front's "
-            f"({'; '.join(differing)}), and they keep theirs: start the front with the shards' settings, or, to "
-            f"apply new ones, stop the shards first (stop the Ray cluster: `ray stop` on every node; what was "
-            f"acknowledged stays in the log and the checkpoints) and start the front again: it creates the shards "
-            f"with its settings, and they recover",
-            file=sys.stderr,
-        )
-        return 2
+        return _refuse_settings(differing)
+    try:
+        recorded = claim_shard_count(settings.log_url, shards)  # recorded now, where this is the first front
+    except psycopg.OperationalError as exc:
+        return _unreachable(exc)
+    if recorded != shards:  # a front with another count claimed it just before this one
+        return _refuse_shard_count(shards, recorded)
+    pairs = shard_actors(shards, ours)  # the missing ones created, with settings equal to the running ones'
+    differing = settings_differing(ours, held_settings(pairs))  # a front started at the same moment created them
+    if differing:
+        return _refuse_settings(differing)
     # Each actor constructed: an owner made its first recovery attempt (one whose attempt failed answers
     # 503 with the reason while it retries), a standby is warming up.
     ray.get([actor.ready.remote() for pair in pairs for actor in pair])
@@ -131,3 +134,31 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         http=head_limited_protocol(settings.header_timeout_s, settings.max_header_bytes),
     )
     return 0
+
+
+def _unreachable(exc: Exception) -> int:
+    print(f"tbptt-online serve: cannot read the cluster's shard count from the log's database: {exc}", file=sys.stderr)
+    return 1
+
+
+def _refuse_shard_count(shards: int, recorded: int) -> int:
+    print(
+        f"tbptt-online serve: --shards {shards} does not match the cluster's {recorded} shards, recorded in "
+        f"the log's database by the first front: a model belongs to shard sha256(name) mod N, so another N "
+        f"would look for models on other shards (and could create a second model under a name that exists); "
+        f"start every front with --shards {recorded} (models do not move between shard counts)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _refuse_settings(differing: list[str]) -> int:
+    print(
+        f"tbptt-online serve: the running shards were created with other settings than this front's "
+        f"({'; '.join(differing)}), and they keep theirs: start the front with the shards' settings, or, to "
+        f"apply new ones, stop the shards first (stop the Ray cluster: `ray stop` on every node; what was "
+        f"acknowledged stays in the log and the checkpoints) and start the front again: it creates the shards "
+        f"with its settings, and they recover",
+        file=sys.stderr,
+    )
+    return 2

@@ -61,12 +61,27 @@ class RayShardHost(ShardHost):
         return ray.get_runtime_context().get_node_id()
 
 
+def running_actors(shards: int) -> list[tuple[Any, Any]]:
+    """The shard actors that exist now, (owner, standby) of shards ``0 .. shards-1``, None for a missing one:
+    found by name, none created (``ray.init`` first). A front compares its settings with theirs before it
+    creates any (:func:`shard_actors`): until session 59 it created the missing ones first, with the settings it
+    was then refused for (the review of session 58)."""
+
+    def found(index: int, standby: bool) -> Any:
+        try:
+            return ray.get_actor(actor_name(index, standby), namespace=NAMESPACE)
+        except ValueError:  # no actor of that name
+            return None
+
+    return [(found(i, False), found(i, True)) for i in range(shards)]
+
+
 def held_settings(pairs: list[tuple[Any, Any]]) -> list[dict[str, Any] | None]:
-    """The settings each actor of ``pairs`` was created with (None: an actor of an older version,
-    which cannot say)."""
+    """The settings each actor of ``pairs`` (None: a missing one, left out) was created with (None: an actor
+    of an older version, which cannot say)."""
     calls = []
     for pair in pairs:
-        for actor in pair:
+        for actor in (a for a in pair if a is not None):
             try:
                 calls.append(actor.settings_given.remote())
             except AttributeError:  # a handle knows the running actor's methods

@@ -202,17 +202,32 @@ def claim_shard_count(url: str, shards: int) -> int:
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute(_SHARD_COUNT[0])
+        recorded = _shard_count_in(conn)
+        conn.execute(_SHARD_COUNT[1], (int(shards) if recorded is None else recorded,))  # (none when one is)
+        return int(conn.execute(_SHARD_COUNT[2]).fetchone()[0])
+
+
+def recorded_shard_count(url: str) -> int | None:
+    """The cluster's shard count as :func:`claim_shard_count` finds it, read without writing anything (None where
+    none is recorded and no shard stream exists): a front refused for its shard count or its settings leaves the
+    database as it was. Until session 59 the claim came first, so a front refused for a new ``--log`` had
+    created ``cluster_shards`` there and fixed that database's shard count (the review of session 58)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        return _shard_count_in(conn)
+
+
+def _shard_count_in(conn: psycopg.Connection[Any]) -> int | None:
+    """The count recorded in ``cluster_shards``; else, a cluster started before the record existed has left its
+    streams shard-0 .. shard-(N-1) (every owner opens its own), and their count is the cluster's (the review of
+    session 36: a mistyped first front after an upgrade would have locked in its count); else None."""
+    if conn.execute("SELECT to_regclass('cluster_shards') IS NOT NULL").fetchone()[0]:
         recorded = conn.execute(_SHARD_COUNT[2]).fetchone()
         if recorded is not None:
             return int(recorded[0])
-        # None recorded: a cluster started before the record existed has left its streams shard-0 ..
-        # shard-(N-1) (every owner opens its own); their count is the cluster's, not ``shards`` (the
-        # review of session 36: a mistyped first front after an upgrade would have locked in its count)
-        found = conn.execute("SELECT to_regclass('log_streams') IS NOT NULL").fetchone()[0]
-        names = [row[0] for row in conn.execute("SELECT stream FROM log_streams")] if found else []
-        indices = [int(name[6:]) for name in names if name.startswith("shard-") and name[6:].isdigit()]
-        conn.execute(_SHARD_COUNT[1], (max(indices) + 1 if indices else int(shards),))
-        return int(conn.execute(_SHARD_COUNT[2]).fetchone()[0])
+    found = conn.execute("SELECT to_regclass('log_streams') IS NOT NULL").fetchone()[0]
+    names = [row[0] for row in conn.execute("SELECT stream FROM log_streams")] if found else []
+    indices = [int(name[6:]) for name in names if name.startswith("shard-") and name[6:].isdigit()]
+    return max(indices) + 1 if indices else None
 
 
 class PostgresLog:

@@ -51,9 +51,12 @@ class Stop(Exception):
     """Ends ``serve_front`` where the test has seen what it needs."""
 
 
-def fake_ray(monkeypatch: pytest.MonkeyPatch, held: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def fake_ray(
+    monkeypatch: pytest.MonkeyPatch, held: dict[str, Any] | None = None, running: tuple[bool, bool] = (True, True)
+) -> list[dict[str, Any]]:
     """Ray's ``init`` a no-op and ``shard_actors`` one that raises :class:`Stop` (with ``held``: returns
-    actors that were created with ``held``): the settings it was handed come back in the list returned."""
+    actors that were created with ``held``, and ``running_actors`` finds those of each pair that ``running``
+    says, created with ``held``): the settings ``shard_actors`` was handed come back in the list returned."""
     ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
     from tbptt_service.host import ray_shards
 
@@ -65,8 +68,14 @@ def fake_ray(monkeypatch: pytest.MonkeyPatch, held: dict[str, Any] | None = None
             raise Stop
         return [(object(), object()) for _ in range(shards)]
 
+    def running_actors(shards: int) -> list[tuple[Any, Any]]:
+        return [tuple(object() if held is not None and up else None for up in running) for _ in range(shards)]
+
     if held is not None:
-        monkeypatch.setattr(ray_shards, "held_settings", lambda pairs: [held for pair in pairs for _ in pair])
+        monkeypatch.setattr(
+            ray_shards, "held_settings", lambda pairs: [held for pair in pairs for actor in pair if actor is not None]
+        )
+    monkeypatch.setattr(ray_shards, "running_actors", running_actors, raising=False)
 
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
     monkeypatch.setattr(ray_shards, "shard_actors", shard_actors)
@@ -133,3 +142,33 @@ def test_a_front_whose_settings_differ_from_the_running_shards_is_refused_naming
     # the same settings, a relative --state-dir naming the same directory and another port: nothing differs
     same = first.model_copy(update={"state_dir": Path("shared"), "port": 8002})
     assert settings_differing(shard_settings_of(same), [shard_settings_of(first)] * 4) == []
+
+
+def test_a_front_refused_for_a_new_log_leaves_that_database_as_it_was(
+    postgres_url: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The review of session 58: the shard count was claimed before the settings were compared, so a front
+    # refused for a new --log had created cluster_shards in the new database and fixed its shard count there.
+    running = Settings(log_url="postgresql://tbptt@db.example/old", state_dir=tmp_path / "shared")
+    monkeypatch.chdir(tmp_path)
+    given = fake_ray(monkeypatch, held=shard_settings_of(running))
+    assert serve_front(running.model_copy(update={"log_url": postgres_url}), "127.0.0.1:1", 2) == 2
+    assert "(TBPTT_LOG_URL (--log) differs)" in capsys.readouterr().err
+    with psycopg.connect(postgres_url) as connection:  # no shard count claimed: the database untouched
+        tables = connection.execute("select count(*) from pg_tables where schemaname = 'public'").fetchone()
+    assert tables == (0,)
+    assert given == []  # no actor created
+
+
+@pytest.mark.parametrize("running", [(True, False), (False, True)], ids=["standbys-missing", "owners-missing"])
+def test_a_front_refused_for_its_settings_creates_none_of_the_missing_actors(
+    postgres_url: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, running: tuple[bool, bool]
+) -> None:
+    # The review of session 58: the settings were compared after shard_actors, which created the actors missing
+    # from a pair with the settings the front was then refused for; the shards' own kept running beside them.
+    first = Settings(log_url=postgres_url, state_dir=tmp_path / "shared")
+    monkeypatch.chdir(tmp_path)
+    given = fake_ray(monkeypatch, held=shard_settings_of(first), running=running)
+    assert serve_front(first.model_copy(update={"max_horizon": 5}), "127.0.0.1:1", 2) == 2
+    assert "(TBPTT_MAX_HORIZON differs)" in capsys.readouterr().err
+    assert given == []  # shard_actors, which creates the missing ones, was never called

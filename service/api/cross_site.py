@@ -29,10 +29,17 @@ method, is refused unless its ``Host`` names a loopback address (``localhost``, 
 ``127.x.y.z``, ``::1``) or one of ``allowed_hosts`` (``TBPTT_ALLOWED_HOSTS``, and ``TBPTT_HOST`` when it
 names one address; ``*``: any), as Jupyter does. Only ``Host`` is read there: a rebound page may set
 ``X-Forwarded-Host`` itself. Clients outside a browser are not concerned.
+
+**In a cluster** a shard's app checks each request a front forwards against *that front's* names
+(:data:`FRONT_HOSTS`, set by the shard around the request: the front's ``TBPTT_HOST`` and the cluster's
+``TBPTT_ALLOWED_HOSTS``), not its own: the shards took the ``TBPTT_HOST`` of the front that created them, so
+a browser reaching a front on another node by that node's name was refused (``host`` may differ between fronts:
+each listens on its own node; the review of session 58).
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
@@ -40,6 +47,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PROXY_HEADERS = (b"x-forwarded-host", b"forwarded")
+# The names the front that forwarded the request being handled answers browsers at (a shard sets it around each
+# forwarded request, ShardApp); None: the app's own ``allowed_hosts``. Not settable from a request.
+FRONT_HOSTS: ContextVar[frozenset[str] | None] = ContextVar("front_browser_hosts", default=None)
 
 
 def _forwarded_hosts(name: bytes, value: str) -> list[str]:
@@ -161,7 +171,9 @@ class CrossSiteMiddleware:
             await self.app(scope, receive, send)
             return
         reason = foreign_origin(scope)
-        rebound = foreign_host(scope, self.allowed_hosts) if reason is None else None
+        front = FRONT_HOSTS.get()
+        allowed = self.allowed_hosts if front is None else frozenset(host_name(h) for h in front)
+        rebound = foreign_host(scope, allowed) if reason is None else None
         if reason is not None:
             detail = (
                 f"a change sent from another site's page is refused: {reason}. Send it from this service's own "

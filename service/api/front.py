@@ -143,8 +143,13 @@ def create_front(
     transport's errors that mean "the shard is down, try again" (Ray's actor errors). ``limits``:
     the settings whose body limits (size, deadline) the front applies before it reads a body, as
     the app does (the defaults' when None): without them the front read a 64 MiB body whole
-    before the shard's 413, and waited for good on a body that stalled (a hostile test, session 36)."""
+    before the shard's 413, and waited for good on a body that stalled (a hostile test, session 36); and its
+    ``browser_hosts``, which the shards check a browser's ``Host`` against for each request this front
+    forwards (:data:`~tbptt_service.api.cross_site.FRONT_HOSTS`)."""
     coalescers = [Coalescer(i, call, coalesce_ms / 1000.0, retry_s, retryable) for i in range(shards)]
+    limits = limits if limits is not None else Settings()
+    # The shards check a browser's Host against this front's names, each front its own (it listens on its node)
+    browser_hosts = tuple(sorted(limits.browser_hosts()))
 
     async def forward(request: Request) -> Response:
         body = await request.body()
@@ -152,7 +157,7 @@ def create_front(
         query = request.scope["query_string"].decode("latin-1")
         path = forwarded_path(decoded) + (f"?{query}" if query else "")
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
-        forwarded = ForwardedRequest(request.method, path, headers, body)
+        forwarded = ForwardedRequest(request.method, path, headers, body, browser_hosts)
         try:
             if request.method == "GET" and decoded == "/v1/models":
                 return await list_everywhere(forwarded)
@@ -230,7 +235,6 @@ def create_front(
     # Every path, a newline in it too: Starlette's 'path' convertor stops at one (404 for a series
     # named "a\nb"); the routes' own 'series_path' convertor matches any character.
     everything = Route("/{path:series_path}", forward, methods=methods)
-    limits = limits if limits is not None else Settings()
     # An HTTPException (a body that did not arrive in time: 408) answered as the in-process (FastAPI) app
     # answers it, {"detail": ...} as JSON; Starlette's own handler answered text/plain (a hostile test, session 58)
     handlers = {HTTPException: http_exception_handler}

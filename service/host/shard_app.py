@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from tbptt_service.api.cross_site import FRONT_HOSTS
 from tbptt_service.settings import Settings
 
 IDEMPOTENCY_KEY = "idempotency-key"
@@ -27,6 +28,9 @@ class ForwardedRequest(NamedTuple):
     path: str  # with the query string, if any
     headers: list[tuple[str, str]]
     body: bytes
+    # The names the forwarding front answers browsers at (its TBPTT_HOST, the allowed hosts): the shard's host
+    # check uses them (cross_site.FRONT_HOSTS); None (an older front's request): the shard's own settings'.
+    browser_hosts: tuple[str, ...] | None = None
 
 
 class ForwardedResponse(NamedTuple):
@@ -121,7 +125,12 @@ class ShardApp:
         headers = request.headers
         if not any(name.lower() == IDEMPOTENCY_KEY for name, _ in headers):  # the client's own key wins
             headers = [*headers, (IDEMPOTENCY_KEY, key)]
-        response = await self._client.request(request.method, request.path, headers=headers, content=request.body)
+        hosts = None if request.browser_hosts is None else frozenset(request.browser_hosts)
+        token = FRONT_HOSTS.set(hosts)  # (this call's own context: gather runs each request in a task of its own)
+        try:
+            response = await self._client.request(request.method, request.path, headers=headers, content=request.body)
+        finally:
+            FRONT_HOSTS.reset(token)
         return ForwardedResponse(response.status_code, list(response.headers.multi_items()), response.content)
 
     async def close(self) -> None:

@@ -295,6 +295,38 @@ async def test_readyz_names_the_shard_whose_log_refused_its_last_write(cluster) 
     assert answer.json() == {"status": "ready", "log_write_failure": {"status": 507, "detail": str(full), "shard": 1}}
 
 
+async def test_each_front_answers_browsers_at_its_own_host_not_at_the_one_of_the_front_that_created_the_shards(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The review of session 58: the shards' DNS-rebinding check took the TBPTT_HOST of the front that created them
+    # (10.0.0.1 here), so the dashboard reached through a front on another node (10.0.0.2) was refused, and that
+    # front's own name was never what was checked. Now each forwarded request is checked against its front's names.
+    base = Settings(state_dir=tmp_path / "shared", log_url=postgres_url, host="10.0.0.1", **NO_TIMER)
+    hosts = [ShardHost(i, 2, base.model_dump()) for i in range(2)]
+
+    async def call(index: int, key: str, batch: list[ForwardedRequest]):
+        return await asyncio.to_thread(hosts[index].handle, key, batch)
+
+    front = create_front(call, shards=2, limits=base.model_copy(update={"host": "10.0.0.2"}))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://front") as client:
+
+            async def from_a_page_at(name: str) -> httpx.Response:
+                headers = {"host": f"{name}:8000", "origin": f"http://{name}:8000", "sec-fetch-site": "same-origin"}
+                body = {"series": "a", "value": 1.0}
+                return await client.post("/v1/models/default/observations", json=body, headers=headers)
+
+            assert (await from_a_page_at("10.0.0.2")).status_code == 200  # this front's name (before: 403)
+            for name in ("10.0.0.1", "evil.example"):  # another front's name, a rebound one: not this front's
+                refused = await from_a_page_at(name)
+                assert refused.status_code == 403
+                assert f"Host '{name}:8000' is not a name this service answers a browser at" in refused.json()["detail"]
+            assert (await from_a_page_at("localhost")).status_code == 200
+    finally:
+        for host in hosts:
+            await asyncio.to_thread(host.close)
+
+
 async def test_a_call_that_times_out_at_the_end_of_the_window_is_sent_once_more() -> None:
     # A hostile test (session 36): a frozen owner's call timed out after 60 s, the front's whole retry
     # window; the standby was promoted meanwhile, but the request was answered 503 and never re-sent.

@@ -198,6 +198,27 @@ def test_a_front_with_other_settings_than_the_running_shards_is_refused(running:
     assert httpx.get(running.fronts[0].url + "/v1/models", timeout=60).status_code == 200  # the cluster serves on
 
 
+def test_a_front_refused_for_a_new_log_records_nothing_and_creates_no_actor(running: Running) -> None:
+    # The review of session 58: a front refused for its settings had claimed its shard count in its (new) log's
+    # database first, and created the actors missing (here shard 2's pair, with --shards 3) with its own settings
+    # before it compared. A front with a new --log and --shards 3 now exits 2 with the new database untouched and
+    # no actor of shard 2.
+    with psycopg.connect(running.postgres.url, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE refused_front")
+    new_log = running.postgres.url.rsplit("/", 1)[0] + "/refused_front"
+    command = serve_command("--ray", running.cluster.address, "--shards", "3", "--log", new_log)
+    command += ["--state-dir", str(running.shared / "checkpoints"), "--port", str(free_port())]
+    done = subprocess.run(command, env=running.env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "(TBPTT_LOG_URL (--log) differs)" in done.stderr
+    with psycopg.connect(new_log) as connection:
+        assert connection.execute("select count(*) from pg_tables where schemaname = 'public'").fetchone() == (0,)
+    for standby in (False, True):
+        with pytest.raises(ValueError):  # no actor of that name
+            ray.get_actor(actor_name(2, standby), namespace=NAMESPACE)
+    assert httpx.get(running.fronts[0].url + "/v1/models", timeout=60).status_code == 200  # the cluster serves on
+
+
 SERIES_PER_BATCH = 3  # a client's request: a timestamped batch, one value of each of its series
 
 

@@ -632,14 +632,15 @@ class ModelWorker(LongBatches, KeyedRequests):
 
     def _journaled(self, write: Callable[[], T], what: str, done: str) -> T:
         """``write()`` to the journal: ``InsufficientStorage`` (507) when it is full, ``LogDown``
-        (503) when its log cannot be reached, ``ApiError`` (500) when it fails otherwise; either way
-        nothing was done."""
+        (503) when its log cannot be reached or written (an I/O error), ``ApiError`` (500) when it fails
+        otherwise; either way nothing was done."""
         try:
             return write()
         except StorageFullError as error:
             raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
-        except (LogUnavailable, FencedWriter) as error:  # unreachable, or another writer owns the stream now (no
-            # bug: a 503 naming it; a superseded one was a 500 while /readyz said ready, an operator's test, session 58)
+        except (LogUnavailable, FencedWriter, OSError) as error:  # unreachable, another writer owns the stream now,
+            # or an I/O error (a failed fsync's EIO): no bug, a 503 naming it (a superseded one was a 500 while
+            # /readyz said ready, an operator's test, session 58; an OSError a 500 until session 59)
             logger.error("the journal of model %r cannot record to its log: %s", self.name, error)
             raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
         except Exception as error:  # reported to every requester and logged, not hidden

@@ -176,49 +176,74 @@ def autocorrelations(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     >>> ok.item(), r[0, 10].item() > 0.8, int(r[0, 2:15].argmax()) + 2, round(null_sd[10].item(), 2)
     (True, True, 10, 0.1)
     """
-    x = values.to(torch.float64)
-    finite = torch.isfinite(x)
-    gappy = ~finite.all(dim=1)
-    if gappy.any():  # only rows with a gap pay for the interpolation
-        x = x.clone()
-        x[gappy] = fill_gaps(x[gappy])
-    d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
-    d = d - d.mean(dim=1, keepdim=True)
-    mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
-    giant = (d.abs().amax(dim=1) > GIANT * mean_abs[:, 0]).nonzero().squeeze(1)  # [G] a change that outweighs
-    if len(giant):  # the rest (rarely): its share of the mean moved every other change off centre
-        d[giant], mean_abs[giant] = _robust_centred(d[giant])
-    # not constant, not a line: changes above the rounding of values this large (a line's demeaned changes
-    # are about half an ulp of its largest value, 1.1e-16 of it). 1e-9 of it, as until session 39, called
-    # a season of changes about 1,300 on an offset of 1e13 constant (a hostile test)
-    ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > LINE_ROUNDING * x.abs().amax(dim=1))
-    mad = 1.4826 * lower_median(d.abs())[:, None]  # a robust scale: spikes do not inflate it
-    spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
-    d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
-    m = d.shape[1]
-    size = 1 << (2 * m - 1).bit_length()  # >= 2m: the inverse is the linear autocorrelation
-    taper = _tukey(m, d)  # [m] cosine ends: less leakage from a strong line into its own background
-    spec = torch.fft.rfft(d * taper, n=size)  # [B, F] complex, F = size / 2 + 1
-    power = spec.real.square() + spec.imag.square()  # the periodogram
-    power[:, 0] = power[:, 1]  # the mean was removed: borrow a neighbour so the log stays finite
-    log_p = (power + 1e-6 * power.mean(dim=1, keepdim=True) + 1e-30).log()
-    block = 1 << round(math.log2(BLOCK_BINS * size / m))  # padded bins per block, a power of two dividing F - 1
-    background = _background(log_p, block)
-    for _ in range(2):  # lines must not lift their own background: clip them to it and smooth again
-        background = _background(torch.minimum(log_p, background + LINE_LOG), block)
-    white = (log_p - background).exp()
-    white[:, 0] = 0.0  # no mean
-    freq = torch.arange(power.shape[1], dtype=power.dtype, device=power.device) / size
-    gain = (2 * torch.sin(torch.pi * freq)).square().clamp(min=(2 * math.sin(math.pi / m)) ** 2)  # of the difference
-    # [2, B, m]; the second: the level's. (Given as complex: the same bits as a real spectrum, which
-    # torch converts more slowly on one thread: 12 ms against 5 at 10,000 rows of 129 bins.)
-    acf = torch.fft.irfft(torch.stack([white, power / gain]).to(torch.complex64), n=size)[..., :m]
-    acf_w = torch.fft.irfft(torch.fft.rfft(taper, n=size).abs().square(), n=size)[:m]  # [m] the taper's own
-    acf_w2 = torch.fft.irfft(torch.fft.rfft(taper.square(), n=size).abs().square(), n=size)[:m]
-    acf = acf * (acf_w[0] / acf_w) / acf[..., :1].clamp(min=1e-30)  # undo the taper's fall with the lag
-    null_sd = acf_w2.clamp(min=0).sqrt() / acf_w  # [m]
-    acf = torch.where(ok[:, None], acf, 0.0)
-    return acf[0], acf[1], ok, null_sd
+    found = Autocorrelations(values)
+    return found.r, found.level(torch.arange(len(found.r))), found.ok, found.null_sd
+
+
+class Autocorrelations:
+    """``autocorrelations`` in two parts: the whitened ``r`` [B, m] of every row at once, and the
+    level's (``level``) for the rows asked only. At a detection of 10,000 rows of noise few rows
+    cross the threshold, and only theirs is read (``detect_seasons``): the level's inverse FFT and
+    its normalisation were half of the transforms' work. Each row's transform and each element's
+    arithmetic are its own (the FFT of a row does not depend on the rows beside it), so a row's
+    ``level`` is the same bits whichever rows are asked with it."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        x = values.to(torch.float64)
+        finite = torch.isfinite(x)
+        gappy = ~finite.all(dim=1)
+        if gappy.any():  # only rows with a gap pay for the interpolation
+            x = x.clone()
+            x[gappy] = fill_gaps(x[gappy])
+        d = x.diff(dim=1)  # [B, m]: a trend becomes its mean, a random walk its steps
+        d = d - d.mean(dim=1, keepdim=True)
+        mean_abs = d.abs().mean(dim=1, keepdim=True)  # [B, 1]
+        giant = (d.abs().amax(dim=1) > GIANT * mean_abs[:, 0]).nonzero().squeeze(1)  # [G] a change that outweighs
+        if len(giant):  # the rest (rarely): its share of the mean moved every other change off centre
+            d[giant], mean_abs[giant] = _robust_centred(d[giant])
+        # not constant, not a line: changes above the rounding of values this large (a line's demeaned changes
+        # are about half an ulp of its largest value, 1.1e-16 of it). 1e-9 of it, as until session 39, called
+        # a season of changes about 1,300 on an offset of 1e13 constant (a hostile test)
+        ok = (finite.sum(dim=1) >= 2) & (mean_abs[:, 0] > LINE_ROUNDING * x.abs().amax(dim=1))
+        mad = 1.4826 * lower_median(d.abs())[:, None]  # a robust scale: spikes do not inflate it
+        spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
+        d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
+        m = d.shape[1]
+        size = 1 << (2 * m - 1).bit_length()  # >= 2m: the inverse is the linear autocorrelation
+        taper = _tukey(m, d)  # [m] cosine ends: less leakage from a strong line into its own background
+        spec = torch.fft.rfft(d * taper, n=size)  # [B, F] complex, F = size / 2 + 1
+        power = spec.real.square() + spec.imag.square()  # the periodogram
+        power[:, 0] = power[:, 1]  # the mean was removed: borrow a neighbour so the log stays finite
+        log_p = (power + 1e-6 * power.mean(dim=1, keepdim=True) + 1e-30).log()
+        block = 1 << round(math.log2(BLOCK_BINS * size / m))  # padded bins per block, a power of two dividing F - 1
+        background = _background(log_p, block)
+        for _ in range(2):  # lines must not lift their own background: clip them to it and smooth again
+            background = _background(torch.minimum(log_p, background + LINE_LOG), block)
+        white = (log_p - background).exp()
+        white[:, 0] = 0.0  # no mean
+        acf_w = torch.fft.irfft(torch.fft.rfft(taper, n=size).abs().square(), n=size)[:m]  # [m] the taper's own
+        acf_w2 = torch.fft.irfft(torch.fft.rfft(taper.square(), n=size).abs().square(), n=size)[:m]
+        self.ok, self.null_sd = ok, acf_w2.clamp(min=0).sqrt() / acf_w  # [B], [m]
+        self._power, self._size, self._unfall = power, size, acf_w[0] / acf_w  # [B, F], int, [m]
+        self.r = torch.where(ok[:, None], self._normalised(white), 0.0)  # [B, m]
+
+    def level(self, rows: torch.Tensor) -> torch.Tensor:
+        """[R, m]: the autocorrelation of the level of the rows ``rows`` [R] (the periodogram divided
+        by the differencing gain, not whitened: a weekend's lower level counts)."""
+        power, size, m = self._power[rows], self._size, len(self._unfall)
+        if not len(power):  # (no row crossed the threshold: MKL takes no empty transform)
+            return power.new_zeros(0, m)
+        freq = torch.arange(power.shape[1], dtype=power.dtype, device=power.device) / size
+        gain = (2 * torch.sin(torch.pi * freq)).square().clamp(min=(2 * math.sin(math.pi / m)) ** 2)  # differencing's
+        return torch.where(self.ok[rows, None], self._normalised(power / gain), 0.0)  # [R, m]
+
+    def _normalised(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """[R, m]: the autocorrelation of the real spectrum ``spectrum`` [R, F], lag 0 = 1, the taper's
+        fall with the lag undone."""
+        # (given as complex: the same bits as a real spectrum, which torch converts more slowly on one
+        # thread: 12 ms against 5 at 10,000 rows of 129 bins)
+        acf = torch.fft.irfft(spectrum.to(torch.complex64), n=self._size)[:, : len(self._unfall)]
+        return acf * self._unfall / acf[:, :1].clamp(min=1e-30)  # undo the taper's fall with the lag
 
 
 def _robust_centred(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,12 +253,19 @@ def _robust_centred(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     about 1 is one change of 1e6 among a thousand: their mean, 1e3, left every other change
     about -1e3, the season's a ripple of 1e-3 on them, and no season was found on either side
     of the shift (a daily series by 1e6: none from value 768)."""
-    median = lower_median(d)[:, None]  # [G, 1]
-    off = d - median
-    mad = 1.4826 * lower_median(off.abs())[:, None]
-    mad = torch.where(mad > 0, mad, off.abs().mean(dim=1, keepdim=True))
-    clipped = torch.maximum(torch.minimum(off, WINSOR * mad), -WINSOR * mad)  # [G, m]
+    off, clipped = winsorised(d)  # [G, m] each
     return off - clipped.mean(dim=1, keepdim=True), clipped.abs().mean(dim=1, keepdim=True)
+
+
+def winsorised(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``d`` [G, m] less its median per row, and that clipped at +-``WINSOR`` robust sds (1.4826 MAD; the
+    mean absolute deviation where the MAD is 0): ``_robust_centred``'s parts, apart for a caller that
+    needs the centred changes only (``young_season.young_seasons``)."""
+    off = d - lower_median(d)[:, None]  # [G, m]
+    spread = off.abs()  # [G, m] (once: the MAD and its fallback read it)
+    mad = 1.4826 * lower_median(spread)[:, None]
+    mad = torch.where(mad > 0, mad, spread.mean(dim=1, keepdim=True))
+    return off, torch.maximum(torch.minimum(off, WINSOR * mad), -WINSOR * mad)
 
 
 def lower_median(x: torch.Tensor) -> torch.Tensor:
@@ -269,7 +301,8 @@ def _background(log_p: torch.Tensor, block: int) -> torch.Tensor:
         csum = padded.cumsum(dim=1)
         coarse = (csum[:, 2 * half + 1 :] - csum[:, : -2 * half - 1]) / (2 * half + 1)
     fine = torch.nn.functional.interpolate(coarse[:, None], scale_factor=block, mode="linear", align_corners=False)
-    return torch.nn.functional.pad(fine, (0, 1), mode="replicate")[:, 0]  # [B, F]: Nyquist as its neighbour
+    # [B, F]: Nyquist as its neighbour (a copy by ``cat``: ``pad(mode="replicate")`` cost as much as the interpolation)
+    return torch.cat([fine[:, 0], fine[:, 0, -1:]], dim=1)
 
 
 def _window_max(r: torch.Tensor, half: int) -> torch.Tensor:
@@ -358,11 +391,13 @@ def detect_seasons(
     top = min(n // 3 if max_length is None else max_length, math.floor(n / MIN_CYCLES), n - 3)
     if b == 0 or n < MIN_LENGTH or top < min_length:
         return out
-    r, level, ok, null_sd = autocorrelations(values)  # [B, m] each
+    found = Autocorrelations(values)
+    r, null_sd = found.r, found.null_sd  # [B, m], [m]
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
     threshold = torch.clamp(z_peak(top - min_length + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
-    live = (ok & (r[:, min_length : top + 1] > threshold[min_length : top + 1]).any(dim=1)).nonzero().squeeze(1)
-    out[live] = _seasons(r[live, :m], level[live, :m], null_sd[:m], threshold, min_length, top, max_seasons)
+    live = (found.ok & (r[:, min_length : top + 1] > threshold[min_length : top + 1]).any(dim=1)).nonzero().squeeze(1)
+    level = found.level(live)[:, :m]  # [L, m]: the level's only where a row crosses the threshold (of noise, few)
+    out[live] = _seasons(r[live, :m], level, null_sd[:m], threshold, min_length, top, max_seasons)
     return out
 
 

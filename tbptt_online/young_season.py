@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from tbptt_online.compiled import compiled, inlined, over_rows
-from tbptt_online.season import _robust_centred, z_one_sided
+from tbptt_online.season import winsorised, z_one_sided
 
 MIN_LAG = 4  # shorter lags: a smooth series' changes repeat at lag 2 or 3 without any season
 GAIN = 0.7  # the seasonal naive of the changes must cut their mean's error by 30 %...
@@ -76,7 +76,9 @@ def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
         return out
     changes = values.diff(dim=1)  # [R, L]
     moved = changes != 0  # [R, L] (a piecewise-constant series: most changes exactly 0)
-    changes = _robust_centred(changes)[0]  # a trend is the changes' mean: winsorised, a level shift's is not one
+    # a trend is the changes' mean: winsorised, a level shift's is not one (``season._robust_centred``'s centring)
+    off, clipped = winsorised(changes)  # [R, L] each
+    changes = off - clipped.mean(dim=1, keepdim=True)
     length = changes.shape[1]
     lags = [m for m in range(lo, hi + 1) if length - m >= MIN_PAIRS]
     if not lags:
@@ -92,7 +94,8 @@ def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
     if len(smooth):
         three = [m for m in lags if m * MIN_CYCLES_SMOOTH <= n]
         two = [m for m in lags if m in CLOCK_LAGS and m * MIN_CYCLES_SMOOTH > n]  # (lags <= n / 2: 2 cycles)
-        out[smooth] = smooth_seasons(values[smooth], three + two, [VALUE_GAIN] * len(three) + [CLOCK_GAIN] * len(two))
+        rows = values if len(smooth) == r else values[smooth]  # [S, n] (noise: every row, not copied)
+        out[smooth] = smooth_seasons(rows, three + two, [VALUE_GAIN] * len(three) + [CLOCK_GAIN] * len(two))
     return out
 
 

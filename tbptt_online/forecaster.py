@@ -38,7 +38,7 @@ from tbptt_online.results import Forecast, StepResult, StepResults, TickColumns,
 from tbptt_online.rollout import fresh_state
 from tbptt_online.sampler import UniformWindowSampler, WindowSampler
 from tbptt_online.scoring import STAT, add_scores, any_blown_up, blown_up, observed_stats
-from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, plain_name, window
+from tbptt_online.series_store import MAX_NAME_LENGTH, SeriesStore, offsets_at, plain_name, window
 from tbptt_online.state_check import STATE_KEYS
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.truncation import adaptive_window, confirmed_lags, data_window, fit_decay, longest_lag
@@ -496,7 +496,7 @@ class Forecaster:
             nxt = self._serve(slots, next_pred, stats, scale).unbind(1)[1:]  # mean, lower, upper [B, d] each
             path = nxt[0][:, None]  # [B, 1, d] (a view): the one step it serves
         offsets = self.store.offsets  # (empty unless a series restarted)
-        reported = steps + torch.tensor([offsets.get(s, 0) for s in slots.tolist()]) if offsets else steps
+        reported = steps + offsets_at(offsets, slots) if offsets else steps
         broken = self._restart_broken(slots, mask, stats, path)
         glitched = self._restart_glitched(slots, steps, names) if rows is not None else None
         if broken is not None or glitched is not None:  # a series that starts again is served what its new state

@@ -7,6 +7,7 @@ import torch
 
 from benchmarks.store_growth import grown_by_cat
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_online.series_store import offsets_at
 from tests.tbptt_online.snapshots import assert_identical
 
 
@@ -60,3 +61,14 @@ def test_a_state_whose_rows_do_not_hold_its_series_is_refused_at_load(edit) -> N
         Forecaster(ForecasterConfig(hidden_size=4)).load_state(state)
     with pytest.raises(ValueError, match=message[edit]):
         Forecaster.from_state_dict(state)
+
+
+def test_the_restarted_steps_of_a_ticks_slots_are_each_slots_own_in_the_dict_and_zero_elsewhere() -> None:
+    g = torch.Generator().manual_seed(3)
+    for restarted in (1, 2, 37):
+        keys = torch.randperm(500, generator=g)[:restarted].tolist()
+        offsets = {k: int(v) for k, v in zip(keys, torch.randint(1, 10_000, (restarted,), generator=g), strict=True)}
+        slots = torch.cat([torch.tensor(keys[:1]), torch.randperm(500, generator=g)[:200]])  # one restarted at least
+        expected = [offsets.get(s, 0) for s in slots.tolist()]  # the per-slot lookup the tick made until session 59
+        got = offsets_at(offsets, slots)
+        assert got.dtype == torch.int64 and got.tolist() == expected

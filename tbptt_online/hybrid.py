@@ -178,13 +178,20 @@ def detection_due(step: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     whose season lengths are ``lengths`` [B, d, 2]: ``DETECT_AT``, and ``DETECT_UNSETTLED`` where every
     feature's first season is none or at most ``SHORT_SEASON``."""
     steps = step.numpy()  # (numpy: a tick's few elements without torch's per-call overhead)
-    due = (steps[:, None] == _DETECT_AT).any(axis=1) | (steps % DETECT_EVERY == 0)
-    extra = (steps[:, None] == _DETECT_UNSETTLED).any(axis=1)
+    low, high = (int(steps.min()), int(steps.max())) if len(steps) else (0, -1)
+    # a tick's rows have one step, or a few (series that restarted): the rules are applied to each step from
+    # the lowest to the highest once and read per row, not to every row (0.4 ms a tick at 10,000 series)
+    at = np.arange(low, high + 1) if high - low < STEP_TABLE else steps  # [S] the steps the rules are applied to
+    due = (at[:, None] == _DETECT_AT).any(axis=1) | (at % DETECT_EVERY == 0)
+    extra = (at[:, None] == _DETECT_UNSETTLED).any(axis=1)
+    if at is not steps:
+        due, extra = due[steps - low], extra[steps - low]  # [B] each
     if extra.any():  # the seasons are read only on those steps, not on every tick
         due |= extra & (lengths.numpy()[:, :, 0] <= SHORT_SEASON).all(axis=1)  # none (0) or short
     return torch.from_numpy(due)
 
 
+STEP_TABLE = 4096  # ``detection_due`` applies its rules once per step where a tick's steps span fewer than this
 _DETECT_AT = np.array(DETECT_AT)
 _DETECT_UNSETTLED = np.array(DETECT_UNSETTLED)
 _DETECT_ANY = frozenset(DETECT_AT) | frozenset(DETECT_UNSETTLED)  # the steps where some row may look

@@ -299,6 +299,25 @@ def test_detection_runs_at_the_extra_steps_only_for_rows_without_a_season_or_wit
     assert hybrid.detection_due(steps, season_length).tolist() == [False, False, True, False, False]
 
 
+def test_a_ticks_rows_are_due_by_their_own_step_whether_their_steps_span_a_few_values_or_many() -> None:
+    # detection_due applies its rules once per step between the tick's lowest and highest (a table, read per
+    # row) where they span fewer than STEP_TABLE steps, else to every row: both as each row's step alone says
+    g = torch.Generator().manual_seed(4)
+
+    def alone(step: int, lengths: torch.Tensor) -> bool:  # the rules for one row, by hand
+        unsettled = step in hybrid.DETECT_UNSETTLED and bool((lengths[:, 0] <= hybrid.SHORT_SEASON).all())
+        return step in hybrid.DETECT_AT or step % hybrid.DETECT_EVERY == 0 or unsettled
+
+    for low, span in ((1, 3), (40, 50), (1000, 60), (5, hybrid.STEP_TABLE + 10), (1, 3 * hybrid.DETECT_EVERY)):
+        steps = low + torch.randint(0, span, (300,), generator=g)
+        steps[:2] = torch.tensor([low, low + span - 1])  # the span's ends
+        lengths = torch.randint(0, 2 * hybrid.SHORT_SEASON, (300, 2, 2), generator=g)
+        lengths[::3] = 0  # a third of the rows without a season
+        expected = [alone(int(s), lengths[i]) for i, s in enumerate(steps)]
+        assert hybrid.detection_due(steps, lengths).tolist() == expected, (low, span)
+        assert any(expected) or span < 16
+
+
 def test_the_quick_check_before_detection_misses_no_detection_step() -> None:
     # may_detect skips detection_due on most ticks: it must be true wherever detection_due can be
     # (a row with no season is due at the most steps), and false elsewhere

@@ -289,6 +289,18 @@ def test_past_far_horizons_smoke_counts_coverage_past_48_from_every_third_origin
     assert "Interval coverage past the last far horizon" in (tmp_path / "past_far_horizons.md").read_text()
 
 
+def test_wandering_seasons_smoke_reads_seasons_and_scores_both_kinds_of_cpu_metric(tmp_path):
+    payload = run_smoke("wandering_seasons", tmp_path)
+    assert payload["days"] == 5 and [r["series"] for r in payload["rows"]] == [
+        f"{kind}{seed}" for seed in range(6) for kind in ("weekend", "flat")
+    ]
+    for row in payload["rows"]:
+        assert row["season_changes"][0] == [32, []]  # nothing served at value 32 (a season is looked for from 576)
+        assert 0.0 < row["mae_over_naive_12"] < 5.0 and 0.0 < row["mae_over_seasonal_naive_day"] < 5.0
+    assert set(payload["summary"]) == {"weekend", "flat"}
+    assert "A 5-minute daily cycle found a few lags off" in (tmp_path / "wandering_seasons.md").read_text()
+
+
 def test_interval_widths_smoke_scores_served_before_and_hindsight_widths_at_each_tracked_horizon(tmp_path):
     payload = run_smoke("interval_widths", tmp_path)
     assert [r["stream"] for r in payload["rows"]] == ["airline", "co2"]

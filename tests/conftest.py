@@ -30,7 +30,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compiled_kernels() -> None:
+def compiled_kernels(locked_cache_writes: None) -> None:
     """Compiled (or loaded) by one process at a time: the suite runs in 2 worker processes (pytest-xdist),
     each with this fixture, and numba writes its cache index without a lock (read, add an entry, rewrite:
     ``IndexDataCacheFile.save``). Two processes adding different signatures of one kernel at once can both
@@ -47,6 +47,31 @@ def compiled_kernels() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes (or the process ends)
         warm_kernels()
         float64_kernels()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def locked_cache_writes() -> Iterator[None]:
+    """Every kernel cache entry a test process writes later (a test that calls a kernel with types no
+    tick passes: ``compiled.exp_weight(0.0)``, a layout of its own) is written under an exclusive lock
+    on ``save.lock`` in the cache folder, so that the 2 workers' writes to one kernel's index never
+    interleave (``compiled_kernels``: the race). numba's ``IndexDataCacheFile.save`` reads the index,
+    adds the entry and writes both files: with the lock, all of it is one step."""
+    import fcntl
+
+    from numba.core import caching
+
+    from tbptt_online.compiled import cache_dir
+
+    save = caching.IndexDataCacheFile.save
+
+    def locked_save(self: caching.IndexDataCacheFile, key: object, data: object) -> None:
+        with open(os.path.join(cache_dir(), "save.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            save(self, key, data)
+
+    caching.IndexDataCacheFile.save = locked_save
+    yield
+    caching.IndexDataCacheFile.save = save
 
 
 def float64_kernels() -> None:

@@ -69,11 +69,11 @@ def free_port() -> int:
     >>> port < _ephemeral_range()[0] and port != free_port()
     True
     """
-    low = _ephemeral_range()[0]
+    lowest, low = _worker_slice(_LOWEST, _ephemeral_range()[0])
     rng = random.Random()  # seeded from the OS: concurrent processes draw different ports
-    if low - _LOWEST >= 1000:
+    if low - lowest >= 1000:
         for _ in range(200):
-            port = rng.randrange(_LOWEST, low)
+            port = rng.randrange(lowest, low)
             if port in _HANDED_OUT:
                 continue
             with socket.socket() as s:
@@ -90,6 +90,18 @@ def free_port() -> int:
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
+
+
+def _worker_slice(lowest: int, highest: int) -> tuple[int, int]:
+    """[lowest, highest) cut in as many slices as the test run has worker processes (pytest-xdist's
+    ``PYTEST_XDIST_WORKER`` gwN of ``PYTEST_XDIST_WORKER_COUNT``), this worker's slice; the whole range
+    elsewhere. Two workers drawing ports at random from one range could hand out the same one before
+    either server listened on it: from their own slices they never do."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 1):
+        return lowest, highest
+    index, width = int(worker[2:]), (highest - lowest) // int(count)
+    return lowest + index * width, lowest + (index + 1) * width
 
 
 class ServerProcess:

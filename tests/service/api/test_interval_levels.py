@@ -130,4 +130,5 @@ async def test_a_config_level_written_as_a_percentage_is_told_to_be_a_fraction(c
     async with client_for() as client:  # a new user's (session 56): the forecast's level=90 had the hint, this not
         response = await client.post("/v1/models", json={"name": "m", "config": {"interval_level": 90}})
     detail = "config: interval_level=90 is invalid: must be in [0.5, 0.999] (a level is a fraction: 0.9 for 90 %)"
-    assert (response.status_code, response.json()) == (422, {"detail": detail})
+    located = {"loc": ["body", "config", "interval_level"], "msg": detail, "type": "config_value"}  # (session 59)
+    assert (response.status_code, response.json()) == (422, {"detail": detail, "errors": [located], "error_count": 1})

@@ -493,7 +493,7 @@ def _wide_again(held: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
     served on unless the one found (the best fit of the values read, ``_best_neighbour``) spreads less
     than RELEASE_SPREAD of it (then that one, held): a season's change re-estimates its components, and
     a wide season's best fit wanders by a few lags. One not yet held is served at the length found.
-    Served at the length found even where held (12 such series, a `/tmp` script), the geometric mean of
+    Served at the length found even where held (``benchmarks.wandering_seasons``' 12 series), the geometric mean of
     the h=12 MAE / naive over the last 3 of 17 days was 0.779 (0.772 so), h=288 MAE / seasonal naive
     0.932 (0.940), and a held weekly 168 could go to a daily multiple within its reach (144 or 192,
     where ``_best_neighbour`` moved some weak weeks: ``WIDE_FROM``'s history, not measured here)."""

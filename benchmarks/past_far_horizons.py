@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks import interval_widths, report
+from benchmarks import far_horizons, interval_widths, report
 from benchmarks.accuracy import warmup_of
 from benchmarks.real_series import RealSeries
 from tbptt_online import Forecaster, ForecasterConfig
 
 HORIZONS = (48, 72, 96, 144, 192)
 PAST = HORIZONS[1:]  # the horizons past the last far one (48)
-LEVEL = 0.9
+LEVEL = far_horizons.LEVEL  # (its ``widths`` scores the intervals at this level)
 EVERY = 3  # an origin every 3 values: a 192-step forecast from each value costs more than the run's learning
 MIN_VALUES = 600  # 192 steps ahead need a long stream to score a few hundred origins
 MAX_VALUES = 3000
@@ -95,14 +95,8 @@ def scored(series: RealSeries, values: int) -> dict[str, Any]:
         "values": n,
         "origins": len(inside[longest]),
         "coverage": {str(h): float(np.mean(inside[h])) if inside[h] else math.nan for h in HORIZONS},
-        "score_ratio": {str(h): _score_ratio(errors[h], half[h]) for h in HORIZONS},
+        "score_ratio": {str(h): far_horizons.widths(errors[h], half[h])["score_ratio"] for h in HORIZONS},
     }
-
-
-def _score_ratio(errors: list[float], half: list[float]) -> float:
-    e, w = np.asarray(errors), np.asarray(half)
-    hindsight = float(np.quantile(e, LEVEL)) if len(e) else math.nan
-    return interval_widths.sharpness(e, w, hindsight)["score_ratio"] if hindsight > 0 else math.nan
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -279,17 +279,13 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
         stays = ~_replaces(filled, found[moved, 0], held[moved])  # [M]
         kept = moved[stays]
         unheld[kept] = _no_longer_held(filled[stays], held[kept], found[kept, 0], max_season)
-        # the held one back first; found second where the held one was (the two seasons' order swapped)
-        second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
-        found[kept] = torch.stack([held[kept], _onto_held_comb(filled[stays], second, held[kept])], dim=1)
+        _held_first(found, kept, filled[stays], held)
     steady = (wide & (runs >= HELD_AFTER)).nonzero().squeeze(1)  # held long seasons found a few lags off
     if len(steady):  # the held one served on, unless the one found fits clearly better (then served, held)
         filled = fill_gaps(values[steady])  # [W, n]
         spreads = _spreads_at(filled, torch.stack([found[steady, 0], held[steady]], dim=1))  # [W, 2]
         stay = spreads[:, 0] >= RELEASE_SPREAD * spreads[:, 1]  # [W]
-        kept = steady[stay]
-        second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
-        found[kept] = torch.stack([held[kept], _onto_held_comb(filled[stay], second, held[kept])], dim=1)
+        _held_first(found, steady[stay], filled[stay], held)
     lapsed = ((found[:, 0] == 0) & (runs >= HELD_AFTER) & (held > 0)).nonzero().squeeze(1)  # held, none found
     if len(lapsed) and n // 3 >= max_season:  # kept once more where its profile still fits (``_lapsed_kept``)
         kept = lapsed[_lapsed_kept(fill_gaps(values[lapsed]), held[lapsed])]
@@ -324,6 +320,14 @@ def detect(rows: dict[str, torch.Tensor], step: torch.Tensor, max_season: int, c
     changed = (found != rows["x_season_length"]).any(dim=2).any(dim=1)  # [B]
     if bool(changed.any()):  # a feature with a break is estimated from the values since it
         set_seasons(rows, step, found, changed, torch.where(broke, after, 0).view(b, d))
+
+
+def _held_first(found: torch.Tensor, kept: torch.Tensor, values: torch.Tensor, held: torch.Tensor) -> None:
+    """In place: the rows ``kept`` [K] of ``found`` [R, 2] serve their held first season ``held`` [R] on, the
+    held one back first and the one found second where the held one was (the two seasons' order swapped),
+    on the held one's comb (``_onto_held_comb``, from those rows' ``values`` [K, n], finite)."""
+    second = torch.where(found[kept, 1] == held[kept], found[kept, 0], found[kept, 1])
+    found[kept] = torch.stack([held[kept], _onto_held_comb(values, second, held[kept])], dim=1)
 
 
 def _onto_held_comb(values: torch.Tensor, second: torch.Tensor, held: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PROXY_HEADERS = (b"x-forwarded-host", b"forwarded")
-# The names the front that forwarded the request being handled answers browsers at (a shard sets it around each
-# forwarded request, ShardApp); None: the app's own ``allowed_hosts``. Not settable from a request.
+# The names the front that forwarded the request being handled answers browsers at, as ``host_name`` writes them
+# (a shard sets it around each forwarded request, ShardApp); None: the app's own ``allowed_hosts``. Not settable
+# from a request.
 FRONT_HOSTS: ContextVar[frozenset[str] | None] = ContextVar("front_browser_hosts", default=None)
 
 
@@ -171,9 +172,8 @@ class CrossSiteMiddleware:
             await self.app(scope, receive, send)
             return
         reason = foreign_origin(scope)
-        front = FRONT_HOSTS.get()
-        allowed = self.allowed_hosts if front is None else frozenset(host_name(h) for h in front)
-        rebound = foreign_host(scope, allowed) if reason is None else None
+        front = FRONT_HOSTS.get()  # (written as ``host_name``s by the front)
+        rebound = foreign_host(scope, self.allowed_hosts if front is None else front) if reason is None else None
         if reason is not None:
             detail = (
                 f"a change sent from another site's page is refused: {reason}. Send it from this service's own "

@@ -37,6 +37,7 @@ from starlette.routing import Route
 import tbptt_service.api.series_path  # noqa: F401  (registers the 'series_path' convertor)
 from tbptt_service.api.body_limit import BodyLimitMiddleware
 from tbptt_service.api.body_timeout import BodyTimeoutMiddleware
+from tbptt_service.api.cross_site import host_name
 from tbptt_service.api.metrics_merge import merge_expositions
 from tbptt_service.api.strict_json import without_bom
 from tbptt_service.host.metrics import CONTENT_TYPE
@@ -148,8 +149,9 @@ def create_front(
     forwards (:data:`~tbptt_service.api.cross_site.FRONT_HOSTS`)."""
     coalescers = [Coalescer(i, call, coalesce_ms / 1000.0, retry_s, retryable) for i in range(shards)]
     limits = limits if limits is not None else Settings()
-    # The shards check a browser's Host against this front's names, each front its own (it listens on its node)
-    browser_hosts = tuple(sorted(limits.browser_hosts()))
+    # The shards check a browser's Host against this front's names, each front its own (it listens on its node),
+    # compared as ``host_name``s: written so here, once, not at each request
+    browser_hosts = tuple(sorted({host_name(h) for h in limits.browser_hosts()}))
 
     async def forward(request: Request) -> Response:
         body = await request.body()

@@ -209,8 +209,7 @@ class EventLog:
             self._conn.execute("PRAGMA synchronous=NORMAL")  # batch mode: WalSyncer fsyncs each commit
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             if max_bytes is not None:
-                page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-                self._conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
+                self._conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // self._page_size)}")
             self._conn.execute(_SCHEMA)
         except sqlite3.Error as exc:
             self._conn.close()

@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from statistics import NormalDist
 
@@ -790,16 +791,26 @@ def scripted_seasons(monkeypatch, script: list[int | tuple[int, int]]) -> None:
         found[:, :] = torch.tensor(script[min(len(asked), len(script)) - 1])
         return found
 
+    answered_alone(monkeypatch, answer)
+
+
+def answered_alone(monkeypatch, answer) -> None:
+    """The autocorrelation's answer replaced by ``answer`` (``detect_seasons``' arguments), with no provisional
+    season, multiple or neighbour taken instead."""
     monkeypatch.setattr(hybrid, "detect_seasons", answer)
     monkeypatch.setattr(hybrid, "young_seasons", lambda values, longest: torch.zeros(len(values), dtype=torch.int64))
     monkeypatch.setattr(hybrid, "_best_multiple", lambda values, season_length, longest, cut=None: season_length)
     monkeypatch.setattr(hybrid, "_best_neighbour", lambda values, season_length, longest: season_length)
 
 
-def seasons_and_runs(values: list[float], max_season_length: int = 24) -> dict[int, tuple[int, int]]:
-    """After each value: the series' first season and the detections in a row that gave it."""
+def seasons_and_runs(
+    values: list[float], max_season_length: int = 24, before: Callable[[int], None] = lambda step: None
+) -> dict[int, tuple[int, int]]:
+    """After each value: the series' first season and the detections in a row that gave it (``before(step)``
+    is called before the value of that step is observed)."""
     f, out = Forecaster(ForecasterConfig(max_season_length=max_season_length)), {}
     for step, value in enumerate(values, start=1):
+        before(step)
         f.observe("s", value)
         slot = f.store.slot_of("s")
         out[step] = (
@@ -1243,20 +1254,8 @@ def seasons_at_steps(monkeypatch, script: dict[int, int], values: list[float], m
             found[:, 0] = script.get(now[0], 0)
         return found
 
-    monkeypatch.setattr(hybrid, "detect_seasons", answer)
-    monkeypatch.setattr(hybrid, "young_seasons", lambda values, longest: torch.zeros(len(values), dtype=torch.int64))
-    monkeypatch.setattr(hybrid, "_best_multiple", lambda values, season_length, longest, cut=None: season_length)
-    monkeypatch.setattr(hybrid, "_best_neighbour", lambda values, season_length, longest: season_length)
-    f, out = Forecaster(ForecasterConfig(max_season_length=max_season_length)), {}
-    for step, value in enumerate(values, start=1):
-        now[0] = step
-        f.observe("s", value)
-        slot = f.store.slot_of("s")
-        out[step] = (
-            int(f.store.tensors["x_season_length"][slot, 0, 0]),
-            int(f.store.tensors["x_season_runs"][slot, 0]),
-        )
-    return out
+    answered_alone(monkeypatch, answer)
+    return seasons_and_runs(values, max_season_length, before=lambda step: now.__setitem__(0, step))
 
 
 def test_a_long_season_found_again_a_few_lags_off_is_held(monkeypatch):

@@ -48,6 +48,8 @@ Z_EXCESS = 2.5  # a further season must clear the comb of one found by this many
 EXCESS_FLOOR = 0.1  # ...and by at least this much
 MULTIPLE_TOL = 0.1  # near-multiple: within 1 + 10 % of the longer (the broad top of a noisy sine wanders)
 MIN_LENGTH = 8  # shorter rows get no season
+SHUFFLES = 99  # a row whose changes are mostly equal is tested against this many shuffles of it (``_above_shuffles``)
+SHUFFLE_SEED = 0
 MIN_CYCLES = 2.5  # never a season with fewer cycles than this in the data
 BLOCK_BINS = 4.0  # the background is computed on blocks of this many independent frequency bins (1 / m)
 LINE_ROUNDING = 1e-13  # a row whose mean |demeaned change| is below this share of its largest |value| is a line
@@ -212,6 +214,11 @@ class Autocorrelations:
         mad = 1.4826 * lower_median(magnitude)[:, None]  # a robust scale: spikes do not inflate it
         spread = torch.where(mad > 1e-3 * mean_abs, mad, mean_abs).clamp(min=1e-300)  # mostly flat rows: the mean
         d = (d / spread).to(torch.float32).clamp(-WINSOR, WINSOR)  # unit scale; a spike or a level shift is cut
+        # centred again: a cut of changes that fall mostly on one side moved their mean (a count that is mostly 0
+        # rises by a few and falls back at once: cut at 3 it was about 0.7 off 0), and a mean left under the taper leaks
+        # into the low frequencies, a broad rise the whitening does not follow: peaks at any long lag (an iid
+        # count of mean 0.3 showed a season in 4.5 % of 384-value rows, where 1 % is asked)
+        d = d - d.mean(dim=1, keepdim=True)
         m = d.shape[1]
         size = 1 << (2 * m - 1).bit_length()  # >= 2m: the inverse is the linear autocorrelation
         taper = _tukey(m, d)  # [m] cosine ends: less leakage from a strong line into its own background
@@ -401,9 +408,56 @@ def detect_seasons(
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
     threshold = torch.clamp(z_peak(top - min_length + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
     live = (found.ok & (r[:, min_length : top + 1] > threshold[min_length : top + 1]).any(dim=1)).nonzero().squeeze(1)
+    sparse = _sparse_changes(values[live])  # [L]
+    if bool(sparse.any()):  # their null is not the normal one: an exact test by shuffles (few rows)
+        held = _above_shuffles(fill_gaps(values[live[sparse]]), threshold, min_length, top, false_rate)
+        live = torch.cat([live[~sparse], live[sparse][held]]).sort().values
     level = found.level(live)[:, :m]  # [L, m]: the level's only where a row crosses the threshold (of noise, few)
     out[live] = _seasons(r[live, :m], level, null_sd[:m], threshold, min_length, top, max_seasons)
     return out
+
+
+def _sparse_changes(values: torch.Tensor) -> torch.Tensor:
+    """``[R]`` bool: more than half of the changes of the row of ``values`` [R, n] (NaN = missing) are equal
+    (their median absolute deviation is 0): a count that is mostly 0, a counter that mostly stands still."""
+    d = fill_gaps(values).diff(dim=1)  # [R, n - 1]
+    return lower_median((d - lower_median(d)[:, None]).abs()) == 0
+
+
+def _above_shuffles(
+    values: torch.Tensor, threshold: torch.Tensor, min_length: int, top: int, false_rate: float
+) -> torch.Tensor:
+    """``[R]`` bool: the rows of ``values`` [R, n] (finite) whose highest autocorrelation over its threshold,
+    at the lags tested, passes an exact test against ``SHUFFLES`` shuffles of the row's values (the null of
+    an iid count) and as many of its changes (a counter's): p = (1 + shuffles at or above it) / (SHUFFLES + 1)
+    at most ``false_rate`` under both. Where most changes are equal a few events make the whole
+    autocorrelation, and its tail is far from the normal one that ``z_peak`` assumes: an iid count of
+    mean 0.05 showed a season in 23 % of 384-value rows, a counter of such counts in 24 %. The
+    shuffles are the same for every row of a length (``SHUFFLE_SEED``): a row's answer does not depend
+    on the rows beside it. A row falls out at the first shuffle at or above it (noise within a few),
+    so only a season pays for all of them."""
+    n = values.shape[1]
+    tested = threshold[min_length : top + 1]
+
+    def highest(rows: torch.Tensor) -> torch.Tensor:  # [R]: the largest r / threshold over the lags tested
+        return (Autocorrelations(rows).r[:, min_length : top + 1] / tested).amax(dim=1)
+
+    allowed = math.floor(false_rate * (SHUFFLES + 1)) - 1  # shuffles at or above a row that still pass it
+    seen = highest(values)  # [R]
+    above = torch.zeros(2, len(values), dtype=torch.int64)  # [2, R]: of the values' shuffles, of the changes'
+    left = torch.arange(len(values))  # the rows still passing
+    generator = torch.Generator().manual_seed(SHUFFLE_SEED)
+    for _ in range(SHUFFLES):
+        by_value, by_change = torch.randperm(n, generator=generator), torch.randperm(n - 1, generator=generator)
+        rows = values[left]  # [L, n]
+        start = rows[:, :1]
+        walk = torch.cat([start, start + rows.diff(dim=1)[:, by_change].cumsum(dim=1)], dim=1)  # the changes shuffled
+        both = highest(torch.cat([rows[:, by_value], walk]))  # [2 L]
+        above[:, left] += (both.view(2, -1) >= seen[left]).long()
+        left = left[(above[:, left] <= allowed).all(dim=0)]
+        if not len(left):
+            break
+    return (above <= allowed).all(dim=0)
 
 
 def _seasons(

@@ -152,7 +152,16 @@ def test_double_seasons_smoke_scores_each_setting_against_the_weekly_naive(tmp_p
 
 def test_false_seasons_smoke_counts_each_kind(tmp_path):
     payload = run_smoke("false_seasons", tmp_path)
-    kinds = ["white noise", "random walk", "AR(1) 0.7", "integrated AR(1) 0.9", "control: a season of 4"]
+    kinds = [
+        "white noise",
+        "random walk",
+        "AR(1) 0.7",
+        "integrated AR(1) 0.9",
+        "Poisson counts of mean 0.3",
+        "events of rate 0.05",
+        "a counter of those events",
+        "control: a season of 4",
+    ]
     assert [r["kind"] for r in payload["rows"]] == kinds
     looks = {*hybrid.DETECT_AT, *hybrid.DETECT_UNSETTLED}
     for row in payload["rows"]:

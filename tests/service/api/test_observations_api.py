@@ -435,8 +435,26 @@ async def test_wrong_dimension_fails_the_whole_batch_naming_its_index(client_for
         }
         response = await client.post(URL, json=body)
         assert response.status_code == 422
-        assert response.json() == {"detail": "observation 2: value has 2 feature(s), expected n_features=1", "index": 2}
+        message = "observation 2: value has 2 feature(s), expected n_features=1"
+        assert response.json() == {
+            "detail": message,
+            "index": 2,
+            "errors": [{"loc": ["body", "observations", "2", "value"], "msg": message, "type": "value_error"}],
+            "error_count": 1,
+        }
         assert await state_of(client) == before
+
+
+async def test_a_value_of_no_features_is_refused_like_every_bad_element(client_for) -> None:
+    # a hostile test, session 60: "value": [] answered detail and index alone, without errors / error_count
+    async with client_for() as client:
+        response = await client.post(URL, json={"series": "a", "value": []})
+        message = "observation 0: value has 0 feature(s), expected n_features=1"
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {"loc": ["body", "observations", "0", "value"], "msg": message, "type": "value_error"}
+        ]
+        assert response.json()["error_count"] == 1 and response.json()["index"] == 0
 
 
 async def test_more_observations_than_max_batch_observations_is_422(client_for) -> None:

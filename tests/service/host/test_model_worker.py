@@ -83,9 +83,12 @@ async def test_a_bad_job_fails_alone_and_the_others_are_applied_as_one_batch() -
     worker.stop()
     worker.join()
 
+    wrong = "observation 1: value has 2 feature(s), expected n_features=1"
     assert isinstance(outcomes[1], Unprocessable) and outcomes[1].body() == {
-        "detail": "observation 1: value has 2 feature(s), expected n_features=1",
+        "detail": wrong,
         "index": 1,
+        "errors": [{"loc": ["body", "observations", "1", "value"], "msg": wrong, "type": "value_error"}],
+        "error_count": 1,
     }
     older = "observation 1: timestamp 10.5 of series 'a' is older than its last timestamp 11.0"
     assert isinstance(outcomes[3], Conflict) and outcomes[3].body() == {

@@ -23,7 +23,8 @@ constants it calls from other modules: after ``combination.py`` changed, the cac
 ``hybrid_kernels.score`` would still use the old ``DISCOUNT``. So the cache lives in a
 folder named by a digest of all of them: ``$NUMBA_CACHE_DIR/<digest>`` where that
 variable is set (the container image sets it), else ``tbptt_online/__pycache__/numba/<digest>``.
-This module must be imported before any kernel module is (each imports it first).
+This module must be imported before any kernel module is (each imports it first); it makes
+every numba cache save in the process hold a lock (``cache_lock``: numba/numba#10128).
 
 ``inlined`` is ``compiled`` for the small helpers of an inner loop (see its comment);
 ``prefetch`` asks for a cache line ahead of its use (a kernel's scattered reads).
@@ -57,6 +58,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from tbptt_online.cache_lock import lock_cache_writes
 
 KERNEL_MODULES = (
     "compiled",
@@ -94,6 +97,7 @@ def cache_dir() -> str:
 
 
 numba.config.CACHE_DIR = cache_dir()  # read by each kernel's cache when it is decorated
+lock_cache_writes()  # before any kernel is saved: two processes' saves never interleave (cache_lock)
 
 
 def kernels_cached(folder: str | None = None) -> bool:

@@ -5,7 +5,9 @@ from the cache (``compiled.py``) in later processes. ``warm_kernels`` makes thos
 calls through the library's own wrappers (so with the types a tick passes) on blank rows
 of one series: no forecaster, no network, no random numbers, so it may run beside other
 work (the service runs it beside its recovery) and a service's first request does not
-wait for it (tens of seconds on a clean checkout, under a second from the cache).
+wait for it (tens of seconds on a clean checkout, under a second from the cache). It runs
+under ``compile.lock`` in the cache folder (``cache_lock.one_compiler``): of two processes
+starting at once on a clean cache, one compiles and the other then loads.
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ import time
 
 
 def warm_kernels() -> float:
-    """Run every kernel once on blank rows; returns the seconds it took."""
+    """Run every kernel once on blank rows, one process at a time; returns the seconds it took (a wait
+    for another process's compilation included)."""
+    from tbptt_online.cache_lock import one_compiler
+    from tbptt_online.compiled import cache_dir
+
+    started = time.perf_counter()
+    with one_compiler(cache_dir()):
+        _run_every_kernel()
+    return time.perf_counter() - started
+
+
+def _run_every_kernel() -> None:
     import numpy as np
     import torch
 
@@ -34,7 +47,6 @@ def warm_kernels() -> float:
     from tbptt_online.probe import TruncationProbe
     from tbptt_online.young_season import young_seasons
 
-    started = time.perf_counter()
     horizons, d = 2, 1
     level = ForecasterConfig.interval_level
     store = hybrid.fields(1, d, ring=8, max_season=4, horizons=horizons, level=level)  # a store of one series
@@ -91,4 +103,3 @@ def warm_kernels() -> float:
     gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
     steps = torch.arange(24, dtype=torch.float64)  # a young season's tests (a detection's): a row that
     young_seasons(torch.stack([steps.sin(), (steps // 5).clamp(max=1.0)]), 336)  # moves, one with flat stretches
-    return time.perf_counter() - started

@@ -30,48 +30,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compiled_kernels(locked_cache_writes: None) -> None:
+def compiled_kernels() -> None:
     """Compiled (or loaded) by one process at a time: the suite runs in 2 worker processes (pytest-xdist),
-    each with this fixture, and numba writes its cache index without a lock (read, add an entry, rewrite:
-    ``IndexDataCacheFile.save``). Two processes adding different signatures of one kernel at once can both
-    take the same data file, and the index then maps one signature to the other's machine code
-    (numba/numba#10128). Under an exclusive lock on a file in the cache folder, the first worker compiles
-    and the other waits, then loads what it wrote (about a second)."""
-    import fcntl
-
+    each with this fixture. ``warm_kernels`` holds the cache folder's ``compile.lock`` (``cache_lock``), so
+    the first worker compiles and the other waits, then loads what it wrote (about a second); the float64
+    kernels likewise. Every cache write, here or later in any process, is locked by the library itself
+    (``cache_lock.lock_cache_writes``, numba/numba#10128)."""
+    from tbptt_online.cache_lock import one_compiler
     from tbptt_online.compiled import cache_dir
     from tbptt_online.warm import warm_kernels
 
-    os.makedirs(cache_dir(), exist_ok=True)
-    with open(os.path.join(cache_dir(), "compile.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes (or the process ends)
-        warm_kernels()
+    warm_kernels()
+    with one_compiler(cache_dir()):
         float64_kernels()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def locked_cache_writes() -> Iterator[None]:
-    """Every kernel cache entry a test process writes later (a test that calls a kernel with types no
-    tick passes: ``compiled.exp_weight(0.0)``, a layout of its own) is written under an exclusive lock
-    on ``save.lock`` in the cache folder, so that the 2 workers' writes to one kernel's index never
-    interleave (``compiled_kernels``: the race). numba's ``IndexDataCacheFile.save`` reads the index,
-    adds the entry and writes both files: with the lock, all of it is one step."""
-    import fcntl
-
-    from numba.core import caching
-
-    from tbptt_online.compiled import cache_dir
-
-    save = caching.IndexDataCacheFile.save
-
-    def locked_save(self: caching.IndexDataCacheFile, key: object, data: object) -> None:
-        with open(os.path.join(cache_dir(), "save.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            save(self, key, data)
-
-    caching.IndexDataCacheFile.save = locked_save
-    yield
-    caching.IndexDataCacheFile.save = save
 
 
 def float64_kernels() -> None:

@@ -49,12 +49,9 @@ from tbptt_online.results import StepResults
 from tbptt_service.errors import (
     ApiError,
     Busy,
-    InsufficientStorage,
     LogDown,
-    LogUnavailable,
     NotFound,
     Quarantined,
-    StorageFullError,
 )
 from tbptt_service.host.admission import BatchAdmission, SeriesMark, Source
 from tbptt_service.host.applied_keys import AppliedKeys, KeyedAnswer
@@ -63,6 +60,7 @@ from tbptt_service.host.chunked_run import ChunkedRun
 from tbptt_service.host.fair_batches import short_first, ticks, within_allowance
 from tbptt_service.host.guard_log import GuardLog
 from tbptt_service.host.keyed_requests import KeyedRequests
+from tbptt_service.host.log_refusal import refusal
 from tbptt_service.host.long_batches import LongBatches
 from tbptt_service.host.memory_budget import SeriesLimit
 from tbptt_service.host.metrics import ServiceMetrics
@@ -79,7 +77,6 @@ from tbptt_service.storage.journal import (
     PendingAppend,
     with_changes,
 )
-from tbptt_service.storage.log_store import FencedWriter
 from tbptt_service.storage.observation import Observation
 
 logger = logging.getLogger("tbptt_service.host.model_worker")
@@ -636,16 +633,16 @@ class ModelWorker(LongBatches, KeyedRequests):
         otherwise; either way nothing was done."""
         try:
             return write()
-        except StorageFullError as error:
-            raise InsufficientStorage(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
-        except (LogUnavailable, FencedWriter, OSError) as error:  # unreachable, another writer owns the stream now,
-            # or an I/O error (a failed fsync's EIO): no bug, a 503 naming it (a superseded one was a 500 while
-            # /readyz said ready, an operator's test, session 58; an OSError a 500 until session 59)
-            logger.error("the journal of model %r cannot record to its log: %s", self.name, error)
-            raise LogDown(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
-        except Exception as error:  # reported to every requester and logged, not hidden
-            logger.exception("the journal failed for model %r", self.name)
-            raise ApiError(f"the journal failed ({error!r}); nothing was {done}") from None
+        except Exception as error:
+            answer = refusal(error)
+            if answer is None:  # reported to every requester and logged, not hidden
+                logger.exception("the journal failed for model %r", self.name)
+                raise ApiError(f"the journal failed ({error!r}); nothing was {done}") from None
+            if answer is LogDown:  # unreachable, another writer owns the stream now, or an I/O error (a failed
+                # fsync's EIO): no bug, a 503 naming it (a superseded one was a 500 while /readyz said ready, an
+                # operator's test, session 58; an OSError a 500 until session 59)
+                logger.error("the journal of model %r cannot record to its log: %s", self.name, error)
+            raise answer(f"the journal cannot record this {what} ({error}); nothing was {done}") from None
 
     def _fail(self, job: Job, error: ApiError) -> None:
         self.metrics.record_rejection(self.name, error.status_code)

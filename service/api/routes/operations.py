@@ -7,7 +7,8 @@ from starlette.responses import JSONResponse
 
 from tbptt_service.api.auth import bearer_matches
 from tbptt_service.api.deps import MetricsDep
-from tbptt_service.errors import StorageFullError
+from tbptt_service.errors import LogDown
+from tbptt_service.host.log_refusal import refusal
 from tbptt_service.host.metrics import CONTENT_TYPE
 from tbptt_service.version import VERSION
 
@@ -38,7 +39,7 @@ async def readyz(request: Request) -> JSONResponse:
         body: dict[str, object] = {"status": "ready"}
         failure = getattr(log, "write_failure", None)  # the log refused the last write: ready to read, not to write
         if failure is not None:  # (until session 59 a refusing log read "ready" alone: an operator's test)
-            status = 507 if isinstance(failure, StorageFullError) else 503
+            status = (refusal(failure) or LogDown).status_code  # (an OSError: never None)
             detail = str(failure) if told else f"the event log refused the last write; {_SEND_KEY}"
             body["log_write_failure"] = {"status": status, "detail": detail}
         quarantined = state.registry.quarantined

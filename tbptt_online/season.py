@@ -265,19 +265,21 @@ def _robust_centred(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     about 1 is one change of 1e6 among a thousand: their mean, 1e3, left every other change
     about -1e3, the season's a ripple of 1e-3 on them, and no season was found on either side
     of the shift (a daily series by 1e6: none from value 768)."""
-    off, clipped = winsorised(d)  # [G, m] each
-    return off - clipped.mean(dim=1, keepdim=True), clipped.abs().mean(dim=1, keepdim=True)
+    centred, clipped = winsor_centred(d)  # [G, m] each
+    return centred, clipped.abs().mean(dim=1, keepdim=True)
 
 
-def winsorised(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``d`` [G, m] less its median per row, and that clipped at +-``WINSOR`` robust sds (1.4826 MAD; the
-    mean absolute deviation where the MAD is 0): ``_robust_centred``'s parts, apart for a caller that
-    needs the centred changes only (``young_season.young_seasons``)."""
+def winsor_centred(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``d`` [G, m] centred on the mean of its winsorised values, and those values: ``d`` less its median
+    per row, clipped at +-``WINSOR`` robust sds (1.4826 MAD; the mean absolute deviation where the MAD is
+    0). ``_robust_centred``'s parts, apart for a caller that needs the centred changes only
+    (``young_season.young_seasons``)."""
     off = d - lower_median(d)[:, None]  # [G, m]
     spread = off.abs()  # [G, m] (once: the MAD and its fallback read it)
     mad = 1.4826 * lower_median(spread)[:, None]
     mad = torch.where(mad > 0, mad, spread.mean(dim=1, keepdim=True))
-    return off, torch.maximum(torch.minimum(off, WINSOR * mad), -WINSOR * mad)
+    clipped = torch.maximum(torch.minimum(off, WINSOR * mad), -WINSOR * mad)  # [G, m]
+    return off - clipped.mean(dim=1, keepdim=True), clipped
 
 
 def lower_median(x: torch.Tensor) -> torch.Tensor:

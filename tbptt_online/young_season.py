@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from tbptt_online.compiled import compiled, inlined, over_rows
-from tbptt_online.season import winsorised, z_one_sided
+from tbptt_online.season import winsor_centred, z_one_sided
 
 MIN_LAG = 4  # shorter lags: a smooth series' changes repeat at lag 2 or 3 without any season
 GAIN = 0.7  # the seasonal naive of the changes must cut their mean's error by 30 %...
@@ -77,8 +77,7 @@ def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
     changes = values.diff(dim=1)  # [R, L]
     moved = changes != 0  # [R, L] (a piecewise-constant series: most changes exactly 0)
     # a trend is the changes' mean: winsorised, a level shift's is not one (``season._robust_centred``'s centring)
-    off, clipped = winsorised(changes)  # [R, L] each
-    changes = off - clipped.mean(dim=1, keepdim=True)
+    changes, _ = winsor_centred(changes)  # [R, L]
     length = changes.shape[1]
     lags = [m for m in range(lo, hi + 1) if length - m >= MIN_PAIRS]
     if not lags:

@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     [
                         r["stream"],
                         r["values"],
-                        *[_cell(r["coverage"]["served"][str(h)]) for h in HORIZONS],
-                        *[_cell(r["coverage"]["before"][str(h)]) for h in far],
+                        *[coverage_cell(r["coverage"]["served"][str(h)]) for h in HORIZONS],
+                        *[coverage_cell(r["coverage"]["before"][str(h)]) for h in far],
                         f"{r['mae_over_naive']['24']:.3f}, {r['mae_over_naive']['48']:.3f}",
                     ]
                     for r in rows
@@ -190,8 +190,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return payload
 
 
-def _cell(share: float) -> str:
-    return f"{100 * share:.1f} %" + (" *" if abs(share - LEVEL) > OFF else "")
+def coverage_cell(share: float) -> str:
+    """A coverage as a table's cell: a percentage, starred when more than ``OFF`` from ``LEVEL``; ``-`` for
+    NaN (a horizon with no scored forecast: ``past_far_horizons``)."""
+    return "-" if math.isnan(share) else f"{100 * share:.1f} %" + (" *" if abs(share - LEVEL) > OFF else "")
 
 
 if __name__ == "__main__":

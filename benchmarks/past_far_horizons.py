@@ -35,7 +35,7 @@ LEVEL = far_horizons.LEVEL  # (its ``widths`` scores the intervals at this level
 EVERY = 3  # an origin every 3 values: a 192-step forecast from each value costs more than the run's learning
 MIN_VALUES = 600  # 192 steps ahead need a long stream to score a few hundred origins
 MAX_VALUES = 3000
-OFF = 0.05  # a cell this far from the level is flagged
+OFF = far_horizons.OFF  # a cell this far from the level is flagged (as there)
 SMOKE = {"streams": 2, "values": 260}
 
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         r["stream"],
                         r["values"],
                         r["origins"],
-                        *[_cell(r["coverage"][str(h)]) for h in HORIZONS],
+                        *[far_horizons.coverage_cell(r["coverage"][str(h)]) for h in HORIZONS],
                         *[f"{r['score_ratio'][str(h)]:.2f}" for h in PAST],
                     ]
                     for r in rows
@@ -171,10 +171,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report.write(args.out, "past_far_horizons", payload, markdown)
     print(markdown)
     return payload
-
-
-def _cell(share: float) -> str:
-    return "-" if math.isnan(share) else f"{100 * share:.1f} %" + (" *" if abs(share - LEVEL) > OFF else "")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from tbptt_service.storage.journal import OBSERVE, OBSERVE_CHUNK, OBSERVE_CHUNKE
 
 from ..state_probe import assert_same_state, crash_copy, model_state
 from .test_chunked_batches import queued
-from .test_chunked_recovery import LONG, T0, URL, feed, gated_app, records_of
+from .test_chunked_recovery import LONG, T0, URL, gated_app, hold_long_batch, records_of
 from .test_idempotency_keys import count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -30,10 +30,8 @@ async def test_a_keyed_long_request_is_chunked_and_a_repeat_during_it_gets_its_f
 ) -> None:
     settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
-        await feed(client, 0, 2)
+        long = await hold_long_batch(client, app, gate, 2, checkpoint=False, headers=KEY)  # its 2nd chunk held
         worker: ModelWorker = app.state.registry.get("default")
-        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}, headers=KEY))
-        await gate.entered()  # its 2nd chunk is being applied
         repeat = asyncio.ensure_future(client.post(URL, json={"observations": LONG}, headers=KEY))
         await queued(worker, 1)
         single = {"series": "a", "value": 4.5, "timestamp": T0 + 2}
@@ -69,9 +67,7 @@ async def test_a_crash_between_two_chunks_of_a_keyed_batch_answers_its_repeat_bi
 ) -> None:
     settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
-        await feed(client, 0, 2)
-        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}, headers=KEY))
-        await gate.entered()
+        long = await hold_long_batch(client, app, gate, 2, checkpoint=False, headers=KEY)
         gate.release()
         await gate.entered()  # the 4th chunk: its record is written, the kill comes now
         crashed = crash_copy(settings.state_dir, tmp_path / "crashed")

@@ -71,6 +71,20 @@ async def feed(client: httpx.AsyncClient, start: int, count: int) -> None:
         assert (await client.post(URL, json=body)).status_code == 200
 
 
+async def hold_long_batch(
+    client: httpx.AsyncClient, app: Any, gate: Gate, fed: int, *, checkpoint: bool = True, **post: Any
+) -> asyncio.Future[httpx.Response]:
+    """``fed`` ticks of a, b and c fed, a checkpoint taken (recovery starts there; ``checkpoint=False``:
+    none), then ``LONG`` posted (with ``post``'s other arguments); returns its answer's future once its 2nd
+    chunk is being applied, held by ``gate``."""
+    await feed(client, 0, fed)
+    if checkpoint:
+        await app.state.durability.checkpoint(app.state.registry)
+    long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}, **post))
+    await gate.entered()
+    return long
+
+
 def records_of(app: Any) -> list[Any]:
     return list(app.state.durability.log.records())
 
@@ -80,11 +94,8 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
 ) -> None:
     settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
-        await feed(client, 0, 3)
-        await app.state.durability.checkpoint(app.state.registry)  # recovery: this checkpoint, then the log
+        long = await hold_long_batch(client, app, gate, 3)  # recovery: the checkpoint, then the log
         worker: ModelWorker = app.state.registry.get("default")
-        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}))
-        await gate.entered()  # the 2nd chunk is being applied
         short = asyncio.ensure_future(client.post(URL, json={"series": "a", "value": 4.5, "timestamp": T0 + 3}))
         await queued(worker, 1)
         gate.release()
@@ -131,10 +142,7 @@ async def test_after_a_crash_between_two_chunks_the_service_is_ready_once_the_re
 ) -> None:
     settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
-        await feed(client, 0, 2)
-        await app.state.durability.checkpoint(app.state.registry)
-        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}))
-        await gate.entered()  # the 2nd chunk: its record is written, the kill comes now
+        long = await hold_long_batch(client, app, gate, 2)  # the 2nd chunk: its record is written, the kill comes now
         crashed = crash_copy(settings.state_dir, tmp_path / "crashed")
         gate.release()
         await gate.entered()
@@ -165,10 +173,8 @@ async def test_after_a_crash_between_two_chunks_the_service_is_ready_once_the_re
 async def test_a_checkpoint_asked_for_during_a_long_batch_holds_it_whole(make_settings, serve, tmp_path) -> None:
     settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
-        await feed(client, 0, 2)
+        long = await hold_long_batch(client, app, gate, 2, checkpoint=False)
         worker: ModelWorker = app.state.registry.get("default")
-        long = asyncio.ensure_future(client.post(URL, json={"observations": LONG}))
-        await gate.entered()
         checkpointing = asyncio.ensure_future(app.state.durability.checkpoint(app.state.registry))
         await queued(worker, 1)  # the capture waits behind the batch
         gate.release()

@@ -76,6 +76,11 @@ SYNC_MODES = ("batch", "interval")
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
 _SQLITE_IOERR = 10  # "disk I/O error": a write that failed with another errno than ENOSPC (EDQUOT, EFBIG, EIO, ...)
 _FRAME_HEADER = 24  # bytes before each page in the WAL
+_WAL_HEADER = 32  # bytes before the WAL's first frame
+_OVERFLOW_POINTER = 4  # bytes of each overflow page that point to the next, not the record's
+_ROW_SLACK = 1024  # a row's bytes besides its payload: model and kind names, created_at, the cell's header
+_PAGES_TOUCHED = 6  # an append's pages besides the record's: the table's leaf, a split's new leaf and parent,
+# the parent's own split, sqlite_sequence's page, the database header's page (it holds the page count)
 CAP_SPARE_BYTES = 64 * 1024 * 1024  # a SQLITE_FULL with a cap set and more free disk than this: the cap is full
 _PAGE_ROWS = 1000  # records read per query while iterating (the lock is released between pages)
 _SCHEMA = """
@@ -135,6 +140,17 @@ def decode_payload(seq: int, raw: bytes) -> Any:
     except orjson.JSONDecodeError as error:
         log.error("log record seq %d cannot be decoded: %s", seq, error)
         return UnreadablePayload(seq, str(error))
+
+
+def wal_bytes(record_bytes: int, page_size: int) -> int:
+    """At least the bytes an append of a payload of ``record_bytes`` adds to the WAL: a frame (the page and its
+    header) for each page of the record's row, each holding ``page_size - 4`` bytes of it, and for each other
+    page the append touches (``_PAGES_TOUCHED``), and the WAL's header. The size of the write probe that finds
+    why a write failed (``write_failure.cause``): a smaller probe fits in what a disk quota leaves when the
+    append did not (a payload of 1 MB wrote 1,017,672 bytes to the WAL, the record and 4 pages 1,016,480:
+    a quota with room between them answered 503, ``no cause found``, until session 60)."""
+    record_pages = -(-(record_bytes + _ROW_SLACK) // (page_size - _OVERFLOW_POINTER))
+    return _WAL_HEADER + (record_pages + _PAGES_TOUCHED) * (page_size + _FRAME_HEADER)
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -308,7 +324,7 @@ class EventLog:
         for another I/O error, naming its cause; SQLite's other errors as they came. After the first two the WAL
         is checkpointed to make room (``_checkpoint_wal``) and the error kept in ``write_failure``."""
         if _is_io_error(exc):
-            need = record_bytes + 4 * (self._page_size + _FRAME_HEADER)  # the record and the pages it touches
+            need = wal_bytes(record_bytes, self._page_size)  # what the append wrote to the WAL, at most
             found = cause([Path(f"{self.path}-wal"), self.path], need)
             if found is not None and found.errno in OUT_OF_SPACE:
                 again = "it takes writes again once space is freed or the limit is raised"

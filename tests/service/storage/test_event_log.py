@@ -307,6 +307,24 @@ def test_a_file_size_limit_is_a_full_log_that_takes_writes_again_once_the_wal_is
         assert kept and [(r.seq, r.payload["i"]) for r in log.records()] == kept
 
 
+class FailingInserts:
+    """A log's connection whose INSERTs fail as SQLite's do on a write that failed with another errno than
+    ENOSPC ("disk I/O error", SQLITE_IOERR_WRITE); it counts the WAL's checkpoints."""
+
+    in_transaction = False
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self.real, self.checkpoints = real, 0
+
+    def execute(self, sql, *args):
+        if sql.startswith("INSERT"):
+            error = sqlite3.OperationalError("disk I/O error")
+            error.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE
+            raise error
+        self.checkpoints += sql == "PRAGMA wal_checkpoint(TRUNCATE)"
+        return self.real.execute(sql, *args)
+
+
 @pytest.mark.parametrize(
     ("found", "raised", "code"),
     [
@@ -320,25 +338,11 @@ def test_sqlites_disk_io_error_is_a_full_log_or_an_unavailable_one_by_its_cause(
 ):
     # SQLite names EDQUOT, EFBIG and EIO alike ("disk I/O error", SQLITE_IOERR_WRITE), and Python's sqlite3 gives
     # no errno: the cause found again (storage.write_failure) decides. Out of space: 507; else 503 naming it.
-    class Failing:
-        in_transaction = False
-
-        def __init__(self, real) -> None:
-            self.real, self.checkpoints = real, 0
-
-        def execute(self, sql, *args):
-            if sql.startswith("INSERT"):
-                error = sqlite3.OperationalError("disk I/O error")
-                error.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE
-                raise error
-            self.checkpoints += sql == "PRAGMA wal_checkpoint(TRUNCATE)"
-            return self.real.execute(sql, *args)
-
     monkeypatch.setattr(event_log, "cause", lambda files, need: found, raising=False)
     with EventLog(tmp_path / "events.sqlite3") as log:
         assert log.append("m", "observe", 1) == 1
         real = log._conn
-        log._conn = failing = Failing(real)
+        log._conn = failing = FailingInserts(real)
         try:
             with pytest.raises(raised) as caught:
                 log.append("m", "observe", 2)
@@ -351,6 +355,30 @@ def test_sqlites_disk_io_error_is_a_full_log_or_an_unavailable_one_by_its_cause(
         assert log.full == (raised is StorageFullError)
         assert log.append("m", "observe", 3) == 2 and log.write_failure is None  # the cause gone: taken
         assert [r.payload for r in log.records()] == [1, 3]
+
+
+def test_the_probe_of_a_failed_append_writes_at_least_what_the_append_wrote_to_the_wal(tmp_path, monkeypatch):
+    # The probe write (storage.write_failure) stands for the append SQLite could not write: smaller, it fitted in
+    # what a disk quota left when the append did not, and the log answered 503 ("no cause found"), not 507. Each
+    # payload is appended for real into a WAL just truncated (what it wrote: the WAL's size), then again with the
+    # INSERT failing (what the log probes). The record and 4 pages were 1,192 bytes short at 1 MB (session 60).
+    probed: list[int] = []
+    monkeypatch.setattr(event_log, "cause", lambda files, need: probed.append(need), raising=False)
+    with EventLog(tmp_path / "events.sqlite3") as log:
+        for i in range(300):  # a table of more than one level of pages
+            log.append("m", "observe", {"i": i, "pad": "y" * 2000})
+        for size in (10, 5_000, 100_000, 1_000_000, 10_000_000):
+            payload = "z" * size
+            log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            log.append("m", "observe", payload)
+            wrote = os.path.getsize(f"{log.path}-wal")
+            real, log._conn = log._conn, FailingInserts(log._conn)
+            try:
+                with pytest.raises(LogUnavailable):
+                    log.append("m", "observe", payload)
+            finally:
+                log._conn = real
+            assert probed[-1] >= wrote, size
 
 
 def test_a_payload_orjson_cannot_encode_raises_type_error_and_appends_nothing(tmp_path):

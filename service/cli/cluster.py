@@ -73,7 +73,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         return 2
     import psycopg
 
-    from tbptt_service.storage.postgres_log import claim_shard_count, recorded_shard_count
+    from tbptt_service.storage.postgres_log import one_front_starting, recorded_shard_count
 
     # Nothing is written or created before every check has passed: the shard count and the settings are read
     # first (until session 59 a front refused for its settings, a new --log say, had recorded its shard count in
@@ -89,14 +89,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
 
     from tbptt_service.api.front import create_front
     from tbptt_service.api.head_limits import head_limited_protocol
-    from tbptt_service.host.ray_shards import (
-        NAMESPACE,
-        RETRYABLE,
-        held_settings,
-        pair_call,
-        running_actors,
-        shard_actors,
-    )
+    from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, pair_call
 
     # A call in flight when its shard's process dies fails once Ray has the actor's death info; by default
     # the caller waits up to 1 s for it, before the front can promote the standby.
@@ -104,22 +97,13 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     ours = shard_settings_of(settings)
-    # The actors are detached and found by name: running ones keep the settings of the front that created
-    # them, and a later front's were ignored without a word (a hostile test, session 58: a front restarted
-    # with TBPTT_API_KEY served everyone without a key; a new --log and --state-dir were never used).
-    differing = settings_differing(ours, held_settings(running_actors(shards)))
-    if differing:
-        return _refuse_settings(differing)
     try:
-        recorded = claim_shard_count(settings.log_url, shards)  # recorded now, where this is the first front
-    except psycopg.OperationalError as exc:
+        with one_front_starting(settings.log_url):  # fronts starting at once: one creates, the others compare
+            pairs = _shards_for(settings, shards, ours)
+    except psycopg.OperationalError as exc:  # the database cannot be reached
         return _unreachable(exc)
-    if recorded != shards:  # a front with another count claimed it just before this one
-        return _refuse_shard_count(shards, recorded)
-    pairs = shard_actors(shards, ours)  # the missing ones created, with settings equal to the running ones'
-    differing = settings_differing(ours, held_settings(pairs))  # a front started at the same moment created them
-    if differing:
-        return _refuse_settings(differing)
+    if isinstance(pairs, int):  # refused
+        return pairs
     # Each actor constructed: an owner made its first recovery attempt (one whose attempt failed answers
     # 503 with the reason while it retries), a standby is warming up.
     ray.get([actor.ready.remote() for pair in pairs for actor in pair])
@@ -134,6 +118,28 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         http=head_limited_protocol(settings.header_timeout_s, settings.max_header_bytes),
     )
     return 0
+
+
+def _shards_for(settings: Settings, shards: int, ours: dict[str, Any]) -> list[tuple[Any, Any]] | int:
+    """The shard actors' pairs, the missing ones created with ``ours``; or the exit code of a refusal: the running
+    shards' settings differ from ours, or another shard count was claimed. Under ``one_front_starting``."""
+    from tbptt_service.host.ray_shards import held_settings, running_actors, shard_actors
+    from tbptt_service.storage.postgres_log import claim_shard_count
+
+    # The actors are detached and found by name: running ones keep the settings of the front that created
+    # them, and a later front's were ignored without a word (a hostile test, session 58: a front restarted
+    # with TBPTT_API_KEY served everyone without a key; a new --log and --state-dir were never used).
+    differing = settings_differing(ours, held_settings(running_actors(shards)))
+    if differing:
+        return _refuse_settings(differing)
+    recorded = claim_shard_count(settings.log_url, shards)  # recorded now, where this is the first front
+    if recorded != shards:  # a front with another count claimed it just before this one
+        return _refuse_shard_count(shards, recorded)
+    pairs = shard_actors(shards, ours)  # the missing ones created, with settings equal to the running ones'
+    differing = settings_differing(ours, held_settings(pairs))  # (a check: no other front created any meanwhile)
+    if differing:
+        return _refuse_settings(differing)
+    return pairs
 
 
 def _unreachable(exc: Exception) -> int:

@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -59,6 +60,7 @@ from tbptt_service.storage.statement_deadline import StatementDeadline
 
 _PAGE_ROWS = 1000
 _SCHEMA_LOCK = 7_364_021  # pg_advisory_xact_lock key: shards starting together create the tables once
+_FRONT_LOCK = 7_364_022  # pg_advisory_lock key: fronts starting together create the shards one at a time
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS log_streams (
         stream TEXT PRIMARY KEY,
@@ -214,6 +216,19 @@ def recorded_shard_count(url: str) -> int | None:
     created ``cluster_shards`` there and fixed that database's shard count (the review of session 58)."""
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         return _shard_count_in(conn)
+
+
+@contextmanager
+def one_front_starting(url: str) -> Iterator[None]:
+    """Held by a cluster front while it compares its settings with the running shards', claims the shard count
+    and creates the shards missing, so that of fronts starting at once with different settings the first creates
+    every shard and the others then find them, with its settings, and are refused before creating any. Without it
+    two fronts could each find no shard running, each create some of them (``get_if_exists``: the first of each
+    name wins), and leave a cluster whose shards hold two sets of settings, each front refused (the review of
+    session 60). A session-level advisory lock in the database at ``url``: a front that dies lets go of it."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_FRONT_LOCK,))
+        yield  # (let go when the connection closes)
 
 
 def _shard_count_in(conn: psycopg.Connection[Any]) -> int | None:

@@ -3,6 +3,7 @@ hands the shard actors its settings with the state directory made absolute."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,91 @@ def test_a_front_refused_for_its_settings_creates_none_of_the_missing_actors(
     assert serve_front(first.model_copy(update={"max_horizon": 5}), "127.0.0.1:1", 2) == 2
     assert "(TBPTT_MAX_HORIZON differs)" in capsys.readouterr().err
     assert given == []  # shard_actors, which creates the missing ones, was never called
+
+
+class Handle:
+    """A fake shard actor: its name, and a ``ready`` call that answers at once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ready = self  # (actor.ready.remote())
+
+    def remote(self) -> None:
+        return None
+
+
+def test_two_fronts_starting_at_once_with_different_settings_leave_the_shards_one_fronts(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The review of session 60: each front compared its settings with the running shards' (none yet) and then
+    # created the missing ones by name (the first of a name wins). Front a creates the owners; front b, past its
+    # comparison as well, creates the standbys with its own settings before a does: both were refused and the
+    # shards held two sets of settings. Here the two fronts' steps meet as they can: b starts once a looks at the
+    # running shards, a creates the owners once b has compared (or after 2 s: b waits for a's start to end) and
+    # the standbys after b's (b waits for a's owners).
+    ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
+    import uvicorn
+
+    from tbptt_service.api import front
+    from tbptt_service.host import ray_shards
+
+    created: dict[str, dict[str, Any]] = {}  # the actors by name: the settings each was created with
+    lock = threading.Lock()
+    b_compared, a_owners, b_standbys = threading.Event(), threading.Event(), threading.Event()
+
+    def running_actors(shards: int) -> list[tuple[Any, Any]]:
+        with lock:
+            found = [tuple(Handle(n) if n in created else None for n in (f"o{i}", f"s{i}")) for i in range(shards)]
+        if threading.current_thread().name == "b":
+            b_compared.set()
+        elif not fronts[1].is_alive() and "b" not in answers:  # b starts once a has begun its start
+            fronts[1].start()
+        return found
+
+    def held_settings(pairs: list[tuple[Any, Any]]) -> list[dict[str, Any] | None]:
+        with lock:
+            return [created[actor.name] for pair in pairs for actor in pair if actor is not None]
+
+    def shard_actors(shards: int, settings: dict[str, Any], *args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+        me = threading.current_thread().name
+        if me == "a":
+            b_compared.wait(2.0)  # (b, past its comparison unless a holds the start)
+        else:
+            a_owners.wait(30.0)
+        with lock:
+            for i in range(shards):
+                created.setdefault(f"o{i}", settings)
+        if me == "a":
+            a_owners.set()
+            if b_compared.is_set():  # b's standbys come first
+                b_standbys.wait(30.0)
+        with lock:
+            for i in range(shards):
+                created.setdefault(f"s{i}", settings)
+        if me == "b":
+            b_standbys.set()
+        return [(Handle(f"o{i}"), Handle(f"s{i}")) for i in range(shards)]
+
+    monkeypatch.setattr(ray_shards, "running_actors", running_actors)
+    monkeypatch.setattr(ray_shards, "held_settings", held_settings)
+    monkeypatch.setattr(ray_shards, "shard_actors", shard_actors)
+    monkeypatch.setattr(ray_shards, "pair_call", lambda pairs: None)
+    monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
+    monkeypatch.setattr(ray, "get", lambda calls: calls)
+    monkeypatch.setattr(front, "create_front", lambda *args, **kwargs: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # (serve_front answers 0: it served)
+    monkeypatch.setenv("RAY_timeout_ms_task_wait_for_death_info", "100")
+    monkeypatch.chdir(tmp_path)
+    first = Settings(log_url=postgres_url, state_dir=tmp_path / "shared")
+    settings = {"a": first, "b": first.model_copy(update={"max_horizon": 5})}
+    answers: dict[str, int] = {}
+
+    def start(name: str) -> None:
+        answers[name] = serve_front(settings[name], "127.0.0.1:1", 2)
+
+    fronts = [threading.Thread(target=start, args=(name,), name=name) for name in ("a", "b")]
+    fronts[0].start()
+    fronts[0].join(120)
+    fronts[1].join(120)
+    assert answers == {"a": 0, "b": 2}  # a started; b was refused for its settings
+    assert list(created.values()) == [shard_settings_of(settings["a"])] * 4  # every shard a's

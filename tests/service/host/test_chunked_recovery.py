@@ -8,12 +8,14 @@ batch whole."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import httpx
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig
+from tbptt_service.api import app as app_module
 from tbptt_service.api.app import create_app
 from tbptt_service.host.model_worker import ModelWorker
 from tbptt_service.storage.event_log import EventLog
@@ -138,7 +140,7 @@ async def test_a_crash_between_two_chunks_recovers_the_uncrashed_state_and_appli
 
 
 async def test_after_a_crash_between_two_chunks_the_service_is_ready_once_the_rest_of_the_batch_is_applied(
-    make_settings, serve, tmp_path
+    make_settings, serve, tmp_path, monkeypatch
 ) -> None:
     settings, gate, app = gated_app(make_settings)
     async with serve(app) as client:
@@ -151,12 +153,25 @@ async def test_after_a_crash_between_two_chunks_the_service_is_ready_once_the_re
 
     # recovery applies the two chunks the log holds (x0's calls 1 and 2); the worker applies the rest: held at its first
     held = Gate(holds=(3,))
+    warmed = threading.Event()  # the loading's other part, the kernels' warm-up, is over (it may wait for another
+    # process's compilation: compile.lock), so that all it waits for is the state (else it passed unfinished)
+
+    warm = app_module.warm_kernels
+
+    def warm_kernels() -> float:
+        try:
+            return warm()
+        finally:
+            warmed.set()
+
     recovered = create_app(settings.model_copy(update={"state_dir": crashed}), forecaster_factory=held)
+    monkeypatch.setattr(app_module, "warm_kernels", warm_kernels)  # (the app calls it at its start, not before)
     async with recovered.router.lifespan_context(recovered):
         await held.entered()  # the recovered worker applies the batch's 3rd tick
         loading = recovered.state.loading
         try:
-            await asyncio.wait({loading}, timeout=0.5)
+            await asyncio.to_thread(warmed.wait, 120)
+            await asyncio.wait({loading}, timeout=0.5)  # (loaded, were it not for the batch: within milliseconds)
             # fix: the state was loaded and /readyz ready while the rest of the batch was still being applied (reads
             # served a half-applied batch for 20 s after a crash in 5,000 values of one series: a new user, session 59)
             assert not loading.done() and not recovered.state.ready

@@ -31,10 +31,14 @@ COMPILE_LOCK = "compile.lock"
 def exclusive(path: str) -> Iterator[None]:
     """An exclusive lock on the file ``path`` (made if missing) for the block, among processes and among
     the threads of one process alike (``flock`` on a file opened for each holder); let go when the file
-    closes, or when the process ends."""
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    closes, or when the process ends. Opened to read: a lock file another user made (a cache shared by the
+    users of one machine) locks as well."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def _locked(save: Callable[..., None]) -> Callable[..., None]:

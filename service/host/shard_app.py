@@ -9,7 +9,7 @@ request is journaled with its key, so a retry after a restart is answered, not a
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -19,6 +19,8 @@ import httpx
 
 from tbptt_service.api.cross_site import FRONT_HOSTS
 from tbptt_service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY = "idempotency-key"
 
@@ -89,12 +91,16 @@ class ShardApp:
     def ask_epoch(self) -> None:
         """Ask the database now whether a newer epoch owns the app's log stream: a PostgreSQL log's
         ``last_seq`` sets ``log_superseded`` if so, and ``log_broken`` if its connection is gone
-        (other errors, a cancelled statement say, tell nothing); nothing for a log that cannot tell."""
+        (other errors, a cancelled statement say, tell nothing: logged as a warning); nothing for a log that
+        cannot tell."""
         log = self._log()
         if log is None or not hasattr(log, "superseded") or log.superseded is not None:
             return
-        with contextlib.suppress(Exception):  # the answer is in the log's state, read by the shard
+        try:
             log.last_seq()
+        except Exception as error:  # fenced or broken: the answer, kept in the log's state and read by the shard
+            if log.superseded is None and getattr(log, "broken", None) is None:  # neither: it told nothing, said
+                logger.warning("shard %d: asking the database for its log's epoch failed: %r", self.index, error)
 
     def _log(self) -> Any:
         """The app's log (None before it opened)."""

@@ -226,3 +226,44 @@ def test_a_call_that_took_the_broken_app_as_the_shard_restarts_is_answered_befor
         assert host._serving is serving and host.incarnations == 2 and host.ready()
     finally:
         host.close()
+
+
+class EpochUnknown:
+    """A PostgreSQL log's face to ``ShardApp.ask_epoch``: its ``last_seq`` raises ``error`` and, where the log
+    kept the answer (fenced, broken), records it as the real one does."""
+
+    def __init__(self, error: Exception, kept_as: str | None = None) -> None:
+        self.error, self.kept_as = error, kept_as
+        self.superseded: Exception | None = None
+        self.broken: Exception | None = None
+
+    def last_seq(self) -> int:
+        if self.kept_as is not None:
+            setattr(self, self.kept_as, self.error)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "kept_as", "said"),
+    [
+        (RuntimeError("a newer epoch owns the stream"), "superseded", False),
+        (OSError("the database connection was lost"), "broken", False),
+        (psycopg.errors.QueryCanceled("canceling statement due to user request"), None, True),
+    ],
+    ids=["fenced", "broken", "cancelled"],
+)
+def test_asking_the_epoch_keeps_the_logs_answer_and_says_what_told_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, error: Exception, kept_as: str | None, said: bool
+) -> None:
+    # The review of session 60: every error of the question was suppressed (contextlib.suppress(Exception)),
+    # so one the log keeps no state for (a cancelled statement; a bug) left no trace anywhere.
+    from tbptt_service.host.shard_app import ShardApp
+
+    shard = ShardApp(0, Settings(state_dir=tmp_path))
+    log = EpochUnknown(error, kept_as)
+    shard.app.state.durability.log = log
+    with caplog.at_level("WARNING", logger="tbptt_service.host.shard_app"):
+        shard.ask_epoch()
+    assert getattr(shard, "log_superseded" if kept_as == "superseded" else "log_broken") is (error if kept_as else None)
+    warned = [r.getMessage() for r in caplog.records if r.name == "tbptt_service.host.shard_app"]
+    assert warned == ([f"shard 0: asking the database for its log's epoch failed: {error!r}"] if said else [])

@@ -53,10 +53,16 @@ async def list_forecasts(
     check_horizon(request, horizon)
     features = worker.forecaster.config.n_features
     if limit * horizon * features > MAX_PAGE_STEPS:
+        most = MAX_PAGE_STEPS // (horizon * features)  # series a page at this horizon (0: not even one)
+        fewer = (
+            f"ask for fewer series a page (limit <= {most})"
+            if most >= 1
+            else f"one series is over it already: ask for horizon <= {MAX_PAGE_STEPS // features:,} a page, or "
+            f"for each series' forecast (GET .../series/{{series}}/forecast)"
+        )
         raise Unprocessable(
             f"limit={limit} series x horizon={horizon}{f' x {features} features' if features > 1 else ''} is "
-            f"{limit * horizon * features:,} forecast steps, over {MAX_PAGE_STEPS:,} a page: ask for fewer series "
-            f"a page (limit <= {max(1, MAX_PAGE_STEPS // (horizon * features))})"
+            f"{limit * horizon * features:,} forecast steps, over {MAX_PAGE_STEPS:,} a page: {fewer}"
         )
     snapshot = worker.snapshot  # one consistent moment for the whole page
     names = await run_in_threadpool(lambda: snapshot.sorted_series)  # sorting 100k names stays off the loop

@@ -109,3 +109,16 @@ async def test_a_page_over_its_steps_is_refused_saying_how_many_series_fit(clien
     assert "(limit <= 100)" in over.json()["detail"]
     assert fits.status_code == 200 and len(fits.json()["forecasts"][0]["forecast"]) == 1000
     assert missing.status_code == 404 and "nothing" in missing.json()["detail"]
+
+
+async def test_a_horizon_over_a_pages_steps_for_one_series_is_refused_saying_so(client_for) -> None:
+    # The review of session 60: the refusal asked for "limit <= 1" where one series' horizon alone was over the
+    # page's steps, so the page it asked for was refused again
+    async with client_for(max_horizon=200_000) as client:
+        await client.post(URL, json={"observations": rows(0)})
+        over = await client.get("/v1/models/default/forecasts", params={"horizon": 100_001, "limit": 1})
+    assert over.status_code == 422
+    detail = over.json()["detail"]
+    assert "limit=1 series x horizon=100001 is 100,001 forecast steps, over 100,000 a page" in detail
+    assert "one series is over it already: ask for horizon <= 100,000 a page" in detail
+    assert "limit <=" not in detail

@@ -7,6 +7,8 @@ file, and the index then maps one signature to the other's machine code (numba/n
 loads it and runs the wrong kernel. Every process that compiles (a test worker, a server a test starts, a
 doctest, two services starting on one machine) imports ``compiled``, which calls ``lock_cache_writes``: from
 then on each save in the process is one step under an exclusive lock on ``save.lock`` beside the index.
+It patches numba's class, so the process's other numba caches (a user's own ``cache=True`` functions) are
+saved so too, with a ``save.lock`` beside their indexes.
 
 ``one_compiler`` is the other lock, for time rather than correctness: ``warm.warm_kernels`` holds it on
 ``compile.lock`` in the cache folder, so of two processes starting at once on a clean cache one compiles

@@ -218,22 +218,23 @@ def test_two_fronts_starting_at_once_with_different_settings_leave_the_shards_on
         with lock:
             return [created[actor.name] for pair in pairs for actor in pair if actor is not None]
 
+    def create(role: str, shards: int, settings: dict[str, Any]) -> None:
+        with lock:
+            for i in range(shards):
+                created.setdefault(f"{role}{i}", settings)  # the first of a name wins (get_if_exists)
+
     def shard_actors(shards: int, settings: dict[str, Any], *args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
         me = threading.current_thread().name
         if me == "a":
             b_compared.wait(2.0)  # (b, past its comparison unless a holds the start)
         else:
             a_owners.wait(30.0)
-        with lock:
-            for i in range(shards):
-                created.setdefault(f"o{i}", settings)
+        create("o", shards, settings)
         if me == "a":
             a_owners.set()
             if b_compared.is_set():  # b's standbys come first
                 b_standbys.wait(30.0)
-        with lock:
-            for i in range(shards):
-                created.setdefault(f"s{i}", settings)
+        create("s", shards, settings)
         if me == "b":
             b_standbys.set()
         return [(Handle(f"o{i}"), Handle(f"s{i}")) for i in range(shards)]

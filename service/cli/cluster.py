@@ -98,7 +98,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     ours = shard_settings_of(settings)
     try:
-        with one_front_starting(settings.log_url):  # fronts starting at once: one creates, the others compare
+        with one_front_starting(settings.log_url, _wait_for_another_front):  # one creates, the others compare
             pairs = _shards_for(settings, shards, ours)
     except psycopg.OperationalError as exc:  # the database cannot be reached
         return _unreachable(exc)
@@ -140,6 +140,14 @@ def _shards_for(settings: Settings, shards: int, ours: dict[str, Any]) -> list[t
     if differing:
         return _refuse_settings(differing)
     return pairs
+
+
+def _wait_for_another_front() -> None:
+    print(
+        "tbptt-online serve: another front is starting the cluster (creating its shards, which recover first): "
+        "waiting for it, then this front compares its settings with the shards'",
+        file=sys.stderr,
+    )
 
 
 def _unreachable(exc: Exception) -> int:

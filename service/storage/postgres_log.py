@@ -44,7 +44,7 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -219,15 +219,19 @@ def recorded_shard_count(url: str) -> int | None:
 
 
 @contextmanager
-def one_front_starting(url: str) -> Iterator[None]:
+def one_front_starting(url: str, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
     """Held by a cluster front while it compares its settings with the running shards', claims the shard count
     and creates the shards missing, so that of fronts starting at once with different settings the first creates
     every shard and the others then find them, with its settings, and are refused before creating any. Without it
     two fronts could each find no shard running, each create some of them (``get_if_exists``: the first of each
     name wins), and leave a cluster whose shards hold two sets of settings, each front refused (the review of
-    session 60). A session-level advisory lock in the database at ``url``: a front that dies lets go of it."""
+    session 60). A session-level advisory lock in the database at ``url``: a front that dies lets go of it.
+    ``on_wait()`` is called before waiting where another front holds it (its start may take minutes: the
+    shards' recoveries)."""
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_FRONT_LOCK,))
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_FRONT_LOCK,)).fetchone()[0]:
+            on_wait()
+            conn.execute("SELECT pg_advisory_lock(%s)", (_FRONT_LOCK,))
         yield  # (let go when the connection closes)
 
 

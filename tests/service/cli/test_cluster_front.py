@@ -262,3 +262,24 @@ def test_two_fronts_starting_at_once_with_different_settings_leave_the_shards_on
     fronts[1].join(120)
     assert answers == {"a": 0, "b": 2}  # a started; b was refused for its settings
     assert list(created.values()) == [shard_settings_of(settings["a"])] * 4  # every shard a's
+
+
+def test_a_front_waiting_for_another_fronts_start_says_so_and_starts_once_it_ends(postgres_url: str) -> None:
+    # The review of session 60: a front waiting for another's start (its shards' recoveries: minutes) said nothing
+    from tbptt_service.storage.postgres_log import one_front_starting
+
+    waiting, entered = threading.Event(), threading.Event()
+
+    def second() -> None:
+        with one_front_starting(postgres_url, waiting.set):
+            entered.set()
+
+    with one_front_starting(postgres_url):
+        front = threading.Thread(target=second)
+        front.start()
+        assert waiting.wait(60)  # told before it waits
+        assert not entered.is_set()  # (and waits: this start holds the lock)
+    front.join(60)
+    assert entered.is_set()
+    with one_front_starting(postgres_url, lambda: pytest.fail("nobody holds it: no wait")):
+        pass

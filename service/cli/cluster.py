@@ -4,8 +4,9 @@ Connects to the Ray cluster at ``ADDRESS``, finds the shard actors by name, an o
 standby per shard (creating the missing ones: the first front to start creates them, every later
 one finds them), waits until each is constructed, then serves the HTTP API with uvicorn on
 ``--host``/``--port``. A front refused (another shard count, settings other than the running
-shards') has written nothing and created no actor: it reads both before it does either. Run one
-per node, or several on one node on different ports: they hold no state.
+shards') has written nothing and created no actor: it reads both before it does either. Fronts
+starting at once start one at a time (``postgres_log.one_front_starting``), so the actors never hold
+two fronts' settings. Run one per node, or several on one node on different ports: they hold no state.
 """
 
 from __future__ import annotations

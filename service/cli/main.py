@@ -90,14 +90,17 @@ def freeze_the_modules(settings: Settings) -> None:
     generation (after a collection, so that no garbage is frozen with it).
     """
     from tbptt_online import Forecaster, ForecasterConfig
+    from tbptt_online.cache_lock import one_compiler
+    from tbptt_online.compiled import cache_dir
 
     config = settings.default_config().to_dict() | {"hidden_size": 2, "k1": 2, "k2": 2}
-    warm = Forecaster(ForecasterConfig.from_dict(config))
-    for value in range(4):
-        warm.observe("warm-up", [0.5 * value] * warm.config.n_features)
-    warm.forecast("warm-up", 2)
-    warm.series_stats("warm-up")
-    warm.state_dict()
+    with one_compiler(cache_dir()):  # (two serves on a clean cache: one compiles, the other then loads)
+        warm = Forecaster(ForecasterConfig.from_dict(config))
+        for value in range(4):
+            warm.observe("warm-up", [0.5 * value] * warm.config.n_features)
+        warm.forecast("warm-up", 2)
+        warm.series_stats("warm-up")
+        warm.state_dict()
     gc.collect()
     gc.freeze()
 

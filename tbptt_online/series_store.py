@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tbptt_online import hybrid
+from tbptt_online import huge_pages, hybrid
 from tbptt_online.compiled import keep_numpy
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.experts import SHARED
@@ -241,6 +241,7 @@ class SeriesStore:
         blank, grown = self._blank(1), {}
         for name, held in (self.tensors if fields is None else fields).items():
             field = torch.empty(rows, *held.shape[1:], dtype=held.dtype)  # [rows, ...]
+            huge_pages.advise(field)  # before its first write: a large field on huge pages (``huge_pages``)
             field[: len(held)].copy_(held)
             field[len(held) :].copy_(blank[name].expand(rows - len(held), *held.shape[1:]))
             grown[name] = field

@@ -133,12 +133,14 @@ class Forecaster:
         self.observations = 0  # values consumed by the model, all series together
         self._z = z_value(config.interval_level)  # the served one-step intervals' quantile
         self._frozen: tuple[tuple[int, int], RecurrentNetwork] | None = None
+        self._batch: tuple[dict[str, int], list[str], torch.Tensor] | None = None  # ``observe_many``'s last batch
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A copy's attributes (``pickle``, ``copy.deepcopy``), and the fork guard registered in this
         process as by ``__init__``, which a copy does not run (a review's: a process whose forecaster came
         from a pickle forked children on its threads)."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("_batch", None)  # (a copy made before the attribute was)
         fork_guard.register()
 
     # -- reading ------------------------------------------------------------------
@@ -216,13 +218,19 @@ class Forecaster:
             items = list(items)
         except TypeError:  # fix: observe_many(5) raised TypeError ("'int' object is not iterable")
             raise ValueError(f"observations must be an iterable of (series, value) pairs, not {items!r}") from None
-        names, raw = self.validate(items)
+        batch = self._batch  # the last batch of distinct series: (the store's slots dict, their names, their slots)
+        names, raw = self.validate(items, None if batch is None else batch[1])
+        if batch is not None and batch[0] is self.store.slots and names == batch[1]:
+            # the same series in the same order as the last batch (a feeder's every tick), none added or removed
+            # since (either replaces the store's dict): its slots again, without a lookup of each name
+            return StepResults([self._tick(batch[2], raw, names)])
         slots_of, distinct = self.store.slots, set(names)
         if not slots_of.keys() >= distinct:  # C-level check; new names in order of appearance
             self._add_series([name for name in dict.fromkeys(names) if name not in slots_of])
             slots_of = self.store.slots  # adding replaced the dict (snapshots keep the old one)
         if names and len(distinct) == len(names):  # the common case: every series once, in the order given
-            slots = torch.tensor(list(map(slots_of.__getitem__, names)), dtype=torch.int64)
+            slots = torch.from_numpy(np.array(list(map(slots_of.__getitem__, names)), dtype=np.int64))  # [B]
+            self._batch = (slots_of, list(names), slots)  # (a copy: the results hand ``names`` to the caller)
             return StepResults([self._tick(slots, raw, names)])
         ticks: list[list[int]] = []
         seen: dict[str, int] = {}
@@ -240,9 +248,12 @@ class Forecaster:
                 positions[i] = (k, row)
         return StepResults(columns, positions)
 
-    def validate(self, items: list[tuple[str, Value]]) -> tuple[list[str], torch.Tensor]:
+    def validate(
+        self, items: list[tuple[str, Value]], known: list[str] | None = None
+    ) -> tuple[list[str], torch.Tensor]:
         """Check observations without applying them: the names, and the values as
-        ``[N, d]`` float64 (NaN = missing). Raises ``ValueError`` naming the index."""
+        ``[N, d]`` float64 (NaN = missing). Raises ``ValueError`` naming the index. Names
+        equal to ``known`` (a list of names checked before) are not checked again."""
         # C-level passes (map, set) over the batch; the per-element loops below run only
         # to find and name the first bad element (or to accept subclasses of tuple / str).
         if not (set(map(type, items)) <= _PAIR_TYPES and set(map(len, items)) <= {2}):
@@ -251,7 +262,8 @@ class Forecaster:
                     raise ValueError(f"observation {i}: {item!r} is not a (series, value) pair")
         names = list(map(itemgetter(0), items))
         if names and not (
-            set(map(type, names)) <= {str} and min(map(len, names)) > 0 and max(map(len, names)) <= MAX_NAME_LENGTH
+            set(map(type, names)) <= {str}  # (first: a str subclass may compare equal to anything)
+            and (names == known or (min(map(len, names)) > 0 and max(map(len, names)) <= MAX_NAME_LENGTH))
         ):
             names = [_check_name(name, i) for i, name in enumerate(names)]
         raw = parse_values(list(map(itemgetter(1), items)), self.config.n_features)  # [N, d]

@@ -499,5 +499,9 @@ def _gathered(field: torch.Tensor | AsOfSnapshot, rows: np.ndarray, at: np.ndarr
     """``field[rows, at]`` (a copy): a store's own tensor gathered in numpy (a few rows' update
     without torch's per-call cost of microseconds), a snapshot's read as it answers it."""
     if type(field) is torch.Tensor:
-        return torch.from_numpy(field.numpy()[rows, at])
+        array = field.numpy()  # [C, R, ...]
+        # one flat index of the rows of [C * R, ...] (a view of the contiguous field): numpy's take of those is
+        # faster than its indexing by two arrays (an update's windows at 10,000 series: 3.6 -> 2.2 ms for hist_x)
+        flat = array.reshape(array.shape[0] * array.shape[1], *array.shape[2:])
+        return torch.from_numpy(np.take(flat, rows * array.shape[1] + at, axis=0))
     return field[torch.from_numpy(rows), torch.from_numpy(at)]

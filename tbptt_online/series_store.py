@@ -127,6 +127,8 @@ def doubled_rows(initial: int, n: int) -> int:
 
 
 class SeriesStore:
+    _last_run: tuple[torch.Tensor, int | None] | None = None  # ``_run``'s last slots and answer (none: a copy's)
+
     def __init__(self, config: ForecasterConfig, dtype: torch.dtype, capacity: int | None = None) -> None:
         self.config = config
         self.dtype = dtype
@@ -145,6 +147,7 @@ class SeriesStore:
         self.handed_out: set[str] = set()  # fields a state_dict or a snapshot holds: copied before a write
         self.saving: dict[str, list[weakref.ref[SavedRows]]] = {}  # per field read by rows: live snapshots' rows
         self._views: tuple[tuple[int, int], list[torch.Tensor], dict[str, torch.Tensor]] | None = None  # hybrid_rows
+        self._last_run = None
 
     def __getstate__(self) -> dict[str, Any]:
         """What a copy (``pickle``, ``copy.deepcopy``) takes: the store less what ties it to
@@ -157,7 +160,7 @@ class SeriesStore:
         copied together with the forecaster (``deepcopy((f, state))``) shares its tensors
         with the copy's store, which must copy them before it writes (a review's)."""
         state = self.__dict__.copy()
-        state.update(_views=None, saving={})
+        state.update(_views=None, saving={}, _last_run=None)
         return state
 
     # -- layout -----------------------------------------------------------------
@@ -267,7 +270,22 @@ class SeriesStore:
 
     # -- rows -------------------------------------------------------------------
     def get(self, field: str, slots: torch.Tensor) -> torch.Tensor:
+        """The rows ``slots`` [B] of the field, a copy."""
+        run = self._run(slots)
+        if run is not None:  # (a run of rows, a tick's of every series in slot order: a slice's copy, no gather)
+            return self.tensors[field][run : run + len(slots)].clone()
         return self.tensors[field][slots]
+
+    def _run(self, slots: torch.Tensor) -> int | None:
+        """a where ``slots`` [B] (B >= 1) is a, a + 1, ..., a + B - 1, else None (``_run_start``), remembered for
+        the last tensor asked about: a tick's slots are asked about a dozen times, and a batch of the series of the
+        last one is that batch's tensor again (``Forecaster.observe_many``). Nothing writes a slots tensor."""
+        held = self._last_run
+        if held is not None and held[0] is slots:
+            return held[1]
+        run = _run_start(slots) if slots.dtype == torch.int64 and slots.dim() == 1 and len(slots) else None
+        self._last_run = (slots, run)
+        return run
 
     def snapshot(self) -> dict[str, torch.Tensor | AsOfSnapshot]:
         """The fields a forecast may read, as they are now: later ticks replace them, never
@@ -302,18 +320,32 @@ class SeriesStore:
     def put(self, slots: torch.Tensor, **rows: torch.Tensor) -> None:
         """Write rows in place (``writable``: what a snapshot or a state_dict holds is copied or
         saved first)."""
+        run = self._run(slots)
         for field, value in rows.items():
             current = self.tensors[field]
             if value.dtype != current.dtype:
                 value = value.to(current.dtype)
-            self.writable(field, slots).index_copy_(0, slots, value)
+            target = self.writable(field, slots)
+            if run is not None and value.shape == (len(slots), *target.shape[1:]):  # a run of rows: a slice's copy
+                target[run : run + len(slots)].copy_(value)
+            else:
+                target.index_copy_(0, slots, value)
 
     def put_at(self, field: str, index: tuple[torch.Tensor, ...], value: torch.Tensor) -> None:
         """Write ``value`` at an advanced index, e.g. (slots, ring positions), in place (as ``put``)."""
         current = self.tensors[field]
         if value.dtype != current.dtype:
             value = value.to(current.dtype)
-        self.writable(field, index[0]).index_put_(index, value)
+        target, run = self.writable(field, index[0]), self._run(index[0])
+        if run is not None and len(index) <= 2:  # a run of rows, at one place of each (every series at one step)
+            place = index[1].numpy() if len(index) == 2 else None
+            if place is None or (len(place) and (place == place[0]).all()):
+                rows = target[run : run + len(index[0])]
+                part = rows if place is None else rows[:, int(place[0])]
+                if value.shape == part.shape:
+                    part.copy_(value)
+                    return
+        target.index_put_(index, value)
 
     def writable(self, field: str, slots: torch.Tensor) -> torch.Tensor:
         """The field's tensor, to be written in place at rows ``slots`` [B] (int64) and

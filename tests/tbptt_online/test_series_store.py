@@ -72,3 +72,30 @@ def test_the_restarted_steps_of_a_ticks_slots_are_each_slots_own_in_the_dict_and
         expected = [offsets.get(s, 0) for s in slots.tolist()]  # the per-slot lookup the tick made until session 59
         got = offsets_at(offsets, slots)
         assert got.dtype == torch.int64 and got.tolist() == expected
+
+
+@pytest.mark.parametrize("places", ["one place", "two places"])
+def test_a_run_of_slots_is_read_and_written_as_by_indices(places) -> None:
+    # the slices' path (slots a, a + 1, ...) against the gathers' and scatters' (the run not looked for)
+    stores = []
+    for by_slices in (True, False):
+        f = Forecaster(ForecasterConfig(hidden_size=4))
+        f.observe_many([(f"s{i}", float(i)) for i in range(12)])
+        if not by_slices:
+            f.store._run = lambda slots: None  # type: ignore[method-assign]
+        stores.append(f.store)
+    slots = torch.arange(3, 9)
+    ring = torch.full((6,), 2) if places == "one place" else torch.tensor([2, 2, 2, 5, 2, 2])
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(6, stores[0].tensors["hist_x"].shape[2], generator=generator)
+    stats = torch.randn(6, *stores[0].tensors["stats"].shape[1:], generator=generator, dtype=torch.float64)
+    for store in stores:
+        assert store.get("stats", slots).data_ptr() != store.tensors["stats"][3].data_ptr()  # a copy
+        store.put(slots, stats=stats, steps=torch.arange(6) + 40)
+        store.put_at("hist_x", (slots, ring), x)
+        store.put_state("carried", slots, torch.ones(6, 1, 4))
+    for name in ("stats", "steps", "hist_x", "carried_h"):  # (their bytes: stats hold NaN)
+        assert torch.equal(stores[0].tensors[name].view(torch.uint8), stores[1].tensors[name].view(torch.uint8)), name
+        got = [store.get(name, slots) for store in stores]
+        assert torch.equal(got[0].view(torch.uint8), got[1].view(torch.uint8)), name
+    assert stores[0]._run(slots) == 3 and stores[0]._run(torch.tensor([3, 5])) is None

@@ -15,6 +15,14 @@ failed fsync the kernel may have dropped the dirty pages, so no later fsync can 
 that the earlier writes reached the disk (a restart, which recovers what the disk
 holds, is the way out). An ``ENOSPC``/``EDQUOT`` failure is a ``StorageFullError``.
 
+The file is opened once and its descriptor kept (opened again only when the path names another file), so an
+fsync needs no new descriptor: a process out of descriptors (``EMFILE``: a flood of idle connections) still
+syncs. An open that fails for want of descriptors or memory (``EMFILE``, ``ENFILE``, ``ENOMEM``) is no failed
+fsync (nothing was synced, so nothing the kernel held was dropped): it is tried again every
+``RETRY_OPEN_S`` while requests wait. Until session 60 each such open failed its fsync for good, and a client
+holding 21,000 idle connections left every model that took a batch meanwhile refusing changes until a restart
+(a hostile test).
+
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d:
 ...     path = pathlib.Path(d) / "wal"
@@ -29,12 +37,15 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
 from tbptt_service.errors import StorageFullError
 
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_SHORT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOMEM)  # an open that may succeed later: no failure
+RETRY_OPEN_S = 0.05
 
 
 class WalSyncer:
@@ -46,6 +57,8 @@ class WalSyncer:
         self._waiting: list[Future[None]] = []
         self._failure: OSError | None = None
         self._closed = False
+        self._fd: int | None = None  # the file's descriptor, kept between fsyncs (only one thread syncs at a time)
+        self._sync_lock = threading.Lock()  # sync_here and the thread share the descriptor
         self._thread = threading.Thread(target=self._serve, name="event-log-fsync", daemon=True)
         self._thread.start()
 
@@ -84,6 +97,10 @@ class WalSyncer:
             self._closed = True
             self._cond.notify()
         self._thread.join()
+        with self._sync_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _serve(self) -> None:
         while True:
@@ -105,18 +122,40 @@ class WalSyncer:
                     future.set_exception(error)
 
     def _fsync(self) -> OSError | None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:  # nothing was written since the file was checkpointed away
+        with self._sync_lock:
+            try:
+                fd = self._open()
+            except FileNotFoundError:  # nothing was written since the file was checkpointed away
+                return None
+            except OSError as exc:
+                return exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno in _FULL_ERRNOS:
+                    return StorageFullError(errno.ENOSPC, f"{self.path}: fsync failed: {exc}")
+                return exc
             return None
-        except OSError as exc:
-            return exc
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            if exc.errno in _FULL_ERRNOS:
-                return StorageFullError(errno.ENOSPC, f"{self.path}: fsync failed: {exc}")
-            return exc
-        finally:
-            os.close(fd)
-        return None
+
+    def _open(self) -> int:
+        """Caller holds ``_sync_lock``. The kept descriptor of ``path``, opened again where the path names another
+        file now (a ``stat`` needs no descriptor); an open short of descriptors or memory is tried again every
+        ``RETRY_OPEN_S`` until it succeeds or ``close`` is called."""
+        if self._fd is not None:
+            kept = os.fstat(self._fd)
+            try:
+                here = os.stat(self.path)
+            except FileNotFoundError:
+                here = None
+            if here is not None and (here.st_dev, here.st_ino) == (kept.st_dev, kept.st_ino):
+                return self._fd
+            os.close(self._fd)  # the path names another file, or none
+            self._fd = None
+        while True:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+                return self._fd
+            except OSError as exc:
+                if exc.errno not in _SHORT_OF_RESOURCES or self._closed:
+                    raise
+            time.sleep(RETRY_OPEN_S)

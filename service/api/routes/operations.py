@@ -25,8 +25,8 @@ async def healthz() -> dict:
 @router.get("/readyz", responses={503: {"description": "Still loading state"}})
 async def readyz(request: Request) -> JSONResponse:
     """200 once the state is loaded and the models accept requests; 503 before. With an API key set, the
-    reasons (a quarantined model's, a failed load's, the log's refusal of the last write) are given only to a
-    request that carries it."""
+    reasons (a quarantined model's, a failed load's, the log's refusal of the last write, a model refusing changes
+    since its batch's fsync failed) are given only to a request that carries it."""
     state = request.app.state
     key = state.settings.api_key
     told = key is None or bearer_matches(request.scope, key.encode())  # the reasons need the key, when set
@@ -47,6 +47,12 @@ async def readyz(request: Request) -> JSONResponse:
             body.update(quarantined_models=len(quarantined), detail=_SEND_KEY)
         elif quarantined:
             body["quarantined"] = dict(quarantined)
+        # a model whose batch's fsync failed refuses every change until a restart (until session 60 unsaid here)
+        unconfirmed = {w.name: w.unconfirmed for w in state.registry.workers() if w.unconfirmed is not None}
+        if unconfirmed and not told:
+            body.update(unconfirmed_models=len(unconfirmed), detail=_SEND_KEY)
+        elif unconfirmed:
+            body["unconfirmed"] = dict(sorted(unconfirmed.items()))
         return JSONResponse(body)
     if state.load_error is not None:
         detail = state.load_error if told else f"the state failed to load; {_SEND_KEY}"

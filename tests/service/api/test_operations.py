@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,6 +72,35 @@ async def test_readyz_says_when_the_log_refused_the_last_write_and_why_only_with
             assert untold == {"status": status, "detail": "the event log refused the last write; " + SEND_KEY}
         log.write_failure = None
         assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_readyz_names_a_model_that_refuses_changes_since_its_batch_could_not_be_synced(
+    make_settings, serve, monkeypatch
+) -> None:
+    # A hostile test (session 60): an fsync of the log that failed left the model refusing every change until a
+    # restart, while /readyz answered {"status": "ready"} alone
+    real_fsync = os.fsync
+
+    def failing_wal_fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    app = create_app(make_settings(api_key="k" * 32))
+    key = {"Authorization": "Bearer " + "k" * 32}
+    async with serve(app) as client:
+        monkeypatch.setattr(os, "fsync", failing_wal_fsync)
+        failed = await client.post("/v1/models/default/observations", json={"series": "a", "value": 1.0}, headers=key)
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        assert failed.status_code == 503 and "could not confirm a batch as durable" in failed.json()["detail"]
+        refused = await client.post("/v1/models/default/observations", json={"series": "b", "value": 1.0}, headers=key)
+        assert refused.status_code == 503 and "accepts no more changes" in refused.json()["detail"]
+        told = await client.get("/readyz", headers=key)
+        reason = app.state.registry.get("default").unconfirmed
+        assert told.status_code == 200 and "Input/output error" in reason
+        assert told.json() == {"status": "ready", "unconfirmed": {"default": reason}}
+        untold = await client.get("/readyz")
+        assert untold.json() == {"status": "ready", "unconfirmed_models": 1, "detail": SEND_KEY}
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -26,9 +26,9 @@ What is checked:
   times it (``VALUE_FIELDS``), the AR experts' least-squares P matrices
   (``x_ar_p``, ``x_arc_p``, ``x_arl_p``, ``x_ars_p``: ``COVARIANCES``) exactly symmetric and positive
   semi-definite up to rounding (``rls.positive_semidefinite``);
-- ``engine.guard`` (guards.py): finite norms and losses, counts, a learning-rate scale in
-  [MIN_LR_SCALE, 1] that the optimizer's ``lr`` equals times the config's, a finite good
-  copy of the weights' shapes;
+- ``engine.guard`` (guards.py): finite norms and losses, the losses within ``MAX_GUARD_LOSS``, counts,
+  a learning-rate scale in [MIN_LR_SCALE, 1] that the optimizer's ``lr`` equals times the config's,
+  a finite good copy of the weights' shapes;
 - ``probe`` (probe.py): the fields of a probe of that config, finite, slots in range, the
   adaptive window one of the config's candidates;
 - ``observations`` a count, ``sampler`` None or a CPU generator state.
@@ -67,6 +67,11 @@ from tbptt_online.state_format import FORMAT_VERSION, current_state
 from tbptt_online.values import MAX_ABS_VALUE
 
 MAX_COUNT = 2**53  # a counter past it no longer counts by one in a float64 (and no stream gets there)
+# The guards square a block's deviations from its mean loss (guards.LossGuards._close_block): a loss past about
+# 1.3e154 overflowed there (OverflowError at the block's close: an import of losses of 1e300, which this check took
+# as finite, quarantined its service model a few updates later, a hostile test, session 60). The engine's losses
+# per step in float32 stay below 3.4e38.
+MAX_GUARD_LOSS = 1e150
 STATE_KEYS = ("format", "config", "network", "engine", "store", "observations", "sampler", "probe")
 # Store fields where NaN has a meaning: the field, or for ``stats`` the rows by name (scoring.STAT_FIELDS).
 NAN_ALLOWED: dict[str, tuple[str, ...] | None] = {
@@ -257,8 +262,9 @@ def _check_guard(
             raise _bad(f"engine.guard.{key}", type(values).__name__, f"must be a list of at most {limit} numbers")
         for i, v in enumerate(values):
             number = not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
-            if not number or (key == "norms" and v < 0):
-                raise _bad(f"engine.guard.{key}[{i}]", v, "must be a finite number (a norm >= 0)")
+            if not number or (key == "norms" and v < 0) or (key == "losses" and abs(v) > MAX_GUARD_LOSS):
+                why = f"must be a finite number (a norm >= 0, a loss within +-{MAX_GUARD_LOSS:g})"
+                raise _bad(f"engine.guard.{key}[{i}]", v, why)
     _keys(guard["counts"], COUNTERS, "engine.guard.counts")
     counts = guard["counts"]
     _count("engine.guard.counts.explosions", counts["explosions"], attempts)

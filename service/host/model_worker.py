@@ -232,7 +232,18 @@ class ModelWorker(LongBatches, KeyedRequests):
         is full: the model goes on), end the thread."""
         with self._submit_lock:
             self.retiring = not self._closed
-        await self.call(lambda: self.record_change(DELETE_MODEL, {}), ends_thread=True)
+        await self.call(self._record_deletion, ends_thread=True)
+
+    def _record_deletion(self) -> int:
+        """Journal the model's deletion (on the worker thread). A model quarantined here (a journaled batch
+        failed to apply) is deleted too: the log takes writes, and the deletion lifts the quarantine, as for a
+        model quarantined at recovery (recovery skips its records up to the deletion). Until session 60 the
+        quarantine refused it (503 "delete it to start it afresh", for good: a hostile test). A model whose
+        record's fsync failed (``unconfirmed``) refuses it as any change."""
+        if self.quarantined is not None and self.unconfirmed is None:
+            seq = self._journaled(lambda: self.journal.record(self.name, DELETE_MODEL, {}), "change", "changed")
+            return seq if seq is not None else self.seq
+        return self.record_change(DELETE_MODEL, {})
 
     def _submit(self, job: Job, closing: bool = False) -> None:
         with self._submit_lock:

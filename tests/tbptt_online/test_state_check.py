@@ -203,6 +203,11 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
         _set_tensor(lambda s: s["engine"]["guard"]["good"]["params"], 0, (0, 0), math.nan),
         "engine.guard.good.params[0]",
     ),
+    # (session 60, a hostile test: losses of 1e300 were imported, and the guards' next block overflowed squaring them)
+    "a guard loss past 1e150": (
+        _set(lambda s: s["engine"]["guard"], "losses", [1e300, 0.0]),
+        "engine.guard.losses[0]=1e+300 is invalid: must be a finite number (a norm >= 0, a loss within +-1e+150)",
+    ),
     "a negative guard count": (_set(lambda s: s["engine"]["guard"]["counts"], "rollbacks", -1), "rollbacks"),
     "nan in the probe's reach": (_set_tensor(_probe, "phi", 0, math.nan), "probe.tensors['phi']"),
     "a probe slot out of range": (_set_tensor(_probe, "slots", 0, 99), "probe.tensors['slots']"),

@@ -42,11 +42,12 @@ async def readyz(request: Request) -> JSONResponse:
             status = (refusal(failure) or LogDown).status_code  # (an OSError: never None)
             detail = str(failure) if told else f"the event log refused the last write; {_SEND_KEY}"
             body["log_write_failure"] = {"status": status, "detail": detail}
-        quarantined = state.registry.quarantined
+        quarantined = dict(state.registry.quarantined)  # at recovery; and since session 60 those quarantined since:
+        quarantined.update({w.name: w.quarantined for w in state.registry.workers() if w.quarantined is not None})
         if quarantined and not told:
             body.update(quarantined_models=len(quarantined), detail=_SEND_KEY)
         elif quarantined:
-            body["quarantined"] = dict(quarantined)
+            body["quarantined"] = dict(sorted(quarantined.items()))
         # a model whose batch's fsync failed refuses every change until a restart (until session 60 unsaid here)
         unconfirmed = {w.name: w.unconfirmed for w in state.registry.workers() if w.unconfirmed is not None}
         if unconfirmed and not told:

@@ -130,6 +130,12 @@ CASES: dict[str, tuple[Mutation, str]] = {
         lambda m: m["marks"]["results"][0].__setitem__(1, [1.0]),
         "marks.results[0][1]=[1.0] is invalid: must be a finite number or null (the model has one feature)",
     ),
+    # session 60's hostile test: imported (finite), then the guards' next block overflowed squaring them, and the
+    # model was quarantined
+    "guard losses of 1e300": (
+        lambda m: m["forecaster"]["engine"]["guard"].__setitem__("losses", [1e300, 0.0]),
+        "engine.guard.losses[0]=1e+300 is invalid",
+    ),
 }
 
 

@@ -42,7 +42,7 @@ SLOW = 1  # the slow level's index (the alpha-0.5 level's place until session 52
 # The smoothing (every level and season) takes a young value (a series' first ``outliers.YOUNG``) at most this many
 # local scales (as the scale was before it) from the quick level's one-step forecast (the gamma-0.1 family's
 # alpha-0.8 level in the series' units, plus its seasons), and the local scale takes a young change at most this
-# many scales. A series' values far outside their intervals are taken at the bounds (``outliers``), but a young
+# many scales. A series' values far outside their intervals are clipped (``outliers``), but a young
 # series' are taken as they came (its interval is not a measure yet): a lone spike among its first values went
 # into every level and seasonal index, the slow level (alpha 0.03) keeping it for hundreds of values, and into
 # the scale every member's errors are weighed in (1e9 as a daily series' 6th value: served 87 at value 25 and 26

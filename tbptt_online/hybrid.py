@@ -117,7 +117,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: flo
         "n_base": torch.full((n, d), math.nan, dtype=f64),  # the base's forecast of the next value
         "n_scale": torch.ones(n, d, dtype=f64),  # the local scale it was made with
         "n_correction": torch.zeros(n, d, dtype=f64),  # c: the network's correction of the next value
-        **outliers.fields(n, d),  # a value far outside its interval is taken at the bound (``outliers``)
+        **outliers.fields(n, d),  # a value far outside its interval is taken at its bound or the edge (``outliers``)
     }
 
 

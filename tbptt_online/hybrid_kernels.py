@@ -141,7 +141,7 @@ def score(
     error that steps a width, with the width served with it, is divided by the factor served; ``factor``: the
     factor served at Hc (1 where not scored), for ``score_far``.
 
-    ``judged`` = (the values as sent [B, d], ``y`` before the outliers took a value at its bound, and x_nonneg
+    ``judged`` = (the values as sent [B, d], ``y`` before the outliers clipped a value, and x_nonneg
     [B, d], every value before them >= 0): what the coverage counts (``_covered``)."""
     phase, phase_of, fit, lengths, ring, factor = phased
     sent, nonneg = judged

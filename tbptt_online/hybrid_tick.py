@@ -2,8 +2,8 @@
 
 ``Forecaster._tick`` runs, for a tick of B distinct series, the scoring and the series'
 statistics, the network's advance and any update due, and the new forecasts; with
-``hybrid=True`` the values reach the network through ``step`` (outliers taken at their
-bound, the scoring of past forecasts, the experts' advance, season detection, the base the
+``hybrid=True`` the values reach the network through ``step`` (outliers taken at their bound or
+the edge, the scoring of past forecasts, the experts' advance, season detection, the base the
 network corrects, the network's input and target; see hybrid.py) and the network's
 correction reaches the served forecasts through ``serve``. ``rebuild_served`` remakes the
 served forecasts of a loaded state. No autograd: everything here is data made before the
@@ -59,7 +59,7 @@ class HybridTick:
         if gap.any():
             y[gap] = np.nan_to_num(stats[:, STAT["last_value"]].numpy()[gap], nan=0.0)
         flagged, shifted, sent = None, None, y  # (sent: what the coverage per horizon counts)
-        if self.outlier_bound is not None:  # far outside its interval: taken at the bound (``outliers``)
+        if self.outlier_bound is not None:  # far outside its interval: taken at its bound or the edge (``outliers``)
             upper = served[2].numpy()
             last = stats[:, STAT["last_value"]].numpy()  # [B, d] the value before, as it came
             y, at_bound, shifted = outliers.cleaned(rows, steps, y, observed, (made, upper), last, self.outlier_bound)
@@ -169,7 +169,7 @@ def score_and_advance(
     at the tracked ``interval_level``, against the past forecasts in ``origin`` (the store's ``c_origin``,
     ``c_origin_ref``, ``c_far_origin``; each row reads its slot), make the network's target and advance the
     experts (``tick_kernels.before_seasons``; ``shifted`` [B, d]: where a level shift starts
-    the trend's level again, None: nowhere; ``sent`` [B, d]: ``y`` before the outliers took a value at its bound,
+    the trend's level again, None: nowhere; ``sent`` [B, d]: ``y`` before the outliers clipped a value,
     what the coverage per horizon counts). Returns the target [B, d] and where it is defined."""
     b, d = y.shape
     slot, step = readable(rows["slot"], steps)

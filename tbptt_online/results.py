@@ -41,7 +41,7 @@ class StepResult:
     forecast_next: Prediction  # the new one-step forecast, made after any update
     updated: bool  # an update ran at this step (a non-finite one is skipped: see UpdateStats.skipped)
     update_count: int  # the model's updates so far, after this step
-    outlier: bool = False  # far outside its interval: learned from at the bound, or flagged past it (outliers.py)
+    outlier: bool = False  # far outside its interval: learned from clipped, or flagged past its bound (outliers.py)
     held: bool = False  # a stuck value's repeat, held back as missing: neither learned from nor scored (flat_runs.py)
 
 
@@ -160,7 +160,7 @@ class TickLists(NamedTuple):
     next_lower: list[Row]
     next_upper: list[Row]
     update_count: int
-    outlier: list[bool]  # far outside its interval: learned from at the bound, or flagged past it (outliers.py)
+    outlier: list[bool]  # far outside its interval: learned from clipped, or flagged past its bound (outliers.py)
     held: list[bool]  # a stuck value's repeat, held back as missing (flat_runs.py)
 
 

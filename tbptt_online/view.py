@@ -254,7 +254,7 @@ class ForecasterView:
 
     def _hybrid_stats(self, slot: torch.Tensor) -> dict:
         """Seasons, the log members' state and each member's MAE and weight (first feature); the
-        values taken at their bound (all features)."""
+        outliers (all features)."""
         rows = {k: v[slot] for k, v in self.tensors.items() if k.startswith(hybrid.PREFIXES)}
         first = {k: v[:, :1] if k in combination.FIELDS else v for k, v in rows.items()}  # horizon 1
         w = hybrid.served_weights(first)[0, 0, :, 0]

@@ -26,7 +26,7 @@ from benchmarks.http_load import BUDGET, GRACEFUL_EXIT
 from benchmarks.server_process import ServerProcess, free_port, serve_command
 
 SERIES = 15_000
-SMOKE = {"series": 300}
+SMOKE = {"series": 1000}
 BATCH = 5_000  # the service's default max_batch_observations
 VALUES = 3  # per series
 PAUSE_S = 0.01  # between two single values to the other model

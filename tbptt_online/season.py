@@ -410,9 +410,10 @@ def detect_seasons(
     m = min(r.shape[1], 2 * top + 2)  # the lags the rules look at
     threshold = torch.clamp(z_peak(top - min_length + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
     live = (found.ok & (r[:, min_length : top + 1] > threshold[min_length : top + 1]).any(dim=1)).nonzero().squeeze(1)
-    sparse = _sparse_changes(values[live])  # [L]
+    filled = fill_gaps(values[live])  # [L, n]
+    sparse = _sparse_changes(filled)  # [L]
     if bool(sparse.any()):  # their null is not the normal one: an exact test by shuffles (few rows)
-        held = _above_shuffles(fill_gaps(values[live[sparse]]), threshold, min_length, top, false_rate)
+        held = _above_shuffles(filled[sparse], r[live[sparse]], threshold, min_length, top, false_rate)
         live = torch.cat([live[~sparse], live[sparse][held]]).sort().values
     level = found.level(live)[:, :m]  # [L, m]: the level's only where a row crosses the threshold (of noise, few)
     out[live] = _seasons(r[live, :m], level, null_sd[:m], threshold, min_length, top, max_seasons)
@@ -420,16 +421,17 @@ def detect_seasons(
 
 
 def _sparse_changes(values: torch.Tensor) -> torch.Tensor:
-    """``[R]`` bool: more than half of the changes of the row of ``values`` [R, n] (NaN = missing) are equal
+    """``[R]`` bool: more than half of the changes of the row of ``values`` [R, n] (finite) are equal
     (their median absolute deviation is 0): a count that is mostly 0, a counter that mostly stands still."""
-    d = fill_gaps(values).diff(dim=1)  # [R, n - 1]
+    d = values.diff(dim=1)  # [R, n - 1]
     return lower_median((d - lower_median(d)[:, None]).abs()) == 0
 
 
 def _above_shuffles(
-    values: torch.Tensor, threshold: torch.Tensor, min_length: int, top: int, false_rate: float
+    values: torch.Tensor, r: torch.Tensor, threshold: torch.Tensor, min_length: int, top: int, false_rate: float
 ) -> torch.Tensor:
-    """``[R]`` bool: the rows of ``values`` [R, n] (finite) whose highest autocorrelation over its threshold,
+    """``[R]`` bool: the rows of ``values`` [R, n] (finite; ``r`` [R, m] their whitened autocorrelation, as
+    ``detect_seasons`` read it) whose highest autocorrelation over its threshold,
     at the lags tested, passes an exact test against ``SHUFFLES`` shuffles of the row's values (the null of
     an iid count) and as many of its changes (a counter's): p = (1 + shuffles at or above it) / (SHUFFLES + 1)
     at most ``false_rate`` under both. Where most changes are equal a few events make the whole
@@ -445,16 +447,16 @@ def _above_shuffles(
         return (Autocorrelations(rows).r[:, min_length : top + 1] / tested).amax(dim=1)
 
     allowed = math.floor(false_rate * (SHUFFLES + 1)) - 1  # shuffles at or above a row that still pass it
-    seen = highest(values)  # [R]
+    seen = (r[:, min_length : top + 1] / tested).amax(dim=1)  # [R] (a row's r is its own whatever the batch)
+    changes = values.diff(dim=1)  # [R, n - 1]
     above = torch.zeros(2, len(values), dtype=torch.int64)  # [2, R]: of the values' shuffles, of the changes'
     left = torch.arange(len(values))  # the rows still passing
     generator = torch.Generator().manual_seed(SHUFFLE_SEED)
     for _ in range(SHUFFLES):
         by_value, by_change = torch.randperm(n, generator=generator), torch.randperm(n - 1, generator=generator)
-        rows = values[left]  # [L, n]
-        start = rows[:, :1]
-        walk = torch.cat([start, start + rows.diff(dim=1)[:, by_change].cumsum(dim=1)], dim=1)  # the changes shuffled
-        both = highest(torch.cat([rows[:, by_value], walk]))  # [2 L]
+        start = values[left, :1]  # [L, 1]
+        walk = torch.cat([start, start + changes[left][:, by_change].cumsum(dim=1)], dim=1)  # the changes shuffled
+        both = highest(torch.cat([values[left][:, by_value], walk]))  # [2 L]
         above[:, left] += (both.view(2, -1) >= seen[left]).long()
         left = left[(above[:, left] <= allowed).all(dim=0)]
         if not len(left):

@@ -50,6 +50,8 @@ MULTIPLE_TOL = 0.1  # near-multiple: within 1 + 10 % of the longer (the broad to
 MIN_LENGTH = 8  # shorter rows get no season
 SHUFFLES = 99  # a row whose changes are mostly equal is tested against this many shuffles of it (``_above_shuffles``)
 SHUFFLE_SEED = 0
+SHUFFLE_BATCH = 256  # rows of shuffles in one transform at most (about 40 KB a row of 384; smaller run faster a row)
+SHUFFLE_ROUNDS = tuple((min(2**i - 1, SHUFFLES), min(2 ** (i + 1) - 1, SHUFFLES)) for i in range(7))  # [first, last)
 MIN_CYCLES = 2.5  # never a season with fewer cycles than this in the data
 BLOCK_BINS = 4.0  # the background is computed on blocks of this many independent frequency bins (1 / m)
 LINE_ROUNDING = 1e-13  # a row whose mean |demeaned change| is below this share of its largest |value| is a line
@@ -439,25 +441,33 @@ def _above_shuffles(
     mean 0.05 showed a season in 23 % of 384-value rows, a counter of such counts in 24 %. The
     shuffles are the same for every row of a length (``SHUFFLE_SEED``): a row's answer does not depend
     on the rows beside it. A row falls out at the first shuffle at or above it (noise within a few),
-    so only a season pays for all of them."""
+    so only a season pays for all of them; the shuffles are taken in rounds of 1, 2, 4, ... at once
+    (``SHUFFLE_ROUNDS``), one transform a round for every row still passing: a row with a season pays for
+    7 transforms, not 99 (the same counts: a row's autocorrelation is its own whatever the batch)."""
     n = values.shape[1]
     tested = threshold[min_length : top + 1]
-
-    def highest(rows: torch.Tensor) -> torch.Tensor:  # [R]: the largest r / threshold over the lags tested
-        return (Autocorrelations(rows).r[:, min_length : top + 1] / tested).amax(dim=1)
-
     allowed = math.floor(false_rate * (SHUFFLES + 1)) - 1  # shuffles at or above a row that still pass it
     seen = (r[:, min_length : top + 1] / tested).amax(dim=1)  # [R] (a row's r is its own whatever the batch)
     changes = values.diff(dim=1)  # [R, n - 1]
+    generator = torch.Generator().manual_seed(SHUFFLE_SEED)
+    orders = [
+        (torch.randperm(n, generator=generator), torch.randperm(n - 1, generator=generator)) for _ in range(SHUFFLES)
+    ]
+    by_value = torch.stack([v for v, _ in orders])  # [S, n]: shuffle s of the values
+    by_change = torch.stack([c for _, c in orders])  # [S, n - 1]: of the changes
     above = torch.zeros(2, len(values), dtype=torch.int64)  # [2, R]: of the values' shuffles, of the changes'
     left = torch.arange(len(values))  # the rows still passing
-    generator = torch.Generator().manual_seed(SHUFFLE_SEED)
-    for _ in range(SHUFFLES):
-        by_value, by_change = torch.randperm(n, generator=generator), torch.randperm(n - 1, generator=generator)
-        start = values[left, :1]  # [L, 1]
-        walk = torch.cat([start, start + changes[left][:, by_change].cumsum(dim=1)], dim=1)  # the changes shuffled
-        both = highest(torch.cat([values[left][:, by_value], walk]))  # [2 L]
-        above[:, left] += (both.view(2, -1) >= seen[left]).long()
+    for first, last in SHUFFLE_ROUNDS:
+        k = last - first
+        for part in left.split(max(1, SHUFFLE_BATCH // (2 * k))):  # [P] rows: a transform of at most SHUFFLE_BATCH rows
+            shuffled = values[part][:, by_value[first:last]]  # [P, k, n]
+            start = values[part, None, :1]  # [P, 1, 1]
+            walk = start + changes[part][:, by_change[first:last]].cumsum(dim=2)  # [P, k, n - 1] the changes shuffled
+            walk = torch.cat([start.expand(-1, k, -1), walk], dim=2)  # [P, k, n]
+            shuffles = torch.cat([shuffled, walk]).view(2 * len(part) * k, n)  # [2 P k, n]
+            highest = Autocorrelations(shuffles).r[:, min_length : top + 1] / tested  # [2 P k, lags]
+            both = highest.amax(dim=1).view(2, len(part), k)  # [2, P, k]: each shuffle's largest r / threshold
+            above[:, part] += (both >= seen[part, None]).sum(dim=2)
         left = left[(above[:, left] <= allowed).all(dim=0)]
         if not len(left):
             break

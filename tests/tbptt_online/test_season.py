@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tbptt_online import season
 from tbptt_online.season import detect_seasons, lower_median, significantly_better, stitched, z_one_sided
 
 SEEDS = range(20)
@@ -333,3 +334,34 @@ def test_values_whose_spread_changed_less_than_a_break_are_left_as_they_are():
     out, done = stitched(x, torch.tensor([4]))
     assert out is x and done.tolist() == [False]
     assert stitched(x, torch.tensor([0]))[0] is x  # no change among the values
+
+
+def test_the_shuffles_taken_in_rounds_decide_as_one_shuffle_at_a_time():
+    # the rounds of 1, 2, 4, ... shuffles at once (one transform a round) keep the exact test's decision:
+    # a row passes where none of the 99 shuffles of its values and none of its changes' reaches its own
+    # highest autocorrelation over the threshold, counted here one shuffle at a time over all 99
+    rng = np.random.default_rng(15)
+    t = np.arange(240)
+    chance = np.linspace(0.15, 0.9, 40)[:, None]  # daily events from faint (most shuffles beat them) to plain
+    rows = torch.tensor(
+        ((t % 24 == 5) & (rng.random((40, 240)) < chance)) + (rng.random((40, 240)) < 0.03), dtype=torch.float64
+    )
+    top, min_length = 240 // 3, 2
+    r, _, _, null_sd = season.autocorrelations(rows)
+    threshold = torch.clamp(season.z_peak(top - min_length + 1) * null_sd, min=season.R_FLOOR)
+    tested = threshold[min_length : top + 1]
+
+    def highest(x: torch.Tensor) -> torch.Tensor:
+        return (season.autocorrelations(x)[0][:, min_length : top + 1] / tested).amax(dim=1)
+
+    seen, changes = highest(rows), rows.diff(dim=1)
+    at_or_above = torch.zeros(len(rows), dtype=torch.int64)
+    generator = torch.Generator().manual_seed(season.SHUFFLE_SEED)
+    for _ in range(season.SHUFFLES):
+        by_value, by_change = torch.randperm(240, generator=generator), torch.randperm(239, generator=generator)
+        walk = torch.cat([rows[:, :1], rows[:, :1] + changes[:, by_change].cumsum(dim=1)], dim=1)
+        at_or_above += (highest(rows[:, by_value]) >= seen).long() + (highest(walk) >= seen).long()
+    passed = season._above_shuffles(rows, r, threshold, min_length, top, season.FALSE_RATE)
+    assert passed.tolist() == (at_or_above == 0).tolist()
+    assert 0 < int(passed.sum()) < len(rows) - 5  # faint rows fail at some round, plain ones pass all
+    assert int(((at_or_above > 0) & (at_or_above < 5)).sum()) >= 2  # some fail late: beaten by few shuffles

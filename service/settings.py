@@ -149,6 +149,14 @@ class Settings(BaseSettings):
         "postgresql:// URL, the log stream log_stream in that database (for a cluster: every node reaches it, and a "
         "writer from an older epoch is refused). Checkpoints stay in state_dir/checkpoints either way.",
     )
+    front_start_wait_s: float = Field(
+        600.0,
+        gt=0.0,
+        le=86400.0,
+        description="A cluster front (--ray) that finds another front starting the cluster (creating its shards) waits "
+        "at most this many seconds for it, then exits (2) saying so: a front stuck in its start no longer holds the "
+        "others for good.",
+    )
     lock_state_dir: bool = Field(
         True,
         description="Hold state_dir/lock: one process per state directory. A cluster's shards do not: with a "

@@ -74,7 +74,7 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         return 2
     import psycopg
 
-    from tbptt_service.storage.postgres_log import one_front_starting, recorded_shard_count
+    from tbptt_service.storage.postgres_log import StartWaitExpired, one_front_starting, recorded_shard_count
 
     # Nothing is written or created before every check has passed: the shard count and the settings are read
     # first (until session 59 a front refused for its settings, a new --log say, had recorded its shard count in
@@ -99,8 +99,10 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     ours = shard_settings_of(settings)
     try:
-        with one_front_starting(settings.log_url, _wait_for_another_front):  # one creates, the others compare
-            pairs = _shards_for(settings, shards, ours)
+        with one_front_starting(settings.log_url, _wait_for_another_front, settings.front_start_wait_s):
+            pairs = _shards_for(settings, shards, ours)  # one front creates, the others compare
+    except StartWaitExpired as exc:
+        return _gave_up_waiting(exc)
     except psycopg.OperationalError as exc:  # the database cannot be reached
         return _unreachable(exc)
     if isinstance(pairs, int):  # refused
@@ -149,6 +151,15 @@ def _wait_for_another_front() -> None:
         "waiting for it, then this front compares its settings with the shards'",
         file=sys.stderr,
     )
+
+
+def _gave_up_waiting(exc: Exception) -> int:
+    print(
+        f"tbptt-online serve: {exc} (TBPTT_FRONT_START_WAIT_S): it may be stuck (its shards not placed?); stop it or "
+        "let it finish, then start this front again",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _unreachable(exc: Exception) -> int:

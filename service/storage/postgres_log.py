@@ -218,8 +218,12 @@ def recorded_shard_count(url: str) -> int | None:
         return _shard_count_in(conn)
 
 
+class StartWaitExpired(RuntimeError):
+    """Another front held the cluster's start (:func:`one_front_starting`) longer than this one would wait."""
+
+
 @contextmanager
-def one_front_starting(url: str, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+def one_front_starting(url: str, on_wait: Callable[[], None] = lambda: None, wait_s: float = 600.0) -> Iterator[None]:
     """Held by a cluster front while it compares its settings with the running shards', claims the shard count
     and creates the shards missing, so that of fronts starting at once with different settings the first creates
     every shard and the others then find them, with its settings, and are refused before creating any. Without it
@@ -227,11 +231,17 @@ def one_front_starting(url: str, on_wait: Callable[[], None] = lambda: None) -> 
     name wins), and leave a cluster whose shards hold two sets of settings, each front refused (the review of
     session 60). A session-level advisory lock in the database at ``url``: a front that dies lets go of it.
     ``on_wait()`` is called before waiting where another front holds it (its start may take minutes: the
-    shards' recoveries)."""
+    shards' recoveries); after ``wait_s`` seconds of waiting :class:`StartWaitExpired` is raised (until session 61
+    the wait had no end: a front stuck in its start, its actors never placed say, held every other front)."""
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_FRONT_LOCK,)).fetchone()[0]:
             on_wait()
-            conn.execute("SELECT pg_advisory_lock(%s)", (_FRONT_LOCK,))
+            # lock_timeout bounds an advisory lock's wait as any other lock's (55P03 past it), this session only
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, round(wait_s * 1000))}ms",))
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (_FRONT_LOCK,))
+            except psycopg.errors.LockNotAvailable:
+                raise StartWaitExpired(f"another front has been starting the cluster for over {wait_s:g} s") from None
         yield  # (let go when the connection closes)
 
 

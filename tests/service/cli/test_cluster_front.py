@@ -283,3 +283,32 @@ def test_a_front_waiting_for_another_fronts_start_says_so_and_starts_once_it_end
     assert entered.is_set()
     with one_front_starting(postgres_url, lambda: pytest.fail("nobody holds it: no wait")):
         pass
+
+
+def test_a_front_waits_for_another_fronts_start_only_as_long_as_it_is_told(postgres_url: str) -> None:
+    # The review of session 60: the wait had no end, so a front stuck in its start (its actors never placed)
+    # held every other front for good. Now it waits front_start_wait_s, then gives up saying so.
+    from tbptt_service.storage.postgres_log import StartWaitExpired, one_front_starting
+
+    told: list[bool] = []
+    with one_front_starting(postgres_url):  # a front that does not finish its start
+        expired = pytest.raises(StartWaitExpired, match=r"another front has been starting the cluster for over 0\.3 s")
+        with expired, one_front_starting(postgres_url, lambda: told.append(True), wait_s=0.3):
+            pytest.fail("entered while another front held the start")
+        assert told == [True]
+    with one_front_starting(postgres_url, lambda: pytest.fail("nobody holds it: no wait"), wait_s=0.3):
+        pass  # the lock was not left held by the front that gave up
+
+
+def test_a_front_that_gave_up_waiting_exits_naming_the_setting(
+    postgres_url: str, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbptt_service.storage.postgres_log import one_front_starting
+
+    given = fake_ray(monkeypatch)
+    with one_front_starting(postgres_url):
+        assert serve_front(Settings(log_url=postgres_url, front_start_wait_s=0.3), "127.0.0.1:1", 2) == 2
+    assert given == []  # no shard created
+    error = capsys.readouterr().err
+    assert "another front is starting the cluster" in error  # told before it waited
+    assert "another front has been starting the cluster for over 0.3 s (TBPTT_FRONT_START_WAIT_S)" in error

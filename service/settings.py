@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbptt_online import ConfigValueError, ForecasterConfig, allocator
 from tbptt_online.client.api_key import checked_api_key
+from tbptt_service.descriptors import default_max_connections
 from tbptt_service.errors import config_problem
 
 
@@ -85,6 +86,15 @@ class Settings(BaseSettings):
         le=2**24,
         description="A request's head (request line and headers) may hold at most this many bytes (431 and closed "
         "beyond).",
+    )
+    max_connections: int = Field(
+        default_factory=default_max_connections,
+        ge=1,
+        le=1_000_000,
+        description="Connections served at once: past it the connection that waited longest for a request (and "
+        "sent none) is closed to make room, else the new one is answered 503 with Retry-After (/healthz and /readyz "
+        "are served), and past twice it a connection is closed unanswered. Default: 512, fewer where the soft "
+        "RLIMIT_NOFILE cannot hold twice as many plus 256 (`serve` refuses a value it cannot hold).",
     )
     max_series_per_model: int = Field(100_000, ge=1, description="Series one model may hold (409 beyond).")
     max_models: int = Field(100, ge=1, description="Models the service may hold (409 beyond).")

@@ -37,10 +37,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 DRAIN_S = 1.0  # how long a refused head's connection is read (and dropped) before it is closed
 
 
-def _refusal(status: str, detail: str) -> bytes:
+def refusal(status: str, detail: str, retry_after_s: int | None = None) -> bytes:
+    """A whole response refusing a connection's request: ``{"detail": ...}``, then the connection closes."""
     body = orjson.dumps({"detail": detail})
+    retry = "" if retry_after_s is None else f"retry-after: {retry_after_s}\r\n"
     head = (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n{retry}"
         f"content-length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
@@ -48,7 +50,7 @@ def _refusal(status: str, detail: str) -> bytes:
 
 def _timeout_response(timeout_s: float) -> bytes:
     detail = f"the request head did not arrive within header_timeout_s={timeout_s:g} s (TBPTT_HEADER_TIMEOUT_S)"
-    return _refusal("408 Request Timeout", detail)
+    return refusal("408 Request Timeout", detail)
 
 
 def _too_large_response(max_bytes: int) -> bytes:
@@ -56,7 +58,7 @@ def _too_large_response(max_bytes: int) -> bytes:
         f"the request line and headers exceed max_header_bytes={max_bytes} bytes (TBPTT_MAX_HEADER_BYTES); "
         "send the data in the body"
     )
-    return _refusal("431 Request Header Fields Too Large", detail)
+    return refusal("431 Request Header Fields Too Large", detail)
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
@@ -118,9 +120,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if wait and self.cycle is not None and not self.cycle.response_complete:
             self._refusal_due = response  # after the response under way: answers go out in order
             return
-        self._send_refusal(response)
+        self._sendrefusal(response)
 
-    def _send_refusal(self, response: bytes) -> None:
+    def _sendrefusal(self, response: bytes) -> None:
         self._refusal_due = None
         self.transport.write(response)
         # Closed with the client's bytes still unread, the socket would send a reset, which can
@@ -150,7 +152,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 self._disarm()
                 self.transport.close()
                 return
-        self._refuse(_refusal("400 Bad Request", detail), wait=not in_body)
+        self._refuse(refusal("400 Bad Request", detail), wait=not in_body)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -165,7 +167,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self._refusal_due is not None and not self.transport.is_closing():
-            self._send_refusal(self._refusal_due)
+            self._sendrefusal(self._refusal_due)
             return
         # The deadline runs while the client owes the next head and the server owes nothing: the
         # newest request answered (``cycle`` is the newest; a pipelined one started just now is

@@ -88,8 +88,8 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
     import ray
     import uvicorn
 
+    from tbptt_service.api.connection_cap import connection_capped_protocol
     from tbptt_service.api.front import create_front
-    from tbptt_service.api.head_limits import head_limited_protocol
     from tbptt_service.host.ray_shards import NAMESPACE, RETRYABLE, pair_call
 
     # A call in flight when its shard's process dies fails once Ray has the actor's death info; by default
@@ -117,8 +117,10 @@ def serve_front(settings: Settings, address: str, shards: int) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        # a connection's head has a deadline and a size limit
-        http=head_limited_protocol(settings.header_timeout_s, settings.max_header_bytes),
+        # a connection's head has a deadline and a size limit,
+        http=connection_capped_protocol(
+            settings.header_timeout_s, settings.max_header_bytes, settings.max_connections
+        ),  # and at most max_connections connections are served at once
     )
     return 0
 

@@ -28,6 +28,7 @@ from tbptt_online import allocator
 from tbptt_service.cli.advise import add_advise_command
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
 from tbptt_service.cli.models import add_models_command
+from tbptt_service.descriptors import RESERVED_DESCRIPTORS, descriptor_limit, descriptors_needed
 from tbptt_service.settings import Settings, unknown_variables
 from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
 from tbptt_service.version import VERSION
@@ -154,6 +155,21 @@ def cannot_listen(settings: Settings) -> bool:
     return busy is not None
 
 
+def too_few_descriptors(settings: Settings) -> bool:
+    """Whether the descriptors the process may open cannot hold ``max_connections`` (said on stderr): a cap
+    they cannot hold would let clients take them all (descriptors.py)."""
+    limit, needed = descriptor_limit(), descriptors_needed(settings.max_connections)
+    if limit is not None and needed > limit:
+        print(
+            f"tbptt-online serve: error: TBPTT_MAX_CONNECTIONS={settings.max_connections} needs {needed} file "
+            f"descriptors (twice the cap plus {RESERVED_DESCRIPTORS}), but the process may open {limit} "
+            f"(RLIMIT_NOFILE): lower it to {max(1, (limit - RESERVED_DESCRIPTORS) // 2)} or less, or raise the "
+            "limit (ulimit -n)",
+            file=sys.stderr,
+        )
+    return limit is not None and needed > limit
+
+
 def serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
     unknown = unknown_variables(os.environ)
@@ -168,6 +184,8 @@ def serve(args: argparse.Namespace) -> int:
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     except (ValidationError, SettingsError) as error:
         print(f"tbptt-online serve: error: {settings_error(error)}", file=sys.stderr)
+        return 2
+    if too_few_descriptors(settings):
         return 2
     if getattr(args, "ray", None):
         from tbptt_service.cli.cluster import serve_front
@@ -208,7 +226,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: other subcommands need neither uvicorn nor the app
 
     from tbptt_service.api.app import create_app
-    from tbptt_service.api.head_limits import head_limited_protocol
+    from tbptt_service.api.connection_cap import connection_capped_protocol
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, state_lock=state_lock)
@@ -230,8 +248,10 @@ def serve(args: argparse.Namespace) -> int:
         # (client address, quoted path) on the event loop, per request.
         access_log=settings.log_level in ("info", "debug"),
         timeout_graceful_shutdown=30,  # SIGTERM: in-flight requests get this long, then the workers drain
-        # a connection's head has a deadline and a size limit
-        http=head_limited_protocol(settings.header_timeout_s, settings.max_header_bytes),
+        # a connection's head has a deadline and a size limit,
+        http=connection_capped_protocol(
+            settings.header_timeout_s, settings.max_header_bytes, settings.max_connections
+        ),  # and at most max_connections connections are served at once
     )
     return 0
 

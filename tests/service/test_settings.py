@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from tbptt_online import ForecasterConfig
+from tbptt_service.descriptors import descriptors_needed
 from tbptt_service.settings import Settings
 
 
@@ -54,3 +56,13 @@ def test_an_api_key_a_request_can_carry_is_taken_as_it_was_before(monkeypatch: p
     # a review (session 50): a space inside a key, or a character past ASCII, is matched as curl sends it
     monkeypatch.setenv("TBPTT_API_KEY", key)
     assert Settings().api_key == key
+
+
+@pytest.mark.parametrize(
+    ("soft", "cap"), [(resource.RLIM_INFINITY, 512), (20_000, 512), (1024, 384), (300, 22), (64, 16)]
+)
+def test_the_connection_caps_default_leaves_the_process_its_descriptors(monkeypatch, soft, cap) -> None:
+    # a hostile test (session 60, F7): 21,000 idle connections took every descriptor; checkpoints failed
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, resource.RLIM_INFINITY))
+    assert Settings().max_connections == cap
+    assert soft == resource.RLIM_INFINITY or cap == 16 or descriptors_needed(cap) <= soft

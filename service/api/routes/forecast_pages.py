@@ -5,23 +5,26 @@ A dashboard of many series read each one's forecast with a GET of its own (a new
 order (``offset``, ``limit``, as ``GET .../series-stats``) is forecast in one computation on the
 model's forecast lane, from one snapshot of the model, each series' answer as
 ``GET .../series/{series}/forecast`` gives it (``ForecastOut``: batched with other rows, equal to
-it to rounding, as forecasts asked at the same moment are).
+it to rounding, as forecasts asked at the same moment are). The answer is sent as it is encoded, a part
+after the client took the one before (:mod:`tbptt_service.api.streamed_pages`): a client that does not
+read holds the page's packed numbers, not its JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
-from tbptt_service.api.json_answers import json_answer
+from tbptt_service.api.json_answers import OFF_LOOP_NUMBERS
 from tbptt_service.api.routes.forecasts import Horizon, Level, check_horizon, forecast_out
 from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastPage
 from tbptt_service.api.series_pages import Limit, Offset, page
+from tbptt_service.api.streamed_pages import PackedForecast, PageStream, pack
 from tbptt_service.api.strict_json import StrictJSONRoute
 from tbptt_service.errors import Unprocessable
 
@@ -73,10 +76,20 @@ async def list_forecasts(
         worker.name, snapshot.view, requests, refused=worker.refused
     )
     worker.metrics.record_forecast(worker.name, time.perf_counter() - started)
-    forecasts = []
     for name, answer in zip(listed, answers, strict=True):
         if isinstance(answer, ValueError):  # (the request was checked above: not expected)
             raise Unprocessable(f"series {name!r}: {answer}")
-        forecasts.append(forecast_out(worker.name, name, answer, snapshot.marks.get(name)))
-    payload = {"forecasts": forecasts, "total": len(names), "next_offset": after}
-    return await json_answer(lambda: orjson.dumps(payload), len(listed) * horizon * features)
+    marks = snapshot.marks
+
+    def packed() -> list:
+        return [pack(answer, marks.get(name)) for name, answer in zip(listed, answers, strict=True)]
+
+    numbers = len(listed) * horizon * features
+    pages = packed() if numbers < OFF_LOOP_NUMBERS else await asyncio.to_thread(packed)
+    model = worker.name
+
+    def answer(packed: PackedForecast) -> dict:  # ForecastOut, as GET .../series/{series}/forecast answers
+        return forecast_out(model, packed.series, packed.unpacked(), packed.mark)
+
+    stream = PageStream(pages, answer, {"total": len(names), "next_offset": after})
+    return StreamingResponse(stream, media_type="application/json")  # ForecastPage documents it

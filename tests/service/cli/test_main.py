@@ -231,3 +231,15 @@ def test_the_forecast_table_shows_significant_digits_whatever_the_units() -> Non
     cells = [_cell(v) for v in (5.03e-06, 0.00045123, 12.3456789, 987654321.5, -0.5, 0.0, -2e-9)]
     assert cells == ["5.03e-06", "0.0004512", "12.3457", "987654321.5000", "-0.5000", "0.0000", "-2e-09"]
     assert _cell([1.0e-7, None]) == "[1e-07, -]"
+
+
+def test_a_connection_cap_the_descriptors_cannot_hold_is_refused(monkeypatch, tmp_path, capsys) -> None:
+    # a hostile test (session 60, F7): connections took every descriptor, and checkpoints failed meanwhile
+    monkeypatch.setattr("tbptt_service.cli.main.descriptor_limit", lambda: 1024)
+    monkeypatch.setenv("TBPTT_MAX_CONNECTIONS", "400")
+    assert main(["serve", "--state-dir", str(tmp_path / "state")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "tbptt-online serve: error: TBPTT_MAX_CONNECTIONS=400 needs 1056 file descriptors (twice the cap plus 256), "
+        "but the process may open 1024 (RLIMIT_NOFILE): lower it to 384 or less, or raise the limit (ulimit -n)\n"
+    )

@@ -24,19 +24,15 @@ observations (tests/service/test_observation_body.py holds the two to that).
 from __future__ import annotations
 
 from math import isfinite
+from operator import itemgetter
 from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator
 
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
-from tbptt_service.api.schemas import (
-    MAX_FEATURES,
-    RESERVED_SERIES_SUFFIXES,
-    ObservationBatchIn,
-    ObservationsBody,
-    has_dot_segment,
-)
+from tbptt_service.api.schemas import MAX_FEATURES, ObservationBatchIn, ObservationsBody
+from tbptt_service.api.series_names import RESERVED_SERIES_SUFFIXES, has_dot_segment, showable
 from tbptt_service.storage.observation import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, Observation
 
 _NOT_PLAIN = object()
@@ -104,6 +100,8 @@ def plain_observations(raw: Any) -> list[Observation] | None:
             if timestamp is _NOT_PLAIN or not EARLIEST_TIMESTAMP <= timestamp <= LATEST_TIMESTAMP:
                 return None
         observations.append(Observation(series, value, timestamp))
+    if not showable("".join(map(itemgetter(0), observations))):  # one pass over the names (series_names.py)
+        return None
     return observations
 
 

@@ -25,26 +25,12 @@ from tbptt_online.config import INT_BOUNDS
 from tbptt_online.series_store import MAX_NAME_LENGTH
 from tbptt_online.values import MAX_ABS_VALUE
 from tbptt_service.api.config_schema import config_json_schema
+from tbptt_service.api.series_names import series_name_problem
 from tbptt_service.errors import quoted
 from tbptt_service.storage.observation import Observation, parse_timestamp
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MODEL_NAME_RULE = "1 to 64 letters, digits, '_', '.' or '-', the first a letter or digit"  # the pattern, said
-# A series name is a path segment of its routes ('/series/{series:path}/forecast'): one ending
-# in a route's suffix could not be read back, so it is refused when written.
-RESERVED_SERIES_SUFFIXES = ("/forecast", "/recent")
-# A name that is a dot segment, or holds one between its slashes, is changed in a URL by every client
-# (RFC 3986's dot-segment removal, browsers even for '%2E'): '/series/./forecast' is read as
-# '/series/forecast', and '/series/zz/../hr/forecast' as the forecast of 'hr' (a hostile test,
-# session 47). Refused when written, as the suffixes are.
-DOT_SEGMENT_NAMES = frozenset({".", ".."})
-
-
-def has_dot_segment(name: str) -> bool:
-    """Whether ``name`` is '.' or '..' or holds one as a part between slashes ('x/..', 'a/./b')."""
-    return "." in name and any(part in DOT_SEGMENT_NAMES for part in name.split("/"))
-
-
 Row = float | list[float | None] | None  # as the library formats values: a float when d = 1
 MAX_FEATURES = INT_BOUNDS["n_features"][1]  # the most numbers a value's list may hold
 
@@ -75,29 +61,6 @@ def _check_value(value: Any) -> float | list[float | None] | None:
 
 def too_many_features(count: int) -> str:
     return f"a value is a list of {count} numbers: at most {MAX_FEATURES} (a model's largest n_features)"
-
-
-def series_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a series' name (its routes could not read it back), or None. JSON cannot
-    carry a lone surrogate, but an imported checkpoint could: such a name made the model's series list
-    answer 500 for good (it cannot be encoded), and could be neither read nor deleted (a hostile test,
-    session 50)."""
-    if has_dot_segment(name):
-        return (
-            f"{quoted(name)} is or holds a URL dot segment: a series name must not be '.' or '..', nor hold one "
-            "between slashes (clients remove such a segment from its routes, which would read another resource)"
-        )
-    if name.endswith(RESERVED_SERIES_SUFFIXES):
-        return (
-            f"{quoted(name)} ends in {name[name.rfind('/') :]!r}: a series name must not end in "
-            f"{' or '.join(map(repr, RESERVED_SERIES_SUFFIXES))} (its routes could not tell it from the suffix)"
-        )
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError as error:
-        shown = name.encode("utf-8", "backslashreplace").decode()  # (the answer that names it must be encodable)
-        return f"{quoted(shown)} holds a lone surrogate at {error.start}: a series name is Unicode text"
-    return None
 
 
 def _check_series(name: str) -> str:

@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep, RegistryDep
 from tbptt_service.api.routes.models import model_info
-from tbptt_service.api.schemas import ERROR_RESPONSES, ModelInfo, series_name_problem
+from tbptt_service.api.schemas import ERROR_RESPONSES, ModelInfo
+from tbptt_service.api.series_names import series_name_problem
 from tbptt_service.errors import Unprocessable
 from tbptt_service.host.model_state import encode_model_checkpoint, import_payload, over_limit, read_import
 from tbptt_service.storage.journal import IMPORT_CHECKPOINT

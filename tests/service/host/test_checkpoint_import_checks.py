@@ -126,6 +126,10 @@ CASES: dict[str, tuple[Mutation, str]] = {
     ),
     "a series named '..'": (_renamed(".."), 'a series\' name is invalid: ".." is or holds a URL dot segment'),
     "a series named 'x/forecast'": (_renamed("x/forecast"), 'a series\' name is invalid: "x/forecast" ends in'),
+    # session 60's hostile test (F9): names holding a newline, a NUL or U+202E were taken and served; refused
+    # when written since session 61, an import's too (a state journaled before is recovered as it was)
+    "a series named with a newline": (_renamed("a\nb"), 'a series\' name is invalid: "a\\nb" holds U+000A at 1'),
+    "a series named with U+202E": (_renamed("\u202eevil"), '"\\u202eevil" holds U+202E at 0: a series name must'),
     "a list value in a mark of one feature": (
         lambda m: m["marks"]["results"][0].__setitem__(1, [1.0]),
         "marks.results[0][1]=[1.0] is invalid: must be a finite number or null (the model has one feature)",

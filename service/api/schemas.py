@@ -271,12 +271,20 @@ class ForecastPage(BaseModel):
     forecasts: list[ForecastOut]
     total: int
     next_offset: int | None
+    next_after: str | None = Field(
+        default=None,
+        description="The page's last name when more follow (null: the last page): the next page's `after`.",
+    )
 
 
 class SeriesList(BaseModel):
     series: list[str]
     total: int
     next_offset: int | None
+    next_after: str | None = Field(
+        default=None,
+        description="The page's last name when more follow (null: the last page): the next page's `after`.",
+    )
 
 
 class MemberOut(BaseModel):
@@ -374,6 +382,10 @@ class SeriesStatsPage(BaseModel):
     series: list[SeriesStatsOut]
     total: int
     next_offset: int | None
+    next_after: str | None = Field(
+        default=None,
+        description="The page's last name when more follow (null: the last page): the next page's `after`.",
+    )
 
 
 class ErrorOut(BaseModel):

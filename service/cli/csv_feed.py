@@ -142,12 +142,13 @@ def held_stats(client: Client, model: str, names: list[str]) -> dict[str, Series
                 found_each[name] = client.series_stats(model, name)
         return found_each
     found: dict[str, SeriesStats] = {}
-    offset: int | None = 0
-    while offset is not None:
-        page = client.series_stats_page(model, offset, PAGE)
+    after: str | None = None
+    while True:  # by the cursor (after=): a series another client adds meanwhile shifts no row
+        page = client.series_stats_page(model, limit=PAGE, after=after)
         found.update((stats.series, stats) for stats in page.series if stats.series in wanted)
-        offset = page.next_offset
-    return found
+        if page.next_after is None:
+            return found
+        after = page.next_after
 
 
 def pages_cost_more(wanted: int, total: int) -> bool:

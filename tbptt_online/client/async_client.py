@@ -124,37 +124,49 @@ class AsyncClient:
         return await self._send(calls.forecast(model, series, horizon, level))
 
     async def forecast_page(
-        self, model: str, horizon: int = 1, level: float | None = None, offset: int = 0, limit: int = 100
+        self,
+        model: str,
+        horizon: int = 1,
+        level: float | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        after: str | None = None,
     ) -> ForecastPage:
-        return await self._send(calls.forecast_page(model, horizon, level, offset, limit))
+        return await self._send(calls.forecast_page(model, horizon, level, offset, limit, after))
 
     async def iter_forecasts(
         self, model: str, horizon: int = 1, level: float | None = None, page_size: int | None = None
     ) -> AsyncIterator[Forecast]:
         size = calls.page_size_for(horizon) if page_size is None else page_size
-        offset: int | None = 0
-        while offset is not None:
-            page = await self.forecast_page(model, horizon, level, offset, size)
+        after: str | None = None
+        while True:  # by the cursor: a series added meanwhile shifts nothing
+            page = await self.forecast_page(model, horizon, level, limit=size, after=after)
             for forecast in page.forecasts:
                 yield forecast
-            offset = page.next_offset
+            if page.next_after is None:
+                return
+            after = page.next_after
 
     async def series_stats(self, model: str, series: str) -> SeriesStats:
         return await self._send(calls.series_stats(model, series))
 
-    async def list_series(self, model: str, offset: int = 0, limit: int = 100) -> SeriesPage:
-        return await self._send(calls.list_series(model, offset, limit))
+    async def list_series(self, model: str, offset: int = 0, limit: int = 100, after: str | None = None) -> SeriesPage:
+        return await self._send(calls.list_series(model, offset, limit, after))
 
-    async def series_stats_page(self, model: str, offset: int = 0, limit: int = 100) -> SeriesStatsPage:
-        return await self._send(calls.series_stats_page(model, offset, limit))
+    async def series_stats_page(
+        self, model: str, offset: int = 0, limit: int = 100, after: str | None = None
+    ) -> SeriesStatsPage:
+        return await self._send(calls.series_stats_page(model, offset, limit, after))
 
     async def iter_series(self, model: str, page_size: int = 500) -> AsyncIterator[str]:
-        offset: int | None = 0
-        while offset is not None:
-            page = await self.list_series(model, offset, page_size)
+        after: str | None = None
+        while True:  # by the cursor: each name there all along once
+            page = await self.list_series(model, limit=page_size, after=after)
             for name in page.series:
                 yield name
-            offset = page.next_offset
+            if page.next_after is None:
+                return
+            after = page.next_after
 
     async def delete_series(self, model: str, series: str) -> None:
         await self._send(calls.delete_series(model, series))

@@ -307,8 +307,13 @@ def delete_model(model: str) -> Call:
     return Call("DELETE", _model_path(model), _ignore)
 
 
-def list_series(model: str, offset: int, limit: int) -> Call:
-    params = {"offset": offset, "limit": limit}
+def _page_params(offset: int, limit: int, after: str | None) -> dict[str, Any]:
+    """A page's query: from ``offset``, or after the name ``after`` (a cursor: the page before's ``next_after``)."""
+    return {"limit": limit, "after": after} if after is not None else {"offset": offset, "limit": limit}
+
+
+def list_series(model: str, offset: int, limit: int, after: str | None = None) -> Call:
+    params = _page_params(offset, limit, after)
     return Call("GET", f"{_model_path(model)}/series", SeriesPage.from_json, params, idempotent=True)
 
 
@@ -325,8 +330,10 @@ def page_size_for(horizon: int) -> int:
     return max(1, min(100, MAX_PAGE_STEPS // max(horizon, 1)))
 
 
-def forecast_page(model: str, horizon: int, level: float | None, offset: int, limit: int) -> Call:
-    params: dict[str, Any] = {"horizon": horizon, "offset": offset, "limit": limit}
+def forecast_page(
+    model: str, horizon: int, level: float | None, offset: int, limit: int, after: str | None = None
+) -> Call:
+    params: dict[str, Any] = {"horizon": horizon, **_page_params(offset, limit, after)}
     if level is not None:
         params["level"] = level
     return Call("GET", f"{_model_path(model)}/forecasts", ForecastPage.from_json, params, idempotent=True)
@@ -336,8 +343,8 @@ def series_stats(model: str, series: str) -> Call:
     return Call("GET", _series_path(model, series), SeriesStats.from_json, idempotent=True)
 
 
-def series_stats_page(model: str, offset: int, limit: int) -> Call:
-    params = {"offset": offset, "limit": limit}
+def series_stats_page(model: str, offset: int, limit: int, after: str | None = None) -> Call:
+    params = _page_params(offset, limit, after)
     return Call("GET", f"{_model_path(model)}/series-stats", SeriesStatsPage.from_json, params, idempotent=True)
 
 

@@ -231,41 +231,59 @@ class HorizonCoverage(NamedTuple):
 
 @dataclass(frozen=True)
 class SeriesPage:
-    """One page of a model's series names; ``next_offset`` is None on the last page."""
+    """One page of a model's series names; ``next_offset`` and ``next_after`` are None on the
+    last page."""
 
     series: list[str]
     total: int
     next_offset: int | None
+    next_after: str | None = None  # the page's last name when more follow: the next page's ``after``
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesPage:
-        return cls([_series_name(s) for s in data["series"]], data["total"], data.get("next_offset"))
+        return cls(
+            [_series_name(s) for s in data["series"]], data["total"], data.get("next_offset"), data.get("next_after")
+        )
 
 
 @dataclass(frozen=True)
 class SeriesStatsPage:
-    """One page of a model's series statistics, in sorted order; ``next_offset`` is None on the last page."""
+    """One page of a model's series statistics, in sorted order; ``next_offset`` and ``next_after`` are None on the
+    last page."""
 
     series: list[SeriesStats]
     total: int
     next_offset: int | None
+    next_after: str | None = None  # the page's last name when more follow: the next page's ``after``
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesStatsPage:
-        return cls([SeriesStats.from_json(s) for s in data["series"]], data["total"], data.get("next_offset"))
+        return cls(
+            [SeriesStats.from_json(s) for s in data["series"]],
+            data["total"],
+            data.get("next_offset"),
+            data.get("next_after"),
+        )
 
 
 @dataclass(frozen=True)
 class ForecastPage:
-    """One page of a model's forecasts, in its series' sorted order; ``next_offset`` is None on the last page."""
+    """One page of a model's forecasts, in its series' sorted order; ``next_offset`` and ``next_after`` are None on the
+    last page."""
 
     forecasts: list[Forecast]
     total: int
     next_offset: int | None
+    next_after: str | None = None  # the page's last name when more follow: the next page's ``after``
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ForecastPage:
-        return cls([Forecast.from_json(f) for f in data["forecasts"]], data["total"], data.get("next_offset"))
+        return cls(
+            [Forecast.from_json(f) for f in data["forecasts"]],
+            data["total"],
+            data.get("next_offset"),
+            data.get("next_after"),
+        )
 
 
 def _series_name(item: Any) -> str:

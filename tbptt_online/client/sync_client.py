@@ -158,10 +158,17 @@ class Client:
         return self._send(calls.forecast(model, series, horizon, level))
 
     def forecast_page(
-        self, model: str, horizon: int = 1, level: float | None = None, offset: int = 0, limit: int = 100
+        self,
+        model: str,
+        horizon: int = 1,
+        level: float | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        after: str | None = None,
     ) -> ForecastPage:
-        """The forecasts of ``limit`` series from ``offset``, in sorted order (``forecast`` of each), in one request."""
-        return self._send(calls.forecast_page(model, horizon, level, offset, limit))
+        """The forecasts of ``limit`` series from ``offset`` (or after the name ``after``, the page before's
+        ``next_after``), in sorted order (``forecast`` of each), in one request."""
+        return self._send(calls.forecast_page(model, horizon, level, offset, limit, after))
 
     def iter_forecasts(
         self, model: str, horizon: int = 1, level: float | None = None, page_size: int | None = None
@@ -169,30 +176,33 @@ class Client:
         """Every series' forecast of a model, a page a request (``page_size`` times ``horizon`` times the model's
         features at most 100,000 a page; None: ``calls.page_size_for(horizon)``)."""
         size = calls.page_size_for(horizon) if page_size is None else page_size
-        offset: int | None = 0
-        while offset is not None:
-            page = self.forecast_page(model, horizon, level, offset, size)
+        page = self.forecast_page(model, horizon, level, limit=size)
+        yield from page.forecasts
+        while page.next_after is not None:  # by the cursor: a series added meanwhile shifts nothing
+            page = self.forecast_page(model, horizon, level, limit=size, after=page.next_after)
             yield from page.forecasts
-            offset = page.next_offset
 
     def series_stats(self, model: str, series: str) -> SeriesStats:
         """Count, last timestamp, and prequential MAE/RMSE against the naive forecast."""
         return self._send(calls.series_stats(model, series))
 
-    def list_series(self, model: str, offset: int = 0, limit: int = 100) -> SeriesPage:
-        return self._send(calls.list_series(model, offset, limit))
+    def list_series(self, model: str, offset: int = 0, limit: int = 100, after: str | None = None) -> SeriesPage:
+        return self._send(calls.list_series(model, offset, limit, after))
 
-    def series_stats_page(self, model: str, offset: int = 0, limit: int = 100) -> SeriesStatsPage:
-        """The statistics of ``limit`` series from ``offset``, in sorted order (``series_stats`` of each)."""
-        return self._send(calls.series_stats_page(model, offset, limit))
+    def series_stats_page(
+        self, model: str, offset: int = 0, limit: int = 100, after: str | None = None
+    ) -> SeriesStatsPage:
+        """The statistics of ``limit`` series from ``offset`` (or after the name ``after``), in sorted order
+        (``series_stats`` of each)."""
+        return self._send(calls.series_stats_page(model, offset, limit, after))
 
     def iter_series(self, model: str, page_size: int = 500) -> Iterator[str]:
-        """Every series name of a model, page by page."""
-        offset: int | None = 0
-        while offset is not None:
-            page = self.list_series(model, offset, page_size)
+        """Every series name of a model, page by page (by the cursor: each name there all along once)."""
+        page = self.list_series(model, limit=page_size)
+        yield from page.series
+        while page.next_after is not None:
+            page = self.list_series(model, limit=page_size, after=page.next_after)
             yield from page.series
-            offset = page.next_offset
 
     def delete_series(self, model: str, series: str) -> None:
         self._send(calls.delete_series(model, series))

@@ -23,7 +23,7 @@ from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from tbptt_service.api.json_answers import OFF_LOOP_NUMBERS
 from tbptt_service.api.routes.forecasts import Horizon, Level, check_horizon, forecast_out
 from tbptt_service.api.schemas import ERROR_RESPONSES, ForecastPage
-from tbptt_service.api.series_pages import Limit, Offset, page
+from tbptt_service.api.series_pages import After, Limit, Offset, page
 from tbptt_service.api.streamed_pages import PackedForecast, PageStream, pack
 from tbptt_service.api.strict_json import StrictJSONRoute
 from tbptt_service.errors import Unprocessable
@@ -50,9 +50,11 @@ async def list_forecasts(
     level: Level = None,
     offset: Offset = 0,
     limit: Limit = 100,
+    after: After = None,
 ) -> Response:
     """Each series' forecast (as ``GET .../series/{series}/forecast``), in sorted order, ``limit`` at a time
-    from ``offset``; at most ``MAX_PAGE_STEPS`` (100,000) series times horizon times features a page."""
+    from ``offset`` or after the name ``after``; at most ``MAX_PAGE_STEPS`` (100,000) series times horizon times
+    features a page."""
     check_horizon(request, horizon)
     features = worker.forecaster.config.n_features
     if limit * horizon * features > MAX_PAGE_STEPS:
@@ -69,7 +71,7 @@ async def list_forecasts(
         )
     snapshot = worker.snapshot  # one consistent moment for the whole page
     names = await run_in_threadpool(lambda: snapshot.sorted_series)  # sorting 100k names stays off the loop
-    listed, after = page(names, offset, limit)
+    listed, following, cursor = page(names, offset, limit, after)
     started = time.perf_counter()
     requests = [(name, horizon, level) for name in listed]
     answers = await request.app.state.forecasts.forecast_many(
@@ -91,5 +93,5 @@ async def list_forecasts(
     def answer(packed: PackedForecast) -> dict:  # ForecastOut, as GET .../series/{series}/forecast answers
         return forecast_out(model, packed.series, packed.unpacked(), packed.mark)
 
-    stream = PageStream(pages, answer, {"total": len(names), "next_offset": after})
+    stream = PageStream(pages, answer, {"total": len(names), "next_offset": following, "next_after": cursor})
     return StreamingResponse(stream, media_type="application/json")  # ForecastPage documents it

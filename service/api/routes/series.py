@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from tbptt_service.api.deps import V1_DEPENDENCIES, V1_PREFIX, ModelDep
 from tbptt_service.api.query_numbers import plain_numbers
 from tbptt_service.api.schemas import ERROR_RESPONSES, SeriesList, SeriesStatsOut, SeriesStatsPage
-from tbptt_service.api.series_pages import Limit, Offset, page
+from tbptt_service.api.series_pages import After, Limit, Offset, page
 from tbptt_service.api.series_path import SERIES
 from tbptt_service.api.strict_json import StrictJSONRoute
 from tbptt_service.errors import NotFound
@@ -26,12 +26,12 @@ router = APIRouter(
 
 
 @router.get("/models/{model}/series", response_model=SeriesList, dependencies=[Depends(plain_numbers)])
-async def list_series(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) -> dict:
-    """Series names in sorted order, ``limit`` at a time from ``offset``."""
+async def list_series(worker: ModelDep, offset: Offset = 0, limit: Limit = 100, after: After = None) -> dict:
+    """Series names in sorted order, ``limit`` at a time from ``offset`` or from the first name after ``after``."""
     snapshot = worker.snapshot
     names = await run_in_threadpool(lambda: snapshot.sorted_series)  # sorting 100k names stays off the loop
-    listed, after = page(names, offset, limit)
-    return {"series": listed, "total": len(names), "next_offset": after}
+    listed, following, cursor = page(names, offset, limit, after)
+    return {"series": listed, "total": len(names), "next_offset": following, "next_after": cursor}
 
 
 @router.get("/models/{model}/series/" + SERIES, response_model=SeriesStatsOut)
@@ -45,19 +45,21 @@ async def get_series(series: str, worker: ModelDep) -> Response:
 
 
 @router.get("/models/{model}/series-stats", response_model=SeriesStatsPage, dependencies=[Depends(plain_numbers)])
-async def list_series_stats(worker: ModelDep, offset: Offset = 0, limit: Limit = 100) -> Response:
+async def list_series_stats(worker: ModelDep, offset: Offset = 0, limit: Limit = 100, after: After = None) -> Response:
     """Each series' statistics (as ``GET .../series/{series}``), in sorted order, ``limit`` at a time from
     ``offset``: which series a model serves poorly, in one request a page (a new user, session 55, read them one
     GET per series). Made and encoded on a worker thread: FastAPI validated a returned dict against the
     response model on the event loop, 0.5 s for a page of 1,000, and 8 readers of pages held every other
     request for up to 4.8 s (a hostile test, session 57)."""
     snapshot = worker.snapshot
+    if after is not None and offset:
+        page([], offset, limit, after)  # its 422, on the event loop (a thread's raise would be a 500)
 
     def stats_page() -> bytes:  # (on a worker thread: sorting the names, reading a page of stats, encoding it)
         names = snapshot.sorted_series
-        listed, after = page(names, offset, limit)
+        listed, following, cursor = page(names, offset, limit, after)
         stats = [_stats_out(snapshot, name) for name in listed]
-        return orjson.dumps({"series": stats, "total": len(names), "next_offset": after})
+        return orjson.dumps({"series": stats, "total": len(names), "next_offset": following, "next_after": cursor})
 
     return Response(await run_in_threadpool(stats_page), media_type="application/json")  # SeriesStatsPage documents it
 

@@ -6,7 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
-const state = { model: null, series: null, names: [], nextOffset: null, feature: 0, nFeatures: 1,
+const state = { model: null, series: null, names: [], nextAfter: null, feature: 0, nFeatures: 1,
                 loss: [], timer: null, polls: 0, busy: false };
 
 // ---- talking to the API --------------------------------------------------------------------------
@@ -78,13 +78,14 @@ async function refreshModels() {
 
 async function refreshSeries(append = false) {
   if (!state.model) return;
-  const offset = append ? state.nextOffset : 0;
-  const page = await api(`/v1/models/${enc(state.model)}/series?offset=${offset}&limit=200`);
+  // "more" asks for the names after the last one shown (a cursor): series added meanwhile repeat none
+  const from = append ? `after=${enc(state.nextAfter)}` : "offset=0";
+  const page = await api(`/v1/models/${enc(state.model)}/series?${from}&limit=200`);
   state.names = append ? [...state.names, ...page.series] : page.series;
-  state.nextOffset = page.next_offset;
+  state.nextAfter = page.next_after;
   $("series-total").textContent = `(${page.total})`;
-  $("series-more").hidden = page.next_offset === null;
-  if (!state.series || (!append && !state.names.includes(state.series) && page.next_offset === null)) {
+  $("series-more").hidden = page.next_after === null;
+  if (!state.series || (!append && !state.names.includes(state.series) && page.next_after === null)) {
     state.series = state.names[0] || null;
   }
   renderSeriesList();

@@ -65,10 +65,15 @@ async def test_a_page_of_forecasts_is_each_series_library_forecast_in_sorted_ord
 async def test_an_empty_model_has_an_empty_page_and_a_page_past_the_end_is_empty(client_for) -> None:
     async with client_for() as client:
         empty = await client.get("/v1/models/default/forecasts")
-        assert empty.status_code == 200 and empty.json() == {"forecasts": [], "total": 0, "next_offset": None}
+        assert empty.status_code == 200 and empty.json() == {
+            "forecasts": [],
+            "total": 0,
+            "next_offset": None,
+            "next_after": None,
+        }
         await client.post(URL, json={"observations": rows(0)})
         past = await client.get("/v1/models/default/forecasts", params={"offset": 5})
-        assert past.json() == {"forecasts": [], "total": 5, "next_offset": None}
+        assert past.json() == {"forecasts": [], "total": 5, "next_offset": None, "next_after": None}
         first = (await client.get("/v1/models/default/forecasts")).json()  # horizon 1, 100 a page: all five
         assert [f["series"] for f in first["forecasts"]] == sorted(NAMES) and first["next_offset"] is None
         assert all(len(f["forecast"]) == 1 and f["level"] == 0.9 for f in first["forecasts"])

@@ -71,7 +71,7 @@ async def test_plainly_written_numbers_are_read_and_checked_against_their_ranges
         (f"{SERIES}/s/forecast", "level=0.9&x=1", "x: 'x' is no parameter of this route: it reads horizon, level"),
         (f"{SERIES}/s/forecast", "horizon=3&horizon=5", "horizon: sent more than once: send each parameter once"),
         (f"{SERIES}/s/forecast", "level=0.9&level=0.5", "level: sent more than once: send each parameter once"),
-        (SERIES, "limt=5", "limt: 'limt' is no parameter of this route: it reads limit, offset"),
+        (SERIES, "limt=5", "limt: 'limt' is no parameter of this route: it reads after, limit, offset"),
         (f"{SERIES}/s/recent", "limit=5&limit=6", "limit: sent more than once: send each parameter once"),
     ],
 )  # fmt: skip

@@ -54,4 +54,4 @@ async def test_a_model_quarantined_while_serving_is_deleted_and_its_name_taken_a
         ready = await client.get("/readyz")
         assert ready.status_code == 200 and ready.json() == {"status": "ready"}
         series = (await client.get("/v1/models/default/series")).json()
-        assert series == {"series": ["z"], "total": 1, "next_offset": None}
+        assert series == {"series": ["z"], "total": 1, "next_offset": None, "next_after": None}

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         description="A request's head (request line and headers) must arrive within this many seconds of the "
         "connection's opening or of its previous response (408 and closed beyond; closed when nothing was sent).",
     )
+    send_timeout_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=3600.0,
+        description="While the server has more of an answer for a client than it took (64 KiB unsent), the client "
+        "must take some within this many seconds (48 KiB of it): past it the connection is closed (a reset).",
+    )
     max_header_bytes: int = Field(
         65536,
         ge=1024,

@@ -5,9 +5,10 @@ descriptor the process may open, and checkpoints failed (``EMFILE``) while they 
 that asked for large pages and never read held 2.4 GB. :class:`ConnectionCapProtocol` (uvicorn's
 protocol with the head limits of ``head_limits.py``) counts the open connections as each one opens:
 
-- past the cap, the connection that has waited longest for a request's head and received nothing of
-  it (a new one, or one kept alive after its answer) is closed to make room: connections that only
-  hold a descriptor give way to one that brings a request;
+- past the cap, the connection that has waited longest for a request's head (a new one, or one kept
+  alive after its answer; nothing of the head received, or a part of it: a head sent a byte at a time
+  holds no place) is closed to make room: connections that owe a request give way to one that may
+  bring one, and no request read whole is dropped;
 - when none waits so, the new connection must send its request line within ``OVER_CAP_HEAD_S``: it
   is answered 503 in JSON, with ``Retry-After``, naming the setting, and closed (``/healthz`` and
   ``/readyz``, a probe's, are served as usual: the process is alive, and its readiness is its own);
@@ -26,7 +27,8 @@ import time
 from collections import OrderedDict
 from typing import ClassVar
 
-from tbptt_service.api.head_limits import HeadLimitedProtocol, head_limited_protocol, refusal
+from tbptt_service.api.head_limits import head_limited_protocol, refusal
+from tbptt_service.api.send_deadline import SendDeadlineProtocol
 
 OVER_CAP_HEAD_S = 1.0  # how long a connection past the cap has to send its request line
 PROBES = (b"/healthz", b"/readyz")  # served past the cap
@@ -42,13 +44,14 @@ def _busy_response(max_connections: int) -> bytes:
     return refusal("503 Service Unavailable", detail, retry_after_s=1)
 
 
-class ConnectionCapProtocol(HeadLimitedProtocol):
-    """:class:`HeadLimitedProtocol` serving at most ``max_connections`` connections at once."""
+class ConnectionCapProtocol(SendDeadlineProtocol):
+    """:class:`SendDeadlineProtocol` (and so :class:`HeadLimitedProtocol`) serving at most ``max_connections``
+    connections at once."""
 
     max_connections = 512
     over_cap_head_s = OVER_CAP_HEAD_S
-    # the connections waiting for a request's head of which nothing arrived, oldest first (one dict per
-    # protocol class that head_limited_protocol makes, so per server)
+    # the connections that owe a request's head and are owed nothing (no request of theirs read whole and
+    # unanswered), the longest waiting first (one dict per protocol class connection_capped_protocol makes)
     waiting: ClassVar[OrderedDict[ConnectionCapProtocol, None]] = OrderedDict()
     refused: ClassVar[list[int]] = [0, 0]  # [refused with 503, closed at once], since the last log line
     logged_at: ClassVar[list[float]] = [0.0]
@@ -60,7 +63,7 @@ class ConnectionCapProtocol(HeadLimitedProtocol):
         open_now = len(self.connections)
         if open_now > self.max_connections and self.waiting:
             oldest, _ = self.waiting.popitem(last=False)
-            oldest.transport.close()  # it sent nothing since it opened or since its answer: no request is lost
+            oldest.transport.close()  # no request of it was read whole since it opened or since its answer
         elif open_now > 2 * self.max_connections:
             self._count(closed=True)
             transport.abort()  # no answer: a descriptor given back at once
@@ -73,7 +76,6 @@ class ConnectionCapProtocol(HeadLimitedProtocol):
         self.waiting[self] = None
 
     def data_received(self, data: bytes) -> None:
-        self.waiting.pop(self, None)
         if not self._over_cap or self._refused:  # (a refused one's bytes are dropped by HeadLimitedProtocol)
             super().data_received(data)
             return
@@ -96,10 +98,14 @@ class ConnectionCapProtocol(HeadLimitedProtocol):
         self._count(closed=False)
         self._refuse(_busy_response(self.max_connections))
 
+    def on_headers_complete(self) -> None:
+        self.waiting.pop(self, None)  # a request read: it is owed an answer (its body may still be arriving)
+        super().on_headers_complete()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # kept alive and owing nothing: it waits for its next request (a pipelined one may have arrived)
-        if not self.transport.is_closing() and self._in_head and self._head_bytes == 0 and not self.pipeline:
+        # kept alive and owed nothing: it waits for its next request (unless one is queued behind)
+        if not self.transport.is_closing() and not self.pipeline and self.cycle.response_complete:
             self.waiting[self] = None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -120,19 +126,22 @@ class ConnectionCapProtocol(HeadLimitedProtocol):
             self.logged_at[0] = now
 
 
-def connection_capped_protocol(timeout_s: float, max_bytes: int, max_connections: int) -> type[ConnectionCapProtocol]:
+def connection_capped_protocol(
+    timeout_s: float, max_bytes: int, max_connections: int, send_timeout_s: float = 30.0
+) -> type[ConnectionCapProtocol]:
     """The protocol class for ``uvicorn.run(http=...)``: heads as :func:`head_limited_protocol` makes them,
-    at most ``max_connections`` connections served.
+    answers taken within ``send_timeout_s`` (``send_deadline.py``), at most ``max_connections`` connections.
 
-    >>> protocol = connection_capped_protocol(2.5, 8192, 100)
-    >>> protocol.head_timeout_s, protocol.max_head_bytes, protocol.max_connections, len(protocol.waiting)
-    (2.5, 8192, 100, 0)
+    >>> protocol = connection_capped_protocol(2.5, 8192, 100, send_timeout_s=9.0)
+    >>> protocol.head_timeout_s, protocol.max_head_bytes, protocol.max_connections, protocol.send_timeout_s
+    (2.5, 8192, 100, 9.0)
     """
     limits = head_limited_protocol(timeout_s, max_bytes)
     attributes = {
         "head_timeout_s": limits.head_timeout_s,
         "max_head_bytes": limits.max_head_bytes,
         "max_connections": max_connections,
+        "send_timeout_s": send_timeout_s,
         "waiting": OrderedDict(),
         "refused": [0, 0],
         "logged_at": [0.0],

@@ -250,8 +250,8 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=30,  # SIGTERM: in-flight requests get this long, then the workers drain
         # a connection's head has a deadline and a size limit,
         http=connection_capped_protocol(
-            settings.header_timeout_s, settings.max_header_bytes, settings.max_connections
-        ),  # and at most max_connections connections are served at once
+            settings.header_timeout_s, settings.max_header_bytes, settings.max_connections, settings.send_timeout_s
+        ),  # answers taken within send_timeout_s, at most max_connections connections served at once
     )
     return 0
 

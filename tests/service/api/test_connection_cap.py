@@ -23,14 +23,24 @@ from tests.service.api.raw_http import read_until_closed
 
 RELEASE = threading.Event()  # the held requests (``/hold``) are answered once it is set
 HELD: list[str] = []  # a path per request the app is holding
+ANSWERED_BIG: list[int] = []  # a byte count per answer of /big written to its connection
+
+
+BIG = 8 * 2**20  # the bytes ``/big`` answers
 
 
 async def holding(scope, receive, send) -> None:
-    """Answers ``{"path": ...}``; ``/hold`` once ``RELEASE`` is set."""
+    """Answers ``{"path": ...}``; ``/hold`` once ``RELEASE`` is set; ``/big``, ``BIG`` bytes."""
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):
         pass
+    if scope["path"] == "/big":
+        headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(BIG).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"x" * BIG})
+        ANSWERED_BIG.append(BIG)
+        return
     if scope["path"] == "/hold":
         HELD.append(scope["path"])
         while not RELEASE.is_set():
@@ -62,15 +72,16 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[int], Served]]:
-    """``serve(max_connections)``: the holding app on the capped protocol in a thread."""
+    """``serve(max_connections, send_timeout_s)``: the holding app on the capped protocol in a thread."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
     started: list[Served] = []
     RELEASE.clear()
     HELD.clear()
+    ANSWERED_BIG.clear()
 
-    def start(max_connections: int) -> Served:
+    def start(max_connections: int, send_timeout_s: float = 30.0) -> Served:
         port = free_port()
-        protocol = connection_capped_protocol(30.0, 65536, max_connections)
+        protocol = connection_capped_protocol(30.0, 65536, max_connections, send_timeout_s)
         config = uvicorn.Config(holding, host="127.0.0.1", port=port, log_level="error", http=protocol)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
@@ -154,6 +165,40 @@ def test_a_connection_that_sent_nothing_gives_way_to_one_with_a_request(serve) -
     assert (data, closed) == (b"", True)
     for sock in idle:
         sock.close()
+
+
+def test_a_connection_sending_its_head_a_byte_at_a_time_gives_way_too(serve) -> None:
+    # a hostile test (session 61): heads begun and never ended held every place for TBPTT_HEADER_TIMEOUT_S
+    served = serve(2)
+    slow = [served.connect(), served.connect()]
+    for sock in slow:
+        sock.sendall(b"GET /a HTTP/1.1\r\nX-Slow: ")
+    begun = lambda: sum(p._head_bytes > 0 for p in list(served.server.server_state.connections))  # noqa: E731
+    wait_for(lambda: begun() == 2, "two heads begun")
+    with served.connect() as sock:
+        sock.sendall(b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, body, _ = answer_of(sock)
+    assert head.startswith(b"HTTP/1.1 200 OK") and orjson.loads(body) == {"path": "/b"}, head
+    assert read_until_closed(slow[0], timeout_s=10) == (b"", True)  # the longest waiting, closed
+    for sock in slow:
+        sock.close()
+
+
+def test_a_client_that_takes_none_of_its_answer_is_cut_off_after_send_timeout_s(serve) -> None:
+    # a hostile test (session 61): a client that asked and never read held its place and the answer's bytes
+    served = serve(4, send_timeout_s=0.5)
+    reader = served.connect()
+    reader.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data, closed = read_until_closed(reader, timeout_s=30)  # one that reads takes it all
+    reader.close()
+    assert closed and len(data.partition(b"\r\n\r\n")[2]) == BIG
+    idle_reader = socket.socket()
+    idle_reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    idle_reader.connect(("127.0.0.1", served.port))
+    served.held.append(idle_reader)
+    idle_reader.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+    wait_for(lambda: len(ANSWERED_BIG) == 2 and served.open_connections() == 1, "the answer written, unread")
+    wait_for(lambda: served.open_connections() == 0, "the connection that takes nothing closed")
 
 
 def test_a_flood_of_idle_connections_leaves_room_for_a_request(serve) -> None:

@@ -171,7 +171,8 @@ def test_the_fronts_answer_as_the_in_process_service_and_each_model_has_one_owne
 
 
 def test_the_fronts_route_and_read_odd_series_names_as_the_in_process_service(running: Running, make_settings) -> None:
-    # Fix: a series named "a\nb" answered 404 through the front (its catch-all route stopped at the newline)
+    # Fix: a series named "a\nb" answered 404 through the front (its catch-all route stopped at the newline;
+    # such a name is refused when written since session 61: test_front.py reads one a state held before)
     expected = in_process_answers(make_settings, odd_name_requests())
     got = []
     for method, path, body in odd_name_requests():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -104,17 +105,19 @@ async def test_the_front_answers_exactly_as_the_in_process_service(cluster, make
         assert owned == sorted(m for m in MODELS if m != "gamma" and shard_of(m, 2) == index)
 
 
-ODD_NAMES = ("a\nb", "q?x=1", "p%41", "h#1", "sp ace", "a.", "x/recent/y", "%")
+ODD_NAMES = ("q?x=1", "p%41", "h#1", "sp ace", "a.", "x/recent/y", "%", "back\\slash")
+# a name a state journaled before session 61 may hold (refused when written since: series_names.py)
+OLD_ODD_NAMES = ("a\nb",)
 
 
-def odd_name_requests(model: str = "odd") -> list[tuple[str, str, object]]:
-    """A model of its own whose series' names hold a newline, a '?', a '%', a '#', a '/': written,
+def odd_name_requests(model: str = "odd", names: tuple[str, ...] = ODD_NAMES) -> list[tuple[str, str, object]]:
+    """A model of its own whose series' names hold a '?', a '%', a '#', a '/' (or ``names``): written,
     then read by every route."""
     steps: list[tuple[str, str, object]] = [("POST", "/v1/models", {"name": model, "config": SMALL_MODEL})]
     for t in range(3):
-        observations = [{"series": s, "value": float(t + i), "timestamp": T0 + t} for i, s in enumerate(ODD_NAMES)]
+        observations = [{"series": s, "value": float(t + i), "timestamp": T0 + t} for i, s in enumerate(names)]
         steps.append(("POST", f"/v1/models/{model}/observations", {"observations": observations}))
-    for name in ODD_NAMES:
+    for name in names:
         path = f"/v1/models/{model}/series/" + quote(name, safe="/")
         steps += [("GET", path, None), ("GET", path + "/forecast?horizon=2", None), ("GET", path + "/recent", None)]
         steps += [("HEAD", path, None), ("DELETE", path, None), ("GET", path, None)]  # 404 once deleted
@@ -125,15 +128,19 @@ ODD_STATUSES = [201, 200, 200, 200] + [200, 200, 200, 200, 204, 404] * len(ODD_N
 
 
 async def test_the_front_routes_and_reads_odd_series_names_as_the_in_process_service(
-    cluster, make_settings, serve
+    cluster, make_settings, serve, monkeypatch
 ) -> None:
     # Fix: the front's catch-all route stopped at a newline (404), and it forwarded the decoded path,
     # so a '?', '%' or '#' in a name was read again as a query, an escape or a fragment by the shard.
+    # A newline is refused in a name written since session 61: written here as a state from before holds it.
+    monkeypatch.setattr("tbptt_service.api.series_names.UNSHOWABLE", re.compile("(?!)"))
+    monkeypatch.setattr("tbptt_service.api.observation_body.showable", lambda names: True)
     _, front = cluster
+    names = ODD_NAMES + OLD_ODD_NAMES
 
     async def session(client: httpx.AsyncClient) -> list[tuple[int, bytes]]:
         got = []
-        for method, path, body in odd_name_requests():
+        for method, path, body in odd_name_requests(names=names):
             response = await client.request(method, path, json=body)
             length = response.headers["content-length"] if method == "HEAD" else None  # the GET's
             got.append((response.status_code, response.content, length))
@@ -142,9 +149,9 @@ async def test_the_front_routes_and_reads_odd_series_names_as_the_in_process_ser
     async with serve(create_app(make_settings(**NO_TIMER))) as alone:
         expected = await session(alone)
     got = await session(front)
-    assert [status for status, _, _ in expected] == ODD_STATUSES
+    assert [status for status, _, _ in expected] == [201, 200, 200, 200] + [200, 200, 200, 200, 204, 404] * len(names)
     assert got == expected  # status and body, byte for byte
-    assert [orjson.loads(body)["series"] for _, body, _ in got[4::6]] == list(ODD_NAMES)
+    assert [orjson.loads(body)["series"] for _, body, _ in got[4::6]] == list(names)
     assert [int(length) for _, _, length in got[7::6]] == [len(body) for _, body, _ in got[4::6]]
 
 

@@ -30,9 +30,22 @@ def shard_settings_of(settings: Settings) -> dict[str, Any]:
     return settings.model_copy(update={"state_dir": absolute}).model_dump(mode="json")
 
 
-# Settings that only the front itself uses (where it listens, its HTTP head and body deadlines, its log
-# level): each front may have its own. Every other setting is the shards'.
-FRONT_ONLY = frozenset({"host", "port", "log_level", "header_timeout_s", "max_header_bytes", "body_timeout_s"})
+# Settings that only the front itself uses (where it listens, its HTTP head, body and send deadlines, its
+# connections, its log level): each front may have its own. Every other setting is the shards'. (The
+# connection cap's default follows each node's descriptor limit: a front on a node with another ulimit
+# was refused, "TBPTT_MAX_CONNECTIONS differs", until session 61's review of it.)
+FRONT_ONLY = frozenset(
+    {
+        "host",
+        "port",
+        "log_level",
+        "header_timeout_s",
+        "max_header_bytes",
+        "body_timeout_s",
+        "send_timeout_s",
+        "max_connections",
+    }
+)
 OPTIONS = {"log_url": " (--log)", "state_dir": " (--state-dir)"}
 
 

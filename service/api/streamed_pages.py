@@ -97,6 +97,10 @@ class PageStream:
     def _encode(self, group: list[PackedForecast]) -> bytes:
         return b",".join(orjson.dumps(self.answer(p)) for p in group)
 
+    async def whole(self) -> bytes:
+        """All the parts joined: for an HTTP/1.0 client, which knows no chunked answer (uvicorn sent one to it)."""
+        return b"".join([part async for part in self])
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield b'{"forecasts":['
         first = True

@@ -94,4 +94,6 @@ async def list_forecasts(
         return forecast_out(model, packed.series, packed.unpacked(), packed.mark)
 
     stream = PageStream(pages, answer, {"total": len(names), "next_offset": following, "next_after": cursor})
+    if request.scope.get("http_version") == "1.0":  # no chunked answer: whole, with its length
+        return Response(await stream.whole(), media_type="application/json")
     return StreamingResponse(stream, media_type="application/json")  # ForecastPage documents it

@@ -203,6 +203,26 @@ async def test_models_and_series_can_be_created_listed_paged_and_deleted(tmp_pat
 
 
 @pytest.mark.anyio
+async def test_the_clients_walks_read_each_series_once_while_earlier_names_arrive(tmp_path: Path) -> None:
+    # a hostile test (session 60, F8): a walk by offset repeated rows while series that sort earlier arrived
+    # between two pages; the iterators walk by the cursor (after=) since session 61
+    async with in_process_app(tmp_path) as app, AsyncClient("http://service", transport=app) as client:
+        names = [f"m{i:02d}" for i in range(9)]
+        await client.observe_many("default", [(name, 1.0) for name in names])
+        walked, forecast = [], []
+        async for name in client.iter_series("default", page_size=2):
+            walked.append(name)
+            await client.observe("default", f"a{len(walked):02d}", 1.0)  # sorts before every name walked
+        async for f in client.iter_forecasts("default", horizon=1, page_size=2):
+            forecast.append(f.series)
+            await client.observe("default", f"0{len(forecast):02d}", 1.0)  # before every name there
+        stats = await client.series_stats_page("default", limit=5, after="m06")
+    assert walked == names
+    assert forecast == [f"a{i:02d}" for i in range(1, 10)] + names
+    assert ([s.series for s in stats.series], stats.next_after, stats.next_offset) == (["m07", "m08"], None, None)
+
+
+@pytest.mark.anyio
 async def test_a_series_named_as_a_dot_segment_is_asked_for_by_its_name(tmp_path: Path) -> None:
     # '/series/./forecast' is '/series/forecast' once a URL's dot segments are removed: the client
     # asked for the series 'forecast' (its statistics, decoded as a forecast) instead of '.'

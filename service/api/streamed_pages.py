@@ -7,7 +7,7 @@ connected (a hostile test, session 60: F6). Here a page's forecasts are packed i
 bytes a number, 32 as a ``float`` in a list), and a :class:`PageStream` encodes them in parts of about
 ``PART_NUMBERS`` numbers (a series' forecast at least): uvicorn waits for the client to take what was
 written before it asks for the next part (its flow control), so a client that does not read holds the
-packed forecasts left and one part, about 2.5 MB for the largest page (``MAX_PAGE_STEPS``). The bytes are those
+packed forecasts left and one part, about 2.7 MB for the largest page (``MAX_PAGE_STEPS``). The bytes are those
 ``orjson.dumps`` makes of the whole page (a missing number, None, is packed as NaN, which orjson writes
 as ``null`` as it writes None).
 
@@ -39,21 +39,23 @@ from tbptt_online.results import Forecast
 from tbptt_service.api.json_answers import OFF_LOOP_NUMBERS
 from tbptt_service.host.admission import SeriesMark
 
-# A part holds about this many numbers (about 100 KB of JSON, 1 ms to encode, on the event loop: a series'
-# forecast of OFF_LOOP_NUMBERS or more, a wide model's, is encoded on a worker thread, as json_answer does)
-PART_NUMBERS = 3_000
+# A part holds about this many numbers (about 0.3 MB of JSON, a few ms to encode, on the event loop as
+# json_answer encodes an answer under OFF_LOOP_NUMBERS; a part past that, one series' forecast of a wide
+# model, is encoded on a worker thread). Parts of 3,000 numbers made the largest page 20 % slower to send.
+PART_NUMBERS = OFF_LOOP_NUMBERS // 2
 
 
 @dataclass(frozen=True)
 class PackedForecast:
     """A series' forecast with its columns packed: ``mean``, ``lower``, ``upper`` each ``horizon * d`` float64s
-    (step-major; NaN where the library said None)."""
+    (step-major; NaN where the library said None, ``missing`` when it did)."""
 
     series: str
     features: int  # d: 1 answers each step's number, more a list of d
     forecast: Forecast  # its lists emptied: the other fields as they were
     columns: tuple[array, array, array]
     mark: SeriesMark | None
+    missing: bool = False  # a None among the numbers (NaN in the columns): only then is each number looked at
 
     @property
     def numbers(self) -> int:
@@ -62,25 +64,34 @@ class PackedForecast:
     def unpacked(self) -> Forecast:
         """The forecast as the library gave it, its lists made again from the packed columns."""
         d = self.features
-        lists = [column.tolist() for column in self.columns]
-        rows = [[None if math.isnan(x) else x for x in values] for values in lists]
+        rows = [column.tolist() for column in self.columns]
+        if self.missing:
+            rows = [[None if math.isnan(x) else x for x in values] for values in rows]
         if d > 1:  # step-major rows of d
             rows = [[values[k : k + d] for k in range(0, len(values), d)] for values in rows]
         f = self.forecast
         return Forecast(f.series, f.horizon, f.level, rows[0], rows[1], rows[2], f.step, f.update_count)
 
 
+def _packed(flat: list) -> tuple[array, bool]:
+    """``flat`` as float64s, and whether it held a None (packed as NaN)."""
+    try:
+        return array("d", flat), False  # (in C: the common case, no None)
+    except TypeError:
+        return array("d", [math.nan if x is None else x for x in flat]), True
+
+
 def pack(forecast: Forecast, mark: SeriesMark | None) -> PackedForecast:
     """``forecast`` with its columns packed (see :class:`PackedForecast`)."""
-    nan = math.nan
     first = forecast.mean[0] if forecast.mean else None
     features = len(first) if isinstance(first, list) else 1
-    columns = []
+    columns, missing = [], False
     for column in (forecast.mean, forecast.lower, forecast.upper):
-        flat = [x for row in column for x in row] if features > 1 else column
-        columns.append(array("d", [nan if x is None else x for x in flat]))
+        packed, held_none = _packed([x for row in column for x in row] if features > 1 else column)
+        columns.append(packed)
+        missing = missing or held_none
     bare = Forecast(forecast.series, forecast.horizon, forecast.level, [], [], [], forecast.step, forecast.update_count)
-    return PackedForecast(forecast.series, features, bare, (columns[0], columns[1], columns[2]), mark)
+    return PackedForecast(forecast.series, features, bare, (columns[0], columns[1], columns[2]), mark, missing)
 
 
 class PageStream:

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.anyio
     [
         Forecast("a", 3, 0.9, [1.5, None, -0.0], [1.0, None, -1e300], [2.0, None, 5e-324], 7, 3),
         Forecast("b", 2, 0.8, [[1.0, None], [2.5, 3.0]], [[0.5, None], [2.0, 2.0]], [[1.5, None], [3.0, 4.0]], 1, 0),
+        Forecast("c", 2, 0.9, [1.0, 2.0], [0.5, 1.5], [1.5, 2.5], 4, 2),
+        Forecast("d", 1, 0.9, [[1.0, -0.0]], [[0.5, -1.0]], [[1.5, 1e36]], 4, 2),
     ],
-    ids=["one feature", "two features"],
+    ids=["one feature", "two features", "no missing number", "two features, no missing number"],
 )
 def test_a_packed_forecast_unpacks_to_the_same_lists(forecast) -> None:
     packed = pack(forecast, None)
@@ -61,20 +63,20 @@ async def test_a_page_goes_out_in_parts_whose_bytes_are_the_whole_pages(make_set
             "scheme": "http",
             "path": "/v1/models/default/forecasts",
             "raw_path": b"/v1/models/default/forecasts",
-            "query_string": b"horizon=200&limit=40",
+            "query_string": b"horizon=1000&limit=40",
             "headers": [(b"host", b"service")],
             "client": ("127.0.0.1", 1),
             "server": ("service", 80),
             "root_path": "",
         }
         await app(scope, receive, send)
-        whole = (await client.get("/v1/models/default/forecasts", params={"horizon": 200, "limit": 40})).content
+        whole = (await client.get("/v1/models/default/forecasts", params={"horizon": 1000, "limit": 40})).content
     page = b"".join(parts)
     assert page == whole == orjson.dumps(orjson.loads(page))  # the bytes one orjson.dumps of the page made
     assert [f["series"] for f in orjson.loads(page)["forecasts"]] == names
     if http_version == "1.0":  # a client of HTTP/1.0 knows no chunked answer: the page whole, with its length
         assert heads[0][b"content-length"] == str(len(page)).encode() and len(parts) == 1
         return
-    # 40 series x 200 steps x 3 numbers: parts of about PART_NUMBERS numbers (5 series), not one of 24,000
-    assert len(parts) >= 40 * 200 * 3 // PART_NUMBERS
+    # 40 series x 1,000 steps x 3 numbers: parts of about PART_NUMBERS numbers (4 series), not one of 120,000
+    assert len(parts) >= 40 * 1000 * 3 // PART_NUMBERS
     assert max(len(part) for part in parts) < len(page) / 4

@@ -28,7 +28,7 @@ from tbptt_online import allocator
 from tbptt_service.cli.advise import add_advise_command
 from tbptt_service.cli.cli_tools import add_feed_command, add_forecast_command
 from tbptt_service.cli.models import add_models_command
-from tbptt_service.descriptors import RESERVED_DESCRIPTORS, descriptor_limit, descriptors_needed
+from tbptt_service.descriptors import descriptor_limit, descriptors_needed, raise_descriptor_limit, reserved
 from tbptt_service.settings import Settings, unknown_variables
 from tbptt_service.storage.state_lock import StateDirectoryInUse, StateDirectoryLock
 from tbptt_service.version import VERSION
@@ -158,19 +158,21 @@ def cannot_listen(settings: Settings) -> bool:
 def too_few_descriptors(settings: Settings) -> bool:
     """Whether the descriptors the process may open cannot hold ``max_connections`` (said on stderr): a cap
     they cannot hold would let clients take them all (descriptors.py)."""
-    limit, needed = descriptor_limit(), descriptors_needed(settings.max_connections)
-    if limit is not None and needed > limit:
-        print(
-            f"tbptt-online serve: error: TBPTT_MAX_CONNECTIONS={settings.max_connections} needs {needed} file "
-            f"descriptors (twice the cap plus {RESERVED_DESCRIPTORS}), but the process may open {limit} "
-            f"(RLIMIT_NOFILE): lower it to {max(1, (limit - RESERVED_DESCRIPTORS) // 2)} or less, or raise the "
-            "limit (ulimit -n)",
-            file=sys.stderr,
-        )
-    return limit is not None and needed > limit
+    limit = descriptor_limit()
+    if limit is None or descriptors_needed(settings.max_connections, limit) <= limit:
+        return False
+    print(
+        f"tbptt-online serve: error: TBPTT_MAX_CONNECTIONS={settings.max_connections} needs "
+        f"{descriptors_needed(settings.max_connections, limit)} file descriptors (twice the cap plus "
+        f"{reserved(limit)}), but the process may open {limit} (RLIMIT_NOFILE, raised toward its hard limit): "
+        f"lower it to {max(1, (limit - reserved(limit)) // 2)} or less, or raise the hard limit (ulimit -Hn)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def serve(args: argparse.Namespace) -> int:
+    raise_descriptor_limit()  # before the settings: TBPTT_MAX_CONNECTIONS' default follows it (descriptors.py)
     overrides = {key: getattr(args, key, None) for key in ("host", "port", "state_dir", "log_level", "log_url")}
     unknown = unknown_variables(os.environ)
     if unknown:  # fix: a misspelt setting was ignored, the server started on the default it meant to change

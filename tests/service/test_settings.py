@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from tbptt_online import ForecasterConfig
-from tbptt_service.descriptors import descriptors_needed
+from tbptt_service.descriptors import RAISED_LIMIT, descriptors_needed, reserved
 from tbptt_service.settings import Settings
 
 
@@ -59,10 +61,29 @@ def test_an_api_key_a_request_can_carry_is_taken_as_it_was_before(monkeypatch: p
 
 
 @pytest.mark.parametrize(
-    ("soft", "cap"), [(resource.RLIM_INFINITY, 512), (20_000, 512), (1024, 384), (300, 22), (64, 16)]
+    ("soft", "cap"), [(resource.RLIM_INFINITY, 512), (20_000, 512), (1024, 384), (256, 96), (64, 24), (40, 16)]
 )
 def test_the_connection_caps_default_leaves_the_process_its_descriptors(monkeypatch, soft, cap) -> None:
     # a hostile test (session 60, F7): 21,000 idle connections took every descriptor; checkpoints failed
     monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, resource.RLIM_INFINITY))
     assert Settings().max_connections == cap
-    assert soft == resource.RLIM_INFINITY or cap == 16 or descriptors_needed(cap) <= soft
+    assert soft == resource.RLIM_INFINITY or cap == 16 or descriptors_needed(cap, soft) <= soft
+
+
+def test_serve_raises_a_low_soft_descriptor_limit_before_the_cap_is_derived() -> None:
+    # a review (session 61): a soft limit of 256 (macOS's) left no room for the default cap, and serve refused to
+    # start; serve raises the soft limit toward the hard one first (in a child: the limit is the process's)
+    code = (
+        "import resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "from tbptt_service.descriptors import RAISED_LIMIT, default_max_connections, raise_descriptor_limit\n"
+        "raise_descriptor_limit()\n"
+        "raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]\n"
+        "expected = RAISED_LIMIT if hard == resource.RLIM_INFINITY else min(hard, RAISED_LIMIT)\n"
+        "print(raised == max(256, expected), default_max_connections())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limit = RAISED_LIMIT if hard == resource.RLIM_INFINITY else max(256, min(hard, RAISED_LIMIT))
+    assert done.stdout.split() == ["True", str(max(16, min(512, (limit - reserved(limit)) // 2)))]

@@ -241,5 +241,6 @@ def test_a_connection_cap_the_descriptors_cannot_hold_is_refused(monkeypatch, tm
     err = capsys.readouterr().err
     assert err == (
         "tbptt-online serve: error: TBPTT_MAX_CONNECTIONS=400 needs 1056 file descriptors (twice the cap plus 256), "
-        "but the process may open 1024 (RLIMIT_NOFILE): lower it to 384 or less, or raise the limit (ulimit -n)\n"
+        "but the process may open 1024 (RLIMIT_NOFILE, raised toward its hard limit): lower it to 384 or less, or "
+        "raise the hard limit (ulimit -Hn)\n"
     )

@@ -31,9 +31,9 @@ def shard_settings_of(settings: Settings) -> dict[str, Any]:
 
 
 # Settings that only the front itself uses (where it listens, its HTTP head, body and send deadlines, its
-# connections, its log level): each front may have its own. Every other setting is the shards'. (The
-# connection cap's default follows each node's descriptor limit: a front on a node with another ulimit
-# was refused, "TBPTT_MAX_CONNECTIONS differs", until session 61's review of it.)
+# connections, its log level, how long it waits for another front's start): each front may have its own. Every
+# other setting is the shards'. (The connection cap's default follows each node's descriptor limit: a front on a
+# node with another ulimit was refused, "TBPTT_MAX_CONNECTIONS differs", until session 61's review of it.)
 FRONT_ONLY = frozenset(
     {
         "host",
@@ -44,6 +44,7 @@ FRONT_ONLY = frozenset(
         "body_timeout_s",
         "send_timeout_s",
         "max_connections",
+        "front_start_wait_s",
     }
 )
 OPTIONS = {"log_url": " (--log)", "state_dir": " (--state-dir)"}

@@ -141,12 +141,12 @@ def test_a_front_whose_settings_differ_from_the_running_shards_is_refused_naming
     assert "s3cret-key" not in lines[0] and "TBPTT_PORT" not in lines[0]
     assert "stop the shards first (stop the Ray cluster: `ray stop` on every node" in lines[0]
     # the same settings, a relative --state-dir naming the same directory, another port, and another connection
-    # cap and send deadline (the front's own; the cap's default follows the node's descriptor limit): nothing
-    # differs (the cap differed, session 61's review)
+    # cap, send deadline and start wait (the front's own; the cap's default follows the node's descriptor limit):
+    # nothing differs (the cap differed, session 61's review)
     same = first.model_copy(
         update={"state_dir": Path("shared"), "port": 8002, "max_connections": first.max_connections // 2 + 1}
     )
-    same = same.model_copy(update={"send_timeout_s": 5.0})
+    same = same.model_copy(update={"send_timeout_s": 5.0, "front_start_wait_s": 30.0})
     assert settings_differing(shard_settings_of(same), [shard_settings_of(first)] * 4) == []
 
 

@@ -77,6 +77,7 @@ KERNEL_MODULES = (
     "scoring",
     "flat_runs",
     "gru_window",
+    "gru_rows",
     "young_season",
 )
 _PACKAGE = Path(__file__).parent

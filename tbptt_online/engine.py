@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from tbptt_online import gru_rows
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.gru_window import GRUWindowLoss, mean_loss_gradients
 from tbptt_online.guards import SKIPPED_RUN, InstabilityGuard, _clone_state
 from tbptt_online.losses import shift_mean, step_loss
-from tbptt_online.network import RecurrentNetwork, State, few_rows_gru, states_before
+from tbptt_online.network import RecurrentNetwork, State, few_rows_gru, many_rows_gru, states_before
 from tbptt_online.results import UpdateRecord, UpdateStats
 
 RECENT_RECORDS = 256
@@ -283,18 +284,27 @@ class TBPTTEngine:
         return losses.sum(dim=0)  # [B] window sums
 
     def _fused(
-        self, start: State, x: torch.Tensor, active_from: torch.Tensor, loss_steps: int, d: int, base: Any
+        self,
+        start: State,
+        x: torch.Tensor,
+        active_from: torch.Tensor,
+        loss_steps: int,
+        d: int,
+        base: Any,
+        many: bool = False,
     ) -> bool:
         """Whether ``window_sums`` runs as one ``GRUWindowLoss``: a replay that takes the
         compiled GRU window (``network.few_rows_gru``), the absolute loss of a point forecast
-        (the head's width d), and no scored state the window's start (m < L)."""
+        (the head's width d), and no scored state the window's start (m < L). ``many``: the
+        same asked of a replay of many rows (``network.many_rows_gru``), which ``gru_rows``
+        can take."""
         net = self.network
         return (
             self.config.loss == "absolute"
             and net.head.out_features == d
             and not (base is not None and base.requires_grad)  # (GRUWindowLoss gives no input a gradient)
             and 0 < loss_steps < x.shape[0]
-            and few_rows_gru(net, x, start, active_from)
+            and (many_rows_gru if many else few_rows_gru)(net, x, start, active_from)
         )
 
     def _fused_weights(self) -> tuple[nn.Parameter, ...]:
@@ -327,12 +337,18 @@ class TBPTTEngine:
         backward pass would leave in ``.grad``, per weight (the GRU's four and the head's two;
         the others get none, as from the backward: the loss does not reach them), computed by
         the node's kernels without building a graph (``gru_window.mean_loss_gradients``: the
-        same bits). None elsewhere: the update goes through ``chunk_losses`` and ``.backward()``
-        (a window whose sum is not finite is handled there). A weight with a hook (``register_hook``:
-        torch keeps them in ``_backward_hooks``, ``_post_accumulate_grad_hooks``) goes that way too,
-        which calls them."""
-        _, batch, d = y.shape
-        if batch > CHUNK_ROWS or not self._fused(start, x, active_from, loss_steps, d, base):
+        same bits). The same for a replay of many rows that could take the node but for their
+        number (``_fused(..., many=True)``): ``gru_rows.mean_loss_gradients``, the same
+        function without autograd, to rounding (its docstring). None elsewhere: the update goes
+        through ``chunk_losses`` and ``.backward()`` (a window whose sum is not finite is handled
+        there). A weight with a hook (``register_hook``: torch keeps them in ``_backward_hooks``,
+        ``_post_accumulate_grad_hooks``) goes that way too, which calls them."""
+        d = y.shape[2]
+        if self._fused(start, x, active_from, loss_steps, d, base):
+            gradients = mean_loss_gradients  # few rows: gru_window's kernels
+        elif self._fused(start, x, active_from, loss_steps, d, base, many=True):
+            gradients = gru_rows.mean_loss_gradients
+        else:
             return None
         weights = self._fused_weights()
         if any(w._backward_hooks or getattr(w, "_post_accumulate_grad_hooks", None) for w in weights):
@@ -342,7 +358,7 @@ class TBPTTEngine:
         if {id(w) for w in weights} != {id(p) for p in self.params} or len({id(w) for w in weights}) != len(weights):
             return None
         arguments = self._fused_arguments(start, x, y, mask, loss_steps, base)
-        sums, loss, grads = mean_loss_gradients(*arguments)  # [B], scalar, six gradients
+        sums, loss, grads = gradients(*arguments)  # [B], scalar, six gradients
         if not np.isfinite(sums.numpy()).all():  # (numpy: a few rows without torch's per-call cost)
             return None
         return float(loss), dict(zip(weights, grads, strict=True))

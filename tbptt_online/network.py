@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tbptt_online import gru_window
+from tbptt_online import gru_rows, gru_window
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.gru_window import GRUWindow
 
@@ -187,10 +187,20 @@ def _one_sequence_op(x: torch.Tensor, active_from: torch.Tensor) -> bool:
 def few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
     """Whether a replay runs through ``gru_window`` (its docstring): one GRU layer, at most
     ``FEW_ROWS`` rows, no padding, a gradient wanted for the weights and for nothing else."""
+    return 0 < x.shape[1] <= gru_window.FEW_ROWS and _plain_gru(network, x, start, active_from)
+
+
+def many_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
+    """Whether an update's replay can run through ``gru_rows`` (its docstring): as
+    ``few_rows_gru`` asks, but at least ``gru_rows.MIN_ROWS`` rows."""
+    return x.shape[1] >= gru_rows.MIN_ROWS and _plain_gru(network, x, start, active_from)
+
+
+def _plain_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
+    """One GRU layer, no padding, a gradient wanted for the weights and for nothing else."""
     return (
         network.cell_type == "gru"
         and network.num_layers == 1
-        and 0 < x.shape[1] <= gru_window.FEW_ROWS
         and not _padded(active_from)
         and torch.is_grad_enabled()
         and not x.requires_grad

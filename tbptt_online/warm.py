@@ -35,6 +35,7 @@ def _run_every_kernel() -> None:
         calibration,
         experts,
         flat_runs,
+        gru_rows,
         gru_window,
         hybrid,
         hybrid_tick,
@@ -101,5 +102,6 @@ def _run_every_kernel() -> None:
     before = torch.zeros(1, config.num_layers, config.hidden_size)
     probe.record(rows["slot"], torch.zeros(1, config.input_size), y, mask, before)
     gru_window.warm(torch.float32)  # a one-series update's replay (the default dtype)
+    gru_rows.warm(torch.float32)  # a replay of many series'
     steps = torch.arange(24, dtype=torch.float64)  # a young season's tests (a detection's): a row that
     young_seasons(torch.stack([steps.sin(), (steps // 5).clamp(max=1.0)]), 336)  # moves, one with flat stretches

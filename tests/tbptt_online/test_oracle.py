@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tbptt_online import Forecaster, ForecasterConfig, engine, gru_window, network
+from tbptt_online import Forecaster, ForecasterConfig, engine, gru_rows, gru_window, network
 from tests.tbptt_online.oracle import (
     StreamOracle,
     detach_state,
@@ -407,3 +407,27 @@ def test_hybrid_updates_equal_oracle(k1, k2, cell, loss):
 def test_hybrid_multivariate_updates_equal_oracle(cell):
     config = hybrid_config(cell=cell, k1=2, k2=5, n_features=2, num_layers=2)
     assert_hybrid_follows_oracle(config, stream_for(2, 5, 3, d=2, missing=[(1, 5)], partial=[(0, 4, 1)]))
+
+
+@pytest.mark.parametrize(("hybrid", "chunk"), [(False, 1), (False, 2), (True, 2)])
+@pytest.mark.parametrize(("k1", "k2"), [(1, 5), (2, 5), (5, 2)])
+def test_replays_of_many_rows_without_autograd_equal_oracle(k1, k2, hybrid, chunk, monkeypatch):
+    # An update's replay of many rows (one GRU layer, no padding, the absolute loss of a point
+    # forecast) takes its loss and gradients from gru_rows (_direct_gradients), no autograd: force
+    # it for every such replay (MIN_ROWS 1, none through gru_window), in chunks of 1 or 2 rows
+    monkeypatch.setattr(gru_rows, "MIN_ROWS", 1)
+    monkeypatch.setattr(gru_rows, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(gru_window, "FEW_ROWS", 0)
+    calls = []
+
+    def counted(*args, original=gru_rows.mean_loss_gradients):
+        calls.append(args[0].shape[1])
+        return original(*args)
+
+    monkeypatch.setattr(gru_rows, "mean_loss_gradients", counted)
+    if hybrid:
+        assert_hybrid_follows_oracle(hybrid_config(k1=k1, k2=k2), stream_for(k1, k2, 3, missing=[(0, 3)]))
+    else:
+        assert_follows_oracle(exact_config(k1=k1, k2=k2, loss="absolute"), stream_for(k1, k2, 3))
+    if k1 < k2:  # (m = min(k1, k2) < L = k2: no scored state is a window's start; k1 >= k2: warm-up's only)
+        assert len(calls) >= 2 and max(calls) >= 2  # updates of one and of several rows went through it

@@ -174,8 +174,9 @@ def _chunk(x, h0, a, w_hh, head_w, head_b, base, y, mask, scale, grads, buffers)
     z_rows[hidden:-1, :length] = x.permute(2, 0, 1)  # [I, L, C]
     z_rows[-1] = 1.0
     pre_a, gates_a, z_a = pre.numpy(), gates.numpy(), z_rows.numpy()
+    products, inputs_of = pre.unbind(1), z_rows.unbind(1)  # each step's [4H, C] and [H + I + 1, C] (views)
     for t in range(length):
-        torch.mm(a, z_rows[:, t], out=pre[:, t])  # [4H, C] the step's products, biases included
+        torch.mm(a, inputs_of[t], out=products[t])  # the step's products, biases included
         gates_forward(pre_a, gates_a, z_a, t)
     # the head and the absolute loss of the last m states (those that forecast the scored values)
     scored = z_rows[:hidden, length + 1 - steps :].reshape(hidden, steps * rows)  # [H, m C]
@@ -190,14 +191,18 @@ def _chunk(x, h0, a, w_hh, head_w, head_b, base, y, mask, scale, grads, buffers)
     own = (head_w.t() @ slope).view(hidden, steps, rows).transpose(0, 1).contiguous().numpy()  # [m, H, C]
     dh = torch.zeros(hidden, rows, dtype=h0.dtype)  # [H, C] d loss / d state after the step
     dh_a, none = dh.numpy(), np.zeros((0, 0), dtype=pre_a.dtype)
-    w_back = w_hh.t()  # [H, 3H]
+    w_back, hidden_grads = w_hh.t(), pre[: 3 * hidden].unbind(1)  # [H, 3H]; each step's [3H, C] (views)
     for t in range(length - 1, -1, -1):
         s = t - (length - steps)  # the scored step whose forecast the state after step t makes
         gates_backward(pre_a, gates_a, z_a, dh_a, own[s] if s >= 0 else none, t)
         if t > 0:  # (at t = 0 the start is a constant: the truncation)
-            dh.addmm_(w_back, pre[: 3 * hidden, t])  # dh = d z + W_hh^T (dr, dz, dn r)  [H, C]
+            dh.addmm_(w_back, hidden_grads[t])  # dh = d z + W_hh^T (dr, dz, dn r)  [H, C]
+    # every step and row in one product: rows r, z and n's hidden part against (h, x, 1), n's input
+    # part against (x, 1) only (its block against h is zero in ``augmented`` and never read)
     flat_z = z_rows.view(width, (length + 1) * rows)[:, : length * rows]  # [H + I + 1, L C]
-    grads[0].addmm_(pre.view(4 * hidden, length * rows), flat_z.t())  # every step and row in one product
+    flat_pre = pre.view(4 * hidden, length * rows)
+    grads[0][: 3 * hidden].addmm_(flat_pre[: 3 * hidden], flat_z.t())  # [3H, H + I + 1]
+    grads[0][3 * hidden :, hidden:].addmm_(flat_pre[3 * hidden :], flat_z[hidden:].t())  # [H, I + 1]
     return sums
 
 

@@ -39,10 +39,14 @@ from numba.extending import overload
 
 from tbptt_online.compiled import compiled, unsigned
 
-# Rows replayed at a time: a chunk's arrays (products, gates, states: 2.1 MB a step at 256 rows of
-# hidden 32) stay in the core's caches from the step that writes them to the one that reads them.
-# Measured (one thread, 10,000 rows, 31 steps, an update's gradients, best of 4 alternated): 128
-# rows 150 ms, 192 140, 256 138, 384 148, 512 157, 1,024 159, 2,048 179, 4,096 214
+# Rows replayed at a time on each of torch's threads: a chunk's arrays (products, gates, states: 270 KB
+# a step, 8.4 MB a window of 31 steps at 256 rows of hidden 32) stay in the core's caches from the step
+# that writes them to the one that reads them and to the weights' gradient product. Measured (one
+# thread, 10,000 rows, 31 steps, an update's gradients, best of 4 alternated): 128 rows 150 ms, 192 140,
+# 256 138, 384 148, 512 157, 1,024 159, 2,048 179, 4,096 214. With T threads a chunk is T times as
+# many rows, so that torch's threads share each product as they shared the ops of torch's own replay
+# (the compiled passes run on one thread; two threads could not be measured on this project's loaded
+# machine: the threads of every variant, torch's own replay too, waited on each other for seconds)
 CHUNK_ROWS = 256
 # Fewer rows than this take the engine's other ways (gru_window's kernels up to its FEW_ROWS, torch's
 # ops). Here from 9 rows on is faster than torch's ops (one thread, 31 steps: 9 rows 0.86 ms against
@@ -223,7 +227,7 @@ def mean_loss_gradients(
     scale = float(real(1.0) / real(batch))  # d mean / d sum, as torch's mean gives it back
     a = augmented(w_ih, w_hh, b_ih, b_hh)  # [4H, H + I + 1]
     grads = (torch.zeros_like(a), torch.zeros_like(head_w), torch.zeros_like(head_b))
-    rows = min(batch, CHUNK_ROWS)
+    rows = min(batch, CHUNK_ROWS * torch.get_num_threads())
     sizes = (4 * hidden * length * rows, 3 * hidden * length * rows, (hidden + inputs + 1) * (length + 1) * rows)
     buffers = tuple(torch.empty(size, dtype=dtype) for size in sizes)  # (pre, gates, z_rows: _chunk's)
     sums = torch.empty(batch, dtype=dtype)

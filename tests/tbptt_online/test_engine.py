@@ -96,16 +96,18 @@ def test_updates_of_few_rows_without_autograd_give_the_bits_of_the_backward_pass
     assert_identical(snapshot(ours), snapshot(theirs))
 
 
-def test_an_update_whose_window_is_not_finite_goes_the_backward_way():
+@pytest.mark.parametrize("rows", [2, 70])  # gru_window's kernels, gru_rows
+def test_an_update_whose_window_is_not_finite_goes_the_backward_way(rows):
     # _direct_gradients declines a replay where a window's sum is not finite (an infinite target):
-    # chunk_losses leaves that window out and the other series' window still makes the update
+    # chunk_losses leaves that window out and the other series' windows still make the update
     config = ForecasterConfig(k1=2, k2=4, hidden_size=4, hybrid=False, warmup_updates=0, normalize=False)
     net = Forecaster(config).network
     eng = engine.TBPTTEngine(net, config)
     g = torch.Generator().manual_seed(0)
-    start = torch.zeros(2, 1, 4)  # [B, layers, H]
-    x = torch.randn(4, 2, net.cells[0].weight_ih.shape[1], generator=g)  # [L, B, I]
-    y, mask, active_from = torch.randn(4, 2, 1, generator=g), torch.ones(4, 2, 1, dtype=torch.bool), torch.zeros(2)
+    start = torch.zeros(rows, 1, 4)  # [B, layers, H]
+    x = torch.randn(4, rows, net.cells[0].weight_ih.shape[1], generator=g)  # [L, B, I]
+    y, mask = torch.randn(4, rows, 1, generator=g), torch.ones(4, rows, 1, dtype=torch.bool)
+    active_from = torch.zeros(rows)
     with torch.enable_grad():
         assert eng._direct_gradients(start, x, y, mask, active_from.long(), 2, None) is not None
         y[3, 1, 0] = math.inf
@@ -213,3 +215,38 @@ def test_an_update_whose_only_scored_windows_are_left_out_as_not_finite_moves_no
     assert all(r.loss == 0.0 and r.grad_norm == 0.0 and not r.skipped for r in records)  # nothing to learn
     for before, p in zip(weights, f.network.parameters(), strict=True):
         assert torch.equal(before, p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_update_of_many_rows_without_autograd_sets_the_backward_passs_gradient_to_rounding(dtype):
+    # _direct_gradients of 70 windows (gru_rows): the loss and every weight's gradient of the backward
+    # pass through chunk_losses, to float32's or float64's rounding; padded windows (a series younger
+    # than the window) and a loss other than the absolute one go the backward way
+    config = ForecasterConfig(k1=2, k2=6, hidden_size=8, hybrid=False, warmup_updates=0, normalize=False)
+    net = Forecaster(config).network.to(dtype)
+    eng = engine.TBPTTEngine(net, config)
+    g = torch.Generator().manual_seed(1)
+    rows, inputs = 70, net.cells[0].weight_ih.shape[1]
+    start = torch.randn(rows, 1, 8, generator=g, dtype=dtype)  # [B, layers, H]
+    x = torch.randn(6, rows, inputs, generator=g, dtype=dtype)  # [L, B, I]
+    y, mask = torch.randn(6, rows, 1, generator=g, dtype=dtype), torch.rand(6, rows, 1, generator=g) > 0.2
+    windows = (start, x, y, mask, torch.zeros(rows, dtype=torch.long), 2, None)
+    with torch.enable_grad():
+        loss, grads = eng._direct_gradients(*windows)
+        eng._clear_grads()
+        parts = eng.chunk_losses(*windows)
+        for part in parts:
+            part.backward()
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert abs(loss - float(sum(p.detach() for p in parts))) <= tol * abs(loss)
+    assert set(grads) == set(eng.params)
+    for param, grad in grads.items():
+        assert grad.dtype == dtype and grad.shape == param.shape
+        assert float((grad - param.grad).abs().max()) <= tol * max(1.0, float(param.grad.abs().max()))
+    padded = torch.zeros(rows, dtype=torch.long)
+    padded[0] = 2  # one window starts two steps late
+    with torch.enable_grad():
+        assert eng._direct_gradients(start, x, y, mask, padded, 2, None) is None
+    eng.config = ForecasterConfig(k1=2, k2=6, hidden_size=8, hybrid=False, loss="mse")
+    with torch.enable_grad():
+        assert eng._direct_gradients(*windows) is None

@@ -158,12 +158,12 @@ def _gradients(da: torch.Tensor, hidden: int) -> tuple[torch.Tensor, ...]:
     rz, ni = slice(0, 2 * hidden), slice(3 * hidden, 4 * hidden)  # r's and z's rows, n's input part's
     w_ih = torch.cat([da[rz, hidden:-1], da[ni, hidden:-1]])
     b_ih = torch.cat([da[rz, -1], da[ni, -1]])
-    return w_ih, da[: 3 * hidden, :hidden].clone(), b_ih, da[: 3 * hidden, -1].clone()
+    return w_ih, da[: 3 * hidden, :hidden].contiguous(), b_ih, da[: 3 * hidden, -1].contiguous()  # (copies)
 
 
 def _chunk(x, h0, a, w_hh, head_w, head_b, base, y, mask, scale, grads, buffers) -> torch.Tensor:
     """One chunk's window (C rows): forward, loss, backward. Adds the gradients of ``scale``
-    times the chunk's summed loss into ``grads`` (the augmented matrix's [4H, H + I + 1],
+    times the chunk's summed loss into ``grads`` (the augmented matrix's, transposed: [H + I + 1, 4H];
     head_w's, head_b's; in place) and returns each row's summed loss [C]. x [L, C, I] the inputs
     fed, h0 [C, H] the detached start (the truncation: no gradient flows into it), ``a`` the
     augmented weights, base, y, mask [m, C, d]; ``buffers`` (pre, gates, z_rows) flat, of at
@@ -202,11 +202,12 @@ def _chunk(x, h0, a, w_hh, head_w, head_b, base, y, mask, scale, grads, buffers)
         if t > 0:  # (at t = 0 the start is a constant: the truncation)
             dh.addmm_(w_back, hidden_grads[t])  # dh = d z + W_hh^T (dr, dz, dn r)  [H, C]
     # every step and row in one product: rows r, z and n's hidden part against (h, x, 1), n's input
-    # part against (x, 1) only (its block against h is zero in ``augmented`` and never read)
+    # part against (x, 1) only (its block against h is zero in ``augmented`` and never read); the
+    # transposed gradient [H + I + 1, 4H] (the products this way round: 0.82 ms a chunk against 1.08)
     flat_z = z_rows.view(width, (length + 1) * rows)[:, : length * rows]  # [H + I + 1, L C]
     flat_pre = pre.view(4 * hidden, length * rows)
-    grads[0][: 3 * hidden].addmm_(flat_pre[: 3 * hidden], flat_z.t())  # [3H, H + I + 1]
-    grads[0][3 * hidden :, hidden:].addmm_(flat_pre[3 * hidden :], flat_z[hidden:].t())  # [H, I + 1]
+    grads[0][:, : 3 * hidden].addmm_(flat_z, flat_pre[: 3 * hidden].t())  # [H + I + 1, 3H]
+    grads[0][hidden:, 3 * hidden :].addmm_(flat_z[hidden:], flat_pre[3 * hidden :].t())  # [I + 1, H]
     return sums
 
 
@@ -226,7 +227,7 @@ def mean_loss_gradients(
     real = np.float32 if dtype == torch.float32 else np.float64
     scale = float(real(1.0) / real(batch))  # d mean / d sum, as torch's mean gives it back
     a = augmented(w_ih, w_hh, b_ih, b_hh)  # [4H, H + I + 1]
-    grads = (torch.zeros_like(a), torch.zeros_like(head_w), torch.zeros_like(head_b))
+    grads = (a.new_zeros(a.shape[1], a.shape[0]), torch.zeros_like(head_w), torch.zeros_like(head_b))  # (a's: a^T's)
     rows = min(batch, CHUNK_ROWS * torch.get_num_threads())
     sizes = (4 * hidden * length * rows, 3 * hidden * length * rows, (hidden + inputs + 1) * (length + 1) * rows)
     buffers = tuple(torch.empty(size, dtype=dtype) for size in sizes)  # (pre, gates, z_rows: _chunk's)
@@ -236,7 +237,7 @@ def mean_loss_gradients(
         chunk_base = None if base is None else base[:, part].detach()
         sums[part] = _chunk(x[:, part], h0[part], a, w_hh, head_w, head_b, chunk_base,
                             y[:, part].detach(), mask[:, part], scale, grads, buffers)  # fmt: skip
-    return sums, sums.mean(), (*_gradients(grads[0], hidden), grads[1], grads[2])
+    return sums, sums.mean(), (*_gradients(grads[0].t(), hidden), grads[1], grads[2])
 
 
 def warm(dtype: torch.dtype = torch.float32) -> None:

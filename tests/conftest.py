@@ -52,11 +52,12 @@ def float64_kernels() -> None:
     record, as ``warm_kernels`` calls them for float32.)"""
     import torch
 
-    from tbptt_online import gru_window
+    from tbptt_online import gru_rows, gru_window
     from tbptt_online.config import ForecasterConfig
     from tbptt_online.probe import TruncationProbe
 
     gru_window.warm(torch.float64)
+    gru_rows.warm(torch.float64)  # an update of many series' replay
     config = ForecasterConfig()
     probe, slot = TruncationProbe(config, torch.float64), torch.zeros(1, dtype=torch.int64)
     probe.follow(slot)

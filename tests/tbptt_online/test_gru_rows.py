@@ -22,11 +22,22 @@ def torch_mean_and_gradients(x, h0, weights, base, y, mask):
 
 @pytest.mark.parametrize(("rows", "length", "m", "d", "chunk"), [(1, 31, 8, 1, 1), (23, 9, 3, 2, 5), (40, 5, 4, 1, 40)])
 @pytest.mark.parametrize("with_base", [False, True])
-def test_mean_loss_and_gradients_equal_torchs_autograd(rows, length, m, d, chunk, with_base, monkeypatch):
-    # chunks of 5 rows for 23 (the last one of 3), one chunk of 40, and one row
+def test_mean_loss_and_gradients_equal_torchs_autograd(
+    rows, length, m, d, chunk, with_base, monkeypatch, torch_threads
+):
+    # chunks of 5 rows for 23 (the last one of 3), one chunk of 40, and one row (one thread: CHUNK_ROWS a chunk)
+    torch_threads(1)
     monkeypatch.setattr(gru_rows, "CHUNK_ROWS", chunk)
+    chunks = []
+
+    def counted(x, *args, original=gru_rows._chunk):
+        chunks.append(x.shape[1])
+        return original(x, *args)
+
+    monkeypatch.setattr(gru_rows, "_chunk", counted)
     x, h0, weights, base, y, mask = case(rows, length, m, d, with_base, torch.float64)
     sums, mean, grads = gru_rows.mean_loss_gradients(x, h0, *weights, base, y, mask)
+    assert chunks == [chunk] * (rows // chunk) + ([rows % chunk] if rows % chunk else [])
     want_sums = torch_window_sums(x, h0, weights, base, y, mask)
     want_mean, want_grads = torch_mean_and_gradients(x, h0, weights, base, y, mask)
     assert sums.dtype == torch.float64 and sums.shape == (rows,)

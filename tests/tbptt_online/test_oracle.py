@@ -411,10 +411,12 @@ def test_hybrid_multivariate_updates_equal_oracle(cell):
 
 @pytest.mark.parametrize(("hybrid", "chunk"), [(False, 1), (False, 2), (True, 2)])
 @pytest.mark.parametrize(("k1", "k2"), [(1, 5), (2, 5), (5, 2)])
-def test_replays_of_many_rows_without_autograd_equal_oracle(k1, k2, hybrid, chunk, monkeypatch):
+def test_replays_of_many_rows_without_autograd_equal_oracle(k1, k2, hybrid, chunk, monkeypatch, torch_threads):
     # An update's replay of many rows (one GRU layer, no padding, the absolute loss of a point
     # forecast) takes its loss and gradients from gru_rows (_direct_gradients), no autograd: force
-    # it for every such replay (MIN_ROWS 1, none through gru_window), in chunks of 1 or 2 rows
+    # it for every such replay (MIN_ROWS 1, none through gru_window), in chunks of 1 or 2 rows (one
+    # thread: CHUNK_ROWS rows a chunk)
+    torch_threads(1)
     monkeypatch.setattr(gru_rows, "MIN_ROWS", 1)
     monkeypatch.setattr(gru_rows, "CHUNK_ROWS", chunk)
     monkeypatch.setattr(gru_window, "FEW_ROWS", 0)

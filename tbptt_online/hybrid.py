@@ -158,6 +158,7 @@ def score(
     rows' ``c_*`` copies are updated in place (the coverage per horizon counts ``y`` as it is)."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
     sent, nonneg = readable(y, rows["x_nonneg"])
+    shift_at = readable(_shift_at(rows))[0]
     written = writable(rows, SCORED)
     ring, ref = origin.numpy(), origin_ref.numpy()  # shared: each row reads its own slot
     normal, multiplier = calibration.normals(float(level))
@@ -168,9 +169,16 @@ def score(
         len(step),
         lambda r: kernels.score(
             *(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal, multiplier,
-            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r]), (sent[r], nonneg[r]),
+            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r]), (sent[r], nonneg[r], shift_at[r]),
         ),
     )  # fmt: skip
+
+
+def _shift_at(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, d] int64: the step of each row's last change (``o_shift_at``; zeros, none, where the rows have none)."""
+    if "o_shift_at" in rows:
+        return rows["o_shift_at"]
+    return torch.zeros(tuple(rows["x_seen"].shape), dtype=torch.int64)
 
 
 def detection_due(step: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -830,15 +838,17 @@ def members(
     horizon: int,
     paths: torch.Tensor | None = None,
     base: Base | None = None,
+    origin: tuple[torch.Tensor, ...] | None = None,
 ) -> Members:
     """Every member's forecasts ``[B, H, E, d]``, their combination ``[B, H, d]`` (the served
     mean) and each combiner's ``[B, H, 2, d]``, from the rows as they are (the network's
     correction included); ``paths`` and ``base``: the experts' forecasts and ``base_path`` of
-    these rows when already made."""
+    these rows when already made; ``origin``: the store's c_origin and c_origin_ref, to leave out
+    the members that lag after a change as a tick does (``base_path``; a view has none)."""
     if paths is None:
         paths = experts.paths(rows, step, horizon, rows["c_loss"].shape[1])  # [B, H, E - 1, d]; past Hc, no AR change
     if base is None:
-        base = base_path(rows, paths)
+        base = base_path(rows, paths, step, origin)
     b, h, e, d = paths.shape
     every = torch.empty(b, h, e + 1, d, dtype=torch.float64)
     mean = torch.empty(b, h, d, dtype=torch.float64)
@@ -849,10 +859,29 @@ def members(
     return Members(every, mean, combined)
 
 
-def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
+def changes_of(
+    rows: dict[str, torch.Tensor], origin: tuple[torch.Tensor, ...] | None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """What ``after_change`` reads of the rows: their o_shift_at [B, d] and the store's forecasts remembered
+    (``origin``: c_origin and c_origin_ref, read at the rows' slots, the values ring's rows); without
+    ``origin`` (a view's rows: no snapshot holds it) no change, and nothing to read."""
+    if origin is None:
+        empty = (np.zeros((1, 1, 1, 1, 1), dtype=np.float32), np.zeros((1, 1, 1)))
+        return np.zeros(tuple(rows["x_seen"].shape), dtype=np.int64), empty
+    return readable(_shift_at(rows))[0], (origin[0].numpy(), origin[1].numpy())
+
+
+def base_path(
+    rows: dict[str, torch.Tensor],
+    paths: torch.Tensor,
+    steps: torch.Tensor | None = None,
+    origin: tuple[torch.Tensor, ...] | None = None,
+) -> Base:
     """The base from the experts' ``paths`` [B, H, E - 1, d]: their share of the served
     combination, renormalised (the weights of all members, the network's included, are
-    computed once per tick; ``hybrid_kernels.base``)."""
+    computed once per tick; ``hybrid_kernels.base``); ``origin``: the store's c_origin and c_origin_ref,
+    where the members that lag after a change are to be left out as the tick left them out, at the rows'
+    ``steps`` [B] (``after_change``; None: none are)."""
     b, h, _, d = paths.shape
     tracked = min(h, rows["c_loss"].shape[1])  # the horizons whose weights are tracked (Hc), up to H
     path = torch.empty(b, h, d, dtype=torch.float64)
@@ -865,8 +894,16 @@ def base_path(rows: dict[str, torch.Tensor], paths: torch.Tensor) -> Base:
         rows["x_season_length"],
         rows["c_member_n"],
     )
-    arrays += [path.numpy(), partial.numpy(), net.numpy()]  # every one [B, ...]
-    over_rows(b, lambda r: kernels.base(*(a[r] for a in arrays)))
+    shift_at, (ring_origin, ref) = changes_of(rows, origin)
+    steps = torch.zeros(b, dtype=torch.int64) if steps is None else steps
+    slot, step, ring = readable(rows["slot"], steps, rows["x_raw"])
+    outs = [path.numpy(), partial.numpy(), net.numpy()]  # every one [B, ...]
+    over_rows(
+        b,
+        lambda r: kernels.base(
+            *(a[r] for a in arrays), (slot[r], step[r], shift_at[r], ring_origin, ref, ring), *(a[r] for a in outs)
+        ),
+    )
     return Base(path, partial, net)
 
 

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from tbptt_online import calibration, combination
+from tbptt_online import after_change, calibration, combination
 from tbptt_online.compiled import compiled, inlined, prefetch, ring_value, unsigned
 from tbptt_online.expert_kernels import SMOOTHING_CLIP, allowed_experts, local_scale
 from tbptt_online.outliers import YOUNG
@@ -144,7 +144,7 @@ def score(
     ``judged`` = (the values as sent [B, d], ``y`` before the outliers clipped a value, and x_nonneg
     [B, d], every value before them >= 0): what the coverage counts (``_covered``)."""
     phase, phase_of, fit, lengths, ring, factor = phased
-    sent, nonneg = judged
+    sent, nonneg, shift_at = judged
     n_rows, d = y.shape
     horizons, members = loss.shape[1], loss.shape[2]
     fast, slow, meta = combination.DISCOUNT, combination.SLOW_DISCOUNT, combination.META_DISCOUNT
@@ -190,6 +190,8 @@ def score(
                 # (see STORED_RESOLUTION; a young error's as it is taken: from a spike's distance, the floor alone
                 # made the width 1.2e23 after 1e30 among values 0 to 4)
                 floor = max(1e-6 * unit, STORED_RESOLUTION * min(abs(y[b, k] - ref), widest))
+                if t - h < shift_at[b, k]:  # made before the series' last change: a width of the old series
+                    continue  # (the combiners and the coverage count it; the widths, the phases and ratios not)
                 if h == 1:
                     first = served
                 # in the phase's units: the width served was the factor's multiple of the one tracked (a miss
@@ -230,6 +232,7 @@ def base(
     positive,
     lengths,
     scored,
+    changed,
     out,
     partial,
     net,
@@ -244,7 +247,10 @@ def base(
     of the served mean and of each combiner's forecast (fast, slow), summed in member order,
     and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
     combiner. A row's weights live in scratch arrays of one row while its sums are made
-    (nothing of size [B, Hc, E, d] is written and read back)."""
+    (nothing of size [B, Hc, E, d] is written and read back). ``changed`` = (the rows' slots [B],
+    steps [B] and o_shift_at [B, d], the store's c_origin and c_origin_ref, the values ring): within Hc
+    values after a row's last change, the members that have not caught up take no weight at the horizons
+    not yet scored since it (``after_change``; o_shift_at 0: none, as a view's rows are served)."""
     n_rows, horizon, experts, d = paths.shape
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
     mixture = combination.MIXTURE
@@ -254,6 +260,8 @@ def base(
     weights = np.empty((horizons, members))  # the served weights
     totals = np.empty(horizons)  # the experts' share of them, per horizon
     own = np.empty(experts)
+    lags = np.empty(members, dtype=np.bool_)  # which members lag after a change (``after_change``)
+    slot, step, shift_at, origin, origin_ref, ring = changed
     for b in range(n_rows):
         for k in range(d):
             _allowed(allowed, positive[b, k], lengths[b, k, 0] > 0, scored[b, k])
@@ -261,6 +269,11 @@ def base(
                 fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count, allowed,
                 b, k, logits, combiners, weights,
             )  # fmt: skip
+            if shift_at[b, k] > 0:  # members that have not caught up after a change (``after_change``)
+                at = shift_at[b, k]
+                since = after_change.lagging(origin, origin_ref, ring, slot[b], k, step[b], at, members, lags)
+                if since > 0:
+                    after_change.dropped(weights, combiners, lags, since)
             for h in range(net.shape[1]):
                 net[b, h, 0, k] = weights[h, experts]
                 for i in range(combination.COMBINERS):
@@ -368,7 +381,7 @@ def score_far(
     ``score``; the error and the width served with it divided by ``factor`` [B, d], the factor of the value's
     phase (``score``). The coverage per far horizon ``coverage`` [B, F, 4, d] of the values as sent (``judged``, as
     ``score``'s; ``_covered``)."""
-    sent, nonneg = judged
+    sent, nonneg, shift_at = judged
     n_rows, d = y.shape
     ring = far_origin.shape[1]
     for b in range(n_rows):
@@ -386,6 +399,8 @@ def score_far(
                     continue
                 g, served = factor[b, k], far_origin[s, origin % ring, f, 1, k]
                 _covered(coverage, b, f, k, abs(sent[b, k] - made), served, nonneg[b, k] and sent[b, k] < 0.0)
+                if origin < shift_at[b, k]:  # made before the series' last change (``score``)
+                    continue
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit) / g
                 half = served / g
                 far_q[b, f, k] = calibration.spread_stepped(

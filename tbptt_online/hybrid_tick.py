@@ -68,7 +68,7 @@ class HybridTick:
         origin = (tensors["c_origin"], tensors["c_origin_ref"], tensors["c_far_origin"])
         target, defined = score_and_advance(rows, y, observed, shifted, steps, cfg.interval_level, origin, sent)
         self.seasons(rows, steps)  # (a detection may replace the rows' tensors: the arrays are taken again below)
-        x, paths, base = base_and_input(rows, y, steps, target, cfg.calibrated_horizon)
+        x, paths, base = base_and_input(rows, y, steps, target, cfg.calibrated_horizon, origin)
         flagged = None if flagged is None else torch.from_numpy(flagged)
         return x, torch.from_numpy(target), torch.from_numpy(defined), paths, base, flagged
 
@@ -136,7 +136,8 @@ class HybridTick:
         from the saved state as the tick made them."""
         rows = hybrid.rows_at(self.store.tensors, slots)
         steps = self.store.get("steps", slots)
-        mean = hybrid.members(rows, steps, self.config.calibrated_horizon).mean  # [B, Hc, d]
+        origin = (self.store.tensors["c_origin"], self.store.tensors["c_origin_ref"])  # (``after_change``)
+        mean = hybrid.members(rows, steps, self.config.calibrated_horizon, origin=origin).mean  # [B, Hc, d]
         b, _, d = mean.shape
         path, q, far, seen, nonneg, missing = readable(
             mean[:, :1], rows["c_q"], rows["c_far_q"], rows["x_seen"], rows["x_nonneg"], rows["x_missing"]
@@ -186,6 +187,7 @@ def score_and_advance(
     phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
     lengths = readable(rows["x_season_length"])[0]
     nonneg = readable(rows["x_nonneg"])[0]  # (before the values: ``advance`` writes it after the scoring)
+    shift_at = readable(rows["o_shift_at"])[0]  # (the outlier rule's, this value's change included)
     factor = np.empty((b, d))  # the scored values' phase factors (``hybrid_kernels.score``)
     over_rows(
         b,
@@ -195,7 +197,7 @@ def score_and_advance(
             (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
             (phase[r], phase_of[r], gain[r], lengths[r], ring, factor[r]),
-            (sent[r], nonneg[r]),
+            (sent[r], nonneg[r], shift_at[r]),
         ),
     )  # fmt: skip
     return target, defined
@@ -205,7 +207,12 @@ BaseArrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # ``hybrid.Base``'s path
 
 
 def base_and_input(
-    rows: dict[str, torch.Tensor], y: np.ndarray, steps: torch.Tensor, target: np.ndarray, horizons: int
+    rows: dict[str, torch.Tensor],
+    y: np.ndarray,
+    steps: torch.Tensor,
+    target: np.ndarray,
+    horizons: int,
+    origin: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, np.ndarray, BaseArrays]:
     """After value ``y`` [B, d] and its ``target`` [B, d]: the experts' paths [B, H + F, E - 1, d]
     to ``horizons`` (H = Hc), then at the far horizons (``calibration.far_horizons``), their
@@ -222,13 +229,14 @@ def base_and_input(
     x = np.empty((b, hybrid.FEATURES * d))
     ring, season, *read = readable(*(rows[name] for name in experts.READ))
     weights = readable(*(rows[name] for name in combination.FIELDS), rows["x_positive"], rows["x_season_length"])
-    weights += readable(rows["c_member_n"])
+    shift_at, origins = hybrid.changes_of(rows, origin)  # the forecasts made since a change (``after_change``)
+    weights += [*readable(rows["c_member_n"]), shift_at]
     following = writable(rows, ("n_base", "n_scale"))  # the next value's, written in place
     over_rows(
         b,
         lambda r: tick_kernels.after_seasons(
             slot[r], step[r], y[r], target[r], (ring, season, *_part(read, r)), _part(weights, r), far_at, paths[r],
-            _part(base, r), _part(following, r), x[r],
+            _part(base, r), _part(following, r), x[r], origins,
         ),
     )  # fmt: skip
     return torch.from_numpy(x), paths, base

@@ -74,19 +74,21 @@ def before_seasons(
 
 
 @compiled
-def after_seasons(slot, step, y, target, read, weights, far_at, paths, base, next_base, features):
+def after_seasons(slot, step, y, target, read, weights, far_at, paths, base, next_base, features, origins):
     """The experts' ``paths`` [B, Hc + F, E - 1, d] (``expert_kernels.paths``, ``read`` = the values
     ring, the seasonal tables and the fields of ``experts.READ``): the horizons 1 .. Hc, then the far
     horizons ``far_at`` [F], their combination
     ``base`` = (path, partial, net) (``hybrid_kernels.base``, ``weights`` = the combination's
-    fields, x_positive, x_season_length, c_member_n; past Hc, Hc's weights), ``next_base`` = (n_base,
+    fields, x_positive, x_season_length, c_member_n, o_shift_at; past Hc, Hc's weights; ``origins`` = the
+    store's c_origin, c_origin_ref: the forecasts made since a change, ``after_change``), ``next_base`` = (n_base,
     n_scale) [B, d] each written in place (the base's next value and the local scale it is made in),
     and the network's input ``features`` [B, F * d] (``hybrid_kernels.features``)."""
     ring, lengths, scale, level = read[0], read[2], read[3], read[4]  # (read[1]: the seasonal tables)
     tracked = base[2].shape[1]  # Hc
     expert_kernels.paths(paths, tracked, far_at, calibration.FAR_EVERY, slot, step, *read)  # Hc, then the far ones
     path, partial, net = base
-    hybrid_kernels.base(paths, *weights, path, partial, net)
+    changed = (slot, step, weights[-1], origins[0], origins[1], ring)  # (``after_change``)
+    hybrid_kernels.base(paths, *weights[:-1], changed, path, partial, net)
     n_base, n_scale = next_base
     n_rows, d = y.shape
     for b in range(n_rows):

@@ -312,7 +312,13 @@ def _hybrid_forecasts(
         mean = tensors["served_path"][slots, :horizon]  # [B, H, d]
     else:
         rows = hybrid.rows_at(tensors, slots)
-        mean = hybrid.members(rows, steps, horizon).mean  # [B, H, d]
+        # the store's own tensors (a live read): the forecasts made since a change, to leave out the members
+        # that lag as the tick did (``after_change``); a snapshot holds none of them
+        live = "c_origin" in tensors and rows["slot"] is slots
+        origin = (tensors["c_origin"], tensors["c_origin_ref"]) if live else None
+        mean = hybrid.members(rows, steps, horizon, origin=origin).mean  # [B, H, d]
+        if origin is None:  # a snapshot: to the calibrated horizon the path the tick served, as above
+            mean[:, : cfg.calibrated_horizon] = tensors["served_path"][slots]
     b, d = len(slots), cfg.n_features
     if all(level == cfg.interval_level for level in levels):  # the usual request: the tracked widths
         ratio = np.ones((b, 1, d))

@@ -27,7 +27,16 @@ def base_of(expert_loss: np.ndarray, network_loss: float, scale: float) -> tuple
     positive, season_length, scored = np.ones((1, 1), bool), np.zeros((1, 1, 2), np.int64), np.full((1, 1), 500.0)
     out, partial, net = np.empty((1, 1, 1)), np.empty((1, 1, 3, 1)), np.empty((1, 1, 3, 1))
     combination_fields = (loss, count, loss.copy(), count, meta, count)  # fast, slow, the mixture's: loss and count
-    hybrid_kernels.base(paths, *combination_fields, positive, season_length, scored, out, partial, net)
+    none = np.zeros(1, np.int64)  # the row's slot and step; no change (o_shift_at 0): nothing read of the rest
+    changed = (
+        none,
+        none,
+        np.zeros((1, 1), np.int64),
+        np.zeros((1, 1, 1, 1, 1), np.float32),
+        np.zeros((1, 1, 1)),
+        np.zeros((1, 1, 1)),
+    )
+    hybrid_kernels.base(paths, *combination_fields, positive, season_length, scored, changed, out, partial, net)
     allowed = np.empty(EXPERTS, dtype=np.bool_)
     allowed_experts(allowed, True, False, 500.0)
     return out[0, 0, 0], paths[0, 0, :, 0], allowed

@@ -67,12 +67,13 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons, sent):
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
         *combined, level, normal, multiplier,
         (a["c_phase"], a["c_phase_of"], a["c_phase_fit"], a["x_season_length"], a["x_raw"], factor),
-        (sent, a["x_nonneg"].copy()),
+        (sent, a["x_nonneg"].copy(), a["o_shift_at"]),
     )  # fmt: skip
     far_at = calibration.far_array(horizons)
     hybrid_kernels.score_far(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"],
-        a["c_far_spread"], far_at, level, multiplier, factor, a["c_far_coverage"], (sent, a["x_nonneg"].copy()),
+        a["c_far_spread"], far_at, level, multiplier, factor, a["c_far_coverage"],
+        (sent, a["x_nonneg"].copy(), a["o_shift_at"]),
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
@@ -85,7 +86,8 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons, sent):
     path, partial = np.empty((b, extended, d)), np.empty((b, extended, 1 + combination.COMBINERS, d))
     net = np.empty((b, horizons, 1 + combination.COMBINERS, d))
     weights = [a[name] for name in combination.FIELDS] + [a["x_positive"], a["x_season_length"], a["c_member_n"]]
-    hybrid_kernels.base(paths, *weights, path, partial, net)
+    changed = (slot, step, a["o_shift_at"], a["c_origin"], a["c_origin_ref"], a["x_raw"])  # (``after_change``)
+    hybrid_kernels.base(paths, *weights, changed, path, partial, net)
     a["n_base"][:] = path[:, 0]
     level_now = np.abs(a["x_level"][:, 0, REFERENCE])
     a["n_scale"][:] = np.maximum(np.maximum(a["x_scale"], UNIT_RELATIVE * level_now), UNIT_FLOOR)
@@ -164,7 +166,7 @@ def check_against_kernels(n_features: int) -> None:
 
     origin = tuple(rows[name] for name in hybrid.ORIGIN_RING)
     target, defined = hybrid_tick.score_and_advance(rows, y, observed, shifted, steps, level, origin, sent)
-    x, paths, base = hybrid_tick.base_and_input(rows, y, steps, target, horizons)
+    x, paths, base = hybrid_tick.base_and_input(rows, y, steps, target, horizons, origin)
     served, mean = hybrid_tick.remember_and_serve(rows, steps, pred, paths, base, origin)
 
     for name, got, want in zip(

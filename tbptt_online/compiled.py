@@ -69,6 +69,7 @@ KERNEL_MODULES = (
     "excursions",
     "calibration",
     "combination",
+    "after_change",
     "expert_kernels",
     "hybrid_kernels",
     "tick_kernels",

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,21 @@ def score_stream(series: RealSeries, ours: ForecasterConfig) -> list[dict[str, A
     return rows
 
 
+def picked(
+    series_list: list[RealSeries], only: list[str] | None, known: Sequence[str], among: str, smoke: bool
+) -> list[RealSeries]:
+    """The series ``--only`` names (all where None; ``SystemExit`` naming any not in ``known``, "not among
+    ``among``"), cut to a warm-up and ``SMOKE_SCORED`` values under ``--smoke``."""
+    if only:
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise SystemExit(f"--only {','.join(unknown)}: not among {among} {','.join(known)}")
+        series_list = [s for s in series_list if s.name in only]
+    if smoke:
+        series_list = [dataclasses.replace(s, values=s.values[: s.period + SMOKE_SCORED]) for s in series_list]
+    return series_list
+
+
 def guard_counts(model: Any) -> dict[str, int] | None:
     """Ours: how often each instability guard fired on the stream (None for the others)."""
     if not isinstance(model, OurForecaster):
@@ -150,17 +166,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     outside = {"pmdarima": (args.pmdarima, PMDARIMA, pmdarima_series), "sktime": (args.sktime, SKTIME, sktime_series)}
     chosen = next((name for name, (folder, _, _) in outside.items() if folder is not None), None)
     if chosen is None:
-        series_list = all_series(args.only)
+        series_list = picked(all_series(args.only), None, (), "", args.smoke)
     else:
         folder, known, read = outside[chosen]
-        series_list = read(folder)
-        if args.only:
-            unknown = [name for name in args.only if name not in known]
-            if unknown:
-                raise SystemExit(f"--only {','.join(unknown)}: not among --{chosen}'s series {','.join(known)}")
-            series_list = [s for s in series_list if s.name in args.only]
-    if args.smoke:
-        series_list = [dataclasses.replace(s, values=s.values[: s.period + SMOKE_SCORED]) for s in series_list]
+        series_list = picked(read(folder), args.only, known, f"--{chosen}'s series", args.smoke)
     rows = [row for series in series_list for row in score_stream(series, ours)]
     streams = [stream_summary([r for r in rows if r["stream"] == s.name]) for s in series_list]
     names = list(dict.fromkeys(s.dataset for s in series_list))

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from benchmarks import report
-from benchmarks.accuracy import COVERAGE_HORIZONS, HORIZON, LEVEL, SMOKE_SCORED, WARMUP_SHARE, score_stream, warmup_of
+from benchmarks.accuracy import COVERAGE_HORIZONS, HORIZON, LEVEL, WARMUP_SHARE, picked, score_stream, warmup_of
 from benchmarks.accuracy_render import coverage_table, outside_table, ratio_table, tally_lines, timing_line
 from benchmarks.accuracy_summary import COLUMNS, stream_summary, tally
 from benchmarks.real_series import RealSeries
@@ -204,14 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = made.parse_args(argv)
     info = report.machine("benchmarks.heldout_series", argv)
     started = time.perf_counter()
-    series_list = heldout_series(args.wheels)
-    if args.only:
-        unknown = [name for name in args.only if name not in SERIES]
-        if unknown:
-            raise SystemExit(f"--only {','.join(unknown)}: not among the held-out series {','.join(SERIES)}")
-        series_list = [s for s in series_list if s.name in args.only]
-    if args.smoke:
-        series_list = [dataclasses.replace(s, values=s.values[: s.period + SMOKE_SCORED]) for s in series_list]
+    series_list = picked(heldout_series(args.wheels), args.only, SERIES, "the held-out series", args.smoke)
     longest_first = sorted(series_list, key=lambda s: -len(s.values))
     with Pool(args.processes) as pool:
         done = dict(zip([s.name for s in longest_first], pool.map(scored, longest_first, chunksize=1), strict=True))

@@ -25,28 +25,32 @@ rational function within 6 float32 ulps of tanh that the compiler turns into vec
 instructions, where a library call per element would not be (and torch's ``gru_cell`` calls
 MKL's tanh, six times its sigmoid's cost). The sums run in another order than torch's: the
 result differs from the ops' replay by float32 rounding (tested against autograd in float64).
-Rows go ``CHUNK_ROWS`` at a time, into arrays reused by the next chunk, the weights' gradients
-added up over chunks.
+Rows go ``CHUNK_ROWS`` at a time, into arrays reused by the next chunk; each chunk's weights'
+gradients are its own, added up in chunk order at the end. On several torch threads the chunks
+run on as many threads at once, each chunk on one (``one_thread``): the same bits as on one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 from numba.extending import overload
 
+from tbptt_online import one_thread
 from tbptt_online.compiled import compiled, unsigned
 
-# Rows replayed at a time on each of torch's threads: a chunk's arrays (products, gates, states: 270 KB
-# a step, 8.4 MB a window of 31 steps at 256 rows of hidden 32) stay in the core's caches from the step
-# that writes them to the one that reads them and to the weights' gradient product. Measured (one
-# thread, 10,000 rows, 31 steps, an update's gradients, best of 4 alternated): 128 rows 150 ms, 192 140,
-# 256 138, 384 148, 512 157, 1,024 159, 2,048 179, 4,096 214. With T threads a chunk is T times as
-# many rows, so that torch's threads share each product as they shared the ops of torch's own replay
-# (the compiled passes run on one thread; two threads could not be measured on this project's loaded
-# machine: the threads of every variant, torch's own replay too, waited on each other for seconds)
+# Rows replayed at a time, a chunk on one thread: a chunk's arrays (products, gates, states: 270 KB a step,
+# 8.4 MB a window of 31 steps at 256 rows of hidden 32) stay in the core's caches from the step that writes
+# them to the one that reads them and to the weights' gradient product. Measured (one thread, 10,000 rows,
+# 31 steps, an update's gradients, best of 4 alternated): 128 rows 150 ms, 192 140, 256 138, 384 148, 512
+# 157, 1,024 159, 2,048 179, 4,096 214. On T threads the chunks go T at a time to threads of their own
+# (``one_thread``), each with torch on one thread, and the same size whatever T: the same products, the
+# same bits. (Chunks of 256 T rows whose products torch's threads shared lost on two threads to torch's
+# own replay, session 61: the compiled passes and the Python of each step ran on one thread while the
+# other waited at the end of every product)
 CHUNK_ROWS = 256
 # Fewer rows than this take the engine's other ways (gru_window's kernels up to its FEW_ROWS, torch's
 # ops). Here from 9 rows on is faster than torch's ops (one thread, 31 steps: 9 rows 0.86 ms against
@@ -219,7 +223,8 @@ def mean_loss_gradients(
     base or None, y, mask [m, B, d]), for many rows: the window sums [B] (the weights' dtype),
     their mean, and the six weights' gradients of the mean (the weights' dtype). The same
     function, summed in another order (the module docstring). Every argument is read without
-    its graph (the weights' values; x and h0 carry no gradient)."""
+    its graph (the weights' values; x and h0 carry no gradient). The same bits on any number of
+    torch threads: each chunk runs on one thread, its gradients added to the others' in chunk order."""
     w_ih, w_hh, b_ih, b_hh, head_w, head_b = (w.detach() for w in (w_ih, w_hh, b_ih, b_hh, head_w, head_b))
     x, h0 = x.detach(), h0.detach()  # (h0 is the truncation's constant start)
     length, batch, inputs = x.shape
@@ -227,16 +232,27 @@ def mean_loss_gradients(
     real = np.float32 if dtype == torch.float32 else np.float64
     scale = float(real(1.0) / real(batch))  # d mean / d sum, as torch's mean gives it back
     a = augmented(w_ih, w_hh, b_ih, b_hh)  # [4H, H + I + 1]
-    grads = (a.new_zeros(a.shape[1], a.shape[0]), torch.zeros_like(head_w), torch.zeros_like(head_b))  # (a's: a^T's)
-    rows = min(batch, CHUNK_ROWS * torch.get_num_threads())
-    sizes = (4 * hidden * length * rows, 3 * hidden * length * rows, (hidden + inputs + 1) * (length + 1) * rows)
-    buffers = tuple(torch.empty(size, dtype=dtype) for size in sizes)  # (pre, gates, z_rows: _chunk's)
+    rows = min(batch, CHUNK_ROWS)
+    parts = [slice(lo, min(lo + rows, batch)) for lo in range(0, batch, rows)]
+    # each chunk's gradients, its own (a's transposed [H + I + 1, 4H], head_w's, head_b's), added up below
+    chunk_grads = tuple(w.new_zeros(len(parts), *shape) for w, shape in ((a, a.t().shape), (head_w, head_w.shape),
+                                                                          (head_b, head_b.shape)))  # fmt: skip
     sums = torch.empty(batch, dtype=dtype)
-    for lo in range(0, batch, rows):
-        part = slice(lo, min(lo + rows, batch))
-        chunk_base = None if base is None else base[:, part].detach()
-        sums[part] = _chunk(x[:, part], h0[part], a, w_hh, head_w, head_b, chunk_base,
-                            y[:, part].detach(), mask[:, part], scale, grads, buffers)  # fmt: skip
+    sizes = (4 * hidden * length * rows, 3 * hidden * length * rows, (hidden + inputs + 1) * (length + 1) * rows)
+
+    def run(chunks: Iterable[int]) -> None:
+        buffers = tuple(torch.empty(size, dtype=dtype) for size in sizes)  # (pre, gates, z_rows: _chunk's, reused)
+        for i in chunks:
+            part = parts[i]
+            chunk_base = None if base is None else base[:, part].detach()
+            sums[part] = _chunk(x[:, part], h0[part], a, w_hh, head_w, head_b, chunk_base, y[:, part].detach(),
+                                mask[:, part], scale, tuple(g[i] for g in chunk_grads), buffers)  # fmt: skip
+
+    one_thread.run_chunks(len(parts), run)
+    grads = tuple(g[0].clone() for g in chunk_grads)
+    for i in range(1, len(parts)):  # (in chunk order, whichever thread ran a chunk: the same bits)
+        for total, g in zip(grads, chunk_grads, strict=True):
+            total.add_(g[i])
     return sums, sums.mean(), (*_gradients(grads[0].t(), hidden), grads[1], grads[2])
 
 

@@ -192,14 +192,9 @@ def few_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, activ
 
 def many_rows_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:
     """Whether an update's replay can run through ``gru_rows`` (its docstring): as
-    ``few_rows_gru`` asks, but at least ``gru_rows.MIN_ROWS`` rows, and torch on one thread.
-    On two, torch's own replay spreads every operation over both, where ``gru_rows`` runs its
-    compiled passes and its loop of steps on one: ``benchmarks.throughput`` at 10,000 series
-    read 121,395 and 117,707 obs/s on two threads with it, 133,173 to 140,823 in the three runs
-    before it (session 61), while one thread gained (80,444 and 87,898 against 82,247 to 82,773)."""
-    return (
-        x.shape[1] >= gru_rows.MIN_ROWS and torch.get_num_threads() == 1 and _plain_gru(network, x, start, active_from)
-    )
+    ``few_rows_gru`` asks, but at least ``gru_rows.MIN_ROWS`` rows. On several torch threads its
+    chunks go to threads of their own, each on one (``one_thread``), with the same results."""
+    return x.shape[1] >= gru_rows.MIN_ROWS and _plain_gru(network, x, start, active_from)
 
 
 def _plain_gru(network: RecurrentNetwork, x: torch.Tensor, start: State, active_from: torch.Tensor) -> bool:

@@ -96,11 +96,11 @@ def test_updates_of_few_rows_without_autograd_give_the_bits_of_the_backward_pass
     assert_identical(snapshot(ours), snapshot(theirs))
 
 
-@pytest.mark.parametrize("rows", [2, 70])  # gru_window's kernels, gru_rows
-def test_an_update_whose_window_is_not_finite_goes_the_backward_way(rows, torch_threads):
+@pytest.mark.parametrize(("rows", "threads"), [(2, 1), (70, 1), (70, 2)])  # gru_window's kernels, gru_rows
+def test_an_update_whose_window_is_not_finite_goes_the_backward_way(rows, threads, torch_threads):
     # _direct_gradients declines a replay where a window's sum is not finite (an infinite target):
     # chunk_losses leaves that window out and the other series' windows still make the update
-    torch_threads(1)  # (gru_rows serves one thread only)
+    torch_threads(threads)  # (gru_rows on two: its chunks on the pool's threads)
     config = ForecasterConfig(k1=2, k2=4, hidden_size=4, hybrid=False, warmup_updates=0, normalize=False)
     net = Forecaster(config).network
     eng = engine.TBPTTEngine(net, config)
@@ -222,7 +222,8 @@ def test_an_update_whose_only_scored_windows_are_left_out_as_not_finite_moves_no
 def test_an_update_of_many_rows_without_autograd_sets_the_backward_passs_gradient_to_rounding(dtype, torch_threads):
     # _direct_gradients of 70 windows (gru_rows): the loss and every weight's gradient of the backward
     # pass through chunk_losses, to float32's or float64's rounding; padded windows (a series younger
-    # than the window), a loss other than the absolute one and torch on two threads go the backward way
+    # than the window) and a loss other than the absolute one go the backward way. On two threads the same
+    # bits (each chunk on one thread, the chunks' gradients added in their order)
     torch_threads(1)
     config = ForecasterConfig(k1=2, k2=6, hidden_size=8, hybrid=False, warmup_updates=0, normalize=False)
     net = Forecaster(config).network.to(dtype)
@@ -249,9 +250,11 @@ def test_an_update_of_many_rows_without_autograd_sets_the_backward_passs_gradien
     padded[0] = 2  # one window starts two steps late
     with torch.enable_grad():
         assert eng._direct_gradients(start, x, y, mask, padded, 2, None) is None
-    torch_threads(2)  # torch's own replay spreads every op over both threads
+    torch_threads(2)
     with torch.enable_grad():
-        assert eng._direct_gradients(*windows) is None
+        two = eng._direct_gradients(*windows)
+    assert two is not None and two[0] == loss
+    assert all(torch.equal(two[1][param], grad) for param, grad in grads.items())
     torch_threads(1)
     eng.config = ForecasterConfig(k1=2, k2=6, hidden_size=8, hybrid=False, loss="mse")
     with torch.enable_grad():

@@ -4,6 +4,7 @@ gradients through torch's ops and autograd (float64: to 1e-12; float32: to its r
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -58,6 +59,33 @@ def test_float32_gives_float32_within_its_rounding():
     for got, want in zip(grads, want_grads, strict=True):
         assert got.dtype == torch.float32
         assert float((got - want).norm()) <= 1e-5 * float(want.norm())
+
+
+@pytest.mark.parametrize(("dtype", "rows", "chunk"), [(torch.float64, 23, 5), (torch.float32, 300, 64)])
+def test_two_threads_give_one_threads_bits(dtype, rows, chunk, monkeypatch, torch_threads):
+    # on two threads each chunk runs on a pool thread with torch on one thread (its products the same
+    # as on one), and the chunks' gradients are added in chunk order: the same bits as one thread
+    monkeypatch.setattr(gru_rows, "CHUNK_ROWS", chunk)
+    seen = []
+
+    def counted(x, *args, original=gru_rows._chunk):
+        seen.append((x.shape[1], threading.current_thread().name, torch.get_num_threads()))
+        return original(x, *args)
+
+    monkeypatch.setattr(gru_rows, "_chunk", counted)
+    x, h0, weights, base, y, mask = case(rows, 9, 3, 1, True, dtype)
+    torch_threads(1)
+    one = gru_rows.mean_loss_gradients(x, h0, *weights, base, y, mask)
+    assert all(name == threading.current_thread().name for _, name, _ in seen)
+    seen.clear()
+    torch_threads(2)
+    two = gru_rows.mean_loss_gradients(x, h0, *weights, base, y, mask)
+    assert torch.get_num_threads() == 2  # (the caller's setting as it was)
+    sizes = [chunk] * (rows // chunk) + [rows % chunk]
+    assert sorted(size for size, _, _ in seen) == sorted(sizes)
+    assert all(name.startswith("tbptt-chunks") and threads == 1 for _, name, threads in seen)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    assert all(torch.equal(a, b) for a, b in zip(one[2], two[2], strict=True))
 
 
 def test_missing_targets_give_no_loss_and_no_gradient():

@@ -27,8 +27,8 @@ What is counted (steady state):
   kernel's OOM killer after the batch was journaled); 6,000 default series fed 33 ticks raised
   the peak RSS by 923 MB, where the estimate without their windows said 525 MB (953 MB with).
   An update of 65 series or more with the absolute loss (the defaults) takes ``gru_rows`` instead,
-  which keeps no autograd activations, only its chunks' buffers (8.4 MB for 256 rows of 32 steps):
-  there the estimate is an upper bound.
+  which keeps no autograd activations, only its chunks' buffers (8.4 MB for 256 rows of 32 steps,
+  on each of torch's threads): there the estimate is an upper bound.
 
 Not counted: the moment a store doubles, when its old rows and its new ones are both held
 (about 1.5 times the new size, briefly).

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tbptt_online import gru_rows, gru_window
+from tbptt_online import gru_rows, gru_window, one_thread
+from tbptt_online.compiled import row_parts, row_threads
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.gru_window import GRUWindow
 
@@ -65,7 +66,28 @@ class RecurrentNetwork(nn.Module):
             cell = self.cells[0]
             weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
             return gru_window.step(x, state[:, 0], weights).unsqueeze(1)  # [B, 1, H]
+        if self.cell_type != "lstm" and not torch.is_grad_enabled() and row_threads(x.shape[0]) > 1:
+            return self._advance_in_parts(x, state)
         return self.stack(self.step(x, self.unstack(state)))
+
+    def _advance_in_parts(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``advance`` of many rows on several torch threads, without a graph: the rows in parts
+        (``compiled.row_parts``), each part's step on a thread of ``one_thread``'s pool with torch
+        on one thread. A row's products and gates are those of one call (tested: the same bits as
+        on one thread), where torch's own split makes its threads wait for each other at the end of
+        every operation: at 10,000 rows on 2 loaded cores (load average 7) a step took 18.5 ms that
+        way, 9.3 on one thread, 3.2 in parts (medians of 60, alternated)."""
+        parts = row_parts(x.shape[0])
+        out = torch.empty_like(state)  # [B, layers, H]
+
+        def run(chunks) -> None:
+            with torch.no_grad():  # (the grad mode is each thread's own: none here, as in the caller)
+                for i in chunks:
+                    rows = parts[i]
+                    out[rows] = self.stack(self.step(x[rows], self.unstack(state[rows])))
+
+        one_thread.run_chunks(len(parts), run)
+        return out
 
     def predict(self, state: State) -> torch.Tensor:
         """Forecast of the next value from ``state``: [B, p], p = d (mse) or 2d (gaussian).

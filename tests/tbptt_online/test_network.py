@@ -4,6 +4,8 @@ rounding."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -58,3 +60,40 @@ def test_a_state_or_input_of_another_dtype_than_the_weights_is_refused_whatever_
     for rows in (1, gru_window.FEW_ROWS + 1):
         with torch.no_grad(), pytest.raises(RuntimeError):
             net.advance(torch.zeros(rows, 1), torch.zeros(rows, 1, 8))
+
+
+@pytest.mark.parametrize(("cell", "layers", "rows"), [("gru", 1, 10_000), ("gru", 2, 3_000), ("rnn", 1, 2_049)])
+def test_a_step_of_many_rows_on_two_threads_runs_in_parts_with_one_threads_bits(
+    cell, layers, rows, monkeypatch, torch_threads
+):
+    # without a graph, on two threads, the rows go in parts to one_thread's pool (torch on one thread
+    # each): the same bits as one call on one thread; with a graph (a replay) one call, as before
+    net = RecurrentNetwork(ForecasterConfig(cell=cell, num_layers=layers, hybrid=False))
+    g = torch.Generator().manual_seed(rows)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    x = torch.randn(rows, net.cells[0].weight_ih.shape[1], generator=g)
+    state = torch.randn(rows, layers, net.hidden_size, generator=g)
+    calls = []
+
+    def step(x, layers, original=net.step):
+        calls.append((x.shape[0], threading.current_thread().name, torch.get_num_threads()))
+        return original(x, layers)
+
+    monkeypatch.setattr(net, "step", step)
+    torch_threads(1)
+    with torch.no_grad():
+        one = net.advance(x, state)
+    assert calls == [(rows, threading.current_thread().name, 1)]
+    calls.clear()
+    torch_threads(2)
+    with torch.no_grad():
+        two = net.advance(x, state)
+    assert sum(n for n, _, _ in calls) == rows and len(calls) == 8  # (4 parts a thread)
+    assert all(name.startswith("tbptt-chunks") and threads == 1 for _, name, threads in calls)
+    assert torch.equal(one, two) and not two.requires_grad
+    calls.clear()
+    with torch.enable_grad():
+        graph = net.advance(x, state)
+    assert calls == [(rows, threading.current_thread().name, 2)] and graph.requires_grad

@@ -17,11 +17,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from tbptt_online import gru_rows, gru_window, one_thread
-from tbptt_online.compiled import row_parts, row_threads
 from tbptt_online.config import ForecasterConfig
 from tbptt_online.gru_window import GRUWindow
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+# A tick's step of many rows without a graph runs in parts of at least PART_ROWS rows, at most PARTS of them,
+# whatever the number of torch threads (``RecurrentNetwork.advance``): the same calls on one thread and on
+# several, so the same bits (a part's rows need not get the bits of one call of all rows: MKL's products
+# per row depend on how many rows it is given, in float64 at 10,000 rows in parts of 1,250, in float32
+# between one call on one thread and torch's own split on two at 4,097 rows of hidden 32)
+PART_ROWS = 1024
+PARTS = 8
 
 
 class RecurrentNetwork(nn.Module):
@@ -66,18 +73,20 @@ class RecurrentNetwork(nn.Module):
             cell = self.cells[0]
             weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
             return gru_window.step(x, state[:, 0], weights).unsqueeze(1)  # [B, 1, H]
-        if self.cell_type != "lstm" and not torch.is_grad_enabled() and row_threads(x.shape[0]) > 1:
-            return self._advance_in_parts(x, state)
+        parts = min(PARTS, x.shape[0] // PART_ROWS)
+        if parts > 1 and self.cell_type != "lstm" and not torch.is_grad_enabled():
+            return self._advance_in_parts(x, state, parts)
         return self.stack(self.step(x, self.unstack(state)))
 
-    def _advance_in_parts(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """``advance`` of many rows on several torch threads, without a graph: the rows in parts
-        (``compiled.row_parts``), each part's step on a thread of ``one_thread``'s pool with torch
-        on one thread. A row's products and gates are those of one call (tested: the same bits as
-        on one thread), where torch's own split makes its threads wait for each other at the end of
-        every operation: at 10,000 rows on 2 loaded cores (load average 7) a step took 18.5 ms that
-        way, 9.3 on one thread, 3.2 in parts (medians of 60, alternated)."""
-        parts = row_parts(x.shape[0])
+    def _advance_in_parts(self, x: torch.Tensor, state: torch.Tensor, count: int) -> torch.Tensor:
+        """``advance`` of many rows without a graph: the rows in ``count`` parts of at least
+        ``PART_ROWS``, each part's step with torch on one thread, the parts on ``one_thread``'s pool
+        where torch has several threads (in turn on this one where it has one): the same bits on
+        any number of threads. torch's own split of one call makes its threads wait for each other
+        at the end of every operation: at 10,000 rows on 2 loaded cores (load average 7) a step
+        took 18.5 ms that way, 9.3 on one thread, 3.2 in two parts on two (medians of 60, alternated)."""
+        rows = x.shape[0]
+        parts = [slice(rows * i // count, rows * (i + 1) // count) for i in range(count)]
         out = torch.empty_like(state)  # [B, layers, H]
 
         def run(chunks) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tbptt_online import ForecasterConfig, gru_window
-from tbptt_online.network import RecurrentNetwork
+from tbptt_online.network import PART_ROWS, PARTS, RecurrentNetwork
 
 
 def network(dtype: torch.dtype) -> RecurrentNetwork:
@@ -62,19 +62,24 @@ def test_a_state_or_input_of_another_dtype_than_the_weights_is_refused_whatever_
             net.advance(torch.zeros(rows, 1), torch.zeros(rows, 1, 8))
 
 
-@pytest.mark.parametrize(("cell", "layers", "rows"), [("gru", 1, 10_000), ("gru", 2, 3_000), ("rnn", 1, 2_049)])
-def test_a_step_of_many_rows_on_two_threads_runs_in_parts_with_one_threads_bits(
-    cell, layers, rows, monkeypatch, torch_threads
+@pytest.mark.parametrize(
+    ("cell", "layers", "rows", "dtype"),
+    [("gru", 1, 10_000, torch.float32), ("gru", 1, 10_000, torch.float64), ("gru", 2, 3_000, torch.float32),
+     ("rnn", 1, 2_049, torch.float64)],
+)  # fmt: skip
+def test_a_step_of_many_rows_runs_in_parts_with_the_same_bits_on_one_thread_and_two(
+    cell, layers, rows, dtype, monkeypatch, torch_threads
 ):
-    # without a graph, on two threads, the rows go in parts to one_thread's pool (torch on one thread
-    # each): the same bits as one call on one thread; with a graph (a replay) one call, as before
-    net = RecurrentNetwork(ForecasterConfig(cell=cell, num_layers=layers, hybrid=False))
+    # without a graph the rows go in parts of PART_ROWS or more (at most PARTS), in turn on one thread and on
+    # one_thread's pool (torch on one thread each) on two: the same calls, the same bits; with a graph (a
+    # replay) one call, as before; fewer than 2 PART_ROWS rows: one call
+    net = RecurrentNetwork(ForecasterConfig(cell=cell, num_layers=layers, hybrid=False)).to(dtype)
     g = torch.Generator().manual_seed(rows)
     with torch.no_grad():
         for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    x = torch.randn(rows, net.cells[0].weight_ih.shape[1], generator=g)
-    state = torch.randn(rows, layers, net.hidden_size, generator=g)
+            p.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.3)
+    x = torch.randn(rows, net.cells[0].weight_ih.shape[1], generator=g, dtype=dtype)
+    state = torch.randn(rows, layers, net.hidden_size, generator=g, dtype=dtype)
     calls = []
 
     def step(x, layers, original=net.step):
@@ -82,18 +87,24 @@ def test_a_step_of_many_rows_on_two_threads_runs_in_parts_with_one_threads_bits(
         return original(x, layers)
 
     monkeypatch.setattr(net, "step", step)
+    parts = min(PARTS, rows // PART_ROWS)
+    sizes = [rows * (i + 1) // parts - rows * i // parts for i in range(parts)]
     torch_threads(1)
     with torch.no_grad():
         one = net.advance(x, state)
-    assert calls == [(rows, threading.current_thread().name, 1)]
+    assert calls == [(size, threading.current_thread().name, 1) for size in sizes]
     calls.clear()
     torch_threads(2)
     with torch.no_grad():
         two = net.advance(x, state)
-    assert sum(n for n, _, _ in calls) == rows and len(calls) == 8  # (4 parts a thread)
+    assert sorted(n for n, _, _ in calls) == sorted(sizes)
     assert all(name.startswith("tbptt-chunks") and threads == 1 for _, name, threads in calls)
     assert torch.equal(one, two) and not two.requires_grad
     calls.clear()
     with torch.enable_grad():
         graph = net.advance(x, state)
     assert calls == [(rows, threading.current_thread().name, 2)] and graph.requires_grad
+    calls.clear()
+    with torch.no_grad():
+        net.advance(x[: 2 * PART_ROWS - 1], state[: 2 * PART_ROWS - 1])
+    assert len(calls) == 1

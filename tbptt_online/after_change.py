@@ -14,8 +14,9 @@ What is known of them by then: the forecasts each member made since the change, 
 already scored (1 .. t - o from origin o). ``lagging``: a member whose forecasts made since the change
 missed the values seen so far by more than the half-width served with them, on average, has not caught
 up; ``dropped``: at the horizons past the values seen since the change (h > t - o_shift_at, none of
-whose forecasts made since it is scored yet) it takes no weight in either combiner, each renormalised,
-the served weights their mixture as before (``combination.mixed_weights``). From ``Hc`` values after the
+whose forecasts made since it is scored yet) it takes no weight in the fast and slow combiners, each
+renormalised (the pooled combiner's half of h = 1's weights, scored since, is kept), the served weights
+their mixture as before (``combination.mixed_weights``). From ``Hc`` values after the
 change on, every horizon has scored forecasts made after it and the rule ends; nothing is stored, the
 losses are as they were (a flow whose "shift" returns within a day, waterflow's, keeps its median's
 weight after it). A forecast read from the store as it is (``Forecaster.forecast``) applies it at every
@@ -64,12 +65,13 @@ def lagging(origin, origin_ref, ring, slot: int, k: int, t: int, shift_at: int, 
 def dropped(weights, combiners, lags, since: int) -> None:
     """At horizons ``since`` + 1 .. Hc (rows ``since`` .. Hc - 1 of one series' ``weights`` [Hc, E] and of
     ``combiners``, ``combination.mixed_weights``' scratch) the members that ``lags`` [E] take no weight in
-    either combiner, each renormalised (one whose other members' weights all underflowed is left as it is),
-    and the served weights are their mixture again."""
+    the fast and slow combiners, each renormalised (one whose other members' weights all underflowed is left
+    as it is), and the served weights are their mixture again: the pooled combiner's half of the fast one's at h
+    as it now is, its half of the fast one's at h = 1 as it was (scored since the change)."""
     horizons, members = weights.shape
     for h in range(since, horizons):
         at = h * members  # this horizon's block of each combiner's weights
-        for i in range(combination.COMBINERS):
+        for i in range(2):  # the fast and slow combiners (the pooled one's: theirs, ``combination.pooled``)
             total = 0.0  # the weight of the members that keep up
             for e in range(members):
                 total += 0.0 if lags[e] else combiners[i, at + e]
@@ -77,6 +79,7 @@ def dropped(weights, combiners, lags, since: int) -> None:
                 continue
             for e in range(members):
                 combiners[i, at + e] = 0.0 if lags[e] else combiners[i, at + e] / total
-        mu_fast, mu_slow = combiners[combination.MIXTURE, at], combiners[combination.MIXTURE, at + 1]
+        half = 0.5 * combiners[combination.MIXTURE, at + combination.POOLED]  # the pooled one's (``mixed_weights``)
+        mu_fast, mu_slow = combiners[combination.MIXTURE, at] + half, combiners[combination.MIXTURE, at + 1]
         for e in range(members):
-            weights[h, e] = mu_fast * combiners[0, at + e] + mu_slow * combiners[1, at + e]
+            weights[h, e] = (mu_fast * combiners[0, at + e] + mu_slow * combiners[1, at + e]) + half * combiners[0, e]

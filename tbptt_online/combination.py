@@ -34,11 +34,27 @@ steps best: a heart rate that rose for its first 20 values gave the long AR on t
   which the fast one can (a level plus noise, where the recent leader changes by chance; a
   spiky series, where a member good in calm stretches and bad in bursts leads in local
   scales while losing in MAE).
+- The **pooled** combiner (``POOLED``) has no losses of its own: at horizon h it weighs the
+  members by the mean of the fast combiner's weights at h and at h = 1, where a series has
+  the most evidence (each value scores one forecast at every horizon, but at horizon h only
+  ``N / sqrt(h)`` count, and before a long horizon has anything scored its weights are
+  equal). A young series' long horizons otherwise spread their weight over the 23 members,
+  most of them levels (3 levels and a trend in units and in logs), so a trending series'
+  12-step forecast lagged while the members that led at one step (the ARs, the trend) led at
+  12 too. Its forecast at h is the mean of the fast combiner's and of the members' forecasts
+  at h weighed by the fast combiner's one-step weights: one sum per member and horizon,
+  and the served forecast is the combiners' forecasts mixed by mu, not a sum of its own
+  (``hybrid_kernels.base``: as many sums as before it).
+  Measured (README, "Combination"): the held-out short series' h=1..12 0.681 -> 0.676 of
+  naive's MAE (BJsales 1.059 -> 1.036, nonfarm employment 0.751 -> 0.733); the one-step
+  weights alone at every h (session 61) gained as much there but lost where the one-step
+  leader errs far ahead (sktime's set's h=1..12 +0.24 %, waterflow +2.2 %, nonfarm
+  employment +1.9 %); where it does, the mixture's scores at h keep the pooled share low.
 - The **mixture**: the combiners' own forecasts ``G_i = sum_e w_ie F_e`` are scored as the
   slow one scores members (``rho = META_DISCOUNT``) and weighted ``mu_i ∝ exp(-META_ETA *
   sqrt(N / (EVIDENCE sqrt(h))) * A_i / min A)`` (A_i: combiner i's discounted mean loss, N:
   the mixture's discounted count); the served
-  weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e``
+  weights are ``w_e = mu_fast w_fast,e + mu_slow w_slow,e + mu_pooled w_pooled,e``
   (online aggregation over several discounts, as in Fixed Share over combiners or BOA
   with several learning rates).
 
@@ -62,7 +78,8 @@ META_DISCOUNT = 0.999  # rho of the combiners' own losses
 META_ETA = 25.0
 CAP = 50.0  # one target adds at most this (in units of the scale) to a member's loss: a spike, or a
 # scale still unknown in a series' first values, cannot dominate the discounted sums
-COMBINERS = 2  # fast, slow
+COMBINERS = 3  # fast, slow, pooled
+POOLED = 2  # the combiner whose weights at h are the mean of the fast one's at h and at h = 1
 EVIDENCE = 100.0  # the discounted count at which ETA is the weights' factor at h = 1 (the fast combiner's
 # steady state); a combiner's factor at horizon h is ETA * sqrt(N / (EVIDENCE sqrt(h)))
 
@@ -201,14 +218,15 @@ def normalise(x, row, blocks, width, n) -> None:
             x[row, unsigned(at + e)] *= inverse
 
 
-_BOTH = np.ones(COMBINERS, dtype=np.bool_)
+_ALL = np.ones(COMBINERS, dtype=np.bool_)
 MIXTURE = COMBINERS  # the row of ``mixed_weights``' scratch that holds the mixture's
 
 
 @inlined
 def scratch(horizons: int, members: int) -> np.ndarray:
     """A scratch for ``mixed_weights``' logits or weights: [COMBINERS + 1, Hc * E] (fast,
-    slow, the mixture's; horizon h's block at h * E)."""
+    slow, pooled (left unwritten: its weights are read from the fast one's, ``pooled``), the mixture's; horizon
+    h's block at h * E; E >= COMBINERS)."""
     return np.empty((COMBINERS + 1, horizons * members))
 
 
@@ -229,20 +247,35 @@ def mixed_weights(
 ) -> None:
     """The served weights ``weights`` [Hc, E] of one series ``b`` and feature ``k`` at every
     horizon (the module docstring): each combiner's weights into ``combiners[i, h * E + e]`` (i = 0
-    fast, 1 slow) from its losses [B, Hc, E, d] and count [B, Hc, d], their mixture mu into
-    ``combiners[MIXTURE, h * E + i]`` (i < 2) from the combiners' losses ``meta_loss`` [B, Hc, 2, d] and
-    count ``meta_count`` [B, Hc, d]; the logits (less the largest) into the same places of ``logits``
-    (``combiners`` and ``logits`` are ``scratch(Hc, E)``); ``allowed`` [E] which members may
+    fast, 1 slow) from its losses [B, Hc, E, d] and count [B, Hc, d] (the pooled combiner's, i =
+    ``POOLED``, are the mean of the fast one's at h and at h = 1, ``pooled``: its row is not written), their
+    mixture mu into
+    ``combiners[MIXTURE, h * E + i]`` (i < COMBINERS) from the combiners' losses ``meta_loss`` [B, Hc,
+    COMBINERS, d] and count ``meta_count`` [B, Hc, d]; the logits (less the largest) into the same places of
+    ``logits`` (``combiners`` and ``logits`` are ``scratch(Hc, E)``); ``allowed`` [E] which members may
     take weight."""
     ewa(fast_loss, fast_count, b, k, allowed, ETA, logits, combiners, 0)
     ewa(slow_loss, slow_count, b, k, allowed, ETA, logits, combiners, 1)
-    ewa(meta_loss, meta_count, b, k, _BOTH, META_ETA, logits, combiners, MIXTURE)
+    ewa(meta_loss, meta_count, b, k, _ALL, META_ETA, logits, combiners, MIXTURE)
     members = weights.shape[1]
     for h in range(weights.shape[0]):
         at = h * members
-        mu = combiners[MIXTURE, unsigned(at)], combiners[MIXTURE, unsigned(at + 1)]
+        # the pooled combiner's weights are half the fast one's at h and half its first block's (not written)
+        half = 0.5 * combiners[MIXTURE, unsigned(at + POOLED)]
+        mu = combiners[MIXTURE, unsigned(at)] + half, combiners[MIXTURE, unsigned(at + 1)]
         for e in range(members):
-            weights[h, e] = mu[0] * combiners[0, unsigned(at + e)] + mu[1] * combiners[1, unsigned(at + e)]
+            weights[h, e] = (
+                mu[0] * combiners[0, unsigned(at + e)] + mu[1] * combiners[1, unsigned(at + e)]
+            ) + half * combiners[0, unsigned(e)]
+
+
+@inlined
+def pooled(combiners, i, at, e) -> float:
+    """Combiner i's weight of member e in horizon block ``at`` (= h * E) of ``mixed_weights``' scratch: the
+    pooled one's (i = ``POOLED``) the mean of the fast one's at h and at h = 1 (block 0)."""
+    if i == POOLED:
+        return 0.5 * (combiners[0, unsigned(at + e)] + combiners[0, unsigned(e)])
+    return combiners[i, unsigned(at + e)]
 
 
 @compiled
@@ -302,15 +335,17 @@ def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count,
                 for i in range(COMBINERS):
                     mu[b, h, i, k] = each[MIXTURE, h * members + i]
                     for e in range(members):
-                        combiners[b, h, i, e, k] = each[i, h * members + e]
+                        combiners[b, h, i, e, k] = pooled(each, i, h * members, e)
 
 
 def served_weights(rows: dict[str, torch.Tensor], allowed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The served weights ``[B, Hc, E, d]``, each combiner's ``[B, Hc, 2, E, d]`` (fast, slow)
-    and their mixture ``[B, Hc, 2, d]`` from the rows' combination fields (``FIELDS``);
+    """The served weights ``[B, Hc, E, d]``, each combiner's ``[B, Hc, COMBINERS, E, d]`` (fast, slow,
+    pooled) and their mixture ``[B, Hc, COMBINERS, d]`` from the rows' combination fields (``FIELDS``);
     ``allowed`` [B, E, d] which members may take weight."""
     loss = rows["c_loss"]
     b, horizons, members, d = loss.shape
+    if members < COMBINERS:  # (a horizon's block of the scratch holds the mixture's COMBINERS weights)
+        raise ValueError(f"c_loss has {members} members, at least {COMBINERS} (the combiners) are needed")
     out = torch.empty(loss.shape, dtype=torch.float64)
     combiners = torch.empty(b, horizons, COMBINERS, members, d, dtype=torch.float64)
     mu = torch.empty(b, horizons, COMBINERS, d, dtype=torch.float64)

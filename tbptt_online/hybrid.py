@@ -15,7 +15,7 @@ bound when it is an outlier, see ``outliers``):
    ``season_length="auto"``, looks for seasons again (``season.detect_seasons``; where it
    finds none, a provisional season of 2 to 4 cycles, ``young_season.young_seasons``);
 3. forecasts: the experts' paths ``[Hc, 23]``, the served weights of all 24 members (the
-   two combiners' mixed; computed once), the experts' share of them renormalised (the **base**), and the network's
+   three combiners' mixed; computed once), the experts' share of them renormalised (the **base**), and the network's
    member ``base + c * scale``, where ``c`` is the network's output (a correction in
    units of the local scale; 0 for an untrained model, whose last layer starts at zero);
    the served forecast is the combination of all 24 members, i.e. ``base + w_net * c *
@@ -73,7 +73,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: flo
         "c_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_slow_loss": torch.zeros(n, horizons, N_MEMBERS, d, dtype=f64),  # the slow combiner's
         "c_slow_count": torch.zeros(n, horizons, d, dtype=f64),
-        "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (fast, slow)
+        "c_meta_loss": torch.zeros(n, horizons, COMBINERS, d, dtype=f64),  # the combiners' own (fast, slow, pooled)
         "c_meta_count": torch.zeros(n, horizons, d, dtype=f64),
         "c_q": torch.zeros(n, horizons, d, dtype=f64),  # the interval half-width per horizon (0: none yet)
         # per horizon: the served forecast's discounted sum of absolute errors, its discounted count, and the
@@ -94,7 +94,7 @@ def fields(n: int, d: int, ring: int, max_season: int, horizons: int, level: flo
             )
         ),
         # [origin % Hc, h - 1, member (then the served, the half-width served with it at the tracked
-        # level, 0: unknown, and the fast and slow combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
+        # level, 0: unknown, and the fast, slow and pooled combiners' forecasts: ORIGIN_COLUMNS)]: float32 halves
         # the hybrid's largest field; only errors are read from it (a value past float32's range scores
         # as an infinite, i.e. capped, error)
         "c_origin": torch.zeros(n, horizons, horizons, ORIGIN_COLUMNS, d, dtype=torch.float32),
@@ -154,7 +154,7 @@ def score(
     """Fold value ``y`` [B, d] of step ``step`` [B] into the losses and interval quantiles
     (``hybrid_kernels.score`` alone, for tests and tools: a tick runs it in
     ``tick_kernels.before_seasons``): ``origin`` is the store's ring of past forecasts [N, Hc, Hc,
-    E + 4, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
+    E + 2 + COMBINERS, d], relative to ``origin_ref`` [N, Hc, d] (read at the rows' slots only); the
     rows' ``c_*`` copies are updated in place (the coverage per horizon counts ``y`` as it is)."""
     own = readable(rows["slot"], step, y, mask, rows["x_seen"], rows["x_scale"], rows["x_level"])
     sent, nonneg = readable(y, rows["x_nonneg"])
@@ -814,8 +814,9 @@ def served_weights(rows: dict[str, torch.Tensor]) -> torch.Tensor:
 
 class Base(NamedTuple):
     """The experts' combination ``path`` [B, H, d] (what the network corrects); the experts'
-    terms ``partial`` [B, H, 3, d] of the served mean and of each combiner's forecast (fast,
-    slow) and the network member's weights ``net`` [B, min(H, Hc), 3, d] (served, fast, slow), from
+    terms ``partial`` [B, H, 1 + COMBINERS, d] of the served mean and of each combiner's forecast (fast,
+    slow, pooled) and the network member's weights ``net`` [B, min(H, Hc), 1 + COMBINERS, d] (served, then
+    each combiner's), from
     which ``members`` completes the combinations once the network's correction is known."""
 
     path: torch.Tensor
@@ -825,7 +826,7 @@ class Base(NamedTuple):
 
 class Members(NamedTuple):
     """Every member's forecasts ``every`` [B, H, E, d], the served ``mean`` [B, H, d] and each
-    combiner's forecast ``combined`` [B, H, 2, d] (fast, slow)."""
+    combiner's forecast ``combined`` [B, H, COMBINERS, d] (fast, slow, pooled)."""
 
     every: torch.Tensor
     mean: torch.Tensor
@@ -841,7 +842,7 @@ def members(
     origin: tuple[torch.Tensor, ...] | None = None,
 ) -> Members:
     """Every member's forecasts ``[B, H, E, d]``, their combination ``[B, H, d]`` (the served
-    mean) and each combiner's ``[B, H, 2, d]``, from the rows as they are (the network's
+    mean) and each combiner's ``[B, H, COMBINERS, d]``, from the rows as they are (the network's
     correction included); ``paths`` and ``base``: the experts' forecasts and ``base_path`` of
     these rows when already made; ``origin``: the store's c_origin and c_origin_ref, to leave out
     the members that lag after a change as a tick does (``base_path``; a view has none)."""

@@ -5,7 +5,7 @@ and the network's input, one pass over the rows ``b`` and features ``k`` each.
 arithmetic of the combination and of the calibration lives in ``combination`` and
 ``calibration`` (``discounted``, ``mixed_weights``, ``stepped``), called from here.
 Arrays are numpy views of the store's tensors: the rows' own copies ``[B, ...]`` (written
-in place), the past forecasts' ring ``origin`` [N, Hc, Hc, E + 4, d] and the values ring
+in place), the past forecasts' ring ``origin`` [N, Hc, Hc, E + 2 + COMBINERS, d] and the values ring
 [C, R, d] read at the rows' ``slot`` [B].
 """
 
@@ -47,9 +47,9 @@ STORED_RESOLUTION = 2.0**-23
 
 @inlined
 def _prefetch_origins(origin, s, t) -> None:
-    """Ask for the lines of row ``s`` of the ring ``origin`` [N, Hc, Hc, E + 4, d] that the
+    """Ask for the lines of row ``s`` of the ring ``origin`` [N, Hc, Hc, E + 2 + COMBINERS, d] that the
     scoring of step ``t`` reads (``compiled.prefetch``): at each horizon h, the forecasts made
-    at origin t - h, E + 4 float32 per feature (a row spans 14 kB, each of its 12 entries
+    at origin t - h, E + 2 + COMBINERS float32 per feature (a row spans 14 kB, each of its 12 entries
     another part of it: a stall on each, the scoring's main cost at 10,000 series before)."""
     horizons = origin.shape[1]
     entry = origin.shape[3] * origin.shape[4] * origin.itemsize  # bytes of one (origin, h) entry
@@ -163,7 +163,7 @@ def score(
             cap = combination.CAP * unit
             known = scale[b, k] > 0  # (a young error is capped where the scale is known)
             for h in range(1, min(horizons, t - 1) + 1):  # origins t - h >= 1
-                made = origin[s, (t - h) % horizons, h - 1]  # [E + 4, d]: members, served, half-width, combiners
+                made = origin[s, (t - h) % horizons, h - 1]  # [E + 2 + COMBINERS, d]: members, served, width, combiners
                 ref = origin_ref[s, (t - h) % horizons, k]  # what the forecasts were stored relative to
                 for e in range(members):
                     error = abs(y[b, k] - (ref + np.float64(made[e, k])))
@@ -243,9 +243,10 @@ def base(
     the weight, each combiner's softmax of the experts' own logits, mixed as the combiners
     are); beyond the last tracked horizon Hc its weights hold. Which members may take weight
     (``_allowed``) follows ``positive``, ``lengths`` and ``scored`` (``c_member_n``). For ``serve``, which adds the
-    network's member once the network has run: ``partial`` [B, H, 3, d] the experts' terms
-    of the served mean and of each combiner's forecast (fast, slow), summed in member order,
-    and ``net`` [B, min(H, Hc), 3, d] the network's served weight and its weight in each
+    network's member once the network has run: ``partial`` [B, H, 1 + COMBINERS, d] the experts' terms
+    of each combiner's forecast (fast, slow: summed in member order; pooled: the mean of the fast one's and of
+    the sum by the fast one's one-step weights) and of the served mean (the three mixed by mu), and ``net``
+    [B, min(H, Hc), 1 + COMBINERS, d] the network's served weight and its weight in each
     combiner. A row's weights live in scratch arrays of one row while its sums are made
     (nothing of size [B, Hc, E, d] is written and read back). ``changed`` = (the rows' slots [B],
     steps [B] and o_shift_at [B, d], the store's c_origin and c_origin_ref, the values ring): within Hc
@@ -255,8 +256,8 @@ def base(
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
     mixture = combination.MIXTURE
     allowed = np.empty(members, dtype=np.bool_)
-    logits = combination.scratch(horizons, members)  # one row's, less each one's largest: fast, slow, the mixture's
-    combiners = combination.scratch(horizons, members)  # their weights (mu in row 2)
+    logits = combination.scratch(horizons, members)  # one row's, less each one's largest: the combiners', the mixture's
+    combiners = combination.scratch(horizons, members)  # their weights (mu in row MIXTURE)
     weights = np.empty((horizons, members))  # the served weights
     totals = np.empty(horizons)  # the experts' share of them, per horizon
     own = np.empty(experts)
@@ -277,7 +278,7 @@ def base(
             for h in range(net.shape[1]):
                 net[b, h, 0, k] = weights[h, experts]
                 for i in range(combination.COMBINERS):
-                    net[b, h, 1 + i, k] = combiners[i, unsigned(h * members + experts)]
+                    net[b, h, 1 + i, k] = combination.pooled(combiners, i, h * members, experts)
             _experts_totals(weights, experts, totals)
             for h in range(horizon):
                 tracked = min(h, horizons - 1)
@@ -286,24 +287,33 @@ def base(
                 # the experts' share of the served weights, renormalised: each weight scaled before its product
                 # (tiny weights times tiny values would underflow); unused where the network took nearly all
                 inverse = 1.0 / total if total >= 1e-200 else 0.0
-                served = fast = slow = acc = 0.0  # four sums in flight in one loop, each in member order
+                fast = slow = first = acc = 0.0  # four sums in flight in one loop, each in member order
                 for e in range(experts):
                     path = paths[b, h, e, k]
-                    served += path * weights[tracked, e]
                     fast += path * combiners[0, unsigned(at + e)]
                     slow += path * combiners[1, unsigned(at + e)]
+                    first += path * combiners[0, unsigned(e)]  # by the fast combiner's one-step weights
                     acc += path * (weights[tracked, e] * inverse)
+                # the pooled combiner's weights are the mean of the fast one's at h and at h = 1, and the served
+                # weights the combiners' mixed by mu (``combination.mixed_weights``): so are their sums
+                pooled = 0.5 * (fast + first)
+                mu = combiners[mixture, unsigned(at)], combiners[mixture, unsigned(at + 1)]
+                served = (mu[0] * fast + mu[1] * slow) + combiners[mixture, unsigned(at + combination.POOLED)] * pooled
                 partial[b, h, 0, k], partial[b, h, 1, k], partial[b, h, 2, k] = served, fast, slow
+                partial[b, h, 1 + combination.POOLED, k] = pooled
                 if total >= 1e-200:
                     out[b, h, k] = acc
                 else:  # the network took (nearly) all the weight: each combiner's softmax of the experts' logits
                     acc = 0.0
                     for i in range(combination.COMBINERS):
-                        for e in range(experts):
-                            own[e] = logits[i, at + e]
-                        combination.softmax(own)
-                        for e in range(experts):
-                            acc += paths[b, h, e, k] * combiners[mixture, at + i] * own[e]
+                        for block in range(2 if i == combination.POOLED else 1):  # (the pooled one's: two halves)
+                            row, start = (0, block * at) if i == combination.POOLED else (i, at)
+                            share = combiners[mixture, at + i] * (0.5 if i == combination.POOLED else 1.0)
+                            for e in range(experts):
+                                own[e] = logits[row, start + e]
+                            combination.softmax(own)
+                            for e in range(experts):
+                                acc += paths[b, h, e, k] * share * own[e]
                     out[b, h, k] = acc
 
 
@@ -346,9 +356,10 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
     """The members' forecasts ``every`` [B, H, E, d] (the experts' ``paths``, then the
     network's member ``base + c * scale``, c = ``correction`` [B, d]), their combination
     ``mean`` [B, H, d] (not below 0 where ``nonneg`` [B, d], ``_served``) and each
-    combiner's ``combined`` [B, H, 2, d]: the experts' terms ``partial`` [B, H, 3, d] plus
-    the network member's by its weights ``net`` [B, min(H, Hc), 3, d] (``base``; beyond Hc
-    the last horizon's), the same sums in the same order as over all members at once."""
+    combiner's ``combined`` [B, H, COMBINERS, d]: the experts' terms ``partial`` [B, H, 1 + COMBINERS, d] plus
+    the network member's by its weights ``net`` [B, min(H, Hc), 1 + COMBINERS, d] (``base``; beyond Hc
+    the last horizon's): the fast and slow combiners' the same sums in the same order as over all members at
+    once; the served mean the combiners' experts' terms mixed by mu, plus the network's by its served weight."""
     n_rows, horizon, experts, d = paths.shape
     horizons = net.shape[1]
     for b in range(n_rows):
@@ -443,10 +454,10 @@ def remember(
     """The tick's ``serve`` without a members' table: the served ``mean`` [B, Hc, d] (as
     ``serve``'s), and
     this origin's forecasts written as float32 straight into the ring ``origin`` [N, Hc, Hc,
-    E + 4, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
+    E + 2 + COMBINERS, d] at the rows' ``slot`` [B], ring place ``at`` [B] (step % Hc): every member's
     (the experts' ``paths`` [B, Hc, E - 1, d], then the network's), the served mean, the
     half-width ``half`` [B, Hc, d] served with it (NaN: 0, the ring's "unknown") and the
-    combiners' forecasts (fast, slow). The forecasts are stored relative to the origin's
+    combiners' forecasts (fast, slow, pooled). The forecasts are stored relative to the origin's
     reference, its served one-step mean (0 where that is not finite), kept in float64 in
     ``origin_ref`` [N, Hc, d]: float32 then rounds their distance from it, not their level
     (at 1e8 float32's spacing is 8); the half-widths are stored as they are."""

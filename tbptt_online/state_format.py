@@ -101,6 +101,14 @@
   A state of format 25 gains them at 0 (``_with_flat_runs``): each series' repeat rate is counted from the load on,
   from Laplace's 1/2, so a run in progress at the load is never held (its repeats, counted as they come, make it
   probable: a review, session 57); the rule holds runs once the series has shown values that move.
+- format 27: the combination's pooled combiner (``combination.POOLED``: at horizon h the mean of the fast
+  combiner's weights at h and at one step, a third candidate of the mixture): the mixture's losses gain its column
+  (``c_meta_loss`` [C, Hc, 3, d]) and the ring of past forecasts its forecasts (``c_origin`` [C, Hc, Hc, E + 5,
+  d]). A state of format 26 gains them as the fast combiner's (``_with_pooled_combiner``: at one step its forecasts
+  are the fast one's, so its record there is the fast one's; at longer horizons it starts even with it, and its
+  past forecasts still to be scored count as the fast one's): the mixture then takes it as a second fast combiner
+  until their errors part, so the served forecasts move at the load (at most by the fast combiner's share toward
+  it).
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their
@@ -230,7 +238,6 @@ from tbptt_online import (
     ar_changes,
     ar_levels,
     calibration,
-    combination,
     excursions,
     expert_kernels,
     experts,
@@ -250,7 +257,7 @@ from tbptt_online.scoring import STAT
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 26
+FORMAT_VERSION = 27
 BEFORE_GUARDS = 2
 BEFORE_CHANGES_AR = 3
 BEFORE_SLOW_COMBINER = 4
@@ -275,6 +282,8 @@ BEFORE_SLOW_LEVEL = 22
 BEFORE_PHASE = 23
 BEFORE_COVERAGE = 24
 BEFORE_FLAT_RUNS = 25
+BEFORE_POOLED = 26
+FORMAT_26_COMBINERS = 2  # the combiners of formats 5 to 26: fast, slow
 OLD_MEMBERS = 20  # the members of formats 2 and 3: 19 experts and the network
 NEW_EXPERT = experts.NAMES.index("ar_changes")  # format 4's new column, before the network's then
 MEDIAN = experts.NAMES.index("median")  # format 11's, the last expert's, before the network's
@@ -336,6 +345,7 @@ def current_state(state: Any) -> Any:
         (BEFORE_PHASE, "the widths' phase factors", (_with_phase,)),
         (BEFORE_COVERAGE, "the recent errors and the coverage per horizon", (_with_recent_scores,)),
         (BEFORE_FLAT_RUNS, "the flat runs", (_with_flat_runs,)),
+        (BEFORE_POOLED, "the pooled combiner", (_with_pooled_combiner,)),
     )
     if found == 1 and not isinstance(found, bool):
         raise ValueError(
@@ -463,9 +473,9 @@ def _with_slow_combiner(state: dict[str, Any]) -> dict[str, Any]:
         **tensors,
         "c_slow_loss": loss * unit[:, None, None, :],  # the fast one's, in the series' units
         "c_slow_count": count.clone(),
-        "c_meta_loss": loss.new_zeros(loss.shape[0], loss.shape[1], combination.COMBINERS, loss.shape[3]),
+        "c_meta_loss": loss.new_zeros(loss.shape[0], loss.shape[1], FORMAT_26_COMBINERS, loss.shape[3]),
         "c_meta_count": torch.zeros_like(count),
-        "c_origin": torch.cat([ring, served.expand(-1, -1, -1, combination.COMBINERS, -1)], dim=3),
+        "c_origin": torch.cat([ring, served.expand(-1, -1, -1, FORMAT_26_COMBINERS, -1)], dim=3),
     }
     return {**state, "format": BEFORE_OUTLIERS, "store": {**store, "tensors": new}}
 
@@ -806,7 +816,30 @@ def _with_recent_scores(state: dict[str, Any]) -> dict[str, Any]:
 def _with_flat_runs(state: dict[str, Any]) -> dict[str, Any]:
     """A format-25 ``state`` in format 26: the series' statistics gain the flat runs' rows (``flat_run``,
     ``flat_longest``, ``flat_repeats``, ``flat_pairs``, ``flat_held``) at 0 (module doc); a copy."""
-    return {**_with_stats_rows(state, scoring.FLAT, 5, BEFORE_FLAT_RUNS), "format": FORMAT_VERSION}
+    return {**_with_stats_rows(state, scoring.FLAT, 5, BEFORE_FLAT_RUNS), "format": BEFORE_POOLED}
+
+
+def _with_pooled_combiner(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-26 ``state`` in format 27: a hybrid's mixture gains the pooled combiner's losses and its ring the
+    pooled combiner's past forecasts, both the fast combiner's (module doc); a copy, the input is not changed.
+    ``ValueError`` where the mixture or the ring has not format 26's two combiners."""
+    store = state.get("store")
+    tensors = store.get("tensors") if isinstance(store, dict) else None
+    if not isinstance(tensors, dict) or "c_meta_loss" not in tensors:
+        return {**state, "format": FORMAT_VERSION}  # no hybrid: nothing else changed
+    meta, ring, members = tensors["c_meta_loss"], tensors["c_origin"], tensors["c_loss"].shape[2]
+    if meta.shape[2] != FORMAT_26_COMBINERS or ring.shape[3] != members + 2 + FORMAT_26_COMBINERS:
+        raise ValueError(
+            f"format=26 hybrid state has {meta.shape[2]} combiners' losses and {ring.shape[3]} ring columns, "
+            f"expected {FORMAT_26_COMBINERS} and {members + 2 + FORMAT_26_COMBINERS}"
+        )
+    fast = members + 2  # the ring's fast combiner column
+    new = {
+        **tensors,
+        "c_meta_loss": torch.cat([meta, meta[:, :, :1]], dim=2),  # [C, Hc, 3, d]: fast, slow, pooled
+        "c_origin": torch.cat([ring, ring[:, :, :, fast : fast + 1]], dim=3),  # [C, Hc, Hc, E + 5, d]
+    }
+    return {**state, "format": FORMAT_VERSION, "store": {**store, "tensors": new}}
 
 
 def _spread_of(q: torch.Tensor, multiplier: float, start: float) -> torch.Tensor:

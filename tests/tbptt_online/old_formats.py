@@ -8,10 +8,11 @@ from typing import Any
 
 import torch
 
-from tbptt_online import ar_levels, excursions, outliers
+from tbptt_online import ar_levels, excursions, hybrid, outliers
 from tbptt_online.scoring import RECENT_SCORES, STAT
 from tbptt_online.state_format import (
     FORMAT_10_MEMBERS,
+    FORMAT_26_COMBINERS,
     LEVELS_AR,
     MEDIAN,
     NEW_COMBINER_FIELDS,
@@ -30,11 +31,40 @@ FORMAT_20 = ("c_far_q", "c_far_origin")  # the fields format 20 added
 FORMAT_21 = ("c_spread", "c_far_spread")  # and format 21
 FORMAT_24 = ("c_phase", "c_phase_of", "c_phase_fit")  # and format 24
 FORMAT_25 = ("c_coverage", "c_far_coverage")  # and format 25
+FORMAT_27 = ("c_meta_loss", "c_origin")  # the fields format 27 gave a column (the pooled combiner's)
+
+
+def same(kept: torch.Tensor, saved: torch.Tensor, name: str) -> bool:
+    """Whether a migrated field ``kept`` is the ``saved`` one: the same tensor, or where format 27 gave the field
+    ``name`` a column (``FORMAT_27``), equal over the columns both have (a migration from an older format makes
+    both anew)."""
+    if kept is saved:
+        return True
+    if name not in FORMAT_27:
+        return False
+    kept, saved = format_26_layout({name: kept})[name], format_26_layout({name: saved})[name]
+    return kept.shape == saved.shape and torch.equal(kept, saved)
+
+
+def format_26_layout(tensors: dict[str, Any]) -> dict[str, Any]:
+    """A store's ``tensors`` in format 26's layout (and every older one's): no pooled combiner (its column of the
+    mixture's losses and of the ring of past forecasts, the last of each, dropped)."""
+    layout = dict(tensors)
+    if "c_meta_loss" in tensors and tensors["c_meta_loss"].shape[2] > FORMAT_26_COMBINERS:
+        layout["c_meta_loss"] = tensors["c_meta_loss"][:, :, :FORMAT_26_COMBINERS].clone()
+    if "c_origin" in tensors and tensors["c_origin"].shape[3] == hybrid.ORIGIN_COLUMNS:
+        layout["c_origin"] = tensors["c_origin"][:, :, :, :-1].clone()
+    return layout
+
+
+def as_format_26(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (the current format) as format 26 wrote it: no pooled combiner (a copy)."""
+    return {**state, "format": 26, "store": {**state["store"], "tensors": format_26_layout(state["store"]["tensors"])}}
 
 
 def format_24_layout(tensors: dict[str, Any]) -> dict[str, Any]:
     """A store's ``tensors`` in format 24's layout: no coverage per horizon, no recent errors' rows in the stats."""
-    layout = {k: v for k, v in tensors.items() if k not in FORMAT_25}
+    layout = {k: v for k, v in format_26_layout(tensors).items() if k not in FORMAT_25}
     return {**layout, "stats": tensors["stats"][:, :RECENT_SCORES].clone()}
 
 

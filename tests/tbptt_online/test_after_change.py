@@ -66,6 +66,33 @@ def test_lagging_members_take_no_weight_at_the_horizons_not_yet_scored_since_the
     assert weights.sum(axis=1) == pytest.approx([1.0, 1.0, 1.0])
 
 
+def test_the_pooled_combiner_keeps_its_half_of_the_one_step_weights_scored_since_the_change():
+    # the pooled combiner weighs members by the mean of the fast one's weights at h and at h = 1
+    # (``combination.POOLED``): its half at h leaves the lagging members out with the fast one's; its half at
+    # h = 1 has scored the values seen since the change, so a lagging member keeps its share of it, as at h = 1
+    horizons, members = 2, 3
+    combiners = np.zeros((combination.COMBINERS + 1, horizons * members))  # ``combination.scratch``'s layout
+    fast, slow = [[0.5, 0.3, 0.2], [0.4, 0.4, 0.2]], [[0.2, 0.2, 0.6], [0.1, 0.5, 0.4]]
+    mu = [[0.5, 0.2, 0.3], [0.4, 0.2, 0.4]]  # fast, slow, pooled
+    for h in range(horizons):
+        combiners[0, h * members : (h + 1) * members] = fast[h]
+        combiners[1, h * members : (h + 1) * members] = slow[h]
+        combiners[combination.MIXTURE, h * members : h * members + 3] = mu[h]
+    weights = np.array(
+        [[m[0] * f + m[1] * s + m[2] * (f + o) / 2 for f, s, o in zip(fh, sh, fast[0], strict=True)] for fh, sh, m in
+         zip(fast, slow, mu, strict=True)]
+    )  # fmt: skip
+    before = weights.copy()
+    after_change.dropped(weights, combiners, np.array([False, True, False]), 1)
+    assert weights[0].tolist() == before[0].tolist()
+    # h = 2: fast (0.4, 0, 0.2) / 0.6, slow (0.1, 0, 0.4) / 0.5, pooled half the fast one's so, half (0.5, 0.3, 0.2)
+    kept = [0.4 / 0.6, 0.0, 0.2 / 0.6]
+    expected = [0.4 * f + 0.2 * s + 0.4 * (f + o) / 2 for f, s, o in zip(kept, [0.2, 0.0, 0.8], fast[0], strict=True)]
+    assert weights[1] == pytest.approx(expected)
+    assert weights[1, 1] == pytest.approx(0.4 * 0.3 / 2)  # the lagging member: its one-step share, in the pooled half
+    assert weights[1].sum() == pytest.approx(1.0)
+
+
 # -- a level shift on autocorrelated noise -------------------------------------------------------------------
 
 

@@ -171,7 +171,8 @@ def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_los
         "c_count": torch.tensor([[[4.0]]], dtype=f64),
         "c_slow_loss": member_tensor([30.0, 1.0, 24.0]),  # slow: the first 25 % above the third
         "c_slow_count": torch.tensor([[[50.0]]], dtype=f64),
-        "c_meta_loss": torch.tensor([11.0, 10.0], dtype=f64).view(1, 1, 2, 1),  # the fast one 10 % worse
+        # the fast one 10 % worse than the slow one, the pooled one 20 %
+        "c_meta_loss": torch.tensor([11.0, 10.0, 12.0], dtype=f64).view(1, 1, 3, 1),
         "c_meta_count": torch.tensor([[[20.0]]], dtype=f64),
     }
     allowed = torch.tensor([True, False, True]).view(1, 3, 1)
@@ -179,11 +180,13 @@ def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_los
     # L / min L over the allowed, times sqrt(N / EVIDENCE): counts 4, 50 and 20
     fast = softmax_by_hand([-ETA * 1.0 * 0.2, -ETA * 1.1 * 0.2])  # 2 / 2, 2.2 / 2
     slow = softmax_by_hand([-ETA * 1.25 * math.sqrt(0.5), -ETA * 1.0 * math.sqrt(0.5)])  # 30 / 24, 24 / 24
-    mix = softmax_by_hand([-META_ETA * 1.1 * math.sqrt(0.2), -META_ETA * 1.0 * math.sqrt(0.2)])  # 11 / 10, 10 / 10
+    root = math.sqrt(0.2)
+    mix = softmax_by_hand([-META_ETA * 1.1 * root, -META_ETA * 1.0 * root, -META_ETA * 1.2 * root])  # over 10
     assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx([fast[0], 0.0, fast[1]], rel=1e-12, abs=0)
     assert combiners[0, 0, 1, :, 0].tolist() == pytest.approx([slow[0], 0.0, slow[1]], rel=1e-12, abs=0)
+    assert combiners[0, 0, 2].tolist() == combiners[0, 0, 0].tolist()  # at one step the pooled one is the fast one
     assert mu[0, 0, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=0)
-    expected = [mix[0] * fast[0] + mix[1] * slow[0], 0.0, mix[0] * fast[1] + mix[1] * slow[1]]
+    expected = [(mix[0] + mix[2]) * fast[0] + mix[1] * slow[0], 0.0, (mix[0] + mix[2]) * fast[1] + mix[1] * slow[1]]
     assert served[0, 0, :, 0].tolist() == pytest.approx(expected, rel=1e-12, abs=0)
     assert served[0, 0, 1, 0].item() == 0.0  # not allowed: exactly none
     assert served.sum().item() == pytest.approx(1.0, rel=1e-15)
@@ -191,16 +194,50 @@ def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_los
 
 def test_nothing_scored_by_the_combiners_mixes_them_evenly():
     rows = {
-        "c_loss": member_tensor([1.0, 3.0]),
+        "c_loss": member_tensor([1.0, 3.0, 2.0]),
         "c_count": torch.tensor([[[1.0]]], dtype=f64),
-        "c_slow_loss": member_tensor([5.0, 1.0]),
+        "c_slow_loss": member_tensor([5.0, 1.0, 2.0]),
         "c_slow_count": torch.tensor([[[1.0]]], dtype=f64),
-        "c_meta_loss": torch.tensor([7.0, 1.0], dtype=f64).view(1, 1, 2, 1),  # ignored until something is scored
+        "c_meta_loss": torch.tensor([7.0, 1.0, 3.0], dtype=f64).view(1, 1, 3, 1),  # ignored until something is scored
         "c_meta_count": torch.zeros(1, 1, 1, dtype=f64),
     }
-    served, combiners, mu = combination.served_weights(rows, torch.ones(1, 2, 1, dtype=torch.bool))
-    assert mu.flatten().tolist() == [0.5, 0.5]
-    assert served[0, 0, :, 0].tolist() == pytest.approx((combiners[0, 0, 0] + combiners[0, 0, 1]).flatten() / 2)
+    served, combiners, mu = combination.served_weights(rows, torch.ones(1, 3, 1, dtype=torch.bool))
+    assert mu.flatten().tolist() == pytest.approx([1 / 3] * 3, rel=1e-15)
+    evenly = (combiners[0, 0, 0] + combiners[0, 0, 1] + combiners[0, 0, 2]).flatten() / 3
+    assert served[0, 0, :, 0].tolist() == pytest.approx(evenly.tolist(), rel=1e-15)
+
+
+def test_the_pooled_combiner_weighs_members_by_the_mean_of_the_fast_ones_weights_at_h_and_at_one_step_by_hand():
+    """Three horizons, three members: the fast combiner has led with member 0 at one step and with member 1 at 2 and
+    3 steps; the pooled combiner weighs members by the mean of the fast one's weights at h and at one step, and the
+    mixture takes it by its own losses (here the best at horizon 3 only)."""
+    rows = {
+        "c_loss": torch.tensor([[1.0, 1.5, 4.0], [2.0, 1.6, 4.0], [3.0, 2.4, 4.0]], dtype=f64).view(1, 3, 3, 1),
+        "c_count": torch.tensor([25.0, 25.0, 25.0], dtype=f64).view(1, 3, 1),
+        "c_slow_loss": torch.ones(1, 3, 3, 1, dtype=f64),
+        "c_slow_count": torch.tensor([25.0, 25.0, 25.0], dtype=f64).view(1, 3, 1),
+        # per horizon the losses of the fast, slow and pooled combiners
+        "c_meta_loss": torch.tensor([[1.0, 1.0, 1.0], [2.0, 2.0, 2.2], [3.0, 3.0, 2.5]], dtype=f64).view(1, 3, 3, 1),
+        "c_meta_count": torch.tensor([25.0, 25.0, 25.0], dtype=f64).view(1, 3, 1),
+    }
+    served, combiners, mu = combination.served_weights(rows, torch.ones(1, 3, 1, dtype=torch.bool))
+    one_step = softmax_by_hand([-ETA * 1.0 * 0.5, -ETA * 1.5 * 0.5, -ETA * 4.0 * 0.5])  # h = 1: sqrt(25 / 100)
+    assert one_step[0] > 0.99
+    for h in range(3):
+        evidence = math.sqrt(25.0 / (EVIDENCE * math.sqrt(h + 1.0)))
+        losses = rows["c_loss"][0, h, :, 0].tolist()
+        fast = softmax_by_hand([-ETA * evidence * v / min(losses) for v in losses])
+        pooled = [(f + o) / 2 for f, o in zip(fast, one_step, strict=True)]
+        meta = rows["c_meta_loss"][0, h, :, 0].tolist()
+        mix = softmax_by_hand([-META_ETA * evidence * v / min(meta) for v in meta])
+        assert combiners[0, h, 0, :, 0].tolist() == pytest.approx(fast, rel=1e-12, abs=1e-300)
+        assert combiners[0, h, 2, :, 0].tolist() == pytest.approx(pooled, rel=1e-12, abs=1e-300)
+        assert mu[0, h, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=1e-300)
+        expected = [mix[0] * f + mix[1] / 3 + mix[2] * p for f, p in zip(fast, pooled, strict=True)]
+        assert served[0, h, :, 0].tolist() == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    # at h = 3 the fast combiner's member 1 leads (0.97), the pooled one's is half-way to the one-step leader's 0
+    assert fast[1] > 0.9 and pooled[0] > 0.45 and pooled[1] > 0.45
+    assert served[0, 2, 0, 0].item() == pytest.approx(mix[0] * fast[0] + mix[1] / 3 + mix[2] * pooled[0], rel=1e-12)
 
 
 def exp_by_hand(x: float) -> float:
@@ -276,8 +313,10 @@ def test_the_weights_equal_the_rule_written_out_to_the_last_bit(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
-    """Each combiner by ``ewa_by_hand``, their mixture (two members) by it too, and the served
-    weights mu_fast w_fast + mu_slow w_slow."""
+    """Each combiner by ``ewa_by_hand`` (the pooled one: the mean of the fast one's at h and at one step), their
+    mixture (three members) by it too, and the served weights mu_fast w_fast + mu_slow w_slow + mu_pooled
+    w_pooled, in the kernel's order: (mu_fast + mu_pooled / 2) w_fast + mu_slow w_slow, plus mu_pooled / 2 times
+    the fast one's one-step weight."""
     rng = random.Random(100 + seed)
     b, horizons, members, d = 2, 3, 23, 1
     rows = {
@@ -285,7 +324,7 @@ def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
         "c_count": random_counts(rng, (b, horizons, d)),
         "c_slow_loss": random_losses(rng, (b, horizons, members, d)),
         "c_slow_count": random_counts(rng, (b, horizons, d)),
-        "c_meta_loss": random_losses(rng, (b, horizons, 2, d)),
+        "c_meta_loss": random_losses(rng, (b, horizons, combination.COMBINERS, d)),
         "c_meta_count": random_counts(rng, (b, horizons, d)),
     }
     allowed = torch.rand(b, members, d, generator=torch.Generator().manual_seed(seed)) < 0.7
@@ -301,10 +340,14 @@ def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
             mix = ewa_by_hand(
                 rows["c_meta_loss"][i, h, :, 0].tolist(),
                 rows["c_meta_count"][i, h, 0].item(),
-                [True] * 2,
+                [True] * combination.COMBINERS,
                 META_ETA,
                 h + 1,
             )
+            one = ewa_by_hand(rows["c_loss"][i, 0, :, 0].tolist(), rows["c_count"][i, 0, 0].item(), ok, ETA, 1)
             assert combiners[i, h, 0, :, 0].tolist() == fast and combiners[i, h, 1, :, 0].tolist() == slow
+            assert combiners[i, h, 2, :, 0].tolist() == [0.5 * (f + o) for f, o in zip(fast, one, strict=True)]
             assert mu[i, h, :, 0].tolist() == mix
-            assert served[i, h, :, 0].tolist() == [mix[0] * f + mix[1] * s for f, s in zip(fast, slow, strict=True)]
+            half = 0.5 * mix[2]
+            pooled = [((mix[0] + half) * f + mix[1] * s) + half * o for f, s, o in zip(fast, slow, one, strict=True)]
+            assert served[i, h, :, 0].tolist() == pooled

@@ -19,7 +19,7 @@ from tbptt_online.hybrid_kernels import RECENT_COVERAGE
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, current_state
 
-from .old_formats import as_format_24
+from .old_formats import as_format_24, as_format_26
 
 HC = ForecasterConfig().calibrated_horizon  # 12
 RECENT: dict[int, tuple[float, float]] = {}  # _by_hand's discounted sums per horizon (cleared by each test)
@@ -204,13 +204,16 @@ def test_a_format_24_state_gains_a_blank_coverage_and_counts_from_the_load_on() 
     old = as_format_24(f.state_dict())
     assert "c_coverage" not in old["store"]["tensors"]
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     names = list(migrated["store"]["tensors"])
     assert names == list(f.state_dict()["store"]["tensors"])  # in the current layout's order
     for name in hybrid.COVERAGE:
         assert not migrated["store"]["tensors"][name].any()
     loaded = Forecaster.from_state_dict(old)
     assert all(c.scored == 0 and c.coverage is None for c in _stats(loaded))
+    # f as a format-26 state of it loads (format 27's pooled combiner's record the fast one's, as the migrated
+    # one's): it keeps its coverage counts and serves what the migrated model serves
+    f = Forecaster.from_state_dict(as_format_26(f.state_dict()))
     later, earlier = _daily(30, seed=7, start=100), _counts(f)
     for value in later:
         loaded.observe("a", value)

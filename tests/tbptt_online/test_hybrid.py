@@ -52,17 +52,18 @@ def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.
 
 def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
     """The served weights at horizon index ``h`` of the first row and feature in plain Python:
-    the fast and the slow combiners' EWA weights (``ewa_by_hand``) mixed by the EWA of their own
-    losses."""
+    the fast and the slow combiners' EWA weights (``ewa_by_hand``) and the pooled combiner's (the mean of the fast
+    one's at h and at one step) mixed by the EWA of their own losses."""
     fast = ewa_by_hand(
         rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed, combination.ETA, h + 1
     )
     slow = ewa_by_hand(
         rows["c_slow_loss"][0, h, :, 0].tolist(), rows["c_slow_count"][0, h, 0].item(), allowed, combination.ETA, h + 1
     )
+    one = ewa_by_hand(rows["c_loss"][0, 0, :, 0].tolist(), rows["c_count"][0, 0, 0].item(), allowed, combination.ETA, 1)
     meta = rows["c_meta_loss"][0, h, :, 0].tolist()
-    mu = ewa_by_hand(meta, rows["c_meta_count"][0, h, 0].item(), [True, True], combination.META_ETA, h + 1)
-    return [mu[0] * f + mu[1] * w for f, w in zip(fast, slow, strict=True)]
+    mu = ewa_by_hand(meta, rows["c_meta_count"][0, h, 0].item(), [True] * 3, combination.META_ETA, h + 1)
+    return [mu[0] * f + mu[1] * w + mu[2] * (f + o) / 2 for f, w, o in zip(fast, slow, one, strict=True)]
 
 
 # -- the network member and the served combination ---------------------------------------
@@ -116,7 +117,11 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_by_hand():
             combination.ETA,
             k + 1,
         )
-        for i, own in enumerate((fast, slow)):
+        one = ewa_by_hand(
+            rows["c_loss"][0, 0, :, 0].tolist(), rows["c_count"][0, 0, 0].item(), allowed, combination.ETA, 1
+        )
+        pooled = [(f + o) / 2 for f, o in zip(fast, one, strict=True)]
+        for i, own in enumerate((fast, slow, pooled)):
             by_hand = sum(wi * fi for wi, fi in zip(own, members, strict=True))
             assert combined[0, h - 1, i, 0].item() == pytest.approx(by_hand, rel=1e-12)
 
@@ -435,12 +440,13 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     rows["c_q"][:] = 1.0
     rows["x_scale"][:] = 2.0  # the local scale: the caps are CAP local scales
     members = hybrid.N_MEMBERS
-    made = torch.zeros(hybrid.ORIGIN_COLUMNS)  # the members, the served, its half-width, fast, slow
+    made = torch.zeros(hybrid.ORIGIN_COLUMNS)  # the members, the served, its half-width, fast, slow, pooled
     made[0] = math.inf  # the naive member forecast 1e300 at step 1: stored as inf in float32
     made[members] = math.inf  # and so did the served combination
     made[members + 2] = math.inf  # and the fast combiner
     made[1:members] = 2.0
     made[members + 3] = 2.0
+    made[members + 4] = math.inf  # and the pooled one (at one step the fast one's)
     rows["c_origin"][0, 0, 0, :, 0] = made  # [origin 1 % Hc, h - 1, member, feature] (relative to a reference 0)
     step = torch.tensor([2])
     y, mask = torch.tensor([[2.0]], dtype=f64), torch.tensor([[True]])
@@ -448,7 +454,8 @@ def test_a_forecast_past_float32_scores_as_a_capped_error_not_as_a_perfect_one()
     # documented in hybrid.fields: "a value past float32's range scores as an infinite, i.e. capped, error"
     assert rows["c_loss"][0, 0, 0, 0].item() == combination.CAP  # in local scales
     assert rows["c_slow_loss"][0, 0, 0, 0].item() == combination.CAP * 2.0  # in the series' units
-    assert rows["c_meta_loss"][0, 0, :, 0].tolist() == [combination.CAP * 2.0, 0.0]  # fast missed, slow exact
+    # fast and pooled missed, slow exact
+    assert rows["c_meta_loss"][0, 0, :, 0].tolist() == [combination.CAP * 2.0, 0.0, combination.CAP * 2.0]
     assert rows["c_q"][0, 0, 0].item() > 1.0  # the served forecast missed: its interval must widen
 
 
@@ -607,10 +614,10 @@ def test_a_checkpoint_of_format_1_is_refused_saying_so():
     f = Forecaster(config_for())
     f.observe("a", 1.0)
     state = f.state_dict()
-    assert state["format"] == 26
+    assert state["format"] == 27
     with pytest.raises(ValueError, match=r"format=1 is a checkpoint of tbptt-online 0\.1 .* cannot be loaded"):
         Forecaster.from_state_dict({**state, "format": 1})
-    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 26"):
+    with pytest.raises(ValueError, match="format=None is invalid: this version reads formats 2 to 27"):
         Forecaster.from_state_dict({k: v for k, v in state.items() if k != "format"})
 
 
@@ -1144,7 +1151,10 @@ def test_a_feature_settling_after_a_break_keeps_its_seasonal_table_when_another_
     for i in range(len(t) - 1):
         f.observe("s", [float(f0[i]), float(f1[i])])
     tensors, slot = f.store.tensors, f.store.slot_of("s")
-    assert tensors["o_shift_at"][slot].tolist() == [562, 0]
+    # feature 0's last change within the 15 values since its break (562 by the rule of a shift at its 2nd value;
+    # 566 since the pooled combiner: the forecasts after the break, and so the change found, differ), none in 1's
+    shift = tensors["o_shift_at"][slot].tolist()
+    assert 562 <= shift[0] < 576 and shift[1] == 0
     before = tensors["x_season"][slot][:, 0, 0].clone()  # feature 0's first season's tables [V, M]
     assert float(before.abs().max()) > 5
     f.observe("s", [float(f0[-1]), float(f1[-1])])  # value 577, after the detection at 576
@@ -1319,3 +1329,36 @@ def test_a_5_minute_daily_cycle_with_quieter_weekend_days_keeps_its_season_throu
         if step in (1100, 2100):
             seasons[step] = f.series_stats("cpu").seasons
     assert all(len(s) == 1 and abs(s[0] - 288) <= round(hybrid.WIDE_SHARE * 288) for s in seasons.values()), seasons
+
+
+def wandering_trend(seed: int, n: int) -> list[float]:
+    """A smooth wandering trend: changes an AR(1) about 0.2 (coefficient 0.8, innovations of sd 0.3), summed."""
+    rng = random.Random(seed)
+    change, value, values = 0.5, 100.0, []
+    for _ in range(n):
+        change = 0.2 + 0.8 * (change - 0.2) + rng.gauss(0.0, 0.3)
+        value += change
+        values.append(value)
+    return values
+
+
+def test_a_young_wandering_trends_forecasts_12_steps_ahead_follow_what_led_at_one_step():
+    """100 values of a smooth wandering trend (BJsales-like), four seeds: over the forecasts made from value 24 on,
+    the served forecasts' MAE over h = 1..12 is at most 0.955 of the naive last value's (geometric mean over the
+    seeds; before the pooled combiner 0.976: the long horizons' weights, on few scored targets, were spread over
+    the level members, which lag a trend; with it 0.942, with the one-step weights alone at every h 0.915)."""
+    ratios = []
+    for seed in range(4):
+        values = wandering_trend(seed, 100)
+        forecaster = Forecaster(ForecasterConfig(seed=seed))
+        made = {}
+        for t, y in enumerate(values):
+            if t >= 24:
+                made[t] = forecaster.forecast("y", 12).mean
+            forecaster.observe("y", y)
+        origins = [t for t in made if t + 11 < len(values)]
+        served = sum(abs(values[t + h] - made[t][h]) for t in origins for h in range(12))
+        naive = sum(abs(values[t + h] - values[t - 1]) for t in origins for h in range(12))
+        ratios.append(served / naive)
+    geometric = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    assert geometric <= 0.955, ratios

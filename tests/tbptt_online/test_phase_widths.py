@@ -147,7 +147,7 @@ def test_an_older_checkpoint_loads_with_factors_of_1_and_re_estimates_them_at_it
     old = as_format_23(forecaster.state_dict())
     assert old["format"] == 23 and "c_phase" not in old["store"]["tensors"]
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     tensors = migrated["store"]["tensors"]
     assert not tensors["c_phase"].any() and not tensors["c_phase_of"].any() and not tensors["c_phase_fit"].any()
     names = list(tensors)

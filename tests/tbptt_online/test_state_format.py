@@ -32,6 +32,7 @@ from tbptt_online import (
 from tbptt_online.scoring import RECENT_SCORES, STAT
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import (
+    FORMAT_26_COMBINERS,
     FORMAT_VERSION,
     NEW_COMBINER_FIELDS,
     NEW_EXPERT,
@@ -49,6 +50,7 @@ from tests.tbptt_online.old_formats import (
     FORMAT_21,
     FORMAT_24,
     FORMAT_25,
+    FORMAT_27,
     LEVELS_AR,
     MEDIAN,
     MEMBER_FIELDS,
@@ -70,9 +72,11 @@ from tests.tbptt_online.old_formats import (
     as_format_19,
     as_format_20,
     as_format_23,
+    as_format_26,
     format_10_layout,
     format_17_layout,
     format_23_layout,
+    same,
     without_levels_ar,
 )
 
@@ -114,6 +118,12 @@ def continue_from(forecaster: Forecaster, start: int, ticks: int) -> torch.Tenso
     return torch.tensor(rows, dtype=torch.float64)
 
 
+def from_format_26(forecaster: Forecaster) -> Forecaster:
+    """``forecaster`` as a format-26 state of it loads (its pooled combiner's record the fast one's: format 27):
+    what a model loaded from any older state of the same series serves, the rest alike."""
+    return Forecaster.from_state_dict(as_format_26(forecaster.state_dict()))
+
+
 @pytest.fixture(scope="module")
 def old_states() -> dict:
     return torch.load(FIXTURE, weights_only=True)
@@ -153,7 +163,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
     state = old_states[kind]["state"]
     before = {k: v.clone() for k, v in state["network"].items()}
     migrated = current_state(state)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     assert state["format"] == 2 and "probe" not in state  # the input is left as it was
     guard = migrated["engine"]["guard"]
     assert guard["lr_scale"] == 1.0 and guard["norms"] == [] and set(guard["counts"].values()) == {0}
@@ -179,7 +189,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
             assert torch.equal(kept[key][:, :, :, ring], value)
             assert kept[key][:, :, :, half].abs().max() == 0
             assert torch.equal(kept[key][:, :, :, NEW_EXPERT], value[:, :, :, OLD_MEMBERS])  # the served ones
-            for column in range(hybrid.COMBINERS):
+            for column in range(FORMAT_26_COMBINERS):  # (format 27's pooled combiner's: the fast one's, below)
                 assert torch.equal(kept[key][:, :, :, combiners][:, :, :, column], value[:, :, :, OLD_MEMBERS])
         elif key in ("c_loss", "c_member_abs"):  # the long AR's column: at the cap, and the naive's
             assert torch.equal(kept[key].index_select(-2, torch.tensor(old)), value)
@@ -193,7 +203,7 @@ def test_the_migrated_state_starts_the_probe_and_guards_fresh_and_keeps_the_rest
             assert torch.equal(kept[key], (value + value.transpose(-2, -1)) / 2)
             assert 0 < (value - value.transpose(-2, -1)).abs().max() < 1e-15
         else:
-            assert kept[key] is value, key
+            assert same(kept[key], value, key), key
     if kind == "hybrid":
         assert torch.equal(kept["c_loss"][:, :, NEW_EXPERT], combination.CAP * tensors["c_count"])
         assert torch.equal(kept["c_member_abs"][:, NEW_EXPERT], tensors["c_member_abs"][:, 0])
@@ -228,7 +238,7 @@ def test_a_format_2_state_that_cannot_be_migrated_says_why(old_states):
     state["network"] = {k: v for k, v in state["network"].items() if not k.startswith("head")}
     with pytest.raises(ValueError, match=r"format=2 state \(written before the truncation probe .*cannot be migrated"):
         Forecaster.from_state_dict(state)
-    with pytest.raises(ValueError, match=r"cannot be migrated to format 26: it has no '.*' where format 2 has one"):
+    with pytest.raises(ValueError, match=r"cannot be migrated to format 27: it has no '.*' where format 2 has one"):
         check_state(state)
 
 
@@ -255,7 +265,7 @@ def test_a_malformed_format_24_state_is_told_which_part_is_missing_or_malformed(
     ("found", "message"),
     [
         (1, "format=1 is a checkpoint of tbptt-online 0.1"),
-        (27, "format=27 is invalid: this version reads formats 2 to 26"),
+        (28, "format=28 is invalid: this version reads formats 2 to 27"),
     ],
 )
 def test_formats_it_cannot_read_are_refused_naming_why(found, message):
@@ -298,7 +308,8 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
     """A format-4 state as the previous version wrote it (no slow combiner, no mixture, no
     combiners' columns in the ring): migrated, the slow combiner starts from the fast one's
     losses in the series' units (the same weights), the mixture even, so the served weights are
-    the fast combiner's to within an ulp; then both learn from the next values."""
+    the fast combiner's to within an ulp (and, from format 27, the pooled combiner's: the mean of the fast one's
+    and of its one-step ones); then both learn from the next values."""
     config = ForecasterConfig(hidden_size=4, k1=2, k2=4, lr=0.0, seed=1, max_season_length=12)
     forecaster = Forecaster(config)
     continue_from(forecaster, 0, 40)
@@ -318,7 +329,10 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
     loaded = Forecaster.from_state_dict(old)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
     fast = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
-    assert torch.allclose(hybrid.served_weights(rows), fast, rtol=1e-12, atol=1e-300)
+    # the mixture even: the slow combiner's weights are the fast one's, the pooled one's (format 27) the mean of the
+    # fast one's and of its one-step ones
+    pooled = (fast + fast[:, :1]) / 2
+    assert torch.allclose(hybrid.served_weights(rows), (2 * fast + pooled) / 3, rtol=1e-12, atol=1e-300)
     continue_from(loaded, 40, 20)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
     assert bool((rows["c_meta_count"] > 0).all())  # the mixture scores the combiners from the next values on
@@ -347,7 +361,7 @@ def test_a_format_5_hybrid_state_gains_the_outliers_fields_as_a_new_series_has_t
         elif key in MEMBER_FIELDS or key == "x_last_observed":  # out by format_10_layout (and format 15's
             assert torch.equal(kept[key], value), key  # x_missing read back as the flag)
         else:
-            assert kept[key] is value, key
+            assert same(kept[key], value, key), key
     for key in outliers.FIELDS:  # (format 16's o_recent too: format_10_layout leaves it out)
         assert torch.equal(migrated["store"]["tensors"][key], torch.zeros_like(state["store"]["tensors"][key])), key
     cleared = current_state(as_format_8(state))  # its ring as format 8 held it (the same as the migrated one's)
@@ -368,7 +382,7 @@ def test_a_format_8_hybrid_state_gains_the_rings_references_at_zero_and_continue
     assert old["format"] == 8 and "c_origin_ref" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     kept = format_10_layout(migrated["store"]["tensors"])  # the median's and levels AR's columns: formats 11, 12
     assert torch.equal(kept["c_origin"], old["store"]["tensors"]["c_origin"])
     assert torch.equal(kept["c_origin_ref"], torch.zeros_like(state["store"]["tensors"]["c_origin_ref"]))
@@ -387,7 +401,7 @@ def test_a_format_9_state_gains_the_series_restart_counts_at_zero_and_continues_
     assert old["format"] == 9 and old["store"]["tensors"]["stats"].shape[1] == STAT["restarts"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     stats = migrated["store"]["tensors"]["stats"]  # (the restarts' rows zeros: none; format 25's recent ones 0)
     assert torch.equal(stats[:, :RECENT_SCORES], state["store"]["tensors"]["stats"][:, :RECENT_SCORES])
     # against the same state without the long AR on the levels (format 12's, which a format-9 state
@@ -408,7 +422,7 @@ def test_a_format_10_state_gains_the_excursions_with_the_usual_difference_measur
     assert old["format"] == 10 and "x_sdiff" not in old["store"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     kept = migrated["store"]["tensors"]
     for key in ("x_excursion", "x_repaired"):  # none under way, none repaired
         assert torch.equal(kept[key], torch.zeros_like(state["store"]["tensors"][key])), key
@@ -445,7 +459,7 @@ def test_a_format_11_state_gains_the_long_ar_on_the_levels_blank_at_no_weight():
         assert torch.equal(kept[key], value), key
     for key, value in as_saved(old):  # every other field as saved (format 15's names)
         if key not in MEMBER_FIELDS:
-            assert kept[OLD_SEASON_NAMES.get(key, key)] is value, key
+            assert same(kept[OLD_SEASON_NAMES.get(key, key)], value, key), key
     assert torch.equal(without_levels_ar(kept)["c_loss"], old["store"]["tensors"]["c_loss"])
     others = ("x_level", "x_trend", "x_ar", "x_arc", "x_median", "c_count")
     joins_at_no_weight(state, old, kept, LEVELS_AR, ("x_arl", "x_arl_unit"), others)
@@ -463,7 +477,7 @@ def older_hybrid(as_older, number: int, prefix: str) -> tuple[dict, dict, dict]:
     assert old["format"] == number and not any(k.startswith(prefix) for k in old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     return state, old, migrated["store"]["tensors"]
 
 
@@ -504,7 +518,7 @@ def test_a_format_17_state_gains_the_short_ar_on_the_levels_blank_at_no_weight()
     blank = ar_levels.fields(*state["store"]["tensors"]["x_scale"].shape)
     for key in SHORT_AR_FIELDS:
         assert torch.equal(kept[key], blank[key]), key
-    assert all(kept[k] is v for k, v in as_saved(old))  # every other field as saved
+    assert all(same(kept[k], v, k) for k, v in as_saved(old))  # every other field as saved
     for key in MEMBER_FIELDS:  # the old members' columns as saved
         assert torch.equal(format_17_layout(kept)[key], old["store"]["tensors"][key]), key
     others = ("x_level", "x_trend", "x_ar", "x_arc", "x_arl", "x_median", "c_count")
@@ -521,7 +535,7 @@ def test_a_format_18_state_has_its_p_made_symmetric_and_a_drifted_or_indefinite_
     continue_from(forecaster, 0, 40)
     state = as_format_19(forecaster.state_dict())
     clean = current_state({**state, "format": 18})
-    assert all(clean["store"]["tensors"][k] is v for k, v in as_saved({**state, "format": 18}))  # as saved
+    assert all(same(clean["store"]["tensors"][k], v, k) for k, v in as_saved({**state, "format": 18}))  # as saved
     tensors = {k: v.clone() for k, v in state["store"]["tensors"].items()}
     p = tensors["x_arc_p"]  # [C, d, K, K]
     saved = p.clone()
@@ -581,10 +595,10 @@ def test_a_format_12_state_gains_the_season_runs_as_if_each_season_had_just_been
     assert old["format"] == 12 and {"x_period"} == {"x_period", "x_period_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     kept = migrated["store"]["tensors"]
     assert torch.equal(kept["x_season_runs"], seasonal.long())
-    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
+    assert all(same(kept[OLD_SEASON_NAMES.get(k, k)], v, k) for k, v in as_saved(old))  # the rest as saved
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert torch.equal(continue_from(loaded, 40, 7), continue_from(fresh, 40, 7))  # to 47: no detection yet
 
@@ -607,7 +621,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert old["format"] == 13 and not {"x_nonneg", "c_shape"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     kept = migrated["store"]["tensors"]
     names = ("positive", "old counter", "young counter", "once below 0")
     slots = [state["store"]["names"].index(name) for name in names]
@@ -615,7 +629,7 @@ def test_a_format_13_state_gains_the_never_negative_flags_from_what_it_kept():
     assert state["store"]["tensors"]["x_nonneg"][slots, 0].tolist() == [True, True, True, False]  # as it was kept
     assert torch.equal(kept["c_shape"], torch.ones_like(state["store"]["tensors"]["c_shape"]))
     assert not torch.equal(state["store"]["tensors"]["c_shape"], kept["c_shape"])  # learned since; unknown before
-    assert all(kept[OLD_SEASON_NAMES.get(k, k)] is v for k, v in as_saved(old))  # the rest as saved
+    assert all(same(kept[OLD_SEASON_NAMES.get(k, k)], v, k) for k, v in as_saved(old))  # the rest as saved
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert loaded.forecast("young counter", horizon=3).mean == fresh.forecast("young counter", horizon=3).mean
     tracked, half = loaded.forecast("positive", horizon=3), loaded.forecast("positive", horizon=3, level=0.5)
@@ -637,12 +651,12 @@ def test_a_format_14_state_loads_with_its_season_fields_renamed_and_goes_on_bit_
     assert not {"x_season_length", "x_season_runs"} & old["store"]["tensors"].keys()
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
     later = ("x_missing", *SINCE_16, *SHORT_AR_FIELDS, *MEMBER_FIELDS, *FORMAT_20, *FORMAT_21, *FORMAT_24, *FORMAT_25)
     later += ("stats",)  # (format 25's recent errors' rows)
-    assert all(kept[k] is v for k, v in state["store"]["tensors"].items() if k not in later)
+    assert all(same(kept[k], v, k) for k, v in state["store"]["tensors"].items() if k not in later)
     assert torch.equal(kept["x_missing"], state["store"]["tensors"]["x_missing"])  # no value missing: 0
     loaded, fresh = Forecaster.from_state_dict(old), Forecaster.from_state_dict(as_format_17_migrated(state))
     assert torch.equal(continue_from(loaded, 40, 60), continue_from(fresh, 40, 60))  # past a detection
@@ -667,10 +681,10 @@ def checked_migration(state: dict, as_older, number: int, fields: tuple[str, ...
     assert old["format"] == number and not set(fields) & set(old["store"]["tensors"])
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     assert list(migrated["store"]["tensors"]) == list(state["store"]["tensors"])  # names and order
     kept = migrated["store"]["tensors"]
-    assert all(kept[k] is v for k, v in saved(old)) and saved_stats(old, kept)
+    assert all(same(kept[k], v, k) for k, v in saved(old)) and saved_stats(old, kept)
     return old, kept
 
 
@@ -778,7 +792,7 @@ def test_a_format_19_state_gains_no_far_widths_serves_past_the_calibrated_horizo
     q = loaded.store.tensors["c_q"][slot : slot + 1]  # [1, 12, 1]
     horizons = torch.arange(13, 61, dtype=torch.float64)
     before = torch.maximum(q[0, -1, 0] * (horizons / 12).sqrt(), calibration.SLACK * q[0, :, 0].max())
-    forecast, knowing = loaded.forecast("b", 60), forecaster.forecast("b", 60)
+    forecast, knowing = loaded.forecast("b", 60), from_format_26(forecaster).forecast("b", 60)
     assert forecast.mean == knowing.mean
     served = torch.tensor(forecast.upper[12:], dtype=torch.float64) - torch.tensor(forecast.mean[12:])
     assert torch.allclose(served, before, rtol=1e-5, atol=0)  # (a forecast's values: float32's rounding)
@@ -833,7 +847,7 @@ def test_a_format_20_state_gains_the_scale_and_multiplier_that_serve_its_widths_
         assert torch.equal(got[:, :, 2], torch.full_like(got[:, :, 2], start).masked_fill(known, 1.0))
     loaded = Forecaster.from_state_dict(old)
     for series in ("a", "b", "d"):  # (d: no interval yet, None)
-        served, knowing = loaded.forecast(series, 60), forecaster.forecast(series, 60)
+        served, knowing = loaded.forecast(series, 60), from_format_26(forecaster).forecast(series, 60)
         assert served == knowing
     slot = loaded.store.slot_of("b")
     continue_from(loaded, 60, 5)
@@ -872,7 +886,7 @@ def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_mult
     old = {**state, "format": 21, "store": {**state["store"], "tensors": {**tensors, "x_season": old_season}}}
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     got = migrated["store"]["tensors"]["x_season"]
     for v in range(4):
         if v in one_table:
@@ -886,9 +900,9 @@ def test_a_format_21_state_has_the_gamma_0_1_familys_two_tables_of_a_weekly_mult
             assert torch.equal(got[slot, v], season[slot, v])  # Taylor's two tables, as saved
     assert torch.equal(got[forecaster.store.slot_of("b")], season[forecaster.store.slot_of("b")])
     kept = (name for name in migrated["store"]["tensors"] if name not in ("x_season", "stats", *FORMAT_24, *FORMAT_25))
-    assert all(migrated["store"]["tensors"][name] is tensors[name] for name in kept)
+    assert all(same(migrated["store"]["tensors"][name], tensors[name], name) for name in kept)
     loaded = Forecaster.from_state_dict(old)
-    served, made_one = loaded.forecast("a", 48), forecaster.forecast("a", 48)
+    served, made_one = loaded.forecast("a", 48), from_format_26(forecaster).forecast("a", 48)
     assert max(abs(x - y) for x, y in zip(served.mean, made_one.mean, strict=True)) < 1e-9
 
 
@@ -924,8 +938,9 @@ def test_a_format_22_state_loads_with_its_alpha_0_5_levels_as_the_slow_ones_and_
     state = forecaster.state_dict()
     old = as_format_23(state, 22)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
-    kept = (name for name in migrated["store"]["tensors"] if name not in ("stats", *FORMAT_24, *FORMAT_25))
+    assert migrated["format"] == FORMAT_VERSION == 27
+    later = ("stats", *FORMAT_24, *FORMAT_25, *FORMAT_27)  # (format 27's: the pooled combiner's columns, below)
+    kept = (name for name in migrated["store"]["tensors"] if name not in later)
     assert all(migrated["store"]["tensors"][name] is state["store"]["tensors"][name] for name in kept)
     loaded = Forecaster.from_state_dict(old)
     slot = loaded.store.slot_of("a")
@@ -942,3 +957,43 @@ def test_a_format_22_state_loads_with_its_alpha_0_5_levels_as_the_slow_ones_and_
             alphas[a] * (y - season) + (1 - alphas[a]) * before[a].item(), rel=1e-12
         )
     assert alphas[expert_kernels.SLOW] == 0.03
+
+
+def test_a_format_26_state_gains_the_pooled_combiner_as_the_fast_one_and_goes_on():
+    """Format 27 added the pooled combiner (``combination.POOLED``): a format-26 state (two combiners in the
+    mixture's losses and the ring) gains its column of both as the fast combiner's, every other tensor kept as it
+    was; the state checks, loads, serves the mixture of three from the load on and scores the pooled combiner's
+    own forecasts from the next values."""
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, k1=2, k2=4, seed=1, max_season_length=12))
+    continue_from(forecaster, 0, 40)
+    state = forecaster.state_dict()
+    old = as_format_26(state)
+    tensors = old["store"]["tensors"]
+    members = tensors["c_loss"].shape[2]
+    assert old["format"] == 26 and tensors["c_meta_loss"].shape[2] == 2 and tensors["c_origin"].shape[3] == members + 4
+    check_state(old)
+    migrated = current_state(old)
+    assert migrated["format"] == FORMAT_VERSION == 27
+    new = migrated["store"]["tensors"]
+    assert torch.equal(new["c_meta_loss"][:, :, :2], tensors["c_meta_loss"])
+    assert torch.equal(new["c_meta_loss"][:, :, 2], tensors["c_meta_loss"][:, :, 0])  # the fast one's record
+    assert torch.equal(new["c_origin"][:, :, :, : members + 4], tensors["c_origin"])
+    assert torch.equal(new["c_origin"][:, :, :, members + 4], tensors["c_origin"][:, :, :, members + 2])
+    kept = (name for name in new if name not in FORMAT_27)
+    assert all(new[name] is tensors[name] for name in kept)
+    check_state(migrated)
+    loaded = Forecaster.from_state_dict(old)
+    before = loaded.store.tensors["c_meta_loss"].clone()
+    continue_from(loaded, 40, 20)
+    after = loaded.store.tensors["c_meta_loss"]
+    assert not torch.equal(after[..., 2, :], after[..., 0, :])  # its own errors at h >= 2 part it from the fast one
+    assert not torch.equal(after, before)
+    check_state(loaded.state_dict())
+
+
+def test_a_format_26_state_whose_mixture_has_not_two_combiners_is_refused_naming_them():
+    forecaster = Forecaster(ForecasterConfig(hidden_size=4, max_season_length=12))
+    continue_from(forecaster, 0, 5)
+    old = {**forecaster.state_dict(), "format": 26}  # the current layout, three combiners, said to be format 26
+    with pytest.raises(ValueError, match=r"format=26 hybrid state has 3 combiners' losses and \d+ ring columns"):
+        current_state(old)

@@ -79,7 +79,7 @@ def dropped(weights, combiners, lags, since: int) -> None:
                 continue
             for e in range(members):
                 combiners[i, at + e] = 0.0 if lags[e] else combiners[i, at + e] / total
-        half = 0.5 * combiners[combination.MIXTURE, at + combination.POOLED]  # the pooled one's (``mixed_weights``)
-        mu_fast, mu_slow = combiners[combination.MIXTURE, at] + half, combiners[combination.MIXTURE, at + 1]
+        half = 0.5 * combination.mixed(combiners, h, combination.POOLED)  # the pooled one's (``mixed_weights``)
+        mu_fast, mu_slow = combination.mixed(combiners, h, 0) + half, combination.mixed(combiners, h, 1)
         for e in range(members):
             weights[h, e] = (mu_fast * combiners[0, at + e] + mu_slow * combiners[1, at + e]) + half * combiners[0, e]

@@ -152,10 +152,10 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 
 @inlined
-def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
+def ewa(loss, count, b, k, allowed, eta, logits, weights, row, width) -> None:
     """At every horizon h of series ``b`` and feature ``k``: the convex weights of the M
-    members of ``loss`` [B, Hc, M, d] at ``weights[row, h * W + e]`` (a scratch of rows of Hc
-    blocks of W >= M; entries e >= M are left as they were), from their losses, their discounted count
+    members of ``loss`` [B, Hc, M, d] at ``weights[row, h * W + e]`` (a scratch row of Hc
+    blocks of ``width`` W >= M; entries e >= M are left as they were), from their losses, their discounted count
     ``count[b, h, k]`` (``count`` [B, Hc, d]) and which members may take weight ``allowed``
     [M] (at least one): ``softmax(-eta sqrt(N / (EVIDENCE sqrt(h))) L_e / min L)`` over the allowed
     ones (the count N is shared by the members, so A_e / min A = L_e / min L), equal before
@@ -167,7 +167,6 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
     M = 24 alone is too short for the compiler's vector loop); the sums keep four partial
     sums (four additions in flight instead of one chain of M)."""
     horizons, members = loss.shape[1], loss.shape[2]
-    width = logits.shape[1] // horizons
     for h in range(horizons):
         n = count[b, h, k]
         best = np.inf
@@ -184,7 +183,7 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row) -> None:
     if members == width:
         for j in range(horizons * width):  # one loop over the horizons' blocks: vectorised
             weights[row, j] = exp_weight(logits[row, j])
-    else:  # the mixture's two members: the rest of each block is not theirs
+    else:  # blocks wider than their members: the rest of each block is not theirs
         for h in range(horizons):
             for e in range(members):
                 weights[row, h * width + e] = exp_weight(logits[row, h * width + e])
@@ -249,24 +248,30 @@ def mixed_weights(
     horizon (the module docstring): each combiner's weights into ``combiners[i, h * E + e]`` (i = 0
     fast, 1 slow) from its losses [B, Hc, E, d] and count [B, Hc, d] (the pooled combiner's, i =
     ``POOLED``, are the mean of the fast one's at h and at h = 1, ``pooled``: its row is not written), their
-    mixture mu into
-    ``combiners[MIXTURE, h * E + i]`` (i < COMBINERS) from the combiners' losses ``meta_loss`` [B, Hc,
-    COMBINERS, d] and count ``meta_count`` [B, Hc, d]; the logits (less the largest) into the same places of
-    ``logits`` (``combiners`` and ``logits`` are ``scratch(Hc, E)``); ``allowed`` [E] which members may
-    take weight."""
-    ewa(fast_loss, fast_count, b, k, allowed, ETA, logits, combiners, 0)
-    ewa(slow_loss, slow_count, b, k, allowed, ETA, logits, combiners, 1)
-    ewa(meta_loss, meta_count, b, k, _ALL, META_ETA, logits, combiners, MIXTURE)
+    mixture mu into ``combiners[MIXTURE, h * COMBINERS + i]`` (i < COMBINERS: ``mixed``) from the combiners'
+    losses ``meta_loss`` [B, Hc, COMBINERS, d] and count ``meta_count`` [B, Hc, d]; the logits (less the
+    largest) into the same places of ``logits`` (``combiners`` and ``logits`` are ``scratch(Hc, E)``);
+    ``allowed`` [E] which members may take weight."""
     members = weights.shape[1]
+    ewa(fast_loss, fast_count, b, k, allowed, ETA, logits, combiners, 0, members)
+    ewa(slow_loss, slow_count, b, k, allowed, ETA, logits, combiners, 1, members)
+    ewa(meta_loss, meta_count, b, k, _ALL, META_ETA, logits, combiners, MIXTURE, COMBINERS)  # blocks of 3: one loop
     for h in range(weights.shape[0]):
         at = h * members
         # the pooled combiner's weights are half the fast one's at h and half its first block's (not written)
-        half = 0.5 * combiners[MIXTURE, unsigned(at + POOLED)]
-        mu = combiners[MIXTURE, unsigned(at)] + half, combiners[MIXTURE, unsigned(at + 1)]
+        half = 0.5 * mixed(combiners, h, POOLED)
+        mu = mixed(combiners, h, 0) + half, mixed(combiners, h, 1)
         for e in range(members):
             weights[h, e] = (
                 mu[0] * combiners[0, unsigned(at + e)] + mu[1] * combiners[1, unsigned(at + e)]
             ) + half * combiners[0, unsigned(e)]
+
+
+@inlined
+def mixed(combiners, h, i) -> float:
+    """The mixture's weight mu of combiner i at horizon h (0-based) in ``mixed_weights``' scratch: its row
+    ``MIXTURE`` holds blocks of ``COMBINERS``, one per horizon (the exps of all horizons in one vectorised loop)."""
+    return combiners[MIXTURE, unsigned(h * COMBINERS + i)]
 
 
 @inlined
@@ -298,7 +303,7 @@ def _weights(loss: np.ndarray, count: np.ndarray, allowed: np.ndarray, eta: floa
     logits, weights = np.empty((1, horizons * members)), np.empty((1, horizons * members))
     for b in range(n_rows):
         for k in range(d):
-            ewa(loss, count, b, k, allowed[b, :, k], eta, logits, weights, 0)
+            ewa(loss, count, b, k, allowed[b, :, k], eta, logits, weights, 0, members)
             out[b, :, :, k] = weights[0].reshape(horizons, members)
 
 
@@ -333,7 +338,7 @@ def _served(fast_loss, fast_count, slow_loss, slow_count, meta_loss, meta_count,
             out[b, :, :, k] = weights
             for h in range(horizons):
                 for i in range(COMBINERS):
-                    mu[b, h, i, k] = each[MIXTURE, h * members + i]
+                    mu[b, h, i, k] = mixed(each, h, i)
                     for e in range(members):
                         combiners[b, h, i, e, k] = pooled(each, i, h * members, e)
 

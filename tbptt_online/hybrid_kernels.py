@@ -254,10 +254,9 @@ def base(
     not yet scored since it (``after_change``; o_shift_at 0: none, as a view's rows are served)."""
     n_rows, horizon, experts, d = paths.shape
     horizons, members = fast_loss.shape[1], fast_loss.shape[2]
-    mixture = combination.MIXTURE
     allowed = np.empty(members, dtype=np.bool_)
     logits = combination.scratch(horizons, members)  # one row's, less each one's largest: the combiners', the mixture's
-    combiners = combination.scratch(horizons, members)  # their weights (mu in row MIXTURE)
+    combiners = combination.scratch(horizons, members)  # their weights (mu in row MIXTURE: ``combination.mixed``)
     weights = np.empty((horizons, members))  # the served weights
     totals = np.empty(horizons)  # the experts' share of them, per horizon
     own = np.empty(experts)
@@ -297,8 +296,9 @@ def base(
                 # the pooled combiner's weights are the mean of the fast one's at h and at h = 1, and the served
                 # weights the combiners' mixed by mu (``combination.mixed_weights``): so are their sums
                 pooled = 0.5 * (fast + first)
-                mu = combiners[mixture, unsigned(at)], combiners[mixture, unsigned(at + 1)]
-                served = (mu[0] * fast + mu[1] * slow) + combiners[mixture, unsigned(at + combination.POOLED)] * pooled
+                mu_fast, mu_slow = combination.mixed(combiners, tracked, 0), combination.mixed(combiners, tracked, 1)
+                mu_pooled = combination.mixed(combiners, tracked, combination.POOLED)
+                served = (mu_fast * fast + mu_slow * slow) + mu_pooled * pooled
                 partial[b, h, 0, k], partial[b, h, 1, k], partial[b, h, 2, k] = served, fast, slow
                 partial[b, h, 1 + combination.POOLED, k] = pooled
                 if total >= 1e-200:
@@ -308,7 +308,7 @@ def base(
                     for i in range(combination.COMBINERS):
                         for block in range(2 if i == combination.POOLED else 1):  # (the pooled one's: two halves)
                             row, start = (0, block * at) if i == combination.POOLED else (i, at)
-                            share = combiners[mixture, at + i] * (0.5 if i == combination.POOLED else 1.0)
+                            share = combination.mixed(combiners, tracked, i) * (0.5 if i == combination.POOLED else 1.0)
                             for e in range(experts):
                                 own[e] = logits[row, start + e]
                             combination.softmax(own)

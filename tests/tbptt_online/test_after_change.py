@@ -52,7 +52,7 @@ def test_lagging_members_take_no_weight_at_the_horizons_not_yet_scored_since_the
     for h in range(horizons):
         combiners[0, h * members : (h + 1) * members] = fast[h]
         combiners[1, h * members : (h + 1) * members] = slow[h]
-        combiners[combination.MIXTURE, h * members : h * members + 2] = mu[h]
+        combiners[combination.MIXTURE, h * combination.COMBINERS : h * combination.COMBINERS + 2] = mu[h]
     weights = np.array(
         [[m[0] * f + m[1] * s for f, s in zip(fh, sh, strict=True)] for fh, sh, m in zip(fast, slow, mu, strict=True)]
     )
@@ -77,7 +77,7 @@ def test_the_pooled_combiner_keeps_its_half_of_the_one_step_weights_scored_since
     for h in range(horizons):
         combiners[0, h * members : (h + 1) * members] = fast[h]
         combiners[1, h * members : (h + 1) * members] = slow[h]
-        combiners[combination.MIXTURE, h * members : h * members + 3] = mu[h]
+        combiners[combination.MIXTURE, h * combination.COMBINERS : (h + 1) * combination.COMBINERS] = mu[h]
     weights = np.array(
         [[m[0] * f + m[1] * s + m[2] * (f + o) / 2 for f, s, o in zip(fh, sh, fast[0], strict=True)] for fh, sh, m in
          zip(fast, slow, mu, strict=True)]

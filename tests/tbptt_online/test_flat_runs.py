@@ -17,6 +17,7 @@ from tbptt_online.flat_runs import FLAT_HOLD_MAX, hold_flat_runs
 from tbptt_online.scoring import FLAT, STAT, STAT_FIELDS
 from tbptt_online.state_check import check_state
 from tbptt_online.state_format import FORMAT_VERSION, current_state
+from tests.tbptt_online.old_formats import format_26_layout
 
 f64 = torch.float64
 
@@ -157,11 +158,11 @@ def test_a_format_25_state_gains_the_flat_runs_at_0():
     f = Forecaster(config_for())
     f.observe_many([("s", v) for v in values[:230]])  # inside the held run
     state = f.state_dict()
-    tensors = state["store"]["tensors"]
+    tensors = format_26_layout(state["store"]["tensors"])  # (no pooled combiner: format 27's)
     store = {**state["store"], "tensors": {**tensors, "stats": tensors["stats"][:, :FLAT]}}
     old = {**state, "format": 25, "store": store}
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     stats = migrated["store"]["tensors"]["stats"]
     assert torch.equal(stats[:, :FLAT], tensors["stats"][:, :FLAT]) and not stats[:, FLAT:].any()
     g = Forecaster.from_state_dict(migrated)

@@ -563,7 +563,7 @@ def test_a_format_6_state_gains_the_probes_missed_counts_at_zero() -> None:
     assert old["format"] == 6 and "missed" not in old["probe"]["tensors"]
     check_state(old)
     migrated = current_state(old)
-    assert migrated["format"] == FORMAT_VERSION == 26
+    assert migrated["format"] == FORMAT_VERSION == 27
     assert torch.equal(migrated["probe"]["tensors"]["missed"], torch.zeros(8, dtype=torch.int64))
     zeroed = {**state, "probe": {**state["probe"], "tensors": {**state["probe"]["tensors"]}}}
     zeroed["probe"]["tensors"]["missed"] = torch.zeros(8, dtype=torch.int64)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tbptt_online import hybrid, hybrid_kernels
-from tbptt_online.combination import ETA, EVIDENCE
+from tbptt_online.combination import COMBINERS, ETA, EVIDENCE
 from tbptt_online.expert_kernels import allowed_experts
 
 MEMBERS = hybrid.N_MEMBERS
@@ -22,10 +22,10 @@ def base_of(expert_loss: np.ndarray, network_loss: float, scale: float) -> tuple
     loss = np.empty((1, 1, MEMBERS, 1))
     loss[0, 0, :EXPERTS, 0], loss[0, 0, EXPERTS, 0] = expert_loss, network_loss
     count = np.full((1, 1, 1), EVIDENCE)
-    meta = np.array([1.0, 1.01]).reshape(1, 1, 2, 1)
+    meta = np.array([1.0, 1.01, 1.02]).reshape(1, 1, COMBINERS, 1)  # fast, slow, pooled
     paths = (1.0 + np.arange(EXPERTS, dtype=float)).reshape(1, 1, EXPERTS, 1) * scale
     positive, season_length, scored = np.ones((1, 1), bool), np.zeros((1, 1, 2), np.int64), np.full((1, 1), 500.0)
-    out, partial, net = np.empty((1, 1, 1)), np.empty((1, 1, 3, 1)), np.empty((1, 1, 3, 1))
+    out, partial, net = np.empty((1, 1, 1)), np.empty((1, 1, 1 + COMBINERS, 1)), np.empty((1, 1, 1 + COMBINERS, 1))
     combination_fields = (loss, count, loss.copy(), count, meta, count)  # fast, slow, the mixture's: loss and count
     none = np.zeros(1, np.int64)  # the row's slot and step; no change (o_shift_at 0): nothing read of the rest
     changed = (

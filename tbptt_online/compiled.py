@@ -70,6 +70,7 @@ KERNEL_MODULES = (
     "calibration",
     "combination",
     "after_change",
+    "level_widths",
     "expert_kernels",
     "hybrid_kernels",
     "tick_kernels",

@@ -165,11 +165,13 @@ def score(
     phase, phase_of, gain = writable(rows, ("c_phase", "c_phase_of", "c_phase_fit"))
     lengths, values = readable(rows["x_season_length"], rows["x_raw"])
     factor = np.empty(tuple(y.shape))  # [B, d]: the scored values' phase factors (``hybrid_kernels.score``)
+    growth = np.ones(tuple(y.shape))  # [B, d]: no level's growth (``level_widths``: the tick's)
     over_rows(
         len(step),
         lambda r: kernels.score(
             *(a[r] for a in own), ring, ref, *(a[r] for a in written), float(level), normal, multiplier,
-            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r]), (sent[r], nonneg[r], shift_at[r]),
+            (phase[r], phase_of[r], gain[r], lengths[r], values, factor[r], growth[r]),
+            (sent[r], nonneg[r], shift_at[r]),
         ),
     )  # fmt: skip
 

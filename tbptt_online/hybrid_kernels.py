@@ -134,16 +134,18 @@ def score(
     53), where the same spike at value 30 cost nothing.
 
     ``phased`` = (c_phase, c_phase_of, c_phase_fit [B, Hc, 5, d], x_season_length, the values ring, ``factor`` [B,
-    d]): the phase statistics of the rows' first seasons (``calibration.phase_scored``, re-estimated from the
-    ring where the season changed) and the one-step error folded into its phase's
+    d], ``growth`` [B, d]): the phase statistics of the rows' first seasons (``calibration.phase_scored``,
+    re-estimated from the ring where the season changed) and the one-step error folded into its phase's
     (``calibration.phase_learned``); at each horizon the factor of the target's phase is served as far as the
     errors there follow it (``calibration.phase_share``, stepped with each error, ``phase_fitted``), and each
     error that steps a width, with the width served with it, is divided by the factor served; ``factor``: the
-    factor served at Hc (1 where not scored), for ``score_far``.
+    factor served at Hc (1 where not scored), for ``score_far``; ``growth`` [B, d]: the level's growth a value where
+    the errors grow with it (``level_widths``; 1 elsewhere): an error at h and its width, times growth^h, count in
+    the level h values after the origin the widths are now served from.
 
     ``judged`` = (the values as sent [B, d], ``y`` before the outliers clipped a value, and x_nonneg
     [B, d], every value before them >= 0): what the coverage counts (``_covered``)."""
-    phase, phase_of, fit, lengths, ring, factor = phased
+    phase, phase_of, fit, lengths, ring, factor, growth = phased
     sent, nonneg, shift_at = judged
     n_rows, d = y.shape
     horizons, members = loss.shape[1], loss.shape[2]
@@ -197,6 +199,9 @@ def score(
                 # in the phase's units: the width served was the factor's multiple of the one tracked (a miss
                 # is judged against it all the same: both divided by the same factor)
                 f = calibration.phase_served(candidate, calibration.phase_share(fit, b, h - 1, k))
+                # and in the level h values after the width will be served from: the errors' growth (``level_widths``)
+                if growth[b, k] != 1.0:  # (most rows: none)
+                    f /= growth[b, k] ** h
                 served, half, floor = served / f, half / f, floor / f
                 if half > floor:  # do the errors at h follow the factor as it stands? (``phase_fitted``)
                     calibration.phase_fitted(fit, b, h - 1, k, candidate, served * f, half)
@@ -379,7 +384,7 @@ def serve(paths, base_path, partial, net, correction, scale, level, nonneg, ever
 @compiled
 def score_far(
     slot, step, y, mask, seen, scale, level, far_origin, far_q, far_spread, far_at, interval_level, multiplier, factor,
-    coverage, judged,
+    growth, coverage, judged,
 ) -> None:  # fmt: skip
     """Step the far horizons' half-widths ``far_q`` [B, F, d] and their ``far_spread`` [B, F, 3, d] with
     value ``y`` [B, d] of step ``step`` [B] (``calibration.spread_stepped``, as ``score`` steps ``q``, at
@@ -390,8 +395,8 @@ def score_far(
     (``seen``) and a forecast was remembered (not NaN: an origin at an odd step, before the series'
     first value, or before its state had the ring). A non-finite forecast scores at the cap, as in
     ``score``; the error and the width served with it divided by ``factor`` [B, d], the factor of the value's
-    phase (``score``). The coverage per far horizon ``coverage`` [B, F, 4, d] of the values as sent (``judged``, as
-    ``score``'s; ``_covered``)."""
+    phase, and times ``growth`` [B, d] to the far horizon's power (``score``). The coverage per far horizon
+    ``coverage`` [B, F, 4, d] of the values as sent (``judged``, as ``score``'s; ``_covered``)."""
     sent, nonneg, shift_at = judged
     n_rows, d = y.shape
     ring = far_origin.shape[1]
@@ -412,6 +417,8 @@ def score_far(
                 _covered(coverage, b, f, k, abs(sent[b, k] - made), served, nonneg[b, k] and sent[b, k] < 0.0)
                 if origin < shift_at[b, k]:  # made before the series' last change (``score``)
                     continue
+                if growth[b, k] != 1.0:  # the level's growth (``score``)
+                    g = g / growth[b, k] ** far_at[f]
                 error = _finite_or(abs(y[b, k] - made), combination.CAP * unit) / g
                 half = served / g
                 far_q[b, f, k] = calibration.spread_stepped(

@@ -189,6 +189,7 @@ def score_and_advance(
     nonneg = readable(rows["x_nonneg"])[0]  # (before the values: ``advance`` writes it after the scoring)
     shift_at = readable(rows["o_shift_at"])[0]  # (the outlier rule's, this value's change included)
     factor = np.empty((b, d))  # the scored values' phase factors (``hybrid_kernels.score``)
+    growth = np.empty((b, d))  # the levels' growth a value (``level_widths``)
     over_rows(
         b,
         lambda r: tick_kernels.before_seasons(
@@ -196,7 +197,7 @@ def score_and_advance(
             _part(scored, r), _part(combined, r), (far_origin, far_q[r], far_spread[r], far_at, far_coverage[r]),
             (ring, season, *_part(advanced, r)),
             (*_part(last, r), target[r], defined[r]),
-            (phase[r], phase_of[r], gain[r], lengths[r], ring, factor[r]),
+            (phase[r], phase_of[r], gain[r], lengths[r], ring, factor[r], growth[r]),
             (sent[r], nonneg[r], shift_at[r]),
         ),
     )  # fmt: skip

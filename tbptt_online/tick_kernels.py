@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from tbptt_online import calibration, expert_kernels, hybrid_kernels
+from tbptt_online import calibration, expert_kernels, hybrid_kernels, level_widths
 from tbptt_online.compiled import compiled, inlined
 
 
@@ -56,21 +56,26 @@ def before_seasons(
     the far horizons [F], c_far_coverage)), then advance the experts
     (``expert_kernels.advance``, ``advanced`` = the values ring, the seasonal tables and the
     rows' fields in ``experts.ADVANCED`` order); ``phased`` = (c_phase, c_phase_of, x_season_length, the
-    values ring, a scratch [B, d]): the errors' phase factors (``hybrid_kernels.score``); ``judged`` = (the
-    values as sent, x_nonneg [B, d] each): what the coverage per horizon counts."""
+    values ring, two scratches [B, d]): the errors' phase factors and the levels' growth (``hybrid_kernels.score``;
+    ``level_widths.growths`` before the scoring, the widths grown by it after the advance, ``level_widths.follow``);
+    ``judged`` = (the values as sent, x_nonneg [B, d] each): what the coverage per horizon counts."""
     seen, scale, level = scored
     normal, multiplier = normals
+    growth = phased[6]  # [B, d] the level's growth a value where the spread grows with it (``level_widths``)
+    ring, lengths, trend, positive = advanced[0], advanced[2], advanced[5], advanced[6]
+    level_widths.growths(slot, step, ring, lengths, trend, positive, growth)
     hybrid_kernels.score(
         slot, step, y, mask, seen, scale, level, origin, origin_ref, *combined, interval_level, normal, multiplier,
         phased, judged,
     )  # fmt: skip
     factor, far_at, far_coverage = phased[5], far[3], far[4]
     hybrid_kernels.score_far(
-        slot, step, y, mask, seen, scale, level, *far[:3], far_at, interval_level, multiplier, factor, far_coverage,
-        judged,
+        slot, step, y, mask, seen, scale, level, *far[:3], far_at, interval_level, multiplier, factor, growth,
+        far_coverage, judged,
     )  # fmt: skip
     hybrid_kernels.target(y, mask, seen, *target)
     expert_kernels.advance(slot, step, y, mask, shifted, *advanced)
+    level_widths.follow(growth, positive, shifted, *combined[6:8], *far[1:3])
 
 
 @compiled

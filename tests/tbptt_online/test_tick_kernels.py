@@ -22,6 +22,7 @@ from tbptt_online import (
     hybrid,
     hybrid_kernels,
     hybrid_tick,
+    level_widths,
 )
 from tbptt_online.expert_kernels import REFERENCE, UNIT_FLOOR, UNIT_RELATIVE
 
@@ -62,22 +63,27 @@ def one_by_one(rows, y, observed, shifted, steps, level, pred, horizons, sent):
     a = {k: v.numpy() for k, v in rows.items()}
     normal, multiplier = calibration.normals(level)
     factor = np.empty((b, d))  # the scored values' phase factors, for the far widths
+    growth = np.empty((b, d))  # the levels' growth a value (``level_widths``)
+    level_widths.growths(slot, step, a["x_raw"], a["x_season_length"], a["x_trend"], a["x_positive"], growth)
     combined = [a[name] for name in hybrid.SCORED]
     hybrid_kernels.score(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_origin"], a["c_origin_ref"],
         *combined, level, normal, multiplier,
-        (a["c_phase"], a["c_phase_of"], a["c_phase_fit"], a["x_season_length"], a["x_raw"], factor),
+        (a["c_phase"], a["c_phase_of"], a["c_phase_fit"], a["x_season_length"], a["x_raw"], factor, growth),
         (sent, a["x_nonneg"].copy(), a["o_shift_at"]),
     )  # fmt: skip
     far_at = calibration.far_array(horizons)
     hybrid_kernels.score_far(
         slot, step, y, observed, a["x_seen"], a["x_scale"], a["x_level"], a["c_far_origin"], a["c_far_q"],
-        a["c_far_spread"], far_at, level, multiplier, factor, a["c_far_coverage"],
+        a["c_far_spread"], far_at, level, multiplier, factor, growth, a["c_far_coverage"],
         (sent, a["x_nonneg"].copy(), a["o_shift_at"]),
     )  # fmt: skip
     target, defined = np.empty((b, d)), np.empty((b, d), dtype=bool)
     hybrid_kernels.target(y, observed, a["x_seen"], a["n_base"], a["n_scale"], target, defined)
     expert_kernels.advance(slot, step, y, observed, shifted, *(a[name] for name in experts.ADVANCED))
+    level_widths.follow(
+        growth, a["x_positive"], shifted, a["c_q"], a["c_spread"], a["c_far_q"], a["c_far_spread"]
+    )  # the widths grown with the level (``level_widths``)
     longest = np.empty((b, far_at[-1], experts.N_EXPERTS, d))  # to the longest far horizon, past Hc as a forecast
     expert_kernels.paths(longest, horizons, experts.NO_FAR, 1, slot, step, *(a[name] for name in experts.READ))
     paths = np.concatenate([longest[:, :horizons], longest[:, far_at - 1]], axis=1)  # [B, Hc + F, E - 1, d]

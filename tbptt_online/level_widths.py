@@ -42,19 +42,30 @@ GROWTH_BOUNDS = (0.5, 2.0)  # the growth taken over one value
 
 
 @compiled
-def _window(ring, s: int, k: int, last: int, lag: int) -> tuple[float, float]:
-    """(mean value, mean absolute change of the changes over ``lag`` values) over the ``WINDOW`` values ending at
-    step ``last`` (row ``s``, feature ``k`` of the values ring [C, R, d], which must hold the ``lag`` + 1 values
-    before them): ``|(y_i - y_{i-lag}) - (y_{i-1} - y_{i-1-lag})|``, the noise's size without a linear trend's
-    (the changes themselves grow with a trend's speed: a series that climbs fast at its peaks would read as
-    multiplicative)."""
-    level, spread = 0.0, 0.0
+def _level(ring, s: int, k: int, last: int) -> float:
+    """The mean of the ``WINDOW`` values ending at step ``last`` (row ``s``, feature ``k`` of the values ring [C, R,
+    d]; step i at (i - 1) % R): read first, and the spreads only where it moved (a tick of 10,000 positive series
+    read both windows' spreads at every value: +7 and +14 % of process CPU in two of three pairs)."""
+    r = ring.shape[1]
+    at = (last - WINDOW) % r  # step last - WINDOW + 1's place
+    total = 0.0
+    for _ in range(WINDOW):
+        total += ring[s, at, k]
+        at = at + 1 if at + 1 < r else 0
+    return total / WINDOW
+
+
+@compiled
+def _spread(ring, s: int, k: int, last: int, lag: int) -> float:
+    """The mean absolute change of the changes over ``lag`` values, ``|(y_i - y_{i-lag}) - (y_{i-1} - y_{i-1-lag})|``,
+    over the ``WINDOW`` values ending at step ``last`` (the ring must hold the ``lag`` + 1 values before them): the
+    noise's size without a linear trend's (the changes themselves grow with a trend's speed: a series that climbs
+    fast at its peaks would read as multiplicative)."""
+    spread = 0.0
     for step in range(last - WINDOW + 1, last + 1):
-        value = ring_value(ring, s, k, step)
-        level += value
-        change = value - ring_value(ring, s, k, step - lag)
+        change = ring_value(ring, s, k, step) - ring_value(ring, s, k, step - lag)
         spread += abs(change - (ring_value(ring, s, k, step - 1) - ring_value(ring, s, k, step - 1 - lag)))
-    return level / WINDOW, spread / WINDOW
+    return spread / WINDOW
 
 
 @compiled
@@ -74,12 +85,14 @@ def elasticity(ring, s: int, k: int, t: int, season: int) -> float:
         first += (t - first) % phases
     if first > t - WINDOW:  # (the two windows apart)
         return 0.0
-    old_level, old_spread = _window(ring, s, k, first, lag)
-    new_level, new_spread = _window(ring, s, k, t, lag)
-    if not (old_level > 0.0 and new_level > 0.0 and old_spread > 0.0 and new_spread > 0.0):
+    old_level, new_level = _level(ring, s, k, first), _level(ring, s, k, t)
+    if not (old_level > 0.0 and new_level > 0.0):
         return 0.0
     moved = math.log(new_level / old_level)
     if not abs(moved) >= LEVEL_MOVE:
+        return 0.0
+    old_spread, new_spread = _spread(ring, s, k, first, lag), _spread(ring, s, k, t, lag)
+    if not (old_spread > 0.0 and new_spread > 0.0):
         return 0.0
     return min(max(math.log(new_spread / old_spread) / moved, 0.0), 1.0)
 

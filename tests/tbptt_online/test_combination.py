@@ -181,12 +181,16 @@ def test_the_served_weights_mix_the_fast_and_the_slow_combiners_by_their_own_los
     fast = softmax_by_hand([-ETA * 1.0 * 0.2, -ETA * 1.1 * 0.2])  # 2 / 2, 2.2 / 2
     slow = softmax_by_hand([-ETA * 1.25 * math.sqrt(0.5), -ETA * 1.0 * math.sqrt(0.5)])  # 30 / 24, 24 / 24
     root = math.sqrt(0.2)
-    mix = softmax_by_hand([-META_ETA * 1.1 * root, -META_ETA * 1.0 * root, -META_ETA * 1.2 * root])  # over 10
+    three = softmax_by_hand([-META_ETA * 1.1 * root, -META_ETA * 1.0 * root, -META_ETA * 1.2 * root])  # over 10
+    # at one step the pooled combiner is the fast one: it takes no weight, the fast and slow ones share it
+    both = three[0] + three[1]
+    mix = [three[0] / both, three[1] / both, 0.0]
+    assert mix[:2] == pytest.approx(softmax_by_hand([-META_ETA * 1.1 * root, -META_ETA * 1.0 * root]), rel=1e-12)
     assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx([fast[0], 0.0, fast[1]], rel=1e-12, abs=0)
     assert combiners[0, 0, 1, :, 0].tolist() == pytest.approx([slow[0], 0.0, slow[1]], rel=1e-12, abs=0)
     assert combiners[0, 0, 2].tolist() == combiners[0, 0, 0].tolist()  # at one step the pooled one is the fast one
     assert mu[0, 0, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=0)
-    expected = [(mix[0] + mix[2]) * fast[0] + mix[1] * slow[0], 0.0, (mix[0] + mix[2]) * fast[1] + mix[1] * slow[1]]
+    expected = [mix[0] * fast[0] + mix[1] * slow[0], 0.0, mix[0] * fast[1] + mix[1] * slow[1]]
     assert served[0, 0, :, 0].tolist() == pytest.approx(expected, rel=1e-12, abs=0)
     assert served[0, 0, 1, 0].item() == 0.0  # not allowed: exactly none
     assert served.sum().item() == pytest.approx(1.0, rel=1e-15)
@@ -202,8 +206,9 @@ def test_nothing_scored_by_the_combiners_mixes_them_evenly():
         "c_meta_count": torch.zeros(1, 1, 1, dtype=f64),
     }
     served, combiners, mu = combination.served_weights(rows, torch.ones(1, 3, 1, dtype=torch.bool))
-    assert mu.flatten().tolist() == pytest.approx([1 / 3] * 3, rel=1e-15)
-    evenly = (combiners[0, 0, 0] + combiners[0, 0, 1] + combiners[0, 0, 2]).flatten() / 3
+    # one horizon: at one step the pooled combiner is the fast one and takes no weight
+    assert mu.flatten().tolist() == pytest.approx([1 / 2, 1 / 2, 0.0], rel=1e-15)
+    evenly = (combiners[0, 0, 0] + combiners[0, 0, 1]).flatten() / 2
     assert served[0, 0, :, 0].tolist() == pytest.approx(evenly.tolist(), rel=1e-15)
 
 
@@ -230,6 +235,8 @@ def test_the_pooled_combiner_weighs_members_by_the_mean_of_the_fast_ones_weights
         pooled = [(f + o) / 2 for f, o in zip(fast, one_step, strict=True)]
         meta = rows["c_meta_loss"][0, h, :, 0].tolist()
         mix = softmax_by_hand([-META_ETA * evidence * v / min(meta) for v in meta])
+        if h == 0:  # at one step the pooled combiner is the fast one: it takes no weight
+            mix = [mix[0] / (mix[0] + mix[1]), mix[1] / (mix[0] + mix[1]), 0.0]
         assert combiners[0, h, 0, :, 0].tolist() == pytest.approx(fast, rel=1e-12, abs=1e-300)
         assert combiners[0, h, 2, :, 0].tolist() == pytest.approx(pooled, rel=1e-12, abs=1e-300)
         assert mu[0, h, :, 0].tolist() == pytest.approx(mix, rel=1e-12, abs=1e-300)
@@ -314,7 +321,8 @@ def test_the_weights_equal_the_rule_written_out_to_the_last_bit(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
     """Each combiner by ``ewa_by_hand`` (the pooled one: the mean of the fast one's at h and at one step), their
-    mixture (three members) by it too, and the served weights mu_fast w_fast + mu_slow w_slow + mu_pooled
+    mixture (three members) by it too (at one step the pooled one's weight 0, the fast and slow ones' divided by
+    their sum), and the served weights mu_fast w_fast + mu_slow w_slow + mu_pooled
     w_pooled, in the kernel's order: (mu_fast + mu_pooled / 2) w_fast + mu_slow w_slow, plus mu_pooled / 2 times
     the fast one's one-step weight."""
     rng = random.Random(100 + seed)
@@ -344,6 +352,9 @@ def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
                 META_ETA,
                 h + 1,
             )
+            if h == 0:  # the pooled combiner is the fast one at one step: no weight, the other two share it
+                both = mix[0] + mix[1]
+                mix = [mix[0] / both, mix[1] / both, 0.0]
             one = ewa_by_hand(rows["c_loss"][i, 0, :, 0].tolist(), rows["c_count"][i, 0, 0].item(), ok, ETA, 1)
             assert combiners[i, h, 0, :, 0].tolist() == fast and combiners[i, h, 1, :, 0].tolist() == slow
             assert combiners[i, h, 2, :, 0].tolist() == [0.5 * (f + o) for f, o in zip(fast, one, strict=True)]

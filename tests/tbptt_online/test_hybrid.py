@@ -53,7 +53,7 @@ def rows_of(f: Forecaster, series: str) -> tuple[dict[str, torch.Tensor], torch.
 def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[bool]) -> list[float]:
     """The served weights at horizon index ``h`` of the first row and feature in plain Python:
     the fast and the slow combiners' EWA weights (``ewa_by_hand``) and the pooled combiner's (the mean of the fast
-    one's at h and at one step) mixed by the EWA of their own losses."""
+    one's at h and at one step) mixed by the EWA of their own losses (at one step the fast and slow ones alone)."""
     fast = ewa_by_hand(
         rows["c_loss"][0, h, :, 0].tolist(), rows["c_count"][0, h, 0].item(), allowed, combination.ETA, h + 1
     )
@@ -63,6 +63,8 @@ def hand_served_weights(rows: dict[str, torch.Tensor], h: int, allowed: list[boo
     one = ewa_by_hand(rows["c_loss"][0, 0, :, 0].tolist(), rows["c_count"][0, 0, 0].item(), allowed, combination.ETA, 1)
     meta = rows["c_meta_loss"][0, h, :, 0].tolist()
     mu = ewa_by_hand(meta, rows["c_meta_count"][0, h, 0].item(), [True] * 3, combination.META_ETA, h + 1)
+    if h == 0:  # at one step the pooled combiner is the fast one: no weight, the fast and slow ones share it
+        mu = [mu[0] / (mu[0] + mu[1]), mu[1] / (mu[0] + mu[1]), 0.0]
     return [mu[0] * f + mu[1] * w + mu[2] * (f + o) / 2 for f, w, o in zip(fast, slow, one, strict=True)]
 
 

@@ -91,12 +91,11 @@ NON_NEGATIVE = (
 )  # fmt: skip
 # a step of the series' own (0: none), never past its count; o_recent's signed by a side (+ above, - below)
 STEP_FIELDS = ("x_excursion", "x_repaired", "x_arl_from", "o_recent", "o_shift_at")
-# fields in the series' units: a median between its values, a usual size of a seasonal difference, the long
+# fields in the series' units: a median between its values, the long
 # AR on the levels' mean and units (a mean of its values, and the local scale)
 VALUE_FIELDS = {
     "x_median": MAX_ABS_VALUE,
     "o_recent_value": MAX_ABS_VALUE,  # values as they came
-    "x_sdiff": 2 * MAX_ABS_VALUE,
     "x_arl_mean": MAX_ABS_VALUE,
     "x_arl_ref": MAX_ABS_VALUE,
     "x_arl_unit": 2 * MAX_ABS_VALUE,
@@ -117,6 +116,9 @@ STATE_VALUE_BOUND = 1e100 * MAX_ABS_VALUE
 ROUNDING_SLACK = 1 + 1e-12
 VALUE_FIELDS |= {
     "x_level": STATE_VALUE_BOUND,  # the experts' levels, trends and seasonal indices
+    # the usual size of the ring's seasonal differences: the ring holds imputed and repaired values, which may pass
+    # the values' bound (a climb held at 1e36: 1.1e38 in the ring, 5.3e37 here, session 62), so not 2 times it
+    "x_sdiff": STATE_VALUE_BOUND,
     "x_trend": STATE_VALUE_BOUND,
     "x_season": STATE_VALUE_BOUND,
     "x_raw": STATE_VALUE_BOUND,  # the values ring (imputed where missing)

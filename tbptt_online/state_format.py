@@ -219,11 +219,11 @@ them, before the number moved on) is read as format 3.
 >>> old["store"]["tensors"]["stats"] = old["store"]["tensors"]["stats"][:, :STAT["interval_n"]]  # nor restarts
 >>> new = current_state(old)
 >>> new["format"], new["engine"]["guard"]["lr_scale"], new["engine"]["recent"][0][5], new["probe"]["probes"]
-(26, 1.0, 0, 0)
->>> current_state({"format": 27})
+(27, 1.0, 0, 0)
+>>> current_state({"format": 28})
 Traceback (most recent call last):
 ...
-ValueError: format=27 is invalid: this version reads formats 2 to 26 (it writes 26)
+ValueError: format=28 is invalid: this version reads formats 2 to 27 (it writes 27)
 """
 
 from __future__ import annotations

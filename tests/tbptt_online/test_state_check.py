@@ -299,14 +299,16 @@ STREAMS_AT_THE_BOUND = {
 @pytest.mark.parametrize("stream", list(STREAMS_AT_THE_BOUND))
 def test_a_series_at_the_values_bound_writes_a_state_within_the_fields_bounds(stream) -> None:
     # the fields a smoothing writes are bounded at 1e100 times the values' bound (session 48): the library's
-    # own states on streams at the bound stay far inside it (they reach 1.2e38) and load again
+    # own states on streams at the bound stay far inside it (they reach 2.2e41: c_q of the climb held at the bound
+    # since session 62's widths that follow a positive series' level; 1.2e38 before) and load again. (That stream is
+    # served far off already: its values ring drifts to 4e38 while the values stay at 1e36, left in README Limits.)
     f = Forecaster(ForecasterConfig(max_season_length=48))
     for i in range(300):
         f.observe("s", STREAMS_AT_THE_BOUND[stream](i))
     state = f.state_dict()
     check_state(state)
     largest = max(float(state["store"]["tensors"][key].abs().max()) for key in ("x_level", "x_raw", "c_q"))
-    assert 1e35 < largest < 1e40
+    assert 1e35 < largest < 1e42
     Forecaster.from_state_dict(state)
 
 

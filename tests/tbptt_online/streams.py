@@ -1,10 +1,12 @@
-"""Deterministic test streams: ticks of (series, value) with staggered starts and gaps."""
+"""Deterministic test streams: ticks of (series, value) with staggered starts and gaps; seeded AR(1) noise."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 Tick = list[tuple[str, Any]]
 
@@ -44,3 +46,13 @@ def staggered_ticks(
             tick.append((f"s{j}", value))
         ticks.append(tick)
     return ticks
+
+
+def ar1_stream(seed: int, phi: float, season: bool, n: int) -> np.ndarray:
+    """Level 50 plus AR(1) noise (``phi``, innovations N(0, 1)), with a daily season of amplitude 5 where
+    ``season``: ``n`` values, seeded."""
+    rng = np.random.default_rng(seed)
+    noise = np.zeros(n)
+    for t in range(1, n):
+        noise[t] = phi * noise[t - 1] + rng.normal()
+    return 50.0 + noise + (5.0 * np.sin(2 * np.pi * np.arange(n) / 24) if season else 0.0)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tbptt_online import Forecaster, ForecasterConfig, after_change, combination
+from tests.tbptt_online.streams import ar1_stream
 
 # -- the rule by hand ---------------------------------------------------------------------------------------
 
@@ -96,16 +97,6 @@ def test_the_pooled_combiner_keeps_its_half_of_the_one_step_weights_scored_since
 # -- a level shift on autocorrelated noise -------------------------------------------------------------------
 
 
-def _ar1_stream(seed: int, phi: float, season: bool, n: int) -> np.ndarray:
-    """Level 50 plus AR(1) noise (``phi``, innovations N(0, 1)), with a daily season of amplitude 5 where
-    ``season``: ``n`` values, seeded (as ``test_outliers``')."""
-    rng = np.random.default_rng(seed)
-    noise = np.zeros(n)
-    for t in range(1, n):
-        noise[t] = phi * noise[t - 1] + rng.normal()
-    return 50.0 + noise + (5.0 * np.sin(2 * np.pi * np.arange(n) / 24) if season else 0.0)
-
-
 def test_after_a_level_shift_the_12_step_forecasts_follow_the_new_level_and_the_widths_leave_the_old_one():
     # A new user's (session 59): level 50 + AR(1) noise, a level shift at value 330. From the value that makes
     # it a shift (the third) the 12-step forecasts of the next 20 origins missed by 9.1, 2.0 and 5.3 on
@@ -116,7 +107,7 @@ def test_after_a_level_shift_the_12_step_forecasts_follow_the_new_level_and_the_
     # origins' widths are those before the change, and a 12-step error of AR(1) noise stays for many origins).
     at, errors, halves, covered = 330, [], [], []
     for seed, phi, season, shift in [(0, 0.7, False, 60.0), (1, 0.9, False, -30.0), (2, 0.8, True, 60.0)]:
-        values = _ar1_stream(seed, phi, season, at + 34)
+        values = ar1_stream(seed, phi, season, at + 34)
         values[at:] += shift
         f = Forecaster(ForecasterConfig())
         error, half, inside = [], [], []

@@ -12,6 +12,7 @@ import torch
 
 from tbptt_online import Forecaster, ForecasterConfig, hybrid, outliers
 from tbptt_online.intervals import z_value
+from tests.tbptt_online.streams import ar1_stream
 
 Z = z_value(0.9)
 
@@ -738,16 +739,6 @@ def test_a_counter_reset_is_followed_from_its_new_level_and_its_next_values_are_
     assert sum(errors) / len(errors) < 0.3 * 1000.0, errors  # the naive's error is the increment, 1,000
 
 
-def _ar1_stream(seed: int, phi: float, season: bool, n: int) -> np.ndarray:
-    """Level 50 plus AR(1) noise (``phi``, innovations N(0, 1)), with a daily season of amplitude 5 where
-    ``season``: ``n`` values, seeded."""
-    rng = np.random.default_rng(seed)
-    noise = np.zeros(n)
-    for t in range(1, n):
-        noise[t] = phi * noise[t - 1] + rng.normal()
-    return 50.0 + noise + (5.0 * np.sin(2 * np.pi * np.arange(n) / 24) if season else 0.0)
-
-
 def test_the_value_after_one_spike_on_autocorrelated_noise_is_forecast_as_without_it():
     # A new user's (session 59): one spike of +40 on AR(1) noise was taken at its bound, max(5 sigma, q, 2 M),
     # 5-8 here, and the members that follow the last value (the naive, the ARs, the fast levels) moved the next
@@ -756,7 +747,7 @@ def test_the_value_after_one_spike_on_autocorrelated_noise_is_forecast_as_withou
     # of 4 are covered.
     at, moved, covered = 330, [], 0
     for seed, phi, season in [(0, 0.7, False), (1, 0.9, False), (2, 0.8, True), (3, 0.9, True)]:
-        values = _ar1_stream(seed, phi, season, at + 2)
+        values = ar1_stream(seed, phi, season, at + 2)
         made = []
         for spike in (0.0, 40.0):
             f = Forecaster(ForecasterConfig())

@@ -37,8 +37,8 @@ from tbptt_online.compiled import compiled, ring_value
 @compiled
 def lagging(origin, origin_ref, ring, slot: int, k: int, t: int, shift_at: int, members: int, out) -> int:
     """Which of the ``members`` lag after the series' last change at step ``shift_at`` (``out`` [E], the module
-    doc), seen at step ``t``, from the forecasts remembered since it (``origin`` [N, Hc, Hc, E + 4, d] relative
-    to ``origin_ref`` [N, Hc, d], at row ``slot``, feature ``k``; the values ring ``ring`` [N', R, d] read at
+    doc), seen at step ``t``, from the forecasts remembered since it (``origin`` [N, Hc, Hc, E + 2 + COMBINERS, d]
+    relative to ``origin_ref`` [N, Hc, d], at row ``slot``, feature ``k``; the values ring ``ring`` [N', R, d] read at
     ``slot`` too). Returns the values seen since the change (t - shift_at) where the rule applies (1 to
     Hc - 1, and some member keeps up), else 0."""
     horizons = origin.shape[1]
@@ -51,7 +51,7 @@ def lagging(origin, origin_ref, ring, slot: int, k: int, t: int, shift_at: int, 
         for o in range(shift_at, t):  # every origin since the change (still in the ring: since < Hc)
             ref = origin_ref[slot, o % horizons, k]
             for g in range(1, t - o + 1):  # its forecasts already scored
-                made = origin[slot, o % horizons, g - 1]  # [E + 4, d]: members, served, half-width, combiners
+                made = origin[slot, o % horizons, g - 1]  # [E + 2 + COMBINERS, d]: members, served, width, combiners
                 half = np.float64(made[members + 1, k])
                 if half > 0.0:  # (0: no width of the horizon's own)
                     total += abs(ring_value(ring, slot, k, o + g) - (ref + np.float64(made[e, k]))) / half
@@ -79,7 +79,4 @@ def dropped(weights, combiners, lags, since: int) -> None:
                 continue
             for e in range(members):
                 combiners[i, at + e] = 0.0 if lags[e] else combiners[i, at + e] / total
-        half = 0.5 * combination.mixed(combiners, h, combination.POOLED)  # the pooled one's (``mixed_weights``)
-        mu_fast, mu_slow = combination.mixed(combiners, h, 0) + half, combination.mixed(combiners, h, 1)
-        for e in range(members):
-            weights[h, e] = (mu_fast * combiners[0, at + e] + mu_slow * combiners[1, at + e]) + half * combiners[0, e]
+        combination.served_row(combiners, weights, h, members)  # mixed again, as ``mixed_weights`` mixes them

@@ -266,14 +266,22 @@ def mixed_weights(
     combiners[MIXTURE, 1] /= both
     combiners[MIXTURE, POOLED] = 0.0
     for h in range(weights.shape[0]):
-        at = h * members
-        # the pooled combiner's weights are half the fast one's at h and half its first block's (not written)
-        half = 0.5 * mixed(combiners, h, POOLED)
-        mu = mixed(combiners, h, 0) + half, mixed(combiners, h, 1)
-        for e in range(members):
-            weights[h, e] = (
-                mu[0] * combiners[0, unsigned(at + e)] + mu[1] * combiners[1, unsigned(at + e)]
-            ) + half * combiners[0, unsigned(e)]
+        served_row(combiners, weights, h, members)
+
+
+@inlined
+def served_row(combiners, weights, h, members) -> None:
+    """Row h of the served weights ``weights`` [Hc, E] from ``mixed_weights``' scratch ``combiners``: the fast and
+    slow combiners' weights at h mixed by mu, and the pooled one's, half the fast one's at h and half its first
+    block's (its row is not written), by its mu (``mixed_weights``, and ``after_change.dropped`` after it moved
+    the combiners' weights)."""
+    at = h * members
+    half = 0.5 * mixed(combiners, h, POOLED)
+    mu_fast, mu_slow = mixed(combiners, h, 0) + half, mixed(combiners, h, 1)
+    for e in range(members):
+        weights[h, e] = (
+            mu_fast * combiners[0, unsigned(at + e)] + mu_slow * combiners[1, unsigned(at + e)]
+        ) + half * combiners[0, unsigned(e)]
 
 
 @inlined

@@ -92,8 +92,8 @@ class RecurrentNetwork(nn.Module):
         def run(chunks) -> None:
             with torch.no_grad():  # (the grad mode is each thread's own: none here, as in the caller)
                 for i in chunks:
-                    rows = parts[i]
-                    out[rows] = self.stack(self.step(x[rows], self.unstack(state[rows])))
+                    part = parts[i]
+                    out[part] = self.stack(self.step(x[part], self.unstack(state[part])))
 
         one_thread.run_chunks(len(parts), run)
         return out

@@ -106,9 +106,9 @@
   (``c_meta_loss`` [C, Hc, 3, d]) and the ring of past forecasts its forecasts (``c_origin`` [C, Hc, Hc, E + 5,
   d]). A state of format 26 gains them as the fast combiner's (``_with_pooled_combiner``: at one step its forecasts
   are the fast one's, so its record there is the fast one's; at longer horizons it starts even with it, and its
-  past forecasts still to be scored count as the fast one's): the mixture then takes it as a second fast combiner
-  until their errors part, so the served forecasts move at the load (at most by the fast combiner's share toward
-  it).
+  past forecasts still to be scored count as the fast one's): past one step the mixture then takes it as a second
+  fast combiner until their errors part, so the served forecasts there move at the load (at most by the fast
+  combiner's share toward it); at one step it takes no weight (``combination.mixed_weights``): no move.
 
 A ring of past forecasts without the half-widths' slot (format 2, and format 3 before the
 slot was added) gains it, at 0 = unknown: the next ``calibrated_horizon`` values judge their

@@ -214,6 +214,7 @@ class ShardHost:
                 return
             if broken is not None:
                 logger.error("shard %d: %s; restarting once the database answers", self.index, broken.log_broken)
+                self.startup.mark(f"restart in place: {broken.log_broken}")  # why: read by the fault tests
             self._mending = threading.Thread(target=self._mend_now, args=(broken,), name=f"shard-{self.index}-mend")
             self._mending.daemon = True
             self._mending.start()

@@ -362,6 +362,7 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
     index = shard_of("alpha", SHARDS)
     pid = ray.get(running.actor(index).pid.remote())
     incarnations = ray.get(running.actor(index).__ray_call__.remote(lambda self: self.incarnations))
+    started = time.time()
     with psycopg.connect(running.postgres.url, autocommit=True) as admin:
         terminated = admin.execute(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -388,7 +389,19 @@ def test_a_shard_whose_log_connection_broke_restarts_and_serves_again(running: R
             assert again.status_code == 503 and time.monotonic() < deadline, again.text
             time.sleep(0.2)
     assert ray.get(running.actor(index).pid.remote()) == pid  # it restarted in place: a new app, a new epoch
-    assert ray.get(running.actor(index).__ray_call__.remote(lambda self: self.incarnations)) == incarnations + 1
+    gained, restarts = ray.get(
+        running.actor(index).__ray_call__.remote(
+            lambda self: (
+                self.incarnations - incarnations,
+                [step for step, at in self.startup.marks if step.startswith("restart in place") and at >= started],
+            )
+        )
+    )
+    # Each restart in place has its reason, the first the terminated connection. A second one is the design
+    # too, seen once in CI (session 62, 2,685 tests on 2 cores): the new connection broken in turn, by a
+    # statement past its deadline on the loaded machine; the observation still applies once, below.
+    assert gained >= 1 and len(restarts) == gained, (gained, restarts)
+    assert "connection" in restarts[0], restarts
     status, stats = running.shard_call(index, "GET", "/v1/models/alpha/series/s9")
     assert status == 200 and orjson.loads(stats)["count"] == before + 1  # applied once
 

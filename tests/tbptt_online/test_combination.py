@@ -228,10 +228,16 @@ def test_the_pooled_combiner_weighs_members_by_the_mean_of_the_fast_ones_weights
     served, combiners, mu = combination.served_weights(rows, torch.ones(1, 3, 1, dtype=torch.bool))
     one_step = softmax_by_hand([-ETA * 1.0 * 0.5, -ETA * 1.5 * 0.5, -ETA * 4.0 * 0.5])  # h = 1: sqrt(25 / 100)
     assert one_step[0] > 0.99
+    before = None  # the fast combiner's logits at the horizon before: a young horizon borrows them by its count
     for h in range(3):
         evidence = math.sqrt(25.0 / (EVIDENCE * math.sqrt(h + 1.0)))
         losses = rows["c_loss"][0, h, :, 0].tolist()
-        fast = softmax_by_hand([-ETA * evidence * v / min(losses) for v in losses])
+        own = [-ETA * evidence * v / min(losses) for v in losses]
+        if before is not None:  # n = 25 / sqrt(h) of its own against NEIGHBOUR of the one before
+            a = (25.0 / math.sqrt(h + 1.0)) / (25.0 / math.sqrt(h + 1.0) + combination.NEIGHBOUR)
+            own = [a * x + (1 - a) * y for x, y in zip(own, before, strict=True)]
+        before = [x - max(own) for x in own]
+        fast = softmax_by_hand(before)
         pooled = [(f + o) / 2 for f, o in zip(fast, one_step, strict=True)]
         meta = rows["c_meta_loss"][0, h, :, 0].tolist()
         mix = softmax_by_hand([-META_ETA * evidence * v / min(meta) for v in meta])
@@ -245,6 +251,37 @@ def test_the_pooled_combiner_weighs_members_by_the_mean_of_the_fast_ones_weights
     # at h = 3 the fast combiner's member 1 leads (0.97), the pooled one's is half-way to the one-step leader's 0
     assert fast[1] > 0.9 and pooled[0] > 0.45 and pooled[1] > 0.45
     assert served[0, 2, 0, 0].item() == pytest.approx(mix[0] * fast[0] + mix[1] / 3 + mix[2] * pooled[0], rel=1e-12)
+
+
+def test_a_young_horizon_of_the_fast_combiner_borrows_the_ranking_of_the_one_before_by_its_count_by_hand():
+    """Three horizons, three members: at one step member 0 leads on 16 scored targets, at two steps member 1 on 4,
+    at three nothing is scored yet. The fast combiner's logits at two steps are a * own + (1 - a) * those at one
+    step, a = n / (n + NEIGHBOUR), n = 4 / sqrt(2); at three steps (n = 0) they are those at two steps: its weights
+    are theirs, not equal (a young series' long horizons spread over every member, levels and all, while the
+    shorter ones had found the trend). The slow combiner keeps its own at every horizon."""
+    rows = {
+        "c_loss": torch.tensor([[1.0, 2.0, 4.0], [3.0, 1.5, 3.0], [7.0, 1.0, 2.0]], dtype=f64).view(1, 3, 3, 1),
+        "c_count": torch.tensor([16.0, 4.0, 0.0], dtype=f64).view(1, 3, 1),
+        "c_slow_loss": torch.tensor([[1.0, 2.0, 4.0], [3.0, 1.5, 3.0], [7.0, 1.0, 2.0]], dtype=f64).view(1, 3, 3, 1),
+        "c_slow_count": torch.tensor([16.0, 4.0, 0.0], dtype=f64).view(1, 3, 1),
+        "c_meta_loss": torch.ones(1, 3, 3, 1, dtype=f64),
+        "c_meta_count": torch.zeros(1, 3, 1, dtype=f64),
+    }
+    _, combiners, _ = combination.served_weights(rows, torch.ones(1, 3, 1, dtype=torch.bool))
+    one = [-ETA * math.sqrt(16.0 / EVIDENCE) * v for v in (1.0, 2.0, 4.0)]  # min loss 1
+    own = [-ETA * math.sqrt(4.0 / (EVIDENCE * math.sqrt(2.0))) * v / 1.5 for v in (3.0, 1.5, 3.0)]
+    n = 4.0 / math.sqrt(2.0)
+    a = n / (n + combination.NEIGHBOUR)
+    two = [a * x + (1 - a) * (y - max(one)) for x, y in zip(own, one, strict=True)]
+    assert combiners[0, 0, 0, :, 0].tolist() == pytest.approx(softmax_by_hand(one), rel=1e-12)
+    assert combiners[0, 1, 0, :, 0].tolist() == pytest.approx(softmax_by_hand(two), rel=1e-12)
+    assert combiners[0, 2, 0].tolist() == combiners[0, 1, 0].tolist()  # nothing scored: the horizon before's
+    # member 1's own lead at two steps, on 4 targets, does not outweigh member 0's at one step, on 16
+    assert combiners[0, 1, 0, 0, 0].item() > 0.8 and combiners[0, 1, 0, 1, 0].item() > 0.1
+    # the slow combiner: its own at each horizon (equal where nothing is scored)
+    slow_two = softmax_by_hand([-ETA * math.sqrt(4.0 / (EVIDENCE * math.sqrt(2.0))) * v / 1.5 for v in (3.0, 1.5, 3.0)])
+    assert combiners[0, 1, 1, :, 0].tolist() == pytest.approx(slow_two, rel=1e-12)
+    assert combiners[0, 2, 1, :, 0].tolist() == pytest.approx([1 / 3] * 3, rel=1e-15)
 
 
 def exp_by_hand(x: float) -> float:
@@ -262,11 +299,57 @@ def exp_by_hand(x: float) -> float:
     return p * struct.unpack("<d", struct.pack("<q", (bits + 1023) << 52))[0]
 
 
+def logits_by_hand(
+    loss: list[float], count: float, allowed: list[bool], eta: float, horizon: int, before: list[float] | None = None
+) -> list[float]:
+    """``ewa``'s logits at ``horizon`` (1-based) in plain Python in its order of operations (a member not allowed:
+    -inf). The largest is the best loss's (factor <= 0). With ``before`` (the fast combiner's logits at horizon - 1,
+    as this gave them) they are ``a * own + (1 - a) * before``, ``a = n / (n + NEIGHBOUR)``, ``n = count /
+    sqrt(horizon)``, less the largest again."""
+    best = math.inf
+    for value, ok in zip(loss, allowed, strict=True):
+        if ok and value < best:
+            best = value
+    evidence = math.sqrt(count / (EVIDENCE * math.sqrt(float(horizon))))
+    factor = -eta * evidence / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
+    top = best * factor
+    assert top == max(value * factor for value, ok in zip(loss, allowed, strict=True) if ok)
+    own = [value * factor - top if ok else -math.inf for value, ok in zip(loss, allowed, strict=True)]
+    if before is None:
+        return own
+    n = count / math.sqrt(float(horizon))
+    a = n / (n + combination.NEIGHBOUR)
+    mixed = [a * x + (1.0 - a) * y if ok else -math.inf for x, y, ok in zip(own, before, allowed, strict=True)]
+    largest = max(mixed)
+    return [x - largest if ok else -math.inf for x, ok in zip(mixed, allowed, strict=True)]
+
+
+def weights_by_hand(logits: list[float]) -> list[float]:
+    """``ewa``'s weights from its logits, in its order of operations (-inf: weight 0): the sum is four partial sums
+    (i mod 4); each weight is multiplied by the sum's inverse."""
+    raw = [exp_by_hand(x) if x > -math.inf else 0.0 for x in logits]
+    sums = [0.0] * 4
+    for i, r in enumerate(raw):
+        sums[i % 4] += r
+    inverse = 1.0 / ((sums[0] + sums[1]) + (sums[2] + sums[3]))
+    return [r * inverse for r in raw]
+
+
+def fast_by_hand(loss: list[list[float]], count: list[float], allowed: list[bool]) -> list[list[float]]:
+    """The fast combiner's weights at horizons 1 .. len(loss) (``loss[h]``, ``count[h]``): each horizon's logits
+    after h = 1 borrow from the one before's (``logits_by_hand``)."""
+    out, before = [], None
+    for h, (row, n) in enumerate(zip(loss, count, strict=True)):
+        before = logits_by_hand(row, n, allowed, ETA, h + 1, before)
+        out.append(weights_by_hand(before))
+    return out
+
+
 def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float, horizon: int) -> list[float]:
-    """``ewa``'s rule at ``horizon`` (1-based) in plain Python in its order of operations (a member not allowed: its
-    logit -inf, its weight 0): what the kernel must equal to the last bit. The largest logit is
-    the best loss's (factor <= 0); the sum is four partial sums (i mod 4); each weight is
-    multiplied by the sum's inverse."""
+    """``ewa``'s rule at ``horizon`` (1-based) without a neighbour (the slow combiner's, the mixture's, ``weights``)
+    in plain Python in its order of operations (a member not allowed: its logit -inf, its weight 0): what the kernel
+    must equal to the last bit. The largest logit is the best loss's (factor <= 0); the sum is four partial sums
+    (i mod 4); each weight is multiplied by the sum's inverse."""
     best = math.inf
     for value, ok in zip(loss, allowed, strict=True):
         if ok and value < best:
@@ -339,9 +422,10 @@ def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
     allowed[:, -1] = True
     served, combiners, mu = combination.served_weights(rows, allowed)
     for i in range(b):
+        ok = allowed[i, :, 0].tolist()
+        chain = fast_by_hand(rows["c_loss"][i, :, :, 0].tolist(), rows["c_count"][i, :, 0].tolist(), ok)
         for h in range(horizons):
-            ok = allowed[i, :, 0].tolist()
-            fast = ewa_by_hand(rows["c_loss"][i, h, :, 0].tolist(), rows["c_count"][i, h, 0].item(), ok, ETA, h + 1)
+            fast = chain[h]
             slow = ewa_by_hand(
                 rows["c_slow_loss"][i, h, :, 0].tolist(), rows["c_slow_count"][i, h, 0].item(), ok, ETA, h + 1
             )
@@ -355,7 +439,8 @@ def test_the_served_weights_equal_the_mixture_written_out_to_the_last_bit(seed):
             if h == 0:  # the pooled combiner is the fast one at one step: no weight, the other two share it
                 both = mix[0] + mix[1]
                 mix = [mix[0] / both, mix[1] / both, 0.0]
-            one = ewa_by_hand(rows["c_loss"][i, 0, :, 0].tolist(), rows["c_count"][i, 0, 0].item(), ok, ETA, 1)
+            one = chain[0]
+            assert one == ewa_by_hand(rows["c_loss"][i, 0, :, 0].tolist(), rows["c_count"][i, 0, 0].item(), ok, ETA, 1)
             assert combiners[i, h, 0, :, 0].tolist() == fast and combiners[i, h, 1, :, 0].tolist() == slow
             assert combiners[i, h, 2, :, 0].tolist() == [0.5 * (f + o) for f, o in zip(fast, one, strict=True)]
             assert mu[i, h, :, 0].tolist() == mix

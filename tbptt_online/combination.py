@@ -197,20 +197,21 @@ def ewa(loss, count, b, k, allowed, eta, logits, weights, row, width, prior=0.0)
         factor = -eta * evidence / max(best, 1e-12 * max(n, 1e-12)) if n > 0 else 0.0
         top = best * factor  # the largest logit (factor <= 0, and rounding keeps the order)
         at = h * width
-        for e in range(members):
-            logits[row, unsigned(at + e)] = loss[b, h, e, k] * factor - top if allowed[e] else -np.inf
-        if prior > 0.0 and h > 0:
+        if prior > 0.0 and h > 0:  # this horizon's logits with the one before's (as they came out), in one pass
             own = n / math.sqrt(h + 1.0)  # the count the evidence factor weighs this horizon's losses by
             a = own / (own + prior)
+            rest = 1.0 - a
             largest = -np.inf
             for e in range(members):
-                if allowed[e]:  # (the neighbour's logit of an allowed member is finite: allowed is every horizon's)
-                    x = a * logits[row, unsigned(at + e)] + (1.0 - a) * logits[row, unsigned(at - width + e)]
-                    logits[row, unsigned(at + e)] = x
-                    largest = max(largest, x)
+                x = a * (loss[b, h, e, k] * factor - top) + rest * logits[row, unsigned(at - width + e)]
+                x = x if allowed[e] else -np.inf  # (a select, no branch: the loop stays a vector loop)
+                logits[row, unsigned(at + e)] = x
+                largest = max(largest, x)
             for e in range(members):
-                if allowed[e]:
-                    logits[row, unsigned(at + e)] -= largest
+                logits[row, unsigned(at + e)] -= largest  # (-inf stays -inf: largest is an allowed member's)
+        else:
+            for e in range(members):
+                logits[row, unsigned(at + e)] = loss[b, h, e, k] * factor - top if allowed[e] else -np.inf
     if members == width:
         for j in range(horizons * width):  # one loop over the horizons' blocks: vectorised
             weights[row, j] = exp_weight(logits[row, j])

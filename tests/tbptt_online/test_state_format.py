@@ -328,11 +328,17 @@ def test_a_format_4_hybrid_state_gains_the_slow_combiner_with_the_fast_ones_weig
         assert torch.equal(ring[:, :, :, column], served)
     loaded = Forecaster.from_state_dict(old)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
-    fast = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))
-    # the mixture even: the slow combiner's weights are the fast one's, the pooled one's (format 27) the mean of the
-    # fast one's and of its one-step ones
-    pooled = (fast + fast[:, :1]) / 2
-    assert torch.allclose(hybrid.served_weights(rows), (2 * fast + pooled) / 3, rtol=1e-12, atol=1e-300)
+    plain = combination.weights(rows["c_loss"], rows["c_count"], hybrid.allowed(rows))  # an EWA of the fast losses
+    _, each, _ = combination.served_weights(rows, hybrid.allowed(rows))  # [B, Hc, COMBINERS, E, d]
+    # the slow combiner's weights are that EWA (its losses the fast one's in units); the fast one's are too at one
+    # step, past it they borrow the horizon before's (session 63); the pooled one's (format 27) are the mean of the
+    # fast one's and of its one-step ones; the mixture even (at one step the fast and slow ones alone)
+    assert torch.allclose(each[:, :, 1], plain, rtol=1e-12, atol=1e-300)
+    assert torch.allclose(each[:, 0, 0], plain[:, 0], rtol=1e-12, atol=1e-300)
+    fast = each[:, :, 0]
+    expected = (fast + plain + (fast + fast[:, :1]) / 2) / 3
+    expected[:, 0] = plain[:, 0]
+    assert torch.allclose(hybrid.served_weights(rows), expected, rtol=1e-12, atol=1e-300)
     continue_from(loaded, 40, 20)
     rows = hybrid.rows_at(loaded.store.tensors, torch.tensor([0, 1, 2]))
     assert bool((rows["c_meta_count"] > 0).all())  # the mixture scores the combiners from the next values on

@@ -24,9 +24,20 @@ from tbptt_online.scoring import STAT
 from tbptt_online.series_store import SeriesStore
 
 # A season detection of many rows (every series of a batch that started together reaches a detection step
-# at the same tick) runs in parts of DETECT_PART_ROWS to 2 * DETECT_PART_ROWS - 1 rows, whatever the number
-# of torch threads (``detect_in_parts``)
+# at the same tick) runs in parts of at least DETECT_PART_ROWS rows and DETECT_PART_VALUES values read, whatever
+# the number of torch threads (``detection_parts``, ``detect_in_parts``)
 DETECT_PART_ROWS = 2048
+DETECT_PART_VALUES = 2**18
+
+
+def detection_parts(rows: int, values: int) -> int:
+    """How many parts a detection of ``rows`` rows reads ``values`` values of each in (1: one call): as
+    many as keep DETECT_PART_ROWS rows and DETECT_PART_VALUES values in each. Measured at 10,000 noise
+    series, 9,992 of one age (one thread, a captured detection alternated in one process, minima of 5;
+    whole, 2 parts, 4 parts): at step 54 79, 76, 101 ms of CPU; at 96 163, 153, 148; at 144 237, 245, 201;
+    at 192 282, 279, 228; at 288 520, 504, 366, and 8 parts 444 at 288. Parts of a few thousand rows keep
+    their arrays in the caches; each part repeats a detection's some 2,000 small operations (about 8 ms)."""
+    return max(1, min(rows // DETECT_PART_ROWS, rows * values // DETECT_PART_VALUES))
 
 
 def detect_in_parts(
@@ -35,18 +46,16 @@ def detect_in_parts(
     idx: torch.Tensor,
     steps: torch.Tensor,
     max_season: int,
+    count: int,
 ) -> None:
-    """``hybrid.detect`` of the rows ``idx`` [N] (N >= 2 * DETECT_PART_ROWS, all at one step) of ``rows``
-    in N // DETECT_PART_ROWS parts of consecutive indices, each part's rows copied (``experts.subset`` of
+    """``hybrid.detect`` of the rows ``idx`` [N] (all at one step) of ``rows`` in ``count`` parts of
+    consecutive indices (``detection_parts``), each part's rows copied (``experts.subset`` of
     ``experts_rows``, the experts' fields of ``rows``), detected and written back in place, with torch on
     one thread: in turn on this thread where torch has one, on ``one_thread``'s pool where it has several.
     A detection's every operation is row by row (a row's seasons and tables depend on its own values
-    alone), so a part's rows get the bits of one call of all rows (checked at 9,992 rows in 2, 4, 5 and
-    8 parts: every field equal), and the parts are the same calls on any number of threads. Measured at
-    10,000 noise series, step 288 (one thread, alternated, minima): 527 ms of CPU in one call, 370 in 4
-    parts (a part's arrays stay in the caches); and in one call on two threads each of its some 2,000
-    operations made torch's two threads meet at its end."""
-    count = len(idx) // DETECT_PART_ROWS
+    alone), so a part's rows get the bits of one call of all rows (checked at 9,992 rows at step 288 in 2,
+    4, 5 and 8 parts: every field equal), and the parts are the same calls on any number of threads. In
+    one call on two threads each of a detection's operations made torch's two threads meet at its end."""
     cuts = [len(idx) * i // count for i in range(count + 1)]
 
     def run(chunks) -> None:
@@ -128,8 +137,10 @@ class HybridTick:
         for at in torch.unique(steps[due]).tolist():
             which = due & (steps == at)
             idx = which.nonzero().squeeze(1)
-            if cfg.season_length == "auto" and len(idx) >= 2 * DETECT_PART_ROWS:  # many series of one age
-                detect_in_parts(rows, experts_rows, idx, steps, cfg.season_table_size)
+            ring = rows["x_raw"]  # [C, R, d]: a detection reads min(step, R) values of each feature
+            parts = detection_parts(len(idx), min(at, ring.shape[1]) * ring.shape[2])
+            if cfg.season_length == "auto" and parts > 1:  # many series of one age
+                detect_in_parts(rows, experts_rows, idx, steps, cfg.season_table_size, parts)
                 continue
             whole = len(idx) == len(steps)  # every row (many series of one age): the rows themselves, no copies
             part = rows if whole else experts.subset(experts_rows, idx)

@@ -47,6 +47,7 @@ def test_a_detection_of_many_rows_in_parts_gives_one_calls_bits_on_one_thread_an
     # before. Every field, the weights and the results are the bits of one call of all 258 (the code before
     # the parts), and some rows' seasons change at that tick
     monkeypatch.setattr(hybrid_tick, "DETECT_PART_ROWS", 40)
+    monkeypatch.setattr(hybrid_tick, "DETECT_PART_VALUES", 1)  # (parts by rows alone here)
     feed = ticks(48)
     torch_threads(1)
     f = Forecaster(ForecasterConfig())
@@ -83,3 +84,15 @@ def test_a_detection_of_many_rows_in_parts_gives_one_calls_bits_on_one_thread_an
     for way in ("parts, 1 thread", "parts, 2 threads"):
         assert_identical(outcomes[way][0], outcomes["one call"][0], way)
         assert_identical(outcomes[way][1], outcomes["one call"][1], way)
+
+
+def test_a_detection_goes_in_parts_of_enough_rows_and_values_whatever_the_threads(torch_threads):
+    # parts of at least DETECT_PART_ROWS = 2,048 rows and DETECT_PART_VALUES = 2**18 values read (rows times
+    # values a row): 9,992 noise series at step 288 in 4, at step 54 in 2 (539,568 values), at 20 in one call
+    for threads in (1, 2):
+        torch_threads(threads)
+        assert hybrid_tick.detection_parts(9_992, 288) == 4
+        assert hybrid_tick.detection_parts(9_992, 54) == 2
+        assert hybrid_tick.detection_parts(9_992, 20) == 1
+        assert hybrid_tick.detection_parts(4_095, 1_000) == 1
+        assert hybrid_tick.detection_parts(4_096, 64) == 1 and hybrid_tick.detection_parts(4_096, 128) == 2

@@ -87,12 +87,12 @@ def test_a_detection_of_many_rows_in_parts_gives_one_calls_bits_on_one_thread_an
 
 
 def test_a_detection_goes_in_parts_of_enough_rows_and_values_whatever_the_threads(torch_threads):
-    # parts of at least DETECT_PART_ROWS = 2,048 rows and DETECT_PART_VALUES = 2**18 values read (rows times
-    # values a row): 9,992 noise series at step 288 in 4, at step 54 in 2 (539,568 values), at 20 in one call
+    # parts of at least DETECT_PART_ROWS = 2,048 rows and DETECT_PART_VALUES = 2**19 values read (rows times
+    # values a row): 9,992 noise series at step 288 in 4, at 192 in 3, at 120 in 2 (1,199,040 values), at 96
+    # (959,232) in one call
     for threads in (1, 2):
         torch_threads(threads)
-        assert hybrid_tick.detection_parts(9_992, 288) == 4
-        assert hybrid_tick.detection_parts(9_992, 54) == 2
-        assert hybrid_tick.detection_parts(9_992, 20) == 1
-        assert hybrid_tick.detection_parts(4_095, 1_000) == 1
-        assert hybrid_tick.detection_parts(4_096, 64) == 1 and hybrid_tick.detection_parts(4_096, 128) == 2
+        parts = [hybrid_tick.detection_parts(9_992, n) for n in (288, 192, 144, 120, 104, 96, 54)]
+        assert parts == [4, 3, 2, 2, 1, 1, 1]
+        assert hybrid_tick.detection_parts(4_095, 10_000) == 1
+        assert hybrid_tick.detection_parts(4_096, 128) == 1 and hybrid_tick.detection_parts(4_096, 256) == 2

@@ -34,7 +34,7 @@ def detection_parts(rows: int, values: int) -> int:
     """How many parts a detection of ``rows`` rows reads ``values`` values of each in (1: one call): as
     many as keep DETECT_PART_ROWS rows and DETECT_PART_VALUES values in each (9,992 rows: one call up to
     step 104, 2 parts at 120 and 144, 3 at 192, 4 from 288 on). Parts of a few thousand rows keep their
-    arrays in the caches; each part repeats a detection's some 2,000 small operations. Measured at 10,000
+    arrays in the caches; each part repeats a detection's some 3,000 torch operations. Measured at 10,000
     noise series, 9,992 of one age, on one thread: a captured detection alternated in one process (CPU
     minima of 5; one call, 2 parts, 4 parts) at step 96 163, 153, 148 ms; at 144 237, 245, 201; at 192 282,
     279, 228; at 288 520, 504, 366 (8 parts 444); whole ticks on copies of one forecaster (CPU minima of 10,

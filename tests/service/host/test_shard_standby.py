@@ -311,9 +311,15 @@ def test_an_owner_whose_connection_was_lost_still_learns_of_a_takeover(tmp_path,
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         deadline = time.monotonic() + 20 * shard.EPOCH_CHECK_S  # it mends: restarts in place, a new epoch
-        while not (owner.incarnations == 2 and owner.ready()) and time.monotonic() < deadline:
+        while not (owner.incarnations >= 2 and owner.ready()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert owner.incarnations == 2 and owner.ready() and count(owner, "s") == 1
+        # Each restart in place has its reason, the first the terminated connection. A second one is the design
+        # too (test_cluster's, seen in CI, session 62): the new connection broken in turn by a statement past its
+        # deadline on a loaded machine; the observation still counts once.
+        restarts = [step for step, _ in owner.startup.marks if step.startswith("restart in place")]
+        assert owner.incarnations >= 2 and len(restarts) == owner.incarnations - 1, (owner.incarnations, restarts)
+        assert "connection" in restarts[0], restarts
+        assert owner.ready() and count(owner, "s") == 1
         with PostgresLog(postgres_url, stream="shard-0"):  # then another incarnation takes the stream
             assert role_after_epoch_checks(owner) == "standby"  # no stale read
     finally:

@@ -30,6 +30,7 @@ from .conftest import SMALL_MODEL, require_postgres
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # as test_cluster: read when Ray is first imported
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+os.environ.setdefault("RAY_worker_niceness", "0")  # the shard actors at the tests' priority (test_cluster says why)
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 from ray.cluster_utils import Cluster  # noqa: E402
 

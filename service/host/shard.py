@@ -102,6 +102,7 @@ class ShardHost:
         self._answer_bytes_total = 0
         self._mending: threading.Thread | None = None
         self._mending_lock = threading.Lock()
+        self._retiring: list[threading.Thread] = []  # each closes an app that stepped down; close() waits for them
         self._closing = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"shard-{index}-loop", daemon=True)
@@ -169,13 +170,18 @@ class ShardHost:
         """An owner whose stream a newer epoch owns: close its app (on a thread: ``handle`` returns
         now) and become a standby."""
         with self._answers_lock:
-            if self._serving is not superseded:
+            if self._serving is not superseded or self._closing.is_set():  # closing: close() closes it
                 return
             self._serving = None
             self.role = "standby"
             self._down = f"a standby: {superseded.log_superseded}"
+            # Started here, under the lock close() takes before it stops the loop, and joined there: a close
+            # that came first stopped the loop under this thread (RuntimeError 'Event loop is closed' in the
+            # thread, the app never closed: a fault test's teardown on a loaded machine, session 63).
+            retiring = threading.Thread(target=self._run, args=(superseded.close(),), daemon=True)
+            self._retiring = [*(t for t in self._retiring if t.is_alive()), retiring]
+            retiring.start()
         logger.warning("shard %d: stepping down to standby (%s)", self.index, superseded.log_superseded)
-        threading.Thread(target=self._run, args=(superseded.close(),), daemon=True).start()
 
     @property
     def app(self) -> Any:
@@ -208,8 +214,8 @@ class ShardHost:
         """Start the background mending (once at a time): wait for the log's database when ``broken``
         is the app whose log broke, restart in place, and retry recovery until it succeeds."""
         with self._mending_lock:
-            if self._mending is not None and self._mending.is_alive():
-                return
+            if self._closing.is_set() or (self._mending is not None and self._mending.is_alive()):
+                return  # (closing: no mending starts once close() has joined the last one)
             if broken is not None and self._serving is not broken:  # a call that ran on an app already retired
                 return
             if broken is not None:
@@ -364,9 +370,12 @@ class ShardHost:
         """Stop the mending, drain and stop the app (the final checkpoint), then the loop. Idempotent."""
         if self._loop.is_closed():
             return
-        self._closing.set()
+        with self._answers_lock, self._mending_lock:  # from here on no step-down nor mending starts
+            self._closing.set()
         if self._mending is not None:
             self._mending.join()
+        for retiring in self._retiring:  # apps that stepped down, closed before the loop stops
+            retiring.join()
         try:
             if self._serving is not None:
                 self._run(self._serving.close())

@@ -272,6 +272,38 @@ def test_an_owner_that_writes_nothing_steps_down_within_a_second_or_two_of_a_tak
         owner.close()
 
 
+def test_a_shard_closed_just_after_it_stepped_down_closes_the_app_it_retired(
+    tmp_path, postgres_url, monkeypatch
+) -> None:
+    # Fix (session 63, a teardown of the test above on a loaded machine): the step-down closed the retired app on
+    # a thread of its own, which close() did not wait for: a close that came first stopped the loop under it
+    # ("RuntimeError: Event loop is closed" in that thread, the app's close never run). Here the retired app's
+    # close takes 0.5 s and the shard closes as soon as it is a standby: that close has run, to its end.
+    from tbptt_service.storage.postgres_log import PostgresLog
+
+    owner = ShardHost(0, 1, settings(tmp_path, postgres_url))
+    retired: list[str] = []
+    try:
+        assert [a.status for a in owner.handle("k0", [observe("s", 0)])] == [200]
+        app = owner._serving
+        assert app is not None
+        real_close = app.close
+
+        async def slow_close() -> None:
+            retired.append("closing")
+            await asyncio.sleep(0.5)
+            await real_close()
+            retired.append("closed")
+
+        monkeypatch.setattr(app, "close", slow_close)
+        with PostgresLog(postgres_url, stream="shard-0"):  # another incarnation takes the stream's epoch
+            assert role_after_epoch_checks(owner) == "standby"
+            owner.close()
+        assert retired == ["closing", "closed"]
+    finally:
+        owner.close()
+
+
 def test_the_answers_bytes_are_counted_once_when_a_forgotten_key_is_run_again(
     tmp_path, postgres_url, monkeypatch
 ) -> None:

@@ -348,22 +348,8 @@ def fast_by_hand(loss: list[list[float]], count: list[float], allowed: list[bool
 def ewa_by_hand(loss: list[float], count: float, allowed: list[bool], eta: float, horizon: int) -> list[float]:
     """``ewa``'s rule at ``horizon`` (1-based) without a neighbour (the slow combiner's, the mixture's, ``weights``)
     in plain Python in its order of operations (a member not allowed: its logit -inf, its weight 0): what the kernel
-    must equal to the last bit. The largest logit is the best loss's (factor <= 0); the sum is four partial sums
-    (i mod 4); each weight is multiplied by the sum's inverse."""
-    best = math.inf
-    for value, ok in zip(loss, allowed, strict=True):
-        if ok and value < best:
-            best = value
-    evidence = math.sqrt(count / (EVIDENCE * math.sqrt(float(horizon))))
-    factor = -eta * evidence / max(best, 1e-12 * max(count, 1e-12)) if count > 0 else 0.0
-    top = best * factor
-    assert top == max(value * factor for value, ok in zip(loss, allowed, strict=True) if ok)
-    raw = [exp_by_hand(value * factor - top) if ok else 0.0 for value, ok in zip(loss, allowed, strict=True)]
-    sums = [0.0] * 4
-    for i, r in enumerate(raw):
-        sums[i % 4] += r
-    inverse = 1.0 / ((sums[0] + sums[1]) + (sums[2] + sums[3]))
-    return [r * inverse for r in raw]
+    must equal to the last bit (``logits_by_hand``, then ``weights_by_hand``)."""
+    return weights_by_hand(logits_by_hand(loss, count, allowed, eta, horizon))
 
 
 def random_losses(rng: random.Random, shape: tuple[int, ...]) -> torch.Tensor:

@@ -413,7 +413,7 @@ def detect_seasons(
     threshold = torch.clamp(z_peak(top - min_length + 1, false_rate) * null_sd[:m], min=R_FLOOR)  # [m]
     live = (found.ok & (r[:, min_length : top + 1] > threshold[min_length : top + 1]).any(dim=1)).nonzero().squeeze(1)
     filled = fill_gaps(values[live])  # [L, n]
-    sparse = _sparse_changes(filled)  # [L]
+    sparse = sparse_changes(filled)  # [L]
     if bool(sparse.any()):  # their null is not the normal one: an exact test by shuffles (few rows)
         held = _above_shuffles(filled[sparse], r[live[sparse]], threshold, min_length, top, false_rate)
         live = torch.cat([live[~sparse], live[sparse][held]]).sort().values
@@ -422,7 +422,7 @@ def detect_seasons(
     return out
 
 
-def _sparse_changes(values: torch.Tensor) -> torch.Tensor:
+def sparse_changes(values: torch.Tensor) -> torch.Tensor:
     """``[R]`` bool: more than half of the changes of the row of ``values`` [R, n] (finite) are equal
     (their median absolute deviation is 0): a count that is mostly 0, a counter that mostly stands still."""
     d = values.diff(dim=1)  # [R, n - 1]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from tbptt_online.compiled import compiled, inlined, over_rows
-from tbptt_online.season import _sparse_changes, winsor_centred, z_one_sided
+from tbptt_online.season import sparse_changes, winsor_centred, z_one_sided
 
 MIN_LAG = 4  # shorter lags: a smooth series' changes repeat at lag 2 or 3 without any season
 GAIN = 0.7  # the seasonal naive of the changes must cut their mean's error by 30 %...
@@ -60,7 +60,7 @@ CLOCK_FALSE_RATE = 0.05  # ...and be significant at 5 %, over the clock lags tes
 # now 0.9125; usaccdeaths: ratio 0.35, z 2.31, against the cycles' means 1.83). The ratio is what keeps seasonless
 # rows out: given a clock season at 2 cycles at any young detection to 576 values (2,000 each) white noise 0.05 ->
 # 0.10 %, random walks 0.35 -> 0.40 %, integrated AR(1) of 0.5 0.75 -> 0.80 %, of 0.8 1.80 % as before, of 0.95
-# 1.70 -> 1.80 %. Not for a row whose changes are mostly equal (``season._sparse_changes``: a count mostly 0): its
+# 1.70 -> 1.80 %. Not for a row whose changes are mostly equal (``season.sparse_changes``: a count mostly 0): its
 # paired errors are a few events' and its lags stay one family at FALSE_RATE (events of rate 0.05 given a season
 # at some young detection to 144 values: 0.05 % before, 2.40 % with the clock family's 5 %, 0.05 % with this)
 VALUE_GAIN = 0.6  # the seasonal naive of the values must cut a straight line's error by 40 %
@@ -111,7 +111,7 @@ def young_seasons(values: torch.Tensor, longest: int) -> torch.Tensor:
         rates = [FALSE_RATE] * len(three) + [CLOCK_FALSE_RATE] * len(two)
         # a row whose changes are mostly equal (a count mostly 0) has paired errors made by a few events, far
         # from the normal tail the paired tests assume: all its lags stay one family at FALSE_RATE, as before
-        sparse = _sparse_changes(rows) if two else None  # [S] bool
+        sparse = sparse_changes(rows) if two else None  # [S] bool
         if sparse is None or not bool(sparse.any()):
             out[smooth] = smooth_seasons(rows, three + two, gains, families, rates)
         else:  # (few rows: the counts among a detection's)

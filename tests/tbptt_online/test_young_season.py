@@ -129,14 +129,20 @@ def test_a_daily_series_gets_its_weekly_season_at_two_cycles():
     assert 7 in CLOCK_LAGS
 
 
+def seasonless_rows(count: int, n: int, phi: float, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """[count, n] each: white noise, a random walk, an AR(1) of ``phi`` and its integration (drawn in this order:
+    the walk's unit steps, which drive the AR(1) too, then the white noise)."""
+    e = torch.randn(count, n, generator=g, dtype=f64)
+    ar = torch.zeros_like(e)
+    for i in range(1, n):
+        ar[:, i] = phi * ar[:, i - 1] + e[:, i]
+    return torch.randn(count, n, generator=g, dtype=f64), e.cumsum(dim=1), ar, ar.cumsum(dim=1)
+
+
 def test_noise_walks_and_ar_rows_get_no_weekly_season_at_two_cycles():
     g = torch.Generator().manual_seed(56)
     for n in (16, 18, 20):
-        e = torch.randn(2000, n, generator=g, dtype=f64)
-        ar = torch.zeros_like(e)
-        for i in range(1, n):
-            ar[:, i] = 0.7 * ar[:, i - 1] + e[:, i]
-        for rows in (torch.randn(2000, n, generator=g, dtype=f64), e.cumsum(dim=1), ar, ar.cumsum(dim=1)):
+        for rows in seasonless_rows(2000, n, 0.7, g):
             assert (young_seasons(rows, 336) == 7).double().mean().item() <= 0.005, n
 
 
@@ -203,11 +209,7 @@ def test_seasonless_rows_get_no_clock_season_at_two_cycles_with_its_own_false_ra
     # random walks 0.10 %, an integrated AR(1) of 0.5 0.38 % at 24, 0.25 % before)
     g = torch.Generator().manual_seed(65)
     for n in (24, 30):
-        e = torch.randn(4000, n, generator=g, dtype=f64)
-        ar = torch.zeros_like(e)
-        for i in range(1, n):
-            ar[:, i] = 0.5 * ar[:, i - 1] + e[:, i]
-        for rows in (torch.randn(4000, n, generator=g, dtype=f64), e.cumsum(dim=1), ar, ar.cumsum(dim=1)):
+        for rows in seasonless_rows(4000, n, 0.5, g):
             assert (young_seasons(rows, 336) == 12).double().mean().item() <= 0.005, n
 
 
@@ -243,11 +245,7 @@ def test_seasonless_rows_get_no_clock_season_between_four_and_six_cycles():
     # at 54 to 72 values, and no row was given 12 (none of 2,000 a kind, 13 looks from 30 to 288 values, differed)
     g = torch.Generator().manual_seed(67)
     for n in (54, 60, 66, 72):
-        e = torch.randn(2000, n, generator=g, dtype=f64)
-        ar = torch.zeros_like(e)
-        for i in range(1, n):
-            ar[:, i] = 0.9 * ar[:, i - 1] + e[:, i]
-        for rows in (torch.randn(2000, n, generator=g, dtype=f64), e.cumsum(dim=1), ar, ar.cumsum(dim=1)):
+        for rows in seasonless_rows(2000, n, 0.9, g):
             assert (young_seasons(rows, 336) == 12).double().mean().item() <= 0.0025, n
 
 
